@@ -1,0 +1,32 @@
+# chainsleuth: `make demo`, `make test`, `make bench` set themselves up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/chainsleuth demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check chainsleuth tests bench
+	$(BIN)/ruff format --check chainsleuth tests bench
+	$(BIN)/mypy chainsleuth
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) demo-output chainsleuth-data

@@ -1,0 +1,2 @@
+"""chainsleuth: open-source Bitcoin forensics."""
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The small core every stage may import: script types, networks, errors."""

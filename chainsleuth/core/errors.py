@@ -1,0 +1,29 @@
+"""Errors that the CLI turns into one clear message (file, byte offset, field), never a traceback."""
+
+from __future__ import annotations
+
+
+class ChainsleuthError(Exception):
+    """Base of every error meant for the user."""
+
+
+class InputError(ChainsleuthError):
+    """Bad input data: names where it is and what is wrong."""
+
+    def __init__(self, message: str, *, path: str | None = None, offset: int | None = None,
+                 field: str | None = None) -> None:
+        self.path = path
+        self.offset = offset
+        self.field = field
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if offset is not None:
+            where.append(f"byte offset {offset}")
+        if field is not None:
+            where.append(f"field {field}")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+class StoreError(ChainsleuthError):
+    """The store is missing, from another network, or fails verification."""

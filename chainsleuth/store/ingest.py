@@ -1,0 +1,264 @@
+"""Ingest the chain from a source into the store: first run everything, later runs what is new.
+
+Two sources: a Bitcoin Core `blocks/` directory (`ingest_blocks_dir`) and Bitcoin Core's
+JSON-RPC (`ingest_rpc`). Both find where the stored chain and the source's best chain fork,
+roll the store back to that point if they differ (a reorg), then append the source's blocks in
+batches, committing after each batch so an interrupted run resumes where it stopped.
+
+Reading and parsing the next batch runs in a background thread while the current batch is linked
+and written (numba kernels and parquet compression release the GIL), so ingest uses both cores.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from chainsleuth.core.errors import ChainsleuthError, InputError, StoreError
+from chainsleuth.parse.blocks import ParsedBatch, parse_blocks
+from chainsleuth.sources import blkfiles
+from chainsleuth.store import layout
+from chainsleuth.store.writer import BatchResult, StoreWriter
+
+DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did."""
+
+    network: str
+    n_blocks: int = 0
+    n_txs: int = 0
+    n_inputs: int = 0
+    n_outputs: int = 0
+    n_new_addresses: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+    tip_height: int = -1
+    tip_hash: str = ""
+    rolled_back: int = 0  # blocks removed by a reorg
+    fork_height: int | None = None
+    stale_blocks: list[str] = field(default_factory=list)  # seen in the source, not on its chain
+
+    def add(self, result: BatchResult) -> None:
+        self.n_blocks += result.n_blocks
+        self.n_txs += result.n_txs
+        self.n_inputs += result.n_inputs
+        self.n_outputs += result.n_outputs
+        self.n_new_addresses += result.n_new_addresses
+        self.bytes_read += result.bytes_in
+
+
+ProgressCallback = Callable[[IngestReport, int], None]  # (report so far, blocks to go in total)
+
+
+def _stored_hashes(writer: StoreWriter) -> np.ndarray:
+    return layout.open_array(writer.data_dir, "block_hash", writer.counts["blocks"])
+
+
+def _batches(sizes: Sequence[int], batch_bytes: int) -> Iterator[tuple[int, int]]:
+    start, total = 0, 0
+    for i, size in enumerate(sizes):
+        total += size
+        if total >= batch_bytes:
+            yield start, i + 1
+            start, total = i + 1, 0
+    if start < len(sizes):
+        yield start, len(sizes)
+
+
+def _run(
+    writer: StoreWriter,
+    report: IngestReport,
+    first_height: int,
+    jobs: list[Callable[[], tuple[ParsedBatch, list[str]]]],
+    total_blocks: int,
+    source: str,
+    progress: ProgressCallback | None,
+) -> None:
+    """Parse batches ahead in a thread; link, write and commit them in order."""
+    started = time.perf_counter()
+    height = first_height
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(jobs[0]) if jobs else None
+        for k in range(len(jobs)):
+            assert pending is not None
+            batch, where = pending.result()
+            pending = pool.submit(jobs[k + 1]) if k + 1 < len(jobs) else None
+            expected_prev = (
+                bytes(_stored_hashes(writer)[-1]) if writer.counts["blocks"] else bytes(32)
+            )
+            if bytes(batch.block_prev_hash[0]) != expected_prev:
+                raise InputError(
+                    "block does not extend the stored chain (its previous-block hash is "
+                    f"{bytes(batch.block_prev_hash[0][::-1]).hex()})",
+                    path=where[0],
+                    offset=4,
+                    field="prev block hash",
+                )
+            links = (batch.block_prev_hash[1:] == batch.block_hash[:-1]).all(axis=1)
+            if not links.all():
+                b = int(np.flatnonzero(~links)[0]) + 1
+                raise InputError(
+                    "block does not link to the block before it",
+                    path=where[b],
+                    offset=4,
+                    field="prev block hash",
+                )
+            report.add(writer.append(batch, height, where))
+            height += batch.n_blocks
+            report.seconds = time.perf_counter() - started
+            writer.commit(
+                {
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "source": source,
+                    "blocks": report.n_blocks,
+                    "txs": report.n_txs,
+                    "seconds": round(report.seconds, 3),
+                }
+            )
+            if progress is not None:
+                progress(report, total_blocks)
+    report.seconds = time.perf_counter() - started
+
+
+def ingest_blocks_dir(
+    blocks_dir: Path,
+    data_dir: Path,
+    network: str = "auto",
+    *,
+    progress: ProgressCallback | None = None,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+) -> IngestReport:
+    """Ingest the most-work chain of a Bitcoin Core blocks directory (no node needed).
+
+    Example: `ingest_blocks_dir(Path("~/.bitcoin/blocks").expanduser(), Path("data"))`.
+    """
+    blocks_dir = Path(blocks_dir)
+    scan = blkfiles.scan_blocks_dir(blocks_dir, network)
+    selection = blkfiles.best_chain(scan.records, scan.network)
+    chain = selection.chain
+    writer = StoreWriter.open(Path(data_dir), scan.network.name)
+    report = IngestReport(network=scan.network.name)
+    report.stale_blocks = [r.hash_hex for r in selection.stale]
+    try:
+        stored = _stored_hashes(writer)
+        common = -1
+        for h in range(min(stored.shape[0], len(chain)) - 1, -1, -1):
+            if bytes(stored[h]) == chain[h].hash:
+                common = h
+                break
+        if common < stored.shape[0] - 1:
+            stored_work_unknown = len(chain) - 1 < stored.shape[0] - 1
+            if stored_work_unknown and not any(r.hash == bytes(stored[-1]) for r in scan.records):
+                raise StoreError(
+                    f"the store's tip (height {stored.shape[0] - 1}) is not in {blocks_dir} and "
+                    f"that directory's chain is shorter (height {len(chain) - 1}); refusing to "
+                    "roll back. Is this the right blocks directory?"
+                )
+            report.fork_height = common
+            report.rolled_back = writer.rollback(common)
+        todo = chain[common + 1 :]
+
+        def job(lo: int, hi: int) -> Callable[[], tuple[ParsedBatch, list[str]]]:
+            def run() -> tuple[ParsedBatch, list[str]]:
+                records = todo[lo:hi]
+                raw = list(blkfiles.read_blocks(blocks_dir, records, scan.xor_key))
+                where = [f"{blocks_dir / f'blk{r.file_number:05d}.dat'}" for r in records]
+                try:
+                    batch = parse_blocks(raw, where=where)
+                except InputError as e:
+                    # Name the position in the blk file, not in the batch.
+                    b = where.index(str(e.path)) if e.path in where else 0
+                    offset = records[b].offset + (e.offset or 0)
+                    raise InputError(
+                        _message_of(e),
+                        path=e.path,
+                        offset=offset,
+                        field=e.field,
+                    ) from None
+                return batch, where
+
+            return run
+
+        spans = list(_batches([r.length for r in todo], batch_bytes))
+        jobs = [job(lo, hi) for lo, hi in spans]
+        _run(writer, report, common + 1, jobs, len(todo), f"blocks-dir {blocks_dir}", progress)
+        writer.close()
+    except ChainsleuthError:
+        raise
+    tip = writer.tip
+    if tip is not None:
+        report.tip_height, report.tip_hash = tip["height"], tip["hash"]
+    return report
+
+
+def _message_of(error: InputError) -> str:
+    """The bare message of an InputError (without its location prefix)."""
+    return error.args[0].split(": ", 1)[1] if ": " in error.args[0] else error.args[0]
+
+
+def ingest_rpc(
+    source: object,
+    data_dir: Path,
+    *,
+    progress: ProgressCallback | None = None,
+    batch_blocks: int = 64,
+    stop_height: int | None = None,
+) -> IngestReport:
+    """Ingest from Bitcoin Core's JSON-RPC (`chainsleuth.sources.rpc.RpcSource`), reorg-safe.
+
+    Walks back from the stored tip until the node's block hash at a height equals the stored
+    one; everything above that fork point is rolled back and re-ingested from the node.
+    """
+    from chainsleuth.sources.rpc import RpcSource
+
+    assert isinstance(source, RpcSource)
+    info = source.chain_info()
+    writer = StoreWriter.open(Path(data_dir), info.chain)
+    report = IngestReport(network=writer.network.name)
+    target = info.blocks if stop_height is None else min(stop_height, info.blocks)
+    stored = _stored_hashes(writer)
+    h = min(stored.shape[0] - 1, info.blocks)
+    while h >= 0:
+        lo = max(0, h - 15)
+        node = source.block_hashes(list(range(lo, h + 1)))
+        mine = [bytes(stored[k][::-1]).hex() for k in range(lo, h + 1)]
+        same = [a == b for a, b in zip(node, mine, strict=True)]
+        if all(same):
+            break
+        if any(same):
+            h = lo + max(i for i, s in enumerate(same) if s)
+            # everything between h and the first mismatch above it must also agree
+            if all(same[: h - lo + 1]):
+                break
+        h = lo - 1
+    if h < stored.shape[0] - 1:
+        report.fork_height = h
+        report.rolled_back = writer.rollback(h)
+    first = h + 1
+    url = source.url
+
+    def job(lo: int, hi: int) -> Callable[[], tuple[ParsedBatch, list[str]]]:
+        def run() -> tuple[ParsedBatch, list[str]]:
+            heights = list(range(lo, hi))
+            hashes = source.block_hashes(heights)
+            raw = source.raw_blocks(hashes)
+            where = [f"{url} getblock {bh} (height {k})" for k, bh in zip(heights, hashes, strict=True)]
+            return parse_blocks(raw, where=where), where
+
+        return run
+
+    jobs = [job(lo, min(lo + batch_blocks, target + 1)) for lo in range(first, target + 1, batch_blocks)]
+    _run(writer, report, first, jobs, target + 1 - first, f"rpc {url}", progress)
+    writer.close()
+    tip = writer.tip
+    if tip is not None:
+        report.tip_height, report.tip_hash = tip["height"], tip["hash"]
+    return report

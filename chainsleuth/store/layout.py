@@ -1,0 +1,133 @@
+"""The on-disk layout of a chainsleuth store, and its single commit point, the manifest.
+
+    DATA/
+      manifest.json            what is visible: counts, tip, every parquet file (with sha256)
+      tables/<table>/height_range=<lo>-<hi>/g<generation>-<part>.parquet
+      arrays/<name>.bin        memory-mapped graph arrays (raw little-endian, fixed-width rows)
+      index/                   derived, rebuildable indexes (outpoint and address hash tables)
+
+Every later stage reads the store through this layout (parquet files, arrays, manifest).
+
+Atomicity: an ingest writes new parquet files and appends to the arrays, then replaces
+manifest.json in one `os.replace`. Readers see only files the manifest lists and only the first
+`count` rows of each array, so a crash at any moment leaves the previous state readable; the next
+run deletes unlisted files and truncates the arrays (see `StoreWriter.open`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+TABLES = ("blocks", "txs", "inputs", "outputs")
+HEIGHT_RANGE = 10_000  # blocks per hive partition (height_range=0000000000-0000009999)
+NONE32 = np.uint32(0xFFFFFFFF)  # "no id" in uint32 id arrays (unspent output, no address)
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One memory-mapped array: dtype and row width; its row count comes from `counts`."""
+
+    dtype: str
+    width: int  # values per row (32 for hashes)
+    count: str  # which entry of manifest["counts"] gives its number of rows
+    doc: str
+
+
+# Bytes per item are written down here because they decide what fits at mainnet scale.
+ARRAYS: dict[str, ArraySpec] = {
+    "block_hash": ArraySpec("u1", 32, "blocks", "block hash, internal byte order (32 B/block)"),
+    "block_time": ArraySpec("<i8", 1, "blocks", "header time, unix seconds (8 B/block)"),
+    "block_first_tx": ArraySpec("<i8", 1, "blocks", "id of the block's first tx (8 B/block)"),
+    "block_first_address": ArraySpec(
+        "<i8", 1, "blocks", "address count before the block: rollback point (8 B/block)"
+    ),
+    "tx_txid": ArraySpec("u1", 32, "txs", "txid, internal byte order (32 B/tx)"),
+    "tx_first_output": ArraySpec("<i8", 1, "txs", "id of the tx's first output (8 B/tx)"),
+    "tx_first_input": ArraySpec("<i8", 1, "txs", "id of the tx's first input (8 B/tx)"),
+    "tx_height": ArraySpec("<i4", 1, "txs", "block height (4 B/tx)"),
+    "output_value": ArraySpec("<i8", 1, "outputs", "satoshis (8 B/output)"),
+    "output_address": ArraySpec("<u4", 1, "outputs", "address id, 0xFFFFFFFF none (4 B/output)"),
+    "output_spent_by_tx": ArraySpec(
+        "<u4", 1, "outputs", "spending tx id, 0xFFFFFFFF unspent (4 B/output)"
+    ),
+    "input_spent_output": ArraySpec(
+        "<i8", 1, "inputs", "output id the input spends, -1 coinbase (8 B/input)"
+    ),
+    "address_key": ArraySpec("u1", 43, "addresses", "kind, length, 41-byte payload (43 B/addr)"),
+}
+
+
+def partition_dir(table: str, height: int) -> str:
+    lo = (height // HEIGHT_RANGE) * HEIGHT_RANGE
+    return f"tables/{table}/height_range={lo:010d}-{lo + HEIGHT_RANGE - 1:010d}"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so that readers see the old or the new content, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def empty_manifest(network: str) -> dict[str, Any]:
+    return {
+        "format": FORMAT_VERSION,
+        "generation": 0,
+        "epoch": 0,  # incremented by every rollback; derived indexes of another epoch are rebuilt
+        "network": network,
+        "tip": None,
+        "counts": {"blocks": 0, "txs": 0, "inputs": 0, "outputs": 0, "addresses": 0},
+        "files": {t: [] for t in TABLES},
+        "ingests": [],
+    }
+
+
+def read_manifest(data_dir: Path) -> dict[str, Any] | None:
+    path = Path(data_dir) / "manifest.json"
+    if not path.exists():
+        return None
+    manifest: dict[str, Any] = json.loads(path.read_text())
+    return manifest
+
+
+def write_manifest(data_dir: Path, manifest: dict[str, Any]) -> None:
+    atomic_write_bytes(
+        Path(data_dir) / "manifest.json", json.dumps(manifest, indent=1).encode() + b"\n"
+    )
+
+
+def array_path(data_dir: Path, name: str) -> Path:
+    return Path(data_dir) / "arrays" / f"{name}.bin"
+
+
+def open_array(data_dir: Path, name: str, rows: int, writable: bool = False) -> np.ndarray:
+    """The first `rows` rows of an array, memory-mapped (a zero-length array when empty)."""
+    spec = ARRAYS[name]
+    shape: tuple[int, ...] = (rows,) if spec.width == 1 else (rows, spec.width)
+    if rows == 0:
+        return np.zeros(shape, spec.dtype)
+    return np.memmap(
+        array_path(data_dir, name), dtype=spec.dtype, mode="r+" if writable else "r", shape=shape
+    )

@@ -1,0 +1,196 @@
+"""Read a store: SQL views over its parquet files, and lookups over its memory-mapped arrays.
+
+`Store` is what notebook users, the CLI and later stages open. It never writes. The SQL views
+(`blocks`, `txs`, `outputs`, `inputs`, `addresses`) are a public interface: their documented
+columns keep their names. Only files listed in the manifest are read, so a reader never sees a
+half-finished ingest.
+
+Example::
+
+    store = Store.open(Path("chainsleuth-data"))
+    store.sql("SELECT count(*) FROM txs").to_pylist()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from chainsleuth.core.address import AddressError, decode_address
+from chainsleuth.core.errors import StoreError
+from chainsleuth.core.network import network_by_name
+from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES
+from chainsleuth.store import layout
+from chainsleuth.store.layout import ARRAYS, NONE32
+
+# The views. Columns named in the public contract come first; the rest are extras.
+VIEWS = {
+    "blocks": """
+        SELECT height, hash, prev_hash, time, tx_count, size, weight, stripped_size, version,
+               merkle_root, bits, nonce, fees, coinbase_value, bip34_height, first_tx_id
+        FROM blocks_raw""",
+    "txs": """
+        SELECT txid, block_height, block_time, n_inputs, n_outputs, fee, size, vsize, weight,
+               is_coinbase, is_segwit, signals_rbf, version, locktime, input_value,
+               output_value, base_size, index_in_block, tx_id, first_input_id, first_output_id
+        FROM txs_raw""",
+    "outputs": """
+        SELECT o.txid, o.vout, o.value, o.script_type, o.address, s.txid AS spent_by_txid,
+               s.vin AS spent_by_vin, s.block_height AS spent_height, o.block_height,
+               o.address_type, o.address_derived, o.multisig_m, o.multisig_n, o.script_pubkey,
+               o.output_id, o.tx_id, o.address_id
+        FROM outputs_raw o
+        LEFT JOIN (SELECT spent_output_id, txid, vin, block_height FROM inputs_raw
+                   WHERE spent_output_id IS NOT NULL) s
+          ON s.spent_output_id = o.output_id""",
+    "inputs": """
+        SELECT txid, vin, prev_txid, prev_vout, value, address, block_height, sequence,
+               is_coinbase, script_sig, witness, spent_output_id, input_id, tx_id, address_id
+        FROM inputs_raw""",
+    "addresses": """
+        SELECT address, any_value(address_type) AS script_type,
+               count(DISTINCT txid) AS n_txs,
+               sum(received)::BIGINT AS received, sum(sent)::BIGINT AS sent,
+               (sum(received) - sum(sent))::BIGINT AS balance,
+               min(block_height) AS first_seen_height, max(block_height) AS last_seen_height,
+               any_value(address_id) AS address_id
+        FROM (
+            SELECT address, address_type, txid, value AS received, 0 AS sent, block_height,
+                   address_id
+            FROM outputs_raw WHERE address IS NOT NULL
+            UNION ALL
+            SELECT address, NULL, txid, 0, value, block_height, address_id
+            FROM inputs_raw WHERE address IS NOT NULL
+        ) GROUP BY address""",
+}
+
+
+@dataclass(frozen=True)
+class AddressSummary:
+    address: str
+    script_type: str
+    address_id: int
+    received: int
+    sent: int
+    balance: int
+    n_txs: int
+    n_outputs: int
+    n_unspent: int
+    first_seen_height: int
+    last_seen_height: int
+
+
+class Store:
+    """A read-only view of a chainsleuth store at one manifest generation."""
+
+    def __init__(self, data_dir: Path, manifest: dict[str, Any]) -> None:
+        self.data_dir = Path(data_dir)
+        self.manifest = manifest
+        self.counts: dict[str, int] = manifest["counts"]
+        self.network = network_by_name(manifest["network"])
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @classmethod
+    def open(cls, data_dir: Path) -> Store:
+        manifest = layout.read_manifest(Path(data_dir))
+        if manifest is None:
+            raise StoreError(
+                f"no chainsleuth store at {data_dir} (run `chainsleuth ingest` first, or pass "
+                "--data / set CHAINSLEUTH_DATA)"
+            )
+        return cls(Path(data_dir), manifest)
+
+    @property
+    def tip(self) -> tuple[int, str] | None:
+        tip = self.manifest["tip"]
+        return None if tip is None else (int(tip["height"]), str(tip["hash"]))
+
+    # ------------------------------------------------------------------------- SQL
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with the store's views defined (read-only data)."""
+        if self._con is None:
+            con = duckdb.connect(":memory:")
+            for table in layout.TABLES:
+                files = [str(self.data_dir / f["path"]) for f in self.manifest["files"][table]]
+                if not files:
+                    raise StoreError(f"the store at {self.data_dir} is empty: run an ingest first")
+                listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+                con.execute(
+                    f"CREATE VIEW {table}_raw AS SELECT * FROM read_parquet([{listing}], "
+                    "hive_partitioning = false, union_by_name = true)"
+                )
+            for name, query in VIEWS.items():
+                con.execute(f"CREATE VIEW {name} AS {query}")
+            self._con = con
+        return self._con
+
+    def sql(self, query: str, params: list[Any] | None = None) -> pa.Table:
+        """Run a query over the views and return an Arrow table."""
+        return self.connection().sql(query, params=params).to_arrow_table()
+
+    # ------------------------------------------------------------------------ arrays
+    def array(self, name: str) -> np.ndarray:
+        """A committed graph array, memory-mapped read-only (see layout.ARRAYS for names)."""
+        return layout.open_array(self.data_dir, name, self.counts[ARRAYS[name].count])
+
+    def spent_by_tx(self) -> np.ndarray:
+        """Spending tx id per output (-1 unspent), ignoring marks of uncommitted writes."""
+        raw = np.asarray(self.array("output_spent_by_tx")).astype(np.int64)
+        raw[(raw == int(NONE32)) | (raw >= self.counts["txs"])] = -1
+        return raw
+
+    def tx_id_of(self, txid_hex: str) -> int | None:
+        txid = np.frombuffer(bytes.fromhex(txid_hex)[::-1], np.uint8)
+        matches = np.flatnonzero((np.asarray(self.array("tx_txid")) == txid).all(axis=1))
+        return int(matches[-1]) if matches.shape[0] else None
+
+    def address_id_of(self, address: str) -> int | None:
+        """Dense id of an address (exact key comparison over the address key array)."""
+        try:
+            kind, payload, networks = decode_address(address)
+        except AddressError:
+            raise
+        if self.network.name not in networks:
+            raise StoreError(f"{address} is not a {self.network.name} address")
+        key = np.zeros(ARRAYS["address_key"].width, np.uint8)
+        key[0] = int(kind)
+        key[1] = len(payload)
+        key[2 : 2 + len(payload)] = np.frombuffer(payload, np.uint8)
+        keys = np.asarray(self.array("address_key"))
+        matches = np.flatnonzero((keys == key).all(axis=1)) if keys.shape[0] else []
+        return int(matches[0]) if len(matches) else None
+
+    def address_summary(self, address: str) -> AddressSummary | None:
+        """Totals for one address, from the arrays (one pass over the output address array)."""
+        address_id = self.address_id_of(address)
+        if address_id is None:
+            return None
+        out_address = np.asarray(self.array("output_address"))
+        outs = np.flatnonzero(out_address == address_id)
+        values = np.asarray(self.array("output_value"))[outs]
+        spent_by = self.spent_by_tx()[outs]
+        first_out = np.asarray(self.array("tx_first_output"))
+        creating = np.searchsorted(first_out, outs, side="right") - 1
+        txs = np.union1d(creating, spent_by[spent_by >= 0])
+        heights = np.asarray(self.array("tx_height"))[txs]
+        kind = int(np.asarray(self.array("address_key"))[address_id, 0])
+        received = int(values.sum())
+        sent = int(values[spent_by >= 0].sum())
+        return AddressSummary(
+            address=address,
+            script_type=SCRIPT_TYPE_NAMES[kind],
+            address_id=address_id,
+            received=received,
+            sent=sent,
+            balance=received - sent,
+            n_txs=int(txs.shape[0]),
+            n_outputs=int(outs.shape[0]),
+            n_unspent=int((spent_by < 0).sum()),
+            first_seen_height=int(heights.min()),
+            last_seen_height=int(heights.max()),
+        )

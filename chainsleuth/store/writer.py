@@ -1,0 +1,644 @@
+"""Append parsed batches to the store: link inputs to outputs, assign dense ids, write parquet.
+
+The writer owns every mutation of a store: `append` (a batch of consecutive blocks), `rollback`
+(to a fork point) and `commit` (publish through the manifest). Ingest (`chainsleuth.store.ingest`)
+drives it; nothing else writes.
+
+Per batch: the batch's txids are added to the outpoint index; each non-coinbase input is
+resolved to the output it spends (`tx_first_output[prev_tx] + vout`), which must exist and be
+unspent; output address keys get dense address ids; the graph arrays are appended; parquet files
+for the four tables are written under their height-range partitions. `commit` makes it visible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from numba import njit
+
+from chainsleuth.core.errors import InputError, StoreError
+from chainsleuth.core.network import network_by_name
+from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES
+from chainsleuth.parse.address_kernels import encode_address_keys
+from chainsleuth.parse.blocks import ParsedBatch
+from chainsleuth.store import layout
+from chainsleuth.store.columns import binary_column, hex_column, masked, timestamps
+from chainsleuth.store.hashindex import HashIndex
+from chainsleuth.store.layout import ARRAYS, NONE32
+
+KEY_WIDTH = ARRAYS["address_key"].width
+_SCRIPT_TYPES = pa.array(SCRIPT_TYPE_NAMES, pa.string())
+
+
+@njit(cache=True)
+def _link_inputs(
+    prev_tx, prev_vout, tx_first_output, n_outputs_total, spent_by, input_tx, out_spent_output
+):
+    """Resolve inputs to output ids and mark those outputs spent.
+
+    Returns -1 on success, else the index of the first input that fails, with the reason in
+    out_spent_output[i]: -2 unknown prev tx, -3 vout out of range, -4 already spent.
+    """
+    n_tx = tx_first_output.shape[0]
+    for i in range(prev_tx.shape[0]):
+        t = prev_tx[i]
+        if t == -9:  # coinbase
+            out_spent_output[i] = -1
+            continue
+        if t < 0:
+            out_spent_output[i] = -2
+            return i
+        first = tx_first_output[t]
+        end = tx_first_output[t + 1] if t + 1 < n_tx else n_outputs_total
+        if prev_vout[i] >= end - first:
+            out_spent_output[i] = -3
+            return i
+        o = first + prev_vout[i]
+        if spent_by[o] != 0xFFFFFFFF:
+            out_spent_output[i] = -4
+            return i
+        spent_by[o] = np.uint32(input_tx[i])
+        out_spent_output[i] = o
+    return -1
+
+
+@dataclass
+class BatchResult:
+    n_blocks: int
+    n_txs: int
+    n_inputs: int
+    n_outputs: int
+    n_new_addresses: int
+    bytes_in: int
+
+
+class StoreWriter:
+    """The only code that changes a store. Open, append batches, commit, close.
+
+    Example::
+
+        writer = StoreWriter.open(Path("chainsleuth-data"), "main")
+        writer.append(parse_blocks(raw_blocks), first_height=0)
+        writer.commit({"source": "blocks-dir"})
+        writer.close()
+    """
+
+    def __init__(self, data_dir: Path, manifest: dict[str, Any]) -> None:
+        self.data_dir = Path(data_dir)
+        self.manifest = manifest
+        self.network = network_by_name(manifest["network"])
+        self.counts: dict[str, int] = dict(manifest["counts"])
+        self.pending_files: dict[str, list[dict[str, Any]]] = {t: [] for t in layout.TABLES}
+        self.outpoints = HashIndex()
+        self.addresses = HashIndex()
+        self.tip: dict[str, Any] | None = manifest["tip"]
+
+    # ----------------------------------------------------------------- opening and recovery
+    @classmethod
+    def open(cls, data_dir: Path, network: str) -> StoreWriter:
+        """Open (creating if needed) a store for `network`, repairing any interrupted write."""
+        data_dir = Path(data_dir)
+        manifest = layout.read_manifest(data_dir)
+        if manifest is None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            manifest = layout.empty_manifest(network_by_name(network).name)
+            layout.write_manifest(data_dir, manifest)
+        elif manifest["network"] != network_by_name(network).name:
+            raise StoreError(
+                f"{data_dir} holds a {manifest['network']} store; this source is "
+                f"{network_by_name(network).name}. Use another --data directory."
+            )
+        writer = cls(data_dir, manifest)
+        writer._recover()
+        writer._load_indexes()
+        return writer
+
+    def _recover(self) -> None:
+        """Undo whatever an interrupted run left beyond the committed manifest."""
+        committed = self.counts
+        # Outputs marked spent by uncommitted inputs become unspent again.
+        in_path = layout.array_path(self.data_dir, "input_spent_output")
+        out_path = layout.array_path(self.data_dir, "output_spent_by_tx")
+        if in_path.exists() and out_path.exists():
+            rows_on_disk = in_path.stat().st_size // 8
+            if rows_on_disk > committed["inputs"]:
+                tail = np.fromfile(in_path, dtype="<i8")[committed["inputs"] : rows_on_disk]
+                n_out_disk = out_path.stat().st_size // 4
+                spent_by = np.memmap(out_path, dtype="<u4", mode="r+", shape=(n_out_disk,))
+                ids = tail[(tail >= 0) & (tail < n_out_disk)]
+                stale = ids[spent_by[ids] >= committed["txs"]]
+                spent_by[stale] = NONE32
+                spent_by.flush()
+                del spent_by
+        for name, spec in ARRAYS.items():
+            path = layout.array_path(self.data_dir, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            row_bytes = np.dtype(spec.dtype).itemsize * spec.width
+            want = committed[spec.count] * row_bytes
+            if not path.exists():
+                path.touch()
+            if path.stat().st_size != want:
+                if path.stat().st_size < want:
+                    raise StoreError(f"{path} is shorter than the manifest says: store damaged")
+                os.truncate(path, want)
+        listed = {f["path"] for t in layout.TABLES for f in self.manifest["files"][t]}
+        tables = self.data_dir / "tables"
+        if tables.exists():
+            for path in tables.rglob("*"):
+                if path.is_file() and str(path.relative_to(self.data_dir)) not in listed:
+                    path.unlink()
+
+    # ------------------------------------------------------------------------- indexes
+    def _index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    def _load_indexes(self) -> None:
+        state_path = self._index_dir() / "state.json"
+        state = json.loads(state_path.read_text()) if state_path.exists() else None
+        usable = (
+            state is not None
+            and state["epoch"] == self.manifest["epoch"]
+            and state["txs"] <= self.counts["txs"]
+            and state["addresses"] <= self.counts["addresses"]
+        )
+        if usable:
+            assert state is not None
+            prefix = str(self._index_dir())
+            self.outpoints = HashIndex.load(prefix + "/outpoints", state["outpoint_slots"])
+            self.addresses = HashIndex.load(prefix + "/addresses", state["address_slots"])
+            first_tx, first_address = state["txs"], state["addresses"]
+        else:
+            self.outpoints, self.addresses = HashIndex(), HashIndex()
+            first_tx, first_address = 0, 0
+        self._catch_up_indexes(first_tx, first_address, full_rebuild=not usable)
+
+    def _catch_up_indexes(self, first_tx: int, first_address: int, full_rebuild: bool) -> None:
+        n_tx, n_addr = self.counts["txs"], self.counts["addresses"]
+        txids = layout.open_array(self.data_dir, "tx_txid", n_tx)
+        if full_rebuild and n_tx:
+            # Only transactions with an unspent output can be spent again.
+            spent_by = layout.open_array(self.data_dir, "output_spent_by_tx", self.counts["outputs"])
+            first_out = layout.open_array(self.data_dir, "tx_first_output", n_tx)
+            unspent = (np.asarray(spent_by) == NONE32).astype(np.int64)
+            per_tx = np.add.reduceat(unspent, np.asarray(first_out)) if unspent.shape[0] else unspent
+            live = np.flatnonzero(per_tx > 0)
+            self.outpoints.reserve(live.shape[0])
+            self.outpoints.insert(np.asarray(txids[live]), live, np.asarray(txids), txids[:0])
+        elif n_tx > first_tx:
+            ids = np.arange(first_tx, n_tx, dtype=np.int64)
+            self.outpoints.insert(np.asarray(txids[first_tx:]), ids, np.asarray(txids), txids[:0])
+        if n_addr > first_address:
+            keys = layout.open_array(self.data_dir, "address_key", n_addr)
+            ids = np.arange(first_address, n_addr, dtype=np.int64)
+            self.addresses.insert(np.asarray(keys[first_address:]), ids, np.asarray(keys), keys[:0])
+
+    def save_indexes(self) -> None:
+        """Persist the derived indexes for the committed state (atomically, via a temp dir)."""
+        tmp = self.data_dir / "index.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.outpoints.save(str(tmp / "outpoints"))
+        self.addresses.save(str(tmp / "addresses"))
+        state = {
+            "epoch": self.manifest["epoch"],
+            "txs": self.counts["txs"],
+            "addresses": self.counts["addresses"],
+            "outpoint_slots": self.outpoints.used,
+            "address_slots": self.addresses.used,
+        }
+        (tmp / "state.json").write_text(json.dumps(state))
+        old = self.data_dir / "index.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if self._index_dir().exists():
+            os.replace(self._index_dir(), old)
+        os.replace(tmp, self._index_dir())
+        shutil.rmtree(old, ignore_errors=True)
+
+    # ------------------------------------------------------------------------- appending
+    def _append_array(self, name: str, values: np.ndarray) -> None:
+        spec = ARRAYS[name]
+        data = np.ascontiguousarray(values, dtype=spec.dtype)
+        with open(layout.array_path(self.data_dir, name), "ab") as f:
+            f.write(data.tobytes())
+
+    def _array(self, name: str, rows: int, writable: bool = False) -> np.ndarray:
+        return layout.open_array(self.data_dir, name, rows, writable)
+
+    def append(self, batch: ParsedBatch, first_height: int, where: list[str]) -> BatchResult:
+        """Append a batch of consecutive blocks starting at `first_height` (not yet visible)."""
+        c = self.counts
+        n_tx0, n_in0, n_out0, n_addr0 = c["txs"], c["inputs"], c["outputs"], c["addresses"]
+        heights = first_height + np.arange(batch.n_blocks, dtype=np.int64)
+        tx_ids = n_tx0 + np.arange(batch.n_tx, dtype=np.int64)
+        tx_height = heights[batch.tx_block]
+        tx_first_out = n_out0 + batch.tx_first_output[:-1]
+        tx_first_in = n_in0 + batch.tx_first_input[:-1]
+        in_tx_local = np.repeat(np.arange(batch.n_tx), np.diff(batch.tx_first_input))
+        out_tx_local = np.repeat(np.arange(batch.n_tx), np.diff(batch.tx_first_output))
+
+        # 1. Transactions: arrays first (the outpoint index verifies keys against them).
+        self._append_array("tx_txid", batch.txid)
+        self._append_array("tx_first_output", tx_first_out)
+        self._append_array("tx_first_input", tx_first_in)
+        self._append_array("tx_height", tx_height)
+        n_tx1 = n_tx0 + batch.n_tx
+        all_txids = self._array("tx_txid", n_tx1)
+        self.outpoints.insert(batch.txid, tx_ids, np.asarray(all_txids), batch.txid[:0])
+
+        # 2. Outputs and their addresses.
+        has_key = batch.out_key_len > 0
+        key_rows = np.flatnonzero(has_key)
+        keys = np.zeros((key_rows.shape[0], KEY_WIDTH), np.uint8)
+        keys[:, 0] = batch.out_key_kind[key_rows]
+        keys[:, 1] = batch.out_key_len[key_rows]
+        keys[:, 2:] = batch.out_key_payload[key_rows]
+        stored_keys = self._array("address_key", n_addr0)
+        ids, new_rows = self.addresses.lookup_or_add(keys, np.asarray(stored_keys), n_addr0)
+        self._append_array("address_key", keys[new_rows])
+        n_addr1 = n_addr0 + new_rows.shape[0]
+        out_address = np.full(batch.n_outputs, -1, np.int64)
+        out_address[key_rows] = ids
+        out_addr32 = np.where(out_address < 0, NONE32, out_address).astype("<u4")
+        self._append_array("output_value", batch.out_value)
+        self._append_array("output_address", out_addr32)
+        self._append_array("output_spent_by_tx", np.full(batch.n_outputs, NONE32, "<u4"))
+        n_out1 = n_out0 + batch.n_outputs
+
+        # 3. Inputs: resolve each to the output it spends and mark that output spent.
+        prev_tx = np.full(batch.n_inputs, -9, np.int64)
+        spending = np.flatnonzero(~batch.in_is_coinbase)
+        if spending.shape[0]:
+            prev_tx[spending] = self.outpoints.lookup(
+                batch.in_prev_txid()[spending], np.asarray(all_txids)
+            )
+        spent_output = np.empty(batch.n_inputs, np.int64)
+        spent_by = self._array("output_spent_by_tx", n_out1, writable=True)
+        first_out_all = self._array("tx_first_output", n_tx1)
+        self._append_array("input_spent_output", np.full(batch.n_inputs, -1, np.int64))
+        bad = _link_inputs(
+            prev_tx,
+            batch.in_prev_vout,
+            first_out_all,
+            n_out1,
+            spent_by,
+            tx_ids[in_tx_local],
+            spent_output,
+        )
+        if bad >= 0:
+            t = int(in_tx_local[bad])
+            b = int(batch.tx_block[t])
+            vin = bad - int(batch.tx_first_input[t])
+            prev = bytes(batch.in_prev_txid()[bad][::-1]).hex()
+            reason = {
+                -2: "spends an output of an unknown transaction",
+                -3: "spends an output index the previous transaction does not have",
+                -4: "spends an output that is already spent",
+            }[int(spent_output[bad])]
+            raise InputError(
+                f"tx {batch.txid_hex(t)} input {vin} {reason} ({prev}:{batch.in_prev_vout[bad]})",
+                path=where[b],
+                offset=int(batch.in_prev_offset[bad] - batch.block_start[b]),
+                field="input prevout",
+            )
+        if isinstance(spent_by, np.memmap):
+            spent_by.flush()
+        # Rewrite the placeholder rows appended above with the resolved ids.
+        with open(layout.array_path(self.data_dir, "input_spent_output"), "r+b") as f:
+            f.seek(n_in0 * 8)
+            f.write(spent_output.astype("<i8").tobytes())
+        resolved = spent_output >= 0
+        values_all = self._array("output_value", n_out1)
+        address_all = self._array("output_address", n_out1)
+        in_value = np.zeros(batch.n_inputs, np.int64)
+        in_address = np.full(batch.n_inputs, -1, np.int64)
+        in_value[resolved] = values_all[spent_output[resolved]]
+        addr = np.asarray(address_all[spent_output[resolved]]).astype(np.int64)
+        in_address[resolved] = np.where(addr == int(NONE32), -1, addr)
+
+        # 4. Blocks.
+        self._append_array("block_hash", batch.block_hash)
+        self._append_array("block_time", batch.block_time)
+        self._append_array("block_first_tx", n_tx0 + batch.block_first_tx[:-1])
+        block_first_address = np.full(batch.n_blocks, n_addr0, np.int64)
+        if new_rows.shape[0]:
+            # the first new address of each block; blocks without one inherit the next start
+            new_out = key_rows[new_rows]
+            new_block = batch.tx_block[out_tx_local[new_out]]
+            firsts = np.searchsorted(new_block, np.arange(batch.n_blocks), side="left")
+            block_first_address = n_addr0 + firsts
+        self._append_array("block_first_address", block_first_address)
+
+        # 5. Parquet.
+        keys_all = self._array("address_key", n_addr1)
+        self._write_tables(
+            batch,
+            heights,
+            tx_ids,
+            tx_height,
+            in_tx_local,
+            out_tx_local,
+            out_address,
+            spent_output,
+            in_value,
+            in_address,
+            np.asarray(keys_all),
+            n_in0,
+            n_out0,
+        )
+        c.update(
+            blocks=c["blocks"] + batch.n_blocks,
+            txs=n_tx1,
+            inputs=n_in0 + batch.n_inputs,
+            outputs=n_out1,
+            addresses=n_addr1,
+        )
+        self.tip = {"height": int(heights[-1]), "hash": batch.block_hash_hex(batch.n_blocks - 1)}
+        return BatchResult(
+            batch.n_blocks,
+            batch.n_tx,
+            batch.n_inputs,
+            batch.n_outputs,
+            int(new_rows.shape[0]),
+            int(batch.buf.shape[0]),
+        )
+
+    def _addresses_for(self, address_ids: np.ndarray, keys_all: np.ndarray) -> pa.Array:
+        valid = address_ids >= 0
+        rows = keys_all[np.where(valid, address_ids, 0)] if keys_all.shape[0] else None
+        if rows is None:
+            return pa.nulls(address_ids.shape[0], pa.string())
+        kinds = np.where(valid, rows[:, 0], 0).astype(np.uint8)
+        return encode_address_keys(
+            kinds, np.ascontiguousarray(rows[:, 2:]), rows[:, 1].copy(), self.network.code
+        )
+
+    def _write_tables(
+        self,
+        batch: ParsedBatch,
+        heights: np.ndarray,
+        tx_ids: np.ndarray,
+        tx_height: np.ndarray,
+        in_tx_local: np.ndarray,
+        out_tx_local: np.ndarray,
+        out_address: np.ndarray,
+        spent_output: np.ndarray,
+        in_value: np.ndarray,
+        in_address: np.ndarray,
+        keys_all: np.ndarray,
+        n_in0: int,
+        n_out0: int,
+    ) -> None:
+        txid_hex = hex_column(batch.txid)
+        n_in_per_tx = np.diff(batch.tx_first_input)
+        n_out_per_tx = np.diff(batch.tx_first_output)
+        out_sum = np.add.reduceat(batch.out_value, batch.tx_first_output[:-1])
+        out_sum = np.where(n_out_per_tx > 0, out_sum, 0)
+        in_sum = np.add.reduceat(in_value, batch.tx_first_input[:-1]) if batch.n_inputs else 0
+        is_coinbase = batch.in_is_coinbase[batch.tx_first_input[:-1]]
+        fee = np.where(is_coinbase, 0, in_sum - out_sum)
+        rbf = np.zeros(batch.n_tx, bool)
+        signals = (batch.in_sequence < 0xFFFFFFFE).astype(np.int64)
+        if batch.n_inputs:
+            rbf = np.add.reduceat(signals, batch.tx_first_input[:-1]) > 0
+        block_time = batch.block_time[batch.tx_block]
+        index_in_block = np.arange(batch.n_tx) - batch.block_first_tx[batch.tx_block]
+        txs = pa.table(
+            {
+                "tx_id": tx_ids,
+                "txid": txid_hex,
+                "block_height": tx_height.astype(np.int32),
+                "block_time": timestamps(block_time),
+                "index_in_block": index_in_block.astype(np.int32),
+                "version": batch.tx_version,
+                "locktime": batch.tx_locktime,
+                "n_inputs": n_in_per_tx.astype(np.int32),
+                "n_outputs": n_out_per_tx.astype(np.int32),
+                "input_value": np.where(is_coinbase, 0, in_sum),
+                "output_value": out_sum,
+                "fee": fee,
+                "size": batch.tx_size,
+                "base_size": batch.tx_base_size,
+                "vsize": batch.tx_vsize,
+                "weight": batch.tx_weight,
+                "is_coinbase": is_coinbase,
+                "is_segwit": batch.tx_witness_start >= 0,
+                "signals_rbf": rbf,
+                "first_input_id": n_in0 + batch.tx_first_input[:-1],
+                "first_output_id": n_out0 + batch.tx_first_output[:-1],
+            }
+        )
+        out_types = pa.DictionaryArray.from_arrays(
+            pa.array(batch.out_script_type.astype(np.int8)), _SCRIPT_TYPES
+        )
+        has_addr = out_address >= 0
+        address_kind = np.where(has_addr, batch.out_key_kind, 0).astype(np.int8)
+        multisig = batch.out_multisig_n > 0
+        outputs = pa.table(
+            {
+                "output_id": n_out0 + np.arange(batch.n_outputs, dtype=np.int64),
+                "tx_id": tx_ids[out_tx_local],
+                "txid": txid_hex.take(pa.array(out_tx_local)),
+                "vout": (np.arange(batch.n_outputs) - batch.tx_first_output[out_tx_local]).astype(
+                    np.int32
+                ),
+                "block_height": tx_height[out_tx_local].astype(np.int32),
+                "value": batch.out_value,
+                "script_type": out_types.cast(pa.string()),
+                "address": self._addresses_for(out_address, keys_all),
+                "address_id": masked(out_address, has_addr, pa.int64()),
+                "address_type": masked(
+                    np.asarray(SCRIPT_TYPE_NAMES, dtype=object)[address_kind], has_addr, pa.string()
+                ),
+                "address_derived": batch.out_script_type == 1,  # P2PK shown as its P2PKH address
+                "multisig_m": masked(batch.out_multisig_m, multisig, pa.int8()),
+                "multisig_n": masked(batch.out_multisig_n, multisig, pa.int8()),
+                "script_pubkey": binary_column(
+                    batch.buf, batch.out_script_offset, batch.out_script_len
+                ),
+            }
+        )
+        not_cb = ~batch.in_is_coinbase
+        prev_txid = hex_column(batch.in_prev_txid(), valid=not_cb)
+        inputs = pa.table(
+            {
+                "input_id": n_in0 + np.arange(batch.n_inputs, dtype=np.int64),
+                "tx_id": tx_ids[in_tx_local],
+                "txid": txid_hex.take(pa.array(in_tx_local)),
+                "vin": (np.arange(batch.n_inputs) - batch.tx_first_input[in_tx_local]).astype(
+                    np.int32
+                ),
+                "block_height": tx_height[in_tx_local].astype(np.int32),
+                "prev_txid": prev_txid,
+                "prev_vout": masked(batch.in_prev_vout, not_cb, pa.int64()),
+                "spent_output_id": masked(spent_output, not_cb, pa.int64()),
+                "value": masked(in_value, not_cb, pa.int64()),
+                "address": self._addresses_for(in_address, keys_all),
+                "address_id": masked(in_address, in_address >= 0, pa.int64()),
+                "sequence": batch.in_sequence,
+                "is_coinbase": batch.in_is_coinbase,
+                "script_sig": binary_column(batch.buf, batch.in_script_offset, batch.in_script_len),
+                "witness": binary_column(
+                    batch.buf,
+                    batch.in_witness_offset,
+                    batch.in_witness_len,
+                    valid=batch.in_witness_offset >= 0,
+                ),
+            }
+        )
+        n_tx_per_block = np.diff(batch.block_first_tx)
+        sizes = batch.block_end - batch.block_start
+        base_tx = np.add.reduceat(batch.tx_base_size, batch.block_first_tx[:-1])
+        all_tx = np.add.reduceat(batch.tx_size, batch.block_first_tx[:-1])
+        stripped = sizes - (all_tx - base_tx)
+        coinbase_value = out_sum[batch.block_first_tx[:-1]]
+        fees = np.add.reduceat(fee, batch.block_first_tx[:-1])
+        blocks = pa.table(
+            {
+                "height": heights.astype(np.int32),
+                "hash": hex_column(batch.block_hash),
+                "prev_hash": hex_column(batch.block_prev_hash),
+                "merkle_root": hex_column(batch.block_merkle_root),
+                "version": batch.block_version,
+                "time": timestamps(batch.block_time),
+                "bits": batch.block_bits,
+                "nonce": batch.block_nonce,
+                "tx_count": n_tx_per_block.astype(np.int32),
+                "size": sizes,
+                "stripped_size": stripped,
+                "weight": stripped * 3 + sizes,
+                "fees": fees,
+                "coinbase_value": coinbase_value,
+                "bip34_height": masked(
+                    batch.block_bip34_height, batch.block_bip34_height >= 0, pa.int64()
+                ),
+                "first_tx_id": tx_ids[batch.block_first_tx[:-1]],
+            }
+        )
+        self._write_partitioned("blocks", blocks, heights)
+        self._write_partitioned("txs", txs, tx_height)
+        self._write_partitioned("outputs", outputs, tx_height[out_tx_local])
+        self._write_partitioned("inputs", inputs, tx_height[in_tx_local])
+
+    def _write_partitioned(self, table: str, data: pa.Table, heights: np.ndarray) -> None:
+        """Write rows (sorted by height) into one file per height-range partition."""
+        if data.num_rows == 0:
+            return
+        bucket = heights // layout.HEIGHT_RANGE
+        cuts = np.flatnonzero(np.diff(bucket)) + 1
+        bounds = [0, *cuts.tolist(), data.num_rows]
+        generation = self.manifest["generation"] + 1
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            part = data.slice(lo, hi - lo)
+            rel = (
+                f"{layout.partition_dir(table, int(heights[lo]))}/"
+                f"g{generation:08d}-h{int(heights[lo]):010d}.parquet"
+            )
+            self._write_file(table, rel, part, int(heights[lo]), int(heights[hi - 1]))
+
+    def _write_file(self, table: str, rel: str, data: pa.Table, lo: int, hi: int) -> None:
+        path = self.data_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        pq.write_table(data, tmp, compression="zstd", row_group_size=256 * 1024)
+        with open(tmp, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        os.replace(tmp, path)
+        self.pending_files[table].append(
+            {
+                "path": rel,
+                "rows": data.num_rows,
+                "bytes": path.stat().st_size,
+                "sha256": digest,
+                "min_height": lo,
+                "max_height": hi,
+            }
+        )
+
+    # ------------------------------------------------------------------------ commit
+    def commit(self, ingest_info: dict[str, Any] | None = None) -> None:
+        """Publish everything appended since the last commit with one manifest replace."""
+        for name in ARRAYS:
+            # make appended array bytes durable before the manifest points at them
+            fd = os.open(layout.array_path(self.data_dir, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        m = self.manifest
+        m["generation"] += 1
+        m["counts"] = dict(self.counts)
+        m["tip"] = self.tip
+        for table in layout.TABLES:
+            m["files"][table].extend(self.pending_files[table])
+            self.pending_files[table] = []
+        if ingest_info is not None:
+            m["ingests"] = [*m["ingests"][-49:], ingest_info]
+        layout.write_manifest(self.data_dir, m)
+
+    def close(self) -> None:
+        self.save_indexes()
+
+    # ---------------------------------------------------------------------- rollback
+    def rollback(self, fork_height: int) -> int:
+        """Remove every block above `fork_height` (a reorg); commits. Returns blocks removed."""
+        c = self.counts
+        if c["blocks"] <= fork_height + 1:
+            return 0
+        keep_blocks = fork_height + 1
+        first_tx = self._array("block_first_tx", c["blocks"])
+        first_addr = self._array("block_first_address", c["blocks"])
+        keep_txs = int(first_tx[keep_blocks])
+        keep_addresses = int(first_addr[keep_blocks])
+        tx_first_out = self._array("tx_first_output", c["txs"])
+        tx_first_in = self._array("tx_first_input", c["txs"])
+        keep_outputs = int(tx_first_out[keep_txs]) if keep_txs < c["txs"] else c["outputs"]
+        keep_inputs = int(tx_first_in[keep_txs]) if keep_txs < c["txs"] else c["inputs"]
+        removed = c["blocks"] - keep_blocks
+        m = self.manifest
+        for table in layout.TABLES:
+            kept = []
+            for entry in m["files"][table]:
+                if entry["min_height"] > fork_height:
+                    continue
+                if entry["max_height"] > fork_height:
+                    data = pq.read_table(self.data_dir / entry["path"])
+                    col = "height" if table == "blocks" else "block_height"
+                    data = data.filter(pc.field(col) <= fork_height)
+                    rel = entry["path"].replace(".parquet", f"-r{m['generation'] + 1}.parquet")
+                    self._write_file(table, rel, data, entry["min_height"], fork_height)
+                    kept.append(self.pending_files[table].pop())
+                else:
+                    kept.append(entry)
+            m["files"][table] = kept
+        block_hash = self._array("block_hash", c["blocks"])
+        self.counts = {
+            "blocks": keep_blocks,
+            "txs": keep_txs,
+            "inputs": keep_inputs,
+            "outputs": keep_outputs,
+            "addresses": keep_addresses,
+        }
+        self.tip = {"height": fork_height, "hash": bytes(block_hash[fork_height][::-1]).hex()}
+        m["epoch"] += 1
+        self.commit(
+            {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "rollback_to": fork_height,
+                "blocks_removed": removed,
+            }
+        )
+        # Unspend what the removed inputs spent, drop unlisted files, rebuild the indexes.
+        self._recover()
+        self._load_indexes()
+        return removed
