@@ -10,8 +10,14 @@ class ChainsleuthError(Exception):
 class InputError(ChainsleuthError):
     """Bad input data: names where it is and what is wrong."""
 
-    def __init__(self, message: str, *, path: str | None = None, offset: int | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        offset: int | None = None,
+        field: str | None = None,
+    ) -> None:
         self.path = path
         self.offset = offset
         self.field = field

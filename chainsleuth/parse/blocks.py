@@ -292,11 +292,11 @@ def parse_blocks(
     legacy = np.flatnonzero(~segwit)
     witness = np.flatnonzero(segwit)
     tmp = bytearray(32 * legacy.shape[0])
-    _hash_ranges(memoryview(buf), tx_start[legacy].tolist(), tx_end[legacy].tolist(), tmp)
+    _hash_ranges(buf.data, tx_start[legacy].tolist(), tx_end[legacy].tolist(), tmp)
     txid = np.empty((n_tx, 32), np.uint8)
     txid[legacy] = np.frombuffer(bytes(tmp), np.uint8).reshape(-1, 32)
     tmp = bytearray(32 * witness.shape[0])
-    _hash_ranges(memoryview(stripped), strip_off[:-1].tolist(), strip_off[1:].tolist(), tmp)
+    _hash_ranges(stripped.data, strip_off[:-1].tolist(), strip_off[1:].tolist(), tmp)
     txid[witness] = np.frombuffer(bytes(tmp), np.uint8).reshape(-1, 32)
 
     block_first_tx = np.searchsorted(tx_block, np.arange(n_blocks + 1), side="left").astype(
@@ -324,9 +324,13 @@ def parse_blocks(
         null = (prev == 0).all(axis=1) & (in_prev_vout[cb_inputs] == 0xFFFFFFFF)
         in_is_coinbase[cb_inputs[null]] = True
 
+    # BIP34 heights: only version-2+ blocks promise one (earlier coinbases push arbitrary data).
+    block_version_raw = _u32_le(headers[:, 0:4]) if n_blocks else np.zeros(0, np.int64)
     bip34 = np.full(n_blocks, -1, np.int64)
     for b in range(n_blocks):
         t = block_first_tx[b]
+        if block_version_raw[b] < 2:
+            continue
         if t < block_first_tx[b + 1] and in_is_coinbase[tx_first_in[t]]:
             i = tx_first_in[t]
             s = int(in_script_off[i])

@@ -135,9 +135,10 @@ def _scan_file(
                 )
             header = _unxor(f.read(80), key, pos + 8)
             block_hash = hashlib.sha256(hashlib.sha256(header).digest()).digest()
-            bits, time = struct.unpack_from("<I", header, 72)[0], struct.unpack_from(
-                "<I", header, 68
-            )[0]
+            bits, time = (
+                struct.unpack_from("<I", header, 72)[0],
+                struct.unpack_from("<I", header, 68)[0],
+            )
             records.append(
                 BlockRecord(number, pos + 8, length, block_hash, header[4:36], bits, time)
             )

@@ -250,12 +250,16 @@ def ingest_rpc(
             heights = list(range(lo, hi))
             hashes = source.block_hashes(heights)
             raw = source.raw_blocks(hashes)
-            where = [f"{url} getblock {bh} (height {k})" for k, bh in zip(heights, hashes, strict=True)]
+            where = [
+                f"{url} getblock {bh} (height {k})" for k, bh in zip(heights, hashes, strict=True)
+            ]
             return parse_blocks(raw, where=where), where
 
         return run
 
-    jobs = [job(lo, min(lo + batch_blocks, target + 1)) for lo in range(first, target + 1, batch_blocks)]
+    jobs = [
+        job(lo, min(lo + batch_blocks, target + 1)) for lo in range(first, target + 1, batch_blocks)
+    ]
     _run(writer, report, first, jobs, target + 1 - first, f"rpc {url}", progress)
     writer.close()
     tip = writer.tip

@@ -21,7 +21,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from chainsleuth.core.address import AddressError, decode_address
+from chainsleuth.core.address import decode_address
 from chainsleuth.core.errors import StoreError
 from chainsleuth.core.network import network_by_name
 from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES
@@ -151,10 +151,7 @@ class Store:
 
     def address_id_of(self, address: str) -> int | None:
         """Dense id of an address (exact key comparison over the address key array)."""
-        try:
-            kind, payload, networks = decode_address(address)
-        except AddressError:
-            raise
+        kind, payload, networks = decode_address(address)  # AddressError if malformed
         if self.network.name not in networks:
             raise StoreError(f"{address} is not a {self.network.name} address")
         key = np.zeros(ARRAYS["address_key"].width, np.uint8)
@@ -162,8 +159,10 @@ class Store:
         key[1] = len(payload)
         key[2 : 2 + len(payload)] = np.frombuffer(payload, np.uint8)
         keys = np.asarray(self.array("address_key"))
-        matches = np.flatnonzero((keys == key).all(axis=1)) if keys.shape[0] else []
-        return int(matches[0]) if len(matches) else None
+        if keys.shape[0] == 0:
+            return None
+        matches = np.flatnonzero((keys == key).all(axis=1))
+        return int(matches[0]) if matches.shape[0] else None
 
     def address_summary(self, address: str) -> AddressSummary | None:
         """Totals for one address, from the arrays (one pass over the output address array)."""

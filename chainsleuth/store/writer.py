@@ -103,6 +103,7 @@ class StoreWriter:
         self.outpoints = HashIndex()
         self.addresses = HashIndex()
         self.tip: dict[str, Any] | None = manifest["tip"]
+        self._live_outpoints = 0  # entries of the outpoint index right after its last rebuild
 
     # ----------------------------------------------------------------- opening and recovery
     @classmethod
@@ -187,14 +188,7 @@ class StoreWriter:
         n_tx, n_addr = self.counts["txs"], self.counts["addresses"]
         txids = layout.open_array(self.data_dir, "tx_txid", n_tx)
         if full_rebuild and n_tx:
-            # Only transactions with an unspent output can be spent again.
-            spent_by = layout.open_array(self.data_dir, "output_spent_by_tx", self.counts["outputs"])
-            first_out = layout.open_array(self.data_dir, "tx_first_output", n_tx)
-            unspent = (np.asarray(spent_by) == NONE32).astype(np.int64)
-            per_tx = np.add.reduceat(unspent, np.asarray(first_out)) if unspent.shape[0] else unspent
-            live = np.flatnonzero(per_tx > 0)
-            self.outpoints.reserve(live.shape[0])
-            self.outpoints.insert(np.asarray(txids[live]), live, np.asarray(txids), txids[:0])
+            self._compact_outpoints()  # only txs with an unspent output can be spent again
         elif n_tx > first_tx:
             ids = np.arange(first_tx, n_tx, dtype=np.int64)
             self.outpoints.insert(np.asarray(txids[first_tx:]), ids, np.asarray(txids), txids[:0])
@@ -202,6 +196,25 @@ class StoreWriter:
             keys = layout.open_array(self.data_dir, "address_key", n_addr)
             ids = np.arange(first_address, n_addr, dtype=np.int64)
             self.addresses.insert(np.asarray(keys[first_address:]), ids, np.asarray(keys), keys[:0])
+
+    def _compact_outpoints(self) -> None:
+        """Rebuild the outpoint index with only the txs that still have an unspent output.
+
+        Triggered when the index holds twice the entries it had after the last rebuild, so the
+        cost stays proportional to the txs ingested (amortised) and the index stays near the
+        size of the UTXO set's tx count rather than the whole chain's.
+        """
+        n_tx, n_out = self.counts["txs"], self.counts["outputs"]
+        txids = np.asarray(self._array("tx_txid", n_tx))
+        spent_by = np.asarray(self._array("output_spent_by_tx", n_out))
+        first_out = np.asarray(self._array("tx_first_output", n_tx))
+        unspent = (spent_by == NONE32).astype(np.int64)
+        per_tx = np.add.reduceat(unspent, first_out) if n_out else np.zeros(0, np.int64)
+        live = np.flatnonzero(per_tx > 0)
+        index = HashIndex(int(live.shape[0] / 0.5) + 1)
+        index.insert(txids[live], live, txids, txids[:0])
+        self.outpoints = index
+        self._live_outpoints = int(live.shape[0])
 
     def save_indexes(self) -> None:
         """Persist the derived indexes for the committed state (atomically, via a temp dir)."""
@@ -364,6 +377,8 @@ class StoreWriter:
             addresses=n_addr1,
         )
         self.tip = {"height": int(heights[-1]), "hash": batch.block_hash_hex(batch.n_blocks - 1)}
+        if self.outpoints.used > max(2 * self._live_outpoints, 1 << 20):
+            self._compact_outpoints()
         return BatchResult(
             batch.n_blocks,
             batch.n_tx,

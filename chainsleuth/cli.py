@@ -1,0 +1,331 @@
+"""The `chainsleuth` command line: a thin layer over the library (typer + rich).
+
+Each command parses its options, calls one library function and prints the result as a table
+or, with --json, as JSON. Errors meant for the user (`ChainsleuthError`) print one line and
+exit 2; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from chainsleuth import __version__
+from chainsleuth.core.errors import ChainsleuthError
+
+app = typer.Typer(
+    name="chainsleuth",
+    help="Open-source Bitcoin forensics: ingest the chain, then query, cluster and trace it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+class State:
+    data_dir: Path = Path("chainsleuth-data")
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("CHAINSLEUTH_DATA", "chainsleuth-data"))
+
+
+@app.callback()
+def main_options(
+    data: Path = typer.Option(
+        None,
+        "--data",
+        help="Store directory (default: $CHAINSLEUTH_DATA, else ./chainsleuth-data).",
+    ),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        console.print(f"chainsleuth {__version__}")
+        raise typer.Exit()
+    State.data_dir = data if data is not None else _default_data_dir()
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def _open_store() -> Any:
+    from chainsleuth.store.store import Store
+
+    return Store.open(State.data_dir)
+
+
+def _table(title: str, rows: list[tuple[str, Any]]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, str(value))
+    return table
+
+
+def _btc(sats: int | None) -> str:
+    return "" if sats is None else f"{sats / 1e8:,.8f} BTC"
+
+
+# ---------------------------------------------------------------------------------- ingest
+@app.command()
+def ingest(
+    blocks_dir: Path = typer.Option(
+        None, "--blocks-dir", help="Bitcoin Core's blocks/ directory (read directly)."
+    ),
+    network: str = typer.Option(
+        "auto", "--network", help="auto|main|test|testnet4|signet|regtest (blocks-dir only)."
+    ),
+    rpc: str = typer.Option(
+        None, "--rpc", help="Bitcoin Core JSON-RPC URL, e.g. http://127.0.0.1:8332"
+    ),
+    rpc_cookie: Path = typer.Option(None, "--rpc-cookie", help="Bitcoin Core's .cookie file."),
+    rpc_user: str = typer.Option(None, "--rpc-user"),
+    rpc_password: str = typer.Option(None, "--rpc-password"),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Ingest the chain: the first run everything, later runs only what is new (reorg-safe)."""
+    from chainsleuth.store.ingest import ingest_blocks_dir, ingest_rpc
+
+    if (blocks_dir is None) == (rpc is None):
+        raise ChainsleuthError("give exactly one source: --blocks-dir DIR or --rpc URL")
+    started = time.perf_counter()
+    progress = Progress(
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} blocks"),
+        TextColumn("{task.fields[rates]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=json_out or not err_console.is_terminal,
+    )
+    task = progress.add_task("ingest", total=None, rates="")
+
+    def on_batch(report: Any, total: int) -> None:
+        secs = max(time.perf_counter() - started, 1e-9)
+        rates = (
+            f"{report.n_blocks / secs:,.0f} blk/s  {report.n_txs / secs:,.0f} tx/s  "
+            f"{report.bytes_read / secs / 1e6:,.1f} MB/s"
+        )
+        progress.update(task, completed=report.n_blocks, total=total, rates=rates)
+
+    with progress:
+        if blocks_dir is not None:
+            report = ingest_blocks_dir(blocks_dir, State.data_dir, network, progress=on_batch)
+        else:
+            from chainsleuth.sources.rpc import RpcSource
+
+            with RpcSource(
+                rpc, cookie_file=rpc_cookie, user=rpc_user, password=rpc_password
+            ) as source:
+                report = ingest_rpc(source, State.data_dir, progress=on_batch)
+    summary = {
+        "network": report.network,
+        "blocks": report.n_blocks,
+        "txs": report.n_txs,
+        "inputs": report.n_inputs,
+        "outputs": report.n_outputs,
+        "new_addresses": report.n_new_addresses,
+        "bytes_read": report.bytes_read,
+        "seconds": round(report.seconds, 3),
+        "tx_per_s": round(report.n_txs / report.seconds) if report.seconds else None,
+        "mb_per_s": round(report.bytes_read / report.seconds / 1e6, 2) if report.seconds else None,
+        "rolled_back_blocks": report.rolled_back,
+        "fork_height": report.fork_height,
+        "stale_blocks_skipped": len(report.stale_blocks),
+        "tip_height": report.tip_height,
+        "tip_hash": report.tip_hash,
+        "data_dir": str(State.data_dir),
+    }
+    if json_out:
+        _print_json(summary)
+        return
+    if report.n_blocks == 0 and not report.rolled_back:
+        console.print(f"Up to date at height {report.tip_height} ({report.tip_hash}).")
+        return
+    console.print(_table("Ingest", [(k.replace("_", " "), v) for k, v in summary.items()]))
+
+
+# ---------------------------------------------------------------------------------- status
+@app.command()
+def status(json_out: bool = typer.Option(False, "--json")) -> None:
+    """Tip, counts, store size and the last ingest."""
+    store = _open_store()
+    size = sum(p.stat().st_size for p in store.data_dir.rglob("*") if p.is_file())
+    m = store.manifest
+    info = {
+        "data_dir": str(store.data_dir),
+        "network": m["network"],
+        "tip_height": None if m["tip"] is None else m["tip"]["height"],
+        "tip_hash": None if m["tip"] is None else m["tip"]["hash"],
+        **{k: v for k, v in m["counts"].items()},
+        "store_bytes": size,
+        "generation": m["generation"],
+        "last_ingest": m["ingests"][-1] if m["ingests"] else None,
+    }
+    if json_out:
+        _print_json(info)
+        return
+    rows = [(k.replace("_", " "), f"{v:,}" if isinstance(v, int) else v) for k, v in info.items()]
+    console.print(_table("chainsleuth store", rows))
+
+
+@app.command()
+def verify(
+    quick: bool = typer.Option(False, "--quick", help="Skip the sha256 of every file."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Check the store against its manifest (files, checksums, row counts, arrays)."""
+    from chainsleuth.store.verify import verify_store
+
+    result = verify_store(State.data_dir, checksums=not quick)
+    if json_out:
+        _print_json(result)
+    else:
+        for line in result["checks"]:
+            console.print(("[green]ok[/]  " if line["ok"] else "[red]FAIL[/] ") + line["check"])
+        console.print("store is consistent" if result["ok"] else "[red]store has problems[/]")
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------------- lookups
+@app.command()
+def tx(txid: str, json_out: bool = typer.Option(False, "--json")) -> None:
+    """A transaction with its inputs (what they spend) and outputs (who spent them)."""
+    from chainsleuth.store.lookups import transaction
+
+    found = transaction(_open_store(), txid)
+    if json_out:
+        _print_json(found)
+        return
+    head = {k: v for k, v in found.items() if k not in ("inputs", "outputs")}
+    console.print(_table(f"Transaction {txid}", list(head.items())))
+    ins = Table("vin", "spends", "address", "value", title="Inputs", title_justify="left")
+    for i in found["inputs"]:
+        spends = "coinbase" if i["is_coinbase"] else f"{i['prev_txid']}:{i['prev_vout']}"
+        ins.add_row(str(i["vin"]), spends, i["address"] or "", _btc(i["value"]))
+    console.print(ins)
+    outs = Table(
+        "vout", "type", "address", "value", "spent by", title="Outputs", title_justify="left"
+    )
+    for o in found["outputs"]:
+        outs.add_row(
+            str(o["vout"]),
+            o["script_type"],
+            o["address"] or "",
+            _btc(o["value"]),
+            o["spent_by_txid"] or "unspent",
+        )
+    console.print(outs)
+
+
+@app.command()
+def block(height_or_hash: str, json_out: bool = typer.Option(False, "--json")) -> None:
+    """A block by height or hash."""
+    from chainsleuth.store.lookups import block as find_block
+
+    found = find_block(_open_store(), height_or_hash)
+    if json_out:
+        _print_json(found)
+        return
+    txids = found.pop("txids")
+    console.print(_table(f"Block {found['height']}", list(found.items())))
+    shown = txids[:20]
+    console.print("transactions:\n  " + "\n  ".join(shown))
+    if len(txids) > len(shown):
+        console.print(f"  ... and {len(txids) - len(shown):,} more")
+
+
+@app.command()
+def address(addr: str, json_out: bool = typer.Option(False, "--json")) -> None:
+    """Received, sent, balance, tx count, first/last seen and script type of an address."""
+    from chainsleuth.store.lookups import address_info
+
+    info = address_info(_open_store(), addr)
+    if json_out:
+        _print_json(info)
+        return
+    rows = [
+        (k.replace("_", " "), _btc(v) if k in ("received", "sent", "balance") else v)
+        for k, v in info.items()
+    ]
+    console.print(_table(f"Address {addr}", rows))
+
+
+@app.command()
+def sql(
+    query: str,
+    fmt: str = typer.Option("table", "--format", help="table|csv|json"),
+    limit: int = typer.Option(1000, "--limit", help="Rows shown in table format."),
+) -> None:
+    """Run read-only SQL (DuckDB) over the views blocks, txs, outputs, inputs, addresses."""
+    import duckdb
+
+    store = _open_store()
+    try:
+        result = store.sql(query)
+    except duckdb.Error as e:
+        raise ChainsleuthError(f"SQL error: {e}") from None
+    if fmt == "json":
+        _print_json(result.to_pylist())
+    elif fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        sink = sys.stdout.buffer
+        pacsv.write_csv(result, sink)
+        sink.flush()
+    elif fmt == "table":
+        table = Table(*result.column_names)
+        for row in result.slice(0, limit).to_pylist():
+            table.add_row(*("" if v is None else str(v) for v in row.values()))
+        console.print(table)
+        if result.num_rows > limit:
+            console.print(f"({result.num_rows:,} rows, {limit:,} shown; use --format csv)")
+    else:
+        raise ChainsleuthError(f"unknown --format {fmt!r}: use table, csv or json")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-output"), "--out", help="Where the demo writes."),
+) -> None:
+    """Build the simulated Welcome-to-Video world, ingest it and show what is there."""
+    from chainsleuth.demo import run_demo
+
+    run_demo(out, console)
+
+
+def _register_stages() -> None:
+    try:
+        from chainsleuth.simulate.cli import register as register_simulate
+    except ImportError:  # the simulator is optional while it is being built
+        return
+    register_simulate(app)
+
+
+_register_stages()
+
+
+def main() -> None:
+    """Entry point: run the app, turning user-facing errors into one clear line."""
+    try:
+        app()
+    except ChainsleuthError as e:
+        err_console.print(f"[red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; the store keeps its last committed state")
+        sys.exit(130)

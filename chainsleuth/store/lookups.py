@@ -1,0 +1,88 @@
+"""Single-item lookups for people: a transaction, a block, an address, as plain dicts.
+
+The CLI prints these and the REST API (later) returns them; both stay thin. Queries go through
+the store's SQL views, filtered on one key, or through the memory-mapped arrays.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from chainsleuth.core.address import AddressError
+from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.store.store import Store
+
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def _rows(store: Store, query: str, params: list[Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = store.sql(query, params).to_pylist()
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, bytes):
+                row[key] = value.hex()
+    return rows
+
+
+def transaction(store: Store, txid: str) -> dict[str, Any]:
+    """The tx, its inputs (with what they spend) and outputs (with who spent them)."""
+    if not _HEX64.match(txid):
+        raise ChainsleuthError(f"not a txid (64 hex characters): {txid!r}")
+    txid = txid.lower()
+    found = _rows(store, "SELECT * FROM txs WHERE txid = ?", [txid])
+    if not found:
+        raise ChainsleuthError(f"transaction {txid} is not in the store")
+    tx = found[-1]
+    height = tx["block_height"]
+    tx["inputs"] = _rows(
+        store,
+        "SELECT vin, is_coinbase, prev_txid, prev_vout, value, address, sequence, script_sig,"
+        " witness FROM inputs WHERE txid = ? AND block_height = ? ORDER BY vin",
+        [txid, height],
+    )
+    tx["outputs"] = _rows(
+        store,
+        "SELECT vout, value, script_type, address, address_derived, spent_by_txid, spent_height,"
+        " script_pubkey FROM outputs WHERE txid = ? AND block_height = ? ORDER BY vout",
+        [txid, height],
+    )
+    return tx
+
+
+def block(store: Store, height_or_hash: str) -> dict[str, Any]:
+    """A block's header fields and totals, with its txids in order."""
+    if height_or_hash.isdigit():
+        found = _rows(store, "SELECT * FROM blocks WHERE height = ?", [int(height_or_hash)])
+    elif _HEX64.match(height_or_hash):
+        found = _rows(store, "SELECT * FROM blocks WHERE hash = ?", [height_or_hash.lower()])
+    else:
+        raise ChainsleuthError(
+            f"give a block height or a 64-hex block hash, not {height_or_hash!r}"
+        )
+    if not found:
+        raise ChainsleuthError(f"block {height_or_hash} is not in the store")
+    result = found[0]
+    txids = store.sql(
+        "SELECT txid FROM txs WHERE block_height = ? ORDER BY index_in_block", [result["height"]]
+    )
+    result["txids"] = txids.column("txid").to_pylist()
+    return result
+
+
+def address_info(store: Store, address: str) -> dict[str, Any]:
+    """Received, sent, balance, tx count, first/last seen (height and time), script type."""
+    try:
+        summary = store.address_summary(address)
+    except AddressError as e:
+        raise ChainsleuthError(f"not a valid address: {address!r} ({e})") from None
+    if summary is None:
+        raise ChainsleuthError(f"address {address} has never been seen in the store")
+    info = dict(summary.__dict__)
+    times = store.sql(
+        "SELECT height, time FROM blocks WHERE height IN (?, ?) ORDER BY height",
+        [summary.first_seen_height, summary.last_seen_height],
+    ).to_pylist()
+    info["first_seen_time"] = times[0]["time"] if times else None
+    info["last_seen_time"] = times[-1]["time"] if times else None
+    return info
