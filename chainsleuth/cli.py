@@ -309,11 +309,15 @@ def demo(
 
 
 def _register_stages() -> None:
-    try:
-        from chainsleuth.simulate.cli import register as register_simulate
-    except ImportError:  # the simulator is optional while it is being built
-        return
-    register_simulate(app)
+    """Each stage owns its commands (`<stage>/cli.py`, `register(app)`); the root adds them."""
+    import importlib
+
+    for stage in ("simulate", "cluster", "tags"):
+        try:
+            module = importlib.import_module(f"chainsleuth.{stage}.cli")
+        except ImportError:  # a stage still being built
+            continue
+        module.register(app)
 
 
 _register_stages()

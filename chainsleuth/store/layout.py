@@ -54,6 +54,7 @@ ARRAYS: dict[str, ArraySpec] = {
     "tx_first_input": ArraySpec("<i8", 1, "txs", "id of the tx's first input (8 B/tx)"),
     "tx_height": ArraySpec("<i4", 1, "txs", "block height (4 B/tx)"),
     "output_value": ArraySpec("<i8", 1, "outputs", "satoshis (8 B/output)"),
+    "output_script_type": ArraySpec("u1", 1, "outputs", "ScriptType code (1 B/output)"),
     "output_address": ArraySpec("<u4", 1, "outputs", "address id, 0xFFFFFFFF none (4 B/output)"),
     "output_spent_by_tx": ArraySpec(
         "<u4", 1, "outputs", "spending tx id, 0xFFFFFFFF unspent (4 B/output)"

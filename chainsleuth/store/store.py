@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,8 +127,34 @@ class Store:
                 )
             for name, query in VIEWS.items():
                 con.execute(f"CREATE VIEW {name} AS {query}")
+            for stage_manifest in sorted(self.data_dir.glob("*/manifest.json")):
+                self._add_stage_views(con, stage_manifest)
             self._con = con
         return self._con
+
+    def _add_stage_views(self, con: duckdb.DuckDBPyConnection, manifest_path: Path) -> None:
+        """Views published by later stages (clusters, tags, ...) through their own manifests.
+
+        A stage directory `DATA/<stage>/manifest.json` may hold
+        `{"views": {"name": {"files": ["relative/to/stage.parquet", ...]}
+                    | {"sql": "SELECT ..."}}}`; file views come first, then SQL views in
+        the order listed, so a SQL view can join the core views and the stage's tables.
+        """
+        stage = json.loads(manifest_path.read_text())
+        views = stage.get("views", {})
+        for name, spec in views.items():
+            if "files" in spec:
+                files = [str(manifest_path.parent / f) for f in spec["files"]]
+                if not files:
+                    continue
+                listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+                con.execute(
+                    f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{listing}], "
+                    "hive_partitioning = false, union_by_name = true)"
+                )
+        for name, spec in views.items():
+            if "sql" in spec:
+                con.execute(f"CREATE OR REPLACE VIEW {name} AS {spec['sql']}")
 
     def sql(self, query: str, params: list[Any] | None = None) -> pa.Table:
         """Run a query over the views and return an Arrow table."""

@@ -42,35 +42,57 @@ _SCRIPT_TYPES = pa.array(SCRIPT_TYPE_NAMES, pa.string())
 
 
 @njit(cache=True)
-def _link_inputs(
-    prev_tx, prev_vout, tx_first_output, n_outputs_total, spent_by, input_tx, out_spent_output
+def _resolve_inputs(
+    prev_tx, prev_vout, tx_first_output, n_outputs_total, spent_by, n_tx_committed, out
 ):
-    """Resolve inputs to output ids and mark those outputs spent.
+    """Resolve each input to the output id it spends, without changing anything.
 
     Returns -1 on success, else the index of the first input that fails, with the reason in
-    out_spent_output[i]: -2 unknown prev tx, -3 vout out of range, -4 already spent.
+    out[i]: -2 unknown prev tx, -3 vout out of range, -4 already spent. Coinbase inputs
+    (prev_tx == -9) get -1. Spent marks >= n_tx_committed are leftovers of an interrupted run
+    and count as unspent.
     """
     n_tx = tx_first_output.shape[0]
     for i in range(prev_tx.shape[0]):
         t = prev_tx[i]
-        if t == -9:  # coinbase
-            out_spent_output[i] = -1
+        if t == -9:
+            out[i] = -1
             continue
         if t < 0:
-            out_spent_output[i] = -2
+            out[i] = -2
             return i
         first = tx_first_output[t]
         end = tx_first_output[t + 1] if t + 1 < n_tx else n_outputs_total
         if prev_vout[i] >= end - first:
-            out_spent_output[i] = -3
+            out[i] = -3
             return i
         o = first + prev_vout[i]
-        if spent_by[o] != 0xFFFFFFFF:
-            out_spent_output[i] = -4
+        if spent_by[o] != 0xFFFFFFFF and np.int64(spent_by[o]) < n_tx_committed:
+            out[i] = -4
             return i
-        spent_by[o] = np.uint32(input_tx[i])
-        out_spent_output[i] = o
+        out[i] = o
     return -1
+
+
+@njit(cache=True)
+def _first_repeat(ids):
+    """Index of the first id (>= 0) that already occurred earlier in `ids`, else -1."""
+    order = np.argsort(ids, kind="mergesort")
+    first = -1
+    for k in range(1, order.shape[0]):
+        a = order[k - 1]
+        b = order[k]
+        if ids[a] >= 0 and ids[a] == ids[b] and (first < 0 or b < first):
+            first = b
+    return first
+
+
+@njit(cache=True)
+def _mark_spent(spent_by, spent_output, input_tx):
+    for i in range(spent_output.shape[0]):
+        o = spent_output[i]
+        if o >= 0:
+            spent_by[o] = np.uint32(input_tx[i])
 
 
 @dataclass
@@ -284,6 +306,7 @@ class StoreWriter:
         out_address[key_rows] = ids
         out_addr32 = np.where(out_address < 0, NONE32, out_address).astype("<u4")
         self._append_array("output_value", batch.out_value)
+        self._append_array("output_script_type", batch.out_script_type)
         self._append_array("output_address", out_addr32)
         self._append_array("output_spent_by_tx", np.full(batch.n_outputs, NONE32, "<u4"))
         n_out1 = n_out0 + batch.n_outputs
@@ -298,16 +321,13 @@ class StoreWriter:
         spent_output = np.empty(batch.n_inputs, np.int64)
         spent_by = self._array("output_spent_by_tx", n_out1, writable=True)
         first_out_all = self._array("tx_first_output", n_tx1)
-        self._append_array("input_spent_output", np.full(batch.n_inputs, -1, np.int64))
-        bad = _link_inputs(
-            prev_tx,
-            batch.in_prev_vout,
-            first_out_all,
-            n_out1,
-            spent_by,
-            tx_ids[in_tx_local],
-            spent_output,
+        bad = _resolve_inputs(
+            prev_tx, batch.in_prev_vout, first_out_all, n_out1, spent_by, n_tx0, spent_output
         )
+        if bad < 0:
+            bad = _first_repeat(spent_output)  # two inputs of this batch spend one output
+            if bad >= 0:
+                spent_output[bad] = -4
         if bad >= 0:
             t = int(in_tx_local[bad])
             b = int(batch.tx_block[t])
@@ -324,12 +344,12 @@ class StoreWriter:
                 offset=int(batch.in_prev_offset[bad] - batch.block_start[b]),
                 field="input prevout",
             )
+        # The inputs' rows go to disk before the spent marks, so that recovery after a crash
+        # can find and undo every mark (see _recover).
+        self._append_array("input_spent_output", spent_output)
+        _mark_spent(spent_by, spent_output, tx_ids[in_tx_local])
         if isinstance(spent_by, np.memmap):
             spent_by.flush()
-        # Rewrite the placeholder rows appended above with the resolved ids.
-        with open(layout.array_path(self.data_dir, "input_spent_output"), "r+b") as f:
-            f.seek(n_in0 * 8)
-            f.write(spent_output.astype("<i8").tobytes())
         resolved = spent_output >= 0
         values_all = self._array("output_value", n_out1)
         address_all = self._array("output_address", n_out1)

@@ -1,0 +1,1 @@
+"""cluster stage: addresses into wallets, with evidence for every merge."""

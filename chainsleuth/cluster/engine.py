@@ -1,0 +1,491 @@
+"""Cluster a store's addresses into wallets, incrementally, with evidence for every merge.
+
+`cluster_store(data_dir, policy)` processes the transactions the clusterer has not seen yet
+(all of them the first time), in chain order, and writes the clustering stage's directory:
+
+    DATA/clusters/
+      manifest.json          generation, policy, store epoch and tx count covered, views
+      state/*.npy            union-find (parent, size, attribution) — 12 bytes per address
+      address_cluster.npy    cluster id per address id (int64), read by later stages
+      cluster_map-g*.parquet address_id, address, cluster_id (the `clusters` view)
+      merges-g*.parquet      one row per union: address_a, address_b, txid, rule, votes
+      coinjoins-g*.parquet   transactions excluded from merging, with the rule that matched
+      quarantine-g*.parquet  merges refused by the super-cluster guard, with the reason
+
+A cluster's id is the smallest address id in it. When clusters merge the larger id stops being
+a root, and `resolve_cluster(old_id)` (the root of that address) gives the cluster it is now
+part of, so saved cases keep resolving. A reorg (store epoch changed) or another policy
+recomputes from scratch; otherwise only new transactions are processed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from numba import njit
+
+from chainsleuth.cluster import kernels
+from chainsleuth.cluster.rules import BY_CODE, CHANGE_BITS, POLICIES, Policy
+from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.parse.address_kernels import encode_address_keys
+from chainsleuth.store.columns import hex_column
+from chainsleuth.store.layout import atomic_write_bytes
+from chainsleuth.store.store import Store
+
+CHUNK_TXS = 1 << 20
+STATE_FILES = ("parent", "size", "attribution")
+
+
+@dataclass
+class ClusterReport:
+    policy: str
+    from_scratch: bool
+    txs_processed: int
+    addresses: int
+    clusters: int
+    largest_cluster: int
+    merges: int
+    coinjoins: int
+    quarantined: int
+    seconds: float
+    rules: dict[str, int] = field(default_factory=dict)
+
+
+@njit(cache=True)
+def _flatten(parent, out):
+    """Cluster id (root) of every address, compressing paths."""
+    for x in range(parent.shape[0]):
+        r = x
+        while np.int64(parent[r]) != r:
+            r = np.int64(parent[r])
+        y = x
+        while np.int64(parent[y]) != r:
+            nxt = np.int64(parent[y])
+            parent[y] = np.uint32(r)
+            y = nxt
+        out[x] = r
+
+
+def clusters_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / "clusters"
+
+
+def read_manifest(data_dir: Path) -> dict[str, Any] | None:
+    path = clusters_dir(data_dir) / "manifest.json"
+    if not path.exists():
+        return None
+    manifest: dict[str, Any] = json.loads(path.read_text())
+    return manifest
+
+
+def get_policy(name: str) -> Policy:
+    if name not in POLICIES:
+        raise ChainsleuthError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
+    return POLICIES[name]
+
+
+def cluster_store(
+    data_dir: Path,
+    policy: str = "conservative",
+    *,
+    attribution: np.ndarray | None = None,
+    from_scratch: bool = False,
+) -> ClusterReport:
+    """Cluster every address of the store at `data_dir`; returns what was done.
+
+    `attribution` (optional, int per address id, -1 none) names the actor each tagged address
+    belongs to; the super-cluster guard refuses to join two large clusters of different actors.
+    """
+    started = time.perf_counter()
+    pol = get_policy(policy)
+    store = Store.open(data_dir)
+    n_tx, n_addr = store.counts["txs"], store.counts["addresses"]
+    n_in, n_out = store.counts["inputs"], store.counts["outputs"]
+    cdir = clusters_dir(data_dir)
+    manifest = read_manifest(data_dir)
+    resume = (
+        not from_scratch
+        and manifest is not None
+        and manifest["policy"] == pol.name
+        and manifest["store_epoch"] == store.manifest["epoch"]
+        and manifest["txs"] <= n_tx
+        and manifest["addresses"] <= n_addr
+        and attribution is None
+        and not manifest.get("attribution", False)
+    )
+    if resume:
+        assert manifest is not None
+        state = {k: np.load(cdir / "state" / f"{k}.npy") for k in STATE_FILES}
+        first_tx, max_address = manifest["txs"], manifest["max_address_seen"]
+        generation = manifest["generation"] + 1
+        old_files = manifest["files"]
+    else:
+        state = {
+            "parent": np.zeros(0, np.uint32),
+            "size": np.zeros(0, np.uint32),
+            "attribution": np.zeros(0, np.int32),
+        }
+        first_tx, max_address = 0, -1
+        generation = (manifest["generation"] + 1) if manifest else 1
+        old_files = {"merges": [], "coinjoins": [], "quarantine": []}
+    # New addresses start as singletons.
+    have = state["parent"].shape[0]
+    parent = np.empty(n_addr, np.uint32)
+    size = np.ones(n_addr, np.uint32)
+    attr = np.full(n_addr, -1, np.int32)
+    parent[:have] = state["parent"]
+    parent[have:] = np.arange(have, n_addr, dtype=np.uint32)
+    size[:have] = state["size"]
+    attr[:have] = state["attribution"]
+    if attribution is not None:
+        attr[have:] = attribution[have:n_addr]
+        if not resume:
+            attr[:] = attribution[:n_addr]
+
+    tx_first_input = np.asarray(store.array("tx_first_input"))
+    tx_first_output = np.asarray(store.array("tx_first_output"))
+    in_spent = np.asarray(store.array("input_spent_output"))
+    out_value = np.asarray(store.array("output_value"))
+    out_address = np.asarray(store.array("output_address"))
+    out_type = np.asarray(store.array("output_script_type"))
+
+    merges: list[pa.Table] = []
+    coinjoin_rows: list[pa.Table] = []
+    quarantine_rows: list[pa.Table] = []
+    txids = store.array("tx_txid")
+    rule_counts: dict[str, int] = {}
+    total_ev = total_q = total_cj = 0
+    for t0 in range(first_tx, n_tx, CHUNK_TXS):
+        t1 = min(n_tx, t0 + CHUNK_TXS)
+        o0 = int(tx_first_output[t0])
+        o1 = int(tx_first_output[t1]) if t1 < n_tx else n_out
+        fresh = np.empty(o1 - o0, np.bool_)
+        max_address = int(kernels.fresh_outputs(out_address, o0, max_address, fresh))
+        m = t1 - t0
+        coinjoin = np.zeros(m, np.int16)
+        payjoin = np.zeros(m, np.bool_)
+        votes = [np.empty(m, np.int64) for _ in range(4)]
+        kernels.analyze_txs(
+            t0,
+            t1,
+            tx_first_input,
+            tx_first_output,
+            n_in,
+            n_out,
+            in_spent,
+            out_value,
+            out_address,
+            out_type,
+            fresh,
+            o0,
+            coinjoin,
+            payjoin,
+            *votes,
+        )
+        cap = max(n_addr, 16)
+        ev = [np.empty(cap, np.int64) for _ in range(4)]
+        ev_votes = np.empty(cap, np.int64)
+        q_tx = np.empty(cap, np.int64)
+        q_reason = np.empty(cap, np.int64)
+        change_chosen = np.empty(m, np.int64)
+        n_ev, n_q = kernels.apply_merges(
+            t0,
+            t1,
+            tx_first_input,
+            n_in,
+            in_spent,
+            out_address,
+            fresh,
+            o0,
+            coinjoin,
+            payjoin,
+            *votes,
+            pol.change_mask(),
+            pol.required_mask(),
+            pol.min_change_votes,
+            pol.multi_input,
+            pol.merge_payjoin_suspects,
+            pol.large_cluster,
+            pol.growth_factor,
+            parent,
+            size,
+            attr,
+            ev[0],
+            ev[1],
+            ev[2],
+            ev[3],
+            ev_votes,
+            0,
+            q_tx,
+            q_reason,
+            0,
+            change_chosen,
+        )
+        n_ev, n_q = min(n_ev, cap), min(n_q, cap)
+        total_ev += n_ev
+        total_q += n_q
+        if n_ev:
+            ev_tx = ev[2][:n_ev]
+            rules = np.array(["multi_input", "change"], dtype=object)[
+                (ev[3][:n_ev] == kernels.RULE_CHANGE).astype(np.int64)
+            ]
+            names = [_vote_names(int(v)) for v in ev_votes[:n_ev]]
+            merges.append(
+                pa.table(
+                    {
+                        "address_a_id": ev[0][:n_ev],
+                        "address_b_id": ev[1][:n_ev],
+                        "tx_id": ev_tx,
+                        "txid": hex_column(np.asarray(txids[ev_tx])),
+                        "rule": pa.array(rules, pa.string()),
+                        "change_rules": pa.array(names, pa.string()),
+                        "confidence": _confidence(ev[3][:n_ev], ev_votes[:n_ev]),
+                    }
+                )
+            )
+            for r in rules:
+                rule_counts[r] = rule_counts.get(r, 0) + 1
+        cj = np.flatnonzero(coinjoin)
+        total_cj += cj.shape[0]
+        if cj.shape[0]:
+            codes = coinjoin[cj].astype(np.int64)
+            coinjoin_rows.append(
+                pa.table(
+                    {
+                        "tx_id": (t0 + cj).astype(np.int64),
+                        "txid": hex_column(np.asarray(txids[t0 + cj])),
+                        "rule": pa.array([BY_CODE[int(c)].name for c in codes], pa.string()),
+                    }
+                )
+            )
+        if n_q:
+            qt = q_tx[:n_q]
+            quarantine_rows.append(
+                pa.table(
+                    {
+                        "tx_id": qt,
+                        "txid": hex_column(np.asarray(txids[qt])),
+                        "reason": pa.array(
+                            [
+                                "joins two large clusters with different attributions"
+                                if r == kernels.Q_LARGE_CONFLICT
+                                else "grows a cluster by orders of magnitude in one tx"
+                                for r in q_reason[:n_q]
+                            ],
+                            pa.string(),
+                        ),
+                    }
+                )
+            )
+
+    # Publish: state, cluster ids per address, the tables, then the manifest.
+    cluster_of = np.empty(n_addr, np.int64)
+    _flatten(parent, cluster_of)
+    tmp = cdir.with_name("clusters.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if resume:
+        shutil.copytree(cdir, tmp)
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "state").mkdir(exist_ok=True)
+    for name, arr in (("parent", parent), ("size", size), ("attribution", attr)):
+        np.save(tmp / "state" / f"{name}.npy", arr)
+    np.save(tmp / "address_cluster.npy", cluster_of)
+    files: dict[str, list[str]] = {k: list(v) for k, v in old_files.items()}
+    for key, tables in (
+        ("merges", merges),
+        ("coinjoins", coinjoin_rows),
+        ("quarantine", quarantine_rows),
+    ):
+        if tables:
+            name = f"{key}-g{generation:06d}.parquet"
+            pq.write_table(pa.concat_tables(tables), tmp / name, compression="zstd")
+            files[key].append(name)
+    sizes = np.bincount(cluster_of, minlength=n_addr) if n_addr else np.zeros(0, np.int64)
+    keys = np.asarray(store.array("address_key"))
+    address_strings = (
+        encode_address_keys(
+            np.ascontiguousarray(keys[:, 0]),
+            np.ascontiguousarray(keys[:, 2:]),
+            np.ascontiguousarray(keys[:, 1]),
+            store.network.code,
+        )
+        if n_addr
+        else pa.array([], pa.string())
+    )
+    for old in tmp.glob("cluster_map-*.parquet"):
+        old.unlink()
+    map_name = f"cluster_map-g{generation:06d}.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "address_id": np.arange(n_addr, dtype=np.int64),
+                "address": address_strings,
+                "cluster_id": cluster_of,
+                "cluster_size": sizes[cluster_of] if n_addr else np.zeros(0, np.int64),
+            }
+        ),
+        tmp / map_name,
+        compression="zstd",
+    )
+    views: dict[str, Any] = {
+        "clusters": {"files": [map_name]},
+        "cluster_coinjoins": {"files": files["coinjoins"]},
+        "cluster_quarantine": {"files": files["quarantine"]},
+    }
+    if files["merges"]:
+        views["cluster_merges_raw"] = {"files": files["merges"]}
+        views["cluster_merges"] = {
+            "sql": "SELECT ca.address AS address_a, cb.address AS address_b, m.txid, m.rule, "
+            "m.change_rules, m.confidence, ca.cluster_id FROM cluster_merges_raw m "
+            "JOIN clusters ca ON ca.address_id = m.address_a_id "
+            "JOIN clusters cb ON cb.address_id = m.address_b_id"
+        }
+    n_clusters = int((sizes > 0).sum())
+    new_manifest = {
+        "generation": generation,
+        "policy": pol.name,
+        "store_epoch": store.manifest["epoch"],
+        "store_generation": store.manifest["generation"],
+        "txs": n_tx,
+        "addresses": n_addr,
+        "max_address_seen": max_address,
+        "attribution": attribution is not None,
+        "clusters": n_clusters,
+        "largest_cluster": int(sizes.max()) if n_addr else 0,
+        "files": files,
+        "views": views,
+    }
+    atomic_write_bytes(tmp / "manifest.json", json.dumps(new_manifest, indent=1).encode())
+    old_dir = cdir.with_name("clusters.old")
+    shutil.rmtree(old_dir, ignore_errors=True)
+    if cdir.exists():
+        os.replace(cdir, old_dir)
+    os.replace(tmp, cdir)
+    shutil.rmtree(old_dir, ignore_errors=True)
+    return ClusterReport(
+        policy=pol.name,
+        from_scratch=not resume,
+        txs_processed=n_tx - first_tx,
+        addresses=n_addr,
+        clusters=n_clusters,
+        largest_cluster=new_manifest["largest_cluster"],
+        merges=total_ev,
+        coinjoins=total_cj,
+        quarantined=total_q,
+        seconds=time.perf_counter() - started,
+        rules=rule_counts,
+    )
+
+
+def _vote_names(votes: int) -> str | None:
+    names = [name for name, bit in CHANGE_BITS.items() if votes & bit]
+    return "+".join(names) if names else None
+
+
+def _confidence(rules: np.ndarray, votes: np.ndarray) -> np.ndarray:
+    """Multi-input: its rule confidence. Change: 1 - prod(1 - c) over the agreeing rules."""
+    from chainsleuth.cluster.rules import BY_NAME
+
+    out = np.full(rules.shape[0], BY_NAME["multi_input"].confidence)
+    is_change = rules == kernels.RULE_CHANGE
+    miss = np.ones(rules.shape[0])
+    for name, bit in CHANGE_BITS.items():
+        fired = is_change & ((votes & bit) != 0)
+        miss[fired] *= 1.0 - BY_NAME[name].confidence
+    out[is_change] = 1.0 - miss[is_change]
+    return np.round(out, 4)
+
+
+# ------------------------------------------------------------------------------ reading
+class Clusters:
+    """The clustering of a store, for lookups (`cluster_of`, `explain`)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        manifest = read_manifest(data_dir)
+        if manifest is None:
+            raise ChainsleuthError("no clustering yet: run `chainsleuth cluster` first")
+        self.data_dir = Path(data_dir)
+        self.manifest = manifest
+        self.cluster_of = np.load(clusters_dir(data_dir) / "address_cluster.npy", mmap_mode="r")
+
+    def resolve_cluster(self, cluster_id: int) -> int:
+        """The current id of a cluster id saved earlier (clusters only ever merge)."""
+        if not 0 <= cluster_id < self.cluster_of.shape[0]:
+            raise ChainsleuthError(f"no cluster {cluster_id} in this clustering")
+        return int(self.cluster_of[cluster_id])
+
+    def members(self, cluster_id: int) -> np.ndarray:
+        return np.flatnonzero(np.asarray(self.cluster_of) == self.resolve_cluster(cluster_id))
+
+    def merges(self) -> pa.Table:
+        files = [clusters_dir(self.data_dir) / f for f in self.manifest["files"]["merges"]]
+        if not files:
+            return pa.table(
+                {
+                    "address_a_id": pa.array([], pa.int64()),
+                    "address_b_id": pa.array([], pa.int64()),
+                    "tx_id": pa.array([], pa.int64()),
+                    "txid": pa.array([], pa.string()),
+                    "rule": pa.array([], pa.string()),
+                    "change_rules": pa.array([], pa.string()),
+                    "confidence": pa.array([], pa.float64()),
+                }
+            )
+        return pa.concat_tables([pq.read_table(f) for f in files])
+
+    def explain(self, address_a: int, address_b: int) -> list[dict[str, Any]] | None:
+        """The shortest chain of merges linking two address ids, or None if not linked."""
+        if self.cluster_of[address_a] != self.cluster_of[address_b]:
+            return None
+        if address_a == address_b:
+            return []
+        merges = self.merges()
+        a_ids = merges.column("address_a_id").to_numpy()
+        b_ids = merges.column("address_b_id").to_numpy()
+        cluster = self.cluster_of[address_a]
+        inside = np.flatnonzero(np.asarray(self.cluster_of)[a_ids] == cluster)
+        adjacency: dict[int, list[tuple[int, int]]] = {}
+        for row in inside.tolist():
+            a, b = int(a_ids[row]), int(b_ids[row])
+            adjacency.setdefault(a, []).append((b, row))
+            adjacency.setdefault(b, []).append((a, row))
+        previous: dict[int, tuple[int, int]] = {address_a: (-1, -1)}
+        queue = deque([address_a])
+        while queue:
+            node = queue.popleft()
+            if node == address_b:
+                break
+            for nxt, row in adjacency.get(node, ()):
+                if nxt not in previous:
+                    previous[nxt] = (node, row)
+                    queue.append(nxt)
+        if address_b not in previous:
+            return None
+        steps = []
+        node = address_b
+        rows = merges.to_pydict()
+        while node != address_a:
+            prev, row = previous[node]
+            steps.append(
+                {
+                    "from_address_id": prev,
+                    "to_address_id": node,
+                    "txid": rows["txid"][row],
+                    "rule": rows["rule"][row],
+                    "change_rules": rows["change_rules"][row],
+                    "confidence": rows["confidence"][row],
+                }
+            )
+            node = prev
+        steps.reverse()
+        return steps

@@ -1,0 +1,450 @@
+"""Numba kernels of the clusterer: per-transaction rule votes, and the union-find that merges.
+
+`analyze_txs` looks at each transaction once (its inputs' spent outputs and its outputs, all
+from the store's memory-mapped arrays) and records which CoinJoin rule matched and which output
+each change rule points at. `apply_merges` then walks the transactions in chain order and
+unions address ids under a policy, recording every union with its transaction and rule (the
+evidence `explain` reads) and quarantining merges that would create a super-cluster.
+
+Only information available at a transaction's own position in the chain is used, so clustering
+the chain in pieces (incrementally) gives exactly the clusters of one pass from scratch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NONE = 0xFFFFFFFF
+ST_OP_RETURN = 9
+
+CJ_WHIRLPOOL = 10
+CJ_WASABI1 = 11
+CJ_WABISABI = 12
+CJ_JOINMARKET = 13
+CJ_EQUAL_OUTPUT = 14
+
+BIT_FRESH = 1
+BIT_SCRIPT = 2
+BIT_ROUND = 4
+BIT_OPTIMAL = 8
+
+RULE_MULTI_INPUT = 1
+RULE_CHANGE = 2  # evidence rule code for change merges; the vote mask says which rules
+
+Q_LARGE_CONFLICT = 1
+Q_GROWTH = 2
+
+
+@njit(cache=True)
+def fresh_outputs(out_address, first_output, initial_max, fresh):
+    """fresh[o - first_output] = output o pays an address never seen in an earlier output.
+
+    Address ids are assigned in order of first appearance, so an output is the first to pay its
+    address exactly when its id exceeds every id before it.
+    """
+    running = np.int64(initial_max)
+    for k in range(fresh.shape[0]):
+        a = out_address[first_output + k]
+        if a == NONE:
+            fresh[k] = False
+            continue
+        a64 = np.int64(a)
+        if a64 > running:
+            fresh[k] = True
+            running = a64
+        else:
+            fresh[k] = False
+    return running
+
+
+@njit(cache=True)
+def _mode(values):
+    """(most common value, its count) of a small array; (0, 0) when empty."""
+    n = values.shape[0]
+    if n == 0:
+        return 0, 0
+    s = np.sort(values)
+    best_v = s[0]
+    best_c = 1
+    run = 1
+    for k in range(1, n):
+        if s[k] == s[k - 1]:
+            run += 1
+        else:
+            run = 1
+        if run > best_c:
+            best_c = run
+            best_v = s[k]
+    return best_v, best_c
+
+
+@njit(cache=True)
+def _repeated_share(values):
+    """How many of the values occur at least twice."""
+    n = values.shape[0]
+    if n == 0:
+        return 0
+    s = np.sort(values)
+    count = 0
+    for k in range(n):
+        if (k > 0 and s[k] == s[k - 1]) or (k + 1 < n and s[k] == s[k + 1]):
+            count += 1
+    return count
+
+
+@njit(cache=True)
+def _n_distinct(values):
+    if values.shape[0] == 0:
+        return 0
+    s = np.sort(values)
+    d = 1
+    for k in range(1, s.shape[0]):
+        if s[k] != s[k - 1]:
+            d += 1
+    return d
+
+
+@njit(cache=True)
+def analyze_txs(
+    t0,
+    t1,
+    tx_first_input,
+    tx_first_output,
+    n_inputs_total,
+    n_outputs_total,
+    in_spent_output,
+    out_value,
+    out_address,
+    out_script_type,
+    fresh,
+    fresh_base,
+    coinjoin,
+    payjoin,
+    vote_fresh,
+    vote_script,
+    vote_round,
+    vote_optimal,
+):
+    """Per tx in [t0, t1): CoinJoin rule code (0 none), PayJoin suspicion, change votes.
+
+    Votes are global output ids (-1 when the rule does not fire). `fresh[o - fresh_base]`.
+    """
+    n_tx = tx_first_input.shape[0]
+    for t in range(t0, t1):
+        k = t - t0
+        coinjoin[k] = 0
+        payjoin[k] = False
+        vote_fresh[k] = -1
+        vote_script[k] = -1
+        vote_round[k] = -1
+        vote_optimal[k] = -1
+        fi = tx_first_input[t]
+        fi2 = tx_first_input[t + 1] if t + 1 < n_tx else n_inputs_total
+        fo = tx_first_output[t]
+        fo2 = tx_first_output[t + 1] if t + 1 < n_tx else n_outputs_total
+        n_in = fi2 - fi
+        if n_in == 0 or in_spent_output[fi] < 0:
+            continue  # coinbase
+        in_values = np.empty(n_in, np.int64)
+        in_addrs = np.empty(n_in, np.int64)
+        in_types = np.empty(n_in, np.int64)
+        for i in range(n_in):
+            o = in_spent_output[fi + i]
+            in_values[i] = out_value[o]
+            in_addrs[i] = np.int64(out_address[o])
+            in_types[i] = out_script_type[o]
+        n_out = fo2 - fo
+        # Outputs that can be payments: value > 0 and not OP_RETURN.
+        pay = np.empty(n_out, np.int64)
+        n_pay = 0
+        for j in range(n_out):
+            if out_value[fo + j] > 0 and out_script_type[fo + j] != ST_OP_RETURN:
+                pay[n_pay] = j
+                n_pay += 1
+        pay = pay[:n_pay]
+        pay_values = np.empty(n_pay, np.int64)
+        for j in range(n_pay):
+            pay_values[j] = out_value[fo + pay[j]]
+        mode_v, mode_c = _mode(pay_values)
+        distinct_in = _n_distinct(in_addrs)
+
+        # CoinJoin rules, most specific first.
+        code = 0
+        if (
+            mode_c == n_pay
+            and n_pay >= 5
+            and n_pay <= 8
+            and n_in == n_pay
+            and (
+                mode_v == 100_000
+                or mode_v == 1_000_000
+                or mode_v == 5_000_000
+                or mode_v == 50_000_000
+            )
+        ):
+            code = CJ_WHIRLPOOL
+        elif mode_c >= 10 and n_in >= mode_c and 9_000_000 <= mode_v <= 12_000_000:
+            code = CJ_WASABI1
+        elif n_in >= 50 and n_pay >= 50 and _repeated_share(pay_values) * 2 >= n_pay:
+            code = CJ_WABISABI
+        elif mode_c >= 3 and n_pay <= 2 * mode_c + 1 and distinct_in >= mode_c:
+            code = CJ_JOINMARKET
+        elif mode_c >= 3 and distinct_in >= mode_c and n_in >= 3:
+            code = CJ_EQUAL_OUTPUT
+        coinjoin[k] = code
+        if code != 0:
+            continue
+
+        min_in = in_values.min()
+        max_in = in_values.max()
+        if n_in == 2 and n_pay == 2:
+            big = max(pay_values[0], pay_values[1])
+            if big > max_in and in_types[0] == in_types[1]:
+                payjoin[k] = True
+
+        if n_pay < 2:
+            continue
+        # Change votes: each rule must single out exactly one output.
+        n_fresh = 0
+        fresh_j = -1
+        same_type = True
+        for i in range(1, n_in):
+            if in_types[i] != in_types[0]:
+                same_type = False
+        n_type = 0
+        type_j = -1
+        n_round = 0
+        notround_j = -1
+        n_small = 0
+        small_j = -1
+        for q in range(n_pay):
+            j = pay[q]
+            o = fo + j
+            if out_address[o] == NONE:
+                continue
+            if fresh[o - fresh_base]:
+                n_fresh += 1
+                fresh_j = o
+            if same_type and out_script_type[o] == in_types[0]:
+                n_type += 1
+                type_j = o
+            if out_value[o] % 10_000 == 0:
+                n_round += 1
+            else:
+                notround_j = o
+            if out_value[o] < min_in:
+                n_small += 1
+                small_j = o
+        if n_fresh == 1:
+            vote_fresh[k] = fresh_j
+        if same_type and n_type == 1:
+            vote_script[k] = type_j
+        if n_pay == 2 and n_round == 1 and notround_j >= 0:
+            vote_round[k] = notround_j
+        if n_in >= 2 and n_small == 1:
+            vote_optimal[k] = small_j
+
+
+@njit(cache=True)
+def find(parent, x):
+    """Root of x, halving the path as it goes."""
+    x = np.int64(x)
+    while True:
+        p = np.int64(parent[x])
+        if p == x:
+            return x
+        gp = np.int64(parent[p])
+        parent[x] = np.uint32(gp)
+        x = gp
+
+
+@njit(cache=True)
+def apply_merges(
+    t0,
+    t1,
+    tx_first_input,
+    n_inputs_total,
+    in_spent_output,
+    out_address,
+    fresh,
+    fresh_base,
+    coinjoin,
+    payjoin,
+    vote_fresh,
+    vote_script,
+    vote_round,
+    vote_optimal,
+    change_mask,
+    required_mask,
+    min_votes,
+    multi_input,
+    merge_payjoin,
+    large,
+    growth,
+    parent,
+    size,
+    attribution,
+    ev_a,
+    ev_b,
+    ev_tx,
+    ev_rule,
+    ev_votes,
+    n_ev,
+    q_tx,
+    q_reason,
+    n_q,
+    change_chosen,
+):
+    """Union addresses tx by tx under the policy; returns (evidence rows, quarantined txs).
+
+    Every union of two different clusters appends an evidence row (address a, address b, tx,
+    rule, change vote mask). A tx whose merges would join two large clusters with different
+    attributions, or grow a cluster `growth` times over past `large` addresses, is quarantined:
+    recorded, not applied.
+    """
+    n_tx = tx_first_input.shape[0]
+    roots = np.empty(64, np.int64)
+    members = np.empty(64, np.int64)
+    for t in range(t0, t1):
+        k = t - t0
+        change_chosen[k] = -1
+        if coinjoin[k] != 0:
+            continue
+        fi = tx_first_input[t]
+        fi2 = tx_first_input[t + 1] if t + 1 < n_tx else n_inputs_total
+        if fi2 == fi or in_spent_output[fi] < 0:
+            continue
+        # Change output chosen by the policy.
+        change = np.int64(-1)
+        votes = 0
+        target = np.int64(-1)
+        agree = True
+        for bit in (BIT_FRESH, BIT_SCRIPT, BIT_ROUND, BIT_OPTIMAL):
+            if not (change_mask & bit):
+                continue
+            if bit == BIT_FRESH:
+                v = vote_fresh[k]
+            elif bit == BIT_SCRIPT:
+                v = vote_script[k]
+            elif bit == BIT_ROUND:
+                v = vote_round[k]
+            else:
+                v = vote_optimal[k]
+            if v < 0:
+                continue
+            if target < 0:
+                target = v
+            elif v != target:
+                agree = False
+            votes |= bit
+        n_votes = 0
+        for bit in (BIT_FRESH, BIT_SCRIPT, BIT_ROUND, BIT_OPTIMAL):
+            if votes & bit:
+                n_votes += 1
+        if (
+            target >= 0
+            and agree
+            and n_votes >= min_votes
+            and (votes & required_mask) == required_mask
+            and out_address[target] != NONE
+            and fresh[target - fresh_base]  # reused_address veto: change goes to a new address
+        ):
+            change = target
+            change_chosen[k] = target
+        use_inputs = multi_input and (merge_payjoin or not payjoin[k])
+        # Collect the addresses to merge: inputs (multi-input) and the change address.
+        n_m = 0
+        n_in = fi2 - fi
+        if use_inputs:
+            for i in range(n_in):
+                a = out_address[in_spent_output[fi + i]]
+                if a == NONE:
+                    continue
+                if n_m == members.shape[0]:
+                    members = np.concatenate((members, np.empty(members.shape[0], np.int64)))
+                members[n_m] = np.int64(a)
+                n_m += 1
+        else:
+            a = out_address[in_spent_output[fi]]
+            if a != NONE:
+                members[0] = np.int64(a)
+                n_m = 1
+        if change >= 0 and n_m >= 1:
+            if n_m == members.shape[0]:
+                members = np.concatenate((members, np.empty(members.shape[0], np.int64)))
+            members[n_m] = np.int64(out_address[change])
+            n_m += 1
+        if n_m < 2:
+            continue
+        # Distinct roots and the guard.
+        n_r = 0
+        total = np.int64(0)
+        largest = np.int64(0)
+        n_large = 0
+        attr_seen = np.int64(-1)
+        attr_conflict = False
+        for m in range(n_m):
+            r = find(parent, members[m])
+            dup = False
+            for q in range(n_r):
+                if roots[q] == r:
+                    dup = True
+                    break
+            if dup:
+                continue
+            if n_r == roots.shape[0]:
+                roots = np.concatenate((roots, np.empty(roots.shape[0], np.int64)))
+            roots[n_r] = r
+            n_r += 1
+            s = np.int64(size[r])
+            total += s
+            if s > largest:
+                largest = s
+            if s >= large:
+                n_large += 1
+                a = np.int64(attribution[r])
+                if a >= 0:
+                    if attr_seen >= 0 and a != attr_seen:
+                        attr_conflict = True
+                    attr_seen = a
+        if n_r < 2:
+            continue
+        reason = 0
+        if n_large >= 2 and attr_conflict:
+            reason = Q_LARGE_CONFLICT
+        elif total >= large and total >= growth * largest:
+            reason = Q_GROWTH
+        if reason != 0:
+            if n_q < q_tx.shape[0]:
+                q_tx[n_q] = t
+                q_reason[n_q] = reason
+            n_q += 1
+            continue
+        # Union into the smallest root id, so a cluster's id is its smallest address id and
+        # stays stable as the chain grows.
+        anchor = members[0]
+        for m in range(1, n_m):
+            ra = find(parent, anchor)
+            rb = find(parent, members[m])
+            if ra == rb:
+                continue
+            lo = ra if ra < rb else rb
+            hi = rb if ra < rb else ra
+            parent[hi] = np.uint32(lo)
+            size[lo] = np.uint32(np.int64(size[lo]) + np.int64(size[hi]))
+            a_lo = np.int64(attribution[lo])
+            a_hi = np.int64(attribution[hi])
+            if a_lo < 0:
+                attribution[lo] = a_hi
+            elif a_hi >= 0 and a_hi != a_lo:
+                attribution[lo] = -2  # conflicting attributions inside one cluster
+            if n_ev < ev_a.shape[0]:
+                ev_a[n_ev] = anchor
+                ev_b[n_ev] = members[m]
+                ev_tx[n_ev] = t
+                is_change = change >= 0 and m == n_m - 1
+                ev_rule[n_ev] = RULE_CHANGE if is_change else RULE_MULTI_INPUT
+                ev_votes[n_ev] = votes if is_change else 0
+            n_ev += 1
+    return n_ev, n_q

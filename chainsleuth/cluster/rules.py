@@ -1,0 +1,214 @@
+"""The named rules of clustering: CoinJoin detectors, change heuristics, and merge policies.
+
+Every merge the clusterer makes, and every transaction it refuses to merge, names one of these
+rules, so an investigator can read why two addresses were linked and where the rule comes from.
+Codes are stored on disk: append only, never renumber.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: int
+    name: str
+    kind: str  # "merge", "coinjoin", "change", "annotation"
+    confidence: float  # how often the rule is right when it fires (literature + our measurements)
+    source: str
+    rationale: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        1,
+        "multi_input",
+        "merge",
+        0.95,
+        "Nakamoto 2008 §10; Meiklejohn et al., 'A Fistful of Bitcoins', IMC 2013",
+        "All inputs of a transaction are signed by one wallet, unless it is a CoinJoin or "
+        "PayJoin (which the CoinJoin rules exclude).",
+    ),
+    Rule(
+        10,
+        "whirlpool",
+        "coinjoin",
+        0.99,
+        "Samourai Whirlpool docs (5-in/5-out at pool denominations 0.001/0.01/0.05/0.5 BTC); "
+        "GraphSense's Whirlpool heuristic",
+        "Equal outputs at a Whirlpool pool denomination, as many outputs as inputs (5 to 8).",
+    ),
+    Rule(
+        11,
+        "wasabi1",
+        "coinjoin",
+        0.98,
+        "Wasabi Wallet 1.x docs (~0.1 BTC base denomination); Kappos et al., 'How to peel a "
+        "million', USENIX Security 2022",
+        "Ten or more equal outputs near 0.1 BTC, at least as many inputs.",
+    ),
+    Rule(
+        12,
+        "wabisabi",
+        "coinjoin",
+        0.97,
+        "WabiSabi (Ficsór et al., 2021) and Wasabi 2.0 standard denominations",
+        "Fifty or more inputs and outputs, most outputs sharing their value with another.",
+    ),
+    Rule(
+        13,
+        "joinmarket",
+        "coinjoin",
+        0.9,
+        "Möser & Böhme, 'Join Me on a Market for Anonymity', WEIS 2016; BlockSci is_coinjoin",
+        "n >= 3 equal outputs plus at most n change outputs, from at least n distinct input "
+        "addresses.",
+    ),
+    Rule(
+        14,
+        "equal_output",
+        "coinjoin",
+        0.8,
+        "Generic equal-output CoinJoin rule (BlockSci is_possible_coinjoin; Goldfeder et al. 2018)",
+        "Three or more equal outputs paid from at least as many distinct input addresses.",
+    ),
+    Rule(
+        20,
+        "fresh_address",
+        "change",
+        0.7,
+        "Meiklejohn et al. 2013 (one-time change address); BlockSci ClientChangeAddressBehavior",
+        "Exactly one output pays an address never seen before: wallets send change to a new "
+        "address, payees are often reused addresses.",
+    ),
+    Rule(
+        21,
+        "script_type",
+        "change",
+        0.6,
+        "BlockSci AddressType heuristic; Kappos et al. 2022",
+        "All inputs share one script type and exactly one output has it: a wallet's change uses "
+        "its own type.",
+    ),
+    Rule(
+        22,
+        "round_amount",
+        "change",
+        0.6,
+        "BlockSci PowerOfTen heuristic; Androulaki et al., FC 2013",
+        "Of two outputs exactly one is a round amount (a multiple of 0.0001 BTC): payments are "
+        "round, change is what is left.",
+    ),
+    Rule(
+        23,
+        "optimal_change",
+        "change",
+        0.65,
+        "Nick, 'Data-Driven De-Anonymization in Bitcoin', 2015; BlockSci OptimalChange",
+        "Exactly one output is smaller than the smallest input; otherwise that input would have "
+        "been unnecessary.",
+    ),
+    Rule(
+        24,
+        "reused_address",
+        "annotation",
+        0.0,
+        "Meiklejohn et al. 2013 (counter-signal)",
+        "A change candidate whose address was already used is not taken as change (veto).",
+    ),
+    Rule(
+        30,
+        "payjoin_suspect",
+        "annotation",
+        0.3,
+        "BIP78 PayJoin; Ghesmati et al., 'Unnecessary Input Heuristics & PayJoin', 2022",
+        "Two inputs, two outputs, one output larger than every input: the receiver may have "
+        "contributed an input. Marked, merged only under the multi-input rule's policy setting.",
+    ),
+)
+BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}
+BY_CODE: dict[int, Rule] = {r.code: r for r in RULES}
+
+# Bit positions of the change rules in per-tx vote masks (numba kernels use these ints).
+CHANGE_BITS: dict[str, int] = {
+    "fresh_address": 1,
+    "script_type": 2,
+    "round_amount": 4,
+    "optimal_change": 8,
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which rules may merge clusters; the rest only annotate.
+
+    A change output is merged with the inputs when the rules in `change_rules` that fire agree
+    on it, at least `min_change_votes` of them fire, the votes include every rule listed in
+    `change_required`, and no enabled rule points at another output.
+    """
+
+    name: str
+    multi_input: bool = True
+    change_rules: tuple[str, ...] = ()
+    change_required: tuple[str, ...] = ()
+    min_change_votes: int = 1
+    merge_payjoin_suspects: bool = True
+    large_cluster: int = 1000  # super-cluster guard: clusters this big are "large"
+    growth_factor: int = 100  # quarantine a tx that grows a cluster this many times over
+    description: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def change_mask(self) -> int:
+        mask = 0
+        for rule in self.change_rules:
+            mask |= CHANGE_BITS[rule]
+        return mask
+
+    def required_mask(self) -> int:
+        mask = 0
+        for rule in self.change_required:
+            mask |= CHANGE_BITS[rule]
+        return mask
+
+
+POLICIES: dict[str, Policy] = {
+    p.name: p
+    for p in (
+        Policy(
+            "conservative",
+            change_rules=("fresh_address", "script_type", "optimal_change", "round_amount"),
+            change_required=("fresh_address",),
+            min_change_votes=2,
+            description="Default. Multi-input, plus change when the one-time-address rule and "
+            "at least one other rule agree and none disagrees. Precision first.",
+        ),
+        Policy("multi_input", description="Common-input-ownership only."),
+        Policy(
+            "fresh_address",
+            change_rules=("fresh_address",),
+            description="Multi-input + fresh-address change alone (for measurement).",
+        ),
+        Policy(
+            "script_type",
+            change_rules=("script_type",),
+            description="Multi-input + script-type change alone (for measurement).",
+        ),
+        Policy(
+            "round_amount",
+            change_rules=("round_amount",),
+            description="Multi-input + round-amount change alone (for measurement).",
+        ),
+        Policy(
+            "optimal_change",
+            change_rules=("optimal_change",),
+            description="Multi-input + optimal-change alone (for measurement).",
+        ),
+        Policy(
+            "aggressive",
+            change_rules=("fresh_address", "script_type", "optimal_change", "round_amount"),
+            min_change_votes=1,
+            description="Multi-input + any change rule that fires uncontradicted. Recall first.",
+        ),
+    )
+}
