@@ -1,0 +1,116 @@
+"""Clustering on hand-built chains: each rule fires where it should, and only there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chainsleuth.cluster.engine import Clusters, cluster_store
+from chainsleuth.store.ingest import ingest_blocks_dir
+from chainsleuth.store.store import Store
+from tests.chainbuilder import ChainBuilder, p2pkh, p2wpkh, spend
+
+BTC = 10**8
+
+
+def _address(store: Store, script: bytes) -> int:
+    rows = store.sql(
+        "SELECT address_id FROM outputs WHERE script_pubkey = ? LIMIT 1", [script]
+    ).to_pylist()
+    return int(rows[0]["address_id"])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Coins for alice/bob/carol, a multi-input payment with change, and a Whirlpool round."""
+    chain = ChainBuilder()
+    funding = [chain.add_block(miner=p2wpkh(f"user{k}")) for k in range(8)]
+    coins = [(block.txs[0], 0) for block in funding]
+    # 1. A shop's address is used once before (so paying it is paying a reused address).
+    shop_prior = spend([coins[7]], [(49 * BTC, p2wpkh("shop"))])
+    chain.add_block([shop_prior])
+    # 2. user0 + user1 (one wallet) pay the shop 60 BTC, change to a fresh address of their type.
+    payment = spend(
+        [coins[0], coins[1]], [(60 * BTC, p2wpkh("shop")), (39_9990_0000, p2wpkh("change01"))]
+    )
+    # 3. A Whirlpool-shaped round: 5 strangers, 5 equal outputs at the 0.05 BTC pool.
+    whirl = spend(
+        [coins[k] for k in range(2, 7)],
+        [(5_000_000, p2wpkh(f"mix{k}")) for k in range(5)],
+    )
+    chain.add_block([payment, whirl])
+    data = tmp_path_factory.mktemp("cluster-rules")
+    ingest_blocks_dir(chain.write(data / "blocks"), data / "store")
+    return {"dir": data / "store", "chain": chain, "payment": payment, "whirl": whirl}
+
+
+def test_multi_input_merges_the_inputs_of_a_payment(world: dict) -> None:
+    cluster_store(world["dir"], "multi_input", from_scratch=True)
+    store, clusters = Store.open(world["dir"]), Clusters(world["dir"])
+    a, b = _address(store, p2wpkh("user0")), _address(store, p2wpkh("user1"))
+    assert clusters.cluster_of[a] == clusters.cluster_of[b]
+    steps = clusters.explain(a, b)
+    assert steps is not None and len(steps) == 1
+    assert steps[0]["txid"] == world["payment"].txid_hex()
+    assert steps[0]["rule"] == "multi_input"
+
+
+def test_whirlpool_round_is_flagged_and_not_merged(world: dict) -> None:
+    cluster_store(world["dir"], "multi_input", from_scratch=True)
+    store, clusters = Store.open(world["dir"]), Clusters(world["dir"])
+    ids = [_address(store, p2wpkh(f"user{k}")) for k in range(2, 7)]
+    assert len({int(clusters.cluster_of[i]) for i in ids}) == 5
+    flagged = store.sql("SELECT txid, rule FROM cluster_coinjoins").to_pylist()
+    assert {"txid": world["whirl"].txid_hex(), "rule": "whirlpool"} in flagged
+
+
+def test_conservative_policy_merges_fresh_same_type_change(world: dict) -> None:
+    cluster_store(world["dir"], "conservative", from_scratch=True)
+    store, clusters = Store.open(world["dir"]), Clusters(world["dir"])
+    payer, change = _address(store, p2wpkh("user0")), _address(store, p2wpkh("change01"))
+    shop = _address(store, p2wpkh("shop"))
+    assert clusters.cluster_of[payer] == clusters.cluster_of[change]
+    assert clusters.cluster_of[shop] != clusters.cluster_of[payer]
+    steps = clusters.explain(payer, change)
+    assert steps is not None and steps[-1]["rule"] == "change"
+    assert "fresh_address" in steps[-1]["change_rules"]
+
+
+def test_multi_input_policy_does_not_merge_change(world: dict) -> None:
+    cluster_store(world["dir"], "multi_input", from_scratch=True)
+    store, clusters = Store.open(world["dir"]), Clusters(world["dir"])
+    payer, change = _address(store, p2wpkh("user0")), _address(store, p2wpkh("change01"))
+    assert clusters.explain(payer, change) is None
+
+
+def test_unrelated_addresses_are_not_linked(world: dict) -> None:
+    cluster_store(world["dir"], "conservative", from_scratch=True)
+    store, clusters = Store.open(world["dir"]), Clusters(world["dir"])
+    a, b = _address(store, p2wpkh("user0")), _address(store, p2wpkh("user5"))
+    assert clusters.explain(a, b) is None
+
+
+def test_every_merge_has_a_transaction_and_a_rule(world: dict) -> None:
+    cluster_store(world["dir"], "aggressive", from_scratch=True)
+    merges = Store.open(world["dir"]).sql("SELECT * FROM cluster_merges").to_pylist()
+    assert merges
+    for m in merges:
+        assert len(m["txid"]) == 64 and m["rule"] in ("multi_input", "change")
+        assert 0 < m["confidence"] <= 1
+
+
+def test_legacy_script_type_is_not_change_for_segwit_inputs(tmp_path: Path) -> None:
+    chain = ChainBuilder()
+    funding = [chain.add_block(miner=p2wpkh(f"w{k}")) for k in range(2)]
+    chain.add_block([spend([(funding[1].txs[0], 0)], [(1 * BTC, p2pkh("legacy-shop"))])])
+    pay = spend(
+        [(funding[0].txs[0], 0)],
+        [(10 * BTC, p2pkh("legacy-shop")), (39 * BTC + 123, p2pkh("fresh-legacy"))],
+    )
+    chain.add_block([pay])
+    ingest_blocks_dir(chain.write(tmp_path / "blocks"), tmp_path / "store")
+    cluster_store(tmp_path / "store", "script_type", from_scratch=True)
+    store, clusters = Store.open(tmp_path / "store"), Clusters(tmp_path / "store")
+    payer = _address(store, p2wpkh("w0"))
+    assert clusters.explain(payer, _address(store, p2pkh("fresh-legacy"))) is None
