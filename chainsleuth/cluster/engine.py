@@ -94,6 +94,159 @@ def get_policy(name: str) -> Policy:
     return POLICIES[name]
 
 
+@dataclass
+class ChainArrays:
+    """The store arrays the clusterer reads (memory-mapped, committed rows only)."""
+
+    tx_first_input: np.ndarray
+    tx_first_output: np.ndarray
+    input_spent_output: np.ndarray
+    output_value: np.ndarray
+    output_address: np.ndarray
+    output_script_type: np.ndarray
+    n_inputs: int
+    n_outputs: int
+
+    @classmethod
+    def of(cls, store: Store) -> ChainArrays:
+        return cls(
+            np.asarray(store.array("tx_first_input")),
+            np.asarray(store.array("tx_first_output")),
+            np.asarray(store.array("input_spent_output")),
+            np.asarray(store.array("output_value")),
+            np.asarray(store.array("output_address")),
+            np.asarray(store.array("output_script_type")),
+            store.counts["inputs"],
+            store.counts["outputs"],
+        )
+
+    @property
+    def n_txs(self) -> int:
+        return int(self.tx_first_input.shape[0])
+
+
+@dataclass
+class UnionFind:
+    """Union-find over address ids: parent and size (uint32) and actor (int32): 12 B/address."""
+
+    parent: np.ndarray
+    size: np.ndarray
+    attribution: np.ndarray
+    max_address: int = -1  # highest address id seen in an output so far (for fresh-address)
+
+    @classmethod
+    def singletons(cls, n_addresses: int) -> UnionFind:
+        return cls(
+            np.arange(n_addresses, dtype=np.uint32),
+            np.ones(n_addresses, np.uint32),
+            np.full(n_addresses, -1, np.int32),
+        )
+
+
+@dataclass
+class RangeResult:
+    """What clustering one range of transactions did."""
+
+    merge_a: np.ndarray
+    merge_b: np.ndarray
+    merge_tx: np.ndarray
+    merge_rule: np.ndarray
+    merge_votes: np.ndarray
+    coinjoin_tx: np.ndarray
+    coinjoin_rule: np.ndarray
+    quarantined: np.ndarray
+    quarantine_reason: np.ndarray
+    change_output: np.ndarray  # per tx of the range: the output merged as change, or -1
+
+    @property
+    def n_merges(self) -> int:
+        return int(self.merge_a.shape[0])
+
+
+def process_range(
+    arrays: ChainArrays, unions: UnionFind, policy: Policy, t0: int, t1: int
+) -> RangeResult:
+    """Cluster transactions [t0, t1) into `unions` (which must already hold [0, t0))."""
+    fo = arrays.tx_first_output
+    o0 = int(fo[t0])
+    o1 = int(fo[t1]) if t1 < arrays.n_txs else arrays.n_outputs
+    fresh = np.empty(o1 - o0, np.bool_)
+    unions.max_address = int(
+        kernels.fresh_outputs(arrays.output_address, o0, unions.max_address, fresh)
+    )
+    m = t1 - t0
+    coinjoin = np.zeros(m, np.int16)
+    payjoin = np.zeros(m, np.bool_)
+    votes = [np.empty(m, np.int64) for _ in range(4)]
+    kernels.analyze_txs(
+        t0,
+        t1,
+        arrays.tx_first_input,
+        fo,
+        arrays.n_inputs,
+        arrays.n_outputs,
+        arrays.input_spent_output,
+        arrays.output_value,
+        arrays.output_address,
+        arrays.output_script_type,
+        fresh,
+        o0,
+        coinjoin,
+        payjoin,
+        *votes,
+    )
+    n_in_range = (int(arrays.tx_first_input[t1]) if t1 < arrays.n_txs else arrays.n_inputs) - int(
+        arrays.tx_first_input[t0]
+    )
+    cap = max(n_in_range + m, 16)  # a union needs an input or a change output
+    ev = [np.empty(cap, np.int64) for _ in range(5)]
+    q_tx = np.empty(m, np.int64)
+    q_reason = np.empty(m, np.int64)
+    change_chosen = np.empty(m, np.int64)
+    n_ev, n_q = kernels.apply_merges(
+        t0,
+        t1,
+        arrays.tx_first_input,
+        arrays.n_inputs,
+        arrays.input_spent_output,
+        arrays.output_address,
+        fresh,
+        o0,
+        coinjoin,
+        payjoin,
+        *votes,
+        policy.change_mask(),
+        policy.required_mask(),
+        policy.min_change_votes,
+        policy.multi_input,
+        policy.merge_payjoin_suspects,
+        policy.large_cluster,
+        policy.growth_factor,
+        unions.parent,
+        unions.size,
+        unions.attribution,
+        *ev,
+        0,
+        q_tx,
+        q_reason,
+        0,
+        change_chosen,
+    )
+    cj = np.flatnonzero(coinjoin)
+    return RangeResult(
+        ev[0][:n_ev],
+        ev[1][:n_ev],
+        ev[2][:n_ev],
+        ev[3][:n_ev],
+        ev[4][:n_ev],
+        (t0 + cj).astype(np.int64),
+        coinjoin[cj].astype(np.int64),
+        q_tx[:n_q],
+        q_reason[:n_q],
+        change_chosen,
+    )
+
+
 def cluster_store(
     data_dir: Path,
     policy: str = "conservative",
@@ -110,7 +263,6 @@ def cluster_store(
     pol = get_policy(policy)
     store = Store.open(data_dir)
     n_tx, n_addr = store.counts["txs"], store.counts["addresses"]
-    n_in, n_out = store.counts["inputs"], store.counts["outputs"]
     cdir = clusters_dir(data_dir)
     manifest = read_manifest(data_dir)
     resume = (
@@ -152,13 +304,8 @@ def cluster_store(
         if not resume:
             attr[:] = attribution[:n_addr]
 
-    tx_first_input = np.asarray(store.array("tx_first_input"))
-    tx_first_output = np.asarray(store.array("tx_first_output"))
-    in_spent = np.asarray(store.array("input_spent_output"))
-    out_value = np.asarray(store.array("output_value"))
-    out_address = np.asarray(store.array("output_address"))
-    out_type = np.asarray(store.array("output_script_type"))
-
+    arrays = ChainArrays.of(store)
+    unions = UnionFind(parent, size, attr, max_address)
     merges: list[pa.Table] = []
     coinjoin_rows: list[pa.Table] = []
     quarantine_rows: list[pa.Table] = []
@@ -167,109 +314,46 @@ def cluster_store(
     total_ev = total_q = total_cj = 0
     for t0 in range(first_tx, n_tx, CHUNK_TXS):
         t1 = min(n_tx, t0 + CHUNK_TXS)
-        o0 = int(tx_first_output[t0])
-        o1 = int(tx_first_output[t1]) if t1 < n_tx else n_out
-        fresh = np.empty(o1 - o0, np.bool_)
-        max_address = int(kernels.fresh_outputs(out_address, o0, max_address, fresh))
-        m = t1 - t0
-        coinjoin = np.zeros(m, np.int16)
-        payjoin = np.zeros(m, np.bool_)
-        votes = [np.empty(m, np.int64) for _ in range(4)]
-        kernels.analyze_txs(
-            t0,
-            t1,
-            tx_first_input,
-            tx_first_output,
-            n_in,
-            n_out,
-            in_spent,
-            out_value,
-            out_address,
-            out_type,
-            fresh,
-            o0,
-            coinjoin,
-            payjoin,
-            *votes,
-        )
-        cap = max(n_addr, 16)
-        ev = [np.empty(cap, np.int64) for _ in range(4)]
-        ev_votes = np.empty(cap, np.int64)
-        q_tx = np.empty(cap, np.int64)
-        q_reason = np.empty(cap, np.int64)
-        change_chosen = np.empty(m, np.int64)
-        n_ev, n_q = kernels.apply_merges(
-            t0,
-            t1,
-            tx_first_input,
-            n_in,
-            in_spent,
-            out_address,
-            fresh,
-            o0,
-            coinjoin,
-            payjoin,
-            *votes,
-            pol.change_mask(),
-            pol.required_mask(),
-            pol.min_change_votes,
-            pol.multi_input,
-            pol.merge_payjoin_suspects,
-            pol.large_cluster,
-            pol.growth_factor,
-            parent,
-            size,
-            attr,
-            ev[0],
-            ev[1],
-            ev[2],
-            ev[3],
-            ev_votes,
-            0,
-            q_tx,
-            q_reason,
-            0,
-            change_chosen,
-        )
-        n_ev, n_q = min(n_ev, cap), min(n_q, cap)
-        total_ev += n_ev
-        total_q += n_q
-        if n_ev:
-            ev_tx = ev[2][:n_ev]
+        result = process_range(arrays, unions, pol, t0, t1)
+        total_ev += result.n_merges
+        total_q += result.quarantined.shape[0]
+        total_cj += result.coinjoin_tx.shape[0]
+        if result.n_merges:
+            ev_tx = result.merge_tx
             rules = np.array(["multi_input", "change"], dtype=object)[
-                (ev[3][:n_ev] == kernels.RULE_CHANGE).astype(np.int64)
+                (result.merge_rule == kernels.RULE_CHANGE).astype(np.int64)
             ]
-            names = [_vote_names(int(v)) for v in ev_votes[:n_ev]]
+            names = [_vote_names(int(v)) for v in result.merge_votes]
             merges.append(
                 pa.table(
                     {
-                        "address_a_id": ev[0][:n_ev],
-                        "address_b_id": ev[1][:n_ev],
+                        "address_a_id": result.merge_a,
+                        "address_b_id": result.merge_b,
                         "tx_id": ev_tx,
                         "txid": hex_column(np.asarray(txids[ev_tx])),
                         "rule": pa.array(rules, pa.string()),
                         "change_rules": pa.array(names, pa.string()),
-                        "confidence": _confidence(ev[3][:n_ev], ev_votes[:n_ev]),
+                        "confidence": _confidence(result.merge_rule, result.merge_votes),
                     }
                 )
             )
             for r in rules:
                 rule_counts[r] = rule_counts.get(r, 0) + 1
-        cj = np.flatnonzero(coinjoin)
-        total_cj += cj.shape[0]
-        if cj.shape[0]:
-            codes = coinjoin[cj].astype(np.int64)
+        if result.coinjoin_tx.shape[0]:
+            cj = result.coinjoin_tx
             coinjoin_rows.append(
                 pa.table(
                     {
-                        "tx_id": (t0 + cj).astype(np.int64),
-                        "txid": hex_column(np.asarray(txids[t0 + cj])),
-                        "rule": pa.array([BY_CODE[int(c)].name for c in codes], pa.string()),
+                        "tx_id": cj,
+                        "txid": hex_column(np.asarray(txids[cj])),
+                        "rule": pa.array(
+                            [BY_CODE[int(c)].name for c in result.coinjoin_rule], pa.string()
+                        ),
                     }
                 )
             )
-        if n_q:
-            qt = q_tx[:n_q]
+        if result.quarantined.shape[0]:
+            qt = result.quarantined
             quarantine_rows.append(
                 pa.table(
                     {
@@ -280,13 +364,14 @@ def cluster_store(
                                 "joins two large clusters with different attributions"
                                 if r == kernels.Q_LARGE_CONFLICT
                                 else "grows a cluster by orders of magnitude in one tx"
-                                for r in q_reason[:n_q]
+                                for r in result.quarantine_reason
                             ],
                             pa.string(),
                         ),
                     }
                 )
             )
+    max_address = unions.max_address
 
     # Publish: state, cluster ids per address, the tables, then the manifest.
     cluster_of = np.empty(n_addr, np.int64)
