@@ -1,0 +1,123 @@
+"""Clustering benchmark: chainsleuth's multi-input clustering against scipy and networkx.
+
+All three cluster the same edges: for every transaction the clusterer does not flag as a
+CoinJoin, its first input address is joined to each other input address. chainsleuth's time
+includes building those edges from the store's arrays; scipy's and networkx's exclude it (the
+edges are handed to them ready-made). Each measurement runs in this process after a warm-up.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainsleuth.cluster.engine import ChainArrays, UnionFind, _flatten, process_range
+from chainsleuth.cluster.rules import POLICIES, Policy
+from chainsleuth.store.store import Store
+
+NO_GUARD = Policy("multi_input_unguarded", large_cluster=2**31 - 1, growth_factor=2**31 - 1)
+
+
+def _edges(arrays: ChainArrays, coinjoin_tx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-input edges (first input address, other input address), CoinJoins left out."""
+    n_tx = arrays.n_txs
+    first_in = arrays.tx_first_input
+    in_tx = np.repeat(np.arange(n_tx), np.diff(np.append(first_in, arrays.n_inputs)))
+    spent = arrays.input_spent_output
+    ok = spent >= 0
+    addr = np.full(spent.shape[0], -1, np.int64)
+    addr[ok] = arrays.output_address[spent[ok]].astype(np.int64)
+    addr[addr == 0xFFFFFFFF] = -1
+    is_cj = np.zeros(n_tx, bool)
+    is_cj[coinjoin_tx] = True
+    anchor = addr[first_in[in_tx]]
+    keep = (addr >= 0) & (anchor >= 0) & ~is_cj[in_tx] & (addr != anchor)
+    return anchor[keep], addr[keep]
+
+
+def _partition_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two labelings describe the same partition."""
+    pairs = np.unique(np.stack([a, b]), axis=1)
+    return bool(
+        np.unique(pairs[0]).shape[0] == pairs.shape[1]
+        and np.unique(pairs[1]).shape[0] == pairs.shape[1]
+    )
+
+
+def run(store_dir: Path, networkx_edge_limit: int = 3_000_000) -> dict[str, Any]:
+    """Measure clustering on the store at `store_dir`; returns figures for the report."""
+    import networkx as nx
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    store = Store.open(store_dir)
+    arrays = ChainArrays.of(store)
+    n_tx, n_addr = arrays.n_txs, store.counts["addresses"]
+
+    # Warm up numba (compiled code is cached on disk, loading it still costs time).
+    process_range(arrays, UnionFind.singletons(n_addr), NO_GUARD, 0, min(n_tx, 100))
+
+    started = time.perf_counter()
+    unions = UnionFind.singletons(n_addr)
+    result = process_range(arrays, unions, NO_GUARD, 0, n_tx)
+    ours_labels = np.empty(n_addr, np.int64)
+    _flatten(unions.parent, ours_labels)
+    ours_seconds = time.perf_counter() - started
+
+    a, b = _edges(arrays, result.coinjoin_tx)
+    started = time.perf_counter()
+    graph = sp.coo_matrix((np.ones(a.shape[0], np.int8), (a, b)), shape=(n_addr, n_addr)).tocsr()
+    n_scipy, scipy_labels = connected_components(graph, directed=False)
+    scipy_seconds = time.perf_counter() - started
+
+    n_nx_edges = min(a.shape[0], networkx_edge_limit)
+    started = time.perf_counter()
+    g = nx.Graph()
+    g.add_nodes_from(range(n_addr))
+    g.add_edges_from(zip(a[:n_nx_edges].tolist(), b[:n_nx_edges].tolist(), strict=True))
+    n_nx = nx.number_connected_components(g)
+    nx_seconds = time.perf_counter() - started
+    del g
+
+    # Incremental: the last ~4,000 transactions as one update, after clustering the rest.
+    block_txs = min(4000, max(n_tx // 2, 1))
+    split = n_tx - block_txs
+    unions = UnionFind.singletons(n_addr)
+    process_range(arrays, unions, POLICIES["conservative"], 0, split)
+    started = time.perf_counter()
+    process_range(arrays, unions, POLICIES["conservative"], split, n_tx)
+    incremental_ms = (time.perf_counter() - started) * 1000
+
+    # Memory per address of the clusterer's state (parent, size, attribution).
+    state_bytes = unions.parent.nbytes + unions.size.nbytes + unions.attribution.nbytes
+    return {
+        "txs": n_tx,
+        "addresses": n_addr,
+        "edges": int(a.shape[0]),
+        "ours_seconds": ours_seconds,
+        "ours_tx_per_s": n_tx / ours_seconds,
+        "scipy_seconds": scipy_seconds,
+        "networkx_seconds": nx_seconds,
+        "networkx_edges": n_nx_edges,
+        "same_partition_as_scipy": _partition_equal(ours_labels, scipy_labels),
+        "clusters_ours": int(np.unique(ours_labels).shape[0]),
+        "clusters_scipy": int(n_scipy),
+        "clusters_networkx": int(n_nx),
+        "speedup_vs_scipy": scipy_seconds / ours_seconds,
+        "speedup_vs_networkx": (nx_seconds * a.shape[0] / max(n_nx_edges, 1)) / ours_seconds,
+        "incremental_txs": block_txs,
+        "incremental_ms": incremental_ms,
+        "state_bytes_per_address": state_bytes / max(n_addr, 1),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(run(Path(sys.argv[1])), indent=2))
