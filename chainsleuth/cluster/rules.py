@@ -178,10 +178,10 @@ POLICIES: dict[str, Policy] = {
         Policy(
             "conservative",
             change_rules=("fresh_address", "script_type", "optimal_change", "round_amount"),
-            change_required=("fresh_address",),
             min_change_votes=2,
-            description="Default. Multi-input, plus change when the one-time-address rule and "
-            "at least one other rule agree and none disagrees. Precision first.",
+            description="Default. Multi-input, plus change when two independent change rules "
+            "agree on the same output, none points elsewhere, and the change address is new. "
+            "Precision first.",
         ),
         Policy("multi_input", description="Common-input-ownership only."),
         Policy(
