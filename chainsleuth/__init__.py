@@ -1,2 +1,3 @@
 """chainsleuth: open-source Bitcoin forensics."""
+
 __version__ = "0.1.0"

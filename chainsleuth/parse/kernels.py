@@ -463,8 +463,15 @@ def classify_scripts(
             kind = ST_P2SH
             klen = 20
             _copy_payload(buf, o + 2, 20, key_payload, i, 0)
-        elif n >= 4 and n <= 42 and (buf[o] == 0 or (buf[o] >= 0x51 and buf[o] <= 0x60)):
-            # Possible witness program: OP_n <2..40-byte push>
+        elif (
+            n >= 4
+            and n <= 42
+            and (buf[o] == 0 or (buf[o] >= 0x51 and buf[o] <= 0x60))
+            and np.int64(buf[o + 1]) + 2 == n
+        ):
+            # Witness program (Core's IsWitnessProgram): OP_n and one push filling the script.
+            # Other short scripts starting with OP_1..OP_16 (a 37-byte 1-of-1 bare multisig with
+            # a compressed key) must not enter this branch: they fall through to the checks below.
             plen = np.int64(buf[o + 1])
             if plen + 2 == n and plen >= 2 and plen <= 40:
                 version = 0 if buf[o] == 0 else buf[o] - 0x50

@@ -172,14 +172,16 @@ def ingest_blocks_dir(
                 raw = list(blkfiles.read_blocks(blocks_dir, records, scan.xor_key))
                 where = [f"{blocks_dir / f'blk{r.file_number:05d}.dat'}" for r in records]
                 try:
-                    batch = parse_blocks(raw, where=where)
+                    # Blocks of one file share its path, so the parser gets each block's index in
+                    # the batch as its origin, to find the block that failed.
+                    batch = parse_blocks(raw, where=[str(k) for k in range(len(records))])
                 except InputError as e:
                     # Name the position in the blk file, not in the batch.
-                    b = where.index(str(e.path)) if e.path in where else 0
+                    b = int(e.path) if e.path is not None else 0
                     offset = records[b].offset + (e.offset or 0)
                     raise InputError(
                         _message_of(e),
-                        path=e.path,
+                        path=where[b],
                         offset=offset,
                         field=e.field,
                     ) from None

@@ -1,0 +1,269 @@
+"""Shared test helpers: the shared data folder, blk-file framing, tiny regtest chains, store dumps.
+
+The regtest chains are built with `chainsleuth.parse.serialize` from the real regtest genesis
+block and mined at regtest difficulty (about two hashes per block), so they are valid proof of work
+and link by hash, as Bitcoin Core would have stored them. Their transactions spend earlier outputs
+(no signatures: nothing under test checks scripts), so ingest has inputs to link and reorgs have
+spends to undo.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from chainsleuth.core.network import REGTEST
+from chainsleuth.parse.serialize import (
+    REGTEST_BITS,
+    Block,
+    BlockHeader,
+    Tx,
+    TxIn,
+    TxOut,
+    merkle_root,
+    mine,
+    witness_commitment_script,
+)
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MAINNET_BLOCKS = SHARED_DATA / "mainnet-blocks"
+NBITCOIN = MAINNET_BLOCKS / "blk" / "nbitcoin"
+
+COIN = 100_000_000
+
+# ---------------------------------------------------------------------------------------------
+# blk*.dat framing
+
+
+def read_blk(path: Path) -> list[bytes]:
+    """Every block of a blk*.dat file (magic, u32 LE length, block), stopping at zero padding."""
+    data, offset, blocks = path.read_bytes(), 0, []
+    while offset + 8 <= len(data):
+        magic, length = struct.unpack_from("<4sI", data, offset)
+        if magic == bytes(4):
+            break
+        blocks.append(data[offset + 8 : offset + 8 + length])
+        offset += 8 + length
+    return blocks
+
+
+def blk_records(blocks: Sequence[bytes], magic: bytes) -> bytes:
+    """Blocks framed as Bitcoin Core writes them into a blk file."""
+    return b"".join(magic + struct.pack("<I", len(b)) + b for b in blocks)
+
+
+def write_blocks_dir(
+    directory: Path, files: Sequence[Sequence[bytes]], magic: bytes = REGTEST.magic
+) -> Path:
+    """A blocks/ directory with one blk file per list of raw blocks (blk00000.dat, ...)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for number, blocks in enumerate(files):
+        (directory / f"blk{number:05d}.dat").write_bytes(blk_records(blocks, magic))
+    return directory
+
+
+def copy_nbitcoin(directory: Path, names: Sequence[str] = ("blk00000.dat", "blk00001.dat")) -> Path:
+    """A writable copy of (some of) the real nbitcoin blk files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copyfile(NBITCOIN / name, directory / name)
+        (directory / name).chmod(0o644)
+    return directory
+
+
+# ---------------------------------------------------------------------------------------------
+# tiny regtest chains
+
+GENESIS_SCRIPT_SIG = bytes.fromhex(
+    "04ffff001d0104455468652054696d65732030332f4a616e2f32303039204368616e63656c6c6f72206f6e"
+    "206272696e6b206f66207365636f6e64206261696c6f757420666f722062616e6b73"
+)
+GENESIS_PUBKEY = bytes.fromhex(
+    "04678afdb0fe5548271967f1a67130b7105cd6a828e03909a67962e0ea1f61deb649f6bc3f4cef38c4f35504"
+    "e51ec112de5c384df7ba0b8d578a4c702b6bf11d5f"
+)
+REGTEST_GENESIS_TIME = 1296688602
+
+
+def regtest_genesis() -> Block:
+    """Bitcoin Core's regtest genesis block (chainparams.cpp), hash 0f9188f1...2206."""
+    coinbase = Tx(
+        1,
+        (TxIn(bytes(32), 0xFFFFFFFF, GENESIS_SCRIPT_SIG, 0xFFFFFFFF),),
+        (TxOut(50 * COIN, bytes([65]) + GENESIS_PUBKEY + b"\xac"),),
+        0,
+    )
+    header = BlockHeader(
+        1, bytes(32), merkle_root([coinbase.txid()]), REGTEST_GENESIS_TIME, REGTEST_BITS, 2
+    )
+    block = Block(header, (coinbase,))
+    assert header.hash_hex() == REGTEST.genesis_hash
+    return block
+
+
+def p2pkh(tag: bytes) -> bytes:
+    return b"\x76\xa9\x14" + tag.ljust(20, b"\x00")[:20] + b"\x88\xac"
+
+
+def p2wpkh(tag: bytes) -> bytes:
+    return b"\x00\x14" + tag.ljust(20, b"\x00")[:20]
+
+
+def p2tr(tag: bytes) -> bytes:
+    return b"\x51\x20" + tag.ljust(32, b"\x00")[:32]
+
+
+def bip34_push(height: int) -> bytes:
+    """The coinbase scriptSig start that BIP34 asks for: the height as a minimal script number."""
+    if height == 0:
+        return b"\x00"
+    if 1 <= height <= 16:
+        return bytes([0x50 + height])
+    data = height.to_bytes((height.bit_length() + 8) // 8, "little")
+    return bytes([len(data)]) + data
+
+
+def mine_block(prev: Block, height: int, txs: Sequence[Tx], tag: bytes, fees: int = 0) -> Block:
+    """A block on `prev`: a coinbase paying subsidy + fees (+ a witness commitment), then `txs`."""
+    segwit = any(t.has_witness for t in txs)
+    outputs = [TxOut(50 * COIN + fees, p2pkh(b"miner" + tag + bytes([height])))]
+    if segwit:
+        outputs.append(TxOut(0, witness_commitment_script([t.wtxid() for t in txs])))
+    coinbase = Tx(
+        2,
+        (
+            TxIn(
+                bytes(32),
+                0xFFFFFFFF,
+                bip34_push(height) + b"/cs/" + tag,
+                0xFFFFFFFF,
+                (bytes(32),) if segwit else (),
+            ),
+        ),
+        tuple(outputs),
+        0,
+    )
+    all_txs = (coinbase, *txs)
+    header = BlockHeader(
+        0x20000000,
+        prev.header.hash(),
+        merkle_root([t.txid() for t in all_txs]),
+        REGTEST_GENESIS_TIME + 600 * height,
+        REGTEST_BITS,
+        0,
+    )
+    return Block(mine(header), all_txs)
+
+
+def _utxos(blocks: Sequence[Block]) -> dict[tuple[bytes, int], TxOut]:
+    unspent: dict[tuple[bytes, int], TxOut] = {}
+    for block in blocks:
+        for tx in block.txs:
+            if not tx.is_coinbase():
+                for i in tx.inputs:
+                    del unspent[(i.prev_txid, i.prev_vout)]
+            for vout, out in enumerate(tx.outputs):
+                if out.value > 0:
+                    unspent[(tx.txid(), vout)] = out
+    return unspent
+
+
+def extend_chain(base: Sequence[Block], n_blocks: int, *, seed: int, tag: bytes) -> list[Block]:
+    """`base` plus `n_blocks` mined blocks whose transactions spend random earlier outputs.
+
+    Each new block holds up to three transactions, each spending one or two outputs (a spend in
+    the same block of an output created earlier in that block included) into a P2PKH, P2WPKH or
+    P2TR output and change; spends of witness outputs carry a witness. Fees are 1,000 sat per tx.
+    """
+    rng = random.Random(seed)
+    chain = list(base)
+    unspent = _utxos(chain)
+    for _ in range(n_blocks):
+        height = len(chain)
+        txs: list[Tx] = []
+        for k in range(rng.randint(1, 3)):
+            # Outputs of the previous block's coinbase and every tx output are spendable here.
+            choices = sorted(unspent, key=lambda o: (o[0], o[1]))
+            if not choices:
+                break
+            spent = rng.sample(choices, min(len(choices), rng.randint(1, 2)))
+            value = sum(unspent[o].value for o in spent) - 1_000
+            if value < 2_000:
+                continue
+            inputs = []
+            for prev_txid, vout in spent:
+                script = unspent.pop((prev_txid, vout)).script_pubkey
+                witness = (
+                    (b"\x30" * 71, b"\x02" + bytes([height, k]) * 16)
+                    if script[0] in (0x00, 0x51)
+                    else ()
+                )
+                script_sig = b"" if witness else b"\x47" + b"\x30" * 71
+                inputs.append(TxIn(prev_txid, vout, script_sig, 0xFFFFFFFD, witness))
+            pay = rng.randint(1_000, value - 1_000)
+            make = rng.choice((p2pkh, p2wpkh, p2tr))
+            outputs = (
+                TxOut(pay, make(tag + bytes([height, k, 1]))),
+                TxOut(value - pay, p2wpkh(tag + bytes([height, k, 2]))),
+            )
+            tx = Tx(2, tuple(inputs), outputs, 0)
+            txs.append(tx)
+            for vout, out in enumerate(outputs):
+                unspent[(tx.txid(), vout)] = out
+        block = mine_block(chain[-1], height, txs, tag, fees=1_000 * len(txs))
+        cb = block.txs[0]
+        for vout, out in enumerate(cb.outputs):
+            if out.value > 0:
+                unspent[(cb.txid(), vout)] = out
+        chain.append(block)
+    return chain
+
+
+def raw(blocks: Sequence[Block]) -> list[bytes]:
+    return [b.serialize() for b in blocks]
+
+
+# ---------------------------------------------------------------------------------------------
+# comparing stores
+
+VIEW_ORDER = {
+    "blocks": "height",
+    "txs": "tx_id",
+    "outputs": "output_id",
+    "inputs": "input_id",
+    "addresses": "address",
+}
+
+
+def dump_views(data_dir: Path, views: Sequence[str] = tuple(VIEW_ORDER)) -> dict[str, list]:
+    """Every row of the store's views, in a fixed order, for comparing two stores."""
+    from chainsleuth.store.store import Store
+
+    store = Store.open(data_dir)
+    return {v: store.sql(f"SELECT * FROM {v} ORDER BY {VIEW_ORDER[v]}").to_pylist() for v in views}
+
+
+@pytest.fixture(scope="session")
+def nbitcoin_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real nbitcoin blk files (heights 0-599) ingested once per session; do not modify."""
+    from chainsleuth.store.ingest import ingest_blocks_dir
+
+    data_dir = tmp_path_factory.mktemp("nbitcoin-store") / "data"
+    report = ingest_blocks_dir(NBITCOIN, data_dir)
+    assert report.n_blocks == 600
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def nbitcoin_views(nbitcoin_store: Path) -> dict[str, list]:
+    return dump_views(nbitcoin_store)
+
+
+@pytest.fixture(scope="session")
+def nbitcoin_raw_blocks() -> list[bytes]:
+    return read_blk(NBITCOIN / "blk00000.dat") + read_blk(NBITCOIN / "blk00001.dat")
