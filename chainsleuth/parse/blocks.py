@@ -14,7 +14,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -175,6 +175,77 @@ def bip34_height(script_sig: bytes) -> int | None:
     return None
 
 
+_COMMITMENT_HEADER = bytes.fromhex("6a24aa21a9ed")
+
+
+def _check_witness_commitments(
+    buf: np.ndarray,
+    block_first_tx: np.ndarray,
+    tx_start: np.ndarray,
+    tx_end: np.ndarray,
+    tx_wit: np.ndarray,
+    tx_first_in: np.ndarray,
+    tx_first_out: np.ndarray,
+    in_wit_off: np.ndarray,
+    in_wit_len: np.ndarray,
+    out_script_off: np.ndarray,
+    out_script_len: np.ndarray,
+    txid: np.ndarray,
+    fail: Callable[[int, int, str, str], InputError],
+    starts: np.ndarray,
+) -> None:
+    """BIP141: a block with witness data commits to it in its coinbase; check that commitment.
+
+    The merkle root covers only txids, so without this a flipped witness byte would go unseen.
+    """
+    segwit = tx_wit >= 0
+    blocks = np.flatnonzero(np.add.reduceat(segwit.astype(np.int64), block_first_tx[:-1]) > 0)
+    if segwit.shape[0] == 0 or blocks.shape[0] == 0:
+        return
+    wtxid = txid.copy()
+    ws = np.flatnonzero(segwit)
+    tmp = bytearray(32 * ws.shape[0])
+    _hash_ranges(buf.data, tx_start[ws].tolist(), tx_end[ws].tolist(), tmp)
+    wtxid[ws] = np.frombuffer(bytes(tmp), np.uint8).reshape(-1, 32)
+    for b in blocks.tolist():
+        first = int(block_first_tx[b])
+        commitment = None
+        for o in range(int(tx_first_out[first]), int(tx_first_out[first + 1])):
+            s = int(out_script_off[o])
+            script = bytes(buf[s : s + int(out_script_len[o])])
+            if len(script) >= 38 and script[:6] == _COMMITMENT_HEADER:
+                commitment = (script[6:38], s)  # the last one counts
+        if commitment is None:
+            raise fail(
+                b,
+                int(starts[b]) + 80,
+                "block has witness data but no witness commitment",
+                "coinbase witness commitment",
+            )
+        # The coinbase's witness: one 32-byte item, the witness reserved value.
+        i = int(tx_first_in[first])
+        w, wl = int(in_wit_off[i]), int(in_wit_len[i])
+        witness = bytes(buf[w : w + wl]) if w >= 0 else b""
+        reserved = witness[2:34] if len(witness) == 34 and witness[:2] == b"\x01\x20" else None
+        if reserved is None:
+            raise fail(
+                b,
+                max(w, 0),
+                "coinbase witness is not one 32-byte reserved value",
+                "coinbase witness",
+            )
+        leaves = wtxid[first : int(block_first_tx[b + 1])].copy()
+        leaves[0] = 0  # the coinbase's wtxid counts as zero
+        expected = double_sha256(merkle_root(leaves) + reserved)
+        if expected != commitment[0]:
+            raise fail(
+                b,
+                commitment[1] + 6,
+                "witness commitment does not match the block's witness data",
+                "coinbase witness commitment",
+            )
+
+
 def parse_blocks(
     blocks: Sequence[bytes | bytearray | memoryview] | np.ndarray,
     *,
@@ -314,6 +385,24 @@ def parse_blocks(
                     f"{root[::-1].hex()} computed from the block's transactions",
                     "merkle root",
                 )
+
+    if check_merkle:
+        _check_witness_commitments(
+            buf,
+            block_first_tx,
+            tx_start,
+            tx_end,
+            tx_wit,
+            tx_first_in,
+            tx_first_out,
+            in_wit_off,
+            in_wit_len,
+            out_script_off,
+            out_script_len,
+            txid,
+            fail,
+            starts,
+        )
 
     # Coinbase inputs: the first input of each block's first tx, with a null prevout.
     in_is_coinbase = np.zeros(n_in, np.bool_)

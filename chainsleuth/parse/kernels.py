@@ -429,6 +429,9 @@ def classify_scripts(
 ):
     """Classify each output script as Bitcoin Core's Solver does and extract its address key.
 
+    One deliberate difference: any script starting with OP_RETURN is `op_return` (provably
+    unspendable), also when the rest is not push-only (Core calls those nonstandard).
+
     The address key (kind, payload) is what the store indexes: hash160 for P2PKH/P2SH/P2WPKH,
     the program for P2WSH/P2TR/P2A, version byte + program for other witness versions. P2PK
     outputs get kind P2PKH with an empty payload: the caller fills in hash160(pubkey), which

@@ -278,7 +278,11 @@ class Block:
     def serialize(self) -> bytes:
         """Header, transaction count and transactions, as stored in blk*.dat records."""
         return b"".join(
-            (self.header.serialize(), compact_size(len(self.txs)), *[t.serialize() for t in self.txs])
+            (
+                self.header.serialize(),
+                compact_size(len(self.txs)),
+                *[t.serialize() for t in self.txs],
+            )
         )
 
 

@@ -317,3 +317,15 @@ def test_stale_branch_that_gains_more_work_reorgs_the_store_to_it(
     reorged, fresh = Store.open(tmp_path / "data"), Store.open(tmp_path / "fresh")
     for name in ARRAYS:
         assert np.array_equal(reorged.array(name), fresh.array(name)), name
+
+
+def test_flipped_witness_byte_breaks_the_witness_commitment() -> None:
+    raw = bytearray((SHARED / "mainnet-blocks/raw/0866342.bin").read_bytes())
+    batch = parse_blocks([bytes(raw)])
+    t = int(np.flatnonzero(batch.tx_witness_start >= 0)[0])
+    inside_witness = int(batch.tx_witness_start[t]) + 3
+    raw[inside_witness] ^= 0x01
+    with pytest.raises(InputError) as error:
+        parse_blocks([bytes(raw)])
+    assert error.value.field == "coinbase witness commitment"
+    assert "does not match" in str(error.value)
