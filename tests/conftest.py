@@ -128,10 +128,18 @@ def bip34_push(height: int) -> bytes:
     return bytes([len(data)]) + data
 
 
-def mine_block(prev: Block, height: int, txs: Sequence[Tx], tag: bytes, fees: int = 0) -> Block:
+def mine_block(
+    prev: Block,
+    height: int,
+    txs: Sequence[Tx],
+    tag: bytes,
+    fees: int = 0,
+    miner_script: bytes | None = None,
+) -> Block:
     """A block on `prev`: a coinbase paying subsidy + fees (+ a witness commitment), then `txs`."""
     segwit = any(t.has_witness for t in txs)
-    outputs = [TxOut(50 * COIN + fees, p2pkh(b"miner" + tag + bytes([height])))]
+    payee = miner_script if miner_script is not None else p2pkh(b"miner" + tag + bytes([height]))
+    outputs = [TxOut(50 * COIN + fees, payee)]
     if segwit:
         outputs.append(TxOut(0, witness_commitment_script([t.wtxid() for t in txs])))
     coinbase = Tx(

@@ -18,6 +18,7 @@ from chainsleuth.parse.serialize import (
     TxIn,
     TxOut,
     merkle_root,
+    witness_commitment_script,
 )
 
 MAX_MONEY = 21_000_000 * 100_000_000
@@ -156,12 +157,18 @@ def transaction(draw: st.DrawFn, segwit: bool) -> tuple[Tx, list[ScriptType]]:
 
 @st.composite
 def block(draw: st.DrawFn) -> tuple[Block, list[list[ScriptType]]]:
+    made = draw(st.lists(st.booleans().flatmap(transaction), min_size=1, max_size=5))
+    outputs = [TxOut(50 * 100_000_000, b"\x51\x20" + bytes(32))]
+    witness: tuple[bytes, ...] = ()
+    if any(tx.has_witness for tx, _ in made):
+        # BIP141: a block with witness data commits to it in its coinbase.
+        outputs.append(TxOut(0, witness_commitment_script([tx.wtxid() for tx, _ in made])))
+        witness = (bytes(32),)
     coinbase = Tx(
         2,
-        (TxIn(bytes(32), 0xFFFFFFFF, b"\x03\x01\x02\x03", 0xFFFFFFFF),),
-        (TxOut(50 * 100_000_000, b"\x51\x20" + bytes(32)),),
+        (TxIn(bytes(32), 0xFFFFFFFF, b"\x03\x01\x02\x03", 0xFFFFFFFF, witness),),
+        tuple(outputs),
     )
-    made = draw(st.lists(st.booleans().flatmap(transaction), min_size=1, max_size=5))
     txs = (coinbase, *(tx for tx, _ in made))
     header = BlockHeader(
         draw(st.integers(-(2**31), 2**31 - 1)),
@@ -171,7 +178,8 @@ def block(draw: st.DrawFn) -> tuple[Block, list[list[ScriptType]]]:
         REGTEST_BITS,
         draw(st.integers(0, 0xFFFFFFFF)),
     )
-    return Block(header, txs), [[ScriptType.P2TR], *(kinds for _, kinds in made)]
+    coinbase_kinds = [ScriptType.P2TR] + [ScriptType.OP_RETURN] * (len(outputs) - 1)
+    return Block(header, txs), [coinbase_kinds, *(kinds for _, kinds in made)]
 
 
 def witness_bytes(batch: ParsedBatch, i: int) -> bytes | None:
