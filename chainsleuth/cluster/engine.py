@@ -61,7 +61,7 @@ class ClusterReport:
     rules: dict[str, int] = field(default_factory=dict)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _flatten(parent, out):
     """Cluster id (root) of every address, compressing paths."""
     for x in range(parent.shape[0]):

@@ -36,7 +36,7 @@ Q_LARGE_CONFLICT = 1
 Q_GROWTH = 2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fresh_outputs(out_address, first_output, initial_max, fresh):
     """fresh[o - first_output] = output o pays an address never seen in an earlier output.
 
@@ -58,7 +58,7 @@ def fresh_outputs(out_address, first_output, initial_max, fresh):
     return running
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mode(values):
     """(most common value, its count) of a small array; (0, 0) when empty."""
     n = values.shape[0]
@@ -79,7 +79,7 @@ def _mode(values):
     return best_v, best_c
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _repeated_share(values):
     """How many of the values occur at least twice."""
     n = values.shape[0]
@@ -93,7 +93,7 @@ def _repeated_share(values):
     return count
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _n_distinct(values):
     if values.shape[0] == 0:
         return 0
@@ -105,7 +105,7 @@ def _n_distinct(values):
     return d
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def analyze_txs(
     t0,
     t1,
@@ -246,7 +246,7 @@ def analyze_txs(
             vote_optimal[k] = small_j
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def find(parent, x):
     """Root of x, halving the path as it goes."""
     x = np.int64(x)
@@ -259,7 +259,7 @@ def find(parent, x):
         x = gp
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def apply_merges(
     t0,
     t1,

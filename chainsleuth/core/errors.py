@@ -28,7 +28,18 @@ class InputError(ChainsleuthError):
             where.append(f"byte offset {offset}")
         if field is not None:
             where.append(f"field {field}")
+        self.message = message
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # keep path/offset/field when the error crosses a process boundary (parse workers)
+        return (_rebuild_input_error, (self.message, self.path, self.offset, self.field))
+
+
+def _rebuild_input_error(
+    message: str, path: str | None, offset: int | None, field: str | None
+) -> InputError:
+    return InputError(message, path=path, offset=offset, field=field)
 
 
 class StoreError(ChainsleuthError):

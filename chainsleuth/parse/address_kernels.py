@@ -63,7 +63,7 @@ def _rotr(x: int, n: int) -> int:
     return ((x >> n) | (x << (32 - n))) & _M32
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sha256_compress(state: np.ndarray, block: np.ndarray, w: np.ndarray) -> None:
     """One 64-byte block into the 8-word state (int64 carriers of 32-bit words)."""
     for t in range(16):
@@ -113,7 +113,7 @@ def _sha256_compress(state: np.ndarray, block: np.ndarray, w: np.ndarray) -> Non
     state[7] = (state[7] + h) & _M32
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sha256_into(
     msg: np.ndarray, out: np.ndarray, block: np.ndarray, w: np.ndarray, state: np.ndarray
 ) -> None:
@@ -146,7 +146,7 @@ def _sha256_into(
         out[4 * i + 3] = v & 0xFF
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sha256_digest(msg: np.ndarray) -> np.ndarray:
     """SHA-256 of a uint8 array: `bytes(sha256_digest(np.zeros(0, np.uint8)))[:2] == b"\\xe3\\xb0"`."""
     out = np.empty(32, dtype=np.uint8)
@@ -186,7 +186,7 @@ def _generator_table() -> np.ndarray:
 _POLYMOD_TABLE = _generator_table()
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _base58_write(src: np.ndarray, out: np.ndarray, pos: int, limbs: np.ndarray) -> int:
     """Base58 of `src` written at `out[pos]`; returns the new end. `limbs` is int64 scratch.
 
@@ -253,7 +253,7 @@ def _polymod_step(chk: int, value: int) -> int:
     return (((chk & 0x1FFFFFF) << 5) ^ value) ^ _POLYMOD_TABLE[chk >> 25]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _hrp_state(hrp: np.ndarray) -> int:
     """Checksum state after the expanded human-readable part, shared by every row of a batch."""
     chk = 1
@@ -265,7 +265,7 @@ def _hrp_state(hrp: np.ndarray) -> int:
     return chk
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _segwit_write(
     hrp: np.ndarray,
     hrp_chk: int,
@@ -324,7 +324,7 @@ _MAX_BASE58_ADDRESS = 35  # 25 bytes need at most ceil(25 * log(256) / log(58)) 
 _INT32_MAX = 2**31 - 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _witness_unknown_program_len(payload: np.ndarray, plen: int) -> int:
     """Program length of a witness_unknown key, -1 unless it is version 1..16 with a 2..40-byte
     program that is neither p2tr (v1, 32 bytes) nor p2a (v1, 4e73)."""
@@ -340,7 +340,7 @@ def _witness_unknown_program_len(payload: np.ndarray, plen: int) -> int:
     return plen - 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _row_size(kind: int, payload: np.ndarray, plen: int, hrp_len: int) -> int:
     """Upper bound of the address length (exact for segwit), 0 if the row has no address,
     -1 if the payload is not a valid key of an addressable kind."""
@@ -361,7 +361,7 @@ def _row_size(kind: int, payload: np.ndarray, plen: int, hrp_len: int) -> int:
     return hrp_len + 1 + 1 + (8 * prog + 4) // 5 + 6
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _encode_kernel(
     kinds: np.ndarray,
     payloads: np.ndarray,

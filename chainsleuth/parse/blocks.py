@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from chainsleuth.core.errors import InputError
 from chainsleuth.parse import kernels
@@ -77,6 +78,7 @@ class ParsedBatch:
     out_multisig_m: np.ndarray  # uint8, 0 unless bare multisig
     out_multisig_n: np.ndarray
     block_bip34_height: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    _in_prev_txid: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_blocks(self) -> int:
@@ -102,9 +104,10 @@ class ParsedBatch:
         return bytes(self.block_hash[b][::-1]).hex()
 
     def in_prev_txid(self) -> np.ndarray:
-        """(n_inputs, 32) uint8 previous txids, internal order."""
-        idx = self.in_prev_offset[:, None] + np.arange(32)[None, :]
-        return self.buf[idx]
+        """(n_inputs, 32) uint8 previous txids, internal order (gathered once, then kept)."""
+        if self._in_prev_txid is None:
+            self._in_prev_txid = _gather_rows(self.buf, self.in_prev_offset, 32)
+        return self._in_prev_txid
 
     def tx_bytes(self, t: int) -> bytes:
         return bytes(self.buf[self.tx_start[t] : self.tx_end[t]])
@@ -122,6 +125,19 @@ class ParsedBatch:
         if self.tx_witness_start[t] < 0:
             return bytes(self.txid[t])
         return _sha256(_sha256(self.tx_bytes(t)).digest()).digest()
+
+
+@njit(cache=True, nogil=True)
+def _gather_kernel(buf, offsets, width, out):
+    for i in range(offsets.shape[0]):
+        out[i, :] = buf[offsets[i] : offsets[i] + width]
+
+
+def _gather_rows(buf: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
+    """Rows of `width` bytes starting at each offset."""
+    out = np.empty((offsets.shape[0], width), np.uint8)
+    _gather_kernel(buf, offsets, width, out)
+    return out
 
 
 def double_sha256(data: bytes | memoryview) -> bytes:

@@ -75,7 +75,7 @@ MAX_SIZE = 0x02000000  # Bitcoin Core's MAX_SIZE for CompactSize values
 MAX_MONEY = 21_000_000 * 100_000_000
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _read_u32(buf, pos):
     return (
         np.int64(buf[pos])
@@ -85,7 +85,7 @@ def _read_u32(buf, pos):
     )
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _read_i64(buf, pos):
     value = np.int64(0)
     for k in range(8):
@@ -93,7 +93,7 @@ def _read_i64(buf, pos):
     return value
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _read_compact(buf, pos, end):
     """Return (value, new_pos, error_code); error_code 0 means ok."""
     if pos >= end:
@@ -122,7 +122,7 @@ def _read_compact(buf, pos, end):
     return 0, pos, E_TOO_LARGE  # 0xFF: 8-byte sizes are always above MAX_SIZE
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def walk_blocks(
     buf,
     block_starts,
@@ -359,7 +359,7 @@ def walk_blocks(
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def build_stripped(buf, tx_start, tx_io_start, tx_witness_start, tx_end, offsets, out):
     """Copy each segwit tx without marker, flag and witness (the bytes its txid hashes).
 
@@ -399,7 +399,7 @@ ST_WITNESS_UNKNOWN = 10
 KEY_WIDTH = 41  # widest address payload: witness version byte + 40-byte program
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pubkey_len(first_byte):
     """Bitcoin Core's CPubKey::GetLen: the size a pubkey must have given its first byte."""
     if first_byte == 2 or first_byte == 3:
@@ -409,13 +409,13 @@ def _pubkey_len(first_byte):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _copy_payload(buf, src, length, key_payload, row, dst_offset):
     for j in range(length):
         key_payload[row, dst_offset + j] = buf[src + j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def classify_scripts(
     buf,
     script_offset,

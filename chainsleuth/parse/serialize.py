@@ -20,8 +20,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from functools import cached_property
+from dataclasses import dataclass, field, replace
 
 __all__ = [
     "REGTEST_BITS",
@@ -123,9 +122,10 @@ class TxOut:
         return _pack_u64(self.value) + (_SMALL[n] if n < 0xFD else compact_size(n)) + spk
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tx:
-    """A transaction; serializations and hashes are computed once and cached.
+    """A transaction; both serializations and the txid are computed once, on construction
+    (the simulator builds millions, and needs every one's bytes and txid).
 
     `Tx(2, (TxIn(bytes(32), 0, b""),), (TxOut(546, b"\\x51"),)).vsize() == 60`
     """
@@ -134,53 +134,43 @@ class Tx:
     inputs: tuple[TxIn, ...]
     outputs: tuple[TxOut, ...]
     locktime: int = 0
+    #: True when some input carries witness data (then BIP144's marker and flag are used)
+    has_witness: bool = field(init=False, repr=False, compare=False)
+    _stripped: bytes = field(init=False, repr=False, compare=False)
+    _full: bytes = field(init=False, repr=False, compare=False)
+    _txid: bytes = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def has_witness(self) -> bool:
-        """True when some input carries witness data (then BIP144's marker and flag are used)."""
-        return any(i.witness for i in self.inputs)
-
-    @cached_property
-    def _stripped(self) -> bytes:
+    def __post_init__(self) -> None:
         ins = self.inputs
         outs = self.outputs
-        return b"".join(
+        n_in = len(ins)
+        n_out = len(outs)
+        body = b"".join(
             (
-                _pack_i32(self.version),
-                compact_size(len(ins)),
+                _SMALL[n_in] if n_in < 0xFD else compact_size(n_in),
                 *[i.serialize() for i in ins],
-                compact_size(len(outs)),
+                _SMALL[n_out] if n_out < 0xFD else compact_size(n_out),
                 *[o.serialize() for o in outs],
-                _pack_u32(self.locktime),
             )
         )
-
-    @cached_property
-    def _full(self) -> bytes:
-        if not self.has_witness:
-            return self._stripped
-        ins = self.inputs
-        outs = self.outputs
-        return b"".join(
-            (
-                _pack_i32(self.version),
-                b"\x00\x01",
-                compact_size(len(ins)),
-                *[i.serialize() for i in ins],
-                compact_size(len(outs)),
-                *[o.serialize() for o in outs],
-                *[i.serialize_witness() for i in ins],
-                _pack_u32(self.locktime),
-            )
-        )
+        version = _pack_i32(self.version)
+        locktime = _pack_u32(self.locktime)
+        stripped = version + body + locktime
+        witness = any(i.witness for i in ins)
+        if witness:
+            wit = b"".join([i.serialize_witness() for i in ins])
+            full = b"".join((version, b"\x00\x01", body, wit, locktime))
+        else:
+            full = stripped
+        setattr_ = object.__setattr__
+        setattr_(self, "has_witness", witness)
+        setattr_(self, "_stripped", stripped)
+        setattr_(self, "_full", full)
+        setattr_(self, "_txid", _sha256(_sha256(stripped).digest()).digest())
 
     def serialize(self, include_witness: bool = True) -> bytes:
         """Wire/disk bytes; BIP144 marker and flag only when some input has a witness."""
         return self._full if include_witness else self._stripped
-
-    @cached_property
-    def _txid(self) -> bytes:
-        return sha256d(self._stripped)
 
     def txid(self) -> bytes:
         """Hash of the serialization without witness, internal byte order."""

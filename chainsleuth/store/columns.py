@@ -13,7 +13,7 @@ from numba import njit
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _hex_kernel(rows, reverse, hexdigits, out):
     n, width = rows.shape
     for i in range(n):
@@ -34,7 +34,7 @@ def hex_column(rows: np.ndarray, reverse: bool = True, valid: np.ndarray | None 
     return _string_from_buffers(pa.string(), n, offsets, data, valid)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _gather_kernel(buf, starts, lengths, offsets, out):
     for i in range(starts.shape[0]):
         s = starts[i]

@@ -21,7 +21,7 @@ EMPTY = np.uint64(0)
 MAX_LOAD = 0.7
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fingerprints(keys):
     """64-bit FNV-1a of each row, finished with splitmix64; never 0 (0 marks an empty slot)."""
     n = keys.shape[0]
@@ -41,7 +41,7 @@ def fingerprints(keys):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _same_key(keys, i, stored_old, stored_new, n_old, ident):
     if ident < n_old:
         for j in range(keys.shape[1]):
@@ -55,7 +55,7 @@ def _same_key(keys, i, stored_old, stored_new, n_old, ident):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def probe(
     table_fp, table_id, fps, keys, stored_old, stored_new, n_old, insert_mode, new_ids, out_ids
 ):
@@ -95,7 +95,7 @@ def probe(
     return added
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _reinsert(new_fp, new_id, old_fp, old_id):
     mask = np.uint64(new_fp.shape[0] - 1)
     for s in range(old_fp.shape[0]):
@@ -109,7 +109,7 @@ def _reinsert(new_fp, new_id, old_fp, old_id):
         new_id[slot] = old_id[s]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dedupe_within(fps, keys, out_first):
     """For lookup-or-insert of a batch: index of the first row with an equal key (else itself).
 

@@ -11,21 +11,26 @@ and written (numba kernels and parquet compression release the GIL), so ingest u
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from chainsleuth.core.errors import ChainsleuthError, InputError, StoreError
+from chainsleuth.core.errors import InputError, StoreError
 from chainsleuth.parse.blocks import ParsedBatch, parse_blocks
 from chainsleuth.sources import blkfiles
 from chainsleuth.store import layout
 from chainsleuth.store.writer import BatchResult, StoreWriter
 
 DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
+PROCESS_PARSE_BYTES = 64 * 1024 * 1024  # parse in a worker process from this much block data on
+PREFETCH = 2  # batches read and parsed ahead of the one being linked
 
 
 @dataclass
@@ -77,20 +82,26 @@ def _run(
     writer: StoreWriter,
     report: IngestReport,
     first_height: int,
-    jobs: list[Callable[[], tuple[ParsedBatch, list[str]]]],
+    jobs: Sequence[Callable[[], tuple[ParsedBatch, list[str]]]],
     total_blocks: int,
     source: str,
     progress: ProgressCallback | None,
+    use_process: bool = False,
 ) -> None:
-    """Parse batches ahead in a thread; link, write and commit them in order."""
+    """Parse batches ahead (in a thread or a process); link, write and commit them in order."""
     started = time.perf_counter()
     height = first_height
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(jobs[0]) if jobs else None
+    pool: Executor = (
+        ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        if use_process
+        else ThreadPoolExecutor(max_workers=1)
+    )
+    with pool:
+        pending = deque(pool.submit(job) for job in jobs[:PREFETCH])
         for k in range(len(jobs)):
-            assert pending is not None
-            batch, where = pending.result()
-            pending = pool.submit(jobs[k + 1]) if k + 1 < len(jobs) else None
+            batch, where = pending.popleft().result()
+            if k + PREFETCH < len(jobs):
+                pending.append(pool.submit(jobs[k + PREFETCH]))
             expected_prev = (
                 bytes(_stored_hashes(writer)[-1]) if writer.counts["blocks"] else bytes(32)
             )
@@ -114,18 +125,41 @@ def _run(
             report.add(writer.append(batch, height, where))
             height += batch.n_blocks
             report.seconds = time.perf_counter() - started
-            writer.commit(
-                {
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "source": source,
-                    "blocks": report.n_blocks,
-                    "txs": report.n_txs,
-                    "seconds": round(report.seconds, 3),
-                }
-            )
+            # Publish the previous batch; this one's parquet files are still being written.
+            writer.commit(_ingest_info(source, report), keep_last=1)
             if progress is not None:
                 progress(report, total_blocks)
+    writer.commit(_ingest_info(source, report))
     report.seconds = time.perf_counter() - started
+
+
+def _ingest_info(source: str, report: IngestReport) -> dict[str, object]:
+    return {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source": source,
+        "blocks": report.n_blocks,
+        "txs": report.n_txs,
+        "seconds": round(report.seconds, 3),
+    }
+
+
+def _read_and_parse(
+    blocks_dir: Path, records: list[blkfiles.BlockRecord], xor_key: bytes
+) -> tuple[ParsedBatch, list[str]]:
+    """Read and parse one batch of blk-file records (runs in a worker)."""
+    raw = list(blkfiles.read_blocks(blocks_dir, records, xor_key))
+    where = [f"{blocks_dir / f'blk{r.file_number:05d}.dat'}" for r in records]
+    try:
+        # Blocks of one file share its path, so the parser gets each block's index in the
+        # batch as its origin, to find the block that failed.
+        batch = parse_blocks(raw, where=[str(k) for k in range(len(records))])
+    except InputError as e:
+        # Name the position in the blk file, not in the batch.
+        b = int(e.path) if e.path is not None else 0
+        raise InputError(
+            e.message, path=where[b], offset=records[b].offset + (e.offset or 0), field=e.field
+        ) from None
+    return batch, where
 
 
 def ingest_blocks_dir(
@@ -166,44 +200,32 @@ def ingest_blocks_dir(
             report.rolled_back = writer.rollback(common)
         todo = chain[common + 1 :]
 
-        def job(lo: int, hi: int) -> Callable[[], tuple[ParsedBatch, list[str]]]:
-            def run() -> tuple[ParsedBatch, list[str]]:
-                records = todo[lo:hi]
-                raw = list(blkfiles.read_blocks(blocks_dir, records, scan.xor_key))
-                where = [f"{blocks_dir / f'blk{r.file_number:05d}.dat'}" for r in records]
-                try:
-                    # Blocks of one file share its path, so the parser gets each block's index in
-                    # the batch as its origin, to find the block that failed.
-                    batch = parse_blocks(raw, where=[str(k) for k in range(len(records))])
-                except InputError as e:
-                    # Name the position in the blk file, not in the batch.
-                    b = int(e.path) if e.path is not None else 0
-                    offset = records[b].offset + (e.offset or 0)
-                    raise InputError(
-                        _message_of(e),
-                        path=where[b],
-                        offset=offset,
-                        field=e.field,
-                    ) from None
-                return batch, where
-
-            return run
-
         spans = list(_batches([r.length for r in todo], batch_bytes))
-        jobs = [job(lo, hi) for lo, hi in spans]
-        _run(writer, report, common + 1, jobs, len(todo), f"blocks-dir {blocks_dir}", progress)
+        jobs = [
+            functools.partial(_read_and_parse, blocks_dir, todo[lo:hi], scan.xor_key)
+            for lo, hi in spans
+        ]
+        # Big ingests parse in a second process: hashing and merkle checks hold the GIL, so a
+        # thread could not run them beside the linking. Small ones skip the process start-up.
+        in_process = sum(r.length for r in todo) >= PROCESS_PARSE_BYTES
+        _run(
+            writer,
+            report,
+            common + 1,
+            jobs,
+            len(todo),
+            f"blocks-dir {blocks_dir}",
+            progress,
+            use_process=in_process,
+        )
         writer.close()
-    except ChainsleuthError:
+    except BaseException:
+        writer.abort()  # publish nothing more; the next run recovers from the last commit
         raise
     tip = writer.tip
     if tip is not None:
         report.tip_height, report.tip_hash = tip["height"], tip["hash"]
     return report
-
-
-def _message_of(error: InputError) -> str:
-    """The bare message of an InputError (without its location prefix)."""
-    return error.args[0].split(": ", 1)[1] if ": " in error.args[0] else error.args[0]
 
 
 def ingest_rpc(
@@ -262,8 +284,12 @@ def ingest_rpc(
     jobs = [
         job(lo, min(lo + batch_blocks, target + 1)) for lo in range(first, target + 1, batch_blocks)
     ]
-    _run(writer, report, first, jobs, target + 1 - first, f"rpc {url}", progress)
-    writer.close()
+    try:
+        _run(writer, report, first, jobs, target + 1 - first, f"rpc {url}", progress)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
     tip = writer.tip
     if tip is not None:
         report.tip_height, report.tip_hash = tip["height"], tip["hash"]

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 FORMAT_VERSION = 1
-TABLES = ("blocks", "txs", "inputs", "outputs")
+TABLES = ("blocks", "txs", "inputs", "outputs", "address_list")
 HEIGHT_RANGE = 10_000  # blocks per hive partition (height_range=0000000000-0000009999)
 NONE32 = np.uint32(0xFFFFFFFF)  # "no id" in uint32 id arrays (unspent output, no address)
 
@@ -63,6 +64,106 @@ ARRAYS: dict[str, ArraySpec] = {
         "<i8", 1, "inputs", "output id the input spends, -1 coinbase (8 B/input)"
     ),
     "address_key": ArraySpec("u1", 43, "addresses", "kind, length, 41-byte payload (43 B/addr)"),
+}
+
+
+_S, _I4, _I8, _B = pa.string(), pa.int32(), pa.int64(), pa.bool_()
+_TIME = pa.timestamp("s", tz="UTC")
+
+#: The parquet tables' columns and types. The SQL views (store.VIEWS) are built on these; Spark
+#: and other readers can rely on them. Add columns at the end; never rename.
+SCHEMAS: dict[str, pa.Schema] = {
+    "blocks": pa.schema(
+        [
+            ("height", _I4),
+            ("hash", _S),
+            ("prev_hash", _S),
+            ("merkle_root", _S),
+            ("version", _I8),
+            ("time", _TIME),
+            ("bits", _I8),
+            ("nonce", _I8),
+            ("tx_count", _I4),
+            ("size", _I8),
+            ("stripped_size", _I8),
+            ("weight", _I8),
+            ("fees", _I8),
+            ("coinbase_value", _I8),
+            ("bip34_height", _I8),
+            ("first_tx_id", _I8),
+        ]
+    ),
+    "txs": pa.schema(
+        [
+            ("tx_id", _I8),
+            ("txid", _S),
+            ("block_height", _I4),
+            ("block_time", _TIME),
+            ("index_in_block", _I4),
+            ("version", _I8),
+            ("locktime", _I8),
+            ("n_inputs", _I4),
+            ("n_outputs", _I4),
+            ("input_value", _I8),
+            ("output_value", _I8),
+            ("fee", _I8),
+            ("size", _I8),
+            ("base_size", _I8),
+            ("vsize", _I8),
+            ("weight", _I8),
+            ("is_coinbase", _B),
+            ("is_segwit", _B),
+            ("signals_rbf", _B),
+            ("first_input_id", _I8),
+            ("first_output_id", _I8),
+        ]
+    ),
+    "outputs": pa.schema(
+        [
+            ("output_id", _I8),
+            ("tx_id", _I8),
+            ("txid", _S),
+            ("vout", _I4),
+            ("block_height", _I4),
+            ("value", _I8),
+            ("script_type", _S),
+            ("address_id", _I8),
+            ("address_type", _S),
+            ("address_derived", _B),
+            ("multisig_m", pa.int8()),
+            ("multisig_n", pa.int8()),
+            ("script_pubkey", pa.binary()),
+        ]
+    ),
+    "inputs": pa.schema(
+        [
+            ("input_id", _I8),
+            ("tx_id", _I8),
+            ("txid", _S),
+            ("vin", _I4),
+            ("block_height", _I4),
+            ("prev_txid", _S),
+            ("prev_vout", _I8),
+            ("spent_output_id", _I8),
+            ("value", _I8),
+            ("address_id", _I8),
+            ("sequence", _I8),
+            ("is_coinbase", _B),
+            ("script_sig", pa.binary()),
+            ("witness", pa.binary()),
+        ]
+    ),
+    # One row per address, written once, when the address first appears: the outputs and inputs
+    # tables hold only address ids, and the views join this for the address string, so each
+    # address is encoded once instead of at every output and input that uses it.
+    "address_list": pa.schema(
+        [
+            ("address_id", _I8),
+            ("address", _S),
+            ("address_type", _S),
+            ("first_height", _I4),
+        ]
+    ),
 }
 
 

@@ -41,33 +41,37 @@ VIEWS = {
                output_value, base_size, index_in_block, tx_id, first_input_id, first_output_id
         FROM txs_raw""",
     "outputs": """
-        SELECT o.txid, o.vout, o.value, o.script_type, o.address, s.txid AS spent_by_txid,
+        SELECT o.txid, o.vout, o.value, o.script_type, a.address, s.txid AS spent_by_txid,
                s.vin AS spent_by_vin, s.block_height AS spent_height, o.block_height,
                o.address_type, o.address_derived, o.multisig_m, o.multisig_n, o.script_pubkey,
                o.output_id, o.tx_id, o.address_id
         FROM outputs_raw o
+        LEFT JOIN address_list_raw a ON a.address_id = o.address_id
         LEFT JOIN (SELECT spent_output_id, txid, vin, block_height FROM inputs_raw
                    WHERE spent_output_id IS NOT NULL) s
           ON s.spent_output_id = o.output_id""",
     "inputs": """
-        SELECT txid, vin, prev_txid, prev_vout, value, address, block_height, sequence,
-               is_coinbase, script_sig, witness, spent_output_id, input_id, tx_id, address_id
-        FROM inputs_raw""",
+        SELECT i.txid, i.vin, i.prev_txid, i.prev_vout, i.value, a.address, i.block_height,
+               i.sequence, i.is_coinbase, i.script_sig, i.witness, i.spent_output_id,
+               i.input_id, i.tx_id, i.address_id
+        FROM inputs_raw i
+        LEFT JOIN address_list_raw a ON a.address_id = i.address_id""",
     "addresses": """
-        SELECT address, any_value(address_type) AS script_type,
-               count(DISTINCT txid) AS n_txs,
-               sum(received)::BIGINT AS received, sum(sent)::BIGINT AS sent,
-               (sum(received) - sum(sent))::BIGINT AS balance,
-               min(block_height) AS first_seen_height, max(block_height) AS last_seen_height,
-               any_value(address_id) AS address_id
+        SELECT a.address, a.address_type AS script_type, t.n_txs, t.received, t.sent,
+               t.received - t.sent AS balance, t.first_seen_height, t.last_seen_height,
+               a.address_id
         FROM (
-            SELECT address, address_type, txid, value AS received, 0 AS sent, block_height,
-                   address_id
-            FROM outputs_raw WHERE address IS NOT NULL
-            UNION ALL
-            SELECT address, NULL, txid, 0, value, block_height, address_id
-            FROM inputs_raw WHERE address IS NOT NULL
-        ) GROUP BY address""",
+            SELECT address_id, count(DISTINCT tx_id) AS n_txs,
+                   sum(received)::BIGINT AS received, sum(sent)::BIGINT AS sent,
+                   min(block_height) AS first_seen_height, max(block_height) AS last_seen_height
+            FROM (
+                SELECT address_id, tx_id, value AS received, 0 AS sent, block_height
+                FROM outputs_raw WHERE address_id IS NOT NULL
+                UNION ALL
+                SELECT address_id, tx_id, 0, value, block_height
+                FROM inputs_raw WHERE address_id IS NOT NULL
+            ) GROUP BY address_id
+        ) t JOIN address_list_raw a USING (address_id)""",
 }
 
 
@@ -118,8 +122,9 @@ class Store:
             con = duckdb.connect(":memory:")
             for table in layout.TABLES:
                 files = [str(self.data_dir / f["path"]) for f in self.manifest["files"][table]]
-                if not files:
-                    raise StoreError(f"the store at {self.data_dir} is empty: run an ingest first")
+                if not files:  # nothing committed yet: empty views with the documented columns
+                    con.register(f"{table}_raw", layout.SCHEMAS[table].empty_table())
+                    continue
                 listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
                 con.execute(
                     f"CREATE VIEW {table}_raw AS SELECT * FROM read_parquet([{listing}], "

@@ -33,6 +33,7 @@ def verify_store(data_dir: Path, checksums: bool = True) -> dict[str, Any]:
         "txs": counts["txs"],
         "inputs": counts["inputs"],
         "outputs": counts["outputs"],
+        "address_list": counts["addresses"],
     }
     for table in layout.TABLES:
         total = 0
