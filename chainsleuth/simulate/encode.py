@@ -48,18 +48,20 @@ def _base58check(version: int, hashes: np.ndarray) -> pa.Array:
     raw[:, 1:21] = hashes
     sha = hashlib.sha256
     body = raw[:, :21].tobytes()
-    checks = b"".join(sha(sha(body[i : i + 21]).digest()).digest()[:4] for i in range(0, 21 * n, 21))
+    checks = b"".join(
+        sha(sha(body[i : i + 21]).digest()).digest()[:4] for i in range(0, 21 * n, 21)
+    )
     raw[:, 21:] = np.frombuffer(checks, np.uint8).reshape(n, 4)
     # 25 bytes as seven 32-bit limbs (the first holds one byte), most significant first
     padded = np.zeros((n, 28), np.uint8)
     padded[:, 3:] = raw
-    limbs = padded.reshape(n, 7, 4).astype(np.uint64)
-    limbs = (limbs[:, :, 0] << 24) | (limbs[:, :, 1] << 16) | (limbs[:, :, 2] << 8) | limbs[:, :, 3]
+    quads = padded.reshape(n, 7, 4).astype(np.uint64)
+    limbs = (quads[:, :, 0] << 24) | (quads[:, :, 1] << 16) | (quads[:, :, 2] << 8) | quads[:, :, 3]
     # peel 5 base58 digits at a time: 58**5 < 2**30, so remainder * 2**32 + limb fits in 64 bits
     big = np.uint64(58**5)
     digits = np.zeros((n, 35), np.uint8)
     for group in range(7):
-        rem = np.zeros(n, np.uint64)
+        rem: np.ndarray = np.zeros(n, np.uint64)
         for j in range(7):
             cur = (rem << np.uint64(32)) | limbs[:, j]
             limbs[:, j] = cur // big
@@ -91,11 +93,11 @@ def _bech32(hrp: str, version: int, programs: np.ndarray) -> pa.Array:
     data[:, 1:] = words
     # the hrp contributes the same prefix to every checksum: run it once on a scalar
     chk = 1
-    for v in [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]:
-        top = chk >> 25
+    for v in [ord(ch) >> 5 for ch in hrp] + [0] + [ord(ch) & 31 for ch in hrp]:
+        high = chk >> 25
         chk = ((chk & 0x1FFFFFF) << 5) ^ v
         for i in range(5):
-            if (top >> i) & 1:
+            if (high >> i) & 1:
                 chk ^= int(_GEN[i])
     c = np.full(n, chk, np.uint32)
     zeros = np.zeros(n, np.uint32)

@@ -87,8 +87,9 @@ def test_real_blocks_parse_and_serialize_back_to_the_same_bytes(name: str) -> No
     assert merkle_root([t.txid() for t in block.txs]) == block.header.merkle_root
     facts = _manifest_block(name)
     assert block.header.hash_hex() == facts["hash"]
-    assert sum(t.weight() for t in block.txs) + 4 * (80 + len(compact_size(len(block.txs)))) == (
-        facts["weight"]
+    assert (
+        sum(t.weight() for t in block.txs) + 4 * (80 + len(compact_size(len(block.txs))))
+        == (facts["weight"])
     )
 
 
@@ -110,7 +111,9 @@ def test_witness_commitment_of_a_real_segwit_block_matches_its_coinbase() -> Non
 
 def test_segwit_transaction_txid_ignores_the_witness_and_wtxid_does_not() -> None:
     base = Tx(2, (TxIn(b"\x11" * 32, 1, b""),), (TxOut(10_000, b"\x00\x14" + bytes(20)),))
-    signed = Tx(2, (TxIn(b"\x11" * 32, 1, b"", 0xFFFFFFFF, (b"\x30" * 71, b"\x02" * 33)),), base.outputs)
+    signed = Tx(
+        2, (TxIn(b"\x11" * 32, 1, b"", 0xFFFFFFFF, (b"\x30" * 71, b"\x02" * 33)),), base.outputs
+    )
     assert signed.txid() == base.txid()
     assert signed.wtxid() != signed.txid()
     assert signed.serialize()[4:6] == b"\x00\x01"
@@ -145,7 +148,9 @@ def test_bits_to_target_expands_mainnet_and_regtest_difficulty_one() -> None:
 
 
 def test_mined_header_meets_its_target() -> None:
-    header = mine(BlockHeader(0x20000000, b"\x01" * 32, b"\x02" * 32, 1_514_764_800, REGTEST_BITS, 0))
+    header = mine(
+        BlockHeader(0x20000000, b"\x01" * 32, b"\x02" * 32, 1_514_764_800, REGTEST_BITS, 0)
+    )
     assert int.from_bytes(header.hash(), "little") <= bits_to_target(REGTEST_BITS)
 
 
@@ -191,7 +196,9 @@ def test_any_transaction_round_trips_through_parse_tx(tx: Tx) -> None:
 @settings(max_examples=50, deadline=None)
 @given(st.lists(_tx, min_size=1, max_size=4), st.integers(0, 0xFFFFFFFF))
 def test_any_block_round_trips_through_parse_block(txs: list[Tx], time: int) -> None:
-    header = BlockHeader(4, b"\x07" * 32, merkle_root([t.txid() for t in txs]), time, REGTEST_BITS, 9)
+    header = BlockHeader(
+        4, b"\x07" * 32, merkle_root([t.txid() for t in txs]), time, REGTEST_BITS, 9
+    )
     block = Block(header, tuple(txs))
     parsed, end = parse_block(block.serialize())
     assert parsed == block
