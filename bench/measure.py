@@ -259,7 +259,24 @@ def cold_read(blocks_dir: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - t, "bytes": n}
 
 
+def cluster(data_dir: str) -> dict[str, Any]:
+    from bench.cluster_bench import run
+
+    result = run(Path(data_dir))
+    result["peak_rss_bytes"] = _rusage()["peak_rss_bytes"]
+    return result
+
+
+def tags() -> dict[str, Any]:
+    from bench.tags_bench import run
+
+    result: dict[str, Any] = run()
+    return result
+
+
 KINDS = {
+    "cluster": cluster,
+    "tags": tags,
     "ingest": ingest,
     "floor": floor,
     "baseline": baseline,

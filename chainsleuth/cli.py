@@ -41,8 +41,9 @@ def _default_data_dir() -> Path:
     return Path(os.environ.get("CHAINSLEUTH_DATA", "chainsleuth-data"))
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def main_options(
+    ctx: typer.Context,
     data: Path = typer.Option(
         None,
         "--data",
@@ -52,6 +53,9 @@ def main_options(
 ) -> None:
     if version:
         console.print(f"chainsleuth {__version__}")
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        console.print(ctx.get_help())
         raise typer.Exit()
     State.data_dir = data if data is not None else _default_data_dir()
 

@@ -1,0 +1,5 @@
+"""`python -m chainsleuth` runs the command line."""
+
+from chainsleuth.cli import main
+
+main()
