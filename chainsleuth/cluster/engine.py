@@ -194,6 +194,7 @@ def process_range(
         coinjoin,
         payjoin,
         *votes,
+        policy.change_mask() != 0,  # multi-input only: no change votes needed
     )
     n_in_range = (int(arrays.tx_first_input[t1]) if t1 < arrays.n_txs else arrays.n_inputs) - int(
         arrays.tx_first_input[t0]

@@ -59,12 +59,11 @@ def fresh_outputs(out_address, first_output, initial_max, fresh):
 
 
 @njit(cache=True, nogil=True)
-def _mode(values):
-    """(most common value, its count) of a small array; (0, 0) when empty."""
-    n = values.shape[0]
+def _mode_sorted(s):
+    """(most common value, its count) of a sorted array; (0, 0) when empty."""
+    n = s.shape[0]
     if n == 0:
         return 0, 0
-    s = np.sort(values)
     best_v = s[0]
     best_c = 1
     run = 1
@@ -80,12 +79,9 @@ def _mode(values):
 
 
 @njit(cache=True, nogil=True)
-def _repeated_share(values):
-    """How many of the values occur at least twice."""
-    n = values.shape[0]
-    if n == 0:
-        return 0
-    s = np.sort(values)
+def _repeated_sorted(s):
+    """How many values of a sorted array occur at least twice."""
+    n = s.shape[0]
     count = 0
     for k in range(n):
         if (k > 0 and s[k] == s[k - 1]) or (k + 1 < n and s[k] == s[k + 1]):
@@ -94,10 +90,9 @@ def _repeated_share(values):
 
 
 @njit(cache=True, nogil=True)
-def _n_distinct(values):
-    if values.shape[0] == 0:
+def _distinct_sorted(s):
+    if s.shape[0] == 0:
         return 0
-    s = np.sort(values)
     d = 1
     for k in range(1, s.shape[0]):
         if s[k] != s[k - 1]:
@@ -125,12 +120,25 @@ def analyze_txs(
     vote_script,
     vote_round,
     vote_optimal,
+    want_votes=True,
 ):
     """Per tx in [t0, t1): CoinJoin rule code (0 none), PayJoin suspicion, change votes.
 
     Votes are global output ids (-1 when the rule does not fire). `fresh[o - fresh_base]`.
     """
     n_tx = tx_first_input.shape[0]
+    # Scratch space sized for the largest transaction, reused (no allocation per transaction).
+    widest = 1
+    for t in range(t0, t1):
+        fi2 = tx_first_input[t + 1] if t + 1 < n_tx else n_inputs_total
+        fo2 = tx_first_output[t + 1] if t + 1 < n_tx else n_outputs_total
+        widest = max(widest, fi2 - tx_first_input[t], fo2 - tx_first_output[t])
+    in_values_buf = np.empty(widest, np.int64)
+    in_addrs_buf = np.empty(widest, np.int64)
+    in_types_buf = np.empty(widest, np.int64)
+    pay_buf = np.empty(widest, np.int64)
+    pay_values_buf = np.empty(widest, np.int64)
+    sorted_buf = np.empty(widest, np.int64)
     for t in range(t0, t1):
         k = t - t0
         coinjoin[k] = 0
@@ -146,28 +154,36 @@ def analyze_txs(
         n_in = fi2 - fi
         if n_in == 0 or in_spent_output[fi] < 0:
             continue  # coinbase
-        in_values = np.empty(n_in, np.int64)
-        in_addrs = np.empty(n_in, np.int64)
-        in_types = np.empty(n_in, np.int64)
+        in_values = in_values_buf[:n_in]
+        in_addrs = in_addrs_buf[:n_in]
+        in_types = in_types_buf[:n_in]
         for i in range(n_in):
             o = in_spent_output[fi + i]
-            in_values[i] = out_value[o]
             in_addrs[i] = np.int64(out_address[o])
-            in_types[i] = out_script_type[o]
+            if want_votes:  # random reads cost most here: skip what multi-input does not use
+                in_values[i] = out_value[o]
+                in_types[i] = out_script_type[o]
         n_out = fo2 - fo
         # Outputs that can be payments: value > 0 and not OP_RETURN.
-        pay = np.empty(n_out, np.int64)
         n_pay = 0
         for j in range(n_out):
             if out_value[fo + j] > 0 and out_script_type[fo + j] != ST_OP_RETURN:
-                pay[n_pay] = j
+                pay_buf[n_pay] = j
+                pay_values_buf[n_pay] = out_value[fo + j]
                 n_pay += 1
-        pay = pay[:n_pay]
-        pay_values = np.empty(n_pay, np.int64)
-        for j in range(n_pay):
-            pay_values[j] = out_value[fo + pay[j]]
-        mode_v, mode_c = _mode(pay_values)
-        distinct_in = _n_distinct(in_addrs)
+        pay = pay_buf[:n_pay]
+        pay_values = pay_values_buf[:n_pay]
+        mode_v, mode_c, distinct_in, repeated = 0, 0, n_in, 0
+        if n_pay >= 3:  # every CoinJoin rule needs at least three equal outputs
+            ordered = sorted_buf[:n_pay]
+            ordered[:] = pay_values
+            ordered.sort()
+            mode_v, mode_c = _mode_sorted(ordered)
+            repeated = _repeated_sorted(ordered)
+            ordered = sorted_buf[:n_in]
+            ordered[:] = in_addrs
+            ordered.sort()
+            distinct_in = _distinct_sorted(ordered)
 
         # CoinJoin rules, most specific first.
         code = 0
@@ -186,7 +202,7 @@ def analyze_txs(
             code = CJ_WHIRLPOOL
         elif mode_c >= 10 and n_in >= mode_c and 9_000_000 <= mode_v <= 12_000_000:
             code = CJ_WASABI1
-        elif n_in >= 50 and n_pay >= 50 and _repeated_share(pay_values) * 2 >= n_pay:
+        elif n_in >= 50 and n_pay >= 50 and repeated * 2 >= n_pay:
             code = CJ_WABISABI
         elif mode_c >= 3 and n_pay <= 2 * mode_c + 1 and distinct_in >= mode_c:
             code = CJ_JOINMARKET
@@ -196,6 +212,8 @@ def analyze_txs(
         if code != 0:
             continue
 
+        if not want_votes:
+            continue
         min_in = in_values.min()
         max_in = in_values.max()
         if n_in == 2 and n_pay == 2:
@@ -306,6 +324,7 @@ def apply_merges(
     n_tx = tx_first_input.shape[0]
     roots = np.empty(64, np.int64)
     members = np.empty(64, np.int64)
+    seen_at = np.full(parent.shape[0], -1, np.int64)  # tx that last counted each root
     for t in range(t0, t1):
         k = t - t0
         change_chosen[k] = -1
@@ -386,13 +405,9 @@ def apply_merges(
         attr_conflict = False
         for m in range(n_m):
             r = find(parent, members[m])
-            dup = False
-            for q in range(n_r):
-                if roots[q] == r:
-                    dup = True
-                    break
-            if dup:
+            if seen_at[r] == t:  # this root is already counted for this transaction
                 continue
+            seen_at[r] = t
             if n_r == roots.shape[0]:
                 roots = np.concatenate((roots, np.empty(roots.shape[0], np.int64)))
             roots[n_r] = r
