@@ -259,7 +259,12 @@ def address(addr: str, json_out: bool = typer.Option(False, "--json")) -> None:
     from chainsleuth.store.lookups import address_info
 
     info = address_info(_open_store(), addr)
+    tagged = (State.data_dir / "tags" / "manifest.json").exists()
     if json_out:
+        if tagged:
+            from chainsleuth.tags.cli import attribution_json
+
+            info["attribution"] = attribution_json(State.data_dir, addr)
         _print_json(info)
         return
     rows = [
@@ -267,6 +272,10 @@ def address(addr: str, json_out: bool = typer.Option(False, "--json")) -> None:
         for k, v in info.items()
     ]
     console.print(_table(f"Address {addr}", rows))
+    if tagged:
+        from chainsleuth.tags.cli import show_attribution
+
+        show_attribution(console, State.data_dir, addr)
 
 
 @app.command()

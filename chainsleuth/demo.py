@@ -85,12 +85,17 @@ def run_demo(out: Path, console: Console) -> None:
             f"{scores[3]:.3f})"
         )
 
+    from chainsleuth.tags.demo import run_tags_demo
+
+    console.print("[bold]4. attribute[/] clusters with the world's TagPack")
+    run_tags_demo(out / "world", out / "store", console)
+
     store = Store.open(out / "store")
     top = store.sql(
         "SELECT cluster_id, any_value(cluster_size) AS size, min(address) AS example "
         "FROM clusters GROUP BY cluster_id ORDER BY size DESC LIMIT 5"
     ).to_pylist()
-    console.print("[bold]4. largest clusters[/]")
+    console.print("[bold]5. largest clusters[/]")
     for row in top:
         console.print(
             f"   cluster {row['cluster_id']:>7}  {row['size']:>5,} addresses  e.g. {row['example']}"

@@ -77,6 +77,17 @@ def cluster_summary(data_dir: Path, address: str) -> dict[str, Any]:
     }
 
 
+def _attribution(address: str, quiet: bool) -> dict[str, Any] | None:
+    """Tags of an address and its cluster (printed unless `quiet`); None without tags."""
+    if not (_data_dir() / "tags" / "manifest.json").exists():
+        return None
+    from chainsleuth.tags.cli import attribution_json, show_attribution
+
+    if not quiet:
+        show_attribution(console, _data_dir(), address)
+    return attribution_json(_data_dir(), address)
+
+
 def register(app: typer.Typer) -> None:
     """Add the cluster stage's commands to the root CLI."""
 
@@ -89,7 +100,20 @@ def register(app: typer.Typer) -> None:
         """Cluster addresses into wallets (incremental: only new transactions)."""
         from chainsleuth.cluster.engine import cluster_store
 
-        report = cluster_store(_data_dir(), policy, from_scratch=from_scratch)
+        attribution = None
+        tags_present = (_data_dir() / "tags" / "manifest.json").exists()
+        if tags_present:
+            # The super-cluster guard refuses to join large clusters of different actors.
+            from chainsleuth.tags.attribution import address_actor_codes
+
+            attribution, _names = address_actor_codes(_data_dir())
+        report = cluster_store(
+            _data_dir(), policy, attribution=attribution, from_scratch=from_scratch
+        )
+        if tags_present:
+            from chainsleuth.tags.attribution import recompute_cluster_tags
+
+            recompute_cluster_tags(_data_dir())
         if json_out:
             sys.stdout.write(json.dumps(report.__dict__, indent=2) + "\n")
             return
@@ -106,8 +130,10 @@ def register(app: typer.Typer) -> None:
     def cluster_of_cmd(address: str, json_out: bool = typer.Option(False, "--json")) -> None:
         """The cluster of an address: size, first/last seen, balance, the rules that built it."""
         info = cluster_summary(_data_dir(), address)
+        tags = _attribution(address, json_out)
         if json_out:
-            sys.stdout.write(json.dumps(info, indent=2) + "\n")
+            info["attribution"] = tags
+            sys.stdout.write(json.dumps(info, indent=2, default=str) + "\n")
             return
         table = Table(show_header=False, title=f"Cluster of {address}", title_justify="left")
         for key, value in info.items():
@@ -142,10 +168,10 @@ def register(app: typer.Typer) -> None:
             for s in steps:
                 s["from"] = by_id[s["from_address_id"]]
                 s["to"] = by_id[s["to_address_id"]]
+        tags = {a: _attribution(a, json_out) for a in (address_a, address_b)}
         if json_out:
-            sys.stdout.write(
-                json.dumps({"linked": steps is not None, "steps": steps or []}, indent=2) + "\n"
-            )
+            payload = {"linked": steps is not None, "steps": steps or [], "attribution": tags}
+            sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
             return
         if steps is None:
             console.print(f"not linked: {address_a} and {address_b} are in different clusters")

@@ -20,6 +20,7 @@ recomputes from scratch; otherwise only new transactions are processed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -273,8 +274,9 @@ def cluster_store(
         and manifest["store_epoch"] == store.manifest["epoch"]
         and manifest["txs"] <= n_tx
         and manifest["addresses"] <= n_addr
-        and attribution is None
-        and not manifest.get("attribution", False)
+        # New tags may change the guard's past decisions: resume only when the addresses
+        # clustered before carry the same attribution as then.
+        and manifest.get("attribution_digest") == _digest(attribution, manifest["addresses"])
     )
     if resume:
         assert manifest is not None
@@ -445,7 +447,7 @@ def cluster_store(
         "txs": n_tx,
         "addresses": n_addr,
         "max_address_seen": max_address,
-        "attribution": attribution is not None,
+        "attribution_digest": _digest(attribution, n_addr),
         "clusters": n_clusters,
         "largest_cluster": int(sizes.max()) if n_addr else 0,
         "files": files,
@@ -471,6 +473,14 @@ def cluster_store(
         seconds=time.perf_counter() - started,
         rules=rule_counts,
     )
+
+
+def _digest(attribution: np.ndarray | None, n_addresses: int) -> str | None:
+    """Fingerprint of the attribution of the first n addresses (None: no attribution)."""
+    if attribution is None:
+        return None
+    part = np.ascontiguousarray(attribution[:n_addresses], dtype=np.int32)
+    return hashlib.sha256(part.tobytes()).hexdigest()
 
 
 def _vote_names(votes: int) -> str | None:
