@@ -61,9 +61,9 @@ def probe(
 ):
     """Look up (and maybe insert) each key; return the number of occupied slots added.
 
-    insert_mode: 0 = lookup only (missing keys get id -1); 1 = lookup or insert (a new key gets
-    id new_ids[i], its row must already be in `stored_new`); 2 = insert, overwriting the id of
-    an equal key (a later duplicate txid supersedes the earlier one, as BIP30 allowed twice).
+    insert_mode: 0 = lookup only (missing keys get id -1); 2 = insert with id new_ids[i],
+    overwriting the id of an equal key (a later duplicate txid supersedes the earlier one, as
+    BIP30 allowed twice). (Lookup-or-insert of a batch is `_lookup_or_insert`.)
     `stored_old` holds the keys of ids below n_old, `stored_new` those from n_old on.
     """
     mask = np.uint64(table_fp.shape[0] - 1)
@@ -96,6 +96,53 @@ def probe(
 
 
 @njit(cache=True, nogil=True)
+def _lookup_or_insert(
+    table_fp, table_id, fps, keys, stored_old, n_old, new_keys, new_rows, out_ids
+):
+    """One pass: the id of each key, inserting unseen keys with ids n_old, n_old + 1, ...
+
+    A key seen twice in the batch gets one id (its second lookup finds the first insert, whose
+    key is compared against `new_keys`). Returns how many keys were new.
+    """
+    mask = np.uint64(table_fp.shape[0] - 1)
+    n_new = 0
+    width = keys.shape[1]
+    for i in range(fps.shape[0]):
+        fp = fps[i]
+        slot = fp & mask
+        while True:
+            cur = table_fp[slot]
+            if cur == EMPTY:
+                ident = n_old + n_new
+                table_fp[slot] = fp
+                table_id[slot] = np.uint32(ident)
+                for j in range(width):
+                    new_keys[n_new, j] = keys[i, j]
+                new_rows[n_new] = i
+                out_ids[i] = ident
+                n_new += 1
+                break
+            if cur == fp:
+                ident = np.int64(table_id[slot])
+                same = True
+                if ident < n_old:
+                    for j in range(width):
+                        if keys[i, j] != stored_old[ident, j]:
+                            same = False
+                            break
+                else:
+                    for j in range(width):
+                        if keys[i, j] != new_keys[ident - n_old, j]:
+                            same = False
+                            break
+                if same:
+                    out_ids[i] = ident
+                    break
+            slot = (slot + np.uint64(1)) & mask
+    return n_new
+
+
+@njit(cache=True, nogil=True)
 def _reinsert(new_fp, new_id, old_fp, old_id):
     mask = np.uint64(new_fp.shape[0] - 1)
     for s in range(old_fp.shape[0]):
@@ -107,41 +154,6 @@ def _reinsert(new_fp, new_id, old_fp, old_id):
             slot = (slot + np.uint64(1)) & mask
         new_fp[slot] = fp
         new_id[slot] = old_id[s]
-
-
-@njit(cache=True, nogil=True)
-def _dedupe_within(fps, keys, out_first):
-    """For lookup-or-insert of a batch: index of the first row with an equal key (else itself).
-
-    Rows are compared only when fingerprints are equal (sorted by fingerprint first).
-    """
-    n = fps.shape[0]
-    order = np.argsort(fps, kind="mergesort")
-    for i in range(n):
-        out_first[i] = i
-    start = 0
-    while start < n:
-        end = start + 1
-        while end < n and fps[order[end]] == fps[order[start]]:
-            end += 1
-        for a in range(start, end):
-            ra = order[a]
-            if out_first[ra] != ra:
-                continue
-            for b in range(a + 1, end):
-                rb = order[b]
-                if out_first[rb] != rb:
-                    continue
-                same = True
-                for j in range(keys.shape[1]):
-                    if keys[ra, j] != keys[rb, j]:
-                        same = False
-                        break
-                if same:
-                    out_first[rb] = ra if ra < rb else rb
-                    if rb < ra:
-                        out_first[ra] = rb
-        start = end
 
 
 class HashIndex:
@@ -224,47 +236,26 @@ class HashIndex:
         Returns (ids, new_rows): new_rows are the row numbers of `keys` that received new ids,
         in id order; the caller appends `keys[new_rows]` to its key store.
         """
+        if first_new_id != stored_old.shape[0]:
+            raise ValueError("new ids must follow the stored keys")
         n = keys.shape[0]
-        fps = fingerprints(keys)
-        empty = np.zeros((0, keys.shape[1]), np.uint8)
-        found = np.empty(n, np.int64)
-        probe(
+        self.reserve(n)  # room for the worst case: every key new
+        ids = np.empty(n, np.int64)
+        new_keys = np.empty_like(keys)
+        new_rows = np.empty(n, np.int64)
+        n_new = _lookup_or_insert(
             self.table_fp,
             self.table_id,
-            fps,
+            fingerprints(keys),
             keys,
             stored_old,
-            empty,
-            stored_old.shape[0],
-            0,
-            found,
-            found,
+            first_new_id,
+            new_keys,
+            new_rows,
+            ids,
         )
-        missing = np.flatnonzero(found < 0)
-        if missing.shape[0]:
-            first = np.empty(missing.shape[0], np.int64)
-            _dedupe_within(fps[missing], keys[missing], first)
-            is_first = first == np.arange(missing.shape[0])
-            new_rows = missing[is_first]
-            new_ids = first_new_id + np.arange(new_rows.shape[0], dtype=np.int64)
-            rank = np.cumsum(is_first) - 1  # id offset of each first occurrence
-            found[missing] = first_new_id + rank[first]
-            self.reserve(new_rows.shape[0])
-            self.used += probe(
-                self.table_fp,
-                self.table_id,
-                fps[new_rows],
-                keys[new_rows],
-                stored_old,
-                keys[new_rows],
-                stored_old.shape[0],
-                1,
-                new_ids,
-                np.empty(new_rows.shape[0], np.int64),
-            )
-        else:
-            new_rows = missing
-        return found, new_rows
+        self.used += int(n_new)
+        return ids, new_rows[:n_new]
 
     def save(self, path_prefix: str) -> None:
         np.save(path_prefix + ".fp.npy", self.table_fp)
