@@ -146,26 +146,29 @@ def double_sha256(data: bytes | memoryview) -> bytes:
 
 
 def _hash_ranges(mv: memoryview, starts: list[int], ends: list[int], out: bytearray) -> None:
+    """Double-SHA256 of each byte range of `mv`, concatenated into `out` (the hot loop: a list
+    comprehension over memoryview slices is the cheapest way to drive hashlib per message)."""
     sha = _sha256
-    for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
-        out[32 * k : 32 * k + 32] = sha(sha(mv[a:b]).digest()).digest()
+    out[:] = b"".join(
+        [sha(sha(mv[a:b]).digest()).digest() for a, b in zip(starts, ends, strict=True)]
+    )
 
 
 def merkle_root(txids: np.ndarray) -> bytes:
     """Bitcoin's merkle root of (n, 32) internal-order hashes (last odd node duplicated)."""
-    level = txids
-    if level.shape[0] == 0:
+    n = int(txids.shape[0])
+    if n == 0:
         return bytes(32)
     sha = _sha256
-    while level.shape[0] > 1:
-        if level.shape[0] % 2:
-            level = np.concatenate([level, level[-1:]])
-        pairs = memoryview(np.ascontiguousarray(level.reshape(-1, 64)).tobytes())
-        nxt = bytearray(32 * (level.shape[0] // 2))
-        for k in range(level.shape[0] // 2):
-            nxt[32 * k : 32 * k + 32] = sha(sha(pairs[64 * k : 64 * k + 64]).digest()).digest()
-        level = np.frombuffer(bytes(nxt), dtype=np.uint8).reshape(-1, 32)
-    return bytes(level[0])
+    level = np.ascontiguousarray(txids).tobytes()
+    while n > 1:
+        if n % 2:
+            level += level[-32:]
+            n += 1
+        mv = memoryview(level)
+        level = b"".join([sha(sha(mv[i : i + 64]).digest()).digest() for i in range(0, 32 * n, 64)])
+        n //= 2
+    return level
 
 
 def _u32_le(rows: np.ndarray) -> np.ndarray:

@@ -394,7 +394,12 @@ class StoreWriter:
 
         # 5. Parquet (written in the background; see commit).
         keys_all = self._array("address_key", n_addr1)
-        files = self._write_tables(
+        # Building and writing the tables runs on the writer thread (numba kernels and pyarrow
+        # release the GIL) while the main thread links the next batch.
+        generation = self.manifest["generation"] + len(self._staged) + 1
+        files = self._pool.submit(
+            self._write_tables,
+            generation,
             batch,
             heights,
             tx_ids,
@@ -432,6 +437,7 @@ class StoreWriter:
 
     def _write_tables(
         self,
+        generation: int,
         batch: ParsedBatch,
         heights: np.ndarray,
         tx_ids: np.ndarray,
@@ -446,7 +452,11 @@ class StoreWriter:
         n_in0: int,
         n_out0: int,
         n_new_addresses: int,
-    ) -> Future[list[tuple[str, dict[str, Any]]]]:
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Build the batch's tables and write them; returns (table, manifest entry) pairs.
+
+        `generation` (the one the batch will be committed as) makes file names unique.
+        """
         txid_hex = hex_column(batch.txid)
         n_in_per_tx = np.diff(batch.tx_first_input)
         n_out_per_tx = np.diff(batch.tx_first_output)
@@ -593,8 +603,6 @@ class StoreWriter:
                 "first_height": tx_height[out_tx_local[new_outputs]].astype(np.int32),
             },
         )
-        # A name unique across runs: the generation this batch will be committed as.
-        generation = self.manifest["generation"] + len(self._staged) + 1
         work = [
             ("blocks", blocks, heights),
             ("txs", txs, tx_height),
@@ -602,7 +610,7 @@ class StoreWriter:
             ("inputs", inputs, tx_height[in_tx_local]),
             ("address_list", address_list, tx_height[out_tx_local[new_outputs]]),
         ]
-        return self._pool.submit(self._write_batch, work, generation)
+        return self._write_batch(work, generation)
 
     def _write_batch(
         self, work: list[tuple[str, pa.Table, np.ndarray]], generation: int
