@@ -27,10 +27,7 @@ def _edges(arrays: ChainArrays, coinjoin_tx: np.ndarray) -> tuple[np.ndarray, np
     n_tx = arrays.n_txs
     first_in = arrays.tx_first_input
     in_tx = np.repeat(np.arange(n_tx), np.diff(np.append(first_in, arrays.n_inputs)))
-    spent = arrays.input_spent_output
-    ok = spent >= 0
-    addr = np.full(spent.shape[0], -1, np.int64)
-    addr[ok] = arrays.output_address[spent[ok]].astype(np.int64)
+    addr = arrays.input_address.astype(np.int64)
     addr[addr == 0xFFFFFFFF] = -1
     is_cj = np.zeros(n_tx, bool)
     is_cj[coinjoin_tx] = True

@@ -102,6 +102,7 @@ class ChainArrays:
     tx_first_input: np.ndarray
     tx_first_output: np.ndarray
     input_spent_output: np.ndarray
+    input_address: np.ndarray
     output_value: np.ndarray
     output_address: np.ndarray
     output_script_type: np.ndarray
@@ -114,6 +115,7 @@ class ChainArrays:
             np.asarray(store.array("tx_first_input")),
             np.asarray(store.array("tx_first_output")),
             np.asarray(store.array("input_spent_output")),
+            np.asarray(store.array("input_address")),
             np.asarray(store.array("output_value")),
             np.asarray(store.array("output_address")),
             np.asarray(store.array("output_script_type")),
@@ -187,6 +189,7 @@ def process_range(
         arrays.n_inputs,
         arrays.n_outputs,
         arrays.input_spent_output,
+        arrays.input_address,
         arrays.output_value,
         arrays.output_address,
         arrays.output_script_type,
@@ -211,6 +214,7 @@ def process_range(
         arrays.tx_first_input,
         arrays.n_inputs,
         arrays.input_spent_output,
+        arrays.input_address,
         arrays.output_address,
         fresh,
         o0,

@@ -109,6 +109,7 @@ def analyze_txs(
     n_inputs_total,
     n_outputs_total,
     in_spent_output,
+    in_address,
     out_value,
     out_address,
     out_script_type,
@@ -158,9 +159,9 @@ def analyze_txs(
         in_addrs = in_addrs_buf[:n_in]
         in_types = in_types_buf[:n_in]
         for i in range(n_in):
-            o = in_spent_output[fi + i]
-            in_addrs[i] = np.int64(out_address[o])
+            in_addrs[i] = np.int64(in_address[fi + i])  # sequential: the store keeps them
             if want_votes:  # random reads cost most here: skip what multi-input does not use
+                o = in_spent_output[fi + i]
                 in_values[i] = out_value[o]
                 in_types[i] = out_script_type[o]
         n_out = fo2 - fo
@@ -174,7 +175,7 @@ def analyze_txs(
         pay = pay_buf[:n_pay]
         pay_values = pay_values_buf[:n_pay]
         mode_v, mode_c, distinct_in, repeated = 0, 0, n_in, 0
-        if n_pay >= 3:  # every CoinJoin rule needs at least three equal outputs
+        if n_pay >= 3 and n_in >= 3:  # every CoinJoin rule needs 3+ equal outputs and inputs
             ordered = sorted_buf[:n_pay]
             ordered[:] = pay_values
             ordered.sort()
@@ -284,6 +285,7 @@ def apply_merges(
     tx_first_input,
     n_inputs_total,
     in_spent_output,
+    in_address,
     out_address,
     fresh,
     fresh_base,
@@ -324,7 +326,7 @@ def apply_merges(
     n_tx = tx_first_input.shape[0]
     roots = np.empty(64, np.int64)
     members = np.empty(64, np.int64)
-    seen_at = np.full(parent.shape[0], -1, np.int64)  # tx that last counted each root
+    seen_at = np.full(parent.shape[0], -1, np.int32)  # tx (t - t0) that last counted a root
     for t in range(t0, t1):
         k = t - t0
         change_chosen[k] = -1
@@ -377,7 +379,7 @@ def apply_merges(
         n_in = fi2 - fi
         if use_inputs:
             for i in range(n_in):
-                a = out_address[in_spent_output[fi + i]]
+                a = in_address[fi + i]
                 if a == NONE:
                     continue
                 if n_m == members.shape[0]:
@@ -385,7 +387,7 @@ def apply_merges(
                 members[n_m] = np.int64(a)
                 n_m += 1
         else:
-            a = out_address[in_spent_output[fi]]
+            a = in_address[fi]
             if a != NONE:
                 members[0] = np.int64(a)
                 n_m = 1
@@ -405,9 +407,9 @@ def apply_merges(
         attr_conflict = False
         for m in range(n_m):
             r = find(parent, members[m])
-            if seen_at[r] == t:  # this root is already counted for this transaction
+            if seen_at[r] == k:  # this root is already counted for this transaction
                 continue
-            seen_at[r] = t
+            seen_at[r] = k
             if n_r == roots.shape[0]:
                 roots = np.concatenate((roots, np.empty(roots.shape[0], np.int64)))
             roots[n_r] = r

@@ -60,6 +60,9 @@ ARRAYS: dict[str, ArraySpec] = {
     "output_spent_by_tx": ArraySpec(
         "<u4", 1, "outputs", "spending tx id, 0xFFFFFFFF unspent (4 B/output)"
     ),
+    "input_address": ArraySpec(
+        "<u4", 1, "inputs", "address id of the spent output, 0xFFFFFFFF none (4 B/input)"
+    ),
     "input_spent_output": ArraySpec(
         "<i8", 1, "inputs", "output id the input spends, -1 coinbase (8 B/input)"
     ),
