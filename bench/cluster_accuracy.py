@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chainsleuth.cluster import kernels
-from chainsleuth.cluster.engine import ChainArrays, Clusters, cluster_store
+from chainsleuth.cluster.engine import ChainArrays, Clusters, analyze_range, cluster_store
 from chainsleuth.cluster.evaluate import score
 from chainsleuth.cluster.rules import BY_NAME, POLICIES
 from chainsleuth.store.ingest import ingest_blocks_dir
@@ -62,29 +61,8 @@ def change_rule_accuracy(world: Path, store_dir: Path) -> tuple[list[list[str]],
                 continue
             kind[i] = row["kind"]
             change[i] = {int(v) for v in row["change_vouts"].split(";") if v}
-    fresh = np.empty(arrays.n_outputs, np.bool_)
-    kernels.fresh_outputs(arrays.output_address, 0, -1, fresh)
-    coinjoin = np.zeros(n, np.int16)
-    payjoin = np.zeros(n, np.bool_)
-    votes = [np.empty(n, np.int64) for _ in range(4)]
-    kernels.analyze_txs(
-        0,
-        n,
-        arrays.tx_first_input,
-        arrays.tx_first_output,
-        arrays.n_inputs,
-        arrays.n_outputs,
-        arrays.input_spent_output,
-        arrays.input_address,
-        arrays.output_value,
-        arrays.output_address,
-        arrays.output_script_type,
-        fresh,
-        0,
-        coinjoin,
-        payjoin,
-        *votes,
-    )
+    analysis, _ = analyze_range(arrays, 0, n, -1)
+    coinjoin, votes = analysis.coinjoin, analysis.votes
     first_out = arrays.tx_first_output
     with_change = sum(1 for i, c in change.items() if c and not coinjoin[i])
     rows = []

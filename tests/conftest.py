@@ -29,12 +29,14 @@ from chainsleuth.parse.serialize import (
     mine,
     witness_commitment_script,
 )
+from chainsleuth.simulate.chain import bip34_push, regtest_genesis
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MAINNET_BLOCKS = SHARED_DATA / "mainnet-blocks"
 NBITCOIN = MAINNET_BLOCKS / "blk" / "nbitcoin"
 
 COIN = 100_000_000
+REGTEST_GENESIS_TIME = regtest_genesis().header.time  # 1296688602, Core's chainparams
 
 # ---------------------------------------------------------------------------------------------
 # blk*.dat framing
@@ -79,32 +81,6 @@ def copy_nbitcoin(directory: Path, names: Sequence[str] = ("blk00000.dat", "blk0
 # ---------------------------------------------------------------------------------------------
 # tiny regtest chains
 
-GENESIS_SCRIPT_SIG = bytes.fromhex(
-    "04ffff001d0104455468652054696d65732030332f4a616e2f32303039204368616e63656c6c6f72206f6e"
-    "206272696e6b206f66207365636f6e64206261696c6f757420666f722062616e6b73"
-)
-GENESIS_PUBKEY = bytes.fromhex(
-    "04678afdb0fe5548271967f1a67130b7105cd6a828e03909a67962e0ea1f61deb649f6bc3f4cef38c4f35504"
-    "e51ec112de5c384df7ba0b8d578a4c702b6bf11d5f"
-)
-REGTEST_GENESIS_TIME = 1296688602
-
-
-def regtest_genesis() -> Block:
-    """Bitcoin Core's regtest genesis block (chainparams.cpp), hash 0f9188f1...2206."""
-    coinbase = Tx(
-        1,
-        (TxIn(bytes(32), 0xFFFFFFFF, GENESIS_SCRIPT_SIG, 0xFFFFFFFF),),
-        (TxOut(50 * COIN, bytes([65]) + GENESIS_PUBKEY + b"\xac"),),
-        0,
-    )
-    header = BlockHeader(
-        1, bytes(32), merkle_root([coinbase.txid()]), REGTEST_GENESIS_TIME, REGTEST_BITS, 2
-    )
-    block = Block(header, (coinbase,))
-    assert header.hash_hex() == REGTEST.genesis_hash
-    return block
-
 
 def p2pkh(tag: bytes) -> bytes:
     return b"\x76\xa9\x14" + tag.ljust(20, b"\x00")[:20] + b"\x88\xac"
@@ -116,16 +92,6 @@ def p2wpkh(tag: bytes) -> bytes:
 
 def p2tr(tag: bytes) -> bytes:
     return b"\x51\x20" + tag.ljust(32, b"\x00")[:32]
-
-
-def bip34_push(height: int) -> bytes:
-    """The coinbase scriptSig start that BIP34 asks for: the height as a minimal script number."""
-    if height == 0:
-        return b"\x00"
-    if 1 <= height <= 16:
-        return bytes([0x50 + height])
-    data = height.to_bytes((height.bit_length() + 8) // 8, "little")
-    return bytes([len(data)]) + data
 
 
 def mine_block(

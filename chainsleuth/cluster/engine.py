@@ -166,17 +166,28 @@ class RangeResult:
         return int(self.merge_a.shape[0])
 
 
-def process_range(
-    arrays: ChainArrays, unions: UnionFind, policy: Policy, t0: int, t1: int
-) -> RangeResult:
-    """Cluster transactions [t0, t1) into `unions` (which must already hold [0, t0))."""
+@dataclass
+class Analysis:
+    """Per-transaction rule results for a range [t0, t1) (see kernels.analyze_txs)."""
+
+    fresh: np.ndarray  # per output of the range: pays an address never seen before
+    coinjoin: np.ndarray  # CoinJoin rule code per tx, 0 none
+    payjoin: np.ndarray  # PayJoin suspicion per tx
+    votes: list[np.ndarray]  # output id each change rule picks per tx (-1 none), CHANGE_BITS order
+
+
+def analyze_range(
+    arrays: ChainArrays, t0: int, t1: int, max_address: int, want_votes: bool = True
+) -> tuple[Analysis, int]:
+    """CoinJoin rules and change votes for txs [t0, t1); returns them and the new max address.
+
+    `max_address` is the highest address id paid before t0 (-1 at the start of the chain).
+    """
     fo = arrays.tx_first_output
     o0 = int(fo[t0])
     o1 = int(fo[t1]) if t1 < arrays.n_txs else arrays.n_outputs
     fresh = np.empty(o1 - o0, np.bool_)
-    unions.max_address = int(
-        kernels.fresh_outputs(arrays.output_address, o0, unions.max_address, fresh)
-    )
+    max_address = int(kernels.fresh_outputs(arrays.output_address, o0, max_address, fresh))
     m = t1 - t0
     coinjoin = np.zeros(m, np.int16)
     payjoin = np.zeros(m, np.bool_)
@@ -198,7 +209,26 @@ def process_range(
         coinjoin,
         payjoin,
         *votes,
-        policy.change_mask() != 0,  # multi-input only: no change votes needed
+        want_votes,
+    )
+    return Analysis(fresh, coinjoin, payjoin, votes), max_address
+
+
+def process_range(
+    arrays: ChainArrays, unions: UnionFind, policy: Policy, t0: int, t1: int
+) -> RangeResult:
+    """Cluster transactions [t0, t1) into `unions` (which must already hold [0, t0))."""
+    o0 = int(arrays.tx_first_output[t0])
+    m = t1 - t0
+    # Multi-input alone needs no change votes: skipping them skips most random reads.
+    analysis, unions.max_address = analyze_range(
+        arrays, t0, t1, unions.max_address, want_votes=policy.change_mask() != 0
+    )
+    fresh, coinjoin, payjoin, votes = (
+        analysis.fresh,
+        analysis.coinjoin,
+        analysis.payjoin,
+        analysis.votes,
     )
     n_in_range = (int(arrays.tx_first_input[t1]) if t1 < arrays.n_txs else arrays.n_inputs) - int(
         arrays.tx_first_input[t0]

@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-FORMAT_VERSION = 1
+from chainsleuth.core.errors import StoreError
+
+FORMAT_VERSION = 2  # 2: address_list table, input_address array
 TABLES = ("blocks", "txs", "inputs", "outputs", "address_list")
 HEIGHT_RANGE = 10_000  # blocks per hive partition (height_range=0000000000-0000009999)
 NONE32 = np.uint32(0xFFFFFFFF)  # "no id" in uint32 id arrays (unspent output, no address)
@@ -210,10 +212,16 @@ def empty_manifest(network: str) -> dict[str, Any]:
 
 
 def read_manifest(data_dir: Path) -> dict[str, Any] | None:
+    """The committed manifest, or None when there is no store; refuses other formats."""
     path = Path(data_dir) / "manifest.json"
     if not path.exists():
         return None
     manifest: dict[str, Any] = json.loads(path.read_text())
+    if manifest.get("format") != FORMAT_VERSION:
+        raise StoreError(
+            f"{data_dir} holds a store of format {manifest.get('format')}; this chainsleuth "
+            f"reads format {FORMAT_VERSION}. Ingest again into a new --data directory."
+        )
     return manifest
 
 
