@@ -130,15 +130,15 @@ def register(app: typer.Typer) -> None:
     def cluster_of_cmd(address: str, json_out: bool = typer.Option(False, "--json")) -> None:
         """The cluster of an address: size, first/last seen, balance, the rules that built it."""
         info = cluster_summary(_data_dir(), address)
-        tags = _attribution(address, json_out)
         if json_out:
-            info["attribution"] = tags
+            info["attribution"] = _attribution(address, quiet=True)
             sys.stdout.write(json.dumps(info, indent=2, default=str) + "\n")
             return
         table = Table(show_header=False, title=f"Cluster of {address}", title_justify="left")
         for key, value in info.items():
             table.add_row(key.replace("_", " "), str(value))
         console.print(table)
+        _attribution(address, quiet=False)
 
     @app.command("explain")
     def explain_cmd(
@@ -168,19 +168,21 @@ def register(app: typer.Typer) -> None:
             for s in steps:
                 s["from"] = by_id[s["from_address_id"]]
                 s["to"] = by_id[s["to_address_id"]]
-        tags = {a: _attribution(a, json_out) for a in (address_a, address_b)}
         if json_out:
+            tags = {x: _attribution(x, quiet=True) for x in (address_a, address_b)}
             payload = {"linked": steps is not None, "steps": steps or [], "attribution": tags}
             sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
             return
         if steps is None:
             console.print(f"not linked: {address_a} and {address_b} are in different clusters")
-            return
-        table = Table("step", "from", "to", "txid", "rule", "confidence")
-        for k, s in enumerate(steps, 1):
-            rule = s["rule"] if not s["change_rules"] else f"change ({s['change_rules']})"
-            table.add_row(str(k), s["from"], s["to"], s["txid"], rule, f"{s['confidence']:.2f}")
-        console.print(table)
+        else:
+            table = Table("step", "from", "to", "txid", "rule", "confidence")
+            for k, s in enumerate(steps, 1):
+                rule = s["rule"] if not s["change_rules"] else f"change ({s['change_rules']})"
+                table.add_row(str(k), s["from"], s["to"], s["txid"], rule, f"{s['confidence']:.2f}")
+            console.print(table)
+        for shown in (address_a, address_b):
+            _attribution(shown, quiet=False)
 
     export_app = typer.Typer(help="Export results.", no_args_is_help=True)
 
