@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from chainsleuth import __version__
 from chainsleuth.core.errors import ChainsleuthError
@@ -341,7 +342,8 @@ def main() -> None:
     try:
         app()
     except ChainsleuthError as e:
-        err_console.print(f"[red]error:[/] {e}", highlight=False)
+        # one line, never wrapped, and no rich markup read from the message (paths may hold [])
+        err_console.print(Text.assemble(("error: ", "red"), str(e)), soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted; the store keeps its last committed state")
