@@ -32,6 +32,15 @@ DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
 PREFETCH = 2  # batches read and parsed ahead of the one being linked
 
 
+class ChainChanged(InputError):
+    """A fetched block does not extend the stored chain: the source reorganised meanwhile."""
+
+    report: IngestReport | None = None  # what the interrupted attempt did, to carry on from
+
+
+MAX_REORG_RETRIES = 3  # RPC: how often a sync starts over after the node's chain moved under it
+
+
 @dataclass
 class IngestReport:
     """What one ingest run did."""
@@ -103,7 +112,7 @@ def _run(
                 bytes(_stored_hashes(writer)[-1]) if writer.counts["blocks"] else bytes(32)
             )
             if bytes(batch.block_prev_hash[0]) != expected_prev:
-                raise InputError(
+                raise ChainChanged(
                     "block does not extend the stored chain (its previous-block hash is "
                     f"{bytes(batch.block_prev_hash[0][::-1]).hex()})",
                     path=where[0],
@@ -229,9 +238,38 @@ def ingest_rpc(
     from chainsleuth.sources.rpc import RpcSource
 
     assert isinstance(source, RpcSource)
+    report: IngestReport | None = None
+    for attempt in range(MAX_REORG_RETRIES + 1):
+        try:
+            report = _ingest_rpc_once(source, data_dir, progress, batch_blocks, stop_height, report)
+        except ChainChanged as changed:
+            # The node switched chains during the sync: what was committed stays, and the next
+            # attempt finds the new fork point and rolls back to it.
+            report = changed.report
+            if attempt == MAX_REORG_RETRIES:
+                raise
+            continue
+        if stop_height is not None or source.chain_info().best_block_hash == report.tip_hash:
+            return report  # at the node's tip (blocks found meanwhile are taken in another pass)
+    assert report is not None
+    return report
+
+
+def _ingest_rpc_once(
+    source: object,
+    data_dir: Path,
+    progress: ProgressCallback | None,
+    batch_blocks: int,
+    stop_height: int | None,
+    report: IngestReport | None,
+) -> IngestReport:
+    from chainsleuth.sources.rpc import RpcSource
+
+    assert isinstance(source, RpcSource)
     info = source.chain_info()
     writer = StoreWriter.open(Path(data_dir), info.chain)
-    report = IngestReport(network=writer.network.name)
+    if report is None:
+        report = IngestReport(network=writer.network.name)
     target = info.blocks if stop_height is None else min(stop_height, info.blocks)
     stored = _stored_hashes(writer)
     h = min(stored.shape[0] - 1, info.blocks)
@@ -250,7 +288,7 @@ def ingest_rpc(
         h = lo - 1
     if h < stored.shape[0] - 1:
         report.fork_height = h
-        report.rolled_back = writer.rollback(h)
+        report.rolled_back += writer.rollback(h)
     first = h + 1
     url = source.url
 
@@ -272,6 +310,11 @@ def ingest_rpc(
     try:
         _run(writer, report, first, jobs, target + 1 - first, f"rpc {url}", progress)
         writer.close()
+    except ChainChanged as changed:
+        writer.commit()  # batches that did extend the chain stay
+        writer.abort()
+        changed.report = report
+        raise
     except BaseException:
         writer.abort()
         raise

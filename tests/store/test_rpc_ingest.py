@@ -131,3 +131,30 @@ def test_rpc_ingest_follows_a_reorg_to_the_same_store_as_a_fresh_ingest(
     assert dump_views(tmp_path / "data") == dump_views(tmp_path / "fresh")
     for name in ARRAYS:
         assert np.array_equal(reorged.array(name), clean.array(name)), name
+
+
+def test_reorg_during_a_sync_is_followed_within_the_same_run(
+    tmp_path: Path, chains: tuple[list[Block], list[Block]]
+) -> None:
+    a, b = chains
+    with RpcReplayServer.scripted(raw(a), chain="regtest") as server, node(server) as source:
+        fetch = source.raw_blocks
+
+        def fetch_then_reorg(hashes: list[str]) -> list[bytes]:
+            # The node moves to chain B right after serving A's block 9: the next batch
+            # (B's block 10) does not extend the stored A 0-9.
+            blocks = fetch(hashes)
+            if a[9].header.hash_hex() in hashes:
+                server.set_chain(raw(b))
+            return blocks
+
+        source.raw_blocks = fetch_then_reorg  # type: ignore[method-assign]
+        report = ingest_rpc(source, tmp_path / "data", batch_blocks=2)
+        source.raw_blocks = fetch  # type: ignore[method-assign]
+        fresh = ingest_rpc(source, tmp_path / "fresh", batch_blocks=2)
+    assert report.tip_height == fresh.tip_height == 12
+    assert (report.fork_height, report.rolled_back) == (5, 4)  # A's 6-9 undone
+    assert dump_views(tmp_path / "data") == dump_views(tmp_path / "fresh")
+    done, clean = Store.open(tmp_path / "data"), Store.open(tmp_path / "fresh")
+    for name in ARRAYS:
+        assert np.array_equal(done.array(name), clean.array(name)), name
