@@ -1,0 +1,1 @@
+"""trace stage: follow amounts backward to sources and forward to destinations."""

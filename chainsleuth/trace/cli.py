@@ -1,0 +1,130 @@
+"""CLI command of the trace stage: `trace ADDR|TXID`, a thin layer over `trace.engine`."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chainsleuth.core.errors import ChainsleuthError
+
+console = Console()
+_TXID = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def _data_dir() -> Path:
+    from chainsleuth.cli import State
+
+    return State.data_dir
+
+
+def _addresses(store: Any, address_ids: np.ndarray) -> list[str | None]:
+    """Address strings of address ids (None where an output has no address)."""
+    from chainsleuth.parse.address_kernels import encode_address_keys
+
+    ids = np.asarray(address_ids, np.int64)
+    names: list[str | None] = [None] * ids.shape[0]
+    known = np.flatnonzero(ids != 0xFFFFFFFF)
+    if known.shape[0]:
+        rows = np.asarray(store.array("address_key"))[ids[known]]
+        encoded = encode_address_keys(
+            np.ascontiguousarray(rows[:, 0]),
+            np.ascontiguousarray(rows[:, 2:]),
+            np.ascontiguousarray(rows[:, 1]),
+            store.network.code,
+        ).to_pylist()
+        for k, name in zip(known.tolist(), encoded, strict=True):
+            names[k] = name
+    return names
+
+
+def trace_rows(
+    data_dir: Path,
+    target: str,
+    direction: str = "back",
+    policy: str = "haircut",
+    max_hops: int = 6,
+    min_value: int = 0,
+) -> list[dict[str, Any]]:
+    """Trace an address's receiving outputs, or a tx's outputs, and return one dict per row."""
+    from chainsleuth.core.address import AddressError
+    from chainsleuth.store.store import Store
+    from chainsleuth.trace.engine import (
+        KINDS,
+        outputs_of_addresses,
+        outputs_of_tx,
+        path_txids,
+        trace_back,
+        trace_forward,
+        txid_hex,
+    )
+
+    if direction not in ("back", "forward"):
+        raise ChainsleuthError("--direction is back or forward")
+    store = Store.open(data_dir)
+    if _TXID.match(target):
+        tx_id = store.tx_id_of(target.lower())
+        if tx_id is None:
+            raise ChainsleuthError(f"tx {target} is not in the store")
+        seeds = outputs_of_tx(store, tx_id)
+    else:
+        try:
+            address_id = store.address_id_of(target)
+        except AddressError as e:
+            raise ChainsleuthError(f"not a valid address or txid: {target!r} ({e})") from None
+        if address_id is None:
+            raise ChainsleuthError(f"address {target} has never been seen in the store")
+        seeds = outputs_of_addresses(store, [address_id])
+    run = trace_back if direction == "back" else trace_forward
+    result = run(data_dir, seeds, policy=policy, max_hops=max_hops, min_value=min_value)
+    addresses = _addresses(store, np.asarray(store.array("output_address"))[result.output])
+    txids = txid_hex(store, result.tx)
+    return [
+        {
+            "seed_output_id": int(result.seeds[result.seed[k]]),
+            "output_id": int(result.output[k]),
+            "address": addresses[k],
+            "txid": txids[k],
+            "amount": int(result.amount[k]),
+            "hops": int(result.hops[k]),
+            "kind": KINDS[int(result.kind[k])],
+            "poison": bool(result.flags[k] & 1),
+            "low_confidence": bool(result.flags[k] & 2),
+            "path": path_txids(store, result, k),
+        }
+        for k in range(len(result))
+    ]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("trace")
+    def trace(
+        target: str = typer.Argument(
+            ..., help="ADDR (its receiving outputs) or TXID (its outputs)"
+        ),
+        direction: str = typer.Option("back", "--direction", help="back | forward"),
+        policy: str = typer.Option("haircut", "--policy", help="poison | haircut | fifo"),
+        max_hops: int = typer.Option(6, "--max-hops"),
+        min_value: int = typer.Option(0, "--min-value", help="drop amounts below (satoshis)"),
+        json_out: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Trace value backward to its sources or forward to its destinations."""
+        rows = trace_rows(_data_dir(), target, direction, policy, max_hops, min_value)
+        if json_out:
+            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            return
+        title = "sources" if direction == "back" else "destinations"
+        table = Table("address", "BTC", "hops", "kind", "path", title=f"{len(rows)} {title}")
+        for r in rows:
+            kind = r["kind"] + (" (low confidence)" if r["low_confidence"] else "")
+            path = " → ".join(t[:12] + "…" for t in r["path"]) or "(seed)"
+            amount = f"{r['amount'] / 1e8:.8f}"
+            table.add_row(r["address"] or "-", amount, str(r["hops"]), kind, path)
+        console.print(table)

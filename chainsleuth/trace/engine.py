@@ -1,0 +1,274 @@
+"""Taint tracing: follow amounts backward to their sources or forward to their destinations.
+
+The trace stage reads the store's memory-mapped arrays (and the cluster stage's `cluster_of`
+when stop clusters are given) and runs one numba walk (`kernels.trace_kernel`) over a frontier
+of traced amounts, splitting each amount across a transaction's inputs (backward) or outputs
+(forward) under a taint policy: poison, haircut or FIFO (docs/design/trace.md). Called by the
+`trace` CLI command (`chainsleuth.trace.cli`) and by notebook users directly.
+
+    >>> from chainsleuth.trace.engine import trace_back, outputs_of_tx
+    >>> store = Store.open(data)                                        # doctest: +SKIP
+    >>> result = trace_back(data, outputs_of_tx(store, 170)[:1])        # doctest: +SKIP
+    >>> result.kind_names(), result.amount, result.path(0)              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.store.store import Store
+from chainsleuth.trace import kernels
+
+POLICIES = {
+    "poison": kernels.POLICY_POISON,
+    "haircut": kernels.POLICY_HAIRCUT,
+    "fifo": kernels.POLICY_FIFO,
+}
+#: Row kinds by code: where a traced amount stopped.
+KINDS = ("cluster", "coinbase", "coinjoin", "max_hops", "unspent", "limit")
+FLAG_POISON = kernels.FLAG_POISON
+FLAG_LOW_CONFIDENCE = kernels.FLAG_LOW_CONFIDENCE
+DEFAULT_MAX_ENTRIES = 20_000_000  # about 1 GB of frontier (49 B per entry)
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    """Sources (backward) or destinations (forward) of a trace, one row per path that stopped.
+
+    Row arrays (one value per row): `seed` (index into `seeds`), `output`, `tx` (where the walk
+    stopped: the output's creating tx, or the CoinJoin that spends it on a forward trace),
+    `amount` (satoshis), `hops`, `kind` (code into `KINDS`), `flags` (FLAG_POISON,
+    FLAG_LOW_CONFIDENCE) and `entry` (the row's frontier entry). `entry_parent` and `entry_tx`
+    are parent pointers over every visited entry; `path(row)` rebuilds a row's tx ids.
+    """
+
+    direction: str
+    policy: str
+    seeds: np.ndarray
+    seed: np.ndarray
+    output: np.ndarray
+    tx: np.ndarray
+    amount: np.ndarray
+    hops: np.ndarray
+    kind: np.ndarray
+    flags: np.ndarray
+    entry: np.ndarray
+    entry_parent: np.ndarray
+    entry_tx: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.output.shape[0])
+
+    def path(self, row: int) -> np.ndarray:
+        """Tx ids walked from the seed to row `row` (int64; empty when the seed itself stopped)."""
+        out: np.ndarray = kernels.path_of(int(self.entry[row]), self.entry_parent, self.entry_tx)
+        return out
+
+    def kind_names(self) -> list[str]:
+        return [KINDS[k] for k in self.kind.tolist()]
+
+    def total_by_kind(self) -> dict[str, int]:
+        """Traced satoshis per kind, summed over rows (poison rows overlap: see the docs)."""
+        sums = np.bincount(self.kind, weights=self.amount, minlength=len(KINDS))
+        return {KINDS[k]: int(sums[k]) for k in range(len(KINDS)) if sums[k]}
+
+
+def outputs_of_addresses(store: Store, address_ids: Collection[int] | np.ndarray) -> np.ndarray:
+    """Output ids paying any of `address_ids` (one pass over the output address array).
+
+    >>> outputs_of_addresses(store, [store.address_id_of("1Q2TW...")])   # doctest: +SKIP
+    """
+    ids = np.asarray(list(address_ids) if not isinstance(address_ids, np.ndarray) else address_ids)
+    out_address = np.asarray(store.array("output_address"))
+    return np.flatnonzero(np.isin(out_address, ids.astype(np.uint32))).astype(np.int64)
+
+
+def outputs_of_tx(store: Store, tx_id: int) -> np.ndarray:
+    """Output ids of transaction `tx_id`, in vout order.
+
+    >>> outputs_of_tx(store, store.tx_id_of("f4184fc5..."))               # doctest: +SKIP
+    """
+    first = np.asarray(store.array("tx_first_output"))
+    if not 0 <= tx_id < first.shape[0]:
+        raise ChainsleuthError(f"no tx {tx_id} in the store")
+    hi = int(first[tx_id + 1]) if tx_id + 1 < first.shape[0] else store.counts["outputs"]
+    return np.arange(int(first[tx_id]), hi, dtype=np.int64)
+
+
+def _stop_addresses(
+    store_dir: Path,
+    stop_clusters: Collection[int] | np.ndarray | None,
+    cluster_of: np.ndarray | None,
+) -> np.ndarray:
+    """A bool per address id: does it belong to a stop cluster (empty when none are given)."""
+    if stop_clusters is None:
+        return np.zeros(0, np.bool_)
+    if cluster_of is None:
+        from chainsleuth.cluster.engine import Clusters
+
+        cluster_of = np.asarray(Clusters(store_dir).cluster_of)
+    cluster_of = np.asarray(cluster_of, np.int64)
+    stop = np.asarray(stop_clusters)
+    if stop.dtype != np.bool_:
+        mask = np.zeros(max(int(cluster_of.max(initial=-1)) + 1, 1), np.bool_)
+        ids = np.asarray(list(stop_clusters) if stop.ndim == 0 else stop, np.int64)
+        mask[ids[ids < mask.shape[0]]] = True
+        stop = mask
+    padded = np.zeros(max(stop.shape[0], int(cluster_of.max(initial=-1)) + 1), np.bool_)
+    padded[: stop.shape[0]] = stop
+    result: np.ndarray = padded[cluster_of]
+    return result
+
+
+def _trace(
+    backward: bool,
+    store_dir: Path,
+    seeds: Collection[int] | np.ndarray,
+    policy: str,
+    max_hops: int,
+    min_value: int,
+    stop_clusters: Collection[int] | np.ndarray | None,
+    is_coinjoin: np.ndarray | None,
+    walk_coinjoins: bool,
+    cluster_of: np.ndarray | None,
+    max_entries: int,
+) -> TraceResult:
+    if policy not in POLICIES:
+        raise ChainsleuthError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    store = Store.open(Path(store_dir))
+    seed_arr = np.asarray(list(seeds) if not isinstance(seeds, np.ndarray) else seeds, np.int64)
+    n_outputs, n_txs = store.counts["outputs"], store.counts["txs"]
+    if seed_arr.shape[0] and (seed_arr.min() < 0 or seed_arr.max() >= n_outputs):
+        raise ChainsleuthError(f"seed output ids must lie in [0, {n_outputs})")
+    value = np.asarray(store.array("output_value"))
+    coinjoin = np.zeros(n_txs, np.bool_) if is_coinjoin is None else np.asarray(is_coinjoin)
+    if coinjoin.shape[0] < n_txs:
+        raise ChainsleuthError(f"is_coinjoin has {coinjoin.shape[0]} entries; the store {n_txs}")
+    (e_output, e_amount, e_parent, e_tx, e_seed, e_hops, e_flags, r_entry, r_kind, r_tx) = (
+        kernels.trace_kernel(
+            backward,
+            POLICIES[policy],
+            seed_arr,
+            value[seed_arr].astype(np.int64),
+            max_hops,
+            min_value,
+            max_entries,
+            walk_coinjoins,
+            np.asarray(store.array("tx_first_input")),
+            np.asarray(store.array("tx_first_output")),
+            np.asarray(store.array("input_spent_output")),
+            value,
+            np.asarray(store.array("output_address")),
+            np.asarray(store.array("output_spent_by_tx")),
+            _stop_addresses(Path(store_dir), stop_clusters, cluster_of),
+            coinjoin.astype(np.bool_, copy=False),
+        )
+    )
+    return TraceResult(
+        direction="back" if backward else "forward",
+        policy=policy,
+        seeds=seed_arr,
+        seed=e_seed[r_entry].astype(np.int64),
+        output=e_output[r_entry],
+        tx=r_tx,
+        amount=e_amount[r_entry],
+        hops=e_hops[r_entry],
+        kind=r_kind,
+        flags=e_flags[r_entry],
+        entry=r_entry,
+        entry_parent=e_parent,
+        entry_tx=e_tx,
+    )
+
+
+def trace_back(
+    store_dir: Path,
+    seeds: Collection[int] | np.ndarray,
+    policy: str = "haircut",
+    max_hops: int = 6,
+    min_value: int = 0,
+    stop_clusters: Collection[int] | np.ndarray | None = None,
+    is_coinjoin: np.ndarray | None = None,
+    walk_coinjoins: bool = False,
+    cluster_of: np.ndarray | None = None,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+) -> TraceResult:
+    """Where did the value of the seed outputs come from? One row per source reached.
+
+    seeds: output ids (their full values are traced). stop_clusters: cluster ids (a collection,
+    or a bool array over cluster ids) whose outputs end the walk as kind "cluster"; cluster ids
+    come from `cluster_of` (default: the store's clustering, `Clusters(store_dir).cluster_of`).
+    is_coinjoin: bool per tx; such txs end the walk (kind "coinjoin") unless `walk_coinjoins`,
+    which walks through them and flags the rows FLAG_LOW_CONFIDENCE. Amounts below `min_value`
+    satoshis are dropped; a walk that would hold more than `max_entries` frontier entries stops
+    early (kind "limit").
+
+    >>> r = trace_back(data, outputs_of_tx(store, hal_tx)[:1])  # doctest: +SKIP
+    >>> r.kind_names(), r.amount.tolist()                       # doctest: +SKIP
+    (['coinbase'], [1000000000])
+    """
+    return _trace(
+        True,
+        store_dir,
+        seeds,
+        policy,
+        max_hops,
+        min_value,
+        stop_clusters,
+        is_coinjoin,
+        walk_coinjoins,
+        cluster_of,
+        max_entries,
+    )
+
+
+def trace_forward(
+    store_dir: Path,
+    seeds: Collection[int] | np.ndarray,
+    policy: str = "haircut",
+    max_hops: int = 6,
+    min_value: int = 0,
+    stop_clusters: Collection[int] | np.ndarray | None = None,
+    is_coinjoin: np.ndarray | None = None,
+    walk_coinjoins: bool = False,
+    cluster_of: np.ndarray | None = None,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+) -> TraceResult:
+    """Where did the value of the seed outputs go? One row per destination reached.
+
+    Arguments as `trace_back`; destinations are unspent outputs (kind "unspent"), outputs of a
+    stop cluster ("cluster"), CoinJoins spending the traced output ("coinjoin") and outputs
+    reached at `max_hops` ("max_hops").
+
+    >>> r = trace_forward(data, outputs_of_tx(store, block9_coinbase))  # doctest: +SKIP
+    >>> r.total_by_kind()                                              # doctest: +SKIP
+    """
+    return _trace(
+        False,
+        store_dir,
+        seeds,
+        policy,
+        max_hops,
+        min_value,
+        stop_clusters,
+        is_coinjoin,
+        walk_coinjoins,
+        cluster_of,
+        max_entries,
+    )
+
+
+def txid_hex(store: Store, tx_ids: np.ndarray) -> list[str]:
+    """Display txids (reversed byte order hex) of tx ids."""
+    rows = np.asarray(store.array("tx_txid"))[np.asarray(tx_ids, np.int64)]
+    return [bytes(r[::-1]).hex() for r in rows]
+
+
+def path_txids(store: Store, result: TraceResult, row: int) -> list[str]:
+    """The txids walked from the seed to row `row` of `result`."""
+    return txid_hex(store, result.path(row))

@@ -1,0 +1,236 @@
+"""Numba kernels of the tracer: one breadth-first walk over a frontier of (output, slice, hops).
+
+`trace_kernel` is called by `chainsleuth.trace.engine` with the store's memory-mapped arrays. A
+frontier entry is one traced amount sitting in one output: the output id, the slice of its value
+that is traced (offset and amount, satoshis; FIFO needs the offset, the other policies keep
+offset 0), its hop count, the entry it came from (a parent pointer, so paths are rebuilt
+afterwards without a list per path) and the tx walked through to reach it. The entry arrays are
+the queue itself: the walk appends children and advances a head index, so every visited entry
+stays available for path rebuilding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NONE = 0xFFFFFFFF
+
+POLICY_POISON = 0
+POLICY_HAIRCUT = 1
+POLICY_FIFO = 2
+
+# Row kinds; the index into engine.KINDS.
+KIND_CLUSTER = 0
+KIND_COINBASE = 1
+KIND_COINJOIN = 2
+KIND_MAX_HOPS = 3
+KIND_UNSPENT = 4
+KIND_LIMIT = 5
+
+FLAG_POISON = 1
+FLAG_LOW_CONFIDENCE = 2  # the path walked through a CoinJoin
+
+
+@njit(cache=True, nogil=True)
+def _grow(a, n):
+    out = np.empty(max(2 * a.shape[0], n), a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _share(amount, part, total):
+    """round(amount * part / total) without int64 overflow (float64: exact to 2^53 sat)."""
+    if total <= 0:
+        return np.int64(0)
+    return np.int64(np.rint(np.float64(amount) * (np.float64(part) / np.float64(total))))
+
+
+@njit(cache=True, nogil=True)
+def trace_kernel(
+    backward,
+    policy,
+    seeds,
+    seed_amounts,
+    max_hops,
+    min_value,
+    max_entries,
+    walk_coinjoins,
+    tx_first_input,
+    tx_first_output,
+    input_spent_output,
+    output_value,
+    output_address,
+    output_spent_by_tx,
+    stop_address,
+    is_coinjoin,
+):
+    """Walk from `seeds` and return (entry arrays..., row arrays...); see the module docstring.
+
+    stop_address: bool per address id (empty: no stop clusters). is_coinjoin: bool per tx.
+    output_spent_by_tx: uint32 per output, NONE or >= n_txs when unspent.
+    """
+    n_txs = tx_first_output.shape[0]
+    n_inputs = input_spent_output.shape[0]
+    n_outputs = output_value.shape[0]
+    cap = max(16, 4 * seeds.shape[0])
+    e_output = np.empty(cap, np.int64)
+    e_offset = np.empty(cap, np.int64)
+    e_amount = np.empty(cap, np.int64)
+    e_parent = np.empty(cap, np.int64)
+    e_tx = np.empty(cap, np.int64)
+    e_seed = np.empty(cap, np.int32)
+    e_hops = np.empty(cap, np.int32)
+    e_flags = np.empty(cap, np.uint8)
+    n = 0
+    for s in range(seeds.shape[0]):
+        e_output[n] = seeds[s]
+        e_offset[n] = 0
+        e_amount[n] = seed_amounts[s]
+        e_parent[n] = -1
+        e_tx[n] = -1
+        e_seed[n] = s
+        e_hops[n] = 0
+        e_flags[n] = 0
+        n += 1
+    rcap = 16
+    r_entry = np.empty(rcap, np.int64)
+    r_kind = np.empty(rcap, np.uint8)
+    r_tx = np.empty(rcap, np.int64)
+    nr = 0
+    check_stop = stop_address.shape[0] > 0
+    head = 0
+    while head < n:
+        e = head
+        head += 1
+        o = e_output[e]
+        creator = np.searchsorted(tx_first_output, o, side="right") - 1
+        kind = -1
+        stop_tx = creator
+        addr = output_address[o]
+        if e_hops[e] > 0 and check_stop and addr != NONE and stop_address[addr]:
+            kind = KIND_CLUSTER
+        if kind < 0:
+            if backward:
+                t = creator
+            else:
+                raw = np.int64(output_spent_by_tx[o])
+                t = -1 if (raw == NONE or raw >= n_txs) else raw
+            if t < 0:
+                kind = KIND_UNSPENT
+            else:
+                i_lo = tx_first_input[t]
+                i_hi = tx_first_input[t + 1] if t + 1 < n_txs else n_inputs
+                if i_hi > i_lo and input_spent_output[i_lo] < 0:
+                    if backward:
+                        kind = KIND_COINBASE
+                elif is_coinjoin[t] and not walk_coinjoins:
+                    kind = KIND_COINJOIN
+                    stop_tx = t
+                if kind < 0 and e_hops[e] >= max_hops:
+                    kind = KIND_MAX_HOPS
+                if kind < 0:
+                    o_lo = tx_first_output[t]
+                    o_hi = tx_first_output[t + 1] if t + 1 < n_txs else n_outputs
+                    # The traced slice, in the value space of the side it enters the tx from.
+                    total_in = np.int64(0)
+                    for i in range(i_lo, i_hi):
+                        total_in += output_value[input_spent_output[i]]
+                    pos = np.int64(0)
+                    if backward:
+                        for k in range(o_lo, o):
+                            pos += output_value[k]
+                        c_lo, c_hi = i_lo, i_hi
+                    else:
+                        for i in range(i_lo, i_hi):
+                            if input_spent_output[i] == o:
+                                break
+                            pos += output_value[input_spent_output[i]]
+                        c_lo, c_hi = o_lo, o_hi
+                    lo = pos + e_offset[e]
+                    hi = lo + e_amount[e]
+                    flags = e_flags[e]
+                    if policy == POLICY_POISON:
+                        flags |= FLAG_POISON
+                    if is_coinjoin[t]:
+                        flags |= FLAG_LOW_CONFIDENCE
+                    if n + (c_hi - c_lo) > max_entries:
+                        kind = KIND_LIMIT
+                    else:
+                        cursor = np.int64(0)
+                        for c in range(c_lo, c_hi):
+                            child = input_spent_output[c] if backward else c
+                            v = output_value[child]
+                            off = np.int64(0)
+                            if policy == POLICY_FIFO:
+                                a = max(lo, cursor)
+                                b = min(hi, cursor + v)
+                                amt = b - a
+                                off = a - cursor
+                            elif policy == POLICY_HAIRCUT:
+                                amt = _share(e_amount[e], v, total_in)
+                            elif backward:
+                                amt = e_amount[e]
+                            else:
+                                amt = v
+                            cursor += v
+                            if amt <= 0 or amt < min_value:
+                                continue
+                            if n == e_output.shape[0]:
+                                e_output = _grow(e_output, n + 1)
+                                e_offset = _grow(e_offset, n + 1)
+                                e_amount = _grow(e_amount, n + 1)
+                                e_parent = _grow(e_parent, n + 1)
+                                e_tx = _grow(e_tx, n + 1)
+                                e_seed = _grow(e_seed, n + 1)
+                                e_hops = _grow(e_hops, n + 1)
+                                e_flags = _grow(e_flags, n + 1)
+                            e_output[n] = child
+                            e_offset[n] = off
+                            e_amount[n] = amt
+                            e_parent[n] = e
+                            e_tx[n] = t
+                            e_seed[n] = e_seed[e]
+                            e_hops[n] = e_hops[e] + 1
+                            e_flags[n] = flags
+                            n += 1
+        if kind >= 0:
+            if nr == r_entry.shape[0]:
+                r_entry = _grow(r_entry, nr + 1)
+                r_kind = _grow(r_kind, nr + 1)
+                r_tx = _grow(r_tx, nr + 1)
+            r_entry[nr] = e
+            r_kind[nr] = kind
+            r_tx[nr] = stop_tx
+            nr += 1
+    return (
+        e_output[:n].copy(),
+        e_amount[:n].copy(),
+        e_parent[:n].copy(),
+        e_tx[:n].copy(),
+        e_seed[:n].copy(),
+        e_hops[:n].copy(),
+        e_flags[:n].copy(),
+        r_entry[:nr].copy(),
+        r_kind[:nr].copy(),
+        r_tx[:nr].copy(),
+    )
+
+
+@njit(cache=True, nogil=True)
+def path_of(entry, e_parent, e_tx):
+    """Tx ids walked from the seed to `entry`, in walk order."""
+    depth = 0
+    e = entry
+    while e_parent[e] >= 0:
+        depth += 1
+        e = e_parent[e]
+    out = np.empty(depth, np.int64)
+    e = entry
+    k = depth - 1
+    while e_parent[e] >= 0:
+        out[k] = e_tx[e]
+        k -= 1
+        e = e_parent[e]
+    return out

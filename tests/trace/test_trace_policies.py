@@ -1,0 +1,165 @@
+"""Tracing on a hand-built chain: each policy's worked example from docs/design/trace.md.
+
+fund_a: coinbase(50) -> A 3, change 47        fund_b: coinbase(50) -> B 1, change 49
+mix:    [A 3, B 1]   -> C 2, D 2  (no fee)
+hop:    [C 2]        -> E 2
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chainsleuth.store.ingest import ingest_blocks_dir
+from chainsleuth.store.store import Store
+from chainsleuth.trace.engine import (
+    FLAG_LOW_CONFIDENCE,
+    FLAG_POISON,
+    TraceResult,
+    outputs_of_addresses,
+    outputs_of_tx,
+    trace_back,
+    trace_forward,
+)
+from tests.chainbuilder import ChainBuilder, p2wpkh, spend
+
+BTC = 10**8
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    chain = ChainBuilder()
+    cb_a = chain.add_block(miner=p2wpkh("fa")).txs[0]
+    cb_b = chain.add_block(miner=p2wpkh("fb")).txs[0]
+    fund_a = spend([(cb_a, 0)], [(3 * BTC, p2wpkh("A")), (47 * BTC, p2wpkh("fa-change"))])
+    fund_b = spend([(cb_b, 0)], [(1 * BTC, p2wpkh("B")), (49 * BTC, p2wpkh("fb-change"))])
+    chain.add_block([fund_a, fund_b])
+    mix = spend([(fund_a, 0), (fund_b, 0)], [(2 * BTC, p2wpkh("C")), (2 * BTC, p2wpkh("D"))])
+    chain.add_block([mix])
+    hop = spend([(mix, 0)], [(2 * BTC, p2wpkh("E"))])
+    chain.add_block([hop])
+    data = tmp_path_factory.mktemp("trace-policies")
+    ingest_blocks_dir(chain.write(data / "blocks"), data / "store")
+    store = Store.open(data / "store")
+
+    def outs(tx: object) -> np.ndarray:
+        tx_id = store.tx_id_of(tx.txid_hex())  # type: ignore[attr-defined]
+        assert tx_id is not None
+        return outputs_of_tx(store, tx_id)
+
+    def tx_id(tx: object) -> int:
+        found = store.tx_id_of(tx.txid_hex())  # type: ignore[attr-defined]
+        assert found is not None
+        return found
+
+    return {
+        "dir": data / "store",
+        "store": store,
+        "a": int(outs(fund_a)[0]),
+        "b": int(outs(fund_b)[0]),
+        "c": int(outs(mix)[0]),
+        "d": int(outs(mix)[1]),
+        "e": int(outs(hop)[0]),
+        "mix": tx_id(mix),
+        "hop": tx_id(hop),
+        "cb_a": tx_id(cb_a),
+        "cb_b": tx_id(cb_b),
+    }
+
+
+def _by_output(result: TraceResult) -> dict[int, int]:
+    totals: dict[int, int] = {}
+    for o, a in zip(result.output.tolist(), result.amount.tolist(), strict=True):
+        totals[o] = totals.get(o, 0) + a
+    return totals
+
+
+def test_haircut_splits_back_by_input_value_share(world: dict) -> None:
+    r = trace_back(world["dir"], [world["c"]], policy="haircut", max_hops=1)
+    assert _by_output(r) == {world["a"]: 150_000_000, world["b"]: 50_000_000}
+    assert r.kind_names() == ["max_hops", "max_hops"]
+    assert r.path(0).tolist() == [world["mix"]]
+
+
+def test_poison_gives_every_input_the_full_amount(world: dict) -> None:
+    r = trace_back(world["dir"], [world["c"]], policy="poison", max_hops=1)
+    assert _by_output(r) == {world["a"]: 2 * BTC, world["b"]: 2 * BTC}
+    assert (r.flags & FLAG_POISON).all()
+
+
+def test_fifo_pays_the_first_output_from_the_first_input(world: dict) -> None:
+    r = trace_back(world["dir"], [world["c"]], policy="fifo", max_hops=1)
+    assert _by_output(r) == {world["a"]: 2 * BTC}
+    r = trace_back(world["dir"], [world["d"]], policy="fifo", max_hops=1)
+    assert _by_output(r) == {world["a"]: 1 * BTC, world["b"]: 1 * BTC}
+
+
+def test_amounts_carry_through_hops_to_the_coinbases(world: dict) -> None:
+    r = trace_back(world["dir"], [world["e"]], policy="haircut")
+    assert r.kind_names() == ["coinbase", "coinbase"]
+    assert dict(zip(r.tx.tolist(), r.amount.tolist(), strict=True)) == {
+        world["cb_a"]: 150_000_000,
+        world["cb_b"]: 50_000_000,
+    }
+    assert r.hops.tolist() == [3, 3]
+    assert r.path(0).tolist()[:2] == [world["hop"], world["mix"]]
+
+
+def test_max_hops_stops_the_walk(world: dict) -> None:
+    r = trace_back(world["dir"], [world["e"]], max_hops=1)
+    assert r.kind_names() == ["max_hops"] and r.output.tolist() == [world["c"]]
+
+
+def test_min_value_drops_small_amounts(world: dict) -> None:
+    r = trace_back(world["dir"], [world["c"]], max_hops=1, min_value=100_000_000)
+    assert _by_output(r) == {world["a"]: 150_000_000}
+
+
+def test_a_stop_cluster_ends_the_walk_as_the_source(world: dict) -> None:
+    store = world["store"]
+    cluster_of = np.arange(store.counts["addresses"], dtype=np.int64)
+    address_a = int(np.asarray(store.array("output_address"))[world["a"]])
+    r = trace_back(world["dir"], [world["c"]], stop_clusters=[address_a], cluster_of=cluster_of)
+    kinds = dict(zip(r.output.tolist(), r.kind_names(), strict=True))
+    assert kinds[world["a"]] == "cluster"
+    assert _by_output(r)[world["a"]] == 150_000_000
+    assert "coinbase" in r.kind_names()  # B's share goes on to its coinbase
+
+
+def test_a_coinjoin_stops_the_walk_unless_walked(world: dict) -> None:
+    is_coinjoin = np.zeros(world["store"].counts["txs"], np.bool_)
+    is_coinjoin[world["mix"]] = True
+    r = trace_back(world["dir"], [world["c"]], is_coinjoin=is_coinjoin)
+    assert r.kind_names() == ["coinjoin"] and r.tx.tolist() == [world["mix"]]
+    assert r.amount.tolist() == [2 * BTC]
+    r = trace_back(world["dir"], [world["c"]], is_coinjoin=is_coinjoin, walk_coinjoins=True)
+    assert r.kind_names() == ["coinbase", "coinbase"]
+    assert (r.flags & FLAG_LOW_CONFIDENCE).all()
+
+
+def test_forward_haircut_splits_by_output_share_to_unspent_outputs(world: dict) -> None:
+    r = trace_forward(world["dir"], [world["a"]], policy="haircut")
+    assert _by_output(r) == {world["e"]: 150_000_000, world["d"]: 150_000_000}
+    assert set(r.kind_names()) == {"unspent"}
+
+
+def test_forward_fifo_and_poison(world: dict) -> None:
+    r = trace_forward(world["dir"], [world["a"]], policy="fifo")
+    assert _by_output(r) == {world["e"]: 2 * BTC, world["d"]: 1 * BTC}
+    r = trace_forward(world["dir"], [world["b"]], policy="fifo")
+    assert _by_output(r) == {world["d"]: 1 * BTC}
+    r = trace_forward(world["dir"], [world["a"]], policy="poison")
+    assert _by_output(r) == {world["e"]: 2 * BTC, world["d"]: 2 * BTC}
+
+
+def test_forward_coinjoin_is_a_destination(world: dict) -> None:
+    is_coinjoin = np.zeros(world["store"].counts["txs"], np.bool_)
+    is_coinjoin[world["mix"]] = True
+    r = trace_forward(world["dir"], [world["a"]], is_coinjoin=is_coinjoin)
+    assert r.kind_names() == ["coinjoin"] and r.tx.tolist() == [world["mix"]]
+
+
+def test_outputs_of_addresses_finds_receiving_outputs(world: dict) -> None:
+    store = world["store"]
+    address_a = int(np.asarray(store.array("output_address"))[world["a"]])
+    assert outputs_of_addresses(store, [address_a]).tolist() == [world["a"]]

@@ -1,0 +1,87 @@
+"""Tracing the real mainnet blocks 0-599: Satoshi's 10 BTC to Hal Finney (block 170)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chainsleuth.store.ingest import ingest_blocks_dir
+from chainsleuth.store.store import Store
+from chainsleuth.trace.cli import trace_rows
+from chainsleuth.trace.engine import outputs_of_tx, path_txids, trace_back, trace_forward, txid_hex
+from tests.conftest import NBITCOIN
+
+HAL_TX = "f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16"
+BLOCK9_COINBASE = "0437cd7f8525ceed2324359c2d0ba26006d92d856a9c20fa0241106ee5a597c9"
+BTC = 10**8
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("trace-real") / "store"
+    ingest_blocks_dir(NBITCOIN, data)
+    return data
+
+
+@pytest.mark.parametrize("policy", ["haircut", "poison", "fifo"])
+def test_hal_finneys_10_btc_come_from_the_block_9_coinbase(store_dir: Path, policy: str) -> None:
+    store = Store.open(store_dir)
+    hal_tx = store.tx_id_of(HAL_TX)
+    assert hal_tx is not None
+    r = trace_back(store_dir, outputs_of_tx(store, hal_tx)[:1], policy=policy)
+    assert r.kind_names() == ["coinbase"]
+    assert txid_hex(store, r.tx) == [BLOCK9_COINBASE]
+    assert r.amount.tolist() == [10 * BTC]
+    assert path_txids(store, r, 0) == [HAL_TX]
+
+
+def test_the_block_9_coinbase_forward_reaches_hal_unspent(store_dir: Path) -> None:
+    store = Store.open(store_dir)
+    coinbase = store.tx_id_of(BLOCK9_COINBASE)
+    hal_tx = store.tx_id_of(HAL_TX)
+    assert coinbase is not None and hal_tx is not None
+    r = trace_forward(store_dir, outputs_of_tx(store, coinbase), max_hops=20)
+    hal_output = int(outputs_of_tx(store, hal_tx)[0])
+    rows = dict(zip(r.output.tolist(), r.kind_names(), strict=True))
+    assert rows[hal_output] == "unspent"  # Hal had not spent it by block 599
+    assert set(rows.values()) == {"unspent"}
+    assert int(r.amount.sum()) == 50 * BTC  # no fees on the way, haircut is lossless here
+    assert path_txids(store, r, 0) == [HAL_TX]
+
+
+def test_trace_rows_of_a_txid_back(store_dir: Path) -> None:
+    rows = trace_rows(store_dir, HAL_TX, "back", "haircut")
+    hal = [r for r in rows if r["path"] == [HAL_TX]]
+    assert {r["txid"] for r in hal} == {BLOCK9_COINBASE}
+    assert all(r["kind"] == "coinbase" for r in rows)
+    assert rows[0]["address"] and rows[0]["amount"] == 10 * BTC
+
+
+def test_the_trace_command_prints_sources_as_json(store_dir: Path) -> None:
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from chainsleuth.cli import State
+    from chainsleuth.trace.cli import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command("noop")
+    def noop() -> None:  # a second command, so typer keeps `trace` as a subcommand
+        pass
+
+    saved = getattr(State, "data_dir", None)
+    State.data_dir = store_dir
+    try:
+        out = CliRunner().invoke(app, ["trace", HAL_TX, "--policy", "fifo", "--json"])
+        table = CliRunner().invoke(app, ["trace", HAL_TX, "--direction", "forward"])
+    finally:
+        State.data_dir = saved  # type: ignore[assignment]
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.output)
+    assert {r["kind"] for r in rows} == {"coinbase"} and len(rows) == 2
+    assert table.exit_code == 0 and "unspent" in table.output
