@@ -1,4 +1,5 @@
-"""CLI command of the trace stage: `trace ADDR|TXID`, a thin layer over `trace.engine`."""
+"""CLI commands of the trace stage: `trace ADDR|TXID`, `path A B` and `exposure ADDR|CLUSTER`,
+thin layers over `trace.engine`, `trace.paths` and `trace.exposure`."""
 
 from __future__ import annotations
 
@@ -103,6 +104,25 @@ def trace_rows(
     ]
 
 
+def _node_names(nodes: list[int], level: str) -> dict[int, str]:
+    """Display names of path nodes: the address string, or "cluster N"."""
+    if level != "address":
+        return {n: f"cluster {n}" for n in nodes}
+    from chainsleuth.parse.address_kernels import encode_address_keys
+    from chainsleuth.store.store import Store
+
+    store = Store.open(_data_dir())
+    ids = np.array(sorted(set(nodes)), np.int64)
+    rows = np.asarray(store.array("address_key"))[ids]
+    strings = encode_address_keys(
+        np.ascontiguousarray(rows[:, 0]),
+        np.ascontiguousarray(rows[:, 2:]),
+        np.ascontiguousarray(rows[:, 1]),
+        store.network.code,
+    ).to_pylist()
+    return {int(i): str(a) for i, a in zip(ids.tolist(), strings, strict=True)}
+
+
 def register(app: typer.Typer) -> None:
     @app.command("trace")
     def trace(
@@ -128,3 +148,78 @@ def register(app: typer.Typer) -> None:
             amount = f"{r['amount'] / 1e8:.8f}"
             table.add_row(r["address"] or "-", amount, str(r["hops"]), kind, path)
         console.print(table)
+
+    @app.command("path")
+    def path(
+        source: str = typer.Argument(..., help="source address (with --cluster: its cluster)"),
+        target: str = typer.Argument(..., help="target address (with --cluster: its cluster)"),
+        mode: str = typer.Option("fewest_hops", "--mode", help="fewest_hops | largest_flow"),
+        cluster: bool = typer.Option(False, "--cluster", help="search between clusters"),
+        max_hops: int = typer.Option(8, "--max-hops"),
+        json_out: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Find a path of transactions from one address (or cluster) to another."""
+        from chainsleuth.trace.paths import find_path
+
+        level = "cluster" if cluster else "address"
+        result = find_path(_data_dir(), source, target, mode, level, max_hops)
+        if json_out:
+            sys.stdout.write(json.dumps(result, indent=2) + "\n")
+            return
+        if not result["found"]:
+            why = " (search limit reached)" if result["status"] == "limit" else ""
+            console.print(f"no path within {max_hops} hops{why}")
+            return
+        title = f"{result['n_hops']} hops ({mode}, {level} level)"
+        if result["bottleneck"] is not None:
+            title += f", bottleneck {result['bottleneck'] / 1e8:.8f} BTC"
+        names = _node_names(
+            [h["from"] for h in result["hops"]] + [h["to"] for h in result["hops"]], level
+        )
+        table = Table("hop", "txid", "from", "to", "BTC in", "BTC out", title=title)
+        for k, h in enumerate(result["hops"], 1):
+            table.add_row(
+                str(k),
+                h["txid"],
+                names[h["from"]],
+                names[h["to"]],
+                f"{h['amount_in'] / 1e8:.8f}",
+                f"{h['amount'] / 1e8:.8f}",
+            )
+        console.print(table)
+
+    @app.command("exposure")
+    def exposure_command(
+        subject: str = typer.Argument(..., help="ADDR, or CLUSTER_ID (digits)"),
+        max_hops: int = typer.Option(3, "--max-hops"),
+        json_out: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Direct and indirect exposure of received and sent value, by category."""
+        from chainsleuth.trace.exposure import exposure
+
+        result = exposure(_data_dir(), subject, max_hops=max_hops)
+        if json_out:
+            sys.stdout.write(json.dumps(result, indent=2) + "\n")
+            return
+        for side in ("received", "sent"):
+            data = result[side]
+            table = Table(
+                "category",
+                "direct BTC",
+                "direct %",
+                f"≤{max_hops} hops BTC",
+                f"≤{max_hops} hops %",
+                title=f"{side}: {data['total'] / 1e8:.8f} BTC ({result['level']} "
+                f"{result['subject']})",
+            )
+            for cat in sorted(set(data["direct"]) | set(data["indirect"])):
+                d = data["direct"].get(cat, {"amount": 0, "share": 0.0})
+                i = data["indirect"].get(cat, {"amount": 0, "share": 0.0})
+                table.add_row(
+                    cat,
+                    f"{d['amount'] / 1e8:.8f}",
+                    f"{100 * d['share']:.2f}",
+                    f"{i['amount'] / 1e8:.8f}",
+                    f"{100 * i['share']:.2f}",
+                )
+            console.print(table)

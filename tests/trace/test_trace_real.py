@@ -85,3 +85,61 @@ def test_the_trace_command_prints_sources_as_json(store_dir: Path) -> None:
     rows = json.loads(out.output)
     assert {r["kind"] for r in rows} == {"coinbase"} and len(rows) == 2
     assert table.exit_code == 0 and "unspent" in table.output
+
+
+SATOSHI_BLOCK9 = "12cbQLTFMXRnSzktFkuoG3eHoMeFtpTu3S"
+HAL = "1Q2TWHE3GMdB6BZKafqwxXtWAWgFt5Jvm3"
+
+
+@pytest.mark.parametrize("mode", ["fewest_hops", "largest_flow"])
+def test_the_path_from_block_9_to_hal_is_one_hop(store_dir: Path, mode: str) -> None:
+    from chainsleuth.trace.paths import find_path
+
+    r = find_path(store_dir, SATOSHI_BLOCK9, HAL, mode=mode)
+    assert r["found"] and r["n_hops"] == 1
+    (hop,) = r["hops"]
+    assert hop["txid"] == HAL_TX
+    assert (hop["amount_in"], hop["amount"]) == (50 * BTC, 10 * BTC)
+
+
+def test_hals_exposure_is_all_coinbase(store_dir: Path) -> None:
+    from chainsleuth.trace.exposure import exposure
+
+    r = exposure(store_dir, HAL, max_hops=3)
+    assert r["received"]["total"] == 10 * BTC
+    assert r["received"]["direct"] == {"coinbase": {"amount": 10 * BTC, "share": 1.0}}
+    assert r["received"]["indirect"] == {"coinbase": {"amount": 10 * BTC, "share": 1.0}}
+    assert r["sent"]["total"] == 0 and r["sent"]["direct"] == {}
+
+
+def test_the_path_and_exposure_commands(store_dir: Path) -> None:
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from chainsleuth.cli import State
+    from chainsleuth.trace.cli import register
+
+    app = typer.Typer()
+    register(app)
+    saved = getattr(State, "data_dir", None)
+    State.data_dir = store_dir
+    try:
+        run = CliRunner().invoke
+        path_json = run(app, ["path", SATOSHI_BLOCK9, HAL, "--json"])
+        path_table = run(app, ["path", SATOSHI_BLOCK9, HAL, "--mode", "largest_flow"])
+        no_path = run(app, ["path", HAL, SATOSHI_BLOCK9, "--max-hops", "3"])
+        cluster = run(app, ["path", SATOSHI_BLOCK9, HAL, "--cluster", "--json"])
+        exposure_json = run(app, ["exposure", HAL, "--json"])
+        exposure_table = run(app, ["exposure", HAL, "--max-hops", "2"])
+    finally:
+        State.data_dir = saved  # type: ignore[assignment]
+    assert path_json.exit_code == 0, path_json.output
+    assert [h["txid"] for h in json.loads(path_json.output)["hops"]] == [HAL_TX]
+    assert path_table.exit_code == 0 and "bottleneck 10.00000000 BTC" in path_table.output
+    assert no_path.exit_code == 0 and "no path within 3 hops" in no_path.output
+    assert cluster.exit_code == 0 and json.loads(cluster.output)["level"] == "cluster"
+    assert exposure_json.exit_code == 0, exposure_json.output
+    assert json.loads(exposure_json.output)["received"]["direct"]["coinbase"]["share"] == 1.0
+    assert exposure_table.exit_code == 0 and "coinbase" in exposure_table.output

@@ -1,0 +1,159 @@
+"""Exposure of an address or a cluster: where its received value came from and where its sent
+value went, by category of the attributed clusters reached (docs/design/trace.md, "Exposure").
+
+Received: a haircut `trace_back` from every output paying the subject; sent: a haircut
+`trace_forward` from every spent output of the subject. Attributed clusters (the tags stage's
+`cluster_tags`) are stop clusters, so a walk ends at the first attributed cluster it meets; the
+subject's own cluster is walked through. Each row of the trace is then given a category: the
+attributed cluster's category, "coinbase", "coinjoin", "self" (the subject's own cluster) or
+"unattributed". Direct exposure is the same trace with max_hops=1; indirect with max_hops=N.
+
+    >>> exposure(data, "1Q2TWHE3GMdB6BZKafqwxXtWAWgFt5Jvm3")["received"]["direct"]  # doctest: +SKIP
+    {'coinbase': {'amount': 1000000000, 'share': 1.0}}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.store.layout import NONE32
+from chainsleuth.store.store import Store
+from chainsleuth.trace.engine import KINDS, TraceResult, trace_back, trace_forward
+from chainsleuth.trace.paths import resolve_node
+
+
+def cluster_attribution(data_dir: Path) -> dict[int, tuple[str | None, str]]:
+    """{cluster id: (actor or label, category)} from the tags stage; empty without tags."""
+    data_dir = Path(data_dir)
+    if not (data_dir / "tags" / "manifest.json").exists():
+        return {}
+    from chainsleuth.tags.query import TagLookup
+
+    with TagLookup.open(data_dir) as lookup:
+        try:
+            rows = lookup.query("SELECT cluster_id, actor, label, category FROM cluster_tags")
+        except Exception:  # no cluster_tags view yet (no tag has an address in the store)
+            return {}
+    return {
+        int(r["cluster_id"]): (r["actor"] or r["label"], r["category"] or "other") for r in rows
+    }
+
+
+def _categorise(
+    store: Store,
+    result: TraceResult,
+    cluster_of_address: np.ndarray,
+    attribution: dict[int, tuple[str | None, str]],
+    own_cluster: int,
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Amount per category and per attributed actor over the rows of a haircut trace."""
+    by_category: dict[str, int] = {}
+    by_actor: dict[str, int] = {}
+    address = np.asarray(store.array("output_address"))[result.output].astype(np.int64)
+    cluster = np.full(address.shape[0], -1, np.int64)
+    known = address != int(NONE32)
+    cluster[known] = cluster_of_address[address[known]]
+    for kind, c, amount in zip(
+        result.kind.tolist(), cluster.tolist(), result.amount.tolist(), strict=True
+    ):
+        name = KINDS[kind]
+        actor = None
+        if name in ("coinbase", "coinjoin"):
+            category = name
+        elif c == own_cluster and c >= 0:
+            category = "self"
+        elif c in attribution:
+            actor, category = attribution[c]
+        else:
+            category = "unattributed"
+        by_category[category] = by_category.get(category, 0) + int(amount)
+        if actor is not None:
+            by_actor[actor] = by_actor.get(actor, 0) + int(amount)
+    return by_category, by_actor
+
+
+def _shares(amounts: dict[str, int], total: int) -> dict[str, dict[str, float | int]]:
+    return {
+        k: {"amount": v, "share": (v / total) if total else 0.0}
+        for k, v in sorted(amounts.items(), key=lambda kv: (-kv[1], kv[0]))
+    }
+
+
+def exposure(
+    store_dir: Path,
+    address_or_cluster: str | int,
+    max_hops: int = 3,
+    is_coinjoin: np.ndarray | None = None,
+    min_value: int = 0,
+) -> dict[str, Any]:
+    """Direct (1 hop) and indirect (up to `max_hops`) exposure of an address (a string) or a
+    cluster (an int, or a string of digits), received and sent, by category.
+
+    Returns {"subject", "level", "node", "cluster", "max_hops", "received": side, "sent": side}
+    where side = {"total", "direct": {category: {"amount", "share"}}, "indirect": {...},
+    "direct_actors": {actor: satoshis}, "indirect_actors": {...}, "untraced_direct",
+    "untraced_indirect"}. Shares are of `total` (received: the value paid to the subject; sent:
+    the value of its spent outputs); `untraced_*` is what the haircut lost to fees or dropped
+    below `min_value`.
+
+    >>> exposure(data, 123, max_hops=2)["sent"]["indirect"]   # doctest: +SKIP
+    """
+    if max_hops < 1:
+        raise ChainsleuthError("max_hops must be at least 1")
+    from chainsleuth.tags.clusters import load_clusters
+
+    store_dir = Path(store_dir)
+    store = Store.open(store_dir)
+    is_cluster = isinstance(address_or_cluster, int) or str(address_or_cluster).isdigit()
+    level = "cluster" if is_cluster else "address"
+    node = resolve_node(store, address_or_cluster, level)
+    n_addresses = store.counts["addresses"]
+    cluster_of_address = load_clusters(store_dir).cluster_of(np.arange(n_addresses))
+    own_cluster = node if is_cluster else int(cluster_of_address[node])
+    attribution = cluster_attribution(store_dir)
+    stop = np.zeros(max(n_addresses, 1), np.bool_)
+    ids = np.array([c for c in attribution if 0 <= c < stop.shape[0] and c != own_cluster])
+    stop[ids.astype(np.int64)] = True
+
+    address = np.asarray(store.array("output_address")).astype(np.int64)
+    if is_cluster:
+        members = np.flatnonzero(cluster_of_address == node)
+        outs = np.flatnonzero(np.isin(address, members))
+    else:
+        outs = np.flatnonzero(address == node)
+    value = np.asarray(store.array("output_value"))
+    spent = outs[store.spent_by_tx()[outs] >= 0]
+
+    def side(seeds: np.ndarray, run: Any) -> dict[str, Any]:
+        total = int(value[seeds].sum())
+        out: dict[str, Any] = {"total": total}
+        for name, hops in (("direct", 1), ("indirect", max_hops)):
+            result = run(
+                store_dir,
+                seeds,
+                policy="haircut",
+                max_hops=hops,
+                min_value=min_value,
+                stop_clusters=stop,
+                cluster_of=cluster_of_address,
+                is_coinjoin=is_coinjoin,
+            )
+            cats, actors = _categorise(store, result, cluster_of_address, attribution, own_cluster)
+            out[name] = _shares(cats, total)
+            out[f"{name}_actors"] = dict(sorted(actors.items(), key=lambda kv: -kv[1]))
+            out[f"untraced_{name}"] = total - sum(cats.values())
+        return out
+
+    return {
+        "subject": str(address_or_cluster),
+        "level": level,
+        "node": node,
+        "cluster": own_cluster,
+        "max_hops": max_hops,
+        "received": side(outs, trace_back),
+        "sent": side(spent, trace_forward),
+    }
