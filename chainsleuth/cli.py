@@ -326,7 +326,7 @@ def _register_stages() -> None:
     """Each stage owns its commands (`<stage>/cli.py`, `register(app)`); the root adds them."""
     import importlib
 
-    for stage in ("simulate", "cluster", "tags", "trace"):
+    for stage in ("simulate", "cluster", "tags", "trace", "cases"):
         try:
             module = importlib.import_module(f"chainsleuth.{stage}.cli")
         except ImportError:  # a stage still being built

@@ -90,19 +90,28 @@ def run_demo(out: Path, console: Console) -> None:
     console.print("[bold]4. attribute[/] clusters with the world's TagPack")
     run_tags_demo(out / "world", out / "store", console)
 
+    from chainsleuth.cases.cli import run_case_demo
+
+    console.print(
+        "[bold]5. investigate[/] the service's seized deposit addresses "
+        f"({out}/world/seeds/deposits.csv)"
+    )
+    run_case_demo(out / "world", out / "store", out / "case", console)
+
     store = Store.open(out / "store")
     top = store.sql(
         "SELECT cluster_id, any_value(cluster_size) AS size, min(address) AS example "
         "FROM clusters GROUP BY cluster_id ORDER BY size DESC LIMIT 5"
     ).to_pylist()
-    console.print("[bold]5. largest clusters[/]")
+    console.print("[bold]6. largest clusters[/]")
     for row in top:
         console.print(
             f"   cluster {row['cluster_id']:>7}  {row['size']:>5,} addresses  e.g. {row['example']}"
         )
     data = f"{out}/store"
     console.print(
-        f"\nDone in {time.perf_counter() - started:.0f} s. Try:\n"
+        f"\nDone in {time.perf_counter() - started:.0f} s. The case: {out}/case/leads.csv, "
+        f"subpoenas.csv, cashouts.csv, case.json. Try:\n"
         f"  .venv/bin/chainsleuth --data {data} status\n"
         f"  .venv/bin/chainsleuth --data {data} cluster-of {top[0]['example']}\n"
         f'  .venv/bin/chainsleuth --data {data} sql "SELECT * FROM cluster_coinjoins LIMIT 5"'

@@ -1,0 +1,66 @@
+"""CLI command of the cases stage: `investigate --seeds FILE -o OUTDIR`, a thin layer over
+`cases.investigate.investigate`; and `run_case_demo`, the investigation step of `make demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def _data_dir() -> Path:
+    from chainsleuth.cli import State
+
+    return State.data_dir
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("investigate")
+    def investigate_cmd(
+        seeds: Path = typer.Option(
+            ..., "--seeds", help="CSV with a column `address` (seized deposit addresses)"
+        ),
+        out: Path = typer.Option(..., "-o", "--out", help="directory for the case files"),
+        policy: str = typer.Option("haircut", "--policy", help="poison | haircut | fifo"),
+        max_hops: int = typer.Option(6, "--max-hops"),
+        prices: Path | None = typer.Option(
+            None, "--prices", help="btc_usd_daily.csv (default: shared/data/btc-usd-prices)"
+        ),
+    ) -> None:
+        """Trace a service's deposits to the exchanges that funded them, and its cash-outs."""
+        from chainsleuth.cases.investigate import investigate
+
+        summary = investigate(_data_dir(), seeds, out, policy, max_hops, prices)
+        _print_summary(summary, console)
+
+
+def _print_summary(summary: object, console: Console) -> None:
+    from chainsleuth.cases.investigate import InvestigationSummary
+
+    assert isinstance(summary, InvestigationSummary)
+    console.print(
+        f"{summary.n_seeds:,} seed addresses ({summary.n_seeds_in_store:,} on chain, "
+        f"{summary.service_clusters:,} service clusters), {summary.n_deposit_outputs:,} "
+        f"deposits; {summary.n_deposits_with_exchange_lead:,} deposit addresses traced to an "
+        f"exchange; {summary.n_cashouts:,} cash-outs. Files in {summary.out_dir}"
+    )
+    table = Table("exchange", "customers to request", title="Subpoenas", title_justify="left")
+    for name, n in summary.exchanges.items():
+        table.add_row(name, f"{n:,}")
+    console.print(table)
+    cash = Table("destination", "BTC", title="Cash-outs", title_justify="left")
+    for name, sat in sorted(summary.cashouts_by_entity.items(), key=lambda kv: -kv[1]):
+        cash.add_row(name, f"{sat / 1e8:.8f}")
+    console.print(cash)
+
+
+def run_case_demo(world: Path, store_dir: Path, out_dir: Path, console: Console) -> None:
+    """Investigate the demo world's service from its seized deposit list (world/seeds)."""
+    from chainsleuth.cases.investigate import investigate
+
+    summary = investigate(Path(store_dir), Path(world) / "seeds" / "deposits.csv", Path(out_dir))
+    _print_summary(summary, console)
