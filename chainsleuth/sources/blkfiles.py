@@ -13,7 +13,6 @@ orchestrator (`chainsleuth.store.ingest`) calls these three.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import struct
 from collections.abc import Iterator, Sequence
@@ -240,6 +239,3 @@ def read_blocks(
         for f in handles.values():
             f.close()  # type: ignore[attr-defined]
 
-
-def file_size_total(files: Sequence[Path]) -> int:
-    return sum(os.path.getsize(p) for p in files)
