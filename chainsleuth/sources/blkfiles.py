@@ -238,4 +238,3 @@ def read_blocks(
     finally:
         for f in handles.values():
             f.close()  # type: ignore[attr-defined]
-
