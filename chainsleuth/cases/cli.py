@@ -26,15 +26,19 @@ def register(app: typer.Typer) -> None:
         ),
         out: Path = typer.Option(..., "-o", "--out", help="directory for the case files"),
         policy: str = typer.Option("haircut", "--policy", help="poison | haircut | fifo"),
-        max_hops: int = typer.Option(6, "--max-hops"),
+        max_hops: int = typer.Option(15, "--max-hops", help="hops to walk back and forward"),
         prices: Path | None = typer.Option(
             None, "--prices", help="btc_usd_daily.csv (default: shared/data/btc-usd-prices)"
         ),
+        report: bool = typer.Option(True, "--report/--no-report", help="write report.html"),
+        pdf: bool = typer.Option(True, "--pdf/--no-pdf", help="write report.pdf"),
     ) -> None:
         """Trace a service's deposits to the exchanges that funded them, and its cash-outs."""
         from chainsleuth.cases.investigate import investigate
 
-        summary = investigate(_data_dir(), seeds, out, policy, max_hops, prices)
+        summary = investigate(
+            _data_dir(), seeds, out, policy, max_hops, prices, report=report, pdf=pdf
+        )
         _print_summary(summary, console)
 
 
@@ -56,6 +60,10 @@ def _print_summary(summary: object, console: Console) -> None:
     for name, sat in sorted(summary.cashouts_by_entity.items(), key=lambda kv: -kv[1]):
         cash.add_row(name, f"{sat / 1e8:.8f}")
     console.print(cash)
+    if summary.report_html is not None:
+        console.print(f"Report: {summary.report_html}")
+    if summary.report_pdf is not None:
+        console.print(f"        {summary.report_pdf}")
 
 
 def run_case_demo(world: Path, store_dir: Path, out_dir: Path, console: Console) -> None:

@@ -18,7 +18,10 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +46,62 @@ DEFAULT_PRICES = (
 EXCHANGE_CATEGORIES = frozenset(
     {"exchange", "otc_broker", "wallet_service", "atm", "payment_processor"}
 )
+#: Hops walked back from a deposit: peel chains of 10 payments and exchanges' chains of batched
+#: withdrawals (each spending the last one's change) are common; 15 finds 98% of the simulated
+#: world's sources (docs/investigations.md) and costs little, because shares below MIN_FRACTION
+#: are not followed.
+DEFAULT_MAX_HOPS = 15
 #: Confidence of one hop under each policy (multiplied per extra hop, see `_confidence`).
 POLICY_BASE = {"fifo": 0.95, "haircut": 0.9, "poison": 0.6}
 HOP_DECAY = 0.9
 COINJOIN_CAP = 0.25
+#: Confidence kept per batched withdrawal the funding tx is moved past (kernels.lead_sources).
+CUSTODY_DECAY = 0.98
+#: A tx with at least this many outputs is taken for a batch when moving a lead's funding tx
+#: along an exchange's chain of withdrawals (each spending the last one's change). 3 = two
+#: payees and change; on the simulated worlds 3 names the exchange's withdrawal to the customer
+#: for 54 of 61 leads of the chaining exchange on the small world (4 and 6: 49 and 31), and no
+#: lead of the other exchanges changes (docs/investigations.md).
+BATCH_MIN_OUTPUTS = 3
+#: Paths listed per lead (the largest by amount); `n_paths` counts them all.
+MAX_PATHS = 3
+#: Row order of leads.csv: per deposit address, the largest source first.
+LEAD_ORDER = [
+    ("deposit_address", "ascending"),
+    ("amount_sat", "descending"),
+    ("source_category", "ascending"),
+    ("source_entity", "ascending"),
+    ("funding_txid", "ascending"),
+    ("source_address", "ascending"),
+]
+_TYPES = {
+    "source_cluster": pa.int64(),
+    "block_height": pa.int64(),
+    "amount_sat": pa.int64(),
+    "traced_sat": pa.int64(),
+    "hops": pa.int64(),
+    "n_paths": pa.int64(),
+    "destination_cluster": pa.int64(),
+    "amount_usd": pa.float64(),
+    "confidence": pa.float64(),
+}
+
+
+def _schema(columns: list[str]) -> pa.Schema:
+    return pa.schema([(c, _TYPES.get(c, pa.string())) for c in columns])
+
+
+#: Trace bounds of an investigation: shares below MIN_FRACTION of a deposit are not followed
+#: (a haircut through a 200-input sweep would otherwise split one deposit into millions of
+#: dust-sized pieces), each seed's walk holds at most MAX_ENTRIES_PER_SEED entries, and seeds
+#: are traced CHUNK_SEEDS at a time within CHUNK_ENTRIES entries (about 1 GB).
+MIN_FRACTION = 0.01
+MAX_ENTRIES_PER_SEED = 5_000
+CHUNK_SEEDS = 65_536
+CHUNK_ENTRIES = 20_000_000
+TRACE_THREADS = 4
+EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 LEAD_COLUMNS = [
     "deposit_address",
@@ -64,6 +119,8 @@ LEAD_COLUMNS = [
     "policy",
     "confidence",
     "path",
+    "n_paths",
+    "custody_path",
 ]
 SUBPOENA_COLUMNS = [
     "exchange",
@@ -107,6 +164,9 @@ class InvestigationSummary:
     service_clusters: int
     exchanges: dict[str, int]  # exchange -> customers (funding withdrawals) to request
     cashouts_by_entity: dict[str, int]  # destination entity -> satoshis
+    untraced_sat: int = 0  # shares below MIN_FRACTION, not followed
+    report_html: Path | None = None
+    report_pdf: Path | None = None
 
 
 # ------------------------------------------------------------------------------- inputs
@@ -165,75 +225,78 @@ def _coinjoins(data_dir: Path, n_txs: int) -> tuple[np.ndarray, dict[int, str]]:
 
 
 class _Chain:
-    """Store lookups the writers need: tx heights/times, txids, output addresses."""
+    """Store arrays and lookups the writers need, vectorized over many txs or addresses."""
 
     def __init__(self, store: Store, prices: dict[str, float]) -> None:
-        from chainsleuth.trace.cli import _addresses
-
         self.store = store
-        self.prices = prices
-        self._addresses = _addresses
-        self.tx_height = np.asarray(store.array("tx_height")).astype(np.int64)
-        rows = store.sql(
-            "SELECT height, epoch(time)::BIGINT AS t FROM blocks ORDER BY height"
-        ).to_pydict()
-        self.block_time = dict(zip(rows["height"], rows["t"], strict=True))
+        self.tx_height = np.asarray(store.array("tx_height"))
+        rows = store.sql("SELECT height, epoch(time)::BIGINT AS t FROM blocks ORDER BY height")
+        heights = rows.column("height").to_numpy().astype(np.int64)
+        self.block_epoch = np.zeros(int(heights.max(initial=-1)) + 1, np.int64)
+        self.block_epoch[heights] = rows.column("t").to_numpy().astype(np.int64)
+        # daily closes by UTC day number (epoch // 86400); NaN where the file has no row
+        days = np.array(
+            [dt.date.fromisoformat(d).toordinal() - EPOCH_ORDINAL for d in prices], np.int64
+        )
+        self.price_day0 = int(days.min(initial=0))
+        self.close = np.full(int(days.max(initial=-1)) - self.price_day0 + 1, np.nan)
+        self.close[days - self.price_day0] = np.array(list(prices.values()), np.float64)
         self.output_address = np.asarray(store.array("output_address"))
         self.output_value = np.asarray(store.array("output_value"))
+        self.output_script_type = np.asarray(store.array("output_script_type"))
         self.tx_first_output = np.asarray(store.array("tx_first_output"))
-        self.spent_by = store.spent_by_tx()
         self.txid_rows = np.asarray(store.array("tx_txid"))
-        self._cache: dict[int, str] = {}
 
-    def txid(self, tx: int) -> str:
-        return bytes(self.txid_rows[tx][::-1]).hex()
+    def txids(self, tx_ids: np.ndarray) -> np.ndarray:
+        """Display txids (object array of hex strings; "" for -1) of tx ids."""
+        tx_ids = np.asarray(tx_ids, np.int64)
+        out = np.full(tx_ids.shape[0], "", object)
+        known = np.flatnonzero(tx_ids >= 0)
+        unique, inverse = np.unique(tx_ids[known], return_inverse=True)
+        hexed = self.txid_rows[unique][:, ::-1].tobytes().hex()
+        names = np.array([hexed[64 * i : 64 * i + 64] for i in range(unique.shape[0])], object)
+        out[known] = names[inverse]
+        return out
 
-    def address(self, output: int) -> str:
-        """Address string of an output ("" when it has none), cached per address id."""
-        address_id = int(self.output_address[output])
-        name = self._cache.get(address_id)
-        if name is None:
-            name = self._addresses(self.store, np.array([address_id]))[0] or ""
-            self._cache[address_id] = name
-        return name
+    def addresses_of_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        """Address strings (object array; "" without an address or for -1) of output ids."""
+        from chainsleuth.trace.cli import _addresses
 
-    def when(self, tx: int) -> tuple[int, str, str]:
-        """(height, ISO time, date) of a tx's block."""
-        height = int(self.tx_height[tx])
-        t = dt.datetime.fromtimestamp(self.block_time[height], dt.UTC)
-        return height, t.strftime("%Y-%m-%dT%H:%M:%SZ"), t.strftime("%Y-%m-%d")
+        outputs = np.asarray(outputs, np.int64)
+        out = np.full(outputs.shape[0], "", object)
+        ids = np.full(outputs.shape[0], int(NONE32), np.int64)
+        has = outputs >= 0
+        ids[has] = self.output_address[outputs[has]]
+        known = np.flatnonzero(ids != int(NONE32))
+        unique, inverse = np.unique(ids[known], return_inverse=True)
+        names = np.array([a or "" for a in _addresses(self.store, unique)], object)
+        out[known] = names[inverse]
+        return out
 
-    def usd(self, amount_sat: int, date: str) -> tuple[str, str]:
-        """(amount_usd, price_note): empty and "missing_price" on a day without a close."""
-        close = self.prices.get(date)
-        if close is None:
-            return "", "missing_price"
-        return f"{amount_sat / 1e8 * close:.2f}", ""
-
-    def outputs_of(self, tx: int) -> np.ndarray:
-        hi = (
-            int(self.tx_first_output[tx + 1])
-            if tx + 1 < self.tx_first_output.shape[0]
-            else self.output_value.shape[0]
+    def when(self, tx_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(height, ISO UTC time strings, UTC day numbers) of the txs' blocks."""
+        heights = self.tx_height[np.asarray(tx_ids, np.int64)].astype(np.int64)
+        epoch = self.block_epoch[heights]
+        unique, inverse = np.unique(epoch, return_inverse=True)
+        iso = np.array(
+            [dt.datetime.fromtimestamp(int(t), dt.UTC).strftime(ISO) for t in unique.tolist()],
+            object,
         )
-        return np.arange(int(self.tx_first_output[tx]), hi, dtype=np.int64)
+        return heights, iso[inverse], epoch // 86400
 
+    def usd(self, amount_sat: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """USD at the day's close, rounded to cents; NaN on a day the price file lacks."""
+        index = np.asarray(day, np.int64) - self.price_day0
+        ok = (index >= 0) & (index < self.close.shape[0])
+        close = np.full(index.shape[0], np.nan)
+        close[ok] = self.close[index[ok]]
+        usd: np.ndarray = np.round(np.asarray(amount_sat, np.float64) / 1e8 * close, 2)
+        return usd
 
-def _confidence(policy: str, hops: int, share: float, coinjoin: bool) -> float:
-    value = POLICY_BASE[policy] * HOP_DECAY ** max(hops - 1, 0) * min(max(share, 0.0), 1.0)
-    if coinjoin:
-        value = min(value, COINJOIN_CAP)
-    return round(value, 4)
-
-
-def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    data = buf.getvalue().encode()
-    path.write_bytes(data)
-    return hashlib.sha256(data).hexdigest()
+    def n_outputs(self, tx_ids: np.ndarray) -> np.ndarray:
+        tx_ids = np.asarray(tx_ids, np.int64)
+        ends = np.append(self.tx_first_output[1:], self.output_value.shape[0]).astype(np.int64)
+        return ends[tx_ids] - self.tx_first_output[tx_ids].astype(np.int64)
 
 
 # ------------------------------------------------------------------------------ the case
@@ -242,12 +305,14 @@ def investigate(
     seeds_csv: Path,
     out_dir: Path,
     policy: str = "haircut",
-    max_hops: int = 6,
+    max_hops: int = DEFAULT_MAX_HOPS,
     prices_csv: Path | None = None,
+    report: bool = True,
+    pdf: bool = True,
 ) -> InvestigationSummary:
     """Run the case: leads (who funded the deposits), subpoenas (per exchange), cash-outs."""
     from chainsleuth.cluster.engine import Clusters
-    from chainsleuth.trace.engine import KINDS, POLICIES, trace_back, trace_forward
+    from chainsleuth.trace.engine import POLICIES, trace_back, trace_forward
     from chainsleuth.trace.exposure import cluster_attribution
 
     if policy not in POLICIES:
@@ -265,15 +330,19 @@ def investigate(
     clusters = Clusters(data_dir)
     cluster_of = np.asarray(clusters.cluster_of, np.int64)
     n_addresses = cluster_of.shape[0]
-    service_clusters = np.unique(cluster_of[seed_ids])
-    in_service = np.zeros(n_addresses, np.bool_)
-    in_service[np.isin(cluster_of, service_clusters)] = True
+    service_clusters, seed_clusters, wallet_clusters = _service_clusters(
+        store, chain, cluster_of, seed_ids
+    )
+    service_mask = np.zeros(max(n_addresses, 1), np.bool_)
+    service_mask[service_clusters] = True
+    in_service = service_mask[cluster_of]
     attribution = {
-        c: v for c, v in cluster_attribution(data_dir).items() if c not in set(service_clusters)
+        c: v
+        for c, v in cluster_attribution(data_dir).items()
+        if 0 <= c < n_addresses and not service_mask[c]
     }
     stop = np.zeros(max(n_addresses, 1), np.bool_)
-    attributed_ids = np.array(sorted(c for c in attribution if 0 <= c < n_addresses), np.int64)
-    stop[attributed_ids] = True
+    stop[np.array(sorted(attribution), np.int64)] = True
     is_coinjoin, mixer = _coinjoins(data_dir, store.counts["txs"])
 
     # address id per output, with the "no address" marker mapped to -1
@@ -287,7 +356,7 @@ def investigate(
 
     # internal moves (the service paying its own deposit address) are not customers
     creating = np.searchsorted(chain.tx_first_output, seed_outputs, side="right") - 1
-    input_first = np.asarray(store.array("tx_first_input"))
+    input_first = np.asarray(store.array("tx_first_input")).astype(np.int64)
     input_addr = np.asarray(store.array("input_address")).astype(np.int64)
     n_inputs = input_addr.shape[0]
     input_in_service = np.zeros(n_inputs, np.bool_)
@@ -295,42 +364,46 @@ def investigate(
     input_in_service[ok] = in_service[input_addr[ok]]
     internal_tx = np.zeros(store.counts["txs"], np.bool_)
     if n_inputs:
-        tx_of_input = np.searchsorted(input_first, np.arange(n_inputs), side="right") - 1
-        internal_tx[tx_of_input[input_in_service]] = True
+        per_tx = np.add.reduceat(input_in_service.astype(np.int64), input_first)
+        internal_tx[:] = per_tx > 0
     deposits = seed_outputs[~internal_tx[creating]]
 
-    leads = _leads(
-        chain,
-        trace_back(
-            data_dir,
-            deposits,
-            policy=policy,
-            max_hops=max_hops,
-            stop_clusters=stop,
-            is_coinjoin=is_coinjoin,
-            cluster_of=cluster_of,
-        ),
-        KINDS,
-        out_cluster,
-        attribution,
-        mixer,
-        policy,
+    options: dict[str, Any] = {
+        "policy": policy,
+        "max_hops": max_hops,
+        "stop_clusters": stop,
+        "is_coinjoin": is_coinjoin,
+        "cluster_of": cluster_of,
+        "max_entries_per_seed": MAX_ENTRIES_PER_SEED,
+        "min_fraction": MIN_FRACTION,
+    }
+    # deposits grouped by address, so each chunk holds every output of its addresses
+    by_address = np.lexsort((deposits, out_addr[deposits]))
+    deposits = deposits[by_address]
+    parts, untraced = [], 0
+    for result in _in_chunks(
+        partial(trace_back, data_dir), deposits, out_addr[deposits], **options
+    ):
+        parts.append(_leads(chain, result, out_cluster, attribution, mixer, policy, max_hops))
+        untraced += int(result.dropped.sum())
+    leads = (pa.concat_tables(parts) if parts else _schema(LEAD_COLUMNS).empty_table()).sort_by(
+        LEAD_ORDER
     )
+    del parts
     subpoenas = _subpoenas(leads)
 
-    spent_seed = seed_outputs[chain.spent_by[seed_outputs] >= 0]
-    forward = trace_forward(
-        data_dir,
-        spent_seed,
-        policy=policy,
-        max_hops=max_hops,
-        stop_clusters=stop,
-        is_coinjoin=is_coinjoin,
-        cluster_of=cluster_of,
-    )
-    service_mask = np.zeros(max(n_addresses, 1), np.bool_)
-    service_mask[service_clusters] = True
-    cashouts = _cashouts(chain, forward, KINDS, out_cluster, attribution, mixer, service_mask)
+    spent_seed = seed_outputs[store.spent_by_tx()[seed_outputs] >= 0]
+    cash_parts = [
+        _cashout_rows(result, out_cluster, attribution, service_mask)
+        for result in _in_chunks(
+            partial(trace_forward, data_dir),
+            spent_seed,
+            np.arange(spent_seed.shape[0]),
+            **options,
+        )
+    ]
+    cashouts = _cashouts(chain, cash_parts, attribution, mixer)
+    del cash_parts
 
     out_dir.mkdir(parents=True, exist_ok=True)
     digests = {
@@ -368,265 +441,487 @@ def investigate(
             "confidence": {
                 "policy_base": POLICY_BASE,
                 "hop_decay": HOP_DECAY,
+                "custody_decay": CUSTODY_DECAY,
                 "coinjoin_cap": COINJOIN_CAP,
             },
+            "batch_min_outputs": BATCH_MIN_OUTPUTS,
+            "max_paths_per_lead": MAX_PATHS,
+            "service_wallet": "clusters receiving two or more one-output sweeps of the seeds",
         },
         "service": {
             "seed_addresses": len(addresses),
             "seed_addresses_in_store": int(seed_ids.shape[0]),
             "clusters": int(service_clusters.shape[0]),
+            "seed_clusters": int(seed_clusters.shape[0]),
+            "wallet_clusters": [int(c) for c in wallet_clusters[:100]],
             "deposit_outputs": int(deposits.shape[0]),
             "internal_outputs_skipped": int(seed_outputs.shape[0] - deposits.shape[0]),
+            "untraced_sat": untraced,
         },
         "outputs": digests,
     }
-    (out_dir / "case.json").write_text(json.dumps(case, indent=2, sort_keys=True) + "\n")
+    case_json = out_dir / "case.json"
+    case_json.with_suffix(".json.tmp").write_text(json.dumps(case, indent=2, sort_keys=True) + "\n")
+    os.replace(case_json.with_suffix(".json.tmp"), case_json)
+    html = pdf_path = None
+    if report:
+        from chainsleuth.cases.report import write_report
+
+        paths = write_report(out_dir, pdf=pdf)
+        html, pdf_path = paths.html, paths.pdf
 
     exchanges: dict[str, int] = {}
-    for r in subpoenas:
-        exchanges[r["exchange"]] = exchanges.get(r["exchange"], 0) + 1
+    for name in subpoenas.column("exchange").to_pylist():  # sorted by total paid
+        exchanges[name] = exchanges.get(name, 0) + 1
     by_entity: dict[str, int] = {}
-    for r in cashouts:
-        by_entity[r["destination_entity"]] = by_entity.get(r["destination_entity"], 0) + int(
-            r["amount_sat"]
-        )
-    named = {r["deposit_address"] for r in leads if r["source_category"] in EXCHANGE_CATEGORIES}
+    for name, sat in zip(
+        cashouts.column("destination_entity").to_pylist(),
+        cashouts.column("amount_sat").to_pylist(),
+        strict=True,
+    ):
+        by_entity[name] = by_entity.get(name, 0) + int(sat)
+    categories = np.asarray(leads.column("source_category").to_numpy(zero_copy_only=False))
+    named = np.isin(categories, sorted(EXCHANGE_CATEGORIES))
+    deposits_named = np.unique(
+        np.asarray(leads.column("deposit_address").to_numpy(zero_copy_only=False))[named]
+    )
     return InvestigationSummary(
         out_dir=out_dir,
         n_seeds=len(addresses),
         n_seeds_in_store=int(seed_ids.shape[0]),
         n_deposit_outputs=int(deposits.shape[0]),
-        n_deposits_with_exchange_lead=len(named),
-        n_leads=len(leads),
-        n_subpoena_rows=len(subpoenas),
-        n_cashouts=len(cashouts),
+        n_deposits_with_exchange_lead=int(deposits_named.shape[0]),
+        n_leads=leads.num_rows,
+        n_subpoena_rows=subpoenas.num_rows,
+        n_cashouts=cashouts.num_rows,
         service_clusters=int(service_clusters.shape[0]),
         exchanges=exchanges,
         cashouts_by_entity=by_entity,
+        untraced_sat=untraced,
+        report_html=html,
+        report_pdf=pdf_path,
     )
 
 
-def _path_output(chain: _Chain, path: list[int], seed_output: int) -> int:
-    """The output of the path's last tx (nearest the source) that the walk came through."""
-    if len(path) <= 1:
-        return seed_output
-    outs = chain.outputs_of(path[-1])
-    on_path = outs[chain.spent_by[outs] == path[-2]]
-    if on_path.shape[0] == 0:
-        return int(outs[0])
-    return int(on_path[np.argmax(chain.output_value[on_path])])
+def _service_clusters(
+    store: Store, chain: _Chain, cluster_of: np.ndarray, seed_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(service clusters, seed clusters, service-wallet clusters) as sorted cluster ids.
+
+    The seed clusters hold the deposit addresses. The service's wallet is where it sweeps them:
+    a tx spending only seed-cluster outputs into one output is a sweep, and a cluster that
+    receives two or more sweeps is the service's own (a one-off send-all to an exchange is not
+    taken for the service; the service reuses its wallet addresses, an exchange deposit address
+    is used once).
+    """
+    seed_clusters = np.unique(cluster_of[seed_ids])
+    in_seed = np.zeros(cluster_of.shape[0], np.bool_)
+    in_seed[np.isin(cluster_of, seed_clusters)] = True
+    input_address = np.asarray(store.array("input_address")).astype(np.int64)
+    tx_first_input = np.asarray(store.array("tx_first_input")).astype(np.int64)
+    n_txs = tx_first_input.shape[0]
+    spends_seed = np.zeros(input_address.shape[0], np.bool_)
+    ok = input_address != int(NONE32)
+    spends_seed[ok] = in_seed[input_address[ok]]
+    n_inputs = np.diff(np.append(tx_first_input, input_address.shape[0]))
+    # per tx: do all of its inputs spend seed-cluster outputs (coinbases have one, unowned)
+    seed_inputs = np.zeros(n_txs, np.int64)
+    if n_txs and spends_seed.shape[0]:
+        seed_inputs = np.add.reduceat(spends_seed.astype(np.int64), tx_first_input)
+    seed_inputs[n_inputs == 0] = 0
+    sweeps = np.flatnonzero(
+        (seed_inputs == n_inputs) & (n_inputs > 0) & (chain.n_outputs(np.arange(n_txs)) == 1)
+    )
+    target = chain.output_address[chain.tx_first_output[sweeps].astype(np.int64)].astype(np.int64)
+    target = target[target != int(NONE32)]
+    clusters, counts = np.unique(cluster_of[target], return_counts=True)
+    wallet = np.setdiff1d(clusters[counts >= 2], seed_clusters)
+    return np.union1d(seed_clusters, wallet), seed_clusters, wallet
+
+
+def _groups(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sort rows by `keys` (last key most significant... as np.lexsort) and find the groups.
+
+    Returns (order, starts, group of each sorted row): rows order[starts[g]:starts[g+1]] share
+    every key.
+    """
+    order = np.lexsort(keys)
+    n = order.shape[0]
+    change = np.zeros(n, np.bool_)
+    if n:
+        change[0] = True
+        for k in keys:
+            ks = k[order]
+            change[1:] |= ks[1:] != ks[:-1]
+    starts = np.flatnonzero(change)
+    return order, starts, np.cumsum(change) - 1
+
+
+SOURCE_ATTRIBUTED, SOURCE_COINJOIN, SOURCE_COINBASE, SOURCE_UNATTRIBUTED = 0, 1, 2, 3
 
 
 def _leads(
     chain: _Chain,
     result: Any,
-    kinds: tuple[str, ...],
     out_cluster: np.ndarray,
     attribution: dict[int, tuple[str | None, str]],
     mixer: dict[int, str],
     policy: str,
-) -> list[dict[str, Any]]:
+    max_hops: int,
+) -> pa.Table:
     """One row per (deposit address, funding source), amounts summed over paths."""
-    groups: dict[tuple[str, ...], dict[str, Any]] = {}
-    deposit_value: dict[str, int] = {}
+    from chainsleuth.cases import kernels as case_kernels
+    from chainsleuth.trace import kernels as trace_kernels
+
     seed_outputs = result.seeds
-    for s in range(seed_outputs.shape[0]):
-        addr = chain.address(int(seed_outputs[s]))
-        deposit_value[addr] = deposit_value.get(addr, 0) + int(chain.output_value[seed_outputs[s]])
-    for row in range(len(result)):
-        kind = kinds[int(result.kind[row])]
-        seed_output = int(seed_outputs[int(result.seed[row])])
-        deposit = chain.address(seed_output)
-        path = [int(t) for t in result.path(row).tolist()]
-        output = int(result.output[row])
-        amount = int(result.amount[row])
-        cluster = int(out_cluster[output])
-        if kind == "cluster" and cluster in attribution:
-            entity, category = attribution[cluster]
-            entity = entity or ""
-            funding = path[-1] if path else int(result.tx[row])
-            source_address = chain.address(_path_output(chain, path, seed_output))
-            key = (deposit, category, entity, str(cluster), chain.txid(funding), source_address)
-        elif kind == "coinjoin":
-            funding = int(result.tx[row])
-            entity, category = mixer.get(funding, "coinjoin"), "coinjoin"
-            cluster = -1
-            source_address = chain.address(output)
-            path = [*path, funding]
-            key = (deposit, category, entity, "", chain.txid(funding), source_address)
-        else:  # coinbase, max hops, unspent, limit: no attributed source
-            category = "coinbase" if kind == "coinbase" else "unattributed"
-            key = (deposit, category, "", "", "", "")
-            funding, cluster, source_address, entity = -1, -1, "", ""
-        g = groups.get(key)
-        if g is None:
-            g = groups[key] = {
-                "deposit_address": deposit,
-                "source_entity": entity,
-                "source_category": category,
-                "source_cluster": "" if cluster < 0 else cluster,
-                "source_address": source_address,
-                "funding_tx": funding,
-                "amount_sat": 0,
-                "hops": len(path),
-                "paths": set(),
-            }
-        g["amount_sat"] += amount
-        g["hops"] = min(g["hops"], len(path))
-        if funding >= 0:
-            g["paths"].add(";".join(chain.txid(t) for t in reversed(path)))
-    rows = []
-    for g in groups.values():
-        funding = g.pop("funding_tx")
-        paths = sorted(g.pop("paths"))
-        if funding >= 0:
-            height, when, date = chain.when(funding)
-            usd, note = chain.usd(g["amount_sat"], date)
-            g.update(
-                funding_txid=chain.txid(funding),
-                block_height=height,
-                block_time=when,
-                amount_usd=usd,
-                price_note=note,
-            )
-        else:
-            g.update(funding_txid="", block_height="", block_time="", amount_usd="", price_note="")
-        share = g["amount_sat"] / max(deposit_value.get(g["deposit_address"], 0), 1)
-        named = g["source_category"] in EXCHANGE_CATEGORIES or g["source_category"] == "coinjoin"
-        g["confidence"] = (
-            _confidence(policy, g["hops"], share, g["source_category"] == "coinjoin")
-            if named
-            else 0.0
-        )
-        g["policy"] = policy
-        g["path"] = "|".join(paths)
-        rows.append(g)
-    rows.sort(
-        key=lambda r: (
-            r["deposit_address"],
-            -r["amount_sat"],
-            r["source_category"],
-            r["source_entity"],
-            r["funding_txid"],
-            r["source_address"],
-        )
+    deposit_addr = chain.output_address[seed_outputs].astype(np.int64)
+    funding, source, hops, key, custody = case_kernels.lead_sources(
+        result.entry,
+        result.kind,
+        result.tx,
+        result.entry_parent,
+        result.entry_tx,
+        result.entry_output,
+        result.entry_hops,
+        chain.tx_first_output,
+        chain.output_value.shape[0],
+        chain.output_script_type,
+        BATCH_MIN_OUTPUTS,
+        trace_kernels.KIND_CLUSTER,
+        trace_kernels.KIND_COINJOIN,
     )
-    return rows
+    kind = result.kind
+    cluster = out_cluster[result.output]
+    attributed = np.zeros(cluster.shape[0], np.bool_)
+    attributed_ids = np.array(sorted(attribution), np.int64)
+    attributed[cluster >= 0] = np.isin(cluster[cluster >= 0], attributed_ids)
+    source_kind = np.full(kind.shape[0], SOURCE_UNATTRIBUTED, np.int64)
+    source_kind[(kind == trace_kernels.KIND_CLUSTER) & attributed] = SOURCE_ATTRIBUTED
+    source_kind[kind == trace_kernels.KIND_COINJOIN] = SOURCE_COINJOIN
+    source_kind[kind == trace_kernels.KIND_COINBASE] = SOURCE_COINBASE
+    named = source_kind <= SOURCE_COINJOIN
+    source_cluster = np.where(source_kind == SOURCE_ATTRIBUTED, cluster, -1)
+    funding = np.where(named, funding, -1)
+    source = np.where(named, source, -1)
+    key = np.where(named, key, -1)
+    source_addr = np.full(kind.shape[0], -1, np.int64)
+    source_addr[source >= 0] = chain.output_address[source[source >= 0]]
+    deposit = deposit_addr[result.seed]
+    amount = result.amount.astype(np.int64)
+
+    # groups: (deposit address, source kind, cluster, funding tx, source address)
+    order, starts, _ = _groups(source_addr, funding, source_cluster, source_kind, deposit)
+    g_amount = _sum_groups(amount[order], starts)
+    g_hops = np.minimum.reduceat(hops[order], starts) if starts.shape[0] else hops[:0]
+    first = order[starts]
+    # paths: per (group, path key) the amount; each lead lists its largest MAX_PATHS paths
+    n_groups = starts.shape[0]
+    group_of_row = np.empty(order.shape[0], np.int64)
+    group_of_row[order] = np.repeat(np.arange(n_groups), np.diff(np.append(starts, order.shape[0])))
+    rows = np.flatnonzero(funding >= 0)
+    p_order, p_starts, _ = _groups(key[rows], group_of_row[rows])
+    p_first = rows[p_order[p_starts]]  # one row of each (group, path)
+    p_amount = _sum_groups(amount[rows[p_order]], p_starts)
+    p_group = group_of_row[p_first]
+    n_paths = np.bincount(p_group, minlength=n_groups)
+    ranked = np.lexsort((key[p_first], -p_amount, p_group))  # by group, then largest first
+    rank = np.arange(ranked.shape[0]) - np.searchsorted(p_group[ranked], p_group[ranked])
+    kept = ranked[rank < MAX_PATHS]
+    top = ranked[rank == 0]
+    texts = _join_txids(
+        chain,
+        case_kernels.path_txs(
+            funding[p_first[kept]],
+            key[p_first[kept]],
+            max_hops + 2,
+            result.entry_parent,
+            result.entry_tx,
+        ),
+    )
+    g_path = np.full(n_groups, "", object)
+    for g, text in zip(p_group[kept].tolist(), texts.tolist(), strict=True):
+        g_path[g] = text if not g_path[g] else g_path[g] + "|" + text
+    # the exchange's own txs the funding tx was moved past, on each lead's largest path
+    top_rows = p_first[top]
+    g_custody_n = np.zeros(n_groups, np.int64)
+    g_custody_n[p_group[top]] = custody[top_rows]
+    g_custody = np.full(n_groups, "", object)
+    g_custody[p_group[top]] = _join_txids(
+        chain,
+        case_kernels.custody_txs(
+            result.entry[top_rows],
+            custody[top_rows],
+            int(custody.max(initial=0)),
+            result.entry_parent,
+            result.entry_tx,
+        ),
+    )
+
+    g_kind = source_kind[first]
+    g_cluster = source_cluster[first]
+    g_funding = funding[first]
+    g_deposit = deposit[first]
+    known = np.unique(deposit_addr)
+    received = np.bincount(
+        np.searchsorted(known, deposit_addr),
+        weights=chain.output_value[seed_outputs].astype(np.float64),
+        minlength=known.shape[0],
+    )
+    share = g_amount / np.maximum(received[np.searchsorted(known, g_deposit)], 1.0)
+    entity = np.full(starts.shape[0], "", object)
+    category = np.full(starts.shape[0], "unattributed", object)
+    category[g_kind == SOURCE_COINBASE] = "coinbase"
+    category[g_kind == SOURCE_COINJOIN] = "coinjoin"
+    for g in np.flatnonzero(g_kind == SOURCE_COINJOIN).tolist():
+        entity[g] = mixer.get(int(g_funding[g]), "coinjoin")
+    for g in np.flatnonzero(g_kind == SOURCE_ATTRIBUTED).tolist():
+        name, cat = attribution[int(g_cluster[g])]
+        entity[g], category[g] = name or "", cat
+    exchange_like = np.isin(category, list(EXCHANGE_CATEGORIES)) | (g_kind == SOURCE_COINJOIN)
+    confidence = (
+        POLICY_BASE[policy]
+        * HOP_DECAY ** np.maximum(g_hops.astype(np.int64) - 1, 0)
+        * CUSTODY_DECAY**g_custody_n
+        * np.clip(share, 0.0, 1.0)
+    )
+    confidence = np.where(
+        g_kind == SOURCE_COINJOIN, np.minimum(confidence, COINJOIN_CAP), confidence
+    )
+    confidence = np.where(exchange_like, np.round(confidence, 4), 0.0)
+    heights = np.full(starts.shape[0], -1, np.int64)
+    times = np.full(starts.shape[0], "", object)
+    usd = np.full(starts.shape[0], np.nan)
+    funded = np.flatnonzero(g_funding >= 0)
+    h, t, day = chain.when(g_funding[funded])
+    heights[funded], times[funded] = h, t
+    usd[funded] = chain.usd(g_amount[funded], day)
+    table = pa.table(
+        {
+            "deposit_address": chain.addresses_of_outputs(seed_outputs[result.seed[first]]),
+            "source_entity": entity,
+            "source_category": category,
+            "source_cluster": pa.array(g_cluster, mask=g_cluster < 0),
+            "source_address": chain.addresses_of_outputs(source[first]),
+            "funding_txid": chain.txids(g_funding),
+            "block_height": pa.array(heights, mask=heights < 0),
+            "block_time": times,
+            "amount_sat": g_amount,
+            "amount_usd": pa.array(usd, mask=np.isnan(usd)),
+            "price_note": np.where((g_funding >= 0) & np.isnan(usd), "missing_price", ""),
+            "hops": g_hops.astype(np.int64),
+            "policy": np.full(starts.shape[0], policy, object),
+            "confidence": confidence,
+            "path": g_path,
+            "n_paths": n_paths,
+            "custody_path": g_custody,
+        },
+        schema=_schema(LEAD_COLUMNS),
+    )
+    return table
 
 
-def _subpoenas(leads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _join_txids(chain: _Chain, paths: np.ndarray) -> np.ndarray:
+    """';'-joined txids of each row of a -1-padded tx id matrix."""
+    if paths.shape[0] == 0 or paths.shape[1] == 0:
+        return np.full(paths.shape[0], "", object)
+    flat = paths.ravel()
+    names = chain.txids(flat).reshape(paths.shape)
+    return np.array([";".join(n for n in row if n) for row in names.tolist()], object)
+
+
+def _sum_groups(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Sum of each group of sorted values (groups start at `starts`)."""
+    if starts.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    summed: np.ndarray = np.add.reduceat(values.astype(np.int64), starts)
+    return summed
+
+
+def _subpoenas(leads: pa.Table) -> pa.Table:
     """Per exchange, the withdrawals (customers) to request, by total paid to the service."""
-    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for lead in leads:
-        if lead["source_category"] not in EXCHANGE_CATEGORIES:
-            continue
-        key = (lead["source_entity"], lead["funding_txid"], lead["source_address"])
-        r = rows.get(key)
-        if r is None:
-            r = rows[key] = {
-                "exchange": lead["source_entity"],
-                "funding_txid": lead["funding_txid"],
-                "source_address": lead["source_address"],
-                "block_height": lead["block_height"],
-                "block_time": lead["block_time"],
-                "amount_sat": 0,
-                "usd": 0.0,
-                "missing": False,
-                "deposits": set(),
-            }
-        r["amount_sat"] += lead["amount_sat"]
-        if lead["amount_usd"] == "":
-            r["missing"] = True
-        else:
-            r["usd"] += float(lead["amount_usd"])
-        r["deposits"].add(lead["deposit_address"])
-    totals: dict[str, int] = {}
-    for r in rows.values():
-        totals[r["exchange"]] = totals.get(r["exchange"], 0) + r["amount_sat"]
-    out = []
-    for r in rows.values():
-        deposits = sorted(r.pop("deposits"))
-        missing = r.pop("missing")
-        usd = r.pop("usd")
-        r.update(
-            exchange_total_sat=totals[r["exchange"]],
-            amount_usd="" if missing else f"{usd:.2f}",
-            price_note="missing_price" if missing else "",
-            n_deposits=len(deposits),
-            deposit_addresses=";".join(deposits),
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("leads", leads)
+    categories = ", ".join(f"'{c}'" for c in sorted(EXCHANGE_CATEGORIES))
+    table = con.sql(
+        f"""
+        WITH rows AS (
+            SELECT source_entity AS exchange, funding_txid, source_address,
+                   min(block_height) AS block_height, min(block_time) AS block_time,
+                   sum(amount_sat)::BIGINT AS amount_sat,
+                   round(sum(amount_usd), 2) AS amount_usd,
+                   bool_or(amount_usd IS NULL) AS missing,
+                   count(DISTINCT deposit_address) AS n_deposits,
+                   string_agg(DISTINCT deposit_address, ';' ORDER BY deposit_address)
+                       AS deposit_addresses
+            FROM leads WHERE source_category IN ({categories})
+            GROUP BY source_entity, funding_txid, source_address
         )
-        out.append(r)
-    out.sort(
-        key=lambda r: (
-            -r["exchange_total_sat"],
-            r["exchange"],
-            -r["amount_sat"],
-            r["funding_txid"],
-            r["source_address"],
-        )
-    )
-    return out
+        SELECT exchange, (sum(amount_sat) OVER (PARTITION BY exchange))::BIGINT
+                   AS exchange_total_sat,
+               funding_txid, source_address, block_height, block_time, amount_sat,
+               CASE WHEN missing THEN NULL ELSE amount_usd END AS amount_usd,
+               CASE WHEN missing THEN 'missing_price' ELSE '' END AS price_note,
+               n_deposits, deposit_addresses
+        FROM rows
+        ORDER BY exchange_total_sat DESC, exchange, amount_sat DESC, funding_txid,
+                 source_address
+        """
+    ).arrow()
+    con.close()
+    return table if isinstance(table, pa.Table) else table.read_all()
+
+
+def _cashout_rows(
+    result: Any,
+    out_cluster: np.ndarray,
+    attribution: dict[int, tuple[str | None, str]],
+    in_service_cluster: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Rows of a forward trace that reached an attributed cluster (or a CoinJoin), with their
+    destination: the output the exchange credits. When the walk reached the attributed cluster
+    through a tx that spends an output outside the service (an exchange deposit address swept
+    into a tagged hot wallet), that output; otherwise the attributed output itself."""
+    from chainsleuth.trace import kernels as trace_kernels
+
+    kind = result.kind
+    cluster = out_cluster[result.output]
+    attributed_ids = np.array(sorted(attribution), np.int64)
+    is_cluster = (kind == trace_kernels.KIND_CLUSTER) & np.isin(cluster, attributed_ids)
+    rows = np.flatnonzero(is_cluster | (kind == trace_kernels.KIND_COINJOIN))
+    destination = result.output[rows].astype(np.int64)
+    tx = result.tx[rows].astype(np.int64)
+    hops = result.hops[rows].astype(np.int64)
+    # one step back: the output the walk came through into the attributed cluster's tx
+    parent = result.entry_parent[result.entry[rows]]
+    back = is_cluster[rows] & (hops >= 2) & (parent >= 0)
+    before = np.where(back, result.entry_output[np.maximum(parent, 0)], -1)
+    before_cluster = np.where(before >= 0, out_cluster[np.maximum(before, 0)], -1)
+    outside = back & ((before_cluster < 0) | ~in_service_cluster[np.maximum(before_cluster, 0)])
+    return {
+        "destination": np.where(outside, before, destination),
+        "tx": np.where(outside, result.entry_tx[np.maximum(parent, 0)], tx),
+        "hops": np.where(outside, hops - 1, hops),
+        "traced": result.amount[rows].astype(np.int64),
+        "coinjoin": kind[rows] == trace_kernels.KIND_COINJOIN,
+        "cluster": cluster[rows],
+    }
 
 
 def _cashouts(
     chain: _Chain,
-    result: Any,
-    kinds: tuple[str, ...],
-    out_cluster: np.ndarray,
+    parts: list[dict[str, np.ndarray]],
     attribution: dict[int, tuple[str | None, str]],
     mixer: dict[int, str],
-    in_service_cluster: np.ndarray,
-) -> list[dict[str, Any]]:
-    """Where the service's money reached an attributed cluster (or a CoinJoin), per output.
-
-    The destination is the output the exchange credits: when the walk reached the attributed
-    cluster through a tx that spends an output outside the service (an exchange deposit
-    address swept into a tagged hot wallet), that output; otherwise the attributed output.
-    """
-    groups: dict[int, dict[str, Any]] = {}
-    for row in range(len(result)):
-        kind = kinds[int(result.kind[row])]
-        output = int(result.output[row])
-        cluster = int(out_cluster[output])
-        if kind == "cluster" and cluster in attribution:
-            entity, category = attribution[cluster]
-            entity = entity or ""
-        elif kind == "coinjoin":
-            entity, category = mixer.get(int(result.tx[row]), "coinjoin"), "coinjoin"
+) -> pa.Table:
+    """One row per destination output, summed over the trace rows of every chunk."""
+    rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+    if not rows:
+        rows = {k: np.zeros(0, np.int64) for k in ("destination", "tx", "hops", "traced")}
+        rows["coinjoin"] = np.zeros(0, np.bool_)
+        rows["cluster"] = np.zeros(0, np.int64)
+    order, starts, _ = _groups(rows["destination"])
+    first = order[starts]
+    d = rows["destination"][first]
+    d_tx = rows["tx"][first]
+    traced = _sum_groups(rows["traced"][order], starts)
+    hops = rows["hops"][order]
+    d_hops = np.minimum.reduceat(hops, starts) if starts.shape[0] else hops[:0]
+    d_cluster = rows["cluster"][first]
+    n = starts.shape[0]
+    entity = np.full(n, "", object)
+    category = np.full(n, "", object)
+    for i, coinjoin in enumerate(rows["coinjoin"][first].tolist()):
+        if coinjoin:
+            entity[i], category[i] = mixer.get(int(d_tx[i]), "coinjoin"), "coinjoin"
         else:
-            continue
-        path = [int(t) for t in result.path(row).tolist()]
-        destination, tx, hops = output, int(result.tx[row]), int(result.hops[row])
-        if kind == "cluster" and len(path) >= 2:
-            outs = chain.outputs_of(path[-2])
-            on_path = outs[chain.spent_by[outs] == path[-1]]
-            if on_path.shape[0]:
-                before = int(on_path[np.argmax(chain.output_value[on_path])])
-                c = int(out_cluster[before])
-                if c < 0 or not in_service_cluster[c]:
-                    destination, tx, hops = before, path[-2], len(path) - 1
-        g = groups.get(destination)
-        if g is None:
-            height, when, date = chain.when(tx)
-            g = groups[destination] = {
-                "destination_address": chain.address(destination),
-                "destination_entity": entity,
-                "destination_category": category,
-                "destination_cluster": cluster if cluster >= 0 else "",
-                "txid": chain.txid(tx),
-                "block_height": height,
-                "block_time": when,
-                "amount_sat": int(chain.output_value[destination]),
-                "traced_sat": 0,
-                "date": date,
-                "hops": hops,
-            }
-        g["traced_sat"] += int(result.amount[row])
-        g["hops"] = min(g["hops"], hops)
-    rows = []
-    for g in groups.values():
-        usd, note = chain.usd(g["amount_sat"], g.pop("date"))
-        g.update(amount_usd=usd, price_note=note)
-        rows.append(g)
-    rows.sort(key=lambda r: (r["block_height"], r["txid"], r["destination_address"]))
-    return rows
+            name, cat = attribution[int(d_cluster[i])]
+            entity[i], category[i] = name or "", cat
+    heights, times, day = chain.when(d_tx)
+    value = chain.output_value[d].astype(np.int64)
+    usd = chain.usd(value, day)
+    table = pa.table(
+        {
+            "destination_address": chain.addresses_of_outputs(d),
+            "destination_entity": entity,
+            "destination_category": category,
+            "destination_cluster": pa.array(d_cluster, mask=d_cluster < 0),
+            "txid": chain.txids(d_tx),
+            "block_height": heights,
+            "block_time": times,
+            "amount_sat": value,
+            "traced_sat": traced,
+            "amount_usd": pa.array(usd, mask=np.isnan(usd)),
+            "price_note": np.where(np.isnan(usd), "missing_price", ""),
+            "hops": d_hops,
+        },
+        schema=_schema(CASHOUT_COLUMNS),
+    )
+    return table.sort_by(
+        [("block_height", "ascending"), ("txid", "ascending"), ("destination_address", "ascending")]
+    )
+
+
+def _in_chunks(trace: Any, seeds: np.ndarray, group: np.ndarray, **options: Any) -> Iterator[Any]:
+    """Trace `seeds` a chunk at a time, never splitting a group (seeds sorted by group).
+
+    A chunk holds at most CHUNK_SEEDS seeds; a chunk whose walk hits the trace's `max_entries`
+    is split in two and traced again, so no result is cut short by the other seeds of its chunk
+    (each seed's own walk is capped by MAX_ENTRIES_PER_SEED). The walks run on one thread per
+    core (the numba kernel releases the GIL); memory stays near that many chunks' frontiers
+    (CHUNK_ENTRIES × 49 B each) whatever the number of seeds. Results come in any order.
+    """
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    bounds = np.flatnonzero(np.diff(group)) + 1  # where a new group starts
+    cuts = [0]
+    for b in bounds.tolist():
+        if b - cuts[-1] >= CHUNK_SEEDS:
+            cuts.append(b)
+    cuts.append(seeds.shape[0])
+    pending = [(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1) if cuts[i + 1] > cuts[i]]
+    pending.reverse()
+    workers = max(1, min(os.cpu_count() or 1, TRACE_THREADS))
+    running: dict[Future[Any], tuple[int, int]] = {}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while pending or running:
+            while pending and len(running) < workers:
+                lo, hi = pending.pop()
+                job = pool.submit(trace, seeds[lo:hi], max_entries=CHUNK_ENTRIES, **options)
+                running[job] = (lo, hi)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for job in done:
+                lo, hi = running.pop(job)
+                result = job.result()
+                inside = bounds[(bounds > lo) & (bounds < hi)]
+                if result.hit_limit and inside.shape[0]:
+                    mid = int(inside[inside.shape[0] // 2])
+                    pending.extend([(mid, hi), (lo, mid)])
+                    continue
+                yield result
+
+
+#: How each column is written: floats with fixed decimals, so a CSV is a function of its data.
+_FORMATS = {"amount_usd": "{:.2f}", "confidence": "{:.4f}"}
+
+
+def _write_csv(path: Path, columns: list[str], table: pa.Table) -> str:
+    """Write the table's `columns` as CSV (empty cells for nulls) atomically; its sha256."""
+    lists = []
+    for name in columns:
+        values = table.column(name).to_pylist()
+        fmt = _FORMATS.get(name)
+        if fmt is not None:
+            lists.append(["" if v is None else fmt.format(v) for v in values])
+        else:
+            lists.append(["" if v is None else v for v in values])
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(zip(*lists, strict=True))
+    data = buf.getvalue().encode()
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return hashlib.sha256(data).hexdigest()

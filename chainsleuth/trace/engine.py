@@ -30,10 +30,11 @@ POLICIES = {
     "fifo": kernels.POLICY_FIFO,
 }
 #: Row kinds by code: where a traced amount stopped.
-KINDS = ("cluster", "coinbase", "coinjoin", "max_hops", "unspent", "limit")
+KINDS = ("cluster", "coinbase", "coinjoin", "max_hops", "unspent", "limit", "seed_limit")
 FLAG_POISON = kernels.FLAG_POISON
 FLAG_LOW_CONFIDENCE = kernels.FLAG_LOW_CONFIDENCE
 DEFAULT_MAX_ENTRIES = 20_000_000  # about 1 GB of frontier (49 B per entry)
+DEFAULT_MAX_ENTRIES_PER_SEED = 1 << 62  # no cap unless asked
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,11 @@ class TraceResult:
     Row arrays (one value per row): `seed` (index into `seeds`), `output`, `tx` (where the walk
     stopped: the output's creating tx, or the CoinJoin that spends it on a forward trace),
     `amount` (satoshis), `hops`, `kind` (code into `KINDS`), `flags` (FLAG_POISON,
-    FLAG_LOW_CONFIDENCE) and `entry` (the row's frontier entry). `entry_parent` and `entry_tx`
-    are parent pointers over every visited entry; `path(row)` rebuilds a row's tx ids.
+    FLAG_LOW_CONFIDENCE) and `entry` (the row's frontier entry). `dropped` (per seed): satoshis
+    not followed because their share fell below the seed's minimum (`min_value`,
+    `min_fraction`). `entry_parent` and `entry_tx`
+    are parent pointers over every visited entry, `entry_output` and `entry_hops` its output and
+    hop count; `path(row)` rebuilds a row's tx ids.
     """
 
     direction: str
@@ -60,6 +64,14 @@ class TraceResult:
     entry: np.ndarray
     entry_parent: np.ndarray
     entry_tx: np.ndarray
+    entry_output: np.ndarray
+    entry_hops: np.ndarray
+    dropped: np.ndarray
+
+    @property
+    def hit_limit(self) -> bool:
+        """Did the whole walk stop at `max_entries` (rows of kind "limit")?"""
+        return bool((self.kind == kernels.KIND_LIMIT).any())
 
     def __len__(self) -> int:
         return int(self.output.shape[0])
@@ -137,6 +149,8 @@ def _trace(
     walk_coinjoins: bool,
     cluster_of: np.ndarray | None,
     max_entries: int,
+    max_entries_per_seed: int = DEFAULT_MAX_ENTRIES_PER_SEED,
+    min_fraction: float = 0.0,
 ) -> TraceResult:
     if policy not in POLICIES:
         raise ChainsleuthError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
@@ -149,25 +163,38 @@ def _trace(
     coinjoin = np.zeros(n_txs, np.bool_) if is_coinjoin is None else np.asarray(is_coinjoin)
     if coinjoin.shape[0] < n_txs:
         raise ChainsleuthError(f"is_coinjoin has {coinjoin.shape[0]} entries; the store {n_txs}")
-    (e_output, e_amount, e_parent, e_tx, e_seed, e_hops, e_flags, r_entry, r_kind, r_tx) = (
-        kernels.trace_kernel(
-            backward,
-            POLICIES[policy],
-            seed_arr,
-            value[seed_arr].astype(np.int64),
-            max_hops,
-            min_value,
-            max_entries,
-            walk_coinjoins,
-            np.asarray(store.array("tx_first_input")),
-            np.asarray(store.array("tx_first_output")),
-            np.asarray(store.array("input_spent_output")),
-            value,
-            np.asarray(store.array("output_address")),
-            np.asarray(store.array("output_spent_by_tx")),
-            _stop_addresses(Path(store_dir), stop_clusters, cluster_of),
-            coinjoin.astype(np.bool_, copy=False),
-        )
+    seed_values = value[seed_arr].astype(np.int64)
+    seed_min = np.maximum(np.ceil(seed_values * float(min_fraction)).astype(np.int64), min_value)
+    (
+        e_output,
+        e_amount,
+        e_parent,
+        e_tx,
+        e_seed,
+        e_hops,
+        e_flags,
+        r_entry,
+        r_kind,
+        r_tx,
+        dropped,
+    ) = kernels.trace_kernel(
+        backward,
+        POLICIES[policy],
+        seed_arr,
+        seed_values,
+        max_hops,
+        seed_min,
+        max_entries,
+        max_entries_per_seed,
+        walk_coinjoins,
+        np.asarray(store.array("tx_first_input")),
+        np.asarray(store.array("tx_first_output")),
+        np.asarray(store.array("input_spent_output")),
+        value,
+        np.asarray(store.array("output_address")),
+        np.asarray(store.array("output_spent_by_tx")),
+        _stop_addresses(Path(store_dir), stop_clusters, cluster_of),
+        coinjoin.astype(np.bool_, copy=False),
     )
     return TraceResult(
         direction="back" if backward else "forward",
@@ -183,6 +210,9 @@ def _trace(
         entry=r_entry,
         entry_parent=e_parent,
         entry_tx=e_tx,
+        entry_output=e_output,
+        entry_hops=e_hops,
+        dropped=dropped,
     )
 
 
@@ -197,6 +227,8 @@ def trace_back(
     walk_coinjoins: bool = False,
     cluster_of: np.ndarray | None = None,
     max_entries: int = DEFAULT_MAX_ENTRIES,
+    max_entries_per_seed: int = DEFAULT_MAX_ENTRIES_PER_SEED,
+    min_fraction: float = 0.0,
 ) -> TraceResult:
     """Where did the value of the seed outputs come from? One row per source reached.
 
@@ -205,8 +237,10 @@ def trace_back(
     come from `cluster_of` (default: the store's clustering, `Clusters(store_dir).cluster_of`).
     is_coinjoin: bool per tx; such txs end the walk (kind "coinjoin") unless `walk_coinjoins`,
     which walks through them and flags the rows FLAG_LOW_CONFIDENCE. Amounts below `min_value`
-    satoshis are dropped; a walk that would hold more than `max_entries` frontier entries stops
-    early (kind "limit").
+    satoshis, and shares below `min_fraction` of their seed's value, are dropped (summed per
+    seed in `dropped`); a walk that would hold more than `max_entries` frontier entries stops
+    early (kind "limit"), and a seed whose walk would hold more than `max_entries_per_seed`
+    stops there (kind "seed_limit").
 
     >>> r = trace_back(data, outputs_of_tx(store, hal_tx)[:1])  # doctest: +SKIP
     >>> r.kind_names(), r.amount.tolist()                       # doctest: +SKIP
@@ -224,6 +258,8 @@ def trace_back(
         walk_coinjoins,
         cluster_of,
         max_entries,
+        max_entries_per_seed,
+        min_fraction,
     )
 
 
@@ -238,6 +274,8 @@ def trace_forward(
     walk_coinjoins: bool = False,
     cluster_of: np.ndarray | None = None,
     max_entries: int = DEFAULT_MAX_ENTRIES,
+    max_entries_per_seed: int = DEFAULT_MAX_ENTRIES_PER_SEED,
+    min_fraction: float = 0.0,
 ) -> TraceResult:
     """Where did the value of the seed outputs go? One row per destination reached.
 
@@ -260,6 +298,8 @@ def trace_forward(
         walk_coinjoins,
         cluster_of,
         max_entries,
+        max_entries_per_seed,
+        min_fraction,
     )
 
 

@@ -27,6 +27,7 @@ KIND_COINJOIN = 2
 KIND_MAX_HOPS = 3
 KIND_UNSPENT = 4
 KIND_LIMIT = 5
+KIND_SEED_LIMIT = 6
 
 FLAG_POISON = 1
 FLAG_LOW_CONFIDENCE = 2  # the path walked through a CoinJoin
@@ -54,8 +55,9 @@ def trace_kernel(
     seeds,
     seed_amounts,
     max_hops,
-    min_value,
+    seed_min_amount,
     max_entries,
+    max_entries_per_seed,
     walk_coinjoins,
     tx_first_input,
     tx_first_output,
@@ -69,7 +71,10 @@ def trace_kernel(
     """Walk from `seeds` and return (entry arrays..., row arrays...); see the module docstring.
 
     stop_address: bool per address id (empty: no stop clusters). is_coinjoin: bool per tx.
-    output_spent_by_tx: uint32 per output, NONE or >= n_txs when unspent.
+    output_spent_by_tx: uint32 per output, NONE or >= n_txs when unspent. seed_min_amount: per
+    seed, the smallest amount followed (smaller shares are dropped and summed in `dropped`).
+    max_entries caps the whole walk (kind LIMIT), max_entries_per_seed each seed's part of it
+    (kind SEED_LIMIT), so one exploding seed cannot starve the others.
     """
     n_txs = tx_first_output.shape[0]
     n_inputs = input_spent_output.shape[0]
@@ -84,6 +89,8 @@ def trace_kernel(
     e_hops = np.empty(cap, np.int32)
     e_flags = np.empty(cap, np.uint8)
     n = 0
+    per_seed = np.zeros(seeds.shape[0], np.int64)
+    dropped = np.zeros(seeds.shape[0], np.int64)
     for s in range(seeds.shape[0]):
         e_output[n] = seeds[s]
         e_offset[n] = 0
@@ -155,8 +162,11 @@ def trace_kernel(
                         flags |= FLAG_POISON
                     if is_coinjoin[t]:
                         flags |= FLAG_LOW_CONFIDENCE
+                    owner = e_seed[e]
                     if n + (c_hi - c_lo) > max_entries:
                         kind = KIND_LIMIT
+                    elif per_seed[owner] + (c_hi - c_lo) > max_entries_per_seed:
+                        kind = KIND_SEED_LIMIT
                     else:
                         cursor = np.int64(0)
                         for c in range(c_lo, c_hi):
@@ -175,8 +185,12 @@ def trace_kernel(
                             else:
                                 amt = v
                             cursor += v
-                            if amt <= 0 or amt < min_value:
+                            if amt <= 0:
                                 continue
+                            if amt < seed_min_amount[owner]:
+                                dropped[owner] += amt
+                                continue
+                            per_seed[owner] += 1
                             if n == e_output.shape[0]:
                                 e_output = _grow(e_output, n + 1)
                                 e_offset = _grow(e_offset, n + 1)
@@ -215,6 +229,7 @@ def trace_kernel(
         r_entry[:nr].copy(),
         r_kind[:nr].copy(),
         r_tx[:nr].copy(),
+        dropped,
     )
 
 

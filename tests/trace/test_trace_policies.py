@@ -163,3 +163,22 @@ def test_outputs_of_addresses_finds_receiving_outputs(world: dict) -> None:
     store = world["store"]
     address_a = int(np.asarray(store.array("output_address"))[world["a"]])
     assert outputs_of_addresses(store, [address_a]).tolist() == [world["a"]]
+
+
+def test_min_fraction_drops_small_shares_and_counts_them(world: dict) -> None:
+    # C's 2 BTC come 3/4 from A and 1/4 from B: at min_fraction 0.3 B's share is not followed
+    r = trace_back(world["dir"], [world["c"]], policy="haircut", max_hops=1, min_fraction=0.3)
+    assert _by_output(r) == {world["a"]: 150_000_000}
+    assert r.dropped.tolist() == [50_000_000]
+    whole = trace_back(world["dir"], [world["c"]], policy="haircut", max_hops=1)
+    assert whole.dropped.tolist() == [0]
+
+
+def test_a_seed_over_its_entry_cap_stops_as_seed_limit(world: dict) -> None:
+    # E <- hop <- C <- mix <- {A, B}: the mix's two inputs do not fit a cap of 2 entries
+    r = trace_back(world["dir"], [world["e"], world["a"]], max_hops=5, max_entries_per_seed=2)
+    rows = {(int(s), k) for s, k in zip(r.seed.tolist(), r.kind_names(), strict=True)}
+    assert (0, "seed_limit") in rows
+    assert (1, "coinbase") in rows  # the other seed's walk is not affected
+    assert not r.hit_limit
+    assert r.amount[r.seed == 0].sum() == 2 * BTC  # the capped amount is reported, not lost
