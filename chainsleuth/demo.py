@@ -110,8 +110,9 @@ def run_demo(out: Path, console: Console) -> None:
         )
     data = f"{out}/store"
     console.print(
-        f"\nDone in {time.perf_counter() - started:.0f} s. The case: {out}/case/leads.csv, "
-        f"subpoenas.csv, cashouts.csv, case.json. Try:\n"
+        f"\nDone in {time.perf_counter() - started:.0f} s. The case: {out}/case/report.html "
+        f"(open it in a browser; report.pdf to print), leads.csv, subpoenas.csv, cashouts.csv, "
+        f"case.json. Try:\n"
         f"  .venv/bin/chainsleuth --data {data} status\n"
         f"  .venv/bin/chainsleuth --data {data} cluster-of {top[0]['example']}\n"
         f'  .venv/bin/chainsleuth --data {data} sql "SELECT * FROM cluster_coinjoins LIMIT 5"'

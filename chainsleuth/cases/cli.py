@@ -60,6 +60,7 @@ def _print_summary(summary: object, console: Console) -> None:
     for name, sat in sorted(summary.cashouts_by_entity.items(), key=lambda kv: -kv[1]):
         cash.add_row(name, f"{sat / 1e8:.8f}")
     console.print(cash)
+    _print_cashouts(summary.out_dir / "cashouts.csv", console)
     if summary.report_html is not None:
         console.print(f"Report: {summary.report_html}")
     if summary.report_pdf is not None:
@@ -72,3 +73,29 @@ def run_case_demo(world: Path, store_dir: Path, out_dir: Path, console: Console)
 
     summary = investigate(Path(store_dir), Path(world) / "seeds" / "deposits.csv", Path(out_dir))
     _print_summary(summary, console)
+
+
+def _print_cashouts(path: Path, console: Console, limit: int = 10) -> None:
+    """The largest cash-outs: the leads to the administrator (the rest are in cashouts.csv)."""
+    import csv
+
+    with open(path, newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: -int(r["amount_sat"]))
+    if not rows:
+        return
+    table = Table(
+        "date",
+        "exchange",
+        "BTC",
+        "deposit address credited",
+        title=f"Largest cash-outs ({min(limit, len(rows))} of {len(rows)}; all in {path.name})",
+        title_justify="left",
+    )
+    for r in rows[:limit]:
+        table.add_row(
+            r["block_time"][:10],
+            r["destination_entity"],
+            f"{int(r['amount_sat']) / 1e8:.8f}",
+            r["destination_address"],
+        )
+    console.print(table)
