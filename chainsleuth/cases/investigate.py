@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from chainsleuth import __version__
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
+from chainsleuth.trace.exposure import coinjoin_flags as _coinjoins
 
 DEFAULT_PRICES = (
     Path(__file__).resolve().parents[2].parent
@@ -205,23 +205,6 @@ def _seed_ids(store: Store, addresses: list[str]) -> np.ndarray:
     ).fetchnumpy()["address_id"]
     con.unregister("cs_seed_list")
     return np.unique(np.asarray(ids, np.int64))
-
-
-def _coinjoins(data_dir: Path, n_txs: int) -> tuple[np.ndarray, dict[int, str]]:
-    """Bool per tx (flagged by the cluster stage) and {tx id: rule (the mixer kind)}."""
-    flags = np.zeros(n_txs, np.bool_)
-    rules: dict[int, str] = {}
-    from chainsleuth.cluster.engine import clusters_dir, read_manifest
-
-    manifest = read_manifest(data_dir) or {}
-    for name in manifest.get("files", {}).get("coinjoins", []):
-        table = pq.read_table(clusters_dir(data_dir) / name, columns=["tx_id", "rule"])
-        tx_ids = table.column("tx_id").to_numpy().astype(np.int64)
-        for t, rule in zip(tx_ids.tolist(), table.column("rule").to_pylist(), strict=True):
-            if 0 <= t < n_txs:
-                flags[t] = True
-                rules[t] = str(rule)
-    return flags, rules
 
 
 class _Chain:

@@ -53,8 +53,17 @@ def trace_rows(
     policy: str = "haircut",
     max_hops: int = 6,
     min_value: int = 0,
+    stops: bool = True,
+    walk_coinjoins: bool = False,
 ) -> list[dict[str, Any]]:
-    """Trace an address's receiving outputs, or a tx's outputs, and return one dict per row."""
+    """Trace an address's receiving outputs, or a tx's outputs, and return one dict per row.
+
+    With `stops` (and a clustering), the walk ends at attributed clusters other than the
+    seeds' own (kind "cluster", with the entity and category) and at the txs the cluster stage
+    flagged as CoinJoins (kind "coinjoin", with the mixer), unless `walk_coinjoins`: then it
+    walks through them and marks the rows beyond as low confidence.
+    """
+    from chainsleuth.cluster.engine import Clusters, read_manifest
     from chainsleuth.core.address import AddressError
     from chainsleuth.store.store import Store
     from chainsleuth.trace.engine import (
@@ -66,6 +75,7 @@ def trace_rows(
         trace_forward,
         txid_hex,
     )
+    from chainsleuth.trace.exposure import cluster_attribution, coinjoin_flags
 
     if direction not in ("back", "forward"):
         raise ChainsleuthError("--direction is back or forward")
@@ -84,9 +94,36 @@ def trace_rows(
             raise ChainsleuthError(f"address {target} has never been seen in the store")
         seeds = outputs_of_addresses(store, [address_id])
     run = trace_back if direction == "back" else trace_forward
-    result = run(data_dir, seeds, policy=policy, max_hops=max_hops, min_value=min_value)
-    addresses = _addresses(store, np.asarray(store.array("output_address"))[result.output])
+    options: dict[str, Any] = {}
+    attribution: dict[int, tuple[str | None, str]] = {}
+    mixer: dict[int, str] = {}
+    cluster_of = None
+    if stops and read_manifest(data_dir) is not None:
+        cluster_of = np.asarray(Clusters(data_dir).cluster_of, np.int64)
+        seed_addresses = np.asarray(store.array("output_address"))[seeds].astype(np.int64)
+        own = set(cluster_of[seed_addresses[seed_addresses != 0xFFFFFFFF]].tolist())
+        attribution = {c: v for c, v in cluster_attribution(data_dir).items() if c not in own}
+        is_coinjoin, mixer = coinjoin_flags(data_dir, store.counts["txs"])
+        options = {
+            "stop_clusters": np.array(sorted(attribution), np.int64),
+            "cluster_of": cluster_of,
+            "is_coinjoin": is_coinjoin,
+            "walk_coinjoins": walk_coinjoins,
+        }
+    result = run(data_dir, seeds, policy=policy, max_hops=max_hops, min_value=min_value, **options)
+    address_ids = np.asarray(store.array("output_address"))[result.output].astype(np.int64)
+    addresses = _addresses(store, address_ids)
     txids = txid_hex(store, result.tx)
+
+    def entity(k: int) -> tuple[str | None, str | None]:
+        kind = KINDS[int(result.kind[k])]
+        if kind == "coinjoin":
+            return mixer.get(int(result.tx[k]), "coinjoin"), "coinjoin"
+        if kind == "cluster" and cluster_of is not None and address_ids[k] != 0xFFFFFFFF:
+            name, category = attribution.get(int(cluster_of[address_ids[k]]), (None, None))
+            return name, category
+        return None, None
+
     return [
         {
             "seed_output_id": int(result.seeds[result.seed[k]]),
@@ -96,6 +133,8 @@ def trace_rows(
             "amount": int(result.amount[k]),
             "hops": int(result.hops[k]),
             "kind": KINDS[int(result.kind[k])],
+            "entity": entity(k)[0],
+            "category": entity(k)[1],
             "poison": bool(result.flags[k] & 1),
             "low_confidence": bool(result.flags[k] & 2),
             "path": path_txids(store, result, k),
@@ -133,17 +172,28 @@ def register(app: typer.Typer) -> None:
         policy: str = typer.Option("haircut", "--policy", help="poison | haircut | fifo"),
         max_hops: int = typer.Option(6, "--max-hops"),
         min_value: int = typer.Option(0, "--min-value", help="drop amounts below (satoshis)"),
+        stops: bool = typer.Option(
+            True,
+            "--stops/--no-stops",
+            help="end at attributed clusters and CoinJoins (needs a clustering)",
+        ),
+        walk_coinjoins: bool = typer.Option(
+            False, "--walk-coinjoins", help="walk through CoinJoins (rows marked low confidence)"
+        ),
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
         """Trace value backward to its sources or forward to its destinations."""
-        rows = trace_rows(_data_dir(), target, direction, policy, max_hops, min_value)
+        rows = trace_rows(
+            _data_dir(), target, direction, policy, max_hops, min_value, stops, walk_coinjoins
+        )
         if json_out:
             sys.stdout.write(json.dumps(rows, indent=2) + "\n")
             return
         title = "sources" if direction == "back" else "destinations"
         table = Table("address", "BTC", "hops", "kind", "path", title=f"{len(rows)} {title}")
         for r in rows:
-            kind = r["kind"] + (" (low confidence)" if r["low_confidence"] else "")
+            kind = r["kind"] + (f": {r['entity']} ({r['category']})" if r["entity"] else "")
+            kind += " (low confidence)" if r["low_confidence"] else ""
             path = " → ".join(t[:12] + "…" for t in r["path"]) or "(seed)"
             amount = f"{r['amount'] / 1e8:.8f}"
             table.add_row(r["address"] or "-", amount, str(r["hops"]), kind, path)

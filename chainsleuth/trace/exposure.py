@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.store.layout import NONE32
@@ -41,6 +42,24 @@ def cluster_attribution(data_dir: Path) -> dict[int, tuple[str | None, str]]:
     return {
         int(r["cluster_id"]): (r["actor"] or r["label"], r["category"] or "other") for r in rows
     }
+
+
+def coinjoin_flags(data_dir: Path, n_txs: int) -> tuple[np.ndarray, dict[int, str]]:
+    """Bool per tx (flagged as a CoinJoin by the cluster stage) and {tx id: rule (the mixer
+    kind)}; all False without a clustering."""
+    flags = np.zeros(n_txs, np.bool_)
+    rules: dict[int, str] = {}
+    from chainsleuth.cluster.engine import clusters_dir, read_manifest
+
+    manifest = read_manifest(data_dir) or {}
+    for name in manifest.get("files", {}).get("coinjoins", []):
+        table = pq.read_table(clusters_dir(data_dir) / name, columns=["tx_id", "rule"])
+        tx_ids = table.column("tx_id").to_numpy().astype(np.int64)
+        for t, rule in zip(tx_ids.tolist(), table.column("rule").to_pylist(), strict=True):
+            if 0 <= t < n_txs:
+                flags[t] = True
+                rules[t] = str(rule)
+    return flags, rules
 
 
 def _categorise(

@@ -274,3 +274,33 @@ def test_service_wallet_is_part_of_the_service(world: tuple[Path, Path, Path]) -
     }
     # no cash-out names the service's own wallet as a destination
     assert not wallet & {r["destination_address"] for r in _rows(case / "cashouts.csv")}
+
+
+def test_trace_lookup_stops_at_exchanges_and_coinjoins(world: tuple[Path, Path, Path]) -> None:
+    """`chainsleuth trace ADDR`: ends at the attributed exchange (named) or at the CoinJoin
+    (with its mixer); --walk-coinjoins goes through and marks what lies beyond."""
+    from chainsleuth.trace.cli import trace_rows
+
+    w, store, _ = world
+    deposits = _rows(w / "truth" / "deposits.csv")
+    direct = next(t for t in deposits if t["path_kind"] == "direct" and t["n_payments"] == "1")
+    rows = trace_rows(store, direct["deposit_address"], max_hops=15)
+    assert [(r["kind"], r["entity"], r["category"]) for r in rows] == [
+        ("cluster", direct["funding_exchange"], "exchange")
+    ]
+    assert rows[0]["path"] == [direct["funding_txid"]]
+    mixed = next(
+        t
+        for t in deposits
+        if t["coinjoin_kind"] == "whirlpool"
+        and t["coinjoin_broke_trail"] == "true"
+        and t["n_payments"] == "1"
+    )
+    stopped = trace_rows(store, mixed["deposit_address"], max_hops=15)
+    assert {r["kind"] for r in stopped} == {"coinjoin"}
+    assert all(r["category"] == "coinjoin" and r["entity"] for r in stopped)
+    walked = trace_rows(store, mixed["deposit_address"], max_hops=15, walk_coinjoins=True)
+    assert "coinjoin" not in {r["kind"] for r in walked}
+    assert all(r["low_confidence"] for r in walked)
+    raw = trace_rows(store, direct["deposit_address"], max_hops=2, stops=False)
+    assert all(r["entity"] is None for r in raw)
