@@ -55,13 +55,16 @@ def trace_rows(
     min_value: int = 0,
     stops: bool = True,
     walk_coinjoins: bool = False,
+    since: str | None = None,
+    until: str | None = None,
 ) -> list[dict[str, Any]]:
     """Trace an address's receiving outputs, or a tx's outputs, and return one dict per row.
 
     With `stops` (and a clustering), the walk ends at attributed clusters other than the
     seeds' own (kind "cluster", with the entity and category) and at the txs the cluster stage
     flagged as CoinJoins (kind "coinjoin", with the mixer), unless `walk_coinjoins`: then it
-    walks through them and marks the rows beyond as low confidence.
+    walks through them and marks the rows beyond as low confidence. `since` / `until` (a block
+    height or a UTC date YYYY-MM-DD, both included) bound the time window of the walk.
     """
     from chainsleuth.cluster.engine import Clusters, read_manifest
     from chainsleuth.core.address import AddressError
@@ -110,6 +113,10 @@ def trace_rows(
             "is_coinjoin": is_coinjoin,
             "walk_coinjoins": walk_coinjoins,
         }
+    if since is not None:
+        options["min_height"] = window_height(store, since, "since")
+    if until is not None:
+        options["max_height"] = window_height(store, until, "until")
     result = run(data_dir, seeds, policy=policy, max_hops=max_hops, min_value=min_value, **options)
     address_ids = np.asarray(store.array("output_address"))[result.output].astype(np.int64)
     addresses = _addresses(store, address_ids)
@@ -141,6 +148,31 @@ def trace_rows(
         }
         for k in range(len(result))
     ]
+
+
+def window_height(store: Any, value: str, edge: str) -> int:
+    """A time window edge as a block height: digits are a height; YYYY-MM-DD a UTC date (since:
+    the first block of that day; until: the last block of that day)."""
+    import datetime as dt
+
+    if value.isdigit():
+        return int(value)
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise ChainsleuthError(
+            f"--{edge} takes a block height or a date YYYY-MM-DD, not {value!r}"
+        ) from None
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    if edge == "since":
+        row = store.sql(f"SELECT min(height) FROM blocks WHERE time >= '{start:%Y-%m-%d}'")
+        found = row.column(0)[0].as_py()
+        return int(found) if found is not None else 1 << 31
+    row = store.sql(
+        f"SELECT max(height) FROM blocks WHERE time < '{start + dt.timedelta(days=1):%Y-%m-%d}'"
+    )
+    found = row.column(0)[0].as_py()
+    return int(found) if found is not None else -1
 
 
 def _node_names(nodes: list[int], level: str) -> dict[int, str]:
@@ -180,11 +212,26 @@ def register(app: typer.Typer) -> None:
         walk_coinjoins: bool = typer.Option(
             False, "--walk-coinjoins", help="walk through CoinJoins (rows marked low confidence)"
         ),
+        since: str | None = typer.Option(
+            None, "--since", help="time window start: block height or date YYYY-MM-DD"
+        ),
+        until: str | None = typer.Option(
+            None, "--until", help="time window end: block height or date YYYY-MM-DD"
+        ),
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
         """Trace value backward to its sources or forward to its destinations."""
         rows = trace_rows(
-            _data_dir(), target, direction, policy, max_hops, min_value, stops, walk_coinjoins
+            _data_dir(),
+            target,
+            direction,
+            policy,
+            max_hops,
+            min_value,
+            stops,
+            walk_coinjoins,
+            since,
+            until,
         )
         if json_out:
             sys.stdout.write(json.dumps(rows, indent=2) + "\n")

@@ -30,7 +30,16 @@ POLICIES = {
     "fifo": kernels.POLICY_FIFO,
 }
 #: Row kinds by code: where a traced amount stopped.
-KINDS = ("cluster", "coinbase", "coinjoin", "max_hops", "unspent", "limit", "seed_limit")
+KINDS = (
+    "cluster",
+    "coinbase",
+    "coinjoin",
+    "max_hops",
+    "unspent",
+    "limit",
+    "seed_limit",
+    "time_window",
+)
 FLAG_POISON = kernels.FLAG_POISON
 FLAG_LOW_CONFIDENCE = kernels.FLAG_LOW_CONFIDENCE
 DEFAULT_MAX_ENTRIES = 20_000_000  # about 1 GB of frontier (49 B per entry)
@@ -151,6 +160,8 @@ def _trace(
     max_entries: int,
     max_entries_per_seed: int = DEFAULT_MAX_ENTRIES_PER_SEED,
     min_fraction: float = 0.0,
+    min_height: int | None = None,
+    max_height: int | None = None,
 ) -> TraceResult:
     if policy not in POLICIES:
         raise ChainsleuthError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
@@ -195,6 +206,9 @@ def _trace(
         np.asarray(store.array("output_spent_by_tx")),
         _stop_addresses(Path(store_dir), stop_clusters, cluster_of),
         coinjoin.astype(np.bool_, copy=False),
+        np.asarray(store.array("tx_height")),
+        -1 if min_height is None else int(min_height),
+        (1 << 31) if max_height is None else int(max_height),
     )
     return TraceResult(
         direction="back" if backward else "forward",
@@ -229,6 +243,8 @@ def trace_back(
     max_entries: int = DEFAULT_MAX_ENTRIES,
     max_entries_per_seed: int = DEFAULT_MAX_ENTRIES_PER_SEED,
     min_fraction: float = 0.0,
+    min_height: int | None = None,
+    max_height: int | None = None,
 ) -> TraceResult:
     """Where did the value of the seed outputs come from? One row per source reached.
 
@@ -240,7 +256,9 @@ def trace_back(
     satoshis, and shares below `min_fraction` of their seed's value, are dropped (summed per
     seed in `dropped`); a walk that would hold more than `max_entries` frontier entries stops
     early (kind "limit"), and a seed whose walk would hold more than `max_entries_per_seed`
-    stops there (kind "seed_limit").
+    stops there (kind "seed_limit"). `min_height` / `max_height` bound the time window: a tx
+    outside it is not walked through (kind "time_window": the value was there before the window
+    opened, or was still held when it closed).
 
     >>> r = trace_back(data, outputs_of_tx(store, hal_tx)[:1])  # doctest: +SKIP
     >>> r.kind_names(), r.amount.tolist()                       # doctest: +SKIP
@@ -260,6 +278,8 @@ def trace_back(
         max_entries,
         max_entries_per_seed,
         min_fraction,
+        min_height,
+        max_height,
     )
 
 
@@ -276,6 +296,8 @@ def trace_forward(
     max_entries: int = DEFAULT_MAX_ENTRIES,
     max_entries_per_seed: int = DEFAULT_MAX_ENTRIES_PER_SEED,
     min_fraction: float = 0.0,
+    min_height: int | None = None,
+    max_height: int | None = None,
 ) -> TraceResult:
     """Where did the value of the seed outputs go? One row per destination reached.
 
@@ -300,6 +322,8 @@ def trace_forward(
         max_entries,
         max_entries_per_seed,
         min_fraction,
+        min_height,
+        max_height,
     )
 
 

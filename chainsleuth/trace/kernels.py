@@ -28,6 +28,7 @@ KIND_MAX_HOPS = 3
 KIND_UNSPENT = 4
 KIND_LIMIT = 5
 KIND_SEED_LIMIT = 6
+KIND_WINDOW = 7
 
 FLAG_POISON = 1
 FLAG_LOW_CONFIDENCE = 2  # the path walked through a CoinJoin
@@ -67,6 +68,9 @@ def trace_kernel(
     output_spent_by_tx,
     stop_address,
     is_coinjoin,
+    tx_height,
+    min_height,
+    max_height,
 ):
     """Walk from `seeds` and return (entry arrays..., row arrays...); see the module docstring.
 
@@ -74,7 +78,9 @@ def trace_kernel(
     output_spent_by_tx: uint32 per output, NONE or >= n_txs when unspent. seed_min_amount: per
     seed, the smallest amount followed (smaller shares are dropped and summed in `dropped`).
     max_entries caps the whole walk (kind LIMIT), max_entries_per_seed each seed's part of it
-    (kind SEED_LIMIT), so one exploding seed cannot starve the others.
+    (kind SEED_LIMIT), so one exploding seed cannot starve the others. A tx outside
+    [min_height, max_height] (tx_height per tx) is not walked through (kind WINDOW): backward,
+    value that was already there before the window; forward, value still held at its end.
     """
     n_txs = tx_first_output.shape[0]
     n_inputs = input_spent_output.shape[0]
@@ -134,6 +140,9 @@ def trace_kernel(
                         kind = KIND_COINBASE
                 elif is_coinjoin[t] and not walk_coinjoins:
                     kind = KIND_COINJOIN
+                    stop_tx = t
+                if kind < 0 and (tx_height[t] < min_height or tx_height[t] > max_height):
+                    kind = KIND_WINDOW
                     stop_tx = t
                 if kind < 0 and e_hops[e] >= max_hops:
                     kind = KIND_MAX_HOPS

@@ -304,3 +304,7 @@ def test_trace_lookup_stops_at_exchanges_and_coinjoins(world: tuple[Path, Path, 
     assert all(r["low_confidence"] for r in walked)
     raw = trace_rows(store, direct["deposit_address"], max_hops=2, stops=False)
     assert all(r["entity"] is None for r in raw)
+    # a window opening after the payment's block: the deposit's value was already there
+    late = str(int(direct["first_payment_height"]) + 1)
+    windowed = trace_rows(store, direct["deposit_address"], max_hops=15, since=late)
+    assert {r["kind"] for r in windowed} == {"time_window"} and windowed[0]["hops"] == 0

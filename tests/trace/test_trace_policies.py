@@ -182,3 +182,16 @@ def test_a_seed_over_its_entry_cap_stops_as_seed_limit(world: dict) -> None:
     assert (1, "coinbase") in rows  # the other seed's walk is not affected
     assert not r.hit_limit
     assert r.amount[r.seed == 0].sum() == 2 * BTC  # the capped amount is reported, not lost
+
+
+def test_a_time_window_stops_the_walk_at_its_edges(world: dict) -> None:
+    heights = np.asarray(world["store"].array("tx_height"))
+    hop_height, mix_height = int(heights[world["hop"]]), int(heights[world["mix"]])
+    assert mix_height < hop_height
+    back = trace_back(world["dir"], [world["e"]], max_hops=5, min_height=hop_height)
+    assert back.kind_names() == ["time_window"] and back.output.tolist() == [world["c"]]
+    assert back.amount.tolist() == [2 * BTC]  # C's value was there before the window opened
+    whole = trace_back(world["dir"], [world["e"]], max_hops=5)
+    assert set(whole.kind_names()) == {"coinbase"}
+    forward = trace_forward(world["dir"], [world["a"]], max_hops=5, max_height=mix_height - 1)
+    assert forward.kind_names() == ["time_window"] and forward.output.tolist() == [world["a"]]
