@@ -32,12 +32,26 @@ def register(app: typer.Typer) -> None:
         ),
         report: bool = typer.Option(True, "--report/--no-report", help="write report.html"),
         pdf: bool = typer.Option(True, "--pdf/--no-pdf", help="write report.pdf"),
+        walk_coinjoins: bool = typer.Option(
+            False,
+            "--walk-coinjoins",
+            help="trace through CoinJoins; sources beyond get through_coinjoin=true and "
+            "confidence at most 0.25",
+        ),
     ) -> None:
         """Trace a service's deposits to the exchanges that funded them, and its cash-outs."""
         from chainsleuth.cases.investigate import investigate
 
         summary = investigate(
-            _data_dir(), seeds, out, policy, max_hops, prices, report=report, pdf=pdf
+            _data_dir(),
+            seeds,
+            out,
+            policy,
+            max_hops,
+            prices,
+            report=report,
+            pdf=pdf,
+            walk_coinjoins=walk_coinjoins,
         )
         _print_summary(summary, console)
 

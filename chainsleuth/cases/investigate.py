@@ -121,6 +121,7 @@ LEAD_COLUMNS = [
     "path",
     "n_paths",
     "custody_path",
+    "through_coinjoin",
 ]
 SUBPOENA_COLUMNS = [
     "exchange",
@@ -292,6 +293,7 @@ def investigate(
     prices_csv: Path | None = None,
     report: bool = True,
     pdf: bool = True,
+    walk_coinjoins: bool = False,
 ) -> InvestigationSummary:
     """Run the case: leads (who funded the deposits), subpoenas (per exchange), cash-outs."""
     from chainsleuth.cluster.engine import Clusters
@@ -359,6 +361,7 @@ def investigate(
         "cluster_of": cluster_of,
         "max_entries_per_seed": MAX_ENTRIES_PER_SEED,
         "min_fraction": MIN_FRACTION,
+        "walk_coinjoins": walk_coinjoins,
     }
     # deposits grouped by address, so each chunk holds every output of its addresses
     by_address = np.lexsort((deposits, out_addr[deposits]))
@@ -420,7 +423,9 @@ def investigate(
             "max_hops": max_hops,
             "stop_clusters": "every attributed cluster (tags stage) outside the service",
             "exchange_categories": sorted(EXCHANGE_CATEGORIES),
-            "coinjoins": "cluster stage (clusters/manifest.json files.coinjoins) stop the walk",
+            "coinjoins": "cluster stage (clusters/manifest.json files.coinjoins) "
+            + ("walked through, leads beyond marked" if walk_coinjoins else "stop the walk"),
+            "walk_coinjoins": walk_coinjoins,
             "confidence": {
                 "policy_base": POLICY_BASE,
                 "hop_decay": HOP_DECAY,
@@ -667,8 +672,11 @@ def _leads(
         * CUSTODY_DECAY**g_custody_n
         * np.clip(share, 0.0, 1.0)
     )
+    # a source named beyond a CoinJoin (walk_coinjoins) is no surer than the CoinJoin itself
+    through = (result.flags & trace_kernels.FLAG_LOW_CONFIDENCE) != 0
+    g_through = np.maximum.reduceat(through[order], starts) if n_groups else np.zeros(0, np.bool_)
     confidence = np.where(
-        g_kind == SOURCE_COINJOIN, np.minimum(confidence, COINJOIN_CAP), confidence
+        (g_kind == SOURCE_COINJOIN) | g_through, np.minimum(confidence, COINJOIN_CAP), confidence
     )
     confidence = np.where(exchange_like, np.round(confidence, 4), 0.0)
     heights = np.full(starts.shape[0], -1, np.int64)
@@ -697,6 +705,7 @@ def _leads(
             "path": g_path,
             "n_paths": n_paths,
             "custody_path": g_custody,
+            "through_coinjoin": np.where(g_through, "true", "false"),
         },
         schema=_schema(LEAD_COLUMNS),
     )

@@ -308,3 +308,28 @@ def test_trace_lookup_stops_at_exchanges_and_coinjoins(world: tuple[Path, Path, 
     late = str(int(direct["first_payment_height"]) + 1)
     windowed = trace_rows(store, direct["deposit_address"], max_hops=15, since=late)
     assert {r["kind"] for r in windowed} == {"time_window"} and windowed[0]["hops"] == 0
+
+
+def test_walking_through_coinjoins_names_exchanges_at_low_confidence(
+    world: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    w, store, _ = world
+    investigate(
+        store, w / "seeds" / "deposits.csv", tmp_path / "walk", report=False, walk_coinjoins=True
+    )
+    leads: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for r in _rows(tmp_path / "walk" / "leads.csv"):
+        leads[r["deposit_address"]].append(r)
+    mixed = [
+        t
+        for t in _rows(w / "truth" / "deposits.csv")
+        if t["path_kind"] == "coinjoin" and t["coinjoin_broke_trail"] == "true"
+    ]
+    beyond = [
+        r for t in mixed for r in leads[t["deposit_address"]] if r["through_coinjoin"] == "true"
+    ]
+    assert beyond, "no lead went through a CoinJoin"
+    assert all(float(r["confidence"]) <= 0.25 for r in beyond)
+    assert all(r["source_category"] != "coinjoin" for r in beyond)
+    meta = json.loads((tmp_path / "walk" / "case.json").read_text())
+    assert meta["parameters"]["walk_coinjoins"] is True
