@@ -33,6 +33,7 @@ from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
 from chainsleuth.trace.exposure import coinjoin_flags as _coinjoins
+from chainsleuth.trace.exposure import one_wallet_txs
 
 DEFAULT_PRICES = (
     Path(__file__).resolve().parents[2].parent
@@ -329,6 +330,9 @@ def investigate(
     stop = np.zeros(max(n_addresses, 1), np.bool_)
     stop[np.array(sorted(attribution), np.int64)] = True
     is_coinjoin, mixer = _coinjoins(data_dir, store.counts["txs"])
+    # one wallet cannot mix with itself: a flagged tx whose inputs share a cluster is walked
+    one_wallet = is_coinjoin & one_wallet_txs(store, cluster_of)
+    is_coinjoin &= ~one_wallet
 
     # address id per output, with the "no address" marker mapped to -1
     out_addr = chain.output_address.astype(np.int64)
@@ -426,6 +430,7 @@ def investigate(
             "coinjoins": "cluster stage (clusters/manifest.json files.coinjoins) "
             + ("walked through, leads beyond marked" if walk_coinjoins else "stop the walk"),
             "walk_coinjoins": walk_coinjoins,
+            "one_wallet_coinjoins_walked": int(one_wallet.sum()),
             "confidence": {
                 "policy_base": POLICY_BASE,
                 "hop_decay": HOP_DECAY,

@@ -62,6 +62,26 @@ def coinjoin_flags(data_dir: Path, n_txs: int) -> tuple[np.ndarray, dict[int, st
     return flags, rules
 
 
+def one_wallet_txs(store: Store, cluster_of: np.ndarray) -> np.ndarray:
+    """Bool per tx: do all of its inputs lie in one cluster (coinbases: False)?
+
+    A CoinJoin mixes several wallets' coins; a tx flagged as one whose inputs all belong to a
+    single cluster is one wallet's own split (a Whirlpool Tx0, an exchange's equal-amount
+    batch), and tracing may walk through it as through any other tx of that wallet.
+    """
+    input_address = np.asarray(store.array("input_address")).astype(np.int64)
+    first = np.asarray(store.array("tx_first_input")).astype(np.int64)
+    n_txs = first.shape[0]
+    if n_txs == 0 or input_address.shape[0] == 0:
+        return np.zeros(n_txs, np.bool_)
+    known = input_address != int(NONE32)
+    cluster = np.where(known, cluster_of[np.where(known, input_address, 0)], -1)
+    low = np.minimum.reduceat(cluster, first)
+    high = np.maximum.reduceat(cluster, first)
+    result: np.ndarray = (low == high) & (low >= 0)
+    return result
+
+
 def _categorise(
     store: Store,
     result: TraceResult,

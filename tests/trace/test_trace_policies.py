@@ -195,3 +195,17 @@ def test_a_time_window_stops_the_walk_at_its_edges(world: dict) -> None:
     assert set(whole.kind_names()) == {"coinbase"}
     forward = trace_forward(world["dir"], [world["a"]], max_hops=5, max_height=mix_height - 1)
     assert forward.kind_names() == ["time_window"] and forward.output.tolist() == [world["a"]]
+
+
+def test_one_wallet_txs_are_those_whose_inputs_share_a_cluster(world: dict) -> None:
+    from chainsleuth.trace.exposure import one_wallet_txs
+
+    store = world["store"]
+    own = np.arange(store.counts["addresses"], dtype=np.int64)  # every address its own cluster
+    assert not one_wallet_txs(store, own)[world["mix"]]  # A and B: two wallets
+    assert one_wallet_txs(store, own)[world["hop"]]  # one input: one wallet
+    assert not one_wallet_txs(store, own)[world["cb_a"]]  # a coinbase spends no one's coins
+    address_of = np.asarray(store.array("output_address")).astype(np.int64)
+    merged = own.copy()
+    merged[address_of[world["b"]]] = merged[address_of[world["a"]]]
+    assert one_wallet_txs(store, merged)[world["mix"]]
