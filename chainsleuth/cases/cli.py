@@ -83,10 +83,21 @@ def _print_summary(summary: object, console: Console) -> None:
 
 def run_case_demo(world: Path, store_dir: Path, out_dir: Path, console: Console) -> None:
     """Investigate the demo world's service from its seized deposit list (world/seeds)."""
-    from chainsleuth.cases.investigate import investigate
+    from dataclasses import replace
 
-    summary = investigate(Path(store_dir), Path(world) / "seeds" / "deposits.csv", Path(out_dir))
-    _print_summary(summary, console)
+    from chainsleuth.cases.investigate import investigate
+    from chainsleuth.cases.report import write_report
+    from chainsleuth.core.errors import ChainsleuthError
+
+    summary = investigate(
+        Path(store_dir), Path(world) / "seeds" / "deposits.csv", Path(out_dir), report=False
+    )
+    try:
+        paths = write_report(Path(out_dir))
+    except ChainsleuthError as e:  # no Pango here: the demo still gives the HTML report
+        console.print(f"[yellow]report.pdf skipped: {e}[/]")
+        paths = write_report(Path(out_dir), pdf=False)
+    _print_summary(replace(summary, report_html=paths.html, report_pdf=paths.pdf), console)
 
 
 def _print_cashouts(path: Path, console: Console, limit: int = 10) -> None:
