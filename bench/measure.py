@@ -1,4 +1,5 @@
-"""One measurement in a fresh process, printed as a JSON line: ingest, floor, baseline, traversal.
+"""One measurement in a fresh process, printed as a JSON line: ingest, floor, baseline, traversal,
+clustering, tags, investigations.
 
 `bench.run` starts `python -m bench.measure <kind> <json args>` once per measurement so that each
 one has its own peak RSS (`ru_maxrss` of that process) and none inherits another's warm heap or
@@ -274,8 +275,29 @@ def tags() -> dict[str, Any]:
     return result
 
 
+def investigate_cli(store: str, seeds: str, out: str) -> dict[str, Any]:
+    from bench.investigate_bench import measure_cli
+
+    return measure_cli(store, seeds, out)
+
+
+def investigate_trace(store: str, seeds: list[str]) -> dict[str, Any]:
+    from bench.investigate_bench import measure_trace
+
+    return measure_trace(store, seeds)
+
+
+def investigate_networkx(store: str, seeds: list[str]) -> dict[str, Any]:
+    from bench.investigate_bench import measure_networkx
+
+    return measure_networkx(store, seeds)
+
+
 KINDS = {
     "cluster": cluster,
+    "investigate_cli": investigate_cli,
+    "investigate_trace": investigate_trace,
+    "investigate_networkx": investigate_networkx,
     "tags": tags,
     "ingest": ingest,
     "floor": floor,

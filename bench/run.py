@@ -1,5 +1,7 @@
 """`make bench`: ingest throughput against a hashing floor and blockchain-parser, store size,
-array traversal, and an extrapolation to mainnet; writes docs/benchmarks.md.
+array traversal, an extrapolation to mainnet, the later stages (simulator, clustering against
+scipy and networkx, TagPack import) and investigations of 100k and 1M seeds against networkx
+(`bench.investigate_bench`); writes docs/benchmarks.md.
 
 Why it exists: the ingest's targets (issue "benchmarks") are relative, so the baselines are
 measured in the same run on the same bytes: (a) the floor, hashlib double-SHA256 of every
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import synth_chain
+from bench import investigate_bench, synth_chain
 
 ROOT = Path(__file__).resolve().parents[1]
 NBITCOIN = ROOT.parent / "shared" / "data" / "mainnet-blocks" / "blk" / "nbitcoin"
@@ -266,10 +268,16 @@ def run(args: argparse.Namespace) -> str:
     if (ROOT / "bench" / "tags_bench.py").exists() and (ROOT / "chainsleuth" / "tags").exists():
         log("tags: TagPack import and lookup latency")
         tags = measure("tags")
+    investigations = None
+    if not args.quick and not args.skip_investigate:
+        log("investigations: 100k and 1M seeds on the large world vs networkx")
+        investigations = investigate_bench.run(work, world, measure, log)
     wall = time.perf_counter() - started
     info["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
     report = render(args, info, datasets, results, real, large, cold, trav, wall)
     report += render_stages(world, world_seconds, scale, results, clustering, tags)
+    if investigations is not None:
+        report += investigate_bench.render(investigations)
     raw = {
         "machine": info,
         "chains": {"real": real.__dict__, "large": large.__dict__},
@@ -279,6 +287,7 @@ def run(args: argparse.Namespace) -> str:
         "world_generation_seconds": world_seconds,
         "clustering": clustering,
         "tags": tags,
+        "investigations": investigations,
         "wall_seconds": wall,
     }
     (work / ("results-quick.json" if args.quick else "results.json")).write_text(
@@ -802,6 +811,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--large-txs", type=int, help="transactions in the large chain")
     p.add_argument("--repeats", type=int, help="runs of each timed measurement (median)")
     p.add_argument("--baseline-budget", type=float, help="seconds of blockchain-parser")
+    p.add_argument(
+        "--skip-investigate",
+        action="store_true",
+        help="leave out the 100k/1M-seed investigations (always left out with --quick)",
+    )
     args = p.parse_args(argv)
     if args.large_txs is None:
         args.large_txs = 200_000 if args.quick else 1_000_000
