@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import io
 import json
 import os
 from collections.abc import Iterator
@@ -172,13 +171,43 @@ class InvestigationSummary:
 
 
 # ------------------------------------------------------------------------------- inputs
+def _read_seeds(seeds_csv: Path) -> pa.Array:
+    """The `address` column of a seeds CSV, stripped, without blanks or repeats (sorted).
+
+    Read with Arrow's CSV reader (a million seeds in well under a second); a malformed file
+    is a ChainsleuthError naming the file and what Arrow found wrong (with the row).
+    """
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    seeds_csv = Path(seeds_csv)
+    try:
+        with open(seeds_csv, newline="") as f:
+            header = next(csv.reader(f), [])
+    except OSError as e:
+        raise ChainsleuthError(f"cannot read {seeds_csv}: {e}") from None
+    if "address" not in [h.strip() for h in header]:
+        raise ChainsleuthError(f"{seeds_csv} has no column `address`")
+    names = [h.strip() for h in header]
+    try:
+        table = pacsv.read_csv(
+            seeds_csv,
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=["address"], column_types={"address": pa.string()}
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowKeyError) as e:
+        raise ChainsleuthError(f"{seeds_csv}: not a readable CSV ({e})") from None
+    column = pc.utf8_trim_whitespace(table.column("address").fill_null(""))
+    column = pc.filter(column, pc.not_equal(column, ""))
+    unique = pc.unique(column)
+    return unique.take(pc.sort_indices(unique))
+
+
 def read_seed_addresses(seeds_csv: Path) -> list[str]:
     """The `address` column of a seeds CSV, stripped, without blanks or repeats (sorted)."""
-    with open(seeds_csv, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or "address" not in reader.fieldnames:
-            raise ChainsleuthError(f"{seeds_csv} has no column `address`")
-        return sorted({r["address"].strip() for r in reader if (r["address"] or "").strip()})
+    return [str(a) for a in _read_seeds(seeds_csv).to_pylist()]
 
 
 def load_prices(prices_csv: Path) -> dict[str, float]:
@@ -198,10 +227,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _seed_ids(store: Store, addresses: list[str]) -> np.ndarray:
+def _seed_ids(store: Store, addresses: list[str] | pa.Array) -> np.ndarray:
     """Address ids of the seed addresses found in the store (sorted, unique)."""
     con = store.connection().cursor()
-    con.register("cs_seed_list", pa.table({"address": pa.array(addresses, pa.string())}))
+    column = addresses if isinstance(addresses, pa.Array) else pa.array(addresses, pa.string())
+    con.register("cs_seed_list", pa.table({"address": column}))
     ids = con.sql(
         "SELECT a.address_id FROM cs_seed_list s JOIN address_list_raw a ON a.address = s.address"
     ).fetchnumpy()["address_id"]
@@ -232,31 +262,43 @@ class _Chain:
         self.tx_first_output = np.asarray(store.array("tx_first_output"))
         self.txid_rows = np.asarray(store.array("tx_txid"))
 
-    def txids(self, tx_ids: np.ndarray) -> np.ndarray:
-        """Display txids (object array of hex strings; "" for -1) of tx ids."""
+    def txids(self, tx_ids: np.ndarray) -> pa.Array:
+        """Display txids (hex strings; "" for -1) of tx ids, as an Arrow string array."""
         tx_ids = np.asarray(tx_ids, np.int64)
-        out = np.full(tx_ids.shape[0], "", object)
-        known = np.flatnonzero(tx_ids >= 0)
-        unique, inverse = np.unique(tx_ids[known], return_inverse=True)
-        hexed = self.txid_rows[unique][:, ::-1].tobytes().hex()
-        names = np.array([hexed[64 * i : 64 * i + 64] for i in range(unique.shape[0])], object)
-        out[known] = names[inverse]
-        return out
+        unique, inverse = np.unique(tx_ids, return_inverse=True)
+        known = unique >= 0
+        hexed = np.full(unique.shape[0], b"", "S64")
+        # one hex() over all the (reversed) txids, cut into 64-character rows by a dtype view
+        text = self.txid_rows[unique[known]][:, ::-1].tobytes().hex().encode()
+        hexed[known] = np.frombuffer(text, "S64")
+        names = pa.array(hexed, pa.binary()).cast(pa.string())
+        return names.take(pa.array(inverse.reshape(-1)))
 
-    def addresses_of_outputs(self, outputs: np.ndarray) -> np.ndarray:
-        """Address strings (object array; "" without an address or for -1) of output ids."""
-        from chainsleuth.trace.cli import _addresses
+    def addresses_of_outputs(self, outputs: np.ndarray) -> pa.Array:
+        """Address strings ("" without an address or for -1) of output ids (Arrow strings)."""
+        from chainsleuth.parse.address_kernels import encode_address_keys
 
         outputs = np.asarray(outputs, np.int64)
-        out = np.full(outputs.shape[0], "", object)
         ids = np.full(outputs.shape[0], int(NONE32), np.int64)
         has = outputs >= 0
         ids[has] = self.output_address[outputs[has]]
-        known = np.flatnonzero(ids != int(NONE32))
-        unique, inverse = np.unique(ids[known], return_inverse=True)
-        names = np.array([a or "" for a in _addresses(self.store, unique)], object)
-        out[known] = names[inverse]
-        return out
+        unique, inverse = np.unique(ids, return_inverse=True)
+        known = unique != int(NONE32)
+        rows = np.asarray(self.store.array("address_key"))[unique[known]]
+        encoded = encode_address_keys(
+            np.ascontiguousarray(rows[:, 0]),
+            np.ascontiguousarray(rows[:, 2:]),
+            np.ascontiguousarray(rows[:, 1]),
+            self.store.network.code,
+        )
+        names = pa.concat_arrays(
+            [
+                encoded.cast(pa.string()).fill_null(""),
+                pa.array([""] * int((~known).sum()), pa.string()),
+            ]
+        )
+        # unique is sorted and NONE32 is the largest id, so the unknown one comes last
+        return names.take(pa.array(inverse.reshape(-1)))
 
     def when(self, tx_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(height, ISO UTC time strings, UTC day numbers) of the txs' blocks."""
@@ -311,7 +353,7 @@ def investigate(
         raise ChainsleuthError(f"no price file at {prices_path}")
     store = Store.open(data_dir)
     chain = _Chain(store, load_prices(prices_path))
-    addresses = read_seed_addresses(seeds_csv)
+    addresses = _read_seeds(seeds_csv)
     seed_ids = _seed_ids(store, addresses)
     clusters = Clusters(data_dir)
     cluster_of = np.asarray(clusters.cluster_of, np.int64)
@@ -631,23 +673,25 @@ def _leads(
             result.entry_tx,
         ),
     )
-    g_path = np.full(n_groups, "", object)
-    for g, text in zip(p_group[kept].tolist(), texts.tolist(), strict=True):
-        g_path[g] = text if not g_path[g] else g_path[g] + "|" + text
+    # kept is ordered by group, largest path first: one run of path texts per group
+    g_path = _join_lists(_run_offsets(p_group[kept], n_groups), texts, "|")
     # the exchange's own txs the funding tx was moved past, on each lead's largest path
     top_rows = p_first[top]
     g_custody_n = np.zeros(n_groups, np.int64)
     g_custody_n[p_group[top]] = custody[top_rows]
-    g_custody = np.full(n_groups, "", object)
-    g_custody[p_group[top]] = _join_txids(
-        chain,
-        case_kernels.custody_txs(
-            result.entry[top_rows],
-            custody[top_rows],
-            int(custody.max(initial=0)),
-            result.entry_parent,
-            result.entry_tx,
+    g_custody = _join_lists(
+        _run_offsets(p_group[top], n_groups),
+        _join_txids(
+            chain,
+            case_kernels.custody_txs(
+                result.entry[top_rows],
+                custody[top_rows],
+                int(custody.max(initial=0)),
+                result.entry_parent,
+                result.entry_tx,
+            ),
         ),
+        "",
     )
 
     g_kind = source_kind[first]
@@ -665,11 +709,15 @@ def _leads(
     category = np.full(starts.shape[0], "unattributed", object)
     category[g_kind == SOURCE_COINBASE] = "coinbase"
     category[g_kind == SOURCE_COINJOIN] = "coinjoin"
-    for g in np.flatnonzero(g_kind == SOURCE_COINJOIN).tolist():
-        entity[g] = mixer.get(int(g_funding[g]), "coinjoin")
-    for g in np.flatnonzero(g_kind == SOURCE_ATTRIBUTED).tolist():
-        name, cat = attribution[int(g_cluster[g])]
-        entity[g], category[g] = name or "", cat
+    # names per distinct cluster / CoinJoin, then spread to the leads
+    mixed = np.flatnonzero(g_kind == SOURCE_COINJOIN)
+    cjs, where = np.unique(g_funding[mixed], return_inverse=True)
+    entity[mixed] = np.array([mixer.get(int(t), "coinjoin") for t in cjs], object)[where]
+    tagged = np.flatnonzero(g_kind == SOURCE_ATTRIBUTED)
+    clusters, where = np.unique(g_cluster[tagged], return_inverse=True)
+    names = [attribution[int(c)] for c in clusters]
+    entity[tagged] = np.array([n or "" for n, _ in names], object)[where]
+    category[tagged] = np.array([c for _, c in names], object)[where]
     exchange_like = np.isin(category, list(EXCHANGE_CATEGORIES)) | (g_kind == SOURCE_COINJOIN)
     confidence = (
         POLICY_BASE[policy]
@@ -717,13 +765,29 @@ def _leads(
     return table
 
 
-def _join_txids(chain: _Chain, paths: np.ndarray) -> np.ndarray:
-    """';'-joined txids of each row of a -1-padded tx id matrix."""
-    if paths.shape[0] == 0 or paths.shape[1] == 0:
-        return np.full(paths.shape[0], "", object)
-    flat = paths.ravel()
-    names = chain.txids(flat).reshape(paths.shape)
-    return np.array([";".join(n for n in row if n) for row in names.tolist()], object)
+def _join_txids(chain: _Chain, paths: np.ndarray, separator: str = ";") -> pa.Array:
+    """`separator`-joined txids of each row of a tx id matrix, -1-padded at the end."""
+    lengths = (paths >= 0).sum(axis=1) if paths.ndim == 2 else np.zeros(0, np.int64)
+    offsets = np.zeros(lengths.shape[0] + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    names = chain.txids(paths[paths >= 0]) if paths.size else pa.array([], pa.string())
+    return _join_lists(offsets, names, separator)
+
+
+def _run_offsets(group: np.ndarray, n_groups: int) -> np.ndarray:
+    """List offsets for values sorted by group: group g owns offsets[g]:offsets[g + 1]."""
+    offsets = np.zeros(n_groups + 1, np.int32)
+    np.cumsum(np.bincount(group, minlength=n_groups), out=offsets[1:])
+    return offsets
+
+
+def _join_lists(offsets: np.ndarray, values: pa.Array, separator: str) -> pa.Array:
+    """Join runs of strings: row i is values[offsets[i]:offsets[i+1]] joined by separator."""
+    import pyarrow.compute as pc
+
+    lists = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
+    joined: pa.Array = pc.binary_join(lists, separator)
+    return joined
 
 
 def _sum_groups(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -900,25 +964,33 @@ def _in_chunks(trace: Any, seeds: np.ndarray, group: np.ndarray, **options: Any)
 
 
 #: How each column is written: floats with fixed decimals, so a CSV is a function of its data.
-_FORMATS = {"amount_usd": "{:.2f}", "confidence": "{:.4f}"}
+_FORMATS = {"amount_usd": "%.2f", "confidence": "%.4f"}
 
 
 def _write_csv(path: Path, columns: list[str], table: pa.Table) -> str:
-    """Write the table's `columns` as CSV (empty cells for nulls) atomically; its sha256."""
-    lists = []
+    """Write the table's `columns` as CSV atomically (DuckDB's writer: quotes only where
+    needed, nulls and empty strings as empty cells); returns the file's sha256."""
+    import duckdb
+
+    select = []
     for name in columns:
-        values = table.column(name).to_pylist()
-        fmt = _FORMATS.get(name)
-        if fmt is not None:
-            lists.append(["" if v is None else fmt.format(v) for v in values])
+        column = f'"{name}"'
+        if name in _FORMATS:
+            select.append(f"printf('{_FORMATS[name]}', {column}) AS {column}")
+        elif pa.types.is_string(table.schema.field(name).type):
+            select.append(f"nullif({column}, '') AS {column}")  # "" would be written as ""
         else:
-            lists.append(["" if v is None else v for v in values])
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(zip(*lists, strict=True))
-    data = buf.getvalue().encode()
+            select.append(column)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
+    con = duckdb.connect()
+    try:
+        con.register("case_rows", table.select(columns))
+        target = str(tmp).replace("'", "''")
+        con.execute(
+            f"COPY (SELECT {', '.join(select)} FROM case_rows) TO '{target}' "
+            "(FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"')"
+        )
+    finally:
+        con.close()
     os.replace(tmp, path)
-    return hashlib.sha256(data).hexdigest()
+    return _sha256(path)

@@ -210,6 +210,12 @@ def _trace(
         -1 if min_height is None else int(min_height),
         (1 << 31) if max_height is None else int(max_height),
     )
+    at_creator = r_tx == kernels.STOP_AT_CREATOR
+    if at_creator.any():
+        first_output = np.asarray(store.array("tx_first_output"))
+        r_tx[at_creator] = (
+            np.searchsorted(first_output, e_output[r_entry[at_creator]], side="right") - 1
+        )
     return TraceResult(
         direction="back" if backward else "forward",
         policy=policy,

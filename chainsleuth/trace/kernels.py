@@ -30,6 +30,8 @@ KIND_LIMIT = 5
 KIND_SEED_LIMIT = 6
 KIND_WINDOW = 7
 
+STOP_AT_CREATOR = -2  # a row's tx is its output's creating tx (engine fills it in)
+
 FLAG_POISON = 1
 FLAG_LOW_CONFIDENCE = 2  # the path walked through a CoinJoin
 
@@ -118,15 +120,17 @@ def trace_kernel(
         e = head
         head += 1
         o = e_output[e]
-        creator = np.searchsorted(tx_first_output, o, side="right") - 1
         kind = -1
-        stop_tx = creator
+        # where a row stopped: the output's creating tx unless set below; the search for it
+        # is left to the caller (`STOP_AT_CREATOR`), done once for the rows instead of once
+        # per entry, since most entries of an investigation stop at a tagged cluster
+        stop_tx = STOP_AT_CREATOR
         addr = output_address[o]
         if e_hops[e] > 0 and check_stop and addr != NONE and stop_address[addr]:
             kind = KIND_CLUSTER
         if kind < 0:
             if backward:
-                t = creator
+                t = np.searchsorted(tx_first_output, o, side="right") - 1
             else:
                 raw = np.int64(output_spent_by_tx[o])
                 t = -1 if (raw == NONE or raw >= n_txs) else raw
@@ -150,19 +154,24 @@ def trace_kernel(
                     o_lo = tx_first_output[t]
                     o_hi = tx_first_output[t + 1] if t + 1 < n_txs else n_outputs
                     # The traced slice, in the value space of the side it enters the tx from.
+                    # (haircut needs the input total, FIFO the slice's position; each loop
+                    # reads memory at random, so only the policy that needs it runs it)
                     total_in = np.int64(0)
-                    for i in range(i_lo, i_hi):
-                        total_in += output_value[input_spent_output[i]]
+                    if policy == POLICY_HAIRCUT:
+                        for i in range(i_lo, i_hi):
+                            total_in += output_value[input_spent_output[i]]
                     pos = np.int64(0)
                     if backward:
-                        for k in range(o_lo, o):
-                            pos += output_value[k]
+                        if policy == POLICY_FIFO:
+                            for k in range(o_lo, o):
+                                pos += output_value[k]
                         c_lo, c_hi = i_lo, i_hi
                     else:
-                        for i in range(i_lo, i_hi):
-                            if input_spent_output[i] == o:
-                                break
-                            pos += output_value[input_spent_output[i]]
+                        if policy == POLICY_FIFO:
+                            for i in range(i_lo, i_hi):
+                                if input_spent_output[i] == o:
+                                    break
+                                pos += output_value[input_spent_output[i]]
                         c_lo, c_hi = o_lo, o_hi
                     lo = pos + e_offset[e]
                     hi = lo + e_amount[e]
