@@ -161,72 +161,21 @@ def _write_seeds(world: Path, small: Path, large: Path) -> None:
 
 
 def case_inputs(store_dir: Path, seeds_csv: Path) -> dict[str, Any]:
-    """Deposit outputs (grouped by address), their groups and the trace options of the case.
-
-    The same steps as `chainsleuth.cases.investigate.investigate` up to its backward trace.
-    """
+    """Deposit outputs (grouped by address), their groups and the trace options of the case:
+    `investigate.prepare_case`, the same steps `investigate()` takes before its traces."""
     from chainsleuth.cases import investigate as inv
-    from chainsleuth.cluster.engine import Clusters
-    from chainsleuth.store.layout import NONE32
-    from chainsleuth.store.store import Store
-    from chainsleuth.trace.exposure import cluster_attribution
 
-    store_dir = Path(store_dir)
-    store = Store.open(store_dir)
-    chain = inv._Chain(store, inv.load_prices(inv.DEFAULT_PRICES))
-    addresses = inv.read_seed_addresses(seeds_csv)
-    seed_ids = inv._seed_ids(store, addresses)
-    cluster_of = np.asarray(Clusters(store_dir).cluster_of, np.int64)
-    n_addresses = cluster_of.shape[0]
-    service_clusters, _, _ = inv._service_clusters(store, chain, cluster_of, seed_ids)
-    service_mask = np.zeros(max(n_addresses, 1), np.bool_)
-    service_mask[service_clusters] = True
-    in_service = service_mask[cluster_of]
-    attribution = {
-        c: v
-        for c, v in cluster_attribution(store_dir).items()
-        if 0 <= c < n_addresses and not service_mask[c]
-    }
-    stop = np.zeros(max(n_addresses, 1), np.bool_)
-    stop[np.array(sorted(attribution), np.int64)] = True
-    is_coinjoin, _ = inv._coinjoins(store_dir, store.counts["txs"])
-
-    out_addr = chain.output_address.astype(np.int64)
-    out_addr[out_addr == int(NONE32)] = -1
-    is_seed_addr = np.zeros(n_addresses, np.bool_)
-    is_seed_addr[seed_ids] = True
-    pays_seed = (out_addr >= 0) & is_seed_addr[np.maximum(out_addr, 0)]
-    seed_outputs = np.flatnonzero(pays_seed).astype(np.int64)
-    creating = np.searchsorted(chain.tx_first_output, seed_outputs, side="right") - 1
-    input_first = np.asarray(store.array("tx_first_input")).astype(np.int64)
-    input_addr = np.asarray(store.array("input_address")).astype(np.int64)
-    input_in_service = np.zeros(input_addr.shape[0], np.bool_)
-    ok = input_addr != int(NONE32)
-    input_in_service[ok] = in_service[input_addr[ok]]
-    internal_tx = np.zeros(store.counts["txs"], np.bool_)
-    if input_addr.shape[0]:
-        internal_tx[:] = np.add.reduceat(input_in_service.astype(np.int64), input_first) > 0
-    deposits = seed_outputs[~internal_tx[creating]]
-    deposits = deposits[np.lexsort((deposits, out_addr[deposits]))]
-    options: dict[str, Any] = {
-        "policy": "haircut",
-        "max_hops": inv.DEFAULT_MAX_HOPS,
-        "stop_clusters": stop,
-        "is_coinjoin": is_coinjoin,
-        "cluster_of": cluster_of,
-        "max_entries_per_seed": inv.MAX_ENTRIES_PER_SEED,
-        "min_fraction": inv.MIN_FRACTION,
-        "walk_coinjoins": False,
-    }
+    setup = inv.prepare_case(Path(store_dir), Path(seeds_csv), inv.DEFAULT_PRICES)
+    stop = setup.options["stop_clusters"]
     return {
-        "store": store,
-        "addresses": addresses,
-        "seed_ids": seed_ids,
-        "deposits": deposits,
-        "group": out_addr[deposits],
-        "out_addr": out_addr,
-        "stop_address": stop[cluster_of],
-        "options": options,
+        "store": setup.store,
+        "addresses": [str(a) for a in setup.addresses.to_pylist()],
+        "seed_ids": setup.seed_ids,
+        "deposits": setup.deposits,
+        "group": setup.out_addr[setup.deposits],
+        "out_addr": setup.out_addr,
+        "stop_address": stop[setup.cluster_of],
+        "options": setup.options,
     }
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ import pyarrow as pa
 
 from chainsleuth import __version__
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.core.files import sha256_file as _sha256
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
 from chainsleuth.trace.exposure import coinjoin_flags as _coinjoins
@@ -219,14 +219,6 @@ def load_prices(prices_csv: Path) -> dict[str, float]:
     return prices
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _seed_ids(store: Store, addresses: list[str] | pa.Array) -> np.ndarray:
     """Address ids of the seed addresses found in the store (sorted, unique)."""
     con = store.connection().cursor()
@@ -327,30 +319,43 @@ class _Chain:
 
 
 # ------------------------------------------------------------------------------ the case
-def investigate(
+@dataclass
+class CaseSetup:
+    """Everything a case derives from the store, clustering, tags and seeds before it traces
+    (`prepare_case`); `deposits` are grouped by address, `options` go to the traces."""
+
+    store: Store
+    chain: _Chain
+    clusters: Any
+    addresses: pa.Array
+    seed_ids: np.ndarray
+    cluster_of: np.ndarray
+    service_clusters: np.ndarray
+    seed_clusters: np.ndarray
+    wallet_clusters: np.ndarray
+    service_mask: np.ndarray
+    attribution: dict[int, tuple[str | None, str]]
+    mixer: dict[int, str]
+    one_wallet: np.ndarray
+    out_addr: np.ndarray
+    out_cluster: np.ndarray
+    seed_outputs: np.ndarray
+    deposits: np.ndarray
+    options: dict[str, Any]
+
+
+def prepare_case(
     data_dir: Path,
     seeds_csv: Path,
-    out_dir: Path,
+    prices_path: Path,
     policy: str = "haircut",
     max_hops: int = DEFAULT_MAX_HOPS,
-    prices_csv: Path | None = None,
-    report: bool = True,
-    pdf: bool = True,
     walk_coinjoins: bool = False,
-) -> InvestigationSummary:
-    """Run the case: leads (who funded the deposits), subpoenas (per exchange), cash-outs."""
+) -> CaseSetup:
+    """The service (seed clusters and wallet), stops, CoinJoins and deposit outputs of a case."""
     from chainsleuth.cluster.engine import Clusters
-    from chainsleuth.trace.engine import POLICIES, trace_back, trace_forward
     from chainsleuth.trace.exposure import cluster_attribution
 
-    if policy not in POLICIES:
-        raise ChainsleuthError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
-    if max_hops < 1:
-        raise ChainsleuthError("max_hops must be at least 1")
-    data_dir, seeds_csv, out_dir = Path(data_dir), Path(seeds_csv), Path(out_dir)
-    prices_path = Path(prices_csv) if prices_csv is not None else DEFAULT_PRICES
-    if not prices_path.exists():
-        raise ChainsleuthError(f"no price file at {prices_path}")
     store = Store.open(data_dir)
     chain = _Chain(store, load_prices(prices_path))
     addresses = _read_seeds(seeds_csv)
@@ -398,7 +403,8 @@ def investigate(
         per_tx = np.add.reduceat(input_in_service.astype(np.int64), input_first)
         internal_tx[:] = per_tx > 0
     deposits = seed_outputs[~internal_tx[creating]]
-
+    # grouped by address, so each chunk of the trace holds every output of its addresses
+    deposits = deposits[np.lexsort((deposits, out_addr[deposits]))]
     options: dict[str, Any] = {
         "policy": policy,
         "max_hops": max_hops,
@@ -409,9 +415,61 @@ def investigate(
         "min_fraction": MIN_FRACTION,
         "walk_coinjoins": walk_coinjoins,
     }
-    # deposits grouped by address, so each chunk holds every output of its addresses
-    by_address = np.lexsort((deposits, out_addr[deposits]))
-    deposits = deposits[by_address]
+    return CaseSetup(
+        store=store,
+        chain=chain,
+        clusters=clusters,
+        addresses=addresses,
+        seed_ids=seed_ids,
+        cluster_of=cluster_of,
+        service_clusters=service_clusters,
+        seed_clusters=seed_clusters,
+        wallet_clusters=wallet_clusters,
+        service_mask=service_mask,
+        attribution=attribution,
+        mixer=mixer,
+        one_wallet=one_wallet,
+        out_addr=out_addr,
+        out_cluster=out_cluster,
+        seed_outputs=seed_outputs,
+        deposits=deposits,
+        options=options,
+    )
+
+
+def investigate(
+    data_dir: Path,
+    seeds_csv: Path,
+    out_dir: Path,
+    policy: str = "haircut",
+    max_hops: int = DEFAULT_MAX_HOPS,
+    prices_csv: Path | None = None,
+    report: bool = True,
+    pdf: bool = True,
+    walk_coinjoins: bool = False,
+) -> InvestigationSummary:
+    """Run the case: leads (who funded the deposits), subpoenas (per exchange), cash-outs."""
+    from chainsleuth.trace.engine import POLICIES, trace_back, trace_forward
+
+    if policy not in POLICIES:
+        raise ChainsleuthError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    if max_hops < 1:
+        raise ChainsleuthError("max_hops must be at least 1")
+    data_dir, seeds_csv, out_dir = Path(data_dir), Path(seeds_csv), Path(out_dir)
+    prices_path = Path(prices_csv) if prices_csv is not None else DEFAULT_PRICES
+    if not prices_path.exists():
+        raise ChainsleuthError(f"no price file at {prices_path}")
+    setup = prepare_case(data_dir, seeds_csv, prices_path, policy, max_hops, walk_coinjoins)
+    store, chain, clusters, addresses = setup.store, setup.chain, setup.clusters, setup.addresses
+    seed_ids, attribution, mixer = setup.seed_ids, setup.attribution, setup.mixer
+    service_clusters, service_mask = setup.service_clusters, setup.service_mask
+    seed_clusters, wallet_clusters, one_wallet = (
+        setup.seed_clusters,
+        setup.wallet_clusters,
+        setup.one_wallet,
+    )
+    out_addr, out_cluster = setup.out_addr, setup.out_cluster
+    seed_outputs, deposits, options = setup.seed_outputs, setup.deposits, setup.options
     parts, untraced = [], 0
     for result in _in_chunks(
         partial(trace_back, data_dir), deposits, out_addr[deposits], **options

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as dt
-import hashlib
 import io
 import json
 import os
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.core.files import sha256_file as _sha256
 
 #: Rows shown per table; the rest stay in the CSVs (the report says how many).
 TOP_LEADS = 200
@@ -277,14 +277,6 @@ def _get(d: Any, *keys: str) -> Any:
             return None
         d = d.get(k)
     return d
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- aggregate

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.core.files import sha256_file
 from chainsleuth.tags import storage
 from chainsleuth.tags.model import ImportReport, PackSummary, Problem
 from chainsleuth.tags.packs import (
@@ -366,7 +367,7 @@ def _meta(p: ParsedFile) -> dict[str, Any]:
     doc = p.doc
     return {
         "source_file": str(Path(p.path).resolve()),
-        "sha256": storage.sha256_file(p.path),
+        "sha256": sha256_file(p.path),
         "title": doc.get("title"),
         "creator": doc.get("creator"),
         "description": doc.get("description"),
@@ -376,7 +377,7 @@ def _meta(p: ParsedFile) -> dict[str, Any]:
 def _csv_meta(path: Path, by: str) -> dict[str, Any]:
     return {
         "source_file": str(Path(path).resolve()),
-        "sha256": storage.sha256_file(path),
+        "sha256": sha256_file(path),
         "title": Path(path).name,
         "creator": by,
         "description": "CSV import",

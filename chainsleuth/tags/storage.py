@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import getpass
-import hashlib
 import json
 import os
 import re
@@ -251,14 +250,6 @@ def current_tags(data_dir: Path, manifest: dict[str, Any], columns: list[str]) -
     if not tables:
         return TAG_SCHEMA.empty_table().select(columns)
     return pa.concat_tables(tables)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 TAGPACK_SCHEMA = pa.schema(
