@@ -389,7 +389,7 @@ def measure_networkx(
     st = Store.open(Path(store))
     value = np.asarray(st.array("output_value"))
     first_out = np.asarray(st.array("tx_first_output"))
-    from chainsleuth.cases.investigate import _coinjoins
+    from chainsleuth.trace.exposure import coinjoin_flags as _coinjoins
 
     is_coinjoin, _ = _coinjoins(Path(store), st.counts["txs"])
     cpu0, _ = _rusage()
