@@ -58,7 +58,9 @@ def trace_rows(
     since: str | None = None,
     until: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Trace an address's receiving outputs, or a tx's outputs, and return one dict per row.
+    """Trace from `target` and return one dict per row. The target is an address (its receiving
+    outputs), a TXID (its outputs), TXID:VOUT (one output) or a cluster id (digits: the
+    receiving outputs of every address in that cluster).
 
     With `stops` (and a clustering), the walk ends at attributed clusters other than the
     seeds' own (kind "cluster", with the entity and category) and at the txs the cluster stage
@@ -83,16 +85,32 @@ def trace_rows(
     if direction not in ("back", "forward"):
         raise ChainsleuthError("--direction is back or forward")
     store = Store.open(data_dir)
-    if _TXID.match(target):
-        tx_id = store.tx_id_of(target.lower())
+    txid, _, vout = target.partition(":")
+    if _TXID.match(txid):
+        tx_id = store.tx_id_of(txid.lower())
         if tx_id is None:
-            raise ChainsleuthError(f"tx {target} is not in the store")
+            raise ChainsleuthError(f"tx {txid} is not in the store")
         seeds = outputs_of_tx(store, tx_id)
+        if vout:
+            if not vout.isdigit() or int(vout) >= seeds.shape[0]:
+                raise ChainsleuthError(
+                    f"tx {txid} has no output {vout!r} ({seeds.shape[0]} outputs)"
+                )
+            seeds = seeds[int(vout) : int(vout) + 1]
+    elif target.isdigit():
+        if read_manifest(data_dir) is None:
+            raise ChainsleuthError("a cluster id needs a clustering: run `chainsleuth cluster`")
+        members = np.flatnonzero(np.asarray(Clusters(data_dir).cluster_of) == int(target))
+        if members.shape[0] == 0:
+            raise ChainsleuthError(f"no cluster {target}")
+        seeds = outputs_of_addresses(store, members)
     else:
         try:
             address_id = store.address_id_of(target)
         except AddressError as e:
-            raise ChainsleuthError(f"not a valid address or txid: {target!r} ({e})") from None
+            raise ChainsleuthError(
+                f"not an address, TXID[:VOUT] or cluster id: {target!r} ({e})"
+            ) from None
         if address_id is None:
             raise ChainsleuthError(f"address {target} has never been seen in the store")
         seeds = outputs_of_addresses(store, [address_id])
@@ -198,7 +216,8 @@ def register(app: typer.Typer) -> None:
     @app.command("trace")
     def trace(
         target: str = typer.Argument(
-            ..., help="ADDR (its receiving outputs) or TXID (its outputs)"
+            ...,
+            help="ADDR (its receiving outputs), TXID (its outputs), TXID:VOUT, or a cluster id",
         ),
         direction: str = typer.Option("back", "--direction", help="back | forward"),
         policy: str = typer.Option("haircut", "--policy", help="poison | haircut | fifo"),

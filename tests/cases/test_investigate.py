@@ -279,6 +279,9 @@ def test_service_wallet_is_part_of_the_service(world: tuple[Path, Path, Path]) -
 def test_trace_lookup_stops_at_exchanges_and_coinjoins(world: tuple[Path, Path, Path]) -> None:
     """`chainsleuth trace ADDR`: ends at the attributed exchange (named) or at the CoinJoin
     (with its mixer); --walk-coinjoins goes through and marks what lies beyond."""
+    import numpy as np
+
+    from chainsleuth.core.errors import ChainsleuthError
     from chainsleuth.trace.cli import trace_rows
 
     w, store, _ = world
@@ -304,6 +307,24 @@ def test_trace_lookup_stops_at_exchanges_and_coinjoins(world: tuple[Path, Path, 
     assert all(r["low_confidence"] for r in walked)
     raw = trace_rows(store, direct["deposit_address"], max_hops=2, stops=False)
     assert all(r["entity"] is None for r in raw)
+    # the same start as TXID:VOUT (the withdrawal's output paying the deposit) and as the
+    # deposit's cluster id (all its addresses' receiving outputs)
+    from chainsleuth.store.store import Store
+
+    st = Store.open(store)
+    first = int(np.asarray(st.array("tx_first_output"))[st.tx_id_of(direct["funding_txid"])])
+    vout = rows[0]["seed_output_id"] - first
+    one = trace_rows(store, f"{direct['funding_txid']}:{vout}", max_hops=15)
+    assert [(r["kind"], r["entity"]) for r in one] == [("cluster", direct["funding_exchange"])]
+    cluster = (
+        st.sql(f"SELECT cluster_id FROM clusters WHERE address = '{direct['deposit_address']}'")
+        .column(0)[0]
+        .as_py()
+    )
+    of_cluster = trace_rows(store, str(cluster), max_hops=15)
+    assert rows[0]["seed_output_id"] in {r["seed_output_id"] for r in of_cluster}
+    with pytest.raises(ChainsleuthError, match="no output"):
+        trace_rows(store, f"{direct['funding_txid']}:999999")
     # a window opening after the payment's block: the deposit's value was already there
     late = str(int(direct["first_payment_height"]) + 1)
     windowed = trace_rows(store, direct["deposit_address"], max_hops=15, since=late)
