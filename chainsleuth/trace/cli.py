@@ -237,6 +237,7 @@ def register(app: typer.Typer) -> None:
         until: str | None = typer.Option(
             None, "--until", help="time window end: block height or date YYYY-MM-DD"
         ),
+        limit: int = typer.Option(50, "--limit", help="rows shown in the table (largest first)"),
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
         """Trace value backward to its sources or forward to its destinations."""
@@ -255,9 +256,12 @@ def register(app: typer.Typer) -> None:
         if json_out:
             sys.stdout.write(json.dumps(rows, indent=2) + "\n")
             return
-        title = "sources" if direction == "back" else "destinations"
-        table = Table("address", "BTC", "hops", "kind", "path", title=f"{len(rows)} {title}")
-        for r in rows:
+        title = f"{len(rows)} {'sources' if direction == 'back' else 'destinations'}"
+        shown = sorted(rows, key=lambda r: -r["amount"])[:limit]
+        if len(shown) < len(rows):
+            title += f", the {len(shown)} largest (all with --json or --limit)"
+        table = Table("address", "BTC", "hops", "kind", "path", title=title)
+        for r in shown:
             kind = r["kind"] + (f": {r['entity']} ({r['category']})" if r["entity"] else "")
             kind += " (low confidence)" if r["low_confidence"] else ""
             path = " → ".join(t[:12] + "…" for t in r["path"]) or "(seed)"
