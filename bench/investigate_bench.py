@@ -613,32 +613,23 @@ def render(r: dict[str, Any]) -> str:
         return f"{x:,.1f}x" if x >= 1 else f"{x:.2g}x"
 
     rows = []
-    for name in cases:
-        c = cli[name]
-        rows.append(
-            [
-                f"chainsleuth investigate, {name} seeds (CLI end to end)",
-                f"{c['seeds']:,}",
-                f"{c['deposit_outputs']:,}",
-                secs(c["seconds"]),
-                mib(c["peak_rss_bytes"]),
-                rate(c["seeds"], c["seconds"]),
-                vs(name, c["seeds"] / c["seconds"]),
-            ]
-        )
-    for name in cases:
-        t = trace[name]
-        rows.append(
-            [
-                f"chainsleuth backward trace alone, {name} seeds",
-                f"{t['seeds']:,}",
-                f"{t['deposit_outputs']:,}",
-                secs(t["seconds"]),
-                mib(t["peak_rss_bytes"]),
-                rate(t["seeds"], t["seconds"]),
-                vs(name, t["seeds"] / t["seconds"]),
-            ]
-        )
+    for label, measured in (
+        ("chainsleuth investigate, {} seeds (CLI end to end)", cli),
+        ("chainsleuth backward trace alone, {} seeds", trace),
+    ):
+        for name in cases:
+            m = measured[name]
+            rows.append(
+                [
+                    label.format(name),
+                    f"{m['seeds']:,}",
+                    f"{m['deposit_outputs']:,}",
+                    secs(m["seconds"]),
+                    mib(m["peak_rss_bytes"]),
+                    rate(m["seeds"], m["seconds"]),
+                    vs(name, m["seeds"] / m["seconds"]),
+                ]
+            )
     for name in cases:
         b = base[name]
         if b["complete"]:

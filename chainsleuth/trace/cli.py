@@ -149,6 +149,7 @@ def trace_rows(
             return name, category
         return None, None
 
+    names = [entity(k) for k in range(len(result))]
     return [
         {
             "seed_output_id": int(result.seeds[result.seed[k]]),
@@ -158,8 +159,8 @@ def trace_rows(
             "amount": int(result.amount[k]),
             "hops": int(result.hops[k]),
             "kind": KINDS[int(result.kind[k])],
-            "entity": entity(k)[0],
-            "category": entity(k)[1],
+            "entity": names[k][0],
+            "category": names[k][1],
             "poison": bool(result.flags[k] & 1),
             "low_confidence": bool(result.flags[k] & 2),
             "path": path_txids(store, result, k),
