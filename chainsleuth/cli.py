@@ -153,14 +153,24 @@ def ingest(
         "tip_height": report.tip_height,
         "tip_hash": report.tip_hash,
         "data_dir": str(State.data_dir),
+        "left_for_next_run": report.left_for_next_run,
     }
     if json_out:
         _print_json(summary)
         return
+    left = report.left_for_next_run
     if report.n_blocks == 0 and not report.rolled_back:
         console.print(f"Up to date at height {report.tip_height} ({report.tip_hash}).")
-        return
-    console.print(_table("Ingest", [(k.replace("_", " "), v) for k, v in summary.items()]))
+    else:
+        rows = [(k.replace("_", " "), v) for k, v in summary.items() if k != "left_for_next_run"]
+        console.print(_table("Ingest", rows))
+    if left is not None:
+        console.print(
+            Text(
+                f"Left {left['bytes']:,} bytes for the next run: a block the node is still "
+                f"writing at {left['file']} byte offset {left['offset']}."
+            )
+        )
 
 
 # ---------------------------------------------------------------------------------- status

@@ -38,6 +38,14 @@ def register(app: typer.Typer) -> None:
             help="trace through CoinJoins; sources beyond get through_coinjoin=true and "
             "confidence at most 0.25",
         ),
+        min_confidence: float = typer.Option(
+            0.0,
+            "--min-confidence",
+            min=0.0,
+            max=1.0,
+            help="leave subpoena rows whose best lead is less sure than this out of "
+            "subpoenas.csv (leads.csv keeps every lead)",
+        ),
     ) -> None:
         """Trace a service's deposits to the exchanges that funded them, and its cash-outs."""
         from chainsleuth.cases.investigate import investigate
@@ -52,6 +60,7 @@ def register(app: typer.Typer) -> None:
             report=report,
             pdf=pdf,
             walk_coinjoins=walk_coinjoins,
+            min_confidence=min_confidence,
         )
         _print_summary(summary, console)
 

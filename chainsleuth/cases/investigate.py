@@ -38,12 +38,15 @@ from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of th
     LEAD_ORDER,
     MAX_PATHS,
     POLICY_BASE,
+    SERVICE_COLUMNS,
     SUBPOENA_COLUMNS,
+    UNIDENTIFIED_SERVICE,
     ChainLookups,
     cashout_rows,
     cashout_table,
     lead_table,
     schema_of,
+    services_table,
     subpoena_table,
 )
 from chainsleuth.core.errors import ChainsleuthError
@@ -52,6 +55,15 @@ from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
 from chainsleuth.trace.exposure import coinjoin_flags as _coinjoins
 from chainsleuth.trace.exposure import one_wallet_txs
+from chainsleuth.trace.services import (
+    BATCH_MIN_PAYEES,
+    MIN_EVENTS,
+    SWEEP_MIN_INPUTS,
+    ServiceStats,
+    service_entities,
+    service_stats,
+    tx_shapes,
+)
 
 DEFAULT_PRICES = (
     Path(__file__).resolve().parents[2].parent
@@ -185,6 +197,8 @@ class CaseSetup:
     service_mask: np.ndarray
     attribution: dict[int, tuple[str | None, str]]
     mixer: dict[int, str]
+    service_stats: ServiceStats
+    linked_clusters: np.ndarray
     one_wallet: np.ndarray
     out_addr: np.ndarray
     out_cluster: np.ndarray
@@ -223,9 +237,14 @@ def prepare_case(
         for c, v in cluster_attribution(data_dir).items()
         if 0 <= c < n_addresses and not service_mask[c]
     }
+    is_coinjoin, mixer = _coinjoins(data_dir, store.counts["txs"])
+    shapes = tx_shapes(store, cluster_of, is_coinjoin)
+    stats = service_stats(shapes, cluster_of)
+    linked = _attribute_services(attribution, stats, service_entities(shapes, is_coinjoin),
+                                 service_mask)  # fmt: skip
+    del shapes
     stop = np.zeros(max(n_addresses, 1), np.bool_)
     stop[np.array(sorted(attribution), np.int64)] = True
-    is_coinjoin, mixer = _coinjoins(data_dir, store.counts["txs"])
     # one wallet cannot mix with itself: a flagged tx whose inputs share a cluster is walked
     one_wallet = is_coinjoin & one_wallet_txs(store, cluster_of)
     is_coinjoin &= ~one_wallet
@@ -277,6 +296,8 @@ def prepare_case(
         service_mask=service_mask,
         attribution=attribution,
         mixer=mixer,
+        service_stats=stats,
+        linked_clusters=linked,
         one_wallet=one_wallet,
         out_addr=out_addr,
         out_cluster=out_cluster,
@@ -296,8 +317,12 @@ def investigate(
     report: bool = True,
     pdf: bool = True,
     walk_coinjoins: bool = False,
+    min_confidence: float = 0.0,
 ) -> InvestigationSummary:
-    """Run the case: leads (who funded the deposits), subpoenas (per exchange), cash-outs."""
+    """Run the case: leads (who funded the deposits), subpoenas (per exchange), cash-outs.
+
+    `min_confidence` leaves subpoena rows whose best lead is less sure out of subpoenas.csv
+    (leads.csv keeps every lead)."""
     from chainsleuth.trace.engine import POLICIES, trace_back, trace_forward
 
     if policy not in POLICIES:
@@ -329,11 +354,13 @@ def investigate(
         LEAD_ORDER
     )
     del parts
-    subpoenas = subpoena_table(leads)
+    subpoenas = subpoena_table(leads, min_confidence)
 
     spent_seed = seed_outputs[store.spent_by_tx()[seed_outputs] >= 0]
+    linked_mask = np.zeros(service_mask.shape[0], np.bool_)
+    linked_mask[setup.linked_clusters] = True
     cash_parts = [
-        cashout_rows(result, out_cluster, attribution, service_mask)
+        cashout_rows(result, out_cluster, attribution, service_mask, linked_mask)
         for result in _in_chunks(
             partial(trace_forward, data_dir),
             spent_seed,
@@ -341,7 +368,7 @@ def investigate(
             **options,
         )
     ]
-    cashouts = cashout_table(chain, cash_parts, attribution, mixer)
+    cashouts = cashout_table(chain, cash_parts, attribution, mixer, policy)
     del cash_parts
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -350,6 +377,8 @@ def investigate(
         "subpoenas.csv": _write_csv(out_dir / "subpoenas.csv", SUBPOENA_COLUMNS, subpoenas),
         "cashouts.csv": _write_csv(out_dir / "cashouts.csv", CASHOUT_COLUMNS, cashouts),
     }
+    services = services_table(store, setup.cluster_of, leads, cashouts, setup.service_stats)
+    digests["services.csv"] = _write_csv(out_dir / "services.csv", SERVICE_COLUMNS, services)
     tip = store.tip
     tags_manifest = data_dir / "tags" / "manifest.json"
     case = {
@@ -374,11 +403,18 @@ def investigate(
         "parameters": {
             "policy": policy,
             "max_hops": max_hops,
-            "stop_clusters": "every attributed cluster (tags stage) outside the service",
+            "stop_clusters": "every attributed cluster (tags stage) outside the service, and "
+            "every untagged cluster that behaves like a service (unidentified_service)",
+            "unidentified_service": {
+                "batch_min_payees": BATCH_MIN_PAYEES,
+                "sweep_min_inputs": SWEEP_MIN_INPUTS,
+                "min_events": MIN_EVENTS,
+            },
             "exchange_categories": sorted(EXCHANGE_CATEGORIES),
             "coinjoins": "cluster stage (clusters/manifest.json files.coinjoins) "
             + ("walked through, leads beyond marked" if walk_coinjoins else "stop the walk"),
             "walk_coinjoins": walk_coinjoins,
+            "min_confidence": min_confidence,
             "one_wallet_coinjoins_walked": int(one_wallet.sum()),
             "confidence": {
                 "policy_base": POLICY_BASE,
@@ -443,6 +479,48 @@ def investigate(
         report_html=html,
         report_pdf=pdf_path,
     )
+
+
+def _attribute_services(
+    attribution: dict[int, tuple[str | None, str]],
+    stats: ServiceStats,
+    entities: tuple[np.ndarray, np.ndarray],
+    service_mask: np.ndarray,
+) -> np.ndarray:
+    """Extend `attribution` (in place) to the untagged clusters of custodial services.
+
+    Clusters that one service's own transactions join (`trace.services.service_entities`) are
+    one entity. An entity whose tagged clusters all name one actor lends that name to its
+    untagged clusters; an entity with conflicting names lends none. Untagged clusters that
+    behave like a service (batches) and got no name, and every cluster of their entity, are
+    `unidentified_service`, named `cluster:<entity>`. The seized service's own clusters are
+    left alone. Returns the clusters that got a name through their entity (sorted).
+    """
+    nodes, entity = entities
+    outside = ~service_mask[nodes] if nodes.shape[0] else np.zeros(0, np.bool_)
+    nodes, entity = nodes[outside], entity[outside]
+    names: dict[int, set[tuple[str | None, str]]] = {}
+    for c, e in zip(nodes.tolist(), entity.tolist(), strict=True):
+        if c in attribution:
+            names.setdefault(e, set()).add(attribution[c])
+    linked = []
+    for c, e in zip(nodes.tolist(), entity.tolist(), strict=True):
+        named = names.get(e)
+        if c not in attribution and named is not None and len(named) == 1:
+            attribution[c] = next(iter(named))
+            linked.append(c)
+    # untagged services: the service-like clusters, and the rest of their entities
+    like = stats.service_like()
+    like = like[~service_mask[like]]
+    entity_of = dict(zip(nodes.tolist(), entity.tolist(), strict=True))
+    service_entity = {entity_of.get(c, c) for c in like.tolist() if c not in attribution}
+    for c in like.tolist():
+        if c not in attribution:
+            attribution[c] = (f"cluster:{entity_of.get(c, c)}", UNIDENTIFIED_SERVICE)
+    for c, e in zip(nodes.tolist(), entity.tolist(), strict=True):
+        if c not in attribution and e in service_entity and names.get(e) is None:
+            attribution[c] = (f"cluster:{e}", UNIDENTIFIED_SERVICE)
+    return np.array(sorted(linked), np.int64)
 
 
 def _service_clusters(
@@ -521,7 +599,7 @@ def _in_chunks(trace: Any, seeds: np.ndarray, group: np.ndarray, **options: Any)
 
 
 #: How each column is written: floats with fixed decimals, so a CSV is a function of its data.
-_FORMATS = {"amount_usd": "%.2f", "confidence": "%.4f"}
+_FORMATS = {"amount_usd": "%.2f", "confidence": "%.4f", "service_share": "%.4f"}
 
 
 def _write_csv(path: Path, columns: list[str], table: pa.Table) -> str:

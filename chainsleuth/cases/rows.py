@@ -25,6 +25,11 @@ EXCHANGE_CATEGORIES = frozenset(
 )
 
 
+#: Category of an untagged cluster that behaves like a custodial service (trace.services): a
+#: source or destination of its own kind, never a subpoena target until someone names it.
+UNIDENTIFIED_SERVICE = "unidentified_service"
+
+
 #: Confidence of one hop under each policy (multiplied per extra hop, see `_confidence`).
 POLICY_BASE = {"fifo": 0.95, "haircut": 0.9, "poison": 0.6}
 
@@ -72,6 +77,8 @@ _TYPES = {
     "destination_cluster": pa.int64(),
     "amount_usd": pa.float64(),
     "confidence": pa.float64(),
+    "output_value_sat": pa.int64(),
+    "service_share": pa.float64(),
 }
 
 
@@ -119,6 +126,20 @@ SUBPOENA_COLUMNS = [
     "price_note",
     "n_deposits",
     "deposit_addresses",
+    "confidence",
+]
+
+
+SERVICE_COLUMNS = [
+    "cluster_id",
+    "n_addresses",
+    "batches",
+    "sweeps_received",
+    "n_deposits_funded",
+    "funded_sat",
+    "n_cashouts",
+    "cashout_sat",
+    "example_addresses",
 ]
 
 
@@ -135,6 +156,9 @@ CASHOUT_COLUMNS = [
     "amount_usd",
     "price_note",
     "hops",
+    "output_value_sat",
+    "service_share",
+    "confidence",
 ]
 
 
@@ -449,8 +473,10 @@ def _sum_groups(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return summed
 
 
-def subpoena_table(leads: pa.Table) -> pa.Table:
-    """Per exchange, the withdrawals (customers) to request, by total paid to the service."""
+def subpoena_table(leads: pa.Table, min_confidence: float = 0.0) -> pa.Table:
+    """Per exchange, the withdrawals (customers) to request: surest first (a row's confidence
+    is its best lead's), then by the exchange's total paid to the service. Rows below
+    `min_confidence` are left out."""
     import duckdb
 
     con = duckdb.connect()
@@ -466,19 +492,21 @@ def subpoena_table(leads: pa.Table) -> pa.Table:
                    bool_or(amount_usd IS NULL) AS missing,
                    count(DISTINCT deposit_address) AS n_deposits,
                    string_agg(DISTINCT deposit_address, ';' ORDER BY deposit_address)
-                       AS deposit_addresses
+                       AS deposit_addresses,
+                   max(confidence) AS confidence
             FROM leads WHERE source_category IN ({categories})
             GROUP BY source_entity, funding_txid, source_address
+            HAVING max(confidence) >= {float(min_confidence)!r}
         )
         SELECT exchange, (sum(amount_sat) OVER (PARTITION BY exchange))::BIGINT
                    AS exchange_total_sat,
                funding_txid, source_address, block_height, block_time, amount_sat,
                CASE WHEN missing THEN NULL ELSE amount_usd END AS amount_usd,
                CASE WHEN missing THEN 'missing_price' ELSE '' END AS price_note,
-               n_deposits, deposit_addresses
+               n_deposits, deposit_addresses, confidence
         FROM rows
-        ORDER BY exchange_total_sat DESC, exchange, amount_sat DESC, funding_txid,
-                 source_address
+        ORDER BY confidence DESC, exchange_total_sat DESC, exchange, amount_sat DESC,
+                 funding_txid, source_address
         """
     ).arrow()
     con.close()
@@ -490,11 +518,14 @@ def cashout_rows(
     out_cluster: np.ndarray,
     attribution: dict[int, tuple[str | None, str]],
     in_service_cluster: np.ndarray,
+    linked: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Rows of a forward trace that reached an attributed cluster (or a CoinJoin), with their
-    destination: the output the exchange credits. When the walk reached the attributed cluster
+    destination: the output the exchange credits. When the walk reached a tagged cluster
     through a tx that spends an output outside the service (an exchange deposit address swept
-    into a tagged hot wallet), that output; otherwise the attributed output itself."""
+    into a tagged hot wallet), that output; otherwise the attributed output itself. A cluster
+    named through the exchange's own transactions (`linked`, a bool per cluster id: deposits
+    swept into a wallet that pays batches) is the deposit itself, credited where it is."""
     from chainsleuth.trace import kernels as trace_kernels
 
     kind = result.kind
@@ -508,6 +539,8 @@ def cashout_rows(
     # one step back: the output the walk came through into the attributed cluster's tx
     parent = result.entry_parent[result.entry[rows]]
     back = is_cluster[rows] & (hops >= 2) & (parent >= 0)
+    if linked is not None:
+        back &= ~linked[np.maximum(cluster[rows], 0)]
     before = np.where(back, result.entry_output[np.maximum(parent, 0)], -1)
     before_cluster = np.where(before >= 0, out_cluster[np.maximum(before, 0)], -1)
     outside = back & ((before_cluster < 0) | ~in_service_cluster[np.maximum(before_cluster, 0)])
@@ -526,8 +559,15 @@ def cashout_table(
     parts: list[dict[str, np.ndarray]],
     attribution: dict[int, tuple[str | None, str]],
     mixer: dict[int, str],
+    policy: str = "haircut",
 ) -> pa.Table:
-    """One row per destination output, summed over the trace rows of every chunk."""
+    """One row per destination output, summed over the trace rows of every chunk.
+
+    `amount_sat` is the service's money that reached the destination under the policy (what
+    the trace followed into it); `output_value_sat` is the destination output's whole value and
+    `service_share` their ratio. An output the service paid only a sliver of is someone else's
+    money: its confidence scales with that share, and decays per hop like a lead's.
+    """
     rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
     if not rows:
         rows = {k: np.zeros(0, np.int64) for k in ("destination", "tx", "hops", "traced")}
@@ -552,7 +592,13 @@ def cashout_table(
             entity[i], category[i] = name or "", cat
     heights, times, day = chain.when(d_tx)
     value = chain.output_value[d].astype(np.int64)
-    usd = chain.usd(value, day)
+    amount = np.minimum(traced, value)
+    usd = chain.usd(amount, day)
+    share = amount / np.maximum(value, 1)
+    confidence = (
+        POLICY_BASE[policy] * HOP_DECAY ** np.maximum(d_hops - 1, 0) * np.clip(share, 0.0, 1.0)
+    )
+    confidence = np.where(category == "coinjoin", np.minimum(confidence, COINJOIN_CAP), confidence)
     table = pa.table(
         {
             "destination_address": chain.addresses_of_outputs(d),
@@ -562,14 +608,83 @@ def cashout_table(
             "txid": chain.txids(d_tx),
             "block_height": heights,
             "block_time": times,
-            "amount_sat": value,
+            "amount_sat": amount,
             "traced_sat": traced,
             "amount_usd": pa.array(usd, mask=np.isnan(usd)),
             "price_note": np.where(np.isnan(usd), "missing_price", ""),
             "hops": d_hops,
+            "output_value_sat": value,
+            "service_share": np.round(share, 4),
+            "confidence": np.round(confidence, 4),
         },
         schema=schema_of(CASHOUT_COLUMNS),
     )
     return table.sort_by(
         [("block_height", "ascending"), ("txid", "ascending"), ("destination_address", "ascending")]
+    )
+
+
+def services_table(
+    store: Store,
+    cluster_of: np.ndarray,
+    leads: pa.Table,
+    cashouts: pa.Table,
+    stats: Any,
+) -> pa.Table:
+    """One row per unidentified service the case reached: its cluster, behaviour, what it
+    funded and received, and up to three of its addresses (to identify the operator)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("leads", leads.select(["deposit_address", "source_category", "source_cluster",
+                                         "amount_sat"]))  # fmt: skip
+    con.register("cashouts", cashouts.select(["destination_category", "destination_cluster",
+                                              "amount_sat"]))  # fmt: skip
+    reached = con.sql(
+        f"""
+        WITH f AS (SELECT source_cluster AS c, count(DISTINCT deposit_address) AS n_dep,
+                          sum(amount_sat)::BIGINT AS funded
+                   FROM leads WHERE source_category = '{UNIDENTIFIED_SERVICE}' GROUP BY 1),
+             o AS (SELECT destination_cluster AS c, count(*) AS n_out,
+                          sum(amount_sat)::BIGINT AS out_sat
+                   FROM cashouts WHERE destination_category = '{UNIDENTIFIED_SERVICE}'
+                   GROUP BY 1)
+        SELECT coalesce(f.c, o.c) AS c, coalesce(n_dep, 0) AS n_dep, coalesce(funded, 0) AS funded,
+               coalesce(n_out, 0) AS n_out, coalesce(out_sat, 0) AS out_sat
+        FROM f FULL OUTER JOIN o ON f.c = o.c ORDER BY funded DESC, out_sat DESC, c
+        """
+    ).fetchnumpy()
+    con.close()
+    ids = np.asarray(reached["c"], np.int64)
+    members = np.flatnonzero(np.isin(cluster_of, ids))
+    owner = cluster_of[members]
+    order = np.lexsort((members, owner))
+    members, owner = members[order], owner[order]
+    rank = np.arange(owner.shape[0]) - np.searchsorted(owner, owner)
+    sizes = np.bincount(np.searchsorted(ids[np.argsort(ids)], owner), minlength=ids.shape[0])
+    size_of = dict(zip(np.sort(ids).tolist(), sizes.tolist(), strict=True))
+    keep = rank < 3
+    names: dict[int, list[str]] = {}
+    if keep.any():
+        lookup = store.connection().cursor()
+        lookup.register("cs_ids", pa.table({"address_id": members[keep]}))
+        found = lookup.sql(
+            "SELECT i.address_id, a.address FROM cs_ids i "
+            "JOIN address_list_raw a ON a.address_id = i.address_id ORDER BY i.address_id"
+        ).fetchall()
+        text = dict(found)
+        for c, a in zip(owner[keep].tolist(), members[keep].tolist(), strict=True):
+            names.setdefault(c, []).append(str(text.get(a, "")))
+    return pa.table(
+        {
+            "cluster_id": ids,
+            "n_addresses": np.array([size_of.get(c, 0) for c in ids.tolist()], np.int64),
+            "batches": stats.batches[ids] if ids.shape[0] else np.zeros(0, np.int64),
+            "sweeps_received": stats.sweeps_in[ids] if ids.shape[0] else np.zeros(0, np.int64),
+            "n_deposits_funded": np.asarray(reached["n_dep"], np.int64),
+            "funded_sat": np.asarray(reached["funded"], np.int64),
+            "n_cashouts": np.asarray(reached["n_out"], np.int64),
+            "cashout_sat": np.asarray(reached["out_sat"], np.int64),
+            "example_addresses": [";".join(names.get(c, [])) for c in ids.tolist()],
+        }
     )

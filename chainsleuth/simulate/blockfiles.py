@@ -6,6 +6,14 @@ A file is closed and the next one started when the next record would reach the s
 Since Core 28 the blocks directory holds `xor.dat`, an 8-byte key, and every byte of every
 blk/rev file is stored XORed with `key[file_offset % 8]`; Core writes a random key, the simulator
 derives it from the seed so that a world stays reproducible. Used by `chainsleuth.simulate.chain`.
+
+With `preallocate=True` the files are laid out as a running Core 28+ node leaves them (tests use
+this; the simulator's worlds do not): before a record would cross the file's allocated size the
+file is extended to the next multiple of 16 MiB (`FlatFileSeq::Allocate`, BLOCKFILE_CHUNK_SIZE,
+via `AllocateFileRange`); that space is zeros on disk, never written through the key (only
+`AutoFile` writes apply `m_xor`). When the next file is started the previous one is cut back to
+the bytes used (`FlushBlockFile(fFinalize=true)` -> `TruncateFile`), so only the newest file has
+a pre-allocated tail.
 """
 
 from __future__ import annotations
@@ -16,9 +24,10 @@ from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["BlockFileWriter", "xor_bytes"]
+__all__ = ["BLOCKFILE_CHUNK_SIZE", "BlockFileWriter", "xor_bytes"]
 
 MAX_BLOCKFILE_SIZE = 0x8000000  # 128 MiB, Bitcoin Core's default
+BLOCKFILE_CHUNK_SIZE = 0x1000000  # 16 MiB: Core pre-allocates blk files in these steps
 
 
 def xor_bytes(data: bytes, key: bytes, offset: int) -> bytes:
@@ -41,8 +50,12 @@ class BlockFileWriter:
         magic: bytes,
         max_file_size: int = MAX_BLOCKFILE_SIZE,
         xor_key: bytes | None = None,
+        *,
+        preallocate: bool = False,
+        chunk_size: int = BLOCKFILE_CHUNK_SIZE,
     ) -> None:
         self.dir = blocks_dir
+        self.chunk_size = chunk_size if preallocate else 0
         self.magic = magic
         self.max_file_size = max_file_size
         self.key = xor_key
@@ -70,10 +83,17 @@ class BlockFileWriter:
         if fh is None:
             fh = self._open()
         elif self.size > 0 and self.size + len(record) >= self.max_file_size:
+            if self.chunk_size:
+                fh.truncate(self.size)  # finalised: the pre-allocated tail is cut off
             fh.close()
             self.file_no += 1
             fh = self._open()
         offset = self.size
+        if self.chunk_size:
+            chunks_before = -(-offset // self.chunk_size)
+            chunks_after = -(-(offset + len(record)) // self.chunk_size)
+            if chunks_after > chunks_before:
+                fh.truncate(chunks_after * self.chunk_size)  # raw zeros, not through the key
         fh.write(record if self.key is None else xor_bytes(record, self.key, offset))
         self.size += len(record)
         return self.file_no, offset + 8

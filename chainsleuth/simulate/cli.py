@@ -18,6 +18,12 @@ from rich.table import Table
 __all__ = ["register"]
 
 
+class ProfileName(StrEnum):
+    easy = "easy"
+    realistic = "realistic"
+    hard = "hard"
+
+
 class ScaleName(StrEnum):
     small = "small"
     medium = "medium"
@@ -41,6 +47,11 @@ def register(app: typer.Typer) -> None:
         xor: bool = typer.Option(
             False, "--xor/--no-xor", help="Obfuscate blk files with an xor.dat key (Core 28+)."
         ),
+        profile: ProfileName = typer.Option(
+            ProfileName.easy,
+            "--profile",
+            help="How adversarial the world is: easy (the original), realistic, hard.",
+        ),
     ) -> None:
         """Simulate a world with ground truth and write its chain as Bitcoin Core block files."""
         from chainsleuth.simulate.run import simulate
@@ -56,7 +67,9 @@ def register(app: typer.Typer) -> None:
             console=console,
             transient=False,
         ) as bar:
-            task = bar.add_task(f"{scale.value} seed {seed}", total=None, txs=0, rate=0.0)
+            task = bar.add_task(
+                f"{scale.value} {profile.value} seed {seed}", total=None, txs=0, rate=0.0
+            )
 
             def progress(done: int, total: int, txs: int) -> None:
                 if done % 10 and done != total:
@@ -64,7 +77,10 @@ def register(app: typer.Typer) -> None:
                 rate = txs / max(time.perf_counter() - started, 1e-9)
                 bar.update(task, completed=done, total=total, txs=txs, rate=rate)
 
-            summary = simulate(out, seed=seed, scale=scale.value, xor=xor, progress=progress)
+            summary = simulate(
+                out, seed=seed, scale=scale.value, xor=xor, progress=progress,
+                profile=profile.value,
+            )  # fmt: skip
         table = Table(title=f"world written to {out}", show_header=False)
         table.add_row("tip", f"{summary.tip_height}  {summary.tip_hash}")
         table.add_row("blocks", f"{summary.n_blocks:,} main + {len(summary.stale_hashes)} stale")

@@ -7,7 +7,7 @@ users call it directly:
     >>> summary = simulate(Path("world"), seed=7, scale="small")   # doctest: +SKIP
     >>> summary.tip_height, summary.n_txs                          # doctest: +SKIP
 
-Everything written under `out` is a function of (seed, scale, xor) only, except `timing.json`,
+Everything written under `out` is a function of (seed, scale, xor, profile) only, except `timing.json`,
 which records how long generation took. The layout is documented in docs/simulator.md.
 """
 
@@ -26,6 +26,8 @@ from pathlib import Path
 from chainsleuth.core.network import REGTEST
 from chainsleuth.simulate.blockfiles import BlockFileWriter
 from chainsleuth.simulate.chain import ChainBuilder
+from chainsleuth.simulate.profiles import Profile
+from chainsleuth.simulate.profiles import profile as get_profile
 from chainsleuth.simulate.truth import write_truth
 from chainsleuth.simulate.world import COINBASE_MATURITY, SCALES, World
 
@@ -91,10 +93,13 @@ def simulate(
     scale: str = "small",
     xor: bool = False,
     progress: Progress | None = None,
+    profile: str | Profile = "easy",
 ) -> SimulationSummary:
     """Build the `scale` world of `seed` under `out` (its blocks/, truth/, seeds/, tags/,
-    world.json and timing.json are replaced; nothing else there is touched).
+    world.json and timing.json are replaced; nothing else there is touched). `profile` names
+    how adversarial the world is (`easy`, `realistic`, `hard`; docs/simulator.md, "Profiles").
     """
+    knobs = get_profile(profile)
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
     if seed < 0:
@@ -123,7 +128,7 @@ def simulate(
     with (out / "truth" / "txs.csv").open("w", newline="\n") as tx_log:
         tx_log.write("txid,block_height,kind,wallet_id,change_vouts\n")
         tx_log.write(f"{chain_genesis_txid()},0,genesis,,\n")
-        world = World(seed, sc, tx_log)
+        world = World(seed, sc, tx_log, knobs)
         for height in range(1, sc.tip_height + 1):
             txs = world.step(height, times[height])
             pool = world.pick_pool()

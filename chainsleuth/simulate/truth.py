@@ -224,6 +224,9 @@ def write_truth(
         "scale": scale,
         "network": network.name,
         "xor": xor,
+        "profile": world.profile.name,
+        "profile_knobs": world.profile.knobs(),
+        "exchanges_never_reusing": [e.name for e in exchanges if e.no_reuse],
         "tip_height": chain.tip_height,
         "tip_hash": chain.tip_hash,
         "n_blocks": len(main),
@@ -275,7 +278,20 @@ def _write_tags(tags: Path, world: World, addr: Any, seed: int) -> None:
     rng = np.random.Generator(np.random.PCG64(seed + 404))
     payer_idx = {w.idx for w in world.payer_of.values()} | {world.admin.idx}
     entries = []
-    for ex in world.exchanges:
+    lo, hi = world.profile.tags_per_exchange
+    for ex in world.exchanges if hi > 0 else []:
+        # a few addresses anywhere in the exchange's wallet: half its own side, half deposits
+        title = ex.name.capitalize() + " Exchange"
+        own = _exchange_own(world, ex)
+        deposits = _exchange_deposits(world, ex, payer_idx)
+        k = int(rng.integers(lo, hi + 1))
+        n_own = min(len(own), (k + 1) // 2)
+        picked = rng.choice(own, size=n_own, replace=False).tolist() if n_own else []
+        n_dep = min(len(deposits), k - n_own)
+        picked += rng.choice(deposits, size=n_dep, replace=False).tolist() if n_dep else []
+        for aid in sorted(picked):
+            entries.append(_tag(addr(aid), f"{title} wallet", "exchange", ex.name, "forensic"))
+    for ex in world.exchanges if hi == 0 else []:
         title = ex.name.capitalize() + " Exchange"
         entries.append(
             _tag(addr(ex.hot[0].aid), f"{title} hot wallet", "exchange", ex.name, "service_data")
@@ -327,6 +343,17 @@ def _write_tags(tags: Path, world: World, addr: Any, seed: int) -> None:
         "tags": cj,
     }
     (tags / "coinjoin.yaml").write_text(yaml.safe_dump(pack, sort_keys=False, width=100))
+
+
+def _exchange_own(world: World, ex: Exchange) -> list[int]:
+    """The exchange's own used addresses: hot, cold and change (not customer deposits)."""
+    book = world.book
+    owner = np.frombuffer(book.owner, np.int32)
+    role = np.frombuffer(book.role, np.uint8)
+    n_out = np.frombuffer(book.n_outputs, np.int32)
+    own_roles = np.array([ROLES.index(r) for r in ("hot", "cold", "change")], np.uint8)
+    mask = (owner == ex.wallet.idx) & np.isin(role, own_roles) & (n_out > 0)
+    return np.flatnonzero(mask).tolist()
 
 
 def _exchange_deposits(world: World, ex: Exchange, excluded: set[int]) -> list[int]:

@@ -46,6 +46,8 @@ from chainsleuth.simulate.keys import (
     Utxo,
 )
 from chainsleuth.simulate.prices import close_usd
+from chainsleuth.simulate.profiles import Profile
+from chainsleuth.simulate.profiles import profile as get_profile
 
 __all__ = ["COIN", "WALLET_KINDS", "Scale", "SCALES", "World", "Wallet", "subsidy"]
 
@@ -181,6 +183,7 @@ class Exchange:
         self.hot = hot
         self.cold = cold
         self.fresh_change = n % 3 == 2  # others send change back to a reused hot address
+        self.no_reuse = False  # profile: fresh hot per sweep, fresh change, fresh cold
         self.change_last = n % 2 == 0
         self.deducts_fee = n % 2 == 1  # withdrawal fee taken from the amount sent
         self.batch_every = 1 + n % 2
@@ -194,7 +197,7 @@ class Exchange:
 class Request:
     """A withdrawal waiting for the exchange's next batch; filled in when it is paid."""
 
-    __slots__ = ("addr", "value", "bucket", "utxo", "txid")
+    __slots__ = ("addr", "value", "bucket", "utxo", "txid", "forward_tried")
 
     def __init__(self, addr: Addr, value: int, bucket: list[Utxo] | None) -> None:
         self.addr = addr
@@ -202,6 +205,7 @@ class Request:
         self.bucket = bucket
         self.utxo: Utxo | None = None
         self.txid: bytes | None = None
+        self.forward_tried = False  # profile knob: each request is offered to a forward once
 
 
 class Ticket:
@@ -262,9 +266,16 @@ class Cashout:
 class World:
     """The economy. `step()` once per block; `wallets`, `book` and the lists hold the truth."""
 
-    def __init__(self, seed: int, scale: Scale, tx_log: IO[str] | None = None) -> None:
+    def __init__(
+        self,
+        seed: int,
+        scale: Scale,
+        tx_log: IO[str] | None = None,
+        profile: Profile | None = None,
+    ) -> None:
         self.seed = seed
         self.scale = scale
+        self.profile = profile if profile is not None else get_profile("easy")
         self.rng = random.Random(seed)
         self.sigrng = random.Random(seed * 7919 + 17)
         self.nprng = np.random.Generator(np.random.PCG64(seed))
@@ -317,6 +328,11 @@ class World:
             hot = [book.new(stype, w.idx, ROLE["hot"]) for _ in range(2)]
             cold = book.new(P2WSH, w.idx, ROLE["cold"])
             self.exchanges.append(Exchange(n, w, cold, hot, rng))
+        if self.profile.exchange_fresh_share > 0:
+            k = round(self.profile.exchange_fresh_share * s.n_exchanges)
+            for ex in rng.sample(self.exchanges, k):
+                ex.no_reuse = True
+                ex.fresh_change = True
         self.pools: list[Wallet] = []
         for n in range(s.n_pools):
             w = self._wallet(
@@ -401,6 +417,18 @@ class World:
     def deposit_addr(self, ex: Exchange, account: Wallet) -> Addr:
         """A fresh deposit address of `ex`, credited to `account`."""
         return self.book.new(ex.dep_stype, ex.wallet.idx, ROLE["deposit"], account.idx)
+
+    def hot_addr(self, ex: Exchange) -> Addr:
+        """Where `ex` sweeps deposits: one of its reused hot addresses, or a fresh one."""
+        if ex.no_reuse:
+            return self.book.new(ex.wallet.stype, ex.wallet.idx, ROLE["hot"])
+        return self.rng.choice(ex.hot)
+
+    def cold_addr(self, ex: Exchange) -> Addr:
+        """`ex`'s cold storage: its one reused address, or a fresh one."""
+        if ex.no_reuse:
+            return self.book.new(P2WSH, ex.wallet.idx, ROLE["cold"])
+        return ex.cold
 
     def _change_stype(self, w: Wallet, pay_stypes: list[int]) -> int:
         if w.change == MATCH and w.stype == P2SH and any(s in (P2WPKH, P2WSH) for s in pay_stypes):
@@ -693,16 +721,20 @@ class World:
                 ex.deposits[:] = [u for u in ex.deposits if u.height >= h]  # in place: buckets
                 for k in range(0, len(ready), 200):
                     chunk = ready[k : k + 200]
-                    dest = ex.cold if self.rng.random() < 0.1 else self.rng.choice(ex.hot)
-                    bucket = w.extra if dest is ex.cold else None
+                    to_cold = self.rng.random() < 0.1
+                    dest = self.cold_addr(ex) if to_cold else self.hot_addr(ex)
+                    bucket = w.extra if to_cold else None
                     self.pay(w, [(dest, 0, bucket)], "exchange_sweep", utxos=chunk, sweep=True,
                              rate=self.rate(0.5))  # fmt: skip
+        if ex.queue and self.profile.forward_whole_share > 0:
+            self._exchange_forwards(ex)
         if ex.queue and (h + ex.offset) % ex.batch_every == 0:
             self._exchange_batch(ex)
         hot = w.balance()
         high = int(12 * ex.ema_out) + 5 * COIN
         if hot > 2 * high and (h + ex.offset) % 6 == 0:
-            self.pay(w, [(ex.cold, hot - high, w.extra)], "exchange_cold_move", rate=self.rate(0.5))
+            self.pay(w, [(self.cold_addr(ex), hot - high, w.extra)], "exchange_cold_move",
+                     rate=self.rate(0.5))  # fmt: skip
 
     def _refill(self, ex: Exchange, need: int) -> None:
         w = ex.wallet
@@ -713,10 +745,44 @@ class World:
         sel = self.select(cold, amount, self.rate(), 40)
         if sel is None:  # everything there is
             sel, cold[:] = cold[:], []
-            self.pay(w, [(ex.hot[0], 0, None)], "exchange_cold_move", utxos=sel, sweep=True)
+            self.pay(w, [(self._refill_addr(ex), 0, None)], "exchange_cold_move", utxos=sel,
+                     sweep=True)  # fmt: skip
             return
-        self.pay(w, [(ex.hot[0], amount, None)], "exchange_cold_move", utxos=sel,
-                 change_addr=ex.cold, change_bucket=cold)  # fmt: skip
+        self.pay(w, [(self._refill_addr(ex), amount, None)], "exchange_cold_move", utxos=sel,
+                 change_addr=self.cold_addr(ex), change_bucket=cold)  # fmt: skip
+
+    def _refill_addr(self, ex: Exchange) -> Addr:
+        if ex.no_reuse:
+            return self.book.new(ex.wallet.stype, ex.wallet.idx, ROLE["hot"])
+        return ex.hot[0]
+
+    def _exchange_forwards(self, ex: Exchange) -> None:
+        """Profile knob: pay queued withdrawals straight from one customer deposit each (an
+        OTC-style forward), the rest back to the exchange, instead of sweeping it first."""
+        rng, h = self.rng, self.height
+        w = ex.wallet
+        for req in list(ex.queue[:50]):
+            if req.forward_tried:
+                continue
+            req.forward_tried = True
+            if rng.random() >= self.profile.forward_whole_share:
+                continue
+            fit = next(
+                (u for u in ex.deposits[:300]
+                 if u.height < h and req.value + 50_000 <= u.value <= 4 * req.value),
+                None,
+            )  # fmt: skip
+            if fit is None:
+                continue
+            ex.deposits.remove(fit)  # in place: the list is a bucket
+            res = self.pay(w, [(req.addr, req.value, req.bucket)], "exchange_forward",
+                           utxos=[fit], change_addr=self._refill_addr(ex), rate=self.rate(0.8))  # fmt: skip
+            if res is None:
+                ex.deposits.append(fit)
+                continue
+            txid, made, _ = res
+            req.utxo, req.txid = made[0], txid
+            ex.queue.remove(req)
 
     def _exchange_batch(self, ex: Exchange) -> None:
         w = ex.wallet
@@ -841,11 +907,27 @@ class World:
                 if w.kind in ("privacy", "maker"):
                     v = v * 3 + COIN // 5
                 self.withdraw(ex, self.recv(w), v)
+        knobs = self.profile
+        if knobs.cross_exchange_rate > 0 and len(self.exchanges) > 1:
+            # moving coins from one exchange to an account at another
+            for _ in range(self._poisson(knobs.cross_exchange_rate)):
+                w = rng.choice(self.users if rng.random() < 0.7 else self.customers)
+                src = self.exchanges[w.home]
+                dst = rng.choice([e for e in self.exchanges if e is not src])
+                self.withdraw(src, self.deposit_addr(dst, w), self.buy_amount(src), dst.deposits)
         # payments between people
         for group, lam in ((self.users, 20.0), (self.customers, 3.0), (self.multisig, 0.8)):
             for _ in range(self._poisson(lam)):
                 w = self._funded(group)
                 if w is None:
+                    continue
+                if knobs.send_all_share > 0 and rng.random() < knobs.send_all_share:
+                    # send-all: a coin or two, whole, to another owner (one output, no change)
+                    k = min(len(w.utxos), rng.choice((1, 1, 2, 3)))
+                    coins, w.utxos = w.utxos[:k], w.utxos[k:]
+                    addr, bucket = self._payee()
+                    if self.pay(w, [(addr, 0, bucket)], "payment", utxos=coins, sweep=True) is None:
+                        w.utxos.extend(coins)
                     continue
                 n_out = 1 if rng.random() < 0.9 else rng.randint(2, 4)
                 outs = []
@@ -962,8 +1044,9 @@ class World:
         return pool.denom + max(2_000, int(self.base_rate * 260))
 
     def tx0(
-        self, w: Wallet, coins: list[Utxo], pool: WhirlpoolPool, n: int, ticket: Ticket | None
-    ) -> bytes | None:
+        self, w: Wallet, coins: list[Utxo], pool: WhirlpoolPool, n: int, ticket: Ticket | None,
+        change_bucket: list[Utxo] | None = None,
+    ) -> bytes | None:  # fmt: skip
         """Whirlpool's tx0: the pool fee, an OP_RETURN, `n` premix outputs and toxic change."""
         rate = self.rate()
         premix_value = self.premix_value(pool)
@@ -973,7 +1056,8 @@ class World:
         outs += [(a, premix_value, hold) for a in premix]
         change = self.book.new(P2WPKH, w.idx, ROLE["mix_change"])
         res = self.pay(w, outs, "whirlpool_tx0", utxos=coins, rate=rate, change_addr=change,
-                       op_return=self.rng.randbytes(46), order="op_return_first")  # fmt: skip
+                       change_bucket=change_bucket, op_return=self.rng.randbytes(46),
+                       order="op_return_first")  # fmt: skip
         if res is None:
             w.utxos.extend(coins)
             return None
@@ -1324,11 +1408,14 @@ class World:
             u = nxt[0]
             nxt.clear()
         yield rng.randint(0, 4)
+        share = self.profile.send_all_service_share
+        send_all = share > 0 and rng.random() < share
         res = self.pay(
             payer,
-            [(self.deposit_addrs[r], price, self.service_deposits)],
+            [(self.deposit_addrs[r], 0 if send_all else price, self.service_deposits)],
             "service_payment",
             utxos=[u],
+            sweep=send_all,
         )
         if res is None:
             payer.utxos.append(u)
@@ -1359,7 +1446,12 @@ class World:
                     "service_payment",
                 )
             else:
-                dest, bucket = self._payee()
+                share = self.profile.peel_to_exchange_share
+                if share > 0 and rng.random() < share:
+                    other = rng.choice(self.exchanges)
+                    dest, bucket = self.deposit_addr(other, payer), other.deposits
+                else:
+                    dest, bucket = self._payee()
                 v, kind = min(self.usd(rng.choice(USD_PRICES)), u.value // 3), "peel"
             change = self.book.new(payer.stype, payer.idx, ROLE["change"])
             res = self.pay(
@@ -1392,6 +1484,25 @@ class World:
         assert req.utxo is not None and req.txid is not None
         trail.clear()
         yield rng.randint(0, 3)
+        share = self.profile.tx0_change_share
+        if share > 0 and rng.random() < share:
+            # the Tx0's change pays: a trail from the exchange, not a mix
+            change: list[Utxo] = []
+            t0 = self.tx0(payer, [req.utxo], pool, n, None, change_bucket=change)
+            if t0 is None or not change:
+                return
+            yield rng.randint(0, 5)
+            coin = change[0]
+            if coin.value < price + 5_000:
+                price = coin.value // 2
+            res = self.pay(payer, [(self.deposit_addrs[r], price, self.service_deposits)],
+                           "service_payment", utxos=[coin],
+                           change_addr=self.book.new(P2WPKH, payer.idx, ROLE["change"]))  # fmt: skip
+            if res is None:
+                payer.utxos.append(coin)
+                return
+            self._record(r, payer, res, (ex, req.txid), [req.txid, t0], "tx0_change", "", False)
+            return
         ticket = Ticket()
         t0 = self.tx0(payer, [req.utxo], pool, n, ticket)
         if t0 is None:

@@ -3,7 +3,14 @@
 No node needs to run and no LevelDB index is read. Bitcoin Core appends each block it receives
 to the current blk file as `magic (4) | length (u32 LE) | block`, so files hold blocks out of
 height order, stale (orphaned) blocks, and zero padding at their ends (files are pre-allocated).
-Since Core 28 every byte may be XORed with the 8-byte key in `xor.dat` (by file offset).
+Since Core 28 every byte Core writes is XORed with the 8-byte key in `xor.dat` (by file offset).
+
+Padding is decided on the raw bytes: Core extends the file it writes in 16 MiB chunks
+(`FlatFileSeq::Allocate` -> `AllocateFileRange`) without going through the key, so that tail
+is raw zeros on disk and would read as the key pattern once XORed (docs/design/store.md). The
+newest blk file may also end in a record the node is still writing (a torn header or body): the
+scan leaves it out and reports it (`ScanResult.torn`), and the next run takes it once it is
+complete. A torn record in any other file is an `InputError` naming the file, offset and field.
 
 `scan_blocks_dir` lists every record's header; `best_chain` picks the chain with the most
 cumulative proof of work, the way a node does; `read_blocks` returns raw block bytes. The ingest
@@ -18,6 +25,7 @@ import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -45,11 +53,22 @@ class BlockRecord:
 
 
 @dataclass(frozen=True)
+class TornRecord:
+    """The newest blk file's last record, still being written by the node: left for next run."""
+
+    path: Path
+    offset: int  # file offset of the record (its magic)
+    bytes_written: int  # bytes of the record on disk so far (up to its last non-zero byte)
+    field: str  # what is incomplete: "record header" or "block"
+
+
+@dataclass(frozen=True)
 class ScanResult:
     network: Network
     records: list[BlockRecord]
     files: list[Path]
     xor_key: bytes
+    torn: TornRecord | None = None
 
 
 def read_xor_key(blocks_dir: Path) -> bytes:
@@ -87,25 +106,118 @@ def blk_files(blocks_dir: Path) -> list[Path]:
     return files
 
 
+_CHUNK = 1 << 20
+
+
+def _is_data(raw: np.ndarray, key: bytes, file_offset: int) -> np.ndarray:
+    """Which bytes hold data rather than padding.
+
+    A byte is padding when it is zero on disk (space Core pre-allocated and never wrote through
+    the key) or zero once un-XORed (zeros written through the key, as pre-28 files and some
+    tools hold them). A block never starts with padding and its header is never all padding.
+    """
+    data = raw != 0
+    if key != bytes(8):
+        data &= np.frombuffer(_unxor(raw.tobytes(), key, file_offset), np.uint8) != 0
+    return data
+
+
+def _data_end(f: BinaryIO, size: int, key: bytes) -> int:
+    """One past the last data byte of the file (0 when it holds only padding).
+
+    Reads backwards from the end in growing chunks: a finished file ends within a few bytes of
+    its last data byte, the file being written within its pre-allocated tail (< 16 MiB).
+    """
+    end, chunk = size, 4096
+    while end > 0:
+        start = max(0, end - chunk)
+        chunk = min(chunk * 4, _CHUNK)
+        f.seek(start)
+        found = np.flatnonzero(_is_data(np.frombuffer(f.read(end - start), np.uint8), key, start))
+        if found.shape[0]:
+            return start + int(found[-1]) + 1
+        end = start
+    return 0
+
+
+def _next_data(f: BinaryIO, pos: int, data_end: int, key: bytes) -> int:
+    """The first data byte at or after `pos` (there is one before `data_end`)."""
+    while pos < data_end:
+        f.seek(pos)
+        chunk = np.frombuffer(f.read(min(_CHUNK, data_end - pos)), np.uint8)
+        found = np.flatnonzero(_is_data(chunk, key, pos))
+        if found.shape[0]:
+            return pos + int(found[0])
+        pos += chunk.shape[0]
+    return data_end
+
+
+def _complete_block(body: bytes) -> bool:
+    """Whether a record's bytes are a whole block: it parses, its merkle root and witness
+    commitment match (a torn body reads as zeros where the node has not written yet)."""
+    from chainsleuth.parse.blocks import parse_blocks
+
+    try:
+        parse_blocks([body], where=["last record"])
+    except InputError:
+        return False
+    return True
+
+
 def _scan_file(
-    path: Path, number: int, key: bytes, magic: bytes | None
-) -> tuple[list[BlockRecord], bytes | None]:
+    path: Path, number: int, key: bytes, magic: bytes | None, newest: bool
+) -> tuple[list[BlockRecord], bytes | None, TornRecord | None]:
+    """The records of one blk file; in the newest file, a torn last record is left out.
+
+    Every byte before `data_end` (the file's last data byte) has been written: the node writes
+    in order, so everything before a written byte is written too. A record that ends past
+    `data_end` may be complete (a block ends in its locktime, often zero) or torn; only the
+    last record of a file can, and in the newest file it is parsed to tell which.
+    """
     records: list[BlockRecord] = []
     size = path.stat().st_size
+    unsure: int | None = None  # file offset of a last record that ends in padding
+
+    def torn_or_fail(offset: int, field: str, message: str, part: str) -> TornRecord:
+        if not newest:
+            raise InputError(
+                message + " (only the newest blk file may end in a record being written)",
+                path=str(path),
+                offset=offset,
+                field=field,
+            )
+        return TornRecord(path, pos, data_end - pos, part)
+
     with open(path, "rb") as f:
+        data_end = _data_end(f, size, key)
         pos = 0
-        while pos + 8 <= size:
+        while pos < data_end:
             f.seek(pos)
-            head = _unxor(f.read(8), key, pos)
-            if head[:4] == b"\0\0\0\0":
-                # Pre-allocated zero padding; Core leaves it at the end of a file.
-                rest = _unxor(f.read(), key, pos + 8)
-                tail = head[4:] + rest
-                nonzero = np.flatnonzero(np.frombuffer(tail, np.uint8))
-                if nonzero.shape[0] == 0:
-                    break
-                pos = pos + 4 + int(nonzero[0])
+            raw = f.read(8)
+            if not _is_data(np.frombuffer(raw[:4], np.uint8), key, pos).any():
+                pos = _next_data(f, pos, data_end, key)  # padding between records
                 continue
+            if len(raw) < 8:
+                torn = torn_or_fail(
+                    pos,
+                    "record header",
+                    f"record header cut short by the end of the file ({len(raw)} of 8 bytes)",
+                    "record header",
+                )
+                return records, magic, torn
+            if newest and data_end <= pos + 8:
+                # magic and length not (all) written yet: what follows is the raw zero tail
+                return records, magic, TornRecord(path, pos, data_end - pos, "record header")
+            head = _unxor(raw, key, pos)
+            if data_end <= pos + 8 and head[:4] != magic:
+                raise InputError(
+                    "record torn while it was written: zero bytes from byte offset "
+                    f"{data_end} to the end of the file (only the newest blk file may end in "
+                    "a record being written)",
+                    path=str(path),
+                    offset=pos,
+                    field="record header",
+                )
             if magic is None:
                 if head[:4] not in BY_MAGIC:
                     raise InputError(
@@ -123,15 +235,33 @@ def _scan_file(
                     field="magic",
                 )
             (length,) = struct.unpack_from("<I", head, 4)
-            if length < 80 or pos + 8 + length > size:
+            if length < 80:
                 raise InputError(
-                    f"record length {length} runs past the end of the file ({size} bytes)"
-                    if length >= 80
-                    else f"record length {length} is shorter than a block header",
+                    f"record length {length} is shorter than a block header",
                     path=str(path),
                     offset=pos + 4,
                     field="record length",
                 )
+            end = pos + 8 + length
+            if end > size:
+                torn = torn_or_fail(
+                    pos + 4,
+                    "record length",
+                    f"record length {length} runs past the end of the file ({size} bytes)",
+                    "block",
+                )
+                return records, magic, torn
+            if end > data_end:
+                if data_end < pos + 8 + 80 and not newest:
+                    raise InputError(
+                        "record torn while it was written: its block header ends in zero "
+                        f"bytes from byte offset {data_end} to the end of the file (only the "
+                        "newest blk file may end in a record being written)",
+                        path=str(path),
+                        offset=pos + 8,
+                        field="block header",
+                    )
+                unsure = pos
             header = _unxor(f.read(80), key, pos + 8)
             block_hash = hashlib.sha256(hashlib.sha256(header).digest()).digest()
             bits, time = (
@@ -141,24 +271,35 @@ def _scan_file(
             records.append(
                 BlockRecord(number, pos + 8, length, block_hash, header[4:36], bits, time)
             )
-            pos += 8 + length
-    return records, magic
+            pos = end
+        if newest and unsure is not None and records and records[-1].offset == unsure + 8:
+            last = records[-1]
+            f.seek(last.offset)
+            if not _complete_block(_unxor(f.read(last.length), key, last.offset)):
+                records.pop()
+                return records, magic, TornRecord(path, unsure, data_end - unsure, "block")
+    return records, magic, None
 
 
 def scan_blocks_dir(blocks_dir: Path, network: str = "auto") -> ScanResult:
-    """Every block record in a blocks directory, in file order."""
+    """Every complete block record in a blocks directory, in file order.
+
+    The highest-numbered blk file is the one the node writes: a record it has not finished
+    there is left out and described in `torn` (None when there is none).
+    """
     blocks_dir = Path(blocks_dir)
     files = blk_files(blocks_dir)
     key = read_xor_key(blocks_dir)
     magic = None if network == "auto" else network_by_name(network).magic
     records: list[BlockRecord] = []
-    for path in files:
+    torn = None
+    for k, path in enumerate(files):
         number = int(_BLK_NAME.match(path.name).group(1))  # type: ignore[union-attr]
-        found, magic = _scan_file(path, number, key, magic)
+        found, magic, torn = _scan_file(path, number, key, magic, newest=k == len(files) - 1)
         records.extend(found)
     if magic is None:
         raise InputError("the blk files hold no blocks", path=str(blocks_dir))
-    return ScanResult(BY_MAGIC[magic], records, files, key)
+    return ScanResult(BY_MAGIC[magic], records, files, key, torn)
 
 
 def block_work(bits: int) -> int:

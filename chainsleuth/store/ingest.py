@@ -58,6 +58,9 @@ class IngestReport:
     rolled_back: int = 0  # blocks removed by a reorg
     fork_height: int | None = None
     stale_blocks: list[str] = field(default_factory=list)  # seen in the source, not on its chain
+    # blk files: the record the node is still writing at the end of the newest file, left for
+    # the next run ({"file", "offset", "bytes", "part"}); None when there is none
+    left_for_next_run: dict[str, object] | None = None
 
     def add(self, result: BatchResult) -> None:
         self.n_blocks += result.n_blocks
@@ -178,6 +181,9 @@ def ingest_blocks_dir(
 ) -> IngestReport:
     """Ingest the most-work chain of a Bitcoin Core blocks directory (no node needed).
 
+    Works while the node runs: a block it is still writing at the end of the newest blk file
+    is left for the next run (`IngestReport.left_for_next_run`).
+
     Example: `ingest_blocks_dir(Path("~/.bitcoin/blocks").expanduser(), Path("data"))`.
     """
     blocks_dir = Path(blocks_dir)
@@ -187,6 +193,13 @@ def ingest_blocks_dir(
     writer = StoreWriter.open(Path(data_dir), scan.network.name)
     report = IngestReport(network=scan.network.name)
     report.stale_blocks = [r.hash_hex for r in selection.stale]
+    if scan.torn is not None:
+        report.left_for_next_run = {
+            "file": str(scan.torn.path),
+            "offset": scan.torn.offset,
+            "bytes": scan.torn.bytes_written,
+            "part": scan.torn.field,
+        }
     try:
         stored = _stored_hashes(writer)
         common = -1

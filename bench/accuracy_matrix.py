@@ -1,0 +1,136 @@
+"""Investigation accuracy over profiles × seeds × scales (issue 11), worst case first.
+
+For each (profile, scale, seed) a world is simulated, ingested, clustered (the default policy),
+given its TagPacks and investigated with `investigate`'s defaults, exactly as a new user would;
+the case is then scored with `chainsleuth.cases.evaluate.score_case`. Worlds and stores are
+cached under `bench-output/accuracy/` (delete it to rebuild).
+
+    python -m bench.accuracy_matrix --profiles easy realistic hard --scales small --seeds 1 2 3
+    python -m bench.accuracy_matrix --render      # re-render from bench-output/accuracy/*.json
+
+Writes `bench-output/accuracy/<profile>-<scale>-<seed>.json` (the score, lead outcomes for the
+reliability diagram) and prints the markdown table that docs/investigations.md carries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench-output" / "accuracy"
+
+
+def build_case(root: Path, profile: str, scale: str, seed: int, *, fresh: bool = False) -> Path:
+    """Simulate → ingest → cluster → tags → investigate under `root`; returns the case dir."""
+    from chainsleuth.cases.investigate import investigate
+    from chainsleuth.cluster.engine import cluster_store
+    from chainsleuth.simulate import simulate
+    from chainsleuth.store.ingest import ingest_blocks_dir
+    from chainsleuth.tags.attribution import recompute_cluster_tags
+    from chainsleuth.tags.imports import import_tagpacks
+
+    world, store, case = root / "world", root / "store", root / "case"
+    if fresh or not (world / "world.json").exists():
+        simulate(world, seed=seed, scale=scale, profile=profile)
+        shutil.rmtree(store, ignore_errors=True)
+    if not (store / "manifest.json").exists():
+        shutil.rmtree(store, ignore_errors=True)
+        ingest_blocks_dir(world / "blocks", store)
+    cluster_store(store, "conservative")
+    shutil.rmtree(store / "tags", ignore_errors=True)
+    import_tagpacks(store, [world / "tags"])
+    recompute_cluster_tags(store)
+    investigate(store, world / "seeds" / "deposits.csv", case, report=False)
+    return case
+
+
+def measure(profile: str, scale: str, seed: int) -> dict[str, Any]:
+    from chainsleuth.cases.evaluate import lead_outcomes, score_case
+
+    root = OUT / f"{profile}-{scale}-{seed}"
+    started = time.perf_counter()
+    case = build_case(root, profile, scale, seed)
+    score = score_case(root / "world", case)
+    result = {
+        "profile": profile,
+        "scale": scale,
+        "seed": seed,
+        "seconds": round(time.perf_counter() - started, 1),
+        "n_txs": json.loads((root / "world" / "world.json").read_text())["n_txs"],
+        "score": score.as_dict(),
+        "outcomes": [
+            (o["confidence"], o["correct"]) for o in lead_outcomes(root / "world", case, 0.0)
+        ],
+    }
+    (OUT / f"{profile}-{scale}-{seed}.json").write_text(json.dumps(result) + "\n")
+    return result
+
+
+def _row(r: dict[str, Any]) -> list[str]:
+    s = r["score"]
+    worst = min((v["recall"] for v in s["per_exchange"].values()), default=1.0)
+    return [
+        r["profile"],
+        r["scale"],
+        str(r["seed"]),
+        f"{r['n_txs']:,}",
+        f"{s['lead_precision']:.3f}",
+        f"{s['lead_recall']:.3f}",
+        f"{worst:.3f}",
+        f"{s['cashout_precision']:.3f}",
+        f"{s['cashout_recall']:.3f}",
+        f"{s['cashout_total_ratio']:.2f}",
+        str(s["coinjoin_attributed_above_cap"]),
+        str(s["unpaid_attributed"]),
+    ]
+
+
+def render(results: list[dict[str, Any]]) -> str:
+    """The matrix as markdown, worst lead recall first."""
+    header = [
+        "profile", "scale", "seed", "txs", "lead precision", "lead recall",
+        "worst exchange recall", "cash-out precision", "cash-out recall",
+        "cashed-out total, reported ÷ true", "CoinJoin-only deposits > 0.25", "unpaid named",
+    ]  # fmt: skip
+    results = sorted(
+        results,
+        key=lambda r: (
+            min(r["score"]["lead_recall"], r["score"]["lead_precision"]),
+            r["profile"],
+            r["seed"],
+        ),
+    )
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_row(r)) + " |" for r in results]
+    return "\n".join(lines)
+
+
+def load_results() -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(OUT.glob("*-*-*.json"))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profiles", nargs="+", default=["easy", "realistic", "hard"])
+    parser.add_argument("--scales", nargs="+", default=["small"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--render", action="store_true", help="only re-render saved results")
+    args = parser.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    if not args.render:
+        for scale in args.scales:
+            for profile in args.profiles:
+                for seed in args.seeds:
+                    r = measure(profile, scale, seed)
+                    print(" | ".join(_row(r)), f"({r['seconds']} s)", flush=True)
+    print(render(load_results()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

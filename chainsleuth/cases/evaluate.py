@@ -1,0 +1,191 @@
+"""Score a case against ground truth: leads and cash-outs the way a subpoena would use them.
+
+Simulated worlds (and any labelled world written in the same CSV layout: `truth/payments.csv`,
+`truth/deposits.csv`, `truth/cashouts.csv`, docs/simulator.md) say who funded every deposit and
+where the service cashed out. `score_case(world_dir, case_dir)` reads those files and a case's
+`leads.csv` and `cashouts.csv` and measures what issue 11 asks for:
+
+- **Leads.** Only rows at `confidence >= min_confidence` (0.5) count, and per deposit address
+  the lead that counts is its exchange row with the largest `amount_sat` among them. A deposit
+  is *eligible* when it was paid at least once without a trail-breaking CoinJoin; a named lead
+  is *correct* when its exchange funded one of the deposit's payments whose trail holds.
+  Precision = correct / named (over every deposit named, eligible or not), recall = correct /
+  eligible, overall and per exchange (the truth's exchange of the deposit's first trail-holding
+  payment).
+- **CoinJoins and unpaid deposits.** Deposits paid only through trail-breaking CoinJoins that
+  carry an exchange lead above 0.25, and unpaid deposits with any exchange lead, are counted
+  (both must be zero).
+- **Cash-outs.** Rows at `confidence >= min_confidence` matched to the truth by (txid,
+  destination address): recall, precision, whether the exchange is right, and the reported
+  total (`amount_sat`, the service's money traced into the destination) over the true total.
+
+Used by the tests, `bench/accuracy_matrix.py` and docs/investigations.md. Reads files only; it
+imports no other stage.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CaseScore", "score_case", "lead_outcomes"]
+
+#: The categories a subpoena can go to (the same set as cases.rows.EXCHANGE_CATEGORIES).
+_SUBPOENA_CATEGORIES = frozenset(
+    {"exchange", "otc_broker", "wallet_service", "atm", "payment_processor"}
+)
+
+
+@dataclass
+class CaseScore:
+    """What `score_case` measured (fractions are 1.0 where their denominator is 0)."""
+
+    eligible: int = 0
+    named: int = 0
+    correct: int = 0
+    lead_precision: float = 1.0
+    lead_recall: float = 1.0
+    per_exchange: dict[str, dict[str, float]] = field(default_factory=dict)
+    coinjoin_only_deposits: int = 0
+    coinjoin_attributed_above_cap: int = 0
+    unpaid_attributed: int = 0
+    cashouts_true: int = 0
+    cashouts_reported: int = 0
+    cashouts_found: int = 0
+    cashout_recall: float = 1.0
+    cashout_precision: float = 1.0
+    cashout_exchange_right: int = 0
+    cashout_total_ratio: float = 1.0
+
+    def worst_exchange_recall(self) -> float:
+        return min((v["recall"] for v in self.per_exchange.values()), default=1.0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _float(text: str) -> float:
+    return float(text) if text else 0.0
+
+
+def _truth(world_dir: Path) -> tuple[dict[str, list[dict[str, str]]], list[str]]:
+    """Payments per deposit address, and every seized deposit address."""
+    payments: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for p in _rows(world_dir / "truth" / "payments.csv"):
+        payments[p["deposit_address"]].append(p)
+    deposits = [d["deposit_address"] for d in _rows(world_dir / "truth" / "deposits.csv")]
+    return payments, deposits
+
+
+def _holds(p: dict[str, str]) -> bool:
+    """A payment whose trail from the exchange holds (no trail-breaking CoinJoin on it)."""
+    return bool(p["funding_exchange"]) and not (
+        p["path_kind"] == "coinjoin" and p["coinjoin_broke_trail"] == "true"
+    )
+
+
+def lead_outcomes(
+    world_dir: Path, case_dir: Path, min_confidence: float = 0.0
+) -> list[dict[str, Any]]:
+    """Every exchange lead row of the case (at `min_confidence` or above) with the truth's
+    verdict: `correct` (its exchange funded a trail-holding payment into the deposit) and the
+    row's `confidence` (for reliability diagrams)."""
+    payments, _ = _truth(Path(world_dir))
+    out = []
+    for r in _rows(Path(case_dir) / "leads.csv"):
+        if r["source_category"] not in _SUBPOENA_CATEGORIES:
+            continue
+        c = _float(r["confidence"])
+        if c < min_confidence:
+            continue
+        right = {p["funding_exchange"] for p in payments.get(r["deposit_address"], []) if _holds(p)}
+        out.append(
+            {
+                "deposit_address": r["deposit_address"],
+                "exchange": r["source_entity"],
+                "confidence": c,
+                "amount_sat": int(r["amount_sat"]),
+                "hops": int(r["hops"] or 0),
+                "correct": r["source_entity"] in right,
+            }
+        )
+    return out
+
+
+def score_case(world_dir: Path, case_dir: Path, min_confidence: float = 0.5) -> CaseScore:
+    """Score `case_dir`'s leads.csv and cashouts.csv against `world_dir/truth/`."""
+    world_dir, case_dir = Path(world_dir), Path(case_dir)
+    payments, deposits = _truth(world_dir)
+    best: dict[str, tuple[int, str]] = {}
+    top_confidence: dict[str, float] = defaultdict(float)
+    for r in _rows(case_dir / "leads.csv"):
+        if r["source_category"] not in _SUBPOENA_CATEGORIES:
+            continue
+        c = _float(r["confidence"])
+        d = r["deposit_address"]
+        top_confidence[d] = max(top_confidence[d], c)
+        if c < min_confidence:
+            continue
+        amount = int(r["amount_sat"])
+        if d not in best or amount > best[d][0]:
+            best[d] = (amount, r["source_entity"])
+    s = CaseScore()
+    per: dict[str, dict[str, float]] = defaultdict(lambda: {"eligible": 0, "correct": 0})
+    for d in deposits:
+        ps = payments.get(d, [])
+        holding = [p for p in ps if _holds(p)]
+        named = best.get(d)
+        if not ps:
+            s.unpaid_attributed += d in top_confidence
+            continue
+        if not holding:
+            s.coinjoin_only_deposits += 1
+            s.coinjoin_attributed_above_cap += top_confidence.get(d, 0.0) > 0.25
+        right = {p["funding_exchange"] for p in holding}
+        if named is not None:
+            s.named += 1
+            s.correct += named[1] in right
+        if holding:
+            s.eligible += 1
+            e = per[holding[0]["funding_exchange"]]
+            e["eligible"] += 1
+            e["correct"] += named is not None and named[1] in right
+    s.lead_precision = s.correct / s.named if s.named else 1.0
+    correct_eligible = sum(int(v["correct"]) for v in per.values())
+    s.lead_recall = correct_eligible / s.eligible if s.eligible else 1.0
+    s.per_exchange = {
+        k: {**v, "recall": v["correct"] / v["eligible"] if v["eligible"] else 1.0}
+        for k, v in sorted(per.items())
+    }
+    truth = {
+        (c["txid"], c["destination_address"]): c
+        for c in _rows(world_dir / "truth" / "cashouts.csv")
+    }
+    reported = [
+        r
+        for r in _rows(case_dir / "cashouts.csv")
+        if _float(r.get("confidence", "1")) >= min_confidence
+    ]
+    found = [r for r in reported if (r["txid"], r["destination_address"]) in truth]
+    s.cashouts_true = len(truth)
+    s.cashouts_reported = len(reported)
+    s.cashouts_found = len({(r["txid"], r["destination_address"]) for r in found})
+    s.cashout_recall = s.cashouts_found / len(truth) if truth else 1.0
+    s.cashout_precision = len(found) / len(reported) if reported else 1.0
+    s.cashout_exchange_right = sum(
+        r["destination_entity"]
+        == truth[(r["txid"], r["destination_address"])]["destination_exchange"]
+        for r in found
+    )
+    true_total = sum(int(c["amount_sat"]) for c in truth.values())
+    reported_total = sum(int(r["amount_sat"]) for r in reported)
+    s.cashout_total_ratio = reported_total / true_total if true_total else 1.0
+    return s

@@ -1,0 +1,87 @@
+"""Simulator profiles: named sets of adversarial knobs (data in `profiles.yaml`).
+
+A profile says how unkind a world is to the heuristics: whether exchanges reuse addresses, how
+many of their addresses are tagged, whether money moves between exchanges, how often payments
+are send-all. Every knob is independent, so a test can switch on one property alone; the named
+profiles `easy`, `realistic` and `hard` are what the docs and benchmarks report on.
+
+    >>> profile("hard").exchange_fresh_share
+    0.67
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+__all__ = ["Profile", "profile", "profile_names"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The knobs of one world (docs/simulator.md, "Profiles")."""
+
+    name: str
+    description: str = ""
+    #: share of exchanges that never reuse an address: a fresh hot address per sweep, fresh
+    #: change per batched withdrawal, fresh cold storage per move
+    exchange_fresh_share: float = 0.0
+    #: (min, max) tags per exchange drawn from its whole wallet; (0, 0) = reserve wallets and a
+    #: few deposit addresses, as the original world
+    tags_per_exchange: tuple[int, int] = (0, 0)
+    #: withdrawals per block (× the scale's activity) from one exchange to a user's deposit
+    #: address at another
+    cross_exchange_rate: float = 0.0
+    #: share of withdrawals an exchange pays straight from one customer deposit (forwarded whole,
+    #: the rest back to a fresh exchange address), without sweeping it first
+    forward_whole_share: float = 0.0
+    #: share of a peel chain's peels that pay an exchange deposit address
+    peel_to_exchange_share: float = 0.0
+    #: share of person-to-person payments made as send-all: one output, paid to another owner
+    send_all_share: float = 0.0
+    #: share of service payments from a wallet made as send-all of the coin that pays
+    send_all_service_share: float = 0.0
+    #: share of Whirlpool plans that pay the service from the Tx0's change (a trail, not a mix)
+    tx0_change_share: float = 0.0
+
+    def knobs(self) -> dict[str, Any]:
+        """Every knob and its value (for world.json)."""
+        d = asdict(self)
+        d.pop("description")
+        d["tags_per_exchange"] = list(self.tags_per_exchange)
+        return d
+
+
+@cache
+def _load() -> dict[str, Profile]:
+    text = resources.files("chainsleuth.simulate").joinpath("profiles.yaml").read_text()
+    raw = yaml.safe_load(text)
+    known = {f.name for f in fields(Profile)}
+    out: dict[str, Profile] = {}
+    for name, values in raw.items():
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"profiles.yaml: profile {name!r} has unknown knobs {sorted(unknown)}")
+        values = dict(values)
+        values["tags_per_exchange"] = tuple(values.get("tags_per_exchange", (0, 0)))
+        out[name] = Profile(name=name, **values)
+    return out
+
+
+def profile_names() -> list[str]:
+    """The named profiles, easiest first."""
+    return list(_load())
+
+
+def profile(name: str | Profile) -> Profile:
+    """The named profile (a Profile is returned as it is)."""
+    if isinstance(name, Profile):
+        return name
+    profiles = _load()
+    if name not in profiles:
+        raise ValueError(f"unknown profile {name!r}; expected one of {', '.join(profiles)}")
+    return profiles[name]

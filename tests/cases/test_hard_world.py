@@ -1,0 +1,85 @@
+"""Issue 11 on the hard simulated profile (small scale, seed 2): what holds today.
+
+Measured (docs/investigations.md, `python -m bench.accuracy_matrix`): lead precision at
+confidence >= 0.5 is 0.988-1.000 over the hard seeds, no CoinJoin-only deposit above 0.25, no
+unpaid deposit named, cash-out precision 1.000. Recall is far below the issue's targets (0.23-0.27
+of eligible deposits, 0.00-0.09 for the worst exchange); the docs say so and why. These tests hold
+the precision side, and the service-entity links that lend an exchange's tag to its untagged
+clusters must never join two owners.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.accuracy_matrix import build_case
+from chainsleuth.cases.evaluate import score_case
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def hard(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("hard-case")
+    build_case(root, "hard", "small", 2)
+    return root
+
+
+def test_leads_at_half_confidence_are_right(hard: Path) -> None:
+    s = score_case(hard / "world", hard / "case")
+    assert s.named > 30
+    assert s.lead_precision >= 0.98  # measured 0.988
+    assert s.coinjoin_only_deposits > 0 and s.coinjoin_attributed_above_cap == 0
+    assert s.unpaid_attributed == 0
+
+
+def test_cashouts_reported_are_cashouts(hard: Path) -> None:
+    s = score_case(hard / "world", hard / "case")
+    assert s.cashouts_reported > 0
+    assert s.cashout_precision >= 0.9  # measured 1.000
+    assert s.cashout_total_ratio <= 1.1  # traced amounts: never the destination's whole value
+
+
+def test_untagged_services_are_reported_not_walked_through(hard: Path) -> None:
+    with open(hard / "case" / "services.csv", newline="") as f:
+        services = list(csv.DictReader(f))
+    assert services and all(int(r["batches"]) >= 0 for r in services)
+    with open(hard / "case" / "leads.csv", newline="") as f:
+        leads = list(csv.DictReader(f))
+    unidentified = [r for r in leads if r["source_category"] == "unidentified_service"]
+    assert unidentified and all(float(r["confidence"]) == 0.0 for r in unidentified)
+    assert {int(r["source_cluster"]) for r in unidentified} <= {
+        int(r["cluster_id"]) for r in services
+    }
+
+
+def test_service_entity_links_join_one_owner(hard: Path) -> None:
+    from chainsleuth.cluster.engine import Clusters
+    from chainsleuth.store.store import Store
+    from chainsleuth.trace.exposure import coinjoin_flags
+    from chainsleuth.trace.services import service_entities, tx_shapes
+
+    store = Store.open(hard / "store")
+    cluster_of = np.asarray(Clusters(hard / "store").cluster_of, np.int64)
+    is_coinjoin, _ = coinjoin_flags(hard / "store", store.counts["txs"])
+    nodes, entity = service_entities(tx_shapes(store, cluster_of, is_coinjoin), is_coinjoin)
+    assert nodes.shape[0] > 100
+    with open(hard / "world" / "truth" / "addresses.csv", newline="") as f:
+        owner = {r["address"]: r["wallet_id"] for r in csv.DictReader(f)}
+    ids = store.sql("SELECT address_id, address FROM address_list_raw").to_pydict()
+    owner_of = np.empty(cluster_of.shape[0], object)
+    owner_of[np.asarray(ids["address_id"])] = [owner.get(a, "unknown") for a in ids["address"]]
+    # addresses of each entity by owner; the base clustering has a few false merges of its own
+    # on this profile (a customer's address in an exchange's cluster), which an entity inherits
+    in_entity = dict(zip(nodes.tolist(), entity.tolist(), strict=True))
+    members = np.flatnonzero(np.isin(cluster_of, nodes))
+    per: dict[int, Counter[str]] = defaultdict(Counter)
+    for a in members.tolist():
+        per[in_entity[int(cluster_of[a])]][owner_of[a]] += 1
+    stray = sum(sum(c.values()) - c.most_common(1)[0][1] for c in per.values())
+    assert stray <= 0.01 * members.shape[0]  # strays come from the base clusters

@@ -1,0 +1,89 @@
+"""Simulator profiles (issue 11): each adversarial knob does what it says, and `easy` is the
+original world."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chainsleuth.simulate.profiles import Profile, profile, profile_names
+
+
+def test_named_profiles_and_unknown() -> None:
+    assert profile_names()[:3] == ["easy", "realistic", "hard"]
+    easy, hard = profile("easy"), profile("hard")
+    assert all(v in (0, 0.0, [0, 0]) for k, v in easy.knobs().items() if k != "name")
+    assert hard.exchange_fresh_share > 0 and hard.send_all_share > 0
+    assert profile(hard) is hard
+    with pytest.raises(ValueError, match="unknown profile"):
+        profile("nightmare")
+
+
+@pytest.fixture(scope="module")
+def hard_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from chainsleuth.simulate import simulate
+
+    out = tmp_path_factory.mktemp("hard") / "world"
+    simulate(out, seed=2, scale="small", profile="hard")
+    return out
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_hard_world_records_its_knobs(hard_world: Path) -> None:
+    meta = json.loads((hard_world / "world.json").read_text())
+    assert meta["profile"] == "hard"
+    assert meta["profile_knobs"]["send_all_share"] == profile("hard").send_all_share
+    n_fresh = round(profile("hard").exchange_fresh_share * len(meta["exchanges"]))
+    assert len(meta["exchanges_never_reusing"]) == n_fresh >= 1
+
+
+def test_exchanges_that_never_reuse_an_address(hard_world: Path) -> None:
+    never = set(json.loads((hard_world / "world.json").read_text())["exchanges_never_reusing"])
+    addresses = {r["address"]: r for r in _rows(hard_world / "truth" / "addresses.csv")}
+    reused: Counter[str] = Counter()
+    paid: Counter[str] = Counter()
+    for b in _rows(hard_world / "truth" / "balances.csv"):
+        a = addresses[b["address"]]
+        if a["wallet_kind"] == "exchange" and a["role"] in ("hot", "cold", "change"):
+            paid[a["entity"]] += 1
+            reused[a["entity"]] += int(b["n_outputs"]) > 1
+    for name in paid:
+        if name in never:
+            assert paid[name] > 20 and reused[name] == 0, name
+        else:
+            assert reused[name] > 0, name
+
+
+def test_hard_world_has_each_property(hard_world: Path) -> None:
+    kinds = Counter(r["kind"] for r in _rows(hard_world / "truth" / "txs.csv"))
+    assert kinds["exchange_forward"] > 50  # deposits forwarded straight to buyers
+    paths = Counter(r["path_kind"] for r in _rows(hard_world / "truth" / "payments.csv"))
+    assert paths["tx0_change"] > 0
+    # tags: 3-5 per exchange, anywhere in its wallet
+    tags = yaml.safe_load((hard_world / "tags" / "exchanges.yaml").read_text())["tags"]
+    per = Counter(t["actor"] for t in tags)
+    assert per and all(3 <= n <= 5 for n in per.values())
+
+
+def test_one_knob_alone_changes_the_world(tmp_path: Path) -> None:
+    from chainsleuth.simulate import simulate
+
+    simulate(tmp_path / "easy", seed=3, scale="small")
+    simulate(tmp_path / "sendall", seed=3, scale="small",
+             profile=Profile(name="sendall", send_all_share=0.5))  # fmt: skip
+    easy = Counter(r["kind"] for r in _rows(tmp_path / "easy" / "truth" / "txs.csv"))
+    knob = Counter(r["kind"] for r in _rows(tmp_path / "sendall" / "truth" / "txs.csv"))
+    assert easy["exchange_forward"] == knob["exchange_forward"] == 0
+    change = {r["txid"]: r["change_vouts"] for r in _rows(tmp_path / "sendall" / "truth" / "txs.csv")
+              if r["kind"] == "payment"}  # fmt: skip
+    no_change = sum(1 for v in change.values() if v == "")
+    assert no_change > 0.3 * len(change)
