@@ -1,9 +1,12 @@
 """Measure clustering accuracy against a simulated world's ground truth; write docs/clustering.md.
 
-`python -m bench.cluster_accuracy [--scale medium] [--seed 7]` simulates the world (cached
-under bench-output/), ingests it, clusters it under every policy, and scores each against the
-truth (pairwise precision/recall and B-cubed, over every address the truth knows), plus the
-per-transaction accuracy of each change rule and each CoinJoin rule against the truth's labels.
+`python -m bench.cluster_accuracy [--scale medium] [--seed 7] [--profile hard]` simulates the
+world (cached under bench-output/), ingests it, clusters it under every policy, and scores each
+against the truth (pairwise precision/recall and B-cubed, over every address the truth knows;
+the same restricted to exchange-owned addresses, with the number of clusters the exchanges fall
+into and the clusters holding two exchanges), plus the per-transaction accuracy of each change
+rule, of the learned change classifier, and of each CoinJoin rule against the truth's labels.
+`--out -` prints the tables without writing docs/clustering.md.
 """
 
 from __future__ import annotations
@@ -27,15 +30,21 @@ OUT = Path("bench-output")
 MIX_KINDS = {"whirlpool_mix", "wasabi_mix", "joinmarket_mix"}
 
 
-def build_world(scale: str, seed: int) -> tuple[Path, Path, float, float]:
+def build_world(
+    scale: str, seed: int, profile: str | None = None
+) -> tuple[Path, Path, float, float]:
     from chainsleuth.simulate import simulate
 
-    world = OUT / f"world-{scale}-{seed}"
-    store = OUT / f"store-{scale}-{seed}"
+    suffix = f"-{profile}" if profile else ""
+    world = OUT / f"world-{scale}-{seed}{suffix}"
+    store = OUT / f"store-{scale}-{seed}{suffix}"
     gen_seconds = ingest_seconds = 0.0
     if not (world / "world.json").exists():
         started = time.perf_counter()
-        simulate(world, seed=seed, scale=scale)
+        if profile:
+            simulate(world, seed=seed, scale=scale, profile=profile)  # type: ignore[call-arg]
+        else:
+            simulate(world, seed=seed, scale=scale)
         gen_seconds = time.perf_counter() - started
     if not (store / "manifest.json").exists():
         shutil.rmtree(store, ignore_errors=True)
@@ -80,6 +89,7 @@ def change_rule_accuracy(world: Path, store_dir: Path) -> tuple[list[list[str]],
                 f"{BY_NAME[name].confidence:.2f}",
             ]
         )
+    rows.append(learned_row(arrays, store, change, kind, with_change))
     cj_rows = []
     flagged = Counter((int(coinjoin[i]), kind.get(i, "?")) for i in np.flatnonzero(coinjoin))
     mixes = [i for i, k in kind.items() if k in MIX_KINDS]
@@ -91,13 +101,87 @@ def change_rule_accuracy(world: Path, store_dir: Path) -> tuple[list[list[str]],
     return rows, cj_rows
 
 
+def learned_row(
+    arrays: ChainArrays,
+    store: Store,
+    change: dict[int, set[int]],
+    kind: dict[int, str],
+    with_change: int,
+) -> list[str]:
+    """The learned change classifier alone (trained on this chain), scored like the rules.
+
+    Also its recall on exchange withdrawals whose change goes to a fresh address.
+    """
+    from chainsleuth.cluster import learned as lc
+
+    fingerprint = lc.read_fingerprints(store, 0, arrays.n_txs)
+    spent_by = np.asarray(store.array("output_spent_by_tx"))
+    height = np.asarray(store.array("tx_height"))
+    policy = POLICIES["learned"]
+    model = lc.train_model(
+        arrays,
+        policy,
+        store.counts["addresses"],
+        spent_by,
+        height,
+        fingerprint,
+        lc.DEFAULT_WINDOW,
+    )
+    d = lc.decide(arrays, model, policy, spent_by, height, fingerprint, 0, -1)
+    first_out = arrays.tx_first_output
+    right = np.array(
+        [
+            int(o - first_out[t]) in change.get(t, ())
+            for t, o in zip(d.tx.tolist(), d.out.tolist(), strict=True)
+        ],
+        np.bool_,
+    )
+    fired = dict(zip(d.tx.tolist(), right.tolist(), strict=True))
+    analysis, _ = analyze_range(arrays, 0, arrays.n_txs, -1, want_votes=False)
+    fresh_withdrawals = [
+        t
+        for t, k in kind.items()
+        if k == "exchange_withdrawal"
+        and change.get(t)
+        and all(analysis.fresh[int(first_out[t]) + v - int(first_out[0])] for v in change[t])
+    ]
+    ew_right = sum(1 for t in fresh_withdrawals if fired.get(t))
+    ew_fired = sum(1 for t in fresh_withdrawals if t in fired)
+    LEARNED_STATS.update(
+        {
+            "fresh_withdrawals": len(fresh_withdrawals),
+            "fired_on_fresh_withdrawals": ew_fired,
+            "right_on_fresh_withdrawals": ew_right,
+            "model": model,
+        }
+    )
+    n = int(right.shape[0])
+    print(
+        f"learned_change: fired {n}, precision {right.mean() if n else 0:.4f}, "
+        f"fresh-change exchange withdrawals {ew_right}/{ew_fired}/{len(fresh_withdrawals)} "
+        f"(right/fired/all), model {model.stats}"
+    )
+    return [
+        "learned_change",
+        f"{n:,}",
+        f"{right.sum() / max(n, 1):.4f}",
+        f"{right.sum() / max(with_change, 1):.4f}",
+        f"{BY_NAME['learned_change'].confidence:.2f}",
+    ]
+
+
+LEARNED_STATS: dict[str, object] = {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", default="medium")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", default=None)
+    parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--out", default="docs/clustering.md")
     args = parser.parse_args()
-    world, store_dir, gen_s, ingest_s = build_world(args.scale, args.seed)
+    world, store_dir, gen_s, ingest_s = build_world(args.scale, args.seed, args.profile)
     store = Store.open(store_dir)
     ids = {
         r["address"]: r["address_id"]
@@ -107,14 +191,20 @@ def main() -> None:
     }
     with open(world / "truth" / "addresses.csv", newline="") as f:
         pairs = [
-            (ids[r["address"]], r["wallet_id"]) for r in csv.DictReader(f) if r["address"] in ids
+            (ids[r["address"]], r["wallet_id"], r["wallet_kind"] == "exchange")
+            for r in csv.DictReader(f)
+            if r["address"] in ids
         ]
-    address_ids = np.array([a for a, _ in pairs])
-    _, owners = np.unique([w for _, w in pairs], return_inverse=True)
+    address_ids = np.array([a for a, _, _ in pairs])
+    _, owners = np.unique([w for _, w, _ in pairs], return_inverse=True)
+    exchange = np.array([e for _, _, e in pairs], np.bool_)
     table = []
-    for name, policy in POLICIES.items():
+    ex_table = []
+    for name in args.policies.split(","):
+        policy = POLICIES[name]
         report = cluster_store(store_dir, name, from_scratch=True)
-        s = score(np.asarray(Clusters(store_dir).cluster_of)[address_ids], owners)
+        predicted = np.asarray(Clusters(store_dir).cluster_of)[address_ids]
+        s = score(predicted, owners)
         table.append(
             [
                 name,
@@ -131,6 +221,25 @@ def main() -> None:
             ]
         )
         print(" | ".join(table[-1][:10]))
+        ex = score(predicted[exchange], owners[exchange])
+        # Clusters holding addresses of two exchanges (any address of them, truth-wise).
+        ex_owner = np.where(exchange, owners, -1)
+        cl, inv = np.unique(predicted, return_inverse=True)
+        mixed = 0
+        if exchange.any():
+            pairs_co = np.unique(np.stack([inv[exchange], ex_owner[exchange]]), axis=1)
+            mixed = int((np.bincount(pairs_co[0], minlength=cl.shape[0]) >= 2).sum())
+        ex_table.append(
+            [
+                name,
+                f"{ex.pairwise_recall:.4f}",
+                f"{ex.bcubed_recall:.4f}",
+                f"{ex.clusters:,}",
+                f"{mixed}",
+                f"{report.rules.get('learned_change', 0):,}",
+            ]
+        )
+        print("   exchanges:", " | ".join(ex_table[-1]))
     cluster_store(store_dir, "conservative", from_scratch=True)
     rule_rows, cj_rows = change_rule_accuracy(world, store_dir)
     n_truth_wallets = int(owners.max()) + 1 if owners.shape[0] else 0
@@ -142,7 +251,7 @@ def main() -> None:
 
     text = f"""# Clustering accuracy against ground truth
 
-Generated by `python -m bench.cluster_accuracy --scale {args.scale} --seed {args.seed}`
+Generated by `python -m bench.cluster_accuracy --scale {args.scale} --seed {args.seed}{" --profile " + args.profile if args.profile else ""}`
 (also run by `make bench`) on {time.strftime("%Y-%m-%d")}. The simulated world
 ({args.scale}, seed {args.seed}): {store.counts["txs"]:,} transactions,
 {store.counts["addresses"]:,} addresses, {n_truth_wallets:,} true wallets
@@ -160,6 +269,15 @@ single hot-wallet output has no change to find, and withdrawals pay customers fr
 hot addresses that only the multi-input rule links. B-cubed recall, which weighs every address
 equally, shows the gain of the change rules better.
 
+## Exchange wallets
+
+Scores restricted to the addresses the truth gives to exchanges: pairwise and B³ recall of the
+exchange wallets, how many clusters their addresses fall into, how many clusters hold
+addresses of two different exchanges (a false link between exchanges), and the learned change
+merges the policy made.
+
+{md(["policy", "exchange pairwise recall", "exchange B³ recall", "exchange clusters", "clusters with 2 exchanges", "learned merges"], ex_table)}
+
 ## Change rules, one transaction at a time
 
 Each rule's vote compared with the truth's change outputs (transactions that are not CoinJoins).
@@ -169,6 +287,12 @@ in this world every pair of agreeing rules was right.
 
 {md(["rule", "fired", "precision", "recall", "confidence used"], rule_rows)}
 
+`learned_change` is the classifier trained on this chain's own self-revealed change, scored
+alone (every eligible transaction, not only where the rules are silent). On exchange
+withdrawals whose change goes to a fresh address it fired on
+{LEARNED_STATS.get("fired_on_fresh_withdrawals")} of {LEARNED_STATS.get("fresh_withdrawals")}
+and was right on {LEARNED_STATS.get("right_on_fresh_withdrawals")}.
+
 ## CoinJoin detection
 
 Transactions flagged by each CoinJoin rule, by the kind the truth gives them (a Whirlpool Tx0 is
@@ -176,6 +300,9 @@ one wallet's premix transaction: flagging it costs recall, not precision).
 
 {md(["rule", "truth kind", "transactions"], cj_rows)}
 """
+    if args.out == "-":
+        print(text)
+        return
     Path(args.out).write_text(text)
     print(f"wrote {args.out}")
 

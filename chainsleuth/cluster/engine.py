@@ -215,9 +215,23 @@ def analyze_range(
 
 
 def process_range(
-    arrays: ChainArrays, unions: UnionFind, policy: Policy, t0: int, t1: int
+    arrays: ChainArrays,
+    unions: UnionFind,
+    policy: Policy,
+    t0: int,
+    t1: int,
+    learned: Any = None,
 ) -> RangeResult:
-    """Cluster transactions [t0, t1) into `unions` (which must already hold [0, t0))."""
+    """Cluster transactions [t0, t1) into `unions` (which must already hold [0, t0)).
+
+    `learned` (learned.Decisions, optional): learned change merges; those due in [t0, t1) are
+    applied at their due position.
+    """
+    if learned is None:
+        l_tx = l_out = l_due = np.zeros(0, np.int64)
+    else:
+        due = learned.slice(t0, t1)
+        l_tx, l_out, l_due = due.tx, due.out, due.due
     o0 = int(arrays.tx_first_output[t0])
     m = t1 - t0
     # Multi-input alone needs no change votes: skipping them skips most random reads.
@@ -233,10 +247,10 @@ def process_range(
     n_in_range = (int(arrays.tx_first_input[t1]) if t1 < arrays.n_txs else arrays.n_inputs) - int(
         arrays.tx_first_input[t0]
     )
-    cap = max(n_in_range + m, 16)  # a union needs an input or a change output
+    cap = max(n_in_range + m + l_tx.shape[0], 16)  # a union needs an input or a change output
     ev = [np.empty(cap, np.int64) for _ in range(5)]
-    q_tx = np.empty(m, np.int64)
-    q_reason = np.empty(m, np.int64)
+    q_tx = np.empty(m + l_tx.shape[0], np.int64)
+    q_reason = np.empty(m + l_tx.shape[0], np.int64)
     change_chosen = np.empty(m, np.int64)
     n_ev, n_q = kernels.apply_merges(
         t0,
@@ -267,6 +281,9 @@ def process_range(
         q_reason,
         0,
         change_chosen,
+        l_tx,
+        l_out,
+        l_due,
     )
     cj = np.flatnonzero(coinjoin)
     return RangeResult(
@@ -289,11 +306,15 @@ def cluster_store(
     *,
     attribution: np.ndarray | None = None,
     from_scratch: bool = False,
+    change_model: Any = None,
 ) -> ClusterReport:
     """Cluster every address of the store at `data_dir`; returns what was done.
 
     `attribution` (optional, int per address id, -1 none) names the actor each tagged address
     belongs to; the super-cluster guard refuses to join two large clusters of different actors.
+    Policies with the learned change rule train its model on the chain when clustering from
+    scratch (or use `change_model`, a learned.ChangeModel) and keep it in the manifest, which
+    incremental runs reuse.
     """
     started = time.perf_counter()
     pol = get_policy(policy)
@@ -311,6 +332,10 @@ def cluster_store(
         # New tags may change the guard's past decisions: resume only when the addresses
         # clustered before carry the same attribution as then.
         and manifest.get("attribution_digest") == _digest(attribution, manifest["addresses"])
+        and (
+            change_model is None
+            or (manifest.get("learned") or {}).get("model") == change_model.to_json()
+        )
     )
     if resume:
         assert manifest is not None
@@ -343,6 +368,13 @@ def cluster_store(
 
     arrays = ChainArrays.of(store)
     unions = UnionFind(parent, size, attr, max_address)
+    decisions = None
+    learned_state: dict[str, Any] | None = None
+    fingerprint = None
+    if pol.learned:
+        decisions, learned_state, fingerprint = _learned_decisions(
+            store, arrays, pol, cdir, manifest if resume else None, change_model
+        )
     merges: list[pa.Table] = []
     coinjoin_rows: list[pa.Table] = []
     quarantine_rows: list[pa.Table] = []
@@ -351,15 +383,18 @@ def cluster_store(
     total_ev = total_q = total_cj = 0
     for t0 in range(first_tx, n_tx, CHUNK_TXS):
         t1 = min(n_tx, t0 + CHUNK_TXS)
-        result = process_range(arrays, unions, pol, t0, t1)
+        result = process_range(arrays, unions, pol, t0, t1, decisions)
         total_ev += result.n_merges
         total_q += result.quarantined.shape[0]
         total_cj += result.coinjoin_tx.shape[0]
         if result.n_merges:
             ev_tx = result.merge_tx
-            rules = np.array(["multi_input", "change"], dtype=object)[
-                (result.merge_rule == kernels.RULE_CHANGE).astype(np.int64)
-            ]
+            codes = np.minimum(result.merge_rule, kernels.RULE_LEARNED)
+            rules = np.array(["", "multi_input", "change", "change"], dtype=object)[codes]
+            for code, key in ((kernels.RULE_LEARNED, "learned_change"),):
+                n_code = int((codes == code).sum())
+                if n_code:
+                    rule_counts[key] = rule_counts.get(key, 0) + n_code
             names = [_vote_names(int(v)) for v in result.merge_votes]
             merges.append(
                 pa.table(
@@ -421,6 +456,8 @@ def cluster_store(
     (tmp / "state").mkdir(exist_ok=True)
     for name, arr in (("parent", parent), ("size", size), ("attribution", attr)):
         np.save(tmp / "state" / f"{name}.npy", arr)
+    if fingerprint is not None:
+        np.save(tmp / "state" / "tx_fingerprint.npy", fingerprint)
     np.save(tmp / "address_cluster.npy", cluster_of)
     files: dict[str, list[str]] = {k: list(v) for k, v in old_files.items()}
     for key, tables in (
@@ -484,6 +521,7 @@ def cluster_store(
         "attribution_digest": _digest(attribution, n_addr),
         "clusters": n_clusters,
         "largest_cluster": int(sizes.max()) if n_addr else 0,
+        "learned": learned_state,
         "files": files,
         "views": views,
     }
@@ -509,6 +547,57 @@ def cluster_store(
     )
 
 
+def _learned_decisions(
+    store: Store,
+    arrays: ChainArrays,
+    pol: Policy,
+    cdir: Path,
+    manifest: dict[str, Any] | None,
+    change_model: Any,
+) -> tuple[Any, dict[str, Any], np.ndarray]:
+    """The learned change rule's model and decisions for this run (see learned.py).
+
+    `manifest` is the previous clustering's when resuming: its model and pending position are
+    reused, and the tx fingerprints kept in its state are extended to the new txs.
+    """
+    from chainsleuth.cluster import learned as lc
+
+    n_tx = arrays.n_txs
+    fp_path = cdir / "state" / "tx_fingerprint.npy"
+    have = np.zeros(0, np.uint8)
+    if manifest is not None and fp_path.exists():
+        have = np.load(fp_path)[:n_tx]
+    fingerprint = np.concatenate((have, lc.read_fingerprints(store, have.shape[0], n_tx)))
+    spent_by = np.asarray(store.array("output_spent_by_tx"))
+    tx_height = np.asarray(store.array("tx_height"))
+    state = (manifest or {}).get("learned")
+    if state:
+        model = lc.ChangeModel.from_json(state["model"])
+        pending_from, pending_max = state["pending_from"], state["pending_max_address"]
+    else:
+        model = change_model or lc.train_model(
+            arrays,
+            pol,
+            store.counts["addresses"],
+            spent_by,
+            tx_height,
+            fingerprint,
+            lc.DEFAULT_WINDOW,
+        )
+        pending_from, pending_max = 0, -1
+    decisions = lc.decide(
+        arrays, model, pol, spent_by, tx_height, fingerprint, pending_from, pending_max
+    )
+    fired = (state or {}).get("fired", 0) + int(decisions.tx.shape[0])
+    new_state = {
+        "model": model.to_json(),
+        "pending_from": decisions.pending_from,
+        "pending_max_address": decisions.pending_max_address,
+        "fired": fired,
+    }
+    return decisions, new_state, fingerprint
+
+
 def _digest(attribution: np.ndarray | None, n_addresses: int) -> str | None:
     """Fingerprint of the attribution of the first n addresses (None: no attribution)."""
     if attribution is None:
@@ -527,6 +616,7 @@ def _confidence(rules: np.ndarray, votes: np.ndarray) -> np.ndarray:
     from chainsleuth.cluster.rules import BY_NAME
 
     out = np.full(rules.shape[0], BY_NAME["multi_input"].confidence)
+    out[rules == kernels.RULE_LEARNED] = BY_NAME["learned_change"].confidence
     is_change = rules == kernels.RULE_CHANGE
     miss = np.ones(rules.shape[0])
     for name, bit in CHANGE_BITS.items():

@@ -31,6 +31,8 @@ BIT_OPTIMAL = 8
 
 RULE_MULTI_INPUT = 1
 RULE_CHANGE = 2  # evidence rule code for change merges; the vote mask says which rules
+RULE_LEARNED = 3  # evidence rule code for learned_change merges (vote mask BIT_LEARNED)
+BIT_LEARNED = 16
 
 Q_LARGE_CONFLICT = 1
 Q_GROWTH = 2
@@ -279,6 +281,66 @@ def find(parent, x):
 
 
 @njit(cache=True, nogil=True)
+def _merge_pair(
+    a,
+    b,
+    t,
+    large,
+    growth,
+    parent,
+    size,
+    attribution,
+    ev_a,
+    ev_b,
+    ev_tx,
+    ev_rule,
+    ev_votes,
+    n_ev,
+    q_tx,
+    q_reason,
+    n_q,
+):
+    """Union of two addresses for a learned change merge of tx t, under the same guard."""
+    ra = find(parent, a)
+    rb = find(parent, b)
+    if ra == rb:
+        return n_ev, n_q
+    sa = np.int64(size[ra])
+    sb = np.int64(size[rb])
+    total = sa + sb
+    largest = sa if sa > sb else sb
+    reason = 0
+    attr_a = np.int64(attribution[ra])
+    attr_b = np.int64(attribution[rb])
+    if sa >= large and sb >= large and attr_a >= 0 and attr_b >= 0 and attr_a != attr_b:
+        reason = Q_LARGE_CONFLICT
+    elif total >= large and total >= growth * largest:
+        reason = Q_GROWTH
+    if reason != 0:
+        if n_q < q_tx.shape[0]:
+            q_tx[n_q] = t
+            q_reason[n_q] = reason
+        return n_ev, n_q + 1
+    lo = ra if ra < rb else rb
+    hi = rb if ra < rb else ra
+    parent[hi] = np.uint32(lo)
+    size[lo] = np.uint32(total)
+    a_lo = np.int64(attribution[lo])
+    a_hi = np.int64(attribution[hi])
+    if a_lo < 0:
+        attribution[lo] = a_hi
+    elif a_hi >= 0 and a_hi != a_lo:
+        attribution[lo] = -2
+    if n_ev < ev_a.shape[0]:
+        ev_a[n_ev] = a
+        ev_b[n_ev] = b
+        ev_tx[n_ev] = t
+        ev_rule[n_ev] = RULE_LEARNED
+        ev_votes[n_ev] = BIT_LEARNED
+    return n_ev + 1, n_q
+
+
+@njit(cache=True, nogil=True)
 def apply_merges(
     t0,
     t1,
@@ -315,8 +377,14 @@ def apply_merges(
     q_reason,
     n_q,
     change_chosen,
+    learned_tx,
+    learned_out,
+    learned_due,
 ):
     """Union addresses tx by tx under the policy; returns (evidence rows, quarantined txs).
+
+    Learned change merges (tx, output) are applied just before the tx at their due position
+    (sorted by it; see learned.py), linking the change address to the tx's first input address.
 
     Every union of two different clusters appends an evidence row (address a, address b, tx,
     rule, change vote mask). A tx whose merges would join two large clusters with different
@@ -327,7 +395,35 @@ def apply_merges(
     roots = np.empty(64, np.int64)
     members = np.empty(64, np.int64)
     seen_at = np.full(parent.shape[0], -1, np.int32)  # tx (t - t0) that last counted a root
+    lp = 0
     for t in range(t0, t1):
+        while lp < learned_due.shape[0] and learned_due[lp] <= t:
+            lt = learned_tx[lp]
+            lo_ = learned_out[lp]
+            lp += 1
+            la = in_address[tx_first_input[lt]]
+            lb = out_address[lo_]
+            if la == NONE or lb == NONE:
+                continue
+            n_ev, n_q = _merge_pair(
+                np.int64(la),
+                np.int64(lb),
+                lt,
+                large,
+                growth,
+                parent,
+                size,
+                attribution,
+                ev_a,
+                ev_b,
+                ev_tx,
+                ev_rule,
+                ev_votes,
+                n_ev,
+                q_tx,
+                q_reason,
+                n_q,
+            )
         k = t - t0
         change_chosen[k] = -1
         if coinjoin[k] != 0:

@@ -118,6 +118,18 @@ RULES: tuple[Rule, ...] = (
         "A change candidate whose address was already used is not taken as change (veto).",
     ),
     Rule(
+        25,
+        "learned_change",
+        "change",
+        0.99,
+        "Möser & Narayanan, 'Resurrecting Address Clustering in Bitcoin', FC 2022 (change "
+        "labelled by the chain itself); chainsleuth cluster/learned.py",
+        "A logistic regression trained on this chain's self-revealed change (outputs later "
+        "spent together with the inputs' wallet) picks one fresh output; it fires when its "
+        "probability clears a threshold set for 99.5% held-out precision and the runner-up is "
+        "far behind. Features include how the output is spent within a few blocks.",
+    ),
+    Rule(
         30,
         "payjoin_suspect",
         "annotation",
@@ -136,7 +148,9 @@ CHANGE_BITS: dict[str, int] = {
     "script_type": 2,
     "round_amount": 4,
     "optimal_change": 8,
+    "learned_change": 16,  # decided in learned.py, not by a vote in analyze_txs
 }
+LEARNED = "learned_change"
 
 
 @dataclass(frozen=True)
@@ -160,16 +174,24 @@ class Policy:
     extra: dict[str, str] = field(default_factory=dict)
 
     def change_mask(self) -> int:
+        """Bits of the voting change rules (the learned rule is decided apart)."""
         mask = 0
         for rule in self.change_rules:
-            mask |= CHANGE_BITS[rule]
+            if rule != LEARNED:
+                mask |= CHANGE_BITS[rule]
         return mask
 
     def required_mask(self) -> int:
         mask = 0
         for rule in self.change_required:
-            mask |= CHANGE_BITS[rule]
+            if rule != LEARNED:
+                mask |= CHANGE_BITS[rule]
         return mask
+
+    @property
+    def learned(self) -> bool:
+        """Whether the learned change classifier (rule 25) may merge."""
+        return LEARNED in self.change_rules
 
 
 POLICIES: dict[str, Policy] = {
@@ -203,6 +225,23 @@ POLICIES: dict[str, Policy] = {
             "optimal_change",
             change_rules=("optimal_change",),
             description="Multi-input + optimal-change alone (for measurement).",
+        ),
+        Policy(
+            "learned",
+            change_rules=(LEARNED,),
+            description="Multi-input + the change classifier trained on this chain alone.",
+        ),
+        Policy(
+            "conservative_learned",
+            change_rules=(
+                "fresh_address",
+                "script_type",
+                "optimal_change",
+                "round_amount",
+                LEARNED,
+            ),
+            min_change_votes=2,
+            description="Conservative, plus the change classifier where no two rules agree.",
         ),
         Policy(
             "aggressive",
