@@ -336,7 +336,7 @@ def _register_stages() -> None:
     """Each stage owns its commands (`<stage>/cli.py`, `register(app)`); the root adds them."""
     import importlib
 
-    for stage in ("simulate", "cluster", "tags", "trace", "cases"):
+    for stage in ("simulate", "cluster", "tags", "trace", "cases", "prices"):
         try:
             module = importlib.import_module(f"chainsleuth.{stage}.cli")
         except ImportError:  # a stage still being built
