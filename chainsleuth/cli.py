@@ -176,25 +176,93 @@ def ingest(
 # ---------------------------------------------------------------------------------- status
 @app.command()
 def status(json_out: bool = typer.Option(False, "--json")) -> None:
-    """Tip, counts, store size and the last ingest."""
-    store = _open_store()
+    """What the data directory holds: the chain (tip, counts, last ingest), tags, clusters, prices."""
+    from chainsleuth.store.store import FILL_COMMAND, Store, data_dir_contents
+
+    store = Store.open_any(State.data_dir)
+    contents = data_dir_contents(store.data_dir)
     size = sum(p.stat().st_size for p in store.data_dir.rglob("*") if p.is_file())
     m = store.manifest
-    info = {
+    chain = store.has_chain
+    info: dict[str, Any] = {
         "data_dir": str(store.data_dir),
-        "network": m["network"],
+        "holds": [part for part, there in contents.items() if there],
+        "network": m["network"] if chain else None,
         "tip_height": None if m["tip"] is None else m["tip"]["height"],
         "tip_hash": None if m["tip"] is None else m["tip"]["hash"],
         **{k: v for k, v in m["counts"].items()},
         "store_bytes": size,
         "generation": m["generation"],
         "last_ingest": m["ingests"][-1] if m["ingests"] else None,
+        "tags": _tags_status(store.data_dir) if contents["tags"] else None,
+        "clusters": _clusters_status(store.data_dir) if contents["clusters"] else None,
+        "prices": _prices_status(store.data_dir),
+        "missing": {
+            part: FILL_COMMAND[part].format(dir=store.data_dir)
+            for part in ("chain", "tags", "clusters")
+            if not contents[part]
+        },
     }
     if json_out:
         _print_json(info)
         return
-    rows = [(k.replace("_", " "), f"{v:,}" if isinstance(v, int) else v) for k, v in info.items()]
-    console.print(_table("chainsleuth store", rows))
+    rows: list[tuple[str, Any]] = []
+    for key, value in info.items():
+        if key in ("tags", "clusters", "prices", "missing", "holds"):
+            continue
+        if not chain and key not in ("data_dir", "store_bytes"):
+            continue
+        rows.append((key.replace("_", " "), f"{value:,}" if isinstance(value, int) else value))
+    if not chain:
+        rows.append(("chain", "not ingested"))
+    for part in ("tags", "clusters", "prices"):
+        if info[part] is not None:
+            summary = ", ".join(
+                f"{k.replace('_', ' ')} {v:,}"
+                if isinstance(v, int)
+                else f"{k.replace('_', ' ')} {v}"
+                for k, v in info[part].items()
+            )
+            rows.append((part, summary))
+    for part, command in info["missing"].items():
+        rows.append((f"no {part}", f"run `{command}`"))
+    console.print(_table("chainsleuth data directory", rows))
+
+
+def _tags_status(data_dir: Path) -> dict[str, Any]:
+    from chainsleuth.tags.storage import read_manifest
+
+    m = read_manifest(data_dir)
+    packs = {k: v for k, v in m.get("packs", {}).items() if v.get("file")}
+    return {
+        "version": m.get("version"),
+        "tagpacks": len(packs),
+        "tags": sum(int(p.get("rows") or 0) for p in packs.values()),
+        "actorpacks": len(m.get("actorpacks", {})),
+        "updated_at": m.get("updated_at"),
+    }
+
+
+def _clusters_status(data_dir: Path) -> dict[str, Any]:
+    m = json.loads((data_dir / "clusters" / "manifest.json").read_text())
+    return {
+        "policy": m.get("policy"),
+        "generation": m.get("generation"),
+        "clusters": m.get("clusters"),
+        "addresses": m.get("addresses"),
+    }
+
+
+def _prices_status(data_dir: Path) -> dict[str, Any]:
+    from chainsleuth.prices import imported_prices_path, resolve_prices
+
+    source = resolve_prices(data_dir)
+    info: dict[str, Any] = {"series": source.series, "path": str(source.path)}
+    meta = imported_prices_path(data_dir).parent / "import.json"
+    if source.series == "imported" and meta.exists():
+        imported = json.loads(meta.read_text())
+        info.update(first_date=imported.get("first_date"), last_date=imported.get("last_date"))
+    return info
 
 
 @app.command()
@@ -202,16 +270,20 @@ def verify(
     quick: bool = typer.Option(False, "--quick", help="Skip the sha256 of every file."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Check the store against its manifest (files, checksums, row counts, arrays)."""
-    from chainsleuth.store.verify import verify_store
+    """Check what the data directory holds against its manifests (chain, tags, clusters)."""
+    from chainsleuth.store.verify import verify_data_dir
 
-    result = verify_store(State.data_dir, checksums=not quick)
+    result = verify_data_dir(State.data_dir, checksums=not quick)
     if json_out:
         _print_json(result)
     else:
         for line in result["checks"]:
-            console.print(("[green]ok[/]  " if line["ok"] else "[red]FAIL[/] ") + line["check"])
-        console.print("store is consistent" if result["ok"] else "[red]store has problems[/]")
+            console.print(
+                Text.assemble(("ok  ", "green") if line["ok"] else ("FAIL ", "red"), line["check"])
+            )
+        for part, command in result["missing"].items():
+            console.print(Text(f"--  no {part} here (nothing to check): `{command}` adds it"))
+        console.print("data directory is consistent" if result["ok"] else "[red]it has problems[/]")
     if not result["ok"]:
         raise typer.Exit(1)
 
@@ -295,14 +367,19 @@ def sql(
     fmt: str = typer.Option("table", "--format", help="table|csv|json"),
     limit: int = typer.Option(1000, "--limit", help="Rows shown in table format."),
 ) -> None:
-    """Run read-only SQL (DuckDB) over the views blocks, txs, outputs, inputs, addresses."""
+    """Run read-only SQL (DuckDB) over the views blocks, txs, outputs, inputs, addresses (and
+    tags, clusters, ... where those stages ran); works on whatever the directory holds."""
     import duckdb
 
-    store = _open_store()
+    from chainsleuth.store.store import Store
+
+    store = Store.open_any(State.data_dir)  # tags only, chain only, or both
     try:
         result = store.sql(query)
     except duckdb.Error as e:
-        raise ChainsleuthError(f"SQL error: {e}") from None
+        # one line: DuckDB's hints and the caret under the query go on the same line
+        parts = [x.strip() for x in str(e).splitlines() if x.strip().strip("^")]
+        raise ChainsleuthError(f"SQL error: {' '.join(parts)}") from None
     if fmt == "json":
         _print_json(result.to_pylist())
     elif fmt == "csv":
@@ -336,7 +413,7 @@ def _register_stages() -> None:
     """Each stage owns its commands (`<stage>/cli.py`, `register(app)`); the root adds them."""
     import importlib
 
-    for stage in ("simulate", "cluster", "tags", "trace", "cases"):
+    for stage in ("simulate", "cluster", "tags", "trace", "cases", "prices"):
         try:
             module = importlib.import_module(f"chainsleuth.{stage}.cli")
         except ImportError:  # a stage still being built

@@ -28,7 +28,10 @@ def register(app: typer.Typer) -> None:
         policy: str = typer.Option("haircut", "--policy", help="poison | haircut | fifo"),
         max_hops: int = typer.Option(15, "--max-hops", help="hops to walk back and forward"),
         prices: Path | None = typer.Option(
-            None, "--prices", help="btc_usd_daily.csv (default: shared/data/btc-usd-prices)"
+            None,
+            "--prices",
+            help="daily closes CSV (date,close_usd[,source]); default: the series imported "
+            "with `chainsleuth prices import`, else the one shipped with chainsleuth",
         ),
         report: bool = typer.Option(True, "--report/--no-report", help="write report.html"),
         pdf: bool = typer.Option(True, "--pdf/--no-pdf", help="write report.pdf"),

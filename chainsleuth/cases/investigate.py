@@ -51,6 +51,8 @@ from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of th
 )
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.core.files import sha256_file as _sha256
+from chainsleuth.prices import PriceSource, describe, read_prices, resolve_prices
+from chainsleuth.prices import shipped_prices_path as shipped_prices_path
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
 from chainsleuth.trace.exposure import coinjoin_flags as _coinjoins
@@ -65,13 +67,9 @@ from chainsleuth.trace.services import (
     tx_shapes,
 )
 
-DEFAULT_PRICES = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "data"
-    / "btc-usd-prices"
-    / "btc_usd_daily.csv"
-)
+#: The daily BTC/USD closes shipped with the package (chainsleuth/data/prices/, PROVENANCE.md
+#: there); `investigate` uses it when neither --prices nor an imported series is there.
+DEFAULT_PRICES = shipped_prices_path()
 
 
 #: Hops walked back from a deposit: peel chains of 10 payments and exchanges' chains of batched
@@ -159,12 +157,9 @@ def read_seed_addresses(seeds_csv: Path) -> list[str]:
 
 
 def load_prices(prices_csv: Path) -> dict[str, float]:
-    """{"YYYY-MM-DD": daily close in USD} from `btc_usd_daily.csv` (columns date, close_usd)."""
-    prices: dict[str, float] = {}
-    with open(prices_csv, newline="") as f:
-        for r in csv.DictReader(f):
-            prices[r["date"]] = float(r["close_usd"])
-    return prices
+    """{"YYYY-MM-DD": daily close in USD} from a `date,close_usd[,source]` CSV, checked
+    (`chainsleuth.prices.read_prices`: a bad row is an error naming the file, line and field)."""
+    return read_prices(prices_csv).close
 
 
 def _seed_ids(store: Store, addresses: list[str] | pa.Array) -> np.ndarray:
@@ -210,17 +205,22 @@ class CaseSetup:
 def prepare_case(
     data_dir: Path,
     seeds_csv: Path,
-    prices_path: Path,
+    prices: Path | PriceSource | None = None,
     policy: str = "haircut",
     max_hops: int = DEFAULT_MAX_HOPS,
     walk_coinjoins: bool = False,
 ) -> CaseSetup:
-    """The service (seed clusters and wallet), stops, CoinJoins and deposit outputs of a case."""
+    """The service (seed clusters and wallet), stops, CoinJoins and deposit outputs of a case.
+
+    `prices`: a price CSV, a resolved `PriceSource`, or None for the data directory's series
+    (imported, else shipped).
+    """
     from chainsleuth.cluster.engine import Clusters
     from chainsleuth.trace.exposure import cluster_attribution
 
     store = Store.open(data_dir)
-    chain = ChainLookups(store, load_prices(prices_path))
+    source = prices if isinstance(prices, PriceSource) else resolve_prices(data_dir, prices)
+    chain = ChainLookups(store, source.load().close)
     addresses = _read_seeds(seeds_csv)
     seed_ids = _seed_ids(store, addresses)
     clusters = Clusters(data_dir)
@@ -330,10 +330,9 @@ def investigate(
     if max_hops < 1:
         raise ChainsleuthError("max_hops must be at least 1")
     data_dir, seeds_csv, out_dir = Path(data_dir), Path(seeds_csv), Path(out_dir)
-    prices_path = Path(prices_csv) if prices_csv is not None else DEFAULT_PRICES
-    if not prices_path.exists():
-        raise ChainsleuthError(f"no price file at {prices_path}")
-    setup = prepare_case(data_dir, seeds_csv, prices_path, policy, max_hops, walk_coinjoins)
+    price_source = resolve_prices(data_dir, prices_csv)
+    price_series = price_source.load()  # checked before the case starts
+    setup = prepare_case(data_dir, seeds_csv, price_source, policy, max_hops, walk_coinjoins)
     store, chain, clusters, addresses = setup.store, setup.chain, setup.clusters, setup.addresses
     seed_ids, attribution, mixer = setup.seed_ids, setup.attribution, setup.mixer
     service_clusters, service_mask = setup.service_clusters, setup.service_mask
@@ -387,7 +386,7 @@ def investigate(
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "inputs": {
             "seeds": {"path": str(seeds_csv.resolve()), "sha256": _sha256(seeds_csv)},
-            "prices": {"path": str(prices_path.resolve()), "sha256": _sha256(prices_path)},
+            "prices": describe(price_source, price_series),
         },
         "store": {
             "data_dir": str(data_dir.resolve()),

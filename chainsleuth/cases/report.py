@@ -271,6 +271,18 @@ def _view(con: Any, name: str, path: Path) -> None:
     )
 
 
+def _price_series(prices: Any) -> str | None:
+    """ "shipped, 2010-07-18 to 2026-06-15" from case.json's inputs.prices (None: not recorded)."""
+    if not isinstance(prices, dict) or "series" not in prices:
+        return None
+    span = (
+        f", {prices['first_date']} to {prices['last_date']}"
+        if prices.get("first_date") and prices.get("last_date")
+        else ""
+    )
+    return f"{prices['series']}{span}"
+
+
 def _get(d: Any, *keys: str) -> Any:
     for k in keys:
         if not isinstance(d, dict):
@@ -544,6 +556,7 @@ def _facts(
         ("case run at", show(case.get("created"))),
         ("seeds file", show(_get(case, "inputs", "seeds", "path"))),
         ("seeds sha256", show(_get(case, "inputs", "seeds", "sha256"))),
+        ("price series", show(_price_series(_get(case, "inputs", "prices")))),
         ("price file", show(_get(case, "inputs", "prices", "path"))),
         ("price file sha256", show(_get(case, "inputs", "prices", "sha256"))),
     ]

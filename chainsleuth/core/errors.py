@@ -17,13 +17,17 @@ class InputError(ChainsleuthError):
         path: str | None = None,
         offset: int | None = None,
         field: str | None = None,
+        line: int | None = None,
     ) -> None:
         self.path = path
         self.offset = offset
         self.field = field
+        self.line = line
         where = []
         if path is not None:
             where.append(str(path))
+        if line is not None:
+            where.append(f"line {line}")
         if offset is not None:
             where.append(f"byte offset {offset}")
         if field is not None:
@@ -33,13 +37,20 @@ class InputError(ChainsleuthError):
 
     def __reduce__(self) -> tuple[object, ...]:
         # keep path/offset/field when the error crosses a process boundary (parse workers)
-        return (_rebuild_input_error, (self.message, self.path, self.offset, self.field))
+        return (
+            _rebuild_input_error,
+            (self.message, self.path, self.offset, self.field, self.line),
+        )
 
 
 def _rebuild_input_error(
-    message: str, path: str | None, offset: int | None, field: str | None
+    message: str,
+    path: str | None,
+    offset: int | None,
+    field: str | None,
+    line: int | None = None,
 ) -> InputError:
-    return InputError(message, path=path, offset=offset, field=field)
+    return InputError(message, path=path, offset=offset, field=field, line=line)
 
 
 class StoreError(ChainsleuthError):

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,71 @@ VIEWS = {
 }
 
 
+#: The views (and their raw tables) that need an ingested chain.
+CHAIN_VIEWS = frozenset(VIEWS) | frozenset(f"{t}_raw" for t in layout.TABLES)
+
+#: The views each later stage publishes, so a query on one that is not there can say which
+#: command fills it.
+STAGE_VIEWS = {
+    "tags": frozenset(
+        {"tags", "tags_raw", "actors", "actors_raw", "cluster_tags", "tagpacks", "tag_address_ids"}
+    ),
+    "clusters": frozenset(
+        {
+            "clusters",
+            "cluster_coinjoins",
+            "cluster_quarantine",
+            "cluster_merges",
+            "cluster_merges_raw",
+        }
+    ),
+}
+
+#: What fills each part of a data directory.
+FILL_COMMAND = {
+    "chain": "chainsleuth --data {dir} ingest --blocks-dir ~/.bitcoin/blocks (or --rpc URL)",
+    "tags": "chainsleuth --data {dir} tags import PATH...",
+    "clusters": "chainsleuth --data {dir} cluster",
+    "prices": "chainsleuth --data {dir} prices import FILE.csv",
+}
+
+_MISSING_TABLE = re.compile(r"Table with name (\w+) does not exist")
+
+
+def data_dir_contents(data_dir: Path) -> dict[str, bool]:
+    """Which parts a data directory holds: the chain (ingest), tags, clusters, imported prices."""
+    d = Path(data_dir)
+    return {
+        "chain": (d / "manifest.json").exists(),
+        "tags": (d / "tags" / "manifest.json").exists(),
+        "clusters": (d / "clusters" / "manifest.json").exists(),
+        "prices": (d / "prices" / "btc_usd_daily.csv").exists(),
+    }
+
+
+def _held(contents: dict[str, bool]) -> str:
+    parts = [name for name, there in contents.items() if there]
+    return ", ".join(parts) if parts else "nothing"
+
+
+def no_store_error(data_dir: Path) -> StoreError:
+    return StoreError(
+        f"no chainsleuth store at {data_dir} (nothing ingested or imported there yet: run "
+        f"`{FILL_COMMAND['chain'].format(dir=data_dir)}` first, or pass --data / set "
+        "CHAINSLEUTH_DATA)"
+    )
+
+
+def no_chain_error(data_dir: Path, needed_by: str | None = None) -> StoreError:
+    """One line: the chain has not been ingested into `data_dir`, and the command to run."""
+    need = f"; {needed_by} needs it" if needed_by else ""
+    return StoreError(
+        f"the chain has not been ingested into {data_dir} (it holds "
+        f"{_held(data_dir_contents(data_dir))}){need}: run "
+        f"`{FILL_COMMAND['chain'].format(dir=data_dir)}` first"
+    )
+
+
 @dataclass(frozen=True)
 class AddressSummary:
     address: str
@@ -93,22 +159,37 @@ class AddressSummary:
 class Store:
     """A read-only view of a chainsleuth store at one manifest generation."""
 
-    def __init__(self, data_dir: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, data_dir: Path, manifest: dict[str, Any], has_chain: bool = True) -> None:
         self.data_dir = Path(data_dir)
         self.manifest = manifest
         self.counts: dict[str, int] = manifest["counts"]
         self.network = network_by_name(manifest["network"])
+        self.has_chain = has_chain
         self._con: duckdb.DuckDBPyConnection | None = None
 
     @classmethod
     def open(cls, data_dir: Path) -> Store:
+        """The store with its chain; a StoreError saying what to run when none was ingested."""
         manifest = layout.read_manifest(Path(data_dir))
         if manifest is None:
-            raise StoreError(
-                f"no chainsleuth store at {data_dir} (run `chainsleuth ingest` first, or pass "
-                "--data / set CHAINSLEUTH_DATA)"
-            )
+            if any(data_dir_contents(data_dir).values()):
+                raise no_chain_error(Path(data_dir))
+            raise no_store_error(Path(data_dir))
         return cls(Path(data_dir), manifest)
+
+    @classmethod
+    def open_any(cls, data_dir: Path) -> Store:
+        """Whatever the directory holds: the chain, tags, clusters, in any combination.
+
+        Without a chain (`has_chain` False) the chain views are not defined, and `sql` on one of
+        them says the chain has not been ingested and which command ingests it.
+        """
+        manifest = layout.read_manifest(Path(data_dir))
+        if manifest is not None:
+            return cls(Path(data_dir), manifest)
+        if not any(data_dir_contents(data_dir).values()):
+            raise no_store_error(Path(data_dir))
+        return cls(Path(data_dir), layout.empty_manifest("main"), has_chain=False)
 
     @property
     def tip(self) -> tuple[int, str] | None:
@@ -120,7 +201,7 @@ class Store:
         """An in-memory DuckDB connection with the store's views defined (read-only data)."""
         if self._con is None:
             con = duckdb.connect(":memory:")
-            for table in layout.TABLES:
+            for table in layout.TABLES if self.has_chain else ():
                 files = [str(self.data_dir / f["path"]) for f in self.manifest["files"][table]]
                 if not files:  # nothing committed yet: empty views with the documented columns
                     con.register(f"{table}_raw", layout.SCHEMAS[table].empty_table())
@@ -130,7 +211,7 @@ class Store:
                     f"CREATE VIEW {table}_raw AS SELECT * FROM read_parquet([{listing}], "
                     "hive_partitioning = false, union_by_name = true)"
                 )
-            for name, query in VIEWS.items():
+            for name, query in VIEWS.items() if self.has_chain else ():
                 con.execute(f"CREATE VIEW {name} AS {query}")
             for stage_manifest in sorted(self.data_dir.glob("*/manifest.json")):
                 self._add_stage_views(con, stage_manifest)
@@ -162,8 +243,34 @@ class Store:
                 con.execute(f"CREATE OR REPLACE VIEW {name} AS {spec['sql']}")
 
     def sql(self, query: str, params: list[Any] | None = None) -> pa.Table:
-        """Run a query over the views and return an Arrow table."""
-        return self.connection().sql(query, params=params).to_arrow_table()
+        """Run a query over the views and return an Arrow table.
+
+        A query on a view whose part of the data directory is missing (the chain, tags,
+        clusters) is a StoreError naming the command that fills it.
+        """
+        try:
+            return self.connection().sql(query, params=params).to_arrow_table()
+        except duckdb.CatalogException as e:
+            missing = self._missing_part(str(e))
+            if missing is None:
+                raise
+            raise missing from None
+
+    def _missing_part(self, message: str) -> StoreError | None:
+        found = _MISSING_TABLE.search(message)
+        if found is None:
+            return None
+        name = found.group(1)
+        if name in CHAIN_VIEWS and not self.has_chain:
+            return no_chain_error(self.data_dir, f"`{name}`")
+        for part, names in STAGE_VIEWS.items():
+            if name in names and not data_dir_contents(self.data_dir)[part]:
+                return StoreError(
+                    f"`{name}` is not in {self.data_dir}: no {part} there yet (it holds "
+                    f"{_held(data_dir_contents(self.data_dir))}); run "
+                    f"`{FILL_COMMAND[part].format(dir=self.data_dir)}` first"
+                )
+        return None
 
     # ------------------------------------------------------------------------ arrays
     def array(self, name: str) -> np.ndarray:

@@ -1,6 +1,8 @@
 """Check a store against its manifest: every file present, unchanged, with the rows it claims.
 
-`chainsleuth verify` runs this; a store that passes is exactly what the last commit published.
+`chainsleuth verify` runs `verify_data_dir`: the chain (`verify_store`; a store that passes is
+exactly what the last commit published) and the later stages' files (tags, clusters), whichever
+of them the directory holds.
 """
 
 from __future__ import annotations
@@ -90,3 +92,68 @@ def verify_store(data_dir: Path, checksums: bool = True) -> dict[str, Any]:
             n_spent == n_spending,
         )
     return {"ok": all(c["ok"] for c in checks), "checks": checks}
+
+
+def verify_stage(data_dir: Path, stage: str) -> list[dict[str, Any]]:
+    """A stage's files (`DATA/<stage>/manifest.json` views and, for tags, its packs): each
+    present and a readable parquet file, packs with the rows their manifest gives."""
+    import json
+
+    stage_dir = Path(data_dir) / stage
+    manifest = json.loads((stage_dir / "manifest.json").read_text())
+    expected: dict[str, int | None] = {}
+    for spec in manifest.get("views", {}).values():
+        for rel in spec.get("files", []):
+            expected.setdefault(rel, None)
+    for kind in ("packs", "actorpacks"):
+        for entry in manifest.get(kind, {}).values():
+            if entry.get("file"):
+                expected[entry["file"]] = int(entry.get("rows") or 0)
+    problems = []
+    for rel, rows in sorted(expected.items()):
+        path = stage_dir / rel
+        if not path.exists():
+            problems.append(f"missing {rel}")
+            continue
+        try:
+            have = pq.ParquetFile(path).metadata.num_rows
+        except Exception as e:  # any unreadable file is a finding, not a crash
+            problems.append(f"unreadable {rel} ({type(e).__name__})")
+            continue
+        if rows is not None and have != rows:
+            problems.append(f"{rel}: {have:,} rows, manifest says {rows:,}")
+    detail = "; ".join(problems[:5])
+    return [
+        {
+            "check": f"{stage}: {len(expected)} files present and readable"
+            + (" with the rows the manifest gives" if stage == "tags" else "")
+            + (f" — {detail}" if detail else ""),
+            "ok": not problems,
+        }
+    ]
+
+
+def verify_data_dir(data_dir: Path, checksums: bool = True) -> dict[str, Any]:
+    """Check whatever the data directory holds: chain, tags, clusters.
+
+    Returns {"ok", "checks", "holds": [parts], "missing": {part: command that fills it}}; a
+    directory holding none of them is a StoreError.
+    """
+    from chainsleuth.store.store import FILL_COMMAND, data_dir_contents, no_store_error
+
+    contents = data_dir_contents(Path(data_dir))
+    parts = ("chain", "tags", "clusters")
+    if not any(contents[p] for p in parts):
+        raise no_store_error(Path(data_dir))
+    checks: list[dict[str, Any]] = []
+    if contents["chain"]:
+        checks += verify_store(data_dir, checksums)["checks"]
+    for stage in ("tags", "clusters"):
+        if contents[stage]:
+            checks += verify_stage(data_dir, stage)
+    return {
+        "ok": all(c["ok"] for c in checks),
+        "checks": checks,
+        "holds": [p for p in parts if contents[p]],
+        "missing": {p: FILL_COMMAND[p].format(dir=data_dir) for p in parts if not contents[p]},
+    }

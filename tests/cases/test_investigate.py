@@ -22,8 +22,7 @@ from chainsleuth.cases.investigate import (
     LEAD_COLUMNS,
     investigate,
 )
-
-pytestmark = pytest.mark.skipif(not DEFAULT_PRICES.exists(), reason="no shared price data")
+from chainsleuth.core.files import sha256_file as _sha256
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +174,10 @@ def test_rerun_is_byte_identical(world: tuple[Path, Path, Path], tmp_path: Path)
     meta = json.loads((case / "case.json").read_text())
     assert meta["store"]["tip_height"] == 420
     assert len(meta["inputs"]["seeds"]["sha256"]) == 64
+    prices = meta["inputs"]["prices"]
+    assert prices["series"] == "shipped" and Path(prices["path"]) == DEFAULT_PRICES.resolve()
+    assert prices["sha256"] == _sha256(DEFAULT_PRICES)
+    assert (prices["first_date"], prices["last_date"]) == ("2010-07-18", "2026-06-15")
     assert (
         meta["parameters"]["policy"] == "haircut"
         and meta["parameters"]["max_hops"] == DEFAULT_MAX_HOPS
@@ -197,6 +200,50 @@ def test_missing_price_day_is_marked(world: tuple[Path, Path, Path], tmp_path: P
         assert r["amount_usd"] == "" and r["price_note"] == "missing_price"
     priced = [r for r in _rows(tmp_path / "gap" / "leads.csv") if r["funding_txid"]]
     assert any(r["amount_usd"] for r in priced)
+
+
+def test_price_series_used_and_recorded(world: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """--prices FILE over the data directory's imported series over the shipped one."""
+    from chainsleuth.prices import import_prices, imported_prices_path
+
+    w, store, case = world
+    leads = _rows(case / "leads.csv")
+    day = next(r["block_time"][:10] for r in leads if r["funding_txid"])
+    own = tmp_path / "own.csv"  # every close doubled, one day left out
+    with open(DEFAULT_PRICES, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["date"] != day]
+    own.write_text(
+        "date,close_usd\n" + "".join(f"{r['date']},{float(r['close_usd']) * 2}\n" for r in rows)
+    )
+    seeds = w / "seeds" / "deposits.csv"
+    try:
+        import_prices(store, own)
+        investigate(store, seeds, tmp_path / "imported", report=False)
+        given = tmp_path / "given"
+        investigate(store, seeds, given, prices_csv=DEFAULT_PRICES, report=False)
+    finally:
+        imported_prices_path(store).unlink()
+        (imported_prices_path(store).parent / "import.json").unlink()
+    meta = json.loads((tmp_path / "imported" / "case.json").read_text())["inputs"]["prices"]
+    assert meta["series"] == "imported"
+    assert Path(meta["path"]) == imported_prices_path(store).resolve()
+    assert meta["days"] == len(rows) and meta["last_date"] == "2026-06-15"
+    by_key = {
+        (r["deposit_address"], r["funding_txid"], r["source_address"]): r
+        for r in _rows(case / "leads.csv")
+    }
+    checked = 0
+    for r in _rows(tmp_path / "imported" / "leads.csv"):
+        shipped = by_key[(r["deposit_address"], r["funding_txid"], r["source_address"])]
+        if r["block_time"][:10] == day and r["funding_txid"]:
+            assert (r["amount_usd"], r["price_note"]) == ("", "missing_price")
+        elif r["amount_usd"] and shipped["amount_usd"]:
+            assert abs(float(r["amount_usd"]) - 2 * float(shipped["amount_usd"])) <= 0.02
+            checked += 1
+    assert checked > 10
+    meta = json.loads((given / "case.json").read_text())["inputs"]["prices"]
+    assert meta["series"] == "file" and meta["sha256"] == _sha256(DEFAULT_PRICES)
+    assert (given / "leads.csv").read_bytes() == (case / "leads.csv").read_bytes()
 
 
 def test_cli_command(

@@ -12,13 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from chainsleuth.cases.investigate import DEFAULT_PRICES, investigate
+from chainsleuth.cases.investigate import investigate
 from tests.cases.test_investigate import _rows, _scores
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not DEFAULT_PRICES.exists(), reason="no shared price data"),
-]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -63,18 +63,11 @@ def real_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ReportPat
     cluster_store(root / "store", "conservative")
     import_tagpacks(root / "store", [root / "world" / "tags"])
     recompute_cluster_tags(root / "store")
-    prices = DEFAULT_PRICES
-    if not prices.exists():  # without ../shared: a constant close, the report does not care
-        prices = root / "prices.csv"
-        rows = ["date,close_usd,source"]
-        rows += [f"2018-{m:02d}-{d:02d},10000,test" for m in range(1, 13) for d in range(1, 29)]
-        rows += [f"2019-{m:02d}-{d:02d},10000,test" for m in range(1, 13) for d in range(1, 29)]
-        prices.write_text("\n".join(rows) + "\n")
     investigate(
         root / "store",
         root / "world" / "seeds" / "deposits.csv",
         root / "case",
-        prices_csv=prices,
+        prices_csv=DEFAULT_PRICES,
     )
     return root / "case", write_report(root / "case")
 
