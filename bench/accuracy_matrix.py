@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench-output" / "accuracy"
 
 
-def build_case(root: Path, profile: str, scale: str, seed: int, *, fresh: bool = False) -> Path:
+def build_case(
+    root: Path, profile: str, scale: str, seed: int, *, fresh: bool = False, recluster: bool = True
+) -> Path:
     """Simulate → ingest → cluster → tags → investigate under `root`; returns the case dir."""
     from chainsleuth.cases.investigate import investigate
     from chainsleuth.cluster.engine import cluster_store
@@ -41,20 +43,21 @@ def build_case(root: Path, profile: str, scale: str, seed: int, *, fresh: bool =
     if not (store / "manifest.json").exists():
         shutil.rmtree(store, ignore_errors=True)
         ingest_blocks_dir(world / "blocks", store)
-    cluster_store(store, "conservative")
-    shutil.rmtree(store / "tags", ignore_errors=True)
-    import_tagpacks(store, [world / "tags"])
-    recompute_cluster_tags(store)
+    if recluster or not (store / "tags" / "manifest.json").exists():
+        cluster_store(store, "conservative")
+        shutil.rmtree(store / "tags", ignore_errors=True)
+        import_tagpacks(store, [world / "tags"])
+        recompute_cluster_tags(store)
     investigate(store, world / "seeds" / "deposits.csv", case, report=False)
     return case
 
 
-def measure(profile: str, scale: str, seed: int) -> dict[str, Any]:
-    from chainsleuth.cases.evaluate import lead_outcomes, score_case
+def measure(profile: str, scale: str, seed: int, recluster: bool = True) -> dict[str, Any]:
+    from chainsleuth.cases.evaluate import cashout_outcomes, lead_outcomes, score_case
 
     root = OUT / f"{profile}-{scale}-{seed}"
     started = time.perf_counter()
-    case = build_case(root, profile, scale, seed)
+    case = build_case(root, profile, scale, seed, recluster=recluster)
     score = score_case(root / "world", case)
     result = {
         "profile": profile,
@@ -63,9 +66,8 @@ def measure(profile: str, scale: str, seed: int) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 1),
         "n_txs": json.loads((root / "world" / "world.json").read_text())["n_txs"],
         "score": score.as_dict(),
-        "outcomes": [
-            (o["confidence"], o["correct"]) for o in lead_outcomes(root / "world", case, 0.0)
-        ],
+        "leads": lead_outcomes(root / "world", case, 0.0),
+        "cashouts": cashout_outcomes(root / "world", case),
     }
     (OUT / f"{profile}-{scale}-{seed}.json").write_text(json.dumps(result) + "\n")
     return result
@@ -120,13 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", nargs="+", default=["small"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--render", action="store_true", help="only re-render saved results")
+    parser.add_argument(
+        "--reuse-clusters", action="store_true", help="keep a cached world's clusters and tags"
+    )
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     if not args.render:
         for scale in args.scales:
             for profile in args.profiles:
                 for seed in args.seeds:
-                    r = measure(profile, scale, seed)
+                    r = measure(profile, scale, seed, recluster=not args.reuse_clusters)
                     print(" | ".join(_row(r)), f"({r['seconds']} s)", flush=True)
     print(render(load_results()))
     return 0

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CaseScore", "score_case", "lead_outcomes"]
+__all__ = ["CaseScore", "cashout_outcomes", "lead_outcomes", "score_case"]
 
 #: The categories a subpoena can go to (the same set as cases.rows.EXCHANGE_CATEGORIES).
 _SUBPOENA_CATEGORIES = frozenset(
@@ -96,8 +96,9 @@ def lead_outcomes(
     world_dir: Path, case_dir: Path, min_confidence: float = 0.0
 ) -> list[dict[str, Any]]:
     """Every exchange lead row of the case (at `min_confidence` or above) with the truth's
-    verdict: `correct` (its exchange funded a trail-holding payment into the deposit) and the
-    row's `confidence` (for reliability diagrams)."""
+    verdict `correct` (its exchange funded a trail-holding payment into the deposit), its
+    confidence and the features the calibration reads (hops, share, custody moves, named via
+    the service entity, through a CoinJoin)."""
     payments, _ = _truth(Path(world_dir))
     out = []
     for r in _rows(Path(case_dir) / "leads.csv"):
@@ -107,6 +108,7 @@ def lead_outcomes(
         if c < min_confidence:
             continue
         right = {p["funding_exchange"] for p in payments.get(r["deposit_address"], []) if _holds(p)}
+        custody = r.get("custody_path") or ""
         out.append(
             {
                 "deposit_address": r["deposit_address"],
@@ -114,10 +116,33 @@ def lead_outcomes(
                 "confidence": c,
                 "amount_sat": int(r["amount_sat"]),
                 "hops": int(r["hops"] or 0),
+                "share": _float(r.get("share", "")),
+                "custody": len(custody.split(";")) if custody else 0,
+                "via_entity": r.get("attributed_via") == "service_entity",
+                "through_coinjoin": r.get("through_coinjoin") == "true",
                 "correct": r["source_entity"] in right,
             }
         )
     return out
+
+
+def cashout_outcomes(world_dir: Path, case_dir: Path) -> list[dict[str, Any]]:
+    """Every cash-out row with its verdict (a true cash-out: same txid and destination), its
+    confidence, hops and the service's share of the destination output."""
+    truth = {
+        (c["txid"], c["destination_address"])
+        for c in _rows(Path(world_dir) / "truth" / "cashouts.csv")
+    }
+    return [
+        {
+            "confidence": _float(r.get("confidence", "")),
+            "hops": int(r["hops"] or 0),
+            "share": _float(r.get("service_share", "")),
+            "coinjoin": r["destination_category"] == "coinjoin",
+            "correct": (r["txid"], r["destination_address"]) in truth,
+        }
+        for r in _rows(Path(case_dir) / "cashouts.csv")
+    ]
 
 
 def score_case(world_dir: Path, case_dir: Path, min_confidence: float = 0.5) -> CaseScore:

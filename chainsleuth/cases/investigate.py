@@ -27,17 +27,15 @@ import numpy as np
 import pyarrow as pa
 
 from chainsleuth import __version__
+from chainsleuth.cases.confidence import calibration
 from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of this API)
     BATCH_MIN_OUTPUTS,
     CASHOUT_COLUMNS,
     COINJOIN_CAP,
-    CUSTODY_DECAY,
     EXCHANGE_CATEGORIES,
-    HOP_DECAY,
     LEAD_COLUMNS,
     LEAD_ORDER,
     MAX_PATHS,
-    POLICY_BASE,
     SERVICE_COLUMNS,
     SUBPOENA_COLUMNS,
     UNIDENTIFIED_SERVICE,
@@ -64,6 +62,7 @@ from chainsleuth.trace.services import (
     ServiceStats,
     service_entities,
     service_stats,
+    small_batch_links,
     tx_shapes,
 )
 
@@ -240,7 +239,8 @@ def prepare_case(
     is_coinjoin, mixer = _coinjoins(data_dir, store.counts["txs"])
     shapes = tx_shapes(store, cluster_of, is_coinjoin)
     stats = service_stats(shapes, cluster_of)
-    linked = _attribute_services(attribution, stats, service_entities(shapes, is_coinjoin),
+    extra = small_batch_links(store, shapes, is_coinjoin)
+    linked = _attribute_services(attribution, stats, service_entities(shapes, is_coinjoin, extra),
                                  service_mask)  # fmt: skip
     del shapes
     stop = np.zeros(max(n_addresses, 1), np.bool_)
@@ -344,10 +344,16 @@ def investigate(
     out_addr, out_cluster = setup.out_addr, setup.out_cluster
     seed_outputs, deposits, options = setup.seed_outputs, setup.deposits, setup.options
     parts, untraced = [], 0
+    linked_mask = np.zeros(service_mask.shape[0], np.bool_)
+    linked_mask[setup.linked_clusters] = True
     for result in _in_chunks(
         partial(trace_back, data_dir), deposits, out_addr[deposits], **options
     ):
-        parts.append(lead_table(chain, result, out_cluster, attribution, mixer, policy, max_hops))
+        parts.append(
+            lead_table(
+                chain, result, out_cluster, attribution, mixer, policy, max_hops, linked_mask
+            )
+        )
         untraced += int(result.dropped.sum())
     leads = (pa.concat_tables(parts) if parts else schema_of(LEAD_COLUMNS).empty_table()).sort_by(
         LEAD_ORDER
@@ -356,8 +362,6 @@ def investigate(
     subpoenas = subpoena_table(leads, min_confidence)
 
     spent_seed = seed_outputs[store.spent_by_tx()[seed_outputs] >= 0]
-    linked_mask = np.zeros(service_mask.shape[0], np.bool_)
-    linked_mask[setup.linked_clusters] = True
     cash_parts = [
         cashout_rows(result, out_cluster, attribution, service_mask, linked_mask)
         for result in _in_chunks(
@@ -416,10 +420,13 @@ def investigate(
             "min_confidence": min_confidence,
             "one_wallet_coinjoins_walked": int(one_wallet.sum()),
             "confidence": {
-                "policy_base": POLICY_BASE,
-                "hop_decay": HOP_DECAY,
-                "custody_decay": CUSTODY_DECAY,
                 "coinjoin_cap": COINJOIN_CAP,
+                "lead_features": list(calibration().lead_features),
+                "lead_weights": [round(float(w), 6) for w in calibration().lead_weights],
+                "cashout_features": list(calibration().cashout_features),
+                "cashout_weights": [round(float(w), 6) for w in calibration().cashout_weights],
+                "policy_scale": calibration().policy_scale,
+                "fitted_on": calibration().fitted_on,
             },
             "batch_min_outputs": BATCH_MIN_OUTPUTS,
             "max_paths_per_lead": MAX_PATHS,
@@ -598,7 +605,7 @@ def _in_chunks(trace: Any, seeds: np.ndarray, group: np.ndarray, **options: Any)
 
 
 #: How each column is written: floats with fixed decimals, so a CSV is a function of its data.
-_FORMATS = {"amount_usd": "%.2f", "confidence": "%.4f", "service_share": "%.4f"}
+_FORMATS = {"amount_usd": "%.2f", "confidence": "%.4f", "service_share": "%.4f", "share": "%.4f"}
 
 
 def _write_csv(path: Path, columns: list[str], table: pa.Table) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from chainsleuth.cases.confidence import calibration
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
 
@@ -30,18 +31,9 @@ EXCHANGE_CATEGORIES = frozenset(
 UNIDENTIFIED_SERVICE = "unidentified_service"
 
 
-#: Confidence of one hop under each policy (multiplied per extra hop, see `_confidence`).
-POLICY_BASE = {"fifo": 0.95, "haircut": 0.9, "poison": 0.6}
-
-
-HOP_DECAY = 0.9
-
-
+#: Confidence of a source named beyond a CoinJoin, or of a CoinJoin itself, at most. The rest
+#: of a lead's or cash-out's confidence is calibrated (cases.confidence, calibration.yaml).
 COINJOIN_CAP = 0.25
-
-
-#: Confidence kept per batched withdrawal the funding tx is moved past (kernels.lead_sources).
-CUSTODY_DECAY = 0.98
 
 
 #: A tx with at least this many outputs is taken for a batch when moving a lead's funding tx
@@ -79,6 +71,7 @@ _TYPES = {
     "confidence": pa.float64(),
     "output_value_sat": pa.int64(),
     "service_share": pa.float64(),
+    "share": pa.float64(),
 }
 
 
@@ -111,6 +104,8 @@ LEAD_COLUMNS = [
     "n_paths",
     "custody_path",
     "through_coinjoin",
+    "share",
+    "attributed_via",
 ]
 
 
@@ -278,8 +273,12 @@ def lead_table(
     mixer: dict[int, str],
     policy: str,
     max_hops: int,
+    linked: np.ndarray | None = None,
 ) -> pa.Table:
-    """One row per (deposit address, funding source), amounts summed over paths."""
+    """One row per (deposit address, funding source), amounts summed over paths.
+
+    `linked` (bool per cluster id) marks clusters named through their service entity rather
+    than a tag of their own (`attributed_via` = service_entity)."""
     from chainsleuth.cases import kernels as case_kernels
     from chainsleuth.trace import kernels as trace_kernels
 
@@ -394,12 +393,12 @@ def lead_table(
     entity[tagged] = np.array([n or "" for n, _ in names], object)[where]
     category[tagged] = np.array([c for _, c in names], object)[where]
     exchange_like = np.isin(category, list(EXCHANGE_CATEGORIES)) | (g_kind == SOURCE_COINJOIN)
-    confidence = (
-        POLICY_BASE[policy]
-        * HOP_DECAY ** np.maximum(g_hops.astype(np.int64) - 1, 0)
-        * CUSTODY_DECAY**g_custody_n
-        * np.clip(share, 0.0, 1.0)
-    )
+    via_entity = np.zeros(n_groups, np.bool_)
+    if linked is not None:
+        tagged_rows = g_kind == SOURCE_ATTRIBUTED
+        via_entity[tagged_rows] = linked[g_cluster[tagged_rows]]
+    share = np.clip(share, 0.0, 1.0)
+    confidence = calibration().lead(policy, g_hops, share, g_custody_n, via_entity)
     # a source named beyond a CoinJoin (walk_coinjoins) is no surer than the CoinJoin itself
     through = (result.flags & trace_kernels.FLAG_LOW_CONFIDENCE) != 0
     g_through = np.maximum.reduceat(through[order], starts) if n_groups else np.zeros(0, np.bool_)
@@ -434,6 +433,10 @@ def lead_table(
             "n_paths": n_paths,
             "custody_path": g_custody,
             "through_coinjoin": np.where(g_through, "true", "false"),
+            "share": np.round(share, 4),
+            "attributed_via": np.where(
+                g_kind == SOURCE_ATTRIBUTED, np.where(via_entity, "service_entity", "tag"), ""
+            ),
         },
         schema=schema_of(LEAD_COLUMNS),
     )
@@ -594,10 +597,8 @@ def cashout_table(
     value = chain.output_value[d].astype(np.int64)
     amount = np.minimum(traced, value)
     usd = chain.usd(amount, day)
-    share = amount / np.maximum(value, 1)
-    confidence = (
-        POLICY_BASE[policy] * HOP_DECAY ** np.maximum(d_hops - 1, 0) * np.clip(share, 0.0, 1.0)
-    )
+    share = np.clip(amount / np.maximum(value, 1), 0.0, 1.0)
+    confidence = calibration().cashout(policy, d_hops, share)
     confidence = np.where(category == "coinjoin", np.minimum(confidence, COINJOIN_CAP), confidence)
     table = pa.table(
         {

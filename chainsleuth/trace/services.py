@@ -50,6 +50,9 @@ __all__ = [
 #: (31 wrong of 1,107), at 6 none did (0 of 962).
 BATCH_MIN_PAYEES = 6
 
+#: Payees of each of two small batches that `small_batch_links` may join.
+SMALL_BATCH_PAYEES = 3
+
 #: A tx with this many outputs of one value is a CoinJoin or a Whirlpool Tx0, not a batch.
 EQUAL_OUTPUTS = 3
 
@@ -57,7 +60,7 @@ EQUAL_OUTPUTS = 3
 SWEEP_MIN_INPUTS = 3
 
 #: Batches or sweeps a cluster needs before it is taken for a service.
-MIN_EVENTS = 2
+MIN_EVENTS = 1
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class TxShapes:
     first_output: np.ndarray
     output_address: np.ndarray
     payable: np.ndarray
+    plain: np.ndarray  # per tx: fewer than EQUAL_OUTPUTS outputs of one value
 
 
 def tx_shapes(
@@ -121,7 +125,7 @@ def tx_shapes(
     spent_by = np.asarray(store.array("output_spent_by_tx")).astype(np.int64)
     spent_by = np.where(spent_by != int(NONE32), spent_by, -1)
     return TxShapes(n_inputs, n_payees, spender, batch, made_by, spent_by, first_output,
-                    output_address, payable)  # fmt: skip
+                    output_address, payable, most_equal < EQUAL_OUTPUTS)  # fmt: skip
 
 
 def service_stats(shapes: TxShapes | None, cluster_of: np.ndarray) -> ServiceStats:
@@ -164,8 +168,52 @@ def _components(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     return parent
 
 
+def small_batch_links(
+    store: Store, shapes: TxShapes | None, is_coinjoin: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Links between small batches (at least `SMALL_BATCH_PAYEES` payees each): a batch T's
+    output spent by another batch S joins their input clusters when the output is T's largest,
+    has the script type of T's first input, T and S carry the same wallet fingerprint
+    (version, locktime set or not, nSequence class) and no other output of T is spent so.
+    That is an exchange paying its next small batch from the last one's change; a customer
+    spending a withdrawal in a payment of their own rarely matches all four. Returns (a, b)
+    cluster pairs. Reads the fingerprints from the store's tables once (1 B per tx)."""
+    from chainsleuth.cluster.learned import read_fingerprints
+
+    none = np.zeros(0, np.int64)
+    if shapes is None:
+        return none, none
+    n_txs = shapes.n_payees.shape[0]
+    small = (shapes.spender >= 0) & (shapes.n_payees >= SMALL_BATCH_PAYEES) & shapes.plain
+    if is_coinjoin is not None:
+        small &= ~is_coinjoin
+    fingerprint = read_fingerprints(store, 0, n_txs)
+    output_value = np.asarray(store.array("output_value"))
+    output_type = np.asarray(store.array("output_script_type"))
+    spent_output = np.asarray(store.array("input_spent_output")).astype(np.int64)
+    first_input = np.asarray(store.array("tx_first_input")).astype(np.int64)
+    first_type = output_type[
+        np.maximum(spent_output[np.minimum(first_input, spent_output.shape[0] - 1)], 0)
+    ]
+    made_by = shapes.made_by
+    value = np.where(shapes.payable, output_value, -1)
+    largest = np.full(n_txs, -1, np.int64)
+    np.maximum.at(largest, made_by, value)
+    spent = shapes.spent_by >= 0
+    by = np.where(spent, shapes.spent_by, 0)
+    candidate = spent & small[by] & small[made_by]
+    candidate &= fingerprint[made_by] == fingerprint[by]
+    candidate &= output_type == first_type[made_by]
+    candidate &= value == largest[made_by]
+    per_tx = np.bincount(made_by[candidate], minlength=n_txs)
+    link = candidate & (per_tx[made_by] == 1)
+    return shapes.spender[made_by[link]], shapes.spender[by[link]]
+
+
 def service_entities(
-    shapes: TxShapes | None, is_coinjoin: np.ndarray | None = None
+    shapes: TxShapes | None,
+    is_coinjoin: np.ndarray | None = None,
+    extra: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Clusters that one service's own transactions join: (cluster ids, entity of each).
 
@@ -197,6 +245,8 @@ def service_entities(
         link &= ~is_coinjoin[made_by]
     a = shapes.spender[made_by[link]]
     b = shapes.spender[shapes.spent_by[link]]
+    if extra is not None:
+        a, b = np.concatenate([a, extra[0]]), np.concatenate([b, extra[1]])
     keep = (a >= 0) & (b >= 0) & (a != b)
     a, b = a[keep], b[keep]
     if a.shape[0] == 0:

@@ -1,0 +1,188 @@
+"""Fit the confidence calibration on the profile matrix, check it on held-out seeds.
+
+Reads the lead and cash-out outcomes that `bench.accuracy_matrix` saved
+(`bench-output/accuracy/<profile>-<scale>-<seed>.json`), fits two logistic models (numpy
+Newton iterations, `chainsleuth.cluster.learned.fit_logistic`) on the `--fit-seeds` of every
+profile, writes `chainsleuth/cases/calibration.yaml`, and draws the reliability diagram of the
+`--check-seeds` (which the fit never saw) to `docs/img/reliability.png`.
+
+    python -m bench.accuracy_matrix --seeds 1 2 3 4 5 6     # outcomes (any calibration)
+    python -m bench.calibrate --fit-seeds 1 2 3 --check-seeds 4 5 6
+    python -m bench.accuracy_matrix --seeds 1 2 3 4 5 6 --reuse-clusters  # scores with it
+
+Every profile counts equally in the fit (rows are weighted by 1 / rows of their profile), so
+the easy worlds' many right leads do not drown the hard worlds' wrong ones. Features and their
+meaning: chainsleuth/cases/confidence.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from chainsleuth.cases.confidence import cashout_design, lead_design
+from chainsleuth.cluster.learned import fit_logistic, sigmoid
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench-output" / "accuracy"
+YAML_PATH = ROOT / "chainsleuth" / "cases" / "calibration.yaml"
+FIGURE = ROOT / "docs" / "img" / "reliability.png"
+BINS = (0.0, 0.1, 0.25, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0001)
+
+
+def _load(seeds: set[int], scale: str) -> list[dict[str, Any]]:
+    runs = []
+    for path in sorted(OUT.glob(f"*-{scale}-*.json")):
+        run = json.loads(path.read_text())
+        if run["seed"] in seeds and "leads" in run:
+            runs.append(run)
+    return runs
+
+
+def _lead_rows(runs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = [(r["profile"], o) for r in runs for o in r["leads"] if not o["through_coinjoin"]]
+    per_profile = Counter(p for p, _ in rows)
+    X = lead_design(
+        np.array([o["hops"] for _, o in rows], np.float64),
+        np.array([o["share"] for _, o in rows], np.float64),
+        np.array([o["custody"] for _, o in rows], np.float64),
+        np.array([o["via_entity"] for _, o in rows], np.float64),
+    )
+    y = np.array([o["correct"] for _, o in rows], np.float64)
+    w = np.array([1.0 / per_profile[p] for p, _ in rows]) * len(rows) / max(len(per_profile), 1)
+    return X, y, w
+
+
+def _cashout_rows(runs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = [(r["profile"], o) for r in runs for o in r["cashouts"] if not o["coinjoin"]]
+    per_profile = Counter(p for p, _ in rows)
+    X = cashout_design(
+        np.array([o["hops"] for _, o in rows], np.float64),
+        np.array([o["share"] for _, o in rows], np.float64),
+    )
+    y = np.array([o["correct"] for _, o in rows], np.float64)
+    w = np.array([1.0 / per_profile[p] for p, _ in rows]) * len(rows) / max(len(per_profile), 1)
+    return X, y, w
+
+
+def _weighted_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted logistic fit: rows repeated in proportion to their weight (rounded, >= 1)."""
+    reps = np.maximum(np.round(w / w.min()).astype(np.int64), 1) if w.size else w.astype(int)
+    reps = np.minimum(reps, 50)
+    return fit_logistic(np.repeat(X, reps, axis=0), np.repeat(y, reps), ridge=1e-4)
+
+
+def reliability(p: np.ndarray, y: np.ndarray) -> list[tuple[float, float, int, float]]:
+    """Per bin of predicted confidence: (bin low, bin high, rows, observed share right)."""
+    out = []
+    for lo, hi in zip(BINS, BINS[1:], strict=False):
+        m = (p >= lo) & (p < hi)
+        if m.any():
+            out.append((lo, min(hi, 1.0), int(m.sum()), float(y[m].mean())))
+    return out
+
+
+def _figure(lead: list[tuple[float, float, int, float]], cash: list[tuple[float, float, int, float]],
+            title: str) -> None:  # fmt: skip
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 5.0), dpi=120)
+    ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="perfect")
+    for rows, color, name in ((lead, "#1f77b4", "leads"), (cash, "#d62728", "cash-outs")):
+        if not rows:
+            continue
+        mid = [(lo + hi) / 2 for lo, hi, _, _ in rows]
+        obs = [o for _, _, _, o in rows]
+        size = [20 + 180 * np.sqrt(n / max(r[2] for r in rows)) for _, _, n, _ in rows]
+        ax.plot(mid, obs, color=color, linewidth=1.5)
+        ax.scatter(mid, obs, s=size, color=color, label=f"{name} (dot area ~ rows)", zorder=3)
+    ax.set_xlabel("confidence given (bin middle)")
+    ax.set_ylabel("share of rows right (held-out seeds)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    FIGURE.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(FIGURE)
+    plt.close(fig)
+
+
+def _table(rows: list[tuple[float, float, int, float]]) -> str:
+    lines = ["| confidence | rows | right |", "|---|---|---|"]
+    lines += [f"| {lo:.2f}–{hi:.2f} | {n:,} | {o:.3f} |" for lo, hi, n, o in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fit-seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--check-seeds", nargs="+", type=int, default=[4, 5, 6])
+    parser.add_argument("--scale", default="small")
+    args = parser.parse_args(argv)
+    fit_runs = _load(set(args.fit_seeds), args.scale)
+    check_runs = _load(set(args.check_seeds), args.scale)
+    if not fit_runs:
+        raise SystemExit("no outcomes to fit: run python -m bench.accuracy_matrix first")
+    X, y, w = _lead_rows(fit_runs)
+    lead_w = _weighted_fit(X, y, w)
+    cX, cy, cw = _cashout_rows(fit_runs)
+    cash_w = _weighted_fit(cX, cy, cw)
+    profiles = sorted({r["profile"] for r in fit_runs})
+    doc = {
+        "lead": {
+            "features": ["bias", "hops_minus_1", "log_share", "custody_moves", "via_entity"],
+            "weights": [round(float(v), 6) for v in lead_w],
+        },
+        "cashout": {
+            "features": ["bias", "hops_minus_1", "log_share"],
+            "weights": [round(float(v), 6) for v in cash_w],
+        },
+        # fifo names what haircut names on the simulated worlds; poison is not calibrated and
+        # keeps its old discount (0.6 / 0.9)
+        "policy_scale": {"haircut": 1.0, "fifo": 1.0, "poison": 0.667},
+        "fitted_on": {
+            "profiles": profiles,
+            "scale": args.scale,
+            "seeds": sorted(args.fit_seeds),
+            "lead_rows": int(y.shape[0]),
+            "cashout_rows": int(cy.shape[0]),
+            "command": "python -m bench.calibrate --fit-seeds "
+            + " ".join(map(str, sorted(args.fit_seeds))),
+        },
+    }
+    header = (
+        "# Confidence calibration of leads and cash-outs (chainsleuth/cases/confidence.py).\n"
+        "# Written by `python -m bench.calibrate`; do not edit by hand.\n"
+    )
+    YAML_PATH.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=100))
+    print(yaml.safe_dump(doc, sort_keys=False, width=100))
+    runs = check_runs or fit_runs
+    hX, hy, _ = _lead_rows(runs)
+    lead_rel = reliability(sigmoid(hX @ lead_w), hy)
+    hcX, hcy, _ = _cashout_rows(runs)
+    cash_rel = reliability(sigmoid(hcX @ cash_w), hcy)
+    seeds = sorted({r["seed"] for r in runs})
+    title = (
+        f"Reliability on held-out seeds {seeds} ({args.scale}; "
+        f"{', '.join(sorted({r['profile'] for r in runs}))}); fitted on seeds "
+        f"{sorted(args.fit_seeds)}"
+    )
+    _figure(lead_rel, cash_rel, title)
+    print("leads, held out:\n" + _table(lead_rel))
+    print("cash-outs, held out:\n" + _table(cash_rel))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
