@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     cash_rel = reliability(sigmoid(hcX @ cash_w), hcy)
     seeds = sorted({r["seed"] for r in runs})
     title = (
-        f"Reliability on held-out seeds {seeds} ({args.scale}; "
+        f"Reliability on held-out seeds {seeds} ({args.scale};\n"
         f"{', '.join(sorted({r['profile'] for r in runs}))}); fitted on seeds "
         f"{sorted(args.fit_seeds)}"
     )

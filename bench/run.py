@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import investigate_bench, synth_chain
+from bench import accuracy_matrix, investigate_bench, synth_chain
 
 ROOT = Path(__file__).resolve().parents[1]
 NBITCOIN = ROOT.parent / "shared" / "data" / "mainnet-blocks" / "blk" / "nbitcoin"
@@ -272,12 +272,28 @@ def run(args: argparse.Namespace) -> str:
     if not args.quick and not args.skip_investigate:
         log("investigations: 100k and 1M seeds on the large world vs networkx")
         investigations = investigate_bench.run(work, world, measure, log)
+    log("investigations: accuracy over profiles x seeds x scales (docs/investigations.md)")
+    matrix_cmd = [sys.executable, "-m", "bench.accuracy_matrix", "--profiles", "easy",
+                  "realistic", "hard", "--scales", "small", "--seeds", "1", "2", "3"]  # fmt: skip
+    if not args.quick:
+        matrix_cmd += ["4", "5", "6"]
+    subprocess.run(matrix_cmd, cwd=ROOT, check=True, capture_output=True)
+    if not args.quick:
+        medium_cmd = [sys.executable, "-m", "bench.accuracy_matrix", "--profiles", "easy",
+                      "realistic", "hard", "--scales", "medium", "--seeds", "7"]  # fmt: skip
+        subprocess.run(medium_cmd, cwd=ROOT, check=True, capture_output=True)
     wall = time.perf_counter() - started
     info["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
     report = render(args, info, datasets, results, real, large, cold, trav, wall)
     report += render_stages(world, world_seconds, scale, results, clustering, tags)
     if investigations is not None:
         report += investigate_bench.render(investigations)
+    report += (
+        "\n## Investigation accuracy over profiles, seeds and scales (issue 11)\n\n"
+        "Measured in this run by `python -m bench.accuracy_matrix` (scored by "
+        "`chainsleuth.cases.evaluate`; docs/investigations.md explains the columns), worst "
+        "first:\n\n" + accuracy_matrix.render(accuracy_matrix.load_results()) + "\n"
+    )
     raw = {
         "machine": info,
         "chains": {"real": real.__dict__, "large": large.__dict__},
