@@ -9,7 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+from chainsleuth.core.console import make_console
+
+console = make_console()
 
 
 def _data_dir() -> Path:
