@@ -522,7 +522,7 @@ def sql(
 
     store = Store.open_any(State.data_dir)  # tags only, chain only, or both
     try:
-        result = store.sql(query)
+        result = store.user_sql(query)  # SELECT only, no files outside the data directory
     except duckdb.Error as e:
         # one line: DuckDB's hints and the caret under the query go on the same line
         parts = [x.strip() for x in str(e).splitlines() if x.strip().strip("^")]
