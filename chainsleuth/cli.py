@@ -547,6 +547,41 @@ def sql(
 
 
 @app.command()
+def doctor(
+    blocks_dir: Path = typer.Option(
+        None, "--blocks-dir", help="Bitcoin Core's blocks/ directory to check."
+    ),
+    rpc: str = typer.Option(None, "--rpc", help="Bitcoin Core JSON-RPC URL to check."),
+    rpc_cookie: Path = typer.Option(None, "--rpc-cookie", help="Bitcoin Core's .cookie file."),
+    rpc_user: str = typer.Option(None, "--rpc-user"),
+    rpc_password: str = typer.Option(None, "--rpc-password"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Check the setup (blocks dir, RPC, disk, memory, PDF libraries): one line per check."""
+    from chainsleuth.doctor import report_json, run_doctor
+
+    checks = run_doctor(
+        State.data_dir,
+        blocks_dir=blocks_dir,
+        rpc=rpc,
+        rpc_cookie=rpc_cookie,
+        rpc_user=rpc_user,
+        rpc_password=rpc_password,
+    )
+    result = report_json(checks)
+    if json_out:
+        _print_json(result)
+    else:
+        colour = {"ok": "green", "warn": "yellow", "fail": "red"}
+        for c in checks:
+            line = Text(f"{c.status:<4} ", style=colour[c.status])
+            line.append(c.line()[5:])
+            console.print(line, soft_wrap=True)
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("demo-output"), "--out", help="Where the demo writes."),
 ) -> None:
