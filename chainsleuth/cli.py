@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from chainsleuth import __version__
+from chainsleuth.core.console import make_console
 from chainsleuth.core.errors import ChainsleuthError
 
 app = typer.Typer(
@@ -30,8 +30,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = make_console()
+err_console = make_console(stderr=True)
 
 
 class State:
@@ -99,6 +99,12 @@ def ingest(
     rpc_cookie: Path = typer.Option(None, "--rpc-cookie", help="Bitcoin Core's .cookie file."),
     rpc_user: str = typer.Option(None, "--rpc-user"),
     rpc_password: str = typer.Option(None, "--rpc-password"),
+    follow: bool = typer.Option(
+        False, "--follow", help="Stay at the tip: poll for new blocks (and reorgs) until Ctrl-C."
+    ),
+    interval: float = typer.Option(
+        10.0, "--interval", help="With --follow: seconds between polls.", min=0.01
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Ingest the chain: the first run everything, later runs only what is new (reorg-safe)."""
@@ -106,6 +112,11 @@ def ingest(
 
     if (blocks_dir is None) == (rpc is None):
         raise ChainsleuthError("give exactly one source: --blocks-dir DIR or --rpc URL")
+    if follow:
+        _ingest_follow(
+            blocks_dir, network, rpc, rpc_cookie, rpc_user, rpc_password, interval, json_out
+        )
+        return
     started = time.perf_counter()
     progress = Progress(
         TextColumn("[bold]ingest"),
@@ -171,6 +182,142 @@ def ingest(
                 f"writing at {left['file']} byte offset {left['offset']}."
             )
         )
+
+
+def _ingest_follow(
+    blocks_dir: Path | None,
+    network: str,
+    rpc: str | None,
+    rpc_cookie: Path | None,
+    rpc_user: str | None,
+    rpc_password: str | None,
+    interval: float,
+    json_out: bool,
+) -> None:
+    """`ingest --follow`: one line (or JSON object) per poll that changed something."""
+    from contextlib import ExitStack
+
+    from chainsleuth.store.follow import (
+        BlocksDirFeed,
+        Feed,
+        Poll,
+        RpcFeed,
+        StopEvent,
+        follow,
+        stop_on_signals,
+    )
+
+    with ExitStack() as stack:
+        feed: Feed
+        if blocks_dir is not None:
+            feed = BlocksDirFeed(blocks_dir, network)
+        else:
+            from chainsleuth.sources.rpc import RpcSource
+
+            source = stack.enter_context(
+                RpcSource(rpc or "", cookie_file=rpc_cookie, user=rpc_user, password=rpc_password)
+            )
+            feed = RpcFeed(source)
+        stop = stack.enter_context(stop_on_signals(StopEvent()))
+        last_left: list[Any] = [None]
+        # a catch-up of many blocks shows the one-shot ingest's progress bar (terminal only)
+        bar = Progress(
+            TextColumn("[bold]ingest"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} blocks"),
+            TextColumn("{task.fields[rates]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=json_out or not err_console.is_terminal,
+        )
+        task = bar.add_task("ingest", total=None, rates="")
+
+        def on_batch(report: Any, total: int) -> None:
+            if not bar.live.is_started:
+                bar.start()
+            secs = max(report.seconds, 1e-9)  # this poll's time so far
+            rates = (
+                f"{report.n_blocks / secs:,.0f} blk/s  {report.n_txs / secs:,.0f} tx/s  "
+                f"{report.bytes_read / secs / 1e6:,.1f} MB/s"
+            )
+            bar.update(task, completed=report.n_blocks, total=total, rates=rates)
+
+        def on_poll(poll: Poll) -> None:
+            if bar.live.is_started:
+                bar.stop()
+            r = poll.report
+            left = None if r is None else r.left_for_next_run
+            if not poll.changed and poll.error is None and left == last_left[0]:
+                return  # nothing new: stay quiet
+            last_left[0] = left
+            if json_out:
+                line = {"poll": poll.number, "time": poll.time, "seconds": round(poll.seconds, 3)}
+                if r is None:
+                    line["error"] = poll.error
+                else:
+                    line.update(
+                        blocks=r.n_blocks,
+                        txs=r.n_txs,
+                        bytes_read=r.bytes_read,
+                        rolled_back_blocks=r.rolled_back,
+                        fork_height=r.fork_height,
+                        tip_height=r.tip_height,
+                        tip_hash=r.tip_hash,
+                        left_for_next_run=left,
+                    )
+                sys.stdout.write(json.dumps(line, default=str) + "\n")
+                sys.stdout.flush()
+                return
+            console.print(Text(_poll_line(poll)), soft_wrap=True)
+
+        if not json_out:
+            console.print(
+                Text(
+                    f"following {feed.description} into {State.data_dir}, a poll every "
+                    f"{interval:g} s; Ctrl-C stops at the next commit"
+                ),
+                soft_wrap=True,
+            )
+        summary = follow(
+            feed, State.data_dir, interval=interval, stop=stop, on_poll=on_poll, progress=on_batch
+        )
+    if json_out:
+        _print_json({"stopped": summary.stopped_by, **summary.__dict__})
+    else:
+        console.print(
+            Text(
+                f"stopped ({summary.stopped_by}) at height {summary.tip_height} "
+                f"({summary.tip_hash}) after {summary.polls:,} polls: {summary.blocks:,} blocks "
+                f"added, {summary.rolled_back:,} rolled back; the store is committed"
+            ),
+            soft_wrap=True,
+        )
+
+
+def _poll_line(poll: Any) -> str:
+    """One line about a poll: time, reorg, blocks and throughput, the tip, what was left."""
+    r = poll.report
+    if r is None:
+        return f"{poll.time} poll {poll.number}: {poll.error} (trying again at the next poll)"
+    parts = [f"{poll.time} poll {poll.number}:"]
+    if r.rolled_back:
+        parts.append(f"reorg, {r.rolled_back:,} blocks rolled back to height {r.fork_height};")
+    secs = max(poll.seconds, 1e-9)
+    if r.n_blocks:
+        parts.append(
+            f"+{r.n_blocks:,} blocks, {r.n_txs:,} txs, {r.bytes_read / 1e6:,.1f} MB in "
+            f"{poll.seconds:.2f} s ({r.n_blocks / secs:,.0f} blk/s, {r.n_txs / secs:,.0f} tx/s, "
+            f"{r.bytes_read / secs / 1e6:,.1f} MB/s);"
+        )
+    parts.append(f"tip {r.tip_height} {r.tip_hash}")
+    left = r.left_for_next_run
+    if left is not None:
+        parts.append(
+            f"; left {left['bytes']:,} bytes of a block the node is still writing at "
+            f"{left['file']} byte offset {left['offset']}"
+        )
+    return " ".join(parts).replace(" ;", ";")
 
 
 # ---------------------------------------------------------------------------------- status
@@ -375,7 +522,7 @@ def sql(
 
     store = Store.open_any(State.data_dir)  # tags only, chain only, or both
     try:
-        result = store.sql(query)
+        result = store.user_sql(query)  # SELECT only, no files outside the data directory
     except duckdb.Error as e:
         # one line: DuckDB's hints and the caret under the query go on the same line
         parts = [x.strip() for x in str(e).splitlines() if x.strip().strip("^")]
@@ -397,6 +544,41 @@ def sql(
             console.print(f"({result.num_rows:,} rows, {limit:,} shown; use --format csv)")
     else:
         raise ChainsleuthError(f"unknown --format {fmt!r}: use table, csv or json")
+
+
+@app.command()
+def doctor(
+    blocks_dir: Path = typer.Option(
+        None, "--blocks-dir", help="Bitcoin Core's blocks/ directory to check."
+    ),
+    rpc: str = typer.Option(None, "--rpc", help="Bitcoin Core JSON-RPC URL to check."),
+    rpc_cookie: Path = typer.Option(None, "--rpc-cookie", help="Bitcoin Core's .cookie file."),
+    rpc_user: str = typer.Option(None, "--rpc-user"),
+    rpc_password: str = typer.Option(None, "--rpc-password"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Check the setup (blocks dir, RPC, disk, memory, PDF libraries): one line per check."""
+    from chainsleuth.doctor import report_json, run_doctor
+
+    checks = run_doctor(
+        State.data_dir,
+        blocks_dir=blocks_dir,
+        rpc=rpc,
+        rpc_cookie=rpc_cookie,
+        rpc_user=rpc_user,
+        rpc_password=rpc_password,
+    )
+    result = report_json(checks)
+    if json_out:
+        _print_json(result)
+    else:
+        colour = {"ok": "green", "warn": "yellow", "fail": "red"}
+        for c in checks:
+            line = Text(f"{c.status:<4} ", style=colour[c.status])
+            line.append(c.line()[5:])
+            console.print(line, soft_wrap=True)
+    if not result["ok"]:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -9,7 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+from chainsleuth.core.console import make_console
+
+console = make_console()
 
 
 def _data_dir() -> Path:
@@ -49,10 +51,32 @@ def register(app: typer.Typer) -> None:
             help="leave subpoena rows whose best lead is less sure than this out of "
             "subpoenas.csv (leads.csv keeps every lead)",
         ),
+        skip_invalid: bool = typer.Option(
+            False,
+            "--skip-invalid",
+            help="go on without seed lines that are not addresses of the store's network "
+            "(they are listed in case.json, inputs.seeds.invalid); without it they stop the case",
+        ),
     ) -> None:
         """Trace a service's deposits to the exchanges that funded them, and its cash-outs."""
         from chainsleuth.cases.investigate import investigate
+        from chainsleuth.cases.seeds import check_seeds, record_invalid_seeds
+        from chainsleuth.core.errors import ChainsleuthError
+        from chainsleuth.store.store import Store
 
+        check = check_seeds(seeds, Store.open(_data_dir()).network.name)
+        if check.invalid and not skip_invalid:
+            raise ChainsleuthError(
+                f"{seeds}: {check.describe()}; fix them, or pass --skip-invalid to go on "
+                "without them (they are then listed in case.json)"
+            )
+        if check.invalid:
+            from rich.text import Text
+
+            console.print(
+                Text(f"skipping invalid seeds: {check.describe()}; all in case.json"),
+                soft_wrap=True,
+            )
         summary = investigate(
             _data_dir(),
             seeds,
@@ -65,6 +89,7 @@ def register(app: typer.Typer) -> None:
             walk_coinjoins=walk_coinjoins,
             min_confidence=min_confidence,
         )
+        record_invalid_seeds(Path(out) / "case.json", check)  # [] when every line is valid
         _print_summary(summary, console)
 
 

@@ -125,12 +125,17 @@ def _read_seeds(seeds_csv: Path) -> pa.Array:
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
+    from chainsleuth.cases.seeds import seed_lines
+
     seeds_csv = Path(seeds_csv)
     try:
         with open(seeds_csv, newline="") as f:
             header = next(csv.reader(f), [])
     except OSError as e:
         raise ChainsleuthError(f"cannot read {seeds_csv}: {e}") from None
+    except (UnicodeDecodeError, csv.Error):
+        list(seed_lines(seeds_csv))  # a binary file: one line naming it and the byte
+        raise ChainsleuthError(f"{seeds_csv}: not a readable CSV") from None
     if "address" not in [h.strip() for h in header]:
         raise ChainsleuthError(f"{seeds_csv} has no column `address`")
     names = [h.strip() for h in header]
@@ -142,9 +147,11 @@ def _read_seeds(seeds_csv: Path) -> pa.Array:
                 include_columns=["address"], column_types={"address": pa.string()}
             ),
         )
-    except (pa.ArrowInvalid, pa.ArrowKeyError) as e:
-        raise ChainsleuthError(f"{seeds_csv}: not a readable CSV ({e})") from None
-    column = pc.utf8_trim_whitespace(table.column("address").fill_null(""))
+        column = table.column("address")
+    except (pa.ArrowInvalid, pa.ArrowKeyError):
+        # a row Arrow cannot parse (a quote left open, bytes that are not UTF-8): line by line
+        column = pa.chunked_array([[v for _, v in seed_lines(seeds_csv)]], pa.string())
+    column = pc.utf8_trim_whitespace(column.fill_null(""))
     column = pc.filter(column, pc.not_equal(column, ""))
     unique = pc.unique(column)
     return unique.take(pc.sort_indices(unique))

@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from chainsleuth.core.console import make_console
 from chainsleuth.core.errors import ChainsleuthError
 
-console = Console()
+console = make_console()
 
 
 def _data_dir() -> Path:

@@ -23,7 +23,7 @@ import hashlib
 import re
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -69,6 +69,21 @@ class ScanResult:
     files: list[Path]
     xor_key: bytes
     torn: TornRecord | None = None
+
+
+@dataclass
+class ScanCache:
+    """What earlier scans found in finished blk files, for scanning the same directory again.
+
+    `chainsleuth ingest --follow` scans every few seconds; the node only appends to its newest
+    file and cuts a file back to its used size when it moves on, so a file that is not the
+    newest and whose size and mtime are unchanged holds the same records. Only the others are
+    read again.
+    """
+
+    files: dict[Path, tuple[int, int, list[BlockRecord]]] = field(default_factory=dict)
+    magic: bytes | None = None
+    key: bytes | None = None
 
 
 def read_xor_key(blocks_dir: Path) -> bytes:
@@ -281,21 +296,40 @@ def _scan_file(
     return records, magic, None
 
 
-def scan_blocks_dir(blocks_dir: Path, network: str = "auto") -> ScanResult:
+def scan_blocks_dir(
+    blocks_dir: Path, network: str = "auto", cache: ScanCache | None = None
+) -> ScanResult:
     """Every complete block record in a blocks directory, in file order.
 
     The highest-numbered blk file is the one the node writes: a record it has not finished
-    there is left out and described in `torn` (None when there is none).
+    there is left out and described in `torn` (None when there is none). With a `cache`,
+    finished files unchanged since the last scan are not read again (see `ScanCache`).
     """
     blocks_dir = Path(blocks_dir)
     files = blk_files(blocks_dir)
     key = read_xor_key(blocks_dir)
     magic = None if network == "auto" else network_by_name(network).magic
+    if cache is not None and (cache.key != key or (magic and cache.magic not in (None, magic))):
+        cache.files.clear()
+        cache.magic = None
+    if cache is not None:
+        cache.key = key
     records: list[BlockRecord] = []
     torn = None
     for k, path in enumerate(files):
         number = int(_BLK_NAME.match(path.name).group(1))  # type: ignore[union-attr]
-        found, magic, torn = _scan_file(path, number, key, magic, newest=k == len(files) - 1)
+        newest = k == len(files) - 1
+        if cache is not None and not newest:
+            stat = path.stat()
+            seen = cache.files.get(path)
+            if seen is not None and seen[:2] == (stat.st_size, stat.st_mtime_ns):
+                records.extend(seen[2])
+                magic = magic or cache.magic
+                continue
+        found, magic, torn = _scan_file(path, number, key, magic, newest)
+        if cache is not None and not newest:
+            cache.files[path] = (stat.st_size, stat.st_mtime_ns, found)
+            cache.magic = magic
         records.extend(found)
     if magic is None:
         raise InputError("the blk files hold no blocks", path=str(blocks_dir))

@@ -105,6 +105,12 @@ FILL_COMMAND = {
 }
 
 _MISSING_TABLE = re.compile(r"Table with name (\w+) does not exist")
+_EXPLAIN = re.compile(r"^\s*explain\s+(analy[sz]e\s+)?", re.IGNORECASE)
+
+
+def _one_line(message: str) -> str:
+    """DuckDB's message on one line (its hints and the caret under the query included)."""
+    return " ".join(x.strip() for x in message.splitlines() if x.strip().strip("^"))
 
 
 def data_dir_contents(data_dir: Path) -> dict[str, bool]:
@@ -166,6 +172,7 @@ class Store:
         self.network = network_by_name(manifest["network"])
         self.has_chain = has_chain
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._locked = False  # user_sql has turned file access off on the connection
 
     @classmethod
     def open(cls, data_dir: Path) -> Store:
@@ -255,6 +262,46 @@ class Store:
             if missing is None:
                 raise
             raise missing from None
+
+    def user_sql(self, query: str) -> pa.Table:
+        """Run an analyst's query, read-only: SELECT (and EXPLAIN of one) over the views.
+
+        Two locks, because either alone leaves a hole: every statement must be a query
+        (`COPY`, `ATTACH`, `INSTALL`, `SET`, `CREATE`, ... are refused before anything runs),
+        and DuckDB's `enable_external_access` is turned off with only the data directory
+        allowed (the views read its parquet files), so a query cannot read other files
+        (`read_csv('/etc/passwd')`). Configuration is then locked. Exports: `sql --format csv`.
+        """
+        try:
+            statements = duckdb.extract_statements(query)
+        except duckdb.Error as e:
+            raise StoreError(f"SQL error: {_one_line(str(e))}") from None
+        for statement in statements:
+            kind = statement.type
+            if kind == duckdb.StatementType.EXPLAIN:
+                inner = _EXPLAIN.sub("", statement.query, count=1)
+                kinds = [x.type for x in duckdb.extract_statements(inner)]
+                kind = kinds[0] if len(kinds) == 1 else kind
+            if kind != duckdb.StatementType.SELECT:
+                name = statement.query.split(None, 1)[0].upper() if statement.query.split() else ""
+                raise StoreError(
+                    f"sql is read-only: {name or kind.name} statements are not run (only "
+                    "SELECT queries over the views; `--format csv` exports a result)"
+                )
+        con = self.connection()
+        if not self._locked:
+            allowed = sorted({str(self.data_dir.absolute()), str(self.data_dir.resolve())})
+            listing = ", ".join("'" + (d + "/").replace("'", "''") + "'" for d in allowed)
+            con.execute(f"SET allowed_directories = [{listing}]")
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
+            self._locked = True
+        try:
+            return self.sql(query)
+        except duckdb.PermissionException as e:
+            raise StoreError(
+                f"sql is read-only and reads only the data directory's views: {_one_line(str(e))}"
+            ) from None
 
     def _missing_part(self, message: str) -> StoreError | None:
         found = _MISSING_TABLE.search(message)

@@ -12,6 +12,7 @@ for the four tables are written under their height-range partitions. `commit` ma
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -102,6 +103,25 @@ def _conform(table: str, columns: dict[str, Any]) -> pa.Table:
     return pa.table(columns).select(schema.names).cast(schema)
 
 
+LOCK_FILE = ".writer.lock"
+
+
+def _lock_writer(data_dir: Path) -> int:
+    """Take the data directory's writer lock (one writer at a time: an `ingest --follow` and
+    a one-shot `ingest` into the same directory would corrupt it). Released when the writer
+    closes or aborts, or when its process ends however it ends (flock)."""
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreError(
+            f"{data_dir} is being written by another chainsleuth ingest (an `ingest --follow`?); "
+            "stop it first, or use another --data directory"
+        ) from None
+    return fd
+
+
 @dataclass
 class _Staged:
     """An appended batch: the state to publish once its parquet files are written."""
@@ -146,26 +166,38 @@ class StoreWriter:
         self.addresses = HashIndex()
         self.tip: dict[str, Any] | None = manifest["tip"]
         self._live_outpoints = 0  # entries of the outpoint index right after its last rebuild
+        self._lock: int | None = None  # descriptor holding the data directory's writer lock
 
     # ----------------------------------------------------------------- opening and recovery
     @classmethod
     def open(cls, data_dir: Path, network: str) -> StoreWriter:
         """Open (creating if needed) a store for `network`, repairing any interrupted write."""
         data_dir = Path(data_dir)
-        manifest = layout.read_manifest(data_dir)
-        if manifest is None:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            manifest = layout.empty_manifest(network_by_name(network).name)
-            layout.write_manifest(data_dir, manifest)
-        elif manifest["network"] != network_by_name(network).name:
-            raise StoreError(
-                f"{data_dir} holds a {manifest['network']} store; this source is "
-                f"{network_by_name(network).name}. Use another --data directory."
-            )
-        writer = cls(data_dir, manifest)
-        writer._recover()
-        writer._load_indexes()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lock = _lock_writer(data_dir)
+        try:
+            manifest = layout.read_manifest(data_dir)
+            if manifest is None:
+                manifest = layout.empty_manifest(network_by_name(network).name)
+                layout.write_manifest(data_dir, manifest)
+            elif manifest["network"] != network_by_name(network).name:
+                raise StoreError(
+                    f"{data_dir} holds a {manifest['network']} store; this source is "
+                    f"{network_by_name(network).name}. Use another --data directory."
+                )
+            writer = cls(data_dir, manifest)
+            writer._lock = lock
+            writer._recover()
+            writer._load_indexes()
+        except BaseException:
+            os.close(lock)
+            raise
         return writer
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = None
 
     def _recover(self) -> None:
         """Undo whatever an interrupted run left beyond the committed manifest."""
@@ -714,9 +746,12 @@ class StoreWriter:
 
     def close(self) -> None:
         """Publish what is left, save the derived indexes, stop the writer thread."""
-        self.commit()
-        self._pool.shutdown()
-        self.save_indexes()
+        try:
+            self.commit()
+            self._pool.shutdown()
+            self.save_indexes()
+        finally:
+            self._unlock()
 
     def abort(self) -> None:
         """Stop without publishing anything more (after an error): the next open recovers."""
@@ -724,6 +759,7 @@ class StoreWriter:
             staged.files.cancel()
         self._pool.shutdown(wait=True)
         self._staged = []
+        self._unlock()
 
     # ---------------------------------------------------------------------- rollback
     def rollback(self, fork_height: int) -> int:
