@@ -3,7 +3,7 @@
 The library API (the CLI in `chainsleuth.tags.cli` is a thin layer over it)::
 
     from chainsleuth.tags import import_tagpacks, add_tag, list_tags, entity
-    report = import_tagpacks(data_dir, [Path("../shared/data/graphsense-tagpacks")])
+    report = import_tagpacks(data_dir, [Path("graphsense-tagpacks/packs")])
     print(report)                       # counts; report.problems has file, line and reason
     add_tag(data_dir, "1A1z...", label="Seller X", category="market", source="case 17")
     list_tags(data_dir, actor="bitmex", limit=5)

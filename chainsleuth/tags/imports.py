@@ -10,7 +10,7 @@ date.
 
 Example::
 
-    report = import_tagpacks(Path("chainsleuth-data"), [Path("../shared/data/graphsense-tagpacks")])
+    report = import_tagpacks(Path("chainsleuth-data"), [Path("graphsense-tagpacks/packs")])
     print(report)   # 498,395 tags imported ..., skipped: 3,465 non_btc; 932 invalid; ...
 """
 
