@@ -58,6 +58,7 @@ from chainsleuth.trace.exposure import one_wallet_txs
 from chainsleuth.trace.services import (
     BATCH_MIN_PAYEES,
     MIN_EVENTS,
+    SMALL_BATCH_PAYEES,
     SWEEP_MIN_INPUTS,
     ServiceStats,
     service_entities,
@@ -200,6 +201,8 @@ class CaseSetup:
     mixer: dict[int, str]
     service_stats: ServiceStats
     linked_clusters: np.ndarray
+    entity_clusters: np.ndarray
+    batch_tx: np.ndarray  # bool per tx: a payout of 3+ payees (trace.services), 1 B per tx
     one_wallet: np.ndarray
     out_addr: np.ndarray
     out_cluster: np.ndarray
@@ -247,8 +250,14 @@ def prepare_case(
     shapes = tx_shapes(store, cluster_of, is_coinjoin)
     stats = service_stats(shapes, cluster_of)
     extra = small_batch_links(store, shapes, is_coinjoin)
-    linked = _attribute_services(attribution, stats, service_entities(shapes, is_coinjoin, extra),
+    linked, entity_attributed = _attribute_services(attribution, stats, service_entities(shapes, is_coinjoin, extra),
                                  service_mask)  # fmt: skip
+    # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
+    # them spends is its wallet's, not a deposit it credits (cases.rows.cashout_rows)
+    batch_tx = np.zeros(store.counts["txs"], np.bool_)
+    if shapes is not None:
+        batch_tx = (shapes.spender >= 0) & (shapes.n_payees >= SMALL_BATCH_PAYEES) & shapes.plain
+        batch_tx &= ~is_coinjoin
     del shapes
     stop = np.zeros(max(n_addresses, 1), np.bool_)
     stop[np.array(sorted(attribution), np.int64)] = True
@@ -305,6 +314,8 @@ def prepare_case(
         mixer=mixer,
         service_stats=stats,
         linked_clusters=linked,
+        entity_clusters=entity_attributed,
+        batch_tx=batch_tx,
         one_wallet=one_wallet,
         out_addr=out_addr,
         out_cluster=out_cluster,
@@ -369,8 +380,18 @@ def investigate(
     subpoenas = subpoena_table(leads, min_confidence)
 
     spent_seed = seed_outputs[store.spent_by_tx()[seed_outputs] >= 0]
+    entity_mask = np.zeros(service_mask.shape[0], np.bool_)
+    entity_mask[setup.entity_clusters] = True
     cash_parts = [
-        cashout_rows(result, out_cluster, attribution, service_mask, linked_mask)
+        cashout_rows(
+            result,
+            out_cluster,
+            attribution,
+            service_mask,
+            entity_mask,
+            setup.batch_tx,
+            np.asarray(store.array("output_spent_by_tx")),
+        )  # fmt: skip
         for result in _in_chunks(
             partial(trace_forward, data_dir),
             spent_seed,
@@ -499,7 +520,7 @@ def _attribute_services(
     stats: ServiceStats,
     entities: tuple[np.ndarray, np.ndarray],
     service_mask: np.ndarray,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Extend `attribution` (in place) to the untagged clusters of custodial services.
 
     Clusters that one service's own transactions join (`trace.services.service_entities`) are
@@ -507,7 +528,8 @@ def _attribute_services(
     untagged clusters; an entity with conflicting names lends none. Untagged clusters that
     behave like a service (batches) and got no name, and every cluster of their entity, are
     `unidentified_service`, named `cluster:<entity>`. The seized service's own clusters are
-    left alone. Returns the clusters that got a name through their entity (sorted).
+    left alone. Returns the clusters that got an exchange's name through their entity, and
+    every cluster attributed through its entity (named or `unidentified_service`), sorted.
     """
     nodes, entity = entities
     outside = ~service_mask[nodes] if nodes.shape[0] else np.zeros(0, np.bool_)
@@ -530,10 +552,12 @@ def _attribute_services(
     for c in like.tolist():
         if c not in attribution:
             attribution[c] = (f"cluster:{entity_of.get(c, c)}", UNIDENTIFIED_SERVICE)
+    via_entity = list(linked)
     for c, e in zip(nodes.tolist(), entity.tolist(), strict=True):
         if c not in attribution and e in service_entity and names.get(e) is None:
             attribution[c] = (f"cluster:{e}", UNIDENTIFIED_SERVICE)
-    return np.array(sorted(linked), np.int64)
+            via_entity.append(c)
+    return np.array(sorted(linked), np.int64), np.array(sorted(via_entity), np.int64)
 
 
 def _service_clusters(

@@ -522,13 +522,18 @@ def cashout_rows(
     attribution: dict[int, tuple[str | None, str]],
     in_service_cluster: np.ndarray,
     linked: np.ndarray | None = None,
+    batch_tx: np.ndarray | None = None,
+    spent_by: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Rows of a forward trace that reached an attributed cluster (or a CoinJoin), with their
-    destination: the output the exchange credits. When the walk reached a tagged cluster
+    destination: the output the exchange credits. When the walk reached the exchange's wallet
     through a tx that spends an output outside the service (an exchange deposit address swept
-    into a tagged hot wallet), that output; otherwise the attributed output itself. A cluster
-    named through the exchange's own transactions (`linked`, a bool per cluster id: deposits
-    swept into a wallet that pays batches) is the deposit itself, credited where it is."""
+    into its hot wallet), that output; otherwise the attributed output itself.
+
+    Which outputs are the exchange's wallet rather than a deposit it credits: every output of a
+    tagged cluster, and of a cluster attributed through its service entity (`linked`, a bool
+    per cluster id) the outputs a payout of 3+ payees spends (`batch_tx` per tx, `spent_by` per
+    output); a deposit of an entity, swept or forwarded, is credited where it is."""
     from chainsleuth.trace import kernels as trace_kernels
 
     kind = result.kind
@@ -543,7 +548,12 @@ def cashout_rows(
     parent = result.entry_parent[result.entry[rows]]
     back = is_cluster[rows] & (hops >= 2) & (parent >= 0)
     if linked is not None:
-        back &= ~linked[np.maximum(cluster[rows], 0)]
+        wallet = ~linked[np.maximum(cluster[rows], 0)]
+        if batch_tx is not None and spent_by is not None:
+            spender = spent_by[destination].astype(np.int64)
+            spender = np.where(spender == int(NONE32), -1, spender)
+            wallet |= (spender >= 0) & batch_tx[np.maximum(spender, 0)]
+        back &= wallet
     before = np.where(back, result.entry_output[np.maximum(parent, 0)], -1)
     before_cluster = np.where(before >= 0, out_cluster[np.maximum(before, 0)], -1)
     outside = back & ((before_cluster < 0) | ~in_service_cluster[np.maximum(before_cluster, 0)])
