@@ -66,12 +66,14 @@ def _write(path: Path, data: np.ndarray) -> None:
         os.fsync(f.fileno())
 
 
-def _read(path: Path, dtype: str) -> np.ndarray:
+def _read(path: Path, dtype: str, random: bool = True) -> np.ndarray:
+    """A file of the index, memory-mapped; `random` (lookups) turns read-around off."""
     size = path.stat().st_size
     n = size // np.dtype(dtype).itemsize
     if n == 0:
         return np.zeros(0, dtype)
-    return np.memmap(path, dtype=dtype, mode="r", shape=(n,))
+    array = np.memmap(path, dtype=dtype, mode="r", shape=(n,))
+    return layout.random_access(array) if random else array
 
 
 @dataclass
@@ -186,7 +188,7 @@ class LookupIndex:
     def tx_id_of(self, txid: bytes) -> int | None:
         """Dense id of a txid (internal byte order); the latest one for a BIP30 duplicate."""
         n_tx = self.counts["txs"]
-        txids = layout.open_array(self.data_dir, "tx_txid", n_tx)
+        txids = layout.open_array(self.data_dir, "tx_txid", n_tx, random=True)
         want = np.frombuffer(txid, np.uint8)
         key = txid_keys(want)[0]
         found: list[int] = []
@@ -327,13 +329,18 @@ class LookupBuilder:
         d = self.dir
         sources: list[tuple[Segment, np.ndarray | None, np.ndarray, np.ndarray]] = []
         if base is not None:
-            base_off = _read(d / f"{base.name}.off.bin", "<i8")
+            base_off = _read(d / f"{base.name}.off.bin", "<i8", random=False)
             sources.append(
-                (base, base_off, np.zeros(0, "<u4"), _read(d / f"{base.name}.out.bin", "<i8"))
+                (
+                    base,
+                    base_off,
+                    np.zeros(0, "<u4"),
+                    _read(d / f"{base.name}.out.bin", "<i8", random=False),
+                )
             )
         for seg in sorted(runs, key=lambda s: s.lo):
-            key = _read(d / f"{seg.name}.key.bin", "<u4")
-            sources.append((seg, None, key, _read(d / f"{seg.name}.out.bin", "<i8")))
+            key = _read(d / f"{seg.name}.key.bin", "<u4", random=False)
+            sources.append((seg, None, key, _read(d / f"{seg.name}.out.bin", "<i8", random=False)))
         total = sum(int(s[3].shape[0]) for s in sources)
         name = self._name(state, "addr-base")
         n_ranges = max(1, -(-total // CHUNK))
@@ -374,7 +381,11 @@ class LookupBuilder:
         """One txid run from several, one key range at a time."""
         d = self.dir
         sources = [
-            (seg, _read(d / f"{seg.name}.key.bin", "<u8"), _read(d / f"{seg.name}.tx.bin", "<u4"))
+            (
+                seg,
+                _read(d / f"{seg.name}.key.bin", "<u8", random=False),
+                _read(d / f"{seg.name}.tx.bin", "<u4", random=False),
+            )
             for seg in sorted(runs, key=lambda s: s.lo)
         ]
         total = sum(int(k.shape[0]) for _, k, _ in sources)
@@ -413,7 +424,7 @@ def address_id_of_key(data_dir: Path, manifest: dict[str, Any], key: np.ndarray)
     without a usable table it scans every key.
     """
     n_addr = int(manifest["counts"]["addresses"])
-    keys = layout.open_array(data_dir, "address_key", n_addr)
+    keys = layout.open_array(data_dir, "address_key", n_addr, random=True)
     if n_addr == 0:
         return None
     want = np.ascontiguousarray(key, np.uint8).reshape(1, -1)
@@ -422,8 +433,8 @@ def address_id_of_key(data_dir: Path, manifest: dict[str, Any], key: np.ndarray)
     try:
         state = json.loads((index / "state.json").read_text())
         if state["epoch"] == manifest["epoch"] and state["addresses"] <= n_addr:
-            table_fp = np.load(index / "addresses.fp.npy", mmap_mode="r")
-            table_id = np.load(index / "addresses.id.npy", mmap_mode="r")
+            table_fp = layout.random_access(np.load(index / "addresses.fp.npy", mmap_mode="r"))
+            table_id = layout.random_access(np.load(index / "addresses.id.npy", mmap_mode="r"))
             found = np.empty(1, np.int64)
             stored = keys[: state["addresses"]]
             find(table_fp, table_id, fingerprints(want), want, stored, found)

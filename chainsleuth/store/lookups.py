@@ -19,7 +19,14 @@ _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 def _rows(store: Store, query: str, params: list[Any]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = store.sql(query, params).to_pylist()
+    return _plain(store.sql(query, params).to_pylist())
+
+
+def _at(store: Store, table: str, height: int, columns: str, where: str, tx_id: int) -> list[Any]:
+    return _plain(store.at_height(table, height, columns, where, [tx_id]).to_pylist())
+
+
+def _plain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         for key, value in row.items():
             if isinstance(value, bytes):
@@ -39,20 +46,17 @@ def transaction(store: Store, txid: str) -> dict[str, Any]:
     tx_id = store.tx_id_of(txid)
     if tx_id is None:
         raise ChainsleuthError(f"transaction {txid} is not in the store")
-    height = int(store.array("tx_height")[tx_id])
+    height = int(store.array("tx_height", random=True)[tx_id])
     columns = VIEWS["txs"].split("SELECT", 1)[1].split("FROM", 1)[0]
-    found = _rows(store, store.at_height_sql("txs", height, columns, "tx_id = ?"), [tx_id])
+    found = _at(store, "txs", height, columns, "tx_id = ?", tx_id)
     tx = found[-1]
-    inputs = _rows(
+    inputs = _at(
         store,
-        store.at_height_sql(
-            "inputs",
-            height,
-            "vin, is_coinbase, prev_txid, prev_vout, value, address_id, sequence, script_sig,"
-            " witness",
-            "tx_id = ? ORDER BY vin",
-        ),
-        [tx_id],
+        "inputs",
+        height,
+        "vin, is_coinbase, prev_txid, prev_vout, value, address_id, sequence, script_sig, witness",
+        "tx_id = ? ORDER BY vin",
+        tx_id,
     )
     for row in inputs:
         address_id = row.pop("address_id")
@@ -60,15 +64,13 @@ def transaction(store: Store, txid: str) -> dict[str, Any]:
         row["sequence"] = row.pop("sequence")
         row["script_sig"] = row.pop("script_sig")
         row["witness"] = row.pop("witness")
-    outputs = _rows(
+    outputs = _at(
         store,
-        store.at_height_sql(
-            "outputs",
-            height,
-            "vout, value, script_type, address_id, address_derived, script_pubkey, output_id",
-            "tx_id = ? ORDER BY vout",
-        ),
-        [tx_id],
+        "outputs",
+        height,
+        "vout, value, script_type, address_id, address_derived, script_pubkey, output_id",
+        "tx_id = ? ORDER BY vout",
+        tx_id,
     )
     n_tx = store.counts["txs"]
     for row in outputs:
@@ -77,12 +79,12 @@ def transaction(store: Store, txid: str) -> dict[str, Any]:
         output_id = row.pop("output_id")
         row["address"] = None if address_id is None else store.address_of(address_id)
         row["address_derived"] = row.pop("address_derived")
-        spender = int(store.array("output_spent_by_tx")[output_id])
+        spender = int(store.array("output_spent_by_tx", random=True)[output_id])
         if spender == int(NONE32) or spender >= n_tx:
             row["spent_by_txid"] = row["spent_height"] = None
         else:
-            row["spent_by_txid"] = bytes(store.array("tx_txid")[spender][::-1]).hex()
-            row["spent_height"] = int(store.array("tx_height")[spender])
+            row["spent_by_txid"] = bytes(store.array("tx_txid", random=True)[spender][::-1]).hex()
+            row["spent_height"] = int(store.array("tx_height", random=True)[spender])
         row["script_pubkey"] = script_pubkey
     tx["inputs"] = inputs
     tx["outputs"] = outputs
@@ -118,7 +120,7 @@ def address_info(store: Store, address: str) -> dict[str, Any]:
     if summary is None:
         raise ChainsleuthError(f"address {address} has never been seen in the store")
     info = dict(summary.__dict__)
-    block_time = store.array("block_time")  # O(1): no scan of the blocks table
+    block_time = store.array("block_time", random=True)  # O(1): no scan of the blocks table
     for key in ("first_seen", "last_seen"):
         seconds = int(block_time[getattr(summary, f"{key}_height")])
         info[f"{key}_time"] = dt.datetime.fromtimestamp(seconds, dt.UTC)

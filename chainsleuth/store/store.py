@@ -175,6 +175,7 @@ class Store:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._locked = False  # user_sql has turned file access off on the connection
         self._lookup: LookupIndex | None = None
+        self._bare: duckdb.DuckDBPyConnection | None = None  # for at_height: no views
 
     @classmethod
     def open(cls, data_dir: Path) -> Store:
@@ -322,9 +323,14 @@ class Store:
         return None
 
     # ------------------------------------------------------------------------ arrays
-    def array(self, name: str) -> np.ndarray:
-        """A committed graph array, memory-mapped read-only (see layout.ARRAYS for names)."""
-        return layout.open_array(self.data_dir, name, self.counts[ARRAYS[name].count])
+    def array(self, name: str, random: bool = False) -> np.ndarray:
+        """A committed graph array, memory-mapped read-only (see layout.ARRAYS for names).
+
+        `random`: only a few scattered rows will be read (a lookup): no read-around.
+        """
+        return layout.open_array(
+            self.data_dir, name, self.counts[ARRAYS[name].count], random=random
+        )
 
     def spent_by_tx(self) -> np.ndarray:
         """Spending tx id per output (-1 unspent), ignoring marks of uncommitted writes."""
@@ -355,15 +361,19 @@ class Store:
 
     def address_of(self, address_id: int) -> str:
         """The address string of an address id (encoded from its key row: no table scan)."""
-        row = np.asarray(self.array("address_key")[int(address_id)])
+        row = np.asarray(self.array("address_key", random=True)[int(address_id)])
         kind, length = int(row[0]), int(row[1])
         return encode_address(ScriptType(kind), bytes(row[2 : 2 + length]), self.network)
 
-    def at_height_sql(self, table: str, height: int, columns: str, where: str) -> str:
-        """A query over only the parquet files of `table` whose height range holds `height`.
+    def at_height(
+        self, table: str, height: int, columns: str, where: str, params: list[Any]
+    ) -> pa.Table:
+        """`SELECT columns ... WHERE where` over only the parquet files of `table` that hold
+        `height` (raw columns, no views).
 
         Files are per (table, height range, ingest batch), so this reads a few files' footers
-        and row groups instead of the whole table's.
+        and row groups instead of the whole table's, on a connection without the views (whose
+        definition lists every file of the store).
         """
         files = [
             str(self.data_dir / f["path"])
@@ -371,12 +381,16 @@ class Store:
             if f["min_height"] <= height <= f["max_height"]
         ]
         if not files:
-            return f"SELECT {columns} FROM {table}_raw WHERE false"
+            files = [str(self.data_dir / self.manifest["files"][table][0]["path"])]
+            where = "false"
+        if self._bare is None:
+            self._bare = duckdb.connect(":memory:")
         listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        return (
+        query = (
             f"SELECT {columns} FROM read_parquet([{listing}], hive_partitioning = false, "
             f"union_by_name = true) WHERE {where}"
         )
+        return self._bare.sql(query, params=params if where != "false" else None).to_arrow_table()
 
     def outputs_of_address(self, address_id: int) -> np.ndarray:
         """Output ids paying `address_id`, ascending: O(the answer) through the lookup index."""
@@ -388,13 +402,15 @@ class Store:
         if address_id is None:
             return None
         outs = self.outputs_of_address(address_id)
-        values = np.asarray(self.array("output_value")[outs], np.int64)
-        spent_by = self.array("output_spent_by_tx")[outs].astype(np.int64)
+        values = np.asarray(self.array("output_value", random=True)[outs], np.int64)
+        spent_by = self.array("output_spent_by_tx", random=True)[outs].astype(np.int64)
         spent_by[(spent_by == int(NONE32)) | (spent_by >= self.counts["txs"])] = -1
-        creating = np.searchsorted(self.array("tx_first_output"), outs, side="right") - 1
+        creating = (
+            np.searchsorted(self.array("tx_first_output", random=True), outs, side="right") - 1
+        )
         txs = np.union1d(creating, spent_by[spent_by >= 0])
-        heights = np.asarray(self.array("tx_height")[txs])
-        kind = int(self.array("address_key")[address_id, 0])
+        heights = np.asarray(self.array("tx_height", random=True)[txs])
+        kind = int(self.array("address_key", random=True)[address_id, 0])
         received = int(values.sum())
         sent = int(values[spent_by >= 0].sum())
         return AddressSummary(
