@@ -39,15 +39,14 @@ def cluster_summary(data_dir: Path, address: str) -> dict[str, Any]:
     """Size, first/last seen, balance and the rules that built the cluster of an address."""
     from chainsleuth.cluster.engine import Clusters
     from chainsleuth.store.store import Store
+    from chainsleuth.trace.engine import outputs_of_addresses
 
     store = Store.open(data_dir)
     clusters = Clusters(data_dir)
     address_id = _address_id(store, address)
     cluster_id = int(clusters.cluster_of[address_id])
     members = clusters.members(cluster_id)
-    out_address = np.asarray(store.array("output_address")).astype(np.int64)
-    in_cluster = np.isin(out_address, members)
-    outs = np.flatnonzero(in_cluster)
+    outs = outputs_of_addresses(store, members)  # the index for small clusters
     values = np.asarray(store.array("output_value"))[outs]
     spent = store.spent_by_tx()[outs] >= 0
     first_out = np.asarray(store.array("tx_first_output"))

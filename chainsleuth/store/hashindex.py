@@ -96,6 +96,34 @@ def probe(
 
 
 @njit(cache=True, nogil=True)
+def find(table_fp, table_id, fps, keys, stored, out_ids):
+    """Lookup only, over tables that may be read-only (memory-mapped by readers): the id of
+    each key, -1 where absent. Ids at or beyond `stored.shape[0]` are not trusted (-1)."""
+    mask = np.uint64(table_fp.shape[0] - 1)
+    n_stored = stored.shape[0]
+    for i in range(fps.shape[0]):
+        fp = fps[i]
+        slot = fp & mask
+        out_ids[i] = -1
+        while True:
+            cur = table_fp[slot]
+            if cur == EMPTY:
+                break
+            if cur == fp:
+                ident = np.int64(table_id[slot])
+                if ident < n_stored:
+                    same = True
+                    for j in range(keys.shape[1]):
+                        if keys[i, j] != stored[ident, j]:
+                            same = False
+                            break
+                    if same:
+                        out_ids[i] = ident
+                        break
+            slot = (slot + np.uint64(1)) & mask
+
+
+@njit(cache=True, nogil=True)
 def _lookup_or_insert(
     table_fp, table_id, fps, keys, stored_old, n_old, new_keys, new_rows, out_ids
 ):

@@ -6,18 +6,27 @@ the store's SQL views, filtered on one key, or through the memory-mapped arrays.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
 from chainsleuth.core.address import AddressError
 from chainsleuth.core.errors import ChainsleuthError
-from chainsleuth.store.store import Store
+from chainsleuth.store.layout import NONE32
+from chainsleuth.store.store import VIEWS, Store
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 def _rows(store: Store, query: str, params: list[Any]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = store.sql(query, params).to_pylist()
+    return _plain(store.sql(query, params).to_pylist())
+
+
+def _at(store: Store, table: str, height: int, columns: str, where: str, tx_id: int) -> list[Any]:
+    return _plain(store.at_height(table, height, columns, where, [tx_id]).to_pylist())
+
+
+def _plain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         for key, value in row.items():
             if isinstance(value, bytes):
@@ -26,27 +35,59 @@ def _rows(store: Store, query: str, params: list[Any]) -> list[dict[str, Any]]:
 
 
 def transaction(store: Store, txid: str) -> dict[str, Any]:
-    """The tx, its inputs (with what they spend) and outputs (with who spent them)."""
+    """The tx, its inputs (with what they spend) and outputs (with who spent them).
+
+    O(the tx): the txid index gives its id and height, only the parquet files of that height
+    are read, and spends and addresses come from the arrays (no join over the chain).
+    """
     if not _HEX64.match(txid):
         raise ChainsleuthError(f"not a txid (64 hex characters): {txid!r}")
     txid = txid.lower()
-    found = _rows(store, "SELECT * FROM txs WHERE txid = ?", [txid])
-    if not found:
+    tx_id = store.tx_id_of(txid)
+    if tx_id is None:
         raise ChainsleuthError(f"transaction {txid} is not in the store")
+    height = int(store.array("tx_height", random=True)[tx_id])
+    columns = VIEWS["txs"].split("SELECT", 1)[1].split("FROM", 1)[0]
+    found = _at(store, "txs", height, columns, "tx_id = ?", tx_id)
     tx = found[-1]
-    height = tx["block_height"]
-    tx["inputs"] = _rows(
+    inputs = _at(
         store,
-        "SELECT vin, is_coinbase, prev_txid, prev_vout, value, address, sequence, script_sig,"
-        " witness FROM inputs WHERE txid = ? AND block_height = ? ORDER BY vin",
-        [txid, height],
+        "inputs",
+        height,
+        "vin, is_coinbase, prev_txid, prev_vout, value, address_id, sequence, script_sig, witness",
+        "tx_id = ? ORDER BY vin",
+        tx_id,
     )
-    tx["outputs"] = _rows(
+    for row in inputs:
+        address_id = row.pop("address_id")
+        row["address"] = None if address_id is None else store.address_of(address_id)
+        row["sequence"] = row.pop("sequence")
+        row["script_sig"] = row.pop("script_sig")
+        row["witness"] = row.pop("witness")
+    outputs = _at(
         store,
-        "SELECT vout, value, script_type, address, address_derived, spent_by_txid, spent_height,"
-        " script_pubkey FROM outputs WHERE txid = ? AND block_height = ? ORDER BY vout",
-        [txid, height],
+        "outputs",
+        height,
+        "vout, value, script_type, address_id, address_derived, script_pubkey, output_id",
+        "tx_id = ? ORDER BY vout",
+        tx_id,
     )
+    n_tx = store.counts["txs"]
+    for row in outputs:
+        address_id = row.pop("address_id")
+        script_pubkey = row.pop("script_pubkey")
+        output_id = row.pop("output_id")
+        row["address"] = None if address_id is None else store.address_of(address_id)
+        row["address_derived"] = row.pop("address_derived")
+        spender = int(store.array("output_spent_by_tx", random=True)[output_id])
+        if spender == int(NONE32) or spender >= n_tx:
+            row["spent_by_txid"] = row["spent_height"] = None
+        else:
+            row["spent_by_txid"] = bytes(store.array("tx_txid", random=True)[spender][::-1]).hex()
+            row["spent_height"] = int(store.array("tx_height", random=True)[spender])
+        row["script_pubkey"] = script_pubkey
+    tx["inputs"] = inputs
+    tx["outputs"] = outputs
     return tx
 
 
@@ -79,10 +120,8 @@ def address_info(store: Store, address: str) -> dict[str, Any]:
     if summary is None:
         raise ChainsleuthError(f"address {address} has never been seen in the store")
     info = dict(summary.__dict__)
-    times = store.sql(
-        "SELECT height, time FROM blocks WHERE height IN (?, ?) ORDER BY height",
-        [summary.first_seen_height, summary.last_seen_height],
-    ).to_pylist()
-    info["first_seen_time"] = times[0]["time"] if times else None
-    info["last_seen_time"] = times[-1]["time"] if times else None
+    block_time = store.array("block_time", random=True)  # O(1): no scan of the blocks table
+    for key in ("first_seen", "last_seen"):
+        seconds = int(block_time[getattr(summary, f"{key}_height")])
+        info[f"{key}_time"] = dt.datetime.fromtimestamp(seconds, dt.UTC)
     return info

@@ -23,12 +23,13 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from chainsleuth.core.address import decode_address
+from chainsleuth.core.address import decode_address, encode_address
 from chainsleuth.core.errors import StoreError
 from chainsleuth.core.network import network_by_name
-from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES
+from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES, ScriptType
 from chainsleuth.store import layout
 from chainsleuth.store.layout import ARRAYS, NONE32
+from chainsleuth.store.lookup import LookupIndex, address_id_of_key
 
 # The views. Columns named in the public contract come first; the rest are extras.
 VIEWS = {
@@ -173,6 +174,8 @@ class Store:
         self.has_chain = has_chain
         self._con: duckdb.DuckDBPyConnection | None = None
         self._locked = False  # user_sql has turned file access off on the connection
+        self._lookup: LookupIndex | None = None
+        self._bare: duckdb.DuckDBPyConnection | None = None  # for at_height: no views
 
     @classmethod
     def open(cls, data_dir: Path) -> Store:
@@ -320,9 +323,14 @@ class Store:
         return None
 
     # ------------------------------------------------------------------------ arrays
-    def array(self, name: str) -> np.ndarray:
-        """A committed graph array, memory-mapped read-only (see layout.ARRAYS for names)."""
-        return layout.open_array(self.data_dir, name, self.counts[ARRAYS[name].count])
+    def array(self, name: str, random: bool = False) -> np.ndarray:
+        """A committed graph array, memory-mapped read-only (see layout.ARRAYS for names).
+
+        `random`: only a few scattered rows will be read (a lookup): no read-around.
+        """
+        return layout.open_array(
+            self.data_dir, name, self.counts[ARRAYS[name].count], random=random
+        )
 
     def spent_by_tx(self) -> np.ndarray:
         """Spending tx id per output (-1 unspent), ignoring marks of uncommitted writes."""
@@ -330,13 +338,18 @@ class Store:
         raw[(raw == int(NONE32)) | (raw >= self.counts["txs"])] = -1
         return raw
 
+    def lookup_index(self) -> LookupIndex:
+        """The address -> outputs and txid -> tx index (lookup.py), opened once per Store."""
+        if self._lookup is None:
+            self._lookup = LookupIndex.open(self.data_dir, self.manifest)
+        return self._lookup
+
     def tx_id_of(self, txid_hex: str) -> int | None:
-        txid = np.frombuffer(bytes.fromhex(txid_hex)[::-1], np.uint8)
-        matches = np.flatnonzero((np.asarray(self.array("tx_txid")) == txid).all(axis=1))
-        return int(matches[-1]) if matches.shape[0] else None
+        """Dense id of a txid (display hex), the latest for a BIP30 duplicate: O(1) reads."""
+        return self.lookup_index().tx_id_of(bytes.fromhex(txid_hex)[::-1])
 
     def address_id_of(self, address: str) -> int | None:
-        """Dense id of an address (exact key comparison over the address key array)."""
+        """Dense id of an address (exact key comparison; a few reads through the saved index)."""
         kind, payload, networks = decode_address(address)  # AddressError if malformed
         if self.network.name not in networks:
             raise StoreError(f"{address} is not a {self.network.name} address")
@@ -344,26 +357,60 @@ class Store:
         key[0] = int(kind)
         key[1] = len(payload)
         key[2 : 2 + len(payload)] = np.frombuffer(payload, np.uint8)
-        keys = np.asarray(self.array("address_key"))
-        if keys.shape[0] == 0:
-            return None
-        matches = np.flatnonzero((keys == key).all(axis=1))
-        return int(matches[0]) if matches.shape[0] else None
+        return address_id_of_key(self.data_dir, self.manifest, key)
+
+    def address_of(self, address_id: int) -> str:
+        """The address string of an address id (encoded from its key row: no table scan)."""
+        row = np.asarray(self.array("address_key", random=True)[int(address_id)])
+        kind, length = int(row[0]), int(row[1])
+        return encode_address(ScriptType(kind), bytes(row[2 : 2 + length]), self.network)
+
+    def at_height(
+        self, table: str, height: int, columns: str, where: str, params: list[Any]
+    ) -> pa.Table:
+        """`SELECT columns ... WHERE where` over only the parquet files of `table` that hold
+        `height` (raw columns, no views).
+
+        Files are per (table, height range, ingest batch), so this reads a few files' footers
+        and row groups instead of the whole table's, on a connection without the views (whose
+        definition lists every file of the store).
+        """
+        files = [
+            str(self.data_dir / f["path"])
+            for f in self.manifest["files"][table]
+            if f["min_height"] <= height <= f["max_height"]
+        ]
+        if not files:
+            files = [str(self.data_dir / self.manifest["files"][table][0]["path"])]
+            where = "false"
+        if self._bare is None:
+            self._bare = duckdb.connect(":memory:")
+        listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        query = (
+            f"SELECT {columns} FROM read_parquet([{listing}], hive_partitioning = false, "
+            f"union_by_name = true) WHERE {where}"
+        )
+        return self._bare.sql(query, params=params if where != "false" else None).to_arrow_table()
+
+    def outputs_of_address(self, address_id: int) -> np.ndarray:
+        """Output ids paying `address_id`, ascending: O(the answer) through the lookup index."""
+        return self.lookup_index().outputs_of_address(int(address_id))
 
     def address_summary(self, address: str) -> AddressSummary | None:
-        """Totals for one address, from the arrays (one pass over the output address array)."""
+        """Totals for one address, from the arrays: O(its outputs) through the lookup index."""
         address_id = self.address_id_of(address)
         if address_id is None:
             return None
-        out_address = np.asarray(self.array("output_address"))
-        outs = np.flatnonzero(out_address == address_id)
-        values = np.asarray(self.array("output_value"))[outs]
-        spent_by = self.spent_by_tx()[outs]
-        first_out = np.asarray(self.array("tx_first_output"))
-        creating = np.searchsorted(first_out, outs, side="right") - 1
+        outs = self.outputs_of_address(address_id)
+        values = np.asarray(self.array("output_value", random=True)[outs], np.int64)
+        spent_by = self.array("output_spent_by_tx", random=True)[outs].astype(np.int64)
+        spent_by[(spent_by == int(NONE32)) | (spent_by >= self.counts["txs"])] = -1
+        creating = (
+            np.searchsorted(self.array("tx_first_output", random=True), outs, side="right") - 1
+        )
         txs = np.union1d(creating, spent_by[spent_by >= 0])
-        heights = np.asarray(self.array("tx_height"))[txs]
-        kind = int(np.asarray(self.array("address_key"))[address_id, 0])
+        heights = np.asarray(self.array("tx_height", random=True)[txs])
+        kind = int(self.array("address_key", random=True)[address_id, 0])
         received = int(values.sum())
         sent = int(values[spent_by >= 0].sum())
         return AddressSummary(

@@ -38,9 +38,13 @@ from chainsleuth.store import layout
 from chainsleuth.store.columns import binary_column, hex_column, masked, timestamps
 from chainsleuth.store.hashindex import HashIndex
 from chainsleuth.store.layout import ARRAYS, NONE32
+from chainsleuth.store.lookup import LookupBuilder
 
 KEY_WIDTH = ARRAYS["address_key"].width
 _SCRIPT_TYPES = pa.array(SCRIPT_TYPE_NAMES, pa.string())
+#: Bring the lookup index (lookup.py) up to date at a commit once this many outputs are beyond
+#: it, so that readers of a long-running ingest scan at most this much of the tail.
+LOOKUP_EVERY_OUTPUTS = 1 << 24
 
 
 @njit(cache=True, nogil=True)
@@ -167,6 +171,8 @@ class StoreWriter:
         self.tip: dict[str, Any] | None = manifest["tip"]
         self._live_outpoints = 0  # entries of the outpoint index right after its last rebuild
         self._lock: int | None = None  # descriptor holding the data directory's writer lock
+        self.lookup = LookupBuilder(self.data_dir)
+        self._lookup_outputs = 0  # outputs the lookup index covered when last updated
 
     # ----------------------------------------------------------------- opening and recovery
     @classmethod
@@ -189,6 +195,7 @@ class StoreWriter:
             writer._lock = lock
             writer._recover()
             writer._load_indexes()
+            writer._lookup_outputs = writer.lookup.covered_outputs(writer.manifest)
         except BaseException:
             os.close(lock)
             raise
@@ -227,6 +234,7 @@ class StoreWriter:
                 if path.stat().st_size < want:
                     raise StoreError(f"{path} is shorter than the manifest says: store damaged")
                 os.truncate(path, want)
+        self.lookup.remove_unlisted()
         listed = {f["path"] for t in layout.TABLES for f in self.manifest["files"][t]}
         tables = self.data_dir / "tables"
         if tables.exists():
@@ -311,6 +319,12 @@ class StoreWriter:
             os.replace(self._index_dir(), old)
         os.replace(tmp, self._index_dir())
         shutil.rmtree(old, ignore_errors=True)
+        self.update_lookup()
+
+    def update_lookup(self) -> None:
+        """Index the committed outputs and txs beyond the lookup index (see lookup.py)."""
+        state = self.lookup.update(self.manifest)
+        self._lookup_outputs = int(state["outputs"])
 
     # ------------------------------------------------------------------------- appending
     def _append_array(self, name: str, values: np.ndarray) -> None:
@@ -718,6 +732,11 @@ class StoreWriter:
         self._staged = self._staged[len(ready) :]
         if ready:
             self._publish(ready[-1].counts, ready[-1].tip, ingest_info, len(ready))
+            if self.counts_committed("outputs") - self._lookup_outputs > LOOKUP_EVERY_OUTPUTS:
+                self.update_lookup()
+
+    def counts_committed(self, name: str) -> int:
+        return int(self.manifest["counts"][name])
 
     def _publish(
         self,
@@ -779,6 +798,8 @@ class StoreWriter:
         keep_inputs = int(tx_first_in[keep_txs]) if keep_txs < c["txs"] else c["inputs"]
         removed = c["blocks"] - keep_blocks
         m = self.manifest
+        # The lookup index stops trusting ids from the fork on before the rollback is visible.
+        self.lookup.clip(m, keep_outputs, keep_txs)
         for table in layout.TABLES:
             kept = []
             for entry in m["files"][table]:

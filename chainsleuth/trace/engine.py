@@ -99,12 +99,21 @@ class TraceResult:
         return {KINDS[k]: int(sums[k]) for k in range(len(KINDS)) if sums[k]}
 
 
+#: Address sets up to this size are looked up one by one in the index rather than scanned.
+INDEXED_LOOKUP_MAX = 1 << 12
+
+
 def outputs_of_addresses(store: Store, address_ids: Collection[int] | np.ndarray) -> np.ndarray:
-    """Output ids paying any of `address_ids` (one pass over the output address array).
+    """Output ids paying any of `address_ids`, ascending.
+
+    Up to `INDEXED_LOOKUP_MAX` addresses go through the lookup index (O(their outputs)); more
+    are answered by one pass over the output address array.
 
     >>> outputs_of_addresses(store, [store.address_id_of("1Q2TW...")])   # doctest: +SKIP
     """
     ids = np.asarray(list(address_ids) if not isinstance(address_ids, np.ndarray) else address_ids)
+    if ids.shape[0] <= INDEXED_LOOKUP_MAX:
+        return store.lookup_index().outputs_of_addresses(ids.astype(np.int64))
     out_address = np.asarray(store.array("output_address"))
     return np.flatnonzero(np.isin(out_address, ids.astype(np.uint32))).astype(np.int64)
 

@@ -92,3 +92,10 @@ def test_xor_world_ingests_to_the_same_chain(ingested: tuple, ingested_xor: tupl
     )  # fmt: skip
     q = "SELECT sum(fee)::BIGINT AS fees, sum(vsize)::BIGINT AS vsize FROM txs"
     assert _one(sa, q) == _one(sb, q)
+
+
+def test_lookups_of_every_address_and_tx_equal_a_scan(ingested: tuple) -> None:
+    from tests.store.test_lookup import assert_lookups_equal_scans
+
+    _, store = ingested
+    assert_lookups_equal_scans(store.data_dir)  # type: ignore[attr-defined]

@@ -1,0 +1,448 @@
+"""On-disk lookup indexes whose cost follows the answer, not the chain: address -> outputs, txid -> tx.
+
+    DATA/lookup/
+      state.json                    epochs it is valid for, what it covers, its segments
+      addr-base-g<gen>.off.bin      CSR offsets: address a's outputs are out[off[a]:off[a+1]]
+      addr-base-g<gen>.out.bin      output ids sorted by (address, output id)          8 B/output
+      addr-run-g<gen>.key.bin       a run: address id (u4) of each entry, sorted       4 B/entry
+      addr-run-g<gen>.out.bin       ... and its output id (i8)                         8 B/entry
+      txid-g<gen>.key.bin           first 8 bytes of each txid as u8, sorted            8 B/tx
+      txid-g<gen>.tx.bin            ... and its tx id (u4)                              4 B/tx
+
+The address index is a CSR base plus sorted runs (a small log-structured merge): each update
+sorts only the outputs committed since the last one, in chunks of `CHUNK` entries, into a run;
+when the runs hold more than `MERGE_FRACTION` of the base (or there are more than `MAX_RUNS`),
+base and runs are merged into a new base, address range by address range, so memory holds one
+range (about `CHUNK` entries) at a time. Every output is rewritten about
+(1 + MERGE_FRACTION) / MERGE_FRACTION times over the life of the chain. The txid index is the
+same idea without a base: sorted runs merged by key range. A txid match on the 8-byte prefix is
+confirmed against `tx_txid`, so a prefix collision can never return the wrong transaction.
+
+Readers never depend on the index being current: it covers outputs [0, covered) and txs
+[0, covered) of the committed state, and a lookup scans the committed tail beyond that (a few
+blocks at the tip; the whole chain for a store written before this index existed). A rollback
+clips each segment to the fork point (`valid_hi`) before the rolled-back manifest is published,
+so entries of removed outputs are ignored and later removed by a merge. An index whose epochs
+do not include the store's is ignored (lookups scan) and rebuilt by the next writer.
+
+Writes are atomic: new files get a fresh generation number, `state.json` is replaced in one
+`os.replace`, then unreferenced files are deleted (a reader holding them mapped keeps them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainsleuth.store import layout
+from chainsleuth.store.hashindex import find, fingerprints
+from chainsleuth.store.layout import NONE32
+
+DIR = "lookup"
+CHUNK = 1 << 24  # entries sorted at a time while building (about 400 MB of working memory)
+MERGE_FRACTION = 0.25
+MAX_RUNS = 8
+
+
+def lookup_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / DIR
+
+
+def txid_keys(txids: np.ndarray) -> np.ndarray:
+    """The u8 sort key of each 32-byte txid row (its first 8 bytes, little-endian)."""
+    rows = np.ascontiguousarray(txids, np.uint8).reshape(-1, 32)
+    return rows[:, :8].copy().view("<u8").reshape(-1)
+
+
+def _write(path: Path, data: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        f.write(np.ascontiguousarray(data).tobytes())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read(path: Path, dtype: str, random: bool = True) -> np.ndarray:
+    """A file of the index, memory-mapped; `random` (lookups) turns read-around off."""
+    size = path.stat().st_size
+    n = size // np.dtype(dtype).itemsize
+    if n == 0:
+        return np.zeros(0, dtype)
+    array = np.memmap(path, dtype=dtype, mode="r", shape=(n,))
+    return layout.random_access(array) if random else array
+
+
+@dataclass
+class Segment:
+    """One file pair of the index: ids in [lo, hi) it was built from; ids >= valid_hi ignored."""
+
+    name: str
+    kind: str  # "base" | "run" (address) | "txid"
+    lo: int
+    hi: int
+    valid_hi: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _read_state(data_dir: Path) -> dict[str, Any] | None:
+    path = lookup_dir(data_dir) / "state.json"
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return state
+
+
+class LookupIndex:
+    """The committed lookup index of a store, read-only, with the tail beyond it scanned.
+
+    Example::
+
+        index = LookupIndex.open(store.data_dir, store.manifest)
+        index.outputs_of_address(address_id)   # output ids, ascending
+    """
+
+    def __init__(self, data_dir: Path, manifest: dict[str, Any]) -> None:
+        self.data_dir = Path(data_dir)
+        self.counts: dict[str, int] = manifest["counts"]
+        self.covered_outputs = 0
+        self.covered_txs = 0
+        self.base: tuple[np.ndarray, np.ndarray, Segment] | None = None
+        self.runs: list[tuple[np.ndarray, np.ndarray, Segment]] = []
+        self.txid_runs: list[tuple[np.ndarray, np.ndarray, Segment]] = []
+
+    @classmethod
+    def open(cls, data_dir: Path, manifest: dict[str, Any]) -> LookupIndex:
+        """The index valid for `manifest` (an empty one, so that lookups scan, when none is)."""
+        index = cls(data_dir, manifest)
+        state = _read_state(data_dir)
+        if state is None or manifest["epoch"] not in state["epochs"]:
+            return index
+        if state["outputs"] > index.counts["outputs"] or state["txs"] > index.counts["txs"]:
+            return index
+        d = lookup_dir(data_dir)
+        try:
+            for raw in state["segments"]:
+                seg = Segment(**raw)
+                if seg.kind == "base":
+                    index.base = (
+                        _read(d / f"{seg.name}.off.bin", "<i8"),
+                        _read(d / f"{seg.name}.out.bin", "<i8"),
+                        seg,
+                    )
+                elif seg.kind == "run":
+                    index.runs.append(
+                        (
+                            _read(d / f"{seg.name}.key.bin", "<u4"),
+                            _read(d / f"{seg.name}.out.bin", "<i8"),
+                            seg,
+                        )
+                    )
+                else:
+                    index.txid_runs.append(
+                        (
+                            _read(d / f"{seg.name}.key.bin", "<u8"),
+                            _read(d / f"{seg.name}.tx.bin", "<u4"),
+                            seg,
+                        )
+                    )
+        except OSError:  # replaced by a writer between reading state.json and the files
+            return cls(data_dir, manifest)
+        index.covered_outputs = int(state["outputs"])
+        index.covered_txs = int(state["txs"])
+        return index
+
+    def outputs_of_address(self, address_id: int) -> np.ndarray:
+        """Output ids paying `address_id`, ascending (index segments, then the scanned tail)."""
+        if address_id < 0:
+            return np.zeros(0, np.int64)
+        parts = []
+        if self.base is not None:
+            off, out, seg = self.base
+            if address_id + 1 < off.shape[0]:
+                got = np.asarray(out[int(off[address_id]) : int(off[address_id + 1])])
+                parts.append(got[got < seg.valid_hi])
+        for key, out, seg in self.runs:
+            lo, hi = np.searchsorted(key, [address_id, address_id + 1])
+            got = np.asarray(out[int(lo) : int(hi)])
+            parts.append(got[got < seg.valid_hi])
+        n_out = self.counts["outputs"]
+        if self.covered_outputs < n_out:
+            tail = layout.open_array(self.data_dir, "output_address", n_out)[self.covered_outputs :]
+            parts.append(np.flatnonzero(np.asarray(tail) == address_id) + self.covered_outputs)
+        if not parts:
+            return np.zeros(0, np.int64)
+        return np.sort(np.concatenate(parts).astype(np.int64))
+
+    def outputs_of_addresses(self, address_ids: np.ndarray) -> np.ndarray:
+        """Output ids paying any of `address_ids`, ascending."""
+        parts = [self.outputs_of_address(int(a)) for a in np.unique(address_ids)]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+    def tx_id_of(self, txid: bytes) -> int | None:
+        """Dense id of a txid (internal byte order); the latest one for a BIP30 duplicate."""
+        n_tx = self.counts["txs"]
+        txids = layout.open_array(self.data_dir, "tx_txid", n_tx, random=True)
+        want = np.frombuffer(txid, np.uint8)
+        key = txid_keys(want)[0]
+        found: list[int] = []
+        for keys, ids, seg in self.txid_runs:
+            lo = np.searchsorted(keys, key, side="left")
+            hi = np.searchsorted(keys, key, side="right")
+            for t in np.asarray(ids[int(lo) : int(hi)]).astype(np.int64).tolist():
+                if t < seg.valid_hi and (np.asarray(txids[t]) == want).all():
+                    found.append(t)
+        if self.covered_txs < n_tx:
+            tail = np.asarray(txids[self.covered_txs :])
+            found.extend((np.flatnonzero((tail == want).all(axis=1)) + self.covered_txs).tolist())
+        return max(found) if found else None
+
+
+# ---------------------------------------------------------------------------- building
+class LookupBuilder:
+    """Brings the lookup index up to a committed state; called by the writer (holding its lock).
+
+    Example::
+
+        LookupBuilder(data_dir).update(manifest)
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.dir = lookup_dir(data_dir)
+
+    def _state(self, epoch: int) -> dict[str, Any]:
+        state = _read_state(self.data_dir)
+        if state is None or epoch not in state["epochs"]:
+            return {"epochs": [epoch], "generation": 0, "outputs": 0, "txs": 0, "segments": []}
+        state["epochs"] = [epoch]
+        return state
+
+    def covered_outputs(self, manifest: dict[str, Any]) -> int:
+        """Outputs the published index covers for `manifest`'s epoch (0 when none)."""
+        state = _read_state(self.data_dir)
+        if state is None or manifest["epoch"] not in state["epochs"]:
+            return 0
+        return int(state["outputs"])
+
+    def _publish(self, state: dict[str, Any]) -> None:
+        layout.atomic_write_bytes(self.dir / "state.json", json.dumps(state, indent=1).encode())
+        self.remove_unlisted(state)
+
+    def remove_unlisted(self, state: dict[str, Any] | None = None) -> None:
+        """Delete files no published state names (left by an interrupted update)."""
+        state = state if state is not None else _read_state(self.data_dir)
+        if not self.dir.exists():
+            return
+        keep = {s["name"] for s in (state or {}).get("segments", [])}
+        for path in self.dir.glob("*.bin"):
+            if path.name.split(".")[0] not in keep:
+                path.unlink()
+
+    def clip(self, manifest_before: dict[str, Any], keep_outputs: int, keep_txs: int) -> None:
+        """Before a rollback is published: ignore entries of outputs/txs from the fork on.
+
+        The clipped index is valid for the old epoch and the next one (epoch + 1).
+        """
+        state = _read_state(self.data_dir)
+        if state is None or manifest_before["epoch"] not in state["epochs"]:
+            return
+        for seg in state["segments"]:
+            limit = keep_txs if seg["kind"] == "txid" else keep_outputs
+            seg["valid_hi"] = min(seg["valid_hi"], limit)
+        state["outputs"] = min(state["outputs"], keep_outputs)
+        state["txs"] = min(state["txs"], keep_txs)
+        state["epochs"] = [manifest_before["epoch"], manifest_before["epoch"] + 1]
+        layout.atomic_write_bytes(self.dir / "state.json", json.dumps(state, indent=1).encode())
+
+    def update(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Index what `manifest` committed beyond the index; merge runs when due. Returns state."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        state = self._state(int(manifest["epoch"]))
+        counts = manifest["counts"]
+        n_out, n_tx = int(counts["outputs"]), int(counts["txs"])
+        changed = False
+        if state["outputs"] < n_out:
+            out_address = layout.open_array(self.data_dir, "output_address", n_out)
+            for lo in range(state["outputs"], n_out, CHUNK):
+                hi = min(lo + CHUNK, n_out)
+                addr = np.asarray(out_address[lo:hi])
+                has = np.flatnonzero(addr != NONE32)
+                order = np.argsort(addr[has], kind="stable")
+                name = self._name(state, "addr-run")
+                _write(self.dir / f"{name}.key.bin", addr[has][order].astype("<u4"))
+                _write(self.dir / f"{name}.out.bin", (has[order] + lo).astype("<i8"))
+                state["segments"].append(Segment(name, "run", lo, hi, hi).to_json())
+            state["outputs"] = n_out
+            changed = True
+        if state["txs"] < n_tx:
+            txids = layout.open_array(self.data_dir, "tx_txid", n_tx)
+            for lo in range(state["txs"], n_tx, CHUNK):
+                hi = min(lo + CHUNK, n_tx)
+                keys = txid_keys(np.asarray(txids[lo:hi]))
+                order = np.argsort(keys, kind="stable")
+                name = self._name(state, "txid")
+                _write(self.dir / f"{name}.key.bin", keys[order])
+                _write(self.dir / f"{name}.tx.bin", (order + lo).astype("<u4"))
+                state["segments"].append(Segment(name, "txid", lo, hi, hi).to_json())
+            state["txs"] = n_tx
+            changed = True
+        if changed or not (self.dir / "state.json").exists():
+            state = self._maybe_merge(state, int(counts["addresses"]))
+            self._publish(state)
+        return state
+
+    def _name(self, state: dict[str, Any], prefix: str) -> str:
+        state["generation"] += 1
+        return f"{prefix}-g{state['generation']:08d}"
+
+    def _maybe_merge(self, state: dict[str, Any], n_addresses: int) -> dict[str, Any]:
+        segs = [Segment(**s) for s in state["segments"]]
+        base = [s for s in segs if s.kind == "base"]
+        runs = [s for s in segs if s.kind == "run"]
+        txid = [s for s in segs if s.kind == "txid"]
+        base_n = sum(self._entries(s) for s in base)
+        run_n = sum(self._entries(s) for s in runs)
+        if runs and (len(runs) > MAX_RUNS or run_n > MERGE_FRACTION * base_n):
+            new_base = self._merge_addresses(state, base[0] if base else None, runs, n_addresses)
+            base, runs = [new_base], []
+        if len(txid) > MAX_RUNS:
+            txid = [self._merge_txids(state, txid)]
+        state["segments"] = [s.to_json() for s in (*base, *runs, *txid)]
+        return state
+
+    def _entries(self, seg: Segment) -> int:
+        suffix = ".key.bin" if seg.kind != "base" else ".out.bin"
+        width = 4 if seg.kind == "run" else 8
+        return (self.dir / f"{seg.name}{suffix}").stat().st_size // width
+
+    def _merge_addresses(
+        self, state: dict[str, Any], base: Segment | None, runs: list[Segment], n_addresses: int
+    ) -> Segment:
+        """A new CSR base from the base and the runs, one address range at a time."""
+        d = self.dir
+        sources: list[tuple[Segment, np.ndarray | None, np.ndarray, np.ndarray]] = []
+        if base is not None:
+            base_off = _read(d / f"{base.name}.off.bin", "<i8", random=False)
+            sources.append(
+                (
+                    base,
+                    base_off,
+                    np.zeros(0, "<u4"),
+                    _read(d / f"{base.name}.out.bin", "<i8", random=False),
+                )
+            )
+        for seg in sorted(runs, key=lambda s: s.lo):
+            key = _read(d / f"{seg.name}.key.bin", "<u4", random=False)
+            sources.append((seg, None, key, _read(d / f"{seg.name}.out.bin", "<i8", random=False)))
+        total = sum(int(s[3].shape[0]) for s in sources)
+        name = self._name(state, "addr-base")
+        n_ranges = max(1, -(-total // CHUNK))
+        bounds = np.linspace(0, n_addresses, n_ranges + 1).astype(np.int64)
+        written = 0
+        hi_all = max(s.hi for s in (base, *runs) if s is not None)
+        with open(d / f"{name}.off.bin", "wb") as f_off, open(d / f"{name}.out.bin", "wb") as f_out:
+            f_off.write(np.zeros(1, "<i8").tobytes())
+            for a0, a1 in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+                addrs, outs = [], []
+                for seg, off, key, out in sources:
+                    if off is not None:
+                        nb = off.shape[0] - 1
+                        b0, b1 = min(a0, nb), min(a1, nb)
+                        o = np.asarray(out[int(off[b0]) : int(off[b1])])
+                        sizes = np.diff(np.asarray(off[b0 : b1 + 1]))
+                        a = np.repeat(np.arange(b0, b1, dtype=np.int64), sizes)
+                    else:
+                        lo, hi = (int(x) for x in np.searchsorted(key, [a0, a1]))
+                        o = np.asarray(out[lo:hi])
+                        a = np.asarray(key[lo:hi]).astype(np.int64)
+                    ok = o < seg.valid_hi
+                    addrs.append(a[ok])
+                    outs.append(o[ok])
+                a = np.concatenate(addrs) if addrs else np.zeros(0, np.int64)
+                o = np.concatenate(outs) if outs else np.zeros(0, np.int64)
+                order = np.argsort(a, kind="stable")  # sources are in output order already
+                counts = np.bincount(a - a0, minlength=a1 - a0)
+                f_out.write(o[order].astype("<i8").tobytes())
+                f_off.write((written + np.cumsum(counts)).astype("<i8").tobytes())
+                written += int(o.shape[0])
+            for f in (f_off, f_out):
+                f.flush()
+                os.fsync(f.fileno())
+        return Segment(name, "base", 0, hi_all, hi_all)
+
+    def _merge_txids(self, state: dict[str, Any], runs: list[Segment]) -> Segment:
+        """One txid run from several, one key range at a time."""
+        d = self.dir
+        sources = [
+            (
+                seg,
+                _read(d / f"{seg.name}.key.bin", "<u8", random=False),
+                _read(d / f"{seg.name}.tx.bin", "<u4", random=False),
+            )
+            for seg in sorted(runs, key=lambda s: s.lo)
+        ]
+        total = sum(int(k.shape[0]) for _, k, _ in sources)
+        name = self._name(state, "txid")
+        n_ranges = max(1, -(-total // CHUNK))
+        cuts = [(2**64 * i) // n_ranges for i in range(n_ranges + 1)]
+        with open(d / f"{name}.key.bin", "wb") as f_key, open(d / f"{name}.tx.bin", "wb") as f_tx:
+            for k0, k1 in zip(cuts[:-1], cuts[1:], strict=True):
+                keys, ids = [], []
+                for seg, key, tx in sources:
+                    lo = int(np.searchsorted(key, np.uint64(k0)))
+                    hi = key.shape[0] if k1 >= 2**64 else int(np.searchsorted(key, np.uint64(k1)))
+                    t = np.asarray(tx[lo:hi])
+                    ok = t.astype(np.int64) < seg.valid_hi
+                    keys.append(np.asarray(key[lo:hi])[ok])
+                    ids.append(t[ok])
+                k = np.concatenate(keys)
+                t = np.concatenate(ids)
+                order = np.lexsort((t, k))
+                f_key.write(k[order].astype("<u8").tobytes())
+                f_tx.write(t[order].astype("<u4").tobytes())
+            for f in (f_key, f_tx):
+                f.flush()
+                os.fsync(f.fileno())
+        lo = min(s.lo for s in runs)
+        hi = max(s.hi for s in runs)
+        return Segment(name, "txid", lo, hi, hi)
+
+
+# ------------------------------------------------------------------ address key -> id
+def address_id_of_key(data_dir: Path, manifest: dict[str, Any], key: np.ndarray) -> int | None:
+    """Dense id of an address key row (kind, length, payload), or None.
+
+    Probes the writer's saved address hash table (memory-mapped: a few slots and one key row
+    are read) when it belongs to this epoch, and scans only the keys added after it was saved;
+    without a usable table it scans every key.
+    """
+    n_addr = int(manifest["counts"]["addresses"])
+    keys = layout.open_array(data_dir, "address_key", n_addr, random=True)
+    if n_addr == 0:
+        return None
+    want = np.ascontiguousarray(key, np.uint8).reshape(1, -1)
+    covered = 0
+    index = Path(data_dir) / "index"
+    try:
+        state = json.loads((index / "state.json").read_text())
+        if state["epoch"] == manifest["epoch"] and state["addresses"] <= n_addr:
+            table_fp = layout.random_access(np.load(index / "addresses.fp.npy", mmap_mode="r"))
+            table_id = layout.random_access(np.load(index / "addresses.id.npy", mmap_mode="r"))
+            found = np.empty(1, np.int64)
+            stored = keys[: state["addresses"]]
+            find(table_fp, table_id, fingerprints(want), want, stored, found)
+            if found[0] >= 0:
+                return int(found[0])
+            covered = int(state["addresses"])
+    except (OSError, ValueError, KeyError):
+        covered = 0
+    tail = np.asarray(keys[covered:])
+    matches = np.flatnonzero((tail == want[0]).all(axis=1))
+    return int(matches[0]) + covered if matches.shape[0] else None
