@@ -136,8 +136,8 @@ def default_data_dir() -> Path:
 def data_dir(ctx: typer.Context) -> Path:
     """The data directory of this invocation (`--data`, else the default). In a command:
 
-        def status(ctx: typer.Context) -> None:
-            store = Store.open_any(data_dir(ctx))
+    def status(ctx: typer.Context) -> None:
+        store = Store.open_any(data_dir(ctx))
     """
     state = ctx.find_object(CliState)
     return state.data_dir if state is not None else default_data_dir()

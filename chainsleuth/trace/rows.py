@@ -17,9 +17,12 @@ import numpy as np
 
 from chainsleuth.cluster.engine import Clusters, read_manifest
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.store.layout import NONE32
 from chainsleuth.store.lookups import address_id, address_strings
 from chainsleuth.store.store import Store
 from chainsleuth.trace.engine import (
+    FLAG_LOW_CONFIDENCE,
+    FLAG_POISON,
     KINDS,
     outputs_of_addresses,
     outputs_of_tx,
@@ -31,6 +34,8 @@ from chainsleuth.trace.engine import (
 from chainsleuth.trace.exposure import cluster_attribution, coinjoin_flags
 
 __all__ = ["trace_rows", "window_height"]
+
+NONE = int(NONE32)
 
 _TXID = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -90,7 +95,7 @@ def trace_rows(
     if stops and read_manifest(data_dir) is not None:
         cluster_of = np.asarray(Clusters(data_dir).cluster_of, np.int64)
         seed_addresses = np.asarray(store.array("output_address"))[seeds].astype(np.int64)
-        own = set(cluster_of[seed_addresses[seed_addresses != 0xFFFFFFFF]].tolist())
+        own = set(cluster_of[seed_addresses[seed_addresses != NONE]].tolist())
         attribution = {c: v for c, v in cluster_attribution(data_dir).items() if c not in own}
         is_coinjoin, mixer = coinjoin_flags(data_dir, store.counts["txs"])
         options = {
@@ -112,7 +117,7 @@ def trace_rows(
         kind = KINDS[int(result.kind[k])]
         if kind == "coinjoin":
             return mixer.get(int(result.tx[k]), "coinjoin"), "coinjoin"
-        if kind == "cluster" and cluster_of is not None and address_ids[k] != 0xFFFFFFFF:
+        if kind == "cluster" and cluster_of is not None and address_ids[k] != NONE:
             name, category = attribution.get(int(cluster_of[address_ids[k]]), (None, None))
             return name, category
         return None, None
@@ -129,8 +134,8 @@ def trace_rows(
             "kind": KINDS[int(result.kind[k])],
             "entity": names[k][0],
             "category": names[k][1],
-            "poison": bool(result.flags[k] & 1),
-            "low_confidence": bool(result.flags[k] & 2),
+            "poison": bool(result.flags[k] & FLAG_POISON),
+            "low_confidence": bool(result.flags[k] & FLAG_LOW_CONFIDENCE),
             "path": path_txids(store, result, k),
         }
         for k in range(len(result))
