@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check chainsleuth tests bench
 	$(BIN)/ruff format --check chainsleuth tests bench
 	$(BIN)/mypy chainsleuth
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.common import duration, log, measure, met, mib, secs, simulated_world, table
 from chainsleuth.trace.engine import KINDS as KIND_NAMES
 from chainsleuth.trace.kernels import KIND_CLUSTER as _CLUSTER
 from chainsleuth.trace.kernels import KIND_COINBASE as _COINBASE
@@ -596,7 +597,6 @@ def run(
 
 def render(r: dict[str, Any]) -> str:
     """The "Investigations" section of docs/benchmarks.md."""
-    from bench.run import duration, met, mib, secs, table
 
     cli, trace, base, nx = r["cli"], r["trace"], r["baseline"], r["networkx"]
     cases = list(cli)
@@ -798,11 +798,9 @@ def render(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.run import ROOT as _root
-    from bench.run import log, measure, simulated_world
 
     p = argparse.ArgumentParser(prog="python -m bench.investigate_bench", description=__doc__)
-    p.add_argument("--work", default=str(_root / "bench-output"))
+    p.add_argument("--work", default=str(ROOT / "bench-output"))
     p.add_argument("--render", action="store_true", help="re-render the saved results only")
     args = p.parse_args(argv)
     work = Path(args.work).resolve()

@@ -32,8 +32,19 @@ from pathlib import Path
 from typing import Any
 
 from bench import accuracy_matrix, investigate_bench, synth_chain
+from bench.common import (
+    ROOT,
+    duration,
+    log,
+    measure,
+    met,
+    mib,
+    secs,
+    si,
+    simulated_world,
+    table,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
 NBITCOIN = ROOT.parent / "shared" / "data" / "mainnet-blocks" / "blk" / "nbitcoin"
 MAINNET_MAGIC = "f9beb4d9"
 REGTEST_MAGIC = "fabfb5da"
@@ -54,20 +65,6 @@ BBP_SECONDS = 6 * 60
 BBP_IO_SECONDS = 47 * 60  # parse_io(): with input amounts and output spent-status
 BBP_THREADS = 32
 BBP_TXS = 1.03e9  # txs up to height 850,000 (the 1,000,000,000th was in block 842,241)
-
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def measure(kind: str, **args: Any) -> dict[str, Any]:
-    """Run one measurement in a fresh interpreter; its last stdout line is the JSON result."""
-    cmd = [sys.executable, "-m", "bench.measure", kind, json.dumps(args)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:4])} failed:\n{proc.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
 
 
 def repeated(n: int, kind: str, **args: Any) -> dict[str, Any]:
@@ -130,44 +127,9 @@ def machine() -> dict[str, Any]:
 # formatting
 
 
-def si(x: float, unit: str = "", digits: int = 3) -> str:
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= factor:
-            return f"{x / factor:.{digits}g} {prefix}{unit}".rstrip()
-    return f"{x:.{digits}g} {unit}".rstrip()
-
-
-def secs(x: float) -> str:
-    return f"{x * 1000:.2f} ms" if x < 0.1 else f"{x:.2f} s"
-
-
 def _spread(runs: list[float]) -> str:
     """' (a-b)': the fastest and slowest of several runs, when there were several."""
     return f" ({secs(min(runs))}-{secs(max(runs))})" if len(runs) > 1 else ""
-
-
-def mib(x: float) -> str:
-    return f"{x / 2**20:,.0f} MiB"
-
-
-def duration(s: float) -> str:
-    if s < 120:
-        return f"{s:.1f} s"
-    if s < 7200:
-        return f"{s / 60:.1f} min"
-    if s < 3 * 86400:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} days"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def met(ok: bool) -> str:
-    return "**met**" if ok else "**not met**"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -699,21 +661,6 @@ def render(
         "`bench-output/` (gitignored); delete it to rebuild from scratch.\n"
     )
     return "\n".join(out)
-
-
-def simulated_world(worlds: Path, scale: str) -> tuple[Path, float]:
-    """The simulated world of this scale (cached), and the seconds its generation took."""
-    world = worlds / f"{scale}-1"
-    if not (world / "world.json").exists():
-        subprocess.run(
-            [sys.executable, "-m", "chainsleuth", "simulate", "--out", str(world)]
-            + ["--scale", scale, "--seed", "1"],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
-    timing = json.loads((world / "timing.json").read_text())
-    return world, float(timing["generation_seconds"])
 
 
 def render_stages(

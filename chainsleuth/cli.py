@@ -2,13 +2,14 @@
 
 Each command parses its options, calls one library function and prints the result as a table
 or, with --json, as JSON. Errors meant for the user (`ChainsleuthError`) print one line and
-exit 2; they never show a traceback.
+exit 2; they never show a traceback. The root callback puts the data directory in typer's
+context (`core.console.CliState`); every command, here and in each stage's `cli.py`, reads it
+with `core.console.data_dir(ctx)`. Each stage's commands are registered below by name.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,8 +21,23 @@ from rich.table import Table
 from rich.text import Text
 
 from chainsleuth import __version__
-from chainsleuth.core.console import make_console
+from chainsleuth.cases import cli as cases_cli
+from chainsleuth.cluster import cli as cluster_cli
+from chainsleuth.core.console import (
+    CliState,
+    btc,
+    console,
+    data_dir,
+    default_data_dir,
+    err_console,
+    kv_table,
+    print_json,
+)
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.prices import cli as prices_cli
+from chainsleuth.simulate import cli as simulate_cli
+from chainsleuth.tags import cli as tags_cli
+from chainsleuth.trace import cli as trace_cli
 
 app = typer.Typer(
     name="chainsleuth",
@@ -30,16 +46,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = make_console()
-err_console = make_console(stderr=True)
-
-
-class State:
-    data_dir: Path = Path("chainsleuth-data")
-
-
-def _default_data_dir() -> Path:
-    return Path(os.environ.get("CHAINSLEUTH_DATA", "chainsleuth-data"))
 
 
 @app.callback(invoke_without_command=True)
@@ -58,35 +64,19 @@ def main_options(
     if ctx.invoked_subcommand is None:
         console.print(ctx.get_help())
         raise typer.Exit()
-    State.data_dir = data if data is not None else _default_data_dir()
+    ctx.obj = CliState(data if data is not None else default_data_dir())
 
 
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
-
-
-def _open_store() -> Any:
+def _open_store(ctx: typer.Context) -> Any:
     from chainsleuth.store.store import Store
 
-    return Store.open(State.data_dir)
-
-
-def _table(title: str, rows: list[tuple[str, Any]]) -> Table:
-    table = Table(title=title, show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in rows:
-        table.add_row(key, str(value))
-    return table
-
-
-def _btc(sats: int | None) -> str:
-    return "" if sats is None else f"{sats / 1e8:,.8f} BTC"
+    return Store.open(data_dir(ctx))
 
 
 # ---------------------------------------------------------------------------------- ingest
 @app.command()
 def ingest(
+    ctx: typer.Context,
     blocks_dir: Path = typer.Option(
         None, "--blocks-dir", help="Bitcoin Core's blocks/ directory (read directly)."
     ),
@@ -112,9 +102,10 @@ def ingest(
 
     if (blocks_dir is None) == (rpc is None):
         raise ChainsleuthError("give exactly one source: --blocks-dir DIR or --rpc URL")
+    data = data_dir(ctx)
     if follow:
         _ingest_follow(
-            blocks_dir, network, rpc, rpc_cookie, rpc_user, rpc_password, interval, json_out
+            data, blocks_dir, network, rpc, rpc_cookie, rpc_user, rpc_password, interval, json_out
         )
         return
     started = time.perf_counter()
@@ -139,14 +130,14 @@ def ingest(
 
     with progress:
         if blocks_dir is not None:
-            report = ingest_blocks_dir(blocks_dir, State.data_dir, network, progress=on_batch)
+            report = ingest_blocks_dir(blocks_dir, data, network, progress=on_batch)
         else:
             from chainsleuth.sources.rpc import RpcSource
 
             with RpcSource(
                 rpc, cookie_file=rpc_cookie, user=rpc_user, password=rpc_password
             ) as source:
-                report = ingest_rpc(source, State.data_dir, progress=on_batch)
+                report = ingest_rpc(source, data, progress=on_batch)
     summary = {
         "network": report.network,
         "blocks": report.n_blocks,
@@ -163,18 +154,18 @@ def ingest(
         "stale_blocks_skipped": len(report.stale_blocks),
         "tip_height": report.tip_height,
         "tip_hash": report.tip_hash,
-        "data_dir": str(State.data_dir),
+        "data_dir": str(data),
         "left_for_next_run": report.left_for_next_run,
     }
     if json_out:
-        _print_json(summary)
+        print_json(summary)
         return
     left = report.left_for_next_run
     if report.n_blocks == 0 and not report.rolled_back:
         console.print(f"Up to date at height {report.tip_height} ({report.tip_hash}).")
     else:
         rows = [(k.replace("_", " "), v) for k, v in summary.items() if k != "left_for_next_run"]
-        console.print(_table("Ingest", rows))
+        console.print(kv_table("Ingest", rows))
     if left is not None:
         console.print(
             Text(
@@ -185,6 +176,7 @@ def ingest(
 
 
 def _ingest_follow(
+    data: Path,
     blocks_dir: Path | None,
     network: str,
     rpc: str | None,
@@ -274,16 +266,16 @@ def _ingest_follow(
         if not json_out:
             console.print(
                 Text(
-                    f"following {feed.description} into {State.data_dir}, a poll every "
+                    f"following {feed.description} into {data}, a poll every "
                     f"{interval:g} s; Ctrl-C stops at the next commit"
                 ),
                 soft_wrap=True,
             )
         summary = follow(
-            feed, State.data_dir, interval=interval, stop=stop, on_poll=on_poll, progress=on_batch
+            feed, data, interval=interval, stop=stop, on_poll=on_poll, progress=on_batch
         )
     if json_out:
-        _print_json({"stopped": summary.stopped_by, **summary.__dict__})
+        print_json({"stopped": summary.stopped_by, **summary.__dict__})
     else:
         console.print(
             Text(
@@ -322,11 +314,11 @@ def _poll_line(poll: Any) -> str:
 
 # ---------------------------------------------------------------------------------- status
 @app.command()
-def status(json_out: bool = typer.Option(False, "--json")) -> None:
+def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
     """What the data directory holds: the chain (tip, counts, last ingest), tags, clusters, prices."""
     from chainsleuth.store.store import FILL_COMMAND, Store, data_dir_contents
 
-    store = Store.open_any(State.data_dir)
+    store = Store.open_any(data_dir(ctx))
     contents = data_dir_contents(store.data_dir)
     size = sum(p.stat().st_size for p in store.data_dir.rglob("*") if p.is_file())
     m = store.manifest
@@ -351,7 +343,7 @@ def status(json_out: bool = typer.Option(False, "--json")) -> None:
         },
     }
     if json_out:
-        _print_json(info)
+        print_json(info)
         return
     rows: list[tuple[str, Any]] = []
     for key, value in info.items():
@@ -373,7 +365,7 @@ def status(json_out: bool = typer.Option(False, "--json")) -> None:
             rows.append((part, summary))
     for part, command in info["missing"].items():
         rows.append((f"no {part}", f"run `{command}`"))
-    console.print(_table("chainsleuth data directory", rows))
+    console.print(kv_table("chainsleuth data directory", rows))
 
 
 def _tags_status(data_dir: Path) -> dict[str, Any]:
@@ -414,15 +406,16 @@ def _prices_status(data_dir: Path) -> dict[str, Any]:
 
 @app.command()
 def verify(
+    ctx: typer.Context,
     quick: bool = typer.Option(False, "--quick", help="Skip the sha256 of every file."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Check what the data directory holds against its manifests (chain, tags, clusters)."""
     from chainsleuth.store.verify import verify_data_dir
 
-    result = verify_data_dir(State.data_dir, checksums=not quick)
+    result = verify_data_dir(data_dir(ctx), checksums=not quick)
     if json_out:
-        _print_json(result)
+        print_json(result)
     else:
         for line in result["checks"]:
             console.print(
@@ -437,20 +430,20 @@ def verify(
 
 # --------------------------------------------------------------------------------- lookups
 @app.command()
-def tx(txid: str, json_out: bool = typer.Option(False, "--json")) -> None:
+def tx(ctx: typer.Context, txid: str, json_out: bool = typer.Option(False, "--json")) -> None:
     """A transaction with its inputs (what they spend) and outputs (who spent them)."""
     from chainsleuth.store.lookups import transaction
 
-    found = transaction(_open_store(), txid)
+    found = transaction(_open_store(ctx), txid)
     if json_out:
-        _print_json(found)
+        print_json(found)
         return
     head = {k: v for k, v in found.items() if k not in ("inputs", "outputs")}
-    console.print(_table(f"Transaction {txid}", list(head.items())))
+    console.print(kv_table(f"Transaction {txid}", list(head.items())))
     ins = Table("vin", "spends", "address", "value", title="Inputs", title_justify="left")
     for i in found["inputs"]:
         spends = "coinbase" if i["is_coinbase"] else f"{i['prev_txid']}:{i['prev_vout']}"
-        ins.add_row(str(i["vin"]), spends, i["address"] or "", _btc(i["value"]))
+        ins.add_row(str(i["vin"]), spends, i["address"] or "", btc(i["value"]))
     console.print(ins)
     outs = Table(
         "vout", "type", "address", "value", "spent by", title="Outputs", title_justify="left"
@@ -460,23 +453,25 @@ def tx(txid: str, json_out: bool = typer.Option(False, "--json")) -> None:
             str(o["vout"]),
             o["script_type"],
             o["address"] or "",
-            _btc(o["value"]),
+            btc(o["value"]),
             o["spent_by_txid"] or "unspent",
         )
     console.print(outs)
 
 
 @app.command()
-def block(height_or_hash: str, json_out: bool = typer.Option(False, "--json")) -> None:
+def block(
+    ctx: typer.Context, height_or_hash: str, json_out: bool = typer.Option(False, "--json")
+) -> None:
     """A block by height or hash."""
     from chainsleuth.store.lookups import block as find_block
 
-    found = find_block(_open_store(), height_or_hash)
+    found = find_block(_open_store(ctx), height_or_hash)
     if json_out:
-        _print_json(found)
+        print_json(found)
         return
     txids = found.pop("txids")
-    console.print(_table(f"Block {found['height']}", list(found.items())))
+    console.print(kv_table(f"Block {found['height']}", list(found.items())))
     shown = txids[:20]
     console.print("transactions:\n  " + "\n  ".join(shown))
     if len(txids) > len(shown):
@@ -484,32 +479,32 @@ def block(height_or_hash: str, json_out: bool = typer.Option(False, "--json")) -
 
 
 @app.command()
-def address(addr: str, json_out: bool = typer.Option(False, "--json")) -> None:
+def address(ctx: typer.Context, addr: str, json_out: bool = typer.Option(False, "--json")) -> None:
     """Received, sent, balance, tx count, first/last seen and script type of an address."""
     from chainsleuth.store.lookups import address_info
 
-    info = address_info(_open_store(), addr)
-    tagged = (State.data_dir / "tags" / "manifest.json").exists()
+    data = data_dir(ctx)
+    info = address_info(_open_store(ctx), addr)
+    tagged = (data / "tags" / "manifest.json").exists()
     if json_out:
         if tagged:
-            from chainsleuth.tags.cli import attribution_json
+            from chainsleuth.tags.query import address_attribution
 
-            info["attribution"] = attribution_json(State.data_dir, addr)
-        _print_json(info)
+            info["attribution"] = address_attribution(data, addr)
+        print_json(info)
         return
     rows = [
-        (k.replace("_", " "), _btc(v) if k in ("received", "sent", "balance") else v)
+        (k.replace("_", " "), btc(v) if k in ("received", "sent", "balance") else v)
         for k, v in info.items()
     ]
-    console.print(_table(f"Address {addr}", rows))
+    console.print(kv_table(f"Address {addr}", rows))
     if tagged:
-        from chainsleuth.tags.cli import show_attribution
-
-        show_attribution(console, State.data_dir, addr)
+        tags_cli.show_attribution(console, data, addr)
 
 
 @app.command()
 def sql(
+    ctx: typer.Context,
     query: str,
     fmt: str = typer.Option("table", "--format", help="table|csv|json"),
     limit: int = typer.Option(1000, "--limit", help="Rows shown in table format."),
@@ -520,7 +515,7 @@ def sql(
 
     from chainsleuth.store.store import Store
 
-    store = Store.open_any(State.data_dir)  # tags only, chain only, or both
+    store = Store.open_any(data_dir(ctx))  # tags only, chain only, or both
     try:
         result = store.user_sql(query)  # SELECT only, no files outside the data directory
     except duckdb.Error as e:
@@ -528,7 +523,7 @@ def sql(
         parts = [x.strip() for x in str(e).splitlines() if x.strip().strip("^")]
         raise ChainsleuthError(f"SQL error: {' '.join(parts)}") from None
     if fmt == "json":
-        _print_json(result.to_pylist())
+        print_json(result.to_pylist())
     elif fmt == "csv":
         import pyarrow.csv as pacsv
 
@@ -548,6 +543,7 @@ def sql(
 
 @app.command()
 def doctor(
+    ctx: typer.Context,
     blocks_dir: Path = typer.Option(
         None, "--blocks-dir", help="Bitcoin Core's blocks/ directory to check."
     ),
@@ -561,7 +557,7 @@ def doctor(
     from chainsleuth.doctor import report_json, run_doctor
 
     checks = run_doctor(
-        State.data_dir,
+        data_dir(ctx),
         blocks_dir=blocks_dir,
         rpc=rpc,
         rpc_cookie=rpc_cookie,
@@ -570,7 +566,7 @@ def doctor(
     )
     result = report_json(checks)
     if json_out:
-        _print_json(result)
+        print_json(result)
     else:
         colour = {"ok": "green", "warn": "yellow", "fail": "red"}
         for c in checks:
@@ -591,19 +587,11 @@ def demo(
     run_demo(out, console)
 
 
-def _register_stages() -> None:
-    """Each stage owns its commands (`<stage>/cli.py`, `register(app)`); the root adds them."""
-    import importlib
-
-    for stage in ("simulate", "cluster", "tags", "trace", "cases", "prices"):
-        try:
-            module = importlib.import_module(f"chainsleuth.{stage}.cli")
-        except ImportError:  # a stage still being built
-            continue
-        module.register(app)
-
-
-_register_stages()
+# Each stage owns its commands (`<stage>/cli.py`, `register(app)`); the root adds them by name,
+# in this order (the order of `chainsleuth --help`). A stage whose face fails to import fails
+# the whole CLI, loudly, rather than losing its commands.
+for stage_cli in (simulate_cli, cluster_cli, tags_cli, trace_cli, cases_cli, prices_cli):
+    stage_cli.register(app)
 
 
 def main() -> None:

@@ -90,7 +90,7 @@ def run_demo(out: Path, console: Console) -> None:
     console.print("[bold]4. attribute[/] clusters with the world's TagPack")
     run_tags_demo(out / "world", out / "store", console)
 
-    from chainsleuth.cases.cli import run_case_demo
+    from chainsleuth.cases.demo import run_case_demo
 
     console.print(
         "[bold]5. investigate[/] the service's seized deposit addresses "

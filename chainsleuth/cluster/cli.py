@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,80 +9,20 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from chainsleuth.core.console import make_console
+from chainsleuth.core.console import console, data_dir, print_json
 from chainsleuth.core.errors import ChainsleuthError
 
-console = make_console()
 
-
-def _data_dir() -> Path:
-    from chainsleuth.cli import State
-
-    return State.data_dir
-
-
-def _address_id(store: Any, address: str) -> int:
-    from chainsleuth.core.address import AddressError
-
-    try:
-        found = store.address_id_of(address)
-    except AddressError as e:
-        raise ChainsleuthError(f"not a valid address: {address!r} ({e})") from None
-    if found is None:
-        raise ChainsleuthError(f"address {address} has never been seen in the store")
-    return int(found)
-
-
-def cluster_summary(data_dir: Path, address: str) -> dict[str, Any]:
-    """Size, first/last seen, balance and the rules that built the cluster of an address."""
-    from chainsleuth.cluster.engine import Clusters
-    from chainsleuth.store.store import Store
-    from chainsleuth.trace.engine import outputs_of_addresses
-
-    store = Store.open(data_dir)
-    clusters = Clusters(data_dir)
-    address_id = _address_id(store, address)
-    cluster_id = int(clusters.cluster_of[address_id])
-    members = clusters.members(cluster_id)
-    outs = outputs_of_addresses(store, members)  # the index for small clusters
-    values = np.asarray(store.array("output_value"))[outs]
-    spent = store.spent_by_tx()[outs] >= 0
-    first_out = np.asarray(store.array("tx_first_output"))
-    creating = np.searchsorted(first_out, outs, side="right") - 1
-    heights = np.asarray(store.array("tx_height"))[creating]
-    merges = clusters.merges()
-    a_ids = merges.column("address_a_id").to_numpy()
-    inside = np.asarray(clusters.cluster_of)[a_ids] == cluster_id if a_ids.shape[0] else a_ids
-    rules: dict[str, int] = {}
-    if a_ids.shape[0]:
-        rule_col = np.asarray(merges.column("rule").to_pylist(), dtype=object)[inside]
-        change_col = np.asarray(merges.column("change_rules").to_pylist(), dtype=object)[inside]
-        for rule, change in zip(rule_col, change_col, strict=True):
-            key = rule if change is None else f"change:{change}"
-            rules[key] = rules.get(key, 0) + 1
-    return {
-        "address": address,
-        "cluster_id": cluster_id,
-        "size": int(members.shape[0]),
-        "received": int(values.sum()),
-        "balance": int(values[~spent].sum()),
-        "n_outputs": int(outs.shape[0]),
-        "first_seen_height": int(heights.min()) if heights.shape[0] else None,
-        "last_seen_height": int(heights.max()) if heights.shape[0] else None,
-        "rules": rules,
-        "policy": clusters.manifest["policy"],
-    }
-
-
-def _attribution(address: str, quiet: bool) -> dict[str, Any] | None:
+def _attribution(data: Path, address: str, quiet: bool) -> dict[str, Any] | None:
     """Tags of an address and its cluster (printed unless `quiet`); None without tags."""
-    if not (_data_dir() / "tags" / "manifest.json").exists():
+    if not (data / "tags" / "manifest.json").exists():
         return None
-    from chainsleuth.tags.cli import attribution_json, show_attribution
+    from chainsleuth.tags.cli import show_attribution
+    from chainsleuth.tags.query import address_attribution
 
     if not quiet:
-        show_attribution(console, _data_dir(), address)
-    return attribution_json(_data_dir(), address)
+        show_attribution(console, data, address)
+    return address_attribution(data, address)
 
 
 def register(app: typer.Typer) -> None:
@@ -92,6 +30,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("cluster")
     def cluster_cmd(
+        ctx: typer.Context,
         policy: str = typer.Option("conservative", "--policy", help="Merge policy (see docs)."),
         from_scratch: bool = typer.Option(False, "--from-scratch"),
         json_out: bool = typer.Option(False, "--json"),
@@ -99,22 +38,21 @@ def register(app: typer.Typer) -> None:
         """Cluster addresses into wallets (incremental: only new transactions)."""
         from chainsleuth.cluster.engine import cluster_store
 
+        data = data_dir(ctx)
         attribution = None
-        tags_present = (_data_dir() / "tags" / "manifest.json").exists()
+        tags_present = (data / "tags" / "manifest.json").exists()
         if tags_present:
             # The super-cluster guard refuses to join large clusters of different actors.
             from chainsleuth.tags.attribution import address_actor_codes
 
-            attribution, _names = address_actor_codes(_data_dir())
-        report = cluster_store(
-            _data_dir(), policy, attribution=attribution, from_scratch=from_scratch
-        )
+            attribution, _names = address_actor_codes(data)
+        report = cluster_store(data, policy, attribution=attribution, from_scratch=from_scratch)
         if tags_present:
             from chainsleuth.tags.attribution import recompute_cluster_tags
 
-            recompute_cluster_tags(_data_dir())
+            recompute_cluster_tags(data)
         if json_out:
-            sys.stdout.write(json.dumps(report.__dict__, indent=2) + "\n")
+            print_json(report.__dict__)
             return
         console.print(
             f"policy {report.policy}: {report.txs_processed:,} txs "
@@ -126,51 +64,51 @@ def register(app: typer.Typer) -> None:
         )
 
     @app.command("cluster-of")
-    def cluster_of_cmd(address: str, json_out: bool = typer.Option(False, "--json")) -> None:
+    def cluster_of_cmd(
+        ctx: typer.Context, address: str, json_out: bool = typer.Option(False, "--json")
+    ) -> None:
         """The cluster of an address: size, first/last seen, balance, the rules that built it."""
-        info = cluster_summary(_data_dir(), address)
+        from chainsleuth.cluster.summary import cluster_summary
+
+        data = data_dir(ctx)
+        info = cluster_summary(data, address)
         if json_out:
-            info["attribution"] = _attribution(address, quiet=True)
-            sys.stdout.write(json.dumps(info, indent=2, default=str) + "\n")
+            info["attribution"] = _attribution(data, address, quiet=True)
+            print_json(info)
             return
         table = Table(show_header=False, title=f"Cluster of {address}", title_justify="left")
         for key, value in info.items():
             table.add_row(key.replace("_", " "), str(value))
         console.print(table)
-        _attribution(address, quiet=False)
+        _attribution(data, address, quiet=False)
 
     @app.command("explain")
     def explain_cmd(
-        address_a: str, address_b: str, json_out: bool = typer.Option(False, "--json")
+        ctx: typer.Context,
+        address_a: str,
+        address_b: str,
+        json_out: bool = typer.Option(False, "--json"),
     ) -> None:
         """The shortest chain of merges linking two addresses (each a tx and a rule)."""
         from chainsleuth.cluster.engine import Clusters
+        from chainsleuth.store.lookups import address_id, address_strings
         from chainsleuth.store.store import Store
 
-        store = Store.open(_data_dir())
-        clusters = Clusters(_data_dir())
-        a, b = _address_id(store, address_a), _address_id(store, address_b)
+        data = data_dir(ctx)
+        store = Store.open(data)
+        clusters = Clusters(data)
+        a, b = address_id(store, address_a), address_id(store, address_b)
         steps = clusters.explain(a, b)
-        keys = store.array("address_key")
         if steps is not None:
-            from chainsleuth.parse.address_kernels import encode_address_keys
-
             ids = np.array([s["to_address_id"] for s in steps] + [a], np.int64)
-            rows = np.asarray(keys)[ids]
-            names = encode_address_keys(
-                np.ascontiguousarray(rows[:, 0]),
-                np.ascontiguousarray(rows[:, 2:]),
-                np.ascontiguousarray(rows[:, 1]),
-                store.network.code,
-            ).to_pylist()
+            names = address_strings(store, ids)
             by_id = dict(zip(ids.tolist(), names, strict=True))
             for s in steps:
                 s["from"] = by_id[s["from_address_id"]]
                 s["to"] = by_id[s["to_address_id"]]
         if json_out:
-            tags = {x: _attribution(x, quiet=True) for x in (address_a, address_b)}
-            payload = {"linked": steps is not None, "steps": steps or [], "attribution": tags}
-            sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+            tags = {x: _attribution(data, x, quiet=True) for x in (address_a, address_b)}
+            print_json({"linked": steps is not None, "steps": steps or [], "attribution": tags})
             return
         if steps is None:
             console.print(f"not linked: {address_a} and {address_b} are in different clusters")
@@ -181,18 +119,19 @@ def register(app: typer.Typer) -> None:
                 table.add_row(str(k), s["from"], s["to"], s["txid"], rule, f"{s['confidence']:.2f}")
             console.print(table)
         for shown in (address_a, address_b):
-            _attribution(shown, quiet=False)
+            _attribution(data, shown, quiet=False)
 
     export_app = typer.Typer(help="Export results.", no_args_is_help=True)
 
     @export_app.command("clusters")
     def export_clusters(
+        ctx: typer.Context,
         out: Path = typer.Option(..., "-o", "--out", help="FILE.csv or FILE.parquet"),
     ) -> None:
         """Write address, cluster_id for every address."""
         from chainsleuth.store.store import Store
 
-        table = Store.open(_data_dir()).sql(
+        table = Store.open(data_dir(ctx)).sql(
             "SELECT address, cluster_id FROM clusters ORDER BY address_id"
         )
         if out.suffix == ".parquet":

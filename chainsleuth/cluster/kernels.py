@@ -15,24 +15,30 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-NONE = 0xFFFFFFFF
-ST_OP_RETURN = 9
+from chainsleuth.cluster.rules import BY_NAME, CHANGE_BITS
+from chainsleuth.core.script_types import ScriptType
+from chainsleuth.store.layout import NONE32
 
-CJ_WHIRLPOOL = 10
-CJ_WASABI1 = 11
-CJ_WABISABI = 12
-CJ_JOINMARKET = 13
-CJ_EQUAL_OUTPUT = 14
+# Plain ints derived from their one owner (numba compiles module-level ints in as constants).
+NONE = int(NONE32)
+ST_OP_RETURN = int(ScriptType.OP_RETURN)
 
-BIT_FRESH = 1
-BIT_SCRIPT = 2
-BIT_ROUND = 4
-BIT_OPTIMAL = 8
+CJ_WHIRLPOOL = BY_NAME["whirlpool"].code
+CJ_WASABI1 = BY_NAME["wasabi1"].code
+CJ_WABISABI = BY_NAME["wabisabi"].code
+CJ_JOINMARKET = BY_NAME["joinmarket"].code
+CJ_EQUAL_OUTPUT = BY_NAME["equal_output"].code
 
-RULE_MULTI_INPUT = 1
+BIT_FRESH = CHANGE_BITS["fresh_address"]
+BIT_SCRIPT = CHANGE_BITS["script_type"]
+BIT_ROUND = CHANGE_BITS["round_amount"]
+BIT_OPTIMAL = CHANGE_BITS["optimal_change"]
+
+RULE_MULTI_INPUT = BY_NAME["multi_input"].code
+# Evidence codes of a merge, not rule registry codes: change merges carry their vote mask.
 RULE_CHANGE = 2  # evidence rule code for change merges; the vote mask says which rules
 RULE_LEARNED = 3  # evidence rule code for learned_change merges (vote mask BIT_LEARNED)
-BIT_LEARNED = 16
+BIT_LEARNED = CHANGE_BITS["learned_change"]
 
 Q_LARGE_CONFLICT = 1
 Q_GROWTH = 2

@@ -1,4 +1,11 @@
-"""The console every CLI command prints through: full identifiers whatever the output is.
+"""The leaf module of the faces: the console every command prints through, JSON and key/value
+tables, and the data directory each command reads from typer's context.
+
+Every face (`chainsleuth/cli.py`, each stage's `cli.py`, the demo) imports this module and no
+face imports another face for these; it imports nothing from chainsleuth, so it can never be
+part of an import cycle (docs/design/map.md).
+
+The console: full identifiers whatever the output is.
 
 A txid is 64 characters and a bech32m address 62; rich cuts table cells that do not fit the
 width with "…", and on a pipe or a file it assumes 80 columns. That loses the evidence
@@ -10,18 +17,42 @@ width with "…", and on a pipe or a file it assumes 80 columns. That loses the 
   row, markup removed, tabs and newlines in cells turned into spaces), and other text is not
   wrapped at all. `--json` stays the format for programs.
 
-Use `make_console()` instead of `rich.console.Console()`; tables stay `rich.table.Table`.
+Use `console` (or `make_console()`) instead of `rich.console.Console()`; tables stay
+`rich.table.Table`.
+
+The data directory: the root callback (`--data`, else $CHAINSLEUTH_DATA, else
+./chainsleuth-data) puts a `CliState` in `ctx.obj`; commands read it with `data_dir(ctx)`. A
+stage's commands registered on a bare `typer.Typer()` (as tests do) get the same default, or the
+state a caller passes: `CliRunner().invoke(app, args, obj=CliState(path))`.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["OutputConsole", "make_console", "table_to_tsv"]
+__all__ = [
+    "CliState",
+    "OutputConsole",
+    "btc",
+    "console",
+    "data_dir",
+    "default_data_dir",
+    "err_console",
+    "kv_table",
+    "make_console",
+    "print_json",
+    "table_to_tsv",
+]
 
 
 def _cell_text(console: Console, cell: Any) -> str:
@@ -83,3 +114,55 @@ class OutputConsole(Console):
 def make_console(*, stderr: bool = False) -> OutputConsole:
     """The console for a CLI command's output (`stderr=True` for messages and progress)."""
     return OutputConsole(stderr=stderr)
+
+
+console = make_console()
+err_console = make_console(stderr=True)
+
+
+# ------------------------------------------------------------------------------ data directory
+@dataclass(frozen=True)
+class CliState:
+    """What the root command hands every command through typer's context (`ctx.obj`)."""
+
+    data_dir: Path
+
+
+def default_data_dir() -> Path:
+    """$CHAINSLEUTH_DATA, else ./chainsleuth-data: the data directory without `--data`."""
+    return Path(os.environ.get("CHAINSLEUTH_DATA", "chainsleuth-data"))
+
+
+def data_dir(ctx: typer.Context) -> Path:
+    """The data directory of this invocation (`--data`, else the default). In a command:
+
+    def status(ctx: typer.Context) -> None:
+        store = Store.open_any(data_dir(ctx))
+    """
+    state = ctx.find_object(CliState)
+    return state.data_dir if state is not None else default_data_dir()
+
+
+# ------------------------------------------------------------------------------------- output
+def print_json(value: Any) -> None:
+    """`--json` output: indented, anything not JSON (paths, dates) as its string."""
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def kv_table(title: str, rows: list[tuple[str, Any]], *, none: str = "None") -> Table:
+    """A two-column key/value table, keys in bold (`none`: how a None value is shown)."""
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, none if value is None else str(value))
+    return table
+
+
+def btc(sats: int | None) -> str:
+    """Satoshis as BTC with 8 decimals and thousands separators; "" for None.
+
+    >>> btc(1_050_000_000)
+    '10.50000000 BTC'
+    """
+    return "" if sats is None else f"{sats / 1e8:,.8f} BTC"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
+from chainsleuth.core.address import KEY_PAYLOAD_WIDTH
 from chainsleuth.core.errors import InputError
 from chainsleuth.parse import kernels
 
@@ -450,7 +451,7 @@ def parse_blocks(
     out_type = np.empty(n_out, np.uint8)
     key_kind = np.empty(n_out, np.uint8)
     key_len = np.empty(n_out, np.uint8)
-    key_payload = np.zeros((n_out, kernels.KEY_WIDTH), np.uint8)
+    key_payload = np.zeros((n_out, KEY_PAYLOAD_WIDTH), np.uint8)
     ms_m = np.empty(n_out, np.uint8)
     ms_n = np.empty(n_out, np.uint8)
     kernels.classify_scripts(

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from chainsleuth.core.script_types import ScriptType
+
 # Field codes reported on malformed input; names in FIELD_NAMES (indexed by code).
 F_HEADER = 1
 F_TX_COUNT = 2
@@ -383,20 +385,19 @@ def build_stripped(buf, tx_start, tx_io_start, tx_witness_start, tx_end, offsets
         k += 1
 
 
-# Script type codes, mirrored from chainsleuth.core.script_types.ScriptType (numba needs ints).
-ST_NONSTANDARD = 0
-ST_P2PK = 1
-ST_P2PKH = 2
-ST_P2SH = 3
-ST_P2WPKH = 4
-ST_P2WSH = 5
-ST_P2TR = 6
-ST_P2A = 7
-ST_MULTISIG = 8
-ST_OP_RETURN = 9
-ST_WITNESS_UNKNOWN = 10
-
-KEY_WIDTH = 41  # widest address payload: witness version byte + 40-byte program
+# Script type codes as plain ints, derived from ScriptType (numba compiles module-level ints in
+# as constants; an IntEnum member it would not take).
+ST_NONSTANDARD = int(ScriptType.NONSTANDARD)
+ST_P2PK = int(ScriptType.P2PK)
+ST_P2PKH = int(ScriptType.P2PKH)
+ST_P2SH = int(ScriptType.P2SH)
+ST_P2WPKH = int(ScriptType.P2WPKH)
+ST_P2WSH = int(ScriptType.P2WSH)
+ST_P2TR = int(ScriptType.P2TR)
+ST_P2A = int(ScriptType.P2A)
+ST_MULTISIG = int(ScriptType.MULTISIG)
+ST_OP_RETURN = int(ScriptType.OP_RETURN)
+ST_WITNESS_UNKNOWN = int(ScriptType.WITNESS_UNKNOWN)
 
 
 @njit(cache=True, nogil=True)

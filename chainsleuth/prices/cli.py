@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
+
+from chainsleuth.core.console import console, data_dir, print_json
 
 prices_app = typer.Typer(
     name="prices",
@@ -19,48 +18,37 @@ prices_app = typer.Typer(
 )
 
 
-def _data_dir() -> Path:
-    from chainsleuth.cli import State
-
-    return State.data_dir
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
-
-
 @prices_app.command("import")
 def import_cmd(
+    ctx: typer.Context,
     csv_file: Path = typer.Argument(..., help="CSV with columns date,close_usd[,source]"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Store a daily close series in the data directory; `investigate` uses it from now on."""
-    from chainsleuth.cli import console
     from chainsleuth.prices import import_prices
 
-    info = import_prices(_data_dir(), csv_file)
+    info = import_prices(data_dir(ctx), csv_file)
     if json_out:
-        _print_json(info)
+        print_json(info)
         return
     console.print(
         Text(
             f"Imported {info['days']:,} daily closes, {info['first_date']} to "
             f"{info['last_date']} ({info['missing_days']:,} days without a price), into "
-            f"{info['path']}. Investigations in {_data_dir()} use them unless --prices is given."
+            f"{info['path']}. Investigations in {data_dir(ctx)} use them unless --prices is given."
         )
     )
 
 
 @prices_app.command("show")
-def show_cmd(json_out: bool = typer.Option(False, "--json")) -> None:
+def show_cmd(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
     """The series `investigate` uses in this data directory (imported, else shipped)."""
-    from chainsleuth.cli import console
     from chainsleuth.prices import describe, resolve_prices
 
-    source = resolve_prices(_data_dir())
+    source = resolve_prices(data_dir(ctx))
     info = describe(source, source.load())
     if json_out:
-        _print_json(info)
+        print_json(info)
         return
     table = Table(title="Price series", show_header=False, title_justify="left")
     table.add_column(style="bold")

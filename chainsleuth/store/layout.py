@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from chainsleuth.core.address import KEY_PAYLOAD_WIDTH
 from chainsleuth.core.errors import StoreError
 
 FORMAT_VERSION = 2  # 2: address_list table, input_address array
@@ -69,7 +70,9 @@ ARRAYS: dict[str, ArraySpec] = {
     "input_spent_output": ArraySpec(
         "<i8", 1, "inputs", "output id the input spends, -1 coinbase (8 B/input)"
     ),
-    "address_key": ArraySpec("u1", 43, "addresses", "kind, length, 41-byte payload (43 B/addr)"),
+    "address_key": ArraySpec(
+        "u1", 2 + KEY_PAYLOAD_WIDTH, "addresses", "kind, length, 41-byte payload (43 B/addr)"
+    ),
 }
 
 

@@ -1,7 +1,10 @@
 """Single-item lookups for people: a transaction, a block, an address, as plain dicts.
 
 The CLI prints these and the REST API (later) returns them; both stay thin. Queries go through
-the store's SQL views, filtered on one key, or through the memory-mapped arrays.
+the store's SQL views, filtered on one key, or through the memory-mapped arrays. Here too the two
+conversions every command needs: an address string to its id, with the one error a person sees
+when it is malformed or never seen (`address_id`), and address ids back to strings
+(`address_strings`).
 """
 
 from __future__ import annotations
@@ -10,8 +13,11 @@ import datetime as dt
 import re
 from typing import Any
 
+import numpy as np
+
 from chainsleuth.core.address import AddressError
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.parse.address_kernels import encode_address_keys
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import VIEWS, Store
 
@@ -111,14 +117,52 @@ def block(store: Store, height_or_hash: str) -> dict[str, Any]:
     return result
 
 
+def _invalid(address: str, error: AddressError, what: str) -> ChainsleuthError:
+    return ChainsleuthError(f"{what}: {address!r} ({error})")
+
+
+def _never_seen(address: str) -> ChainsleuthError:
+    return ChainsleuthError(f"address {address} has never been seen in the store")
+
+
+def address_id(store: Store, address: str, *, what: str = "not a valid address") -> int:
+    """The dense id of `address`; a one-line `ChainsleuthError` when it is not an address
+    (`what` starts that message) or the store has never seen it."""
+    try:
+        found = store.address_id_of(address)
+    except AddressError as e:
+        raise _invalid(address, e, what) from None
+    if found is None:
+        raise _never_seen(address)
+    return int(found)
+
+
+def address_strings(store: Store, address_ids: Any) -> list[str | None]:
+    """The address string of each address id; None for `NONE32` (an output with no address)."""
+    ids = np.asarray(address_ids, np.int64)
+    names: list[str | None] = [None] * ids.shape[0]
+    known = np.flatnonzero(ids != int(NONE32))
+    if known.shape[0]:
+        rows = np.asarray(store.array("address_key"))[ids[known]]
+        encoded = encode_address_keys(
+            np.ascontiguousarray(rows[:, 0]),
+            np.ascontiguousarray(rows[:, 2:]),
+            np.ascontiguousarray(rows[:, 1]),
+            store.network.code,
+        ).to_pylist()
+        for k, name in zip(known.tolist(), encoded, strict=True):
+            names[k] = name
+    return names
+
+
 def address_info(store: Store, address: str) -> dict[str, Any]:
     """Received, sent, balance, tx count, first/last seen (height and time), script type."""
     try:
         summary = store.address_summary(address)
     except AddressError as e:
-        raise ChainsleuthError(f"not a valid address: {address!r} ({e})") from None
+        raise _invalid(address, e, "not a valid address") from None
     if summary is None:
-        raise ChainsleuthError(f"address {address} has never been seen in the store")
+        raise _never_seen(address)
     info = dict(summary.__dict__)
     block_time = store.array("block_time", random=True)  # O(1): no scan of the blocks table
     for key in ("first_seen", "last_seen"):

@@ -3,14 +3,13 @@
 `register(app)` adds the `tags` command group and the `entity` command to the root CLI. Every
 lookup takes `--json`; user errors are `ChainsleuthError`s, which the root CLI prints as one
 line. `show_attribution` renders an address's tags and its cluster's attribution for the root
-`address`, `cluster-of` and `explain` commands (`attribution_json` is its --json form).
+`address`, `cluster-of` and `explain` commands (`tags.query.address_attribution` is its --json
+form).
 """
 
 from __future__ import annotations
 
 import csv
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["attribution_json", "register", "show_attribution"]
+from chainsleuth.core.console import console, data_dir, kv_table, print_json
+
+__all__ = ["register", "show_attribution"]
 
 tags_app = typer.Typer(
     name="tags",
@@ -27,29 +28,8 @@ tags_app = typer.Typer(
 )
 
 
-def _data_dir() -> Path:
-    from chainsleuth.cli import State
-
-    return State.data_dir
-
-
-def _console() -> Console:
-    from chainsleuth.cli import console
-
-    return console
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
-
-
 def _kv(title: str, rows: list[tuple[str, Any]]) -> Table:
-    table = Table(title=title, show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in rows:
-        table.add_row(key, "" if value is None else str(value))
-    return table
+    return kv_table(title, rows, none="")
 
 
 def _tags_table(rows: list[dict[str, Any]], title: str) -> Table:
@@ -98,16 +78,11 @@ def _cluster_rows(c: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
-def attribution_json(data_dir: Path, address: str) -> dict[str, Any]:
-    """An address's tags and its cluster's attribution (the --json of `show_attribution`)."""
+def show_attribution(console: Console, data: Path, address: str) -> None:
+    """Print the tags of `address` and the attribution of its cluster (nothing if untagged)."""
     from chainsleuth.tags.query import address_attribution
 
-    return address_attribution(data_dir, address)
-
-
-def show_attribution(console: Console, data_dir: Path, address: str) -> None:
-    """Print the tags of `address` and the attribution of its cluster (nothing if untagged)."""
-    info = attribution_json(data_dir, address)
+    info = address_attribution(data, address)
     if info["tags"]:
         console.print(_tags_table(info["tags"], "Tags"))
     if info["cluster"]:
@@ -119,6 +94,7 @@ def show_attribution(console: Console, data_dir: Path, address: str) -> None:
 # ----------------------------------------------------------------------------------- import
 @tags_app.command("import")
 def import_cmd(
+    ctx: typer.Context,
     paths: list[Path] = typer.Argument(
         ..., help="TagPack/ActorPack YAML files or directories, or CSV files."
     ),
@@ -131,9 +107,8 @@ def import_cmd(
     """Import GraphSense TagPacks and ActorPacks (re-runnable: unchanged packs are skipped)."""
     from chainsleuth.tags.imports import import_tagpacks
 
-    console = _console()
     with console.status("importing tags", spinner="dots") if not json_out else _null():
-        report = import_tagpacks(_data_dir(), paths)
+        report = import_tagpacks(data_dir(ctx), paths)
     if problems_csv is not None:
         with open(problems_csv, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
@@ -143,7 +118,7 @@ def import_cmd(
     if json_out:
         out = report.as_dict()
         out["problems"] = out["problems"][:show] if problems_csv is None else []
-        _print_json(out)
+        print_json(out)
         return
     console.print(str(report))
     by_code = report.problems_by_code("error")
@@ -171,6 +146,7 @@ class _null:
 # -------------------------------------------------------------------------------------- add
 @tags_app.command("add")
 def add_cmd(
+    ctx: typer.Context,
     address: str = typer.Argument(..., help="The Bitcoin address."),
     label: str = typer.Option(..., "--label", help="What the address is (free text)."),
     source: str = typer.Option(..., "--source", help="Where this comes from (URL, case file…)."),
@@ -190,7 +166,7 @@ def add_cmd(
     from chainsleuth.tags.imports import add_tag
 
     row = add_tag(
-        _data_dir(),
+        data_dir(ctx),
         address,
         label=label,
         source=source,
@@ -202,9 +178,8 @@ def add_cmd(
         created_by=by,
     )
     if json_out:
-        _print_json(row)
+        print_json(row)
         return
-    console = _console()
     console.print(f"tagged {row['address']} as {row['label']!r} (tag {row['tag_id']})")
     for w in row["warnings"]:
         console.print(f"  [yellow]warning[/] {w}")
@@ -212,29 +187,32 @@ def add_cmd(
 
 @tags_app.command("drop-pack")
 def drop_pack_cmd(
+    ctx: typer.Context,
     name: str = typer.Argument(..., help="Pack name, e.g. ofac or csv/case-17."),
 ) -> None:
     """Stop using an imported pack (its files stay in the history)."""
     from chainsleuth.tags.imports import drop_pack
 
-    n = drop_pack(_data_dir(), name)
-    _console().print(f"dropped pack {name} ({n:,} tags)")
+    n = drop_pack(data_dir(ctx), name)
+    console.print(f"dropped pack {name} ({n:,} tags)")
 
 
 @tags_app.command("remove")
 def remove_cmd(
+    ctx: typer.Context,
     tag_ids: list[str] = typer.Argument(..., help="Tag ids (analyst or CSV tags)."),
 ) -> None:
     """Remove analysts' tags by id (earlier versions keep them in the history)."""
     from chainsleuth.tags.imports import remove_tags
 
-    n = remove_tags(_data_dir(), tag_ids)
-    _console().print(f"removed {n} tag(s)")
+    n = remove_tags(data_dir(ctx), tag_ids)
+    console.print(f"removed {n} tag(s)")
 
 
 # ------------------------------------------------------------------------------------- list
 @tags_app.command("list")
 def list_cmd(
+    ctx: typer.Context,
     address: str = typer.Option(None, "--address", help="Tags of this address."),
     cluster: str = typer.Option(
         None, "--cluster", help="Tags of a cluster (its id, or one of its addresses)."
@@ -255,7 +233,7 @@ def list_cmd(
     if len(given) > 1:
         raise TagError("give one of --address, --cluster, --actor, --category, --label")
     cap = None if limit == 0 else limit
-    with TagLookup.open(_data_dir()) as lookup:
+    with TagLookup.open(data_dir(ctx)) as lookup:
         attribution = None
         if address is not None:
             rows = lookup.by_address(address)
@@ -272,32 +250,31 @@ def list_cmd(
         else:
             rows = lookup.all_tags(cap)
     if json_out:
-        _print_json({"cluster": attribution, "tags": rows} if cluster is not None else rows)
+        print_json({"cluster": attribution, "tags": rows} if cluster is not None else rows)
         return
-    console = _console()
     if attribution is not None:
         console.print(_kv("Cluster attribution", _cluster_rows(attribution)))
     console.print(_tags_table(rows, f"{len(rows):,} tag(s)"))
 
 
 @tags_app.command("recompute")
-def recompute_cmd() -> None:
+def recompute_cmd(ctx: typer.Context) -> None:
     """Recompute address ids and the attribution of every tagged cluster now."""
     from chainsleuth.tags.attribution import recompute_cluster_tags
 
-    table = recompute_cluster_tags(_data_dir())
+    table = recompute_cluster_tags(data_dir(ctx))
     n_conflicts = sum(table.column("conflict").to_pylist()) if table.num_rows else 0
-    _console().print(f"{table.num_rows:,} tagged cluster(s), {n_conflicts:,} in conflict")
+    console.print(f"{table.num_rows:,} tagged cluster(s), {n_conflicts:,} in conflict")
 
 
 @tags_app.command("history")
-def history_cmd(json_out: bool = typer.Option(False, "--json")) -> None:
+def history_cmd(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
     """Every version of the tags: when, by whom, which packs changed."""
     from chainsleuth.tags.query import history
 
-    entries = history(_data_dir())
+    entries = history(data_dir(ctx))
     if json_out:
-        _print_json(entries)
+        print_json(entries)
         return
     table = Table(
         "version", "at", "by", "action", "changes", title="Tags history", title_justify="left"
@@ -312,22 +289,22 @@ def history_cmd(json_out: bool = typer.Option(False, "--json")) -> None:
         if len(e["changes"]) > 5:
             changes += f" … {len(e['changes']) - 5} more"
         table.add_row(str(e["version"]), e["at"], e["by"], e["action"], changes)
-    _console().print(table)
+    console.print(table)
 
 
 # ----------------------------------------------------------------------------------- entity
 def entity_cmd(
+    ctx: typer.Context,
     name: str = typer.Argument(..., help="Actor id, label or alias (e.g. bitmex)."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """An actor with its clusters, addresses, totals and first/last activity."""
     from chainsleuth.tags.query import entity
 
-    info = entity(_data_dir(), name)
+    info = entity(data_dir(ctx), name)
     if json_out:
-        _print_json(info)
+        print_json(info)
         return
-    console = _console()
     rows: list[tuple[str, Any]] = [
         ("actor", info["actor"]),
         ("label", info["label"]),

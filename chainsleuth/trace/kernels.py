@@ -14,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-NONE = 0xFFFFFFFF
+from chainsleuth.store.layout import NONE32
+
+NONE = int(NONE32)  # "no id" in the store's uint32 arrays, as a plain int for numba
 
 POLICY_POISON = 0
 POLICY_HAIRCUT = 1

@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit
 
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.store import lookups
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
 
@@ -67,8 +68,6 @@ def _frontier_outputs(output_address, output_spent_by_tx, n_txs, cluster_of, fro
 
 def resolve_node(store: Store, spec: str | int, level: str) -> int:
     """The node id of an address string, or of an int (a cluster id, or an address id)."""
-    from chainsleuth.core.address import AddressError
-
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
         node = int(spec)
         if node < 0 or node >= store.counts["addresses"]:
@@ -78,12 +77,7 @@ def resolve_node(store: Store, spec: str | int, level: str) -> int:
 
             return int(load_clusters(store.data_dir).cluster_of(np.array([node]))[0])
         return node
-    try:
-        address_id = store.address_id_of(str(spec))
-    except AddressError as e:
-        raise ChainsleuthError(f"not a valid address: {spec!r} ({e})") from None
-    if address_id is None:
-        raise ChainsleuthError(f"address {spec} has never been seen in the store")
+    address_id = lookups.address_id(store, str(spec))
     if level == "address":
         return address_id
     from chainsleuth.tags.clusters import load_clusters

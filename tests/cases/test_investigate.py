@@ -246,17 +246,14 @@ def test_price_series_used_and_recorded(world: tuple[Path, Path, Path], tmp_path
     assert (given / "leads.csv").read_bytes() == (case / "leads.csv").read_bytes()
 
 
-def test_cli_command(
-    world: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cli_command(world: tuple[Path, Path, Path], tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner
 
     from chainsleuth.cases.cli import register
-    from chainsleuth.cli import State
+    from chainsleuth.core.console import CliState
 
     w, store, _ = world
-    monkeypatch.setattr(State, "data_dir", store)
     app = typer.Typer()
     register(app)
 
@@ -266,7 +263,7 @@ def test_cli_command(
 
     seeds = str(w / "seeds" / "deposits.csv")
     args = ["investigate", "--seeds", seeds, "-o", str(tmp_path / "c"), "--policy", "fifo"]
-    result = CliRunner().invoke(app, [*args, "--max-hops", "4", "--no-pdf"])
+    result = CliRunner().invoke(app, [*args, "--max-hops", "4", "--no-pdf"], obj=CliState(store))
     assert result.exit_code == 0, result.output
     assert "cash-outs" in result.output
     assert "Report:" in result.output and (tmp_path / "c" / "report.html").exists()
@@ -335,7 +332,7 @@ def test_trace_lookup_stops_at_exchanges_and_coinjoins(world: tuple[Path, Path, 
     import numpy as np
 
     from chainsleuth.core.errors import ChainsleuthError
-    from chainsleuth.trace.cli import trace_rows
+    from chainsleuth.trace.rows import trace_rows
 
     w, store, _ = world
     deposits = _rows(w / "truth" / "deposits.csv")

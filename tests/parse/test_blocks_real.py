@@ -12,7 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chainsleuth.core.address import ADDRESSABLE_KINDS, decode_address, encode_address
+from chainsleuth.core.address import (
+    ADDRESSABLE_KINDS,
+    KEY_PAYLOAD_WIDTH,
+    decode_address,
+    encode_address,
+)
 from chainsleuth.core.network import MAIN
 from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES, ScriptType
 from chainsleuth.parse import kernels
@@ -222,7 +227,7 @@ def classify(scripts: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     offsets = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
     n = len(scripts)
     out_type, kind, klen = np.empty(n, np.uint8), np.empty(n, np.uint8), np.empty(n, np.uint8)
-    payload = np.zeros((n, kernels.KEY_WIDTH), np.uint8)
+    payload = np.zeros((n, KEY_PAYLOAD_WIDTH), np.uint8)
     ms_m, ms_n = np.empty(n, np.uint8), np.empty(n, np.uint8)
     kernels.classify_scripts(buf, offsets, lens, out_type, kind, klen, payload, ms_m, ms_n)
     return out_type, kind, klen, payload

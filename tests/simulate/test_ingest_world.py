@@ -10,9 +10,8 @@ from chainsleuth.core.address import encode_address, hash160
 from chainsleuth.core.network import REGTEST
 from chainsleuth.core.script_types import ScriptType
 from chainsleuth.simulate.chain import regtest_genesis
-
-ingest = pytest.importorskip("chainsleuth.store.ingest", reason="the ingest stage is not built yet")
-store_mod = pytest.importorskip("chainsleuth.store.store", reason="the store is not built yet")
+from chainsleuth.store import ingest
+from chainsleuth.store import store as store_mod
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,6 @@ from chainsleuth.core.address import decode_address, script_pubkey
 from chainsleuth.parse.serialize import Tx
 from tests.simulate.conftest import Chain
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
 
 def _spk(address: str) -> bytes:
     kind, payload, networks = decode_address(address)
@@ -172,22 +170,17 @@ def test_tagpack_tags_a_handful_of_addresses_per_exchange(world_dir: Path, truth
 
 
 def test_tag_confidences_and_categories_are_graphsense_taxonomy_ids(world_dir: Path) -> None:
-    tax = SHARED / "taxonomies" / "graphsense"
-    confidences = {"service_data", "manual_transaction", "forensic"}
-    if (tax / "confidence.csv").exists():
-        with (tax / "confidence.csv").open() as fh:
-            confidences = {row["id"] for row in csv.DictReader(fh)}
-    concepts = (
-        yaml.safe_load((tax / "concepts.yaml").read_text())
-        if (tax / "concepts.yaml").exists()
-        else None
-    )
+    # the taxonomy chainsleuth embeds (equal to the shared GraphSense files: tests/tags), so
+    # neither check depends on ../shared/data being there
+    from chainsleuth.tags.taxonomy import Taxonomy
+
+    tax = Taxonomy.default()
     for name in ("exchanges.yaml", "coinjoin.yaml"):
         pack = yaml.safe_load((world_dir / "tags" / name).read_text())
+        assert pack["tags"]
         for t in pack["tags"]:
-            assert t["confidence"] in confidences
-            if concepts is not None:
-                assert t["category"] in concepts
+            assert t["confidence"] in tax.confidence
+            assert t["category"] in tax.concepts
 
 
 def test_coinjoin_pack_tags_the_coordinator_fee_addresses(world_dir: Path, truth: dict) -> None:

@@ -11,29 +11,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from chainsleuth.cluster.engine import cluster_store
+from chainsleuth.simulate import simulate
+from chainsleuth.store.ingest import ingest_blocks_dir
 from chainsleuth.tags import add_tag, cluster_attribution, entity, import_tagpacks, list_tags
-
-try:  # the simulator and the clusterer are separate stages; skip (loudly) without them
-    from chainsleuth.simulate import simulate
-except (ImportError, AttributeError):  # pragma: no cover
-    simulate = None
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    if simulate is None:
-        pytest.skip("chainsleuth.simulate.simulate is not importable: the simulator is missing")
-    from chainsleuth.store.ingest import ingest_blocks_dir
-
     root = tmp_path_factory.mktemp("world")
     simulate(root / "world", seed=1, scale="small", xor=False)
     ingest_blocks_dir(root / "world" / "blocks", root / "store")
-    try:
-        from chainsleuth.cluster.engine import cluster_store
-    except ImportError:  # pragma: no cover - without clusters every address stays alone
-        pass
-    else:
-        cluster_store(root / "store")
+    cluster_store(root / "store")
     return root / "world", root / "store"
 
 

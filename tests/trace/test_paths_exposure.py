@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from chainsleuth.store.ingest import ingest_blocks_dir
+from chainsleuth.store.lookups import address_strings
 from chainsleuth.store.store import Store
-from chainsleuth.trace.cli import _addresses
 from chainsleuth.trace.engine import outputs_of_tx
 from chainsleuth.trace.exposure import exposure
 from chainsleuth.trace.paths import find_path
@@ -49,7 +49,7 @@ def _build(root: Path) -> dict[str, Any]:
     def address_of(tx: Any, vout: int) -> str:
         tx_id = store.tx_id_of(tx.txid_hex())
         assert tx_id is not None
-        (name,) = _addresses(store, out_address[outputs_of_tx(store, tx_id)[vout : vout + 1]])
+        (name,) = address_strings(store, out_address[outputs_of_tx(store, tx_id)[vout : vout + 1]])
         assert name is not None
         return name
 

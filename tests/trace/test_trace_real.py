@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from chainsleuth.store.ingest import ingest_blocks_dir
 from chainsleuth.store.store import Store
-from chainsleuth.trace.cli import trace_rows
 from chainsleuth.trace.engine import outputs_of_tx, path_txids, trace_back, trace_forward, txid_hex
+from chainsleuth.trace.rows import trace_rows
 from tests.conftest import NBITCOIN
 
 HAL_TX = "f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16"
@@ -64,7 +65,7 @@ def test_the_trace_command_prints_sources_as_json(store_dir: Path) -> None:
     import typer
     from typer.testing import CliRunner
 
-    from chainsleuth.cli import State
+    from chainsleuth.core.console import CliState
     from chainsleuth.trace.cli import register
 
     app = typer.Typer()
@@ -74,13 +75,9 @@ def test_the_trace_command_prints_sources_as_json(store_dir: Path) -> None:
     def noop() -> None:  # a second command, so typer keeps `trace` as a subcommand
         pass
 
-    saved = getattr(State, "data_dir", None)
-    State.data_dir = store_dir
-    try:
-        out = CliRunner().invoke(app, ["trace", HAL_TX, "--policy", "fifo", "--json"])
-        table = CliRunner().invoke(app, ["trace", HAL_TX, "--direction", "forward"])
-    finally:
-        State.data_dir = saved  # type: ignore[assignment]
+    state = CliState(store_dir)  # what the root command puts in typer's context
+    out = CliRunner().invoke(app, ["trace", HAL_TX, "--policy", "fifo", "--json"], obj=state)
+    table = CliRunner().invoke(app, ["trace", HAL_TX, "--direction", "forward"], obj=state)
     assert out.exit_code == 0, out.output
     rows = json.loads(out.output)
     assert {r["kind"] for r in rows} == {"coinbase"} and len(rows) == 2
@@ -118,23 +115,21 @@ def test_the_path_and_exposure_commands(store_dir: Path) -> None:
     import typer
     from typer.testing import CliRunner
 
-    from chainsleuth.cli import State
+    from chainsleuth.core.console import CliState
     from chainsleuth.trace.cli import register
 
     app = typer.Typer()
     register(app)
-    saved = getattr(State, "data_dir", None)
-    State.data_dir = store_dir
-    try:
-        run = CliRunner().invoke
-        path_json = run(app, ["path", SATOSHI_BLOCK9, HAL, "--json"])
-        path_table = run(app, ["path", SATOSHI_BLOCK9, HAL, "--mode", "largest_flow"])
-        no_path = run(app, ["path", HAL, SATOSHI_BLOCK9, "--max-hops", "3"])
-        cluster = run(app, ["path", SATOSHI_BLOCK9, HAL, "--cluster", "--json"])
-        exposure_json = run(app, ["exposure", HAL, "--json"])
-        exposure_table = run(app, ["exposure", HAL, "--max-hops", "2"])
-    finally:
-        State.data_dir = saved  # type: ignore[assignment]
+
+    def run(args: list[str]) -> Any:
+        return CliRunner().invoke(app, args, obj=CliState(store_dir))
+
+    path_json = run(["path", SATOSHI_BLOCK9, HAL, "--json"])
+    path_table = run(["path", SATOSHI_BLOCK9, HAL, "--mode", "largest_flow"])
+    no_path = run(["path", HAL, SATOSHI_BLOCK9, "--max-hops", "3"])
+    cluster = run(["path", SATOSHI_BLOCK9, HAL, "--cluster", "--json"])
+    exposure_json = run(["exposure", HAL, "--json"])
+    exposure_table = run(["exposure", HAL, "--max-hops", "2"])
     assert path_json.exit_code == 0, path_json.output
     assert [h["txid"] for h in json.loads(path_json.output)["hops"]] == [HAL_TX]
     assert path_table.exit_code == 0 and "bottleneck 10.00000000 BTC" in path_table.output
