@@ -54,9 +54,16 @@ def _lead_rows(runs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.n
         np.array([o["custody"] for _, o in rows], np.float64),
         np.array([o["via_entity"] for _, o in rows], np.float64),
     )
+    return X, *_labels_and_weights(rows, per_profile)
+
+
+def _labels_and_weights(
+    rows: list[tuple[str, dict[str, Any]]], per_profile: Counter[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Truth of each row, and a weight that gives every profile the same total."""
     y = np.array([o["correct"] for _, o in rows], np.float64)
     w = np.array([1.0 / per_profile[p] for p, _ in rows]) * len(rows) / max(len(per_profile), 1)
-    return X, y, w
+    return y, w
 
 
 def _cashout_rows(runs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -66,9 +73,7 @@ def _cashout_rows(runs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, n
         np.array([o["hops"] for _, o in rows], np.float64),
         np.array([o["share"] for _, o in rows], np.float64),
     )
-    y = np.array([o["correct"] for _, o in rows], np.float64)
-    w = np.array([1.0 / per_profile[p] for p, _ in rows]) * len(rows) / max(len(per_profile), 1)
-    return X, y, w
+    return X, *_labels_and_weights(rows, per_profile)
 
 
 def _weighted_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
