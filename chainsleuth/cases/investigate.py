@@ -58,7 +58,6 @@ from chainsleuth.trace.exposure import one_wallet_txs
 from chainsleuth.trace.services import (
     BATCH_MIN_PAYEES,
     MIN_EVENTS,
-    SMALL_BATCH_PAYEES,
     SWEEP_MIN_INPUTS,
     ServiceStats,
     service_entities,
@@ -249,15 +248,12 @@ def prepare_case(
     is_coinjoin, mixer = _coinjoins(data_dir, store.counts["txs"])
     shapes = tx_shapes(store, cluster_of, is_coinjoin)
     stats = service_stats(shapes, cluster_of)
-    extra = small_batch_links(store, shapes, is_coinjoin)
-    linked, entity_attributed = _attribute_services(attribution, stats, service_entities(shapes, is_coinjoin, extra),
-                                 service_mask)  # fmt: skip
+    extra = small_batch_links(store, shapes)
+    entities = service_entities(shapes, extra)
+    linked, entity_attributed = _attribute_services(attribution, stats, entities, service_mask)
     # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
     # them spends is its wallet's, not a deposit it credits (cases.rows.cashout_rows)
-    batch_tx = np.zeros(store.counts["txs"], np.bool_)
-    if shapes is not None:
-        batch_tx = (shapes.spender >= 0) & (shapes.n_payees >= SMALL_BATCH_PAYEES) & shapes.plain
-        batch_tx &= ~is_coinjoin
+    batch_tx = shapes.small_batch if shapes is not None else np.zeros(store.counts["txs"], np.bool_)
     del shapes
     stop = np.zeros(max(n_addresses, 1), np.bool_)
     stop[np.array(sorted(attribution), np.int64)] = True

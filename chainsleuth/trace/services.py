@@ -94,13 +94,15 @@ class TxShapes:
     output_address: np.ndarray
     payable: np.ndarray
     plain: np.ndarray  # per tx: at most EQUAL_SHARE of its payees pay one value
+    coinjoin: np.ndarray  # per tx: flagged as a CoinJoin by the cluster stage
+    small_batch: np.ndarray  # per tx: a plain payout of SMALL_BATCH_PAYEES+, not a CoinJoin
 
 
 def tx_shapes(
     store: Store, cluster_of: np.ndarray, is_coinjoin: np.ndarray | None = None
 ) -> TxShapes | None:
-    """The shapes of every tx (None for an empty store). About 40 B per tx and 17 B per output
-    while in use."""
+    """The shapes of every tx (None for an empty store). About 42 B per tx and 17 B per output
+    while in use. CoinJoins (`is_coinjoin`, bool per tx) are neither batches nor small batches."""
     first_input = np.asarray(store.array("tx_first_input")).astype(np.int64)
     first_output = np.asarray(store.array("tx_first_output")).astype(np.int64)
     output_address = np.asarray(store.array("output_address"))
@@ -125,13 +127,13 @@ def tx_shapes(
     owned = (n_inputs > 0) & (first_addr != int(NONE32))
     spender = np.where(owned, cluster_of[np.where(owned, first_addr, 0)], -1)
     plain = most_equal <= EQUAL_SHARE * np.maximum(n_payees, 1)
-    batch = owned & (n_payees >= BATCH_MIN_PAYEES) & plain
-    if is_coinjoin is not None:
-        batch &= ~is_coinjoin
+    coinjoin = np.zeros(n_txs, np.bool_) if is_coinjoin is None else is_coinjoin
+    small_batch = owned & (n_payees >= SMALL_BATCH_PAYEES) & plain & ~coinjoin
+    batch = small_batch & (n_payees >= BATCH_MIN_PAYEES)
     spent_by = np.asarray(store.array("output_spent_by_tx")).astype(np.int64)
     spent_by = np.where(spent_by != int(NONE32), spent_by, -1)
     return TxShapes(n_inputs, n_payees, spender, batch, made_by, spent_by, first_output,
-                    output_address, payable, plain)  # fmt: skip
+                    output_address, payable, plain, coinjoin, small_batch)  # fmt: skip
 
 
 def service_stats(shapes: TxShapes | None, cluster_of: np.ndarray) -> ServiceStats:
@@ -174,9 +176,7 @@ def _components(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     return parent
 
 
-def small_batch_links(
-    store: Store, shapes: TxShapes | None, is_coinjoin: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def small_batch_links(store: Store, shapes: TxShapes | None) -> tuple[np.ndarray, np.ndarray]:
     """Links between small batches (at least `SMALL_BATCH_PAYEES` payees each): a batch T's
     output spent by another batch S joins their input clusters when the output is T's largest,
     has the script type of T's first input, T and S carry the same wallet fingerprint
@@ -190,9 +190,7 @@ def small_batch_links(
     if shapes is None:
         return none, none
     n_txs = shapes.n_payees.shape[0]
-    small = (shapes.spender >= 0) & (shapes.n_payees >= SMALL_BATCH_PAYEES) & shapes.plain
-    if is_coinjoin is not None:
-        small &= ~is_coinjoin
+    small = shapes.small_batch
     fingerprint = read_fingerprints(store, 0, n_txs)
     output_value = np.asarray(store.array("output_value"))
     output_type = np.asarray(store.array("output_script_type"))
@@ -217,9 +215,7 @@ def small_batch_links(
 
 
 def service_entities(
-    shapes: TxShapes | None,
-    is_coinjoin: np.ndarray | None = None,
-    extra: tuple[np.ndarray, np.ndarray] | None = None,
+    shapes: TxShapes | None, extra: tuple[np.ndarray, np.ndarray] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Clusters that one service's own transactions join: (cluster ids, entity of each).
 
@@ -247,8 +243,7 @@ def service_entities(
     made_by = shapes.made_by
     per_tx = np.bincount(made_by[spent_in_batch], minlength=n_txs)
     link = spent_in_batch & (per_tx[made_by] == 1) & (shapes.spender[made_by] >= 0)
-    if is_coinjoin is not None:
-        link &= ~is_coinjoin[made_by]
+    link &= ~shapes.coinjoin[made_by]
     a = shapes.spender[made_by[link]]
     b = shapes.spender[shapes.spent_by[link]]
     if extra is not None:

@@ -69,7 +69,7 @@ def test_service_entity_links_join_one_owner(hard: Path) -> None:
     store = Store.open(hard / "store")
     cluster_of = np.asarray(Clusters(hard / "store").cluster_of, np.int64)
     is_coinjoin, _ = coinjoin_flags(hard / "store", store.counts["txs"])
-    nodes, entity = service_entities(tx_shapes(store, cluster_of, is_coinjoin), is_coinjoin)
+    nodes, entity = service_entities(tx_shapes(store, cluster_of, is_coinjoin))
     assert nodes.shape[0] > 100
     with open(hard / "world" / "truth" / "addresses.csv", newline="") as f:
         owner = {r["address"]: r["wallet_id"] for r in csv.DictReader(f)}
