@@ -60,6 +60,7 @@ from chainsleuth.trace.services import (
     MIN_EVENTS,
     SWEEP_MIN_INPUTS,
     ServiceStats,
+    hot_change_links,
     service_entities,
     service_stats,
     small_batch_links,
@@ -202,6 +203,7 @@ class CaseSetup:
     linked_clusters: np.ndarray
     entity_clusters: np.ndarray
     batch_tx: np.ndarray  # bool per tx: a payout of 3+ payees (trace.services), 1 B per tx
+    sweep_tx: np.ndarray  # bool per tx: SWEEP_MIN_INPUTS+ inputs into one payee, 1 B per tx
     one_wallet: np.ndarray
     out_addr: np.ndarray
     out_cluster: np.ndarray
@@ -248,12 +250,18 @@ def prepare_case(
     is_coinjoin, mixer = _coinjoins(data_dir, store.counts["txs"])
     shapes = tx_shapes(store, cluster_of, is_coinjoin)
     stats = service_stats(shapes, cluster_of)
-    extra = small_batch_links(store, shapes)
-    entities = service_entities(shapes, extra)
-    linked, entity_attributed = _attribute_services(attribution, stats, entities, service_mask)
+    entities = service_entities(shapes, small_batch_links(store, shapes))
+    hot = hot_change_links(shapes, cluster_of, stats)
+    linked, entity_attributed = _attribute_services(attribution, stats, entities, service_mask, hot)
     # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
     # them spends is its wallet's, not a deposit it credits (cases.rows.cashout_rows)
     batch_tx = shapes.small_batch if shapes is not None else np.zeros(store.counts["txs"], np.bool_)
+    # sweeps: what they pay is a wallet's, the outputs they spend are the deposits it credits
+    sweep_tx = (
+        (shapes.n_inputs >= SWEEP_MIN_INPUTS) & (shapes.n_payees == 1)
+        if shapes is not None
+        else np.zeros(store.counts["txs"], np.bool_)
+    )
     del shapes
     stop = np.zeros(max(n_addresses, 1), np.bool_)
     stop[np.array(sorted(attribution), np.int64)] = True
@@ -312,6 +320,7 @@ def prepare_case(
         linked_clusters=linked,
         entity_clusters=entity_attributed,
         batch_tx=batch_tx,
+        sweep_tx=sweep_tx,
         one_wallet=one_wallet,
         out_addr=out_addr,
         out_cluster=out_cluster,
@@ -387,6 +396,7 @@ def investigate(
             entity_mask,
             setup.batch_tx,
             np.asarray(store.array("output_spent_by_tx")),
+            setup.sweep_tx,
         )  # fmt: skip
         for result in _in_chunks(
             partial(trace_forward, data_dir),
@@ -516,6 +526,7 @@ def _attribute_services(
     stats: ServiceStats,
     entities: tuple[np.ndarray, np.ndarray],
     service_mask: np.ndarray,
+    hot_links: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Extend `attribution` (in place) to the untagged clusters of custodial services.
 
@@ -524,8 +535,11 @@ def _attribute_services(
     untagged clusters; an entity with conflicting names lends none. Untagged clusters that
     behave like a service (batches) and got no name, and every cluster of their entity, are
     `unidentified_service`, named `cluster:<entity>`. The seized service's own clusters are
-    left alone. Returns the clusters that got an exchange's name through their entity, and
-    every cluster attributed through its entity (named or `unidentified_service`), sorted.
+    left alone. Last, a cluster still without a name that spent into a hot wallet's change
+    (`trace.services.hot_change_links`) takes that wallet's name or `unidentified_service`,
+    one hop only (never through an entity: one wrong link would carry a whole entity). Returns
+    the clusters that got an exchange's name through their entity or a hot-change link, and
+    every cluster attributed so (named or `unidentified_service`), sorted.
     """
     nodes, entity = entities
     outside = ~service_mask[nodes] if nodes.shape[0] else np.zeros(0, np.bool_)
@@ -553,6 +567,17 @@ def _attribute_services(
         if c not in attribution and e in service_entity and names.get(e) is None:
             attribution[c] = (f"cluster:{e}", UNIDENTIFIED_SERVICE)
             via_entity.append(c)
+    if hot_links is not None:
+        lent: dict[int, set[tuple[str | None, str]]] = {}
+        for a, b in zip(hot_links[0].tolist(), hot_links[1].tolist(), strict=True):
+            if a not in attribution and not service_mask[a] and b in attribution:
+                lent.setdefault(a, set()).add(attribution[b])
+        for a, got in lent.items():
+            if len(got) == 1:
+                attribution[a] = next(iter(got))
+                via_entity.append(a)
+                if attribution[a][1] != UNIDENTIFIED_SERVICE:
+                    linked.append(a)
     return np.array(sorted(linked), np.int64), np.array(sorted(via_entity), np.int64)
 
 

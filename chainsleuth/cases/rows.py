@@ -524,6 +524,7 @@ def cashout_rows(
     linked: np.ndarray | None = None,
     batch_tx: np.ndarray | None = None,
     spent_by: np.ndarray | None = None,
+    sweep_tx: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Rows of a forward trace that reached an attributed cluster (or a CoinJoin), with their
     destination: the output the exchange credits. When the walk reached the exchange's wallet
@@ -533,7 +534,9 @@ def cashout_rows(
     Which outputs are the exchange's wallet rather than a deposit it credits: every output of a
     tagged cluster, and of a cluster attributed through its service entity (`linked`, a bool
     per cluster id) the outputs a payout of 3+ payees spends (`batch_tx` per tx, `spent_by` per
-    output); a deposit of an entity, swept or forwarded, is credited where it is."""
+    output) and the output of a sweep (`sweep_tx` per tx: several inputs into one payee, the
+    service's deposit among them); a deposit of an entity, swept or forwarded, is credited
+    where it is."""
     from chainsleuth.trace import kernels as trace_kernels
 
     kind = result.kind
@@ -553,6 +556,8 @@ def cashout_rows(
             spender = spent_by[destination].astype(np.int64)
             spender = np.where(spender == int(NONE32), -1, spender)
             wallet |= (spender >= 0) & batch_tx[np.maximum(spender, 0)]
+        if sweep_tx is not None:
+            wallet |= sweep_tx[tx]
         back &= wallet
     before = np.where(back, result.entry_output[np.maximum(parent, 0)], -1)
     before_cluster = np.where(before >= 0, out_cluster[np.maximum(before, 0)], -1)

@@ -41,6 +41,7 @@ __all__ = [
     "SWEEP_MIN_INPUTS",
     "ServiceStats",
     "TxShapes",
+    "hot_change_links",
     "service_entities",
     "service_stats",
     "tx_shapes",
@@ -212,6 +213,41 @@ def small_batch_links(store: Store, shapes: TxShapes | None) -> tuple[np.ndarray
     per_tx = np.bincount(made_by[candidate], minlength=n_txs)
     link = candidate & (per_tx[made_by] == 1)
     return shapes.spender[made_by[link]], shapes.spender[by[link]]
+
+
+def hot_change_links(
+    shapes: TxShapes | None, cluster_of: np.ndarray, stats: ServiceStats
+) -> tuple[np.ndarray, np.ndarray]:
+    """Links from a one-input, two-payee tx to the service whose hot wallet one output pays.
+
+    A service that reuses its hot addresses sends the change of everything it pays back to
+    them, so a tx whose other output lands in a cluster that pays batches (a hot wallet) is
+    most often the service's own spend: a customer deposit it forwarded straight to a buyer
+    (issue 11's `exchange_forward`), or a refill from cold storage. Customers pay deposit
+    addresses, not the hot wallet. Without this link a backward walk went on through such a
+    forwarded deposit to whoever funded it and named the wrong exchange. Returns (a, b) cluster
+    pairs: the tx's input cluster and the hot wallet's. The tx must not itself be a batch or a
+    CoinJoin, and its spender must be a lone address that is not service-like. Memory: 8 B per
+    address (cluster sizes) and 9 B per output while in use.
+    """
+    none = np.zeros(0, np.int64)
+    if shapes is None or cluster_of.shape[0] == 0:
+        return none, none
+    made = shapes.made_by
+    payable = shapes.payable
+    out_cluster = np.where(payable, cluster_of[np.where(payable, shapes.output_address, 0)], -1)
+    hot = stats.batches >= MIN_EVENTS
+    spender = shapes.spender[made]
+    link = payable & (out_cluster >= 0) & hot[np.maximum(out_cluster, 0)]
+    link &= (spender >= 0) & ~hot[np.maximum(spender, 0)]
+    # a lone address (a forwarded deposit, a cold coin): on the hard worlds 2% of such links
+    # joined two owners, against 38% from clusters of 2+ addresses (customers paying a hot
+    # wallet that a base-cluster merge put beside a deposit)
+    size = np.bincount(cluster_of, minlength=cluster_of.shape[0])
+    link &= size[np.maximum(spender, 0)] == 1
+    link &= (shapes.n_payees[made] == 2) & (shapes.n_inputs[made] == 1)
+    link &= ~shapes.coinjoin[made] & ~shapes.small_batch[made]
+    return spender[link], out_cluster[link]
 
 
 def service_entities(

@@ -34,8 +34,8 @@ def hard(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_leads_at_half_confidence_are_right(hard: Path) -> None:
     s = score_case(hard / "world", hard / "case")
     assert s.named > 30
-    assert s.lead_precision >= 0.95  # measured 0.973 (the issue's target, 0.98, is not met)
-    assert s.lead_recall >= 0.30  # measured 0.359
+    assert s.lead_precision >= 0.95  # measured 0.974 (the issue's target, 0.98, is not met)
+    assert s.lead_recall >= 0.33  # measured 0.365
     assert s.coinjoin_only_deposits > 0 and s.coinjoin_attributed_above_cap == 0
     assert s.unpaid_attributed == 0
 
@@ -44,6 +44,7 @@ def test_cashouts_reported_are_cashouts(hard: Path) -> None:
     s = score_case(hard / "world", hard / "case")
     assert s.cashouts_reported > 0
     assert s.cashout_precision >= 0.9  # measured 1.000
+    assert s.cashout_recall >= 0.85  # measured 0.923 (0.808 before sweeps stepped back)
     assert s.cashout_total_ratio <= 1.1  # traced amounts: never the destination's whole value
 
 
@@ -85,3 +86,29 @@ def test_service_entity_links_join_one_owner(hard: Path) -> None:
         per[in_entity[int(cluster_of[a])]][owner_of[a]] += 1
     stray = sum(sum(c.values()) - c.most_common(1)[0][1] for c in per.values())
     assert stray <= 0.01 * members.shape[0]  # strays come from the base clusters
+
+
+def test_hot_change_links_name_their_owner(hard: Path) -> None:
+    """A one-input, two-payee tx paying a hot wallet's cluster is that service's own spend."""
+    from chainsleuth.cluster.engine import Clusters
+    from chainsleuth.store.store import Store
+    from chainsleuth.trace.exposure import coinjoin_flags
+    from chainsleuth.trace.services import hot_change_links, service_stats, tx_shapes
+
+    store = Store.open(hard / "store")
+    cluster_of = np.asarray(Clusters(hard / "store").cluster_of, np.int64)
+    is_coinjoin, _ = coinjoin_flags(hard / "store", store.counts["txs"])
+    shapes = tx_shapes(store, cluster_of, is_coinjoin)
+    a, b = hot_change_links(shapes, cluster_of, service_stats(shapes, cluster_of))
+    assert a.shape[0] > 100
+    with open(hard / "world" / "truth" / "addresses.csv", newline="") as f:
+        owner = {r["address"]: r["entity"] or r["wallet_id"] for r in csv.DictReader(f)}
+    ids = store.sql("SELECT address_id, address FROM address_list_raw").to_pydict()
+    owner_of = np.empty(cluster_of.shape[0], object)
+    owner_of[np.asarray(ids["address_id"])] = [owner.get(x, "unknown") for x in ids["address"]]
+    # each cluster's main owner (the base clusters carry a few false merges of their own)
+    main: dict[int, str] = {}
+    for c in np.unique(np.concatenate([a, b])).tolist():
+        main[c] = Counter(owner_of[cluster_of == c].tolist()).most_common(1)[0][0]
+    wrong = sum(main[x] != main[y] for x, y in zip(a.tolist(), b.tolist(), strict=True))
+    assert wrong <= 0.03 * a.shape[0]  # measured 8 of 316
