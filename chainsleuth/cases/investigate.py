@@ -61,6 +61,7 @@ from chainsleuth.trace.services import (
     SWEEP_MIN_INPUTS,
     ServiceStats,
     hot_change_links,
+    sendall_receivers,
     service_entities,
     service_stats,
     small_batch_links,
@@ -209,7 +210,9 @@ class CaseSetup:
     out_cluster: np.ndarray
     seed_outputs: np.ndarray
     deposits: np.ndarray
-    options: dict[str, Any]
+    options: dict[str, Any]  # the forward trace's (cash-outs)
+    lead_attribution: dict[int, tuple[str | None, str]]  # `attribution` and send-all receivers
+    back_options: dict[str, Any]  # the backward trace's (leads): stops at lead_attribution
 
 
 def prepare_case(
@@ -262,9 +265,17 @@ def prepare_case(
         if shapes is not None
         else np.zeros(store.counts["txs"], np.bool_)
     )
+    # a backward walk also stops where another owner's send-all landed and was spent on (a
+    # customer's deposit an exchange forwarded): unidentified_service for the leads only
+    lead_attribution = dict(attribution)
+    for c in sendall_receivers(shapes, cluster_of).tolist():
+        if c not in lead_attribution and not service_mask[c]:
+            lead_attribution[c] = (f"cluster:{c}", UNIDENTIFIED_SERVICE)
     del shapes
     stop = np.zeros(max(n_addresses, 1), np.bool_)
     stop[np.array(sorted(attribution), np.int64)] = True
+    back_stop = stop.copy()
+    back_stop[np.array(sorted(lead_attribution), np.int64)] = True
     # one wallet cannot mix with itself: a flagged tx whose inputs share a cluster is walked
     one_wallet = is_coinjoin & one_wallet_txs(store, cluster_of)
     is_coinjoin &= ~one_wallet
@@ -303,6 +314,7 @@ def prepare_case(
         "min_fraction": MIN_FRACTION,
         "walk_coinjoins": walk_coinjoins,
     }
+    back_options = {**options, "stop_clusters": back_stop}
     return CaseSetup(
         store=store,
         chain=chain,
@@ -327,6 +339,8 @@ def prepare_case(
         seed_outputs=seed_outputs,
         deposits=deposits,
         options=options,
+        lead_attribution=lead_attribution,
+        back_options=back_options,
     )
 
 
@@ -370,11 +384,18 @@ def investigate(
     linked_mask = np.zeros(service_mask.shape[0], np.bool_)
     linked_mask[setup.linked_clusters] = True
     for result in _in_chunks(
-        partial(trace_back, data_dir), deposits, out_addr[deposits], **options
+        partial(trace_back, data_dir), deposits, out_addr[deposits], **setup.back_options
     ):
         parts.append(
             lead_table(
-                chain, result, out_cluster, attribution, mixer, policy, max_hops, linked_mask
+                chain,
+                result,
+                out_cluster,
+                setup.lead_attribution,
+                mixer,
+                policy,
+                max_hops,
+                linked_mask,
             )
         )
         untraced += int(result.dropped.sum())
