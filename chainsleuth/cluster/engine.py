@@ -236,7 +236,11 @@ def process_range(
     m = t1 - t0
     # Multi-input alone needs no change votes: skipping them skips most random reads.
     analysis, unions.max_address = analyze_range(
-        arrays, t0, t1, unions.max_address, want_votes=policy.change_mask() != 0
+        arrays,
+        t0,
+        t1,
+        unions.max_address,
+        want_votes=(policy.change_mask() | policy.veto_mask()) != 0,
     )
     fresh, coinjoin, payjoin, votes = (
         analysis.fresh,
@@ -266,7 +270,9 @@ def process_range(
         payjoin,
         *votes,
         policy.change_mask(),
+        policy.veto_mask(),
         policy.required_mask(),
+        policy.any_mask(),
         policy.min_change_votes,
         policy.multi_input,
         policy.merge_payjoin_suspects,

@@ -274,6 +274,66 @@ def analyze_txs(
 
 
 @njit(cache=True, nogil=True)
+def choose_change(
+    k,
+    vote_fresh,
+    vote_script,
+    vote_round,
+    vote_optimal,
+    change_mask,
+    veto_mask,
+    required_mask,
+    any_mask,
+    min_votes,
+    out_address,
+    fresh,
+    fresh_base,
+):
+    """(output merged as change or -1, mask of the rules that voted for it) for tx k.
+
+    Rules in `change_mask` vote; rules in `veto_mask` only block: a merge needs every firing
+    rule of either mask to point at the same output, `min_votes` votes, the `required_mask`
+    rules among them, one of the `any_mask` rules (when not 0), and a change address never seen
+    before (the reused_address veto).
+    """
+    target = np.int64(-1)
+    agree = True
+    votes = 0
+    n_votes = 0
+    for bit in (BIT_FRESH, BIT_SCRIPT, BIT_ROUND, BIT_OPTIMAL):
+        if not ((change_mask | veto_mask) & bit):
+            continue
+        if bit == BIT_FRESH:
+            v = vote_fresh[k]
+        elif bit == BIT_SCRIPT:
+            v = vote_script[k]
+        elif bit == BIT_ROUND:
+            v = vote_round[k]
+        else:
+            v = vote_optimal[k]
+        if v < 0:
+            continue
+        if target < 0:
+            target = v
+        elif v != target:
+            agree = False
+        if change_mask & bit:
+            votes |= bit
+            n_votes += 1
+    if (
+        target >= 0
+        and agree
+        and n_votes >= min_votes
+        and (votes & required_mask) == required_mask
+        and (any_mask == 0 or (votes & any_mask) != 0)
+        and out_address[target] != NONE
+        and fresh[target - fresh_base]
+    ):
+        return target, votes
+    return np.int64(-1), 0
+
+
+@njit(cache=True, nogil=True)
 def find(parent, x):
     """Root of x, halving the path as it goes."""
     x = np.int64(x)
@@ -364,7 +424,9 @@ def apply_merges(
     vote_round,
     vote_optimal,
     change_mask,
+    veto_mask,
     required_mask,
+    any_mask,
     min_votes,
     multi_input,
     merge_payjoin,
@@ -439,42 +501,23 @@ def apply_merges(
         if fi2 == fi or in_spent_output[fi] < 0:
             continue
         # Change output chosen by the policy.
-        change = np.int64(-1)
-        votes = 0
-        target = np.int64(-1)
-        agree = True
-        for bit in (BIT_FRESH, BIT_SCRIPT, BIT_ROUND, BIT_OPTIMAL):
-            if not (change_mask & bit):
-                continue
-            if bit == BIT_FRESH:
-                v = vote_fresh[k]
-            elif bit == BIT_SCRIPT:
-                v = vote_script[k]
-            elif bit == BIT_ROUND:
-                v = vote_round[k]
-            else:
-                v = vote_optimal[k]
-            if v < 0:
-                continue
-            if target < 0:
-                target = v
-            elif v != target:
-                agree = False
-            votes |= bit
-        n_votes = 0
-        for bit in (BIT_FRESH, BIT_SCRIPT, BIT_ROUND, BIT_OPTIMAL):
-            if votes & bit:
-                n_votes += 1
-        if (
-            target >= 0
-            and agree
-            and n_votes >= min_votes
-            and (votes & required_mask) == required_mask
-            and out_address[target] != NONE
-            and fresh[target - fresh_base]  # reused_address veto: change goes to a new address
-        ):
-            change = target
-            change_chosen[k] = target
+        change, votes = choose_change(
+            k,
+            vote_fresh,
+            vote_script,
+            vote_round,
+            vote_optimal,
+            change_mask,
+            veto_mask,
+            required_mask,
+            any_mask,
+            min_votes,
+            out_address,
+            fresh,
+            fresh_base,
+        )
+        if change >= 0:
+            change_chosen[k] = change
         use_inputs = multi_input and (merge_payjoin or not payjoin[k])
         # Collect the addresses to merge: inputs (multi-input) and the change address.
         n_m = 0

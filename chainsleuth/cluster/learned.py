@@ -432,7 +432,9 @@ def rule_choice(
     vote_round,
     vote_optimal,
     change_mask,
+    veto_mask,
     required_mask,
+    any_mask,
     min_votes,
     out_address,
     fresh,
@@ -444,38 +446,21 @@ def rule_choice(
         chosen[k] = -1
         if coinjoin[k] != 0:
             continue
-        target = np.int64(-1)
-        agree = True
-        votes = 0
-        n_votes = 0
-        for bit in (kernels.BIT_FRESH, kernels.BIT_SCRIPT, kernels.BIT_ROUND, kernels.BIT_OPTIMAL):
-            if not (change_mask & bit):
-                continue
-            if bit == kernels.BIT_FRESH:
-                v = vote_fresh[k]
-            elif bit == kernels.BIT_SCRIPT:
-                v = vote_script[k]
-            elif bit == kernels.BIT_ROUND:
-                v = vote_round[k]
-            else:
-                v = vote_optimal[k]
-            if v < 0:
-                continue
-            if target < 0:
-                target = v
-            elif v != target:
-                agree = False
-            votes |= bit
-            n_votes += 1
-        if (
-            target >= 0
-            and agree
-            and n_votes >= min_votes
-            and (votes & required_mask) == required_mask
-            and out_address[target] != NONE
-            and fresh[target - fresh_base]
-        ):
-            chosen[k] = target
+        chosen[k], _ = kernels.choose_change(
+            k,
+            vote_fresh,
+            vote_script,
+            vote_round,
+            vote_optimal,
+            change_mask,
+            veto_mask,
+            required_mask,
+            any_mask,
+            min_votes,
+            out_address,
+            fresh,
+            fresh_base,
+        )
 
 
 # ----------------------------------------------------------------------------- model
@@ -887,7 +872,9 @@ def decide(
             analysis.coinjoin,
             *analysis.votes,
             policy.change_mask(),
+            policy.veto_mask(),
             policy.required_mask(),
+            policy.any_mask(),
             policy.min_change_votes,
             arrays.output_address,
             analysis.fresh,
