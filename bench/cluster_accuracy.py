@@ -16,10 +16,12 @@ import csv
 import shutil
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from chainsleuth.cluster import learned as lc
 from chainsleuth.cluster.engine import ChainArrays, Clusters, analyze_range, cluster_store
 from chainsleuth.cluster.evaluate import score
 from chainsleuth.cluster.rules import BY_NAME, POLICIES
@@ -27,6 +29,8 @@ from chainsleuth.store.ingest import ingest_blocks_dir
 from chainsleuth.store.store import Store
 
 OUT = Path("bench-output")
+# Policies whose rule-based change decisions are scored transaction by transaction.
+POLICY_CHANGE_ROWS = ("conservative", "conservative_fresh", "strict")
 MIX_KINDS = {"whirlpool_mix", "wasabi_mix", "joinmarket_mix"}
 
 
@@ -89,7 +93,34 @@ def change_rule_accuracy(world: Path, store_dir: Path) -> tuple[list[list[str]],
                 f"{BY_NAME[name].confidence:.2f}",
             ]
         )
-    rows.append(learned_row(arrays, store, change, kind, with_change))
+    for name in POLICY_CHANGE_ROWS:
+        policy = POLICIES[name]
+        chosen = np.empty(n, np.int64)
+        lc.rule_choice(
+            coinjoin,
+            *votes,
+            policy.change_mask(),
+            policy.veto_mask(),
+            policy.required_mask(),
+            policy.any_mask(),
+            policy.min_change_votes,
+            arrays.output_address,
+            analysis.fresh,
+            int(first_out[0]),
+            chosen,
+        )
+        fired = np.flatnonzero(chosen >= 0)
+        right = sum(1 for i in fired.tolist() if int(chosen[i] - first_out[i]) in change.get(i, ()))
+        rows.append(
+            [
+                f"{name} policy (rules agreeing)",
+                f"{fired.shape[0]:,}",
+                f"{right / max(fired.shape[0], 1):.4f}",
+                f"{right / max(with_change, 1):.4f}",
+                "",
+            ]
+        )
+    rows.extend(learned_rows(arrays, store, change, kind, with_change))
     cj_rows = []
     flagged = Counter((int(coinjoin[i]), kind.get(i, "?")) for i in np.flatnonzero(coinjoin))
     mixes = [i for i, k in kind.items() if k in MIX_KINDS]
@@ -101,19 +132,18 @@ def change_rule_accuracy(world: Path, store_dir: Path) -> tuple[list[list[str]],
     return rows, cj_rows
 
 
-def learned_row(
+def learned_rows(
     arrays: ChainArrays,
     store: Store,
     change: dict[int, set[int]],
     kind: dict[int, str],
     with_change: int,
-) -> list[str]:
-    """The learned change classifier alone (trained on this chain), scored like the rules.
+) -> list[list[str]]:
+    """The learned change classifier alone (trained on this chain), scored like the rules,
+    then its merges as conservative_learned gates them (a value rule agrees, none disagrees).
 
     Also its recall on exchange withdrawals whose change goes to a fresh address.
     """
-    from chainsleuth.cluster import learned as lc
-
     fingerprint = lc.read_fingerprints(store, 0, arrays.n_txs)
     spent_by = np.asarray(store.array("output_spent_by_tx"))
     height = np.asarray(store.array("tx_height"))
@@ -161,27 +191,60 @@ def learned_row(
         f"fresh-change exchange withdrawals {ew_right}/{ew_fired}/{len(fresh_withdrawals)} "
         f"(right/fired/all), model {model.stats}"
     )
-    return [
-        "learned_change",
-        f"{n:,}",
-        f"{right.sum() / max(n, 1):.4f}",
-        f"{right.sum() / max(with_change, 1):.4f}",
-        f"{BY_NAME['learned_change'].confidence:.2f}",
+    rows = [
+        [
+            "learned_change",
+            f"{n:,}",
+            f"{right.sum() / max(n, 1):.4f}",
+            f"{right.sum() / max(with_change, 1):.4f}",
+            f"{BY_NAME['learned_change'].confidence:.2f}",
+        ]
     ]
+    gated = lc.decide(
+        arrays, model, POLICIES["conservative_learned"], spent_by, height, fingerprint, 0, -1
+    )
+    g_right = sum(
+        1
+        for t, o in zip(gated.tx.tolist(), gated.out.tolist(), strict=True)
+        if int(o - first_out[t]) in change.get(t, ())
+    )
+    g_n = int(gated.tx.shape[0])
+    rows.append(
+        [
+            "learned_change gated (conservative_learned)",
+            f"{g_n:,}",
+            f"{g_right / max(g_n, 1):.4f}",
+            f"{g_right / max(with_change, 1):.4f}",
+            f"{BY_NAME['learned_change'].confidence:.2f}",
+        ]
+    )
+    return rows
 
 
 LEARNED_STATS: dict[str, object] = {}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--scale", default="medium")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--profile", default=None)
-    parser.add_argument("--policies", default=",".join(POLICIES))
-    parser.add_argument("--out", default="docs/clustering.md")
-    args = parser.parse_args()
-    world, store_dir, gen_s, ingest_s = build_world(args.scale, args.seed, args.profile)
+@dataclass
+class WorldResult:
+    """Every table of one world (scale, seed, profile), and the figures the matrix reads."""
+
+    scale: str
+    seed: int
+    profile: str | None
+    counts: dict[str, int]
+    n_truth_wallets: int
+    n_scored: int
+    gen_s: float
+    ingest_s: float
+    table: list[list[str]]
+    ex_table: list[list[str]]
+    rule_rows: list[list[str]]
+    cj_rows: list[list[str]]
+    figures: dict[str, dict[str, float]]  # policy -> pp, exr, mixed
+
+
+def evaluate_world(scale: str, seed: int, profile: str | None, policies: list[str]) -> WorldResult:
+    world, store_dir, gen_s, ingest_s = build_world(scale, seed, profile)
     store = Store.open(store_dir)
     ids = {
         r["address"]: r["address_id"]
@@ -200,7 +263,8 @@ def main() -> None:
     exchange = np.array([e for _, _, e in pairs], np.bool_)
     table = []
     ex_table = []
-    for name in args.policies.split(","):
+    figures: dict[str, dict[str, float]] = {}
+    for name in policies:
         policy = POLICIES[name]
         report = cluster_store(store_dir, name, from_scratch=True)
         predicted = np.asarray(Clusters(store_dir).cluster_of)[address_ids]
@@ -220,15 +284,9 @@ def main() -> None:
                 policy.description,
             ]
         )
-        print(" | ".join(table[-1][:10]))
+        print(scale, seed, profile, " | ".join(table[-1][:10]), flush=True)
         ex = score(predicted[exchange], owners[exchange])
-        # Clusters holding addresses of two exchanges (any address of them, truth-wise).
-        ex_owner = np.where(exchange, owners, -1)
-        cl, inv = np.unique(predicted, return_inverse=True)
-        mixed = 0
-        if exchange.any():
-            pairs_co = np.unique(np.stack([inv[exchange], ex_owner[exchange]]), axis=1)
-            mixed = int((np.bincount(pairs_co[0], minlength=cl.shape[0]) >= 2).sum())
+        mixed = two_exchange_clusters(predicted, owners, exchange)
         ex_table.append(
             [
                 name,
@@ -239,29 +297,59 @@ def main() -> None:
                 f"{report.rules.get('learned_change', 0):,}",
             ]
         )
-        print("   exchanges:", " | ".join(ex_table[-1]))
+        figures[name] = {
+            "pp": s.pairwise_precision,
+            "b3r": s.bcubed_recall,
+            "exr": ex.pairwise_recall,
+            "exb3r": ex.bcubed_recall,
+            "mixed": mixed,
+        }
     cluster_store(store_dir, "conservative", from_scratch=True)
     rule_rows, cj_rows = change_rule_accuracy(world, store_dir)
-    n_truth_wallets = int(owners.max()) + 1 if owners.shape[0] else 0
+    return WorldResult(
+        scale,
+        seed,
+        profile,
+        dict(store.counts),
+        int(owners.max()) + 1 if owners.shape[0] else 0,
+        len(pairs),
+        gen_s,
+        ingest_s,
+        table,
+        ex_table,
+        rule_rows,
+        cj_rows,
+        figures,
+    )
 
-    def md(header: list[str], rows: list[list[str]]) -> str:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines)
 
-    text = f"""# Clustering accuracy against ground truth
+def two_exchange_clusters(predicted: np.ndarray, owners: np.ndarray, exchange: np.ndarray) -> int:
+    """Clusters holding addresses of two different exchanges (truth-wise)."""
+    if not exchange.any():
+        return 0
+    pairs_co = np.unique(np.stack([predicted[exchange], owners[exchange]]), axis=1)
+    return int((np.unique(pairs_co[0], return_counts=True)[1] >= 2).sum())
 
-Generated by `python -m bench.cluster_accuracy --scale {args.scale} --seed {args.seed}{" --profile " + args.profile if args.profile else ""}`
-(also run by `make bench`) on {time.strftime("%Y-%m-%d")}. The simulated world
-({args.scale}, seed {args.seed}): {store.counts["txs"]:,} transactions,
-{store.counts["addresses"]:,} addresses, {n_truth_wallets:,} true wallets
-(generation {gen_s:.0f} s and ingest {ingest_s:.0f} s when not cached). Scores are over the
-{len(pairs):,} addresses the truth knows. Pairwise: a pair of addresses is predicted linked when
+
+def md(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def world_report(r: WorldResult, command: str, level: str = "#") -> str:
+    """The detailed tables of one world."""
+    return f"""{level} Clustering accuracy against ground truth: {r.scale} seed {r.seed}, profile {r.profile or "easy"}
+
+Generated by `{command}` on {time.strftime("%Y-%m-%d")}. The simulated world: {r.counts["txs"]:,}
+transactions, {r.counts["addresses"]:,} addresses, {r.n_truth_wallets:,} true wallets (generation
+{r.gen_s:.0f} s and ingest {r.ingest_s:.0f} s when not cached). Scores are over the
+{r.n_scored:,} addresses the truth knows. Pairwise: a pair of addresses is predicted linked when
 they share a cluster, truly linked when they share a wallet. B-cubed averages per address.
 
-## Policies
+{level}# Policies
 
-{md(["policy", "pairwise precision", "pairwise recall", "B³ precision", "B³ recall", "clusters", "largest", "CoinJoins", "quarantined", "seconds", "what it does"], table)}
+{md(["policy", "pairwise precision", "pairwise recall", "B³ precision", "B³ recall", "clusters", "largest", "CoinJoins", "quarantined", "seconds", "what it does"], r.table)}
 
 Pairwise recall is low for every policy because the big true wallets (exchanges) are linked
 on-chain mostly through transactions no precise rule may merge: a sweep of deposits into a
@@ -269,23 +357,23 @@ single hot-wallet output has no change to find, and withdrawals pay customers fr
 hot addresses that only the multi-input rule links. B-cubed recall, which weighs every address
 equally, shows the gain of the change rules better.
 
-## Exchange wallets
+{level}# Exchange wallets
 
 Scores restricted to the addresses the truth gives to exchanges: pairwise and B³ recall of the
 exchange wallets, how many clusters their addresses fall into, how many clusters hold
 addresses of two different exchanges (a false link between exchanges), and the learned change
 merges the policy made.
 
-{md(["policy", "exchange pairwise recall", "exchange B³ recall", "exchange clusters", "clusters with 2 exchanges", "learned merges"], ex_table)}
+{md(["policy", "exchange pairwise recall", "exchange B³ recall", "exchange clusters", "clusters with 2 exchanges", "learned merges"], r.ex_table)}
 
-## Change rules, one transaction at a time
+{level}# Change rules, one transaction at a time
 
 Each rule's vote compared with the truth's change outputs (transactions that are not CoinJoins).
 "Precision" is the share of its votes that pick the true change output; "recall" the share of
-transactions with change where it does. The default policy merges only where two rules agree;
-in this world every pair of agreeing rules was right.
+transactions with change where it does. The "policy" rows are the change outputs each
+rule-based policy merges (its rules agreeing, none against, a fresh change address).
 
-{md(["rule", "fired", "precision", "recall", "confidence used"], rule_rows)}
+{md(["rule", "fired", "precision", "recall", "confidence used"], r.rule_rows)}
 
 `learned_change` is the classifier trained on this chain's own self-revealed change, scored
 alone (every eligible transaction, not only where the rules are silent). On exchange
@@ -293,18 +381,158 @@ withdrawals whose change goes to a fresh address it fired on
 {LEARNED_STATS.get("fired_on_fresh_withdrawals")} of {LEARNED_STATS.get("fresh_withdrawals")}
 and was right on {LEARNED_STATS.get("right_on_fresh_withdrawals")}.
 
-## CoinJoin detection
+{level}# CoinJoin detection
 
 Transactions flagged by each CoinJoin rule, by the kind the truth gives them (a Whirlpool Tx0 is
 one wallet's premix transaction: flagging it costs recall, not precision).
 
-{md(["rule", "truth kind", "transactions"], cj_rows)}
+{md(["rule", "truth kind", "transactions"], r.cj_rows)}
 """
+
+
+MATRIX_POLICIES = ("conservative", "conservative_fresh", "strict", "multi_input")
+MATRIX_POLICIES += ("learned", "conservative_learned", "aggressive")
+
+
+def matrix_report(results: list[WorldResult], command: str) -> str:
+    """Policy x profile (worst case over the worlds of each profile) and rule x profile."""
+    profiles = list(dict.fromkeys(r.profile or "easy" for r in results))
+    by_profile = {p: [r for r in results if (r.profile or "easy") == p] for p in profiles}
+    worlds = {p: ", ".join(f"{r.scale} {r.seed}" for r in rs) for p, rs in by_profile.items()}
+    policies = list(dict.fromkeys(k for r in results for k in r.figures))
+    rows = []
+    for name in policies:
+        row = [name]
+        for p in profiles:
+            f = [r.figures[name] for r in by_profile[p] if name in r.figures]
+            row.append(f"{min(x['pp'] for x in f):.4f}")
+        for p in profiles:
+            f = [r.figures[name] for r in by_profile[p] if name in r.figures]
+            row.append(f"{min(x['exr'] for x in f):.4f}")
+        for p in profiles:
+            f = [r.figures[name] for r in by_profile[p] if name in r.figures]
+            row.append(f"{max(int(x['mixed']) for x in f)}")
+        for p in profiles:
+            f = [r.figures[name] for r in by_profile[p] if name in r.figures]
+            row.append(f"{min(x['b3r'] for x in f):.4f}")
+        rows.append(row)
+    rows.sort(key=lambda r: min(float(x) for x in r[1 : 1 + len(profiles)]))
+    header = ["policy"]
+    header += [f"pairwise precision, {p}" for p in profiles]
+    header += [f"exchange pairwise recall, {p}" for p in profiles]
+    header += [f"clusters with 2 exchanges, {p}" for p in profiles]
+    header += [f"B³ recall, {p}" for p in profiles]
+    rule_names = list(dict.fromkeys(row[0] for r in results for row in r.rule_rows))
+    rule_table = []
+    for name in rule_names:
+        row = [name]
+        for p in profiles:
+            prec = [
+                float(x[2])
+                for r in by_profile[p]
+                for x in r.rule_rows
+                if x[0] == name and x[1] != "0"
+            ]
+            row.append(f"{min(prec):.4f}" if prec else "n/a")
+        fired = [int(x[1].replace(",", "")) for r in results for x in r.rule_rows if x[0] == name]
+        row.append(f"{min(fired):,}–{max(fired):,}")
+        rule_table.append(row)
+    rule_table.sort(key=lambda r: min(float(x) if x != "n/a" else 1.0 for x in r[1:-1]))
+    per_world = [
+        [
+            r.profile or "easy",
+            f"{r.scale} {r.seed}",
+            f"{r.counts['txs']:,}",
+            f"{r.figures['conservative']['pp']:.5f}" if "conservative" in r.figures else "",
+            f"{r.figures['conservative']['exr']:.4f}" if "conservative" in r.figures else "",
+            f"{int(r.figures['conservative']['mixed'])}" if "conservative" in r.figures else "",
+            f"{r.figures['conservative_fresh']['pp']:.5f}"
+            if "conservative_fresh" in r.figures
+            else "",
+            f"{int(r.figures['conservative_fresh']['mixed'])}"
+            if "conservative_fresh" in r.figures
+            else "",
+        ]
+        for r in results
+    ]
+    return f"""## Every profile, worst case first
+
+Generated by `{command}` on {time.strftime("%Y-%m-%d")}. Worlds per profile:
+{"; ".join(f"{p}: {w}" for p, w in worlds.items())}. Each figure is the worst over that
+profile's worlds (lowest precision and recall, most clusters holding two exchanges); rows are
+ordered by their worst pairwise precision.
+
+{md(header, rows)}
+
+Change rules and the policies' change decisions, one transaction at a time against the truth
+(lowest precision over each profile's worlds; "fired" is the range over all worlds):
+
+{md(["rule"] + [f"precision, {p}" for p in profiles] + ["fired"], rule_table)}
+
+Every world, the default (conservative) beside the default before issue 11
+(conservative_fresh):
+
+{md(["profile", "world", "txs", "conservative pairwise precision", "conservative exchange recall", "conservative clusters with 2 exchanges", "conservative_fresh pairwise precision", "conservative_fresh clusters with 2 exchanges"], per_world)}
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", default="medium")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--profile",
+        default=None,
+        help="one world of this profile only (no matrix)",
+    )
+    parser.add_argument(
+        "--profiles",
+        default="easy,realistic,hard",
+        help="matrix: the profiles (when --profile is not given)",
+    )
+    parser.add_argument(
+        "--small-seeds",
+        default="1,2,3",
+        help="matrix: small worlds per profile, beside --scale/--seed",
+    )
+    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--out", default="docs/clustering.md")
+    args = parser.parse_args()
+    policies = args.policies.split(",")
+    if args.profile:
+        command = (
+            f"python -m bench.cluster_accuracy --scale {args.scale} --seed {args.seed} "
+            f"--profile {args.profile}"
+        )
+        text = world_report(evaluate_world(args.scale, args.seed, args.profile, policies), command)
+    else:
+        results = []
+        worlds = [("small", int(s)) for s in args.small_seeds.split(",") if s]
+        worlds.append((args.scale, args.seed))
+        detail = None
+        for profile in args.profiles.split(","):
+            for scale, seed in dict.fromkeys(worlds):
+                results.append(evaluate_world(scale, seed, profile, policies))
+                if (scale, seed) == (args.scale, args.seed) and profile == "hard":
+                    detail = results[-1]
+        command = (
+            f"python -m bench.cluster_accuracy --scale {args.scale} --seed {args.seed} "
+            f"--profiles {args.profiles} --small-seeds {args.small_seeds}"
+        )
+        text = (
+            "# Clustering accuracy against ground truth\n\n" + HOW + matrix_report(results, command)
+        )
+        if detail is not None:
+            text += "\n" + world_report(detail, command, level="##")
     if args.out == "-":
         print(text)
         return
     Path(args.out).write_text(text)
     print(f"wrote {args.out}")
+
+
+HOW = """TODO
+"""
 
 
 if __name__ == "__main__":

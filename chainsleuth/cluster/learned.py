@@ -805,6 +805,36 @@ def train_model(
     return ChangeModel(list(features), [float(c) for c in coef], threshold, MARGIN, window, stats)
 
 
+def rule_gate(policy: Any, votes: list[np.ndarray], best_out: np.ndarray) -> np.ndarray:
+    """Per tx: whether the policy's change rules let the classifier's pick be merged.
+
+    Where the policy names `change_required_any` rules (conservative_learned), the classifier
+    is one vote, never the only one: one of those value rules must pick the same output, and no
+    change rule of the policy (vetoes included) may pick another. Self-labels are nearly all
+    self-change to a reused address, while the rule fires only on fresh outputs, so held-out
+    self-labelled precision says little about the shapes it fires on; on the simulator's hard
+    worlds its picks that a rule contradicted were almost all wrong (docs/clustering.md).
+    Other policies (`learned`, for measurement) are not gated.
+    """
+    from chainsleuth.cluster.rules import CHANGE_BITS
+
+    any_mask = policy.any_mask()
+    if not any_mask:
+        return np.ones(best_out.shape[0], np.bool_)
+    enabled = policy.change_mask() | policy.veto_mask()
+    support = np.zeros(best_out.shape[0], np.bool_)
+    against = np.zeros(best_out.shape[0], np.bool_)
+    for name, v in zip(
+        ("fresh_address", "script_type", "round_amount", "optimal_change"), votes, strict=True
+    ):
+        bit = CHANGE_BITS[name]
+        if any_mask & bit:
+            support |= v == best_out
+        if enabled & bit:
+            against |= (v >= 0) & (v != best_out)
+    return support & ~against & (best_out >= 0)
+
+
 @dataclass
 class Decisions:
     """Learned change merges to apply: tx, output, and the position to apply them at."""
@@ -845,7 +875,8 @@ def decide(
 
     A tx is decided when the chain has a tx above height(T) + window; its merge is due at the
     first such tx. The rule does not fire where the policy's rule-based change already merged
-    an output of T (agreeing or not), on a non-fresh output, or below the threshold/margin.
+    an output of T (agreeing or not), on a non-fresh output, below the threshold/margin, or
+    where the policy's rules gate it (`rule_gate`).
     """
     from chainsleuth.cluster.engine import analyze_range
 
@@ -903,6 +934,7 @@ def decide(
         fresh_best = np.zeros(t1 - t0, np.bool_)
         fresh_best[ok] = analysis.fresh[best_out[ok] - o0]
         fire = ok & fresh_best & (best_p >= model.threshold) & (best_p - second_p >= model.margin)
+        fire &= rule_gate(policy, analysis.votes, best_out)
         k = np.flatnonzero(fire)
         txs.append(t0 + k)
         outs.append(best_out[k])
