@@ -23,7 +23,7 @@ import numpy as np
 
 from chainsleuth.cluster import learned as lc
 from chainsleuth.cluster.engine import ChainArrays, Clusters, analyze_range, cluster_store
-from chainsleuth.cluster.evaluate import score
+from chainsleuth.cluster.evaluate import score, two_exchange_clusters
 from chainsleuth.cluster.rules import BY_NAME, POLICIES
 from chainsleuth.store.ingest import ingest_blocks_dir
 from chainsleuth.store.store import Store
@@ -321,14 +321,6 @@ def evaluate_world(scale: str, seed: int, profile: str | None, policies: list[st
         cj_rows,
         figures,
     )
-
-
-def two_exchange_clusters(predicted: np.ndarray, owners: np.ndarray, exchange: np.ndarray) -> int:
-    """Clusters holding addresses of two different exchanges (truth-wise)."""
-    if not exchange.any():
-        return 0
-    pairs_co = np.unique(np.stack([predicted[exchange], owners[exchange]]), axis=1)
-    return int((np.unique(pairs_co[0], return_counts=True)[1] >= 2).sum())
 
 
 def md(header: list[str], rows: list[list[str]]) -> str:
