@@ -30,7 +30,7 @@ from chainsleuth.store.store import Store
 
 OUT = Path("bench-output")
 # Policies whose rule-based change decisions are scored transaction by transaction.
-POLICY_CHANGE_ROWS = ("conservative", "conservative_fresh", "strict")
+POLICY_CHANGE_ROWS = ("conservative", "conservative_fresh", "value_vote", "strict")
 MIX_KINDS = {"whirlpool_mix", "wasabi_mix", "joinmarket_mix"}
 
 
@@ -107,6 +107,8 @@ def change_rule_accuracy(world: Path, store_dir: Path) -> tuple[list[list[str]],
             arrays.output_address,
             analysis.fresh,
             int(first_out[0]),
+            analysis.hot,
+            policy.hot_mask(),
             chosen,
         )
         fired = np.flatnonzero(chosen >= 0)

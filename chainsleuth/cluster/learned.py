@@ -439,6 +439,8 @@ def rule_choice(
     out_address,
     fresh,
     fresh_base,
+    hot,
+    hot_mask,
     chosen,
 ):
     """The output the rule-based change policy merges per tx (-1 none), as apply_merges does."""
@@ -460,6 +462,8 @@ def rule_choice(
             out_address,
             fresh,
             fresh_base,
+            hot,
+            hot_mask,
         )
 
 
@@ -808,7 +812,7 @@ def train_model(
 def rule_gate(policy: Any, votes: list[np.ndarray], best_out: np.ndarray) -> np.ndarray:
     """Per tx: whether the policy's change rules let the classifier's pick be merged.
 
-    Where the policy names `change_required_any` rules (conservative_learned), the classifier
+    Where the policy names `learned_needs` rules (conservative_learned), the classifier
     is one vote, never the only one: one of those value rules must pick the same output, and no
     change rule of the policy (vetoes included) may pick another. Self-labels are nearly all
     self-change to a reused address, while the rule fires only on fresh outputs, so held-out
@@ -818,7 +822,7 @@ def rule_gate(policy: Any, votes: list[np.ndarray], best_out: np.ndarray) -> np.
     """
     from chainsleuth.cluster.rules import CHANGE_BITS
 
-    any_mask = policy.any_mask()
+    any_mask = policy.learned_mask()
     if not any_mask:
         return np.ones(best_out.shape[0], np.bool_)
     enabled = policy.change_mask() | policy.veto_mask()
@@ -878,7 +882,7 @@ def decide(
     an output of T (agreeing or not), on a non-fresh output, below the threshold/margin, or
     where the policy's rules gate it (`rule_gate`).
     """
-    from chainsleuth.cluster.engine import analyze_range
+    from chainsleuth.cluster.engine import analyze_range, batch_spenders_before
 
     n_tx = arrays.n_txs
     window = model.window
@@ -893,9 +897,10 @@ def decide(
     coef = np.asarray(model.coef)
     max_address = pending_max_address
     step = _chunk_txs()
+    batch_spent = batch_spenders_before(arrays, pending_from)
     for t0 in range(pending_from, limit, step):
         t1 = min(limit, t0 + step)
-        analysis, max_address = analyze_range(arrays, t0, t1, max_address)
+        analysis, max_address = analyze_range(arrays, t0, t1, max_address, batch_spent=batch_spent)
         if not model.enabled:
             continue
         rule = np.empty(t1 - t0, np.int64)
@@ -910,6 +915,8 @@ def decide(
             arrays.output_address,
             analysis.fresh,
             int(arrays.tx_first_output[t0]),
+            analysis.hot,
+            policy.hot_mask(),
             rule,
         )
         c = range_candidates(

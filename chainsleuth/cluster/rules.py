@@ -160,7 +160,8 @@ class Policy:
     A change output is merged with the inputs when the rules in `change_rules` that fire agree
     on it, at least `min_change_votes` of them fire, the votes include every rule listed in
     `change_required` and at least one of `change_required_any` (when given), and no enabled
-    rule points at another output. Rules in `veto_rules`
+    rule points at another output. Where another output pays a service's hot address (one that
+    already spent in a batch), one of `hot_payee_needs` must vote too (when given). Rules in `veto_rules`
     never count as a vote but block a merge when they point at another output.
     """
 
@@ -171,6 +172,8 @@ class Policy:
     min_change_votes: int = 1
     veto_rules: tuple[str, ...] = ()
     change_required_any: tuple[str, ...] = ()
+    hot_payee_needs: tuple[str, ...] = ()  # one of these votes when another output pays a hot
+    learned_needs: tuple[str, ...] = ()  # one of these agrees with a learned pick (gate)
     merge_payjoin_suspects: bool = True
     large_cluster: int = 1000  # super-cluster guard: clusters this big are "large"
     growth_factor: int = 100  # quarantine a tx that grows a cluster this many times over
@@ -189,6 +192,20 @@ class Policy:
         """Bits of the rules that only block (they never count as a vote)."""
         mask = 0
         for rule in self.veto_rules:
+            mask |= CHANGE_BITS[rule]
+        return mask
+
+    def hot_mask(self) -> int:
+        """Rules of which one must vote where another output pays a service's hot address."""
+        mask = 0
+        for rule in self.hot_payee_needs:
+            mask |= CHANGE_BITS[rule]
+        return mask
+
+    def learned_mask(self) -> int:
+        """Rules of which one must agree with a learned change pick (0: not gated)."""
+        mask = 0
+        for rule in self.learned_needs:
             mask |= CHANGE_BITS[rule]
         return mask
 
@@ -215,18 +232,28 @@ class Policy:
 POLICIES: dict[str, Policy] = {
     p.name: p
     for p in (
-        # Two agreeing votes are not enough when both read the addresses only: fresh_address and
-        # script_type agree on the wrong output whenever a wallet returns change to a reused
-        # address of another script type (an exchange forwarding a deposit to a buyer, change
-        # to its reused hot wallet). One vote must read the values (docs/clustering.md).
+        # Two rules that read only the addresses (fresh address, script type) agree on the wrong
+        # output when a service pays from a deposit address and returns its change to a reused
+        # hot address of another script type (an exchange forwarding a deposit to a buyer).
+        # Where another output pays an address that already spent in a batch (a service's hot
+        # address), one vote must read the values (docs/clustering.md).
         Policy(
             "conservative",
             change_rules=("fresh_address", "script_type", "optimal_change", "round_amount"),
-            change_required_any=("optimal_change", "round_amount"),
+            hot_payee_needs=("optimal_change", "round_amount"),
             min_change_votes=2,
             description="Default. Multi-input, plus change when two independent change rules "
-            "agree on the same output, one of them reading the values (round amount or optimal "
-            "change), none points elsewhere, and the change address is new. Precision first.",
+            "agree on the same output, none points elsewhere, and the change address is new; "
+            "where another output pays a service's hot address (one that spent in a batch "
+            "before), one of the two must be round amount or optimal change. Precision first.",
+        ),
+        Policy(
+            "value_vote",
+            change_rules=("fresh_address", "script_type", "optimal_change", "round_amount"),
+            change_required_any=("optimal_change", "round_amount"),
+            min_change_votes=2,
+            description="Two agreeing change rules, one of them round amount or optimal change, "
+            "always (for measurement).",
         ),
         Policy(
             "conservative_fresh",
@@ -278,9 +305,11 @@ POLICIES: dict[str, Policy] = {
                 "round_amount",
                 LEARNED,
             ),
-            change_required_any=("optimal_change", "round_amount"),
+            hot_payee_needs=("optimal_change", "round_amount"),
+            learned_needs=("optimal_change", "round_amount"),
             min_change_votes=2,
-            description="Conservative, plus the change classifier where no two rules agree.",
+            description="Conservative, plus the change classifier where no two rules agree, "
+            "gated: round amount or optimal change picks the same output, no rule another.",
         ),
         Policy(
             "aggressive",
