@@ -538,35 +538,52 @@ on small seed 1 (3 clusters holding two exchanges), 44 clusters holding two exch
 seed 7. Traced back through the merge evidence (`cluster_merges`), 71 of the 72 false merges on
 small hard seeds 1-2 and realistic seeds 1-2 had the same pair and the same shape:
 `fresh_address` + `script_type` on a one-input, two-output `exchange_forward` transaction (the
-72nd was the same pair on a payment). An exchange spends a
-customer's deposit address, pays a buyer, and returns the change to its own hot address, which
-it reuses and which has another script type than its deposit addresses. Both rules read only
-the addresses, and both point at the buyer's output: it is the only fresh one (the change went
-to a reused address) and the only one of the deposit's script type. Their agreement is one
-piece of evidence, not two.
+72nd was the same pair on a payment). An exchange spends a customer's deposit address, pays a
+buyer, and returns the change to its own hot address, which it reuses and which has another
+script type than its deposit addresses. Both rules read only the addresses, and both point at
+the buyer's output: it is the only fresh one (the change went to a reused address) and the only
+one of the deposit's script type.
 
-The default `conservative` now needs two agreeing votes of which at least one reads the values
-(`round_amount`: of two outputs exactly one is round; `optimal_change`: exactly one output is
-smaller than every input), no enabled rule pointing at another output, and a change address
-never seen before. It assumes nothing about one-output transactions (no rule ever merges a
-one-output transaction's output, so send-all payments cannot mislead it). `strict` (fresh
-address only as a veto) gives the same precision with a little less recall. The false merges
-left in the twelve worlds are five, each `fresh_address` with one value rule on a one-input,
-two-output transaction: one on easy small 2 (an exchange withdrawal), two on easy medium 7,
-one on realistic medium 7, one on hard medium 7 (payments); none joins two exchanges, and the
-worst pairwise precision is 0.99998.
+What gives those transactions away is the reused output: it pays an address that has already
+spent in a batch (a transaction with three or more outputs that is not a CoinJoin), i.e. a
+service's spending (hot) address. People pay a service's deposit addresses, not the addresses
+it pays out from, so an output to such an address is as likely the service's own change as a
+payment, and the address rules cannot tell which output is the change. On one-input
+transactions where only `fresh_address` and `script_type` agree, the pick was right 0.51-0.69
+of the time on hard (49 to 914 transactions per world, every error an exchange forward) and
+0.89 on realistic small 1 (1.00 on easy) when the other output pays such an address, and
+0.998-1.000 otherwise (hard small 1-3 and medium 7, realistic small 1, easy small 1 and medium 7).
 
-The learned change classifier (rule 25) trains on self-labelled transactions, but those are
-nearly all reveal a change output that was not fresh, mostly self-change (on the small hard
-worlds only 15 to 21 of 1,935 to 2,162 labels reveal a fresh change output), while the
-classifier fires only on fresh outputs. Its held-out self-labelled precision is 1.0 everywhere, while its true precision
-on the shapes it fires on is 0.94 (one input, three or more outputs, Whirlpool Tx0s among them)
-to 0.99, and 0.00 to 0.05 where a rule picks another output. A gate by held-out self-labelled
-precision per transaction shape cannot see those errors, so `conservative_learned` gates it by
-the rules instead: the classifier counts as one vote, one value rule must pick the same output,
-and no rule may pick another. Gated, it merges 92 to 3,012 transactions per world, all right on
-`realistic` and `hard`, and raises B³ recall slightly; it is not the default because it does
-not raise exchange-wallet recall at all.
+The default `conservative` therefore still merges where two change rules agree, none points
+elsewhere and the change address is new, but where another output pays an address that
+already spent in a batch, one of the two votes must read the values (`round_amount`: of two
+outputs exactly one is round; `optimal_change`: exactly one output is smaller than every
+input). Only what precedes the transaction is used (one bool per address, kept in
+`clusters/state/batch_spent.npy`: 1 B/address, 1.4 GB on mainnet's 1.4 G addresses), so
+incremental clustering still equals one pass. No rule merges the output of a one-output
+transaction, so send-all payments (a third of one-output transactions pay another owner on
+`hard`) cannot mislead it. Requiring a value rule everywhere (`value_vote`, or `strict` with
+fresh address only as a veto) is as precise on these worlds but costs investigations: customers'
+payment chains are linked mostly by `fresh_address` + `script_type`, and with `value_vote` the
+direct-lead recall of tests/cases/test_investigate.py (easy small 1) fell from 0.95 to 0.83.
+
+The false merges left in the twelve worlds are eleven, none joining two exchanges: one on easy
+small 2 (`fresh_address` + `round_amount`, an exchange withdrawal), four on easy medium 7 and
+four on realistic medium 7 (payments, `fresh_address` with `script_type` or `round_amount`),
+one on realistic small 2 and one on hard medium 7 (payments). The worst pairwise precision is
+0.99998.
+
+The learned change classifier (rule 25) trains on self-labelled transactions, but those nearly
+all reveal a change output that was not fresh, mostly self-change (on the small hard worlds
+only 15 to 21 of 1,935 to 2,162 labels reveal a fresh change output), while the classifier
+fires only on fresh outputs. Its held-out self-labelled precision is 1.0 everywhere, while its
+true precision on the shapes it fires on is 0.94 (one input, three or more outputs, Whirlpool
+Tx0s among them) to 0.99, and 0.00 to 0.05 where a rule picks another output. A gate by
+held-out self-labelled precision per transaction shape cannot see those errors, so
+`conservative_learned` gates it by the rules instead: the classifier counts as one vote, one
+value rule must pick the same output, and no rule may pick another (`learned.rule_gate`).
+Gated, it merges 92 to 3,012 transactions per world, all right on `realistic` and `hard`, and
+raises B³ recall a little; it is not the default because it adds no exchange-wallet recall.
 
 ### Exchange-wallet recall: what limits it
 
