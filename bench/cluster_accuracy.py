@@ -585,6 +585,14 @@ value rule must pick the same output, and no rule may pick another (`learned.rul
 Gated, it merges 92 to 3,012 transactions per world, all right on `realistic` and `hard`, and
 raises B³ recall a little; it is not the default because it adds no exchange-wallet recall.
 
+Effect on investigations (`python -m bench.accuracy_matrix --profiles hard --scales medium
+--seeds 7`, investigate's defaults, leads at confidence ≥ 0.5, run once with this default and
+once with `conservative_fresh` in its place): on hard medium 7 the wrong leads fell from 88 to
+48 (lead precision 0.909 to 0.948) with the same 884 right leads (recall 0.370); cash-out
+recall went from 0.705 to 0.691 (two of 139 fewer), cash-out precision 0.980 both. On small
+seeds 1-3 of hard and realistic the leads were the same under both, except one more right lead
+on hard small 3 (recall 0.347 to 0.350).
+
 ### Exchange-wallet recall: what limits it
 
 Every precise policy links 0.3-1.5 % of the exchange-address pairs. Exchange wallets are mostly
