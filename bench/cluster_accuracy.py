@@ -16,17 +16,21 @@ import csv
 import shutil
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from chainsleuth.cluster import learned as lc
 from chainsleuth.cluster.engine import ChainArrays, Clusters, analyze_range, cluster_store
-from chainsleuth.cluster.evaluate import score
+from chainsleuth.cluster.evaluate import score, two_exchange_clusters
 from chainsleuth.cluster.rules import BY_NAME, POLICIES
 from chainsleuth.store.ingest import ingest_blocks_dir
 from chainsleuth.store.store import Store
 
 OUT = Path("bench-output")
+# Policies whose rule-based change decisions are scored transaction by transaction.
+POLICY_CHANGE_ROWS = ("conservative", "conservative_fresh", "value_vote", "strict")
 MIX_KINDS = {"whirlpool_mix", "wasabi_mix", "joinmarket_mix"}
 
 
@@ -89,7 +93,36 @@ def change_rule_accuracy(world: Path, store_dir: Path) -> tuple[list[list[str]],
                 f"{BY_NAME[name].confidence:.2f}",
             ]
         )
-    rows.append(learned_row(arrays, store, change, kind, with_change))
+    for name in POLICY_CHANGE_ROWS:
+        policy = POLICIES[name]
+        chosen = np.empty(n, np.int64)
+        lc.rule_choice(
+            coinjoin,
+            *votes,
+            policy.change_mask(),
+            policy.veto_mask(),
+            policy.required_mask(),
+            policy.any_mask(),
+            policy.min_change_votes,
+            arrays.output_address,
+            analysis.fresh,
+            int(first_out[0]),
+            analysis.hot,
+            policy.hot_mask(),
+            chosen,
+        )
+        fired = np.flatnonzero(chosen >= 0)
+        right = sum(1 for i in fired.tolist() if int(chosen[i] - first_out[i]) in change.get(i, ()))
+        rows.append(
+            [
+                f"{name} policy (rules agreeing)",
+                f"{fired.shape[0]:,}",
+                f"{right / max(fired.shape[0], 1):.4f}",
+                f"{right / max(with_change, 1):.4f}",
+                "",
+            ]
+        )
+    rows.extend(learned_rows(arrays, store, change, kind, with_change))
     cj_rows = []
     flagged = Counter((int(coinjoin[i]), kind.get(i, "?")) for i in np.flatnonzero(coinjoin))
     mixes = [i for i, k in kind.items() if k in MIX_KINDS]
@@ -101,19 +134,18 @@ def change_rule_accuracy(world: Path, store_dir: Path) -> tuple[list[list[str]],
     return rows, cj_rows
 
 
-def learned_row(
+def learned_rows(
     arrays: ChainArrays,
     store: Store,
     change: dict[int, set[int]],
     kind: dict[int, str],
     with_change: int,
-) -> list[str]:
-    """The learned change classifier alone (trained on this chain), scored like the rules.
+) -> list[list[str]]:
+    """The learned change classifier alone (trained on this chain), scored like the rules,
+    then its merges as conservative_learned gates them (a value rule agrees, none disagrees).
 
     Also its recall on exchange withdrawals whose change goes to a fresh address.
     """
-    from chainsleuth.cluster import learned as lc
-
     fingerprint = lc.read_fingerprints(store, 0, arrays.n_txs)
     spent_by = np.asarray(store.array("output_spent_by_tx"))
     height = np.asarray(store.array("tx_height"))
@@ -161,27 +193,60 @@ def learned_row(
         f"fresh-change exchange withdrawals {ew_right}/{ew_fired}/{len(fresh_withdrawals)} "
         f"(right/fired/all), model {model.stats}"
     )
-    return [
-        "learned_change",
-        f"{n:,}",
-        f"{right.sum() / max(n, 1):.4f}",
-        f"{right.sum() / max(with_change, 1):.4f}",
-        f"{BY_NAME['learned_change'].confidence:.2f}",
+    rows = [
+        [
+            "learned_change",
+            f"{n:,}",
+            f"{right.sum() / max(n, 1):.4f}",
+            f"{right.sum() / max(with_change, 1):.4f}",
+            f"{BY_NAME['learned_change'].confidence:.2f}",
+        ]
     ]
+    gated = lc.decide(
+        arrays, model, POLICIES["conservative_learned"], spent_by, height, fingerprint, 0, -1
+    )
+    g_right = sum(
+        1
+        for t, o in zip(gated.tx.tolist(), gated.out.tolist(), strict=True)
+        if int(o - first_out[t]) in change.get(t, ())
+    )
+    g_n = int(gated.tx.shape[0])
+    rows.append(
+        [
+            "learned_change gated (conservative_learned)",
+            f"{g_n:,}",
+            f"{g_right / max(g_n, 1):.4f}",
+            f"{g_right / max(with_change, 1):.4f}",
+            f"{BY_NAME['learned_change'].confidence:.2f}",
+        ]
+    )
+    return rows
 
 
 LEARNED_STATS: dict[str, object] = {}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--scale", default="medium")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--profile", default=None)
-    parser.add_argument("--policies", default=",".join(POLICIES))
-    parser.add_argument("--out", default="docs/clustering.md")
-    args = parser.parse_args()
-    world, store_dir, gen_s, ingest_s = build_world(args.scale, args.seed, args.profile)
+@dataclass
+class WorldResult:
+    """Every table of one world (scale, seed, profile), and the figures the matrix reads."""
+
+    scale: str
+    seed: int
+    profile: str | None
+    counts: dict[str, int]
+    n_truth_wallets: int
+    n_scored: int
+    gen_s: float
+    ingest_s: float
+    table: list[list[str]]
+    ex_table: list[list[str]]
+    rule_rows: list[list[str]]
+    cj_rows: list[list[str]]
+    figures: dict[str, dict[str, float]]  # policy -> pp, exr, mixed
+
+
+def evaluate_world(scale: str, seed: int, profile: str | None, policies: list[str]) -> WorldResult:
+    world, store_dir, gen_s, ingest_s = build_world(scale, seed, profile)
     store = Store.open(store_dir)
     ids = {
         r["address"]: r["address_id"]
@@ -200,7 +265,8 @@ def main() -> None:
     exchange = np.array([e for _, _, e in pairs], np.bool_)
     table = []
     ex_table = []
-    for name in args.policies.split(","):
+    figures: dict[str, dict[str, float]] = {}
+    for name in policies:
         policy = POLICIES[name]
         report = cluster_store(store_dir, name, from_scratch=True)
         predicted = np.asarray(Clusters(store_dir).cluster_of)[address_ids]
@@ -220,15 +286,9 @@ def main() -> None:
                 policy.description,
             ]
         )
-        print(" | ".join(table[-1][:10]))
+        print(scale, seed, profile, " | ".join(table[-1][:10]), flush=True)
         ex = score(predicted[exchange], owners[exchange])
-        # Clusters holding addresses of two exchanges (any address of them, truth-wise).
-        ex_owner = np.where(exchange, owners, -1)
-        cl, inv = np.unique(predicted, return_inverse=True)
-        mixed = 0
-        if exchange.any():
-            pairs_co = np.unique(np.stack([inv[exchange], ex_owner[exchange]]), axis=1)
-            mixed = int((np.bincount(pairs_co[0], minlength=cl.shape[0]) >= 2).sum())
+        mixed = two_exchange_clusters(predicted, owners, exchange)
         ex_table.append(
             [
                 name,
@@ -239,29 +299,51 @@ def main() -> None:
                 f"{report.rules.get('learned_change', 0):,}",
             ]
         )
-        print("   exchanges:", " | ".join(ex_table[-1]))
+        figures[name] = {
+            "pp": s.pairwise_precision,
+            "b3r": s.bcubed_recall,
+            "exr": ex.pairwise_recall,
+            "exb3r": ex.bcubed_recall,
+            "mixed": mixed,
+        }
     cluster_store(store_dir, "conservative", from_scratch=True)
     rule_rows, cj_rows = change_rule_accuracy(world, store_dir)
-    n_truth_wallets = int(owners.max()) + 1 if owners.shape[0] else 0
+    return WorldResult(
+        scale,
+        seed,
+        profile,
+        dict(store.counts),
+        int(owners.max()) + 1 if owners.shape[0] else 0,
+        len(pairs),
+        gen_s,
+        ingest_s,
+        table,
+        ex_table,
+        rule_rows,
+        cj_rows,
+        figures,
+    )
 
-    def md(header: list[str], rows: list[list[str]]) -> str:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines)
 
-    text = f"""# Clustering accuracy against ground truth
+def md(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
 
-Generated by `python -m bench.cluster_accuracy --scale {args.scale} --seed {args.seed}{" --profile " + args.profile if args.profile else ""}`
-(also run by `make bench`) on {time.strftime("%Y-%m-%d")}. The simulated world
-({args.scale}, seed {args.seed}): {store.counts["txs"]:,} transactions,
-{store.counts["addresses"]:,} addresses, {n_truth_wallets:,} true wallets
-(generation {gen_s:.0f} s and ingest {ingest_s:.0f} s when not cached). Scores are over the
-{len(pairs):,} addresses the truth knows. Pairwise: a pair of addresses is predicted linked when
+
+def world_report(r: WorldResult, command: str, level: str = "#") -> str:
+    """The detailed tables of one world."""
+    return f"""{level} Clustering accuracy against ground truth: {r.scale} seed {r.seed}, profile {r.profile or "easy"}
+
+Generated by `{command}` on {time.strftime("%Y-%m-%d")}. The simulated world: {r.counts["txs"]:,}
+transactions, {r.counts["addresses"]:,} addresses, {r.n_truth_wallets:,} true wallets (generation
+{r.gen_s:.0f} s and ingest {r.ingest_s:.0f} s when not cached). Scores are over the
+{r.n_scored:,} addresses the truth knows. Pairwise: a pair of addresses is predicted linked when
 they share a cluster, truly linked when they share a wallet. B-cubed averages per address.
 
-## Policies
+{level}# Policies
 
-{md(["policy", "pairwise precision", "pairwise recall", "B³ precision", "B³ recall", "clusters", "largest", "CoinJoins", "quarantined", "seconds", "what it does"], table)}
+{md(["policy", "pairwise precision", "pairwise recall", "B³ precision", "B³ recall", "clusters", "largest", "CoinJoins", "quarantined", "seconds", "what it does"], r.table)}
 
 Pairwise recall is low for every policy because the big true wallets (exchanges) are linked
 on-chain mostly through transactions no precise rule may merge: a sweep of deposits into a
@@ -269,23 +351,23 @@ single hot-wallet output has no change to find, and withdrawals pay customers fr
 hot addresses that only the multi-input rule links. B-cubed recall, which weighs every address
 equally, shows the gain of the change rules better.
 
-## Exchange wallets
+{level}# Exchange wallets
 
 Scores restricted to the addresses the truth gives to exchanges: pairwise and B³ recall of the
 exchange wallets, how many clusters their addresses fall into, how many clusters hold
 addresses of two different exchanges (a false link between exchanges), and the learned change
 merges the policy made.
 
-{md(["policy", "exchange pairwise recall", "exchange B³ recall", "exchange clusters", "clusters with 2 exchanges", "learned merges"], ex_table)}
+{md(["policy", "exchange pairwise recall", "exchange B³ recall", "exchange clusters", "clusters with 2 exchanges", "learned merges"], r.ex_table)}
 
-## Change rules, one transaction at a time
+{level}# Change rules, one transaction at a time
 
 Each rule's vote compared with the truth's change outputs (transactions that are not CoinJoins).
 "Precision" is the share of its votes that pick the true change output; "recall" the share of
-transactions with change where it does. The default policy merges only where two rules agree;
-in this world every pair of agreeing rules was right.
+transactions with change where it does. The "policy" rows are the change outputs each
+rule-based policy merges (its rules agreeing, none against, a fresh change address).
 
-{md(["rule", "fired", "precision", "recall", "confidence used"], rule_rows)}
+{md(["rule", "fired", "precision", "recall", "confidence used"], r.rule_rows)}
 
 `learned_change` is the classifier trained on this chain's own self-revealed change, scored
 alone (every eligible transaction, not only where the rules are silent). On exchange
@@ -293,18 +375,237 @@ withdrawals whose change goes to a fresh address it fired on
 {LEARNED_STATS.get("fired_on_fresh_withdrawals")} of {LEARNED_STATS.get("fresh_withdrawals")}
 and was right on {LEARNED_STATS.get("right_on_fresh_withdrawals")}.
 
-## CoinJoin detection
+{level}# CoinJoin detection
 
 Transactions flagged by each CoinJoin rule, by the kind the truth gives them (a Whirlpool Tx0 is
 one wallet's premix transaction: flagging it costs recall, not precision).
 
-{md(["rule", "truth kind", "transactions"], cj_rows)}
+{md(["rule", "truth kind", "transactions"], r.cj_rows)}
 """
+
+
+MATRIX_POLICIES = ("conservative", "conservative_fresh", "strict", "multi_input")
+MATRIX_POLICIES += ("learned", "conservative_learned", "aggressive")
+
+
+def matrix_report(results: list[WorldResult], command: str) -> str:
+    """Policy x profile (worst case over the worlds of each profile) and rule x profile."""
+    profiles = list(dict.fromkeys(r.profile or "easy" for r in results))
+    by_profile = {p: [r for r in results if (r.profile or "easy") == p] for p in profiles}
+    worlds = {p: ", ".join(f"{r.scale} {r.seed}" for r in rs) for p, rs in by_profile.items()}
+    policies = list(dict.fromkeys(k for r in results for k in r.figures))
+    rows = []
+    for name in policies:
+        row = [name]
+        for p in profiles:
+            f = [r.figures[name] for r in by_profile[p] if name in r.figures]
+            row.append(f"{min(x['pp'] for x in f):.4f}")
+        for p in profiles:
+            f = [r.figures[name] for r in by_profile[p] if name in r.figures]
+            row.append(f"{min(x['exr'] for x in f):.4f}")
+        for p in profiles:
+            f = [r.figures[name] for r in by_profile[p] if name in r.figures]
+            row.append(f"{max(int(x['mixed']) for x in f)}")
+        for p in profiles:
+            f = [r.figures[name] for r in by_profile[p] if name in r.figures]
+            row.append(f"{min(x['b3r'] for x in f):.4f}")
+        rows.append(row)
+    rows.sort(key=lambda r: min(float(x) for x in r[1 : 1 + len(profiles)]))
+    header = ["policy"]
+    header += [f"pairwise precision, {p}" for p in profiles]
+    header += [f"exchange pairwise recall, {p}" for p in profiles]
+    header += [f"clusters with 2 exchanges, {p}" for p in profiles]
+    header += [f"B³ recall, {p}" for p in profiles]
+    rule_names = list(dict.fromkeys(row[0] for r in results for row in r.rule_rows))
+    rule_table = []
+    for name in rule_names:
+        row = [name]
+        for p in profiles:
+            prec = [
+                float(x[2])
+                for r in by_profile[p]
+                for x in r.rule_rows
+                if x[0] == name and x[1] != "0"
+            ]
+            row.append(f"{min(prec):.4f}" if prec else "n/a")
+        fired = [int(x[1].replace(",", "")) for r in results for x in r.rule_rows if x[0] == name]
+        row.append(f"{min(fired):,}–{max(fired):,}")
+        rule_table.append(row)
+    rule_table.sort(key=lambda r: min(float(x) if x != "n/a" else 1.0 for x in r[1:-1]))
+    per_world = [
+        [
+            r.profile or "easy",
+            f"{r.scale} {r.seed}",
+            f"{r.counts['txs']:,}",
+            f"{r.figures['conservative']['pp']:.5f}" if "conservative" in r.figures else "",
+            f"{r.figures['conservative']['exr']:.4f}" if "conservative" in r.figures else "",
+            f"{int(r.figures['conservative']['mixed'])}" if "conservative" in r.figures else "",
+            f"{r.figures['conservative_fresh']['pp']:.5f}"
+            if "conservative_fresh" in r.figures
+            else "",
+            f"{int(r.figures['conservative_fresh']['mixed'])}"
+            if "conservative_fresh" in r.figures
+            else "",
+        ]
+        for r in results
+    ]
+    return f"""## Every profile, worst case first
+
+Generated by `{command}` on {time.strftime("%Y-%m-%d")}. Worlds per profile:
+{"; ".join(f"{p}: {w}" for p, w in worlds.items())}. Each figure is the worst over that
+profile's worlds (lowest precision and recall, most clusters holding two exchanges); rows are
+ordered by their worst pairwise precision.
+
+{md(header, rows)}
+
+Change rules and the policies' change decisions, one transaction at a time against the truth
+(lowest precision over each profile's worlds; "fired" is the range over all worlds):
+
+{md(["rule"] + [f"precision, {p}" for p in profiles] + ["fired"], rule_table)}
+
+Every world, the default (conservative) beside the default before issue 11
+(conservative_fresh):
+
+{md(["profile", "world", "txs", "conservative pairwise precision", "conservative exchange recall", "conservative clusters with 2 exchanges", "conservative_fresh pairwise precision", "conservative_fresh clusters with 2 exchanges"], per_world)}
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", default="medium")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--profile",
+        default=None,
+        help="one world of this profile only (no matrix)",
+    )
+    parser.add_argument(
+        "--profiles",
+        default="easy,realistic,hard",
+        help="matrix: the profiles (when --profile is not given)",
+    )
+    parser.add_argument(
+        "--small-seeds",
+        default="1,2,3",
+        help="matrix: small worlds per profile, beside --scale/--seed",
+    )
+    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--out", default="docs/clustering.md")
+    args = parser.parse_args()
+    policies = args.policies.split(",")
+    if args.profile:
+        command = (
+            f"python -m bench.cluster_accuracy --scale {args.scale} --seed {args.seed} "
+            f"--profile {args.profile}"
+        )
+        text = world_report(evaluate_world(args.scale, args.seed, args.profile, policies), command)
+    else:
+        results = []
+        worlds = [("small", int(s)) for s in args.small_seeds.split(",") if s]
+        worlds.append((args.scale, args.seed))
+        detail = None
+        for profile in args.profiles.split(","):
+            for scale, seed in dict.fromkeys(worlds):
+                results.append(evaluate_world(scale, seed, profile, policies))
+                if (scale, seed) == (args.scale, args.seed) and profile == "hard":
+                    detail = results[-1]
+        command = (
+            f"python -m bench.cluster_accuracy --scale {args.scale} --seed {args.seed} "
+            f"--profiles {args.profiles} --small-seeds {args.small_seeds}"
+        )
+        text = (
+            "# Clustering accuracy against ground truth\n\n" + HOW + matrix_report(results, command)
+        )
+        if detail is not None:
+            text += "\n" + world_report(detail, command, level="##")
     if args.out == "-":
         print(text)
         return
     Path(args.out).write_text(text)
     print(f"wrote {args.out}")
+
+
+HOW = """Scored against the simulator's truth on three profiles (`easy`, `realistic`, `hard`; see
+docs/simulator.md), small seeds 1-3 and medium seed 7 each. Reproduce everything below with
+`python -m bench.cluster_accuracy --scale medium --seed 7` (about 5 minutes; worlds are cached
+under bench-output/), one world with `--scale small --seed N --profile P --out -`.
+
+### What changed in issue 11, and why
+
+The default before issue 11 (kept as `conservative_fresh` for measurement) merged a change
+output whenever any two change rules agreed. On `hard` it joined two wallets: 24 false merges
+on small seed 1 (3 clusters holding two exchanges), 44 clusters holding two exchanges on medium
+seed 7. Traced back through the merge evidence (`cluster_merges`), 71 of the 72 false merges on
+small hard seeds 1-2 and realistic seeds 1-2 had the same pair and the same shape:
+`fresh_address` + `script_type` on a one-input, two-output `exchange_forward` transaction (the
+72nd was the same pair on a payment). An exchange spends a customer's deposit address, pays a
+buyer, and returns the change to its own hot address, which it reuses and which has another
+script type than its deposit addresses. Both rules read only the addresses, and both point at
+the buyer's output: it is the only fresh one (the change went to a reused address) and the only
+one of the deposit's script type.
+
+What gives those transactions away is the reused output: it pays an address that has already
+spent in a batch (a transaction with three or more outputs that is not a CoinJoin), i.e. a
+service's spending (hot) address. People pay a service's deposit addresses, not the addresses
+it pays out from, so an output to such an address is as likely the service's own change as a
+payment, and the address rules cannot tell which output is the change. On one-input
+transactions where only `fresh_address` and `script_type` agree, the pick was right 0.51-0.69
+of the time on hard (49 to 914 transactions per world, every error an exchange forward) and
+0.89 on realistic small 1 (1.00 on easy) when the other output pays such an address, and
+0.998-1.000 otherwise (hard small 1-3 and medium 7, realistic small 1, easy small 1 and medium 7).
+
+The default `conservative` therefore still merges where two change rules agree, none points
+elsewhere and the change address is new, but where another output pays an address that
+already spent in a batch, one of the two votes must read the values (`round_amount`: of two
+outputs exactly one is round; `optimal_change`: exactly one output is smaller than every
+input). Only what precedes the transaction is used (one bool per address, kept in
+`clusters/state/batch_spent.npy`: 1 B/address, 1.4 GB on mainnet's 1.4 G addresses), so
+incremental clustering still equals one pass. No rule merges the output of a one-output
+transaction, so send-all payments (a third of one-output transactions pay another owner on
+`hard`) cannot mislead it. Requiring a value rule everywhere (`value_vote`, or `strict` with
+fresh address only as a veto) is as precise on these worlds but costs investigations: customers'
+payment chains are linked mostly by `fresh_address` + `script_type`, and with `value_vote` the
+direct-lead recall of tests/cases/test_investigate.py (easy small 1) fell from 0.95 to 0.83.
+
+The false merges left in the twelve worlds are eleven, none joining two exchanges: one on easy
+small 2 (`fresh_address` + `round_amount`, an exchange withdrawal), four on easy medium 7 and
+four on realistic medium 7 (payments, `fresh_address` with `script_type` or `round_amount`),
+one on realistic small 2 and one on hard medium 7 (payments). The worst pairwise precision is
+0.99998.
+
+The learned change classifier (rule 25) trains on self-labelled transactions, but those nearly
+all reveal a change output that was not fresh, mostly self-change (on the small hard worlds
+only 15 to 21 of 1,935 to 2,162 labels reveal a fresh change output), while the classifier
+fires only on fresh outputs. Its held-out self-labelled precision is 1.0 everywhere, while its
+true precision on the shapes it fires on is 0.94 (one input, three or more outputs, Whirlpool
+Tx0s among them) to 0.99, and 0.00 to 0.05 where a rule picks another output. A gate by
+held-out self-labelled precision per transaction shape cannot see those errors, so
+`conservative_learned` gates it by the rules instead: the classifier counts as one vote, one
+value rule must pick the same output, and no rule may pick another (`learned.rule_gate`).
+Gated, it merges 92 to 3,012 transactions per world, all right on `realistic` and `hard`, and
+raises B³ recall a little; it is not the default because it adds no exchange-wallet recall.
+
+Effect on investigations (`python -m bench.accuracy_matrix --profiles hard --scales medium
+--seeds 7`, investigate's defaults, leads at confidence ≥ 0.5, run once with this default and
+once with `conservative_fresh` in its place): on hard medium 7 the wrong leads fell from 88 to
+48 (lead precision 0.909 to 0.948) with the same 884 right leads (recall 0.370); cash-out
+recall went from 0.705 to 0.691 (two of 139 fewer), cash-out precision 0.980 both. On small
+seeds 1-3 of hard and realistic the leads were the same under both, except one more right lead
+on hard small 3 (recall 0.347 to 0.350).
+
+### Exchange-wallet recall: what limits it
+
+Every precise policy links 0.3-1.5 % of the exchange-address pairs. Exchange wallets are mostly
+deposit addresses swept into a hot address by one-output transactions, which no precise rule
+may link (a third of one-output transactions on `hard` pay another owner), and hot addresses
+linked only where a withdrawal spends several together. The one signal measured that reaches
+exchange withdrawals is the classifier's pick of a batch's output spent within 6 blocks by
+another batch with the same wallet fingerprint (the hot wallet's next withdrawal): on small
+hard seeds 1-2 and realistic seed 1 it was right 0.965-0.990 of the time (errors: Whirlpool
+Tx0s, and withdrawals to customers who are exchanges), below the 0.99 bar with cross-exchange
+errors among them, so no policy uses it.
+
+"""
 
 
 if __name__ == "__main__":

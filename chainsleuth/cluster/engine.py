@@ -44,7 +44,7 @@ from chainsleuth.store.layout import atomic_write_bytes
 from chainsleuth.store.store import Store
 
 CHUNK_TXS = 1 << 20
-STATE_FILES = ("parent", "size", "attribution")
+STATE_FILES = ("parent", "size", "attribution", "batch_spent")
 
 
 @dataclass
@@ -108,6 +108,7 @@ class ChainArrays:
     output_script_type: np.ndarray
     n_inputs: int
     n_outputs: int
+    n_addresses: int = 0
 
     @classmethod
     def of(cls, store: Store) -> ChainArrays:
@@ -121,6 +122,7 @@ class ChainArrays:
             np.asarray(store.array("output_script_type")),
             store.counts["inputs"],
             store.counts["outputs"],
+            store.counts["addresses"],
         )
 
     @property
@@ -130,12 +132,15 @@ class ChainArrays:
 
 @dataclass
 class UnionFind:
-    """Union-find over address ids: parent and size (uint32) and actor (int32): 12 B/address."""
+    """Union-find over address ids: parent and size (uint32) and actor (int32): 12 B/address,
+    plus whether the address spent in a batch so far (bool, 1 B/address; see kernels.hot_outputs).
+    """
 
     parent: np.ndarray
     size: np.ndarray
     attribution: np.ndarray
     max_address: int = -1  # highest address id seen in an output so far (for fresh-address)
+    batch_spent: np.ndarray | None = None
 
     @classmethod
     def singletons(cls, n_addresses: int) -> UnionFind:
@@ -143,6 +148,8 @@ class UnionFind:
             np.arange(n_addresses, dtype=np.uint32),
             np.ones(n_addresses, np.uint32),
             np.full(n_addresses, -1, np.int32),
+            -1,
+            np.zeros(n_addresses, np.bool_),
         )
 
 
@@ -174,14 +181,22 @@ class Analysis:
     coinjoin: np.ndarray  # CoinJoin rule code per tx, 0 none
     payjoin: np.ndarray  # PayJoin suspicion per tx
     votes: list[np.ndarray]  # output id each change rule picks per tx (-1 none), CHANGE_BITS order
+    hot: np.ndarray  # per tx: outputs paying an address that spent in a batch before (0 no votes)
 
 
 def analyze_range(
-    arrays: ChainArrays, t0: int, t1: int, max_address: int, want_votes: bool = True
+    arrays: ChainArrays,
+    t0: int,
+    t1: int,
+    max_address: int,
+    want_votes: bool = True,
+    batch_spent: np.ndarray | None = None,
 ) -> tuple[Analysis, int]:
     """CoinJoin rules and change votes for txs [t0, t1); returns them and the new max address.
 
     `max_address` is the highest address id paid before t0 (-1 at the start of the chain).
+    `batch_spent` (bool per address) is what txs before t0 spent in batches, updated in place;
+    None works it out from the chain before t0.
     """
     fo = arrays.tx_first_output
     o0 = int(fo[t0])
@@ -211,7 +226,49 @@ def analyze_range(
         *votes,
         want_votes,
     )
-    return Analysis(fresh, coinjoin, payjoin, votes), max_address
+    hot = np.zeros(m, np.int32)
+    if want_votes:
+        if batch_spent is None:
+            batch_spent = batch_spenders_before(arrays, t0)
+        kernels.hot_outputs(
+            t0,
+            t1,
+            arrays.tx_first_input,
+            fo,
+            arrays.n_inputs,
+            arrays.n_outputs,
+            arrays.input_address,
+            arrays.output_address,
+            coinjoin,
+            batch_spent,
+            hot,
+        )
+    return Analysis(fresh, coinjoin, payjoin, votes, hot), max_address
+
+
+def batch_spenders_before(arrays: ChainArrays, t: int) -> np.ndarray:
+    """Bool per address: it spent in a batch (3+ outputs, not a CoinJoin) in txs [0, t)."""
+    n_addr = arrays.n_addresses or int(np.asarray(arrays.output_address).max(initial=-1)) + 1
+    batch_spent = np.zeros(n_addr, np.bool_)
+    step = CHUNK_TXS
+    max_address = -1
+    for a in range(0, t, step):
+        b = min(t, a + step)
+        analysis, max_address = analyze_range(arrays, a, b, max_address, want_votes=False)
+        kernels.hot_outputs(
+            a,
+            b,
+            arrays.tx_first_input,
+            arrays.tx_first_output,
+            arrays.n_inputs,
+            arrays.n_outputs,
+            arrays.input_address,
+            arrays.output_address,
+            analysis.coinjoin,
+            batch_spent,
+            np.zeros(b - a, np.int32),
+        )
+    return batch_spent
 
 
 def process_range(
@@ -236,7 +293,11 @@ def process_range(
     m = t1 - t0
     # Multi-input alone needs no change votes: skipping them skips most random reads.
     analysis, unions.max_address = analyze_range(
-        arrays, t0, t1, unions.max_address, want_votes=policy.change_mask() != 0
+        arrays,
+        t0,
+        t1,
+        unions.max_address,
+        want_votes=(policy.change_mask() | policy.veto_mask()) != 0,
     )
     fresh, coinjoin, payjoin, votes = (
         analysis.fresh,
@@ -266,8 +327,12 @@ def process_range(
         payjoin,
         *votes,
         policy.change_mask(),
+        policy.veto_mask(),
         policy.required_mask(),
+        policy.any_mask(),
         policy.min_change_votes,
+        analysis.hot,
+        policy.hot_mask(),
         policy.multi_input,
         policy.merge_payjoin_suspects,
         policy.large_cluster,
@@ -332,6 +397,7 @@ def cluster_store(
         # New tags may change the guard's past decisions: resume only when the addresses
         # clustered before carry the same attribution as then.
         and manifest.get("attribution_digest") == _digest(attribution, manifest["addresses"])
+        and all((cdir / "state" / f"{k}.npy").exists() for k in STATE_FILES)
         and (
             change_model is None
             or (manifest.get("learned") or {}).get("model") == change_model.to_json()
@@ -348,6 +414,7 @@ def cluster_store(
             "parent": np.zeros(0, np.uint32),
             "size": np.zeros(0, np.uint32),
             "attribution": np.zeros(0, np.int32),
+            "batch_spent": np.zeros(0, np.bool_),
         }
         first_tx, max_address = 0, -1
         generation = (manifest["generation"] + 1) if manifest else 1
@@ -361,13 +428,15 @@ def cluster_store(
     parent[have:] = np.arange(have, n_addr, dtype=np.uint32)
     size[:have] = state["size"]
     attr[:have] = state["attribution"]
+    batch_spent = np.zeros(n_addr, np.bool_)
+    batch_spent[:have] = state["batch_spent"][:have]
     if attribution is not None:
         attr[have:] = attribution[have:n_addr]
         if not resume:
             attr[:] = attribution[:n_addr]
 
     arrays = ChainArrays.of(store)
-    unions = UnionFind(parent, size, attr, max_address)
+    unions = UnionFind(parent, size, attr, max_address, batch_spent)
     decisions = None
     learned_state: dict[str, Any] | None = None
     fingerprint = None
@@ -454,7 +523,12 @@ def cluster_store(
         shutil.copytree(cdir, tmp)
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "state").mkdir(exist_ok=True)
-    for name, arr in (("parent", parent), ("size", size), ("attribution", attr)):
+    for name, arr in (
+        ("parent", parent),
+        ("size", size),
+        ("attribution", attr),
+        ("batch_spent", batch_spent),
+    ):
         np.save(tmp / "state" / f"{name}.npy", arr)
     if fingerprint is not None:
         np.save(tmp / "state" / "tx_fingerprint.npy", fingerprint)

@@ -64,3 +64,15 @@ def score(predicted: np.ndarray, truth: np.ndarray) -> Scores:
         clusters=int(p_counts.shape[0]),
         largest_cluster=int(p_counts.max()),
     )
+
+
+def two_exchange_clusters(predicted: np.ndarray, owners: np.ndarray, exchange: np.ndarray) -> int:
+    """How many predicted clusters hold addresses of two or more exchanges (a false link).
+
+    `exchange` marks the items whose true owner is an exchange; `owners` tells the exchanges
+    apart.
+    """
+    if not exchange.any():
+        return 0
+    pairs = np.unique(np.stack([predicted[exchange], owners[exchange]]), axis=1)
+    return int((np.unique(pairs[0], return_counts=True)[1] >= 2).sum())

@@ -274,6 +274,111 @@ def analyze_txs(
 
 
 @njit(cache=True, nogil=True)
+def choose_change(
+    k,
+    vote_fresh,
+    vote_script,
+    vote_round,
+    vote_optimal,
+    change_mask,
+    veto_mask,
+    required_mask,
+    any_mask,
+    min_votes,
+    out_address,
+    fresh,
+    fresh_base,
+    hot,
+    hot_mask,
+):
+    """(output merged as change or -1, mask of the rules that voted for it) for tx k.
+
+    Rules in `change_mask` vote; rules in `veto_mask` only block: a merge needs every firing
+    rule of either mask to point at the same output, `min_votes` votes, the `required_mask`
+    rules among them, one of the `any_mask` rules (when not 0), and a change address never seen
+    before (the reused_address veto). When another output pays a service's spending address
+    (`hot[k]` > 0: an address that already paid a batch), one of the `hot_mask` rules must vote
+    too (when not 0): the spender may be that service, its change the reused address.
+    """
+    target = np.int64(-1)
+    agree = True
+    votes = 0
+    n_votes = 0
+    for bit in (BIT_FRESH, BIT_SCRIPT, BIT_ROUND, BIT_OPTIMAL):
+        if not ((change_mask | veto_mask) & bit):
+            continue
+        if bit == BIT_FRESH:
+            v = vote_fresh[k]
+        elif bit == BIT_SCRIPT:
+            v = vote_script[k]
+        elif bit == BIT_ROUND:
+            v = vote_round[k]
+        else:
+            v = vote_optimal[k]
+        if v < 0:
+            continue
+        if target < 0:
+            target = v
+        elif v != target:
+            agree = False
+        if change_mask & bit:
+            votes |= bit
+            n_votes += 1
+    if (
+        target >= 0
+        and agree
+        and n_votes >= min_votes
+        and (votes & required_mask) == required_mask
+        and (any_mask == 0 or (votes & any_mask) != 0)
+        and (hot_mask == 0 or hot[k] == 0 or (votes & hot_mask) != 0)
+        and out_address[target] != NONE
+        and fresh[target - fresh_base]
+    ):
+        return target, votes
+    return np.int64(-1), 0
+
+
+@njit(cache=True, nogil=True)
+def hot_outputs(
+    t0,
+    t1,
+    tx_first_input,
+    tx_first_output,
+    n_inputs_total,
+    n_outputs_total,
+    in_address,
+    out_address,
+    coinjoin,
+    batch_spent,
+    hot,
+):
+    """hot[k]: outputs of tx t0 + k paying an address that spent in a batch before it.
+
+    A batch is a transaction with three or more outputs that is not a CoinJoin; the addresses
+    spending in one are a service's spending (hot) addresses. `batch_spent` (one bool per
+    address) holds what txs before t0 did and is updated with [t0, t1).
+    """
+    n_tx = tx_first_input.shape[0]
+    for t in range(t0, t1):
+        k = t - t0
+        fi = tx_first_input[t]
+        fi2 = tx_first_input[t + 1] if t + 1 < n_tx else n_inputs_total
+        fo = tx_first_output[t]
+        fo2 = tx_first_output[t + 1] if t + 1 < n_tx else n_outputs_total
+        c = 0
+        for o in range(fo, fo2):
+            a = out_address[o]
+            if a != NONE and batch_spent[a]:
+                c += 1
+        hot[k] = c
+        if coinjoin[k] == 0 and fo2 - fo >= 3:
+            for i in range(fi, fi2):
+                a = in_address[i]
+                if a != NONE:
+                    batch_spent[a] = True
+
+
+@njit(cache=True, nogil=True)
 def find(parent, x):
     """Root of x, halving the path as it goes."""
     x = np.int64(x)
@@ -364,8 +469,12 @@ def apply_merges(
     vote_round,
     vote_optimal,
     change_mask,
+    veto_mask,
     required_mask,
+    any_mask,
     min_votes,
+    hot,
+    hot_mask,
     multi_input,
     merge_payjoin,
     large,
@@ -439,42 +548,25 @@ def apply_merges(
         if fi2 == fi or in_spent_output[fi] < 0:
             continue
         # Change output chosen by the policy.
-        change = np.int64(-1)
-        votes = 0
-        target = np.int64(-1)
-        agree = True
-        for bit in (BIT_FRESH, BIT_SCRIPT, BIT_ROUND, BIT_OPTIMAL):
-            if not (change_mask & bit):
-                continue
-            if bit == BIT_FRESH:
-                v = vote_fresh[k]
-            elif bit == BIT_SCRIPT:
-                v = vote_script[k]
-            elif bit == BIT_ROUND:
-                v = vote_round[k]
-            else:
-                v = vote_optimal[k]
-            if v < 0:
-                continue
-            if target < 0:
-                target = v
-            elif v != target:
-                agree = False
-            votes |= bit
-        n_votes = 0
-        for bit in (BIT_FRESH, BIT_SCRIPT, BIT_ROUND, BIT_OPTIMAL):
-            if votes & bit:
-                n_votes += 1
-        if (
-            target >= 0
-            and agree
-            and n_votes >= min_votes
-            and (votes & required_mask) == required_mask
-            and out_address[target] != NONE
-            and fresh[target - fresh_base]  # reused_address veto: change goes to a new address
-        ):
-            change = target
-            change_chosen[k] = target
+        change, votes = choose_change(
+            k,
+            vote_fresh,
+            vote_script,
+            vote_round,
+            vote_optimal,
+            change_mask,
+            veto_mask,
+            required_mask,
+            any_mask,
+            min_votes,
+            out_address,
+            fresh,
+            fresh_base,
+            hot,
+            hot_mask,
+        )
+        if change >= 0:
+            change_chosen[k] = change
         use_inputs = multi_input and (merge_payjoin or not payjoin[k])
         # Collect the addresses to merge: inputs (multi-input) and the change address.
         n_m = 0

@@ -432,11 +432,15 @@ def rule_choice(
     vote_round,
     vote_optimal,
     change_mask,
+    veto_mask,
     required_mask,
+    any_mask,
     min_votes,
     out_address,
     fresh,
     fresh_base,
+    hot,
+    hot_mask,
     chosen,
 ):
     """The output the rule-based change policy merges per tx (-1 none), as apply_merges does."""
@@ -444,38 +448,23 @@ def rule_choice(
         chosen[k] = -1
         if coinjoin[k] != 0:
             continue
-        target = np.int64(-1)
-        agree = True
-        votes = 0
-        n_votes = 0
-        for bit in (kernels.BIT_FRESH, kernels.BIT_SCRIPT, kernels.BIT_ROUND, kernels.BIT_OPTIMAL):
-            if not (change_mask & bit):
-                continue
-            if bit == kernels.BIT_FRESH:
-                v = vote_fresh[k]
-            elif bit == kernels.BIT_SCRIPT:
-                v = vote_script[k]
-            elif bit == kernels.BIT_ROUND:
-                v = vote_round[k]
-            else:
-                v = vote_optimal[k]
-            if v < 0:
-                continue
-            if target < 0:
-                target = v
-            elif v != target:
-                agree = False
-            votes |= bit
-            n_votes += 1
-        if (
-            target >= 0
-            and agree
-            and n_votes >= min_votes
-            and (votes & required_mask) == required_mask
-            and out_address[target] != NONE
-            and fresh[target - fresh_base]
-        ):
-            chosen[k] = target
+        chosen[k], _ = kernels.choose_change(
+            k,
+            vote_fresh,
+            vote_script,
+            vote_round,
+            vote_optimal,
+            change_mask,
+            veto_mask,
+            required_mask,
+            any_mask,
+            min_votes,
+            out_address,
+            fresh,
+            fresh_base,
+            hot,
+            hot_mask,
+        )
 
 
 # ----------------------------------------------------------------------------- model
@@ -820,6 +809,36 @@ def train_model(
     return ChangeModel(list(features), [float(c) for c in coef], threshold, MARGIN, window, stats)
 
 
+def rule_gate(policy: Any, votes: list[np.ndarray], best_out: np.ndarray) -> np.ndarray:
+    """Per tx: whether the policy's change rules let the classifier's pick be merged.
+
+    Where the policy names `learned_needs` rules (conservative_learned), the classifier
+    is one vote, never the only one: one of those value rules must pick the same output, and no
+    change rule of the policy (vetoes included) may pick another. Self-labels are nearly all
+    self-change to a reused address, while the rule fires only on fresh outputs, so held-out
+    self-labelled precision says little about the shapes it fires on; on the simulator's hard
+    worlds its picks that a rule contradicted were almost all wrong (docs/clustering.md).
+    Other policies (`learned`, for measurement) are not gated.
+    """
+    from chainsleuth.cluster.rules import CHANGE_BITS
+
+    any_mask = policy.learned_mask()
+    if not any_mask:
+        return np.ones(best_out.shape[0], np.bool_)
+    enabled = policy.change_mask() | policy.veto_mask()
+    support = np.zeros(best_out.shape[0], np.bool_)
+    against = np.zeros(best_out.shape[0], np.bool_)
+    for name, v in zip(
+        ("fresh_address", "script_type", "round_amount", "optimal_change"), votes, strict=True
+    ):
+        bit = CHANGE_BITS[name]
+        if any_mask & bit:
+            support |= v == best_out
+        if enabled & bit:
+            against |= (v >= 0) & (v != best_out)
+    return support & ~against & (best_out >= 0)
+
+
 @dataclass
 class Decisions:
     """Learned change merges to apply: tx, output, and the position to apply them at."""
@@ -860,9 +879,10 @@ def decide(
 
     A tx is decided when the chain has a tx above height(T) + window; its merge is due at the
     first such tx. The rule does not fire where the policy's rule-based change already merged
-    an output of T (agreeing or not), on a non-fresh output, or below the threshold/margin.
+    an output of T (agreeing or not), on a non-fresh output, below the threshold/margin, or
+    where the policy's rules gate it (`rule_gate`).
     """
-    from chainsleuth.cluster.engine import analyze_range
+    from chainsleuth.cluster.engine import analyze_range, batch_spenders_before
 
     n_tx = arrays.n_txs
     window = model.window
@@ -877,9 +897,10 @@ def decide(
     coef = np.asarray(model.coef)
     max_address = pending_max_address
     step = _chunk_txs()
+    batch_spent = batch_spenders_before(arrays, pending_from)
     for t0 in range(pending_from, limit, step):
         t1 = min(limit, t0 + step)
-        analysis, max_address = analyze_range(arrays, t0, t1, max_address)
+        analysis, max_address = analyze_range(arrays, t0, t1, max_address, batch_spent=batch_spent)
         if not model.enabled:
             continue
         rule = np.empty(t1 - t0, np.int64)
@@ -887,11 +908,15 @@ def decide(
             analysis.coinjoin,
             *analysis.votes,
             policy.change_mask(),
+            policy.veto_mask(),
             policy.required_mask(),
+            policy.any_mask(),
             policy.min_change_votes,
             arrays.output_address,
             analysis.fresh,
             int(arrays.tx_first_output[t0]),
+            analysis.hot,
+            policy.hot_mask(),
             rule,
         )
         c = range_candidates(
@@ -916,6 +941,7 @@ def decide(
         fresh_best = np.zeros(t1 - t0, np.bool_)
         fresh_best[ok] = analysis.fresh[best_out[ok] - o0]
         fire = ok & fresh_best & (best_p >= model.threshold) & (best_p - second_p >= model.margin)
+        fire &= rule_gate(policy, analysis.votes, best_out)
         k = np.flatnonzero(fire)
         txs.append(t0 + k)
         outs.append(best_out[k])

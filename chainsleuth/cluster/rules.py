@@ -159,7 +159,10 @@ class Policy:
 
     A change output is merged with the inputs when the rules in `change_rules` that fire agree
     on it, at least `min_change_votes` of them fire, the votes include every rule listed in
-    `change_required`, and no enabled rule points at another output.
+    `change_required` and at least one of `change_required_any` (when given), and no enabled
+    rule points at another output. Where another output pays a service's hot address (one that
+    already spent in a batch), one of `hot_payee_needs` must vote too (when given). Rules in `veto_rules`
+    never count as a vote but block a merge when they point at another output.
     """
 
     name: str
@@ -167,6 +170,10 @@ class Policy:
     change_rules: tuple[str, ...] = ()
     change_required: tuple[str, ...] = ()
     min_change_votes: int = 1
+    veto_rules: tuple[str, ...] = ()
+    change_required_any: tuple[str, ...] = ()
+    hot_payee_needs: tuple[str, ...] = ()  # one of these votes when another output pays a hot
+    learned_needs: tuple[str, ...] = ()  # one of these agrees with a learned pick (gate)
     merge_payjoin_suspects: bool = True
     large_cluster: int = 1000  # super-cluster guard: clusters this big are "large"
     growth_factor: int = 100  # quarantine a tx that grows a cluster this many times over
@@ -179,6 +186,34 @@ class Policy:
         for rule in self.change_rules:
             if rule != LEARNED:
                 mask |= CHANGE_BITS[rule]
+        return mask
+
+    def veto_mask(self) -> int:
+        """Bits of the rules that only block (they never count as a vote)."""
+        mask = 0
+        for rule in self.veto_rules:
+            mask |= CHANGE_BITS[rule]
+        return mask
+
+    def hot_mask(self) -> int:
+        """Rules of which one must vote where another output pays a service's hot address."""
+        mask = 0
+        for rule in self.hot_payee_needs:
+            mask |= CHANGE_BITS[rule]
+        return mask
+
+    def learned_mask(self) -> int:
+        """Rules of which one must agree with a learned change pick (0: not gated)."""
+        mask = 0
+        for rule in self.learned_needs:
+            mask |= CHANGE_BITS[rule]
+        return mask
+
+    def any_mask(self) -> int:
+        """Bits of the rules of which at least one must vote (0: no such condition)."""
+        mask = 0
+        for rule in self.change_required_any:
+            mask |= CHANGE_BITS[rule]
         return mask
 
     def required_mask(self) -> int:
@@ -197,13 +232,43 @@ class Policy:
 POLICIES: dict[str, Policy] = {
     p.name: p
     for p in (
+        # Two rules that read only the addresses (fresh address, script type) agree on the wrong
+        # output when a service pays from a deposit address and returns its change to a reused
+        # hot address of another script type (an exchange forwarding a deposit to a buyer).
+        # Where another output pays an address that already spent in a batch (a service's hot
+        # address), one vote must read the values (docs/clustering.md).
         Policy(
             "conservative",
             change_rules=("fresh_address", "script_type", "optimal_change", "round_amount"),
+            hot_payee_needs=("optimal_change", "round_amount"),
             min_change_votes=2,
             description="Default. Multi-input, plus change when two independent change rules "
-            "agree on the same output, none points elsewhere, and the change address is new. "
-            "Precision first.",
+            "agree on the same output, none points elsewhere, and the change address is new; "
+            "where another output pays a service's hot address (one that spent in a batch "
+            "before), one of the two must be round amount or optimal change. Precision first.",
+        ),
+        Policy(
+            "value_vote",
+            change_rules=("fresh_address", "script_type", "optimal_change", "round_amount"),
+            change_required_any=("optimal_change", "round_amount"),
+            min_change_votes=2,
+            description="Two agreeing change rules, one of them round amount or optimal change, "
+            "always (for measurement).",
+        ),
+        Policy(
+            "conservative_fresh",
+            change_rules=("fresh_address", "script_type", "optimal_change", "round_amount"),
+            min_change_votes=2,
+            description="The default until issue 11: any two agreeing rules, fresh address and "
+            "script type alone included (for measurement).",
+        ),
+        Policy(
+            "strict",
+            change_rules=("script_type", "optimal_change", "round_amount"),
+            veto_rules=("fresh_address",),
+            min_change_votes=2,
+            description="Two of script type, round amount and optimal change agree; fresh "
+            "address only vetoes (for measurement).",
         ),
         Policy("multi_input", description="Common-input-ownership only."),
         Policy(
@@ -240,8 +305,11 @@ POLICIES: dict[str, Policy] = {
                 "round_amount",
                 LEARNED,
             ),
+            hot_payee_needs=("optimal_change", "round_amount"),
+            learned_needs=("optimal_change", "round_amount"),
             min_change_votes=2,
-            description="Conservative, plus the change classifier where no two rules agree.",
+            description="Conservative, plus the change classifier where no two rules agree, "
+            "gated: round amount or optimal change picks the same output, no rule another.",
         ),
         Policy(
             "aggressive",

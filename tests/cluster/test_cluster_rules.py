@@ -114,3 +114,41 @@ def test_legacy_script_type_is_not_change_for_segwit_inputs(tmp_path: Path) -> N
     store, clusters = Store.open(tmp_path / "store"), Clusters(tmp_path / "store")
     payer = _address(store, p2wpkh("w0"))
     assert clusters.explain(payer, _address(store, p2pkh("fresh-legacy"))) is None
+
+
+def test_address_rules_alone_do_not_merge_next_to_a_hot_address(tmp_path: Path) -> None:
+    """fresh_address + script_type pick the buyer when a service forwards a deposit and sends
+    its change to its reused hot address (another script type): not merged by the default.
+    The same shape paying a reused address that never spent in a batch is merged."""
+    chain = ChainBuilder()
+    hot = chain.add_block(miner=p2wpkh("hot"))
+    deposit = chain.add_block(miner=p2pkh("deposit"))
+    user = chain.add_block(miner=p2pkh("user"))
+    shop_coin = chain.add_block(miner=p2pkh("someone"))
+    # The hot address pays a batch (three outputs), change back to itself.
+    batch = spend(
+        [(hot.txs[0], 0)],
+        [(5 * BTC, p2wpkh("c1")), (5 * BTC, p2wpkh("c2")), (39 * BTC, p2wpkh("hot"))],
+    )
+    shop_prior = spend([(shop_coin.txs[0], 0)], [(49 * BTC, p2wpkh("shop"))])
+    chain.add_block([batch, shop_prior])
+    forward = spend(
+        [(deposit.txs[0], 0)],
+        [(10_1234_5678, p2pkh("buyer")), (38_8765_4321, p2wpkh("hot"))],
+    )
+    payment = spend(
+        [(user.txs[0], 0)],
+        [(10_1234_5678, p2wpkh("shop")), (38_8765_4321, p2pkh("user-change"))],
+    )
+    chain.add_block([forward, payment])
+    ingest_blocks_dir(chain.write(tmp_path / "blocks"), tmp_path / "store")
+    store = Store.open(tmp_path / "store")
+    dep, buyer = _address(store, p2pkh("deposit")), _address(store, p2pkh("buyer"))
+    usr, change = _address(store, p2pkh("user")), _address(store, p2pkh("user-change"))
+    cluster_store(tmp_path / "store", "conservative", from_scratch=True)
+    clusters = Clusters(tmp_path / "store")
+    assert clusters.explain(dep, buyer) is None
+    steps = clusters.explain(usr, change)
+    assert steps is not None and steps[-1]["change_rules"] == "fresh_address+script_type"
+    cluster_store(tmp_path / "store", "conservative_fresh", from_scratch=True)
+    assert Clusters(tmp_path / "store").explain(dep, buyer) is not None
