@@ -261,9 +261,9 @@ def sendall_receivers(shapes: TxShapes | None, cluster_of: np.ndarray) -> np.nda
     an exchange deposit address (issue 11: a third of one-output payments pay another owner).
     An untagged exchange that forwards such a deposit straight to a buyer leaves a backward
     walk nothing else to stop at, and the walk named whoever funded the customer. On the
-    simulated small worlds (seeds 1-6, before this rule) 15 of the 47 wrong deciding leads at
+    simulated small worlds (seeds 1-6, before this rule) 15 of the 32 wrong deciding leads at
     >= 0.5 on the realistic and hard profiles walked back through such an address, against 3
-    of 2,895 right ones (none on the easy profile), so a backward walk stops there
+    of 1,428 right ones (0 of 1,627 on the easy profile), so a backward walk stops there
     (`cases.investigate`: unidentified_service, leads only). Sorted cluster ids; 8 B per output
     while in use.
     """
