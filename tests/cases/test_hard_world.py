@@ -111,4 +111,4 @@ def test_hot_change_links_name_their_owner(hard: Path) -> None:
     for c in np.unique(np.concatenate([a, b])).tolist():
         main[c] = Counter(owner_of[cluster_of == c].tolist()).most_common(1)[0][0]
     wrong = sum(main[x] != main[y] for x, y in zip(a.tolist(), b.tolist(), strict=True))
-    assert wrong <= 0.03 * a.shape[0]  # measured 8 of 316
+    assert wrong <= 0.03 * a.shape[0]  # measured 8 of 339
