@@ -17,7 +17,7 @@ import numpy as np
 
 from chainsleuth.core.address import AddressError
 from chainsleuth.core.errors import ChainsleuthError
-from chainsleuth.parse.address_kernels import encode_address_keys
+from chainsleuth.parse.address_kernels import encode_key_rows
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import VIEWS, Store
 
@@ -144,12 +144,7 @@ def address_strings(store: Store, address_ids: Any) -> list[str | None]:
     known = np.flatnonzero(ids != int(NONE32))
     if known.shape[0]:
         rows = np.asarray(store.array("address_key"))[ids[known]]
-        encoded = encode_address_keys(
-            np.ascontiguousarray(rows[:, 0]),
-            np.ascontiguousarray(rows[:, 2:]),
-            np.ascontiguousarray(rows[:, 1]),
-            store.network.code,
-        ).to_pylist()
+        encoded = encode_key_rows(rows, store.network.code).to_pylist()
         for k, name in zip(known.tolist(), encoded, strict=True):
             names[k] = name
     return names

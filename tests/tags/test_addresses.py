@@ -11,7 +11,7 @@ from pathlib import Path
 
 from chainsleuth.core.address import AddressError, decode_address
 from chainsleuth.core.script_types import ScriptType
-from chainsleuth.tags.addresses import decode_batch, network_mask
+from chainsleuth.parse.address_kernels import decode_addresses, network_mask
 from tests.conftest import SHARED_DATA
 from tests.tags.conftest import TAGPACKS
 
@@ -27,7 +27,7 @@ FAST_KINDS = {
 
 def _check(strings: list[str]) -> tuple[int, int]:
     """Compare both decoders on every string; (accepted by the batch, valid per decode_address)."""
-    kinds, payloads, nets = decode_batch(strings)
+    kinds, payloads, nets = decode_addresses(strings)
     accepted = valid = 0
     for s, kind, payload, net in zip(strings, kinds, payloads, nets, strict=True):
         try:
