@@ -38,9 +38,9 @@ from numba import njit
 from chainsleuth.cluster import kernels
 from chainsleuth.cluster.rules import BY_CODE, CHANGE_BITS, POLICIES, Policy
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.core.files import atomic_write_bytes
 from chainsleuth.parse.address_kernels import encode_key_rows
 from chainsleuth.store.columns import hex_column
-from chainsleuth.store.layout import atomic_write_bytes
 from chainsleuth.store.store import Store
 
 CHUNK_TXS = 1 << 20

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from chainsleuth.core.address import AddressError
-from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.core.errors import AddressNotSeenError, ChainsleuthError
 from chainsleuth.parse.address_kernels import encode_key_rows
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import VIEWS, Store
@@ -121,10 +121,6 @@ def _invalid(address: str, error: AddressError, what: str) -> ChainsleuthError:
     return ChainsleuthError(f"{what}: {address!r} ({error})")
 
 
-def _never_seen(address: str) -> ChainsleuthError:
-    return ChainsleuthError(f"address {address} has never been seen in the store")
-
-
 def address_id(store: Store, address: str, *, what: str = "not a valid address") -> int:
     """The dense id of `address`; a one-line `ChainsleuthError` when it is not an address
     (`what` starts that message) or the store has never seen it."""
@@ -133,7 +129,7 @@ def address_id(store: Store, address: str, *, what: str = "not a valid address")
     except AddressError as e:
         raise _invalid(address, e, what) from None
     if found is None:
-        raise _never_seen(address)
+        raise AddressNotSeenError(address)
     return int(found)
 
 
@@ -157,7 +153,7 @@ def address_info(store: Store, address: str) -> dict[str, Any]:
     except AddressError as e:
         raise _invalid(address, e, "not a valid address") from None
     if summary is None:
-        raise _never_seen(address)
+        raise AddressNotSeenError(address)
     info = dict(summary.__dict__)
     block_time = store.array("block_time", random=True)  # O(1): no scan of the blocks table
     for key in ("first_seen", "last_seen"):
