@@ -25,8 +25,8 @@ networks = st.sampled_from(NETWORK_LIST)
 
 
 @st.composite
-def address_keys(draw: st.DrawFn) -> tuple[int, bytes]:
-    """Random valid keys `(kind code, payload)` of every addressable kind."""
+def address_keys(draw: st.DrawFn) -> tuple[ScriptType, bytes]:
+    """Random valid keys `(kind, payload)` of every addressable kind."""
     kind = draw(st.sampled_from(sorted(ADDRESSABLE_KINDS)))
     if kind in (ScriptType.P2PKH, ScriptType.P2SH, ScriptType.P2WPKH):
         return kind, draw(st.binary(min_size=20, max_size=20))
