@@ -30,7 +30,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import resource
 import shutil
 import subprocess
@@ -45,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import duration, log, measure, met, mib, secs, simulated_world, table
+from chainsleuth.core.files import atomic_write_text
 from chainsleuth.trace.engine import KINDS as KIND_NAMES
 from chainsleuth.trace.kernels import KIND_CLUSTER as _CLUSTER
 from chainsleuth.trace.kernels import KIND_COINBASE as _COINBASE
@@ -152,9 +152,7 @@ def _write_seeds(world: Path, small: Path, large: Path) -> None:
         raise RuntimeError(f"only {people.shape[0]:,} receiving addresses; need {n_extra:,}")
     drawn = people[np.random.default_rng(0).permutation(people.shape[0])[:n_extra]]
     for path, rows in ((small, service[:SEEDS_SMALL]), (large, service + drawn.tolist())):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("address\n" + "\n".join(rows) + "\n")
-        os.replace(tmp, path)
+        atomic_write_text(path, "address\n" + "\n".join(rows) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of th
     subpoena_table,
 )
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.core.files import atomic_write_text, replace_into_place
 from chainsleuth.core.files import sha256_file as _sha256
 from chainsleuth.prices import PriceSource, describe, read_prices, resolve_prices
 from chainsleuth.prices import shipped_prices_path as shipped_prices_path
@@ -229,7 +230,7 @@ def prepare_case(
     (imported, else shipped).
     """
     from chainsleuth.cluster.engine import Clusters
-    from chainsleuth.trace.exposure import cluster_attribution
+    from chainsleuth.trace.exposure import attributed_cluster_labels
 
     store = Store.open(data_dir)
     source = prices if isinstance(prices, PriceSource) else resolve_prices(data_dir, prices)
@@ -247,7 +248,7 @@ def prepare_case(
     in_service = service_mask[cluster_of]
     attribution = {
         c: v
-        for c, v in cluster_attribution(data_dir).items()
+        for c, v in attributed_cluster_labels(data_dir).items()
         if 0 <= c < n_addresses and not service_mask[c]
     }
     is_coinjoin, mixer = _coinjoins(data_dir, store.counts["txs"])
@@ -500,8 +501,7 @@ def investigate(
         "outputs": digests,
     }
     case_json = out_dir / "case.json"
-    case_json.with_suffix(".json.tmp").write_text(json.dumps(case, indent=2, sort_keys=True) + "\n")
-    os.replace(case_json.with_suffix(".json.tmp"), case_json)
+    atomic_write_text(case_json, json.dumps(case, indent=2, sort_keys=True) + "\n")
     html = pdf_path = None
     if report:
         from chainsleuth.cases.report import write_report
@@ -706,5 +706,5 @@ def _write_csv(path: Path, columns: list[str], table: pa.Table) -> str:
         )
     finally:
         con.close()
-    os.replace(tmp, path)
+    replace_into_place(tmp, path)
     return _sha256(path)

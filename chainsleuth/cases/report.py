@@ -23,9 +23,7 @@ import csv
 import datetime as dt
 import io
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
@@ -33,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.core.files import atomic_write
 from chainsleuth.core.files import sha256_file as _sha256
 
 #: Rows shown per table; the rest stay in the CSVs (the report says how many).
@@ -211,7 +210,7 @@ def write_report(out_dir: Path, pdf: bool = True) -> ReportPaths:
     _draw(report)
     page = _render(report)
     html_path = out_dir / "report.html"
-    _atomic_write(html_path, lambda f: f.write(page.encode()))
+    atomic_write(html_path, lambda f: f.write(page.encode()))
     pdf_path = out_dir / "report.pdf"
     if weasyprint is None:
         pdf_path.unlink(missing_ok=True)
@@ -219,7 +218,7 @@ def write_report(out_dir: Path, pdf: bool = True) -> ReportPaths:
     document = weasyprint.HTML(
         string=page, base_url=str(out_dir.resolve()), url_fetcher=_data_only_fetcher(weasyprint)
     )
-    _atomic_write(pdf_path, lambda f: document.write_pdf(target=f))
+    atomic_write(pdf_path, lambda f: document.write_pdf(target=f))
     return ReportPaths(html=html_path, pdf=pdf_path)
 
 
@@ -955,22 +954,6 @@ def _render(report: _Report) -> str:
 
 
 # ------------------------------------------------------------------------------ output
-def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
-    """Write through `write(file)` to a temporary file beside `path`, then move it into place:
-    a reader sees the old report or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _load_weasyprint() -> Any:
     """Import WeasyPrint, turning a missing package or missing Pango into one clear error."""
     try:

@@ -194,7 +194,7 @@ class ChainLookups:
 
     def addresses_of_outputs(self, outputs: np.ndarray) -> pa.Array:
         """Address strings ("" without an address or for -1) of output ids (Arrow strings)."""
-        from chainsleuth.parse.address_kernels import encode_address_keys
+        from chainsleuth.parse.address_kernels import encode_key_rows
 
         outputs = np.asarray(outputs, np.int64)
         ids = np.full(outputs.shape[0], int(NONE32), np.int64)
@@ -203,12 +203,7 @@ class ChainLookups:
         unique, inverse = np.unique(ids, return_inverse=True)
         known = unique != int(NONE32)
         rows = np.asarray(self.store.array("address_key"))[unique[known]]
-        encoded = encode_address_keys(
-            np.ascontiguousarray(rows[:, 0]),
-            np.ascontiguousarray(rows[:, 2:]),
-            np.ascontiguousarray(rows[:, 1]),
-            self.store.network.code,
-        )
+        encoded = encode_key_rows(rows, self.store.network.code)
         names = pa.concat_arrays(
             [
                 encoded.cast(pa.string()).fill_null(""),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from chainsleuth.core.address import AddressError, decode_address
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.core.files import atomic_write_text
 
 __all__ = ["SeedCheck", "check_seeds", "record_invalid_seeds", "seed_lines"]
 
@@ -119,6 +119,4 @@ def record_invalid_seeds(case_json: Path, check: SeedCheck) -> None:
     seeds["invalid"] = check.invalid
     seeds["rows"] = check.n_rows
     seeds["network"] = check.network
-    tmp = Path(case_json).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(case, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, case_json)
+    atomic_write_text(case_json, json.dumps(case, indent=2, sort_keys=True) + "\n")

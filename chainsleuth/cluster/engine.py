@@ -38,9 +38,9 @@ from numba import njit
 from chainsleuth.cluster import kernels
 from chainsleuth.cluster.rules import BY_CODE, CHANGE_BITS, POLICIES, Policy
 from chainsleuth.core.errors import ChainsleuthError
-from chainsleuth.parse.address_kernels import encode_address_keys
+from chainsleuth.core.files import atomic_write_bytes
+from chainsleuth.parse.address_kernels import encode_key_rows
 from chainsleuth.store.columns import hex_column
-from chainsleuth.store.layout import atomic_write_bytes
 from chainsleuth.store.store import Store
 
 CHUNK_TXS = 1 << 20
@@ -546,14 +546,7 @@ def cluster_store(
     sizes = np.bincount(cluster_of, minlength=n_addr) if n_addr else np.zeros(0, np.int64)
     keys = np.asarray(store.array("address_key"))
     address_strings = (
-        encode_address_keys(
-            np.ascontiguousarray(keys[:, 0]),
-            np.ascontiguousarray(keys[:, 2:]),
-            np.ascontiguousarray(keys[:, 1]),
-            store.network.code,
-        )
-        if n_addr
-        else pa.array([], pa.string())
+        encode_key_rows(keys, store.network.code) if n_addr else pa.array([], pa.string())
     )
     for old in tmp.glob("cluster_map-*.parquet"):
         old.unlink()

@@ -3,9 +3,10 @@
 An address is only a rendering of an output script for one network. What the store indexes is the
 *address key* `(kind, payload)`: the script type plus the bytes that identify the output script
 (a hash or witness program), which is the same on every network. This module converts between
-keys, address strings and output scripts one at a time, for lookups, the CLI and tests; ingest
-encodes millions of keys per batch with the numba kernels in `chainsleuth.parse.address_kernels`,
-which must give exactly the strings `encode_address` gives here.
+keys, address strings and output scripts one at a time, for lookups, the CLI and tests. It is the
+scalar reference; the one batch codec is `chainsleuth.parse.address_kernels` (numba: ingest
+encodes millions of keys per batch, tag imports decode half a million strings), which takes its
+alphabets and constants from here and must give exactly the strings and keys this module gives.
 
 Written by hand from BIP173 (bech32), BIP350 (bech32m) and Bitcoin Core's `key_io.cpp`/`base58.cpp`
 so that ingest depends on no third-party address library; only hashlib is used.
@@ -22,6 +23,9 @@ from chainsleuth.core.script_types import ScriptType
 
 __all__ = [
     "ADDRESSABLE_KINDS",
+    "B58_ALPHABET",
+    "BECH32_CHARSET",
+    "BECH32_GENERATORS",
     "KEY_PAYLOAD_WIDTH",
     "P2A_PROGRAM",
     "AddressError",

@@ -55,3 +55,11 @@ def _rebuild_input_error(
 
 class StoreError(ChainsleuthError):
     """The store is missing, from another network, or fails verification."""
+
+
+class AddressNotSeenError(ChainsleuthError):
+    """A valid address that no output of the store pays: the one message every lookup gives."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__(f"address {address} has never been seen in the store")

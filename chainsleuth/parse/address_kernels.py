@@ -1,11 +1,26 @@
-"""Batch address encoding for ingest: numba kernels that turn address keys into an Arrow column.
+"""The batch address codec (numba): address keys to an Arrow string column, and back.
 
-Ingest classifies every output into an address key `(kind, payload)` (see
-`chainsleuth.core.address`) held in flat numpy arrays; this module renders a whole batch of keys as
-address strings for one network without creating a Python object per output. One kernel sizes and
-writes all strings into a single byte buffer with int32 offsets, and the result is wrapped as a
-`pyarrow.StringArray` zero-copy. The strings must equal `chainsleuth.core.address.encode_address`
-exactly; the tests compare the two on random keys of every kind and network.
+This is the one batch codec of the package; `chainsleuth.core.address` is the one scalar
+reference, and every other module calls one of the two. The alphabets, generators and checksum
+constants are taken from `core.address`, so the two cannot drift apart on them.
+
+Encoding: ingest classifies every output into an address key `(kind, payload)` (see
+`chainsleuth.core.address`) held in flat numpy arrays; `encode_address_keys` renders a whole batch
+of keys as address strings for one network without creating a Python object per output. One
+kernel sizes and writes all strings into a single byte buffer with int32 offsets, and the result
+is wrapped as a `pyarrow.StringArray` zero-copy. `encode_key_rows` does the same for the store's
+`address_key` rows, and the simulator's `encode_keys` for its key arrays. The strings must equal
+`chainsleuth.core.address.encode_address` exactly.
+
+Decoding: `decode_addresses` decodes the common forms of a whole batch of address strings (half a
+million tags: `decode_address` one by one took about five seconds, half of a tag import). It only
+ever *accepts*: every string it does not accept (an error, an uppercase bech32 string, a witness
+version 2-16 or pay-to-anchor program) goes to `decode_address`, which gives the verdict and the
+message.
+
+`tests/parse/test_address_kernels.py` and `tests/parse/test_address_codecs.py` check both
+directions against `core.address` on random keys (hypothesis, shared strategies in
+`tests/strategies.py`) and on the shared address vectors.
 
 SHA-256 (for base58check checksums), base58 and the bech32/bech32m checksum are written here by
 hand in numba. The 32-bit SHA-256 words are carried in int64 and masked to 32 bits: numba widens
@@ -14,15 +29,31 @@ uint32 arithmetic to uint64, and mixing uint64 with plain integers silently give
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pyarrow as pa
 from numba import njit
 
-from chainsleuth.core.address import KEY_PAYLOAD_WIDTH, AddressError
-from chainsleuth.core.network import BY_CODE
+from chainsleuth.core.address import (
+    B58_ALPHABET,
+    BECH32_CHARSET,
+    BECH32_GENERATORS,
+    KEY_PAYLOAD_WIDTH,
+    P2A_PROGRAM,
+    AddressError,
+    Bech32Spec,
+)
+from chainsleuth.core.network import BY_CODE, NETWORKS
 from chainsleuth.core.script_types import ScriptType
 
-__all__ = ["encode_address_keys", "sha256_digest"]
+__all__ = [
+    "decode_addresses",
+    "encode_address_keys",
+    "encode_key_rows",
+    "network_mask",
+    "sha256_digest",
+]
 
 # ---------------------------------------------------------------------------------------------
 # SHA-256 (FIPS 180-4)
@@ -163,22 +194,28 @@ def sha256_digest(msg: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # base58 and bech32
 
-_B58_ALPHABET = np.frombuffer(
-    b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz", dtype=np.uint8
-).copy()
+_B58_ALPHABET = np.frombuffer(B58_ALPHABET.encode("ascii"), dtype=np.uint8).copy()
 _B58_POW5 = 58**5  # 656356768 < 2**30: long division by it keeps (rem << 32) | limb below 2**62
-_BECH32_CHARSET = np.frombuffer(b"qpzry9x8gf2tvdw0s3jn54khce6mua7l", dtype=np.uint8).copy()
-_BECH32_CONST = 1
-_BECH32M_CONST = 0x2BC830A3
+_BECH32_CHARSET = np.frombuffer(BECH32_CHARSET.encode("ascii"), dtype=np.uint8).copy()
+_BECH32_CONST = int(Bech32Spec.BECH32)
+_BECH32M_CONST = int(Bech32Spec.BECH32M)
+_NOT_A_DIGIT = 255
+#: base58 digit of each byte value, 255 for bytes outside the alphabet
+_B58_DIGIT = np.full(256, _NOT_A_DIGIT, np.uint8)
+_B58_DIGIT[_B58_ALPHABET] = np.arange(58, dtype=np.uint8)
+#: bech32 word of each lowercase charset byte, 255 for every other byte (uppercase included:
+#: the decoder leaves uppercase strings to `decode_address`)
+_BECH32_WORD = np.full(256, _NOT_A_DIGIT, np.uint8)
+_BECH32_WORD[_BECH32_CHARSET] = np.arange(32, dtype=np.uint8)
+_P2A_0, _P2A_1 = P2A_PROGRAM[0], P2A_PROGRAM[1]
 
 
 def _generator_table() -> np.ndarray:
-    gens = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
     table = np.zeros(32, dtype=np.int64)
     for top in range(32):
         for i in range(5):
             if (top >> i) & 1:
-                table[top] ^= gens[i]
+                table[top] ^= BECH32_GENERATORS[i]
     return table
 
 
@@ -335,7 +372,7 @@ def _witness_unknown_program_len(payload: np.ndarray, plen: int) -> int:
         return -1
     if version == 1 and plen == 33:
         return -1
-    if version == 1 and plen == 3 and payload[1] == 0x4E and payload[2] == 0x73:
+    if version == 1 and plen == 3 and payload[1] == _P2A_0 and payload[2] == _P2A_1:
         return -1
     return plen - 1
 
@@ -351,7 +388,7 @@ def _row_size(kind: int, payload: np.ndarray, plen: int, hrp_len: int) -> int:
     elif kind in (_P2WSH, _P2TR):
         prog = 32 if plen == 32 else -1
     elif kind == _P2A:
-        prog = 2 if plen == 2 and payload[0] == 0x4E and payload[1] == 0x73 else -1
+        prog = 2 if plen == 2 and payload[0] == _P2A_0 and payload[1] == _P2A_1 else -1
     elif kind == _WITNESS_UNKNOWN:
         prog = _witness_unknown_program_len(payload, plen)
     else:
@@ -464,3 +501,246 @@ def encode_address_keys(
     return pa.StringArray.from_buffers(
         n, pa.py_buffer(offsets), pa.py_buffer(data), bitmap, null_count
     )
+
+
+def encode_key_rows(rows: np.ndarray, network_code: int) -> pa.StringArray:
+    """Address strings of the store's `address_key` rows (kind, payload length, 41-byte payload),
+    null where the kind has no address.
+
+    >>> r = np.zeros((1, 43), np.uint8); r[0, :4] = [7, 2, 0x4E, 0x73]
+    >>> encode_key_rows(r, 0).to_pylist()
+    ['bc1pfeessrawgf']
+    """
+    rows = np.asarray(rows)
+    if rows.ndim != 2 or rows.shape[1] != 2 + KEY_PAYLOAD_WIDTH:
+        raise ValueError(f"expected key rows (n, {2 + KEY_PAYLOAD_WIDTH}), got {rows.shape}")
+    return encode_address_keys(
+        np.ascontiguousarray(rows[:, 0]),
+        np.ascontiguousarray(rows[:, 2:]),
+        np.ascontiguousarray(rows[:, 1]),
+        network_code,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# batch decoding
+
+
+def network_mask(names: Sequence[str]) -> int:
+    """Bit mask of networks by their `Network.code`: `network_mask(["main"]) == 1`."""
+    mask = 0
+    for name in names:
+        mask |= 1 << NETWORKS[name].code
+    return mask
+
+
+# which networks a version byte / human-readable part belongs to, as bit masks
+_P2PKH_MASK = np.zeros(256, np.int64)
+_P2SH_MASK = np.zeros(256, np.int64)
+_HRP_MASK: dict[str, int] = {}
+for _net in NETWORKS.values():
+    _P2PKH_MASK[_net.p2pkh_version] |= 1 << _net.code
+    _P2SH_MASK[_net.p2sh_version] |= 1 << _net.code
+    _HRP_MASK[_net.hrp] = _HRP_MASK.get(_net.hrp, 0) | (1 << _net.code)
+# the kernel recognises these three prefixes by hand
+assert set(_HRP_MASK) == {"bc", "tb", "bcrt"}, _HRP_MASK
+_BC, _TB, _BCRT = _HRP_MASK["bc"], _HRP_MASK["tb"], _HRP_MASK["bcrt"]
+_ONE = ord("1")  # base58's zero digit, and bech32's separator
+
+
+@njit(cache=True, nogil=True)
+def _base58_read(
+    data: np.ndarray,
+    s: int,
+    e: int,
+    payload: np.ndarray,
+    scratch: np.ndarray,
+    digest: np.ndarray,
+    block: np.ndarray,
+    w: np.ndarray,
+    state: np.ndarray,
+) -> tuple[int, int]:
+    """(kind, networks) of a base58check P2PKH/P2SH address in data[s:e], or (-1, 0)."""
+    n = e - s
+    if n < 25 or n > 40:
+        return -1, 0
+    zeros = 0
+    while zeros < n and data[s + zeros] == _ONE:
+        zeros += 1
+    size = 0  # little-endian bytes of the number in scratch[:size]
+    for j in range(s, e):
+        d = _B58_DIGIT[data[j]]
+        if d == _NOT_A_DIGIT:
+            return -1, 0
+        carry = np.int64(d)
+        for k in range(size):
+            carry += np.int64(scratch[k]) * 58
+            scratch[k] = carry & 0xFF
+            carry >>= 8
+        while carry:
+            scratch[size] = carry & 0xFF
+            size += 1
+            carry >>= 8
+    if zeros + size != 25:
+        return -1, 0
+    raw = scratch[32:57]
+    raw[:] = 0
+    for k in range(size):
+        raw[24 - k] = scratch[k]
+    _sha256_into(raw[:21], digest, block, w, state)
+    _sha256_into(digest, digest, block, w, state)
+    for k in range(4):
+        if digest[k] != raw[21 + k]:
+            return -1, 0
+    version = raw[0]
+    if _P2PKH_MASK[version]:
+        kind, nets = _P2PKH, _P2PKH_MASK[version]
+    elif _P2SH_MASK[version]:
+        kind, nets = _P2SH, _P2SH_MASK[version]
+    else:
+        return -1, 0
+    for k in range(20):
+        payload[k] = raw[1 + k]
+    return kind, nets
+
+
+@njit(cache=True, nogil=True)
+def _bech32_read(
+    data: np.ndarray, s: int, e: int, sep: int, payload: np.ndarray, words: np.ndarray
+) -> tuple[int, int, int]:
+    """(kind, networks, payload length) of a lowercase segwit v0/v1 address, or (-1, 0, 0)."""
+    hrp_len = sep - s
+    nets = 0
+    if hrp_len == 2 and data[s] == 98 and data[s + 1] == 99:  # bc
+        nets = _BC
+    elif hrp_len == 2 and data[s] == 116 and data[s + 1] == 98:  # tb
+        nets = _TB
+    elif (
+        hrp_len == 4
+        and data[s] == 98
+        and data[s + 1] == 99
+        and data[s + 2] == 114
+        and data[s + 3] == 116
+    ):  # bcrt
+        nets = _BCRT
+    else:
+        return -1, 0, 0
+    n_data = e - sep - 1
+    if n_data < 7 or e - s > 90:
+        return -1, 0, 0
+    chk = 1
+    for j in range(s, sep):
+        chk = _polymod_step(chk, int(data[j]) >> 5)
+    chk = _polymod_step(chk, 0)
+    for j in range(s, sep):
+        chk = _polymod_step(chk, int(data[j]) & 31)
+    for j in range(n_data):
+        word = _BECH32_WORD[data[sep + 1 + j]]
+        if word == _NOT_A_DIGIT:  # not a lowercase bech32 character: let the exact decoder judge
+            return -1, 0, 0
+        words[j] = word
+        chk = _polymod_step(chk, int(word))
+    n_words = n_data - 6
+    version = words[0]
+    # 5-bit words to bytes, no padding allowed beyond 4 zero bits
+    acc = 0
+    bits = 0
+    length = 0
+    for j in range(1, n_words):
+        acc = ((acc << 5) | int(words[j])) & 0xFFFFFFFF
+        bits += 5
+        while bits >= 8:
+            bits -= 8
+            if length >= 40:
+                return -1, 0, 0
+            payload[length] = (acc >> bits) & 0xFF
+            length += 1
+    if bits >= 5 or ((acc << (8 - bits)) & 0xFF) != 0:
+        return -1, 0, 0
+    if version == 0 and chk == _BECH32_CONST:
+        if length == 20:
+            return _P2WPKH, nets, 20
+        if length == 32:
+            return _P2WSH, nets, 32
+    elif version == 1 and chk == _BECH32M_CONST and length == 32:
+        return _P2TR, nets, 32
+    return -1, 0, 0
+
+
+@njit(cache=True, nogil=True)
+def _segwit_prefix(data: np.ndarray, s: int, sep: int) -> bool:
+    """True when data[s:sep] is bc, tb or bcrt in any case (a segwit address prefix)."""
+    n = sep - s
+    if n != 2 and n != 4:
+        return False
+    a, b = data[s] | 32, data[s + 1] | 32
+    if n == 2:
+        return (a == 98 and b == 99) or (a == 116 and b == 98)
+    return a == 98 and b == 99 and (data[s + 2] | 32) == 114 and (data[s + 3] | 32) == 116
+
+
+@njit(cache=True, nogil=True)
+def _decode_kernel(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    kinds: np.ndarray,
+    nets: np.ndarray,
+    payloads: np.ndarray,
+    lengths: np.ndarray,
+) -> None:
+    scratch = np.zeros(64, np.uint8)
+    words = np.zeros(96, np.uint8)
+    digest = np.empty(32, np.uint8)
+    block = np.empty(64, np.uint8)
+    w = np.empty(64, np.int64)
+    state = np.empty(8, np.int64)
+    for i in range(offsets.shape[0] - 1):
+        s, e = offsets[i], offsets[i + 1]
+        kinds[i] = -1
+        sep = -1
+        for j in range(e - 1, s - 1, -1):
+            if data[j] == _ONE:
+                sep = j
+                break
+        if sep > s and _segwit_prefix(data, s, sep):
+            # decode_address reads a known prefix as bech32 only, never as base58
+            kind, net, length = _bech32_read(data, s, e, sep, payloads[i], words)
+            if kind >= 0:
+                kinds[i], nets[i], lengths[i] = kind, net, length
+            continue
+        kind, net = _base58_read(data, s, e, payloads[i], scratch, digest, block, w, state)
+        if kind >= 0:
+            kinds[i], nets[i], lengths[i] = kind, net, 20
+
+
+def decode_addresses(
+    addresses: Sequence[str] | pa.Array,
+) -> tuple[np.ndarray, list[bytes], np.ndarray]:
+    """Decode addresses: (kind codes, payloads, network masks); kind -1 = not accepted here.
+
+    A kind of -1 means "ask `decode_address`": the string is invalid or of a rarer form. The
+    network masks are `network_mask` of the networks `decode_address` names.
+
+    >>> kinds, payloads, nets = decode_addresses(["bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"])
+    >>> int(kinds[0]), payloads[0].hex()[:8], int(nets[0]) == network_mask(["main"])
+    (4, '751e76e8', True)
+    """
+    array = addresses if isinstance(addresses, pa.Array) else pa.array(addresses, pa.string())
+    array = array.cast(pa.string())
+    n = len(array)
+    kinds = np.full(n, -1, np.int64)
+    nets = np.zeros(n, np.int64)
+    payloads = np.zeros((n, 40), np.uint8)
+    lengths = np.zeros(n, np.int64)
+    if n:
+        buffers = array.buffers()
+        offsets = np.frombuffer(buffers[1], np.int32, n + 1, array.offset * 4).astype(np.int64)
+        data = (
+            np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
+        )
+        _decode_kernel(data, offsets, kinds, nets, payloads, lengths)
+        if array.null_count:
+            kinds[np.asarray(array.is_null())] = -1
+    raw = payloads.tobytes()
+    out = [raw[40 * i : 40 * i + lengths[i]] if kinds[i] >= 0 else b"" for i in range(n)]
+    return kinds, out, nets

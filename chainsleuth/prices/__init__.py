@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from chainsleuth.core.errors import ChainsleuthError, InputError
-from chainsleuth.core.files import sha256_file
+from chainsleuth.core.files import atomic_write_bytes, sha256_file
 
 __all__ = [
     "PriceSeries",
@@ -197,8 +197,6 @@ def import_prices(data_dir: Path, csv_path: Path) -> dict[str, Any]:
     source column is the file's, or `import:<file name>` where it has none) and
     `DATA/prices/import.json`, each atomically. Returns what import.json holds.
     """
-    from chainsleuth.store.layout import atomic_write_bytes
-
     csv_path = Path(csv_path)
     series = read_prices(csv_path)
     out = io.StringIO(newline="")

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import mmap
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,9 @@ import pyarrow as pa
 
 from chainsleuth.core.address import KEY_PAYLOAD_WIDTH
 from chainsleuth.core.errors import StoreError
+
+# the one atomic write lives in core.files; re-exported because callers write layout.atomic_write_bytes
+from chainsleuth.core.files import atomic_write_bytes as atomic_write_bytes
 
 FORMAT_VERSION = 2  # 2: address_list table, input_address array
 TABLES = ("blocks", "txs", "inputs", "outputs", "address_list")
@@ -179,27 +180,6 @@ SCHEMAS: dict[str, pa.Schema] = {
 def partition_dir(table: str, height: int) -> str:
     lo = (height // HEIGHT_RANGE) * HEIGHT_RANGE
     return f"tables/{table}/height_range={lo:010d}-{lo + HEIGHT_RANGE - 1:010d}"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old or the new content, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def empty_manifest(network: str) -> dict[str, Any]:

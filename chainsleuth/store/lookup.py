@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from chainsleuth.core.files import atomic_write_bytes
 from chainsleuth.store import layout
 from chainsleuth.store.hashindex import find, fingerprints
 from chainsleuth.store.layout import NONE32
@@ -232,7 +233,7 @@ class LookupBuilder:
         return int(state["outputs"])
 
     def _publish(self, state: dict[str, Any]) -> None:
-        layout.atomic_write_bytes(self.dir / "state.json", json.dumps(state, indent=1).encode())
+        atomic_write_bytes(self.dir / "state.json", json.dumps(state, indent=1).encode())
         self.remove_unlisted(state)
 
     def remove_unlisted(self, state: dict[str, Any] | None = None) -> None:
@@ -259,7 +260,7 @@ class LookupBuilder:
         state["outputs"] = min(state["outputs"], keep_outputs)
         state["txs"] = min(state["txs"], keep_txs)
         state["epochs"] = [manifest_before["epoch"], manifest_before["epoch"] + 1]
-        layout.atomic_write_bytes(self.dir / "state.json", json.dumps(state, indent=1).encode())
+        atomic_write_bytes(self.dir / "state.json", json.dumps(state, indent=1).encode())
 
     def update(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Index what `manifest` committed beyond the index; merge runs when due. Returns state."""

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from chainsleuth.core.address import AddressError
-from chainsleuth.core.errors import ChainsleuthError
-from chainsleuth.parse.address_kernels import encode_address_keys
+from chainsleuth.core.errors import AddressNotSeenError, ChainsleuthError
+from chainsleuth.parse.address_kernels import encode_key_rows
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import VIEWS, Store
 
@@ -121,10 +121,6 @@ def _invalid(address: str, error: AddressError, what: str) -> ChainsleuthError:
     return ChainsleuthError(f"{what}: {address!r} ({error})")
 
 
-def _never_seen(address: str) -> ChainsleuthError:
-    return ChainsleuthError(f"address {address} has never been seen in the store")
-
-
 def address_id(store: Store, address: str, *, what: str = "not a valid address") -> int:
     """The dense id of `address`; a one-line `ChainsleuthError` when it is not an address
     (`what` starts that message) or the store has never seen it."""
@@ -133,7 +129,7 @@ def address_id(store: Store, address: str, *, what: str = "not a valid address")
     except AddressError as e:
         raise _invalid(address, e, what) from None
     if found is None:
-        raise _never_seen(address)
+        raise AddressNotSeenError(address)
     return int(found)
 
 
@@ -144,12 +140,7 @@ def address_strings(store: Store, address_ids: Any) -> list[str | None]:
     known = np.flatnonzero(ids != int(NONE32))
     if known.shape[0]:
         rows = np.asarray(store.array("address_key"))[ids[known]]
-        encoded = encode_address_keys(
-            np.ascontiguousarray(rows[:, 0]),
-            np.ascontiguousarray(rows[:, 2:]),
-            np.ascontiguousarray(rows[:, 1]),
-            store.network.code,
-        ).to_pylist()
+        encoded = encode_key_rows(rows, store.network.code).to_pylist()
         for k, name in zip(known.tolist(), encoded, strict=True):
             names[k] = name
     return names
@@ -162,7 +153,7 @@ def address_info(store: Store, address: str) -> dict[str, Any]:
     except AddressError as e:
         raise _invalid(address, e, "not a valid address") from None
     if summary is None:
-        raise _never_seen(address)
+        raise AddressNotSeenError(address)
     info = dict(summary.__dict__)
     block_time = store.array("block_time", random=True)  # O(1): no scan of the blocks table
     for key in ("first_seen", "last_seen"):

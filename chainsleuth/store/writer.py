@@ -32,7 +32,7 @@ from numba import njit
 from chainsleuth.core.errors import InputError, StoreError
 from chainsleuth.core.network import network_by_name
 from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES
-from chainsleuth.parse.address_kernels import encode_address_keys
+from chainsleuth.parse.address_kernels import encode_key_rows
 from chainsleuth.parse.blocks import ParsedBatch
 from chainsleuth.store import layout
 from chainsleuth.store.columns import binary_column, hex_column, masked, timestamps
@@ -644,12 +644,7 @@ class StoreWriter:
             "address_list",
             {
                 "address_id": out_address[new_outputs],
-                "address": encode_address_keys(
-                    np.ascontiguousarray(new_rows[:, 0]),
-                    np.ascontiguousarray(new_rows[:, 2:]),
-                    np.ascontiguousarray(new_rows[:, 1]),
-                    self.network.code,
-                ),
+                "address": encode_key_rows(new_rows, self.network.code),
                 "address_type": np.asarray(SCRIPT_TYPE_NAMES, dtype=object)[new_rows[:, 0]],
                 "first_height": tx_height[out_tx_local[new_outputs]].astype(np.int32),
             },

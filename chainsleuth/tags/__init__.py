@@ -27,7 +27,7 @@ from chainsleuth.tags.model import ImportReport, PackSummary, Problem
 from chainsleuth.tags.query import (
     TagLookup,
     address_attribution,
-    cluster_attribution,
+    attribution_of_cluster,
     entity,
     history,
     list_tags,
@@ -44,7 +44,7 @@ __all__ = [
     "Taxonomy",
     "add_tag",
     "address_attribution",
-    "cluster_attribution",
+    "attribution_of_cluster",
     "compute_cluster_tags",
     "drop_pack",
     "ensure_fresh",

@@ -22,6 +22,7 @@ import duckdb
 import numpy as np
 
 from chainsleuth.core.address import AddressError
+from chainsleuth.core.errors import AddressNotSeenError
 from chainsleuth.tags import storage
 from chainsleuth.tags.attribution import ensure_fresh
 from chainsleuth.tags.clusters import load_clusters
@@ -32,7 +33,7 @@ from chainsleuth.tags.validate import check_address
 __all__ = [
     "TagLookup",
     "address_attribution",
-    "cluster_attribution",
+    "attribution_of_cluster",
     "entity",
     "history",
     "list_tags",
@@ -288,11 +289,11 @@ def _cluster_id(lookup: TagLookup, cluster: int | str) -> int:
         return int(cluster)
     found = lookup.cluster_of(str(cluster))
     if found is None:
-        raise TagError(f"{cluster} is not an address of the store, so it has no cluster")
+        raise AddressNotSeenError(str(cluster))
     return found
 
 
-def cluster_attribution(data_dir: Path, cluster: int | str) -> dict[str, Any] | None:
+def attribution_of_cluster(data_dir: Path, cluster: int | str) -> dict[str, Any] | None:
     """A cluster's attribution row (by cluster id or by one of its addresses)."""
     with TagLookup.open(data_dir) as lookup:
         return lookup.cluster(_cluster_id(lookup, cluster))

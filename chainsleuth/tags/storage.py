@@ -23,7 +23,6 @@ import contextlib
 import datetime as dt
 import getpass
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from chainsleuth.core.files import atomic_write, atomic_write_bytes
 from chainsleuth.store import layout
 from chainsleuth.tags.model import ACTOR_SCHEMA, TAG_SCHEMA
 
@@ -215,20 +215,20 @@ def write_manifest(data_dir: Path, manifest: dict[str, Any]) -> None:
     """Publish the manifest (with its views recomputed) in one atomic replace."""
     manifest["views"] = views_of(data_dir, manifest)
     manifest["updated_at"] = now().isoformat()
-    layout.atomic_write_bytes(
+    atomic_write_bytes(
         stage_dir(data_dir) / "manifest.json",
         json.dumps(manifest, indent=1, default=str).encode() + b"\n",
     )
 
 
 def write_table(path: Path, table: pa.Table, row_group_size: int = 16_384) -> None:
-    """Write a parquet file under a temporary name, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(
-        table, tmp, compression="zstd", row_group_size=row_group_size, write_statistics=True
+    """Write a parquet file atomically (a temporary file renamed into place)."""
+    atomic_write(
+        path,
+        lambda f: pq.write_table(
+            table, f, compression="zstd", row_group_size=row_group_size, write_statistics=True
+        ),
     )
-    os.replace(tmp, path)
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._/-]+")

@@ -2,10 +2,12 @@
 
 A tag's `category` and `abuse` must be concepts of the GraphSense concepts taxonomy and its
 `confidence` an id of the confidence taxonomy (with a level 0-100); ActorPack `jurisdictions`
-are ISO 3166 codes. The embedded copy (`taxonomy_data.py`) is the default so that a bare install
-validates; `Taxonomy.from_dir` reads the same files from a directory in GraphSense's layout
-(e.g. `../shared/data/taxonomies/graphsense`). The concept tree (`broader` links) also drives
-cluster attribution: which categories are compatible (`docs/design/tags.md`).
+are ISO 3166 codes. GraphSense's own files ship as package data
+(`chainsleuth/data/taxonomies/graphsense/`, provenance and licence in the PROVENANCE.md there),
+so that a bare install validates; `Taxonomy.default()` reads them with `importlib.resources`, and
+`Taxonomy.from_dir` reads a newer copy in the same layout, both through the one loader `_read`.
+The concept tree (`broader` links) also drives cluster attribution: which categories are
+compatible (`docs/design/tags.md`).
 
 Example::
 
@@ -16,15 +18,26 @@ Example::
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import yaml
 
-from chainsleuth.tags import taxonomy_data
+__all__ = ["Concept", "Confidence", "Taxonomy", "VASP_CONCEPTS", "shipped_taxonomy_dir"]
 
-__all__ = ["Concept", "Confidence", "Taxonomy", "VASP_CONCEPTS"]
+#: where the shipped copy came from (the folder's PROVENANCE.md says more)
+SHIPPED_ORIGIN = "embedded copy of graphsense-lib @ a82914bf"
+
+
+def shipped_taxonomy_dir() -> Traversable:
+    """The package-data folder of GraphSense's taxonomy files (no file system path is assumed:
+    the package may be installed as a zip)."""
+    return resources.files("chainsleuth").joinpath("data", "taxonomies", "graphsense")
+
 
 #: Concepts that are virtual asset service providers in the sense of INTERPOL DW-VA's
 #: `virtual_asset_service_provider` (the FATF definition: exchanging, transferring or
@@ -61,7 +74,7 @@ class Taxonomy:
     confidence: dict[str, Confidence]
     tag_types: frozenset[str]
     countries: frozenset[str]
-    origin: str = "embedded copy of graphsense-lib @ a82914bf"
+    origin: str = SHIPPED_ORIGIN
     _ancestors: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -77,19 +90,22 @@ class Taxonomy:
     @staticmethod
     @cache
     def default() -> Taxonomy:
-        """The embedded GraphSense taxonomies (see taxonomy_data.py for their provenance)."""
-        return Taxonomy(
-            concepts={c[0]: Concept(*c) for c in taxonomy_data.CONCEPTS},
-            confidence={c[0]: Confidence(*c) for c in taxonomy_data.CONFIDENCE},
-            tag_types=frozenset(t[0] for t in taxonomy_data.TAG_TYPES),
-            countries=frozenset(c[0] for c in taxonomy_data.COUNTRIES),
-        )
+        """The GraphSense taxonomies shipped with the package (`shipped_taxonomy_dir`)."""
+        return Taxonomy._read(shipped_taxonomy_dir(), SHIPPED_ORIGIN)
 
     @classmethod
     def from_dir(cls, directory: Path) -> Taxonomy:
         """Read `concepts.yaml`, `confidence.csv`, `tag_types.csv`, `countries.csv` of a dir."""
-        directory = Path(directory)
-        raw = yaml.safe_load((directory / "concepts.yaml").read_text(encoding="utf-8"))
+        return cls._read(Path(directory), str(directory))
+
+    @classmethod
+    def _read(cls, directory: Traversable, origin: str) -> Taxonomy:
+        """The one loader of GraphSense's taxonomy layout, from a folder or package data."""
+
+        def text(name: str) -> str:
+            return directory.joinpath(name).read_text(encoding="utf-8")
+
+        raw = yaml.safe_load(text("concepts.yaml"))
         concepts = {
             str(v["id"]): Concept(
                 str(v["id"]),
@@ -101,18 +117,15 @@ class Taxonomy:
             if k != "scheme"
         }
         confidence = {}
-        with open(directory / "confidence.csv", newline="", encoding="utf-8") as f:
-            rows = csv.reader(f)
-            next(rows)
-            for row in rows:
-                # the description may hold unquoted commas: id, label first, level last
-                desc = ",".join(row[2:-1]).strip()
-                confidence[row[0]] = Confidence(row[0], row[1], desc, int(row[-1]))
-        with open(directory / "tag_types.csv", newline="", encoding="utf-8") as f:
-            tag_types = frozenset(r["id"] for r in csv.DictReader(f))
-        with open(directory / "countries.csv", newline="", encoding="utf-8") as f:
-            countries = frozenset(r["id"] for r in csv.DictReader(f))
-        return cls(concepts, confidence, tag_types, countries, origin=str(directory))
+        rows = csv.reader(io.StringIO(text("confidence.csv"), newline=""))
+        next(rows)
+        for row in rows:
+            # the description may hold unquoted commas: id, label first, level last
+            desc = ",".join(row[2:-1]).strip()
+            confidence[row[0]] = Confidence(row[0], row[1], desc, int(row[-1]))
+        tag_types = frozenset(r["id"] for r in csv.DictReader(io.StringIO(text("tag_types.csv"))))
+        countries = frozenset(r["id"] for r in csv.DictReader(io.StringIO(text("countries.csv"))))
+        return cls(concepts, confidence, tag_types, countries, origin=origin)
 
     # ------------------------------------------------------------------------ queries
     def level(self, confidence_id: str) -> int:

@@ -24,7 +24,7 @@ import pyarrow as pa
 from chainsleuth.core.address import AddressError, base58check_decode, bech32_decode, decode_address
 from chainsleuth.core.network import NETWORKS
 from chainsleuth.core.script_types import ScriptType
-from chainsleuth.tags.addresses import decode_batch
+from chainsleuth.parse.address_kernels import decode_addresses
 from chainsleuth.tags.model import TAG_SCHEMA, Problem
 from chainsleuth.tags.taxonomy import Taxonomy
 
@@ -376,7 +376,7 @@ class TagColumns:
             return
         addresses = self.cols["address"]
         if len(addresses) >= _BATCH_MIN:
-            kinds, payloads, nets = decode_batch(addresses)
+            kinds, payloads, nets = decode_addresses(addresses)
         else:  # a few tags (`tags add`): not worth loading the numba kernel
             kinds = np.full(len(addresses), -1, np.int64)
             payloads, nets = [b""] * len(addresses), np.zeros(len(addresses), np.int64)

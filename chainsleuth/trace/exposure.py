@@ -27,7 +27,7 @@ from chainsleuth.trace.engine import KINDS, TraceResult, trace_back, trace_forwa
 from chainsleuth.trace.paths import resolve_node
 
 
-def cluster_attribution(data_dir: Path) -> dict[int, tuple[str | None, str]]:
+def attributed_cluster_labels(data_dir: Path) -> dict[int, tuple[str | None, str]]:
     """{cluster id: (actor or label, category)} from the tags stage; empty without tags."""
     data_dir = Path(data_dir)
     if not (data_dir / "tags" / "manifest.json").exists():
@@ -153,7 +153,7 @@ def exposure(
     n_addresses = store.counts["addresses"]
     cluster_of_address = load_clusters(store_dir).cluster_of(np.arange(n_addresses))
     own_cluster = node if is_cluster else int(cluster_of_address[node])
-    attribution = cluster_attribution(store_dir)
+    attribution = attributed_cluster_labels(store_dir)
     stop = np.zeros(max(n_addresses, 1), np.bool_)
     ids = np.array([c for c in attribution if 0 <= c < stop.shape[0] and c != own_cluster])
     stop[ids.astype(np.int64)] = True

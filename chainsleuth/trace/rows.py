@@ -31,7 +31,7 @@ from chainsleuth.trace.engine import (
     trace_forward,
     txid_hex,
 )
-from chainsleuth.trace.exposure import cluster_attribution, coinjoin_flags
+from chainsleuth.trace.exposure import attributed_cluster_labels, coinjoin_flags
 
 __all__ = ["trace_rows", "window_height"]
 
@@ -96,7 +96,7 @@ def trace_rows(
         cluster_of = np.asarray(Clusters(data_dir).cluster_of, np.int64)
         seed_addresses = np.asarray(store.array("output_address"))[seeds].astype(np.int64)
         own = set(cluster_of[seed_addresses[seed_addresses != NONE]].tolist())
-        attribution = {c: v for c, v in cluster_attribution(data_dir).items() if c not in own}
+        attribution = {c: v for c, v in attributed_cluster_labels(data_dir).items() if c not in own}
         is_coinjoin, mixer = coinjoin_flags(data_dir, store.counts["txs"])
         options = {
             "stop_clusters": np.array(sorted(attribution), np.int64),

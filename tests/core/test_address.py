@@ -8,10 +8,8 @@ from typing import Any
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from chainsleuth.core.address import (
-    ADDRESSABLE_KINDS,
     P2A_PROGRAM,
     AddressError,
     Bech32Spec,
@@ -32,6 +30,7 @@ from chainsleuth.core.address import (
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.core.network import MAIN, NETWORKS, REGTEST, TEST, Network
 from chainsleuth.core.script_types import ScriptType
+from tests.strategies import address_keys, networks
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 VECTORS = DATA / "address-vectors"
@@ -472,29 +471,8 @@ def test_address_text_that_is_neither_format_names_both() -> None:
 # ---------------------------------------------------------------------------------------------
 # round trips on random keys
 
-NETWORK_LIST: list[Network] = list(NETWORKS.values())
 
-
-@st.composite
-def address_keys(draw: st.DrawFn) -> tuple[ScriptType, bytes]:
-    """Random valid address keys of every addressable kind."""
-    kind = draw(st.sampled_from(sorted(ADDRESSABLE_KINDS)))
-    if kind in (ScriptType.P2PKH, ScriptType.P2SH, ScriptType.P2WPKH):
-        return kind, draw(st.binary(min_size=20, max_size=20))
-    if kind in (ScriptType.P2WSH, ScriptType.P2TR):
-        return kind, draw(st.binary(min_size=32, max_size=32))
-    if kind == ScriptType.P2A:
-        return kind, P2A_PROGRAM
-    version = draw(st.integers(1, 16))
-    program = draw(
-        st.binary(min_size=2, max_size=40).filter(
-            lambda p: version != 1 or (len(p) != 32 and p != P2A_PROGRAM)
-        )
-    )
-    return kind, bytes([version]) + program
-
-
-@given(key=address_keys(), network=st.sampled_from(NETWORK_LIST))
+@given(key=address_keys(), network=networks)
 def test_random_key_round_trips_through_its_address(
     key: tuple[ScriptType, bytes], network: Network
 ) -> None:

@@ -18,11 +18,11 @@ from chainsleuth.core.address import (
     encode_address,
     hash160,
 )
-from chainsleuth.core.network import BY_CODE, MAIN, Network
+from chainsleuth.core.network import MAIN, Network
 from chainsleuth.core.script_types import ScriptType
 from chainsleuth.parse.address_kernels import encode_address_keys, sha256_digest
+from tests.strategies import NETWORK_LIST, address_keys
 
-NETWORK_LIST: list[Network] = [BY_CODE[c] for c in sorted(BY_CODE)]
 NOT_ADDRESSABLE = sorted(set(ScriptType) - ADDRESSABLE_KINDS)
 
 
@@ -34,25 +34,6 @@ def _arrays(keys: list[tuple[int, bytes]]) -> tuple[np.ndarray, np.ndarray, np.n
         payloads[i, : len(payload)] = np.frombuffer(payload, dtype=np.uint8)
         lens[i] = len(payload)
     return kinds, payloads, lens
-
-
-@st.composite
-def address_keys(draw: st.DrawFn) -> tuple[int, bytes]:
-    """Random valid keys of every addressable kind."""
-    kind = draw(st.sampled_from(sorted(ADDRESSABLE_KINDS)))
-    if kind in (ScriptType.P2PKH, ScriptType.P2SH, ScriptType.P2WPKH):
-        return kind, draw(st.binary(min_size=20, max_size=20))
-    if kind in (ScriptType.P2WSH, ScriptType.P2TR):
-        return kind, draw(st.binary(min_size=32, max_size=32))
-    if kind == ScriptType.P2A:
-        return kind, P2A_PROGRAM
-    version = draw(st.integers(1, 16))
-    program = draw(
-        st.binary(min_size=2, max_size=40).filter(
-            lambda p: version != 1 or (len(p) != 32 and p != P2A_PROGRAM)
-        )
-    )
-    return kind, bytes([version]) + program
 
 
 @settings(max_examples=300, deadline=None)

@@ -9,41 +9,16 @@ import json
 import random
 from pathlib import Path
 
-from chainsleuth.core.address import AddressError, decode_address
-from chainsleuth.core.script_types import ScriptType
-from chainsleuth.tags.addresses import decode_batch, network_mask
 from tests.conftest import SHARED_DATA
+from tests.parse.test_address_codecs import decoders_agree
 from tests.tags.conftest import TAGPACKS
 
 VECTORS = SHARED_DATA / "address-vectors"
-FAST_KINDS = {
-    ScriptType.P2PKH,
-    ScriptType.P2SH,
-    ScriptType.P2WPKH,
-    ScriptType.P2WSH,
-    ScriptType.P2TR,
-}
 
 
 def _check(strings: list[str]) -> tuple[int, int]:
     """Compare both decoders on every string; (accepted by the batch, valid per decode_address)."""
-    kinds, payloads, nets = decode_batch(strings)
-    accepted = valid = 0
-    for s, kind, payload, net in zip(strings, kinds, payloads, nets, strict=True):
-        try:
-            want_kind, want_payload, networks = decode_address(s)
-        except AddressError:
-            assert kind == -1, f"batch accepted invalid {s!r}"
-            continue
-        valid += 1
-        if kind == -1:
-            # declined: only rare forms (witness v2-16, pay-to-anchor) or upper-case bech32
-            segwit = want_kind in (ScriptType.P2WPKH, ScriptType.P2WSH, ScriptType.P2TR)
-            assert want_kind not in FAST_KINDS or (segwit and s != s.lower()), s
-            continue
-        accepted += 1
-        assert (kind, payload, net) == (int(want_kind), want_payload, network_mask(networks)), s
-    return accepted, valid
+    return decoders_agree(strings)
 
 
 def _addresses_of(path: Path) -> list[str]:

@@ -14,7 +14,7 @@ from chainsleuth.tags import (
     TagError,
     TagLookup,
     add_tag,
-    cluster_attribution,
+    attribution_of_cluster,
     entity,
     import_tagpacks,
     list_tags,
@@ -114,7 +114,7 @@ def test_a_cluster_takes_the_tags_of_its_addresses_with_their_evidence(
     t2 = add_tag(
         store_dir, ids[533], label="X deposit", source="s2", actor="x", category="exchange"
     )
-    c = cluster_attribution(store_dir, 9)
+    c = attribution_of_cluster(store_dir, 9)
     assert c is not None
     assert (c["actor"], c["category"], c["n_addresses"], c["n_tagged_addresses"]) == (
         "x",
@@ -124,7 +124,7 @@ def test_a_cluster_takes_the_tags_of_its_addresses_with_their_evidence(
     )
     assert c["evidence"] == sorted([t1["tag_id"], t2["tag_id"]])
     assert c["tagpacks"] == ["analyst"] and not c["conflict"]
-    assert cluster_attribution(store_dir, ids[100]) == c  # by any of its addresses
+    assert attribution_of_cluster(store_dir, ids[100]) == c  # by any of its addresses
     assert {t["tag_id"] for t in list_tags(store_dir, cluster=9)} == set(c["evidence"])
 
 
@@ -135,7 +135,7 @@ def test_aggregate_confidence_combines_independent_sources(
     add_tag(store_dir, ids[555], label="x", source="report A", actor="x", confidence="forensic")
     add_tag(store_dir, ids[533], label="x", source="report B", actor="x", confidence="web_crawl")
     add_tag(store_dir, ids[557], label="x", source="Report B/", actor="x", confidence="forensic")
-    c = cluster_attribution(store_dir, 9)
+    c = attribution_of_cluster(store_dir, 9)
     assert c is not None
     # sources A (50) and B (max of 20 and 50: one source, however many tags) combine:
     assert c["confidence"] == round(100 * (1 - (1 - 0.5) * (1 - 0.5)))
@@ -149,7 +149,7 @@ def test_the_best_supported_actor_is_shown_and_the_conflict_flagged(
     a = add_tag(store_dir, ids[555], label="Exchange X", source="s", actor="x", category="exchange",
                 confidence="ownership")  # fmt: skip
     b = add_tag(store_dir, ids[533], label="Dark market", source="t", actor="dm", category="market")
-    c = cluster_attribution(store_dir, 9)
+    c = attribution_of_cluster(store_dir, 9)
     assert c is not None and c["conflict"]
     assert c["actor"] == "x" and c["actors"] == ["dm", "x"]
     assert c["conflict_kinds"] == ["different_actors", "incompatible_categories"]
@@ -163,7 +163,7 @@ def test_a_scam_tag_in_an_exchange_cluster_is_a_conflict(
     write_clusters(store_dir, [[9, 555]])
     add_tag(store_dir, ids[9], label="Exchange X", source="s", actor="x", category="exchange")
     scam = add_tag(store_dir, ids[555], label="Scam Y", source="t", abuse="scam")
-    c = cluster_attribution(store_dir, 9)
+    c = attribution_of_cluster(store_dir, 9)
     assert c is not None and c["conflict"] and c["conflict_kinds"] == ["abuse_on_vasp"]
     assert scam["tag_id"] in c["conflicting_tags"] and c["abuses"] == ["scam"]
 
@@ -173,7 +173,7 @@ def test_agreeing_tags_are_no_conflict(store_dir: Path, ids: dict[int, str]) -> 
     add_tag(store_dir, ids[9], label="X", source="s", actor="x", category="exchange")
     add_tag(store_dir, ids[555], label="X hot", source="s", actor="x", category="hot_wallet")
     add_tag(store_dir, ids[533], label="X", source="t", category="service")
-    c = cluster_attribution(store_dir, 9)
+    c = attribution_of_cluster(store_dir, 9)
     assert c is not None and not c["conflict"] and c["conflicting_tags"] == []
 
 
@@ -183,14 +183,14 @@ def test_attribution_is_recomputed_when_the_clustering_changes(
     add_tag(store_dir, ids[9], label="X", source="s", actor="x")
     add_tag(store_dir, ids[555], label="X", source="s", actor="x")
     write_clusters(store_dir, [[9, 100]], generation=1)
-    first = cluster_attribution(store_dir, 9)
+    first = attribution_of_cluster(store_dir, 9)
     assert first is not None and first["n_tagged_addresses"] == 1 and first["n_addresses"] == 2
     write_clusters(store_dir, [[9, 100, 555]], generation=2)
-    second = cluster_attribution(store_dir, 9)
+    second = attribution_of_cluster(store_dir, 9)
     assert second is not None and second["n_tagged_addresses"] == 2 and second["n_addresses"] == 3
     assert second["clusters_generation"] == 2
     assert read_manifest(store_dir)["cluster_tags"]["clusters_generation"] == 2
-    assert cluster_attribution(store_dir, 555) is None  # no longer a cluster of its own
+    assert attribution_of_cluster(store_dir, 555) is None  # no longer a cluster of its own
 
 
 def test_tags_imported_before_the_chain_are_joined_after_ingest(
@@ -206,7 +206,7 @@ def test_tags_imported_before_the_chain_are_joined_after_ingest(
     ingest_blocks_dir(NBITCOIN, data)
     (tag,) = list_tags(data)
     assert tag["address_id"] == 9
-    assert cluster_attribution(data, 9) is not None
+    assert attribution_of_cluster(data, 9) is not None
 
 
 def test_entity_shows_the_actor_s_clusters_totals_and_activity(
@@ -265,3 +265,23 @@ def test_address_actor_codes_feed_the_clusterer(store_dir: Path, ids: dict[int, 
     assert names == ["a", "b", "c"]
     assert codes.shape == (614,) and codes.dtype == np.int32
     assert (codes[9], codes[555], codes[533]) == (0, -2, -1)
+
+
+def test_an_address_never_seen_gets_the_one_error_from_the_store_and_the_tags(
+    store_dir: Path, ids: dict[int, str]
+) -> None:
+    from chainsleuth.core.address import encode_address
+    from chainsleuth.core.errors import AddressNotSeenError
+    from chainsleuth.core.network import MAIN
+    from chainsleuth.core.script_types import ScriptType
+    from chainsleuth.store.lookups import address_id
+    from chainsleuth.store.store import Store
+
+    add_tag(store_dir, ids[9], label="A", source="s", actor="a")
+    unseen = encode_address(ScriptType.P2WPKH, bytes(20), MAIN)  # no segwit in blocks 0-599
+    with pytest.raises(AddressNotSeenError) as from_store:
+        address_id(Store.open(store_dir), unseen)
+    with pytest.raises(AddressNotSeenError) as from_tags:
+        attribution_of_cluster(store_dir, unseen)
+    assert str(from_store.value) == str(from_tags.value)
+    assert str(from_store.value) == f"address {unseen} has never been seen in the store"

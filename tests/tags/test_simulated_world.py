@@ -14,7 +14,7 @@ import yaml
 from chainsleuth.cluster.engine import cluster_store
 from chainsleuth.simulate import simulate
 from chainsleuth.store.ingest import ingest_blocks_dir
-from chainsleuth.tags import add_tag, cluster_attribution, entity, import_tagpacks, list_tags
+from chainsleuth.tags import add_tag, attribution_of_cluster, entity, import_tagpacks, list_tags
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_an_exchange_address_also_tagged_as_a_darknet_market_is_a_conflict(
 ) -> None:
     _, store, _ = imported
     exchange_tags = list_tags(store, category="exchange")
-    before = [cluster_attribution(store, t["address"]) for t in exchange_tags]
+    before = [attribution_of_cluster(store, t["address"]) for t in exchange_tags]
     assert not any(c["conflict"] for c in before if c)
     target = exchange_tags[0]
     market = add_tag(
@@ -91,7 +91,7 @@ def test_an_exchange_address_also_tagged_as_a_darknet_market_is_a_conflict(
         source="informant report 7",
         confidence="web_crawl",
     )
-    cluster = cluster_attribution(store, target["address"])
+    cluster = attribution_of_cluster(store, target["address"])
     assert cluster is not None and cluster["conflict"]
     assert {"different_actors", "incompatible_categories"} <= set(cluster["conflict_kinds"])
     assert {target["tag_id"], market["tag_id"]} <= set(cluster["conflicting_tags"])
