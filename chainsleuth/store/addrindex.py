@@ -149,15 +149,22 @@ def _by_shard(fps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Mapped:
-    """One shard file memory-mapped as a (slots, 2) uint32 array for the length of a `with`."""
+    """One shard file memory-mapped as a (slots, 2) uint32 array for the length of a `with`.
 
-    def __init__(self, path: Path, writable: bool) -> None:
-        self.path, self.writable = path, writable
+    Takes a path (opened and closed around the map) or an open descriptor (the writer keeps one
+    per shard: opening a file costs more than mapping it, measured 125 against 31 µs a shard).
+    """
+
+    def __init__(self, file: Path | int, writable: bool) -> None:
+        self.file, self.writable = file, writable
 
     def __enter__(self) -> np.ndarray:
-        self._f = open(self.path, "r+b" if self.writable else "rb")
+        if isinstance(self.file, int):
+            self._fd = self.file
+        else:
+            self._fd = os.open(self.file, os.O_RDWR if self.writable else os.O_RDONLY)
         access = mmap.ACCESS_WRITE if self.writable else mmap.ACCESS_READ
-        self._mm = mmap.mmap(self._f.fileno(), 0, access=access)
+        self._mm = mmap.mmap(self._fd, 0, access=access)
         if hasattr(mmap, "MADV_RANDOM"):
             # probes are scattered: without this each cold fault reads 128 KB around it
             self._mm.madvise(mmap.MADV_RANDOM)
@@ -168,7 +175,8 @@ class _Mapped:
         # the map can close; closing unmaps, so the shard's pages leave the resident set
         with contextlib.suppress(BufferError):  # an exception left a view alive: it closes
             self._mm.close()  # the map when it dies
-        self._f.close()
+        if not isinstance(self.file, int):
+            os.close(self._fd)
 
 
 def read_state(data_dir: Path) -> dict[str, Any] | None:
@@ -224,12 +232,25 @@ class AddressIndex:
         self.trusted = 0  # every id below this has an entry on disk
         self._dirty: set[int] = set()  # shards written since the last save
         self._clean = False  # state.json's counts match the files (until the next write)
+        self._fds: dict[int, int] = {}  # open descriptor of each shard file the writer used
         #: the most shard bytes mapped at once (the index's share of the resident set)
         self.peak_mapped_bytes = 0
 
     # ------------------------------------------------------------------ files and state
     def _path(self, shard: int) -> Path:
         return self.root / f"shard-{shard:03d}.bin"
+
+    def _fd(self, shard: int) -> int:
+        fd = self._fds.get(shard)
+        if fd is None:
+            fd = self._fds[shard] = os.open(self._path(shard), os.O_RDWR)
+        return fd
+
+    def close(self) -> None:
+        """Close the shard files (the writer's close and abort)."""
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds = {}
 
     def _write_state(self, clean: bool) -> None:
         state = {
@@ -303,7 +324,7 @@ class AddressIndex:
         path = self._path(shard)
         tmp = path.with_name(path.name + ".tmp")
         self._new_shard_file(tmp, slots)
-        with _Mapped(path, writable=False) as old, _Mapped(tmp, writable=True) as new:
+        with _Mapped(self._fd(shard), False) as old, _Mapped(tmp, writable=True) as new:
             self._note_mapped(old.nbytes + new.nbytes)
             _shard_rehash(new, old)
             del old, new
@@ -313,6 +334,7 @@ class AddressIndex:
         finally:
             os.close(fd)
         os.replace(tmp, path)  # a reader's map of the old file stays valid until it unmaps
+        os.close(self._fds.pop(shard))
         self.slots[shard] = slots
         self._dirty.discard(shard)  # the new file is durable already
 
@@ -326,7 +348,7 @@ class AddressIndex:
         order, bounds = _by_shard(fps)
         for s in np.flatnonzero(np.diff(bounds)).tolist():
             rows = order[bounds[s] : bounds[s + 1]]
-            with _Mapped(self._path(s), writable=False) as slots:
+            with _Mapped(self._fd(s), writable=False) as slots:
                 self._note_mapped(slots.nbytes)
                 _shard_find(slots, fps, keys, rows, stored, stored.shape[0], ids)
                 del slots
@@ -347,7 +369,7 @@ class AddressIndex:
             rows = order[bounds[s] : bounds[s + 1]]
             self._reserve(s, rows.shape[0])
             self._dirty.add(s)
-            with _Mapped(self._path(s), writable=True) as slots:
+            with _Mapped(self._fd(s), writable=True) as slots:
                 self._note_mapped(slots.nbytes)
                 self.used[s] += _shard_insert(slots, fps, keys, rows, ids, stored_old, stored_new)
                 del slots
@@ -395,11 +417,7 @@ class AddressIndex:
     def save(self, n_committed: int) -> None:
         """Make the shards durable and record that ids below `n_committed` have entries."""
         for s in sorted(self._dirty):
-            fd = os.open(self._path(s), os.O_RDONLY)
-            try:
-                os.fsync(fd)  # also writes back pages dirtied through the (closed) maps
-            finally:
-                os.close(fd)
+            os.fsync(self._fd(s))  # also writes back pages dirtied through the (closed) maps
         self._dirty.clear()
         self.trusted = n_committed
         self._write_state(clean=True)

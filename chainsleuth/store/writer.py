@@ -782,6 +782,8 @@ class StoreWriter:
             self._pool.shutdown()
             self.save_indexes()
         finally:
+            if self.addresses is not None:
+                self.addresses.close()
             self._unlock()
 
     def abort(self) -> None:
@@ -790,6 +792,8 @@ class StoreWriter:
             staged.files.cancel()
         self._pool.shutdown(wait=True)
         self._staged = []
+        if self.addresses is not None:
+            self.addresses.close()
         self._unlock()
 
     # ---------------------------------------------------------------------- rollback
