@@ -1,28 +1,33 @@
-"""The address index: address key -> dense address id, sharded on disk, resolved batch by batch.
+"""The address index: address key -> dense address id, on disk in shards, plus a bounded delta.
 
-Why sharded: a single in-memory hash table of every address costs ≈17 B per address (12-byte
-slots at 70 % load), ≈24 GB at mainnet's ≈1.4 G addresses, more than ingest's 16 GB budget.
-Here the table is split by the top `SHARD_BITS` bits of the key's 64-bit fingerprint into
-2^SHARD_BITS files under `DATA/address_index/`, each an open-addressing table of 8-byte slots
-(32-bit check, 32-bit id) that is memory-mapped only while one batch's keys of that shard are
-resolved, then unmapped. The resident set holds one shard at a time (≈64 MB at mainnet, 3× that
-while a shard grows); the rest of the table lives in the page cache, which the kernel can reclaim.
-See docs/design/store.md ("The address index") for the sizes, measurements and page-cache
-behaviour.
+Why: a single in-memory hash table of every address costs ≈17 B per address (12-byte slots at
+70 % load), ≈24 GB at mainnet's ≈1.4 G addresses, more than ingest's 16 GB budget. Here:
+
+- The **base** is on disk: split by the top `SHARD_BITS` bits of the key's 64-bit fingerprint
+  into 2^SHARD_BITS files under `DATA/address_index/`, each an open-addressing table of 8-byte
+  slots (32-bit check, 32-bit id). A batch's keys are grouped by shard and each shard is
+  memory-mapped (read-only) only while its keys are looked up, then unmapped: the resident set
+  holds one shard at a time, the rest of the table is clean page cache the kernel can reclaim.
+- The **delta** is in memory: the ids given since the last merge, in a `HashIndex` (≈17 B per
+  entry). When it holds `DELTA_MAX` entries, and at each save, it is merged into the base shard
+  by shard. Batches therefore never write the base at random (which would dirty a page per new
+  address and have the kernel write the whole table back every 30 s at mainnet); merges write
+  each shard once.
+
+See docs/design/store.md ("The address index") for sizes, measurements and page-cache behaviour.
 
 Slots: a key's fingerprint `fp` picks its shard (`fp >> 56`) and its 32-bit check
 `(fp >> 24) & 0xFFFFFFFF` (0 is an empty slot, so a check of 0 becomes 1); its home slot is the
-check's low bits, so a shard can grow (double) from its own slots without re-reading keys.
-A check match is confirmed by comparing the full key with `address_key[id]`, so a collision can
+check's low bits, so a shard can grow (double) from its own slots without re-reading keys. A
+check match is confirmed by comparing the full key with `address_key[id]`, so a collision can
 never give two addresses one id.
 
-Crash safety without copying the table: shards are updated in place, and every entry is verified
-against the key of its id before it is believed, so an entry left by an uncommitted batch or a
-rolled-back block is harmless (it either names the right id or matches nothing). `state.json`
-records `addresses`: every id below it has an entry (flushed to disk before the state says so).
-Ids at and above it are re-inserted from `address_key` when a writer opens the store; readers
-scan them. A writer that did not close cleanly leaves `clean: false`, and the next one recounts
-the occupied slots, since its per-shard counts are then out of date.
+Crash safety without copying the table: every base entry is verified against the key of its id
+before it is believed, so an entry of an uncommitted batch or a rolled-back block is harmless (it
+names the right id or matches nothing). `state.json` records `addresses`: every id below it has
+an entry in the base (flushed to disk before the state says so). A writer re-inserts ids from
+there on (from `address_key`) when it opens the store; readers scan them. A writer that did not
+close cleanly leaves `clean: false`, and the next one recounts the occupied slots.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from numba import njit
 from chainsleuth.store.hashindex import HashIndex, fingerprints
 
 #: Shards by the fingerprint's top bits: 256 shards of ≈64 MB each at mainnet.
-SHARD_BITS = 8
+SHARD_BITS = 8  # at most 8: shard numbers are sorted as uint8
 N_SHARDS = 1 << SHARD_BITS
 MIN_SLOTS = 1 << 10
 MAX_LOAD = 0.7
@@ -48,6 +53,10 @@ SLOT_BYTES = 8  # (check u32, id u32)
 DIR_NAME = "address_index"
 #: Catch-up and rebuild insert `address_key` rows in chunks of this many (≈43 B each).
 CHUNK_ROWS = 1 << 22
+#: Merge the in-memory delta into the base once it holds this many ids: its table is then at
+#: most 2^27 slots × 12 B = 1.6 GB, and a mainnet ingest merges about 21 times.
+DELTA_MAX = 1 << 26
+DELTA_START = 1 << 10  # slots of an empty delta (it doubles as it fills)
 
 
 @njit(cache=True, nogil=True)
@@ -92,41 +101,6 @@ def _shard_find(slots, fps, keys, rows, stored, n_trust, out_ids):
 
 
 @njit(cache=True, nogil=True)
-def _shard_insert(slots, fps, keys, rows, ids, stored_old, stored_new):
-    """Insert keys[r] with id ids[r] for r in `rows`; an entry whose id holds an equal key takes
-    the new id. Ids below len(stored_old) have their keys there, the next len(stored_new) in
-    stored_new; entries with other ids (left by an uncommitted run) never match.
-    Returns the number of slots filled."""
-    mask = np.uint32(slots.shape[0] - 1)
-    n_old = stored_old.shape[0]
-    n_new = stored_new.shape[0]
-    added = 0
-    for k in range(rows.shape[0]):
-        r = rows[k]
-        c = _check(fps[r])
-        slot = c & mask
-        while True:
-            cur = slots[slot, 0]
-            if cur == np.uint32(0):
-                slots[slot, 0] = c
-                slots[slot, 1] = np.uint32(ids[r])
-                added += 1
-                break
-            if cur == c:
-                ident = np.int64(slots[slot, 1])
-                same = False
-                if ident < n_old:
-                    same = _key_equal(keys, r, stored_old, ident)
-                elif ident - n_old < n_new:
-                    same = _key_equal(keys, r, stored_new, ident - n_old)
-                if same:
-                    slots[slot, 1] = np.uint32(ids[r])
-                    break
-            slot = (slot + np.uint32(1)) & mask
-    return added
-
-
-@njit(cache=True, nogil=True)
 def _shard_rehash(new_slots, old_slots):
     mask = np.uint32(new_slots.shape[0] - 1)
     for s in range(old_slots.shape[0]):
@@ -140,10 +114,34 @@ def _shard_rehash(new_slots, old_slots):
         new_slots[slot, 1] = old_slots[s, 1]
 
 
+@njit(cache=True, nogil=True)
+def _shard_add(slots, fps, rows, ids):
+    """Add (check of fps[r], ids[r]) for r in `rows` without key comparisons (the delta's keys
+    are new); an identical entry (left by a merge before a crash) is not added twice."""
+    mask = np.uint32(slots.shape[0] - 1)
+    added = 0
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        c = _check(fps[r])
+        ident = np.uint32(ids[r])
+        slot = c & mask
+        while True:
+            cur = slots[slot, 0]
+            if cur == np.uint32(0):
+                slots[slot, 0] = c
+                slots[slot, 1] = ident
+                added += 1
+                break
+            if cur == c and slots[slot, 1] == ident:
+                break
+            slot = (slot + np.uint32(1)) & mask
+    return added
+
+
 def _by_shard(fps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row numbers grouped by shard (stable: each group in row order) and the group bounds."""
-    shard = (fps >> np.uint64(64 - SHARD_BITS)).astype(np.int64)
-    order = np.argsort(shard, kind="stable")
+    shard = (fps >> np.uint64(64 - SHARD_BITS)).astype(np.uint8)  # SHARD_BITS <= 8
+    order = np.argsort(shard, kind="stable")  # a radix sort on 8-bit values
     bounds = np.searchsorted(shard[order], np.arange(N_SHARDS + 1))
     return order, bounds
 
@@ -229,12 +227,16 @@ class AddressIndex:
         self.root = Path(data_dir) / DIR_NAME
         self.used = np.zeros(N_SHARDS, np.int64)
         self.slots = np.full(N_SHARDS, MIN_SLOTS, np.int64)
-        self.trusted = 0  # every id below this has an entry on disk
+        self.base_n = 0  # every id below this has an entry in the base (written, maybe unsynced)
+        self.next_id = 0  # ids [base_n, next_id) are in the delta
+        self.delta = HashIndex(DELTA_START)
         self._dirty: set[int] = set()  # shards written since the last save
         self._clean = False  # state.json's counts match the files (until the next write)
         self._fds: dict[int, int] = {}  # open descriptor of each shard file the writer used
-        #: the most shard bytes mapped at once (the index's share of the resident set)
+        #: the most shard bytes mapped at once, and the delta's largest table: the index's share
+        #: of the resident set
         self.peak_mapped_bytes = 0
+        self.peak_delta_bytes = 0
 
     # ------------------------------------------------------------------ files and state
     def _path(self, shard: int) -> Path:
@@ -252,14 +254,14 @@ class AddressIndex:
             os.close(fd)
         self._fds = {}
 
-    def _write_state(self, clean: bool) -> None:
+    def _write_state(self, trusted: int, clean: bool) -> None:
+        self._clean = clean
         state = {
             "shard_bits": SHARD_BITS,
-            "addresses": int(self.trusted),
+            "addresses": int(trusted),
             "used": self.used.tolist(),
             "clean": clean,
         }
-        self._clean = clean
         tmp = self.root / "state.json.tmp"
         with open(tmp, "w") as f:
             f.write(json.dumps(state))
@@ -284,15 +286,16 @@ class AddressIndex:
             for s in range(N_SHARDS):
                 index._new_shard_file(index._path(s), MIN_SLOTS)
         else:
-            index.trusted = min(int(state["addresses"]), int(stored.shape[0]))
+            index.base_n = min(int(state["addresses"]), int(stored.shape[0]))
             index.slots = np.array(
                 [index._path(s).stat().st_size // SLOT_BYTES for s in range(N_SHARDS)], np.int64
             )
             if state.get("clean") and len(state.get("used", [])) == N_SHARDS:
                 index.used = np.array(state["used"], np.int64)
-                index._clean = True  # until the first insert (which says so first)
+                index._clean = True  # until the first base write (which says so first)
             else:
                 index._recount()
+        index.next_id = index.base_n
         index._catch_up(stored)
         return index
 
@@ -303,16 +306,20 @@ class AddressIndex:
                 del slots
 
     def _catch_up(self, stored: np.ndarray) -> None:
-        """Insert the entries of ids [trusted, len(stored)) (present or not: inserting twice
-        leaves one entry)."""
+        """Put ids [next_id, len(stored)) in the delta (merging whenever it is full)."""
         n = int(stored.shape[0])
-        for lo in range(self.trusted, n, CHUNK_ROWS):
+        for lo in range(self.next_id, n, CHUNK_ROWS):
             hi = min(lo + CHUNK_ROWS, n)
             keys = np.ascontiguousarray(stored[lo:hi])
-            self.insert(keys, np.arange(lo, hi, dtype=np.int64), np.asarray(stored[:lo]), keys)
-        self.trusted = n
+            self.delta.insert(
+                keys, np.arange(lo, hi, dtype=np.int64), np.asarray(stored[:lo]), keys
+            )
+            self.next_id = hi
+            self._note_delta()
+            if self.delta.used >= DELTA_MAX:
+                self.merge()
 
-    # ------------------------------------------------------------------ writer operations
+    # ------------------------------------------------------------------ the base
     def _reserve(self, shard: int, extra: int) -> None:
         """Double the shard (into a new file, then replace) until `extra` more entries fit."""
         need = int(self.used[shard]) + extra
@@ -336,13 +343,14 @@ class AddressIndex:
         os.replace(tmp, path)  # a reader's map of the old file stays valid until it unmaps
         os.close(self._fds.pop(shard))
         self.slots[shard] = slots
-        self._dirty.discard(shard)  # the new file is durable already
 
     def _note_mapped(self, nbytes: int) -> None:
         self.peak_mapped_bytes = max(self.peak_mapped_bytes, int(nbytes))
 
-    def find(self, keys: np.ndarray, stored: np.ndarray) -> np.ndarray:
-        """Ids of `keys` among the ids of `stored` (its row i is the key of id i), -1 if none."""
+    def _note_delta(self) -> None:
+        self.peak_delta_bytes = max(self.peak_delta_bytes, self.delta.nbytes)
+
+    def _find_base(self, keys: np.ndarray, stored: np.ndarray) -> np.ndarray:
         ids = np.full(keys.shape[0], -1, np.int64)
         fps = fingerprints(keys)
         order, bounds = _by_shard(fps)
@@ -350,29 +358,39 @@ class AddressIndex:
             rows = order[bounds[s] : bounds[s + 1]]
             with _Mapped(self._fd(s), writable=False) as slots:
                 self._note_mapped(slots.nbytes)
-                _shard_find(slots, fps, keys, rows, stored, stored.shape[0], ids)
+                _shard_find(slots, fps, keys, rows, stored, self.base_n, ids)
                 del slots
         return ids
 
-    def insert(
-        self, keys: np.ndarray, ids: np.ndarray, stored_old: np.ndarray, stored_new: np.ndarray
-    ) -> None:
-        """Insert keys with the given ids, shard by shard (an equal key takes the new id)."""
-        if keys.shape[0] == 0:
-            return
-        if self._clean:
-            self._write_state(clean=False)  # a crash from here on must recount
-        fps = fingerprints(keys)
-        order, bounds = _by_shard(fps)
-        ids = np.ascontiguousarray(ids, np.int64)
-        for s in np.flatnonzero(np.diff(bounds)).tolist():
-            rows = order[bounds[s] : bounds[s + 1]]
-            self._reserve(s, rows.shape[0])
-            self._dirty.add(s)
-            with _Mapped(self._fd(s), writable=True) as slots:
-                self._note_mapped(slots.nbytes)
-                self.used[s] += _shard_insert(slots, fps, keys, rows, ids, stored_old, stored_new)
-                del slots
+    def merge(self) -> None:
+        """Move the delta's entries into the base, shard by shard; the delta starts empty."""
+        occupied = np.flatnonzero(self.delta.table_fp != 0)
+        if occupied.shape[0]:
+            if self._clean:
+                self._write_state(self.base_n, clean=False)  # a crash from here must recount
+            fps = self.delta.table_fp[occupied]
+            ids = self.delta.table_id[occupied].astype(np.int64)
+            order, bounds = _by_shard(fps)
+            for s in np.flatnonzero(np.diff(bounds)).tolist():
+                rows = order[bounds[s] : bounds[s + 1]]
+                self._reserve(s, rows.shape[0])
+                self._dirty.add(s)
+                with _Mapped(self._fd(s), writable=True) as slots:
+                    self._note_mapped(slots.nbytes)
+                    self.used[s] += _shard_add(slots, fps, rows, ids)
+                    del slots
+        self.base_n = self.next_id
+        self.delta = HashIndex(DELTA_START)
+
+    # ------------------------------------------------------------------ the writer's calls
+    def find(self, keys: np.ndarray, stored: np.ndarray) -> np.ndarray:
+        """Ids of `keys`, -1 where absent; `stored` holds the keys of every id given so far
+        (at least `next_id` rows)."""
+        ids = self._find_base(keys, stored)
+        missing = np.flatnonzero(ids < 0)
+        if missing.shape[0] and self.delta.used:
+            ids[missing] = self.delta.lookup(np.ascontiguousarray(keys[missing]), stored)
+        return ids
 
     def lookup_or_add(
         self, keys: np.ndarray, stored_old: np.ndarray, first_new_id: int
@@ -381,46 +399,46 @@ class AddressIndex:
         order of first appearance (the ids `HashIndex.lookup_or_add` gives).
 
         Returns (ids, new_rows): new_rows are the rows of `keys` that received new ids, in id
-        order; the caller appends `keys[new_rows]` to the key store. Two passes over the
-        shards: look every key up, then insert the new ones.
+        order; the caller appends `keys[new_rows]` to the key store. The base is read shard by
+        shard; keys it does not hold go to the delta, which finds or numbers them.
         """
-        if first_new_id != stored_old.shape[0]:
+        if first_new_id != stored_old.shape[0] or first_new_id != self.next_id:
             raise ValueError("new ids must follow the stored keys")
-        ids = self.find(keys, stored_old)
+        ids = self._find_base(keys, stored_old)
         missing = np.flatnonzero(ids < 0)
         if missing.shape[0] == 0:
             return ids, missing
-        # Number the batch's unseen keys in order of first appearance: a small in-memory table
-        # over this batch's missing keys only (≈17 B per key, freed at return).
-        local = HashIndex(int(missing.shape[0] / MAX_LOAD) + 1)
-        missing_keys = np.ascontiguousarray(keys[missing])
-        local_ids, first_rows = local.lookup_or_add(
-            missing_keys, np.zeros((0, keys.shape[1]), np.uint8), 0
+        delta_ids, first_rows = self.delta.lookup_or_add(
+            np.ascontiguousarray(keys[missing]), stored_old, first_new_id
         )
-        ids[missing] = first_new_id + local_ids
+        ids[missing] = delta_ids
         new_rows = missing[first_rows]
-        new_keys = np.ascontiguousarray(keys[new_rows])
-        self.insert(
-            new_keys,
-            first_new_id + np.arange(new_rows.shape[0], dtype=np.int64),
-            stored_old,
-            new_keys,
-        )
+        self.next_id += int(new_rows.shape[0])
+        self._note_delta()
+        if self.delta.used >= DELTA_MAX:
+            self.merge()
         return ids, new_rows
 
     def clip(self, n_addresses: int) -> None:
-        """Ids from `n_addresses` on are being removed (a rollback): stop vouching for them."""
-        if n_addresses < self.trusted:
-            self.trusted = n_addresses
-            self._write_state(clean=False)
+        """Ids from `n_addresses` on are being removed (a rollback): stop vouching for them.
+
+        The delta is dropped (its table cannot tell removed ids from others) and refilled from
+        the keys by the next `_catch_up`; base entries of removed ids stay, harmless.
+        """
+        if n_addresses < self.next_id:
+            self.base_n = min(self.base_n, n_addresses)
+            self.next_id = self.base_n
+            self.delta = HashIndex(DELTA_START)
+            self._write_state(self.base_n, clean=False)
 
     def save(self, n_committed: int) -> None:
-        """Make the shards durable and record that ids below `n_committed` have entries."""
+        """Merge the delta, make the shards durable, record that ids below `n_committed` have
+        entries."""
+        self.merge()
         for s in sorted(self._dirty):
             os.fsync(self._fd(s))  # also writes back pages dirtied through the (closed) maps
         self._dirty.clear()
-        self.trusted = n_committed
-        self._write_state(clean=True)
+        self._write_state(min(n_committed, self.base_n), clean=True)
 
     @property
     def nbytes(self) -> int:

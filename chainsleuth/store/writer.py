@@ -58,6 +58,8 @@ _REASONS = {
 #: Bring the lookup index (lookup.py) up to date at a commit once this many outputs are beyond
 #: it, so that readers of a long-running ingest scan at most this much of the tail.
 LOOKUP_EVERY_OUTPUTS = 1 << 24
+#: The outpoint index's rebuild reads the chain's txs in chunks of this many.
+COMPACT_CHUNK_TXS = 1 << 24
 
 
 @njit(cache=True, nogil=True)
@@ -303,13 +305,26 @@ class StoreWriter:
         """
         n_tx, n_out = self.counts["txs"], self.counts["outputs"]
         txids = np.asarray(self._array("tx_txid", n_tx))
-        spent_by = np.asarray(self._array("output_spent_by_tx", n_out))
-        first_out = np.asarray(self._array("tx_first_output", n_tx))
-        unspent = (spent_by == NONE32).astype(np.int64)
-        per_tx = np.add.reduceat(unspent, first_out) if n_out else np.zeros(0, np.int64)
-        live = np.flatnonzero(per_tx > 0)
+        spent_by = self._array("output_spent_by_tx", n_out)
+        first_out = self._array("tx_first_output", n_tx)
+        # In chunks of txs, so the working memory is ≈ 1 B per output of one chunk plus 8 B per
+        # live tx, not 8 B per output of the chain (25 GB at mainnet); the old table goes first.
+        self.outpoints = HashIndex()
+        parts = []
+        for t0 in range(0, n_tx, COMPACT_CHUNK_TXS):
+            t1 = min(t0 + COMPACT_CHUNK_TXS, n_tx)
+            o0 = int(first_out[t0])
+            o1 = int(first_out[t1]) if t1 < n_tx else n_out
+            if o1 == o0:
+                continue
+            unspent = np.asarray(spent_by[o0:o1]) == NONE32
+            per_tx = np.add.reduceat(unspent, np.asarray(first_out[t0:t1]) - o0, dtype=np.int32)
+            parts.append(t0 + np.flatnonzero(per_tx > 0))
+        live = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         index = HashIndex(int(live.shape[0] / 0.5) + 1)
-        index.insert(txids[live], live, txids, txids[:0])
+        for lo in range(0, live.shape[0], COMPACT_CHUNK_TXS):
+            ids = live[lo : lo + COMPACT_CHUNK_TXS]
+            index.insert(txids[ids], ids, txids, txids[:0])
         self.outpoints = index
         self._live_outpoints = int(live.shape[0])
 
