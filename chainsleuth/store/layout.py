@@ -4,7 +4,9 @@
       manifest.json            what is visible: counts, tip, every parquet file (with sha256)
       tables/<table>/height_range=<lo>-<hi>/g<generation>-<part>.parquet
       arrays/<name>.bin        memory-mapped graph arrays (raw little-endian, fixed-width rows)
-      index/                   derived, rebuildable indexes (outpoint and address hash tables)
+      index/                   derived, rebuildable indexes (the outpoint hash table)
+      address_index/           the address hash table, sharded, updated in place (addrindex.py)
+      lookup/                  address -> outputs and txid -> tx runs (lookup.py)
 
 Every later stage reads the store through this layout (parquet files, arrays, manifest).
 
@@ -35,6 +37,10 @@ FORMAT_VERSION = 2  # 2: address_list table, input_address array
 TABLES = ("blocks", "txs", "inputs", "outputs", "address_list")
 HEIGHT_RANGE = 10_000  # blocks per hive partition (height_range=0000000000-0000009999)
 NONE32 = np.uint32(0xFFFFFFFF)  # "no id" in uint32 id arrays (unspent output, no address)
+COINBASE_SPENT_OUTPUT = -1  # input_spent_output of a coinbase input (it spends nothing)
+#: Bytes of an address_key row: kind, payload length, then the payload
+#: (core.address.KEY_PAYLOAD_WIDTH bytes, zero-padded).
+ADDRESS_KEY_WIDTH = 2 + KEY_PAYLOAD_WIDTH
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ ARRAYS: dict[str, ArraySpec] = {
         "<i8", 1, "inputs", "output id the input spends, -1 coinbase (8 B/input)"
     ),
     "address_key": ArraySpec(
-        "u1", 2 + KEY_PAYLOAD_WIDTH, "addresses", "kind, length, 41-byte payload (43 B/addr)"
+        "u1", ADDRESS_KEY_WIDTH, "addresses", "kind, length, 41-byte payload (43 B/addr)"
     ),
 }
 

@@ -40,8 +40,7 @@ from typing import Any
 import numpy as np
 
 from chainsleuth.core.files import atomic_write_bytes
-from chainsleuth.store import layout
-from chainsleuth.store.hashindex import find, fingerprints
+from chainsleuth.store import addrindex, layout
 from chainsleuth.store.layout import NONE32
 
 DIR = "lookup"
@@ -420,30 +419,18 @@ class LookupBuilder:
 def address_id_of_key(data_dir: Path, manifest: dict[str, Any], key: np.ndarray) -> int | None:
     """Dense id of an address key row (kind, length, payload), or None.
 
-    Probes the writer's saved address hash table (memory-mapped: a few slots and one key row
-    are read) when it belongs to this epoch, and scans only the keys added after it was saved;
-    without a usable table it scans every key.
+    Probes the writer's address index (addrindex.py: one shard memory-mapped, a few slots and
+    one key row read), and scans only the keys added after it was last saved; without a usable
+    index it scans every key.
     """
     n_addr = int(manifest["counts"]["addresses"])
     keys = layout.open_array(data_dir, "address_key", n_addr, random=True)
     if n_addr == 0:
         return None
     want = np.ascontiguousarray(key, np.uint8).reshape(1, -1)
-    covered = 0
-    index = Path(data_dir) / "index"
-    try:
-        state = json.loads((index / "state.json").read_text())
-        if state["epoch"] == manifest["epoch"] and state["addresses"] <= n_addr:
-            table_fp = layout.random_access(np.load(index / "addresses.fp.npy", mmap_mode="r"))
-            table_id = layout.random_access(np.load(index / "addresses.id.npy", mmap_mode="r"))
-            found = np.empty(1, np.int64)
-            stored = keys[: state["addresses"]]
-            find(table_fp, table_id, fingerprints(want), want, stored, found)
-            if found[0] >= 0:
-                return int(found[0])
-            covered = int(state["addresses"])
-    except (OSError, ValueError, KeyError):
-        covered = 0
+    found, covered = addrindex.find_ids(Path(data_dir), want, keys)
+    if found[0] >= 0:
+        return int(found[0])
     tail = np.asarray(keys[covered:])
     matches = np.flatnonzero((tail == want[0]).all(axis=1))
     return int(matches[0]) + covered if matches.shape[0] else None

@@ -35,16 +35,31 @@ from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES
 from chainsleuth.parse.address_kernels import encode_key_rows
 from chainsleuth.parse.blocks import ParsedBatch
 from chainsleuth.store import layout
+from chainsleuth.store.addrindex import AddressIndex
 from chainsleuth.store.columns import binary_column, hex_column, masked, timestamps
 from chainsleuth.store.hashindex import HashIndex
-from chainsleuth.store.layout import ARRAYS, NONE32
+from chainsleuth.store.layout import ADDRESS_KEY_WIDTH, ARRAYS, COINBASE_SPENT_OUTPUT, NONE32
 from chainsleuth.store.lookup import LookupBuilder
 
-KEY_WIDTH = ARRAYS["address_key"].width
 _SCRIPT_TYPES = pa.array(SCRIPT_TYPE_NAMES, pa.string())
+
+# Input resolution's codes (the writer's own: none reaches the store). An input's previous tx is
+# COINBASE_PREV for a coinbase input, negative when the outpoint index does not know it;
+# a failed input's out[] holds the reason.
+COINBASE_PREV = -9
+UNKNOWN_TX = -2
+VOUT_OUT_OF_RANGE = -3
+ALREADY_SPENT = -4
+_REASONS = {
+    UNKNOWN_TX: "spends an output of an unknown transaction",
+    VOUT_OUT_OF_RANGE: "spends an output index the previous transaction does not have",
+    ALREADY_SPENT: "spends an output that is already spent",
+}
 #: Bring the lookup index (lookup.py) up to date at a commit once this many outputs are beyond
 #: it, so that readers of a long-running ingest scan at most this much of the tail.
 LOOKUP_EVERY_OUTPUTS = 1 << 24
+#: The outpoint index's rebuild reads the chain's txs in chunks of this many.
+COMPACT_CHUNK_TXS = 1 << 24
 
 
 @njit(cache=True, nogil=True)
@@ -54,27 +69,27 @@ def _resolve_inputs(
     """Resolve each input to the output id it spends, without changing anything.
 
     Returns -1 on success, else the index of the first input that fails, with the reason in
-    out[i]: -2 unknown prev tx, -3 vout out of range, -4 already spent. Coinbase inputs
-    (prev_tx == -9) get -1. Spent marks >= n_tx_committed are leftovers of an interrupted run
-    and count as unspent.
+    out[i]: UNKNOWN_TX, VOUT_OUT_OF_RANGE or ALREADY_SPENT. Coinbase inputs
+    (prev_tx == COINBASE_PREV) get COINBASE_SPENT_OUTPUT. Spent marks >= n_tx_committed are
+    leftovers of an interrupted run and count as unspent.
     """
     n_tx = tx_first_output.shape[0]
     for i in range(prev_tx.shape[0]):
         t = prev_tx[i]
-        if t == -9:
-            out[i] = -1
+        if t == COINBASE_PREV:
+            out[i] = COINBASE_SPENT_OUTPUT
             continue
         if t < 0:
-            out[i] = -2
+            out[i] = UNKNOWN_TX
             return i
         first = tx_first_output[t]
         end = tx_first_output[t + 1] if t + 1 < n_tx else n_outputs_total
         if prev_vout[i] >= end - first:
-            out[i] = -3
+            out[i] = VOUT_OUT_OF_RANGE
             return i
         o = first + prev_vout[i]
-        if spent_by[o] != 0xFFFFFFFF and np.int64(spent_by[o]) < n_tx_committed:
-            out[i] = -4
+        if spent_by[o] != NONE32 and np.int64(spent_by[o]) < n_tx_committed:
+            out[i] = ALREADY_SPENT
             return i
         out[i] = o
     return -1
@@ -167,7 +182,7 @@ class StoreWriter:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet")
         self._staged: list[_Staged] = []
         self.outpoints = HashIndex()
-        self.addresses = HashIndex()
+        self.addresses: AddressIndex | None = None  # opened with the committed address keys
         self.tip: dict[str, Any] | None = manifest["tip"]
         self._live_outpoints = 0  # entries of the outpoint index right after its last rebuild
         self._lock: int | None = None  # descriptor holding the data directory's writer lock
@@ -259,25 +274,27 @@ class StoreWriter:
             assert state is not None
             prefix = str(self._index_dir())
             self.outpoints = HashIndex.load(prefix + "/outpoints", state["outpoint_slots"])
-            self.addresses = HashIndex.load(prefix + "/addresses", state["address_slots"])
-            first_tx, first_address = state["txs"], state["addresses"]
+            first_tx = state["txs"]
         else:
-            self.outpoints, self.addresses = HashIndex(), HashIndex()
-            first_tx, first_address = 0, 0
-        self._catch_up_indexes(first_tx, first_address, full_rebuild=not usable)
+            self.outpoints = HashIndex()
+            first_tx = 0
+        self._catch_up_indexes(first_tx, full_rebuild=not usable)
+        # The address index lives on disk beside index/ and brings itself up to date (it
+        # survives rollbacks: see addrindex.py).
+        keys = self._array("address_key", self.counts["addresses"])
+        if self.addresses is None:
+            self.addresses = AddressIndex.open(self.data_dir, np.asarray(keys))
+        else:
+            self.addresses._catch_up(np.asarray(keys))
 
-    def _catch_up_indexes(self, first_tx: int, first_address: int, full_rebuild: bool) -> None:
-        n_tx, n_addr = self.counts["txs"], self.counts["addresses"]
+    def _catch_up_indexes(self, first_tx: int, full_rebuild: bool) -> None:
+        n_tx = self.counts["txs"]
         txids = layout.open_array(self.data_dir, "tx_txid", n_tx)
         if full_rebuild and n_tx:
             self._compact_outpoints()  # only txs with an unspent output can be spent again
         elif n_tx > first_tx:
             ids = np.arange(first_tx, n_tx, dtype=np.int64)
             self.outpoints.insert(np.asarray(txids[first_tx:]), ids, np.asarray(txids), txids[:0])
-        if n_addr > first_address:
-            keys = layout.open_array(self.data_dir, "address_key", n_addr)
-            ids = np.arange(first_address, n_addr, dtype=np.int64)
-            self.addresses.insert(np.asarray(keys[first_address:]), ids, np.asarray(keys), keys[:0])
 
     def _compact_outpoints(self) -> None:
         """Rebuild the outpoint index with only the txs that still have an unspent output.
@@ -288,13 +305,26 @@ class StoreWriter:
         """
         n_tx, n_out = self.counts["txs"], self.counts["outputs"]
         txids = np.asarray(self._array("tx_txid", n_tx))
-        spent_by = np.asarray(self._array("output_spent_by_tx", n_out))
-        first_out = np.asarray(self._array("tx_first_output", n_tx))
-        unspent = (spent_by == NONE32).astype(np.int64)
-        per_tx = np.add.reduceat(unspent, first_out) if n_out else np.zeros(0, np.int64)
-        live = np.flatnonzero(per_tx > 0)
+        spent_by = self._array("output_spent_by_tx", n_out)
+        first_out = self._array("tx_first_output", n_tx)
+        # In chunks of txs, so the working memory is ≈ 1 B per output of one chunk plus 8 B per
+        # live tx, not 8 B per output of the chain (25 GB at mainnet); the old table goes first.
+        self.outpoints = HashIndex()
+        parts = []
+        for t0 in range(0, n_tx, COMPACT_CHUNK_TXS):
+            t1 = min(t0 + COMPACT_CHUNK_TXS, n_tx)
+            o0 = int(first_out[t0])
+            o1 = int(first_out[t1]) if t1 < n_tx else n_out
+            if o1 == o0:
+                continue
+            unspent = np.asarray(spent_by[o0:o1]) == NONE32
+            per_tx = np.add.reduceat(unspent, np.asarray(first_out[t0:t1]) - o0, dtype=np.int32)
+            parts.append(t0 + np.flatnonzero(per_tx > 0))
+        live = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         index = HashIndex(int(live.shape[0] / 0.5) + 1)
-        index.insert(txids[live], live, txids, txids[:0])
+        for lo in range(0, live.shape[0], COMPACT_CHUNK_TXS):
+            ids = live[lo : lo + COMPACT_CHUNK_TXS]
+            index.insert(txids[ids], ids, txids, txids[:0])
         self.outpoints = index
         self._live_outpoints = int(live.shape[0])
 
@@ -304,13 +334,13 @@ class StoreWriter:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         self.outpoints.save(str(tmp / "outpoints"))
-        self.addresses.save(str(tmp / "addresses"))
+        assert self.addresses is not None
+        self.addresses.save(self.counts_committed("addresses"))
         state = {
             "epoch": self.manifest["epoch"],
             "txs": self.counts["txs"],
             "addresses": self.counts["addresses"],
             "outpoint_slots": self.outpoints.used,
-            "address_slots": self.addresses.used,
         }
         (tmp / "state.json").write_text(json.dumps(state))
         old = self.data_dir / "index.old"
@@ -360,11 +390,12 @@ class StoreWriter:
         # 2. Outputs and their addresses.
         has_key = batch.out_key_len > 0
         key_rows = np.flatnonzero(has_key)
-        keys = np.zeros((key_rows.shape[0], KEY_WIDTH), np.uint8)
+        keys = np.zeros((key_rows.shape[0], ADDRESS_KEY_WIDTH), np.uint8)
         keys[:, 0] = batch.out_key_kind[key_rows]
         keys[:, 1] = batch.out_key_len[key_rows]
         keys[:, 2:] = batch.out_key_payload[key_rows]
         stored_keys = self._array("address_key", n_addr0)
+        assert self.addresses is not None
         ids, new_rows = self.addresses.lookup_or_add(keys, np.asarray(stored_keys), n_addr0)
         self._append_array("address_key", keys[new_rows])
         n_addr1 = n_addr0 + new_rows.shape[0]
@@ -378,7 +409,7 @@ class StoreWriter:
         n_out1 = n_out0 + batch.n_outputs
 
         # 3. Inputs: resolve each to the output it spends and mark that output spent.
-        prev_tx = np.full(batch.n_inputs, -9, np.int64)
+        prev_tx = np.full(batch.n_inputs, COINBASE_PREV, np.int64)
         spending = np.flatnonzero(~batch.in_is_coinbase)
         if spending.shape[0]:
             prev_tx[spending] = self.outpoints.lookup(
@@ -393,17 +424,13 @@ class StoreWriter:
         if bad < 0:
             bad = _first_repeat(spent_output)  # two inputs of this batch spend one output
             if bad >= 0:
-                spent_output[bad] = -4
+                spent_output[bad] = ALREADY_SPENT
         if bad >= 0:
             t = int(in_tx_local[bad])
             b = int(batch.tx_block[t])
             vin = bad - int(batch.tx_first_input[t])
             prev = bytes(batch.in_prev_txid()[bad][::-1]).hex()
-            reason = {
-                -2: "spends an output of an unknown transaction",
-                -3: "spends an output index the previous transaction does not have",
-                -4: "spends an output that is already spent",
-            }[int(spent_output[bad])]
+            reason = _REASONS[int(spent_output[bad])]
             raise InputError(
                 f"tx {batch.txid_hex(t)} input {vin} {reason} ({prev}:{batch.in_prev_vout[bad]})",
                 path=where[b],
@@ -765,6 +792,8 @@ class StoreWriter:
             self._pool.shutdown()
             self.save_indexes()
         finally:
+            if self.addresses is not None:
+                self.addresses.close()
             self._unlock()
 
     def abort(self) -> None:
@@ -773,6 +802,8 @@ class StoreWriter:
             staged.files.cancel()
         self._pool.shutdown(wait=True)
         self._staged = []
+        if self.addresses is not None:
+            self.addresses.close()
         self._unlock()
 
     # ---------------------------------------------------------------------- rollback
@@ -793,8 +824,11 @@ class StoreWriter:
         keep_inputs = int(tx_first_in[keep_txs]) if keep_txs < c["txs"] else c["inputs"]
         removed = c["blocks"] - keep_blocks
         m = self.manifest
-        # The lookup index stops trusting ids from the fork on before the rollback is visible.
+        # The lookup and address indexes stop trusting ids from the fork on before the
+        # rollback is visible.
         self.lookup.clip(m, keep_outputs, keep_txs)
+        assert self.addresses is not None
+        self.addresses.clip(keep_addresses)
         for table in layout.TABLES:
             kept = []
             for entry in m["files"][table]:

@@ -324,10 +324,11 @@ def key_rows(address_keys: list[bytes] | pa.Array) -> np.ndarray:
 def resolve_address_ids(data_dir: Path, keys: np.ndarray) -> np.ndarray:
     """Store address id of each key row (-1 when the address is not in the store).
 
-    Uses the store's saved address index for the addresses it covers and scans the address
-    keys added since (or all of them when the index is missing or from another epoch) against a
-    small index of the tag keys, so the cost follows the number of tags, not of addresses.
+    Uses the store's address index (store.addrindex) for the addresses it covers and scans the
+    address keys added since (or all of them when there is no index) against a small index of
+    the tag keys, so the cost follows the number of tags, not of addresses.
     """
+    from chainsleuth.store import addrindex
     from chainsleuth.store.hashindex import HashIndex
 
     data_dir = Path(data_dir)
@@ -339,24 +340,8 @@ def resolve_address_ids(data_dir: Path, keys: np.ndarray) -> np.ndarray:
     if n_addr == 0:
         return ids
     stored = layout.open_array(data_dir, "address_key", n_addr)
-    covered = 0
-    state_path = data_dir / "index" / "state.json"
-    try:
-        state = json.loads(state_path.read_text())
-        if state["epoch"] == m["epoch"] and 0 < state["addresses"] <= n_addr:
-            prefix = str(data_dir / "index" / "addresses")
-            index = HashIndex.__new__(HashIndex)
-            index.table_fp = np.load(
-                prefix + ".fp.npy", mmap_mode="c"
-            )  # copy-on-write: numba wants writable
-            index.table_id = np.load(prefix + ".id.npy", mmap_mode="c")
-            index.used = state["address_slots"]
-            covered = int(state["addresses"])
-            found = index.lookup(keys, stored[:covered])
-            ids[:] = np.where(found < covered, found, -1)
-    except (OSError, ValueError, KeyError):
-        covered = 0
-        ids[:] = -1
+    found, covered = addrindex.find_ids(data_dir, np.ascontiguousarray(keys, np.uint8), stored)
+    ids[:] = found
     if covered < n_addr:
         tag_index = HashIndex(max(1024, int(keys.shape[0] / 0.5)))
         tag_index.insert(keys, np.arange(keys.shape[0], dtype=np.int64), keys, keys[:0])

@@ -98,3 +98,32 @@ def test_lookups_of_every_address_and_tx_equal_a_scan(ingested: tuple) -> None:
 
     _, store = ingested
     assert_lookups_equal_scans(store.data_dir)  # type: ignore[attr-defined]
+
+
+def test_address_ids_are_those_of_the_single_table_index(
+    ingested: tuple, chain: object, world_dir: Path
+) -> None:
+    """The sharded address index (store.addrindex) numbers addresses exactly as the former
+    single in-memory table did: first appearance in chain order, one id per distinct key."""
+    import numpy as np
+
+    from chainsleuth.parse.blocks import parse_blocks
+    from chainsleuth.store.hashindex import HashIndex
+    from chainsleuth.store.layout import ADDRESS_KEY_WIDTH, NONE32
+
+    _, store = ingested
+    batch = parse_blocks([b.serialize() for b in chain.main])  # type: ignore[attr-defined]
+    rows = np.flatnonzero(batch.out_key_len > 0)
+    keys = np.zeros((rows.shape[0], ADDRESS_KEY_WIDTH), np.uint8)
+    keys[:, 0] = batch.out_key_kind[rows]
+    keys[:, 1] = batch.out_key_len[rows]
+    keys[:, 2:] = batch.out_key_payload[rows]
+    want, new_rows = HashIndex().lookup_or_add(keys, np.zeros((0, ADDRESS_KEY_WIDTH), np.uint8), 0)
+    out_address = np.asarray(store.array("output_address")).astype(np.int64)
+    assert out_address.shape[0] == batch.n_outputs
+    assert (out_address[rows] == want).all()
+    others = np.ones(batch.n_outputs, bool)
+    others[rows] = False
+    assert (out_address[others] == int(NONE32)).all()
+    assert (np.asarray(store.array("address_key")) == keys[new_rows]).all()
+    assert new_rows.shape[0] > 1000  # the world is address-heavy enough to exercise the shards
