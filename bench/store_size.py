@@ -1,0 +1,186 @@
+"""Store bytes against the blk bytes it was built from, per structure (issue 13, item 5).
+
+    python -m bench.store_size BLOCKS_DIR [BLOCKS_DIR ...] [--work DIR] [--keep-scripts both]
+        [--experiments]
+
+For each blocks directory: ingest it into a fresh store (the default slim store, and with
+`--keep-scripts`), then report bytes per transaction of every table (and of its largest
+columns, from the parquet footers), every array, the indexes, and the ratio store / blk files.
+`--experiments` also rewrites the slim store's tables with other parquet settings (codec,
+level, dictionary, row-group size) and reports what each would weigh; nothing in the store is
+changed. `store_bytes` and `breakdown` are used by `bench/run.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from chainsleuth.store.ingest import ingest_blocks_dir
+from chainsleuth.store.layout import read_manifest
+
+
+def blk_bytes(blocks_dir: Path) -> int:
+    return sum(p.stat().st_size for p in Path(blocks_dir).glob("blk*.dat"))
+
+
+def store_bytes(data_dir: Path) -> int:
+    """Bytes of every file of a store (what `du --apparent-size` counts)."""
+    return sum(p.stat().st_size for p in Path(data_dir).rglob("*") if p.is_file())
+
+
+def breakdown(data_dir: Path) -> dict[str, int]:
+    """Bytes per structure: tables/<table>, arrays/<name>, index, lookup, manifest, other."""
+    parts: dict[str, int] = defaultdict(int)
+    root = Path(data_dir)
+    for p in root.rglob("*"):
+        if not p.is_file():
+            continue
+        rel = p.relative_to(root).parts
+        if rel[0] == "tables":
+            key = f"tables/{rel[1]}"
+        elif rel[0] == "arrays":
+            key = f"arrays/{p.stem}"
+        elif rel[0] in ("index", "lookup"):
+            key = rel[0]
+        elif rel[0] == "manifest.json":
+            key = "manifest"
+        else:
+            key = "other"
+        parts[key] += p.stat().st_size
+    return dict(parts)
+
+
+def column_bytes(data_dir: Path) -> dict[str, int]:
+    """Compressed bytes of each parquet column (from the footers), as `table.column`."""
+    out: dict[str, int] = defaultdict(int)
+    manifest = read_manifest(Path(data_dir))
+    assert manifest is not None
+    for table, files in manifest["files"].items():
+        for entry in files:
+            meta = pq.ParquetFile(Path(data_dir) / entry["path"]).metadata
+            for g in range(meta.num_row_groups):
+                rg = meta.row_group(g)
+                for c in range(rg.num_columns):
+                    col = rg.column(c)
+                    out[f"{table}.{col.path_in_schema}"] += col.total_compressed_size
+    return dict(out)
+
+
+def ingest(blocks_dir: Path, data_dir: Path, keep_scripts: bool) -> dict[str, Any]:
+    shutil.rmtree(data_dir, ignore_errors=True)
+    kwargs: dict[str, Any] = {}
+    if "keep_scripts" in inspect.signature(ingest_blocks_dir).parameters:
+        kwargs["keep_scripts"] = keep_scripts
+    elif not keep_scripts:
+        raise SystemExit("this chainsleuth has no slim store (no keep_scripts)")
+    started = time.perf_counter()
+    report = ingest_blocks_dir(blocks_dir, data_dir, **kwargs)
+    seconds = time.perf_counter() - started
+    total = store_bytes(data_dir)
+    blk = blk_bytes(blocks_dir)
+    return {
+        "blocks_dir": str(blocks_dir),
+        "keep_scripts": keep_scripts,
+        "n_txs": report.n_txs,
+        "seconds": round(seconds, 3),
+        "blk_bytes": blk,
+        "store_bytes": total,
+        "ratio": total / blk,
+        "parts": breakdown(data_dir),
+        "columns": column_bytes(data_dir),
+    }
+
+
+#: Parquet settings tried by --experiments (the writer's own is "zstd-1 256k" at level 1? no:
+#: pyarrow's default zstd level, 1; see StoreWriter._write_file).
+EXPERIMENTS: dict[str, dict[str, Any]] = {
+    "snappy": {"compression": "snappy"},
+    "zstd (level 1, as written)": {"compression": "zstd"},
+    "zstd level 3": {"compression": "zstd", "compression_level": 3},
+    "zstd level 9": {"compression": "zstd", "compression_level": 9},
+    "zstd, dictionary on every column": {"compression": "zstd", "use_dictionary": True},
+    "zstd, 1 M-row groups": {"compression": "zstd", "row_group_size": 1 << 20},
+    "zstd, 64 k-row groups": {"compression": "zstd", "row_group_size": 1 << 16},
+}
+
+
+def experiments(data_dir: Path) -> dict[str, dict[str, int]]:
+    """Bytes per table if its files were written with each of EXPERIMENTS' settings."""
+    manifest = read_manifest(Path(data_dir))
+    assert manifest is not None
+    out: dict[str, dict[str, int]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, settings in EXPERIMENTS.items():
+            sizes: dict[str, int] = {}
+            for table, files in manifest["files"].items():
+                total = 0
+                for entry in files:
+                    data = pq.read_table(Path(data_dir) / entry["path"])
+                    opts = {"row_group_size": 256 * 1024, "use_dictionary": False, **settings}
+                    if opts["use_dictionary"] is False:
+                        opts["use_dictionary"] = [
+                            c for c in ("script_type", "address_type") if c in data.column_names
+                        ]
+                    path = Path(tmp) / "x.parquet"
+                    pq.write_table(data, path, **opts)
+                    total += path.stat().st_size
+                sizes[table] = total
+            out[name] = sizes
+    return out
+
+
+def per_tx_table(result: dict[str, Any]) -> str:
+    n = result["n_txs"]
+    lines = ["| structure | bytes | B/tx |", "|---|---|---|"]
+    for key, size in sorted(result["parts"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {key} | {size:,} | {size / n:.1f} |")
+    lines.append(f"| **total** | {result['store_bytes']:,} | {result['store_bytes'] / n:.1f} |")
+    lines.append(f"| blk files | {result['blk_bytes']:,} | {result['blk_bytes'] / n:.1f} |")
+    lines.append(f"| **store / blk** | | {result['ratio']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("blocks_dirs", nargs="+", type=Path)
+    parser.add_argument("--work", type=Path, default=Path("bench-output/store-size"))
+    parser.add_argument("--keep-scripts", choices=("no", "yes", "both"), default="both")
+    parser.add_argument("--experiments", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    modes = {"no": [False], "yes": [True], "both": [False, True]}[args.keep_scripts]
+    results = []
+    for k, blocks_dir in enumerate(args.blocks_dirs):
+        for keep in modes:
+            data_dir = args.work / f"{k}-{'keep' if keep else 'slim'}"
+            r = ingest(blocks_dir.resolve(), data_dir, keep)
+            print(f"\n## {blocks_dir} ({'--keep-scripts' if keep else 'default'})")
+            print(f"{r['n_txs']:,} txs, ingest {r['seconds']} s")
+            print(per_tx_table(r))
+            top = sorted(r["columns"].items(), key=lambda kv: -kv[1])[:12]
+            print("largest parquet columns (B/tx): " + ", ".join(
+                f"{c} {b / r['n_txs']:.1f}" for c, b in top
+            ))  # fmt: skip
+            if args.experiments and not keep:
+                r["experiments"] = experiments(data_dir)
+                for name, sizes in r["experiments"].items():
+                    total = sum(sizes.values())
+                    print(f"  {name}: tables {total / r['n_txs']:.1f} B/tx  {sizes}")
+            results.append(r)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
