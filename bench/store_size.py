@@ -88,7 +88,10 @@ def ingest(blocks_dir: Path, data_dir: Path, keep_scripts: bool) -> dict[str, An
     seconds = time.perf_counter() - started
     total = store_bytes(data_dir)
     blk = blk_bytes(blocks_dir)
+    manifest = read_manifest(data_dir)
+    assert manifest is not None
     return {
+        "counts": manifest["counts"],
         "blocks_dir": str(blocks_dir),
         "keep_scripts": keep_scripts,
         "n_txs": report.n_txs,
@@ -101,8 +104,57 @@ def ingest(blocks_dir: Path, data_dir: Path, keep_scripts: bool) -> dict[str, An
     }
 
 
-#: Parquet settings tried by --experiments (the writer's own is "zstd-1 256k" at level 1? no:
-#: pyarrow's default zstd level, 1; see StoreWriter._write_file).
+#: Mainnet, for the projection: the estimates docs/design/store.md budgets for (2025).
+MAINNET = {
+    "blocks": 0.93e6,
+    "txs": 1.1e9,
+    "inputs": 2.9e9,
+    "outputs": 3.1e9,
+    "addresses": 1.4e9,
+    "utxo_txs": 130e6,  # txs with an unspent output (the outpoint index holds these)
+    "blk_bytes": 650e9,
+}
+#: What each table's bytes grow with.
+TABLE_ITEM = {
+    "blocks": "blocks",
+    "txs": "txs",
+    "inputs": "inputs",
+    "outputs": "outputs",
+    "address_list": "addresses",
+}
+
+
+def project(result: dict[str, Any], mainnet: dict[str, float] = MAINNET) -> dict[str, float]:
+    """Each structure's bytes at mainnet: its measured bytes per item x mainnet's items.
+
+    Tables and arrays scale with the item they have a row per (ARRAYS says which); the saved
+    hash tables (`index`) and the lookup index are not measured per item at this size (a hash
+    table is a power of two of slots), so they use their documented layouts: 12 B a slot at
+    70 % load for the address index and the outpoint index (txs with an unspent output), and
+    8 B per address + 8 B per output + 12 B per tx for the lookup index (docs/design/store.md).
+    """
+    from chainsleuth.store.layout import ARRAYS
+
+    counts = result["counts"]
+    out: dict[str, float] = {}
+    for key, size in result["parts"].items():
+        kind, _, name = key.partition("/")
+        if kind == "tables":
+            item = TABLE_ITEM[name]
+        elif kind == "arrays":
+            item = ARRAYS[name].count
+        else:
+            continue
+        out[key] = size / max(counts[item], 1) * mainnet[item]
+    out["index"] = 12 / 0.7 * (mainnet["addresses"] + mainnet["utxo_txs"])
+    out["lookup"] = 8 * mainnet["addresses"] + 8 * mainnet["outputs"] + 12 * mainnet["txs"]
+    out["total"] = sum(out.values())
+    out["ratio"] = out["total"] / mainnet["blk_bytes"]
+    return out
+
+
+#: Parquet settings tried by --experiments; the writer's own is zstd at pyarrow's default level
+#: (1), 256 k-row groups, dictionary only on the script-type columns (StoreWriter._write_file).
 EXPERIMENTS: dict[str, dict[str, Any]] = {
     "snappy": {"compression": "snappy"},
     "zstd (level 1, as written)": {"compression": "zstd"},
@@ -147,6 +199,13 @@ def per_tx_table(result: dict[str, Any]) -> str:
     lines.append(f"| **total** | {result['store_bytes']:,} | {result['store_bytes'] / n:.1f} |")
     lines.append(f"| blk files | {result['blk_bytes']:,} | {result['blk_bytes'] / n:.1f} |")
     lines.append(f"| **store / blk** | | {result['ratio']:.3f} |")
+    at = project(result)
+    lines.append(
+        f"mainnet projection: {at['total'] / 1e9:,.0f} GB, {at['ratio']:.2f}x of "
+        f"{MAINNET['blk_bytes'] / 1e9:,.0f} GB of blk files; "
+        + ", ".join(f"{k} {v / 1e9:,.0f} GB" for k, v in sorted(at.items(), key=lambda kv: -kv[1])
+                    if k not in ("total", "ratio"))
+    )  # fmt: skip
     return "\n".join(lines)
 
 

@@ -84,7 +84,10 @@ ARRAYS: dict[str, ArraySpec] = {
         "blk file number (-1: ingested over RPC), byte offset of the header in it, length (24 B/block)",
     ),
     "tx_offset": ArraySpec(
-        "<u4", 1, "txs", "byte offset of the tx inside its block; its length is up to the next (4 B/tx)"
+        "<u4",
+        1,
+        "txs",
+        "byte offset of the tx inside its block; its length is up to the next (4 B/tx)",
     ),
 }
 

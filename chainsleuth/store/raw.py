@@ -65,7 +65,9 @@ def _location(store: Store, tx_id: int) -> tuple[int, int, int, int, int]:
     )
     offsets = store.array("tx_offset", random=True)
     start = int(offsets[tx_id])
-    same_block = tx_id + 1 < n_tx and int(store.array("tx_height", random=True)[tx_id + 1]) == height
+    same_block = (
+        tx_id + 1 < n_tx and int(store.array("tx_height", random=True)[tx_id + 1]) == height
+    )
     end = int(offsets[tx_id + 1]) if same_block else block_length
     return height, file_number, block_offset + start, start, end - start
 

@@ -374,7 +374,9 @@ class ScriptedChain:
         for t in range(batch.n_tx):
             if batch.txid_hex(t) == txid:
                 return batch.tx_bytes(t).hex()
-        raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, "No such transaction found in the provided block")
+        raise RpcFault(
+            RPC_INVALID_ADDRESS_OR_KEY, "No such transaction found in the provided block"
+        )
 
 
 # -- HTTP ---------------------------------------------------------------------------------------
