@@ -2,6 +2,7 @@
 
     python -m bench.store_size BLOCKS_DIR [BLOCKS_DIR ...] [--work DIR] [--keep-scripts both]
         [--experiments]
+    python -m bench.store_size --same-results WORLD_DIR
 
 For each blocks directory: ingest it into a fresh store (the default slim store, and with
 `--keep-scripts`), then report bytes per transaction of every table (and of its largest
@@ -211,12 +212,25 @@ def per_tx_table(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("blocks_dirs", nargs="+", type=Path)
+    parser.add_argument("blocks_dirs", nargs="*", type=Path)
     parser.add_argument("--work", type=Path, default=Path("bench-output/store-size"))
     parser.add_argument("--keep-scripts", choices=("no", "yes", "both"), default="both")
     parser.add_argument("--experiments", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--same-results",
+        type=Path,
+        metavar="WORLD",
+        help="instead: cluster and investigate this simulated world on a default and a "
+        "--keep-scripts store and say whether the results are the same",
+    )
     args = parser.parse_args(argv)
+    if args.same_results is not None:
+        print(same_results(args.same_results, args.work / "same-results",
+                           ("conservative_learned", "conservative")))  # fmt: skip
+        return 0
+    if not args.blocks_dirs:
+        parser.error("give at least one BLOCKS_DIR (or --same-results WORLD)")
     modes = {"no": [False], "yes": [True], "both": [False, True]}[args.keep_scripts]
     results = []
     for k, blocks_dir in enumerate(args.blocks_dirs):
@@ -243,3 +257,69 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def same_results(world: Path, work: Path, policies: tuple[str, ...] = ("conservative",)) -> str:
+    """Cluster and investigate a simulated world on a default and a `--keep-scripts` store;
+    the clusters (every address's cluster), the learned fingerprints and every file of the
+    case directory (leads, subpoenas, cash-outs) must be equal. Returns a one-line verdict."""
+    import filecmp
+
+    from chainsleuth.cases.investigate import investigate
+    from chainsleuth.cluster.engine import cluster_store
+    from chainsleuth.cluster.learned import read_fingerprints
+    from chainsleuth.store.store import Store
+    from chainsleuth.tags.attribution import recompute_cluster_tags
+    from chainsleuth.tags.imports import import_tagpacks
+
+    cases, clusters = {}, {}
+    for keep in (False, True):
+        store = work / ("keep" if keep else "slim")
+        shutil.rmtree(store, ignore_errors=True)
+        ingest_blocks_dir(world / "blocks", store, keep_scripts=keep)
+        for policy in policies:
+            cluster_store(store, policy, from_scratch=True)
+            opened = Store.open(store)
+            rows = opened.sql(
+                "SELECT address_id, cluster_id FROM clusters ORDER BY address_id"
+            ).to_pylist()
+            clusters[(keep, policy)] = rows
+        import_tagpacks(store, [world / "tags"])
+        recompute_cluster_tags(store)
+        case = work / f"case-{'keep' if keep else 'slim'}"
+        shutil.rmtree(case, ignore_errors=True)
+        investigate(store, world / "seeds" / "deposits.csv", case, report=False)
+        cases[keep] = case
+        n = Store.open(store).counts["txs"]
+        clusters[(keep, "fingerprints")] = read_fingerprints(Store.open(store), 0, n).tolist()
+    for policy in (*policies, "fingerprints"):
+        if clusters[(False, policy)] != clusters[(True, policy)]:
+            return f"DIFFERENT: {policy}"
+    names = sorted(p.name for p in cases[False].iterdir() if p.is_file())
+    match, mismatch, errors = filecmp.cmpfiles(cases[False], cases[True], names, shallow=False)
+    if mismatch == ["case.json"] and not errors:
+        # its provenance differs (when, which data directory, the tags manifest's hash)
+        a, b = (
+            _without_provenance(json.loads((c / "case.json").read_text())) for c in cases.values()
+        )
+        if a == b:
+            match, mismatch = [*match, "case.json (provenance aside)"], []
+    if mismatch or errors:
+        return f"DIFFERENT case files: {mismatch + errors}"
+    n_addr = len(clusters[(False, policies[0])])
+    n_clusters = len({r["cluster_id"] for r in clusters[(False, policies[0])]})
+    return (
+        f"same: {n_addr:,} addresses in {n_clusters:,} clusters ({', '.join(policies)}), "
+        f"{len(clusters[(False, 'fingerprints')]):,} tx fingerprints, case files {match}"
+    )
+
+
+_PROVENANCE = ("created", "data_dir", "tags_manifest_sha256")
+
+
+def _without_provenance(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_provenance(v) for k, v in value.items() if k not in _PROVENANCE}
+    if isinstance(value, list):
+        return [_without_provenance(v) for v in value]
+    return value
