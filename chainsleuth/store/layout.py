@@ -174,6 +174,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("address_id", _I8),
             ("sequence", _I8),
             ("is_coinbase", _B),
+            # NULL unless the store was ingested with --keep-scripts (manifest "keep_scripts")
             ("script_sig", pa.binary()),
             ("witness", pa.binary()),
         ]
