@@ -80,6 +80,9 @@ def ingest(blocks_dir: str, data_dir: str, warmup_dir: str) -> dict[str, Any]:
     report = ingest_blocks_dir(Path(blocks_dir), Path(data_dir))
     wall = time.perf_counter() - t
     after = _rusage()
+    from bench import store_size
+    from chainsleuth.store.layout import read_manifest
+
     return {
         "seconds": wall,
         "inner_seconds": report.seconds,  # from the first batch to the last commit
@@ -94,6 +97,9 @@ def ingest(blocks_dir: str, data_dir: str, warmup_dir: str) -> dict[str, Any]:
         "block_bytes": report.bytes_read,
         "blk_bytes": sum(p.stat().st_size for p in _blk_files(Path(blocks_dir))),
         "store": _dir_bytes(Path(data_dir)),
+        # per structure, for the mainnet projection (bench/store_size.py)
+        "parts": store_size.breakdown(Path(data_dir)),
+        "counts": (read_manifest(Path(data_dir)) or {}).get("counts", {}),
     }
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import accuracy_matrix, investigate_bench, synth_chain
+from bench import accuracy_matrix, investigate_bench, store_size, synth_chain
 from bench.common import (
     ROOT,
     duration,
@@ -501,6 +501,15 @@ def render(
     rows.append(["**total**", f"{st['total'] / 1e6:,.1f}", f"{st['total'] / ing['n_txs']:,.0f}"])
     add(table(["part", "MB", "bytes per tx"], rows) + "\n")
     add(f"The store is {st['total'] / ing['blk_bytes']:.2f}x the blk files it was built from.\n")
+    if "parts" in ing:
+        at = store_size.project({"parts": ing["parts"], "counts": ing["counts"]})
+        add(
+            f"Projected to mainnet per item (`bench.store_size.project`: each table and array at "
+            f"its bytes per row here, the indexes at their documented layouts): "
+            f"{at['total'] / 1e9:,.0f} GB, {at['ratio']:.2f}x of "
+            f"{store_size.MAINNET['blk_bytes'] / 1e9:,.0f} GB of blk files (target: 0.6x; "
+            "scriptSigs and witnesses are not kept by default, see docs/design/store.md).\n"
+        )
 
     add("## Traversal of the memory-mapped arrays\n")
     io = trav["n_inputs"] + trav["n_outputs"]

@@ -95,6 +95,13 @@ def ingest(
     interval: float = typer.Option(
         10.0, "--interval", help="With --follow: seconds between polls.", min=0.01
     ),
+    keep_scripts: bool = typer.Option(
+        None,
+        "--keep-scripts/--no-keep-scripts",
+        help="Also store scriptSigs and witnesses (the inputs' script_sig and witness columns; "
+        "NULL otherwise, and `tx TXID --raw` reads them from the node). Chosen by a store's "
+        "first ingest; later ingests keep that choice.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Ingest the chain: the first run everything, later runs only what is new (reorg-safe)."""
@@ -105,7 +112,16 @@ def ingest(
     data = data_dir(ctx)
     if follow:
         _ingest_follow(
-            data, blocks_dir, network, rpc, rpc_cookie, rpc_user, rpc_password, interval, json_out
+            data,
+            blocks_dir,
+            network,
+            rpc,
+            rpc_cookie,
+            rpc_user,
+            rpc_password,
+            interval,
+            json_out,
+            keep_scripts,
         )
         return
     started = time.perf_counter()
@@ -130,14 +146,16 @@ def ingest(
 
     with progress:
         if blocks_dir is not None:
-            report = ingest_blocks_dir(blocks_dir, data, network, progress=on_batch)
+            report = ingest_blocks_dir(
+                blocks_dir, data, network, progress=on_batch, keep_scripts=keep_scripts
+            )
         else:
             from chainsleuth.sources.rpc import RpcSource
 
             with RpcSource(
                 rpc, cookie_file=rpc_cookie, user=rpc_user, password=rpc_password
             ) as source:
-                report = ingest_rpc(source, data, progress=on_batch)
+                report = ingest_rpc(source, data, progress=on_batch, keep_scripts=keep_scripts)
     summary = {
         "network": report.network,
         "blocks": report.n_blocks,
@@ -185,6 +203,7 @@ def _ingest_follow(
     rpc_password: str | None,
     interval: float,
     json_out: bool,
+    keep_scripts: bool | None = None,
 ) -> None:
     """`ingest --follow`: one line (or JSON object) per poll that changed something."""
     from contextlib import ExitStack
@@ -272,7 +291,13 @@ def _ingest_follow(
                 soft_wrap=True,
             )
         summary = follow(
-            feed, data, interval=interval, stop=stop, on_poll=on_poll, progress=on_batch
+            feed,
+            data,
+            interval=interval,
+            stop=stop,
+            on_poll=on_poll,
+            progress=on_batch,
+            keep_scripts=keep_scripts,
         )
     if json_out:
         print_json({"stopped": summary.stopped_by, **summary.__dict__})
@@ -430,10 +455,46 @@ def verify(
 
 # --------------------------------------------------------------------------------- lookups
 @app.command()
-def tx(ctx: typer.Context, txid: str, json_out: bool = typer.Option(False, "--json")) -> None:
+def tx(
+    ctx: typer.Context,
+    txid: str,
+    json_out: bool = typer.Option(False, "--json"),
+    raw: bool = typer.Option(
+        False,
+        "--raw",
+        help="Print the full raw tx as hex (scriptSigs and witnesses included), read from the "
+        "node's blk files, or over --rpc when they are gone.",
+    ),
+    blocks_dir: Path = typer.Option(
+        None, "--blocks-dir", help="With --raw: the node's blocks/ (default: the ingested one)."
+    ),
+    rpc: str = typer.Option(None, "--rpc", help="With --raw: Bitcoin Core JSON-RPC URL."),
+    rpc_cookie: Path = typer.Option(None, "--rpc-cookie", help="Bitcoin Core's .cookie file."),
+    rpc_user: str = typer.Option(None, "--rpc-user"),
+    rpc_password: str = typer.Option(None, "--rpc-password"),
+) -> None:
     """A transaction with its inputs (what they spend) and outputs (who spent them)."""
     from chainsleuth.store.lookups import transaction
 
+    if raw:
+        from contextlib import ExitStack
+
+        from chainsleuth.store.raw import raw_transaction
+
+        with ExitStack() as stack:
+            source = None
+            if rpc is not None:
+                from chainsleuth.sources.rpc import RpcSource
+
+                source = stack.enter_context(
+                    RpcSource(rpc, cookie_file=rpc_cookie, user=rpc_user, password=rpc_password)
+                )
+            data = raw_transaction(_open_store(ctx), txid, blocks_dir=blocks_dir, rpc=source)
+        if json_out:
+            print_json({"txid": txid.lower(), "hex": data.hex()})
+        else:
+            sys.stdout.write(data.hex() + "\n")
+        return
     found = transaction(_open_store(ctx), txid)
     if json_out:
         print_json(found)

@@ -79,6 +79,9 @@ class ParsedBatch:
     out_multisig_m: np.ndarray  # uint8, 0 unless bare multisig
     out_multisig_n: np.ndarray
     block_bip34_height: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: (n_blocks, 2) int64: blk file number and byte offset of each block's header in it, set by
+    #: the source that read the blocks from blk files; empty when they came from elsewhere (RPC)
+    block_file_offset: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
     _in_prev_txid: np.ndarray | None = field(default=None, repr=False)
 
     @property

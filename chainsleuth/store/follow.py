@@ -136,14 +136,15 @@ class FollowSummary:
 
 
 class _Follower:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, keep_scripts: bool | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.keep_scripts = keep_scripts
         self.writer: StoreWriter | None = None
         self.saved_at = time.monotonic()
 
     def open_writer(self, network: str) -> StoreWriter:
         if self.writer is None:
-            self.writer = StoreWriter.open(self.data_dir, network)
+            self.writer = StoreWriter.open(self.data_dir, network, self.keep_scripts)
         elif network_by_name(network).name != self.writer.network.name:
             raise StoreError(
                 f"{self.data_dir} holds a {self.writer.network.name} store; the source is now "
@@ -174,11 +175,13 @@ def follow(
     on_poll: Callable[[Poll], None] | None = None,
     progress: ProgressCallback | None = None,
     max_polls: int | None = None,
+    keep_scripts: bool | None = None,
 ) -> FollowSummary:
     """Keep `data_dir` at the tip of `feed`, polling every `interval` seconds until `stop`.
 
     Each poll is a one-shot ingest (new blocks appended, reorgs rolled back) committed batch
     by batch. Returns when `stop` is set (at a commit boundary) or after `max_polls` polls.
+    `keep_scripts` as for `ingest_blocks_dir`.
 
     Example::
 
@@ -190,7 +193,7 @@ def follow(
         raise ChainsleuthError(f"--interval must be positive, got {interval}")
     stop = stop if stop is not None else threading.Event()
     summary = FollowSummary()
-    follower = _Follower(data_dir)
+    follower = _Follower(data_dir, keep_scripts)
     clean = False
     try:
         while not stop.is_set():

@@ -180,6 +180,10 @@ def _read_and_parse(
         raise InputError(
             e.message, path=where[b], offset=records[b].offset + (e.offset or 0), field=e.field
         ) from None
+    # Where each block lies, so that `tx --raw` can read a tx back from the files (store/raw.py).
+    batch.block_file_offset = np.array(
+        [(r.file_number, r.offset) for r in records], np.int64
+    ).reshape(-1, 2)
     return batch, where
 
 
@@ -191,17 +195,19 @@ def ingest_blocks_dir(
     progress: ProgressCallback | None = None,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     stop: StopCheck | None = None,
+    keep_scripts: bool | None = None,
 ) -> IngestReport:
     """Ingest the most-work chain of a Bitcoin Core blocks directory (no node needed).
 
     Works while the node runs: a block it is still writing at the end of the newest blk file
-    is left for the next run (`IngestReport.left_for_next_run`).
+    is left for the next run (`IngestReport.left_for_next_run`). `keep_scripts`: also store
+    scriptSigs and witnesses (None: as the store's first ingest chose; a new store does not).
 
     Example: `ingest_blocks_dir(Path("~/.bitcoin/blocks").expanduser(), Path("data"))`.
     """
     blocks_dir = Path(blocks_dir)
     scan = blkfiles.scan_blocks_dir(blocks_dir, network)
-    writer = StoreWriter.open(Path(data_dir), scan.network.name)
+    writer = StoreWriter.open(Path(data_dir), scan.network.name, keep_scripts)
     try:
         report = sync_blocks_dir(
             writer, blocks_dir, scan, progress=progress, batch_bytes=batch_bytes, stop=stop
@@ -277,16 +283,18 @@ def ingest_rpc(
     batch_blocks: int = 64,
     stop_height: int | None = None,
     stop: StopCheck | None = None,
+    keep_scripts: bool | None = None,
 ) -> IngestReport:
     """Ingest from Bitcoin Core's JSON-RPC (`chainsleuth.sources.rpc.RpcSource`), reorg-safe.
 
     Walks back from the stored tip until the node's block hash at a height equals the stored
     one; everything above that fork point is rolled back and re-ingested from the node.
+    `keep_scripts` as for `ingest_blocks_dir`.
     """
     from chainsleuth.sources.rpc import RpcSource
 
     assert isinstance(source, RpcSource)
-    writer = StoreWriter.open(Path(data_dir), source.chain_info().chain)
+    writer = StoreWriter.open(Path(data_dir), source.chain_info().chain, keep_scripts)
     try:
         report = sync_rpc(
             writer,

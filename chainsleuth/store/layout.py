@@ -33,7 +33,9 @@ from chainsleuth.core.errors import StoreError
 # the one atomic write lives in core.files; re-exported because callers write layout.atomic_write_bytes
 from chainsleuth.core.files import atomic_write_bytes as atomic_write_bytes
 
-FORMAT_VERSION = 2  # 2: address_list table, input_address array
+#: 2: address_list table, input_address array; 3: block_location and tx_offset arrays, and
+#: scriptSigs and witnesses kept only with `ingest --keep-scripts` (manifest "keep_scripts")
+FORMAT_VERSION = 3
 TABLES = ("blocks", "txs", "inputs", "outputs", "address_list")
 HEIGHT_RANGE = 10_000  # blocks per hive partition (height_range=0000000000-0000009999)
 NONE32 = np.uint32(0xFFFFFFFF)  # "no id" in uint32 id arrays (unspent output, no address)
@@ -79,6 +81,20 @@ ARRAYS: dict[str, ArraySpec] = {
     ),
     "address_key": ArraySpec(
         "u1", ADDRESS_KEY_WIDTH, "addresses", "kind, length, 41-byte payload (43 B/addr)"
+    ),
+    # Where each block's bytes are in the node's blk files, so that `tx --raw` can read a tx's
+    # full bytes (scriptSigs and witnesses are not in a default store; see store/raw.py).
+    "block_location": ArraySpec(
+        "<i8",
+        3,
+        "blocks",
+        "blk file number (-1: ingested over RPC), byte offset of the header in it, length (24 B/block)",
+    ),
+    "tx_offset": ArraySpec(
+        "<u4",
+        1,
+        "txs",
+        "byte offset of the tx inside its block; its length is up to the next (4 B/tx)",
     ),
 }
 
@@ -165,6 +181,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("address_id", _I8),
             ("sequence", _I8),
             ("is_coinbase", _B),
+            # NULL unless the store was ingested with --keep-scripts (manifest "keep_scripts")
             ("script_sig", pa.binary()),
             ("witness", pa.binary()),
         ]
@@ -188,7 +205,7 @@ def partition_dir(table: str, height: int) -> str:
     return f"tables/{table}/height_range={lo:010d}-{lo + HEIGHT_RANGE - 1:010d}"
 
 
-def empty_manifest(network: str) -> dict[str, Any]:
+def empty_manifest(network: str, keep_scripts: bool = False) -> dict[str, Any]:
     return {
         "format": FORMAT_VERSION,
         "generation": 0,
@@ -196,9 +213,27 @@ def empty_manifest(network: str) -> dict[str, Any]:
         "network": network,
         "tip": None,
         "counts": {"blocks": 0, "txs": 0, "inputs": 0, "outputs": 0, "addresses": 0},
+        # False: the inputs table's script_sig and witness are NULL (the bytes stay in the
+        # node's blk files; `tx --raw` reads them). Chosen by the first ingest, then fixed.
+        "keep_scripts": keep_scripts,
         "files": {t: [] for t in TABLES},
         "ingests": [],
     }
+
+
+def settle_keep_scripts(data_dir: Path, manifest: dict[str, Any], wanted: bool | None) -> bool:
+    """The store's `--keep-scripts` choice: a later ingest keeps the first one's (None), or is
+    refused with one line when it asks for the other (a store half with and half without
+    scriptSigs would answer SQL on them differently by height)."""
+    kept = bool(manifest.get("keep_scripts", True))
+    if wanted is not None and wanted != kept and manifest["counts"]["blocks"] > 0:
+        have = "keeps scriptSigs and witnesses" if kept else "does not keep scriptSigs or witnesses"
+        flag = "--keep-scripts" if wanted else "--no-keep-scripts"
+        raise StoreError(
+            f"{data_dir} {have} (chosen by its first ingest); {flag} asks for the other: "
+            "leave the flag out, or ingest into a new --data directory"
+        )
+    return kept if wanted is None or manifest["counts"]["blocks"] > 0 else wanted
 
 
 def read_manifest(data_dir: Path) -> dict[str, Any] | None:

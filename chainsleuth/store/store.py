@@ -52,6 +52,8 @@ VIEWS = {
         LEFT JOIN (SELECT spent_output_id, txid, vin, block_height FROM inputs_raw
                    WHERE spent_output_id IS NOT NULL) s
           ON s.spent_output_id = o.output_id""",
+    # script_sig and witness are NULL unless the store was ingested with --keep-scripts
+    # (`tx TXID --raw` reads them from the node; docs/design/store.md)
     "inputs": """
         SELECT i.txid, i.vin, i.prev_txid, i.prev_vout, i.value, a.address, i.block_height,
                i.sequence, i.is_coinbase, i.script_sig, i.witness, i.spent_output_id,

@@ -191,17 +191,27 @@ class StoreWriter:
 
     # ----------------------------------------------------------------- opening and recovery
     @classmethod
-    def open(cls, data_dir: Path, network: str) -> StoreWriter:
-        """Open (creating if needed) a store for `network`, repairing any interrupted write."""
+    def open(cls, data_dir: Path, network: str, keep_scripts: bool | None = None) -> StoreWriter:
+        """Open (creating if needed) a store for `network`, repairing any interrupted write.
+
+        `keep_scripts`: write scriptSigs and witnesses into the inputs table (None: as the
+        store was first ingested, else not; a store refuses the other choice, see layout).
+        """
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         lock = _lock_writer(data_dir)
         try:
             manifest = layout.read_manifest(data_dir)
             if manifest is None:
-                manifest = layout.empty_manifest(network_by_name(network).name)
+                manifest = layout.empty_manifest(
+                    network_by_name(network).name, keep_scripts=bool(keep_scripts)
+                )
                 layout.write_manifest(data_dir, manifest)
-            elif manifest["network"] != network_by_name(network).name:
+            keep = layout.settle_keep_scripts(data_dir, manifest, keep_scripts)
+            if keep != manifest["keep_scripts"]:
+                manifest["keep_scripts"] = keep  # an empty store takes the new choice
+                layout.write_manifest(data_dir, manifest)
+            if manifest["network"] != network_by_name(network).name:
                 raise StoreError(
                     f"{data_dir} holds a {manifest['network']} store; this source is "
                     f"{network_by_name(network).name}. Use another --data directory."
@@ -469,6 +479,12 @@ class StoreWriter:
             firsts = np.searchsorted(new_block, np.arange(batch.n_blocks), side="left")
             block_first_address = n_addr0 + firsts
         self._append_array("block_first_address", block_first_address)
+        location = np.full((batch.n_blocks, 3), -1, np.int64)  # file -1: not from blk files
+        if batch.block_file_offset.shape[0] == batch.n_blocks:
+            location[:, :2] = batch.block_file_offset
+        location[:, 2] = batch.block_end - batch.block_start
+        self._append_array("block_location", location)
+        self._append_array("tx_offset", batch.tx_start - batch.block_start[batch.tx_block])
 
         # 5. Parquet (written in the background; see commit).
         keys_all = self._array("address_key", n_addr1)
@@ -624,13 +640,7 @@ class StoreWriter:
                 "address_id": masked(in_address, in_address >= 0, pa.int64()),
                 "sequence": batch.in_sequence,
                 "is_coinbase": batch.in_is_coinbase,
-                "script_sig": binary_column(batch.buf, batch.in_script_offset, batch.in_script_len),
-                "witness": binary_column(
-                    batch.buf,
-                    batch.in_witness_offset,
-                    batch.in_witness_len,
-                    valid=batch.in_witness_offset >= 0,
-                ),
+                **self._scripts(batch),
             },
         )
         n_tx_per_block = np.diff(batch.block_first_tx)
@@ -684,6 +694,22 @@ class StoreWriter:
             ("address_list", address_list, tx_height[out_tx_local[new_outputs]]),
         ]
         return self._write_batch(work, generation)
+
+    def _scripts(self, batch: ParsedBatch) -> dict[str, pa.Array]:
+        """The inputs' script_sig and witness columns: the bytes with `--keep-scripts`, else
+        all NULL (they are most of a chain's bytes and stay in the node's blk files)."""
+        if not self.manifest["keep_scripts"]:
+            nulls = pa.nulls(batch.n_inputs, pa.binary())
+            return {"script_sig": nulls, "witness": nulls}
+        return {
+            "script_sig": binary_column(batch.buf, batch.in_script_offset, batch.in_script_len),
+            "witness": binary_column(
+                batch.buf,
+                batch.in_witness_offset,
+                batch.in_witness_len,
+                valid=batch.in_witness_offset >= 0,
+            ),
+        }
 
     def _write_batch(
         self, work: list[tuple[str, pa.Table, np.ndarray]], generation: int

@@ -352,7 +352,31 @@ class ScriptedChain:
             if _param(params, 1, True):
                 return self._header_json(block_hash)
             return self.by_hash[block_hash][:80].hex()
+        if method == "getrawtransaction":
+            return self._raw_transaction(params)
         raise RpcFault(RPC_METHOD_NOT_FOUND, "Method not found")
+
+    def _raw_transaction(self, params: list[Any]) -> Any:
+        """Core without -txindex: found only in the block named by the third parameter."""
+        txid, block_hash = _param(params, 0), _param(params, 2)
+        if block_hash is None:
+            raise RpcFault(
+                RPC_INVALID_ADDRESS_OR_KEY,
+                "No such mempool transaction. Use -txindex or provide a block hash to enable "
+                "blockchain transaction queries. Use gettransaction for wallet transactions.",
+            )
+        block_hash = self._known(block_hash)
+        if _verbosity(_param(params, 1, 0)):
+            raise RpcFault(RPC_METHOD_NOT_FOUND, "verbose getrawtransaction is not scripted")
+        from chainsleuth.parse.blocks import parse_blocks  # the block's tx boundaries
+
+        batch = parse_blocks([self.by_hash[block_hash]])
+        for t in range(batch.n_tx):
+            if batch.txid_hex(t) == txid:
+                return batch.tx_bytes(t).hex()
+        raise RpcFault(
+            RPC_INVALID_ADDRESS_OR_KEY, "No such transaction found in the provided block"
+        )
 
 
 # -- HTTP ---------------------------------------------------------------------------------------

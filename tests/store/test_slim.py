@@ -1,0 +1,194 @@
+"""The default store leaves scriptSigs and witnesses in the node's files (issue 13, item 5).
+
+A default ingest writes script_sig and witness as NULL and everything else exactly as an
+`--keep-scripts` ingest of the same blocks (the fingerprints clustering reads included);
+`tx TXID --raw` reads the full bytes back from the blk files (xor.dat obfuscated here) or over
+RPC; a store refuses the other `--keep-scripts` choice with one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from chainsleuth.cli import app
+from chainsleuth.cluster.learned import read_fingerprints
+from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.core.network import REGTEST
+from chainsleuth.simulate.blockfiles import BlockFileWriter
+from chainsleuth.simulate.chain import regtest_genesis
+from chainsleuth.sources.rpc import RpcSource
+from chainsleuth.store.ingest import ingest_blocks_dir, ingest_rpc
+from chainsleuth.store.layout import read_manifest
+from chainsleuth.store.raw import raw_transaction
+from chainsleuth.store.store import Store
+from tests.conftest import copy_nbitcoin, dump_views, extend_chain, raw
+from tests.sources.rpc_replay import RpcReplayServer
+
+KEY = bytes.fromhex("9a3c0000e1ff5b07")  # zeros in it: those bytes are stored as they are
+BLOCK_1_COINBASE = "0e3e2357e806b6cdb1f70b54c3a3a17b6714ee1f0e68bebb44a74b1efd512098"
+SCRIPT_COLUMNS = ("script_sig", "witness")
+
+
+def sha256d(data: bytes) -> bytes:
+    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
+
+
+@pytest.fixture(scope="module")
+def chain() -> list:
+    """A regtest chain whose spends carry scriptSigs (P2PKH) and witnesses (P2WPKH, P2TR)."""
+    return extend_chain([regtest_genesis()], 30, seed=13, tag=b"slim")
+
+
+@pytest.fixture(scope="module")
+def xor_blocks(chain: list, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The chain in obfuscated blk files (Core 28+ xor.dat), several files of a few blocks."""
+    blocks_dir = tmp_path_factory.mktemp("slim-xor") / "blocks"
+    writer = BlockFileWriter(blocks_dir, REGTEST.magic, max_file_size=6_000, xor_key=KEY)
+    for block in raw(chain):
+        writer.write(block)
+    writer.close()
+    return blocks_dir
+
+
+@pytest.fixture(scope="module")
+def stores(xor_blocks: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("slim-stores")
+    ingest_blocks_dir(xor_blocks, root / "slim")
+    ingest_blocks_dir(xor_blocks, root / "keep", keep_scripts=True)
+    return {"slim": root / "slim", "keep": root / "keep"}
+
+
+def test_default_store_has_no_scripts_and_the_same_everything_else(
+    stores: dict[str, Path],
+) -> None:
+    slim, keep = Store.open(stores["slim"]), Store.open(stores["keep"])
+    counts = "SELECT count(script_sig) AS s, count(witness) AS w, count(*) AS n FROM inputs"
+    s, k = slim.sql(counts).to_pylist()[0], keep.sql(counts).to_pylist()[0]
+    assert s["s"] == s["w"] == 0 and s["n"] == k["n"] > 30
+    assert k["s"] == k["n"] and k["w"] > 10  # witness is NULL for inputs without one
+    assert read_manifest(stores["slim"])["keep_scripts"] is False  # type: ignore[index]
+    assert read_manifest(stores["keep"])["keep_scripts"] is True  # type: ignore[index]
+    a, b = dump_views(stores["slim"]), dump_views(stores["keep"])
+    for rows in (*a.values(), *b.values()):
+        for row in rows:
+            for column in SCRIPT_COLUMNS:
+                row.pop(column, None)
+    assert a == b
+    n = slim.counts["txs"]
+    fingerprints = read_fingerprints(slim, 0, n)
+    assert (fingerprints == read_fingerprints(keep, 0, n)).all()
+    assert len(set(fingerprints.tolist())) > 1  # coinbases and spends differ: it can fail
+
+
+def test_raw_reads_every_tx_back_from_xored_blk_files(
+    chain: list, xor_blocks: Path, stores: dict[str, Path]
+) -> None:
+    assert (xor_blocks / "xor.dat").read_bytes() == KEY
+    assert len(list(xor_blocks.glob("blk*.dat"))) > 2
+    files = b"".join(p.read_bytes() for p in sorted(xor_blocks.glob("blk*.dat")))
+    store = Store.open(stores["slim"])
+    keep = Store.open(stores["keep"])
+    n_witness = 0
+    for block in chain:
+        for tx in block.txs:
+            txid = tx.txid()[::-1].hex()
+            got = raw_transaction(store, txid)
+            assert got == tx.serialize()
+            if tx.has_witness:
+                n_witness += 1
+                assert sha256d(got) == tx.wtxid()  # the witness is there
+            else:
+                assert sha256d(got)[::-1].hex() == txid
+            if len(got) > 64:
+                assert got not in files  # really read through the key
+            # the bytes a --keep-scripts store holds are the ones read back
+            for row in keep.sql(
+                "SELECT script_sig, witness FROM inputs WHERE txid = ?", [txid]
+            ).to_pylist():
+                assert row["script_sig"] in got
+                assert row["witness"] is None or row["witness"] in got
+    assert n_witness > 10
+
+
+def test_cli_tx_raw_prints_the_hex(chain: list, stores: dict[str, Path]) -> None:
+    tx = chain[-1].txs[-1]
+    txid = tx.txid()[::-1].hex()
+    result = CliRunner().invoke(app, ["--data", str(stores["slim"]), "tx", txid, "--raw"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == tx.serialize().hex()
+
+
+def test_raw_from_recorded_rpc_replies_when_the_files_are_gone(tmp_path: Path) -> None:
+    blocks_dir = copy_nbitcoin(tmp_path / "blocks")
+    ingest_blocks_dir(blocks_dir, tmp_path / "data")
+    store = Store.open(tmp_path / "data")
+    assert not (blocks_dir / "xor.dat").exists()  # plain (pre-28) blk files first
+    assert sha256d(raw_transaction(store, BLOCK_1_COINBASE))[::-1].hex() == BLOCK_1_COINBASE
+    shutil.rmtree(blocks_dir)
+    with pytest.raises(ChainsleuthError) as missing:
+        raw_transaction(store, BLOCK_1_COINBASE)
+    assert "blk00000.dat is not there" in str(missing.value)
+    assert "--rpc" in str(missing.value) and "\n" not in str(missing.value)
+    with RpcReplayServer.recorded() as server:
+        node = RpcSource(server.url, user=server.user, password=server.password)
+        with node:
+            got = raw_transaction(store, BLOCK_1_COINBASE, rpc=node)
+        # block 1's coinbase has no recorded getrawtransaction: cut from the recorded block
+        assert server.calls == ["getrawtransaction", "getblock"]
+    assert sha256d(got)[::-1].hex() == BLOCK_1_COINBASE
+
+
+def test_raw_over_rpc_for_a_store_ingested_over_rpc(chain: list, tmp_path: Path) -> None:
+    with RpcReplayServer.scripted(raw(chain), chain="regtest") as server:
+        node = RpcSource(server.url, user=server.user, password=server.password)
+        with node:
+            ingest_rpc(node, tmp_path / "data")
+            store = Store.open(tmp_path / "data")
+            assert (store.array("block_location")[:, 0] == -1).all()
+            with pytest.raises(ChainsleuthError, match="ingested over RPC"):
+                raw_transaction(store, chain[5].txs[0].txid()[::-1].hex())
+            server.calls.clear()
+            for block in chain[-3:]:
+                for tx in block.txs:
+                    got = raw_transaction(store, tx.txid()[::-1].hex(), rpc=node)
+                    assert got == tx.serialize()
+            assert set(server.calls) == {"getrawtransaction"}  # named by its block: no txindex
+
+
+def test_keep_scripts_is_the_first_ingests_choice(
+    chain: list, xor_blocks: Path, tmp_path: Path
+) -> None:
+    prefix = BlockFileWriter(tmp_path / "prefix", REGTEST.magic)
+    for block in raw(chain[:12]):
+        prefix.write(block)
+    prefix.close()
+    data = tmp_path / "data"
+    runner = CliRunner()
+    first = ["--data", str(data), "ingest", "--blocks-dir", str(tmp_path / "prefix")]
+    assert runner.invoke(app, [*first, "--keep-scripts"]).exit_code == 0
+    # a later run without the flag keeps scripts, as the first run chose
+    again = ["--data", str(data), "ingest", "--blocks-dir", str(xor_blocks)]
+    later = runner.invoke(app, again)
+    assert later.exit_code == 0, later.output
+    store = Store.open(data)
+    row = store.sql("SELECT count(*) AS n, count(script_sig) AS s FROM inputs").to_pylist()[0]
+    assert row["n"] == row["s"] > 30 and store.counts["blocks"] == len(chain)
+    # asking for the other choice is one line, and changes nothing
+    refused = subprocess.run(
+        [sys.executable, "-m", "chainsleuth", *again, "--no-keep-scripts"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith("error: ") and refused.stderr.strip().count("\n") == 0
+    assert "keeps scriptSigs and witnesses" in refused.stderr
+    assert "--no-keep-scripts" in refused.stderr
+    assert read_manifest(data)["keep_scripts"] is True  # type: ignore[index]
