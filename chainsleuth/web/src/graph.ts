@@ -67,7 +67,6 @@ export let cy: cytoscape.Core;
 export function init(container: HTMLElement, onSelect: (id: string | null) => void): cytoscape.Core {
   cy = cytoscape({
     container,
-    wheelSensitivity: 0.3,
     minZoom: 0.02,
     maxZoom: 4,
     style: [

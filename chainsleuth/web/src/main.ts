@@ -1,7 +1,7 @@
 // Entry point: wires the search box, the global filters, the toolbar and the API key field
 // to the canvas (graph.ts), the side panel (panel.ts) and the tool views (tools.ts).
 
-import { type SearchHit, apiKey, get, setApiKey, timeFilter } from "./api";
+import { ApiError, type SearchHit, apiKey, get, setApiKey, timeFilter } from "./api";
 import { byId, clear, el, parseBtc } from "./dom";
 import * as exporter from "./export";
 import * as graph from "./graph";
@@ -59,8 +59,9 @@ async function whoAmI(): Promise<void> {
     const me = await get<{ key_id: string; scope: string; auth: string }>("/me");
     byId("me").textContent = me.auth === "open" ? "local (open)" : `${me.key_id} · ${me.scope}`;
   } catch (e) {
-    byId("me").textContent = "key needed";
-    report(`API: ${String((e as Error).message)}: enter an API key`, true);
+    const needKey = e instanceof ApiError && (e.status === 401 || e.status === 403);
+    byId("me").textContent = needKey ? "key needed" : "API unreachable";
+    report(`API: ${String((e as Error).message)}${needKey ? ": enter an API key" : ""}`, true);
   }
 }
 
@@ -69,6 +70,7 @@ function init(): void {
   void panel.show(null);
   initTools();
   input("api-key").value = apiKey();
+  byId("key-form").addEventListener("submit", (e) => e.preventDefault());
   input("api-key").addEventListener("change", () => {
     setApiKey(input("api-key").value.trim());
     void whoAmI();

@@ -1,0 +1,211 @@
+"""The web explorer in a real browser against the real API on loopback.
+
+One run walks an investigator's day: search an address, expand two hops, open the merge
+evidence, run a trace, start a case from a CSV and wait for it, open a lead's path, export a PNG.
+What the canvas shows is checked against what the API answers for the same question, so a UI
+that drops or invents nodes fails. No console error and no request to any other host.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from .conftest import Server, WebWorld
+
+READY = "body[data-ready='1']"
+IDLE = "body[data-busy='0']"
+SHOTS_ENV = "CHAINSLEUTH_WEB_SCREENSHOTS"  # a folder to copy the screenshots into (for docs/img)
+
+
+class Session:
+    """A page on the explorer, recording requests, console errors and page errors."""
+
+    def __init__(self, browser: Any, server: Server, shots: Path) -> None:
+        self.server = server
+        self.shots = shots
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.context = browser.new_context(
+            viewport={"width": 1500, "height": 950}, accept_downloads=True
+        )
+        self.page = self.context.new_page()
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(server.url + "/")
+        self.page.wait_for_selector(READY)
+
+    def api(self, path: str, **params: Any) -> Any:
+        resp = self.page.request.get(self.server.url + "/api/v1" + path, params=params)
+        assert resp.ok, (path, resp.status, resp.text())
+        return resp.json()
+
+    def idle(self, timeout: float = 60_000) -> None:
+        """Wait until no action runs, then fail on an error in the status line."""
+        self.page.wait_for_selector(IDLE, state="attached", timeout=timeout)
+        status = self.page.locator("#status")
+        assert "error" not in (status.get_attribute("class") or ""), status.text_content()
+
+    def click(self, selector: str, timeout: float = 60_000) -> None:
+        self.page.click(selector)
+        self.idle(timeout)
+
+    def nodes(self) -> set[str]:
+        return set(self.page.evaluate("() => window.cy.nodes().map(n => n.id())"))
+
+    def select(self, node_id: str) -> None:
+        self.page.evaluate(
+            "(id) => { window.cy.$(':selected').unselect(); window.cy.getElementById(id).select(); }",
+            node_id,
+        )
+        self.page.wait_for_selector(f"#panel [data-node='{node_id}']")
+        self.idle()
+
+    def shot(self, name: str) -> Path:
+        path = self.shots / f"{name}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+
+def _pick_address(store: Path) -> str:
+    """An address that paid several others (so expanding it draws a neighbourhood)."""
+    from chainsleuth.store.store import Store
+
+    rows = Store.open(store).sql(
+        "SELECT address FROM addresses WHERE sent > 0 AND n_txs BETWEEN 4 AND 12 "
+        "ORDER BY n_txs DESC, address LIMIT 1"
+    )
+    return str(rows.to_pylist()[0]["address"])
+
+
+def _seeds(world: WebWorld) -> list[str]:
+    with open(world.seeds, newline="") as f:
+        return [r["address"] for r in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def session(chromium: Any, web_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    s = Session(chromium, web_server, tmp_path_factory.mktemp("web-shots"))
+    yield s
+    s.context.close()
+    target = os.environ.get(SHOTS_ENV)
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        for p in s.shots.glob("*.png"):
+            shutil.copyfile(p, Path(target) / f"explorer-{p.name}")
+
+
+def test_investigator_walkthrough(session: Session, web_world: WebWorld, tmp_path: Path) -> None:
+    s, page = session, session.page
+
+    # ---- search an address: it lands on the canvas, selected, with its panel
+    address = _pick_address(web_world.store)
+    a_id = f"address:{address}"
+    page.fill("#search", address)
+    s.click("#search-go")
+    page.wait_for_selector(f"#panel [data-node='{a_id}']")
+    assert s.nodes() == {a_id}
+    facts = s.api(f"/addresses/{address}")
+    panel = page.locator("#panel").inner_text()
+    assert address in panel and f"{facts['n_txs']}" in panel
+
+    # ---- expand two hops: the canvas holds exactly what the API says the neighbours are
+    s.click("#expand-out")
+    hop1 = s.api("/graph/expand", node=a_id, direction="out", aggregate="true", limit=50)
+    first = {n["id"] for n in hop1["nodes"]} | {a_id}
+    assert len(first) > 1
+    assert s.nodes() == first
+    edges = page.evaluate("() => window.cy.edges().map(e => [e.id(), e.data('value')])")
+    assert {e[0] for e in edges} == {e["id"] for e in hop1["edges"]}
+    assert {e[1] for e in edges} == {e["value"] for e in hop1["edges"]}
+    count = page.locator("#count-out").inner_text()
+    assert count.startswith(f"{len(hop1['edges'])} of {hop1['total']}"), count
+    second = sorted(first - {a_id})[0]
+    s.select(second)
+    s.click("#expand-out")
+    hop2 = s.api("/graph/expand", node=second, direction="out", aggregate="true", limit=50)
+    assert s.nodes() == first | {n["id"] for n in hop2["nodes"]} | {second}
+    s.shot("1-expand")
+
+    # ---- the evidence panel: why these addresses are one wallet (merges with txids and rules)
+    s.select(a_id)
+    if facts["cluster_id"] is not None:
+        s.click("#btn-evidence")
+        merges = s.api(f"/clusters/{facts['cluster_id']}/merges", limit=50)
+        rows = page.locator("table.evidence tbody tr")
+        assert rows.count() == len(merges["items"])
+        if merges["items"]:
+            assert (
+                page.locator("table.evidence [data-txid]").first.get_attribute("data-txid")
+                == merges["items"][0]["txid"]
+            )
+            assert merges["items"][0]["rule"] in page.locator("table.evidence").inner_text()
+    s.shot("2-evidence")
+
+    # ---- a backward trace from a deposit address, stopping at named entities
+    target = next(
+        a
+        for a in _seeds(web_world)[:40]
+        if any(r["entity"] for r in s.api("/trace", target=a, direction="back", limit=100)["items"])
+    )
+    page.click("#tab-trace")
+    page.fill("#trace-target", target)
+    s.click("#trace-go")
+    trace = s.api("/trace", target=target, direction="back", limit=100)
+    assert page.locator("#trace-table tbody tr").count() == len(trace["items"])
+    drawn = set(page.evaluate("() => window.cy.nodes().map(n => n.id())"))
+    assert drawn == {n["id"] for n in trace["graph"]["nodes"]}
+    named = page.evaluate("() => window.cy.nodes('[?entity]').map(n => n.data('entity'))")
+    assert set(named) >= {r["entity"] for r in trace["items"] if r["entity"]}
+    s.shot("3-trace")
+
+    # ---- a case from a CSV: upload, wait for it, leads table, open a lead's path
+    seeds_csv = tmp_path / "seeds.csv"
+    seeds_csv.write_text("address\n" + "\n".join(_seeds(web_world)[:150]) + "\n")
+    page.click("#tab-case")
+    page.set_input_files("#case-file", str(seeds_csv))
+    page.fill("#case-name", "browser test")
+    page.click("#case-go")
+    page.wait_for_selector("#case-progress[data-status='done']", timeout=180_000)
+    s.idle(120_000)
+    case_id = re.search(r"case (\S+):", page.locator("#case-progress").inner_text()).group(1)
+    leads = s.api(f"/cases/{case_id}/leads", limit=1000)
+    assert leads["items"], "the case found no lead: pick more seeds"
+    assert page.locator("#leads-table tbody tr").count() == len(leads["items"])
+    page.wait_for_selector("#money-flow img")
+    s.shot("4-case")
+    # filter by exchange, then sort by amount, then open the top lead's path
+    exchange = leads["items"][0]["source_entity"]
+    page.select_option("#lead-exchange", exchange)
+    want = [r for r in leads["items"] if r["source_entity"] == exchange]
+    assert page.locator("#leads-table tbody tr").count() == len(want)
+    top = max(want, key=lambda r: (int(r["amount_sat"]), r["deposit_address"]))
+    page.click("#leads-table tbody tr >> nth=0")
+    s.idle()
+    canvas = s.nodes()
+    assert f"address:{top['deposit_address']}" in canvas
+    assert {f"tx:{t}" for t in top["path"].split(";")} <= canvas
+    assert page.evaluate("() => window.cy.edges('.path').length") >= len(top["path"].split(";"))
+    s.shot("5-lead")
+
+    # ---- export the picture
+    with page.expect_download() as dl:
+        page.click("#btn-png")
+    png = tmp_path / "graph.png"
+    dl.value.save_as(png)
+    s.idle()
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
+
+    # ---- nothing went wrong and nothing left the host
+    assert s.errors == []
+    hosts = {urlsplit(u).netloc for u in s.requests if urlsplit(u).scheme in ("http", "https")}
+    assert hosts == {s.server.host}, hosts
+    assert all(urlsplit(u).scheme in ("http", "blob", "data") for u in s.requests)
