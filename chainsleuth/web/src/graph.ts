@@ -64,7 +64,11 @@ export const state = {
 
 export let cy: cytoscape.Core;
 
-export function init(container: HTMLElement, onSelect: (id: string | null) => void): cytoscape.Core {
+export function init(
+  container: HTMLElement,
+  onSelect: (id: string | null) => void,
+  onEdge: (id: string) => void,
+): cytoscape.Core {
   cy = cytoscape({
     container,
     minZoom: 0.02,
@@ -116,10 +120,12 @@ export function init(container: HTMLElement, onSelect: (id: string | null) => vo
         },
       },
       { selector: "edge.path", style: { "line-color": "#e6550d", "target-arrow-color": "#e6550d" } },
+      { selector: "edge:selected", style: { "line-color": "#e6a700", "target-arrow-color": "#e6a700" } },
       { selector: ".filtered", style: { display: "none" } },
     ],
   });
   cy.on("select", "node", (e) => onSelect(e.target.id()));
+  cy.on("select", "edge", (e) => onEdge(e.target.id()));
   cy.on("unselect", "node", () => {
     if (cy.$("node:selected").empty()) onSelect(null);
   });
@@ -160,6 +166,30 @@ export function addElements(origin: string, nodes: GraphNode[], edges: GraphEdge
     }
   });
   applyMinFlow();
+  legend();
+}
+
+/** The categories on the canvas and their colours. */
+function legend(): void {
+  const box = document.getElementById("legend");
+  if (!box) return;
+  const cats = new Set<string>();
+  cy.nodes().forEach((n) => {
+    const c = n.data("category") as string | null;
+    if (c) cats.add(c);
+  });
+  box.replaceChildren(
+    ...[...cats].sort().map((c) => {
+      const item = document.createElement("span");
+      item.className = "legend-item";
+      item.dataset.color = categoryColor(c);
+      const swatch = document.createElement("i");
+      // a colour from our own palette, set as a DOM property (allowed by the CSP; no inline style)
+      swatch.style.backgroundColor = categoryColor(c);
+      item.append(swatch, c.replace(/_/g, " "));
+      return item;
+    }),
+  );
 }
 
 function mark(id: string, origin: string): void {

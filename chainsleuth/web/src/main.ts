@@ -66,7 +66,11 @@ async function whoAmI(): Promise<void> {
 }
 
 function init(): void {
-  graph.init(byId("cy"), (id) => void run("details", () => panel.show(id)));
+  graph.init(
+    byId("cy"),
+    (id) => void run("details", () => panel.show(id)),
+    (id) => void run("flow", () => panel.showEdge(id)),
+  );
   void panel.show(null);
   initTools();
   input("api-key").value = apiKey();

@@ -12,6 +12,7 @@ import {
   enc,
   get,
   post,
+  withTime,
 } from "./api";
 import { btc, byId, clear, el, short, usd } from "./dom";
 import * as graph from "./graph";
@@ -282,6 +283,53 @@ async function showCluster(id: string, clusterId: string, body: HTMLElement): Pr
       button("Show merge evidence", "btn-evidence", () => evidence(c.cluster_id, target, null)), target),
     section("Members", "panel-members", members, more),
   );
+}
+
+interface RelationTx {
+  txid: string;
+  height: number;
+  time: string;
+  value: number;
+  usd: number | null;
+}
+
+/** An arrow: its sum and count, and the single txs behind it (paged, height order). */
+export async function showEdge(id: string): Promise<void> {
+  const edge = graph.cy.getElementById(id);
+  if (edge.empty()) return;
+  current = id;
+  const d = edge.data() as { source: string; target: string; value: number; usd: number | null; n_txs: number };
+  const list = el("ul", { class: "io", id: "relation-txs" });
+  const body = el(
+    "div",
+    { "data-edge": id },
+    el("h2", {}, "Flow"),
+    kv([
+      ["from", short(d.source.replace(/^\w+:/, ""), 10)],
+      ["to", short(d.target.replace(/^\w+:/, ""), 10)],
+      ["total", `${btc(d.value)} ${usd(d.usd)}`],
+      ["transactions", String(d.n_txs)],
+    ]),
+    section("Transactions", "panel-relation", list),
+  );
+  let cursor: string | null = null;
+  const more = button("Load txs", "btn-relation", async () => {
+    const page: Page<RelationTx> = await get("/graph/relation", withTime({ source: d.source, target: d.target, limit: 50, cursor }));
+    for (const t of page.items) {
+      const link = el("a", { href: "#", "data-txid": t.txid }, short(t.txid, 8));
+      link.addEventListener("click", (e) => {
+        e.preventDefault();
+        void run("open tx", () => openTx(t.txid));
+      });
+      list.append(el("li", {}, link, ` block ${t.height}: ${btc(t.value)} ${usd(t.usd)}`));
+    }
+    cursor = page.next_cursor;
+    more.textContent = `${list.children.length} of ${page.total ?? d.n_txs} shown: more`;
+    if (!cursor) more.remove();
+  });
+  body.append(more);
+  clear(byId("panel"), body);
+  more.click();
 }
 
 /** Show the node `id` ("address:…", "tx:…", "cluster:…") in the panel; null clears it. */
