@@ -27,9 +27,12 @@ async function search(): Promise<void> {
     b.addEventListener("click", () => void run(`open ${hit.label}`, () => openHit(hit)));
     return el("li", {}, b);
   }));
-  // One exact address/tx/cluster hit: open it straight away, as an investigator expects.
+  // An exact address/tx/cluster match (the API lists exact matches first): open it at once.
   const first = res.items[0];
-  if (res.items.length === 1 && ["address", "tx", "cluster"].includes(first.kind)) await openHit(first);
+  const exact = first.label === q || first.id === q || first.id.endsWith(":" + q);
+  if (["address", "tx", "cluster"].includes(first.kind) && (exact || res.items.length === 1)) {
+    await openHit(first);
+  }
 }
 
 async function openHit(hit: SearchHit): Promise<void> {

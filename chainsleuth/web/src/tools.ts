@@ -243,12 +243,21 @@ async function openLead(lead: Row): Promise<void> {
   const addrNode = (a: string, entity: string | null, category: string | null) => ({ id: `address:${a}`, kind: "address" as const, label: a, category, entity, coinjoin: false, value: null, height: null });
   const edge = (source: string, target: string, value: number, t: Tx) => ({ id: `${source}->${target}@${t.txid}`, source, target, value, usd: t.usd_rate === null ? null : (value / 1e8) * t.usd_rate, n_txs: 1, first_height: t.block_height, last_height: t.block_height, txid: t.txid });
   nodes.push(addrNode(lead.source_address, lead.source_entity || null, lead.source_category || null));
+  // (a lead's funding tx may pay the deposit address straight from the exchange's wallet)
   for (let i = 0; i < txs.length; i++) {
     const t = txs[i];
     nodes.push(txNode(t));
     if (i === 0) {
-      const paid = t.inputs.filter((x) => x.address === lead.source_address).reduce((s, x) => s + x.value, 0);
-      edges.push(edge(`address:${lead.source_address}`, `tx:${t.txid}`, paid, t));
+      // The source's coins going in; when the source address is not among the inputs (it is
+      // the exchange's payee), the inputs' own addresses are drawn instead.
+      const own = t.inputs.filter((x) => x.address === lead.source_address);
+      const ins = own.length ? own : t.inputs.filter((x) => x.address);
+      const paid = new Map<string, number>();
+      for (const x of ins) paid.set(x.address as string, (paid.get(x.address as string) ?? 0) + x.value);
+      for (const [a, v] of paid) {
+        if (a !== lead.source_address) nodes.push(addrNode(a, null, null));
+        edges.push(edge(`address:${a}`, `tx:${t.txid}`, v, t));
+      }
     }
     const next = txs[i + 1];
     const spent = next ? next.inputs.filter((x) => x.prev_txid === t.txid) : t.outputs.filter((o) => o.address === lead.deposit_address);
