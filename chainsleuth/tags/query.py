@@ -437,3 +437,36 @@ def entity(data_dir: Path, name: str, *, max_addresses: int = 20) -> dict[str, A
         "totals": totals,
         "tagged_addresses": addresses,
     }
+
+
+def search_names(data_dir: Path, text: str, limit: int = 20) -> list[dict[str, Any]]:
+    """Actors (ActorPacks and tags' actor ids) and tag labels starting with `text`
+    (case-insensitive), actors first: [{"kind": "entity" | "tag", "name", "label",
+    "category"}]. For a search box; [] without tags.
+
+    Example::
+
+        search_names(data_dir, "bin")[0]["name"]   # 'binance'
+    """
+    data_dir = Path(data_dir)
+    if not (data_dir / "tags" / "manifest.json").exists() or not text.strip():
+        return []
+    prefix = text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    prefix += "%"
+    with TagLookup.open(data_dir) as lookup:
+        actors = lookup.query(
+            "SELECT id AS name, any_value(label) AS label FROM ("
+            "SELECT id, label FROM actors UNION ALL "
+            "SELECT DISTINCT actor, actor FROM tags_raw WHERE actor IS NOT NULL) "
+            "WHERE lower(id) LIKE $1 ESCAPE '\\' OR lower(label) LIKE $1 ESCAPE '\\' "
+            "GROUP BY id ORDER BY id LIMIT $2",
+            [prefix, limit],
+        )
+        labels = lookup.query(
+            "SELECT label AS name, label, any_value(category) AS category FROM tags "
+            "WHERE lower(label) LIKE $1 ESCAPE '\\' GROUP BY label ORDER BY label LIMIT $2",
+            [prefix, limit],
+        )
+    found = [{"kind": "entity", "category": None, **r} for r in actors]
+    found += [{"kind": "tag", **r} for r in labels]
+    return found[:limit]
