@@ -12,7 +12,7 @@ export interface GraphNode {
   category: string | null;
   entity: string | null;
   coinjoin: boolean;
-  value: number | null;
+  cluster_id?: number | null;
   height: number | null;
 }
 
@@ -52,7 +52,8 @@ export interface Tag {
   source: string;
   tagpack: string;
   abuse: string | null;
-  note?: string | null;
+  context?: string | null; // the analyst's note on analyst tags
+  cluster_id?: number | null;
 }
 
 export interface Attribution {

@@ -56,7 +56,7 @@ function tagTable(tags: Tag[]): HTMLElement {
           el("td", {}, t.category ?? ""),
           el("td", {}, `${t.source} (${t.tagpack})`),
           el("td", {}, `${t.confidence_level} (${t.confidence})`),
-          el("td", {}, t.note ?? ""),
+          el("td", {}, t.context ?? ""),
         ),
       ),
     ),
@@ -173,11 +173,13 @@ function annotateForm(address: string): HTMLElement {
   const category = el("input", { id: "note-category", placeholder: "category (optional)" });
   const note = el("textarea", { id: "note-text", placeholder: "analyst note", rows: "3" });
   const save = button("Save tag and note", "note-save", async () => {
+    // An analyst tag, as `chainsleuth tags add` makes it; the note is its context.
     await post<Tag>("/tags", {
       address,
       label: label.value.trim(),
+      source: "analyst (web explorer)",
       category: category.value.trim() || null,
-      note: note.value.trim() || null,
+      context: note.value.trim() || null,
     });
     report(`Saved tag "${label.value.trim()}" on ${short(address)}`);
     await show(`address:${address}`);
