@@ -160,7 +160,7 @@ def run(n: int, repeat: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="web-bench-") as tmp:
         log(f"building a store with a {n}-output fan-out")
         store, hub = build_store(Path(tmp), n)
-        server = _Server(create_app(store))
+        server = _Server(create_app(store, rate=0))
         samples: list[dict[str, Any]] = []
         with sync_playwright() as p:
             browser = p.chromium.launch(

@@ -232,3 +232,112 @@ def test_investigator_walkthrough(session: Session, web_world: WebWorld, tmp_pat
     hosts = {urlsplit(u).netloc for u in s.requests if urlsplit(u).scheme in ("http", "https")}
     assert hosts == {s.server.host}, hosts
     assert all(urlsplit(u).scheme in ("http", "blob", "data") for u in s.requests)
+
+
+def _download(page: Any, selector: str, path: Path) -> Path:
+    with page.expect_download() as dl:
+        page.click(selector)
+    dl.value.save_as(path)
+    return path
+
+
+def test_filters_exports_views_annotations_and_paths(
+    chromium: Any, web_server: Server, web_world: WebWorld, tmp_path: Path
+) -> None:
+    s = Session(chromium, web_server, tmp_path)
+    page = s.page
+    address = _pick_address(web_world.store)
+    a_id = f"address:{address}"
+    page.fill("#search", address)
+    s.click("#search-go")
+    s.click("#expand-out")
+    agg = s.api("/graph/expand", node=a_id, direction="out", aggregate="true", limit=50)
+
+    # ---- aggregate off: one arrow per tx (address → tx), as the API draws it; then back on
+    s.click("#aggregate")
+    single = s.api("/graph/expand", node=a_id, direction="out", aggregate="false", limit=50)
+    assert s.nodes() == {a_id} | {n["id"] for n in single["nodes"]}
+    assert any(n.startswith("tx:") for n in s.nodes())
+    s.click("#aggregate")
+    assert s.nodes() == {a_id} | {n["id"] for n in agg["nodes"]}
+
+    # ---- the global time filter redraws the expansion inside the window
+    h = min(e["first_height"] for e in agg["edges"])
+    page.fill("#from", str(h))
+    page.fill("#to", str(h))
+    s.click("#apply-filters")
+    window = s.api("/graph/expand", node=a_id, direction="out", aggregate="true", limit=50,
+                   **{"from": h, "to": h})  # fmt: skip
+    assert s.nodes() == {a_id} | {n["id"] for n in window["nodes"]}
+    assert s.nodes() < {a_id} | {n["id"] for n in agg["nodes"]} or len(agg["edges"]) == len(
+        window["edges"]
+    )
+    page.fill("#from", "")
+    page.fill("#to", "")
+    s.click("#apply-filters")
+    assert s.nodes() == {a_id} | {n["id"] for n in agg["nodes"]}
+
+    # ---- hide small flows: edges under the threshold are hidden, not dropped
+    values = sorted(e["value"] for e in agg["edges"])
+    cut = values[len(values) // 2]
+    page.fill("#min-flow", f"{cut / 1e8:.8f}")
+    page.press("#min-flow", "Enter")
+    s.idle()
+    shown = page.evaluate("() => window.cy.edges().not('.filtered').length")
+    assert shown == sum(v >= cut for v in values)
+    assert page.evaluate("() => window.cy.edges().length") == len(values)
+    page.fill("#min-flow", "")
+    page.press("#min-flow", "Enter")
+    s.idle()
+    assert page.evaluate("() => window.cy.edges().not('.filtered').length") == len(values)
+
+    # ---- CSV of every tx on the canvas: one row per tx behind each arrow
+    rows = list(csv.DictReader(_download(page, "#btn-csv", tmp_path / "txs.csv").open()))
+    s.idle()
+    assert len(rows) == sum(e["n_txs"] for e in agg["edges"])
+    assert all(re.fullmatch(r"[0-9a-f]{64}", r["txid"]) for r in rows)
+    for e in agg["edges"]:
+        mine = [r for r in rows if (r["source"], r["target"]) == (e["source"], e["target"])]
+        assert sum(int(r["value_sat"]) for r in mine) == e["value"]
+
+    # ---- SVG export, and a saved view that loads back to the same canvas
+    svg = _download(page, "#btn-svg", tmp_path / "graph.svg").read_text()
+    assert "<svg" in svg and address[:6] in svg
+    before = s.nodes()
+    _download(page, "#btn-save", tmp_path / "view.json")
+    s.click("#btn-clear")
+    assert s.nodes() == set()
+    page.set_input_files("#file-load", str(tmp_path / "view.json"))
+    s.idle()
+    assert s.nodes() == before
+
+    # ---- path search: from the address to a neighbour of a neighbour
+    hop = sorted(n["id"] for n in agg["nodes"] if n["id"].startswith("address:"))[0]
+    far = s.api("/graph/expand", node=hop, direction="out", aggregate="true", limit=50)
+    target = next(n["id"] for n in far["nodes"] if n["id"] not in before)
+    page.click("#tab-path")
+    page.fill("#path-source", address)
+    page.fill("#path-target", target.split(":", 1)[1])
+    s.click("#path-go")
+    path = s.api("/path", source=address, target=target.split(":", 1)[1], mode="fewest_hops",
+                 level="address", max_hops=8)  # fmt: skip
+    assert path["found"]
+    assert {n["id"] for n in path["nodes"]} <= s.nodes()
+    assert page.evaluate("() => window.cy.edges('.path').length") == len(path["edges"])
+
+    # ---- annotate: an analyst tag with a note, saved through the API and shown in the panel
+    s.select(a_id)
+    page.fill("#note-label", "suspect wallet (browser test)")
+    page.fill("#note-text", "paid the seized service twice")
+    s.click("#note-save")
+    page.wait_for_selector(f"#panel [data-node='{a_id}']")
+    s.idle()
+    tags = s.api("/tags", address=address)["items"]
+    assert any(t["label"] == "suspect wallet (browser test)" for t in tags)
+    assert "suspect wallet (browser test)" in page.locator("#panel-tags").inner_text()
+    s.shot("6-annotate")
+
+    assert s.errors == []
+    hosts = {urlsplit(u).netloc for u in s.requests if urlsplit(u).scheme in ("http", "https")}
+    assert hosts == {s.server.host}, hosts
+    s.context.close()

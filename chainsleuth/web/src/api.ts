@@ -174,7 +174,7 @@ export interface PathResult {
   status: string;
   n_hops: number | null;
   bottleneck: number | null;
-  hops: { txid: string; from: string; to: string; amount_in: number; amount: number }[];
+  hops: { txid: string; from_node: string; to_node: string; amount_in: number; amount: number }[];
   nodes: GraphNode[];
   edges: GraphEdge[];
 }

@@ -53,6 +53,7 @@ async function applyFilters(): Promise<void> {
   timeFilter.to = input("to").value.trim();
   graph.state.aggregate = input("aggregate").checked;
   graph.state.pageSize = Number(input("page-size").value) || 50;
+  graph.state.minFlow = parseBtc(input("min-flow").value);
   await graph.replay();
   await panel.show(panel.selected());
 }

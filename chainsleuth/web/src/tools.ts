@@ -103,6 +103,11 @@ async function runTrace(more: boolean): Promise<void> {
 }
 
 // ------------------------------------------------------------------------------------- path
+/** A node id without its kind ("address:x" → "x"). */
+function bare(id: string): string {
+  return id.slice(id.indexOf(":") + 1);
+}
+
 async function runPath(): Promise<void> {
   const res = await get<PathResult>("/path", {
     source: input("path-source").value.trim(),
@@ -122,7 +127,7 @@ async function runPath(): Promise<void> {
   clear(
     out,
     el("p", {}, `${res.n_hops} hops, bottleneck ${btc(res.bottleneck)}`),
-    el("ol", {}, ...res.hops.map((h) => el("li", {}, `${short(h.from)} → ${short(h.to)}: ${btc(h.amount)} (tx ${short(h.txid, 8)})`))),
+    el("ol", {}, ...res.hops.map((h) => el("li", {}, `${short(bare(h.from_node))} → ${short(bare(h.to_node))}: ${btc(h.amount)} (tx ${short(h.txid, 8)})`))),
   );
 }
 
