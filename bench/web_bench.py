@@ -151,8 +151,9 @@ EXPAND = """async (n) => {
 
 
 def run(n: int, repeat: int) -> dict[str, Any]:
-    from chainsleuth.api.app import create_app
     from playwright.sync_api import sync_playwright
+
+    from chainsleuth.api.app import create_app
 
     executable = shutil.which("chromium")
     if executable is None:
