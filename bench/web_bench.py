@@ -3,7 +3,7 @@
 `python -m bench.web_bench [--n 1000] [--repeat 5] [--out bench-output/web_bench.json]`
 
 Builds a small regtest store in which one address (the "hub") paid N other addresses in one
-transaction, serves it with the real app under uvicorn on 127.0.0.1, opens the explorer in
+transaction, serves it with `chainsleuth serve --rate 0` on 127.0.0.1, opens the explorer in
 Chromium (Playwright, `executable_path=/usr/bin/chromium`), sets the page size to N, searches the
 hub and clicks "Expand out". Measured inside the page: from the click to the moment the canvas
 holds all N+1 nodes, the dagre layout has run and two animation frames have been painted
@@ -17,11 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -113,24 +115,38 @@ def build_store(root: Path, n: int) -> tuple[Path, str]:
 
 
 class _Server:
-    def __init__(self, app: Any) -> None:
-        import uvicorn
+    """`chainsleuth serve` (the real command) on a free loopback port, in a child process.
 
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            if not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
-        self.url = f"http://{host}:{port}"
+    A child process, not the app in this one: bench, like a stage, imports no face."""
+
+    def __init__(self, data_dir: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        cmd = [sys.executable, "-m", "chainsleuth", "--data", str(data_dir), "serve"]
+        cmd += ["--port", str(port), "--rate", "0"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/api/v1/health", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                self.close()
+                raise RuntimeError(f"chainsleuth serve did not start: {err[-2000:]}")
+            time.sleep(0.1)
 
     def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
 EXPAND = """async (n) => {
@@ -153,15 +169,13 @@ EXPAND = """async (n) => {
 def run(n: int, repeat: int) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
-    from chainsleuth.api.app import create_app
-
     executable = shutil.which("chromium")
     if executable is None:
         raise SystemExit("web_bench: chromium not found (apt-get install chromium)")
     with tempfile.TemporaryDirectory(prefix="web-bench-") as tmp:
         log(f"building a store with a {n}-output fan-out")
         store, hub = build_store(Path(tmp), n)
-        server = _Server(create_app(store, rate=0))
+        server = _Server(store)
         samples: list[dict[str, Any]] = []
         with sync_playwright() as p:
             browser = p.chromium.launch(
