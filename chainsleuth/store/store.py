@@ -314,7 +314,12 @@ class Store:
         try:
             if max_rows is None:
                 return self.sql(query)
-            reader = con.sql(query).fetch_record_batch(min(max_rows + 1, 100_000))
+            relation = con.sql(query)
+            batch_rows = min(max_rows + 1, 100_000)
+            if hasattr(relation, "to_arrow_reader"):  # DuckDB >= 1.4 names it so
+                reader = relation.to_arrow_reader(batch_rows)
+            else:
+                reader = relation.fetch_record_batch(batch_rows)
             batches, rows = [], 0
             for batch in reader:
                 batches.append(batch)
