@@ -25,21 +25,13 @@ class WebWorld:
 
 
 @pytest.fixture(scope="session")
-def web_world(tmp_path_factory: pytest.TempPathFactory) -> WebWorld:
-    """The small world (seed 1) ingested, clustered (conservative) and tagged, once a session."""
-    from chainsleuth.cluster.engine import cluster_store
-    from chainsleuth.simulate import simulate
-    from chainsleuth.store.ingest import ingest_blocks_dir
-    from chainsleuth.tags.attribution import recompute_cluster_tags
-    from chainsleuth.tags.imports import import_tagpacks
-
+def web_world(small_world: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> WebWorld:
+    """A copy of the session's small world store (the explorer writes tags, cases and the
+    audit log into it; `small_world` is shared read-only)."""
+    world, store = small_world
     root = tmp_path_factory.mktemp("web")
-    simulate(root / "world", seed=1, scale="small", xor=False)
-    ingest_blocks_dir(root / "world" / "blocks", root / "store")
-    cluster_store(root / "store", "conservative")
-    import_tagpacks(root / "store", [root / "world" / "tags"])
-    recompute_cluster_tags(root / "store")
-    return WebWorld(root, root / "store", root / "world" / "seeds" / "deposits.csv")
+    shutil.copytree(store, root / "store")
+    return WebWorld(root, root / "store", world / "seeds" / "deposits.csv")
 
 
 class Server:

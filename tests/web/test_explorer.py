@@ -341,3 +341,51 @@ def test_filters_exports_views_annotations_and_paths(
     hosts = {urlsplit(u).netloc for u in s.requests if urlsplit(u).scheme in ("http", "https")}
     assert hosts == {s.server.host}, hosts
     s.context.close()
+
+
+def test_api_key_field_sends_the_key_and_keeps_it_for_the_tab_only(
+    chromium: Any, tmp_path: Path
+) -> None:
+    """With a key store, the page says a key is needed; the key typed in is sent as a Bearer
+    token, survives a reload of the tab (sessionStorage) and is gone in a new tab."""
+    from chainsleuth.api.security import create_key
+
+    from .conftest import serve
+
+    data = tmp_path / "data"
+    data.mkdir()
+    key, record = create_key(data, "read", "browser test")
+    server = serve(data)
+    try:
+        context = chromium.new_context()
+        page = context.new_page()
+        sent: list[str | None] = []
+        errors: list[str] = []
+        page.on("request", lambda r: sent.append(r.headers.get("authorization")))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(server.url + "/")
+        page.wait_for_selector(READY)
+        page.wait_for_function("() => document.getElementById('me').textContent !== ''")
+        assert page.locator("#me").inner_text() == "key needed"
+        page.fill("#api-key", key)
+        page.press("#api-key", "Tab")
+        page.wait_for_function(
+            "(id) => document.getElementById('me').textContent.startsWith(id)", arg=record["id"]
+        )
+        assert page.locator("#me").inner_text() == f"{record['id']} · read"
+        assert f"Bearer {key}" in sent
+        page.reload()
+        page.wait_for_selector(READY)
+        page.wait_for_function(
+            "(id) => document.getElementById('me').textContent.startsWith(id)", arg=record["id"]
+        )
+        other = context.new_page()  # sessionStorage is per tab
+        other.goto(server.url + "/")
+        other.wait_for_selector(READY)
+        assert other.evaluate("() => sessionStorage.length") == 0
+        # the only errors are the refused (401) lookups made before a key was given
+        assert errors and all("401" in e for e in errors), errors
+        assert not (data / "api" / "keys.json").read_text().count(key)
+        context.close()
+    finally:
+        server.close()
