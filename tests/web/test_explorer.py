@@ -205,6 +205,9 @@ def test_investigator_walkthrough(session: Session, web_world: WebWorld, tmp_pat
     assert page.locator("#leads-table tbody tr").count() == len(leads["items"])
     page.wait_for_selector("#money-flow img")
     s.shot("4-case")
+    got = _download(page, "[data-file='leads.csv']", tmp_path / "leads.csv")
+    s.idle()
+    assert len(list(csv.DictReader(got.open()))) == len(leads["items"])
     # filter by exchange, then sort by amount, then open the top lead's path
     exchange = leads["items"][0]["source_entity"]
     page.select_option("#lead-exchange", exchange)
@@ -325,6 +328,25 @@ def test_filters_exports_views_annotations_and_paths(
     assert {n["id"] for n in path["nodes"]} <= s.nodes()
     assert page.evaluate("() => window.cy.edges('.path').length") == len(path["edges"])
 
+    # ---- the address's wallet as a node, expanded at the cluster level
+    s.select(a_id)
+    s.click("#btn-cluster-node")
+    facts = s.api(f"/addresses/{address}")
+    c_id = f"cluster:{facts['cluster_id']}"
+    assert c_id in s.nodes()
+    s.select(c_id)
+    assert str(facts["cluster_size"]) in page.locator("#panel").inner_text()
+    s.click("#expand-out")
+    wallets = s.api("/graph/expand", node=c_id, direction="out", limit=50)
+    drawn = {n for n in s.nodes() if n.startswith("cluster:")}
+    assert drawn == {c_id} | {n["id"] for n in wallets["nodes"]}
+    for n in wallets["nodes"]:  # coloured by category, named by the tags' entity
+        data = page.evaluate("(id) => window.cy.getElementById(id).data()", n["id"])
+        assert data["category"] == n["category"] and data["entity"] == n["entity"]
+        if n["entity"]:
+            assert n["entity"] in data["display"]
+    s.shot("6-wallets")
+
     # ---- annotate: an analyst tag with a note, saved through the API and shown in the panel
     s.select(a_id)
     page.fill("#note-label", "suspect wallet (browser test)")
@@ -335,7 +357,7 @@ def test_filters_exports_views_annotations_and_paths(
     tags = s.api("/tags", address=address)["items"]
     assert any(t["label"] == "suspect wallet (browser test)" for t in tags)
     assert "suspect wallet (browser test)" in page.locator("#panel-tags").inner_text()
-    s.shot("6-annotate")
+    s.shot("7-annotate")
 
     assert s.errors == []
     hosts = {urlsplit(u).netloc for u in s.requests if urlsplit(u).scheme in ("http", "https")}

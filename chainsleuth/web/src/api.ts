@@ -101,15 +101,17 @@ export interface Cluster {
   cluster_id: number;
   n_addresses: number;
   received: number;
-  sent: number;
+  sent?: number;
   balance: number;
   first_seen_height: number | null;
   last_seen_height: number | null;
   rules: Record<string, number>;
   attribution: Attribution | null;
-  tags: Page<Tag>;
+  tags: Page<Tag> | Tag[]; // api.md says a first page; the route answers a list
   conflicts: string[];
-  coinjoin_txs: number;
+  coinjoin_txs?: number;
+  n_outputs?: number;
+  policy?: string;
 }
 
 export interface TxIn {

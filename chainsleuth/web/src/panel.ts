@@ -253,6 +253,7 @@ async function showTx(id: string, txid: string, body: HTMLElement): Promise<void
 async function showCluster(id: string, clusterId: string, body: HTMLElement): Promise<void> {
   const c = await get<Cluster>(`/clusters/${enc(clusterId)}`);
   const attr = c.attribution;
+  const tags = Array.isArray(c.tags) ? { items: c.tags, next_cursor: null, total: c.tags.length } : c.tags;
   const target = el("div", { id: "evidence-body" });
   const members = el("ul", { id: "members", class: "io" });
   let cursor: string | null = null;
@@ -274,13 +275,14 @@ async function showCluster(id: string, clusterId: string, body: HTMLElement): Pr
       ["last seen", when(c.last_seen_height)],
       ["category", attr?.category ?? "untagged"],
       ["confidence", attr?.confidence === null || attr?.confidence === undefined ? "–" : String(attr.confidence)],
-      ["CoinJoin txs", String(c.coinjoin_txs)],
+      ["CoinJoin txs", c.coinjoin_txs === undefined ? "–" : String(c.coinjoin_txs)],
       ["rules", Object.entries(c.rules).map(([r, n]) => `${r}: ${n}`).join(", ") || "none"],
+      ["clustering", c.policy ?? "–"],
       ["conflicts", c.conflicts.join("; ") || "none"],
     ]),
     actions(id),
-    section("Tags", "panel-tags", tagTable(c.tags.items),
-      c.tags.next_cursor ? el("p", { class: "muted" }, `first ${c.tags.items.length} of ${c.tags.total ?? "more"} tags`) : null),
+    section("Tags", "panel-tags", tagTable(tags.items),
+      tags.next_cursor ? el("p", { class: "muted" }, `first ${tags.items.length} of ${tags.total ?? "more"} tags`) : null),
     section("Why these addresses are one wallet", "panel-evidence",
       button("Show merge evidence", "btn-evidence", () => evidence(c.cluster_id, target, null)), target),
     section("Members", "panel-members", members, more),
