@@ -359,6 +359,22 @@ def test_filters_exports_views_annotations_and_paths(
     assert "suspect wallet (browser test)" in page.locator("#panel-tags").inner_text()
     s.shot("7-annotate")
 
+    # ---- no silent top-N: with a few neighbours a page, "Load more" reaches every one
+    total = far["total"]
+    assert total > 6, "pick a busier hop"
+    s.click("#btn-clear")
+    page.fill("#page-size", "5")
+    s.click("#apply-filters")
+    page.fill("#search", hop.split(":", 1)[1])
+    s.click("#search-go")
+    s.click("#expand-out")
+    assert page.locator("#count-out").inner_text().startswith(f"5 of {total}")
+    while page.locator("#more-out").count():
+        s.click("#more-out")
+    assert page.locator("#count-out").inner_text().startswith(f"{total} of {total}")
+    every = s.api("/graph/expand", node=hop, direction="out", aggregate="true", limit=1000)
+    assert s.nodes() == {hop} | {n["id"] for n in every["nodes"]}
+
     assert s.errors == []
     hosts = {urlsplit(u).netloc for u in s.requests if urlsplit(u).scheme in ("http", "https")}
     assert hosts == {s.server.host}, hosts
