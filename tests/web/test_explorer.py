@@ -374,6 +374,14 @@ def test_filters_exports_views_annotations_and_paths(
     assert page.locator("#count-out").inner_text().startswith(f"{total} of {total}")
     every = s.api("/graph/expand", node=hop, direction="out", aggregate="true", limit=1000)
     assert s.nodes() == {hop} | {n["id"] for n in every["nodes"]}
+    # pin one neighbour, collapse: the expansion's nodes go, the pinned one and the seed stay
+    pinned = sorted(n["id"] for n in every["nodes"])[0]
+    s.select(pinned)
+    s.click("#pin")
+    s.select(hop)
+    s.click("#collapse-out")
+    assert s.nodes() == {hop, pinned}
+    assert page.locator("#expand-out").count() == 1
 
     assert s.errors == []
     hosts = {urlsplit(u).netloc for u in s.requests if urlsplit(u).scheme in ("http", "https")}
