@@ -153,6 +153,15 @@ export interface SearchHit {
   detail: string | null;
 }
 
+/** One tx behind an aggregated edge (`/graph/relation`). */
+export interface RelationTx {
+  txid: string;
+  height: number;
+  time: string;
+  value: number;
+  usd: number | null;
+}
+
 export interface TraceRow {
   output_id: number;
   address: string | null;

@@ -1,6 +1,6 @@
 // Export the canvas (PNG, SVG, a CSV of every tx on it) and save/reload a view as JSON.
 
-import { type Page, get, timeFilter, withTime } from "./api";
+import { type Page, type RelationTx, get, timeFilter, withTime } from "./api";
 import { csvLine, download } from "./dom";
 import * as graph from "./graph";
 import { report } from "./status";
@@ -15,14 +15,6 @@ export function exportPng(): void {
 export function exportSvg(): void {
   const text = (graph.cy as unknown as { svg(o: object): string }).svg({ full: true, bg: "#ffffff" });
   download(new Blob([text], { type: "image/svg+xml" }), "chainsleuth-graph.svg");
-}
-
-interface RelationTx {
-  txid: string;
-  height: number;
-  time: string;
-  value: number;
-  usd: number | null;
 }
 
 /** One row per (edge, tx): single-tx edges as they are, aggregated edges paged through

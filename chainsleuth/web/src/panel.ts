@@ -7,6 +7,7 @@ import {
   type Cluster,
   type Merge,
   type Page,
+  type RelationTx,
   type Tag,
   type Tx,
   enc,
@@ -287,14 +288,6 @@ async function showCluster(id: string, clusterId: string, body: HTMLElement): Pr
       button("Show merge evidence", "btn-evidence", () => evidence(c.cluster_id, target, null)), target),
     section("Members", "panel-members", members, more),
   );
-}
-
-interface RelationTx {
-  txid: string;
-  height: number;
-  time: string;
-  value: number;
-  usd: number | null;
 }
 
 /** An arrow: its sum and count, and the single txs behind it (paged, height order). */
