@@ -72,7 +72,7 @@ function expandRow(id: string, dir: graph.Direction): HTMLElement {
   if (!rec) {
     row.append(button(`Expand ${dir}`, `expand-${dir}`, async () => {
       await graph.expand(id, dir);
-      graph.layout();
+      graph.layoutExpansion(id, dir);
       await show(id);
     }));
     return row;
@@ -82,7 +82,7 @@ function expandRow(id: string, dir: graph.Direction): HTMLElement {
   if (rec.next) {
     row.append(button("Load more", `more-${dir}`, async () => {
       await graph.expand(id, dir, true);
-      graph.layout();
+      graph.layoutExpansion(id, dir);
       await show(id);
     }));
   }
