@@ -272,12 +272,15 @@ def test_sql_is_read_only_and_bounded(client: TestClient) -> None:
 
 
 def test_analyst_tag_is_stored_and_audited(client: TestClient, api_data: Path, busy: str) -> None:
-    body = {"address": busy, "label": "API test wallet", "source": "tests/api", "category": "user"}
+    body = {"address": busy, "label": "API test wallet", "category": "user", "note": "seen in"}
     r = client.post(f"{API}/tags", json=body)
     assert r.status_code == 201, r.text
-    assert r.json()["created_by"] == "api:local"
+    assert r.json()["created_by"] == "api:local" and r.json()["note"] == "seen in"
+    assert r.json()["source"] == "chainsleuth API, key local"
     tags = client.get(f"{API}/tags?address={busy}").json()["items"]
-    assert "API test wallet" in {t["label"] for t in tags}
+    assert ("API test wallet", "seen in") in {(t["label"], t["note"]) for t in tags}
+    shown = client.get(f"{API}/addresses/{busy}").json()["tags"]
+    assert ("API test wallet", "seen in") in {(t["label"], t["note"]) for t in shown}
     log = (api_data / "api" / "audit.jsonl").read_text().splitlines()
     assert any(
         '"POST"' in line and '"/api/v1/tags"' in line and '"status": 201' in line for line in log
