@@ -166,11 +166,13 @@ class Cluster(Open):
     cluster_id: int
     n_addresses: int
     received: int
+    sent: int
     balance: int
     attribution: dict[str, Any] | None
-    tags: list[dict[str, Any]]
+    tags: Page
     conflicts: list[Any]
     rules: dict[str, int]
+    coinjoin_txs: int
 
 
 class TraceResult(BaseModel):

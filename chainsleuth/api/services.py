@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from chainsleuth.api.errors import ApiError, decode_cursor, page
+from chainsleuth.api.errors import ApiError, decode_cursor, encode_cursor, page
 from chainsleuth.api.security import AuditLog
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.store.store import Store
@@ -389,16 +389,16 @@ class Services:
         except ChainsleuthError as e:
             raise _lib(e, "cluster_id") from None
         cid = summary["cluster_id"]
-        attribution, tags = None, []
+        attribution, tags, tags_cursor = None, [], None
         if self.tagged():
             from chainsleuth.tags.query import cluster_attribution, list_tags
 
             lookup = self.tags_lookup()
             attribution = cluster_attribution(self.data_dir, cid, lookup)
-            tags = [
-                _with_note(t)
-                for t in list_tags(self.data_dir, cluster=cid, limit=100, lookup=lookup)
-            ]
+            rows = list_tags(self.data_dir, cluster=cid, limit=101, lookup=lookup)
+            tags = [_with_note(t) for t in rows[:100]]
+            if len(rows) > 100:  # the next page is GET /tags?cluster=ID&cursor=...
+                tags_cursor = encode_cursor(100, _tag_params(None, str(cid), None, None, None))
         conflicts = [] if attribution is None else list(attribution.get("conflicts") or [])
         return _clean(
             {
@@ -411,9 +411,15 @@ class Services:
                 "last_seen_height": summary["last_seen_height"],
                 "rules": summary["rules"],
                 "policy": summary["policy"],
+                "sent": summary["received"] - summary["balance"],
                 "attribution": attribution,
-                "tags": tags,
+                "tags": {
+                    "items": tags,
+                    "next_cursor": tags_cursor,
+                    "total": None if tags_cursor else len(tags),
+                },
                 "conflicts": conflicts,
+                "coinjoin_txs": int(self.graph().coinjoin_txs(f"cluster:{cid}").shape[0]),
             }
         )
 
@@ -514,13 +520,7 @@ class Services:
         from chainsleuth.tags.query import list_tags
 
         self._need_tags()
-        params = {
-            "address": address,
-            "cluster": cluster,
-            "label": label,
-            "category": category,
-            "actor": actor,
-        }
+        params = _tag_params(address, cluster, label, category, actor)
         given = {k: v for k, v in params.items() if v is not None}
         if len(given) > 1:
             raise ApiError(
@@ -538,8 +538,6 @@ class Services:
         total = len(rows) if len(rows) <= offset + limit else None
         result = page(_clean(items), offset, limit, total, params)
         if total is None:
-            from chainsleuth.api.errors import encode_cursor
-
             result["next_cursor"] = encode_cursor(offset + limit, params)
         return result
 
@@ -717,8 +715,6 @@ class Services:
         rows, more = log.read(offset, limit)
         result = page(rows, offset, limit, None, params)
         if more:
-            from chainsleuth.api.errors import encode_cursor
-
             result["next_cursor"] = encode_cursor(offset + limit, params)
         return result
 
@@ -738,6 +734,23 @@ class Services:
         table = table.slice(0, limit)
         rows = [list(r.values()) for r in table.to_pylist()]
         return _clean({"columns": table.column_names, "rows": rows, "truncated": truncated})
+
+
+def _tag_params(
+    address: str | None,
+    cluster: str | None,
+    label: str | None,
+    category: str | None,
+    actor: str | None,
+) -> dict[str, Any]:
+    """The query parameters a /tags cursor belongs to."""
+    return {
+        "address": address,
+        "cluster": cluster,
+        "label": label,
+        "category": category,
+        "actor": actor,
+    }
 
 
 def _with_note(tag: dict[str, Any]) -> dict[str, Any]:

@@ -302,3 +302,18 @@ def test_security_headers_and_closed_cors(client: TestClient) -> None:
     for path, methods in spec["paths"].items():
         for op in methods.values():
             assert op.get("operationId") and op.get("summary"), path
+
+
+def test_cluster_coinjoins_sent_and_tags_page(client: TestClient, store: Store) -> None:
+    row = store.sql(
+        "WITH cj AS (SELECT txid FROM cluster_coinjoins), "
+        "touch AS (SELECT o.txid, o.address FROM outputs o JOIN cj USING (txid) "
+        "  UNION SELECT i.txid, i.address FROM inputs i JOIN cj USING (txid)) "
+        "SELECT c.cluster_id, count(DISTINCT t.txid) AS n FROM touch t "
+        "JOIN clusters c USING (address) GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
+    ).to_pylist()[0]
+    body = client.get(f"{API}/clusters/{row['cluster_id']}").json()
+    assert body["coinjoin_txs"] == row["n"] > 0
+    assert body["sent"] == body["received"] - body["balance"]
+    assert body["tags"]["next_cursor"] is None
+    assert body["tags"]["total"] == len(body["tags"]["items"])
