@@ -166,11 +166,13 @@ class Cluster(Open):
     cluster_id: int
     n_addresses: int
     received: int
+    sent: int
     balance: int
     attribution: dict[str, Any] | None
-    tags: list[dict[str, Any]]
+    tags: Page
     conflicts: list[Any]
     rules: dict[str, int]
+    coinjoin_txs: int
 
 
 class TraceResult(BaseModel):
@@ -184,12 +186,17 @@ class TagIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     address: str = Field(min_length=1, max_length=200)
     label: str = Field(min_length=1, max_length=500)
-    source: str = Field(min_length=1, max_length=1000)
+    source: str | None = Field(
+        default=None, min_length=1, max_length=1000, description="default: chainsleuth API, key ID"
+    )
     category: str | None = Field(default=None, max_length=100)
     abuse: str | None = Field(default=None, max_length=100)
     actor: str | None = Field(default=None, max_length=200)
     confidence: str | None = Field(default=None, max_length=100)
     context: str | None = Field(default=None, max_length=10_000)
+    note: str | None = Field(
+        default=None, max_length=10_000, description="the analyst's note (stored as context)"
+    )
 
 
 class CaseStarted(BaseModel):

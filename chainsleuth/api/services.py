@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from chainsleuth.api.errors import ApiError, decode_cursor, page
+from chainsleuth.api.errors import ApiError, decode_cursor, encode_cursor, page
 from chainsleuth.api.security import AuditLog
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.store.store import Store
@@ -63,18 +63,45 @@ class Services:
         self._graph: FlowGraph | None = None
         self._graph_key: tuple[Any, ...] | None = None
         self._lock = threading.Lock()
+        # DuckDB connections are not shared between threads: each worker thread keeps its own
+        # Store and TagLookup, reopened when their manifests change
+        self._local = threading.local()
 
     # ------------------------------------------------------------------------- helpers
-    def store(self) -> Store:
-        try:
-            return Store.open(self.data_dir)
-        except ChainsleuthError as e:
-            raise ApiError("no_data", " ".join(str(e).split())) from None
-
-    def graph(self) -> FlowGraph:
-        key = tuple(
+    def _stamps(self) -> tuple[Any, ...]:
+        return tuple(
             _stamp(self.data_dir / part / "manifest.json") for part in (".", "clusters", "tags")
         )
+
+    def store(self) -> Store:
+        """This thread's Store (reopened after an ingest)."""
+        key = self._stamps()[0]
+        cached = getattr(self._local, "store", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]  # type: ignore[no-any-return]
+        try:
+            store = Store.open(self.data_dir)
+        except ChainsleuthError as e:
+            raise ApiError("no_data", " ".join(str(e).split())) from None
+        self._local.store = (key, store)
+        return store
+
+    def tags_lookup(self) -> Any:
+        """This thread's TagLookup (reopened after a tag import or a clustering)."""
+        from chainsleuth.tags.query import TagLookup
+
+        key = self._stamps()
+        cached = getattr(self._local, "tags", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        if cached is not None:
+            cached[1].close()
+        lookup = TagLookup.open(self.data_dir)
+        self._local.tags = (self._stamps(), lookup)  # opening may refresh cluster tags
+        return lookup
+
+    def graph(self) -> FlowGraph:
+        key = self._stamps()
         with self._lock:
             if self._graph is None or key != self._graph_key:
                 try:
@@ -151,7 +178,12 @@ class Services:
                         "detail": r["detail"],
                     }
                 )
-            for r in search_names(self.data_dir, text, limit):
+            names = (
+                search_names(self.data_dir, text, limit, self.tags_lookup())
+                if self.tagged()
+                else []
+            )
+            for r in names:
                 items.append(
                     {
                         "kind": r["kind"],
@@ -185,8 +217,9 @@ class Services:
         if self.tagged():
             from chainsleuth.tags.query import address_attribution
 
-            attribution = address_attribution(self.data_dir, address)
-            out["tags"], out["attribution"] = attribution["tags"], attribution["cluster"]
+            attribution = address_attribution(self.data_dir, address, self.tags_lookup())
+            out["tags"] = [_with_note(t) for t in attribution["tags"]]
+            out["attribution"] = attribution["cluster"]
         return _clean(out)
 
     def address_txs(
@@ -356,12 +389,16 @@ class Services:
         except ChainsleuthError as e:
             raise _lib(e, "cluster_id") from None
         cid = summary["cluster_id"]
-        attribution, tags = None, []
+        attribution, tags, tags_cursor = None, [], None
         if self.tagged():
             from chainsleuth.tags.query import cluster_attribution, list_tags
 
-            attribution = cluster_attribution(self.data_dir, cid)
-            tags = list_tags(self.data_dir, cluster=cid, limit=100)
+            lookup = self.tags_lookup()
+            attribution = cluster_attribution(self.data_dir, cid, lookup)
+            rows = list_tags(self.data_dir, cluster=cid, limit=101, lookup=lookup)
+            tags = [_with_note(t) for t in rows[:100]]
+            if len(rows) > 100:  # the next page is GET /tags?cluster=ID&cursor=...
+                tags_cursor = encode_cursor(100, _tag_params(None, str(cid), None, None, None))
         conflicts = [] if attribution is None else list(attribution.get("conflicts") or [])
         return _clean(
             {
@@ -374,9 +411,15 @@ class Services:
                 "last_seen_height": summary["last_seen_height"],
                 "rules": summary["rules"],
                 "policy": summary["policy"],
+                "sent": summary["received"] - summary["balance"],
                 "attribution": attribution,
-                "tags": tags,
+                "tags": {
+                    "items": tags,
+                    "next_cursor": tags_cursor,
+                    "total": None if tags_cursor else len(tags),
+                },
                 "conflicts": conflicts,
+                "coinjoin_txs": int(self.graph().coinjoin_txs(f"cluster:{cid}").shape[0]),
             }
         )
 
@@ -453,7 +496,8 @@ class Services:
         if self.tagged():
             from chainsleuth.tags.query import address_attribution
 
-            attribution = {x: address_attribution(self.data_dir, x) for x in (a, b)}
+            lookup = self.tags_lookup()
+            attribution = {x: address_attribution(self.data_dir, x, lookup) for x in (a, b)}
         return _clean(
             {"linked": steps is not None, "steps": steps or [], "attribution": attribution}
         )
@@ -476,13 +520,7 @@ class Services:
         from chainsleuth.tags.query import list_tags
 
         self._need_tags()
-        params = {
-            "address": address,
-            "cluster": cluster,
-            "label": label,
-            "category": category,
-            "actor": actor,
-        }
+        params = _tag_params(address, cluster, label, category, actor)
         given = {k: v for k, v in params.items() if v is not None}
         if len(given) > 1:
             raise ApiError(
@@ -491,26 +529,32 @@ class Services:
         offset = decode_cursor(cursor, params)
         try:
             # one row past the page says whether another page follows, without a count query
-            rows = list_tags(self.data_dir, **given, limit=offset + limit + 1)  # type: ignore[arg-type]
+            rows = list_tags(  # type: ignore[arg-type]
+                self.data_dir, **given, limit=offset + limit + 1, lookup=self.tags_lookup()
+            )
         except ChainsleuthError as e:
             raise _lib(e, next(iter(given), None)) from None
-        items = rows[offset : offset + limit]
+        items = [_with_note(r) for r in rows[offset : offset + limit]]
         total = len(rows) if len(rows) <= offset + limit else None
         result = page(_clean(items), offset, limit, total, params)
         if total is None:
-            from chainsleuth.api.errors import encode_cursor
-
             result["next_cursor"] = encode_cursor(offset + limit, params)
         return result
 
     def add_tag(self, body: dict[str, Any], by: str) -> dict[str, Any]:
         from chainsleuth.tags.imports import add_tag
 
+        body = dict(body)
+        note = body.pop("note", None)
+        if note is not None and body.get("context") is not None:
+            raise ApiError("invalid", "give note or context, not both", "note")
+        body["context"] = body.get("context") if note is None else note
+        body["source"] = body.get("source") or f"chainsleuth API, key {by.removeprefix('api:')}"
         try:
             row = add_tag(self.data_dir, created_by=by, **body)
         except ChainsleuthError as e:
             raise _lib(e, "address") from None
-        return _clean(row)
+        return _clean(_with_note(row))
 
     def entity(self, name: str) -> dict[str, Any]:
         from chainsleuth.tags.query import entity
@@ -671,8 +715,6 @@ class Services:
         rows, more = log.read(offset, limit)
         result = page(rows, offset, limit, None, params)
         if more:
-            from chainsleuth.api.errors import encode_cursor
-
             result["next_cursor"] = encode_cursor(offset + limit, params)
         return result
 
@@ -692,6 +734,28 @@ class Services:
         table = table.slice(0, limit)
         rows = [list(r.values()) for r in table.to_pylist()]
         return _clean({"columns": table.column_names, "rows": rows, "truncated": truncated})
+
+
+def _tag_params(
+    address: str | None,
+    cluster: str | None,
+    label: str | None,
+    category: str | None,
+    actor: str | None,
+) -> dict[str, Any]:
+    """The query parameters a /tags cursor belongs to."""
+    return {
+        "address": address,
+        "cluster": cluster,
+        "label": label,
+        "category": category,
+        "actor": actor,
+    }
+
+
+def _with_note(tag: dict[str, Any]) -> dict[str, Any]:
+    """A tag with `note`: its free-text context (what the annotate form writes)."""
+    return {**tag, "note": tag.get("context")}
 
 
 def _usd(value: float) -> float | None:

@@ -45,8 +45,7 @@ def _summary(store: Store, clusters: Clusters, cluster_id: int) -> dict[str, Any
     if members.shape[0] <= INDEXED_MEMBERS_MAX:  # the lookup index: O(the cluster's outputs)
         outs = store.lookup_index().outputs_of_addresses(members.astype(np.int64))
     else:
-        out_address = np.asarray(store.array("output_address"))
-        outs = np.flatnonzero(np.isin(out_address, members.astype(np.uint32))).astype(np.int64)
+        outs = lookups.outputs_paying_set(store, members)
     values = np.asarray(store.array("output_value"))[outs]
     spent = store.spent_by_tx()[outs] >= 0
     first_out = np.asarray(store.array("tx_first_output"))

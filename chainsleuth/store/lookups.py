@@ -155,6 +155,19 @@ def address_strings(store: Store, address_ids: Any) -> list[str | None]:
     return names
 
 
+def outputs_paying_set(store: Store, address_ids: Any) -> np.ndarray:
+    """Output ids paying any of a large set of address ids, ascending: one pass over the output
+    address array through a bool mask per address (1 B/address), about 4x faster than
+    `np.isin` for millions of members (a super-cluster)."""
+    n = store.counts["addresses"]
+    mask = np.zeros(n + 1, np.bool_)  # the extra slot is "no address" (NONE32 clipped to n)
+    mask[np.asarray(address_ids, np.int64)] = True
+    mask[n] = False
+    out_address = np.asarray(store.array("output_address"))
+    found: np.ndarray = np.flatnonzero(mask[np.minimum(out_address, n)]).astype(np.int64)
+    return found
+
+
 def address_info(store: Store, address: str) -> dict[str, Any]:
     """Received, sent, balance, tx count, first/last seen (height and time), script type."""
     try:

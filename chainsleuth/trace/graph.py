@@ -417,6 +417,17 @@ class FlowGraph:
             "sent": np.add.reduceat(sent, starts),
         }
 
+    def coinjoin_txs(self, spec: str) -> np.ndarray:
+        """Tx ids of the CoinJoins (flagged by the cluster stage) an address or cluster took
+        part in: it owns an output of the tx or spends into it. Ascending."""
+        outs = outputs_of_addresses(self.store, self.members(parse_node(spec)))
+        made = np.searchsorted(self.first_output, outs, side="right").astype(np.int64) - 1
+        spender = self.spent_by[outs].astype(np.int64)
+        spender = spender[(spender != NONE) & (spender < self.n_txs)]
+        txs = np.unique(np.concatenate((made, spender)))
+        found: np.ndarray = txs[self.is_coinjoin[txs]]
+        return found
+
     # ---------------------------------------------------------------------------- nodes
     def txids(self, tx: np.ndarray) -> list[str]:
         return txid_hex(self.store, np.asarray(tx, np.int64))

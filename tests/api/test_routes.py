@@ -272,12 +272,15 @@ def test_sql_is_read_only_and_bounded(client: TestClient) -> None:
 
 
 def test_analyst_tag_is_stored_and_audited(client: TestClient, api_data: Path, busy: str) -> None:
-    body = {"address": busy, "label": "API test wallet", "source": "tests/api", "category": "user"}
+    body = {"address": busy, "label": "API test wallet", "category": "user", "note": "seen in"}
     r = client.post(f"{API}/tags", json=body)
     assert r.status_code == 201, r.text
-    assert r.json()["created_by"] == "api:local"
+    assert r.json()["created_by"] == "api:local" and r.json()["note"] == "seen in"
+    assert r.json()["source"] == "chainsleuth API, key local"
     tags = client.get(f"{API}/tags?address={busy}").json()["items"]
-    assert "API test wallet" in {t["label"] for t in tags}
+    assert ("API test wallet", "seen in") in {(t["label"], t["note"]) for t in tags}
+    shown = client.get(f"{API}/addresses/{busy}").json()["tags"]
+    assert ("API test wallet", "seen in") in {(t["label"], t["note"]) for t in shown}
     log = (api_data / "api" / "audit.jsonl").read_text().splitlines()
     assert any(
         '"POST"' in line and '"/api/v1/tags"' in line and '"status": 201' in line for line in log
@@ -299,3 +302,18 @@ def test_security_headers_and_closed_cors(client: TestClient) -> None:
     for path, methods in spec["paths"].items():
         for op in methods.values():
             assert op.get("operationId") and op.get("summary"), path
+
+
+def test_cluster_coinjoins_sent_and_tags_page(client: TestClient, store: Store) -> None:
+    row = store.sql(
+        "WITH cj AS (SELECT txid FROM cluster_coinjoins), "
+        "touch AS (SELECT o.txid, o.address FROM outputs o JOIN cj USING (txid) "
+        "  UNION SELECT i.txid, i.address FROM inputs i JOIN cj USING (txid)) "
+        "SELECT c.cluster_id, count(DISTINCT t.txid) AS n FROM touch t "
+        "JOIN clusters c USING (address) GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
+    ).to_pylist()[0]
+    body = client.get(f"{API}/clusters/{row['cluster_id']}").json()
+    assert body["coinjoin_txs"] == row["n"] > 0
+    assert body["sent"] == body["received"] - body["balance"]
+    assert body["tags"]["next_cursor"] is None
+    assert body["tags"]["total"] == len(body["tags"]["items"])
