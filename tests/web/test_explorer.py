@@ -355,8 +355,10 @@ def test_filters_exports_views_annotations_and_paths(
     page.wait_for_selector(f"#panel [data-node='{a_id}']")
     s.idle()
     tags = s.api("/tags", address=address)["items"]
-    assert any(t["label"] == "suspect wallet (browser test)" for t in tags)
-    assert "suspect wallet (browser test)" in page.locator("#panel-tags").inner_text()
+    mine = [t for t in tags if t["label"] == "suspect wallet (browser test)"]
+    assert [t["note"] for t in mine] == ["paid the seized service twice"]
+    shown = page.locator("#panel-tags").inner_text()
+    assert "suspect wallet (browser test)" in shown and "paid the seized service twice" in shown
     s.shot("7-annotate")
 
     # ---- no silent top-N: with a few neighbours a page, "Load more" reaches every one

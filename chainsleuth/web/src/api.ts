@@ -52,7 +52,8 @@ export interface Tag {
   source: string;
   tagpack: string;
   abuse: string | null;
-  context?: string | null; // the analyst's note on analyst tags
+  note?: string | null; // the analyst's note (the tag's context)
+  context?: string | null;
   cluster_id?: number | null;
 }
 

@@ -46,20 +46,20 @@ function tagTable(tags: Tag[]): HTMLElement {
     "table",
     { class: "tags" },
     el("thead", {}, el("tr", {}, ...["label", "category", "source", "confidence", "note"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, ...tagRows(tags)),
+  );
+}
+
+function tagRows(tags: Tag[]): HTMLElement[] {
+  return tags.map((t) =>
     el(
-      "tbody",
+      "tr",
       {},
-      ...tags.map((t) =>
-        el(
-          "tr",
-          {},
-          el("td", {}, t.label),
-          el("td", {}, t.category ?? ""),
-          el("td", {}, `${t.source} (${t.tagpack})`),
-          el("td", {}, `${t.confidence_level} (${t.confidence})`),
-          el("td", {}, t.context ?? ""),
-        ),
-      ),
+      el("td", {}, t.label),
+      el("td", {}, t.category ?? ""),
+      el("td", {}, `${t.source} (${t.tagpack})`),
+      el("td", {}, `${t.confidence_level} (${t.confidence})`),
+      el("td", {}, t.note ?? t.context ?? ""),
     ),
   );
 }
@@ -171,7 +171,7 @@ async function openTx(txid: string): Promise<void> {
 
 function annotateForm(address: string): HTMLElement {
   const label = el("input", { id: "note-label", placeholder: "label (e.g. suspect wallet)", required: "" });
-  const category = el("input", { id: "note-category", placeholder: "category (optional)" });
+  const category = el("input", { id: "note-category", placeholder: "category (taxonomy id: user, exchange, scam…)" });
   const note = el("textarea", { id: "note-text", placeholder: "analyst note", rows: "3" });
   const save = button("Save tag and note", "note-save", async () => {
     // An analyst tag, as `chainsleuth tags add` makes it; the note is its context.
@@ -180,7 +180,7 @@ function annotateForm(address: string): HTMLElement {
       label: label.value.trim(),
       source: "analyst (web explorer)",
       category: category.value.trim() || null,
-      context: note.value.trim() || null,
+      note: note.value.trim() || null,
     });
     report(`Saved tag "${label.value.trim()}" on ${short(address)}`);
     await show(`address:${address}`);
@@ -251,6 +251,22 @@ async function showTx(id: string, txid: string, body: HTMLElement): Promise<void
   );
 }
 
+/** "More tags" for a wallet with more tags than the first page (GET /tags?cluster=ID). */
+function moreTags(clusterId: number, first: Page<Tag>): HTMLElement | null {
+  if (!first.next_cursor) return null;
+  let cursor: string | null = first.next_cursor;
+  let shown = first.items.length;
+  const b = button(`${shown} of ${first.total ?? "?"} tags: more`, "more-tags", async () => {
+    const page: Page<Tag> = await get(`/tags`, { cluster: clusterId, cursor, limit: 100 });
+    byId("panel-tags").querySelector("tbody")?.append(...tagRows(page.items));
+    shown += page.items.length;
+    cursor = page.next_cursor;
+    b.textContent = `${shown} of ${page.total ?? first.total ?? "?"} tags: more`;
+    if (!cursor) b.remove();
+  });
+  return b;
+}
+
 async function showCluster(id: string, clusterId: string, body: HTMLElement): Promise<void> {
   const c = await get<Cluster>(`/clusters/${enc(clusterId)}`);
   const attr = c.attribution;
@@ -282,8 +298,7 @@ async function showCluster(id: string, clusterId: string, body: HTMLElement): Pr
       ["conflicts", c.conflicts.join("; ") || "none"],
     ]),
     actions(id),
-    section("Tags", "panel-tags", tagTable(tags.items),
-      tags.next_cursor ? el("p", { class: "muted" }, `first ${tags.items.length} of ${tags.total ?? "more"} tags`) : null),
+    section("Tags", "panel-tags", tagTable(tags.items), moreTags(c.cluster_id, tags)),
     section("Why these addresses are one wallet", "panel-evidence",
       button("Show merge evidence", "btn-evidence", () => evidence(c.cluster_id, target, null)), target),
     section("Members", "panel-members", members, more),
