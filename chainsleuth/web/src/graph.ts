@@ -69,12 +69,14 @@ export let cy: cytoscape.Core;
  *  on the bench machine, see docs/design/web.md). */
 const LARGE_EXPANSION = 300;
 let lastAdded: string[] = [];
+let selectHandler: (id: string | null) => void = () => undefined;
 
 export function init(
   container: HTMLElement,
   onSelect: (id: string | null) => void,
   onEdge: (id: string) => void,
 ): cytoscape.Core {
+  selectHandler = onSelect;
   cy = cytoscape({
     container,
     minZoom: 0.02,
@@ -341,6 +343,7 @@ export function clearGraph(): void {
   cy.elements().remove();
   state.expansions.clear();
   state.addedBy.clear();
+  selectHandler(null); // the side panel spoke of a node that is gone
 }
 
 /** The node of an address, tx or cluster, for starting points the API names by string. */

@@ -102,10 +102,7 @@ function init(): void {
     }
   });
   byId("btn-layout").addEventListener("click", () => graph.layout());
-  byId("btn-clear").addEventListener("click", () => {
-    graph.clearGraph();
-    void panel.show(null);
-  });
+  byId("btn-clear").addEventListener("click", () => graph.clearGraph());
   byId("btn-png").addEventListener("click", () => void run("export PNG", async () => exporter.exportPng()));
   byId("btn-svg").addEventListener("click", () => void run("export SVG", async () => exporter.exportSvg()));
   byId("btn-csv").addEventListener("click", () => void run("export CSV", exporter.exportCsv));
