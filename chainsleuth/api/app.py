@@ -57,12 +57,15 @@ def create_app(
     burst: int = 60,
     cors_origins: list[str] | None = None,
     workers: int = 4,
+    require_keys: bool = False,
 ) -> FastAPI:
     """The API (and the web UI when `chainsleuth/web/static/` exists) over one data directory.
 
     Without `DATA/api/keys.json` every request acts as key `local` with scope admin: only for
     a loopback server (`chainsleuth serve` refuses another host without keys). With a key
-    store, every route but /health needs `Authorization: Bearer KEY`."""
+    store, every route but /health needs `Authorization: Bearer KEY`. `require_keys` (what
+    `serve` sets for a host beyond loopback) keeps them required even if the key store
+    disappears while the server runs."""
     from chainsleuth.api.routes import router
 
     data_dir = Path(data_dir)
@@ -82,6 +85,7 @@ def create_app(
     state.limiter = RateLimiter(rate, burst)
     state.cases = CaseRunner(data_dir)
     state.time_budget_s = time_budget_s
+    state.require_keys = require_keys
     state.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="api")
     app.include_router(router, prefix=API)
 

@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Serve the REST API (/api/v1, docs at /docs) and the web explorer."""
-        from chainsleuth.api.security import check_bind, keys_path
+        from chainsleuth.api.security import check_bind, is_loopback, keys_path
 
         data = data_dir(ctx)
         check_bind(host, data)  # a ChainsleuthError: one line, exit 2
@@ -80,7 +80,11 @@ def register(app: typer.Typer) -> None:
         from chainsleuth.api.app import create_app
 
         app_ = create_app(
-            data, time_budget_s=time_budget, rate=rate, cors_origins=list(cors_origin or [])
+            data,
+            time_budget_s=time_budget,
+            rate=rate,
+            cors_origins=list(cors_origin or []),
+            require_keys=not is_loopback(host),
         )
         mode = "API keys required" if keys_path(data).exists() else "open (no key store, loopback)"
         console.print(

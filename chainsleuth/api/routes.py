@@ -48,6 +48,13 @@ def require(scope: str) -> Any:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
         state = request.app.state
+        if not state.keys.present() and state.require_keys:
+            raise ApiError(
+                "unauthorized",
+                "this server needs API keys and has none: `chainsleuth keys create`",
+                None,
+                {"WWW-Authenticate": "Bearer"},
+            )
         if not state.keys.present():
             principal = Principal("local", "admin")
         else:
@@ -124,13 +131,15 @@ def _svc(request: Request) -> Any:
 # ------------------------------------------------------------------------------------ meta
 @router.get("/health", response_model=m.Health, summary="Is the server up", operation_id="health")
 async def health(request: Request) -> dict[str, Any]:
-    auth = "keys" if request.app.state.keys.present() else "open"
+    state = request.app.state
+    auth = "keys" if state.keys.present() or state.require_keys else "open"
     return {"status": "ok", "version": __version__, "auth": auth}
 
 
 @router.get("/me", response_model=m.Me, summary="The caller's key and scope", operation_id="me")
 async def me(request: Request, who: Read) -> dict[str, Any]:
-    auth = "keys" if request.app.state.keys.present() else "open"
+    state = request.app.state
+    auth = "keys" if state.keys.present() or state.require_keys else "open"
     return {"key_id": who.key_id, "scope": who.scope, "auth": auth}
 
 

@@ -110,3 +110,12 @@ def test_cors_only_for_a_named_origin(keyed: Path) -> None:
         assert r.headers["access-control-allow-origin"] == "http://127.0.0.1:9999"
         r = c.get(f"{API}/health", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in r.headers
+
+
+def test_a_network_server_never_falls_back_to_open(tmp_path: Path, keyed: Path) -> None:
+    bare = tmp_path / "data"
+    shutil.copytree(keyed, bare, ignore=shutil.ignore_patterns("api"))
+    with TestClient(create_app(bare, require_keys=True)) as c:
+        assert c.get(f"{API}/health").json()["auth"] == "keys"
+        r = c.get(f"{API}/status")
+        assert r.status_code == 401 and error_model(r.json())
