@@ -8,7 +8,8 @@ error model, security headers and the web explorer's static files (docs/design/a
 from __future__ import annotations
 
 import mimetypes
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,14 @@ def create_app(
     from chainsleuth.api.routes import router
 
     data_dir = Path(data_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        close_app(app)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="chainsleuth API",
         version=__version__,
         description="Bitcoin forensics over one chainsleuth data directory (docs/design/api.md).",
@@ -86,7 +94,8 @@ def create_app(
     state.cases = CaseRunner(data_dir)
     state.time_budget_s = time_budget_s
     state.require_keys = require_keys
-    state.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="api")
+    state.workers = workers
+    state.executor = None  # started on first use (budget.executor), stopped by close_app
     app.include_router(router, prefix=API)
 
     if cors_origins:
@@ -160,3 +169,15 @@ def create_app(
     if WEB_STATIC.is_dir():
         app.mount("/", StaticFiles(directory=WEB_STATIC, html=True), name="web")
     return app
+
+
+def close_app(app: FastAPI) -> None:
+    """Stop the app's worker threads and close its DuckDB connections (the lifespan's exit;
+    call it yourself when serving without a lifespan). A process that forks later (a process
+    pool) then inherits no running DuckDB state."""
+    state = app.state
+    executor, state.executor = state.executor, None  # the next request starts a new one
+    if executor is not None:
+        executor.shutdown(wait=True, cancel_futures=True)
+    state.cases.close()
+    state.services.close()

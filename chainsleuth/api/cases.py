@@ -107,6 +107,13 @@ class CaseRunner:
                 self._thread.start()
         return case_id
 
+    def close(self, timeout: float = 30.0) -> None:
+        """Wait for the worker to finish its case (it stops once the queue is empty)."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
     def _work(self) -> None:
         while True:
             try:

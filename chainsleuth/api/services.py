@@ -8,6 +8,7 @@ Methods are synchronous; routes run them in a worker thread under the time budge
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -66,6 +67,7 @@ class Services:
         # DuckDB connections are not shared between threads: each worker thread keeps its own
         # Store and TagLookup, reopened when their manifests change
         self._local = threading.local()
+        self._opened: list[Any] = []  # every Store and TagLookup opened, to close at shutdown
 
     # ------------------------------------------------------------------------- helpers
     def _stamps(self) -> tuple[Any, ...]:
@@ -84,6 +86,8 @@ class Services:
         except ChainsleuthError as e:
             raise ApiError("no_data", " ".join(str(e).split())) from None
         self._local.store = (key, store)
+        with self._lock:
+            self._opened.append(store)
         return store
 
     def tags_lookup(self) -> Any:
@@ -95,10 +99,24 @@ class Services:
         if cached is not None and cached[0] == key:
             return cached[1]
         if cached is not None:
-            cached[1].close()
+            cached[1].close()  # stale (closed again at shutdown: harmless)
         lookup = TagLookup.open(self.data_dir)
         self._local.tags = (self._stamps(), lookup)  # opening may refresh cluster tags
+        with self._lock:
+            self._opened.append(lookup)
         return lookup
+
+    def close(self) -> None:
+        """Close every DuckDB connection the services opened (call after the worker threads
+        stopped): the server's shutdown."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+            graph, self._graph = self._graph, None
+        for thing in opened:
+            with contextlib.suppress(Exception):  # closed twice, or DuckDB dropped it already
+                thing.close()
+        if graph is not None:
+            graph.store.close()
 
     def graph(self) -> FlowGraph:
         key = self._stamps()

@@ -201,6 +201,15 @@ class Store:
             raise no_store_error(Path(data_dir))
         return cls(Path(data_dir), layout.empty_manifest("main"), has_chain=False)
 
+    def close(self) -> None:
+        """Close the DuckDB connections this Store opened (a long-running server closes them
+        before it stops, so no DuckDB state outlives it in the process); reopened on use."""
+        for con in (self._con, self._bare):
+            if con is not None:
+                con.close()
+        self._con = self._bare = None
+        self._locked = False
+
     @property
     def tip(self) -> tuple[int, str] | None:
         tip = self.manifest["tip"]

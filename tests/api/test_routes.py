@@ -3,6 +3,7 @@ the library functions the CLI uses (independent computations, not the API's own 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,10 @@ def _all_pages(client: TestClient, url: str, limit: int = 7) -> list[dict[str, A
 
 
 @pytest.fixture(scope="module")
-def store(api_data: Path) -> Store:
-    return Store.open(api_data)
+def store(api_data: Path) -> Iterator[Store]:
+    opened = Store.open(api_data)
+    yield opened
+    opened.close()  # no DuckDB state left for a later test that forks
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from chainsleuth.api.app import create_app
+from chainsleuth.api.app import close_app, create_app
 from tests.api.conftest import error_model
 
 
@@ -42,6 +42,7 @@ schema.app = LATE
 def api_app(api_data: Path) -> Iterator[None]:
     LATE.app = create_app(api_data, rate=0, time_budget_s=30)
     yield
+    close_app(LATE.app)  # schemathesis runs no lifespan: stop threads, close DuckDB here
     LATE.app = None
 
 
