@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean web
 
 $(STAMP): pyproject.toml scripts/system-deps.sh
 	bash scripts/system-deps.sh
@@ -26,6 +26,11 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# The web explorer's built assets are committed; this rebuilds them from chainsleuth/web/src
+# (needs Node and npm; pinned by chainsleuth/web/package-lock.json).
+web:
+	bash scripts/build-web.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

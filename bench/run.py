@@ -1,7 +1,8 @@
 """`make bench`: ingest throughput against a hashing floor and blockchain-parser, store size,
 array traversal, an extrapolation to mainnet, the later stages (simulator, clustering against
 scipy and networkx, TagPack import) and investigations of 100k and 1M seeds against networkx
-(`bench.investigate_bench`); writes docs/benchmarks.md.
+(`bench.investigate_bench`), API latency (`bench.api_bench`) and the web explorer's 1,000-node
+expansion (`bench.web_bench`); writes docs/benchmarks.md.
 
 Why it exists: the ingest's targets (issue "benchmarks") are relative, so the baselines are
 measured in the same run on the same bytes: (a) the floor, hashlib double-SHA256 of every
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import accuracy_matrix, investigate_bench, store_size, synth_chain
+from bench import accuracy_matrix, api_bench, investigate_bench, store_size, synth_chain, web_bench
 from bench.common import (
     ROOT,
     duration,
@@ -230,6 +231,10 @@ def run(args: argparse.Namespace) -> str:
     if (ROOT / "bench" / "tags_bench.py").exists() and (ROOT / "chainsleuth" / "tags").exists():
         log("tags: TagPack import and lookup latency")
         tags = measure("tags")
+    log("api: p50/p99 of the main lookups, uvicorn on loopback, 8 concurrent clients")
+    api = api_bench.run(work, clients=8, rounds=10 if args.quick else 25)
+    log("web: a 1,000-node expansion rendered in headless Chromium")
+    web = web_bench.run(1000, 3 if args.quick else 7)
     investigations = None
     if not args.quick and not args.skip_investigate:
         log("investigations: 100k and 1M seeds on the large world vs networkx")
@@ -248,6 +253,8 @@ def run(args: argparse.Namespace) -> str:
     info["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
     report = render(args, info, datasets, results, real, large, cold, trav, wall)
     report += render_stages(world, world_seconds, scale, results, clustering, tags)
+    report += api_bench.render(api)
+    report += web_bench.render(web)
     if investigations is not None:
         report += investigate_bench.render(investigations)
     report += (
@@ -265,6 +272,7 @@ def run(args: argparse.Namespace) -> str:
         "world_generation_seconds": world_seconds,
         "clustering": clustering,
         "tags": tags,
+        "api": api,
         "investigations": investigations,
         "wall_seconds": wall,
     }

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from chainsleuth import __version__
+from chainsleuth.api import cli as api_cli
 from chainsleuth.cases import cli as cases_cli
 from chainsleuth.cluster import cli as cluster_cli
 from chainsleuth.core.console import (
@@ -651,7 +652,15 @@ def demo(
 # Each stage owns its commands (`<stage>/cli.py`, `register(app)`); the root adds them by name,
 # in this order (the order of `chainsleuth --help`). A stage whose face fails to import fails
 # the whole CLI, loudly, rather than losing its commands.
-for stage_cli in (simulate_cli, cluster_cli, tags_cli, trace_cli, cases_cli, prices_cli):
+for stage_cli in (
+    simulate_cli,
+    cluster_cli,
+    tags_cli,
+    trace_cli,
+    cases_cli,
+    prices_cli,
+    api_cli,
+):
     stage_cli.register(app)
 
 

@@ -241,3 +241,23 @@ def nbitcoin_views(nbitcoin_store: Path) -> dict[str, list]:
 @pytest.fixture(scope="session")
 def nbitcoin_raw_blocks() -> list[bytes]:
     return read_blk(NBITCOIN / "blk00000.dat") + read_blk(NBITCOIN / "blk00001.dat")
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(world dir, data dir) of the small simulated world (seed 1) ingested, clustered
+    (conservative) and tagged with its TagPacks, once per session; treat it as read-only
+    (copy the data dir to write tags, cases or an API's audit log into it)."""
+    from chainsleuth.cluster.engine import cluster_store
+    from chainsleuth.simulate import simulate
+    from chainsleuth.store.ingest import ingest_blocks_dir
+    from chainsleuth.tags.attribution import recompute_cluster_tags
+    from chainsleuth.tags.imports import import_tagpacks
+
+    root = tmp_path_factory.mktemp("small-world")
+    simulate(root / "world", seed=1, scale="small", xor=False)
+    ingest_blocks_dir(root / "world" / "blocks", root / "store")
+    cluster_store(root / "store", "conservative")
+    import_tagpacks(root / "store", [root / "world" / "tags"])
+    recompute_cluster_tags(root / "store")
+    return root / "world", root / "store"

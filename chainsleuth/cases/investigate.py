@@ -17,7 +17,7 @@ import csv
 import datetime as dt
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -356,11 +356,19 @@ def investigate(
     pdf: bool = True,
     walk_coinjoins: bool = False,
     min_confidence: float = 0.0,
+    progress: Callable[[str, int, int | None], None] | None = None,
 ) -> InvestigationSummary:
     """Run the case: leads (who funded the deposits), subpoenas (per exchange), cash-outs.
 
     `min_confidence` leaves subpoena rows whose best lead is less sure out of subpoenas.csv
-    (leads.csv keeps every lead)."""
+    (leads.csv keeps every lead). `progress(step, done, total)` is called as the case moves
+    through its steps ("setup", "leads", "cashouts", "files", "report"; done/total count the
+    chunks of seeds traced, total None where unknown)."""
+
+    def tell(step: str, done: int = 0, total: int | None = None) -> None:
+        if progress is not None:
+            progress(step, done, total)
+
     from chainsleuth.trace.engine import POLICIES, trace_back, trace_forward
 
     if policy not in POLICIES:
@@ -370,6 +378,7 @@ def investigate(
     data_dir, seeds_csv, out_dir = Path(data_dir), Path(seeds_csv), Path(out_dir)
     price_source = resolve_prices(data_dir, prices_csv)
     price_series = price_source.load()  # checked before the case starts
+    tell("setup")
     setup = prepare_case(data_dir, seeds_csv, price_source, policy, max_hops, walk_coinjoins)
     store, chain, clusters, addresses = setup.store, setup.chain, setup.clusters, setup.addresses
     seed_ids, attribution, mixer = setup.seed_ids, setup.attribution, setup.mixer
@@ -381,12 +390,15 @@ def investigate(
     )
     out_addr, out_cluster = setup.out_addr, setup.out_cluster
     seed_outputs, deposits, options = setup.seed_outputs, setup.deposits, setup.options
-    parts, untraced = [], 0
+    parts: list[pa.Table] = []
+    untraced = 0
     linked_mask = np.zeros(service_mask.shape[0], np.bool_)
     linked_mask[setup.linked_clusters] = True
+    tell("leads", 0, None)
     for result in _in_chunks(
         partial(trace_back, data_dir), deposits, out_addr[deposits], **setup.back_options
     ):
+        tell("leads", len(parts) + 1, None)
         parts.append(
             lead_table(
                 chain,
@@ -406,6 +418,7 @@ def investigate(
     del parts
     subpoenas = subpoena_table(leads, min_confidence)
 
+    tell("cashouts")
     spent_seed = seed_outputs[store.spent_by_tx()[seed_outputs] >= 0]
     entity_mask = np.zeros(service_mask.shape[0], np.bool_)
     entity_mask[setup.entity_clusters] = True
@@ -430,6 +443,7 @@ def investigate(
     cashouts = cashout_table(chain, cash_parts, attribution, mixer, policy)
     del cash_parts
 
+    tell("files")
     out_dir.mkdir(parents=True, exist_ok=True)
     digests = {
         "leads.csv": _write_csv(out_dir / "leads.csv", LEAD_COLUMNS, leads),
@@ -506,6 +520,7 @@ def investigate(
     if report:
         from chainsleuth.cases.report import write_report
 
+        tell("report")
         paths = write_report(out_dir, pdf=pdf)
         html, pdf_path = paths.html, paths.pdf
 

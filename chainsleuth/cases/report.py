@@ -222,6 +222,19 @@ def write_report(out_dir: Path, pdf: bool = True) -> ReportPaths:
     return ReportPaths(html=html_path, pdf=pdf_path)
 
 
+def money_flow_svg(out_dir: Path) -> str:
+    """The report's money-flow diagram (funding sources → service → cash-outs) of a finished
+    case directory, as SVG text: the same picture report.html shows.
+
+        >>> money_flow_svg(Path("case")).startswith("<?xml")  # doctest: +SKIP
+    """
+    out_dir = Path(out_dir)
+    report = _collect(out_dir, _read_case(out_dir))
+    return _money_flow_svg(
+        _nodes(report.sources, "other sources"), _nodes(report.destinations, "other destinations")
+    )
+
+
 # ------------------------------------------------------------------------------- inputs
 def _read_case(out_dir: Path) -> dict[str, Any]:
     path = out_dir / "case.json"

@@ -1,5 +1,7 @@
 """The cluster of one address as a person asks for it: size, value, first and last seen, and
-the rules whose merges built it (`chainsleuth cluster-of`, notebooks)."""
+the rules whose merges built it (`chainsleuth cluster-of`, notebooks); the same by cluster id,
+a cluster's merges (its evidence) and a tx's change guess (the API's `clusters/{id}`, `txs/{txid}`).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from chainsleuth.cluster.engine import Clusters
 from chainsleuth.store import lookups
 from chainsleuth.store.store import Store
 
-__all__ = ["cluster_summary"]
+__all__ = ["cluster_merges", "cluster_summary", "cluster_summary_by_id", "tx_change"]
 
 #: Clusters up to this size go through the lookup index; larger ones scan the output array once.
 INDEXED_MEMBERS_MAX = 4096
@@ -24,12 +29,23 @@ def cluster_summary(data_dir: Path, address: str) -> dict[str, Any]:
     clusters = Clusters(data_dir)
     address_id = lookups.address_id(store, address)
     cluster_id = int(clusters.cluster_of[address_id])
+    return {"address": address, **_summary(store, clusters, cluster_id)}
+
+
+def cluster_summary_by_id(data_dir: Path, cluster_id: int) -> dict[str, Any]:
+    """`cluster_summary` by cluster id (a saved id resolves to the cluster it merged into):
+    one pass over the cluster-of array, so it answers for a cluster of any size."""
+    store = Store.open(data_dir)
+    clusters = Clusters(data_dir)
+    return _summary(store, clusters, clusters.resolve_cluster(int(cluster_id)))
+
+
+def _summary(store: Store, clusters: Clusters, cluster_id: int) -> dict[str, Any]:
     members = clusters.members(cluster_id)
     if members.shape[0] <= INDEXED_MEMBERS_MAX:  # the lookup index: O(the cluster's outputs)
         outs = store.lookup_index().outputs_of_addresses(members.astype(np.int64))
     else:
-        out_address = np.asarray(store.array("output_address"))
-        outs = np.flatnonzero(np.isin(out_address, members.astype(np.uint32))).astype(np.int64)
+        outs = lookups.outputs_paying_set(store, members)
     values = np.asarray(store.array("output_value"))[outs]
     spent = store.spent_by_tx()[outs] >= 0
     first_out = np.asarray(store.array("tx_first_output"))
@@ -46,7 +62,6 @@ def cluster_summary(data_dir: Path, address: str) -> dict[str, Any]:
             key = rule if change is None else f"change:{change}"
             rules[key] = rules.get(key, 0) + 1
     return {
-        "address": address,
         "cluster_id": cluster_id,
         "size": int(members.shape[0]),
         "received": int(values.sum()),
@@ -56,4 +71,53 @@ def cluster_summary(data_dir: Path, address: str) -> dict[str, Any]:
         "last_seen_height": int(heights.max()) if heights.shape[0] else None,
         "rules": rules,
         "policy": clusters.manifest["policy"],
+    }
+
+
+def cluster_merges(data_dir: Path, cluster_id: int) -> pa.Table:
+    """The merges (evidence) inside a cluster, in merge order: address_a_id, address_b_id,
+    tx_id, txid, rule, change_rules, confidence."""
+    clusters = Clusters(data_dir)
+    cid = clusters.resolve_cluster(int(cluster_id))
+    merges = clusters.merges()
+    a_ids = merges.column("address_a_id").to_numpy()
+    if a_ids.shape[0] == 0:
+        return merges
+    inside = np.asarray(clusters.cluster_of)[a_ids] == cid
+    return merges.filter(pa.array(inside))
+
+
+def tx_change(data_dir: Path, txid: str) -> dict[str, Any] | None:
+    """The clustering's change guess for a tx: {"vout", "address", "rule", "change_rules",
+    "confidence"}, or None (no change merge in it, or no clustering). The change output is the
+    tx's output paying the merge's address_b (the change side of a change merge)."""
+    from chainsleuth.cluster.engine import clusters_dir, read_manifest
+
+    manifest = read_manifest(data_dir)
+    if manifest is None:
+        return None
+    store = Store.open(data_dir)
+    tx_id = store.tx_id_of(txid.lower())
+    if tx_id is None:
+        return None
+    files = [clusters_dir(data_dir) / f for f in manifest["files"]["merges"]]
+    if not files:
+        return None
+    # merges are written in tx order, so row-group statistics skip most of the files
+    found = pq.ParquetDataset(files, filters=[("tx_id", "=", int(tx_id))]).read()
+    found = found.filter(pc.not_equal(found.column("rule"), "multi_input"))
+    if found.num_rows == 0:
+        return None
+    row = found.slice(0, 1).to_pylist()[0]
+    first = np.asarray(store.array("tx_first_output"))
+    lo = int(first[tx_id])
+    hi = int(first[tx_id + 1]) if tx_id + 1 < first.shape[0] else store.counts["outputs"]
+    out_address = np.asarray(store.array("output_address"))[lo:hi].astype(np.int64)
+    vouts = np.flatnonzero(out_address == int(row["address_b_id"]))
+    return {
+        "vout": int(vouts[0]) if vouts.shape[0] else None,
+        "address": lookups.address_strings(store, [row["address_b_id"]])[0],
+        "rule": row["rule"],
+        "change_rules": row["change_rules"],
+        "confidence": row["confidence"],
     }

@@ -146,6 +146,19 @@ def address_strings(store: Store, address_ids: Any) -> list[str | None]:
     return names
 
 
+def outputs_paying_set(store: Store, address_ids: Any) -> np.ndarray:
+    """Output ids paying any of a large set of address ids, ascending: one pass over the output
+    address array through a bool mask per address (1 B/address), about 4x faster than
+    `np.isin` for millions of members (a super-cluster)."""
+    n = store.counts["addresses"]
+    mask = np.zeros(n + 1, np.bool_)  # the extra slot is "no address" (NONE32 clipped to n)
+    mask[np.asarray(address_ids, np.int64)] = True
+    mask[n] = False
+    out_address = np.asarray(store.array("output_address"))
+    found: np.ndarray = np.flatnonzero(mask[np.minimum(out_address, n)]).astype(np.int64)
+    return found
+
+
 def address_info(store: Store, address: str) -> dict[str, Any]:
     """Received, sent, balance, tx count, first/last seen (height and time), script type."""
     try:
@@ -160,3 +173,36 @@ def address_info(store: Store, address: str) -> dict[str, Any]:
         seconds = int(block_time[getattr(summary, f"{key}_height")])
         info[f"{key}_time"] = dt.datetime.fromtimestamp(seconds, dt.UTC)
     return info
+
+
+def search(store: Store, text: str, limit: int = 20) -> list[dict[str, Any]]:
+    """What `text` names in the chain: an address, a txid, a block hash or height (exact),
+    else addresses starting with it (4 characters or more). [{"kind": "address" | "tx" |
+    "block", "key", "detail"}], exact matches first, at most `limit`."""
+    text = text.strip()
+    found: list[dict[str, Any]] = []
+    if _HEX64.match(text):
+        if store.tx_id_of(text.lower()) is not None:
+            found.append({"kind": "tx", "key": text.lower(), "detail": "transaction"})
+        rows = _rows(store, "SELECT height FROM blocks WHERE hash = ?", [text.lower()])
+        found += [{"kind": "block", "key": str(r["height"]), "detail": "block"} for r in rows]
+    elif text.isdigit():
+        tip = store.tip
+        if tip is not None and int(text) <= tip[0]:
+            found.append({"kind": "block", "key": str(int(text)), "detail": "block height"})
+    else:
+        try:
+            exact = store.address_id_of(text)
+        except AddressError:
+            exact = None
+        if exact is not None:
+            found.append({"kind": "address", "key": text, "detail": "address"})
+        elif len(text) >= 4 and text.isalnum():
+            rows = _rows(
+                store,
+                "SELECT address FROM address_list_raw WHERE starts_with(address, ?) "
+                "ORDER BY address LIMIT ?",
+                [text, limit],
+            )
+            found += [{"kind": "address", "key": r["address"], "detail": "prefix"} for r in rows]
+    return found[:limit]

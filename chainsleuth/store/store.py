@@ -203,6 +203,15 @@ class Store:
             raise no_store_error(Path(data_dir))
         return cls(Path(data_dir), layout.empty_manifest("main"), has_chain=False)
 
+    def close(self) -> None:
+        """Close the DuckDB connections this Store opened (a long-running server closes them
+        before it stops, so no DuckDB state outlives it in the process); reopened on use."""
+        for con in (self._con, self._bare):
+            if con is not None:
+                con.close()
+        self._con = self._bare = None
+        self._locked = False
+
     @property
     def tip(self) -> tuple[int, str] | None:
         tip = self.manifest["tip"]
@@ -268,7 +277,9 @@ class Store:
                 raise
             raise missing from None
 
-    def user_sql(self, query: str) -> pa.Table:
+    def user_sql(
+        self, query: str, max_rows: int | None = None, timeout_s: float | None = None
+    ) -> pa.Table:
         """Run an analyst's query, read-only: SELECT (and EXPLAIN of one) over the views.
 
         Two locks, because either alone leaves a hole: every statement must be a query
@@ -276,6 +287,10 @@ class Store:
         and DuckDB's `enable_external_access` is turned off with only the data directory
         allowed (the views read its parquet files), so a query cannot read other files
         (`read_csv('/etc/passwd')`). Configuration is then locked. Exports: `sql --format csv`.
+
+        Budgets (the API's SQL): `max_rows` keeps the first rows only (the result then has
+        `max_rows + 1` rows at most, so a caller can tell it was cut); `timeout_s` interrupts
+        the query (a StoreError) when it runs longer.
         """
         try:
             statements = duckdb.extract_statements(query)
@@ -301,12 +316,43 @@ class Store:
             con.execute("SET enable_external_access = false")
             con.execute("SET lock_configuration = true")
             self._locked = True
+        timer = None
+        if timeout_s is not None:
+            import threading
+
+            timer = threading.Timer(timeout_s, con.interrupt)
+            timer.start()
         try:
-            return self.sql(query)
+            if max_rows is None:
+                return self.sql(query)
+            relation = con.sql(query)
+            batch_rows = min(max_rows + 1, 100_000)
+            if hasattr(relation, "to_arrow_reader"):  # DuckDB >= 1.4 names it so
+                reader = relation.to_arrow_reader(batch_rows)
+            else:
+                reader = relation.fetch_record_batch(batch_rows)
+            batches, rows = [], 0
+            for batch in reader:
+                batches.append(batch)
+                rows += batch.num_rows
+                if rows > max_rows:
+                    break
+            table = pa.Table.from_batches(batches, schema=reader.schema)
+            return table.slice(0, max_rows + 1)
+        except duckdb.InterruptException:
+            raise StoreError(f"SQL query stopped at its time budget of {timeout_s} s") from None
+        except duckdb.CatalogException as e:
+            missing = self._missing_part(str(e))
+            if missing is None:
+                raise
+            raise missing from None
         except duckdb.PermissionException as e:
             raise StoreError(
                 f"sql is read-only and reads only the data directory's views: {_one_line(str(e))}"
             ) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def _missing_part(self, message: str) -> StoreError | None:
         found = _MISSING_TABLE.search(message)

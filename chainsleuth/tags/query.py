@@ -15,6 +15,8 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,7 @@ __all__ = [
 # what a lookup shows of a tag (the `tags` view has more: pack_file, concepts, ...)
 _SHOWN = (
     "address, label, category, abuse, actor, confidence, confidence_level, source, tagpack, "
-    "origin, created_by, created_at, lastmod, address_id, tag_id, pack_file, pack_line"
+    "origin, created_by, created_at, lastmod, address_id, tag_id, pack_file, pack_line, context"
 )
 
 
@@ -258,10 +260,12 @@ def list_tags(
     category: str | None = None,
     label: str | None = None,
     limit: int | None = None,
+    lookup: TagLookup | None = None,
 ) -> list[dict[str, Any]]:
     """Tags matching one filter (or every tag, up to `limit`, without one).
 
-    `cluster` is a cluster id, or an address whose cluster is meant.
+    `cluster` is a cluster id, or an address whose cluster is meant. `lookup` reuses an open
+    TagLookup (a server making many lookups); by default one is opened and closed.
 
     Example::
 
@@ -270,7 +274,7 @@ def list_tags(
     given = [x for x in (address, cluster, actor, category, label) if x is not None]
     if len(given) > 1:
         raise TagError("give one of address, cluster, actor, category, label")
-    with TagLookup.open(data_dir) as lookup:
+    with _opened(data_dir, lookup) as lookup:
         if address is not None:
             return lookup.by_address(address)
         if cluster is not None:
@@ -293,15 +297,29 @@ def _cluster_id(lookup: TagLookup, cluster: int | str) -> int:
     return found
 
 
-def attribution_of_cluster(data_dir: Path, cluster: int | str) -> dict[str, Any] | None:
+@contextmanager
+def _opened(data_dir: Path, lookup: TagLookup | None) -> Iterator[TagLookup]:
+    """`lookup` itself (left open), or a new TagLookup closed on exit."""
+    if lookup is not None:
+        yield lookup
+        return
+    with TagLookup.open(data_dir) as opened:
+        yield opened
+
+
+def attribution_of_cluster(
+    data_dir: Path, cluster: int | str, lookup: TagLookup | None = None
+) -> dict[str, Any] | None:
     """A cluster's attribution row (by cluster id or by one of its addresses)."""
-    with TagLookup.open(data_dir) as lookup:
+    with _opened(data_dir, lookup) as lookup:
         return lookup.cluster(_cluster_id(lookup, cluster))
 
 
-def address_attribution(data_dir: Path, address: str) -> dict[str, Any]:
+def address_attribution(
+    data_dir: Path, address: str, lookup: TagLookup | None = None
+) -> dict[str, Any]:
     """An address's tags and its cluster's attribution: what `address` and `explain` show."""
-    with TagLookup.open(data_dir) as lookup:
+    with _opened(data_dir, lookup) as lookup:
         return lookup.address(address)
 
 
@@ -438,3 +456,38 @@ def entity(data_dir: Path, name: str, *, max_addresses: int = 20) -> dict[str, A
         "totals": totals,
         "tagged_addresses": addresses,
     }
+
+
+def search_names(
+    data_dir: Path, text: str, limit: int = 20, lookup: TagLookup | None = None
+) -> list[dict[str, Any]]:
+    """Actors (ActorPacks and tags' actor ids) and tag labels starting with `text`
+    (case-insensitive), actors first: [{"kind": "entity" | "tag", "name", "label",
+    "category"}]. For a search box; [] without tags.
+
+    Example::
+
+        search_names(data_dir, "bin")[0]["name"]   # 'binance'
+    """
+    data_dir = Path(data_dir)
+    if not (data_dir / "tags" / "manifest.json").exists() or not text.strip():
+        return []
+    prefix = text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    prefix += "%"
+    with _opened(data_dir, lookup) as lookup:
+        actors = lookup.query(
+            "SELECT id AS name, any_value(label) AS label FROM ("
+            "SELECT id, label FROM actors UNION ALL "
+            "SELECT DISTINCT actor, actor FROM tags_raw WHERE actor IS NOT NULL) "
+            "WHERE lower(id) LIKE $1 ESCAPE '\\' OR lower(label) LIKE $1 ESCAPE '\\' "
+            "GROUP BY id ORDER BY id LIMIT $2",
+            [prefix, limit],
+        )
+        labels = lookup.query(
+            "SELECT label AS name, label, any_value(category) AS category FROM tags "
+            "WHERE lower(label) LIKE $1 ESCAPE '\\' GROUP BY label ORDER BY label LIMIT $2",
+            [prefix, limit],
+        )
+    found = [{"kind": "entity", "category": None, **r} for r in actors]
+    found += [{"kind": "tag", **r} for r in labels]
+    return found[:limit]

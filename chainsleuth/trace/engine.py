@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.store.lookups import outputs_paying_set
 from chainsleuth.store.store import Store
 from chainsleuth.trace import kernels
 
@@ -114,8 +115,7 @@ def outputs_of_addresses(store: Store, address_ids: Collection[int] | np.ndarray
     ids = np.asarray(list(address_ids) if not isinstance(address_ids, np.ndarray) else address_ids)
     if ids.shape[0] <= INDEXED_LOOKUP_MAX:
         return store.lookup_index().outputs_of_addresses(ids.astype(np.int64))
-    out_address = np.asarray(store.array("output_address"))
-    return np.flatnonzero(np.isin(out_address, ids.astype(np.uint32))).astype(np.int64)
+    return outputs_paying_set(store, ids)
 
 
 def outputs_of_tx(store: Store, tx_id: int) -> np.ndarray:

@@ -153,13 +153,11 @@ def window_height(store: Any, value: str, edge: str) -> int:
         raise ChainsleuthError(
             f"--{edge} takes a block height or a date YYYY-MM-DD, not {value!r}"
         ) from None
-    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    start = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
+    # the block time array, not SQL: O(blocks) in numpy, and safe from many threads (the API)
+    times = np.asarray(store.array("block_time"))
     if edge == "since":
-        row = store.sql(f"SELECT min(height) FROM blocks WHERE time >= '{start:%Y-%m-%d}'")
-        found = row.column(0)[0].as_py()
-        return int(found) if found is not None else 1 << 31
-    row = store.sql(
-        f"SELECT max(height) FROM blocks WHERE time < '{start + dt.timedelta(days=1):%Y-%m-%d}'"
-    )
-    found = row.column(0)[0].as_py()
-    return int(found) if found is not None else -1
+        found = np.flatnonzero(times >= start)
+        return int(found[0]) if found.shape[0] else 1 << 31
+    found = np.flatnonzero(times < start + 86400)
+    return int(found[-1]) if found.shape[0] else -1

@@ -1,0 +1,40 @@
+"""The API over a private copy of the small simulated world's store (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from chainsleuth.api.app import create_app
+
+API = "/api/v1"
+
+
+@pytest.fixture(scope="session")
+def api_data(small_world: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A writable copy of the small world's data dir, open mode (no key store)."""
+    target = tmp_path_factory.mktemp("api") / "data"
+    shutil.copytree(small_world[1], target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def client(api_data: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(api_data, rate=0)) as c:
+        yield c
+
+
+def error_model(body: dict) -> bool:
+    """Whether a body is exactly the error model."""
+    return (
+        set(body) == {"error"}
+        and set(body["error"]) == {"code", "message", "field"}
+        and isinstance(body["error"]["code"], str)
+        and isinstance(body["error"]["message"], str)
+        and "\n" not in body["error"]["message"]
+        and (body["error"]["field"] is None or isinstance(body["error"]["field"], str))
+    )

@@ -1,0 +1,75 @@
+"""A case started through the API: upload the seed CSV, poll to done, read what it found."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import API, error_model
+
+
+def test_case_from_an_uploaded_csv(client: TestClient, small_world: tuple[Path, Path]) -> None:
+    seeds = (small_world[0] / "seeds" / "deposits.csv").read_bytes()
+    r = client.post(
+        f"{API}/cases",
+        files={"seeds": ("deposits.csv", seeds, "text/csv")},
+        data={"name": "welcome", "max_hops": "15", "pdf": "false"},
+    )
+    assert r.status_code == 202, r.text
+    case_id = r.json()["case_id"]
+    seen = set()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        status = client.get(f"{API}/cases/{case_id}").json()
+        seen.add(status["progress"]["step"])
+        if status["status"] in ("done", "failed"):
+            break
+        early = client.get(f"{API}/cases/{case_id}/leads")
+        assert early.status_code == 409 and error_model(early.json())
+        time.sleep(0.2)
+    assert status["status"] == "done", status
+    assert status["name"] == "welcome" and status["summary"]["n_leads"] > 0
+    assert seen & {"queued", "setup", "leads", "cashouts", "files", "report"}
+
+    files = {f["name"] for f in client.get(f"{API}/cases/{case_id}/files").json()["items"]}
+    assert {"leads.csv", "subpoenas.csv", "cashouts.csv", "case.json", "report.html"} <= files
+    leads_csv = client.get(f"{API}/cases/{case_id}/files/leads.csv")
+    assert leads_csv.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(leads_csv.text)))
+    assert len(rows) == status["summary"]["n_leads"]
+    paged, cursor = [], None
+    while True:
+        url = f"{API}/cases/{case_id}/leads?limit=500" + (f"&cursor={cursor}" if cursor else "")
+        body = client.get(url).json()
+        paged += body["items"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert paged == rows  # file order, every row
+    cash = client.get(f"{API}/cases/{case_id}/cashouts?limit=1000").json()
+    assert cash["total"] == status["summary"]["n_cashouts"]
+    svg = client.get(f"{API}/cases/{case_id}/money-flow.svg")
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+    assert "<svg" in svg.text
+    assert case_id in {c["case_id"] for c in client.get(f"{API}/cases").json()["items"]}
+    for bad in ("..%2F..%2Fmanifest.json", "%2e%2e", "seeds.csv", "status.json"):
+        r = client.get(f"{API}/cases/{case_id}/files/{bad}")
+        assert r.status_code == 404, bad
+
+
+def test_a_bad_seed_file_fails_the_case_with_one_line(client: TestClient) -> None:
+    r = client.post(f"{API}/cases", files={"seeds": ("x.csv", b"\x00\xff\x00binary", "text/csv")})
+    assert r.status_code == 202
+    case_id = r.json()["case_id"]
+    for _ in range(200):
+        status = client.get(f"{API}/cases/{case_id}").json()
+        if status["status"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    assert status["status"] == "failed"
+    assert "seeds.csv" in status["error"] and "\n" not in status["error"]
+    assert client.get(f"{API}/cases/c00000000-00000000").status_code == 404
