@@ -82,7 +82,8 @@ def create_key(data_dir: Path, scope: str, name: str | None = None) -> tuple[str
     while True:
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         key_id = key[len(KEY_PREFIX) : len(KEY_PREFIX) + 8]
-        if all(k["id"] != key_id for k in keys):
+        # an id starting with "-" would read as an option in `keys revoke ID`
+        if key_id[0].isalnum() and all(k["id"] != key_id for k in keys):
             break
     record = {
         "id": key_id,
@@ -127,7 +128,7 @@ class KeyStore:
     def __init__(self, data_dir: Path) -> None:
         self.path = keys_path(data_dir)
         self.data_dir = Path(data_dir)
-        self._stamp: int | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._by_hash: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
@@ -136,7 +137,9 @@ class KeyStore:
 
     def check(self, key: str) -> Principal | None:
         with self._lock:
-            stamp = self.path.stat().st_mtime_ns if self.path.exists() else None
+            # the inode too: each write replaces the file, and two writes may share an mtime
+            st = self.path.stat() if self.path.exists() else None
+            stamp = None if st is None else (st.st_ino, st.st_mtime_ns, st.st_size)
             if stamp != self._stamp:
                 self._by_hash = {k["sha256"]: k for k in _read_keys(self.data_dir)}
                 self._stamp = stamp

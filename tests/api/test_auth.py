@@ -28,6 +28,7 @@ def _create(data: Path, scope: str) -> str:
     assert result.exit_code == 0, result.output
     key = result.output.strip().splitlines()[-1]  # alone on the last line
     assert key.startswith("cs_") and " " not in key and len(key) > 40
+    assert key[3].isalnum()  # the key id never reads as a CLI option
     return key
 
 
@@ -83,7 +84,8 @@ def test_keys_scopes_audit_and_hash_at_rest(keyed: Path) -> None:
         assert (read[3:11], f"{API}/tags", 403) in seen
         assert (investigate[3:11], f"{API}/audit", 403) in seen
 
-        CliRunner().invoke(cli_app, ["--data", str(keyed), "keys", "revoke", read[3:11]])
+        revoked = CliRunner().invoke(cli_app, ["--data", str(keyed), "keys", "revoke", read[3:11]])
+        assert revoked.exit_code == 0, revoked.output
         assert c.get(f"{API}/status", headers=h(read)).status_code == 401
     lines = (keyed / "api" / "audit.jsonl").read_text().splitlines()
     assert len(lines) >= len(log)
