@@ -213,7 +213,7 @@ def check_rpc(
     timeout: float = 5.0,
 ) -> list[Check]:
     """Reachable, credentials accepted, the node's chain and height; the store against it."""
-    from chainsleuth.sources.rpc import RpcError, RpcSource
+    from chainsleuth.sources.rpc import RpcAuthError, RpcError, RpcSource
 
     try:
         with RpcSource(
@@ -223,7 +223,7 @@ def check_rpc(
             raw = source.call("getblockchaininfo")
     except RpcError as e:
         text = str(e)
-        auth = any(w in text.lower() for w in ("401", "credential", "password", "cookie", "auth"))
+        auth = isinstance(e, RpcAuthError)
         fix = (
             "check --rpc-cookie (Core's datadir/.cookie, readable by you) or "
             "--rpc-user/--rpc-password (rpcauth in bitcoin.conf)"

@@ -70,6 +70,14 @@ class RpcError(ChainsleuthError):
         self.rpc_message = rpc_message
 
 
+class RpcAuthError(RpcError):
+    """Bitcoin Core refused our credentials (HTTP 401), or the cookie file could not be used.
+
+    A type of its own so callers (`doctor`) tell "wrong password" from "nothing listening"
+    without reading the message, whose URL may hold any digits.
+    """
+
+
 @dataclass(frozen=True)
 class ChainInfo:
     """The node's view of its active chain, from `getblockchaininfo`."""
@@ -329,7 +337,7 @@ class RpcSource:
                 continue
             break
         if status == 401:
-            raise RpcError(
+            raise RpcAuthError(
                 f"authentication failed: {_AUTH_HINT} (Bitcoin Core at {self.url} answered 401)"
             )
         if status == 403:
@@ -437,15 +445,15 @@ def _read_cookie(path: Path) -> tuple[str, str]:
     try:
         text = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        raise RpcError(
+        raise RpcAuthError(
             f"{path}: cookie file not found; is Bitcoin Core running with this data directory "
             "(and network)? Or use --rpc-user/--rpc-password"
         ) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise RpcError(f"{path}: cannot read cookie file ({_describe(e)})") from None
+        raise RpcAuthError(f"{path}: cannot read cookie file ({_describe(e)})") from None
     user, sep, password = text.partition(":")
     if not sep or not user:
-        raise RpcError(f"{path}: not a Bitcoin Core cookie file (expected user:secret)")
+        raise RpcAuthError(f"{path}: not a Bitcoin Core cookie file (expected user:secret)")
     return user, password
 
 
