@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from chainsleuth.cluster import learned as lc
-from chainsleuth.cluster.engine import ChainArrays, Clusters, analyze_range, cluster_store
+from chainsleuth.cluster.engine import Clusters, cluster_store
 from chainsleuth.cluster.evaluate import score, two_exchange_clusters
+from chainsleuth.cluster.ranges import analyze_range
 from chainsleuth.cluster.rules import BY_NAME, POLICIES
+from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.ingest import ingest_blocks_dir
 from chainsleuth.store.store import Store
 
@@ -61,9 +63,9 @@ def build_world(
 def change_rule_accuracy(world: Path, store_dir: Path) -> tuple[list[list[str]], list[list[str]]]:
     """Per change rule and per CoinJoin rule: how often it fires and how often it is right."""
     store = Store.open(store_dir)
-    arrays = ChainArrays.of(store)
+    arrays = store.graph
     n = arrays.n_txs
-    txids = np.asarray(store.array("tx_txid"))
+    txids = store.graph.tx_txid
     index = {bytes(t[::-1]).hex(): i for i, t in enumerate(txids)}
     change: dict[int, set[int]] = {}
     kind: dict[int, str] = {}
@@ -135,7 +137,7 @@ def change_rule_accuracy(world: Path, store_dir: Path) -> tuple[list[list[str]],
 
 
 def learned_rows(
-    arrays: ChainArrays,
+    arrays: ChainGraph,
     store: Store,
     change: dict[int, set[int]],
     kind: dict[int, str],
@@ -147,8 +149,8 @@ def learned_rows(
     Also its recall on exchange withdrawals whose change goes to a fresh address.
     """
     fingerprint = lc.read_fingerprints(store, 0, arrays.n_txs)
-    spent_by = np.asarray(store.array("output_spent_by_tx"))
-    height = np.asarray(store.array("tx_height"))
+    spent_by = store.graph.output_spent_by_tx
+    height = store.graph.tx_height
     policy = POLICIES["learned"]
     model = lc.train_model(
         arrays,

@@ -15,14 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from chainsleuth.cluster.engine import ChainArrays, UnionFind, _flatten, process_range
+from chainsleuth.cluster.engine import _flatten
+from chainsleuth.cluster.ranges import UnionFind, process_range
 from chainsleuth.cluster.rules import POLICIES, Policy
+from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.store import Store
 
 NO_GUARD = Policy("multi_input_unguarded", large_cluster=2**31 - 1, growth_factor=2**31 - 1)
 
 
-def _edges(arrays: ChainArrays, coinjoin_tx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _edges(arrays: ChainGraph, coinjoin_tx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Multi-input edges (first input address, other input address), CoinJoins left out."""
     n_tx = arrays.n_txs
     first_in = arrays.tx_first_input
@@ -52,7 +54,7 @@ def run(store_dir: Path, networkx_edge_limit: int = 3_000_000) -> dict[str, Any]
     from scipy.sparse.csgraph import connected_components
 
     store = Store.open(store_dir)
-    arrays = ChainArrays.of(store)
+    arrays = store.graph
     n_tx, n_addr = arrays.n_txs, store.counts["addresses"]
 
     # Warm up numba (compiled code is cached on disk, loading it still costs time).

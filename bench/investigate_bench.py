@@ -282,11 +282,11 @@ def build_graph(store: Any, is_coinjoin: np.ndarray) -> Any:
 
     from chainsleuth.store.layout import NONE32
 
-    first_in = np.asarray(store.array("tx_first_input")).astype(np.int64)
-    first_out = np.asarray(store.array("tx_first_output")).astype(np.int64)
-    spent = np.asarray(store.array("input_spent_output")).astype(np.int64)
-    value = np.asarray(store.array("output_value"))
-    address = np.asarray(store.array("output_address")).astype(np.int64)
+    first_in = store.graph.tx_first_input.astype(np.int64)
+    first_out = store.graph.tx_first_output.astype(np.int64)
+    spent = store.graph.input_spent_output.astype(np.int64)
+    value = store.graph.output_value
+    address = store.graph.output_address.astype(np.int64)
     address[address == int(NONE32)] = -1
     n_tx, n_in = first_in.shape[0], spent.shape[0]
     inputs_per_tx = np.diff(np.append(first_in, n_in))
@@ -386,8 +386,8 @@ def measure_networkx(
     from chainsleuth.store.store import Store
 
     st = Store.open(Path(store))
-    value = np.asarray(st.array("output_value"))
-    first_out = np.asarray(st.array("tx_first_output"))
+    value = st.graph.output_value
+    first_out = st.graph.tx_first_output
     from chainsleuth.trace.exposure import coinjoin_flags as _coinjoins
 
     is_coinjoin, _ = _coinjoins(Path(store), st.counts["txs"])

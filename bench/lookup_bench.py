@@ -59,7 +59,7 @@ def measure(world: Path, n: int, n_scan: int) -> dict[str, Any]:
     rng = random.Random(1)
     n_addr, n_tx = store.counts["addresses"], store.counts["txs"]
     addresses = [store.address_of(rng.randrange(n_addr)) for _ in range(n)]
-    txids = [bytes(store.array("tx_txid")[rng.randrange(n_tx)][::-1]).hex() for _ in range(n)]
+    txids = [bytes(store.graph.tx_txid[rng.randrange(n_tx)][::-1]).hex() for _ in range(n)]
     address_info(store, addresses[0])  # compile the numba kernels outside the timings
     result: dict[str, Any] = {"world": str(world), **store.counts}
     for name, items, call in (
@@ -79,9 +79,9 @@ def measure(world: Path, n: int, n_scan: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         s = Store.open(data)
         address_id = s.address_id_of(item)
-        keys = np.asarray(s.array("address_key"))  # the old lookup: scan every key ...
+        keys = s.graph.address_key  # the old lookup: scan every key ...
         (keys == keys[address_id]).all(axis=1).nonzero()
-        np.flatnonzero(np.asarray(s.array("output_address")) == address_id)  # ... every output
+        np.flatnonzero(s.graph.output_address == address_id)  # ... every output
         scans.append(time.perf_counter() - t0)
     result["address_full_scan"] = _quantiles(scans)
     result["store_bytes"] = {

@@ -222,15 +222,15 @@ def traverse(data_dir: str, repeats: int = 5) -> dict[str, Any]:
 
     def numpy_pass() -> tuple[float, int]:
         t = time.perf_counter()
-        ov = np.asarray(store.array("output_value"))
-        isp = np.asarray(store.array("input_spent_output"))
+        ov = store.graph.output_value
+        isp = store.graph.input_spent_output
         total = int(ov.sum()) + int(ov[isp[isp >= 0]].sum())
         return time.perf_counter() - t, total
 
     def numba_pass() -> tuple[float, int]:
         t = time.perf_counter()
-        ov = np.asarray(store.array("output_value"))
-        isp = np.asarray(store.array("input_spent_output"))
+        ov = store.graph.output_value
+        isp = store.graph.input_spent_output
         total = int(loop(ov, isp))
         return time.perf_counter() - t, total
 
@@ -239,7 +239,7 @@ def traverse(data_dir: str, repeats: int = 5) -> dict[str, Any]:
     warm_nb = [numba_pass() for _ in range(repeats)]
     assert all(v == total for _, v in warm_np + warm_nb)
     n_in, n_out = store.counts["inputs"], store.counts["outputs"]
-    isp = np.asarray(store.array("input_spent_output"))
+    isp = store.graph.input_spent_output
     return {
         "n_inputs": n_in,
         "n_outputs": n_out,

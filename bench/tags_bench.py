@@ -57,8 +57,8 @@ def _baseline(files: list[Path]) -> float:
 
 def _synthetic_clusters(data_dir: Path, cluster_size: int = 1_000) -> tuple[pa.Table, Any, int]:
     """Tags with synthetic address ids and a clustering of them (see the module docstring)."""
+    from chainsleuth.cluster.engine import Clusters
     from chainsleuth.tags import storage
-    from chainsleuth.tags.clusters import ClusterMap
 
     manifest = storage.read_manifest(data_dir)
     tags = storage.current_tags(
@@ -86,7 +86,7 @@ def _synthetic_clusters(data_dir: Path, cluster_size: int = 1_000) -> tuple[pa.T
         for lo in range(0, members.shape[0], cluster_size):
             chunk = members[lo : lo + cluster_size]
             cluster_of[chunk] = chunk.min()
-    return tags, ClusterMap(cluster_of, 1), n
+    return tags, Clusters.from_array(cluster_of, 1), n
 
 
 def run(repeats: int = 1, lookups: int = 2_000, cold_lookups: int = 100) -> dict[str, Any]:

@@ -442,8 +442,6 @@ class Services:
         )
 
     def cluster_addresses(self, cluster_id: int, cursor: str | None, limit: int) -> dict[str, Any]:
-        from chainsleuth.store.lookups import address_strings
-
         self._need_clusters()
         params = {"cluster_id": cluster_id}
         offset = decode_cursor(cursor, params)
@@ -455,7 +453,7 @@ class Services:
         assert g.cluster_of is not None
         members = np.flatnonzero(g.cluster_of == cid)
         ids = members[offset : offset + limit]
-        names = address_strings(g.store, ids)
+        names = g.store.addresses(ids).to_pylist()
         items = [
             {"address": a, "address_id": int(i)} for a, i in zip(names, ids.tolist(), strict=True)
         ]
@@ -463,7 +461,6 @@ class Services:
 
     def cluster_merges(self, cluster_id: int, cursor: str | None, limit: int) -> dict[str, Any]:
         from chainsleuth.cluster.summary import cluster_merges
-        from chainsleuth.store.lookups import address_strings
 
         self._need_clusters()
         params = {"cluster_id": cluster_id}
@@ -474,7 +471,7 @@ class Services:
             raise _lib(e, "cluster_id") from None
         rows = merges.slice(offset, limit).to_pylist()
         ids = [r["address_a_id"] for r in rows] + [r["address_b_id"] for r in rows]
-        names = address_strings(self.graph().store, ids)
+        names = self.graph().store.addresses(ids).to_pylist()
         n = len(rows)
         items = [
             {
@@ -491,22 +488,21 @@ class Services:
 
     def explain(self, a: str, b: str) -> dict[str, Any]:
         from chainsleuth.cluster.engine import Clusters
-        from chainsleuth.store.lookups import address_id, address_strings
 
         self._need_clusters()
         store = self.store()
         try:
-            ia = address_id(store, a)
+            ia = store.address_id(a)
         except ChainsleuthError as e:
             raise _lib(e, "a") from None
         try:
-            ib = address_id(store, b)
+            ib = store.address_id(b)
         except ChainsleuthError as e:
             raise _lib(e, "b") from None
         steps = Clusters(self.data_dir).explain(ia, ib)
         if steps is not None:
             ids = [s["to_address_id"] for s in steps] + [ia]
-            by_id = dict(zip(ids, address_strings(store, ids), strict=True))
+            by_id = dict(zip(ids, store.addresses(ids).to_pylist(), strict=True))
             for s in steps:
                 s["from"] = by_id[s.pop("from_address_id")]
                 s["to"] = by_id[s.pop("to_address_id")]
@@ -683,7 +679,6 @@ class Services:
     def path(
         self, source: str, target: str, mode: str, level: str, max_hops: int
     ) -> dict[str, Any]:
-        from chainsleuth.store.lookups import address_strings
         from chainsleuth.trace.paths import find_path
 
         if level == "cluster":
@@ -695,7 +690,7 @@ class Services:
         g = self.graph()
         ids = sorted({h["from"] for h in result["hops"]} | {h["to"] for h in result["hops"]})
         if level == "address":
-            names = dict(zip(ids, address_strings(g.store, ids), strict=True))
+            names = dict(zip(ids, g.store.addresses(ids).to_pylist(), strict=True))
             node_of = {i: f"address:{names[i]}" for i in ids}
             described = g.describe("address", np.array(ids, np.int64))
         else:

@@ -282,7 +282,7 @@ def prepare_case(
     is_coinjoin &= ~one_wallet
 
     # address id per output, with the "no address" marker mapped to -1
-    out_addr = chain.output_address.astype(np.int64)
+    out_addr = chain.graph.output_address.astype(np.int64)
     out_addr[out_addr == int(NONE32)] = -1
     out_cluster = np.where(out_addr >= 0, cluster_of[np.maximum(out_addr, 0)], -1)
     is_seed_addr = np.zeros(n_addresses, np.bool_)
@@ -291,9 +291,9 @@ def prepare_case(
     seed_outputs = np.flatnonzero(pays_seed).astype(np.int64)
 
     # internal moves (the service paying its own deposit address) are not customers
-    creating = np.searchsorted(chain.tx_first_output, seed_outputs, side="right") - 1
-    input_first = np.asarray(store.array("tx_first_input")).astype(np.int64)
-    input_addr = np.asarray(store.array("input_address")).astype(np.int64)
+    creating = np.searchsorted(chain.graph.tx_first_output, seed_outputs, side="right") - 1
+    input_first = store.graph.tx_first_input.astype(np.int64)
+    input_addr = store.graph.input_address.astype(np.int64)
     n_inputs = input_addr.shape[0]
     input_in_service = np.zeros(n_inputs, np.bool_)
     ok = input_addr != int(NONE32)
@@ -430,7 +430,7 @@ def investigate(
             service_mask,
             entity_mask,
             setup.batch_tx,
-            np.asarray(store.array("output_spent_by_tx")),
+            store.graph.output_spent_by_tx,
             setup.sweep_tx,
         )  # fmt: skip
         for result in _in_chunks(
@@ -631,8 +631,8 @@ def _service_clusters(
     seed_clusters = np.unique(cluster_of[seed_ids])
     in_seed = np.zeros(cluster_of.shape[0], np.bool_)
     in_seed[np.isin(cluster_of, seed_clusters)] = True
-    input_address = np.asarray(store.array("input_address")).astype(np.int64)
-    tx_first_input = np.asarray(store.array("tx_first_input")).astype(np.int64)
+    input_address = store.graph.input_address.astype(np.int64)
+    tx_first_input = store.graph.tx_first_input.astype(np.int64)
     n_txs = tx_first_input.shape[0]
     spends_seed = np.zeros(input_address.shape[0], np.bool_)
     ok = input_address != int(NONE32)
@@ -646,7 +646,9 @@ def _service_clusters(
     sweeps = np.flatnonzero(
         (seed_inputs == n_inputs) & (n_inputs > 0) & (chain.n_outputs(np.arange(n_txs)) == 1)
     )
-    target = chain.output_address[chain.tx_first_output[sweeps].astype(np.int64)].astype(np.int64)
+    target = chain.graph.output_address[
+        chain.graph.tx_first_output[sweeps].astype(np.int64)
+    ].astype(np.int64)
     target = target[target != int(NONE32)]
     clusters, counts = np.unique(cluster_of[target], return_counts=True)
     wallet = np.setdiff1d(clusters[counts >= 2], seed_clusters)

@@ -158,11 +158,12 @@ CASHOUT_COLUMNS = [
 
 
 class ChainLookups:
-    """Store arrays and lookups the writers need, vectorized over many txs or addresses."""
+    """Block times, daily prices and the store's lookups the writers need, vectorized over
+    many txs or addresses (the arrays themselves are the store's `graph`)."""
 
     def __init__(self, store: Store, prices: dict[str, float]) -> None:
         self.store = store
-        self.tx_height = np.asarray(store.array("tx_height"))
+        self.graph = store.graph
         rows = store.sql("SELECT height, epoch(time)::BIGINT AS t FROM blocks ORDER BY height")
         heights = rows.column("height").to_numpy().astype(np.int64)
         self.block_epoch = np.zeros(int(heights.max(initial=-1)) + 1, np.int64)
@@ -174,48 +175,25 @@ class ChainLookups:
         self.price_day0 = int(days.min(initial=0))
         self.close = np.full(int(days.max(initial=-1)) - self.price_day0 + 1, np.nan)
         self.close[days - self.price_day0] = np.array(list(prices.values()), np.float64)
-        self.output_address = np.asarray(store.array("output_address"))
-        self.output_value = np.asarray(store.array("output_value"))
-        self.output_script_type = np.asarray(store.array("output_script_type"))
-        self.tx_first_output = np.asarray(store.array("tx_first_output"))
-        self.txid_rows = np.asarray(store.array("tx_txid"))
 
     def txids(self, tx_ids: np.ndarray) -> pa.Array:
         """Display txids (hex strings; "" for -1) of tx ids, as an Arrow string array."""
-        tx_ids = np.asarray(tx_ids, np.int64)
-        unique, inverse = np.unique(tx_ids, return_inverse=True)
-        known = unique >= 0
-        hexed = np.full(unique.shape[0], b"", "S64")
-        # one hex() over all the (reversed) txids, cut into 64-character rows by a dtype view
-        text = self.txid_rows[unique[known]][:, ::-1].tobytes().hex().encode()
-        hexed[known] = np.frombuffer(text, "S64")
-        names = pa.array(hexed, pa.binary()).cast(pa.string())
-        return names.take(pa.array(inverse.reshape(-1)))
+        return self.store.txids(tx_ids).fill_null("")
 
     def addresses_of_outputs(self, outputs: np.ndarray) -> pa.Array:
         """Address strings ("" without an address or for -1) of output ids (Arrow strings)."""
-        from chainsleuth.parse.address_kernels import encode_key_rows
-
         outputs = np.asarray(outputs, np.int64)
         ids = np.full(outputs.shape[0], int(NONE32), np.int64)
         has = outputs >= 0
-        ids[has] = self.output_address[outputs[has]]
+        ids[has] = self.graph.output_address[outputs[has]]
+        # encode each distinct address once (a cash-out address repeats across rows)
         unique, inverse = np.unique(ids, return_inverse=True)
-        known = unique != int(NONE32)
-        rows = np.asarray(self.store.array("address_key"))[unique[known]]
-        encoded = encode_key_rows(rows, self.store.network.code)
-        names = pa.concat_arrays(
-            [
-                encoded.cast(pa.string()).fill_null(""),
-                pa.array([""] * int((~known).sum()), pa.string()),
-            ]
-        )
-        # unique is sorted and NONE32 is the largest id, so the unknown one comes last
+        names = self.store.addresses(unique).fill_null("")
         return names.take(pa.array(inverse.reshape(-1)))
 
     def when(self, tx_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(height, ISO UTC time strings, UTC day numbers) of the txs' blocks."""
-        heights = self.tx_height[np.asarray(tx_ids, np.int64)].astype(np.int64)
+        heights = self.graph.tx_height[np.asarray(tx_ids, np.int64)].astype(np.int64)
         epoch = self.block_epoch[heights]
         unique, inverse = np.unique(epoch, return_inverse=True)
         iso = np.array(
@@ -235,8 +213,8 @@ class ChainLookups:
 
     def n_outputs(self, tx_ids: np.ndarray) -> np.ndarray:
         tx_ids = np.asarray(tx_ids, np.int64)
-        ends = np.append(self.tx_first_output[1:], self.output_value.shape[0]).astype(np.int64)
-        return ends[tx_ids] - self.tx_first_output[tx_ids].astype(np.int64)
+        ends = np.append(self.graph.tx_first_output[1:], self.graph.n_outputs).astype(np.int64)
+        return ends[tx_ids] - self.graph.tx_first_output[tx_ids].astype(np.int64)
 
 
 def _groups(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -278,7 +256,7 @@ def lead_table(
     from chainsleuth.trace import kernels as trace_kernels
 
     seed_outputs = result.seeds
-    deposit_addr = chain.output_address[seed_outputs].astype(np.int64)
+    deposit_addr = chain.graph.output_address[seed_outputs].astype(np.int64)
     funding, source, hops, key, custody = case_kernels.lead_sources(
         result.entry,
         result.kind,
@@ -287,9 +265,9 @@ def lead_table(
         result.entry_tx,
         result.entry_output,
         result.entry_hops,
-        chain.tx_first_output,
-        chain.output_value.shape[0],
-        chain.output_script_type,
+        chain.graph.tx_first_output,
+        chain.graph.output_value.shape[0],
+        chain.graph.output_script_type,
         BATCH_MIN_OUTPUTS,
         trace_kernels.KIND_CLUSTER,
         trace_kernels.KIND_COINJOIN,
@@ -309,7 +287,7 @@ def lead_table(
     source = np.where(named, source, -1)
     key = np.where(named, key, -1)
     source_addr = np.full(kind.shape[0], -1, np.int64)
-    source_addr[source >= 0] = chain.output_address[source[source >= 0]]
+    source_addr[source >= 0] = chain.graph.output_address[source[source >= 0]]
     deposit = deposit_addr[result.seed]
     amount = result.amount.astype(np.int64)
 
@@ -370,7 +348,7 @@ def lead_table(
     known = np.unique(deposit_addr)
     received = np.bincount(
         np.searchsorted(known, deposit_addr),
-        weights=chain.output_value[seed_outputs].astype(np.float64),
+        weights=chain.graph.output_value[seed_outputs].astype(np.float64),
         minlength=known.shape[0],
     )
     share = g_amount / np.maximum(received[np.searchsorted(known, g_deposit)], 1.0)
@@ -604,7 +582,7 @@ def cashout_table(
             name, cat = attribution[int(d_cluster[i])]
             entity[i], category[i] = name or "", cat
     heights, times, day = chain.when(d_tx)
-    value = chain.output_value[d].astype(np.int64)
+    value = chain.graph.output_value[d].astype(np.int64)
     amount = np.minimum(traced, value)
     usd = chain.usd(amount, day)
     share = np.clip(amount / np.maximum(value, 1), 0.0, 1.0)

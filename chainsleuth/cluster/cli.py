@@ -91,17 +91,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The shortest chain of merges linking two addresses (each a tx and a rule)."""
         from chainsleuth.cluster.engine import Clusters
-        from chainsleuth.store.lookups import address_id, address_strings
         from chainsleuth.store.store import Store
 
         data = data_dir(ctx)
         store = Store.open(data)
         clusters = Clusters(data)
-        a, b = address_id(store, address_a), address_id(store, address_b)
+        a, b = store.address_id(address_a), store.address_id(address_b)
         steps = clusters.explain(a, b)
         if steps is not None:
             ids = np.array([s["to_address_id"] for s in steps] + [a], np.int64)
-            names = address_strings(store, ids)
+            names = store.addresses(ids).to_pylist()
             by_id = dict(zip(ids.tolist(), names, strict=True))
             for s in steps:
                 s["from"] = by_id[s["from_address_id"]]

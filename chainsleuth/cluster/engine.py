@@ -36,14 +36,16 @@ import pyarrow.parquet as pq
 from numba import njit
 
 from chainsleuth.cluster import kernels
+from chainsleuth.cluster import learned as lc
+from chainsleuth.cluster.ranges import CHUNK_TXS, UnionFind, process_range
 from chainsleuth.cluster.rules import BY_CODE, CHANGE_BITS, POLICIES, Policy
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.core.files import atomic_write_bytes
 from chainsleuth.parse.address_kernels import encode_key_rows
 from chainsleuth.store.columns import hex_column
+from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.store import Store
 
-CHUNK_TXS = 1 << 20
 STATE_FILES = ("parent", "size", "attribution", "batch_spent")
 
 
@@ -93,276 +95,6 @@ def get_policy(name: str) -> Policy:
     if name not in POLICIES:
         raise ChainsleuthError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
     return POLICIES[name]
-
-
-@dataclass
-class ChainArrays:
-    """The store arrays the clusterer reads (memory-mapped, committed rows only)."""
-
-    tx_first_input: np.ndarray
-    tx_first_output: np.ndarray
-    input_spent_output: np.ndarray
-    input_address: np.ndarray
-    output_value: np.ndarray
-    output_address: np.ndarray
-    output_script_type: np.ndarray
-    n_inputs: int
-    n_outputs: int
-    n_addresses: int = 0
-
-    @classmethod
-    def of(cls, store: Store) -> ChainArrays:
-        return cls(
-            np.asarray(store.array("tx_first_input")),
-            np.asarray(store.array("tx_first_output")),
-            np.asarray(store.array("input_spent_output")),
-            np.asarray(store.array("input_address")),
-            np.asarray(store.array("output_value")),
-            np.asarray(store.array("output_address")),
-            np.asarray(store.array("output_script_type")),
-            store.counts["inputs"],
-            store.counts["outputs"],
-            store.counts["addresses"],
-        )
-
-    @property
-    def n_txs(self) -> int:
-        return int(self.tx_first_input.shape[0])
-
-
-@dataclass
-class UnionFind:
-    """Union-find over address ids: parent and size (uint32) and actor (int32): 12 B/address,
-    plus whether the address spent in a batch so far (bool, 1 B/address; see kernels.hot_outputs).
-    """
-
-    parent: np.ndarray
-    size: np.ndarray
-    attribution: np.ndarray
-    max_address: int = -1  # highest address id seen in an output so far (for fresh-address)
-    batch_spent: np.ndarray | None = None
-
-    @classmethod
-    def singletons(cls, n_addresses: int) -> UnionFind:
-        return cls(
-            np.arange(n_addresses, dtype=np.uint32),
-            np.ones(n_addresses, np.uint32),
-            np.full(n_addresses, -1, np.int32),
-            -1,
-            np.zeros(n_addresses, np.bool_),
-        )
-
-
-@dataclass
-class RangeResult:
-    """What clustering one range of transactions did."""
-
-    merge_a: np.ndarray
-    merge_b: np.ndarray
-    merge_tx: np.ndarray
-    merge_rule: np.ndarray
-    merge_votes: np.ndarray
-    coinjoin_tx: np.ndarray
-    coinjoin_rule: np.ndarray
-    quarantined: np.ndarray
-    quarantine_reason: np.ndarray
-    change_output: np.ndarray  # per tx of the range: the output merged as change, or -1
-
-    @property
-    def n_merges(self) -> int:
-        return int(self.merge_a.shape[0])
-
-
-@dataclass
-class Analysis:
-    """Per-transaction rule results for a range [t0, t1) (see kernels.analyze_txs)."""
-
-    fresh: np.ndarray  # per output of the range: pays an address never seen before
-    coinjoin: np.ndarray  # CoinJoin rule code per tx, 0 none
-    payjoin: np.ndarray  # PayJoin suspicion per tx
-    votes: list[np.ndarray]  # output id each change rule picks per tx (-1 none), CHANGE_BITS order
-    hot: np.ndarray  # per tx: outputs paying an address that spent in a batch before (0 no votes)
-
-
-def analyze_range(
-    arrays: ChainArrays,
-    t0: int,
-    t1: int,
-    max_address: int,
-    want_votes: bool = True,
-    batch_spent: np.ndarray | None = None,
-) -> tuple[Analysis, int]:
-    """CoinJoin rules and change votes for txs [t0, t1); returns them and the new max address.
-
-    `max_address` is the highest address id paid before t0 (-1 at the start of the chain).
-    `batch_spent` (bool per address) is what txs before t0 spent in batches, updated in place;
-    None works it out from the chain before t0.
-    """
-    fo = arrays.tx_first_output
-    o0 = int(fo[t0])
-    o1 = int(fo[t1]) if t1 < arrays.n_txs else arrays.n_outputs
-    fresh = np.empty(o1 - o0, np.bool_)
-    max_address = int(kernels.fresh_outputs(arrays.output_address, o0, max_address, fresh))
-    m = t1 - t0
-    coinjoin = np.zeros(m, np.int16)
-    payjoin = np.zeros(m, np.bool_)
-    votes = [np.empty(m, np.int64) for _ in range(4)]
-    kernels.analyze_txs(
-        t0,
-        t1,
-        arrays.tx_first_input,
-        fo,
-        arrays.n_inputs,
-        arrays.n_outputs,
-        arrays.input_spent_output,
-        arrays.input_address,
-        arrays.output_value,
-        arrays.output_address,
-        arrays.output_script_type,
-        fresh,
-        o0,
-        coinjoin,
-        payjoin,
-        *votes,
-        want_votes,
-    )
-    hot = np.zeros(m, np.int32)
-    if want_votes:
-        if batch_spent is None:
-            batch_spent = batch_spenders_before(arrays, t0)
-        kernels.hot_outputs(
-            t0,
-            t1,
-            arrays.tx_first_input,
-            fo,
-            arrays.n_inputs,
-            arrays.n_outputs,
-            arrays.input_address,
-            arrays.output_address,
-            coinjoin,
-            batch_spent,
-            hot,
-        )
-    return Analysis(fresh, coinjoin, payjoin, votes, hot), max_address
-
-
-def batch_spenders_before(arrays: ChainArrays, t: int) -> np.ndarray:
-    """Bool per address: it spent in a batch (3+ outputs, not a CoinJoin) in txs [0, t)."""
-    n_addr = arrays.n_addresses or int(np.asarray(arrays.output_address).max(initial=-1)) + 1
-    batch_spent = np.zeros(n_addr, np.bool_)
-    step = CHUNK_TXS
-    max_address = -1
-    for a in range(0, t, step):
-        b = min(t, a + step)
-        analysis, max_address = analyze_range(arrays, a, b, max_address, want_votes=False)
-        kernels.hot_outputs(
-            a,
-            b,
-            arrays.tx_first_input,
-            arrays.tx_first_output,
-            arrays.n_inputs,
-            arrays.n_outputs,
-            arrays.input_address,
-            arrays.output_address,
-            analysis.coinjoin,
-            batch_spent,
-            np.zeros(b - a, np.int32),
-        )
-    return batch_spent
-
-
-def process_range(
-    arrays: ChainArrays,
-    unions: UnionFind,
-    policy: Policy,
-    t0: int,
-    t1: int,
-    learned: Any = None,
-) -> RangeResult:
-    """Cluster transactions [t0, t1) into `unions` (which must already hold [0, t0)).
-
-    `learned` (learned.Decisions, optional): learned change merges; those due in [t0, t1) are
-    applied at their due position.
-    """
-    if learned is None:
-        l_tx = l_out = l_due = np.zeros(0, np.int64)
-    else:
-        due = learned.slice(t0, t1)
-        l_tx, l_out, l_due = due.tx, due.out, due.due
-    o0 = int(arrays.tx_first_output[t0])
-    m = t1 - t0
-    # Multi-input alone needs no change votes: skipping them skips most random reads.
-    analysis, unions.max_address = analyze_range(
-        arrays,
-        t0,
-        t1,
-        unions.max_address,
-        want_votes=(policy.change_mask() | policy.veto_mask()) != 0,
-    )
-    fresh, coinjoin, payjoin, votes = (
-        analysis.fresh,
-        analysis.coinjoin,
-        analysis.payjoin,
-        analysis.votes,
-    )
-    n_in_range = (int(arrays.tx_first_input[t1]) if t1 < arrays.n_txs else arrays.n_inputs) - int(
-        arrays.tx_first_input[t0]
-    )
-    cap = max(n_in_range + m + l_tx.shape[0], 16)  # a union needs an input or a change output
-    ev = [np.empty(cap, np.int64) for _ in range(5)]
-    q_tx = np.empty(m + l_tx.shape[0], np.int64)
-    q_reason = np.empty(m + l_tx.shape[0], np.int64)
-    change_chosen = np.empty(m, np.int64)
-    n_ev, n_q = kernels.apply_merges(
-        t0,
-        t1,
-        arrays.tx_first_input,
-        arrays.n_inputs,
-        arrays.input_spent_output,
-        arrays.input_address,
-        arrays.output_address,
-        fresh,
-        o0,
-        coinjoin,
-        payjoin,
-        *votes,
-        policy.change_mask(),
-        policy.veto_mask(),
-        policy.required_mask(),
-        policy.any_mask(),
-        policy.min_change_votes,
-        analysis.hot,
-        policy.hot_mask(),
-        policy.multi_input,
-        policy.merge_payjoin_suspects,
-        policy.large_cluster,
-        policy.growth_factor,
-        unions.parent,
-        unions.size,
-        unions.attribution,
-        *ev,
-        0,
-        q_tx,
-        q_reason,
-        0,
-        change_chosen,
-        l_tx,
-        l_out,
-        l_due,
-    )
-    cj = np.flatnonzero(coinjoin)
-    return RangeResult(
-        ev[0][:n_ev],
-        ev[1][:n_ev],
-        ev[2][:n_ev],
-        ev[3][:n_ev],
-        ev[4][:n_ev],
-        (t0 + cj).astype(np.int64),
-        coinjoin[cj].astype(np.int64),
-        q_tx[:n_q],
-        q_reason[:n_q],
-        change_chosen,
-    )
 
 
 def cluster_store(
@@ -435,7 +167,7 @@ def cluster_store(
         if not resume:
             attr[:] = attribution[:n_addr]
 
-    arrays = ChainArrays.of(store)
+    arrays = store.graph
     unions = UnionFind(parent, size, attr, max_address, batch_spent)
     decisions = None
     learned_state: dict[str, Any] | None = None
@@ -447,7 +179,7 @@ def cluster_store(
     merges: list[pa.Table] = []
     coinjoin_rows: list[pa.Table] = []
     quarantine_rows: list[pa.Table] = []
-    txids = store.array("tx_txid")
+    txids = store.graph.tx_txid
     rule_counts: dict[str, int] = {}
     total_ev = total_q = total_cj = 0
     for t0 in range(first_tx, n_tx, CHUNK_TXS):
@@ -544,7 +276,7 @@ def cluster_store(
             pq.write_table(pa.concat_tables(tables), tmp / name, compression="zstd")
             files[key].append(name)
     sizes = np.bincount(cluster_of, minlength=n_addr) if n_addr else np.zeros(0, np.int64)
-    keys = np.asarray(store.array("address_key"))
+    keys = store.graph.address_key
     address_strings = (
         encode_key_rows(keys, store.network.code) if n_addr else pa.array([], pa.string())
     )
@@ -616,7 +348,7 @@ def cluster_store(
 
 def _learned_decisions(
     store: Store,
-    arrays: ChainArrays,
+    arrays: ChainGraph,
     pol: Policy,
     cdir: Path,
     manifest: dict[str, Any] | None,
@@ -627,16 +359,14 @@ def _learned_decisions(
     `manifest` is the previous clustering's when resuming: its model and pending position are
     reused, and the tx fingerprints kept in its state are extended to the new txs.
     """
-    from chainsleuth.cluster import learned as lc
-
     n_tx = arrays.n_txs
     fp_path = cdir / "state" / "tx_fingerprint.npy"
     have = np.zeros(0, np.uint8)
     if manifest is not None and fp_path.exists():
         have = np.load(fp_path)[:n_tx]
     fingerprint = np.concatenate((have, lc.read_fingerprints(store, have.shape[0], n_tx)))
-    spent_by = np.asarray(store.array("output_spent_by_tx"))
-    tx_height = np.asarray(store.array("tx_height"))
+    spent_by = store.graph.output_spent_by_tx
+    tx_height = store.graph.tx_height
     state = (manifest or {}).get("learned")
     if state:
         model = lc.ChangeModel.from_json(state["model"])
@@ -694,8 +424,34 @@ def _confidence(rules: np.ndarray, votes: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ reading
+def clusters_generation(data_dir: Path) -> int | None:
+    """The clustering generation, or None when no clustering has been published."""
+    if not (clusters_dir(data_dir) / "address_cluster.npy").exists():
+        return None
+    try:
+        manifest = read_manifest(data_dir)
+        return int((manifest or {}).get("generation", 0))
+    except (OSError, ValueError, AttributeError):
+        return 0  # an array without a readable manifest: still use it
+
+
 class Clusters:
-    """The clustering of a store, for lookups (`cluster_of`, `explain`)."""
+    """The published clustering of a store: the one reader of `DATA/clusters/`.
+
+    `cluster_of` is the cluster id per address id (int64, memory-mapped: 8 B/address; a
+    cluster's id is its smallest address id). Later stages read the clustering only through
+    this class: lookups (`resolve_cluster`, `members`, `explain`, `merges`) and vectorized
+    questions over many ids (`clusters_of`, `member_mask`, `sizes`), where an address beyond
+    the array (ingested after the clustering ran) is its own cluster.
+
+    `Clusters(data_dir)` needs a clustering; `Clusters.or_singletons(data_dir)` makes every
+    address its own cluster when there is none (tags attribute before clustering has run).
+    """
+
+    data_dir: Path | None
+    manifest: dict[str, Any]
+    generation: int | None  # the clustering generation; None: no clustering (singletons)
+    cluster_of: np.ndarray
 
     def __init__(self, data_dir: Path) -> None:
         manifest = read_manifest(data_dir)
@@ -703,7 +459,72 @@ class Clusters:
             raise ChainsleuthError("no clustering yet: run `chainsleuth cluster` first")
         self.data_dir = Path(data_dir)
         self.manifest = manifest
+        self.generation = int(manifest.get("generation", 0))
         self.cluster_of = np.load(clusters_dir(data_dir) / "address_cluster.npy", mmap_mode="r")
+
+    @classmethod
+    def or_singletons(cls, data_dir: Path) -> Clusters:
+        """The published clustering, or every address its own cluster when there is none."""
+        if clusters_generation(data_dir) is not None and read_manifest(data_dir) is not None:
+            return cls(data_dir)
+        return cls.from_array(np.zeros(0, np.int64), None, data_dir)
+
+    @classmethod
+    def from_array(
+        cls, cluster_of: np.ndarray, generation: int | None = None, data_dir: Path | None = None
+    ) -> Clusters:
+        """A clustering held in memory (cluster id per address id), e.g. a benchmark's."""
+        clusters = cls.__new__(cls)
+        clusters.data_dir = None if data_dir is None else Path(data_dir)
+        clusters.manifest = {}
+        clusters.generation = generation
+        clusters.cluster_of = cluster_of
+        return clusters
+
+    def clusters_of(self, address_ids: np.ndarray) -> np.ndarray:
+        """Cluster ids of `address_ids` (int64); -1 stays -1 (not in the store)."""
+        ids = np.asarray(address_ids, np.int64)
+        out = ids.copy()
+        inside = (ids >= 0) & (ids < self.cluster_of.shape[0])
+        out[inside] = self.cluster_of[ids[inside]]
+        return out
+
+    def member_mask(self, cluster_ids: np.ndarray, n_addresses: int) -> np.ndarray:
+        """A boolean mask over the first `n_addresses` address ids: in one of `cluster_ids`.
+        One pass over `cluster_of` in chunks of 2^24 (a flag per address: 1 B/address)."""
+        wanted = np.unique(np.asarray(cluster_ids, np.int64))
+        mask = np.zeros(n_addresses, bool)
+        if wanted.shape[0] == 0 or n_addresses == 0:
+            return mask
+        covered = min(self.cluster_of.shape[0], n_addresses)
+        chunk = 1 << 24
+        flag = np.zeros(n_addresses, bool)
+        flag[wanted[(wanted >= 0) & (wanted < n_addresses)]] = True
+        for lo in range(0, covered, chunk):
+            hi = min(lo + chunk, covered)
+            part = np.asarray(self.cluster_of[lo:hi])
+            ok = (part >= 0) & (part < n_addresses)
+            hit = np.zeros(hi - lo, bool)
+            hit[ok] = flag[part[ok]]
+            mask[lo:hi] = hit
+        # addresses the clustering has not seen yet are their own clusters
+        mask[covered:] = flag[covered:]
+        return mask
+
+    def sizes(self, cluster_ids: np.ndarray, n_addresses: int) -> np.ndarray:
+        """Number of addresses in each of `cluster_ids` (same order)."""
+        ids = np.asarray(cluster_ids, np.int64)
+        if self.generation is None or ids.shape[0] == 0:
+            return np.ones(ids.shape[0], np.int64)
+        mask = self.member_mask(ids, n_addresses)
+        labels = self.clusters_of(np.flatnonzero(mask))
+        uniq, counts = np.unique(labels, return_counts=True)
+        pos = np.clip(np.searchsorted(uniq, ids), 0, max(uniq.shape[0] - 1, 0))
+        out = np.ones(ids.shape[0], np.int64)
+        if uniq.shape[0] > 0:
+            match = uniq[pos] == ids
+            out[match] = counts[pos[match]]
+        return out
 
     def resolve_cluster(self, cluster_id: int) -> int:
         """The current id of a cluster id saved earlier (clusters only ever merge)."""
@@ -715,7 +536,9 @@ class Clusters:
         return np.flatnonzero(np.asarray(self.cluster_of) == self.resolve_cluster(cluster_id))
 
     def merges(self) -> pa.Table:
-        files = [clusters_dir(self.data_dir) / f for f in self.manifest["files"]["merges"]]
+        names = self.manifest.get("files", {}).get("merges", [])
+        assert self.data_dir is not None or not names
+        files = [clusters_dir(self.data_dir or Path()) / f for f in names]
         if not files:
             return pa.table(
                 {

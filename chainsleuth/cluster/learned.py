@@ -31,6 +31,15 @@ import numpy as np
 from numba import njit
 
 from chainsleuth.cluster import kernels
+from chainsleuth.cluster.ranges import (
+    CHUNK_TXS,
+    Analysis,
+    UnionFind,
+    analyze_range,
+    batch_spenders_before,
+    process_range,
+)
+from chainsleuth.store.graph import ChainGraph
 
 NONE = kernels.NONE
 ST_OP_RETURN = kernels.ST_OP_RETURN
@@ -581,7 +590,7 @@ class Candidates:
 
 
 def range_candidates(
-    arrays: Any,
+    arrays: ChainGraph,
     t0: int,
     t1: int,
     coinjoin: np.ndarray,
@@ -644,14 +653,8 @@ def range_candidates(
     return Candidates(n_cand, offsets, X, cand_out, cand_tx)
 
 
-def _chunk_txs() -> int:
-    from chainsleuth.cluster.engine import CHUNK_TXS
-
-    return CHUNK_TXS
-
-
 def self_labels(
-    arrays: Any, root: np.ndarray, t0: int, t1: int, analysis: Any
+    arrays: ChainGraph, root: np.ndarray, t0: int, t1: int, analysis: Analysis
 ) -> tuple[np.ndarray, np.ndarray]:
     """label_txs over [t0, t1) with a range's Analysis: (label, how) (see label_txs)."""
     label = np.empty(t1 - t0, np.int64)
@@ -678,9 +681,8 @@ def self_labels(
     return label, how
 
 
-def multi_input_roots(arrays: Any, policy: Any, n_addresses: int) -> np.ndarray:
+def multi_input_roots(arrays: ChainGraph, policy: Any, n_addresses: int) -> np.ndarray:
     """Root (u4) per address after the multi-input rule alone over the whole chain."""
-    from chainsleuth.cluster.engine import UnionFind, process_range
     from chainsleuth.cluster.rules import Policy
 
     mi = Policy(
@@ -689,7 +691,7 @@ def multi_input_roots(arrays: Any, policy: Any, n_addresses: int) -> np.ndarray:
         growth_factor=policy.growth_factor,
     )
     unions = UnionFind.singletons(n_addresses)
-    step = _chunk_txs()
+    step = CHUNK_TXS
     for t0 in range(0, arrays.n_txs, step):
         process_range(arrays, unions, mi, t0, min(arrays.n_txs, t0 + step))
     compress_roots(unions.parent)
@@ -697,7 +699,7 @@ def multi_input_roots(arrays: Any, policy: Any, n_addresses: int) -> np.ndarray:
 
 
 def training_rows(
-    arrays: Any,
+    arrays: ChainGraph,
     root: np.ndarray,
     spent_by: np.ndarray,
     tx_height: np.ndarray,
@@ -705,8 +707,6 @@ def training_rows(
     window: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
     """(X, y, row tx, row output, counts) of the self-labelled txs, candidates of each."""
-    from chainsleuth.cluster.engine import analyze_range
-
     n_tx = arrays.n_txs
     stride = max(1, -(-n_tx // (4 * MAX_TRAIN_TXS)))
     xs, ys, ts, os_ = [], [], [], []
@@ -719,7 +719,7 @@ def training_rows(
         "sampled": 0,
     }
     max_address = -1
-    step = _chunk_txs()
+    step = CHUNK_TXS
     for t0 in range(0, n_tx, step):
         t1 = min(n_tx, t0 + step)
         analysis, max_address = analyze_range(arrays, t0, t1, max_address, want_votes=False)
@@ -769,7 +769,7 @@ def per_tx_best(
 
 
 def train_model(
-    arrays: Any,
+    arrays: ChainGraph,
     policy: Any,
     n_addresses: int,
     spent_by: np.ndarray,
@@ -866,7 +866,7 @@ class Decisions:
 
 
 def decide(
-    arrays: Any,
+    arrays: ChainGraph,
     model: ChangeModel,
     policy: Any,
     spent_by: np.ndarray,
@@ -882,8 +882,6 @@ def decide(
     an output of T (agreeing or not), on a non-fresh output, below the threshold/margin, or
     where the policy's rules gate it (`rule_gate`).
     """
-    from chainsleuth.cluster.engine import analyze_range, batch_spenders_before
-
     n_tx = arrays.n_txs
     window = model.window
     if n_tx == 0:
@@ -896,7 +894,7 @@ def decide(
     cols = model.columns()
     coef = np.asarray(model.coef)
     max_address = pending_max_address
-    step = _chunk_txs()
+    step = CHUNK_TXS
     batch_spent = batch_spenders_before(arrays, pending_from)
     for t0 in range(pending_from, limit, step):
         t1 = min(limit, t0 + step)

@@ -27,7 +27,7 @@ def cluster_summary(data_dir: Path, address: str) -> dict[str, Any]:
     """Size, first/last seen, balance and the rules that built the cluster of an address."""
     store = Store.open(data_dir)
     clusters = Clusters(data_dir)
-    address_id = lookups.address_id(store, address)
+    address_id = store.address_id(address)
     cluster_id = int(clusters.cluster_of[address_id])
     return {"address": address, **_summary(store, clusters, cluster_id)}
 
@@ -46,11 +46,11 @@ def _summary(store: Store, clusters: Clusters, cluster_id: int) -> dict[str, Any
         outs = store.lookup_index().outputs_of_addresses(members.astype(np.int64))
     else:
         outs = lookups.outputs_paying_set(store, members)
-    values = np.asarray(store.array("output_value"))[outs]
+    values = store.graph.output_value[outs]
     spent = store.spent_by_tx()[outs] >= 0
-    first_out = np.asarray(store.array("tx_first_output"))
+    first_out = store.graph.tx_first_output
     creating = np.searchsorted(first_out, outs, side="right") - 1
-    heights = np.asarray(store.array("tx_height"))[creating]
+    heights = store.graph.tx_height[creating]
     merges = clusters.merges()
     a_ids = merges.column("address_a_id").to_numpy()
     inside = np.asarray(clusters.cluster_of)[a_ids] == cluster_id if a_ids.shape[0] else a_ids
@@ -109,14 +109,14 @@ def tx_change(data_dir: Path, txid: str) -> dict[str, Any] | None:
     if found.num_rows == 0:
         return None
     row = found.slice(0, 1).to_pylist()[0]
-    first = np.asarray(store.array("tx_first_output"))
+    first = store.graph.tx_first_output
     lo = int(first[tx_id])
     hi = int(first[tx_id + 1]) if tx_id + 1 < first.shape[0] else store.counts["outputs"]
-    out_address = np.asarray(store.array("output_address"))[lo:hi].astype(np.int64)
+    out_address = store.graph.output_address[lo:hi].astype(np.int64)
     vouts = np.flatnonzero(out_address == int(row["address_b_id"]))
     return {
         "vout": int(vouts[0]) if vouts.shape[0] else None,
-        "address": lookups.address_strings(store, [row["address_b_id"]])[0],
+        "address": store.addresses([row["address_b_id"]])[0].as_py(),
         "rule": row["rule"],
         "change_rules": row["change_rules"],
         "confidence": row["confidence"],

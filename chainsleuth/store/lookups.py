@@ -1,10 +1,9 @@
 """Single-item lookups for people: a transaction, a block, an address, as plain dicts.
 
-The CLI prints these and the REST API (later) returns them; both stay thin. Queries go through
-the store's SQL views, filtered on one key, or through the memory-mapped arrays. Here too the two
-conversions every command needs: an address string to its id, with the one error a person sees
-when it is malformed or never seen (`address_id`), and address ids back to strings
-(`address_strings`).
+The CLI prints these and the REST API returns them; both stay thin. Queries go through the
+store's SQL views, filtered on one key, or through the memory-mapped arrays. The conversions
+every command needs (an address string to its id with the one "never seen" error, ids to
+addresses and txids) are `Store.address_id`, `Store.addresses` and `Store.txids`.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import numpy as np
 
 from chainsleuth.core.address import AddressError
 from chainsleuth.core.errors import AddressNotSeenError, ChainsleuthError
-from chainsleuth.parse.address_kernels import encode_key_rows
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import VIEWS, Store
 
@@ -52,7 +50,7 @@ def transaction(store: Store, txid: str) -> dict[str, Any]:
     tx_id = store.tx_id_of(txid)
     if tx_id is None:
         raise ChainsleuthError(f"transaction {txid} is not in the store")
-    height = int(store.array("tx_height", random=True)[tx_id])
+    height = int(store.random_graph.tx_height[tx_id])
     columns = VIEWS["txs"].split("SELECT", 1)[1].split("FROM", 1)[0]
     found = _at(store, "txs", height, columns, "tx_id = ?", tx_id)
     tx = found[-1]
@@ -85,12 +83,12 @@ def transaction(store: Store, txid: str) -> dict[str, Any]:
         output_id = row.pop("output_id")
         row["address"] = None if address_id is None else store.address_of(address_id)
         row["address_derived"] = row.pop("address_derived")
-        spender = int(store.array("output_spent_by_tx", random=True)[output_id])
+        spender = int(store.random_graph.output_spent_by_tx[output_id])
         if spender == int(NONE32) or spender >= n_tx:
             row["spent_by_txid"] = row["spent_height"] = None
         else:
-            row["spent_by_txid"] = bytes(store.array("tx_txid", random=True)[spender][::-1]).hex()
-            row["spent_height"] = int(store.array("tx_height", random=True)[spender])
+            row["spent_by_txid"] = bytes(store.random_graph.tx_txid[spender][::-1]).hex()
+            row["spent_height"] = int(store.random_graph.tx_height[spender])
         row["script_pubkey"] = script_pubkey
     tx["inputs"] = inputs
     tx["outputs"] = outputs
@@ -121,31 +119,6 @@ def _invalid(address: str, error: AddressError, what: str) -> ChainsleuthError:
     return ChainsleuthError(f"{what}: {address!r} ({error})")
 
 
-def address_id(store: Store, address: str, *, what: str = "not a valid address") -> int:
-    """The dense id of `address`; a one-line `ChainsleuthError` when it is not an address
-    (`what` starts that message) or the store has never seen it."""
-    try:
-        found = store.address_id_of(address)
-    except AddressError as e:
-        raise _invalid(address, e, what) from None
-    if found is None:
-        raise AddressNotSeenError(address)
-    return int(found)
-
-
-def address_strings(store: Store, address_ids: Any) -> list[str | None]:
-    """The address string of each address id; None for `NONE32` (an output with no address)."""
-    ids = np.asarray(address_ids, np.int64)
-    names: list[str | None] = [None] * ids.shape[0]
-    known = np.flatnonzero(ids != int(NONE32))
-    if known.shape[0]:
-        rows = np.asarray(store.array("address_key"))[ids[known]]
-        encoded = encode_key_rows(rows, store.network.code).to_pylist()
-        for k, name in zip(known.tolist(), encoded, strict=True):
-            names[k] = name
-    return names
-
-
 def outputs_paying_set(store: Store, address_ids: Any) -> np.ndarray:
     """Output ids paying any of a large set of address ids, ascending: one pass over the output
     address array through a bool mask per address (1 B/address), about 4x faster than
@@ -154,7 +127,7 @@ def outputs_paying_set(store: Store, address_ids: Any) -> np.ndarray:
     mask = np.zeros(n + 1, np.bool_)  # the extra slot is "no address" (NONE32 clipped to n)
     mask[np.asarray(address_ids, np.int64)] = True
     mask[n] = False
-    out_address = np.asarray(store.array("output_address"))
+    out_address = store.graph.output_address
     found: np.ndarray = np.flatnonzero(mask[np.minimum(out_address, n)]).astype(np.int64)
     return found
 
@@ -168,7 +141,7 @@ def address_info(store: Store, address: str) -> dict[str, Any]:
     if summary is None:
         raise AddressNotSeenError(address)
     info = dict(summary.__dict__)
-    block_time = store.array("block_time", random=True)  # O(1): no scan of the blocks table
+    block_time = store.random_graph.block_time  # O(1): no scan of the blocks table
     for key in ("first_seen", "last_seen"):
         seconds = int(block_time[getattr(summary, f"{key}_height")])
         info[f"{key}_time"] = dt.datetime.fromtimestamp(seconds, dt.UTC)

@@ -59,15 +59,13 @@ def blocks_dir_of(store: Store) -> Path | None:
 def _location(store: Store, tx_id: int) -> tuple[int, int, int, int, int]:
     """(height, blk file number or -1, file offset of the tx, tx offset in block, length)."""
     n_tx = store.counts["txs"]
-    height = int(store.array("tx_height", random=True)[tx_id])
+    height = int(store.random_graph.tx_height[tx_id])
     file_number, block_offset, block_length = (
-        int(v) for v in store.array("block_location", random=True)[height]
+        int(v) for v in store.random_graph.block_location[height]
     )
-    offsets = store.array("tx_offset", random=True)
+    offsets = store.random_graph.tx_offset
     start = int(offsets[tx_id])
-    same_block = (
-        tx_id + 1 < n_tx and int(store.array("tx_height", random=True)[tx_id + 1]) == height
-    )
+    same_block = tx_id + 1 < n_tx and int(store.random_graph.tx_height[tx_id + 1]) == height
     end = int(offsets[tx_id + 1]) if same_block else block_length
     return height, file_number, block_offset + start, start, end - start
 
@@ -129,7 +127,7 @@ def raw_transaction(
     else:
         tried.append("the store was ingested over RPC")
     if rpc is not None:
-        block_hash = bytes(np.asarray(store.array("block_hash", random=True)[height])[::-1]).hex()
+        block_hash = bytes(np.asarray(store.random_graph.block_hash[height])[::-1]).hex()
         got = _from_rpc(rpc, txid, block_hash, start, length)
         if isinstance(got, bytes) and txid_of(got) == txid:
             return got

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from chainsleuth.core.address import decode_address, encode_address
-from chainsleuth.core.errors import StoreError
+from chainsleuth.core.address import AddressError, decode_address, encode_address
+from chainsleuth.core.errors import AddressNotSeenError, ChainsleuthError, StoreError
 from chainsleuth.core.network import network_by_name
 from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES, ScriptType
+from chainsleuth.parse.address_kernels import encode_key_rows
 from chainsleuth.store import layout
+from chainsleuth.store.columns import hex_column
+from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.layout import ARRAYS, NONE32
 from chainsleuth.store.lookup import LookupIndex, address_id_of_key
 
@@ -373,6 +377,8 @@ class Store:
     # ------------------------------------------------------------------------ arrays
     def array(self, name: str, random: bool = False) -> np.ndarray:
         """A committed graph array, memory-mapped read-only (see layout.ARRAYS for names).
+        Stages read `graph` / `random_graph` instead; this is the one place an array is
+        opened by name.
 
         `random`: only a few scattered rows will be read (a lookup): no read-around.
         """
@@ -380,9 +386,52 @@ class Store:
             self.data_dir, name, self.counts[ARRAYS[name].count], random=random
         )
 
+    @cached_property
+    def graph(self) -> ChainGraph:
+        """Every graph array, memory-mapped, for ranges and whole-chain passes (graph.py)."""
+        return ChainGraph.open(self.data_dir, self.counts)
+
+    @cached_property
+    def random_graph(self) -> ChainGraph:
+        """The same arrays mapped for a few scattered reads (lookups): no read-around."""
+        return ChainGraph.open(self.data_dir, self.counts, random=True)
+
+    def txids(self, tx_ids: Any) -> pa.Array:
+        """Display txids (hex, reversed byte order) of tx ids, as Arrow strings; null for a
+        negative id ("no tx"). Vectorized: no Python object per row."""
+        ids = np.asarray(tx_ids, np.int64).reshape(-1)
+        known = ids >= 0
+        rows = np.zeros((ids.shape[0], 32), np.uint8)
+        rows[known] = self.graph.tx_txid[ids[known]]
+        return hex_column(rows, valid=None if known.all() else known)
+
+    def addresses(self, address_ids: Any) -> pa.Array:
+        """Address strings of address ids, as Arrow strings; null for `NONE32` or a negative
+        id (an output with no address). Encoded from the key rows (no table scan)."""
+        ids = np.asarray(address_ids, np.int64).reshape(-1)
+        known = (ids >= 0) & (ids != int(NONE32))
+        if known.all():
+            return encode_key_rows(self.graph.address_key[ids], self.network.code)
+        encoded = encode_key_rows(self.graph.address_key[ids[known]], self.network.code)
+        positions = np.full(ids.shape[0], -1, np.int64)
+        positions[known] = np.arange(len(encoded), dtype=np.int64)
+        return encoded.take(pa.array(positions, mask=~known))
+
+    def address_id(self, address: str, *, what: str = "not a valid address") -> int:
+        """The dense id of `address`; a one-line error when it is not an address (a
+        `ChainsleuthError` whose message starts with `what`) or the store has never seen it
+        (`AddressNotSeenError`, the one such error)."""
+        try:
+            found = self.address_id_of(address)
+        except AddressError as e:
+            raise ChainsleuthError(f"{what}: {address!r} ({e})") from None
+        if found is None:
+            raise AddressNotSeenError(address)
+        return int(found)
+
     def spent_by_tx(self) -> np.ndarray:
         """Spending tx id per output (-1 unspent), ignoring marks of uncommitted writes."""
-        raw = np.asarray(self.array("output_spent_by_tx")).astype(np.int64)
+        raw = self.graph.output_spent_by_tx.astype(np.int64)
         raw[(raw == int(NONE32)) | (raw >= self.counts["txs"])] = -1
         return raw
 
@@ -409,7 +458,7 @@ class Store:
 
     def address_of(self, address_id: int) -> str:
         """The address string of an address id (encoded from its key row: no table scan)."""
-        row = np.asarray(self.array("address_key", random=True)[int(address_id)])
+        row = np.asarray(self.random_graph.address_key[int(address_id)])
         kind, length = int(row[0]), int(row[1])
         return encode_address(ScriptType(kind), bytes(row[2 : 2 + length]), self.network)
 
@@ -450,15 +499,13 @@ class Store:
         if address_id is None:
             return None
         outs = self.outputs_of_address(address_id)
-        values = np.asarray(self.array("output_value", random=True)[outs], np.int64)
-        spent_by = self.array("output_spent_by_tx", random=True)[outs].astype(np.int64)
+        values = np.asarray(self.random_graph.output_value[outs], np.int64)
+        spent_by = self.random_graph.output_spent_by_tx[outs].astype(np.int64)
         spent_by[(spent_by == int(NONE32)) | (spent_by >= self.counts["txs"])] = -1
-        creating = (
-            np.searchsorted(self.array("tx_first_output", random=True), outs, side="right") - 1
-        )
+        creating = np.searchsorted(self.random_graph.tx_first_output, outs, side="right") - 1
         txs = np.union1d(creating, spent_by[spent_by >= 0])
-        heights = np.asarray(self.array("tx_height", random=True)[txs])
-        kind = int(self.array("address_key", random=True)[address_id, 0])
+        heights = np.asarray(self.random_graph.tx_height[txs])
+        kind = int(self.random_graph.address_key[address_id, 0])
         received = int(values.sum())
         sent = int(values[spent_by >= 0].sum())
         return AddressSummary(

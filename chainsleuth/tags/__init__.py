@@ -14,7 +14,6 @@ Tags live in `DATA/tags/` (docs/design/tags.md) and appear in `chainsleuth sql` 
 """
 
 from chainsleuth.tags.attribution import compute_cluster_tags, ensure_fresh, recompute_cluster_tags
-from chainsleuth.tags.clusters import ClusterMap, load_clusters
 from chainsleuth.tags.imports import (
     TagError,
     add_tag,
@@ -35,7 +34,6 @@ from chainsleuth.tags.query import (
 from chainsleuth.tags.taxonomy import Taxonomy
 
 __all__ = [
-    "ClusterMap",
     "ImportReport",
     "PackSummary",
     "Problem",
@@ -53,7 +51,6 @@ __all__ = [
     "import_csv",
     "import_tagpacks",
     "list_tags",
-    "load_clusters",
     "recompute_cluster_tags",
     "remove_tags",
 ]

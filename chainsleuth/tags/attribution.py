@@ -26,9 +26,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chainsleuth.cluster.engine import Clusters, clusters_generation
 from chainsleuth.store import layout
 from chainsleuth.tags import storage
-from chainsleuth.tags.clusters import ClusterMap, clusters_generation, load_clusters
 from chainsleuth.tags.taxonomy import Taxonomy
 
 __all__ = [
@@ -267,7 +267,7 @@ GROUP BY ALL ORDER BY ALL
 
 def compute_cluster_tags(
     tagged: pa.Table,
-    clusters: ClusterMap,
+    clusters: Clusters,
     *,
     n_addresses: int,
     taxonomy: Taxonomy | None = None,
@@ -283,7 +283,7 @@ def compute_cluster_tags(
     schema = storage.CLUSTER_TAG_SCHEMA
     if tagged.num_rows == 0:
         return schema.empty_table()
-    cluster_ids = clusters.cluster_of(tagged.column("address_id").to_numpy())
+    cluster_ids = clusters.clusters_of(tagged.column("address_id").to_numpy())
     tagged = tagged.append_column("cluster_id", pa.array(cluster_ids, pa.int64()))
     con = duckdb.connect(":memory:")
     try:
@@ -390,7 +390,7 @@ def refresh_cluster_tags(data_dir: Path, manifest: dict[str, Any], force: bool =
         manifest["cluster_tags"] = None
         return True
     refresh_address_ids(data_dir, manifest)
-    clusters = load_clusters(data_dir)
+    clusters = Clusters.or_singletons(data_dir)
     table = compute_cluster_tags(
         _tagged(data_dir, manifest),
         clusters,

@@ -23,11 +23,11 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from chainsleuth.cluster.engine import Clusters
 from chainsleuth.core.address import AddressError
 from chainsleuth.core.errors import AddressNotSeenError
 from chainsleuth.tags import storage
 from chainsleuth.tags.attribution import ensure_fresh
-from chainsleuth.tags.clusters import load_clusters
 from chainsleuth.tags.imports import TagError
 from chainsleuth.tags.taxonomy import Taxonomy
 from chainsleuth.tags.validate import check_address
@@ -100,7 +100,7 @@ class TagLookup:
         for name, spec in views.items():
             if "sql" in spec:
                 self.con.execute(f"CREATE VIEW {name} AS {spec['sql']}")
-        self._clusters = None
+        self._clusters: Clusters | None = None
         self._memory = _InMemory(self.con) if in_memory else None
 
     @classmethod
@@ -208,9 +208,8 @@ class TagLookup:
         if address_id is None:
             return None
         if self._clusters is None:
-            self._clusters = load_clusters(self.data_dir)  # type: ignore[assignment]
-        assert self._clusters is not None
-        return int(self._clusters.cluster_of(np.array([address_id]))[0])
+            self._clusters = Clusters.or_singletons(self.data_dir)
+        return int(self._clusters.clusters_of(np.array([address_id]))[0])
 
     def address(self, address: str) -> dict[str, Any]:
         """An address's own tags and its cluster's attribution (for `address`, `explain`)."""
@@ -336,8 +335,8 @@ def _activity(data_dir: Path, address_mask: np.ndarray) -> dict[str, Any]:
     from chainsleuth.store.store import Store
 
     store = Store.open(data_dir)
-    out_address = np.asarray(store.array("output_address"))
-    values = np.asarray(store.array("output_value"))
+    out_address = store.graph.output_address
+    values = store.graph.output_value
     hit = np.zeros(out_address.shape[0], bool)
     chunk = 1 << 24
     for lo in range(0, out_address.shape[0], chunk):
@@ -360,11 +359,11 @@ def _activity(data_dir: Path, address_mask: np.ndarray) -> dict[str, Any]:
             "last_seen_time": None,
         }
     spent_by = store.spent_by_tx()[outs]
-    first_out = np.asarray(store.array("tx_first_output"))
+    first_out = store.graph.tx_first_output
     creating = np.searchsorted(first_out, outs, side="right") - 1
     txs = np.union1d(creating, spent_by[spent_by >= 0])
-    heights = np.asarray(store.array("tx_height"))[txs]
-    times = np.asarray(store.array("block_time"))
+    heights = store.graph.tx_height[txs]
+    times = store.graph.block_time
     received = int(values[outs].sum())
     sent = int(values[outs][spent_by >= 0].sum())
     import datetime as dt
@@ -436,7 +435,7 @@ def entity(data_dir: Path, name: str, *, max_addresses: int = 20) -> dict[str, A
     totals = None
     if state is not None and attributed:
         n_addr = int(state["addresses"])
-        mask = load_clusters(data_dir).members(
+        mask = Clusters.or_singletons(data_dir).member_mask(
             np.array([c["cluster_id"] for c in attributed], np.int64), n_addr
         )
         totals = {"n_addresses": int(mask.sum()), **_activity(data_dir, mask)}

@@ -16,11 +16,10 @@ def _node_names(data: Path, nodes: list[int], level: str) -> dict[int, str]:
     """Display names of path nodes: the address string, or "cluster N"."""
     if level != "address":
         return {n: f"cluster {n}" for n in nodes}
-    from chainsleuth.store.lookups import address_strings
     from chainsleuth.store.store import Store
 
     ids = np.array(sorted(set(nodes)), np.int64)
-    strings = address_strings(Store.open(data), ids)
+    strings = Store.open(data).addresses(ids).to_pylist()
     return {int(i): str(a) for i, a in zip(ids.tolist(), strings, strict=True)}
 
 

@@ -123,7 +123,7 @@ def outputs_of_tx(store: Store, tx_id: int) -> np.ndarray:
 
     >>> outputs_of_tx(store, store.tx_id_of("f4184fc5..."))               # doctest: +SKIP
     """
-    first = np.asarray(store.array("tx_first_output"))
+    first = store.graph.tx_first_output
     if not 0 <= tx_id < first.shape[0]:
         raise ChainsleuthError(f"no tx {tx_id} in the store")
     hi = int(first[tx_id + 1]) if tx_id + 1 < first.shape[0] else store.counts["outputs"]
@@ -179,7 +179,7 @@ def _trace(
     n_outputs, n_txs = store.counts["outputs"], store.counts["txs"]
     if seed_arr.shape[0] and (seed_arr.min() < 0 or seed_arr.max() >= n_outputs):
         raise ChainsleuthError(f"seed output ids must lie in [0, {n_outputs})")
-    value = np.asarray(store.array("output_value"))
+    value = store.graph.output_value
     coinjoin = np.zeros(n_txs, np.bool_) if is_coinjoin is None else np.asarray(is_coinjoin)
     if coinjoin.shape[0] < n_txs:
         raise ChainsleuthError(f"is_coinjoin has {coinjoin.shape[0]} entries; the store {n_txs}")
@@ -207,21 +207,21 @@ def _trace(
         max_entries,
         max_entries_per_seed,
         walk_coinjoins,
-        np.asarray(store.array("tx_first_input")),
-        np.asarray(store.array("tx_first_output")),
-        np.asarray(store.array("input_spent_output")),
+        store.graph.tx_first_input,
+        store.graph.tx_first_output,
+        store.graph.input_spent_output,
         value,
-        np.asarray(store.array("output_address")),
-        np.asarray(store.array("output_spent_by_tx")),
+        store.graph.output_address,
+        store.graph.output_spent_by_tx,
         _stop_addresses(Path(store_dir), stop_clusters, cluster_of),
         coinjoin.astype(np.bool_, copy=False),
-        np.asarray(store.array("tx_height")),
+        store.graph.tx_height,
         -1 if min_height is None else int(min_height),
         (1 << 31) if max_height is None else int(max_height),
     )
     at_creator = r_tx == kernels.STOP_AT_CREATOR
     if at_creator.any():
-        first_output = np.asarray(store.array("tx_first_output"))
+        first_output = store.graph.tx_first_output
         r_tx[at_creator] = (
             np.searchsorted(first_output, e_output[r_entry[at_creator]], side="right") - 1
         )
@@ -344,8 +344,8 @@ def trace_forward(
 
 def txid_hex(store: Store, tx_ids: np.ndarray) -> list[str]:
     """Display txids (reversed byte order hex) of tx ids."""
-    rows = np.asarray(store.array("tx_txid"))[np.asarray(tx_ids, np.int64)]
-    return [bytes(r[::-1]).hex() for r in rows]
+    txids: list[str] = store.txids(tx_ids).to_pylist()
+    return txids
 
 
 def path_txids(store: Store, result: TraceResult, row: int) -> list[str]:

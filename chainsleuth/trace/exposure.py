@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from chainsleuth.cluster.engine import Clusters
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
@@ -69,8 +70,8 @@ def one_wallet_txs(store: Store, cluster_of: np.ndarray) -> np.ndarray:
     single cluster is one wallet's own split (a Whirlpool Tx0, an exchange's equal-amount
     batch), and tracing may walk through it as through any other tx of that wallet.
     """
-    input_address = np.asarray(store.array("input_address")).astype(np.int64)
-    first = np.asarray(store.array("tx_first_input")).astype(np.int64)
+    input_address = store.graph.input_address.astype(np.int64)
+    first = store.graph.tx_first_input.astype(np.int64)
     n_txs = first.shape[0]
     if n_txs == 0 or input_address.shape[0] == 0:
         return np.zeros(n_txs, np.bool_)
@@ -92,7 +93,7 @@ def _categorise(
     """Amount per category and per attributed actor over the rows of a haircut trace."""
     by_category: dict[str, int] = {}
     by_actor: dict[str, int] = {}
-    address = np.asarray(store.array("output_address"))[result.output].astype(np.int64)
+    address = store.graph.output_address[result.output].astype(np.int64)
     cluster = np.full(address.shape[0], -1, np.int64)
     known = address != int(NONE32)
     cluster[known] = cluster_of_address[address[known]]
@@ -143,28 +144,26 @@ def exposure(
     """
     if max_hops < 1:
         raise ChainsleuthError("max_hops must be at least 1")
-    from chainsleuth.tags.clusters import load_clusters
-
     store_dir = Path(store_dir)
     store = Store.open(store_dir)
     is_cluster = isinstance(address_or_cluster, int) or str(address_or_cluster).isdigit()
     level = "cluster" if is_cluster else "address"
     node = resolve_node(store, address_or_cluster, level)
     n_addresses = store.counts["addresses"]
-    cluster_of_address = load_clusters(store_dir).cluster_of(np.arange(n_addresses))
+    cluster_of_address = Clusters.or_singletons(store_dir).clusters_of(np.arange(n_addresses))
     own_cluster = node if is_cluster else int(cluster_of_address[node])
     attribution = attributed_cluster_labels(store_dir)
     stop = np.zeros(max(n_addresses, 1), np.bool_)
     ids = np.array([c for c in attribution if 0 <= c < stop.shape[0] and c != own_cluster])
     stop[ids.astype(np.int64)] = True
 
-    address = np.asarray(store.array("output_address")).astype(np.int64)
+    address = store.graph.output_address.astype(np.int64)
     if is_cluster:
         members = np.flatnonzero(cluster_of_address == node)
         outs = np.flatnonzero(np.isin(address, members))
     else:
         outs = np.flatnonzero(address == node)
-    value = np.asarray(store.array("output_value"))
+    value = store.graph.output_value
     spent = outs[store.spent_by_tx()[outs] >= 0]
 
     def side(seeds: np.ndarray, run: Any) -> dict[str, Any]:

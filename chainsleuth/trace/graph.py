@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from chainsleuth.core.errors import ChainsleuthError
-from chainsleuth.store import lookups
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
 from chainsleuth.trace.engine import outputs_of_addresses, txid_hex
@@ -127,15 +126,15 @@ class FlowGraph:
         self.n_txs = s.counts["txs"]
         self.n_outputs = s.counts["outputs"]
         self.n_inputs = s.counts["inputs"]
-        self.out_address = np.asarray(s.array("output_address"))
-        self.out_value = np.asarray(s.array("output_value"))
-        self.spent_by = np.asarray(s.array("output_spent_by_tx"))
-        self.first_output = np.asarray(s.array("tx_first_output"))
-        self.first_input = np.asarray(s.array("tx_first_input"))
-        self.in_address = np.asarray(s.array("input_address"))
-        self.in_spent = np.asarray(s.array("input_spent_output"))
-        self.tx_height = np.asarray(s.array("tx_height"))
-        self.block_time = np.asarray(s.array("block_time"))
+        self.out_address = s.graph.output_address
+        self.out_value = s.graph.output_value
+        self.spent_by = s.graph.output_spent_by_tx
+        self.first_output = s.graph.tx_first_output
+        self.first_input = s.graph.tx_first_input
+        self.in_address = s.graph.input_address
+        self.in_spent = s.graph.input_spent_output
+        self.tx_height = s.graph.tx_height
+        self.block_time = s.graph.block_time
         from chainsleuth.cluster.engine import read_manifest
 
         self.clustered = read_manifest(self.data_dir) is not None
@@ -150,7 +149,7 @@ class FlowGraph:
 
     # ------------------------------------------------------------------------ resolving
     def address_id(self, address: str) -> int:
-        return lookups.address_id(self.store, address)
+        return self.store.address_id(address)
 
     def tx_id(self, txid: str) -> int:
         if len(txid) != 64 or not set(txid.lower()) <= _HEX64:
@@ -446,7 +445,7 @@ class FlowGraph:
         keys = np.asarray(keys, np.int64)
         nodes: list[dict[str, Any]] = []
         if kind == "address":
-            names = lookups.address_strings(self.store, keys)
+            names = self.store.addresses(keys).to_pylist()
             clusters = (
                 self.cluster_of[keys].tolist()
                 if self.cluster_of is not None

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from chainsleuth.cluster.engine import Clusters
 from chainsleuth.core.errors import ChainsleuthError
-from chainsleuth.store import lookups
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
 
@@ -73,16 +73,12 @@ def resolve_node(store: Store, spec: str | int, level: str) -> int:
         if node < 0 or node >= store.counts["addresses"]:
             raise ChainsleuthError(f"no {level} {node} in the store")
         if level == "cluster":  # a cluster id saved earlier: its current id (clusters merge)
-            from chainsleuth.tags.clusters import load_clusters
-
-            return int(load_clusters(store.data_dir).cluster_of(np.array([node]))[0])
+            return int(Clusters.or_singletons(store.data_dir).clusters_of(np.array([node]))[0])
         return node
-    address_id = lookups.address_id(store, str(spec))
+    address_id = store.address_id(str(spec))
     if level == "address":
         return address_id
-    from chainsleuth.tags.clusters import load_clusters
-
-    return int(load_clusters(store.data_dir).cluster_of(np.array([address_id]))[0])
+    return int(Clusters.or_singletons(store.data_dir).clusters_of(np.array([address_id]))[0])
 
 
 def _group_sum(keys_a: np.ndarray, keys_b: np.ndarray, values: np.ndarray) -> tuple[Any, ...]:
@@ -114,16 +110,14 @@ class _Graph:
     def __init__(self, store: Store, level: str) -> None:
         self.n_txs = store.counts["txs"]
         self.n_outputs = store.counts["outputs"]
-        self.address = np.asarray(store.array("output_address"))
-        self.value = np.asarray(store.array("output_value"))
-        self.spent_by = np.asarray(store.array("output_spent_by_tx"))
-        self.first_output = np.asarray(store.array("tx_first_output"))
+        self.address = store.graph.output_address
+        self.value = store.graph.output_value
+        self.spent_by = store.graph.output_spent_by_tx
+        self.first_output = store.graph.tx_first_output
         self.cluster_of = np.zeros(0, np.int64)
         if level == "cluster":
-            from chainsleuth.tags.clusters import load_clusters
-
             n = store.counts["addresses"]
-            self.cluster_of = load_clusters(store.data_dir).cluster_of(np.arange(n))
+            self.cluster_of = Clusters.or_singletons(store.data_dir).clusters_of(np.arange(n))
         self.n_nodes = store.counts["addresses"]
 
     def node(self, outputs: np.ndarray) -> np.ndarray:

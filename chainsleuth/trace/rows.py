@@ -18,7 +18,6 @@ import numpy as np
 from chainsleuth.cluster.engine import Clusters, read_manifest
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.store.layout import NONE32
-from chainsleuth.store.lookups import address_id, address_strings
 from chainsleuth.store.store import Store
 from chainsleuth.trace.engine import (
     FLAG_LOW_CONFIDENCE,
@@ -85,7 +84,7 @@ def trace_rows(
             raise ChainsleuthError(f"no cluster {target}")
         seeds = outputs_of_addresses(store, members)
     else:
-        found = address_id(store, target, what="not an address, TXID[:VOUT] or cluster id")
+        found = store.address_id(target, what="not an address, TXID[:VOUT] or cluster id")
         seeds = outputs_of_addresses(store, [found])
     run = trace_back if direction == "back" else trace_forward
     options: dict[str, Any] = {}
@@ -94,7 +93,7 @@ def trace_rows(
     cluster_of = None
     if stops and read_manifest(data_dir) is not None:
         cluster_of = np.asarray(Clusters(data_dir).cluster_of, np.int64)
-        seed_addresses = np.asarray(store.array("output_address"))[seeds].astype(np.int64)
+        seed_addresses = store.graph.output_address[seeds].astype(np.int64)
         own = set(cluster_of[seed_addresses[seed_addresses != NONE]].tolist())
         attribution = {c: v for c, v in attributed_cluster_labels(data_dir).items() if c not in own}
         is_coinjoin, mixer = coinjoin_flags(data_dir, store.counts["txs"])
@@ -109,8 +108,8 @@ def trace_rows(
     if until is not None:
         options["max_height"] = window_height(store, until, "until")
     result = run(data_dir, seeds, policy=policy, max_hops=max_hops, min_value=min_value, **options)
-    address_ids = np.asarray(store.array("output_address"))[result.output].astype(np.int64)
-    addresses = address_strings(store, address_ids)
+    address_ids = store.graph.output_address[result.output].astype(np.int64)
+    addresses = store.addresses(address_ids).to_pylist()
     txids = txid_hex(store, result.tx)
 
     def entity(k: int) -> tuple[str | None, str | None]:
@@ -155,7 +154,7 @@ def window_height(store: Any, value: str, edge: str) -> int:
         ) from None
     start = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
     # the block time array, not SQL: O(blocks) in numpy, and safe from many threads (the API)
-    times = np.asarray(store.array("block_time"))
+    times = store.graph.block_time
     if edge == "since":
         found = np.flatnonzero(times >= start)
         return int(found[0]) if found.shape[0] else 1 << 31

@@ -108,11 +108,11 @@ def tx_shapes(
 ) -> TxShapes | None:
     """The shapes of every tx (None for an empty store). About 42 B per tx and 17 B per output
     while in use. CoinJoins (`is_coinjoin`, bool per tx) are neither batches nor small batches."""
-    first_input = np.asarray(store.array("tx_first_input")).astype(np.int64)
-    first_output = np.asarray(store.array("tx_first_output")).astype(np.int64)
-    output_address = np.asarray(store.array("output_address"))
-    output_value = np.asarray(store.array("output_value"))
-    input_address = np.asarray(store.array("input_address")).astype(np.int64)
+    first_input = store.graph.tx_first_input.astype(np.int64)
+    first_output = store.graph.tx_first_output.astype(np.int64)
+    output_address = store.graph.output_address
+    output_value = store.graph.output_value
+    input_address = store.graph.input_address.astype(np.int64)
     n_txs, n_outputs = first_input.shape[0], output_address.shape[0]
     if n_txs == 0 or input_address.shape[0] == 0 or n_outputs == 0:
         return None
@@ -135,7 +135,7 @@ def tx_shapes(
     coinjoin = np.zeros(n_txs, np.bool_) if is_coinjoin is None else is_coinjoin
     small_batch = owned & (n_payees >= SMALL_BATCH_PAYEES) & plain & ~coinjoin
     batch = small_batch & (n_payees >= BATCH_MIN_PAYEES)
-    spent_by = np.asarray(store.array("output_spent_by_tx")).astype(np.int64)
+    spent_by = store.graph.output_spent_by_tx.astype(np.int64)
     spent_by = np.where(spent_by != int(NONE32), spent_by, -1)
     return TxShapes(n_inputs, n_payees, spender, batch, made_by, spent_by, first_output,
                     output_address, payable, plain, coinjoin, small_batch)  # fmt: skip
@@ -197,10 +197,10 @@ def small_batch_links(store: Store, shapes: TxShapes | None) -> tuple[np.ndarray
     n_txs = shapes.n_payees.shape[0]
     small = shapes.small_batch
     fingerprint = read_fingerprints(store, 0, n_txs)
-    output_value = np.asarray(store.array("output_value"))
-    output_type = np.asarray(store.array("output_script_type"))
-    spent_output = np.asarray(store.array("input_spent_output")).astype(np.int64)
-    first_input = np.asarray(store.array("tx_first_input")).astype(np.int64)
+    output_value = store.graph.output_value
+    output_type = store.graph.output_script_type
+    spent_output = store.graph.input_spent_output.astype(np.int64)
+    first_input = store.graph.tx_first_input.astype(np.int64)
     first_type = output_type[
         np.maximum(spent_output[np.minimum(first_input, spent_output.shape[0] - 1)], 0)
     ]

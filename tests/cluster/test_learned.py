@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from chainsleuth.cluster import learned as lc
-from chainsleuth.cluster.engine import ChainArrays, Clusters, analyze_range, cluster_store
+from chainsleuth.cluster.engine import Clusters, cluster_store
 from chainsleuth.cluster.evaluate import score
+from chainsleuth.cluster.ranges import analyze_range
 from chainsleuth.cluster.rules import POLICIES
+from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.ingest import ingest_blocks_dir
 from chainsleuth.store.store import Store
 from tests.chainbuilder import ChainBuilder, p2wpkh, spend
@@ -43,7 +45,7 @@ def test_self_labels_on_a_hand_built_chain(tmp_path: Path) -> None:
     chain.add_block([reveal])
     ingest_blocks_dir(chain.write(tmp_path / "blocks"), tmp_path / "store")
     store = Store.open(tmp_path / "store")
-    arrays = ChainArrays.of(store)
+    arrays = store.graph
     root = lc.multi_input_roots(arrays, POLICIES["learned"], store.counts["addresses"])
     analysis, _ = analyze_range(arrays, 0, arrays.n_txs, -1, want_votes=False)
     label, how = lc.self_labels(arrays, root, 0, arrays.n_txs, analysis)
@@ -118,9 +120,9 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> dict:
     }
 
 
-def _model_and_decisions(store_dir: Path) -> tuple[lc.ChangeModel, lc.Decisions, ChainArrays]:
+def _model_and_decisions(store_dir: Path) -> tuple[lc.ChangeModel, lc.Decisions, ChainGraph]:
     store = Store.open(store_dir)
-    arrays = ChainArrays.of(store)
+    arrays = store.graph
     fingerprint = lc.read_fingerprints(store, 0, arrays.n_txs)
     spent_by = np.asarray(store.array("output_spent_by_tx"))
     height = np.asarray(store.array("tx_height"))

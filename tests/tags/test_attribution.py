@@ -274,13 +274,12 @@ def test_an_address_never_seen_gets_the_one_error_from_the_store_and_the_tags(
     from chainsleuth.core.errors import AddressNotSeenError
     from chainsleuth.core.network import MAIN
     from chainsleuth.core.script_types import ScriptType
-    from chainsleuth.store.lookups import address_id
     from chainsleuth.store.store import Store
 
     add_tag(store_dir, ids[9], label="A", source="s", actor="a")
     unseen = encode_address(ScriptType.P2WPKH, bytes(20), MAIN)  # no segwit in blocks 0-599
     with pytest.raises(AddressNotSeenError) as from_store:
-        address_id(Store.open(store_dir), unseen)
+        Store.open(store_dir).address_id(unseen)
     with pytest.raises(AddressNotSeenError) as from_tags:
         attribution_of_cluster(store_dir, unseen)
     assert str(from_store.value) == str(from_tags.value)

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from chainsleuth.store.ingest import ingest_blocks_dir
-from chainsleuth.store.lookups import address_strings
 from chainsleuth.store.store import Store
 from chainsleuth.trace.engine import outputs_of_tx
 from chainsleuth.trace.exposure import exposure
@@ -49,7 +48,9 @@ def _build(root: Path) -> dict[str, Any]:
     def address_of(tx: Any, vout: int) -> str:
         tx_id = store.tx_id_of(tx.txid_hex())
         assert tx_id is not None
-        (name,) = address_strings(store, out_address[outputs_of_tx(store, tx_id)[vout : vout + 1]])
+        (name,) = store.addresses(
+            out_address[outputs_of_tx(store, tx_id)[vout : vout + 1]]
+        ).to_pylist()
         assert name is not None
         return name
 

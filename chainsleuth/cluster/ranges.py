@@ -1,0 +1,255 @@
+"""Clustering one range of transactions: the union-find, the rules' per-tx analysis, merging.
+
+Both the clustering engine (`engine.cluster_store`, which publishes) and the learned change
+rule (`learned.py`, which trains on and decides from the same analysis) build on this module;
+it imports neither, so they do not import each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from chainsleuth.cluster import kernels
+from chainsleuth.cluster.rules import Policy
+from chainsleuth.store.graph import ChainGraph
+
+#: Transactions processed per range (the rules' arrays for one range fit in memory).
+CHUNK_TXS = 1 << 20
+
+
+@dataclass
+class UnionFind:
+    """Union-find over address ids: parent and size (uint32) and actor (int32): 12 B/address,
+    plus whether the address spent in a batch so far (bool, 1 B/address; see kernels.hot_outputs).
+    """
+
+    parent: np.ndarray
+    size: np.ndarray
+    attribution: np.ndarray
+    max_address: int = -1  # highest address id seen in an output so far (for fresh-address)
+    batch_spent: np.ndarray | None = None
+
+    @classmethod
+    def singletons(cls, n_addresses: int) -> UnionFind:
+        return cls(
+            np.arange(n_addresses, dtype=np.uint32),
+            np.ones(n_addresses, np.uint32),
+            np.full(n_addresses, -1, np.int32),
+            -1,
+            np.zeros(n_addresses, np.bool_),
+        )
+
+
+@dataclass
+class RangeResult:
+    """What clustering one range of transactions did."""
+
+    merge_a: np.ndarray
+    merge_b: np.ndarray
+    merge_tx: np.ndarray
+    merge_rule: np.ndarray
+    merge_votes: np.ndarray
+    coinjoin_tx: np.ndarray
+    coinjoin_rule: np.ndarray
+    quarantined: np.ndarray
+    quarantine_reason: np.ndarray
+    change_output: np.ndarray  # per tx of the range: the output merged as change, or -1
+
+    @property
+    def n_merges(self) -> int:
+        return int(self.merge_a.shape[0])
+
+
+@dataclass
+class Analysis:
+    """Per-transaction rule results for a range [t0, t1) (see kernels.analyze_txs)."""
+
+    fresh: np.ndarray  # per output of the range: pays an address never seen before
+    coinjoin: np.ndarray  # CoinJoin rule code per tx, 0 none
+    payjoin: np.ndarray  # PayJoin suspicion per tx
+    votes: list[np.ndarray]  # output id each change rule picks per tx (-1 none), CHANGE_BITS order
+    hot: np.ndarray  # per tx: outputs paying an address that spent in a batch before (0 no votes)
+
+
+def analyze_range(
+    arrays: ChainGraph,
+    t0: int,
+    t1: int,
+    max_address: int,
+    want_votes: bool = True,
+    batch_spent: np.ndarray | None = None,
+) -> tuple[Analysis, int]:
+    """CoinJoin rules and change votes for txs [t0, t1); returns them and the new max address.
+
+    `max_address` is the highest address id paid before t0 (-1 at the start of the chain).
+    `batch_spent` (bool per address) is what txs before t0 spent in batches, updated in place;
+    None works it out from the chain before t0.
+    """
+    fo = arrays.tx_first_output
+    o0 = int(fo[t0])
+    o1 = int(fo[t1]) if t1 < arrays.n_txs else arrays.n_outputs
+    fresh = np.empty(o1 - o0, np.bool_)
+    max_address = int(kernels.fresh_outputs(arrays.output_address, o0, max_address, fresh))
+    m = t1 - t0
+    coinjoin = np.zeros(m, np.int16)
+    payjoin = np.zeros(m, np.bool_)
+    votes = [np.empty(m, np.int64) for _ in range(4)]
+    kernels.analyze_txs(
+        t0,
+        t1,
+        arrays.tx_first_input,
+        fo,
+        arrays.n_inputs,
+        arrays.n_outputs,
+        arrays.input_spent_output,
+        arrays.input_address,
+        arrays.output_value,
+        arrays.output_address,
+        arrays.output_script_type,
+        fresh,
+        o0,
+        coinjoin,
+        payjoin,
+        *votes,
+        want_votes,
+    )
+    hot = np.zeros(m, np.int32)
+    if want_votes:
+        if batch_spent is None:
+            batch_spent = batch_spenders_before(arrays, t0)
+        kernels.hot_outputs(
+            t0,
+            t1,
+            arrays.tx_first_input,
+            fo,
+            arrays.n_inputs,
+            arrays.n_outputs,
+            arrays.input_address,
+            arrays.output_address,
+            coinjoin,
+            batch_spent,
+            hot,
+        )
+    return Analysis(fresh, coinjoin, payjoin, votes, hot), max_address
+
+
+def batch_spenders_before(arrays: ChainGraph, t: int) -> np.ndarray:
+    """Bool per address: it spent in a batch (3+ outputs, not a CoinJoin) in txs [0, t)."""
+    n_addr = arrays.n_addresses or int(np.asarray(arrays.output_address).max(initial=-1)) + 1
+    batch_spent = np.zeros(n_addr, np.bool_)
+    step = CHUNK_TXS
+    max_address = -1
+    for a in range(0, t, step):
+        b = min(t, a + step)
+        analysis, max_address = analyze_range(arrays, a, b, max_address, want_votes=False)
+        kernels.hot_outputs(
+            a,
+            b,
+            arrays.tx_first_input,
+            arrays.tx_first_output,
+            arrays.n_inputs,
+            arrays.n_outputs,
+            arrays.input_address,
+            arrays.output_address,
+            analysis.coinjoin,
+            batch_spent,
+            np.zeros(b - a, np.int32),
+        )
+    return batch_spent
+
+
+def process_range(
+    arrays: ChainGraph,
+    unions: UnionFind,
+    policy: Policy,
+    t0: int,
+    t1: int,
+    learned: Any = None,
+) -> RangeResult:
+    """Cluster transactions [t0, t1) into `unions` (which must already hold [0, t0)).
+
+    `learned` (learned.Decisions, optional): learned change merges; those due in [t0, t1) are
+    applied at their due position.
+    """
+    if learned is None:
+        l_tx = l_out = l_due = np.zeros(0, np.int64)
+    else:
+        due = learned.slice(t0, t1)
+        l_tx, l_out, l_due = due.tx, due.out, due.due
+    o0 = int(arrays.tx_first_output[t0])
+    m = t1 - t0
+    # Multi-input alone needs no change votes: skipping them skips most random reads.
+    analysis, unions.max_address = analyze_range(
+        arrays,
+        t0,
+        t1,
+        unions.max_address,
+        want_votes=(policy.change_mask() | policy.veto_mask()) != 0,
+    )
+    fresh, coinjoin, payjoin, votes = (
+        analysis.fresh,
+        analysis.coinjoin,
+        analysis.payjoin,
+        analysis.votes,
+    )
+    n_in_range = (int(arrays.tx_first_input[t1]) if t1 < arrays.n_txs else arrays.n_inputs) - int(
+        arrays.tx_first_input[t0]
+    )
+    cap = max(n_in_range + m + l_tx.shape[0], 16)  # a union needs an input or a change output
+    ev = [np.empty(cap, np.int64) for _ in range(5)]
+    q_tx = np.empty(m + l_tx.shape[0], np.int64)
+    q_reason = np.empty(m + l_tx.shape[0], np.int64)
+    change_chosen = np.empty(m, np.int64)
+    n_ev, n_q = kernels.apply_merges(
+        t0,
+        t1,
+        arrays.tx_first_input,
+        arrays.n_inputs,
+        arrays.input_spent_output,
+        arrays.input_address,
+        arrays.output_address,
+        fresh,
+        o0,
+        coinjoin,
+        payjoin,
+        *votes,
+        policy.change_mask(),
+        policy.veto_mask(),
+        policy.required_mask(),
+        policy.any_mask(),
+        policy.min_change_votes,
+        analysis.hot,
+        policy.hot_mask(),
+        policy.multi_input,
+        policy.merge_payjoin_suspects,
+        policy.large_cluster,
+        policy.growth_factor,
+        unions.parent,
+        unions.size,
+        unions.attribution,
+        *ev,
+        0,
+        q_tx,
+        q_reason,
+        0,
+        change_chosen,
+        l_tx,
+        l_out,
+        l_due,
+    )
+    cj = np.flatnonzero(coinjoin)
+    return RangeResult(
+        ev[0][:n_ev],
+        ev[1][:n_ev],
+        ev[2][:n_ev],
+        ev[3][:n_ev],
+        ev[4][:n_ev],
+        (t0 + cj).astype(np.int64),
+        coinjoin[cj].astype(np.int64),
+        q_tx[:n_q],
+        q_reason[:n_q],
+        change_chosen,
+    )
