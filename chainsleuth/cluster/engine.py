@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections import deque
@@ -40,7 +39,7 @@ from chainsleuth.cluster import learned as lc
 from chainsleuth.cluster.ranges import CHUNK_TXS, UnionFind, process_range
 from chainsleuth.cluster.rules import BY_CODE, CHANGE_BITS, POLICIES, Policy
 from chainsleuth.core.errors import ChainsleuthError
-from chainsleuth.core.files import atomic_write_bytes
+from chainsleuth.core.files import atomic_write_bytes, publish_dir
 from chainsleuth.parse.address_kernels import encode_key_rows
 from chainsleuth.store.columns import hex_column
 from chainsleuth.store.graph import ChainGraph
@@ -325,12 +324,7 @@ def cluster_store(
         "views": views,
     }
     atomic_write_bytes(tmp / "manifest.json", json.dumps(new_manifest, indent=1).encode())
-    old_dir = cdir.with_name("clusters.old")
-    shutil.rmtree(old_dir, ignore_errors=True)
-    if cdir.exists():
-        os.replace(cdir, old_dir)
-    os.replace(tmp, cdir)
-    shutil.rmtree(old_dir, ignore_errors=True)
+    publish_dir(tmp, cdir)
     return ClusterReport(
         policy=pol.name,
         from_scratch=not resume,

@@ -1,9 +1,12 @@
 """Small file helpers shared by the stages: file hashing, and atomic writes.
 
-Atomic writes: a reader sees the old file or the new one, never half of one. Every stage publishes its files this way (manifests, index state, tag tables, prices, reports,
-case files), so a crash or Ctrl-C mid-write leaves the previous version and a re-run starts
-clean. The file is written under a temporary name in the same folder (so `os.replace` is a rename
-on one file system), flushed to disk, renamed over the target, and the folder entry is synced.
+Atomic writes: a reader sees the old file or the new one, never half of one. Every stage
+publishes its files this way (manifests, index state, tag tables, prices, reports, case files),
+so a crash or Ctrl-C mid-write leaves the previous version and a re-run starts clean. The file is
+written under a temporary name in the same folder (so `os.replace` is a rename on one file
+system), flushed to disk, renamed over the target, and the folder entry is synced. A folder
+written as a whole (the clustering, the store's derived index) is published the same way by
+`publish_dir`.
 
 Example::
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +28,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
+    "publish_dir",
     "replace_into_place",
     "sha256_file",
 ]
@@ -54,6 +59,29 @@ def replace_into_place(tmp: Path | str, path: Path | str) -> None:
     os.chmod(tmp, FILE_MODE)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def publish_dir(tmp: Path | str, path: Path | str) -> None:
+    """Publish a finished folder `tmp` as `path` (a sibling of it): sync every file in it, move
+    the current `path` aside to `<path>.old`, rename `tmp` to `path`, sync the parent folder,
+    then delete the old one.
+
+    Two renames, not one (POSIX cannot swap a non-empty folder in one step): a crash between
+    them leaves `<path>.old` and `tmp` complete, and no `path`; the writers rebuild it then.
+    """
+    tmp, path = Path(tmp), Path(path)
+    for folder, _, files in os.walk(tmp):
+        for name in files:
+            with open(Path(folder) / name, "rb") as f:
+                os.fsync(f.fileno())
+        _fsync_dir(Path(folder))
+    old = path.with_name(path.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write(path: Path | str, write: Callable[[IO[bytes]], Any]) -> None:

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from numba import njit
 
 from chainsleuth.core.errors import InputError, StoreError
+from chainsleuth.core.files import publish_dir, replace_into_place
 from chainsleuth.core.network import network_by_name
 from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES
 from chainsleuth.parse.address_kernels import encode_key_rows
@@ -353,12 +354,7 @@ class StoreWriter:
             "outpoint_slots": self.outpoints.used,
         }
         (tmp / "state.json").write_text(json.dumps(state))
-        old = self.data_dir / "index.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if self._index_dir().exists():
-            os.replace(self._index_dir(), old)
-        os.replace(tmp, self._index_dir())
-        shutil.rmtree(old, ignore_errors=True)
+        publish_dir(tmp, self._index_dir())
         self.update_lookup()
 
     def update_lookup(self) -> None:
@@ -754,7 +750,7 @@ class StoreWriter:
         )
         with open(tmp, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
-        os.replace(tmp, path)
+        replace_into_place(tmp, path)
         return {
             "path": rel,
             "rows": data.num_rows,

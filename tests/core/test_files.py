@@ -12,6 +12,7 @@ from chainsleuth.core.files import (
     atomic_write,
     atomic_write_bytes,
     atomic_write_text,
+    publish_dir,
     replace_into_place,
 )
 
@@ -45,3 +46,16 @@ def test_replace_into_place_publishes_a_file_written_elsewhere(tmp_path: Path) -
     tmp.write_text("new\n")
     replace_into_place(tmp, path)
     assert path.read_text() == "new\n" and not tmp.exists()
+
+
+def test_publish_dir_replaces_a_folder_and_leaves_nothing_aside(tmp_path: Path) -> None:
+    target = tmp_path / "clusters"
+    for content in (b"first", b"second"):
+        tmp = tmp_path / "clusters.tmp"
+        (tmp / "state").mkdir(parents=True)
+        (tmp / "state" / "parent.npy").write_bytes(content)
+        (tmp / "manifest.json").write_bytes(content)
+        publish_dir(tmp, target)
+        assert (target / "state" / "parent.npy").read_bytes() == content
+        assert sorted(os.listdir(tmp_path)) == ["clusters"]  # no .tmp, no .old
+    assert sorted(os.listdir(target)) == ["manifest.json", "state"]
