@@ -547,6 +547,19 @@ class Clusters:
             )
         return pa.concat_tables([pq.read_table(f) for f in files])
 
+    def coinjoins(self, columns: list[str] | None = None) -> pa.Table:
+        """The transactions the clustering excluded as CoinJoins: tx_id, txid, rule (the
+        rule that matched); empty without a clustering."""
+        names = self.manifest.get("files", {}).get("coinjoins", [])
+        assert self.data_dir is not None or not names
+        tables = [
+            pq.read_table(clusters_dir(self.data_dir or Path()) / f, columns=columns) for f in names
+        ]
+        if tables:
+            return pa.concat_tables(tables)
+        empty = pa.schema([("tx_id", pa.int64()), ("txid", pa.string()), ("rule", pa.string())])
+        return empty.empty_table().select(columns or empty.names)
+
     def explain(self, address_a: int, address_b: int) -> list[dict[str, Any]] | None:
         """The shortest chain of merges linking two address ids, or None if not linked."""
         if self.cluster_of[address_a] != self.cluster_of[address_b]:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from chainsleuth.cluster.engine import Clusters
 from chainsleuth.core.errors import ChainsleuthError
@@ -50,16 +49,12 @@ def coinjoin_flags(data_dir: Path, n_txs: int) -> tuple[np.ndarray, dict[int, st
     kind)}; all False without a clustering."""
     flags = np.zeros(n_txs, np.bool_)
     rules: dict[int, str] = {}
-    from chainsleuth.cluster.engine import clusters_dir, read_manifest
-
-    manifest = read_manifest(data_dir) or {}
-    for name in manifest.get("files", {}).get("coinjoins", []):
-        table = pq.read_table(clusters_dir(data_dir) / name, columns=["tx_id", "rule"])
-        tx_ids = table.column("tx_id").to_numpy().astype(np.int64)
-        for t, rule in zip(tx_ids.tolist(), table.column("rule").to_pylist(), strict=True):
-            if 0 <= t < n_txs:
-                flags[t] = True
-                rules[t] = str(rule)
+    table = Clusters.or_singletons(data_dir).coinjoins(["tx_id", "rule"])
+    tx_ids = table.column("tx_id").to_numpy().astype(np.int64)
+    for t, rule in zip(tx_ids.tolist(), table.column("rule").to_pylist(), strict=True):
+        if 0 <= t < n_txs:
+            flags[t] = True
+            rules[t] = str(rule)
     return flags, rules
 
 
