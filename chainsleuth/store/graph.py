@@ -25,7 +25,7 @@ from chainsleuth.store import layout
 __all__ = ["ChainGraph"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity (arrays have no truth)
 class ChainGraph:
     """The committed graph arrays of one store generation (see layout.ARRAYS for each one's
     dtype, meaning and bytes per item), and the counts they are cut to."""
