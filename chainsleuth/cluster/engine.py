@@ -529,11 +529,17 @@ class Clusters:
     def members(self, cluster_id: int) -> np.ndarray:
         return np.flatnonzero(np.asarray(self.cluster_of) == self.resolve_cluster(cluster_id))
 
+    def _tables(self, key: str, columns: list[str] | None = None) -> list[pa.Table]:
+        """The parquet files the manifest lists under `files[key]` (none without one)."""
+        names = self.manifest.get("files", {}).get(key, [])
+        if not names:
+            return []
+        assert self.data_dir is not None  # only a clustering read from disk lists files
+        return [pq.read_table(clusters_dir(self.data_dir) / f, columns=columns) for f in names]
+
     def merges(self) -> pa.Table:
-        names = self.manifest.get("files", {}).get("merges", [])
-        assert self.data_dir is not None or not names
-        files = [clusters_dir(self.data_dir or Path()) / f for f in names]
-        if not files:
+        tables = self._tables("merges")
+        if not tables:
             return pa.table(
                 {
                     "address_a_id": pa.array([], pa.int64()),
@@ -545,16 +551,12 @@ class Clusters:
                     "confidence": pa.array([], pa.float64()),
                 }
             )
-        return pa.concat_tables([pq.read_table(f) for f in files])
+        return pa.concat_tables(tables)
 
     def coinjoins(self, columns: list[str] | None = None) -> pa.Table:
         """The transactions the clustering excluded as CoinJoins: tx_id, txid, rule (the
         rule that matched); empty without a clustering."""
-        names = self.manifest.get("files", {}).get("coinjoins", [])
-        assert self.data_dir is not None or not names
-        tables = [
-            pq.read_table(clusters_dir(self.data_dir or Path()) / f, columns=columns) for f in names
-        ]
+        tables = self._tables("coinjoins", columns)
         if tables:
             return pa.concat_tables(tables)
         empty = pa.schema([("tx_id", pa.int64()), ("txid", pa.string()), ("rule", pa.string())])
