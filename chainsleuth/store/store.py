@@ -377,8 +377,8 @@ class Store:
     # ------------------------------------------------------------------------ arrays
     def array(self, name: str, random: bool = False) -> np.ndarray:
         """A committed graph array, memory-mapped read-only (see layout.ARRAYS for names).
-        Stages read `graph` / `random_graph` instead; this is the one place an array is
-        opened by name.
+        The stages read the typed `graph` / `random_graph` instead; this one is for a notebook
+        that wants one array by name.
 
         `random`: only a few scattered rows will be read (a lookup): no read-around.
         """
