@@ -165,7 +165,7 @@ def case_inputs(store_dir: Path, seeds_csv: Path) -> dict[str, Any]:
     from chainsleuth.cases import investigate as inv
 
     setup = inv.prepare_case(Path(store_dir), Path(seeds_csv), inv.DEFAULT_PRICES)
-    stop = setup.options["stop_clusters"]
+    stop = setup.stops["stop_clusters"]
     return {
         "store": setup.store,
         "addresses": [str(a) for a in setup.addresses.to_pylist()],
@@ -174,7 +174,8 @@ def case_inputs(store_dir: Path, seeds_csv: Path) -> dict[str, Any]:
         "group": setup.out_addr[setup.deposits],
         "out_addr": setup.out_addr,
         "stop_address": stop[setup.cluster_of],
-        "options": setup.options,
+        "options": setup.trace,
+        "stops": setup.stops,
     }
 
 
@@ -235,16 +236,17 @@ def measure_trace(store: str, seeds: list[str], repeats: int = TRACE_REPEATS) ->
         case = case_inputs(Path(store), Path(path))
         setup_s = time.perf_counter() - t
         deposits, group, options = case["deposits"], case["group"], case["options"]
-        trace_back(Path(store), deposits[:16], **options)  # numba's cached code, loaded once
+        stops = case["stops"]
+        trace_back(Path(store), deposits[:16], options, **stops)  # numba's cached code, loaded once
         runs = []
         for _ in range(repeats):
             cpu0, _ = _rusage()
             t = time.perf_counter()
             n_rows = n_entries = untraced = chunks = 0
             by_kind = np.zeros(len(KIND_NAMES), np.int64)
-            by_hops = np.zeros(options["max_hops"] + 1, np.int64)
-            trace = partial(trace_back, Path(store))
-            for result in _in_chunks(trace, deposits, group, **options):
+            by_hops = np.zeros(options.max_hops + 1, np.int64)
+            trace = partial(trace_back, Path(store), options=options)
+            for result in _in_chunks(trace, deposits, group, **stops):
                 n_rows += len(result)
                 by_kind += np.bincount(result.kind, minlength=by_kind.shape[0])
                 by_hops += np.bincount(result.hops, minlength=by_hops.shape[0])
@@ -411,9 +413,9 @@ def measure_networkx(
         walk = partial(
             walk_networkx,
             stop_address=case["stop_address"].tolist(),
-            max_hops=options["max_hops"],
-            min_fraction=options["min_fraction"],
-            max_entries_per_seed=options["max_entries_per_seed"],
+            max_hops=options.max_hops,
+            min_fraction=options.min_fraction,
+            max_entries_per_seed=options.max_entries_per_seed,
         )
         validation = _validate(
             g, walk, case, Path(store), value, first_out, n_validate // len(seeds), seed=n + 1
@@ -473,7 +475,7 @@ def _validate(
     deposits = case["deposits"]
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(deposits, min(n, deposits.shape[0]), replace=False))
-    ours = trace_back(store, sample, **case["options"])
+    ours = trace_back(store, sample, case["options"], **case["stops"])
     expected: dict[tuple[int, int], list[int]] = {}
     for s, k, a in zip(ours.seed.tolist(), ours.kind.tolist(), ours.amount.tolist(), strict=True):
         row = expected.setdefault((int(sample[s]), k), [0, 0])

@@ -54,6 +54,7 @@ from chainsleuth.prices import PriceSource, describe, read_prices, resolve_price
 from chainsleuth.prices import shipped_prices_path as shipped_prices_path
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
+from chainsleuth.trace.engine import TraceOptions
 from chainsleuth.trace.exposure import coinjoin_flags as _coinjoins
 from chainsleuth.trace.exposure import one_wallet_txs
 from chainsleuth.trace.services import (
@@ -211,9 +212,10 @@ class CaseSetup:
     out_cluster: np.ndarray
     seed_outputs: np.ndarray
     deposits: np.ndarray
-    options: dict[str, Any]  # the forward trace's (cash-outs)
+    trace: TraceOptions  # both traces' policy and limits
+    stops: dict[str, Any]  # the forward trace's (cash-outs) stops: stop_clusters, is_coinjoin, ...
     lead_attribution: dict[int, tuple[str | None, str]]  # `attribution` and send-all receivers
-    back_options: dict[str, Any]  # the backward trace's (leads): stops at lead_attribution
+    back_stops: dict[str, Any]  # the backward trace's (leads): stops at lead_attribution
 
 
 def prepare_case(
@@ -305,17 +307,19 @@ def prepare_case(
     deposits = seed_outputs[~internal_tx[creating]]
     # grouped by address, so each chunk of the trace holds every output of its addresses
     deposits = deposits[np.lexsort((deposits, out_addr[deposits]))]
-    options: dict[str, Any] = {
-        "policy": policy,
-        "max_hops": max_hops,
+    trace = TraceOptions(
+        policy=policy,
+        max_hops=max_hops,
+        max_entries_per_seed=MAX_ENTRIES_PER_SEED,
+        min_fraction=MIN_FRACTION,
+        walk_coinjoins=walk_coinjoins,
+    )
+    stops: dict[str, Any] = {
         "stop_clusters": stop,
         "is_coinjoin": is_coinjoin,
         "cluster_of": cluster_of,
-        "max_entries_per_seed": MAX_ENTRIES_PER_SEED,
-        "min_fraction": MIN_FRACTION,
-        "walk_coinjoins": walk_coinjoins,
     }
-    back_options = {**options, "stop_clusters": back_stop}
+    back_stops = {**stops, "stop_clusters": back_stop}
     return CaseSetup(
         store=store,
         chain=chain,
@@ -339,9 +343,10 @@ def prepare_case(
         out_cluster=out_cluster,
         seed_outputs=seed_outputs,
         deposits=deposits,
-        options=options,
+        trace=trace,
+        stops=stops,
         lead_attribution=lead_attribution,
-        back_options=back_options,
+        back_stops=back_stops,
     )
 
 
@@ -389,14 +394,17 @@ def investigate(
         setup.one_wallet,
     )
     out_addr, out_cluster = setup.out_addr, setup.out_cluster
-    seed_outputs, deposits, options = setup.seed_outputs, setup.deposits, setup.options
+    seed_outputs, deposits = setup.seed_outputs, setup.deposits
     parts: list[pa.Table] = []
     untraced = 0
     linked_mask = np.zeros(service_mask.shape[0], np.bool_)
     linked_mask[setup.linked_clusters] = True
     tell("leads", 0, None)
     for result in _in_chunks(
-        partial(trace_back, data_dir), deposits, out_addr[deposits], **setup.back_options
+        partial(trace_back, data_dir, options=setup.trace),
+        deposits,
+        out_addr[deposits],
+        **setup.back_stops,
     ):
         tell("leads", len(parts) + 1, None)
         parts.append(
@@ -434,10 +442,10 @@ def investigate(
             setup.sweep_tx,
         )  # fmt: skip
         for result in _in_chunks(
-            partial(trace_forward, data_dir),
+            partial(trace_forward, data_dir, options=setup.trace),
             spent_seed,
             np.arange(spent_seed.shape[0]),
-            **options,
+            **setup.stops,
         )
     ]
     cashouts = cashout_table(chain, cash_parts, attribution, mixer, policy)

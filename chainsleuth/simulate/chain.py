@@ -27,7 +27,7 @@ from chainsleuth.parse.serialize import (
     witness_commitment_script,
 )
 from chainsleuth.simulate.blockfiles import BlockFileWriter
-from chainsleuth.simulate.world import subsidy
+from chainsleuth.simulate.economy.model import subsidy
 
 __all__ = ["BlockRecord", "ChainBuilder", "bip34_push", "regtest_genesis"]
 

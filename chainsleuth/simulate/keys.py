@@ -6,7 +6,7 @@ the address it spends, a P2SH-P2WPKH input pushes its redeem script, a P2WSH 2-o
 empty dummy, two signatures and the witness script. Keys are derived from the seed and the address
 id, so nothing but small integers is kept per address; the `AddressBook` holds the ground truth
 (owner wallet, role, account) in flat arrays that `chainsleuth.simulate.encode` turns into address
-strings in bulk at the end. Used by `chainsleuth.simulate.world`.
+strings in bulk at the end. Used by `chainsleuth.simulate.economy`.
 """
 
 from __future__ import annotations

@@ -26,10 +26,11 @@ from pathlib import Path
 from chainsleuth.core.network import REGTEST
 from chainsleuth.simulate.blockfiles import BlockFileWriter
 from chainsleuth.simulate.chain import ChainBuilder
+from chainsleuth.simulate.economy.model import COINBASE_MATURITY, SCALES
+from chainsleuth.simulate.economy.world import World
 from chainsleuth.simulate.profiles import Profile
 from chainsleuth.simulate.profiles import profile as get_profile
 from chainsleuth.simulate.truth import write_truth
-from chainsleuth.simulate.world import COINBASE_MATURITY, SCALES, World
 
 __all__ = ["SimulationSummary", "simulate", "block_times", "xor_key_for"]
 

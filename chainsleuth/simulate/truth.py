@@ -29,7 +29,8 @@ from chainsleuth.simulate.keys import ROLES
 
 if TYPE_CHECKING:
     from chainsleuth.simulate.chain import ChainBuilder
-    from chainsleuth.simulate.world import Exchange, World
+    from chainsleuth.simulate.economy.model import Exchange
+    from chainsleuth.simulate.economy.world import World
 
 __all__ = ["write_truth", "TAG_LASTMOD"]
 

@@ -15,8 +15,9 @@ of traced amounts, splitting each amount across a transaction's inputs (backward
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,44 @@ FLAG_POISON = kernels.FLAG_POISON
 FLAG_LOW_CONFIDENCE = kernels.FLAG_LOW_CONFIDENCE
 DEFAULT_MAX_ENTRIES = 20_000_000  # about 1 GB of frontier (49 B per entry)
 DEFAULT_MAX_ENTRIES_PER_SEED = 1 << 62  # no cap unless asked
+
+
+@dataclass(frozen=True)
+class TraceOptions:
+    """How a trace walks: the taint policy and the limits, one value for a whole trace.
+
+    `policy`: "poison", "haircut" or "fifo" (`POLICIES`). A walk stops after `max_hops` hops.
+    Amounts below `min_value` satoshis, and shares below `min_fraction` of their seed's value,
+    are dropped (summed per seed in `TraceResult.dropped`). `walk_coinjoins` walks through
+    CoinJoins instead of stopping there (rows beyond are flagged FLAG_LOW_CONFIDENCE). A walk
+    that would hold more than `max_entries` frontier entries stops early (kind "limit"), and a
+    seed whose walk would hold more than `max_entries_per_seed` stops there (kind
+    "seed_limit"). `min_height` / `max_height` bound the time window: a tx outside it is not
+    walked through (kind "time_window").
+
+    What the walk stops at (stop clusters, CoinJoin flags, the clustering) is data, not a
+    setting, so it is passed to `trace_back` / `trace_forward` beside this object.
+
+        >>> opts = TraceOptions(policy="poison", max_hops=3)
+        >>> trace_back(data, seeds, opts)                       # doctest: +SKIP
+        >>> trace_back(data, seeds, opts, max_hops=1)           # one field changed, doctest: +SKIP
+    """
+
+    policy: str = "haircut"
+    max_hops: int = 6
+    min_value: int = 0
+    min_fraction: float = 0.0
+    walk_coinjoins: bool = False
+    max_entries: int = DEFAULT_MAX_ENTRIES
+    max_entries_per_seed: int = DEFAULT_MAX_ENTRIES_PER_SEED
+    min_height: int | None = None
+    max_height: int | None = None
+
+
+def _options(options: TraceOptions | None, settings: dict[str, Any]) -> TraceOptions:
+    """`options` (default: `TraceOptions()`) with the fields named in `settings` replaced."""
+    base = TraceOptions() if options is None else options
+    return replace(base, **settings) if settings else base
 
 
 @dataclass(frozen=True)
@@ -159,19 +198,12 @@ def _trace(
     backward: bool,
     store_dir: Path,
     seeds: Collection[int] | np.ndarray,
-    policy: str,
-    max_hops: int,
-    min_value: int,
+    options: TraceOptions,
     stop_clusters: Collection[int] | np.ndarray | None,
     is_coinjoin: np.ndarray | None,
-    walk_coinjoins: bool,
     cluster_of: np.ndarray | None,
-    max_entries: int,
-    max_entries_per_seed: int = DEFAULT_MAX_ENTRIES_PER_SEED,
-    min_fraction: float = 0.0,
-    min_height: int | None = None,
-    max_height: int | None = None,
 ) -> TraceResult:
+    policy = options.policy
     if policy not in POLICIES:
         raise ChainsleuthError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     store = Store.open(Path(store_dir))
@@ -184,7 +216,9 @@ def _trace(
     if coinjoin.shape[0] < n_txs:
         raise ChainsleuthError(f"is_coinjoin has {coinjoin.shape[0]} entries; the store {n_txs}")
     seed_values = value[seed_arr].astype(np.int64)
-    seed_min = np.maximum(np.ceil(seed_values * float(min_fraction)).astype(np.int64), min_value)
+    seed_min = np.maximum(
+        np.ceil(seed_values * float(options.min_fraction)).astype(np.int64), options.min_value
+    )
     (
         e_output,
         e_amount,
@@ -202,11 +236,11 @@ def _trace(
         POLICIES[policy],
         seed_arr,
         seed_values,
-        max_hops,
+        options.max_hops,
         seed_min,
-        max_entries,
-        max_entries_per_seed,
-        walk_coinjoins,
+        options.max_entries,
+        options.max_entries_per_seed,
+        options.walk_coinjoins,
         store.graph.tx_first_input,
         store.graph.tx_first_output,
         store.graph.input_spent_output,
@@ -216,8 +250,8 @@ def _trace(
         _stop_addresses(Path(store_dir), stop_clusters, cluster_of),
         coinjoin.astype(np.bool_, copy=False),
         store.graph.tx_height,
-        -1 if min_height is None else int(min_height),
-        (1 << 31) if max_height is None else int(max_height),
+        -1 if options.min_height is None else int(options.min_height),
+        (1 << 31) if options.max_height is None else int(options.max_height),
     )
     at_creator = r_tx == kernels.STOP_AT_CREATOR
     if at_creator.any():
@@ -248,32 +282,24 @@ def _trace(
 def trace_back(
     store_dir: Path,
     seeds: Collection[int] | np.ndarray,
-    policy: str = "haircut",
-    max_hops: int = 6,
-    min_value: int = 0,
+    options: TraceOptions | None = None,
+    *,
     stop_clusters: Collection[int] | np.ndarray | None = None,
     is_coinjoin: np.ndarray | None = None,
-    walk_coinjoins: bool = False,
     cluster_of: np.ndarray | None = None,
-    max_entries: int = DEFAULT_MAX_ENTRIES,
-    max_entries_per_seed: int = DEFAULT_MAX_ENTRIES_PER_SEED,
-    min_fraction: float = 0.0,
-    min_height: int | None = None,
-    max_height: int | None = None,
+    **settings: Any,
 ) -> TraceResult:
     """Where did the value of the seed outputs come from? One row per source reached.
 
-    seeds: output ids (their full values are traced). stop_clusters: cluster ids (a collection,
-    or a bool array over cluster ids) whose outputs end the walk as kind "cluster"; cluster ids
-    come from `cluster_of` (default: the store's clustering, `Clusters(store_dir).cluster_of`).
-    is_coinjoin: bool per tx; such txs end the walk (kind "coinjoin") unless `walk_coinjoins`,
-    which walks through them and flags the rows FLAG_LOW_CONFIDENCE. Amounts below `min_value`
-    satoshis, and shares below `min_fraction` of their seed's value, are dropped (summed per
-    seed in `dropped`); a walk that would hold more than `max_entries` frontier entries stops
-    early (kind "limit"), and a seed whose walk would hold more than `max_entries_per_seed`
-    stops there (kind "seed_limit"). `min_height` / `max_height` bound the time window: a tx
-    outside it is not walked through (kind "time_window": the value was there before the window
-    opened, or was still held when it closed).
+    seeds: output ids (their full values are traced). options: the policy and the limits
+    (`TraceOptions`; default `TraceOptions()`); `settings` are `TraceOptions` fields by name
+    (`policy="poison", max_hops=3`) that replace those of `options`. stop_clusters: cluster ids
+    (a collection, or a bool array over cluster ids) whose outputs end the walk as kind
+    "cluster"; cluster ids come from `cluster_of` (default: the store's clustering,
+    `Clusters(store_dir).cluster_of`). is_coinjoin: bool per tx; such txs end the walk (kind
+    "coinjoin") unless `options.walk_coinjoins`. A time window (`min_height` / `max_height`)
+    leaves rows of kind "time_window": the value was there before the window opened, or was
+    still held when it closed.
 
     >>> r = trace_back(data, outputs_of_tx(store, hal_tx)[:1])  # doctest: +SKIP
     >>> r.kind_names(), r.amount.tolist()                       # doctest: +SKIP
@@ -283,36 +309,22 @@ def trace_back(
         True,
         store_dir,
         seeds,
-        policy,
-        max_hops,
-        min_value,
+        _options(options, settings),
         stop_clusters,
         is_coinjoin,
-        walk_coinjoins,
         cluster_of,
-        max_entries,
-        max_entries_per_seed,
-        min_fraction,
-        min_height,
-        max_height,
     )
 
 
 def trace_forward(
     store_dir: Path,
     seeds: Collection[int] | np.ndarray,
-    policy: str = "haircut",
-    max_hops: int = 6,
-    min_value: int = 0,
+    options: TraceOptions | None = None,
+    *,
     stop_clusters: Collection[int] | np.ndarray | None = None,
     is_coinjoin: np.ndarray | None = None,
-    walk_coinjoins: bool = False,
     cluster_of: np.ndarray | None = None,
-    max_entries: int = DEFAULT_MAX_ENTRIES,
-    max_entries_per_seed: int = DEFAULT_MAX_ENTRIES_PER_SEED,
-    min_fraction: float = 0.0,
-    min_height: int | None = None,
-    max_height: int | None = None,
+    **settings: Any,
 ) -> TraceResult:
     """Where did the value of the seed outputs go? One row per destination reached.
 
@@ -327,18 +339,10 @@ def trace_forward(
         False,
         store_dir,
         seeds,
-        policy,
-        max_hops,
-        min_value,
+        _options(options, settings),
         stop_clusters,
         is_coinjoin,
-        walk_coinjoins,
         cluster_of,
-        max_entries,
-        max_entries_per_seed,
-        min_fraction,
-        min_height,
-        max_height,
     )
 
 

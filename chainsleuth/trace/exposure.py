@@ -23,7 +23,7 @@ from chainsleuth.cluster.engine import Clusters
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
-from chainsleuth.trace.engine import KINDS, TraceResult, trace_back, trace_forward
+from chainsleuth.trace.engine import KINDS, TraceOptions, TraceResult, trace_back, trace_forward
 from chainsleuth.trace.paths import resolve_node
 
 
@@ -168,9 +168,7 @@ def exposure(
             result = run(
                 store_dir,
                 seeds,
-                policy="haircut",
-                max_hops=hops,
-                min_value=min_value,
+                TraceOptions(policy="haircut", max_hops=hops, min_value=min_value),
                 stop_clusters=stop,
                 cluster_of=cluster_of_address,
                 is_coinjoin=is_coinjoin,

@@ -23,6 +23,7 @@ from chainsleuth.trace.engine import (
     FLAG_LOW_CONFIDENCE,
     FLAG_POISON,
     KINDS,
+    TraceOptions,
     outputs_of_addresses,
     outputs_of_tx,
     path_txids,
@@ -101,13 +102,16 @@ def trace_rows(
             "stop_clusters": np.array(sorted(attribution), np.int64),
             "cluster_of": cluster_of,
             "is_coinjoin": is_coinjoin,
-            "walk_coinjoins": walk_coinjoins,
         }
-    if since is not None:
-        options["min_height"] = window_height(store, since, "since")
-    if until is not None:
-        options["max_height"] = window_height(store, until, "until")
-    result = run(data_dir, seeds, policy=policy, max_hops=max_hops, min_value=min_value, **options)
+    settings = TraceOptions(
+        policy=policy,
+        max_hops=max_hops,
+        min_value=min_value,
+        walk_coinjoins=walk_coinjoins and bool(options),  # no stops: no tx is flagged a CoinJoin
+        min_height=None if since is None else window_height(store, since, "since"),
+        max_height=None if until is None else window_height(store, until, "until"),
+    )
+    result = run(data_dir, seeds, settings, **options)
     address_ids = store.graph.output_address[result.output].astype(np.int64)
     addresses = store.addresses(address_ids).to_pylist()
     txids = txid_hex(store, result.tx)

@@ -28,13 +28,8 @@ from chainsleuth.cases.investigate import (
     SUBPOENA_COLUMNS,
     investigate,
 )
-from chainsleuth.cases.report import (
-    SUBPOENA_ROWS,
-    TOP_CASHOUTS,
-    TOP_LEADS,
-    ReportPaths,
-    write_report,
-)
+from chainsleuth.cases.report import ReportPaths, write_report
+from chainsleuth.cases.report.query import SUBPOENA_ROWS, TOP_CASHOUTS, TOP_LEADS
 from chainsleuth.core.errors import ChainsleuthError
 
 CASE_FILES = ("case.json", "leads.csv", "subpoenas.csv", "cashouts.csv")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from chainsleuth.core.network import REGTEST
 from chainsleuth.simulate.blockfiles import BlockFileWriter, xor_bytes
-from chainsleuth.simulate.world import SCALES
+from chainsleuth.simulate.economy.model import SCALES
 from tests.simulate.conftest import Chain, read_records
 
 

@@ -14,7 +14,7 @@ from chainsleuth.parse.serialize import (
     witness_commitment_script,
 )
 from chainsleuth.simulate.chain import bip34_push
-from chainsleuth.simulate.world import subsidy
+from chainsleuth.simulate.economy.model import subsidy
 from tests.simulate.conftest import Chain
 
 

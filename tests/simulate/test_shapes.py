@@ -7,7 +7,7 @@ from collections import Counter
 
 from chainsleuth.core.address import hash160
 from chainsleuth.parse.serialize import Tx
-from chainsleuth.simulate.world import WHIRLPOOL_DENOMS
+from chainsleuth.simulate.economy.model import WHIRLPOOL_DENOMS
 from tests.simulate.conftest import Chain
 
 

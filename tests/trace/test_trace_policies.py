@@ -15,6 +15,7 @@ from chainsleuth.store.store import Store
 from chainsleuth.trace.engine import (
     FLAG_LOW_CONFIDENCE,
     FLAG_POISON,
+    TraceOptions,
     TraceResult,
     outputs_of_addresses,
     outputs_of_tx,
@@ -195,6 +196,20 @@ def test_a_time_window_stops_the_walk_at_its_edges(world: dict) -> None:
     assert set(whole.kind_names()) == {"coinbase"}
     forward = trace_forward(world["dir"], [world["a"]], max_hops=5, max_height=mix_height - 1)
     assert forward.kind_names() == ["time_window"] and forward.output.tolist() == [world["a"]]
+
+
+def test_trace_options_and_keyword_settings_are_one_thing(world: dict) -> None:
+    # C <- mix <- {A, B}: fifo at one hop gives A 2 BTC; haircut splits 3:1
+    fifo = TraceOptions(policy="fifo", max_hops=1)
+    by_object = trace_back(world["dir"], [world["c"]], fifo)
+    by_keywords = trace_back(world["dir"], [world["c"]], policy="fifo", max_hops=1)
+    assert _by_output(by_object) == _by_output(by_keywords) == {world["a"]: 2 * BTC}
+    # a keyword replaces that one field of the object, the object itself is left as it was
+    haircut = trace_back(world["dir"], [world["c"]], fifo, policy="haircut")
+    assert _by_output(haircut) == {world["a"]: 150_000_000, world["b"]: 50_000_000}
+    assert fifo.policy == "fifo"
+    with pytest.raises(TypeError):
+        trace_forward(world["dir"], [world["a"]], fifo, max_hop=1)  # a misspelt setting
 
 
 def test_one_wallet_txs_are_those_whose_inputs_share_a_cluster(world: dict) -> None:

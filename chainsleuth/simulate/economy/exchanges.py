@@ -1,0 +1,142 @@
+"""The exchanges: deposit sweeps, batched withdrawals, forwards, and hot/cold moves."""
+
+from __future__ import annotations
+
+from chainsleuth.simulate.economy.model import (
+    BTC_ROUND,
+    COIN,
+    Exchange,
+    Request,
+)
+from chainsleuth.simulate.economy.transactions import Transactions
+from chainsleuth.simulate.keys import ROLE, Addr, Utxo
+
+__all__ = ["Exchanges"]
+
+
+class Exchanges(Transactions):
+    """What the exchanges do each block."""
+
+    # -----------------------------------------------------------------------------------------
+    # exchanges
+
+    def withdraw(
+        self, ex: Exchange, addr: Addr, value: int, bucket: list[Utxo] | None = None
+    ) -> Request:
+        """Queue a withdrawal; the exchange pays it in its next batch."""
+        req = Request(addr, value, bucket)
+        ex.queue.append(req)
+        return req
+
+    def _exchange_ops(self, ex: Exchange) -> None:
+        h = self.height
+        w = ex.wallet
+        if (h + ex.offset) % ex.sweep_every == 0:
+            ready = [u for u in ex.deposits if u.height < h]
+            if ready:
+                ex.deposits[:] = [u for u in ex.deposits if u.height >= h]  # in place: buckets
+                for k in range(0, len(ready), 200):
+                    chunk = ready[k : k + 200]
+                    to_cold = self.rng.random() < 0.1
+                    dest = self.cold_addr(ex) if to_cold else self.hot_addr(ex)
+                    bucket = w.extra if to_cold else None
+                    self.pay(w, [(dest, 0, bucket)], "exchange_sweep", utxos=chunk, sweep=True,
+                             rate=self.rate(0.5))  # fmt: skip
+        if ex.queue and self.profile.forward_whole_share > 0:
+            self._exchange_forwards(ex)
+        if ex.queue and (h + ex.offset) % ex.batch_every == 0:
+            self._exchange_batch(ex)
+        hot = w.balance()
+        high = int(12 * ex.ema_out) + 5 * COIN
+        if hot > 2 * high and (h + ex.offset) % 6 == 0:
+            self.pay(w, [(self.cold_addr(ex), hot - high, w.extra)], "exchange_cold_move",
+                     rate=self.rate(0.5))  # fmt: skip
+
+    def _refill(self, ex: Exchange, need: int) -> None:
+        w = ex.wallet
+        cold = w.extra
+        if not cold:
+            return
+        amount = need + int(6 * ex.ema_out)
+        sel = self.select(cold, amount, self.rate(), 40)
+        if sel is None:  # everything there is
+            sel, cold[:] = cold[:], []
+            self.pay(w, [(self._refill_addr(ex), 0, None)], "exchange_cold_move", utxos=sel,
+                     sweep=True)  # fmt: skip
+            return
+        self.pay(w, [(self._refill_addr(ex), amount, None)], "exchange_cold_move", utxos=sel,
+                 change_addr=self.cold_addr(ex), change_bucket=cold)  # fmt: skip
+
+    def _refill_addr(self, ex: Exchange) -> Addr:
+        if ex.no_reuse:
+            return self.book.new(ex.wallet.stype, ex.wallet.idx, ROLE["hot"])
+        return ex.hot[0]
+
+    def _exchange_forwards(self, ex: Exchange) -> None:
+        """Profile knob: pay queued withdrawals straight from one customer deposit each (an
+        OTC-style forward), the rest back to the exchange, instead of sweeping it first."""
+        rng, h = self.rng, self.height
+        w = ex.wallet
+        for req in list(ex.queue[:50]):
+            if req.forward_tried:
+                continue
+            req.forward_tried = True
+            if rng.random() >= self.profile.forward_whole_share:
+                continue
+            fit = next(
+                (u for u in ex.deposits[:300]
+                 if u.height < h and req.value + 50_000 <= u.value <= 4 * req.value),
+                None,
+            )  # fmt: skip
+            if fit is None:
+                continue
+            ex.deposits.remove(fit)  # in place: the list is a bucket
+            res = self.pay(w, [(req.addr, req.value, req.bucket)], "exchange_forward",
+                           utxos=[fit], change_addr=self._refill_addr(ex), rate=self.rate(0.8))  # fmt: skip
+            if res is None:
+                ex.deposits.append(fit)
+                continue
+            txid, made, _ = res
+            req.utxo, req.txid = made[0], txid
+            ex.queue.remove(req)
+
+    def _exchange_batch(self, ex: Exchange) -> None:
+        w = ex.wallet
+        reqs = ex.queue[:250]
+        total = sum(r.value for r in reqs)
+        if w.balance() < total + COIN // 10:
+            self._refill(ex, total + COIN // 10 - w.balance())
+        bal = w.balance() - COIN // 20
+        take: list[Request] = []
+        acc = 0
+        for r in reqs:
+            if acc + r.value <= bal:
+                take.append(r)
+                acc += r.value
+        if not take:
+            return
+        if ex.fresh_change:
+            change = self.book.new(w.stype, w.idx, ROLE["hot"])
+        else:
+            change = ex.hot[self.height % len(ex.hot)]
+        res = self.pay(
+            w, [(r.addr, r.value, r.bucket) for r in take], "exchange_withdrawal",
+            rate=self.rate(0.8), change_addr=change, order="change_last" if ex.change_last else "shuffle",
+        )  # fmt: skip
+        if res is None:
+            return
+        txid, made, _ = res
+        for r, u in zip(take, made, strict=True):
+            r.utxo, r.txid = u, txid
+        done = {id(r) for r in take}
+        ex.queue = [r for r in ex.queue if id(r) not in done]
+        ex.ema_out = 0.9 * ex.ema_out + 0.1 * acc / ex.batch_every
+
+    def buy_amount(self, ex: Exchange) -> int:
+        """What a customer withdraws after buying: a USD-sized or a round BTC amount."""
+        rng = self.rng
+        if rng.random() < 0.6:
+            v = self.usd(rng.choice((50, 100, 200, 250, 500, 1000, 2000, 5000)) * 0.985)
+        else:
+            v = rng.choice(BTC_ROUND[2:]) + rng.choice((0, 0, 0, 10_000_000))
+        return v - 50_000 if ex.deducts_fee else v

@@ -1,0 +1,239 @@
+"""The simulated economy's vocabulary: constants, scales, and the actors' state.
+
+Plain data only (wallets, exchanges, withdrawal requests, CoinJoin tickets and pools, the
+truth records of payments and cash-outs); what the actors do is in the modules beside this one.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from chainsleuth.core.script_types import ScriptType
+from chainsleuth.simulate.keys import Addr, Utxo
+
+__all__ = [
+    "COIN",
+    "COINBASE_MATURITY",
+    "SCALES",
+    "WALLET_KINDS",
+    "WHIRLPOOL_DENOMS",
+    "Cashout",
+    "Exchange",
+    "Payment",
+    "Scale",
+    "Wallet",
+    "subsidy",
+]
+
+
+COIN = 100_000_000
+DUST = 546  # Core's dust limit for P2PKH; wallets drop smaller change into the fee
+MIN_CHANGE = 5_000  # wallets here avoid change outputs smaller than this
+COINBASE_MATURITY = 100
+HALVING_INTERVAL = 210_000  # mainnet's schedule, not regtest's 150 (see docs/simulator.md)
+
+P2PKH = int(ScriptType.P2PKH)
+P2SH = int(ScriptType.P2SH)
+P2WPKH = int(ScriptType.P2WPKH)
+P2WSH = int(ScriptType.P2WSH)
+P2TR = int(ScriptType.P2TR)
+
+#: wallet kinds as written to truth/addresses.csv
+WALLET_KINDS = (
+    "exchange",
+    "pool",
+    "miner",
+    "customer",
+    "user",
+    "merchant",
+    "multisig",
+    "privacy",
+    "maker",
+    "coordinator",
+    "service",
+    "admin",
+)
+
+# wallet software: (tx version, locktime = tip height?, nSequence, low-R signatures)
+CORE, ELECTRUM, MOBILE, SERVICE, MIXER = range(5)
+SOFTWARE = (
+    (2, True, 0xFFFFFFFE, True),  # Bitcoin Core 0.17-0.19: anti-fee-sniping locktime, low R
+    (2, True, 0xFFFFFFFD, False),  # Electrum: locktime and opt-in RBF
+    (1, False, 0xFFFFFFFF, False),  # simple mobile wallets
+    (1, False, 0xFFFFFFFF, False),  # exchanges, pools, the service
+    (1, False, 0xFFFFFFFF, False),  # CoinJoin coordinators
+)
+FRESH, REUSE_CHANGE, MATCH = range(3)  # change habits
+
+EXCHANGE_NAMES = ("arcadia", "borealis", "cobalt", "dunmore", "ember", "fjordbit")
+WHIRLPOOL_DENOMS = (100_000, 1_000_000, 5_000_000, 50_000_000)  # 0.001 / 0.01 / 0.05 / 0.5 BTC
+WHIRLPOOL_FEES = (5_000, 50_000, 175_000, 1_750_000)  # the coordinator's entry fee per pool
+USD_PRICES = (5, 10, 20, 25, 50, 100, 150, 200, 250, 500, 1000)
+BTC_ROUND = (100_000, 200_000, 500_000, 1_000_000, 2_000_000, 5_000_000, 10_000_000, 25_000_000)
+
+
+def subsidy(height: int) -> int:
+    """Block subsidy on mainnet's schedule: `subsidy(0) == 50 * COIN`."""
+    halvings = height // HALVING_INTERVAL
+    return 0 if halvings >= 64 else (50 * COIN) >> halvings
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Sizes of one world scale: chain length, populations and activity rate."""
+
+    name: str
+    tip_height: int
+    activity: float  # multiplies every per-block activity rate
+    n_exchanges: int
+    n_pools: int
+    n_users: int
+    n_merchants: int
+    n_miners: int
+    n_multisig: int
+    n_privacy: int
+    n_makers: int
+    n_customers: int
+    n_registered: int  # service deposit addresses
+    paying_fraction: float
+    wasabi_min: int  # participants before a Wasabi round starts
+    max_file_size: int  # blk file rollover size
+    n_swaps: int  # blocks stored after their child
+    stale: tuple[tuple[int, int, bool], ...]  # (fork height as fraction*1000, length, before)
+
+
+SCALES: dict[str, Scale] = {
+    "small": Scale(
+        "small", 420, 1.6, 4, 4, 1200, 150, 120, 30, 60, 20, 600, 1500, 0.25, 12,
+        2 * 1024 * 1024, 3, ((400, 1, False), (700, 2, True)),
+    ),
+    "medium": Scale(
+        "medium", 1100, 5.5, 5, 5, 10_000, 1000, 600, 200, 300, 60, 5_000, 15_000, 0.2, 25,
+        16 * 1024 * 1024, 8, ((300, 1, False), (600, 2, True), (850, 1, True)),
+    ),
+    "large": Scale(
+        "large", 3100, 21.0, 6, 6, 100_000, 8000, 4000, 1500, 2000, 200, 40_000, 150_000, 0.15,
+        60, 128 * 1024 * 1024, 20, ((250, 1, False), (500, 2, True), (750, 1, True), (900, 1, False)),
+    ),
+}  # fmt: skip
+
+
+class Wallet:
+    """One wallet: kind, habits and its spendable outputs."""
+
+    __slots__ = (
+        "idx", "wid", "kind", "entity", "stype", "reuse", "soft", "change", "utxos", "addr",
+        "home", "extra",
+    )  # fmt: skip
+
+    def __init__(
+        self, idx: int, wid: str, kind: str, entity: str, stype: int, *, reuse: bool = False,
+        soft: int = SERVICE, change: int = FRESH, home: int = -1,
+    ) -> None:  # fmt: skip
+        self.idx = idx
+        self.wid = wid
+        self.kind = kind
+        self.entity = entity
+        self.stype = stype
+        self.reuse = reuse
+        self.soft = soft
+        self.change = change
+        self.utxos: list[Utxo] = []
+        self.addr: Addr | None = None
+        self.home = home  # exchange index of the wallet's account
+        self.extra: list[Utxo] = []  # second list: cold storage, matured coinbases, ...
+
+    def balance(self) -> int:
+        return sum(u.value for u in self.utxos)
+
+
+class Exchange:
+    """An exchange: hot wallet (the wallet's utxos), cold storage, deposits, withdrawal queue."""
+
+    def __init__(self, n: int, wallet: Wallet, cold: Addr, hot: list[Addr], rng: random.Random):
+        self.n = n
+        self.wallet = wallet
+        self.name = wallet.entity
+        self.dep_stype = (P2PKH, P2SH, P2WPKH, P2SH, P2PKH, P2WPKH)[n % 6]
+        self.hot = hot
+        self.cold = cold
+        self.fresh_change = n % 3 == 2  # others send change back to a reused hot address
+        self.no_reuse = False  # profile: fresh hot per sweep, fresh change, fresh cold
+        self.change_last = n % 2 == 0
+        self.deducts_fee = n % 2 == 1  # withdrawal fee taken from the amount sent
+        self.batch_every = 1 + n % 2
+        self.sweep_every = 4 + n % 4
+        self.offset = rng.randrange(12)
+        self.deposits: list[Utxo] = []
+        self.queue: list[Request] = []
+        self.ema_out = 1.0 * COIN  # withdrawals per block, smoothed
+
+
+class Request:
+    """A withdrawal waiting for the exchange's next batch; filled in when it is paid."""
+
+    __slots__ = ("addr", "value", "bucket", "utxo", "txid", "forward_tried")
+
+    def __init__(self, addr: Addr, value: int, bucket: list[Utxo] | None) -> None:
+        self.addr = addr
+        self.value = value
+        self.bucket = bucket
+        self.utxo: Utxo | None = None
+        self.txid: bytes | None = None
+        self.forward_tried = False  # profile knob: each request is offered to a forward once
+
+
+class Ticket:
+    """A plan's place in a CoinJoin: the outputs it got back, and the round's txid."""
+
+    __slots__ = ("mixed", "change", "txid")
+
+    def __init__(self) -> None:
+        self.mixed: list[Utxo] = []
+        self.change: Utxo | None = None
+        self.txid: bytes | None = None
+
+
+class WhirlpoolPool:
+    """One Whirlpool denomination: entrants waiting (premix) and mixed coins that remix for free."""
+
+    def __init__(self, denom: int, fee: int, fee_addr: Addr) -> None:
+        self.denom = denom
+        self.fee = fee
+        self.fee_addr = fee_addr
+        self.premix: list[tuple[Utxo, Ticket | None]] = []
+        self.remix: list[Utxo] = []
+
+
+@dataclass
+class Payment:
+    """One payment into a service deposit address, with the trail that funded it."""
+
+    txid: str
+    vout: int
+    deposit_aid: int
+    user_wallet: str
+    amount: int
+    height: int
+    funding_exchange: str
+    funding_txid: str
+    hops: int
+    path_kind: str
+    coinjoin_kind: str
+    broke_trail: bool
+    path_txids: list[str]
+
+
+@dataclass
+class Cashout:
+    """The administrator moving service funds to an exchange deposit address."""
+
+    txid: str
+    vout: int
+    aid: int
+    exchange: str
+    amount: int
+    height: int
+    time: int
+    hops: int
