@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.world import simulate_world, tag_world
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench-output" / "accuracy"
 
@@ -31,14 +33,11 @@ def build_case(
     """Simulate → ingest → cluster → tags → investigate under `root`; returns the case dir."""
     from chainsleuth.cases.investigate import investigate
     from chainsleuth.cluster.engine import cluster_store
-    from chainsleuth.simulate import simulate
     from chainsleuth.store.ingest import ingest_blocks_dir
-    from chainsleuth.tags.attribution import recompute_cluster_tags
-    from chainsleuth.tags.imports import import_tagpacks
 
     world, store, case = root / "world", root / "store", root / "case"
     if fresh or not (world / "world.json").exists():
-        simulate(world, seed=seed, scale=scale, profile=profile)
+        simulate_world(world, seed, scale, profile)
         shutil.rmtree(store, ignore_errors=True)
     if not (store / "manifest.json").exists():
         shutil.rmtree(store, ignore_errors=True)
@@ -46,8 +45,7 @@ def build_case(
     if recluster or not (store / "tags" / "manifest.json").exists():
         cluster_store(store, "conservative")
         shutil.rmtree(store / "tags", ignore_errors=True)
-        import_tagpacks(store, [world / "tags"])
-        recompute_cluster_tags(store)
+        tag_world(world, store)
     investigate(store, world / "seeds" / "deposits.csv", case, report=False)
     return case
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, log, secs, simulated_world, table
+from bench.world import build_store
 
 KINDS = (
     "address",
@@ -42,17 +43,9 @@ def prepare(work: Path) -> Path:
     data = work / "api-store"
     if (data / "tags" / "manifest.json").exists():
         return data
-    from chainsleuth.cluster.engine import cluster_store
-    from chainsleuth.store.ingest import ingest_blocks_dir
-    from chainsleuth.tags.attribution import recompute_cluster_tags
-    from chainsleuth.tags.imports import import_tagpacks
-
     world, _ = simulated_world(work / "worlds", "small")
     shutil.rmtree(data, ignore_errors=True)
-    ingest_blocks_dir(world / "blocks", data)
-    cluster_store(data, "conservative")
-    import_tagpacks(data, [world / "tags"])
-    recompute_cluster_tags(data)
+    build_store(world, data)
     return data
 
 

@@ -100,17 +100,12 @@ def change_rule_accuracy(world: Path, store_dir: Path) -> tuple[list[list[str]],
         chosen = np.empty(n, np.int64)
         lc.rule_choice(
             coinjoin,
-            *votes,
-            policy.change_mask(),
-            policy.veto_mask(),
-            policy.required_mask(),
-            policy.any_mask(),
-            policy.min_change_votes,
+            tuple(votes),
+            policy.change_rule(),
             arrays.output_address,
             analysis.fresh,
             int(first_out[0]),
             analysis.hot,
-            policy.hot_mask(),
             chosen,
         )
         fired = np.flatnonzero(chosen >= 0)

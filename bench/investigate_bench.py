@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import duration, log, measure, met, mib, secs, simulated_world, table
+from bench.world import tag_world
 from chainsleuth.core.files import atomic_write_text
 from chainsleuth.trace.engine import KINDS as KIND_NAMES
 from chainsleuth.trace.kernels import KIND_CLUSTER as _CLUSTER
@@ -86,8 +87,6 @@ def prepare(work: Path, world: Path, log: Callable[[str], None]) -> dict[str, An
     rebuild = prepared.get("key") != key or not (case / "manifest.json").exists()
     if rebuild:
         from chainsleuth.cluster.engine import cluster_store
-        from chainsleuth.tags.attribution import recompute_cluster_tags
-        from chainsleuth.tags.imports import import_tagpacks
 
         log(f"investigate: copying {source} to {case}, clustering, importing the world's tags")
         marker.unlink(missing_ok=True)
@@ -99,8 +98,7 @@ def prepare(work: Path, world: Path, log: Callable[[str], None]) -> dict[str, An
         cluster_store(case, "conservative")
         cluster_s = time.perf_counter() - t
         t = time.perf_counter()
-        import_tagpacks(case, [world / "tags"])
-        recompute_cluster_tags(case)
+        tag_world(world, case)
         tags_s = time.perf_counter() - t
         prepared = {
             "key": key,

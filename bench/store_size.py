@@ -26,6 +26,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from bench.world import tag_world
 from chainsleuth.store.ingest import ingest_blocks_dir
 from chainsleuth.store.layout import read_manifest
 
@@ -269,8 +270,6 @@ def same_results(world: Path, work: Path, policies: tuple[str, ...] = ("conserva
     from chainsleuth.cluster.engine import cluster_store
     from chainsleuth.cluster.learned import read_fingerprints
     from chainsleuth.store.store import Store
-    from chainsleuth.tags.attribution import recompute_cluster_tags
-    from chainsleuth.tags.imports import import_tagpacks
 
     cases, clusters = {}, {}
     for keep in (False, True):
@@ -284,8 +283,7 @@ def same_results(world: Path, work: Path, policies: tuple[str, ...] = ("conserva
                 "SELECT address_id, cluster_id FROM clusters ORDER BY address_id"
             ).to_pylist()
             clusters[(keep, policy)] = rows
-        import_tagpacks(store, [world / "tags"])
-        recompute_cluster_tags(store)
+        tag_world(world, store)
         case = work / f"case-{'keep' if keep else 'slim'}"
         shutil.rmtree(case, ignore_errors=True)
         investigate(store, world / "seeds" / "deposits.csv", case, report=False)

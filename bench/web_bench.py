@@ -29,56 +29,15 @@ from typing import Any
 
 from bench.common import log, table
 from chainsleuth.core.network import REGTEST
-from chainsleuth.parse.serialize import (
-    REGTEST_BITS,
-    Block,
-    BlockHeader,
-    Tx,
-    TxIn,
-    TxOut,
-    merkle_root,
-    mine,
-    witness_commitment_script,
-)
+from chainsleuth.parse.serialize import Tx, TxIn, TxOut
 from chainsleuth.simulate.blockfiles import BlockFileWriter
-from chainsleuth.simulate.chain import bip34_push, regtest_genesis
+from chainsleuth.simulate.chain import mine_block, regtest_genesis
 
 COIN = 100_000_000
 
 
 def _p2wpkh(n: int) -> bytes:
     return b"\x00\x14" + n.to_bytes(20, "big")
-
-
-def _block(prev: Block, height: int, txs: list[Tx], payee: bytes) -> Block:
-    segwit = any(t.has_witness for t in txs)
-    outputs = [TxOut(50 * COIN, payee)]
-    if segwit:  # BIP141: a block with witness data commits to the wtxids in its coinbase
-        outputs.append(TxOut(0, witness_commitment_script([t.wtxid() for t in txs])))
-    coinbase = Tx(
-        2,
-        (
-            TxIn(
-                bytes(32),
-                0xFFFFFFFF,
-                bip34_push(height) + b"/web-bench/",
-                0xFFFFFFFF,
-                (bytes(32),) if segwit else (),
-            ),
-        ),
-        tuple(outputs),
-        0,
-    )
-    all_txs = (coinbase, *txs)
-    header = BlockHeader(
-        0x20000000,
-        prev.header.hash(),
-        merkle_root([t.txid() for t in all_txs]),
-        prev.header.time + 600,
-        REGTEST_BITS,
-        0,
-    )
-    return Block(mine(header), all_txs)
 
 
 def build_store(root: Path, n: int) -> tuple[Path, str]:
@@ -89,7 +48,7 @@ def build_store(root: Path, n: int) -> tuple[Path, str]:
 
     hub = _p2wpkh(1)
     genesis = regtest_genesis()
-    b1 = _block(genesis, 1, [], hub)
+    b1 = mine_block(genesis, 1, [], hub, b"/web-bench/", 50 * COIN)
     cb = b1.txs[0]
     each = (50 * COIN - 10_000) // n
     fanout = Tx(
@@ -98,7 +57,7 @@ def build_store(root: Path, n: int) -> tuple[Path, str]:
         tuple(TxOut(each, _p2wpkh(1000 + i)) for i in range(n)),
         0,
     )
-    b2 = _block(b1, 2, [fanout], _p2wpkh(2))
+    b2 = mine_block(b1, 2, [fanout], _p2wpkh(2), b"/web-bench/", 50 * COIN)
     writer = BlockFileWriter(root / "blocks", REGTEST.magic)
     for b in (genesis, b1, b2):
         writer.write(b.serialize())

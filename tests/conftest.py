@@ -12,31 +12,28 @@ from __future__ import annotations
 import random
 import shutil
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from chainsleuth.core.network import REGTEST
-from chainsleuth.parse.serialize import (
-    REGTEST_BITS,
-    Block,
-    BlockHeader,
-    Tx,
-    TxIn,
-    TxOut,
-    merkle_root,
-    mine,
-    witness_commitment_script,
-)
-from chainsleuth.simulate.chain import bip34_push, regtest_genesis
+from chainsleuth.parse.serialize import Block, Tx, TxIn, TxOut
+from chainsleuth.simulate.chain import mine_block as chain_mine_block
+from chainsleuth.simulate.chain import regtest_genesis as regtest_genesis  # re-exported to tests
+
+if TYPE_CHECKING:
+    from chainsleuth.cluster.engine import ClusterReport
+    from chainsleuth.store.ingest import IngestReport
+    from chainsleuth.tags.model import ImportReport
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MAINNET_BLOCKS = SHARED_DATA / "mainnet-blocks"
 NBITCOIN = MAINNET_BLOCKS / "blk" / "nbitcoin"
 
 COIN = 100_000_000
-REGTEST_GENESIS_TIME = regtest_genesis().header.time  # 1296688602, Core's chainparams
 
 # ---------------------------------------------------------------------------------------------
 # blk*.dat framing
@@ -102,36 +99,10 @@ def mine_block(
     fees: int = 0,
     miner_script: bytes | None = None,
 ) -> Block:
-    """A block on `prev`: a coinbase paying subsidy + fees (+ a witness commitment), then `txs`."""
-    segwit = any(t.has_witness for t in txs)
+    """A block on `prev`: a coinbase paying subsidy + fees (+ a witness commitment), then `txs`
+    (`chainsleuth.simulate.chain.mine_block`, the one hand-built block of tests and benches)."""
     payee = miner_script if miner_script is not None else p2pkh(b"miner" + tag + bytes([height]))
-    outputs = [TxOut(50 * COIN + fees, payee)]
-    if segwit:
-        outputs.append(TxOut(0, witness_commitment_script([t.wtxid() for t in txs])))
-    coinbase = Tx(
-        2,
-        (
-            TxIn(
-                bytes(32),
-                0xFFFFFFFF,
-                bip34_push(height) + b"/cs/" + tag,
-                0xFFFFFFFF,
-                (bytes(32),) if segwit else (),
-            ),
-        ),
-        tuple(outputs),
-        0,
-    )
-    all_txs = (coinbase, *txs)
-    header = BlockHeader(
-        0x20000000,
-        prev.header.hash(),
-        merkle_root([t.txid() for t in all_txs]),
-        REGTEST_GENESIS_TIME + 600 * height,
-        REGTEST_BITS,
-        0,
-    )
-    return Block(mine(header), all_txs)
+    return chain_mine_block(prev, height, txs, payee, b"/cs/" + tag, 50 * COIN + fees)
 
 
 def _utxos(blocks: Sequence[Block]) -> dict[tuple[bytes, int], TxOut]:
@@ -223,14 +194,16 @@ def dump_views(data_dir: Path, views: Sequence[str] = tuple(VIEW_ORDER)) -> dict
 
 
 @pytest.fixture(scope="session")
-def nbitcoin_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real nbitcoin blk files (heights 0-599) ingested once per session; do not modify."""
+def nbitcoin_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The real nbitcoin blk files (heights 0-599) ingested once per session; read-only (copy it
+    to cluster, tag or ingest into it): the session fails if a file under it changed."""
     from chainsleuth.store.ingest import ingest_blocks_dir
 
     data_dir = tmp_path_factory.mktemp("nbitcoin-store") / "data"
     report = ingest_blocks_dir(NBITCOIN, data_dir)
     assert report.n_blocks == 600
-    return data_dir
+    with unchanged(data_dir):
+        yield data_dir
 
 
 @pytest.fixture(scope="session")
@@ -243,21 +216,82 @@ def nbitcoin_raw_blocks() -> list[bytes]:
     return read_blk(NBITCOIN / "blk00000.dat") + read_blk(NBITCOIN / "blk00001.dat")
 
 
-@pytest.fixture(scope="session")
-def small_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(world dir, data dir) of the small simulated world (seed 1) ingested, clustered
-    (conservative) and tagged with its TagPacks, once per session; treat it as read-only
-    (copy the data dir to write tags, cases or an API's audit log into it)."""
-    from chainsleuth.cluster.engine import cluster_store
-    from chainsleuth.simulate import simulate
-    from chainsleuth.store.ingest import ingest_blocks_dir
-    from chainsleuth.tags.attribution import recompute_cluster_tags
-    from chainsleuth.tags.imports import import_tagpacks
+# ---------------------------------------------------------------------------------------------
+# the shared small simulated world, built once per session in layers with bench/world.py's steps:
+# world -> ingested store -> clusters -> tags. Later layers write into the same store folder, and
+# none of them changes what an earlier one wrote (the chain's views stay as ingested), so a test
+# of one layer asks for that layer and reads only what it made. Everything here is read-only:
+# a test that writes (tags, cases, prices, an API's audit log, a re-clustering) copies the store
+# to tmp_path first; `small_world` fails the session if a file under it changed.
 
-    root = tmp_path_factory.mktemp("small-world")
-    simulate(root / "world", seed=1, scale="small", xor=False)
-    ingest_blocks_dir(root / "world" / "blocks", root / "store")
-    cluster_store(root / "store", "conservative")
-    import_tagpacks(root / "store", [root / "world" / "tags"])
-    recompute_cluster_tags(root / "store")
-    return root / "world", root / "store"
+SMALL_SEED, SMALL_SCALE = 1, "small"
+
+
+@pytest.fixture(scope="session")
+def small_world_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Layer 1: the small simulated world (seed 1, easy profile, no xor): blocks/, truth/,
+    seeds/, tags/, world.json."""
+    from bench.world import simulate_world
+
+    return simulate_world(tmp_path_factory.mktemp("small-world") / "world", SMALL_SEED, SMALL_SCALE)
+
+
+@pytest.fixture(scope="session")
+def small_ingested(small_world_dir: Path) -> tuple[Path, IngestReport]:
+    """Layer 2: (store dir, ingest report) of the world's blocks ingested."""
+    from chainsleuth.store.ingest import ingest_blocks_dir
+
+    store = small_world_dir.parent / "store"
+    return store, ingest_blocks_dir(small_world_dir / "blocks", store)
+
+
+@pytest.fixture(scope="session")
+def small_clustered(small_ingested: tuple[Path, IngestReport]) -> tuple[Path, ClusterReport]:
+    """Layer 3: (store dir, cluster report) after clustering it with the default policy
+    (conservative)."""
+    from chainsleuth.cluster.engine import cluster_store
+
+    store = small_ingested[0]
+    return store, cluster_store(store, "conservative")
+
+
+@pytest.fixture(scope="session")
+def small_tagged(
+    small_world_dir: Path, small_clustered: tuple[Path, ClusterReport]
+) -> tuple[Path, ImportReport]:
+    """Layer 4: (store dir, import report) after importing the world's TagPacks and
+    recomputing the clusters' attribution."""
+    from bench.world import tag_world
+
+    store = small_clustered[0]
+    return store, tag_world(small_world_dir, store)
+
+
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@contextmanager
+def unchanged(root: Path) -> Iterator[None]:
+    """Fails when a file under `root` was added, removed or rewritten inside the block: a
+    session fixture shared read-only wraps its yield in it."""
+    before = _files(root)
+    yield
+    after = _files(root)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"a test wrote into the shared {root} (copy it first): {changed[:5]}"
+
+
+@pytest.fixture(scope="session")
+def small_world(
+    small_world_dir: Path, small_tagged: tuple[Path, ImportReport]
+) -> Iterator[tuple[Path, Path]]:
+    """(world dir, data dir) of the small simulated world (seed 1) ingested, clustered
+    (conservative) and tagged with its TagPacks, once per session; read-only (copy the data dir
+    to write tags, cases or an API's audit log into it)."""
+    with unchanged(small_world_dir.parent):
+        yield small_world_dir, small_tagged[0]

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
 from chainsleuth import __version__
 from chainsleuth.api import models as m
@@ -118,6 +119,49 @@ To = Annotated[
 ]
 MinValue = Annotated[int, Query(ge=0, le=21_000_000 * 10**8, description="satoshis")]
 Direction = Annotated[Literal["in", "out"], Query(description="in: sources; out: destinations")]
+
+
+class _Group(BaseModel):
+    """Query parameters that many routes share, declared once. FastAPI lists a group's fields
+    in the OpenAPI schema, and validates them, at the group's place in the route's signature,
+    exactly as if each were written out there."""
+
+    def args(self) -> tuple[Any, ...]:
+        """The values in declaration order, as the services take them."""
+        return tuple(getattr(self, name) for name in type(self).model_fields)
+
+
+class Paging(_Group):
+    """A page of a listing: `cursor`, `limit`."""
+
+    cursor: Cursor = None
+    limit: Limit = 100
+
+
+class WindowPaging(_Group):
+    """A page of what happened in a window of time: `from`, `to`, `cursor`, `limit`."""
+
+    since: From = None
+    until: To = None
+    cursor: Cursor = None
+    limit: Limit = 100
+
+
+class FlowPaging(_Group):
+    """A page of flows over a value floor in a window: `from`, `to`, `min_value`, `cursor`,
+    `limit`."""
+
+    since: From = None
+    until: To = None
+    min_value: MinValue = 0
+    cursor: Cursor = None
+    limit: Limit = 100
+
+
+Page = Annotated[Paging, Query()]
+WindowPage = Annotated[WindowPaging, Query()]
+FlowPage = Annotated[FlowPaging, Query()]
+
 NodeSpec = Annotated[
     str, Query(min_length=1, max_length=200, description="address:A, tx:TXID or cluster:N")
 ]
@@ -180,16 +224,8 @@ async def get_address(request: Request, who: Read, address: AddressPath) -> Any:
     "/addresses/{address}/txs", response_model=m.AddressTxPage, operation_id="address_txs",
     summary="An address's txs with what it received and sent in each, newest first",
 )  # fmt: skip
-async def address_txs(
-    request: Request,
-    who: Read,
-    address: AddressPath,
-    since: From = None,
-    until: To = None,
-    cursor: Cursor = None,
-    limit: Limit = 100,
-) -> Any:
-    return await bounded(request, _svc(request).address_txs, address, since, until, cursor, limit)
+async def address_txs(request: Request, who: Read, address: AddressPath, paging: WindowPage) -> Any:
+    return await bounded(request, _svc(request).address_txs, address, *paging.args())
 
 
 @router.get(
@@ -202,22 +238,11 @@ async def address_neighbors(
     who: Read,
     address: AddressPath,
     direction: Direction = "out",
-    since: From = None,
-    until: To = None,
-    min_value: MinValue = 0,
-    cursor: Cursor = None,
-    limit: Limit = 100,
+    *,
+    paging: FlowPage,
 ) -> Any:
     return await bounded(
-        request,
-        _svc(request).neighbors,
-        f"address:{address}",
-        direction,
-        since,
-        until,
-        min_value,
-        cursor,
-        limit,
+        request, _svc(request).neighbors, f"address:{address}", direction, *paging.args()
     )
 
 
@@ -240,10 +265,9 @@ async def get_block(
     request: Request,
     who: Read,
     height_or_hash: Annotated[str, Path(min_length=1, max_length=100)],
-    cursor: Cursor = None,
-    limit: Limit = 100,
+    paging: Page,
 ) -> Any:
-    return await bounded(request, _svc(request).block, height_or_hash, cursor, limit)
+    return await bounded(request, _svc(request).block, height_or_hash, *paging.args())
 
 
 # -------------------------------------------------------------------------------- clusters
@@ -260,19 +284,17 @@ async def get_cluster(request: Request, who: Read, cluster_id: ClusterId) -> Any
     operation_id="cluster_addresses", summary="A cluster's addresses, first seen first",
 )  # fmt: skip
 async def cluster_addresses(
-    request: Request, who: Read, cluster_id: ClusterId, cursor: Cursor = None, limit: Limit = 100
+    request: Request, who: Read, cluster_id: ClusterId, paging: Page
 ) -> Any:
-    return await bounded(request, _svc(request).cluster_addresses, cluster_id, cursor, limit)
+    return await bounded(request, _svc(request).cluster_addresses, cluster_id, *paging.args())
 
 
 @router.get(
     "/clusters/{cluster_id}/merges", response_model=m.Page, operation_id="cluster_merges",
     summary="The merges that built a cluster (the evidence: tx, rule, confidence)",
 )  # fmt: skip
-async def cluster_merges(
-    request: Request, who: Read, cluster_id: ClusterId, cursor: Cursor = None, limit: Limit = 100
-) -> Any:
-    return await bounded(request, _svc(request).cluster_merges, cluster_id, cursor, limit)
+async def cluster_merges(request: Request, who: Read, cluster_id: ClusterId, paging: Page) -> Any:
+    return await bounded(request, _svc(request).cluster_merges, cluster_id, *paging.args())
 
 
 @router.get(
@@ -285,22 +307,11 @@ async def cluster_neighbors(
     who: Read,
     cluster_id: ClusterId,
     direction: Direction = "out",
-    since: From = None,
-    until: To = None,
-    min_value: MinValue = 0,
-    cursor: Cursor = None,
-    limit: Limit = 100,
+    *,
+    paging: FlowPage,
 ) -> Any:
     return await bounded(
-        request,
-        _svc(request).neighbors,
-        f"cluster:{cluster_id}",
-        direction,
-        since,
-        until,
-        min_value,
-        cursor,
-        limit,
+        request, _svc(request).neighbors, f"cluster:{cluster_id}", direction, *paging.args()
     )
 
 
@@ -330,11 +341,11 @@ async def list_tags(
     label: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     category: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
     actor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-    cursor: Cursor = None,
-    limit: Limit = 100,
+    *,
+    paging: Page,
 ) -> Any:
     return await bounded(
-        request, _svc(request).tags, address, cluster, label, category, actor, cursor, limit
+        request, _svc(request).tags, address, cluster, label, category, actor, *paging.args()
     )
 
 
@@ -367,24 +378,10 @@ async def graph_expand(
     node: NodeSpec,
     direction: Direction = "out",
     aggregate: bool = True,
-    since: From = None,
-    until: To = None,
-    min_value: MinValue = 0,
-    cursor: Cursor = None,
-    limit: Limit = 100,
+    *,
+    paging: FlowPage,
 ) -> Any:
-    return await bounded(
-        request,
-        _svc(request).expand,
-        node,
-        direction,
-        aggregate,
-        since,
-        until,
-        min_value,
-        cursor,
-        limit,
-    )
+    return await bounded(request, _svc(request).expand, node, direction, aggregate, *paging.args())
 
 
 @router.get(
@@ -396,14 +393,9 @@ async def graph_relation(
     who: Read,
     source: NodeSpec,
     target: NodeSpec,
-    since: From = None,
-    until: To = None,
-    cursor: Cursor = None,
-    limit: Limit = 100,
+    paging: WindowPage,
 ) -> Any:
-    return await bounded(
-        request, _svc(request).relation, source, target, since, until, cursor, limit
-    )
+    return await bounded(request, _svc(request).relation, source, target, *paging.args())
 
 
 # ---------------------------------------------------------------------------------- tracing
@@ -422,10 +414,8 @@ async def trace(
     min_value: MinValue = 0,
     stops: bool = True,
     walk_coinjoins: bool = False,
-    since: From = None,
-    until: To = None,
-    cursor: Cursor = None,
-    limit: Limit = 100,
+    *,
+    paging: WindowPage,
 ) -> Any:
     return await bounded(
         request,
@@ -437,10 +427,7 @@ async def trace(
         min_value,
         stops,
         walk_coinjoins,
-        since,
-        until,
-        cursor,
-        limit,
+        *paging.args(),
     )
 
 
@@ -519,10 +506,10 @@ async def start_case(
     "/cases", response_model=m.CasePage, operation_id="list_cases",
     summary="Every case, newest first",
 )  # fmt: skip
-async def list_cases(request: Request, who: Read, cursor: Cursor = None, limit: Limit = 100) -> Any:
-    offset = decode_cursor(cursor, {})
+async def list_cases(request: Request, who: Read, paging: Page) -> Any:
+    offset = decode_cursor(paging.cursor, {})
     cases = request.app.state.cases.all()
-    return page(cases[offset : offset + limit], offset, limit, len(cases), {})
+    return page(cases[offset : offset + paging.limit], offset, paging.limit, len(cases), {})
 
 
 def _case(request: Request, case_id: str) -> Any:
@@ -564,14 +551,14 @@ async def case_money_flow(request: Request, who: Read, case_id: CaseId) -> Respo
 
 
 def _rows_route(kind: str) -> Any:
-    async def rows(
-        request: Request, who: Read, case_id: CaseId, cursor: Cursor = None, limit: Limit = 100
-    ) -> Any:
+    async def rows(request: Request, who: Read, case_id: CaseId, paging: Page) -> Any:
         folder = _done(request, case_id)
         params = {"case_id": case_id, "kind": kind}
-        offset = decode_cursor(cursor, params)
-        items, total = await bounded(request, read_case_csv, folder / CSVS[kind], offset, limit)
-        return page(items, offset, limit, total, params)
+        offset = decode_cursor(paging.cursor, params)
+        items, total = await bounded(
+            request, read_case_csv, folder / CSVS[kind], offset, paging.limit
+        )
+        return page(items, offset, paging.limit, total, params)
 
     return rows
 
@@ -623,8 +610,8 @@ async def case_file(
     "/audit", response_model=m.AuditPage, operation_id="audit",
     summary="The audit log: who looked up what and when (scope admin), oldest first",
 )  # fmt: skip
-async def audit(request: Request, who: Admin, cursor: Cursor = None, limit: Limit = 100) -> Any:
-    return await bounded(request, _svc(request).audit, request.app.state.audit, cursor, limit)
+async def audit(request: Request, who: Admin, paging: Page) -> Any:
+    return await bounded(request, _svc(request).audit, request.app.state.audit, *paging.args())
 
 
 @router.post(

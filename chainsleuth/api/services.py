@@ -13,6 +13,7 @@ import csv
 import json
 import math
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -250,27 +251,10 @@ class Services:
             found = g.address_txs(address, since=since, until=until)
         except ChainsleuthError as e:
             raise _lib(e, "address") from None
-        sl = slice(offset, offset + limit)
-        tx, heights = found["tx"][sl], found["height"][sl]
-        items = [
-            {
-                "txid": txid,
-                "height": int(h),
-                "time": t,
-                "received": int(r),
-                "sent": int(s),
-                "net": int(r) - int(s),
-            }
-            for txid, h, t, r, s in zip(
-                g.txids(tx),
-                heights.tolist(),
-                g.time_of(heights),
-                found["received"][sl].tolist(),
-                found["sent"][sl].tolist(),
-                strict=True,
-            )
-        ]
-        return page(items, offset, limit, int(found["tx"].shape[0]), params)
+        result = _tx_page(g, found, offset, limit, params, received=int, sent=int)
+        for item in result["items"]:
+            item["net"] = item["received"] - item["sent"]
+        return result
 
     # ------------------------------------------------------------------------ graph
     def expand(
@@ -351,20 +335,7 @@ class Services:
             found = g.relation(source, target, since=since, until=until)
         except ChainsleuthError as e:
             raise _lib(e, "source") from None
-        sl = slice(offset, offset + limit)
-        heights = found["height"][sl]
-        items = [
-            {"txid": txid, "height": int(h), "time": t, "value": int(v), "usd": _usd(u)}
-            for txid, h, t, v, u in zip(
-                g.txids(found["tx"][sl]),
-                heights.tolist(),
-                g.time_of(heights),
-                found["value"][sl].tolist(),
-                found["usd"][sl].tolist(),
-                strict=True,
-            )
-        ]
-        return page(items, offset, limit, int(found["tx"].shape[0]), params)
+        return _tx_page(g, found, offset, limit, params, value=int, usd=_usd)
 
     # --------------------------------------------------------------------- txs, blocks
     def tx(self, txid: str) -> dict[str, Any]:
@@ -747,6 +718,35 @@ class Services:
         table = table.slice(0, limit)
         rows = [list(r.values()) for r in table.to_pylist()]
         return _clean({"columns": table.column_names, "rows": rows, "truncated": truncated})
+
+
+def _tx_page(
+    g: FlowGraph,
+    found: dict[str, np.ndarray],
+    offset: int,
+    limit: int,
+    params: dict[str, Any],
+    **columns: Callable[[Any], Any],
+) -> dict[str, Any]:
+    """The page [offset, offset + limit) of a list of txs the graph found (arrays "tx",
+    "height" and one per column, in the same order): each row is the txid, height and block
+    time, then each named column's value passed through its function, in the order given."""
+    sl = slice(offset, offset + limit)
+    heights = found["height"][sl]
+    names = list(columns)
+    values = [found[name][sl].tolist() for name in names]
+    items = [
+        {
+            "txid": txid,
+            "height": int(h),
+            "time": t,
+            **{name: columns[name](v) for name, v in zip(names, row, strict=True)},
+        }
+        for txid, h, t, *row in zip(
+            g.txids(found["tx"][sl]), heights.tolist(), g.time_of(heights), *values, strict=True
+        )
+    ]
+    return page(items, offset, limit, int(found["tx"].shape[0]), params)
 
 
 def _tag_params(

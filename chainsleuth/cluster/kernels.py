@@ -274,24 +274,14 @@ def analyze_txs(
 
 
 @njit(cache=True, nogil=True)
-def choose_change(
-    k,
-    vote_fresh,
-    vote_script,
-    vote_round,
-    vote_optimal,
-    change_mask,
-    veto_mask,
-    required_mask,
-    any_mask,
-    min_votes,
-    out_address,
-    fresh,
-    fresh_base,
-    hot,
-    hot_mask,
-):
+def choose_change(k, votes, rule, out_address, fresh, fresh_base, hot):
     """(output merged as change or -1, mask of the rules that voted for it) for tx k.
+
+    `votes` is the four change rules' picks per tx (vote_fresh, vote_script, vote_round,
+    vote_optimal: an output id or -1, `CHANGE_BITS` order); `rule` is the policy's
+    (change_mask, veto_mask, required_mask, any_mask, min_votes, hot_mask), as
+    `Policy.change_rule()` gives it. Two tuples, so that every caller passes one policy and one
+    set of votes rather than spelling out fifteen arguments.
 
     Rules in `change_mask` vote; rules in `veto_mask` only block: a merge needs every firing
     rule of either mask to point at the same output, `min_votes` votes, the `required_mask`
@@ -300,6 +290,8 @@ def choose_change(
     (`hot[k]` > 0: an address that already paid a batch), one of the `hot_mask` rules must vote
     too (when not 0): the spender may be that service, its change the reused address.
     """
+    vote_fresh, vote_script, vote_round, vote_optimal = votes
+    change_mask, veto_mask, required_mask, any_mask, min_votes, hot_mask = rule
     target = np.int64(-1)
     agree = True
     votes = 0
@@ -507,6 +499,8 @@ def apply_merges(
     recorded, not applied.
     """
     n_tx = tx_first_input.shape[0]
+    tx_votes = (vote_fresh, vote_script, vote_round, vote_optimal)
+    rule = (change_mask, veto_mask, required_mask, any_mask, min_votes, hot_mask)
     roots = np.empty(64, np.int64)
     members = np.empty(64, np.int64)
     seen_at = np.full(parent.shape[0], -1, np.int32)  # tx (t - t0) that last counted a root
@@ -548,23 +542,7 @@ def apply_merges(
         if fi2 == fi or in_spent_output[fi] < 0:
             continue
         # Change output chosen by the policy.
-        change, votes = choose_change(
-            k,
-            vote_fresh,
-            vote_script,
-            vote_round,
-            vote_optimal,
-            change_mask,
-            veto_mask,
-            required_mask,
-            any_mask,
-            min_votes,
-            out_address,
-            fresh,
-            fresh_base,
-            hot,
-            hot_mask,
-        )
+        change, votes = choose_change(k, tx_votes, rule, out_address, fresh, fresh_base, hot)
         if change >= 0:
             change_chosen[k] = change
         use_inputs = multi_input and (merge_payjoin or not payjoin[k])

@@ -434,46 +434,16 @@ def compress_roots(parent):
 
 
 @njit(cache=True, nogil=True)
-def rule_choice(
-    coinjoin,
-    vote_fresh,
-    vote_script,
-    vote_round,
-    vote_optimal,
-    change_mask,
-    veto_mask,
-    required_mask,
-    any_mask,
-    min_votes,
-    out_address,
-    fresh,
-    fresh_base,
-    hot,
-    hot_mask,
-    chosen,
-):
-    """The output the rule-based change policy merges per tx (-1 none), as apply_merges does."""
+def rule_choice(coinjoin, votes, rule, out_address, fresh, fresh_base, hot, chosen):
+    """The output the rule-based change policy merges per tx (-1 none), as apply_merges does.
+
+    `votes` is `Analysis.votes` as a tuple and `rule` is `Policy.change_rule()` (see
+    `kernels.choose_change`)."""
     for k in range(coinjoin.shape[0]):
         chosen[k] = -1
         if coinjoin[k] != 0:
             continue
-        chosen[k], _ = kernels.choose_change(
-            k,
-            vote_fresh,
-            vote_script,
-            vote_round,
-            vote_optimal,
-            change_mask,
-            veto_mask,
-            required_mask,
-            any_mask,
-            min_votes,
-            out_address,
-            fresh,
-            fresh_base,
-            hot,
-            hot_mask,
-        )
+        chosen[k], _ = kernels.choose_change(k, votes, rule, out_address, fresh, fresh_base, hot)
 
 
 # ----------------------------------------------------------------------------- model
@@ -904,17 +874,12 @@ def decide(
         rule = np.empty(t1 - t0, np.int64)
         rule_choice(
             analysis.coinjoin,
-            *analysis.votes,
-            policy.change_mask(),
-            policy.veto_mask(),
-            policy.required_mask(),
-            policy.any_mask(),
-            policy.min_change_votes,
+            tuple(analysis.votes),
+            policy.change_rule(),
             arrays.output_address,
             analysis.fresh,
             int(arrays.tx_first_output[t0]),
             analysis.hot,
-            policy.hot_mask(),
             rule,
         )
         c = range_candidates(

@@ -223,6 +223,18 @@ class Policy:
                 mask |= CHANGE_BITS[rule]
         return mask
 
+    def change_rule(self) -> tuple[int, int, int, int, int, int]:
+        """What `kernels.choose_change` takes as `rule`: (change_mask, veto_mask,
+        required_mask, any_mask, min_change_votes, hot_mask)."""
+        return (
+            self.change_mask(),
+            self.veto_mask(),
+            self.required_mask(),
+            self.any_mask(),
+            self.min_change_votes,
+            self.hot_mask(),
+        )
+
     @property
     def learned(self) -> bool:
         """Whether the learned change classifier (rule 25) may merge."""

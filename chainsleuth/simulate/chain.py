@@ -29,9 +29,10 @@ from chainsleuth.parse.serialize import (
 from chainsleuth.simulate.blockfiles import BlockFileWriter
 from chainsleuth.simulate.economy.model import subsidy
 
-__all__ = ["BlockRecord", "ChainBuilder", "bip34_push", "regtest_genesis"]
+__all__ = ["BlockRecord", "ChainBuilder", "bip34_push", "mine_block", "regtest_genesis"]
 
 BLOCK_VERSION = 0x20000000  # BIP9 top bits, no deployment signalled
+GENESIS_TIME = 1296688602  # regtest genesis, Core's chainparams
 
 _GENESIS_SCRIPT_SIG = bytes.fromhex(
     "04ffff001d0104455468652054696d65732030332f4a616e2f32303039204368616e63656c6c6f72206f6e"
@@ -48,7 +49,7 @@ def regtest_genesis() -> Block:
     cb = Tx(
         1, (TxIn(bytes(32), 0xFFFFFFFF, _GENESIS_SCRIPT_SIG),), (TxOut(50 * 10**8, _GENESIS_SPK),)
     )
-    header = BlockHeader(1, bytes(32), merkle_root([cb.txid()]), 1296688602, REGTEST_BITS, 2)
+    header = BlockHeader(1, bytes(32), merkle_root([cb.txid()]), GENESIS_TIME, REGTEST_BITS, 2)
     return Block(header, (cb,))
 
 
@@ -62,6 +63,32 @@ def bip34_push(height: int) -> bytes:
     if n[-1] & 0x80:
         n += b"\x00"
     return bytes((len(n),)) + n
+
+
+def mine_block(
+    prev: Block, height: int, txs: Sequence[Tx], payee: bytes, coinbase_tag: bytes, value: int
+) -> Block:
+    """A hand-built block on `prev` at `height`: a coinbase paying `value` to `payee`, then `txs`.
+
+    For the small chains that tests and benches write by hand (the simulator's own blocks come
+    from `ChainBuilder`). The coinbase's script is the BIP34 height then `coinbase_tag`; when a
+    tx carries a witness it also commits to the wtxids (BIP141). The time is the regtest
+    genesis's plus 600 s per height, so a chain built from genesis is the same bytes every run;
+    the header is mined at regtest difficulty (about two hashes)."""
+    segwit = any(t.has_witness for t in txs)
+    outputs = [TxOut(value, payee)]
+    if segwit:
+        outputs.append(TxOut(0, witness_commitment_script([t.wtxid() for t in txs])))
+    witness = (bytes(32),) if segwit else ()
+    script_sig = bip34_push(height) + coinbase_tag
+    coinbase = Tx(
+        2, (TxIn(bytes(32), 0xFFFFFFFF, script_sig, 0xFFFFFFFF, witness),), tuple(outputs)
+    )
+    all_txs = (coinbase, *txs)
+    time = GENESIS_TIME + 600 * height
+    header = BlockHeader(BLOCK_VERSION, prev.header.hash(), merkle_root([t.txid() for t in all_txs]),
+                         time, REGTEST_BITS, 0)  # fmt: skip
+    return Block(mine(header), all_txs)
 
 
 def _push(data: bytes) -> bytes:

@@ -23,6 +23,7 @@ BTC = 10**8
 MAINNET = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"  # valid, but not a regtest address
 
 
+# A hand-built chain, not the session's simulated world: the tests need these exact shapes.
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict:
     chain = ChainBuilder()

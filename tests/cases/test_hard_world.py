@@ -26,6 +26,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def hard(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Its own world, not the session's small one: these are the hard profile's figures (seed 2),
+    # built by the accuracy bench's own `build_case` so that test and bench measure one thing.
     root = tmp_path_factory.mktemp("hard-case")
     build_case(root, "hard", "small", 2)
     return root

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -26,23 +27,14 @@ from chainsleuth.core.files import sha256_file as _sha256
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    from chainsleuth.cluster.engine import cluster_store
-    from chainsleuth.simulate import simulate
-    from chainsleuth.store.ingest import ingest_blocks_dir
-    from chainsleuth.tags.attribution import recompute_cluster_tags
-    from chainsleuth.tags.imports import import_tagpacks
-
-    root = tmp_path_factory.mktemp("case")
-    simulate(root / "world", seed=1, scale="small", xor=False)
-    ingest_blocks_dir(root / "world" / "blocks", root / "store")
-    cluster_store(root / "store", "conservative")
-    import_tagpacks(root / "store", [root / "world" / "tags"])
-    recompute_cluster_tags(root / "store")
-    investigate(
-        root / "store", root / "world" / "seeds" / "deposits.csv", root / "case", report=False
-    )
-    return root / "world", root / "store", root / "case"
+def world(
+    small_world: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path, Path]:
+    """(world, store, case): the session's small world (read-only) and its case, run here."""
+    world_dir, store = small_world
+    case = tmp_path_factory.mktemp("case") / "case"
+    investigate(store, world_dir / "seeds" / "deposits.csv", case, report=False)
+    return world_dir, store, case
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -206,7 +198,9 @@ def test_price_series_used_and_recorded(world: tuple[Path, Path, Path], tmp_path
     """--prices FILE over the data directory's imported series over the shipped one."""
     from chainsleuth.prices import import_prices, imported_prices_path
 
-    w, store, case = world
+    w, shared, case = world
+    store = tmp_path / "store"  # a private copy: importing prices writes into the data dir
+    shutil.copytree(shared, store)
     leads = _rows(case / "leads.csv")
     day = next(r["block_time"][:10] for r in leads if r["funding_txid"])
     own = tmp_path / "own.csv"  # every close doubled, one day left out

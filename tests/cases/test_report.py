@@ -44,27 +44,15 @@ REMOTE = re.compile(
 
 # ---------------------------------------------------------------------------------- cases
 @pytest.fixture(scope="module")
-def real_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ReportPaths]:
-    """The small world's case (seed 1, conservative, haircut) with its report."""
-    from chainsleuth.cluster.engine import cluster_store
-    from chainsleuth.simulate import simulate
-    from chainsleuth.store.ingest import ingest_blocks_dir
-    from chainsleuth.tags.attribution import recompute_cluster_tags
-    from chainsleuth.tags.imports import import_tagpacks
-
-    root = tmp_path_factory.mktemp("report")
-    simulate(root / "world", seed=1, scale="small", xor=False)
-    ingest_blocks_dir(root / "world" / "blocks", root / "store")
-    cluster_store(root / "store", "conservative")
-    import_tagpacks(root / "store", [root / "world" / "tags"])
-    recompute_cluster_tags(root / "store")
-    investigate(
-        root / "store",
-        root / "world" / "seeds" / "deposits.csv",
-        root / "case",
-        prices_csv=DEFAULT_PRICES,
-    )
-    return root / "case", write_report(root / "case")
+def real_case(
+    small_world: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, ReportPaths]:
+    """The small world's case (seed 1, conservative, haircut) with its report; the world and
+    store are the session's (read-only), the case is written here."""
+    world, store = small_world
+    case = tmp_path_factory.mktemp("report") / "case"
+    investigate(store, world / "seeds" / "deposits.csv", case, prices_csv=DEFAULT_PRICES)
+    return case, write_report(case)
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

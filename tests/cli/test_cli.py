@@ -26,6 +26,7 @@ def run(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# Its own store, not the session's `nbitcoin_store`: ingesting through the CLI is under test.
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("cli") / "store"

@@ -40,6 +40,7 @@ def tags_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "data"
 
 
+# Its own store, not the session's `nbitcoin_store`: ingesting through the CLI is under test.
 @pytest.fixture(scope="module")
 def chain_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("chain-only") / "data"

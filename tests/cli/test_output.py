@@ -74,6 +74,7 @@ def test_sql_table_and_block_piped_keep_every_txid_whole(nbitcoin_store: Path) -
     assert HAL_TX in block.split()
 
 
+# A hand-built chain, not the session's simulated world: the tests need these exact shapes.
 @pytest.fixture(scope="module")
 def clustered(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Two coins of one wallet spent together (multi-input), clustered."""

@@ -11,14 +11,14 @@ import pytest
 from chainsleuth.cluster.engine import Clusters, cluster_store
 from chainsleuth.store.ingest import ingest_blocks_dir
 from chainsleuth.store.store import Store
-
-NBITCOIN = Path(__file__).resolve().parents[2].parent / "shared/data/mainnet-blocks/blk/nbitcoin"
+from tests.conftest import NBITCOIN
 
 
 @pytest.fixture(scope="module")
-def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def store_dir(nbitcoin_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's mainnet store (tests/conftest.py), clustered (conservative)."""
     data = tmp_path_factory.mktemp("real") / "store"
-    ingest_blocks_dir(NBITCOIN, data)
+    shutil.copytree(nbitcoin_store, data)
     cluster_store(data, "conservative")
     return data
 
@@ -42,8 +42,10 @@ def test_only_the_multi_input_transactions_of_blocks_0_599_merge_addresses(
     assert sizes.sum() == store.counts["addresses"]
 
 
-def test_multi_input_merges_exactly_the_addresses_that_spent_together(tmp_path: Path) -> None:
-    ingest_blocks_dir(NBITCOIN, tmp_path / "store")
+def test_multi_input_merges_exactly_the_addresses_that_spent_together(
+    tmp_path: Path, nbitcoin_store: Path
+) -> None:
+    shutil.copytree(nbitcoin_store, tmp_path / "store")
     cluster_store(tmp_path / "store", "multi_input")
     store, clusters = Store.open(tmp_path / "store"), Clusters(tmp_path / "store")
     co_spenders = {
@@ -59,7 +61,9 @@ def test_multi_input_merges_exactly_the_addresses_that_spent_together(tmp_path: 
     assert co_spenders and merged == co_spenders
 
 
-def test_incremental_clustering_equals_clustering_from_scratch(tmp_path: Path) -> None:
+def test_incremental_clustering_equals_clustering_from_scratch(
+    tmp_path: Path, nbitcoin_store: Path
+) -> None:
     part = tmp_path / "part"
     part.mkdir()
     shutil.copy(NBITCOIN / "blk00000.dat", part / "blk00000.dat")
@@ -69,7 +73,7 @@ def test_incremental_clustering_equals_clustering_from_scratch(tmp_path: Path) -
     ingest_blocks_dir(part, tmp_path / "inc")
     report = cluster_store(tmp_path / "inc", "aggressive")
     assert not report.from_scratch
-    ingest_blocks_dir(NBITCOIN, tmp_path / "full")
+    shutil.copytree(nbitcoin_store, tmp_path / "full")  # the whole chain in one ingest
     cluster_store(tmp_path / "full", "aggressive")
     inc = Store.open(tmp_path / "inc").sql("SELECT * FROM cluster_merges ORDER BY txid, address_b")
     full = Store.open(tmp_path / "full").sql(

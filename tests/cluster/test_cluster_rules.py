@@ -21,6 +21,7 @@ def _address(store: Store, script: bytes) -> int:
     return int(rows[0]["address_id"])
 
 
+# A hand-built chain, not the session's simulated world: the tests need these exact shapes.
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Coins for alice/bob/carol, a multi-input payment with change, and a Whirlpool round."""

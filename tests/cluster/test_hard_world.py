@@ -21,10 +21,12 @@ from chainsleuth.store.store import Store
 
 @pytest.fixture(scope="module")
 def hard(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from chainsleuth.simulate import simulate
+    # Its own world, not the session's small one: the forwarding exchanges under test exist only
+    # in the hard profile, and the tests re-cluster this store with each policy.
+    from bench.world import simulate_world
 
     root = tmp_path_factory.mktemp("cluster-hard")
-    simulate(root / "world", seed=1, scale="small", profile="hard")
+    simulate_world(root / "world", seed=1, scale="small", profile="hard")
     ingest_blocks_dir(root / "world" / "blocks", root / "store")
     store = Store.open(root / "store")
     ids = {

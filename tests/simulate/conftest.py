@@ -1,4 +1,5 @@
-"""One small world per session (plain and `--xor`), and its blk files read back independently.
+"""The session's small world (tests/conftest.py's `small_world_dir`) and its `--xor` twin, and
+their blk files read back independently.
 
 The chain is read with the serializer's own pure-Python parser and the most-work chain is worked
 out from the headers alone, so these tests check the files, not the simulator's bookkeeping.
@@ -18,8 +19,9 @@ from chainsleuth.core.network import REGTEST
 from chainsleuth.parse.serialize import Block, Tx, parse_block
 from chainsleuth.simulate.blockfiles import xor_bytes
 from chainsleuth.simulate.run import simulate
+from tests.conftest import SMALL_SEED
 
-SEED = 1
+SEED = SMALL_SEED
 
 
 @dataclass
@@ -117,14 +119,15 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def world_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("world")
-    simulate(out, seed=SEED, scale="small")
-    return out
+def world_dir(small_world_dir: Path) -> Path:
+    """The one small world of the session (seed 1, no xor); read-only."""
+    return small_world_dir
 
 
 @pytest.fixture(scope="session")
 def xor_world_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same world written with `--xor` (its own world: the obfuscated blk files are what the
+    tests compare with the plain ones)."""
     out = tmp_path_factory.mktemp("world-xor")
     simulate(out, seed=SEED, scale="small", xor=True)
     return out

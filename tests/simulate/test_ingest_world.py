@@ -15,9 +15,10 @@ from chainsleuth.store import store as store_mod
 
 
 @pytest.fixture(scope="session")
-def ingested(world_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object]:
-    data = tmp_path_factory.mktemp("store")
-    report = ingest.ingest_blocks_dir(world_dir / "blocks", data)
+def ingested(small_ingested: tuple[Path, ingest.IngestReport]) -> tuple[object, object]:
+    """The session's small world as ingested (tests/conftest.py); these tests read only the
+    chain's views and arrays, which the later layers (clusters, tags) leave as they are."""
+    data, report = small_ingested
     return report, store_mod.Store.open(data)
 
 

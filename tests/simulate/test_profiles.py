@@ -56,6 +56,8 @@ def test_exchanges_that_never_reuse_an_address(hard_world: Path) -> None:
         if a["wallet_kind"] == "exchange" and a["role"] in ("hot", "cold", "change"):
             paid[a["entity"]] += 1
             reused[a["entity"]] += int(b["n_outputs"]) > 1
+    # both kinds are there to check (asserted, not assumed: the loop alone checks nothing then)
+    assert never & set(paid) and set(paid) - never
     for name in paid:
         if name in never:
             assert paid[name] > 20 and reused[name] == 0, name

@@ -5,32 +5,24 @@ deliberately also tagged as a darknet market puts its cluster in conflict."""
 from __future__ import annotations
 
 import csv
+import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
 
-from chainsleuth.cluster.engine import cluster_store
-from chainsleuth.simulate import simulate
-from chainsleuth.store.ingest import ingest_blocks_dir
-from chainsleuth.tags import add_tag, attribution_of_cluster, entity, import_tagpacks, list_tags
+from chainsleuth.tags import ImportReport, add_tag, attribution_of_cluster, entity, list_tags
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("world")
-    simulate(root / "world", seed=1, scale="small", xor=False)
-    ingest_blocks_dir(root / "world" / "blocks", root / "store")
-    cluster_store(root / "store")
-    return root / "world", root / "store"
-
-
-@pytest.fixture(scope="module")
-def imported(world: tuple[Path, Path]) -> tuple[Path, Path, object]:
-    world_dir, store = world
-    report = import_tagpacks(store, [world_dir / "tags"])
-    return world_dir, store, report
+def imported(
+    small_world_dir: Path, small_tagged: tuple[Path, ImportReport]
+) -> tuple[Path, Path, object]:
+    """(world, store, import report): the session's small world, clustered (conservative) and
+    given its TagPacks (tests/conftest.py); read-only."""
+    store, report = small_tagged
+    return small_world_dir, store, report
 
 
 def _truth(world_dir: Path) -> dict[str, str]:
@@ -75,8 +67,10 @@ def _cluster_members(store: Path, cluster_id: int) -> list[dict[str, object]]:
 
 def test_an_exchange_address_also_tagged_as_a_darknet_market_is_a_conflict(
     imported,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
-    _, store, _ = imported
+    store = tmp_path / "store"  # a private copy: the test adds a tag
+    shutil.copytree(imported[1], store)
     exchange_tags = list_tags(store, category="exchange")
     before = [attribution_of_cluster(store, t["address"]) for t in exchange_tags]
     assert not any(c["conflict"] for c in before if c)

@@ -28,6 +28,8 @@ BTC = 10**8
 
 
 def _build(root: Path) -> dict[str, Any]:
+    # A hand-built chain, not the session's simulated world: paths and exposure are checked on
+    # a graph whose every hop is known.
     chain = ChainBuilder()
     cb = chain.add_block(miner=p2wpkh("S")).txs[0]
     t1 = spend([(cb, 0)], [(10 * BTC, p2wpkh("A")), (40 * BTC, p2wpkh("B"))])

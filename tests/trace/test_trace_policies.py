@@ -27,6 +27,7 @@ from tests.chainbuilder import ChainBuilder, p2wpkh, spend
 BTC = 10**8
 
 
+# A hand-built chain, not the session's simulated world: the tests need these exact shapes.
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
     chain = ChainBuilder()

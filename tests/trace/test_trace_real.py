@@ -7,11 +7,9 @@ from typing import Any
 
 import pytest
 
-from chainsleuth.store.ingest import ingest_blocks_dir
 from chainsleuth.store.store import Store
 from chainsleuth.trace.engine import outputs_of_tx, path_txids, trace_back, trace_forward, txid_hex
 from chainsleuth.trace.rows import trace_rows
-from tests.conftest import NBITCOIN
 
 HAL_TX = "f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16"
 BLOCK9_COINBASE = "0437cd7f8525ceed2324359c2d0ba26006d92d856a9c20fa0241106ee5a597c9"
@@ -19,10 +17,9 @@ BTC = 10**8
 
 
 @pytest.fixture(scope="module")
-def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("trace-real") / "store"
-    ingest_blocks_dir(NBITCOIN, data)
-    return data
+def store_dir(nbitcoin_store: Path) -> Path:
+    """The session's mainnet store (tests/conftest.py); tracing only reads it."""
+    return nbitcoin_store
 
 
 @pytest.mark.parametrize("policy", ["haircut", "poison", "fifo"])
