@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 
 from chainsleuth.cases.confidence import cashout_design, lead_design
+from chainsleuth.cases.rows import LONG_HOLD_CAP, LONG_HOLD_DAYS
 from chainsleuth.cluster.learned import fit_logistic, sigmoid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,15 +136,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fit-seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--check-seeds", nargs="+", type=int, default=[4, 5, 6, 7])
-    parser.add_argument("--scales", nargs="+", default=["small", "medium"])
+    parser.add_argument("--scales", nargs="+", default=["small", "medium"], help="leads")
+    # cash-outs keep their own scales (issue 11's cash-out work refits them separately)
+    parser.add_argument("--cashout-scales", nargs="+", default=["small"])
     args = parser.parse_args(argv)
     fit_runs = _load(set(args.fit_seeds), args.scales)
     check_runs = _load(set(args.check_seeds), args.scales)
+    cash_fit_runs = _load(set(args.fit_seeds), args.cashout_scales)
+    cash_check_runs = _load(set(args.check_seeds), args.cashout_scales)
     if not fit_runs:
         raise SystemExit("no outcomes to fit: run python -m bench.accuracy_matrix first")
     X, y, w = _lead_rows(fit_runs)
     lead_w = _weighted_fit(X, y, w)
-    cX, cy, cw = _cashout_rows(fit_runs)
+    cX, cy, cw = _cashout_rows(cash_fit_runs)
     cash_w = _weighted_fit(cX, cy, cw)
     profiles = sorted({r["profile"] for r in fit_runs})
     doc = {
@@ -168,13 +173,16 @@ def main(argv: list[str] | None = None) -> int:
         "fitted_on": {
             "profiles": profiles,
             "scales": list(args.scales),
+            "cashout_scales": list(args.cashout_scales),
             "seeds": sorted(args.fit_seeds),
             "lead_rows": int(y.shape[0]),
             "cashout_rows": int(cy.shape[0]),
             "command": "python -m bench.calibrate --fit-seeds "
             + " ".join(map(str, sorted(args.fit_seeds)))
             + " --scales "
-            + " ".join(args.scales),
+            + " ".join(args.scales)
+            + " --cashout-scales "
+            + " ".join(args.cashout_scales),
         },
     }
     header = (
@@ -185,8 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     print(yaml.safe_dump(doc, sort_keys=False, width=100))
     runs = check_runs or fit_runs
     hX, hy, _ = _lead_rows(runs)
-    lead_rel = reliability(sigmoid(hX @ lead_w), hy)
-    hcX, hcy, _ = _cashout_rows(runs)
+    # the confidence the case ships: leads held over LONG_HOLD_DAYS are capped below the cut
+    held = np.array(
+        [o.get("hold_days", 0.0) for r in runs for o in r["leads"] if not o["through_coinjoin"]]
+    )
+    shipped = np.where(held > LONG_HOLD_DAYS, np.minimum(sigmoid(hX @ lead_w), LONG_HOLD_CAP),
+                       sigmoid(hX @ lead_w))  # fmt: skip
+    lead_rel = reliability(shipped, hy)
+    hcX, hcy, _ = _cashout_rows(cash_check_runs or cash_fit_runs)
     cash_rel = reliability(sigmoid(hcX @ cash_w), hcy)
     seeds = sorted({r["seed"] for r in runs})
     title = (
