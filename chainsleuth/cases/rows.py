@@ -37,14 +37,14 @@ COINJOIN_CAP = 0.25
 
 
 #: A lead whose traced coins sat longer than this (days) at one address on its largest path is
-#: held below the cut (LONG_HOLD_CAP, `caution` = long_hold): coins held for weeks have most
+#: held below the cut (LONG_HOLD_CAP, `caution` = long_hold): coins held for a month have most
 #: likely changed hands on the way. On the simulated hard worlds most wrong leads at >= 0.5
 #: walked back through a deposit an untagged exchange forwarded to a buyer, and on through
 #: coins its customer had held for weeks or months to the exchange that paid that customer; a
-#: right lead's coins rarely sat that long (docs/investigations.md: hard small precision
-#: 0.951-0.988 -> see there, lead recall moved by at most 0.02). Two weeks, not a value fitted
-#: to a seed: 10 days already cost the easy worlds recall (their payers hold up to ~9 days).
-LONG_HOLD_DAYS = 14.0
+#: right lead's coins rarely sat that long (docs/investigations.md, "Long holds"). A month, not
+#: a value fitted to a seed: 10 days already cost the easy worlds recall (their payers hold up
+#: to ~9 days), and 14 days demoted an easy world's right lead held 24.5 days.
+LONG_HOLD_DAYS = 30.0
 
 
 #: Confidence at most of a lead held longer than LONG_HOLD_DAYS: below the 0.5 a subpoena

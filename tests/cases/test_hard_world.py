@@ -139,7 +139,7 @@ def test_hold_days_is_the_longest_wait_on_the_path_and_lowers_confidence(hard: P
     assert held[True] > 0 and held[False] > 0  # the world has both
     exchange = [r for r in leads if r["source_category"] == "exchange"]
     long_held = [r for r in exchange if float(r["hold_days"]) > LONG_HOLD_DAYS]
-    assert long_held, "the hard world has exchange leads held for weeks"
+    assert long_held, "the hard world has exchange leads held for over a month"
     for r in exchange:
         is_long = float(r["hold_days"]) > LONG_HOLD_DAYS
         assert (r["caution"] == "long_hold") == is_long
