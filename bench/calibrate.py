@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 
 from chainsleuth.cases.confidence import cashout_design, lead_design
+from chainsleuth.cases.rows import LONG_HOLD_CAP, LONG_HOLD_DAYS
 from chainsleuth.cluster.learned import fit_logistic, sigmoid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,12 +37,13 @@ FIGURE = ROOT / "docs" / "img" / "reliability.png"
 BINS = (0.0, 0.1, 0.25, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0001)
 
 
-def _load(seeds: set[int], scale: str) -> list[dict[str, Any]]:
+def _load(seeds: set[int], scales: list[str]) -> list[dict[str, Any]]:
     runs = []
-    for path in sorted(OUT.glob(f"*-{scale}-*.json")):
-        run = json.loads(path.read_text())
-        if run["seed"] in seeds and "leads" in run:
-            runs.append(run)
+    for scale in scales:
+        for path in sorted(OUT.glob(f"*-{scale}-*.json")):
+            run = json.loads(path.read_text())
+            if run["seed"] in seeds and "leads" in run:
+                runs.append(run)
     return runs
 
 
@@ -53,6 +55,7 @@ def _lead_rows(runs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.n
         np.array([o["share"] for _, o in rows], np.float64),
         np.array([o["custody"] for _, o in rows], np.float64),
         np.array([o["via_entity"] for _, o in rows], np.float64),
+        np.array([o.get("hold_days", 0.0) for _, o in rows], np.float64),
     )
     return X, *_labels_and_weights(rows, per_profile)
 
@@ -132,21 +135,32 @@ def _table(rows: list[tuple[float, float, int, float]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fit-seeds", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument("--check-seeds", nargs="+", type=int, default=[4, 5, 6])
-    parser.add_argument("--scale", default="small")
+    parser.add_argument("--check-seeds", nargs="+", type=int, default=[4, 5, 6, 7])
+    parser.add_argument("--scales", nargs="+", default=["small", "medium"], help="leads")
+    # cash-outs keep their own scales (issue 11's cash-out work refits them separately)
+    parser.add_argument("--cashout-scales", nargs="+", default=["small"])
     args = parser.parse_args(argv)
-    fit_runs = _load(set(args.fit_seeds), args.scale)
-    check_runs = _load(set(args.check_seeds), args.scale)
+    fit_runs = _load(set(args.fit_seeds), args.scales)
+    check_runs = _load(set(args.check_seeds), args.scales)
+    cash_fit_runs = _load(set(args.fit_seeds), args.cashout_scales)
+    cash_check_runs = _load(set(args.check_seeds), args.cashout_scales)
     if not fit_runs:
         raise SystemExit("no outcomes to fit: run python -m bench.accuracy_matrix first")
     X, y, w = _lead_rows(fit_runs)
     lead_w = _weighted_fit(X, y, w)
-    cX, cy, cw = _cashout_rows(fit_runs)
+    cX, cy, cw = _cashout_rows(cash_fit_runs)
     cash_w = _weighted_fit(cX, cy, cw)
     profiles = sorted({r["profile"] for r in fit_runs})
     doc = {
         "lead": {
-            "features": ["bias", "hops_minus_1", "log_share", "custody_moves", "via_entity"],
+            "features": [
+                "bias",
+                "hops_minus_1",
+                "log_share",
+                "custody_moves",
+                "via_entity",
+                "log1p_hold_days",
+            ],  # fmt: skip
             "weights": [round(float(v), 6) for v in lead_w],
         },
         "cashout": {
@@ -158,12 +172,17 @@ def main(argv: list[str] | None = None) -> int:
         "policy_scale": {"haircut": 1.0, "fifo": 1.0, "poison": 0.667},
         "fitted_on": {
             "profiles": profiles,
-            "scale": args.scale,
+            "scales": list(args.scales),
+            "cashout_scales": list(args.cashout_scales),
             "seeds": sorted(args.fit_seeds),
             "lead_rows": int(y.shape[0]),
             "cashout_rows": int(cy.shape[0]),
             "command": "python -m bench.calibrate --fit-seeds "
-            + " ".join(map(str, sorted(args.fit_seeds))),
+            + " ".join(map(str, sorted(args.fit_seeds)))
+            + " --scales "
+            + " ".join(args.scales)
+            + " --cashout-scales "
+            + " ".join(args.cashout_scales),
         },
     }
     header = (
@@ -174,12 +193,18 @@ def main(argv: list[str] | None = None) -> int:
     print(yaml.safe_dump(doc, sort_keys=False, width=100))
     runs = check_runs or fit_runs
     hX, hy, _ = _lead_rows(runs)
-    lead_rel = reliability(sigmoid(hX @ lead_w), hy)
-    hcX, hcy, _ = _cashout_rows(runs)
+    # the confidence the case ships: leads held over LONG_HOLD_DAYS are capped below the cut
+    held = np.array(
+        [o.get("hold_days", 0.0) for r in runs for o in r["leads"] if not o["through_coinjoin"]]
+    )
+    shipped = np.where(held > LONG_HOLD_DAYS, np.minimum(sigmoid(hX @ lead_w), LONG_HOLD_CAP),
+                       sigmoid(hX @ lead_w))  # fmt: skip
+    lead_rel = reliability(shipped, hy)
+    hcX, hcy, _ = _cashout_rows(cash_check_runs or cash_fit_runs)
     cash_rel = reliability(sigmoid(hcX @ cash_w), hcy)
     seeds = sorted({r["seed"] for r in runs})
     title = (
-        f"Reliability on held-out seeds {seeds} ({args.scale};\n"
+        f"Reliability on held-out seeds {seeds} ({', '.join(args.scales)};\n"
         f"{', '.join(sorted({r['profile'] for r in runs}))}); fitted on seeds "
         f"{sorted(args.fit_seeds)}"
     )

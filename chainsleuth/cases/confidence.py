@@ -6,8 +6,13 @@ the outcomes of the simulator's profile matrix (easy, realistic and hard worlds,
 and shipped as package data; held-out seeds check it (the reliability diagram in the docs).
 
 Lead features: hops from the funding tx to the deposit, log of the lead's share of the deposit,
-the batches the funding tx was moved past (`custody_path`), and whether the source's name came
-from a tag on its own cluster or through its service entity (`attributed_via`). Cash-out
+the batches the funding tx was moved past (`custody_path`), whether the source's name came
+from a tag on its own cluster or through its service entity (`attributed_via`), and log(1 + the
+longest time in days the traced coins sat at one address on the lead's largest path,
+`hold_days`). Coins that sat for weeks before moving on have most likely changed hands on the
+way: on the simulated hard worlds most wrong leads walked back through a deposit an exchange
+forwarded to a buyer, and on to coins its customer had held for a long time
+(docs/investigations.md). Cash-out
 features: hops and log of the service's share of the destination output. The fit is for the
 haircut policy; fifo and poison scale it by their base ratio to haircut (not calibrated).
 Sources named beyond a CoinJoin, and CoinJoins themselves, stay capped at 0.25.
@@ -41,9 +46,9 @@ class Calibration:
     fitted_on: dict[str, Any]
 
     def lead(self, policy: str, hops: np.ndarray, share: np.ndarray, custody: np.ndarray,
-             via_entity: np.ndarray) -> np.ndarray:  # fmt: skip
+             via_entity: np.ndarray, hold_days: np.ndarray) -> np.ndarray:  # fmt: skip
         """P(the lead names an exchange that funded the deposit)."""
-        x = lead_design(hops, share, custody, via_entity)
+        x = lead_design(hops, share, custody, via_entity, hold_days)
         return _sigmoid(x @ self.lead_weights) * self.policy_scale.get(policy, 1.0)
 
     def cashout(self, policy: str, hops: np.ndarray, share: np.ndarray) -> np.ndarray:
@@ -63,9 +68,14 @@ def _log_share(share: np.ndarray) -> np.ndarray:
 
 
 def lead_design(
-    hops: np.ndarray, share: np.ndarray, custody: np.ndarray, via_entity: np.ndarray
+    hops: np.ndarray,
+    share: np.ndarray,
+    custody: np.ndarray,
+    via_entity: np.ndarray,
+    hold_days: np.ndarray,
 ) -> np.ndarray:
-    """Design matrix of lead rows: bias, hops - 1, log share, custody moves, via entity."""
+    """Design matrix of lead rows: bias, hops - 1, log share, custody moves, via entity,
+    log(1 + longest hold in days)."""
     hops = np.asarray(hops, np.float64)
     return np.column_stack(
         [
@@ -74,6 +84,7 @@ def lead_design(
             _log_share(share),
             np.asarray(custody, np.float64),
             np.asarray(via_entity, np.float64),
+            np.log1p(np.maximum(np.asarray(hold_days, np.float64), 0.0)),
         ]
     )
 

@@ -98,7 +98,7 @@ def lead_outcomes(
     """Every exchange lead row of the case (at `min_confidence` or above) with the truth's
     verdict `correct` (its exchange funded a trail-holding payment into the deposit), its
     confidence and the features the calibration reads (hops, share, custody moves, named via
-    the service entity, through a CoinJoin)."""
+    the service entity, longest hold in days, through a CoinJoin)."""
     payments, _ = _truth(Path(world_dir))
     out = []
     for r in _rows(Path(case_dir) / "leads.csv"):
@@ -119,6 +119,7 @@ def lead_outcomes(
                 "share": _float(r.get("share", "")),
                 "custody": len(custody.split(";")) if custody else 0,
                 "via_entity": r.get("attributed_via") == "service_entity",
+                "hold_days": _float(r.get("hold_days", "")),
                 "through_coinjoin": r.get("through_coinjoin") == "true",
                 "correct": r["source_entity"] in right,
             }

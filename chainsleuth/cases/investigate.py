@@ -35,6 +35,8 @@ from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of th
     EXCHANGE_CATEGORIES,
     LEAD_COLUMNS,
     LEAD_ORDER,
+    LONG_HOLD_CAP,
+    LONG_HOLD_DAYS,
     MAX_PATHS,
     SERVICE_COLUMNS,
     SUBPOENA_COLUMNS,
@@ -499,6 +501,8 @@ def investigate(
             "one_wallet_coinjoins_walked": int(one_wallet.sum()),
             "confidence": {
                 "coinjoin_cap": COINJOIN_CAP,
+                "long_hold_days": LONG_HOLD_DAYS,
+                "long_hold_cap": LONG_HOLD_CAP,
                 "lead_features": list(calibration().lead_features),
                 "lead_weights": [round(float(w), 6) for w in calibration().lead_weights],
                 "cashout_features": list(calibration().cashout_features),
@@ -703,7 +707,13 @@ def _in_chunks(trace: Any, seeds: np.ndarray, group: np.ndarray, **options: Any)
 
 
 #: How each column is written: floats with fixed decimals, so a CSV is a function of its data.
-_FORMATS = {"amount_usd": "%.2f", "confidence": "%.4f", "service_share": "%.4f", "share": "%.4f"}
+_FORMATS = {
+    "amount_usd": "%.2f",
+    "confidence": "%.4f",
+    "service_share": "%.4f",
+    "share": "%.4f",
+    "hold_days": "%.2f",
+}
 
 
 def _write_csv(path: Path, columns: list[str], table: pa.Table) -> str:

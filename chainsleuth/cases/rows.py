@@ -36,6 +36,22 @@ UNIDENTIFIED_SERVICE = "unidentified_service"
 COINJOIN_CAP = 0.25
 
 
+#: A lead whose traced coins sat longer than this (days) at one address on its largest path is
+#: held below the cut (LONG_HOLD_CAP, `caution` = long_hold): coins held for a month have most
+#: likely changed hands on the way. On the simulated hard worlds most wrong leads at >= 0.5
+#: walked back through a deposit an untagged exchange forwarded to a buyer, and on through
+#: coins its customer had held for weeks or months to the exchange that paid that customer; a
+#: right lead's coins rarely sat that long (docs/investigations.md, "Long holds"). A month, not
+#: a value fitted to a seed: 10 days already cost the easy worlds recall (their payers hold up
+#: to ~9 days), and 14 days demoted an easy world's right lead held 24.5 days.
+LONG_HOLD_DAYS = 30.0
+
+
+#: Confidence at most of a lead held longer than LONG_HOLD_DAYS: below the 0.5 a subpoena
+#: uses, the row stays in leads.csv with its reason.
+LONG_HOLD_CAP = 0.45
+
+
 #: A tx with at least this many outputs is taken for a batch when moving a lead's funding tx
 #: along an exchange's chain of withdrawals (each spending the last one's change). 3 = two
 #: payees and change; on the simulated worlds 3 names the exchange's withdrawal to the customer
@@ -72,6 +88,7 @@ _TYPES = {
     "output_value_sat": pa.int64(),
     "service_share": pa.float64(),
     "share": pa.float64(),
+    "hold_days": pa.float64(),
 }
 
 
@@ -106,6 +123,8 @@ LEAD_COLUMNS = [
     "through_coinjoin",
     "share",
     "attributed_via",
+    "hold_days",
+    "caution",
 ]
 
 
@@ -341,6 +360,15 @@ def lead_table(
         "",
     )
 
+    # the longest the traced coins sat at one address on each lead's largest path (days)
+    g_hold = np.zeros(n_groups, np.float64)
+    g_hold[p_group[top]] = _longest_hold_days(
+        chain,
+        case_kernels.path_txs(
+            funding[top_rows], key[top_rows], max_hops + 2, result.entry_parent, result.entry_tx
+        ),
+    )
+
     g_kind = source_kind[first]
     g_cluster = source_cluster[first]
     g_funding = funding[first]
@@ -371,13 +399,15 @@ def lead_table(
         tagged_rows = g_kind == SOURCE_ATTRIBUTED
         via_entity[tagged_rows] = linked[g_cluster[tagged_rows]]
     share = np.clip(share, 0.0, 1.0)
-    confidence = calibration().lead(policy, g_hops, share, g_custody_n, via_entity)
+    confidence = calibration().lead(policy, g_hops, share, g_custody_n, via_entity, g_hold)
     # a source named beyond a CoinJoin (walk_coinjoins) is no surer than the CoinJoin itself
     through = (result.flags & trace_kernels.FLAG_LOW_CONFIDENCE) != 0
     g_through = np.maximum.reduceat(through[order], starts) if n_groups else np.zeros(0, np.bool_)
     confidence = np.where(
         (g_kind == SOURCE_COINJOIN) | g_through, np.minimum(confidence, COINJOIN_CAP), confidence
     )
+    long_hold = g_hold > LONG_HOLD_DAYS
+    confidence = np.where(long_hold, np.minimum(confidence, LONG_HOLD_CAP), confidence)
     confidence = np.where(exchange_like, np.round(confidence, 4), 0.0)
     heights = np.full(starts.shape[0], -1, np.int64)
     times = np.full(starts.shape[0], "", object)
@@ -410,10 +440,27 @@ def lead_table(
             "attributed_via": np.where(
                 g_kind == SOURCE_ATTRIBUTED, np.where(via_entity, "service_entity", "tag"), ""
             ),
+            "hold_days": np.round(g_hold, 2),
+            "caution": np.where(exchange_like & long_hold, "long_hold", ""),
         },
         schema=schema_of(LEAD_COLUMNS),
     )
     return table
+
+
+def _longest_hold_days(chain: ChainLookups, paths: np.ndarray) -> np.ndarray:
+    """Per row of a tx id matrix (a path, -1-padded at the end): the longest time between two
+    consecutive txs, in days: how long the traced coins sat at one address on the way. A
+    direct payment (one tx) holds 0."""
+    if paths.ndim != 2 or paths.shape[0] == 0 or paths.shape[1] < 2:
+        return np.zeros(paths.shape[0] if paths.ndim else 0, np.float64)
+    valid = paths >= 0
+    epoch = np.zeros(paths.shape, np.float64)
+    epoch[valid] = chain.block_epoch[chain.tx_height[paths[valid]].astype(np.int64)]
+    gap = np.abs(np.diff(epoch, axis=1))
+    gap[~(valid[:, 1:] & valid[:, :-1])] = 0.0
+    held: np.ndarray = gap.max(axis=1) / 86400.0
+    return held
 
 
 def _join_txids(chain: ChainLookups, paths: np.ndarray, separator: str = ";") -> pa.Array:
