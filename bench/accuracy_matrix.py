@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -26,9 +27,17 @@ OUT = ROOT / "bench-output" / "accuracy"
 
 
 def build_case(
-    root: Path, profile: str, scale: str, seed: int, *, fresh: bool = False, recluster: bool = True
+    root: Path,
+    profile: str,
+    scale: str,
+    seed: int,
+    *,
+    fresh: bool = False,
+    recluster: bool = True,
+    stages: dict[str, float] | None = None,
 ) -> Path:
-    """Simulate → ingest → cluster → tags → investigate under `root`; returns the case dir."""
+    """Simulate → ingest → cluster → tags → investigate under `root`; returns the case dir.
+    `stages` (when given) receives each stage's seconds (a cached stage is absent)."""
     from chainsleuth.cases.investigate import investigate
     from chainsleuth.cluster.engine import cluster_store
     from chainsleuth.simulate import simulate
@@ -37,18 +46,27 @@ def build_case(
     from chainsleuth.tags.imports import import_tagpacks
 
     world, store, case = root / "world", root / "store", root / "case"
+    times = stages if stages is not None else {}
+    t = time.perf_counter()
     if fresh or not (world / "world.json").exists():
         simulate(world, seed=seed, scale=scale, profile=profile)
         shutil.rmtree(store, ignore_errors=True)
+        times["simulate"] = round(time.perf_counter() - t, 1)
+    t = time.perf_counter()
     if not (store / "manifest.json").exists():
         shutil.rmtree(store, ignore_errors=True)
         ingest_blocks_dir(world / "blocks", store)
+        times["ingest"] = round(time.perf_counter() - t, 1)
+    t = time.perf_counter()
     if recluster or not (store / "tags" / "manifest.json").exists():
         cluster_store(store, "conservative")
         shutil.rmtree(store / "tags", ignore_errors=True)
         import_tagpacks(store, [world / "tags"])
         recompute_cluster_tags(store)
+        times["cluster_and_tags"] = round(time.perf_counter() - t, 1)
+    t = time.perf_counter()
     investigate(store, world / "seeds" / "deposits.csv", case, report=False)
+    times["investigate"] = round(time.perf_counter() - t, 1)
     return case
 
 
@@ -57,13 +75,18 @@ def measure(profile: str, scale: str, seed: int, recluster: bool = True) -> dict
 
     root = OUT / f"{profile}-{scale}-{seed}"
     started = time.perf_counter()
-    case = build_case(root, profile, scale, seed, recluster=recluster)
+    stages: dict[str, float] = {}
+    case = build_case(root, profile, scale, seed, recluster=recluster, stages=stages)
     score = score_case(root / "world", case)
+    # ru_maxrss is KiB on Linux: the process's peak so far (over every world this run measured).
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "profile": profile,
         "scale": scale,
         "seed": seed,
         "seconds": round(time.perf_counter() - started, 1),
+        "stages": stages,
+        "peak_rss_mib": round(peak_rss_mib),
         "n_txs": json.loads((root / "world" / "world.json").read_text())["n_txs"],
         "score": score.as_dict(),
         "leads": lead_outcomes(root / "world", case, 0.0),
@@ -132,7 +155,11 @@ def main(argv: list[str] | None = None) -> int:
             for profile in args.profiles:
                 for seed in args.seeds:
                     r = measure(profile, scale, seed, recluster=not args.reuse_clusters)
-                    print(" | ".join(_row(r)), f"({r['seconds']} s)", flush=True)
+                    print(
+                        " | ".join(_row(r)),
+                        f"({r['seconds']} s, {r['stages']}, peak RSS {r['peak_rss_mib']} MiB)",
+                        flush=True,
+                    )
     print(render(load_results()))
     return 0
 
