@@ -92,7 +92,15 @@ def measure(profile: str, scale: str, seed: int, recluster: bool = True) -> dict
         "leads": lead_outcomes(root / "world", case, 0.0),
         "cashouts": cashout_outcomes(root / "world", case),
     }
-    (OUT / f"{profile}-{scale}-{seed}.json").write_text(json.dumps(result) + "\n")
+    saved = OUT / f"{profile}-{scale}-{seed}.json"
+    if saved.exists():
+        # stages taken from the cache keep the times (and peak RSS) of the run that built them
+        before = json.loads(saved.read_text())
+        cached = {k: v for k, v in before.get("stages", {}).items() if k not in stages}
+        if cached:
+            result["stages"] = {**cached, **stages}
+            result["peak_rss_mib"] = max(result["peak_rss_mib"], before.get("peak_rss_mib", 0))
+    saved.write_text(json.dumps(result) + "\n")
     return result
 
 
@@ -135,6 +143,26 @@ def render(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def render_costs(results: list[dict[str, Any]], scales: tuple[str, ...] = ("large",)) -> str:
+    """What each world of `scales` cost to build and investigate: seconds per stage (a stage
+    taken from the cache is blank) and the measuring process's peak RSS (that of a run that
+    measured this world alone; a run over several worlds reports its peak so far)."""
+    header = [
+        "profile", "scale", "seed", "txs", "simulate s", "ingest s", "cluster + tags s",
+        "investigate s", "peak RSS MiB",
+    ]  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in sorted(results, key=lambda r: (r["scale"], r["profile"], r["seed"])):
+        if r["scale"] not in scales:
+            continue
+        st = r.get("stages", {})
+        cells = [r["profile"], r["scale"], str(r["seed"]), f"{r['n_txs']:,}"]
+        cells += [str(st.get(k, "")) for k in ("simulate", "ingest", "cluster_and_tags")]
+        cells += [str(st.get("investigate", "")), f"{r.get('peak_rss_mib', '')}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def load_results() -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(OUT.glob("*-*-*.json"))]
 
@@ -161,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
     print(render(load_results()))
+    if any(r["scale"] == "large" for r in load_results()):
+        print()
+        print(render_costs(load_results()))
     return 0
 
 
