@@ -123,21 +123,27 @@ def _row(r: dict[str, Any]) -> list[str]:
     ]
 
 
-def render(results: list[dict[str, Any]]) -> str:
-    """The matrix as markdown, worst lead recall first."""
+def _cashout_worst(r: dict[str, Any]) -> float:
+    """A world's worst cash-out figure: the lowest of recall, precision and 1 - the total's
+    distance from the truth."""
+    s = r["score"]
+    return min(s["cashout_recall"], s["cashout_precision"], 1 - abs(s["cashout_total_ratio"] - 1))
+
+
+def render(results: list[dict[str, Any]], by: str = "leads") -> str:
+    """The matrix as markdown, worst first: by the lower of lead precision and recall, or
+    (`by="cashouts"`) by `_cashout_worst`."""
     header = [
         "profile", "scale", "seed", "txs", "lead precision", "lead recall",
         "worst exchange recall", "cash-out precision", "cash-out recall",
         "cashed-out total, reported ÷ true", "CoinJoin-only deposits > 0.25", "unpaid named",
     ]  # fmt: skip
-    results = sorted(
-        results,
-        key=lambda r: (
-            min(r["score"]["lead_recall"], r["score"]["lead_precision"]),
-            r["profile"],
-            r["seed"],
-        ),
-    )
+
+    def worst(r: dict[str, Any]) -> float:
+        s = r["score"]
+        return _cashout_worst(r) if by == "cashouts" else min(s["lead_recall"], s["lead_precision"])
+
+    results = sorted(results, key=lambda r: (worst(r), r["profile"], r["scale"], r["seed"]))
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_row(r)) + " |" for r in results]
     return "\n".join(lines)
@@ -174,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--render", action="store_true", help="only re-render saved results")
     parser.add_argument(
+        "--sort", choices=["leads", "cashouts"], default="leads", help="worst first by"
+    )
+    parser.add_argument(
         "--reuse-clusters", action="store_true", help="keep a cached world's clusters and tags"
     )
     args = parser.parse_args(argv)
@@ -188,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"({r['seconds']} s, {r['stages']}, peak RSS {r['peak_rss_mib']} MiB)",
                         flush=True,
                     )
-    print(render(load_results()))
+    print(render(load_results(), args.sort))
     if any(r["scale"] == "large" for r in load_results()):
         print()
         print(render_costs(load_results()))
