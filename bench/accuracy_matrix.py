@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -28,25 +29,42 @@ OUT = ROOT / "bench-output" / "accuracy"
 
 
 def build_case(
-    root: Path, profile: str, scale: str, seed: int, *, fresh: bool = False, recluster: bool = True
+    root: Path,
+    profile: str,
+    scale: str,
+    seed: int,
+    *,
+    fresh: bool = False,
+    recluster: bool = True,
+    stages: dict[str, float] | None = None,
 ) -> Path:
-    """Simulate → ingest → cluster → tags → investigate under `root`; returns the case dir."""
+    """Simulate → ingest → cluster → tags → investigate under `root`; returns the case dir.
+    `stages` (when given) receives each stage's seconds (a cached stage is absent)."""
     from chainsleuth.cases.investigate import investigate
     from chainsleuth.cluster.engine import cluster_store
     from chainsleuth.store.ingest import ingest_blocks_dir
 
     world, store, case = root / "world", root / "store", root / "case"
+    times = stages if stages is not None else {}
+    t = time.perf_counter()
     if fresh or not (world / "world.json").exists():
         simulate_world(world, seed, scale, profile)
         shutil.rmtree(store, ignore_errors=True)
+        times["simulate"] = round(time.perf_counter() - t, 1)
+    t = time.perf_counter()
     if not (store / "manifest.json").exists():
         shutil.rmtree(store, ignore_errors=True)
         ingest_blocks_dir(world / "blocks", store)
+        times["ingest"] = round(time.perf_counter() - t, 1)
+    t = time.perf_counter()
     if recluster or not (store / "tags" / "manifest.json").exists():
         cluster_store(store, "conservative")
         shutil.rmtree(store / "tags", ignore_errors=True)
         tag_world(world, store)
+        times["cluster_and_tags"] = round(time.perf_counter() - t, 1)
+    t = time.perf_counter()
     investigate(store, world / "seeds" / "deposits.csv", case, report=False)
+    times["investigate"] = round(time.perf_counter() - t, 1)
     return case
 
 
@@ -55,19 +73,32 @@ def measure(profile: str, scale: str, seed: int, recluster: bool = True) -> dict
 
     root = OUT / f"{profile}-{scale}-{seed}"
     started = time.perf_counter()
-    case = build_case(root, profile, scale, seed, recluster=recluster)
+    stages: dict[str, float] = {}
+    case = build_case(root, profile, scale, seed, recluster=recluster, stages=stages)
     score = score_case(root / "world", case)
+    # ru_maxrss is KiB on Linux: the process's peak so far (over every world this run measured).
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "profile": profile,
         "scale": scale,
         "seed": seed,
         "seconds": round(time.perf_counter() - started, 1),
+        "stages": stages,
+        "peak_rss_mib": round(peak_rss_mib),
         "n_txs": json.loads((root / "world" / "world.json").read_text())["n_txs"],
         "score": score.as_dict(),
         "leads": lead_outcomes(root / "world", case, 0.0),
         "cashouts": cashout_outcomes(root / "world", case),
     }
-    (OUT / f"{profile}-{scale}-{seed}.json").write_text(json.dumps(result) + "\n")
+    saved = OUT / f"{profile}-{scale}-{seed}.json"
+    if saved.exists():
+        # stages taken from the cache keep the times (and peak RSS) of the run that built them
+        before = json.loads(saved.read_text())
+        cached = {k: v for k, v in before.get("stages", {}).items() if k not in stages}
+        if cached:
+            result["stages"] = {**cached, **stages}
+            result["peak_rss_mib"] = max(result["peak_rss_mib"], before.get("peak_rss_mib", 0))
+    saved.write_text(json.dumps(result) + "\n")
     return result
 
 
@@ -90,23 +121,49 @@ def _row(r: dict[str, Any]) -> list[str]:
     ]
 
 
-def render(results: list[dict[str, Any]]) -> str:
-    """The matrix as markdown, worst lead recall first."""
+def _cashout_worst(r: dict[str, Any]) -> float:
+    """A world's worst cash-out figure: the lowest of recall, precision and 1 - the total's
+    distance from the truth."""
+    s = r["score"]
+    return min(s["cashout_recall"], s["cashout_precision"], 1 - abs(s["cashout_total_ratio"] - 1))
+
+
+def render(results: list[dict[str, Any]], by: str = "leads") -> str:
+    """The matrix as markdown, worst first: by the lower of lead precision and recall, or
+    (`by="cashouts"`) by `_cashout_worst`."""
     header = [
         "profile", "scale", "seed", "txs", "lead precision", "lead recall",
         "worst exchange recall", "cash-out precision", "cash-out recall",
         "cashed-out total, reported ÷ true", "CoinJoin-only deposits > 0.25", "unpaid named",
     ]  # fmt: skip
-    results = sorted(
-        results,
-        key=lambda r: (
-            min(r["score"]["lead_recall"], r["score"]["lead_precision"]),
-            r["profile"],
-            r["seed"],
-        ),
-    )
+
+    def worst(r: dict[str, Any]) -> float:
+        s = r["score"]
+        return _cashout_worst(r) if by == "cashouts" else min(s["lead_recall"], s["lead_precision"])
+
+    results = sorted(results, key=lambda r: (worst(r), r["profile"], r["scale"], r["seed"]))
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_row(r)) + " |" for r in results]
+    return "\n".join(lines)
+
+
+def render_costs(results: list[dict[str, Any]], scales: tuple[str, ...] = ("large",)) -> str:
+    """What each world of `scales` cost to build and investigate: seconds per stage (a stage
+    taken from the cache is blank) and the measuring process's peak RSS (that of a run that
+    measured this world alone; a run over several worlds reports its peak so far)."""
+    header = [
+        "profile", "scale", "seed", "txs", "simulate s", "ingest s", "cluster + tags s",
+        "investigate s", "peak RSS MiB",
+    ]  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in sorted(results, key=lambda r: (r["scale"], r["profile"], r["seed"])):
+        if r["scale"] not in scales:
+            continue
+        st = r.get("stages", {})
+        cells = [r["profile"], r["scale"], str(r["seed"]), f"{r['n_txs']:,}"]
+        cells += [str(st.get(k, "")) for k in ("simulate", "ingest", "cluster_and_tags")]
+        cells += [str(st.get("investigate", "")), f"{r.get('peak_rss_mib', '')}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -121,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--render", action="store_true", help="only re-render saved results")
     parser.add_argument(
+        "--sort", choices=["leads", "cashouts"], default="leads", help="worst first by"
+    )
+    parser.add_argument(
         "--reuse-clusters", action="store_true", help="keep a cached world's clusters and tags"
     )
     args = parser.parse_args(argv)
@@ -130,8 +190,15 @@ def main(argv: list[str] | None = None) -> int:
             for profile in args.profiles:
                 for seed in args.seeds:
                     r = measure(profile, scale, seed, recluster=not args.reuse_clusters)
-                    print(" | ".join(_row(r)), f"({r['seconds']} s)", flush=True)
-    print(render(load_results()))
+                    print(
+                        " | ".join(_row(r)),
+                        f"({r['seconds']} s, {r['stages']}, peak RSS {r['peak_rss_mib']} MiB)",
+                        flush=True,
+                    )
+    print(render(load_results(), args.sort))
+    if any(r["scale"] == "large" for r in load_results()):
+        print()
+        print(render_costs(load_results()))
     return 0
 
 

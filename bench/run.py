@@ -208,6 +208,12 @@ def run(args: argparse.Namespace) -> str:
         medium_cmd = [sys.executable, "-m", "bench.accuracy_matrix", "--profiles", "easy",
                       "realistic", "hard", "--scales", "medium", "--seeds", "7"]  # fmt: skip
         subprocess.run(medium_cmd, cwd=ROOT, check=True, capture_output=True)
+    if args.accuracy_large:
+        # one world per process, so its peak RSS is its own (about 9 minutes on 2 cores)
+        for profile in args.accuracy_large:
+            large_cmd = [sys.executable, "-m", "bench.accuracy_matrix", "--profiles", profile,
+                         "--scales", "large", "--seeds", "1"]  # fmt: skip
+            subprocess.run(large_cmd, cwd=ROOT, check=True, capture_output=True)
     wall = time.perf_counter() - started
     info["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
     report = render(args, info, datasets, results, real, large, cold, trav, wall)
@@ -222,6 +228,12 @@ def run(args: argparse.Namespace) -> str:
         "`chainsleuth.cases.evaluate`; docs/investigations.md explains the columns), worst "
         "first:\n\n" + accuracy_matrix.render(accuracy_matrix.load_results()) + "\n"
     )
+    if any(r["scale"] == "large" for r in accuracy_matrix.load_results()):
+        report += (
+            "\nWhat the large worlds cost (`--accuracy-large`, or kept from an earlier run in "
+            "bench-output/accuracy/):\n\n" + accuracy_matrix.render_costs(
+                accuracy_matrix.load_results()) + "\n"
+        )  # fmt: skip
     raw = {
         "machine": info,
         "chains": {"real": real.__dict__, "large": large.__dict__},
@@ -356,6 +368,13 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-investigate",
         action="store_true",
         help="leave out the 100k/1M-seed investigations (always left out with --quick)",
+    )
+    p.add_argument(
+        "--accuracy-large",
+        nargs="*",
+        choices=["easy", "realistic", "hard"],
+        default=[],
+        help="also score the large world (seed 1) of these profiles (about 9 min each)",
     )
     args = p.parse_args(argv)
     if args.large_txs is None:

@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from chainsleuth import __version__
+from chainsleuth.cases.cashouts import cashout_rows, forward_stops
 from chainsleuth.cases.confidence import calibration
 from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of this API)
     BATCH_MIN_OUTPUTS,
@@ -42,7 +43,6 @@ from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of th
     SUBPOENA_COLUMNS,
     UNIDENTIFIED_SERVICE,
     ChainLookups,
-    cashout_rows,
     cashout_table,
     lead_table,
     schema_of,
@@ -430,27 +430,32 @@ def investigate(
 
     tell("cashouts")
     spent_seed = seed_outputs[store.spent_by_tx()[seed_outputs] >= 0]
-    entity_mask = np.zeros(service_mask.shape[0], np.bool_)
-    entity_mask[setup.entity_clusters] = True
     cash_parts = [
         cashout_rows(
             result,
             out_cluster,
+            out_addr,
             attribution,
             service_mask,
-            entity_mask,
-            setup.batch_tx,
+            store.graph.tx_first_input,
+            store.graph.tx_first_output,
             store.graph.output_spent_by_tx,
+            setup.stops["is_coinjoin"],
             setup.sweep_tx,
+            setup.batch_tx,
         )  # fmt: skip
         for result in _in_chunks(
             partial(trace_forward, data_dir, options=setup.trace),
             spent_seed,
             np.arange(spent_seed.shape[0]),
-            **setup.stops,
+            **{**setup.stops, "stop_clusters": forward_stops(service_mask)},
         )
     ]
-    cashouts = cashout_table(chain, cash_parts, attribution, mixer, policy)
+    cashouts = cashout_table(chain, [p.rows for p in cash_parts], attribution, mixer, policy)
+    unidentified_payees = {
+        "trace_rows": sum(p.unidentified for p in cash_parts),
+        "sat": sum(p.unidentified_sat for p in cash_parts),
+    }
     del cash_parts
 
     tell("files")
@@ -523,6 +528,8 @@ def investigate(
             "deposit_outputs": int(deposits.shape[0]),
             "internal_outputs_skipped": int(seed_outputs.shape[0] - deposits.shape[0]),
             "untraced_sat": untraced,
+            # the service's payees not shown to be a service's deposit: no cash-out row
+            "cashout_payees_unidentified": unidentified_payees,
         },
         "outputs": digests,
     }

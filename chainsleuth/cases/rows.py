@@ -456,7 +456,7 @@ def _longest_hold_days(chain: ChainLookups, paths: np.ndarray) -> np.ndarray:
         return np.zeros(paths.shape[0] if paths.ndim else 0, np.float64)
     valid = paths >= 0
     epoch = np.zeros(paths.shape, np.float64)
-    epoch[valid] = chain.block_epoch[chain.tx_height[paths[valid]].astype(np.int64)]
+    epoch[valid] = chain.block_epoch[chain.graph.tx_height[paths[valid]].astype(np.int64)]
     gap = np.abs(np.diff(epoch, axis=1))
     gap[~(valid[:, 1:] & valid[:, :-1])] = 0.0
     held: np.ndarray = gap.max(axis=1) / 86400.0

@@ -1,0 +1,189 @@
+"""Cash-outs: where the service's money left its own wallet, and whose deposit it paid.
+
+A cash-out is money leaving the service's wallet to an exchange, directly or through a wallet
+the service controls (issue 11). The forward trace (`investigate`) walks the service's spent
+deposits through the service's own clusters and stops at the first output outside them: the
+service's **payee**. `cashout_rows` then decides, from the payee and the tx that spends it,
+whether the payee is a deposit at a custodial service, and whose:
+
+1. **Send-all hops.** A payee passed on whole in a one-input, one-output tx (the
+   administrator's own wallet sending everything to an exchange, or the service moving a coin)
+   is followed to that tx's output, at most `MAX_SENDALL_HOPS` times. Where the next output is
+   a hot wallet's (spent by a payout of 3+ payees), the payee before it was the deposit.
+2. **Named.** A payee whose cluster the tags stage, a service entity or a hot-change link
+   names (`attribution`) is that actor's deposit.
+3. **Swept.** A payee spent by a sweep (`SWEEP_MIN_INPUTS`+ inputs into one payee) is a deposit
+   of whoever owns the sweep's output: named when that cluster is, else an
+   `unidentified_service` named `cluster:<id>` of the sweep's output cluster. This is how an
+   exchange deposit is recognised when the exchange's wallet past it carries no tag: an
+   exchange that never reuses an address sweeps its deposits into fresh hot or cold addresses
+   that no batch may ever spend, and a walk past the deposit reaches nothing attributed.
+4. **CoinJoins.** A payee (or a service output) spent by a flagged CoinJoin is a cash-out into
+   the mixer, as before.
+5. **Otherwise** the payee is not shown to be a service's deposit (a payee that forwards the
+   coin in a two-output payment, or keeps it unspent): no row. It is counted
+   (`CashoutRows.unidentified`) and not walked past: money that reached an exchange through a
+   third party's wallet is that party's, not the service's, cash-out, and walking on named the
+   wrong exchange (issue 11's worlds: an exchange forwarding the service's deposit to a buyer
+   at another exchange).
+
+Memory: a few int64 arrays per trace row; no Python object per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from chainsleuth.store.layout import NONE32
+
+__all__ = ["MAX_SENDALL_HOPS", "CashoutRows", "cashout_rows", "forward_stops"]
+
+#: One-input, one-output hops followed past the service's payee (the administrator's wallet
+#: sending a cash-out on whole is one). Each hop can also be someone else's send-all, so few.
+MAX_SENDALL_HOPS = 2
+
+
+@dataclass(frozen=True)
+class CashoutRows:
+    """The cash-out rows of one forward trace chunk (per row) and what was left unnamed."""
+
+    rows: dict[str, np.ndarray]
+    unidentified: int  # trace rows ending at a payee not shown to be a service's deposit
+    unidentified_sat: int  # the service's satoshis in them
+
+
+def forward_stops(service_mask: np.ndarray) -> np.ndarray:
+    """Stop clusters of the cash-out walk: every cluster outside the service (bool per
+    cluster id), so the walk ends at the service's payees."""
+    stop: np.ndarray = ~service_mask
+    return stop
+
+
+def _tx_of_output(tx_first_output: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    made: np.ndarray = np.searchsorted(tx_first_output, outputs, side="right") - 1
+    return made
+
+
+def cashout_rows(
+    result: Any,
+    out_cluster: np.ndarray,
+    out_addr: np.ndarray,
+    attribution: dict[int, tuple[str | None, str]],
+    service_mask: np.ndarray,
+    tx_first_input: np.ndarray,
+    tx_first_output: np.ndarray,
+    spent_by: np.ndarray,
+    is_coinjoin: np.ndarray,
+    sweep_tx: np.ndarray,
+    batch_tx: np.ndarray,
+) -> CashoutRows:
+    """Rows of a forward trace (stopped at the service's payees, `forward_stops`) that are
+    cash-outs: `destination` (output id), `tx` (the tx that paid it, or the CoinJoin),
+    `hops` (from the service's deposit output), `traced` (satoshis), `coinjoin`, `cluster`
+    (the cluster that names the destination). New `unidentified_service` names for sweeps'
+    clusters are added to `attribution` (in place). See the module docstring."""
+    from chainsleuth.trace import kernels as trace_kernels
+
+    n_txs = tx_first_output.shape[0]
+    first_in = np.asarray(tx_first_input, np.int64)
+    first_out = np.asarray(tx_first_output, np.int64)
+    n_outputs = out_cluster.shape[0]
+    ends_out = np.append(first_out[1:], n_outputs)
+    ends_in = np.append(first_in[1:], np.iinfo(np.int64).max)
+    named = np.zeros(max(service_mask.shape[0], 1), np.bool_)
+    named[np.array(sorted(attribution), np.int64)] = True
+
+    def spender(o: np.ndarray) -> np.ndarray:
+        raw = np.asarray(spent_by[o]).astype(np.int64)
+        bad = (raw == int(NONE32)) | (raw < 0) | (raw >= n_txs)
+        return np.where(bad, -1, raw)
+
+    def is_named(o: np.ndarray) -> np.ndarray:
+        c = out_cluster[o]
+        return (c >= 0) & named[np.maximum(c, 0)]
+
+    kind = result.kind
+    coinjoin_rows = np.flatnonzero(kind == trace_kernels.KIND_COINJOIN)
+    stopped = np.flatnonzero(kind == trace_kernels.KIND_CLUSTER)
+    dest = result.output[stopped].astype(np.int64)
+    tx = result.tx[stopped].astype(np.int64)
+    hops = result.hops[stopped].astype(np.int64)
+    prev = np.full(dest.shape[0], -1, np.int64)
+    prev_tx = np.full(dest.shape[0], -1, np.int64)
+    # 1. send-all hops: one input, one output, not a CoinJoin, from a payee nobody names
+    for _ in range(MAX_SENDALL_HOPS):
+        s = spender(dest)
+        ok = (s >= 0) & ~is_named(dest)
+        s0 = np.maximum(s, 0)
+        ok &= (ends_in[s0] - first_in[s0] == 1) & (ends_out[s0] - first_out[s0] == 1)
+        ok &= ~is_coinjoin[s0]
+        nxt = first_out[s0]
+        ok &= out_addr[nxt] >= 0
+        prev = np.where(ok, dest, prev)
+        prev_tx = np.where(ok, tx, prev_tx)
+        dest = np.where(ok, nxt, dest)
+        tx = np.where(ok, s, tx)
+        hops = np.where(ok, hops + 1, hops)
+    # a send-all into a hot wallet (its output spent by a payout): the payee before was the
+    # deposit, swept alone
+    s = spender(dest)
+    hot = (prev >= 0) & (s >= 0) & batch_tx[np.maximum(s, 0)]
+    credited_by = dest.copy()  # whose cluster names the deposit
+    dest = np.where(hot, prev, dest)
+    tx = np.where(hot, prev_tx, tx)
+    hops = np.where(hot, hops - 1, hops)
+    # 2. named payees; 3. swept payees; 4. payees spent by a CoinJoin
+    s = spender(dest)
+    s0 = np.maximum(s, 0)
+    swept = ~hot & (s >= 0) & sweep_tx[s0] & ~is_coinjoin[s0]
+    mixed = ~hot & (s >= 0) & is_coinjoin[s0]
+    payee = _sweep_payee(s0, first_out, ends_out, out_addr)
+    credited_by = np.where(swept & ~is_named(dest), payee, np.where(hot, credited_by, dest))
+    cluster = np.where(credited_by >= 0, out_cluster[np.maximum(credited_by, 0)], -1)
+    # a sweep whose output no one names is an unidentified service's deposit
+    new = np.unique(cluster[swept & ~is_named(dest) & (cluster >= 0)])
+    for c in new.tolist():
+        if c not in attribution and not service_mask[c]:
+            attribution[c] = (f"cluster:{c}", "unidentified_service")
+    named[np.array(sorted(attribution), np.int64)] = True
+    keep = ~mixed & (cluster >= 0) & named[np.maximum(cluster, 0)] & (hot | swept | is_named(dest))
+    keep &= ~service_mask[np.maximum(cluster, 0)]
+    traced = result.amount[stopped].astype(np.int64)
+    lost = ~keep & ~mixed
+    rows = {
+        "destination": np.concatenate([dest[keep], dest[mixed], result.output[coinjoin_rows]]),
+        "tx": np.concatenate([tx[keep], s[mixed], result.tx[coinjoin_rows]]),
+        "hops": np.concatenate([hops[keep], hops[mixed], result.hops[coinjoin_rows]]),
+        "traced": np.concatenate([traced[keep], traced[mixed], result.amount[coinjoin_rows]]),
+        "coinjoin": np.concatenate(
+            [
+                np.zeros(int(keep.sum()), np.bool_),
+                np.ones(int(mixed.sum()) + coinjoin_rows.shape[0], np.bool_),
+            ]
+        ),
+        "cluster": np.concatenate(
+            [cluster[keep], out_cluster[dest[mixed]], out_cluster[result.output[coinjoin_rows]]]
+        ),
+    }
+    rows = {k: v.astype(np.bool_ if k == "coinjoin" else np.int64) for k, v in rows.items()}
+    return CashoutRows(rows, int(lost.sum()), int(traced[lost].sum()))
+
+
+def _sweep_payee(
+    tx: np.ndarray, first_out: np.ndarray, ends_out: np.ndarray, out_addr: np.ndarray
+) -> np.ndarray:
+    """The output of each tx that has an address (a sweep's one payee; OP_RETURNs skipped);
+    -1 where none."""
+    payee = np.full(tx.shape[0], -1, np.int64)
+    if not tx.shape[0]:
+        return payee
+    width = int((ends_out[tx] - first_out[tx]).max(initial=0))
+    for k in range(min(width, 4)):  # a sweep pays one address; OP_RETURNs are few
+        o = first_out[tx] + k
+        here = (payee < 0) & (o < ends_out[tx])
+        here &= out_addr[np.minimum(o, out_addr.shape[0] - 1)] >= 0
+        payee = np.where(here, o, payee)
+    return payee
