@@ -287,13 +287,15 @@ def ingest_cmd(blocks: Path, data_dir: Path, n_txs: int) -> list[str]:
 
 
 def _child_ingest(blocks: str, data_dir: str, delta_max: int) -> None:
-    """`chainsleuth ingest` with DELTA_MAX scaled to the chain (see the module docstring)."""
-    from chainsleuth import cli as chainsleuth_cli
+    """What `chainsleuth ingest --blocks-dir BLOCKS` runs (`ingest_blocks_dir`, network auto,
+    default slim store), with DELTA_MAX scaled to the chain (see the module docstring). The
+    library call, not the CLI: bench may not import a face (lint-imports)."""
     from chainsleuth.store import addrindex
+    from chainsleuth.store.ingest import ingest_blocks_dir
 
     addrindex.DELTA_MAX = delta_max
-    args = ["--data", data_dir, "ingest", "--blocks-dir", blocks, "--json"]
-    chainsleuth_cli.app(args, prog_name="chainsleuth")
+    report = ingest_blocks_dir(Path(blocks), Path(data_dir))
+    print(json.dumps({"n_txs": report.n_txs, "n_addresses": report.n_new_addresses}))
 
 
 def evict(data_dir: Path) -> None:
