@@ -729,7 +729,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         except ImportError as e:
             raise SystemExit(f"bench-scale: --with-update: {e}") from None
     Path(args.work).mkdir(parents=True, exist_ok=True)
-    warm_up(Path(args.work) / "warm-up")
+    if not args.no_warm_up:
+        warm_up(Path(args.work) / "warm-up")
     labels = sorted(args.sizes, key=parse_size)
     res: dict[str, Any] = {
         "command": "python -m bench.scale " + " ".join(sys.argv[1:]),
@@ -785,6 +786,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hold-rate", type=float, default=HOLD_RATE)
     p.add_argument("--reuse-rate", type=float, default=REUSE_RATE)
     p.add_argument("--keep", action="store_true", help="keep each chain and store")
+    p.add_argument("--no-warm-up", action="store_true", help="numba's cache is known to be warm")
     p.add_argument(
         "--with-update",
         action="store_true",
