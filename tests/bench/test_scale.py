@@ -73,6 +73,7 @@ def test_hold_and_reuse_knobs(tmp_path: Path) -> None:
     assert grown.fanout_txs > plain.fanout_txs
 
 
+@pytest.mark.slow  # seven fresh interpreters: ~20 s of CPU
 def test_bench_scale_end_to_end_tiny(tmp_path: Path) -> None:
     out = tmp_path / "scale.md"
     cmd = [sys.executable, "-m", "bench.scale", "--sizes", "20k", "--work", str(tmp_path / "w")]
