@@ -609,7 +609,7 @@ def render(res: dict[str, Any]) -> str:
         )  # fmt: skip
     )
     first, last = sizes[0]["address_cold"], sizes[-1]["address_cold"]
-    flat = res["lookup_flat"]
+    flat = lookup_flat(sizes)
     lines += [
         "",
         "Cold: before each lookup every file of the store is evicted from the page cache with "
@@ -621,8 +621,9 @@ def render(res: dict[str, Any]) -> str:
         "interpreter's start and imports (the `--version` column: the same start without the "
         "lookup).",
         f"- p99 in process, {sizes[0]['label']} → {sizes[-1]['label']}: {first['p99_ms']} → "
-        f"{last['p99_ms']} ms ({flat['ratio']:.2f}×). Target < 100 ms and flat "
-        f"(largest ≤ 2× smallest, allowing for a shared machine's noise): "
+        f"{last['p99_ms']} ms; largest / smallest p99 over all sizes {flat['ratio']:.2f}×. "
+        "Target < 100 ms at every size and flat (largest ≤ 2× smallest, allowing for a "
+        "shared machine's noise): "
         f"{'**met**' if flat['ok'] else '**not met**'}.",
         "",
         "## Projection to mainnet",
@@ -766,11 +767,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
+def lookup_flat(sizes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Cold p99 below 100 ms at every size, and the largest p99 at most 2x the smallest."""
+    p99 = [r["address_cold"]["p99_ms"] for r in sizes]
+    ratio = max(p99) / min(p99) if min(p99) > 0 else float("inf")
+    return {"ratio": ratio, "ok": bool(max(p99) < 100 and ratio <= 2.0)}
+
+
 def _write(res: dict[str, Any], args: argparse.Namespace, started: float) -> None:
     sizes = res["sizes"]
-    first, last = sizes[0]["address_cold"]["p99_ms"], sizes[-1]["address_cold"]["p99_ms"]
-    ratio = last / first if first > 0 else float("inf")
-    res["lookup_flat"] = {"ratio": ratio, "ok": bool(last < 100 and ratio <= 2.0)}
+    res["lookup_flat"] = lookup_flat(sizes)
     res["projections"] = projections(sizes)
     res["total_seconds"] = time.perf_counter() - started
     out = Path(args.out)
