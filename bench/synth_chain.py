@@ -26,6 +26,12 @@ exists, this module re-links them instead (`bench.run` is the only caller):
   one segwit input and 2,500 P2WPKH outputs paying to a fixed set of 50,000 addresses (as an
   exchange's deposit addresses are reused), chained through their last (change) output, which
   starts at the coinbase of block 1.
+- Two knobs make a chain grow like mainnet (both 0 by default, which writes the same bytes as
+  before; `bench.scale` sets them): `hold_rate`, the share of each re-linked block's spendable
+  outputs that never go to the pool (held, like coins that do not move for years), so the UTXO
+  set grows with the chain instead of staying at the pool's size; and `reuse_rate`, the share of
+  address-bearing outputs of pass p > 0 that are XORed with an earlier pass's number (drawn
+  uniformly) instead of p, so they pay to an address an earlier pass created (address reuse).
 - Outputs are spent at most once and only in a later block, merkle roots and witness
   commitments are right and every header meets its target, so the chain is valid as far as the
   ingest checks it. Values and signatures are not consistent (inputs keep their real scripts,
@@ -303,10 +309,19 @@ class ChainInfo:
     blk_bytes: int = 0
     seconds: float = 0.0
     templates: list[str] = field(default_factory=list)
+    hold_rate: float = 0.0
+    reuse_rate: float = 0.0
+    held_outputs: int = 0  # re-linked outputs never spent (hold_rate)
+    pool_outputs: int = 0  # unspent outputs left in the pool at the end
 
 
 class _Chain:
-    def __init__(self, blocks_dir: Path, seed: int) -> None:
+    def __init__(
+        self, blocks_dir: Path, seed: int, hold_rate: float = 0.0, reuse_rate: float = 0.0
+    ) -> None:
+        self.hold_rate = hold_rate
+        self.reuse_rate = reuse_rate
+        self.held = 0  # spendable outputs never pooled (the growing part of the UTXO set)
         self.w = BlkWriter(blocks_dir)
         self.rng = np.random.default_rng(seed)
         self.pool = _Pool()
@@ -382,14 +397,23 @@ class _Chain:
         body = t.body.copy()
         body[t.prevout_pos] = self.pool.take(t.n_inputs, self.rng)
         if repetition:
-            tag = np.array([repetition & 0xFF, (repetition >> 8) & 0xFF], np.uint8)
             half = t.xor_pos.shape[0] // 2
-            body[t.xor_pos[:half]] ^= tag[0]
-            body[t.xor_pos[half:]] ^= tag[1]
+            reps = np.full(half, repetition, np.int64)
+            if self.reuse_rate > 0:
+                # an earlier pass's tag: the address that pass gave this output position
+                again = self.rng.random(half) < self.reuse_rate
+                reps[again] = self.rng.integers(0, repetition, int(again.sum()))
+            body[t.xor_pos[:half]] ^= (reps & 0xFF).astype(np.uint8)
+            body[t.xor_pos[half:]] ^= ((reps >> 8) & 0xFF).astype(np.uint8)
         raw = body.tobytes()
         txids, wtxids = _hash_body(raw, t)
         self._emit(_coinbase(self.height + 1, wtxids), txids, t.n_tx, raw)
-        self.pool.add(txids, t.spend_tx, t.spend_vout)
+        if self.hold_rate > 0:
+            pooled = self.rng.random(t.spend_tx.shape[0]) >= self.hold_rate
+            self.held += int((~pooled).sum())
+            self.pool.add(txids, t.spend_tx[pooled], t.spend_vout[pooled])
+        else:
+            self.pool.add(txids, t.spend_tx, t.spend_vout)
         c = self.info_counts
         c["inputs"] += t.n_inputs
         c["outputs"] += t.n_outputs
@@ -403,6 +427,8 @@ def build_chain(
     templates: list[Template] | None = None,
     seed: int = 7,
     log=None,
+    hold_rate: float = 0.0,
+    reuse_rate: float = 0.0,
 ) -> ChainInfo:
     """Write a re-linked regtest chain: `passes` repetitions of the real blocks, or as many as
     reach `min_txs` transactions. Example: `build_chain(Path("out/blocks"), min_txs=1_000_000)`.
@@ -412,8 +438,15 @@ def build_chain(
     per_pass = sum(t.n_tx for t in templates)
     if passes is None:
         passes = max(1, -(-min_txs // per_pass))
-    chain = _Chain(Path(blocks_dir), seed)
-    info = ChainInfo(VERSION, str(blocks_dir), passes, templates=[t.name for t in templates])
+    chain = _Chain(Path(blocks_dir), seed, hold_rate, reuse_rate)
+    info = ChainInfo(
+        VERSION,
+        str(blocks_dir),
+        passes,
+        templates=[t.name for t in templates],
+        hold_rate=hold_rate,
+        reuse_rate=reuse_rate,
+    )
     for _ in range(101):
         chain.empty_block()
     for p in range(passes):
@@ -434,6 +467,7 @@ def build_chain(
     info.fanout_outputs = info.fanout_txs * FANOUT_OUTPUTS
     info.blk_files = chain.w.number + 1
     info.blk_bytes = chain.w.total
+    info.held_outputs, info.pool_outputs = chain.held, chain.pool.n
     info.seconds = round(time.perf_counter() - started, 2)
     return info
 

@@ -1,0 +1,824 @@
+"""`make bench-scale` (issue 13, items 2 and 4): the memory budget and flat lookups, measured on
+chains of growing size and projected to mainnet.
+
+    python -m bench.scale                         # 2M 5M 10M 20M, docs/benchmarks-scale.md
+    python -m bench.scale --sizes 2M 5M           # smaller; the limit run takes the largest
+    python -m bench.scale --sizes 20k --out /tmp/x.md --work /tmp/x   # the tests' tiny run
+
+For each size it builds a re-linked chain (`bench.synth_chain`, with `HOLD_RATE` and
+`REUSE_RATE` so that the UTXO set and the addresses grow like mainnet's) under `--work`, then
+runs the real commands in fresh processes and records each one's peak RSS (`ru_maxrss` from
+`wait4`, plus `RssAnon`/`RssFile` sampled from /proc every 20 ms), wall and CPU seconds:
+`chainsleuth ingest`, `chainsleuth cluster`, `chainsleuth investigate` (seeds: `--seeds-n`
+random addresses of the store), then the store's bytes and cold `address` lookups (the store's
+files evicted from the page cache with `posix_fadvise(DONTNEED)` before each; in-process as
+`chainsleuth address` calls it, and as whole fresh `chainsleuth address` processes). The chain
+and store are deleted after each size. Then it fits each figure's growth (`fit`, `project`) and
+projects it to mainnet, and ingests the largest chain again under a hard memory limit
+(`memory_limit`) in a memory cgroup (`MemoryLimit`).
+
+The address index's in-memory delta is bounded by `addrindex.DELTA_MAX` ids (2^26 in
+production, ~4.5 % of mainnet's addresses). A chain of 20 M txs never fills it, so it would hold
+every address and its linear fit would project a 25-GB delta that mainnet never has. Each ingest
+here therefore runs with DELTA_MAX scaled to the chain (`delta_max_for`): the delta holds the
+share of the chain's addresses it holds at mainnet, as `bench.ingest_rss` does.
+
+Hook for issue 13 item 3: `--with-update` measures a one-block cluster update per size with
+`bench.cluster_update_bench.one_block_update(data_dir)`, the module another change adds. Until
+it exists, `--with-update` stops at once with one line; without the flag the report says it was
+not measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import synth_chain
+from bench.common import ROOT, log, table
+from bench.store_size import breakdown
+
+#: Mainnet at the tip, the figures issue 13 budgets for.
+MAINNET = {"txs": 1.1e9, "addresses": 1.5e9, "utxos": 180e6}
+ITEM = {"txs": "tx", "addresses": "address", "utxos": "UTXO"}
+INGEST_BUDGET = 16e9  # bytes of peak RSS, full-chain ingest
+LATER_BUDGET = 24e9  # cluster and investigate
+#: Share of each re-linked block's spendable outputs never spent. Mainnet leaves 180 M unspent
+#: of ~3.1 G outputs, 0.164 per tx; a re-linked pass has 2.18 spendable outputs per tx, so
+#: 0.164 / 2.18 = 0.075 of them are held (the pool and coinbases add a little on top).
+HOLD_RATE = 0.075
+#: Share of a later pass's address-bearing outputs that pay to an earlier pass's address.
+#: Mainnet: 1.5 G addresses / 1.1 G txs = 1.36 new addresses per tx. The re-linked chain of
+#: 423k txs made 1.88 per tx without reuse and 1.55 with 0.25 (measured; -1.3 per unit of
+#: reuse), and the 50k fixed fan-out addresses' share (~0.09 per tx there) fades with length:
+#: 0.30 aims at 1.36 from 2 M txs on. Per output that is more reuse than mainnet's (~0.5 new
+#: addresses per output), because the chain has more outputs per tx (3.9 against ~2.8);
+#: matching per tx keeps addresses in mainnet's proportion to txs (the fits use both).
+REUSE_RATE = 0.30
+DELTA_MAX_MAINNET = 1 << 26
+PY = sys.executable
+
+
+def parse_size(text: str) -> int:
+    """'2M' -> 2_000_000, '20k' -> 20_000, '1500' -> 1500."""
+    t = text.strip().lower()
+    factor = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}.get(t[-1:], 1)
+    number = t[:-1] if factor != 1 else t
+    return int(float(number) * factor)
+
+
+def delta_max_for(n_txs: int) -> int:
+    """DELTA_MAX giving a chain of n_txs the share of its addresses mainnet's delta holds."""
+    return max(1 << 10, int(DELTA_MAX_MAINNET * n_txs / MAINNET["txs"]))
+
+
+def memory_limit(fixed_bytes: float, n_txs: int) -> int:
+    """The hard limit for an ingest of n_txs: its share of the 16-GB budget plus fixed overheads."""
+    return int(n_txs / MAINNET["txs"] * INGEST_BUDGET + fixed_bytes)
+
+
+# ---------------------------------------------------------------------------------------------
+# fits and projections
+
+
+def fit(x: list[float], y: list[float]) -> dict[str, float]:
+    """Least-squares y = a + b x and y = c x^k. With one point: b = y / x (a = 0), k = 1."""
+    xs, ys = np.asarray(x, float), np.asarray(y, float)
+    if xs.shape[0] < 2 or np.ptp(xs) == 0:
+        b = float(ys.mean() / xs.mean())
+        return {"a": 0.0, "b": b, "c": b, "k": 1.0}
+    b, a = np.polyfit(xs, ys, 1)
+    out = {"a": float(a), "b": float(b), "c": float("nan"), "k": float("nan")}
+    if (ys > 0).all():
+        k, logc = np.polyfit(np.log(xs), np.log(ys), 1)
+        out["c"], out["k"] = float(np.exp(logc)), float(k)
+    return out
+
+
+def project(
+    points: list[dict[str, float]], metric: str, drivers: tuple[str, ...], mainnet: dict
+) -> dict[str, Any]:
+    """Project `metric` to mainnet from each driver (an item count) by both fits; the largest
+    projection is the answer (the fits assume the figure grows linearly, or as a power law,
+    with that item; taking the largest is the cautious reading)."""
+    y = [p[metric] for p in points]
+    by: dict[str, dict[str, float]] = {}
+    for d in drivers:
+        f = fit([p[d] for p in points], y)
+        linear = f["a"] + f["b"] * mainnet[d]
+        power = f["c"] * mainnet[d] ** f["k"] if np.isfinite(f["k"]) else float("nan")
+        by[d] = {**f, "linear": linear, "power": power}
+    candidates = [
+        (v, d, model)
+        for d, f in by.items()
+        for model, v in (("linear", f["linear"]), ("power", f["power"]))
+        if np.isfinite(v)
+    ]
+    value, driver, model = max(candidates)
+    return {"metric": metric, "value": value, "driver": driver, "model": model, "by": by}
+
+
+# ---------------------------------------------------------------------------------------------
+# running one command, measured
+
+
+class MemoryLimit:
+    """A hard memory limit for one child: a memory cgroup (v1 or v2) under this process's own,
+    else RLIMIT_AS (`ulimit -v`). `kind` says which; `peak` and `events` read it afterwards."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit = limit_bytes
+        self.path: Path | None = None
+        self.kind = "rlimit_as"
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            hid, ctrl, rel = line.split(":", 2)
+            if ctrl == "memory":
+                base, self.kind = Path("/sys/fs/cgroup/memory") / rel.lstrip("/"), "cgroup_v1"
+            elif hid == "0" and ctrl == "" and Path("/sys/fs/cgroup/cgroup.controllers").exists():
+                base, self.kind = Path("/sys/fs/cgroup") / rel.lstrip("/"), "cgroup_v2"
+            else:
+                continue
+            try:
+                path = base / f"chainsleuth-scale-{os.getpid()}"
+                path.mkdir(exist_ok=True)
+                limit_file = "memory.limit_in_bytes" if self.kind == "cgroup_v1" else "memory.max"
+                (path / limit_file).write_text(str(limit_bytes))
+                if self.kind == "cgroup_v1":  # no swap here, but make sure none is used
+                    memsw = path / "memory.memsw.limit_in_bytes"
+                    if memsw.exists():
+                        memsw.write_text(str(limit_bytes))
+                self.path = path
+                break
+            except OSError:
+                self.kind = "rlimit_as"
+        if self.path is None:
+            self.kind = "rlimit_as"
+
+    def enter(self) -> None:
+        """In the child, before exec."""
+        if self.path is not None:
+            (self.path / "cgroup.procs").write_text(str(os.getpid()))
+        else:
+            resource.setrlimit(resource.RLIMIT_AS, (self.limit, self.limit))
+
+    def report(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "limit_bytes": self.limit}
+        if self.path is None:
+            return out
+        if self.kind == "cgroup_v1":
+            out["cgroup_peak_bytes"] = int((self.path / "memory.max_usage_in_bytes").read_text())
+            out["failcnt"] = int((self.path / "memory.failcnt").read_text())
+            oom = (self.path / "memory.oom_control").read_text().split()
+            out["oom_kill"] = int(oom[oom.index("oom_kill") + 1]) if "oom_kill" in oom else None
+        else:
+            peak = self.path / "memory.peak"
+            if peak.exists():
+                out["cgroup_peak_bytes"] = int(peak.read_text())
+            events = dict(
+                line.split() for line in (self.path / "memory.events").read_text().splitlines()
+            )
+            out["oom_kill"] = int(events.get("oom_kill", 0))
+        return out
+
+    def close(self) -> None:
+        if self.path is not None:
+            with contextlib.suppress(OSError):  # still busy: leave it, it holds nothing
+                self.path.rmdir()
+
+
+def _status(pid: int) -> dict[str, int]:
+    out = {}
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "RssAnon", "RssFile"):
+            out[name] = int(rest.split()[0]) * 1024
+    return out
+
+
+def run_measured(cmd: list[str], limit: MemoryLimit | None = None) -> dict[str, Any]:
+    """Run `cmd` as a child; its wall and CPU seconds, `ru_maxrss` and sampled RSS peaks."""
+    peaks = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=limit.enter if limit is not None else None,
+    )
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            for k, v in _status(proc.pid).items():
+                peaks[k] = max(peaks[k], v)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    # read the pipes on threads so a chatty child never blocks; wait4 gives its own rusage
+    chunks: dict[str, bytes] = {}
+
+    def drain(name: str, stream: Any) -> None:
+        chunks[name] = stream.read()
+
+    readers = [
+        threading.Thread(target=drain, args=(n, s))
+        for n, s in (("out", proc.stdout), ("err", proc.stderr))
+    ]
+    for r in readers:
+        r.start()
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    done.set()
+    sampler.join()
+    for r in readers:
+        r.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {
+        "command": cmd,
+        "rc": proc.returncode,
+        "seconds": round(wall, 3),
+        "cpu_seconds": round(ru.ru_utime + ru.ru_stime, 3),
+        "peak_rss_bytes": ru.ru_maxrss * 1024,
+        "peak_anon_bytes": peaks["RssAnon"],
+        "peak_file_bytes": peaks["RssFile"],
+        "stdout_tail": chunks.get("out", b"")[-2000:].decode(errors="replace"),
+        "stderr_tail": chunks.get("err", b"")[-2000:].decode(errors="replace"),
+    }
+
+
+def _checked(name: str, r: dict[str, Any]) -> dict[str, Any]:
+    if r["rc"] != 0:
+        raise SystemExit(f"bench-scale: {name} failed (rc {r['rc']}): {r['stderr_tail'][-800:]}")
+    return r
+
+
+def cli(data_dir: Path, *args: str) -> list[str]:
+    return [PY, "-m", "chainsleuth", "--data", str(data_dir), *args]
+
+
+def ingest_cmd(blocks: Path, data_dir: Path, n_txs: int) -> list[str]:
+    return [PY, "-m", "bench.scale", "ingest", "--delta-max", str(delta_max_for(n_txs))] + [
+        str(blocks),
+        str(data_dir),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# what runs in the children
+
+
+def _child_ingest(blocks: str, data_dir: str, delta_max: int) -> None:
+    """What `chainsleuth ingest --blocks-dir BLOCKS` runs (`ingest_blocks_dir`, network auto,
+    default slim store), with DELTA_MAX scaled to the chain (see the module docstring). The
+    library call, not the CLI: bench may not import a face (lint-imports)."""
+    from chainsleuth.store import addrindex
+    from chainsleuth.store.ingest import ingest_blocks_dir
+
+    addrindex.DELTA_MAX = delta_max
+    report = ingest_blocks_dir(Path(blocks), Path(data_dir))
+    print(json.dumps({"n_txs": report.n_txs, "n_addresses": report.n_new_addresses}))
+
+
+def evict(data_dir: Path) -> None:
+    """Drop every file of the store from the page cache (clean pages; no root needed)."""
+    for path in Path(data_dir).rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def quantiles(seconds: list[float]) -> dict[str, float]:
+    ms = np.asarray(seconds) * 1000
+    return {
+        "n": int(ms.shape[0]),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "max_ms": round(float(ms.max()), 2),
+    }
+
+
+def _child_lookups(data_dir: str, n: int, seed: int) -> None:
+    """Cold `address` lookups in this process: evict, open the store, `address_info`."""
+    from chainsleuth.store.lookups import address_info
+    from chainsleuth.store.store import Store
+
+    data = Path(data_dir)
+    store = Store.open(data)
+    rng = random.Random(seed)
+    n_addr = store.counts["addresses"]
+    addresses = [store.address_of(rng.randrange(n_addr)) for _ in range(n)]
+    address_info(store, addresses[0])  # load numba's cached kernels outside the timings
+    times = []
+    for a in addresses:
+        evict(data)
+        t0 = time.perf_counter()
+        address_info(Store.open(data), a)
+        times.append(time.perf_counter() - t0)
+    print(json.dumps(quantiles(times)))
+
+
+def sample_addresses(data_dir: Path, n: int, seed: int) -> list[str]:
+    from chainsleuth.store.store import Store
+
+    store = Store.open(data_dir)
+    rng = random.Random(seed)
+    n_addr = store.counts["addresses"]
+    return [store.address_of(rng.randrange(n_addr)) for _ in range(n)]
+
+
+def store_facts(data_dir: Path) -> dict[str, Any]:
+    """Counts, unspent outputs with an address (the UTXO set) and the txs holding them."""
+    from chainsleuth.store.store import Store
+
+    store = Store.open(data_dir)
+    spent = np.asarray(store.array("output_spent_by_tx"))
+    addr = np.asarray(store.array("output_address"))
+    unspent = (spent == 0xFFFFFFFF) & (addr != 0xFFFFFFFF)
+    first = np.asarray(store.array("tx_first_output"))
+    holding = np.unique(np.searchsorted(first, np.flatnonzero(unspent), side="right") - 1)
+    return {
+        **store.counts,
+        "utxos": int(unspent.sum()),
+        "utxo_txs": int(holding.shape[0]),
+        "store_bytes": sum(p.stat().st_size for p in data_dir.rglob("*") if p.is_file()),
+        "parts": breakdown(data_dir),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def measure_size(label: str, n_txs: int, args: argparse.Namespace) -> dict[str, Any]:
+    base = Path(args.work) / label
+    shutil.rmtree(base, ignore_errors=True)
+    blocks, data, case = base / "blocks", base / "data", base / "case"
+    r: dict[str, Any] = {"label": label, "target_txs": n_txs}
+    log(f"{label}: building the chain")
+    info = synth_chain.build_chain(
+        blocks, min_txs=n_txs, hold_rate=args.hold_rate, reuse_rate=args.reuse_rate
+    )
+    r["chain"] = asdict(info)
+    log(f"{label}: {info.n_txs:,} txs, {info.blk_bytes / 1e9:.2f} GB in {info.seconds:.0f} s")
+    r["ingest"] = _checked("ingest", run_measured(ingest_cmd(blocks, data, info.n_txs)))
+    r["ingest"]["delta_max"] = delta_max_for(info.n_txs)
+    log(f"{label}: ingest {r['ingest']['seconds']:.0f} s, {r['ingest']['peak_rss_bytes']:,} B")
+    r["store"] = store_facts(data)
+    r["cluster"] = _checked("cluster", run_measured(cli(data, "cluster", "--json")))
+    log(f"{label}: cluster {r['cluster']['seconds']:.0f} s")
+    if args.with_update:
+        r["cluster_update"] = one_block_update(data)
+    seeds = base / "seeds.csv"
+    with open(seeds, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["address"])
+        w.writerows([a] for a in sample_addresses(data, args.seeds_n, 2))
+    inv = cli(data, "investigate", "--seeds", str(seeds), "-o", str(case))
+    r["investigate"] = _checked("investigate", run_measured(inv + ["--no-report", "--no-pdf"]))
+    log(f"{label}: investigate {r['investigate']['seconds']:.0f} s")
+    lk = [PY, "-m", "bench.scale", "lookups", str(data), "--n", str(args.lookups)]
+    out = _checked("lookups", run_measured(lk))
+    r["address_cold"] = {"command": lk, **json.loads(out["stdout_tail"].strip().splitlines()[-1])}
+    times, startup = [], []
+    for a in sample_addresses(data, args.cli_lookups, 3):
+        evict(data)
+        times.append(
+            _checked("address", run_measured(cli(data, "address", a, "--json")))["seconds"]
+        )
+        startup.append(_checked("--version", run_measured(cli(data, "--version")))["seconds"])
+    r["address_cli_cold"] = {
+        "command": cli(data, "address", "ADDR", "--json"),
+        **quantiles(times),
+        "startup": quantiles(startup),
+    }
+    log(f"{label}: address cold p99 {r['address_cold']['p99_ms']} ms in process")
+    r["base"] = str(base)
+    return r
+
+
+def one_block_update(data_dir: Path) -> dict[str, Any]:
+    """HOOK (issue 13 item 3): a one-block cluster update, measured by
+    `bench.cluster_update_bench.one_block_update(data_dir) -> dict` (another change adds that
+    module; the lead wires it). Only called with `--with-update`."""
+    try:
+        from bench import cluster_update_bench  # type: ignore[attr-defined]
+    except ImportError as e:
+        raise SystemExit(
+            "bench-scale: --with-update needs bench/cluster_update_bench.py "
+            f"(one_block_update(data_dir)), which is not there yet ({e})"
+        ) from None
+    result: dict[str, Any] = cluster_update_bench.one_block_update(data_dir)
+    return result
+
+
+def limit_run(r: dict[str, Any], fixed: float, args: argparse.Namespace) -> dict[str, Any]:
+    """Ingest the chain of `r` again into a fresh store, under the hard memory limit."""
+    base = Path(r["base"])
+    data = base / "data-limited"
+    shutil.rmtree(data, ignore_errors=True)
+    n = r["chain"]["n_txs"]
+    limit = MemoryLimit(memory_limit(fixed, n))
+    log(f"{r['label']}: ingest under a {limit.kind} limit of {limit.limit:,} B")
+    try:
+        cmd = ingest_cmd(base / "blocks", data, n)
+        out = run_measured(cmd, limit)
+        out["limit"] = limit.report()
+    finally:
+        limit.close()
+    out["finished"] = out["rc"] == 0
+    out["fixed_bytes"] = fixed
+    out["n_txs"] = n
+    shutil.rmtree(data, ignore_errors=True)
+    return out
+
+
+def warm_up(data: Path) -> None:
+    """Ingest, cluster and investigate the 600 real 2009 blocks once, unmeasured, so that
+    numba's cached machine code exists before the first measured command (a fresh checkout
+    compiles it on first use)."""
+    from bench.measure import NBITCOIN
+
+    shutil.rmtree(data, ignore_errors=True)
+    _checked("warm-up ingest", run_measured(ingest_cmd(NBITCOIN, data / "data", 1000)))
+    _checked("warm-up cluster", run_measured(cli(data / "data", "cluster")))
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def projections(sizes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    points = []
+    for r in sizes:
+        s = r["store"]
+        p = {"txs": s["txs"], "addresses": s["addresses"], "utxos": s["utxos"]}
+        for stage in ("ingest", "cluster", "investigate"):
+            for k in ("peak_rss_bytes", "peak_anon_bytes", "seconds", "cpu_seconds"):
+                p[f"{stage}.{k}"] = r[stage][k]
+        p["store_bytes"] = s["store_bytes"]
+        points.append(p)
+    drivers = ("txs", "addresses", "utxos")
+    metrics = [f"{s}.{k}" for s in ("ingest", "cluster", "investigate")
+               for k in ("peak_rss_bytes", "peak_anon_bytes", "seconds", "cpu_seconds")]  # fmt: skip
+    return [project(points, m, drivers, MAINNET) for m in [*metrics, "store_bytes"]]
+
+
+# ---------------------------------------------------------------------------------------------
+# the report
+
+
+def _gb(x: float) -> str:
+    return f"{x / 1e9:,.2f} GB"
+
+
+def _mb(x: float) -> str:
+    return f"{x / 1e6:,.0f} MB"
+
+
+def render(res: dict[str, Any]) -> str:
+    sizes = res["sizes"]
+    m = res["machine"]
+    lines = [
+        "# chainsleuth at scale: memory, time, store bytes and cold lookups, 2 M → 20 M txs",
+        "",
+        f"Generated by `{res['command']}` (`bench/scale.py`, `make bench-scale`) on "
+        f"{res['date']}; the whole run took {res['total_seconds'] / 60:.1f} min. Do not edit "
+        "by hand; raw figures in the JSON beside this file.",
+        "",
+        f"Machine: {m['nproc']} CPUs, {m['mem_gib']:.1f} GiB RAM, shared with other work "
+        f"(load {m['loadavg']} at the start), so wall times are noisy; CPU seconds and peak RSS "
+        f"are the steadier figures. chainsleuth commit `{m['commit']}`.",
+        "",
+        "## Chains",
+        "",
+        f"Re-linked real transactions (`bench.synth_chain`, hold_rate {res['hold_rate']}, "
+        f"reuse_rate {res['reuse_rate']}). Mainnet has "
+        f"{MAINNET['addresses'] / MAINNET['txs']:.2f} addresses and "
+        f"{MAINNET['utxos'] / MAINNET['txs']:.3f} UTXOs per tx. *hold_rate*: the share of each "
+        "re-linked block's spendable outputs that are never spent, so the UTXO set grows with "
+        "the chain (0.164 UTXOs per tx / 2.18 spendable outputs per re-linked tx = 0.075; "
+        "without it the re-linker leaves a constant ~130 k outputs unspent, 132,613 measured at "
+        "423k txs, which adds to the held ones). "
+        "*reuse_rate*: the share of a later pass's address-bearing outputs that pay to an "
+        "address an earlier pass made (0.30 aims at 1.36 new addresses per tx: 1.88 without "
+        "reuse, 1.55 at 0.25 on a 423k-tx chain). Per output that is more reuse than mainnet's "
+        "(~0.5 new addresses per output), because these chains have more outputs per tx; "
+        "matching per tx keeps addresses in mainnet's proportion to txs. *txs with a UTXO* is "
+        "what the outpoint index holds (mainnet ≈ 130 M, 0.118 per tx).",
+        "",
+    ]
+    rows = []
+    for r in sizes:
+        s, c = r["store"], r["chain"]
+        rows.append([
+            r["label"], f"{s['txs']:,}", f"{s['addresses']:,}",
+            f"{s['addresses'] / s['txs']:.2f}", f"{s['utxos']:,}", f"{s['utxos'] / s['txs']:.3f}",
+            f"{s['utxo_txs']:,}", f"{s['outputs'] / s['txs']:.2f}", f"{s['inputs'] / s['txs']:.2f}",
+            _gb(c["blk_bytes"]), f"{c['seconds']:.0f} s",
+        ])  # fmt: skip
+    lines.append(
+        table(
+            [
+                "chain",
+                "txs",
+                "addresses",
+                "addr/tx",
+                "UTXOs",
+                "UTXO/tx",
+                "txs with a UTXO",
+                "outputs/tx",
+                "inputs/tx",
+                "blk bytes",
+                "built in",
+            ],
+            rows,
+        )  # fmt: skip
+    )
+    lines += ["", "## Per chain: peak RSS, wall and CPU time, store bytes", ""]
+    rows = []
+    for r in sizes:
+        for stage in ("ingest", "cluster", "investigate"):
+            x = r[stage]
+            rows.append([
+                r["label"], stage, _mb(x["peak_rss_bytes"]), _mb(x["peak_anon_bytes"]),
+                _mb(x["peak_file_bytes"]), f"{x['seconds']:.1f}", f"{x['cpu_seconds']:.1f}",
+            ])  # fmt: skip
+    lines.append(
+        table(
+            ["chain", "stage", "peak RSS", "peak RssAnon", "peak RssFile", "wall s", "CPU s"], rows
+        )  # fmt: skip
+    )
+    lines += [""]
+    rows = [
+        [r["label"], f"{r['store']['store_bytes']:,}",
+         f"{r['store']['store_bytes'] / r['store']['txs']:.0f}",
+         f"{r['store']['store_bytes'] / r['chain']['blk_bytes']:.2f}"]
+        for r in sizes
+    ]  # fmt: skip
+    lines.append(table(["chain", "store bytes", "B/tx", "store / blk"], rows))
+    lines += [
+        "",
+        "- Peak RSS is the child's `ru_maxrss` (from `wait4`); RssAnon and RssFile are the peaks "
+        "of /proc/PID/status sampled every 20 ms: RssFile is the memory-mapped arrays' page "
+        "cache, which the kernel can drop (clean) or write back (dirty), RssAnon is not.",
+        "- Ingest runs with `addrindex.DELTA_MAX` scaled to the chain (2^26 × txs / 1.1 G), so "
+        "its in-memory delta holds the share of the addresses it holds at mainnet.",
+        f"- investigate: {res['seeds_n']} random addresses of the store as seeds, "
+        "`--no-report --no-pdf`, after `cluster`.",
+        "",
+        "## Cold `address` lookups",
+        "",
+    ]
+    rows = []
+    for r in sizes:
+        a, c = r["address_cold"], r["address_cli_cold"]
+        rows.append([
+            r["label"], f"{r['store']['txs']:,}", f"{a['p50_ms']} / {a['p99_ms']} ({a['n']})",
+            f"{c['p50_ms']} / {c['p99_ms']} ({c['n']})",
+            f"{c['startup']['p50_ms']} / {c['startup']['p99_ms']}",
+        ])  # fmt: skip
+    lines.append(
+        table(
+            [
+                "chain",
+                "txs",
+                "in process p50 / p99 ms (n)",
+                "`chainsleuth address` process p50 / p99 ms (n)",
+                "`chainsleuth --version` process p50 / p99 ms",
+            ],
+            rows,
+        )  # fmt: skip
+    )
+    first, last = sizes[0]["address_cold"], sizes[-1]["address_cold"]
+    flat = lookup_flat(sizes)
+    lines += [
+        "",
+        "Cold: before each lookup every file of the store is evicted from the page cache with "
+        "`posix_fadvise(POSIX_FADV_DONTNEED)` (dropping the whole machine's cache needs "
+        "/proc/sys/vm/drop_caches, which this container cannot write, and would disturb other "
+        "work). *In process*: `Store.open` + `lookups.address_info`, what `chainsleuth address` "
+        "runs, timed after the eviction (`python -m bench.scale lookups DATA --n N`). *Process*: "
+        "a fresh `chainsleuth address ADDR --json` after the eviction, wall time, which adds the "
+        "interpreter's start and imports (the `--version` column: the same start without the "
+        "lookup).",
+        f"- p99 in process, {sizes[0]['label']} → {sizes[-1]['label']}: {first['p99_ms']} → "
+        f"{last['p99_ms']} ms; largest / smallest p99 over all sizes {flat['ratio']:.2f}×. "
+        "Target < 100 ms at every size and flat (largest ≤ 2× smallest, allowing for a "
+        "shared machine's noise): "
+        f"{'**met**' if flat['ok'] else '**not met**'}.",
+        "",
+        "## Projection to mainnet",
+        "",
+        f"Mainnet: {MAINNET['txs'] / 1e9:.1f} G txs, {MAINNET['addresses'] / 1e9:.1f} G "
+        f"addresses, {MAINNET['utxos'] / 1e6:.0f} M UTXOs. Each figure is fitted against each of "
+        "txs, addresses and UTXOs by least squares, linearly (y = a + b·x) and as a power law "
+        "(y = c·x^k, the exponent shows whether growth is faster than linear), and projected to "
+        "mainnet's count of that item; the table gives the largest of the six projections.",
+        "",
+    ]
+    rows = []
+    for p in res["projections"]:
+        by = p["by"][p["driver"]]
+        unit = _gb if "bytes" in p["metric"] else (lambda v: f"{v / 3600:,.1f} h")
+        budget = ""
+        if p["metric"] == "ingest.peak_rss_bytes":
+            budget = f"≤ 16 GB: {'**met**' if p['value'] <= INGEST_BUDGET else '**not met**'}"
+        elif p["metric"] in ("cluster.peak_rss_bytes", "investigate.peak_rss_bytes"):
+            budget = f"≤ 24 GB: {'**met**' if p['value'] <= LATER_BUDGET else '**not met**'}"
+        k = ", ".join(f"{d} k={f['k']:.2f}" for d, f in p["by"].items())
+        per = "B" if "bytes" in p["metric"] else "s"
+        rows.append([
+            p["metric"], unit(p["value"]), f"{p['driver']}, {p['model']}",
+            f"a = {by['a']:.4g}, b = {by['b']:.4g} {per} per {ITEM[p['driver']]}", k, budget,
+        ])  # fmt: skip
+    lines.append(
+        table(
+            [
+                "figure",
+                "mainnet",
+                "from (driver, fit)",
+                "linear fit",
+                "power-law exponents",
+                "budget",
+            ],
+            rows,
+        )  # fmt: skip
+    )
+    lines += [
+        "",
+        "What the fits assume: that each figure keeps growing with its item as it does between "
+        "the smallest and the largest chain here (no new term appears beyond 20 M txs); that "
+        "mainnet's mix of inputs, outputs, reuse and UTXOs per tx is the chains' (measured in "
+        "the first table; the chains are input- and output-heavier than mainnet's ~2.6 / 2.8 "
+        "per tx, which overstates per-tx costs); that bounded structures stay bounded (the "
+        "address delta at 2^26 ids, emulated by the scaled DELTA_MAX; the lookup index's sort "
+        "chunk of 2^24 entries, which these chains do not all fill, so its growth here is "
+        "projected linearly and overstated); and that power-of-two tables (the outpoint index) "
+        "are averaged by the fit, up to 2× off at one size. Times are this 2-core shared box's.",
+        "",
+    ]
+    lim = res.get("limit_run")
+    if lim:
+        ok = "**finished**" if lim["finished"] else f"**did not finish** (rc {lim['rc']})"
+        lines += [
+            "## Ingest under a hard memory limit",
+            "",
+            f"The {lim['label']} chain ({lim['n_txs']:,} txs) ingested again into a fresh store "
+            f"under a limit of {lim['n_txs'] / 1e6:.0f} M / 1.1 G × 16 GB + fixed overheads = "
+            f"{_mb(lim['n_txs'] / MAINNET['txs'] * INGEST_BUDGET)} + "
+            f"{_mb(lim['fixed_bytes'])} = **{_mb(lim['limit']['limit_bytes'])}**, enforced by "
+            f"{lim['limit']['kind']}: {ok} in {lim['seconds']:.0f} s, peak RSS "
+            f"{_mb(lim['peak_rss_bytes'])} (RssAnon {_mb(lim['peak_anon_bytes'])}), cgroup "
+            f"peak {_mb(lim['limit'].get('cgroup_peak_bytes', 0))}, limit hits (failcnt) "
+            f"{lim['limit'].get('failcnt')}, OOM kills {lim['limit'].get('oom_kill')}.",
+            "",
+            "Fixed overheads = the peak RSS of the smallest chain's ingest in the same run "
+            f"({sizes[0]['label']}): interpreter, libraries, numba's code and one 32-MiB batch's "
+            "buffers, none of which grow with the chain. A memory cgroup (v1 "
+            "`memory.limit_in_bytes`, v2 `memory.max`) counts anonymous memory and page cache "
+            "alike and reclaims clean cache before it kills, so it limits what cannot be "
+            "reclaimed; `ulimit -v` (the fallback) would count the address space of every "
+            "memory-mapped array, gigabytes at 20 M txs, and is not what the budget means.",
+            "",
+        ]
+    upd = [r.get("cluster_update") for r in sizes]
+    lines += ["## One-block cluster update (issue 13 item 3)", ""]
+    if any(u is not None for u in upd):
+        for r in sizes:
+            lines.append(f"- {r['label']}: `{json.dumps(r.get('cluster_update'))}`")
+    else:
+        lines.append(
+            "Not measured in this run: `--with-update` (bench/cluster_update_bench.py, "
+            "`one_block_update(data_dir)`) is the hook for it."
+        )
+    lines += ["", "## Commands", "", "```", res["command"]]
+    for r in sizes[:1]:
+        for stage in ("ingest", "cluster", "investigate", "address_cold", "address_cli_cold"):
+            lines.append(" ".join(r[stage]["command"]))
+    lines += ["```", ""]
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    mem = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem = int(line.split()[1]) * 1024
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "nproc": os.cpu_count(),
+        "mem_gib": mem / 2**30,
+        "loadavg": " / ".join(Path("/proc/loadavg").read_text().split()[:3]),
+        "commit": commit,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.perf_counter()
+    if args.with_update:  # checked before hours of work, not after
+        try:
+            __import__("bench.cluster_update_bench")
+        except ImportError as e:
+            raise SystemExit(f"bench-scale: --with-update: {e}") from None
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    if not args.no_warm_up:
+        warm_up(Path(args.work) / "warm-up")
+    labels = sorted(args.sizes, key=parse_size)
+    res: dict[str, Any] = {
+        "command": "python -m bench.scale " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
+        "hold_rate": args.hold_rate,
+        "reuse_rate": args.reuse_rate,
+        "seeds_n": args.seeds_n,
+        "sizes": [],
+    }
+    limit_label = args.limit_size or labels[-1]
+    for label in labels:
+        r = measure_size(label, parse_size(label), args)
+        res["sizes"].append(r)
+        if label == limit_label:
+            fixed = res["sizes"][0]["ingest"]["peak_rss_bytes"]
+            res["limit_run"] = {"label": label, **limit_run(r, fixed, args)}
+        if not args.keep:
+            shutil.rmtree(r["base"], ignore_errors=True)
+        _write(res, args, started)  # after each size, so a long run leaves its figures
+    return res
+
+
+def lookup_flat(sizes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Cold p99 below 100 ms at every size, and the largest p99 at most 2x the smallest."""
+    p99 = [r["address_cold"]["p99_ms"] for r in sizes]
+    ratio = max(p99) / min(p99) if min(p99) > 0 else float("inf")
+    return {"ratio": ratio, "ok": bool(max(p99) < 100 and ratio <= 2.0)}
+
+
+def _write(res: dict[str, Any], args: argparse.Namespace, started: float) -> None:
+    sizes = res["sizes"]
+    res["lookup_flat"] = lookup_flat(sizes)
+    res["projections"] = projections(sizes)
+    res["total_seconds"] = time.perf_counter() - started
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(res, indent=1, default=str) + "\n")
+    out.write_text(render(res))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ingest"]:  # child: python -m bench.scale ingest --delta-max N BLOCKS DATA
+        _child_ingest(argv[3], argv[4], int(argv[2]))
+        return 0
+    if argv[:1] == ["lookups"]:  # child: python -m bench.scale lookups DATA --n N
+        _child_lookups(argv[1], int(argv[3]), 1)
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", nargs="+", default=["2M", "5M", "10M", "20M"])
+    p.add_argument("--work", default="/tmp/chainsleuth-scale", help="chains and stores go here")
+    p.add_argument("--out", default=str(ROOT / "docs" / "benchmarks-scale.md"))
+    p.add_argument("--limit-size", help="which size is ingested under the limit (the largest)")
+    p.add_argument("--lookups", type=int, default=300, help="cold lookups in process, per size")
+    p.add_argument("--cli-lookups", type=int, default=30, help="fresh `address` processes")
+    p.add_argument("--seeds-n", type=int, default=1000, help="investigate's seed addresses")
+    p.add_argument("--hold-rate", type=float, default=HOLD_RATE)
+    p.add_argument("--reuse-rate", type=float, default=REUSE_RATE)
+    p.add_argument("--keep", action="store_true", help="keep each chain and store")
+    p.add_argument("--no-warm-up", action="store_true", help="numba's cache is known to be warm")
+    p.add_argument(
+        "--with-update",
+        action="store_true",
+        help="also measure a one-block cluster update (needs bench/cluster_update_bench.py)",
+    )
+    p.add_argument("--render", type=Path, help="only write --out again from this JSON")
+    args = p.parse_args(argv)
+    if args.render is not None:
+        res = json.loads(args.render.read_text())
+        Path(args.out).write_text(render(res))
+        return 0
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
