@@ -1,10 +1,11 @@
 """Which cluster each address belongs to, as the clustering stage publishes it (or singletons).
 
-The clustering stage writes `DATA/clusters/address_cluster.npy` (int64, indexed by the store's
-address id, value = cluster id = the smallest address id of the cluster, stable across
-incremental updates) and `DATA/clusters/manifest.json` with a `generation` that grows with every
-change. Attribution reads it through `ClusterMap`; without it every address is its own cluster
-(cluster id = address id), so tags still attribute addresses before clustering has run.
+The clustering stage publishes a cluster id per address id (int64, value = the smallest address
+id of the cluster, stable across incremental updates) as a base array plus delta layers, named
+by `DATA/clusters/manifest.json` with a `generation` that grows with every change; the cluster
+stage's `layers.open_cluster_ids` resolves them. Attribution reads it through `ClusterMap`;
+without it every address is its own cluster (cluster id = address id), so tags still attribute
+addresses before clustering has run.
 
 Example::
 
@@ -17,8 +18,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from chainsleuth.cluster.layers import LayeredIds, open_cluster_ids
 
 __all__ = ["ClusterMap", "clusters_generation", "load_clusters"]
 
@@ -30,7 +34,7 @@ CLUSTER_MANIFEST = "clusters/manifest.json"
 class ClusterMap:
     """Cluster id per address id; addresses beyond the array are singletons."""
 
-    array: np.ndarray | None  # int64 by address id (memory-mapped); None: all singletons
+    array: LayeredIds | None  # int64 by address id (base + delta layers); None: all singletons
     generation: int | None  # the clustering generation; None without clusters
 
     def cluster_of(self, address_ids: np.ndarray) -> np.ndarray:
@@ -56,7 +60,7 @@ class ClusterMap:
         for lo in range(0, covered, chunk):
             hi = min(lo + chunk, covered)
             assert self.array is not None
-            part = np.asarray(self.array[lo:hi])
+            part = self.array.lookup(np.arange(lo, hi, dtype=np.int64))
             ok = (part >= 0) & (part < n_addresses)
             hit = np.zeros(hi - lo, bool)
             hit[ok] = flag[part[ok]]
@@ -84,21 +88,31 @@ class ClusterMap:
         return out
 
 
+def _manifest(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        manifest: dict[str, Any] = json.loads((Path(data_dir) / CLUSTER_MANIFEST).read_text())
+        return manifest
+    except (OSError, ValueError):
+        return None
+
+
 def clusters_generation(data_dir: Path) -> int | None:
     """The clustering generation, or None when no clustering has been published."""
-    if not (Path(data_dir) / CLUSTER_ARRAY).exists():
+    manifest = _manifest(data_dir)
+    layered = manifest is not None and "layers" in manifest
+    if not layered and not (Path(data_dir) / CLUSTER_ARRAY).exists():
         return None
     try:
-        return int(json.loads((Path(data_dir) / CLUSTER_MANIFEST).read_text()).get("generation", 0))
-    except (OSError, ValueError, AttributeError):
+        return int((manifest or {}).get("generation", 0))
+    except (ValueError, TypeError):
         return 0  # an array without a readable manifest: still use it
 
 
 def load_clusters(data_dir: Path) -> ClusterMap:
-    """The published clustering (memory-mapped), or singletons when there is none."""
-    array_path = Path(data_dir) / CLUSTER_ARRAY
-    generation = clusters_generation(data_dir)
-    if generation is None:
+    """The published clustering (memory-mapped base + delta layers), or singletons."""
+    manifest = _manifest(data_dir)  # read once: the layers it names are one clustering
+    ids = open_cluster_ids(Path(data_dir), manifest or {})
+    if ids is None:
         return ClusterMap(None, None)
-    array = np.load(array_path, mmap_mode="r")
-    return ClusterMap(array, generation)
+    generation = int((manifest or {}).get("generation", 0))
+    return ClusterMap(ids, generation)
