@@ -27,7 +27,6 @@ from chainsleuth.cluster import kernels
 from chainsleuth.cluster.layers import (
     STATE_COLUMNS,
     LayerRecord,
-    layer_dirs,
     merge_records,
     open_cluster_ids,
     read_layer,
@@ -131,25 +130,6 @@ def _splice(next_, a, b):
         next_[y] = t
 
 
-def member_lists(parent: np.ndarray) -> np.ndarray:
-    """`next` for a union-find built without it: each cluster's members in one cycle."""
-    n = parent.shape[0]
-    nxt = np.arange(n, dtype=np.uint32)
-    if n == 0:
-        return nxt
-    roots = np.empty(n, np.int64)
-    flatten(parent.copy(), roots)
-    order = np.argsort(roots, kind="stable")
-    sorted_roots = roots[order]
-    same = sorted_roots[1:] == sorted_roots[:-1]
-    nxt[order[:-1][same]] = order[1:][same]
-    # the last member of each cluster points back to its first
-    last = np.flatnonzero(np.append(~same, True))
-    first = np.flatnonzero(np.insert(~same, 0, True))
-    nxt[order[last]] = order[first]
-    return nxt
-
-
 @dataclass
 class State:
     """The clusterer's union-find over address ids [0, n): what a run updates in place."""
@@ -176,20 +156,21 @@ def load_state(
     """The saved union-find extended to `n_addr` addresses (None manifest: singletons).
 
     The base files are mapped copy-on-write (`mmap` private): a run reads the pages it
-    touches and never writes the base. Delta layers are applied on top.
+    touches and changes nothing on disk. A published run writes its changed entries into the
+    base files in place afterwards (`_apply_state`); a layer still listed as `state_pending`
+    (a crash during that write) is applied again here, which is idempotent (absolute values).
     """
     have, fits = 0, False
     columns: dict[str, np.ndarray] = {}
     if manifest is not None:
         base = manifest["layers"]["base"]
         have, capacity = int(manifest["layers"]["addresses"]), int(base["capacity"])
+        # A layer a crashed run published but did not finish writing into the base: redo.
+        for folder in manifest["layers"].get("state_pending", []):
+            _apply_state(cdir, base, read_layer(cdir / folder))
         for name, dtype in STATE_COLUMNS.items():
             mapped = np.memmap(cdir / base["state"][name], dtype, mode="c", shape=(capacity,))
             columns[name] = np.asarray(mapped)
-        for folder in layer_dirs(manifest):
-            ids = np.load(cdir / folder / "ids.npy")
-            for name in STATE_COLUMNS:
-                columns[name][ids] = np.load(cdir / folder / f"{name}.npy")
         fits = n_addr <= capacity
         if not fits:  # grow: the next publish is a compaction, which makes room again
             for name, dtype in STATE_COLUMNS.items():
@@ -249,29 +230,33 @@ def publish(
     generation = int(head["generation"])
     cdir.mkdir(parents=True, exist_ok=True)
     written = 0
-    record = None
+    record = run_rows = None
     if old is not None:
         record = _delta_record(data_dir, old, state, run, address_key, network_code, generation)
         limit = compact_rows
         if limit is None:
             limit = max(n_addr // COMPACT_FRACTION, COMPACT_MIN_ROWS)
         pending = sum(int(d["rows"]) for d in old["layers"]["deltas"]) + record.rows
-        if not state.fits or pending > limit:
+        if not state.fits or pending > limit:  # compact_rows < 0: always a new base
             record = None
     else:
         _splice(state.next, run.merge_a, run.merge_b)
     files = {k: list(v) for k, v in ((old or {}).get("files") or _no_files()).items()}
     if record is not None:
-        deltas = list(old["layers"]["deltas"]) if old else []
-        while deltas and record.rows * 2 >= int(deltas[-1]["rows"]):
-            record = merge_records(read_layer(cdir / deltas.pop()["dir"]), record)
-        folder = f"layers/g{generation:06d}"
-        _clear(cdir / folder)
-        write_layer(cdir / folder, record)
-        written += _size(cdir / folder)
-        deltas.append({"dir": folder, "rows": record.rows, "generation": generation})
         assert old is not None
-        layers = dict(old["layers"], addresses=n_addr, deltas=deltas)
+        deltas = list(old["layers"]["deltas"])
+        run_rows = record  # this run's own rows: the only state entries to write in place
+        if record.rows:  # nothing new: no layer, only the manifest
+            # Merge with the newest layers while this one is at least half their size: at
+            # most log2(rows) layers, and each row is rewritten O(log) times before compaction.
+            while deltas and record.rows * 2 >= int(deltas[-1]["rows"]):
+                record = merge_records(read_layer(cdir / deltas.pop()["dir"]), record)
+            folder = f"layers/g{generation:06d}"
+            _clear(cdir / folder)
+            write_layer(cdir / folder, record)
+            written += _size(cdir / folder)
+            deltas.append({"dir": folder, "rows": record.rows, "generation": generation})
+        layers = {"addresses": n_addr, "base": old["layers"]["base"], "deltas": deltas}
         for key, tables in run.tables.items():
             if tables:
                 name = f"{key}-g{generation:06d}.parquet"
@@ -306,11 +291,32 @@ def publish(
         layers=layers,
         views=_views(layers, files),
     )
+    if kind == "delta" and run_rows is not None and run_rows.rows:
+        # Commit with the layer as a redo log of the state, then write the state in place.
+        committing = dict(manifest, layers=dict(layers, state_pending=[deltas[-1]["dir"]]))
+        text = json.dumps(committing, indent=1).encode()
+        atomic_write_bytes(cdir / "manifest.json", text)
+        written += len(text) + _apply_state(cdir, layers["base"], run_rows)
     text = json.dumps(manifest, indent=1).encode()
     atomic_write_bytes(cdir / "manifest.json", text)
     written += len(text)
     _remove_unreferenced(cdir, manifest, on_disk if on_disk is not None else old)
     return Published(manifest, kind, written)
+
+
+def _apply_state(cdir: Path, base: dict[str, Any], record: LayerRecord) -> int:
+    """Write a run's changed state entries into the base files in place; returns bytes.
+
+    Each entry dirties its page: up to 4 KiB of write-back per scattered entry and column.
+    """
+    capacity, written = int(base["capacity"]), 0
+    for name, dtype in STATE_COLUMNS.items():
+        mapped = np.memmap(cdir / base["state"][name], dtype, mode="r+", shape=(capacity,))
+        mapped[record.ids] = record.columns[name]
+        mapped.flush()
+        del mapped
+        written += record.rows * np.dtype(dtype).itemsize
+    return written
 
 
 def _no_files() -> dict[str, list[str]]:

@@ -136,6 +136,32 @@ def test_a_crash_before_the_manifest_leaves_the_old_clustering_readable(
     _assert_same(tmp_path / "store", full)
 
 
+def test_a_crash_while_the_state_is_written_in_place_is_redone_by_the_next_run(
+    world_steps: tuple[list[bytes], bytes, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    blocks, magic, full = world_steps
+    n = len(blocks)
+    _grow(tmp_path, blocks, magic, n - 4)
+    cluster_store(tmp_path / "store", "conservative")
+    _grow(tmp_path, blocks, magic, n - 2)
+
+    def crash(*args: object) -> int:
+        raise KeyboardInterrupt("killed while writing the state")
+
+    monkeypatch.setattr(publish_module, "_apply_state", crash)
+    with pytest.raises(KeyboardInterrupt):
+        cluster_store(tmp_path / "store", "conservative")
+    # the run is published (readers see it); its state is pending, and redone next time
+    assert Clusters(tmp_path / "store").manifest["layers"]["state_pending"]
+    monkeypatch.undo()
+    _grow(tmp_path, blocks, magic, n)
+    assert cluster_store(tmp_path / "store", "conservative").published == "delta"
+    assert "state_pending" not in Clusters(tmp_path / "store").manifest["layers"]
+    _assert_same(tmp_path / "store", full)
+
+
 def test_a_reorg_under_delta_layers_reclusters_the_new_branch(tmp_path: Path) -> None:
     a = extend_chain([regtest_genesis()], 40, seed=41, tag=b"A")
     b = extend_chain(a[:25], 30, seed=42, tag=b"B")
