@@ -247,9 +247,9 @@ def publish(
         deltas = list(old["layers"]["deltas"])
         run_rows = record  # this run's own rows: the only state entries to write in place
         if record.rows:  # nothing new: no layer, only the manifest
-            # Merge with the newest layers while this one is at least half their size: at
-            # most log2(rows) layers, and each row is rewritten O(log) times before compaction.
-            while deltas and record.rows * 2 >= int(deltas[-1]["rows"]):
+            # Merge with the newest layer while this one is at least as big (a binary counter):
+            # at most log2(runs) layers, each row rewritten about log2(runs) / 2 times.
+            while deltas and record.rows >= int(deltas[-1]["rows"]):
                 record = merge_records(read_layer(cdir / deltas.pop()["dir"]), record)
             folder = f"layers/g{generation:06d}"
             _clear(cdir / folder)
