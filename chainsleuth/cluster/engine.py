@@ -281,6 +281,9 @@ def process_range(
         t1,
         unions.max_address,
         want_votes=(policy.change_mask() | policy.veto_mask()) != 0,
+        # The flags kept with the state (updated in place); without them every range
+        # recomputed them from the start of the chain: O(the chain) per run.
+        batch_spent=unions.batch_spent,
     )
     fresh, coinjoin, payjoin, votes = (
         analysis.fresh,

@@ -87,6 +87,12 @@ class LayeredIds:
     def lookup(self, address_ids: np.ndarray) -> np.ndarray:
         """Cluster ids (int64) of `address_ids`; an id beyond the clustering is its own."""
         ids = np.asarray(address_ids, np.int64)
+        if ids.shape[0] > max(self.n // 8, 1 << 16):  # most of the array: build it once
+            whole = self.materialize()
+            out = ids.copy()
+            inside = (ids >= 0) & (ids < self.n)
+            out[inside] = whole[ids[inside]]
+            return out
         out = ids.copy()
         n_base = self.base.shape[0]
         inside = (ids >= 0) & (ids < n_base)
