@@ -10,6 +10,7 @@ last run with nothing new is timed too.
 
     python -m bench.cluster_update_bench WORLD_OR_BLOCKS_DIR [--blocks 3] [--work DIR]
     python -m bench.cluster_update_bench --synth 2000000 [--blocks 3]   # re-linked real blocks
+    python -m bench.cluster_update_bench --synth 2000000 --code /tmp/before  # another checkout
 
 `measure_updates(blocks_dir, work)` returns the figures as a dict (for `make bench-scale`).
 """
@@ -19,15 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, log
-from chainsleuth.cluster.engine import cluster_store
-from chainsleuth.store.ingest import ingest_blocks_dir
-from chainsleuth.store.store import Store
-from chainsleuth.store.writer import StoreWriter
+
+# chainsleuth is imported inside the functions, so that `--code DIR` can measure another
+# checkout's code (the code before delta layers) with this same script.
 
 
 def _wchar() -> int:
@@ -37,15 +38,20 @@ def _wchar() -> int:
     return 0
 
 
-def _cluster(data: Path, policy: str, compact_rows: int | None) -> dict[str, Any]:
+def _cluster(data: Path, policy: str, compact_rows: int | None | str) -> dict[str, Any]:
+    from chainsleuth.cluster.engine import cluster_store
+
     w0 = _wchar()
     t0 = time.perf_counter()
-    report = cluster_store(data, policy, compact_rows=compact_rows)
+    if compact_rows == "before":  # code without delta layers: no such argument
+        report = cluster_store(data, policy)
+    else:
+        report = cluster_store(data, policy, compact_rows=compact_rows)
     seconds = time.perf_counter() - t0
     return {
         "seconds": round(seconds, 3),
-        "published": report.published,
-        "bytes_published": report.bytes_written,
+        "published": getattr(report, "published", "base"),
+        "bytes_published": getattr(report, "bytes_written", None),
         "wchar": _wchar() - w0,
         "txs": report.txs_processed,
         "merges": report.merges,
@@ -55,6 +61,9 @@ def _cluster(data: Path, policy: str, compact_rows: int | None) -> dict[str, Any
 
 def _rewind(blocks_dir: Path, data: Path, n: int) -> int:
     """Roll the store back `n` blocks; returns the height it now ends at."""
+    from chainsleuth.store.store import Store
+    from chainsleuth.store.writer import StoreWriter
+
     network = Store.open(data).manifest["network"]
     writer = StoreWriter.open(data, network)
     try:
@@ -67,21 +76,38 @@ def _rewind(blocks_dir: Path, data: Path, n: int) -> int:
 
 def _one_block(blocks_dir: Path, data: Path) -> int:
     """Ingest exactly one more block (one block per batch, stop after its commit)."""
+    from chainsleuth.store.ingest import ingest_blocks_dir
+
     report = ingest_blocks_dir(blocks_dir, data, batch_bytes=1, stop=lambda: True)
     return int(report.n_blocks)
 
 
 def measure_updates(
-    blocks_dir: Path, work: Path, *, blocks: int = 3, policy: str = "conservative"
+    blocks_dir: Path,
+    work: Path,
+    *,
+    blocks: int = 3,
+    policy: str = "conservative",
+    modes: tuple[str, ...] = ("delta", "full_republish"),
 ) -> dict[str, Any]:
-    """One-block cluster updates with delta layers and with a full republish (baseline)."""
+    """One-block cluster updates with delta layers and with a full republish (baseline);
+    mode "before" runs `cluster_store` as code without delta layers takes it."""
+    from chainsleuth.store.ingest import ingest_blocks_dir
+    from chainsleuth.store.store import Store
+
     data = Path(work) / "store"
     shutil.rmtree(data, ignore_errors=True)
     t0 = time.perf_counter()
     ingest_blocks_dir(blocks_dir, data)
     log(f"ingested {blocks_dir} in {time.perf_counter() - t0:.1f} s")
     out: dict[str, Any] = {"blocks_dir": str(blocks_dir), "policy": policy}
-    for mode, compact_rows in (("delta", None), ("full_republish", -1)):
+    settings: dict[str, int | None | str] = {
+        "delta": None,
+        "full_republish": -1,
+        "before": "before",
+    }
+    for mode in modes:
+        compact_rows = settings[mode]
         _rewind(blocks_dir, data, blocks)
         scratch = _cluster(data, policy, compact_rows)
         log(f"{mode}: clustered from scratch in {scratch['seconds']} s")
@@ -108,7 +134,20 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=3)
     parser.add_argument("--policy", default="conservative")
     parser.add_argument("--work", type=Path, default=ROOT / "bench-output" / "cluster-update")
+    parser.add_argument(
+        "--code",
+        type=Path,
+        help="measure the chainsleuth package of this checkout instead (mode `before`), e.g. "
+        "`git archive 65bda72 | tar -x -C /tmp/before`",
+    )
     args = parser.parse_args()
+    modes: tuple[str, ...] = ("delta", "full_republish")
+    if args.code:
+        sys.path.insert(0, str(args.code.resolve()))
+        modes = ("before",)
+        import chainsleuth
+
+        log(f"measuring {chainsleuth.__file__}")
     if args.synth:
         from bench.synth_chain import cached_chain
 
@@ -119,7 +158,7 @@ def main() -> None:
         blocks_dir = source / "blocks" if (source / "blocks").is_dir() else source
     work = args.work / (f"synth-{args.synth}" if args.synth else blocks_dir.parent.name)
     work.mkdir(parents=True, exist_ok=True)
-    result = measure_updates(blocks_dir, work, blocks=args.blocks, policy=args.policy)
+    result = measure_updates(blocks_dir, work, blocks=args.blocks, policy=args.policy, modes=modes)
     print(json.dumps(result))
 
 
