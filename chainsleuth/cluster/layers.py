@@ -87,7 +87,7 @@ class LayeredIds:
     def lookup(self, address_ids: np.ndarray) -> np.ndarray:
         """Cluster ids (int64) of `address_ids`; an id beyond the clustering is its own."""
         ids = np.asarray(address_ids, np.int64)
-        if ids.shape[0] > max(self.n // 8, 1 << 16):  # most of the array: build it once
+        if ids.shape[0] > max(self.n // 2, 1 << 16):  # most of the array: build it once
             whole = self.materialize()
             out = ids.copy()
             inside = (ids >= 0) & (ids < self.n)
@@ -106,8 +106,23 @@ class LayeredIds:
             out[hit] = values[pos_ok[hit]]
         return out
 
+    def range(self, lo: int, hi: int) -> np.ndarray:
+        """The cluster ids of address ids [lo, hi): a base slice and the layers' entries in it."""
+        lo, hi = max(0, int(lo)), min(self.n, int(hi))
+        out = np.arange(lo, max(lo, hi), dtype=np.int64)
+        covered = min(self.base.shape[0], hi)
+        if covered > lo:
+            out[: covered - lo] = self.base[lo:covered]
+        for layer_ids, values in self.layers:
+            a, b = np.searchsorted(layer_ids, [lo, hi])
+            out[np.asarray(layer_ids[a:b], np.int64) - lo] = values[a:b]
+        return out
+
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, slice):
+            start, stop, step = key.indices(self.n)
+            if step == 1:
+                return self.range(start, stop)
             return self.lookup(np.arange(self.n, dtype=np.int64)[key])
         if np.ndim(key) == 0:
             index = int(key)
@@ -120,13 +135,7 @@ class LayeredIds:
 
     def materialize(self) -> np.ndarray:
         """The whole array (int64, one entry per address id)."""
-        out = np.arange(self.n, dtype=np.int64)
-        covered = min(self.base.shape[0], self.n)
-        out[:covered] = self.base[:covered]
-        for layer_ids, values in self.layers:
-            keep = layer_ids < self.n
-            out[np.asarray(layer_ids)[keep]] = np.asarray(values)[keep]
-        return out
+        return self.range(0, self.n)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = self.materialize()

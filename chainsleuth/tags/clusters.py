@@ -60,7 +60,7 @@ class ClusterMap:
         for lo in range(0, covered, chunk):
             hi = min(lo + chunk, covered)
             assert self.array is not None
-            part = self.array.lookup(np.arange(lo, hi, dtype=np.int64))
+            part = self.array.range(lo, hi)
             ok = (part >= 0) & (part < n_addresses)
             hit = np.zeros(hi - lo, bool)
             hit[ok] = flag[part[ok]]

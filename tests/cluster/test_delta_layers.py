@@ -208,3 +208,33 @@ def test_a_clustering_in_the_layout_before_layers_is_redone_and_its_files_remove
     cluster_store(data, "multi_input", from_scratch=True)
     assert not (cdir / "address_cluster.npy").exists()
     assert not (cdir / "state" / "parent.npy").exists()
+
+
+def test_the_layered_view_equals_the_array_it_stands_for() -> None:
+    """Newest layer wins, then the base, then the id itself: every way readers index it."""
+    from chainsleuth.cluster.layers import LayeredIds
+
+    rng = np.random.default_rng(1)
+    n = 1000
+    base = rng.integers(0, n, 800)
+    truth = np.arange(n)
+    truth[:800] = base
+    layers = []
+    for _ in range(4):
+        ids = np.unique(rng.integers(0, n, 150))
+        values = rng.integers(0, n, ids.shape[0])
+        layers.append((ids, values))
+        truth[ids] = values
+    view = LayeredIds(base, layers, n)
+    assert np.array_equal(np.asarray(view), truth)
+    for lo, hi in [(0, 10), (795, 805), (900, 1000), (0, 1000), (500, 400)]:
+        assert np.array_equal(view.range(lo, hi), truth[lo:hi])
+    queries = rng.integers(0, n, 300)
+    assert np.array_equal(view.lookup(queries), truth[queries])
+    assert np.array_equal(view[queries], truth[queries])
+    assert np.array_equal(view[3:900:7], truth[3:900:7])
+    assert view[999] == truth[999] and view.shape == (n,) and len(view) == n
+    assert np.array_equal(view.members(int(truth[5])), np.flatnonzero(truth == truth[5]))
+    assert view.lookup(np.array([n + 5]))[0] == n + 5  # beyond the clustering: its own cluster
+    with pytest.raises(IndexError):
+        view[n]
