@@ -34,7 +34,8 @@ CLUSTER_MANIFEST = "clusters/manifest.json"
 class ClusterMap:
     """Cluster id per address id; addresses beyond the array are singletons."""
 
-    array: LayeredIds | None  # int64 by address id (base + delta layers); None: all singletons
+    # int64 by address id: the published base + delta layers (or a plain array); None: singletons
+    array: LayeredIds | np.ndarray | None
     generation: int | None  # the clustering generation; None without clusters
 
     def cluster_of(self, address_ids: np.ndarray) -> np.ndarray:
@@ -60,7 +61,7 @@ class ClusterMap:
         for lo in range(0, covered, chunk):
             hi = min(lo + chunk, covered)
             assert self.array is not None
-            part = self.array.range(lo, hi)
+            part = np.asarray(self.array[lo:hi])  # a LayeredIds slice reads base + layers
             ok = (part >= 0) & (part < n_addresses)
             hit = np.zeros(hi - lo, bool)
             hit[ok] = flag[part[ok]]
