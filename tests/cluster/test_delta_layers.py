@@ -14,6 +14,7 @@ import pytest
 
 from chainsleuth.cluster import publish as publish_module
 from chainsleuth.cluster.engine import Clusters, cluster_store
+from chainsleuth.cluster.summary import cluster_summary_by_id
 from chainsleuth.simulate.chain import regtest_genesis
 from chainsleuth.store.ingest import ingest_blocks_dir
 from chainsleuth.store.store import Store
@@ -95,6 +96,12 @@ def test_deltas_with_and_without_compaction_equal_a_clustering_from_scratch(
     else:
         assert "delta" in kinds[1:] and "base" in kinds[1:]
     _assert_same(tmp_path / "store", full)
+    # readers built on the cluster ids: a cluster's summary (members, balance, rules)
+    ids = np.asarray(Clusters(full).cluster_of)
+    largest = np.argsort(np.bincount(ids))[-3:]
+    for cid in largest.tolist():
+        inc_summary = cluster_summary_by_id(tmp_path / "store", cid)
+        assert inc_summary == cluster_summary_by_id(full, cid)
     # explain walks merges published in different generations
     merges = Clusters(full).merges()
     row = merges.num_rows // 2
