@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from chainsleuth.cluster import kernels
 from chainsleuth.cluster.layers import LayeredIds, open_cluster_ids, read_clusters_manifest
-from chainsleuth.cluster.publish import RunOutput, load_state, publish
+from chainsleuth.cluster.publish import RunOutput, load_state, publish, writer_lock
 from chainsleuth.cluster.rules import BY_CODE, CHANGE_BITS, POLICIES, Policy
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.core.files import atomic_write
@@ -375,54 +375,56 @@ def cluster_store(
     store = Store.open(data_dir)
     n_tx, n_addr = store.counts["txs"], store.counts["addresses"]
     cdir = clusters_dir(data_dir)
-    on_disk = read_manifest(data_dir)
-    resume = not from_scratch and _can_resume(
-        on_disk, pol, store, attribution, change_model, n_tx, n_addr
-    )
-    manifest = on_disk if resume else None
-    state = load_state(cdir, manifest, n_addr, attribution)
-    if attribution is not None and manifest is None:
-        state.attribution[:] = attribution[:n_addr]
-    arrays = ChainArrays.of(store)
-    first_tx = manifest["txs"] if manifest else 0
-    unions = UnionFind(
-        state.parent,
-        state.size,
-        state.attribution,
-        manifest["max_address_seen"] if manifest else -1,
-        state.batch_spent,
-    )
-    decisions = learned_state = fingerprint = None
-    if pol.learned:
-        decisions, learned_state, fingerprint = _learned_decisions(
-            store, arrays, pol, cdir, manifest, change_model
+    # One run at a time (a second waits, then resumes from the first one's result).
+    with writer_lock(cdir):
+        on_disk = read_manifest(data_dir)
+        resume = not from_scratch and _can_resume(
+            on_disk, pol, store, attribution, change_model, n_tx, n_addr
         )
-    run, counts = _cluster_new_txs(store, arrays, unions, pol, first_tx, decisions)
-    if fingerprint is not None:
-        atomic_write(cdir / "state" / "tx_fingerprint.npy", lambda f: np.save(f, fingerprint))
-    head = {
-        "generation": (on_disk["generation"] + 1) if on_disk else 1,
-        "policy": pol.name,
-        "store_epoch": store.manifest["epoch"],
-        "store_generation": store.manifest["generation"],
-        "txs": n_tx,
-        "addresses": n_addr,
-        "max_address_seen": unions.max_address,
-        "attribution_digest": _digest(attribution, n_addr),
-        "learned": learned_state,
-    }
-    published = publish(
-        cdir,
-        data_dir,
-        manifest,
-        state,
-        run,
-        head,
-        np.asarray(store.array("address_key")),
-        store.network.code,
-        compact_rows=compact_rows,
-        on_disk=on_disk,
-    )
+        manifest = on_disk if resume else None
+        state = load_state(cdir, manifest, n_addr, attribution)
+        if attribution is not None and manifest is None:
+            state.attribution[:] = attribution[:n_addr]
+        arrays = ChainArrays.of(store)
+        first_tx = manifest["txs"] if manifest else 0
+        unions = UnionFind(
+            state.parent,
+            state.size,
+            state.attribution,
+            manifest["max_address_seen"] if manifest else -1,
+            state.batch_spent,
+        )
+        decisions = learned_state = fingerprint = None
+        if pol.learned:
+            decisions, learned_state, fingerprint = _learned_decisions(
+                store, arrays, pol, cdir, manifest, change_model
+            )
+        run, counts = _cluster_new_txs(store, arrays, unions, pol, first_tx, decisions)
+        if fingerprint is not None:
+            atomic_write(cdir / "state" / "tx_fingerprint.npy", lambda f: np.save(f, fingerprint))
+        head = {
+            "generation": (on_disk["generation"] + 1) if on_disk else 1,
+            "policy": pol.name,
+            "store_epoch": store.manifest["epoch"],
+            "store_generation": store.manifest["generation"],
+            "txs": n_tx,
+            "addresses": n_addr,
+            "max_address_seen": unions.max_address,
+            "attribution_digest": _digest(attribution, n_addr),
+            "learned": learned_state,
+        }
+        published = publish(
+            cdir,
+            data_dir,
+            manifest,
+            state,
+            run,
+            head,
+            np.asarray(store.array("address_key")),
+            store.network.code,
+            compact_rows=compact_rows,
+            on_disk=on_disk,
+        )
     return ClusterReport(
         policy=pol.name,
         from_scratch=not resume,

@@ -11,9 +11,12 @@ at every union.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -304,6 +307,18 @@ def publish(
     return Published(manifest, kind, written)
 
 
+@contextlib.contextmanager
+def writer_lock(cdir: Path) -> Iterator[None]:
+    """Hold the clustering's writer lock (`clusters/.lock`); readers never take it."""
+    cdir.mkdir(parents=True, exist_ok=True)
+    with open(cdir / ".lock", "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 def _apply_state(cdir: Path, base: dict[str, Any], record: LayerRecord) -> int:
     """Write a run's changed state entries into the base files in place; returns bytes.
 
@@ -461,7 +476,7 @@ def _referenced(manifest: dict[str, Any] | None) -> set[str]:
     """The files and folders (relative to clusters/) a manifest needs."""
     if manifest is None:
         return set()
-    refs = {"manifest.json", "state/tx_fingerprint.npy"}
+    refs = {"manifest.json", ".lock", "state/tx_fingerprint.npy"}
     for spec in manifest.get("views", {}).values():
         refs.update(spec.get("files", []))
     for names in (manifest.get("files") or {}).values():
