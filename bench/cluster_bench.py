@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from chainsleuth.cluster.engine import _flatten
+from chainsleuth.cluster.publish import flatten
 from chainsleuth.cluster.ranges import UnionFind, process_range
 from chainsleuth.cluster.rules import POLICIES, Policy
 from chainsleuth.store.graph import ChainGraph
@@ -64,7 +64,7 @@ def run(store_dir: Path, networkx_edge_limit: int = 3_000_000) -> dict[str, Any]
     unions = UnionFind.singletons(n_addr)
     result = process_range(arrays, unions, NO_GUARD, 0, n_tx)
     ours_labels = np.empty(n_addr, np.int64)
-    _flatten(unions.parent, ours_labels)
+    flatten(unions.parent, ours_labels)
     ours_seconds = time.perf_counter() - started
 
     a, b = _edges(arrays, result.coinjoin_tx)

@@ -4,10 +4,13 @@
 (all of them the first time), in chain order, and writes the clustering stage's directory:
 
     DATA/clusters/
-      manifest.json          generation, policy, store epoch and tx count covered, views
-      state/*.npy            union-find (parent, size, attribution) — 12 bytes per address
-      address_cluster.npy    cluster id per address id (int64), read by later stages
-      cluster_map-g*.parquet address_id, address, cluster_id (the `clusters` view)
+      manifest.json          generation, policy, store epoch and tx count covered, views,
+                             and the layers below (the one file replaced to publish a run)
+      state/*-g*.bin         union-find base (parent, size, attribution, batch spent, member
+                             list) — 17 bytes per address, mapped copy-on-write by the next run
+      address_cluster-g*.npy cluster id per address id (int64) at the base
+      cluster_map-g*.parquet address_id, address, cluster_id, cluster_size at the base
+      layers/g*/             a delta layer: what later runs changed (see layers.py, publish.py)
       merges-g*.parquet      one row per union: address_a, address_b, txid, rule, votes
       coinjoins-g*.parquet   transactions excluded from merging, with the rule that matched
       quarantine-g*.parquet  merges refused by the super-cluster guard, with the reason
@@ -15,14 +18,13 @@
 A cluster's id is the smallest address id in it. When clusters merge the larger id stops being
 a root, and `resolve_cluster(old_id)` (the root of that address) gives the cluster it is now
 part of, so saved cases keep resolving. A reorg (store epoch changed) or another policy
-recomputes from scratch; otherwise only new transactions are processed.
+recomputes from scratch; otherwise only new transactions are processed, and only the addresses
+they changed are published. Readers resolve base + layers through `layers.LayeredIds`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import shutil
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -32,20 +34,18 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from numba import njit
 
 from chainsleuth.cluster import kernels
 from chainsleuth.cluster import learned as lc
-from chainsleuth.cluster.ranges import CHUNK_TXS, UnionFind, process_range
+from chainsleuth.cluster.layers import LayeredIds, open_cluster_ids, read_clusters_manifest
+from chainsleuth.cluster.publish import RunOutput, load_state, publish, writer_lock
+from chainsleuth.cluster.ranges import CHUNK_TXS, RangeResult, UnionFind, process_range
 from chainsleuth.cluster.rules import BY_CODE, CHANGE_BITS, POLICIES, Policy
 from chainsleuth.core.errors import ChainsleuthError
-from chainsleuth.core.files import atomic_write_bytes, publish_dir
-from chainsleuth.parse.address_kernels import encode_key_rows
+from chainsleuth.core.files import atomic_write
 from chainsleuth.store.columns import hex_column
 from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.store import Store
-
-STATE_FILES = ("parent", "size", "attribution", "batch_spent")
 
 
 @dataclass
@@ -61,21 +61,8 @@ class ClusterReport:
     quarantined: int
     seconds: float
     rules: dict[str, int] = field(default_factory=dict)
-
-
-@njit(cache=True, nogil=True)
-def _flatten(parent, out):
-    """Cluster id (root) of every address, compressing paths."""
-    for x in range(parent.shape[0]):
-        r = x
-        while np.int64(parent[r]) != r:
-            r = np.int64(parent[r])
-        y = x
-        while np.int64(parent[y]) != r:
-            nxt = np.int64(parent[y])
-            parent[y] = np.uint32(r)
-            y = nxt
-        out[x] = r
+    published: str = "base"  # "base" (every address) or "delta" (what changed)
+    bytes_written: int = 0  # bytes of the files this run published
 
 
 def clusters_dir(data_dir: Path) -> Path:
@@ -83,11 +70,7 @@ def clusters_dir(data_dir: Path) -> Path:
 
 
 def read_manifest(data_dir: Path) -> dict[str, Any] | None:
-    path = clusters_dir(data_dir) / "manifest.json"
-    if not path.exists():
-        return None
-    manifest: dict[str, Any] = json.loads(path.read_text())
-    return manifest
+    return read_clusters_manifest(data_dir)
 
 
 def get_policy(name: str) -> Policy:
@@ -103,6 +86,7 @@ def cluster_store(
     attribution: np.ndarray | None = None,
     from_scratch: bool = False,
     change_model: Any = None,
+    compact_rows: int | None = None,
 ) -> ClusterReport:
     """Cluster every address of the store at `data_dir`; returns what was done.
 
@@ -110,17 +94,98 @@ def cluster_store(
     belongs to; the super-cluster guard refuses to join two large clusters of different actors.
     Policies with the learned change rule train its model on the chain when clustering from
     scratch (or use `change_model`, a learned.ChangeModel) and keep it in the manifest, which
-    incremental runs reuse.
+    incremental runs reuse. An incremental run publishes a delta layer of what changed, and a
+    new base once the layers pass `compact_rows` rows (default: publish.COMPACT_FRACTION).
     """
     started = time.perf_counter()
     pol = get_policy(policy)
     store = Store.open(data_dir)
     n_tx, n_addr = store.counts["txs"], store.counts["addresses"]
     cdir = clusters_dir(data_dir)
-    manifest = read_manifest(data_dir)
-    resume = (
-        not from_scratch
-        and manifest is not None
+    # One run at a time (a second waits, then resumes from the first one's result).
+    with writer_lock(cdir):
+        on_disk = read_manifest(data_dir)
+        resume = not from_scratch and _can_resume(
+            on_disk, pol, store, attribution, change_model, n_tx, n_addr
+        )
+        manifest = on_disk if resume else None
+        state = load_state(cdir, manifest, n_addr, attribution)
+        if attribution is not None and manifest is None:
+            state.attribution[:] = attribution[:n_addr]
+        arrays = store.graph
+        first_tx = manifest["txs"] if manifest else 0
+        unions = UnionFind(
+            state.parent,
+            state.size,
+            state.attribution,
+            manifest["max_address_seen"] if manifest else -1,
+            state.batch_spent,
+        )
+        decisions = learned_state = fingerprint = None
+        if pol.learned:
+            decisions, learned_state, fingerprint = _learned_decisions(
+                store, arrays, pol, cdir, manifest, change_model
+            )
+        run, counts = _cluster_new_txs(store, arrays, unions, pol, first_tx, decisions)
+        if fingerprint is not None:
+            atomic_write(cdir / "state" / "tx_fingerprint.npy", lambda f: np.save(f, fingerprint))
+        head = {
+            "generation": (on_disk["generation"] + 1) if on_disk else 1,
+            "policy": pol.name,
+            "store_epoch": store.manifest["epoch"],
+            "store_generation": store.manifest["generation"],
+            "txs": n_tx,
+            "addresses": n_addr,
+            "max_address_seen": unions.max_address,
+            "attribution_digest": _digest(attribution, n_addr),
+            "learned": learned_state,
+        }
+        published = publish(
+            cdir,
+            data_dir,
+            manifest,
+            state,
+            run,
+            head,
+            store.graph.address_key,
+            store.network.code,
+            compact_rows=compact_rows,
+            on_disk=on_disk,
+        )
+    return ClusterReport(
+        policy=pol.name,
+        from_scratch=not resume,
+        txs_processed=n_tx - first_tx,
+        addresses=n_addr,
+        clusters=published.manifest["clusters"],
+        largest_cluster=published.manifest["largest_cluster"],
+        merges=counts["merges"],
+        coinjoins=counts["coinjoins"],
+        quarantined=counts["quarantined"],
+        seconds=time.perf_counter() - started,
+        rules=counts["rules"],
+        published=published.kind,
+        bytes_written=published.bytes_written,
+    )
+
+
+def _can_resume(
+    manifest: dict[str, Any] | None,
+    pol: Policy,
+    store: Store,
+    attribution: np.ndarray | None,
+    change_model: Any,
+    n_tx: int,
+    n_addr: int,
+) -> bool:
+    """Whether the saved clustering can be extended (else: from scratch).
+
+    A reorg bumps the store's epoch: the ids above the fork point were reused, so the
+    clustering starts over (docs/design/clustering.md, "Reorgs").
+    """
+    return (
+        manifest is not None
+        and "layers" in manifest
         and manifest["policy"] == pol.name
         and manifest["store_epoch"] == store.manifest["epoch"]
         and manifest["txs"] <= n_tx
@@ -128,92 +193,41 @@ def cluster_store(
         # New tags may change the guard's past decisions: resume only when the addresses
         # clustered before carry the same attribution as then.
         and manifest.get("attribution_digest") == _digest(attribution, manifest["addresses"])
-        and all((cdir / "state" / f"{k}.npy").exists() for k in STATE_FILES)
         and (
             change_model is None
             or (manifest.get("learned") or {}).get("model") == change_model.to_json()
         )
     )
-    if resume:
-        assert manifest is not None
-        state = {k: np.load(cdir / "state" / f"{k}.npy") for k in STATE_FILES}
-        first_tx, max_address = manifest["txs"], manifest["max_address_seen"]
-        generation = manifest["generation"] + 1
-        old_files = manifest["files"]
-    else:
-        state = {
-            "parent": np.zeros(0, np.uint32),
-            "size": np.zeros(0, np.uint32),
-            "attribution": np.zeros(0, np.int32),
-            "batch_spent": np.zeros(0, np.bool_),
-        }
-        first_tx, max_address = 0, -1
-        generation = (manifest["generation"] + 1) if manifest else 1
-        old_files = {"merges": [], "coinjoins": [], "quarantine": []}
-    # New addresses start as singletons.
-    have = state["parent"].shape[0]
-    parent = np.empty(n_addr, np.uint32)
-    size = np.ones(n_addr, np.uint32)
-    attr = np.full(n_addr, -1, np.int32)
-    parent[:have] = state["parent"]
-    parent[have:] = np.arange(have, n_addr, dtype=np.uint32)
-    size[:have] = state["size"]
-    attr[:have] = state["attribution"]
-    batch_spent = np.zeros(n_addr, np.bool_)
-    batch_spent[:have] = state["batch_spent"][:have]
-    if attribution is not None:
-        attr[have:] = attribution[have:n_addr]
-        if not resume:
-            attr[:] = attribution[:n_addr]
 
-    arrays = store.graph
-    unions = UnionFind(parent, size, attr, max_address, batch_spent)
-    decisions = None
-    learned_state: dict[str, Any] | None = None
-    fingerprint = None
-    if pol.learned:
-        decisions, learned_state, fingerprint = _learned_decisions(
-            store, arrays, pol, cdir, manifest if resume else None, change_model
-        )
-    merges: list[pa.Table] = []
-    coinjoin_rows: list[pa.Table] = []
-    quarantine_rows: list[pa.Table] = []
+
+def _cluster_new_txs(
+    store: Store,
+    arrays: ChainGraph,
+    unions: UnionFind,
+    pol: Policy,
+    first_tx: int,
+    decisions: Any,
+) -> tuple[RunOutput, dict[str, Any]]:
+    """Cluster txs [first_tx, n) into `unions`, chunk by chunk; the evidence rows and counts."""
+    n_tx = arrays.n_txs
+    tables: dict[str, list[pa.Table]] = {"merges": [], "coinjoins": [], "quarantine": []}
+    merge_a: list[np.ndarray] = []
+    merge_b: list[np.ndarray] = []
     txids = store.graph.tx_txid
-    rule_counts: dict[str, int] = {}
-    total_ev = total_q = total_cj = 0
+    counts: dict[str, Any] = {"merges": 0, "coinjoins": 0, "quarantined": 0, "rules": {}}
     for t0 in range(first_tx, n_tx, CHUNK_TXS):
         t1 = min(n_tx, t0 + CHUNK_TXS)
         result = process_range(arrays, unions, pol, t0, t1, decisions)
-        total_ev += result.n_merges
-        total_q += result.quarantined.shape[0]
-        total_cj += result.coinjoin_tx.shape[0]
+        counts["merges"] += result.n_merges
+        counts["quarantined"] += result.quarantined.shape[0]
+        counts["coinjoins"] += result.coinjoin_tx.shape[0]
+        merge_a.append(result.merge_a)
+        merge_b.append(result.merge_b)
         if result.n_merges:
-            ev_tx = result.merge_tx
-            codes = np.minimum(result.merge_rule, kernels.RULE_LEARNED)
-            rules = np.array(["", "multi_input", "change", "change"], dtype=object)[codes]
-            for code, key in ((kernels.RULE_LEARNED, "learned_change"),):
-                n_code = int((codes == code).sum())
-                if n_code:
-                    rule_counts[key] = rule_counts.get(key, 0) + n_code
-            names = [_vote_names(int(v)) for v in result.merge_votes]
-            merges.append(
-                pa.table(
-                    {
-                        "address_a_id": result.merge_a,
-                        "address_b_id": result.merge_b,
-                        "tx_id": ev_tx,
-                        "txid": hex_column(np.asarray(txids[ev_tx])),
-                        "rule": pa.array(rules, pa.string()),
-                        "change_rules": pa.array(names, pa.string()),
-                        "confidence": _confidence(result.merge_rule, result.merge_votes),
-                    }
-                )
-            )
-            for r in rules:
-                rule_counts[r] = rule_counts.get(r, 0) + 1
+            tables["merges"].append(_merge_rows(result, txids, counts["rules"]))
         if result.coinjoin_tx.shape[0]:
             cj = result.coinjoin_tx
-            coinjoin_rows.append(
+            tables["coinjoins"].append(
                 pa.table(
                     {
                         "tx_id": cj,
@@ -226,7 +240,7 @@ def cluster_store(
             )
         if result.quarantined.shape[0]:
             qt = result.quarantined
-            quarantine_rows.append(
+            tables["quarantine"].append(
                 pa.table(
                     {
                         "tx_id": qt,
@@ -243,100 +257,41 @@ def cluster_store(
                     }
                 )
             )
-    max_address = unions.max_address
+    # The addresses the new inputs spent from: the only batch-spender flags the run can set.
+    i0 = int(arrays.tx_first_input[first_tx]) if first_tx < n_tx else arrays.n_inputs
+    spent = np.asarray(arrays.input_address[i0 : arrays.n_inputs])
+    run = RunOutput(
+        np.concatenate([np.zeros(0, np.int64), *merge_a]),
+        np.concatenate([np.zeros(0, np.int64), *merge_b]),
+        tables,
+        np.unique(spent[spent != kernels.NONE]),
+    )
+    return run, counts
 
-    # Publish: state, cluster ids per address, the tables, then the manifest.
-    cluster_of = np.empty(n_addr, np.int64)
-    _flatten(parent, cluster_of)
-    tmp = cdir.with_name("clusters.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    if resume:
-        shutil.copytree(cdir, tmp)
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "state").mkdir(exist_ok=True)
-    for name, arr in (
-        ("parent", parent),
-        ("size", size),
-        ("attribution", attr),
-        ("batch_spent", batch_spent),
-    ):
-        np.save(tmp / "state" / f"{name}.npy", arr)
-    if fingerprint is not None:
-        np.save(tmp / "state" / "tx_fingerprint.npy", fingerprint)
-    np.save(tmp / "address_cluster.npy", cluster_of)
-    files: dict[str, list[str]] = {k: list(v) for k, v in old_files.items()}
-    for key, tables in (
-        ("merges", merges),
-        ("coinjoins", coinjoin_rows),
-        ("quarantine", quarantine_rows),
-    ):
-        if tables:
-            name = f"{key}-g{generation:06d}.parquet"
-            pq.write_table(pa.concat_tables(tables), tmp / name, compression="zstd")
-            files[key].append(name)
-    sizes = np.bincount(cluster_of, minlength=n_addr) if n_addr else np.zeros(0, np.int64)
-    keys = store.graph.address_key
-    address_strings = (
-        encode_key_rows(keys, store.network.code) if n_addr else pa.array([], pa.string())
-    )
-    for old in tmp.glob("cluster_map-*.parquet"):
-        old.unlink()
-    map_name = f"cluster_map-g{generation:06d}.parquet"
-    pq.write_table(
-        pa.table(
-            {
-                "address_id": np.arange(n_addr, dtype=np.int64),
-                "address": address_strings,
-                "cluster_id": cluster_of,
-                "cluster_size": sizes[cluster_of] if n_addr else np.zeros(0, np.int64),
-            }
-        ),
-        tmp / map_name,
-        compression="zstd",
-    )
-    views: dict[str, Any] = {
-        "clusters": {"files": [map_name]},
-        "cluster_coinjoins": {"files": files["coinjoins"]},
-        "cluster_quarantine": {"files": files["quarantine"]},
-    }
-    if files["merges"]:
-        views["cluster_merges_raw"] = {"files": files["merges"]}
-        views["cluster_merges"] = {
-            "sql": "SELECT ca.address AS address_a, cb.address AS address_b, m.txid, m.rule, "
-            "m.change_rules, m.confidence, ca.cluster_id FROM cluster_merges_raw m "
-            "JOIN clusters ca ON ca.address_id = m.address_a_id "
-            "JOIN clusters cb ON cb.address_id = m.address_b_id"
+
+def _merge_rows(result: RangeResult, txids: np.ndarray, rule_counts: dict[str, int]) -> pa.Table:
+    """The evidence rows of a range's unions (the `cluster_merges_raw` view), counting rules."""
+    codes = np.minimum(result.merge_rule, kernels.RULE_LEARNED)
+    rules = np.array(["", "multi_input", "change", "change"], dtype=object)[codes]
+    n_learned = int((codes == kernels.RULE_LEARNED).sum())
+    if n_learned:
+        rule_counts["learned_change"] = rule_counts.get("learned_change", 0) + n_learned
+    names, per_rule = np.unique(rules.astype(str), return_counts=True)
+    for r, c in zip(names.tolist(), per_rule.tolist(), strict=True):
+        rule_counts[r] = rule_counts.get(r, 0) + c
+    ev_tx = result.merge_tx
+    return pa.table(
+        {
+            "address_a_id": result.merge_a,
+            "address_b_id": result.merge_b,
+            "tx_id": ev_tx,
+            "txid": hex_column(np.asarray(txids[ev_tx])),
+            "rule": pa.array(rules, pa.string()),
+            "change_rules": pa.array(
+                [_vote_names(int(v)) for v in result.merge_votes], pa.string()
+            ),
+            "confidence": _confidence(result.merge_rule, result.merge_votes),
         }
-    n_clusters = int((sizes > 0).sum())
-    new_manifest = {
-        "generation": generation,
-        "policy": pol.name,
-        "store_epoch": store.manifest["epoch"],
-        "store_generation": store.manifest["generation"],
-        "txs": n_tx,
-        "addresses": n_addr,
-        "max_address_seen": max_address,
-        "attribution_digest": _digest(attribution, n_addr),
-        "clusters": n_clusters,
-        "largest_cluster": int(sizes.max()) if n_addr else 0,
-        "learned": learned_state,
-        "files": files,
-        "views": views,
-    }
-    atomic_write_bytes(tmp / "manifest.json", json.dumps(new_manifest, indent=1).encode())
-    publish_dir(tmp, cdir)
-    return ClusterReport(
-        policy=pol.name,
-        from_scratch=not resume,
-        txs_processed=n_tx - first_tx,
-        addresses=n_addr,
-        clusters=n_clusters,
-        largest_cluster=new_manifest["largest_cluster"],
-        merges=total_ev,
-        coinjoins=total_cj,
-        quarantined=total_q,
-        seconds=time.perf_counter() - started,
-        rules=rule_counts,
     )
 
 
@@ -420,20 +375,25 @@ def _confidence(rules: np.ndarray, votes: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------ reading
 def clusters_generation(data_dir: Path) -> int | None:
     """The clustering generation, or None when no clustering has been published."""
-    if not (clusters_dir(data_dir) / "address_cluster.npy").exists():
-        return None
     try:
         manifest = read_manifest(data_dir)
+    except (OSError, ValueError):
+        manifest = None
+    layered = manifest is not None and "layers" in manifest
+    if not layered and not (clusters_dir(data_dir) / "address_cluster.npy").exists():
+        return None
+    try:
         return int((manifest or {}).get("generation", 0))
-    except (OSError, ValueError, AttributeError):
+    except (ValueError, TypeError, AttributeError):
         return 0  # an array without a readable manifest: still use it
 
 
 class Clusters:
     """The published clustering of a store: the one reader of `DATA/clusters/`.
 
-    `cluster_of` is the cluster id per address id (int64, memory-mapped: 8 B/address; a
-    cluster's id is its smallest address id). Later stages read the clustering only through
+    `cluster_of` is the cluster id per address id (int64; a cluster's id is its smallest
+    address id): the memory-mapped base (8 B/address) with the delta layers of later runs
+    over it (`layers.LayeredIds`; indexing and slices read base + layers). Later stages read the clustering only through
     this class: lookups (`resolve_cluster`, `members`, `explain`, `merges`) and vectorized
     questions over many ids (`clusters_of`, `member_mask`, `sizes`), where an address beyond
     the array (ingested after the clustering ran) is its own cluster.
@@ -445,7 +405,7 @@ class Clusters:
     data_dir: Path | None
     manifest: dict[str, Any]
     generation: int | None  # the clustering generation; None: no clustering (singletons)
-    cluster_of: np.ndarray
+    cluster_of: LayeredIds | np.ndarray
 
     def __init__(self, data_dir: Path) -> None:
         manifest = read_manifest(data_dir)
@@ -454,7 +414,10 @@ class Clusters:
         self.data_dir = Path(data_dir)
         self.manifest = manifest
         self.generation = int(manifest.get("generation", 0))
-        self.cluster_of = np.load(clusters_dir(data_dir) / "address_cluster.npy", mmap_mode="r")
+        ids = open_cluster_ids(data_dir, manifest)  # base + delta layers, one manifest read
+        if ids is None:
+            raise ChainsleuthError("no clustering yet: run `chainsleuth cluster` first")
+        self.cluster_of = ids
 
     @classmethod
     def or_singletons(cls, data_dir: Path) -> Clusters:

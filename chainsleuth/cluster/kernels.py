@@ -487,6 +487,7 @@ def apply_merges(
     learned_tx,
     learned_out,
     learned_due,
+    seen_at,
 ):
     """Union addresses tx by tx under the policy; returns (evidence rows, quarantined txs).
 
@@ -497,13 +498,16 @@ def apply_merges(
     rule, change vote mask). A tx whose merges would join two large clusters with different
     attributions, or grow a cluster `growth` times over past `large` addresses, is quarantined:
     recorded, not applied.
+
+    `seen_at` (int32 per address, zeros): scratch space, the tx (t - t0 + 1) that last counted
+    a root. The caller allocates it with np.zeros so that only the pages of the roots a range
+    touches are ever materialised (a fill would cost O(addresses) per run).
     """
     n_tx = tx_first_input.shape[0]
     tx_votes = (vote_fresh, vote_script, vote_round, vote_optimal)
     rule = (change_mask, veto_mask, required_mask, any_mask, min_votes, hot_mask)
     roots = np.empty(64, np.int64)
     members = np.empty(64, np.int64)
-    seen_at = np.full(parent.shape[0], -1, np.int32)  # tx (t - t0) that last counted a root
     lp = 0
     for t in range(t0, t1):
         while lp < learned_due.shape[0] and learned_due[lp] <= t:
@@ -579,9 +583,9 @@ def apply_merges(
         attr_conflict = False
         for m in range(n_m):
             r = find(parent, members[m])
-            if seen_at[r] == k:  # this root is already counted for this transaction
+            if seen_at[r] == k + 1:  # this root is already counted for this transaction
                 continue
-            seen_at[r] = k
+            seen_at[r] = k + 1
             if n_r == roots.shape[0]:
                 roots = np.concatenate((roots, np.empty(roots.shape[0], np.int64)))
             roots[n_r] = r

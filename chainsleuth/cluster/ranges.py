@@ -188,6 +188,9 @@ def process_range(
         t1,
         unions.max_address,
         want_votes=(policy.change_mask() | policy.veto_mask()) != 0,
+        # The flags kept with the state (updated in place); without them every range
+        # recomputed them from the start of the chain: O(the chain) per run.
+        batch_spent=unions.batch_spent,
     )
     fresh, coinjoin, payjoin, votes = (
         analysis.fresh,
@@ -239,6 +242,7 @@ def process_range(
         l_tx,
         l_out,
         l_due,
+        np.zeros(unions.parent.shape[0], np.int32),  # calloc: pages appear only where touched
     )
     cj = np.flatnonzero(coinjoin)
     return RangeResult(

@@ -1,0 +1,524 @@
+"""Load the clusterer's saved state and publish a run: a new base, or one delta layer.
+
+A run at the tip touches few addresses, so it publishes only those (docs/design/clustering.md,
+"Publishing: a base and delta layers"): the members of every cluster that lost its id to a
+merge, the new addresses, the roots whose size changed, the addresses of the merges and the
+inputs whose batch-spender flag may have changed. Readers see them through
+`chainsleuth.cluster.layers`. The members of a cluster are found without scanning every address:
+the state keeps `next`, a circular list through each cluster's members (4 B/address), spliced
+at every union.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from numba import njit
+
+from chainsleuth.cluster import kernels
+from chainsleuth.cluster.layers import (
+    STATE_COLUMNS,
+    LayerRecord,
+    merge_records,
+    open_cluster_ids,
+    read_layer,
+    write_layer,
+)
+from chainsleuth.core.files import atomic_write_bytes
+from chainsleuth.parse.address_kernels import encode_key_rows
+
+#: Compact (rewrite the base) once the delta layers hold more than this share of the addresses
+#: (or more rows than COMPACT_MIN_ROWS, whichever is larger). A compaction rewrites O(addresses),
+#: so at 1/16 each address changed since the base costs 16 base entries rewritten: amortised O(1).
+COMPACT_FRACTION = 16
+COMPACT_MIN_ROWS = 1 << 16
+
+#: The `clusters` view over a base and delta layers: the newest row of each address wins; a
+#: cluster's size is its root's newest row (every size change rewrites the root's row).
+CLUSTERS_SQL = (
+    "WITH d AS (SELECT address_id, address, cluster_id, cluster_size FROM cluster_map_delta "
+    "QUALIFY row_number() OVER (PARTITION BY address_id ORDER BY generation DESC) = 1), "
+    "cur AS (SELECT b.address_id, b.address, b.cluster_id, b.cluster_size FROM cluster_map_base b "
+    "ANTI JOIN d ON d.address_id = b.address_id UNION ALL SELECT * FROM d) "
+    "SELECT cur.address_id, cur.address, cur.cluster_id, "
+    "COALESCE(r.cluster_size, cur.cluster_size) AS cluster_size "
+    "FROM cur LEFT JOIN d r ON r.address_id = cur.cluster_id"
+)
+
+
+@njit(cache=True, nogil=True)
+def flatten(parent, out):
+    """Cluster id (root) of every address, compressing paths."""
+    for x in range(parent.shape[0]):
+        r = x
+        while np.int64(parent[r]) != r:
+            r = np.int64(parent[r])
+        y = x
+        while np.int64(parent[y]) != r:
+            nxt = np.int64(parent[y])
+            parent[y] = np.uint32(r)
+            y = nxt
+        out[x] = r
+
+
+@njit(cache=True, nogil=True)
+def _roots_of(parent, ids, out):
+    for i in range(ids.shape[0]):
+        out[i] = kernels.find(parent, ids[i])
+
+
+@njit(cache=True, nogil=True)
+def _replay(node_a, node_b, orig):
+    """Final cluster id of each pre-run cluster (compact node, sorted by id) after the unions."""
+    k = orig.shape[0]
+    up = np.arange(k)
+    for i in range(node_a.shape[0]):
+        ra = node_a[i]
+        while up[ra] != ra:
+            ra = up[ra]
+        rb = node_b[i]
+        while up[rb] != rb:
+            rb = up[rb]
+        if ra != rb:  # union by smallest id, as the engine does
+            if ra < rb:
+                up[rb] = ra
+            else:
+                up[ra] = rb
+    final = np.empty(k, np.int64)
+    for j in range(k):
+        r = j
+        while up[r] != r:
+            r = up[r]
+        final[j] = orig[r]
+    return final
+
+
+@njit(cache=True, nogil=True)
+def _walk_cycles(next_, starts):
+    """Every member of the clusters whose circular lists start at `starts`."""
+    out = np.empty(max(16, 2 * starts.shape[0]), np.int64)
+    n = 0
+    for j in range(starts.shape[0]):
+        x = np.int64(starts[j])
+        while True:
+            if n == out.shape[0]:
+                out = np.concatenate((out, np.empty(out.shape[0], np.int64)))
+            out[n] = x
+            n += 1
+            x = np.int64(next_[x])
+            if x == starts[j]:
+                break
+    return out[:n]
+
+
+@njit(cache=True, nogil=True)
+def _splice(next_, a, b):
+    """Join the circular member lists of a and b (in different clusters) for each union."""
+    for i in range(a.shape[0]):
+        x = a[i]
+        y = b[i]
+        t = next_[x]
+        next_[x] = next_[y]
+        next_[y] = t
+
+
+@dataclass
+class State:
+    """The clusterer's union-find over address ids [0, n): what a run updates in place."""
+
+    parent: np.ndarray
+    size: np.ndarray
+    attribution: np.ndarray
+    batch_spent: np.ndarray
+    next: np.ndarray
+    have: int  # addresses covered by the saved state (0 from scratch)
+    fits: bool  # the base's files have room for every address (no compaction needed for room)
+
+    def column(self, name: str) -> np.ndarray:
+        value: np.ndarray = getattr(self, name)
+        return value
+
+
+def load_state(
+    cdir: Path,
+    manifest: dict[str, Any] | None,
+    n_addr: int,
+    attribution: np.ndarray | None,
+) -> State:
+    """The saved union-find extended to `n_addr` addresses (None manifest: singletons).
+
+    The base files are mapped copy-on-write (`mmap` private): a run reads the pages it
+    touches and changes nothing on disk. A published run writes its changed entries into the
+    base files in place afterwards (`_apply_state`); a layer still listed as `state_pending`
+    (a crash during that write) is applied again here, which is idempotent (absolute values).
+    """
+    have, fits = 0, False
+    columns: dict[str, np.ndarray] = {}
+    if manifest is not None:
+        base = manifest["layers"]["base"]
+        have, capacity = int(manifest["layers"]["addresses"]), int(base["capacity"])
+        # A layer a crashed run published but did not finish writing into the base: redo.
+        for folder in manifest["layers"].get("state_pending", []):
+            _apply_state(cdir, base, read_layer(cdir / folder))
+        for name, dtype in STATE_COLUMNS.items():
+            mapped = np.memmap(cdir / base["state"][name], dtype, mode="c", shape=(capacity,))
+            columns[name] = np.asarray(mapped)
+        fits = n_addr <= capacity
+        if not fits:  # grow: the next publish is a compaction, which makes room again
+            for name, dtype in STATE_COLUMNS.items():
+                grown: np.ndarray = np.empty(n_addr, dtype)
+                grown[:have] = columns[name][:have]
+                columns[name] = grown
+    else:
+        for name, dtype in STATE_COLUMNS.items():
+            columns[name] = np.empty(n_addr, dtype)
+    state = State(**{k: v[:n_addr] for k, v in columns.items()}, have=have, fits=fits)
+    new = np.arange(have, n_addr, dtype=np.uint32)
+    state.parent[have:] = new
+    state.size[have:] = 1
+    state.batch_spent[have:] = False
+    state.next[have:] = new
+    state.attribution[have:] = -1 if attribution is None else attribution[have:n_addr]
+    return state
+
+
+@dataclass
+class RunOutput:
+    """What clustering the new transactions produced, for publishing."""
+
+    merge_a: np.ndarray  # every union of the run, in order (address ids)
+    merge_b: np.ndarray
+    tables: dict[str, list[pa.Table]]  # merges, coinjoins, quarantine rows of the run
+    input_addresses: np.ndarray  # addresses the run's inputs spent from (batch-spender flags)
+
+
+@dataclass
+class Published:
+    manifest: dict[str, Any]
+    kind: str  # "base" or "delta"
+    bytes_written: int
+
+
+def publish(
+    cdir: Path,
+    data_dir: Path,
+    old: dict[str, Any] | None,
+    state: State,
+    run: RunOutput,
+    head: dict[str, Any],
+    address_key: np.ndarray,
+    network_code: int,
+    compact_rows: int | None = None,
+    on_disk: dict[str, Any] | None = None,
+) -> Published:
+    """Write this run's files and swap the manifest (the one commit point), then clean up.
+
+    `old` is the manifest the run resumed from (None: from scratch); `head` the new manifest's
+    scalar fields (generation, policy, store epoch, txs, ...); `on_disk` the manifest found
+    (kept readable one more generation). Publishes a delta layer when resuming and the layers
+    stay under the compaction threshold, else a new base.
+    """
+    n_addr = state.parent.shape[0]
+    generation = int(head["generation"])
+    cdir.mkdir(parents=True, exist_ok=True)
+    written = 0
+    record = run_rows = None
+    if old is not None:
+        record = _delta_record(data_dir, old, state, run, address_key, network_code, generation)
+        limit = compact_rows
+        if limit is None:
+            limit = max(n_addr // COMPACT_FRACTION, COMPACT_MIN_ROWS)
+        pending = sum(int(d["rows"]) for d in old["layers"]["deltas"]) + record.rows
+        if not state.fits or pending > limit:  # compact_rows < 0: always a new base
+            record = None
+    else:
+        _splice(state.next, run.merge_a, run.merge_b)
+    files = {k: list(v) for k, v in ((old or {}).get("files") or _no_files()).items()}
+    if record is not None:
+        assert old is not None
+        deltas = list(old["layers"]["deltas"])
+        run_rows = record  # this run's own rows: the only state entries to write in place
+        if record.rows:  # nothing new: no layer, only the manifest
+            # Merge with the newest layer while this one is at least as big (a binary counter):
+            # at most log2(runs) layers, each row rewritten about log2(runs) / 2 times.
+            while deltas and record.rows >= int(deltas[-1]["rows"]):
+                record = merge_records(read_layer(cdir / deltas.pop()["dir"]), record)
+            folder = f"layers/g{generation:06d}"
+            _clear(cdir / folder)
+            write_layer(cdir / folder, record)
+            written += _size(cdir / folder)
+            deltas.append({"dir": folder, "rows": record.rows, "generation": generation})
+        layers = {"addresses": n_addr, "base": old["layers"]["base"], "deltas": deltas}
+        for key, tables in run.tables.items():
+            if tables:
+                name = f"{key}-g{generation:06d}.parquet"
+                pq.write_table(pa.concat_tables(tables), cdir / name, compression="zstd")
+                written += (cdir / name).stat().st_size
+                files[key].append(name)
+        touched = state.size[record.columns["cluster"]]
+        largest = max(int(old["largest_cluster"]), int(touched.max(initial=0)))
+        n_clusters = int(old["clusters"]) + (n_addr - state.have) - int(run.merge_a.shape[0])
+        kind = "delta"
+    else:
+        base, sizes, written_base = _write_base(cdir, state, address_key, network_code, generation)
+        written += written_base
+        layers = {"addresses": n_addr, "base": base, "deltas": []}
+        for key, tables in run.tables.items():
+            # A compaction also gathers each evidence table into one file.
+            parts = [pq.read_table(cdir / f) for f in files[key]] + tables
+            files[key] = []
+            if parts:
+                name = f"{key}-g{generation:06d}.parquet"
+                pq.write_table(pa.concat_tables(parts), cdir / name, compression="zstd")
+                written += (cdir / name).stat().st_size
+                files[key] = [name]
+        largest = int(sizes.max()) if n_addr else 0
+        n_clusters = int((sizes > 0).sum())
+        kind = "base"
+    manifest = dict(
+        head,
+        clusters=n_clusters,
+        largest_cluster=largest,
+        files=files,
+        layers=layers,
+        views=_views(layers, files),
+    )
+    if kind == "delta" and run_rows is not None and run_rows.rows:
+        # Commit with the layer as a redo log of the state, then write the state in place.
+        committing = dict(manifest, layers=dict(layers, state_pending=[deltas[-1]["dir"]]))
+        text = json.dumps(committing, indent=1).encode()
+        atomic_write_bytes(cdir / "manifest.json", text)
+        written += len(text) + _apply_state(cdir, layers["base"], run_rows)
+    text = json.dumps(manifest, indent=1).encode()
+    atomic_write_bytes(cdir / "manifest.json", text)
+    written += len(text)
+    _remove_unreferenced(cdir, manifest, on_disk if on_disk is not None else old)
+    return Published(manifest, kind, written)
+
+
+@contextlib.contextmanager
+def writer_lock(cdir: Path) -> Iterator[None]:
+    """Hold the clustering's writer lock (`clusters/.lock`); readers never take it."""
+    cdir.mkdir(parents=True, exist_ok=True)
+    with open(cdir / ".lock", "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _apply_state(cdir: Path, base: dict[str, Any], record: LayerRecord) -> int:
+    """Write a run's changed state entries into the base files in place; returns bytes.
+
+    Each entry dirties its page: up to 4 KiB of write-back per scattered entry and column.
+    """
+    capacity, written = int(base["capacity"]), 0
+    for name, dtype in STATE_COLUMNS.items():
+        mapped = np.memmap(cdir / base["state"][name], dtype, mode="r+", shape=(capacity,))
+        mapped[record.ids] = record.columns[name]
+        mapped.flush()
+        del mapped
+        written += record.rows * np.dtype(dtype).itemsize
+    return written
+
+
+def _no_files() -> dict[str, list[str]]:
+    return {"merges": [], "coinjoins": [], "quarantine": []}
+
+
+def _delta_record(
+    data_dir: Path,
+    old: dict[str, Any],
+    state: State,
+    run: RunOutput,
+    address_key: np.ndarray,
+    network_code: int,
+    generation: int,
+) -> LayerRecord:
+    """The addresses this run changed, with their cluster ids, state and view rows.
+
+    Splices the member lists (`state.next`) as a side effect.
+    """
+    have, n_addr = state.have, state.parent.shape[0]
+    ma, mb = run.merge_a, run.merge_b
+    previous = open_cluster_ids(data_dir, old)
+    assert previous is not None
+    both = np.concatenate((ma, mb))
+    before = both.copy()  # each address's cluster before the run (a new address: itself)
+    old_side = both < have
+    before[old_side] = previous.lookup(both[old_side])
+    nodes, inverse = np.unique(before, return_inverse=True)
+    final = _replay(inverse[: ma.shape[0]], inverse[ma.shape[0] :], nodes)
+    # Members of the clusters that lost their id, from the lists before splicing.
+    members = _walk_cycles(state.next, nodes[final != nodes])
+    _splice(state.next, ma, mb)
+    ids = np.unique(
+        np.concatenate(
+            (
+                members,
+                np.arange(have, n_addr, dtype=np.int64),
+                nodes,
+                both,
+                run.input_addresses.astype(np.int64),
+            )
+        )
+    )
+    roots = np.empty(ids.shape[0], np.int64)
+    _roots_of(state.parent, ids, roots)
+    columns = {"cluster": roots}
+    for name in STATE_COLUMNS:
+        columns[name] = state.column(name)[ids]
+    table = pa.table(
+        {
+            "address_id": ids,
+            "address": encode_key_rows(np.asarray(address_key)[ids], network_code),
+            "cluster_id": roots,
+            "cluster_size": state.size[roots].astype(np.int64),
+            "generation": np.full(ids.shape[0], generation, np.int64),
+        }
+    )
+    return LayerRecord(ids, columns, table)
+
+
+def _write_base(
+    cdir: Path, state: State, address_key: np.ndarray, network_code: int, generation: int
+) -> tuple[dict[str, Any], np.ndarray, int]:
+    """Every address's cluster id, the `clusters` rows and the state, as a new base."""
+    n_addr = state.parent.shape[0]
+    g = f"g{generation:06d}"
+    cluster_of = np.empty(n_addr, np.int64)
+    flatten(state.parent, cluster_of)
+    sizes = np.bincount(cluster_of, minlength=n_addr) if n_addr else np.zeros(0, np.int64)
+    written = 0
+    ids_name, map_name = f"address_cluster-{g}.npy", f"cluster_map-{g}.parquet"
+    np.save(cdir / ids_name, cluster_of)
+    addresses = (
+        encode_key_rows(np.asarray(address_key), network_code)
+        if n_addr
+        else pa.array([], pa.string())
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "address_id": np.arange(n_addr, dtype=np.int64),
+                "address": addresses,
+                "cluster_id": cluster_of,
+                "cluster_size": sizes[cluster_of] if n_addr else np.zeros(0, np.int64),
+            }
+        ),
+        cdir / map_name,
+        compression="zstd",
+    )
+    # Room for a quarter more addresses, so runs at the tip map the base and append in place.
+    capacity = n_addr + n_addr // 4 + 1024
+    (cdir / "state").mkdir(exist_ok=True)
+    state_files = {}
+    for name, dtype in STATE_COLUMNS.items():
+        rel = f"state/{name}-{g}.bin"
+        with open(cdir / rel, "wb") as f:
+            f.write(np.ascontiguousarray(state.column(name), dtype).tobytes())
+            f.truncate(capacity * np.dtype(dtype).itemsize)  # the rest stays sparse
+            os.fsync(f.fileno())
+        state_files[name] = rel
+        written += n_addr * np.dtype(dtype).itemsize
+    for name in (ids_name, map_name):
+        with open(cdir / name, "rb") as f:
+            os.fsync(f.fileno())
+        written += (cdir / name).stat().st_size
+    base = {
+        "generation": generation,
+        "addresses": n_addr,
+        "capacity": capacity,
+        "cluster_of": ids_name,
+        "map": map_name,
+        "state": state_files,
+    }
+    return base, sizes, written
+
+
+def _views(layers: dict[str, Any], files: dict[str, list[str]]) -> dict[str, Any]:
+    base_map = layers["base"]["map"]
+    views: dict[str, Any] = {}
+    if layers["deltas"]:
+        views["cluster_map_base"] = {"files": [base_map]}
+        views["cluster_map_delta"] = {
+            "files": [f"{d['dir']}/map.parquet" for d in layers["deltas"]]
+        }
+        views["clusters"] = {"sql": CLUSTERS_SQL}
+    else:
+        views["clusters"] = {"files": [base_map]}
+    views["cluster_coinjoins"] = {"files": files["coinjoins"]}
+    views["cluster_quarantine"] = {"files": files["quarantine"]}
+    if files["merges"]:
+        views["cluster_merges_raw"] = {"files": files["merges"]}
+        views["cluster_merges"] = {
+            "sql": "SELECT ca.address AS address_a, cb.address AS address_b, m.txid, m.rule, "
+            "m.change_rules, m.confidence, ca.cluster_id FROM cluster_merges_raw m "
+            "JOIN clusters ca ON ca.address_id = m.address_a_id "
+            "JOIN clusters cb ON cb.address_id = m.address_b_id"
+        }
+    return views
+
+
+def _referenced(manifest: dict[str, Any] | None) -> set[str]:
+    """The files and folders (relative to clusters/) a manifest needs."""
+    if manifest is None:
+        return set()
+    refs = {"manifest.json", ".lock", "state/tx_fingerprint.npy"}
+    for spec in manifest.get("views", {}).values():
+        refs.update(spec.get("files", []))
+    for names in (manifest.get("files") or {}).values():
+        refs.update(names)
+    layers = manifest.get("layers")
+    if layers is None:  # the layout before layers: one folder, replaced whole
+        refs.update({"address_cluster.npy", *(f"state/{k}.npy" for k in STATE_COLUMNS)})
+    else:
+        base = layers["base"]
+        refs.update({base["cluster_of"], base["map"], *base["state"].values()})
+        refs.update(d["dir"] for d in layers["deltas"])
+    return refs
+
+
+def _remove_unreferenced(cdir: Path, new: dict[str, Any], old: dict[str, Any] | None) -> None:
+    """Delete what neither the new manifest nor the one before it names.
+
+    The previous generation's files stay until the next publish, so a reader that read the
+    old manifest just before the swap can still open them.
+    """
+    keep = _referenced(new) | _referenced(old)
+    keep |= {r.split("/")[0] + "/" + r.split("/")[1] for r in keep if r.count("/") >= 2}
+    for folder in (cdir, cdir / "state", cdir / "layers"):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            rel = path.relative_to(cdir).as_posix()
+            if rel in keep or rel in ("state", "layers"):
+                continue
+            _clear(path)
+    for stale in (cdir.with_name("clusters.tmp"), cdir.with_name("clusters.old")):
+        shutil.rmtree(stale, ignore_errors=True)  # left by the layout before layers
+
+
+def _clear(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.iterdir())
+    return path.stat().st_size
