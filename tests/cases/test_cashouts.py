@@ -60,7 +60,7 @@ def test_cashouts_end_at_the_services_payee(realistic: Path) -> None:
     first_in = np.asarray(store.array("tx_first_input")).astype(np.int64)
     input_address = np.asarray(store.array("input_address")).astype(np.int64)
     spent_output = np.asarray(store.array("input_spent_output")).astype(np.int64)
-    first_out = setup.chain.tx_first_output.astype(np.int64)
+    first_out = np.asarray(store.graph.tx_first_output).astype(np.int64)
     n_txs = first_in.shape[0]
 
     def inputs(t: int) -> np.ndarray:
