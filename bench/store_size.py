@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -40,7 +41,8 @@ def store_bytes(data_dir: Path) -> int:
 
 
 def breakdown(data_dir: Path) -> dict[str, int]:
-    """Bytes per structure: tables/<table>, arrays/<name>, index, lookup, manifest, other."""
+    """Bytes per structure: tables/<table>, arrays/<name>, index, address_index, lookup,
+    manifest, other."""
     parts: dict[str, int] = defaultdict(int)
     root = Path(data_dir)
     for p in root.rglob("*"):
@@ -51,7 +53,7 @@ def breakdown(data_dir: Path) -> dict[str, int]:
             key = f"tables/{rel[1]}"
         elif rel[0] == "arrays":
             key = f"arrays/{p.stem}"
-        elif rel[0] in ("index", "lookup"):
+        elif rel[0] in ("index", "lookup", "address_index"):
             key = rel[0]
         elif rel[0] == "manifest.json":
             key = "manifest"
@@ -128,11 +130,12 @@ TABLE_ITEM = {
 def project(result: dict[str, Any], mainnet: dict[str, float] = MAINNET) -> dict[str, float]:
     """Each structure's bytes at mainnet: its measured bytes per item x mainnet's items.
 
-    Tables and arrays scale with the item they have a row per (ARRAYS says which); the saved
-    hash tables (`index`) and the lookup index are not measured per item at this size (a hash
-    table is a power of two of slots), so they use their documented layouts: 12 B a slot at
-    70 % load for the address index and the outpoint index (txs with an unspent output), and
-    8 B per address + 8 B per output + 12 B per tx for the lookup index (docs/design/store.md).
+    Tables and arrays scale with the item they have a row per (ARRAYS says which); the hash
+    tables and the lookup index are not measured per item at this size (a hash table is a power
+    of two of slots, with a minimum size), so they use their documented layouts
+    (docs/design/store.md): the outpoint index (`index`) 12 B a slot, a power of two at most
+    70 % full of the txs with an unspent output; the address index's base shards 8 B a slot at
+    load 0.65; the lookup index 8 B per address + 8 B per output + 12 B per tx.
     """
     from chainsleuth.store.layout import ARRAYS
 
@@ -147,7 +150,8 @@ def project(result: dict[str, Any], mainnet: dict[str, float] = MAINNET) -> dict
         else:
             continue
         out[key] = size / max(counts[item], 1) * mainnet[item]
-    out["index"] = 12 / 0.7 * (mainnet["addresses"] + mainnet["utxo_txs"])
+    out["index"] = 12 * 2 ** math.ceil(math.log2(mainnet["utxo_txs"] / 0.7))
+    out["address_index"] = 8 / 0.65 * mainnet["addresses"]
     out["lookup"] = 8 * mainnet["addresses"] + 8 * mainnet["outputs"] + 12 * mainnet["txs"]
     out["total"] = sum(out.values())
     out["ratio"] = out["total"] / mainnet["blk_bytes"]
