@@ -214,6 +214,44 @@ def per_tx_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def item_of(key: str) -> str | None:
+    """What a structure's bytes grow with (its rows' item), None for the fixed-layout ones."""
+    from chainsleuth.store.layout import ARRAYS
+
+    kind, _, name = key.partition("/")
+    if kind == "tables":
+        return TABLE_ITEM[name]
+    if kind == "arrays":
+        return ARRAYS[name].count
+    return None
+
+
+def mainnet_table(results: list[dict[str, Any]]) -> str:
+    """Markdown: each structure's bytes per item on each measured chain and its mainnet size
+    (`project`), the structures of docs/design/store.md's table."""
+    projections = [project(r) for r in results]
+    keys = sorted(projections[0], key=lambda k: -projections[0][k])
+    head = " / ".join(Path(r["blocks_dir"]).parent.name for r in results)
+    lines = [
+        f"| structure | per | B/item ({head}) | mainnet GB ({head}) |",
+        "|---|---|---|---|",
+    ]
+    for key in keys:
+        if key in ("total", "ratio"):
+            continue
+        item = item_of(key)
+        per = " / ".join(
+            f"{r['parts'].get(key, 0) / max(r['counts'][item], 1):.1f}" for r in results
+        ) if item else "layout"  # fmt: skip
+        at = " / ".join(f"{p[key] / 1e9:,.1f}" for p in projections)
+        lines.append(f"| {key} | {item or '—'} | {per} | {at} |")
+    total = " / ".join(f"{p['total'] / 1e9:,.0f}" for p in projections)
+    ratio = " / ".join(f"{p['ratio']:.3f}" for p in projections)
+    lines.append(f"| **total** | | | **{total}** |")
+    lines.append(f"| **store / blk** ({MAINNET['blk_bytes'] / 1e9:,.0f} GB) | | | **{ratio}** |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("blocks_dirs", nargs="*", type=Path)
@@ -254,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
                     total = sum(sizes.values())
                     print(f"  {name}: tables {total / r['n_txs']:.1f} B/tx  {sizes}")
             results.append(r)
+    for keep in modes:
+        chosen = [r for r in results if r["keep_scripts"] == keep]
+        print(f"\n## mainnet, {'--keep-scripts' if keep else 'default'}")
+        print(mainnet_table(chosen))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0
