@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -41,7 +42,8 @@ def store_bytes(data_dir: Path) -> int:
 
 
 def breakdown(data_dir: Path) -> dict[str, int]:
-    """Bytes per structure: tables/<table>, arrays/<name>, index, lookup, manifest, other."""
+    """Bytes per structure: tables/<table>, arrays/<name>, index, address_index, lookup,
+    manifest, other."""
     parts: dict[str, int] = defaultdict(int)
     root = Path(data_dir)
     for p in root.rglob("*"):
@@ -52,7 +54,7 @@ def breakdown(data_dir: Path) -> dict[str, int]:
             key = f"tables/{rel[1]}"
         elif rel[0] == "arrays":
             key = f"arrays/{p.stem}"
-        elif rel[0] in ("index", "lookup"):
+        elif rel[0] in ("index", "lookup", "address_index"):
             key = rel[0]
         elif rel[0] == "manifest.json":
             key = "manifest"
@@ -129,11 +131,12 @@ TABLE_ITEM = {
 def project(result: dict[str, Any], mainnet: dict[str, float] = MAINNET) -> dict[str, float]:
     """Each structure's bytes at mainnet: its measured bytes per item x mainnet's items.
 
-    Tables and arrays scale with the item they have a row per (ARRAYS says which); the saved
-    hash tables (`index`) and the lookup index are not measured per item at this size (a hash
-    table is a power of two of slots), so they use their documented layouts: 12 B a slot at
-    70 % load for the address index and the outpoint index (txs with an unspent output), and
-    8 B per address + 8 B per output + 12 B per tx for the lookup index (docs/design/store.md).
+    Tables and arrays scale with the item they have a row per (ARRAYS says which); the hash
+    tables and the lookup index are not measured per item at this size (a hash table is a power
+    of two of slots, with a minimum size), so they use their documented layouts
+    (docs/design/store.md): the outpoint index (`index`) 12 B a slot, a power of two at most
+    70 % full of the txs with an unspent output; the address index's base shards 8 B a slot at
+    load 0.65; the lookup index 8 B per address + 8 B per output + 12 B per tx.
     """
     from chainsleuth.store.layout import ARRAYS
 
@@ -148,7 +151,8 @@ def project(result: dict[str, Any], mainnet: dict[str, float] = MAINNET) -> dict
         else:
             continue
         out[key] = size / max(counts[item], 1) * mainnet[item]
-    out["index"] = 12 / 0.7 * (mainnet["addresses"] + mainnet["utxo_txs"])
+    out["index"] = 12 * 2 ** math.ceil(math.log2(mainnet["utxo_txs"] / 0.7))
+    out["address_index"] = 8 / 0.65 * mainnet["addresses"]
     out["lookup"] = 8 * mainnet["addresses"] + 8 * mainnet["outputs"] + 12 * mainnet["txs"]
     out["total"] = sum(out.values())
     out["ratio"] = out["total"] / mainnet["blk_bytes"]
@@ -211,6 +215,44 @@ def per_tx_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def item_of(key: str) -> str | None:
+    """What a structure's bytes grow with (its rows' item), None for the fixed-layout ones."""
+    from chainsleuth.store.layout import ARRAYS
+
+    kind, _, name = key.partition("/")
+    if kind == "tables":
+        return TABLE_ITEM[name]
+    if kind == "arrays":
+        return ARRAYS[name].count
+    return None
+
+
+def mainnet_table(results: list[dict[str, Any]]) -> str:
+    """Markdown: each structure's bytes per item on each measured chain and its mainnet size
+    (`project`), the structures of docs/design/store.md's table."""
+    projections = [project(r) for r in results]
+    keys = sorted(projections[0], key=lambda k: -projections[0][k])
+    head = " / ".join(Path(r["blocks_dir"]).parent.name for r in results)
+    lines = [
+        f"| structure | per | B/item ({head}) | mainnet GB ({head}) |",
+        "|---|---|---|---|",
+    ]
+    for key in keys:
+        if key in ("total", "ratio"):
+            continue
+        item = item_of(key)
+        per = " / ".join(
+            f"{r['parts'].get(key, 0) / max(r['counts'][item], 1):.1f}" for r in results
+        ) if item else "layout"  # fmt: skip
+        at = " / ".join(f"{p[key] / 1e9:,.1f}" for p in projections)
+        lines.append(f"| {key} | {item or '—'} | {per} | {at} |")
+    total = " / ".join(f"{p['total'] / 1e9:,.0f}" for p in projections)
+    ratio = " / ".join(f"{p['ratio']:.3f}" for p in projections)
+    lines.append(f"| **total** | | | **{total}** |")
+    lines.append(f"| **store / blk** ({MAINNET['blk_bytes'] / 1e9:,.0f} GB) | | | **{ratio}** |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("blocks_dirs", nargs="*", type=Path)
@@ -251,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
                     total = sum(sizes.values())
                     print(f"  {name}: tables {total / r['n_txs']:.1f} B/tx  {sizes}")
             results.append(r)
+    for keep in modes:
+        chosen = [r for r in results if r["keep_scripts"] == keep]
+        print(f"\n## mainnet, {'--keep-scripts' if keep else 'default'}")
+        print(mainnet_table(chosen))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0

@@ -100,7 +100,9 @@ def ingest(
         None,
         "--keep-scripts/--no-keep-scripts",
         help="Also store scriptSigs and witnesses (the inputs' script_sig and witness columns; "
-        "NULL otherwise, and `tx TXID --raw` reads them from the node). Chosen by a store's "
+        "NULL otherwise, and `tx TXID --raw` reads them from the node), and write into the "
+        "parquet files the txids, values and scripts the views otherwise compute from the "
+        "arrays. Chosen by a store's "
         "first ingest; later ingests keep that choice.",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),

@@ -34,8 +34,15 @@ from chainsleuth.core.errors import StoreError
 from chainsleuth.core.files import atomic_write_bytes as atomic_write_bytes
 
 #: 2: address_list table, input_address array; 3: block_location and tx_offset arrays, and
-#: scriptSigs and witnesses kept only with `ingest --keep-scripts` (manifest "keep_scripts")
-FORMAT_VERSION = 3
+#: scriptSigs and witnesses kept only with `ingest --keep-scripts` (manifest "keep_scripts");
+#: 4: without --keep-scripts, txids, inputs' prev_txid and value, and standard output scripts
+#: are NULL in the files and computed by the views from the arrays (store/computed.py)
+FORMAT_VERSION = 4
+#: What changed at each format, for the one line that refuses an older store.
+FORMAT_CHANGES = {
+    3: "scriptSigs and witnesses kept only with --keep-scripts",
+    4: "txids, spent values and standard scripts computed from the arrays",
+}
 TABLES = ("blocks", "txs", "inputs", "outputs", "address_list")
 HEIGHT_RANGE = 10_000  # blocks per hive partition (height_range=0000000000-0000009999)
 NONE32 = np.uint32(0xFFFFFFFF)  # "no id" in uint32 id arrays (unspent output, no address)
@@ -245,7 +252,8 @@ def read_manifest(data_dir: Path) -> dict[str, Any] | None:
     if manifest.get("format") != FORMAT_VERSION:
         raise StoreError(
             f"{data_dir} holds a store of format {manifest.get('format')}; this chainsleuth "
-            f"reads format {FORMAT_VERSION}. Ingest again into a new --data directory."
+            f"reads format {FORMAT_VERSION} ({FORMAT_CHANGES[FORMAT_VERSION]}). "
+            "Ingest again into a new --data directory."
         )
     return manifest
 

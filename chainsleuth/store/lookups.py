@@ -17,7 +17,7 @@ import numpy as np
 from chainsleuth.core.address import AddressError
 from chainsleuth.core.errors import AddressNotSeenError, ChainsleuthError
 from chainsleuth.store.layout import NONE32
-from chainsleuth.store.store import VIEWS, Store
+from chainsleuth.store.store import VIEWS, Store, computed
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -58,7 +58,8 @@ def transaction(store: Store, txid: str) -> dict[str, Any]:
         store,
         "inputs",
         height,
-        "vin, is_coinbase, prev_txid, prev_vout, value, address_id, sequence, script_sig, witness",
+        f"vin, is_coinbase, {computed('inputs', 'prev_txid')}, prev_vout, "
+        f"{computed('inputs', 'value')}, address_id, sequence, script_sig, witness",
         "tx_id = ? ORDER BY vin",
         tx_id,
     )
@@ -72,7 +73,8 @@ def transaction(store: Store, txid: str) -> dict[str, Any]:
         store,
         "outputs",
         height,
-        "vout, value, script_type, address_id, address_derived, script_pubkey, output_id",
+        f"vout, {computed('outputs', 'value')}, script_type, address_id, address_derived, "
+        f"{computed('outputs', 'script_pubkey')}, output_id",
         "tx_id = ? ORDER BY vout",
         tx_id,
     )

@@ -29,11 +29,38 @@ from chainsleuth.core.errors import AddressNotSeenError, ChainsleuthError, Store
 from chainsleuth.core.network import network_by_name
 from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES, ScriptType
 from chainsleuth.parse.address_kernels import encode_key_rows
+from chainsleuth.store import computed as computed_columns
 from chainsleuth.store import layout
 from chainsleuth.store.columns import hex_column
 from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.layout import ARRAYS, NONE32
 from chainsleuth.store.lookup import LookupIndex, address_id_of_key
+
+#: What a default store leaves out of its parquet files and the views compute from the arrays
+#: (store/computed.py): SQL over one raw table's columns, per table and column. A file value,
+#: where there is one (`--keep-scripts`, a non-standard script), is taken as it is.
+COMPUTED = {
+    "txs": {"txid": "coalesce(txid, cs_txid(tx_id))"},
+    "outputs": {
+        "txid": "coalesce(txid, cs_txid(tx_id))",
+        "value": "coalesce(value, cs_output_value(output_id))",
+        "script_pubkey": "coalesce(script_pubkey, cs_script(address_id))",
+    },
+    "inputs": {
+        "txid": "coalesce(txid, cs_txid(tx_id))",
+        "prev_txid": "coalesce(prev_txid, cs_output_txid(spent_output_id))",
+        "value": "coalesce(value, cs_output_value(spent_output_id))",
+    },
+}
+
+
+def computed(table: str, column: str, alias: str = "") -> str:
+    """`table.column` as the views read it (`alias.`-prefixed raw columns), named `column`."""
+    expr = COMPUTED[table][column]
+    if alias:
+        expr = re.sub(r"\b(\w+)\b(?!\()", lambda m: f"{alias}.{m.group(1)}", expr)
+    return f"{expr} AS {column}"
+
 
 # The views. Columns named in the public contract come first; the rest are extras.
 VIEWS = {
@@ -42,24 +69,25 @@ VIEWS = {
                merkle_root, bits, nonce, fees, coinbase_value, bip34_height, first_tx_id
         FROM blocks_raw""",
     "txs": """
-        SELECT txid, block_height, block_time, n_inputs, n_outputs, fee, size, vsize, weight,
+        SELECT {txs_txid}, block_height, block_time, n_inputs, n_outputs, fee, size, vsize, weight,
                is_coinbase, is_segwit, signals_rbf, version, locktime, input_value,
                output_value, base_size, index_in_block, tx_id, first_input_id, first_output_id
         FROM txs_raw""",
     "outputs": """
-        SELECT o.txid, o.vout, o.value, o.script_type, a.address, s.txid AS spent_by_txid,
+        SELECT {o_txid}, o.vout, {o_value}, o.script_type, a.address,
+               coalesce(s.txid, cs_txid(s.tx_id)) AS spent_by_txid,
                s.vin AS spent_by_vin, s.block_height AS spent_height, o.block_height,
-               o.address_type, o.address_derived, o.multisig_m, o.multisig_n, o.script_pubkey,
+               o.address_type, o.address_derived, o.multisig_m, o.multisig_n, {o_script_pubkey},
                o.output_id, o.tx_id, o.address_id
         FROM outputs_raw o
         LEFT JOIN address_list_raw a ON a.address_id = o.address_id
-        LEFT JOIN (SELECT spent_output_id, txid, vin, block_height FROM inputs_raw
+        LEFT JOIN (SELECT spent_output_id, txid, tx_id, vin, block_height FROM inputs_raw
                    WHERE spent_output_id IS NOT NULL) s
           ON s.spent_output_id = o.output_id""",
     # script_sig and witness are NULL unless the store was ingested with --keep-scripts
     # (`tx TXID --raw` reads them from the node; docs/design/store.md)
     "inputs": """
-        SELECT i.txid, i.vin, i.prev_txid, i.prev_vout, i.value, a.address, i.block_height,
+        SELECT {i_txid}, i.vin, {i_prev_txid}, i.prev_vout, {i_value}, a.address, i.block_height,
                i.sequence, i.is_coinbase, i.script_sig, i.witness, i.spent_output_id,
                i.input_id, i.tx_id, i.address_id
         FROM inputs_raw i
@@ -73,13 +101,27 @@ VIEWS = {
                    sum(received)::BIGINT AS received, sum(sent)::BIGINT AS sent,
                    min(block_height) AS first_seen_height, max(block_height) AS last_seen_height
             FROM (
-                SELECT address_id, tx_id, value AS received, 0 AS sent, block_height
+                SELECT address_id, tx_id, {outputs_value}, 0 AS sent, block_height
                 FROM outputs_raw WHERE address_id IS NOT NULL
                 UNION ALL
-                SELECT address_id, tx_id, 0, value, block_height
+                SELECT address_id, tx_id, 0, {inputs_value}, block_height
                 FROM inputs_raw WHERE address_id IS NOT NULL
             ) GROUP BY address_id
         ) t JOIN address_list_raw a USING (address_id)""",
+}
+VIEWS = {
+    name: query.format(
+        txs_txid=computed("txs", "txid"),
+        o_txid=computed("outputs", "txid", "o"),
+        o_value=computed("outputs", "value", "o"),
+        outputs_value=COMPUTED["outputs"]["value"] + " AS received",
+        o_script_pubkey=computed("outputs", "script_pubkey", "o"),
+        i_txid=computed("inputs", "txid", "i"),
+        i_prev_txid=computed("inputs", "prev_txid", "i"),
+        i_value=computed("inputs", "value", "i"),
+        inputs_value=computed("inputs", "value"),
+    )
+    for name, query in VIEWS.items()
 }
 
 
@@ -236,6 +278,8 @@ class Store:
                     f"CREATE VIEW {table}_raw AS SELECT * FROM read_parquet([{listing}], "
                     "hive_partitioning = false, union_by_name = true)"
                 )
+            if self.has_chain:
+                computed_columns.register(con, self.data_dir, self.counts)
             for name, query in VIEWS.items() if self.has_chain else ():
                 con.execute(f"CREATE VIEW {name} AS {query}")
             for stage_manifest in sorted(self.data_dir.glob("*/manifest.json")):
@@ -482,6 +526,7 @@ class Store:
             where = "false"
         if self._bare is None:
             self._bare = duckdb.connect(":memory:")
+            computed_columns.register(self._bare, self.data_dir, self.counts)
         listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         query = (
             f"SELECT {columns} FROM read_parquet([{listing}], hive_partitioning = false, "

@@ -38,6 +38,7 @@ from chainsleuth.parse.blocks import ParsedBatch
 from chainsleuth.store import layout
 from chainsleuth.store.addrindex import AddressIndex
 from chainsleuth.store.columns import binary_column, hex_column, masked, timestamps
+from chainsleuth.store.computed import standard_scripts
 from chainsleuth.store.hashindex import HashIndex
 from chainsleuth.store.layout import ADDRESS_KEY_WIDTH, ARRAYS, COINBASE_SPENT_OUTPUT, NONE32
 from chainsleuth.store.lookup import LookupBuilder
@@ -547,7 +548,10 @@ class StoreWriter:
 
         `generation` (the one the batch will be committed as) makes file names unique.
         """
-        txid_hex = hex_column(batch.txid)
+        # A default store leaves out what its arrays hold (store/computed.py: the views compute
+        # it): txids, what an input spends, standard output scripts. --keep-scripts writes all.
+        keep = bool(self.manifest["keep_scripts"])
+        txid_hex = hex_column(batch.txid) if keep else pa.nulls(batch.n_tx, pa.string())
         n_in_per_tx = np.diff(batch.tx_first_input)
         n_out_per_tx = np.diff(batch.tx_first_output)
         out_sum = np.add.reduceat(batch.out_value, batch.tx_first_output[:-1])
@@ -598,12 +602,14 @@ class StoreWriter:
             {
                 "output_id": n_out0 + np.arange(batch.n_outputs, dtype=np.int64),
                 "tx_id": tx_ids[out_tx_local],
-                "txid": hex_column(batch.txid[out_tx_local]),
+                "txid": hex_column(batch.txid[out_tx_local])
+                if keep
+                else pa.nulls(batch.n_outputs, pa.string()),
                 "vout": (np.arange(batch.n_outputs) - batch.tx_first_output[out_tx_local]).astype(
                     np.int32
                 ),
                 "block_height": tx_height[out_tx_local].astype(np.int32),
-                "value": batch.out_value,
+                "value": batch.out_value if keep else pa.nulls(batch.n_outputs, pa.int64()),
                 "script_type": out_types.cast(pa.string()),
                 "address_id": masked(out_address, has_addr, pa.int64()),
                 "address_type": masked(
@@ -613,18 +619,24 @@ class StoreWriter:
                 "multisig_m": masked(batch.out_multisig_m, multisig, pa.int8()),
                 "multisig_n": masked(batch.out_multisig_n, multisig, pa.int8()),
                 "script_pubkey": binary_column(
-                    batch.buf, batch.out_script_offset, batch.out_script_len
+                    batch.buf,
+                    batch.out_script_offset,
+                    batch.out_script_len,
+                    valid=None if keep else ~self._standard_scripts(batch, out_address, keys_all),
                 ),
             },
         )
         not_cb = ~batch.in_is_coinbase
-        prev_txid = hex_column(batch.in_prev_txid(), valid=not_cb)
+        spends = not_cb if keep else np.zeros(batch.n_inputs, bool)
+        prev_txid = hex_column(batch.in_prev_txid(), valid=spends)
         inputs = _conform(
             "inputs",
             {
                 "input_id": n_in0 + np.arange(batch.n_inputs, dtype=np.int64),
                 "tx_id": tx_ids[in_tx_local],
-                "txid": hex_column(batch.txid[in_tx_local]),
+                "txid": hex_column(batch.txid[in_tx_local])
+                if keep
+                else pa.nulls(batch.n_inputs, pa.string()),
                 "vin": (np.arange(batch.n_inputs) - batch.tx_first_input[in_tx_local]).astype(
                     np.int32
                 ),
@@ -632,7 +644,7 @@ class StoreWriter:
                 "prev_txid": prev_txid,
                 "prev_vout": masked(batch.in_prev_vout, not_cb, pa.int64()),
                 "spent_output_id": masked(spent_output, not_cb, pa.int64()),
-                "value": masked(in_value, not_cb, pa.int64()),
+                "value": masked(in_value, spends, pa.int64()),
                 "address_id": masked(in_address, in_address >= 0, pa.int64()),
                 "sequence": batch.in_sequence,
                 "is_coinbase": batch.in_is_coinbase,
@@ -690,6 +702,17 @@ class StoreWriter:
             ("address_list", address_list, tx_height[out_tx_local[new_outputs]]),
         ]
         return self._write_batch(work, generation)
+
+    @staticmethod
+    def _standard_scripts(
+        batch: ParsedBatch, out_address: np.ndarray, keys_all: np.ndarray
+    ) -> np.ndarray:
+        """Bool per output: its script is its address key's standard script (rebuilt by the
+        views, so a default store writes NULL for it)."""
+        keys = np.zeros((batch.n_outputs, ADDRESS_KEY_WIDTH), np.uint8)
+        has = out_address >= 0
+        keys[has] = keys_all[out_address[has]]
+        return standard_scripts(keys, batch.buf, batch.out_script_offset, batch.out_script_len)
 
     def _scripts(self, batch: ParsedBatch) -> dict[str, pa.Array]:
         """The inputs' script_sig and witness columns: the bytes with `--keep-scripts`, else

@@ -14,18 +14,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from chainsleuth.cli import app
 from chainsleuth.cluster.learned import read_fingerprints
-from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.core.address import P2A_PROGRAM, script_pubkey
+from chainsleuth.core.errors import ChainsleuthError, StoreError
 from chainsleuth.core.network import REGTEST
+from chainsleuth.core.script_types import ScriptType
 from chainsleuth.simulate.blockfiles import BlockFileWriter
 from chainsleuth.simulate.chain import regtest_genesis
 from chainsleuth.sources.rpc import RpcSource
+from chainsleuth.store.computed import scripts_of_keys, standard_scripts
 from chainsleuth.store.ingest import ingest_blocks_dir, ingest_rpc
-from chainsleuth.store.layout import read_manifest
+from chainsleuth.store.layout import ADDRESS_KEY_WIDTH, FORMAT_VERSION, read_manifest
 from chainsleuth.store.raw import raw_transaction
 from chainsleuth.store.store import Store
 from tests.conftest import copy_nbitcoin, dump_views, extend_chain, raw
@@ -75,6 +79,28 @@ def test_default_store_has_no_scripts_and_the_same_everything_else(
     assert k["s"] == k["n"] and k["w"] > 10  # witness is NULL for inputs without one
     assert read_manifest(stores["slim"])["keep_scripts"] is False  # type: ignore[index]
     assert read_manifest(stores["keep"])["keep_scripts"] is True  # type: ignore[index]
+    # What the arrays hold is NULL in the default store's files; the views compute it (and the
+    # views compare equal below). The --keep-scripts store's files hold every value.
+    held = {
+        "txs_raw": "count(txid)",
+        "outputs_raw": "count(txid), count(value)",
+        "inputs_raw": "count(txid), count(prev_txid), count(value)",
+    }
+    for table, columns in held.items():
+        query = f"SELECT count(*), {columns} FROM {table}"
+        n_rows, *slim_held = slim.sql(query).to_pylist()[0].values()
+        assert slim_held == [0] * len(slim_held) and n_rows > 30, table
+        n_keep, *keep_held = keep.sql(query).to_pylist()[0].values()
+        assert keep_held[0] == n_keep == n_rows and min(keep_held) > 20, table
+    kept = (
+        "SELECT script_type, count(*) AS n, count(script_pubkey) AS kept FROM outputs_raw "
+        "GROUP BY 1 ORDER BY 1"
+    )
+    by_type = {r["script_type"]: r for r in slim.sql(kept).to_pylist()}
+    standard = {"p2pkh", "p2wpkh", "p2tr"} & set(by_type)
+    assert len(standard) == 3 and all(by_type[t]["kept"] == 0 for t in standard)
+    assert sum(r["kept"] for r in by_type.values()) > 0  # the others are kept in the file
+    assert all(r["kept"] == r["n"] for t, r in by_type.items() if t not in standard)
     a, b = dump_views(stores["slim"]), dump_views(stores["keep"])
     for rows in (*a.values(), *b.values()):
         for row in rows:
@@ -192,3 +218,38 @@ def test_keep_scripts_is_the_first_ingests_choice(
     assert "keeps scriptSigs and witnesses" in refused.stderr
     assert "--no-keep-scripts" in refused.stderr
     assert read_manifest(data)["keep_scripts"] is True  # type: ignore[index]
+
+
+def test_standard_scripts_rebuilt_from_address_keys_byte_for_byte() -> None:
+    """Every key kind with a standard script rebuilds `core.address.script_pubkey` exactly; a
+    script that differs from it (P2PK, trailing bytes) is kept in the file."""
+    cases = [
+        (ScriptType.P2PKH, bytes(range(20))),
+        (ScriptType.P2SH, bytes(range(1, 21))),
+        (ScriptType.P2WPKH, bytes(range(2, 22))),
+        (ScriptType.P2WSH, bytes(range(32))),
+        (ScriptType.P2TR, bytes(range(3, 35))),
+        (ScriptType.P2A, P2A_PROGRAM),
+        (ScriptType.WITNESS_UNKNOWN, bytes([2]) + bytes(range(40))),
+    ]
+    keys = np.zeros((len(cases) + 1, ADDRESS_KEY_WIDTH), np.uint8)
+    for row, (kind, payload) in enumerate(cases):
+        keys[row, :2] = int(kind), len(payload)
+        keys[row, 2 : 2 + len(payload)] = np.frombuffer(payload, np.uint8)
+    want = [script_pubkey(kind, payload) for kind, payload in cases]
+    assert scripts_of_keys(keys).to_pylist() == [*want, None]  # no key: no script
+    scripts = [*want, want[0] + b"\x00"]  # the last one has a byte more than its key's script
+    keys[-1] = keys[0]
+    buf = np.frombuffer(b"".join(scripts), np.uint8)
+    lengths = np.array([len(x) for x in scripts])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    assert standard_scripts(keys, buf, starts, lengths).tolist() == [True] * len(cases) + [False]
+
+
+def test_a_store_of_the_previous_format_is_refused_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text('{"format": 3}')
+    with pytest.raises(StoreError) as caught:
+        read_manifest(tmp_path)
+    message = str(caught.value)
+    assert "format 3" in message and f"format {FORMAT_VERSION}" in message
+    assert "Ingest again" in message and "\n" not in message
