@@ -152,6 +152,25 @@ class _Staged:
     files: Future[list[tuple[str, dict[str, Any]]]]
 
 
+@dataclass(frozen=True)
+class _BatchRows:
+    """What `append` worked out for a batch that its parquet tables need (ids are the store's)."""
+
+    heights: np.ndarray  # per block
+    tx_ids: np.ndarray  # per tx
+    tx_height: np.ndarray  # per tx
+    in_tx_local: np.ndarray  # per input: its tx's index in the batch
+    out_tx_local: np.ndarray  # per output: its tx's index in the batch
+    out_address: np.ndarray  # per output: address id, -1 none
+    spent_output: np.ndarray  # per input: output id it spends (negative: coinbase)
+    in_value: np.ndarray  # per input: value of the output it spends
+    in_address: np.ndarray  # per input: address id of the output it spends, -1 none
+    keys_all: np.ndarray  # the store's address keys, this batch's new ones included
+    n_in0: int  # inputs before the batch
+    n_out0: int  # outputs before the batch
+    n_new_addresses: int
+
+
 @dataclass
 class BatchResult:
     n_blocks: int
@@ -374,27 +393,85 @@ class StoreWriter:
         return layout.open_array(self.data_dir, name, rows, writable)
 
     def append(self, batch: ParsedBatch, first_height: int, where: list[str]) -> BatchResult:
-        """Append a batch of consecutive blocks starting at `first_height` (not yet visible)."""
+        """Append a batch of consecutive blocks starting at `first_height` (not yet visible).
+
+        The arrays grow in this order (transactions, outputs, inputs, blocks) because each step
+        reads what the one before wrote; then the batch's parquet files are written in the
+        background and the batch is staged for `commit`.
+        """
         c = self.counts
         n_tx0, n_in0, n_out0, n_addr0 = c["txs"], c["inputs"], c["outputs"], c["addresses"]
         heights = first_height + np.arange(batch.n_blocks, dtype=np.int64)
         tx_ids = n_tx0 + np.arange(batch.n_tx, dtype=np.int64)
-        tx_height = heights[batch.tx_block]
-        tx_first_out = n_out0 + batch.tx_first_output[:-1]
-        tx_first_in = n_in0 + batch.tx_first_input[:-1]
         in_tx_local = np.repeat(np.arange(batch.n_tx), np.diff(batch.tx_first_input))
         out_tx_local = np.repeat(np.arange(batch.n_tx), np.diff(batch.tx_first_output))
 
-        # 1. Transactions: arrays first (the outpoint index verifies keys against them).
-        self._append_array("tx_txid", batch.txid)
-        self._append_array("tx_first_output", tx_first_out)
-        self._append_array("tx_first_input", tx_first_in)
-        self._append_array("tx_height", tx_height)
-        n_tx1 = n_tx0 + batch.n_tx
-        all_txids = self._array("tx_txid", n_tx1)
-        self.outpoints.insert(batch.txid, tx_ids, np.asarray(all_txids), batch.txid[:0])
+        tx_height = self._append_txs(batch, heights, tx_ids)
+        out_address, key_rows, new_rows = self._append_outputs(batch)
+        spent_output, in_value, in_address = self._append_inputs(batch, tx_ids, in_tx_local, where)
+        self._append_blocks(batch, key_rows, new_rows, out_tx_local, n_addr0)
 
-        # 2. Outputs and their addresses.
+        # 5. Parquet (written in the background; see commit).
+        n_tx1, n_out1 = n_tx0 + batch.n_tx, n_out0 + batch.n_outputs
+        n_addr1 = n_addr0 + new_rows.shape[0]
+        rows = _BatchRows(
+            heights=heights,
+            tx_ids=tx_ids,
+            tx_height=tx_height,
+            in_tx_local=in_tx_local,
+            out_tx_local=out_tx_local,
+            out_address=out_address,
+            spent_output=spent_output,
+            in_value=in_value,
+            in_address=in_address,
+            keys_all=np.asarray(self._array("address_key", n_addr1)),
+            n_in0=n_in0,
+            n_out0=n_out0,
+            n_new_addresses=int(new_rows.shape[0]),
+        )
+        # Building and writing the tables runs on the writer thread (numba kernels and pyarrow
+        # release the GIL) while the main thread links the next batch.
+        generation = self.manifest["generation"] + len(self._staged) + 1
+        files = self._pool.submit(self._write_tables, generation, batch, rows)
+        c.update(
+            blocks=c["blocks"] + batch.n_blocks,
+            txs=n_tx1,
+            inputs=n_in0 + batch.n_inputs,
+            outputs=n_out1,
+            addresses=n_addr1,
+        )
+        self.tip = {"height": int(heights[-1]), "hash": batch.block_hash_hex(batch.n_blocks - 1)}
+        self._staged.append(_Staged(dict(c), dict(self.tip), files))
+        if self.outpoints.used > max(2 * self._live_outpoints, 1 << 20):
+            self._compact_outpoints()
+        return BatchResult(
+            batch.n_blocks,
+            batch.n_tx,
+            batch.n_inputs,
+            batch.n_outputs,
+            int(new_rows.shape[0]),
+            int(batch.buf.shape[0]),
+        )
+
+    def _append_txs(
+        self, batch: ParsedBatch, heights: np.ndarray, tx_ids: np.ndarray
+    ) -> np.ndarray:
+        """1. Transactions: arrays first (the outpoint index verifies keys against them).
+        Returns each tx's block height."""
+        n_tx0, n_in0, n_out0 = self.counts["txs"], self.counts["inputs"], self.counts["outputs"]
+        tx_height = heights[batch.tx_block]
+        self._append_array("tx_txid", batch.txid)
+        self._append_array("tx_first_output", n_out0 + batch.tx_first_output[:-1])
+        self._append_array("tx_first_input", n_in0 + batch.tx_first_input[:-1])
+        self._append_array("tx_height", tx_height)
+        all_txids = self._array("tx_txid", n_tx0 + batch.n_tx)
+        self.outpoints.insert(batch.txid, tx_ids, np.asarray(all_txids), batch.txid[:0])
+        return tx_height
+
+    def _append_outputs(self, batch: ParsedBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """2. Outputs and their addresses. Returns each output's address id (-1 none), the
+        outputs that carry an address key, and which of those keys were new addresses."""
+        n_addr0 = self.counts["addresses"]
         has_key = batch.out_key_len > 0
         key_rows = np.flatnonzero(has_key)
         keys = np.zeros((key_rows.shape[0], ADDRESS_KEY_WIDTH), np.uint8)
@@ -405,7 +482,6 @@ class StoreWriter:
         assert self.addresses is not None
         ids, new_rows = self.addresses.lookup_or_add(keys, np.asarray(stored_keys), n_addr0)
         self._append_array("address_key", keys[new_rows])
-        n_addr1 = n_addr0 + new_rows.shape[0]
         out_address = np.full(batch.n_outputs, -1, np.int64)
         out_address[key_rows] = ids
         out_addr32 = np.where(out_address < 0, NONE32, out_address).astype("<u4")
@@ -413,9 +489,17 @@ class StoreWriter:
         self._append_array("output_script_type", batch.out_script_type)
         self._append_array("output_address", out_addr32)
         self._append_array("output_spent_by_tx", np.full(batch.n_outputs, NONE32, "<u4"))
-        n_out1 = n_out0 + batch.n_outputs
+        return out_address, key_rows, new_rows
 
-        # 3. Inputs: resolve each to the output it spends and mark that output spent.
+    def _append_inputs(
+        self, batch: ParsedBatch, tx_ids: np.ndarray, in_tx_local: np.ndarray, where: list[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """3. Inputs: resolve each to the output it spends and mark that output spent.
+        Returns each input's spent output id, value and address id (-1 none)."""
+        n_tx0 = self.counts["txs"]
+        n_tx1 = n_tx0 + batch.n_tx
+        n_out1 = self.counts["outputs"] + batch.n_outputs
+        all_txids = self._array("tx_txid", n_tx1)
         prev_tx = np.full(batch.n_inputs, COINBASE_PREV, np.int64)
         spending = np.flatnonzero(~batch.in_is_coinbase)
         if spending.shape[0]:
@@ -463,8 +547,19 @@ class StoreWriter:
         self._append_array(
             "input_address", np.where(in_address < 0, NONE32, in_address).astype("<u4")
         )
+        return spent_output, in_value, in_address
 
-        # 4. Blocks.
+    def _append_blocks(
+        self,
+        batch: ParsedBatch,
+        key_rows: np.ndarray,
+        new_rows: np.ndarray,
+        out_tx_local: np.ndarray,
+        n_addr0: int,
+    ) -> None:
+        """4. Blocks: hashes, times, first tx and first new address, where each block lies in
+        the node's files."""
+        n_tx0 = self.counts["txs"]
         self._append_array("block_hash", batch.block_hash)
         self._append_array("block_time", batch.block_time)
         self._append_array("block_first_tx", n_tx0 + batch.block_first_tx[:-1])
@@ -483,71 +578,18 @@ class StoreWriter:
         self._append_array("block_location", location)
         self._append_array("tx_offset", batch.tx_start - batch.block_start[batch.tx_block])
 
-        # 5. Parquet (written in the background; see commit).
-        keys_all = self._array("address_key", n_addr1)
-        # Building and writing the tables runs on the writer thread (numba kernels and pyarrow
-        # release the GIL) while the main thread links the next batch.
-        generation = self.manifest["generation"] + len(self._staged) + 1
-        files = self._pool.submit(
-            self._write_tables,
-            generation,
-            batch,
-            heights,
-            tx_ids,
-            tx_height,
-            in_tx_local,
-            out_tx_local,
-            out_address,
-            spent_output,
-            in_value,
-            in_address,
-            np.asarray(keys_all),
-            n_in0,
-            n_out0,
-            int(new_rows.shape[0]),
-        )
-        c.update(
-            blocks=c["blocks"] + batch.n_blocks,
-            txs=n_tx1,
-            inputs=n_in0 + batch.n_inputs,
-            outputs=n_out1,
-            addresses=n_addr1,
-        )
-        self.tip = {"height": int(heights[-1]), "hash": batch.block_hash_hex(batch.n_blocks - 1)}
-        self._staged.append(_Staged(dict(c), dict(self.tip), files))
-        if self.outpoints.used > max(2 * self._live_outpoints, 1 << 20):
-            self._compact_outpoints()
-        return BatchResult(
-            batch.n_blocks,
-            batch.n_tx,
-            batch.n_inputs,
-            batch.n_outputs,
-            int(new_rows.shape[0]),
-            int(batch.buf.shape[0]),
-        )
-
     def _write_tables(
-        self,
-        generation: int,
-        batch: ParsedBatch,
-        heights: np.ndarray,
-        tx_ids: np.ndarray,
-        tx_height: np.ndarray,
-        in_tx_local: np.ndarray,
-        out_tx_local: np.ndarray,
-        out_address: np.ndarray,
-        spent_output: np.ndarray,
-        in_value: np.ndarray,
-        in_address: np.ndarray,
-        keys_all: np.ndarray,
-        n_in0: int,
-        n_out0: int,
-        n_new_addresses: int,
+        self, generation: int, batch: ParsedBatch, rows: _BatchRows
     ) -> list[tuple[str, dict[str, Any]]]:
         """Build the batch's tables and write them; returns (table, manifest entry) pairs.
 
         `generation` (the one the batch will be committed as) makes file names unique.
         """
+        heights, tx_ids, tx_height = rows.heights, rows.tx_ids, rows.tx_height
+        in_tx_local, out_tx_local = rows.in_tx_local, rows.out_tx_local
+        out_address, spent_output = rows.out_address, rows.spent_output
+        in_value, in_address, keys_all = rows.in_value, rows.in_address, rows.keys_all
+        n_in0, n_out0, n_new_addresses = rows.n_in0, rows.n_out0, rows.n_new_addresses
         # A default store leaves out what its arrays hold (store/computed.py: the views compute
         # it): txids, what an input spends, standard output scripts. --keep-scripts writes all.
         keep = bool(self.manifest["keep_scripts"])
