@@ -8,11 +8,14 @@ It exists so that `bench.run` (the whole `make bench`) and the benches it runs
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,3 +86,26 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 def met(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
+
+
+def evict(data_dir: Path) -> None:
+    """Drop every file of a store from the page cache (clean pages only; no root needed), so the
+    next read is cold."""
+    for path in Path(data_dir).rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def quantiles(seconds: list[float]) -> dict[str, float]:
+    """Count, p50, p99 and max of timings given in seconds, in milliseconds."""
+    ms = np.asarray(seconds) * 1000
+    return {
+        "n": int(ms.shape[0]),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "max_ms": round(float(ms.max()), 2),
+    }

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import time
 from pathlib import Path
@@ -25,26 +24,7 @@ from typing import Any
 
 import numpy as np
 
-
-def evict(data_dir: Path) -> None:
-    """Drop the page cache of every file of the store (clean pages only; no root needed)."""
-    for path in data_dir.rglob("*"):
-        if path.is_file():
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
-
-
-def _quantiles(seconds: list[float]) -> dict[str, float]:
-    ms = np.array(seconds) * 1000
-    return {
-        "n": len(seconds),
-        "p50_ms": round(float(np.percentile(ms, 50)), 2),
-        "p99_ms": round(float(np.percentile(ms, 99)), 2),
-        "max_ms": round(float(ms.max()), 2),
-    }
+from bench.common import evict, quantiles
 
 
 def measure(world: Path, n: int, n_scan: int) -> dict[str, Any]:
@@ -72,7 +52,7 @@ def measure(world: Path, n: int, n_scan: int) -> dict[str, Any]:
             t0 = time.perf_counter()
             call(Store.open(data), item)
             times.append(time.perf_counter() - t0)
-        result[name] = _quantiles(times)
+        result[name] = quantiles(times)
     scans = []
     for item in addresses[:n_scan]:
         evict(data)
@@ -83,7 +63,7 @@ def measure(world: Path, n: int, n_scan: int) -> dict[str, Any]:
         (keys == keys[address_id]).all(axis=1).nonzero()
         np.flatnonzero(s.graph.output_address == address_id)  # ... every output
         scans.append(time.perf_counter() - t0)
-    result["address_full_scan"] = _quantiles(scans)
+    result["address_full_scan"] = quantiles(scans)
     result["store_bytes"] = {
         part: sum(p.stat().st_size for p in (data / part).rglob("*") if p.is_file())
         for part in ("arrays", "tables", "index", "lookup")

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from bench import synth_chain
-from bench.common import ROOT, log, table
+from bench.common import ROOT, evict, log, quantiles, table
 from bench.store_size import breakdown
 
 #: Mainnet at the tip, the figures issue 13 budgets for.
@@ -297,27 +297,6 @@ def _child_ingest(blocks: str, data_dir: str, delta_max: int) -> None:
     addrindex.DELTA_MAX = delta_max
     report = ingest_blocks_dir(Path(blocks), Path(data_dir))
     print(json.dumps({"n_txs": report.n_txs, "n_addresses": report.n_new_addresses}))
-
-
-def evict(data_dir: Path) -> None:
-    """Drop every file of the store from the page cache (clean pages; no root needed)."""
-    for path in Path(data_dir).rglob("*"):
-        if path.is_file():
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
-
-
-def quantiles(seconds: list[float]) -> dict[str, float]:
-    ms = np.asarray(seconds) * 1000
-    return {
-        "n": int(ms.shape[0]),
-        "p50_ms": round(float(np.percentile(ms, 50)), 2),
-        "p99_ms": round(float(np.percentile(ms, 99)), 2),
-        "max_ms": round(float(ms.max()), 2),
-    }
 
 
 def _child_lookups(data_dir: str, n: int, seed: int) -> None:
