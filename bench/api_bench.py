@@ -1,7 +1,8 @@
 """API latency: p50 and p99 of the main lookups, served by uvicorn on loopback to N concurrent
-clients in a bounded loop (issue 14).
+clients in a bounded loop (issue 14); and a super-cluster's routes within the time budget.
 
     python -m bench.api_bench [--work bench-output] [--clients 8] [--rounds 25] [--out FILE.json]
+    python -m bench.api_bench --super-cluster 2000000 [--repeat 5]   # the super-cluster only
 
 The store is the small simulated world (seed 1), ingested, clustered (conservative) and tagged,
 cached under WORK/api-store. `chainsleuth serve` runs in its own process (the real CLI, open
@@ -164,6 +165,185 @@ def run(work: Path, clients: int = 8, rounds: int = 25) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------------------ super-cluster
+COIN = 100_000_000
+PER_TX = 2500  # addresses a fan-out tx pays and its consolidation merges
+FIRST_MERGE = 999  # see build_super_store
+
+
+def _p2wpkh(n: int) -> bytes:
+    return b"\x00\x14" + n.to_bytes(20, "big")
+
+
+def build_super_store(root: Path, n_addresses: int) -> Path:
+    """A regtest store whose largest cluster holds about `n_addresses` addresses (cached).
+
+    Block k+1 holds a fan-out tx (block k's coinbase paying PER_TX fresh addresses) and a
+    consolidation that spends the fan-outs' outputs not spent yet plus the previous
+    consolidation's output back to the wallet's first address: the multi-input rule joins every
+    fan-out address into one cluster, growing it block by block. The coinbases pay one
+    address each (their own clusters: the wallet's sources)."""
+    from chainsleuth.cluster.engine import cluster_store
+    from chainsleuth.core.network import REGTEST
+    from chainsleuth.parse.serialize import Tx, TxIn, TxOut
+    from chainsleuth.simulate.blockfiles import BlockFileWriter
+    from chainsleuth.simulate.chain import mine_block, regtest_genesis
+    from chainsleuth.store.ingest import ingest_blocks_dir
+
+    store = root / "store"
+    if (store / "clusters" / "manifest.json").exists():
+        return store
+    shutil.rmtree(root, ignore_errors=True)
+    n_fans = max(1, n_addresses // PER_TX)
+    writer = BlockFileWriter(root / "blocks", REGTEST.magic)
+    prev = regtest_genesis()
+    writer.write(prev.serialize())
+    fresh = 10**9  # address numbers: coinbase payees are 1..n_fans+2, members from here
+    pending: list[tuple[bytes, int]] = []  # fan-out outpoints not consolidated yet
+    each = (50 * COIN - 10_000) // PER_TX
+    carry: tuple[bytes, int] | None = None  # the last consolidation's txid and value
+    for k in range(n_fans + 2):
+        txs = []
+        if 0 < k <= n_fans:
+            cb = prev.txs[0]
+            outs = tuple(TxOut(each, _p2wpkh(fresh + i)) for i in range(PER_TX))
+            fresh += PER_TX
+            fan = Tx(2, (TxIn(cb.txid(), 0, b""),), outs, 0)
+            pending += [(fan.txid(), i) for i in range(PER_TX)]
+            txs.append(fan)
+        if pending:
+            # the super-cluster guard quarantines a tx that makes a cluster of 1,000+ addresses
+            # 100x its largest input cluster: the first consolidation stays under 1,000
+            take = FIRST_MERGE if carry is None else len(pending)
+            ins = [TxIn(t, v, b"") for t, v in pending[:take]]
+            total = each * len(ins) - 10_000
+            pending = pending[take:]
+            if carry is not None:
+                ins.append(TxIn(carry[0], 0, b""))
+                total += carry[1]
+            # back to the wallet's first address (reused), so the next consolidation's carried
+            # input is already a member and the cluster grows from it
+            merge = Tx(2, tuple(ins), (TxOut(total, _p2wpkh(10**9)),), 0)
+            carry = (merge.txid(), total)
+            txs.append(merge)
+        prev = mine_block(prev, k + 1, txs, _p2wpkh(k + 1), b"/api-bench/", 50 * COIN)
+        writer.write(prev.serialize())
+    writer.close()
+    ingest_blocks_dir(root / "blocks", store)
+    cluster_store(store, "conservative")
+    shutil.rmtree(root / "blocks")  # the store is all the bench reads
+    return store
+
+
+SUPER_ROUTES = (
+    "summary",
+    "members_first",
+    "members_next",
+    "merges",
+    "neighbors_in",
+    "expand_in",
+    "member_address",
+    "search",
+)
+
+
+def super_cluster(work: Path, n_addresses: int, repeat: int = 5) -> dict[str, Any]:
+    """Each super-cluster route `repeat` times, one client, under `serve`'s default time budget
+    (10 s): status codes and wall times. The answer must be a 200 every time."""
+    import httpx
+
+    from chainsleuth.store.store import Store
+
+    data = build_super_store(work / f"super-{n_addresses}", n_addresses)
+    st = Store.open(data)
+    row = st.sql(
+        "SELECT cluster_id, count(*) AS n, min(address) AS member FROM clusters "
+        "GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
+    ).to_pylist()[0]
+    n_store = int(st.counts["addresses"])
+    st.close()
+    cid, member = int(row["cluster_id"]), str(row["member"])
+    port = _free_port()
+    cmd = [sys.executable, "-m", "chainsleuth", "--data", str(data), "serve", "--port", str(port)]
+    cmd += ["--rate", "0"]  # the default time budget (10 s) stays
+    server = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}/api/v1"
+    times: dict[str, list[float]] = {k: [] for k in SUPER_ROUTES}
+    codes: dict[str, list[int]] = {k: [] for k in SUPER_ROUTES}
+    facts: dict[str, Any] = {}
+    try:
+        with httpx.Client(base_url=base, timeout=60) as c:
+            for _ in range(600):
+                try:
+                    if c.get("/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            first = c.get(f"/clusters/{cid}/addresses?limit=1000").json()
+            urls = {
+                "summary": f"/clusters/{cid}",
+                "members_first": f"/clusters/{cid}/addresses?limit=1000",
+                "members_next": f"/clusters/{cid}/addresses?limit=1000&cursor={first['next_cursor']}",
+                "merges": f"/clusters/{cid}/merges?limit=100",
+                "neighbors_in": f"/clusters/{cid}/neighbors?direction=in&limit=100",
+                "expand_in": f"/graph/expand?node=cluster:{cid}&direction=in&limit=100",
+                "member_address": f"/addresses/{member}",
+                "search": f"/search?q=cluster:{cid}",
+            }
+            for r in range(repeat + 1):  # the first round warms the server up, untimed
+                for kind, url in urls.items():
+                    t0 = time.perf_counter()
+                    resp = c.get(url)
+                    took = time.perf_counter() - t0
+                    if r == 0:
+                        body = resp.json()
+                        if kind == "summary":
+                            facts["n_addresses"] = body.get("n_addresses")
+                        if kind.startswith("members"):
+                            facts[f"{kind}_total"] = body.get("total")
+                        if kind == "neighbors_in":
+                            facts["n_neighbors_in"] = body.get("total")
+                        continue
+                    times[kind].append(took)
+                    codes[kind].append(resp.status_code)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {
+        "n_store_addresses": n_store,
+        "cluster_id": cid,
+        "cluster_size_sql": int(row["n"]),
+        "repeat": repeat,
+        "facts": facts,
+        "routes": {
+            k: {
+                "codes": sorted(set(codes[k])),
+                "median_s": float(sorted(v)[len(v) // 2]),
+                "max_s": float(max(v)),
+            }
+            for k, v in times.items()
+        },
+        "store": str(data),
+    }
+
+
+def render_super(r: dict[str, Any]) -> str:
+    """The super-cluster part of the "API latency" section."""
+    rows = [
+        [k, ", ".join(map(str, v["codes"])), secs(v["median_s"]), secs(v["max_s"])]
+        for k, v in r["routes"].items()
+    ]
+    return (
+        f"\nA super-cluster: a regtest store of {r['n_store_addresses']:,} addresses whose "
+        f"largest cluster holds {r['cluster_size_sql']:,} of them (fan-outs and consolidations, "
+        f"`bench.api_bench.build_super_store`), `chainsleuth serve` with its default 10 s time "
+        f"budget, one client, {r['repeat']} rounds after a warm-up round. Measured by "
+        f"`python -m bench.api_bench --super-cluster N`.\n\n"
+        + table(["route", "status", "median", "max"], rows)
+        + "\n"
+    )
+
+
 def render(r: dict[str, Any]) -> str:
     """The "API latency" section of docs/benchmarks.md."""
     rows = [
@@ -188,7 +368,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=25)
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--super-cluster", type=int, default=0, metavar="N",
+        help="measure a cluster of about N addresses instead of the concurrent lookups",
+    )  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
+    if args.super_cluster:
+        log(f"api: a super-cluster of about {args.super_cluster:,} addresses")
+        found = super_cluster(Path(args.work).resolve(), args.super_cluster, args.repeat)
+        if args.out:
+            Path(args.out).write_text(json.dumps(found, indent=2) + "\n")
+        print(render_super(found))
+        print(json.dumps(found, indent=2))
+        return 0 if all(v["codes"] == [200] for v in found["routes"].values()) else 1
     log(f"api: {args.clients} clients x {args.rounds} rounds x {len(KINDS)} kinds")
     result = run(Path(args.work).resolve(), args.clients, args.rounds)
     text = json.dumps(result, indent=2)

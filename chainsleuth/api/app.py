@@ -121,7 +121,10 @@ def create_app(
         if path.startswith(API) and path != f"{API}/health":
             principal = getattr(request.state, "principal", None)
             who = principal.key_id if principal is not None else "anonymous"
-            state.audit.write(who, request.method, path, request.url.query, response.status_code)
+            detail = getattr(request.state, "audit_detail", None)  # set by POST routes
+            state.audit.write(
+                who, request.method, path, request.url.query, response.status_code, detail
+            )
         return response
 
     @app.exception_handler(ApiError)

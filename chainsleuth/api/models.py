@@ -142,6 +142,8 @@ class Address(Open):
     balance: int
     cluster_id: int | None
     cluster_size: int | None
+    coinjoin_txs: int
+    mixers: list[str]
     tags: list[dict[str, Any]]
     attribution: dict[str, Any] | None
 
@@ -173,6 +175,7 @@ class Cluster(Open):
     conflicts: list[Any]
     rules: dict[str, int]
     coinjoin_txs: int
+    mixers: list[str]
 
 
 class TraceResult(BaseModel):

@@ -354,6 +354,7 @@ async def list_tags(
     summary="Add an analyst's tag (scope investigate; recorded with the key id)",
 )  # fmt: skip
 async def add_tag(request: Request, who: Investigate, body: m.TagIn) -> Any:
+    request.state.audit_detail = {"address": body.address, "label": body.label}
     return await bounded(request, _svc(request).add_tag, body.model_dump(), f"api:{who.key_id}")
 
 
@@ -443,8 +444,12 @@ async def path(
     mode: Literal["fewest_hops", "largest_flow"] = "fewest_hops",
     level: Literal["address", "cluster"] = "address",
     max_hops: Annotated[int, Query(ge=1, le=MAX_PATH_HOPS)] = 8,
+    since: From = None,
+    until: To = None,
 ) -> Any:
-    return await bounded(request, _svc(request).path, source, target, mode, level, max_hops)
+    return await bounded(
+        request, _svc(request).path, source, target, mode, level, max_hops, since, until
+    )
 
 
 @router.get(
@@ -486,6 +491,7 @@ async def start_case(
     pdf: Annotated[bool, Form()] = True,
 ) -> Any:
     data = await seeds.read()
+    request.state.audit_detail = {"seeds": seeds.filename, "bytes": len(data), "name": name}
     options = {
         "policy": policy,
         "max_hops": max_hops,
@@ -499,6 +505,7 @@ async def start_case(
         case_id = request.app.state.cases.start(data, options, name, who.key_id)
     except ChainsleuthError as e:
         raise _case_error(e, "seeds") from None
+    request.state.audit_detail["case_id"] = case_id
     return {"case_id": case_id, "status": "queued"}
 
 
@@ -619,5 +626,6 @@ async def audit(request: Request, who: Admin, paging: Page) -> Any:
     summary="Read-only SQL over the views (scope admin; no file or network access)",
 )  # fmt: skip
 async def sql(request: Request, who: Admin, body: m.SqlIn) -> Any:
+    request.state.audit_detail = {"sql": body.query, "limit": body.limit}
     budget = float(request.app.state.time_budget_s)
     return await bounded(request, _svc(request).sql, body.query, body.limit, budget * 0.9)

@@ -157,18 +157,28 @@ class AuditLog:
         self.path = audit_path(data_dir)
         self._lock = threading.Lock()
 
-    def write(self, key_id: str, method: str, path: str, query: str, status: int) -> None:
-        line = json.dumps(
-            {
-                "time": _now(),
-                "key_id": key_id,
-                "method": method,
-                "path": path,
-                "query": query,
-                "status": status,
-            },
-            sort_keys=True,
-        )
+    def write(
+        self,
+        key_id: str,
+        method: str,
+        path: str,
+        query: str,
+        status: int,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """One line; `detail` is what a POST asked for that the URL does not say (the SQL
+        text, the address tagged, the seed file), so every query can be accounted for."""
+        entry = {
+            "time": _now(),
+            "key_id": key_id,
+            "method": method,
+            "path": path,
+            "query": query,
+            "status": status,
+        }
+        if detail is not None:
+            entry["detail"] = detail
+        line = json.dumps(entry, sort_keys=True)
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -232,6 +232,7 @@ class Services:
         out["cluster_size"] = None
         if g.cluster_of is not None:
             out["cluster_size"] = int(np.count_nonzero(g.cluster_of == out["cluster_id"]))
+        out.update(self._coinjoins(f"address:{address}"))
         out["tags"], out["attribution"] = [], None
         if self.tagged():
             from chainsleuth.tags.query import address_attribution
@@ -240,6 +241,14 @@ class Services:
             out["tags"] = [_with_note(t) for t in attribution["tags"]]
             out["attribution"] = attribution["cluster"]
         return _clean(out)
+
+    def _coinjoins(self, spec: str) -> dict[str, Any]:
+        """The CoinJoins (flagged by the cluster stage) an address or cluster took part in:
+        how many, and the mixer kinds named by their rules (the side panel's CoinJoin flag)."""
+        g = self.graph()
+        txs = g.coinjoin_txs(spec)
+        mixers = sorted({g.mixer.get(t, "coinjoin") for t in txs.tolist()})
+        return {"coinjoin_txs": int(txs.shape[0]), "mixers": mixers}
 
     def address_txs(
         self, address: str, since: str | None, until: str | None, cursor: str | None, limit: int
@@ -408,7 +417,7 @@ class Services:
                     "total": None if tags_cursor else len(tags),
                 },
                 "conflicts": conflicts,
-                "coinjoin_txs": int(self.graph().coinjoin_txs(f"cluster:{cid}").shape[0]),
+                **self._coinjoins(f"cluster:{cid}"),
             }
         )
 
@@ -648,17 +657,27 @@ class Services:
         return _clean({"nodes": list(nodes.values()), "edges": list(edges.values())})
 
     def path(
-        self, source: str, target: str, mode: str, level: str, max_hops: int
+        self,
+        source: str,
+        target: str,
+        mode: str,
+        level: str,
+        max_hops: int,
+        since: str | None = None,
+        until: str | None = None,
     ) -> dict[str, Any]:
         from chainsleuth.trace.paths import find_path
 
         if level == "cluster":
             self._need_clusters()
+        g = self.graph()
         try:
-            result = find_path(self.data_dir, source, target, mode, level, max_hops)
+            lo, hi = g.window(since, until)
+            result = find_path(
+                self.data_dir, source, target, mode, level, max_hops, min_height=lo, max_height=hi
+            )
         except ChainsleuthError as e:
             raise _lib(e, "source") from None
-        g = self.graph()
         ids = sorted({h["from"] for h in result["hops"]} | {h["to"] for h in result["hops"]})
         if level == "address":
             names = dict(zip(ids, g.store.addresses(ids).to_pylist(), strict=True))

@@ -107,7 +107,11 @@ def _best_per(keys: np.ndarray, score: np.ndarray) -> np.ndarray:
 class _Graph:
     """The arrays one search reads, and one relaxation step over them."""
 
-    def __init__(self, store: Store, level: str) -> None:
+    def __init__(
+        self, store: Store, level: str, lo: int | None = None, hi: int | None = None
+    ) -> None:
+        self.lo, self.hi = lo, hi  # the time window (block heights, both included), or None
+        self.tx_height = store.graph.tx_height
         self.n_txs = store.counts["txs"]
         self.n_outputs = store.counts["outputs"]
         self.address = store.graph.output_address
@@ -137,6 +141,14 @@ class _Graph:
         capacity), parent X, tx T, amount_in (X's value spent by T), amount (T's value to Y).
         """
         outs = _frontier_outputs(self.address, self.spent_by, self.n_txs, self.cluster_of, frontier)
+        if self.lo is not None or self.hi is not None:  # only txs inside the time window
+            h = self.tx_height[self.spent_by[outs].astype(np.int64)]
+            inside = np.ones(outs.shape[0], np.bool_)
+            if self.lo is not None:
+                inside &= h >= self.lo
+            if self.hi is not None:
+                inside &= h <= self.hi
+            outs = outs[inside]
         t_in, x, amount_in = _group_sum(
             self.spent_by[outs].astype(np.int64), self.node(outs), self.value[outs]
         )
@@ -221,9 +233,15 @@ def find_path(
     level: str = "address",
     max_hops: int = 8,
     max_visited: int = DEFAULT_MAX_VISITED,
+    *,
+    min_height: int | None = None,
+    max_height: int | None = None,
 ) -> dict[str, Any]:
     """A path from `source` to `target` (addresses, or at level "cluster" cluster ids or
     addresses standing for their clusters) as txids with the amount at each hop.
+
+    `min_height`/`max_height` (both included) keep the path's txs inside that window of
+    blocks: the API's global time filter (`trace.rows.window_height` turns a date into one).
 
     Returns {"found", "status" ("found" | "no_path" | "limit"), "complete" (False when
     `max_visited` node updates cut the search short: a largest_flow path may then not be the
@@ -246,7 +264,7 @@ def find_path(
     store = Store.open(Path(store_dir))
     src = resolve_node(store, source, level)
     dst = resolve_node(store, target, level)
-    graph = _Graph(store, level)
+    graph = _Graph(store, level, min_height, max_height)
     hops, bottleneck, status, hit_limit = _search(graph, src, dst, mode, max_hops, max_visited)
     txids = txid_hex(store, np.array([h[2] for h in hops], np.int64)) if hops else []
     found = status == "found"

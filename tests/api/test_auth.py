@@ -77,7 +77,14 @@ def test_keys_scopes_audit_and_hash_at_rest(keyed: Path) -> None:
             assert c.get(f"{API}/audit", headers=h(key)).status_code == 403
             r = c.post(f"{API}/sql", json={"query": "SELECT 1"}, headers=h(key))
             assert r.status_code == 403
+        r = c.post(f"{API}/sql", json={"query": "SELECT 42 AS answer"}, headers=h(admin))
+        assert r.status_code == 200 and r.json()["rows"] == [[42]]
         log = c.get(f"{API}/audit?limit=1000", headers=h(admin)).json()["items"]
+        # what a POST asked is in the log too: the SQL text, the address tagged
+        asked = [e.get("detail") for e in log if e["path"] == f"{API}/sql" and e["status"] == 200]
+        assert asked == [{"sql": "SELECT 42 AS answer", "limit": 1000}]
+        tagged = [e for e in log if e["path"] == f"{API}/tags" and e["status"] == 400]
+        assert tagged and tagged[0]["detail"] == {"address": "x", "label": "y"}
         seen = {(e["key_id"], e["path"], e["status"]) for e in log}
         assert ("anonymous", f"{API}/status", 401) in seen
         assert (read[3:11], f"{API}/status", 200) in seen

@@ -238,6 +238,14 @@ def test_path_to_a_chosen_target(client: TestClient, api_data: Path, busy: str) 
     assert body["found"] is True
     assert body["n_hops"] == find_path(api_data, busy, target)["n_hops"] == 1
     assert body["edges"][0]["source"] == f"address:{busy}"
+    # the global time filter: a window holding the hop's tx finds it, one after it does not
+    h = client.get(f"{API}/txs/{body['hops'][0]['txid']}").json()["block_height"]
+    inside = client.get(f"{API}/path?source={busy}&target={target}&from={h}&to={h}").json()
+    assert inside["found"] is True and inside["hops"] == body["hops"]
+    after = client.get(f"{API}/path?source={busy}&target={target}&from={h + 1}").json()
+    assert after["found"] is False or all(
+        client.get(f"{API}/txs/{x['txid']}").json()["block_height"] > h for x in after["hops"]
+    )
 
 
 def test_bad_input_is_the_error_model(client: TestClient) -> None:

@@ -80,6 +80,13 @@ class Session:
         return path
 
 
+def _btc(sat: int) -> str:
+    """Satoshis as the panel writes them: BTC, thousands separated, trailing zeros cut."""
+    whole, frac = divmod(sat, 10**8)
+    tail = f"{frac:08d}".rstrip("0")
+    return f"{whole:,}" + (f".{tail}" if tail else "") + " BTC"
+
+
 def _pick_address(store: Path) -> str:
     """An address that paid several others (so expanding it draws a neighbourhood), in a
     wallet of several addresses (so it has merge evidence to show)."""
@@ -135,6 +142,11 @@ def test_investigator_walkthrough(session: Session, web_world: WebWorld, tmp_pat
     facts = s.api(f"/addresses/{address}")
     panel = page.locator("#panel").inner_text()
     assert address in panel and f"{facts['n_txs']}" in panel
+    # balance, first and last seen (time and block), the CoinJoin flag
+    assert _btc(facts["balance"]) in panel
+    assert f"(block {facts['first_seen_height']})" in panel
+    assert f"(block {facts['last_seen_height']})" in panel
+    assert ("CoinJoin\nno" in panel) == (facts["coinjoin_txs"] == 0)
 
     # ---- expand two hops: the canvas holds exactly what the API says the neighbours are
     s.click("#expand-out")
@@ -145,6 +157,11 @@ def test_investigator_walkthrough(session: Session, web_world: WebWorld, tmp_pat
     edges = page.evaluate("() => window.cy.edges().map(e => [e.id(), e.data('value')])")
     assert {e[0] for e in edges} == {e["id"] for e in hop1["edges"]}
     assert {e[1] for e in edges} == {e["value"] for e in hop1["edges"]}
+    # arrows carry BTC and USD at the time (and the tx count when aggregated)
+    labels = dict(page.evaluate("() => window.cy.edges().map(e => [e.id(), e.data('display')])"))
+    for e in hop1["edges"]:
+        assert "BTC" in labels[e["id"]] and ("$" in labels[e["id"]]) == (e["usd"] is not None)
+        assert (f"{e['n_txs']} txs" in labels[e["id"]]) == (e["n_txs"] > 1)
     count = page.locator("#count-out").inner_text()
     assert count.startswith(f"{len(hop1['edges'])} of {hop1['total']}"), count
     second = sorted(first - {a_id})[0]
@@ -208,10 +225,20 @@ def test_investigator_walkthrough(session: Session, web_world: WebWorld, tmp_pat
     got = _download(page, "[data-file='leads.csv']", tmp_path / "leads.csv")
     s.idle()
     assert len(list(csv.DictReader(got.open()))) == len(leads["items"])
+    report_html = _download(page, "[data-file='report.html']", tmp_path / "report.html")
+    s.idle()
+    assert "<html" in report_html.read_text().lower()
     # filter by exchange, then sort by amount, then open the top lead's path
     exchange = leads["items"][0]["source_entity"]
     page.select_option("#lead-exchange", exchange)
     want = [r for r in leads["items"] if r["source_entity"] == exchange]
+    assert page.locator("#leads-table tbody tr").count() == len(want)
+    confidences = sorted(float(r["confidence"] or 0) for r in want)
+    floor = confidences[len(confidences) // 2]
+    page.fill("#lead-confidence", str(floor))
+    kept = [r for r in want if float(r["confidence"] or 0) >= floor]
+    assert page.locator("#leads-table tbody tr").count() == len(kept)
+    page.fill("#lead-confidence", "0")
     assert page.locator("#leads-table tbody tr").count() == len(want)
     top = max(want, key=lambda r: int(r["amount_sat"]))  # the first of the largest, as the UI sorts
     page.click("#leads-table tbody tr >> nth=0")
@@ -359,6 +386,10 @@ def test_filters_exports_views_annotations_and_paths(
     assert [t["note"] for t in mine] == ["paid the seized service twice"]
     shown = page.locator("#panel-tags").inner_text()
     assert "suspect wallet (browser test)" in shown and "paid the seized service twice" in shown
+    # each tag with its source and confidence, as the API stores them
+    for t in tags:
+        assert f"{t['source']} ({t['tagpack']})" in shown
+        assert f"{t['confidence_level']} ({t['confidence']})" in shown
     s.shot("7-annotate")
 
     # ---- no silent top-N: with a few neighbours a page, "Load more" reaches every one
@@ -385,10 +416,38 @@ def test_filters_exports_views_annotations_and_paths(
     assert s.nodes() == {hop, pinned}
     assert page.locator("#expand-out").count() == 1
 
+    # ---- the CoinJoin flag with its mixer: on a CoinJoin tx and on an address that mixed
+    mixed = _mixed(web_world.store)
+    page.fill("#search", mixed["txid"])
+    s.click("#search-go")
+    page.wait_for_selector(f"#panel [data-node='tx:{mixed['txid']}']")
+    assert page.locator("#panel h2").inner_text() == f"CoinJoin ({mixed['rule']})"
+    assert page.evaluate(
+        "(id) => window.cy.getElementById(id).data('coinjoin')", f"tx:{mixed['txid']}"
+    )
+    page.fill("#search", mixed["address"])
+    s.click("#search-go")
+    page.wait_for_selector(f"#panel [data-node='address:{mixed['address']}']")
+    facts = s.api(f"/addresses/{mixed['address']}")
+    assert facts["coinjoin_txs"] > 0
+    assert f"yes: {facts['coinjoin_txs']} tx" in page.locator("#panel").inner_text()
+    assert f"({', '.join(facts['mixers'])})" in page.locator("#panel").inner_text()
+
     assert s.errors == []
     hosts = {urlsplit(u).netloc for u in s.requests if urlsplit(u).scheme in ("http", "https")}
     assert hosts == {s.server.host}, hosts
     s.context.close()
+
+
+def _mixed(store: Path) -> dict[str, str]:
+    """A CoinJoin tx (flagged by the clustering), its mixer kind, and an address it paid."""
+    from chainsleuth.store.store import Store
+
+    rows = Store.open(store).sql(
+        "SELECT c.txid, c.rule, min(o.address) AS address FROM cluster_coinjoins c "
+        "JOIN outputs o USING (txid) WHERE o.address IS NOT NULL GROUP BY 1, 2 ORDER BY 1 LIMIT 1"
+    )
+    return {k: str(v) for k, v in rows.to_pylist()[0].items()}
 
 
 def test_api_key_field_sends_the_key_and_keeps_it_for_the_tab_only(

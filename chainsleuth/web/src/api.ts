@@ -85,6 +85,8 @@ export interface Address {
   last_seen_time: string;
   cluster_id: number | null;
   cluster_size: number | null;
+  coinjoin_txs: number;
+  mixers: string[];
   tags: Tag[];
   attribution: Attribution | null;
 }
@@ -108,9 +110,10 @@ export interface Cluster {
   last_seen_height: number | null;
   rules: Record<string, number>;
   attribution: Attribution | null;
-  tags: Page<Tag> | Tag[]; // api.md says a first page; the route answers a list
+  tags: Page<Tag>; // the first page; GET /tags?cluster=ID&cursor=... continues it
   conflicts: string[];
-  coinjoin_txs?: number;
+  coinjoin_txs: number;
+  mixers: string[];
   n_outputs?: number;
   policy?: string;
 }

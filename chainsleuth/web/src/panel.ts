@@ -40,6 +40,11 @@ function when(height: number | null | undefined, time?: string | null): string {
   return time ? `${time.replace("T", " ").replace("Z", " UTC")} (block ${height})` : `block ${height}`;
 }
 
+/** The CoinJoin flag of an address or wallet: how many CoinJoins it took part in, by mixer. */
+function coinjoins(n: number, mixers: string[]): string {
+  return n ? `yes: ${n} tx${n === 1 ? "" : "s"} (${mixers.join(", ")})` : "no";
+}
+
 function tagTable(tags: Tag[]): HTMLElement {
   if (!tags.length) return el("p", { class: "muted" }, "No tags.");
   return el(
@@ -202,6 +207,7 @@ async function showAddress(id: string, address: string, body: HTMLElement): Prom
       ["first seen", when(a.first_seen_height, a.first_seen_time)],
       ["last seen", when(a.last_seen_height, a.last_seen_time)],
       ["script", a.script_type],
+      ["CoinJoin", coinjoins(a.coinjoin_txs, a.mixers)],
       ["wallet", a.cluster_id === null ? "not clustered" : `cluster ${a.cluster_id} (${a.cluster_size} addresses)`],
       ["attribution", attr ? `${attr.actor ?? attr.label ?? "?"} · ${attr.category ?? "?"} · confidence ${attr.confidence ?? "?"}${attr.conflict ? " · CONFLICT" : ""}` : "none"],
     ]),
@@ -270,7 +276,7 @@ function moreTags(clusterId: number, first: Page<Tag>): HTMLElement | null {
 async function showCluster(id: string, clusterId: string, body: HTMLElement): Promise<void> {
   const c = await get<Cluster>(`/clusters/${enc(clusterId)}`);
   const attr = c.attribution;
-  const tags = Array.isArray(c.tags) ? { items: c.tags, next_cursor: null, total: c.tags.length } : c.tags;
+  const tags = c.tags;
   const target = el("div", { id: "evidence-body" });
   const members = el("ul", { id: "members", class: "io" });
   let cursor: string | null = null;
@@ -292,7 +298,7 @@ async function showCluster(id: string, clusterId: string, body: HTMLElement): Pr
       ["last seen", when(c.last_seen_height)],
       ["category", attr?.category ?? "untagged"],
       ["confidence", attr?.confidence === null || attr?.confidence === undefined ? "–" : String(attr.confidence)],
-      ["CoinJoin txs", c.coinjoin_txs === undefined ? "–" : String(c.coinjoin_txs)],
+      ["CoinJoin", coinjoins(c.coinjoin_txs, c.mixers)],
       ["rules", Object.entries(c.rules).map(([r, n]) => `${r}: ${n}`).join(", ") || "none"],
       ["clustering", c.policy ?? "–"],
       ["conflicts", c.conflicts.join("; ") || "none"],

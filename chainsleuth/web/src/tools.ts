@@ -109,13 +109,13 @@ function bare(id: string): string {
 }
 
 async function runPath(): Promise<void> {
-  const res = await get<PathResult>("/path", {
+  const res = await get<PathResult>("/path", withTime({
     source: input("path-source").value.trim(),
     target: input("path-target").value.trim(),
     mode: select("path-mode").value,
     level: select("path-level").value,
     max_hops: input("path-hops").value,
-  });
+  }));
   const out = byId("path-out");
   if (!res.found) {
     clear(out, el("p", {}, `No path: ${res.status}`));
