@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     result = run(args.n, args.repeat)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(render(result))
     print(json.dumps(result))
 
 

@@ -35,5 +35,5 @@ async def bounded(request: Request, fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise ApiError(
             "budget_exceeded",
             f"the query ran past its time budget of {state.time_budget_s:g} s: narrow it "
-            "(fewer hops, a shorter from/to window, a higher min_value, a smaller limit)",
+            "(lower max_hops, a shorter from/to window, a higher min_value, a smaller limit)",
         ) from None
