@@ -9,13 +9,16 @@ cached under WORK/api-store. `chainsleuth serve` runs in its own process (the re
 mode on 127.0.0.1, rate limit off); each client thread keeps one HTTP connection and makes
 `--rounds` rounds, each round one request of every kind below on a key drawn at random (seed =
 client number), so every client makes the same bounded number of requests. Latency is the
-client's wall time per request (connection reused).
+client's wall time per request (connection reused). `make bench` (`bench.run`) also measures
+the super-cluster (`super_cluster`, 2 M addresses in one cluster; the store is built once and
+cached under WORK/super-N), which `--super-cluster N` runs alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import socket
@@ -86,8 +89,9 @@ def _url(kind: str, rng: random.Random, s: dict[str, list[str]]) -> str:
     }[kind]
 
 
-def run(work: Path, clients: int = 8, rounds: int = 25) -> dict[str, Any]:
-    """Serve the store and measure; returns the figures (JSON-able)."""
+def run(work: Path, clients: int = 8, rounds: int = 25, super_n: int = 2_000_000) -> dict[str, Any]:
+    """Serve the store and measure; returns the figures (JSON-able). With `super_n`, also a
+    super-cluster of that many addresses (`super_cluster`; its store is cached under `work`)."""
     import httpx
 
     data = prepare(work)
@@ -162,6 +166,7 @@ def run(work: Path, clients: int = 8, rounds: int = 25) -> dict[str, Any]:
         "n_errors": len(errors),
         "kinds": figures,
         "store": str(data),
+        "super_cluster": super_cluster(work, super_n) if super_n else None,
     }
 
 
@@ -247,6 +252,13 @@ SUPER_ROUTES = (
 )
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) a process has used: the server's own cost,
+    which the machine's other jobs do not inflate as they do wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def super_cluster(work: Path, n_addresses: int, repeat: int = 5) -> dict[str, Any]:
     """Each super-cluster route `repeat` times, one client, under `serve`'s default time budget
     (10 s): status codes and wall times. The answer must be a 200 every time."""
@@ -269,6 +281,8 @@ def super_cluster(work: Path, n_addresses: int, repeat: int = 5) -> dict[str, An
     server = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}/api/v1"
     times: dict[str, list[float]] = {k: [] for k in SUPER_ROUTES}
+    cpu: dict[str, list[float]] = {k: [] for k in SUPER_ROUTES}
+    load = [Path("/proc/loadavg").read_text().split()[0]]
     codes: dict[str, list[int]] = {k: [] for k in SUPER_ROUTES}
     facts: dict[str, Any] = {}
     try:
@@ -280,6 +294,8 @@ def super_cluster(work: Path, n_addresses: int, repeat: int = 5) -> dict[str, An
                 except httpx.HTTPError:
                     time.sleep(0.1)
             first = c.get(f"/clusters/{cid}/addresses?limit=1000").json()
+            if "next_cursor" not in first:  # an error body: say it
+                raise RuntimeError(f"/clusters/{cid}/addresses: {first}")
             urls = {
                 "summary": f"/clusters/{cid}",
                 "members_first": f"/clusters/{cid}/addresses?limit=1000",
@@ -292,9 +308,10 @@ def super_cluster(work: Path, n_addresses: int, repeat: int = 5) -> dict[str, An
             }
             for r in range(repeat + 1):  # the first round warms the server up, untimed
                 for kind, url in urls.items():
-                    t0 = time.perf_counter()
+                    c0, t0 = _cpu_s(server.pid), time.perf_counter()
                     resp = c.get(url)
                     took = time.perf_counter() - t0
+                    used = _cpu_s(server.pid) - c0  # a budget-exceeded call runs on: undercount
                     if r == 0:
                         body = resp.json()
                         if kind == "summary":
@@ -305,8 +322,10 @@ def super_cluster(work: Path, n_addresses: int, repeat: int = 5) -> dict[str, An
                             facts["n_neighbors_in"] = body.get("total")
                         continue
                     times[kind].append(took)
+                    cpu[kind].append(used)
                     codes[kind].append(resp.status_code)
     finally:
+        load.append(Path("/proc/loadavg").read_text().split()[0])
         server.terminate()
         server.wait(timeout=30)
     return {
@@ -320,9 +339,11 @@ def super_cluster(work: Path, n_addresses: int, repeat: int = 5) -> dict[str, An
                 "codes": sorted(set(codes[k])),
                 "median_s": float(sorted(v)[len(v) // 2]),
                 "max_s": float(max(v)),
+                "cpu_median_s": float(sorted(cpu[k])[len(v) // 2]),
             }
             for k, v in times.items()
         },
+        "loadavg_start_end": load,
         "store": str(data),
     }
 
@@ -330,16 +351,23 @@ def super_cluster(work: Path, n_addresses: int, repeat: int = 5) -> dict[str, An
 def render_super(r: dict[str, Any]) -> str:
     """The super-cluster part of the "API latency" section."""
     rows = [
-        [k, ", ".join(map(str, v["codes"])), secs(v["median_s"]), secs(v["max_s"])]
+        [
+            k,
+            ", ".join(map(str, v["codes"])),
+            secs(v["median_s"]),
+            secs(v["max_s"]),
+            secs(v["cpu_median_s"]),
+        ]
         for k, v in r["routes"].items()
     ]
     return (
         f"\nA super-cluster: a regtest store of {r['n_store_addresses']:,} addresses whose "
         f"largest cluster holds {r['cluster_size_sql']:,} of them (fan-outs and consolidations, "
         f"`bench.api_bench.build_super_store`), `chainsleuth serve` with its default 10 s time "
-        f"budget, one client, {r['repeat']} rounds after a warm-up round. Measured by "
-        f"`python -m bench.api_bench --super-cluster N`.\n\n"
-        + table(["route", "status", "median", "max"], rows)
+        f"budget, one client, {r['repeat']} rounds after a warm-up round; the server's CPU "
+        f"seconds per request from /proc (load average {' → '.join(r['loadavg_start_end'])}). "
+        f"Measured by `python -m bench.api_bench --super-cluster N`.\n\n"
+        + table(["route", "status", "median wall", "max wall", "median server CPU"], rows)
         + "\n"
     )
 
@@ -359,6 +387,7 @@ def render(r: dict[str, Any]) -> str:
         "Measured by `python -m bench.api_bench`.\n\n"
         + table(["lookup", "requests", "p50", "p99", "max"], rows)
         + "\n"
+        + (render_super(r["super_cluster"]) if r.get("super_cluster") else "")
     )
 
 
@@ -383,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(found, indent=2))
         return 0 if all(v["codes"] == [200] for v in found["routes"].values()) else 1
     log(f"api: {args.clients} clients x {args.rounds} rounds x {len(KINDS)} kinds")
-    result = run(Path(args.work).resolve(), args.clients, args.rounds)
+    result = run(Path(args.work).resolve(), args.clients, args.rounds, super_n=0)
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")

@@ -56,11 +56,13 @@ def _summary(store: Store, clusters: Clusters, cluster_id: int) -> dict[str, Any
     inside = np.asarray(clusters.cluster_of)[a_ids] == cluster_id if a_ids.shape[0] else a_ids
     rules: dict[str, int] = {}
     if a_ids.shape[0]:
-        rule_col = np.asarray(merges.column("rule").to_pylist(), dtype=object)[inside]
-        change_col = np.asarray(merges.column("change_rules").to_pylist(), dtype=object)[inside]
-        for rule, change in zip(rule_col, change_col, strict=True):
-            key = rule if change is None else f"change:{change}"
-            rules[key] = rules.get(key, 0) + 1
+        # counted in Arrow (a super-cluster has millions of merges): "change:<rules>" for a
+        # change merge, else the rule; value_counts keeps the order of first appearance
+        mine = merges.select(["rule", "change_rules"]).filter(pa.array(inside))
+        change = pc.binary_join_element_wise("change:", mine["change_rules"], "")
+        key = pc.if_else(pc.is_null(mine["change_rules"]), mine["rule"], change)
+        for row in pc.value_counts(key).to_pylist():
+            rules[str(row["values"])] = int(row["counts"])
     return {
         "cluster_id": cluster_id,
         "size": int(members.shape[0]),

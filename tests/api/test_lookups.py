@@ -165,3 +165,20 @@ def test_coinjoin_flag_of_an_address_and_its_wallet(client: TestClient, store: S
     )
     body = client.get(f"{API}/addresses/{plain.column(0)[0].as_py()}").json()
     assert body["coinjoin_txs"] == 0 and body["mixers"] == []
+
+
+def test_cluster_rules_count_every_merge_by_rule(client: TestClient, store: Store) -> None:
+    rows = store.sql(
+        "WITH m AS (SELECT cluster_id, CASE WHEN change_rules IS NULL THEN rule "
+        "  ELSE 'change:' || change_rules END AS k FROM cluster_merges), "
+        "big AS (SELECT cluster_id FROM m GROUP BY 1 "
+        "  ORDER BY count(DISTINCT k) DESC, count(*) DESC, 1 LIMIT 3) "
+        "SELECT cluster_id, k, count(*) AS n FROM m "
+        "WHERE cluster_id IN (SELECT cluster_id FROM big) GROUP BY 1, 2"
+    ).to_pylist()
+    expected: dict[int, dict[str, int]] = {}
+    for r in rows:
+        expected.setdefault(r["cluster_id"], {})[r["k"]] = r["n"]
+    assert any(len(v) > 1 for v in expected.values())  # more than one rule built them
+    for cid, counts in expected.items():
+        assert client.get(f"{API}/clusters/{cid}").json()["rules"] == counts
