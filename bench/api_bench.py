@@ -134,6 +134,7 @@ def run(work: Path, clients: int = 8, rounds: int = 25, super_n: int = 2_000_000
                 for k in KINDS:
                     lat[k] += mine[k]
 
+        cpu0, load0 = _cpu_s(server.pid), Path("/proc/loadavg").read_text().split()[0]
         started = time.perf_counter()
         threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
         for th in threads:
@@ -141,6 +142,8 @@ def run(work: Path, clients: int = 8, rounds: int = 25, super_n: int = 2_000_000
         for th in threads:
             th.join()
         wall = time.perf_counter() - started
+        server_cpu = _cpu_s(server.pid) - cpu0
+        load = [load0, Path("/proc/loadavg").read_text().split()[0]]
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -162,6 +165,9 @@ def run(work: Path, clients: int = 8, rounds: int = 25, super_n: int = 2_000_000
         "requests": total,
         "wall_s": wall,
         "requests_per_s": total / wall,
+        "server_cpu_s": server_cpu,
+        "server_cpu_per_request_s": server_cpu / total,
+        "loadavg_start_end": load,
         "errors": errors[:20],
         "n_errors": len(errors),
         "kinds": figures,
@@ -383,8 +389,10 @@ def render(r: dict[str, Any]) -> str:
         f"`chainsleuth serve` (uvicorn, one process) on 127.0.0.1 over the small simulated "
         f"world; {r['clients']} concurrent clients, {r['rounds']} rounds each of one request "
         f"per kind (keys drawn at random): {r['requests']:,} requests in "
-        f"{r['wall_s']:.1f} s ({r['requests_per_s']:,.0f}/s), {r['n_errors']} errors. "
-        "Measured by `python -m bench.api_bench`.\n\n"
+        f"{r['wall_s']:.1f} s ({r['requests_per_s']:,.0f}/s), {r['n_errors']} errors; the "
+        f"server used {r['server_cpu_s']:.1f} CPU seconds ("
+        f"{secs(r['server_cpu_per_request_s'])} a request; load average "
+        f"{' → '.join(r['loadavg_start_end'])}). Measured by `python -m bench.api_bench`.\n\n"
         + table(["lookup", "requests", "p50", "p99", "max"], rows)
         + "\n"
         + (render_super(r["super_cluster"]) if r.get("super_cluster") else "")
