@@ -461,8 +461,10 @@ async def exposure(
     who: Read,
     subject: Annotated[str, Query(min_length=1, max_length=200)],
     max_hops: Annotated[int, Query(ge=1, le=MAX_EXPOSURE_HOPS)] = 3,
+    since: From = None,
+    until: To = None,
 ) -> Any:
-    return await bounded(request, _svc(request).exposure, subject, max_hops)
+    return await bounded(request, _svc(request).exposure, subject, max_hops, since, until)
 
 
 # ------------------------------------------------------------------------------------ cases

@@ -671,8 +671,8 @@ class Services:
         if level == "cluster":
             self._need_clusters()
         g = self.graph()
+        lo, hi = _window(g, since, until)
         try:
-            lo, hi = g.window(since, until)
             result = find_path(
                 self.data_dir, source, target, mode, level, max_hops, min_height=lo, max_height=hi
             )
@@ -702,12 +702,17 @@ class Services:
         result["nodes"], result["edges"] = described, edges
         return _clean(result)
 
-    def exposure(self, subject: str, max_hops: int) -> dict[str, Any]:
+    def exposure(
+        self, subject: str, max_hops: int, since: str | None = None, until: str | None = None
+    ) -> dict[str, Any]:
         from chainsleuth.trace.exposure import exposure
 
         self._need_clusters()
+        lo, hi = _window(self.graph(), since, until)
         try:
-            return _clean(exposure(self.data_dir, subject, max_hops=max_hops))
+            return _clean(
+                exposure(self.data_dir, subject, max_hops=max_hops, min_height=lo, max_height=hi)
+            )
         except ChainsleuthError as e:
             raise _lib(e, "subject") from None
 
@@ -792,6 +797,18 @@ def _with_note(tag: dict[str, Any]) -> dict[str, Any]:
 
 def _usd(value: float) -> float | None:
     return None if math.isnan(value) else round(float(value), 2)
+
+
+def _window(g: FlowGraph, since: str | None, until: str | None) -> tuple[int | None, int | None]:
+    """from/to as block heights; a date that is no date is the `from`/`to` field's error."""
+    try:
+        lo = g.window(since, None)[0]
+    except ChainsleuthError as e:
+        raise _lib(e, "from") from None
+    try:
+        return lo, g.window(None, until)[1]
+    except ChainsleuthError as e:
+        raise _lib(e, "to") from None
 
 
 def _lib(error: ChainsleuthError, field: str | None) -> ApiError:

@@ -23,6 +23,20 @@ def _node_names(data: Path, nodes: list[int], level: str) -> dict[int, str]:
     return {int(i): str(a) for i, a in zip(ids.tolist(), strings, strict=True)}
 
 
+def _window(data: Path, since: str | None, until: str | None) -> tuple[int | None, int | None]:
+    """--since/--until as block heights (the same parsing as `trace`'s)."""
+    if since is None and until is None:
+        return None, None
+    from chainsleuth.store.store import Store
+    from chainsleuth.trace.rows import window_heights
+
+    return window_heights(Store.open(data), since, until)
+
+
+_SINCE_HELP = "time window start: block height or date YYYY-MM-DD"
+_UNTIL_HELP = "time window end: block height or date YYYY-MM-DD"
+
+
 def register(app: typer.Typer) -> None:
     @app.command("trace")
     def trace(
@@ -43,12 +57,8 @@ def register(app: typer.Typer) -> None:
         walk_coinjoins: bool = typer.Option(
             False, "--walk-coinjoins", help="walk through CoinJoins (rows marked low confidence)"
         ),
-        since: str | None = typer.Option(
-            None, "--since", help="time window start: block height or date YYYY-MM-DD"
-        ),
-        until: str | None = typer.Option(
-            None, "--until", help="time window end: block height or date YYYY-MM-DD"
-        ),
+        since: str | None = typer.Option(None, "--since", help=_SINCE_HELP),
+        until: str | None = typer.Option(None, "--until", help=_UNTIL_HELP),
         limit: int = typer.Option(50, "--limit", help="rows shown in the table (largest first)"),
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
@@ -91,13 +101,18 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option("fewest_hops", "--mode", help="fewest_hops | largest_flow"),
         cluster: bool = typer.Option(False, "--cluster", help="search between clusters"),
         max_hops: int = typer.Option(8, "--max-hops"),
+        since: str | None = typer.Option(None, "--since", help=_SINCE_HELP),
+        until: str | None = typer.Option(None, "--until", help=_UNTIL_HELP),
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
         """Find a path of transactions from one address (or cluster) to another."""
         from chainsleuth.trace.paths import find_path
 
         level = "cluster" if cluster else "address"
-        result = find_path(data_dir(ctx), source, target, mode, level, max_hops)
+        lo, hi = _window(data_dir(ctx), since, until)
+        result = find_path(
+            data_dir(ctx), source, target, mode, level, max_hops, min_height=lo, max_height=hi
+        )
         if json_out:
             print_json(result)
             return
@@ -130,12 +145,15 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         subject: str = typer.Argument(..., help="ADDR, or CLUSTER_ID (digits)"),
         max_hops: int = typer.Option(3, "--max-hops"),
+        since: str | None = typer.Option(None, "--since", help=_SINCE_HELP),
+        until: str | None = typer.Option(None, "--until", help=_UNTIL_HELP),
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
         """Direct and indirect exposure of received and sent value, by category."""
         from chainsleuth.trace.exposure import exposure
 
-        result = exposure(data_dir(ctx), subject, max_hops=max_hops)
+        lo, hi = _window(data_dir(ctx), since, until)
+        result = exposure(data_dir(ctx), subject, max_hops=max_hops, min_height=lo, max_height=hi)
         if json_out:
             print_json(result)
             return

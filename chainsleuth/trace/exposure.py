@@ -7,6 +7,9 @@ Received: a haircut `trace_back` from every output paying the subject; sent: a h
 subject's own cluster is walked through. Each row of the trace is then given a category: the
 attributed cluster's category, "coinbase", "coinjoin", "self" (the subject's own cluster) or
 "unattributed". Direct exposure is the same trace with max_hops=1; indirect with max_hops=N.
+A time window (`min_height`/`max_height`) keeps the value received or sent by txs inside it,
+and the walks do not cross its edges: value that was there before the window opened (received)
+or still held when it closed (sent) gets the category "outside_window".
 
     >>> exposure(data, "1Q2TWHE3GMdB6BZKafqwxXtWAWgFt5Jvm3")["received"]["direct"]  # doctest: +SKIP
     {'coinbase': {'amount': 1000000000, 'share': 1.0}}
@@ -99,6 +102,8 @@ def _categorise(
         actor = None
         if name in ("coinbase", "coinjoin"):
             category = name
+        elif name == "time_window":
+            category = "outside_window"
         elif c == own_cluster and c >= 0:
             category = "self"
         elif c in attribution:
@@ -124,6 +129,9 @@ def exposure(
     max_hops: int = 3,
     is_coinjoin: np.ndarray | None = None,
     min_value: int = 0,
+    *,
+    min_height: int | None = None,
+    max_height: int | None = None,
 ) -> dict[str, Any]:
     """Direct (1 hop) and indirect (up to `max_hops`) exposure of an address (a string) or a
     cluster (an int, or a string of digits), received and sent, by category.
@@ -135,7 +143,13 @@ def exposure(
     the value of its spent outputs); `untraced_*` is what the haircut lost to fees or dropped
     below `min_value`.
 
+    `min_height`/`max_height` (block heights, both included; `trace.rows.window_heights` turns
+    dates into them) restrict it to a time window: received counts the outputs paid to the
+    subject by txs inside it, sent the outputs the subject spent in txs inside it, and the
+    walks stop at txs outside it (category "outside_window"). The result echoes the window.
+
     >>> exposure(data, 123, max_hops=2)["sent"]["indirect"]   # doctest: +SKIP
+    >>> exposure(data, "1Q2TW...", min_height=100, max_height=200)  # doctest: +SKIP
     """
     if max_hops < 1:
         raise ChainsleuthError("max_hops must be at least 1")
@@ -159,7 +173,18 @@ def exposure(
     else:
         outs = np.flatnonzero(address == node)
     value = store.graph.output_value
-    spent = outs[store.spent_by_tx()[outs] >= 0]
+    spender = store.spent_by_tx()[outs]
+    spent = outs[spender >= 0]
+    if min_height is not None or max_height is not None:
+        heights = store.graph.tx_height
+        lo = -1 if min_height is None else min_height
+        hi = (1 << 31) if max_height is None else max_height
+        first_output = store.graph.tx_first_output
+        creator = np.searchsorted(first_output, outs, side="right") - 1
+        h_in = heights[creator]
+        h_out = heights[spender[spender >= 0]]
+        outs = outs[(h_in >= lo) & (h_in <= hi)]
+        spent = spent[(h_out >= lo) & (h_out <= hi)]
 
     def side(seeds: np.ndarray, run: Any) -> dict[str, Any]:
         total = int(value[seeds].sum())
@@ -168,7 +193,13 @@ def exposure(
             result = run(
                 store_dir,
                 seeds,
-                TraceOptions(policy="haircut", max_hops=hops, min_value=min_value),
+                TraceOptions(
+                    policy="haircut",
+                    max_hops=hops,
+                    min_value=min_value,
+                    min_height=min_height,
+                    max_height=max_height,
+                ),
                 stop_clusters=stop,
                 cluster_of=cluster_of_address,
                 is_coinjoin=is_coinjoin,
@@ -185,6 +216,8 @@ def exposure(
         "node": node,
         "cluster": own_cluster,
         "max_hops": max_hops,
+        "min_height": min_height,
+        "max_height": max_height,
         "received": side(outs, trace_back),
         "sent": side(spent, trace_forward),
     }

@@ -216,11 +216,9 @@ class FlowGraph:
 
     def window(self, since: str | None, until: str | None) -> tuple[int | None, int | None]:
         """A `from`/`to` pair (heights or YYYY-MM-DD dates) as heights."""
-        from chainsleuth.trace.rows import window_height
+        from chainsleuth.trace.rows import window_heights
 
-        lo = None if since is None else window_height(self.store, since, "since")
-        hi = None if until is None else window_height(self.store, until, "until")
-        return lo, hi
+        return window_heights(self.store, since, until)
 
     # ---------------------------------------------------------------------------- flows
     def flows(

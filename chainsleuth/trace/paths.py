@@ -241,7 +241,7 @@ def find_path(
     addresses standing for their clusters) as txids with the amount at each hop.
 
     `min_height`/`max_height` (both included) keep the path's txs inside that window of
-    blocks: the API's global time filter (`trace.rows.window_height` turns a date into one).
+    blocks: the API's global time filter (`trace.rows.window_heights` turns dates into them).
 
     Returns {"found", "status" ("found" | "no_path" | "limit"), "complete" (False when
     `max_visited` node updates cut the search short: a largest_flow path may then not be the

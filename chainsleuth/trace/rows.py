@@ -33,7 +33,7 @@ from chainsleuth.trace.engine import (
 )
 from chainsleuth.trace.exposure import attributed_cluster_labels, coinjoin_flags
 
-__all__ = ["trace_rows", "window_height"]
+__all__ = ["trace_rows", "window_height", "window_heights"]
 
 NONE = int(NONE32)
 
@@ -87,6 +87,7 @@ def trace_rows(
     else:
         found = store.address_id(target, what="not an address, TXID[:VOUT] or cluster id")
         seeds = outputs_of_addresses(store, [found])
+    min_height, max_height = window_heights(store, since, until)
     run = trace_back if direction == "back" else trace_forward
     options: dict[str, Any] = {}
     attribution: dict[int, tuple[str | None, str]] = {}
@@ -108,8 +109,8 @@ def trace_rows(
         max_hops=max_hops,
         min_value=min_value,
         walk_coinjoins=walk_coinjoins and bool(options),  # no stops: no tx is flagged a CoinJoin
-        min_height=None if since is None else window_height(store, since, "since"),
-        max_height=None if until is None else window_height(store, until, "until"),
+        min_height=min_height,
+        max_height=max_height,
     )
     result = run(data_dir, seeds, settings, **options)
     address_ids = store.graph.output_address[result.output].astype(np.int64)
@@ -164,3 +165,17 @@ def window_height(store: Any, value: str, edge: str) -> int:
         return int(found[0]) if found.shape[0] else 1 << 31
     found = np.flatnonzero(times < start + 86400)
     return int(found[-1]) if found.shape[0] else -1
+
+
+def window_heights(
+    store: Any, since: str | None, until: str | None
+) -> tuple[int | None, int | None]:
+    """A `since`/`until` pair (each a block height, a date YYYY-MM-DD or None) as the
+    (min_height, max_height) that `find_path`, `exposure` and `TraceOptions` take.
+
+    >>> window_heights(Store.open(data), "2009-01-09", "200")  # doctest: +SKIP
+    (1, 200)
+    """
+    lo = None if since is None else window_height(store, since, "since")
+    hi = None if until is None else window_height(store, until, "until")
+    return lo, hi

@@ -3,6 +3,7 @@ and the bounded-work answers (time budget, too large, a missing stage) in the er
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,6 +103,28 @@ def test_exposure_is_the_library_answer(client: TestClient, api_data: Path, stor
     assert body["max_hops"] == 2
     r = client.get(f"{API}/exposure", params={"subject": address, "max_hops": 11})
     assert r.status_code == 422 and r.json()["error"]["field"] == "max_hops"
+    # the global time filter: from/to as heights or dates, as the library's window
+    from chainsleuth.trace.rows import window_heights
+
+    tip = int(store.graph.tx_height.max())
+    day = (
+        dt.datetime.fromtimestamp(int(store.graph.block_time[tip // 2]), dt.UTC).date().isoformat()
+    )
+    for window in ({"from": str(tip // 2)}, {"to": str(tip // 2)}, {"from": day}):
+        body = client.get(f"{API}/exposure", params={"subject": address, **window}).json()
+        lo, hi = window_heights(store, window.get("from"), window.get("to"))
+        expected = exposure(api_data, address, min_height=lo, max_height=hi)
+        assert (body["min_height"], body["max_height"]) == (lo, hi)
+        assert body["received"] == expected["received"] and body["sent"] == expected["sent"]
+    whole = client.get(f"{API}/exposure", params={"subject": address}).json()
+    early = client.get(f"{API}/exposure", params={"subject": address, "to": str(tip // 2)}).json()
+    late = client.get(f"{API}/exposure", params={"subject": address, "from": str(tip // 2 + 1)})
+    # received splits at the window's edge: every receiving tx is on one side of it
+    assert (
+        early["received"]["total"] + late.json()["received"]["total"] == whole["received"]["total"]
+    )
+    r = client.get(f"{API}/exposure", params={"subject": address, "from": "2009-13-45"})
+    assert r.status_code == 400 and error_model(r.json()) and r.json()["error"]["field"] == "from"
 
 
 def test_over_the_time_budget_is_a_422_not_a_timeout(api_data: Path, store: Store) -> None:

@@ -185,3 +185,33 @@ def test_exposure_of_a_cluster_id(tagged: dict[str, Any]) -> None:
     r = exposure(tagged["dir"], cluster, max_hops=1)
     assert r["level"] == "cluster" and r["received"]["total"] == 40 * BTC
     assert _amounts(r["received"], "direct") == {"exchange": 30 * BTC, "unattributed": 10 * BTC}
+
+
+def test_exposure_in_a_time_window(world: dict[str, Any], tagged: dict[str, Any]) -> None:
+    # Heights (the builder's genesis is 0): S's coinbase 1, t1 2, t2 and t3 3, t4 and t5 4,
+    # t6 5.
+    store = Store.open(world["dir"])
+    tx_ids = {k: store.tx_id_of(world[k].txid_hex()) for k in ("t2", "t4", "t5", "t6")}
+    heights = {k: int(store.graph.tx_height[t]) for k, t in tx_ids.items()}
+    assert heights == {"t2": 3, "t4": 4, "t5": 4, "t6": 5}
+    # until height 3: T received only t2's 10, which goes back to S's coinbase
+    r = exposure(world["dir"], world["T"], max_hops=3, max_height=3)
+    assert (r["min_height"], r["max_height"]) == (None, 3)
+    assert r["received"]["total"] == 10 * BTC
+    assert _amounts(r["received"], "indirect") == {"coinbase": 10 * BTC}
+    assert r["sent"]["total"] == 0  # T spends in t5, at height 4
+    # from height 4: t4's 30 came from C, whose coins arrived at height 3, before the window
+    r = exposure(world["dir"], world["T"], max_hops=3, min_height=4)
+    assert r["received"]["total"] == 30 * BTC
+    assert _amounts(r["received"], "indirect") == {"outside_window": 30 * BTC}
+    # sent inside [4, 4]: t5 pays E and F, who spend in t6 at height 5, after the window
+    r = exposure(world["dir"], world["T"], max_hops=3, min_height=4, max_height=4)
+    assert r["sent"]["total"] == 10 * BTC
+    assert _amounts(r["sent"], "indirect") == {"outside_window": 10 * BTC}
+    # an attributed counterparty stops the walk before the window's edge does
+    r = exposure(tagged["dir"], tagged["T"], max_hops=3, min_height=4)
+    assert r["received"]["direct"] == {"exchange": {"amount": 30 * BTC, "share": 1.0}}
+    # a window covering the whole chain is no window
+    whole = exposure(world["dir"], world["T"], max_hops=3, min_height=0, max_height=5)
+    plain = exposure(world["dir"], world["T"], max_hops=3)
+    assert whole["received"] == plain["received"] and whole["sent"] == plain["sent"]
