@@ -32,7 +32,7 @@ STATUS = {
 
 _NOT_FOUND = re.compile(
     r"not in the store|never been seen|^no cluster|no actor named|no clustering|"
-    r"is not an address of the store|^no (address|tx|cluster) \d+|no case|no file",
+    r"is not an address of the store|^no (address|tx|cluster) \d+|no case|no file|^no lead \d+",
     re.IGNORECASE,
 )
 _NO_DATA = re.compile(r"run `chainsleuth|has not been ingested|no tags|no store", re.IGNORECASE)

@@ -588,6 +588,17 @@ for _kind, _what in (
 
 
 @router.get(
+    "/cases/{case_id}/leads/{n}/graph", response_model=m.Open, operation_id="case_lead_graph",
+    summary="A lead's largest path (lead n of the leads listing, 0-based) as nodes and edges",
+)  # fmt: skip
+async def case_lead_graph(
+    request: Request, who: Read, case_id: CaseId, n: Annotated[int, Path(ge=0, le=10**9)]
+) -> Any:
+    folder = _done(request, case_id)
+    return await bounded(request, _svc(request).lead_graph, folder, n)
+
+
+@router.get(
     "/cases/{case_id}/files", response_model=m.CaseFiles, operation_id="case_files",
     summary="The case's files (report, CSVs, case.json)",
 )  # fmt: skip

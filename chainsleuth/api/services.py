@@ -613,48 +613,13 @@ class Services:
         rows.sort(key=lambda r: (-r["amount"], r["output_id"]))
         items = rows[offset : offset + limit]
         result = page(_clean(items), offset, limit, len(rows), params)
-        result["graph"] = self._trace_graph(items, target, direction) if offset == 0 else None
-        return result
+        if offset == 0:
+            from chainsleuth.trace.drawing import trace_graph
 
-    def _trace_graph(
-        self, rows: list[dict[str, Any]], target: str, direction: str
-    ) -> dict[str, Any]:
-        """Nodes and edges to draw a page of trace rows: each row's path of txs, from the
-        seed side to the row's address (amounts summed where paths share a hop)."""
-        g = self.graph()
-        nodes: dict[str, dict[str, Any]] = {}
-        edges: dict[tuple[str, str], dict[str, Any]] = {}
-        seed = parse_node(target)
-        seed_id = seed.id if seed.kind != "cluster" else f"cluster:{target}"
-        try:
-            nodes[seed_id] = g.node(seed_id)
-        except ChainsleuthError:
-            nodes[seed_id] = {"id": seed_id, "kind": seed.kind, "label": target}
-        txids = sorted({t for r in rows for t in r["path"]})
-        tx_ids = np.array([g.tx_id(t) for t in txids], np.int64)
-        for n in g.describe("tx", tx_ids):
-            nodes[n["id"]] = n
-        for r in rows:
-            hops = [seed_id] + [f"tx:{t}" for t in r["path"]]
-            end = f"address:{r['address']}" if r["address"] else None
-            if end is not None and end not in nodes:
-                try:
-                    nodes[end] = g.node(end)
-                except ChainsleuthError:
-                    end = None
-            if end is not None:
-                nodes[end]["entity"] = nodes[end].get("entity") or r["entity"]
-                nodes[end]["category"] = nodes[end].get("category") or r["category"]
-                hops.append(end)
-            chain = hops if direction == "forward" else hops[::-1]
-            for a, b in zip(chain, chain[1:], strict=False):
-                edge = edges.setdefault(
-                    (a, b),
-                    {"id": f"{a}->{b}", "source": a, "target": b, "value": 0, "n_rows": 0},
-                )
-                edge["value"] += int(r["amount"])
-                edge["n_rows"] += 1
-        return _clean({"nodes": list(nodes.values()), "edges": list(edges.values())})
+            result["graph"] = _clean(trace_graph(self.graph(), items, target, direction))
+        else:
+            result["graph"] = None
+        return result
 
     def path(
         self,
@@ -678,28 +643,9 @@ class Services:
             )
         except ChainsleuthError as e:
             raise _lib(e, "source") from None
-        ids = sorted({h["from"] for h in result["hops"]} | {h["to"] for h in result["hops"]})
-        if level == "address":
-            names = dict(zip(ids, g.store.addresses(ids).to_pylist(), strict=True))
-            node_of = {i: f"address:{names[i]}" for i in ids}
-            described = g.describe("address", np.array(ids, np.int64))
-        else:
-            node_of = {i: f"cluster:{i}" for i in ids}
-            described = g.describe("cluster", np.array(ids, np.int64))
-        edges = []
-        for h in result["hops"]:
-            h["from_node"], h["to_node"] = node_of[h["from"]], node_of[h["to"]]
-            edges.append(
-                {
-                    "id": f"{h['from_node']}->{h['to_node']}@{h['txid']}",
-                    "source": h["from_node"],
-                    "target": h["to_node"],
-                    "value": h["amount"],
-                    "n_txs": 1,
-                    "txid": h["txid"],
-                }
-            )
-        result["nodes"], result["edges"] = described, edges
+        from chainsleuth.trace.drawing import path_graph
+
+        result.update(path_graph(g, result))
         return _clean(result)
 
     def exposure(
@@ -715,6 +661,14 @@ class Services:
             )
         except ChainsleuthError as e:
             raise _lib(e, "subject") from None
+
+    def lead_graph(self, files_dir: Path, index: int) -> dict[str, Any]:
+        from chainsleuth.cases.lead_path import lead_graph, read_lead
+
+        try:
+            return _clean(lead_graph(self.graph(), read_lead(files_dir, index)))
+        except ChainsleuthError as e:
+            raise _lib(e, "n") from None
 
     # ----------------------------------------------------------------------------- admin
     def audit(self, log: AuditLog, cursor: str | None, limit: int) -> dict[str, Any]:

@@ -12,7 +12,9 @@ from fastapi.testclient import TestClient
 from tests.api.conftest import API, error_model
 
 
-def test_case_from_an_uploaded_csv(client: TestClient, small_world: tuple[Path, Path]) -> None:
+def test_case_from_an_uploaded_csv(
+    client: TestClient, small_world: tuple[Path, Path], api_data: Path
+) -> None:
     seeds = (small_world[0] / "seeds" / "deposits.csv").read_bytes()
     r = client.post(
         f"{API}/cases",
@@ -55,6 +57,27 @@ def test_case_from_an_uploaded_csv(client: TestClient, small_world: tuple[Path, 
         if cursor is None:
             break
     assert paged == rows  # file order, every row
+    # a lead's path to draw: the library's answer, from the source address to the deposit
+    from chainsleuth.cases.lead_path import lead_graph, lead_txids
+    from chainsleuth.trace.graph import FlowGraph
+
+    g = FlowGraph(api_data)
+    for n in sorted({0, len(rows) // 2, len(rows) - 1}):
+        body = client.get(f"{API}/cases/{case_id}/leads/{n}/graph").json()
+        want = lead_graph(g, rows[n])
+        assert body["txids"] == lead_txids(rows[n]) == want["txids"]
+        assert {x["id"] for x in body["nodes"]} == {x["id"] for x in want["nodes"]}
+        assert [(e["id"], e["value"]) for e in body["edges"]] == [
+            (e["id"], e["value"]) for e in want["edges"]
+        ]
+        ids = {x["id"] for x in body["nodes"]}
+        assert {f"tx:{t}" for t in body["txids"]} | {f"address:{rows[n]['deposit_address']}"} <= ids
+        into_deposit = [
+            e for e in body["edges"] if e["target"].endswith(rows[n]["deposit_address"])
+        ]
+        assert into_deposit and into_deposit[0]["txid"] == body["txids"][-1]
+    r = client.get(f"{API}/cases/{case_id}/leads/{len(rows)}/graph")
+    assert r.status_code == 404 and error_model(r.json()) and r.json()["error"]["field"] == "n"
     cash = client.get(f"{API}/cases/{case_id}/cashouts?limit=1000").json()
     assert cash["total"] == status["summary"]["n_cashouts"]
     svg = client.get(f"{API}/cases/{case_id}/money-flow.svg")

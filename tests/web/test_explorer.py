@@ -245,8 +245,11 @@ def test_investigator_walkthrough(session: Session, web_world: WebWorld, tmp_pat
     s.idle()
     canvas = s.nodes()
     assert f"address:{top['deposit_address']}" in canvas
-    assert {f"tx:{t}" for t in top["path"].split(";")} <= canvas
-    assert page.evaluate("() => window.cy.edges('.path').length") >= len(top["path"].split(";"))
+    drawn = s.api(f"/cases/{case_id}/leads/{leads['items'].index(top)}/graph")
+    assert {f"tx:{t}" for t in top["path"].split("|")[0].split(";")} <= canvas
+    assert {x["id"] for x in drawn["nodes"]} <= canvas  # the UI draws what the API laid out
+    on_path = set(page.evaluate("() => window.cy.edges('.path').map((e) => e.id())"))
+    assert on_path == {e["id"] for e in drawn["edges"]}
     s.shot("5-lead")
 
     # ---- export the picture

@@ -194,6 +194,12 @@ export interface PathResult {
   edges: GraphEdge[];
 }
 
+export interface LeadGraph {
+  txids: string[];
+  nodes: GraphNode[];
+  edges: GraphEdge[];
+}
+
 export interface CaseStatus {
   case_id: string;
   name: string | null;

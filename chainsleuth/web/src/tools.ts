@@ -3,12 +3,12 @@
 
 import {
   type CaseStatus,
+  type LeadGraph,
   type Page,
   type PathResult,
   type Row,
   type TraceResult,
   type TraceRow,
-  type Tx,
   all,
   enc,
   get,
@@ -235,52 +235,20 @@ function renderLeads(): void {
   clear(byId("leads"), el("p", { id: "leads-count" }, `${rows.length} of ${leads.length} leads`), el("table", { class: "rows", id: "leads-table" }, el("thead", {}, head), body));
 }
 
-/** Draw a lead's custody path as the investigation found it: its txs in order, each joined
- *  to the next through the outputs the next one spends (read from the txs themselves). */
+/** Draw a lead's largest path as the API lays it out (`GET /cases/{id}/leads/{n}/graph`,
+ *  `cases.lead_path.lead_graph`): the source address, the path's txs, the deposit. */
 async function openLead(lead: Row): Promise<void> {
-  const txids = (lead.path || lead.funding_txid).split(";").filter(Boolean);
-  const txs: Tx[] = [];
-  for (const t of txids) txs.push(await get<Tx>(`/txs/${enc(t)}`));
-  const origin = `lead:${lead.deposit_address}:${lead.funding_txid}`;
-  const nodes: Parameters<typeof graph.addElements>[1] = [];
-  const edges: Parameters<typeof graph.addElements>[2] = [];
-  const txNode = (t: Tx) => ({ id: `tx:${t.txid}`, kind: "tx" as const, label: t.txid, category: null, entity: null, coinjoin: t.coinjoin !== null, value: t.outputs.reduce((s, o) => s + o.value, 0), height: t.block_height });
-  const addrNode = (a: string, entity: string | null, category: string | null) => ({ id: `address:${a}`, kind: "address" as const, label: a, category, entity, coinjoin: false, value: null, height: null });
-  const edge = (source: string, target: string, value: number, t: Tx) => ({ id: `${source}->${target}@${t.txid}`, source, target, value, usd: t.usd_rate === null ? null : (value / 1e8) * t.usd_rate, n_txs: 1, first_height: t.block_height, last_height: t.block_height, txid: t.txid });
-  nodes.push(addrNode(lead.source_address, lead.source_entity || null, lead.source_category || null));
-  // (a lead's funding tx may pay the deposit address straight from the exchange's wallet)
-  for (let i = 0; i < txs.length; i++) {
-    const t = txs[i];
-    nodes.push(txNode(t));
-    if (i === 0) {
-      // The source's coins going in; when the source address is not among the inputs (it is
-      // the exchange's payee), the inputs' own addresses are drawn instead.
-      const own = t.inputs.filter((x) => x.address === lead.source_address);
-      const ins = own.length ? own : t.inputs.filter((x) => x.address);
-      const paid = new Map<string, number>();
-      for (const x of ins) paid.set(x.address as string, (paid.get(x.address as string) ?? 0) + x.value);
-      for (const [a, v] of paid) {
-        if (a !== lead.source_address) nodes.push(addrNode(a, null, null));
-        edges.push(edge(`address:${a}`, `tx:${t.txid}`, v, t));
-      }
-    }
-    const next = txs[i + 1];
-    const spent = next ? next.inputs.filter((x) => x.prev_txid === t.txid) : t.outputs.filter((o) => o.address === lead.deposit_address);
-    for (const s of spent) {
-      if (!s.address) continue;
-      nodes.push(addrNode(s.address, null, null));
-      edges.push(edge(`tx:${t.txid}`, `address:${s.address}`, s.value, t));
-      if (next) edges.push(edge(`address:${s.address}`, `tx:${next.txid}`, s.value, next));
-    }
-  }
-  // Nodes already on the canvas keep what the API said about them (names, categories).
-  const fresh = nodes.filter((n) => graph.cy.getElementById(n.id).empty());
-  graph.addElements(origin, fresh, edges);
-  for (const n of nodes) graph.cy.getElementById(n.id).data("lead", "1");
+  if (caseId === null) throw new Error("no case is open");
+  const n = leads.indexOf(lead); // the leads listing's order (file order), which the route takes
+  const res = await get<LeadGraph>(`/cases/${enc(caseId)}/leads/${n}/graph`);
+  // Nodes already on the canvas keep what they show (a pin, an analyst's label).
+  const fresh = res.nodes.filter((x) => graph.cy.getElementById(x.id).empty());
+  graph.addElements(`lead:${lead.deposit_address}:${lead.funding_txid}`, fresh, res.edges);
+  for (const x of res.nodes) graph.cy.getElementById(x.id).data("lead", "1");
   graph.cy.getElementById(`address:${lead.deposit_address}`).addClass("seed");
   graph.layout();
-  highlightPath(edges.map((e) => e.id));
-  report(`lead: ${btc(Number(lead.amount_sat))} from ${lead.source_entity || "?"} in ${txids.length} txs`);
+  highlightPath(res.edges.map((e) => e.id));
+  report(`lead: ${btc(Number(lead.amount_sat))} from ${lead.source_entity || "?"} in ${res.txids.length} txs`);
 }
 
 async function listCases(): Promise<void> {
