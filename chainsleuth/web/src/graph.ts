@@ -62,12 +62,68 @@ export const state = {
   addedBy: new Map<string, Set<string>>(), // element id → the origins that added it
 };
 
+/** The canvas's rules at every size (`largeStyle` adds to them on a large canvas). */
+const BASE_STYLE = [
+  {
+    selector: "node",
+    style: {
+      label: "data(display)",
+      "font-size": 10,
+      "min-zoomed-font-size": 7,
+      "text-valign": "bottom",
+      "text-margin-y": 3,
+      "text-wrap": "wrap",
+      "text-max-width": "140px",
+      "background-color": "data(color)",
+      width: 22,
+      height: 22,
+      color: "#1d2329",
+    },
+  },
+  { selector: 'node[kind = "tx"]', style: { shape: "diamond", width: 14, height: 14 } },
+  { selector: 'node[kind = "address"]', style: { shape: "round-rectangle" } },
+  {
+    selector: 'node[kind = "cluster"]',
+    style: { shape: "ellipse", width: 38, height: 38, "font-weight": "bold" },
+  },
+  { selector: "node[?entity]", style: { "border-width": 3, "border-color": "#1d2329" } },
+  { selector: "node[?coinjoin]", style: { "background-color": "#9467bd", shape: "hexagon" } },
+  { selector: "node.pinned", style: { "border-width": 3, "border-style": "double", "border-color": "#e6a700" } },
+  { selector: "node.seed", style: { "underlay-color": "#e6a700", "underlay-opacity": 0.25, "underlay-padding": 6 } },
+  { selector: "node:selected", style: { "overlay-color": "#e6a700", "overlay-opacity": 0.35 } },
+  {
+    selector: "edge",
+    style: {
+      "curve-style": "bezier",
+      "target-arrow-shape": "triangle",
+      "line-color": "#8a96a3",
+      "target-arrow-color": "#8a96a3",
+      width: "data(width)",
+      label: "data(display)",
+      "font-size": 8,
+      "min-zoomed-font-size": 8,
+      "text-rotation": "autorotate",
+      "text-background-color": "#ffffff",
+      "text-background-opacity": 0.8,
+      "text-background-padding": "1px",
+      color: "#3c4650",
+    },
+  },
+  { selector: "edge.path", style: { "line-color": "#e6550d", "target-arrow-color": "#e6550d" } },
+  { selector: "edge:selected", style: { "line-color": "#e6a700", "target-arrow-color": "#e6a700" } },
+  { selector: ".filtered", style: { display: "none" } },
+];
+
 export let cy: cytoscape.Core;
 
 /** Above this many new nodes, an expansion is placed in columns beside its node (linear
  *  time) instead of re-running dagre over the whole canvas (which took ~0.7 s for 1,000 nodes
  *  on the bench machine, see docs/design/web.md). */
 const LARGE_EXPANSION = 300;
+/** Above this many nodes on the canvas the drawing gets cheaper (see `setDetail`): straight
+ *  edges, and labels only on named, seed, pinned or selected nodes (the panel shows the rest). */
+const LARGE_CANVAS = 500;
+let detailed = true;
 let lastAdded: string[] = [];
 let selectHandler: (id: string | null) => void = () => undefined;
 
@@ -81,56 +137,7 @@ export function init(
     container,
     minZoom: 0.02,
     maxZoom: 4,
-    style: [
-      {
-        selector: "node",
-        style: {
-          label: "data(display)",
-          "font-size": 10,
-          "min-zoomed-font-size": 7,
-          "text-valign": "bottom",
-          "text-margin-y": 3,
-          "text-wrap": "wrap",
-          "text-max-width": "140px",
-          "background-color": "data(color)",
-          width: 22,
-          height: 22,
-          color: "#1d2329",
-        },
-      },
-      { selector: 'node[kind = "tx"]', style: { shape: "diamond", width: 14, height: 14 } },
-      { selector: 'node[kind = "address"]', style: { shape: "round-rectangle" } },
-      {
-        selector: 'node[kind = "cluster"]',
-        style: { shape: "ellipse", width: 38, height: 38, "font-weight": "bold" },
-      },
-      { selector: "node[?entity]", style: { "border-width": 3, "border-color": "#1d2329" } },
-      { selector: "node[?coinjoin]", style: { "background-color": "#9467bd", shape: "hexagon" } },
-      { selector: "node.pinned", style: { "border-width": 3, "border-style": "double", "border-color": "#e6a700" } },
-      { selector: "node.seed", style: { "underlay-color": "#e6a700", "underlay-opacity": 0.25, "underlay-padding": 6 } },
-      { selector: "node:selected", style: { "overlay-color": "#e6a700", "overlay-opacity": 0.35 } },
-      {
-        selector: "edge",
-        style: {
-          "curve-style": "bezier",
-          "target-arrow-shape": "triangle",
-          "line-color": "#8a96a3",
-          "target-arrow-color": "#8a96a3",
-          width: "data(width)",
-          label: "data(display)",
-          "font-size": 8,
-          "min-zoomed-font-size": 8,
-          "text-rotation": "autorotate",
-          "text-background-color": "#ffffff",
-          "text-background-opacity": 0.8,
-          "text-background-padding": "1px",
-          color: "#3c4650",
-        },
-      },
-      { selector: "edge.path", style: { "line-color": "#e6550d", "target-arrow-color": "#e6550d" } },
-      { selector: "edge:selected", style: { "line-color": "#e6a700", "target-arrow-color": "#e6a700" } },
-      { selector: ".filtered", style: { display: "none" } },
-    ],
+    style: [...BASE_STYLE, ...largeStyle(false)] as unknown as cytoscape.StylesheetStyle[],
   });
   cy.on("select", "node", (e) => onSelect(e.target.id()));
   cy.on("select", "edge", (e) => onEdge(e.target.id()));
@@ -139,6 +146,28 @@ export function init(
   });
   (window as unknown as { cy: cytoscape.Core }).cy = cy;
   return cy;
+}
+
+/** The rules that change with the canvas's size: on a large canvas, edges are straight (no
+ *  bezier control points to compute) and unnamed nodes and all arrows go without labels, so
+ *  that adding 1,000 nodes measures no text. (Labels at that zoom would be too small to draw.) */
+function largeStyle(large: boolean): cytoscape.StylesheetStyle[] {
+  if (!large) return [];
+  return [
+    { selector: "edge", style: { "curve-style": "straight", label: "" } },
+    { selector: "node", style: { label: "" } },
+    { selector: "node[?entity], node.seed, node.pinned, node:selected", style: { label: "data(display)" } },
+    { selector: "edge:selected", style: { label: "data(display)" } },
+  ] as cytoscape.StylesheetStyle[];
+}
+
+/** Switch the canvas between full detail and the cheap drawing of `largeStyle` when its node
+ *  count crosses LARGE_CANVAS; called before elements are added, so that they are styled once. */
+function setDetail(nodeCount: number): void {
+  const want = nodeCount <= LARGE_CANVAS;
+  if (want === detailed) return;
+  detailed = want;
+  cy.style([...BASE_STYLE, ...largeStyle(!want)] as unknown as cytoscape.StylesheetStyle[]);
 }
 
 function nodeData(n: GraphNode): Record<string, unknown> {
@@ -158,20 +187,29 @@ function edgeData(e: GraphEdge): Record<string, unknown> {
 
 /** Add nodes and edges (those already drawn are refreshed, not duplicated) for `origin`. */
 export function addElements(origin: string, nodes: GraphNode[], edges: GraphEdge[]): void {
+  // New elements go in with one `cy.add` (one style pass and one bounds update for all of
+  // them); those already drawn get their data refreshed.
+  const added: cytoscape.ElementDefinition[] = [];
+  const ids = new Set<string>();
   cy.batch(() => {
     for (const n of nodes) {
       const existing = cy.getElementById(n.id);
       if (existing.nonempty()) existing.data(nodeData(n));
-      else cy.add({ group: "nodes", data: nodeData(n) });
+      else if (!ids.has(n.id)) added.push({ group: "nodes", data: nodeData(n) });
+      ids.add(n.id);
       mark(n.id, origin);
     }
+    const there = (id: string) => ids.has(id) || cy.getElementById(id).nonempty();
     for (const e of edges) {
-      if (cy.getElementById(e.source).empty() || cy.getElementById(e.target).empty()) continue;
+      if (!there(e.source) || !there(e.target)) continue;
       const existing = cy.getElementById(e.id);
       if (existing.nonempty()) existing.data(edgeData(e));
-      else cy.add({ group: "edges", data: edgeData(e) });
+      else if (!ids.has(e.id)) added.push({ group: "edges", data: edgeData(e) });
+      ids.add(e.id);
       mark(e.id, origin);
     }
+    setDetail(cy.nodes().length + added.filter((x) => x.group === "nodes").length);
+    if (added.length) cy.add(added);
   });
   applyMinFlow();
   legend();
@@ -287,6 +325,7 @@ export function collapse(node: string, direction: Direction): void {
       ele.remove();
       state.addedBy.delete(id);
     }
+    setDetail(cy.nodes().length);
   });
 }
 
@@ -341,6 +380,7 @@ export function layout(fit = true): void {
 
 export function clearGraph(): void {
   cy.elements().remove();
+  setDetail(0);
   state.expansions.clear();
   state.addedBy.clear();
   selectHandler(null); // the side panel spoke of a node that is gone

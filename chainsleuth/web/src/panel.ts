@@ -78,7 +78,7 @@ function expandRow(id: string, dir: graph.Direction): HTMLElement {
     row.append(button(`Expand ${dir}`, `expand-${dir}`, async () => {
       await graph.expand(id, dir);
       graph.layoutExpansion(id, dir);
-      await show(id);
+      refreshGraphSection(id);
     }));
     return row;
   }
@@ -88,21 +88,28 @@ function expandRow(id: string, dir: graph.Direction): HTMLElement {
     row.append(button("Load more", `more-${dir}`, async () => {
       await graph.expand(id, dir, true);
       graph.layoutExpansion(id, dir);
-      await show(id);
+      refreshGraphSection(id);
     }));
   }
   row.append(button("Collapse", `collapse-${dir}`, async () => {
     graph.collapse(id, dir);
-    await show(id);
+    refreshGraphSection(id);
   }));
   return row;
+}
+
+/** After an expansion, collapse or pin: redraw the panel's Graph section only (its counts and
+ *  buttons); what the API said about the node has not changed, so it is not asked again. */
+function refreshGraphSection(id: string): void {
+  const section = document.getElementById("panel-graph");
+  if (current === id && section) section.replaceWith(actions(id));
 }
 
 function actions(id: string): HTMLElement {
   const node = graph.cy.getElementById(id);
   const pin = button(node.hasClass("pinned") ? "Unpin" : "Pin", "pin", async () => {
     graph.togglePin(id);
-    await show(id);
+    refreshGraphSection(id);
   });
   return section(
     "Graph",
