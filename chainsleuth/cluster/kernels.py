@@ -512,6 +512,7 @@ def apply_merges(
     rule = (change_mask, veto_mask, required_mask, any_mask, min_votes, hot_mask)
     roots = np.empty(64, np.int64)
     first_of = np.empty(64, np.int64)  # per root: the member it was first found from
+    hop = np.empty(64, np.int64)  # per member: its parent, read ahead of the searches
     members = np.empty(64, np.int64)
     lp = 0
     for t in range(t0, t1):
@@ -589,8 +590,17 @@ def apply_merges(
         # A few members (most txs) are deduplicated against the roots found so far; many,
         # through `seen_at` (one random read per member, not one per pair).
         few = n_m <= FEW_MEMBERS
+        if n_m > hop.shape[0]:
+            hop = np.empty(2 * n_m, np.int64)
+        # every member's parent first, in a loop of independent reads the CPU overlaps, rather
+        # than one cache miss after another inside the searches (unions only come below, so
+        # hop[m] is still an ancestor of members[m] when its search starts)
         for m in range(n_m):
-            r = find(parent, members[m])
+            hop[m] = np.int64(parent[members[m]])
+        for m in range(n_m):
+            r = hop[m]
+            if r != members[m]:
+                r = find(parent, r)
             if few:
                 known = False
                 for j in range(n_r):
@@ -609,6 +619,8 @@ def apply_merges(
             roots[n_r] = r
             first_of[n_r] = m
             n_r += 1
+        for j in range(n_r):  # the roots' sizes, again independent reads
+            r = roots[j]
             s = np.int64(size[r])
             total += s
             if s > largest:

@@ -217,8 +217,10 @@ def trace_kernel(
                 else:
                     raw = np.int64(output_spent_by_tx[o])
                     t = -1 if (raw == NONE or raw >= n_txs) else raw
-                if e_hops[e] > 0 and check_stop and _is_stop(
-                    o, output_address, stop_cluster, cluster_of
+                if (
+                    e_hops[e] > 0
+                    and check_stop
+                    and _is_stop(o, output_address, stop_cluster, cluster_of)
                 ):
                     kind = KIND_CLUSTER
                 elif t < 0:

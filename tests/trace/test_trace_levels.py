@@ -19,9 +19,19 @@ from chainsleuth.trace import kernels
 from chainsleuth.trace.engine import POLICIES
 from tests.trace.sequential_walk import sequential_walk
 
-NAMES = (
-    "e_output e_amount e_parent e_tx e_seed e_hops e_flags r_entry r_kind r_tx dropped".split()
-)
+NAMES = [
+    "e_output",
+    "e_amount",
+    "e_parent",
+    "e_tx",
+    "e_seed",
+    "e_hops",
+    "e_flags",
+    "r_entry",
+    "r_kind",
+    "r_tx",
+    "dropped",
+]
 
 
 def _fill_creators(out: tuple, first_output: np.ndarray) -> list[np.ndarray]:
@@ -60,13 +70,18 @@ def chain(small_world: tuple[Path, Path]) -> dict:
 
 
 CASES = {
-    "plain": {},
-    "min_fraction": {"min_fraction": 0.01, "max_hops": 15},
+    "plain": {"max_entries_per_seed": 400},
+    "min_fraction": {"min_fraction": 0.01, "max_hops": 15, "max_entries_per_seed": 400},
     "seed_limit": {"max_entries_per_seed": 40, "max_hops": 15},
     "limit": {"max_entries": 9000, "max_hops": 15},
-    "window": {"window": True, "max_hops": 10},
-    "walk_coinjoins": {"walk_coinjoins": True, "max_hops": 8, "min_value": 20_000},
-    "no_stops": {"no_stops": True, "max_hops": 6},
+    "window": {"window": True, "max_hops": 10, "min_fraction": 0.01, "max_entries_per_seed": 400},
+    "walk_coinjoins": {
+        "walk_coinjoins": True,
+        "max_hops": 8,
+        "min_value": 20_000,
+        "max_entries_per_seed": 400,
+    },
+    "no_stops": {"no_stops": True, "max_hops": 6, "max_entries_per_seed": 400},
 }
 
 
