@@ -40,10 +40,6 @@ RULE_CHANGE = 2  # evidence rule code for change merges; the vote mask says whic
 RULE_LEARNED = 3  # evidence rule code for learned_change merges (vote mask BIT_LEARNED)
 BIT_LEARNED = CHANGE_BITS["learned_change"]
 
-#: Up to this many addresses to merge, a tx's distinct roots are found by comparing with the
-#: ones found so far (no random read); more use the caller's `seen_at` array.
-FEW_MEMBERS = 16
-
 Q_LARGE_CONFLICT = 1
 Q_GROWTH = 2
 
@@ -511,8 +507,6 @@ def apply_merges(
     tx_votes = (vote_fresh, vote_script, vote_round, vote_optimal)
     rule = (change_mask, veto_mask, required_mask, any_mask, min_votes, hot_mask)
     roots = np.empty(64, np.int64)
-    first_of = np.empty(64, np.int64)  # per root: the member it was first found from
-    hop = np.empty(64, np.int64)  # per member: its parent, read ahead of the searches
     members = np.empty(64, np.int64)
     lp = 0
     for t in range(t0, t1):
@@ -587,40 +581,15 @@ def apply_merges(
         n_large = 0
         attr_seen = np.int64(-1)
         attr_conflict = False
-        # A few members (most txs) are deduplicated against the roots found so far; many,
-        # through `seen_at` (one random read per member, not one per pair).
-        few = n_m <= FEW_MEMBERS
-        if n_m > hop.shape[0]:
-            hop = np.empty(2 * n_m, np.int64)
-        # every member's parent first, in a loop of independent reads the CPU overlaps, rather
-        # than one cache miss after another inside the searches (unions only come below, so
-        # hop[m] is still an ancestor of members[m] when its search starts)
         for m in range(n_m):
-            hop[m] = np.int64(parent[members[m]])
-        for m in range(n_m):
-            r = hop[m]
-            if r != members[m]:
-                r = find(parent, r)
-            if few:
-                known = False
-                for j in range(n_r):
-                    if roots[j] == r:
-                        known = True
-                        break
-                if known:
-                    continue
-            else:
-                if seen_at[r] == k + 1:  # this root is already counted for this transaction
-                    continue
-                seen_at[r] = k + 1
+            r = find(parent, members[m])
+            if seen_at[r] == k + 1:  # this root is already counted for this transaction
+                continue
+            seen_at[r] = k + 1
             if n_r == roots.shape[0]:
                 roots = np.concatenate((roots, np.empty(roots.shape[0], np.int64)))
-                first_of = np.concatenate((first_of, np.empty(first_of.shape[0], np.int64)))
             roots[n_r] = r
-            first_of[n_r] = m
             n_r += 1
-        for j in range(n_r):  # the roots' sizes, again independent reads
-            r = roots[j]
             s = np.int64(size[r])
             total += s
             if s > largest:
@@ -646,14 +615,13 @@ def apply_merges(
             n_q += 1
             continue
         # Union into the smallest root id, so a cluster's id is its smallest address id and
-        # stays stable as the chain grows. Member by member, each union joins the anchor's
-        # cluster so far (ra) and the root of the first member of another cluster (roots[j]:
-        # the roots found above, in member order), so no root is searched for twice.
+        # stays stable as the chain grows.
         anchor = members[0]
-        ra = roots[0]
-        for j in range(1, n_r):
-            m = first_of[j]
-            rb = roots[j]
+        for m in range(1, n_m):
+            ra = find(parent, anchor)
+            rb = find(parent, members[m])
+            if ra == rb:
+                continue
             lo = ra if ra < rb else rb
             hi = rb if ra < rb else ra
             parent[hi] = np.uint32(lo)
@@ -672,5 +640,4 @@ def apply_merges(
                 ev_rule[n_ev] = RULE_CHANGE if is_change else RULE_MULTI_INPUT
                 ev_votes[n_ev] = votes if is_change else 0
             n_ev += 1
-            ra = lo
     return n_ev, n_q
