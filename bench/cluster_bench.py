@@ -2,8 +2,13 @@
 
 All three cluster the same edges: for every transaction the clusterer does not flag as a
 CoinJoin, its first input address is joined to each other input address. chainsleuth's time
-includes building those edges from the store's arrays; scipy's and networkx's exclude it (the
-edges are handed to them ready-made). Each measurement runs in this process after a warm-up.
+includes building those edges from the store's arrays; scipy is timed twice: on the edge list
+handed to it ready-made, and with that list built from the same arrays (numpy; the CoinJoin
+flags handed over), its like-for-like input. networkx gets the edges ready-made. Each
+measurement runs in this process after a warm-up; chainsleuth and scipy alternate, REPEATS
+times each, and the medians are reported. chainsleuth runs with 1 thread and with every thread
+numba is given (`NUMBA_NUM_THREADS`, default the CPUs; the per-tx analysis is split over them,
+the merges are sequential), which is how the scaling from 1 to 2 cores is recorded.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 
 from chainsleuth.cluster.publish import flatten
@@ -22,6 +28,11 @@ from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.store import Store
 
 NO_GUARD = Policy("multi_input_unguarded", large_cluster=2**31 - 1, growth_factor=2**31 - 1)
+REPEATS = 3  # alternating runs of chainsleuth and scipy; medians reported
+
+
+def _median(xs: list[float]) -> float:
+    return sorted(xs)[len(xs) // 2]
 
 
 def _edges(arrays: ChainGraph, coinjoin_tx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,18 +71,49 @@ def run(store_dir: Path, networkx_edge_limit: int = 3_000_000) -> dict[str, Any]
     # Warm up numba (compiled code is cached on disk, loading it still costs time).
     process_range(arrays, UnionFind.singletons(n_addr), NO_GUARD, 0, min(n_tx, 100))
 
-    started = time.perf_counter()
-    unions = UnionFind.singletons(n_addr)
-    result = process_range(arrays, unions, NO_GUARD, 0, n_tx)
-    ours_labels = np.empty(n_addr, np.int64)
-    flatten(unions.parent, ours_labels)
-    ours_seconds = time.perf_counter() - started
+    def ours() -> tuple[Any, np.ndarray]:
+        unions = UnionFind.singletons(n_addr)
+        result = process_range(arrays, unions, NO_GUARD, 0, n_tx)
+        labels = np.empty(n_addr, np.int64)
+        flatten(unions.parent, labels)
+        return result, labels
 
-    a, b = _edges(arrays, result.coinjoin_tx)
-    started = time.perf_counter()
-    graph = sp.coo_matrix((np.ones(a.shape[0], np.int8), (a, b)), shape=(n_addr, n_addr)).tocsr()
-    n_scipy, scipy_labels = connected_components(graph, directed=False)
-    scipy_seconds = time.perf_counter() - started
+    def scipy_cc(a: np.ndarray, b: np.ndarray) -> tuple[int, np.ndarray]:
+        graph = sp.coo_matrix((np.ones(a.shape[0], np.int8), (a, b)), shape=(n_addr, n_addr))
+        n, labels = connected_components(graph.tocsr(), directed=False)
+        return int(n), labels
+
+    def timed(f: Any, *args: Any) -> tuple[Any, float, float]:
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.perf_counter()
+        out = f(*args)
+        wall = time.perf_counter() - started
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        return out, wall, r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+
+    all_threads = max(1, int(numba.config.NUMBA_NUM_THREADS))
+    thread_counts = sorted({1, all_threads})
+    (result, ours_labels), _, _ = timed(ours)
+    coinjoin_tx = result.coinjoin_tx
+    a, b = _edges(arrays, coinjoin_tx)
+    runs: dict[str, list[tuple[float, float]]] = {"scipy": [], "scipy_edges": []}
+    runs.update({f"ours_{n}": [] for n in thread_counts})
+    for _ in range(REPEATS):
+        for n in thread_counts:
+            # numba is given n threads for this run (read by cluster.ranges.threads(); no
+            # numba parallel region runs in this process, so changing it is safe here)
+            numba.config.NUMBA_NUM_THREADS = n
+            (_, ours_labels), wall, cpu = timed(ours)
+            runs[f"ours_{n}"].append((wall, cpu))
+        numba.config.NUMBA_NUM_THREADS = all_threads
+        (n_scipy, scipy_labels), wall, cpu = timed(scipy_cc, a, b)
+        runs["scipy"].append((wall, cpu))
+        _, wall, cpu = timed(lambda: scipy_cc(*_edges(arrays, coinjoin_tx)))
+        runs["scipy_edges"].append((wall, cpu))
+    med = {k: _median([w for w, _ in v]) for k, v in runs.items()}
+    med_cpu = {k: _median([c for _, c in v]) for k, v in runs.items()}
+    ours_seconds = med[f"ours_{all_threads}"]
+    scipy_seconds = med["scipy"]
 
     n_nx_edges = min(a.shape[0], networkx_edge_limit)
     started = time.perf_counter()
@@ -99,7 +141,13 @@ def run(store_dir: Path, networkx_edge_limit: int = 3_000_000) -> dict[str, Any]
         "edges": int(a.shape[0]),
         "ours_seconds": ours_seconds,
         "ours_tx_per_s": n_tx / ours_seconds,
+        "threads": all_threads,
+        "ours_seconds_by_threads": {n: med[f"ours_{n}"] for n in thread_counts},
+        "cpu_seconds": med_cpu,
+        "runs": runs,
         "scipy_seconds": scipy_seconds,
+        "scipy_with_edges_seconds": med["scipy_edges"],
+        "speedup_vs_scipy_with_edges": med["scipy_edges"] / ours_seconds,
         "networkx_seconds": nx_seconds,
         "networkx_edges": n_nx_edges,
         "same_partition_as_scipy": _partition_equal(ours_labels, scipy_labels),

@@ -7,9 +7,12 @@ it imports neither, so they do not import each other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 
 from chainsleuth.cluster import kernels
@@ -18,6 +21,29 @@ from chainsleuth.store.graph import ChainGraph
 
 #: Transactions processed per range (the rules' arrays for one range fit in memory).
 CHUNK_TXS = 1 << 20
+
+#: The per-tx analysis is split over threads (its numba kernel releases the GIL) in pieces of
+#: at least this many txs; the merges that follow are sequential (chain order is the contract).
+MIN_PARALLEL_TXS = 1 << 15
+
+
+def threads() -> int:
+    """Threads for the parallel steps: numba's thread count (NUMBA_NUM_THREADS, default the
+    CPUs), so one setting sizes both numba and these pools."""
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))
+
+
+def in_parallel(work: Callable[[int, int], None], t0: int, t1: int) -> None:
+    """Run work(a, b) over [t0, t1) cut into one piece per thread (pieces of at least
+    MIN_PARALLEL_TXS txs); returns when every piece is done, raising the first error."""
+    pieces = max(1, min(threads(), (t1 - t0) // MIN_PARALLEL_TXS))
+    cuts = np.linspace(t0, t1, pieces + 1).astype(np.int64).tolist()
+    if pieces == 1:
+        work(t0, t1)
+        return
+    with ThreadPoolExecutor(max_workers=pieces) as pool:
+        for job in [pool.submit(work, cuts[i], cuts[i + 1]) for i in range(pieces)]:
+            job.result()
 
 
 @dataclass
@@ -97,25 +123,31 @@ def analyze_range(
     coinjoin = np.zeros(m, np.int16)
     payjoin = np.zeros(m, np.bool_)
     votes = [np.empty(m, np.int64) for _ in range(4)]
-    kernels.analyze_txs(
-        t0,
-        t1,
-        arrays.tx_first_input,
-        fo,
-        arrays.n_inputs,
-        arrays.n_outputs,
-        arrays.input_spent_output,
-        arrays.input_address,
-        arrays.output_value,
-        arrays.output_address,
-        arrays.output_script_type,
-        fresh,
-        o0,
-        coinjoin,
-        payjoin,
-        *votes,
-        want_votes,
-    )
+
+    def analyze(a: int, b: int) -> None:
+        """Txs [a, b) of the range: each tx's analysis reads only its own rows."""
+        k0, k1 = a - t0, b - t0
+        kernels.analyze_txs(
+            a,
+            b,
+            arrays.tx_first_input,
+            fo,
+            arrays.n_inputs,
+            arrays.n_outputs,
+            arrays.input_spent_output,
+            arrays.input_address,
+            arrays.output_value,
+            arrays.output_address,
+            arrays.output_script_type,
+            fresh,
+            o0,
+            coinjoin[k0:k1],
+            payjoin[k0:k1],
+            *(v[k0:k1] for v in votes),
+            want_votes,
+        )
+
+    in_parallel(analyze, t0, t1)
     hot = np.zeros(m, np.int32)
     if want_votes:
         if batch_spent is None:

@@ -169,29 +169,35 @@ def outputs_of_tx(store: Store, tx_id: int) -> np.ndarray:
     return np.arange(int(first[tx_id]), hi, dtype=np.int64)
 
 
-def _stop_addresses(
+def _stop_clusters(
     store_dir: Path,
     stop_clusters: Collection[int] | np.ndarray | None,
     cluster_of: np.ndarray | None,
-) -> np.ndarray:
-    """A bool per address id: does it belong to a stop cluster (empty when none are given)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(a bool per cluster id: is it a stop cluster, the cluster id per address id), as the
+    kernel looks them up per traced output; both empty when no stop clusters are given.
+
+    Nothing here is O(addresses) beyond what the caller hands in (a bool mask, or ids: a
+    mask up to the largest id), so a trace in many chunks pays for it once per chunk only in
+    the ids' size.
+    """
+    empty = np.zeros(0, np.bool_)
     if stop_clusters is None:
-        return np.zeros(0, np.bool_)
+        return empty, np.zeros(0, np.int64)
     if cluster_of is None:
         from chainsleuth.cluster.engine import Clusters
 
         cluster_of = np.asarray(Clusters(store_dir).cluster_of)
-    cluster_of = np.asarray(cluster_of, np.int64)
+    cluster_of = np.asarray(cluster_of)
+    if cluster_of.dtype.kind not in "iu":
+        cluster_of = cluster_of.astype(np.int64)
     stop = np.asarray(stop_clusters)
     if stop.dtype != np.bool_:
-        mask = np.zeros(max(int(cluster_of.max(initial=-1)) + 1, 1), np.bool_)
         ids = np.asarray(list(stop_clusters) if stop.ndim == 0 else stop, np.int64)
-        mask[ids[ids < mask.shape[0]]] = True
-        stop = mask
-    padded = np.zeros(max(stop.shape[0], int(cluster_of.max(initial=-1)) + 1), np.bool_)
-    padded[: stop.shape[0]] = stop
-    result: np.ndarray = padded[cluster_of]
-    return result
+        ids = ids[ids >= 0]
+        stop = np.zeros(int(ids.max(initial=-1)) + 1, np.bool_)
+        stop[ids] = True
+    return stop, cluster_of
 
 
 def _trace(
@@ -247,7 +253,7 @@ def _trace(
         value,
         store.graph.output_address,
         store.graph.output_spent_by_tx,
-        _stop_addresses(Path(store_dir), stop_clusters, cluster_of),
+        *_stop_clusters(Path(store_dir), stop_clusters, cluster_of),
         coinjoin.astype(np.bool_, copy=False),
         store.graph.tx_height,
         -1 if options.min_height is None else int(options.min_height),

@@ -53,6 +53,46 @@ def _share(amount, part, total):
     return np.int64(np.rint(np.float64(amount) * (np.float64(part) / np.float64(total))))
 
 
+#: Frontier entries handled per block of a level: each block is sorted by output id so the
+#: walk reads the store's arrays in order (about 60 B of scratch per entry, 16 MB a block).
+BLOCK = 1 << 18
+_INDEX_BITS = 31  # a sort key is (output id << 31) | index in the block (output ids < 2^32)
+
+
+@njit(cache=True, nogil=True)
+def _creating_tx(tx_first_output, n_txs, o, lo):
+    """The tx holding output o (the largest t with tx_first_output[t] <= o), searched upward
+    from `lo`, a tx at or before the answer: a gallop, so queries in ascending order cost
+    about one cache line each instead of a binary search over the whole array."""
+    step = 1
+    hi = lo + 1
+    while hi < n_txs and tx_first_output[hi] <= o:
+        lo = hi
+        step *= 2
+        hi = lo + step
+    if hi > n_txs:
+        hi = n_txs
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if tx_first_output[mid] <= o:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def _is_stop(o, output_address, stop_cluster, cluster_of):
+    """Does output o pay an address of a stop cluster? An address beyond `cluster_of` (ingested
+    after the clustering) is its own cluster."""
+    addr = output_address[o]
+    if addr == NONE:
+        return False
+    a = np.int64(addr)
+    c = np.int64(cluster_of[a]) if a < cluster_of.shape[0] else a
+    return 0 <= c < stop_cluster.shape[0] and stop_cluster[c]
+
+
 @njit(cache=True, nogil=True)
 def trace_kernel(
     backward,
@@ -70,21 +110,31 @@ def trace_kernel(
     output_value,
     output_address,
     output_spent_by_tx,
-    stop_address,
+    stop_cluster,
+    cluster_of,
     is_coinjoin,
     tx_height,
     min_height,
     max_height,
+    block_entries=BLOCK,
 ):
     """Walk from `seeds` and return (entry arrays..., row arrays...); see the module docstring.
 
-    stop_address: bool per address id (empty: no stop clusters). is_coinjoin: bool per tx.
-    output_spent_by_tx: uint32 per output, NONE or >= n_txs when unspent. seed_min_amount: per
-    seed, the smallest amount followed (smaller shares are dropped and summed in `dropped`).
-    max_entries caps the whole walk (kind LIMIT), max_entries_per_seed each seed's part of it
-    (kind SEED_LIMIT), so one exploding seed cannot starve the others. A tx outside
-    [min_height, max_height] (tx_height per tx) is not walked through (kind WINDOW): backward,
-    value that was already there before the window; forward, value still held at its end.
+    stop_cluster: bool per cluster id (empty: no stop clusters); cluster_of: cluster id per
+    address id. is_coinjoin: bool per tx. output_spent_by_tx: uint32 per output, NONE or >=
+    n_txs when unspent. seed_min_amount: per seed, the smallest amount followed (smaller shares
+    are dropped and summed in `dropped`). max_entries caps the whole walk (kind LIMIT),
+    max_entries_per_seed each seed's part of it (kind SEED_LIMIT), so one exploding seed cannot
+    starve the others. A tx outside [min_height, max_height] (tx_height per tx) is not walked
+    through (kind WINDOW): backward, value that was already there before the window; forward,
+    value still held at its end.
+
+    The frontier is a FIFO queue, so it is walked level by level (hop by hop) in blocks of
+    `block_entries` entries (BLOCK; the tests make it small). Each block is read in two passes: (1) in ascending output id, where each
+    entry's tx, stop check and inputs (or outputs) are looked up and copied to scratch, so the
+    memory-mapped arrays are read in order and the creating tx is a short gallop from the last
+    one; (2) in queue order, where the limits are applied and the children appended exactly as
+    a one-entry-at-a-time walk would (same entries, rows and order: the limits depend on it).
     """
     n_txs = tx_first_output.shape[0]
     n_inputs = input_spent_output.shape[0]
@@ -116,66 +166,130 @@ def trace_kernel(
     r_kind = np.empty(rcap, np.uint8)
     r_tx = np.empty(rcap, np.int64)
     nr = 0
-    check_stop = stop_address.shape[0] > 0
-    head = 0
-    while head < n:
-        e = head
-        head += 1
-        o = e_output[e]
-        kind = -1
-        # where a row stopped: the output's creating tx unless set below; the search for it
-        # is left to the caller (`STOP_AT_CREATOR`), done once for the rows instead of once
-        # per entry, since most entries of an investigation stop at a tagged cluster
-        stop_tx = STOP_AT_CREATOR
-        addr = output_address[o]
-        if e_hops[e] > 0 and check_stop and addr != NONE and stop_address[addr]:
-            kind = KIND_CLUSTER
-        if kind < 0:
-            if backward:
-                t = np.searchsorted(tx_first_output, o, side="right") - 1
-            else:
-                raw = np.int64(output_spent_by_tx[o])
-                t = -1 if (raw == NONE or raw >= n_txs) else raw
-            if t < 0:
-                kind = KIND_UNSPENT
-            else:
-                i_lo = tx_first_input[t]
-                i_hi = tx_first_input[t + 1] if t + 1 < n_txs else n_inputs
-                if i_hi > i_lo and input_spent_output[i_lo] < 0:
-                    if backward:
-                        kind = KIND_COINBASE
-                elif is_coinjoin[t] and not walk_coinjoins:
-                    kind = KIND_COINJOIN
+    check_stop = stop_cluster.shape[0] > 0
+    # per entry of a block (pass 1 -> pass 2)
+    block = min(block_entries, max(n, 1))
+    keys = np.empty(block, np.int64)
+    b_kind = np.empty(block, np.int8)
+    b_stop_tx = np.empty(block, np.int64)
+    b_tx = np.empty(block, np.int64)
+    b_fan = np.empty(block, np.int64)
+    b_off = np.empty(block, np.int64)
+    b_total = np.empty(block, np.int64)
+    b_pos = np.empty(block, np.int64)
+    # children of a block's expanding entries: output id and value, in pass 1's order
+    s_child = np.empty(4 * block, np.int64)
+    s_value = np.empty(4 * block, np.int64)
+    index_mask = (np.int64(1) << _INDEX_BITS) - 1
+    level_lo = 0
+    while level_lo < n:
+        level_hi = n
+        for b0 in range(level_lo, level_hi, block_entries):
+            b1 = min(level_hi, b0 + block_entries)
+            m = b1 - b0
+            if m > keys.shape[0]:
+                keys = np.empty(m, np.int64)
+                b_kind = np.empty(m, np.int8)
+                b_stop_tx = np.empty(m, np.int64)
+                b_tx = np.empty(m, np.int64)
+                b_fan = np.empty(m, np.int64)
+                b_off = np.empty(m, np.int64)
+                b_total = np.empty(m, np.int64)
+                b_pos = np.empty(m, np.int64)
+            for k in range(m):
+                keys[k] = (e_output[b0 + k] << _INDEX_BITS) | k
+            keys[:m].sort()
+            # pass 1, ascending output id: the random reads
+            t_hint = 0
+            n_s = 0
+            for q in range(m):
+                k = keys[q] & index_mask
+                e = b0 + k
+                o = e_output[e]
+                kind = -1
+                # a row's tx is its output's creating tx unless set below: backward that is t;
+                # forward the caller searches for it (STOP_AT_CREATOR), once for the rows
+                stop_tx = STOP_AT_CREATOR
+                if backward:
+                    t = _creating_tx(tx_first_output, n_txs, o, t_hint)
+                    t_hint = t
                     stop_tx = t
-                if kind < 0 and (tx_height[t] < min_height or tx_height[t] > max_height):
-                    kind = KIND_WINDOW
-                    stop_tx = t
-                if kind < 0 and e_hops[e] >= max_hops:
-                    kind = KIND_MAX_HOPS
+                else:
+                    raw = np.int64(output_spent_by_tx[o])
+                    t = -1 if (raw == NONE or raw >= n_txs) else raw
+                if (
+                    e_hops[e] > 0
+                    and check_stop
+                    and _is_stop(o, output_address, stop_cluster, cluster_of)
+                ):
+                    kind = KIND_CLUSTER
+                elif t < 0:
+                    kind = KIND_UNSPENT
+                else:
+                    i_lo = tx_first_input[t]
+                    i_hi = tx_first_input[t + 1] if t + 1 < n_txs else n_inputs
+                    if i_hi > i_lo and input_spent_output[i_lo] < 0:
+                        if backward:
+                            kind = KIND_COINBASE
+                    elif is_coinjoin[t] and not walk_coinjoins:
+                        kind = KIND_COINJOIN
+                        stop_tx = t
+                    if kind < 0 and (tx_height[t] < min_height or tx_height[t] > max_height):
+                        kind = KIND_WINDOW
+                        stop_tx = t
+                    if kind < 0 and e_hops[e] >= max_hops:
+                        kind = KIND_MAX_HOPS
+                    if kind < 0:
+                        o_lo = tx_first_output[t]
+                        o_hi = tx_first_output[t + 1] if t + 1 < n_txs else n_outputs
+                        c_lo, c_hi = (i_lo, i_hi) if backward else (o_lo, o_hi)
+                        fan = c_hi - c_lo
+                        if n_s + fan > s_child.shape[0]:
+                            s_child = _grow(s_child, n_s + fan)
+                            s_value = _grow(s_value, n_s + fan)
+                        for c in range(c_lo, c_hi):
+                            child = input_spent_output[c] if backward else c
+                            s_child[n_s + c - c_lo] = child
+                            s_value[n_s + c - c_lo] = output_value[child]
+                        # The traced slice, in the value space of the side it enters the tx
+                        # from: haircut needs the input total, FIFO the slice's position.
+                        total_in = np.int64(0)
+                        if policy == POLICY_HAIRCUT:
+                            if backward:
+                                for c in range(fan):
+                                    total_in += s_value[n_s + c]
+                            else:
+                                for i in range(i_lo, i_hi):
+                                    total_in += output_value[input_spent_output[i]]
+                        pos = np.int64(0)
+                        if policy == POLICY_FIFO:
+                            if backward:
+                                for j in range(o_lo, o):
+                                    pos += output_value[j]
+                            else:
+                                for i in range(i_lo, i_hi):
+                                    if input_spent_output[i] == o:
+                                        break
+                                    pos += output_value[input_spent_output[i]]
+                        b_tx[k] = t
+                        b_fan[k] = fan
+                        b_off[k] = n_s
+                        b_total[k] = total_in
+                        b_pos[k] = pos
+                        n_s += fan
+                b_kind[k] = kind
+                b_stop_tx[k] = stop_tx
+            # pass 2, queue order: limits, shares and the children appended
+            for k in range(m):
+                e = b0 + k
+                kind = b_kind[k]
+                stop_tx = b_stop_tx[k]
                 if kind < 0:
-                    o_lo = tx_first_output[t]
-                    o_hi = tx_first_output[t + 1] if t + 1 < n_txs else n_outputs
-                    # The traced slice, in the value space of the side it enters the tx from.
-                    # (haircut needs the input total, FIFO the slice's position; each loop
-                    # reads memory at random, so only the policy that needs it runs it)
-                    total_in = np.int64(0)
-                    if policy == POLICY_HAIRCUT:
-                        for i in range(i_lo, i_hi):
-                            total_in += output_value[input_spent_output[i]]
-                    pos = np.int64(0)
-                    if backward:
-                        if policy == POLICY_FIFO:
-                            for k in range(o_lo, o):
-                                pos += output_value[k]
-                        c_lo, c_hi = i_lo, i_hi
-                    else:
-                        if policy == POLICY_FIFO:
-                            for i in range(i_lo, i_hi):
-                                if input_spent_output[i] == o:
-                                    break
-                                pos += output_value[input_spent_output[i]]
-                        c_lo, c_hi = o_lo, o_hi
-                    lo = pos + e_offset[e]
+                    t = b_tx[k]
+                    fan = b_fan[k]
+                    base = b_off[k]
+                    total_in = b_total[k]
+                    lo = b_pos[k] + e_offset[e]
                     hi = lo + e_amount[e]
                     flags = e_flags[e]
                     if policy == POLICY_POISON:
@@ -183,15 +297,15 @@ def trace_kernel(
                     if is_coinjoin[t]:
                         flags |= FLAG_LOW_CONFIDENCE
                     owner = e_seed[e]
-                    if n + (c_hi - c_lo) > max_entries:
+                    if n + fan > max_entries:
                         kind = KIND_LIMIT
-                    elif per_seed[owner] + (c_hi - c_lo) > max_entries_per_seed:
+                    elif per_seed[owner] + fan > max_entries_per_seed:
                         kind = KIND_SEED_LIMIT
                     else:
                         cursor = np.int64(0)
-                        for c in range(c_lo, c_hi):
-                            child = input_spent_output[c] if backward else c
-                            v = output_value[child]
+                        for c in range(fan):
+                            child = s_child[base + c]
+                            v = s_value[base + c]
                             off = np.int64(0)
                             if policy == POLICY_FIFO:
                                 a = max(lo, cursor)
@@ -229,15 +343,16 @@ def trace_kernel(
                             e_hops[n] = e_hops[e] + 1
                             e_flags[n] = flags
                             n += 1
-        if kind >= 0:
-            if nr == r_entry.shape[0]:
-                r_entry = _grow(r_entry, nr + 1)
-                r_kind = _grow(r_kind, nr + 1)
-                r_tx = _grow(r_tx, nr + 1)
-            r_entry[nr] = e
-            r_kind[nr] = kind
-            r_tx[nr] = stop_tx
-            nr += 1
+                if kind >= 0:
+                    if nr == r_entry.shape[0]:
+                        r_entry = _grow(r_entry, nr + 1)
+                        r_kind = _grow(r_kind, nr + 1)
+                        r_tx = _grow(r_tx, nr + 1)
+                    r_entry[nr] = e
+                    r_kind[nr] = kind
+                    r_tx[nr] = stop_tx
+                    nr += 1
+        level_lo = level_hi
     return (
         e_output[:n].copy(),
         e_amount[:n].copy(),
