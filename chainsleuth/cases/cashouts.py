@@ -62,8 +62,9 @@ MAX_SENDALL_HOPS = 2
 
 #: Payees of a payout that spends a forwarded deposit's remainder (rule 4): a batched
 #: withdrawal's, as `trace.services.BATCH_MIN_PAYEES` (people paying a few payees with change
-#: reach 3-5; at 3 payees, half of the one-input, two-payee txs so marked on the hard and
-#: realistic small worlds were users' and mixers' own, docs/investigations.md).
+#: reach 3-5: at 3 payees and half of one value, 56-74% of the one-input, two-payee txs so
+#: marked on hard small 1 and 5 and realistic small 1 spent users' and mixers' coins, none at
+#: 6 and a quarter; docs/investigations.md).
 PAYOUT_MIN_PAYEES = 6
 
 #: At most this share of a payout's payees may pay one value (rule 4). The simulated worlds'
