@@ -18,9 +18,17 @@ whether the payee is a deposit at a custodial service, and whose:
    exchange deposit is recognised when the exchange's wallet past it carries no tag: an
    exchange that never reuses an address sweeps its deposits into fresh hot or cold addresses
    that no batch may ever spend, and a walk past the deposit reaches nothing attributed.
-4. **CoinJoins.** A payee (or a service output) spent by a flagged CoinJoin is a cash-out into
+4. **Forwarded.** A payee spent alone in a one-input, two-payee tx whose other output a
+   payout spends (`PAYOUT_MIN_PAYEES`+ payees, at most `PAYOUT_EQUAL_SHARE` of them of one
+   value) is a deposit the payout's wallet forwarded (an exchange paying a buyer straight from
+   a customer's deposit, its remainder spent in its next batch): named by the remainder's
+   cluster, else `unidentified_service` `cluster:<id>` of it. Customers pay deposit addresses,
+   not batches; a payout is an exchange's or a pool's. The payout may carry a CoinJoin flag:
+   the equal-output rule takes batched withdrawals of a few round amounts for CoinJoins, and
+   the mixes' own shapes (half or more of the payees of one value) are left out by the share.
+5. **CoinJoins.** A payee (or a service output) spent by a flagged CoinJoin is a cash-out into
    the mixer, as before.
-5. **Otherwise** the payee is not shown to be a service's deposit (a payee that forwards the
+6. **Otherwise** the payee is not shown to be a service's deposit (a payee that forwards the
    coin in a two-output payment, or keeps it unspent): no row. It is counted
    (`CashoutRows.unidentified`) and not walked past: money that reached an exchange through a
    third party's wallet is that party's, not the service's, cash-out, and walking on named the
@@ -39,11 +47,31 @@ import numpy as np
 
 from chainsleuth.store.layout import NONE32
 
-__all__ = ["MAX_SENDALL_HOPS", "CashoutRows", "cashout_rows", "forward_stops"]
+__all__ = [
+    "MAX_SENDALL_HOPS",
+    "PAYOUT_EQUAL_SHARE",
+    "PAYOUT_MIN_PAYEES",
+    "CashoutRows",
+    "cashout_rows",
+    "forward_stops",
+]
 
 #: One-input, one-output hops followed past the service's payee (the administrator's wallet
 #: sending a cash-out on whole is one). Each hop can also be someone else's send-all, so few.
 MAX_SENDALL_HOPS = 2
+
+#: Payees of a payout that spends a forwarded deposit's remainder (rule 4): a batched
+#: withdrawal's, as `trace.services.BATCH_MIN_PAYEES` (people paying a few payees with change
+#: reach 3-5: at 3 payees and half of one value, 56-74% of the one-input, two-payee txs so
+#: marked on hard small 1 and 5 and realistic small 1 spent users' and mixers' coins, none at
+#: 6 and a quarter; docs/investigations.md).
+PAYOUT_MIN_PAYEES = 6
+
+#: At most this share of a payout's payees may pay one value (rule 4). The simulated worlds'
+#: mixes sit at 0.39 and above (Wasabi 0.39-0.49, JoinMarket 0.50, Whirlpool Tx0 0.67-0.75),
+#: exchanges' batched withdrawals at 0.05-0.50 (median 0.15-0.17) and pool payouts at 0.03-0.08
+#: (hard medium seed 1, realistic small seed 1).
+PAYOUT_EQUAL_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -79,12 +107,14 @@ def cashout_rows(
     is_coinjoin: np.ndarray,
     sweep_tx: np.ndarray,
     batch_tx: np.ndarray,
+    out_value: np.ndarray,
 ) -> CashoutRows:
     """Rows of a forward trace (stopped at the service's payees, `forward_stops`) that are
     cash-outs: `destination` (output id), `tx` (the tx that paid it, or the CoinJoin),
     `hops` (from the service's deposit output), `traced` (satoshis), `coinjoin`, `cluster`
     (the cluster that names the destination). New `unidentified_service` names for sweeps'
-    clusters are added to `attribution` (in place). See the module docstring."""
+    and payouts' clusters are added to `attribution` (in place). `out_value`: satoshis per
+    output. See the module docstring."""
     from chainsleuth.trace import kernels as trace_kernels
 
     n_txs = tx_first_output.shape[0]
@@ -142,14 +172,24 @@ def cashout_rows(
     mixed = ~hot & (s >= 0) & is_coinjoin[s0]
     payee = _sweep_payee(s0, first_out, ends_out, out_addr)
     credited_by = np.where(swept & ~is_named(dest), payee, np.where(hot, credited_by, dest))
+    # 4. forwarded: spent alone beside a remainder that a payout spends
+    remainder = _paid_on_by_payout(
+        np.where(~hot & ~swept & ~mixed & ~is_named(dest), s, -1),
+        first_in, ends_in, first_out, ends_out, out_addr, out_value, spent_by, n_txs,
+        ~sweep_tx & ~is_coinjoin,
+    )  # fmt: skip
+    forwarded = remainder >= 0
+    credited_by = np.where(forwarded, remainder, credited_by)
     cluster = np.where(credited_by >= 0, out_cluster[np.maximum(credited_by, 0)], -1)
-    # a sweep whose output no one names is an unidentified service's deposit
-    new = np.unique(cluster[swept & ~is_named(dest) & (cluster >= 0)])
+    # a sweep or payout whose wallet no one names is an unidentified service's deposit
+    unnamed = (swept & ~is_named(dest)) | forwarded
+    new = np.unique(cluster[unnamed & (cluster >= 0)])
     for c in new.tolist():
         if c not in attribution and not service_mask[c]:
             attribution[c] = (f"cluster:{c}", "unidentified_service")
     named[np.array(sorted(attribution), np.int64)] = True
-    keep = ~mixed & (cluster >= 0) & named[np.maximum(cluster, 0)] & (hot | swept | is_named(dest))
+    shown = hot | swept | forwarded | is_named(dest)
+    keep = ~mixed & (cluster >= 0) & named[np.maximum(cluster, 0)] & shown
     keep &= ~service_mask[np.maximum(cluster, 0)]
     traced = result.amount[stopped].astype(np.int64)
     lost = ~keep & ~mixed
@@ -187,3 +227,57 @@ def _sweep_payee(
         here &= out_addr[np.minimum(o, out_addr.shape[0] - 1)] >= 0
         payee = np.where(here, o, payee)
     return payee
+
+
+def _paid_on_by_payout(
+    tx: np.ndarray,
+    first_in: np.ndarray,
+    ends_in: np.ndarray,
+    first_out: np.ndarray,
+    ends_out: np.ndarray,
+    out_addr: np.ndarray,
+    out_value: np.ndarray,
+    spent_by: np.ndarray,
+    n_txs: int,
+    plain_tx: np.ndarray,
+) -> np.ndarray:
+    """Per tx (-1: none): for a one-input tx of exactly two outputs with addresses (`plain_tx`:
+    not a sweep or a CoinJoin), the output a payout spends (`PAYOUT_MIN_PAYEES`+ payees, at
+    most `PAYOUT_EQUAL_SHARE` of them of one value); -1 where neither or both are. Reads only
+    the few payouts reached, not the whole chain."""
+    t = np.asarray(tx, np.int64)
+    out = np.full(t.shape[0], -1, np.int64)
+    t0 = np.maximum(t, 0)
+    ok = (t >= 0) & plain_tx[t0] & (ends_in[t0] - first_in[t0] == 1)
+    ok &= ends_out[t0] - first_out[t0] == 2
+    pair = np.stack([first_out[t0], first_out[t0] + 1], axis=1)
+    n_outputs = out_addr.shape[0]
+    pair = np.minimum(pair, n_outputs - 1)
+    ok &= (out_addr[pair] >= 0).all(axis=1)
+    raw = np.asarray(spent_by[pair]).astype(np.int64)
+    spender = np.where((raw == int(NONE32)) | (raw < 0) | (raw >= n_txs), -1, raw)
+    spender[~ok] = -1
+    payouts = np.unique(spender[spender >= 0])
+    is_payout = np.zeros(payouts.shape[0], np.bool_)
+    if payouts.shape[0]:
+        width = ends_out[payouts] - first_out[payouts]
+        owner = np.repeat(np.arange(payouts.shape[0]), width)
+        o = np.repeat(first_out[payouts] - np.cumsum(width) + width, width) + np.arange(
+            int(width.sum())
+        )
+        payable = (out_addr[o] >= 0) & (out_value[o] > 0)
+        n_payees = np.bincount(owner[payable], minlength=payouts.shape[0])
+        # the most payees of one value in each payout: runs of equal (payout, value)
+        order = np.lexsort((out_value[o][payable], owner[payable]))
+        k, v = owner[payable][order], out_value[o][payable][order]
+        run = np.ones(k.shape[0], np.bool_)
+        run[1:] = (k[1:] != k[:-1]) | (v[1:] != v[:-1])
+        starts = np.flatnonzero(run)
+        most = np.zeros(payouts.shape[0], np.int64)
+        np.maximum.at(most, k[starts], np.diff(np.append(starts, k.shape[0])))
+        is_payout = (n_payees >= PAYOUT_MIN_PAYEES) & (most <= PAYOUT_EQUAL_SHARE * n_payees)
+    hit = spender >= 0
+    hit[hit] = is_payout[np.searchsorted(payouts, spender[hit])]
+    one = hit.sum(axis=1) == 1
+    out[one] = np.where(hit[one, 0], pair[one, 0], pair[one, 1])
+    return out

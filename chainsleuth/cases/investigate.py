@@ -262,7 +262,7 @@ def prepare_case(
     hot = hot_change_links(shapes, cluster_of, stats)
     linked, entity_attributed = _attribute_services(attribution, stats, entities, service_mask, hot)
     # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
-    # them spends is its wallet's, not a deposit it credits (cases.rows.cashout_rows)
+    # them spends is its wallet's, not a deposit it credits (cases.cashouts.cashout_rows)
     batch_tx = shapes.small_batch if shapes is not None else np.zeros(store.counts["txs"], np.bool_)
     # sweeps: what they pay is a wallet's, the outputs they spend are the deposits it credits
     sweep_tx = (
@@ -443,6 +443,7 @@ def investigate(
             setup.stops["is_coinjoin"],
             setup.sweep_tx,
             setup.batch_tx,
+            store.graph.output_value,
         )  # fmt: skip
         for result in _in_chunks(
             partial(trace_forward, data_dir, options=setup.trace),

@@ -536,62 +536,6 @@ def subpoena_table(leads: pa.Table, min_confidence: float = 0.0) -> pa.Table:
     return table if isinstance(table, pa.Table) else table.read_all()
 
 
-def cashout_rows(
-    result: Any,
-    out_cluster: np.ndarray,
-    attribution: dict[int, tuple[str | None, str]],
-    in_service_cluster: np.ndarray,
-    linked: np.ndarray | None = None,
-    batch_tx: np.ndarray | None = None,
-    spent_by: np.ndarray | None = None,
-    sweep_tx: np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
-    """Rows of a forward trace that reached an attributed cluster (or a CoinJoin), with their
-    destination: the output the exchange credits. When the walk reached the exchange's wallet
-    through a tx that spends an output outside the service (an exchange deposit address swept
-    into its hot wallet), that output; otherwise the attributed output itself.
-
-    Which outputs are the exchange's wallet rather than a deposit it credits: every output of a
-    tagged cluster, and of a cluster attributed through its service entity (`linked`, a bool
-    per cluster id) the outputs a payout of 3+ payees spends (`batch_tx` per tx, `spent_by` per
-    output) and the output of a sweep (`sweep_tx` per tx: several inputs into one payee, the
-    service's deposit among them); a deposit of an entity, swept or forwarded, is credited
-    where it is."""
-    from chainsleuth.trace import kernels as trace_kernels
-
-    kind = result.kind
-    cluster = out_cluster[result.output]
-    attributed_ids = np.array(sorted(attribution), np.int64)
-    is_cluster = (kind == trace_kernels.KIND_CLUSTER) & np.isin(cluster, attributed_ids)
-    rows = np.flatnonzero(is_cluster | (kind == trace_kernels.KIND_COINJOIN))
-    destination = result.output[rows].astype(np.int64)
-    tx = result.tx[rows].astype(np.int64)
-    hops = result.hops[rows].astype(np.int64)
-    # one step back: the output the walk came through into the attributed cluster's tx
-    parent = result.entry_parent[result.entry[rows]]
-    back = is_cluster[rows] & (hops >= 2) & (parent >= 0)
-    if linked is not None:
-        wallet = ~linked[np.maximum(cluster[rows], 0)]
-        if batch_tx is not None and spent_by is not None:
-            spender = spent_by[destination].astype(np.int64)
-            spender = np.where(spender == int(NONE32), -1, spender)
-            wallet |= (spender >= 0) & batch_tx[np.maximum(spender, 0)]
-        if sweep_tx is not None:
-            wallet |= sweep_tx[tx]
-        back &= wallet
-    before = np.where(back, result.entry_output[np.maximum(parent, 0)], -1)
-    before_cluster = np.where(before >= 0, out_cluster[np.maximum(before, 0)], -1)
-    outside = back & ((before_cluster < 0) | ~in_service_cluster[np.maximum(before_cluster, 0)])
-    return {
-        "destination": np.where(outside, before, destination),
-        "tx": np.where(outside, result.entry_tx[np.maximum(parent, 0)], tx),
-        "hops": np.where(outside, hops - 1, hops),
-        "traced": result.amount[rows].astype(np.int64),
-        "coinjoin": kind[rows] == trace_kernels.KIND_COINJOIN,
-        "cluster": cluster[rows],
-    }
-
-
 def cashout_table(
     chain: ChainLookups,
     parts: list[dict[str, np.ndarray]],
