@@ -428,37 +428,34 @@ def wallet_styles(
 def style_matches(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     """For each candidate group, the named group whose wallet style it alone matches, else -1.
 
-    `named`: groups that carry an exchange's name (one group per name); `candidate`: untagged
-    service groups. A named group's style is known when its batches show one hot script type,
-    one fingerprint and a change position (`STYLE_MIN_LAST` batches with change last and none
-    elsewhere, or `STYLE_MIN_SHUFFLED` elsewhere and no more last than elsewhere). A candidate
-    must show the same three (its change position known the same way, one batch with change
-    elsewhere enough) and, where both have swept deposits, the same deposit script type; it
-    matches when exactly one named group agrees, and no pool (a coinbase receiver) does."""
+    `named`: groups that carry a name (one group per name); `candidate`: untagged service
+    groups. Four habits are compared where both sides show them: the hot wallet's script type,
+    the batches' fingerprint, the change position (known for a named group after
+    `STYLE_MIN_LAST` batches with change last and none elsewhere, or `STYLE_MIN_SHUFFLED`
+    elsewhere and no more last than elsewhere; for a candidate one batch with change elsewhere
+    is enough) and the script type of swept deposits. A named group that contradicts none is
+    compatible (one whose habits are not seen is compatible with everything, so a tag that
+    shows nothing of its wallet blocks every match). A candidate matches when exactly one
+    named group is compatible, both show the hot type and fingerprint and at least one of
+    change position or deposit type, and it received no coinbase (a pool pays batches too)."""
     out = np.full(candidate.shape[0], -1, np.int64)
     if named.shape[0] == 0 or candidate.shape[0] == 0:
         return out
-    pos_named = styles.change_position(STYLE_MIN_LAST, STYLE_MIN_SHUFFLED)[named]
-    pos_cand = styles.change_position(STYLE_MIN_LAST, 1)[candidate]
-    hot_n, fp_n, dep_n = styles.hot[named], styles.fingerprint[named], styles.deposit[named]
-    known_n = (hot_n >= 0) & (fp_n >= 0) & (pos_named >= 0)
-    hot_c, fp_c, dep_c = (
-        styles.hot[candidate],
-        styles.fingerprint[candidate],
-        styles.deposit[candidate],
-    )
-    known_c = (hot_c >= 0) & (fp_c >= 0) & (pos_cand >= 0) & ~styles.coinbase[candidate]
+    pos_n = styles.change_position(STYLE_MIN_LAST, STYLE_MIN_SHUFFLED)[named]
+    pos_c = styles.change_position(STYLE_MIN_LAST, 1)[candidate]
+    habits_n = (styles.hot[named], styles.fingerprint[named], pos_n, styles.deposit[named])
+    habits_c = (styles.hot[candidate], styles.fingerprint[candidate], pos_c,
+                styles.deposit[candidate])  # fmt: skip
     # candidates × named: a few hundred by a handful of names
-    agree = (hot_c[:, None] == hot_n[None, :]) & (fp_c[:, None] == fp_n[None, :])
-    agree &= pos_cand[:, None] == pos_named[None, :]
-    dep_known = (dep_c[:, None] >= 0) & (dep_n[None, :] >= 0)
-    agree &= ~dep_known | (dep_c[:, None] == dep_n[None, :])
-    agree &= known_n[None, :] & known_c[:, None]
-    # a named group whose style is not known cannot be ruled out: it blocks any match whose
-    # known parts it shares
-    unknown_n = ~known_n
-    maybe = unknown_n[None, :] & ((hot_n[None, :] < 0) | (hot_c[:, None] == hot_n[None, :]))
-    maybe &= (dep_n[None, :] < 0) | (dep_c[:, None] < 0) | (dep_c[:, None] == dep_n[None, :])
-    one = (agree.sum(axis=1) == 1) & known_c & ~maybe.any(axis=1)
-    out[one] = named[np.argmax(agree[one], axis=1)]
+    compatible = np.ones((candidate.shape[0], named.shape[0]), np.bool_)
+    shown = []
+    for hc, hn in zip(habits_c, habits_n, strict=True):
+        both = (hc[:, None] >= 0) & (hn[None, :] >= 0)
+        compatible &= ~both | (hc[:, None] == hn[None, :])
+        shown.append(both)
+    evidence = shown[0] & shown[1] & (shown[2] | shown[3])
+    one = (compatible.sum(axis=1) == 1) & ~styles.coinbase[candidate]
+    pick = np.argmax(compatible, axis=1)
+    one &= evidence[np.arange(candidate.shape[0]), pick]
+    out[one] = named[pick[one]]
     return out
