@@ -49,6 +49,7 @@ from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of th
     services_table,
     subpoena_table,
 )
+from chainsleuth.cluster.learned import read_fingerprints
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.core.files import atomic_write_text, replace_into_place
 from chainsleuth.core.files import sha256_file as _sha256
@@ -647,6 +648,9 @@ def _attribute_services(
     return np.array(sorted(linked), np.int64), np.array(sorted(via_entity), np.int64)
 
 
+#: Rounds of naming by wallet style (`_lend_by_style`); measured: the third names little.
+STYLE_ROUNDS = 4
+
 #: Tag categories of CoinJoin coordinators and mixers (never named through a wallet style).
 _MIXING_CATEGORIES = frozenset({"coinjoin", "mixer"})
 
@@ -680,13 +684,21 @@ def _lend_by_style(
     unidentified = np.array([v[1] == UNIDENTIFIED_SERVICE for v in by_label], np.bool_)
     # CoinJoin coordinators pay no batches (a CoinJoin is not one): they can't share a style
     mixing = np.array([v[1] in _MIXING_CATEGORIES for v in by_label], np.bool_)
-    styles = wallet_styles(store, shapes, cluster_of, group)
-    candidate = np.flatnonzero(unidentified)
-    match = style_matches(styles, np.flatnonzero(~unidentified & ~mixing), candidate)
-    lent = np.full(len(by_label), -1, np.int64)
-    lent[candidate] = match
-    take = lent[label] >= 0
-    for c, m in zip(clusters[take].tolist(), lent[label[take]].tolist(), strict=True):
+    named = np.flatnonzero(~unidentified & ~mixing)
+    fingerprint = read_fingerprints(store, 0, store.counts["txs"])
+    # a named wallet's style gets surer as the services that match it join it, and that lets
+    # the next round tell apart what it could not; a round that names nothing ends it
+    owner = np.arange(len(by_label), dtype=np.int64)  # the label a label's clusters now carry
+    for _ in range(STYLE_ROUNDS):
+        candidate = np.flatnonzero(unidentified & (owner == np.arange(owner.shape[0])))
+        group[clusters] = owner[label]
+        styles = wallet_styles(store, shapes, cluster_of, group, fingerprint)
+        match = style_matches(styles, named, candidate)
+        if not (match >= 0).any():
+            break
+        owner[candidate[match >= 0]] = match[match >= 0]
+    take = owner[label] != label
+    for c, m in zip(clusters[take].tolist(), owner[label[take]].tolist(), strict=True):
         attribution[c] = by_label[m]
     return np.sort(clusters[take])
 

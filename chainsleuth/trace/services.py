@@ -375,9 +375,14 @@ def _one_value(group: np.ndarray, value: np.ndarray, n_groups: int) -> np.ndarra
 
 
 def wallet_styles(
-    store: Store, shapes: TxShapes | None, cluster_of: np.ndarray, group: np.ndarray
+    store: Store,
+    shapes: TxShapes | None,
+    cluster_of: np.ndarray,
+    group: np.ndarray,
+    fingerprint: np.ndarray | None = None,
 ) -> WalletStyles:
     """The wallet style of each group; `group` is a group id (0..n-1) per cluster id, -1 none.
+    `fingerprint`: `cluster.learned.read_fingerprints` of every tx (read here when None).
 
     Read from the batches (`TxShapes.batch`), sweeps (`SWEEP_MIN_INPUTS`+ inputs into one
     payee) and coinbase outputs whose spender (or payee) cluster has a group. About 9 B per tx
@@ -400,8 +405,9 @@ def wallet_styles(
     tx_group = np.where(shapes.spender >= 0, group[np.maximum(shapes.spender, 0)], -1)
     batch = shapes.batch & (tx_group >= 0)
     hot = _one_value(tx_group[batch], first_type[batch], n_groups)
-    fingerprint = read_fingerprints(store, 0, n_txs).astype(np.int64)
-    fp = _one_value(tx_group[batch], fingerprint[batch], n_groups)
+    if fingerprint is None:
+        fingerprint = read_fingerprints(store, 0, n_txs)
+    fp = _one_value(tx_group[batch], fingerprint[batch].astype(np.int64), n_groups)
     sweep = (shapes.n_inputs >= SWEEP_MIN_INPUTS) & (shapes.n_payees == 1) & (tx_group >= 0)
     sweep &= ~shapes.coinjoin
     deposit = _one_value(tx_group[sweep], first_type[sweep], n_groups)
