@@ -648,8 +648,9 @@ def _attribute_services(
     return np.array(sorted(linked), np.int64), np.array(sorted(via_entity), np.int64)
 
 
-#: Rounds of naming by wallet style (`_lend_by_style`); measured: the third names little.
-STYLE_ROUNDS = 4
+#: Rounds of naming by wallet style (`_lend_by_style`). On the simulated hard and realistic
+#: small worlds the second round named 6-108% more clusters than the first, the third none.
+STYLE_ROUNDS = 3
 
 #: Tag categories of CoinJoin coordinators and mixers (never named through a wallet style).
 _MIXING_CATEGORIES = frozenset({"coinjoin", "mixer"})
@@ -667,10 +668,13 @@ def _lend_by_style(
     nothing on chain joins (docs/investigations.md), and its 3-5 tags name only the few they
     fall on. Its habits still show in every batch: the script type of the coins it spends, its
     wallet fingerprint, where it puts its change, the script type of the deposits it sweeps
-    (`trace.services.wallet_styles`). An `unidentified_service` whose habits match exactly one
-    named wallet's, with every named wallet's style known or ruled out
-    (`trace.services.style_matches`), takes that name (in place, `attributed_via` =
-    `wallet_style`). Returns the clusters named so, sorted."""
+    (`trace.services.wallet_styles`). An `unidentified_service` that shares the hot type, the
+    fingerprint and its change position or deposit type with exactly one named wallet, and
+    that no other named wallet's habits rule out (`trace.services.style_matches`), takes that
+    name (in place; `attributed_via` = `wallet_style`). Rounds repeat with the named wallets'
+    styles widened by what joined them, up to `STYLE_ROUNDS`. On the simulated hard and
+    realistic small worlds (seeds 1-7) 14 of 6,171 clusters named so were another owner's
+    (strays their entity carried), docs/investigations.md. Returns the clusters named so."""
     if not attribution:
         return np.zeros(0, np.int64)
     names: dict[tuple[str | None, str], int] = {}
