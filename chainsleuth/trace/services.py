@@ -184,6 +184,16 @@ def _components(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     return parent
 
 
+def _first_input_type(store: Store) -> np.ndarray:
+    """Per tx: the script type of the output its first input spends (1 B per tx)."""
+    output_type = store.graph.output_script_type
+    spent_output = store.graph.input_spent_output.astype(np.int64)
+    first_input = store.graph.tx_first_input.astype(np.int64)
+    where = spent_output[np.minimum(first_input, spent_output.shape[0] - 1)]
+    out: np.ndarray = output_type[np.maximum(where, 0)]
+    return out
+
+
 def small_batch_links(store: Store, shapes: TxShapes | None) -> tuple[np.ndarray, np.ndarray]:
     """Links between small batches (at least `SMALL_BATCH_PAYEES` payees each): a batch T's
     output spent by another batch S joins their input clusters when the output is T's largest,
@@ -202,11 +212,7 @@ def small_batch_links(store: Store, shapes: TxShapes | None) -> tuple[np.ndarray
     fingerprint = read_fingerprints(store, 0, n_txs)
     output_value = store.graph.output_value
     output_type = store.graph.output_script_type
-    spent_output = store.graph.input_spent_output.astype(np.int64)
-    first_input = store.graph.tx_first_input.astype(np.int64)
-    first_type = output_type[
-        np.maximum(spent_output[np.minimum(first_input, spent_output.shape[0] - 1)], 0)
-    ]
+    first_type = _first_input_type(store)
     made_by = shapes.made_by
     value = np.where(shapes.payable, output_value, -1)
     largest = np.full(n_txs, -1, np.int64)
@@ -396,12 +402,7 @@ def wallet_styles(
         return WalletStyles(unseen, unseen.copy(), unseen.copy(), empty, empty.copy(),
                             np.zeros(n_groups, np.bool_))  # fmt: skip
     n_txs = shapes.n_payees.shape[0]
-    output_type = store.graph.output_script_type.astype(np.int64)
-    spent_output = store.graph.input_spent_output.astype(np.int64)
-    first_input = store.graph.tx_first_input.astype(np.int64)
-    first_type = output_type[
-        np.maximum(spent_output[np.minimum(first_input, spent_output.shape[0] - 1)], 0)
-    ]
+    first_type = _first_input_type(store).astype(np.int64)
     tx_group = np.where(shapes.spender >= 0, group[np.maximum(shapes.spender, 0)], -1)
     batch = shapes.batch & (tx_group >= 0)
     hot = _one_value(tx_group[batch], first_type[batch], n_groups)
