@@ -49,6 +49,7 @@ from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of th
     services_table,
     subpoena_table,
 )
+from chainsleuth.cluster.learned import read_fingerprints
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.core.files import atomic_write_text, replace_into_place
 from chainsleuth.core.files import sha256_file as _sha256
@@ -64,12 +65,15 @@ from chainsleuth.trace.services import (
     MIN_EVENTS,
     SWEEP_MIN_INPUTS,
     ServiceStats,
+    TxShapes,
     hot_change_links,
     sendall_receivers,
     service_entities,
     service_stats,
     small_batch_links,
+    style_matches,
     tx_shapes,
+    wallet_styles,
 )
 
 #: The daily BTC/USD closes shipped with the package (chainsleuth/data/prices/, PROVENANCE.md
@@ -207,6 +211,7 @@ class CaseSetup:
     service_stats: ServiceStats
     linked_clusters: np.ndarray
     entity_clusters: np.ndarray
+    styled_clusters: np.ndarray  # named through their wallet style (`_lend_by_style`), sorted
     batch_tx: np.ndarray  # bool per tx: a payout of 3+ payees (trace.services), 1 B per tx
     sweep_tx: np.ndarray  # bool per tx: SWEEP_MIN_INPUTS+ inputs into one payee, 1 B per tx
     one_wallet: np.ndarray
@@ -261,6 +266,7 @@ def prepare_case(
     entities = service_entities(shapes, small_batch_links(store, shapes))
     hot = hot_change_links(shapes, cluster_of, stats)
     linked, entity_attributed = _attribute_services(attribution, stats, entities, service_mask, hot)
+    styled = _lend_by_style(store, shapes, cluster_of, attribution)
     # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
     # them spends is its wallet's, not a deposit it credits (cases.cashouts.cashout_rows)
     batch_tx = shapes.small_batch if shapes is not None else np.zeros(store.counts["txs"], np.bool_)
@@ -338,6 +344,7 @@ def prepare_case(
         service_stats=stats,
         linked_clusters=linked,
         entity_clusters=entity_attributed,
+        styled_clusters=styled,
         batch_tx=batch_tx,
         sweep_tx=sweep_tx,
         one_wallet=one_wallet,
@@ -401,6 +408,10 @@ def investigate(
     untraced = 0
     linked_mask = np.zeros(service_mask.shape[0], np.bool_)
     linked_mask[setup.linked_clusters] = True
+    # named through their wallet style: not their own tag either (confidence, cash-outs)
+    linked_mask[setup.styled_clusters] = True
+    styled_mask = np.zeros(service_mask.shape[0], np.bool_)
+    styled_mask[setup.styled_clusters] = True
     tell("leads", 0, None)
     for result in _in_chunks(
         partial(trace_back, data_dir, options=setup.trace),
@@ -419,6 +430,7 @@ def investigate(
                 policy,
                 max_hops,
                 linked_mask,
+                styled_mask,
             )
         )
         untraced += int(result.dropped.sum())
@@ -635,6 +647,65 @@ def _attribute_services(
                 if attribution[a][1] != UNIDENTIFIED_SERVICE:
                     linked.append(a)
     return np.array(sorted(linked), np.int64), np.array(sorted(via_entity), np.int64)
+
+
+#: Rounds of naming by wallet style (`_lend_by_style`). On the simulated hard and realistic
+#: small worlds the second round named 6-108% more clusters than the first, the third none.
+STYLE_ROUNDS = 3
+
+#: Tag categories of CoinJoin coordinators and mixers (never named through a wallet style).
+_MIXING_CATEGORIES = frozenset({"coinjoin", "mixer"})
+
+
+def _lend_by_style(
+    store: Store,
+    shapes: TxShapes | None,
+    cluster_of: np.ndarray,
+    attribution: dict[int, tuple[str | None, str]],
+) -> np.ndarray:
+    """Name untagged services after the one tagged wallet whose style they alone share.
+
+    A wallet that never reuses an address falls apart into hundreds of service entities that
+    nothing on chain joins (docs/investigations.md), and its 3-5 tags name only the few they
+    fall on. Its habits still show in every batch: the script type of the coins it spends, its
+    wallet fingerprint, where it puts its change, the script type of the deposits it sweeps
+    (`trace.services.wallet_styles`). An `unidentified_service` that shares the hot type, the
+    fingerprint and its change position or deposit type with exactly one named wallet, and
+    that no other named wallet's habits rule out (`trace.services.style_matches`), takes that
+    name (in place; `attributed_via` = `wallet_style`). Rounds repeat with the named wallets'
+    styles widened by what joined them, up to `STYLE_ROUNDS`. On the simulated hard and
+    realistic small worlds (seeds 1-7) 14 of 6,171 clusters named so were another owner's
+    (strays their entity carried), docs/investigations.md. Returns the clusters named so."""
+    if not attribution:
+        return np.zeros(0, np.int64)
+    names: dict[tuple[str | None, str], int] = {}
+    clusters = np.fromiter(attribution.keys(), np.int64, len(attribution))
+    label = np.fromiter(
+        (names.setdefault(v, len(names)) for v in attribution.values()), np.int64, len(attribution)
+    )
+    group = np.full(cluster_of.shape[0], -1, np.int64)
+    group[clusters] = label
+    by_label = list(names)
+    unidentified = np.array([v[1] == UNIDENTIFIED_SERVICE for v in by_label], np.bool_)
+    # CoinJoin coordinators pay no batches (a CoinJoin is not one): they can't share a style
+    mixing = np.array([v[1] in _MIXING_CATEGORIES for v in by_label], np.bool_)
+    named = np.flatnonzero(~unidentified & ~mixing)
+    fingerprint = read_fingerprints(store, 0, store.counts["txs"])
+    # a named wallet's style gets surer as the services that match it join it, and that lets
+    # the next round tell apart what it could not; a round that names nothing ends it
+    owner = np.arange(len(by_label), dtype=np.int64)  # the label a label's clusters now carry
+    for _ in range(STYLE_ROUNDS):
+        candidate = np.flatnonzero(unidentified & (owner == np.arange(owner.shape[0])))
+        group[clusters] = owner[label]
+        styles = wallet_styles(store, shapes, cluster_of, group, fingerprint)
+        match = style_matches(styles, named, candidate)
+        if not (match >= 0).any():
+            break
+        owner[candidate[match >= 0]] = match[match >= 0]
+    take = owner[label] != label
+    for c, m in zip(clusters[take].tolist(), owner[label[take]].tolist(), strict=True):
+        attribution[c] = by_label[m]
+    return np.sort(clusters[take])
 
 
 def _service_clusters(

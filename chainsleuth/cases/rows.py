@@ -266,11 +266,13 @@ def lead_table(
     policy: str,
     max_hops: int,
     linked: np.ndarray | None = None,
+    styled: np.ndarray | None = None,
 ) -> pa.Table:
     """One row per (deposit address, funding source), amounts summed over paths.
 
     `linked` (bool per cluster id) marks clusters named through their service entity rather
-    than a tag of their own (`attributed_via` = service_entity)."""
+    than a tag of their own (`attributed_via` = service_entity); `styled` (bool per cluster
+    id, a subset of `linked`) those named through their wallet style (`wallet_style`)."""
     from chainsleuth.cases import kernels as case_kernels
     from chainsleuth.trace import kernels as trace_kernels
 
@@ -398,6 +400,10 @@ def lead_table(
     if linked is not None:
         tagged_rows = g_kind == SOURCE_ATTRIBUTED
         via_entity[tagged_rows] = linked[g_cluster[tagged_rows]]
+    via_style = np.zeros(n_groups, np.bool_)
+    if styled is not None:
+        tagged_rows = g_kind == SOURCE_ATTRIBUTED
+        via_style[tagged_rows] = styled[g_cluster[tagged_rows]]
     share = np.clip(share, 0.0, 1.0)
     confidence = calibration().lead(policy, g_hops, share, g_custody_n, via_entity, g_hold)
     # a source named beyond a CoinJoin (walk_coinjoins) is no surer than the CoinJoin itself
@@ -438,7 +444,9 @@ def lead_table(
             "through_coinjoin": np.where(g_through, "true", "false"),
             "share": np.round(share, 4),
             "attributed_via": np.where(
-                g_kind == SOURCE_ATTRIBUTED, np.where(via_entity, "service_entity", "tag"), ""
+                g_kind == SOURCE_ATTRIBUTED,
+                np.where(via_style, "wallet_style", np.where(via_entity, "service_entity", "tag")),
+                "",
             ),
             "hold_days": np.round(g_hold, 2),
             "caution": np.where(exchange_like & long_hold, "long_hold", ""),
