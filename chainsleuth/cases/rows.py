@@ -456,9 +456,12 @@ def lead_table(
             "hold_days": np.round(g_hold, 2),
             "caution": _cautions(
                 exchange_like,
-                [("long_hold", long_hold), ("switched_type", g_switched),
-                 ("send_all_hop", g_send_all)],
-            ),  # fmt: skip
+                [
+                    ("long_hold", long_hold),
+                    ("switched_type", g_switched),
+                    ("send_all_hop", g_send_all),
+                ],
+            ),
         },
         schema=schema_of(LEAD_COLUMNS),
     )
