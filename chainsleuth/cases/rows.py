@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from chainsleuth.cases.confidence import calibration
+from chainsleuth.core.script_types import ScriptType
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
 
@@ -59,6 +60,13 @@ LONG_HOLD_CAP = 0.45
 #: another exchange's deposit that its exchange forwarded straight to a buyer
 #: (docs/investigations.md, "Forward signs").
 FORWARD_CAP = 0.45
+
+
+#: Script types a wallet moves to when it upgrades, and the older ones it moves from: a coin of
+#: an older type spent into two outputs of one of these types is a wallet upgrading (or one that
+#: matches its change to the payment's type, as Bitcoin Core does), not a service's forward.
+SEGWIT_NATIVE = (int(ScriptType.P2WPKH), int(ScriptType.P2WSH), int(ScriptType.P2TR))
+PRE_SEGWIT = (int(ScriptType.P2PKH), int(ScriptType.P2SH))
 
 
 #: A tx with at least this many outputs is taken for a batch when moving a lead's funding tx
@@ -497,11 +505,12 @@ def forward_signs(graph: Any, paths: np.ndarray) -> tuple[np.ndarray, np.ndarray
     at the end): (switched_type, send_all_hop), two bool arrays.
 
     - **switched_type**: the tx that spends the funding tx's output spends it alone into two
-      outputs, neither of the spent coin's script type. A person's wallet keeps its change in
-      the type it holds; an exchange that forwards a customer's deposit straight to a buyer
-      receives on its deposit addresses' type and sends the rest to its hot wallet's. Then the
-      funding tx paid another exchange's deposit: the exchange named only paid that exchange's
-      customer, who is not the service's payer.
+      outputs, neither of the spent coin's script type, and not both of one native segwit type
+      from an older coin (a wallet upgrading, or matching its change to the payment's type). A
+      person's wallet keeps its change in the type it holds; an exchange that forwards a
+      customer's deposit straight to a buyer receives on its deposit addresses' type and sends
+      the rest to its hot wallet's. Then the funding tx paid another exchange's deposit: the
+      exchange named only paid that exchange's customer, who is not the service's payer.
     - **send_all_hop**: a tx between the funding tx and the deposit's payment has one input and
       one output: a send-all, which pays another owner about a third of the time (issue 11),
       so whoever funded the coins before it most likely funded someone else.
@@ -533,10 +542,17 @@ def forward_signs(graph: Any, paths: np.ndarray) -> tuple[np.ndarray, np.ndarray
     has_input = (n_in > 0) & (spent >= 0) & (spent != int(NONE32))
     in_type = np.full(txs.shape[0], -1, np.int64)
     in_type[has_input] = output_type[spent[has_input]]
-    kept = payable & (output_type[outputs].astype(np.int64) == in_type[owner])
+    out_type = output_type[outputs].astype(np.int64)
+    kept = payable & (out_type == in_type[owner])
     n_kept = np.bincount(owner[kept], minlength=txs.shape[0])
+    # both payees of one native segwit type, from an older coin: a wallet upgrading
+    low = np.full(txs.shape[0], 255, np.int64)
+    high = np.full(txs.shape[0], -1, np.int64)
+    np.minimum.at(low, owner[payable], out_type[payable])
+    np.maximum.at(high, owner[payable], out_type[payable])
+    upgrade = (low == high) & np.isin(low, SEGWIT_NATIVE) & np.isin(in_type, PRE_SEGWIT)
     one_in = (n_in == 1) & has_input
-    switch_tx = one_in & (n_payable == 2) & (n_kept == 0)
+    switch_tx = one_in & (n_payable == 2) & (n_kept == 0) & ~upgrade
     send_all_tx = one_in & (n_payable == 1)
     at = np.searchsorted(txs, np.maximum(paths, 0))
     valid = paths >= 0

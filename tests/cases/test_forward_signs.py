@@ -45,6 +45,8 @@ def test_a_split_into_other_script_types_after_the_withdrawal_is_a_forward() -> 
             ([10], [P2PKH, P2PKH]),  # 5: its receiver pays the service (11, 12)
             ([2], [P2PKH, P2WPKH]),  # 6: like 1, but two hops after the withdrawal (13, 14)
             ([13], [P2PKH, P2WPKH]),  # 7: (15, 16)
+            ([3], [P2WPKH, P2WPKH]),  # 8: a P2SH wallet moving to native segwit (17, 18)
+            ([17], [P2PKH, P2PKH]),  # 9: (19, 20)
         ]
     )
     paths = np.array(
@@ -55,12 +57,13 @@ def test_a_split_into_other_script_types_after_the_withdrawal_is_a_forward() -> 
             [0, 3, 4, -1],  # the send-all is the deposit's payment itself
             [0, 1, -1, -1],  # the forward pays the deposit
             [0, 6, 7, -1],  # another withdrawal output forwarded the same way
+            [0, 8, 9, -1],  # an upgrade to native segwit is not a forward
         ],
         np.int64,
     )
     switched, send_all = forward_signs(graph, paths)
-    assert switched.tolist() == [True, False, False, False, True, True]
-    assert send_all.tolist() == [False, False, True, False, False, False]
+    assert switched.tolist() == [True, False, False, False, True, True, False]
+    assert send_all.tolist() == [False, False, True, False, False, False, False]
     # tx 7 splits into other types too, but it is not the tx that spent the withdrawal
     switched, _ = forward_signs(graph, np.array([[0, 3, 7, -1]], np.int64))
     assert switched.tolist() == [False]
