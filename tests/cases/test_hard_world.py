@@ -37,8 +37,7 @@ def test_leads_at_half_confidence_are_right(hard: Path) -> None:
     s = score_case(hard / "world", hard / "case")
     assert s.named > 30
     assert s.lead_precision >= 0.978  # measured 0.991 (0.982 before the long-hold cap)
-    assert s.lead_recall >= 0.33  # measured 0.355 (0.359 before the forward signs, 0.365 before
-    # the long-hold cap)
+    assert s.lead_recall >= 0.33  # measured 0.359 (0.365 before the long-hold cap)
     assert s.coinjoin_only_deposits > 0 and s.coinjoin_attributed_above_cap == 0
     assert s.unpaid_attributed == 0
 
