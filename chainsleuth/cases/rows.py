@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from chainsleuth.cases.confidence import calibration
+from chainsleuth.core.script_types import ScriptType
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
 
@@ -50,6 +51,22 @@ LONG_HOLD_DAYS = 30.0
 #: Confidence at most of a lead held longer than LONG_HOLD_DAYS: below the 0.5 a subpoena
 #: uses, the row stays in leads.csv with its reason.
 LONG_HOLD_CAP = 0.45
+
+
+#: Confidence at most of a lead whose largest path shows how an exchange forwards a customer's
+#: deposit rather than how a person spends coins (`forward_signs`; `caution` =
+#: switched_type or send_all_hop): below the 0.5 a subpoena uses, the row stays in leads.csv.
+#: On the simulated hard worlds every wrong deciding lead left at >= 0.5 walked back through
+#: another exchange's deposit that its exchange forwarded straight to a buyer
+#: (docs/investigations.md, "Forward signs").
+FORWARD_CAP = 0.45
+
+
+#: Script types a wallet moves to when it upgrades, and the older ones it moves from: a coin of
+#: an older type spent into two outputs of one of these types is a wallet upgrading (or one that
+#: matches its change to the payment's type, as Bitcoin Core does), not a service's forward.
+SEGWIT_NATIVE = (int(ScriptType.P2WPKH), int(ScriptType.P2WSH), int(ScriptType.P2TR))
+PRE_SEGWIT = (int(ScriptType.P2PKH), int(ScriptType.P2SH))
 
 
 #: A tx with at least this many outputs is taken for a batch when moving a lead's funding tx
@@ -362,14 +379,16 @@ def lead_table(
         "",
     )
 
-    # the longest the traced coins sat at one address on each lead's largest path (days)
-    g_hold = np.zeros(n_groups, np.float64)
-    g_hold[p_group[top]] = _longest_hold_days(
-        chain,
-        case_kernels.path_txs(
-            funding[top_rows], key[top_rows], max_hops + 2, result.entry_parent, result.entry_tx
-        ),
+    # the longest the traced coins sat at one address on each lead's largest path (days), and
+    # whether that path shows an exchange's forward (forward_signs)
+    top_paths = case_kernels.path_txs(
+        funding[top_rows], key[top_rows], max_hops + 2, result.entry_parent, result.entry_tx
     )
+    g_hold = np.zeros(n_groups, np.float64)
+    g_hold[p_group[top]] = _longest_hold_days(chain, top_paths)
+    g_switched = np.zeros(n_groups, np.bool_)
+    g_send_all = np.zeros(n_groups, np.bool_)
+    g_switched[p_group[top]], g_send_all[p_group[top]] = forward_signs(chain.graph, top_paths)
 
     g_kind = source_kind[first]
     g_cluster = source_cluster[first]
@@ -414,6 +433,8 @@ def lead_table(
     )
     long_hold = g_hold > LONG_HOLD_DAYS
     confidence = np.where(long_hold, np.minimum(confidence, LONG_HOLD_CAP), confidence)
+    forwarded = g_switched | g_send_all
+    confidence = np.where(forwarded, np.minimum(confidence, FORWARD_CAP), confidence)
     confidence = np.where(exchange_like, np.round(confidence, 4), 0.0)
     heights = np.full(starts.shape[0], -1, np.int64)
     times = np.full(starts.shape[0], "", object)
@@ -449,7 +470,14 @@ def lead_table(
                 "",
             ),
             "hold_days": np.round(g_hold, 2),
-            "caution": np.where(exchange_like & long_hold, "long_hold", ""),
+            "caution": _cautions(
+                exchange_like,
+                [
+                    ("long_hold", long_hold),
+                    ("switched_type", g_switched),
+                    ("send_all_hop", g_send_all),
+                ],
+            ),
         },
         schema=schema_of(LEAD_COLUMNS),
     )
@@ -469,6 +497,79 @@ def _longest_hold_days(chain: ChainLookups, paths: np.ndarray) -> np.ndarray:
     gap[~(valid[:, 1:] & valid[:, :-1])] = 0.0
     held: np.ndarray = gap.max(axis=1) / 86400.0
     return held
+
+
+def _cautions(rows: np.ndarray, reasons: list[tuple[str, np.ndarray]]) -> np.ndarray:
+    """`caution` of each lead: the names of its reasons (bool arrays), `;`-joined, on `rows`."""
+    out = np.full(rows.shape[0], "", object)
+    for name, mask in reasons:
+        hit = rows & mask
+        out[hit] = np.where(out[hit] == "", name, out[hit] + (";" + name))
+    return out
+
+
+def forward_signs(graph: Any, paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of a path matrix (the funding tx first, the tx paying the deposit last, -1-padded
+    at the end): (switched_type, send_all_hop), two bool arrays.
+
+    - **switched_type**: the tx that spends the funding tx's output spends it alone into two
+      outputs, neither of the spent coin's script type, and not both of one native segwit type
+      from an older coin (a wallet upgrading, or matching its change to the payment's type). A
+      person's wallet keeps its change in the type it holds; an exchange that forwards a
+      customer's deposit straight to a buyer receives on its deposit addresses' type and sends
+      the rest to its hot wallet's. Then the funding tx paid another exchange's deposit: the
+      exchange named only paid that exchange's customer, who is not the service's payer.
+    - **send_all_hop**: a tx between the funding tx and the deposit's payment has one input and
+      one output: a send-all, which pays another owner about a third of the time (issue 11),
+      so whoever funded the coins before it most likely funded someone else.
+
+    `graph` is the store's ChainGraph (its tx, input and output arrays). Work is per distinct tx
+    of the matrix and per output of those txs (no Python object per tx)."""
+    n = paths.shape[0] if paths.ndim == 2 else 0
+    switched = np.zeros(n, np.bool_)
+    send_all = np.zeros(n, np.bool_)
+    if n == 0 or paths.shape[1] < 2:
+        return switched, send_all
+    first_input = np.asarray(graph.tx_first_input, np.int64)
+    first_output = np.asarray(graph.tx_first_output, np.int64)
+    spent_output = np.asarray(graph.input_spent_output, np.int64)
+    output_type = graph.output_script_type
+    txs = np.unique(paths[paths >= 0])
+    in_end = np.append(first_input[1:], spent_output.shape[0])[txs]
+    out_end = np.append(first_output[1:], graph.output_value.shape[0])[txs]
+    n_in = in_end - first_input[txs]
+    n_out = out_end - first_output[txs]
+    # every output of those txs, with its tx's index in `txs`
+    owner = np.repeat(np.arange(txs.shape[0]), n_out)
+    starts = np.cumsum(n_out) - n_out
+    outputs = first_output[txs][owner] + np.arange(owner.shape[0]) - starts[owner]
+    payable = (graph.output_address[outputs] != NONE32) & (graph.output_value[outputs] > 0)
+    n_payable = np.bincount(owner[payable], minlength=txs.shape[0])
+    # the script type of each tx's first input (-1: a coinbase)
+    spent = spent_output[np.minimum(first_input[txs], max(spent_output.shape[0] - 1, 0))]
+    has_input = (n_in > 0) & (spent >= 0) & (spent != int(NONE32))
+    in_type = np.full(txs.shape[0], -1, np.int64)
+    in_type[has_input] = output_type[spent[has_input]]
+    out_type = output_type[outputs].astype(np.int64)
+    kept = payable & (out_type == in_type[owner])
+    n_kept = np.bincount(owner[kept], minlength=txs.shape[0])
+    # both payees of one native segwit type, from an older coin: a wallet upgrading
+    low = np.full(txs.shape[0], 255, np.int64)
+    high = np.full(txs.shape[0], -1, np.int64)
+    np.minimum.at(low, owner[payable], out_type[payable])
+    np.maximum.at(high, owner[payable], out_type[payable])
+    upgrade = (low == high) & np.isin(low, SEGWIT_NATIVE) & np.isin(in_type, PRE_SEGWIT)
+    one_in = (n_in == 1) & has_input
+    switch_tx = one_in & (n_payable == 2) & (n_kept == 0) & ~upgrade
+    send_all_tx = one_in & (n_payable == 1)
+    at = np.searchsorted(txs, np.maximum(paths, 0))
+    valid = paths >= 0
+    switched = valid[:, 1] & switch_tx[at[:, 1]]
+    length = valid.sum(axis=1)
+    column = np.arange(paths.shape[1])
+    between = valid & (column >= 1) & (column[None, :] < (length - 1)[:, None])
+    send_all = (between & send_all_tx[at]).any(axis=1)
+    return switched, send_all
 
 
 def _join_txids(chain: ChainLookups, paths: np.ndarray, separator: str = ";") -> pa.Array:
