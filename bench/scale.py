@@ -575,10 +575,13 @@ def render(res: dict[str, Any]) -> str:
         "cache, which the kernel can drop (clean) or write back (dirty), RssAnon is not.",
         "- Ingest runs with `addrindex.DELTA_MAX` scaled to the chain (2^26 × txs / 1.1 G), so "
         "its in-memory delta holds the share of the addresses it holds at mainnet.",
-        f"- investigate: {res['seeds_n']} random addresses of the store as seeds, "
-        "`--no-report --no-pdf`, after `cluster`.",
-        "",
     ]
+    if "investigate" in _stages(sizes):
+        lines.append(
+            f"- investigate: {res['seeds_n']} random addresses of the store as seeds, "
+            "`--no-report --no-pdf`, after `cluster`."
+        )
+    lines.append("")
     if all("address_cold" in r for r in sizes):
         lines += _render_lookups(sizes)
     lines += _render_projections(res)

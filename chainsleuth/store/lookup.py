@@ -458,25 +458,29 @@ class LookupBuilder:
             while a0 < n_addresses:
                 a1 = _range_end(entries_below, a0, n_addresses, RANGE_ENTRIES)
                 counts = np.zeros(a1 - a0, np.int64)
-                parts = []
+                # (is the base, CSR offsets or run keys, output ids, valid_hi, address shift)
+                parts: list[tuple[bool, np.ndarray, np.ndarray, int, int]] = []
                 if base_off is not None and base_out is not None:
                     nb = base_off.shape[0] - 1
                     b0, b1 = min(a0, nb), min(a1, nb)
-                    part = (base_off[b0 : b1 + 1], base_out[base_off[b0] : base_off[b1]])
-                    _count_csr(part[0], part[1], base_valid, b0 - a0, counts)
-                    parts.append((None, part, base_valid, b0 - a0))
+                    off = base_off[b0 : b1 + 1]
+                    parts.append((True, off, base_out[off[0] : off[-1]], base_valid, b0 - a0))
                 for key, out, valid in run_src:
                     lo, hi = (int(x) for x in np.searchsorted(key, [a0, a1]))
-                    _count_run(key[lo:hi], out[lo:hi], valid, a0, counts)
-                    parts.append((key[lo:hi], out[lo:hi], valid, a0))
+                    parts.append((False, key[lo:hi], out[lo:hi], valid, a0))
+                for is_base, index, src, valid, shift in parts:
+                    if is_base:
+                        _count_csr(index, src, valid, shift, counts)
+                    else:
+                        _count_run(index, src, valid, shift, counts)
                 ends = np.cumsum(counts)
                 fill = ends - counts  # where each address's next output goes
                 dest = np.empty(int(ends[-1]) if ends.shape[0] else 0, np.int64)
-                for key, src, valid, shift in parts:
-                    if key is None:
-                        _scatter_csr(src[0], src[1], valid, shift, fill, dest)
+                for is_base, index, src, valid, shift in parts:
+                    if is_base:
+                        _scatter_csr(index, src, valid, shift, fill, dest)
                     else:
-                        _scatter_run(key, src, valid, shift, fill, dest)
+                        _scatter_run(index, src, valid, shift, fill, dest)
                 f_out.write(dest.astype("<i8").tobytes())
                 f_off.write((written + ends).astype("<i8").tobytes())
                 written += int(dest.shape[0])
