@@ -1,6 +1,6 @@
 """Ingest one blocks directory into a fresh store and say where its resident memory went.
 
-    python -m bench.ingest_rss BLOCKS_DIR DATA_DIR [DELTA_MAX]
+    python -m bench.ingest_rss BLOCKS_DIR DATA_DIR [DELTA_MAX] [--phases]
 
 Prints one JSON line: wall and CPU seconds, tx/s, peak RSS (`ru_maxrss`), the peaks of the
 anonymous and file-backed parts of the resident set (`RssAnon`, `RssFile` of /proc/self/status,
@@ -9,6 +9,13 @@ index (store.addrindex), the most shard bytes it had mapped at once and its in-m
 largest table. Works against any checkout
 of chainsleuth on PYTHONPATH (the numbers before and after a change come from the same script).
 A tiny warm-up ingest first loads numba's cached machine code.
+
+`--phases` also says where the peaks were: the peak `RssAnon`/`RssFile`/`VmRSS` sampled while
+each step of the writer ran on the main thread (`PHASES`: the four append steps, the outpoint
+rebuild, commit, the lookup index's update and merge, the address delta's merge, the index save;
+"other" is the rest, mostly waiting for the parse thread), and after each batch the resident set,
+the outpoint index's and the address delta's table bytes. Steps on the parse and parquet threads
+run meanwhile and count in whichever phase the main thread is in.
 
 DELTA_MAX (sharded index only) sets `addrindex.DELTA_MAX`, the ids the in-memory delta holds
 before it is merged into the on-disk base. A small chain never fills the production value
@@ -39,7 +46,72 @@ def _status() -> dict[str, int]:
     return out
 
 
-def main(blocks_dir: str, data_dir: str, delta_max: int | None = None) -> dict[str, Any]:
+#: (module, class, method) -> phase name, for `--phases`.
+PHASES = [
+    ("writer", "StoreWriter", "_append_txs", "append_txs"),
+    ("writer", "StoreWriter", "_append_outputs", "append_outputs"),
+    ("writer", "StoreWriter", "_append_inputs", "append_inputs"),
+    ("writer", "StoreWriter", "_append_blocks", "append_blocks"),
+    ("writer", "StoreWriter", "_compact_outpoints", "compact_outpoints"),
+    ("writer", "StoreWriter", "commit", "commit"),
+    ("writer", "StoreWriter", "save_indexes", "save_indexes"),
+    ("lookup", "LookupBuilder", "update", "lookup_update"),
+    ("lookup", "LookupBuilder", "_maybe_merge", "lookup_merge"),
+    ("addrindex", "AddressIndex", "merge", "addr_merge"),
+]
+
+
+def _track_phases(phase: list[str], log: list[dict[str, Any]], t0: list[float]) -> None:
+    """Wrap the PHASES methods so that `phase[0]` names the one running; log each batch."""
+    import importlib
+
+    def wrap(cls: Any, name: str, label: str) -> None:
+        inner = getattr(cls, name)
+        if getattr(inner, "_phase", None):
+            return
+
+        def run(*a: Any, **k: Any) -> Any:
+            prev, phase[0] = phase[0], label
+            try:
+                return inner(*a, **k)
+            finally:
+                phase[0] = prev
+
+        run._phase = label  # type: ignore[attr-defined]
+        setattr(cls, name, run)
+
+    for module, cls_name, method, label in PHASES:
+        mod = importlib.import_module(f"chainsleuth.store.{module}")
+        cls = getattr(mod, cls_name, None)
+        if cls is not None and hasattr(cls, method):  # older checkouts lack some
+            wrap(cls, method, label)
+    from chainsleuth.store import writer as writer_mod
+
+    append = writer_mod.StoreWriter.append
+
+    def append_and_note(self: Any, *a: Any, **k: Any) -> Any:
+        result = append(self, *a, **k)
+        s = _status()
+        delta = getattr(self.addresses, "delta", self.addresses)
+        log.append(
+            {
+                "t": round(time.perf_counter() - t0[0], 1),
+                "txs": self.counts["txs"],
+                "anon": s["RssAnon"],
+                "file": s["RssFile"],
+                "outpoints_bytes": int(self.outpoints.nbytes),
+                "outpoints_used": int(self.outpoints.used),
+                "delta_bytes": int(delta.nbytes),
+            }
+        )
+        return result
+
+    writer_mod.StoreWriter.append = append_and_note  # type: ignore[method-assign]
+
+
+def main(
+    blocks_dir: str, data_dir: str, delta_max: int | None = None, phases: bool = False
+) -> dict[str, Any]:
     from chainsleuth.store import writer as writer_mod
 
     if delta_max is not None:
@@ -69,17 +141,25 @@ def main(blocks_dir: str, data_dir: str, delta_max: int | None = None) -> dict[s
 
     writer_mod.StoreWriter.close = close_and_note  # type: ignore[method-assign]
     peaks = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
+    phase, t0 = ["other"], [time.perf_counter()]
+    per_batch: list[dict[str, Any]] = []
+    by_phase: dict[str, dict[str, int]] = {}
+    if phases:
+        _track_phases(phase, per_batch, t0)
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.02):
-            for k, v in _status().items():
+            now = _status()
+            here = by_phase.setdefault(phase[0], {"VmRSS": 0, "RssAnon": 0, "RssFile": 0})
+            for k, v in now.items():
                 peaks[k] = max(peaks[k], v)
+                here[k] = max(here[k], v)
 
     sampler = threading.Thread(target=sample, daemon=True)
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     sampler.start()
-    t = time.perf_counter()
+    t = t0[0] = time.perf_counter()
     report = ingest_blocks_dir(Path(blocks_dir), Path(data_dir))
     wall = time.perf_counter() - t
     done.set()
@@ -97,9 +177,12 @@ def main(blocks_dir: str, data_dir: str, delta_max: int | None = None) -> dict[s
         "peak_rss_bytes": r1.ru_maxrss * 1024,
         "peak_sampled": peaks,
         **seen,
+        **({"phase_peaks": by_phase, "per_batch": per_batch} if phases else {}),
     }
 
 
 if __name__ == "__main__":
-    delta = int(sys.argv[3]) if len(sys.argv) > 3 else None
-    print(json.dumps({**main(sys.argv[1], sys.argv[2], delta), "delta_max": delta}))
+    args = [a for a in sys.argv[1:] if a != "--phases"]
+    delta = int(args[2]) if len(args) > 2 else None
+    result = main(args[0], args[1], delta, phases="--phases" in sys.argv)
+    print(json.dumps({**result, "delta_max": delta}))

@@ -71,6 +71,8 @@ HOLD_RATE = 0.075
 #: matching per tx keeps addresses in mainnet's proportion to txs (the fits use both).
 REUSE_RATE = 0.30
 DELTA_MAX_MAINNET = 1 << 26
+#: What `--stages` may name, in the order they run (each needs the ones before it).
+STAGES = ("ingest", "cluster", "investigate", "lookups")
 PY = sys.executable
 
 
@@ -365,6 +367,9 @@ def measure_size(label: str, n_txs: int, args: argparse.Namespace) -> dict[str, 
     r["ingest"]["delta_max"] = delta_max_for(info.n_txs)
     log(f"{label}: ingest {r['ingest']['seconds']:.0f} s, {r['ingest']['peak_rss_bytes']:,} B")
     r["store"] = store_facts(data)
+    if "cluster" not in args.stages:
+        r["base"] = str(base)
+        return r
     r["cluster"] = _checked("cluster", run_measured(cli(data, "cluster", "--json")))
     log(f"{label}: cluster {r['cluster']['seconds']:.0f} s")
     if args.with_update:
@@ -377,6 +382,9 @@ def measure_size(label: str, n_txs: int, args: argparse.Namespace) -> dict[str, 
     inv = cli(data, "investigate", "--seeds", str(seeds), "-o", str(case))
     r["investigate"] = _checked("investigate", run_measured(inv + ["--no-report", "--no-pdf"]))
     log(f"{label}: investigate {r['investigate']['seconds']:.0f} s")
+    if "lookups" not in args.stages:
+        r["base"] = str(base)
+        return r
     lk = [PY, "-m", "bench.scale", "lookups", str(data), "--n", str(args.lookups)]
     out = _checked("lookups", run_measured(lk))
     r["address_cold"] = {"command": lk, **json.loads(out["stdout_tail"].strip().splitlines()[-1])}
@@ -445,18 +453,24 @@ def warm_up(data: Path) -> None:
     shutil.rmtree(data, ignore_errors=True)
 
 
+def _stages(sizes: list[dict[str, Any]]) -> list[str]:
+    """The measured stages of a run (`--stages` may leave out cluster and investigate)."""
+    return [s for s in ("ingest", "cluster", "investigate") if all(s in r for r in sizes)]
+
+
 def projections(sizes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     points = []
+    stages = _stages(sizes)
     for r in sizes:
         s = r["store"]
         p = {"txs": s["txs"], "addresses": s["addresses"], "utxos": s["utxos"]}
-        for stage in ("ingest", "cluster", "investigate"):
+        for stage in stages:
             for k in ("peak_rss_bytes", "peak_anon_bytes", "seconds", "cpu_seconds"):
                 p[f"{stage}.{k}"] = r[stage][k]
         p["store_bytes"] = s["store_bytes"]
         points.append(p)
     drivers = ("txs", "addresses", "utxos")
-    metrics = [f"{s}.{k}" for s in ("ingest", "cluster", "investigate")
+    metrics = [f"{s}.{k}" for s in stages
                for k in ("peak_rss_bytes", "peak_anon_bytes", "seconds", "cpu_seconds")]  # fmt: skip
     return [project(points, m, drivers, MAINNET) for m in [*metrics, "store_bytes"]]
 
@@ -535,7 +549,7 @@ def render(res: dict[str, Any]) -> str:
     lines += ["", "## Per chain: peak RSS, wall and CPU time, store bytes", ""]
     rows = []
     for r in sizes:
-        for stage in ("ingest", "cluster", "investigate"):
+        for stage in _stages(sizes):
             x = r[stage]
             rows.append([
                 r["label"], stage, _mb(x["peak_rss_bytes"]), _mb(x["peak_anon_bytes"]),
@@ -561,12 +575,21 @@ def render(res: dict[str, Any]) -> str:
         "cache, which the kernel can drop (clean) or write back (dirty), RssAnon is not.",
         "- Ingest runs with `addrindex.DELTA_MAX` scaled to the chain (2^26 × txs / 1.1 G), so "
         "its in-memory delta holds the share of the addresses it holds at mainnet.",
-        f"- investigate: {res['seeds_n']} random addresses of the store as seeds, "
-        "`--no-report --no-pdf`, after `cluster`.",
-        "",
-        "## Cold `address` lookups",
-        "",
     ]
+    if "investigate" in _stages(sizes):
+        lines.append(
+            f"- investigate: {res['seeds_n']} random addresses of the store as seeds, "
+            "`--no-report --no-pdf`, after `cluster`."
+        )
+    lines.append("")
+    if all("address_cold" in r for r in sizes):
+        lines += _render_lookups(sizes)
+    lines += _render_projections(res)
+    return "\n".join(lines)
+
+
+def _render_lookups(sizes: list[dict[str, Any]]) -> list[str]:
+    lines = ["## Cold `address` lookups", ""]
     rows = []
     for r in sizes:
         a, c = r["address_cold"], r["address_cli_cold"]
@@ -605,6 +628,13 @@ def render(res: dict[str, Any]) -> str:
         "shared machine's noise): "
         f"{'**met**' if flat['ok'] else '**not met**'}.",
         "",
+    ]
+    return lines
+
+
+def _render_projections(res: dict[str, Any]) -> list[str]:
+    sizes = res["sizes"]
+    lines = [
         "## Projection to mainnet",
         "",
         f"Mainnet: {MAINNET['txs'] / 1e9:.1f} G txs, {MAINNET['addresses'] / 1e9:.1f} G "
@@ -692,9 +722,10 @@ def render(res: dict[str, Any]) -> str:
     lines += ["", "## Commands", "", "```", res["command"]]
     for r in sizes[:1]:
         for stage in ("ingest", "cluster", "investigate", "address_cold", "address_cli_cold"):
-            lines.append(" ".join(r[stage]["command"]))
+            if stage in r:
+                lines.append(" ".join(r[stage]["command"]))
     lines += ["```", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def machine() -> dict[str, Any]:
@@ -731,6 +762,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "hold_rate": args.hold_rate,
         "reuse_rate": args.reuse_rate,
         "seeds_n": args.seeds_n,
+        "stages": args.stages,
         "sizes": [],
     }
     limit_label = args.limit_size or labels[-1]
@@ -748,7 +780,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def lookup_flat(sizes: list[dict[str, Any]]) -> dict[str, Any]:
     """Cold p99 below 100 ms at every size, and the largest p99 at most 2x the smallest."""
-    p99 = [r["address_cold"]["p99_ms"] for r in sizes]
+    p99 = [r["address_cold"]["p99_ms"] for r in sizes if "address_cold" in r]
+    if not p99:
+        return {"ratio": None, "ok": None}
     ratio = max(p99) / min(p99) if min(p99) > 0 else float("inf")
     return {"ratio": ratio, "ok": bool(max(p99) < 100 and ratio <= 2.0)}
 
@@ -790,6 +824,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure a one-block cluster update (needs bench/cluster_update_bench.py)",
     )
     p.add_argument("--render", type=Path, help="only write --out again from this JSON")
+    p.add_argument(
+        "--stages",
+        nargs="+",
+        choices=STAGES,
+        default=list(STAGES),
+        help="what to measure per chain (each needs the ones before it; the limit run is ingest's)",
+    )
     args = p.parse_args(argv)
     if args.render is not None:
         res = json.loads(args.render.read_text())

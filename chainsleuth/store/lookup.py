@@ -33,18 +33,26 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from chainsleuth.core.files import atomic_write_bytes
 from chainsleuth.store import addrindex, layout
 from chainsleuth.store.layout import NONE32
 
 DIR = "lookup"
-CHUNK = 1 << 24  # entries sorted at a time while building (about 400 MB of working memory)
+#: Entries sorted at a time into a run while building: 8 B each of working memory (128 MiB).
+CHUNK = 1 << 24
+#: Entries of one range while merging: at most 16 B each of working memory (64 MiB) for the
+#: address base, ≈ 40 B for txids (160 MiB).
+RANGE_ENTRIES = 1 << 22
+WRITE_SLICE = 1 << 20  # entries converted and written at a time
+_LOW32 = np.uint64(0xFFFFFFFF)
 MERGE_FRACTION = 0.25
 MAX_RUNS = 8
 
@@ -59,11 +67,76 @@ def txid_keys(txids: np.ndarray) -> np.ndarray:
     return rows[:, :8].copy().view("<u8").reshape(-1)
 
 
-def _write(path: Path, data: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        f.write(np.ascontiguousarray(data).tobytes())
+def _sync(*files: Any) -> None:
+    for f in files:
         f.flush()
         os.fsync(f.fileno())
+
+
+@njit(cache=True, nogil=True)
+def _pack_run(addr):
+    """(address << 32) | row for each row of `addr` (u4) that has an address."""
+    n = 0
+    for i in range(addr.shape[0]):
+        if addr[i] != NONE32:
+            n += 1
+    out = np.empty(n, np.uint64)
+    k = 0
+    for i in range(addr.shape[0]):
+        if addr[i] != NONE32:
+            out[k] = (np.uint64(addr[i]) << np.uint64(32)) | np.uint64(i)
+            k += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _count_csr(off, out, valid_hi, shift, counts):
+    """counts[k + shift] += valid outputs of the k-th address of a CSR slice."""
+    base = off[0]
+    for k in range(off.shape[0] - 1):
+        for j in range(off[k] - base, off[k + 1] - base):
+            if out[j] < valid_hi:
+                counts[k + shift] += 1
+
+
+@njit(cache=True, nogil=True)
+def _count_run(key, out, valid_hi, a0, counts):
+    for i in range(key.shape[0]):
+        if out[i] < valid_hi:
+            counts[np.int64(key[i]) - a0] += 1
+
+
+@njit(cache=True, nogil=True)
+def _scatter_csr(off, out, valid_hi, shift, fill, dest):
+    base = off[0]
+    for k in range(off.shape[0] - 1):
+        for j in range(off[k] - base, off[k + 1] - base):
+            if out[j] < valid_hi:
+                dest[fill[k + shift]] = out[j]
+                fill[k + shift] += 1
+
+
+@njit(cache=True, nogil=True)
+def _scatter_run(key, out, valid_hi, a0, fill, dest):
+    for i in range(key.shape[0]):
+        if out[i] < valid_hi:
+            a = np.int64(key[i]) - a0
+            dest[fill[a]] = out[i]
+            fill[a] += 1
+
+
+def _range_end(entries_below: Callable[[int], int], a0: int, n: int, limit: int) -> int:
+    """The largest a1 in (a0, n] whose range [a0, a1) holds at most `limit` entries and
+    addresses (at least one address, however many entries it has)."""
+    start = entries_below(a0)
+    lo, hi = a0 + 1, min(n, a0 + limit)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if entries_below(mid) - start <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _read(path: Path, dtype: str, random: bool = True) -> np.ndarray:
@@ -272,12 +345,21 @@ class LookupBuilder:
             out_address = layout.open_array(self.data_dir, "output_address", n_out)
             for lo in range(state["outputs"], n_out, CHUNK):
                 hi = min(lo + CHUNK, n_out)
-                addr = np.asarray(out_address[lo:hi])
-                has = np.flatnonzero(addr != NONE32)
-                order = np.argsort(addr[has], kind="stable")
+                # One u8 per entry, (address << 32) | (output - lo), sorted in place: 8 B per
+                # entry of working memory (an argsort and its gathers took ≈ 50 B).
+                packed = _pack_run(np.asarray(out_address[lo:hi]))
+                packed.sort()
                 name = self._name(state, "addr-run")
-                _write(self.dir / f"{name}.key.bin", addr[has][order].astype("<u4"))
-                _write(self.dir / f"{name}.out.bin", (has[order] + lo).astype("<i8"))
+                with (
+                    open(self.dir / f"{name}.key.bin", "wb") as f_key,
+                    open(self.dir / f"{name}.out.bin", "wb") as f_out,
+                ):
+                    for s0 in range(0, packed.shape[0], WRITE_SLICE):
+                        part = packed[s0 : s0 + WRITE_SLICE]
+                        f_key.write((part >> np.uint64(32)).astype("<u4").tobytes())
+                        f_out.write(((part & _LOW32).astype(np.int64) + lo).astype("<i8").tobytes())
+                    _sync(f_key, f_out)
+                del packed
                 state["segments"].append(Segment(name, "run", lo, hi, hi).to_json())
             state["outputs"] = n_out
             changed = True
@@ -288,8 +370,16 @@ class LookupBuilder:
                 keys = txid_keys(np.asarray(txids[lo:hi]))
                 order = np.argsort(keys, kind="stable")
                 name = self._name(state, "txid")
-                _write(self.dir / f"{name}.key.bin", keys[order])
-                _write(self.dir / f"{name}.tx.bin", (order + lo).astype("<u4"))
+                with (
+                    open(self.dir / f"{name}.key.bin", "wb") as f_key,
+                    open(self.dir / f"{name}.tx.bin", "wb") as f_tx,
+                ):
+                    for s0 in range(0, order.shape[0], WRITE_SLICE):
+                        part = order[s0 : s0 + WRITE_SLICE]
+                        f_key.write(keys[part].tobytes())
+                        f_tx.write((part + lo).astype("<u4").tobytes())
+                    _sync(f_key, f_tx)
+                del keys, order
                 state["segments"].append(Segment(name, "txid", lo, hi, hi).to_json())
             state["txs"] = n_tx
             changed = True
@@ -325,56 +415,78 @@ class LookupBuilder:
     def _merge_addresses(
         self, state: dict[str, Any], base: Segment | None, runs: list[Segment], n_addresses: int
     ) -> Segment:
-        """A new CSR base from the base and the runs, one address range at a time."""
+        """A new CSR base from the base and the runs, one address range at a time.
+
+        Each range holds at most `RANGE_ENTRIES` entries (chosen by counting them in the
+        sources, not by splitting the address ids evenly: reused addresses make the entries
+        uneven). Sources are in output order (the base, then the runs by `lo`) and each is
+        sorted by (address, output), so scattering them in that order into each address's slot
+        keeps every address's outputs ascending: the working memory is the range's output ids
+        and one counter per address of the range, 16 B per entry at most.
+        """
         d = self.dir
-        sources: list[tuple[Segment, np.ndarray | None, np.ndarray, np.ndarray]] = []
+        base_off = base_out = None
+        base_valid = 0
         if base is not None:
-            base_off = _read(d / f"{base.name}.off.bin", "<i8", random=False)
-            sources.append(
-                (
-                    base,
-                    base_off,
-                    np.zeros(0, "<u4"),
-                    _read(d / f"{base.name}.out.bin", "<i8", random=False),
-                )
+            base_off = np.asarray(_read(d / f"{base.name}.off.bin", "<i8", random=False))
+            base_out = np.asarray(_read(d / f"{base.name}.out.bin", "<i8", random=False))
+            base_valid = base.valid_hi
+        run_src = [
+            (
+                np.asarray(_read(d / f"{seg.name}.key.bin", "<u4", random=False)),
+                np.asarray(_read(d / f"{seg.name}.out.bin", "<i8", random=False)),
+                seg.valid_hi,
             )
-        for seg in sorted(runs, key=lambda s: s.lo):
-            key = _read(d / f"{seg.name}.key.bin", "<u4", random=False)
-            sources.append((seg, None, key, _read(d / f"{seg.name}.out.bin", "<i8", random=False)))
-        total = sum(int(s[3].shape[0]) for s in sources)
+            for seg in sorted(runs, key=lambda s: s.lo)
+        ]
+
+        def entries_below(a: int) -> int:
+            """Entries (valid or not) of addresses below `a`, over every source."""
+            n = 0
+            if base_off is not None:
+                n += int(base_off[min(a, base_off.shape[0] - 1)])
+            for key, _, _ in run_src:
+                n += int(np.searchsorted(key, a))
+            return n
+
         name = self._name(state, "addr-base")
-        n_ranges = max(1, -(-total // CHUNK))
-        bounds = np.linspace(0, n_addresses, n_ranges + 1).astype(np.int64)
         written = 0
         hi_all = max(s.hi for s in (base, *runs) if s is not None)
         with open(d / f"{name}.off.bin", "wb") as f_off, open(d / f"{name}.out.bin", "wb") as f_out:
             f_off.write(np.zeros(1, "<i8").tobytes())
-            for a0, a1 in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-                addrs, outs = [], []
-                for seg, off, key, out in sources:
-                    if off is not None:
-                        nb = off.shape[0] - 1
-                        b0, b1 = min(a0, nb), min(a1, nb)
-                        o = np.asarray(out[int(off[b0]) : int(off[b1])])
-                        sizes = np.diff(np.asarray(off[b0 : b1 + 1]))
-                        a = np.repeat(np.arange(b0, b1, dtype=np.int64), sizes)
+            a0 = 0
+            while a0 < n_addresses:
+                a1 = _range_end(entries_below, a0, n_addresses, RANGE_ENTRIES)
+                counts = np.zeros(a1 - a0, np.int64)
+                # (is the base, CSR offsets or run keys, output ids, valid_hi, address shift)
+                parts: list[tuple[bool, np.ndarray, np.ndarray, int, int]] = []
+                if base_off is not None and base_out is not None:
+                    nb = base_off.shape[0] - 1
+                    b0, b1 = min(a0, nb), min(a1, nb)
+                    off = base_off[b0 : b1 + 1]
+                    parts.append((True, off, base_out[off[0] : off[-1]], base_valid, b0 - a0))
+                for key, out, valid in run_src:
+                    lo, hi = (int(x) for x in np.searchsorted(key, [a0, a1]))
+                    parts.append((False, key[lo:hi], out[lo:hi], valid, a0))
+                for is_base, index, src, valid, shift in parts:
+                    if is_base:
+                        _count_csr(index, src, valid, shift, counts)
                     else:
-                        lo, hi = (int(x) for x in np.searchsorted(key, [a0, a1]))
-                        o = np.asarray(out[lo:hi])
-                        a = np.asarray(key[lo:hi]).astype(np.int64)
-                    ok = o < seg.valid_hi
-                    addrs.append(a[ok])
-                    outs.append(o[ok])
-                a = np.concatenate(addrs) if addrs else np.zeros(0, np.int64)
-                o = np.concatenate(outs) if outs else np.zeros(0, np.int64)
-                order = np.argsort(a, kind="stable")  # sources are in output order already
-                counts = np.bincount(a - a0, minlength=a1 - a0)
-                f_out.write(o[order].astype("<i8").tobytes())
-                f_off.write((written + np.cumsum(counts)).astype("<i8").tobytes())
-                written += int(o.shape[0])
-            for f in (f_off, f_out):
-                f.flush()
-                os.fsync(f.fileno())
+                        _count_run(index, src, valid, shift, counts)
+                ends = np.cumsum(counts)
+                fill = ends - counts  # where each address's next output goes
+                dest = np.empty(int(ends[-1]) if ends.shape[0] else 0, np.int64)
+                for is_base, index, src, valid, shift in parts:
+                    if is_base:
+                        _scatter_csr(index, src, valid, shift, fill, dest)
+                    else:
+                        _scatter_run(index, src, valid, shift, fill, dest)
+                f_out.write(dest.astype("<i8").tobytes())
+                f_off.write((written + ends).astype("<i8").tobytes())
+                written += int(dest.shape[0])
+                del counts, ends, fill, dest, parts
+                a0 = a1
+            _sync(f_off, f_out)
         return Segment(name, "base", 0, hi_all, hi_all)
 
     def _merge_txids(self, state: dict[str, Any], runs: list[Segment]) -> Segment:
@@ -390,7 +502,8 @@ class LookupBuilder:
         ]
         total = sum(int(k.shape[0]) for _, k, _ in sources)
         name = self._name(state, "txid")
-        n_ranges = max(1, -(-total // CHUNK))
+        # txid keys are uniform, so even key ranges hold about RANGE_ENTRIES entries each
+        n_ranges = max(1, -(-total // RANGE_ENTRIES))
         cuts = [(2**64 * i) // n_ranges for i in range(n_ranges + 1)]
         with open(d / f"{name}.key.bin", "wb") as f_key, open(d / f"{name}.tx.bin", "wb") as f_tx:
             for k0, k1 in zip(cuts[:-1], cuts[1:], strict=True):
@@ -404,12 +517,14 @@ class LookupBuilder:
                     ids.append(t[ok])
                 k = np.concatenate(keys)
                 t = np.concatenate(ids)
-                order = np.lexsort((t, k))
+                del keys, ids
+                # sources are in tx order and each is sorted by (key, tx): a stable sort by key
+                # alone gives (key, tx) order
+                order = np.argsort(k, kind="stable")
                 f_key.write(k[order].astype("<u8").tobytes())
                 f_tx.write(t[order].astype("<u4").tobytes())
-            for f in (f_key, f_tx):
-                f.flush()
-                os.fsync(f.fileno())
+                del k, t, order
+            _sync(f_key, f_tx)
         lo = min(s.lo for s in runs)
         hi = max(s.hi for s in runs)
         return Segment(name, "txid", lo, hi, hi)

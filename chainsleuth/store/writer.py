@@ -39,7 +39,7 @@ from chainsleuth.store import layout
 from chainsleuth.store.addrindex import AddressIndex
 from chainsleuth.store.columns import binary_column, hex_column, masked, timestamps
 from chainsleuth.store.computed import standard_scripts
-from chainsleuth.store.hashindex import HashIndex
+from chainsleuth.store.hashindex import MAX_LOAD, HashIndex
 from chainsleuth.store.layout import ADDRESS_KEY_WIDTH, ARRAYS, COINBASE_SPENT_OUTPUT, NONE32
 from chainsleuth.store.lookup import LookupBuilder
 
@@ -62,6 +62,11 @@ _REASONS = {
 LOOKUP_EVERY_OUTPUTS = 1 << 24
 #: The outpoint index's rebuild reads the chain's txs in chunks of this many.
 COMPACT_CHUNK_TXS = 1 << 24
+#: ... and inserts the live txs in chunks of this many (≈ 56 B each while inserted: the txid
+#: rows gathered, their fingerprints, ids and results).
+COMPACT_INSERT_TXS = 1 << 22
+#: Below this many entries the outpoint index is never rebuilt (it is at most 25 MB).
+COMPACT_MIN = 1 << 20
 
 
 @njit(cache=True, nogil=True)
@@ -330,16 +335,17 @@ class StoreWriter:
     def _compact_outpoints(self) -> None:
         """Rebuild the outpoint index with only the txs that still have an unspent output.
 
-        Triggered when the index holds twice the entries it had after the last rebuild, so the
-        cost stays proportional to the txs ingested (amortised) and the index stays near the
-        size of the UTXO set's tx count rather than the whole chain's.
+        Triggered by `_maybe_compact_outpoints`, so the cost stays proportional to the txs
+        ingested (amortised) and the index stays near the size of the UTXO set's tx count
+        rather than the whole chain's.
         """
         n_tx, n_out = self.counts["txs"], self.counts["outputs"]
         txids = np.asarray(self._array("tx_txid", n_tx))
         spent_by = self._array("output_spent_by_tx", n_out)
         first_out = self._array("tx_first_output", n_tx)
-        # In chunks of txs, so the working memory is ≈ 1 B per output of one chunk plus 8 B per
-        # live tx, not 8 B per output of the chain (25 GB at mainnet); the old table goes first.
+        # In chunks of txs, so the working memory is ≈ 1 B per output of one chunk plus 4 B per
+        # live tx (uint32 ids), not 8 B per output of the chain (25 GB at mainnet); the old
+        # table goes first.
         self.outpoints = HashIndex()
         parts = []
         for t0 in range(0, n_tx, COMPACT_CHUNK_TXS):
@@ -350,11 +356,12 @@ class StoreWriter:
                 continue
             unspent = np.asarray(spent_by[o0:o1]) == NONE32
             per_tx = np.add.reduceat(unspent, np.asarray(first_out[t0:t1]) - o0, dtype=np.int32)
-            parts.append(t0 + np.flatnonzero(per_tx > 0))
-        live = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+            parts.append((t0 + np.flatnonzero(per_tx > 0)).astype(np.uint32))
+        live = np.concatenate(parts) if parts else np.zeros(0, np.uint32)
+        del parts
         index = HashIndex(int(live.shape[0] / 0.5) + 1)
-        for lo in range(0, live.shape[0], COMPACT_CHUNK_TXS):
-            ids = live[lo : lo + COMPACT_CHUNK_TXS]
+        for lo in range(0, live.shape[0], COMPACT_INSERT_TXS):
+            ids = live[lo : lo + COMPACT_INSERT_TXS]
             index.insert(txids[ids], ids, txids, txids[:0])
         self.outpoints = index
         self._live_outpoints = int(live.shape[0])
@@ -442,8 +449,6 @@ class StoreWriter:
         )
         self.tip = {"height": int(heights[-1]), "hash": batch.block_hash_hex(batch.n_blocks - 1)}
         self._staged.append(_Staged(dict(c), dict(self.tip), files))
-        if self.outpoints.used > max(2 * self._live_outpoints, 1 << 20):
-            self._compact_outpoints()
         return BatchResult(
             batch.n_blocks,
             batch.n_tx,
@@ -465,8 +470,27 @@ class StoreWriter:
         self._append_array("tx_first_input", n_in0 + batch.tx_first_input[:-1])
         self._append_array("tx_height", tx_height)
         all_txids = self._array("tx_txid", n_tx0 + batch.n_tx)
+        self._maybe_compact_outpoints(batch.n_tx)
         self.outpoints.insert(batch.txid, tx_ids, np.asarray(all_txids), batch.txid[:0])
         return tx_height
+
+    def _maybe_compact_outpoints(self, extra: int) -> None:
+        """Rebuild the outpoint index before `extra` more txids go in, when it holds twice the
+        entries it had after its last rebuild, or when they would make its table double.
+
+        A doubling holds the old and the new table at once: at mainnet's ≈ 130 M txs with an
+        unspent output that is 2^28 slots growing to 2^29, 9.7 GB for a moment and 6.4 GB after.
+        The rebuild frees the old table first and sizes the new one for the live txs (2^28
+        slots, 3.2 GB), so the table never exceeds ≈ 48 B per live tx.
+        """
+        index = self.outpoints
+        if index.used <= COMPACT_MIN:
+            return
+        doubles = index.used + extra > MAX_LOAD * index.capacity
+        # a rebuild that would keep nearly every entry is not worth a scan of the chain
+        worth = index.used > 1.25 * self._live_outpoints
+        if index.used > 2 * self._live_outpoints or (doubles and worth):
+            self._compact_outpoints()
 
     def _append_outputs(self, batch: ParsedBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """2. Outputs and their addresses. Returns each output's address id (-1 none), the

@@ -42,7 +42,12 @@ def test_batches_get_the_ids_of_the_single_table(labels: list[int], seed: int) -
             stored = np.concatenate([stored, keys[new_rows]])
 
 
-def test_growth_keeps_every_id_and_maps_one_shard_at_a_time(tmp_path: Path) -> None:
+@pytest.mark.parametrize("merge_slots", [addrindex.MERGE_SLOTS, 1 << 12])
+def test_growth_keeps_every_id_and_maps_one_shard_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, merge_slots: int
+) -> None:
+    """Also with the delta's table merged in many slices (1 << 12 slots)."""
+    monkeypatch.setattr(addrindex, "MERGE_SLOTS", merge_slots)
     keys = _keys(200_000, 1)
     index = AddressIndex.open(tmp_path, keys[:0])
     for lo in range(0, keys.shape[0], 50_000):

@@ -23,8 +23,10 @@ from tests.conftest import NBITCOIN, extend_chain, raw, write_blocks_dir
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Runs of at most 97 entries, merged at 4 runs, the index updated at every commit."""
+    """Runs of at most 97 entries, merged at 4 runs in ranges of at most 13 entries, the index
+    updated at every commit."""
     monkeypatch.setattr(lookup, "CHUNK", 97)
+    monkeypatch.setattr(lookup, "RANGE_ENTRIES", 13)
     monkeypatch.setattr(lookup, "MAX_RUNS", 4)
     monkeypatch.setattr(writer, "LOOKUP_EVERY_OUTPUTS", 0)
 
@@ -134,3 +136,34 @@ def test_the_index_of_another_epoch_is_ignored_by_readers(
     out_address = np.asarray(store.array("output_address"))
     some = int(out_address[out_address != NONE32][-1])
     assert store.outputs_of_address(some).tolist() == np.flatnonzero(out_address == some).tolist()
+
+
+def test_merges_of_skewed_addresses_equal_a_scan(tmp_path: Path, small_chunks: None) -> None:
+    """Merge ranges are cut by entry count: one address paid far more often than a range holds,
+    many addresses paid once, outputs without an address, built over several updates (runs,
+    merges into a base, txid merges) and compared with a scan at every step."""
+    rng = np.random.default_rng(5)
+    n_out, n_addr, n_tx = 3_000, 900, 700
+    addr = rng.integers(0, n_addr, n_out).astype("<u4")
+    addr[rng.random(n_out) < 0.3] = 7  # one address with ~900 outputs, ranges of 13 entries
+    addr[rng.random(n_out) < 0.1] = NONE32
+    txids = rng.integers(0, 256, (n_tx, 32), dtype=np.uint8)
+    (tmp_path / "arrays").mkdir()
+    addr.tofile(tmp_path / "arrays" / "output_address.bin")
+    txids.tofile(tmp_path / "arrays" / "tx_txid.bin")
+    builder = lookup.LookupBuilder(tmp_path)
+    for step in (250, 900, 1_400, 2_200, 3_000):
+        counts = {"outputs": step, "txs": step * n_tx // n_out, "addresses": n_addr}
+        manifest = {"epoch": 0, "counts": counts}
+        builder.update(manifest)
+        index = lookup.LookupIndex.open(tmp_path, manifest)
+        assert index.covered_outputs == step
+        for a in range(n_addr):
+            want = np.flatnonzero(addr[:step] == a)
+            assert index.outputs_of_address(a).tolist() == want.tolist(), (step, a)
+        for t in range(counts["txs"]):
+            assert index.tx_id_of(bytes(txids[t])) == t
+    kinds = [
+        s["kind"] for s in json.loads((tmp_path / "lookup" / "state.json").read_text())["segments"]
+    ]
+    assert "base" in kinds
