@@ -24,7 +24,9 @@ def api_data(small_world: tuple[Path, Path], tmp_path_factory: pytest.TempPathFa
 
 @pytest.fixture(scope="session")
 def client(api_data: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(api_data, rate=0)) as c:
+    # A generous budget: the first call of a numba kernel compiles it, which on a loaded box
+    # can take longer than the production default of 10 s (budgets have their own tests).
+    with TestClient(create_app(api_data, rate=0, time_budget_s=60)) as c:
         yield c
 
 
