@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ctypes.util
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +90,14 @@ def _scratch() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _dsha_libcrypto(msg, out, mid, block, w, state):  # type: ignore[no-untyped-def]
+def _dsha_libcrypto(
+    msg: np.ndarray,
+    out: np.ndarray,
+    mid: np.ndarray,
+    block: np.ndarray,
+    w: np.ndarray,
+    state: np.ndarray,
+) -> None:
     ctx = block.ctypes.data  # the SHA256_CTX lives in the portable kernel's block scratch
     _SHA256_INIT(ctx)
     _SHA256_UPDATE(ctx, msg.ctypes.data, msg.shape[0])
@@ -102,7 +108,14 @@ def _dsha_libcrypto(msg, out, mid, block, w, state):  # type: ignore[no-untyped-
 
 
 @njit(nogil=True, inline="always")
-def _dsha_portable(msg, out, mid, block, w, state):  # type: ignore[no-untyped-def]
+def _dsha_portable(
+    msg: np.ndarray,
+    out: np.ndarray,
+    mid: np.ndarray,
+    block: np.ndarray,
+    w: np.ndarray,
+    state: np.ndarray,
+) -> None:
     _sha256_into(msg, mid, block[:64], w, state)
     _sha256_into(mid, out, block[:64], w, state)
 
@@ -114,14 +127,15 @@ _dsha = _dsha_libcrypto if _USE_LIBCRYPTO else _dsha_portable
 
 
 @njit(cache=_USE_LIBCRYPTO, nogil=True)
-def hash_ranges(buf, starts, ends, out):  # type: ignore[no-untyped-def]
+def hash_ranges(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, out: np.ndarray) -> None:
     """out[i] = double-SHA256(buf[starts[i]:ends[i]]), for (n, 32) uint8 `out`."""
     mid, block, w, state = _scratch()
     for i in range(starts.shape[0]):
         _dsha(buf[starts[i] : ends[i]], out[i], mid, block, w, state)
 
+
 @njit(cache=_USE_LIBCRYPTO, nogil=True)
-def merkle_roots(leaves, first, out):  # type: ignore[no-untyped-def]
+def merkle_roots(leaves: np.ndarray, first: np.ndarray, out: np.ndarray) -> None:
     """Bitcoin's merkle root of each group of (n, 32) leaves: group b is rows
     [first[b], first[b+1]); an empty group's root is 32 zero bytes, an odd level's last
     node is paired with itself."""
@@ -157,4 +171,3 @@ def merkle_roots(leaves, first, out):  # type: ignore[no-untyped-def]
                 _dsha(node, level[16 * k : 16 * k + 32], mid, block, w, state)
             n //= 2
         out[b, :] = level[:32]
-
