@@ -22,7 +22,7 @@ from numba import njit
 
 from chainsleuth.core.address import KEY_PAYLOAD_WIDTH
 from chainsleuth.core.errors import InputError
-from chainsleuth.parse import kernels
+from chainsleuth.parse import hashing, kernels
 
 _sha256 = hashlib.sha256
 
@@ -149,15 +149,6 @@ def double_sha256(data: bytes | memoryview) -> bytes:
     return _sha256(_sha256(data).digest()).digest()
 
 
-def _hash_ranges(mv: memoryview, starts: list[int], ends: list[int], out: bytearray) -> None:
-    """Double-SHA256 of each byte range of `mv`, concatenated into `out` (the hot loop: a list
-    comprehension over memoryview slices is the cheapest way to drive hashlib per message)."""
-    sha = _sha256
-    out[:] = b"".join(
-        [sha(sha(mv[a:b]).digest()).digest() for a, b in zip(starts, ends, strict=True)]
-    )
-
-
 def merkle_root(txids: np.ndarray) -> bytes:
     """Bitcoin's merkle root of (n, 32) internal-order hashes (last odd node duplicated)."""
     n = int(txids.shape[0])
@@ -227,9 +218,12 @@ def _check_witness_commitments(
         return
     wtxid = txid.copy()
     ws = np.flatnonzero(segwit)
-    tmp = bytearray(32 * ws.shape[0])
-    _hash_ranges(buf.data, tx_start[ws].tolist(), tx_end[ws].tolist(), tmp)
-    wtxid[ws] = np.frombuffer(bytes(tmp), np.uint8).reshape(-1, 32)
+    hashed = np.empty((ws.shape[0], 32), np.uint8)
+    hashing.hash_ranges(buf, tx_start[ws], tx_end[ws], hashed)
+    wtxid[ws] = hashed
+    wtxid[block_first_tx[:-1][block_first_tx[:-1] < block_first_tx[1:]]] = 0  # coinbases count as 0
+    roots = np.empty((block_first_tx.shape[0] - 1, 32), np.uint8)
+    hashing.merkle_roots(wtxid, block_first_tx, roots)
     for b in blocks.tolist():
         first = int(block_first_tx[b])
         commitment = None
@@ -257,9 +251,7 @@ def _check_witness_commitments(
                 "coinbase witness is not one 32-byte reserved value",
                 "coinbase witness",
             )
-        leaves = wtxid[first : int(block_first_tx[b + 1])].copy()
-        leaves[0] = 0  # the coinbase's wtxid counts as zero
-        expected = double_sha256(merkle_root(leaves) + reserved)
+        expected = double_sha256(bytes(roots[b]) + reserved)
         if expected != commitment[0]:
             raise fail(
                 b,
@@ -366,9 +358,7 @@ def parse_blocks(
     hdr_idx = starts[:, None] + np.arange(80)[None, :]
     headers = buf[hdr_idx] if n_blocks else np.zeros((0, 80), np.uint8)
     block_hash = np.empty((n_blocks, 32), np.uint8)
-    hdr_bytes = headers.tobytes()
-    for b in range(n_blocks):
-        block_hash[b] = np.frombuffer(double_sha256(hdr_bytes[80 * b : 80 * b + 80]), np.uint8)
+    hashing.hash_ranges(buf, starts, starts + 80, block_hash)
     block_version = _u32_le(headers[:, 0:4]).astype(np.int64)
     block_version = np.where(block_version >= 2**31, block_version - 2**32, block_version)
 
@@ -383,31 +373,34 @@ def parse_blocks(
     np.cumsum(strip_lens, out=strip_off[1:])
     stripped = np.empty(int(strip_off[-1]), np.uint8)
     kernels.build_stripped(buf, tx_start, tx_io, tx_wit, tx_end, strip_off, stripped)
+    # (hashing.py: batched kernels with the GIL released, so parse threads run side by side)
     legacy = np.flatnonzero(~segwit)
     witness = np.flatnonzero(segwit)
-    tmp = bytearray(32 * legacy.shape[0])
-    _hash_ranges(buf.data, tx_start[legacy].tolist(), tx_end[legacy].tolist(), tmp)
     txid = np.empty((n_tx, 32), np.uint8)
-    txid[legacy] = np.frombuffer(bytes(tmp), np.uint8).reshape(-1, 32)
-    tmp = bytearray(32 * witness.shape[0])
-    _hash_ranges(stripped.data, strip_off[:-1].tolist(), strip_off[1:].tolist(), tmp)
-    txid[witness] = np.frombuffer(bytes(tmp), np.uint8).reshape(-1, 32)
+    hashed = np.empty((legacy.shape[0], 32), np.uint8)
+    hashing.hash_ranges(buf, tx_start[legacy], tx_end[legacy], hashed)
+    txid[legacy] = hashed
+    hashed = np.empty((witness.shape[0], 32), np.uint8)
+    hashing.hash_ranges(stripped, strip_off[:-1], strip_off[1:], hashed)
+    txid[witness] = hashed
 
     block_first_tx = np.searchsorted(tx_block, np.arange(n_blocks + 1), side="left").astype(
         np.int64
     )
     merkle = headers[:, 36:68] if n_blocks else np.zeros((0, 32), np.uint8)
     if check_merkle:
-        for b in range(n_blocks):
-            root = merkle_root(txid[block_first_tx[b] : block_first_tx[b + 1]])
-            if root != bytes(merkle[b]):
-                raise fail(
-                    b,
-                    starts[b] + 36,
-                    f"merkle root {bytes(merkle[b][::-1]).hex()} does not match the root "
-                    f"{root[::-1].hex()} computed from the block's transactions",
-                    "merkle root",
-                )
+        roots = np.empty((n_blocks, 32), np.uint8)
+        hashing.merkle_roots(txid, block_first_tx, roots)
+        wrong = np.flatnonzero((roots != merkle).any(axis=1))
+        if wrong.shape[0]:
+            b = int(wrong[0])
+            raise fail(
+                b,
+                starts[b] + 36,
+                f"merkle root {bytes(merkle[b][::-1]).hex()} does not match the root "
+                f"{bytes(roots[b][::-1]).hex()} computed from the block's transactions",
+                "merkle root",
+            )
 
     if check_merkle:
         _check_witness_commitments(
