@@ -83,8 +83,8 @@ def _tx_of_output(tx_first_output: np.ndarray, outputs: np.ndarray) -> np.ndarra
 
 def cashout_rows(
     result: Any,
-    out_cluster: np.ndarray,
-    out_addr: np.ndarray,
+    out_cluster: Any,  # per output, an array or investigate.OutputIds (indexed only)
+    out_addr: Any,
     attribution: dict[int, tuple[str | None, str]],
     service_mask: np.ndarray,
     tx_first_input: np.ndarray,

@@ -211,8 +211,8 @@ class CaseSetup:
     batch_tx: np.ndarray  # bool per tx: a payout of 3+ payees (trace.services), 1 B per tx
     sweep_tx: np.ndarray  # bool per tx: SWEEP_MIN_INPUTS+ inputs into one payee, 1 B per tx
     one_wallet: np.ndarray
-    out_addr: np.ndarray
-    out_cluster: np.ndarray
+    out_addr: OutputIds  # address id per output, -1 none (read where indexed)
+    out_cluster: OutputIds  # cluster id per output, -1 none
     seed_outputs: np.ndarray
     deposits: np.ndarray
     trace: TraceOptions  # both traces' policy and limits

@@ -263,7 +263,7 @@ SOURCE_ATTRIBUTED, SOURCE_COINJOIN, SOURCE_COINBASE, SOURCE_UNATTRIBUTED = 0, 1,
 def lead_table(
     chain: ChainLookups,
     result: Any,
-    out_cluster: np.ndarray,
+    out_cluster: Any,  # cluster id per output (an array, or investigate.OutputIds): indexed
     attribution: dict[int, tuple[str | None, str]],
     mixer: dict[int, str],
     policy: str,

@@ -469,6 +469,7 @@ def _write_base(
     g = f"g{generation:06d}"
     written = 0
     ids_name, map_name = f"address_cluster-{g}.npy", f"cluster_map-{g}.parquet"
+    cluster_of: np.ndarray
     if n_addr:
         cluster_of = np.lib.format.open_memmap(
             cdir / ids_name, mode="w+", dtype=np.int64, shape=(n_addr,)
