@@ -675,8 +675,9 @@ def _service_clusters(
     return np.union1d(seed_clusters, wallet), seed_clusters, wallet
 
 
-#: Outputs (or txs) per slice of the passes over the whole chain: ~20 B each while in use.
-SLICE = 1 << 22
+#: Txs (or outputs) per slice of the passes over the whole chain: ~30 B per input or output
+#: while in use, so a slice costs tens of MB whatever the chain's length.
+SLICE = 1 << 20
 
 
 class OutputIds:

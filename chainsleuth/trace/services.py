@@ -77,11 +77,11 @@ MIN_EVENTS = 1
 
 
 #: Txs per slice of the passes over every output (~4 outputs each, ~40 B per output while in
-#: use: ~160 MB a slice).
-TX_SLICE = 1 << 20
+#: use: ~40 MB a slice).
+TX_SLICE = 1 << 18
 
-#: Addresses per slice of a pass over the cluster ids.
-SLICE = 1 << 22
+#: Addresses per slice of a pass over the cluster ids (~24 B each while in use).
+SLICE = 1 << 20
 
 
 class ClusterCounts:
