@@ -55,6 +55,7 @@ from chainsleuth.core.files import atomic_write_text, replace_into_place
 from chainsleuth.core.files import sha256_file as _sha256
 from chainsleuth.prices import PriceSource, describe, read_prices, resolve_prices
 from chainsleuth.prices import shipped_prices_path as shipped_prices_path
+from chainsleuth.store.graph import owned_rows
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
 from chainsleuth.trace.engine import TraceOptions
@@ -729,19 +730,11 @@ def _spends_from(
 ) -> np.ndarray:
     """Per tx of `txs`: does one of its inputs spend from a cluster in `cluster_mask`
     (bool per cluster id)? Reads only those txs' inputs."""
-    first = store.graph.tx_first_input
     n_inputs = store.graph.input_address.shape[0]
-    txs = np.asarray(txs, np.int64)
     out = np.zeros(txs.shape[0], np.bool_)
     if txs.shape[0] == 0 or n_inputs == 0:
         return out
-    n_txs = first.shape[0]
-    start = np.asarray(first[txs], np.int64)
-    nxt = np.minimum(txs + 1, n_txs - 1)
-    end = np.where(txs + 1 < n_txs, np.asarray(first[nxt], np.int64), n_inputs)
-    width = end - start
-    owner = np.repeat(np.arange(txs.shape[0]), width)
-    rows = np.repeat(start - np.cumsum(width) + width, width) + np.arange(int(width.sum()))
+    rows, owner = owned_rows(store.graph.tx_first_input, n_inputs, txs)
     addr = np.asarray(store.graph.input_address[rows]).astype(np.int64)
     ok = addr != int(NONE32)
     hit = np.zeros(addr.shape[0], np.bool_)

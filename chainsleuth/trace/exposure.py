@@ -21,6 +21,7 @@ import numpy as np
 
 from chainsleuth.cluster.engine import Clusters
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.store.graph import owned_rows
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
 from chainsleuth.trace.engine import KINDS, TraceOptions, TraceResult, trace_back, trace_forward
@@ -77,23 +78,18 @@ def one_wallet_txs(
         txs = np.arange(n_txs, dtype=np.int64)
     else:
         txs = np.flatnonzero(only[:n_txs]).astype(np.int64)
-    lo = np.asarray(first[txs], np.int64)
-    nxt = np.asarray(first[np.minimum(txs + 1, n_txs - 1)], np.int64)
-    hi = np.where(txs + 1 < n_txs, nxt, n_inputs)
-    lengths = hi - lo
-    rows = np.repeat(lo - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-    rows += np.arange(rows.shape[0], dtype=np.int64)
+    rows, owner = owned_rows(first, n_inputs, txs)
     address = np.asarray(store.graph.input_address[rows]).astype(np.int64)
     known = address != int(NONE32)
     cluster = np.full(address.shape[0], -1, np.int64)
     cluster[known] = cluster_of[address[known]]
     result = np.zeros(n_txs, np.bool_)
-    has = lengths > 0
     if rows.shape[0]:
-        starts = (np.cumsum(lengths) - lengths)[has]
+        # each owner's rows are contiguous: reduce over the runs of `owner`
+        starts = np.flatnonzero(np.diff(owner, prepend=-1))
         low = np.minimum.reduceat(cluster, starts)
         high = np.maximum.reduceat(cluster, starts)
-        result[txs[has]] = (low == high) & (low >= 0)
+        result[txs[owner[starts]]] = (low == high) & (low >= 0)
     return result
 
 
