@@ -247,15 +247,23 @@ def tx_shapes(
     n_payees, most_equal = _per_tx_outputs(
         first_output, n_outputs, output_address, output_value, NONE32
     )
-    plain = most_equal <= EQUAL_SHARE * np.maximum(n_payees, 1)
-    del most_equal
-    n_inputs = np.minimum(np.diff(first_input, append=n_in_total), 255).astype(np.uint8)
-    first_addr = np.asarray(input_address[np.minimum(first_input, n_in_total - 1)])
-    owned = (n_inputs > 0) & (first_addr != NONE32)
+    plain = np.empty(n_txs, np.bool_)
+    n_inputs = np.empty(n_txs, np.uint8)
+    owned = np.empty(n_txs, np.bool_)
     wide = cluster_of.shape[0] >= 1 << 31
     spender = np.full(n_txs, -1, np.int64 if wide else np.int32)
-    spender[owned] = cluster_of[first_addr[owned].astype(np.int64)]
-    del first_addr
+    # a slice of txs at a time: the int64 temporaries stay ~30 B per tx of one slice
+    for t0 in range(0, n_txs, TX_SLICE):
+        t1 = min(n_txs, t0 + TX_SLICE)
+        plain[t0:t1] = most_equal[t0:t1] <= EQUAL_SHARE * np.maximum(n_payees[t0:t1], 1)
+        firsts = first_input[t0:t1]
+        end = int(first_input[t1]) if t1 < n_txs else n_in_total
+        n_inputs[t0:t1] = np.minimum(np.diff(firsts, append=end), 255)
+        first_addr = np.asarray(input_address[np.minimum(firsts, n_in_total - 1)])
+        here = (n_inputs[t0:t1] > 0) & (first_addr != NONE32)
+        owned[t0:t1] = here
+        spender[t0:t1][here] = cluster_of[first_addr[here].astype(np.int64)]
+    del most_equal
     coinjoin = np.zeros(n_txs, np.bool_) if is_coinjoin is None else is_coinjoin
     small_batch = owned & (n_payees >= SMALL_BATCH_PAYEES) & plain & ~coinjoin
     batch = small_batch & (n_payees >= BATCH_MIN_PAYEES)
