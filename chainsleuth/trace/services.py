@@ -203,12 +203,14 @@ def _made_by(first_output: np.ndarray, n_outputs: int) -> PerOutput:
 
 
 @njit(cache=True, nogil=True)
-def _per_tx_outputs(first_output, n_outputs, output_address, output_value, none):
-    """Per tx: outputs paying an address with a value (payees), and the most outputs of one
-    value (any output); one pass over the mapped arrays, one tx's values sorted at a time."""
+def _per_tx_outputs(first_output, n_outputs, output_address, output_value, none, equal_share):
+    """Per tx: outputs paying an address with a value (payees, capped at 255: u1), and whether
+    at most `equal_share` of them pay one value (`plain`; the most outputs of one value, any
+    output, against the payees); one pass over the mapped arrays, one tx's values sorted at a
+    time. 2 B per tx."""
     n_txs = first_output.shape[0]
-    n_payees = np.zeros(n_txs, np.int32)
-    most_equal = np.zeros(n_txs, np.int32)
+    n_payees = np.zeros(n_txs, np.uint8)
+    plain = np.zeros(n_txs, np.bool_)
     for t in range(n_txs):
         o0 = first_output[t]
         o1 = first_output[t + 1] if t + 1 < n_txs else n_outputs
@@ -216,7 +218,8 @@ def _per_tx_outputs(first_output, n_outputs, output_address, output_value, none)
         for o in range(o0, o1):
             if output_address[o] != none and output_value[o] > 0:
                 payees += 1
-        n_payees[t] = payees
+        n_payees[t] = min(payees, 255)
+        best = 0
         if o1 > o0:
             values = np.sort(output_value[o0:o1])
             best = 1
@@ -225,8 +228,8 @@ def _per_tx_outputs(first_output, n_outputs, output_address, output_value, none)
                 run = run + 1 if values[k] == values[k - 1] else 1
                 if run > best:
                     best = run
-            most_equal[t] = best
-    return n_payees, most_equal
+        plain[t] = best <= equal_share * max(payees, 1)
+    return n_payees, plain
 
 
 def tx_shapes(
@@ -244,10 +247,9 @@ def tx_shapes(
     n_in_total = input_address.shape[0]
     if n_txs == 0 or n_in_total == 0 or n_outputs == 0:
         return None
-    n_payees, most_equal = _per_tx_outputs(
-        first_output, n_outputs, output_address, output_value, NONE32
+    n_payees, plain = _per_tx_outputs(
+        first_output, n_outputs, output_address, output_value, NONE32, EQUAL_SHARE
     )
-    plain = np.empty(n_txs, np.bool_)
     n_inputs = np.empty(n_txs, np.uint8)
     owned = np.empty(n_txs, np.bool_)
     wide = cluster_of.shape[0] >= 1 << 31
@@ -255,7 +257,6 @@ def tx_shapes(
     # a slice of txs at a time: the int64 temporaries stay ~30 B per tx of one slice
     for t0 in range(0, n_txs, TX_SLICE):
         t1 = min(n_txs, t0 + TX_SLICE)
-        plain[t0:t1] = most_equal[t0:t1] <= EQUAL_SHARE * np.maximum(n_payees[t0:t1], 1)
         firsts = first_input[t0:t1]
         end = int(first_input[t1]) if t1 < n_txs else n_in_total
         n_inputs[t0:t1] = np.minimum(np.diff(firsts, append=end), 255)
@@ -263,11 +264,9 @@ def tx_shapes(
         here = (n_inputs[t0:t1] > 0) & (first_addr != NONE32)
         owned[t0:t1] = here
         spender[t0:t1][here] = cluster_of[first_addr[here].astype(np.int64)]
-    del most_equal
     coinjoin = np.zeros(n_txs, np.bool_) if is_coinjoin is None else is_coinjoin
     small_batch = owned & (n_payees >= SMALL_BATCH_PAYEES) & plain & ~coinjoin
     batch = small_batch & (n_payees >= BATCH_MIN_PAYEES)
-    n_payees = np.minimum(n_payees, 255).astype(np.uint8)
     # the mapped u4 array seen as int32: NONE32 (unspent) reads as -1, no copy; tx ids fit
     # (mainnet has 1.1 G txs)
     spent_by = np.asarray(store.graph.output_spent_by_tx).view(np.int32)
