@@ -90,6 +90,20 @@ def forward_stops(service_mask: np.ndarray) -> np.ndarray:
     return stop
 
 
+class _Ends:
+    """`np.append(first[1:], last)` read at the indices asked for, instead of a copy of the
+    per-tx array (8 B per tx, per chunk of seeds)."""
+
+    def __init__(self, first: np.ndarray, last: int) -> None:
+        self.first, self.last = first, last
+
+    def __getitem__(self, tx: np.ndarray) -> np.ndarray:
+        tx = np.asarray(tx, np.int64)
+        n = self.first.shape[0]
+        nxt = np.asarray(self.first[np.minimum(tx + 1, max(n - 1, 0))], np.int64)
+        return np.where(tx + 1 < n, nxt, self.last)
+
+
 def _tx_of_output(tx_first_output: np.ndarray, outputs: np.ndarray) -> np.ndarray:
     made: np.ndarray = np.searchsorted(tx_first_output, outputs, side="right") - 1
     return made
@@ -97,8 +111,8 @@ def _tx_of_output(tx_first_output: np.ndarray, outputs: np.ndarray) -> np.ndarra
 
 def cashout_rows(
     result: Any,
-    out_cluster: np.ndarray,
-    out_addr: np.ndarray,
+    out_cluster: Any,  # per output, an array or investigate.OutputIds (indexed only)
+    out_addr: Any,
     attribution: dict[int, tuple[str | None, str]],
     service_mask: np.ndarray,
     tx_first_input: np.ndarray,
@@ -121,8 +135,8 @@ def cashout_rows(
     first_in = np.asarray(tx_first_input, np.int64)
     first_out = np.asarray(tx_first_output, np.int64)
     n_outputs = out_cluster.shape[0]
-    ends_out = np.append(first_out[1:], n_outputs)
-    ends_in = np.append(first_in[1:], np.iinfo(np.int64).max)
+    ends_out = _Ends(first_out, n_outputs)
+    ends_in = _Ends(first_in, np.iinfo(np.int64).max)
     named = np.zeros(max(service_mask.shape[0], 1), np.bool_)
     named[np.array(sorted(attribution), np.int64)] = True
 
@@ -212,9 +226,7 @@ def cashout_rows(
     return CashoutRows(rows, int(lost.sum()), int(traced[lost].sum()))
 
 
-def _sweep_payee(
-    tx: np.ndarray, first_out: np.ndarray, ends_out: np.ndarray, out_addr: np.ndarray
-) -> np.ndarray:
+def _sweep_payee(tx: np.ndarray, first_out: np.ndarray, ends_out: Any, out_addr: Any) -> np.ndarray:
     """The output of each tx that has an address (a sweep's one payee; OP_RETURNs skipped);
     -1 where none."""
     payee = np.full(tx.shape[0], -1, np.int64)
@@ -232,9 +244,9 @@ def _sweep_payee(
 def _paid_on_by_payout(
     tx: np.ndarray,
     first_in: np.ndarray,
-    ends_in: np.ndarray,
+    ends_in: _Ends | np.ndarray,
     first_out: np.ndarray,
-    ends_out: np.ndarray,
+    ends_out: _Ends | np.ndarray,
     out_addr: np.ndarray,
     out_value: np.ndarray,
     spent_by: np.ndarray,

@@ -49,12 +49,14 @@ from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of th
     services_table,
     subpoena_table,
 )
+from chainsleuth.cluster.layers import LayeredIds
 from chainsleuth.cluster.learned import read_fingerprints
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.core.files import atomic_write_text, replace_into_place
 from chainsleuth.core.files import sha256_file as _sha256
 from chainsleuth.prices import PriceSource, describe, read_prices, resolve_prices
 from chainsleuth.prices import shipped_prices_path as shipped_prices_path
+from chainsleuth.store.graph import owned_rows
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
 from chainsleuth.trace.engine import TraceOptions
@@ -215,8 +217,8 @@ class CaseSetup:
     batch_tx: np.ndarray  # bool per tx: a payout of 3+ payees (trace.services), 1 B per tx
     sweep_tx: np.ndarray  # bool per tx: SWEEP_MIN_INPUTS+ inputs into one payee, 1 B per tx
     one_wallet: np.ndarray
-    out_addr: np.ndarray
-    out_cluster: np.ndarray
+    out_addr: OutputIds  # address id per output, -1 none (read where indexed)
+    out_cluster: OutputIds  # cluster id per output, -1 none
     seed_outputs: np.ndarray
     deposits: np.ndarray
     trace: TraceOptions  # both traces' policy and limits
@@ -247,14 +249,15 @@ def prepare_case(
     addresses = _read_seeds(seeds_csv)
     seed_ids = _seed_ids(store, addresses)
     clusters = Clusters(data_dir)
-    cluster_of = np.asarray(clusters.cluster_of, np.int64)
+    ids = clusters.cluster_of
+    # the mapped base when no delta layer changes it (0 B in memory), else 8 B per address
+    cluster_of = ids.array() if isinstance(ids, LayeredIds) else np.asarray(ids, np.int64)
     n_addresses = cluster_of.shape[0]
     service_clusters, seed_clusters, wallet_clusters = _service_clusters(
         store, chain, cluster_of, seed_ids
     )
     service_mask = np.zeros(max(n_addresses, 1), np.bool_)
     service_mask[service_clusters] = True
-    in_service = service_mask[cluster_of]
     attribution = {
         c: v
         for c, v in attributed_cluster_labels(data_dir).items()
@@ -282,37 +285,25 @@ def prepare_case(
     for c in sendall_receivers(shapes, cluster_of).tolist():
         if c not in lead_attribution and not service_mask[c]:
             lead_attribution[c] = (f"cluster:{c}", UNIDENTIFIED_SERVICE)
-    del shapes
+    del shapes, entities, hot
     stop = np.zeros(max(n_addresses, 1), np.bool_)
     stop[np.array(sorted(attribution), np.int64)] = True
     back_stop = stop.copy()
     back_stop[np.array(sorted(lead_attribution), np.int64)] = True
     # one wallet cannot mix with itself: a flagged tx whose inputs share a cluster is walked
-    one_wallet = is_coinjoin & one_wallet_txs(store, cluster_of)
+    one_wallet = is_coinjoin & one_wallet_txs(store, cluster_of, only=is_coinjoin)
     is_coinjoin &= ~one_wallet
 
-    # address id per output, with the "no address" marker mapped to -1
-    out_addr = chain.graph.output_address.astype(np.int64)
-    out_addr[out_addr == int(NONE32)] = -1
-    out_cluster = np.where(out_addr >= 0, cluster_of[np.maximum(out_addr, 0)], -1)
-    is_seed_addr = np.zeros(n_addresses, np.bool_)
-    is_seed_addr[seed_ids] = True
-    pays_seed = (out_addr >= 0) & is_seed_addr[np.maximum(out_addr, 0)]
-    seed_outputs = np.flatnonzero(pays_seed).astype(np.int64)
+    # address id and cluster id per output (-1: no address), read from the mapped arrays
+    # where the case asks (nothing per output is held)
+    out_addr = OutputIds(chain.graph.output_address)
+    out_cluster = OutputIds(chain.graph.output_address, cluster_of)
+    seed_outputs = _outputs_paying(chain.graph.output_address, seed_ids)
 
     # internal moves (the service paying its own deposit address) are not customers
     creating = np.searchsorted(chain.graph.tx_first_output, seed_outputs, side="right") - 1
-    input_first = store.graph.tx_first_input.astype(np.int64)
-    input_addr = store.graph.input_address.astype(np.int64)
-    n_inputs = input_addr.shape[0]
-    input_in_service = np.zeros(n_inputs, np.bool_)
-    ok = input_addr != int(NONE32)
-    input_in_service[ok] = in_service[input_addr[ok]]
-    internal_tx = np.zeros(store.counts["txs"], np.bool_)
-    if n_inputs:
-        per_tx = np.add.reduceat(input_in_service.astype(np.int64), input_first)
-        internal_tx[:] = per_tx > 0
-    deposits = seed_outputs[~internal_tx[creating]]
+    internal_tx = _spends_from(store, creating, service_mask, cluster_of)
+    deposits = seed_outputs[~internal_tx]
     # grouped by address, so each chunk of the trace holds every output of its addresses
     deposits = deposits[np.lexsort((deposits, out_addr[deposits]))]
     trace = TraceOptions(
@@ -441,7 +432,9 @@ def investigate(
     subpoenas = subpoena_table(leads, min_confidence)
 
     tell("cashouts")
-    spent_seed = seed_outputs[store.spent_by_tx()[seed_outputs] >= 0]
+    # store.spent_by_tx() read at the seed outputs only (it copies the whole array: 8 B/output)
+    spender = np.asarray(store.graph.output_spent_by_tx[seed_outputs]).astype(np.int64)
+    spent_seed = seed_outputs[(spender != int(NONE32)) & (spender < store.counts["txs"])]
     cash_parts = [
         cashout_rows(
             result,
@@ -720,30 +713,106 @@ def _service_clusters(
     is used once).
     """
     seed_clusters = np.unique(cluster_of[seed_ids])
-    in_seed = np.zeros(cluster_of.shape[0], np.bool_)
-    in_seed[np.isin(cluster_of, seed_clusters)] = True
-    input_address = store.graph.input_address.astype(np.int64)
-    tx_first_input = store.graph.tx_first_input.astype(np.int64)
-    n_txs = tx_first_input.shape[0]
-    spends_seed = np.zeros(input_address.shape[0], np.bool_)
-    ok = input_address != int(NONE32)
-    spends_seed[ok] = in_seed[input_address[ok]]
-    n_inputs = np.diff(np.append(tx_first_input, input_address.shape[0]))
-    # per tx: do all of its inputs spend seed-cluster outputs (coinbases have one, unowned)
-    seed_inputs = np.zeros(n_txs, np.int64)
-    if n_txs and spends_seed.shape[0]:
-        seed_inputs = np.add.reduceat(spends_seed.astype(np.int64), tx_first_input)
-    seed_inputs[n_inputs == 0] = 0
-    sweeps = np.flatnonzero(
-        (seed_inputs == n_inputs) & (n_inputs > 0) & (chain.n_outputs(np.arange(n_txs)) == 1)
-    )
-    target = chain.graph.output_address[
-        chain.graph.tx_first_output[sweeps].astype(np.int64)
-    ].astype(np.int64)
-    target = target[target != int(NONE32)]
+    input_address = store.graph.input_address
+    first_input = store.graph.tx_first_input
+    first_output = chain.graph.tx_first_output
+    n_txs, n_inputs = first_input.shape[0], input_address.shape[0]
+    n_outputs = chain.graph.n_outputs
+    targets = [np.zeros(0, np.int64)]
+    # a slice of txs at a time: only the slice's inputs and per-tx counts are in memory
+    for t0 in range(0, n_txs, SLICE):
+        t1 = min(n_txs, t0 + SLICE)
+        starts = np.asarray(first_input[t0:t1], np.int64)
+        i0 = int(starts[0])
+        i1 = int(first_input[t1]) if t1 < n_txs else n_inputs
+        ends = np.append(starts[1:], i1)
+        addr = np.asarray(input_address[i0:i1]).astype(np.int64)
+        ok = addr != int(NONE32)
+        spends_seed = np.zeros(addr.shape[0], np.int64)
+        if seed_clusters.shape[0] and ok.any():
+            cl = np.asarray(cluster_of[addr[ok]], np.int64)
+            pos = np.minimum(np.searchsorted(seed_clusters, cl), seed_clusters.shape[0] - 1)
+            spends_seed[ok] = seed_clusters[pos] == cl
+        # per tx: do all of its inputs spend seed-cluster outputs (coinbases have one, unowned)
+        upto = np.concatenate(([0], np.cumsum(spends_seed)))
+        n_in = ends - starts
+        seed_inputs = upto[ends - i0] - upto[starts - i0]
+        out_starts = np.asarray(first_output[t0:t1], np.int64)
+        out_ends = np.append(out_starts[1:], int(first_output[t1]) if t1 < n_txs else n_outputs)
+        sweeps = (seed_inputs == n_in) & (n_in > 0) & (out_ends - out_starts == 1)
+        target = np.asarray(chain.graph.output_address[out_starts[sweeps]]).astype(np.int64)
+        targets.append(target[target != int(NONE32)])
+    target = np.concatenate(targets)
     clusters, counts = np.unique(cluster_of[target], return_counts=True)
     wallet = np.setdiff1d(clusters[counts >= 2], seed_clusters)
     return np.union1d(seed_clusters, wallet), seed_clusters, wallet
+
+
+#: Txs (or outputs) per slice of the passes over the whole chain: ~30 B per input or output
+#: while in use, so a slice costs tens of MB whatever the chain's length.
+SLICE = 1 << 20
+
+
+class OutputIds:
+    """Address id (or, given `cluster_of`, cluster id) per output, -1 where the output has no
+    address: what an int64 array per output would hold (8 B per output, ~25 GB at mainnet),
+    read from the store's mapped `output_address` (4 B per output, page cache) at the indices
+    asked for. Supports what the case's rows do with it: `shape`, `len` and indexing."""
+
+    def __init__(self, output_address: np.ndarray, cluster_of: np.ndarray | None = None) -> None:
+        self.output_address = output_address
+        self.cluster_of = cluster_of
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (int(self.output_address.shape[0]),)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> Any:
+        ids = np.asarray(self.output_address[key]).astype(np.int64)
+        none = ids == int(NONE32)
+        if self.cluster_of is not None:
+            ids = np.asarray(self.cluster_of[np.where(none, 0, ids)], np.int64)
+        out = np.where(none, -1, ids)
+        return out if out.ndim else np.int64(out)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+
+def _outputs_paying(output_address: np.ndarray, address_ids: np.ndarray) -> np.ndarray:
+    """Output ids (sorted) that pay one of `address_ids` (sorted, unique): one pass over the
+    mapped array, a slice at a time."""
+    found = [np.zeros(0, np.int64)]
+    if address_ids.shape[0] == 0:
+        return found[0]
+    wanted = address_ids.astype(np.int64)
+    for lo in range(0, output_address.shape[0], SLICE):
+        part = np.asarray(output_address[lo : lo + SLICE]).astype(np.int64)
+        pos = np.minimum(np.searchsorted(wanted, part), wanted.shape[0] - 1)
+        found.append(np.flatnonzero(wanted[pos] == part) + lo)
+    return np.concatenate(found)
+
+
+def _spends_from(
+    store: Store, txs: np.ndarray, cluster_mask: np.ndarray, cluster_of: np.ndarray
+) -> np.ndarray:
+    """Per tx of `txs`: does one of its inputs spend from a cluster in `cluster_mask`
+    (bool per cluster id)? Reads only those txs' inputs."""
+    n_inputs = store.graph.input_address.shape[0]
+    out = np.zeros(txs.shape[0], np.bool_)
+    if txs.shape[0] == 0 or n_inputs == 0:
+        return out
+    rows, owner = owned_rows(store.graph.tx_first_input, n_inputs, txs)
+    addr = np.asarray(store.graph.input_address[rows]).astype(np.int64)
+    ok = addr != int(NONE32)
+    hit = np.zeros(addr.shape[0], np.bool_)
+    hit[ok] = cluster_mask[np.asarray(cluster_of[addr[ok]], np.int64)]
+    out[owner[hit]] = True
+    return out
 
 
 def _in_chunks(trace: Any, seeds: np.ndarray, group: np.ndarray, **options: Any) -> Iterator[Any]:

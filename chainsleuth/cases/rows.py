@@ -249,8 +249,11 @@ class ChainLookups:
 
     def n_outputs(self, tx_ids: np.ndarray) -> np.ndarray:
         tx_ids = np.asarray(tx_ids, np.int64)
-        ends = np.append(self.graph.tx_first_output[1:], self.graph.n_outputs).astype(np.int64)
-        return ends[tx_ids] - self.graph.tx_first_output[tx_ids].astype(np.int64)
+        first = self.graph.tx_first_output
+        # the next tx's first output, read at tx_ids only (not a copy of the per-tx array)
+        nxt = np.minimum(tx_ids + 1, max(first.shape[0] - 1, 0))
+        ends = np.where(tx_ids + 1 < first.shape[0], first[nxt], self.graph.n_outputs)
+        return ends.astype(np.int64) - first[tx_ids].astype(np.int64)
 
 
 def _groups(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -277,7 +280,7 @@ SOURCE_ATTRIBUTED, SOURCE_COINJOIN, SOURCE_COINBASE, SOURCE_UNATTRIBUTED = 0, 1,
 def lead_table(
     chain: ChainLookups,
     result: Any,
-    out_cluster: np.ndarray,
+    out_cluster: Any,  # cluster id per output (an array, or investigate.OutputIds): indexed
     attribution: dict[int, tuple[str | None, str]],
     mixer: dict[int, str],
     policy: str,

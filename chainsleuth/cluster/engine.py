@@ -38,7 +38,14 @@ import pyarrow.parquet as pq
 from chainsleuth.cluster import kernels
 from chainsleuth.cluster import learned as lc
 from chainsleuth.cluster.layers import LayeredIds, open_cluster_ids, read_clusters_manifest
-from chainsleuth.cluster.publish import RunOutput, load_state, publish, writer_lock
+from chainsleuth.cluster.publish import (
+    EvidenceWriter,
+    RunOutput,
+    load_state,
+    publish,
+    splice,
+    writer_lock,
+)
 from chainsleuth.cluster.ranges import CHUNK_TXS, RangeResult, UnionFind, process_range
 from chainsleuth.cluster.rules import BY_CODE, CHANGE_BITS, POLICIES, Policy
 from chainsleuth.core.errors import ChainsleuthError
@@ -126,11 +133,21 @@ def cluster_store(
             decisions, learned_state, fingerprint = _learned_decisions(
                 store, arrays, pol, cdir, manifest, change_model
             )
-        run, counts = _cluster_new_txs(store, arrays, unions, pol, first_tx, decisions)
+        generation = (on_disk["generation"] + 1) if on_disk else 1
+        # From scratch the member lists are spliced range by range and the unions not kept;
+        # a resumed run keeps them for its delta layer (few at the tip).
+        next_ = None if manifest is not None else state.next
+        evidence = EvidenceWriter(cdir, generation)
+        try:
+            run, counts = _cluster_new_txs(
+                store, arrays, unions, pol, first_tx, decisions, evidence, next_
+            )
+        finally:
+            evidence.close()
         if fingerprint is not None:
             atomic_write(cdir / "state" / "tx_fingerprint.npy", lambda f: np.save(f, fingerprint))
         head = {
-            "generation": (on_disk["generation"] + 1) if on_disk else 1,
+            "generation": generation,
             "policy": pol.name,
             "store_epoch": store.manifest["epoch"],
             "store_generation": store.manifest["generation"],
@@ -207,27 +224,45 @@ def _cluster_new_txs(
     pol: Policy,
     first_tx: int,
     decisions: Any,
+    evidence: EvidenceWriter,
+    next_: np.ndarray | None = None,
 ) -> tuple[RunOutput, dict[str, Any]]:
-    """Cluster txs [first_tx, n) into `unions`, chunk by chunk; the evidence rows and counts."""
+    """Cluster txs [first_tx, n) into `unions`, chunk by chunk; the run's unions and counts.
+
+    Each range's evidence rows go to `evidence` (parquet on disk) as they are made, so memory
+    does not grow with the merges. With `next_` (the member lists, from scratch) each range's
+    unions are spliced into it at once and not kept; without it they are returned for the
+    delta layer (16 B per union).
+    """
     n_tx = arrays.n_txs
-    tables: dict[str, list[pa.Table]] = {"merges": [], "coinjoins": [], "quarantine": []}
     merge_a: list[np.ndarray] = []
     merge_b: list[np.ndarray] = []
     txids = store.graph.tx_txid
     counts: dict[str, Any] = {"merges": 0, "coinjoins": 0, "quarantined": 0, "rules": {}}
+    spent: list[np.ndarray] = []
     for t0 in range(first_tx, n_tx, CHUNK_TXS):
         t1 = min(n_tx, t0 + CHUNK_TXS)
         result = process_range(arrays, unions, pol, t0, t1, decisions)
         counts["merges"] += result.n_merges
         counts["quarantined"] += result.quarantined.shape[0]
         counts["coinjoins"] += result.coinjoin_tx.shape[0]
-        merge_a.append(result.merge_a)
-        merge_b.append(result.merge_b)
+        if next_ is not None:
+            splice(next_, result.merge_a, result.merge_b)
+        else:
+            merge_a.append(result.merge_a)
+            merge_b.append(result.merge_b)
+            # The addresses the range's inputs spent from: the only batch-spender flags the
+            # run can set (published in the delta layer).
+            i0 = int(arrays.tx_first_input[t0])
+            i1 = int(arrays.tx_first_input[t1]) if t1 < n_tx else arrays.n_inputs
+            part = np.asarray(arrays.input_address[i0:i1])
+            spent.append(np.unique(part[part != kernels.NONE]))
         if result.n_merges:
-            tables["merges"].append(_merge_rows(result, txids, counts["rules"]))
+            evidence.add("merges", _merge_rows(result, txids, counts["rules"]))
         if result.coinjoin_tx.shape[0]:
             cj = result.coinjoin_tx
-            tables["coinjoins"].append(
+            evidence.add(
+                "coinjoins",
                 pa.table(
                     {
                         "tx_id": cj,
@@ -236,11 +271,12 @@ def _cluster_new_txs(
                             [BY_CODE[int(c)].name for c in result.coinjoin_rule], pa.string()
                         ),
                     }
-                )
+                ),
             )
         if result.quarantined.shape[0]:
             qt = result.quarantined
-            tables["quarantine"].append(
+            evidence.add(
+                "quarantine",
                 pa.table(
                     {
                         "tx_id": qt,
@@ -255,16 +291,14 @@ def _cluster_new_txs(
                             pa.string(),
                         ),
                     }
-                )
+                ),
             )
-    # The addresses the new inputs spent from: the only batch-spender flags the run can set.
-    i0 = int(arrays.tx_first_input[first_tx]) if first_tx < n_tx else arrays.n_inputs
-    spent = np.asarray(arrays.input_address[i0 : arrays.n_inputs])
     run = RunOutput(
         np.concatenate([np.zeros(0, np.int64), *merge_a]),
         np.concatenate([np.zeros(0, np.int64), *merge_b]),
-        tables,
-        np.unique(spent[spent != kernels.NONE]),
+        evidence.close(),
+        np.unique(np.concatenate([np.zeros(0, np.uint32), *spent])),
+        spliced=next_ is not None,
     )
     return run, counts
 
@@ -272,13 +306,20 @@ def _cluster_new_txs(
 def _merge_rows(result: RangeResult, txids: np.ndarray, rule_counts: dict[str, int]) -> pa.Table:
     """The evidence rows of a range's unions (the `cluster_merges_raw` view), counting rules."""
     codes = np.minimum(result.merge_rule, kernels.RULE_LEARNED)
-    rules = np.array(["", "multi_input", "change", "change"], dtype=object)[codes]
+    names = ["", "multi_input", "change", "change"]
     n_learned = int((codes == kernels.RULE_LEARNED).sum())
     if n_learned:
         rule_counts["learned_change"] = rule_counts.get("learned_change", 0) + n_learned
-    names, per_rule = np.unique(rules.astype(str), return_counts=True)
-    for r, c in zip(names.tolist(), per_rule.tolist(), strict=True):
-        rule_counts[r] = rule_counts.get(r, 0) + c
+    per_name: dict[str, int] = {}
+    for name, count in zip(names, np.bincount(codes, minlength=4).tolist(), strict=False):
+        per_name[name] = per_name.get(name, 0) + count
+    for name in sorted(per_name):  # the names present, in sorted order
+        if per_name[name]:
+            rule_counts[name] = rule_counts.get(name, 0) + per_name[name]
+    # string columns built from their few distinct values (no Python object per row)
+    rules = pa.array(names, pa.string()).take(pa.array(codes))
+    votes, which = np.unique(result.merge_votes, return_inverse=True)
+    vote_names = pa.array([_vote_names(int(v)) for v in votes], pa.string())
     ev_tx = result.merge_tx
     return pa.table(
         {
@@ -286,10 +327,8 @@ def _merge_rows(result: RangeResult, txids: np.ndarray, rule_counts: dict[str, i
             "address_b_id": result.merge_b,
             "tx_id": ev_tx,
             "txid": hex_column(np.asarray(txids[ev_tx])),
-            "rule": pa.array(rules, pa.string()),
-            "change_rules": pa.array(
-                [_vote_names(int(v)) for v in result.merge_votes], pa.string()
-            ),
+            "rule": rules,
+            "change_rules": vote_names.take(pa.array(which)),
             "confidence": _confidence(result.merge_rule, result.merge_votes),
         }
     )

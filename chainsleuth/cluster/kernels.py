@@ -487,7 +487,6 @@ def apply_merges(
     learned_tx,
     learned_out,
     learned_due,
-    seen_at,
 ):
     """Union addresses tx by tx under the policy; returns (evidence rows, quarantined txs).
 
@@ -499,9 +498,7 @@ def apply_merges(
     attributions, or grow a cluster `growth` times over past `large` addresses, is quarantined:
     recorded, not applied.
 
-    `seen_at` (int32 per address, zeros): scratch space, the tx (t - t0 + 1) that last counted
-    a root. The caller allocates it with np.zeros so that only the pages of the roots a range
-    touches are ever materialised (a fill would cost O(addresses) per run).
+    The distinct roots of a tx are found by sorting them (no scratch array per address).
     """
     n_tx = tx_first_input.shape[0]
     tx_votes = (vote_fresh, vote_script, vote_round, vote_optimal)
@@ -581,14 +578,17 @@ def apply_merges(
         n_large = 0
         attr_seen = np.int64(-1)
         attr_conflict = False
+        # The members' roots, sorted so that each distinct root is counted once (the guard's
+        # sums do not depend on the order); no scratch array per address (4 B/address).
+        while roots.shape[0] < n_m:
+            roots = np.concatenate((roots, np.empty(roots.shape[0], np.int64)))
         for m in range(n_m):
-            r = find(parent, members[m])
-            if seen_at[r] == k + 1:  # this root is already counted for this transaction
+            roots[m] = find(parent, members[m])
+        roots[:n_m] = np.sort(roots[:n_m])
+        for m in range(n_m):
+            r = roots[m]
+            if m > 0 and r == roots[m - 1]:  # this root is already counted for this tx
                 continue
-            seen_at[r] = k + 1
-            if n_r == roots.shape[0]:
-                roots = np.concatenate((roots, np.empty(roots.shape[0], np.int64)))
-            roots[n_r] = r
             n_r += 1
             s = np.int64(size[r])
             total += s

@@ -137,6 +137,14 @@ class LayeredIds:
         """The whole array (int64, one entry per address id)."""
         return self.range(0, self.n)
 
+    def array(self) -> np.ndarray:
+        """The whole array as cheaply as it can be had: the memory-mapped base itself when no
+        layer changes it and it covers every address (0 B in memory), else `materialize()`
+        (8 B per address)."""
+        if not any(ids.shape[0] for ids, _ in self.layers) and self.base.shape[0] == self.n:
+            return self.base
+        return self.materialize()
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = self.materialize()
         return out if dtype is None else out.astype(dtype)

@@ -123,7 +123,7 @@ def _walk_cycles(next_, starts):
 
 
 @njit(cache=True, nogil=True)
-def _splice(next_, a, b):
+def splice(next_, a, b):
     """Join the circular member lists of a and b (in different clusters) for each union."""
     for i in range(a.shape[0]):
         x = a[i]
@@ -197,10 +197,41 @@ def load_state(
 class RunOutput:
     """What clustering the new transactions produced, for publishing."""
 
-    merge_a: np.ndarray  # every union of the run, in order (address ids)
+    merge_a: np.ndarray  # every union of the run, in order (address ids); empty if spliced
     merge_b: np.ndarray
-    tables: dict[str, list[pa.Table]]  # merges, coinjoins, quarantine rows of the run
+    tables: dict[str, Path]  # merges, coinjoins, quarantine rows of the run (EvidenceWriter)
     input_addresses: np.ndarray  # addresses the run's inputs spent from (batch-spender flags)
+    spliced: bool = False  # the engine spliced the unions into `next` as it went (from scratch)
+
+
+class EvidenceWriter:
+    """The run's evidence rows (merges, coinjoins, quarantine), written to parquet a range at
+    a time, so a run from scratch holds one range's rows, not the chain's (a merge row is
+    ~150 B: at mainnet's ~2 G unions that would be ~300 GB). Written as
+    `KEY-gGENERATION.run.parquet`; `publish` renames or compacts them, and a crashed run's
+    files are removed as unreferenced by the next publish."""
+
+    def __init__(self, cdir: Path, generation: int) -> None:
+        self.cdir = cdir
+        self.generation = generation
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.paths: dict[str, Path] = {}
+
+    def add(self, key: str, table: pa.Table) -> None:
+        writer = self.writers.get(key)
+        if writer is None:
+            self.cdir.mkdir(parents=True, exist_ok=True)
+            path = self.cdir / f"{key}-g{self.generation:06d}.run.parquet"
+            writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+            self.writers[key], self.paths[key] = writer, path
+        writer.write_table(table.cast(writer.schema))
+
+    def close(self) -> dict[str, Path]:
+        """Finish the files; returns the path of each key that got rows."""
+        for writer in self.writers.values():
+            writer.close()
+        self.writers.clear()
+        return dict(self.paths)
 
 
 @dataclass
@@ -242,8 +273,8 @@ def publish(
         pending = sum(int(d["rows"]) for d in old["layers"]["deltas"]) + record.rows
         if not state.fits or pending > limit:  # compact_rows < 0: always a new base
             record = None
-    else:
-        _splice(state.next, run.merge_a, run.merge_b)
+    elif not run.spliced:
+        splice(state.next, run.merge_a, run.merge_b)
     files = {k: list(v) for k, v in ((old or {}).get("files") or _no_files()).items()}
     if record is not None:
         assert old is not None
@@ -260,31 +291,32 @@ def publish(
             written += _size(cdir / folder)
             deltas.append({"dir": folder, "rows": record.rows, "generation": generation})
         layers = {"addresses": n_addr, "base": old["layers"]["base"], "deltas": deltas}
-        for key, tables in run.tables.items():
-            if tables:
-                name = f"{key}-g{generation:06d}.parquet"
-                pq.write_table(pa.concat_tables(tables), cdir / name, compression="zstd")
-                written += (cdir / name).stat().st_size
-                files[key].append(name)
+        for key, path in run.tables.items():
+            name = f"{key}-g{generation:06d}.parquet"
+            os.replace(path, cdir / name)
+            written += (cdir / name).stat().st_size
+            files[key].append(name)
         touched = state.size[record.columns["cluster"]]
         largest = max(int(old["largest_cluster"]), int(touched.max(initial=0)))
         n_clusters = int(old["clusters"]) + (n_addr - state.have) - int(run.merge_a.shape[0])
         kind = "delta"
     else:
-        base, sizes, written_base = _write_base(cdir, state, address_key, network_code, generation)
+        base, n_clusters, largest, written_base = _write_base(
+            cdir, state, address_key, network_code, generation
+        )
         written += written_base
         layers = {"addresses": n_addr, "base": base, "deltas": []}
-        for key, tables in run.tables.items():
+        for key in list(files):
             # A compaction also gathers each evidence table into one file.
-            parts = [pq.read_table(cdir / f) for f in files[key]] + tables
+            parts = [cdir / f for f in files[key]]
+            if key in run.tables:
+                parts.append(run.tables[key])
             files[key] = []
             if parts:
                 name = f"{key}-g{generation:06d}.parquet"
-                pq.write_table(pa.concat_tables(parts), cdir / name, compression="zstd")
+                _concat_parquet(parts, cdir / name)
                 written += (cdir / name).stat().st_size
                 files[key] = [name]
-        largest = int(sizes.max()) if n_addr else 0
-        n_clusters = int((sizes > 0).sum())
         kind = "base"
     manifest = dict(
         head,
@@ -334,6 +366,32 @@ def _apply_state(cdir: Path, base: dict[str, Any], record: LayerRecord) -> int:
     return written
 
 
+def _concat_parquet(parts: list[Path], target: Path) -> None:
+    """Write the rows of `parts` into `target`, a row group at a time (memory: one row group).
+
+    A lone part that is this run's own file is renamed; `.run.parquet` parts are removed."""
+    if len(parts) == 1 and parts[0].name.endswith(".run.parquet"):
+        os.replace(parts[0], target)
+        return
+    writer: pq.ParquetWriter | None = None
+    try:
+        for part in parts:
+            source = pq.ParquetFile(part)
+            for i in range(source.num_row_groups):
+                rows = source.read_row_group(i)
+                if writer is None:
+                    writer = pq.ParquetWriter(target, rows.schema, compression="zstd")
+                writer.write_table(rows.cast(writer.schema))
+            if writer is None:  # an empty file: keep its schema
+                writer = pq.ParquetWriter(target, source.schema_arrow, compression="zstd")
+    finally:
+        if writer is not None:
+            writer.close()
+    for part in parts:
+        if part.name.endswith(".run.parquet"):
+            part.unlink()
+
+
 def _no_files() -> dict[str, list[str]]:
     return {"merges": [], "coinjoins": [], "quarantine": []}
 
@@ -363,7 +421,7 @@ def _delta_record(
     final = _replay(inverse[: ma.shape[0]], inverse[ma.shape[0] :], nodes)
     # Members of the clusters that lost their id, from the lists before splicing.
     members = _walk_cycles(state.next, nodes[final != nodes])
-    _splice(state.next, ma, mb)
+    splice(state.next, ma, mb)
     ids = np.unique(
         np.concatenate(
             (
@@ -392,43 +450,78 @@ def _delta_record(
     return LayerRecord(ids, columns, table)
 
 
+#: Addresses per slice when a base is written (a slice's map rows: ~100 B per address).
+BASE_SLICE = 1 << 20
+
+
 def _write_base(
     cdir: Path, state: State, address_key: np.ndarray, network_code: int, generation: int
-) -> tuple[dict[str, Any], np.ndarray, int]:
-    """Every address's cluster id, the `clusters` rows and the state, as a new base."""
+) -> tuple[dict[str, Any], int, int, int]:
+    """Every address's cluster id, the `clusters` rows and the state, as a new base.
+
+    Returns the base's manifest entry, the number of clusters, the largest cluster's size and
+    the bytes written. The cluster ids are flattened straight into their memory-mapped file and
+    the rows written a slice of BASE_SLICE addresses at a time; a cluster's size is its root's
+    `size` (the union-find keeps it), so nothing of O(addresses) is held in memory beyond the
+    state itself.
+    """
     n_addr = state.parent.shape[0]
     g = f"g{generation:06d}"
-    cluster_of = np.empty(n_addr, np.int64)
-    flatten(state.parent, cluster_of)
-    sizes = np.bincount(cluster_of, minlength=n_addr) if n_addr else np.zeros(0, np.int64)
     written = 0
     ids_name, map_name = f"address_cluster-{g}.npy", f"cluster_map-{g}.parquet"
-    np.save(cdir / ids_name, cluster_of)
-    addresses = (
-        encode_key_rows(np.asarray(address_key), network_code)
-        if n_addr
-        else pa.array([], pa.string())
+    cluster_of: np.ndarray
+    if n_addr:
+        cluster_of = np.lib.format.open_memmap(
+            cdir / ids_name, mode="w+", dtype=np.int64, shape=(n_addr,)
+        )
+        flatten(state.parent, cluster_of)
+        cluster_of.flush()
+    else:
+        cluster_of = np.zeros(0, np.int64)
+        np.save(cdir / ids_name, cluster_of)
+    schema = pa.schema(
+        [
+            ("address_id", pa.int64()),
+            ("address", pa.string()),
+            ("cluster_id", pa.int64()),
+            ("cluster_size", pa.int64()),
+        ]
     )
-    pq.write_table(
-        pa.table(
-            {
-                "address_id": np.arange(n_addr, dtype=np.int64),
-                "address": addresses,
-                "cluster_id": cluster_of,
-                "cluster_size": sizes[cluster_of] if n_addr else np.zeros(0, np.int64),
-            }
-        ),
-        cdir / map_name,
-        compression="zstd",
-    )
+    n_clusters = largest = 0
+    with pq.ParquetWriter(cdir / map_name, schema, compression="zstd") as writer:
+        for lo in range(0, n_addr, BASE_SLICE):
+            hi = min(n_addr, lo + BASE_SLICE)
+            ids = np.arange(lo, hi, dtype=np.int64)
+            roots = np.asarray(cluster_of[lo:hi])
+            sizes = state.size[roots].astype(np.int64)
+            is_root = roots == ids
+            n_clusters += int(is_root.sum())
+            largest = max(largest, int(sizes.max(initial=0)))
+            writer.write_table(
+                pa.table(
+                    {
+                        "address_id": ids,
+                        "address": encode_key_rows(np.asarray(address_key[lo:hi]), network_code),
+                        "cluster_id": roots,
+                        "cluster_size": sizes,
+                    },
+                    schema=schema,
+                )
+            )
+        if n_addr == 0:
+            writer.write_table(schema.empty_table())
+    del cluster_of
     # Room for a quarter more addresses, so runs at the tip map the base and append in place.
     capacity = n_addr + n_addr // 4 + 1024
     (cdir / "state").mkdir(exist_ok=True)
     state_files = {}
     for name, dtype in STATE_COLUMNS.items():
         rel = f"state/{name}-{g}.bin"
+        column = state.column(name)
         with open(cdir / rel, "wb") as f:
-            f.write(np.ascontiguousarray(state.column(name), dtype).tobytes())
+            for lo in range(0, n_addr, BASE_SLICE):
+                part = column[lo : min(n_addr, lo + BASE_SLICE)]
+                f.write(np.ascontiguousarray(part, dtype).tobytes())
             f.truncate(capacity * np.dtype(dtype).itemsize)  # the rest stays sparse
             os.fsync(f.fileno())
         state_files[name] = rel
@@ -445,7 +538,7 @@ def _write_base(
         "map": map_name,
         "state": state_files,
     }
-    return base, sizes, written
+    return base, n_clusters, largest, written
 
 
 def _views(layers: dict[str, Any], files: dict[str, list[str]]) -> dict[str, Any]:

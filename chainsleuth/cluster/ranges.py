@@ -274,7 +274,6 @@ def process_range(
         l_tx,
         l_out,
         l_due,
-        np.zeros(unions.parent.shape[0], np.int32),  # calloc: pages appear only where touched
     )
     cj = np.flatnonzero(coinjoin)
     return RangeResult(

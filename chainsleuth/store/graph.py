@@ -22,7 +22,7 @@ import numpy as np
 
 from chainsleuth.store import layout
 
-__all__ = ["ChainGraph"]
+__all__ = ["ChainGraph", "owned_rows"]
 
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity (arrays have no truth)
@@ -75,3 +75,19 @@ class ChainGraph:
 
 #: The array attributes (tests check they are exactly layout.ARRAYS' names).
 ARRAY_FIELDS = tuple(f.name for f in dataclasses.fields(ChainGraph) if not f.name.startswith("n_"))
+
+
+def owned_rows(first: np.ndarray, total: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row ids of the rows owned by each of `ids` (a tx's outputs or inputs, given the
+    first-row array and the number of rows) and, per row, the index into `ids` of its owner.
+    Reads `first` at `ids` and `ids + 1` only (16 B per row and 8 B per id in memory)."""
+    ids = np.asarray(ids, np.int64)
+    lo = np.asarray(first[ids]).astype(np.int64)
+    nxt = ids + 1
+    hi = np.where(nxt < first.shape[0], first[np.minimum(nxt, max(first.shape[0] - 1, 0))], total)
+    hi = hi.astype(np.int64)
+    lengths = hi - lo
+    owner = np.repeat(np.arange(ids.shape[0], dtype=np.int64), lengths)
+    starts = np.repeat(lo - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+    rows = starts + np.arange(owner.shape[0], dtype=np.int64)
+    return rows, owner

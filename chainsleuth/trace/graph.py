@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.store.graph import owned_rows
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
 from chainsleuth.trace.engine import outputs_of_addresses, txid_hex
@@ -92,18 +93,8 @@ class Expansion:
 
 
 def _ranges(first: np.ndarray, total: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row ids of the rows owned by each of `ids` (a tx's outputs or inputs, given the
-    first-row array) and, per row, the index into `ids` of its owner."""
-    ids = np.asarray(ids, np.int64)
-    lo = first[ids].astype(np.int64)
-    nxt = ids + 1
-    hi = np.where(nxt < first.shape[0], first[np.minimum(nxt, first.shape[0] - 1)], total)
-    hi = hi.astype(np.int64)
-    lengths = hi - lo
-    owner = np.repeat(np.arange(ids.shape[0], dtype=np.int64), lengths)
-    starts = np.repeat(lo - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-    rows = starts + np.arange(owner.shape[0], dtype=np.int64)
-    return rows, owner
+    """Row ids of the rows owned by each of `ids` and each row's owner (store.graph)."""
+    return owned_rows(first, total, ids)
 
 
 def _group(keys_a: np.ndarray, keys_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

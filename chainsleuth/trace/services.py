@@ -27,7 +27,9 @@ service's own clusters are left out by the case.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -37,6 +39,7 @@ from chainsleuth.store.store import Store
 
 __all__ = [
     "BATCH_MIN_PAYEES",
+    "ClusterCounts",
     "MIN_EVENTS",
     "SWEEP_MIN_INPUTS",
     "ServiceStats",
@@ -76,87 +79,221 @@ SENDALL_MIN_INPUTS = 2
 MIN_EVENTS = 1
 
 
+#: Txs per slice of the passes over every output (~4 outputs each, ~40 B per output while in
+#: use: ~40 MB a slice).
+TX_SLICE = 1 << 18
+
+#: Addresses per slice of a pass over the cluster ids (~24 B each while in use).
+SLICE = 1 << 20
+
+
+class ClusterCounts:
+    """A count per cluster id, kept for the clusters that have one (sorted ids and counts,
+    16 B per counted cluster, not 8 B per address). `counts[ids]` reads like the dense int64
+    array per address id it stands for: 0 where a cluster has none."""
+
+    def __init__(self, keys: np.ndarray, n: int) -> None:
+        """Count the occurrences of each cluster id in `keys` (ids in [0, n))."""
+        self.ids, self.counts = np.unique(np.asarray(keys, np.int64), return_counts=True)
+        self.n = int(n)
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.n,)
+
+    def __getitem__(self, key: np.ndarray) -> np.ndarray:
+        ids = np.asarray(key, np.int64)
+        out = np.zeros(ids.shape, np.int64)
+        if self.ids.shape[0]:
+            pos = np.minimum(np.searchsorted(self.ids, ids), self.ids.shape[0] - 1)
+            hit = self.ids[pos] == ids
+            out[hit] = self.counts[pos[hit]]
+        return out
+
+    def at_least(self, k: int) -> np.ndarray:
+        """Sorted cluster ids whose count is at least k (k >= 1)."""
+        return self.ids[self.counts >= k]
+
+
 @dataclass(frozen=True)
 class ServiceStats:
-    """Per address id (read at a cluster's id): batches paid and sweeps received."""
+    """Per cluster id: batches paid and sweeps received (`ClusterCounts`)."""
 
-    batches: np.ndarray  # int64 per address id, counted at the cluster id
-    sweeps_in: np.ndarray
+    batches: ClusterCounts
+    sweeps_in: ClusterCounts
 
     def service_like(self, min_events: int = MIN_EVENTS) -> np.ndarray:
         """Sorted cluster ids that paid at least `min_events` batches."""
-        return np.flatnonzero(self.batches >= min_events)
+        return self.batches.at_least(max(min_events, 1))
+
+
+class PerOutput:
+    """A column per output computed where it is indexed, not held (the chain has ~3 G
+    outputs: 4 B each would be 12 GB). Indexing takes a slice, an int array or a bool mask."""
+
+    def __init__(self, n: int, compute: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.n = int(n)
+        self.compute = compute
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.n,)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, slice):
+            return self.compute(np.arange(*key.indices(self.n), dtype=np.int64))
+        ids = np.asarray(key)
+        if ids.dtype == np.bool_:
+            ids = np.flatnonzero(ids)
+        return self.compute(ids.astype(np.int64))
 
 
 @dataclass(frozen=True)
 class TxShapes:
-    """Per tx: payees, spender cluster (-1 for coinbases), batch or not; per output: its tx."""
+    """Per tx: payees, spender cluster (-1 for coinbases), batch or not; per output: its tx.
+
+    Held per tx: `n_inputs` and `n_payees` (u1, capped at 255: only compared with small
+    thresholds), `spender` (int32 cluster id, or int64 past 2^31 addresses) and four flags:
+    10 B per tx. Per output nothing is held: `made_by` and `payable` are `PerOutput` columns,
+    `spent_by` and `output_address` the store's mapped arrays (`spent_by` seen as int32, so
+    unspent reads -1). Passes over every output go a slice of txs at a time (`tx_slices`)."""
 
     n_inputs: np.ndarray
     n_payees: np.ndarray
     spender: np.ndarray
     batch: np.ndarray
-    made_by: np.ndarray
+    made_by: PerOutput
     spent_by: np.ndarray  # spending tx per output, -1 unspent
     first_output: np.ndarray
     output_address: np.ndarray
-    payable: np.ndarray
+    payable: PerOutput
     plain: np.ndarray  # per tx: at most EQUAL_SHARE of its payees pay one value
     coinjoin: np.ndarray  # per tx: flagged as a CoinJoin by the cluster stage
     small_batch: np.ndarray  # per tx: a plain payout of SMALL_BATCH_PAYEES+, not a CoinJoin
+    output_value: np.ndarray
+
+    def tx_slices(self) -> Iterator[tuple[int, int, int, int, np.ndarray]]:
+        """(t0, t1, o0, o1, made): txs [t0, t1) and their outputs [o0, o1), with the tx of
+        each of those outputs (`made`, int64)."""
+        n_txs, n_outputs = self.n_payees.shape[0], self.output_address.shape[0]
+        for t0 in range(0, n_txs, TX_SLICE):
+            t1 = min(n_txs, t0 + TX_SLICE)
+            o0 = int(self.first_output[t0])
+            o1 = int(self.first_output[t1]) if t1 < n_txs else n_outputs
+            widths = np.diff(np.asarray(self.first_output[t0:t1]), append=o1)
+            made = np.repeat(np.arange(t0, t1, dtype=np.int64), widths)
+            yield t0, t1, o0, o1, made
+
+
+def _payable(output_address: np.ndarray, output_value: np.ndarray) -> PerOutput:
+    def compute(ids: np.ndarray) -> np.ndarray:
+        addr, value = np.asarray(output_address[ids]), np.asarray(output_value[ids])
+        result: np.ndarray = (addr != NONE32) & (value > 0)
+        return result
+
+    return PerOutput(output_address.shape[0], compute)
+
+
+def _made_by(first_output: np.ndarray, n_outputs: int) -> PerOutput:
+    def compute(ids: np.ndarray) -> np.ndarray:
+        made: np.ndarray = np.searchsorted(first_output, ids, side="right") - 1
+        return made
+
+    return PerOutput(n_outputs, compute)
+
+
+@njit(cache=True, nogil=True)
+def _per_tx_outputs(first_output, n_outputs, output_address, output_value, none, equal_share):
+    """Per tx: outputs paying an address with a value (payees, capped at 255: u1), and whether
+    at most `equal_share` of them pay one value (`plain`; the most outputs of one value, any
+    output, against the payees); one pass over the mapped arrays, one tx's values sorted at a
+    time. 2 B per tx."""
+    n_txs = first_output.shape[0]
+    n_payees = np.zeros(n_txs, np.uint8)
+    plain = np.zeros(n_txs, np.bool_)
+    for t in range(n_txs):
+        o0 = first_output[t]
+        o1 = first_output[t + 1] if t + 1 < n_txs else n_outputs
+        payees = 0
+        for o in range(o0, o1):
+            if output_address[o] != none and output_value[o] > 0:
+                payees += 1
+        n_payees[t] = min(payees, 255)
+        best = 0
+        if o1 > o0:
+            values = np.sort(output_value[o0:o1])
+            best = 1
+            run = 1
+            for k in range(1, values.shape[0]):
+                run = run + 1 if values[k] == values[k - 1] else 1
+                if run > best:
+                    best = run
+        plain[t] = best <= equal_share * max(payees, 1)
+    return n_payees, plain
 
 
 def tx_shapes(
     store: Store, cluster_of: np.ndarray, is_coinjoin: np.ndarray | None = None
 ) -> TxShapes | None:
-    """The shapes of every tx (None for an empty store). About 42 B per tx and 17 B per output
-    while in use. CoinJoins (`is_coinjoin`, bool per tx) are neither batches nor small batches."""
-    first_input = store.graph.tx_first_input.astype(np.int64)
-    first_output = store.graph.tx_first_output.astype(np.int64)
+    """The shapes of every tx (None for an empty store): 10 B per tx held (see TxShapes),
+    about 10 B per tx more while they are worked out. CoinJoins (`is_coinjoin`, bool per tx)
+    are neither batches nor small batches."""
+    first_input = np.asarray(store.graph.tx_first_input)
+    first_output = np.asarray(store.graph.tx_first_output)
     output_address = store.graph.output_address
     output_value = store.graph.output_value
-    input_address = store.graph.input_address.astype(np.int64)
+    input_address = store.graph.input_address
     n_txs, n_outputs = first_input.shape[0], output_address.shape[0]
-    if n_txs == 0 or input_address.shape[0] == 0 or n_outputs == 0:
+    n_in_total = input_address.shape[0]
+    if n_txs == 0 or n_in_total == 0 or n_outputs == 0:
         return None
-    made_by = np.searchsorted(first_output, np.arange(n_outputs), side="right") - 1
-    payable = (output_address != NONE32) & (output_value > 0)
-    n_payees = np.bincount(made_by[payable], minlength=n_txs)
-    # the most outputs of one value in each tx (runs of equal (tx, value))
-    order = np.lexsort((output_value, made_by))
-    tx_sorted, value_sorted = made_by[order], output_value[order]
-    new_run = np.ones(n_outputs, np.bool_)
-    new_run[1:] = (tx_sorted[1:] != tx_sorted[:-1]) | (value_sorted[1:] != value_sorted[:-1])
-    starts = np.flatnonzero(new_run)
-    most_equal = np.zeros(n_txs, np.int64)
-    np.maximum.at(most_equal, tx_sorted[starts], np.diff(np.append(starts, n_outputs)))
-    n_inputs = np.diff(np.append(first_input, input_address.shape[0]))
-    first_addr = input_address[np.minimum(first_input, input_address.shape[0] - 1)]
-    owned = (n_inputs > 0) & (first_addr != int(NONE32))
-    spender = np.where(owned, cluster_of[np.where(owned, first_addr, 0)], -1)
-    plain = most_equal <= EQUAL_SHARE * np.maximum(n_payees, 1)
+    n_payees, plain = _per_tx_outputs(
+        first_output, n_outputs, output_address, output_value, NONE32, EQUAL_SHARE
+    )
+    n_inputs = np.empty(n_txs, np.uint8)
+    owned = np.empty(n_txs, np.bool_)
+    wide = cluster_of.shape[0] >= 1 << 31
+    spender = np.full(n_txs, -1, np.int64 if wide else np.int32)
+    # a slice of txs at a time: the int64 temporaries stay ~30 B per tx of one slice
+    for t0 in range(0, n_txs, TX_SLICE):
+        t1 = min(n_txs, t0 + TX_SLICE)
+        firsts = first_input[t0:t1]
+        end = int(first_input[t1]) if t1 < n_txs else n_in_total
+        n_inputs[t0:t1] = np.minimum(np.diff(firsts, append=end), 255)
+        first_addr = np.asarray(input_address[np.minimum(firsts, n_in_total - 1)])
+        here = (n_inputs[t0:t1] > 0) & (first_addr != NONE32)
+        owned[t0:t1] = here
+        spender[t0:t1][here] = cluster_of[first_addr[here].astype(np.int64)]
     coinjoin = np.zeros(n_txs, np.bool_) if is_coinjoin is None else is_coinjoin
     small_batch = owned & (n_payees >= SMALL_BATCH_PAYEES) & plain & ~coinjoin
     batch = small_batch & (n_payees >= BATCH_MIN_PAYEES)
-    spent_by = store.graph.output_spent_by_tx.astype(np.int64)
-    spent_by = np.where(spent_by != int(NONE32), spent_by, -1)
-    return TxShapes(n_inputs, n_payees, spender, batch, made_by, spent_by, first_output,
-                    output_address, payable, plain, coinjoin, small_batch)  # fmt: skip
+    # the mapped u4 array seen as int32: NONE32 (unspent) reads as -1, no copy; tx ids fit
+    # (mainnet has 1.1 G txs)
+    spent_by = np.asarray(store.graph.output_spent_by_tx).view(np.int32)
+    return TxShapes(n_inputs, n_payees, spender, batch, _made_by(first_output, n_outputs),
+                    spent_by, first_output, output_address,
+                    _payable(output_address, output_value), plain, coinjoin, small_batch,
+                    output_value)  # fmt: skip
 
 
 def service_stats(shapes: TxShapes | None, cluster_of: np.ndarray) -> ServiceStats:
     """Batches paid and sweeps received by every cluster of `cluster_of` (address -> cluster)."""
     n_addresses = cluster_of.shape[0]
+    none = np.zeros(0, np.int64)
     if shapes is None or n_addresses == 0:
-        empty = np.zeros(n_addresses, np.int64)
-        return ServiceStats(empty, empty.copy())
-    batches = np.bincount(shapes.spender[shapes.batch], minlength=n_addresses).astype(np.int64)
+        return ServiceStats(ClusterCounts(none, n_addresses), ClusterCounts(none, n_addresses))
+    batches = ClusterCounts(shapes.spender[shapes.batch], n_addresses)
     sweep = (shapes.spender >= 0) & (shapes.n_inputs >= SWEEP_MIN_INPUTS) & (shapes.n_payees == 1)
     # the one payable output of each sweep
-    sweep_output = shapes.payable & sweep[shapes.made_by]
-    target = shapes.output_address[sweep_output].astype(np.int64)
-    sweeps_in = np.bincount(cluster_of[target], minlength=n_addresses).astype(np.int64)
-    return ServiceStats(batches, sweeps_in)
+    targets = [none]
+    for _t0, _t1, o0, o1, made in shapes.tx_slices():
+        sweep_output = shapes.payable[o0:o1] & sweep[made]
+        target = np.asarray(shapes.output_address[o0:o1])[sweep_output].astype(np.int64)
+        targets.append(np.asarray(cluster_of[target], np.int64))
+    return ServiceStats(batches, ClusterCounts(np.concatenate(targets), n_addresses))
 
 
 @njit(cache=True, nogil=True)
@@ -185,12 +322,19 @@ def _components(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
 
 
 def _first_input_type(store: Store) -> np.ndarray:
-    """Per tx: the script type of the output its first input spends (1 B per tx)."""
+    """Per tx: the script type of the output its first input spends (1 B per tx), read in
+    slices of `TX_SLICE` txs so that no per-input array is copied."""
     output_type = store.graph.output_script_type
-    spent_output = store.graph.input_spent_output.astype(np.int64)
-    first_input = store.graph.tx_first_input.astype(np.int64)
-    where = spent_output[np.minimum(first_input, spent_output.shape[0] - 1)]
-    out: np.ndarray = output_type[np.maximum(where, 0)]
+    spent_output = store.graph.input_spent_output
+    first_input = store.graph.tx_first_input
+    n_txs = first_input.shape[0]
+    out = np.zeros(n_txs, output_type.dtype)
+    last_input = max(spent_output.shape[0] - 1, 0)
+    if spent_output.shape[0] == 0:
+        return out
+    for t0 in range(0, n_txs, TX_SLICE):
+        firsts = np.minimum(np.asarray(first_input[t0 : t0 + TX_SLICE]), last_input)
+        out[t0 : t0 + TX_SLICE] = output_type[np.maximum(spent_output[firsts], 0)]
     return out
 
 
@@ -212,20 +356,35 @@ def small_batch_links(store: Store, shapes: TxShapes | None) -> tuple[np.ndarray
     fingerprint = read_fingerprints(store, 0, n_txs)
     output_value = store.graph.output_value
     output_type = store.graph.output_script_type
-    first_type = _first_input_type(store)
+    spent_output = store.graph.input_spent_output
+    first_input = store.graph.tx_first_input
+    last_input = max(spent_output.shape[0] - 1, 0)
     made_by = shapes.made_by
-    value = np.where(shapes.payable, output_value, -1)
-    largest = np.full(n_txs, -1, np.int64)
-    np.maximum.at(largest, made_by, value)
-    spent = shapes.spent_by >= 0
-    by = np.where(spent, shapes.spent_by, 0)
-    candidate = spent & small[by] & small[made_by]
-    candidate &= fingerprint[made_by] == fingerprint[by]
-    candidate &= output_type == first_type[made_by]
-    candidate &= value == largest[made_by]
-    per_tx = np.bincount(made_by[candidate], minlength=n_txs)
-    link = candidate & (per_tx[made_by] == 1)
-    return shapes.spender[made_by[link]], shapes.spender[by[link]]
+    found = [np.zeros(0, np.int64)]
+    for t0, t1, lo, hi, made in shapes.tx_slices():
+        # the script type of the output each tx of the slice spends first
+        firsts = np.minimum(np.asarray(first_input[t0:t1]), last_input)
+        first_type = np.asarray(output_type[np.maximum(spent_output[firsts], 0)])
+        value = np.where(shapes.payable[lo:hi], np.asarray(output_value[lo:hi]), -1)
+        # the largest payable value of each tx of the slice (-1 with none)
+        largest = np.full(t1 - t0, -1, np.int64)
+        if hi > lo:
+            np.maximum.at(largest, made - t0, value)
+        spent_by = np.asarray(shapes.spent_by[lo:hi])
+        spent = spent_by >= 0
+        by = np.where(spent, spent_by, 0)
+        candidate = spent & small[by] & small[made]
+        candidate &= fingerprint[made] == fingerprint[by]
+        candidate &= np.asarray(output_type[lo:hi]) == first_type[made - t0]
+        candidate &= value == largest[made - t0]
+        found.append(np.flatnonzero(candidate) + lo)
+    candidates = np.concatenate(found)
+    # no other output of T is spent so
+    txs, per_tx = np.unique(made_by[candidates], return_counts=True)
+    once = np.isin(made_by[candidates], txs[per_tx == 1])
+    link = candidates[once]
+    by_link = shapes.spent_by[link].astype(np.int64)
+    return shapes.spender[made_by[link]], shapes.spender[by_link]
 
 
 def hot_change_links(
@@ -246,21 +405,41 @@ def hot_change_links(
     none = np.zeros(0, np.int64)
     if shapes is None or cluster_of.shape[0] == 0:
         return none, none
-    made = shapes.made_by
-    payable = shapes.payable
-    out_cluster = np.where(payable, cluster_of[np.where(payable, shapes.output_address, 0)], -1)
-    hot = stats.batches >= MIN_EVENTS
-    spender = shapes.spender[made]
-    link = payable & (out_cluster >= 0) & hot[np.maximum(out_cluster, 0)]
-    link &= (spender >= 0) & ~hot[np.maximum(spender, 0)]
+    spenders, receivers = [none], [none]
+    for _t0, _t1, lo, hi, made in shapes.tx_slices():
+        payable = shapes.payable[lo:hi]
+        addr = np.asarray(shapes.output_address[lo:hi]).astype(np.int64)
+        out_cluster = np.full(hi - lo, -1, np.int64)
+        out_cluster[payable] = cluster_of[addr[payable]]
+        spender = shapes.spender[made]
+        link = payable & (out_cluster >= 0)
+        link[link] = stats.batches[out_cluster[link]] >= MIN_EVENTS
+        link &= spender >= 0
+        link[link] = stats.batches[spender[link]] < MIN_EVENTS
+        link &= (shapes.n_payees[made] == 2) & (shapes.n_inputs[made] == 1)
+        link &= ~shapes.coinjoin[made] & ~shapes.small_batch[made]
+        spenders.append(spender[link])
+        receivers.append(out_cluster[link])
+    spender, receiver = np.concatenate(spenders), np.concatenate(receivers)
     # a lone address (a forwarded deposit, a cold coin): on the hard worlds 2% of such links
     # joined two owners, against 38% from clusters of 2+ addresses (customers paying a hot
     # wallet that a base-cluster merge put beside a deposit)
-    size = np.bincount(cluster_of, minlength=cluster_of.shape[0])
-    link &= size[np.maximum(spender, 0)] == 1
-    link &= (shapes.n_payees[made] == 2) & (shapes.n_inputs[made] == 1)
-    link &= ~shapes.coinjoin[made] & ~shapes.small_batch[made]
-    return spender[link], out_cluster[link]
+    lone = _cluster_sizes(cluster_of, np.unique(spender))
+    keep = lone[np.searchsorted(lone[:, 0], spender), 1] == 1 if spender.shape[0] else none
+    return spender[keep], receiver[keep]
+
+
+def _cluster_sizes(cluster_of: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """(cluster id, members) rows of the sorted `clusters`: one pass over `cluster_of` a
+    slice at a time (memory: 16 B per cluster asked for)."""
+    sizes = np.zeros(clusters.shape[0], np.int64)
+    if clusters.shape[0]:
+        for lo in range(0, cluster_of.shape[0], SLICE):
+            part = np.asarray(cluster_of[lo : lo + SLICE], np.int64)
+            pos = np.minimum(np.searchsorted(clusters, part), clusters.shape[0] - 1)
+            hit = clusters[pos] == part
+            sizes += np.bincount(pos[hit], minlength=clusters.shape[0])
+    return np.stack([clusters, sizes], axis=1)
 
 
 def sendall_receivers(shapes: TxShapes | None, cluster_of: np.ndarray) -> np.ndarray:
@@ -278,13 +457,16 @@ def sendall_receivers(shapes: TxShapes | None, cluster_of: np.ndarray) -> np.nda
     """
     if shapes is None or cluster_of.shape[0] == 0:
         return np.zeros(0, np.int64)
-    made = shapes.made_by
     sendall = (shapes.n_inputs >= SENDALL_MIN_INPUTS) & (shapes.n_payees == 1)
     sendall &= (shapes.spender >= 0) & ~shapes.coinjoin
-    pays = shapes.payable & sendall[made] & (shapes.spent_by >= 0)
-    receiver = cluster_of[shapes.output_address[pays].astype(np.int64)]
-    other = receiver != shapes.spender[made[pays]]
-    return np.unique(receiver[other])
+    found = [np.zeros(0, np.int64)]
+    for _t0, _t1, lo, hi, made in shapes.tx_slices():
+        pays = shapes.payable[lo:hi] & sendall[made] & (np.asarray(shapes.spent_by[lo:hi]) >= 0)
+        addr = np.asarray(shapes.output_address[lo:hi])[pays].astype(np.int64)
+        receiver = np.asarray(cluster_of[addr], np.int64)
+        other = receiver != shapes.spender[made[pays]]
+        found.append(np.unique(receiver[other]))
+    return np.unique(np.concatenate(found))
 
 
 def service_entities(
@@ -309,16 +491,22 @@ def service_entities(
     none = np.zeros(0, np.int64)
     if shapes is None:
         return none, none
-    n_txs = shapes.n_payees.shape[0]
-    spent = shapes.spent_by >= 0
-    spent_in_batch = np.zeros(shapes.spent_by.shape[0], np.bool_)
-    spent_in_batch[spent] = shapes.batch[shapes.spent_by[spent]]
     made_by = shapes.made_by
-    per_tx = np.bincount(made_by[spent_in_batch], minlength=n_txs)
-    link = spent_in_batch & (per_tx[made_by] == 1) & (shapes.spender[made_by] >= 0)
-    link &= ~shapes.coinjoin[made_by]
-    a = shapes.spender[made_by[link]]
-    b = shapes.spender[shapes.spent_by[link]]
+    found = [np.zeros(0, np.int64)]
+    for _t0, _t1, lo, hi, _made in shapes.tx_slices():
+        spent_by = np.asarray(shapes.spent_by[lo:hi])
+        spent = spent_by >= 0
+        spent_in_batch = np.zeros(hi - lo, np.bool_)
+        spent_in_batch[spent] = shapes.batch[spent_by[spent]]
+        found.append(np.flatnonzero(spent_in_batch) + lo)
+    outputs = np.concatenate(found)
+    # the only output of its creating tx that a batch spends
+    txs, per_tx = np.unique(made_by[outputs], return_counts=True)
+    outputs = outputs[np.isin(made_by[outputs], txs[per_tx == 1])]
+    made = made_by[outputs]
+    link = (shapes.spender[made] >= 0) & ~shapes.coinjoin[made]
+    a = shapes.spender[made[link]]
+    b = shapes.spender[shapes.spent_by[outputs[link]].astype(np.int64)]
     if extra is not None:
         a, b = np.concatenate([a, extra[0]]), np.concatenate([b, extra[1]])
     keep = (a >= 0) & (b >= 0) & (a != b)
@@ -392,7 +580,7 @@ def wallet_styles(
 
     Read from the batches (`TxShapes.batch`), sweeps (`SWEEP_MIN_INPUTS`+ inputs into one
     payee) and coinbase outputs whose spender (or payee) cluster has a group. About 9 B per tx
-    and 10 B per output while in use, 41 B per group."""
+    while in use (outputs are read a slice of txs at a time), 41 B per group."""
     from chainsleuth.cluster.learned import read_fingerprints
 
     n_groups = int(group.max()) + 1 if group.shape[0] else 0
@@ -402,33 +590,39 @@ def wallet_styles(
         return WalletStyles(unseen, unseen.copy(), unseen.copy(), empty, empty.copy(),
                             np.zeros(n_groups, np.bool_))  # fmt: skip
     n_txs = shapes.n_payees.shape[0]
-    first_type = _first_input_type(store).astype(np.int64)
+    first_type = _first_input_type(store)
     tx_group = np.where(shapes.spender >= 0, group[np.maximum(shapes.spender, 0)], -1)
     batch = shapes.batch & (tx_group >= 0)
-    hot = _one_value(tx_group[batch], first_type[batch], n_groups)
+    hot = _one_value(tx_group[batch], first_type[batch].astype(np.int64), n_groups)
     if fingerprint is None:
         fingerprint = read_fingerprints(store, 0, n_txs)
     fp = _one_value(tx_group[batch], fingerprint[batch].astype(np.int64), n_groups)
     sweep = (shapes.n_inputs >= SWEEP_MIN_INPUTS) & (shapes.n_payees == 1) & (tx_group >= 0)
     sweep &= ~shapes.coinjoin
-    deposit = _one_value(tx_group[sweep], first_type[sweep], n_groups)
-    # a batch's change: its one output a later batch spends (as `service_entities` links)
-    made_by, spent_by = shapes.made_by, shapes.spent_by
-    spent = spent_by >= 0
-    in_batch = np.zeros(spent_by.shape[0], np.bool_)
-    in_batch[spent] = shapes.batch[spent_by[spent]]
-    per_tx = np.bincount(made_by[in_batch], minlength=n_txs)
-    change = in_batch & (per_tx[made_by] == 1) & batch[made_by]
-    last_output = np.append(shapes.first_output[1:], made_by.shape[0]) - 1
-    outputs = np.flatnonzero(change)
-    is_last = outputs == last_output[made_by[outputs]]
-    g = tx_group[made_by[outputs]]
-    change_last = np.bincount(g[is_last], minlength=n_groups).astype(np.int64)
-    change_elsewhere = np.bincount(g[~is_last], minlength=n_groups).astype(np.int64)
-    coinbase_out = shapes.payable & (shapes.spender[made_by] < 0)
-    paid = cluster_of[shapes.output_address[coinbase_out].astype(np.int64)]
+    deposit = _one_value(tx_group[sweep], first_type[sweep].astype(np.int64), n_groups)
+    # a batch's change: its one output a later batch spends (as `service_entities` links).
+    # Each tx's outputs lie in one slice, so its count of batch-spent outputs is the slice's.
+    change_last = np.zeros(n_groups, np.int64)
+    change_elsewhere = np.zeros(n_groups, np.int64)
     coinbase = np.zeros(n_groups, np.bool_)
-    coinbase[group[paid][group[paid] >= 0]] = True
+    n_outputs = shapes.spent_by.shape[0]
+    for t0, t1, lo, hi, made in shapes.tx_slices():
+        spent_by = np.asarray(shapes.spent_by[lo:hi])
+        spent = spent_by >= 0
+        in_batch = np.zeros(hi - lo, np.bool_)
+        in_batch[spent] = shapes.batch[spent_by[spent]]
+        per_tx = np.bincount(made[in_batch] - t0, minlength=t1 - t0)
+        change = in_batch & (per_tx[made - t0] == 1) & batch[made]
+        outputs = np.flatnonzero(change)
+        ends = np.append(np.asarray(shapes.first_output[t0 + 1 : t1 + 1]), n_outputs)[: t1 - t0]
+        is_last = outputs + lo == ends[made[outputs] - t0] - 1
+        g = tx_group[made[outputs]]
+        change_last += np.bincount(g[is_last], minlength=n_groups).astype(np.int64)
+        change_elsewhere += np.bincount(g[~is_last], minlength=n_groups).astype(np.int64)
+        coinbase_out = shapes.payable[lo:hi] & (shapes.spender[made] < 0)
+        addresses = np.asarray(shapes.output_address[lo:hi])[coinbase_out].astype(np.int64)
+        paid = np.asarray(cluster_of[addresses])
+        coinbase[group[paid][group[paid] >= 0]] = True
     return WalletStyles(hot, fp, deposit, change_last, change_elsewhere, coinbase)
 
 

@@ -1,0 +1,96 @@
+"""The service heuristics over the whole chain, computed a slice of txs at a time (issue 13,
+memory), equal the same computed in one slice; the lazy per-output columns read like the
+dense arrays they stand for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chainsleuth.cases.investigate import OutputIds
+from chainsleuth.cluster.engine import Clusters
+from chainsleuth.store.layout import NONE32
+from chainsleuth.store.store import Store
+from chainsleuth.trace import services
+from chainsleuth.trace.exposure import coinjoin_flags, one_wallet_txs
+
+
+def _all(data: Path) -> dict[str, object]:
+    store = Store.open(data)
+    cluster_of = np.asarray(Clusters(data).cluster_of)
+    is_coinjoin, _ = coinjoin_flags(data, store.counts["txs"])
+    shapes = services.tx_shapes(store, cluster_of, is_coinjoin)
+    assert shapes is not None
+    stats = services.service_stats(shapes, cluster_of)
+    small = services.small_batch_links(store, shapes)
+    return {
+        "batches": (stats.batches.ids, stats.batches.counts),
+        "sweeps": (stats.sweeps_in.ids, stats.sweeps_in.counts),
+        "small": small,
+        "entities": services.service_entities(shapes, small),
+        "hot": services.hot_change_links(shapes, cluster_of, stats),
+        "sendall": services.sendall_receivers(shapes, cluster_of),
+    }
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, tuple):
+        return isinstance(b, tuple) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+
+
+def test_slices_give_the_same_services(
+    small_world: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = small_world[1]
+    whole = _all(data)
+    assert whole["batches"][0].shape[0] > 0  # type: ignore[index]
+    assert whole["entities"][0].shape[0] > 0  # type: ignore[index]
+    monkeypatch.setattr(services, "TX_SLICE", 777)
+    monkeypatch.setattr(services, "SLICE", 1000)
+    sliced = _all(data)
+    for key, value in whole.items():
+        assert _same(value, sliced[key]), key
+
+
+def test_lazy_columns_read_like_dense_arrays(small_world: tuple[Path, Path]) -> None:
+    data = small_world[1]
+    store = Store.open(data)
+    cluster_of = np.asarray(Clusters(data).cluster_of)
+    shapes = services.tx_shapes(store, cluster_of)
+    assert shapes is not None
+    n_out = store.counts["outputs"]
+    address = np.asarray(store.graph.output_address).astype(np.int64)
+    value = np.asarray(store.graph.output_value)
+    made = np.searchsorted(np.asarray(store.graph.tx_first_output), np.arange(n_out), "right") - 1
+    payable = (address != int(NONE32)) & (value > 0)
+    rng = np.random.default_rng(5)
+    picks = rng.integers(0, n_out, 500)
+    assert np.array_equal(shapes.made_by[:], made)
+    assert np.array_equal(shapes.made_by[picks], made[picks])
+    assert np.array_equal(shapes.made_by[payable], made[payable])
+    assert np.array_equal(shapes.payable[10:2000], payable[10:2000])
+    assert np.array_equal(
+        shapes.n_payees, np.minimum(np.bincount(made[payable], minlength=made[-1] + 1), 255)
+    )
+    dense_addr = np.where(address == int(NONE32), -1, address)
+    dense_cluster = np.where(dense_addr >= 0, cluster_of[np.maximum(dense_addr, 0)], -1)
+    assert np.array_equal(OutputIds(store.graph.output_address)[picks], dense_addr[picks])
+    lazy = OutputIds(store.graph.output_address, cluster_of)
+    assert np.array_equal(lazy[picks], dense_cluster[picks])
+    assert np.array_equal(np.asarray(lazy), dense_cluster)
+    none_output = int(np.flatnonzero(dense_addr < 0)[0])
+    assert lazy[none_output] == -1 and isinstance(lazy[none_output], np.integer)
+
+
+def test_one_wallet_for_some_txs_equals_all_of_them(small_world: tuple[Path, Path]) -> None:
+    data = small_world[1]
+    store = Store.open(data)
+    cluster_of = np.asarray(Clusters(data).cluster_of)
+    every = one_wallet_txs(store, cluster_of)
+    assert every.any()
+    only = np.random.default_rng(3).random(store.counts["txs"]) < 0.3
+    only[np.flatnonzero(every)[:5]] = True
+    assert np.array_equal(one_wallet_txs(store, cluster_of, only=only), every & only)
