@@ -43,7 +43,6 @@ from chainsleuth.cluster.publish import (
     RunOutput,
     load_state,
     publish,
-    splice,
     writer_lock,
 )
 from chainsleuth.cluster.ranges import CHUNK_TXS, RangeResult, UnionFind, process_range
@@ -134,13 +133,13 @@ def cluster_store(
                 store, arrays, pol, cdir, manifest, change_model
             )
         generation = (on_disk["generation"] + 1) if on_disk else 1
-        # From scratch the member lists are spliced range by range and the unions not kept;
-        # a resumed run keeps them for its delta layer (few at the tip).
-        next_ = None if manifest is not None else state.next
+        # From scratch the unions are not kept (the member lists are built from the cluster
+        # ids when the base is written); a resumed run keeps them for its delta layer (few at
+        # the tip).
         evidence = EvidenceWriter(cdir, generation)
         try:
             run, counts = _cluster_new_txs(
-                store, arrays, unions, pol, first_tx, decisions, evidence, next_
+                store, arrays, unions, pol, first_tx, decisions, evidence, manifest is not None
             )
         finally:
             evidence.close()
@@ -225,14 +224,13 @@ def _cluster_new_txs(
     first_tx: int,
     decisions: Any,
     evidence: EvidenceWriter,
-    next_: np.ndarray | None = None,
+    keep_unions: bool = True,
 ) -> tuple[RunOutput, dict[str, Any]]:
     """Cluster txs [first_tx, n) into `unions`, chunk by chunk; the run's unions and counts.
 
     Each range's evidence rows go to `evidence` (parquet on disk) as they are made, so memory
-    does not grow with the merges. With `next_` (the member lists, from scratch) each range's
-    unions are spliced into it at once and not kept; without it they are returned for the
-    delta layer (16 B per union).
+    does not grow with the merges. With `keep_unions` the run's unions are returned for the
+    delta layer (16 B per union); without (from scratch) they are not kept.
     """
     n_tx = arrays.n_txs
     merge_a: list[np.ndarray] = []
@@ -246,9 +244,7 @@ def _cluster_new_txs(
         counts["merges"] += result.n_merges
         counts["quarantined"] += result.quarantined.shape[0]
         counts["coinjoins"] += result.coinjoin_tx.shape[0]
-        if next_ is not None:
-            splice(next_, result.merge_a, result.merge_b)
-        else:
+        if keep_unions:
             merge_a.append(result.merge_a)
             merge_b.append(result.merge_b)
             # The addresses the range's inputs spent from: the only batch-spender flags the
@@ -298,7 +294,7 @@ def _cluster_new_txs(
         np.concatenate([np.zeros(0, np.int64), *merge_b]),
         evidence.close(),
         np.unique(np.concatenate([np.zeros(0, np.uint32), *spent])),
-        spliced=next_ is not None,
+        spliced=not keep_unions,
     )
     return run, counts
 

@@ -6,7 +6,8 @@ merge, the new addresses, the roots whose size changed, the addresses of the mer
 inputs whose batch-spender flag may have changed. Readers see them through
 `chainsleuth.cluster.layers`. The members of a cluster are found without scanning every address:
 the state keeps `next`, a circular list through each cluster's members (4 B/address), spliced
-at every union.
+at every union of a resumed run; from scratch it is built from the cluster ids when the base is
+written (`member_lists`), not held during the run.
 """
 
 from __future__ import annotations
@@ -123,6 +124,32 @@ def _walk_cycles(next_, starts):
 
 
 @njit(cache=True, nogil=True)
+def _fill_ids(a, lo):
+    """a[i] = lo + i, without a temporary array of the ids (4 B per address at the peak)."""
+    for i in range(a.shape[0]):
+        a[i] = lo + i
+
+
+@njit(cache=True, nogil=True)
+def member_lists(cluster_of, next_):
+    """The circular member lists from the cluster ids: root, its members ascending, root.
+
+    A root is its cluster's smallest id, so going down the ids each member is put right after
+    its root and the root comes last. `next_` must start zeroed (a fresh file): next_[r] > r
+    says root r already has a member after it.
+    """
+    for x in range(cluster_of.shape[0] - 1, -1, -1):
+        r = cluster_of[x]
+        if x == r:
+            if np.int64(next_[r]) <= r:
+                next_[r] = np.uint32(r)
+        else:
+            head = np.int64(next_[r])
+            next_[x] = np.uint32(head if head > r else r)
+            next_[r] = np.uint32(x)
+
+
+@njit(cache=True, nogil=True)
 def splice(next_, a, b):
     """Join the circular member lists of a and b (in different clusters) for each union."""
     for i in range(a.shape[0]):
@@ -141,12 +168,16 @@ class State:
     size: np.ndarray
     attribution: np.ndarray
     batch_spent: np.ndarray
-    next: np.ndarray
+    #: None from scratch: the member lists are built from the cluster ids when the base is
+    #: written (`member_lists`, straight into the mapped file), not held during the run.
+    next: np.ndarray | None
     have: int  # addresses covered by the saved state (0 from scratch)
     fits: bool  # the base's files have room for every address (no compaction needed for room)
 
     def column(self, name: str) -> np.ndarray:
-        value: np.ndarray = getattr(self, name)
+        value: np.ndarray | None = getattr(self, name)
+        if value is None:
+            raise ValueError(f"state column {name} is built when the base is written")
         return value
 
 
@@ -180,15 +211,25 @@ def load_state(
                 grown: np.ndarray = np.empty(n_addr, dtype)
                 grown[:have] = columns[name][:have]
                 columns[name] = grown
-    else:
+    else:  # from scratch: no member lists during the run (built when the base is written)
         for name, dtype in STATE_COLUMNS.items():
-            columns[name] = np.empty(n_addr, dtype)
-    state = State(**{k: v[:n_addr] for k, v in columns.items()}, have=have, fits=fits)
-    new = np.arange(have, n_addr, dtype=np.uint32)
-    state.parent[have:] = new
+            if name != "next":
+                columns[name] = np.empty(n_addr, dtype)
+    part = {k: v[:n_addr] for k, v in columns.items()}
+    state = State(
+        parent=part["parent"],
+        size=part["size"],
+        attribution=part["attribution"],
+        batch_spent=part["batch_spent"],
+        next=part.get("next"),
+        have=have,
+        fits=fits,
+    )
+    _fill_ids(state.parent[have:], have)
     state.size[have:] = 1
     state.batch_spent[have:] = False
-    state.next[have:] = new
+    if state.next is not None:
+        _fill_ids(state.next[have:], have)
     state.attribution[have:] = -1 if attribution is None else attribution[have:n_addr]
     return state
 
@@ -197,11 +238,11 @@ def load_state(
 class RunOutput:
     """What clustering the new transactions produced, for publishing."""
 
-    merge_a: np.ndarray  # every union of the run, in order (address ids); empty if spliced
+    merge_a: np.ndarray  # every union of the run, in order (address ids); empty from scratch
     merge_b: np.ndarray
     tables: dict[str, Path]  # merges, coinjoins, quarantine rows of the run (EvidenceWriter)
     input_addresses: np.ndarray  # addresses the run's inputs spent from (batch-spender flags)
-    spliced: bool = False  # the engine spliced the unions into `next` as it went (from scratch)
+    spliced: bool = False  # the unions were not kept (from scratch: `next` built at publish)
 
 
 class EvidenceWriter:
@@ -273,7 +314,7 @@ def publish(
         pending = sum(int(d["rows"]) for d in old["layers"]["deltas"]) + record.rows
         if not state.fits or pending > limit:  # compact_rows < 0: always a new base
             record = None
-    elif not run.spliced:
+    elif state.next is not None and not run.spliced:
         splice(state.next, run.merge_a, run.merge_b)
     files = {k: list(v) for k, v in ((old or {}).get("files") or _no_files()).items()}
     if record is not None:
@@ -420,6 +461,7 @@ def _delta_record(
     nodes, inverse = np.unique(before, return_inverse=True)
     final = _replay(inverse[: ma.shape[0]], inverse[ma.shape[0] :], nodes)
     # Members of the clusters that lost their id, from the lists before splicing.
+    assert state.next is not None  # a resumed run maps the base's lists
     members = _walk_cycles(state.next, nodes[final != nodes])
     splice(state.next, ma, mb)
     ids = np.unique(
@@ -510,13 +552,26 @@ def _write_base(
             )
         if n_addr == 0:
             writer.write_table(schema.empty_table())
-    del cluster_of
     # Room for a quarter more addresses, so runs at the tip map the base and append in place.
     capacity = n_addr + n_addr // 4 + 1024
     (cdir / "state").mkdir(exist_ok=True)
     state_files = {}
     for name, dtype in STATE_COLUMNS.items():
         rel = f"state/{name}-{g}.bin"
+        if name == "next" and state.next is None:
+            # From scratch: the lists built from the cluster ids, in the mapped file (0 anon).
+            with open(cdir / rel, "wb") as f:
+                f.truncate(capacity * np.dtype(dtype).itemsize)  # zeroed, as member_lists needs
+            if n_addr:
+                lists = np.memmap(cdir / rel, dtype, mode="r+", shape=(n_addr,))
+                member_lists(cluster_of, lists)
+                lists.flush()
+                del lists
+            with open(cdir / rel, "rb+") as f:
+                os.fsync(f.fileno())
+            state_files[name] = rel
+            written += n_addr * np.dtype(dtype).itemsize
+            continue
         column = state.column(name)
         with open(cdir / rel, "wb") as f:
             for lo in range(0, n_addr, BASE_SLICE):
@@ -526,6 +581,7 @@ def _write_base(
             os.fsync(f.fileno())
         state_files[name] = rel
         written += n_addr * np.dtype(dtype).itemsize
+    del cluster_of
     for name in (ids_name, map_name):
         with open(cdir / name, "rb") as f:
             os.fsync(f.fileno())
