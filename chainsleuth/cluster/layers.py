@@ -145,6 +145,14 @@ class LayeredIds:
             return self.base
         return self.materialize()
 
+    def indexable(self) -> np.ndarray | LayeredIds:
+        """What a reader indexes for cluster ids without materialising them: the memory-mapped
+        base itself when no layer changes it and it covers every address (0 B in memory), else
+        this object (each index reads the base there and binary-searches the layers)."""
+        if not any(ids.shape[0] for ids, _ in self.layers) and self.base.shape[0] == self.n:
+            return self.base
+        return self
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = self.materialize()
         return out if dtype is None else out.astype(dtype)
