@@ -71,7 +71,9 @@ class LayeredIds:
 
     Behaves like the int64 array it stands for where readers need it: `len`, `shape`,
     `ids[i]` (an int, a slice or an int array), and `np.asarray(ids)` (the whole array, O(n)).
-    Lookups of k ids cost one base read each plus one binary search per layer.
+    Lookups of k ids cost one base read and one bit test each (`_layer_bits`: does a layer
+    hold the id?), plus one binary search per layer for the ids a layer holds; never the
+    whole array. `indexable()` is what a reader that indexes the ids should hold.
     """
 
     def __init__(
