@@ -59,7 +59,7 @@ from chainsleuth.prices import shipped_prices_path as shipped_prices_path
 from chainsleuth.store.graph import owned_rows
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
-from chainsleuth.trace.engine import TraceOptions
+from chainsleuth.trace.engine import TraceOptions, address_stops
 from chainsleuth.trace.exposure import coinjoin_flags as _coinjoins
 from chainsleuth.trace.exposure import one_wallet_txs
 from chainsleuth.trace.services import (
@@ -203,7 +203,7 @@ class CaseSetup:
     clusters: Any
     addresses: pa.Array
     seed_ids: np.ndarray
-    cluster_of: np.ndarray
+    cluster_of: Any  # cluster id per address: the mapped base, or `LayeredIds` (read where indexed)
     service_clusters: np.ndarray
     seed_clusters: np.ndarray
     wallet_clusters: np.ndarray
@@ -250,8 +250,9 @@ def prepare_case(
     seed_ids = _seed_ids(store, addresses)
     clusters = Clusters(data_dir)
     ids = clusters.cluster_of
-    # the mapped base when no delta layer changes it (0 B in memory), else 8 B per address
-    cluster_of = ids.array() if isinstance(ids, LayeredIds) else np.asarray(ids, np.int64)
+    # the mapped base when no delta layer changes it, else the layered ids read where indexed:
+    # 0 B per address in memory either way (materialising them would be 8 B per address)
+    cluster_of: Any = ids.indexable() if isinstance(ids, LayeredIds) else np.asarray(ids, np.int64)
     n_addresses = cluster_of.shape[0]
     service_clusters, seed_clusters, wallet_clusters = _service_clusters(
         store, chain, cluster_of, seed_ids
@@ -286,10 +287,13 @@ def prepare_case(
         if c not in lead_attribution and not service_mask[c]:
             lead_attribution[c] = (f"cluster:{c}", UNIDENTIFIED_SERVICE)
     del shapes, entities, hot
-    stop = np.zeros(max(n_addresses, 1), np.bool_)
-    stop[np.array(sorted(attribution), np.int64)] = True
-    back_stop = stop.copy()
-    back_stop[np.array(sorted(lead_attribution), np.int64)] = True
+    # the traces' stops as one flag per address (1 B each), shared by every chunk and thread:
+    # the walk needs no cluster id per address then; backward at the lead attribution (a
+    # superset of `attribution`), forward at every cluster outside the service
+    back_stop = address_stops(
+        np.array(sorted(lead_attribution), np.int64), cluster_of, stop_sorted=True
+    )
+    forward_stop = address_stops(forward_stops(service_mask), cluster_of)
     # one wallet cannot mix with itself: a flagged tx whose inputs share a cluster is walked
     one_wallet = is_coinjoin & one_wallet_txs(store, cluster_of, only=is_coinjoin)
     is_coinjoin &= ~one_wallet
@@ -314,7 +318,7 @@ def prepare_case(
         walk_coinjoins=walk_coinjoins,
     )
     stops: dict[str, Any] = {
-        "stop_clusters": stop,
+        "stop_clusters": forward_stop,
         "is_coinjoin": is_coinjoin,
         "cluster_of": cluster_of,
     }
@@ -454,7 +458,7 @@ def investigate(
             partial(trace_forward, data_dir, options=setup.trace),
             spent_seed,
             np.arange(spent_seed.shape[0]),
-            **{**setup.stops, "stop_clusters": forward_stops(service_mask)},
+            **setup.stops,
         )
     ]
     cashouts = cashout_table(chain, [p.rows for p in cash_parts], attribution, mixer, policy)

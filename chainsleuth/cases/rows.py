@@ -716,6 +716,24 @@ def cashout_table(
     )
 
 
+def _members_of(cluster_of: Any, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(address ids, their cluster) of the members of `clusters` (sorted, unique): one pass over
+    `cluster_of` (an array, or `cluster.layers.LayeredIds`), 2^20 addresses at a time, so
+    nothing per address is held (a whole-array `np.isin` would materialise layered ids)."""
+    found: list[np.ndarray] = [np.zeros(0, np.int64)]
+    owners: list[np.ndarray] = [np.zeros(0, np.int64)]
+    n = int(cluster_of.shape[0])
+    if clusters.shape[0] == 0:
+        return found[0], owners[0]
+    for lo in range(0, n, 1 << 20):
+        part = np.asarray(cluster_of[lo : min(n, lo + (1 << 20))], np.int64)
+        pos = np.minimum(np.searchsorted(clusters, part), clusters.shape[0] - 1)
+        hit = np.flatnonzero(clusters[pos] == part)
+        found.append(hit + lo)
+        owners.append(part[hit])
+    return np.concatenate(found), np.concatenate(owners)
+
+
 def services_table(
     store: Store,
     cluster_of: np.ndarray,
@@ -748,8 +766,7 @@ def services_table(
     ).fetchnumpy()
     con.close()
     ids = np.asarray(reached["c"], np.int64)
-    members = np.flatnonzero(np.isin(cluster_of, ids))
-    owner = cluster_of[members]
+    members, owner = _members_of(cluster_of, np.unique(ids))
     order = np.lexsort((members, owner))
     members, owner = members[order], owner[order]
     rank = np.arange(owner.shape[0]) - np.searchsorted(owner, owner)

@@ -42,6 +42,10 @@ __all__ = [
 ]
 
 MANIFEST = "manifest.json"
+#: Addresses whose layer bits are worked out at once (a multiple of 8).
+LAYER_BITS_SLICE = 1 << 23
+#: Ids looked up at once by `LayeredIds.lookup` (a larger ask goes this many at a time).
+LOOKUP_CHUNK = 1 << 18
 LEGACY_BASE = "address_cluster.npy"
 #: the state columns a delta layer holds besides `ids` and `cluster` (dtype each)
 STATE_COLUMNS = {
@@ -67,7 +71,9 @@ class LayeredIds:
 
     Behaves like the int64 array it stands for where readers need it: `len`, `shape`,
     `ids[i]` (an int, a slice or an int array), and `np.asarray(ids)` (the whole array, O(n)).
-    Lookups of k ids cost one base read each plus one binary search per layer.
+    Lookups of k ids cost one base read and one bit test each (`_layer_bits`: does a layer
+    hold the id?), plus one binary search per layer for the ids a layer holds; never the
+    whole array. `indexable()` is what a reader that indexes the ids should hold.
     """
 
     def __init__(
@@ -87,24 +93,51 @@ class LayeredIds:
     def lookup(self, address_ids: np.ndarray) -> np.ndarray:
         """Cluster ids (int64) of `address_ids`; an id beyond the clustering is its own."""
         ids = np.asarray(address_ids, np.int64)
-        if ids.shape[0] > max(self.n // 2, 1 << 16):  # most of the array: build it once
-            whole = self.materialize()
-            out = ids.copy()
-            inside = (ids >= 0) & (ids < self.n)
-            out[inside] = whole[ids[inside]]
+        # never the whole array (8 B per address), however many ids are asked for: the ids
+        # some layer holds are found through one bit per address, the rest read the base
+        if ids.shape[0] > LOOKUP_CHUNK:  # bounded temporaries (≈ 40 B per id looked up)
+            out = np.empty_like(ids)
+            for lo in range(0, ids.shape[0], LOOKUP_CHUNK):
+                out[lo : lo + LOOKUP_CHUNK] = self.lookup(ids[lo : lo + LOOKUP_CHUNK])
             return out
         out = ids.copy()
         n_base = self.base.shape[0]
         inside = (ids >= 0) & (ids < n_base)
         out[inside] = self.base[ids[inside]]
+        if not any(layer_ids.shape[0] for layer_ids, _ in self.layers):
+            return out
+        # only the ids some layer holds are searched for (a binary search per id and layer
+        # cost more than the rest of the lookup): one bit per address tells which
+        bits = self._layer_bits()
+        near = np.flatnonzero((ids >= 0) & (ids < self.n))
+        held = (bits[ids[near] >> 3] >> (ids[near] & 7).astype(np.uint8)) & 1
+        where = near[held.astype(np.bool_)]
+        wanted = ids[where]
         for layer_ids, values in self.layers:  # oldest first: a newer layer overwrites
             if layer_ids.shape[0] == 0:
                 continue
-            pos = np.searchsorted(layer_ids, ids)
+            pos = np.searchsorted(layer_ids, wanted)
             pos_ok = np.minimum(pos, layer_ids.shape[0] - 1)
-            hit = (pos < layer_ids.shape[0]) & (layer_ids[pos_ok] == ids)
-            out[hit] = values[pos_ok[hit]]
+            hit = (pos < layer_ids.shape[0]) & (layer_ids[pos_ok] == wanted)
+            out[where[hit]] = values[pos_ok[hit]]
         return out
+
+    def _layer_bits(self) -> np.ndarray:
+        """One bit per address id (little-endian within a byte): does any layer hold it?
+        n / 8 bytes (175 MB at mainnet), built once, LAYER_BITS_SLICE addresses at a time."""
+        bits = self.__dict__.get("_bits")
+        if bits is None:
+            bits = np.zeros((self.n + 7) // 8, np.uint8)
+            for lo in range(0, self.n, LAYER_BITS_SLICE):
+                hi = min(self.n, lo + LAYER_BITS_SLICE)
+                held = np.zeros(hi - lo, np.bool_)
+                for layer_ids, _ in self.layers:
+                    a, b = np.searchsorted(layer_ids, [lo, hi])
+                    held[np.asarray(layer_ids[a:b], np.int64) - lo] = True
+                packed = np.packbits(held, bitorder="little")
+                bits[lo // 8 : lo // 8 + packed.shape[0]] = packed
+            self.__dict__["_bits"] = bits
+        return bits
 
     def range(self, lo: int, hi: int) -> np.ndarray:
         """The cluster ids of address ids [lo, hi): a base slice and the layers' entries in it."""
@@ -144,6 +177,14 @@ class LayeredIds:
         if not any(ids.shape[0] for ids, _ in self.layers) and self.base.shape[0] == self.n:
             return self.base
         return self.materialize()
+
+    def indexable(self) -> np.ndarray | LayeredIds:
+        """What a reader indexes for cluster ids without materialising them: the memory-mapped
+        base itself when no layer changes it and it covers every address (0 B in memory), else
+        this object (each index reads the base there and binary-searches the layers)."""
+        if not any(ids.shape[0] for ids, _ in self.layers) and self.base.shape[0] == self.n:
+            return self.base
+        return self
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = self.materialize()

@@ -169,9 +169,50 @@ def outputs_of_tx(store: Store, tx_id: int) -> np.ndarray:
     return np.arange(int(first[tx_id]), hi, dtype=np.int64)
 
 
+#: Addresses worked at once when a stop flag per address is built (`address_stops`).
+ADDRESS_SLICE = 1 << 20
+
+
+@dataclass(frozen=True)
+class AddressStops:
+    """A stop flag per address id (bool, 1 B per address), worked out once from stop clusters
+    and a clustering (`address_stops`) and shared read-only by every chunk and thread of a
+    trace. Passed as `stop_clusters`, it replaces the per-output cluster lookup: the walk reads
+    `mask[address]` and needs no cluster id per address (`cluster_of` is then ignored), so a
+    clustering with delta layers is never materialised (8 B per address) for a trace. An
+    address beyond the mask (ingested after the clustering) is its own cluster and not a stop,
+    as with a `cluster_of` that does not reach it."""
+
+    mask: np.ndarray
+
+
+def address_stops(
+    stop_clusters: np.ndarray, cluster_of: Any, stop_sorted: bool = False
+) -> AddressStops:
+    """`AddressStops` of `stop_clusters` under `cluster_of` (cluster id per address id: an
+    array, or anything sliced like one, such as `cluster.layers.LayeredIds`), read a slice of
+    ADDRESS_SLICE addresses at a time. `stop_clusters` is a bool mask over cluster ids, or,
+    with `stop_sorted`, the stop cluster ids sorted and unique (no mask over cluster ids is
+    built: O(stops) besides the result)."""
+    n = int(cluster_of.shape[0])
+    mask = np.zeros(n, np.bool_)
+    stops = np.asarray(stop_clusters)
+    for lo in range(0, n, ADDRESS_SLICE):
+        hi = min(n, lo + ADDRESS_SLICE)
+        c = np.asarray(cluster_of[lo:hi], np.int64)
+        if stop_sorted:
+            if stops.shape[0]:
+                pos = np.minimum(np.searchsorted(stops, c), stops.shape[0] - 1)
+                mask[lo:hi] = stops[pos] == c
+        else:
+            inside = (c >= 0) & (c < stops.shape[0])
+            mask[lo:hi][inside] = stops[c[inside]]
+    return AddressStops(mask)
+
+
 def _stop_clusters(
     store_dir: Path,
-    stop_clusters: Collection[int] | np.ndarray | None,
+    stop_clusters: Collection[int] | np.ndarray | AddressStops | None,
     cluster_of: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(a bool per cluster id: is it a stop cluster, the cluster id per address id), as the
@@ -184,6 +225,10 @@ def _stop_clusters(
     empty = np.zeros(0, np.bool_)
     if stop_clusters is None:
         return empty, np.zeros(0, np.int64)
+    if isinstance(stop_clusters, AddressStops):
+        # no cluster id per address: the kernel takes each address as its own cluster, so
+        # the flag per cluster id it reads is the flag per address
+        return stop_clusters.mask, np.zeros(0, np.int64)
     if cluster_of is None:
         from chainsleuth.cluster.engine import Clusters
 
@@ -205,7 +250,7 @@ def _trace(
     store_dir: Path,
     seeds: Collection[int] | np.ndarray,
     options: TraceOptions,
-    stop_clusters: Collection[int] | np.ndarray | None,
+    stop_clusters: Collection[int] | np.ndarray | AddressStops | None,
     is_coinjoin: np.ndarray | None,
     cluster_of: np.ndarray | None,
 ) -> TraceResult:
@@ -290,7 +335,7 @@ def trace_back(
     seeds: Collection[int] | np.ndarray,
     options: TraceOptions | None = None,
     *,
-    stop_clusters: Collection[int] | np.ndarray | None = None,
+    stop_clusters: Collection[int] | np.ndarray | AddressStops | None = None,
     is_coinjoin: np.ndarray | None = None,
     cluster_of: np.ndarray | None = None,
     **settings: Any,
@@ -300,8 +345,8 @@ def trace_back(
     seeds: output ids (their full values are traced). options: the policy and the limits
     (`TraceOptions`; default `TraceOptions()`); `settings` are `TraceOptions` fields by name
     (`policy="poison", max_hops=3`) that replace those of `options`. stop_clusters: cluster ids
-    (a collection, or a bool array over cluster ids) whose outputs end the walk as kind
-    "cluster"; cluster ids come from `cluster_of` (default: the store's clustering,
+    (a collection, or a bool array over cluster ids, or an `AddressStops` worked out once for
+    many traces) whose outputs end the walk as kind "cluster"; cluster ids come from `cluster_of` (default: the store's clustering,
     `Clusters(store_dir).cluster_of`). is_coinjoin: bool per tx; such txs end the walk (kind
     "coinjoin") unless `options.walk_coinjoins`. A time window (`min_height` / `max_height`)
     leaves rows of kind "time_window": the value was there before the window opened, or was
@@ -327,7 +372,7 @@ def trace_forward(
     seeds: Collection[int] | np.ndarray,
     options: TraceOptions | None = None,
     *,
-    stop_clusters: Collection[int] | np.ndarray | None = None,
+    stop_clusters: Collection[int] | np.ndarray | AddressStops | None = None,
     is_coinjoin: np.ndarray | None = None,
     cluster_of: np.ndarray | None = None,
     **settings: Any,
