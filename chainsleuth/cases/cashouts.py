@@ -28,12 +28,21 @@ whether the payee is a deposit at a custodial service, and whose:
    the mixes' own shapes (half or more of the payees of one value) are left out by the share.
 5. **CoinJoins.** A payee (or a service output) spent by a flagged CoinJoin is a cash-out into
    the mixer, as before.
-6. **Otherwise** the payee is not shown to be a service's deposit (a payee that forwards the
-   coin in a two-output payment, or keeps it unspent): no row. It is counted
-   (`CashoutRows.unidentified`) and not walked past: money that reached an exchange through a
-   third party's wallet is that party's, not the service's, cash-out, and walking on named the
-   wrong exchange (issue 11's worlds: an exchange forwarding the service's deposit to a buyer
-   at another exchange).
+6. **Forwarded, unconfirmed** (a weaker rule, `attributed_via` = `forward_unconfirmed`). A
+   payee spent alone in a plain one-input, two-output tx whose remainder no payout spends:
+   an exchange forwarding the deposit to a buyer looks so, and so does a person paying
+   someone with change. The row is reported as an `unidentified_service` (`cluster:<id>` of
+   the payee itself) with the caution `forward_unconfirmed`, and its confidence is the
+   calibrated one times `unconfirmed_forward_factor`: the expected share of deposits among
+   these payees, read from this case (how many of the service's payees were shown to be
+   deposits, and how many were spent in a way neither deposits nor this rule explain) and from
+   how often the chain's coins are spent alone in such a tx. A service that pays people gets
+   a low factor; one whose payees all turn out to be deposits a high one.
+7. **Otherwise** the payee is not shown to be a service's deposit (a payee spent in any other
+   way, or kept unspent): no row. It is counted (`CashoutRows.unidentified`) and not walked
+   past: money that reached an exchange through a third party's wallet is that party's, not
+   the service's, cash-out, and walking on named the wrong exchange (issue 11's worlds: an
+   exchange forwarding the service's deposit to a buyer at another exchange).
 
 Memory: a few int64 arrays per trace row; no Python object per row.
 """
@@ -48,12 +57,17 @@ import numpy as np
 from chainsleuth.store.layout import NONE32
 
 __all__ = [
+    "CASHOUT_VIA",
     "MAX_SENDALL_HOPS",
     "PAYOUT_EQUAL_SHARE",
     "PAYOUT_MIN_PAYEES",
+    "VIA_FORWARD_UNCONFIRMED",
     "CashoutRows",
+    "PayeeFates",
     "cashout_rows",
     "forward_stops",
+    "pair_spend_rate",
+    "unconfirmed_forward_factor",
 ]
 
 #: One-input, one-output hops followed past the service's payee (the administrator's wallet
@@ -74,6 +88,32 @@ PAYOUT_MIN_PAYEES = 6
 PAYOUT_EQUAL_SHARE = 0.25
 
 
+#: What each cash-out row rests on (`rows["via"]` is the index; the `attributed_via` column):
+#: the payee's cluster is named; a sweep spent it; a send-all took it into a hot wallet; its
+#: forward's remainder went to a payout; its forward was not confirmed (rule 6, weaker); or a
+#: CoinJoin spent it.
+CASHOUT_VIA = (
+    "named",
+    "sweep",
+    "sendall_to_hot",
+    "forward_to_payout",
+    "forward_unconfirmed",
+    "coinjoin",
+)
+VIA_NAMED, VIA_SWEEP, VIA_HOT, VIA_PAYOUT, VIA_FORWARD_UNCONFIRMED, VIA_COINJOIN = range(6)
+
+
+@dataclass(frozen=True)
+class PayeeFates:
+    """The service's payees (destination output ids, unique within a chunk) by what their
+    spend showed: a deposit (rules 1-4), the ambiguous forward of rule 6, or anything else
+    (spent, not by a CoinJoin, and explained by no rule: a person's wallet, most likely)."""
+
+    deposit: np.ndarray
+    ambiguous: np.ndarray
+    other: np.ndarray
+
+
 @dataclass(frozen=True)
 class CashoutRows:
     """The cash-out rows of one forward trace chunk (per row) and what was left unnamed."""
@@ -81,6 +121,7 @@ class CashoutRows:
     rows: dict[str, np.ndarray]
     unidentified: int  # trace rows ending at a payee not shown to be a service's deposit
     unidentified_sat: int  # the service's satoshis in them
+    fates: PayeeFates | None = None
 
 
 def forward_stops(service_mask: np.ndarray) -> np.ndarray:
@@ -194,17 +235,34 @@ def cashout_rows(
     )  # fmt: skip
     forwarded = remainder >= 0
     credited_by = np.where(forwarded, remainder, credited_by)
+    # 6. forwarded, unconfirmed: spent alone in a plain one-input, two-payee tx, the rest
+    # unexplained; named by the payee's own cluster, the row flagged (weaker evidence)
+    named_dest = is_named(dest)
+    plain = ~sweep_tx & ~is_coinjoin
+    ambiguous = ~hot & ~swept & ~mixed & ~forwarded & ~named_dest & (s >= 0)
+    ambiguous &= _one_in_two_payees(s0, first_in, ends_in, first_out, ends_out, out_addr)
+    ambiguous &= plain[s0]
+    shown = hot | swept | forwarded | named_dest
+    fates = PayeeFates(
+        deposit=np.unique(dest[shown & ~mixed]),
+        ambiguous=np.unique(dest[ambiguous]),
+        other=np.unique(dest[(s >= 0) & ~shown & ~mixed & ~ambiguous]),
+    )
     cluster = np.where(credited_by >= 0, out_cluster[np.maximum(credited_by, 0)], -1)
     # a sweep or payout whose wallet no one names is an unidentified service's deposit
-    unnamed = (swept & ~is_named(dest)) | forwarded
+    unnamed = (swept & ~named_dest) | forwarded | ambiguous
     new = np.unique(cluster[unnamed & (cluster >= 0)])
     for c in new.tolist():
         if c not in attribution and not service_mask[c]:
             attribution[c] = (f"cluster:{c}", "unidentified_service")
     named[np.array(sorted(attribution), np.int64)] = True
-    shown = hot | swept | forwarded | is_named(dest)
-    keep = ~mixed & (cluster >= 0) & named[np.maximum(cluster, 0)] & shown
+    keep = ~mixed & (cluster >= 0) & named[np.maximum(cluster, 0)] & (shown | ambiguous)
     keep &= ~service_mask[np.maximum(cluster, 0)]
+    via = np.select(
+        [named_dest & ~hot, hot, swept, forwarded, ambiguous],
+        [VIA_NAMED, VIA_HOT, VIA_SWEEP, VIA_PAYOUT, VIA_FORWARD_UNCONFIRMED],
+        VIA_NAMED,
+    )
     traced = result.amount[stopped].astype(np.int64)
     lost = ~keep & ~mixed
     rows = {
@@ -221,9 +279,90 @@ def cashout_rows(
         "cluster": np.concatenate(
             [cluster[keep], out_cluster[dest[mixed]], out_cluster[result.output[coinjoin_rows]]]
         ),
+        "via": np.concatenate(
+            [via[keep], np.full(int(mixed.sum()) + coinjoin_rows.shape[0], VIA_COINJOIN)]
+        ),
     }
     rows = {k: v.astype(np.bool_ if k == "coinjoin" else np.int64) for k, v in rows.items()}
-    return CashoutRows(rows, int(lost.sum()), int(traced[lost].sum()))
+    return CashoutRows(rows, int(lost.sum()), int(traced[lost].sum()), fates)
+
+
+def _one_in_two_payees(
+    tx: np.ndarray,
+    first_in: np.ndarray,
+    ends_in: _Ends | np.ndarray,
+    first_out: np.ndarray,
+    ends_out: _Ends | np.ndarray,
+    out_addr: Any,
+) -> np.ndarray:
+    """Per tx: one input and exactly two outputs, both with an address."""
+    t = np.asarray(tx, np.int64)
+    ok = (ends_in[t] - first_in[t] == 1) & (ends_out[t] - first_out[t] == 2)
+    n_outputs = out_addr.shape[0]
+    for k in (0, 1):
+        ok &= out_addr[np.minimum(first_out[t] + k, n_outputs - 1)] >= 0
+    result: np.ndarray = ok
+    return result
+
+
+def pair_spend_rate(
+    tx_first_input: np.ndarray,
+    tx_first_output: np.ndarray,
+    n_inputs: int,
+    out_addr: Any,
+    plain_tx: np.ndarray,
+    chunk: int = 1 << 22,
+) -> float:
+    """The share of the chain's spent coins that were spent alone in a plain (`plain_tx`: not
+    a sweep or a CoinJoin) one-input, two-output tx with two addresses: how often a coin
+    anyone holds is spent the way rule 6 reads, its `g` (`unconfirmed_forward_factor`).
+    Counted in chunks of txs (about 30 B per tx of a chunk while in use)."""
+    n_txs = int(tx_first_input.shape[0])
+    if n_txs == 0 or n_inputs <= 0:
+        return 0.0
+    ends_in = _Ends(np.asarray(tx_first_input), int(n_inputs))
+    ends_out = _Ends(np.asarray(tx_first_output), int(out_addr.shape[0]))
+    pairs = 0
+    for lo in range(0, n_txs, chunk):
+        t = np.arange(lo, min(n_txs, lo + chunk), dtype=np.int64)
+        first_in = np.asarray(tx_first_input[lo : lo + chunk], np.int64)
+        first_out = np.asarray(tx_first_output[lo : lo + chunk], np.int64)
+        ok = (ends_in[t] - first_in == 1) & (ends_out[t] - first_out == 2)
+        ok &= np.asarray(plain_tx[lo : lo + chunk], np.bool_)
+        hit = np.flatnonzero(ok)
+        hit = hit[(out_addr[first_out[hit]] >= 0) & (out_addr[first_out[hit] + 1] >= 0)]
+        pairs += int(hit.shape[0])
+    return pairs / int(n_inputs)
+
+
+def unconfirmed_forward_factor(
+    fates: list[PayeeFates | None], pair_rate: float
+) -> tuple[float, dict[str, Any]]:
+    """The expected share of exchange deposits among the payees of rule 6, and its inputs.
+
+    Model (docs/investigations.md "Cash-outs: the misses left"): each payee the service paid
+    a person is spent alone in a one-input, two-output tx with the chain's rate `g`
+    (`pair_rate`), else some other way; the number of persons paid has a flat prior. Having
+    seen `other` payees spent some other way, the expected number of persons among the
+    `ambiguous` payees is (other + 1) g / (1 - g), and the rest of them are deposits. Payees
+    counted once over every chunk."""
+    def union(name: str) -> np.ndarray:
+        parts = [getattr(f, name) for f in fates if f is not None]
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+    deposit, ambiguous, other = union("deposit"), union("ambiguous"), union("other")
+    g = min(max(float(pair_rate), 0.0), 0.99)
+    persons = (other.shape[0] + 1) * g / (1.0 - g)
+    n = ambiguous.shape[0]
+    factor = float(np.clip(1.0 - persons / n, 0.0, 1.0)) if n else 0.0
+    return factor, {
+        "payees_shown_deposits": int(deposit.shape[0]),
+        "payees_forward_unconfirmed": int(n),
+        "payees_spent_otherwise": int(other.shape[0]),
+        "pair_spend_rate": round(g, 4),
+        "expected_persons_among_unconfirmed": round(persons, 3),
+        "confidence_factor": round(factor, 4),
+    }
 
 
 def _sweep_payee(tx: np.ndarray, first_out: np.ndarray, ends_out: Any, out_addr: Any) -> np.ndarray:

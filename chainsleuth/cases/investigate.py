@@ -27,7 +27,12 @@ import numpy as np
 import pyarrow as pa
 
 from chainsleuth import __version__
-from chainsleuth.cases.cashouts import cashout_rows, forward_stops
+from chainsleuth.cases.cashouts import (
+    cashout_rows,
+    forward_stops,
+    pair_spend_rate,
+    unconfirmed_forward_factor,
+)
 from chainsleuth.cases.confidence import calibration
 from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of this API)
     BATCH_MIN_OUTPUTS,
@@ -461,7 +466,18 @@ def investigate(
             **setup.stops,
         )
     ]
-    cashouts = cashout_table(chain, [p.rows for p in cash_parts], attribution, mixer, policy)
+    # the weaker forward rule's confidence factor: from this case's payees and the chain
+    pair_rate = pair_spend_rate(
+        store.graph.tx_first_input,
+        store.graph.tx_first_output,
+        store.counts["inputs"],
+        out_addr,
+        ~setup.sweep_tx & ~setup.stops["is_coinjoin"],
+    )
+    factor, forward_evidence = unconfirmed_forward_factor([p.fates for p in cash_parts], pair_rate)
+    cashouts = cashout_table(
+        chain, [p.rows for p in cash_parts], attribution, mixer, policy, factor
+    )
     unidentified_payees = {
         "trace_rows": sum(p.unidentified for p in cash_parts),
         "sat": sum(p.unidentified_sat for p in cash_parts),
@@ -540,6 +556,8 @@ def investigate(
             "untraced_sat": untraced,
             # the service's payees not shown to be a service's deposit: no cash-out row
             "cashout_payees_unidentified": unidentified_payees,
+            # the weaker rule's evidence (cases.cashouts.unconfirmed_forward_factor)
+            "cashout_forwards_unconfirmed": forward_evidence,
         },
         "outputs": digests,
     }

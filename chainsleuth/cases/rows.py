@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from chainsleuth.cases.cashouts import CASHOUT_VIA, VIA_FORWARD_UNCONFIRMED
 from chainsleuth.cases.confidence import calibration
 from chainsleuth.core.script_types import ScriptType
 from chainsleuth.store.layout import NONE32
@@ -190,6 +191,8 @@ CASHOUT_COLUMNS = [
     "output_value_sat",
     "service_share",
     "confidence",
+    "attributed_via",
+    "caution",
 ]
 
 
@@ -654,6 +657,7 @@ def cashout_table(
     attribution: dict[int, tuple[str | None, str]],
     mixer: dict[int, str],
     policy: str = "haircut",
+    unconfirmed_factor: float = 0.0,
 ) -> pa.Table:
     """One row per destination output, summed over the trace rows of every chunk.
 
@@ -661,10 +665,13 @@ def cashout_table(
     the trace followed into it); `output_value_sat` is the destination output's whole value and
     `service_share` their ratio. An output the service paid only a sliver of is someone else's
     money: its confidence scales with that share, and decays per hop like a lead's.
+    `attributed_via` says which rule of `cases.cashouts` made the row; rows of its weaker rule
+    (`forward_unconfirmed`) carry that caution and their confidence is multiplied by
+    `unconfirmed_factor` (`cashouts.unconfirmed_forward_factor`).
     """
     rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
     if not rows:
-        rows = {k: np.zeros(0, np.int64) for k in ("destination", "tx", "hops", "traced")}
+        rows = {k: np.zeros(0, np.int64) for k in ("destination", "tx", "hops", "traced", "via")}
         rows["coinjoin"] = np.zeros(0, np.bool_)
         rows["cluster"] = np.zeros(0, np.int64)
     order, starts, _ = _groups(rows["destination"])
@@ -675,6 +682,7 @@ def cashout_table(
     hops = rows["hops"][order]
     d_hops = np.minimum.reduceat(hops, starts) if starts.shape[0] else hops[:0]
     d_cluster = rows["cluster"][first]
+    d_via = rows["via"][first]
     n = starts.shape[0]
     entity = np.full(n, "", object)
     category = np.full(n, "", object)
@@ -691,6 +699,8 @@ def cashout_table(
     share = np.clip(amount / np.maximum(value, 1), 0.0, 1.0)
     confidence = calibration().cashout(policy, d_hops, share)
     confidence = np.where(category == "coinjoin", np.minimum(confidence, COINJOIN_CAP), confidence)
+    unconfirmed = d_via == VIA_FORWARD_UNCONFIRMED
+    confidence = np.where(unconfirmed, confidence * unconfirmed_factor, confidence)
     table = pa.table(
         {
             "destination_address": chain.addresses_of_outputs(d),
@@ -708,6 +718,8 @@ def cashout_table(
             "output_value_sat": value,
             "service_share": np.round(share, 4),
             "confidence": np.round(confidence, 4),
+            "attributed_via": np.asarray(CASHOUT_VIA, object)[d_via],
+            "caution": np.where(unconfirmed, CASHOUT_VIA[VIA_FORWARD_UNCONFIRMED], ""),
         },
         schema=schema_of(CASHOUT_COLUMNS),
     )
