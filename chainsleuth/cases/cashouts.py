@@ -31,13 +31,10 @@ whether the payee is a deposit at a custodial service, and whose:
 6. **Forwarded, unconfirmed** (a weaker rule, `attributed_via` = `forward_unconfirmed`). A
    payee spent alone in a plain one-input, two-output tx whose remainder no payout spends:
    an exchange forwarding the deposit to a buyer looks so, and so does a person paying
-   someone with change. The row is reported as an `unidentified_service` (`cluster:<id>` of
-   the payee itself) with the caution `forward_unconfirmed`, and its confidence is the
-   calibrated one times `unconfirmed_forward_factor`: the expected share of deposits among
-   these payees, read from this case (how many of the service's payees were shown to be
-   deposits, and how many were spent in a way neither deposits nor this rule explain) and from
-   how often the chain's coins are spent alone in such a tx. A service that pays people gets
-   a low factor; one whose payees all turn out to be deposits a high one.
+   someone with change, and nothing on the chain tells them apart. The row is listed as an
+   `unidentified_service` (`cluster:<id>` of the payee itself) with the caution
+   `forward_unconfirmed` and a confidence capped at `UNCONFIRMED_FORWARD_CAP` (below the
+   subpoena cut): a place to look, not a subpoena.
 7. **Otherwise** the payee is not shown to be a service's deposit (a payee spent in any other
    way, or kept unspent): no row. It is counted (`CashoutRows.unidentified`) and not walked
    past: money that reached an exchange through a third party's wallet is that party's, not
@@ -66,8 +63,8 @@ __all__ = [
     "PayeeFates",
     "cashout_rows",
     "forward_stops",
-    "pair_spend_rate",
-    "unconfirmed_forward_factor",
+    "UNCONFIRMED_FORWARD_CAP",
+    "payee_fates_summary",
 ]
 
 #: One-input, one-output hops followed past the service's payee (the administrator's wallet
@@ -86,6 +83,14 @@ PAYOUT_MIN_PAYEES = 6
 #: exchanges' batched withdrawals at 0.05-0.50 (median 0.15-0.17) and pool payouts at 0.03-0.08
 #: (hard medium seed 1, realistic small seed 1).
 PAYOUT_EQUAL_SHARE = 0.25
+
+#: Confidence cap of rule 6's rows (`forward_unconfirmed`), the CoinJoin cap's value: listed
+#: for the investigator, below the subpoena cut. What share of such payees are deposits depends
+#: on whom the service pays, which the chain does not show: all of them on the simulated
+#: worlds, whose services pay only exchanges; 1-3% of the same shape among the payees of the
+#: worlds' exchanges and pools (people, mostly); 2-7% chain-wide (docs/investigations.md
+#: "Cash-outs: the misses left (this round)", `bench.cashout_factor_check`).
+UNCONFIRMED_FORWARD_CAP = 0.25
 
 
 #: What each cash-out row rests on (`rows["via"]` is the index; the `attributed_via` column):
@@ -106,8 +111,9 @@ VIA_NAMED, VIA_SWEEP, VIA_HOT, VIA_PAYOUT, VIA_FORWARD_UNCONFIRMED, VIA_COINJOIN
 @dataclass(frozen=True)
 class PayeeFates:
     """The service's payees (destination output ids, unique within a chunk) by what their
-    spend showed: a deposit (rules 1-4), the ambiguous forward of rule 6, or anything else
-    (spent, not by a CoinJoin, and explained by no rule: a person's wallet, most likely)."""
+    spend showed: a deposit (rules 1-4), the ambiguous forward of rule 6, or spent some other
+    way (not by a CoinJoin, a sweep or a payout, and explained by no rule: a person's
+    wallet, most likely)."""
 
     deposit: np.ndarray
     ambiguous: np.ndarray
@@ -246,7 +252,7 @@ def cashout_rows(
     fates = PayeeFates(
         deposit=np.unique(dest[shown & ~mixed]),
         ambiguous=np.unique(dest[ambiguous]),
-        other=np.unique(dest[(s >= 0) & ~shown & ~mixed & ~ambiguous]),
+        other=np.unique(dest[(s >= 0) & ~shown & ~mixed & ~ambiguous & ~batch_tx[s0] & ~sweep_tx[s0]]),
     )
     cluster = np.where(credited_by >= 0, out_cluster[np.maximum(credited_by, 0)], -1)
     # a sweep or payout whose wallet no one names is an unidentified service's deposit
@@ -305,63 +311,18 @@ def _one_in_two_payees(
     return result
 
 
-def pair_spend_rate(
-    tx_first_input: np.ndarray,
-    tx_first_output: np.ndarray,
-    n_inputs: int,
-    out_addr: Any,
-    plain_tx: np.ndarray,
-    chunk: int = 1 << 22,
-) -> float:
-    """The share of the chain's spent coins that were spent alone in a plain (`plain_tx`: not
-    a sweep or a CoinJoin) one-input, two-output tx with two addresses: how often a coin
-    anyone holds is spent the way rule 6 reads, its `g` (`unconfirmed_forward_factor`).
-    Counted in chunks of txs (about 30 B per tx of a chunk while in use)."""
-    n_txs = int(tx_first_input.shape[0])
-    if n_txs == 0 or n_inputs <= 0:
-        return 0.0
-    ends_in = _Ends(np.asarray(tx_first_input), int(n_inputs))
-    ends_out = _Ends(np.asarray(tx_first_output), int(out_addr.shape[0]))
-    pairs = 0
-    for lo in range(0, n_txs, chunk):
-        t = np.arange(lo, min(n_txs, lo + chunk), dtype=np.int64)
-        first_in = np.asarray(tx_first_input[lo : lo + chunk], np.int64)
-        first_out = np.asarray(tx_first_output[lo : lo + chunk], np.int64)
-        ok = (ends_in[t] - first_in == 1) & (ends_out[t] - first_out == 2)
-        ok &= np.asarray(plain_tx[lo : lo + chunk], np.bool_)
-        hit = np.flatnonzero(ok)
-        hit = hit[(out_addr[first_out[hit]] >= 0) & (out_addr[first_out[hit] + 1] >= 0)]
-        pairs += int(hit.shape[0])
-    return pairs / int(n_inputs)
+def payee_fates_summary(fates: list[PayeeFates | None]) -> dict[str, int]:
+    """How many of the service's payees (distinct outputs over every chunk) each fate holds:
+    for `case.json`, so a reader sees how much of the service's spending the rules explain."""
 
-
-def unconfirmed_forward_factor(
-    fates: list[PayeeFates | None], pair_rate: float
-) -> tuple[float, dict[str, Any]]:
-    """The expected share of exchange deposits among the payees of rule 6, and its inputs.
-
-    Model (docs/investigations.md "Cash-outs: the misses left"): each payee the service paid
-    a person is spent alone in a one-input, two-output tx with the chain's rate `g`
-    (`pair_rate`), else some other way; the number of persons paid has a flat prior. Having
-    seen `other` payees spent some other way, the expected number of persons among the
-    `ambiguous` payees is (other + 1) g / (1 - g), and the rest of them are deposits. Payees
-    counted once over every chunk."""
-    def union(name: str) -> np.ndarray:
+    def count(name: str) -> int:
         parts = [getattr(f, name) for f in fates if f is not None]
-        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        return int(np.unique(np.concatenate(parts)).shape[0]) if parts else 0
 
-    deposit, ambiguous, other = union("deposit"), union("ambiguous"), union("other")
-    g = min(max(float(pair_rate), 0.0), 0.99)
-    persons = (other.shape[0] + 1) * g / (1.0 - g)
-    n = ambiguous.shape[0]
-    factor = float(np.clip(1.0 - persons / n, 0.0, 1.0)) if n else 0.0
-    return factor, {
-        "payees_shown_deposits": int(deposit.shape[0]),
-        "payees_forward_unconfirmed": int(n),
-        "payees_spent_otherwise": int(other.shape[0]),
-        "pair_spend_rate": round(g, 4),
-        "expected_persons_among_unconfirmed": round(persons, 3),
-        "confidence_factor": round(factor, 4),
+    return {
+        "payees_shown_deposits": count("deposit"),
+        "payees_forward_unconfirmed": count("ambiguous"),
+        "payees_spent_otherwise": count("other"),
     }
 
 

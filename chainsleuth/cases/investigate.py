@@ -28,10 +28,10 @@ import pyarrow as pa
 
 from chainsleuth import __version__
 from chainsleuth.cases.cashouts import (
+    UNCONFIRMED_FORWARD_CAP,
     cashout_rows,
     forward_stops,
-    pair_spend_rate,
-    unconfirmed_forward_factor,
+    payee_fates_summary,
 )
 from chainsleuth.cases.confidence import calibration
 from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of this API)
@@ -466,18 +466,8 @@ def investigate(
             **setup.stops,
         )
     ]
-    # the weaker forward rule's confidence factor: from this case's payees and the chain
-    pair_rate = pair_spend_rate(
-        store.graph.tx_first_input,
-        store.graph.tx_first_output,
-        store.counts["inputs"],
-        out_addr,
-        ~setup.sweep_tx & ~setup.stops["is_coinjoin"],
-    )
-    factor, forward_evidence = unconfirmed_forward_factor([p.fates for p in cash_parts], pair_rate)
-    cashouts = cashout_table(
-        chain, [p.rows for p in cash_parts], attribution, mixer, policy, factor
-    )
+    cashouts = cashout_table(chain, [p.rows for p in cash_parts], attribution, mixer, policy)
+    payee_fates = payee_fates_summary([p.fates for p in cash_parts])
     unidentified_payees = {
         "trace_rows": sum(p.unidentified for p in cash_parts),
         "sat": sum(p.unidentified_sat for p in cash_parts),
@@ -532,6 +522,7 @@ def investigate(
             "one_wallet_coinjoins_walked": int(one_wallet.sum()),
             "confidence": {
                 "coinjoin_cap": COINJOIN_CAP,
+                "unconfirmed_forward_cap": UNCONFIRMED_FORWARD_CAP,
                 "long_hold_days": LONG_HOLD_DAYS,
                 "long_hold_cap": LONG_HOLD_CAP,
                 "lead_features": list(calibration().lead_features),
@@ -556,8 +547,8 @@ def investigate(
             "untraced_sat": untraced,
             # the service's payees not shown to be a service's deposit: no cash-out row
             "cashout_payees_unidentified": unidentified_payees,
-            # the weaker rule's evidence (cases.cashouts.unconfirmed_forward_factor)
-            "cashout_forwards_unconfirmed": forward_evidence,
+            # the service's payees by what their spend showed (cases.cashouts.PayeeFates)
+            "cashout_payee_fates": payee_fates,
         },
         "outputs": digests,
     }

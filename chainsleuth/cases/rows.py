@@ -15,7 +15,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from chainsleuth.cases.cashouts import CASHOUT_VIA, VIA_FORWARD_UNCONFIRMED
+from chainsleuth.cases.cashouts import (
+    CASHOUT_VIA,
+    UNCONFIRMED_FORWARD_CAP,
+    VIA_FORWARD_UNCONFIRMED,
+)
 from chainsleuth.cases.confidence import calibration
 from chainsleuth.core.script_types import ScriptType
 from chainsleuth.store.layout import NONE32
@@ -657,7 +661,6 @@ def cashout_table(
     attribution: dict[int, tuple[str | None, str]],
     mixer: dict[int, str],
     policy: str = "haircut",
-    unconfirmed_factor: float = 0.0,
 ) -> pa.Table:
     """One row per destination output, summed over the trace rows of every chunk.
 
@@ -666,8 +669,8 @@ def cashout_table(
     `service_share` their ratio. An output the service paid only a sliver of is someone else's
     money: its confidence scales with that share, and decays per hop like a lead's.
     `attributed_via` says which rule of `cases.cashouts` made the row; rows of its weaker rule
-    (`forward_unconfirmed`) carry that caution and their confidence is multiplied by
-    `unconfirmed_factor` (`cashouts.unconfirmed_forward_factor`).
+    (`forward_unconfirmed`) carry that caution and their confidence is capped at
+    `cashouts.UNCONFIRMED_FORWARD_CAP`.
     """
     rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
     if not rows:
@@ -700,7 +703,9 @@ def cashout_table(
     confidence = calibration().cashout(policy, d_hops, share)
     confidence = np.where(category == "coinjoin", np.minimum(confidence, COINJOIN_CAP), confidence)
     unconfirmed = d_via == VIA_FORWARD_UNCONFIRMED
-    confidence = np.where(unconfirmed, confidence * unconfirmed_factor, confidence)
+    confidence = np.where(
+        unconfirmed, np.minimum(confidence, UNCONFIRMED_FORWARD_CAP), confidence
+    )
     table = pa.table(
         {
             "destination_address": chain.addresses_of_outputs(d),
