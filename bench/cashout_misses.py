@@ -5,16 +5,18 @@ For each cached world under bench-output/accuracy/<profile>-<scale>-<seed>/ (`wo
 `store/`, as `bench.accuracy_matrix` leaves them) the case is investigated again with the
 investigation's defaults while the forward trace's payees (the rows `cases.cashouts` reads) are
 recorded; then each true cash-out (`truth/cashouts.csv`) is matched to the case's rows at
-confidence >= 0.5 and, when missed, given one cause read from the chain and the truth:
+confidence >= 0.5 and, when missed there, given one cause read from the chain and the truth:
 
 - `payee_not_reached`: no forward trace row ended at the destination (nor, for a cash-out
   through the administrator's wallet, at the output the administrator spent into it);
-- `reported_below_0.5`: a row names it, below the subpoena cut;
 - `unspent`: the destination is unspent at the tip (a deposit not swept yet);
 - `forward_remainder_unspent` / `forward_remainder_spent_by_<kind>`: the exchange forwarded
   the deposit in a one-input, two-output tx (truth kind `exchange_forward`), and what became
   of its remainder;
 - `spent_by_<kind>`: anything else, by the truth's kind of the spending tx.
+
+A miss listed below the cut (rule 6's `forward_unconfirmed` rows, capped at 0.25) is shown
+with its confidence and rule.
 
 Bench code: it reads the truth, the package never does. Usage:
 
@@ -128,9 +130,7 @@ def classify(name: str) -> dict[str, Any]:
             admin_in = int(g.input_spent_output[first_in])
             reached = admin_in in payee_sat
         s = spender(o)
-        if r is not None:
-            cause = "reported_below_0.5"
-        elif not reached:
+        if not reached:
             cause = "payee_not_reached"
         elif s < 0:
             cause = "unspent"
@@ -156,7 +156,8 @@ def classify(name: str) -> dict[str, Any]:
                 "traced_sat": payee_sat.get(o, payee_sat.get(admin_in, 0)),
                 "cause": cause,
                 "true_exchange": c["destination_exchange"],
-                "reported": None if r is None else float(r["confidence"]),
+                "listed": None if r is None else float(r["confidence"]),
+                "via": None if r is None else r.get("attributed_via"),
             }
         )
     true_keys = {(c["txid"], c["destination_address"]) for c in truth}
@@ -198,7 +199,8 @@ def main(argv: list[str]) -> int:
         )
         for m in res["misses"]:
             print(f"   miss {m['txid'][:16]} hops {m['hops']} {m['true_sat'] / 1e8:.4f} BTC "
-                  f"{m['true_exchange']}: {m['cause']}")  # fmt: skip
+                  f"{m['true_exchange']}: {m['cause']}"
+                  + (f" (listed at {m['listed']}, {m['via']})" if m["listed"] is not None else ""))  # fmt: skip
         for f in res["found"]:
             if f["true_sat"] - f["reported_sat"] >= 100_000:  # 0.001 BTC
                 print(f"   short {f['txid'][:16]} {f['true_sat'] / 1e8:.4f} -> "

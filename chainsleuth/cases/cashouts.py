@@ -252,7 +252,9 @@ def cashout_rows(
     fates = PayeeFates(
         deposit=np.unique(dest[shown & ~mixed]),
         ambiguous=np.unique(dest[ambiguous]),
-        other=np.unique(dest[(s >= 0) & ~shown & ~mixed & ~ambiguous & ~batch_tx[s0] & ~sweep_tx[s0]]),
+        other=np.unique(
+            dest[(s >= 0) & ~shown & ~mixed & ~ambiguous & ~batch_tx[s0] & ~sweep_tx[s0]]
+        ),
     )
     cluster = np.where(credited_by >= 0, out_cluster[np.maximum(credited_by, 0)], -1)
     # a sweep or payout whose wallet no one names is an unidentified service's deposit

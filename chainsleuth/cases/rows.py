@@ -703,9 +703,7 @@ def cashout_table(
     confidence = calibration().cashout(policy, d_hops, share)
     confidence = np.where(category == "coinjoin", np.minimum(confidence, COINJOIN_CAP), confidence)
     unconfirmed = d_via == VIA_FORWARD_UNCONFIRMED
-    confidence = np.where(
-        unconfirmed, np.minimum(confidence, UNCONFIRMED_FORWARD_CAP), confidence
-    )
+    confidence = np.where(unconfirmed, np.minimum(confidence, UNCONFIRMED_FORWARD_CAP), confidence)
     table = pa.table(
         {
             "destination_address": chain.addresses_of_outputs(d),
