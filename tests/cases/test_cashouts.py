@@ -75,7 +75,7 @@ def test_cashouts_into_untagged_exchanges_are_found(realistic: Path) -> None:
     fates = case["service"]["cashout_payee_fates"]
     assert fates["payees_forward_unconfirmed"] == 3
     assert fates["payees_shown_deposits"] >= 20  # measured 21
-    assert case["parameters"]["unconfirmed_forward_cap"] == UNCONFIRMED_FORWARD_CAP
+    assert case["parameters"]["confidence"]["unconfirmed_forward_cap"] == UNCONFIRMED_FORWARD_CAP
 
 
 @pytest.mark.slow
