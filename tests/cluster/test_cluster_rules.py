@@ -194,6 +194,8 @@ def test_exchange_batch_paying_a_few_equal_amounts_is_not_a_coinjoin(tmp_path: P
     [
         (28, 3, 9, 8, False),  # an exchange batch: 8 coins, 28 payees, 3 of one amount
         (24, 3, 6, 226, False),  # a batch consolidating 226 hot coins into distinct amounts
+        (24, 3, 12, 226, False),  # 226 coins into 24 payees, half of them round amounts
+        (30, 4, 20, 40, True),  # 40 strangers' coins into 30 denominated outputs
         (12, 3, 6, 6, True),  # 6 strangers, 3 equal outputs and their changes
         (40, 6, 30, 30, True),  # a small multi-denomination round
         (40, 4, 14, 30, False),  # the same size with few shared values: a consolidating batch
