@@ -125,8 +125,8 @@ def coinjoin_shaped(n_pay, mode_c, repeated, distinct_in):
     split into several standard denominations, so the payees are at least half the distinct
     inputs and at most twice. An exchange's batch spends one or a few hot coins into tens of
     payees of distinct values, a few of them one round amount. On the simulated worlds of
-    the accuracy matrix the rule flagged 515 exchange batches and no CoinJoin before this
-    test, 94 after it (those that spend many coins into round amounts), and every Whirlpool,
+    the accuracy matrix the rule flagged 507 exchange batches and no CoinJoin before this
+    test, 100 after it (those that spend many coins into round amounts), and every Whirlpool,
     Wasabi and JoinMarket round passes it (docs/clustering.md).
     """
     if n_pay > 2 * distinct_in + 1:
