@@ -646,10 +646,10 @@ medium 1: 6,290, 226 and 778 rounds), so none would be lost if a specific rule m
 Clustering precision, conservative policy, the accuracy matrix's worlds (pairwise over every
 address the truth knows, as above), before → after: pairwise precision unchanged to four
 decimals on all 24 worlds (1.0000 on 22, 0.9997 hard small 4, 0.9996 easy small 5, both as
-before); exchange addresses fall into fewer clusters: 20,268 → 19,140 (hard medium 1),
-19,481 → 18,099 (hard medium 2), 8,507 → 8,235 (realistic medium 1), 4 to 26 fewer on the hard
+before); exchange addresses fall into fewer clusters: 20,268 → 18,089 (hard medium 1),
+19,481 → 16,916 (hard medium 2), 8,507 → 8,143 (realistic medium 1), 0 to 26 fewer on the hard
 and realistic small worlds, none on easy. Investigations: lead recall on hard medium 1 0.375 →
-0.707 and hard medium 2 0.452 → 0.742, lead precision 0.986 → 0.992 on both
+0.746 and hard medium 2 0.452 → 0.752, lead precision 0.986 → 0.991 on both
 (docs/investigations.md, "Same-style exchanges and batches taken for CoinJoins").
 
 ```
