@@ -590,6 +590,78 @@ recall went from 0.705 to 0.691 (two of 139 fewer), cash-out precision 0.980 bot
 seeds 1-3 of hard and realistic the leads were the same under both, except one more right lead
 on hard small 3 (recall 0.347 to 0.350).
 
+### Exchange batches taken for CoinJoins (issue 11)
+
+The generic `equal_output` CoinJoin rule (three or more equal outputs from at least as many
+distinct input addresses) flagged only exchange withdrawals on the simulated worlds: batches of
+tens of payees, a few of whom withdrew the same round amount. The specific rules (Whirlpool,
+Wasabi 1, WabiSabi, JoinMarket) run first and catch every mix, so no CoinJoin reached it. A
+flagged batch's inputs were not merged, `trace.services` did not count it as a batch, and the
+exchange's wallet chains broke there (on hard medium 1, 132 eligible deposits ended at a
+CoinJoin row because their funding batch was flagged).
+
+`equal_output` now also asks for a CoinJoin's shape (`cluster.kernels.coinjoin_shaped`): the
+payees are at most about two per distinct input address (each participant brings an input and
+takes a mixed output and a change: BlockSci's `isCoinjoin`, (outputs + 1) / 2 participants no
+more than the distinct input addresses), and either the equal outputs are at least a quarter
+of the distinct input addresses (the participants are about as many as the equal outputs) or,
+for a multi-denomination round (WabiSabi-like, under the `wabisabi` rule's 50 inputs), at
+least half of the payees share their value with another and the payees are between half and
+twice the distinct inputs (each participant's amount is split into several standard
+denominations, so such a round has about as many outputs as inputs, usually more). An
+exchange batch spends one or a few hot coins into many distinct values and fails the first
+test. The second branch keeps flagged the batches that spend many coins into round amounts
+(100 of 507 over the 24 worlds): a small multi-denomination CoinJoin missed would merge its
+strangers' inputs, and that costs more than a batch not merged.
+
+Measured and not used, lead recall at ≥ 0.5 with each variant of the second branch (hard
+medium 1, hard medium 2, realistic medium 1; lead precision 0.991-0.999 with each):
+
+| multi-denomination branch | batches still flagged | lead recall |
+|---|---|---|
+| none (single-denomination test alone) | 6 on hard medium 1 | 0.773, 0.811, 0.776 |
+| repeated ≥ half the payees, ≥ 1 distinct input per 2 payees | 47, 53, 15 | 0.707, 0.742, 0.577 |
+| the same, and payees ≥ half the distinct inputs (**used**) | 37, 42, 14 | 0.746, 0.752, 0.577 |
+
+Dropping the branch gains most, but a WabiSabi round of 12-49 inputs (the `wabisabi` rule
+needs 50) whose largest denomination group is under a quarter of its inputs would then be
+merged as one wallet; no simulated world has such rounds, so that risk is not measured here,
+and precision comes first.
+
+Flags by the truth's kind of transaction, every world of the accuracy matrix (the kernel alone:
+`chainsleuth.cluster.ranges.analyze_range` over each store, before and after):
+
+| world | `equal_output` on exchange withdrawals, before → after | on CoinJoins | other rules' flags |
+|---|---|---|---|
+| hard medium 1 | 214 → 37 | 0 → 0 | identical |
+| hard medium 2 | 195 → 42 | 0 → 0 | identical |
+| realistic medium 1 | 62 → 14 | 0 → 0 | identical |
+| hard small 1-7 | 1, 4, 5, 3, 7, 6, 3 → 0, 1, 1, 0, 0, 4, 0 | 0 → 0 | identical |
+| realistic small 1-7 | 1, 1, 0, 3, 0, 1, 1 → 1, 0, 0, 0, 0, 0, 0 | 0 → 0 | identical |
+| easy small 1-7 | 0 → 0 | 0 → 0 | identical |
+
+Every Whirlpool, Wasabi and JoinMarket round also passes the new shape test (checked on hard
+medium 1: 6,290, 226 and 778 rounds), so none would be lost if a specific rule missed one.
+
+Clustering precision, conservative policy, the accuracy matrix's worlds (pairwise over every
+address the truth knows, as above), before → after: pairwise precision unchanged to four
+decimals on all 24 worlds (1.0000 on 22, 0.9997 hard small 4, 0.9996 easy small 5, both as
+before); exchange addresses fall into fewer clusters: 20,268 → 18,089 (hard medium 1),
+19,481 → 16,916 (hard medium 2), 8,507 → 8,143 (realistic medium 1), 0 to 26 fewer on the hard
+and realistic small worlds, none on easy. Investigations: lead recall on hard medium 1 0.375 →
+0.746 and hard medium 2 0.452 → 0.752, lead precision 0.986 → 0.991 on both
+(docs/investigations.md, "Same-style exchanges and batches taken for CoinJoins").
+
+```
+python -m bench.accuracy_matrix --profiles hard realistic easy --scales small --seeds 1 2 3 4 5 6 7
+python -m bench.accuracy_matrix --profiles hard --scales medium --seeds 1 2
+python -m bench.accuracy_matrix --profiles realistic --scales medium --seeds 1
+```
+
+(clusters rebuilt from scratch: delete each world's `store/clusters` first, an unchanged policy
+resumes.) The tables above this section (medium seed 7) were generated before this change;
+their `equal_output | exchange_withdrawal` row will fall when they are regenerated.
+
 ### Exchange-wallet recall: what limits it
 
 Every precise policy links 0.3-1.5 % of the exchange-address pairs. Exchange wallets are mostly

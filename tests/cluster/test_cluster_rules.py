@@ -153,3 +153,57 @@ def test_address_rules_alone_do_not_merge_next_to_a_hot_address(tmp_path: Path) 
     assert steps is not None and steps[-1]["change_rules"] == "fresh_address+script_type"
     cluster_store(tmp_path / "store", "conservative_fresh", from_scratch=True)
     assert Clusters(tmp_path / "store").explain(dep, buyer) is not None
+
+
+def test_exchange_batch_paying_a_few_equal_amounts_is_not_a_coinjoin(tmp_path: Path) -> None:
+    """Issue 11: an exchange batch of 3 hot coins paying 14 customers, 3 of them the same round
+    amount, is one wallet's spend (its inputs merge); a small multi-denomination round of 10
+    strangers with 14 outputs is still flagged `equal_output` and nothing in it merges."""
+    chain = ChainBuilder()
+    hot = [chain.add_block(miner=p2wpkh(f"hot{k}")) for k in range(3)]
+    mixers = [chain.add_block(miner=p2wpkh(f"mixer{k}")) for k in range(10)]
+    payees = [(1_000_000, p2wpkh(f"customer{k}")) for k in range(3)]
+    payees += [(1_234_567 + 7_919 * k, p2wpkh(f"customer{k + 3}")) for k in range(10)]
+    payees.append((100 * BTC, p2wpkh("hot-change")))
+    batch = spend([(b.txs[0], 0) for b in hot], payees)
+    # 14 outputs in denominations 3+3+2+2 and four changes: not JoinMarket-shaped (more
+    # than 2n + 1 outputs for its 3 equal ones), but about one input per output
+    values = [10**6] * 3 + [2 * 10**6] * 3 + [5 * 10**6] * 2 + [10**7] * 2
+    values += [49 * BTC - 7_777 * k for k in range(4)]
+    round_ = spend(
+        [(b.txs[0], 0) for b in mixers], [(v, p2wpkh(f"out{k}")) for k, v in enumerate(values)]
+    )
+    chain.add_block([batch, round_])
+    ingest_blocks_dir(chain.write(tmp_path / "blocks"), tmp_path / "store")
+    cluster_store(tmp_path / "store", "multi_input", from_scratch=True)
+    store, clusters = Store.open(tmp_path / "store"), Clusters(tmp_path / "store")
+    flagged = {
+        r["txid"]: r["rule"]
+        for r in store.sql("SELECT txid, rule FROM cluster_coinjoins").to_pylist()
+    }
+    assert batch.txid_hex() not in flagged
+    assert flagged.get(round_.txid_hex()) == "equal_output"
+    hot_ids = {int(clusters.cluster_of[_address(store, p2wpkh(f"hot{k}"))]) for k in range(3)}
+    assert len(hot_ids) == 1
+    mixer_ids = {int(clusters.cluster_of[_address(store, p2wpkh(f"mixer{k}"))]) for k in range(10)}
+    assert len(mixer_ids) == 10
+
+
+@pytest.mark.parametrize(
+    ("n_pay", "mode_c", "repeated", "distinct_in", "flagged"),
+    [
+        (28, 3, 9, 8, False),  # an exchange batch: 8 coins, 28 payees, 3 of one amount
+        (24, 3, 6, 226, False),  # a batch consolidating 226 hot coins into distinct amounts
+        (24, 3, 12, 226, False),  # 226 coins into 24 payees, half of them round amounts
+        (30, 4, 20, 40, True),  # 40 strangers' coins into 30 denominated outputs
+        (12, 3, 6, 6, True),  # 6 strangers, 3 equal outputs and their changes
+        (40, 6, 30, 30, True),  # a small multi-denomination round
+        (40, 4, 14, 30, False),  # the same size with few shared values: a consolidating batch
+    ],
+)
+def test_coinjoin_shape(
+    n_pay: int, mode_c: int, repeated: int, distinct_in: int, flagged: bool
+) -> None:
+    from chainsleuth.cluster.kernels import coinjoin_shaped
+
+    assert coinjoin_shaped(n_pay, mode_c, repeated, distinct_in) is flagged
