@@ -174,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{anon0 / mb:.1f} MB, peak {phases.peak[0] / mb:.1f} MB in {phases.peak[1]}",
         file=sys.stderr,
     )
-    print(f"{'phase':<18}{'calls':>6}{'anon in':>10}{'anon out':>10}{'peak':>10}{'arrow':>9}{'s':>7}")
+    print(
+        f"{'phase':<18}{'calls':>6}{'anon in':>10}{'anon out':>10}{'peak':>10}{'arrow':>9}{'s':>7}"
+    )
     for name, s in phases.stats.items():
         print(
             f"{name:<18}{s['calls']:>6}{(s['anon_in_first'] or 0) / mb:>10.1f}"

@@ -48,8 +48,8 @@ from chainsleuth.cluster.publish import (
 from chainsleuth.cluster.ranges import CHUNK_TXS, RangeResult, UnionFind, process_range
 from chainsleuth.cluster.rules import BY_CODE, CHANGE_BITS, POLICIES, Policy
 from chainsleuth.core.errors import ChainsleuthError
-from chainsleuth.core.memory import release_freed
 from chainsleuth.core.files import atomic_write
+from chainsleuth.core.memory import release_freed
 from chainsleuth.store.columns import hex_column
 from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.store import Store
