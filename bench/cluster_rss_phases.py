@@ -120,6 +120,23 @@ def instrument(phases: Phases) -> None:
     engine.EvidenceWriter = publish.EvidenceWriter
 
 
+def instrument_investigate(phases: Phases) -> None:
+    """Wrap every chainsleuth function `cases.investigate` and `trace.services` call by name."""
+    import inspect
+
+    from chainsleuth.cases import investigate as inv
+    from chainsleuth.trace import services
+
+    for module in (inv, services):
+        for name, obj in list(vars(module).items()):
+            if (
+                inspect.isfunction(obj)
+                and obj.__module__.startswith("chainsleuth")
+                and name != "investigate"
+            ):
+                setattr(module, name, phases.wrap(name, obj))
+
+
 class _KernelsProxy:
     """`ranges.kernels` with `apply_merges` wrapped (the rest passed through)."""
 
@@ -137,20 +154,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--policy", default="conservative")
     p.add_argument("--json", type=Path, help="write the figures here too")
     p.add_argument("--timeline", action="store_true", help="print every phase's entry and exit")
+    p.add_argument(
+        "--investigate",
+        nargs=2,
+        metavar=("SEEDS", "CASE"),
+        help="profile `investigate(DATA, SEEDS, CASE)` instead (the functions it calls by name)",
+    )
     args = p.parse_args(argv)
     from chainsleuth.cluster import engine
     from chainsleuth.store.store import Store
 
     phases = Phases()
-    instrument(phases)
+    if args.investigate:
+        instrument_investigate(phases)
+    else:
+        instrument(phases)
     counts = Store.open(args.data).counts
     sampler = threading.Thread(target=phases.sample, daemon=True)
     anon0, _ = _status()
     sampler.start()
     t = time.perf_counter()
     with phases.lock:
-        phases.stack.append("cluster_store")
-    report = engine.cluster_store(args.data, args.policy, from_scratch=True)
+        phases.stack.append("investigate" if args.investigate else "cluster_store")
+    if args.investigate:
+        from chainsleuth.cases.investigate import investigate
+
+        investigate(args.data, Path(args.investigate[0]), Path(args.investigate[1]), report=False)
+        report = None
+    else:
+        report = engine.cluster_store(args.data, args.policy, from_scratch=True)
     phases.done.set()
     sampler.join()
     out = {
@@ -163,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         "peak_phase": phases.peak[1],
         "peak_file": phases.peak[2],
         "seconds": time.perf_counter() - t,
-        "merges": report.merges,
-        "clusters": report.clusters,
+        "merges": report.merges if report else None,
+        "clusters": report.clusters if report else None,
         "phases": phases.stats,
         "events": phases.events,
     }
