@@ -49,6 +49,7 @@ from chainsleuth.cluster.ranges import CHUNK_TXS, RangeResult, UnionFind, proces
 from chainsleuth.cluster.rules import BY_CODE, CHANGE_BITS, POLICIES, Policy
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.core.files import atomic_write
+from chainsleuth.core.memory import release_freed
 from chainsleuth.store.columns import hex_column
 from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.store import Store
@@ -245,8 +246,9 @@ def _cluster_new_txs(
         counts["quarantined"] += result.quarantined.shape[0]
         counts["coinjoins"] += result.coinjoin_tx.shape[0]
         if keep_unions:
-            merge_a.append(result.merge_a)
-            merge_b.append(result.merge_b)
+            # copies: the views would keep the range's whole evidence buffers alive
+            merge_a.append(result.merge_a.copy())
+            merge_b.append(result.merge_b.copy())
             # The addresses the range's inputs spent from: the only batch-spender flags the
             # run can set (published in the delta layer).
             i0 = int(arrays.tx_first_input[t0])
@@ -254,7 +256,13 @@ def _cluster_new_txs(
             part = np.asarray(arrays.input_address[i0:i1])
             spent.append(np.unique(part[part != kernels.NONE]))
         if result.n_merges:
-            evidence.add("merges", _merge_rows(result, txids, counts["rules"]))
+            _count_rules(result, counts["rules"])
+            # A merge row is ~150 B while its table is built (the hex txid alone 64 B): a slice
+            # of EVIDENCE_ROWS rows at a time, not the range's ~1 M rows (≈150 MB).
+            for lo in range(0, result.n_merges, EVIDENCE_ROWS):
+                hi = min(result.n_merges, lo + EVIDENCE_ROWS)
+                evidence.add("merges", _merge_rows(result, txids, lo, hi))
+                release_freed()
         if result.coinjoin_tx.shape[0]:
             cj = result.coinjoin_tx
             evidence.add(
@@ -289,6 +297,11 @@ def _cluster_new_txs(
                     }
                 ),
             )
+        # Free this range's buffers before the next range allocates its own (else two
+        # ranges' rule arrays and evidence buffers are alive at once), and give the freed
+        # heap pages back (core.memory: glibc keeps them resident otherwise).
+        del result
+        release_freed()
     run = RunOutput(
         np.concatenate([np.zeros(0, np.int64), *merge_a]),
         np.concatenate([np.zeros(0, np.int64), *merge_b]),
@@ -299,10 +312,16 @@ def _cluster_new_txs(
     return run, counts
 
 
-def _merge_rows(result: RangeResult, txids: np.ndarray, rule_counts: dict[str, int]) -> pa.Table:
-    """The evidence rows of a range's unions (the `cluster_merges_raw` view), counting rules."""
+#: Evidence rows built into one table at a time (see `_cluster_new_txs`).
+EVIDENCE_ROWS = 1 << 17
+
+_RULE_NAMES = ["", "multi_input", "change", "change"]
+
+
+def _count_rules(result: RangeResult, rule_counts: dict[str, int]) -> None:
+    """Add a range's unions to the counts per rule name (names first seen in sorted order)."""
     codes = np.minimum(result.merge_rule, kernels.RULE_LEARNED)
-    names = ["", "multi_input", "change", "change"]
+    names = _RULE_NAMES
     n_learned = int((codes == kernels.RULE_LEARNED).sum())
     if n_learned:
         rule_counts["learned_change"] = rule_counts.get("learned_change", 0) + n_learned
@@ -312,20 +331,26 @@ def _merge_rows(result: RangeResult, txids: np.ndarray, rule_counts: dict[str, i
     for name in sorted(per_name):  # the names present, in sorted order
         if per_name[name]:
             rule_counts[name] = rule_counts.get(name, 0) + per_name[name]
+
+
+def _merge_rows(result: RangeResult, txids: np.ndarray, lo: int, hi: int) -> pa.Table:
+    """The evidence rows of a range's unions [lo, hi) (the `cluster_merges_raw` view)."""
+    merge_rule, merge_votes = result.merge_rule[lo:hi], result.merge_votes[lo:hi]
+    codes = np.minimum(merge_rule, kernels.RULE_LEARNED)
     # string columns built from their few distinct values (no Python object per row)
-    rules = pa.array(names, pa.string()).take(pa.array(codes))
-    votes, which = np.unique(result.merge_votes, return_inverse=True)
+    rules = pa.array(_RULE_NAMES, pa.string()).take(pa.array(codes))
+    votes, which = np.unique(merge_votes, return_inverse=True)
     vote_names = pa.array([_vote_names(int(v)) for v in votes], pa.string())
-    ev_tx = result.merge_tx
+    ev_tx = result.merge_tx[lo:hi]
     return pa.table(
         {
-            "address_a_id": result.merge_a,
-            "address_b_id": result.merge_b,
+            "address_a_id": result.merge_a[lo:hi],
+            "address_b_id": result.merge_b[lo:hi],
             "tx_id": ev_tx,
             "txid": hex_column(np.asarray(txids[ev_tx])),
             "rule": rules,
             "change_rules": vote_names.take(pa.array(which)),
-            "confidence": _confidence(result.merge_rule, result.merge_votes),
+            "confidence": _confidence(merge_rule, merge_votes),
         }
     )
 
@@ -383,8 +408,18 @@ def _digest(attribution: np.ndarray | None, n_addresses: int) -> str | None:
     """Fingerprint of the attribution of the first n addresses (None: no attribution)."""
     if attribution is None:
         return None
-    part = np.ascontiguousarray(attribution[:n_addresses], dtype=np.int32)
-    return hashlib.sha256(part.tobytes()).hexdigest()
+    # the int32 bytes of the first n codes, hashed a slice at a time (a whole copy would be
+    # 4 B per address: 6 GB at mainnet)
+    digest = hashlib.sha256()
+    n = min(n_addresses, attribution.shape[0])
+    for lo in range(0, n, DIGEST_SLICE):
+        part = attribution[lo : min(n, lo + DIGEST_SLICE)]
+        digest.update(np.ascontiguousarray(part, dtype=np.int32).tobytes())
+    return digest.hexdigest()
+
+
+#: Attribution codes hashed at a time by `_digest` (4 MiB of int32).
+DIGEST_SLICE = 1 << 20
 
 
 def _vote_names(votes: int) -> str | None:

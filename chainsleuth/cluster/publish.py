@@ -37,6 +37,7 @@ from chainsleuth.cluster.layers import (
     write_layer,
 )
 from chainsleuth.core.files import atomic_write_bytes
+from chainsleuth.core.memory import release_freed
 from chainsleuth.parse.address_kernels import encode_key_rows
 
 #: Compact (rewrite the base) once the delta layers hold more than this share of the addresses
@@ -214,7 +215,7 @@ def load_state(
     else:  # from scratch: no member lists during the run (built when the base is written)
         for name, dtype in STATE_COLUMNS.items():
             if name != "next":
-                columns[name] = np.empty(n_addr, dtype)
+                columns[name] = np.empty(n_addr, _run_dtype(name, dtype, attribution, n_addr))
     part = {k: v[:n_addr] for k, v in columns.items()}
     state = State(
         parent=part["parent"],
@@ -232,6 +233,25 @@ def load_state(
         _fill_ids(state.next[have:], have)
     state.attribution[have:] = -1 if attribution is None else attribution[have:n_addr]
     return state
+
+
+#: Actor codes below this fit the run's narrow attribution column (int16; -1 none, -2 several).
+NARROW_ACTORS = 1 << 15
+
+
+def _run_dtype(name: str, dtype: Any, attribution: np.ndarray | None, n_addr: int) -> Any:
+    """The in-memory dtype of a state column in a run from scratch.
+
+    The attribution is an actor code per address: int16 while the codes fit (2 B per address
+    less; the kernels read and write any integer dtype), else the files' int32. The base's
+    files keep int32 (`_write_base` widens a slice at a time), so a run at the tip, which maps
+    them, reads the same values."""
+    if name != "attribution" or attribution is None:
+        return np.int16 if name == "attribution" else dtype
+    part = attribution[:n_addr]
+    if part.shape[0] == 0 or -NARROW_ACTORS <= int(part.min()) <= int(part.max()) < NARROW_ACTORS:
+        return np.int16
+    return dtype
 
 
 @dataclass
@@ -492,8 +512,9 @@ def _delta_record(
     return LayerRecord(ids, columns, table)
 
 
-#: Addresses per slice when a base is written (a slice's map rows: ~100 B per address).
-BASE_SLICE = 1 << 20
+#: Addresses per slice when a base is written (a slice's map rows and their encoding:
+#: ~100 B per address while built, ≈ 26 MB a slice).
+BASE_SLICE = 1 << 18
 
 
 def _write_base(
@@ -550,6 +571,7 @@ def _write_base(
                     schema=schema,
                 )
             )
+            release_freed()  # the slice's strings: else the heaps keep ≈ 75 MB resident
         if n_addr == 0:
             writer.write_table(schema.empty_table())
     # Room for a quarter more addresses, so runs at the tip map the base and append in place.

@@ -19,8 +19,10 @@ from chainsleuth.cluster import kernels
 from chainsleuth.cluster.rules import Policy
 from chainsleuth.store.graph import ChainGraph
 
-#: Transactions processed per range (the rules' arrays for one range fit in memory).
-CHUNK_TXS = 1 << 20
+#: Transactions processed per range: the range's rule arrays (~45 B per tx: votes, fresh flags,
+#: hot counts) and its unions' evidence buffers (40 B per union) are what a run holds beyond the
+#: union-find, ≈ 25 MB at 2^18 txs (2^20 held ≈ 100 MB; issue 13, item 1).
+CHUNK_TXS = 1 << 18
 
 #: The per-tx analysis is split over threads (its numba kernel releases the GIL) in pieces of
 #: at least this many txs; the merges that follow are sequential (chain order is the contract).

@@ -50,6 +50,7 @@ __all__ = [
     "service_stats",
     "style_matches",
     "tx_shapes",
+    "ClusterGroups",
     "wallet_styles",
     "WalletStyles",
 ]
@@ -568,22 +569,54 @@ def _one_value(group: np.ndarray, value: np.ndarray, n_groups: int) -> np.ndarra
     return np.where(hi < 0, STYLE_UNSEEN, np.where(lo == hi, hi, STYLE_MIXED))
 
 
+@dataclass(frozen=True)
+class ClusterGroups:
+    """A group id (0..n-1) for a few cluster ids, every other cluster none (-1): the pairs
+    sorted by cluster, 16 B per grouped cluster, where an array over every cluster id would be
+    8 B per address (12 GB at mainnet)."""
+
+    clusters: np.ndarray  # int64, sorted, distinct
+    groups: np.ndarray  # int64, the group of each of `clusters`
+
+    @classmethod
+    def of(cls, clusters: np.ndarray, groups: np.ndarray) -> ClusterGroups:
+        order = np.argsort(clusters, kind="stable")
+        return cls(np.asarray(clusters, np.int64)[order], np.asarray(groups, np.int64)[order])
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.groups.max()) + 1 if self.groups.shape[0] else 0
+
+    def lookup(self, cluster_ids: np.ndarray) -> np.ndarray:
+        """The group of each cluster id (int64), -1 where it has none."""
+        ids = np.asarray(cluster_ids, np.int64)
+        if self.clusters.shape[0] == 0:
+            return np.full(ids.shape[0], -1, np.int64)
+        pos = np.minimum(np.searchsorted(self.clusters, ids), self.clusters.shape[0] - 1)
+        return np.where(self.clusters[pos] == ids, self.groups[pos], -1)
+
+
+#: Txs whose spender's group is looked up at a time (≈ 40 B per tx of temporaries).
+GROUP_SLICE = 1 << 20
+
+
 def wallet_styles(
     store: Store,
     shapes: TxShapes | None,
     cluster_of: np.ndarray,
-    group: np.ndarray,
+    group: ClusterGroups,
     fingerprint: np.ndarray | None = None,
 ) -> WalletStyles:
-    """The wallet style of each group; `group` is a group id (0..n-1) per cluster id, -1 none.
+    """The wallet style of each group; `group` gives some cluster ids a group id (0..n-1).
     `fingerprint`: `cluster.learned.read_fingerprints` of every tx (read here when None).
 
     Read from the batches (`TxShapes.batch`), sweeps (`SWEEP_MIN_INPUTS`+ inputs into one
-    payee) and coinbase outputs whose spender (or payee) cluster has a group. About 9 B per tx
-    while in use (outputs are read a slice of txs at a time), 41 B per group."""
+    payee) and coinbase outputs whose spender (or payee) cluster has a group. About 5 B per tx
+    while in use (the spender's group, int32; outputs are read a slice of txs at a time), 41 B
+    per group."""
     from chainsleuth.cluster.learned import read_fingerprints
 
-    n_groups = int(group.max()) + 1 if group.shape[0] else 0
+    n_groups = group.n_groups
     empty = np.zeros(n_groups, np.int64)
     if shapes is None or n_groups == 0:
         unseen = np.full(n_groups, STYLE_UNSEEN, np.int64)
@@ -591,7 +624,12 @@ def wallet_styles(
                             np.zeros(n_groups, np.bool_))  # fmt: skip
     n_txs = shapes.n_payees.shape[0]
     first_type = _first_input_type(store)
-    tx_group = np.where(shapes.spender >= 0, group[np.maximum(shapes.spender, 0)], -1)
+    # the group of each tx's spender (-1 none), looked up a slice of txs at a time
+    tx_group = np.empty(n_txs, np.int32)
+    for lo in range(0, n_txs, GROUP_SLICE):
+        spender = np.asarray(shapes.spender[lo : lo + GROUP_SLICE])
+        found = group.lookup(np.maximum(spender, 0))
+        tx_group[lo : lo + GROUP_SLICE] = np.where(spender >= 0, found, -1)
     batch = shapes.batch & (tx_group >= 0)
     hot = _one_value(tx_group[batch], first_type[batch].astype(np.int64), n_groups)
     if fingerprint is None:
@@ -621,8 +659,8 @@ def wallet_styles(
         change_elsewhere += np.bincount(g[~is_last], minlength=n_groups).astype(np.int64)
         coinbase_out = shapes.payable[lo:hi] & (shapes.spender[made] < 0)
         addresses = np.asarray(shapes.output_address[lo:hi])[coinbase_out].astype(np.int64)
-        paid = np.asarray(cluster_of[addresses])
-        coinbase[group[paid][group[paid] >= 0]] = True
+        paid = group.lookup(np.asarray(cluster_of[addresses]))
+        coinbase[paid[paid >= 0]] = True
     return WalletStyles(hot, fp, deposit, change_last, change_elsewhere, coinbase)
 
 

@@ -19,12 +19,13 @@ import pytest
 
 from chainsleuth.cluster import engine, publish
 from chainsleuth.cluster.engine import cluster_store, read_manifest
+from chainsleuth.store.store import Store
 
 
-def _cluster(store: Path, dest: Path) -> dict[str, object]:
+def _cluster(store: Path, dest: Path, attribution: np.ndarray | None = None) -> dict[str, object]:
     shutil.copytree(store, dest)
     shutil.rmtree(dest / "clusters", ignore_errors=True)
-    report = cluster_store(dest, "conservative", from_scratch=True)
+    report = cluster_store(dest, "conservative", attribution=attribution, from_scratch=True)
     manifest = read_manifest(dest)
     assert manifest is not None
     cdir = dest / "clusters"
@@ -69,6 +70,34 @@ def test_small_ranges_and_slices_give_the_same_clustering(
     assert np.array_equal(table.column("cluster_size").to_numpy(), sizes[ids])
     clusters, largest = whole["report"][:2]  # type: ignore[index]
     assert clusters == int((sizes > 0).sum()) and largest == int(sizes.max())
+
+
+def test_narrow_attribution_gives_the_same_clustering(
+    small_ingested: tuple[Path, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run from scratch holds the actor codes as int16 while they fit (2 B per address less);
+    # the kernels and the files must see the same values as with int32.
+    store = small_ingested[0]
+    n = Store.open(store).counts["addresses"]
+    rng = np.random.default_rng(7)
+    codes = np.full(n, -1, np.int32)
+    tagged = rng.choice(n, n // 5, replace=False)
+    codes[tagged] = rng.integers(0, 5, tagged.shape[0])
+    assert publish._run_dtype("attribution", np.int32, codes, n) == np.int16
+    narrow = _cluster(store, tmp_path / "narrow", codes)
+    monkeypatch.setattr(publish, "NARROW_ACTORS", 0)  # no code fits: int32, as before
+    assert publish._run_dtype("attribution", np.int32, codes, n) == np.int32
+    wide = _cluster(store, tmp_path / "wide", codes)
+    assert np.array_equal(narrow["ids"], wide["ids"])
+    for key in ("report", "state"):
+        assert narrow[key] == wide[key], key
+    for key in ("map", "merges", "coinjoins", "quarantine"):
+        a, b = narrow[key], wide[key]
+        assert (a is None and b is None) or (a is not None and a.equals(b)), key
+    state = narrow["state"]
+    assert isinstance(state, dict)
+    saved = np.frombuffer(state["attribution"], np.int32)[:n]
+    assert (saved == -2).any() and (saved >= 0).any()  # merged conflicts and codes were written
 
 
 def _members_by_list(next_: np.ndarray) -> dict[int, set[int]]:

@@ -1,0 +1,228 @@
+"""Where a clustering's anonymous memory goes, phase by phase (issue 13, item 1).
+
+    python -m bench.cluster_rss_phases DATA [--policy conservative] [--json OUT.json]
+
+Runs `cluster_store(DATA, policy, from_scratch=True)` in this process (it rewrites
+`DATA/clusters/`) while a thread samples `RssAnon` and `RssFile` from /proc/self/status every
+millisecond (the numba kernels and pyarrow release the GIL, so the sampler runs during them).
+The clusterer's functions are wrapped with phase markers: each sample is charged to the
+innermost phase running, and the report gives per phase its calls, `RssAnon` at its first
+entry and last exit and the highest sample inside it. Run it on chains of two sizes and
+divide the differences by the addresses (or txs) between them to get bytes per item per phase.
+
+The wrappers only time and sample; the clustering is the library's own, unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+
+def _status() -> tuple[int, int]:
+    anon = file = 0
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"RssAnon:"):
+                anon = int(line.split()[1]) * 1024
+            elif line.startswith(b"RssFile:"):
+                file = int(line.split()[1]) * 1024
+    return anon, file
+
+
+class Phases:
+    """A stack of phase names and, per phase, its samples' peaks."""
+
+    def __init__(self) -> None:
+        self.stack: list[str] = ["setup"]
+        self.stats: dict[str, dict[str, Any]] = {}
+        self.peak = (0, "", 0)  # (anon, phase, file at that moment)
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.events: list[tuple[str, str, int]] = []  # (phase, "in" or "out", RssAnon)
+
+    def _stat(self, name: str) -> dict[str, Any]:
+        return self.stats.setdefault(
+            name,
+            {"calls": 0, "seconds": 0.0, "anon_in_first": None, "anon_out_last": 0,
+             "anon_peak": 0, "file_peak": 0, "arrow_peak": 0},
+        )  # fmt: skip
+
+    def charge(self, anon: int, file: int) -> None:
+        with self.lock:
+            name = self.stack[-1]
+            s = self._stat(name)
+            s["anon_peak"] = max(s["anon_peak"], anon)
+            s["file_peak"] = max(s["file_peak"], file)
+            s["arrow_peak"] = max(s["arrow_peak"], pa.total_allocated_bytes())
+            if anon > self.peak[0]:
+                self.peak = (anon, name, file)
+
+    def sample(self) -> None:
+        while not self.done.wait(0.001):
+            self.charge(*_status())
+
+    def wrap(self, name: str, fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            anon, file = _status()
+            self.charge(anon, file)
+            with self.lock:
+                s = self._stat(name)
+                s["calls"] += 1
+                if s["anon_in_first"] is None:
+                    s["anon_in_first"] = anon
+                self.events.append((name, "in", anon))
+                self.stack.append(name)
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                anon, file = _status()
+                self.charge(anon, file)
+                with self.lock:
+                    self.stack.pop()
+                    s["seconds"] += time.perf_counter() - t
+                    s["anon_out_last"] = anon
+                    self.events.append((name, "out", anon))
+
+        return wrapped
+
+
+def instrument(phases: Phases) -> None:
+    """Wrap the clusterer's functions where the engine and publish call them."""
+    from chainsleuth.cluster import engine, publish, ranges
+
+    for module, name in [
+        (engine, "load_state"),
+        (engine, "process_range"),
+        (engine, "_merge_rows"),
+        (engine, "publish"),
+        (publish, "_write_base"),
+        (publish, "flatten"),
+        (publish, "member_lists"),
+        (publish, "encode_key_rows"),
+        (publish, "_concat_parquet"),
+        (ranges, "analyze_range"),
+    ]:
+        setattr(module, name, phases.wrap(name, getattr(module, name)))
+    ranges_apply = ranges.kernels.apply_merges
+    ranges.kernels = _KernelsProxy(ranges.kernels, phases.wrap("apply_merges", ranges_apply))
+    publish.EvidenceWriter.add = phases.wrap("evidence.add", publish.EvidenceWriter.add)
+    engine.EvidenceWriter = publish.EvidenceWriter
+
+
+def instrument_investigate(phases: Phases) -> None:
+    """Wrap every chainsleuth function `cases.investigate` and `trace.services` call by name."""
+    import inspect
+
+    from chainsleuth.cases import investigate as inv
+    from chainsleuth.trace import services
+
+    for module in (inv, services):
+        for name, obj in list(vars(module).items()):
+            if (
+                inspect.isfunction(obj)
+                and obj.__module__.startswith("chainsleuth")
+                and name != "investigate"
+            ):
+                setattr(module, name, phases.wrap(name, obj))
+
+
+class _KernelsProxy:
+    """`ranges.kernels` with `apply_merges` wrapped (the rest passed through)."""
+
+    def __init__(self, module: Any, apply_merges: Any) -> None:
+        self._module = module
+        self.apply_merges = apply_merges
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("data", type=Path)
+    p.add_argument("--policy", default="conservative")
+    p.add_argument("--json", type=Path, help="write the figures here too")
+    p.add_argument("--timeline", action="store_true", help="print every phase's entry and exit")
+    p.add_argument(
+        "--investigate",
+        nargs=2,
+        metavar=("SEEDS", "CASE"),
+        help="profile `investigate(DATA, SEEDS, CASE)` instead (the functions it calls by name)",
+    )
+    args = p.parse_args(argv)
+    from chainsleuth.cluster import engine
+    from chainsleuth.store.store import Store
+
+    phases = Phases()
+    if args.investigate:
+        instrument_investigate(phases)
+    else:
+        instrument(phases)
+    counts = Store.open(args.data).counts
+    sampler = threading.Thread(target=phases.sample, daemon=True)
+    anon0, _ = _status()
+    sampler.start()
+    t = time.perf_counter()
+    with phases.lock:
+        phases.stack.append("investigate" if args.investigate else "cluster_store")
+    if args.investigate:
+        from chainsleuth.cases.investigate import investigate
+
+        investigate(args.data, Path(args.investigate[0]), Path(args.investigate[1]), report=False)
+        report = None
+    else:
+        report = engine.cluster_store(args.data, args.policy, from_scratch=True)
+    phases.done.set()
+    sampler.join()
+    out = {
+        "data": str(args.data),
+        "policy": args.policy,
+        "txs": counts["txs"],
+        "addresses": counts["addresses"],
+        "anon_before": anon0,
+        "peak_anon": phases.peak[0],
+        "peak_phase": phases.peak[1],
+        "peak_file": phases.peak[2],
+        "seconds": time.perf_counter() - t,
+        "merges": report.merges if report else None,
+        "clusters": report.clusters if report else None,
+        "phases": phases.stats,
+        "events": phases.events,
+    }
+    mb = 1e6
+    print(
+        f"{args.data}: {counts['txs']:,} txs, {counts['addresses']:,} addresses; anon before "
+        f"{anon0 / mb:.1f} MB, peak {phases.peak[0] / mb:.1f} MB in {phases.peak[1]}",
+        file=sys.stderr,
+    )
+    print(
+        f"{'phase':<18}{'calls':>6}{'anon in':>10}{'anon out':>10}{'peak':>10}{'arrow':>9}{'s':>7}"
+    )
+    for name, s in phases.stats.items():
+        print(
+            f"{name:<18}{s['calls']:>6}{(s['anon_in_first'] or 0) / mb:>10.1f}"
+            f"{s['anon_out_last'] / mb:>10.1f}{s['anon_peak'] / mb:>10.1f}"
+            f"{s['arrow_peak'] / mb:>9.1f}{s['seconds']:>7.2f}"
+        )
+    if args.timeline:
+        for name, edge, anon in phases.events:
+            if name not in ("encode_key_rows", "_merge_rows", "evidence.add"):
+                print(f"  {edge:>3} {name:<18}{anon / mb:>10.1f}")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
