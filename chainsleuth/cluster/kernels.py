@@ -383,6 +383,8 @@ def find(parent, x):
         if p == x:
             return x
         gp = np.int64(parent[p])
+        if gp == p:  # x hangs off the root: nothing to halve (and no write)
+            return p
         parent[x] = np.uint32(gp)
         x = gp
 
@@ -505,6 +507,8 @@ def apply_merges(
     The distinct roots of a tx are found by sorting them (no scratch array per address).
     """
     n_tx = tx_first_input.shape[0]
+    # A guard at or above the number of addresses can never fire: no merged size reaches it.
+    guard_on = large < parent.shape[0]
     tx_votes = (vote_fresh, vote_script, vote_round, vote_optimal)
     rule = (change_mask, veto_mask, required_mask, any_mask, min_votes, hot_mask)
     roots = np.empty(64, np.int64)
@@ -583,10 +587,11 @@ def apply_merges(
         if roots.shape[0] < n_m:
             roots = np.empty(2 * n_m, np.int64)
         bound = np.int64(0)
-        for m in range(n_m):
-            r = find(parent, members[m])
-            roots[m] = r
-            bound += np.int64(size[r])
+        if guard_on:
+            for m in range(n_m):
+                r = find(parent, members[m])
+                roots[m] = r
+                bound += np.int64(size[r])
         if bound >= large:
             n_r = 0
             total = np.int64(0)
