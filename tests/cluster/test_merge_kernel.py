@@ -161,10 +161,12 @@ def test_apply_merges_matches_reference(seed: int, large: int, growth: int) -> N
         z,
         z,
     )
-    got_ev = list(zip(ev[0][:n_ev].tolist(), ev[1][:n_ev].tolist(), ev[2][:n_ev].tolist()))
+    got_ev = list(
+        zip(ev[0][:n_ev].tolist(), ev[1][:n_ev].tolist(), ev[2][:n_ev].tolist(), strict=True)
+    )
     assert got_ev == ev_expected
     assert (ev[3][:n_ev] == kernels.RULE_MULTI_INPUT).all() and (ev[4][:n_ev] == 0).all()
-    assert list(zip(q_tx[:n_q].tolist(), q_reason[:n_q].tolist())) == q_expected
+    assert list(zip(q_tx[:n_q].tolist(), q_reason[:n_q].tolist(), strict=True)) == q_expected
     if growth <= 3:  # these guards fire on this chain: the slow path is compared too
         assert n_q > 0
     roots = np.array([kernels.find(parent, x) for x in range(n_addr)], np.int64)
