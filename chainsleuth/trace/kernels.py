@@ -45,7 +45,7 @@ def _grow(a, n):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _share(amount, part, total):
     """round(amount * part / total) without int64 overflow (float64: exact to 2^53 sat)."""
     if total <= 0:
@@ -59,7 +59,7 @@ BLOCK = 1 << 18
 _INDEX_BITS = 31  # a sort key is (output id << 31) | index in the block (output ids < 2^32)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _creating_tx(tx_first_output, n_txs, o, lo):
     """The tx holding output o (the largest t with tx_first_output[t] <= o), searched upward
     from `lo`, a tx at or before the answer: a gallop, so queries in ascending order cost
@@ -81,7 +81,7 @@ def _creating_tx(tx_first_output, n_txs, o, lo):
     return lo
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _is_stop(o, output_address, stop_cluster, cluster_of):
     """Does output o pay an address of a stop cluster? An address beyond `cluster_of` (ingested
     after the clustering) is its own cluster."""
@@ -279,7 +279,23 @@ def trace_kernel(
                         n_s += fan
                 b_kind[k] = kind
                 b_stop_tx[k] = stop_tx
-            # pass 2, queue order: limits, shares and the children appended
+            # pass 2, queue order: limits, shares and the children appended. Room for every
+            # child (at most n_s) and row (at most m) is made here, once per block: an array
+            # reassigned inside the loop would cost numba a reference count update (an atomic,
+            # shared by the threads) per iteration.
+            if n + n_s > e_output.shape[0]:
+                e_output = _grow(e_output, n + n_s)
+                e_offset = _grow(e_offset, n + n_s)
+                e_amount = _grow(e_amount, n + n_s)
+                e_parent = _grow(e_parent, n + n_s)
+                e_tx = _grow(e_tx, n + n_s)
+                e_seed = _grow(e_seed, n + n_s)
+                e_hops = _grow(e_hops, n + n_s)
+                e_flags = _grow(e_flags, n + n_s)
+            if nr + m > r_entry.shape[0]:
+                r_entry = _grow(r_entry, nr + m)
+                r_kind = _grow(r_kind, nr + m)
+                r_tx = _grow(r_tx, nr + m)
             for k in range(m):
                 e = b0 + k
                 kind = b_kind[k]
@@ -325,15 +341,6 @@ def trace_kernel(
                                 dropped[owner] += amt
                                 continue
                             per_seed[owner] += 1
-                            if n == e_output.shape[0]:
-                                e_output = _grow(e_output, n + 1)
-                                e_offset = _grow(e_offset, n + 1)
-                                e_amount = _grow(e_amount, n + 1)
-                                e_parent = _grow(e_parent, n + 1)
-                                e_tx = _grow(e_tx, n + 1)
-                                e_seed = _grow(e_seed, n + 1)
-                                e_hops = _grow(e_hops, n + 1)
-                                e_flags = _grow(e_flags, n + 1)
                             e_output[n] = child
                             e_offset[n] = off
                             e_amount[n] = amt
@@ -344,10 +351,6 @@ def trace_kernel(
                             e_flags[n] = flags
                             n += 1
                 if kind >= 0:
-                    if nr == r_entry.shape[0]:
-                        r_entry = _grow(r_entry, nr + 1)
-                        r_kind = _grow(r_kind, nr + 1)
-                        r_tx = _grow(r_tx, nr + 1)
                     r_entry[nr] = e
                     r_kind[nr] = kind
                     r_tx[nr] = stop_tx
