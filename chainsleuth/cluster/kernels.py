@@ -67,6 +67,22 @@ def fresh_outputs(out_address, first_output, initial_max, fresh):
 
 
 @njit(cache=True, nogil=True)
+def _sort_prefix(buf, n):
+    """Sort buf[:n] in place. Short runs (most txs) by insertion: numba's array sort allocates
+    its work stack on every call, which costs more than sorting a handful of values."""
+    if n > 32:
+        buf[:n].sort()
+        return
+    for i in range(1, n):
+        v = buf[i]
+        j = i - 1
+        while j >= 0 and buf[j] > v:
+            buf[j + 1] = buf[j]
+            j -= 1
+        buf[j + 1] = v
+
+
+@njit(cache=True, nogil=True)
 def _mode_sorted(s):
     """(most common value, its count) of a sorted array; (0, 0) when empty."""
     n = s.shape[0]
@@ -188,15 +204,17 @@ def analyze_txs(
         pay_values = pay_values_buf[:n_pay]
         mode_v, mode_c, distinct_in, repeated = 0, 0, n_in, 0
         if n_pay >= 3 and n_in >= 3:  # every CoinJoin rule needs 3+ equal outputs and inputs
+            for q in range(n_pay):
+                sorted_buf[q] = pay_values_buf[q]
+            _sort_prefix(sorted_buf, n_pay)
             ordered = sorted_buf[:n_pay]
-            ordered[:] = pay_values
-            ordered.sort()
             mode_v, mode_c = _mode_sorted(ordered)
             repeated = _repeated_sorted(ordered)
-            ordered = sorted_buf[:n_in]
-            ordered[:] = in_addrs
-            ordered.sort()
-            distinct_in = _distinct_sorted(ordered)
+            if mode_c >= 3:  # distinct inputs only matter to the rules that need 3+ equal
+                for i in range(n_in):
+                    sorted_buf[i] = in_addrs_buf[i]
+                _sort_prefix(sorted_buf, n_in)
+                distinct_in = _distinct_sorted(sorted_buf[:n_in])
 
         # CoinJoin rules, most specific first.
         code = 0
@@ -511,8 +529,14 @@ def apply_merges(
     guard_on = large < parent.shape[0]
     tx_votes = (vote_fresh, vote_script, vote_round, vote_optimal)
     rule = (change_mask, veto_mask, required_mask, any_mask, min_votes, hot_mask)
-    roots = np.empty(64, np.int64)
-    members = np.empty(64, np.int64)
+    # Scratch for the widest tx of the range (inputs and a change output), sized once: an
+    # array reassigned inside the loop costs numba an atomic reference count update per tx.
+    widest = 1
+    for t in range(t0, t1):
+        fi2 = tx_first_input[t + 1] if t + 1 < n_tx else n_inputs_total
+        widest = max(widest, fi2 - tx_first_input[t])
+    roots = np.empty(widest + 2, np.int64)
+    members = np.empty(widest + 2, np.int64)
     lp = 0
     for t in range(t0, t1):
         while lp < learned_due.shape[0] and learned_due[lp] <= t:
@@ -562,8 +586,6 @@ def apply_merges(
         n_m = 0
         n_in = fi2 - fi
         if use_inputs:
-            if members.shape[0] < n_in + 1:
-                members = np.empty(2 * (n_in + 1), np.int64)
             for i in range(n_in):
                 a = in_address[fi + i]
                 if a == NONE:
@@ -584,8 +606,6 @@ def apply_merges(
         # from above; when that bound is below `large` neither guard rule can fire (both need
         # a merged size of at least `large`), so the distinct roots are only sorted out for
         # txs that touch a large cluster: most txs skip the sort.
-        if roots.shape[0] < n_m:
-            roots = np.empty(2 * n_m, np.int64)
         bound = np.int64(0)
         if guard_on:
             for m in range(n_m):
@@ -601,7 +621,7 @@ def apply_merges(
             attr_conflict = False
             # Sorted so that each distinct root is counted once (the guard's sums do not depend
             # on the order); no scratch array per address (4 B/address).
-            roots[:n_m].sort()
+            _sort_prefix(roots, n_m)
             for m in range(n_m):
                 r = roots[m]
                 if m > 0 and r == roots[m - 1]:  # this root is already counted for this tx
