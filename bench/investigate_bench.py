@@ -163,7 +163,8 @@ def case_inputs(store_dir: Path, seeds_csv: Path) -> dict[str, Any]:
     from chainsleuth.cases import investigate as inv
 
     setup = inv.prepare_case(Path(store_dir), Path(seeds_csv), inv.DEFAULT_PRICES)
-    stop = setup.stops["stop_clusters"]
+    # the backward trace's (leads) stops, as investigate() passes them: a flag per address
+    stops = setup.back_stops
     return {
         "store": setup.store,
         "addresses": [str(a) for a in setup.addresses.to_pylist()],
@@ -171,9 +172,9 @@ def case_inputs(store_dir: Path, seeds_csv: Path) -> dict[str, Any]:
         "deposits": setup.deposits,
         "group": setup.out_addr[setup.deposits],
         "out_addr": setup.out_addr,
-        "stop_address": stop[setup.cluster_of],
+        "stop_address": stops["stop_clusters"].mask,
         "options": setup.trace,
-        "stops": setup.stops,
+        "stops": stops,
     }
 
 

@@ -67,6 +67,22 @@ def fresh_outputs(out_address, first_output, initial_max, fresh):
 
 
 @njit(cache=True, nogil=True)
+def _sort_prefix(buf, n):
+    """Sort buf[:n] in place. Short runs (most txs) by insertion: numba's array sort allocates
+    its work stack on every call, which costs more than sorting a handful of values."""
+    if n > 32:
+        buf[:n].sort()
+        return
+    for i in range(1, n):
+        v = buf[i]
+        j = i - 1
+        while j >= 0 and buf[j] > v:
+            buf[j + 1] = buf[j]
+            j -= 1
+        buf[j + 1] = v
+
+
+@njit(cache=True, nogil=True)
 def _mode_sorted(s):
     """(most common value, its count) of a sorted array; (0, 0) when empty."""
     n = s.shape[0]
@@ -191,6 +207,10 @@ def analyze_txs(
         n_in = fi2 - fi
         if n_in == 0 or in_spent_output[fi] < 0:
             continue  # coinbase
+        if not want_votes and (n_in < 3 or fo2 - fo < 3):
+            # Every CoinJoin rule needs 3+ inputs and 3+ payment outputs, and multi-input
+            # alone wants nothing else: most txs are settled without reading their rows.
+            continue
         in_values = in_values_buf[:n_in]
         in_addrs = in_addrs_buf[:n_in]
         in_types = in_types_buf[:n_in]
@@ -212,15 +232,17 @@ def analyze_txs(
         pay_values = pay_values_buf[:n_pay]
         mode_v, mode_c, distinct_in, repeated = 0, 0, n_in, 0
         if n_pay >= 3 and n_in >= 3:  # every CoinJoin rule needs 3+ equal outputs and inputs
+            for q in range(n_pay):
+                sorted_buf[q] = pay_values_buf[q]
+            _sort_prefix(sorted_buf, n_pay)
             ordered = sorted_buf[:n_pay]
-            ordered[:] = pay_values
-            ordered.sort()
             mode_v, mode_c = _mode_sorted(ordered)
             repeated = _repeated_sorted(ordered)
-            ordered = sorted_buf[:n_in]
-            ordered[:] = in_addrs
-            ordered.sort()
-            distinct_in = _distinct_sorted(ordered)
+            if mode_c >= 3:  # distinct inputs only matter to the rules that need 3+ equal
+                for i in range(n_in):
+                    sorted_buf[i] = in_addrs_buf[i]
+                _sort_prefix(sorted_buf, n_in)
+                distinct_in = _distinct_sorted(sorted_buf[:n_in])
 
         # CoinJoin rules, most specific first.
         code = 0
@@ -412,6 +434,8 @@ def find(parent, x):
         if p == x:
             return x
         gp = np.int64(parent[p])
+        if gp == p:  # x hangs off the root: nothing to halve (and no write)
+            return p
         parent[x] = np.uint32(gp)
         x = gp
 
@@ -534,10 +558,18 @@ def apply_merges(
     The distinct roots of a tx are found by sorting them (no scratch array per address).
     """
     n_tx = tx_first_input.shape[0]
+    # A guard at or above the number of addresses can never fire: no merged size reaches it.
+    guard_on = large < parent.shape[0]
     tx_votes = (vote_fresh, vote_script, vote_round, vote_optimal)
     rule = (change_mask, veto_mask, required_mask, any_mask, min_votes, hot_mask)
-    roots = np.empty(64, np.int64)
-    members = np.empty(64, np.int64)
+    # Scratch for the widest tx of the range (inputs and a change output), sized once: an
+    # array reassigned inside the loop costs numba an atomic reference count update per tx.
+    widest = 1
+    for t in range(t0, t1):
+        fi2 = tx_first_input[t + 1] if t + 1 < n_tx else n_inputs_total
+        widest = max(widest, fi2 - tx_first_input[t])
+    roots = np.empty(widest + 2, np.int64)
+    members = np.empty(widest + 2, np.int64)
     lp = 0
     for t in range(t0, t1):
         while lp < learned_due.shape[0] and learned_due[lp] <= t:
@@ -575,8 +607,11 @@ def apply_merges(
         fi2 = tx_first_input[t + 1] if t + 1 < n_tx else n_inputs_total
         if fi2 == fi or in_spent_output[fi] < 0:
             continue
-        # Change output chosen by the policy.
-        change, votes = choose_change(k, tx_votes, rule, out_address, fresh, fresh_base, hot)
+        # Change output chosen by the policy (none to choose under multi-input alone).
+        change = np.int64(-1)
+        votes = 0
+        if (change_mask | veto_mask) != 0:
+            change, votes = choose_change(k, tx_votes, rule, out_address, fresh, fresh_base, hot)
         if change >= 0:
             change_chosen[k] = change
         use_inputs = multi_input and (merge_payjoin or not payjoin[k])
@@ -588,8 +623,6 @@ def apply_merges(
                 a = in_address[fi + i]
                 if a == NONE:
                     continue
-                if n_m == members.shape[0]:
-                    members = np.concatenate((members, np.empty(members.shape[0], np.int64)))
                 members[n_m] = np.int64(a)
                 n_m += 1
         else:
@@ -598,65 +631,70 @@ def apply_merges(
                 members[0] = np.int64(a)
                 n_m = 1
         if change >= 0 and n_m >= 1:
-            if n_m == members.shape[0]:
-                members = np.concatenate((members, np.empty(members.shape[0], np.int64)))
             members[n_m] = np.int64(out_address[change])
             n_m += 1
         if n_m < 2:
             continue
-        # Distinct roots and the guard.
-        n_r = 0
-        total = np.int64(0)
-        largest = np.int64(0)
-        n_large = 0
-        attr_seen = np.int64(-1)
-        attr_conflict = False
-        # The members' roots, sorted so that each distinct root is counted once (the guard's
-        # sums do not depend on the order); no scratch array per address (4 B/address).
-        while roots.shape[0] < n_m:
-            roots = np.concatenate((roots, np.empty(roots.shape[0], np.int64)))
-        for m in range(n_m):
-            roots[m] = find(parent, members[m])
-        roots[:n_m] = np.sort(roots[:n_m])
-        for m in range(n_m):
-            r = roots[m]
-            if m > 0 and r == roots[m - 1]:  # this root is already counted for this tx
+        # The guard. Summing the members' cluster sizes with repeats bounds the merged size
+        # from above; when that bound is below `large` neither guard rule can fire (both need
+        # a merged size of at least `large`), so the distinct roots are only sorted out for
+        # txs that touch a large cluster: most txs skip the sort.
+        bound = np.int64(0)
+        if guard_on:
+            for m in range(n_m):
+                r = find(parent, members[m])
+                roots[m] = r
+                bound += np.int64(size[r])
+        if bound >= large:
+            n_r = 0
+            total = np.int64(0)
+            largest = np.int64(0)
+            n_large = 0
+            attr_seen = np.int64(-1)
+            attr_conflict = False
+            # Sorted so that each distinct root is counted once (the guard's sums do not depend
+            # on the order); no scratch array per address (4 B/address).
+            _sort_prefix(roots, n_m)
+            for m in range(n_m):
+                r = roots[m]
+                if m > 0 and r == roots[m - 1]:  # this root is already counted for this tx
+                    continue
+                n_r += 1
+                s = np.int64(size[r])
+                total += s
+                if s > largest:
+                    largest = s
+                if s >= large:
+                    n_large += 1
+                    a = np.int64(attribution[r])
+                    if a >= 0:
+                        if attr_seen >= 0 and a != attr_seen:
+                            attr_conflict = True
+                        attr_seen = a
+            if n_r < 2:
                 continue
-            n_r += 1
-            s = np.int64(size[r])
-            total += s
-            if s > largest:
-                largest = s
-            if s >= large:
-                n_large += 1
-                a = np.int64(attribution[r])
-                if a >= 0:
-                    if attr_seen >= 0 and a != attr_seen:
-                        attr_conflict = True
-                    attr_seen = a
-        if n_r < 2:
-            continue
-        reason = 0
-        if n_large >= 2 and attr_conflict:
-            reason = Q_LARGE_CONFLICT
-        elif total >= large and total >= growth * largest:
-            reason = Q_GROWTH
-        if reason != 0:
-            if n_q < q_tx.shape[0]:
-                q_tx[n_q] = t
-                q_reason[n_q] = reason
-            n_q += 1
-            continue
+            reason = 0
+            if n_large >= 2 and attr_conflict:
+                reason = Q_LARGE_CONFLICT
+            elif total >= large and total >= growth * largest:
+                reason = Q_GROWTH
+            if reason != 0:
+                if n_q < q_tx.shape[0]:
+                    q_tx[n_q] = t
+                    q_reason[n_q] = reason
+                n_q += 1
+                continue
         # Union into the smallest root id, so a cluster's id is its smallest address id and
         # stays stable as the chain grows.
         anchor = members[0]
+        ra = find(parent, anchor)  # the anchor's root, kept up to date across the unions
         for m in range(1, n_m):
-            ra = find(parent, anchor)
             rb = find(parent, members[m])
             if ra == rb:
                 continue
             lo = ra if ra < rb else rb
             hi = rb if ra < rb else ra
+            ra = lo
             parent[hi] = np.uint32(lo)
             size[lo] = np.uint32(np.int64(size[lo]) + np.int64(size[hi]))
             a_lo = np.int64(attribution[lo])

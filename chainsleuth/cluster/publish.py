@@ -61,16 +61,25 @@ CLUSTERS_SQL = (
 
 @njit(cache=True, nogil=True)
 def flatten(parent, out):
-    """Cluster id (root) of every address, compressing paths."""
+    """Cluster id (root) of every address, compressing every path to one step.
+
+    Unions link the larger root id under the smaller and path halving only moves a pointer to
+    an ancestor, so a parent's id is never above its child's: in ascending order the parent's
+    root is already in `out`, and one pass with one read of `out` per address does it. (A
+    parent above its child, which the clusterer never makes, is followed to its root.)
+    """
     for x in range(parent.shape[0]):
-        r = x
-        while np.int64(parent[r]) != r:
-            r = np.int64(parent[r])
-        y = x
-        while np.int64(parent[y]) != r:
-            nxt = np.int64(parent[y])
-            parent[y] = np.uint32(r)
-            y = nxt
+        p = np.int64(parent[x])
+        if p == x:
+            r = p
+        elif p < x:
+            r = np.int64(out[p])
+        else:
+            r = p
+            while np.int64(parent[r]) != r:
+                r = np.int64(parent[r])
+        if r != p:
+            parent[x] = np.uint32(r)
         out[x] = r
 
 

@@ -45,7 +45,7 @@ def _grow(a, n):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _share(amount, part, total):
     """round(amount * part / total) without int64 overflow (float64: exact to 2^53 sat)."""
     if total <= 0:
@@ -59,7 +59,7 @@ BLOCK = 1 << 18
 _INDEX_BITS = 31  # a sort key is (output id << 31) | index in the block (output ids < 2^32)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _creating_tx(tx_first_output, n_txs, o, lo):
     """The tx holding output o (the largest t with tx_first_output[t] <= o), searched upward
     from `lo`, a tx at or before the answer: a gallop, so queries in ascending order cost
@@ -81,7 +81,7 @@ def _creating_tx(tx_first_output, n_txs, o, lo):
     return lo
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _is_stop(o, output_address, stop_cluster, cluster_of):
     """Does output o pay an address of a stop cluster? An address beyond `cluster_of` (ingested
     after the clustering) is its own cluster."""
@@ -200,86 +200,115 @@ def trace_kernel(
                 keys[k] = (e_output[b0 + k] << _INDEX_BITS) | k
             keys[:m].sort()
             # pass 1, ascending output id: the random reads
-            t_hint = 0
-            n_s = 0
-            for q in range(m):
-                k = keys[q] & index_mask
-                e = b0 + k
-                o = e_output[e]
-                kind = -1
-                # a row's tx is its output's creating tx unless set below: backward that is t;
-                # forward the caller searches for it (STOP_AT_CREATOR), once for the rows
-                stop_tx = STOP_AT_CREATOR
-                if backward:
-                    t = _creating_tx(tx_first_output, n_txs, o, t_hint)
-                    t_hint = t
-                    stop_tx = t
-                else:
-                    raw = np.int64(output_spent_by_tx[o])
-                    t = -1 if (raw == NONE or raw >= n_txs) else raw
-                if (
-                    e_hops[e] > 0
-                    and check_stop
-                    and _is_stop(o, output_address, stop_cluster, cluster_of)
-                ):
-                    kind = KIND_CLUSTER
-                elif t < 0:
-                    kind = KIND_UNSPENT
-                else:
-                    i_lo = tx_first_input[t]
-                    i_hi = tx_first_input[t + 1] if t + 1 < n_txs else n_inputs
-                    if i_hi > i_lo and input_spent_output[i_lo] < 0:
-                        if backward:
-                            kind = KIND_COINBASE
-                    elif is_coinjoin[t] and not walk_coinjoins:
-                        kind = KIND_COINJOIN
+            # The children are copied to s_child / s_value; when they do not fit, the pass
+            # only counts them, the scratch grows (outside the loop: an array reassigned in
+            # it costs numba an atomic reference count update per iteration) and it reruns.
+            while True:
+                fits = True
+                t_hint = 0
+                n_s = 0
+                for q in range(m):
+                    k = keys[q] & index_mask
+                    e = b0 + k
+                    o = e_output[e]
+                    kind = -1
+                    # a row's tx is its output's creating tx unless set below: backward that is t;
+                    # forward the caller searches for it (STOP_AT_CREATOR), once for the rows
+                    stop_tx = STOP_AT_CREATOR
+                    if backward:
+                        t = _creating_tx(tx_first_output, n_txs, o, t_hint)
+                        t_hint = t
                         stop_tx = t
-                    if kind < 0 and (tx_height[t] < min_height or tx_height[t] > max_height):
-                        kind = KIND_WINDOW
-                        stop_tx = t
-                    if kind < 0 and e_hops[e] >= max_hops:
-                        kind = KIND_MAX_HOPS
-                    if kind < 0:
-                        o_lo = tx_first_output[t]
-                        o_hi = tx_first_output[t + 1] if t + 1 < n_txs else n_outputs
-                        c_lo, c_hi = (i_lo, i_hi) if backward else (o_lo, o_hi)
-                        fan = c_hi - c_lo
-                        if n_s + fan > s_child.shape[0]:
-                            s_child = _grow(s_child, n_s + fan)
-                            s_value = _grow(s_value, n_s + fan)
-                        for c in range(c_lo, c_hi):
-                            child = input_spent_output[c] if backward else c
-                            s_child[n_s + c - c_lo] = child
-                            s_value[n_s + c - c_lo] = output_value[child]
-                        # The traced slice, in the value space of the side it enters the tx
-                        # from: haircut needs the input total, FIFO the slice's position.
-                        total_in = np.int64(0)
-                        if policy == POLICY_HAIRCUT:
+                    else:
+                        raw = np.int64(output_spent_by_tx[o])
+                        t = -1 if (raw == NONE or raw >= n_txs) else raw
+                    if (
+                        e_hops[e] > 0
+                        and check_stop
+                        and _is_stop(o, output_address, stop_cluster, cluster_of)
+                    ):
+                        kind = KIND_CLUSTER
+                    elif t < 0:
+                        kind = KIND_UNSPENT
+                    else:
+                        i_lo = tx_first_input[t]
+                        i_hi = tx_first_input[t + 1] if t + 1 < n_txs else n_inputs
+                        if i_hi > i_lo and input_spent_output[i_lo] < 0:
                             if backward:
-                                for c in range(fan):
-                                    total_in += s_value[n_s + c]
-                            else:
-                                for i in range(i_lo, i_hi):
-                                    total_in += output_value[input_spent_output[i]]
-                        pos = np.int64(0)
-                        if policy == POLICY_FIFO:
-                            if backward:
-                                for j in range(o_lo, o):
-                                    pos += output_value[j]
-                            else:
-                                for i in range(i_lo, i_hi):
-                                    if input_spent_output[i] == o:
-                                        break
-                                    pos += output_value[input_spent_output[i]]
-                        b_tx[k] = t
-                        b_fan[k] = fan
-                        b_off[k] = n_s
-                        b_total[k] = total_in
-                        b_pos[k] = pos
-                        n_s += fan
-                b_kind[k] = kind
-                b_stop_tx[k] = stop_tx
-            # pass 2, queue order: limits, shares and the children appended
+                                kind = KIND_COINBASE
+                        elif is_coinjoin[t] and not walk_coinjoins:
+                            kind = KIND_COINJOIN
+                            stop_tx = t
+                        if kind < 0 and (tx_height[t] < min_height or tx_height[t] > max_height):
+                            kind = KIND_WINDOW
+                            stop_tx = t
+                        if kind < 0 and e_hops[e] >= max_hops:
+                            kind = KIND_MAX_HOPS
+                        if kind < 0:
+                            o_lo = tx_first_output[t]
+                            o_hi = tx_first_output[t + 1] if t + 1 < n_txs else n_outputs
+                            c_lo, c_hi = (i_lo, i_hi) if backward else (o_lo, o_hi)
+                            fan = c_hi - c_lo
+                            if n_s + fan > s_child.shape[0]:
+                                fits = False
+                            if not fits:
+                                n_s += fan  # counted only; this pass reruns
+                                b_kind[k] = kind
+                                b_stop_tx[k] = stop_tx
+                                continue
+                            for c in range(c_lo, c_hi):
+                                child = input_spent_output[c] if backward else c
+                                s_child[n_s + c - c_lo] = child
+                                s_value[n_s + c - c_lo] = output_value[child]
+                            # The traced slice, in the value space of the side it enters the tx
+                            # from: haircut needs the input total, FIFO the slice's position.
+                            total_in = np.int64(0)
+                            if policy == POLICY_HAIRCUT:
+                                if backward:
+                                    for c in range(fan):
+                                        total_in += s_value[n_s + c]
+                                else:
+                                    for i in range(i_lo, i_hi):
+                                        total_in += output_value[input_spent_output[i]]
+                            pos = np.int64(0)
+                            if policy == POLICY_FIFO:
+                                if backward:
+                                    for j in range(o_lo, o):
+                                        pos += output_value[j]
+                                else:
+                                    for i in range(i_lo, i_hi):
+                                        if input_spent_output[i] == o:
+                                            break
+                                        pos += output_value[input_spent_output[i]]
+                            b_tx[k] = t
+                            b_fan[k] = fan
+                            b_off[k] = n_s
+                            b_total[k] = total_in
+                            b_pos[k] = pos
+                            n_s += fan
+                    b_kind[k] = kind
+                    b_stop_tx[k] = stop_tx
+                if fits:
+                    break
+                s_child = _grow(s_child, n_s)
+                s_value = _grow(s_value, n_s)
+            # pass 2, queue order: limits, shares and the children appended. Room for every
+            # child (at most n_s) and row (at most m) is made here, once per block: an array
+            # reassigned inside the loop would cost numba a reference count update (an atomic,
+            # shared by the threads) per iteration.
+            if n + n_s > e_output.shape[0]:
+                e_output = _grow(e_output, n + n_s)
+                e_offset = _grow(e_offset, n + n_s)
+                e_amount = _grow(e_amount, n + n_s)
+                e_parent = _grow(e_parent, n + n_s)
+                e_tx = _grow(e_tx, n + n_s)
+                e_seed = _grow(e_seed, n + n_s)
+                e_hops = _grow(e_hops, n + n_s)
+                e_flags = _grow(e_flags, n + n_s)
+            if nr + m > r_entry.shape[0]:
+                r_entry = _grow(r_entry, nr + m)
+                r_kind = _grow(r_kind, nr + m)
+                r_tx = _grow(r_tx, nr + m)
             for k in range(m):
                 e = b0 + k
                 kind = b_kind[k]
@@ -325,15 +354,6 @@ def trace_kernel(
                                 dropped[owner] += amt
                                 continue
                             per_seed[owner] += 1
-                            if n == e_output.shape[0]:
-                                e_output = _grow(e_output, n + 1)
-                                e_offset = _grow(e_offset, n + 1)
-                                e_amount = _grow(e_amount, n + 1)
-                                e_parent = _grow(e_parent, n + 1)
-                                e_tx = _grow(e_tx, n + 1)
-                                e_seed = _grow(e_seed, n + 1)
-                                e_hops = _grow(e_hops, n + 1)
-                                e_flags = _grow(e_flags, n + 1)
                             e_output[n] = child
                             e_offset[n] = off
                             e_amount[n] = amt
@@ -344,10 +364,6 @@ def trace_kernel(
                             e_flags[n] = flags
                             n += 1
                 if kind >= 0:
-                    if nr == r_entry.shape[0]:
-                        r_entry = _grow(r_entry, nr + 1)
-                        r_kind = _grow(r_kind, nr + 1)
-                        r_tx = _grow(r_tx, nr + 1)
                     r_entry[nr] = e
                     r_kind[nr] = kind
                     r_tx[nr] = stop_tx
