@@ -9,6 +9,7 @@ profile, writes `chainsleuth/cases/calibration.yaml`, and draws the reliability 
     python -m bench.accuracy_matrix --seeds 1 2 3 4 5 6     # outcomes (any calibration)
     python -m bench.calibrate --fit-seeds 1 2 3 --check-seeds 4 5 6
     python -m bench.accuracy_matrix --seeds 1 2 3 4 5 6 --reuse-clusters  # scores with it
+    python -m bench.calibrate --check-shipped --check-seeds 4 5 6 7  # the shipped confidence
 
 Every profile counts equally in the fit (rows are weighted by 1 / rows of their profile), so
 the easy worlds' many right leads do not drown the hard worlds' wrong ones. Features and their
@@ -132,6 +133,55 @@ def _table(rows: list[tuple[float, float, int, float]]) -> str:
     return "\n".join(lines)
 
 
+def shipped_reliability(
+    rows: list[tuple[str, dict[str, Any]]],
+) -> list[tuple[float, float, int, float, float, float]]:
+    """Per bin of the confidence the case shipped (caps included): (bin low, bin high, rows,
+    mean confidence given, share right, z), z = (share right - mean confidence) / its binomial
+    standard error sqrt(c (1 - c) / rows) at the mean confidence c (floored at one row's worth,
+    so a bin at 0.999 with no miss is not infinitely sure)."""
+    p = np.array([o["confidence"] for _, o in rows], np.float64)
+    y = np.array([o["correct"] for _, o in rows], np.float64)
+    out = []
+    for lo, hi in zip(BINS, BINS[1:], strict=False):
+        m = (p >= lo) & (p < hi)
+        n = int(m.sum())
+        if n:
+            c, o = float(p[m].mean()), float(y[m].mean())
+            se = max(float(np.sqrt(c * (1 - c) / n)), 1.0 / n)
+            out.append((lo, min(hi, 1.0), n, c, o, (o - c) / se))
+    return out
+
+
+def _shipped_table(rows: list[tuple[float, float, int, float, float, float]]) -> str:
+    lines = ["| confidence | rows | mean confidence | right | z |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {lo:.2f}–{hi:.2f} | {n:,} | {c:.3f} | {o:.3f} | {z:+.1f} |"
+        for lo, hi, n, c, o, z in rows
+    ]
+    return "\n".join(lines)
+
+
+def check_shipped(seeds: set[int], scales: list[str], cashout_scales: list[str]) -> str:
+    """Reliability of the confidence the cases shipped (no fit, nothing written): leads and
+    cash-outs of `seeds`, pooled and per profile, as markdown."""
+    out = []
+    for kind, key, skip, sc in (
+        ("leads", "leads", "through_coinjoin", scales),
+        ("cash-outs", "cashouts", "coinjoin", cashout_scales),
+    ):
+        runs = _load(seeds, sc)
+        rows = [(r["profile"], o) for r in runs for o in r[key] if not o[skip]]
+        worlds = ", ".join(f"{r['profile']} {r['scale']} {r['seed']}" for r in runs)
+        out.append(f"{kind}, every profile ({worlds}):\n\n" + _shipped_table(
+            shipped_reliability(rows)))  # fmt: skip
+        for profile in sorted({p for p, _ in rows}):
+            mine = [(p, o) for p, o in rows if p == profile]
+            out.append(f"{kind}, {profile} only:\n\n" + _shipped_table(
+                shipped_reliability(mine)))  # fmt: skip
+    return "\n\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fit-seeds", nargs="+", type=int, default=[1, 2, 3])
@@ -139,7 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", nargs="+", default=["small", "medium"], help="leads")
     # cash-outs keep their own scales (issue 11's cash-out work refits them separately)
     parser.add_argument("--cashout-scales", nargs="+", default=["small"])
+    parser.add_argument(
+        "--check-shipped",
+        action="store_true",
+        help="only print the reliability of the confidence the cases shipped on --check-seeds",
+    )
     args = parser.parse_args(argv)
+    if args.check_shipped:
+        print(check_shipped(set(args.check_seeds), args.scales, args.cashout_scales))
+        return 0
     fit_runs = _load(set(args.fit_seeds), args.scales)
     check_runs = _load(set(args.check_seeds), args.scales)
     cash_fit_runs = _load(set(args.fit_seeds), args.cashout_scales)
