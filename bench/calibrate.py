@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 
 from chainsleuth.cases.confidence import cashout_design, lead_design
-from chainsleuth.cases.rows import LONG_HOLD_CAP, LONG_HOLD_DAYS
+from chainsleuth.cases.rows import FORWARD_CAP, LONG_HOLD_CAP, LONG_HOLD_DAYS
 from chainsleuth.cluster.learned import fit_logistic, sigmoid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,8 +48,28 @@ def _load(seeds: set[int], scales: list[str]) -> list[dict[str, Any]]:
     return runs
 
 
-def _lead_rows(runs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rows = [(r["profile"], o) for r in runs for o in r["leads"] if not o["through_coinjoin"]]
+#: `caution` reasons whose rows the case caps at FORWARD_CAP (chainsleuth/cases/rows.py)
+FORWARD_CAUTIONS = ("switched_type", "send_all_hop")
+
+
+def _forward_capped(o: dict[str, Any]) -> bool:
+    return any(c in FORWARD_CAUTIONS for c in (o.get("caution") or "").split(";"))
+
+
+def _capped(o: dict[str, Any]) -> bool:
+    """Whether the case ships a cap for this lead instead of the model's value."""
+    return o.get("hold_days", 0.0) > LONG_HOLD_DAYS or _forward_capped(o)
+
+
+def _lead_rows(
+    runs: list[dict[str, Any]], uncapped_only: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = [
+        (r["profile"], o)
+        for r in runs
+        for o in r["leads"]
+        if not o["through_coinjoin"] and not (uncapped_only and _capped(o))
+    ]
     per_profile = Counter(p for p, _ in rows)
     X = lead_design(
         np.array([o["hops"] for _, o in rows], np.float64),
@@ -194,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only print the reliability of the confidence the cases shipped on --check-seeds",
     )
+    parser.add_argument(
+        "--fit-uncapped",
+        action="store_true",
+        help="fit leads only on rows the case ships the model's value for (no long-hold or "
+        "forward cap): a capped row's confidence is the cap whatever the model says",
+    )
     args = parser.parse_args(argv)
     if args.check_shipped:
         print(check_shipped(set(args.check_seeds), args.scales, args.cashout_scales))
@@ -204,10 +230,18 @@ def main(argv: list[str] | None = None) -> int:
     cash_check_runs = _load(set(args.check_seeds), args.cashout_scales)
     if not fit_runs:
         raise SystemExit("no outcomes to fit: run python -m bench.accuracy_matrix first")
-    X, y, w = _lead_rows(fit_runs)
+    X, y, w = _lead_rows(fit_runs, uncapped_only=args.fit_uncapped)
     lead_w = _weighted_fit(X, y, w)
     cX, cy, cw = _cashout_rows(cash_fit_runs)
-    cash_w = _weighted_fit(cX, cy, cw)
+    shipped_yaml = yaml.safe_load(YAML_PATH.read_text())
+    # rows that are all right (or all wrong) fit no logistic model: the weights run off to
+    # "always sure". Then the shipped cash-out fit stays, and says where it came from.
+    cash_kept = cy.size == 0 or cy.min() == cy.max()
+    if cash_kept:
+        print(f"cash-outs: {cy.size} fit rows, {int(cy.sum())} right: keeping the shipped fit")
+        cash_w = np.asarray(shipped_yaml["cashout"]["weights"], np.float64)
+    else:
+        cash_w = _weighted_fit(cX, cy, cw)
     profiles = sorted({r["profile"] for r in fit_runs})
     doc = {
         "lead": {
@@ -234,15 +268,23 @@ def main(argv: list[str] | None = None) -> int:
             "cashout_scales": list(args.cashout_scales),
             "seeds": sorted(args.fit_seeds),
             "lead_rows": int(y.shape[0]),
-            "cashout_rows": int(cy.shape[0]),
+            "cashout_rows": (
+                shipped_yaml["fitted_on"]["cashout_rows"] if cash_kept else int(cy.shape[0])
+            ),
             "command": "python -m bench.calibrate --fit-seeds "
             + " ".join(map(str, sorted(args.fit_seeds)))
             + " --scales "
             + " ".join(args.scales)
             + " --cashout-scales "
-            + " ".join(args.cashout_scales),
+            + " ".join(args.cashout_scales)
+            + (" --fit-uncapped" if args.fit_uncapped else ""),
         },
     }
+    if cash_kept:
+        previous = shipped_yaml["fitted_on"]
+        doc["fitted_on"]["cashout_kept_from"] = previous.get(
+            "cashout_kept_from", previous.get("command", "")
+        )
     header = (
         "# Confidence calibration of leads and cash-outs (chainsleuth/cases/confidence.py).\n"
         "# Written by `python -m bench.calibrate`; do not edit by hand.\n"
@@ -251,15 +293,28 @@ def main(argv: list[str] | None = None) -> int:
     print(yaml.safe_dump(doc, sort_keys=False, width=100))
     runs = check_runs or fit_runs
     hX, hy, _ = _lead_rows(runs)
-    # the confidence the case ships: leads held over LONG_HOLD_DAYS are capped below the cut
-    held = np.array(
-        [o.get("hold_days", 0.0) for r in runs for o in r["leads"] if not o["through_coinjoin"]]
-    )
-    shipped = np.where(held > LONG_HOLD_DAYS, np.minimum(sigmoid(hX @ lead_w), LONG_HOLD_CAP),
-                       sigmoid(hX @ lead_w))  # fmt: skip
+    # the confidence the case ships: leads held over LONG_HOLD_DAYS or showing a forward are
+    # capped below the cut (both caps are 0.45; outcomes saved before `caution` was recorded
+    # get only the long-hold cap)
+    kept = [o for r in runs for o in r["leads"] if not o["through_coinjoin"]]
+    held = np.array([o.get("hold_days", 0.0) for o in kept])
+    forward = np.array([_forward_capped(o) for o in kept], np.bool_)
+    shipped = sigmoid(hX @ lead_w)
+    shipped = np.where(held > LONG_HOLD_DAYS, np.minimum(shipped, LONG_HOLD_CAP), shipped)
+    shipped = np.where(forward, np.minimum(shipped, FORWARD_CAP), shipped)
     lead_rel = reliability(shipped, hy)
     hcX, hcy, _ = _cashout_rows(cash_check_runs or cash_fit_runs)
     cash_rel = reliability(sigmoid(hcX @ cash_w), hcy)
+    # the same held-out rows with their mean confidence and binomial z, pooled and per profile
+    profiles_of = [r["profile"] for r in runs for o in r["leads"] if not o["through_coinjoin"]]
+    lead_rows = [
+        (p, {**o, "confidence": float(c)})
+        for p, o, c in zip(profiles_of, kept, shipped, strict=True)
+    ]
+    for profile in [None, *sorted(set(profiles_of))]:
+        mine = [(p, o) for p, o in lead_rows if profile in (None, p)]
+        print(f"leads, held out, {profile or 'every profile'}:\n"
+              + _shipped_table(shipped_reliability(mine)))  # fmt: skip
     seeds = sorted({r["seed"] for r in runs})
     title = (
         f"Reliability on held-out seeds {seeds} ({', '.join(args.scales)};\n"
