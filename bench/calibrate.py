@@ -107,18 +107,9 @@ def _weighted_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     return fit_logistic(np.repeat(X, reps, axis=0), np.repeat(y, reps), ridge=1e-4)
 
 
-def reliability(p: np.ndarray, y: np.ndarray) -> list[tuple[float, float, int, float]]:
-    """Per bin of predicted confidence: (bin low, bin high, rows, observed share right)."""
-    out = []
-    for lo, hi in zip(BINS, BINS[1:], strict=False):
-        m = (p >= lo) & (p < hi)
-        if m.any():
-            out.append((lo, min(hi, 1.0), int(m.sum()), float(y[m].mean())))
-    return out
-
-
-def _figure(lead: list[tuple[float, float, int, float]], cash: list[tuple[float, float, int, float]],
-            title: str) -> None:  # fmt: skip
+def _figure(lead: list[tuple[float, float, int, float, float, float]],
+            cash: list[tuple[float, float, int, float, float, float]], title: str) -> None:  # fmt: skip
+    """Share right against the mean confidence given, per bin (`shipped_reliability` rows)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -129,12 +120,12 @@ def _figure(lead: list[tuple[float, float, int, float]], cash: list[tuple[float,
     for rows, color, name in ((lead, "#1f77b4", "leads"), (cash, "#d62728", "cash-outs")):
         if not rows:
             continue
-        mid = [(lo + hi) / 2 for lo, hi, _, _ in rows]
-        obs = [o for _, _, _, o in rows]
-        size = [20 + 180 * np.sqrt(n / max(r[2] for r in rows)) for _, _, n, _ in rows]
-        ax.plot(mid, obs, color=color, linewidth=1.5)
-        ax.scatter(mid, obs, s=size, color=color, label=f"{name} (dot area ~ rows)", zorder=3)
-    ax.set_xlabel("confidence given (bin middle)")
+        given = [c for _, _, _, c, _, _ in rows]
+        obs = [o for _, _, _, _, o, _ in rows]
+        size = [20 + 180 * np.sqrt(n / max(r[2] for r in rows)) for _, _, n, _, _, _ in rows]
+        ax.plot(given, obs, color=color, linewidth=1.5)
+        ax.scatter(given, obs, s=size, color=color, label=f"{name} (dot area ~ rows)", zorder=3)
+    ax.set_xlabel("confidence given (mean of its bin)")
     ax.set_ylabel("share of rows right (held-out seeds)")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
@@ -145,12 +136,6 @@ def _figure(lead: list[tuple[float, float, int, float]], cash: list[tuple[float,
     fig.tight_layout()
     fig.savefig(FIGURE)
     plt.close(fig)
-
-
-def _table(rows: list[tuple[float, float, int, float]]) -> str:
-    lines = ["| confidence | rows | right |", "|---|---|---|"]
-    lines += [f"| {lo:.2f}–{hi:.2f} | {n:,} | {o:.3f} |" for lo, hi, n, o in rows]
-    return "\n".join(lines)
 
 
 def shipped_reliability(
@@ -267,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             "scales": list(args.scales),
             "cashout_scales": list(args.cashout_scales),
             "seeds": sorted(args.fit_seeds),
+            # which worlds: the scales' seeds need not all have been measured
+            "lead_worlds": [f"{r['profile']}-{r['scale']}-{r['seed']}" for r in fit_runs],
             "lead_rows": int(y.shape[0]),
             "cashout_rows": (
                 shipped_yaml["fitted_on"]["cashout_rows"] if cash_kept else int(cy.shape[0])
@@ -302,28 +289,30 @@ def main(argv: list[str] | None = None) -> int:
     shipped = sigmoid(hX @ lead_w)
     shipped = np.where(held > LONG_HOLD_DAYS, np.minimum(shipped, LONG_HOLD_CAP), shipped)
     shipped = np.where(forward, np.minimum(shipped, FORWARD_CAP), shipped)
-    lead_rel = reliability(shipped, hy)
     hcX, hcy, _ = _cashout_rows(cash_check_runs or cash_fit_runs)
-    cash_rel = reliability(sigmoid(hcX @ cash_w), hcy)
-    # the same held-out rows with their mean confidence and binomial z, pooled and per profile
+    cash_given = sigmoid(hcX @ cash_w)
+    # per bin: rows, mean confidence given, share right and binomial z; pooled and per profile
     profiles_of = [r["profile"] for r in runs for o in r["leads"] if not o["through_coinjoin"]]
     lead_rows = [
         (p, {**o, "confidence": float(c)})
         for p, o, c in zip(profiles_of, kept, shipped, strict=True)
     ]
+    cash_rows = [
+        ("", {"confidence": float(c), "correct": bool(v)})
+        for c, v in zip(cash_given, hcy, strict=True)
+    ]
     for profile in [None, *sorted(set(profiles_of))]:
         mine = [(p, o) for p, o in lead_rows if profile in (None, p)]
         print(f"leads, held out, {profile or 'every profile'}:\n"
               + _shipped_table(shipped_reliability(mine)))  # fmt: skip
+    print("cash-outs, held out:\n" + _shipped_table(shipped_reliability(cash_rows)))
     seeds = sorted({r["seed"] for r in runs})
     title = (
-        f"Reliability on held-out seeds {seeds} ({', '.join(args.scales)};\n"
+        f"Reliability on held-out seeds {seeds} ({', '.join(sorted({r['scale'] for r in runs}))};\n"
         f"{', '.join(sorted({r['profile'] for r in runs}))}); fitted on seeds "
         f"{sorted(args.fit_seeds)}"
     )
-    _figure(lead_rel, cash_rel, title)
-    print("leads, held out:\n" + _table(lead_rel))
-    print("cash-outs, held out:\n" + _table(cash_rel))
+    _figure(shipped_reliability(lead_rows), shipped_reliability(cash_rows), title)
     return 0
 
 
