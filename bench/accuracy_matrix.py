@@ -18,6 +18,7 @@ import argparse
 import json
 import resource
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,18 @@ def build_case(
     return case
 
 
+def _commit() -> str:
+    """The tree's short commit, `+` when it has uncommitted changes ("" outside git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()  # fmt: skip
+    except OSError:
+        return ""
+    return head + ("+" if head and dirty else "")
+
+
 def measure(profile: str, scale: str, seed: int, recluster: bool = True) -> dict[str, Any]:
     from chainsleuth.cases.evaluate import cashout_outcomes, lead_outcomes, score_case
 
@@ -79,6 +92,9 @@ def measure(profile: str, scale: str, seed: int, recluster: bool = True) -> dict
     # ru_maxrss is KiB on Linux: the process's peak so far (over every world this run measured).
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
+        # which code and when: `make bench` renders results kept from earlier runs too
+        "commit": _commit(),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "profile": profile,
         "scale": scale,
         "seed": seed,
@@ -153,7 +169,7 @@ def render_costs(results: list[dict[str, Any]], scales: tuple[str, ...] = ("larg
     measured this world alone; a run over several worlds reports its peak so far)."""
     header = [
         "profile", "scale", "seed", "txs", "simulate s", "ingest s", "cluster + tags s",
-        "investigate s", "peak RSS MiB",
+        "investigate s", "peak RSS MiB", "commit", "measured",
     ]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in sorted(results, key=lambda r: (r["scale"], r["profile"], r["seed"])):
@@ -163,12 +179,19 @@ def render_costs(results: list[dict[str, Any]], scales: tuple[str, ...] = ("larg
         cells = [r["profile"], r["scale"], str(r["seed"]), f"{r['n_txs']:,}"]
         cells += [str(st.get(k, "")) for k in ("simulate", "ingest", "cluster_and_tags")]
         cells += [str(st.get("investigate", "")), f"{r.get('peak_rss_mib', '')}"]
+        cells += [r.get("commit", "") or "?", r.get("measured_at", "") or "?"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def load_results() -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted(OUT.glob("*-*-*.json"))]
+def load_results(
+    worlds: set[tuple[str, str, int]] | None = None,
+) -> list[dict[str, Any]]:
+    """Saved results, all of them or those of `worlds` ((profile, scale, seed))."""
+    results = [json.loads(p.read_text()) for p in sorted(OUT.glob("*-*-*.json"))]
+    if worlds is None:
+        return results
+    return [r for r in results if (r["profile"], r["scale"], r["seed"]) in worlds]
 
 
 def main(argv: list[str] | None = None) -> int:

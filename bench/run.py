@@ -204,7 +204,11 @@ def run(args: argparse.Namespace) -> str:
     if not args.quick:
         matrix_cmd += ["4", "5", "6"]
     subprocess.run(matrix_cmd, cwd=ROOT, check=True, capture_output=True)
+    # the report shows the worlds this run measured, not whatever else the cache holds
+    profiles = ("easy", "realistic", "hard")
+    matrix_worlds = {(p, "small", s) for p in profiles for s in range(1, 4 if args.quick else 7)}
     if not args.quick:
+        matrix_worlds |= {(p, "medium", 7) for p in profiles}
         medium_cmd = [sys.executable, "-m", "bench.accuracy_matrix", "--profiles", "easy",
                       "realistic", "hard", "--scales", "medium", "--seeds", "7"]  # fmt: skip
         subprocess.run(medium_cmd, cwd=ROOT, check=True, capture_output=True)
@@ -214,6 +218,10 @@ def run(args: argparse.Namespace) -> str:
             large_cmd = [sys.executable, "-m", "bench.accuracy_matrix", "--profiles", profile,
                          "--scales", "large", "--seeds", "1"]  # fmt: skip
             subprocess.run(large_cmd, cwd=ROOT, check=True, capture_output=True)
+    # large worlds kept from an earlier run are shown too, with their commit and date
+    large_worlds = {(r["profile"], r["scale"], r["seed"]) for r in accuracy_matrix.load_results()
+                    if r["scale"] == "large"}  # fmt: skip
+    matrix_results = accuracy_matrix.load_results(matrix_worlds | large_worlds)
     wall = time.perf_counter() - started
     info["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
     report = render(args, info, datasets, results, real, large, cold, trav, wall)
@@ -225,14 +233,16 @@ def run(args: argparse.Namespace) -> str:
     report += (
         "\n## Investigation accuracy over profiles, seeds and scales (issue 11)\n\n"
         "Measured in this run by `python -m bench.accuracy_matrix` (scored by "
-        "`chainsleuth.cases.evaluate`; docs/investigations.md explains the columns), worst "
-        "first:\n\n" + accuracy_matrix.render(accuracy_matrix.load_results()) + "\n"
+        "`chainsleuth.cases.evaluate`; docs/investigations.md explains the columns; a large "
+        "world may be kept from an earlier run, see its commit and date below), worst first:\n\n"
+        + accuracy_matrix.render(matrix_results)
+        + "\n"
     )
-    if any(r["scale"] == "large" for r in accuracy_matrix.load_results()):
+    if large_worlds:
         report += (
             "\nWhat the large worlds cost (`--accuracy-large`, or kept from an earlier run in "
-            "bench-output/accuracy/):\n\n" + accuracy_matrix.render_costs(
-                accuracy_matrix.load_results()) + "\n"
+            "bench-output/accuracy/: see the commit and date):\n\n"
+            + accuracy_matrix.render_costs(matrix_results) + "\n"
         )  # fmt: skip
     raw = {
         "machine": info,

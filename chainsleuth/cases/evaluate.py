@@ -98,7 +98,7 @@ def lead_outcomes(
     """Every exchange lead row of the case (at `min_confidence` or above) with the truth's
     verdict `correct` (its exchange funded a trail-holding payment into the deposit), its
     confidence and the features the calibration reads (hops, share, custody moves, named via
-    the service entity, longest hold in days, through a CoinJoin)."""
+    the service entity, longest hold in days, through a CoinJoin) and its `caution`."""
     payments, _ = _truth(Path(world_dir))
     out = []
     for r in _rows(Path(case_dir) / "leads.csv"):
@@ -122,6 +122,8 @@ def lead_outcomes(
                 "via_style": r.get("attributed_via") == "wallet_style",
                 "hold_days": _float(r.get("hold_days", "")),
                 "through_coinjoin": r.get("through_coinjoin") == "true",
+                # why the case capped its confidence (long_hold, switched_type, ...), if it did
+                "caution": r.get("caution") or "",
                 "correct": r["source_entity"] in right,
             }
         )
