@@ -76,6 +76,8 @@ from chainsleuth.trace.services import (
     style_matches,
     tx_shapes,
     wallet_styles,
+    funder_links,
+    blind_styles,
 )
 
 #: The daily BTC/USD closes shipped with the package (chainsleuth/data/prices/, PROVENANCE.md
@@ -269,7 +271,10 @@ def prepare_case(
     stats = service_stats(shapes, cluster_of)
     entities = service_entities(shapes, small_batch_links(store, shapes))
     hot = hot_change_links(shapes, cluster_of, stats)
+    tags = dict(attribution)  # the tags alone, before services lend their names
     linked, entity_attributed = _attribute_services(attribution, stats, entities, service_mask, hot)
+    funded = _lend_to_funders(shapes, cluster_of, attribution, tags, service_mask)
+    linked = np.union1d(linked, funded)
     styled = _lend_by_style(store, shapes, cluster_of, attribution)
     # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
     # them spends is its wallet's, not a deposit it credits (cases.cashouts.cashout_rows)
@@ -646,6 +651,54 @@ def _attribute_services(
     return np.array(sorted(linked), np.int64), np.array(sorted(via_entity), np.int64)
 
 
+def _lend_to_funders(
+    shapes: TxShapes | None,
+    cluster_of: np.ndarray,
+    attribution: dict[int, tuple[str | None, str]],
+    tags: dict[int, tuple[str | None, str]],
+    service_mask: np.ndarray,
+) -> np.ndarray:
+    """Name the wallet that paid a tag its own coins after that tag (in place).
+
+    A tag on a cold-storage address or on a batch's change shows nothing of its exchange's hot
+    wallet, and such a blind name blocks every wallet-style match it cannot be told from
+    (`trace.services.style_matches`). The tx that paid it is the exchange's own
+    (`trace.services.funder_links`): its input cluster takes the tag's name, and where that
+    cluster was an `unidentified_service` every cluster of the same service entity does too, so
+    the name's batches show its style to `_lend_by_style`. Only where exactly one exchange
+    name is implied for the funder's entity and the funder carries no other name. Returns the
+    clusters named so (sorted; `attributed_via` = `service_entity`)."""
+    exchange_tags = {c: v for c, v in tags.items() if v[1] not in _MIXING_CATEGORIES}
+    if shapes is None or not exchange_tags:
+        return np.zeros(0, np.int64)
+    tagged = np.array(sorted(exchange_tags), np.int64)
+    funder, paid = funder_links(shapes, cluster_of, tagged)
+    # what each funder would become: its own cluster, or its whole unidentified entity
+    implied: dict[tuple[str | None, str] | int, set[tuple[str | None, str]]] = {}
+    for f, t in zip(funder.tolist(), paid.tolist(), strict=True):
+        if service_mask[f]:
+            continue
+        now = attribution.get(f)
+        if now is None:
+            implied.setdefault(f, set()).add(exchange_tags[t])
+        elif now[1] == UNIDENTIFIED_SERVICE:
+            implied.setdefault(now, set()).add(exchange_tags[t])
+    members: dict[tuple[str | None, str], list[int]] = {}
+    if any(not isinstance(k, int) for k in implied):
+        for c, v in attribution.items():
+            if v in implied:
+                members.setdefault(v, []).append(c)
+    named = []
+    for key, names in implied.items():
+        if len(names) != 1:
+            continue
+        name = next(iter(names))
+        for c in [key] if isinstance(key, int) else members.get(key, []):
+            attribution[c] = name
+            named.append(c)
+    return np.array(sorted(named), np.int64)
+
+
 #: Rounds of naming by wallet style (`_lend_by_style`). On the simulated hard and realistic
 #: small worlds the second round named 6-108% more clusters than the first, the third none.
 STYLE_ROUNDS = 3
@@ -695,6 +748,7 @@ def _lend_by_style(
         candidate = np.flatnonzero(unidentified & (owner == np.arange(owner.shape[0])))
         group[clusters] = owner[label]
         styles = wallet_styles(store, shapes, cluster_of, group, fingerprint)
+        styles = blind_styles(store, shapes, styles, group, named, fingerprint)
         match = style_matches(styles, named, candidate)
         if not (match >= 0).any():
             break
