@@ -748,7 +748,7 @@ def _lend_by_style(
         candidate = np.flatnonzero(unidentified & (owner == np.arange(owner.shape[0])))
         group[clusters] = owner[label]
         styles = wallet_styles(store, shapes, cluster_of, group, fingerprint)
-        styles = blind_styles(store, shapes, styles, group, named, fingerprint)
+        styles = blind_styles(store, shapes, cluster_of, styles, group, named, fingerprint)
         match = style_matches(styles, named, candidate)
         if not (match >= 0).any():
             break

@@ -672,38 +672,91 @@ def wallet_styles(
 def blind_styles(
     store: Store,
     shapes: TxShapes | None,
+    cluster_of: np.ndarray,
     styles: WalletStyles,
     group: np.ndarray,
     named: np.ndarray,
     fingerprint: np.ndarray,
 ) -> WalletStyles:
-    """`styles` with the hot type and fingerprint of each blind named group read from its
-    small payouts.
+    """`styles` with the hot type and fingerprint of each blind named group read from the small
+    payouts that spend its coins.
 
-    A named group is blind when its batches (`BATCH_MIN_PAYEES`+ payees) show neither its hot
-    wallet's script type nor its fingerprint: its tags fell on cold storage, deposits or a hot
-    address that paid only a few people at once. Such a group stays compatible with every
-    candidate, and `style_matches` then names none that it cannot be told from. A payout of
-    `SMALL_BATCH_PAYEES`+ payees (`TxShapes.small_batch`: not a CoinJoin, at most half of one
-    value) that a *named* group spends is that wallet's own, made from its hot coins (a swept or
-    forwarded deposit pays one or two outputs): its first input's script type and fingerprint
-    are the wallet's. Only blind named groups (`named`) take them, where one value is seen;
-    candidates keep what their batches show. One pass over the txs: ~10 B per tx in use."""
+    A named group is blind when its batches (`BATCH_MIN_PAYEES`+ payees whose first input it
+    owns) show neither its hot wallet's script type nor its fingerprint: its tags fell on cold
+    storage, deposits, or hot addresses that paid only a few people at once or sat beside
+    another input. Such a group stays compatible with every candidate, and `style_matches` names
+    none that it cannot be told from. A payout of `SMALL_BATCH_PAYEES`+ payees that spends one
+    of a named group's coins (any input, not only the first) is that wallet's own spend of its
+    hot coins: a swept or forwarded deposit pays one or two outputs. So are the payouts the
+    cluster stage flagged as CoinJoins: an exchange does not join CoinJoins, and on the
+    simulated medium worlds every tx flagged `equal_output` was an exchange's batch. The script
+    type of the coins the group spends there and the tx's fingerprint are taken, where one value
+    of each is seen, for blind named groups only (`named`); candidates keep what their batches
+    show. Memory: ~40 B per input of one slice of such payouts while in use."""
     if shapes is None or named.shape[0] == 0:
         return styles
-    blind = np.zeros(styles.hot.shape[0], np.bool_)
+    n_groups = styles.hot.shape[0]
+    blind = np.zeros(n_groups, np.bool_)
     blind[named] = (styles.hot[named] == STYLE_UNSEEN) & (styles.fingerprint[named] == STYLE_UNSEEN)
     if not blind.any():
         return styles
-    tx_group = np.where(shapes.spender >= 0, group[np.maximum(shapes.spender, 0)], -1)
-    small = shapes.small_batch & (tx_group >= 0)
-    small[small] = blind[tx_group[small]]
-    if not small.any():
+    payout = shapes.small_batch | (shapes.coinjoin & (shapes.n_payees >= SMALL_BATCH_PAYEES))
+    payouts = np.flatnonzero(payout)
+    first_input = store.graph.tx_first_input
+    input_address = store.graph.input_address
+    spent_output = store.graph.input_spent_output
+    output_type = store.graph.output_script_type
+    n_txs, n_inputs = first_input.shape[0], input_address.shape[0]
+    groups, types, prints = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for lo in range(0, payouts.shape[0], TX_SLICE):
+        txs = payouts[lo : lo + TX_SLICE]
+        starts = np.asarray(first_input[txs], np.int64)
+        after = txs + 1
+        ends = np.full(txs.shape[0], n_inputs, np.int64)
+        inner = after < n_txs
+        ends[inner] = np.asarray(first_input[after[inner]], np.int64)
+        widths = ends - starts
+        tx_of = np.repeat(txs, widths)
+        offset = np.arange(tx_of.shape[0]) - np.repeat(np.cumsum(widths) - widths, widths)
+        inputs = np.repeat(starts, widths) + offset
+        addr = np.asarray(input_address[inputs]).astype(np.int64)
+        known = addr != int(NONE32)
+        g = np.full(inputs.shape[0], -1, np.int64)
+        g[known] = group[np.asarray(cluster_of[addr[known]], np.int64)]
+        mine = g >= 0
+        mine[mine] = blind[g[mine]]
+        if not mine.any():
+            continue
+        groups.append(g[mine])
+        spent = np.maximum(np.asarray(spent_output[inputs[mine]], np.int64), 0)
+        types.append(np.asarray(output_type[spent]).astype(np.int64))
+        prints.append(np.asarray(fingerprint[tx_of[mine]]).astype(np.int64))
+    # the next spend of what a blind group's sweep made: its one output is the wallet's own
+    # coin (hot, or cold storage whose type then mixes with the hot one's and yields nothing)
+    sweeper = np.where(shapes.spender >= 0, group[np.maximum(shapes.spender, 0)], -1)
+    sweep = (shapes.n_inputs >= SWEEP_MIN_INPUTS) & (shapes.n_payees == 1) & ~shapes.coinjoin
+    sweep &= sweeper >= 0
+    sweep[sweep] = blind[sweeper[sweep]]
+    sweeps = np.flatnonzero(sweep)
+    if sweeps.shape[0]:
+        n_outputs = shapes.output_address.shape[0]
+        o0 = np.asarray(shapes.first_output[sweeps], np.int64)
+        o1 = np.full(sweeps.shape[0], n_outputs, np.int64)
+        inner = sweeps + 1 < n_txs
+        o1[inner] = np.asarray(shapes.first_output[sweeps[inner] + 1], np.int64)
+        widths = o1 - o0
+        outs = np.repeat(o0, widths) + np.arange(widths.sum()) - np.repeat(np.cumsum(widths) - widths, widths)
+        by = np.repeat(sweeps, widths)
+        spender_tx = np.asarray(shapes.spent_by[outs]).astype(np.int64)
+        keep = np.asarray(shapes.payable[outs]) & (spender_tx >= 0)
+        groups.append(sweeper[by[keep]])
+        types.append(np.asarray(output_type[outs[keep]]).astype(np.int64))
+        prints.append(np.asarray(fingerprint[spender_tx[keep]]).astype(np.int64))
+    g_all = np.concatenate(groups)
+    if g_all.shape[0] == 0:
         return styles
-    n_groups = styles.hot.shape[0]
-    first_type = _first_input_type(store)[small].astype(np.int64)
-    hot = _one_value(tx_group[small], first_type, n_groups)
-    fp = _one_value(tx_group[small], fingerprint[small].astype(np.int64), n_groups)
+    hot = _one_value(g_all, np.concatenate(types), n_groups)
+    fp = _one_value(g_all, np.concatenate(prints), n_groups)
     take = blind & (hot >= 0) & (fp >= 0)
     return replace(
         styles,
