@@ -68,6 +68,8 @@ from chainsleuth.trace.services import (
     SWEEP_MIN_INPUTS,
     ServiceStats,
     TxShapes,
+    blind_styles,
+    funder_links,
     hot_change_links,
     sendall_receivers,
     service_entities,
@@ -76,8 +78,6 @@ from chainsleuth.trace.services import (
     style_matches,
     tx_shapes,
     wallet_styles,
-    funder_links,
-    blind_styles,
 )
 
 #: The daily BTC/USD closes shipped with the package (chainsleuth/data/prices/, PROVENANCE.md

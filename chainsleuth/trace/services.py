@@ -707,7 +707,11 @@ def blind_styles(
     spent_output = store.graph.input_spent_output
     output_type = store.graph.output_script_type
     n_txs, n_inputs = first_input.shape[0], input_address.shape[0]
-    groups, types, prints = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    groups, types, prints = (
+        [np.zeros(0, np.int64)],
+        [np.zeros(0, np.int64)],
+        [np.zeros(0, np.int64)],
+    )
     for lo in range(0, payouts.shape[0], TX_SLICE):
         txs = payouts[lo : lo + TX_SLICE]
         starts = np.asarray(first_input[txs], np.int64)
@@ -745,7 +749,11 @@ def blind_styles(
         inner = sweeps + 1 < n_txs
         o1[inner] = np.asarray(shapes.first_output[sweeps[inner] + 1], np.int64)
         widths = o1 - o0
-        outs = np.repeat(o0, widths) + np.arange(widths.sum()) - np.repeat(np.cumsum(widths) - widths, widths)
+        outs = (
+            np.repeat(o0, widths)
+            + np.arange(widths.sum())
+            - np.repeat(np.cumsum(widths) - widths, widths)
+        )
         by = np.repeat(sweeps, widths)
         spender_tx = np.asarray(shapes.spent_by[outs]).astype(np.int64)
         keep = np.asarray(shapes.payable[outs]) & (spender_tx >= 0)
