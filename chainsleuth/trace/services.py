@@ -446,8 +446,9 @@ def funder_links(
     (funder, tagged) cluster pairs: the paying tx's input cluster and the tagged cluster it
     paid. `tagged`: sorted cluster ids. The paying tx must not be a CoinJoin. On the simulated
     hard and realistic small worlds (seeds 1-3) every such output's payer was the tag's owner
-    (1,177 of 1,177 outputs, docs/investigations.md). A real chain's deposit address that was paid and not
-    yet swept would link its payer: the caller lends a name only where one tag name is implied.
+    (1,177 of 1,177 outputs, docs/investigations.md). A real chain's deposit address that was
+    paid and not yet swept would link its payer: the caller lends a name only where one tag
+    name is implied.
     Memory: 9 B per output of one slice while in use.
     """
     none = np.zeros(0, np.int64)
