@@ -433,7 +433,7 @@ def hot_change_links(
 
 def funder_links(
     shapes: TxShapes | None, cluster_of: np.ndarray, tagged: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Links from a tagged cluster back to the wallet that paid it its own coins.
 
     An exchange whose 3-5 tags fall on a cold-storage address or on the change of a batch shows
@@ -443,18 +443,19 @@ def funder_links(
     whose change the tag is. A deposit address is paid by a customer instead, and that is why
     only outputs that are still unspent, or that a batch spends (a batch spends its owner's
     coins, a deposit is swept), make a link: a swept or forwarded deposit makes none. Returns
-    (funder, tagged) cluster pairs: the paying tx's input cluster and the tagged cluster it
-    paid. `tagged`: sorted cluster ids. The paying tx must not be a CoinJoin. On the simulated
-    hard and realistic small worlds (seeds 1-3) every such output's payer was the tag's owner
-    (1,177 of 1,177 outputs, docs/investigations.md). A real chain's deposit address that was
-    paid and not yet swept would link its payer: the caller lends a name only where one tag
-    name is implied.
-    Memory: 9 B per output of one slice while in use.
+    (funder, tagged, payout): the paying tx's input cluster, the tagged cluster it paid, and
+    whether the paying tx is a payout (`TxShapes.small_batch`, 3+ payees).
+    `tagged`: sorted cluster ids. The paying tx must not be a CoinJoin. On the simulated hard
+    and realistic small worlds (seeds 1-3) every such output's payer was the tag's owner
+    (1,177 of 1,177 outputs, docs/investigations.md), but the simulator sweeps every deposit.
+    A real chain's deposit address that was paid and not yet swept links its payer (a customer,
+    another exchange): the caller (`cases.investigate._lend_to_funders`) lends a name through
+    payouts only. Memory: 10 B per output of one slice while in use.
     """
     none = np.zeros(0, np.int64)
     if shapes is None or cluster_of.shape[0] == 0 or tagged.shape[0] == 0:
-        return none, none
-    funders, paid = [none], [none]
+        return none, none, np.zeros(0, np.bool_)
+    funders, paid, payouts = [none], [none], [np.zeros(0, np.bool_)]
     for _t0, _t1, lo, hi, made in shapes.tx_slices():
         payable = shapes.payable[lo:hi]
         addr = np.asarray(shapes.output_address[lo:hi]).astype(np.int64)
@@ -470,7 +471,8 @@ def funder_links(
         link &= (funder >= 0) & (funder != receiver)
         funders.append(funder[link])
         paid.append(receiver[link])
-    return np.concatenate(funders), np.concatenate(paid)
+        payouts.append(shapes.small_batch[made[link]])
+    return np.concatenate(funders), np.concatenate(paid), np.concatenate(payouts)
 
 
 def _cluster_sizes(cluster_of: np.ndarray, clusters: np.ndarray) -> np.ndarray:

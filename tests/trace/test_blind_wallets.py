@@ -110,36 +110,64 @@ def test_funder_links_only_from_outputs_a_sweep_does_not_take() -> None:
     sweep_in = c.add(Tx([coins[4]], [(11, P2SH), (12, P2SH)]))
     c.add(Tx([deposit[0], *sweep_in], [(90, P2SH)]))
     _store, shapes, _fp = c.build(cluster_of)
-    funder, paid = services.funder_links(shapes, cluster_of, np.array([tag]))
-    assert sorted(funder.tolist()) == [1, 3]
+    funder, paid, payout = services.funder_links(shapes, cluster_of, np.array([tag]))
+    order = np.argsort(funder)
+    assert funder[order].tolist() == [1, 3]
     assert paid.tolist() == [tag, tag]
+    assert payout[order].tolist() == [True, False]  # cluster 1 paid a payout, cluster 3 did not
     assert services.funder_links(shapes, cluster_of, np.zeros(0, np.int64))[0].shape[0] == 0
 
 
-def test_lend_to_funders_names_the_funders_entity_when_one_name_is_implied() -> None:
+def test_lend_to_funders_names_an_unnamed_payer_of_a_payout_when_one_name_is_implied() -> None:
     cluster_of = np.arange(100)
     c = Chain()
-    coins = c.add(Tx([], [(1, P2SH), (3, P2SH), (5, P2SH)]))
-    c.add(Tx([coins[0]], [(10, P2SH), *_payees(60, 6)]))  # entity cluster:1 paid cobalt's tag
-    c.add(Tx([coins[1]], [(20, P2SH), *_payees(70, 6)]))  # entity cluster:3 paid cobalt's...
-    c.add(Tx([coins[2]], [(30, P2SH), *_payees(80, 6)]))  # ... and cluster 5 (same) dunmore's
+    coins = c.add(Tx([], [(1, P2SH), (3, P2SH), (4, P2SH), (5, P2SH), (6, P2SH)]))
+    c.add(Tx([coins[0]], [(10, P2SH), *_payees(60, 3)]))  # cluster 1's payout: cobalt's change
+    c.add(Tx([coins[1]], [(20, P2SH), *_payees(70, 3)]))  # cluster 3 pays cobalt's tag ...
+    c.add(Tx([coins[2]], [(30, P2SH), *_payees(80, 3)]))  # ... its address 4 dunmore's
+    c.add(Tx([coins[3]], [(20, P2SH), *_payees(90, 3)]))  # an unidentified service pays cobalt
+    c.add(Tx([coins[4]], [(20, P2SH), (95, P2SH)]))  # cluster 6: no payout (a customer's pay)
+    cluster_of[4] = 3
     _store, shapes, _fp = c.build(cluster_of)
     cobalt, dunmore = ("cobalt", "exchange"), ("dunmore", "exchange")
-    attribution: dict[int, tuple[str | None, str]] = {
-        10: cobalt,
-        20: cobalt,
-        30: dunmore,
-        1: ("cluster:1", UNIDENTIFIED),
-        2: ("cluster:1", UNIDENTIFIED),  # the rest of the funder's service entity
-        3: ("cluster:3", UNIDENTIFIED),
-        5: ("cluster:3", UNIDENTIFIED),
-    }
-    tags = {k: v for k, v in attribution.items() if v[1] != UNIDENTIFIED}
+    tags: dict[int, tuple[str | None, str]] = {10: cobalt, 20: cobalt, 30: dunmore}
+    attribution = {**tags, 5: ("cluster:5", UNIDENTIFIED), 7: ("cluster:5", UNIDENTIFIED)}
     named = _lend_to_funders(shapes, cluster_of, attribution, tags, np.zeros(100, np.bool_))
-    assert named.tolist() == [1, 2]
-    assert attribution[1] == attribution[2] == cobalt
-    # two names implied for entity cluster:3: it stays unidentified
-    assert attribution[3] == attribution[5] == ("cluster:3", UNIDENTIFIED)
+    assert named.tolist() == [1]
+    assert attribution[1] == cobalt
+    assert 3 not in attribution  # two names implied for cluster 3: it stays unnamed
+    # an unidentified service paying a tag is as likely another exchange's withdrawal
+    assert attribution[5] == attribution[7] == ("cluster:5", UNIDENTIFIED)
+    assert 6 not in attribution
+
+
+def test_lend_to_funders_does_not_name_a_customer_after_an_unswept_deposit() -> None:
+    """The costliest error: a customer pays an exchange's tagged deposit address that is still
+    unspent (not yet swept, or dust never swept). The customer is not the exchange, and naming
+    it would make every deposit it funds a wrong lead. Only a payout of 3+ payees by a payer
+    with no name yet lends the name."""
+    cluster_of = np.arange(100)
+    cluster_of[41] = 40  # the customer's wallet: two addresses one tx spent together
+    cluster_of[46:48] = 45  # a second customer's wallet of three addresses
+    cobalt = ("cobalt", "exchange")
+    c = Chain()
+    coins = c.add(Tx([], [(40, P2WPKH), (41, P2WPKH), (45, P2WPKH), (46, P2WPKH), (47, P2WPKH)]))
+    # customer 40 pays deposit 10 with change back to itself; the deposit stays unspent
+    c.add(Tx([coins[0], coins[1]], [(10, P2SH), (41, P2WPKH)]))
+    # customer 45 sends its whole wallet to deposit 12; that stays unspent too
+    c.add(Tx(coins[2:5], [(12, P2SH)]))
+    # a lone address pays deposit 14 once (payment and change)
+    lone = c.add(Tx([], [(50, P2WPKH)]))
+    c.add(Tx([lone[0]], [(14, P2SH), (51, P2WPKH)]))
+    _store, shapes, _fp = c.build(cluster_of)
+    tags: dict[int, tuple[str | None, str]] = {10: cobalt, 12: cobalt, 14: cobalt}
+    funder, _paid, payout = services.funder_links(shapes, cluster_of, np.array([10, 12, 14]))
+    assert sorted(funder.tolist()) == [40, 45, 50]  # the links exist ...
+    assert not payout.any()  # ... but none comes from a payout
+    attribution = dict(tags)
+    named = _lend_to_funders(shapes, cluster_of, attribution, tags, np.zeros(100, np.bool_))
+    assert named.tolist() == []
+    assert attribution == tags  # no customer took the exchange's name
 
 
 def _blind(n_groups: int, named_seen: dict[int, tuple[int, int]]) -> WalletStyles:
