@@ -28,7 +28,7 @@ service's own clusters are left out by the case.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,7 @@ __all__ = [
     "SWEEP_MIN_INPUTS",
     "ServiceStats",
     "TxShapes",
+    "funder_links",
     "hot_change_links",
     "sendall_receivers",
     "service_entities",
@@ -53,6 +54,7 @@ __all__ = [
     "ClusterGroups",
     "wallet_styles",
     "WalletStyles",
+    "blind_styles",
 ]
 
 #: Payees of a batched withdrawal. Wallets paying a few people at once with change have 3-5
@@ -430,6 +432,50 @@ def hot_change_links(
     return spender[keep], receiver[keep]
 
 
+def funder_links(
+    shapes: TxShapes | None, cluster_of: np.ndarray, tagged: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Links from a tagged cluster back to the wallet that paid it its own coins.
+
+    An exchange whose 3-5 tags fall on a cold-storage address or on the change of a batch shows
+    nothing of its hot wallet through them: nothing it tags spends in a batch, so its wallet
+    style is blind (`wallet_styles`, docs/investigations.md "Blind tagged wallets"). The tx that
+    paid such a tag is the exchange's own: a sweep of its deposits into cold storage, a batch
+    whose change the tag is. A deposit address is paid by a customer instead, and that is why
+    only outputs that are still unspent, or that a batch spends (a batch spends its owner's
+    coins, a deposit is swept), make a link: a swept or forwarded deposit makes none. Returns
+    (funder, tagged, payout): the paying tx's input cluster, the tagged cluster it paid, and
+    whether the paying tx is a payout (`TxShapes.small_batch`, 3+ payees).
+    `tagged`: sorted cluster ids. The paying tx must not be a CoinJoin. On the simulated hard
+    and realistic small worlds (seeds 1-3) every such output's payer was the tag's owner
+    (1,177 of 1,177 outputs, docs/investigations.md), but the simulator sweeps every deposit.
+    A real chain's deposit address that was paid and not yet swept links its payer (a customer,
+    another exchange): the caller (`cases.investigate._lend_to_funders`) lends a name through
+    payouts only. Memory: 10 B per output of one slice while in use.
+    """
+    none = np.zeros(0, np.int64)
+    if shapes is None or cluster_of.shape[0] == 0 or tagged.shape[0] == 0:
+        return none, none, np.zeros(0, np.bool_)
+    funders, paid, payouts = [none], [none], [np.zeros(0, np.bool_)]
+    for _t0, _t1, lo, hi, made in shapes.tx_slices():
+        payable = shapes.payable[lo:hi]
+        addr = np.asarray(shapes.output_address[lo:hi]).astype(np.int64)
+        receiver = np.full(hi - lo, -1, np.int64)
+        receiver[payable] = cluster_of[addr[payable]]
+        pos = np.minimum(np.searchsorted(tagged, receiver), tagged.shape[0] - 1)
+        link = payable & (tagged[pos] == receiver)
+        spent_by = np.asarray(shapes.spent_by[lo:hi]).astype(np.int64)
+        kept = spent_by < 0
+        kept[~kept] = shapes.batch[spent_by[~kept]]
+        link &= kept & ~shapes.coinjoin[made]
+        funder = shapes.spender[made].astype(np.int64)
+        link &= (funder >= 0) & (funder != receiver)
+        funders.append(funder[link])
+        paid.append(receiver[link])
+        payouts.append(shapes.small_batch[made[link]])
+    return np.concatenate(funders), np.concatenate(paid), np.concatenate(payouts)
+
+
 def _cluster_sizes(cluster_of: np.ndarray, clusters: np.ndarray) -> np.ndarray:
     """(cluster id, members) rows of the sorted `clusters`: one pass over `cluster_of` a
     slice at a time (memory: 16 B per cluster asked for)."""
@@ -662,6 +708,110 @@ def wallet_styles(
         paid = group.lookup(np.asarray(cluster_of[addresses]))
         coinbase[paid[paid >= 0]] = True
     return WalletStyles(hot, fp, deposit, change_last, change_elsewhere, coinbase)
+
+
+def blind_styles(
+    store: Store,
+    shapes: TxShapes | None,
+    cluster_of: np.ndarray,
+    styles: WalletStyles,
+    group: np.ndarray,
+    named: np.ndarray,
+    fingerprint: np.ndarray,
+) -> WalletStyles:
+    """`styles` with the hot type and fingerprint of each blind named group read from the small
+    payouts that spend its coins.
+
+    A named group is blind when its batches (`BATCH_MIN_PAYEES`+ payees whose first input it
+    owns) show neither its hot wallet's script type nor its fingerprint: its tags fell on cold
+    storage, deposits, or hot addresses that paid only a few people at once or sat beside
+    another input. Such a group stays compatible with every candidate, and `style_matches` names
+    none that it cannot be told from. A payout of `SMALL_BATCH_PAYEES`+ payees that spends one
+    of a named group's coins (any input, not only the first) is that wallet's own spend of its
+    hot coins: a swept or forwarded deposit pays one or two outputs. So are the payouts the
+    cluster stage flagged as CoinJoins: an exchange does not join CoinJoins, and on the
+    simulated medium worlds every tx flagged `equal_output` was an exchange's batch. The script
+    type of the coins the group spends there and the tx's fingerprint are taken, where one value
+    of each is seen, for blind named groups only (`named`); candidates keep what their batches
+    show. Memory: ~40 B per input of one slice of such payouts while in use."""
+    if shapes is None or named.shape[0] == 0:
+        return styles
+    n_groups = styles.hot.shape[0]
+    blind = np.zeros(n_groups, np.bool_)
+    blind[named] = (styles.hot[named] == STYLE_UNSEEN) & (styles.fingerprint[named] == STYLE_UNSEEN)
+    if not blind.any():
+        return styles
+    payout = shapes.small_batch | (shapes.coinjoin & (shapes.n_payees >= SMALL_BATCH_PAYEES))
+    payouts = np.flatnonzero(payout)
+    first_input = store.graph.tx_first_input
+    input_address = store.graph.input_address
+    spent_output = store.graph.input_spent_output
+    output_type = store.graph.output_script_type
+    n_txs, n_inputs = first_input.shape[0], input_address.shape[0]
+    groups, types, prints = (
+        [np.zeros(0, np.int64)],
+        [np.zeros(0, np.int64)],
+        [np.zeros(0, np.int64)],
+    )
+    for lo in range(0, payouts.shape[0], TX_SLICE):
+        txs = payouts[lo : lo + TX_SLICE]
+        starts = np.asarray(first_input[txs], np.int64)
+        after = txs + 1
+        ends = np.full(txs.shape[0], n_inputs, np.int64)
+        inner = after < n_txs
+        ends[inner] = np.asarray(first_input[after[inner]], np.int64)
+        widths = ends - starts
+        tx_of = np.repeat(txs, widths)
+        offset = np.arange(tx_of.shape[0]) - np.repeat(np.cumsum(widths) - widths, widths)
+        inputs = np.repeat(starts, widths) + offset
+        addr = np.asarray(input_address[inputs]).astype(np.int64)
+        known = addr != int(NONE32)
+        g = np.full(inputs.shape[0], -1, np.int64)
+        g[known] = group[np.asarray(cluster_of[addr[known]], np.int64)]
+        mine = g >= 0
+        mine[mine] = blind[g[mine]]
+        if not mine.any():
+            continue
+        groups.append(g[mine])
+        spent = np.maximum(np.asarray(spent_output[inputs[mine]], np.int64), 0)
+        types.append(np.asarray(output_type[spent]).astype(np.int64))
+        prints.append(np.asarray(fingerprint[tx_of[mine]]).astype(np.int64))
+    # the next spend of what a blind group's sweep made: its one output is the wallet's own
+    # coin (hot, or cold storage whose type then mixes with the hot one's and yields nothing)
+    sweeper = np.where(shapes.spender >= 0, group[np.maximum(shapes.spender, 0)], -1)
+    sweep = (shapes.n_inputs >= SWEEP_MIN_INPUTS) & (shapes.n_payees == 1) & ~shapes.coinjoin
+    sweep &= sweeper >= 0
+    sweep[sweep] = blind[sweeper[sweep]]
+    sweeps = np.flatnonzero(sweep)
+    if sweeps.shape[0]:
+        n_outputs = shapes.output_address.shape[0]
+        o0 = np.asarray(shapes.first_output[sweeps], np.int64)
+        o1 = np.full(sweeps.shape[0], n_outputs, np.int64)
+        inner = sweeps + 1 < n_txs
+        o1[inner] = np.asarray(shapes.first_output[sweeps[inner] + 1], np.int64)
+        widths = o1 - o0
+        outs = (
+            np.repeat(o0, widths)
+            + np.arange(widths.sum())
+            - np.repeat(np.cumsum(widths) - widths, widths)
+        )
+        by = np.repeat(sweeps, widths)
+        spender_tx = np.asarray(shapes.spent_by[outs]).astype(np.int64)
+        keep = np.asarray(shapes.payable[outs]) & (spender_tx >= 0)
+        groups.append(sweeper[by[keep]])
+        types.append(np.asarray(output_type[outs[keep]]).astype(np.int64))
+        prints.append(np.asarray(fingerprint[spender_tx[keep]]).astype(np.int64))
+    g_all = np.concatenate(groups)
+    if g_all.shape[0] == 0:
+        return styles
+    hot = _one_value(g_all, np.concatenate(types), n_groups)
+    fp = _one_value(g_all, np.concatenate(prints), n_groups)
+    take = blind & (hot >= 0) & (fp >= 0)
+    return replace(
+        styles,
+        hot=np.where(take, hot, styles.hot),
+        fingerprint=np.where(take, fp, styles.fingerprint),
+    )
 
 
 def style_matches(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray) -> np.ndarray:

@@ -32,6 +32,8 @@ def _all(data: Path) -> dict[str, object]:
         "entities": services.service_entities(shapes, small),
         "hot": services.hot_change_links(shapes, cluster_of, stats),
         "sendall": services.sendall_receivers(shapes, cluster_of),
+        # any clusters will do as tags here: the slices must find the same links
+        "funders": services.funder_links(shapes, cluster_of, np.unique(cluster_of)[::7]),
     }
 
 
