@@ -48,6 +48,7 @@ import json
 import os
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -432,6 +433,7 @@ def build_chain(
     hold_rate: float = 0.0,
     reuse_rate: float = 0.0,
     checkpoints: list[int] | None = None,
+    on_checkpoint: Callable[[dict], None] | None = None,
 ) -> ChainInfo:
     """Write a re-linked regtest chain: `passes` repetitions of the real blocks, or as many as
     reach `min_txs` transactions. Example: `build_chain(Path("out/blocks"), min_txs=1_000_000)`.
@@ -473,6 +475,9 @@ def build_chain(
         if p + 1 in want:
             snap = _fill_info(replace(info, passes=p + 1, checkpoints=[]), chain, started)
             info.checkpoints.append({**asdict(snap), "prefix_bytes": chain.w.size})
+            if on_checkpoint is not None:
+                chain.w.f.flush()  # the prefix is on disk before anyone is told of it
+                on_checkpoint(info.checkpoints[-1])
     chain.w.close()
     return _fill_info(info, chain, started)
 
