@@ -25,8 +25,10 @@ the same fraction of a small chain's addresses shows the base at work as it is a
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
+import os
 import resource
 import shutil
 import sys
@@ -136,6 +138,7 @@ def _track_phases(phase: list[str], log: list[dict[str, Any]], t0: list[float]) 
         delta = getattr(self.addresses, "delta", self.addresses)
         log.append(
             {
+                **_heap(),
                 "t": round(time.perf_counter() - t0[0], 1),
                 "txs": self.counts["txs"],
                 "anon": s["RssAnon"],
@@ -148,6 +151,16 @@ def _track_phases(phase: list[str], log: list[dict[str, Any]], t0: list[float]) 
         return result
 
     writer_mod.StoreWriter.append = append_and_note  # type: ignore[method-assign]
+    if os.environ.get("BENCH_MALLOC_TRIM"):  # experiment: give freed heap back after each batch
+        commit = writer_mod.StoreWriter.commit
+        libc = ctypes.CDLL("libc.so.6")
+
+        def commit_and_trim(self: Any, *a: Any, **k: Any) -> Any:
+            result = commit(self, *a, **k)
+            libc.malloc_trim(0)
+            return result
+
+        writer_mod.StoreWriter.commit = commit_and_trim  # type: ignore[method-assign]
 
 
 def main(
@@ -155,6 +168,11 @@ def main(
 ) -> dict[str, Any]:
     from chainsleuth.store import writer as writer_mod
 
+    if os.environ.get("BENCH_HEAP") == "off":  # the "before" of core/heap.py
+        with contextlib.suppress(ImportError):
+            from chainsleuth.core import heap
+
+            heap.ENABLED = False
     if delta_max is not None:
         from chainsleuth.store import addrindex
 

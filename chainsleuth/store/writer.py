@@ -31,6 +31,7 @@ from numba import njit
 
 from chainsleuth.core.errors import InputError, StoreError
 from chainsleuth.core.files import publish_dir, replace_into_place
+from chainsleuth.core.heap import bound_heap, trim_heap
 from chainsleuth.core.network import network_by_name
 from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES
 from chainsleuth.parse.address_kernels import encode_key_rows
@@ -225,6 +226,7 @@ class StoreWriter:
         """
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
+        bound_heap()  # a writer runs for hours: its freed arrays must go back to the kernel
         lock = _lock_writer(data_dir)
         try:
             manifest = layout.read_manifest(data_dir)
@@ -867,6 +869,9 @@ class StoreWriter:
             self._publish(ready[-1].counts, ready[-1].tip, ingest_info, len(ready))
             if self.counts_committed("outputs") - self._lookup_outputs > LOOKUP_EVERY_OUTPUTS:
                 self.update_lookup()
+            # the committed batches' arrays are freed by now: give their pages back, or the
+            # heaps keep them, fragmented, and grow with the run (core/heap.py)
+            trim_heap()
 
     def counts_committed(self, name: str) -> int:
         return int(self.manifest["counts"][name])
