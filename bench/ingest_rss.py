@@ -173,6 +173,8 @@ def main(
             from chainsleuth.core import heap
 
             heap.ENABLED = False
+    if os.environ.get("BENCH_HEAP") == "trim":  # core/heap.py's trims, malloc's thresholds
+        writer_mod.bound_heap = lambda *a, **k: False  # type: ignore[attr-defined]
     if delta_max is not None:
         from chainsleuth.store import addrindex
 

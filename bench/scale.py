@@ -545,6 +545,7 @@ def render(res: dict[str, Any]) -> str:
         f"(load {m['loadavg']} at the start), so wall times are noisy; CPU seconds and peak RSS "
         f"are the steadier figures. chainsleuth commit `{m['commit']}`.",
         "",
+        *([res["note"], ""] if res.get("note") else []),
         "## Chains",
         "",
         f"Re-linked real transactions (`bench.synth_chain`, hold_rate {res['hold_rate']}, "
