@@ -61,11 +61,15 @@ _REASONS = {
 #: Bring the lookup index (lookup.py) up to date at a commit once this many outputs are beyond
 #: it, so that readers of a long-running ingest scan at most this much of the tail.
 LOOKUP_EVERY_OUTPUTS = 1 << 24
-#: The outpoint index's rebuild reads the chain's txs in chunks of this many.
-COMPACT_CHUNK_TXS = 1 << 24
+#: The outpoint index's rebuild reads the chain's txs in chunks of this many (≈ 20 B each
+#: while read: 8 B first-output offsets, 4 B per-tx counts, ≈ 3 B of unspent flags per
+#: output, the live ids). 2^20 (≈ 20 MB) rather than 2^24 (≈ 335 MB): a chunk the bench-scale
+#: chains (2-10 M txs) do not fill grows with the chain there and fools the fit, and the
+#: per-chunk numpy calls cost nothing at 1 M txs each.
+COMPACT_CHUNK_TXS = 1 << 20
 #: ... and inserts the live txs in chunks of this many (≈ 56 B each while inserted: the txid
-#: rows gathered, their fingerprints, ids and results).
-COMPACT_INSERT_TXS = 1 << 22
+#: rows gathered, their fingerprints, ids and results): ≈ 15 MB (2^22 was ≈ 235 MB).
+COMPACT_INSERT_TXS = 1 << 18
 #: Below this many entries the outpoint index is never rebuilt (it is at most 25 MB).
 COMPACT_MIN = 1 << 20
 
