@@ -25,7 +25,10 @@ the same fraction of a small chain's addresses shows the base at work as it is a
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
+import os
 import resource
 import shutil
 import sys
@@ -44,6 +47,46 @@ def _status() -> dict[str, int]:
         if name in ("VmRSS", "RssAnon", "RssFile"):
             out[name] = int(rest.split()[0]) * 1024
     return out
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (n, ctypes.c_size_t)
+        for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                  "uordblks", "fordblks", "keepcost")
+    ]  # fmt: skip
+
+
+def _heap() -> dict[str, int]:
+    """What glibc's malloc holds (`mallinfo2`: in use, free but kept, mmapped) and what
+    pyarrow's pool has allocated: anonymous memory that is data, and memory that is not."""
+    out: dict[str, int] = {}
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+        m = libc.mallinfo2()
+        out.update(malloc_in_use=m.uordblks, malloc_free_kept=m.fordblks, malloc_mmapped=m.hblkhd)
+    except (OSError, AttributeError):
+        pass
+    try:
+        import pyarrow as pa
+
+        out["arrow_allocated"] = int(pa.total_allocated_bytes())
+    except ImportError:
+        pass
+    return out
+
+
+def _stack(frame: Any, depth: int = 6) -> str:
+    """The innermost chainsleuth/bench frames of a thread, as file:line function."""
+    parts = []
+    while frame is not None and len(parts) < depth:
+        code = frame.f_code
+        if "chainsleuth" in code.co_filename or "bench" in code.co_filename:
+            name = code.co_filename.rsplit("/", 2)
+            parts.append(f"{name[-1]}:{frame.f_lineno} {code.co_name}")
+        frame = frame.f_back
+    return " < ".join(parts)
 
 
 #: (module, class, method) -> phase name, for `--phases`.
@@ -95,6 +138,7 @@ def _track_phases(phase: list[str], log: list[dict[str, Any]], t0: list[float]) 
         delta = getattr(self.addresses, "delta", self.addresses)
         log.append(
             {
+                **_heap(),
                 "t": round(time.perf_counter() - t0[0], 1),
                 "txs": self.counts["txs"],
                 "anon": s["RssAnon"],
@@ -107,6 +151,16 @@ def _track_phases(phase: list[str], log: list[dict[str, Any]], t0: list[float]) 
         return result
 
     writer_mod.StoreWriter.append = append_and_note  # type: ignore[method-assign]
+    if os.environ.get("BENCH_MALLOC_TRIM"):  # experiment: give freed heap back after each batch
+        commit = writer_mod.StoreWriter.commit
+        libc = ctypes.CDLL("libc.so.6")
+
+        def commit_and_trim(self: Any, *a: Any, **k: Any) -> Any:
+            result = commit(self, *a, **k)
+            libc.malloc_trim(0)
+            return result
+
+        writer_mod.StoreWriter.commit = commit_and_trim  # type: ignore[method-assign]
 
 
 def main(
@@ -114,6 +168,13 @@ def main(
 ) -> dict[str, Any]:
     from chainsleuth.store import writer as writer_mod
 
+    if os.environ.get("BENCH_HEAP") == "off":  # the "before" of core/heap.py
+        with contextlib.suppress(ImportError):
+            from chainsleuth.core import heap
+
+            heap.ENABLED = False
+    if os.environ.get("BENCH_HEAP") == "trim":  # core/heap.py's trims, malloc's thresholds
+        writer_mod.bound_heap = lambda *a, **k: False  # type: ignore[attr-defined]
     if delta_max is not None:
         from chainsleuth.store import addrindex
 
@@ -148,10 +209,24 @@ def main(
         _track_phases(phase, per_batch, t0)
     done = threading.Event()
 
+    stacks: list[dict[str, Any]] = []  # at each new RssAnon peak (8 MiB above the last)
+
     def sample() -> None:
+        me = threading.get_ident()
         while not done.wait(0.02):
             now = _status()
             here = by_phase.setdefault(phase[0], {"VmRSS": 0, "RssAnon": 0, "RssFile": 0})
+            if phases and now["RssAnon"] > peaks["RssAnon"] + (8 << 20):
+                frames = sys._current_frames()
+                stacks.append(
+                    {
+                        "t": round(time.perf_counter() - t0[0], 1),
+                        "anon": now["RssAnon"],
+                        "phase": phase[0],
+                        **_heap(),
+                        "threads": [_stack(f) for tid, f in frames.items() if tid != me],
+                    }
+                )
             for k, v in now.items():
                 peaks[k] = max(peaks[k], v)
                 here[k] = max(here[k], v)
@@ -177,7 +252,11 @@ def main(
         "peak_rss_bytes": r1.ru_maxrss * 1024,
         "peak_sampled": peaks,
         **seen,
-        **({"phase_peaks": by_phase, "per_batch": per_batch} if phases else {}),
+        **(
+            {"phase_peaks": by_phase, "per_batch": per_batch, "peak_stacks": stacks}
+            if phases
+            else {}
+        ),
     }
 
 

@@ -45,9 +45,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -313,6 +315,7 @@ class ChainInfo:
     reuse_rate: float = 0.0
     held_outputs: int = 0  # re-linked outputs never spent (hold_rate)
     pool_outputs: int = 0  # unspent outputs left in the pool at the end
+    checkpoints: list[dict] = field(default_factory=list)  # see build_chain
 
 
 class _Chain:
@@ -429,9 +432,17 @@ def build_chain(
     log=None,
     hold_rate: float = 0.0,
     reuse_rate: float = 0.0,
+    checkpoints: list[int] | None = None,
+    on_checkpoint: Callable[[dict], None] | None = None,
 ) -> ChainInfo:
     """Write a re-linked regtest chain: `passes` repetitions of the real blocks, or as many as
     reach `min_txs` transactions. Example: `build_chain(Path("out/blocks"), min_txs=1_000_000)`.
+
+    `checkpoints` (tx counts): the chain is deterministic and each pass only appends, so the
+    chain `build_chain(min_txs=m)` would write is a prefix of a longer one. For each m, the
+    prefix's `ChainInfo` and where it ends (`blk_files` - 1 is the last file, `prefix_bytes`
+    its length) go into `info.checkpoints`; `prefix_chain` links it out as its own directory,
+    so `bench.scale` builds only its largest chain.
     """
     started = time.perf_counter()
     templates = templates if templates is not None else load_templates()
@@ -449,6 +460,7 @@ def build_chain(
     )
     for _ in range(101):
         chain.empty_block()
+    want = sorted({max(1, -(-m // per_pass)) for m in (checkpoints or [])})
     for p in range(passes):
         for t in templates:
             short = t.n_inputs + POOL_SLACK - chain.pool.n
@@ -460,7 +472,17 @@ def build_chain(
             info.relinked_txs += t.n_tx
         if log is not None:
             log(f"  pass {p + 1}/{passes}: {chain.info_counts['txs']:,} txs")
+        if p + 1 in want:
+            snap = _fill_info(replace(info, passes=p + 1, checkpoints=[]), chain, started)
+            info.checkpoints.append({**asdict(snap), "prefix_bytes": chain.w.size})
+            if on_checkpoint is not None:
+                chain.w.f.flush()  # the prefix is on disk before anyone is told of it
+                on_checkpoint(info.checkpoints[-1])
     chain.w.close()
+    return _fill_info(info, chain, started)
+
+
+def _fill_info(info: ChainInfo, chain: _Chain, started: float) -> ChainInfo:
     c = chain.info_counts
     info.n_blocks, info.n_txs, info.n_inputs = c["blocks"], c["txs"], c["inputs"]
     info.n_outputs = c["outputs"]
@@ -470,6 +492,28 @@ def build_chain(
     info.held_outputs, info.pool_outputs = chain.held, chain.pool.n
     info.seconds = round(time.perf_counter() - started, 2)
     return info
+
+
+def prefix_chain(full_blocks: Path, checkpoint: dict, out_blocks: Path) -> ChainInfo:
+    """The chain of one `build_chain` checkpoint as its own blocks directory: hard links to
+    the full chain's whole files before its last one, and a copy of that one cut at the
+    checkpoint, byte-identical to what `build_chain(passes=checkpoint["passes"])` writes."""
+    out_blocks.mkdir(parents=True, exist_ok=True)
+    last = checkpoint["blk_files"] - 1
+    for i in range(last):
+        name = f"blk{i:05d}.dat"
+        os.link(full_blocks / name, out_blocks / name)
+    name = f"blk{last:05d}.dat"
+    with open(full_blocks / name, "rb") as src, open(out_blocks / name, "wb") as dst:
+        left = checkpoint["prefix_bytes"]
+        while left:
+            chunk = src.read(min(left, 1 << 24))
+            if not chunk:
+                raise ValueError(f"{full_blocks / name} is shorter than its checkpoint")
+            dst.write(chunk)
+            left -= len(chunk)
+    fields = {k: v for k, v in checkpoint.items() if k != "prefix_bytes"}
+    return ChainInfo(**{**fields, "blocks_dir": str(out_blocks), "checkpoints": []})
 
 
 def cached_chain(root: Path, name: str, *, min_txs: int = 0, passes: int | None = None, log=None):

@@ -31,6 +31,7 @@ from numba import njit
 
 from chainsleuth.core.errors import InputError, StoreError
 from chainsleuth.core.files import publish_dir, replace_into_place
+from chainsleuth.core.heap import bound_heap, trim_heap
 from chainsleuth.core.network import network_by_name
 from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES
 from chainsleuth.parse.address_kernels import encode_key_rows
@@ -60,11 +61,15 @@ _REASONS = {
 #: Bring the lookup index (lookup.py) up to date at a commit once this many outputs are beyond
 #: it, so that readers of a long-running ingest scan at most this much of the tail.
 LOOKUP_EVERY_OUTPUTS = 1 << 24
-#: The outpoint index's rebuild reads the chain's txs in chunks of this many.
-COMPACT_CHUNK_TXS = 1 << 24
+#: The outpoint index's rebuild reads the chain's txs in chunks of this many (≈ 20 B each
+#: while read: 8 B first-output offsets, 4 B per-tx counts, ≈ 3 B of unspent flags per
+#: output, the live ids). 2^20 (≈ 20 MB) rather than 2^24 (≈ 335 MB): a chunk the bench-scale
+#: chains (2-10 M txs) do not fill grows with the chain there and fools the fit, and the
+#: per-chunk numpy calls cost nothing at 1 M txs each.
+COMPACT_CHUNK_TXS = 1 << 20
 #: ... and inserts the live txs in chunks of this many (≈ 56 B each while inserted: the txid
-#: rows gathered, their fingerprints, ids and results).
-COMPACT_INSERT_TXS = 1 << 22
+#: rows gathered, their fingerprints, ids and results): ≈ 15 MB (2^22 was ≈ 235 MB).
+COMPACT_INSERT_TXS = 1 << 18
 #: Below this many entries the outpoint index is never rebuilt (it is at most 25 MB).
 COMPACT_MIN = 1 << 20
 
@@ -225,6 +230,7 @@ class StoreWriter:
         """
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
+        bound_heap()  # a writer runs for hours: its freed arrays must go back to the kernel
         lock = _lock_writer(data_dir)
         try:
             manifest = layout.read_manifest(data_dir)
@@ -867,6 +873,9 @@ class StoreWriter:
             self._publish(ready[-1].counts, ready[-1].tip, ingest_info, len(ready))
             if self.counts_committed("outputs") - self._lookup_outputs > LOOKUP_EVERY_OUTPUTS:
                 self.update_lookup()
+            # the committed batches' arrays are freed by now: give their pages back, or the
+            # heaps keep them, fragmented, and grow with the run (core/heap.py)
+            trim_heap()
 
     def counts_committed(self, name: str) -> int:
         return int(self.manifest["counts"][name])

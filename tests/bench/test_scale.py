@@ -8,6 +8,7 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,41 @@ def test_hold_and_reuse_knobs(tmp_path: Path) -> None:
     assert 0.15 * spendable < grown.held_outputs < 0.25 * spendable
     # held outputs never reach the pool, so more fan-out funding is needed
     assert grown.fanout_txs > plain.fanout_txs
+
+
+def test_prefix_chain_is_the_chain_built_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint of a longer build, linked out, is byte for byte what building that many
+    passes alone writes, also when it ends inside a later blk file (small files here)."""
+    monkeypatch.setattr(synth_chain, "MAX_BLOCKFILE_SIZE", 4 << 20)
+    templates = synth_chain.load_templates()
+    per_pass = sum(t.n_tx for t in templates)
+    rates = {"hold_rate": 0.075, "reuse_rate": 0.3, "templates": templates}
+    full = synth_chain.build_chain(
+        tmp_path / "full", passes=4, checkpoints=[1, per_pass + 1], **rates
+    )
+    assert [cp["passes"] for cp in full.checkpoints] == [1, 2]
+    assert full.blk_files > full.checkpoints[1]["blk_files"] > 1
+    for cp in full.checkpoints:
+        alone = synth_chain.build_chain(
+            tmp_path / f"alone{cp['passes']}", passes=cp["passes"], **rates
+        )
+        linked = synth_chain.prefix_chain(tmp_path / "full", cp, tmp_path / f"pre{cp['passes']}")
+        a, b = asdict(alone), asdict(linked)
+        for volatile in ("seconds", "blocks_dir"):
+            a.pop(volatile), b.pop(volatile)
+        assert a == b
+        names = sorted(p.name for p in (tmp_path / f"alone{cp['passes']}").iterdir())
+        assert names == sorted(p.name for p in (tmp_path / f"pre{cp['passes']}").iterdir())
+        for name in names:
+            one = (tmp_path / f"alone{cp['passes']}" / name).read_bytes()
+            assert one == (tmp_path / f"pre{cp['passes']}" / name).read_bytes(), name
+    # bench.scale picks the checkpoint build_chain(min_txs=...) would have stopped at
+    assert scale._checkpoint(full, per_pass + 1)["passes"] == 2
+    assert scale._checkpoint(full, per_pass)["passes"] == 1
+    with pytest.raises(KeyError):
+        scale._checkpoint(full, 3 * per_pass)
 
 
 @pytest.mark.slow  # seven fresh interpreters: ~20 s of CPU

@@ -159,3 +159,56 @@ def test_the_outpoint_rebuild_in_chunks_keeps_exactly_the_txs_with_an_unspent_ou
         assert (found[want] == np.array(want)).all()
     finally:
         w.abort()
+
+
+def _rebuild_peak(n_tx: int, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """Traced peak bytes (numpy reports its buffers to tracemalloc) of the outpoint rebuild on a
+    synthetic chain of n_tx txs with 2 outputs each, 1 % of them unspent; and the live txs."""
+    import tracemalloc
+    from types import SimpleNamespace
+
+    from chainsleuth.store import layout, writer
+    from chainsleuth.store.hashindex import HashIndex
+
+    rng = np.random.default_rng(5)
+    arrays = {
+        "tx_txid": rng.integers(0, 256, (n_tx, 32), dtype=np.uint8),
+        "tx_first_output": np.arange(0, 2 * n_tx, 2, dtype=np.int64),
+        "output_spent_by_tx": np.zeros(2 * n_tx, np.uint32),
+    }
+    arrays["output_spent_by_tx"][rng.choice(2 * n_tx, n_tx // 100, replace=False)] = layout.NONE32
+    fake = SimpleNamespace(
+        counts={"txs": n_tx, "outputs": 2 * n_tx},
+        _array=lambda name, rows: arrays[name][:rows],
+        outpoints=HashIndex(),
+        _live_outpoints=0,
+    )
+    tracemalloc.start()
+    try:
+        writer.StoreWriter._compact_outpoints(fake)  # type: ignore[arg-type]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak, fake._live_outpoints
+
+
+def test_the_outpoint_rebuild_works_in_chunks_of_the_chain_not_the_whole_chain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its working memory follows COMPACT_CHUNK_TXS, not the chain's length: a 4x longer chain
+    costs about the same (it was ≈ 20 B per tx of the whole chunk, up to 335 MB at 2^24)."""
+    from chainsleuth.store import writer
+
+    assert writer.COMPACT_CHUNK_TXS <= 1 << 20 and writer.COMPACT_INSERT_TXS <= 1 << 18
+    monkeypatch.setattr(writer, "COMPACT_CHUNK_TXS", 1 << 14)
+    monkeypatch.setattr(writer, "COMPACT_INSERT_TXS", 1 << 12)
+    _rebuild_peak(20_000, monkeypatch)  # the first call loads numba's code, traced too
+    short, live_short = _rebuild_peak(100_000, monkeypatch)
+    long, live_long = _rebuild_peak(400_000, monkeypatch)
+    assert live_long > 3 * live_short > 0
+    # beyond the chunk's ≈ 0.3 MB, only the live ids (4 B per live tx) grow with the chain
+    assert short < 2 << 20 and long < short + 8 * live_long + (256 << 10), (short, long)
+    # the control: one chunk as long as the chain makes the peak grow with it
+    monkeypatch.setattr(writer, "COMPACT_CHUNK_TXS", 1 << 24)
+    whole, _ = _rebuild_peak(400_000, monkeypatch)
+    assert whole > long + 4 * 400_000, (long, whole)
