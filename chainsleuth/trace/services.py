@@ -715,7 +715,7 @@ def blind_styles(
     shapes: TxShapes | None,
     cluster_of: np.ndarray,
     styles: WalletStyles,
-    group: np.ndarray,
+    group: ClusterGroups,
     named: np.ndarray,
     fingerprint: np.ndarray,
 ) -> WalletStyles:
@@ -767,7 +767,7 @@ def blind_styles(
         addr = np.asarray(input_address[inputs]).astype(np.int64)
         known = addr != int(NONE32)
         g = np.full(inputs.shape[0], -1, np.int64)
-        g[known] = group[np.asarray(cluster_of[addr[known]], np.int64)]
+        g[known] = group.lookup(np.asarray(cluster_of[addr[known]], np.int64))
         mine = g >= 0
         mine[mine] = blind[g[mine]]
         if not mine.any():
@@ -778,7 +778,7 @@ def blind_styles(
         prints.append(np.asarray(fingerprint[tx_of[mine]]).astype(np.int64))
     # the next spend of what a blind group's sweep made: its one output is the wallet's own
     # coin (hot, or cold storage whose type then mixes with the hot one's and yields nothing)
-    sweeper = np.where(shapes.spender >= 0, group[np.maximum(shapes.spender, 0)], -1)
+    sweeper = np.where(shapes.spender >= 0, group.lookup(np.maximum(shapes.spender, 0)), -1)
     sweep = (shapes.n_inputs >= SWEEP_MIN_INPUTS) & (shapes.n_payees == 1) & ~shapes.coinjoin
     sweep &= sweeper >= 0
     sweep[sweep] = blind[sweeper[sweep]]

@@ -180,7 +180,7 @@ def _blind(n_groups: int, named_seen: dict[int, tuple[int, int]]) -> WalletStyle
                         np.zeros(n_groups, np.bool_))  # fmt: skip
 
 
-def _blind_chain(sweep_spend_fp: int) -> tuple[Any, services.TxShapes, np.ndarray, np.ndarray]:
+def _blind_chain(sweep_spend_fp: int) -> tuple[Any, services.TxShapes, np.ndarray, services.ClusterGroups]:
     """Group 0 (cluster 10: addresses 10-14) is named and blind; group 1 (cluster 20) named and
     seen; cluster 30 belongs to nobody named."""
     cluster_of = np.arange(100)
@@ -198,8 +198,7 @@ def _blind_chain(sweep_spend_fp: int) -> tuple[Any, services.TxShapes, np.ndarra
     # the seen named wallet's own small payout
     c.add(Tx([coins[6]], _payees(90, 3), fp=3))
     store, shapes, fingerprint = c.build(cluster_of)
-    group = np.full(100, -1, np.int64)
-    group[10], group[20] = 0, 1
+    group = services.ClusterGroups.of(np.array([10, 20]), np.array([0, 1]))
     return store, shapes, fingerprint, group
 
 
