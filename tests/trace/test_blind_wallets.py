@@ -180,7 +180,9 @@ def _blind(n_groups: int, named_seen: dict[int, tuple[int, int]]) -> WalletStyle
                         np.zeros(n_groups, np.bool_))  # fmt: skip
 
 
-def _blind_chain(sweep_spend_fp: int) -> tuple[Any, services.TxShapes, np.ndarray, services.ClusterGroups]:
+def _blind_chain(
+    sweep_spend_fp: int,
+) -> tuple[Any, services.TxShapes, np.ndarray, services.ClusterGroups]:
     """Group 0 (cluster 10: addresses 10-14) is named and blind; group 1 (cluster 20) named and
     seen; cluster 30 belongs to nobody named."""
     cluster_of = np.arange(100)
