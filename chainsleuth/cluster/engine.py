@@ -49,7 +49,7 @@ from chainsleuth.cluster.ranges import CHUNK_TXS, RangeResult, UnionFind, proces
 from chainsleuth.cluster.rules import BY_CODE, CHANGE_BITS, POLICIES, Policy
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.core.files import atomic_write
-from chainsleuth.core.memory import release_freed
+from chainsleuth.core.heap import trim_heap
 from chainsleuth.store.columns import hex_column
 from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.store import Store
@@ -262,7 +262,7 @@ def _cluster_new_txs(
             for lo in range(0, result.n_merges, EVIDENCE_ROWS):
                 hi = min(result.n_merges, lo + EVIDENCE_ROWS)
                 evidence.add("merges", _merge_rows(result, txids, lo, hi))
-                release_freed()
+                trim_heap()
         if result.coinjoin_tx.shape[0]:
             cj = result.coinjoin_tx
             evidence.add(
@@ -299,9 +299,9 @@ def _cluster_new_txs(
             )
         # Free this range's buffers before the next range allocates its own (else two
         # ranges' rule arrays and evidence buffers are alive at once), and give the freed
-        # heap pages back (core.memory: glibc keeps them resident otherwise).
+        # heap pages back (core.heap: glibc keeps them resident otherwise).
         del result
-        release_freed()
+        trim_heap()
     run = RunOutput(
         np.concatenate([np.zeros(0, np.int64), *merge_a]),
         np.concatenate([np.zeros(0, np.int64), *merge_b]),

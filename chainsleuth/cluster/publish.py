@@ -37,7 +37,7 @@ from chainsleuth.cluster.layers import (
     write_layer,
 )
 from chainsleuth.core.files import atomic_write_bytes
-from chainsleuth.core.memory import release_freed
+from chainsleuth.core.heap import trim_heap
 from chainsleuth.parse.address_kernels import encode_key_rows
 
 #: Compact (rewrite the base) once the delta layers hold more than this share of the addresses
@@ -580,7 +580,7 @@ def _write_base(
                     schema=schema,
                 )
             )
-            release_freed()  # the slice's strings: else the heaps keep ≈ 75 MB resident
+            trim_heap()  # the slice's strings: else the heaps keep ≈ 75 MB resident
         if n_addr == 0:
             writer.write_table(schema.empty_table())
     # Room for a quarter more addresses, so runs at the tip map the base and append in place.
