@@ -11,6 +11,15 @@ entry and last exit and the highest sample inside it. Run it on chains of two si
 divide the differences by the addresses (or txs) between them to get bytes per item per phase.
 
 The wrappers only time and sample; the clustering is the library's own, unchanged.
+
+    python -m bench.cluster_rss_phases DATA --investigate SEEDS.csv CASE [--tracemalloc] [--trim]
+
+`--investigate` profiles a case instead (every function `cases.investigate` and
+`trace.services` call by name). `--tracemalloc` also gives per phase the highest bytes traced
+by Python's tracemalloc (numpy's arrays report to it) and the bytes still traced at its exit:
+what the phase's own structures and temporaries cost, with no allocator retention in it.
+`--trim` calls `core.heap.bound_heap()` first and `core.heap.trim_heap()` after every phase:
+RssAnon then shows the bytes in use, not what malloc kept.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import json
 import sys
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +58,16 @@ class Phases:
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.events: list[tuple[str, str, int]] = []  # (phase, "in" or "out", RssAnon)
+        self.traced = False  # --tracemalloc: per phase, tracemalloc's peak
+        self.trim = False  # --trim: core.heap.trim_heap() after every phase
+        self.peaks: list[int] = [0]  # per open phase: the highest traced bytes seen so far
 
     def _stat(self, name: str) -> dict[str, Any]:
         return self.stats.setdefault(
             name,
             {"calls": 0, "seconds": 0.0, "anon_in_first": None, "anon_out_last": 0,
-             "anon_peak": 0, "file_peak": 0, "arrow_peak": 0},
+             "anon_peak": 0, "file_peak": 0, "arrow_peak": 0, "traced_peak": 0,
+             "traced_out_last": 0},
         )  # fmt: skip
 
     def charge(self, anon: int, file: int) -> None:
@@ -82,10 +96,19 @@ class Phases:
                     s["anon_in_first"] = anon
                 self.events.append((name, "in", anon))
                 self.stack.append(name)
+                if self.traced:
+                    # the enclosing phase's peak so far is kept before the peak is reset
+                    self.peaks[-1] = max(self.peaks[-1], tracemalloc.get_traced_memory()[1])
+                    tracemalloc.reset_peak()
+                    self.peaks.append(0)
             t = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
+                if self.trim:
+                    from chainsleuth.core.heap import trim_heap
+
+                    trim_heap()
                 anon, file = _status()
                 self.charge(anon, file)
                 with self.lock:
@@ -93,6 +116,12 @@ class Phases:
                     s["seconds"] += time.perf_counter() - t
                     s["anon_out_last"] = anon
                     self.events.append((name, "out", anon))
+                    if self.traced:
+                        now, peak = tracemalloc.get_traced_memory()
+                        peak = max(peak, self.peaks.pop())
+                        s["traced_peak"] = max(s["traced_peak"], peak)
+                        s["traced_out_last"] = now
+                        self.peaks[-1] = max(self.peaks[-1], peak)
 
         return wrapped
 
@@ -160,11 +189,28 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("SEEDS", "CASE"),
         help="profile `investigate(DATA, SEEDS, CASE)` instead (the functions it calls by name)",
     )
+    p.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="also report each phase's peak bytes traced by tracemalloc (numpy's included)",
+    )
+    p.add_argument(
+        "--trim",
+        action="store_true",
+        help="bound malloc's heap (core.heap.bound_heap) and trim it after every phase",
+    )
     args = p.parse_args(argv)
     from chainsleuth.cluster import engine
     from chainsleuth.store.store import Store
 
     phases = Phases()
+    phases.traced, phases.trim = args.tracemalloc, args.trim
+    if args.trim:
+        from chainsleuth.core.heap import bound_heap
+
+        bound_heap()
+    if args.tracemalloc:
+        tracemalloc.start()
     if args.investigate:
         instrument_investigate(phases)
     else:
@@ -185,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         report = engine.cluster_store(args.data, args.policy, from_scratch=True)
     phases.done.set()
     sampler.join()
+    traced_peak = (
+        max(phases.peaks[0], tracemalloc.get_traced_memory()[1]) if args.tracemalloc else 0
+    )
     out = {
         "data": str(args.data),
         "policy": args.policy,
@@ -194,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         "peak_anon": phases.peak[0],
         "peak_phase": phases.peak[1],
         "peak_file": phases.peak[2],
+        "traced_peak": traced_peak,
+        "trim": args.trim,
         "seconds": time.perf_counter() - t,
         "merges": report.merges if report else None,
         "clusters": report.clusters if report else None,
@@ -203,17 +254,25 @@ def main(argv: list[str] | None = None) -> int:
     mb = 1e6
     print(
         f"{args.data}: {counts['txs']:,} txs, {counts['addresses']:,} addresses; anon before "
-        f"{anon0 / mb:.1f} MB, peak {phases.peak[0] / mb:.1f} MB in {phases.peak[1]}",
+        f"{anon0 / mb:.1f} MB, peak {phases.peak[0] / mb:.1f} MB in {phases.peak[1]}"
+        + (f"; traced peak {traced_peak / mb:.1f} MB" if args.tracemalloc else ""),
         file=sys.stderr,
     )
+    traced_head = f"{'traced':>9}{'tr out':>9}" if args.tracemalloc else ""
     print(
-        f"{'phase':<18}{'calls':>6}{'anon in':>10}{'anon out':>10}{'peak':>10}{'arrow':>9}{'s':>7}"
+        f"{'phase':<22}{'calls':>6}{'anon in':>10}{'anon out':>10}{'peak':>10}{'arrow':>9}"
+        f"{traced_head}{'s':>7}"
     )
     for name, s in phases.stats.items():
+        traced = (
+            f"{s['traced_peak'] / mb:>9.1f}{s['traced_out_last'] / mb:>9.1f}"
+            if args.tracemalloc
+            else ""
+        )
         print(
-            f"{name:<18}{s['calls']:>6}{(s['anon_in_first'] or 0) / mb:>10.1f}"
+            f"{name:<22}{s['calls']:>6}{(s['anon_in_first'] or 0) / mb:>10.1f}"
             f"{s['anon_out_last'] / mb:>10.1f}{s['anon_peak'] / mb:>10.1f}"
-            f"{s['arrow_peak'] / mb:>9.1f}{s['seconds']:>7.2f}"
+            f"{s['arrow_peak'] / mb:>9.1f}{traced}{s['seconds']:>7.2f}"
         )
     if args.timeline:
         for name, edge, anon in phases.events:
