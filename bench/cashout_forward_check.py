@@ -107,7 +107,7 @@ def check(name: str) -> list[dict[str, Any]]:
         outputs = np.array(sorted(set(outs)), np.int64)
         outputs = outputs[addr(outputs) >= 0]
         own = np.array([a for a, o in owner_of.items() if o["wallet_id"] == wallet], np.int64)
-        mask = np.zeros_like(setup.service_mask)
+        mask = np.zeros(setup.service_mask.shape[0], np.bool_)
         mask[np.unique(cluster_of[own])] = True
         outputs = outputs[~mask[np.maximum(np.asarray(setup.out_cluster[outputs]), 0)]]
         w = weak(read(outputs, mask))

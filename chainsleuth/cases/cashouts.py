@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from chainsleuth.store.layout import NONE32
+from chainsleuth.trace.services import ClusterSet
 
 __all__ = [
     "CASHOUT_VIA",
@@ -161,7 +162,7 @@ def cashout_rows(
     out_cluster: Any,  # per output, an array or investigate.OutputIds (indexed only)
     out_addr: Any,
     attribution: dict[int, tuple[str | None, str]],
-    service_mask: np.ndarray,
+    service_mask: np.ndarray | ClusterSet,  # bool per cluster id (indexed only)
     tx_first_input: np.ndarray,
     tx_first_output: np.ndarray,
     spent_by: np.ndarray,
@@ -184,8 +185,8 @@ def cashout_rows(
     n_outputs = out_cluster.shape[0]
     ends_out = _Ends(first_out, n_outputs)
     ends_in = _Ends(first_in, np.iinfo(np.int64).max)
-    named = np.zeros(max(service_mask.shape[0], 1), np.bool_)
-    named[np.array(sorted(attribution), np.int64)] = True
+    # the named clusters, read like a bool per cluster id: 8 B per name, not 1 B per address
+    named = ClusterSet(np.fromiter(attribution, np.int64, len(attribution)), service_mask.shape[0])
 
     def spender(o: np.ndarray) -> np.ndarray:
         raw = np.asarray(spent_by[o]).astype(np.int64)
@@ -263,7 +264,7 @@ def cashout_rows(
     for c in new.tolist():
         if c not in attribution and not service_mask[c]:
             attribution[c] = (f"cluster:{c}", "unidentified_service")
-    named[np.array(sorted(attribution), np.int64)] = True
+    named = ClusterSet(np.fromiter(attribution, np.int64, len(attribution)), service_mask.shape[0])
     keep = ~mixed & (cluster >= 0) & named[np.maximum(cluster, 0)] & (shown | ambiguous)
     keep &= ~service_mask[np.maximum(cluster, 0)]
     via = np.select(

@@ -30,7 +30,6 @@ from chainsleuth import __version__
 from chainsleuth.cases.cashouts import (
     UNCONFIRMED_FORWARD_CAP,
     cashout_rows,
-    forward_stops,
     payee_fates_summary,
 )
 from chainsleuth.cases.confidence import calibration
@@ -59,6 +58,7 @@ from chainsleuth.cluster.learned import read_fingerprints
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.core.files import atomic_write_text, replace_into_place
 from chainsleuth.core.files import sha256_file as _sha256
+from chainsleuth.core.heap import bound_heap, trim_heap
 from chainsleuth.prices import PriceSource, describe, read_prices, resolve_prices
 from chainsleuth.prices import shipped_prices_path as shipped_prices_path
 from chainsleuth.store.graph import owned_rows
@@ -72,6 +72,7 @@ from chainsleuth.trace.services import (
     MIN_EVENTS,
     SWEEP_MIN_INPUTS,
     ClusterGroups,
+    ClusterSet,
     ServiceStats,
     TxShapes,
     blind_styles,
@@ -215,7 +216,7 @@ class CaseSetup:
     service_clusters: np.ndarray
     seed_clusters: np.ndarray
     wallet_clusters: np.ndarray
-    service_mask: np.ndarray
+    service_mask: ClusterSet  # read like a bool per cluster id; 8 B per service cluster
     attribution: dict[int, tuple[str | None, str]]
     mixer: dict[int, str]
     service_stats: ServiceStats
@@ -251,6 +252,9 @@ def prepare_case(
     from chainsleuth.cluster.engine import Clusters
     from chainsleuth.trace.exposure import attributed_cluster_labels
 
+    # arrays of 1 MiB and more get their own mapping, given back when freed: the passes'
+    # slices are not left in malloc's heaps (core.heap; trim_heap between the steps)
+    bound_heap()
     store = Store.open(data_dir)
     source = prices if isinstance(prices, PriceSource) else resolve_prices(data_dir, prices)
     chain = ChainLookups(store, source.load().close)
@@ -265,8 +269,7 @@ def prepare_case(
     service_clusters, seed_clusters, wallet_clusters = _service_clusters(
         store, chain, cluster_of, seed_ids
     )
-    service_mask = np.zeros(max(n_addresses, 1), np.bool_)
-    service_mask[service_clusters] = True
+    service_mask = ClusterSet(service_clusters, max(n_addresses, 1))
     attribution = {
         c: v
         for c, v in attributed_cluster_labels(data_dir).items()
@@ -294,17 +297,20 @@ def prepare_case(
     # a backward walk also stops where another owner's send-all landed and was spent on (a
     # customer's deposit an exchange forwarded): unidentified_service for the leads only
     lead_attribution = dict(attribution)
-    for c in sendall_receivers(shapes, cluster_of).tolist():
-        if c not in lead_attribution and not service_mask[c]:
+    receivers = sendall_receivers(shapes, cluster_of)
+    for c in receivers[~service_mask[receivers]].tolist():
+        if c not in lead_attribution:
             lead_attribution[c] = (f"cluster:{c}", UNIDENTIFIED_SERVICE)
-    del shapes, entities, hot
+    del shapes, entities, hot, receivers
+    trim_heap()
     # the traces' stops as one flag per address (1 B each), shared by every chunk and thread:
     # the walk needs no cluster id per address then; backward at the lead attribution (a
     # superset of `attribution`), forward at every cluster outside the service
     back_stop = address_stops(
         np.array(sorted(lead_attribution), np.int64), cluster_of, stop_sorted=True
     )
-    forward_stop = address_stops(forward_stops(service_mask), cluster_of)
+    # every cluster outside the service: `forward_stops`, without a mask over cluster ids
+    forward_stop = address_stops(service_mask.ids, cluster_of, stop_sorted=True, outside=True)
     # one wallet cannot mix with itself: a flagged tx whose inputs share a cluster is walked
     one_wallet = is_coinjoin & one_wallet_txs(store, cluster_of, only=is_coinjoin)
     is_coinjoin &= ~one_wallet
@@ -321,6 +327,7 @@ def prepare_case(
     deposits = seed_outputs[~internal_tx]
     # grouped by address, so each chunk of the trace holds every output of its addresses
     deposits = deposits[np.lexsort((deposits, out_addr[deposits]))]
+    trim_heap()
     trace = TraceOptions(
         policy=policy,
         max_hops=max_hops,
@@ -412,12 +419,12 @@ def investigate(
     seed_outputs, deposits = setup.seed_outputs, setup.deposits
     parts: list[pa.Table] = []
     untraced = 0
-    linked_mask = np.zeros(service_mask.shape[0], np.bool_)
-    linked_mask[setup.linked_clusters] = True
-    # named through their wallet style: not their own tag either (confidence, cash-outs)
-    linked_mask[setup.styled_clusters] = True
-    styled_mask = np.zeros(service_mask.shape[0], np.bool_)
-    styled_mask[setup.styled_clusters] = True
+    # named through their wallet style: not their own tag either (confidence, cash-outs);
+    # read like bool masks over the cluster ids, 8 B per member
+    linked_mask = ClusterSet(
+        np.concatenate([setup.linked_clusters, setup.styled_clusters]), service_mask.shape[0]
+    )
+    styled_mask = ClusterSet(setup.styled_clusters, service_mask.shape[0])
     tell("leads", 0, None)
     for result in _in_chunks(
         partial(trace_back, data_dir, options=setup.trace),
@@ -444,6 +451,7 @@ def investigate(
         LEAD_ORDER
     )
     del parts
+    trim_heap()
     subpoenas = subpoena_table(leads, min_confidence)
 
     tell("cashouts")
@@ -479,6 +487,7 @@ def investigate(
         "sat": sum(p.unidentified_sat for p in cash_parts),
     }
     del cash_parts
+    trim_heap()
 
     tell("files")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -605,7 +614,7 @@ def _attribute_services(
     attribution: dict[int, tuple[str | None, str]],
     stats: ServiceStats,
     entities: tuple[np.ndarray, np.ndarray],
-    service_mask: np.ndarray,
+    service_mask: np.ndarray | ClusterSet,
     hot_links: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Extend `attribution` (in place) to the untagged clusters of custodial services.
@@ -666,7 +675,7 @@ def _lend_to_funders(
     cluster_of: np.ndarray,
     attribution: dict[int, tuple[str | None, str]],
     tags: dict[int, tuple[str | None, str]],
-    service_mask: np.ndarray,
+    service_mask: np.ndarray | ClusterSet,
 ) -> np.ndarray:
     """Name the wallet whose own payout paid a tag after that tag (in place).
 
@@ -857,7 +866,7 @@ def _outputs_paying(output_address: np.ndarray, address_ids: np.ndarray) -> np.n
 
 
 def _spends_from(
-    store: Store, txs: np.ndarray, cluster_mask: np.ndarray, cluster_of: np.ndarray
+    store: Store, txs: np.ndarray, cluster_mask: np.ndarray | ClusterSet, cluster_of: np.ndarray
 ) -> np.ndarray:
     """Per tx of `txs`: does one of its inputs spend from a cluster in `cluster_mask`
     (bool per cluster id)? Reads only those txs' inputs."""

@@ -292,8 +292,8 @@ def lead_table(
     mixer: dict[int, str],
     policy: str,
     max_hops: int,
-    linked: np.ndarray | None = None,
-    styled: np.ndarray | None = None,
+    linked: Any = None,  # bool per cluster id: an array or trace.services.ClusterSet (indexed)
+    styled: Any = None,
 ) -> pa.Table:
     """One row per (deposit address, funding source), amounts summed over paths.
 

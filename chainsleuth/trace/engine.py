@@ -187,13 +187,14 @@ class AddressStops:
 
 
 def address_stops(
-    stop_clusters: np.ndarray, cluster_of: Any, stop_sorted: bool = False
+    stop_clusters: np.ndarray, cluster_of: Any, stop_sorted: bool = False, outside: bool = False
 ) -> AddressStops:
     """`AddressStops` of `stop_clusters` under `cluster_of` (cluster id per address id: an
     array, or anything sliced like one, such as `cluster.layers.LayeredIds`), read a slice of
     ADDRESS_SLICE addresses at a time. `stop_clusters` is a bool mask over cluster ids, or,
     with `stop_sorted`, the stop cluster ids sorted and unique (no mask over cluster ids is
-    built: O(stops) besides the result)."""
+    built: O(stops) besides the result). `outside` (with `stop_sorted`) stops at every cluster
+    id in [0, addresses) that is *not* one of them: the mask `~m` of their mask `m`, unbuilt."""
     n = int(cluster_of.shape[0])
     mask = np.zeros(n, np.bool_)
     stops = np.asarray(stop_clusters)
@@ -201,9 +202,11 @@ def address_stops(
         hi = min(n, lo + ADDRESS_SLICE)
         c = np.asarray(cluster_of[lo:hi], np.int64)
         if stop_sorted:
+            hit = np.zeros(hi - lo, np.bool_)
             if stops.shape[0]:
                 pos = np.minimum(np.searchsorted(stops, c), stops.shape[0] - 1)
-                mask[lo:hi] = stops[pos] == c
+                hit = stops[pos] == c
+            mask[lo:hi] = (~hit & (c >= 0) & (c < max(n, 1))) if outside else hit
         else:
             inside = (c >= 0) & (c < stops.shape[0])
             mask[lo:hi][inside] = stops[c[inside]]

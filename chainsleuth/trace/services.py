@@ -40,6 +40,7 @@ from chainsleuth.store.store import Store
 __all__ = [
     "BATCH_MIN_PAYEES",
     "ClusterCounts",
+    "ClusterSet",
     "MIN_EVENTS",
     "SWEEP_MIN_INPUTS",
     "ServiceStats",
@@ -116,6 +117,35 @@ class ClusterCounts:
     def at_least(self, k: int) -> np.ndarray:
         """Sorted cluster ids whose count is at least k (k >= 1)."""
         return self.ids[self.counts >= k]
+
+
+class ClusterSet:
+    """A few cluster ids read like a bool mask over every cluster id: the ids sorted and
+    distinct, 8 B per member, where the mask is 1 B per address (1.5 GB at mainnet, each).
+    `s[ids]` is a bool per id of an int array (a bool for one int), `s.shape` the mask's
+    (n,); an id outside [0, n) is not a member."""
+
+    def __init__(self, ids: np.ndarray, n: int) -> None:
+        self.ids = np.unique(np.asarray(ids, np.int64))
+        self.n = int(n)
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.n,)
+
+    def __contains__(self, cluster: int) -> bool:
+        i = int(np.searchsorted(self.ids, cluster))
+        return i < self.ids.shape[0] and int(self.ids[i]) == cluster
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, (int, np.integer)):
+            return np.bool_(int(key) in self)
+        ids = np.asarray(key, np.int64)
+        if self.ids.shape[0] == 0:
+            return np.zeros(ids.shape, np.bool_)
+        pos = np.minimum(np.searchsorted(self.ids, ids), self.ids.shape[0] - 1)
+        out: np.ndarray = self.ids[pos] == ids
+        return out
 
 
 @dataclass(frozen=True)
@@ -257,10 +287,13 @@ def tx_shapes(
         first_output, n_outputs, output_address, output_value, NONE32, EQUAL_SHARE
     )
     n_inputs = np.empty(n_txs, np.uint8)
-    owned = np.empty(n_txs, np.bool_)
     wide = cluster_of.shape[0] >= 1 << 31
     spender = np.full(n_txs, -1, np.int64 if wide else np.int32)
-    # a slice of txs at a time: the int64 temporaries stay ~30 B per tx of one slice
+    coinjoin = np.zeros(n_txs, np.bool_) if is_coinjoin is None else is_coinjoin
+    small_batch = np.empty(n_txs, np.bool_)
+    batch = np.empty(n_txs, np.bool_)
+    # a slice of txs at a time: the int64 temporaries and the flags' bool temporaries stay
+    # ~30 B per tx of one slice
     for t0 in range(0, n_txs, TX_SLICE):
         t1 = min(n_txs, t0 + TX_SLICE)
         firsts = first_input[t0:t1]
@@ -268,11 +301,11 @@ def tx_shapes(
         n_inputs[t0:t1] = np.minimum(np.diff(firsts, append=end), 255)
         first_addr = np.asarray(input_address[np.minimum(firsts, n_in_total - 1)])
         here = (n_inputs[t0:t1] > 0) & (first_addr != NONE32)
-        owned[t0:t1] = here
         spender[t0:t1][here] = cluster_of[first_addr[here].astype(np.int64)]
-    coinjoin = np.zeros(n_txs, np.bool_) if is_coinjoin is None else is_coinjoin
-    small_batch = owned & (n_payees >= SMALL_BATCH_PAYEES) & plain & ~coinjoin
-    batch = small_batch & (n_payees >= BATCH_MIN_PAYEES)
+        payees = n_payees[t0:t1]
+        small = here & (payees >= SMALL_BATCH_PAYEES) & plain[t0:t1] & ~coinjoin[t0:t1]
+        small_batch[t0:t1] = small
+        batch[t0:t1] = small & (payees >= BATCH_MIN_PAYEES)
     # the mapped u4 array seen as int32: NONE32 (unspent) reads as -1, no copy; tx ids fit
     # (mainnet has 1.1 G txs)
     spent_by = np.asarray(store.graph.output_spent_by_tx).view(np.int32)
@@ -289,11 +322,12 @@ def service_stats(shapes: TxShapes | None, cluster_of: np.ndarray) -> ServiceSta
     if shapes is None or n_addresses == 0:
         return ServiceStats(ClusterCounts(none, n_addresses), ClusterCounts(none, n_addresses))
     batches = ClusterCounts(shapes.spender[shapes.batch], n_addresses)
-    sweep = (shapes.spender >= 0) & (shapes.n_inputs >= SWEEP_MIN_INPUTS) & (shapes.n_payees == 1)
-    # the one payable output of each sweep
+    # the one payable output of each sweep, a slice of txs at a time
     targets = [none]
-    for _t0, _t1, o0, o1, made in shapes.tx_slices():
-        sweep_output = shapes.payable[o0:o1] & sweep[made]
+    for t0, t1, o0, o1, made in shapes.tx_slices():
+        sweep = (shapes.spender[t0:t1] >= 0) & (shapes.n_inputs[t0:t1] >= SWEEP_MIN_INPUTS)
+        sweep &= shapes.n_payees[t0:t1] == 1
+        sweep_output = shapes.payable[o0:o1] & sweep[made - t0]
         target = np.asarray(shapes.output_address[o0:o1])[sweep_output].astype(np.int64)
         targets.append(np.asarray(cluster_of[target], np.int64))
     return ServiceStats(batches, ClusterCounts(np.concatenate(targets), n_addresses))
@@ -324,20 +358,22 @@ def _components(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     return parent
 
 
-def _first_input_type(store: Store) -> np.ndarray:
-    """Per tx: the script type of the output its first input spends (1 B per tx), read in
-    slices of `TX_SLICE` txs so that no per-input array is copied."""
+def _first_input_type(store: Store, lo: int = 0, hi: int | None = None) -> np.ndarray:
+    """Per tx of [lo, hi) (every tx by default): the script type of the output its first
+    input spends (1 B per tx), read in slices of `TX_SLICE` txs so that no per-input array is
+    copied."""
     output_type = store.graph.output_script_type
     spent_output = store.graph.input_spent_output
     first_input = store.graph.tx_first_input
-    n_txs = first_input.shape[0]
-    out = np.zeros(n_txs, output_type.dtype)
+    hi = first_input.shape[0] if hi is None else hi
+    out = np.zeros(hi - lo, output_type.dtype)
     last_input = max(spent_output.shape[0] - 1, 0)
     if spent_output.shape[0] == 0:
         return out
-    for t0 in range(0, n_txs, TX_SLICE):
-        firsts = np.minimum(np.asarray(first_input[t0 : t0 + TX_SLICE]), last_input)
-        out[t0 : t0 + TX_SLICE] = output_type[np.maximum(spent_output[firsts], 0)]
+    for t0 in range(lo, hi, TX_SLICE):
+        t1 = min(hi, t0 + TX_SLICE)
+        firsts = np.minimum(np.asarray(first_input[t0:t1]), last_input)
+        out[t0 - lo : t1 - lo] = output_type[np.maximum(spent_output[firsts], 0)]
     return out
 
 
@@ -504,11 +540,12 @@ def sendall_receivers(shapes: TxShapes | None, cluster_of: np.ndarray) -> np.nda
     """
     if shapes is None or cluster_of.shape[0] == 0:
         return np.zeros(0, np.int64)
-    sendall = (shapes.n_inputs >= SENDALL_MIN_INPUTS) & (shapes.n_payees == 1)
-    sendall &= (shapes.spender >= 0) & ~shapes.coinjoin
     found = [np.zeros(0, np.int64)]
-    for _t0, _t1, lo, hi, made in shapes.tx_slices():
-        pays = shapes.payable[lo:hi] & sendall[made] & (np.asarray(shapes.spent_by[lo:hi]) >= 0)
+    for t0, t1, lo, hi, made in shapes.tx_slices():
+        sendall = (shapes.n_inputs[t0:t1] >= SENDALL_MIN_INPUTS) & (shapes.n_payees[t0:t1] == 1)
+        sendall &= (shapes.spender[t0:t1] >= 0) & ~shapes.coinjoin[t0:t1]
+        pays = shapes.payable[lo:hi] & sendall[made - t0]
+        pays &= np.asarray(shapes.spent_by[lo:hi]) >= 0
         addr = np.asarray(shapes.output_address[lo:hi])[pays].astype(np.int64)
         receiver = np.asarray(cluster_of[addr], np.int64)
         other = receiver != shapes.spender[made[pays]]
@@ -642,10 +679,6 @@ class ClusterGroups:
         return np.where(self.clusters[pos] == ids, self.groups[pos], -1)
 
 
-#: Txs whose spender's group is looked up at a time (≈ 40 B per tx of temporaries).
-GROUP_SLICE = 1 << 20
-
-
 def wallet_styles(
     store: Store,
     shapes: TxShapes | None,
@@ -657,9 +690,9 @@ def wallet_styles(
     `fingerprint`: `cluster.learned.read_fingerprints` of every tx (read here when None).
 
     Read from the batches (`TxShapes.batch`), sweeps (`SWEEP_MIN_INPUTS`+ inputs into one
-    payee) and coinbase outputs whose spender (or payee) cluster has a group. About 5 B per tx
-    while in use (the spender's group, int32; outputs are read a slice of txs at a time), 41 B
-    per group."""
+    payee) and coinbase outputs whose spender (or payee) cluster has a group. Nothing per tx
+    of the chain: a slice of `TX_SLICE` txs at a time (~40 B per output of one slice while in
+    use), 41 B per group and 24 B per grouped batch or sweep."""
     from chainsleuth.cluster.learned import read_fingerprints
 
     n_groups = group.n_groups
@@ -669,44 +702,52 @@ def wallet_styles(
         return WalletStyles(unseen, unseen.copy(), unseen.copy(), empty, empty.copy(),
                             np.zeros(n_groups, np.bool_))  # fmt: skip
     n_txs = shapes.n_payees.shape[0]
-    first_type = _first_input_type(store)
-    # the group of each tx's spender (-1 none), looked up a slice of txs at a time
-    tx_group = np.empty(n_txs, np.int32)
-    for lo in range(0, n_txs, GROUP_SLICE):
-        spender = np.asarray(shapes.spender[lo : lo + GROUP_SLICE])
-        found = group.lookup(np.maximum(spender, 0))
-        tx_group[lo : lo + GROUP_SLICE] = np.where(spender >= 0, found, -1)
-    batch = shapes.batch & (tx_group >= 0)
-    hot = _one_value(tx_group[batch], first_type[batch].astype(np.int64), n_groups)
     if fingerprint is None:
         fingerprint = read_fingerprints(store, 0, n_txs)
-    fp = _one_value(tx_group[batch], fingerprint[batch].astype(np.int64), n_groups)
-    sweep = (shapes.n_inputs >= SWEEP_MIN_INPUTS) & (shapes.n_payees == 1) & (tx_group >= 0)
-    sweep &= ~shapes.coinjoin
-    deposit = _one_value(tx_group[sweep], first_type[sweep].astype(np.int64), n_groups)
+    # per batch and sweep of a grouped spender: (group, first input's type, fingerprint)
+    none = np.zeros(0, np.int64)
+    batch_g, batch_type, batch_fp = [none], [none], [none]
+    sweep_g, sweep_type = [none], [none]
     # a batch's change: its one output a later batch spends (as `service_entities` links).
     # Each tx's outputs lie in one slice, so its count of batch-spent outputs is the slice's.
     change_last = np.zeros(n_groups, np.int64)
     change_elsewhere = np.zeros(n_groups, np.int64)
     coinbase = np.zeros(n_groups, np.bool_)
     n_outputs = shapes.spent_by.shape[0]
+    # a slice of txs at a time: nothing per tx of the chain is held here
     for t0, t1, lo, hi, made in shapes.tx_slices():
+        spender = np.asarray(shapes.spender[t0:t1])
+        tx_group = np.where(spender >= 0, group.lookup(np.maximum(spender, 0)), -1)
+        first_type = _first_input_type(store, t0, t1).astype(np.int64)
+        batch = shapes.batch[t0:t1] & (tx_group >= 0)
+        batch_g.append(tx_group[batch])
+        batch_type.append(first_type[batch])
+        batch_fp.append(np.asarray(fingerprint[t0:t1])[batch].astype(np.int64))
+        sweep = (shapes.n_inputs[t0:t1] >= SWEEP_MIN_INPUTS) & (shapes.n_payees[t0:t1] == 1)
+        sweep &= (tx_group >= 0) & ~shapes.coinjoin[t0:t1]
+        sweep_g.append(tx_group[sweep])
+        sweep_type.append(first_type[sweep])
         spent_by = np.asarray(shapes.spent_by[lo:hi])
         spent = spent_by >= 0
         in_batch = np.zeros(hi - lo, np.bool_)
         in_batch[spent] = shapes.batch[spent_by[spent]]
-        per_tx = np.bincount(made[in_batch] - t0, minlength=t1 - t0)
-        change = in_batch & (per_tx[made - t0] == 1) & batch[made]
+        local = made - t0
+        per_tx = np.bincount(local[in_batch], minlength=t1 - t0)
+        change = in_batch & (per_tx[local] == 1) & batch[local]
         outputs = np.flatnonzero(change)
         ends = np.append(np.asarray(shapes.first_output[t0 + 1 : t1 + 1]), n_outputs)[: t1 - t0]
-        is_last = outputs + lo == ends[made[outputs] - t0] - 1
-        g = tx_group[made[outputs]]
+        is_last = outputs + lo == ends[local[outputs]] - 1
+        g = tx_group[local[outputs]]
         change_last += np.bincount(g[is_last], minlength=n_groups).astype(np.int64)
         change_elsewhere += np.bincount(g[~is_last], minlength=n_groups).astype(np.int64)
-        coinbase_out = shapes.payable[lo:hi] & (shapes.spender[made] < 0)
+        coinbase_out = shapes.payable[lo:hi] & (spender[local] < 0)
         addresses = np.asarray(shapes.output_address[lo:hi])[coinbase_out].astype(np.int64)
         paid = group.lookup(np.asarray(cluster_of[addresses]))
         coinbase[paid[paid >= 0]] = True
+    g_batch = np.concatenate(batch_g)
+    hot = _one_value(g_batch, np.concatenate(batch_type), n_groups)
+    fp = _one_value(g_batch, np.concatenate(batch_fp), n_groups)
+    deposit = _one_value(np.concatenate(sweep_g), np.concatenate(sweep_type), n_groups)
     return WalletStyles(hot, fp, deposit, change_last, change_elsewhere, coinbase)
 
 
@@ -733,7 +774,8 @@ def blind_styles(
     simulated medium worlds every tx flagged `equal_output` was an exchange's batch. The script
     type of the coins the group spends there and the tx's fingerprint are taken, where one value
     of each is seen, for blind named groups only (`named`); candidates keep what their batches
-    show. Memory: ~40 B per input of one slice of such payouts while in use."""
+    show. Memory: nothing per tx of the chain; ~40 B per input of the payouts of one slice of
+    `TX_SLICE` txs while in use."""
     if shapes is None or named.shape[0] == 0:
         return styles
     n_groups = styles.hot.shape[0]
@@ -741,20 +783,24 @@ def blind_styles(
     blind[named] = (styles.hot[named] == STYLE_UNSEEN) & (styles.fingerprint[named] == STYLE_UNSEEN)
     if not blind.any():
         return styles
-    payout = shapes.small_batch | (shapes.coinjoin & (shapes.n_payees >= SMALL_BATCH_PAYEES))
-    payouts = np.flatnonzero(payout)
     first_input = store.graph.tx_first_input
     input_address = store.graph.input_address
     spent_output = store.graph.input_spent_output
     output_type = store.graph.output_script_type
     n_txs, n_inputs = first_input.shape[0], input_address.shape[0]
+    n_outputs = shapes.output_address.shape[0]
     groups, types, prints = (
         [np.zeros(0, np.int64)],
         [np.zeros(0, np.int64)],
         [np.zeros(0, np.int64)],
     )
-    for lo in range(0, payouts.shape[0], TX_SLICE):
-        txs = payouts[lo : lo + TX_SLICE]
+    # a slice of `TX_SLICE` txs at a time: nothing per tx of the chain is held here
+    for t0 in range(0, n_txs, TX_SLICE):
+        t1 = min(n_txs, t0 + TX_SLICE)
+        payout = shapes.small_batch[t0:t1] | (
+            shapes.coinjoin[t0:t1] & (shapes.n_payees[t0:t1] >= SMALL_BATCH_PAYEES)
+        )
+        txs = np.flatnonzero(payout) + t0
         starts = np.asarray(first_input[txs], np.int64)
         after = txs + 1
         ends = np.full(txs.shape[0], n_inputs, np.int64)
@@ -770,21 +816,22 @@ def blind_styles(
         g[known] = group.lookup(np.asarray(cluster_of[addr[known]], np.int64))
         mine = g >= 0
         mine[mine] = blind[g[mine]]
-        if not mine.any():
+        if mine.any():
+            groups.append(g[mine])
+            spent = np.maximum(np.asarray(spent_output[inputs[mine]], np.int64), 0)
+            types.append(np.asarray(output_type[spent]).astype(np.int64))
+            prints.append(np.asarray(fingerprint[tx_of[mine]]).astype(np.int64))
+        # the next spend of what a blind group's sweep made: its one output is the wallet's
+        # own coin (hot, or cold storage whose type then mixes with the hot one's and yields
+        # nothing)
+        spender = np.asarray(shapes.spender[t0:t1])
+        sweeper = np.where(spender >= 0, group.lookup(np.maximum(spender, 0)), -1)
+        sweep = (shapes.n_inputs[t0:t1] >= SWEEP_MIN_INPUTS) & (shapes.n_payees[t0:t1] == 1)
+        sweep &= ~shapes.coinjoin[t0:t1] & (sweeper >= 0)
+        sweep[sweep] = blind[sweeper[sweep]]
+        sweeps = np.flatnonzero(sweep) + t0
+        if sweeps.shape[0] == 0:
             continue
-        groups.append(g[mine])
-        spent = np.maximum(np.asarray(spent_output[inputs[mine]], np.int64), 0)
-        types.append(np.asarray(output_type[spent]).astype(np.int64))
-        prints.append(np.asarray(fingerprint[tx_of[mine]]).astype(np.int64))
-    # the next spend of what a blind group's sweep made: its one output is the wallet's own
-    # coin (hot, or cold storage whose type then mixes with the hot one's and yields nothing)
-    sweeper = np.where(shapes.spender >= 0, group.lookup(np.maximum(shapes.spender, 0)), -1)
-    sweep = (shapes.n_inputs >= SWEEP_MIN_INPUTS) & (shapes.n_payees == 1) & ~shapes.coinjoin
-    sweep &= sweeper >= 0
-    sweep[sweep] = blind[sweeper[sweep]]
-    sweeps = np.flatnonzero(sweep)
-    if sweeps.shape[0]:
-        n_outputs = shapes.output_address.shape[0]
         o0 = np.asarray(shapes.first_output[sweeps], np.int64)
         o1 = np.full(sweeps.shape[0], n_outputs, np.int64)
         inner = sweeps + 1 < n_txs
@@ -798,7 +845,7 @@ def blind_styles(
         by = np.repeat(sweeps, widths)
         spender_tx = np.asarray(shapes.spent_by[outs]).astype(np.int64)
         keep = np.asarray(shapes.payable[outs]) & (spender_tx >= 0)
-        groups.append(sweeper[by[keep]])
+        groups.append(sweeper[by[keep] - t0])
         types.append(np.asarray(output_type[outs[keep]]).astype(np.int64))
         prints.append(np.asarray(fingerprint[spender_tx[keep]]).astype(np.int64))
     g_all = np.concatenate(groups)
