@@ -34,6 +34,32 @@ def _all(data: Path) -> dict[str, object]:
         "sendall": services.sendall_receivers(shapes, cluster_of),
         # any clusters will do as tags here: the slices must find the same links
         "funders": services.funder_links(shapes, cluster_of, np.unique(cluster_of)[::7]),
+        "shapes": tuple(
+            np.asarray(getattr(shapes, f))
+            for f in ("n_inputs", "n_payees", "spender", "batch", "small_batch", "plain")
+        ),
+        **_styles(store, shapes, cluster_of, stats),
+    }
+
+
+def _styles(
+    store: Store, shapes: services.TxShapes, cluster_of: np.ndarray, stats: services.ServiceStats
+) -> dict[str, object]:
+    """Wallet styles of the clusters that pay payouts of 3+ payees (those that pay batches
+    too show their hot type there, the rest are blind), a group of one to three clusters
+    each, and the blind styles with every other group named."""
+    from chainsleuth.cluster.learned import read_fingerprints
+
+    clusters = np.unique(np.asarray(shapes.spender)[np.asarray(shapes.small_batch)])
+    clusters = clusters[clusters >= 0]
+    group = services.ClusterGroups.of(clusters, np.arange(clusters.shape[0]) // 3)
+    fingerprint = read_fingerprints(store, 0, store.counts["txs"])
+    styles = services.wallet_styles(store, shapes, cluster_of, group, fingerprint)
+    named = np.arange(0, group.n_groups, 2)
+    blind = services.blind_styles(store, shapes, cluster_of, styles, group, named, fingerprint)
+    return {
+        "styles": tuple(np.asarray(v) for v in vars(styles).values()),
+        "blind": tuple(np.asarray(v) for v in vars(blind).values()),
     }
 
 
@@ -50,6 +76,10 @@ def test_slices_give_the_same_services(
     whole = _all(data)
     assert whole["batches"][0].shape[0] > 0  # type: ignore[index]
     assert whole["entities"][0].shape[0] > 0  # type: ignore[index]
+    hot, blind_hot = whole["styles"][0], whole["blind"][0]  # type: ignore[index]
+    assert (hot >= 0).any() and (hot == services.STYLE_UNSEEN).any()
+    assert (blind_hot != hot).any()  # some blind named group was read from its payouts
+    assert (whole["styles"][3] > 0).any()  # type: ignore[index]  # change seen last
     monkeypatch.setattr(services, "TX_SLICE", 777)
     monkeypatch.setattr(services, "SLICE", 1000)
     sliced = _all(data)
