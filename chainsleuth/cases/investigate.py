@@ -818,7 +818,7 @@ def _service_clusters(
 
 #: Txs (or outputs) per slice of the passes over the whole chain: ~30 B per input or output
 #: while in use, so a slice costs tens of MB whatever the chain's length.
-SLICE = 1 << 20
+SLICE = 1 << 18
 
 
 class OutputIds:
