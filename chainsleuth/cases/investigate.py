@@ -779,7 +779,7 @@ def _lend_by_style(
     # CoinJoin coordinators pay no batches (a CoinJoin is not one): they can't share a style
     mixing = np.array([v[1] in _MIXING_CATEGORIES for v in by_label], np.bool_)
     named = np.flatnonzero(~unidentified & ~mixing)
-    fingerprint = read_fingerprints(store, 0, store.counts["txs"])
+    fingerprint = read_fingerprints(store, 0, store.counts["txs"], SLICE)
     # a named wallet's style gets surer as the services that match it join it, and that lets
     # the next round tell apart what it could not; a round that names nothing ends it
     owner = np.arange(len(by_label), dtype=np.int64)  # the label a label's clusters now carry

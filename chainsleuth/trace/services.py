@@ -392,7 +392,7 @@ def small_batch_links(store: Store, shapes: TxShapes | None) -> tuple[np.ndarray
         return none, none
     n_txs = shapes.n_payees.shape[0]
     small = shapes.small_batch
-    fingerprint = read_fingerprints(store, 0, n_txs)
+    fingerprint = read_fingerprints(store, 0, n_txs, TX_SLICE)
     output_value = store.graph.output_value
     output_type = store.graph.output_script_type
     spent_output = store.graph.input_spent_output
@@ -703,7 +703,7 @@ def wallet_styles(
                             np.zeros(n_groups, np.bool_))  # fmt: skip
     n_txs = shapes.n_payees.shape[0]
     if fingerprint is None:
-        fingerprint = read_fingerprints(store, 0, n_txs)
+        fingerprint = read_fingerprints(store, 0, n_txs, TX_SLICE)
     # per batch and sweep of a grouped spender: (group, first input's type, fingerprint)
     none = np.zeros(0, np.int64)
     batch_g, batch_type, batch_fp = [none], [none], [none]
