@@ -111,8 +111,10 @@ def _links(state: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         np.int64,
     )
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    out["change_spend"] = sv.change_spend_links(shapes, named, unident)
-    a_all, x_all = sv.change_spend_links(shapes, named, unident, largest_only=False)
+    out["change_spend"] = sv.change_spend_links(state["store"], shapes, named, unident)
+    a_all, x_all = sv.change_spend_links(
+        state["store"], shapes, named, unident, largest_only=False
+    )
     # the any-output links less the largest-output ones (as a multiset of pairs)
     pairs: dict[tuple[int, int], int] = {}
     for a, x in zip(*out["change_spend"], strict=True):
@@ -168,7 +170,7 @@ def measure(name: str, root: Path = OUT) -> dict[str, Any]:
     attribution: dict[int, Name] = state["attribution"]
     links = _links(state)
     before = dict(attribution)
-    lent = _lend_by_change(state["shapes"], attribution, state["service_mask"])
+    lent = _lend_by_change(state["store"], state["shapes"], attribution, state["service_mask"])
     involved = np.unique(
         np.concatenate([np.concatenate([a, x]) for a, x in links.values()] + [lent])
     )

@@ -284,7 +284,7 @@ def prepare_case(
     funded = _lend_to_funders(shapes, cluster_of, attribution, tags, service_mask)
     linked = np.union1d(linked, funded)
     styled = _lend_by_style(store, shapes, cluster_of, attribution)
-    change_spent = _lend_by_change(shapes, attribution, service_mask)
+    change_spent = _lend_by_change(store, shapes, attribution, service_mask)
     # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
     # them spends is its wallet's, not a deposit it credits (cases.cashouts.cashout_rows)
     batch_tx = shapes.small_batch if shapes is not None else np.zeros(store.counts["txs"], np.bool_)
@@ -775,6 +775,7 @@ CHANGE_ROUNDS = 3
 
 
 def _lend_by_change(
+    store: Store,
     shapes: TxShapes | None,
     attribution: dict[int, tuple[str | None, str]],
     service_mask: np.ndarray,
@@ -805,7 +806,7 @@ def _lend_by_change(
         if named.shape[0] == 0 or not members:
             break
         candidates = np.array(sorted(c for cs in members.values() for c in cs), np.int64)
-        payer, spender = change_spend_links(shapes, named, candidates)
+        payer, spender = change_spend_links(store, shapes, named, candidates)
         implied: dict[tuple[str | None, str], set[tuple[str | None, str]]] = {}
         for p, x in zip(payer.tolist(), spender.tolist(), strict=True):
             implied.setdefault(attribution[x], set()).add(attribution[p])

@@ -7,6 +7,8 @@ value is spelled out."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
@@ -14,6 +16,7 @@ from chainsleuth.cases.investigate import _lend_by_change
 from chainsleuth.trace import services
 
 UNIDENTIFIED = "unidentified_service"
+P2SH, P2WPKH = 3, 4
 ARCADIA, BOREALIS = ("arcadia", "exchange"), ("borealis", "exchange")
 
 
@@ -22,6 +25,7 @@ class Tx:
     inputs: list[int]  # output ids it spends
     outputs: list[tuple[int, int]]  # (address id, value)
     coinjoin: bool = False
+    types: dict[int, int] = field(default_factory=dict)  # vout -> script type (else P2WPKH)
 
 
 @dataclass
@@ -33,6 +37,27 @@ class Chain:
         first = sum(len(t.outputs) for t in self.txs)
         self.txs.append(tx)
         return list(range(first, first + len(tx.outputs)))
+
+    def store(self) -> Any:
+        """A store-like object with the graph arrays `change_spend_links` reads."""
+        first_input = np.cumsum([0] + [len(t.inputs) for t in self.txs])[:-1].astype(np.int64)
+        return SimpleNamespace(
+            graph=SimpleNamespace(
+                tx_first_input=first_input,
+                input_spent_output=np.array([o for t in self.txs for o in t.inputs], np.int64),
+                output_script_type=np.array(
+                    [t.types.get(v, P2WPKH) for t in self.txs for v in range(len(t.outputs))],
+                    np.uint8,
+                ),
+            )
+        )
+
+    def links(
+        self, cluster_of: np.ndarray, named: list[int], candidates: list[int], **kw: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return services.change_spend_links(
+            self.store(), self.shapes(cluster_of), np.array(named), np.array(candidates), **kw
+        )
 
     def shapes(self, cluster_of: np.ndarray) -> services.TxShapes:
         n_txs = len(self.txs)
@@ -90,13 +115,12 @@ def _world() -> tuple[Chain, np.ndarray, dict[str, int]]:
 
 def test_change_spend_links_find_the_spender_of_the_largest_output() -> None:
     c, cluster_of, _ = _world()
-    shapes = c.shapes(cluster_of)
-    payer, spender = services.change_spend_links(shapes, np.array([1]), np.array([20, 30]))
+    payer, spender = c.links(cluster_of, [1], [20, 30])
     assert payer.tolist() == [1]
     assert spender.tolist() == [20]
     # not named: no link; not a candidate: no link
-    assert services.change_spend_links(shapes, np.array([2]), np.array([20]))[0].shape[0] == 0
-    assert services.change_spend_links(shapes, np.array([1]), np.array([30]))[0].shape[0] == 0
+    assert c.links(cluster_of, [2], [20])[0].shape[0] == 0
+    assert c.links(cluster_of, [1], [30])[0].shape[0] == 0
 
 
 def test_no_link_without_the_largest_output() -> None:
@@ -104,28 +128,38 @@ def test_no_link_without_the_largest_output() -> None:
     went); only without the largest-output condition does it make one. Nor does a batch whose
     largest value appears twice, a CoinJoin spend of the change, or a 5-payee payout."""
     c, cluster_of, _ = _world()
-    shapes = c.shapes(cluster_of)
-    payer, spender = services.change_spend_links(
-        shapes, np.array([1]), np.array([20, 30]), largest_only=False
-    )
+    payer, spender = c.links(cluster_of, [1], [20, 30], largest_only=False)
     assert sorted(spender.tolist()) == [20, 30]  # the payee's spender comes in without it
     # two outputs of the largest value: no change is told apart
     d = Chain()
     coins = d.add(Tx([], [(1, 100_000), (2, 100_000)]))
     out = d.add(Tx([coins[0]], [(100 + k, 1_000) for k in range(5)] + [(20, 9_000), (40, 9_000)]))
     d.add(Tx([out[5]], [(21, 8_000)]))
-    assert services.change_spend_links(d.shapes(cluster_of), np.array([1]), np.array([20]))[
-        0
-    ].shape[0] == 0
-    # the change spent by a CoinJoin, and a 5-payee payout (not a batch)
+    assert d.links(cluster_of, [1], [20])[0].shape[0] == 0
+    # the change spent by a CoinJoin, and a 5-payee payout (not a batch), and a big withdrawal
+    # (the largest output) to another exchange's deposit that it sweeps: one payee
     e = Chain()
-    coins = e.add(Tx([], [(1, 100_000), (2, 100_000), (3, 100_000)]))
+    coins = e.add(Tx([], [(1, 100_000), (2, 100_000), (3, 100_000), (4, 100_000)]))
+    out = e.add(_batch(coins[3], 50, 9_000, 120))
+    e.txs[-1].outputs[0] = (60, 90_000)
+    others = e.add(Tx([], [(61, 5_000), (62, 5_000)]))
+    e.add(Tx([out[0], *others], [(63, 99_000)]))
     out = e.add(_batch(coins[0], 20, 50_000, 100))
     e.add(Tx([out[-1], coins[1]], [(21, 1_000), (22, 1_000), (23, 1_000)], coinjoin=True))
     out = e.add(Tx([coins[2]], [(110 + k, 1_000) for k in range(4)] + [(40, 50_000)]))
     e.add(Tx([out[-1]], [(41, 49_000)]))
-    links = services.change_spend_links(e.shapes(cluster_of), np.array([1]), np.array([20, 40]))
-    assert links[0].shape[0] == 0
+    cluster_of[61:63] = 60
+    assert e.links(cluster_of, [1], [20, 40, 60])[0].shape[0] == 0
+    # the largest output of another script type than the coin the batch spends (a withdrawal
+    # into another exchange's P2SH deposit, forwarded with change): no link
+    f = Chain()
+    coins = f.add(Tx([], [(1, 100_000)]))
+    out = f.add(_batch(coins[0], 70, 90_000, 130))
+    f.txs[-1].types[6] = P2SH
+    f.add(Tx([out[-1]], [(71, 80_000), (72, 9_000)]))
+    assert f.links(cluster_of, [1], [70])[0].shape[0] == 0
+    f.txs[1].types.clear()  # the same with the hot wallet's type: a link
+    assert f.links(cluster_of, [1], [70])[1].tolist() == [70]
 
 
 def test_lend_by_change_names_the_whole_service_after_one_exchange() -> None:
@@ -133,7 +167,7 @@ def test_lend_by_change_names_the_whole_service_after_one_exchange() -> None:
     shapes = c.shapes(cluster_of)
     label = ("cluster:20", UNIDENTIFIED)
     attribution = {1: ARCADIA, 20: label, 25: label, 30: ("cluster:30", UNIDENTIFIED)}
-    named = _lend_by_change(shapes, attribution, np.zeros(200, np.bool_))
+    named = _lend_by_change(c.store(), shapes, attribution, np.zeros(200, np.bool_))
     assert named.tolist() == [20, 25]  # every cluster of the service's label
     assert attribution[20] == attribution[25] == ARCADIA
     assert attribution[30] == ("cluster:30", UNIDENTIFIED)  # a payee's spender: not named
@@ -149,7 +183,7 @@ def test_two_compatible_exchanges_lend_no_name() -> None:
     label = ("cluster:20", UNIDENTIFIED)
     attribution = {1: ARCADIA, 2: BOREALIS, 20: label, 25: label}
     before = dict(attribution)
-    named = _lend_by_change(shapes, attribution, np.zeros(200, np.bool_))
+    named = _lend_by_change(c.store(), shapes, attribution, np.zeros(200, np.bool_))
     assert named.tolist() == []
     assert attribution == before
 
@@ -159,7 +193,7 @@ def test_lend_by_change_goes_on_through_a_named_service_in_the_next_round() -> N
     60 takes the name in the second round. The seized service's clusters are never named."""
     c, cluster_of, ids = _world()
     out = c.add(_batch(ids["spend"], 60, 10_000, 150))
-    c.add(Tx([out[-1]], [(61, 9_000)]))
+    c.add(Tx([out[-1]], [(61, 5_000), (62, 4_000)]))
     shapes = c.shapes(cluster_of)
     assert shapes.spender[-2] == 21  # the batch spends address 21, cluster 21 ...
     cluster_of[21] = 20  # ... which the base clustering put with 20
@@ -169,7 +203,7 @@ def test_lend_by_change_goes_on_through_a_named_service_in_the_next_round() -> N
         20: ("cluster:20", UNIDENTIFIED),
         60: ("cluster:60", UNIDENTIFIED),
     }
-    named = _lend_by_change(shapes, attribution, np.zeros(200, np.bool_))
+    named = _lend_by_change(c.store(), shapes, attribution, np.zeros(200, np.bool_))
     assert named.tolist() == [20, 60]
     assert attribution[60] == ARCADIA
     seized = np.zeros(200, np.bool_)
@@ -179,4 +213,4 @@ def test_lend_by_change_goes_on_through_a_named_service_in_the_next_round() -> N
         20: ("cluster:20", UNIDENTIFIED),
         60: ("cluster:60", UNIDENTIFIED),
     }
-    assert _lend_by_change(shapes, attribution, seized).tolist() == [20]
+    assert _lend_by_change(c.store(), shapes, attribution, seized).tolist() == [20]
