@@ -11,6 +11,8 @@ a link is right when X's owner is the name it would lend):
 - `change_spend`: the largest output of a named cluster's batch is spent by X (shipped,
   `trace.services.change_spend_links`);
 - `change_spend_any`: another output of such a batch (not its largest) is spent by X;
+- `change_spent_by_named`: the converse, X's batch whose largest output a named cluster
+  spends (measured, not used);
 - `pays_named`: X spends into a named cluster (a tx of X's with an output paying it);
 - `sweeps_payout`: a sweep (3+ inputs, one payee) by X spends an output of a named batch.
 
@@ -127,6 +129,9 @@ def _links(state: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         rest_a.append(a)
         rest_x.append(x)
     out["change_spend_any"] = (np.array(rest_a, np.int64), np.array(rest_x, np.int64))
+    # the converse: X's batch whose largest output a named cluster spends (as (named, X))
+    x_rev, a_rev = sv.change_spend_links(state["store"], shapes, unident, named)
+    out["change_spent_by_named"] = (a_rev, x_rev)
 
     def member(sorted_ids: np.ndarray, x: np.ndarray) -> np.ndarray:
         if sorted_ids.shape[0] == 0:
@@ -196,7 +201,8 @@ def measure(name: str, root: Path = OUT) -> dict[str, Any]:
 
 
 def render(results: list[dict[str, Any]]) -> str:
-    kinds = ["change_spend", "change_spend_any", "pays_named", "sweeps_payout"]
+    kinds = ["change_spend", "change_spend_any", "change_spent_by_named", "pays_named",
+             "sweeps_payout"]  # fmt: skip
     lines = [
         "| world | " + " | ".join(f"{k} right/links" for k in kinds) + " | rule: clusters right/wrong |",
         "|---|" + "---|" * (len(kinds) + 1),
