@@ -41,6 +41,9 @@ OUT = ROOT / "bench-output" / "accuracy"
 
 Name = tuple[str | None, str]
 
+#: The candidate link kinds, in the order of the table.
+KINDS = ("change_spend", "change_spend_any", "change_spent_by_named", "pays_named", "sweeps_payout")
+
 
 def _attribution_before_change(store_dir: Path, seeds_csv: Path) -> dict[str, Any]:
     """The case's attribution after wallet styles, before change spends; and the arrays."""
@@ -114,9 +117,7 @@ def _links(state: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     )
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     out["change_spend"] = sv.change_spend_links(state["store"], shapes, named, unident)
-    a_all, x_all = sv.change_spend_links(
-        state["store"], shapes, named, unident, largest_only=False
-    )
+    a_all, x_all = sv.change_spend_links(state["store"], shapes, named, unident, largest_only=False)
     # the any-output links less the largest-output ones (as a multiset of pairs)
     pairs: dict[tuple[int, int], int] = {}
     for a, x in zip(*out["change_spend"], strict=True):
@@ -187,26 +188,26 @@ def measure(name: str, root: Path = OUT) -> dict[str, Any]:
             for ai, xi in zip(a.tolist(), x.tolist(), strict=True)
         )
         result["kinds"][kind] = {"links": int(a.shape[0]), "right": int(right)}
-    cluster_of = state["cluster_of"]
-    sizes = np.bincount(np.searchsorted(lent, np.asarray(cluster_of[:], np.int64)[
-        np.isin(np.asarray(cluster_of[:], np.int64), lent)]), minlength=lent.shape[0])  # fmt: skip
-    right_c = [owner.get(int(c)) == attribution[int(c)][0] for c in lent.tolist()]
+    all_ids = np.asarray(state["cluster_of"][:], np.int64)
+    in_lent = all_ids[np.isin(all_ids, lent)]
+    sizes = np.bincount(np.searchsorted(lent, in_lent), minlength=lent.shape[0])
+    right_c = np.array([owner.get(int(c)) == attribution[int(c)][0] for c in lent.tolist()], bool)
     result["rule"] = {
-        "clusters_right": int(sum(right_c)),
-        "clusters_wrong": int(len(right_c) - sum(right_c)),
-        "clusters_right_addresses": int(sizes[np.array(right_c, np.bool_)].sum()) if lent.shape[0] else 0,
-        "clusters_wrong_addresses": int(sizes[~np.array(right_c, np.bool_)].sum()) if lent.shape[0] else 0,
-    }  # fmt: skip
+        "clusters_right": int(right_c.sum()),
+        "clusters_wrong": int((~right_c).sum()),
+        "clusters_right_addresses": int(sizes[right_c].sum()),
+        "clusters_wrong_addresses": int(sizes[~right_c].sum()),
+    }
     return result
 
 
 def render(results: list[dict[str, Any]]) -> str:
-    kinds = ["change_spend", "change_spend_any", "change_spent_by_named", "pays_named",
-             "sweeps_payout"]  # fmt: skip
+    kinds = list(KINDS)
+    head = " | ".join(f"{k} right/links" for k in kinds)
     lines = [
-        "| world | " + " | ".join(f"{k} right/links" for k in kinds) + " | rule: clusters right/wrong |",
+        f"| world | {head} | rule: clusters right/wrong |",
         "|---|" + "---|" * (len(kinds) + 1),
-    ]  # fmt: skip
+    ]
     for r in results:
         cells = [f"{r['kinds'][k]['right']}/{r['kinds'][k]['links']}" for k in kinds]
         rule = r["rule"]
