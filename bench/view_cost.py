@@ -36,6 +36,15 @@ QUERIES = {
         "SELECT sum(octet_length(script_pubkey)) FROM outputs WHERE block_height < $height"
     ),
     "every column of the outputs": "SELECT * FROM outputs",
+    # format 5 computes these (txs' values, fee, vsize, weight; inputs' prev_vout)
+    "sum of fees and vsizes": "SELECT count(*), sum(fee), sum(vsize), sum(weight) FROM txs",
+    "txs of one block with fees": (
+        "SELECT txid, fee, vsize, input_value, output_value FROM txs WHERE block_height = $height"
+    ),
+    "inputs by outpoint (scan)": (
+        "SELECT count(*) FROM inputs WHERE prev_txid = $txid AND prev_vout = 0"
+    ),
+    "sum of prev_vout": "SELECT count(*), sum(prev_vout) FROM inputs",
 }
 
 

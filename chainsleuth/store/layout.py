@@ -49,7 +49,13 @@ FORMAT_CHANGES = {
 #: Counting columns (ids, heights, positions, counts) written with parquet's
 #: DELTA_BINARY_PACKED encoding instead of PLAIN (both under zstd): each kept only where it
 #: measurably shrank the column (docs/design/store.md, "Format 5").
-DELTA_COLUMNS: dict[str, tuple[str, ...]] = {}
+DELTA_COLUMNS: dict[str, tuple[str, ...]] = {
+    "blocks": ("height", "version", "time", "bip34_height", "first_tx_id"),
+    "txs": ("tx_id", "index_in_block", "version", "first_input_id", "first_output_id"),
+    "inputs": ("input_id", "tx_id", "vin", "spent_output_id"),
+    "outputs": ("output_id", "tx_id", "vout", "address_id"),
+    "address_list": ("address_id",),
+}
 TABLES = ("blocks", "txs", "inputs", "outputs", "address_list")
 HEIGHT_RANGE = 10_000  # blocks per hive partition (height_range=0000000000-0000009999)
 NONE32 = np.uint32(0xFFFFFFFF)  # "no id" in uint32 id arrays (unspent output, no address)
