@@ -104,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             total[0] += plain
             total[1] += delta
             change = (delta - plain) / plain * 100 if plain else 0.0
-            print(
-                f"| {table}.{name} | {plain / n_tx:.2f} | {delta / n_tx:.2f} | {change:+.0f} % |"
-            )
+            print(f"| {table}.{name} | {plain / n_tx:.2f} | {delta / n_tx:.2f} | {change:+.0f} % |")
     print(f"| integer columns, all | {total[0] / n_tx:.2f} | {total[1] / n_tx:.2f} | |")
     return 0
 

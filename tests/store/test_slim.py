@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -30,7 +31,12 @@ from chainsleuth.simulate.chain import regtest_genesis
 from chainsleuth.sources.rpc import RpcSource
 from chainsleuth.store.computed import scripts_of_keys, standard_scripts
 from chainsleuth.store.ingest import ingest_blocks_dir, ingest_rpc
-from chainsleuth.store.layout import ADDRESS_KEY_WIDTH, FORMAT_VERSION, read_manifest
+from chainsleuth.store.layout import (
+    ADDRESS_KEY_WIDTH,
+    DELTA_COLUMNS,
+    FORMAT_VERSION,
+    read_manifest,
+)
 from chainsleuth.store.raw import raw_transaction
 from chainsleuth.store.store import Store
 from tests.conftest import copy_nbitcoin, dump_views, extend_chain, raw
@@ -303,3 +309,23 @@ def test_computed_tx_values_and_spent_positions_equal_the_kept_ones(
     # a query filtered on ids computes only its rows, the bare connection of `tx` included
     one = slim.sql("SELECT fee, vsize FROM txs WHERE tx_id = ?", [b[-1]["tx_id"]]).to_pylist()
     assert one == [{"fee": b[-1]["fee"], "vsize": b[-1]["vsize"]}]
+
+
+def test_counting_columns_are_delta_encoded_and_the_rest_are_not(stores: dict[str, Path]) -> None:
+    """layout.DELTA_COLUMNS are written DELTA_BINARY_PACKED in every store (both choices of
+    --keep-scripts); other integer columns keep the writer's PLAIN encoding."""
+    for data in stores.values():
+        manifest = read_manifest(data)
+        assert manifest is not None
+        seen = 0
+        for table, files in manifest["files"].items():
+            delta = set(DELTA_COLUMNS[table])
+            for entry in files:
+                meta = pq.ParquetFile(data / entry["path"]).metadata
+                for g in range(meta.num_row_groups):
+                    for c in range(meta.num_columns):
+                        column = meta.row_group(g).column(c)
+                        encoded = "DELTA_BINARY_PACKED" in column.encodings
+                        assert encoded == (column.path_in_schema in delta), (table, column)
+                        seen += encoded
+        assert seen > 10
