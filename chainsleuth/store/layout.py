@@ -46,7 +46,7 @@ FORMAT_CHANGES = {
     4: "txids, spent values and standard scripts computed from the arrays",
     5: "fees, tx values, weights and spent output positions computed too",
 }
-#: Counting columns (ids, heights, positions, counts) written with parquet's
+#: Counting columns (ids, positions, block heights and times) written with parquet's
 #: DELTA_BINARY_PACKED encoding instead of PLAIN (both under zstd): each kept only where it
 #: measurably shrank the column (docs/design/store.md, "Format 5").
 DELTA_COLUMNS: dict[str, tuple[str, ...]] = {
