@@ -329,3 +329,23 @@ def test_counting_columns_are_delta_encoded_and_the_rest_are_not(stores: dict[st
                         assert encoded == (column.path_in_schema in delta), (table, column)
                         seen += encoded
         assert seen > 10
+
+
+def test_the_encoding_bench_measures_each_column_both_ways(stores: dict[str, Path]) -> None:
+    """bench.parquet_encodings (which chose DELTA_COLUMNS): a dense id column shrinks under
+    DELTA_BINARY_PACKED, and --null-format5 measures the kept values as NULL."""
+    from bench.parquet_encodings import measure
+
+    kept, nulled = measure(stores["keep"]), measure(stores["keep"], null_format5=True)
+    plain, delta = kept["inputs"]["input_id"]
+    assert delta < plain
+    assert set(kept["txs"]) == set(layout_names("txs"))
+    for table, column in (("txs", "fee"), ("txs", "weight"), ("inputs", "prev_vout")):
+        assert nulled[table][column][0] < kept[table][column][0], (table, column)
+    assert nulled["txs"]["tx_id"] == kept["txs"]["tx_id"]
+
+
+def layout_names(table: str) -> list[str]:
+    from chainsleuth.store.layout import SCHEMAS
+
+    return SCHEMAS[table].names
