@@ -1,6 +1,6 @@
 """What typical queries on the SQL views cost, warm, on one store (issue 13, item 5).
 
-    python -m bench.view_cost DATA_DIR [--runs 5]
+    python -m bench.view_cost DATA_DIR [--runs 5] [--only QUERY ...]
 
 A default store computes txids, spent values, output values and standard scripts from the
 arrays (store/computed.py) instead of reading them from parquet; this times the queries that
@@ -36,6 +36,15 @@ QUERIES = {
         "SELECT sum(octet_length(script_pubkey)) FROM outputs WHERE block_height < $height"
     ),
     "every column of the outputs": "SELECT * FROM outputs",
+    # format 5 computes these (txs' values, fee, vsize, weight; inputs' prev_vout)
+    "sum of fees and vsizes": "SELECT count(*), sum(fee), sum(vsize), sum(weight) FROM txs",
+    "txs of one block with fees": (
+        "SELECT txid, fee, vsize, input_value, output_value FROM txs WHERE block_height = $height"
+    ),
+    "inputs by outpoint (scan)": (
+        "SELECT count(*) FROM inputs WHERE prev_txid = $txid AND prev_vout = 0"
+    ),
+    "sum of prev_vout": "SELECT count(*), sum(prev_vout) FROM inputs",
 }
 
 
@@ -68,12 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--only", nargs="+", metavar="QUERY", help="time only these queries (names as printed)"
+    )
     args = parser.parse_args(argv)
     store = Store.open(args.data_dir)
     params = parameters(store)
     print(f"{args.data_dir}: {store.counts['txs']:,} txs; parameters {params}")
     print("| query | median ms | min ms |\n|---|---|---|")
     for name, query in QUERIES.items():
+        if args.only and name not in args.only:
+            continue
         used = {k: v for k, v in params.items() if f"${k}" in query}
 
         def run(query: str = query, used: dict[str, Any] = used) -> None:
@@ -81,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
 
         median, best = timed(run, args.runs)
         print(f"| {name} | {median * 1e3:.1f} | {best * 1e3:.1f} |")
+    if args.only and "tx" not in args.only:
+        return 0
     median, best = timed(lambda: transaction(store, params["txid"]), args.runs)
     print(
         f"| `chainsleuth tx` lookup (lookups.transaction) | {median * 1e3:.1f} | {best * 1e3:.1f} |"

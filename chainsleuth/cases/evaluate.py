@@ -118,7 +118,8 @@ def lead_outcomes(
                 "hops": int(r["hops"] or 0),
                 "share": _float(r.get("share", "")),
                 "custody": len(custody.split(";")) if custody else 0,
-                "via_entity": r.get("attributed_via") in ("service_entity", "wallet_style"),
+                "via_entity": r.get("attributed_via")
+                in ("service_entity", "wallet_style", "change_spend"),
                 "via_style": r.get("attributed_via") == "wallet_style",
                 "hold_days": _float(r.get("hold_days", "")),
                 "through_coinjoin": r.get("through_coinjoin") == "true",

@@ -76,6 +76,7 @@ from chainsleuth.trace.services import (
     ServiceStats,
     TxShapes,
     blind_styles,
+    change_spend_links,
     funder_links,
     hot_change_links,
     sendall_receivers,
@@ -223,6 +224,7 @@ class CaseSetup:
     linked_clusters: np.ndarray
     entity_clusters: np.ndarray
     styled_clusters: np.ndarray  # named through their wallet style (`_lend_by_style`), sorted
+    change_clusters: np.ndarray  # named through a spend of a named batch's change, sorted
     batch_tx: np.ndarray  # bool per tx: a payout of 3+ payees (trace.services), 1 B per tx
     sweep_tx: np.ndarray  # bool per tx: SWEEP_MIN_INPUTS+ inputs into one payee, 1 B per tx
     one_wallet: np.ndarray
@@ -288,6 +290,7 @@ def prepare_case(
     funded = _lend_to_funders(shapes, cluster_of, attribution, tags, service_mask)
     linked = np.union1d(linked, funded)
     styled = _lend_by_style(store, shapes, cluster_of, attribution)
+    change_spent = _lend_by_change(store, shapes, attribution, service_mask)
     trim_heap()
     # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
     # them spends is its wallet's, not a deposit it credits (cases.cashouts.cashout_rows)
@@ -362,6 +365,7 @@ def prepare_case(
         linked_clusters=linked,
         entity_clusters=entity_attributed,
         styled_clusters=styled,
+        change_clusters=change_spent,
         batch_tx=batch_tx,
         sweep_tx=sweep_tx,
         one_wallet=one_wallet,
@@ -423,12 +427,16 @@ def investigate(
     seed_outputs, deposits = setup.seed_outputs, setup.deposits
     parts: list[pa.Table] = []
     untraced = 0
-    # named through their wallet style: not their own tag either (confidence, cash-outs);
-    # read like bool masks over the cluster ids, 8 B per member
+    # named through their wallet style or a spend of a named wallet's change
+    # (`_lend_by_change`): not their own tag either (confidence, cash-outs); read like bool
+    # masks over the cluster ids, 8 B per member
+    n_clusters = service_mask.shape[0]
     linked_mask = ClusterSet(
-        np.concatenate([setup.linked_clusters, setup.styled_clusters]), service_mask.shape[0]
+        np.concatenate([setup.linked_clusters, setup.styled_clusters, setup.change_clusters]),
+        n_clusters,
     )
-    styled_mask = ClusterSet(setup.styled_clusters, service_mask.shape[0])
+    styled_mask = ClusterSet(setup.styled_clusters, n_clusters)
+    change_mask = ClusterSet(setup.change_clusters, n_clusters)
     tell("leads", 0, None)
     for result in _in_chunks(
         partial(trace_back, data_dir, options=setup.trace),
@@ -448,6 +456,7 @@ def investigate(
                 max_hops,
                 linked_mask,
                 styled_mask,
+                change_mask,
             )
         )
         untraced += int(result.dropped.sum())
@@ -798,6 +807,61 @@ def _lend_by_style(
     for c, m in zip(clusters[take].tolist(), owner[label[take]].tolist(), strict=True):
         attribution[c] = by_label[m]
     return np.sort(clusters[take])
+
+
+#: Rounds of naming by change spends (`_lend_by_change`): a wallet named in one round lends its
+#: name through its own batches in the next.
+CHANGE_ROUNDS = 3
+
+
+def _lend_by_change(
+    store: Store,
+    shapes: TxShapes | None,
+    attribution: dict[int, tuple[str | None, str]],
+    service_mask: np.ndarray | ClusterSet,
+) -> np.ndarray:
+    """Name an untagged service after the exchange whose batch change it spends (in place).
+
+    An exchange that never reuses an address pays each batch from one coin and sends the rest
+    to a fresh address: the batch's largest output. When that output is spent by a cluster of
+    an `unidentified_service` (the spend is not itself a batch, or `service_entities` would
+    have joined them), that service is most likely the same wallet
+    (`trace.services.change_spend_links`). Every cluster of the service (its `cluster:<entity>`
+    label) takes the name when all such links into it come from one exchange's name; links
+    from two names lend none. Rounds repeat, up to `CHANGE_ROUNDS`, so that a wallet named in
+    one round lends through its own batches in the next. Only names of the subpoena categories
+    (`EXCHANGE_CATEGORIES`) lend. Returns the clusters named so (sorted; `attributed_via` =
+    `change_spend`); docs/investigations.md "Change spent by an untagged wallet"."""
+    lent: list[int] = []
+    if shapes is None or not attribution:
+        return np.zeros(0, np.int64)
+    for _ in range(CHANGE_ROUNDS):
+        named = np.array(
+            sorted(c for c, v in attribution.items() if v[1] in EXCHANGE_CATEGORIES), np.int64
+        )
+        members: dict[tuple[str | None, str], list[int]] = {}
+        for c, v in attribution.items():
+            if v[1] == UNIDENTIFIED_SERVICE and not service_mask[c]:
+                members.setdefault(v, []).append(c)
+        if named.shape[0] == 0 or not members:
+            break
+        candidates = np.array(sorted(c for cs in members.values() for c in cs), np.int64)
+        payer, spender = change_spend_links(store, shapes, named, candidates)
+        implied: dict[tuple[str | None, str], set[tuple[str | None, str]]] = {}
+        for p, x in zip(payer.tolist(), spender.tolist(), strict=True):
+            implied.setdefault(attribution[x], set()).add(attribution[p])
+        took = 0
+        for label, names in implied.items():
+            if len(names) != 1:
+                continue
+            name = next(iter(names))
+            for c in members[label]:
+                attribution[c] = name
+                lent.append(c)
+            took += 1
+        if not took:
+            break
+    return np.array(sorted(lent), np.int64)
 
 
 def _service_clusters(

@@ -294,12 +294,15 @@ def lead_table(
     max_hops: int,
     linked: Any = None,  # bool per cluster id: an array or trace.services.ClusterSet (indexed)
     styled: Any = None,
+    change_spent: Any = None,
 ) -> pa.Table:
     """One row per (deposit address, funding source), amounts summed over paths.
 
     `linked` (bool per cluster id) marks clusters named through their service entity rather
     than a tag of their own (`attributed_via` = service_entity); `styled` (bool per cluster
-    id, a subset of `linked`) those named through their wallet style (`wallet_style`)."""
+    id, a subset of `linked`) those named through their wallet style (`wallet_style`);
+    `change_spent` (bool per cluster id, a subset of `linked`) those that spent a named
+    wallet's batch change (`change_spend`)."""
     from chainsleuth.cases import kernels as case_kernels
     from chainsleuth.trace import kernels as trace_kernels
 
@@ -433,6 +436,10 @@ def lead_table(
     if styled is not None:
         tagged_rows = g_kind == SOURCE_ATTRIBUTED
         via_style[tagged_rows] = styled[g_cluster[tagged_rows]]
+    via_change = np.zeros(n_groups, np.bool_)
+    if change_spent is not None:
+        tagged_rows = g_kind == SOURCE_ATTRIBUTED
+        via_change[tagged_rows] = change_spent[g_cluster[tagged_rows]]
     share = np.clip(share, 0.0, 1.0)
     confidence = calibration().lead(policy, g_hops, share, g_custody_n, via_entity, g_hold)
     # a source named beyond a CoinJoin (walk_coinjoins) is no surer than the CoinJoin itself
@@ -476,7 +483,11 @@ def lead_table(
             "share": np.round(share, 4),
             "attributed_via": np.where(
                 g_kind == SOURCE_ATTRIBUTED,
-                np.where(via_style, "wallet_style", np.where(via_entity, "service_entity", "tag")),
+                np.select(
+                    [via_change, via_style, via_entity],
+                    ["change_spend", "wallet_style", "service_entity"],
+                    "tag",
+                ),
                 "",
             ),
             "hold_days": np.round(g_hold, 2),

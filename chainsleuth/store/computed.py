@@ -10,7 +10,12 @@ hold what they say (issue 13, item 5; docs/design/store.md, "What a store keeps"
 - `outputs.script_pubkey` where the output script is exactly the standard script of its address
   key (P2PKH, P2SH, P2WPKH, P2WSH, P2TR, P2A, witness v1+): rebuilt from `address_key`. Any other
   script (P2PK, bare multisig, OP_RETURN, non-standard, a key-type script that is not byte for
-  byte the standard one) is kept in the file.
+  byte the standard one) is kept in the file;
+- (format 5) `txs.input_value`, `txs.output_value` and `txs.fee`: sums over the tx's inputs'
+  spent outputs and its outputs (`tx_first_input`, `input_spent_output`, `tx_first_output`,
+  `output_value`); `inputs.prev_vout`: the spent output's position in its tx
+  (`spent_output_id - tx_first_output[its tx]`). `txs.weight` and `txs.vsize` need no array:
+  the views compute them from the row's `size` and `base_size` (store.COMPUTED).
 
 The SQL views read `coalesce(file column, computed)` through the DuckDB functions registered
 here (`register`), so a `--keep-scripts` store, whose files hold every column, never calls them,
@@ -164,6 +169,32 @@ def _ids(arg: Any) -> tuple[np.ndarray, np.ndarray]:
     return ids, valid
 
 
+@njit(cache=True, nogil=True)
+def _tx_sums(tx, first_input, first_output, n_inputs, n_outputs, spent_output, values, out):
+    """out[i] = (value spent by tx[i]'s inputs, value of its outputs, 1 if it is a coinbase)."""
+    n_tx = first_input.shape[0]
+    for i in range(tx.shape[0]):
+        t = tx[i]
+        i0 = first_input[t]
+        i1 = first_input[t + 1] if t + 1 < n_tx else n_inputs
+        o0 = first_output[t]
+        o1 = first_output[t + 1] if t + 1 < n_tx else n_outputs
+        spent = 0
+        coinbase = 0
+        for j in range(i0, i1):
+            o = spent_output[j]
+            if o < 0:
+                coinbase = 1
+            else:
+                spent += values[o]
+        paid = 0
+        for j in range(o0, o1):
+            paid += values[j]
+        out[i, 0] = spent
+        out[i, 1] = paid
+        out[i, 2] = coinbase
+
+
 class _Arrays:
     """The committed arrays the functions read, memory-mapped once per connection."""
 
@@ -174,8 +205,47 @@ class _Arrays:
 
         self.tx_txid = array("tx_txid")
         self.tx_first_output = array("tx_first_output")
+        self.tx_first_input = array("tx_first_input")
+        self.input_spent_output = array("input_spent_output")
         self.values = array("output_value")
         self.address_key = array("address_key")
+
+    def _tx_sums(self, arg: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(per tx id: spent value, output value, coinbase flag; valid mask)."""
+        ids, valid = _ids(arg)
+        out = np.zeros((ids.shape[0], 3), np.int64)
+        if self.tx_first_input.shape[0]:
+            _tx_sums(
+                ids,
+                self.tx_first_input,
+                self.tx_first_output,
+                self.input_spent_output.shape[0],
+                self.values.shape[0],
+                self.input_spent_output,
+                self.values,
+                out,
+            )
+        return out, valid
+
+    def tx_input_value(self, arg: Any) -> pa.Array:
+        sums, valid = self._tx_sums(arg)
+        return pa.array(sums[:, 0], pa.int64(), mask=~valid)
+
+    def tx_output_value(self, arg: Any) -> pa.Array:
+        sums, valid = self._tx_sums(arg)
+        return pa.array(sums[:, 1], pa.int64(), mask=~valid)
+
+    def tx_fee(self, arg: Any) -> pa.Array:
+        """Inputs' value less outputs' value; 0 for a coinbase (as the writer computes it)."""
+        sums, valid = self._tx_sums(arg)
+        fee = np.where(sums[:, 2] == 1, 0, sums[:, 0] - sums[:, 1])
+        return pa.array(fee, pa.int64(), mask=~valid)
+
+    def output_vout(self, arg: Any) -> pa.Array:
+        ids, valid = _ids(arg)
+        tx = np.maximum(np.searchsorted(self.tx_first_output, ids, side="right") - 1, 0)
+        vout = ids - (np.asarray(self.tx_first_output[tx], np.int64) if tx.shape[0] else 0)
+        return pa.array(vout, pa.int64(), mask=~valid)
 
     def txid(self, arg: Any) -> pa.Array:
         ids, valid = _ids(arg)
@@ -201,6 +271,10 @@ FUNCTIONS = {
     "cs_output_txid": ("output_txid", "BIGINT", "VARCHAR"),
     "cs_output_value": ("output_value", "BIGINT", "BIGINT"),
     "cs_script": ("script", "BIGINT", "BLOB"),
+    "cs_tx_input_value": ("tx_input_value", "BIGINT", "BIGINT"),
+    "cs_tx_output_value": ("tx_output_value", "BIGINT", "BIGINT"),
+    "cs_tx_fee": ("tx_fee", "BIGINT", "BIGINT"),
+    "cs_output_vout": ("output_vout", "BIGINT", "BIGINT"),
 }
 
 

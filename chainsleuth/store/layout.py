@@ -36,12 +36,25 @@ from chainsleuth.core.files import atomic_write_bytes as atomic_write_bytes
 #: 2: address_list table, input_address array; 3: block_location and tx_offset arrays, and
 #: scriptSigs and witnesses kept only with `ingest --keep-scripts` (manifest "keep_scripts");
 #: 4: without --keep-scripts, txids, inputs' prev_txid and value, and standard output scripts
-#: are NULL in the files and computed by the views from the arrays (store/computed.py)
-FORMAT_VERSION = 4
+#: are NULL in the files and computed by the views from the arrays (store/computed.py);
+#: 5: also txs' input_value, output_value, fee, vsize, weight and inputs' prev_vout, and
+#: counting columns written DELTA_BINARY_PACKED (DELTA_COLUMNS)
+FORMAT_VERSION = 5
 #: What changed at each format, for the one line that refuses an older store.
 FORMAT_CHANGES = {
     3: "scriptSigs and witnesses kept only with --keep-scripts",
     4: "txids, spent values and standard scripts computed from the arrays",
+    5: "fees, tx values, weights and spent output positions computed too",
+}
+#: Counting columns (ids, positions, block heights and times) written with parquet's
+#: DELTA_BINARY_PACKED encoding instead of PLAIN (both under zstd): each kept only where it
+#: measurably shrank the column (docs/design/store.md, "Format 5").
+DELTA_COLUMNS: dict[str, tuple[str, ...]] = {
+    "blocks": ("height", "version", "time", "bip34_height", "first_tx_id"),
+    "txs": ("tx_id", "index_in_block", "version", "first_input_id", "first_output_id"),
+    "inputs": ("input_id", "tx_id", "vin", "spent_output_id"),
+    "outputs": ("output_id", "tx_id", "vout", "address_id"),
+    "address_list": ("address_id",),
 }
 TABLES = ("blocks", "txs", "inputs", "outputs", "address_list")
 HEIGHT_RANGE = 10_000  # blocks per hive partition (height_range=0000000000-0000009999)

@@ -58,7 +58,8 @@ def transaction(store: Store, txid: str) -> dict[str, Any]:
         store,
         "inputs",
         height,
-        f"vin, is_coinbase, {computed('inputs', 'prev_txid')}, prev_vout, "
+        f"vin, is_coinbase, {computed('inputs', 'prev_txid')}, "
+        f"{computed('inputs', 'prev_vout')}, "
         f"{computed('inputs', 'value')}, address_id, sequence, script_sig, witness",
         "tx_id = ? ORDER BY vin",
         tx_id,

@@ -40,7 +40,15 @@ from chainsleuth.store.lookup import LookupIndex, address_id_of_key
 #: (store/computed.py): SQL over one raw table's columns, per table and column. A file value,
 #: where there is one (`--keep-scripts`, a non-standard script), is taken as it is.
 COMPUTED = {
-    "txs": {"txid": "coalesce(txid, cs_txid(tx_id))"},
+    "txs": {
+        "txid": "coalesce(txid, cs_txid(tx_id))",
+        "fee": "coalesce(fee, cs_tx_fee(tx_id))",
+        "input_value": "coalesce(input_value, cs_tx_input_value(tx_id))",
+        "output_value": "coalesce(output_value, cs_tx_output_value(tx_id))",
+        # BIP141: weight = 3 x stripped size + total size; vsize = weight / 4, rounded up
+        "vsize": "coalesce(vsize, (3 * base_size + size + 3) // 4)",
+        "weight": "coalesce(weight, 3 * base_size + size)",
+    },
     "outputs": {
         "txid": "coalesce(txid, cs_txid(tx_id))",
         "value": "coalesce(value, cs_output_value(output_id))",
@@ -49,6 +57,7 @@ COMPUTED = {
     "inputs": {
         "txid": "coalesce(txid, cs_txid(tx_id))",
         "prev_txid": "coalesce(prev_txid, cs_output_txid(spent_output_id))",
+        "prev_vout": "coalesce(prev_vout, cs_output_vout(spent_output_id))",
         "value": "coalesce(value, cs_output_value(spent_output_id))",
     },
 }
@@ -58,7 +67,7 @@ def computed(table: str, column: str, alias: str = "") -> str:
     """`table.column` as the views read it (`alias.`-prefixed raw columns), named `column`."""
     expr = COMPUTED[table][column]
     if alias:
-        expr = re.sub(r"\b(\w+)\b(?!\()", lambda m: f"{alias}.{m.group(1)}", expr)
+        expr = re.sub(r"\b([A-Za-z_]\w*)\b(?!\()", lambda m: f"{alias}.{m.group(1)}", expr)
     return f"{expr} AS {column}"
 
 
@@ -69,9 +78,10 @@ VIEWS = {
                merkle_root, bits, nonce, fees, coinbase_value, bip34_height, first_tx_id
         FROM blocks_raw""",
     "txs": """
-        SELECT {txs_txid}, block_height, block_time, n_inputs, n_outputs, fee, size, vsize, weight,
-               is_coinbase, is_segwit, signals_rbf, version, locktime, input_value,
-               output_value, base_size, index_in_block, tx_id, first_input_id, first_output_id
+        SELECT {txs_txid}, block_height, block_time, n_inputs, n_outputs, {txs_fee}, size,
+               {txs_vsize}, {txs_weight}, is_coinbase, is_segwit, signals_rbf, version, locktime,
+               {txs_input_value}, {txs_output_value}, base_size, index_in_block, tx_id,
+               first_input_id, first_output_id
         FROM txs_raw""",
     "outputs": """
         SELECT {o_txid}, o.vout, {o_value}, o.script_type, a.address,
@@ -87,7 +97,7 @@ VIEWS = {
     # script_sig and witness are NULL unless the store was ingested with --keep-scripts
     # (`tx TXID --raw` reads them from the node; docs/design/store.md)
     "inputs": """
-        SELECT {i_txid}, i.vin, {i_prev_txid}, i.prev_vout, {i_value}, a.address, i.block_height,
+        SELECT {i_txid}, i.vin, {i_prev_txid}, {i_prev_vout}, {i_value}, a.address, i.block_height,
                i.sequence, i.is_coinbase, i.script_sig, i.witness, i.spent_output_id,
                i.input_id, i.tx_id, i.address_id
         FROM inputs_raw i
@@ -112,12 +122,18 @@ VIEWS = {
 VIEWS = {
     name: query.format(
         txs_txid=computed("txs", "txid"),
+        txs_fee=computed("txs", "fee"),
+        txs_vsize=computed("txs", "vsize"),
+        txs_weight=computed("txs", "weight"),
+        txs_input_value=computed("txs", "input_value"),
+        txs_output_value=computed("txs", "output_value"),
         o_txid=computed("outputs", "txid", "o"),
         o_value=computed("outputs", "value", "o"),
         outputs_value=COMPUTED["outputs"]["value"] + " AS received",
         o_script_pubkey=computed("outputs", "script_pubkey", "o"),
         i_txid=computed("inputs", "txid", "i"),
         i_prev_txid=computed("inputs", "prev_txid", "i"),
+        i_prev_vout=computed("inputs", "prev_vout", "i"),
         i_value=computed("inputs", "value", "i"),
         inputs_value=computed("inputs", "value"),
     )

@@ -39,6 +39,7 @@ from chainsleuth.store.store import Store
 
 __all__ = [
     "BATCH_MIN_PAYEES",
+    "change_spend_links",
     "ClusterCounts",
     "ClusterSet",
     "MIN_EVENTS",
@@ -466,6 +467,122 @@ def hot_change_links(
     lone = _cluster_sizes(cluster_of, np.unique(spender))
     keep = lone[np.searchsorted(lone[:, 0], spender), 1] == 1 if spender.shape[0] else none
     return spender[keep], receiver[keep]
+
+
+@njit(cache=True, nogil=True)
+def _change_spends(txs, hot_type, first_output, n_outputs, output_address, output_value,
+                   output_type, spent_by, spender, coinjoin, n_payees, candidates, none,
+                   largest_only):  # fmt: skip
+    """For each tx of `txs`: its payable outputs of the script type `hot_type` gives for it
+    (its one largest payable output only, where `largest_only`) that a tx of 2+ payees not
+    flagged as a CoinJoin spends, whose spender is one of the sorted `candidates` and not the
+    tx's own spender. Returns (payer tx, output) per link."""
+    n_txs = first_output.shape[0]
+    cap = 0
+    for t in txs:
+        o1 = first_output[t + 1] if t + 1 < n_txs else n_outputs
+        cap += o1 - first_output[t]
+    made = np.empty(cap, np.int64)
+    outs = np.empty(cap, np.int64)
+    k = 0
+    n_cand = candidates.shape[0]
+    for i in range(txs.shape[0]):
+        t = txs[i]
+        o0 = first_output[t]
+        o1 = first_output[t + 1] if t + 1 < n_txs else n_outputs
+        best, ties = -1, 0
+        for o in range(o0, o1):
+            if output_address[o] != none and output_value[o] > 0:
+                v = output_value[o]
+                if v > best:
+                    best, ties = v, 1
+                elif v == best:
+                    ties += 1
+        if largest_only and ties != 1:
+            continue
+        for o in range(o0, o1):
+            if output_address[o] == none or output_value[o] <= 0:
+                continue
+            if largest_only and output_value[o] != best:
+                continue
+            if output_type[o] != hot_type[i]:
+                continue
+            s = spent_by[o]
+            if s < 0 or coinjoin[s] or n_payees[s] < 2:
+                continue
+            x = spender[s]
+            if x < 0 or x == spender[t] or n_cand == 0:
+                continue
+            pos = np.searchsorted(candidates, x)
+            if pos < n_cand and candidates[pos] == x:
+                made[k] = t
+                outs[k] = o
+                k += 1
+    return made[:k], outs[:k]
+
+
+def change_spend_links(
+    store: Store,
+    shapes: TxShapes | None,
+    named: np.ndarray,
+    candidates: np.ndarray,
+    largest_only: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Links from a named wallet's batch to the untagged service that spends its change.
+
+    An exchange with the fresh-change habit pays each batch (`TxShapes.batch`: 6+ payees, not
+    a CoinJoin) from one coin and sends the rest to a fresh address of its own: the batch's
+    largest output. A customer's withdrawal is one of the many smaller ones. So when the
+    largest output of a batch paid by a `named` cluster is spent (by a tx not flagged as a
+    CoinJoin) whose first input is in one of the `candidates` clusters, that cluster is most
+    likely the same wallet: its change spent by a tx that no batch rule joins (a withdrawal of
+    one payee and change, a small payout). The largest-output condition is what makes it hold:
+    without it most such links ran to whoever a withdrawal paid (docs/investigations.md "Change
+    spent by an untagged wallet"). A big withdrawal can be a batch's largest output too, paid
+    into another exchange's deposit; two more conditions leave those out: the output has the
+    script type of the coin the batch spends first (the change goes back to the hot wallet's
+    type; the other exchange's deposit was of another type on the hard worlds where this went
+    wrong), and its spend pays 2+ payees (a one-payee spend is a sweep or a send-all, what an
+    exchange does with a deposit). A batch whose largest value appears twice makes no link. `named`, `candidates`: sorted cluster ids. Returns (payer,
+    spender) cluster pairs, one per link (repeats kept). `largest_only=False` takes every
+    output of that type (measured, not used). Memory: 1 B per tx (the payer mask) and 16 B per
+    output of the named wallets' batches while in use."""
+    none = np.zeros(0, np.int64)
+    if shapes is None or named.shape[0] == 0 or candidates.shape[0] == 0:
+        return none, none
+    named = np.asarray(named, np.int64)
+    spender = np.asarray(shapes.spender)
+    lend = shapes.batch.copy()
+    pos = np.minimum(np.searchsorted(named, spender[lend]), named.shape[0] - 1)
+    lend[lend] = named[pos] == spender[lend]
+    txs = np.flatnonzero(lend).astype(np.int64)
+    if txs.shape[0] == 0:
+        return none, none
+    n_outputs = shapes.output_address.shape[0]
+    # the script type of the coin each of those batches spends first
+    spent_output = store.graph.input_spent_output
+    firsts = np.asarray(store.graph.tx_first_input[txs], np.int64)
+    firsts = np.minimum(firsts, max(spent_output.shape[0] - 1, 0))
+    output_type = store.graph.output_script_type
+    hot_type = np.asarray(output_type[np.maximum(np.asarray(spent_output[firsts]), 0)])
+    made, outs = _change_spends(
+        txs,
+        hot_type,
+        np.asarray(shapes.first_output, np.int64),
+        n_outputs,
+        shapes.output_address,
+        shapes.output_value,
+        output_type,
+        shapes.spent_by,
+        spender,
+        shapes.coinjoin,
+        shapes.n_payees,
+        np.asarray(candidates, np.int64),
+        NONE32,
+        largest_only,
+    )
+    by = np.asarray(shapes.spent_by[outs]).astype(np.int64)
+    return spender[made].astype(np.int64), spender[by].astype(np.int64)
 
 
 def funder_links(

@@ -9,12 +9,14 @@ RPC; a store refuses the other `--keep-scripts` choice with one line.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -29,7 +31,12 @@ from chainsleuth.simulate.chain import regtest_genesis
 from chainsleuth.sources.rpc import RpcSource
 from chainsleuth.store.computed import scripts_of_keys, standard_scripts
 from chainsleuth.store.ingest import ingest_blocks_dir, ingest_rpc
-from chainsleuth.store.layout import ADDRESS_KEY_WIDTH, FORMAT_VERSION, read_manifest
+from chainsleuth.store.layout import (
+    ADDRESS_KEY_WIDTH,
+    DELTA_COLUMNS,
+    FORMAT_VERSION,
+    read_manifest,
+)
 from chainsleuth.store.raw import raw_transaction
 from chainsleuth.store.store import Store
 from tests.conftest import copy_nbitcoin, dump_views, extend_chain, raw
@@ -82,9 +89,10 @@ def test_default_store_has_no_scripts_and_the_same_everything_else(
     # What the arrays hold is NULL in the default store's files; the views compute it (and the
     # views compare equal below). The --keep-scripts store's files hold every value.
     held = {
-        "txs_raw": "count(txid)",
+        "txs_raw": "count(txid), count(fee), count(input_value), count(output_value), "
+        "count(vsize), count(weight)",
         "outputs_raw": "count(txid), count(value)",
-        "inputs_raw": "count(txid), count(prev_txid), count(value)",
+        "inputs_raw": "count(txid), count(prev_txid), count(value), count(prev_vout)",
     }
     for table, columns in held.items():
         query = f"SELECT count(*), {columns} FROM {table}"
@@ -246,10 +254,98 @@ def test_standard_scripts_rebuilt_from_address_keys_byte_for_byte() -> None:
     assert standard_scripts(keys, buf, starts, lengths).tolist() == [True] * len(cases) + [False]
 
 
-def test_a_store_of_the_previous_format_is_refused_with_one_line(tmp_path: Path) -> None:
-    (tmp_path / "manifest.json").write_text('{"format": 3}')
+@pytest.mark.parametrize("old", [3, 4])
+def test_a_store_of_a_previous_format_is_refused_with_one_line(tmp_path: Path, old: int) -> None:
+    (tmp_path / "manifest.json").write_text(f'{{"format": {old}}}')
     with pytest.raises(StoreError) as caught:
         read_manifest(tmp_path)
     message = str(caught.value)
-    assert "format 3" in message and f"format {FORMAT_VERSION}" in message
+    assert f"format {old}" in message and f"format {FORMAT_VERSION}" in message
+    assert FORMAT_VERSION == 5 and "fees" in message  # says what the new format computes
     assert "Ingest again" in message and "\n" not in message
+
+
+def test_a_format_4_store_is_refused_by_the_cli_with_one_line(
+    stores: dict[str, Path], tmp_path: Path
+) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(stores["slim"], old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest["format"] = 4
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    done = subprocess.run(
+        [sys.executable, "-m", "chainsleuth", "--data", str(old), "sql", "SELECT 1 FROM txs"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0 and done.stdout == ""
+    lines = [x for x in done.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "format 4" in lines[0] and "Ingest again" in lines[0], lines
+
+
+def test_computed_tx_values_and_spent_positions_equal_the_kept_ones(
+    stores: dict[str, Path],
+) -> None:
+    """Format 5's computed columns, row for row, against the values a --keep-scripts ingest of
+    the same blocks wrote into its files (and against the parser's own arithmetic)."""
+    slim, keep = Store.open(stores["slim"]), Store.open(stores["keep"])
+    columns = "tx_id, fee, input_value, output_value, vsize, weight, is_coinbase"
+    a = slim.sql(f"SELECT {columns} FROM txs ORDER BY tx_id").to_pylist()
+    b = keep.sql(f"SELECT {columns} FROM txs_raw ORDER BY tx_id").to_pylist()
+    assert a == b and len(a) > 30
+    assert sum(r["fee"] for r in a) > 0  # the chain pays fees: a wrong sum can fail
+    assert any(r["weight"] != 4 * r["vsize"] for r in a)  # segwit txs: the rounding is tested
+    assert all(r["input_value"] == r["output_value"] + r["fee"] for r in a if not r["is_coinbase"])
+    inputs = "SELECT input_id, prev_vout FROM {} ORDER BY input_id"
+    a = slim.sql(inputs.format("inputs")).to_pylist()
+    assert a == keep.sql(inputs.format("inputs_raw")).to_pylist()
+    assert any((r["prev_vout"] or 0) > 0 for r in a) and any(r["prev_vout"] is None for r in a)
+    # the block totals (kept in the blocks table) agree with the computed per-tx fees
+    fees = slim.sql(
+        "SELECT b.fees, sum(t.fee) AS total FROM blocks b JOIN txs t ON t.block_height = b.height "
+        "GROUP BY b.fees, b.height"
+    ).to_pylist()
+    assert all(r["fees"] == r["total"] for r in fees)
+    # a query filtered on ids computes only its rows, the bare connection of `tx` included
+    one = slim.sql("SELECT fee, vsize FROM txs WHERE tx_id = ?", [b[-1]["tx_id"]]).to_pylist()
+    assert one == [{"fee": b[-1]["fee"], "vsize": b[-1]["vsize"]}]
+
+
+def test_counting_columns_are_delta_encoded_and_the_rest_are_not(stores: dict[str, Path]) -> None:
+    """layout.DELTA_COLUMNS are written DELTA_BINARY_PACKED in every store (both choices of
+    --keep-scripts); other integer columns keep the writer's PLAIN encoding."""
+    for data in stores.values():
+        manifest = read_manifest(data)
+        assert manifest is not None
+        seen = 0
+        for table, files in manifest["files"].items():
+            delta = set(DELTA_COLUMNS[table])
+            for entry in files:
+                meta = pq.ParquetFile(data / entry["path"]).metadata
+                for g in range(meta.num_row_groups):
+                    for c in range(meta.num_columns):
+                        column = meta.row_group(g).column(c)
+                        encoded = "DELTA_BINARY_PACKED" in column.encodings
+                        assert encoded == (column.path_in_schema in delta), (table, column)
+                        seen += encoded
+        assert seen > 10
+
+
+def test_the_encoding_bench_measures_each_column_both_ways(stores: dict[str, Path]) -> None:
+    """bench.parquet_encodings (which chose DELTA_COLUMNS): a dense id column shrinks under
+    DELTA_BINARY_PACKED, and --null-format5 measures the kept values as NULL."""
+    from bench.parquet_encodings import measure
+
+    kept, nulled = measure(stores["keep"]), measure(stores["keep"], null_format5=True)
+    plain, delta = kept["inputs"]["input_id"]
+    assert delta < plain
+    assert set(kept["txs"]) == set(layout_names("txs"))
+    for table, column in (("txs", "fee"), ("txs", "weight"), ("inputs", "prev_vout")):
+        assert nulled[table][column][0] < kept[table][column][0], (table, column)
+    assert nulled["txs"]["tx_id"] == kept["txs"]["tx_id"]
+
+
+def layout_names(table: str) -> list[str]:
+    from chainsleuth.store.layout import SCHEMAS
+
+    return SCHEMAS[table].names
