@@ -1189,6 +1189,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.render is not None:
         res = json.loads(args.render.read_text())
+        if args.note:  # e.g. the load seen while the run went, known only afterwards
+            res["note"] = args.note
+            Path(args.out).with_suffix(".json").write_text(json.dumps(res, indent=1) + "\n")
         Path(args.out).write_text(render(res))
         return 0
     run(args)
