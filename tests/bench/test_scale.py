@@ -137,13 +137,16 @@ def test_bench_scale_end_to_end_tiny(tmp_path: Path) -> None:
     assert not (tmp_path / "w" / "20k").exists()  # each chain is deleted after measuring
 
 
-def _size(label: str, txs: int, update_s: float, update_b: float, incremental: bool = True) -> dict:
+def _size(
+    label: str, txs: int, update_s: float, update_b: float, incremental: bool = True, cpu=0.1
+) -> dict:
     return {
         "label": label,
         "store": {"txs": txs},
         "address_cold": {"p99_ms": 20.0},
         "cluster_update": {
             "median_seconds": update_s,
+            "median_cpu_seconds": cpu,
             "median_bytes_published": update_b,
             "all_incremental": incremental,
         },
@@ -170,7 +173,7 @@ def test_verdicts_per_target() -> None:
     assert rows["investigate peak RSS at mainnet"]["verdict"] == "not measured"
     assert rows["cold `address` lookup p99, flat"]["verdict"] == "met"
     upd = next(v for t, v in rows.items() if t.startswith("one-block cluster update"))
-    assert upd["verdict"] == "met" and "20M 0.30 s" in upd["figure"]
+    assert upd["verdict"] == "met" and "20M 0.30 s / 0.10 CPU s" in upd["figure"]
     lim = rows["ingest under a hard memory limit"]
     assert lim["verdict"] == "not run" and "thrashed" in lim["figure"]
     # growing bytes per block, or an update that published a new base, is not flat
@@ -182,6 +185,8 @@ def test_verdicts_per_target() -> None:
     assert scale.update_flat(res["sizes"])["ok"] is True  # 1.7 / 0.9 s: within 2x
     res["sizes"][1] = _size("20M", 20_000_000, 2.0, 0.8e6)
     assert scale.update_flat(res["sizes"])["ok"] is False  # 2.0 / 0.9 s: not
+    res["sizes"][1] = _size("20M", 20_000_000, 0.9, 0.8e6, cpu=0.25)
+    assert scale.update_flat(res["sizes"])["ok"] is False  # CPU 0.25 / 0.1 s: not
     res["sizes"][1]["address_cold"]["p99_ms"] = 120.0
     assert {v["target"]: v for v in scale.verdicts(res)}["cold `address` lookup p99, flat"][
         "verdict"
