@@ -36,11 +36,13 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 # Issue 13: memory, time, store bytes and cold lookups on re-linked chains of 2 M - 20 M txs,
-# projected to mainnet; the largest ingest under a hard memory limit. Hours on 2 cores, ~60 GB
-# of disk under /tmp at 20 M; not part of `make test`. Smaller: make bench-scale SIZES="2M 5M"
+# projected to mainnet; one-block cluster updates (item 3); the largest ingest under a hard
+# memory limit. Hours on 2 cores, ~60 GB of disk under /tmp at 20 M; not part of `make test`.
+# Smaller: make bench-scale SIZES="2M 5M"; more flags: SCALE_ARGS="--chain DIR --note ..."
 SIZES ?= 2M 5M 10M 20M
+SCALE_ARGS ?=
 bench-scale: $(STAMP)
-	$(BIN)/python -m bench.scale --sizes $(SIZES)
+	$(BIN)/python -m bench.scale --sizes $(SIZES) --with-update $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) demo-output chainsleuth-data

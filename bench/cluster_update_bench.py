@@ -12,7 +12,11 @@ last run with nothing new is timed too.
     python -m bench.cluster_update_bench --synth 2000000 [--blocks 3]   # re-linked real blocks
     python -m bench.cluster_update_bench --synth 2000000 --code /tmp/before  # another checkout
 
-`measure_updates(blocks_dir, work)` returns the figures as a dict (for `make bench-scale`).
+`measure_updates(blocks_dir, work)` returns the figures as a dict. `one_block_update(blocks_dir,
+data)` is one step of it (append the next block, update the clustering) and `tip_updates` a
+few of them plus one full republish: `make bench-scale --with-update` calls `tip_updates` on
+each size's already-clustered store (`python -m bench.scale update ...`), so both benches time
+the same thing.
 """
 
 from __future__ import annotations
@@ -82,6 +86,100 @@ def _one_block(blocks_dir: Path, data: Path) -> int:
     return int(report.n_blocks)
 
 
+def _reset_peak() -> bool:
+    """Reset this process's peak RSS (VmHWM) to its current RSS; False where Linux refuses."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _vm(name: str) -> int | None:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def one_block_update(
+    blocks_dir: Path,
+    data: Path,
+    *,
+    policy: str = "conservative",
+    compact_rows: int | None | str = None,
+) -> dict[str, Any]:
+    """Append the next block of `blocks_dir` to the clustered store at `data` (the store's tip
+    must be a block of that chain below its tip) and run the clustering's incremental update.
+
+    Returns `_cluster`'s figures for the update (wall `seconds`, `bytes_published`: the files
+    it published, `wchar`, `published`: "delta" or "base") plus its `cpu_seconds` (this
+    process, all threads), `peak_rss_bytes` (VmHWM reset before the update, None where the
+    kernel does not allow it), the block's height and txs and the one-block ingest's seconds.
+    `compact_rows=-1` publishes a whole new base instead (the full republish baseline).
+    """
+    from chainsleuth.store.store import Store
+
+    data = Path(data)
+    before = Store.open(data).counts["txs"]
+    t0 = time.perf_counter()
+    added = _one_block(Path(blocks_dir), data)
+    ingest_seconds = time.perf_counter() - t0
+    if added != 1:
+        raise ValueError(f"{blocks_dir}: no block after the store's tip to append ({data})")
+    store = Store.open(data)
+    reset = _reset_peak()
+    cpu = time.process_time()
+    run = _cluster(data, policy, compact_rows)
+    run["cpu_seconds"] = round(time.process_time() - cpu, 3)
+    run["peak_rss_bytes"] = _vm("VmHWM") if reset else None
+    run["block_height"] = store.tip[0] if store.tip else -1
+    run["block_txs"] = store.counts["txs"] - before
+    run["blocks_added"] = added
+    run["ingest_seconds"] = round(ingest_seconds, 3)
+    return run
+
+
+def _median(values: list[float]) -> float:
+    v = sorted(values)
+    n = len(v)
+    return float(v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2)
+
+
+def tip_updates(
+    blocks_dir: Path,
+    data: Path,
+    *,
+    blocks: int = 5,
+    republish: bool = True,
+    policy: str = "conservative",
+) -> dict[str, Any]:
+    """`blocks` one-block updates of an already-clustered store (delta layers), then, with
+    `republish`, one more block published as a whole new base (`compact_rows=-1`: what every
+    update cost before delta layers), measured the same way. Needs `blocks` (+1) blocks in
+    `blocks_dir` after the store's tip."""
+    runs = []
+    for _ in range(blocks):
+        run = one_block_update(blocks_dir, data, policy=policy)
+        log(f"update: {run}")
+        runs.append(run)
+    out: dict[str, Any] = {
+        "blocks_dir": str(blocks_dir),
+        "policy": policy,
+        "delta": runs,
+        "median_seconds": _median([r["seconds"] for r in runs]),
+        "median_cpu_seconds": _median([r["cpu_seconds"] for r in runs]),
+        "median_bytes_published": _median([r["bytes_published"] or 0 for r in runs]),
+        "max_peak_rss_bytes": max((r["peak_rss_bytes"] or 0 for r in runs), default=0),
+        "all_incremental": all(not r["from_scratch"] and r["published"] == "delta" for r in runs),
+    }
+    if republish:
+        full = one_block_update(blocks_dir, data, policy=policy, compact_rows=-1)
+        log(f"full republish: {full}")
+        out["full_republish"] = full
+    return out
+
+
 def measure_updates(
     blocks_dir: Path,
     work: Path,
@@ -113,10 +211,7 @@ def measure_updates(
         log(f"{mode}: clustered from scratch in {scratch['seconds']} s")
         runs = []
         for _ in range(blocks):
-            added = _one_block(blocks_dir, data)
-            store = Store.open(data)
-            run = _cluster(data, policy, compact_rows)
-            run.update(block_height=store.tip[0] if store.tip else -1, blocks_added=added)
+            run = one_block_update(blocks_dir, data, policy=policy, compact_rows=compact_rows)
             log(f"{mode}: {run}")
             runs.append(run)
         idle = _cluster(data, policy, compact_rows)

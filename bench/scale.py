@@ -23,10 +23,22 @@ every address and its linear fit would project a 25-GB delta that mainnet never 
 here therefore runs with DELTA_MAX scaled to the chain (`delta_max_for`): the delta holds the
 share of the chain's addresses it holds at mainnet, as `bench.ingest_rss` does.
 
-Hook for issue 13 item 3: `--with-update` measures a one-block cluster update per size with
-`bench.cluster_update_bench.one_block_update(data_dir)`, the module another change adds. Until
-it exists, `--with-update` stops at once with one line; without the flag the report says it was
-not measured.
+Issue 13 item 3, `--with-update`: after a size's other stages, a fresh child (`python -m
+bench.scale update FULL_BLOCKS DATA --blocks N --json-out F`) appends the next N blocks of the
+shared chain to the already-clustered store one at a time and runs the incremental cluster
+update after each (`bench.cluster_update_bench.tip_updates`, the same `one_block_update` that
+`bench/cluster_update_bench.py` times): wall, CPU, peak RSS and the bytes it published (the
+delta layer), then one more block published as a whole new base (`compact_rows=-1`), what a
+full republish costs, measured. The shared chain is built one pass longer than the largest size
+so that every size, the largest too, has blocks to append.
+
+    python -m bench.scale --sizes 2M 20M --work W --chain-only          # build W/chain once
+    python -m bench.scale --sizes 2M 20M 5M 10M --chain W/chain --with-update \
+        --no-limit-run "why" --note "load 8-10, shared box"
+
+`--chain DIR` reuses a chain built before (`--chain-only`, or a kept `WORK/chain`) and only
+reads it; sizes run in the order given (the report sorts them); `--no-limit-run REASON` skips
+the hard-limit ingest and says why in the report. The report opens with a verdict per target.
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ import json
 import os
 import random
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -361,38 +374,92 @@ def _checkpoint(full: synth_chain.ChainInfo, n_txs: int) -> dict[str, Any]:
     raise KeyError(f"no checkpoint for {n_txs:,} txs in {full.blocks_dir}")
 
 
-def shared_chain(labels: list[str], args: argparse.Namespace) -> synth_chain.ChainInfo:
-    """The largest chain, built once with a checkpoint per size (`synth_chain.build_chain`):
-    each smaller chain is a prefix of it, byte-identical to building it alone, so a run builds
-    20 M txs instead of 37 M. Reused from `WORK/chain` when it was built with the same
-    version, rates and checkpoints."""
-    sizes = [parse_size(x) for x in labels]
-    base = Path(args.work) / "chain"
-    meta = base / "chain.json"
-    if meta.exists():
-        info = synth_chain.ChainInfo(**json.loads(meta.read_text()))
-        try:
-            found = all(_checkpoint(info, n) for n in sizes)
-        except KeyError:
-            found = False
-        if (
-            found
-            and info.version == synth_chain.VERSION
-            and (info.hold_rate, info.reuse_rate) == (args.hold_rate, args.reuse_rate)
-        ):
-            log(f"chain: reusing {meta} ({info.n_txs:,} txs)")
-            return info
+def chain_unfit(info: synth_chain.ChainInfo, sizes: list[int], args: argparse.Namespace) -> str:
+    """Why a built chain cannot serve these sizes ("" when it can): its version, rates, a
+    checkpoint per size, and blocks after the largest checkpoint to append (`--with-update`)."""
+    if info.version != synth_chain.VERSION:
+        return f"built by {info.version}, this code needs {synth_chain.VERSION}"
+    if (info.hold_rate, info.reuse_rate) != (args.hold_rate, args.reuse_rate):
+        return (
+            f"built with hold_rate {info.hold_rate}, reuse_rate {info.reuse_rate}; this run "
+            f"asks {args.hold_rate}, {args.reuse_rate}"
+        )
+    try:
+        last = max((_checkpoint(info, n) for n in sizes), key=lambda cp: cp["passes"])
+    except KeyError as e:
+        return f"{e.args[0]} (it has {[cp['n_txs'] for cp in info.checkpoints]})"
+    if getattr(args, "with_update", False) and info.passes <= last["passes"]:
+        return "no blocks after the largest size's checkpoint to append (--with-update)"
+    return ""
+
+
+def build_shared_chain(
+    base: Path, sizes: list[int], args: argparse.Namespace
+) -> synth_chain.ChainInfo:
+    """Build the chain under `base` (blocks/ and chain.json): a checkpoint per size and one
+    pass (~23 k txs, 17 re-linked blocks and their fan-out blocks) beyond the largest, so that
+    every size has new blocks to append."""
     shutil.rmtree(base, ignore_errors=True)
-    log(f"chain: building {max(sizes):,} txs with checkpoints at {labels}")
+    templates = synth_chain.load_templates()
+    per_pass = sum(t.n_tx for t in templates)
+    passes = max(1, -(-max(sizes) // per_pass)) + 1
+    log(f"chain: building {passes} passes ({max(sizes):,} txs + one pass) under {base}")
     info = synth_chain.build_chain(
         base / "blocks",
-        min_txs=max(sizes),
+        passes=passes,
+        templates=templates,
         hold_rate=args.hold_rate,
         reuse_rate=args.reuse_rate,
         checkpoints=sizes,
     )
-    meta.write_text(json.dumps(asdict(info), indent=1) + "\n")
+    tmp = base / "chain.json.tmp"
+    tmp.write_text(json.dumps(asdict(info), indent=1) + "\n")
+    tmp.replace(base / "chain.json")
     return info
+
+
+def given_chain(chain: Path, sizes: list[int], args: argparse.Namespace) -> synth_chain.ChainInfo:
+    """The chain `--chain DIR` names, checked and only read (never rebuilt nor deleted); a
+    symbolic link is refused (the run would read, link and report a path other than the one
+    given, and a link into a tree another run deletes leaves a half chain)."""
+    if chain.is_symlink():
+        raise SystemExit(
+            f"bench-scale: --chain {chain}: is a symbolic link; give the chain directory itself"
+        )
+    meta = chain / "chain.json"
+    if not meta.is_file() or not (chain / "blocks").is_dir():
+        raise SystemExit(
+            f"bench-scale: --chain {chain}: no chain.json and blocks/ there "
+            "(build one with --chain-only)"
+        )
+    try:
+        info = synth_chain.ChainInfo(**json.loads(meta.read_text()))
+    except (ValueError, TypeError) as e:
+        raise SystemExit(f"bench-scale: --chain {meta}: not a chain.json ({e})") from None
+    why = chain_unfit(info, sizes, args)
+    if why:
+        raise SystemExit(f"bench-scale: --chain {chain}: {why}")
+    info.blocks_dir = str(chain.resolve() / "blocks")
+    log(f"chain: reusing {meta} ({info.n_txs:,} txs), read-only")
+    return info
+
+
+def shared_chain(labels: list[str], args: argparse.Namespace) -> synth_chain.ChainInfo:
+    """The largest chain, built once with a checkpoint per size (`synth_chain.build_chain`):
+    each smaller chain is a prefix of it, byte-identical to building it alone, so a run builds
+    20 M txs instead of 37 M. `--chain DIR`: that chain, read-only. Else reused from
+    `WORK/chain` when it fits (`chain_unfit`), rebuilt there when not."""
+    sizes = [parse_size(x) for x in labels]
+    if getattr(args, "chain", None) is not None:
+        return given_chain(Path(args.chain), sizes, args)
+    base = Path(args.work) / "chain"
+    meta = base / "chain.json"
+    if meta.exists():
+        info = synth_chain.ChainInfo(**json.loads(meta.read_text()))
+        if not chain_unfit(info, sizes, args):
+            log(f"chain: reusing {meta} ({info.n_txs:,} txs)")
+            return info
+    return build_shared_chain(base, sizes, args)
 
 
 def measure_size(
@@ -400,10 +467,42 @@ def measure_size(
 ) -> dict[str, Any]:
     base = Path(args.work) / label
     shutil.rmtree(base, ignore_errors=True)
-    blocks, data, case = base / "blocks", base / "data", base / "case"
     r: dict[str, Any] = {"label": label, "target_txs": n_txs}
-    info = synth_chain.prefix_chain(Path(full.blocks_dir), _checkpoint(full, n_txs), blocks)
+    info = synth_chain.prefix_chain(
+        Path(full.blocks_dir), _checkpoint(full, n_txs), base / "blocks"
+    )
     r["chain"] = asdict(info)
+    _measure_stages(r, base, info, args)
+    if args.with_update and "cluster" in r:
+        # last, so that investigate and the lookups measured the store as `cluster` left it
+        r["cluster_update"] = update_run(Path(full.blocks_dir), base, args)
+        u = r["cluster_update"]
+        log(
+            f"{label}: one-block update median {u['median_seconds']} s, "
+            f"{u['median_bytes_published']:,.0f} B published"
+        )
+    r["base"] = str(base)
+    return r
+
+
+def update_run(full_blocks: Path, base: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The one-block updates of the clustered store under `base`, in a fresh child."""
+    out = base / "update.json"
+    cmd = [PY, "-m", "bench.scale", "update", str(full_blocks), str(base / "data")]
+    cmd += ["--blocks", str(args.update_blocks), "--json-out", str(out)]
+    if args.no_republish:
+        cmd.append("--no-republish")
+    proc = _checked("update", run_measured(cmd))
+    keep = ("command", "seconds", "cpu_seconds", "peak_rss_bytes", "peak_anon_bytes")
+    res: dict[str, Any] = json.loads(out.read_text())
+    return {**res, "process": {k: proc[k] for k in (*keep, "peak_file_bytes")}}
+
+
+def _measure_stages(
+    r: dict[str, Any], base: Path, info: synth_chain.ChainInfo, args: argparse.Namespace
+) -> None:
+    label = r["label"]
+    blocks, data, case = base / "blocks", base / "data", base / "case"
     log(
         f"{label}: {info.n_txs:,} txs, {info.blk_bytes / 1e9:.2f} GB (built in {info.seconds:.0f} s)"
     )
@@ -412,12 +511,11 @@ def measure_size(
     log(f"{label}: ingest {r['ingest']['seconds']:.0f} s, {r['ingest']['peak_rss_bytes']:,} B")
     r["store"] = store_facts(data)
     if "cluster" not in args.stages:
-        r["base"] = str(base)
-        return r
+        return
     r["cluster"] = _checked("cluster", run_measured(cli(data, "cluster", "--json")))
     log(f"{label}: cluster {r['cluster']['seconds']:.0f} s")
-    if args.with_update:
-        r["cluster_update"] = one_block_update(data)
+    if "investigate" not in args.stages:
+        return
     seeds = base / "seeds.csv"
     with open(seeds, "w", newline="") as f:
         w = csv.writer(f)
@@ -427,8 +525,7 @@ def measure_size(
     r["investigate"] = _checked("investigate", run_measured(inv + ["--no-report", "--no-pdf"]))
     log(f"{label}: investigate {r['investigate']['seconds']:.0f} s")
     if "lookups" not in args.stages:
-        r["base"] = str(base)
-        return r
+        return
     lk = [PY, "-m", "bench.scale", "lookups", str(data), "--n", str(args.lookups)]
     out = _checked("lookups", run_measured(lk))
     r["address_cold"] = {"command": lk, **json.loads(out["stdout_tail"].strip().splitlines()[-1])}
@@ -445,23 +542,24 @@ def measure_size(
         "startup": quantiles(startup),
     }
     log(f"{label}: address cold p99 {r['address_cold']['p99_ms']} ms in process")
-    r["base"] = str(base)
-    return r
 
 
-def one_block_update(data_dir: Path) -> dict[str, Any]:
-    """HOOK (issue 13 item 3): a one-block cluster update, measured by
-    `bench.cluster_update_bench.one_block_update(data_dir) -> dict` (another change adds that
-    module; the lead wires it). Only called with `--with-update`."""
-    try:
-        from bench import cluster_update_bench  # type: ignore[attr-defined]
-    except ImportError as e:
-        raise SystemExit(
-            "bench-scale: --with-update needs bench/cluster_update_bench.py "
-            f"(one_block_update(data_dir)), which is not there yet ({e})"
-        ) from None
-    result: dict[str, Any] = cluster_update_bench.one_block_update(data_dir)
-    return result
+def _child_update(argv: list[str]) -> None:
+    """`python -m bench.scale update FULL_BLOCKS DATA --blocks N --json-out F [--no-republish]`:
+    `tip_updates` on a clustered store, its figures written to F."""
+    from bench.cluster_update_bench import tip_updates
+
+    p = argparse.ArgumentParser(prog="python -m bench.scale update")
+    p.add_argument("blocks", type=Path)
+    p.add_argument("data", type=Path)
+    p.add_argument("--blocks", dest="n", type=int, default=5)
+    p.add_argument("--json-out", type=Path, required=True)
+    p.add_argument("--no-republish", action="store_true")
+    a = p.parse_args(argv)
+    res = tip_updates(a.blocks, a.data, blocks=a.n, republish=not a.no_republish)
+    tmp = a.json_out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(res, indent=1) + "\n")
+    tmp.replace(a.json_out)
 
 
 def limit_run(r: dict[str, Any], fixed: float, args: argparse.Namespace) -> dict[str, Any]:
@@ -545,7 +643,8 @@ def render(res: dict[str, Any]) -> str:
         f"(load {m['loadavg']} at the start), so wall times are noisy; CPU seconds and peak RSS "
         f"are the steadier figures. chainsleuth commit `{m['commit']}`.",
         "",
-        *([res["note"], ""] if res.get("note") else []),
+        *([f"Note on this run: {res['note']}", ""] if res.get("note") else []),
+        *_render_verdicts(res),
         "## Chains",
         "",
         f"Re-linked real transactions (`bench.synth_chain`, hold_rate {res['hold_rate']}, "
@@ -731,7 +830,14 @@ def _render_projections(res: dict[str, Any]) -> list[str]:
         "",
     ]
     lim = res.get("limit_run")
-    if lim:
+    if lim and "skipped" in lim:
+        lines += [
+            "## Ingest under a hard memory limit",
+            "",
+            f"**Not run** in this run (`--no-limit-run`): {lim['skipped']}",
+            "",
+        ]
+    elif lim:
         ok = "**finished**" if lim["finished"] else f"**did not finish** (rc {lim['rc']})"
         lines += [
             "## Ingest under a hard memory limit",
@@ -754,22 +860,199 @@ def _render_projections(res: dict[str, Any]) -> list[str]:
             "memory-mapped array, gigabytes at 20 M txs, and is not what the budget means.",
             "",
         ]
-    upd = [r.get("cluster_update") for r in sizes]
-    lines += ["## One-block cluster update (issue 13 item 3)", ""]
-    if any(u is not None for u in upd):
-        for r in sizes:
-            lines.append(f"- {r['label']}: `{json.dumps(r.get('cluster_update'))}`")
-    else:
-        lines.append(
-            "Not measured in this run: `--with-update` (bench/cluster_update_bench.py, "
-            "`one_block_update(data_dir)`) is the hook for it."
-        )
-    lines += ["", "## Commands", "", "```", res["command"]]
+    lines += _render_update(sizes)
+    lines += ["## Commands", "", "```", res["command"]]
     for r in sizes[:1]:
         for stage in ("ingest", "cluster", "investigate", "address_cold", "address_cli_cold"):
             if stage in r:
                 lines.append(" ".join(r[stage]["command"]))
+        if "cluster_update" in r:
+            lines.append(" ".join(r["cluster_update"]["process"]["command"]))
     lines += ["```", ""]
+    return lines
+
+
+def update_flat(sizes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Issue 13 item 3: a one-block update "must stay flat": the largest chain's median wall,
+    CPU seconds and bytes published each at most 2x the smallest chain's (the lookups' rule,
+    for a shared machine's noise; CPU is the steadier time on a loaded box), every update a
+    delta layer (not a new base, not from scratch)."""
+    ups = [r["cluster_update"] for r in sizes if "cluster_update" in r]
+    if len(ups) < 1:
+        return {"ok": None}
+    first, last = ups[0], ups[-1]
+    wall = last["median_seconds"] / first["median_seconds"] if first["median_seconds"] else 1.0
+    c0, c1 = first.get("median_cpu_seconds", 0.0), last.get("median_cpu_seconds", 0.0)
+    cpu = c1 / c0 if c0 else 1.0
+    b0, b1 = first["median_bytes_published"], last["median_bytes_published"]
+    bytes_ratio = b1 / b0 if b0 else float("inf")
+    deltas = all(u["all_incremental"] for u in ups)
+    ok = bool(len(ups) >= 2 and max(wall, cpu, bytes_ratio) <= 2.0 and deltas)
+    return {
+        "ok": ok if len(ups) >= 2 else None,
+        "wall_ratio": wall,
+        "cpu_ratio": cpu,
+        "bytes_ratio": bytes_ratio,
+        "all_incremental": deltas,
+        "sizes": len(ups),
+    }
+
+
+def verdicts(res: dict[str, Any]) -> list[dict[str, str]]:
+    """One row per target of issue 13: what was measured or projected, the budget, and
+    "met", "not met", "not measured" or "not run"."""
+    sizes = res["sizes"]
+    proj = {p["metric"]: p for p in res.get("projections", [])}
+    rows: list[dict[str, str]] = []
+
+    def memory(stage: str, budget: float) -> None:
+        for key, what in (("peak_rss_bytes", "peak RSS"), ("peak_anon_bytes", "peak RssAnon")):
+            p = proj.get(f"{stage}.{key}")
+            target = f"{stage} {what} at mainnet"
+            if p is None:
+                rows.append({"target": target, "figure": "—", "budget": f"≤ {budget / 1e9:.0f} GB",
+                             "verdict": "not measured"})  # fmt: skip
+                continue
+            rows.append({
+                "target": target,
+                "figure": f"{_gb(p['value'])} (projected: {p['driver']}, {p['model']})",
+                "budget": f"≤ {budget / 1e9:.0f} GB",
+                "verdict": "met" if p["value"] <= budget else "not met",
+            })  # fmt: skip
+
+    memory("ingest", INGEST_BUDGET)
+    memory("cluster", LATER_BUDGET)
+    memory("investigate", LATER_BUDGET)
+    flat = res.get("lookup_flat") or lookup_flat(sizes)
+    cold = [r for r in sizes if "address_cold" in r]
+    if cold:
+        figure = ", ".join(f"{r['label']} {r['address_cold']['p99_ms']} ms" for r in cold)
+        rows.append({
+            "target": "cold `address` lookup p99, flat",
+            "figure": f"{figure}; largest / smallest {flat['ratio']:.2f}×",
+            "budget": "< 100 ms at every size, largest ≤ 2× smallest",
+            "verdict": "met" if flat["ok"] else "not met",
+        })  # fmt: skip
+    else:
+        rows.append({"target": "cold `address` lookup p99, flat", "figure": "—",
+                     "budget": "< 100 ms, flat", "verdict": "not measured"})  # fmt: skip
+    uf = update_flat(sizes)
+    ups = [r for r in sizes if "cluster_update" in r]
+    if ups:
+        figure = ", ".join(
+            f"{r['label']} {r['cluster_update']['median_seconds']:.2f} s / "
+            f"{r['cluster_update'].get('median_cpu_seconds', 0):.2f} CPU s / "
+            f"{r['cluster_update']['median_bytes_published'] / 1e6:.3f} MB"
+            for r in ups
+        )
+        verdict = {True: "met", False: "not met", None: "not measured (one size)"}[uf["ok"]]
+        rows.append({
+            "target": "one-block cluster update (median wall / CPU / bytes published), flat",
+            "figure": figure,
+            "budget": "largest ≤ 2× smallest, a delta layer each time",
+            "verdict": verdict,
+        })  # fmt: skip
+    else:
+        rows.append({"target": "one-block cluster update, flat", "figure": "—",
+                     "budget": "largest ≤ 2× smallest", "verdict": "not measured"})  # fmt: skip
+    lim = res.get("limit_run")
+    target = "ingest under a hard memory limit"
+    if not lim:
+        rows.append({"target": target, "figure": "—", "budget": "finishes",
+                     "verdict": "not run"})  # fmt: skip
+    elif "skipped" in lim:
+        rows.append({"target": target, "figure": lim["skipped"],
+                     "budget": "finishes", "verdict": "not run"})  # fmt: skip
+    else:
+        rows.append({
+            "target": target,
+            "figure": f"{lim['label']} under {_mb(lim['limit']['limit_bytes'])}: rc {lim['rc']}, "
+            f"{lim['seconds']:.0f} s",
+            "budget": "finishes",
+            "verdict": "met" if lim["finished"] else "not met",
+        })  # fmt: skip
+    return rows
+
+
+def _render_verdicts(res: dict[str, Any]) -> list[str]:
+    rows = [[v["target"], v["figure"], v["budget"], f"**{v['verdict']}**"] for v in verdicts(res)]
+    return [
+        "## Verdicts",
+        "",
+        table(["target", "measured / projected", "budget", "verdict"], rows),
+        "",
+        'Memory projections: the largest of six fits (below, "Projection to mainnet"); with '
+        "fewer sizes than planned they rest on fewer points. RssAnon is what a memory limit "
+        "cannot reclaim; peak RSS adds the mapped arrays' page cache (RssFile).",
+        "",
+    ]
+
+
+def _render_update(sizes: list[dict[str, Any]]) -> list[str]:
+    lines = ["## One-block cluster update (issue 13 item 3)", ""]
+    ups = [r for r in sizes if "cluster_update" in r]
+    if not ups:
+        return lines + [
+            "Not measured in this run (`--with-update` measures it).",
+            "",
+        ]
+    rows = []
+    for r in ups:
+        u = r["cluster_update"]
+        d, proc = u["delta"], u["process"]
+        full = u.get("full_republish")
+        rows.append([
+            r["label"], f"{r['store']['txs']:,}", str(len(d)),
+            f"{min(x['block_txs'] for x in d):,}–{max(x['block_txs'] for x in d):,}",
+            f"{u['median_seconds']:.2f} ({min(x['seconds'] for x in d):.2f}–"
+            f"{max(x['seconds'] for x in d):.2f})",
+            f"{u['median_cpu_seconds']:.2f}",
+            f"{u['median_bytes_published'] / 1e6:.2f} MB",
+            _mb(u["max_peak_rss_bytes"]) if u["max_peak_rss_bytes"] else "—",
+            f"{_mb(proc['peak_rss_bytes'])} / {_mb(proc['peak_anon_bytes'])}",
+            (f"{full['seconds']:.1f} s, {full['cpu_seconds']:.1f} CPU s, "
+             f"{(full['bytes_published'] or 0) / 1e6:,.1f} MB ({full['published']})")
+            if full else "not measured",
+        ])  # fmt: skip
+    lines.append(
+        table(
+            [
+                "chain",
+                "txs",
+                "updates",
+                "block txs",
+                "median wall s (min–max)",
+                "median CPU s",
+                "median bytes published",
+                "peak RSS during an update",
+                "update process peak RSS / RssAnon",
+                "full republish of one block",
+            ],
+            rows,
+        )  # fmt: skip
+    )
+    uf = update_flat(sizes)
+    lines += [
+        "",
+        "After each size's other stages, a fresh process (`python -m bench.scale update`) "
+        "appends the next block of the shared chain to the clustered store (`ingest` of one "
+        "block, not timed here) and runs the incremental `cluster_store`, what `chainsleuth "
+        "cluster` runs; timed in-process: wall and CPU seconds of the update, the bytes of the "
+        "files it published (the delta layer), and the process's peak RSS during it (VmHWM, "
+        "reset before the update). The process column is the whole child (one-block ingests "
+        "included). *Full republish*: one more block, published as a whole new base "
+        "(`compact_rows=-1`), what every update cost before delta layers; measured, not "
+        "estimated.",
+    ]
+    if uf["ok"] is not None:
+        lines.append(
+            f"- {ups[0]['label']} → {ups[-1]['label']}: median wall ×{uf['wall_ratio']:.2f}, "
+            f"CPU ×{uf.get('cpu_ratio', 1.0):.2f}, bytes published ×{uf['bytes_ratio']:.2f}"
+            f"{'' if uf['all_incremental'] else ', not every update was a delta layer'}. "
+            "Target: flat (each ≤ 2× the smallest size's): "
+            f"{'**met**' if uf['ok'] else '**not met**'}."
+        )
+    lines.append("")
     return lines
 
 
@@ -791,38 +1074,54 @@ def machine() -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
-    if args.with_update:  # checked before hours of work, not after
-        try:
-            __import__("bench.cluster_update_bench")
-        except ImportError as e:
-            raise SystemExit(f"bench-scale: --with-update: {e}") from None
+    order = list(dict.fromkeys(args.sizes))  # run in the order given; the report sorts them
+    labels = sorted(order, key=parse_size)
+    limit_label = args.limit_size or labels[-1]
+    if limit_label not in labels:
+        raise SystemExit(f"bench-scale: --limit-size {limit_label} is not one of --sizes")
     Path(args.work).mkdir(parents=True, exist_ok=True)
+    full = shared_chain(labels, args)  # before the warm-up: a --chain that does not fit stops
+    if args.chain_only:
+        log(f"chain: {full.n_txs:,} txs in {Path(full.blocks_dir).parent}")
+        return {}
     if not args.no_warm_up:
         warm_up(Path(args.work) / "warm-up")
-    labels = sorted(args.sizes, key=parse_size)
     res: dict[str, Any] = {
-        "command": "python -m bench.scale " + " ".join(sys.argv[1:]),
+        "command": "python -m bench.scale " + shlex.join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine(),
         "hold_rate": args.hold_rate,
         "reuse_rate": args.reuse_rate,
         "seeds_n": args.seeds_n,
         "stages": args.stages,
+        "note": args.note,
+        "order": order,
+        "chain_dir": str(Path(full.blocks_dir).parent),
         "sizes": [],
     }
-    limit_label = args.limit_size or labels[-1]
-    full = shared_chain(labels, args)
     res["chain_build_seconds"] = full.seconds
-    for label in labels:
+    if args.no_limit_run is not None:
+        res["limit_run"] = {"label": limit_label, "skipped": args.no_limit_run}
+    for label in order:
         r = measure_size(label, parse_size(label), full, args)
         res["sizes"].append(r)
-        if label == limit_label:
-            fixed = res["sizes"][0]["ingest"]["peak_rss_bytes"]
-            res["limit_run"] = {"label": label, **limit_run(r, fixed, args)}
+        res["sizes"].sort(key=lambda x: x["chain"]["n_txs"])
         if not args.keep:
             shutil.rmtree(r["base"], ignore_errors=True)
         _write(res, args, started)  # after each size, so a long run leaves its figures
-    if not args.keep:
+    if args.no_limit_run is None:
+        # after every size: its fixed overheads are the smallest chain's ingest peak, and it
+        # competes with none of the other measurements
+        base = Path(args.work) / f"limit-{limit_label}"
+        shutil.rmtree(base, ignore_errors=True)
+        cp = _checkpoint(full, parse_size(limit_label))
+        info = synth_chain.prefix_chain(Path(full.blocks_dir), cp, base / "blocks")
+        r = {"label": limit_label, "base": str(base), "chain": asdict(info)}
+        fixed = res["sizes"][0]["ingest"]["peak_rss_bytes"]
+        res["limit_run"] = {"label": limit_label, **limit_run(r, fixed, args)}
+        shutil.rmtree(base, ignore_errors=True)
+        _write(res, args, started)
+    if not args.keep and args.chain is None:
         shutil.rmtree(Path(args.work) / "chain", ignore_errors=True)
     return res
 
@@ -855,6 +1154,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["lookups"]:  # child: python -m bench.scale lookups DATA --n N
         _child_lookups(argv[1], int(argv[3]), 1)
         return 0
+    if argv[:1] == ["update"]:  # child: python -m bench.scale update BLOCKS DATA --blocks N ...
+        _child_update(argv[1:])
+        return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", nargs="+", default=["2M", "5M", "10M", "20M"])
     p.add_argument("--work", default="/tmp/chainsleuth-scale", help="chains and stores go here")
@@ -870,7 +1172,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--with-update",
         action="store_true",
-        help="also measure a one-block cluster update (needs bench/cluster_update_bench.py)",
+        help="also measure one-block cluster updates per size, and a full republish",
+    )
+    p.add_argument("--update-blocks", type=int, default=5, help="one-block updates per size")
+    p.add_argument("--no-republish", action="store_true", help="with-update: no full republish")
+    p.add_argument("--chain", type=Path, help="reuse this built chain (read-only; --chain-only)")
+    p.add_argument("--chain-only", action="store_true", help="build WORK/chain for --sizes, stop")
+    p.add_argument("--note", help="a line for the report (e.g. the box's load during the run)")
+    p.add_argument(
+        "--no-limit-run",
+        metavar="REASON",
+        help="skip the ingest under the hard memory limit; the report says it was not run, why",
     )
     p.add_argument("--render", type=Path, help="only write --out again from this JSON")
     p.add_argument(
@@ -883,6 +1195,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.render is not None:
         res = json.loads(args.render.read_text())
+        if args.note:  # e.g. the load seen while the run went, known only afterwards
+            res["note"] = args.note
+            Path(args.out).with_suffix(".json").write_text(json.dumps(res, indent=1) + "\n")
         Path(args.out).write_text(render(res))
         return 0
     run(args)

@@ -135,3 +135,131 @@ def test_bench_scale_end_to_end_tiny(tmp_path: Path) -> None:
     text = out.read_text()
     assert "Projection to mainnet" in text and "hard memory limit" in text
     assert not (tmp_path / "w" / "20k").exists()  # each chain is deleted after measuring
+
+
+def _size(
+    label: str, txs: int, update_s: float, update_b: float, incremental: bool = True, cpu=0.1
+) -> dict:
+    return {
+        "label": label,
+        "store": {"txs": txs},
+        "address_cold": {"p99_ms": 20.0},
+        "cluster_update": {
+            "median_seconds": update_s,
+            "median_cpu_seconds": cpu,
+            "median_bytes_published": update_b,
+            "all_incremental": incremental,
+        },
+    }
+
+
+def test_verdicts_per_target() -> None:
+    """Each issue-13 target gets a verdict from the projection or the measurement behind it."""
+    proj = [
+        {"metric": "ingest.peak_rss_bytes", "value": 17e9, "driver": "txs", "model": "linear"},
+        {"metric": "ingest.peak_anon_bytes", "value": 15e9, "driver": "txs", "model": "power"},
+        {"metric": "cluster.peak_rss_bytes", "value": 23e9, "driver": "utxos", "model": "linear"},
+    ]
+    res = {
+        "sizes": [_size("2M", 2_000_000, 0.9, 0.8e6), _size("20M", 20_000_000, 0.3, 0.79e6)],
+        "projections": proj,
+        "limit_run": {"label": "20M", "skipped": "thrashed for an hour last time"},
+    }
+    rows = {v["target"]: v for v in scale.verdicts(res)}
+    assert rows["ingest peak RSS at mainnet"]["verdict"] == "not met"
+    assert "17.00 GB" in rows["ingest peak RSS at mainnet"]["figure"]
+    assert rows["ingest peak RssAnon at mainnet"]["verdict"] == "met"
+    assert rows["cluster peak RSS at mainnet"]["verdict"] == "met"
+    assert rows["investigate peak RSS at mainnet"]["verdict"] == "not measured"
+    assert rows["cold `address` lookup p99, flat"]["verdict"] == "met"
+    upd = next(v for t, v in rows.items() if t.startswith("one-block cluster update"))
+    assert upd["verdict"] == "met" and "20M 0.30 s / 0.10 CPU s" in upd["figure"]
+    lim = rows["ingest under a hard memory limit"]
+    assert lim["verdict"] == "not run" and "thrashed" in lim["figure"]
+    # growing bytes per block, or an update that published a new base, is not flat
+    res["sizes"][1] = _size("20M", 20_000_000, 0.3, 2.5e6)
+    assert scale.update_flat(res["sizes"])["ok"] is False
+    res["sizes"][1] = _size("20M", 20_000_000, 0.3, 0.8e6, incremental=False)
+    assert scale.update_flat(res["sizes"])["ok"] is False
+    res["sizes"][1] = _size("20M", 20_000_000, 1.7, 0.8e6)
+    assert scale.update_flat(res["sizes"])["ok"] is True  # 1.7 / 0.9 s: within 2x
+    res["sizes"][1] = _size("20M", 20_000_000, 2.0, 0.8e6)
+    assert scale.update_flat(res["sizes"])["ok"] is False  # 2.0 / 0.9 s: not
+    res["sizes"][1] = _size("20M", 20_000_000, 0.9, 0.8e6, cpu=0.25)
+    assert scale.update_flat(res["sizes"])["ok"] is False  # CPU 0.25 / 0.1 s: not
+    res["sizes"][1]["address_cold"]["p99_ms"] = 120.0
+    assert {v["target"]: v for v in scale.verdicts(res)}["cold `address` lookup p99, flat"][
+        "verdict"
+    ] == "not met"
+
+
+@pytest.fixture(scope="module")
+def tiny_chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A shared chain for --sizes 20k, built as `--chain-only` builds it."""
+    work = tmp_path_factory.mktemp("chain-work")
+    assert scale.main(["--sizes", "20k", "--work", str(work), "--chain-only"]) == 0
+    return work / "chain"
+
+
+def test_chain_only_builds_past_the_largest_size(tiny_chain: Path) -> None:
+    info = synth_chain.ChainInfo(**json.loads((tiny_chain / "chain.json").read_text()))
+    cp = scale._checkpoint(info, 20_000)
+    assert info.passes == cp["passes"] + 1  # blocks to append after the largest size
+    assert info.n_blocks > cp["n_blocks"]
+
+
+def test_chain_flag_refuses_what_it_cannot_use(
+    tiny_chain: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(tiny_chain)
+    base = ["--work", str(tmp_path / "w"), "--no-warm-up"]
+    cases = [
+        (["--sizes", "20k", "--chain", str(link)], "symbolic link"),
+        (["--sizes", "20k", "--chain", str(tmp_path)], "no chain.json"),
+        (["--sizes", "20k", "500k", "--chain", str(tiny_chain)], "no checkpoint for 500,000"),
+        (["--sizes", "20k", "--chain", str(tiny_chain), "--hold-rate", "0.2"], "hold_rate"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as e:
+            scale.main(argv + base)
+        text = str(e.value)
+        assert text.startswith("bench-scale: --chain") and message in text, text
+        assert "\n" not in text
+    assert not (tmp_path / "w" / "20k").exists()  # refused before measuring anything
+
+
+@pytest.mark.slow  # five fresh interpreters on a tiny chain
+def test_bench_scale_with_update_on_a_given_chain(tiny_chain: Path, tmp_path: Path) -> None:
+    """--chain reuses a built chain without touching it; --with-update appends blocks to the
+    clustered store and publishes delta layers, then one full republish; --no-limit-run and
+    --note reach the report, which opens with its verdicts."""
+    before = {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in tiny_chain.rglob("*")}
+    out = tmp_path / "scale.md"
+    cmd = [sys.executable, "-m", "bench.scale", "--sizes", "20k", "--work", str(tmp_path / "w")]
+    cmd += ["--out", str(out), "--chain", str(tiny_chain), "--with-update", "--update-blocks"]
+    cmd += ["2", "--stages", "ingest", "cluster", "--no-warm-up", "--note", "load 3.5 (uptime)"]
+    cmd += ["--no-limit-run", "the 20 M one thrashed"]
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=900)
+    after = {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in tiny_chain.rglob("*")}
+    assert after == before  # read-only: not rebuilt, not deleted, not written
+    res = json.loads(out.with_suffix(".json").read_text())
+    (size,) = res["sizes"]
+    u = size["cluster_update"]
+    assert len(u["delta"]) == 2 and u["all_incremental"]
+    heights = [d["block_height"] for d in u["delta"]]
+    assert heights[1] == heights[0] + 1  # one block each
+    assert heights[0] == size["chain"]["n_blocks"]  # the block right after the size's chain
+    for d in u["delta"]:
+        assert d["published"] == "delta" and not d["from_scratch"]
+        assert d["bytes_published"] > 0 and d["cpu_seconds"] > 0 and d["txs"] >= 1
+    full = u["full_republish"]
+    assert full["published"] == "base" and full["block_height"] == heights[1] + 1
+    assert full["bytes_published"] > 10 * u["median_bytes_published"]
+    assert u["process"]["peak_rss_bytes"] > 50e6
+    assert res["limit_run"] == {"label": "20k", "skipped": "the 20 M one thrashed"}
+    text = out.read_text()
+    assert text.index("## Verdicts") < text.index("## Chains")
+    assert "load 3.5 (uptime)" in text and "the 20 M one thrashed" in text
+    assert "**not run**" in text and "full republish" in text
+    assert not (tmp_path / "w" / "20k").exists()
