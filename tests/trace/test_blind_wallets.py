@@ -15,6 +15,7 @@ import numpy as np
 from chainsleuth.cases.investigate import _lend_to_funders
 from chainsleuth.trace import services
 from chainsleuth.trace.services import STYLE_UNSEEN, WalletStyles
+from tests.trace.hand_shapes import hand_shapes
 
 P2PKH, P2SH, P2WPKH = 2, 3, 4
 UNIDENTIFIED = "unidentified_service"
@@ -40,42 +41,19 @@ class Chain:
 
     def build(self, cluster_of: np.ndarray) -> tuple[Any, services.TxShapes, np.ndarray]:
         """(a store-like object with the graph arrays, the tx shapes, the fingerprints)."""
-        n_txs = len(self.txs)
-        first_output = np.cumsum([0] + [len(t.outputs) for t in self.txs])[:-1]
         first_input = np.cumsum([0] + [len(t.inputs) for t in self.txs])[:-1]
         output_address = np.array([a for t in self.txs for a, _ in t.outputs], np.uint32)
         output_type = np.array([s for t in self.txs for _, s in t.outputs], np.uint8)
-        output_value = np.full(output_address.shape[0], 1000, np.int64)
         spent_output = np.array([o for t in self.txs for o in t.inputs], np.int64)
         input_address = (
             output_address[spent_output] if spent_output.shape[0] else output_address[:0]
         )
-        spent_by = np.full(output_address.shape[0], -1, np.int32)
-        for i, t in enumerate(self.txs):
-            for o in t.inputs:
-                spent_by[o] = i
-        n_inputs = np.array([len(t.inputs) for t in self.txs], np.uint8)
-        n_payees = np.array([len(t.outputs) for t in self.txs], np.uint8)
-        spender = np.array(
-            [int(cluster_of[output_address[t.inputs[0]]]) if t.inputs else -1 for t in self.txs],
-            np.int64,
-        )
-        coinjoin = np.array([t.coinjoin for t in self.txs], np.bool_)
-        small = (spender >= 0) & (n_payees >= services.SMALL_BATCH_PAYEES) & ~coinjoin
-        shapes = services.TxShapes(
-            n_inputs=n_inputs,
-            n_payees=n_payees,
-            spender=spender,
-            batch=small & (n_payees >= services.BATCH_MIN_PAYEES),
-            made_by=services._made_by(first_output, output_address.shape[0]),
-            spent_by=spent_by,
-            first_output=first_output,
-            output_address=output_address,
-            payable=services._payable(output_address, output_value),
-            plain=np.ones(n_txs, np.bool_),
-            coinjoin=coinjoin,
-            small_batch=small,
-            output_value=output_value,
+        shapes = hand_shapes(
+            [t.inputs for t in self.txs],
+            [[a for a, _ in t.outputs] for t in self.txs],
+            [[1000] * len(t.outputs) for t in self.txs],
+            [t.coinjoin for t in self.txs],
+            cluster_of,
         )
         graph = SimpleNamespace(
             tx_first_input=first_input,

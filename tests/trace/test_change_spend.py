@@ -17,6 +17,7 @@ import pytest
 
 from chainsleuth.cases.investigate import _lend_by_change
 from chainsleuth.trace import services
+from tests.trace.hand_shapes import hand_shapes
 
 UNIDENTIFIED = "unidentified_service"
 P2SH, P2WPKH = 3, 4
@@ -63,35 +64,12 @@ class Chain:
         )
 
     def shapes(self, cluster_of: np.ndarray) -> services.TxShapes:
-        n_txs = len(self.txs)
-        first_output = np.cumsum([0] + [len(t.outputs) for t in self.txs])[:-1].astype(np.int64)
-        output_address = np.array([a for t in self.txs for a, _ in t.outputs], np.uint32)
-        output_value = np.array([v for t in self.txs for _, v in t.outputs], np.int64)
-        spent_by = np.full(output_address.shape[0], -1, np.int32)
-        for i, t in enumerate(self.txs):
-            for o in t.inputs:
-                spent_by[o] = i
-        n_payees = np.array([len(t.outputs) for t in self.txs], np.uint8)
-        spender = np.array(
-            [int(cluster_of[output_address[t.inputs[0]]]) if t.inputs else -1 for t in self.txs],
-            np.int64,
-        )
-        coinjoin = np.array([t.coinjoin for t in self.txs], np.bool_)
-        small = (spender >= 0) & (n_payees >= services.SMALL_BATCH_PAYEES) & ~coinjoin
-        return services.TxShapes(
-            n_inputs=np.array([len(t.inputs) for t in self.txs], np.uint8),
-            n_payees=n_payees,
-            spender=spender,
-            batch=small & (n_payees >= services.BATCH_MIN_PAYEES),
-            made_by=services._made_by(first_output, output_address.shape[0]),
-            spent_by=spent_by,
-            first_output=first_output,
-            output_address=output_address,
-            payable=services._payable(output_address, output_value),
-            plain=np.ones(n_txs, np.bool_),
-            coinjoin=coinjoin,
-            small_batch=small,
-            output_value=output_value,
+        return hand_shapes(
+            [t.inputs for t in self.txs],
+            [[a for a, _ in t.outputs] for t in self.txs],
+            [[v for _, v in t.outputs] for t in self.txs],
+            [t.coinjoin for t in self.txs],
+            cluster_of,
         )
 
 
