@@ -46,6 +46,9 @@ MANIFEST = "manifest.json"
 LAYER_BITS_SLICE = 1 << 23
 #: Ids looked up at once by `LayeredIds.lookup` (a larger ask goes this many at a time).
 LOOKUP_CHUNK = 1 << 18
+#: `LayeredIds.lookup` builds its layer bits (a pass over n address ids) only for at least
+#: n / SEARCH_PER_BIT ids; fewer are binary-searched in every layer (same result).
+SEARCH_PER_BIT = 256
 LEGACY_BASE = "address_cluster.npy"
 #: the state columns a delta layer holds besides `ids` and `cluster` (dtype each)
 STATE_COLUMNS = {
@@ -106,12 +109,17 @@ class LayeredIds:
         out[inside] = self.base[ids[inside]]
         if not any(layer_ids.shape[0] for layer_ids, _ in self.layers):
             return out
-        # only the ids some layer holds are searched for (a binary search per id and layer
-        # cost more than the rest of the lookup): one bit per address tells which
-        bits = self._layer_bits()
         near = np.flatnonzero((ids >= 0) & (ids < self.n))
-        held = (bits[ids[near] >> 3] >> (ids[near] & 7).astype(np.uint8)) & 1
-        where = near[held.astype(np.bool_)]
+        if "_bits" in self.__dict__ or near.shape[0] * SEARCH_PER_BIT >= self.n:
+            # only the ids some layer holds are searched for (a binary search per id and layer
+            # cost more than the rest of the lookup): one bit per address tells which
+            bits = self._layer_bits()
+            held = (bits[ids[near] >> 3] >> (ids[near] & 7).astype(np.uint8)) & 1
+            where = near[held.astype(np.bool_)]
+        else:
+            # a few ids (a run at the tip): searching the layers for each costs less than the
+            # bits, which are a pass over every address id (O(the addresses) per run)
+            where = near
         wanted = ids[where]
         for layer_ids, values in self.layers:  # oldest first: a newer layer overwrites
             if layer_ids.shape[0] == 0:

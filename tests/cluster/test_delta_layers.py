@@ -244,3 +244,30 @@ def test_the_layered_view_equals_the_array_it_stands_for() -> None:
     assert view.lookup(np.array([n + 5]))[0] == n + 5  # beyond the clustering: its own cluster
     with pytest.raises(IndexError):
         view[n]
+
+
+def test_a_few_ids_are_looked_up_without_a_pass_over_every_address() -> None:
+    """A run at the tip looks up a few ids: the layers are searched for them directly (no layer
+    bits, a pass over every address id), with the same answers as the bits give."""
+    from chainsleuth.cluster.layers import SEARCH_PER_BIT, LayeredIds
+
+    rng = np.random.default_rng(2)
+    n = 64 * SEARCH_PER_BIT
+    base = rng.integers(0, n, n - 100)
+    truth = np.arange(n)
+    truth[: n - 100] = base
+    layers = []
+    for _ in range(3):
+        ids = np.unique(rng.integers(0, n, 500))
+        values = rng.integers(0, n, ids.shape[0])
+        layers.append((ids, values))
+        truth[ids] = values
+    few = np.concatenate((layers[0][0][:20], layers[2][0][-5:], rng.integers(0, n, 30), [n + 3]))
+    expected = np.append(truth, n + 3)[np.minimum(few, n)]
+    view = LayeredIds(base, layers, n)
+    assert np.array_equal(view.lookup(few), expected)
+    assert "_bits" not in view.__dict__  # no pass over the n ids for a few
+    many = rng.integers(0, n, n // SEARCH_PER_BIT + 1)
+    assert np.array_equal(view.lookup(many), truth[many])
+    assert "_bits" in view.__dict__  # many ids: the bits, built once
+    assert np.array_equal(view.lookup(few), expected)  # and used from then on
