@@ -216,21 +216,30 @@ def test_a_clustering_in_the_layout_before_layers_is_redone_and_its_files_remove
     assert not (cdir / "state" / "parent.npy").exists()
 
 
+def _random_layers(
+    rng: np.random.Generator, n: int, n_base: int, n_layers: int, per_layer: int
+) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """(a base of `n_base` random cluster ids, `n_layers` random layers oldest first, the
+    cluster of each of the `n` ids they give: newest layer, then the base, then the id)."""
+    base = rng.integers(0, n, n_base)
+    truth = np.arange(n)
+    truth[:n_base] = base
+    layers = []
+    for _ in range(n_layers):
+        ids = np.unique(rng.integers(0, n, per_layer))
+        values = rng.integers(0, n, ids.shape[0])
+        layers.append((ids, values))
+        truth[ids] = values
+    return base, layers, truth
+
+
 def test_the_layered_view_equals_the_array_it_stands_for() -> None:
     """Newest layer wins, then the base, then the id itself: every way readers index it."""
     from chainsleuth.cluster.layers import LayeredIds
 
     rng = np.random.default_rng(1)
     n = 1000
-    base = rng.integers(0, n, 800)
-    truth = np.arange(n)
-    truth[:800] = base
-    layers = []
-    for _ in range(4):
-        ids = np.unique(rng.integers(0, n, 150))
-        values = rng.integers(0, n, ids.shape[0])
-        layers.append((ids, values))
-        truth[ids] = values
+    base, layers, truth = _random_layers(rng, n, 800, 4, 150)
     view = LayeredIds(base, layers, n)
     assert np.array_equal(np.asarray(view), truth)
     for lo, hi in [(0, 10), (795, 805), (900, 1000), (0, 1000), (500, 400)]:
@@ -253,15 +262,7 @@ def test_a_few_ids_are_looked_up_without_a_pass_over_every_address() -> None:
 
     rng = np.random.default_rng(2)
     n = 64 * SEARCH_PER_BIT
-    base = rng.integers(0, n, n - 100)
-    truth = np.arange(n)
-    truth[: n - 100] = base
-    layers = []
-    for _ in range(3):
-        ids = np.unique(rng.integers(0, n, 500))
-        values = rng.integers(0, n, ids.shape[0])
-        layers.append((ids, values))
-        truth[ids] = values
+    base, layers, truth = _random_layers(rng, n, n - 100, 3, 500)
     few = np.concatenate((layers[0][0][:20], layers[2][0][-5:], rng.integers(0, n, 30), [n + 3]))
     expected = np.append(truth, n + 3)[np.minimum(few, n)]
     view = LayeredIds(base, layers, n)

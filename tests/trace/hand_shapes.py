@@ -5,6 +5,8 @@ spent output ids, its outputs' address ids and values, and whether it is a CoinJ
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -47,3 +49,16 @@ def hand_shapes(
         small_batch=small,
         output_value=value,
     )
+
+
+@dataclass
+class HandChain:
+    """Txs appended in order; each tx's outputs get the next output ids."""
+
+    txs: list[Any] = field(default_factory=list)
+
+    def add(self, tx: Any) -> list[int]:
+        """Adds `tx` (anything with an `outputs` list); returns its output ids."""
+        first = sum(len(t.outputs) for t in self.txs)
+        self.txs.append(tx)
+        return list(range(first, first + len(tx.outputs)))

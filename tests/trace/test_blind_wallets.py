@@ -6,7 +6,7 @@ Small chains built by hand: every tx, input and output is spelled out."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,7 +15,7 @@ import numpy as np
 from chainsleuth.cases.investigate import _lend_to_funders
 from chainsleuth.trace import services
 from chainsleuth.trace.services import STYLE_UNSEEN, WalletStyles
-from tests.trace.hand_shapes import hand_shapes
+from tests.trace.hand_shapes import HandChain, hand_shapes
 
 P2PKH, P2SH, P2WPKH = 2, 3, 4
 UNIDENTIFIED = "unidentified_service"
@@ -29,15 +29,8 @@ class Tx:
     coinjoin: bool = False
 
 
-@dataclass
-class Chain:
-    txs: list[Tx] = field(default_factory=list)
-
-    def add(self, tx: Tx) -> list[int]:
-        """Adds `tx`; returns its output ids."""
-        first = sum(len(t.outputs) for t in self.txs)
-        self.txs.append(tx)
-        return list(range(first, first + len(tx.outputs)))
+class Chain(HandChain):
+    """The chain these tests spell out, with the arrays its tests read."""
 
     def build(self, cluster_of: np.ndarray) -> tuple[Any, services.TxShapes, np.ndarray]:
         """(a store-like object with the graph arrays, the tx shapes, the fingerprints)."""

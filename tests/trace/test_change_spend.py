@@ -17,7 +17,7 @@ import pytest
 
 from chainsleuth.cases.investigate import _lend_by_change
 from chainsleuth.trace import services
-from tests.trace.hand_shapes import hand_shapes
+from tests.trace.hand_shapes import HandChain, hand_shapes
 
 UNIDENTIFIED = "unidentified_service"
 P2SH, P2WPKH = 3, 4
@@ -32,15 +32,8 @@ class Tx:
     types: dict[int, int] = field(default_factory=dict)  # vout -> script type (else P2WPKH)
 
 
-@dataclass
-class Chain:
-    txs: list[Tx] = field(default_factory=list)
-
-    def add(self, tx: Tx) -> list[int]:
-        """Adds `tx`; returns its output ids."""
-        first = sum(len(t.outputs) for t in self.txs)
-        self.txs.append(tx)
-        return list(range(first, first + len(tx.outputs)))
+class Chain(HandChain):
+    """The chain these tests spell out, with the arrays its tests read."""
 
     def store(self) -> Any:
         """A store-like object with the graph arrays `change_spend_links` reads."""
