@@ -543,10 +543,11 @@ def change_spend_links(
     script type of the coin the batch spends first (the change goes back to the hot wallet's
     type; the other exchange's deposit was of another type on the hard worlds where this went
     wrong), and its spend pays 2+ payees (a one-payee spend is a sweep or a send-all, what an
-    exchange does with a deposit). A batch whose largest value appears twice makes no link. `named`, `candidates`: sorted cluster ids. Returns (payer,
-    spender) cluster pairs, one per link (repeats kept). `largest_only=False` takes every
-    output of that type (measured, not used). Memory: 1 B per tx (the payer mask) and 16 B per
-    output of the named wallets' batches while in use."""
+    exchange does with a deposit). A batch whose largest value appears twice makes no link.
+    `named`, `candidates`: sorted cluster ids. Returns (payer, spender) cluster pairs, one per
+    link (repeats kept). `largest_only=False` takes every output of that type (measured, not
+    used). Memory: 1 B per tx (the payer mask) and 16 B per output of the named wallets'
+    batches while in use."""
     none = np.zeros(0, np.int64)
     if shapes is None or named.shape[0] == 0 or candidates.shape[0] == 0:
         return none, none
