@@ -63,7 +63,6 @@ __all__ = [
     "CashoutRows",
     "PayeeFates",
     "cashout_rows",
-    "forward_stops",
     "UNCONFIRMED_FORWARD_CAP",
     "payee_fates_summary",
 ]
@@ -131,13 +130,6 @@ class CashoutRows:
     fates: PayeeFates | None = None
 
 
-def forward_stops(service_mask: np.ndarray) -> np.ndarray:
-    """Stop clusters of the cash-out walk: every cluster outside the service (bool per
-    cluster id), so the walk ends at the service's payees."""
-    stop: np.ndarray = ~service_mask
-    return stop
-
-
 class _Ends:
     """`np.append(first[1:], last)` read at the indices asked for, instead of a copy of the
     per-tx array (8 B per tx, per chunk of seeds)."""
@@ -171,7 +163,7 @@ def cashout_rows(
     batch_tx: np.ndarray,
     out_value: np.ndarray,
 ) -> CashoutRows:
-    """Rows of a forward trace (stopped at the service's payees, `forward_stops`) that are
+    """Rows of a forward trace (stopped at the service's payees: every cluster outside the service stops it) that are
     cash-outs: `destination` (output id), `tx` (the tx that paid it, or the CoinJoin),
     `hops` (from the service's deposit output), `traced` (satoshis), `coinjoin`, `cluster`
     (the cluster that names the destination). New `unidentified_service` names for sweeps'

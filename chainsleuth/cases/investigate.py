@@ -316,7 +316,8 @@ def prepare_case(
     back_stop = address_stops(
         np.array(sorted(lead_attribution), np.int64), cluster_of, stop_sorted=True
     )
-    # every cluster outside the service: `forward_stops`, without a mask over cluster ids
+    # the cash-out walk stops at every cluster outside the service (its payees), without a
+    # mask over cluster ids
     forward_stop = address_stops(service_mask.ids, cluster_of, stop_sorted=True, outside=True)
     # one wallet cannot mix with itself: a flagged tx whose inputs share a cluster is walked
     one_wallet = is_coinjoin & one_wallet_txs(store, cluster_of, only=is_coinjoin)
@@ -670,7 +671,8 @@ def _attribute_services(
     named_entities = np.array(sorted(names), np.int64)
     linked = []
     # nodes are distinct: naming one does not change the test of another
-    lend = ~tagged & ClusterSet(named_entities, n)[entity]
+    of_named_entity = ClusterSet(named_entities, n)[entity]
+    lend = ~tagged & of_named_entity
     for c, e in zip(nodes[lend].tolist(), entity[lend].tolist(), strict=True):
         named = names[e]
         if len(named) == 1:
@@ -690,7 +692,7 @@ def _attribute_services(
     for c, e in zip(like[free].tolist(), like_entity[free].tolist(), strict=True):
         attribution[c] = unidentified(e)
     via_entity = list(linked)
-    rest = ~known(nodes) & service_entity[entity] & ~ClusterSet(named_entities, n)[entity]
+    rest = ~known(nodes) & service_entity[entity] & ~of_named_entity
     for c, e in zip(nodes[rest].tolist(), entity[rest].tolist(), strict=True):
         attribution[c] = unidentified(e)
         via_entity.append(c)
