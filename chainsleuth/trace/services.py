@@ -729,11 +729,16 @@ STYLE_MIN_LAST = 3
 #: its outputs (one could be a payee mistaken for change).
 STYLE_MIN_SHUFFLED = 2
 
-#: Batches whose change went to a fresh address (or to one seen before), with none the other
-#: way, before a *tagged* exchange is taken to use fresh (reused) change addresses. A candidate
-#: needs one. Exchanges that reuse their hot addresses pay every batch's change back to one of
-#: them; the others to an address first seen in that batch (issue 11's "never reuse").
+#: Batches whose change went to a fresh address (or to one seen before) before a *tagged*
+#: exchange is taken to use fresh (reused) change addresses; a candidate needs one. Exchanges
+#: that reuse their hot addresses pay every batch's change back to one of them; the others to
+#: an address first seen in that batch (issue 11's "never reuse").
 STYLE_MIN_CHANGE_ADDRESS = 2
+
+#: ... and at least this many times as many one way as the other: a wallet that reuses a few
+#: hot addresses shows each of them fresh once, the first time it pays change there (hard
+#: medium 2: a tagged exchange's 854 reused and 1 fresh).
+STYLE_CHANGE_ADDRESS_RATIO = 10
 
 #: Style values: not seen, or more than one value seen.
 STYLE_UNSEEN, STYLE_MIXED = -1, -2
@@ -763,14 +768,16 @@ class WalletStyles:
 
     def change_address(self, min_count: int) -> np.ndarray:
         """Per group: 1 = fresh change addresses, 0 = reused ones, -1 = not known (neither
-        `min_count` one way and none the other, or not counted)."""
+        `min_count` one way and `STYLE_CHANGE_ADDRESS_RATIO` times as many as the other way,
+        or not counted)."""
         n = self.change_last.shape[0]
         out = np.full(n, -1, np.int64)
         if self.change_fresh is None or self.change_reused is None:
             return out
         fresh, reused = self.change_fresh, self.change_reused
-        out[(reused == 0) & (fresh >= min_count)] = 1
-        out[(fresh == 0) & (reused >= min_count)] = 0
+        ratio = STYLE_CHANGE_ADDRESS_RATIO
+        out[(fresh >= min_count) & (fresh >= ratio * reused)] = 1
+        out[(reused >= min_count) & (reused >= ratio * fresh)] = 0
         return out
 
     def change_position(self, min_last: int, min_elsewhere: int) -> np.ndarray:
@@ -1026,8 +1033,8 @@ def style_matches(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray
     elsewhere and no more last than elsewhere; for a candidate one batch with change elsewhere
     is enough) and the script type of swept deposits. A fifth habit only rules out: whether the
     batches' change goes to fresh or to reused addresses (known for a named group after
-    `STYLE_MIN_CHANGE_ADDRESS` batches one way and none the other, for a candidate after one);
-    it is no evidence of its own. A named group that contradicts none is
+    `STYLE_MIN_CHANGE_ADDRESS` batches one way and `STYLE_CHANGE_ADDRESS_RATIO` times as many
+    as the other way, for a candidate after one); it is no evidence of its own. A named group that contradicts none is
     compatible (one whose habits are not seen is compatible with everything, so a tag that
     shows nothing of its wallet blocks every match). A candidate matches when exactly one
     named group is compatible, both show the hot type and fingerprint and at least one of
