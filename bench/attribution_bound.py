@@ -112,11 +112,17 @@ class World:
         from chainsleuth.store.store import Store
 
         self.name = name
-        self.world, self.store_dir, self.case = root / name / "world", root / name / "store", root / name / "case"
+        self.world, self.store_dir, self.case = (
+            root / name / "world",
+            root / name / "store",
+            root / name / "case",
+        )
         store = Store.open(self.store_dir)
         self.store = store
         ids = Clusters(self.store_dir).cluster_of
-        self.cluster_of = np.asarray(ids.indexable() if isinstance(ids, LayeredIds) else ids, np.int64)
+        self.cluster_of = np.asarray(
+            ids.indexable() if isinstance(ids, LayeredIds) else ids, np.int64
+        )
         g = store.graph
         self.first_input = np.asarray(g.tx_first_input, np.int64)
         self.first_output = np.asarray(g.tx_first_output, np.int64)
@@ -214,7 +220,9 @@ def _edges(w: World, wallet: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {k: (np.array(a, np.int64), np.array(b, np.int64)) for k, (a, b) in edges.items()}
 
 
-def _reach(w: World, kinds: tuple[str, ...], edges: dict[str, Any], tagged: list[int]) -> np.ndarray:
+def _reach(
+    w: World, kinds: tuple[str, ...], edges: dict[str, Any], tagged: list[int]
+) -> np.ndarray:
     """Bool per address: in a component (edges of `kinds`) holding one of `tagged`."""
     a = np.concatenate([edges[k][0] for k in kinds] + [np.zeros(0, np.int64)])
     b = np.concatenate([edges[k][1] for k in kinds] + [np.zeros(0, np.int64)])
@@ -250,7 +258,9 @@ def bound(w: World, exchanges: list[str] | None = None) -> dict[str, Any]:
             funders.append(ins[w.owner[ins] == wallet])
         tagged = w.tags.get(ex, [])
 
-        def reach(kinds: tuple[str, ...], edges: Any = edges, funders: Any = funders) -> np.ndarray:
+        def reach(
+            kinds: tuple[str, ...], edges: Any = edges, funders: Any = funders, tagged: Any = tagged
+        ) -> np.ndarray:
             hit = _reach(w, kinds, edges, tagged)
             return np.array([bool(f.shape[0]) and bool(hit[f].any()) for f in funders], np.bool_)
 
@@ -319,6 +329,43 @@ def features(w: World) -> dict[str, Any]:
     return res
 
 
+def habit_gain(name: str, root: Path = OUT) -> dict[str, Any]:
+    """Clusters the wallet styles name with the change-address habit and not without it (or
+    name otherwise), scored by their majority owner (`bench.link_candidates._owners`)."""
+    from bench import link_candidates as lc
+    from chainsleuth.trace import services as sv
+
+    world, store_dir = root / name / "world", root / name / "store"
+    seeds = world / "seeds" / "deposits.csv"
+    keep = sv.STYLE_MIN_CHANGE_ADDRESS
+    try:
+        sv.STYLE_MIN_CHANGE_ADDRESS = 1 << 40  # a named wallet's habit is never known
+        without = lc._attribution_before_change(store_dir, seeds)["attribution"]
+    finally:
+        sv.STYLE_MIN_CHANGE_ADDRESS = keep
+    state = lc._attribution_before_change(store_dir, seeds)
+    with_ = state["attribution"]
+    changed = np.array(sorted(c for c, v in with_.items() if without.get(c) != v), np.int64)
+    out: dict[str, Any] = {"world": name, "changed": int(changed.shape[0])}
+    if changed.shape[0] == 0:
+        return {**out, "right": 0, "wrong": 0, "right_addresses": 0, "wrong_addresses": 0}
+    owner = lc._owners(state["store"], state["cluster_of"], world, changed)
+    all_ids = np.asarray(state["cluster_of"][:], np.int64)
+    sizes = np.bincount(np.searchsorted(changed, all_ids[np.isin(all_ids, changed)]),
+                        minlength=changed.shape[0])  # fmt: skip
+    right = np.array([owner.get(int(c)) == with_[int(c)][0] for c in changed.tolist()], bool)
+    by_name = Counter(with_[int(c)][0] for c in changed.tolist())
+    return {
+        **out,
+        "right": int(right.sum()),
+        "wrong": int((~right).sum()),
+        "right_addresses": int(sizes[right].sum()),
+        "wrong_addresses": int(sizes[~right].sum()),
+        "by_name": dict(by_name),
+        "wrong_owners": dict(Counter(owner.get(int(c), "?") for c in changed[~right].tolist())),
+    }
+
+
 def render(results: list[dict[str, Any]]) -> str:
     lines = [
         "| world | exchange | missed / eligible | "
@@ -343,11 +390,22 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
     parser.add_argument("worlds", nargs="+", help="<profile>-<scale>-<seed> under bench-output")
     parser.add_argument("--exchanges", nargs="*", help="only these exchanges")
     parser.add_argument("--features", action="store_true", help="also the tx features")
+    parser.add_argument("--root", type=Path, default=OUT, help="where the worlds are built")
+    parser.add_argument("--habit", action="store_true",
+                        help="only score what the change-address habit adds to the styles")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     results = []
+    if args.habit:
+        for name in args.worlds:
+            h = habit_gain(name, args.root)
+            out(json.dumps(h))
+            results.append(h)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2) + "\n")
+        return 0
     for name in args.worlds:
-        w = World(name)
+        w = World(name, args.root)
         r: dict[str, Any] = {"world": name, "bound": bound(w, args.exchanges)}
         if args.features:
             r["features"] = features(w)
