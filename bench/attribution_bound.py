@@ -366,6 +366,29 @@ def habit_gain(name: str, root: Path = OUT) -> dict[str, Any]:
     }
 
 
+def misses(name: str, root: Path = OUT) -> dict[str, dict[str, int]]:
+    """Per exchange: where each missed deposit's deciding row at any confidence ends (its
+    largest-amount row of leads.csv): category, right or wrong exchange, above or below 0.5."""
+    world, case = root / name / "world", root / name / "case"
+    rows: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for r in _rows(case / "leads.csv"):
+        rows[r["deposit_address"]].append(r)
+    out: dict[str, Counter[str]] = defaultdict(Counter)
+    for d, p, missed in _eligible(world, case):
+        if not missed:
+            continue
+        ex = p["funding_exchange"]
+        if not rows.get(d):
+            out[ex]["no row"] += 1
+            continue
+        best = max(rows[d], key=lambda r: int(r["amount_sat"]))
+        kind = best["source_category"]
+        if kind == "exchange":
+            kind = "exchange right" if best["source_entity"] == ex else "exchange wrong"
+        out[ex][f"{kind} {'>=' if float(best['confidence']) >= 0.5 else '<'} 0.5"] += 1
+    return {ex: dict(c) for ex, c in sorted(out.items())}
+
+
 def render(results: list[dict[str, Any]]) -> str:
     lines = [
         "| world | exchange | missed / eligible | "
@@ -391,11 +414,17 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
     parser.add_argument("--exchanges", nargs="*", help="only these exchanges")
     parser.add_argument("--features", action="store_true", help="also the tx features")
     parser.add_argument("--root", type=Path, default=OUT, help="where the worlds are built")
+    parser.add_argument("--misses", action="store_true",
+                        help="only where each exchange's missed deposits end")  # fmt: skip
     parser.add_argument("--habit", action="store_true",
                         help="only score what the change-address habit adds to the styles")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     results = []
+    if args.misses:
+        for name in args.worlds:
+            out(json.dumps({"world": name, "misses": misses(name, args.root)}))
+        return 0
     if args.habit:
         for name in args.worlds:
             h = habit_gain(name, args.root)
