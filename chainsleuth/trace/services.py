@@ -838,8 +838,8 @@ def wallet_styles(
 
     Read from the batches (`TxShapes.batch`), sweeps (`SWEEP_MIN_INPUTS`+ inputs into one
     payee) and coinbase outputs whose spender (or payee) cluster has a group. Nothing per tx
-    of the chain: a slice of `TX_SLICE` txs at a time (~40 B per output of one slice while in
-    use), 41 B per group and 24 B per grouped batch or sweep."""
+    of the chain: a slice of `TX_SLICE` txs at a time (~56 B per output of one slice while in
+    use), 57 B per group and 24 B per grouped batch or sweep."""
     from chainsleuth.cluster.learned import read_fingerprints
 
     n_groups = group.n_groups
@@ -1034,11 +1034,12 @@ def style_matches(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray
     is enough) and the script type of swept deposits. A fifth habit only rules out: whether the
     batches' change goes to fresh or to reused addresses (known for a named group after
     `STYLE_MIN_CHANGE_ADDRESS` batches one way and `STYLE_CHANGE_ADDRESS_RATIO` times as many
-    as the other way, for a candidate after one); it is no evidence of its own. A named group that contradicts none is
-    compatible (one whose habits are not seen is compatible with everything, so a tag that
-    shows nothing of its wallet blocks every match). A candidate matches when exactly one
-    named group is compatible, both show the hot type and fingerprint and at least one of
-    change position or deposit type, and it received no coinbase (a pool pays batches too)."""
+    as the other way, for a candidate after one); it is no evidence of its own. A named group
+    that contradicts none is compatible (one whose habits are not seen is compatible with
+    everything, so a tag that shows nothing of its wallet blocks every match). A candidate
+    matches when exactly one named group is compatible, both show the hot type and
+    fingerprint and at least one of change position or deposit type, and it received no
+    coinbase (a pool pays batches too)."""
     out = np.full(candidate.shape[0], -1, np.int64)
     if named.shape[0] == 0 or candidate.shape[0] == 0:
         return out
