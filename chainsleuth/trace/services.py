@@ -729,6 +729,17 @@ STYLE_MIN_LAST = 3
 #: its outputs (one could be a payee mistaken for change).
 STYLE_MIN_SHUFFLED = 2
 
+#: Batches whose change went to a fresh address (or to one seen before) before a *tagged*
+#: exchange is taken to use fresh (reused) change addresses; a candidate needs one. Exchanges
+#: that reuse their hot addresses pay every batch's change back to one of them; the others to
+#: an address first seen in that batch (issue 11's "never reuse").
+STYLE_MIN_CHANGE_ADDRESS = 2
+
+#: ... and at least this many times as many one way as the other: a wallet that reuses a few
+#: hot addresses shows each of them fresh once, the first time it pays change there (hard
+#: medium 2: a tagged exchange's 854 reused and 1 fresh).
+STYLE_CHANGE_ADDRESS_RATIO = 10
+
 #: Style values: not seen, or more than one value seen.
 STYLE_UNSEEN, STYLE_MIXED = -1, -2
 
@@ -742,7 +753,9 @@ class WalletStyles:
     `deposit`: the script type of the deposits its sweeps spend; each STYLE_UNSEEN or
     STYLE_MIXED where not one value. `change_last` / `change_elsewhere`: its batches whose change
     (the one output a later batch spends) is / is not the tx's last output. `coinbase`: it
-    received a coinbase output (a mining pool pays batches too; it is not an exchange)."""
+    received a coinbase output (a mining pool pays batches too; it is not an exchange).
+    `change_fresh` / `change_reused`: its batches whose change address is first seen in that
+    tx / was paid before (None: not counted, read as none)."""
 
     hot: np.ndarray  # int64 per group
     fingerprint: np.ndarray
@@ -750,6 +763,22 @@ class WalletStyles:
     change_last: np.ndarray
     change_elsewhere: np.ndarray
     coinbase: np.ndarray  # bool per group
+    change_fresh: np.ndarray | None = None  # int64 per group
+    change_reused: np.ndarray | None = None
+
+    def change_address(self, min_count: int) -> np.ndarray:
+        """Per group: 1 = fresh change addresses, 0 = reused ones, -1 = not known (neither
+        `min_count` one way and `STYLE_CHANGE_ADDRESS_RATIO` times as many as the other way,
+        or not counted)."""
+        n = self.change_last.shape[0]
+        out = np.full(n, -1, np.int64)
+        if self.change_fresh is None or self.change_reused is None:
+            return out
+        fresh, reused = self.change_fresh, self.change_reused
+        ratio = STYLE_CHANGE_ADDRESS_RATIO
+        out[(fresh >= min_count) & (fresh >= ratio * reused)] = 1
+        out[(reused >= min_count) & (reused >= ratio * fresh)] = 0
+        return out
 
     def change_position(self, min_last: int, min_elsewhere: int) -> np.ndarray:
         """Per group: 1 = change last, 0 = change elsewhere, -1 = not known."""
@@ -809,8 +838,8 @@ def wallet_styles(
 
     Read from the batches (`TxShapes.batch`), sweeps (`SWEEP_MIN_INPUTS`+ inputs into one
     payee) and coinbase outputs whose spender (or payee) cluster has a group. Nothing per tx
-    of the chain: a slice of `TX_SLICE` txs at a time (~40 B per output of one slice while in
-    use), 41 B per group and 24 B per grouped batch or sweep."""
+    of the chain: a slice of `TX_SLICE` txs at a time (~56 B per output of one slice while in
+    use), 57 B per group and 24 B per grouped batch or sweep."""
     from chainsleuth.cluster.learned import read_fingerprints
 
     n_groups = group.n_groups
@@ -818,7 +847,7 @@ def wallet_styles(
     if shapes is None or n_groups == 0:
         unseen = np.full(n_groups, STYLE_UNSEEN, np.int64)
         return WalletStyles(unseen, unseen.copy(), unseen.copy(), empty, empty.copy(),
-                            np.zeros(n_groups, np.bool_))  # fmt: skip
+                            np.zeros(n_groups, np.bool_), empty.copy(), empty.copy())  # fmt: skip
     n_txs = shapes.n_payees.shape[0]
     if fingerprint is None:
         fingerprint = read_fingerprints(store, 0, n_txs, TX_SLICE)
@@ -830,6 +859,12 @@ def wallet_styles(
     # Each tx's outputs lie in one slice, so its count of batch-spent outputs is the slice's.
     change_last = np.zeros(n_groups, np.int64)
     change_elsewhere = np.zeros(n_groups, np.int64)
+    # and whether its address is first seen there: address ids are given in order of first
+    # appearance (docs/design/clustering.md), so an output's address is fresh when its id is
+    # above every id paid before it (a running maximum carried from slice to slice)
+    change_fresh = np.zeros(n_groups, np.int64)
+    change_reused = np.zeros(n_groups, np.int64)
+    seen_max = -1
     coinbase = np.zeros(n_groups, np.bool_)
     n_outputs = shapes.spent_by.shape[0]
     # a slice of txs at a time: nothing per tx of the chain is held here
@@ -858,6 +893,13 @@ def wallet_styles(
         g = tx_group[local[outputs]]
         change_last += np.bincount(g[is_last], minlength=n_groups).astype(np.int64)
         change_elsewhere += np.bincount(g[~is_last], minlength=n_groups).astype(np.int64)
+        paid = np.asarray(shapes.output_address[lo:hi]).astype(np.int64)
+        paid[paid == int(NONE32)] = -1
+        before = np.maximum.accumulate(np.concatenate(([seen_max], paid)))
+        seen_max = int(before[-1])
+        fresh = paid[outputs] > before[outputs]
+        change_fresh += np.bincount(g[fresh], minlength=n_groups).astype(np.int64)
+        change_reused += np.bincount(g[~fresh], minlength=n_groups).astype(np.int64)
         coinbase_out = shapes.payable[lo:hi] & (spender[local] < 0)
         addresses = np.asarray(shapes.output_address[lo:hi])[coinbase_out].astype(np.int64)
         paid = group.lookup(np.asarray(cluster_of[addresses]))
@@ -866,7 +908,9 @@ def wallet_styles(
     hot = _one_value(g_batch, np.concatenate(batch_type), n_groups)
     fp = _one_value(g_batch, np.concatenate(batch_fp), n_groups)
     deposit = _one_value(np.concatenate(sweep_g), np.concatenate(sweep_type), n_groups)
-    return WalletStyles(hot, fp, deposit, change_last, change_elsewhere, coinbase)
+    return WalletStyles(
+        hot, fp, deposit, change_last, change_elsewhere, coinbase, change_fresh, change_reused
+    )
 
 
 def blind_styles(
@@ -987,11 +1031,15 @@ def style_matches(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray
     the batches' fingerprint, the change position (known for a named group after
     `STYLE_MIN_LAST` batches with change last and none elsewhere, or `STYLE_MIN_SHUFFLED`
     elsewhere and no more last than elsewhere; for a candidate one batch with change elsewhere
-    is enough) and the script type of swept deposits. A named group that contradicts none is
-    compatible (one whose habits are not seen is compatible with everything, so a tag that
-    shows nothing of its wallet blocks every match). A candidate matches when exactly one
-    named group is compatible, both show the hot type and fingerprint and at least one of
-    change position or deposit type, and it received no coinbase (a pool pays batches too)."""
+    is enough) and the script type of swept deposits. A fifth habit only rules out: whether the
+    batches' change goes to fresh or to reused addresses (known for a named group after
+    `STYLE_MIN_CHANGE_ADDRESS` batches one way and `STYLE_CHANGE_ADDRESS_RATIO` times as many
+    as the other way, for a candidate after one); it is no evidence of its own. A named group
+    that contradicts none is compatible (one whose habits are not seen is compatible with
+    everything, so a tag that shows nothing of its wallet blocks every match). A candidate
+    matches when exactly one named group is compatible, both show the hot type and
+    fingerprint and at least one of change position or deposit type, and it received no
+    coinbase (a pool pays batches too)."""
     out = np.full(candidate.shape[0], -1, np.int64)
     if named.shape[0] == 0 or candidate.shape[0] == 0:
         return out
@@ -1008,6 +1056,11 @@ def style_matches(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray
         compatible &= ~both | (hc[:, None] == hn[None, :])
         shown.append(both)
     evidence = shown[0] & shown[1] & (shown[2] | shown[3])
+    # fresh or reused change addresses: rules out, adds no evidence
+    addr_n = styles.change_address(STYLE_MIN_CHANGE_ADDRESS)[named]
+    addr_c = styles.change_address(1)[candidate]
+    both = (addr_c[:, None] >= 0) & (addr_n[None, :] >= 0)
+    compatible &= ~both | (addr_c[:, None] == addr_n[None, :])
     one = (compatible.sum(axis=1) == 1) & ~styles.coinbase[candidate]
     pick = np.argmax(compatible, axis=1)
     one &= evidence[np.arange(candidate.shape[0]), pick]
