@@ -470,6 +470,22 @@ WALK_MEMBERS_MAX = 1 << 16
 MEMBER_SCAN_SLICE = 1 << 24
 
 
+def _groups_holding(handle: pq.ParquetFile, column: str, wanted: np.ndarray) -> list[int]:
+    """The row groups of a parquet file whose min-max range of `column` holds one of `wanted`
+    (sorted); a group without statistics is kept (read to be safe)."""
+    index = handle.schema_arrow.get_field_index(column)
+    groups = []
+    for g in range(handle.metadata.num_row_groups):
+        stats = handle.metadata.row_group(g).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            groups.append(g)
+            continue
+        lo, hi = np.searchsorted(wanted, [stats.min, stats.max + 1])
+        if hi > lo:
+            groups.append(g)
+    return groups
+
+
 def _empty_merges() -> pa.Table:
     return pa.table(
         {
@@ -673,30 +689,25 @@ class Clusters:
         empty = pa.schema([("tx_id", pa.int64()), ("txid", pa.string()), ("rule", pa.string())])
         return empty.empty_table().select(columns or empty.names)
 
-    def merges_in_txs(self, tx_ids: np.ndarray) -> pa.Table:
-        """The merges made in any of `tx_ids` (dense tx ids), in merge order. Reads only the
-        row groups whose tx_id range holds one of them (the evidence is written in tx order),
-        so asking for a cluster's txs costs O(the cluster), not O(every merge)."""
+    def merges_in_txs(self, tx_ids: np.ndarray, first_in: np.ndarray | None = None) -> pa.Table:
+        """The merges made in any of `tx_ids` (dense tx ids), in merge order; with `first_in`
+        (address ids), only those whose address_a is one of them. Reads only the row groups
+        whose tx_id range holds one of the txs (the evidence is written in tx order), first
+        their two id columns, then every column of the groups that hold a match: asking for a
+        cluster's txs costs O(the cluster), not O(every merge)."""
         wanted = np.unique(np.asarray(tx_ids, np.int64))
         names = self.manifest.get("files", {}).get("merges", [])
         parts = []
         if self.data_dir is not None and wanted.shape[0]:
             for name in names:
                 handle = pq.ParquetFile(clusters_dir(self.data_dir) / name)
-                column = handle.schema_arrow.get_field_index("tx_id")
-                groups = []
-                for g in range(handle.metadata.num_row_groups):
-                    stats = handle.metadata.row_group(g).column(column).statistics
-                    if stats is None or not stats.has_min_max:
-                        groups.append(g)  # no statistics: read it to be safe
-                        continue
-                    lo, hi = np.searchsorted(wanted, [stats.min, stats.max + 1])
-                    if hi > lo:
-                        groups.append(g)
-                if groups:
-                    table = handle.read_row_groups(groups)
-                    keep = np.isin(table.column("tx_id").to_numpy(), wanted)
-                    parts.append(table.filter(pa.array(keep)))
+                for g in _groups_holding(handle, "tx_id", wanted):
+                    ids = handle.read_row_group(g, columns=["tx_id", "address_a_id"])
+                    keep = np.isin(ids.column("tx_id").to_numpy(), wanted)
+                    if first_in is not None:
+                        keep &= np.isin(ids.column("address_a_id").to_numpy(), first_in)
+                    if keep.any():
+                        parts.append(handle.read_row_group(g).filter(pa.array(keep)))
         if not parts:
             if names and self.data_dir is not None:  # none matched: the files' own columns
                 return pq.read_schema(clusters_dir(self.data_dir) / names[0]).empty_table()

@@ -80,11 +80,7 @@ def _merges_of(
     creates a member's output, so only those txs' merges are read (O(the cluster)); of them,
     those whose first address is in the cluster (a payer's merges in a tx paying a member
     belong to the payer's cluster)."""
-    found = clusters.merges_in_txs(lookups.txs_of_outputs(store, outs))
-    if found.num_rows == 0:
-        return found
-    a_ids = found.column("address_a_id").to_numpy()
-    return found.filter(pa.array(np.isin(a_ids, members)))
+    return clusters.merges_in_txs(lookups.txs_of_outputs(store, outs), first_in=members)
 
 
 def cluster_merges(data_dir: Path, cluster_id: int) -> pa.Table:
