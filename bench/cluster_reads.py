@@ -68,7 +68,7 @@ def measure(data: Path, n: int) -> dict[str, Any]:
         "store": str(data),
         "txs": store.counts["txs"],
         "addresses": store.counts["addresses"],
-        "merges": int(clusters.merges().num_rows),
+        "n_merges": int(clusters.merges().num_rows),
         "clusters_timed": len(picked),
         "median_cluster_size": float(np.median(sizes[picked])) if picked else 0.0,
         **{k: quantiles(v) for k, v in timings.items() if v},
