@@ -228,10 +228,10 @@ class Services:
         }
         g = self.graph()
         aid = g.address_id(address)
-        out["cluster_id"] = None if g.cluster_of is None else int(g.cluster_of[aid])
-        out["cluster_size"] = None
-        if g.cluster_of is not None:
-            out["cluster_size"] = int(np.count_nonzero(g.cluster_of == out["cluster_id"]))
+        out["cluster_id"], out["cluster_size"] = None, None
+        if g.clusters is not None:
+            out["cluster_id"] = int(g.cluster_of(np.array([aid]))[0])
+            out["cluster_size"] = int(g.clusters.members(out["cluster_id"]).shape[0])
         out.update(self._coinjoins(f"address:{address}"))
         out["tags"], out["attribution"] = [], None
         if self.tagged():
@@ -430,8 +430,8 @@ class Services:
             cid = g.cluster_id(cluster_id)
         except ChainsleuthError as e:
             raise _lib(e, "cluster_id") from None
-        assert g.cluster_of is not None
-        members = np.flatnonzero(g.cluster_of == cid)
+        assert g.clusters is not None
+        members = g.clusters.members(cid)
         ids = members[offset : offset + limit]
         names = g.store.addresses(ids).to_pylist()
         items = [
@@ -467,7 +467,7 @@ class Services:
         return page(_clean(items), offset, limit, merges.num_rows, params)
 
     def explain(self, a: str, b: str) -> dict[str, Any]:
-        from chainsleuth.cluster.engine import Clusters
+        from chainsleuth.cluster.summary import explain_link
 
         self._need_clusters()
         store = self.store()
@@ -479,13 +479,9 @@ class Services:
             ib = store.address_id(b)
         except ChainsleuthError as e:
             raise _lib(e, "b") from None
-        steps = Clusters(self.data_dir).explain(ia, ib)
-        if steps is not None:
-            ids = [s["to_address_id"] for s in steps] + [ia]
-            by_id = dict(zip(ids, store.addresses(ids).to_pylist(), strict=True))
-            for s in steps:
-                s["from"] = by_id[s.pop("from_address_id")]
-                s["to"] = by_id[s.pop("to_address_id")]
+        steps = explain_link(self.data_dir, ia, ib)
+        for s in steps or []:
+            del s["from_address_id"], s["to_address_id"]
         attribution = None
         if self.tagged():
             from chainsleuth.tags.query import address_attribution

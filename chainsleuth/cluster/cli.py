@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 from rich.table import Table
 
@@ -90,21 +89,13 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
         """The shortest chain of merges linking two addresses (each a tx and a rule)."""
-        from chainsleuth.cluster.engine import Clusters
+        from chainsleuth.cluster.summary import explain_link
         from chainsleuth.store.store import Store
 
         data = data_dir(ctx)
         store = Store.open(data)
-        clusters = Clusters(data)
         a, b = store.address_id(address_a), store.address_id(address_b)
-        steps = clusters.explain(a, b)
-        if steps is not None:
-            ids = np.array([s["to_address_id"] for s in steps] + [a], np.int64)
-            names = store.addresses(ids).to_pylist()
-            by_id = dict(zip(ids.tolist(), names, strict=True))
-            for s in steps:
-                s["from"] = by_id[s["from_address_id"]]
-                s["to"] = by_id[s["to_address_id"]]
+        steps = explain_link(data, a, b)
         if json_out:
             tags = {x: _attribution(data, x, quiet=True) for x in (address_a, address_b)}
             print_json({"linked": steps is not None, "steps": steps or [], "attribution": tags})

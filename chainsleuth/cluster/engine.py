@@ -37,7 +37,12 @@ import pyarrow.parquet as pq
 
 from chainsleuth.cluster import kernels
 from chainsleuth.cluster import learned as lc
-from chainsleuth.cluster.layers import LayeredIds, open_cluster_ids, read_clusters_manifest
+from chainsleuth.cluster.layers import (
+    LayeredIds,
+    layer_dirs,
+    open_cluster_ids,
+    read_clusters_manifest,
+)
 from chainsleuth.cluster.publish import (
     EvidenceWriter,
     RunOutput,
@@ -458,6 +463,43 @@ def clusters_generation(data_dir: Path) -> int | None:
         return 0  # an array without a readable manifest: still use it
 
 
+#: Clusters up to this size are read from their member lists (one lookup per member); a
+#: larger one by a pass over the cluster ids, which its answer nearly costs anyway.
+WALK_MEMBERS_MAX = 1 << 16
+#: Cluster ids read at once by a pass over them (8 B each: 128 MB).
+MEMBER_SCAN_SLICE = 1 << 24
+
+
+def _groups_holding(handle: pq.ParquetFile, column: str, wanted: np.ndarray) -> list[int]:
+    """The row groups of a parquet file whose min-max range of `column` holds one of `wanted`
+    (sorted); a group without statistics is kept (read to be safe)."""
+    index = handle.schema_arrow.get_field_index(column)
+    groups = []
+    for g in range(handle.metadata.num_row_groups):
+        stats = handle.metadata.row_group(g).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            groups.append(g)
+            continue
+        lo, hi = np.searchsorted(wanted, [stats.min, stats.max + 1])
+        if hi > lo:
+            groups.append(g)
+    return groups
+
+
+def _empty_merges() -> pa.Table:
+    return pa.table(
+        {
+            "address_a_id": pa.array([], pa.int64()),
+            "address_b_id": pa.array([], pa.int64()),
+            "tx_id": pa.array([], pa.int64()),
+            "txid": pa.array([], pa.string()),
+            "rule": pa.array([], pa.string()),
+            "change_rules": pa.array([], pa.string()),
+            "confidence": pa.array([], pa.float64()),
+        }
+    )
+
+
 class Clusters:
     """The published clustering of a store: the one reader of `DATA/clusters/`.
 
@@ -560,7 +602,68 @@ class Clusters:
         return int(self.cluster_of[cluster_id])
 
     def members(self, cluster_id: int) -> np.ndarray:
-        return np.flatnonzero(np.asarray(self.cluster_of) == self.resolve_cluster(cluster_id))
+        """Address ids of a cluster (a saved id resolves to the cluster it merged into),
+        ascending. O(the cluster) through the published member lists (`next`), up to
+        WALK_MEMBERS_MAX members; a larger cluster, or a clustering without member lists, is
+        found by one pass over the cluster ids (2^24 at a time)."""
+        cid = self.resolve_cluster(cluster_id)
+        walked = self._walk_members(cid)
+        if walked is not None:
+            return walked
+        found = []
+        for lo in range(0, self.cluster_of.shape[0], MEMBER_SCAN_SLICE):
+            part = np.asarray(self.cluster_of[lo : lo + MEMBER_SCAN_SLICE])
+            found.append(np.flatnonzero(part == cid) + lo)
+        return np.concatenate(found) if found else np.zeros(0, np.int64)
+
+    def _member_lists(self) -> LayeredIds | None:
+        """The published `next` column (the circular member lists) as base + delta layers,
+        or None when this clustering has none on disk (a legacy or in-memory one)."""
+        if "_next" in self.__dict__:
+            next_ids: LayeredIds | None = self.__dict__["_next"]
+            return next_ids
+        next_ids = None
+        layers = self.manifest.get("layers")
+        if self.data_dir is not None and layers and "next" in layers["base"].get("state", {}):
+            cdir = clusters_dir(self.data_dir)
+            # the base state file is rewritten in place by later runs (`_apply_state`), so a
+            # walk is checked against the cluster ids before it is trusted (`_walk_members`)
+            path = cdir / layers["base"]["state"]["next"]
+            n = int(layers["addresses"])
+            base = np.memmap(path, np.uint32, mode="r", shape=(int(layers["base"]["capacity"]),))
+            deltas = [
+                (np.load(cdir / d / "ids.npy", mmap_mode="r"), np.load(cdir / d / "next.npy"))
+                for d in layer_dirs(self.manifest)
+            ]
+            next_ids = LayeredIds(np.asarray(base)[:n], deltas, n)
+        self.__dict__["_next"] = next_ids
+        return next_ids
+
+    def _walk_members(self, cid: int) -> np.ndarray | None:
+        """The members of cluster `cid` read from its circular member list: one lookup per
+        member. None (the caller scans) when there is no list, the cluster has more than
+        WALK_MEMBERS_MAX members, or the list disagrees with the cluster ids (a later run
+        rewriting the base's state while this reader holds an older manifest)."""
+        next_ids = self._member_lists()
+        if next_ids is None or not 0 <= cid < next_ids.shape[0]:
+            return None
+        walked = [cid]
+        x = cid
+        for _ in range(WALK_MEMBERS_MAX):
+            x = int(next_ids[x])
+            if x == cid:
+                break
+            if not 0 <= x < next_ids.shape[0]:
+                return None
+            walked.append(x)
+        else:
+            return None
+        members = np.unique(np.array(walked, np.int64))
+        if members.shape[0] != len(walked):
+            return None
+        if np.any(self.clusters_of(members) != cid):
+            return None
+        return members
 
     def _tables(self, key: str, columns: list[str] | None = None) -> list[pa.Table]:
         """The parquet files the manifest lists under `files[key]` (none without one)."""
@@ -571,19 +674,10 @@ class Clusters:
         return [pq.read_table(clusters_dir(self.data_dir) / f, columns=columns) for f in names]
 
     def merges(self) -> pa.Table:
+        """Every merge (O(the merges): mainnet has billions); `merges_in_txs` for some."""
         tables = self._tables("merges")
         if not tables:
-            return pa.table(
-                {
-                    "address_a_id": pa.array([], pa.int64()),
-                    "address_b_id": pa.array([], pa.int64()),
-                    "tx_id": pa.array([], pa.int64()),
-                    "txid": pa.array([], pa.string()),
-                    "rule": pa.array([], pa.string()),
-                    "change_rules": pa.array([], pa.string()),
-                    "confidence": pa.array([], pa.float64()),
-                }
-            )
+            return _empty_merges()
         return pa.concat_tables(tables)
 
     def coinjoins(self, columns: list[str] | None = None) -> pa.Table:
@@ -595,17 +689,47 @@ class Clusters:
         empty = pa.schema([("tx_id", pa.int64()), ("txid", pa.string()), ("rule", pa.string())])
         return empty.empty_table().select(columns or empty.names)
 
-    def explain(self, address_a: int, address_b: int) -> list[dict[str, Any]] | None:
-        """The shortest chain of merges linking two address ids, or None if not linked."""
+    def merges_in_txs(self, tx_ids: np.ndarray, first_in: np.ndarray | None = None) -> pa.Table:
+        """The merges made in any of `tx_ids` (dense tx ids), in merge order; with `first_in`
+        (address ids), only those whose address_a is one of them. Reads only the row groups
+        whose tx_id range holds one of the txs (the evidence is written in tx order), first
+        their two id columns, then every column of the groups that hold a match: asking for a
+        cluster's txs costs O(the cluster), not O(every merge)."""
+        wanted = np.unique(np.asarray(tx_ids, np.int64))
+        names = self.manifest.get("files", {}).get("merges", [])
+        parts = []
+        if self.data_dir is not None and wanted.shape[0]:
+            for name in names:
+                handle = pq.ParquetFile(clusters_dir(self.data_dir) / name)
+                for g in _groups_holding(handle, "tx_id", wanted):
+                    ids = handle.read_row_group(g, columns=["tx_id", "address_a_id"])
+                    keep = np.isin(ids.column("tx_id").to_numpy(), wanted)
+                    if first_in is not None:
+                        keep &= np.isin(ids.column("address_a_id").to_numpy(), first_in)
+                    if keep.any():
+                        parts.append(handle.read_row_group(g).filter(pa.array(keep)))
+        if not parts:
+            if names and self.data_dir is not None:  # none matched: the files' own columns
+                return pq.read_schema(clusters_dir(self.data_dir) / names[0]).empty_table()
+            return _empty_merges()
+        return pa.concat_tables(parts)
+
+    def explain(
+        self, address_a: int, address_b: int, merges: pa.Table | None = None
+    ) -> list[dict[str, Any]] | None:
+        """The shortest chain of merges linking two address ids, or None if not linked.
+        `merges`: the cluster's merges when the caller has them (`summary.cluster_merges`,
+        O(the cluster)); else every merge is read."""
         if self.cluster_of[address_a] != self.cluster_of[address_b]:
             return None
         if address_a == address_b:
             return []
-        merges = self.merges()
+        if merges is None:
+            merges = self.merges()
         a_ids = merges.column("address_a_id").to_numpy()
         b_ids = merges.column("address_b_id").to_numpy()
         cluster = self.cluster_of[address_a]
-        inside = np.flatnonzero(np.asarray(self.cluster_of)[a_ids] == cluster)
+        inside = np.flatnonzero(self.clusters_of(a_ids) == cluster)
         adjacency: dict[int, list[tuple[int, int]]] = {}
         for row in inside.tolist():
             a, b = int(a_ids[row]), int(b_ids[row])

@@ -17,10 +17,13 @@ from chainsleuth.cluster.engine import Clusters
 from chainsleuth.store import lookups
 from chainsleuth.store.store import Store
 
-__all__ = ["cluster_merges", "cluster_summary", "cluster_summary_by_id", "tx_change"]
-
-#: Clusters up to this size go through the lookup index; larger ones scan the output array once.
-INDEXED_MEMBERS_MAX = 4096
+__all__ = [
+    "cluster_merges",
+    "cluster_summary",
+    "cluster_summary_by_id",
+    "explain_link",
+    "tx_change",
+]
 
 
 def cluster_summary(data_dir: Path, address: str) -> dict[str, Any]:
@@ -42,23 +45,17 @@ def cluster_summary_by_id(data_dir: Path, cluster_id: int) -> dict[str, Any]:
 
 def _summary(store: Store, clusters: Clusters, cluster_id: int) -> dict[str, Any]:
     members = clusters.members(cluster_id)
-    if members.shape[0] <= INDEXED_MEMBERS_MAX:  # the lookup index: O(the cluster's outputs)
-        outs = store.lookup_index().outputs_of_addresses(members.astype(np.int64))
-    else:
-        outs = lookups.outputs_paying_set(store, members)
+    outs = lookups.outputs_of_addresses(store, members)  # O(the cluster's outputs)
     values = store.graph.output_value[outs]
-    spent = store.spent_by_tx()[outs] >= 0
+    spent = store.spent_by(outs) >= 0
     first_out = store.graph.tx_first_output
     creating = np.searchsorted(first_out, outs, side="right") - 1
     heights = store.graph.tx_height[creating]
-    merges = clusters.merges()
-    a_ids = merges.column("address_a_id").to_numpy()
-    inside = np.asarray(clusters.cluster_of)[a_ids] == cluster_id if a_ids.shape[0] else a_ids
+    mine = _merges_of(store, clusters, cluster_id, members, outs)
     rules: dict[str, int] = {}
-    if a_ids.shape[0]:
+    if mine.num_rows:
         # counted in Arrow (a super-cluster has millions of merges): "change:<rules>" for a
         # change merge, else the rule; value_counts keeps the order of first appearance
-        mine = merges.select(["rule", "change_rules"]).filter(pa.array(inside))
         change = pc.binary_join_element_wise("change:", mine["change_rules"], "")
         key = pc.if_else(pc.is_null(mine["change_rules"]), mine["rule"], change)
         for row in pc.value_counts(key).to_pylist():
@@ -76,17 +73,46 @@ def _summary(store: Store, clusters: Clusters, cluster_id: int) -> dict[str, Any
     }
 
 
+def _merges_of(
+    store: Store, clusters: Clusters, cluster_id: int, members: np.ndarray, outs: np.ndarray
+) -> pa.Table:
+    """The merges inside a cluster, in merge order. A merge happens in a tx that spends or
+    creates a member's output, so only those txs' merges are read (O(the cluster)); of them,
+    those whose first address is in the cluster (a payer's merges in a tx paying a member
+    belong to the payer's cluster)."""
+    return clusters.merges_in_txs(lookups.txs_of_outputs(store, outs), first_in=members)
+
+
 def cluster_merges(data_dir: Path, cluster_id: int) -> pa.Table:
     """The merges (evidence) inside a cluster, in merge order: address_a_id, address_b_id,
-    tx_id, txid, rule, change_rules, confidence."""
+    tx_id, txid, rule, change_rules, confidence. O(the cluster), not O(every merge)."""
+    store = Store.open(data_dir)
     clusters = Clusters(data_dir)
     cid = clusters.resolve_cluster(int(cluster_id))
-    merges = clusters.merges()
-    a_ids = merges.column("address_a_id").to_numpy()
-    if a_ids.shape[0] == 0:
-        return merges
-    inside = np.asarray(clusters.cluster_of)[a_ids] == cid
-    return merges.filter(pa.array(inside))
+    members = clusters.members(cid)
+    outs = lookups.outputs_of_addresses(store, members)
+    return _merges_of(store, clusters, cid, members, outs)
+
+
+def explain_link(data_dir: Path, address_a: int, address_b: int) -> list[dict[str, Any]] | None:
+    """The shortest chain of merges linking two address ids (`chainsleuth explain`), each step
+    with its address ids and, as `from` and `to`, its addresses; None when they are in
+    different clusters. Reads the merges of their cluster only."""
+    store = Store.open(data_dir)
+    clusters = Clusters(data_dir)
+    a, b = int(address_a), int(address_b)
+    merges = None
+    if clusters.cluster_of[a] == clusters.cluster_of[b] and a != b:
+        merges = cluster_merges(data_dir, int(clusters.cluster_of[a]))
+    steps = clusters.explain(a, b, merges)
+    if steps:
+        ids = np.array([s["to_address_id"] for s in steps] + [a], np.int64)
+        names = store.addresses(ids).to_pylist()
+        by_id = dict(zip(ids.tolist(), names, strict=True))
+        for s in steps:
+            s["from"] = by_id[s["from_address_id"]]
+            s["to"] = by_id[s["to_address_id"]]
+    return steps
 
 
 def tx_change(data_dir: Path, txid: str) -> dict[str, Any] | None:

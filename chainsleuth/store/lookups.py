@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -133,6 +134,33 @@ def outputs_paying_set(store: Store, address_ids: Any) -> np.ndarray:
     out_address = store.graph.output_address
     found: np.ndarray = np.flatnonzero(mask[np.minimum(out_address, n)]).astype(np.int64)
     return found
+
+
+#: Address sets up to this size are looked up one by one in the index rather than scanned.
+INDEXED_LOOKUP_MAX = 1 << 12
+
+
+def outputs_of_addresses(store: Store, address_ids: Collection[int] | np.ndarray) -> np.ndarray:
+    """Output ids paying any of `address_ids`, ascending.
+
+    Up to `INDEXED_LOOKUP_MAX` addresses go through the lookup index (O(their outputs)); more
+    are answered by one pass over the output address array (`outputs_paying_set`).
+
+    >>> outputs_of_addresses(store, [store.address_id_of("1Q2TW...")])   # doctest: +SKIP
+    """
+    ids = np.asarray(list(address_ids) if not isinstance(address_ids, np.ndarray) else address_ids)
+    if ids.shape[0] <= INDEXED_LOOKUP_MAX:
+        return store.lookup_index().outputs_of_addresses(ids.astype(np.int64))
+    return outputs_paying_set(store, ids)
+
+
+def txs_of_outputs(store: Store, outputs: np.ndarray) -> np.ndarray:
+    """The txs that created or spent any of `outputs` (output ids), ascending and unique."""
+    outs = np.asarray(outputs, np.int64)
+    creating = np.searchsorted(store.graph.tx_first_output, outs, side="right") - 1
+    spending = store.spent_by(outs).astype(np.int64)
+    spending = spending[spending >= 0]
+    return np.unique(np.concatenate((creating.astype(np.int64), spending)))
 
 
 def address_info(store: Store, address: str) -> dict[str, Any]:

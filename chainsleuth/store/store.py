@@ -490,8 +490,16 @@ class Store:
         return int(found)
 
     def spent_by_tx(self) -> np.ndarray:
-        """Spending tx id per output (-1 unspent), ignoring marks of uncommitted writes."""
+        """Spending tx id per output (-1 unspent), ignoring marks of uncommitted writes.
+        A copy of the whole array (8 B per output): for some outputs, use `spent_by`."""
         raw = self.graph.output_spent_by_tx.astype(np.int64)
+        raw[(raw == int(NONE32)) | (raw >= self.counts["txs"])] = -1
+        return raw
+
+    def spent_by(self, outputs: np.ndarray) -> np.ndarray:
+        """Spending tx id of each of `outputs` (output ids; -1 unspent), read at those alone."""
+        raw = np.asarray(self.graph.output_spent_by_tx[np.asarray(outputs, np.int64)])
+        raw = raw.astype(np.int64)
         raw[(raw == int(NONE32)) | (raw >= self.counts["txs"])] = -1
         return raw
 

@@ -358,7 +358,7 @@ def _activity(data_dir: Path, address_mask: np.ndarray) -> dict[str, Any]:
             "first_seen_time": None,
             "last_seen_time": None,
         }
-    spent_by = store.spent_by_tx()[outs]
+    spent_by = store.spent_by(outs)
     first_out = store.graph.tx_first_output
     creating = np.searchsorted(first_out, outs, side="right") - 1
     txs = np.union1d(creating, spent_by[spent_by >= 0])

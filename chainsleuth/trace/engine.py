@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from chainsleuth.core.errors import ChainsleuthError
-from chainsleuth.store.lookups import outputs_paying_set
 from chainsleuth.store.store import Store
 from chainsleuth.trace import kernels
 
@@ -137,24 +136,6 @@ class TraceResult:
         """Traced satoshis per kind, summed over rows (poison rows overlap: see the docs)."""
         sums = np.bincount(self.kind, weights=self.amount, minlength=len(KINDS))
         return {KINDS[k]: int(sums[k]) for k in range(len(KINDS)) if sums[k]}
-
-
-#: Address sets up to this size are looked up one by one in the index rather than scanned.
-INDEXED_LOOKUP_MAX = 1 << 12
-
-
-def outputs_of_addresses(store: Store, address_ids: Collection[int] | np.ndarray) -> np.ndarray:
-    """Output ids paying any of `address_ids`, ascending.
-
-    Up to `INDEXED_LOOKUP_MAX` addresses go through the lookup index (O(their outputs)); more
-    are answered by one pass over the output address array.
-
-    >>> outputs_of_addresses(store, [store.address_id_of("1Q2TW...")])   # doctest: +SKIP
-    """
-    ids = np.asarray(list(address_ids) if not isinstance(address_ids, np.ndarray) else address_ids)
-    if ids.shape[0] <= INDEXED_LOOKUP_MAX:
-        return store.lookup_index().outputs_of_addresses(ids.astype(np.int64))
-    return outputs_paying_set(store, ids)
 
 
 def outputs_of_tx(store: Store, tx_id: int) -> np.ndarray:

@@ -188,7 +188,7 @@ def exposure(
     else:
         outs = np.flatnonzero(address == node)
     value = store.graph.output_value
-    spender = store.spent_by_tx()[outs]
+    spender = store.spent_by(outs)
     spent = outs[spender >= 0]
     if min_height is not None or max_height is not None:
         heights = store.graph.tx_height

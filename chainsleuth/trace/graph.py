@@ -26,11 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from chainsleuth.cluster.engine import Clusters, read_manifest
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.store.graph import owned_rows
 from chainsleuth.store.layout import NONE32
+from chainsleuth.store.lookups import outputs_of_addresses
 from chainsleuth.store.store import Store
-from chainsleuth.trace.engine import outputs_of_addresses, txid_hex
+from chainsleuth.trace.engine import txid_hex
 from chainsleuth.trace.exposure import attributed_cluster_labels, coinjoin_flags
 
 __all__ = ["DIRECTIONS", "KINDS", "Expansion", "FlowGraph", "NodeRef", "parse_node"]
@@ -126,14 +128,9 @@ class FlowGraph:
         self.in_spent = s.graph.input_spent_output
         self.tx_height = s.graph.tx_height
         self.block_time = s.graph.block_time
-        from chainsleuth.cluster.engine import read_manifest
-
         self.clustered = read_manifest(self.data_dir) is not None
-        self.cluster_of: np.ndarray | None = None
-        if self.clustered:
-            from chainsleuth.cluster.engine import Clusters
-
-            self.cluster_of = np.asarray(Clusters(self.data_dir).cluster_of)
+        # the published clustering, read where asked (never a copy of every address's id)
+        self.clusters: Clusters | None = Clusters(self.data_dir) if self.clustered else None
         self.attribution = attributed_cluster_labels(self.data_dir)
         self.is_coinjoin, self.mixer = coinjoin_flags(self.data_dir, self.n_txs)
         self._usd_per_height: np.ndarray | None = None
@@ -151,12 +148,17 @@ class FlowGraph:
         return int(found)
 
     def cluster_id(self, key: str | int) -> int:
-        if self.cluster_of is None:
+        if self.clusters is None:
             raise ChainsleuthError("no clustering yet: run `chainsleuth cluster` first")
         text = str(key)
-        if not text.isdigit() or int(text) >= self.cluster_of.shape[0]:
+        if not text.isdigit():
             raise ChainsleuthError(f"no cluster {text} in this clustering")
-        return int(self.cluster_of[int(text)])  # a saved id's current cluster (they only merge)
+        return self.clusters.resolve_cluster(int(text))  # a saved id's current cluster
+
+    def cluster_of(self, address_ids: np.ndarray) -> np.ndarray:
+        """Cluster ids of address ids (an address the clustering has not seen is its own)."""
+        assert self.clusters is not None
+        return self.clusters.clusters_of(np.asarray(address_ids, np.int64))
 
     def members(self, node: NodeRef) -> np.ndarray:
         """Address ids of an address or cluster node."""
@@ -164,14 +166,13 @@ class FlowGraph:
             return np.array([self.address_id(node.key)], np.int64)
         if node.kind == "cluster":
             cid = self.cluster_id(node.key)  # raises without a clustering
-            assert self.cluster_of is not None
-            return np.flatnonzero(self.cluster_of == cid).astype(np.int64)
+            assert self.clusters is not None
+            return self.clusters.members(cid).astype(np.int64)  # O(the cluster)
         raise ChainsleuthError(f"{node.id} is a transaction, not an address or cluster")
 
     def _group_key(self, address_ids: np.ndarray, level: str) -> np.ndarray:
         if level == "cluster":
-            assert self.cluster_of is not None
-            return self.cluster_of[address_ids].astype(np.int64)
+            return self.cluster_of(address_ids)
         return address_ids.astype(np.int64)
 
     # --------------------------------------------------------------------------- prices
@@ -436,9 +437,7 @@ class FlowGraph:
         if kind == "address":
             names = self.store.addresses(keys).to_pylist()
             clusters = (
-                self.cluster_of[keys].tolist()
-                if self.cluster_of is not None
-                else [None] * len(names)
+                self.cluster_of(keys).tolist() if self.clusters is not None else [None] * len(names)
             )
             for name, cid in zip(names, clusters, strict=True):
                 entity, category = (

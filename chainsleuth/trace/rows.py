@@ -18,13 +18,13 @@ import numpy as np
 from chainsleuth.cluster.engine import Clusters, read_manifest
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.store.layout import NONE32
+from chainsleuth.store.lookups import outputs_of_addresses
 from chainsleuth.store.store import Store
 from chainsleuth.trace.engine import (
     FLAG_LOW_CONFIDENCE,
     FLAG_POISON,
     KINDS,
     TraceOptions,
-    outputs_of_addresses,
     outputs_of_tx,
     path_txids,
     trace_back,

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from chainsleuth.store.ingest import ingest_blocks_dir
+from chainsleuth.store.lookups import outputs_of_addresses
 from chainsleuth.store.store import Store
 from chainsleuth.trace.engine import (
     FLAG_LOW_CONFIDENCE,
     FLAG_POISON,
     TraceOptions,
     TraceResult,
-    outputs_of_addresses,
     outputs_of_tx,
     trace_back,
     trace_forward,
