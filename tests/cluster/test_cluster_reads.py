@@ -64,12 +64,24 @@ def test_members_walk_the_member_lists_and_equal_a_pass_over_every_address(
 ) -> None:
     ids = np.asarray(Clusters(layered_store).cluster_of)
     wanted = {cid: np.flatnonzero(ids == cid) for cid in _sample_clusters(ids)}
+    monkeypatch.setattr(engine, "WALK_MEMBERS_MIN", int(np.bincount(ids).max()))
     _no_whole_array(monkeypatch)
     clusters = Clusters(layered_store)
     for cid, members in wanted.items():
         assert clusters.members(cid).tolist() == members.tolist()
         # a member's id resolves to its cluster, and gives the same members
         assert clusters.members(int(members[-1])).tolist() == members.tolist()
+
+
+def test_a_cluster_larger_than_the_walk_is_found_by_a_pass_over_the_ids(
+    layered_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clusters = Clusters(layered_store)
+    ids = np.asarray(clusters.cluster_of)
+    largest = int(np.argmax(np.bincount(ids)))
+    monkeypatch.setattr(engine, "WALK_MEMBERS_MIN", 2)
+    assert clusters._walk_members(largest) is None
+    assert clusters.members(largest).tolist() == np.flatnonzero(ids == largest).tolist()
 
 
 def test_a_member_list_that_disagrees_with_the_cluster_ids_is_not_trusted(
@@ -88,6 +100,7 @@ def test_a_member_list_that_disagrees_with_the_cluster_ids_is_not_trusted(
     assert clusters._walk_members(a) is None
     assert clusters.members(a).tolist() == np.flatnonzero(ids == a).tolist()
     # a list that never comes back to its start (cut short) is not trusted either
+    monkeypatch.setattr(engine, "WALK_MEMBERS_MIN", int(sizes[b]) - 2)
     monkeypatch.setattr(engine, "WALK_MEMBERS_MAX", int(sizes[b]) - 2)
     monkeypatch.setattr(Clusters, "_member_lists", lambda self: real)
     assert clusters._walk_members(b) is None
@@ -104,6 +117,7 @@ def test_a_clusters_merges_and_summary_read_its_own_txs_only(
     sample = _sample_clusters(ids)
     wanted = {cid: every.filter(pa.array(inside == cid)) for cid in sample}
     summaries = {cid: cluster_summary_by_id(layered_store, cid) for cid in sample}
+    monkeypatch.setattr(engine, "WALK_MEMBERS_MIN", int(np.bincount(ids).max()))
     _no_whole_array(monkeypatch)
     n_merges = 0
     for cid in sample:
@@ -132,6 +146,7 @@ def test_explain_reads_the_clusters_merges_only(
     members = np.flatnonzero(ids == ids[a])
     b = int(members[-1]) if members[-1] != a else int(members[0])
     full = clusters.explain(a, b)
+    monkeypatch.setattr(engine, "WALK_MEMBERS_MIN", int(members.shape[0]))
     _no_whole_array(monkeypatch)
     steps = explain_link(layered_store, a, b)
     assert full is not None and steps is not None
