@@ -20,7 +20,7 @@ from chainsleuth.cases.cashouts import (
     UNCONFIRMED_FORWARD_CAP,
     VIA_FORWARD_UNCONFIRMED,
 )
-from chainsleuth.cases.confidence import calibration
+from chainsleuth.cases.confidence import calibration, typical_hold_days
 from chainsleuth.core.script_types import ScriptType
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
@@ -441,7 +441,11 @@ def lead_table(
         tagged_rows = g_kind == SOURCE_ATTRIBUTED
         via_change[tagged_rows] = change_spent[g_cluster[tagged_rows]]
     share = np.clip(share, 0.0, 1.0)
-    confidence = calibration().lead(policy, g_hops, share, g_custody_n, via_entity, g_hold)
+    cal = calibration()
+    # how long the case's traced coins usually sit: a lead's hold counts relative to it
+    subpoena = np.isin(category, list(EXCHANGE_CATEGORIES))
+    typical = typical_hold_days(g_hold[subpoena], g_hops[subpoena], cal.reference_hold_days)
+    confidence = cal.lead(policy, g_hops, share, g_custody_n, via_entity, g_hold, typical)
     # a source named beyond a CoinJoin (walk_coinjoins) is no surer than the CoinJoin itself
     through = (result.flags & trace_kernels.FLAG_LOW_CONFIDENCE) != 0
     g_through = np.maximum.reduceat(through[order], starts) if n_groups else np.zeros(0, np.bool_)
