@@ -425,9 +425,7 @@ def leave_out_report(runs: list[Run], schemes: list[str]) -> tuple[str, dict[str
     return "\n\n".join(out), by_world
 
 
-def precision_table(
-    runs: list[Run], old: dict[str, np.ndarray], new: dict[str, np.ndarray]
-) -> str:
+def precision_table(runs: list[Run], old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> str:
     """Lead precision / recall at >= 0.5 per world, shipped vs new, worst precision first."""
     rows = []
     for r in runs:
@@ -435,8 +433,7 @@ def precision_table(
         pn, rn, nn, _ = lead_scores(r, new[world(r)])
         rows.append((min(po, pn), world(r), po, ro, no, pn, rn, nn))
     lines = [
-        "### Lead precision and recall at >= 0.5 per world: shipped vs new (leave-one-world-out)"
-        "\n",
+        "### Lead precision and recall at >= 0.5 per world: shipped vs new (leave-one-world-out)\n",
         "| world | precision shipped | precision new | recall shipped | recall new | named "
         "shipped | named new |",
         "|---|---|---|---|---|---|---|",
@@ -457,7 +454,7 @@ def _panel(ax: Any, series: list[tuple[str, np.ndarray, np.ndarray]], title: str
         obs = [o for _, _, _, _, o, _ in bins]
         top = max(n for _, _, n, _, _, _ in bins)
         size = [20 + 180 * np.sqrt(n / top) for _, _, n, _, _, _ in bins]
-        for (_, _, n, c, o, _), s in zip(bins, size, strict=True):
+        for _, _, n, c, o, _ in bins:
             a, b = wilson(o, n)
             ax.plot([c, c], [a, b], color=color, linewidth=1, alpha=0.6)
         ax.plot(given, obs, color=color, linewidth=1.2)
@@ -604,6 +601,9 @@ def main(argv: list[str] | None = None) -> int:
         "--check-shipped",
         action="store_true",
         help="only print the reliability of the confidence the cases shipped on --check-seeds",
+    )
+    parser.add_argument(
+        "--fit-uncapped", action="store_true", help="the default now (kept for old commands)"
     )
     parser.add_argument(
         "--leave-out",

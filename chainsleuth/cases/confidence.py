@@ -39,6 +39,7 @@ __all__ = [
     "calibration",
     "cashout_design",
     "lead_design",
+    "parse_calibration",
     "typical_hold_days",
     "via_entity",
 ]
@@ -164,12 +165,18 @@ def cashout_design(hops: np.ndarray, share: np.ndarray) -> np.ndarray:
 def calibration() -> Calibration:
     """The shipped calibration (chainsleuth/cases/calibration.yaml)."""
     path = resources.files("chainsleuth.cases").joinpath("calibration.yaml")
-    raw = yaml.safe_load(path.read_text())
+    return parse_calibration(path.read_text(), str(path))
+
+
+def parse_calibration(text: str, where: str) -> Calibration:
+    """A calibration from its yaml text; ValueError (one line, naming `where`) when its
+    features are not the ones this module computes."""
+    raw = yaml.safe_load(text)
     for kind, want in (("lead", LEAD_FEATURES), ("cashout", CASHOUT_FEATURES)):
         got = tuple(raw[kind]["features"])
         if got != want or len(raw[kind]["weights"]) != len(want):
             raise ValueError(
-                f"{path}: {kind}.features {list(got)} with {len(raw[kind]['weights'])} weights,"
+                f"{where}: {kind}.features {list(got)} with {len(raw[kind]['weights'])} weights,"
                 f" confidence.py computes {list(want)}: refit with python -m bench.calibrate"
             )
     return Calibration(

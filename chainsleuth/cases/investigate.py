@@ -32,7 +32,7 @@ from chainsleuth.cases.cashouts import (
     cashout_rows,
     payee_fates_summary,
 )
-from chainsleuth.cases.confidence import calibration
+from chainsleuth.cases.confidence import MAX_HOLD_RATIO, MIN_TYPICAL_ROWS, calibration
 from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of this API)
     BATCH_MIN_OUTPUTS,
     CASHOUT_COLUMNS,
@@ -559,6 +559,10 @@ def investigate(
                 "cashout_features": list(calibration().cashout_features),
                 "cashout_weights": [round(float(w), 6) for w in calibration().cashout_weights],
                 "policy_scale": calibration().policy_scale,
+                # a lead's hold counts over the case's typical hold (confidence.py)
+                "reference_hold_days": calibration().reference_hold_days,
+                "max_hold_ratio": MAX_HOLD_RATIO,
+                "min_typical_rows": MIN_TYPICAL_ROWS,
                 "fitted_on": calibration().fitted_on,
             },
             "batch_min_outputs": BATCH_MIN_OUTPUTS,
