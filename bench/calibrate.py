@@ -425,21 +425,69 @@ def leave_out_report(runs: list[Run], schemes: list[str]) -> tuple[str, dict[str
     return "\n\n".join(out), by_world
 
 
-def precision_table(runs: list[Run], old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> str:
-    """Lead precision / recall at >= 0.5 per world, shipped vs new, worst precision first."""
+def precision_table(
+    runs: list[Run], old: dict[str, np.ndarray], new: dict[str, np.ndarray]
+) -> str:
+    """Lead precision / recall at >= 0.5 per world under the saved (shipped v1) confidence,
+    the leave-one-world-out one (`new`) and the calibration.yaml in place (fitted on every
+    world, in-sample), worst precision first."""
+    raw = yaml.safe_load(YAML_PATH.read_text())["lead"]
+    refit = None
+    if tuple(raw["features"]) == LEAD_FEATURES:
+        w, ref = np.asarray(raw["weights"], np.float64), float(raw["reference_hold_days"])
+        refit = {world(r): predict_leads(r, w, "v2", ref) for r in runs}
     rows = []
     for r in runs:
         po, ro, no, _ = lead_scores(r, old[world(r)])
         pn, rn, nn, _ = lead_scores(r, new[world(r)])
-        rows.append((min(po, pn), world(r), po, ro, no, pn, rn, nn))
+        pf, rf, nf, _ = lead_scores(r, refit[world(r)]) if refit else (pn, rn, nn, 0)
+        rows.append((min(po, pn, pf), world(r), po, pn, pf, ro, rn, rf, no, nn, nf))
     lines = [
-        "### Lead precision and recall at >= 0.5 per world: shipped vs new (leave-one-world-out)\n",
-        "| world | precision shipped | precision new | recall shipped | recall new | named "
-        "shipped | named new |",
-        "|---|---|---|---|---|---|---|",
+        "### Lead precision and recall at >= 0.5 per world: shipped v1, leave-one-world-out, "
+        "refit in place\n",
+        "| world | precision v1 | precision left out | precision refit | recall v1 "
+        "| recall left out | recall refit | named v1 | named left out | named refit |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for _, w, po, ro, no, pn, rn, nn in sorted(rows):
-        lines.append(f"| {w} | {po:.3f} | {pn:.3f} | {ro:.3f} | {rn:.3f} | {no:,} | {nn:,} |")
+    for _, w, *v in sorted(rows):
+        lines.append(
+            f"| {w} | " + " | ".join(f"{x:.4f}" for x in v[:6]) + " | "
+            + " | ".join(f"{x:,}" for x in v[6:]) + " |"
+        )  # fmt: skip
+    return "\n".join(lines)
+
+
+#: Edges of the hold ÷ typical hold bins of `hold_table`
+HOLD_RATIO_EDGES = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, np.inf)
+
+
+def hold_table(runs: list[Run], profile: str = "hard") -> str:
+    """Share right of `profile`'s lead rows without forward signs by hold ÷ the case's
+    typical hold, per scale (markdown): the hold's risk is the same at every scale only
+    relative to the case's pace."""
+    scales = [s for s in SCALES if any(r["scale"] == s for r in runs)]
+    cells: dict[str, list[str]] = {s: [] for s in scales}
+    for scale in scales:
+        ratio, right = [], []
+        for r in runs:
+            if r["scale"] != scale or r["profile"] != profile:
+                continue
+            typical = run_typical_hold(r, _reference_hold())
+            for o in _leads(r):
+                if not _forward_capped(o):
+                    ratio.append(o.get("hold_days", 0.0) / typical)
+                    right.append(o["correct"])
+        x, y = np.array(ratio), np.array(right, np.float64)
+        for lo, hi in zip(HOLD_RATIO_EDGES, HOLD_RATIO_EDGES[1:], strict=False):
+            m = (x >= lo) & (x < hi)
+            cells[scale].append(f"{y[m].mean():.3f} ({int(m.sum()):,})" if m.any() else "")
+    lines = [
+        f"| hold ÷ case's typical hold ({profile}) | " + " | ".join(scales) + " |",
+        "|---" * (len(scales) + 1) + "|",
+    ]
+    for i, (lo, hi) in enumerate(zip(HOLD_RATIO_EDGES, HOLD_RATIO_EDGES[1:], strict=False)):
+        label = f"{lo:g}–{hi:g}" if np.isfinite(hi) else f">= {lo:g}"
+        lines.append(f"| {label} | " + " | ".join(cells[s][i] for s in scales) + " |")
     return "\n".join(lines)
 
 
@@ -621,6 +669,8 @@ def main(argv: list[str] | None = None) -> int:
         if not runs:
             raise SystemExit("no outcomes: run python -m bench.accuracy_matrix first")
         text, by_world = leave_out_report(runs, args.leave_out)
+        print(hold_table(runs))
+        print()
         print(text)
         cash_runs = _load(None, args.cashout_scales)
         print(cashout_report(cash_runs))

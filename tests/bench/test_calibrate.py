@@ -210,6 +210,19 @@ def test_leave_out_report_and_figures(tmp_path: Path, monkeypatch: pytest.Monkey
     text, by_world = calibrate.leave_out_report(runs, ["world", "scale"])
     assert "### Leave-one-world-out" in text and "### Leave-one-scale-out" in text
     assert "| medium |" in text and "| hard |" in text
-    assert "precision shipped | precision new" in text
+    assert "| precision v1 | precision left out | precision refit |" in text
     calibrate.draw(runs, by_world, [(0.95, True)])
     assert (tmp_path / "r.png").stat().st_size > 0 and (tmp_path / "g.png").stat().st_size > 0
+
+
+def test_hold_table_reads_the_hold_relative_to_the_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(calibrate, "_reference_hold", lambda: 1.0)
+    runs = _runs()
+    text = calibrate.hold_table(runs, "hard")
+    lines = text.splitlines()
+    assert lines[0].startswith("| hold ÷ case's typical hold (hard) | small | medium |")
+    # the synthetic worlds' wrong rows hold ~20 days, ~14x the typical (~1.5 days), their
+    # right ones ~1x: the first bin is all right, the 8-16 bin all wrong, the rest empty
+    assert lines[2].startswith("| 0–2 | 1.000 (")
+    assert lines[5].startswith("| 8–16 | 0.000 (")
+    assert [line for line in lines[3:] if "(" in line] == [lines[5]]
