@@ -6,6 +6,7 @@ from __future__ import annotations
 from importlib import resources
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import yaml
 
@@ -22,6 +23,13 @@ from chainsleuth.cases.confidence import (
     parse_calibration,
     typical_hold_days,
     via_entity,
+)
+from chainsleuth.cases.rows import (
+    COINJOIN_CAP,
+    FORWARD_CAP,
+    LONG_HOLD_CAP,
+    case_typical_hold,
+    recalibrate_leads,
 )
 
 
@@ -128,3 +136,50 @@ def test_lead_without_typical_uses_the_reference_hold() -> None:
     args = (3 * one, one, 0 * one, 0 * one, 4 * one)
     assert c.lead("haircut", *args)[0] == c.lead("haircut", *args, c.reference_hold_days)[0]
     assert confidence.MIN_SHARE > 0
+
+
+def _leads_table(n: int, hold: float) -> pa.Table:
+    """A leads table of `n` two-hop tagged exchange rows held `hold` days, then one of each
+    capped or zeroed kind."""
+    kinds = [
+        # (category, through_coinjoin, caution, attributed_via)
+        ("exchange", "false", "", "tag"),
+        ("exchange", "true", "", "tag"),
+        ("exchange", "false", "long_hold", "service_entity"),
+        ("exchange", "false", "send_all_hop", "wallet_style"),
+        ("coinjoin", "false", "", ""),
+        ("unidentified_service", "false", "", ""),
+    ]
+    rows = [kinds[0]] * n + kinds[1:]
+    m = len(rows)
+    return pa.table(
+        {
+            "source_category": [r[0] for r in rows],
+            "through_coinjoin": [r[1] for r in rows],
+            "caution": [r[2] for r in rows],
+            "attributed_via": [r[3] for r in rows],
+            "hops": pa.array([2] * m, pa.int64()),
+            "share": pa.array([1.0] * m),
+            "custody_path": [""] * (m - 1) + ["a;b"],
+            "hold_days": pa.array([hold] * m),
+            "policy": ["haircut"] * m,
+            "confidence": pa.array([0.5] * m),
+        }
+    )
+
+
+def test_recalibrate_leads_recomputes_confidence_at_the_case_typical_hold() -> None:
+    n = MIN_TYPICAL_ROWS + 5
+    t = _leads_table(n, hold=3.0)
+    assert case_typical_hold(t) == pytest.approx(3.0)
+    out = recalibrate_leads(t, 1.0)
+    c = out.column("confidence").to_numpy()
+    one = np.ones(1)
+    plain = float(calibration().lead("haircut", 2 * one, one, 0 * one, 0 * one, 3 * one, 1.0)[0])
+    assert c[0] == pytest.approx(round(plain, 4))
+    assert c[n] <= COINJOIN_CAP  # beyond a CoinJoin
+    assert c[n + 1] <= LONG_HOLD_CAP and c[n + 2] <= FORWARD_CAP
+    assert c[n + 4] == 0.0  # not a subpoena target
+    # at the case's own typical hold, the same hold reads as ordinary: surer
+    assert recalibrate_leads(t, 3.0).column("confidence").to_numpy()[0] > c[0]
+    assert out.column_names == t.column_names
