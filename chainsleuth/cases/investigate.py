@@ -466,10 +466,10 @@ def investigate(
     leads = (pa.concat_tables(parts) if parts else schema_of(LEAD_COLUMNS).empty_table()).sort_by(
         LEAD_ORDER
     )
-    # a lead's hold counts over the whole case's typical hold (each chunk measured its own)
+    # a lead's hold counts over the whole case's typical hold (each chunk measured its own):
+    # recomputed from the rows themselves, so the chunking changes no byte
     typical_hold = case_typical_hold(leads)
-    if len(parts) > 1:
-        leads = recalibrate_leads(leads, typical_hold)
+    leads = recalibrate_leads(leads, typical_hold)
     del parts
     trim_heap()
     subpoenas = subpoena_table(leads, min_confidence)

@@ -441,8 +441,8 @@ def lead_table(
         tagged_rows = g_kind == SOURCE_ATTRIBUTED
         via_change[tagged_rows] = change_spent[g_cluster[tagged_rows]]
     share = np.clip(share, 0.0, 1.0)
-    # how long this chunk's traced coins usually sit (investigate recomputes the confidence
-    # over the whole case's when its seeds came in several chunks: recalibrate_leads)
+    # how long this chunk's traced coins usually sit (investigate recomputes every lead's
+    # confidence over the whole case's: recalibrate_leads)
     subpoena = np.isin(category, list(EXCHANGE_CATEGORIES))
     typical = typical_hold_days(
         g_hold[subpoena], g_hops[subpoena], calibration().reference_hold_days
