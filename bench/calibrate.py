@@ -425,9 +425,7 @@ def leave_out_report(runs: list[Run], schemes: list[str]) -> tuple[str, dict[str
     return "\n\n".join(out), by_world
 
 
-def precision_table(
-    runs: list[Run], old: dict[str, np.ndarray], new: dict[str, np.ndarray]
-) -> str:
+def precision_table(runs: list[Run], old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> str:
     """Lead precision / recall at >= 0.5 per world under the saved (shipped v1) confidence,
     the leave-one-world-out one (`new`) and the calibration.yaml in place (fitted on every
     world, in-sample), worst precision first."""
