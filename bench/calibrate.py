@@ -1,19 +1,28 @@
-"""Fit the confidence calibration on the profile matrix, check it on held-out seeds.
+"""Fit the confidence calibration on the profile matrix; check it on worlds the fit never saw.
 
 Reads the lead and cash-out outcomes that `bench.accuracy_matrix` saved
-(`bench-output/accuracy/<profile>-<scale>-<seed>.json`), fits two logistic models (numpy
-Newton iterations, `chainsleuth.cluster.learned.fit_logistic`) on the `--fit-seeds` of every
-profile, writes `chainsleuth/cases/calibration.yaml`, and draws the reliability diagram of the
-`--check-seeds` (which the fit never saw) to `docs/img/reliability.png`.
+(`bench-output/accuracy/<profile>-<scale>-<seed>.json`: every row with its features and the
+truth's verdict), fits two logistic models (numpy Newton iterations,
+`chainsleuth.cluster.learned.fit_logistic`) and writes `chainsleuth/cases/calibration.yaml`.
 
-    python -m bench.accuracy_matrix --seeds 1 2 3 4 5 6     # outcomes (any calibration)
-    python -m bench.calibrate --fit-seeds 1 2 3 --check-seeds 4 5 6
-    python -m bench.accuracy_matrix --seeds 1 2 3 4 5 6 --reuse-clusters  # scores with it
+    python -m bench.accuracy_matrix --seeds 1 2 3 4 5 6 7      # outcomes (any calibration)
+    python -m bench.calibrate --leave-out world scale profile  # honest checks, figures
+    python -m bench.calibrate --scales small medium large --cashout-scales small medium large
     python -m bench.calibrate --check-shipped --check-seeds 4 5 6 7  # the shipped confidence
 
-Every profile counts equally in the fit (rows are weighted by 1 / rows of their profile), so
-the easy worlds' many right leads do not drown the hard worlds' wrong ones. Features and their
-meaning: chainsleuth/cases/confidence.py.
+`--leave-out` fits without one group of worlds (a world, a scale, a profile or a seed) and
+checks on that group only, for every group in turn, so no row is checked by a model that saw
+it; it reports per scale and per profile the bins (rows, mean confidence given, share right,
+z, Wilson 95% interval), ECE and log loss, the same for the previous method (`--method v1`:
+the features and weighting of the calibration this replaced) and for the confidence the cases
+shipped, and lead precision and recall at >= 0.5 per world under each, and draws
+docs/img/reliability.png and docs/img/reliability_groups.png.
+
+Every (profile, scale) group counts equally in the fit (rows are weighted by 1 / rows of their
+group), so neither the easy worlds' many right leads nor the large world's 12,000 rows drown
+the rest. Leads are fitted on the rows the case ships the model's value for: a lead held over
+LONG_HOLD_DAYS or showing forward signs is capped below the cut whatever the model says.
+Features and their meaning: chainsleuth/cases/confidence.py.
 """
 
 from __future__ import annotations
@@ -21,13 +30,22 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
-from chainsleuth.cases.confidence import cashout_design, lead_design
+from chainsleuth.cases.confidence import (
+    CASHOUT_FEATURES,
+    LEAD_FEATURES,
+    LEAD_SIGNS,
+    cashout_design,
+    lead_design,
+    typical_hold_days,
+)
+from chainsleuth.cases.evaluate import deciding_leads
 from chainsleuth.cases.rows import FORWARD_CAP, LONG_HOLD_CAP, LONG_HOLD_DAYS
 from chainsleuth.cluster.learned import fit_logistic, sigmoid
 
@@ -35,17 +53,26 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench-output" / "accuracy"
 YAML_PATH = ROOT / "chainsleuth" / "cases" / "calibration.yaml"
 FIGURE = ROOT / "docs" / "img" / "reliability.png"
-BINS = (0.0, 0.1, 0.25, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0001)
+GROUP_FIGURE = ROOT / "docs" / "img" / "reliability_groups.png"
+BINS = (0.0, 0.1, 0.25, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0001)
+SCALES = ("small", "medium", "large")
+
+Run = dict[str, Any]
 
 
-def _load(seeds: set[int], scales: list[str]) -> list[dict[str, Any]]:
+def _load(seeds: set[int] | None, scales: list[str] | tuple[str, ...]) -> list[Run]:
+    """Saved outcomes of the worlds of `scales` (of `seeds`; None: every seed)."""
     runs = []
     for scale in scales:
         for path in sorted(OUT.glob(f"*-{scale}-*.json")):
             run = json.loads(path.read_text())
-            if run["seed"] in seeds and "leads" in run:
+            if (seeds is None or run["seed"] in seeds) and "leads" in run:
                 runs.append(run)
     return runs
+
+
+def world(run: Run) -> str:
+    return f"{run['profile']}-{run['scale']}-{run['seed']}"
 
 
 #: `caution` reasons whose rows the case caps at FORWARD_CAP (chainsleuth/cases/rows.py)
@@ -61,43 +88,39 @@ def _capped(o: dict[str, Any]) -> bool:
     return o.get("hold_days", 0.0) > LONG_HOLD_DAYS or _forward_capped(o)
 
 
-def _lead_rows(
-    runs: list[dict[str, Any]], uncapped_only: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rows = [
-        (r["profile"], o)
-        for r in runs
-        for o in r["leads"]
-        if not o["through_coinjoin"] and not (uncapped_only and _capped(o))
+def _leads(run: Run) -> list[dict[str, Any]]:
+    """The run's lead rows the model speaks for (a row beyond a CoinJoin is capped at 0.25)."""
+    return [o for o in run["leads"] if not o["through_coinjoin"]]
+
+
+def run_typical_hold(run: Run, fallback: float) -> float:
+    """The typical hold of the run's case, as the case computes it (every exchange lead)."""
+    return typical_hold_days(
+        np.array([o.get("hold_days", 0.0) for o in run["leads"]], np.float64),
+        np.array([o["hops"] for o in run["leads"]], np.int64),
+        fallback,
+    )
+
+
+#: How a lead row becomes a design row: "v2" (LEAD_FEATURES: the hold relative to the case's
+#: typical hold) or "v1" (the calibration this replaced: log(1 + hold days), kept to compare)
+Method = str
+
+
+def lead_matrix(run: Run, method: Method = "v2", fallback: float = 1.0) -> np.ndarray:
+    rows = _leads(run)
+    cols = [
+        np.array([o["hops"] for o in rows], np.float64),
+        np.array([o["share"] for o in rows], np.float64),
+        np.array([o["custody"] for o in rows], np.float64),
+        np.array([o["via_entity"] for o in rows], np.float64),
+        np.array([o.get("hold_days", 0.0) for o in rows], np.float64),
     ]
-    per_profile = Counter(p for p, _ in rows)
-    X = lead_design(
-        np.array([o["hops"] for _, o in rows], np.float64),
-        np.array([o["share"] for _, o in rows], np.float64),
-        np.array([o["custody"] for _, o in rows], np.float64),
-        np.array([o["via_entity"] for _, o in rows], np.float64),
-        np.array([o.get("hold_days", 0.0) for _, o in rows], np.float64),
-    )
-    return X, *_labels_and_weights(rows, per_profile)
-
-
-def _labels_and_weights(
-    rows: list[tuple[str, dict[str, Any]]], per_profile: Counter[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Truth of each row, and a weight that gives every profile the same total."""
-    y = np.array([o["correct"] for _, o in rows], np.float64)
-    w = np.array([1.0 / per_profile[p] for p, _ in rows]) * len(rows) / max(len(per_profile), 1)
-    return y, w
-
-
-def _cashout_rows(runs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rows = [(r["profile"], o) for r in runs for o in r["cashouts"] if not o["coinjoin"]]
-    per_profile = Counter(p for p, _ in rows)
-    X = cashout_design(
-        np.array([o["hops"] for _, o in rows], np.float64),
-        np.array([o["share"] for _, o in rows], np.float64),
-    )
-    return X, *_labels_and_weights(rows, per_profile)
+    if method == "v1":
+        x = lead_design(*cols, 1.0)
+        x[:, -1] = np.log1p(np.maximum(cols[4], 0.0))  # log(1 + days), not clipped
+        return x
+    return lead_design(*cols, run_typical_hold(run, fallback))
 
 
 def _weighted_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -107,35 +130,106 @@ def _weighted_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     return fit_logistic(np.repeat(X, reps, axis=0), np.repeat(y, reps), ridge=1e-4)
 
 
-def _figure(lead: list[tuple[float, float, int, float, float, float]],
-            cash: list[tuple[float, float, int, float, float, float]], title: str) -> None:  # fmt: skip
-    """Share right against the mean confidence given, per bin (`shipped_reliability` rows)."""
-    import matplotlib
+def _group_weights(groups: list[str]) -> np.ndarray:
+    """A weight per row that gives every group the same total (the mean weight is 1)."""
+    count = Counter(groups)
+    return np.array([1.0 / count[g] for g in groups]) * len(groups) / max(len(count), 1)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.2, 5.0), dpi=120)
-    ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="perfect")
-    for rows, color, name in ((lead, "#1f77b4", "leads"), (cash, "#d62728", "cash-outs")):
-        if not rows:
+def fit_leads(runs: list[Run], method: Method = "v2", fallback: float = 1.0) -> np.ndarray:
+    """Lead weights fitted on `runs`. v2: the uncapped rows, every (profile, scale) equal;
+    v1: every row, every profile equal (the calibration this replaced)."""
+    Xs, ys, groups = [], [], []
+    for run in runs:
+        rows = _leads(run)
+        keep = np.array([method == "v1" or not _capped(o) for o in rows], np.bool_)
+        Xs.append(lead_matrix(run, method, fallback)[keep])
+        ys.append(np.array([o["correct"] for o in rows], np.float64)[keep])
+        key = run["profile"] if method == "v1" else f"{run['profile']}-{run['scale']}"
+        groups += [key] * int(keep.sum())
+    if not groups:
+        raise SystemExit("no outcomes to fit: run python -m bench.accuracy_matrix first")
+    X, y, w = np.vstack(Xs), np.concatenate(ys), _group_weights(groups)
+    if method == "v1":
+        return _weighted_fit(X, y, w)
+    return signed_fit(X, y, w)
+
+
+def signed_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """`_weighted_fit` whose weights keep LEAD_SIGNS: a column whose weight comes out of the
+    wrong sign is held at 0 and the rest refitted, until none is."""
+    sign = np.array([LEAD_SIGNS.get(f, 0) for f in LEAD_FEATURES])
+    free = np.ones(X.shape[1], np.bool_)
+    while True:
+        beta = np.zeros(X.shape[1])
+        beta[free] = _weighted_fit(X[:, free], y, w)
+        wrong = free & (sign * beta < 0)
+        if not wrong.any():
+            return beta
+        free &= ~wrong
+
+
+def predict_leads(
+    run: Run, weights: np.ndarray, method: Method = "v2", fallback: float = 1.0
+) -> np.ndarray:
+    """The confidence the case would ship for the run's lead rows (`_leads`) with `weights`:
+    the model, capped like rows.py caps long holds and forward signs."""
+    rows = _leads(run)
+    p = sigmoid(lead_matrix(run, method, fallback) @ weights)
+    held = np.array([o.get("hold_days", 0.0) for o in rows], np.float64)
+    forward = np.array([_forward_capped(o) for o in rows], np.bool_)
+    p = np.where(held > LONG_HOLD_DAYS, np.minimum(p, LONG_HOLD_CAP), p)
+    out: np.ndarray = np.where(forward, np.minimum(p, FORWARD_CAP), p)
+    return out
+
+
+def _by(by: str) -> Callable[[Run], Any]:
+    if by == "world":
+        return world
+    if by in ("scale", "profile", "seed"):
+        return lambda r: r[by]
+    raise ValueError(f"--leave-out {by}: one of world, scale, profile, seed")
+
+
+def leave_out_splits(runs: list[Run], by: str) -> list[tuple[Any, list[Run], list[Run]]]:
+    """(group, worlds fitted, worlds checked) for each group of `runs` by world, scale,
+    profile or seed: the checked worlds are that group's, the fitted ones every other."""
+    key = _by(by)
+    out = []
+    for g in sorted({key(r) for r in runs}, key=str):
+        fit = [r for r in runs if key(r) != g]
+        check = [r for r in runs if key(r) == g]
+        out.append((g, fit, check))
+    return out
+
+
+def leave_out_confidence(runs: list[Run], by: str, method: Method = "v2") -> dict[str, np.ndarray]:
+    """Per world, the confidence of its lead rows (`_leads`) from a fit that left out its
+    group (`leave_out_splits`). A group whose fit has no wrong row fits no logistic model
+    (the weights run off to "always sure"): it is fitted all the same, and shows."""
+    fallback = _reference_hold()
+    out = {}
+    for _, fit, check in leave_out_splits(runs, by):
+        if not fit:
             continue
-        given = [c for _, _, _, c, _, _ in rows]
-        obs = [o for _, _, _, _, o, _ in rows]
-        size = [20 + 180 * np.sqrt(n / max(r[2] for r in rows)) for _, _, n, _, _, _ in rows]
-        ax.plot(given, obs, color=color, linewidth=1.5)
-        ax.scatter(given, obs, s=size, color=color, label=f"{name} (dot area ~ rows)", zorder=3)
-    ax.set_xlabel("confidence given (mean of its bin)")
-    ax.set_ylabel("share of rows right (held-out seeds)")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_title(title, fontsize=9)
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(alpha=0.3)
-    FIGURE.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(FIGURE)
-    plt.close(fig)
+        w = fit_leads(fit, method, fallback)
+        for run in check:
+            out[world(run)] = predict_leads(run, w, method, fallback)
+    return out
+
+
+def _reference_hold() -> float:
+    """The shipped calibration's reference hold (read raw: a yaml of other features is fine)."""
+    lead = yaml.safe_load(YAML_PATH.read_text())["lead"]
+    return float(lead.get("reference_hold_days", 1.0))
+
+
+#: The worlds the v1 calibration (main 7e262a1, the one the saved outcomes' confidence comes
+#: from) was fitted on: its `fitted_on.lead_worlds`. Its confidence is compared on the others.
+V1_FIT_WORLDS = tuple(
+    [f"{p}-small-{s}" for p in ("easy", "hard", "realistic") for s in (1, 2, 3)]
+    + ["hard-medium-1", "hard-medium-2", "realistic-medium-1"]
+)
 
 
 def shipped_reliability(
@@ -147,6 +241,13 @@ def shipped_reliability(
     so a bin at 0.999 with no miss is not infinitely sure)."""
     p = np.array([o["confidence"] for _, o in rows], np.float64)
     y = np.array([o["correct"] for _, o in rows], np.float64)
+    return reliability(p, y)
+
+
+def reliability(
+    p: np.ndarray, y: np.ndarray
+) -> list[tuple[float, float, int, float, float, float]]:
+    """`shipped_reliability` of confidences `p` with verdicts `y`."""
     out = []
     for lo, hi in zip(BINS, BINS[1:], strict=False):
         m = (p >= lo) & (p < hi)
@@ -158,12 +259,45 @@ def shipped_reliability(
     return out
 
 
+def wilson(right: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval (95%) of a share `right` of `n` rows."""
+    if n == 0:
+        return 0.0, 1.0
+    centre = (right + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(right * (1 - right) / n + z * z / (4 * n * n))
+    return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
+
+
+def ece(p: np.ndarray, y: np.ndarray) -> float:
+    """Expected calibration error over BINS: sum of rows/total x |mean given - share right|."""
+    bins = reliability(p, y)
+    return sum(n * abs(c - o) for _, _, n, c, o, _ in bins) / max(p.shape[0], 1)
+
+
+def log_loss(p: np.ndarray, y: np.ndarray) -> float:
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    return float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))) if p.size else 0.0
+
+
 def _shipped_table(rows: list[tuple[float, float, int, float, float, float]]) -> str:
     lines = ["| confidence | rows | mean confidence | right | z |", "|---|---|---|---|---|"]
     lines += [
         f"| {lo:.2f}–{hi:.2f} | {n:,} | {c:.3f} | {o:.3f} | {z:+.1f} |"
         for lo, hi, n, c, o, z in rows
     ]
+    return "\n".join(lines)
+
+
+def _wilson_table(p: np.ndarray, y: np.ndarray) -> str:
+    lines = [
+        "| confidence | rows | mean given | right | Wilson 95% | z |",
+        "|---|---|---|---|---|---|",
+    ]
+    for lo, hi, n, c, o, z in reliability(p, y):
+        a, b = wilson(o, n)
+        lines.append(
+            f"| {lo:.2f}–{hi:.2f} | {n:,} | {c:.3f} | {o:.3f} | {a:.3f}–{b:.3f} | {z:+.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -187,37 +321,264 @@ def check_shipped(seeds: set[int], scales: list[str], cashout_scales: list[str])
     return "\n\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fit-seeds", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument("--check-seeds", nargs="+", type=int, default=[4, 5, 6, 7])
-    parser.add_argument("--scales", nargs="+", default=["small", "medium"], help="leads")
-    # cash-outs keep their own scales (issue 11's cash-out work refits them separately)
-    parser.add_argument("--cashout-scales", nargs="+", default=["small"])
-    parser.add_argument(
-        "--check-shipped",
-        action="store_true",
-        help="only print the reliability of the confidence the cases shipped on --check-seeds",
+def _groups(runs: list[Run]) -> list[tuple[str, list[Run]]]:
+    """Every scale, then every profile, of `runs` (those present), with their worlds."""
+    out = []
+    for by in ("scale", "profile"):
+        values = sorted({r[by] for r in runs}, key=lambda v: (v not in SCALES, SCALES.index(v)
+                        if v in SCALES else 0, v))  # fmt: skip
+        out += [(v, [r for r in runs if r[by] == v]) for v in values]
+    return out
+
+
+def _verdicts(runs: list[Run]) -> dict[str, np.ndarray]:
+    return {world(r): np.array([o["correct"] for o in _leads(r)], np.float64) for r in runs}
+
+
+def _shipped(runs: list[Run]) -> dict[str, np.ndarray]:
+    """The confidence the cases shipped (the saved outcomes' own)."""
+    return {world(r): np.array([o["confidence"] for o in _leads(r)], np.float64) for r in runs}
+
+
+def _pooled(
+    conf: dict[str, np.ndarray], truth: dict[str, np.ndarray], runs: list[Run]
+) -> tuple[np.ndarray, np.ndarray]:
+    mine = [world(r) for r in runs if world(r) in conf]
+    if not mine:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate([conf[w] for w in mine]), np.concatenate([truth[w] for w in mine])
+
+
+def _summary(p: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """(ECE, log loss, largest |z| over the bins at >= 0.5)."""
+    zs = [abs(z) for lo, _, _, _, _, z in reliability(p, y) if lo >= 0.5]
+    return ece(p, y), log_loss(p, y), max(zs, default=0.0)
+
+
+def lead_scores(run: Run, conf: np.ndarray) -> tuple[float, float, int, int]:
+    """Lead precision and recall at >= 0.5 of the run's case had it shipped `conf` for its
+    lead rows (`_leads`; rows beyond a CoinJoin keep their saved confidence, <= 0.25): the
+    deciding lead per deposit by `evaluate.deciding_leads`, right by the saved verdict,
+    recall over the saved score's eligible deposits. Returns (precision, recall, named,
+    right)."""
+    given = iter(conf.tolist())
+    rows, right = [], {}
+    for o in run["leads"]:
+        c = o["confidence"] if o["through_coinjoin"] else next(given)
+        rows.append((o["deposit_address"], o["exchange"], int(o["amount_sat"]), float(c)))
+        right[(o["deposit_address"], o["exchange"])] = bool(o["correct"])
+    best = deciding_leads(rows, 0.5)
+    named = len(best)
+    correct = sum(right[(d, e)] for d, (_, e) in best.items())
+    eligible = int(run["score"]["eligible"])
+    return (correct / named if named else 1.0, correct / eligible if eligible else 1.0, named,
+            correct)  # fmt: skip
+
+
+def leave_out_report(runs: list[Run], schemes: list[str]) -> tuple[str, dict[str, np.ndarray]]:
+    """The --leave-out report (markdown) and the per-world leave-one-world-out confidence."""
+    truth, shipped = _verdicts(runs), _shipped(runs)
+    shipped_fit = set(V1_FIT_WORLDS)
+    out, by_world = [], {}
+    for by in schemes:
+        new = leave_out_confidence(runs, by, "v2")
+        old = leave_out_confidence(runs, by, "v1")
+        if by == "world":
+            by_world = new
+        out.append(f"### Leave-one-{by}-out\n")
+        lines = [
+            "| group | rows | ECE new | ECE v1 | log loss new | log loss v1 | max abs z >= 0.5 new "
+            "| max abs z >= 0.5 v1 |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, mine in _groups(runs):
+            pn, y = _pooled(new, truth, mine)
+            po, _ = _pooled(old, truth, mine)
+            if not y.size:
+                lines.append(f"| {name} | 0 (its fit had no other worlds) | | | | | | |")
+                continue
+            (en, ln, zn), (eo, lo, zo) = _summary(pn, y), _summary(po, y)
+            lines.append(
+                f"| {name} | {y.size:,} | {en:.4f} | {eo:.4f} | {ln:.4f} | {lo:.4f} | {zn:.1f} "
+                f"| {zo:.1f} |"
+            )
+        out.append("\n".join(lines))
+        for name, mine in _groups(runs):
+            pn, y = _pooled(new, truth, mine)
+            if y.size:
+                out.append(f"leads, {name}, left out by {by} (new):\n\n" + _wilson_table(pn, y))
+    # the shipped confidence where its fit did not see the world
+    held = [r for r in runs if world(r) not in shipped_fit]
+    lines = [
+        "### Shipped (v1) weights on the worlds their fit did not see, vs leave-one-world-out\n",
+        "| group | rows | ECE shipped | ECE new | max abs z >= 0.5 shipped | max abs z >= 0.5 new |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, mine in _groups(held):
+        ps, y = _pooled(shipped, truth, mine)
+        pn, _ = _pooled(by_world, truth, mine) if by_world else (ps, y)
+        (es, _, zs), (en, _, zn) = _summary(ps, y), _summary(pn, y)
+        lines.append(f"| {name} | {y.size:,} | {es:.4f} | {en:.4f} | {zs:.1f} | {zn:.1f} |")
+    out.append("\n".join(lines))
+    if by_world:
+        out.append(precision_table(runs, shipped, by_world))
+    return "\n\n".join(out), by_world
+
+
+def precision_table(runs: list[Run], old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> str:
+    """Lead precision / recall at >= 0.5 per world under the saved (shipped v1) confidence,
+    the leave-one-world-out one (`new`) and the calibration.yaml in place (fitted on every
+    world, in-sample), worst precision first."""
+    raw = yaml.safe_load(YAML_PATH.read_text())["lead"]
+    refit = None
+    if tuple(raw["features"]) == LEAD_FEATURES:
+        w, ref = np.asarray(raw["weights"], np.float64), float(raw["reference_hold_days"])
+        refit = {world(r): predict_leads(r, w, "v2", ref) for r in runs}
+    rows = []
+    for r in runs:
+        po, ro, no, _ = lead_scores(r, old[world(r)])
+        pn, rn, nn, _ = lead_scores(r, new[world(r)])
+        pf, rf, nf, _ = lead_scores(r, refit[world(r)]) if refit else (pn, rn, nn, 0)
+        rows.append((min(po, pn, pf), world(r), po, pn, pf, ro, rn, rf, no, nn, nf))
+    lines = [
+        "### Lead precision and recall at >= 0.5 per world: shipped v1, leave-one-world-out, "
+        "refit in place\n",
+        "| world | precision v1 | precision left out | precision refit | recall v1 "
+        "| recall left out | recall refit | named v1 | named left out | named refit |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, w, *v in sorted(rows):
+        lines.append(
+            f"| {w} | " + " | ".join(f"{x:.4f}" for x in v[:6]) + " | "
+            + " | ".join(f"{x:,}" for x in v[6:]) + " |"
+        )  # fmt: skip
+    return "\n".join(lines)
+
+
+#: Edges of the hold ÷ typical hold bins of `hold_table`
+HOLD_RATIO_EDGES = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, np.inf)
+
+
+def hold_table(runs: list[Run], profile: str = "hard") -> str:
+    """Share right of `profile`'s lead rows without forward signs by hold ÷ the case's
+    typical hold, per scale (markdown): the hold's risk is the same at every scale only
+    relative to the case's pace."""
+    scales = [s for s in SCALES if any(r["scale"] == s for r in runs)]
+    cells: dict[str, list[str]] = {s: [] for s in scales}
+    for scale in scales:
+        ratio, right = [], []
+        for r in runs:
+            if r["scale"] != scale or r["profile"] != profile:
+                continue
+            typical = run_typical_hold(r, _reference_hold())
+            for o in _leads(r):
+                if not _forward_capped(o):
+                    ratio.append(o.get("hold_days", 0.0) / typical)
+                    right.append(o["correct"])
+        x, y = np.array(ratio), np.array(right, np.float64)
+        for lo, hi in zip(HOLD_RATIO_EDGES, HOLD_RATIO_EDGES[1:], strict=False):
+            m = (x >= lo) & (x < hi)
+            cells[scale].append(f"{y[m].mean():.3f} ({int(m.sum()):,})" if m.any() else "")
+    lines = [
+        f"| hold ÷ case's typical hold ({profile}) | " + " | ".join(scales) + " |",
+        "|---" * (len(scales) + 1) + "|",
+    ]
+    for i, (lo, hi) in enumerate(zip(HOLD_RATIO_EDGES, HOLD_RATIO_EDGES[1:], strict=False)):
+        label = f"{lo:g}–{hi:g}" if np.isfinite(hi) else f">= {lo:g}"
+        lines.append(f"| {label} | " + " | ".join(cells[s][i] for s in scales) + " |")
+    return "\n".join(lines)
+
+
+def _panel(ax: Any, series: list[tuple[str, np.ndarray, np.ndarray]], title: str) -> None:
+    ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="perfect")
+    colors = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+    for (name, p, y), color in zip(series, colors, strict=False):
+        bins = reliability(p, y)
+        if not bins:
+            continue
+        given = [c for _, _, _, c, _, _ in bins]
+        obs = [o for _, _, _, _, o, _ in bins]
+        top = max(n for _, _, n, _, _, _ in bins)
+        size = [20 + 180 * np.sqrt(n / top) for _, _, n, _, _, _ in bins]
+        for _, _, n, c, o, _ in bins:
+            a, b = wilson(o, n)
+            ax.plot([c, c], [a, b], color=color, linewidth=1, alpha=0.6)
+        ax.plot(given, obs, color=color, linewidth=1.2)
+        ax.scatter(given, obs, s=size, color=color, label=f"{name} ({p.size:,} rows)", zorder=3)
+    ax.set_xlabel("confidence given (mean of its bin)")
+    ax.set_ylabel("share of rows right (bars: Wilson 95%)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper left", fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def draw(runs: list[Run], conf: dict[str, np.ndarray], cash: list[tuple[float, bool]]) -> None:
+    """docs/img/reliability.png (leads pooled, cash-outs) and reliability_groups.png (per
+    scale, per profile) of leave-one-world-out confidence."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    truth = _verdicts(runs)
+    p, y = _pooled(conf, truth, runs)
+    cp = np.array([c for c, _ in cash], np.float64)
+    cy = np.array([v for _, v in cash], np.float64)
+    fig, ax = plt.subplots(figsize=(5.2, 5.0), dpi=120)
+    _panel(ax, [("leads", p, y), ("cash-outs (shipped)", cp, cy)],
+           f"Leads: each world checked by a fit without it ({len(runs)} worlds)")  # fmt: skip
+    FIGURE.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(FIGURE)
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 2, figsize=(10.4, 5.0), dpi=120)
+    for ax, by in zip(axes, ("scale", "profile"), strict=True):
+        series = []
+        for name, mine in _groups(runs):
+            if mine[0][by] == name:
+                series.append((name, *_pooled(conf, truth, mine)))
+        _panel(ax, series, f"Leads by {by}: each world checked by a fit without it")
+    fig.tight_layout()
+    fig.savefig(GROUP_FIGURE)
+    plt.close(fig)
+
+
+def _cash_rows(runs: list[Run]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = [(r["profile"], o) for r in runs for o in r["cashouts"] if not o["coinjoin"]]
+    X = cashout_design(
+        np.array([o["hops"] for _, o in rows], np.float64),
+        np.array([o["share"] for _, o in rows], np.float64),
     )
-    parser.add_argument(
-        "--fit-uncapped",
-        action="store_true",
-        help="fit leads only on rows the case ships the model's value for (no long-hold or "
-        "forward cap): a capped row's confidence is the cap whatever the model says",
-    )
-    args = parser.parse_args(argv)
-    if args.check_shipped:
-        print(check_shipped(set(args.check_seeds), args.scales, args.cashout_scales))
-        return 0
-    fit_runs = _load(set(args.fit_seeds), args.scales)
-    check_runs = _load(set(args.check_seeds), args.scales)
-    cash_fit_runs = _load(set(args.fit_seeds), args.cashout_scales)
-    cash_check_runs = _load(set(args.check_seeds), args.cashout_scales)
+    y = np.array([o["correct"] for _, o in rows], np.float64)
+    return X, y, _group_weights([p for p, _ in rows])
+
+
+def cashout_report(runs: list[Run]) -> str:
+    """Cash-outs: the shipped confidence per scale and profile (Wilson intervals)."""
+    out = []
+    for name, mine in _groups(runs):
+        rows = [o for r in mine for o in r["cashouts"] if not o["coinjoin"]]
+        p = np.array([o["confidence"] for o in rows], np.float64)
+        y = np.array([o["correct"] for o in rows], np.float64)
+        if p.size:
+            out.append(f"cash-outs, {name} (shipped, ECE {ece(p, y):.4f}):\n\n"
+                       + _wilson_table(p, y))  # fmt: skip
+    return "\n\n".join(out)
+
+
+def refit(args: argparse.Namespace) -> dict[str, Any]:
+    """Fit both models on the chosen worlds and write calibration.yaml; returns the doc."""
+    seeds = set(args.fit_seeds) if args.fit_seeds else None
+    fit_runs = _load(seeds, args.scales)
+    cash_runs = _load(seeds, args.cashout_scales)
     if not fit_runs:
         raise SystemExit("no outcomes to fit: run python -m bench.accuracy_matrix first")
-    X, y, w = _lead_rows(fit_runs, uncapped_only=args.fit_uncapped)
-    lead_w = _weighted_fit(X, y, w)
-    cX, cy, cw = _cashout_rows(cash_fit_runs)
+    # a case with too few leads to measure its own typical hold uses the fit worlds' median
+    reference = float(np.median([run_typical_hold(r, 1.0) for r in fit_runs]))
+    lead_w = fit_leads(fit_runs, "v2", reference)
+    cX, cy, cw = _cash_rows(cash_runs)
     shipped_yaml = yaml.safe_load(YAML_PATH.read_text())
     # rows that are all right (or all wrong) fit no logistic model: the weights run off to
     # "always sure". Then the shipped cash-out fit stays, and says where it came from.
@@ -227,44 +588,37 @@ def main(argv: list[str] | None = None) -> int:
         cash_w = np.asarray(shipped_yaml["cashout"]["weights"], np.float64)
     else:
         cash_w = _weighted_fit(cX, cy, cw)
-    profiles = sorted({r["profile"] for r in fit_runs})
-    doc = {
+    command = (
+        "python -m bench.calibrate"
+        + (" --fit-seeds " + " ".join(map(str, sorted(seeds))) if seeds else "")
+        + " --scales " + " ".join(args.scales)
+        + " --cashout-scales " + " ".join(args.cashout_scales)
+    )  # fmt: skip
+    n_rows = sum(1 for r in fit_runs for o in _leads(r) if not _capped(o))
+    doc: dict[str, Any] = {
         "lead": {
-            "features": [
-                "bias",
-                "hops_minus_1",
-                "log_share",
-                "custody_moves",
-                "via_entity",
-                "log1p_hold_days",
-            ],  # fmt: skip
+            "features": list(LEAD_FEATURES),
             "weights": [round(float(v), 6) for v in lead_w],
+            "reference_hold_days": round(reference, 4),
         },
         "cashout": {
-            "features": ["bias", "hops_minus_1", "log_share"],
+            "features": list(CASHOUT_FEATURES),
             "weights": [round(float(v), 6) for v in cash_w],
         },
         # fifo names what haircut names on the simulated worlds; poison is not calibrated and
         # keeps its old discount (0.6 / 0.9)
         "policy_scale": {"haircut": 1.0, "fifo": 1.0, "poison": 0.667},
         "fitted_on": {
-            "profiles": profiles,
+            "profiles": sorted({r["profile"] for r in fit_runs}),
             "scales": list(args.scales),
             "cashout_scales": list(args.cashout_scales),
-            "seeds": sorted(args.fit_seeds),
-            # which worlds: the scales' seeds need not all have been measured
-            "lead_worlds": [f"{r['profile']}-{r['scale']}-{r['seed']}" for r in fit_runs],
-            "lead_rows": int(y.shape[0]),
+            "seeds": sorted({r["seed"] for r in fit_runs}),
+            "lead_worlds": [world(r) for r in fit_runs],
+            "lead_rows": n_rows,
             "cashout_rows": (
                 shipped_yaml["fitted_on"]["cashout_rows"] if cash_kept else int(cy.shape[0])
             ),
-            "command": "python -m bench.calibrate --fit-seeds "
-            + " ".join(map(str, sorted(args.fit_seeds)))
-            + " --scales "
-            + " ".join(args.scales)
-            + " --cashout-scales "
-            + " ".join(args.cashout_scales)
-            + (" --fit-uncapped" if args.fit_uncapped else ""),
+            "command": command,
         },
     }
     if cash_kept:
@@ -276,43 +630,55 @@ def main(argv: list[str] | None = None) -> int:
         "# Confidence calibration of leads and cash-outs (chainsleuth/cases/confidence.py).\n"
         "# Written by `python -m bench.calibrate`; do not edit by hand.\n"
     )
-    YAML_PATH.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=100))
-    print(yaml.safe_dump(doc, sort_keys=False, width=100))
-    runs = check_runs or fit_runs
-    hX, hy, _ = _lead_rows(runs)
-    # the confidence the case ships: leads held over LONG_HOLD_DAYS or showing a forward are
-    # capped below the cut (both caps are 0.45; outcomes saved before `caution` was recorded
-    # get only the long-hold cap)
-    kept = [o for r in runs for o in r["leads"] if not o["through_coinjoin"]]
-    held = np.array([o.get("hold_days", 0.0) for o in kept])
-    forward = np.array([_forward_capped(o) for o in kept], np.bool_)
-    shipped = sigmoid(hX @ lead_w)
-    shipped = np.where(held > LONG_HOLD_DAYS, np.minimum(shipped, LONG_HOLD_CAP), shipped)
-    shipped = np.where(forward, np.minimum(shipped, FORWARD_CAP), shipped)
-    hcX, hcy, _ = _cashout_rows(cash_check_runs or cash_fit_runs)
-    cash_given = sigmoid(hcX @ cash_w)
-    # per bin: rows, mean confidence given, share right and binomial z; pooled and per profile
-    profiles_of = [r["profile"] for r in runs for o in r["leads"] if not o["through_coinjoin"]]
-    lead_rows = [
-        (p, {**o, "confidence": float(c)})
-        for p, o, c in zip(profiles_of, kept, shipped, strict=True)
-    ]
-    cash_rows = [
-        ("", {"confidence": float(c), "correct": bool(v)})
-        for c, v in zip(cash_given, hcy, strict=True)
-    ]
-    for profile in [None, *sorted(set(profiles_of))]:
-        mine = [(p, o) for p, o in lead_rows if profile in (None, p)]
-        print(f"leads, held out, {profile or 'every profile'}:\n"
-              + _shipped_table(shipped_reliability(mine)))  # fmt: skip
-    print("cash-outs, held out:\n" + _shipped_table(shipped_reliability(cash_rows)))
-    seeds = sorted({r["seed"] for r in runs})
-    title = (
-        f"Reliability on held-out seeds {seeds} ({', '.join(sorted({r['scale'] for r in runs}))};\n"
-        f"{', '.join(sorted({r['profile'] for r in runs}))}); fitted on seeds "
-        f"{sorted(args.fit_seeds)}"
+    tmp = YAML_PATH.with_suffix(".yaml.tmp")
+    tmp.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=100))
+    tmp.replace(YAML_PATH)
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fit-seeds", nargs="+", type=int, default=None,
+                        help="fit on these seeds only (default: every world of --scales)")  # fmt: skip
+    parser.add_argument("--check-seeds", nargs="+", type=int, default=[4, 5, 6, 7])
+    parser.add_argument("--scales", nargs="+", default=list(SCALES), help="leads")
+    parser.add_argument("--cashout-scales", nargs="+", default=list(SCALES))
+    parser.add_argument(
+        "--check-shipped",
+        action="store_true",
+        help="only print the reliability of the confidence the cases shipped on --check-seeds",
     )
-    _figure(shipped_reliability(lead_rows), shipped_reliability(cash_rows), title)
+    parser.add_argument(
+        "--fit-uncapped", action="store_true", help="the default now (kept for old commands)"
+    )
+    parser.add_argument(
+        "--leave-out",
+        nargs="+",
+        choices=["world", "scale", "profile", "seed"],
+        help="only check: fit without each group of worlds in turn, check on it (no write "
+        "but the figures)",
+    )
+    args = parser.parse_args(argv)
+    if args.check_shipped:
+        print(check_shipped(set(args.check_seeds), args.scales, args.cashout_scales))
+        return 0
+    if args.leave_out:
+        runs = _load(None, args.scales)
+        if not runs:
+            raise SystemExit("no outcomes: run python -m bench.accuracy_matrix first")
+        text, by_world = leave_out_report(runs, args.leave_out)
+        print(hold_table(runs))
+        print()
+        print(text)
+        cash_runs = _load(None, args.cashout_scales)
+        print(cashout_report(cash_runs))
+        if by_world:
+            cash = [(float(o["confidence"]), bool(o["correct"])) for r in cash_runs
+                    for o in r["cashouts"] if not o["coinjoin"]]  # fmt: skip
+            draw(runs, by_world, cash)
+        return 0
+    doc = refit(args)
+    print(yaml.safe_dump(doc, sort_keys=False, width=100))
     return 0
 
 

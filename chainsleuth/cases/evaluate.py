@@ -19,19 +19,23 @@ where the service cashed out. `score_case(world_dir, case_dir)` reads those file
   destination address): recall, precision, whether the exchange is right, and the reported
   total (`amount_sat`, the service's money traced into the destination) over the true total.
 
-Used by the tests, `bench/accuracy_matrix.py` and docs/investigations.md. Reads files only; it
-imports no other stage.
+Used by the tests, `bench/accuracy_matrix.py`, `bench/calibrate.py` (which rescores saved
+outcomes with `deciding_leads`) and docs/investigations.md. Reads files only; it imports no
+other stage.
 """
 
 from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CaseScore", "cashout_outcomes", "lead_outcomes", "score_case"]
+from chainsleuth.cases.confidence import via_entity
+
+__all__ = ["CaseScore", "cashout_outcomes", "deciding_leads", "lead_outcomes", "score_case"]
 
 #: The categories a subpoena can go to (the same set as cases.rows.EXCHANGE_CATEGORIES).
 _SUBPOENA_CATEGORIES = frozenset(
@@ -118,8 +122,7 @@ def lead_outcomes(
                 "hops": int(r["hops"] or 0),
                 "share": _float(r.get("share", "")),
                 "custody": len(custody.split(";")) if custody else 0,
-                "via_entity": r.get("attributed_via")
-                in ("service_entity", "wallet_style", "change_spend"),
+                "via_entity": via_entity(r.get("attributed_via") or ""),
                 "via_style": r.get("attributed_via") == "wallet_style",
                 "hold_days": _float(r.get("hold_days", "")),
                 "through_coinjoin": r.get("through_coinjoin") == "true",
@@ -150,23 +153,33 @@ def cashout_outcomes(world_dir: Path, case_dir: Path) -> list[dict[str, Any]]:
     ]
 
 
+def deciding_leads(
+    leads: Iterable[tuple[str, str, int, float]], min_confidence: float = 0.5
+) -> dict[str, tuple[int, str]]:
+    """The lead that counts per deposit, from (deposit address, exchange, amount_sat,
+    confidence) rows in leads.csv order: among the rows at `min_confidence` or above, the one
+    with the largest amount (the first of equals). Returns {deposit: (amount, exchange)}."""
+    best: dict[str, tuple[int, str]] = {}
+    for d, exchange, amount, c in leads:
+        if c >= min_confidence and (d not in best or amount > best[d][0]):
+            best[d] = (amount, exchange)
+    return best
+
+
 def score_case(world_dir: Path, case_dir: Path, min_confidence: float = 0.5) -> CaseScore:
     """Score `case_dir`'s leads.csv and cashouts.csv against `world_dir/truth/`."""
     world_dir, case_dir = Path(world_dir), Path(case_dir)
     payments, deposits = _truth(world_dir)
-    best: dict[str, tuple[int, str]] = {}
     top_confidence: dict[str, float] = defaultdict(float)
+    rows = []
     for r in _rows(case_dir / "leads.csv"):
         if r["source_category"] not in _SUBPOENA_CATEGORIES:
             continue
         c = _float(r["confidence"])
         d = r["deposit_address"]
         top_confidence[d] = max(top_confidence[d], c)
-        if c < min_confidence:
-            continue
-        amount = int(r["amount_sat"])
-        if d not in best or amount > best[d][0]:
-            best[d] = (amount, r["source_entity"])
+        rows.append((d, r["source_entity"], int(r["amount_sat"]), c))
+    best = deciding_leads(rows, min_confidence)
     s = CaseScore()
     per: dict[str, dict[str, float]] = defaultdict(lambda: {"eligible": 0, "correct": 0})
     for d in deposits:

@@ -32,7 +32,7 @@ from chainsleuth.cases.cashouts import (
     cashout_rows,
     payee_fates_summary,
 )
-from chainsleuth.cases.confidence import calibration
+from chainsleuth.cases.confidence import MAX_HOLD_RATIO, MIN_TYPICAL_ROWS, calibration
 from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of this API)
     BATCH_MIN_OUTPUTS,
     CASHOUT_COLUMNS,
@@ -47,8 +47,10 @@ from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of th
     SUBPOENA_COLUMNS,
     UNIDENTIFIED_SERVICE,
     ChainLookups,
+    case_typical_hold,
     cashout_table,
     lead_table,
+    recalibrate_leads,
     schema_of,
     services_table,
     subpoena_table,
@@ -464,6 +466,10 @@ def investigate(
     leads = (pa.concat_tables(parts) if parts else schema_of(LEAD_COLUMNS).empty_table()).sort_by(
         LEAD_ORDER
     )
+    # a lead's hold counts over the whole case's typical hold (each chunk measured its own):
+    # recomputed from the rows themselves, so the chunking changes no byte
+    typical_hold = case_typical_hold(leads)
+    leads = recalibrate_leads(leads, typical_hold)
     del parts
     trim_heap()
     subpoenas = subpoena_table(leads, min_confidence)
@@ -559,6 +565,11 @@ def investigate(
                 "cashout_features": list(calibration().cashout_features),
                 "cashout_weights": [round(float(w), 6) for w in calibration().cashout_weights],
                 "policy_scale": calibration().policy_scale,
+                # a lead's hold counts over the case's typical hold (confidence.py)
+                "typical_hold_days": round(typical_hold, 4),
+                "reference_hold_days": calibration().reference_hold_days,
+                "max_hold_ratio": MAX_HOLD_RATIO,
+                "min_typical_rows": MIN_TYPICAL_ROWS,
                 "fitted_on": calibration().fitted_on,
             },
             "batch_min_outputs": BATCH_MIN_OUTPUTS,

@@ -20,7 +20,7 @@ from chainsleuth.cases.cashouts import (
     UNCONFIRMED_FORWARD_CAP,
     VIA_FORWARD_UNCONFIRMED,
 )
-from chainsleuth.cases.confidence import calibration
+from chainsleuth.cases.confidence import calibration, typical_hold_days
 from chainsleuth.core.script_types import ScriptType
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
@@ -441,18 +441,26 @@ def lead_table(
         tagged_rows = g_kind == SOURCE_ATTRIBUTED
         via_change[tagged_rows] = change_spent[g_cluster[tagged_rows]]
     share = np.clip(share, 0.0, 1.0)
-    confidence = calibration().lead(policy, g_hops, share, g_custody_n, via_entity, g_hold)
+    # how long this chunk's traced coins usually sit (investigate recomputes every lead's
+    # confidence over the whole case's: recalibrate_leads)
+    subpoena = np.isin(category, list(EXCHANGE_CATEGORIES))
+    typical = typical_hold_days(
+        g_hold[subpoena], g_hops[subpoena], calibration().reference_hold_days
+    )
     # a source named beyond a CoinJoin (walk_coinjoins) is no surer than the CoinJoin itself
     through = (result.flags & trace_kernels.FLAG_LOW_CONFIDENCE) != 0
     g_through = np.maximum.reduceat(through[order], starts) if n_groups else np.zeros(0, np.bool_)
-    confidence = np.where(
-        (g_kind == SOURCE_COINJOIN) | g_through, np.minimum(confidence, COINJOIN_CAP), confidence
-    )
     long_hold = g_hold > LONG_HOLD_DAYS
-    confidence = np.where(long_hold, np.minimum(confidence, LONG_HOLD_CAP), confidence)
     forwarded = g_switched | g_send_all
-    confidence = np.where(forwarded, np.minimum(confidence, FORWARD_CAP), confidence)
-    confidence = np.where(exchange_like, np.round(confidence, 4), 0.0)
+    confidence = lead_confidence(
+        policy,
+        (g_hops, share, g_custody_n, via_entity, g_hold),
+        typical,
+        (g_kind == SOURCE_COINJOIN) | g_through,
+        long_hold,
+        forwarded,
+        exchange_like,
+    )
     heights = np.full(starts.shape[0], -1, np.int64)
     times = np.full(starts.shape[0], "", object)
     usd = np.full(starts.shape[0], np.nan)
@@ -503,6 +511,78 @@ def lead_table(
         schema=schema_of(LEAD_COLUMNS),
     )
     return table
+
+
+def lead_confidence(
+    policy: str,
+    features: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    typical_hold: float,
+    mixed: np.ndarray,
+    long_hold: np.ndarray,
+    forwarded: np.ndarray,
+    exchange_like: np.ndarray,
+) -> np.ndarray:
+    """Leads' confidence: the calibrated model of `features` (hops, share, custody moves, via
+    entity, hold days; cases.confidence) at the case's `typical_hold`, capped at COINJOIN_CAP
+    where `mixed` (a CoinJoin source or one beyond it), LONG_HOLD_CAP and FORWARD_CAP, 0 where
+    not `exchange_like`, rounded to 4 decimals."""
+    confidence = calibration().lead(policy, *features, typical_hold)
+    confidence = np.where(mixed, np.minimum(confidence, COINJOIN_CAP), confidence)
+    confidence = np.where(long_hold, np.minimum(confidence, LONG_HOLD_CAP), confidence)
+    confidence = np.where(forwarded, np.minimum(confidence, FORWARD_CAP), confidence)
+    out: np.ndarray = np.where(exchange_like, np.round(confidence, 4), 0.0)
+    return out
+
+
+def case_typical_hold(leads: pa.Table) -> float:
+    """The typical hold (days) of a case's leads table: `confidence.typical_hold_days` of its
+    exchange leads."""
+    category = np.asarray(leads.column("source_category").to_pylist(), object)
+    subpoena = np.isin(category, list(EXCHANGE_CATEGORIES))
+    return typical_hold_days(
+        leads.column("hold_days").to_numpy(zero_copy_only=False)[subpoena],
+        leads.column("hops").to_numpy(zero_copy_only=False)[subpoena],
+        calibration().reference_hold_days,
+    )
+
+
+def recalibrate_leads(leads: pa.Table, typical_hold: float) -> pa.Table:
+    """`leads` with their confidence recomputed at `typical_hold` from their own columns
+    (hops, share, custody_path, attributed_via, hold_days, through_coinjoin, caution,
+    source_category, policy): lead_table computes it per chunk of seeds, the case's typical
+    hold is known once every chunk is in."""
+    from chainsleuth.cases.confidence import via_entity
+
+    n = leads.num_rows
+    if n == 0:
+        return leads
+    col = {k: leads.column(k).to_pylist() for k in (
+        "source_category", "custody_path", "attributed_via", "through_coinjoin", "caution",
+        "policy")}  # fmt: skip
+    category = np.asarray(col["source_category"], object)
+    cautions = [set((c or "").split(";")) for c in col["caution"]]
+    features = (
+        leads.column("hops").to_numpy(zero_copy_only=False).astype(np.float64),
+        leads.column("share").to_numpy(zero_copy_only=False).astype(np.float64),
+        np.array([len(c.split(";")) if c else 0 for c in col["custody_path"]], np.float64),
+        np.array([via_entity(v or "") for v in col["attributed_via"]], np.float64),
+        leads.column("hold_days").to_numpy(zero_copy_only=False).astype(np.float64),
+    )
+    confidence = np.zeros(n)
+    policies = np.asarray(col["policy"], object)
+    for policy in sorted(set(col["policy"])):
+        rows = policies == policy
+        confidence[rows] = lead_confidence(
+            policy,
+            tuple(f[rows] for f in features),  # type: ignore[arg-type]
+            typical_hold,
+            ((category == "coinjoin") | (np.asarray(col["through_coinjoin"]) == "true"))[rows],
+            np.array(["long_hold" in c for c in cautions])[rows],
+            np.array([bool(c & {"switched_type", "send_all_hop"}) for c in cautions])[rows],
+            (np.isin(category, list(EXCHANGE_CATEGORIES)) | (category == "coinjoin"))[rows],
+        )
+    index = leads.schema.get_field_index("confidence")
+    return leads.set_column(index, "confidence", pa.array(confidence, pa.float64()))
 
 
 def _longest_hold_days(chain: ChainLookups, paths: np.ndarray) -> np.ndarray:

@@ -1,11 +1,15 @@
-"""bench/calibrate.py's reliability check of the shipped confidence (`--check-shipped`) and
-which lead rows the case caps, on rows with a known answer."""
+"""bench/calibrate.py on synthetic outcome lists (never bench-output): the reliability check
+of the shipped confidence (`--check-shipped`), which lead rows the case caps, the leave-out
+splits (a world is never checked by a fit that saw it), the sign-kept fit and the rescoring
+of saved outcomes at >= 0.5."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from bench import calibrate
@@ -22,7 +26,7 @@ def test_bins_report_mean_confidence_share_right_and_binomial_z() -> None:
     # 100 rows said 0.9 and right 90 times: on the mark; 100 said 0.96 and all right: z > 0
     rows = _rows(0.9, 90, 10) + _rows(0.96, 100, 0)
     bins = calibrate.shipped_reliability(rows)
-    assert [(lo, n) for lo, _, n, _, _, _ in bins] == [(0.9, 100), (0.95, 100)]
+    assert [(lo, hi, n) for lo, hi, n, _, _, _ in bins] == [(0.9, 0.95, 100), (0.95, 0.99, 100)]
     (_, _, _, c1, o1, z1), (_, _, _, c2, o2, z2) = bins
     assert (c1, o1) == pytest.approx((0.9, 0.9)) and z1 == pytest.approx(0.0, abs=1e-9)
     assert (c2, o2) == pytest.approx((0.96, 1.0))
@@ -56,6 +60,169 @@ def test_check_shipped_reads_saved_outcomes(
     monkeypatch.setattr(calibrate, "OUT", tmp_path)
     text = calibrate.check_shipped({4}, ["small"], ["small"])
     assert "leads, every profile (hard small 4)" in text
-    assert "| 0.95–1.00 | 3 | 0.970 | 1.000 |" in text
+    assert "| 0.95–0.99 | 3 | 0.970 | 1.000 |" in text
     assert "| 0.90–0.95 | 1 | 0.930 | 1.000 |" in text
     assert calibrate.check_shipped({5}, ["small"], ["small"]).count("| rows |") == 2  # empty
+
+
+def _run(profile: str, scale: str, seed: int, n: int = 60, wrong_every: int = 7) -> dict[str, Any]:
+    """A saved-outcome dict like bench.accuracy_matrix writes: `n` leads, every
+    `wrong_every`-th wrong and held long, hops cycling 1..5."""
+    rng = np.random.default_rng(seed + 100 * len(profile) + len(scale))
+    leads = []
+    for i in range(n):
+        wrong = i % wrong_every == 0
+        leads.append({
+            "deposit_address": f"d{i // 2}", "exchange": "a" if i % 2 else "b",
+            "amount_sat": int(rng.integers(1, 10**6)), "hops": 1 + i % 5,
+            "share": float(rng.uniform(0.05, 1.0)), "custody": 0, "via_entity": bool(i % 3),
+            "hold_days": (20.0 if wrong else 1.0) + float(rng.uniform(0, 1)),
+            "through_coinjoin": False, "caution": "", "confidence": 0.97,
+            "correct": not wrong,
+        })  # fmt: skip
+    return {"profile": profile, "scale": scale, "seed": seed, "leads": leads, "cashouts": [],
+            "score": {"eligible": n // 2}}  # fmt: skip
+
+
+def _runs() -> list[dict[str, Any]]:
+    return [
+        _run(p, s, seed)
+        for p in ("easy", "hard")
+        for s, seeds in (("small", (1, 2, 3)), ("medium", (1,)))
+        for seed in seeds
+    ]
+
+
+@pytest.mark.parametrize("by", ["world", "scale", "profile", "seed"])
+def test_leave_out_never_checks_a_world_its_fit_saw(
+    by: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = _runs()
+    splits = calibrate.leave_out_splits(runs, by)
+    checked = [calibrate.world(r) for _, _, check in splits for r in check]
+    assert sorted(checked) == sorted(calibrate.world(r) for r in runs)  # each once
+    for group, fit, check in splits:
+        assert check and {calibrate.world(r) for r in fit}.isdisjoint(
+            calibrate.world(r) for r in check
+        ), group
+        assert len(fit) + len(check) == len(runs)
+    # and the predictions come from those fits: record what each fit saw
+    seen: list[set[str]] = []
+    real_fit = calibrate.fit_leads
+
+    def spy(fit_runs: list[dict[str, Any]], *a: Any) -> np.ndarray:
+        seen.append({calibrate.world(r) for r in fit_runs})
+        return real_fit(fit_runs, *a)
+
+    monkeypatch.setattr(calibrate, "fit_leads", spy)
+    monkeypatch.setattr(calibrate, "_reference_hold", lambda: 1.0)
+    conf = calibrate.leave_out_confidence(runs, by)
+    assert set(conf) == {calibrate.world(r) for r in runs}
+    for (_, _, check), fitted in zip(splits, seen, strict=True):
+        assert fitted.isdisjoint(calibrate.world(r) for r in check)
+    for r in runs:
+        assert conf[calibrate.world(r)].shape == (len(r["leads"]),)
+
+
+def test_scale_left_out_is_checked_by_the_other_scales_only() -> None:
+    runs = _runs()
+    [(_, fit, check)] = [s for s in calibrate.leave_out_splits(runs, "scale") if s[0] == "medium"]
+    assert {r["scale"] for r in fit} == {"small"} and {r["scale"] for r in check} == {"medium"}
+
+
+def test_leave_out_by_an_unknown_group_is_refused() -> None:
+    with pytest.raises(ValueError, match="world, scale, profile, seed"):
+        calibrate.leave_out_splits(_runs(), "exchange")
+
+
+def test_signed_fit_holds_a_wrong_signed_weight_at_zero() -> None:
+    # truth: right more often when the share is SMALLER (a sign the model must not learn)
+    rng = np.random.default_rng(3)
+    n = 4000
+    x = calibrate.lead_design(
+        rng.integers(1, 6, n), rng.uniform(0.01, 1, n), np.zeros(n), rng.integers(0, 2, n),
+        rng.uniform(0, 10, n), 2.0,
+    )  # fmt: skip
+    share_col = calibrate.LEAD_FEATURES.index("log_share")
+    hold_col = calibrate.LEAD_FEATURES.index("log1p_hold_ratio")
+    logit = 3.0 - 1.0 * x[:, share_col] - 1.5 * x[:, hold_col]
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(np.float64)
+    free = calibrate._weighted_fit(x, y, np.ones(n))
+    assert free[share_col] < 0  # unconstrained, it would learn the wrong sign
+    kept = calibrate.signed_fit(x, y, np.ones(n))
+    assert kept[share_col] == 0.0
+    assert kept[hold_col] < 0
+    for name, sign in calibrate.LEAD_SIGNS.items():
+        assert sign * kept[calibrate.LEAD_FEATURES.index(name)] >= 0
+
+
+def test_fit_leaves_capped_rows_out_and_weights_groups_equally() -> None:
+    run = _run("hard", "small", 1)
+    # (one hop: the case's typical hold, over multi-hop leads, stays the same)
+    capped = {**run["leads"][1], "hops": 1, "caution": "send_all_hop", "correct": False}
+    X_rows = len(calibrate._leads(run))
+    run2 = {**run, "leads": [*run["leads"], capped]}
+    # the capped row changes nothing: the fit never sees it
+    w1 = calibrate.fit_leads([run], "v2", 1.0)
+    w2 = calibrate.fit_leads([run2], "v2", 1.0)
+    assert np.allclose(w1, w2)
+    assert X_rows == 60
+    g = calibrate._group_weights(["a"] * 30 + ["b"] * 10)
+    assert g[:30].sum() == pytest.approx(g[30:].sum()) and g.mean() == pytest.approx(1.0)
+
+
+def test_lead_scores_rescore_saved_outcomes_like_score_case() -> None:
+    run = {
+        "score": {"eligible": 4},
+        "leads": [
+            {"deposit_address": "d1", "exchange": "a", "amount_sat": 5, "confidence": 0.9,
+             "through_coinjoin": False, "correct": True},
+            {"deposit_address": "d1", "exchange": "b", "amount_sat": 9, "confidence": 0.9,
+             "through_coinjoin": False, "correct": False},
+            {"deposit_address": "d2", "exchange": "a", "amount_sat": 5, "confidence": 0.2,
+             "through_coinjoin": True, "correct": True},
+            {"deposit_address": "d3", "exchange": "c", "amount_sat": 5, "confidence": 0.9,
+             "through_coinjoin": False, "correct": True},
+        ],
+    }  # fmt: skip
+    # saved confidence: d1 decided by b (larger amount, wrong), d3 right; d2 below the cut
+    assert calibrate.lead_scores(run, np.array([0.9, 0.9, 0.9])) == (0.5, 0.25, 2, 1)
+    # b below 0.5: d1 decided by a, right
+    assert calibrate.lead_scores(run, np.array([0.9, 0.4, 0.9])) == (1.0, 0.5, 2, 2)
+    assert calibrate.lead_scores(run, np.array([0.1, 0.1, 0.1])) == (1.0, 0.0, 0, 0)
+
+
+def test_wilson_interval_and_ece() -> None:
+    lo, hi = calibrate.wilson(0.0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    lo, hi = calibrate.wilson(0.9, 100)
+    assert lo < 0.9 < hi and hi - lo == pytest.approx(0.12, abs=0.01)
+    p = np.array([0.9] * 10 + [0.3] * 10)
+    y = np.array([1.0] * 9 + [0.0] + [1.0] * 6 + [0.0] * 4)
+    assert calibrate.ece(p, y) == pytest.approx(0.5 * 0.0 + 0.5 * 0.3)
+
+
+def test_leave_out_report_and_figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(calibrate, "FIGURE", tmp_path / "r.png")
+    monkeypatch.setattr(calibrate, "GROUP_FIGURE", tmp_path / "g.png")
+    monkeypatch.setattr(calibrate, "_reference_hold", lambda: 1.0)
+    runs = _runs()
+    text, by_world = calibrate.leave_out_report(runs, ["world", "scale"])
+    assert "### Leave-one-world-out" in text and "### Leave-one-scale-out" in text
+    assert "| medium |" in text and "| hard |" in text
+    assert "| precision v1 | precision left out | precision refit |" in text
+    calibrate.draw(runs, by_world, [(0.95, True)])
+    assert (tmp_path / "r.png").stat().st_size > 0 and (tmp_path / "g.png").stat().st_size > 0
+
+
+def test_hold_table_reads_the_hold_relative_to_the_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(calibrate, "_reference_hold", lambda: 1.0)
+    runs = _runs()
+    text = calibrate.hold_table(runs, "hard")
+    lines = text.splitlines()
+    assert lines[0].startswith("| hold ÷ case's typical hold (hard) | small | medium |")
+    # the synthetic worlds' wrong rows hold ~20 days, ~14x the typical (~1.5 days), their
+    # right ones ~1x: the first bin is all right, the 8-16 bin all wrong, the rest empty
+    assert lines[2].startswith("| 0–2 | 1.000 (")
+    assert lines[5].startswith("| 8–16 | 0.000 (")
+    assert [line for line in lines[3:] if "(" in line] == [lines[5]]

@@ -208,22 +208,30 @@ def test_a_case_names_services_through_change_spends(hard7: Path) -> None:
     lead precision and 0.543 recall on this world, 0.991 and 0.383 before), and their
     confidence is the calibrated one of a row named through its service (`via_entity` = 1):
     never higher than a tag's."""
-    from chainsleuth.cases.confidence import calibration
+    from chainsleuth.cases.confidence import calibration, typical_hold_days
     from chainsleuth.cases.evaluate import score_case
+    from chainsleuth.cases.rows import EXCHANGE_CATEGORIES
 
     with open(hard7 / "case" / "leads.csv", newline="") as f:
-        leads = [r for r in csv.DictReader(f) if r["source_category"] == "exchange"]
+        every = [r for r in csv.DictReader(f) if r["source_category"] in EXCHANGE_CATEGORIES]
+    leads = [r for r in every if r["source_category"] == "exchange"]
     change = [r for r in leads if r["attributed_via"] == "change_spend"]
     assert len(change) > 10  # measured 54 rows
     cal = calibration()
+    # a lead's hold counts over the case's typical hold (its exchange leads' median)
+    typical = typical_hold_days(
+        np.array([float(r["hold_days"]) for r in every]),
+        np.array([int(r["hops"]) for r in every]),
+        cal.reference_hold_days,
+    )
     for r in change:
         if r["caution"]:
             continue  # capped (long hold, forward signs): below its calibrated value
         custody = len(r["custody_path"].split(";")) if r["custody_path"] else 0
         one = np.ones(1)
         args = (one * int(r["hops"]), one * float(r["share"]), one * custody)
-        want = cal.lead(r["policy"], *args, one, one * float(r["hold_days"]))[0]
-        as_tag = cal.lead(r["policy"], *args, 0 * one, one * float(r["hold_days"]))[0]
+        want = cal.lead(r["policy"], *args, one, one * float(r["hold_days"]), typical)[0]
+        as_tag = cal.lead(r["policy"], *args, 0 * one, one * float(r["hold_days"]), typical)[0]
         assert float(r["confidence"]) == pytest.approx(want, abs=2e-4)
         assert float(r["confidence"]) <= as_tag + 1e-4
     # right by the truth: the exchange funded a payment into the deposit whose trail holds
