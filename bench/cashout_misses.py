@@ -237,7 +237,8 @@ def forward_census(store: Any, tx_truth: list[dict[str, str]]) -> dict[str, dict
             k = kinds.get(str(store.txids(np.array([s], np.int64))[0].as_py()), "?")
             fate = f"{k} ({'6+' if width(s) - 1 >= 6 else '<6'} payees)"
         census[bucket][fate] += 1
-    return {b: dict(v) for b, v in sorted(census.items())}
+    order = [f"<{a}" for a in AGE_BUCKETS] + [f">={AGE_BUCKETS[-1]}"]
+    return {b: dict(census[b]) for b in order if b in census}
 
 
 def main(argv: list[str]) -> int:
