@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,7 +239,7 @@ def cashout_cut(case: dict[str, Any]) -> float:
     """The confidence at which a cash-out counts in the report: case.json's
     `parameters.min_confidence` (the subpoena cut), else `DEFAULT_MIN_CONFIDENCE`."""
     value = _get(case, "parameters", "min_confidence")
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return DEFAULT_MIN_CONFIDENCE
     return float(value)
 
