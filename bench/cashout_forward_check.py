@@ -17,6 +17,12 @@ exchanges. So the rule is read here, by `cashout_rows` exactly as a case reads i
 and each rule-6 payee is checked against the truth (an exchange's address). The strong rules'
 reading of the k people's coins is counted too (how many they call deposits).
 
+**A case-read gate** ("promote rule 6 when none of the service's payees was spent the way
+people spend": `payees_spent_otherwise` = 0 in `case.json`) is measured too: the fates
+(`cases.cashouts.PayeeFates`) of every person's coin the exchanges withdrew to, and, over
+`GATE_DRAWS` draws of k of them mixed into the service's payees, how often the gate would
+still pass and how many people's coins it would then promote with the service's true forwards.
+
     python -m bench.cashout_forward_check hard-small-1 realistic-small-1 ...
 """
 
@@ -34,6 +40,8 @@ import numpy as np
 ROOT = Path("bench-output/accuracy")
 #: truth tx kinds whose non-change outputs pay people
 PAYING_KINDS = ("exchange_withdrawal", "pool_payout")
+#: draws of k people's coins per k for the gate's measurement
+GATE_DRAWS = 200
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -128,6 +136,31 @@ def check(name: str) -> list[dict[str, Any]]:
         np.int64,
     )
     rng = np.random.default_rng(11)
+    gate_rng = np.random.default_rng(12)  # its own stream: the k-people samples stay as before
+    pf = read(persons, setup.service_mask).fates
+    assert pf is not None
+    other, ambiguous = set(pf.other.tolist()), set(pf.ambiguous.tolist())
+    gate: dict[int, dict[str, float]] = {}
+    own = read(service, setup.service_mask).fates
+    own_ambiguous = 0 if own is None else int(own.ambiguous.shape[0])
+    for k in (1, 2, 5, 10):
+        passed, wrong = 0, 0
+        for _ in range(GATE_DRAWS):
+            draw = gate_rng.choice(persons, k, replace=False).tolist()
+            if not any(o in other for o in draw):
+                passed += 1
+                wrong += sum(o in ambiguous for o in draw)
+        promoted = own_ambiguous * passed + wrong
+        gate[k] = {
+            "pass": passed / GATE_DRAWS,
+            "wrong_per_pass": wrong / max(passed, 1),
+            "precision_of_promoted": own_ambiguous * passed / promoted if promoted else 1.0,
+        }
+    out.append({"world": name, "payer": "people's coins (fates)", "payees": int(persons.shape[0]),
+                "rule6": int(pf.ambiguous.shape[0]), "rule6_at_exchange": 0,
+                "fates": {"deposit": int(pf.deposit.shape[0]), "ambiguous": len(ambiguous),
+                          "other": len(other)},
+                "gate": gate, "service_rule6": own_ambiguous})  # fmt: skip
     for k in (0, 10, 100):
         sample = rng.choice(persons, k, replace=False)
         got = read(np.concatenate([service, sample]), setup.service_mask)
@@ -151,6 +184,8 @@ def main(argv: list[str]) -> int:
     )
     print("|---|---|---|---|---|---|")
     for r in results:
+        if "gate" in r:
+            continue
         people = r.get("people_read_as_deposits", "")
         print(f"| {r['world']} | {r['payer']} | {r['payees']} | {r['rule6']} | "
               f"{r['rule6_at_exchange']} | {people} |")  # fmt: skip
@@ -164,6 +199,21 @@ def main(argv: list[str]) -> int:
         sel = [r for r in results if pick(r)]
         n, right = sum(r["rule6"] for r in sel), sum(r["rule6_at_exchange"] for r in sel)
         print(f"{label}: rule-6 payees {n}, at an exchange {right} ({right / max(n, 1):.3f})")
+    print("\n| world | people's coins | read as deposits | rule 6 | spent otherwise | "
+          "service's rule-6 payees | gate, k = 1, 2, 5, 10 people: passes / wrong rows per pass / "
+          "precision of the promoted |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        if "gate" not in r:
+            continue
+        f, n = r["fates"], r["payees"]
+        cells = "; ".join(
+            f"{v['pass']:.2f} / {v['wrong_per_pass']:.2f} / {v['precision_of_promoted']:.2f}"
+            for v in r["gate"].values()
+        )
+        print(f"| {r['world']} | {n} | {f['deposit']} ({f['deposit'] / n:.2f}) | "
+              f"{f['ambiguous']} ({f['ambiguous'] / n:.2f}) | {f['other']} ({f['other'] / n:.2f}) | "
+              f"{r['service_rule6']} | {cells} |")  # fmt: skip
     return 0
 
 

@@ -18,6 +18,16 @@ confidence >= 0.5 and, when missed there, given one cause read from the chain an
 A miss listed below the cut (rule 6's `forward_unconfirmed` rows, capped at 0.25) is shown
 with its confidence and rule.
 
+**Evidence at the tip.** Two causes leave nothing on the chain, by the tip, that tells the
+destination from a person's coin: `unspent` (a fresh address nobody has spent from) and
+`forward_remainder_unspent` (spent alone in a one-input, two-output tx whose other output is
+unspent: the shape in which people spend 39-42% of the coins exchanges withdraw to them,
+docs/investigations.md). Each world also gets the *evidence ceiling*: recall and total over
+the true cash-outs less those, the most any reading of this chain at this tip could find
+without reading the truth. And, chain-wide, what became of every `exchange_forward`'s
+remainder (the truth's change vout) by the tip, by the forward's age in blocks: whether the
+remainders the rules need are merely not spent *yet*.
+
 Bench code: it reads the truth, the package never does. Usage:
 
     python -m bench.cashout_misses hard-small-1 realistic-small-2 ...
@@ -37,6 +47,10 @@ import numpy as np
 
 ROOT = Path("bench-output/accuracy")
 MIN_CONFIDENCE = 0.5
+#: causes that leave no on-chain evidence at the tip (see the module docstring)
+NO_EVIDENCE = ("unspent", "forward_remainder_unspent")
+#: ages (blocks before the tip) the forward census splits at
+AGE_BUCKETS = (50, 150)
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -177,8 +191,54 @@ def classify(name: str) -> dict[str, Any]:
     out["true_sat"] = true_total
     out["reported_sat"] = reported_total
     out["shortfall_found_sat"] = sum(f["true_sat"] - f["reported_sat"] for f in out["found"])
+    blind = [m for m in out["misses"] if m["cause"] in NO_EVIDENCE]
+    evidenced = len(truth) - len(blind)
+    evidenced_sat = true_total - sum(m["true_sat"] for m in blind)
+    found_sat = sum(f["reported_sat"] for f in out["found"])
+    out["ceiling"] = {
+        "evidenced": evidenced,
+        "recall": evidenced / len(truth) if truth else 1.0,
+        "total": evidenced_sat / true_total if true_total else 1.0,
+        "recall_of_evidenced": len(out["found"]) / evidenced if evidenced else 1.0,
+        "total_of_evidenced": found_sat / evidenced_sat if evidenced_sat else 1.0,
+    }
+    out["forward_census"] = forward_census(store, tx_truth)
     store.close()
     return out
+
+
+def forward_census(store: Any, tx_truth: list[dict[str, str]]) -> dict[str, dict[str, int]]:
+    """Chain-wide: every `exchange_forward`'s remainder (the truth's change vout) by the tip:
+    unspent, or the truth's kind of its spender and whether that paid 6+ outputs besides its
+    change, counted per age bucket of the forward (blocks before the tip)."""
+    from chainsleuth.store.layout import NONE32
+
+    g = store.graph
+    n_txs = g.n_txs
+    kinds = {r["txid"]: r["kind"] for r in tx_truth}
+    tip = int(g.tx_height[n_txs - 1])
+    first_out = np.asarray(g.tx_first_output, np.int64)
+
+    def width(t: int) -> int:
+        return (int(first_out[t + 1]) if t + 1 < n_txs else int(g.n_outputs)) - int(first_out[t])
+
+    census: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in tx_truth:
+        vouts = [int(v) for v in r["change_vouts"].split(";") if v]
+        if r["kind"] != "exchange_forward" or len(vouts) != 1:
+            continue
+        t = store.tx_id_of(r["txid"])
+        age = tip - int(g.tx_height[t])
+        bucket = next((f"<{a}" for a in AGE_BUCKETS if age < a), f">={AGE_BUCKETS[-1]}")
+        s = int(g.output_spent_by_tx[int(first_out[t]) + vouts[0]])
+        if s == int(NONE32) or s < 0 or s >= n_txs:
+            fate = "unspent"
+        else:
+            k = kinds.get(str(store.txids(np.array([s], np.int64))[0].as_py()), "?")
+            fate = f"{k} ({'6+' if width(s) - 1 >= 6 else '<6'} payees)"
+        census[bucket][fate] += 1
+    order = [f"<{a}" for a in AGE_BUCKETS] + [f">={AGE_BUCKETS[-1]}"]
+    return {b: dict(census[b]) for b in order if b in census}
 
 
 def main(argv: list[str]) -> int:
@@ -208,6 +268,18 @@ def main(argv: list[str]) -> int:
     print("\ncause | misses | BTC")
     for cause, n in causes.most_common():
         print(f"{cause} | {n} | {sats[cause] / 1e8:.4f}")
+    print("\nworld | true | evidenced at the tip | recall ceiling | total ceiling | "
+          "recall of evidenced | total of evidenced")  # fmt: skip
+    for res in results:
+        c = res["ceiling"]
+        print(f"{res['world']} | {res['true']} | {c['evidenced']} | {c['recall']:.3f} | "
+              f"{c['total']:.3f} | {c['recall_of_evidenced']:.3f} | {c['total_of_evidenced']:.3f}")  # fmt: skip
+    print("\nworld | forward age | remainder fates (exchange_forward, chain-wide)")
+    for res in results:
+        for bucket, fates in res["forward_census"].items():
+            n = sum(fates.values())
+            print(f"{res['world']} | {bucket} | {n} forwards: "
+                  + ", ".join(f"{k} {v} ({v / n:.2f})" for k, v in sorted(fates.items())))  # fmt: skip
     Path("bench-output/cashout_misses.json").write_text(json.dumps(results, indent=1))
     return 0
 

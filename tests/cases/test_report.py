@@ -29,7 +29,13 @@ from chainsleuth.cases.investigate import (
     investigate,
 )
 from chainsleuth.cases.report import ReportPaths, write_report
-from chainsleuth.cases.report.query import SUBPOENA_ROWS, TOP_CASHOUTS, TOP_LEADS
+from chainsleuth.cases.report.query import (
+    SUBPOENA_ROWS,
+    TOP_CASHOUTS,
+    TOP_LEADS,
+    collect,
+    read_case,
+)
 from chainsleuth.core.errors import ChainsleuthError
 
 CASE_FILES = ("case.json", "leads.csv", "subpoenas.csv", "cashouts.csv")
@@ -58,6 +64,12 @@ def real_case(
 def _rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def _reported_cashouts(case: Path) -> list[dict[str, str]]:
+    """The case's cash-out rows at its cut (case.json `parameters.min_confidence`)."""
+    cut = json.loads((case / "case.json").read_text())["parameters"]["min_confidence"]
+    return [r for r in _rows(case / "cashouts.csv") if float(r["confidence"]) >= cut]
 
 
 def _write_case(
@@ -267,7 +279,7 @@ def test_summary_shows_case_parameters_and_counts(real_case: tuple[Path, ReportP
         f"{meta['service']['seed_addresses']:,}",
         f"{meta['service']['deposit_outputs']:,}",
         f"{len(_rows(case / 'leads.csv')):,}",
-        f"{len(_rows(case / 'cashouts.csv')):,}",
+        f"{len(_reported_cashouts(case)):,}",
     ):
         assert str(value) in summary, value
     for exchange in {r["exchange"] for r in _rows(case / "subpoenas.csv")}:
@@ -291,7 +303,7 @@ def test_exchange_sections_list_every_subpoena_row_of_the_small_case(
                          key=lambda r: -int(r["amount_sat"]))[: min(5, SUBPOENA_ROWS)]  # fmt: skip
         for r in largest:
             assert r["funding_txid"] in html and r["source_address"] in html
-    assert parsed.body_rows["cashouts wide"] == len(_rows(case / "cashouts.csv"))
+    assert parsed.body_rows["cashouts wide"] == len(_reported_cashouts(case))
 
 
 def test_report_pdf_has_pages(real_case: tuple[Path, ReportPaths]) -> None:
@@ -410,6 +422,47 @@ def test_tables_show_the_top_rows_and_say_how_many_more(tmp_path: Path) -> None:
     # the largest lead is shown, the smallest is not
     assert f"dep-{n_leads - 1:04d}" in html and "dep-0000<" not in html
     assert "missing_price" in html[html.index('id="exchange-2"') :]
+
+
+def test_cashouts_below_the_cut_are_listed_not_totalled(tmp_path: Path) -> None:
+    """The report's cash-out total, table, destinations and timeline hold the rows at the
+    case's cut (`min_confidence`): a rule-6 forward (capped at 0.25) is named in one line with
+    its amount, not added to what the service cashed out (issue 11: cash-outs that mean what
+    they say; the scorer and the subpoenas use the same cut)."""
+    confirmed = [
+        _cashout("bigex", 1, 7_000_000, confidence="0.950", attributed_via="sweep"),
+        _cashout("bigex", 2, 3_000_000, confidence="0.900", attributed_via="named"),
+    ]
+    unconfirmed = _cashout(
+        "cluster:42", 3, 20_000_000, confidence="0.250", attributed_via="forward_unconfirmed",
+        destination_category="unidentified_service", caution="forward_unconfirmed",
+    )  # fmt: skip
+    params = {"policy": "haircut", "max_hops": 6, "min_confidence": 0.5}
+    case = _write_case(
+        tmp_path / "case", cashouts=[*confirmed, unconfirmed], case={"parameters": params}
+    )
+    data = collect(case, read_case(case))
+    assert data.totals["cashed_out"]["sat"] == 10_000_000 and data.n_cashouts == 2
+    assert data.totals["cashed_out_listed"] == {
+        "n": 1, "sat": 20_000_000, "why": "forward_unconfirmed",
+    }  # fmt: skip
+    assert {d["entity"] for d in data.destinations} == {"bigex"}
+    assert sum(d["sat"] for d in data.outflow_days) == 10_000_000
+    html = write_report(case, pdf=False).html.read_text()
+    assert _parse(html).body_rows["cashouts wide"] == 2
+    assert "dest-3" not in html  # the unconfirmed destination is not in the table
+    assert (
+        "not shown or counted here: 1 below confidence 0.5 (forward_unconfirmed; 0.20000000 BTC)"
+        in html
+    )
+    # a lower cut (investigate --min-confidence 0.2) counts it
+    params["min_confidence"] = 0.2
+    case = _write_case(
+        tmp_path / "low", cashouts=[*confirmed, unconfirmed], case={"parameters": params}
+    )
+    data = collect(case, read_case(case))
+    assert data.totals["cashed_out"]["sat"] == 30_000_000
+    assert data.totals["cashed_out_listed"]["n"] == 0
 
 
 def test_pdf_without_weasyprint_names_what_to_install(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,11 @@ DEFAULT_EXCHANGE_CATEGORIES = (
     "payment_processor",
     "wallet_service",
 )
+
+
+#: The cut for cash-outs when case.json does not record one (investigate's --min-confidence
+#: default, the subpoena cut).
+DEFAULT_MIN_CONFIDENCE = 0.5
 
 
 #: Sources that name no one to ask: drawn grey.
@@ -166,6 +172,7 @@ class ReportData:
     timeline_uri: str = ""
     timeline_note: str = ""
     limits: dict[str, int] = field(default_factory=dict)
+    cashout_cut: float = DEFAULT_MIN_CONFIDENCE  # cash-outs below it are listed, not totalled
 
 
 # --------------------------------------------------------------------------------- inputs
@@ -228,6 +235,15 @@ def _price_series(prices: Any) -> str | None:
     return f"{prices['series']}{span}"
 
 
+def cashout_cut(case: dict[str, Any]) -> float:
+    """The confidence at which a cash-out counts in the report: case.json's
+    `parameters.min_confidence` (the subpoena cut), else `DEFAULT_MIN_CONFIDENCE`."""
+    value = _get(case, "parameters", "min_confidence")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return DEFAULT_MIN_CONFIDENCE
+    return float(value)
+
+
 def _get(d: Any, *keys: str) -> Any:
     for k in keys:
         if not isinstance(d, dict):
@@ -260,6 +276,20 @@ def collect(out_dir: Path, case: dict[str, Any]) -> ReportData:
     try:
         for name in ("leads", "subpoenas", "cashouts"):
             _view(con, name, out_dir / f"{name}.csv")
+        # the cash-outs the report totals: those at the case's cut (rows without a confidence,
+        # from before cash-outs had one, all count); the rest are listed in cashouts.csv only
+        header = _header(out_dir / "cashouts.csv")
+        at_cut = (
+            f"coalesce(confidence, 1.0) >= {cashout_cut(case)!r}"
+            if "confidence" in header
+            else "TRUE"
+        )
+        why = "attributed_via" if "attributed_via" in header else "NULL"
+        con.execute(f"CREATE TEMP VIEW reported_cashouts AS SELECT * FROM cashouts WHERE {at_cut}")
+        con.execute(
+            f"""CREATE TEMP VIEW listed_cashouts AS SELECT *, coalesce(nullif({why}, ''),
+            destination_category, '') AS why FROM cashouts WHERE NOT ({at_cut})"""
+        )
         con.execute(
             "CREATE TEMP TABLE cs_exchange_categories AS SELECT unnest(?::VARCHAR[]) AS category",
             [list(exchange_categories)],
@@ -323,20 +353,24 @@ def _aggregate(
     )
     cashout_stats = rows(
         """SELECT count(*) AS n, coalesce(sum(amount_sat), 0) AS sat, sum(amount_usd) AS usd,
-        count(*) FILTER (WHERE price_note = 'missing_price') AS missing FROM cashouts"""
+        count(*) FILTER (WHERE price_note = 'missing_price') AS missing FROM reported_cashouts"""
+    )[0]
+    cashout_listed = rows(
+        """SELECT count(*) AS n, coalesce(sum(amount_sat), 0) AS sat,
+        coalesce(string_agg(DISTINCT why, ', ' ORDER BY why), '') AS why FROM listed_cashouts"""
     )[0]
     destinations = rows(
         """SELECT coalesce(destination_category, '') AS category,
         coalesce(destination_entity, '') AS entity, count(*) AS cashouts,
         sum(amount_sat) AS sat, sum(amount_usd) AS usd,
         count(*) FILTER (WHERE price_note = 'missing_price') AS missing
-        FROM cashouts GROUP BY ALL ORDER BY sat DESC, category, entity"""
+        FROM reported_cashouts GROUP BY ALL ORDER BY sat DESC, category, entity"""
     )
     # the largest cash-outs, shown in time order
     cashouts = rows(
         f"""SELECT * FROM (SELECT destination_address, coalesce(destination_entity, '') AS entity,
             coalesce(destination_category, '') AS category, txid, block_height, block_time,
-            amount_sat, amount_usd, price_note, hops FROM cashouts
+            amount_sat, amount_usd, price_note, hops FROM reported_cashouts
             ORDER BY amount_sat DESC, block_height, txid, destination_address
             LIMIT {TOP_CASHOUTS})
         ORDER BY block_height, block_time, txid, destination_address"""
@@ -357,7 +391,7 @@ def _aggregate(
     outflow_days = rows(
         """SELECT substr(block_time, 1, 10) AS day, coalesce(destination_category, '') AS category,
         coalesce(destination_entity, '') AS entity, sum(amount_sat) AS sat
-        FROM cashouts WHERE block_time IS NOT NULL GROUP BY ALL ORDER BY ALL"""
+        FROM reported_cashouts WHERE block_time IS NOT NULL GROUP BY ALL ORDER BY ALL"""
     )
 
     colors = _colors(sources, destinations)
@@ -397,6 +431,7 @@ def _aggregate(
     totals = {
         "funded": funded,
         "cashed_out": cashout_stats,
+        "cashed_out_listed": cashout_listed,
         "leads_sat": lead_stats["sat"],
         "untimed_sat": lead_stats["untimed_sat"],
     }
@@ -414,7 +449,9 @@ def _aggregate(
                 else ("matches case.json" if expected == actual else "DIFFERS from case.json"),
             }
         )
-    facts, counts = _facts(case, lead_stats, len(exchange_stats), cashout_stats["n"])
+    facts, counts = _facts(
+        case, lead_stats, len(exchange_stats), cashout_stats["n"], cashout_listed["n"]
+    )
     return ReportData(
         case=case,
         facts=facts,
@@ -427,6 +464,7 @@ def _aggregate(
         sections=sections,
         cashouts=cashouts,
         n_cashouts=cashout_stats["n"],
+        cashout_cut=cashout_cut(case),
         destinations=destinations,
         leads=leads,
         n_leads=n_leads,
@@ -477,7 +515,11 @@ def is_named(category: str, entity: str) -> bool:
 
 
 def _facts(
-    case: dict[str, Any], lead_stats: dict[str, Any], n_exchanges: int, n_cashouts: int
+    case: dict[str, Any],
+    lead_stats: dict[str, Any],
+    n_exchanges: int,
+    n_cashouts: int,
+    n_cashouts_listed: int = 0,
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """The summary's (label, value) rows, parameters then counts; '—' where case.json is
     silent."""
@@ -515,7 +557,8 @@ def _facts(
         ("deposit addresses with a lead", count(lead_stats["deposits"])),
         ("deposit addresses with an exchange lead", count(lead_stats["named"])),
         ("exchanges to subpoena", count(n_exchanges)),
-        ("cash-outs", count(n_cashouts)),
+        (f"cash-outs at confidence ≥ {cashout_cut(case):g}", count(n_cashouts)),
+        ("cash-outs listed below it (cashouts.csv)", count(n_cashouts_listed)),
     ]
     return parameters, counts
 
