@@ -28,7 +28,14 @@ def print_summary(summary: InvestigationSummary, console: Console) -> None:
         f"{summary.n_seeds:,} seed addresses ({summary.n_seeds_in_store:,} on chain, "
         f"{summary.service_clusters:,} service clusters), {summary.n_deposit_outputs:,} "
         f"deposits; {summary.n_deposits_with_exchange_lead:,} deposit addresses traced to an "
-        f"exchange; {summary.n_cashouts:,} cash-outs. Files in {summary.out_dir}"
+        f"exchange; {summary.n_cashouts_at_cut:,} cash-outs at confidence ≥ "
+        f"{summary.cashout_cut:g}"
+        + (
+            f" ({below:,} below it, listed in cashouts.csv)"
+            if (below := summary.n_cashouts - summary.n_cashouts_at_cut)
+            else ""
+        )
+        + f". Files in {summary.out_dir}"
     )
     table = Table("exchange", "customers to request", title="Subpoenas", title_justify="left")
     for name, n in summary.exchanges.items():
@@ -38,7 +45,7 @@ def print_summary(summary: InvestigationSummary, console: Console) -> None:
     for name, sat in sorted(summary.cashouts_by_entity.items(), key=lambda kv: -kv[1]):
         cash.add_row(name, f"{sat / 1e8:.8f}")
     console.print(cash)
-    _print_cashouts(summary.out_dir / "cashouts.csv", console)
+    _print_cashouts(summary.out_dir / "cashouts.csv", console, summary.cashout_cut)
     if summary.report_html is not None:
         console.print(f"Report: {summary.report_html}")
     if summary.report_pdf is not None:
@@ -58,10 +65,14 @@ def run_case_demo(world: Path, store_dir: Path, out_dir: Path, console: Console)
     print_summary(replace(summary, report_html=paths.html, report_pdf=paths.pdf), console)
 
 
-def _print_cashouts(path: Path, console: Console, limit: int = 10) -> None:
-    """The largest cash-outs: the leads to the administrator (the rest are in cashouts.csv)."""
+def _print_cashouts(path: Path, console: Console, cut: float, limit: int = 10) -> None:
+    """The largest cash-outs at confidence >= `cut`: the leads to the administrator (the rest,
+    and those below the cut, are in cashouts.csv)."""
     with open(path, newline="") as f:
-        rows = sorted(csv.DictReader(f), key=lambda r: -int(r["amount_sat"]))
+        rows = sorted(
+            (r for r in csv.DictReader(f) if float(r["confidence"] or 1.0) >= cut),
+            key=lambda r: -int(r["amount_sat"]),
+        )
     if not rows:
         return
     table = Table(

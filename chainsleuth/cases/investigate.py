@@ -48,6 +48,7 @@ from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of th
     UNIDENTIFIED_SERVICE,
     ChainLookups,
     case_typical_hold,
+    cashout_cut,
     cashout_table,
     lead_table,
     recalibrate_leads,
@@ -130,11 +131,13 @@ class InvestigationSummary:
     n_deposits_with_exchange_lead: int
     n_leads: int
     n_subpoena_rows: int
-    n_cashouts: int
+    n_cashouts: int  # every row of cashouts.csv
     service_clusters: int
     exchanges: dict[str, int]  # exchange -> customers (funding withdrawals) to request
-    cashouts_by_entity: dict[str, int]  # destination entity -> satoshis
+    cashouts_by_entity: dict[str, int]  # destination entity -> satoshis, at the cut
     untraced_sat: int = 0  # shares below MIN_FRACTION, not followed
+    n_cashouts_at_cut: int = 0  # at confidence >= cashout_cut: the report's totals
+    cashout_cut: float = 0.5
     report_html: Path | None = None
     report_pdf: Path | None = None
 
@@ -605,10 +608,14 @@ def investigate(
     exchanges: dict[str, int] = {}
     for name in subpoenas.column("exchange").to_pylist():  # sorted by total paid
         exchanges[name] = exchanges.get(name, 0) + 1
+    # cash-outs count at the case's cut, as in the report (rows below are listed in the CSV)
+    cut = cashout_cut(min_confidence)
+    confidence = cashouts.column("confidence").to_numpy(zero_copy_only=False)
+    counted = np.nan_to_num(np.asarray(confidence, np.float64), nan=1.0) >= cut
     by_entity: dict[str, int] = {}
     for name, sat in zip(
-        cashouts.column("destination_entity").to_pylist(),
-        cashouts.column("amount_sat").to_pylist(),
+        cashouts.filter(pa.array(counted)).column("destination_entity").to_pylist(),
+        cashouts.filter(pa.array(counted)).column("amount_sat").to_pylist(),
         strict=True,
     ):
         by_entity[name] = by_entity.get(name, 0) + int(sat)
@@ -626,6 +633,8 @@ def investigate(
         n_leads=leads.num_rows,
         n_subpoena_rows=subpoenas.num_rows,
         n_cashouts=cashouts.num_rows,
+        n_cashouts_at_cut=int(counted.sum()),
+        cashout_cut=cut,
         service_clusters=int(service_clusters.shape[0]),
         exchanges=exchanges,
         cashouts_by_entity=by_entity,

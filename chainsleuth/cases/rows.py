@@ -10,6 +10,7 @@ lists and confidence constants are here too (docs/investigations.md explains eac
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 import numpy as np
@@ -704,6 +705,19 @@ def _sum_groups(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
         return np.zeros(0, np.int64)
     summed: np.ndarray = np.add.reduceat(values.astype(np.int64), starts)
     return summed
+
+
+#: The confidence at which a cash-out counts in a case's totals when no cut was asked for
+#: (`--min-confidence` 0, its default): the cut at which leads and cash-outs are scored.
+DEFAULT_CASHOUT_CUT = 0.5
+
+
+def cashout_cut(min_confidence: float) -> float:
+    """The confidence at which a cash-out counts in the report's and the summary's totals:
+    the case's `--min-confidence` when one was given, else DEFAULT_CASHOUT_CUT (rows below are
+    listed in cashouts.csv, not totalled)."""
+    value = float(min_confidence)
+    return value if math.isfinite(value) and value > 0 else DEFAULT_CASHOUT_CUT
 
 
 def subpoena_table(leads: pa.Table, min_confidence: float = 0.0) -> pa.Table:

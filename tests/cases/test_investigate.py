@@ -259,7 +259,12 @@ def test_cli_command(world: tuple[Path, Path, Path], tmp_path: Path) -> None:
     args = ["investigate", "--seeds", seeds, "-o", str(tmp_path / "c"), "--policy", "fifo"]
     result = CliRunner().invoke(app, [*args, "--max-hops", "4", "--no-pdf"], obj=CliState(store))
     assert result.exit_code == 0, result.output
-    assert "cash-outs" in result.output
+    # the summary counts cash-outs at the report's cut (0.5 when no --min-confidence is given)
+    rows = _rows(tmp_path / "c" / "cashouts.csv")
+    at_cut = sum(float(r["confidence"]) >= 0.5 for r in rows)
+    assert f"{at_cut:,} cash-outs at confidence ≥ 0.5" in " ".join(result.output.split())
+    below = len(rows) - at_cut
+    assert (f"({below:,} below it" in result.output) == (below > 0)
     assert "Report:" in result.output and (tmp_path / "c" / "report.html").exists()
     assert not (tmp_path / "c" / "report.pdf").exists()
     meta = json.loads((tmp_path / "c" / "case.json").read_text())

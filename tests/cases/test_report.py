@@ -463,6 +463,15 @@ def test_cashouts_below_the_cut_are_listed_not_totalled(tmp_path: Path) -> None:
     data = collect(case, read_case(case))
     assert data.totals["cashed_out"]["sat"] == 30_000_000
     assert data.totals["cashed_out_listed"]["n"] == 0
+    # no cut asked for (investigate's default --min-confidence 0): cash-outs count at 0.5,
+    # the cut they are scored at, not at 0
+    params["min_confidence"] = 0.0
+    case = _write_case(
+        tmp_path / "default", cashouts=[*confirmed, unconfirmed], case={"parameters": params}
+    )
+    data = collect(case, read_case(case))
+    assert data.totals["cashed_out"]["sat"] == 10_000_000
+    assert data.totals["cashed_out_listed"]["n"] == 1
 
 
 def test_pdf_without_weasyprint_names_what_to_install(

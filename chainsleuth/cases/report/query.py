@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chainsleuth.cases.rows import DEFAULT_CASHOUT_CUT
+from chainsleuth.cases.rows import cashout_cut as rows_cashout_cut
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.core.files import sha256_file as _sha256
 
@@ -52,9 +54,9 @@ DEFAULT_EXCHANGE_CATEGORIES = (
 )
 
 
-#: The cut for cash-outs when case.json does not record one (investigate's --min-confidence
-#: default, the subpoena cut).
-DEFAULT_MIN_CONFIDENCE = 0.5
+#: The cut for cash-outs when case.json records none, or 0 (investigate's --min-confidence
+#: default: no subpoena cut asked for).
+DEFAULT_MIN_CONFIDENCE = DEFAULT_CASHOUT_CUT
 
 
 #: Sources that name no one to ask: drawn grey.
@@ -237,11 +239,12 @@ def _price_series(prices: Any) -> str | None:
 
 def cashout_cut(case: dict[str, Any]) -> float:
     """The confidence at which a cash-out counts in the report: case.json's
-    `parameters.min_confidence` (the subpoena cut), else `DEFAULT_MIN_CONFIDENCE`."""
+    `parameters.min_confidence` (the subpoena cut) when one was asked for, else
+    `DEFAULT_MIN_CONFIDENCE` (`cases.rows.cashout_cut`, as the summary counts them)."""
     value = _get(case, "parameters", "min_confidence")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return DEFAULT_MIN_CONFIDENCE
-    return float(value)
+    return rows_cashout_cut(float(value))
 
 
 def _get(d: Any, *keys: str) -> Any:
