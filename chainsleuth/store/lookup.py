@@ -8,6 +8,8 @@
       addr-run-g<gen>.out.bin       ... and its output id (i8)                         8 B/entry
       txid-g<gen>.key.bin           first 8 bytes of each txid as u8, sorted            8 B/tx
       txid-g<gen>.tx.bin            ... and its tx id (u4)                              4 B/tx
+      <run or txid>.fence.bin       its key file's fence (core.pages): the first key of every
+                                    page, of every page of that, ...      ≈ 1/1024 of the keys
 
 The address index is a CSR base plus sorted runs (a small log-structured merge): each update
 sorts only the outputs committed since the last one, in chunks of `CHUNK` entries, into a run;
@@ -17,6 +19,12 @@ range (about `CHUNK` entries) at a time. Every output is rewritten about
 (1 + MERGE_FRACTION) / MERGE_FRACTION times over the life of the chain. The txid index is the
 same idea without a base: sorted runs merged by key range. A txid match on the 8-byte prefix is
 confirmed against `tx_txid`, so a prefix collision can never return the wrong transaction.
+
+A search of a run reads its fence (one page per level, ≤ 3 levels up to 2^40 keys) and one
+page of its keys, not the ~log2(n / 1024) cold pages of a binary search: the cost of a cold
+`address` lookup does not grow with the run (docs/design/store.md, "Cold pages"). A run
+written before fences existed has none: it is searched whole (same answer) until the next
+writer writes its fence (`LookupBuilder.update`).
 
 Readers never depend on the index being current: it covers outputs [0, covered) and txs
 [0, covered) of the committed state, and a lookup scans the committed tail beyond that (a few
@@ -42,6 +50,7 @@ import numpy as np
 from numba import njit
 
 from chainsleuth.core.files import atomic_write_bytes
+from chainsleuth.core.pages import FencedKeys, build_fence, fence_levels
 from chainsleuth.store import addrindex, layout
 from chainsleuth.store.layout import NONE32
 
@@ -149,6 +158,27 @@ def _read(path: Path, dtype: str, random: bool = True) -> np.ndarray:
     return layout.random_access(array) if random else array
 
 
+def _fence_path(d: Path, name: str) -> Path:
+    return d / f"{name}.fence.bin"
+
+
+def _write_fence(d: Path, name: str, dtype: str) -> None:
+    """Write the fence of run `name`'s key file (atomic; read back sequentially)."""
+    keys = _read(d / f"{name}.key.bin", dtype, random=False)
+    atomic_write_bytes(_fence_path(d, name), build_fence(np.asarray(keys)).astype(dtype).tobytes())
+
+
+def _fenced(d: Path, name: str, keys: np.ndarray) -> FencedKeys:
+    """Keys with their fence when it exists and fits them (else a whole-array search)."""
+    path = _fence_path(d, name)
+    fence = None
+    if path.exists():
+        want = sum(fence_levels(keys.shape[0], keys.dtype.itemsize))
+        if path.stat().st_size == want * keys.dtype.itemsize:
+            fence = _read(path, keys.dtype.str) if want else np.zeros(0, keys.dtype)
+    return FencedKeys(keys, fence)
+
+
 @dataclass
 class Segment:
     """One file pair of the index: ids in [lo, hi) it was built from; ids >= valid_hi ignored."""
@@ -187,8 +217,8 @@ class LookupIndex:
         self.covered_outputs = 0
         self.covered_txs = 0
         self.base: tuple[np.ndarray, np.ndarray, Segment] | None = None
-        self.runs: list[tuple[np.ndarray, np.ndarray, Segment]] = []
-        self.txid_runs: list[tuple[np.ndarray, np.ndarray, Segment]] = []
+        self.runs: list[tuple[FencedKeys, np.ndarray, Segment]] = []
+        self.txid_runs: list[tuple[FencedKeys, np.ndarray, Segment]] = []
 
     @classmethod
     def open(cls, data_dir: Path, manifest: dict[str, Any]) -> LookupIndex:
@@ -212,7 +242,7 @@ class LookupIndex:
                 elif seg.kind == "run":
                     index.runs.append(
                         (
-                            _read(d / f"{seg.name}.key.bin", "<u4"),
+                            _fenced(d, seg.name, _read(d / f"{seg.name}.key.bin", "<u4")),
                             _read(d / f"{seg.name}.out.bin", "<i8"),
                             seg,
                         )
@@ -220,7 +250,7 @@ class LookupIndex:
                 else:
                     index.txid_runs.append(
                         (
-                            _read(d / f"{seg.name}.key.bin", "<u8"),
+                            _fenced(d, seg.name, _read(d / f"{seg.name}.key.bin", "<u8")),
                             _read(d / f"{seg.name}.tx.bin", "<u4"),
                             seg,
                         )
@@ -242,7 +272,10 @@ class LookupIndex:
                 got = np.asarray(out[int(off[address_id]) : int(off[address_id + 1])])
                 parts.append(got[got < seg.valid_hi])
         for key, out, seg in self.runs:
-            lo, hi = np.searchsorted(key, [address_id, address_id + 1])
+            if address_id >= 2**32:
+                continue
+            lo = key.searchsorted(address_id, "left")
+            hi = key.searchsorted(address_id, "right")
             got = np.asarray(out[int(lo) : int(hi)])
             parts.append(got[got < seg.valid_hi])
         n_out = self.counts["outputs"]
@@ -266,8 +299,8 @@ class LookupIndex:
         key = txid_keys(want)[0]
         found: list[int] = []
         for keys, ids, seg in self.txid_runs:
-            lo = np.searchsorted(keys, key, side="left")
-            hi = np.searchsorted(keys, key, side="right")
+            lo = keys.searchsorted(key, "left")
+            hi = keys.searchsorted(key, "right")
             for t in np.asarray(ids[int(lo) : int(hi)]).astype(np.int64).tolist():
                 if t < seg.valid_hi and (np.asarray(txids[t]) == want).all():
                     found.append(t)
@@ -360,6 +393,7 @@ class LookupBuilder:
                         f_out.write(((part & _LOW32).astype(np.int64) + lo).astype("<i8").tobytes())
                     _sync(f_key, f_out)
                 del packed
+                _write_fence(self.dir, name, "<u4")
                 state["segments"].append(Segment(name, "run", lo, hi, hi).to_json())
             state["outputs"] = n_out
             changed = True
@@ -380,13 +414,22 @@ class LookupBuilder:
                         f_tx.write((part + lo).astype("<u4").tobytes())
                     _sync(f_key, f_tx)
                 del keys, order
+                _write_fence(self.dir, name, "<u8")
                 state["segments"].append(Segment(name, "txid", lo, hi, hi).to_json())
             state["txs"] = n_tx
             changed = True
         if changed or not (self.dir / "state.json").exists():
             state = self._maybe_merge(state, int(counts["addresses"]))
             self._publish(state)
+        self._fence_older(state)
         return state
+
+    def _fence_older(self, state: dict[str, Any]) -> None:
+        """Write the fence of each listed run that has none (runs written before fences; the
+        readers search those whole until then). One sequential read of each, once."""
+        for seg in state["segments"]:
+            if seg["kind"] != "base" and not _fence_path(self.dir, seg["name"]).exists():
+                _write_fence(self.dir, seg["name"], "<u4" if seg["kind"] == "run" else "<u8")
 
     def _name(self, state: dict[str, Any], prefix: str) -> str:
         state["generation"] += 1
@@ -525,6 +568,7 @@ class LookupBuilder:
                 f_tx.write(t[order].astype("<u4").tobytes())
                 del k, t, order
             _sync(f_key, f_tx)
+        _write_fence(d, name, "<u8")
         lo = min(s.lo for s in runs)
         hi = max(s.hi for s in runs)
         return Segment(name, "txid", lo, hi, hi)
