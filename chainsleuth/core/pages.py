@@ -26,6 +26,7 @@ import numpy as np
 
 __all__ = [
     "PAGE",
+    "split_fence",
     "FencedKeys",
     "PageCounter",
     "advise",
@@ -126,6 +127,20 @@ def build_fence(keys: np.ndarray) -> np.ndarray:
     return np.concatenate(levels[::-1]) if levels else np.zeros(0, keys.dtype)
 
 
+def split_fence(fence: np.ndarray, n: int) -> list[np.ndarray]:
+    """The levels (top first) of a fence stored as `build_fence` writes it, for n keys."""
+    sizes = fence_levels(n, fence.dtype.itemsize)
+    if sum(sizes) != fence.shape[0]:
+        raise ValueError(
+            f"fence of {fence.shape[0]} entries does not fit {n} keys (expected {sum(sizes)})"
+        )
+    out, at = [], 0
+    for size in sizes:
+        out.append(fence[at : at + size])
+        at += size
+    return out
+
+
 def fence_levels(n: int, itemsize: int) -> list[int]:
     """Entries per fence level for n keys, top level first (as `build_fence` stores them)."""
     per_page = max(1, PAGE // itemsize)
@@ -168,18 +183,23 @@ class FencedKeys:
     """
 
     def __init__(
-        self, keys: np.ndarray, fence: np.ndarray | None, counter: PageCounter | None = None
+        self,
+        keys: np.ndarray,
+        fence: np.ndarray | list[np.ndarray] | None,
+        counter: PageCounter | None = None,
     ) -> None:
         self.keys = keys
-        self.fence = fence
         self.counter = counter
         self.per_page = max(1, PAGE // keys.dtype.itemsize)
-        self.levels = fence_levels(keys.shape[0], keys.dtype.itemsize)
-        if fence is not None and sum(self.levels) != fence.shape[0]:
-            raise ValueError(
-                f"fence of {fence.shape[0]} entries does not fit {keys.shape[0]} keys "
-                f"(expected {sum(self.levels)})"
-            )
+        # one array per level, top first (a list), or `build_fence`'s concatenation
+        if isinstance(fence, np.ndarray):
+            fence = split_fence(fence, keys.shape[0])
+        self.fence = fence
+        if fence is not None:
+            sizes = fence_levels(keys.shape[0], keys.dtype.itemsize)
+            got = [int(level.shape[0]) for level in fence]
+            if got != sizes:
+                raise ValueError(f"fence levels {got} do not fit {keys.shape[0]} keys ({sizes})")
 
     def _touch(self, name: str, lo: int, hi: int, itemsize: int) -> None:
         if self.counter is not None:
@@ -193,20 +213,19 @@ class FencedKeys:
             return int(np.searchsorted(keys, value, side=side))  # type: ignore[call-overload]
         if n == 0:
             return 0
-        fence, pp = self.fence, self.per_page
+        pp = self.per_page
         # Walk down the levels: in each level, entries [lo, hi) of one page are searched for
         # the last page whose first key is < value ("left") or <= value ("right"); its index
         # narrows the next level to one page.
-        start, block = 0, 0  # where the current level begins in `fence`; page of it to read
-        for size in self.levels:
+        block = 0  # the page of the current level to read
+        for depth, level in enumerate(self.fence):
             lo = block * pp
-            hi = min(size, lo + pp)
-            part = np.asarray(fence[start + lo : start + hi])
-            self._touch("fence", start + lo, start + hi, keys.dtype.itemsize)
+            hi = min(int(level.shape[0]), lo + pp)
+            part = np.asarray(level[lo:hi])
+            self._touch(f"fence{depth}", lo, hi, keys.dtype.itemsize)
             # the page whose first key is the last one strictly below (left) / at most (right)
             i = int(np.searchsorted(part, value, side=side)) - 1
             block = max(0, lo + i)
-            start += size
         # `block` is the data page whose range may hold the boundary; the answer lies in
         # [block * pp, (block + 1) * pp] (its end when every key of the page is below)
         lo = block * pp

@@ -10,6 +10,8 @@
       txid-g<gen>.tx.bin            ... and its tx id (u4)                              4 B/tx
       <run or txid>.fence.bin       its key file's fence (core.pages): the first key of every
                                     page, of every page of that, ...      ≈ 1/1024 of the keys
+      txfo.L<k>.bin                 the fence of the store's `tx_first_output` (i8), level k
+                                    (1: every 512th tx's), append-only   ≈ 1/512 of 8 B/tx
 
 The address index is a CSR base plus sorted runs (a small log-structured merge): each update
 sorts only the outputs committed since the last one, in chunks of `CHUNK` entries, into a run;
@@ -19,6 +21,9 @@ range (about `CHUNK` entries) at a time. Every output is rewritten about
 (1 + MERGE_FRACTION) / MERGE_FRACTION times over the life of the chain. The txid index is the
 same idea without a base: sorted runs merged by key range. A txid match on the 8-byte prefix is
 confirmed against `tx_txid`, so a prefix collision can never return the wrong transaction.
+
+`txs_of_outputs` (the tx that created each output, for `address`) searches `tx_first_output`
+through its fence the same way: 2-3 pages per output, not ~log2(txs / 512).
 
 A search of a run reads its fence (one page per level, ≤ 3 levels up to 2^40 keys) and one
 page of its keys, not the ~log2(n / 1024) cold pages of a binary search: the cost of a cold
@@ -50,7 +55,7 @@ import numpy as np
 from numba import njit
 
 from chainsleuth.core.files import atomic_write_bytes
-from chainsleuth.core.pages import FencedKeys, build_fence, fence_levels
+from chainsleuth.core.pages import PAGE, FencedKeys, build_fence, fence_levels
 from chainsleuth.store import addrindex, layout
 from chainsleuth.store.layout import NONE32
 
@@ -64,6 +69,13 @@ WRITE_SLICE = 1 << 20  # entries converted and written at a time
 _LOW32 = np.uint64(0xFFFFFFFF)
 MERGE_FRACTION = 0.25
 MAX_RUNS = 8
+
+
+#: The fence files of tx_first_output: lookup/txfo.L<k>.bin.
+TX_FENCE = "txfo"
+#: Outputs asked at once above which `txs_of_outputs` searches the whole array instead (its
+#: pages are then touched anyway).
+TXS_OF_OUTPUTS_FENCED = 256
 
 
 def lookup_dir(data_dir: Path) -> Path:
@@ -163,16 +175,24 @@ def _fence_path(d: Path, name: str) -> Path:
 
 
 def _write_fence(d: Path, name: str, dtype: str) -> None:
-    """Write the fence of run `name`'s key file (atomic; read back sequentially)."""
+    """Write the fence of run `name`'s key file (atomic; read back sequentially); none for a
+    key file of at most FENCE_MIN_BYTES."""
     keys = _read(d / f"{name}.key.bin", dtype, random=False)
+    if keys.nbytes <= FENCE_MIN_BYTES:
+        return
     atomic_write_bytes(_fence_path(d, name), build_fence(np.asarray(keys)).astype(dtype).tobytes())
+
+
+#: Key files up to this size get no fence: one read brings the whole file (a fence would be one
+#: more file to open and read cold: measured, 10 one-block runs made a cold lookup slower).
+FENCE_MIN_BYTES = 1 << 16
 
 
 def _fenced(d: Path, name: str, keys: np.ndarray) -> FencedKeys:
     """Keys with their fence when it exists and fits them (else a whole-array search)."""
     path = _fence_path(d, name)
     fence = None
-    if path.exists():
+    if keys.nbytes > FENCE_MIN_BYTES and path.exists():
         want = sum(fence_levels(keys.shape[0], keys.dtype.itemsize))
         if path.stat().st_size == want * keys.dtype.itemsize:
             fence = _read(path, keys.dtype.str) if want else np.zeros(0, keys.dtype)
@@ -219,6 +239,7 @@ class LookupIndex:
         self.base: tuple[np.ndarray, np.ndarray, Segment] | None = None
         self.runs: list[tuple[FencedKeys, np.ndarray, Segment]] = []
         self.txid_runs: list[tuple[FencedKeys, np.ndarray, Segment]] = []
+        self.tx_fence = 0  # txs [0, tx_fence) of tx_first_output have a fence (txfo.L*.bin)
 
     @classmethod
     def open(cls, data_dir: Path, manifest: dict[str, Any]) -> LookupIndex:
@@ -259,7 +280,45 @@ class LookupIndex:
             return cls(data_dir, manifest)
         index.covered_outputs = int(state["outputs"])
         index.covered_txs = int(state["txs"])
+        index.tx_fence = min(int(state.get("tx_fence", 0)), index.covered_txs)
         return index
+
+    def txs_of_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        """The tx that created each output id (int64): `searchsorted(tx_first_output, o,
+        "right") - 1`, through the fence of tx_first_output where there is one (2-3 pages per
+        output, whatever the chain's length), the txs beyond it searched directly."""
+        outs = np.asarray(outputs, np.int64).reshape(-1)
+        n_tx = int(self.counts["txs"])
+        first = layout.open_array(self.data_dir, "tx_first_output", n_tx, random=True)
+        levels = self._tx_fence_levels()
+        if levels is None or outs.shape[0] > TXS_OF_OUTPUTS_FENCED:
+            return np.searchsorted(first, outs, side="right").astype(np.int64) - 1
+        nf = self.tx_fence
+        fenced = FencedKeys(first[:nf], levels)
+        out = np.empty(outs.shape[0], np.int64)
+        for i, o in enumerate(outs.tolist()):
+            r = fenced.searchsorted(o, "right")
+            if r == nf and nf < n_tx:  # beyond the fenced txs: the few at the tip
+                r = nf + int(np.searchsorted(first[nf:], o, side="right"))
+            out[i] = r - 1
+        return out
+
+    def _tx_fence_levels(self) -> list[np.ndarray] | None:
+        """tx_first_output's fence levels for txs [0, tx_fence), top first; None without."""
+        if self.tx_fence == 0:
+            return None
+        sizes = fence_levels(self.tx_fence, 8)[::-1]  # level 1 first
+        d = lookup_dir(self.data_dir)
+        levels = []
+        for k, size in enumerate(sizes, start=1):
+            path = d / f"{TX_FENCE}.L{k}.bin"
+            try:
+                if path.stat().st_size < size * 8:
+                    return None
+                levels.append(_read(path, "<i8")[:size])
+            except OSError:
+                return None
+        return levels[::-1]
 
     def outputs_of_address(self, address_id: int) -> np.ndarray:
         """Output ids paying `address_id`, ascending (index segments, then the scanned tail)."""
@@ -346,7 +405,7 @@ class LookupBuilder:
         state = state if state is not None else _read_state(self.data_dir)
         if not self.dir.exists():
             return
-        keep = {s["name"] for s in (state or {}).get("segments", [])}
+        keep = {s["name"] for s in (state or {}).get("segments", [])} | {TX_FENCE}
         for path in self.dir.glob("*.bin"):
             if path.name.split(".")[0] not in keep:
                 path.unlink()
@@ -364,6 +423,7 @@ class LookupBuilder:
             seg["valid_hi"] = min(seg["valid_hi"], limit)
         state["outputs"] = min(state["outputs"], keep_outputs)
         state["txs"] = min(state["txs"], keep_txs)
+        state["tx_fence"] = min(int(state.get("tx_fence", 0)), keep_txs)
         state["epochs"] = [manifest_before["epoch"], manifest_before["epoch"] + 1]
         atomic_write_bytes(self.dir / "state.json", json.dumps(state, indent=1).encode())
 
@@ -418,6 +478,10 @@ class LookupBuilder:
                 state["segments"].append(Segment(name, "txid", lo, hi, hi).to_json())
             state["txs"] = n_tx
             changed = True
+        if int(state.get("tx_fence", 0)) != n_tx:
+            self._extend_tx_fence(int(state.get("tx_fence", 0)), n_tx)
+            state["tx_fence"] = n_tx
+            changed = True
         if changed or not (self.dir / "state.json").exists():
             state = self._maybe_merge(state, int(counts["addresses"]))
             self._publish(state)
@@ -428,8 +492,39 @@ class LookupBuilder:
         """Write the fence of each listed run that has none (runs written before fences; the
         readers search those whole until then). One sequential read of each, once."""
         for seg in state["segments"]:
-            if seg["kind"] != "base" and not _fence_path(self.dir, seg["name"]).exists():
+            key = self.dir / f"{seg['name']}.key.bin"
+            small = not key.exists() or key.stat().st_size <= FENCE_MIN_BYTES
+            if seg["kind"] != "base" and not small and not _fence_path(self.dir, seg["name"]).exists():
                 _write_fence(self.dir, seg["name"], "<u4" if seg["kind"] == "run" else "<u8")
+
+    def _extend_tx_fence(self, n_old: int, n_new: int) -> None:
+        """Bring tx_first_output's fence from txs [0, n_old) to [0, n_new): each level keeps
+        its entries that are still valid and appends the new ones (reads only the new txs'
+        entries, one per 512 txs). Entry j of level 1 is tx_first_output[j * 512], of level
+        k + 1 level k's [j * 512]; the levels stop at one of ≤ 512 entries."""
+        per_page = PAGE // 8
+        n_old = min(n_old, n_new)
+        source: np.ndarray = layout.open_array(self.data_dir, "tx_first_output", n_new)
+        level = 1
+        while True:
+            path = self.dir / f"{TX_FENCE}.L{level}.bin"
+            have = path.stat().st_size // 8 if path.exists() else 0
+            keep = min(-(-n_old // per_page), have)  # a level that did not exist: from 0
+            size = -(-n_new // per_page)
+            entries = np.asarray(source[keep * per_page : n_new : per_page], "<i8")
+            with open(path, "r+b" if path.exists() else "wb") as f:
+                f.truncate(keep * 8)
+                f.seek(keep * 8)
+                f.write(entries.tobytes())
+                _sync(f)
+            if size <= per_page:
+                break
+            source = _read(path, "<i8", random=False)[:size]
+            n_old, n_new = keep, size
+            level += 1
+        for stale in self.dir.glob(f"{TX_FENCE}.L*.bin"):  # levels a longer chain had
+            if int(stale.name.split(".")[1][1:]) > level:
+                stale.unlink()
 
     def _name(self, state: dict[str, Any], prefix: str) -> str:
         state["generation"] += 1
