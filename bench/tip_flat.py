@@ -34,7 +34,6 @@ def main() -> None:
     if args.code is not None:
         sys.path.insert(0, str(args.code.resolve()))
     import chainsleuth
-
     from bench.cluster_update_bench import tip_updates
     from bench.common import log
     from bench.scale import cold_warm_lookups
