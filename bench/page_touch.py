@@ -146,7 +146,11 @@ def main() -> None:
     a.add_argument("data", type=Path)
     a.add_argument("--n", type=int, default=20)
     args = p.parse_args()
-    res = update(args.blocks, args.data, args.n) if args.what == "update" else address(args.data, args.n)
+    res = (
+        update(args.blocks, args.data, args.n)
+        if args.what == "update"
+        else address(args.data, args.n)
+    )
     print(json.dumps(res, indent=1))
 
 

@@ -20,7 +20,7 @@ make a scattered read cost the pages of its rows, whatever the array's length:
 from __future__ import annotations
 
 import mmap
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -205,12 +205,12 @@ class FencedKeys:
         if self.counter is not None:
             self.counter.touch(name, lo, hi, itemsize)
 
-    def searchsorted(self, value: Any, side: str = "left") -> int:
+    def searchsorted(self, value: Any, side: Literal["left", "right"] = "left") -> int:
         keys, n = self.keys, self.keys.shape[0]
         value = keys.dtype.type(value)
         if self.fence is None:
             self._touch("keys", 0, n, keys.dtype.itemsize)  # a full search: any page
-            return int(np.searchsorted(keys, value, side=side))  # type: ignore[call-overload]
+            return int(np.searchsorted(keys, value, side=side))
         if n == 0:
             return 0
         pp = self.per_page

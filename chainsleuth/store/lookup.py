@@ -494,7 +494,11 @@ class LookupBuilder:
         for seg in state["segments"]:
             key = self.dir / f"{seg['name']}.key.bin"
             small = not key.exists() or key.stat().st_size <= FENCE_MIN_BYTES
-            if seg["kind"] != "base" and not small and not _fence_path(self.dir, seg["name"]).exists():
+            if (
+                seg["kind"] != "base"
+                and not small
+                and not _fence_path(self.dir, seg["name"]).exists()
+            ):
                 _write_fence(self.dir, seg["name"], "<u4" if seg["kind"] == "run" else "<u8")
 
     def _extend_tx_fence(self, n_old: int, n_new: int) -> None:
