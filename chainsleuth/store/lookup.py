@@ -75,7 +75,9 @@ MAX_RUNS = 8
 TX_FENCE = "txfo"
 #: Outputs asked at once above which `txs_of_outputs` searches the whole array instead (its
 #: pages are then touched anyway).
-TXS_OF_OUTPUTS_FENCED = 256
+TXS_OF_OUTPUTS_FENCED = 1 << 16
+#: Outputs searched through the fence at a time (a gather of 512 entries each: 4 MB).
+FENCED_AT_ONCE = 1 << 10
 
 
 def lookup_dir(data_dir: Path) -> Path:
@@ -296,11 +298,13 @@ class LookupIndex:
         nf = self.tx_fence
         fenced = FencedKeys(first[:nf], levels)
         out = np.empty(outs.shape[0], np.int64)
-        for i, o in enumerate(outs.tolist()):
-            r = fenced.searchsorted(o, "right")
-            if r == nf and nf < n_tx:  # beyond the fenced txs: the few at the tip
-                r = nf + int(np.searchsorted(first[nf:], o, side="right"))
-            out[i] = r - 1
+        for lo in range(0, outs.shape[0], FENCED_AT_ONCE):  # bounded gathers (see the method)
+            part = outs[lo : lo + FENCED_AT_ONCE]
+            r = fenced.searchsorted_many(part, "right")
+            tail = (r == nf) & (nf < n_tx)  # beyond the fenced txs: the few at the tip
+            if tail.any():
+                r[tail] = nf + np.searchsorted(first[nf:], part[tail], side="right")
+            out[lo : lo + FENCED_AT_ONCE] = r - 1
         return out
 
     def _tx_fence_levels(self) -> list[np.ndarray] | None:

@@ -46,6 +46,10 @@ def test_fenced_search_equals_full_search(
                     p,
                     side,
                 )
+        want_probes = np.asarray(probes, dtype)
+        for side in ("left", "right"):  # all probes at once: the same indexes
+            got = fk.searchsorted_many(want_probes, side)
+            assert got.tolist() == np.searchsorted(keys, want_probes, side).tolist(), side
     finally:
         pages.PAGE = old
 
@@ -60,6 +64,9 @@ def _pages_per_search(n: int, rng: np.random.Generator) -> int:
         fk.searchsorted(int(p), "left")
         fk.searchsorted(int(p), "right")
         worst = max(worst, counter.total())
+        counter.pages.clear()
+        fk.searchsorted_many(np.array([p], np.uint32), "right")
+        assert counter.total() <= worst  # the vectorised search reads the same pages
     return worst
 
 
