@@ -185,8 +185,8 @@ def _write_fence(d: Path, name: str, dtype: str) -> None:
     atomic_write_bytes(_fence_path(d, name), build_fence(np.asarray(keys)).astype(dtype).tobytes())
 
 
-#: Key files up to this size get no fence: one read brings the whole file (a fence would be one
-#: more file to open and read cold: measured, 10 one-block runs made a cold lookup slower).
+#: Key files up to this size get no fence: one read brings the whole file (a fence would only be
+#: one more file to open and read cold; the tip's one-block runs are this small).
 FENCE_MIN_BYTES = 1 << 16
 
 
