@@ -42,6 +42,7 @@ from chainsleuth.cluster.layers import LayeredIds, open_cluster_ids, read_cluste
 from chainsleuth.cluster.publish import (
     EvidenceWriter,
     RunOutput,
+    State,
     load_state,
     publish,
     writer_lock,
@@ -201,7 +202,7 @@ def _rows(lo: int, hi: int) -> np.ndarray:
     return np.arange(lo, hi, dtype=np.int64)
 
 
-def prefetch_tip(arrays: ChainGraph, state: Any, first_tx: int) -> int:
+def prefetch_tip(arrays: ChainGraph, state: State, first_tx: int) -> int:
     """Ask for the pages an incremental run over txs [first_tx, n) reads, before it reads
     them: the tip's rows of the graph arrays, the outputs its inputs spend, and the state rows
     of its addresses (`prefetch_tip_state`). Each array's read-around is turned off, so the
@@ -212,7 +213,7 @@ def prefetch_tip(arrays: ChainGraph, state: Any, first_tx: int) -> int:
     if first_tx >= n_tx or (n_tx - first_tx) * PREFETCH_SHARE > n_tx:
         random_state(state, False)
         return 0
-    by_count = {"txs": [], "inputs": [], "outputs": []}  # type: dict[str, list[np.ndarray]]
+    by_count: dict[str, list[np.ndarray]] = {"txs": [], "inputs": [], "outputs": []}
     for name, spec in layout.ARRAYS.items():
         if spec.count in by_count:
             by_count[spec.count].append(getattr(arrays, name))
@@ -225,7 +226,7 @@ def prefetch_tip(arrays: ChainGraph, state: Any, first_tx: int) -> int:
     return asked + prefetch_tip_state(arrays, state, first_tx)
 
 
-def random_state(state: Any, random: bool) -> None:
+def random_state(state: State, random: bool) -> None:
     """Read-around off (`random`) or back on for the state columns' mappings."""
     for column in (state.parent, state.size, state.attribution, state.batch_spent, state.next):
         if column is not None:
@@ -245,14 +246,14 @@ def tip_addresses(arrays: ChainGraph, first_tx: int) -> np.ndarray:
     return np.unique(both[both != kernels.NONE]).astype(np.int64)
 
 
-def prefetch_tip_state(arrays: ChainGraph, state: Any, first_tx: int) -> int:
+def prefetch_tip_state(arrays: ChainGraph, state: State, first_tx: int) -> int:
     """Ask for exactly the pages of the saved state an incremental run reads first: the rows
     of the tip's addresses and of their union-find parents, in every state column
     (docs/design/clustering.md, "Cold pages at the tip"). Without it each cold fault on a
     state column reads `read_ahead_kb` around it: at 2 M txs every page of every column
     (13 MB each), at mainnet up to 8 MB per address touched. Returns the pages asked for."""
     ids = tip_addresses(arrays, first_tx)
-    ids = ids[ids < state.have]  # rows beyond the saved ones were filled in memory
+    ids = ids[ids < state.have]  # rows beyond the saved ones: just written by load_state
     if ids.shape[0] == 0 or ids.shape[0] * PREFETCH_SHARE > state.have:
         random_state(state, False)
         return 0
