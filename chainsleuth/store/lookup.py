@@ -9,7 +9,7 @@
       txid-g<gen>.key.bin           first 8 bytes of each txid as u8, sorted            8 B/tx
       txid-g<gen>.tx.bin            ... and its tx id (u4)                              4 B/tx
       <run or txid>.fence.bin       its key file's fence (core.pages): the first key of every
-                                    page, of every page of that, ...      ≈ 1/1024 of the keys
+                                    page, of every page of that, ...   1 key per 4 KiB of keys
       txfo.L<k>.bin                 the fence of the store's `tx_first_output` (i8), level k
                                     (1: every 512th tx's), append-only   ≈ 1/512 of 8 B/tx
 
@@ -25,7 +25,7 @@ confirmed against `tx_txid`, so a prefix collision can never return the wrong tr
 `txs_of_outputs` (the tx that created each output, for `address`) searches `tx_first_output`
 through its fence the same way: 2-3 pages per output, not ~log2(txs / 512).
 
-A search of a run reads its fence (one page per level, ≤ 3 levels up to 2^40 keys) and one
+A search of a run reads its fence (one page per level, ≤ 3 levels up to 2^36 keys) and one
 page of its keys, not the ~log2(n / 1024) cold pages of a binary search: the cost of a cold
 `address` lookup does not grow with the run (docs/design/store.md, "Cold pages"). A run
 written before fences existed has none: it is searched whole (same answer) until the next
