@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, log
+from bench.common import ROOT, evict, log
 
 # chainsleuth is imported inside the functions, so that `--code DIR` can measure another
 # checkout's code (the code before delta layers) with this same script.
@@ -86,6 +86,17 @@ def _one_block(blocks_dir: Path, data: Path) -> int:
     return int(report.n_blocks)
 
 
+def _io_counters() -> tuple[int, int]:
+    """(major page faults, bytes read from storage) of this process so far."""
+    import resource
+
+    read = 0
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("read_bytes:"):
+            read = int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_majflt, read
+
+
 def _reset_peak() -> bool:
     """Reset this process's peak RSS (VmHWM) to its current RSS; False where Linux refuses."""
     try:
@@ -108,6 +119,7 @@ def one_block_update(
     *,
     policy: str = "conservative",
     compact_rows: int | None | str = None,
+    cold: bool = False,
 ) -> dict[str, Any]:
     """Append the next block of `blocks_dir` to the clustered store at `data` (the store's tip
     must be a block of that chain below its tip) and run the clustering's incremental update.
@@ -117,6 +129,10 @@ def one_block_update(
     process, all threads), `peak_rss_bytes` (VmHWM reset before the update, None where the
     kernel does not allow it), the block's height and txs and the one-block ingest's seconds.
     `compact_rows=-1` publishes a whole new base instead (the full republish baseline).
+    `cold`: every file of the store is evicted from the page cache after the block's ingest,
+    so the update reads what it needs from storage (a tip process whose pages the page cache
+    gave to other work); else it finds what the ingest and the previous updates left cached.
+    `major_faults` and `read_bytes` (from storage) are the update's own.
     """
     from chainsleuth.store.store import Store
 
@@ -128,10 +144,17 @@ def one_block_update(
     if added != 1:
         raise ValueError(f"{blocks_dir}: no block after the store's tip to append ({data})")
     store = Store.open(data)
+    if cold:
+        evict(data)
     reset = _reset_peak()
+    faults, read = _io_counters()
     cpu = time.process_time()
     run = _cluster(data, policy, compact_rows)
     run["cpu_seconds"] = round(time.process_time() - cpu, 3)
+    faults_after, read_after = _io_counters()
+    run["cold"] = cold
+    run["major_faults"] = faults_after - faults
+    run["read_bytes"] = read_after - read
     run["peak_rss_bytes"] = _vm("VmHWM") if reset else None
     run["block_height"] = store.tip[0] if store.tip else -1
     run["block_txs"] = store.counts["txs"] - before
@@ -153,16 +176,24 @@ def tip_updates(
     blocks: int = 5,
     republish: bool = True,
     policy: str = "conservative",
+    warm_blocks: int = 0,
 ) -> dict[str, Any]:
-    """`blocks` one-block updates of an already-clustered store (delta layers), then, with
-    `republish`, one more block published as a whole new base (`compact_rows=-1`: what every
-    update cost before delta layers), measured the same way. Needs `blocks` (+1) blocks in
-    `blocks_dir` after the store's tip."""
+    """`blocks` one-block updates of an already-clustered store (delta layers), each with the
+    store evicted first (cold), then `warm_blocks` more without eviction (warm: under `warm`),
+    then, with `republish`, one more block published as a whole new base (`compact_rows=-1`:
+    what every update cost before delta layers), measured the same way. Needs
+    `blocks + warm_blocks` (+1) blocks in `blocks_dir` after the store's tip. The top-level
+    medians are the cold updates' (the worst case)."""
     runs = []
     for _ in range(blocks):
-        run = one_block_update(blocks_dir, data, policy=policy)
-        log(f"update: {run}")
+        run = one_block_update(blocks_dir, data, policy=policy, cold=True)
+        log(f"update (cold): {run}")
         runs.append(run)
+    warm = []
+    for _ in range(warm_blocks):
+        run = one_block_update(blocks_dir, data, policy=policy)
+        log(f"update (warm): {run}")
+        warm.append(run)
     out: dict[str, Any] = {
         "blocks_dir": str(blocks_dir),
         "policy": policy,
@@ -171,8 +202,21 @@ def tip_updates(
         "median_cpu_seconds": _median([r["cpu_seconds"] for r in runs]),
         "median_bytes_published": _median([r["bytes_published"] or 0 for r in runs]),
         "max_peak_rss_bytes": max((r["peak_rss_bytes"] or 0 for r in runs), default=0),
-        "all_incremental": all(not r["from_scratch"] and r["published"] == "delta" for r in runs),
+        "median_major_faults": _median([r["major_faults"] for r in runs]),
+        "median_read_bytes": _median([r["read_bytes"] for r in runs]),
+        "all_incremental": all(
+            not r["from_scratch"] and r["published"] == "delta" for r in (*runs, *warm)
+        ),
     }
+    if warm:
+        out["warm"] = {
+            "delta": warm,
+            "median_seconds": _median([r["seconds"] for r in warm]),
+            "median_cpu_seconds": _median([r["cpu_seconds"] for r in warm]),
+            "median_bytes_published": _median([r["bytes_published"] or 0 for r in warm]),
+            "median_major_faults": _median([r["major_faults"] for r in warm]),
+            "median_read_bytes": _median([r["read_bytes"] for r in warm]),
+        }
     if republish:
         full = one_block_update(blocks_dir, data, policy=policy, compact_rows=-1)
         log(f"full republish: {full}")

@@ -25,6 +25,7 @@ they changed are published. Readers resolve base + layers through `layers.Layere
 from __future__ import annotations
 
 import hashlib
+import mmap
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from chainsleuth.cluster.layers import (
 from chainsleuth.cluster.publish import (
     EvidenceWriter,
     RunOutput,
+    State,
     load_state,
     publish,
     writer_lock,
@@ -55,6 +57,8 @@ from chainsleuth.cluster.rules import BY_CODE, CHANGE_BITS, POLICIES, Policy
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.core.files import atomic_write
 from chainsleuth.core.heap import trim_heap
+from chainsleuth.core.pages import advise, prefetch_rows
+from chainsleuth.store import layout
 from chainsleuth.store.columns import hex_column
 from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.store import Store
@@ -126,6 +130,8 @@ def cluster_store(
             state.attribution[:] = attribution[:n_addr]
         arrays = store.graph
         first_tx = manifest["txs"] if manifest else 0
+        if manifest is not None:
+            prefetch_tip(arrays, state, first_tx)
         unions = UnionFind(
             state.parent,
             state.size,
@@ -189,6 +195,86 @@ def cluster_store(
         published=published.kind,
         bytes_written=published.bytes_written,
     )
+
+
+#: The tip's addresses are prefetched page by page only while they are fewer than the
+#: clustering's addresses / PREFETCH_SHARE: a longer catch-up reads most pages of the state
+#: columns anyway, which read-around does in fewer, larger reads.
+PREFETCH_SHARE = 64
+
+
+def _rows(lo: int, hi: int) -> np.ndarray:
+    return np.arange(lo, hi, dtype=np.int64)
+
+
+def prefetch_tip(arrays: ChainGraph, state: State, first_tx: int) -> int:
+    """Ask for the pages an incremental run over txs [first_tx, n) reads, before it reads
+    them: the tip's rows of the graph arrays, the outputs its inputs spend, and the state rows
+    of its addresses (`prefetch_tip_state`). Each array's read-around is turned off, so the
+    run's other scattered reads (cluster members, a root's row) read one page each. A
+    catch-up longer than n / PREFETCH_SHARE txs is left to read-around. Returns the pages
+    asked for."""
+    n_tx = arrays.n_txs
+    if first_tx >= n_tx or (n_tx - first_tx) * PREFETCH_SHARE > n_tx:
+        random_state(state, False)
+        return 0
+    by_count: dict[str, list[np.ndarray]] = {"txs": [], "inputs": [], "outputs": []}
+    for name, spec in layout.ARRAYS.items():
+        if spec.count in by_count:
+            by_count[spec.count].append(getattr(arrays, name))
+    asked = sum(prefetch_rows(a, _rows(first_tx, n_tx)) for a in by_count["txs"])
+    i0, o0 = int(arrays.tx_first_input[first_tx]), int(arrays.tx_first_output[first_tx])
+    asked += sum(prefetch_rows(a, _rows(i0, arrays.n_inputs)) for a in by_count["inputs"])
+    spent = np.asarray(arrays.input_spent_output[i0:]).astype(np.int64)
+    outs = np.concatenate((_rows(o0, arrays.n_outputs), spent[(spent >= 0) & (spent < o0)]))
+    asked += sum(prefetch_rows(a, outs) for a in by_count["outputs"])
+    return asked + prefetch_tip_state(arrays, state, first_tx)
+
+
+def random_state(state: State, random: bool) -> None:
+    """Read-around off (`random`) or back on for the state columns' mappings."""
+    for column in (state.parent, state.size, state.attribution, state.batch_spent, state.next):
+        if column is not None:
+            advise(column, mmap.MADV_RANDOM if random else mmap.MADV_NORMAL)
+
+
+def tip_addresses(arrays: ChainGraph, first_tx: int) -> np.ndarray:
+    """Address ids (int64, unique) the txs [first_tx, n) spend from or pay to: the rows of
+    the per-address state an incremental run reads first."""
+    n_tx = arrays.n_txs
+    if first_tx >= n_tx:
+        return np.zeros(0, np.int64)
+    i0, o0 = int(arrays.tx_first_input[first_tx]), int(arrays.tx_first_output[first_tx])
+    both = np.concatenate(
+        (np.asarray(arrays.input_address[i0:]), np.asarray(arrays.output_address[o0:]))
+    )
+    return np.unique(both[both != kernels.NONE]).astype(np.int64)
+
+
+def prefetch_tip_state(arrays: ChainGraph, state: State, first_tx: int) -> int:
+    """Ask for exactly the pages of the saved state an incremental run reads first: the rows
+    of the tip's addresses and of their union-find parents, in every state column
+    (docs/design/clustering.md, "Cold pages at the tip"). Without it each cold fault on a
+    state column reads `read_ahead_kb` around it: at 2 M txs every page of every column
+    (13 MB each), at mainnet up to 8 MB per address touched. Returns the pages asked for."""
+    ids = tip_addresses(arrays, first_tx)
+    ids = ids[ids < state.have]  # rows beyond the saved ones: just written by load_state
+    if ids.shape[0] == 0 or ids.shape[0] * PREFETCH_SHARE > state.have:
+        random_state(state, False)
+        return 0
+    columns = [state.parent, state.size, state.attribution, state.batch_spent, state.next]
+    asked = 0
+    for column in columns:
+        if column is not None:
+            asked += prefetch_rows(column, ids)
+    # their parents (a union-find path is 1-2 steps after a base's flatten): one more round,
+    # which waits only for the parent column's pages asked for above
+    parents = np.unique(np.asarray(state.parent[ids]).astype(np.int64))
+    parents = parents[parents < state.have]
+    for column in columns:
+        if column is not None:
+            asked += prefetch_rows(column, parents)
+    return asked
 
 
 def _can_resume(

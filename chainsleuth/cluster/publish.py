@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import mmap
 import os
 import shutil
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ from chainsleuth.cluster.layers import (
 )
 from chainsleuth.core.files import atomic_write_bytes
 from chainsleuth.core.heap import trim_heap
+from chainsleuth.core.pages import advise, prefetch_rows
 from chainsleuth.parse.address_kernels import encode_key_rows
 
 #: Compact (rewrite the base) once the delta layers hold more than this share of the addresses
@@ -214,6 +216,9 @@ def load_state(
             _apply_state(cdir, base, read_layer(cdir / folder))
         for name, dtype in STATE_COLUMNS.items():
             mapped = np.memmap(cdir / base["state"][name], dtype, mode="c", shape=(capacity,))
+            # read-around off before the first fault (the fills below): the run reads the rows
+            # it needs (engine.prefetch_tip asks for their pages), not 8 MB around each
+            advise(mapped, mmap.MADV_RANDOM)
             columns[name] = np.asarray(mapped)
         fits = n_addr <= capacity
         if not fits:  # grow: the next publish is a compaction, which makes room again
@@ -486,6 +491,7 @@ def _delta_record(
     both = np.concatenate((ma, mb))
     before = both.copy()  # each address's cluster before the run (a new address: itself)
     old_side = both < have
+    prefetch_rows(previous.base, both[old_side])  # its exact pages, not read-around (engine)
     before[old_side] = previous.lookup(both[old_side])
     nodes, inverse = np.unique(before, return_inverse=True)
     final = _replay(inverse[: ma.shape[0]], inverse[ma.shape[0] :], nodes)
@@ -504,6 +510,9 @@ def _delta_record(
             )
         )
     )
+    old_ids = ids[ids < have]
+    for column in (address_key, *(state.column(name) for name in STATE_COLUMNS)):
+        prefetch_rows(column, old_ids)  # the rows read below, their pages only (engine)
     roots = np.empty(ids.shape[0], np.int64)
     _roots_of(state.parent, ids, roots)
     columns = {"cluster": roots}

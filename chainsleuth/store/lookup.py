@@ -8,6 +8,10 @@
       addr-run-g<gen>.out.bin       ... and its output id (i8)                         8 B/entry
       txid-g<gen>.key.bin           first 8 bytes of each txid as u8, sorted            8 B/tx
       txid-g<gen>.tx.bin            ... and its tx id (u4)                              4 B/tx
+      <run or txid>.fence.bin       its key file's fence (core.pages): the first key of every
+                                    page, of every page of that, ...   1 key per 4 KiB of keys
+      txfo.L<k>.bin                 the fence of the store's `tx_first_output` (i8), level k
+                                    (1: every 512th tx's), append-only   ≈ 1/512 of 8 B/tx
 
 The address index is a CSR base plus sorted runs (a small log-structured merge): each update
 sorts only the outputs committed since the last one, in chunks of `CHUNK` entries, into a run;
@@ -17,6 +21,15 @@ range (about `CHUNK` entries) at a time. Every output is rewritten about
 (1 + MERGE_FRACTION) / MERGE_FRACTION times over the life of the chain. The txid index is the
 same idea without a base: sorted runs merged by key range. A txid match on the 8-byte prefix is
 confirmed against `tx_txid`, so a prefix collision can never return the wrong transaction.
+
+`txs_of_outputs` (the tx that created each output, for `address`) searches `tx_first_output`
+through its fence the same way: 2-3 pages per output, not ~log2(txs / 512).
+
+A search of a run reads its fence (one page per level, ≤ 3 levels up to 2^36 keys) and one
+page of its keys, not the ~log2(n / 1024) cold pages of a binary search: the cost of a cold
+`address` lookup does not grow with the run (docs/design/store.md, "Cold pages"). A run
+written before fences existed has none: it is searched whole (same answer) until the next
+writer writes its fence (`LookupBuilder.update`).
 
 Readers never depend on the index being current: it covers outputs [0, covered) and txs
 [0, covered) of the committed state, and a lookup scans the committed tail beyond that (a few
@@ -42,6 +55,7 @@ import numpy as np
 from numba import njit
 
 from chainsleuth.core.files import atomic_write_bytes
+from chainsleuth.core.pages import PAGE, FencedKeys, build_fence, fence_levels
 from chainsleuth.store import addrindex, layout
 from chainsleuth.store.layout import NONE32
 
@@ -55,6 +69,15 @@ WRITE_SLICE = 1 << 20  # entries converted and written at a time
 _LOW32 = np.uint64(0xFFFFFFFF)
 MERGE_FRACTION = 0.25
 MAX_RUNS = 8
+
+
+#: The fence files of tx_first_output: lookup/txfo.L<k>.bin.
+TX_FENCE = "txfo"
+#: Outputs asked at once above which `txs_of_outputs` searches the whole array instead (its
+#: pages are then touched anyway).
+TXS_OF_OUTPUTS_FENCED = 1 << 16
+#: Outputs searched through the fence at a time (a gather of 512 entries each: 4 MB).
+FENCED_AT_ONCE = 1 << 10
 
 
 def lookup_dir(data_dir: Path) -> Path:
@@ -149,6 +172,35 @@ def _read(path: Path, dtype: str, random: bool = True) -> np.ndarray:
     return layout.random_access(array) if random else array
 
 
+def _fence_path(d: Path, name: str) -> Path:
+    return d / f"{name}.fence.bin"
+
+
+def _write_fence(d: Path, name: str, dtype: str) -> None:
+    """Write the fence of run `name`'s key file (atomic; read back sequentially); none for a
+    key file of at most FENCE_MIN_BYTES."""
+    keys = _read(d / f"{name}.key.bin", dtype, random=False)
+    if keys.nbytes <= FENCE_MIN_BYTES:
+        return
+    atomic_write_bytes(_fence_path(d, name), build_fence(np.asarray(keys)).astype(dtype).tobytes())
+
+
+#: Key files up to this size get no fence: one read brings the whole file (a fence would only be
+#: one more file to open and read cold; the tip's one-block runs are this small).
+FENCE_MIN_BYTES = 1 << 16
+
+
+def _fenced(d: Path, name: str, keys: np.ndarray) -> FencedKeys:
+    """Keys with their fence when it exists and fits them (else a whole-array search)."""
+    path = _fence_path(d, name)
+    fence = None
+    if keys.nbytes > FENCE_MIN_BYTES and path.exists():
+        want = sum(fence_levels(keys.shape[0], keys.dtype.itemsize))
+        if path.stat().st_size == want * keys.dtype.itemsize:
+            fence = _read(path, keys.dtype.str) if want else np.zeros(0, keys.dtype)
+    return FencedKeys(keys, fence)
+
+
 @dataclass
 class Segment:
     """One file pair of the index: ids in [lo, hi) it was built from; ids >= valid_hi ignored."""
@@ -187,8 +239,9 @@ class LookupIndex:
         self.covered_outputs = 0
         self.covered_txs = 0
         self.base: tuple[np.ndarray, np.ndarray, Segment] | None = None
-        self.runs: list[tuple[np.ndarray, np.ndarray, Segment]] = []
-        self.txid_runs: list[tuple[np.ndarray, np.ndarray, Segment]] = []
+        self.runs: list[tuple[FencedKeys, np.ndarray, Segment]] = []
+        self.txid_runs: list[tuple[FencedKeys, np.ndarray, Segment]] = []
+        self.tx_fence = 0  # txs [0, tx_fence) of tx_first_output have a fence (txfo.L*.bin)
 
     @classmethod
     def open(cls, data_dir: Path, manifest: dict[str, Any]) -> LookupIndex:
@@ -212,7 +265,7 @@ class LookupIndex:
                 elif seg.kind == "run":
                     index.runs.append(
                         (
-                            _read(d / f"{seg.name}.key.bin", "<u4"),
+                            _fenced(d, seg.name, _read(d / f"{seg.name}.key.bin", "<u4")),
                             _read(d / f"{seg.name}.out.bin", "<i8"),
                             seg,
                         )
@@ -220,7 +273,7 @@ class LookupIndex:
                 else:
                     index.txid_runs.append(
                         (
-                            _read(d / f"{seg.name}.key.bin", "<u8"),
+                            _fenced(d, seg.name, _read(d / f"{seg.name}.key.bin", "<u8")),
                             _read(d / f"{seg.name}.tx.bin", "<u4"),
                             seg,
                         )
@@ -229,7 +282,47 @@ class LookupIndex:
             return cls(data_dir, manifest)
         index.covered_outputs = int(state["outputs"])
         index.covered_txs = int(state["txs"])
+        index.tx_fence = min(int(state.get("tx_fence", 0)), index.covered_txs)
         return index
+
+    def txs_of_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        """The tx that created each output id (int64): `searchsorted(tx_first_output, o,
+        "right") - 1`, through the fence of tx_first_output where there is one (2-3 pages per
+        output, whatever the chain's length), the txs beyond it searched directly."""
+        outs = np.asarray(outputs, np.int64).reshape(-1)
+        n_tx = int(self.counts["txs"])
+        first = layout.open_array(self.data_dir, "tx_first_output", n_tx, random=True)
+        levels = self._tx_fence_levels()
+        if levels is None or outs.shape[0] > TXS_OF_OUTPUTS_FENCED:
+            return np.searchsorted(first, outs, side="right").astype(np.int64) - 1
+        nf = self.tx_fence
+        fenced = FencedKeys(first[:nf], levels)
+        out = np.empty(outs.shape[0], np.int64)
+        for lo in range(0, outs.shape[0], FENCED_AT_ONCE):  # bounded gathers (see the method)
+            part = outs[lo : lo + FENCED_AT_ONCE]
+            r = fenced.searchsorted_many(part, "right")
+            tail = (r == nf) & (nf < n_tx)  # beyond the fenced txs: the few at the tip
+            if tail.any():
+                r[tail] = nf + np.searchsorted(first[nf:], part[tail], side="right")
+            out[lo : lo + FENCED_AT_ONCE] = r - 1
+        return out
+
+    def _tx_fence_levels(self) -> list[np.ndarray] | None:
+        """tx_first_output's fence levels for txs [0, tx_fence), top first; None without."""
+        if self.tx_fence == 0:
+            return None
+        sizes = fence_levels(self.tx_fence, 8)[::-1]  # level 1 first
+        d = lookup_dir(self.data_dir)
+        levels = []
+        for k, size in enumerate(sizes, start=1):
+            path = d / f"{TX_FENCE}.L{k}.bin"
+            try:
+                if path.stat().st_size < size * 8:
+                    return None
+                levels.append(_read(path, "<i8")[:size])
+            except OSError:
+                return None
+        return levels[::-1]
 
     def outputs_of_address(self, address_id: int) -> np.ndarray:
         """Output ids paying `address_id`, ascending (index segments, then the scanned tail)."""
@@ -242,7 +335,10 @@ class LookupIndex:
                 got = np.asarray(out[int(off[address_id]) : int(off[address_id + 1])])
                 parts.append(got[got < seg.valid_hi])
         for key, out, seg in self.runs:
-            lo, hi = np.searchsorted(key, [address_id, address_id + 1])
+            if address_id >= 2**32:
+                continue
+            lo = key.searchsorted(address_id, "left")
+            hi = key.searchsorted(address_id, "right")
             got = np.asarray(out[int(lo) : int(hi)])
             parts.append(got[got < seg.valid_hi])
         n_out = self.counts["outputs"]
@@ -266,8 +362,8 @@ class LookupIndex:
         key = txid_keys(want)[0]
         found: list[int] = []
         for keys, ids, seg in self.txid_runs:
-            lo = np.searchsorted(keys, key, side="left")
-            hi = np.searchsorted(keys, key, side="right")
+            lo = keys.searchsorted(key, "left")
+            hi = keys.searchsorted(key, "right")
             for t in np.asarray(ids[int(lo) : int(hi)]).astype(np.int64).tolist():
                 if t < seg.valid_hi and (np.asarray(txids[t]) == want).all():
                     found.append(t)
@@ -313,7 +409,7 @@ class LookupBuilder:
         state = state if state is not None else _read_state(self.data_dir)
         if not self.dir.exists():
             return
-        keep = {s["name"] for s in (state or {}).get("segments", [])}
+        keep = {s["name"] for s in (state or {}).get("segments", [])} | {TX_FENCE}
         for path in self.dir.glob("*.bin"):
             if path.name.split(".")[0] not in keep:
                 path.unlink()
@@ -331,6 +427,7 @@ class LookupBuilder:
             seg["valid_hi"] = min(seg["valid_hi"], limit)
         state["outputs"] = min(state["outputs"], keep_outputs)
         state["txs"] = min(state["txs"], keep_txs)
+        state["tx_fence"] = min(int(state.get("tx_fence", 0)), keep_txs)
         state["epochs"] = [manifest_before["epoch"], manifest_before["epoch"] + 1]
         atomic_write_bytes(self.dir / "state.json", json.dumps(state, indent=1).encode())
 
@@ -360,6 +457,7 @@ class LookupBuilder:
                         f_out.write(((part & _LOW32).astype(np.int64) + lo).astype("<i8").tobytes())
                     _sync(f_key, f_out)
                 del packed
+                _write_fence(self.dir, name, "<u4")
                 state["segments"].append(Segment(name, "run", lo, hi, hi).to_json())
             state["outputs"] = n_out
             changed = True
@@ -380,13 +478,61 @@ class LookupBuilder:
                         f_tx.write((part + lo).astype("<u4").tobytes())
                     _sync(f_key, f_tx)
                 del keys, order
+                _write_fence(self.dir, name, "<u8")
                 state["segments"].append(Segment(name, "txid", lo, hi, hi).to_json())
             state["txs"] = n_tx
+            changed = True
+        if int(state.get("tx_fence", 0)) != n_tx:
+            self._extend_tx_fence(int(state.get("tx_fence", 0)), n_tx)
+            state["tx_fence"] = n_tx
             changed = True
         if changed or not (self.dir / "state.json").exists():
             state = self._maybe_merge(state, int(counts["addresses"]))
             self._publish(state)
+        self._fence_older(state)
         return state
+
+    def _fence_older(self, state: dict[str, Any]) -> None:
+        """Write the fence of each listed run that has none (runs written before fences; the
+        readers search those whole until then). One sequential read of each, once."""
+        for seg in state["segments"]:
+            key = self.dir / f"{seg['name']}.key.bin"
+            small = not key.exists() or key.stat().st_size <= FENCE_MIN_BYTES
+            if (
+                seg["kind"] != "base"
+                and not small
+                and not _fence_path(self.dir, seg["name"]).exists()
+            ):
+                _write_fence(self.dir, seg["name"], "<u4" if seg["kind"] == "run" else "<u8")
+
+    def _extend_tx_fence(self, n_old: int, n_new: int) -> None:
+        """Bring tx_first_output's fence from txs [0, n_old) to [0, n_new): each level keeps
+        its entries that are still valid and appends the new ones (reads only the new txs'
+        entries, one per 512 txs). Entry j of level 1 is tx_first_output[j * 512], of level
+        k + 1 level k's [j * 512]; the levels stop at one of ≤ 512 entries."""
+        per_page = PAGE // 8
+        n_old = min(n_old, n_new)
+        source: np.ndarray = layout.open_array(self.data_dir, "tx_first_output", n_new)
+        level = 1
+        while True:
+            path = self.dir / f"{TX_FENCE}.L{level}.bin"
+            have = path.stat().st_size // 8 if path.exists() else 0
+            keep = min(-(-n_old // per_page), have)  # a level that did not exist: from 0
+            size = -(-n_new // per_page)
+            entries = np.asarray(source[keep * per_page : n_new : per_page], "<i8")
+            with open(path, "r+b" if path.exists() else "wb") as f:
+                f.truncate(keep * 8)
+                f.seek(keep * 8)
+                f.write(entries.tobytes())
+                _sync(f)
+            if size <= per_page:
+                break
+            source = _read(path, "<i8", random=False)[:size]
+            n_old, n_new = keep, size
+            level += 1
+        for stale in self.dir.glob(f"{TX_FENCE}.L*.bin"):  # levels a longer chain had
+            if int(stale.name.split(".")[1][1:]) > level:
+                stale.unlink()
 
     def _name(self, state: dict[str, Any], prefix: str) -> str:
         state["generation"] += 1
@@ -525,6 +671,7 @@ class LookupBuilder:
                 f_tx.write(t[order].astype("<u4").tobytes())
                 del k, t, order
             _sync(f_key, f_tx)
+        _write_fence(d, name, "<u8")
         lo = min(s.lo for s in runs)
         hi = max(s.hi for s in runs)
         return Segment(name, "txid", lo, hi, hi)

@@ -571,7 +571,7 @@ class Store:
         values = np.asarray(self.random_graph.output_value[outs], np.int64)
         spent_by = self.random_graph.output_spent_by_tx[outs].astype(np.int64)
         spent_by[(spent_by == int(NONE32)) | (spent_by >= self.counts["txs"])] = -1
-        creating = np.searchsorted(self.random_graph.tx_first_output, outs, side="right") - 1
+        creating = self.lookup_index().txs_of_outputs(outs)  # 2-3 pages each (a fence)
         txs = np.union1d(creating, spent_by[spent_by >= 0])
         heights = np.asarray(self.random_graph.tx_height[txs])
         kind = int(self.random_graph.address_key[address_id, 0])

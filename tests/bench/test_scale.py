@@ -250,16 +250,20 @@ def test_bench_scale_with_update_on_a_given_chain(tiny_chain: Path, tmp_path: Pa
     heights = [d["block_height"] for d in u["delta"]]
     assert heights[1] == heights[0] + 1  # one block each
     assert heights[0] == size["chain"]["n_blocks"]  # the block right after the size's chain
-    for d in u["delta"]:
+    warm = u["warm"]["delta"]  # as many warm updates (not evicted) after the cold ones
+    assert [d["cold"] for d in u["delta"] + warm] == [True, True, False, False]
+    assert [d["block_height"] for d in warm] == [heights[1] + 1, heights[1] + 2]
+    for d in u["delta"] + warm:
         assert d["published"] == "delta" and not d["from_scratch"]
         assert d["bytes_published"] > 0 and d["cpu_seconds"] > 0 and d["txs"] >= 1
+        assert d["major_faults"] >= 0 and d["read_bytes"] >= 0
     full = u["full_republish"]
-    assert full["published"] == "base" and full["block_height"] == heights[1] + 1
+    assert full["published"] == "base" and full["block_height"] == heights[1] + 3
     assert full["bytes_published"] > 10 * u["median_bytes_published"]
     assert u["process"]["peak_rss_bytes"] > 50e6
     assert res["limit_run"] == {"label": "20k", "skipped": "the 20 M one thrashed"}
     text = out.read_text()
     assert text.index("## Verdicts") < text.index("## Chains")
     assert "load 3.5 (uptime)" in text and "the 20 M one thrashed" in text
-    assert "**not run**" in text and "full republish" in text
+    assert "**not run**" in text and "full republish" in text and "warm: median wall" in text
     assert not (tmp_path / "w" / "20k").exists()

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from chainsleuth.core import pages
 from chainsleuth.core.address import encode_address
 from chainsleuth.core.script_types import ScriptType
 from chainsleuth.simulate.chain import regtest_genesis
@@ -24,7 +25,11 @@ from tests.conftest import NBITCOIN, extend_chain, raw, write_blocks_dir
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs of at most 97 entries, merged at 4 runs in ranges of at most 13 entries, the index
-    updated at every commit."""
+    updated at every commit; 64-byte "pages", so that runs and tx_first_output get fences of
+    several levels on these small chains."""
+    monkeypatch.setattr(pages, "PAGE", 64)
+    monkeypatch.setattr(lookup, "PAGE", 64)
+    monkeypatch.setattr(lookup, "FENCE_MIN_BYTES", 0)
     monkeypatch.setattr(lookup, "CHUNK", 97)
     monkeypatch.setattr(lookup, "RANGE_ENTRIES", 13)
     monkeypatch.setattr(lookup, "MAX_RUNS", 4)
@@ -52,6 +57,18 @@ def assert_lookups_equal_scans(data_dir: Path, expect_index: bool = True) -> Non
     for t in range(store.counts["txs"]):
         assert store.tx_id_of(bytes(txids[t][::-1]).hex()) == last[bytes(txids[t])]
     assert store.tx_id_of("ab" * 32) is None
+    # the tx of each output, through tx_first_output's fence (≤ 256 at a time) and without
+    first = np.asarray(store.array("tx_first_output"))
+    every = np.arange(store.counts["outputs"], dtype=np.int64)
+    want = np.searchsorted(first, every, side="right") - 1
+    if expect_index:
+        assert index.tx_fence == store.counts["txs"]
+    for lo in range(0, every.shape[0], 200):
+        assert index.txs_of_outputs(every[lo : lo + 200]).tolist() == want[lo : lo + 200].tolist()
+    assert index.txs_of_outputs(every).tolist() == want.tolist()
+    if expect_index and pages.PAGE == 64:  # the small_chunks fixture: fences were written
+        fenced = [s for s in index.runs + index.txid_runs if s[0].fence is not None]
+        assert fenced or not (index.runs or index.txid_runs)
     keys = np.asarray(store.array("address_key"))
     for a in range(n_addr):
         kind, length = int(keys[a, 0]), int(keys[a, 1])
@@ -76,7 +93,9 @@ def test_real_blocks_incremental_runs_and_merges_equal_a_scan(
     assert "base" in kinds and kinds.count("txid") <= lookup.MAX_RUNS
     # no file is left that the state does not name
     names = {s["name"] for s in state["segments"]}
-    assert {p.name.split(".")[0] for p in (data / "lookup").glob("*.bin")} == names
+    assert {p.name.split(".")[0] for p in (data / "lookup").glob("*.bin")} == names | {
+        lookup.TX_FENCE
+    }
 
 
 def test_a_store_without_the_index_is_answered_by_scanning(tmp_path: Path) -> None:
@@ -151,6 +170,10 @@ def test_merges_of_skewed_addresses_equal_a_scan(tmp_path: Path, small_chunks: N
     (tmp_path / "arrays").mkdir()
     addr.tofile(tmp_path / "arrays" / "output_address.bin")
     txids.tofile(tmp_path / "arrays" / "tx_txid.bin")
+    # each tx's first output: sorted, some txs with many outputs (tx_first_output's fence)
+    per_tx = np.random.default_rng(3).integers(1, 6, n_tx)
+    first = (np.cumsum(per_tx) - per_tx).astype("<i8")
+    first.tofile(tmp_path / "arrays" / "tx_first_output.bin")
     builder = lookup.LookupBuilder(tmp_path)
     for step in (250, 900, 1_400, 2_200, 3_000):
         counts = {"outputs": step, "txs": step * n_tx // n_out, "addresses": n_addr}
@@ -163,6 +186,9 @@ def test_merges_of_skewed_addresses_equal_a_scan(tmp_path: Path, small_chunks: N
             assert index.outputs_of_address(a).tolist() == want.tolist(), (step, a)
         for t in range(counts["txs"]):
             assert index.tx_id_of(bytes(txids[t])) == t
+        probe = np.arange(0, int(first[counts["txs"] - 1]) + 9)
+        want_tx = np.searchsorted(first[: counts["txs"]], probe, side="right") - 1
+        assert index.txs_of_outputs(probe[:200]).tolist() == want_tx[:200].tolist()
     kinds = [
         s["kind"] for s in json.loads((tmp_path / "lookup" / "state.json").read_text())["segments"]
     ]
