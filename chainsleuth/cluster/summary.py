@@ -48,8 +48,7 @@ def _summary(store: Store, clusters: Clusters, cluster_id: int) -> dict[str, Any
     outs = lookups.outputs_of_addresses(store, members)  # O(the cluster's outputs)
     values = store.graph.output_value[outs]
     spent = store.spent_by(outs) >= 0
-    first_out = store.graph.tx_first_output
-    creating = np.searchsorted(first_out, outs, side="right") - 1
+    creating = store.lookup_index().txs_of_outputs(outs)  # through the fence: 2-3 pages each
     heights = store.graph.tx_height[creating]
     mine = _merges_of(store, clusters, cluster_id, members, outs)
     rules: dict[str, int] = {}

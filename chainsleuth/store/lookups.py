@@ -157,7 +157,7 @@ def outputs_of_addresses(store: Store, address_ids: Collection[int] | np.ndarray
 def txs_of_outputs(store: Store, outputs: np.ndarray) -> np.ndarray:
     """The txs that created or spent any of `outputs` (output ids), ascending and unique."""
     outs = np.asarray(outputs, np.int64)
-    creating = np.searchsorted(store.graph.tx_first_output, outs, side="right") - 1
+    creating = store.lookup_index().txs_of_outputs(outs)  # through the fence: 2-3 pages each
     spending = store.spent_by(outs).astype(np.int64)
     spending = spending[spending >= 0]
     return np.unique(np.concatenate((creating.astype(np.int64), spending)))
