@@ -295,3 +295,21 @@ def small_world(
     to write tags, cases or an API's audit log into it)."""
     with unchanged(small_world_dir.parent):
         yield small_world_dir, small_tagged[0]
+
+
+def cluster_in_steps(world: Path, root: Path, percents: Sequence[int], **cluster_args: int) -> Path:
+    """A world's chain ingested and clustered up to each of `percents` of its blocks in turn
+    (the last one 100 for the whole chain), into root/store: a base, then delta layers."""
+    from chainsleuth.cluster.engine import cluster_store
+    from chainsleuth.store.ingest import ingest_blocks_dir
+
+    files = sorted((world / "blocks").glob("blk*.dat"))
+    magic = files[0].read_bytes()[:4]
+    blocks = [b for f in files for b in read_blk(f)]
+    (root / "blocks").mkdir(parents=True, exist_ok=True)
+    for percent in percents:
+        upto = (percent * len(blocks)) // 100
+        (root / "blocks" / "blk00000.dat").write_bytes(blk_records(blocks[:upto], magic))
+        ingest_blocks_dir(root / "blocks", root / "store")
+        cluster_store(root / "store", "conservative", **cluster_args)
+    return root / "store"

@@ -17,11 +17,10 @@ import pytest
 
 from bench.world import tag_world
 from chainsleuth.cases.investigate import investigate, prepare_case
-from chainsleuth.cluster.engine import Clusters, cluster_store
+from chainsleuth.cluster.engine import Clusters
 from chainsleuth.cluster.layers import LayeredIds
-from chainsleuth.store.ingest import ingest_blocks_dir
 from chainsleuth.trace.engine import address_stops, outputs_of_tx, trace_back, trace_forward
-from tests.conftest import blk_records, read_blk
+from tests.conftest import cluster_in_steps
 
 CSVS = ("leads.csv", "subpoenas.csv", "cashouts.csv", "services.csv")
 
@@ -30,17 +29,10 @@ CSVS = ("leads.csv", "subpoenas.csv", "cashouts.csv", "services.csv")
 def layered(small_world: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The small world's store clustered as a base and at least one delta layer, tagged."""
     world, _ = small_world
-    files = sorted((world / "blocks").glob("blk*.dat"))
-    magic = files[0].read_bytes()[:4]
-    blocks = [b for f in files for b in read_blk(f)]
     root = tmp_path_factory.mktemp("layered")
-    (root / "blocks").mkdir()
-    for upto in ((85 * len(blocks)) // 100, len(blocks)):
-        (root / "blocks" / "blk00000.dat").write_bytes(blk_records(blocks[:upto], magic))
-        ingest_blocks_dir(root / "blocks", root / "store")
-        cluster_store(root / "store", "conservative", compact_rows=1 << 40)
-    tag_world(world, root / "store")
-    return root / "store"
+    store = cluster_in_steps(world, root, (85, 100), compact_rows=1 << 40)
+    tag_world(world, store)
+    return store
 
 
 def test_case_with_delta_layers_equals_the_case_from_scratch(

@@ -15,28 +15,19 @@ import pyarrow as pa
 import pytest
 
 from chainsleuth.cluster import engine
-from chainsleuth.cluster.engine import Clusters, cluster_store
+from chainsleuth.cluster.engine import Clusters
 from chainsleuth.cluster.layers import LayeredIds
 from chainsleuth.cluster.summary import cluster_merges, cluster_summary_by_id, explain_link
-from chainsleuth.store.ingest import ingest_blocks_dir
-from tests.conftest import blk_records, read_blk
+from tests.conftest import cluster_in_steps
 
 
 @pytest.fixture(scope="module")
 def layered_store(small_world: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The small world clustered at 90 % of its chain, then at the tip: a base and a delta."""
     world, _ = small_world
-    files = sorted((world / "blocks").glob("blk*.dat"))
-    magic = files[0].read_bytes()[:4]
-    blocks = [b for f in files for b in read_blk(f)]
-    root = tmp_path_factory.mktemp("cluster-reads")
-    (root / "blocks").mkdir()
-    for upto in ((9 * len(blocks)) // 10, len(blocks)):
-        (root / "blocks" / "blk00000.dat").write_bytes(blk_records(blocks[:upto], magic))
-        ingest_blocks_dir(root / "blocks", root / "store")
-        cluster_store(root / "store", "conservative")
-    assert Clusters(root / "store").manifest["layers"]["deltas"], "expected a delta layer"
-    return root / "store"
+    store = cluster_in_steps(world, tmp_path_factory.mktemp("cluster-reads"), (90, 100))
+    assert Clusters(store).manifest["layers"]["deltas"], "expected a delta layer"
+    return store
 
 
 def _sample_clusters(ids: np.ndarray) -> list[int]:
