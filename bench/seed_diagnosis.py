@@ -9,7 +9,8 @@ world/, store/ clustered and tagged, case/ investigated), reading the truth (ben
   finds them compatible with and what they show (H hot type, F fingerprint, P change position,
   D deposit type, A fresh/reused change; lower case: not shown).
 - `tags`: each exchange tag, the txs that pay and spend it (truth kind, inputs, outputs).
-- `own`: per exchange, what spends its own (non-deposit) outputs by the end of the world, and
+- `own`: per exchange, what spends its own (non-deposit) outputs by the end of the world (and
+  what made those never spent), and
   the heights of its sweeps modulo 4 (the simulator's schedule phase, never used by a rule).
 - `split`: the exchanges' multi-input txs whose inputs the clusters do not join, by kind, and
   how many of them the cluster stage flagged as CoinJoins.
@@ -204,9 +205,12 @@ def own(name: str, root: Path = OUT) -> dict[str, Any]:
             str(w.tx_kind[s]) if s >= 0 else "unspent" for s in spent_by[mine].tolist()
         )
         sweeps = height[(w.tx_kind == "exchange_sweep") & (w.tx_maker == i)]
+        unspent = mine[spent_by[mine] < 0]
+        made = np.searchsorted(w.first_output, unspent, side="right") - 1
         res[wallet.removeprefix(EXCHANGE_PREFIX)] = {
             "own_outputs": int(mine.shape[0]),
             "spent_by": dict(spends.most_common()),
+            "unspent_made_by": dict(Counter(str(k) for k in w.tx_kind[made]).most_common()),
             "sweep_height_mod_4": dict(sorted(Counter((sweeps % 4).tolist()).items())),
         }
     return res
