@@ -358,7 +358,7 @@ def _strip(entry: dict[str, Any]) -> dict[str, Any]:
 class _LogReader:
     """Lines of the committed part of a file log, read in small chunks at byte offsets."""
 
-    CHUNK = 4096
+    CHUNK = 512  # about two lines
 
     def __init__(self, path: Path, end: int) -> None:
         self.path, self.end = path, end

@@ -284,7 +284,9 @@ def test_second_ingest_run_adds_nothing(
     report = ingest_blocks_dir(NBITCOIN, data)
     assert (report.n_blocks, report.n_txs, report.rolled_back) == (0, 0, 0)
     after = read_manifest(data)
-    assert after["counts"] == before["counts"] and read_files(data, after) == read_files(data, before)
+    assert after["counts"] == before["counts"] and read_files(data, after) == read_files(
+        data, before
+    )
     assert dump_views(data) == nbitcoin_views
 
 
