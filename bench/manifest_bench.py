@@ -36,7 +36,7 @@ def median_ms(fn: object, repeat: int) -> float:
     return statistics.median(times)
 
 
-def measure(blocks: Path, batch_bytes: int, repeat: int) -> dict[str, object]:
+def measure(blocks: Path, batch_bytes: int, repeat: int, txid: str) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         t0 = time.perf_counter()
@@ -46,6 +46,8 @@ def measure(blocks: Path, batch_bytes: int, repeat: int) -> dict[str, object]:
         logs = sorted(data.glob("files-*.jsonl"))
         log_bytes = sum(p.stat().st_size for p in logs)
         log_lines = sum(p.read_bytes().count(b"\n") for p in logs)
+        if txid == "last":  # the chain's last tx (any chain; HAL_TX is nbitcoin's)
+            txid = bytes(Store.open(data).graph.tx_txid[-1][::-1]).hex()
         return {
             "batch_bytes": batch_bytes,
             "commits": manifest["generation"],
@@ -57,7 +59,7 @@ def measure(blocks: Path, batch_bytes: int, repeat: int) -> dict[str, object]:
             "ingest_s": round(ingest_s, 2),
             "open_ms": round(median_ms(lambda: Store.open(data), repeat), 3),
             "open_tx_ms": round(
-                median_ms(lambda: lookups.transaction(Store.open(data), HAL_TX), repeat), 3
+                median_ms(lambda: lookups.transaction(Store.open(data), txid), repeat), 3
             ),
         }
 
@@ -67,9 +69,10 @@ def main() -> None:
     ap.add_argument("--blocks", type=Path, default=NBITCOIN)
     ap.add_argument("--batch-bytes", type=int, nargs="+", default=[1_000_000, 20_000, 2_000, 200])
     ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--txid", default=HAL_TX, help="the tx looked up; 'last': the chain's last")
     args = ap.parse_args()
     for batch_bytes in args.batch_bytes:
-        print(json.dumps(measure(args.blocks, batch_bytes, args.repeat)), flush=True)
+        print(json.dumps(measure(args.blocks, batch_bytes, args.repeat, args.txid)), flush=True)
 
 
 if __name__ == "__main__":
