@@ -16,6 +16,7 @@ import pytest
 from chainsleuth.store import layout, lookups
 from chainsleuth.store.ingest import ingest_blocks_dir
 from chainsleuth.store.store import Store
+from chainsleuth.store.writer import StoreWriter
 from tests.conftest import NBITCOIN, dump_views
 from tests.store.test_crash import assert_consistent
 
@@ -133,4 +134,36 @@ def test_a_format_5_store_is_read_and_converted_by_the_next_ingest(
     assert new is not None and new["format"] == 6 and "files" not in new
     assert layout.read_files(data, new) == files
     assert sorted(p.name for p in data.glob("files-*.jsonl")) == [new["files_log"]["path"]]
+    assert dump_views(data) == nbitcoin_views
+
+
+def check_search(data: Path) -> dict[str, Any]:
+    """files_at_height against the whole list, for every height and table."""
+    manifest = layout.read_manifest(data)
+    assert manifest is not None
+    files = layout.read_files(data, manifest)
+    for table in layout.TABLES:
+        for height in range(-1, manifest["counts"]["blocks"] + 1):
+            want = [f for f in files[table] if f["min_height"] <= height <= f["max_height"]]
+            assert layout.files_at_height(data, manifest, table, height) == want, (table, height)
+    return manifest
+
+
+def test_a_rollback_writes_a_new_log_that_is_still_searched(
+    tmp_path: Path, many_commits: Path, nbitcoin_views: dict
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(many_commits, data)
+    before = layout.read_manifest(data)
+    assert before is not None
+    writer = StoreWriter.open(data, "main")
+    assert writer.rollback(300) == 299
+    writer.close()
+    after = check_search(data)
+    assert after["counts"]["blocks"] == 301 and after["files_log"]["sorted"]
+    assert after["files_log"]["path"] != before["files_log"]["path"]
+    assert sorted(p.name for p in data.glob("files-*.jsonl")) == [after["files_log"]["path"]]
+    assert after["files_log"]["lines"] < before["files_log"]["lines"]
+    ingest_blocks_dir(NBITCOIN, data, batch_bytes=2000)  # back to the tip, appending
+    assert check_search(data)["counts"]["blocks"] == 600
     assert dump_views(data) == nbitcoin_views
