@@ -65,7 +65,7 @@ def measure(data_dir: Path, null_format5: bool = False) -> dict[str, dict[str, l
     # read without the format check: a format-4 store is measured as format 5 would write it
     manifest = json.loads((data_dir / "manifest.json").read_text())
     result: dict[str, dict[str, list[int]]] = {}
-    for table, files in manifest["files"].items():
+    for table, files in layout.read_files(data_dir, manifest).items():
         cols: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for entry in files:
             data = pq.read_table(data_dir / entry["path"])

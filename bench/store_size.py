@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from bench.world import tag_world
 from chainsleuth.store.ingest import ingest_blocks_dir
-from chainsleuth.store.layout import read_manifest
+from chainsleuth.store.layout import read_files, read_manifest
 
 
 def blk_bytes(blocks_dir: Path) -> int:
@@ -69,7 +69,7 @@ def column_bytes(data_dir: Path) -> dict[str, int]:
     out: dict[str, int] = defaultdict(int)
     manifest = read_manifest(Path(data_dir))
     assert manifest is not None
-    for table, files in manifest["files"].items():
+    for table, files in read_files(Path(data_dir), manifest).items():
         for entry in files:
             meta = pq.ParquetFile(Path(data_dir) / entry["path"]).metadata
             for g in range(meta.num_row_groups):
@@ -180,7 +180,7 @@ def experiments(data_dir: Path) -> dict[str, dict[str, int]]:
     with tempfile.TemporaryDirectory() as tmp:
         for name, settings in EXPERIMENTS.items():
             sizes: dict[str, int] = {}
-            for table, files in manifest["files"].items():
+            for table, files in read_files(Path(data_dir), manifest).items():
                 total = 0
                 for entry in files:
                     data = pq.read_table(Path(data_dir) / entry["path"])

@@ -1,7 +1,8 @@
 """The on-disk layout of a chainsleuth store, and its single commit point, the manifest.
 
     DATA/
-      manifest.json            what is visible: counts, tip, every parquet file (with sha256)
+      manifest.json            what is visible: counts, tip, and how much of the file log is committed
+      files-<n>.jsonl          the file log: one JSON line per committed parquet file (with sha256)
       tables/<table>/height_range=<lo>-<hi>/g<generation>-<part>.parquet
       arrays/<name>.bin        memory-mapped graph arrays (raw little-endian, fixed-width rows)
       index/                   derived, rebuildable indexes (the outpoint hash table)
@@ -10,16 +11,20 @@
 
 Every later stage reads the store through this layout (parquet files, arrays, manifest).
 
-Atomicity: an ingest writes new parquet files and appends to the arrays, then replaces
-manifest.json in one `os.replace`. Readers see only files the manifest lists and only the first
-`count` rows of each array, so a crash at any moment leaves the previous state readable; the next
-run deletes unlisted files and truncates the arrays (see `StoreWriter.open`).
+Atomicity: an ingest writes new parquet files, appends to the arrays and to the file log, then
+replaces manifest.json in one `os.replace`. Readers see only the first `files_log.bytes` bytes of
+the log (so only committed files) and only the first `count` rows of each array, so a crash at any
+moment leaves the previous state readable; the next run truncates the log and the arrays and
+deletes unlisted files (see `StoreWriter.open`). The manifest stays small (it does not grow with
+the chain): opening a store reads it, never the log; the log is read only by what needs the file
+lists (the SQL views, `verify`, `at_height`, which binary-searches it; docs/design/store.md).
 """
 
 from __future__ import annotations
 
 import json
 import mmap
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,13 +43,18 @@ from chainsleuth.core.files import atomic_write_bytes as atomic_write_bytes
 #: 4: without --keep-scripts, txids, inputs' prev_txid and value, and standard output scripts
 #: are NULL in the files and computed by the views from the arrays (store/computed.py);
 #: 5: also txs' input_value, output_value, fee, vsize, weight and inputs' prev_vout, and
-#: counting columns written DELTA_BINARY_PACKED (DELTA_COLUMNS)
-FORMAT_VERSION = 5
+#: counting columns written DELTA_BINARY_PACKED (DELTA_COLUMNS); 6: the parquet file list moved
+#: from manifest.json ("files") to the append-only file log (manifest "files_log")
+FORMAT_VERSION = 6
+#: Formats this chainsleuth reads: a format 5 store is read as it is and converted to format 6
+#: by its next writer (StoreWriter.open), without a re-ingest.
+READ_FORMATS = (5, 6)
 #: What changed at each format, for the one line that refuses an older store.
 FORMAT_CHANGES = {
     3: "scriptSigs and witnesses kept only with --keep-scripts",
     4: "txids, spent values and standard scripts computed from the arrays",
     5: "fees, tx values, weights and spent output positions computed too",
+    6: "the parquet file list kept in an append-only log beside the manifest",
 }
 #: Counting columns (ids, positions, block heights and times) written with parquet's
 #: DELTA_BINARY_PACKED encoding instead of PLAIN (both under zstd): each kept only where it
@@ -236,9 +246,203 @@ def empty_manifest(network: str, keep_scripts: bool = False) -> dict[str, Any]:
         # False: the inputs table's script_sig and witness are NULL (the bytes stay in the
         # node's blk files; `tx --raw` reads them). Chosen by the first ingest, then fixed.
         "keep_scripts": keep_scripts,
-        "files": {t: [] for t in TABLES},
+        "files_log": empty_files_log(0),
         "ingests": [],
     }
+
+
+def files_log_name(number: int) -> str:
+    """The `number`-th file log: a rollback writes the kept entries to a new log (the next
+    number, so that the previous manifest's log stays whole until the new one is published)."""
+    return f"files-{number}.jsonl"
+
+
+def next_files_log_number(manifest: dict[str, Any]) -> int:
+    log = manifest.get("files_log")
+    return 0 if log is None else int(log["path"].removeprefix("files-").split(".")[0]) + 1
+
+
+def empty_files_log(number: int) -> dict[str, Any]:
+    """The manifest's record of the file log: its name, committed length (bytes, lines), and
+    what `files_at_height` needs to binary-search it (see `log_lines`)."""
+    return {
+        "path": files_log_name(number),
+        "bytes": 0,
+        "lines": 0,
+        "sorted": True,  # lines in max_height order, groups of lines disjoint in height
+        "max_height": -1,  # largest max_height of a line
+        "floor": -1,  # largest max_height before the last group
+        "group": 0,  # the last line's group
+    }
+
+
+def log_lines(
+    log: dict[str, Any], entries: list[tuple[str, dict[str, Any]]]
+) -> tuple[bytes, dict[str, Any]]:
+    """The bytes that append `entries` ((table, file entry) pairs) to the file log described
+    by `log`, and the log's record after them.
+
+    Each line gets a group `g`: a line whose heights start above every earlier line's starts a
+    new group, so groups are disjoint and increasing in height (one per commit, as ingests commit
+    batches in height order). With lines in max_height order that lets `files_at_height` find a
+    height's files by binary search; a log where that does not hold is marked unsorted and read
+    whole instead.
+    """
+    state = dict(log)
+    out = []
+    for table, entry in sorted(entries, key=lambda te: (te[1]["max_height"], te[1]["min_height"])):
+        lo, hi = int(entry["min_height"]), int(entry["max_height"])
+        if state["lines"] and hi < state["max_height"]:
+            state["sorted"] = False
+        if lo > state["max_height"]:
+            state["group"] += 1 if state["lines"] else 0
+            state["floor"] = state["max_height"]
+        elif lo <= state["floor"]:
+            state["sorted"] = False
+        state["max_height"] = max(state["max_height"], hi)
+        line = json.dumps({"table": table, **entry, "g": state["group"]}, separators=(",", ":"))
+        out.append(line.encode() + b"\n")
+        state["lines"] += 1
+    data = b"".join(out)
+    state["bytes"] += len(data)
+    return data, state
+
+
+def read_log_bytes(path: Path, offset: int, size: int) -> bytes:
+    """`size` bytes of a file log from `offset` (every read of a log goes through here)."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(size)
+
+
+def _parse_line(path: Path, offset: int, line: bytes) -> dict[str, Any]:
+    try:
+        entry: dict[str, Any] = json.loads(line)
+        entry["table"], entry["min_height"], entry["max_height"]  # noqa: B018
+    except (ValueError, KeyError, TypeError) as e:
+        raise StoreError(f"{path}: offset {offset}: not a file entry ({e}): store damaged") from e
+    return entry
+
+
+def read_files(data_dir: Path, manifest: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Every committed parquet file, per table, in commit order (reads the whole file log:
+    O(the chain's files), for what needs them all: the SQL views, verify, recovery)."""
+    if "files" in manifest:  # format 5: the list is in the manifest
+        return {t: list(manifest["files"][t]) for t in TABLES}
+    files: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
+    log = manifest["files_log"]
+    if not log["bytes"]:
+        return files
+    path = Path(data_dir) / log["path"]
+    raw = read_log_bytes(path, 0, log["bytes"]) if path.exists() else b""
+    lines = raw.split(b"\n")[:-1]
+    if len(raw) != log["bytes"] or len(lines) != log["lines"]:
+        raise StoreError(
+            f"{path}: {len(raw):,} bytes, {len(lines):,} lines; the manifest says "
+            f"{log['bytes']:,} bytes, {log['lines']:,} lines: store damaged"
+        )
+    offset = 0
+    for line in lines:
+        entry = _parse_line(path, offset, line)
+        offset += len(line) + 1
+        files[entry.pop("table")].append(_strip(entry))
+    return files
+
+
+def _strip(entry: dict[str, Any]) -> dict[str, Any]:
+    entry.pop("g", None)
+    entry.pop("table", None)
+    return entry
+
+
+class _LogReader:
+    """Lines of the committed part of a file log, read in small chunks at byte offsets."""
+
+    CHUNK = 512  # about two lines
+
+    def __init__(self, path: Path, end: int) -> None:
+        self.path, self.end = path, end
+
+    def line_at(self, start: int) -> tuple[dict[str, Any], int]:
+        """The line starting at `start` and the offset just after it."""
+        buf = b""
+        while True:
+            chunk = read_log_bytes(
+                self.path, start + len(buf), min(self.CHUNK, self.end - start - len(buf))
+            )
+            if not chunk:
+                raise StoreError(f"{self.path}: offset {start}: a line without its end: damaged")
+            buf += chunk
+            cut = buf.find(b"\n")
+            if cut >= 0:
+                return _parse_line(self.path, start, buf[:cut]), start + cut + 1
+
+    def start_from(self, pos: int) -> int:
+        """The first line start at or after `pos` (`end` when none)."""
+        if pos == 0:
+            return 0
+        at = pos - 1
+        while at < self.end:
+            chunk = read_log_bytes(self.path, at, min(self.CHUNK, self.end - at))
+            cut = chunk.find(b"\n")
+            if cut >= 0:
+                return at + cut + 1
+            at += len(chunk)
+        return self.end
+
+
+def files_at_height(
+    data_dir: Path, manifest: dict[str, Any], table: str, height: int
+) -> list[dict[str, Any]]:
+    """The committed files of `table` that hold `height`: a binary search of the file log
+    (O(log of the chain's files) small reads), or a filter of the whole list when the log is
+    not in height order (see `log_lines`) or the store is of format 5."""
+    log = manifest.get("files_log")
+    if log is None or not log["sorted"]:
+        return [
+            f
+            for f in read_files(data_dir, manifest)[table]
+            if f["min_height"] <= height <= f["max_height"]
+        ]
+    reader = _LogReader(Path(data_dir) / log["path"], int(log["bytes"]))
+    # the first line with max_height >= height: lines are in max_height order
+    lo, hi = 0, reader.end
+    while lo < hi:
+        start = reader.start_from((lo + hi) // 2)
+        if start >= hi:  # no line starts in the upper half: step over the first line
+            start = lo
+        entry, after = reader.line_at(start)
+        if entry["max_height"] >= height:
+            hi = start
+        else:
+            lo = after
+    # that line's group holds every file with the height (later groups start above it)
+    found: list[dict[str, Any]] = []
+    group = None
+    at = lo
+    while at < reader.end:
+        entry, at = reader.line_at(at)
+        if group is not None and entry["g"] != group:
+            break
+        group = entry["g"]
+        if entry["table"] == table and entry["min_height"] <= height <= entry["max_height"]:
+            found.append(_strip(entry))
+    return found
+
+
+def first_file(data_dir: Path, manifest: dict[str, Any], table: str) -> dict[str, Any] | None:
+    """The first committed file of `table` (for its schema), reading the log from its start."""
+    log = manifest.get("files_log")
+    if log is None:
+        listed = manifest["files"][table]
+        return listed[0] if listed else None
+    reader = _LogReader(Path(data_dir) / log["path"], int(log["bytes"]))
+    at = 0
+    while at < reader.end:
+        entry, at = reader.line_at(at)
+        if entry["table"] == table:
+            return _strip(entry)
+    return None
 
 
 def settle_keep_scripts(data_dir: Path, manifest: dict[str, Any], wanted: bool | None) -> bool:
@@ -262,11 +466,12 @@ def read_manifest(data_dir: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     manifest: dict[str, Any] = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT_VERSION:
+    if manifest.get("format") not in READ_FORMATS:
+        oldest = READ_FORMATS[0]
         raise StoreError(
             f"{data_dir} holds a store of format {manifest.get('format')}; this chainsleuth "
-            f"reads format {FORMAT_VERSION} ({FORMAT_CHANGES[FORMAT_VERSION]}). "
-            "Ingest again into a new --data directory."
+            f"reads format {FORMAT_VERSION} ({FORMAT_CHANGES[FORMAT_VERSION]}) and format "
+            f"{oldest} ({FORMAT_CHANGES[oldest]}). Ingest again into a new --data directory."
         )
     return manifest
 
@@ -275,6 +480,19 @@ def write_manifest(data_dir: Path, manifest: dict[str, Any]) -> None:
     atomic_write_bytes(
         Path(data_dir) / "manifest.json", json.dumps(manifest, indent=1).encode() + b"\n"
     )
+
+
+def append_log(data_dir: Path, log: dict[str, Any], data: bytes) -> None:
+    """Write `data` into the file log at its committed end and make it durable (before the
+    manifest that counts it is published). Bytes a crash left beyond the committed end are
+    overwritten here, and truncated by `StoreWriter.open` before."""
+    fd = os.open(Path(data_dir) / log["path"], os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, data, int(log["bytes"]))
+        os.ftruncate(fd, int(log["bytes"]) + len(data))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def array_path(data_dir: Path, name: str) -> Path:

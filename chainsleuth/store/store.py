@@ -284,8 +284,9 @@ class Store:
         """An in-memory DuckDB connection with the store's views defined (read-only data)."""
         if self._con is None:
             con = duckdb.connect(":memory:")
+            listed = layout.read_files(self.data_dir, self.manifest) if self.has_chain else {}
             for table in layout.TABLES if self.has_chain else ():
-                files = [str(self.data_dir / f["path"]) for f in self.manifest["files"][table]]
+                files = [str(self.data_dir / f["path"]) for f in listed[table]]
                 if not files:  # nothing committed yet: empty views with the documented columns
                     con.register(f"{table}_raw", layout.SCHEMAS[table].empty_table())
                     continue
@@ -538,15 +539,18 @@ class Store:
 
         Files are per (table, height range, ingest batch), so this reads a few files' footers
         and row groups instead of the whole table's, on a connection without the views (whose
-        definition lists every file of the store).
+        definition lists every file of the store); the files come from a binary search of the
+        file log, not from reading it whole (layout.files_at_height).
         """
         files = [
             str(self.data_dir / f["path"])
-            for f in self.manifest["files"][table]
-            if f["min_height"] <= height <= f["max_height"]
+            for f in layout.files_at_height(self.data_dir, self.manifest, table, height)
         ]
         if not files:
-            files = [str(self.data_dir / self.manifest["files"][table][0]["path"])]
+            first = layout.first_file(self.data_dir, self.manifest, table)
+            if first is None:
+                return layout.SCHEMAS[table].empty_table().select([])
+            files = [str(self.data_dir / first["path"])]
             where = "false"
         if self._bare is None:
             self._bare = duckdb.connect(":memory:")

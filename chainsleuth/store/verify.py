@@ -30,6 +30,7 @@ def verify_store(data_dir: Path, checksums: bool = True) -> dict[str, Any]:
         checks.append({"check": name, "ok": bool(ok)})
 
     counts = manifest["counts"]
+    files = layout.read_files(Path(data_dir), manifest)  # the whole file log: verify reads all
     expected_rows = {
         "blocks": counts["blocks"],
         "txs": counts["txs"],
@@ -40,7 +41,7 @@ def verify_store(data_dir: Path, checksums: bool = True) -> dict[str, Any]:
     for table in layout.TABLES:
         total = 0
         problems = []
-        for entry in manifest["files"][table]:
+        for entry in files[table]:
             path = Path(data_dir) / entry["path"]
             if not path.exists():
                 problems.append(f"missing {entry['path']}")
@@ -59,7 +60,7 @@ def verify_store(data_dir: Path, checksums: bool = True) -> dict[str, Any]:
             total += rows
         detail = "; ".join(problems[:5])
         check(
-            f"{table}: {len(manifest['files'][table])} files"
+            f"{table}: {len(files[table])} files"
             + (", sha256 verified" if checksums else "")
             + (f" — {detail}" if detail else ""),
             not problems,

@@ -251,6 +251,12 @@ class StoreWriter:
             writer = cls(data_dir, manifest)
             writer._lock = lock
             writer._recover()
+            if "files" in manifest:  # format 5: move the file list to the log (format 6)
+                writer._write_log(layout.read_files(data_dir, manifest))
+                del manifest["files"]
+                manifest["format"] = layout.FORMAT_VERSION
+                layout.write_manifest(data_dir, manifest)
+                writer._remove_unlisted_logs()
             writer._load_indexes()
             writer._lookup_outputs = writer.lookup.covered_outputs(writer.manifest)
         except BaseException:
@@ -292,12 +298,48 @@ class StoreWriter:
                     raise StoreError(f"{path} is shorter than the manifest says: store damaged")
                 os.truncate(path, want)
         self.lookup.remove_unlisted()
-        listed = {f["path"] for t in layout.TABLES for f in self.manifest["files"][t]}
+        log = self.manifest.get("files_log")
+        if log is not None:  # bytes a crash appended beyond the committed end go
+            path = self.data_dir / log["path"]
+            if not path.exists():
+                path.touch()
+            if path.stat().st_size < log["bytes"]:
+                raise StoreError(f"{path} is shorter than the manifest says: store damaged")
+            os.truncate(path, log["bytes"])
+            self._remove_unlisted_logs()
+        files = layout.read_files(self.data_dir, self.manifest)
+        listed = {f["path"] for t in layout.TABLES for f in files[t]}
         tables = self.data_dir / "tables"
         if tables.exists():
             for path in tables.rglob("*"):
                 if path.is_file() and str(path.relative_to(self.data_dir)) not in listed:
                     path.unlink()
+
+    def _remove_unlisted_logs(self) -> None:
+        """Delete file logs other than the manifest's (an earlier epoch's, or one a crash left
+        behind during a rollback or a format 5 conversion)."""
+        log = self.manifest.get("files_log")
+        for path in self.data_dir.glob("files-*.jsonl"):
+            if log is None or path.name != log["path"]:
+                path.unlink()
+
+    def _write_log(self, files: dict[str, list[dict[str, Any]]]) -> None:
+        """Write `files` as a new file log (the next number, atomically) and point the
+        in-memory manifest at it; published with the manifest. Lines keep each table's order."""
+        entries = [(t, f) for t in layout.TABLES for f in files[t]]
+        in_order = all(
+            (a["max_height"], a["min_height"]) <= (b["max_height"], b["min_height"])
+            for t in layout.TABLES
+            for a, b in zip(files[t], files[t][1:], strict=False)
+        )
+        log = layout.empty_files_log(layout.next_files_log_number(self.manifest))
+        if in_order:  # the sort in log_lines keeps each table's order
+            data, log = layout.log_lines(log, entries)
+        else:
+            data = b"".join(layout.log_lines(log, [e])[0] for e in entries)
+            log = {**log, "bytes": len(data), "lines": len(entries), "sorted": False}
+        layout.atomic_write_bytes(self.data_dir / log["path"], data)
+        self.manifest["files_log"] = log
 
     # ------------------------------------------------------------------------- indexes
     def _index_dir(self) -> Path:
@@ -907,9 +949,12 @@ class StoreWriter:
         m["generation"] += generations
         m["counts"] = dict(counts)
         m["tip"] = tip
-        for table in layout.TABLES:
-            m["files"][table].extend(self.pending_files[table])
-            self.pending_files[table] = []
+        entries = [(t, f) for t in layout.TABLES for f in self.pending_files[t]]
+        if entries:  # the new files' lines, durable before the manifest counts them
+            data, log = layout.log_lines(m["files_log"], entries)
+            layout.append_log(self.data_dir, m["files_log"], data)
+            m["files_log"] = log
+        self.pending_files = {t: [] for t in layout.TABLES}
         if ingest_info is not None:
             m["ingests"] = [*m["ingests"][-49:], ingest_info]
         layout.write_manifest(self.data_dir, m)
@@ -958,9 +1003,10 @@ class StoreWriter:
         self.lookup.clip(m, keep_outputs, keep_txs)
         assert self.addresses is not None
         self.addresses.clip(keep_addresses)
+        files = layout.read_files(self.data_dir, m)
         for table in layout.TABLES:
             kept = []
-            for entry in m["files"][table]:
+            for entry in files[table]:
                 if entry["min_height"] > fork_height:
                     continue
                 if entry["max_height"] > fork_height:
@@ -973,7 +1019,8 @@ class StoreWriter:
                     kept.append(self._write_file(rel, data, entry["min_height"], fork_height))
                 else:
                     kept.append(entry)
-            m["files"][table] = kept
+            files[table] = kept
+        self._write_log(files)  # a new log, published by the manifest below
         block_hash = self._array("block_hash", c["blocks"])
         self.counts = {
             "blocks": keep_blocks,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from chainsleuth.store.layout import read_files
 from tests.conftest import NBITCOIN
 
 HAL_TX = "f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16"
@@ -79,7 +80,7 @@ def test_verify_passes_then_finds_a_changed_file(tmp_path: Path, data: Path) -> 
     copy = tmp_path / "copy"
     shutil.copytree(data, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
-    victim = copy / manifest["files"]["outputs"][0]["path"]
+    victim = copy / read_files(copy, manifest)["outputs"][0]["path"]
     raw = bytearray(victim.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     victim.write_bytes(bytes(raw))

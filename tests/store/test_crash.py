@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from chainsleuth.store.ingest import ingest_blocks_dir
-from chainsleuth.store.layout import ARRAYS, TABLES, array_path
+from chainsleuth.store.layout import ARRAYS, TABLES, array_path, read_files
 from chainsleuth.store.store import Store
 from tests.conftest import copy_nbitcoin, dump_views
 
@@ -113,7 +113,7 @@ def assert_consistent(data: Path) -> None:
         counts["blocks"] - 1 if counts["blocks"] else None
     ]
     for table in TABLES:
-        for entry in store.manifest["files"][table]:
+        for entry in read_files(data, store.manifest)[table]:
             path = data / entry["path"]
             assert path.is_file(), path
             with open(path, "rb") as f:

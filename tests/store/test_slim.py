@@ -35,6 +35,7 @@ from chainsleuth.store.layout import (
     ADDRESS_KEY_WIDTH,
     DELTA_COLUMNS,
     FORMAT_VERSION,
+    read_files,
     read_manifest,
 )
 from chainsleuth.store.raw import raw_transaction
@@ -261,7 +262,7 @@ def test_a_store_of_a_previous_format_is_refused_with_one_line(tmp_path: Path, o
         read_manifest(tmp_path)
     message = str(caught.value)
     assert f"format {old}" in message and f"format {FORMAT_VERSION}" in message
-    assert FORMAT_VERSION == 5 and "fees" in message  # says what the new format computes
+    assert FORMAT_VERSION == 6 and "fees" in message  # says what the new format computes
     assert "Ingest again" in message and "\n" not in message
 
 
@@ -318,7 +319,7 @@ def test_counting_columns_are_delta_encoded_and_the_rest_are_not(stores: dict[st
         manifest = read_manifest(data)
         assert manifest is not None
         seen = 0
-        for table, files in manifest["files"].items():
+        for table, files in read_files(data, manifest).items():
             delta = set(DELTA_COLUMNS[table])
             for entry in files:
                 meta = pq.ParquetFile(data / entry["path"]).metadata
