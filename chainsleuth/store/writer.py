@@ -358,6 +358,10 @@ class StoreWriter:
             assert state is not None
             prefix = str(self._index_dir())
             self.outpoints = HashIndex.load(prefix + "/outpoints", state["outpoint_slots"])
+            # the rebuild rule needs the entries after the last rebuild; without them (0) every
+            # writer opened on a chain with > COMPACT_MIN live txs rebuilt at its first append,
+            # a scan of the whole chain per `ingest` run. Stores from before: as if just rebuilt.
+            self._live_outpoints = int(state.get("outpoint_live", self.outpoints.used))
             first_tx = state["txs"]
         else:
             self.outpoints = HashIndex()
@@ -427,6 +431,7 @@ class StoreWriter:
             "txs": self.counts["txs"],
             "addresses": self.counts["addresses"],
             "outpoint_slots": self.outpoints.used,
+            "outpoint_live": self._live_outpoints,
         }
         (tmp / "state.json").write_text(json.dumps(state))
         publish_dir(tmp, self._index_dir())
