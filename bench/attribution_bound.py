@@ -77,20 +77,26 @@ def _components(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     return np.asarray(labels, np.int64)
 
 
+def deciding(case: Path) -> dict[str, tuple[int, str]]:
+    """{deposit: (amount, exchange)}: the case's lead that counts per deposit, at confidence
+    >= 0.5, as `cases.evaluate` picks it."""
+    from chainsleuth.cases.evaluate import _SUBPOENA_CATEGORIES, deciding_leads
+
+    rows = [r for r in _rows(case / "leads.csv") if r["source_category"] in _SUBPOENA_CATEGORIES]
+    return deciding_leads(
+        (r["deposit_address"], r["source_entity"], int(r["amount_sat"]), float(r["confidence"]))
+        for r in rows
+    )
+
+
 def _eligible(world: Path, case: Path) -> list[tuple[str, dict[str, str], bool]]:
     """(deposit, its first trail-holding payment, missed) of every eligible deposit; missed when
     it has no right exchange lead at confidence >= 0.5 (the deciding row as `cases.evaluate`
     picks it)."""
-    from chainsleuth.cases.evaluate import _SUBPOENA_CATEGORIES, _holds, _truth
+    from chainsleuth.cases.evaluate import _holds, _truth
 
     payments, deposits = _truth(world)
-    best: dict[str, tuple[int, str]] = {}
-    for r in _rows(case / "leads.csv"):
-        if r["source_category"] not in _SUBPOENA_CATEGORIES or float(r["confidence"]) < 0.5:
-            continue
-        d, amount = r["deposit_address"], int(r["amount_sat"])
-        if d not in best or amount > best[d][0]:
-            best[d] = (amount, r["source_entity"])
+    best = deciding(case)
     out = []
     for d in deposits:
         holding = [p for p in payments.get(d, []) if _holds(p)]

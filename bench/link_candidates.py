@@ -45,8 +45,11 @@ Name = tuple[str | None, str]
 KINDS = ("change_spend", "change_spend_any", "change_spent_by_named", "pays_named", "sweeps_payout")
 
 
-def _attribution_before_change(store_dir: Path, seeds_csv: Path) -> dict[str, Any]:
-    """The case's attribution after wallet styles, before change spends; and the arrays."""
+def _attribution_before_change(
+    store_dir: Path, seeds_csv: Path, styles: bool = True
+) -> dict[str, Any]:
+    """The case's attribution after wallet styles (before them, without `styles`), before
+    change spends; and the arrays."""
     from chainsleuth.cases import investigate as inv
     from chainsleuth.cluster.engine import Clusters
     from chainsleuth.cluster.layers import LayeredIds
@@ -76,7 +79,8 @@ def _attribution_before_change(store_dir: Path, seeds_csv: Path) -> dict[str, An
     tags = dict(attribution)
     inv._attribute_services(attribution, stats, entities, service_mask, hot)
     inv._lend_to_funders(shapes, cluster_of, attribution, tags, service_mask)
-    inv._lend_by_style(store, shapes, cluster_of, attribution)
+    if styles:
+        inv._lend_by_style(store, shapes, cluster_of, attribution)
     return {
         "store": store,
         "cluster_of": cluster_of,

@@ -34,42 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.attribution_bound import OUT, World, _rows
+from bench.attribution_bound import OUT, World, _rows, deciding
+from bench.link_candidates import _attribution_before_change
 
 EXCHANGE_PREFIX = "exchange-"
-
-
-def _pre_style(store_dir: Path, seeds: Path) -> dict[str, Any]:
-    """The case's arrays and attribution just before the wallet-style rounds."""
-    from chainsleuth.cases import investigate as inv
-    from chainsleuth.cluster.engine import Clusters
-    from chainsleuth.cluster.layers import LayeredIds
-    from chainsleuth.store.store import Store
-    from chainsleuth.trace import services as sv
-    from chainsleuth.trace.exposure import attributed_cluster_labels
-
-    store = Store.open(store_dir)
-    ids = Clusters(store_dir).cluster_of
-    cluster_of: Any = ids.indexable() if isinstance(ids, LayeredIds) else np.asarray(ids, np.int64)
-    chain = inv.ChainLookups(store, {})
-    seed_ids = inv._seed_ids(store, inv._read_seeds(seeds))
-    service, _seed, _wallet = inv._service_clusters(store, chain, cluster_of, seed_ids)
-    mask = np.zeros(max(cluster_of.shape[0], 1), np.bool_)
-    mask[service] = True
-    attribution = {
-        c: v
-        for c, v in attributed_cluster_labels(store_dir).items()
-        if 0 <= c < cluster_of.shape[0] and not mask[c]
-    }
-    is_coinjoin, _mixer = inv._coinjoins(store_dir, store.counts["txs"])
-    shapes = sv.tx_shapes(store, cluster_of, is_coinjoin)
-    stats = sv.service_stats(shapes, cluster_of)
-    entities = sv.service_entities(shapes, sv.small_batch_links(store, shapes))
-    hot = sv.hot_change_links(shapes, cluster_of, stats)
-    tags = dict(attribution)
-    inv._attribute_services(attribution, stats, entities, mask, hot)
-    inv._lend_to_funders(shapes, cluster_of, attribution, tags, mask)
-    return {"store": store, "cluster_of": cluster_of, "attribution": attribution, "shapes": shapes}
 
 
 def styles(name: str, root: Path = OUT) -> dict[str, Any]:
@@ -80,7 +48,7 @@ def styles(name: str, root: Path = OUT) -> dict[str, Any]:
     from chainsleuth.trace import services as sv
 
     w = World(name, root)
-    st = _pre_style(w.store_dir, w.world / "seeds" / "deposits.csv")
+    st = _attribution_before_change(w.store_dir, w.world / "seeds" / "deposits.csv", styles=False)
     store, cluster_of, attribution = st["store"], st["cluster_of"], st["attribution"]
     clusters = np.fromiter(attribution.keys(), np.int64, len(attribution))
     names: dict[tuple[str | None, str], int] = {}
@@ -241,7 +209,7 @@ def split(name: str, root: Path = OUT) -> dict[str, dict[str, int]]:
 def unblind(name: str, work: Path, root: Path = OUT) -> dict[str, Any]:
     """The experiment: blind named wallets do not block style matches (module docstring)."""
     from chainsleuth.cases import investigate as inv
-    from chainsleuth.cases.evaluate import _SUBPOENA_CATEGORIES, _holds, _truth, score_case
+    from chainsleuth.cases.evaluate import _holds, _truth, score_case
     from chainsleuth.trace import services as sv
 
     original = inv.style_matches
@@ -261,13 +229,7 @@ def unblind(name: str, work: Path, root: Path = OUT) -> dict[str, Any]:
         inv.style_matches = original  # type: ignore[assignment]
     score = score_case(world, case).as_dict()
     payments, deposits = _truth(world)
-    best: dict[str, tuple[int, str]] = {}
-    for r in _rows(case / "leads.csv"):
-        if r["source_category"] not in _SUBPOENA_CATEGORIES or float(r["confidence"]) < 0.5:
-            continue
-        d, amount = r["deposit_address"], int(r["amount_sat"])
-        if d not in best or amount > best[d][0]:
-            best[d] = (amount, r["source_entity"])
+    best = deciding(case)
     wrong: Counter[str] = Counter()
     for d in deposits:
         holding = [p for p in payments.get(d, []) if _holds(p)]
