@@ -612,10 +612,11 @@ def investigate(
     cut = cashout_cut(min_confidence)
     confidence = cashouts.column("confidence").to_numpy(zero_copy_only=False)
     counted = np.nan_to_num(np.asarray(confidence, np.float64), nan=1.0) >= cut
+    at_cut = cashouts.filter(pa.array(counted))
     by_entity: dict[str, int] = {}
     for name, sat in zip(
-        cashouts.filter(pa.array(counted)).column("destination_entity").to_pylist(),
-        cashouts.filter(pa.array(counted)).column("amount_sat").to_pylist(),
+        at_cut.column("destination_entity").to_pylist(),
+        at_cut.column("amount_sat").to_pylist(),
         strict=True,
     ):
         by_entity[name] = by_entity.get(name, 0) + int(sat)

@@ -40,8 +40,8 @@ from chainsleuth.cluster import kernels
 from chainsleuth.cluster import learned as lc
 from chainsleuth.cluster.layers import (
     LayeredIds,
-    layer_dirs,
     open_cluster_ids,
+    open_state_column,
     read_clusters_manifest,
 )
 from chainsleuth.cluster.publish import (
@@ -713,19 +713,9 @@ class Clusters:
             next_ids: LayeredIds | None = self.__dict__["_next"]
             return next_ids
         next_ids = None
-        layers = self.manifest.get("layers")
-        if self.data_dir is not None and layers and "next" in layers["base"].get("state", {}):
-            cdir = clusters_dir(self.data_dir)
-            # the base state file is rewritten in place by later runs (`_apply_state`), so a
-            # walk is checked against the cluster ids before it is trusted (`_walk_members`)
-            path = cdir / layers["base"]["state"]["next"]
-            n = int(layers["addresses"])
-            base = np.memmap(path, np.uint32, mode="r", shape=(int(layers["base"]["capacity"]),))
-            deltas = [
-                (np.load(cdir / d / "ids.npy", mmap_mode="r"), np.load(cdir / d / "next.npy"))
-                for d in layer_dirs(self.manifest)
-            ]
-            next_ids = LayeredIds(np.asarray(base)[:n], deltas, n)
+        if self.data_dir is not None:
+            # the walk is checked against the cluster ids before it is trusted (`_walk_members`)
+            next_ids = open_state_column(self.data_dir, self.manifest, "next")
         self.__dict__["_next"] = next_ids
         return next_ids
 

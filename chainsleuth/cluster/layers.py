@@ -37,6 +37,7 @@ __all__ = [
     "layer_dirs",
     "merge_records",
     "open_cluster_ids",
+    "open_state_column",
     "read_clusters_manifest",
     "write_layer",
 ]
@@ -226,6 +227,26 @@ def open_cluster_ids(data_dir: Path, manifest: dict[str, Any] | None = None) -> 
         for d in layer_dirs(manifest or {})
     ]
     return LayeredIds(base, layers, int(layers_spec["addresses"]))
+
+
+def open_state_column(data_dir: Path, manifest: dict[str, Any], name: str) -> LayeredIds | None:
+    """A published state column (`STATE_COLUMNS`, e.g. "next", the circular member lists) as
+    base + delta layers, memory-mapped like the cluster ids; None when the clustering has no
+    such base file (a legacy or hand-made one). The base's state file is rewritten in place by
+    later runs (`publish._apply_state`): a reader checks what it reads against the cluster ids."""
+    spec = manifest.get("layers")
+    if spec is None or name not in spec["base"].get("state", {}):
+        return None
+    cdir = Path(data_dir) / "clusters"
+    n = int(spec["addresses"])
+    capacity = int(spec["base"]["capacity"])
+    base = np.memmap(
+        cdir / spec["base"]["state"][name], STATE_COLUMNS[name], "r", shape=(capacity,)
+    )
+    layers = [
+        (_map(cdir / d / "ids.npy"), _map(cdir / d / f"{name}.npy")) for d in layer_dirs(manifest)
+    ]
+    return LayeredIds(np.asarray(base)[:n], layers, n)
 
 
 def _map(path: Path) -> np.ndarray:
