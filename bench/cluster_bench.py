@@ -1,18 +1,27 @@
 """Clustering benchmark: chainsleuth's multi-input clustering against scipy and networkx.
 
 All three cluster the same edges: for every transaction the clusterer does not flag as a
-CoinJoin, its first input address is joined to each other input address. chainsleuth's time
-includes building those edges from the store's arrays; scipy is timed twice: on the edge list
-handed to it ready-made, and with that list built from the same arrays (numpy; the CoinJoin
-flags handed over), its like-for-like input. networkx gets the edges ready-made. Each
-measurement runs in this process after a warm-up; chainsleuth and scipy alternate, REPEATS
-times each, and the medians are reported. chainsleuth runs with 1 thread and with every thread
-numba is given (`NUMBA_NUM_THREADS`, default the CPUs; the per-tx analysis is split over them,
-the merges are sequential), which is how the scaling from 1 to 2 cores is recorded.
+CoinJoin, its first input address is joined to each other input address. Two comparisons:
+
+- like for like: chainsleuth's union-find (`ranges.union_edges_parallel`, then
+  `ranges.flatten_parallel` to a cluster id per address) and scipy's connected_components,
+  both handed the same ready-made edge list (scipy's time includes building its CSR matrix,
+  ours building the parent array);
+- end to end: chainsleuth's clusterer (`process_range`: the CoinJoin analysis, the merges in
+  chain order with their evidence rows, then the flatten) from the store's arrays, against
+  scipy with the edge list built from the same arrays (numpy; the CoinJoin flags handed over).
+
+networkx gets the edges ready-made. Every partition is checked equal to scipy's (assert).
+Each measurement runs in this process after a warm-up; the chainsleuth and scipy runs
+alternate, REPEATS times each, and the medians of wall and CPU seconds are reported.
+chainsleuth runs with 1 thread and with every thread numba is given (`NUMBA_NUM_THREADS`,
+default the CPUs; the analysis, the union-find on an edge list and the flatten are split over
+them, the merges with evidence are sequential): the scaling from 1 to 2 cores.
 """
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 from pathlib import Path
@@ -21,14 +30,18 @@ from typing import Any
 import numba
 import numpy as np
 
-from chainsleuth.cluster.publish import flatten
-from chainsleuth.cluster.ranges import UnionFind, process_range
+from chainsleuth.cluster.ranges import (
+    UnionFind,
+    flatten_parallel,
+    process_range,
+    union_edges_parallel,
+)
 from chainsleuth.cluster.rules import POLICIES, Policy
 from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.store import Store
 
 NO_GUARD = Policy("multi_input_unguarded", large_cluster=2**31 - 1, growth_factor=2**31 - 1)
-REPEATS = 3  # alternating runs of chainsleuth and scipy; medians reported
+REPEATS = 5  # alternating runs of chainsleuth and scipy; medians reported
 
 
 def _median(xs: list[float]) -> float:
@@ -75,8 +88,15 @@ def run(store_dir: Path, networkx_edge_limit: int = 3_000_000) -> dict[str, Any]
         unions = UnionFind.singletons(n_addr)
         result = process_range(arrays, unions, NO_GUARD, 0, n_tx)
         labels = np.empty(n_addr, np.int64)
-        flatten(unions.parent, labels)
+        flatten_parallel(unions.parent, labels)
         return result, labels
+
+    def union_find(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        parent = np.arange(n_addr, dtype=np.uint32)
+        union_edges_parallel(a, b, parent)
+        labels = np.empty(n_addr, np.int64)
+        flatten_parallel(parent, labels)
+        return labels
 
     def scipy_cc(a: np.ndarray, b: np.ndarray) -> tuple[int, np.ndarray]:
         graph = sp.coo_matrix((np.ones(a.shape[0], np.int8), (a, b)), shape=(n_addr, n_addr))
@@ -96,15 +116,25 @@ def run(store_dir: Path, networkx_edge_limit: int = 3_000_000) -> dict[str, Any]
     (result, ours_labels), _, _ = timed(ours)
     coinjoin_tx = result.coinjoin_tx
     a, b = _edges(arrays, coinjoin_tx)
+    union_find(a[:1000], b[:1000])  # warm-up
+    n_scipy, scipy_labels = scipy_cc(a, b)
+    same_partition = True
     runs: dict[str, list[tuple[float, float]]] = {"scipy": [], "scipy_edges": []}
     runs.update({f"ours_{n}": [] for n in thread_counts})
+    runs.update({f"uf_{n}": [] for n in thread_counts})
     for _ in range(REPEATS):
         for n in thread_counts:
-            # numba is given n threads for this run (read by cluster.ranges.threads(); no
+            # numba is given n threads for these runs (read by cluster.ranges.threads(); no
             # numba parallel region runs in this process, so changing it is safe here)
             numba.config.NUMBA_NUM_THREADS = n
             (_, ours_labels), wall, cpu = timed(ours)
             runs[f"ours_{n}"].append((wall, cpu))
+            uf_labels, wall, cpu = timed(union_find, a, b)
+            runs[f"uf_{n}"].append((wall, cpu))
+            # the exact partition, on every run (the union-find's threads race; see ranges)
+            assert _partition_equal(uf_labels, scipy_labels), f"union-find, {n} threads"
+            assert _partition_equal(ours_labels, scipy_labels), f"end to end, {n} threads"
+            assert np.array_equal(uf_labels, ours_labels), "cluster ids differ"
         numba.config.NUMBA_NUM_THREADS = all_threads
         (n_scipy, scipy_labels), wall, cpu = timed(scipy_cc, a, b)
         runs["scipy"].append((wall, cpu))
@@ -113,6 +143,7 @@ def run(store_dir: Path, networkx_edge_limit: int = 3_000_000) -> dict[str, Any]
     med = {k: _median([w for w, _ in v]) for k, v in runs.items()}
     med_cpu = {k: _median([c for _, c in v]) for k, v in runs.items()}
     ours_seconds = med[f"ours_{all_threads}"]
+    uf_seconds = med[f"uf_{all_threads}"]
     scipy_seconds = med["scipy"]
 
     n_nx_edges = min(a.shape[0], networkx_edge_limit)
@@ -143,6 +174,9 @@ def run(store_dir: Path, networkx_edge_limit: int = 3_000_000) -> dict[str, Any]
         "ours_tx_per_s": n_tx / ours_seconds,
         "threads": all_threads,
         "ours_seconds_by_threads": {n: med[f"ours_{n}"] for n in thread_counts},
+        "union_find_seconds": uf_seconds,
+        "union_find_seconds_by_threads": {n: med[f"uf_{n}"] for n in thread_counts},
+        "union_find_speedup_vs_scipy": scipy_seconds / uf_seconds,
         "cpu_seconds": med_cpu,
         "runs": runs,
         "scipy_seconds": scipy_seconds,
@@ -150,7 +184,7 @@ def run(store_dir: Path, networkx_edge_limit: int = 3_000_000) -> dict[str, Any]
         "speedup_vs_scipy_with_edges": med["scipy_edges"] / ours_seconds,
         "networkx_seconds": nx_seconds,
         "networkx_edges": n_nx_edges,
-        "same_partition_as_scipy": _partition_equal(ours_labels, scipy_labels),
+        "same_partition_as_scipy": same_partition,
         "clusters_ours": int(np.unique(ours_labels).shape[0]),
         "clusters_scipy": int(n_scipy),
         "clusters_networkx": int(n_nx),
@@ -159,12 +193,20 @@ def run(store_dir: Path, networkx_edge_limit: int = 3_000_000) -> dict[str, Any]
         "incremental_txs": block_txs,
         "incremental_ms": incremental_ms,
         "state_bytes_per_address": state_bytes / max(n_addr, 1),
+        "load_average": os.getloadavg(),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
-if __name__ == "__main__":
+def main() -> None:
+    import argparse
     import json
-    import sys
 
-    print(json.dumps(run(Path(sys.argv[1])), indent=2))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("store", type=Path, help="a store directory (DATA)")
+    args = parser.parse_args()
+    print(json.dumps(run(args.store), indent=2))
+
+
+if __name__ == "__main__":
+    main()

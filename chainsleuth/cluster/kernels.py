@@ -67,6 +67,18 @@ def fresh_outputs(out_address, first_output, initial_max, fresh):
 
 
 @njit(cache=True, nogil=True)
+def max_address_paid(out_address, o0, o1, initial_max):
+    """The highest address id paid by outputs [o0, o1), or `initial_max` if higher: what
+    `fresh_outputs` returns, without its flags (multi-input alone reads none)."""
+    running = np.int64(initial_max)
+    for o in range(o0, o1):
+        a = out_address[o]
+        if a != NONE and np.int64(a) > running:
+            running = np.int64(a)
+    return running
+
+
+@njit(cache=True, nogil=True)
 def _sort_prefix(buf, n):
     """Sort buf[:n] in place. Short runs (most txs) by insertion: numba's array sort allocates
     its work stack on every call, which costs more than sorting a handful of values."""
@@ -196,10 +208,11 @@ def analyze_txs(
         k = t - t0
         coinjoin[k] = 0
         payjoin[k] = False
-        vote_fresh[k] = -1
-        vote_script[k] = -1
-        vote_round[k] = -1
-        vote_optimal[k] = -1
+        if want_votes:  # else the vote arrays are not read (and may be empty)
+            vote_fresh[k] = -1
+            vote_script[k] = -1
+            vote_round[k] = -1
+            vote_optimal[k] = -1
         fi = tx_first_input[t]
         fi2 = tx_first_input[t + 1] if t + 1 < n_tx else n_inputs_total
         fo = tx_first_output[t]
@@ -438,6 +451,97 @@ def find(parent, x):
             return p
         parent[x] = np.uint32(gp)
         x = gp
+
+
+@njit(cache=True, nogil=True)
+def root(parent, x):
+    """Root of x without writing (safe while other threads link or halve)."""
+    x = np.int64(x)
+    p = np.int64(parent[x])
+    while p != x:
+        x = p
+        p = np.int64(parent[x])
+    return x
+
+
+@njit(cache=True, nogil=True)
+def union_edges(edge_a, edge_b, parent, lo=0, hi=-1):
+    """Union-find over the edges [lo, hi) of an edge list (all of them by default): each
+    edge joins its two addresses' clusters, the larger root id linked under the smaller, so a
+    cluster's id is its smallest address id (as in `apply_merges`) and `parent[x] <= x` holds
+    throughout (`publish.flatten` relies on it). Path halving; returns the unions made.
+
+    The same union-find as `apply_merges` without its guard, sizes and evidence: the kernel
+    measured against scipy's connected components on the same edge list (bench/cluster_bench).
+    """
+    if hi < 0:
+        hi = edge_a.shape[0]
+    n = 0
+    for i in range(lo, hi):
+        ra = find(parent, edge_a[i])
+        rb = find(parent, edge_b[i])
+        if ra == rb:
+            continue
+        if ra < rb:
+            parent[rb] = np.uint32(ra)
+        else:
+            parent[ra] = np.uint32(rb)
+        n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def link_edges_unlocked(edge_a, edge_b, parent, lo, hi):
+    """`union_edges` on edges [lo, hi) while other threads do the same on other edges of the
+    list, without locks (numba has no compare-and-swap): two threads can link the same root
+    at once, and one of the links is lost, leaving an edge unjoined (`count_unjoined` finds
+    those). Every write still keeps `parent[x] <= x` and points x at an address of its own
+    component, so nothing wrong is ever joined."""
+    for i in range(lo, hi):
+        ra = find(parent, edge_a[i])
+        rb = find(parent, edge_b[i])
+        while ra != rb:
+            small = ra if ra < rb else rb
+            big = rb if ra < rb else ra
+            if np.int64(parent[big]) == big:
+                parent[big] = np.uint32(small)
+                break
+            # big was linked by another thread since it was found: go on from the new roots
+            ra = find(parent, small)
+            rb = find(parent, big)
+
+
+@njit(cache=True, nogil=True)
+def count_unjoined(edge_a, edge_b, parent, cuts, bad, c0, c1):
+    """bad[c] for the pieces c in [c0, c1): the edges of piece [cuts[c], cuts[c + 1]) whose
+    addresses have different roots (reads only)."""
+    for c in range(c0, c1):
+        k = 0
+        for i in range(cuts[c], cuts[c + 1]):
+            if root(parent, edge_a[i]) != root(parent, edge_b[i]):
+                k += 1
+        bad[c] = k
+
+
+@njit(cache=True, nogil=True)
+def flatten_range(parent, out, lo, hi):
+    """`publish.flatten` of the addresses [lo, hi) while other threads flatten other ranges:
+    a parent in [lo, x) is already resolved in `out` (as in `flatten`); a parent below lo may
+    not be yet, and is followed to its root (another thread compressing that path only moves
+    pointers to ancestors, so every value read leads to the same root)."""
+    for x in range(lo, hi):
+        p = np.int64(parent[x])
+        if p == x:
+            r = p
+        elif lo <= p < x:
+            r = np.int64(out[p])
+        else:
+            r = p
+            while np.int64(parent[r]) != r:
+                r = np.int64(parent[r])
+        if r != p:
+            parent[x] = np.uint32(r)
+        out[x] = r
 
 
 @njit(cache=True, nogil=True)

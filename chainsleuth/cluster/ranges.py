@@ -48,6 +48,69 @@ def in_parallel(work: Callable[[int, int], None], t0: int, t1: int) -> None:
             job.result()
 
 
+def on_threads(work: Callable[[int, int], None], cuts: list[int]) -> None:
+    """work(cuts[i], cuts[i + 1]) for every i, one thread each (nogil kernels); returns when
+    all are done, raising the first error."""
+    if len(cuts) <= 2:
+        work(cuts[0], cuts[-1])
+        return
+    with ThreadPoolExecutor(max_workers=len(cuts) - 1) as pool:
+        jobs = [pool.submit(work, cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1)]
+        for job in jobs:
+            job.result()
+
+
+#: Edge lists (and address ranges) shorter than this are done by one thread.
+MIN_PARALLEL_EDGES = 1 << 16
+#: Pieces per thread checked by `union_edges_parallel`: a lost link costs its piece redone.
+PIECES_PER_THREAD = 64
+
+
+def union_edges_parallel(
+    edge_a: np.ndarray, edge_b: np.ndarray, parent: np.ndarray, n_threads: int | None = None
+) -> int:
+    """`kernels.union_edges` on `n_threads` threads (default `threads()`): the same partition
+    and the same cluster ids (a root is the smallest address id of its tree whatever the order
+    of the unions, since every link points a larger id at a smaller one).
+
+    Each thread unions its share of the edges at once, without locks
+    (`kernels.link_edges_unlocked`); a link lost to a race leaves an edge unjoined. Then the
+    threads count, per piece of edges (PIECES_PER_THREAD per thread), the edges whose ends
+    still have different roots, reading only; those pieces are unioned again by one thread,
+    which nothing undoes. Returns the pieces redone (0 when no link was lost).
+    """
+    n_threads = threads() if n_threads is None else max(1, n_threads)
+    m = int(edge_a.shape[0])
+    if n_threads == 1 or m < MIN_PARALLEL_EDGES:
+        kernels.union_edges(edge_a, edge_b, parent)
+        return 0
+    shares = np.linspace(0, m, n_threads + 1).astype(np.int64).tolist()
+    on_threads(lambda lo, hi: kernels.link_edges_unlocked(edge_a, edge_b, parent, lo, hi), shares)
+    pieces = n_threads * PIECES_PER_THREAD
+    cuts = np.linspace(0, m, pieces + 1).astype(np.int64)
+    bad = np.zeros(pieces, np.int64)
+    groups = np.linspace(0, pieces, n_threads + 1).astype(np.int64).tolist()
+    on_threads(
+        lambda c0, c1: kernels.count_unjoined(edge_a, edge_b, parent, cuts, bad, c0, c1), groups
+    )
+    redo = np.flatnonzero(bad).tolist()
+    for c in redo:
+        kernels.union_edges(edge_a, edge_b, parent, int(cuts[c]), int(cuts[c + 1]))
+    return len(redo)
+
+
+def flatten_parallel(parent: np.ndarray, out: np.ndarray, n_threads: int | None = None) -> None:
+    """`publish.flatten` (cluster id of every address, every path compressed to one step) on
+    `n_threads` threads (default `threads()`), one ascending range of addresses each
+    (`kernels.flatten_range`): the same `out` and `parent`."""
+    n_threads = threads() if n_threads is None else max(1, n_threads)
+    n = int(parent.shape[0])
+    if n_threads == 1 or n < MIN_PARALLEL_EDGES:
+        n_threads = 1
+    cuts = np.linspace(0, n, n_threads + 1).astype(np.int64).tolist()
+    on_threads(lambda lo, hi: kernels.flatten_range(parent, out, lo, hi), cuts)
+
+
 @dataclass
 class UnionFind:
     """Union-find over address ids: parent and size (uint32) and actor (int32): 12 B/address,
@@ -109,22 +172,29 @@ def analyze_range(
     max_address: int,
     want_votes: bool = True,
     batch_spent: np.ndarray | None = None,
+    want_fresh: bool = True,
 ) -> tuple[Analysis, int]:
     """CoinJoin rules and change votes for txs [t0, t1); returns them and the new max address.
 
     `max_address` is the highest address id paid before t0 (-1 at the start of the chain).
     `batch_spent` (bool per address) is what txs before t0 spent in batches, updated in place;
-    None works it out from the chain before t0.
+    None works it out from the chain before t0. Without `want_votes` the votes and hot counts
+    are empty arrays (33 B per tx not written), without `want_fresh` the fresh flags too (1 B
+    per output): multi-input alone reads neither.
     """
     fo = arrays.tx_first_output
     o0 = int(fo[t0])
     o1 = int(fo[t1]) if t1 < arrays.n_txs else arrays.n_outputs
-    fresh = np.empty(o1 - o0, np.bool_)
-    max_address = int(kernels.fresh_outputs(arrays.output_address, o0, max_address, fresh))
+    if want_fresh or want_votes:
+        fresh = np.empty(o1 - o0, np.bool_)
+        max_address = int(kernels.fresh_outputs(arrays.output_address, o0, max_address, fresh))
+    else:
+        fresh = np.zeros(0, np.bool_)
+        max_address = int(kernels.max_address_paid(arrays.output_address, o0, o1, max_address))
     m = t1 - t0
     coinjoin = np.zeros(m, np.int16)
     payjoin = np.zeros(m, np.bool_)
-    votes = [np.empty(m, np.int64) for _ in range(4)]
+    votes = [np.empty(m if want_votes else 0, np.int64) for _ in range(4)]
 
     def analyze(a: int, b: int) -> None:
         """Txs [a, b) of the range: each tx's analysis reads only its own rows."""
@@ -145,12 +215,12 @@ def analyze_range(
             o0,
             coinjoin[k0:k1],
             payjoin[k0:k1],
-            *(v[k0:k1] for v in votes),
+            *(v[k0:k1] if want_votes else v for v in votes),
             want_votes,
         )
 
     in_parallel(analyze, t0, t1)
-    hot = np.zeros(m, np.int32)
+    hot = np.zeros(m if want_votes else 0, np.int32)
     if want_votes:
         if batch_spent is None:
             batch_spent = batch_spenders_before(arrays, t0)
@@ -178,7 +248,9 @@ def batch_spenders_before(arrays: ChainGraph, t: int) -> np.ndarray:
     max_address = -1
     for a in range(0, t, step):
         b = min(t, a + step)
-        analysis, max_address = analyze_range(arrays, a, b, max_address, want_votes=False)
+        analysis, max_address = analyze_range(
+            arrays, a, b, max_address, want_votes=False, want_fresh=False
+        )
         kernels.hot_outputs(
             a,
             b,
@@ -216,12 +288,14 @@ def process_range(
     o0 = int(arrays.tx_first_output[t0])
     m = t1 - t0
     # Multi-input alone needs no change votes: skipping them skips most random reads.
+    want_votes = (policy.change_mask() | policy.veto_mask()) != 0
     analysis, unions.max_address = analyze_range(
         arrays,
         t0,
         t1,
         unions.max_address,
-        want_votes=(policy.change_mask() | policy.veto_mask()) != 0,
+        want_votes=want_votes,
+        want_fresh=want_votes,
         # The flags kept with the state (updated in place); without them every range
         # recomputed them from the start of the chain: O(the chain) per run.
         batch_spent=unions.batch_spent,
