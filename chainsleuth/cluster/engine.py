@@ -138,6 +138,9 @@ def cluster_store(
             state.attribution,
             manifest["max_address_seen"] if manifest else -1,
             state.batch_spent,
+            # no attribution now means none in the saved state either (a run resumes only
+            # under the same attribution digest): every entry -1, the merges need not read them
+            attributed=attribution is not None,
         )
         decisions = learned_state = fingerprint = None
         if pol.learned:
@@ -435,8 +438,8 @@ def _merge_rows(result: RangeResult, txids: np.ndarray, lo: int, hi: int) -> pa.
     ev_tx = result.merge_tx[lo:hi]
     return pa.table(
         {
-            "address_a_id": result.merge_a[lo:hi],
-            "address_b_id": result.merge_b[lo:hi],
+            "address_a_id": result.merge_a[lo:hi].astype(np.int64),  # u4 in the run
+            "address_b_id": result.merge_b[lo:hi].astype(np.int64),
             "tx_id": ev_tx,
             "txid": hex_column(np.asarray(txids[ev_tx])),
             "rule": rules,

@@ -496,7 +496,9 @@ def link_edges_unlocked(edge_a, edge_b, parent, lo, hi):
     list, without locks (numba has no compare-and-swap): two threads can link the same root
     at once, and one of the links is lost, leaving an edge unjoined (`count_unjoined` finds
     those). Every write still keeps `parent[x] <= x` and points x at an address of its own
-    component, so nothing wrong is ever joined."""
+    component, so nothing wrong is ever joined. Returns the links written: when as many roots
+    are gone, no link was lost (each lost one leaves a root that was counted gone)."""
+    links = 0
     for i in range(lo, hi):
         ra = find(parent, edge_a[i])
         rb = find(parent, edge_b[i])
@@ -505,10 +507,22 @@ def link_edges_unlocked(edge_a, edge_b, parent, lo, hi):
             big = rb if ra < rb else ra
             if np.int64(parent[big]) == big:
                 parent[big] = np.uint32(small)
+                links += 1
                 break
             # big was linked by another thread since it was found: go on from the new roots
             ra = find(parent, small)
             rb = find(parent, big)
+    return links
+
+
+@njit(cache=True, nogil=True)
+def count_roots(parent, lo, hi):
+    """Addresses in [lo, hi) that are their cluster's root."""
+    n = 0
+    for x in range(lo, hi):
+        if np.int64(parent[x]) == x:
+            n += 1
+    return n
 
 
 @njit(cache=True, nogil=True)
@@ -648,8 +662,12 @@ def apply_merges(
     learned_tx,
     learned_out,
     learned_due,
+    attributed=True,
 ):
     """Union addresses tx by tx under the policy; returns (evidence rows, quarantined txs).
+
+    `attributed` False promises that no address carries an attribution (every entry -1, as
+    `UnionFind.singletons` makes them): the unions then leave `attribution` unread.
 
     Learned change merges (tx, output) are applied just before the tx at their due position
     (sorted by it; see learned.py), linking the change address to the tx's first input address.
@@ -664,6 +682,7 @@ def apply_merges(
     n_tx = tx_first_input.shape[0]
     # A guard at or above the number of addresses can never fire: no merged size reaches it.
     guard_on = large < parent.shape[0]
+    change_rules = (change_mask | veto_mask) != 0
     tx_votes = (vote_fresh, vote_script, vote_round, vote_optimal)
     rule = (change_mask, veto_mask, required_mask, any_mask, min_votes, hot_mask)
     # Scratch for the widest tx of the range (inputs and a change output), sized once: an
@@ -709,12 +728,14 @@ def apply_merges(
             continue
         fi = tx_first_input[t]
         fi2 = tx_first_input[t + 1] if t + 1 < n_tx else n_inputs_total
+        if fi2 - fi < 2 and not change_rules:
+            continue  # one input and no change rule: nothing to merge (most txs; no read)
         if fi2 == fi or in_spent_output[fi] < 0:
             continue
         # Change output chosen by the policy (none to choose under multi-input alone).
         change = np.int64(-1)
         votes = 0
-        if (change_mask | veto_mask) != 0:
+        if change_rules:
             change, votes = choose_change(k, tx_votes, rule, out_address, fresh, fresh_base, hot)
         if change >= 0:
             change_chosen[k] = change
@@ -770,7 +791,7 @@ def apply_merges(
                     largest = s
                 if s >= large:
                     n_large += 1
-                    a = np.int64(attribution[r])
+                    a = np.int64(attribution[r]) if attributed else -1
                     if a >= 0:
                         if attr_seen >= 0 and a != attr_seen:
                             attr_conflict = True
@@ -801,12 +822,13 @@ def apply_merges(
             ra = lo
             parent[hi] = np.uint32(lo)
             size[lo] = np.uint32(np.int64(size[lo]) + np.int64(size[hi]))
-            a_lo = np.int64(attribution[lo])
-            a_hi = np.int64(attribution[hi])
-            if a_lo < 0:
-                attribution[lo] = a_hi
-            elif a_hi >= 0 and a_hi != a_lo:
-                attribution[lo] = -2  # conflicting attributions inside one cluster
+            if attributed:  # else every attribution is -1 and stays so: two reads saved
+                a_lo = np.int64(attribution[lo])
+                a_hi = np.int64(attribution[hi])
+                if a_lo < 0:
+                    attribution[lo] = a_hi
+                elif a_hi >= 0 and a_hi != a_lo:
+                    attribution[lo] = -2  # conflicting attributions inside one cluster
             if n_ev < ev_a.shape[0]:
                 ev_a[n_ev] = anchor
                 ev_b[n_ev] = members[m]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numba
@@ -36,34 +37,68 @@ def threads() -> int:
 
 
 def in_parallel(work: Callable[[int, int], None], t0: int, t1: int) -> None:
-    """Run work(a, b) over [t0, t1) cut into one piece per thread (pieces of at least
-    MIN_PARALLEL_TXS txs); returns when every piece is done, raising the first error."""
-    pieces = max(1, min(threads(), (t1 - t0) // MIN_PARALLEL_TXS))
+    """Run work(a, b) over [t0, t1) cut into pieces of at least MIN_PARALLEL_TXS txs, up to
+    PIECES_PER_THREAD per thread, handed out to `threads()` threads as they come free;
+    returns when every piece is done, raising the first error."""
+    n = threads()
+    pieces = max(1, min(n * PIECES_PER_THREAD, (t1 - t0) // MIN_PARALLEL_TXS))
     cuts = np.linspace(t0, t1, pieces + 1).astype(np.int64).tolist()
-    if pieces == 1:
-        work(t0, t1)
-        return
-    with ThreadPoolExecutor(max_workers=pieces) as pool:
-        for job in [pool.submit(work, cuts[i], cuts[i + 1]) for i in range(pieces)]:
-            job.result()
+    on_threads(work, cuts, n)
 
 
-def on_threads(work: Callable[[int, int], None], cuts: list[int]) -> None:
-    """work(cuts[i], cuts[i + 1]) for every i, one thread each (nogil kernels); returns when
-    all are done, raising the first error."""
-    if len(cuts) <= 2:
-        work(cuts[0], cuts[-1])
+def pipelined(
+    analyze: Callable[[int, int], None],
+    in_order: Callable[[int, int], None],
+    then: Callable[[int, int], None],
+    t0: int,
+    t1: int,
+) -> None:
+    """analyze(a, b) on pieces of [t0, t1) (as `in_parallel` cuts them) on `threads()` - 1
+    threads, while this thread calls in_order(a, b) then then(a, b) for each piece in chain
+    order as soon as its analysis is done. With one thread: analyze, in_order and then, one
+    piece after the other."""
+    n = threads()
+    pieces = max(1, min(n * PIECES_PER_THREAD, (t1 - t0) // MIN_PARALLEL_TXS))
+    cuts = np.linspace(t0, t1, pieces + 1).astype(np.int64).tolist()
+    if n <= 1 or pieces <= 1:
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            analyze(a, b)
+            in_order(a, b)
+            then(a, b)
         return
-    with ThreadPoolExecutor(max_workers=len(cuts) - 1) as pool:
-        jobs = [pool.submit(work, cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1)]
-        for job in jobs:
-            job.result()
+    with ThreadPoolExecutor(max_workers=n - 1) as pool:
+        jobs = [pool.submit(analyze, a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+        try:
+            for job, a, b in zip(jobs, cuts[:-1], cuts[1:], strict=True):
+                job.result()
+                in_order(a, b)
+                then(a, b)
+        finally:
+            for job in jobs:
+                job.cancel()
+
+
+def on_threads(work: Callable[[int, int], Any], cuts: list[int], n_threads: int) -> list[Any]:
+    """[work(cuts[i], cuts[i + 1]) for every i], the pieces handed out to `n_threads` threads
+    as they come free (nogil kernels: a thread the OS holds back takes fewer pieces); raises
+    the first error."""
+    pieces = len(cuts) - 1
+    if n_threads <= 1 or pieces <= 1:
+        return [work(cuts[i], cuts[i + 1]) for i in range(pieces)]
+    with ThreadPoolExecutor(max_workers=min(n_threads, pieces)) as pool:
+        return list(pool.map(work, cuts[:-1], cuts[1:]))
+
+
+def _cuts(n: int, pieces: int) -> list[int]:
+    return np.linspace(0, n, pieces + 1).astype(np.int64).tolist()  # type: ignore[no-any-return]
 
 
 #: Edge lists (and address ranges) shorter than this are done by one thread.
 MIN_PARALLEL_EDGES = 1 << 16
-#: Pieces per thread checked by `union_edges_parallel`: a lost link costs its piece redone.
-PIECES_PER_THREAD = 64
+#: Pieces per thread of the parallel union-find and flatten, handed out as threads come free.
+PIECES_PER_THREAD = 8
+#: Pieces per thread checked when a link was lost: a lost link costs its piece redone.
+CHECK_PIECES_PER_THREAD = 64
 
 
 def union_edges_parallel(
@@ -73,25 +108,40 @@ def union_edges_parallel(
     and the same cluster ids (a root is the smallest address id of its tree whatever the order
     of the unions, since every link points a larger id at a smaller one).
 
-    Each thread unions its share of the edges at once, without locks
-    (`kernels.link_edges_unlocked`); a link lost to a race leaves an edge unjoined. Then the
-    threads count, per piece of edges (PIECES_PER_THREAD per thread), the edges whose ends
-    still have different roots, reading only; those pieces are unioned again by one thread,
-    which nothing undoes. Returns the pieces redone (0 when no link was lost).
+    The threads union pieces of the edges at once, without locks
+    (`kernels.link_edges_unlocked`): two threads can link the same root at once and one link
+    is lost, leaving an edge unjoined. Each link written removes one root unless it was lost,
+    so the roots are counted before and after (a pass over `parent`, 4 B per address): when
+    as many are gone as links were written, every edge is joined. Else the threads count, per
+    piece of edges (CHECK_PIECES_PER_THREAD per thread), the edges whose ends still have
+    different roots, reading only; those pieces are unioned again by one thread, which
+    nothing undoes. Returns the pieces redone (0 when no link was lost).
     """
     n_threads = threads() if n_threads is None else max(1, n_threads)
     m = int(edge_a.shape[0])
     if n_threads == 1 or m < MIN_PARALLEL_EDGES:
         kernels.union_edges(edge_a, edge_b, parent)
         return 0
-    shares = np.linspace(0, m, n_threads + 1).astype(np.int64).tolist()
-    on_threads(lambda lo, hi: kernels.link_edges_unlocked(edge_a, edge_b, parent, lo, hi), shares)
-    pieces = n_threads * PIECES_PER_THREAD
-    cuts = np.linspace(0, m, pieces + 1).astype(np.int64)
+    n = int(parent.shape[0])
+    by_address = _cuts(n, n_threads)
+    roots_before = sum(on_threads(partial(kernels.count_roots, parent), by_address, n_threads))
+    links = sum(
+        on_threads(
+            partial(kernels.link_edges_unlocked, edge_a, edge_b, parent),
+            _cuts(m, n_threads * PIECES_PER_THREAD),
+            n_threads,
+        )
+    )
+    roots_after = sum(on_threads(partial(kernels.count_roots, parent), by_address, n_threads))
+    if roots_after == roots_before - links:
+        return 0
+    pieces = n_threads * CHECK_PIECES_PER_THREAD
+    cuts = np.asarray(_cuts(m, pieces), np.int64)
     bad = np.zeros(pieces, np.int64)
-    groups = np.linspace(0, pieces, n_threads + 1).astype(np.int64).tolist()
     on_threads(
-        lambda c0, c1: kernels.count_unjoined(edge_a, edge_b, parent, cuts, bad, c0, c1), groups
+        partial(kernels.count_unjoined, edge_a, edge_b, parent, cuts, bad),
+        _cuts(pieces, n_threads),
+        n_threads,
     )
     redo = np.flatnonzero(bad).tolist()
     for c in redo:
@@ -101,14 +151,18 @@ def union_edges_parallel(
 
 def flatten_parallel(parent: np.ndarray, out: np.ndarray, n_threads: int | None = None) -> None:
     """`publish.flatten` (cluster id of every address, every path compressed to one step) on
-    `n_threads` threads (default `threads()`), one ascending range of addresses each
-    (`kernels.flatten_range`): the same `out` and `parent`."""
+    `n_threads` threads (default `threads()`), ascending ranges of addresses handed out as
+    threads come free (`kernels.flatten_range`): the same `out` and `parent`."""
     n_threads = threads() if n_threads is None else max(1, n_threads)
     n = int(parent.shape[0])
     if n_threads == 1 or n < MIN_PARALLEL_EDGES:
-        n_threads = 1
-    cuts = np.linspace(0, n, n_threads + 1).astype(np.int64).tolist()
-    on_threads(lambda lo, hi: kernels.flatten_range(parent, out, lo, hi), cuts)
+        kernels.flatten_range(parent, out, 0, n)
+        return
+    on_threads(
+        partial(kernels.flatten_range, parent, out),
+        _cuts(n, n_threads * PIECES_PER_THREAD),
+        n_threads,
+    )
 
 
 @dataclass
@@ -122,6 +176,8 @@ class UnionFind:
     attribution: np.ndarray
     max_address: int = -1  # highest address id seen in an output so far (for fresh-address)
     batch_spent: np.ndarray | None = None
+    #: False: no address carries an attribution (all -1), so the merges need not read them
+    attributed: bool = True
 
     @classmethod
     def singletons(cls, n_addresses: int) -> UnionFind:
@@ -131,6 +187,7 @@ class UnionFind:
             np.full(n_addresses, -1, np.int32),
             -1,
             np.zeros(n_addresses, np.bool_),
+            attributed=False,
         )
 
 
@@ -138,11 +195,11 @@ class UnionFind:
 class RangeResult:
     """What clustering one range of transactions did."""
 
-    merge_a: np.ndarray
-    merge_b: np.ndarray
-    merge_tx: np.ndarray
-    merge_rule: np.ndarray
-    merge_votes: np.ndarray
+    merge_a: np.ndarray  # u4 address ids, one per union (the evidence rows)
+    merge_b: np.ndarray  # u4
+    merge_tx: np.ndarray  # i8
+    merge_rule: np.ndarray  # u1 evidence rule code (kernels.RULE_*)
+    merge_votes: np.ndarray  # u1 change vote mask
     coinjoin_tx: np.ndarray
     coinjoin_rule: np.ndarray
     quarantined: np.ndarray
@@ -173,6 +230,7 @@ def analyze_range(
     want_votes: bool = True,
     batch_spent: np.ndarray | None = None,
     want_fresh: bool = True,
+    then: Callable[[Analysis, int, int], None] | None = None,
 ) -> tuple[Analysis, int]:
     """CoinJoin rules and change votes for txs [t0, t1); returns them and the new max address.
 
@@ -180,7 +238,10 @@ def analyze_range(
     `batch_spent` (bool per address) is what txs before t0 spent in batches, updated in place;
     None works it out from the chain before t0. Without `want_votes` the votes and hot counts
     are empty arrays (33 B per tx not written), without `want_fresh` the fresh flags too (1 B
-    per output): multi-input alone reads neither.
+    per output): multi-input alone reads neither. With `then`, then(analysis, a, b) is called for
+    consecutive pieces [a, b) of the range, in chain order, each as soon as its analysis is
+    done, while other threads analyse the pieces after it (`pipelined`): the merges of the
+    range overlap its analysis.
     """
     fo = arrays.tx_first_output
     o0 = int(fo[t0])
@@ -219,25 +280,35 @@ def analyze_range(
             want_votes,
         )
 
-    in_parallel(analyze, t0, t1)
     hot = np.zeros(m if want_votes else 0, np.int32)
-    if want_votes:
-        if batch_spent is None:
-            batch_spent = batch_spenders_before(arrays, t0)
-        kernels.hot_outputs(
-            t0,
-            t1,
-            arrays.tx_first_input,
-            fo,
-            arrays.n_inputs,
-            arrays.n_outputs,
-            arrays.input_address,
-            arrays.output_address,
-            coinjoin,
-            batch_spent,
-            hot,
-        )
-    return Analysis(fresh, coinjoin, payjoin, votes, hot), max_address
+    if want_votes and batch_spent is None:
+        batch_spent = batch_spenders_before(arrays, t0)
+
+    def count_hot(a: int, b: int) -> None:
+        """Hot counts of txs [a, b), in chain order (they update `batch_spent`)."""
+        if want_votes:
+            k0, k1 = a - t0, b - t0
+            kernels.hot_outputs(
+                a,
+                b,
+                arrays.tx_first_input,
+                fo,
+                arrays.n_inputs,
+                arrays.n_outputs,
+                arrays.input_address,
+                arrays.output_address,
+                coinjoin[k0:k1],
+                batch_spent,
+                hot[k0:k1],
+            )
+
+    analysis = Analysis(fresh, coinjoin, payjoin, votes, hot)
+    if then is None:
+        in_parallel(analyze, t0, t1)
+        count_hot(t0, t1)
+    else:
+        pipelined(analyze, count_hot, partial(then, analysis), t0, t1)
+    return analysis, max_address
 
 
 def batch_spenders_before(arrays: ChainGraph, t: int) -> np.ndarray:
@@ -287,8 +358,64 @@ def process_range(
         l_tx, l_out, l_due = due.tx, due.out, due.due
     o0 = int(arrays.tx_first_output[t0])
     m = t1 - t0
+    n_in_range = (int(arrays.tx_first_input[t1]) if t1 < arrays.n_txs else arrays.n_inputs) - int(
+        arrays.tx_first_input[t0]
+    )
+    cap = max(n_in_range + m + l_tx.shape[0], 16)  # a union needs an input or a change output
+    # Evidence rows: address a, address b (u4, the store's address ids), tx (i8), rule and
+    # change votes (u1): 18 B per union, written as they are made.
+    ev = [np.empty(cap, t) for t in (np.uint32, np.uint32, np.int64, np.uint8, np.uint8)]
+    q_tx = np.empty(m + l_tx.shape[0], np.int64)
+    q_reason = np.empty(m + l_tx.shape[0], np.int64)
+    change_chosen = np.empty(m, np.int64)
     # Multi-input alone needs no change votes: skipping them skips most random reads.
     want_votes = (policy.change_mask() | policy.veto_mask()) != 0
+    done = [0, 0]  # evidence rows and quarantined txs so far
+
+    def merge(an: Analysis, a: int, b: int) -> None:
+        """The merges of txs [a, b) (chain order), once their analysis `an` is done; the
+        learned merges due in [a, b) with them."""
+        k0, k1 = a - t0, b - t0
+        la, lb = np.searchsorted(l_due, [a, b])
+        done[0], done[1] = kernels.apply_merges(
+            a,
+            b,
+            arrays.tx_first_input,
+            arrays.n_inputs,
+            arrays.input_spent_output,
+            arrays.input_address,
+            arrays.output_address,
+            an.fresh,
+            o0,
+            an.coinjoin[k0:k1],
+            an.payjoin[k0:k1],
+            *(v[k0:k1] if want_votes else v for v in an.votes),
+            policy.change_mask(),
+            policy.veto_mask(),
+            policy.required_mask(),
+            policy.any_mask(),
+            policy.min_change_votes,
+            an.hot[k0:k1] if want_votes else an.hot,
+            policy.hot_mask(),
+            policy.multi_input,
+            policy.merge_payjoin_suspects,
+            policy.large_cluster,
+            policy.growth_factor,
+            unions.parent,
+            unions.size,
+            unions.attribution,
+            *ev,
+            done[0],
+            q_tx,
+            q_reason,
+            done[1],
+            change_chosen[k0:k1],
+            l_tx[la:lb],
+            l_out[la:lb],
+            l_due[la:lb],
+            unions.attributed,
+        )
+
     analysis, unions.max_address = analyze_range(
         arrays,
         t0,
@@ -299,58 +426,10 @@ def process_range(
         # The flags kept with the state (updated in place); without them every range
         # recomputed them from the start of the chain: O(the chain) per run.
         batch_spent=unions.batch_spent,
+        then=merge,
     )
-    fresh, coinjoin, payjoin, votes = (
-        analysis.fresh,
-        analysis.coinjoin,
-        analysis.payjoin,
-        analysis.votes,
-    )
-    n_in_range = (int(arrays.tx_first_input[t1]) if t1 < arrays.n_txs else arrays.n_inputs) - int(
-        arrays.tx_first_input[t0]
-    )
-    cap = max(n_in_range + m + l_tx.shape[0], 16)  # a union needs an input or a change output
-    ev = [np.empty(cap, np.int64) for _ in range(5)]
-    q_tx = np.empty(m + l_tx.shape[0], np.int64)
-    q_reason = np.empty(m + l_tx.shape[0], np.int64)
-    change_chosen = np.empty(m, np.int64)
-    n_ev, n_q = kernels.apply_merges(
-        t0,
-        t1,
-        arrays.tx_first_input,
-        arrays.n_inputs,
-        arrays.input_spent_output,
-        arrays.input_address,
-        arrays.output_address,
-        fresh,
-        o0,
-        coinjoin,
-        payjoin,
-        *votes,
-        policy.change_mask(),
-        policy.veto_mask(),
-        policy.required_mask(),
-        policy.any_mask(),
-        policy.min_change_votes,
-        analysis.hot,
-        policy.hot_mask(),
-        policy.multi_input,
-        policy.merge_payjoin_suspects,
-        policy.large_cluster,
-        policy.growth_factor,
-        unions.parent,
-        unions.size,
-        unions.attribution,
-        *ev,
-        0,
-        q_tx,
-        q_reason,
-        0,
-        change_chosen,
-        l_tx,
-        l_out,
-        l_due,
-    )
+    coinjoin = analysis.coinjoin
+    n_ev, n_q = done
     cj = np.flatnonzero(coinjoin)
     return RangeResult(
         ev[0][:n_ev],
