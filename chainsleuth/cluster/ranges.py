@@ -55,8 +55,9 @@ def pipelined(
 ) -> None:
     """analyze(a, b) on pieces of [t0, t1) (as `in_parallel` cuts them) on `threads()` - 1
     threads, while this thread calls in_order(a, b) then then(a, b) for each piece in chain
-    order as soon as its analysis is done. With one thread: analyze, in_order and then, one
-    piece after the other."""
+    order as soon as its analysis is done; a piece no thread has started yet it analyses
+    itself rather than wait (a thread the OS holds back does not hold up the merges). With
+    one thread: analyze, in_order and then, one piece after the other."""
     n = threads()
     pieces = max(1, min(n * PIECES_PER_THREAD, (t1 - t0) // MIN_PARALLEL_TXS))
     cuts = np.linspace(t0, t1, pieces + 1).astype(np.int64).tolist()
@@ -70,7 +71,10 @@ def pipelined(
         jobs = [pool.submit(analyze, a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
         try:
             for job, a, b in zip(jobs, cuts[:-1], cuts[1:], strict=True):
-                job.result()
+                if job.cancel():  # not started: analyse it here
+                    analyze(a, b)
+                else:
+                    job.result()
                 in_order(a, b)
                 then(a, b)
         finally:
@@ -79,14 +83,29 @@ def pipelined(
 
 
 def on_threads(work: Callable[[int, int], Any], cuts: list[int], n_threads: int) -> list[Any]:
-    """[work(cuts[i], cuts[i + 1]) for every i], the pieces handed out to `n_threads` threads
-    as they come free (nogil kernels: a thread the OS holds back takes fewer pieces); raises
-    the first error."""
+    """[work(cuts[i], cuts[i + 1]) for every i] on `n_threads` threads, this one among them:
+    n_threads - 1 take the pieces from the front as they come free, this thread from the
+    back (nogil kernels; a thread the OS holds back takes fewer pieces). Raises the first
+    error."""
     pieces = len(cuts) - 1
     if n_threads <= 1 or pieces <= 1:
         return [work(cuts[i], cuts[i + 1]) for i in range(pieces)]
-    with ThreadPoolExecutor(max_workers=min(n_threads, pieces)) as pool:
-        return list(pool.map(work, cuts[:-1], cuts[1:]))
+    out: list[Any] = [None] * pieces
+    with ThreadPoolExecutor(max_workers=min(n_threads - 1, pieces)) as pool:
+        jobs = [pool.submit(work, cuts[i], cuts[i + 1]) for i in range(pieces)]
+        try:
+            here = set()
+            for i in reversed(range(pieces)):
+                if jobs[i].cancel():
+                    out[i] = work(cuts[i], cuts[i + 1])
+                    here.add(i)
+            for i in range(pieces):
+                if i not in here:
+                    out[i] = jobs[i].result()
+        finally:
+            for job in jobs:
+                job.cancel()
+    return out
 
 
 def _cuts(n: int, pieces: int) -> list[int]:
