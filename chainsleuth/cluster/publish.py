@@ -37,6 +37,7 @@ from chainsleuth.cluster.layers import (
     read_layer,
     write_layer,
 )
+from chainsleuth.cluster.ranges import flatten_parallel
 from chainsleuth.core.files import atomic_write_bytes
 from chainsleuth.core.heap import trim_heap
 from chainsleuth.core.pages import advise, prefetch_rows
@@ -555,7 +556,8 @@ def _write_base(
         cluster_of = np.lib.format.open_memmap(
             cdir / ids_name, mode="w+", dtype=np.int64, shape=(n_addr,)
         )
-        flatten(state.parent, cluster_of)
+        # on every thread (ranges.flatten_parallel: the same ids and parents as `flatten`)
+        flatten_parallel(state.parent, cluster_of)
         cluster_of.flush()
     else:
         cluster_of = np.zeros(0, np.int64)
