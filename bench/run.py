@@ -38,7 +38,6 @@ from bench.common import (
     met,
     mib,
     secs,
-    si,
     simulated_world,
     table,
 )
