@@ -57,6 +57,52 @@ def _share(amount, part, total):
 #: walk reads the store's arrays in order (about 60 B of scratch per entry, 16 MB a block).
 BLOCK = 1 << 18
 _INDEX_BITS = 31  # a sort key is (output id << 31) | index in the block (output ids < 2^32)
+_RADIX_BITS = 11  # bits of the output id sorted per pass of the radix sort (3 passes at 2^32)
+# pass 1's record per entry of a block (int64 columns; 8 of them: one 64 B row)
+_REC = 8
+_R_KIND = 0
+_R_STOP_TX = 1
+_R_TX = 2
+_R_FAN = 3
+_R_OFF = 4
+_R_TOTAL = 5
+_R_POS = 6
+
+
+@njit(cache=True, nogil=True)
+def _sort_keys(keys, tmp, count, m, top):
+    """keys[:m] sorted by their output id (the bits above _INDEX_BITS; the largest is `top`),
+    stably: a least-significant-digit radix sort, _RADIX_BITS per pass, ping-ponging between
+    `keys` and `tmp` (both overwritten). Returns the one holding the result. About 6 ns a key
+    where numba's quicksort took 60-70 (2^16-2^18 keys, 23-bit output ids)."""
+    bits = 0
+    while (np.int64(1) << bits) <= top:
+        bits += 1
+    passes = (bits + _RADIX_BITS - 1) // _RADIX_BITS
+    if passes == 0:
+        return keys
+    width = (bits + passes - 1) // passes
+    digit_mask = (np.int64(1) << width) - 1
+    src = keys
+    dst = tmp
+    for p in range(passes):
+        shift = _INDEX_BITS + p * width
+        for d in range(digit_mask + 1):
+            count[d] = 0
+        for i in range(m):
+            count[(src[i] >> shift) & digit_mask] += 1
+        total = np.int64(0)
+        for d in range(digit_mask + 1):
+            c = count[d]
+            count[d] = total
+            total += c
+        for i in range(m):
+            key = src[i]
+            d = (key >> shift) & digit_mask
+            dst[count[d]] = key
+            count[d] += 1
+        src, dst = dst, src
+    return src
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -167,16 +213,13 @@ def trace_kernel(
     r_tx = np.empty(rcap, np.int64)
     nr = 0
     check_stop = stop_cluster.shape[0] > 0
-    # per entry of a block (pass 1 -> pass 2)
+    # per entry of a block (pass 1 -> pass 2): one record row each, so pass 1's writes (in
+    # output order) and pass 2's reads (in queue order) touch one cache line per entry
     block = min(block_entries, max(n, 1))
     keys = np.empty(block, np.int64)
-    b_kind = np.empty(block, np.int8)
-    b_stop_tx = np.empty(block, np.int64)
-    b_tx = np.empty(block, np.int64)
-    b_fan = np.empty(block, np.int64)
-    b_off = np.empty(block, np.int64)
-    b_total = np.empty(block, np.int64)
-    b_pos = np.empty(block, np.int64)
+    keys_tmp = np.empty(block, np.int64)
+    count = np.empty(1 << _RADIX_BITS, np.int64)
+    rec = np.empty((block, _REC), np.int64)
     # children of a block's expanding entries: output id and value, in pass 1's order
     s_child = np.empty(4 * block, np.int64)
     s_value = np.empty(4 * block, np.int64)
@@ -184,21 +227,20 @@ def trace_kernel(
     level_lo = 0
     while level_lo < n:
         level_hi = n
+        hops = e_hops[level_lo]  # a level is one hop count (the queue is FIFO)
         for b0 in range(level_lo, level_hi, block_entries):
             b1 = min(level_hi, b0 + block_entries)
             m = b1 - b0
             if m > keys.shape[0]:
                 keys = np.empty(m, np.int64)
-                b_kind = np.empty(m, np.int8)
-                b_stop_tx = np.empty(m, np.int64)
-                b_tx = np.empty(m, np.int64)
-                b_fan = np.empty(m, np.int64)
-                b_off = np.empty(m, np.int64)
-                b_total = np.empty(m, np.int64)
-                b_pos = np.empty(m, np.int64)
+                keys_tmp = np.empty(m, np.int64)
+                rec = np.empty((m, _REC), np.int64)
+            top = np.int64(0)
             for k in range(m):
-                keys[k] = (e_output[b0 + k] << _INDEX_BITS) | k
-            keys[:m].sort()
+                o = e_output[b0 + k]
+                keys[k] = (o << _INDEX_BITS) | k
+                top = max(top, o)
+            order = _sort_keys(keys, keys_tmp, count, m, top)
             # pass 1, ascending output id: the random reads
             # The children are copied to s_child / s_value; when they do not fit, the pass
             # only counts them, the scratch grows (outside the loop: an array reassigned in
@@ -208,9 +250,9 @@ def trace_kernel(
                 t_hint = 0
                 n_s = 0
                 for q in range(m):
-                    k = keys[q] & index_mask
-                    e = b0 + k
-                    o = e_output[e]
+                    key = order[q]
+                    k = key & index_mask
+                    o = key >> _INDEX_BITS
                     kind = -1
                     # a row's tx is its output's creating tx unless set below: backward that is t;
                     # forward the caller searches for it (STOP_AT_CREATOR), once for the rows
@@ -223,7 +265,7 @@ def trace_kernel(
                         raw = np.int64(output_spent_by_tx[o])
                         t = -1 if (raw == NONE or raw >= n_txs) else raw
                     if (
-                        e_hops[e] > 0
+                        hops > 0
                         and check_stop
                         and _is_stop(o, output_address, stop_cluster, cluster_of)
                     ):
@@ -242,7 +284,7 @@ def trace_kernel(
                         if kind < 0 and (tx_height[t] < min_height or tx_height[t] > max_height):
                             kind = KIND_WINDOW
                             stop_tx = t
-                        if kind < 0 and e_hops[e] >= max_hops:
+                        if kind < 0 and hops >= max_hops:
                             kind = KIND_MAX_HOPS
                         if kind < 0:
                             o_lo = tx_first_output[t]
@@ -253,23 +295,22 @@ def trace_kernel(
                                 fits = False
                             if not fits:
                                 n_s += fan  # counted only; this pass reruns
-                                b_kind[k] = kind
-                                b_stop_tx[k] = stop_tx
+                                rec[k, _R_KIND] = kind
+                                rec[k, _R_STOP_TX] = stop_tx
                                 continue
+                            total_in = np.int64(0)
                             for c in range(c_lo, c_hi):
                                 child = input_spent_output[c] if backward else c
+                                v = output_value[child]
                                 s_child[n_s + c - c_lo] = child
-                                s_value[n_s + c - c_lo] = output_value[child]
+                                s_value[n_s + c - c_lo] = v
+                                total_in += v
                             # The traced slice, in the value space of the side it enters the tx
                             # from: haircut needs the input total, FIFO the slice's position.
-                            total_in = np.int64(0)
-                            if policy == POLICY_HAIRCUT:
-                                if backward:
-                                    for c in range(fan):
-                                        total_in += s_value[n_s + c]
-                                else:
-                                    for i in range(i_lo, i_hi):
-                                        total_in += output_value[input_spent_output[i]]
+                            if policy == POLICY_HAIRCUT and not backward:
+                                total_in = 0
+                                for i in range(i_lo, i_hi):
+                                    total_in += output_value[input_spent_output[i]]
                             pos = np.int64(0)
                             if policy == POLICY_FIFO:
                                 if backward:
@@ -280,14 +321,14 @@ def trace_kernel(
                                         if input_spent_output[i] == o:
                                             break
                                         pos += output_value[input_spent_output[i]]
-                            b_tx[k] = t
-                            b_fan[k] = fan
-                            b_off[k] = n_s
-                            b_total[k] = total_in
-                            b_pos[k] = pos
+                            rec[k, _R_TX] = t
+                            rec[k, _R_FAN] = fan
+                            rec[k, _R_OFF] = n_s
+                            rec[k, _R_TOTAL] = total_in
+                            rec[k, _R_POS] = pos
                             n_s += fan
-                    b_kind[k] = kind
-                    b_stop_tx[k] = stop_tx
+                    rec[k, _R_KIND] = kind
+                    rec[k, _R_STOP_TX] = stop_tx
                 if fits:
                     break
                 s_child = _grow(s_child, n_s)
@@ -311,14 +352,14 @@ def trace_kernel(
                 r_tx = _grow(r_tx, nr + m)
             for k in range(m):
                 e = b0 + k
-                kind = b_kind[k]
-                stop_tx = b_stop_tx[k]
+                kind = rec[k, _R_KIND]
+                stop_tx = rec[k, _R_STOP_TX]
                 if kind < 0:
-                    t = b_tx[k]
-                    fan = b_fan[k]
-                    base = b_off[k]
-                    total_in = b_total[k]
-                    lo = b_pos[k] + e_offset[e]
+                    t = rec[k, _R_TX]
+                    fan = rec[k, _R_FAN]
+                    base = rec[k, _R_OFF]
+                    total_in = rec[k, _R_TOTAL]
+                    lo = rec[k, _R_POS] + e_offset[e]
                     hi = lo + e_amount[e]
                     flags = e_flags[e]
                     if policy == POLICY_POISON:
@@ -359,8 +400,8 @@ def trace_kernel(
                             e_amount[n] = amt
                             e_parent[n] = e
                             e_tx[n] = t
-                            e_seed[n] = e_seed[e]
-                            e_hops[n] = e_hops[e] + 1
+                            e_seed[n] = owner
+                            e_hops[n] = hops + 1
                             e_flags[n] = flags
                             n += 1
                 if kind >= 0:
