@@ -105,6 +105,27 @@ def _sort_keys(keys, tmp, count, m, top):
     return src
 
 
+@njit(cache=True, nogil=True)
+def _gather(output_value, s_child, s_value, n_s, keys, tmp, count):
+    """s_value[j] = output_value[s_child[j]] for j < n_s, read in ascending output id: the
+    (child << 31 | j) keys radix-sorted, then one pass in that order (the array's pages and
+    lines in order, where reading in j order jumps across the whole array per child)."""
+    if n_s >= np.int64(1) << _INDEX_BITS:  # j would not fit the key: read in place
+        for j in range(n_s):
+            s_value[j] = output_value[s_child[j]]
+        return
+    top = np.int64(0)
+    for j in range(n_s):
+        c = s_child[j]
+        keys[j] = (c << _INDEX_BITS) | j
+        top = max(top, c)
+    order = _sort_keys(keys, tmp, count, n_s, top)
+    index_mask = (np.int64(1) << _INDEX_BITS) - 1
+    for q in range(n_s):
+        key = order[q]
+        s_value[key & index_mask] = output_value[key >> _INDEX_BITS]
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _creating_tx(tx_first_output, n_txs, o, lo):
     """The tx holding output o (the largest t with tx_first_output[t] <= o), searched upward
@@ -223,6 +244,8 @@ def trace_kernel(
     # children of a block's expanding entries: output id and value, in pass 1's order
     s_child = np.empty(4 * block, np.int64)
     s_value = np.empty(4 * block, np.int64)
+    c_keys = np.empty(4 * block, np.int64)  # the children's sort keys (backward)
+    c_tmp = np.empty(4 * block, np.int64)
     index_mask = (np.int64(1) << _INDEX_BITS) - 1
     level_lo = 0
     while level_lo < n:
@@ -298,19 +321,21 @@ def trace_kernel(
                                 rec[k, _R_KIND] = kind
                                 rec[k, _R_STOP_TX] = stop_tx
                                 continue
-                            total_in = np.int64(0)
-                            for c in range(c_lo, c_hi):
-                                child = input_spent_output[c] if backward else c
-                                v = output_value[child]
-                                s_child[n_s + c - c_lo] = child
-                                s_value[n_s + c - c_lo] = v
-                                total_in += v
                             # The traced slice, in the value space of the side it enters the tx
                             # from: haircut needs the input total, FIFO the slice's position.
-                            if policy == POLICY_HAIRCUT and not backward:
-                                total_in = 0
-                                for i in range(i_lo, i_hi):
-                                    total_in += output_value[input_spent_output[i]]
+                            # Backward the children's values (the total) are gathered after
+                            # this pass, in output order; forward they are the tx's outputs.
+                            total_in = np.int64(0)
+                            if backward:
+                                for c in range(c_lo, c_hi):
+                                    s_child[n_s + c - c_lo] = input_spent_output[c]
+                            else:
+                                for c in range(c_lo, c_hi):
+                                    s_child[n_s + c - c_lo] = c
+                                    s_value[n_s + c - c_lo] = output_value[c]
+                                if policy == POLICY_HAIRCUT:
+                                    for i in range(i_lo, i_hi):
+                                        total_in += output_value[input_spent_output[i]]
                             pos = np.int64(0)
                             if policy == POLICY_FIFO:
                                 if backward:
@@ -333,6 +358,13 @@ def trace_kernel(
                     break
                 s_child = _grow(s_child, n_s)
                 s_value = _grow(s_value, n_s)
+            if backward:
+                # the children's values, read in ascending output id (they are the spent
+                # outputs of the block's txs' inputs: scattered over the whole chain)
+                if n_s > c_keys.shape[0]:
+                    c_keys = np.empty(max(n_s, 2 * c_keys.shape[0]), np.int64)
+                    c_tmp = np.empty(c_keys.shape[0], np.int64)
+                _gather(output_value, s_child, s_value, n_s, c_keys, c_tmp, count)
             # pass 2, queue order: limits, shares and the children appended. Room for every
             # child (at most n_s) and row (at most m) is made here, once per block: an array
             # reassigned inside the loop would cost numba a reference count update (an atomic,
@@ -359,6 +391,9 @@ def trace_kernel(
                     fan = rec[k, _R_FAN]
                     base = rec[k, _R_OFF]
                     total_in = rec[k, _R_TOTAL]
+                    if backward and policy == POLICY_HAIRCUT:
+                        for c in range(fan):
+                            total_in += s_value[base + c]
                     lo = rec[k, _R_POS] + e_offset[e]
                     hi = lo + e_amount[e]
                     flags = e_flags[e]
