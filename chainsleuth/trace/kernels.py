@@ -126,40 +126,6 @@ def _gather(output_value, s_child, s_value, n_s, keys, tmp, count):
         s_value[key & index_mask] = output_value[key >> _INDEX_BITS]
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _creating_tx(tx_first_output, n_txs, o, lo):
-    """The tx holding output o (the largest t with tx_first_output[t] <= o), searched upward
-    from `lo`, a tx at or before the answer: a gallop, so queries in ascending order cost
-    about one cache line each instead of a binary search over the whole array."""
-    step = 1
-    hi = lo + 1
-    while hi < n_txs and tx_first_output[hi] <= o:
-        lo = hi
-        step *= 2
-        hi = lo + step
-    if hi > n_txs:
-        hi = n_txs
-    while hi - lo > 1:
-        mid = (lo + hi) >> 1
-        if tx_first_output[mid] <= o:
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _is_stop(o, output_address, stop_cluster, cluster_of):
-    """Does output o pay an address of a stop cluster? An address beyond `cluster_of` (ingested
-    after the clustering) is its own cluster."""
-    addr = output_address[o]
-    if addr == NONE:
-        return False
-    a = np.int64(addr)
-    c = np.int64(cluster_of[a]) if a < cluster_of.shape[0] else a
-    return 0 <= c < stop_cluster.shape[0] and stop_cluster[c]
-
-
 @njit(cache=True, nogil=True)
 def trace_kernel(
     backward,
@@ -234,6 +200,8 @@ def trace_kernel(
     r_tx = np.empty(rcap, np.int64)
     nr = 0
     check_stop = stop_cluster.shape[0] > 0
+    n_stop_cluster = stop_cluster.shape[0]
+    n_cluster_of = cluster_of.shape[0]
     # per entry of a block (pass 1 -> pass 2): one record row each, so pass 1's writes (in
     # output order) and pass 2's reads (in queue order) touch one cache line per entry
     block = min(block_entries, max(n, 1))
@@ -281,17 +249,42 @@ def trace_kernel(
                     # forward the caller searches for it (STOP_AT_CREATOR), once for the rows
                     stop_tx = STOP_AT_CREATOR
                     if backward:
-                        t = _creating_tx(tx_first_output, n_txs, o, t_hint)
+                        # the creating tx: the largest t with tx_first_output[t] <= o, galloped
+                        # up from the previous entry's (the outputs come in ascending order),
+                        # about a cache line instead of a binary search over the whole array.
+                        # Written out here, not called: a call passing arrays costs numba a
+                        # reference count increment and decrement per array and entry.
+                        lo = t_hint
+                        step = 1
+                        hi = lo + 1
+                        while hi < n_txs and tx_first_output[hi] <= o:
+                            lo = hi
+                            step *= 2
+                            hi = lo + step
+                        if hi > n_txs:
+                            hi = n_txs
+                        while hi - lo > 1:
+                            mid = (lo + hi) >> 1
+                            if tx_first_output[mid] <= o:
+                                lo = mid
+                            else:
+                                hi = mid
+                        t = lo
                         t_hint = t
                         stop_tx = t
                     else:
                         raw = np.int64(output_spent_by_tx[o])
                         t = -1 if (raw == NONE or raw >= n_txs) else raw
-                    if (
-                        hops > 0
-                        and check_stop
-                        and _is_stop(o, output_address, stop_cluster, cluster_of)
-                    ):
+                    stop = False
+                    if hops > 0 and check_stop:
+                        # does o pay an address of a stop cluster? An address beyond
+                        # `cluster_of` (ingested after the clustering) is its own cluster.
+                        addr = output_address[o]
+                        if addr != NONE:
+                            a = np.int64(addr)
+                            c = np.int64(cluster_of[a]) if a < n_cluster_of else a
+                            stop = 0 <= c < n_stop_cluster and stop_cluster[c]
+                    if stop:
                         kind = KIND_CLUSTER
                     elif t < 0:
                         kind = KIND_UNSPENT
