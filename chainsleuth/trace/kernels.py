@@ -202,6 +202,8 @@ def trace_kernel(
     check_stop = stop_cluster.shape[0] > 0
     n_stop_cluster = stop_cluster.shape[0]
     n_cluster_of = cluster_of.shape[0]
+    # heights are below 2^31: (-1, 2^31), the engine's "no window", reads no tx_height
+    window = min_height > 0 or max_height < (1 << 31)
     # per entry of a block (pass 1 -> pass 2): one record row each, so pass 1's writes (in
     # output order) and pass 2's reads (in queue order) touch one cache line per entry
     block = min(block_entries, max(n, 1))
@@ -209,6 +211,10 @@ def trace_kernel(
     keys_tmp = np.empty(block, np.int64)
     count = np.empty(1 << _RADIX_BITS, np.int64)
     rec = np.empty((block, _REC), np.int64)
+    # per entry of a block in ascending output id: its tx, its address, its stop flag
+    p_tx = np.empty(block, np.int64)
+    p_addr = np.empty(block, np.int64)
+    p_stop = np.empty(block, np.bool_)
     # children of a block's expanding entries: output id and value, in pass 1's order
     s_child = np.empty(4 * block, np.int64)
     s_value = np.empty(4 * block, np.int64)
@@ -226,19 +232,66 @@ def trace_kernel(
                 keys = np.empty(m, np.int64)
                 keys_tmp = np.empty(m, np.int64)
                 rec = np.empty((m, _REC), np.int64)
+                p_tx = np.empty(m, np.int64)
+                p_addr = np.empty(m, np.int64)
+                p_stop = np.empty(m, np.bool_)
             top = np.int64(0)
             for k in range(m):
                 o = e_output[b0 + k]
                 keys[k] = (o << _INDEX_BITS) | k
                 top = max(top, o)
             order = _sort_keys(keys, keys_tmp, count, m, top)
+            # pass 1, ascending output id: the reads of the store's arrays. First each
+            # entry's tx and stop flag, each in a loop of its own (a short loop over one array
+            # keeps many cache misses in flight and its stream in the prefetcher's sight).
+            # Written out here, not called: a call passing arrays costs numba an atomic
+            # reference count increment and decrement per array and call.
+            if backward:
+                # the creating tx: the largest t with tx_first_output[t] <= o, galloped up from
+                # the previous entry's (the outputs come in ascending order): about a cache
+                # line, where a binary search over the whole array took ~21 steps
+                lo = 0
+                for q in range(m):
+                    o = order[q] >> _INDEX_BITS
+                    step = 1
+                    hi = lo + 1
+                    while hi < n_txs and tx_first_output[hi] <= o:
+                        lo = hi
+                        step *= 2
+                        hi = lo + step
+                    if hi > n_txs:
+                        hi = n_txs
+                    while hi - lo > 1:
+                        mid = (lo + hi) >> 1
+                        if tx_first_output[mid] <= o:
+                            lo = mid
+                        else:
+                            hi = mid
+                    p_tx[q] = lo
+            else:
+                # the spending tx, or -1 while unspent
+                for q in range(m):
+                    raw = np.int64(output_spent_by_tx[order[q] >> _INDEX_BITS])
+                    p_tx[q] = -1 if (raw == NONE or raw >= n_txs) else raw
+            # does the output pay an address of a stop cluster (not checked at the seeds)? An
+            # address beyond `cluster_of` (ingested after the clustering) is its own cluster.
+            stops_here = hops > 0 and check_stop
+            if stops_here:
+                for q in range(m):
+                    p_addr[q] = output_address[order[q] >> _INDEX_BITS]
+                for q in range(m):
+                    a = p_addr[q]
+                    stop = False
+                    if a != NONE:
+                        c = np.int64(cluster_of[a]) if a < n_cluster_of else a
+                        stop = 0 <= c < n_stop_cluster and stop_cluster[c]
+                    p_stop[q] = stop
             # pass 1, ascending output id: the random reads
             # The children are copied to s_child / s_value; when they do not fit, the pass
             # only counts them, the scratch grows (outside the loop: an array reassigned in
             # it costs numba an atomic reference count update per iteration) and it reruns.
             while True:
                 fits = True
-                t_hint = 0
                 n_s = 0
                 for q in range(m):
                     key = order[q]
@@ -247,43 +300,9 @@ def trace_kernel(
                     kind = -1
                     # a row's tx is its output's creating tx unless set below: backward that is t;
                     # forward the caller searches for it (STOP_AT_CREATOR), once for the rows
-                    stop_tx = STOP_AT_CREATOR
-                    if backward:
-                        # the creating tx: the largest t with tx_first_output[t] <= o, galloped
-                        # up from the previous entry's (the outputs come in ascending order),
-                        # about a cache line instead of a binary search over the whole array.
-                        # Written out here, not called: a call passing arrays costs numba a
-                        # reference count increment and decrement per array and entry.
-                        lo = t_hint
-                        step = 1
-                        hi = lo + 1
-                        while hi < n_txs and tx_first_output[hi] <= o:
-                            lo = hi
-                            step *= 2
-                            hi = lo + step
-                        if hi > n_txs:
-                            hi = n_txs
-                        while hi - lo > 1:
-                            mid = (lo + hi) >> 1
-                            if tx_first_output[mid] <= o:
-                                lo = mid
-                            else:
-                                hi = mid
-                        t = lo
-                        t_hint = t
-                        stop_tx = t
-                    else:
-                        raw = np.int64(output_spent_by_tx[o])
-                        t = -1 if (raw == NONE or raw >= n_txs) else raw
-                    stop = False
-                    if hops > 0 and check_stop:
-                        # does o pay an address of a stop cluster? An address beyond
-                        # `cluster_of` (ingested after the clustering) is its own cluster.
-                        addr = output_address[o]
-                        if addr != NONE:
-                            a = np.int64(addr)
-                            c = np.int64(cluster_of[a]) if a < n_cluster_of else a
-                            stop = 0 <= c < n_stop_cluster and stop_cluster[c]
+                    t = p_tx[q]
+                    stop_tx = t if backward else STOP_AT_CREATOR
+                    stop = stops_here and p_stop[q]
                     if stop:
                         kind = KIND_CLUSTER
                     elif t < 0:
@@ -297,7 +316,11 @@ def trace_kernel(
                         elif is_coinjoin[t] and not walk_coinjoins:
                             kind = KIND_COINJOIN
                             stop_tx = t
-                        if kind < 0 and (tx_height[t] < min_height or tx_height[t] > max_height):
+                        if (
+                            kind < 0
+                            and window
+                            and (tx_height[t] < min_height or tx_height[t] > max_height)
+                        ):
                             kind = KIND_WINDOW
                             stop_tx = t
                         if kind < 0 and hops >= max_hops:
