@@ -435,6 +435,7 @@ def measure_networkx(
         ids = _address_ids(st, addresses)
         span_of = dict(zip(*_group_bounds(case["group"]), strict=True))
         n_seeds = n_outputs = n_rows = n_entries = 0
+        cpu0, _ = _rusage()
         t = time.perf_counter()
         for i in np.random.default_rng(100 + n).permutation(len(addresses)).tolist():
             n_seeds += 1
@@ -451,6 +452,7 @@ def measure_networkx(
             if over and n_seeds >= min_seeds:
                 break
         elapsed = time.perf_counter() - t
+        walk_cpu = _rusage()[0] - cpu0
         result["cases"][Path(path).name] = {
             "validation": validation,
             "seeds_total": len(addresses),
@@ -460,6 +462,7 @@ def measure_networkx(
             "rows": n_rows,
             "entries": n_entries,
             "seconds": elapsed,
+            "cpu_seconds": walk_cpu,
             "seeds_per_s": n_seeds / elapsed,
             "outputs_per_s": n_outputs / elapsed,
             "complete": n_seeds == len(addresses),
