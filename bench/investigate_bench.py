@@ -752,6 +752,16 @@ def render(r: dict[str, Any]) -> str:
         f"chainsleuth investigation ({nx_total / c1['seconds']:,.1f}x) and "
         f"{duration(t1['setup_seconds'] + t1['seconds'])} for chainsleuth's case setup and "
         f"trace ({nx_total / (t1['setup_seconds'] + t1['seconds']):,.1f}x).",
+        *(
+            [
+                "- **In CPU seconds** (the box is shared, so wall ratios move with its load): the "
+                f"trace alone {t1['cpu_seconds']:.2f} s for the 1M seeds, the networkx walk "
+                f"{b1['cpu_seconds'] * b1['seeds_total'] / b1['seeds']:.1f} s (extrapolated), "
+                f"{b1['cpu_seconds'] * b1['seeds_total'] / b1['seeds'] / t1['cpu_seconds']:,.1f}x."
+            ]
+            if "cpu_seconds" in b1
+            else []
+        ),
         f"- **Same search, checked**: on {n_val} deposit outputs drawn from the two cases, the "
         "networkx walk's rows and satoshis per (seed, kind) and its dropped satoshis per seed "
         "equal chainsleuth's `trace_back`: "
