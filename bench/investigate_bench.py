@@ -409,6 +409,18 @@ def measure_networkx(
     for n, path in enumerate(seeds):
         case = case_inputs(Path(store), Path(path))
         options = case["options"]
+        # the CoinJoins the case's backward trace stops at: investigate() drops the
+        # CoinJoin-shaped txs whose inputs are all one wallet's from the raw flags
+        flags = np.asarray(case["stops"]["is_coinjoin"], np.bool_)
+        for t in np.flatnonzero(is_coinjoin & ~flags).tolist():
+            del g.nodes[t]["coinjoin"]
+        for t in np.flatnonzero(flags & ~is_coinjoin).tolist():
+            g.nodes[t]["coinjoin"] = True
+        result.setdefault("coinjoins", {})[Path(path).name] = {
+            "flagged": int(flags.sum()),
+            "unflagged_one_wallet": int((is_coinjoin & ~flags).sum()),
+        }
+        is_coinjoin = flags
         walk = partial(
             walk_networkx,
             stop_address=case["stop_address"].tolist(),
@@ -423,6 +435,7 @@ def measure_networkx(
         ids = _address_ids(st, addresses)
         span_of = dict(zip(*_group_bounds(case["group"]), strict=True))
         n_seeds = n_outputs = n_rows = n_entries = 0
+        cpu0, _ = _rusage()
         t = time.perf_counter()
         for i in np.random.default_rng(100 + n).permutation(len(addresses)).tolist():
             n_seeds += 1
@@ -439,6 +452,7 @@ def measure_networkx(
             if over and n_seeds >= min_seeds:
                 break
         elapsed = time.perf_counter() - t
+        walk_cpu = _rusage()[0] - cpu0
         result["cases"][Path(path).name] = {
             "validation": validation,
             "seeds_total": len(addresses),
@@ -448,6 +462,7 @@ def measure_networkx(
             "rows": n_rows,
             "entries": n_entries,
             "seconds": elapsed,
+            "cpu_seconds": walk_cpu,
             "seeds_per_s": n_seeds / elapsed,
             "outputs_per_s": n_outputs / elapsed,
             "complete": n_seeds == len(addresses),
@@ -737,6 +752,16 @@ def render(r: dict[str, Any]) -> str:
         f"chainsleuth investigation ({nx_total / c1['seconds']:,.1f}x) and "
         f"{duration(t1['setup_seconds'] + t1['seconds'])} for chainsleuth's case setup and "
         f"trace ({nx_total / (t1['setup_seconds'] + t1['seconds']):,.1f}x).",
+        *(
+            [
+                "- **In CPU seconds** (the box is shared, so wall ratios move with its load): the "
+                f"trace alone {t1['cpu_seconds']:.2f} s for the 1M seeds, the networkx walk "
+                f"{b1['cpu_seconds'] * b1['seeds_total'] / b1['seeds']:.1f} s (extrapolated), "
+                f"{b1['cpu_seconds'] * b1['seeds_total'] / b1['seeds'] / t1['cpu_seconds']:,.1f}x."
+            ]
+            if "cpu_seconds" in b1
+            else []
+        ),
         f"- **Same search, checked**: on {n_val} deposit outputs drawn from the two cases, the "
         "networkx walk's rows and satoshis per (seed, kind) and its dropped satoshis per seed "
         "equal chainsleuth's `trace_back`: "
@@ -767,7 +792,8 @@ def render(r: dict[str, Any]) -> str:
         f"- **networkx {nx['networkx']}**: an `nx.MultiDiGraph` with one node per transaction "
         "and one edge per input, from the spending tx to the tx that created the spent output, "
         "keyed by input id and carrying the spent output's id, value and address id; coinbases "
-        "and CoinJoins as node attributes. Built from the store's arrays "
+        "and the case's CoinJoins (as `investigate()` flags them: CoinJoin-shaped txs of one "
+        "wallet are not) as node attributes. Built from the store's arrays "
         f"({secs(nx['build_seconds'])}, shown apart). The walk is trace_kernel's, in pure "
         "Python over the graph (a `deque` per deposit output): stop at an output of a stop "
         "cluster, a coinbase, a CoinJoin or hop 15; otherwise split the amount over the tx's "
@@ -782,11 +808,13 @@ def render(r: dict[str, Any]) -> str:
         f"networkx spends {b1['seconds'] / max(b1['deposit_outputs'], 1) * 1e6:.0f} us per "
         f"deposit output ({b1['seconds'] / max(b1['entries'], 1) * 1e6:.1f} us per entry) and "
         f"chainsleuth's trace {t1['seconds'] / t1['deposit_outputs'] * 1e6:.1f} us "
-        f"({t1['seconds'] / t1['entries'] * 1e6:.2f} us per entry, wall). The kernel does little "
-        "arithmetic per entry; it waits on random reads of the memory-mapped arrays (a binary "
-        "search of `tx_first_output` for the entry's creating tx, its inputs' spent outputs, "
-        "their values and addresses), where the graph has already linked each input to its "
-        "funding tx.",
+        f"({t1['seconds'] / t1['entries'] * 1e6:.2f} us per entry, wall; "
+        f"{t1['cpu_seconds'] / t1['entries'] * 1e9:.0f} ns of CPU). The kernel does little "
+        "arithmetic per entry; it waits on reads of the memory-mapped arrays (per entry its "
+        "creating tx in `tx_first_output`, its address and stop flag, the tx's inputs' spent "
+        "outputs and their values), where the graph has already linked each input to its "
+        "funding tx. It reads them a level of the walk at a time, in ascending output id "
+        "(docs/design/trace.md).",
         "",
         files,
         "",

@@ -12,7 +12,9 @@ stays available for path rebuilding.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 from chainsleuth.store.layout import NONE32
 
@@ -57,40 +59,98 @@ def _share(amount, part, total):
 #: walk reads the store's arrays in order (about 60 B of scratch per entry, 16 MB a block).
 BLOCK = 1 << 18
 _INDEX_BITS = 31  # a sort key is (output id << 31) | index in the block (output ids < 2^32)
+_RADIX_BITS = 11  # bits of the output id sorted per pass of the radix sort (3 passes at 2^32)
+# pass 1's record per entry of a block (int64 columns; 8 of them: one 64 B row)
+_REC = 8
+_R_KIND = 0
+_R_STOP_TX = 1
+_R_TX = 2
+_R_FAN = 3
+_R_OFF = 4
+_R_TOTAL = 5
+_R_POS = 6
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _creating_tx(tx_first_output, n_txs, o, lo):
-    """The tx holding output o (the largest t with tx_first_output[t] <= o), searched upward
-    from `lo`, a tx at or before the answer: a gallop, so queries in ascending order cost
-    about one cache line each instead of a binary search over the whole array."""
-    step = 1
-    hi = lo + 1
-    while hi < n_txs and tx_first_output[hi] <= o:
-        lo = hi
-        step *= 2
-        hi = lo + step
-    if hi > n_txs:
-        hi = n_txs
-    while hi - lo > 1:
-        mid = (lo + hi) >> 1
-        if tx_first_output[mid] <= o:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+_AHEAD = 16  # entries: how far ahead pass 1 prefetches
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _is_stop(o, output_address, stop_cluster, cluster_of):
-    """Does output o pay an address of a stop cluster? An address beyond `cluster_of` (ingested
-    after the clustering) is its own cluster."""
-    addr = output_address[o]
-    if addr == NONE:
-        return False
-    a = np.int64(addr)
-    c = np.int64(cluster_of[a]) if a < cluster_of.shape[0] else a
-    return 0 <= c < stop_cluster.shape[0] and stop_cluster[c]
+@intrinsic
+def _prefetch(typingctx, array, index):
+    """A hint to bring array[index]'s cache line in (llvm.prefetch, read, high locality): no
+    load, no fault, no bounds check, nothing returned."""
+    if not isinstance(array, types.Array):
+        return None
+    sig = types.void(array, types.intp)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = builder.module.declare_intrinsic(
+            "llvm.prefetch", [i8p], ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        )
+        ptr = builder.bitcast(builder.gep(data, [args[1]]), i8p)
+        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def _sort_keys(keys, tmp, count, m, top):
+    """keys[:m] sorted by their output id (the bits above _INDEX_BITS; the largest is `top`),
+    stably: a least-significant-digit radix sort, _RADIX_BITS per pass, ping-ponging between
+    `keys` and `tmp` (both overwritten). Returns the one holding the result. About 6 ns a key
+    where numba's quicksort took 60-70 (2^16-2^18 keys, 23-bit output ids)."""
+    bits = 0
+    while (np.int64(1) << bits) <= top:
+        bits += 1
+    passes = (bits + _RADIX_BITS - 1) // _RADIX_BITS
+    if passes == 0:
+        return keys
+    width = (bits + passes - 1) // passes
+    digit_mask = (np.int64(1) << width) - 1
+    src = keys
+    dst = tmp
+    for p in range(passes):
+        shift = _INDEX_BITS + p * width
+        for d in range(digit_mask + 1):
+            count[d] = 0
+        for i in range(m):
+            count[(src[i] >> shift) & digit_mask] += 1
+        total = np.int64(0)
+        for d in range(digit_mask + 1):
+            c = count[d]
+            count[d] = total
+            total += c
+        for i in range(m):
+            key = src[i]
+            d = (key >> shift) & digit_mask
+            dst[count[d]] = key
+            count[d] += 1
+        src, dst = dst, src
+    return src
+
+
+@njit(cache=True, nogil=True)
+def _gather(output_value, s_child, s_value, n_s, keys, tmp, count):
+    """s_value[j] = output_value[s_child[j]] for j < n_s, read in ascending output id: the
+    (child << 31 | j) keys radix-sorted, then one pass in that order (the array's pages and
+    lines in order, where reading in j order jumps across the whole array per child)."""
+    if n_s >= np.int64(1) << _INDEX_BITS:  # j would not fit the key: read in place
+        for j in range(n_s):
+            s_value[j] = output_value[s_child[j]]
+        return
+    top = np.int64(0)
+    for j in range(n_s):
+        c = s_child[j]
+        keys[j] = (c << _INDEX_BITS) | j
+        top = max(top, c)
+    order = _sort_keys(keys, tmp, count, n_s, top)
+    index_mask = (np.int64(1) << _INDEX_BITS) - 1
+    for q in range(n_s):
+        key = order[q]
+        s_value[key & index_mask] = output_value[key >> _INDEX_BITS]
 
 
 @njit(cache=True, nogil=True)
@@ -167,66 +227,121 @@ def trace_kernel(
     r_tx = np.empty(rcap, np.int64)
     nr = 0
     check_stop = stop_cluster.shape[0] > 0
-    # per entry of a block (pass 1 -> pass 2)
+    n_stop_cluster = stop_cluster.shape[0]
+    n_cluster_of = cluster_of.shape[0]
+    # heights are below 2^31: (-1, 2^31), the engine's "no window", reads no tx_height
+    window = min_height > 0 or max_height < (1 << 31)
+    # per entry of a block (pass 1 -> pass 2): one record row each, so pass 1's writes (in
+    # output order) and pass 2's reads (in queue order) touch one cache line per entry
     block = min(block_entries, max(n, 1))
     keys = np.empty(block, np.int64)
-    b_kind = np.empty(block, np.int8)
-    b_stop_tx = np.empty(block, np.int64)
-    b_tx = np.empty(block, np.int64)
-    b_fan = np.empty(block, np.int64)
-    b_off = np.empty(block, np.int64)
-    b_total = np.empty(block, np.int64)
-    b_pos = np.empty(block, np.int64)
+    keys_tmp = np.empty(block, np.int64)
+    count = np.empty(1 << _RADIX_BITS, np.int64)
+    rec = np.empty((block, _REC), np.int64)
+    # per entry of a block in ascending output id: its tx, its address, its stop flag
+    p_tx = np.empty(block, np.int64)
+    p_addr = np.empty(block, np.int64)
+    p_stop = np.empty(block, np.bool_)
     # children of a block's expanding entries: output id and value, in pass 1's order
     s_child = np.empty(4 * block, np.int64)
     s_value = np.empty(4 * block, np.int64)
+    c_keys = np.empty(4 * block, np.int64)  # the children's sort keys (backward)
+    c_tmp = np.empty(4 * block, np.int64)
     index_mask = (np.int64(1) << _INDEX_BITS) - 1
     level_lo = 0
     while level_lo < n:
         level_hi = n
+        hops = e_hops[level_lo]  # a level is one hop count (the queue is FIFO)
         for b0 in range(level_lo, level_hi, block_entries):
             b1 = min(level_hi, b0 + block_entries)
             m = b1 - b0
             if m > keys.shape[0]:
                 keys = np.empty(m, np.int64)
-                b_kind = np.empty(m, np.int8)
-                b_stop_tx = np.empty(m, np.int64)
-                b_tx = np.empty(m, np.int64)
-                b_fan = np.empty(m, np.int64)
-                b_off = np.empty(m, np.int64)
-                b_total = np.empty(m, np.int64)
-                b_pos = np.empty(m, np.int64)
+                keys_tmp = np.empty(m, np.int64)
+                rec = np.empty((m, _REC), np.int64)
+                p_tx = np.empty(m, np.int64)
+                p_addr = np.empty(m, np.int64)
+                p_stop = np.empty(m, np.bool_)
+            top = np.int64(0)
             for k in range(m):
-                keys[k] = (e_output[b0 + k] << _INDEX_BITS) | k
-            keys[:m].sort()
+                o = e_output[b0 + k]
+                keys[k] = (o << _INDEX_BITS) | k
+                top = max(top, o)
+            order = _sort_keys(keys, keys_tmp, count, m, top)
+            # pass 1, ascending output id: the reads of the store's arrays. First each
+            # entry's tx and stop flag, each in a loop of its own (a short loop over one array
+            # keeps many cache misses in flight and its stream in the prefetcher's sight).
+            # Written out here, not called: a call passing arrays costs numba an atomic
+            # reference count increment and decrement per array and call.
+            if backward:
+                # the creating tx: the largest t with tx_first_output[t] <= o, galloped up from
+                # the previous entry's (the outputs come in ascending order): about a cache
+                # line, where a binary search over the whole array took ~21 steps
+                lo = 0
+                for q in range(m):
+                    o = order[q] >> _INDEX_BITS
+                    step = 1
+                    hi = lo + 1
+                    while hi < n_txs and tx_first_output[hi] <= o:
+                        lo = hi
+                        step *= 2
+                        hi = lo + step
+                    if hi > n_txs:
+                        hi = n_txs
+                    while hi - lo > 1:
+                        mid = (lo + hi) >> 1
+                        if tx_first_output[mid] <= o:
+                            lo = mid
+                        else:
+                            hi = mid
+                    p_tx[q] = lo
+            else:
+                # the spending tx, or -1 while unspent
+                for q in range(m):
+                    raw = np.int64(output_spent_by_tx[order[q] >> _INDEX_BITS])
+                    p_tx[q] = -1 if (raw == NONE or raw >= n_txs) else raw
+            # does the output pay an address of a stop cluster (not checked at the seeds)? An
+            # address beyond `cluster_of` (ingested after the clustering) is its own cluster.
+            stops_here = hops > 0 and check_stop
+            if stops_here:
+                for q in range(m):
+                    p_addr[q] = output_address[order[q] >> _INDEX_BITS]
+                for q in range(m):
+                    a = p_addr[q]
+                    stop = False
+                    if a != NONE:
+                        c = np.int64(cluster_of[a]) if a < n_cluster_of else a
+                        stop = 0 <= c < n_stop_cluster and stop_cluster[c]
+                    p_stop[q] = stop
             # pass 1, ascending output id: the random reads
             # The children are copied to s_child / s_value; when they do not fit, the pass
             # only counts them, the scratch grows (outside the loop: an array reassigned in
             # it costs numba an atomic reference count update per iteration) and it reruns.
             while True:
                 fits = True
-                t_hint = 0
                 n_s = 0
                 for q in range(m):
-                    k = keys[q] & index_mask
-                    e = b0 + k
-                    o = e_output[e]
+                    # the next entries' tx rows and inputs, fetched ahead (this loop is long:
+                    # the CPU does not look far enough ahead to overlap its misses by itself)
+                    if q + _AHEAD < m:
+                        ta = p_tx[q + _AHEAD]
+                        if ta >= 0:
+                            _prefetch(tx_first_input, ta)
+                            _prefetch(is_coinjoin, ta)
+                    if q + _AHEAD // 2 < m:
+                        ta = p_tx[q + _AHEAD // 2]
+                        if ta >= 0:
+                            _prefetch(input_spent_output, np.int64(tx_first_input[ta]))
+                    key = order[q]
+                    k = key & index_mask
+                    o = key >> _INDEX_BITS
                     kind = -1
                     # a row's tx is its output's creating tx unless set below: backward that is t;
                     # forward the caller searches for it (STOP_AT_CREATOR), once for the rows
-                    stop_tx = STOP_AT_CREATOR
-                    if backward:
-                        t = _creating_tx(tx_first_output, n_txs, o, t_hint)
-                        t_hint = t
-                        stop_tx = t
-                    else:
-                        raw = np.int64(output_spent_by_tx[o])
-                        t = -1 if (raw == NONE or raw >= n_txs) else raw
-                    if (
-                        e_hops[e] > 0
-                        and check_stop
-                        and _is_stop(o, output_address, stop_cluster, cluster_of)
-                    ):
+                    t = p_tx[q]
+                    stop_tx = t if backward else STOP_AT_CREATOR
+                    stop = stops_here and p_stop[q]
+                    if stop:
                         kind = KIND_CLUSTER
                     elif t < 0:
                         kind = KIND_UNSPENT
@@ -239,10 +354,14 @@ def trace_kernel(
                         elif is_coinjoin[t] and not walk_coinjoins:
                             kind = KIND_COINJOIN
                             stop_tx = t
-                        if kind < 0 and (tx_height[t] < min_height or tx_height[t] > max_height):
+                        if (
+                            kind < 0
+                            and window
+                            and (tx_height[t] < min_height or tx_height[t] > max_height)
+                        ):
                             kind = KIND_WINDOW
                             stop_tx = t
-                        if kind < 0 and e_hops[e] >= max_hops:
+                        if kind < 0 and hops >= max_hops:
                             kind = KIND_MAX_HOPS
                         if kind < 0:
                             o_lo = tx_first_output[t]
@@ -253,21 +372,22 @@ def trace_kernel(
                                 fits = False
                             if not fits:
                                 n_s += fan  # counted only; this pass reruns
-                                b_kind[k] = kind
-                                b_stop_tx[k] = stop_tx
+                                rec[k, _R_KIND] = kind
+                                rec[k, _R_STOP_TX] = stop_tx
                                 continue
-                            for c in range(c_lo, c_hi):
-                                child = input_spent_output[c] if backward else c
-                                s_child[n_s + c - c_lo] = child
-                                s_value[n_s + c - c_lo] = output_value[child]
                             # The traced slice, in the value space of the side it enters the tx
                             # from: haircut needs the input total, FIFO the slice's position.
+                            # Backward the children's values (the total) are gathered after
+                            # this pass, in output order; forward they are the tx's outputs.
                             total_in = np.int64(0)
-                            if policy == POLICY_HAIRCUT:
-                                if backward:
-                                    for c in range(fan):
-                                        total_in += s_value[n_s + c]
-                                else:
+                            if backward:
+                                for c in range(c_lo, c_hi):
+                                    s_child[n_s + c - c_lo] = input_spent_output[c]
+                            else:
+                                for c in range(c_lo, c_hi):
+                                    s_child[n_s + c - c_lo] = c
+                                    s_value[n_s + c - c_lo] = output_value[c]
+                                if policy == POLICY_HAIRCUT:
                                     for i in range(i_lo, i_hi):
                                         total_in += output_value[input_spent_output[i]]
                             pos = np.int64(0)
@@ -280,18 +400,25 @@ def trace_kernel(
                                         if input_spent_output[i] == o:
                                             break
                                         pos += output_value[input_spent_output[i]]
-                            b_tx[k] = t
-                            b_fan[k] = fan
-                            b_off[k] = n_s
-                            b_total[k] = total_in
-                            b_pos[k] = pos
+                            rec[k, _R_TX] = t
+                            rec[k, _R_FAN] = fan
+                            rec[k, _R_OFF] = n_s
+                            rec[k, _R_TOTAL] = total_in
+                            rec[k, _R_POS] = pos
                             n_s += fan
-                    b_kind[k] = kind
-                    b_stop_tx[k] = stop_tx
+                    rec[k, _R_KIND] = kind
+                    rec[k, _R_STOP_TX] = stop_tx
                 if fits:
                     break
                 s_child = _grow(s_child, n_s)
                 s_value = _grow(s_value, n_s)
+            if backward:
+                # the children's values, read in ascending output id (they are the spent
+                # outputs of the block's txs' inputs: scattered over the whole chain)
+                if n_s > c_keys.shape[0]:
+                    c_keys = np.empty(max(n_s, 2 * c_keys.shape[0]), np.int64)
+                    c_tmp = np.empty(c_keys.shape[0], np.int64)
+                _gather(output_value, s_child, s_value, n_s, c_keys, c_tmp, count)
             # pass 2, queue order: limits, shares and the children appended. Room for every
             # child (at most n_s) and row (at most m) is made here, once per block: an array
             # reassigned inside the loop would cost numba a reference count update (an atomic,
@@ -311,14 +438,17 @@ def trace_kernel(
                 r_tx = _grow(r_tx, nr + m)
             for k in range(m):
                 e = b0 + k
-                kind = b_kind[k]
-                stop_tx = b_stop_tx[k]
+                kind = rec[k, _R_KIND]
+                stop_tx = rec[k, _R_STOP_TX]
                 if kind < 0:
-                    t = b_tx[k]
-                    fan = b_fan[k]
-                    base = b_off[k]
-                    total_in = b_total[k]
-                    lo = b_pos[k] + e_offset[e]
+                    t = rec[k, _R_TX]
+                    fan = rec[k, _R_FAN]
+                    base = rec[k, _R_OFF]
+                    total_in = rec[k, _R_TOTAL]
+                    if backward and policy == POLICY_HAIRCUT:
+                        for c in range(fan):
+                            total_in += s_value[base + c]
+                    lo = rec[k, _R_POS] + e_offset[e]
                     hi = lo + e_amount[e]
                     flags = e_flags[e]
                     if policy == POLICY_POISON:
@@ -359,8 +489,8 @@ def trace_kernel(
                             e_amount[n] = amt
                             e_parent[n] = e
                             e_tx[n] = t
-                            e_seed[n] = e_seed[e]
-                            e_hops[n] = e_hops[e] + 1
+                            e_seed[n] = owner
+                            e_hops[n] = hops + 1
                             e_flags[n] = flags
                             n += 1
                 if kind >= 0:
