@@ -31,16 +31,19 @@ def _bytes(paths: list[Path]) -> int:
     return sum(p.stat().st_size for p in paths)
 
 
-def rewrite(src: Path, dst: Path) -> dict[str, Any]:
-    from chainsleuth.cluster.publish import EVIDENCE_ROW_GROUP_ROWS
+def rewrite(src: Path, dst: Path, only_evidence: bool = False) -> dict[str, Any]:
+    from chainsleuth.cluster.publish import EVIDENCE_ROW_GROUP_ROWS, evidence_writer
     from chainsleuth.store import layout
     from chainsleuth.store.writer import parquet_options
 
-    if dst.exists():
-        raise SystemExit(f"{dst} exists")
-    subprocess.run(["cp", "-al", str(src), str(dst)], check=True)
+    if not only_evidence:
+        if dst.exists():
+            raise SystemExit(f"{dst} exists")
+        subprocess.run(["cp", "-al", str(src), str(dst)], check=True)
     parts: dict[str, list[Path]] = {
-        t: sorted((dst / "tables" / t).rglob("*.parquet")) for t in layout.POINT_TABLES
+        t: sorted((dst / "tables" / t).rglob("*.parquet"))
+        for t in layout.POINT_TABLES
+        if not only_evidence
     }
     parts["clusters/evidence"] = sorted(
         p for k in ("merges", "coinjoins") for p in (dst / "clusters").glob(f"{k}-*.parquet")
@@ -56,7 +59,7 @@ def rewrite(src: Path, dst: Path) -> dict[str, Any]:
                 pq.write_table(data, tmp, **parquet_options(part, data.column_names))
             else:
                 source = pq.ParquetFile(path)
-                with pq.ParquetWriter(tmp, source.schema_arrow, compression="zstd") as w:
+                with evidence_writer(tmp, source.schema_arrow) as w:
                     for g in range(source.num_row_groups):
                         w.write_table(source.read_row_group(g), EVIDENCE_ROW_GROUP_ROWS)
             os.replace(tmp, path)  # a new inode: SRC's file (the old link) is untouched
@@ -72,8 +75,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
+    p.add_argument(
+        "--only-evidence", action="store_true", help="DST exists: rewrite its evidence files only"
+    )
     args = p.parse_args()
-    print(json.dumps(rewrite(args.src, args.dst), indent=1))
+    print(json.dumps(rewrite(args.src, args.dst, args.only_evidence), indent=1))
 
 
 if __name__ == "__main__":
