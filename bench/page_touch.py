@@ -8,6 +8,8 @@ faults and `read_bytes` (/proc/self/io) beside it. Pages a writer dirtied are co
 
     python -m bench.page_touch update BLOCKS DATA [--blocks 3]    # cold one-block updates
     python -m bench.page_touch address DATA [--n 20]              # cold `address` lookups
+    python -m bench.page_touch tx DATA [--n 20]                   # cold `tx` lookups
+    python -m bench.page_touch cluster DATA [--n 20]              # cold `cluster-of` (by id)
 
 For an update the block is appended first, the store evicted, then only `cluster_store`
 measured (what the one-block update bench's CPU seconds time).
@@ -135,6 +137,72 @@ def address(data: Path, n: int, seed: int = 1) -> list[dict[str, Any]]:
     return out
 
 
+def tx(data: Path, n: int, seed: int = 1) -> list[dict[str, Any]]:
+    from chainsleuth.store.lookups import transaction
+    from chainsleuth.store.store import Store
+
+    store = Store.open(data)
+    rng = random.Random(seed)
+    n_tx = store.counts["txs"]
+    txids = [bytes(store.graph.tx_txid[rng.randrange(n_tx)][::-1]).hex() for _ in range(n)]
+    transaction(store, txids[0])  # numba's cached code loaded outside the measurement
+    store.close()
+    del store
+    gc.collect()
+
+    def one(txid: str) -> None:
+        s = Store.open(data)
+        transaction(s, txid)
+        s.close()  # unmapped before the next eviction
+
+    out = []
+    for t in txids:
+        out.append(touched(data, lambda t=t: one(t)))
+        gc.collect()
+    return out
+
+
+def cluster(data: Path, n: int, seed: int = 1) -> list[dict[str, Any]]:
+    """Cold `cluster_summary_by_id` (what `cluster-of` and the API's clusters/{id} run) on `n`
+    clusters of 2 to 1,000 addresses drawn as `bench.cluster_reads` draws them."""
+    from chainsleuth.cluster.engine import Clusters
+    from chainsleuth.cluster.summary import cluster_summary_by_id
+
+    ids = np.asarray(Clusters(data).cluster_of)
+    sizes = np.bincount(ids)
+    pool = np.flatnonzero((sizes >= 2) & (sizes <= 1000))
+    picked = np.random.default_rng(seed).choice(pool, size=min(n, pool.shape[0]), replace=False)
+    del ids
+    cluster_summary_by_id(data, int(picked[0]))  # numba's cached code loaded outside
+    gc.collect()
+    out = []
+    for cid in picked.tolist():
+        res = touched(data, lambda c=cid: cluster_summary_by_id(data, c))
+        res["cluster_size"] = int(sizes[cid])
+        out.append(res)
+        gc.collect()
+    return out
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median and max of pages, faults and bytes over the runs, and the files most read."""
+    keys = ("pages_old_files", "major_faults", "read_bytes", "cpu_seconds", "seconds")
+    out: dict[str, Any] = {"n": len(runs)}
+    for k in keys:
+        v = np.asarray([r[k] for r in runs], np.float64)
+        out[k] = {"p50": float(np.percentile(v, 50)), "p99": float(np.percentile(v, 99))}
+        out[k]["max"] = float(v.max())
+    per_file: dict[str, list[int]] = {}
+    for r in runs:
+        for name, f in r["files"].items():
+            per_file.setdefault(name.split("/height_range=")[0], []).append(f["pages"])
+    out["pages_by_file_group"] = {
+        k: {"runs": len(v), "median": float(np.median(v)), "max": max(v)}
+        for k, v in sorted(per_file.items(), key=lambda kv: -sum(kv[1]))
+    }
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -145,12 +213,20 @@ def main() -> None:
     a = sub.add_parser("address")
     a.add_argument("data", type=Path)
     a.add_argument("--n", type=int, default=20)
+    for name in ("tx", "cluster"):
+        q = sub.add_parser(name)
+        q.add_argument("data", type=Path)
+        q.add_argument("--n", type=int, default=20)
+        q.add_argument("--summary", action="store_true", help="medians and maxima only")
     args = p.parse_args()
-    res = (
-        update(args.blocks, args.data, args.n)
-        if args.what == "update"
-        else address(args.data, args.n)
-    )
+    if args.what == "update":
+        res: Any = update(args.blocks, args.data, args.n)
+    elif args.what == "address":
+        res = address(args.data, args.n)
+    else:
+        res = (tx if args.what == "tx" else cluster)(args.data, args.n)
+        if args.summary:
+            res = summarize(res)
     print(json.dumps(res, indent=1))
 
 

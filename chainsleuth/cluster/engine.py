@@ -58,7 +58,7 @@ from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.core.files import atomic_write
 from chainsleuth.core.heap import trim_heap
 from chainsleuth.core.pages import advise, prefetch_rows
-from chainsleuth.store import layout
+from chainsleuth.store import layout, points
 from chainsleuth.store.columns import hex_column
 from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.store import Store
@@ -563,20 +563,17 @@ WALK_ADDRESSES_PER_STEP = 2048
 MEMBER_SCAN_SLICE = 1 << 24
 
 
-def _groups_holding(handle: pq.ParquetFile, column: str, wanted: np.ndarray) -> list[int]:
-    """The row groups of a parquet file whose min-max range of `column` holds one of `wanted`
-    (sorted); a group without statistics is kept (read to be safe)."""
-    index = handle.schema_arrow.get_field_index(column)
-    groups = []
-    for g in range(handle.metadata.num_row_groups):
-        stats = handle.metadata.row_group(g).column(index).statistics
-        if stats is None or not stats.has_min_max:
-            groups.append(g)
-            continue
-        lo, hi = np.searchsorted(wanted, [stats.min, stats.max + 1])
-        if hi > lo:
-            groups.append(g)
-    return groups
+def _advise_ids(ids: LayeredIds | np.ndarray, option: int) -> None:
+    """madvise the memory maps of cluster ids or a state column (base and layers)."""
+    if not hasattr(mmap, "MADV_RANDOM"):
+        return
+    if isinstance(ids, LayeredIds):
+        advise(ids.base, option)
+        for layer_ids, values in ids.layers:
+            advise(layer_ids, option)
+            advise(values, option)
+    else:
+        advise(ids, option)
 
 
 def _empty_merges() -> pa.Table:
@@ -611,8 +608,13 @@ class Clusters:
     manifest: dict[str, Any]
     generation: int | None  # the clustering generation; None: no clustering (singletons)
     cluster_of: LayeredIds | np.ndarray
+    random: bool = False  # mapped for a few lookups (see __init__)
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, random: bool = False) -> None:
+        """`random`: this reader looks up a few clusters (`cluster-of`, the API): the cluster
+        ids and member lists are mapped with read-around off (`MADV_RANDOM`), so a cold
+        lookup reads the pages of the ids it needs, not an 8 MB window around each; a pass
+        over every id (`members` of a cluster past the walk's limit) turns it back on."""
         manifest = read_manifest(data_dir)
         if manifest is None:
             raise ChainsleuthError("no clustering yet: run `chainsleuth cluster` first")
@@ -623,6 +625,9 @@ class Clusters:
         if ids is None:
             raise ChainsleuthError("no clustering yet: run `chainsleuth cluster` first")
         self.cluster_of = ids
+        self.random = random
+        if random:
+            _advise_ids(ids, mmap.MADV_RANDOM)
 
     @classmethod
     def or_singletons(cls, data_dir: Path) -> Clusters:
@@ -703,6 +708,8 @@ class Clusters:
         walked = self._walk_members(cid)
         if walked is not None:
             return walked
+        if self.random:  # a pass over every id: read-around on again
+            _advise_ids(self.cluster_of, mmap.MADV_NORMAL)
         found = []
         for lo in range(0, self.cluster_of.shape[0], MEMBER_SCAN_SLICE):
             part = np.asarray(self.cluster_of[lo : lo + MEMBER_SCAN_SLICE])
@@ -719,6 +726,8 @@ class Clusters:
         if self.data_dir is not None:
             # the walk is checked against the cluster ids before it is trusted (`_walk_members`)
             next_ids = open_state_column(self.data_dir, self.manifest, "next")
+            if next_ids is not None and self.random:
+                _advise_ids(next_ids, mmap.MADV_RANDOM)  # the walk reads a row per member
         self.__dict__["_next"] = next_ids
         return next_ids
 
@@ -785,14 +794,18 @@ class Clusters:
         parts = []
         if self.data_dir is not None and wanted.shape[0]:
             for name in names:
-                handle = pq.ParquetFile(clusters_dir(self.data_dir) / name)
-                for g in _groups_holding(handle, "tx_id", wanted):
-                    ids = handle.read_row_group(g, columns=["tx_id", "address_a_id"])
-                    keep = np.isin(ids.column("tx_id").to_numpy(), wanted)
-                    if first_in is not None:
-                        keep &= np.isin(ids.column("address_a_id").to_numpy(), first_in)
-                    if keep.any():
-                        parts.append(handle.read_row_group(g).filter(pa.array(keep)))
+                # read-around off; only the row groups whose tx_id range holds a wanted tx
+                handle, raw, groups = points.read_groups(
+                    clusters_dir(self.data_dir) / name, "tx_id", wanted
+                )
+                with raw:
+                    for g in groups:
+                        ids = handle.read_row_group(g, columns=["tx_id", "address_a_id"])
+                        keep = np.isin(ids.column("tx_id").to_numpy(), wanted)
+                        if first_in is not None:
+                            keep &= np.isin(ids.column("address_a_id").to_numpy(), first_in)
+                        if keep.any():
+                            parts.append(handle.read_row_group(g).filter(pa.array(keep)))
         if not parts:
             if names and self.data_dir is not None:  # none matched: the files' own columns
                 return pq.read_schema(clusters_dir(self.data_dir) / names[0]).empty_table()

@@ -280,6 +280,23 @@ class RunOutput:
     spliced: bool = False  # the unions were not kept (from scratch: `next` built at publish)
 
 
+#: Rows per row group of the evidence files (merges, coinjoins, quarantine). `cluster-of` reads
+#: the footer and the row groups holding a cluster's txs (`Clusters.merges_in_txs`), so both
+#: count: the footer holds ≈ 600 B per group (statistics kept for `tx_id` only, the one column
+#: read by range; with every column's, 960 B), a group ≈ 190 kB. Measured on the 2 M and 20 M
+#: stores (docs/design/bench-scale.md, "Cold `tx` and `cluster-of`"): 8,192-row groups gave
+#: a 2.5 MB footer at 20 M (616 of a lookup's 688 pages); 131,072-row ones (before) 1.6 MB
+#: groups. The footer still grows with the merges (≈ 37 MB at mainnet's ≈ 2 G): bounded files
+#: (split by tx range) are what is left.
+EVIDENCE_ROW_GROUP_ROWS = 1 << 15
+
+
+def evidence_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    """A parquet writer for an evidence file: zstd, statistics on `tx_id` only (see above)."""
+    stats = [n for n in ("tx_id",) if n in schema.names]
+    return pq.ParquetWriter(path, schema, compression="zstd", write_statistics=stats or False)
+
+
 class EvidenceWriter:
     """The run's evidence rows (merges, coinjoins, quarantine), written to parquet a range at
     a time, so a run from scratch holds one range's rows, not the chain's (a merge row is
@@ -298,9 +315,9 @@ class EvidenceWriter:
         if writer is None:
             self.cdir.mkdir(parents=True, exist_ok=True)
             path = self.cdir / f"{key}-g{self.generation:06d}.run.parquet"
-            writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+            writer = evidence_writer(path, table.schema)
             self.writers[key], self.paths[key] = writer, path
-        writer.write_table(table.cast(writer.schema))
+        writer.write_table(table.cast(writer.schema), row_group_size=EVIDENCE_ROW_GROUP_ROWS)
 
     def close(self) -> dict[str, Path]:
         """Finish the files; returns the path of each key that got rows."""
@@ -456,10 +473,10 @@ def _concat_parquet(parts: list[Path], target: Path) -> None:
             for i in range(source.num_row_groups):
                 rows = source.read_row_group(i)
                 if writer is None:
-                    writer = pq.ParquetWriter(target, rows.schema, compression="zstd")
-                writer.write_table(rows.cast(writer.schema))
+                    writer = evidence_writer(target, rows.schema)
+                writer.write_table(rows.cast(writer.schema), row_group_size=EVIDENCE_ROW_GROUP_ROWS)
             if writer is None:  # an empty file: keep its schema
-                writer = pq.ParquetWriter(target, source.schema_arrow, compression="zstd")
+                writer = evidence_writer(target, source.schema_arrow)
     finally:
         if writer is not None:
             writer.close()

@@ -29,7 +29,7 @@ __all__ = [
 def cluster_summary(data_dir: Path, address: str) -> dict[str, Any]:
     """Size, first/last seen, balance and the rules that built the cluster of an address."""
     store = Store.open(data_dir)
-    clusters = Clusters(data_dir)
+    clusters = Clusters(data_dir, random=True)
     address_id = store.address_id(address)
     cluster_id = int(clusters.cluster_of[address_id])
     return {"address": address, **_summary(store, clusters, cluster_id)}
@@ -39,17 +39,17 @@ def cluster_summary_by_id(data_dir: Path, cluster_id: int) -> dict[str, Any]:
     """`cluster_summary` by cluster id (a saved id resolves to the cluster it merged into):
     one pass over the cluster-of array, so it answers for a cluster of any size."""
     store = Store.open(data_dir)
-    clusters = Clusters(data_dir)
+    clusters = Clusters(data_dir, random=True)
     return _summary(store, clusters, clusters.resolve_cluster(int(cluster_id)))
 
 
 def _summary(store: Store, clusters: Clusters, cluster_id: int) -> dict[str, Any]:
     members = clusters.members(cluster_id)
     outs = lookups.outputs_of_addresses(store, members)  # O(the cluster's outputs)
-    values = store.graph.output_value[outs]
+    values = store.rows("output_value", outs)  # the pages of these rows only (cold reads)
     spent = store.spent_by(outs) >= 0
     creating = store.lookup_index().txs_of_outputs(outs)  # through the fence: 2-3 pages each
-    heights = store.graph.tx_height[creating]
+    heights = store.rows("tx_height", creating)
     mine = _merges_of(store, clusters, cluster_id, members, outs)
     rules: dict[str, int] = {}
     if mine.num_rows:
@@ -86,7 +86,7 @@ def cluster_merges(data_dir: Path, cluster_id: int) -> pa.Table:
     """The merges (evidence) inside a cluster, in merge order: address_a_id, address_b_id,
     tx_id, txid, rule, change_rules, confidence. O(the cluster), not O(every merge)."""
     store = Store.open(data_dir)
-    clusters = Clusters(data_dir)
+    clusters = Clusters(data_dir, random=True)
     cid = clusters.resolve_cluster(int(cluster_id))
     members = clusters.members(cid)
     outs = lookups.outputs_of_addresses(store, members)
@@ -98,7 +98,7 @@ def explain_link(data_dir: Path, address_a: int, address_b: int) -> list[dict[st
     with its address ids and, as `from` and `to`, its addresses; None when they are in
     different clusters. Reads the merges of their cluster only."""
     store = Store.open(data_dir)
-    clusters = Clusters(data_dir)
+    clusters = Clusters(data_dir, random=True)
     a, b = int(address_a), int(address_b)
     merges = None
     if clusters.cluster_of[a] == clusters.cluster_of[b] and a != b:

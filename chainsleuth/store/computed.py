@@ -25,6 +25,7 @@ and a query filtered on ids computes only the rows it returns. Each function tak
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -196,12 +197,26 @@ def _tx_sums(tx, first_input, first_output, n_inputs, n_outputs, spent_output, v
 
 
 class _Arrays:
-    """The committed arrays the functions read, memory-mapped once per connection."""
+    """The committed arrays the functions read, memory-mapped once per connection.
 
-    def __init__(self, data_dir: Path, counts: dict[str, int]) -> None:
+    `txs_of_outputs` (point reads: `Store.point_rows`): the arrays are mapped for scattered
+    reads (`MADV_RANDOM`: a cold row costs its page, not the kernel's read-around window, 8 MB
+    on the bench VM) and an output's tx is found with this function (the lookup index's fenced
+    search of `tx_first_output`: 2-3 pages) instead of a binary search of the whole array.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        counts: dict[str, int],
+        txs_of_outputs: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        random = txs_of_outputs is not None
+        self._txs_of_outputs = txs_of_outputs
+
         def array(name: str) -> np.ndarray:
             spec = layout.ARRAYS[name]
-            return layout.open_array(data_dir, name, counts[spec.count])
+            return layout.open_array(data_dir, name, counts[spec.count], random=random)
 
         self.tx_txid = array("tx_txid")
         self.tx_first_output = array("tx_first_output")
@@ -241,9 +256,15 @@ class _Arrays:
         fee = np.where(sums[:, 2] == 1, 0, sums[:, 0] - sums[:, 1])
         return pa.array(fee, pa.int64(), mask=~valid)
 
+    def _tx_of(self, outputs: np.ndarray) -> np.ndarray:
+        """The tx that created each output id (-1 before the first tx)."""
+        if self._txs_of_outputs is not None:
+            return np.asarray(self._txs_of_outputs(outputs), np.int64)
+        return np.searchsorted(self.tx_first_output, outputs, side="right") - 1
+
     def output_vout(self, arg: Any) -> pa.Array:
         ids, valid = _ids(arg)
-        tx = np.maximum(np.searchsorted(self.tx_first_output, ids, side="right") - 1, 0)
+        tx = np.maximum(self._tx_of(ids), 0)
         vout = ids - (np.asarray(self.tx_first_output[tx], np.int64) if tx.shape[0] else 0)
         return pa.array(vout, pa.int64(), mask=~valid)
 
@@ -253,7 +274,7 @@ class _Arrays:
 
     def output_txid(self, arg: Any) -> pa.Array:
         ids, valid = _ids(arg)
-        tx = np.searchsorted(self.tx_first_output, ids, side="right") - 1
+        tx = self._tx_of(ids)
         return hex_column(self.tx_txid[np.maximum(tx, 0)], valid=valid)
 
     def output_value(self, arg: Any) -> pa.Array:
@@ -278,10 +299,16 @@ FUNCTIONS = {
 }
 
 
-def register(con: duckdb.DuckDBPyConnection, data_dir: Path, counts: dict[str, int]) -> None:
+def register(
+    con: duckdb.DuckDBPyConnection,
+    data_dir: Path,
+    counts: dict[str, int],
+    txs_of_outputs: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> None:
     """Define the views' computed-column functions on `con` (and its cursors), reading the
-    committed rows of the store's arrays (`counts`: the manifest's)."""
-    arrays = _Arrays(data_dir, counts)
+    committed rows of the store's arrays (`counts`: the manifest's). With `txs_of_outputs`
+    the functions are for a few rows at a time (see `_Arrays`)."""
+    arrays = _Arrays(data_dir, counts, txs_of_outputs)
     for name, (method, arg, result) in FUNCTIONS.items():
         con.create_function(
             name,

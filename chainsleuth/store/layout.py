@@ -67,6 +67,12 @@ DELTA_COLUMNS: dict[str, tuple[str, ...]] = {
     "address_list": ("address_id",),
 }
 TABLES = ("blocks", "txs", "inputs", "outputs", "address_list")
+#: Rows per parquet row group of the tables a lookup reads by id (`POINT_TABLES`): a cold
+#: `tx` reads one row group per table (store.Store.point_rows), so this bounds its reads
+#: (docs/design/store.md, "Cold point reads"). Other tables keep `ROW_GROUP_ROWS_SCAN`.
+ROW_GROUP_ROWS = 1 << 14
+ROW_GROUP_ROWS_SCAN = 1 << 18
+POINT_TABLES = ("txs", "inputs", "outputs")
 HEIGHT_RANGE = 10_000  # blocks per hive partition (height_range=0000000000-0000009999)
 NONE32 = np.uint32(0xFFFFFFFF)  # "no id" in uint32 id arrays (unspent output, no address)
 COINBASE_SPENT_OUTPUT = -1  # input_spent_output of a coinbase input (it spends nothing)

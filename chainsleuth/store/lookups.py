@@ -27,8 +27,11 @@ def _rows(store: Store, query: str, params: list[Any]) -> list[dict[str, Any]]:
     return _plain(store.sql(query, params).to_pylist())
 
 
-def _at(store: Store, table: str, height: int, columns: str, where: str, tx_id: int) -> list[Any]:
-    return _plain(store.at_height(table, height, columns, where, [tx_id]).to_pylist())
+def _at(
+    store: Store, table: str, height: int, columns: str, order_by: str, tx_id: int
+) -> list[Any]:
+    """The rows of one tx in `table` (the files holding `height`; store.point_rows)."""
+    return _plain(store.point_rows(table, height, "tx_id", tx_id, columns, order_by).to_pylist())
 
 
 def _plain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -42,8 +45,9 @@ def _plain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def transaction(store: Store, txid: str) -> dict[str, Any]:
     """The tx, its inputs (with what they spend) and outputs (with who spent them).
 
-    O(the tx): the txid index gives its id and height, only the parquet files of that height
-    are read, and spends and addresses come from the arrays (no join over the chain).
+    O(the tx): the txid index gives its id and height, only the row groups holding it of the
+    parquet files of that height are read (store.point_rows), and spends and addresses come
+    from the arrays (no join over the chain).
     """
     if not _HEX64.match(txid):
         raise ChainsleuthError(f"not a txid (64 hex characters): {txid!r}")
@@ -53,7 +57,7 @@ def transaction(store: Store, txid: str) -> dict[str, Any]:
         raise ChainsleuthError(f"transaction {txid} is not in the store")
     height = int(store.random_graph.tx_height[tx_id])
     columns = VIEWS["txs"].split("SELECT", 1)[1].split("FROM", 1)[0]
-    found = _at(store, "txs", height, columns, "tx_id = ?", tx_id)
+    found = _at(store, "txs", height, columns, "", tx_id)
     tx = found[-1]
     inputs = _at(
         store,
@@ -62,7 +66,7 @@ def transaction(store: Store, txid: str) -> dict[str, Any]:
         f"vin, is_coinbase, {computed('inputs', 'prev_txid')}, "
         f"{computed('inputs', 'prev_vout')}, "
         f"{computed('inputs', 'value')}, address_id, sequence, script_sig, witness",
-        "tx_id = ? ORDER BY vin",
+        "vin",
         tx_id,
     )
     for row in inputs:
@@ -77,7 +81,7 @@ def transaction(store: Store, txid: str) -> dict[str, Any]:
         height,
         f"vout, {computed('outputs', 'value')}, script_type, address_id, address_derived, "
         f"{computed('outputs', 'script_pubkey')}, output_id",
-        "tx_id = ? ORDER BY vout",
+        "vout",
         tx_id,
     )
     n_tx = store.counts["txs"]

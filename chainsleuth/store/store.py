@@ -27,10 +27,11 @@ import pyarrow as pa
 from chainsleuth.core.address import AddressError, decode_address, encode_address
 from chainsleuth.core.errors import AddressNotSeenError, ChainsleuthError, StoreError
 from chainsleuth.core.network import network_by_name
+from chainsleuth.core.pages import prefetch_rows
 from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES, ScriptType
 from chainsleuth.parse.address_kernels import encode_key_rows
 from chainsleuth.store import computed as computed_columns
-from chainsleuth.store import layout
+from chainsleuth.store import layout, points
 from chainsleuth.store.columns import hex_column
 from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.layout import ARRAYS, NONE32
@@ -497,9 +498,19 @@ class Store:
         raw[(raw == int(NONE32)) | (raw >= self.counts["txs"])] = -1
         return raw
 
+    def rows(self, name: str, ids: Any) -> np.ndarray:
+        """The rows `ids` of a graph array (a copy), read at those rows alone: the random map's
+        pages that hold them are asked for together (`MADV_WILLNEED` per run of adjacent
+        pages, core/pages.py), so a cold read costs their pages, not a read-around window
+        (8 MB on the bench VM) each."""
+        array = getattr(self.random_graph, name)
+        at = np.asarray(ids, np.int64)
+        prefetch_rows(array, at)
+        return np.asarray(array[at])
+
     def spent_by(self, outputs: np.ndarray) -> np.ndarray:
         """Spending tx id of each of `outputs` (output ids; -1 unspent), read at those alone."""
-        raw = np.asarray(self.graph.output_spent_by_tx[np.asarray(outputs, np.int64)])
+        raw = self.rows("output_spent_by_tx", outputs)
         raw = raw.astype(np.int64)
         raw[(raw == int(NONE32)) | (raw >= self.counts["txs"])] = -1
         return raw
@@ -531,6 +542,17 @@ class Store:
         kind, length = int(row[0]), int(row[1])
         return encode_address(ScriptType(kind), bytes(row[2 : 2 + length]), self.network)
 
+    def _point_connection(self) -> duckdb.DuckDBPyConnection:
+        """A connection without the views, its computed-column functions set up for a few rows
+        at a time (arrays mapped for scattered reads, outputs' txs through the lookup index's
+        fenced search: computed._Arrays)."""
+        if self._bare is None:
+            self._bare = duckdb.connect(":memory:")
+            computed_columns.register(
+                self._bare, self.data_dir, self.counts, self.lookup_index().txs_of_outputs
+            )
+        return self._bare
+
     def at_height(
         self, table: str, height: int, columns: str, where: str, params: list[Any]
     ) -> pa.Table:
@@ -540,7 +562,8 @@ class Store:
         Files are per (table, height range, ingest batch), so this reads a few files' footers
         and row groups instead of the whole table's, on a connection without the views (whose
         definition lists every file of the store); the files come from a binary search of the
-        file log, not from reading it whole (layout.files_at_height).
+        file log, not from reading it whole (layout.files_at_height). `point_rows` reads less
+        where the filter is one key value.
         """
         files = [
             str(self.data_dir / f["path"])
@@ -552,15 +575,39 @@ class Store:
                 return layout.SCHEMAS[table].empty_table().select([])
             files = [str(self.data_dir / first["path"])]
             where = "false"
-        if self._bare is None:
-            self._bare = duckdb.connect(":memory:")
-            computed_columns.register(self._bare, self.data_dir, self.counts)
         listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         query = (
             f"SELECT {columns} FROM read_parquet([{listing}], hive_partitioning = false, "
             f"union_by_name = true) WHERE {where}"
         )
-        return self._bare.sql(query, params=params if where != "false" else None).to_arrow_table()
+        con = self._point_connection()
+        return con.sql(query, params=params if where != "false" else None).to_arrow_table()
+
+    def point_rows(
+        self, table: str, height: int, key: str, value: int, columns: str, order_by: str = ""
+    ) -> pa.Table:
+        """`SELECT columns ... WHERE key = value [ORDER BY order_by]` over the raw rows of
+        `table` (no views), for a key that is sorted within the files (`tx_id`, ids): what
+        `at_height` answers, reading only the row groups that can hold the value, of only the
+        files that hold `height`, with the kernel's read-ahead off (store/points.py). The
+        columns are computed by the same SQL over those rows, so the result is the same.
+        """
+        schema = layout.SCHEMAS[table]
+        words = set(re.findall(r"\b[A-Za-z_]\w*\b", f"{columns} {order_by}"))
+        needed = [n for n in schema.names if n in words or n == key]  # the columns the SQL names
+        found = [
+            points.read_key_rows(self.data_dir / f["path"], key, int(value), needed)
+            for f in layout.files_at_height(self.data_dir, self.manifest, table, height)
+        ]
+        rows = points.concat(found) if found else schema.empty_table().select(needed)
+        con = self._point_connection()
+        name = "_point_rows"
+        con.register(name, rows)
+        try:
+            order = f" ORDER BY {order_by}" if order_by else ""
+            return con.sql(f"SELECT {columns} FROM {name}{order}").to_arrow_table()
+        finally:
+            con.unregister(name)
 
     def outputs_of_address(self, address_id: int) -> np.ndarray:
         """Output ids paying `address_id`, ascending: O(the answer) through the lookup index."""
