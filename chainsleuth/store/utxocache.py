@@ -132,10 +132,7 @@ def _take(t_fp, t_meta, t_value, t_addr, fps, checks, outs, values, addrs):
             if f == EMPTY:
                 break
             home = f & mask
-            if hole <= j:
-                stays = hole < home and home <= j
-            else:
-                stays = hole < home or home <= j
+            stays = (hole < home and home <= j) if hole <= j else (hole < home or home <= j)
             if stays:
                 continue
             t_fp[hole] = f
@@ -238,7 +235,7 @@ class UtxoCache:
         step = 1 << 22
         for lo in range(0, old[0].shape[0], step):
             _reinsert(*new, *old, lo, min(lo + step, old[0].shape[0]))
-        self.fp, self.meta, self.value, self.addr = new
+        self.fp, self.meta, self.value, self.addr = new  # type: ignore[assignment]
         del old
         if spill is not None:
             os.unlink(spill)

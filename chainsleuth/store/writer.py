@@ -35,14 +35,13 @@ from chainsleuth.core.errors import InputError, StoreError
 from chainsleuth.core.files import publish_dir, replace_into_place
 from chainsleuth.core.heap import bound_heap, trim_heap
 from chainsleuth.core.network import network_by_name
-from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES
+from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES, ScriptType
 from chainsleuth.parse.address_kernels import encode_key_rows
 from chainsleuth.parse.blocks import ParsedBatch
 from chainsleuth.store import layout
 from chainsleuth.store.addrindex import AddressIndex
 from chainsleuth.store.columns import binary_column, hex_column, masked, timestamps
 from chainsleuth.store.computed import standard_scripts
-from chainsleuth.core.script_types import ScriptType
 from chainsleuth.store.layout import ADDRESS_KEY_WIDTH, ARRAYS, COINBASE_SPENT_OUTPUT, NONE32
 from chainsleuth.store.lookup import LookupBuilder
 from chainsleuth.store.utxocache import NO_ADDRESS, UtxoCache
@@ -526,7 +525,7 @@ class StoreWriter:
         self, batch: ParsedBatch, heights: np.ndarray, tx_ids: np.ndarray
     ) -> np.ndarray:
         """1. Transactions. Returns each tx's block height."""
-        n_tx0, n_in0, n_out0 = self.counts["txs"], self.counts["inputs"], self.counts["outputs"]
+        n_in0, n_out0 = self.counts["inputs"], self.counts["outputs"]
         tx_height = heights[batch.tx_block]
         self._append_array("tx_txid", batch.txid)
         self._append_array("tx_first_output", n_out0 + batch.tx_first_output[:-1])
