@@ -46,7 +46,7 @@ OUT_BITS = 40
 OUT_MASK = np.uint64((1 << OUT_BITS) - 1)
 NO_ADDRESS = np.uint32(0xFFFFFFFF)
 #: A table of more bytes than this doubles through a file (see the module docstring).
-SPILL_BYTES = 256 << 20
+SPILL_BYTES = 64 << 20
 SLOT_BYTES = 8 + 8 + 8 + 4
 
 
