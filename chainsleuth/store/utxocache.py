@@ -60,20 +60,47 @@ def _mix(x):
     return x
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _txid_hashes(words, t):
+    """Two 64-bit hashes of txid row t (4 little-endian u8 words), independent of each other."""
+    h = _mix(words[t, 3] ^ np.uint64(0x9E3779B97F4A7C15))
+    h = _mix(words[t, 2] ^ h)
+    h = _mix(words[t, 1] ^ h)
+    h = _mix(words[t, 0] ^ h)
+    c = _mix(words[t, 0] ^ (words[t, 2] >> np.uint64(7)) ^ np.uint64(0xD6E8FEB86659FD93))
+    return h, c
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _outpoint_key(h, c, vout):
+    v = np.uint64(vout) + np.uint64(1)
+    fp = _mix(h ^ (v * np.uint64(0x9E3779B97F4A7C15)))
+    if fp == EMPTY:
+        fp = np.uint64(1)
+    return fp, _mix(c ^ (v * np.uint64(0xC2B2AE3D27D4EB4F))) >> np.uint64(64 - 24)
+
+
 @njit(cache=True, nogil=True)
 def outpoint_keys(words, vouts, fps, checks):
-    """(fp, check) of each outpoint: `words` the txids as 4 little-endian u8 words a row."""
+    """(fp, check) of each outpoint: `words` its txid as 4 little-endian u8 words a row."""
     for i in range(words.shape[0]):
-        v = np.uint64(vouts[i]) + np.uint64(1)
-        h = _mix(words[i, 3] ^ (v * np.uint64(0x9E3779B97F4A7C15)))
-        h = _mix(words[i, 2] ^ h)
-        h = _mix(words[i, 1] ^ h)
-        h = _mix(words[i, 0] ^ h)
-        if h == EMPTY:
-            h = np.uint64(1)
-        fps[i] = h
-        c = _mix(words[i, 0] ^ (words[i, 2] >> np.uint64(7)) ^ (v * np.uint64(0xD6E8FEB86659FD93)))
-        checks[i] = c >> np.uint64(64 - 24)
+        h, c = _txid_hashes(words, i)
+        fps[i], checks[i] = _outpoint_key(h, c, vouts[i])
+
+
+@njit(cache=True, nogil=True)
+def outpoint_keys_of_txs(words, tx_local, vouts, fps, checks):
+    """The same keys for outputs given per tx: `words` one row per tx, `tx_local` each output's
+    row in it (sorted), so each txid is hashed once, not once per output."""
+    last = -1
+    h = np.uint64(0)
+    c = np.uint64(0)
+    for i in range(tx_local.shape[0]):
+        t = tx_local[i]
+        if t != last:
+            h, c = _txid_hashes(words, t)
+            last = t
+        fps[i], checks[i] = _outpoint_key(h, c, vouts[i])
 
 
 @njit(cache=True, nogil=True)
@@ -160,12 +187,24 @@ def _reinsert(n_fp, n_meta, n_value, n_addr, o_fp, o_meta, o_value, o_addr, lo, 
         n_addr[slot] = o_addr[s]
 
 
-def keys_of(txids: np.ndarray, vouts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(fp, check) arrays of outpoints: `txids` (n, 32) uint8 rows, `vouts` their indexes."""
-    words = np.ascontiguousarray(txids, dtype=np.uint8).view("<u8").reshape(-1, 4)
-    fps = np.empty(words.shape[0], np.uint64)
-    checks = np.empty(words.shape[0], np.uint64)
-    outpoint_keys(words, np.ascontiguousarray(vouts, dtype=np.int64), fps, checks)
+def _words(txids: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(txids, dtype=np.uint8).view("<u8").reshape(-1, 4)
+
+
+def keys_of(
+    txids: np.ndarray, vouts: np.ndarray, tx_local: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(fp, check) arrays of outpoints: `txids` (n, 32) uint8 rows, `vouts` their indexes; with
+    `tx_local`, `txids` has one row per tx and outpoint i is (txids[tx_local[i]], vouts[i])."""
+    words = _words(txids)
+    n = vouts.shape[0]
+    fps = np.empty(n, np.uint64)
+    checks = np.empty(n, np.uint64)
+    v = np.ascontiguousarray(vouts, dtype=np.int64)
+    if tx_local is None:
+        outpoint_keys(words, v, fps, checks)
+    else:
+        outpoint_keys_of_txs(words, np.ascontiguousarray(tx_local, dtype=np.int64), v, fps, checks)
     return fps, checks
 
 
@@ -247,10 +286,12 @@ class UtxoCache:
         outputs: np.ndarray,
         values: np.ndarray,
         addresses: np.ndarray,
+        tx_local: np.ndarray | None = None,
     ) -> np.ndarray:
         """Add outputs; returns, per row, the output id an equal key held (-1: none), which the
-        caller must confirm is the same outpoint (a duplicate txid) or reject."""
-        fps, checks = keys_of(txids, vouts)
+        caller must confirm is the same outpoint (a duplicate txid) or reject. With `tx_local`,
+        `txids` holds one row per tx (see keys_of)."""
+        fps, checks = keys_of(txids, vouts, tx_local)
         self.reserve(fps.shape[0])
         replaced = np.empty(fps.shape[0], np.int64)
         self.used += int(

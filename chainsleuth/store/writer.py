@@ -380,12 +380,13 @@ class StoreWriter:
             rows = np.flatnonzero(live)
             tx_local = np.searchsorted(fo - o0, rows, side="right") - 1
             self._put_utxos(
-                np.asarray(txids[t0:t1])[tx_local],
+                np.asarray(txids[t0:t1]),
                 rows + o0 - fo[tx_local],
                 rows + o0,
                 np.asarray(values[o0:o1])[rows],
                 np.asarray(address[o0:o1])[rows],
                 n_tx,
+                tx_local,
             )
 
     def _put_utxos(
@@ -396,14 +397,18 @@ class StoreWriter:
         values: np.ndarray,
         addresses: np.ndarray,
         n_tx: int,
+        tx_local: np.ndarray | None = None,
     ) -> None:
         """Add unspent outputs to the cache (of the first `n_tx` txs on disk). An entry they
         replace must be the same outpoint of an earlier tx with the same txid (BIP30: the later
         tx takes it over, as the txid -> tx index did); anything else is a collision of the
-        cache's 88-bit keys, confirmed here against `tx_txid` and refused."""
-        replaced = self.utxos.put(txids, vouts, outputs, values, addresses)
+        cache's 88-bit keys, confirmed here against `tx_txid` and refused. With `tx_local`,
+        `txids` holds one row per tx (UtxoCache.put)."""
+        replaced = self.utxos.put(txids, vouts, outputs, values, addresses, tx_local)
         dup = np.flatnonzero(replaced >= 0)
         if dup.shape[0]:
+            if tx_local is not None:
+                txids = txids[tx_local]
             first_out = self._array("tx_first_output", n_tx)
             old = replaced[dup]
             tx = np.searchsorted(first_out, old, side="right") - 1
@@ -562,12 +567,13 @@ class StoreWriter:
         n_out0 = self.counts["outputs"]
         try:
             self._put_utxos(
-                batch.txid[tx_local],
+                batch.txid,
                 live - batch.tx_first_output[tx_local],
                 n_out0 + live,
                 batch.out_value[live],
                 out_addr32[live],
                 self.counts["txs"] + batch.n_tx,
+                tx_local,
             )
         except BaseException:
             self._utxos_valid = False

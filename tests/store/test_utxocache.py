@@ -292,3 +292,14 @@ def test_spending_twice_unknown_outputs_and_op_return_are_input_errors(tmp_path:
     op_return.add_block([burn])
     op_return.add_block([spend([(burn, 0)], [(0, p2wpkh("g"))])])
     assert "OP_RETURN" in _chain_error(tmp_path / "o", op_return).message
+
+
+def test_keys_given_per_tx_are_the_keys_given_per_outpoint() -> None:
+    rng = np.random.default_rng(3)
+    txids = rng.integers(0, 256, (50, 32), dtype=np.uint8)
+    tx_local = np.sort(rng.integers(0, 50, 400))
+    vouts = rng.integers(0, 3000, 400)
+    per_tx = utxocache.keys_of(txids, vouts, tx_local)
+    per_row = utxocache.keys_of(txids[tx_local], vouts)
+    assert (per_tx[0] == per_row[0]).all() and (per_tx[1] == per_row[1]).all()
+    assert (per_tx[1] < 1 << 24).all() and (per_tx[0] != 0).all()
