@@ -96,6 +96,8 @@ PHASES = [
     ("writer", "StoreWriter", "_append_inputs", "append_inputs"),
     ("writer", "StoreWriter", "_append_blocks", "append_blocks"),
     ("writer", "StoreWriter", "_compact_outpoints", "compact_outpoints"),
+    ("writer", "StoreWriter", "_rebuild_utxos", "rebuild_utxos"),
+    ("writer", "StoreWriter", "_apply_spends", "apply_spends"),
     ("writer", "StoreWriter", "commit", "commit"),
     ("writer", "StoreWriter", "save_indexes", "save_indexes"),
     ("lookup", "LookupBuilder", "update", "lookup_update"),
@@ -136,6 +138,8 @@ def _track_phases(phase: list[str], log: list[dict[str, Any]], t0: list[float]) 
         result = append(self, *a, **k)
         s = _status()
         delta = getattr(self.addresses, "delta", self.addresses)
+        # the UTXO cache (store/utxocache.py); the outpoint index on older checkouts
+        linker = self.utxos if hasattr(self, "utxos") else self.outpoints
         log.append(
             {
                 **_heap(),
@@ -143,8 +147,8 @@ def _track_phases(phase: list[str], log: list[dict[str, Any]], t0: list[float]) 
                 "txs": self.counts["txs"],
                 "anon": s["RssAnon"],
                 "file": s["RssFile"],
-                "outpoints_bytes": int(self.outpoints.nbytes),
-                "outpoints_used": int(self.outpoints.used),
+                "outpoints_bytes": int(linker.nbytes),
+                "outpoints_used": int(linker.used),
                 "delta_bytes": int(delta.nbytes),
             }
         )

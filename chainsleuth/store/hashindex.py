@@ -1,15 +1,14 @@
-"""Open-addressing hash tables over fixed-width byte keys, in numba: the ingest's two indexes.
+"""Open-addressing hash tables over fixed-width byte keys, in numba.
 
-- The **outpoint index** maps a txid to its dense tx id, so an input's (prev_txid, vout) becomes
-  an output id (`tx_first_output[tx_id] + vout`). It holds only transactions that still have an
-  unspent output, plus those added since the last compaction.
-- The **address index** maps an address key (kind, length, payload) to its dense address id.
+The address index's delta (store/addrindex.py) maps an address key (kind, length, payload) to its
+dense address id; the tag storage uses it too. (It was also the writer's outpoint index, txid ->
+tx id, until the UTXO cache, store/utxocache.py, replaced it.)
 
 Each slot stores a 64-bit fingerprint of the key and a 32-bit id: 12 bytes a slot, at most 70%
 full, so about 17 bytes per entry. Full keys are not kept in the table: when a fingerprint
 matches, the key is compared byte for byte with the stored key of that id (the memory-mapped
-`tx_txid` / `address_key` arrays), so a fingerprint collision can never link two different
-transactions or addresses. See docs/design/store.md for the mainnet budget.
+`address_key` array), so a fingerprint collision can never link two different addresses. See
+docs/design/store.md for the mainnet budget.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
       files-<n>.jsonl          the file log: one JSON line per committed parquet file (with sha256)
       tables/<table>/height_range=<lo>-<hi>/g<generation>-<part>.parquet
       arrays/<name>.bin        memory-mapped graph arrays (raw little-endian, fixed-width rows)
-      index/                   derived, rebuildable indexes (the outpoint hash table)
+      index/                   derived, rebuildable indexes (the UTXO cache, store/utxocache.py)
       address_index/           the address hash table, sharded, updated in place (addrindex.py)
       lookup/                  address -> outputs and txid -> tx runs (lookup.py)
 

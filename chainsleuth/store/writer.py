@@ -4,10 +4,12 @@ The writer owns every mutation of a store: `append` (a batch of consecutive bloc
 (to a fork point) and `commit` (publish through the manifest). Ingest (`chainsleuth.store.ingest`)
 drives it; nothing else writes.
 
-Per batch: the batch's txids are added to the outpoint index; each non-coinbase input is
-resolved to the output it spends (`tx_first_output[prev_tx] + vout`), which must exist and be
-unspent; output address keys get dense address ids; the graph arrays are appended; parquet files
-for the four tables are written under their height-range partitions. `commit` makes it visible.
+Per batch: output address keys get dense address ids; the batch's outputs go into the UTXO
+cache (store/utxocache.py); each non-coinbase input is resolved from it to the output it spends
+(which must exist and be unspent), with its value and address, and that entry leaves the cache;
+the graph arrays are appended; parquet files for the four tables are written under their
+height-range partitions. `commit` marks the spent outputs in `output_spent_by_tx` (sorted by
+output, once per commit) and makes it visible.
 """
 
 from __future__ import annotations
@@ -33,91 +35,37 @@ from chainsleuth.core.errors import InputError, StoreError
 from chainsleuth.core.files import publish_dir, replace_into_place
 from chainsleuth.core.heap import bound_heap, trim_heap
 from chainsleuth.core.network import network_by_name
-from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES
+from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES, ScriptType
 from chainsleuth.parse.address_kernels import encode_key_rows
 from chainsleuth.parse.blocks import ParsedBatch
 from chainsleuth.store import layout
 from chainsleuth.store.addrindex import AddressIndex
 from chainsleuth.store.columns import binary_column, hex_column, masked, timestamps
 from chainsleuth.store.computed import standard_scripts
-from chainsleuth.store.hashindex import MAX_LOAD, HashIndex
 from chainsleuth.store.layout import ADDRESS_KEY_WIDTH, ARRAYS, COINBASE_SPENT_OUTPUT, NONE32
 from chainsleuth.store.lookup import LookupBuilder
+from chainsleuth.store.utxocache import NO_ADDRESS, UtxoCache
 
 _SCRIPT_TYPES = pa.array(SCRIPT_TYPE_NAMES, pa.string())
 
-# Input resolution's codes (the writer's own: none reaches the store). An input's previous tx is
-# COINBASE_PREV for a coinbase input, negative when the outpoint index does not know it;
-# a failed input's out[] holds the reason.
-COINBASE_PREV = -9
+# Why an input failed to resolve (the writer's own codes: none reaches the store).
 UNKNOWN_TX = -2
 VOUT_OUT_OF_RANGE = -3
 ALREADY_SPENT = -4
+UNSPENDABLE = -5
 _REASONS = {
     UNKNOWN_TX: "spends an output of an unknown transaction",
     VOUT_OUT_OF_RANGE: "spends an output index the previous transaction does not have",
     ALREADY_SPENT: "spends an output that is already spent",
+    UNSPENDABLE: "spends an OP_RETURN output (unspendable)",
 }
+_OP_RETURN = int(ScriptType.OP_RETURN)
 #: Bring the lookup index (lookup.py) up to date at a commit once this many outputs are beyond
 #: it, so that readers of a long-running ingest scan at most this much of the tail.
 LOOKUP_EVERY_OUTPUTS = 1 << 24
-#: The outpoint index's rebuild reads the chain's txs in chunks of this many (≈ 20 B each
-#: while read: 8 B first-output offsets, 4 B per-tx counts, ≈ 3 B of unspent flags per
-#: output, the live ids). 2^20 (≈ 20 MB) rather than 2^24 (≈ 335 MB): a chunk the bench-scale
-#: chains (2-10 M txs) do not fill grows with the chain there and fools the fit, and the
-#: per-chunk numpy calls cost nothing at 1 M txs each.
-COMPACT_CHUNK_TXS = 1 << 20
-#: ... and inserts the live txs in chunks of this many (≈ 56 B each while inserted: the txid
-#: rows gathered, their fingerprints, ids and results): ≈ 15 MB (2^22 was ≈ 235 MB).
-COMPACT_INSERT_TXS = 1 << 18
-#: Below this many entries the outpoint index is never rebuilt (it is at most 25 MB).
-COMPACT_MIN = 1 << 20
-
-
-@njit(cache=True, nogil=True)
-def _resolve_inputs(
-    prev_tx, prev_vout, tx_first_output, n_outputs_total, spent_by, n_tx_committed, out
-):
-    """Resolve each input to the output id it spends, without changing anything.
-
-    Returns -1 on success, else the index of the first input that fails, with the reason in
-    out[i]: UNKNOWN_TX, VOUT_OUT_OF_RANGE or ALREADY_SPENT. Coinbase inputs
-    (prev_tx == COINBASE_PREV) get COINBASE_SPENT_OUTPUT. Spent marks >= n_tx_committed are
-    leftovers of an interrupted run and count as unspent.
-    """
-    n_tx = tx_first_output.shape[0]
-    for i in range(prev_tx.shape[0]):
-        t = prev_tx[i]
-        if t == COINBASE_PREV:
-            out[i] = COINBASE_SPENT_OUTPUT
-            continue
-        if t < 0:
-            out[i] = UNKNOWN_TX
-            return i
-        first = tx_first_output[t]
-        end = tx_first_output[t + 1] if t + 1 < n_tx else n_outputs_total
-        if prev_vout[i] >= end - first:
-            out[i] = VOUT_OUT_OF_RANGE
-            return i
-        o = first + prev_vout[i]
-        if spent_by[o] != NONE32 and np.int64(spent_by[o]) < n_tx_committed:
-            out[i] = ALREADY_SPENT
-            return i
-        out[i] = o
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _first_repeat(ids):
-    """Index of the first id (>= 0) that already occurred earlier in `ids`, else -1."""
-    order = np.argsort(ids, kind="mergesort")
-    first = -1
-    for k in range(1, order.shape[0]):
-        a = order[k - 1]
-        b = order[k]
-        if ids[a] >= 0 and ids[a] == ids[b] and (first < 0 or b < first):
-            first = b
-    return first
+#: The UTXO cache's rebuild (store/utxocache.py) reads the chain in chunks of this many txs
+#: (≈ 4 outputs a tx, ≈ 70 B per unspent output gathered: ≈ 20-70 MB a chunk).
+REBUILD_CHUNK_TXS = 1 << 18
 
 
 @njit(cache=True, nogil=True)
@@ -132,6 +80,10 @@ def _conform(table: str, columns: dict[str, Any]) -> pa.Table:
     """Columns as a table with exactly the documented schema (layout.SCHEMAS) of `table`."""
     schema = layout.SCHEMAS[table]
     return pa.table(columns).select(schema.names).cast(schema)
+
+
+class _StaleCache(Exception):
+    """The saved UTXO cache does not match the chain it is caught up with: rebuild it."""
 
 
 LOCK_FILE = ".writer.lock"
@@ -234,10 +186,15 @@ class StoreWriter:
         # the GIL) while the next batch is linked; a batch is committed once its files exist.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet")
         self._staged: list[_Staged] = []
-        self.outpoints = HashIndex()
+        # per unspent output, what linking an input needs (store/utxocache.py); it doubles
+        # through a file in the data directory
+        self.utxos = UtxoCache(spill_dir=self.data_dir)
+        self._utxos_valid = True  # False once a failed append left it half-changed
+        # (output ids, spending tx ids) of appended inputs, marked in output_spent_by_tx at the
+        # next commit in output order
+        self._pending_spends: list[tuple[np.ndarray, np.ndarray]] = []
         self.addresses: AddressIndex | None = None  # opened with the committed address keys
         self.tip: dict[str, Any] | None = manifest["tip"]
-        self._live_outpoints = 0  # entries of the outpoint index right after its last rebuild
         self._lock: int | None = None  # descriptor holding the data directory's writer lock
         self.lookup = LookupBuilder(self.data_dir)
         self._lookup_outputs = 0  # outputs the lookup index covered when last updated
@@ -294,6 +251,7 @@ class StoreWriter:
     def _recover(self) -> None:
         """Undo whatever an interrupted run left beyond the committed manifest."""
         committed = self.counts
+        (self.data_dir / "utxo-grow.tmp").unlink(missing_ok=True)  # a doubling's leftover
         # Outputs marked spent by uncommitted inputs become unspent again.
         in_path = layout.array_path(self.data_dir, "input_spent_output")
         out_path = layout.array_path(self.data_dir, "output_spent_by_tx")
@@ -376,19 +334,20 @@ class StoreWriter:
             and state["txs"] <= self.counts["txs"]
             and state["addresses"] <= self.counts["addresses"]
         )
-        if usable:
-            assert state is not None
-            prefix = str(self._index_dir())
-            self.outpoints = HashIndex.load(prefix + "/outpoints", state["outpoint_slots"])
-            # the rebuild rule needs the entries after the last rebuild; without them (0) every
-            # writer opened on a chain with > COMPACT_MIN live txs rebuilt at its first append,
-            # a scan of the whole chain per `ingest` run. Stores from before: as if just rebuilt.
-            self._live_outpoints = int(state.get("outpoint_live", self.outpoints.used))
-            first_tx = state["txs"]
-        else:
-            self.outpoints = HashIndex()
-            first_tx = 0
-        self._catch_up_indexes(first_tx, full_rebuild=not usable)
+        self.utxos = UtxoCache(spill_dir=self.data_dir)  # the old one goes first
+        self._utxos_valid = True
+        self._pending_spends = []
+        first_tx = 0
+        if usable and state is not None and "utxo_used" in state:
+            self.utxos = UtxoCache.load(
+                str(self._index_dir() / "utxo"), int(state["utxo_used"]), self.data_dir
+            )
+            first_tx = int(state["txs"])
+        try:
+            self._rebuild_utxos(first_tx)
+        except _StaleCache:  # the saved cache does not match the chain: from scratch
+            self.utxos = UtxoCache(spill_dir=self.data_dir)
+            self._rebuild_utxos(0)
         # The address index lives on disk beside index/ and brings itself up to date (it
         # survives rollbacks: see addrindex.py).
         keys = self._array("address_key", self.counts["addresses"])
@@ -397,64 +356,120 @@ class StoreWriter:
         else:
             self.addresses._catch_up(np.asarray(keys))
 
-    def _catch_up_indexes(self, first_tx: int, full_rebuild: bool) -> None:
-        n_tx = self.counts["txs"]
-        txids = layout.open_array(self.data_dir, "tx_txid", n_tx)
-        if full_rebuild and n_tx:
-            self._compact_outpoints()  # only txs with an unspent output can be spent again
-        elif n_tx > first_tx:
-            ids = np.arange(first_tx, n_tx, dtype=np.int64)
-            self.outpoints.insert(np.asarray(txids[first_tx:]), ids, np.asarray(txids), txids[:0])
+    def _rebuild_utxos(self, first_tx: int) -> None:
+        """Bring the UTXO cache from the committed state of the chain's first `first_tx` txs
+        (0: an empty cache) to the committed chain's.
 
-    def _compact_outpoints(self) -> None:
-        """Rebuild the outpoint index with only the txs that still have an unspent output.
-
-        Triggered by `_maybe_compact_outpoints`, so the cost stays proportional to the txs
-        ingested (amortised) and the index stays near the size of the UTXO set's tx count
-        rather than the whole chain's.
+        Reads sequentially: the unspent outputs of txs >= first_tx, in chain order (spent ones
+        are marked in `output_spent_by_tx`; `_recover` has undone uncommitted marks). Only
+        the outputs before first_tx that inputs from there on spent are found at random (their
+        tx by binary search, its txid): a catch-up after a crash covers the txs since the last
+        `save_indexes`, a few at most.
         """
-        n_tx, n_out = self.counts["txs"], self.counts["outputs"]
-        txids = np.asarray(self._array("tx_txid", n_tx))
-        spent_by = self._array("output_spent_by_tx", n_out)
+        c = self.counts
+        n_tx, n_out, n_in = c["txs"], c["outputs"], c["inputs"]
+        if first_tx >= n_tx:
+            return
         first_out = self._array("tx_first_output", n_tx)
-        # In chunks of txs, so the working memory is ≈ 1 B per output of one chunk plus 4 B per
-        # live tx (uint32 ids), not 8 B per output of the chain (25 GB at mainnet); the old
-        # table goes first.
-        self.outpoints = HashIndex()
-        parts = []
-        for t0 in range(0, n_tx, COMPACT_CHUNK_TXS):
-            t1 = min(t0 + COMPACT_CHUNK_TXS, n_tx)
+        txids = self._array("tx_txid", n_tx)
+        o_start = int(first_out[first_tx])
+        i_start = int(self._array("tx_first_input", n_tx)[first_tx])
+        if o_start and i_start < n_in:
+            spent = self._array("input_spent_output", n_in)
+            for lo in range(i_start, n_in, REBUILD_CHUNK_TXS):
+                ids = np.asarray(spent[lo : min(lo + REBUILD_CHUNK_TXS, n_in)])
+                old = ids[(ids >= 0) & (ids < o_start)]
+                if not old.shape[0]:
+                    continue
+                tx = np.searchsorted(first_out, old, side="right") - 1
+                bad, outs, _, _ = self.utxos.take(txids[tx], old - np.asarray(first_out[tx]))
+                if bad >= 0 or not np.array_equal(outs, old):
+                    raise _StaleCache
+        spent_by = self._array("output_spent_by_tx", n_out)
+        script_type = self._array("output_script_type", n_out)
+        values = self._array("output_value", n_out)
+        address = self._array("output_address", n_out)
+        for t0 in range(first_tx, n_tx, REBUILD_CHUNK_TXS):
+            t1 = min(t0 + REBUILD_CHUNK_TXS, n_tx)
             o0 = int(first_out[t0])
             o1 = int(first_out[t1]) if t1 < n_tx else n_out
             if o1 == o0:
                 continue
-            unspent = np.asarray(spent_by[o0:o1]) == NONE32
-            per_tx = np.add.reduceat(unspent, np.asarray(first_out[t0:t1]) - o0, dtype=np.int32)
-            parts.append((t0 + np.flatnonzero(per_tx > 0)).astype(np.uint32))
-        live = np.concatenate(parts) if parts else np.zeros(0, np.uint32)
-        del parts
-        index = HashIndex(int(live.shape[0] / 0.5) + 1)
-        for lo in range(0, live.shape[0], COMPACT_INSERT_TXS):
-            ids = live[lo : lo + COMPACT_INSERT_TXS]
-            index.insert(txids[ids], ids, txids, txids[:0])
-        self.outpoints = index
-        self._live_outpoints = int(live.shape[0])
+            fo = np.asarray(first_out[t0:t1]).astype(np.int64)
+            live = (np.asarray(spent_by[o0:o1]) == NONE32) & (
+                np.asarray(script_type[o0:o1]) != _OP_RETURN
+            )
+            rows = np.flatnonzero(live)
+            tx_local = np.searchsorted(fo - o0, rows, side="right") - 1
+            self._put_utxos(
+                np.asarray(txids[t0:t1]),
+                rows + o0 - fo[tx_local],
+                rows + o0,
+                np.asarray(values[o0:o1])[rows],
+                np.asarray(address[o0:o1])[rows],
+                n_tx,
+                tx_local,
+            )
+
+    def _put_utxos(
+        self,
+        txids: np.ndarray,
+        vouts: np.ndarray,
+        outputs: np.ndarray,
+        values: np.ndarray,
+        addresses: np.ndarray,
+        n_tx: int,
+        tx_local: np.ndarray | None = None,
+    ) -> None:
+        """Add unspent outputs to the cache (of the first `n_tx` txs on disk). An entry they
+        replace must be the same outpoint of an earlier tx with the same txid (BIP30: the later
+        tx takes it over, as the txid -> tx index did); anything else is a collision of the
+        cache's 88-bit keys, confirmed here against `tx_txid` and refused. With `tx_local`,
+        `txids` holds one row per tx (UtxoCache.put)."""
+        replaced = self.utxos.put(txids, vouts, outputs, values, addresses, tx_local)
+        dup = np.flatnonzero(replaced >= 0)
+        if dup.shape[0]:
+            if tx_local is not None:
+                txids = txids[tx_local]
+            first_out = self._array("tx_first_output", n_tx)
+            old = replaced[dup]
+            tx = np.searchsorted(first_out, old, side="right") - 1
+            same = (np.asarray(self._array("tx_txid", n_tx)[tx]) == txids[dup]).all(axis=1) & (
+                old - np.asarray(first_out[tx]) == vouts[dup]
+            )
+            if not same.all():
+                self._utxos_valid = False
+                k = int(dup[np.flatnonzero(~same)[0]])
+                raise StoreError(
+                    f"outpoint {bytes(txids[k][::-1]).hex()}:{int(vouts[k])} has the UTXO "
+                    "cache key of another unspent output (a collision of its 88-bit keys); "
+                    "please report it"
+                )
 
     def save_indexes(self) -> None:
-        """Persist the derived indexes for the committed state (atomically, via a temp dir)."""
+        """Persist the derived indexes for the committed state (atomically, via a temp dir).
+
+        The UTXO cache is saved only for a fully committed writer (nothing staged or pending);
+        otherwise the next open rebuilds it from the arrays."""
         tmp = self.data_dir / "index.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        self.outpoints.save(str(tmp / "outpoints"))
         assert self.addresses is not None
         self.addresses.save(self.counts_committed("addresses"))
-        state = {
+        state: dict[str, Any] = {
             "epoch": self.manifest["epoch"],
             "txs": self.counts["txs"],
             "addresses": self.counts["addresses"],
-            "outpoint_slots": self.outpoints.used,
-            "outpoint_live": self._live_outpoints,
         }
+        settled = (
+            self._utxos_valid
+            and not self._staged
+            and not self._pending_spends
+            and self.counts == self.manifest["counts"]
+        )
+        if settled:
+            self.utxos.save(str(tmp / "utxo"))
+            state["utxo_used"] = self.utxos.used
         (tmp / "state.json").write_text(json.dumps(state))
         publish_dir(tmp, self._index_dir())
         self.update_lookup()
@@ -489,7 +504,7 @@ class StoreWriter:
         out_tx_local = np.repeat(np.arange(batch.n_tx), np.diff(batch.tx_first_output))
 
         tx_height = self._append_txs(batch, heights, tx_ids)
-        out_address, key_rows, new_rows = self._append_outputs(batch)
+        out_address, key_rows, new_rows = self._append_outputs(batch, out_tx_local)
         spent_output, in_value, in_address = self._append_inputs(batch, tx_ids, in_tx_local, where)
         self._append_blocks(batch, key_rows, new_rows, out_tx_local, n_addr0)
 
@@ -536,40 +551,21 @@ class StoreWriter:
     def _append_txs(
         self, batch: ParsedBatch, heights: np.ndarray, tx_ids: np.ndarray
     ) -> np.ndarray:
-        """1. Transactions: arrays first (the outpoint index verifies keys against them).
-        Returns each tx's block height."""
-        n_tx0, n_in0, n_out0 = self.counts["txs"], self.counts["inputs"], self.counts["outputs"]
+        """1. Transactions. Returns each tx's block height."""
+        n_in0, n_out0 = self.counts["inputs"], self.counts["outputs"]
         tx_height = heights[batch.tx_block]
         self._append_array("tx_txid", batch.txid)
         self._append_array("tx_first_output", n_out0 + batch.tx_first_output[:-1])
         self._append_array("tx_first_input", n_in0 + batch.tx_first_input[:-1])
         self._append_array("tx_height", tx_height)
-        all_txids = self._array("tx_txid", n_tx0 + batch.n_tx)
-        self._maybe_compact_outpoints(batch.n_tx)
-        self.outpoints.insert(batch.txid, tx_ids, np.asarray(all_txids), batch.txid[:0])
         return tx_height
 
-    def _maybe_compact_outpoints(self, extra: int) -> None:
-        """Rebuild the outpoint index before `extra` more txids go in, when it holds twice the
-        entries it had after its last rebuild, or when they would make its table double.
-
-        A doubling holds the old and the new table at once: at mainnet's ≈ 130 M txs with an
-        unspent output that is 2^28 slots growing to 2^29, 9.7 GB for a moment and 6.4 GB after.
-        The rebuild frees the old table first and sizes the new one for the live txs (2^28
-        slots, 3.2 GB), so the table never exceeds ≈ 48 B per live tx.
-        """
-        index = self.outpoints
-        if index.used <= COMPACT_MIN:
-            return
-        doubles = index.used + extra > MAX_LOAD * index.capacity
-        # a rebuild that would keep nearly every entry is not worth a scan of the chain
-        worth = index.used > 1.25 * self._live_outpoints
-        if index.used > 2 * self._live_outpoints or (doubles and worth):
-            self._compact_outpoints()
-
-    def _append_outputs(self, batch: ParsedBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """2. Outputs and their addresses. Returns each output's address id (-1 none), the
-        outputs that carry an address key, and which of those keys were new addresses."""
+    def _append_outputs(
+        self, batch: ParsedBatch, out_tx_local: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """2. Outputs and their addresses; the spendable ones go into the UTXO cache. Returns
+        each output's address id (-1 none), the outputs that carry an address key, and which
+        of those keys were new addresses."""
         n_addr0 = self.counts["addresses"]
         has_key = batch.out_key_len > 0
         key_rows = np.flatnonzero(has_key)
@@ -588,65 +584,103 @@ class StoreWriter:
         self._append_array("output_script_type", batch.out_script_type)
         self._append_array("output_address", out_addr32)
         self._append_array("output_spent_by_tx", np.full(batch.n_outputs, NONE32, "<u4"))
+        live = np.flatnonzero(batch.out_script_type != _OP_RETURN)
+        tx_local = out_tx_local[live]
+        n_out0 = self.counts["outputs"]
+        try:
+            self._put_utxos(
+                batch.txid,
+                live - batch.tx_first_output[tx_local],
+                n_out0 + live,
+                batch.out_value[live],
+                out_addr32[live],
+                self.counts["txs"] + batch.n_tx,
+                tx_local,
+            )
+        except BaseException:
+            self._utxos_valid = False
+            raise
         return out_address, key_rows, new_rows
 
     def _append_inputs(
         self, batch: ParsedBatch, tx_ids: np.ndarray, in_tx_local: np.ndarray, where: list[str]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """3. Inputs: resolve each to the output it spends and mark that output spent.
-        Returns each input's spent output id, value and address id (-1 none)."""
-        n_tx0 = self.counts["txs"]
-        n_tx1 = n_tx0 + batch.n_tx
-        n_out1 = self.counts["outputs"] + batch.n_outputs
-        all_txids = self._array("tx_txid", n_tx1)
-        prev_tx = np.full(batch.n_inputs, COINBASE_PREV, np.int64)
+        """3. Inputs: resolve each from the UTXO cache to the output it spends (its entry
+        leaves the cache; the spent mark waits for the commit). Returns each input's spent
+        output id, value and address id (-1 none)."""
+        spent_output = np.full(batch.n_inputs, COINBASE_SPENT_OUTPUT, np.int64)
+        in_value = np.zeros(batch.n_inputs, np.int64)
+        in_addr32 = np.full(batch.n_inputs, NO_ADDRESS, np.uint32)
         spending = np.flatnonzero(~batch.in_is_coinbase)
         if spending.shape[0]:
-            prev_tx[spending] = self.outpoints.lookup(
-                batch.in_prev_txid()[spending], np.asarray(all_txids)
+            bad, outs, values, addrs = self.utxos.take(
+                batch.in_prev_txid()[spending], batch.in_prev_vout[spending]
             )
-        spent_output = np.empty(batch.n_inputs, np.int64)
-        spent_by = self._array("output_spent_by_tx", n_out1, writable=True)
-        first_out_all = self._array("tx_first_output", n_tx1)
-        bad = _resolve_inputs(
-            prev_tx, batch.in_prev_vout, first_out_all, n_out1, spent_by, n_tx0, spent_output
-        )
-        if bad < 0:
-            bad = _first_repeat(spent_output)  # two inputs of this batch spend one output
             if bad >= 0:
-                spent_output[bad] = ALREADY_SPENT
-        if bad >= 0:
-            t = int(in_tx_local[bad])
-            b = int(batch.tx_block[t])
-            vin = bad - int(batch.tx_first_input[t])
-            prev = bytes(batch.in_prev_txid()[bad][::-1]).hex()
-            reason = _REASONS[int(spent_output[bad])]
-            raise InputError(
-                f"tx {batch.txid_hex(t)} input {vin} {reason} ({prev}:{batch.in_prev_vout[bad]})",
-                path=where[b],
-                offset=int(batch.in_prev_offset[bad] - batch.block_start[b]),
-                field="input prevout",
-            )
-        # The inputs' rows go to disk before the spent marks, so that recovery after a crash
-        # can find and undo every mark (see _recover).
+                self._utxos_valid = False  # the inputs before it left the cache
+                self._input_error(batch, int(spending[bad]), in_tx_local, where)
+            spent_output[spending] = outs
+            in_value[spending] = values
+            in_addr32[spending] = addrs
+        # The inputs' rows go to disk before their spent marks (applied at commit), so that
+        # recovery after a crash can find and undo every mark (see _recover).
         self._append_array("input_spent_output", spent_output)
-        _mark_spent(spent_by, spent_output, tx_ids[in_tx_local])
-        if isinstance(spent_by, np.memmap):
-            spent_by.flush()
-        resolved = spent_output >= 0
-        values_all = self._array("output_value", n_out1)
-        address_all = self._array("output_address", n_out1)
-        in_value = np.zeros(batch.n_inputs, np.int64)
-        in_address = np.full(batch.n_inputs, -1, np.int64)
-        in_value[resolved] = values_all[spent_output[resolved]]
-        addr = np.asarray(address_all[spent_output[resolved]]).astype(np.int64)
-        in_address[resolved] = np.where(addr == int(NONE32), -1, addr)
+        if spending.shape[0]:
+            self._pending_spends.append((outs, tx_ids[in_tx_local[spending]]))
+        in_address = np.where(in_addr32 == NO_ADDRESS, -1, in_addr32.astype(np.int64))
         # Kept beside input_spent_output so that clustering and tracing read input addresses
         # sequentially instead of gathering them through the outputs (4 B/input).
-        self._append_array(
-            "input_address", np.where(in_address < 0, NONE32, in_address).astype("<u4")
-        )
+        self._append_array("input_address", in_addr32)
         return spent_output, in_value, in_address
+
+    def _input_error(
+        self, batch: ParsedBatch, i: int, in_tx_local: np.ndarray, where: list[str]
+    ) -> None:
+        """Raise the InputError of input `i`, which the UTXO cache does not hold. Finding out
+        why reads the chain's txids (only on this error path)."""
+        n_tx1 = self.counts["txs"] + batch.n_tx
+        n_out1 = self.counts["outputs"] + batch.n_outputs
+        prev = batch.in_prev_txid()[i]
+        vout = int(batch.in_prev_vout[i])
+        txids = self._array("tx_txid", n_tx1)
+        prev_tx = -1
+        for lo in range(0, n_tx1, REBUILD_CHUNK_TXS):
+            hits = np.flatnonzero((txids[lo : lo + REBUILD_CHUNK_TXS] == prev).all(axis=1))
+            if hits.shape[0]:
+                prev_tx = lo + int(hits[-1])  # a later duplicate txid takes the earlier over
+        reason = UNKNOWN_TX
+        if prev_tx >= 0:
+            first_out = self._array("tx_first_output", n_tx1)
+            first = int(first_out[prev_tx])
+            end = int(first_out[prev_tx + 1]) if prev_tx + 1 < n_tx1 else n_out1
+            reason = VOUT_OUT_OF_RANGE
+            if vout < end - first:
+                kind = int(self._array("output_script_type", n_out1)[first + vout])
+                reason = UNSPENDABLE if kind == _OP_RETURN else ALREADY_SPENT
+        t = int(in_tx_local[i])
+        b = int(batch.tx_block[t])
+        vin = i - int(batch.tx_first_input[t])
+        raise InputError(
+            f"tx {batch.txid_hex(t)} input {vin} {_REASONS[reason]} "
+            f"({bytes(prev[::-1]).hex()}:{vout})",
+            path=where[b],
+            offset=int(batch.in_prev_offset[i] - batch.block_start[b]),
+            field="input prevout",
+        )
+
+    def _apply_spends(self) -> None:
+        """Mark the outputs that the appended inputs spent, in output order (one pass over
+        `output_spent_by_tx` per commit, not a random page write per input)."""
+        if not self._pending_spends:
+            return
+        outs = np.concatenate([o for o, _ in self._pending_spends])
+        txs = np.concatenate([t for _, t in self._pending_spends])
+        self._pending_spends = []
+        order = np.argsort(outs, kind="stable")
+        spent_by = self._array("output_spent_by_tx", self.counts["outputs"], writable=True)
+        _mark_spent(spent_by, outs[order], txs[order])
+        if isinstance(spent_by, np.memmap):
+            spent_by.flush()
 
     def _append_blocks(
         self,
@@ -926,6 +960,9 @@ class StoreWriter:
         `keep_last` batches stay unpublished (their files may still be being written), so the
         ingest loop can commit batch k-1 while batch k's files are written.
         """
+        # every appended input's row is on disk: its spent mark may go too (recovery undoes
+        # the marks of inputs that end up uncommitted)
+        self._apply_spends()
         ready = self._staged[: max(len(self._staged) - keep_last, 0)]
         if not ready and not any(self.pending_files.values()):
             return
@@ -989,6 +1026,7 @@ class StoreWriter:
             staged.files.cancel()
         self._pool.shutdown(wait=True)
         self._staged = []
+        self._pending_spends = []
         if self.addresses is not None:
             self.addresses.close()
         self._unlock()
