@@ -91,6 +91,7 @@ def measure(profile: str, scale: str, seed: int, recluster: bool = True) -> dict
     score = score_case(root / "world", case)
     # ru_maxrss is KiB on Linux: the process's peak so far (over every world this run measured).
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    meta = json.loads((root / "world" / "world.json").read_text())
     result = {
         # which code and when: `make bench` renders results kept from earlier runs too
         "commit": _commit(),
@@ -101,7 +102,9 @@ def measure(profile: str, scale: str, seed: int, recluster: bool = True) -> dict
         "seconds": round(time.perf_counter() - started, 1),
         "stages": stages,
         "peak_rss_mib": round(peak_rss_mib),
-        "n_txs": json.loads((root / "world" / "world.json").read_text())["n_txs"],
+        "n_txs": meta["n_txs"],
+        # pairs of exchanges identical on every habit (docs/simulator.md, "Exchange habits")
+        "twin_exchanges": meta.get("twin_exchanges", []),
         "score": score.as_dict(),
         "leads": lead_outcomes(root / "world", case, 0.0),
         "cashouts": cashout_outcomes(root / "world", case),
