@@ -91,6 +91,7 @@ def measure(profile: str, scale: str, seed: int, recluster: bool = True) -> dict
     score = score_case(root / "world", case)
     # ru_maxrss is KiB on Linux: the process's peak so far (over every world this run measured).
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    meta = json.loads((root / "world" / "world.json").read_text())
     result = {
         # which code and when: `make bench` renders results kept from earlier runs too
         "commit": _commit(),
@@ -101,7 +102,9 @@ def measure(profile: str, scale: str, seed: int, recluster: bool = True) -> dict
         "seconds": round(time.perf_counter() - started, 1),
         "stages": stages,
         "peak_rss_mib": round(peak_rss_mib),
-        "n_txs": json.loads((root / "world" / "world.json").read_text())["n_txs"],
+        "n_txs": meta["n_txs"],
+        # pairs of exchanges identical on every habit (docs/simulator.md, "Exchange habits")
+        "twin_exchanges": meta.get("twin_exchanges", []),
         "score": score.as_dict(),
         "leads": lead_outcomes(root / "world", case, 0.0),
         "cashouts": cashout_outcomes(root / "world", case),
@@ -120,7 +123,10 @@ def measure(profile: str, scale: str, seed: int, recluster: bool = True) -> dict
 
 def _row(r: dict[str, Any]) -> list[str]:
     s = r["score"]
-    worst = min((v["recall"] for v in s["per_exchange"].values()), default=1.0)
+    per = s["per_exchange"]
+    low = min(per, key=lambda k: per[k]["recall"], default="")
+    worst = f"{per[low]['recall']:.3f} ({low})" if low else "1.000"
+    twins = ", ".join("+".join(pair) for pair in r.get("twin_exchanges", [])) or "—"
     return [
         r["profile"],
         r["scale"],
@@ -128,12 +134,13 @@ def _row(r: dict[str, Any]) -> list[str]:
         f"{r['n_txs']:,}",
         f"{s['lead_precision']:.3f}",
         f"{s['lead_recall']:.3f}",
-        f"{worst:.3f}",
+        worst,
         f"{s['cashout_precision']:.3f}",
         f"{s['cashout_recall']:.3f}",
         f"{s['cashout_total_ratio']:.2f}",
         str(s["coinjoin_attributed_above_cap"]),
         str(s["unpaid_attributed"]),
+        twins if "twin_exchanges" in r else "?",
     ]
 
 
@@ -151,6 +158,7 @@ def render(results: list[dict[str, Any]], by: str = "leads") -> str:
         "profile", "scale", "seed", "txs", "lead precision", "lead recall",
         "worst exchange recall", "cash-out precision", "cash-out recall",
         "cashed-out total, reported ÷ true", "CoinJoin-only deposits > 0.25", "unpaid named",
+        "twin exchanges",
     ]  # fmt: skip
 
     def worst(r: dict[str, Any]) -> float:

@@ -18,7 +18,9 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Profile", "profile", "profile_names"]
+__all__ = ["HABIT_MODES", "Profile", "profile", "profile_names"]
+
+HABIT_MODES = ("drawn", "by_index")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,11 @@ class Profile:
 
     name: str
     description: str = ""
+    #: how each exchange's habits (script types, change address and position, fee deduction,
+    #: batch and sweep intervals) are set: "drawn", each habit on its own per exchange from the
+    #: world's seed (real exchanges run different software), or "by_index", a function of the
+    #: exchange's index as in the worlds before 2026-12-07 (exchanges 0 and 4 twins)
+    exchange_habits: str = "drawn"
     #: share of exchanges that never reuse an address: a fresh hot address per sweep, fresh
     #: change per batched withdrawal, fresh cold storage per move
     exchange_fresh_share: float = 0.0
@@ -47,6 +54,12 @@ class Profile:
     send_all_service_share: float = 0.0
     #: share of Whirlpool plans that pay the service from the Tx0's change (a trail, not a mix)
     tx0_change_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.exchange_habits not in HABIT_MODES:
+            raise ValueError(
+                f"profile {self.name!r}: exchange_habits {self.exchange_habits!r} not in {HABIT_MODES}"
+            )
 
     def knobs(self) -> dict[str, Any]:
         """Every knob and its value (for world.json)."""

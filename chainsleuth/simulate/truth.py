@@ -32,11 +32,18 @@ if TYPE_CHECKING:
     from chainsleuth.simulate.economy.model import Exchange
     from chainsleuth.simulate.economy.world import World
 
-__all__ = ["write_truth", "TAG_LASTMOD"]
+__all__ = ["write_truth", "twin_exchanges", "TAG_LASTMOD"]
 
 TAG_LASTMOD = "2020-01-01"  # fixed, so that tag files are reproducible
 _SOFTWARE = ("core", "electrum", "mobile", "service", "coordinator")
 _CHANGE = ("fresh", "reuse", "match_payment_type")
+
+
+def twin_exchanges(exchanges: list[Exchange]) -> list[list[str]]:
+    """Pairs of exchanges identical on every habit they act on (world.json `twin_exchanges`):
+    their wallets look alike on chain, and only tags and clustering tell them apart."""
+    records = [(e.name, e.habit_record()) for e in exchanges]
+    return [[a, b] for i, (a, ha) in enumerate(records) for b, hb in records[i + 1 :] if ha == hb]
 
 
 def _iso(t: int) -> str:
@@ -228,6 +235,8 @@ def write_truth(
         "profile": world.profile.name,
         "profile_knobs": world.profile.knobs(),
         "exchanges_never_reusing": [e.name for e in exchanges if e.no_reuse],
+        "exchange_habits": {e.name: e.habit_record() for e in exchanges},
+        "twin_exchanges": twin_exchanges(exchanges),
         "tip_height": chain.tip_height,
         "tip_hash": chain.tip_hash,
         "n_blocks": len(main),

@@ -274,10 +274,14 @@ def test_cli_command(world: tuple[Path, Path, Path], tmp_path: Path) -> None:
 def test_funding_txid_is_the_withdrawal_that_paid_the_customer(
     world: tuple[Path, Path, Path],
 ) -> None:
-    """What the exchange needs: the withdrawal it made to its customer. One exchange of the
-    world chains its withdrawals (each spends the last one's change); the lead's funding tx is
-    moved along that chain to the customer's withdrawal (`custody_path` lists the moves)."""
+    """What the exchange needs: the withdrawal it made to its customer. An exchange that sends
+    a batch's change to a fresh address chains its withdrawals (each spends the last one's
+    change); the lead's funding tx is moved along that chain to the customer's withdrawal
+    (`custody_path` lists the moves). Exchanges whose change goes back to a reused hot address
+    need no move: that address is in the tagged cluster."""
     w, _, case = world
+    habits = json.loads((w / "world.json").read_text())["exchange_habits"]
+    chains = any(h["fresh_change"] for h in habits.values())
     funding: dict[str, set[str]] = defaultdict(set)
     for p in _rows(w / "truth" / "payments.csv"):
         funding[p["deposit_address"]].add(p["funding_txid"])
@@ -294,8 +298,10 @@ def test_funding_txid_is_the_withdrawal_that_paid_the_customer(
         right += top["funding_txid"] in funding[t["deposit_address"]]
         moved += bool(top["custody_path"])
     assert named > 200
-    assert right / named >= 0.95  # measured 249 / 256
-    assert moved > 0
+    assert right / named >= 0.95  # measured 249 / 256 (index-walked habits)
+    # the session's world (easy small 1) drew reused change for all four exchanges since
+    # habits are drawn per exchange (2026-12-07): no chain to move along, so no move
+    assert moved > 0 if chains else moved == 0
 
 
 def test_chunked_tracing_gives_the_same_files(

@@ -17,7 +17,12 @@ from chainsleuth.simulate.profiles import Profile, profile, profile_names
 def test_named_profiles_and_unknown() -> None:
     assert profile_names()[:3] == ["easy", "realistic", "hard"]
     easy, hard = profile("easy"), profile("hard")
-    assert all(v in (0, 0.0, [0, 0]) for k, v in easy.knobs().items() if k != "name")
+    assert all(
+        v in (0, 0.0, [0, 0])
+        for k, v in easy.knobs().items()
+        if k not in ("name", "exchange_habits")
+    )
+    assert {profile(n).exchange_habits for n in profile_names()} == {"drawn"}
     assert hard.exchange_fresh_share > 0 and hard.send_all_share > 0
     assert profile(hard) is hard
     with pytest.raises(ValueError, match="unknown profile"):
@@ -89,3 +94,47 @@ def test_one_knob_alone_changes_the_world(tmp_path: Path) -> None:
               if r["kind"] == "payment"}  # fmt: skip
     no_change = sum(1 for v in change.values() if v == "")
     assert no_change > 0.3 * len(change)
+
+
+def test_exchange_habits_drawn_each_on_its_own() -> None:
+    """Habits are drawn per exchange from the seed, not walked with the exchange's index (where
+    exchanges 0 and 4 were twins on every habit); `by_index` keeps the older worlds."""
+    from chainsleuth.simulate.economy.base import WorldBase
+    from chainsleuth.simulate.economy.model import SCALES, Habits
+
+    def habits(seed: int, mode: str) -> list[Habits]:
+        world = WorldBase(seed, SCALES["medium"], profile=Profile(name="p", exchange_habits=mode))
+        return [ex.habits for ex in world.exchanges]
+
+    assert habits(5, "by_index") == [Habits.by_index(n) for n in range(5)]
+    assert Habits.by_index(0) == Habits.by_index(4)
+    drawn = {seed: habits(seed, "drawn") for seed in range(1, 13)}
+    assert drawn[1] == habits(1, "drawn")  # a function of the seed
+    assert sum(h[0] == h[4] for h in drawn.values()) < 3  # not twins by construction
+    # each habit varies on its own: fee deduction no longer fixes the batch interval
+    pairs = {(h.deducts_fee, h.batch_every) for hs in drawn.values() for h in hs}
+    assert pairs == {(False, 1), (False, 2), (True, 1), (True, 2)}
+    with pytest.raises(ValueError, match="exchange_habits"):
+        Profile(name="bad", exchange_habits="alphabetical")
+
+
+def test_world_records_habits_and_twins(hard_world: Path) -> None:
+    from chainsleuth.simulate.economy.model import Exchange
+    from chainsleuth.simulate.truth import twin_exchanges
+
+    meta = json.loads((hard_world / "world.json").read_text())
+    habits = meta["exchange_habits"]
+    assert list(habits) == meta["exchanges"]
+    assert [n for n, h in habits.items() if h["never_reuse"]] == meta["exchanges_never_reusing"]
+    assert all(h["fresh_change"] for h in habits.values() if h["never_reuse"])
+    expected = [[a, b] for i, a in enumerate(habits) for b in list(habits)[i + 1 :]
+                if habits[a] == habits[b]]  # fmt: skip
+    assert meta["twin_exchanges"] == expected
+    # the twin finder itself, on two exchanges made identical
+    from chainsleuth.simulate.economy.base import WorldBase
+    from chainsleuth.simulate.economy.model import SCALES
+
+    by_index = Profile(name="p", exchange_habits="by_index")
+    ex: list[Exchange] = WorldBase(1, SCALES["medium"], profile=by_index).exchanges
+    assert twin_exchanges(ex) == [["arcadia", "ember"]]
+    assert twin_exchanges(ex[:4]) == []

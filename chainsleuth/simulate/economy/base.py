@@ -29,6 +29,7 @@ from chainsleuth.simulate.economy.model import (
     WHIRLPOOL_FEES,
     Cashout,
     Exchange,
+    Habits,
     Payment,
     Scale,
     Ticket,
@@ -104,13 +105,20 @@ class WorldBase:
         rng = self.rng
         book = self.book
         self.exchanges: list[Exchange] = []
+        # each exchange's habits (its software), drawn from a stream of their own so that the
+        # world's other draws stay where they were (docs/design/simulator.md)
+        habit_rng = random.Random(self.seed * 6_700_417 + 11)
         for n in range(s.n_exchanges):
             name = EXCHANGE_NAMES[n]
-            stype = (P2SH, P2SH, P2WPKH, P2PKH, P2SH, P2WPKH)[n % 6]
+            habits = (
+                Habits.draw(habit_rng) if self.profile.exchange_habits == "drawn"
+                else Habits.by_index(n)
+            )  # fmt: skip
+            stype = habits.stype
             w = self._wallet(f"exchange-{name}", "exchange", name, stype)
             hot = [book.new(stype, w.idx, ROLE["hot"]) for _ in range(2)]
             cold = book.new(P2WSH, w.idx, ROLE["cold"])
-            self.exchanges.append(Exchange(n, w, cold, hot, rng))
+            self.exchanges.append(Exchange(n, w, cold, hot, rng, habits))
         if self.profile.exchange_fresh_share > 0:
             k = round(self.profile.exchange_fresh_share * s.n_exchanges)
             for ex in rng.sample(self.exchanges, k):

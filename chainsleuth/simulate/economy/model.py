@@ -20,6 +20,7 @@ __all__ = [
     "WHIRLPOOL_DENOMS",
     "Cashout",
     "Exchange",
+    "Habits",
     "Payment",
     "Scale",
     "Wallet",
@@ -148,26 +149,85 @@ class Wallet:
         return sum(u.value for u in self.utxos)
 
 
+#: the value sets of an exchange's habits (an exchange's software); `by_index` walks them with
+#: the exchange's index, `draw_habits` draws each on its own (docs/simulator.md, "Exchange habits")
+WALLET_STYPES = (P2SH, P2SH, P2WPKH, P2PKH, P2SH, P2WPKH)
+DEPOSIT_STYPES = (P2PKH, P2SH, P2WPKH, P2SH, P2PKH, P2WPKH)
+BATCH_EVERY = (1, 2)
+SWEEP_EVERY = (4, 5, 6, 7)
+
+
+@dataclass(frozen=True)
+class Habits:
+    """What an exchange's wallet software does, as seen on chain."""
+
+    stype: int  # the hot wallet's script type (hot addresses, change)
+    dep_stype: int  # customers' deposit addresses
+    fresh_change: bool  # a fresh change address per batch (else a reused hot address)
+    change_last: bool  # change is the batch's last output (else shuffled in)
+    deducts_fee: bool  # withdrawal fee taken from the amount sent
+    batch_every: int  # blocks between batched withdrawals
+    sweep_every: int  # blocks between deposit sweeps
+
+    @classmethod
+    def by_index(cls, n: int) -> Habits:
+        """The habits of exchange `n` in the worlds before 2026-12-07: a function of `n` alone
+        (exchanges 0 and 4 twins on every habit)."""
+        return cls(WALLET_STYPES[n % 6], DEPOSIT_STYPES[n % 6], n % 3 == 2, n % 2 == 0,
+                   n % 2 == 1, 1 + n % 2, 4 + n % 4)  # fmt: skip
+
+    @classmethod
+    def draw(cls, rng: random.Random) -> Habits:
+        """Each habit drawn on its own from the same value sets (and shares) as `by_index`."""
+        return cls(
+            rng.choice(WALLET_STYPES),
+            rng.choice(DEPOSIT_STYPES),
+            rng.random() < 1 / 3,
+            rng.random() < 0.5,
+            rng.random() < 0.5,
+            rng.choice(BATCH_EVERY),
+            rng.choice(SWEEP_EVERY),
+        )
+
+
 class Exchange:
     """An exchange: hot wallet (the wallet's utxos), cold storage, deposits, withdrawal queue."""
 
-    def __init__(self, n: int, wallet: Wallet, cold: Addr, hot: list[Addr], rng: random.Random):
+    def __init__(
+        self, n: int, wallet: Wallet, cold: Addr, hot: list[Addr], rng: random.Random,
+        habits: Habits,
+    ) -> None:  # fmt: skip
         self.n = n
         self.wallet = wallet
         self.name = wallet.entity
-        self.dep_stype = (P2PKH, P2SH, P2WPKH, P2SH, P2PKH, P2WPKH)[n % 6]
+        self.habits = habits
+        self.dep_stype = habits.dep_stype
         self.hot = hot
         self.cold = cold
-        self.fresh_change = n % 3 == 2  # others send change back to a reused hot address
+        self.fresh_change = habits.fresh_change  # others send change back to a reused hot address
         self.no_reuse = False  # profile: fresh hot per sweep, fresh change, fresh cold
-        self.change_last = n % 2 == 0
-        self.deducts_fee = n % 2 == 1  # withdrawal fee taken from the amount sent
-        self.batch_every = 1 + n % 2
-        self.sweep_every = 4 + n % 4
+        self.change_last = habits.change_last
+        self.deducts_fee = habits.deducts_fee  # withdrawal fee taken from the amount sent
+        self.batch_every = habits.batch_every
+        self.sweep_every = habits.sweep_every
         self.offset = rng.randrange(12)
         self.deposits: list[Utxo] = []
         self.queue: list[Request] = []
         self.ema_out = 1.0 * COIN  # withdrawals per block, smoothed
+
+    def habit_record(self) -> dict[str, object]:
+        """The habits the exchange acts on (for world.json): a never-reusing exchange takes
+        fresh change whatever it drew."""
+        return {
+            "wallet_stype": str(ScriptType(self.wallet.stype)),
+            "deposit_stype": str(ScriptType(self.dep_stype)),
+            "never_reuse": self.no_reuse,
+            "fresh_change": self.fresh_change,
+            "change_last": self.change_last,
+            "deducts_fee": self.deducts_fee,
+            "batch_every": self.batch_every,
+            "sweep_every": self.sweep_every,
+        }
 
 
 class Request:
