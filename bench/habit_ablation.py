@@ -1,0 +1,141 @@
+"""What each of the wallet habits of 2026-12-07 adds (issue 11, docs/investigations.md "More
+wallet habits (2026-12-07)"): round payment amounts, batch cadence and sweep cadence, each of
+which only rules a tagged wallet out (`trace.services._more_habits`).
+
+For worlds built by `bench.accuracy_matrix` (bench-output/accuracy/<profile>-<scale>-<seed>/,
+store clustered and tagged), each variant investigates the store again into
+`--work/<variant>/<world>` with only the named habits on, and scores the case
+(`cases.evaluate.score_case`): lead precision, recall, worst exchange. Variants: `none` (the
+older habits alone: the code before), `round`, `batch`, `sweep`, `all`. With `--named`, instead,
+the clusters the wallet styles name otherwise with all three habits than with none, scored by
+their majority owner (the truth; `bench.link_candidates._owners`).
+
+    python -m bench.habit_ablation --variants none all hard-small-4 hard-medium-7
+    python -m bench.habit_ablation --named hard-medium-1
+
+Reads the truth (bench code only). Writes only the cases under --work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.attribution_bound import OUT
+
+#: The habits each variant switches on.
+VARIANTS = {
+    "none": (),
+    "round": ("round",),
+    "batch": ("batch",),
+    "sweep": ("sweep",),
+    "all": ("round", "batch", "sweep"),
+}
+
+
+def only(parts: tuple[str, ...]) -> Callable[..., np.ndarray]:
+    """A `trace.services._more_habits` with only `parts` on."""
+    from chainsleuth.trace import services as sv
+
+    def more(styles: Any, named: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+        ok = np.ones((candidate.shape[0], named.shape[0]), np.bool_)
+        if "round" in parts:
+            rn = styles.rounds(sv.STYLE_MIN_PAYMENTS, sv.STYLE_MIN_ROUND)[named]
+            rc = styles.rounds(sv.STYLE_MIN_PAYMENTS_SEEN, sv.STYLE_MIN_ROUND_SEEN)[candidate]
+            both = (rc[:, None] >= 0) & (rn[None, :] >= 0)
+            ok &= ~both | (rc[:, None] == rn[None, :])
+        if "batch" in parts:
+            ok &= sv._unit_compatible(styles.batch_cadence, named, candidate)
+        if "sweep" in parts:
+            ok &= sv._unit_compatible(styles.sweep_cadence, named, candidate)
+        return ok
+
+    return more
+
+
+def score(name: str, variant: str, work: Path, root: Path = OUT) -> dict[str, Any]:
+    """Investigate world `name` with `variant`'s habits and score it."""
+    from chainsleuth.cases.evaluate import score_case
+    from chainsleuth.cases.investigate import investigate
+    from chainsleuth.trace import services as sv
+
+    world = root / name
+    case = work / variant / name
+    keep = sv._more_habits
+    try:
+        sv._more_habits = only(VARIANTS[variant])
+        investigate(world / "store", world / "world" / "seeds" / "deposits.csv", case, report=False)
+    finally:
+        sv._more_habits = keep
+    s = score_case(world / "world", case).as_dict()
+    per = {k: round(v["recall"], 3) for k, v in s["per_exchange"].items()}
+    worst = min(per.items(), key=lambda kv: kv[1]) if per else ("-", 1.0)
+    return {
+        "world": name,
+        "variant": variant,
+        "lead_precision": round(s["lead_precision"], 4),
+        "lead_recall": round(s["lead_recall"], 3),
+        "worst": list(worst),
+        "per_exchange": per,
+    }
+
+
+def named(name: str, root: Path = OUT) -> dict[str, Any]:
+    """Clusters named otherwise with the three habits than with none, by majority owner."""
+    from bench import link_candidates as lc
+    from chainsleuth.trace import services as sv
+
+    world, store_dir = root / name / "world", root / name / "store"
+    seeds = world / "seeds" / "deposits.csv"
+    keep = sv._more_habits
+    try:
+        sv._more_habits = only(())
+        without = lc._attribution_before_change(store_dir, seeds)["attribution"]
+    finally:
+        sv._more_habits = keep
+    state = lc._attribution_before_change(store_dir, seeds)
+    with_ = state["attribution"]
+    changed = np.array(sorted(c for c, v in with_.items() if without.get(c) != v), np.int64)
+    out: dict[str, Any] = {"world": name, "changed": int(changed.shape[0])}
+    if changed.shape[0] == 0:
+        return out
+    owner = lc._owners(state["store"], state["cluster_of"], world, changed)
+    verdict: Counter[str] = Counter()
+    for c in changed.tolist():
+        now, who = with_[c][0], owner.get(c, "?")
+        if who == now:
+            verdict["right"] += 1
+        elif isinstance(now, str) and now.startswith("cluster:"):
+            verdict["no longer named"] += 1
+        elif who.startswith(("user-", "customer-", "payer-")):
+            verdict["a person's cluster"] += 1
+        else:
+            verdict[f"wrong exchange ({who} named {now})"] += 1
+    return {**out, **verdict}
+
+
+def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("worlds", nargs="+", help="<profile>-<scale>-<seed> under bench-output")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--work", type=Path, default=OUT.parent / "habit-ablation")
+    parser.add_argument("--root", type=Path, default=OUT)
+    parser.add_argument("--named", action="store_true", help="only the clusters named otherwise")
+    args = parser.parse_args(argv)
+    for name in args.worlds:
+        if args.named:
+            out(json.dumps(named(name, args.root)))
+            continue
+        for v in args.variants:
+            out(json.dumps(score(name, v, args.work, args.root)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
