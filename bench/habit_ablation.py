@@ -1,14 +1,14 @@
-"""What each of the wallet habits of 2026-12-07 adds (issue 11, docs/investigations.md "More
-wallet habits (2026-12-07)"): round payment amounts, batch cadence and sweep cadence, each of
-which only rules a tagged wallet out (`trace.services._more_habits`).
+"""What the wallet habit of 2026-12-07 adds (issue 11, docs/investigations.md "More wallet
+habits (2026-12-07)"): round payment amounts, which only rule a tagged wallet out
+(`trace.services._more_habits`). The batch and sweep cadences measured beside it were dropped
+(block-counted intervals are the simulator's, not a real exchange's); the docs keep their rows.
 
 For worlds built by `bench.accuracy_matrix` (bench-output/accuracy/<profile>-<scale>-<seed>/,
 store clustered and tagged), each variant investigates the store again into
 `--work/<variant>/<world>` with only the named habits on, and scores the case
 (`cases.evaluate.score_case`): lead precision, recall, worst exchange. Variants: `none` (the
-older habits alone: the code before), `round`, `batch`, `sweep`, `all`. With `--named`, instead,
-the clusters the wallet styles name otherwise with all three habits than with none, scored by
-their majority owner (the truth; `bench.link_candidates._owners`).
+older habits alone: the code before), `round` (= `all`). With `--named`, instead, the clusters
+the wallet styles name otherwise with the habit than without, scored by their majority owner (the truth; `bench.link_candidates._owners`).
 
     python -m bench.habit_ablation --variants none all hard-small-4 hard-medium-7
     python -m bench.habit_ablation --named hard-medium-1
@@ -33,9 +33,7 @@ from bench.attribution_bound import OUT
 VARIANTS = {
     "none": (),
     "round": ("round",),
-    "batch": ("batch",),
-    "sweep": ("sweep",),
-    "all": ("round", "batch", "sweep"),
+    "all": ("round",),
 }
 
 
@@ -50,10 +48,6 @@ def only(parts: tuple[str, ...]) -> Callable[..., np.ndarray]:
             rc = styles.rounds(sv.STYLE_MIN_PAYMENTS_SEEN, sv.STYLE_MIN_ROUND_SEEN)[candidate]
             both = (rc[:, None] >= 0) & (rn[None, :] >= 0)
             ok &= ~both | (rc[:, None] == rn[None, :])
-        if "batch" in parts:
-            ok &= sv._unit_compatible(styles.batch_cadence, named, candidate)
-        if "sweep" in parts:
-            ok &= sv._unit_compatible(styles.sweep_cadence, named, candidate)
         return ok
 
     return more

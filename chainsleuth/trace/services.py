@@ -761,22 +761,6 @@ STYLE_MIN_ROUND = 4
 STYLE_MIN_PAYMENTS_SEEN = 20
 STYLE_MIN_ROUND_SEEN = 3
 
-#: Cadence units tried (`WalletStyles.cadence_unit`): a wallet that batches (or sweeps) every k
-#: blocks shows gaps between its batches that are multiples of k, and so does every subset of
-#: its batches (a fragment of its wallet). The gap *length*, never the phase of a height.
-STYLE_UNITS = np.arange(2, 17, dtype=np.int64)
-
-#: Gaps between a *tagged* exchange's distinct batch (sweep) heights before its cadence unit
-#: counts, and the share of them that must be multiples of the unit (a stray batch of another
-#: wallet in its group must not hide the unit).
-STYLE_MIN_GAPS = 8
-STYLE_UNIT_SHARE = 0.95
-
-#: A candidate with this many gaps is ruled out by a tagged wallet's unit k > 1 when fewer than
-#: `STYLE_UNIT_MAJORITY` of its gaps are multiples of k.
-STYLE_MIN_GAPS_SEEN = 2
-STYLE_UNIT_MAJORITY = 0.5
-
 #: Style values: not seen, or more than one value seen.
 STYLE_UNSEEN, STYLE_MIXED = -1, -2
 
@@ -804,8 +788,6 @@ class WalletStyles:
     change_reused: np.ndarray | None = None
     payments: np.ndarray | None = None  # int64 per group: its batches' payments (not change)
     round_payments: np.ndarray | None = None  # ... of a round amount (`STYLE_ROUND_SAT`)
-    batch_cadence: np.ndarray | None = None  # int64 (group, 1 + len(STYLE_UNITS)), `_cadence`
-    sweep_cadence: np.ndarray | None = None
 
     def rounds(self, min_payments: int, min_round: int) -> np.ndarray:
         """Per group: 1 = sends round amounts (`min_round`+ round payments and at least
@@ -818,19 +800,6 @@ class WalletStyles:
         paid, whole = self.payments, self.round_payments
         out[(paid >= min_payments) & (whole <= STYLE_ROUND_LOW * paid)] = 0
         out[(whole >= min_round) & (whole >= STYLE_ROUND_HIGH * paid)] = 1
-        return out
-
-    @staticmethod
-    def cadence_unit(cadence: np.ndarray | None, min_gaps: int) -> np.ndarray:
-        """Per group of `cadence` (`_cadence`): the largest unit of `STYLE_UNITS` that at least
-        `STYLE_UNIT_SHARE` of its `min_gaps`+ gaps are multiples of, 1 where none is, -1 with
-        fewer gaps (or none counted)."""
-        if cadence is None:
-            return np.zeros(0, np.int64)
-        gaps, div = cadence[:, 0], cadence[:, 1:]
-        out = np.where(gaps >= min_gaps, 1, -1).astype(np.int64)
-        for j, k in enumerate(STYLE_UNITS.tolist()):
-            out[(gaps >= min_gaps) & (div[:, j] >= STYLE_UNIT_SHARE * gaps)] = k
         return out
 
     def change_address(self, min_count: int) -> np.ndarray:
@@ -854,23 +823,6 @@ class WalletStyles:
         out[(other == 0) & (last >= min_last)] = 1
         out[(other >= min_elsewhere) & (last <= other)] = 0
         return out
-
-
-def _cadence(group: np.ndarray, height: np.ndarray, n_groups: int) -> np.ndarray:
-    """Per group: [gaps between its consecutive distinct heights, those a multiple of 2, of 3,
-    ... of each of `STYLE_UNITS`] (int64, n_groups × (1 + len(STYLE_UNITS))); 8 B per event."""
-    out = np.zeros((n_groups, 1 + STYLE_UNITS.shape[0]), np.int64)
-    if group.shape[0] < 2:
-        return out
-    order = np.lexsort((height, group))
-    g, h = group[order], height[order]
-    step = np.diff(h)
-    same = (g[1:] == g[:-1]) & (step > 0)
-    gg, gap = g[1:][same], step[same]
-    out[:, 0] = np.bincount(gg, minlength=n_groups)
-    for j, k in enumerate(STYLE_UNITS.tolist()):
-        out[:, 1 + j] = np.bincount(gg[gap % k == 0], minlength=n_groups)
-    return out
 
 
 def _one_value(group: np.ndarray, value: np.ndarray, n_groups: int) -> np.ndarray:
@@ -937,12 +889,11 @@ def wallet_styles(
         fingerprint = read_fingerprints(store, 0, n_txs, TX_SLICE)
     # per batch and sweep of a grouped spender: (group, first input's type, fingerprint)
     none = np.zeros(0, np.int64)
-    batch_g, batch_type, batch_fp, batch_h = [none], [none], [none], [none]
-    sweep_g, sweep_type, sweep_h = [none], [none], [none]
+    batch_g, batch_type, batch_fp = [none], [none], [none]
+    sweep_g, sweep_type = [none], [none]
     # its batches' payments (every payable output but the change), and the round ones
     payments = np.zeros(n_groups, np.int64)
     round_payments = np.zeros(n_groups, np.int64)
-    tx_height = store.graph.tx_height
     # a batch's change: its one output a later batch spends (as `service_entities` links).
     # Each tx's outputs lie in one slice, so its count of batch-spent outputs is the slice's.
     change_last = np.zeros(n_groups, np.int64)
@@ -968,9 +919,6 @@ def wallet_styles(
         sweep &= (tx_group >= 0) & ~shapes.coinjoin[t0:t1]
         sweep_g.append(tx_group[sweep])
         sweep_type.append(first_type[sweep])
-        heights = np.asarray(tx_height[t0:t1], np.int64)
-        batch_h.append(heights[batch])
-        sweep_h.append(heights[sweep])
         spent_by = np.asarray(shapes.spent_by[lo:hi])
         spent = spent_by >= 0
         in_batch = np.zeros(hi - lo, np.bool_)
@@ -1003,12 +951,10 @@ def wallet_styles(
     g_batch = np.concatenate(batch_g)
     hot = _one_value(g_batch, np.concatenate(batch_type), n_groups)
     fp = _one_value(g_batch, np.concatenate(batch_fp), n_groups)
-    g_sweep = np.concatenate(sweep_g)
-    deposit = _one_value(g_sweep, np.concatenate(sweep_type), n_groups)
+    deposit = _one_value(np.concatenate(sweep_g), np.concatenate(sweep_type), n_groups)
     return WalletStyles(
         hot, fp, deposit, change_last, change_elsewhere, coinbase, change_fresh, change_reused,
-        payments, round_payments, _cadence(g_batch, np.concatenate(batch_h), n_groups),
-        _cadence(g_sweep, np.concatenate(sweep_h), n_groups),
+        payments, round_payments,
     )  # fmt: skip
 
 
@@ -1179,31 +1125,11 @@ def style_compatible(
     return compatible, evidence
 
 
-def _unit_compatible(
-    cadence: np.ndarray | None, named: np.ndarray, candidate: np.ndarray
-) -> np.ndarray:
-    """Candidates × named: False where a named group's cadence unit k > 1 (`STYLE_MIN_GAPS`
-    gaps, `STYLE_UNIT_SHARE` of them multiples of k) is broken by most of a candidate's
-    `STYLE_MIN_GAPS_SEEN`+ gaps."""
-    ok = np.ones((candidate.shape[0], named.shape[0]), np.bool_)
-    if cadence is None:
-        return ok
-    unit = WalletStyles.cadence_unit(cadence[named], STYLE_MIN_GAPS)
-    gaps = cadence[candidate, 0]
-    column = 1 + np.clip(unit - int(STYLE_UNITS[0]), 0, STYLE_UNITS.shape[0] - 1)
-    on_unit = cadence[candidate][:, column]  # candidates × named: gaps that are multiples
-    judged = (unit[None, :] > 1) & (gaps[:, None] >= STYLE_MIN_GAPS_SEEN)
-    ok &= ~judged | (on_unit >= STYLE_UNIT_MAJORITY * gaps[:, None])
-    return ok
-
-
 def _more_habits(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray) -> np.ndarray:
-    """Candidates × named: False where the round-amount habit or the batch or sweep cadence
-    rules the named group out; each only rules out and is no evidence of its own."""
+    """Candidates × named: False where the round-amount habit rules the named group out; it only
+    rules out and is no evidence of its own. (A batch or sweep cadence counted in blocks was
+    measured and dropped: docs/investigations.md "More wallet habits", why.)"""
     rn = styles.rounds(STYLE_MIN_PAYMENTS, STYLE_MIN_ROUND)[named]
     rc = styles.rounds(STYLE_MIN_PAYMENTS_SEEN, STYLE_MIN_ROUND_SEEN)[candidate]
     both = (rc[:, None] >= 0) & (rn[None, :] >= 0)
-    ok = ~both | (rc[:, None] == rn[None, :])
-    ok &= _unit_compatible(styles.batch_cadence, named, candidate)
-    ok &= _unit_compatible(styles.sweep_cadence, named, candidate)
-    return ok
+    return ~both | (rc[:, None] == rn[None, :])

@@ -1,8 +1,8 @@
 """More wallet habits (issue 11, docs/investigations.md "More wallet habits (2026-12-07)"):
 round payment amounts (an exchange that sends what was asked for sends round amounts, one
-that takes its fee out of the amount sent does not), and the batch and sweep cadence (the gaps
-between a wallet's batches, or sweeps, are multiples of the blocks it waits). Each only rules a
-tagged wallet out. Small chains built by hand (every tx, output and value spelled out, at the
+that takes its fee out of the amount sent does not). It only rules a tagged wallet out. (A
+batch or sweep cadence counted in blocks was measured and dropped: the simulator batches every
+k blocks, real exchanges batch on a clock.) Small chains built by hand (every tx, output and value spelled out, at the
 heights given), and style arrays built by hand for the sweeps."""
 
 from __future__ import annotations
@@ -98,53 +98,3 @@ def test_the_round_habit_needs_enough_payments_and_is_no_evidence_of_its_own() -
     # the habit alone, without the change position or deposit type shown: no match
     blind = replace(s, change_last=np.array([8, 8, 0]))
     assert services.style_matches(blind, NAMED, CANDIDATE).tolist() == [-1]
-
-
-def test_the_batch_cadence_tells_apart_two_named_wallets_of_one_style() -> None:
-    # named 0 batches every 2 blocks, named 1 and the candidate every block
-    s = _world((ROUND, ROUND, ROUND), (2, 1, 1))
-    assert s.batch_cadence is not None
-    assert s.batch_cadence[:, 0].tolist() == [8, 8, 8]  # gaps between 9 batch heights
-    unit = services.WalletStyles.cadence_unit(s.batch_cadence, services.STYLE_MIN_GAPS)
-    assert unit.tolist() == [2, 1, 1]
-    assert services.style_matches(s, NAMED, CANDIDATE).tolist() == [1]
-    bare = replace(s, batch_cadence=None)
-    assert services.style_matches(bare, NAMED, CANDIDATE).tolist() == [-1]
-
-
-def test_a_named_unit_rules_out_only_a_candidate_whose_gaps_break_it() -> None:
-    # a candidate batching every 4 blocks fits a wallet of every 2 (a fragment of its batches)
-    s = _world((ROUND, ROUND, ROUND), (2, 1, 4))
-    assert services.style_matches(s, NAMED, CANDIDATE).tolist() == [-1]
-    # a named wallet of unit 1 rules out nothing, whatever the candidate's gaps
-    s = _world((ROUND, ROUND, ROUND), (1, 1, 2))
-    assert services.style_matches(s, NAMED, CANDIDATE).tolist() == [-1]
-
-
-def test_cadence_counts_gaps_between_distinct_heights_and_tolerates_a_stray() -> None:
-    group = np.array([0, 0, 0, 0, 1, 1, 1], np.int64)
-    height = np.array([10, 14, 14, 6, 3, 4, 9], np.int64)  # unsorted, one height twice
-    c = services._cadence(group, height, 2)
-    units = services.STYLE_UNITS.tolist()
-    assert c[:, 0].tolist() == [2, 2]  # gaps 4, 4 and 1, 5
-    assert c[0, 1 + units.index(4)] == 2 and c[1, 1 + units.index(2)] == 0
-    # 19 gaps of 6 and one stray gap of 1: still a unit of 6 (95%)
-    heights = np.concatenate([np.arange(20) * 6, [115]])
-    one = services._cadence(np.zeros(21, np.int64), heights, 1)
-    assert services.WalletStyles.cadence_unit(one, services.STYLE_MIN_GAPS).tolist() == [6]
-    # 7 gaps, all multiples of every unit: too few for a named wallet
-    seven = np.array([[7] * (1 + services.STYLE_UNITS.shape[0])], np.int64)
-    assert services.WalletStyles.cadence_unit(seven, services.STYLE_MIN_GAPS).tolist() == [-1]
-
-
-def test_the_sweep_cadence_rules_out_a_named_wallet() -> None:
-    s = _world((ROUND, ROUND, ROUND), (1, 1, 1))
-    assert services.style_matches(s, NAMED, CANDIDATE).tolist() == [-1]
-    # named 0 sweeps every 5 blocks, named 1 every 7; the candidate's 3 sweeps 7 and 14 apart
-    group = np.array([0] * 10 + [1] * 10 + [2] * 3, np.int64)
-    height = np.concatenate([np.arange(10) * 5 + 2, np.arange(10) * 7 + 3, [10, 17, 31]])
-    sweeps = replace(s, sweep_cadence=services._cadence(group, height, 3))
-    assert services.style_matches(sweeps, NAMED, CANDIDATE).tolist() == [1]
-    # one gap is too few to rule out
-    one = replace(s, sweep_cadence=services._cadence(group[:-1], height[:-1], 3))
-    assert services.style_matches(one, NAMED, CANDIDATE).tolist() == [-1]
