@@ -71,19 +71,7 @@ def flatten(parent, out):
     root is already in `out`, and one pass with one read of `out` per address does it. (A
     parent above its child, which the clusterer never makes, is followed to its root.)
     """
-    for x in range(parent.shape[0]):
-        p = np.int64(parent[x])
-        if p == x:
-            r = p
-        elif p < x:
-            r = np.int64(out[p])
-        else:
-            r = p
-            while np.int64(parent[r]) != r:
-                r = np.int64(parent[r])
-        if r != p:
-            parent[x] = np.uint32(r)
-        out[x] = r
+    kernels.flatten_range(parent, out, 0, parent.shape[0])
 
 
 @njit(cache=True, nogil=True)
