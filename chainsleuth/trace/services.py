@@ -954,7 +954,7 @@ def wallet_styles(
     deposit = _one_value(np.concatenate(sweep_g), np.concatenate(sweep_type), n_groups)
     return WalletStyles(
         hot, fp, deposit, change_last, change_elsewhere, coinbase, change_fresh, change_reused,
-        payments, round_payments,
+        payments, round_payments
     )  # fmt: skip
 
 

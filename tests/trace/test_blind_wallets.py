@@ -53,7 +53,6 @@ class Chain(HandChain):
             input_address=input_address,
             input_spent_output=spent_output,
             output_script_type=output_type,
-            tx_height=np.arange(len(self.txs), dtype=np.int32),  # one tx a block
         )
         fingerprint = np.array([t.fp for t in self.txs], np.uint8)
         return SimpleNamespace(graph=graph), shapes, fingerprint

@@ -46,7 +46,6 @@ class Chain(HandChain):
                 tx_first_input=first_input,
                 input_spent_output=np.array([o for t in self.txs for o in t.inputs], np.int64),
                 output_script_type=np.full(n_outputs, P2WPKH, np.uint8),
-                tx_height=np.arange(len(self.txs), dtype=np.int32),  # one tx a block
             )
         )
 

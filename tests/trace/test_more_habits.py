@@ -2,8 +2,8 @@
 round payment amounts (an exchange that sends what was asked for sends round amounts, one
 that takes its fee out of the amount sent does not). It only rules a tagged wallet out. (A
 batch or sweep cadence counted in blocks was measured and dropped: the simulator batches every
-k blocks, real exchanges batch on a clock.) Small chains built by hand (every tx, output and value spelled out, at the
-heights given), and style arrays built by hand for the sweeps."""
+k blocks, real exchanges batch on a clock.) Small chains built by hand (every tx, output and
+value spelled out)."""
 
 from __future__ import annotations
 
@@ -18,48 +18,33 @@ from tests.trace.test_change_address_style import Chain, Tx
 NAMED, CANDIDATE = np.array([0, 1]), np.array([2])
 
 
-class HeightChain(Chain):
-    """A `Chain` whose txs sit at the heights given (`at`), one block after another else."""
+class PayChain(Chain):
+    """A `Chain` that pays batches."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.heights: list[int] = []
-
-    def add(self, tx: Any, at: int | None = None) -> list[int]:
-        self.heights.append(at if at is not None else (self.heights[-1] + 1 if self.heights else 0))
-        return super().add(tx)
-
-    def store(self) -> Any:
-        store = super().store()
-        store.graph.tx_height = np.array(self.heights, np.int32)
-        return store
-
-    def pay(self, coin: int, wallet: list[int], n: int, amount: int, every: int = 1) -> None:
-        """`n` batches of 6 fresh payees of `amount` each from `coin`, `every` blocks apart,
-        each batch's change (last) to a fresh address the next batch spends."""
+    def pay(self, coin: int, wallet: list[int], n: int, amount: int) -> None:
+        """`n` batches of 6 fresh payees of `amount` each from `coin`, each batch's change
+        (last) to a fresh address the next batch spends."""
         value = 100_000_000
-        height = self.heights[-1]
         for _ in range(n):
             value -= 6 * amount + 1_000
-            height += every
             payees = [(self.fresh(), amount) for _ in range(6)]
             change = self.fresh()
-            out = self.add(Tx([coin], [*payees, (change, value)]), at=height)
+            out = self.add(Tx([coin], [*payees, (change, value)]))
             coin = out[-1]
             wallet.append(change)
 
 
-def _world(amounts: tuple[int, int, int], every: tuple[int, int, int], n: int = 9) -> Any:
+def _world(amounts: tuple[int, int, int], n: int = 9) -> Any:
     """Three wallets alike on every habit the older rules read (hot type, fingerprint, change
     last, fresh change): wallets 0 and 1 named, 2 untagged, each paying `n` batches of its
-    `amounts[w]` per payee, `every[w]` blocks apart. Returns their styles."""
-    c = HeightChain()
+    `amounts[w]` per payee. Returns their styles."""
+    c = PayChain()
     funder = c.add(Tx([], [(c.fresh(), 400_000_000)]))
     hot = [c.fresh() for _ in range(3)]
     coins = c.add(Tx(funder, [(a, 100_000_000) for a in hot]))
     wallets: list[list[int]] = [[hot[0]], [hot[1]], [hot[2]]]
     for w in range(3):
-        c.pay(coins[w], wallets[w], n, amounts[w], every[w])
+        c.pay(coins[w], wallets[w], n, amounts[w])
     cluster_of = np.arange(c.next_address)
     for w, members in enumerate(wallets):
         cluster_of[members] = 1_000 + w
@@ -72,7 +57,7 @@ ROUND, DEDUCTED = 1_000_000, 950_000  # 0.01 BTC asked for, sent whole or less a
 
 
 def test_round_amounts_tell_apart_two_named_wallets_of_one_style() -> None:
-    s = _world((ROUND, DEDUCTED, ROUND), (1, 1, 1))
+    s = _world((ROUND, DEDUCTED, ROUND))
     assert s.payments is not None and s.round_payments is not None
     # 9 batches of 6 payees; the last change, spent by no batch, counts as a payment
     assert s.payments.tolist() == [55, 55, 55]
@@ -85,7 +70,7 @@ def test_round_amounts_tell_apart_two_named_wallets_of_one_style() -> None:
 
 
 def test_the_round_habit_needs_enough_payments_and_is_no_evidence_of_its_own() -> None:
-    s = _world((ROUND, DEDUCTED, ROUND), (1, 1, 1))
+    s = _world((ROUND, DEDUCTED, ROUND))
     # a named wallet with too few payments is not known: compatible with everything
     few = replace(s, payments=np.array([55, 30, 55]), round_payments=np.array([54, 0, 54]))
     assert services.style_matches(few, NAMED, CANDIDATE).tolist() == [-1]
