@@ -475,7 +475,8 @@ def _change_spends(txs, hot_type, first_output, n_outputs, output_address, outpu
                    output_type, spent_by, spender, coinjoin, n_payees, candidates, none,
                    largest_only):  # fmt: skip
     """For each tx of `txs`: its payable outputs of the script type `hot_type` gives for it
-    (its one largest payable output only, where `largest_only`) that a tx of 2+ payees not
+    (its one largest payable output only, and only when that is larger than all its other
+    payable outputs together, where `largest_only`) that a tx of 2+ payees not
     flagged as a CoinJoin spends, whose spender is one of the sorted `candidates` and not the
     tx's own spender. Returns (payer tx, output) per link."""
     n_txs = first_output.shape[0]
@@ -491,15 +492,18 @@ def _change_spends(txs, hot_type, first_output, n_outputs, output_address, outpu
         t = txs[i]
         o0 = first_output[t]
         o1 = first_output[t + 1] if t + 1 < n_txs else n_outputs
-        best, ties = -1, 0
+        best, ties, total = -1, 0, 0
         for o in range(o0, o1):
             if output_address[o] != none and output_value[o] > 0:
                 v = output_value[o]
+                total += v
                 if v > best:
                     best, ties = v, 1
                 elif v == best:
                     ties += 1
-        if largest_only and ties != 1:
+        # the change keeps most of what the batch paid out: an output no larger than all the
+        # others together may be one big withdrawal (another exchange's deposit) instead
+        if largest_only and (ties != 1 or best <= total - best):
             continue
         for o in range(o0, o1):
             if output_address[o] == none or output_value[o] <= 0:
@@ -544,8 +548,14 @@ def change_spend_links(
     script type of the coin the batch spends first (the change goes back to the hot wallet's
     type; the other exchange's deposit was of another type on the hard worlds where this went
     wrong), and its spend pays 2+ payees (a one-payee spend is a sweep or a send-all, what an
-    exchange does with a deposit). A batch whose largest value appears twice makes no link.
-    `named`, `candidates`: sorted cluster ids. Returns (payer, spender) cluster pairs, one per
+    exchange does with a deposit). And the change must hold most of what the batch paid out:
+    its largest output larger than all its other payable outputs together. A withdrawal that
+    only tops the others can be that other exchange's deposit, forwarded straight to a buyer in
+    a one-input, two-output tx that looks like the wallet spending its own change (hard small 1:
+    a cobalt batch's largest output, 2.1× the next, was an arcadia deposit, and arcadia's
+    forward named an arcadia fragment cobalt; every right link of the hard and realistic small
+    worlds 1-7 had a change larger than the rest, bar 3 of 98). A batch whose largest value
+    appears twice makes no link. `named`, `candidates`: sorted cluster ids. Returns (payer, spender) cluster pairs, one per
     link (repeats kept). `largest_only=False` takes every output of that type (measured, not
     used). Memory: 1 B per tx (the payer mask) and 16 B per output of the named wallets'
     batches while in use."""

@@ -136,6 +136,28 @@ def test_no_link_without_the_largest_output() -> None:
     assert f.links(cluster_of, [1], [70])[1].tolist() == [70]
 
 
+def test_no_link_from_a_largest_output_that_does_not_hold_most_of_the_batch() -> None:
+    """The batch's largest output is a big withdrawal, not its change: 15,000 sat against six
+    payouts of 10,000 (60,000 together), of the hot wallet's own script type, paid into another
+    exchange's deposit that exchange forwards straight to a buyer (one input, buyer and its own
+    change out: the shape of a wallet spending its change). Hard small 1 named an arcadia
+    fragment cobalt so. No link; the same output holding most of the batch (70,000 sat) is one."""
+    cluster_of = np.arange(200)
+    c = Chain()
+    coins = c.add(Tx([], [(1, 200_000)]))
+    out = c.add(Tx([coins[0]], [(100 + k, 10_000) for k in range(6)] + [(80, 15_000)]))
+    c.add(Tx([out[-1]], [(81, 9_000), (82, 5_500)]))  # the forward: buyer, forwarder's change
+    assert c.links(cluster_of, [1], [80])[0].shape[0] == 0
+    # one sat short of the other payouts together: still no link; one more than them: a link
+    c.txs[1].outputs[-1] = (80, 60_000)
+    assert c.links(cluster_of, [1], [80])[0].shape[0] == 0
+    c.txs[1].outputs[-1] = (80, 60_001)
+    assert c.links(cluster_of, [1], [80])[1].tolist() == [80]
+    c.txs[1].outputs[-1] = (80, 70_000)
+    payer, spender = c.links(cluster_of, [1], [80])
+    assert (payer.tolist(), spender.tolist()) == ([1], [80])
+
+
 def test_lend_by_change_names_the_whole_service_after_one_exchange() -> None:
     c, cluster_of, _ = _world()
     shapes = c.shapes(cluster_of)
