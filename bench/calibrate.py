@@ -46,7 +46,12 @@ from chainsleuth.cases.confidence import (
     typical_hold_days,
 )
 from chainsleuth.cases.evaluate import deciding_leads
-from chainsleuth.cases.rows import FORWARD_CAP, LONG_HOLD_CAP, LONG_HOLD_DAYS
+from chainsleuth.cases.rows import (
+    FORWARD_CAP,
+    LONG_HOLD_CAP,
+    LONG_HOLD_DAYS,
+)
+from chainsleuth.cases.rows import FORWARD_CAUTIONS as _ROW_FORWARD_CAUTIONS
 from chainsleuth.cluster.learned import fit_logistic, sigmoid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +81,7 @@ def world(run: Run) -> str:
 
 
 #: `caution` reasons whose rows the case caps at FORWARD_CAP (chainsleuth/cases/rows.py)
-FORWARD_CAUTIONS = ("switched_type", "send_all_hop")
+FORWARD_CAUTIONS = tuple(sorted(_ROW_FORWARD_CAUTIONS))
 
 
 def _forward_capped(o: dict[str, Any]) -> bool:

@@ -241,6 +241,9 @@ class CaseSetup:
     stops: dict[str, Any]  # the forward trace's (cash-outs) stops: stop_clusters, is_coinjoin, ...
     lead_attribution: dict[int, tuple[str | None, str]]  # `attribution` and send-all receivers
     back_stops: dict[str, Any]  # the backward trace's (leads): stops at lead_attribution
+    # wallet fingerprint per tx (cluster.learned.read_fingerprints; 1 B per tx): the leads'
+    # fingerprint_change sign (rows.fingerprint_change)
+    tx_fingerprint: np.ndarray | None = None
 
 
 def prepare_case(
@@ -294,7 +297,9 @@ def prepare_case(
     trim_heap()
     funded = _lend_to_funders(shapes, cluster_of, attribution, tags, service_mask)
     linked = np.union1d(linked, funded)
-    styled = _lend_by_style(store, shapes, cluster_of, attribution)
+    # read once: the wallet styles and the leads' fingerprint_change sign both need it
+    fingerprint = read_fingerprints(store, 0, store.counts["txs"], SLICE)
+    styled = _lend_by_style(store, shapes, cluster_of, attribution, fingerprint)
     change_spent = _lend_by_change(store, shapes, attribution, service_mask)
     trim_heap()
     # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
@@ -383,6 +388,7 @@ def prepare_case(
         stops=stops,
         lead_attribution=lead_attribution,
         back_stops=back_stops,
+        tx_fingerprint=fingerprint,
     )
 
 
@@ -463,6 +469,7 @@ def investigate(
                 linked_mask,
                 styled_mask,
                 change_mask,
+                setup.tx_fingerprint,
             )
         )
         untraced += int(result.dropped.sum())
@@ -785,6 +792,7 @@ def _lend_by_style(
     shapes: TxShapes | None,
     cluster_of: np.ndarray,
     attribution: dict[int, tuple[str | None, str]],
+    fingerprint: np.ndarray | None = None,
 ) -> np.ndarray:
     """Name untagged services after the one tagged wallet whose style they alone share.
 
@@ -811,7 +819,8 @@ def _lend_by_style(
     # CoinJoin coordinators pay no batches (a CoinJoin is not one): they can't share a style
     mixing = np.array([v[1] in _MIXING_CATEGORIES for v in by_label], np.bool_)
     named = np.flatnonzero(~unidentified & ~mixing)
-    fingerprint = read_fingerprints(store, 0, store.counts["txs"], SLICE)
+    if fingerprint is None:
+        fingerprint = read_fingerprints(store, 0, store.counts["txs"], SLICE)
     # a named wallet's style gets surer as the services that match it join it, and that lets
     # the next round tell apart what it could not; a round that names nothing ends it
     owner = np.arange(len(by_label), dtype=np.int64)  # the label a label's clusters now carry

@@ -67,6 +67,9 @@ LONG_HOLD_CAP = 0.45
 #: (docs/investigations.md, "Forward signs").
 FORWARD_CAP = 0.45
 
+#: The cautions of the leads capped at FORWARD_CAP (`forward_signs`, `fingerprint_change`).
+FORWARD_CAUTIONS = frozenset({"switched_type", "send_all_hop", "fingerprint_change"})
+
 
 #: Script types a wallet moves to when it upgrades, and the older ones it moves from: a coin of
 #: an older type spent into two outputs of one of these types is a wallet upgrading (or one that
@@ -296,6 +299,7 @@ def lead_table(
     linked: Any = None,  # bool per cluster id: an array or trace.services.ClusterSet (indexed)
     styled: Any = None,
     change_spent: Any = None,
+    fingerprint: np.ndarray | None = None,
 ) -> pa.Table:
     """One row per (deposit address, funding source), amounts summed over paths.
 
@@ -303,7 +307,9 @@ def lead_table(
     than a tag of their own (`attributed_via` = service_entity); `styled` (bool per cluster
     id, a subset of `linked`) those named through their wallet style (`wallet_style`);
     `change_spent` (bool per cluster id, a subset of `linked`) those that spent a named
-    wallet's batch change (`change_spend`)."""
+    wallet's batch change (`change_spend`). `fingerprint` (wallet fingerprint per tx id,
+    `cluster.learned.read_fingerprints`) gives each lead's `fingerprint_change` sign; None:
+    not read."""
     from chainsleuth.cases import kernels as case_kernels
     from chainsleuth.trace import kernels as trace_kernels
 
@@ -403,6 +409,9 @@ def lead_table(
     g_switched = np.zeros(n_groups, np.bool_)
     g_send_all = np.zeros(n_groups, np.bool_)
     g_switched[p_group[top]], g_send_all[p_group[top]] = forward_signs(chain.graph, top_paths)
+    g_fp_change = np.zeros(n_groups, np.bool_)
+    if fingerprint is not None:
+        g_fp_change[p_group[top]] = fingerprint_change(fingerprint, top_paths)
 
     g_kind = source_kind[first]
     g_cluster = source_cluster[first]
@@ -452,7 +461,7 @@ def lead_table(
     through = (result.flags & trace_kernels.FLAG_LOW_CONFIDENCE) != 0
     g_through = np.maximum.reduceat(through[order], starts) if n_groups else np.zeros(0, np.bool_)
     long_hold = g_hold > LONG_HOLD_DAYS
-    forwarded = g_switched | g_send_all
+    forwarded = g_switched | g_send_all | g_fp_change
     confidence = lead_confidence(
         policy,
         (g_hops, share, g_custody_n, via_entity, g_hold),
@@ -506,6 +515,7 @@ def lead_table(
                     ("long_hold", long_hold),
                     ("switched_type", g_switched),
                     ("send_all_hop", g_send_all),
+                    ("fingerprint_change", g_fp_change),
                 ],
             ),
         },
@@ -579,7 +589,7 @@ def recalibrate_leads(leads: pa.Table, typical_hold: float) -> pa.Table:
             typical_hold,
             ((category == "coinjoin") | (np.asarray(col["through_coinjoin"]) == "true"))[rows],
             np.array(["long_hold" in c for c in cautions])[rows],
-            np.array([bool(c & {"switched_type", "send_all_hop"}) for c in cautions])[rows],
+            np.array([bool(c & FORWARD_CAUTIONS) for c in cautions])[rows],
             (np.isin(category, list(EXCHANGE_CATEGORIES)) | (category == "coinjoin"))[rows],
         )
     index = leads.schema.get_field_index("confidence")
@@ -608,6 +618,33 @@ def _cautions(rows: np.ndarray, reasons: list[tuple[str, np.ndarray]]) -> np.nda
         hit = rows & mask
         out[hit] = np.where(out[hit] == "", name, out[hit] + (";" + name))
     return out
+
+
+def fingerprint_change(fingerprint: np.ndarray, paths: np.ndarray) -> np.ndarray:
+    """Per row of a path matrix (the funding tx first, the tx paying the deposit last, -1-padded
+    at the end): whether the txs after the funding tx carry two or more wallet fingerprints
+    (`cluster.learned.read_fingerprints`: tx version, whether nLockTime is set, the first
+    input's nSequence class).
+
+    A lead says that the funding tx's exchange paid its customer, and that the customer moved
+    those coins on to the deposit: every tx after the funding tx is taken for that customer's
+    own. One wallet program signs all its txs alike, so two fingerprints among them mean two
+    programs, most often two owners: the coins changed hands on the way, and the exchange that
+    funded the first owner did not fund the payer. The usual case: exchange X paid exchange Y's
+    deposit address, Y paid a buyer straight from that deposit with its own software, and the
+    buyer's wallet paid the deposit (docs/investigations.md "Fingerprint changes"). One person
+    can use two wallets too, so such a lead is held below the cut (FORWARD_CAP), not dropped.
+    A path of one or two txs has at most one tx after the funding tx: never flagged. Work is
+    per cell of the matrix (1 B per cell for the fingerprints read)."""
+    n = paths.shape[0] if paths.ndim == 2 else 0
+    if n == 0 or paths.shape[1] < 3:
+        return np.zeros(n, np.bool_)
+    after = paths[:, 1:]
+    valid = after >= 0
+    fp = np.asarray(fingerprint)[np.maximum(after, 0)].astype(np.int16)
+    first = fp[:, :1]
+    changed: np.ndarray = (valid & (fp != first) & valid[:, :1]).any(axis=1)
+    return changed
 
 
 def forward_signs(graph: Any, paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

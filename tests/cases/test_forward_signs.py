@@ -69,3 +69,54 @@ def test_a_split_into_other_script_types_after_the_withdrawal_is_a_forward() -> 
     assert switched.tolist() == [False]
     empty = forward_signs(graph, np.zeros((0, 4), np.int64))
     assert empty[0].shape == (0,) and empty[1].shape == (0,)
+
+
+def test_two_wallet_fingerprints_after_the_withdrawal_are_a_change_of_hands() -> None:
+    """`fingerprint_change`: the txs after the funding tx (the customer's own, as a lead says)
+    signed by two wallet programs. Tx 0 is an exchange's batch (fingerprint 1: version 1, no
+    locktime, final nSequence), tx 1 another exchange's forward of its deposit (also 1), tx 2
+    the buyer's wallet paying the deposit (14: version 2, locktime set, nSequence 0xfffffffe),
+    tx 3 and 4 a person's own wallet (22) throughout."""
+    from chainsleuth.cases.rows import fingerprint_change
+
+    fingerprint = np.array([1, 1, 14, 22, 22, 14], np.uint8)
+    paths = np.array(
+        [
+            [0, 1, 2, -1],  # withdrawal, forward (exchange software), buyer's payment: flagged
+            [0, 3, 4, -1],  # withdrawal, then one wallet throughout: not
+            [0, 1, -1, -1],  # the forward pays the deposit itself: one tx after, not told
+            [0, 3, -1, -1],  # a direct payment: not
+            [0, 3, 4, 5],  # the last payment by another program: flagged
+            [2, 3, 4, -1],  # the funding tx's own fingerprint is not compared (it is X's)
+        ],
+        np.int64,
+    )
+    assert fingerprint_change(fingerprint, paths).tolist() == [
+        True,
+        False,
+        False,
+        False,
+        True,
+        False,
+    ]
+    assert fingerprint_change(fingerprint, np.zeros((0, 4), np.int64)).shape == (0,)
+    assert fingerprint_change(fingerprint, np.array([[0, 1]], np.int64)).tolist() == [False]
+
+
+def test_fingerprint_change_caps_a_lead_and_survives_recalibration() -> None:
+    """A lead flagged so is held below the cut, by `lead_confidence` and again by
+    `recalibrate_leads` (which reads the flag back from `caution`)."""
+    from chainsleuth.cases.rows import FORWARD_CAP, FORWARD_CAUTIONS, lead_confidence
+
+    assert "fingerprint_change" in FORWARD_CAUTIONS
+    features = (
+        np.array([2.0, 2.0]),
+        np.array([1.0, 1.0]),
+        np.array([0.0, 0.0]),
+        np.array([0.0, 0.0]),
+        np.array([1.0, 1.0]),
+    )
+    no = np.zeros(2, np.bool_)
+    flagged = np.array([True, False])
+    c = lead_confidence("haircut", features, 1.0, no, no, flagged, np.ones(2, np.bool_))
+    assert c[0] <= FORWARD_CAP < 0.5 < c[1]

@@ -37,7 +37,7 @@ def hard(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_leads_at_half_confidence_are_right(hard: Path) -> None:
     s = score_case(hard / "world", hard / "case")
     assert s.named > 30
-    assert s.lead_precision >= 0.978  # measured 0.988 (0.991 before wallet styles lent names)
+    assert s.lead_precision >= 0.98  # measured 0.992 (issue 11's target: 0.98)
     # measured 0.809; 0.359 before untagged services were named after their wallet style
     assert s.lead_recall >= 0.75
     assert s.coinjoin_only_deposits > 0 and s.coinjoin_attributed_above_cap == 0
@@ -201,3 +201,27 @@ def test_forward_signs_hold_leads_below_the_cut(hard: Path) -> None:
             flagged += 1
             assert float(r["confidence"]) <= FORWARD_CAP < 0.5
     assert flagged > 0  # the hard world has such leads
+
+
+def test_fingerprint_changes_hold_leads_below_the_cut(hard: Path) -> None:
+    """Exchange leads whose largest path after the funding tx carries two wallet fingerprints
+    (`fingerprint_change`, recomputed here from the store) say so in `caution` and sit below
+    FORWARD_CAP; the others do not say so. Measured on this world (hard small 2): lead recall
+    0.840 -> 0.833, precision 0.992 unchanged; on hard small 1-7 it held back 9 wrong deciding
+    leads (docs/investigations.md "Fingerprint changes")."""
+    from chainsleuth.cases.rows import FORWARD_CAP, fingerprint_change
+    from chainsleuth.cluster.learned import read_fingerprints
+    from chainsleuth.store.store import Store
+
+    store = Store.open(hard / "store")
+    with open(hard / "case" / "leads.csv", newline="") as f:
+        leads = [r for r in csv.DictReader(f) if r["path"] and r["source_category"] == "exchange"]
+    paths = [[store.tx_id_of(t) for t in r["path"].split("|")[0].split(";")] for r in leads]
+    width = max(len(p) for p in paths)
+    matrix = np.array([p + [-1] * (width - len(p)) for p in paths], np.int64)
+    changed = fingerprint_change(read_fingerprints(store, 0, store.counts["txs"]), matrix)
+    for r, c in zip(leads, changed.tolist(), strict=True):
+        assert ("fingerprint_change" in r["caution"].split(";")) == c
+        if c:
+            assert float(r["confidence"]) <= FORWARD_CAP < 0.5
+    assert changed.sum() > 0
