@@ -632,8 +632,9 @@ def fingerprint_change(fingerprint: np.ndarray, paths: np.ndarray) -> np.ndarray
     programs, most often two owners: the coins changed hands on the way, and the exchange that
     funded the first owner did not fund the payer. The usual case: exchange X paid exchange Y's
     deposit address, Y paid a buyer straight from that deposit with its own software, and the
-    buyer's wallet paid the deposit (docs/investigations.md "Fingerprint changes"). One person
-    can use two wallets too, so such a lead is held below the cut (FORWARD_CAP), not dropped.
+    buyer's wallet paid the deposit (docs/investigations.md "Fingerprint changes and
+    change-spend majorities"). One person can use two wallets too, so such a lead is held
+    below the cut (FORWARD_CAP), not dropped.
     A path of one or two txs has at most one tx after the funding tx: never flagged. Work is
     per cell of the matrix (1 B per cell for the fingerprints read)."""
     n = paths.shape[0] if paths.ndim == 2 else 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -179,11 +180,9 @@ def test_wallet_styles_name_their_owner(hard: Path) -> None:
     assert via["wallet_style"] > 0 and via["tag"] > 0
 
 
-def test_forward_signs_hold_leads_below_the_cut(hard: Path) -> None:
-    """Exchange leads whose largest path shows an exchange's forward (`forward_signs`,
-    recomputed here from the store) carry it in `caution` and sit below FORWARD_CAP; the
-    others do not carry it."""
-    from chainsleuth.cases.rows import FORWARD_CAP, forward_signs
+def _exchange_lead_paths(hard: Path) -> tuple[Any, list[dict[str, str]], np.ndarray]:
+    """The store, the case's exchange leads with a path, and their largest paths as a tx id
+    matrix (funding tx first, -1-padded)."""
     from chainsleuth.store.store import Store
 
     store = Store.open(hard / "store")
@@ -192,6 +191,16 @@ def test_forward_signs_hold_leads_below_the_cut(hard: Path) -> None:
     paths = [[store.tx_id_of(t) for t in r["path"].split("|")[0].split(";")] for r in leads]
     width = max(len(p) for p in paths)
     matrix = np.array([p + [-1] * (width - len(p)) for p in paths], np.int64)
+    return store, leads, matrix
+
+
+def test_forward_signs_hold_leads_below_the_cut(hard: Path) -> None:
+    """Exchange leads whose largest path shows an exchange's forward (`forward_signs`,
+    recomputed here from the store) carry it in `caution` and sit below FORWARD_CAP; the
+    others do not carry it."""
+    from chainsleuth.cases.rows import FORWARD_CAP, forward_signs
+
+    store, leads, matrix = _exchange_lead_paths(hard)
     switched, send_all = forward_signs(store.graph, matrix)
     flagged = 0
     for r, s, a in zip(leads, switched.tolist(), send_all.tolist(), strict=True):
@@ -207,18 +216,12 @@ def test_fingerprint_changes_hold_leads_below_the_cut(hard: Path) -> None:
     """Exchange leads whose largest path after the funding tx carries two wallet fingerprints
     (`fingerprint_change`, recomputed here from the store) say so in `caution` and sit below
     FORWARD_CAP; the others do not say so. Measured on this world (hard small 2): lead recall
-    0.840 -> 0.833, precision 0.992 unchanged; on hard small 1-7 it held back 9 wrong deciding
-    leads (docs/investigations.md "Fingerprint changes")."""
+    0.840 -> 0.833, precision 0.992 unchanged; on hard small 1-7 it held back 8 wrong deciding
+    leads (docs/investigations.md "Fingerprint changes and change-spend majorities")."""
     from chainsleuth.cases.rows import FORWARD_CAP, fingerprint_change
     from chainsleuth.cluster.learned import read_fingerprints
-    from chainsleuth.store.store import Store
 
-    store = Store.open(hard / "store")
-    with open(hard / "case" / "leads.csv", newline="") as f:
-        leads = [r for r in csv.DictReader(f) if r["path"] and r["source_category"] == "exchange"]
-    paths = [[store.tx_id_of(t) for t in r["path"].split("|")[0].split(";")] for r in leads]
-    width = max(len(p) for p in paths)
-    matrix = np.array([p + [-1] * (width - len(p)) for p in paths], np.int64)
+    store, leads, matrix = _exchange_lead_paths(hard)
     changed = fingerprint_change(read_fingerprints(store, 0, store.counts["txs"]), matrix)
     for r, c in zip(leads, changed.tolist(), strict=True):
         assert ("fingerprint_change" in r["caution"].split(";")) == c
