@@ -120,3 +120,24 @@ def test_fingerprint_change_caps_a_lead_and_survives_recalibration() -> None:
     flagged = np.array([True, False])
     c = lead_confidence("haircut", features, 1.0, no, no, flagged, np.ones(2, np.bool_))
     assert c[0] <= FORWARD_CAP < 0.5 < c[1]
+    # recalibrate_leads recomputes every row from its columns: the caution keeps the cap
+    import pyarrow as pa
+
+    from chainsleuth.cases.rows import recalibrate_leads
+
+    leads = pa.table(
+        {
+            "source_category": ["exchange", "exchange"],
+            "custody_path": ["", ""],
+            "attributed_via": ["tag", "tag"],
+            "through_coinjoin": ["false", "false"],
+            "caution": ["fingerprint_change", ""],
+            "policy": ["haircut", "haircut"],
+            "hops": [2, 2],
+            "share": [1.0, 1.0],
+            "hold_days": [1.0, 1.0],
+            "confidence": [0.99, 0.99],
+        }
+    )
+    again = recalibrate_leads(leads, 1.0).column("confidence").to_pylist()
+    assert again[0] <= FORWARD_CAP < 0.5 < again[1]
