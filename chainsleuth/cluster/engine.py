@@ -14,7 +14,7 @@
       merges-g*.parquet      one row per union: address_a, address_b, txid, rule, votes
       coinjoins-g*.parquet   transactions excluded from merging, with the rule that matched
       quarantine-g*.parquet  merges refused by the super-cluster guard, with the reason
-                             (each evidence table in files of ≤ 2^20 rows, `-pN` after the
+                             (each evidence table in files of ≤ 2^19 rows, `-pN` after the
                              first; the manifest's `evidence_ranges` gives each one's tx range)
 
 A cluster's id is the smallest address id in it. When clusters merge the larger id stops being

@@ -269,21 +269,22 @@ class RunOutput:
 
 
 #: Rows per row group of the evidence files (merges, coinjoins, quarantine). `cluster-of` reads
-#: the footer and the row groups holding a cluster's txs (`Clusters.merges_in_txs`), so both
-#: count: the footer holds ≈ 600 B per group (statistics kept for `tx_id` only, the one column
-#: read by range; with every column's, 960 B), a group ≈ 190 kB. Measured on the 2 M and 20 M
-#: stores (docs/design/bench-scale.md, "Cold `tx` and `cluster-of`"): 8,192-row groups gave
-#: a 2.5 MB footer at 20 M (616 of a lookup's 688 pages); 131,072-row ones (before) 1.6 MB
-#: groups.
-EVIDENCE_ROW_GROUP_ROWS = 1 << 15
+#: the footer of each file its txs fall in and the row groups holding its txs
+#: (`Clusters.merges_in_txs`), so both count: the footer holds ≈ 600 B per group (statistics
+#: kept for `tx_id` only, the one column read by range), a merges group ≈ 24 kB. While each
+#: table was one file the footer grew with the chain (2^15-row groups: a 385 kB footer at 20 M
+#: txs, ≈ 37 MB at mainnet), so groups could not be small; with bounded files (below) they can.
+#: Measured on the 2.27 M-tx hard world (`bench.page_touch cluster`, 40 cold lookups, p50 /
+#: max pages of the store): one file of 2^15-row groups 237 / 592; files of 2^20 rows 254 /
+#: 443 (20 lookups); 2^12-row groups in files of 2^19 rows 89.5 / 203, of 2^18 rows 91 / 215.
+#: The merges' bytes do not grow (30.7 MB against 31.8 MB).
+EVIDENCE_ROW_GROUP_ROWS = 1 << 12
 
-#: Rows per evidence file. A file's footer grows with its row groups (one file per table held
-#: 640 groups, a 385 kB footer, at 20 M txs; ≈ 37 MB at mainnet's ≈ 2 G merges), so a cold
-#: lookup that read it grew with the chain. Files of at most 2^20 rows (32 groups, a ≈ 19 kB
-#: footer) bound that read; the manifest's `evidence_ranges` (name → first tx id, last tx id,
-#: rows) lets a reader open only the files whose tx range holds what it wants. At mainnet:
-#: ≈ 2,000 merges files, ≈ 60 B each in the manifest.
-EVIDENCE_FILE_ROWS = 1 << 20
+#: Rows per evidence file: 128 row groups, a ≈ 77 kB footer whatever the chain's length. The
+#: manifest's `evidence_ranges` (name → first tx id, last tx id, rows) lets a reader open only
+#: the files whose tx range holds what it wants. At mainnet (≈ 2 G merges): ≈ 3,800 merges
+#: files, ≈ 60 B each in the manifest (≈ 230 kB).
+EVIDENCE_FILE_ROWS = 1 << 19
 
 
 def evidence_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
