@@ -139,7 +139,7 @@ def instrument(phases: Phases) -> None:
         (publish, "flatten"),
         (publish, "member_lists"),
         (publish, "encode_key_rows"),
-        (publish, "_concat_parquet"),
+        (publish, "_gather"),
         (ranges, "analyze_range"),
     ]:
         setattr(module, name, phases.wrap(name, getattr(module, name)))

@@ -14,6 +14,8 @@
       merges-g*.parquet      one row per union: address_a, address_b, txid, rule, votes
       coinjoins-g*.parquet   transactions excluded from merging, with the rule that matched
       quarantine-g*.parquet  merges refused by the super-cluster guard, with the reason
+                             (each evidence table in files of ≤ 2^19 rows, `-pN` after the
+                             first; the manifest's `evidence_ranges` gives each one's tx range)
 
 A cluster's id is the smallest address id in it. When clusters merge the larger id stops being
 a root, and `resolve_cluster(old_id)` (the root of that address) gives the cluster it is now
@@ -62,6 +64,23 @@ from chainsleuth.store import layout, points
 from chainsleuth.store.columns import hex_column
 from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.store import Store
+
+
+def evidence_files(manifest: dict[str, Any], key: str, wanted: np.ndarray) -> list[str]:
+    """The evidence files of a clustering manifest's `files[key]` whose tx range (its
+    `evidence_ranges`) holds one of `wanted` (sorted tx ids), in order; a file without a range
+    (clustered before bounded files) is always listed. No file's footer is then read for a tx
+    it cannot hold, so a point read's cost does not grow with the number of files."""
+    ranges = manifest.get("evidence_ranges") or {}
+    out = []
+    for name in manifest.get("files", {}).get(key, []):
+        entry = ranges.get(name)
+        if entry is not None:
+            lo, hi = np.searchsorted(wanted, [int(entry[0]), int(entry[1]) + 1])
+            if hi <= lo:
+                continue
+        out.append(name)
+    return out
 
 
 @dataclass
@@ -793,7 +812,7 @@ class Clusters:
         names = self.manifest.get("files", {}).get("merges", [])
         parts = []
         if self.data_dir is not None and wanted.shape[0]:
-            for name in names:
+            for name in evidence_files(self.manifest, "merges", wanted):
                 # read-around off; only the row groups whose tx_id range holds a wanted tx
                 handle, raw, groups = points.read_groups(
                     clusters_dir(self.data_dir) / name, "tx_id", wanted

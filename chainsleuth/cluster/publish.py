@@ -263,20 +263,28 @@ class RunOutput:
 
     merge_a: np.ndarray  # every union of the run, in order (address ids); empty from scratch
     merge_b: np.ndarray
-    tables: dict[str, Path]  # merges, coinjoins, quarantine rows of the run (EvidenceWriter)
+    tables: dict[str, list[EvidenceFile]]  # merges, coinjoins, quarantine rows (EvidenceWriter)
     input_addresses: np.ndarray  # addresses the run's inputs spent from (batch-spender flags)
     spliced: bool = False  # the unions were not kept (from scratch: `next` built at publish)
 
 
 #: Rows per row group of the evidence files (merges, coinjoins, quarantine). `cluster-of` reads
-#: the footer and the row groups holding a cluster's txs (`Clusters.merges_in_txs`), so both
-#: count: the footer holds ≈ 600 B per group (statistics kept for `tx_id` only, the one column
-#: read by range; with every column's, 960 B), a group ≈ 190 kB. Measured on the 2 M and 20 M
-#: stores (docs/design/bench-scale.md, "Cold `tx` and `cluster-of`"): 8,192-row groups gave
-#: a 2.5 MB footer at 20 M (616 of a lookup's 688 pages); 131,072-row ones (before) 1.6 MB
-#: groups. The footer still grows with the merges (≈ 37 MB at mainnet's ≈ 2 G): bounded files
-#: (split by tx range) are what is left.
-EVIDENCE_ROW_GROUP_ROWS = 1 << 15
+#: the footer of each file its txs fall in and the row groups holding its txs
+#: (`Clusters.merges_in_txs`), so both count: the footer holds ≈ 600 B per group (statistics
+#: kept for `tx_id` only, the one column read by range), a merges group ≈ 24 kB. While each
+#: table was one file the footer grew with the chain (2^15-row groups: a 385 kB footer at 20 M
+#: txs, ≈ 37 MB at mainnet), so groups could not be small; with bounded files (below) they can.
+#: Measured on the 2.27 M-tx hard world (`bench.page_touch cluster`, 40 cold lookups, p50 /
+#: max pages of the store): one file of 2^15-row groups 237 / 592; files of 2^20 rows 254 /
+#: 443 (20 lookups); 2^12-row groups in files of 2^19 rows 89.5 / 203, of 2^18 rows 91 / 215.
+#: The merges' bytes do not grow (30.7 MB against 31.8 MB).
+EVIDENCE_ROW_GROUP_ROWS = 1 << 12
+
+#: Rows per evidence file: 128 row groups, a ≈ 77 kB footer whatever the chain's length. The
+#: manifest's `evidence_ranges` (name → first tx id, last tx id, rows) lets a reader open only
+#: the files whose tx range holds what it wants. At mainnet (≈ 2 G merges): ≈ 3,800 merges
+#: files, ≈ 60 B each in the manifest (≈ 230 kB).
+EVIDENCE_FILE_ROWS = 1 << 19
 
 
 def evidence_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
@@ -285,34 +293,96 @@ def evidence_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
     return pq.ParquetWriter(path, schema, compression="zstd", write_statistics=stats or False)
 
 
+@dataclass
+class EvidenceFile:
+    """One written evidence file: its path, its rows, and the range of its `tx_id` column
+    (first and last; -1, -1 for a table without one or no rows)."""
+
+    path: Path
+    rows: int = 0
+    tx_lo: int = -1
+    tx_hi: int = -1
+
+    def note(self, table: pa.Table) -> None:
+        """Count `table`'s rows, written to this file, into its rows and tx range."""
+        self.rows += table.num_rows
+        if table.num_rows and "tx_id" in table.schema.names:
+            ids = table.column("tx_id").to_numpy()
+            lo, hi = int(ids.min()), int(ids.max())
+            self.tx_lo = lo if self.tx_lo < 0 else min(self.tx_lo, lo)
+            self.tx_hi = max(self.tx_hi, hi)
+
+    def range_entry(self) -> list[int]:
+        """The manifest's `evidence_ranges` entry: [first tx id, last tx id, rows]."""
+        return [self.tx_lo, self.tx_hi, self.rows]
+
+
+class BoundedWriter:
+    """Parquet evidence files of one table, a new file every `EVIDENCE_FILE_ROWS` rows: the
+    files are `stem.suffix`, `stem-p0001.suffix`, ... (`name(i)`)."""
+
+    def __init__(self, folder: Path, stem: str, suffix: str) -> None:
+        self.folder, self.stem, self.suffix = folder, stem, suffix
+        self.files: list[EvidenceFile] = []
+        self.writer: pq.ParquetWriter | None = None
+
+    def name(self, index: int) -> str:
+        return f"{self.stem}{f'-p{index:04d}' if index else ''}{self.suffix}"
+
+    def write(self, table: pa.Table) -> None:
+        """Append `table`'s rows, starting a new file where the current one is full (an empty
+        table still opens the first file, so an empty table keeps its schema)."""
+        if self.writer is None:
+            self._open(table.schema)
+        start = 0
+        while start < table.num_rows:
+            if self.files[-1].rows >= EVIDENCE_FILE_ROWS:
+                self._open(table.schema)
+            assert self.writer is not None
+            take = min(table.num_rows - start, EVIDENCE_FILE_ROWS - self.files[-1].rows)
+            part = table.slice(start, take)
+            self.writer.write_table(part.cast(self.writer.schema), EVIDENCE_ROW_GROUP_ROWS)
+            self.files[-1].note(part)
+            start += take
+
+    def _open(self, schema: pa.Schema) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / self.name(len(self.files))
+        self.writer = evidence_writer(path, schema)
+        self.files.append(EvidenceFile(path))
+
+    def close(self) -> list[EvidenceFile]:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        return self.files
+
+
 class EvidenceWriter:
     """The run's evidence rows (merges, coinjoins, quarantine), written to parquet a range at
     a time, so a run from scratch holds one range's rows, not the chain's (a merge row is
     ~150 B: at mainnet's ~2 G unions that would be ~300 GB). Written as
-    `KEY-gGENERATION.run.parquet`; `publish` renames or compacts them, and a crashed run's
-    files are removed as unreferenced by the next publish."""
+    `KEY-gGENERATION[-pPART].run.parquet`, `EVIDENCE_FILE_ROWS` rows a file at most; `publish`
+    renames or compacts them, and a crashed run's files are removed as unreferenced by the
+    next publish."""
 
     def __init__(self, cdir: Path, generation: int) -> None:
         self.cdir = cdir
         self.generation = generation
-        self.writers: dict[str, pq.ParquetWriter] = {}
-        self.paths: dict[str, Path] = {}
+        self.writers: dict[str, BoundedWriter] = {}
 
     def add(self, key: str, table: pa.Table) -> None:
         writer = self.writers.get(key)
         if writer is None:
-            self.cdir.mkdir(parents=True, exist_ok=True)
-            path = self.cdir / f"{key}-g{self.generation:06d}.run.parquet"
-            writer = evidence_writer(path, table.schema)
-            self.writers[key], self.paths[key] = writer, path
-        writer.write_table(table.cast(writer.schema), row_group_size=EVIDENCE_ROW_GROUP_ROWS)
+            writer = BoundedWriter(self.cdir, f"{key}-g{self.generation:06d}", ".run.parquet")
+            self.writers[key] = writer
+        writer.write(table)
 
-    def close(self) -> dict[str, Path]:
-        """Finish the files; returns the path of each key that got rows."""
-        for writer in self.writers.values():
-            writer.close()
-        self.writers.clear()
-        return dict(self.paths)
+    def close(self) -> dict[str, list[EvidenceFile]]:
+        """Finish the files; returns the files of each key that got rows, in order."""
+        return {key: writer.close() for key, writer in self.writers.items()}
 
 
 @dataclass
@@ -357,6 +427,7 @@ def publish(
     elif state.next is not None and not run.spliced:
         splice(state.next, run.merge_a, run.merge_b)
     files = {k: list(v) for k, v in ((old or {}).get("files") or _no_files()).items()}
+    ranges: dict[str, list[int]] = dict((old or {}).get("evidence_ranges") or {})
     if record is not None:
         assert old is not None
         deltas = list(old["layers"]["deltas"])
@@ -372,11 +443,13 @@ def publish(
             written += _size(cdir / folder)
             deltas.append({"dir": folder, "rows": record.rows, "generation": generation})
         layers = {"addresses": n_addr, "base": old["layers"]["base"], "deltas": deltas}
-        for key, path in run.tables.items():
-            name = f"{key}-g{generation:06d}.parquet"
-            os.replace(path, cdir / name)
-            written += (cdir / name).stat().st_size
-            files[key].append(name)
+        for key, parts in run.tables.items():
+            for part in parts:
+                name = part.path.name.replace(".run.parquet", ".parquet")
+                os.replace(part.path, cdir / name)
+                written += (cdir / name).stat().st_size
+                files[key].append(name)
+                ranges[name] = part.range_entry()
         touched = state.size[record.columns["cluster"]]
         largest = max(int(old["largest_cluster"]), int(touched.max(initial=0)))
         n_clusters = int(old["clusters"]) + (n_addr - state.have) - int(run.merge_a.shape[0])
@@ -388,22 +461,23 @@ def publish(
         written += written_base
         layers = {"addresses": n_addr, "base": base, "deltas": []}
         for key in list(files):
-            # A compaction also gathers each evidence table into one file.
-            parts = [cdir / f for f in files[key]]
-            if key in run.tables:
-                parts.append(run.tables[key])
-            files[key] = []
-            if parts:
-                name = f"{key}-g{generation:06d}.parquet"
-                _concat_parquet(parts, cdir / name)
-                written += (cdir / name).stat().st_size
-                files[key] = [name]
+            # A compaction also gathers each table's small evidence files (the delta runs'
+            # own) into files of up to EVIDENCE_FILE_ROWS rows; full files are kept as they are.
+            kept, rewrite = _split_full(files[key], ranges)
+            older = [cdir / f for f in rewrite]
+            files[key] = kept
+            for part in _gather(older, run.tables.get(key, []), cdir, f"{key}-g{generation:06d}"):
+                written += part.path.stat().st_size
+                files[key].append(part.path.name)
+                ranges[part.path.name] = part.range_entry()
         kind = "base"
+    listed = {name for names in files.values() for name in names}
     manifest = dict(
         head,
         clusters=n_clusters,
         largest_cluster=largest,
         files=files,
+        evidence_ranges={n: r for n, r in ranges.items() if n in listed},
         layers=layers,
         views=_views(layers, files),
     )
@@ -447,30 +521,47 @@ def _apply_state(cdir: Path, base: dict[str, Any], record: LayerRecord) -> int:
     return written
 
 
-def _concat_parquet(parts: list[Path], target: Path) -> None:
-    """Write the rows of `parts` into `target`, a row group at a time (memory: one row group).
+def _split_full(names: list[str], ranges: dict[str, list[int]]) -> tuple[list[str], list[str]]:
+    """A table's evidence files split into the leading ones a compaction keeps (each at least
+    half of EVIDENCE_FILE_ROWS, by the manifest's `evidence_ranges`) and the rest, which it
+    rewrites. Only a prefix is kept, so the files stay in merge order; a file the manifest has
+    no range for (a store clustered before bounded files) is rewritten, and so is what follows."""
+    keep = 0
+    while keep < len(names):
+        entry = ranges.get(names[keep])
+        if entry is None or int(entry[2]) < EVIDENCE_FILE_ROWS // 2:
+            break
+        keep += 1
+    return names[:keep], names[keep:]
 
-    A lone part that is this run's own file is renamed; `.run.parquet` parts are removed."""
-    if len(parts) == 1 and parts[0].name.endswith(".run.parquet"):
-        os.replace(parts[0], target)
-        return
-    writer: pq.ParquetWriter | None = None
+
+def _gather(
+    older: list[Path], run: list[EvidenceFile], cdir: Path, stem: str
+) -> list[EvidenceFile]:
+    """Write the rows of the `older` files, then the run's, in order, into files
+    `stem[-pN].parquet` of up to EVIDENCE_FILE_ROWS rows each, a row group at a time (memory:
+    one row group); returns them. With no older file the run's own files (bounded already)
+    are renamed, not rewritten; the run's `.run.parquet` files are removed."""
+    namer = BoundedWriter(cdir, stem, ".parquet")
+    if not older:
+        out = []
+        for index, part in enumerate(run):
+            target = cdir / namer.name(index)
+            os.replace(part.path, target)
+            out.append(EvidenceFile(target, part.rows, part.tx_lo, part.tx_hi))
+        return out
     try:
-        for part in parts:
-            source = pq.ParquetFile(part)
+        for path in [*older, *(part.path for part in run)]:
+            source = pq.ParquetFile(path)
+            if source.num_row_groups == 0:
+                namer.write(source.schema_arrow.empty_table())  # keeps the schema
             for i in range(source.num_row_groups):
-                rows = source.read_row_group(i)
-                if writer is None:
-                    writer = evidence_writer(target, rows.schema)
-                writer.write_table(rows.cast(writer.schema), row_group_size=EVIDENCE_ROW_GROUP_ROWS)
-            if writer is None:  # an empty file: keep its schema
-                writer = evidence_writer(target, source.schema_arrow)
+                namer.write(source.read_row_group(i))
     finally:
-        if writer is not None:
-            writer.close()
-    for part in parts:
-        if part.name.endswith(".run.parquet"):
-            part.unlink()
+        written = namer.close()
+    for part in run:
+        part.path.unlink()
+    return written
 
 
 def _no_files() -> dict[str, list[str]]:

@@ -118,7 +118,7 @@ def tx_change(data_dir: Path, txid: str) -> dict[str, Any] | None:
     """The clustering's change guess for a tx: {"vout", "address", "rule", "change_rules",
     "confidence"}, or None (no change merge in it, or no clustering). The change output is the
     tx's output paying the merge's address_b (the change side of a change merge)."""
-    from chainsleuth.cluster.engine import clusters_dir, read_manifest
+    from chainsleuth.cluster.engine import clusters_dir, evidence_files, read_manifest
 
     manifest = read_manifest(data_dir)
     if manifest is None:
@@ -127,10 +127,13 @@ def tx_change(data_dir: Path, txid: str) -> dict[str, Any] | None:
     tx_id = store.tx_id_of(txid.lower())
     if tx_id is None:
         return None
-    files = [clusters_dir(data_dir) / f for f in manifest["files"]["merges"]]
+    wanted = np.array([tx_id], np.int64)
+    names = evidence_files(manifest, "merges", wanted)
+    files = [clusters_dir(data_dir) / f for f in names]
     if not files:
         return None
-    # merges are written in tx order, so row-group statistics skip most of the files
+    # only the files whose tx range holds it; merges are in tx order, so row-group statistics
+    # skip most of their groups
     found = pq.ParquetDataset(files, filters=[("tx_id", "=", int(tx_id))]).read()
     found = found.filter(pc.not_equal(found.column("rule"), "multi_input"))
     if found.num_rows == 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from chainsleuth.cluster import publish as publish_module
@@ -272,3 +273,53 @@ def test_a_few_ids_are_looked_up_without_a_pass_over_every_address() -> None:
     assert np.array_equal(view.lookup(many), truth[many])
     assert "_bits" in view.__dict__  # many ids: the bits, built once
     assert np.array_equal(view.lookup(few), expected)  # and used from then on
+
+
+def test_evidence_files_stay_bounded_through_deltas_and_compactions(
+    world_steps: tuple[list[bytes], bytes, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Evidence files of at most EVIDENCE_FILE_ROWS rows, each with its tx range in the
+    manifest; a compaction keeps the full ones; a cluster's merges open only the files whose
+    range holds one of its txs. Tiny files here, so there are many."""
+    from chainsleuth.cluster.summary import cluster_merges
+    from chainsleuth.store import points
+
+    monkeypatch.setattr(publish_module, "EVIDENCE_FILE_ROWS", 200)
+    monkeypatch.setattr(publish_module, "EVIDENCE_ROW_GROUP_ROWS", 64)
+    blocks, magic, full = world_steps
+    n = len(blocks)
+    store = tmp_path / "store"
+    seen: set[str] = set()
+    kept_across_compaction = False
+    for upto in ((85 * n) // 100, (9 * n) // 10, (19 * n) // 20, n - 2, n):
+        _grow(tmp_path, blocks, magic, upto)
+        report = cluster_store(store, "conservative", compact_rows=3_000)
+        manifest = Clusters(store).manifest
+        names = manifest["files"]["merges"]
+        if report.published == "base" and seen & set(names):
+            kept_across_compaction = True  # full files of an earlier generation were kept
+        seen |= set(names)
+        ranges = manifest["evidence_ranges"]
+        for key, listed in manifest["files"].items():
+            for name in listed:
+                table = pq.read_table(store / "clusters" / name)
+                assert table.num_rows <= 200, (key, name)
+                ids = table.column("tx_id").to_numpy()
+                lo, hi = (int(ids.min()), int(ids.max())) if ids.shape[0] else (-1, -1)
+                assert ranges[name] == [lo, hi, table.num_rows], (key, name)
+        assert set(ranges) == {x for listed in manifest["files"].values() for x in listed}
+    assert len(Clusters(store).manifest["files"]["merges"]) > 5
+    assert kept_across_compaction
+    _assert_same(store, full)
+    # a cluster's merges: only the files whose tx range holds one of its txs are opened
+    clusters = Clusters(store)
+    ids = np.asarray(clusters.cluster_of)
+    sizes = np.bincount(ids)
+    names = clusters.manifest["files"]["merges"]
+    for cid in np.flatnonzero((sizes >= 2) & (sizes <= 20))[:10].tolist():
+        expected = cluster_merges(full, cid)
+        points.COUNTER.reset()
+        got = cluster_merges(store, cid)
+        assert got.num_rows == expected.num_rows
+        assert points.COUNTER.files < len(names)
+        assert set(points.COUNTER.by_file) <= {str(store / "clusters" / x) for x in names}
