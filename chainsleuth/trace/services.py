@@ -58,6 +58,7 @@ __all__ = [
     "wallet_styles",
     "WalletStyles",
     "blind_styles",
+    "received_deposits",
 ]
 
 #: Payees of a batched withdrawal. Wallets paying a few people at once with change have 3-5
@@ -1095,6 +1096,81 @@ def blind_styles(
         hot=np.where(take, hot, styles.hot),
         fingerprint=np.where(take, fp, styles.fingerprint),
     )
+
+
+def received_deposits(
+    store: Store,
+    shapes: TxShapes | None,
+    cluster_of: np.ndarray,
+    styles: WalletStyles,
+    group: ClusterGroups,
+    named: np.ndarray,
+) -> WalletStyles:
+    """`styles` with the deposit type of each named group that shows none read from the coins
+    it received from others and spent otherwise than in a payout.
+
+    A tagged wallet whose tags fell on a forwarded deposit, a forward's change and a few hot
+    addresses sweeps nothing in its group, so its deposit type is unseen and it can neither be
+    told from a wallet of another deposit type nor lend its name to one of its own. A deposit
+    address is paid by someone else (a customer, another exchange's withdrawal) and spent by its
+    exchange in a sweep or a forward; a hot coin is paid by the wallet's own txs (sweeps,
+    change, refills) and spent in payouts. So an output paying one of the group's clusters,
+    made by a tx whose spender is not in the group and that is not shaped like a sweep (3+
+    inputs into one payee: an exchange's own sweep from a deposit cluster outside the group
+    pays its hot wallet), and spent by a tx of the group that is no payout (fewer than
+    `SMALL_BATCH_PAYEES` payees) is taken for a deposit; its script type counts, one vote per
+    output, and one type must hold `STYLE_DEPOSIT_RATIO` times the votes of every other
+    (`_main_value`). Only for named groups whose deposit type is unseen (`named`); candidates
+    keep what their sweeps show. Memory: nothing per tx of the chain; ~40 B per output of one
+    slice of `TX_SLICE` txs while in use."""
+    if shapes is None or named.shape[0] == 0:
+        return styles
+    n_groups = styles.deposit.shape[0]
+    unseen = np.zeros(n_groups, np.bool_)
+    unseen[named] = styles.deposit[named] == STYLE_UNSEEN
+    if not unseen.any():
+        return styles
+    output_type = store.graph.output_script_type
+    spender = np.asarray(shapes.spender)
+    first_type = _first_input_type(store).astype(np.int64)  # 1 B per tx, as the batches read
+    none = np.zeros(0, np.int64)
+    groups, types, weights = [none], [none], [none]
+    for _t0, _t1, lo, hi, made in shapes.tx_slices():
+        addr = np.asarray(shapes.output_address[lo:hi]).astype(np.int64)
+        pay = np.asarray(shapes.payable[lo:hi]).copy()
+        g = np.full(hi - lo, -1, np.int64)
+        g[pay] = group.lookup(np.asarray(cluster_of[addr[pay]], np.int64))
+        pay &= g >= 0
+        pay[pay] = unseen[g[pay]]
+        if not pay.any():
+            continue
+        idx = np.flatnonzero(pay)
+        m_tx = made[idx]
+        m_group = np.where(spender[m_tx] >= 0, group.lookup(np.maximum(spender[m_tx], 0)), -1)
+        outside = (m_group != g[idx]) & (spender[m_tx] >= 0) & ~shapes.coinjoin[m_tx]
+        swept = (shapes.n_inputs[m_tx] >= SWEEP_MIN_INPUTS) & (shapes.n_payees[m_tx] == 1)
+        # a sweep from a deposit cluster outside the group into its wallet: the deposits' type,
+        # one vote per swept input
+        into = outside & swept
+        groups.append(g[idx[into]])
+        types.append(first_type[m_tx[into]])
+        weights.append(np.asarray(shapes.n_inputs[m_tx[into]]).astype(np.int64))
+        # a deposit: paid by someone else's tx that is neither a sweep nor a payout (a payout's
+        # change spent by the group is its own hot coin), spent by the group in no payout
+        by = np.asarray(shapes.spent_by[lo:hi]).astype(np.int64)[idx]
+        paid = outside & ~swept & ~shapes.small_batch[m_tx] & (by >= 0)
+        s_tx = np.maximum(by, 0)
+        s_group = np.where(spender[s_tx] >= 0, group.lookup(np.maximum(spender[s_tx], 0)), -1)
+        paid &= (s_group == g[idx]) & ~shapes.small_batch[s_tx] & ~shapes.coinjoin[s_tx]
+        groups.append(g[idx[paid]])
+        types.append(np.asarray(output_type[idx[paid] + lo]).astype(np.int64))
+        weights.append(np.ones(int(paid.sum()), np.int64))
+    g_all = np.concatenate(groups)
+    if g_all.shape[0] == 0:
+        return styles
+    deposit = _main_value(g_all, np.concatenate(types), np.concatenate(weights), n_groups)
+    take = unseen & (deposit >= 0)
+    return replace(styles, deposit=np.where(take, deposit, styles.deposit))
 
 
 def style_matches(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray) -> np.ndarray:
