@@ -1104,35 +1104,41 @@ def received_deposits(
     cluster_of: np.ndarray,
     styles: WalletStyles,
     group: ClusterGroups,
-    named: np.ndarray,
+    groups_asked: np.ndarray,
 ) -> WalletStyles:
-    """`styles` with the deposit type of each named group that shows none read from the coins
-    it received from others and spent otherwise than in a payout.
+    """`styles` with the deposit type of each of `groups_asked` that shows none read from the
+    sweeps that pay it and the deposits it received from others and spent.
 
     A tagged wallet whose tags fell on a forwarded deposit, a forward's change and a few hot
-    addresses sweeps nothing in its group, so its deposit type is unseen and it can neither be
-    told from a wallet of another deposit type nor lend its name to one of its own. A deposit
-    address is paid by someone else (a customer, another exchange's withdrawal) and spent by its
-    exchange in a sweep or a forward; a hot coin is paid by the wallet's own txs (sweeps,
-    change, refills) and spent in payouts. So an output paying one of the group's clusters,
-    made by a tx whose spender is not in the group and that is not shaped like a sweep (3+
-    inputs into one payee: an exchange's own sweep from a deposit cluster outside the group
-    pays its hot wallet), and spent by a tx of the group that is no payout (fewer than
-    `SMALL_BATCH_PAYEES` payees) is taken for a deposit; its script type counts, one vote per
-    output, and one type must hold `STYLE_DEPOSIT_RATIO` times the votes of every other
-    (`_main_value`). Only for named groups whose deposit type is unseen (`named`); candidates
-    keep what their sweeps show. Memory: nothing per tx of the chain; ~40 B per output of one
-    slice of `TX_SLICE` txs while in use."""
-    if shapes is None or named.shape[0] == 0:
+    addresses sweeps nothing in its group (hard medium 4's dunmore), and so does an untagged
+    fragment of a hot wallet whose batches spend what a sweep paid it (the sweep's deposit
+    cluster is then outside its entity): their deposit type is unseen, so a tagged one can
+    neither be told from a wallet of another deposit type nor lend its name to one of its own,
+    and a fragment cannot be told from a tagged wallet of another deposit type. Two kinds of
+    coins the group received show it. A sweep (`SWEEP_MIN_INPUTS`+ inputs into one payee) by
+    a cluster outside the group that pays the group is its own sweep of deposits into its wallet
+    (or a customer's send-all into one of its deposits): the sweep's first input type counts,
+    one vote per swept input. And a deposit address is paid by someone else (a customer,
+    another exchange's withdrawal) and spent by its exchange in a sweep or a forward, while a
+    hot coin is paid by the wallet's own txs (sweeps, change, refills) and spent in payouts: an
+    output paying the group, made by a tx of a spender outside the group that is neither shaped
+    like a sweep nor a payout (`TxShapes.small_batch`: a payout's change is the wallet's own
+    hot coin), and spent by a tx of the group that is no payout, counts its script type, one
+    vote per output. One type must hold `STYLE_DEPOSIT_RATIO` times the votes of every other
+    (`_main_value`). A group whose own sweeps show its deposit type keeps it. Memory: nothing
+    per tx of the chain; ~40 B per output of one slice of `TX_SLICE` txs while in use, 1 B per
+    group."""
+    if shapes is None or groups_asked.shape[0] == 0:
         return styles
     n_groups = styles.deposit.shape[0]
     unseen = np.zeros(n_groups, np.bool_)
-    unseen[named] = styles.deposit[named] == STYLE_UNSEEN
+    unseen[groups_asked] = styles.deposit[groups_asked] == STYLE_UNSEEN
     if not unseen.any():
         return styles
     output_type = store.graph.output_script_type
     spender = np.asarray(shapes.spender)
-    first_type = _first_input_type(store).astype(np.int64)  # 1 B per tx, as the batches read
+    spent_output = store.graph.input_spent_output
+    first_input = store.graph.tx_first_input
     none = np.zeros(0, np.int64)
     groups, types, weights = [none], [none], [none]
     for _t0, _t1, lo, hi, made in shapes.tx_slices():
@@ -1153,7 +1159,9 @@ def received_deposits(
         # one vote per swept input
         into = outside & swept
         groups.append(g[idx[into]])
-        types.append(first_type[m_tx[into]])
+        firsts = np.asarray(first_input[m_tx[into]], np.int64)
+        spent = np.maximum(np.asarray(spent_output[firsts], np.int64), 0)
+        types.append(np.asarray(output_type[spent]).astype(np.int64))
         weights.append(np.asarray(shapes.n_inputs[m_tx[into]]).astype(np.int64))
         # a deposit: paid by someone else's tx that is neither a sweep nor a payout (a payout's
         # change spent by the group is its own hot coin), spent by the group in no payout

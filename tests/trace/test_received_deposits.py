@@ -93,3 +93,23 @@ def test_a_customer_send_all_into_a_deposit_is_outvoted() -> None:
     s = services.wallet_styles(store, shapes, cluster_of, group, np.ones(len(c.txs), np.int64))
     s = services.received_deposits(store, shapes, cluster_of, s, group, np.array([0]))
     assert s.deposit.tolist() == [P2WPKH]
+
+
+def test_an_untagged_fragment_shows_the_deposit_type_a_sweep_paid_it() -> None:
+    """An untagged hot-wallet fragment (1002) that sweeps nothing: its coin came from its
+    exchange's sweep of 30 P2WPKH deposits by a deposit cluster outside it. Named A (1000)
+    sweeps P2WPKH deposits, named B (1001) P2PKH ones; both alike on every other habit. Read
+    from its sweeps alone the fragment shows no deposit type and is compatible with both."""
+    c = Chain()
+    c.wallet(1_000, 20, P2WPKH)
+    c.wallet(1_001, 20, P2PKH)
+    _named_without_sweeps(c, 1_002, forward=False, sweep_into=True)
+    group = services.ClusterGroups.of(np.array([1_000, 1_001, 1_002]), np.array([0, 1, 2]))
+    store, shapes, cluster_of = c.store(), c.shapes(), c.cluster_of()
+    s = services.wallet_styles(store, shapes, cluster_of, group, np.ones(len(c.txs), np.int64))
+    assert s.deposit.tolist() == [P2WPKH, P2PKH, services.STYLE_UNSEEN]
+    named, candidate = np.array([0, 1]), np.array([2])
+    assert services.style_matches(s, named, candidate).tolist() == [-1]
+    s = services.received_deposits(store, shapes, cluster_of, s, group, np.array([0, 1, 2]))
+    assert s.deposit.tolist() == [P2WPKH, P2PKH, P2WPKH]
+    assert services.style_matches(s, named, candidate).tolist() == [0]
