@@ -12,13 +12,12 @@ and script type is spelled out."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from chainsleuth.trace import services
-from tests.trace.hand_shapes import HandChain, hand_shapes
+from tests.trace.hand_shapes import HandChain, hand_shapes, hand_store
 
 P2PKH, P2SH, P2WPKH = 2, 3, 4
 HOT = P2WPKH
@@ -43,13 +42,8 @@ class Chain(HandChain):
         return a
 
     def store(self) -> Any:
-        first_input = np.cumsum([0] + [len(t.inputs) for t in self.txs])[:-1].astype(np.int64)
-        return SimpleNamespace(
-            graph=SimpleNamespace(
-                tx_first_input=first_input,
-                input_spent_output=np.array([o for t in self.txs for o in t.inputs], np.int64),
-                output_script_type=np.array([s for t in self.txs for *_, s in t.outputs], np.uint8),
-            )
+        return hand_store(
+            [t.inputs for t in self.txs], [s for t in self.txs for *_, s in t.outputs]
         )
 
     def cluster_of(self) -> np.ndarray:
