@@ -82,6 +82,7 @@ from chainsleuth.trace.services import (
     change_spend_links,
     funder_links,
     hot_change_links,
+    received_deposits,
     sendall_receivers,
     service_entities,
     service_stats,
@@ -831,6 +832,10 @@ def _lend_by_style(
         group = ClusterGroups.of(clusters, owner[label])
         styles = wallet_styles(store, shapes, cluster_of, group, fingerprint)
         styles = blind_styles(store, shapes, cluster_of, styles, group, named, fingerprint)
+        # and, where neither sweeps anything in its group, from the sweeps and deposits it
+        # received (docs/investigations.md "Deposit types weighed by swept inputs")
+        asked = np.union1d(named, candidate)
+        styles = received_deposits(store, shapes, cluster_of, styles, group, asked)
         match = style_matches(styles, named, candidate)
         if not (match >= 0).any():
             break

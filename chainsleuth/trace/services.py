@@ -58,6 +58,7 @@ __all__ = [
     "wallet_styles",
     "WalletStyles",
     "blind_styles",
+    "received_deposits",
 ]
 
 #: Payees of a batched withdrawal. Wallets paying a few people at once with change have 3-5
@@ -845,6 +846,32 @@ def _one_value(group: np.ndarray, value: np.ndarray, n_groups: int) -> np.ndarra
     return np.where(hi < 0, STYLE_UNSEEN, np.where(lo == hi, hi, STYLE_MIXED))
 
 
+#: The deposit type of a wallet (`WalletStyles.deposit`) is the script type of the deposits its
+#: sweeps spend, weighed by swept inputs: one type when it holds at least this many times as
+#: many swept inputs as every other type together (else mixed). An exchange sweeps tens of
+#: deposits at a time; a customer's send-all of a few coins that a stray merge put in its group
+#: (hard medium 6: 5 inputs of another type beside arcadia's sweeps) no longer hides its type.
+STYLE_DEPOSIT_RATIO = 10
+
+
+def _main_value(
+    group: np.ndarray, value: np.ndarray, weight: np.ndarray, n_groups: int
+) -> np.ndarray:
+    """Per group: the value holding at least `STYLE_DEPOSIT_RATIO` times the weight of every
+    other value of its rows together, STYLE_UNSEEN without rows, else STYLE_MIXED. `value`:
+    small non-negative ints (script types); memory: 8 B per (group, value) pair seen."""
+    out = np.full(n_groups, STYLE_UNSEEN, np.int64)
+    if group.shape[0] == 0:
+        return out
+    pairs, inverse = np.unique(np.stack([group, value], axis=1), axis=0, return_inverse=True)
+    total = np.bincount(inverse.ravel(), weights=weight, minlength=pairs.shape[0])
+    per_group = np.bincount(pairs[:, 0], weights=total, minlength=n_groups)
+    out[pairs[:, 0]] = STYLE_MIXED
+    main = total >= STYLE_DEPOSIT_RATIO * (per_group[pairs[:, 0]] - total)
+    out[pairs[main, 0]] = pairs[main, 1]
+    return out
+
+
 @dataclass(frozen=True)
 class ClusterGroups:
     """A group id (0..n-1) for a few cluster ids, every other cluster none (-1): the pairs
@@ -900,7 +927,7 @@ def wallet_styles(
     # per batch and sweep of a grouped spender: (group, first input's type, fingerprint)
     none = np.zeros(0, np.int64)
     batch_g, batch_type, batch_fp = [none], [none], [none]
-    sweep_g, sweep_type = [none], [none]
+    sweep_g, sweep_type, sweep_width = [none], [none], [none]
     # its batches' payments (every payable output but the change), and the round ones
     payments = np.zeros(n_groups, np.int64)
     round_payments = np.zeros(n_groups, np.int64)
@@ -929,6 +956,7 @@ def wallet_styles(
         sweep &= (tx_group >= 0) & ~shapes.coinjoin[t0:t1]
         sweep_g.append(tx_group[sweep])
         sweep_type.append(first_type[sweep])
+        sweep_width.append(np.asarray(shapes.n_inputs[t0:t1])[sweep].astype(np.int64))
         spent_by = np.asarray(shapes.spent_by[lo:hi])
         spent = spent_by >= 0
         in_batch = np.zeros(hi - lo, np.bool_)
@@ -961,7 +989,9 @@ def wallet_styles(
     g_batch = np.concatenate(batch_g)
     hot = _one_value(g_batch, np.concatenate(batch_type), n_groups)
     fp = _one_value(g_batch, np.concatenate(batch_fp), n_groups)
-    deposit = _one_value(np.concatenate(sweep_g), np.concatenate(sweep_type), n_groups)
+    deposit = _main_value(
+        np.concatenate(sweep_g), np.concatenate(sweep_type), np.concatenate(sweep_width), n_groups
+    )
     return WalletStyles(
         hot, fp, deposit, change_last, change_elsewhere, coinbase, change_fresh, change_reused,
         payments, round_payments
@@ -1076,6 +1106,89 @@ def blind_styles(
         hot=np.where(take, hot, styles.hot),
         fingerprint=np.where(take, fp, styles.fingerprint),
     )
+
+
+def received_deposits(
+    store: Store,
+    shapes: TxShapes | None,
+    cluster_of: np.ndarray,
+    styles: WalletStyles,
+    group: ClusterGroups,
+    groups_asked: np.ndarray,
+) -> WalletStyles:
+    """`styles` with the deposit type of each of `groups_asked` that shows none read from the
+    sweeps that pay it and the deposits it received from others and spent.
+
+    A tagged wallet whose tags fell on a forwarded deposit, a forward's change and a few hot
+    addresses sweeps nothing in its group (hard medium 4's dunmore), and so does an untagged
+    fragment of a hot wallet whose batches spend what a sweep paid it (the sweep's deposit
+    cluster is then outside its entity): their deposit type is unseen, so a tagged one can
+    neither be told from a wallet of another deposit type nor lend its name to one of its own,
+    and a fragment cannot be told from a tagged wallet of another deposit type. Two kinds of
+    coins the group received show it. A sweep (`SWEEP_MIN_INPUTS`+ inputs into one payee) by
+    a cluster outside the group that pays the group is its own sweep of deposits into its wallet
+    (or a customer's send-all into one of its deposits): the sweep's first input type counts,
+    one vote per swept input. And a deposit address is paid by someone else (a customer,
+    another exchange's withdrawal) and spent by its exchange in a sweep or a forward, while a
+    hot coin is paid by the wallet's own txs (sweeps, change, refills) and spent in payouts: an
+    output paying the group, made by a tx of a spender outside the group that is neither shaped
+    like a sweep nor a payout (`TxShapes.small_batch`: a payout's change is the wallet's own
+    hot coin), and spent by a tx of the group that is no payout, counts its script type, one
+    vote per output. One type must hold `STYLE_DEPOSIT_RATIO` times the votes of every other
+    (`_main_value`). A group whose own sweeps show its deposit type keeps it. Memory: nothing
+    per tx of the chain; ~40 B per output of one slice of `TX_SLICE` txs while in use, 1 B per
+    group."""
+    if shapes is None or groups_asked.shape[0] == 0:
+        return styles
+    n_groups = styles.deposit.shape[0]
+    unseen = np.zeros(n_groups, np.bool_)
+    unseen[groups_asked] = styles.deposit[groups_asked] == STYLE_UNSEEN
+    if not unseen.any():
+        return styles
+    output_type = store.graph.output_script_type
+    spender = np.asarray(shapes.spender)
+    spent_output = store.graph.input_spent_output
+    first_input = store.graph.tx_first_input
+    none = np.zeros(0, np.int64)
+    groups, types, weights = [none], [none], [none]
+    for _t0, _t1, lo, hi, made in shapes.tx_slices():
+        addr = np.asarray(shapes.output_address[lo:hi]).astype(np.int64)
+        pay = np.asarray(shapes.payable[lo:hi]).copy()
+        g = np.full(hi - lo, -1, np.int64)
+        g[pay] = group.lookup(np.asarray(cluster_of[addr[pay]], np.int64))
+        pay &= g >= 0
+        pay[pay] = unseen[g[pay]]
+        if not pay.any():
+            continue
+        idx = np.flatnonzero(pay)
+        m_tx = made[idx]
+        m_group = np.where(spender[m_tx] >= 0, group.lookup(np.maximum(spender[m_tx], 0)), -1)
+        outside = (m_group != g[idx]) & (spender[m_tx] >= 0) & ~shapes.coinjoin[m_tx]
+        swept = (shapes.n_inputs[m_tx] >= SWEEP_MIN_INPUTS) & (shapes.n_payees[m_tx] == 1)
+        # a sweep from a deposit cluster outside the group into its wallet: the deposits' type,
+        # one vote per swept input
+        into = outside & swept
+        groups.append(g[idx[into]])
+        firsts = np.asarray(first_input[m_tx[into]], np.int64)
+        spent = np.maximum(np.asarray(spent_output[firsts], np.int64), 0)
+        types.append(np.asarray(output_type[spent]).astype(np.int64))
+        weights.append(np.asarray(shapes.n_inputs[m_tx[into]]).astype(np.int64))
+        # a deposit: paid by someone else's tx that is neither a sweep nor a payout (a payout's
+        # change spent by the group is its own hot coin), spent by the group in no payout
+        by = np.asarray(shapes.spent_by[lo:hi]).astype(np.int64)[idx]
+        paid = outside & ~swept & ~shapes.small_batch[m_tx] & (by >= 0)
+        s_tx = np.maximum(by, 0)
+        s_group = np.where(spender[s_tx] >= 0, group.lookup(np.maximum(spender[s_tx], 0)), -1)
+        paid &= (s_group == g[idx]) & ~shapes.small_batch[s_tx] & ~shapes.coinjoin[s_tx]
+        groups.append(g[idx[paid]])
+        types.append(np.asarray(output_type[idx[paid] + lo]).astype(np.int64))
+        weights.append(np.ones(int(paid.sum()), np.int64))
+    g_all = np.concatenate(groups)
+    if g_all.shape[0] == 0:
+        return styles
+    deposit = _main_value(g_all, np.concatenate(types), np.concatenate(weights), n_groups)
+    take = unseen & (deposit >= 0)
+    return replace(styles, deposit=np.where(take, deposit, styles.deposit))
 
 
 def style_matches(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray) -> np.ndarray:

@@ -51,6 +51,21 @@ def hand_shapes(
     )
 
 
+def hand_store(inputs: Sequence[Sequence[int]], output_types: Sequence[int]) -> Any:
+    """A store-like object with the graph arrays the style passes read: each tx's first input,
+    the output each input spends, and each output's script type."""
+    from types import SimpleNamespace
+
+    first_input = np.cumsum([0] + [len(spent) for spent in inputs])[:-1].astype(np.int64)
+    return SimpleNamespace(
+        graph=SimpleNamespace(
+            tx_first_input=first_input,
+            input_spent_output=np.array([o for spent in inputs for o in spent], np.int64),
+            output_script_type=np.array(output_types, np.uint8),
+        )
+    )
+
+
 @dataclass
 class HandChain:
     """Txs appended in order; each tx's outputs get the next output ids."""
