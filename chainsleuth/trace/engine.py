@@ -14,6 +14,7 @@ of traced amounts, splitting each amount across a transaction's inputs (backward
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -229,6 +230,29 @@ def _stop_clusters(
     return stop, cluster_of
 
 
+_FENCES: dict[tuple[str, str, int, int], np.ndarray] = {}
+_FENCE_LOCK = threading.Lock()
+
+
+def creator_fence(store: Store) -> np.ndarray:
+    """The store's creating-tx fence (`kernels.creator_fence` at `kernels.FENCE_SHIFT`: 4 B per
+    32 outputs), built by one pass over `tx_first_output` on first use and kept for the process
+    (per store folder, tip and counts: an ingest or a rollback makes a new one), so the chunks
+    and threads of one investigation build it once."""
+    n_txs, n_outputs = store.counts["txs"], store.counts["outputs"]
+    key = (str(store.data_dir.resolve()), str(store.manifest.get("tip")), n_txs, n_outputs)
+    with _FENCE_LOCK:
+        fence = _FENCES.get(key)
+        if fence is None:
+            fence = kernels.creator_fence(
+                store.graph.tx_first_output, n_outputs, kernels.FENCE_SHIFT
+            )
+            for old in [k for k in _FENCES if k[0] == key[0]]:
+                del _FENCES[old]
+            _FENCES[key] = fence
+    return fence
+
+
 def _trace(
     backward: bool,
     store_dir: Path,
@@ -287,6 +311,8 @@ def _trace(
         store.graph.tx_height,
         -1 if options.min_height is None else int(options.min_height),
         (1 << 31) if options.max_height is None else int(options.max_height),
+        creator_fence(store) if backward else np.zeros(2, np.uint32),
+        kernels.FENCE_SHIFT,
     )
     at_creator = r_tx == kernels.STOP_AT_CREATOR
     if at_creator.any():

@@ -153,6 +153,49 @@ def _gather(output_value, s_child, s_value, n_s, keys, tmp, count):
         s_value[key & index_mask] = output_value[key >> _INDEX_BITS]
 
 
+#: Outputs per step of the creating-tx fence (`creator_fence`): 2^5 = 32, 0.125 B per output.
+FENCE_SHIFT = 5
+
+
+@njit(cache=True, nogil=True)
+def creator_fence(tx_first_output, n_outputs, shift):
+    """The creating tx of every 2^shift-th output: fence[j] = the largest t with
+    tx_first_output[t] <= j << shift, for j up to one past the last output's step (uint32, 4 B
+    per 2^shift outputs). The creating tx of output o then lies in [fence[o >> shift],
+    fence[(o >> shift) + 1]]: within 2^shift txs (every tx has an output), a line or two of
+    `tx_first_output`, found without the previous entry's answer (`creators_of`). One pass
+    over `tx_first_output`. shift 0 is the full output -> tx map."""
+    n_txs = tx_first_output.shape[0]
+    n_f = ((max(n_outputs, 1) - 1) >> shift) + 2
+    fence = np.empty(n_f, np.uint32)
+    t = 0
+    for j in range(n_f):
+        o = np.int64(j) << shift
+        while t + 1 < n_txs and tx_first_output[t + 1] <= o:
+            t += 1
+        fence[j] = t
+    return fence
+
+
+@njit(cache=True, nogil=True)
+def creators_of(tx_first_output, fence, shift, outputs):
+    """The creating tx of each of `outputs` (int64; `searchsorted(tx_first_output, o, "right")
+    - 1`) through `creator_fence`: the count of the fenced txs' first outputs <= o, with no
+    branch per step and no dependence on another output's answer. The trace kernel writes
+    the same loop out (a call passing arrays costs numba reference counts)."""
+    out = np.empty(outputs.shape[0], np.int64)
+    for q in range(outputs.shape[0]):
+        o = outputs[q]
+        j = o >> shift
+        lo = np.int64(fence[j])
+        hi = np.int64(fence[j + 1])
+        t = lo
+        for u in range(lo + 1, hi + 1):
+            t += tx_first_output[u] <= o
+        out[q] = t
+    return out
+
+
 @njit(cache=True, nogil=True)
 def trace_kernel(
     backward,
@@ -176,6 +219,8 @@ def trace_kernel(
     tx_height,
     min_height,
     max_height,
+    fence,
+    fence_shift,
     block_entries=BLOCK,
 ):
     """Walk from `seeds` and return (entry arrays..., row arrays...); see the module docstring.
@@ -274,27 +319,19 @@ def trace_kernel(
             # Written out here, not called: a call passing arrays costs numba an atomic
             # reference count increment and decrement per array and call.
             if backward:
-                # the creating tx: the largest t with tx_first_output[t] <= o, galloped up from
-                # the previous entry's (the outputs come in ascending order): about a cache
-                # line, where a binary search over the whole array took ~21 steps
-                lo = 0
+                # the creating tx: the largest t with tx_first_output[t] <= o, counted
+                # among the few txs between the fence's two marks around o (`creators_of`,
+                # written out): each entry's search stands alone, so the CPU overlaps the
+                # misses of many entries (a gallop from the previous answer chained them)
                 for q in range(m):
                     o = order[q] >> _INDEX_BITS
-                    step = 1
-                    hi = lo + 1
-                    while hi < n_txs and tx_first_output[hi] <= o:
-                        lo = hi
-                        step *= 2
-                        hi = lo + step
-                    if hi > n_txs:
-                        hi = n_txs
-                    while hi - lo > 1:
-                        mid = (lo + hi) >> 1
-                        if tx_first_output[mid] <= o:
-                            lo = mid
-                        else:
-                            hi = mid
-                    p_tx[q] = lo
+                    j = o >> fence_shift
+                    lo = np.int64(fence[j])
+                    hi = np.int64(fence[j + 1])
+                    t = lo
+                    for u in range(lo + 1, hi + 1):
+                        t += tx_first_output[u] <= o
+                    p_tx[q] = t
             else:
                 # the spending tx, or -1 while unspent
                 for q in range(m):
