@@ -104,7 +104,8 @@ def test_backward_trace_equals_the_binary_search(small_world: tuple[Path, Path])
         1 << 31,
         exact.astype(np.uint32),
         0,
-    )
+        *kernels.empty_work(),
+    )[:11]
     e_output, e_amount, e_parent, e_tx, e_seed, e_hops, e_flags, r_entry, r_kind, r_tx, drop = want
     assert r_entry.shape[0] > 1000 and int(e_hops.max()) >= 3  # a walk of several hops
     np.testing.assert_array_equal(got.entry_output, e_output)

@@ -139,8 +139,9 @@ def _compare(chain: dict, opts: dict, case: str, policy: str, backward: bool, bl
         *window,
         fence,
         shift,
+        *kernels.empty_work(),
         block,
-    )
+    )[:11]
     old = sequential_walk(*common, empty if no_stops else chain["stop_address"], *window)
     first_output = np.asarray(g.tx_first_output)
     new_a, old_a = _fill_creators(new, first_output), _fill_creators(old, first_output)
