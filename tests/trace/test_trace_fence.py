@@ -119,3 +119,39 @@ def test_backward_trace_equals_the_binary_search(small_world: tuple[Path, Path])
     np.testing.assert_array_equal(got.kind, r_kind)
     np.testing.assert_array_equal(got.tx, r_tx)
     np.testing.assert_array_equal(got.dropped, drop)
+
+
+def test_kept_scratch_gives_the_same_walk(small_world: tuple[Path, Path]) -> None:
+    """The engine hands the kernel the scratch of the thread's previous call (grown by a larger
+    walk, left holding its data): a walk after a larger one, of another policy and direction,
+    equals the same walk in a fresh thread (which starts from empty scratch)."""
+    import threading
+
+    _, data = small_world
+    g = Store.open(data).graph
+    rng = np.random.default_rng(3)
+    big = rng.integers(0, g.n_outputs, 6000).astype(np.int64)
+    small = rng.integers(0, g.n_outputs, 700).astype(np.int64)
+    opts = engine.TraceOptions(policy="haircut", max_hops=10, min_fraction=0.01)
+
+    walks = [
+        lambda: engine.trace_back(data, big, opts),
+        lambda: engine.trace_back(data, small, opts, policy="fifo"),
+        lambda: engine.trace_forward(data, small, opts, policy="poison", max_entries_per_seed=50),
+        lambda: engine.trace_back(data, small, opts, policy="poison", max_entries_per_seed=50),
+    ]
+    fresh: list[engine.TraceResult] = []
+    for walk in walks:
+        # each walk alone in a new thread: its scratch starts empty
+        t = threading.Thread(target=lambda walk=walk: fresh.append(walk()))
+        t.start()
+        t.join()
+    reused = [walk() for walk in walks]  # one thread, one after the other
+    assert engine._WORK.arrays is not None  # the scratch was kept
+    for k in range(4):
+        a, b = reused[k], fresh[k]
+        assert len(a) > 100
+        for name in ("seed", "output", "tx", "amount", "hops", "kind", "flags", "entry"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        np.testing.assert_array_equal(a.entry_parent, b.entry_parent)
+        np.testing.assert_array_equal(a.dropped, b.dropped)
