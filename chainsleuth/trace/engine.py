@@ -231,13 +231,13 @@ def _stop_clusters(
     return stop, cluster_of
 
 
-_CHAINS: dict[tuple[str, str, int, int], tuple[ChainGraph, np.ndarray]] = {}
+_CHAINS: dict[tuple[str, str, int, int], tuple[ChainGraph, np.ndarray, int]] = {}
 _CHAIN_LOCK = threading.Lock()
 
 
-def _chain(store: Store) -> tuple[ChainGraph, np.ndarray]:
-    """The store's mapped arrays and its creating-tx fence (`kernels.creator_fence` at
-    `kernels.FENCE_SHIFT`: 4 B per 32 outputs, one pass over `tx_first_output`), made on first
+def _chain(store: Store) -> tuple[ChainGraph, np.ndarray, int]:
+    """The store's mapped arrays, its creating-tx fence (`kernels.creator_fence`: 4 B per 32
+    outputs, one pass over `tx_first_output`) and the fence's shift, made on first
     use and kept for the process, per store folder, tip and counts (an ingest or a rollback
     makes new ones). So the chunks and threads of one investigation map the arrays once: a
     page each chunk reads is faulted into this process once, where a `Store.open` per chunk
@@ -249,10 +249,11 @@ def _chain(store: Store) -> tuple[ChainGraph, np.ndarray]:
         chain = _CHAINS.get(key)
         if chain is None:
             graph = store.graph
-            fence = kernels.creator_fence(graph.tx_first_output, n_outputs, kernels.FENCE_SHIFT)
+            shift = kernels.fence_shift(n_outputs)
+            fence = kernels.creator_fence(graph.tx_first_output, n_outputs, shift)
             for old in [k for k in _CHAINS if k[0] == key[0]]:
                 del _CHAINS[old]
-            chain = _CHAINS[key] = (graph, fence)
+            chain = _CHAINS[key] = (graph, fence, shift)
     return chain
 
 
@@ -294,7 +295,7 @@ def _trace(
     n_outputs, n_txs = store.counts["outputs"], store.counts["txs"]
     if seed_arr.shape[0] and (seed_arr.min() < 0 or seed_arr.max() >= n_outputs):
         raise ChainsleuthError(f"seed output ids must lie in [0, {n_outputs})")
-    graph, fence = _chain(store)
+    graph, fence, shift = _chain(store)
     value = graph.output_value
     coinjoin = np.zeros(n_txs, np.bool_) if is_coinjoin is None else np.asarray(is_coinjoin)
     if coinjoin.shape[0] < n_txs:
@@ -338,7 +339,7 @@ def _trace(
         -1 if options.min_height is None else int(options.min_height),
         (1 << 31) if options.max_height is None else int(options.max_height),
         fence if backward else np.zeros(2, np.uint32),
-        kernels.FENCE_SHIFT,
+        shift,
         *_work(),
     )
     _keep_work(work)

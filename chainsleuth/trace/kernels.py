@@ -166,8 +166,19 @@ def _gather(output_value, s_child, s_value, n_s, keys, tmp, count):
         s_value[key & index_mask] = output_value[key >> _INDEX_BITS]
 
 
-#: Outputs per step of the creating-tx fence (`creator_fence`): 2^5 = 32, 0.125 B per output.
+#: Outputs per step of the creating-tx fence (`creator_fence`): at least 2^5 = 32 (0.125 B per
+#: output), more where that would pass FENCE_MAX_BYTES (`fence_shift`).
 FENCE_SHIFT = 5
+FENCE_MAX_BYTES = 64 << 20
+
+
+def fence_shift(n_outputs: int) -> int:
+    """The fence's step for a chain of `n_outputs`: 2^5 outputs, or the smallest power of two
+    that keeps the fence within FENCE_MAX_BYTES (mainnet, 3.1 G outputs: 2^8, 48 MB)."""
+    shift = FENCE_SHIFT
+    while (n_outputs >> shift) * 4 > FENCE_MAX_BYTES:
+        shift += 1
+    return shift
 
 
 @njit(cache=True, nogil=True)

@@ -155,3 +155,13 @@ def test_kept_scratch_gives_the_same_walk(small_world: tuple[Path, Path]) -> Non
             np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
         np.testing.assert_array_equal(a.entry_parent, b.entry_parent)
         np.testing.assert_array_equal(a.dropped, b.dropped)
+
+
+def test_fence_step_keeps_the_fence_small() -> None:
+    assert kernels.fence_shift(5_453_293) == kernels.FENCE_SHIFT  # the large simulated world
+    for n in (0, 1 << 20, 1 << 31, 3_100_000_000, 1 << 40):
+        shift = kernels.fence_shift(n)
+        assert shift >= kernels.FENCE_SHIFT
+        assert (n >> shift) * 4 <= kernels.FENCE_MAX_BYTES
+        assert shift == kernels.FENCE_SHIFT or (n >> (shift - 1)) * 4 > kernels.FENCE_MAX_BYTES
+    assert kernels.fence_shift(3_100_000_000) == 8  # mainnet's outputs: 48 MB
