@@ -250,7 +250,12 @@ def trace_kernel(
     work_children,
     block_entries=BLOCK,
 ):
-    """Walk from `seeds` and return (entry arrays..., row arrays...); see the module docstring.
+    """Walk from `seeds` and return (entry arrays..., row arrays..., dropped, work arrays...); see
+    the module docstring. The entry and row arrays are views of larger ones (not copied).
+
+    fence, fence_shift: `creator_fence(tx_first_output, n_outputs, fence_shift)` (backward;
+    forward reads none). work_keys, work_rec, work_children: scratch (`empty_work()`, or the
+    work arrays a previous call returned), returned grown when a block needed more.
 
     stop_cluster: bool per cluster id (empty: no stop clusters); cluster_of: cluster id per
     address id. is_coinjoin: bool per tx. output_spent_by_tx: uint32 per output, NONE or >=
@@ -264,8 +269,8 @@ def trace_kernel(
     The frontier is a FIFO queue, so it is walked level by level (hop by hop) in blocks of
     `block_entries` entries (BLOCK; the tests make it small). Each block is read in two passes: (1) in ascending output id, where each
     entry's tx, stop check and inputs (or outputs) are looked up and copied to scratch, so the
-    memory-mapped arrays are read in order and the creating tx is a short gallop from the last
-    one; (2) in queue order, where the limits are applied and the children appended exactly as
+    memory-mapped arrays are read in order (the creating tx is found through `fence`, the
+    `creator_fence` at `fence_shift`); (2) in queue order, where the limits are applied and the children appended exactly as
     a one-entry-at-a-time walk would (same entries, rows and order: the limits depend on it).
     """
     n_txs = tx_first_output.shape[0]
