@@ -61,7 +61,7 @@ from chainsleuth.cluster.learned import read_fingerprints
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.core.files import atomic_write_text, replace_into_place
 from chainsleuth.core.files import sha256_file as _sha256
-from chainsleuth.core.heap import bound_heap, trim_heap
+from chainsleuth.core.heap import bound_heap, reuse_heap, trim_heap
 from chainsleuth.prices import PriceSource, describe, read_prices, resolve_prices
 from chainsleuth.prices import shipped_prices_path as shipped_prices_path
 from chainsleuth.store.graph import owned_rows
@@ -1023,6 +1023,7 @@ def _in_chunks(trace: Any, seeds: np.ndarray, group: np.ndarray, **options: Any)
     (each seed's own walk is capped by MAX_ENTRIES_PER_SEED). The walks run on one thread per
     core (the numba kernel releases the GIL); memory stays near that many chunks' frontiers
     (CHUNK_ENTRIES × 49 B each) whatever the number of seeds. Results come in any order.
+    Inside, malloc keeps freed arrays for the next chunk (`reuse_heap`; trimmed at the end).
     """
     from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
@@ -1036,7 +1037,9 @@ def _in_chunks(trace: Any, seeds: np.ndarray, group: np.ndarray, **options: Any)
     pending.reverse()
     workers = max(1, min(os.cpu_count() or 1, TRACE_THREADS))
     running: dict[Future[Any], tuple[int, int]] = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # each chunk allocates and frees the same few-MiB arrays: reused from malloc's heaps,
+    # not mapped, faulted in and zeroed again each time (core.heap.reuse_heap)
+    with reuse_heap(), ThreadPoolExecutor(max_workers=workers) as pool:
         while pending or running:
             while pending and len(running) < workers:
                 lo, hi = pending.pop()

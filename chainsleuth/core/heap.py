@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 #: mallopt parameters (glibc's malloc.h).
@@ -108,3 +109,31 @@ def heap_stats() -> dict[str, int]:
 
         out["arrow_allocated"] = int(pa.total_allocated_bytes())
     return out
+
+
+#: `reuse_heap`'s thresholds: arrays up to 64 MiB come from malloc's heaps, and up to 1 GiB of
+#: free memory stays in them until the trim at the end.
+REUSE_MMAP_THRESHOLD = 64 << 20
+REUSE_TRIM_THRESHOLD = 1 << 30
+
+
+@contextlib.contextmanager
+def reuse_heap() -> Iterator[None]:
+    """While inside: arrays of up to REUSE_MMAP_THRESHOLD come from malloc's heaps and freed
+    memory stays there, so a loop that allocates and frees the same arrays over and over (the
+    trace's chunks: a walk's entries, rows and scratch, a few MiB each) reuses pages already
+    faulted in, where `bound_heap`'s own mapping per array faulted in and zeroed every page
+    again for each one (a minor fault per 4 KiB). On leaving: `bound_heap` again and
+    `trim_heap`, so what the loop left free is given back as before. For loops whose arrays
+    have the same lifetime pattern each round; not for the ingest, which fragments (above)."""
+    libc = _glibc() if ENABLED else None
+    if libc is None:
+        yield
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, ctypes.c_int(REUSE_MMAP_THRESHOLD))
+    libc.mallopt(M_TRIM_THRESHOLD, ctypes.c_int(REUSE_TRIM_THRESHOLD))
+    try:
+        yield
+    finally:
+        bound_heap()
+        trim_heap()

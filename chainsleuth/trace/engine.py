@@ -14,6 +14,7 @@ of traced amounts, splitting each amount across a transaction's inputs (backward
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.store import Store
 from chainsleuth.trace import kernels
 
@@ -229,6 +231,53 @@ def _stop_clusters(
     return stop, cluster_of
 
 
+_CHAINS: dict[tuple[str, str, int, int], tuple[ChainGraph, np.ndarray, int]] = {}
+_CHAIN_LOCK = threading.Lock()
+
+
+def _chain(store: Store) -> tuple[ChainGraph, np.ndarray, int]:
+    """The store's mapped arrays, its creating-tx fence (`kernels.creator_fence`: 4 B per 32
+    outputs, one pass over `tx_first_output`) and the fence's shift, made on first
+    use and kept for the process, per store folder, tip and counts (an ingest or a rollback
+    makes new ones). So the chunks and threads of one investigation map the arrays once: a
+    page each chunk reads is faulted into this process once, where a `Store.open` per chunk
+    mapped every array again and faulted every page it read again (tens of thousands of
+    minor faults a chunk on a 2 M-tx chain), and the fence is built once."""
+    n_txs, n_outputs = store.counts["txs"], store.counts["outputs"]
+    key = (str(store.data_dir.resolve()), str(store.manifest.get("tip")), n_txs, n_outputs)
+    with _CHAIN_LOCK:
+        chain = _CHAINS.get(key)
+        if chain is None:
+            graph = store.graph
+            shift = kernels.fence_shift(n_outputs)
+            fence = kernels.creator_fence(graph.tx_first_output, n_outputs, shift)
+            for old in [k for k in _CHAINS if k[0] == key[0]]:
+                del _CHAINS[old]
+            chain = _CHAINS[key] = (graph, fence, shift)
+    return chain
+
+
+def creator_fence(store: Store) -> np.ndarray:
+    """The store's creating-tx fence, kept with its arrays (`_chain`)."""
+    return _chain(store)[1]
+
+
+#: The kernel's scratch (`kernels.empty_work`) kept per thread between calls, up to this many
+#: bytes: the chunks of an investigation reuse its pages instead of faulting new ones in each.
+WORK_KEEP_BYTES = 128 << 20
+_WORK = threading.local()
+
+
+def _work() -> tuple[np.ndarray, ...]:
+    work: tuple[np.ndarray, ...] | None = getattr(_WORK, "arrays", None)
+    _WORK.arrays = None  # a nested or failing call must not share them
+    return work if work is not None else tuple(kernels.empty_work())
+
+
+def _keep_work(work: list[np.ndarray]) -> None:
+    _WORK.arrays = tuple(work) if sum(a.nbytes for a in work) <= WORK_KEEP_BYTES else None
+
+
 def _trace(
     backward: bool,
     store_dir: Path,
@@ -246,7 +295,8 @@ def _trace(
     n_outputs, n_txs = store.counts["outputs"], store.counts["txs"]
     if seed_arr.shape[0] and (seed_arr.min() < 0 or seed_arr.max() >= n_outputs):
         raise ChainsleuthError(f"seed output ids must lie in [0, {n_outputs})")
-    value = store.graph.output_value
+    graph, fence, shift = _chain(store)
+    value = graph.output_value
     coinjoin = np.zeros(n_txs, np.bool_) if is_coinjoin is None else np.asarray(is_coinjoin)
     if coinjoin.shape[0] < n_txs:
         raise ChainsleuthError(f"is_coinjoin has {coinjoin.shape[0]} entries; the store {n_txs}")
@@ -266,6 +316,7 @@ def _trace(
         r_kind,
         r_tx,
         dropped,
+        *work,
     ) = kernels.trace_kernel(
         backward,
         POLICIES[policy],
@@ -276,21 +327,25 @@ def _trace(
         options.max_entries,
         options.max_entries_per_seed,
         options.walk_coinjoins,
-        store.graph.tx_first_input,
-        store.graph.tx_first_output,
-        store.graph.input_spent_output,
+        graph.tx_first_input,
+        graph.tx_first_output,
+        graph.input_spent_output,
         value,
-        store.graph.output_address,
-        store.graph.output_spent_by_tx,
+        graph.output_address,
+        graph.output_spent_by_tx,
         *_stop_clusters(Path(store_dir), stop_clusters, cluster_of),
         coinjoin.astype(np.bool_, copy=False),
-        store.graph.tx_height,
+        graph.tx_height,
         -1 if options.min_height is None else int(options.min_height),
         (1 << 31) if options.max_height is None else int(options.max_height),
+        fence if backward else np.zeros(2, np.uint32),
+        shift,
+        *_work(),
     )
+    _keep_work(work)
     at_creator = r_tx == kernels.STOP_AT_CREATOR
     if at_creator.any():
-        first_output = store.graph.tx_first_output
+        first_output = graph.tx_first_output
         r_tx[at_creator] = (
             np.searchsorted(first_output, e_output[r_entry[at_creator]], side="right") - 1
         )

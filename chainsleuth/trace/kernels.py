@@ -72,6 +72,19 @@ _R_POS = 6
 
 
 _AHEAD = 16  # entries: how far ahead pass 1 prefetches
+_WORK_KEYS = 4  # int64 scratch per entry of a block: sort key, sort buffer, tx, address
+_WORK_CHILDREN = 4  # int64 scratch per child: output id, value, sort key, sort buffer
+
+
+def empty_work():
+    """Empty work arrays for `trace_kernel` (it grows them and returns them)."""
+    return np.empty(0, np.int64), np.empty((0, _REC), np.int64), np.empty(0, np.int64)
+
+
+#: Entries (and rows) a walk has room for per seed before its arrays grow. Only written pages
+#: are faulted in, so a larger room costs address space, not memory; the walk returns views of
+#: its arrays (no copy: the pages past the last entry were never touched).
+_CAP_PER_SEED = 16
 
 
 @intrinsic
@@ -153,6 +166,60 @@ def _gather(output_value, s_child, s_value, n_s, keys, tmp, count):
         s_value[key & index_mask] = output_value[key >> _INDEX_BITS]
 
 
+#: Outputs per step of the creating-tx fence (`creator_fence`): at least 2^5 = 32 (0.125 B per
+#: output), more where that would pass FENCE_MAX_BYTES (`fence_shift`).
+FENCE_SHIFT = 5
+FENCE_MAX_BYTES = 64 << 20
+
+
+def fence_shift(n_outputs: int) -> int:
+    """The fence's step for a chain of `n_outputs`: 2^5 outputs, or the smallest power of two
+    that keeps the fence within FENCE_MAX_BYTES (mainnet, 3.1 G outputs: 2^8, 48 MB)."""
+    shift = FENCE_SHIFT
+    while (n_outputs >> shift) * 4 > FENCE_MAX_BYTES:
+        shift += 1
+    return shift
+
+
+@njit(cache=True, nogil=True)
+def creator_fence(tx_first_output, n_outputs, shift):
+    """The creating tx of every 2^shift-th output: fence[j] = the largest t with
+    tx_first_output[t] <= j << shift, for j up to one past the last output's step (uint32, 4 B
+    per 2^shift outputs). The creating tx of output o then lies in [fence[o >> shift],
+    fence[(o >> shift) + 1]]: within 2^shift txs (every tx has an output), a line or two of
+    `tx_first_output`, found without the previous entry's answer (`creators_of`). One pass
+    over `tx_first_output`. shift 0 is the full output -> tx map."""
+    n_txs = tx_first_output.shape[0]
+    n_f = ((max(n_outputs, 1) - 1) >> shift) + 2
+    fence = np.empty(n_f, np.uint32)
+    t = 0
+    for j in range(n_f):
+        o = np.int64(j) << shift
+        while t + 1 < n_txs and tx_first_output[t + 1] <= o:
+            t += 1
+        fence[j] = t
+    return fence
+
+
+@njit(cache=True, nogil=True)
+def creators_of(tx_first_output, fence, shift, outputs):
+    """The creating tx of each of `outputs` (int64; `searchsorted(tx_first_output, o, "right")
+    - 1`) through `creator_fence`: the count of the fenced txs' first outputs <= o, with no
+    branch per step and no dependence on another output's answer. The trace kernel writes
+    the same loop out (a call passing arrays costs numba reference counts)."""
+    out = np.empty(outputs.shape[0], np.int64)
+    for q in range(outputs.shape[0]):
+        o = outputs[q]
+        j = o >> shift
+        lo = np.int64(fence[j])
+        hi = np.int64(fence[j + 1])
+        t = lo
+        for u in range(lo + 1, hi + 1):
+            t += tx_first_output[u] <= o
+        out[q] = t
+    return out
+
+
 @njit(cache=True, nogil=True)
 def trace_kernel(
     backward,
@@ -176,9 +243,19 @@ def trace_kernel(
     tx_height,
     min_height,
     max_height,
+    fence,
+    fence_shift,
+    work_keys,
+    work_rec,
+    work_children,
     block_entries=BLOCK,
 ):
-    """Walk from `seeds` and return (entry arrays..., row arrays...); see the module docstring.
+    """Walk from `seeds` and return (entry arrays..., row arrays..., dropped, work arrays...); see
+    the module docstring. The entry and row arrays are views of larger ones (not copied).
+
+    fence, fence_shift: `creator_fence(tx_first_output, n_outputs, fence_shift)` (backward;
+    forward reads none). work_keys, work_rec, work_children: scratch (`empty_work()`, or the
+    work arrays a previous call returned), returned grown when a block needed more.
 
     stop_cluster: bool per cluster id (empty: no stop clusters); cluster_of: cluster id per
     address id. is_coinjoin: bool per tx. output_spent_by_tx: uint32 per output, NONE or >=
@@ -192,16 +269,20 @@ def trace_kernel(
     The frontier is a FIFO queue, so it is walked level by level (hop by hop) in blocks of
     `block_entries` entries (BLOCK; the tests make it small). Each block is read in two passes: (1) in ascending output id, where each
     entry's tx, stop check and inputs (or outputs) are looked up and copied to scratch, so the
-    memory-mapped arrays are read in order and the creating tx is a short gallop from the last
-    one; (2) in queue order, where the limits are applied and the children appended exactly as
+    memory-mapped arrays are read in order (the creating tx is found through `fence`, the
+    `creator_fence` at `fence_shift`); (2) in queue order, where the limits are applied and the children appended exactly as
     a one-entry-at-a-time walk would (same entries, rows and order: the limits depend on it).
     """
     n_txs = tx_first_output.shape[0]
     n_inputs = input_spent_output.shape[0]
     n_outputs = output_value.shape[0]
-    cap = max(16, 4 * seeds.shape[0])
+    # Room for _CAP_PER_SEED entries a seed, and as many rows, from the start: pages never
+    # written are never faulted in, so the room costs address space only, where growing by
+    # doubling wrote (and faulted) every entry again in a new array at each step.
+    cap = max(16, min(_CAP_PER_SEED * seeds.shape[0], max_entries + 16))
     e_output = np.empty(cap, np.int64)
-    e_offset = np.empty(cap, np.int64)
+    fifo = policy == POLICY_FIFO
+    e_offset = np.empty(cap if fifo else 1, np.int64)  # the slice's offset: FIFO's only
     e_amount = np.empty(cap, np.int64)
     e_parent = np.empty(cap, np.int64)
     e_tx = np.empty(cap, np.int64)
@@ -213,7 +294,8 @@ def trace_kernel(
     dropped = np.zeros(seeds.shape[0], np.int64)
     for s in range(seeds.shape[0]):
         e_output[n] = seeds[s]
-        e_offset[n] = 0
+        if fifo:
+            e_offset[n] = 0
         e_amount[n] = seed_amounts[s]
         e_parent[n] = -1
         e_tx[n] = -1
@@ -221,7 +303,7 @@ def trace_kernel(
         e_hops[n] = 0
         e_flags[n] = 0
         n += 1
-    rcap = 16
+    rcap = cap
     r_entry = np.empty(rcap, np.int64)
     r_kind = np.empty(rcap, np.uint8)
     r_tx = np.empty(rcap, np.int64)
@@ -233,20 +315,31 @@ def trace_kernel(
     window = min_height > 0 or max_height < (1 << 31)
     # per entry of a block (pass 1 -> pass 2): one record row each, so pass 1's writes (in
     # output order) and pass 2's reads (in queue order) touch one cache line per entry
+    # The scratch comes from the caller's work arrays (`empty_work`; the engine keeps them per
+    # thread from one call to the next, so a walk in many chunks faults its scratch pages in
+    # once, not once a chunk) and is returned, grown when a block needed more.
     block = min(block_entries, max(n, 1))
-    keys = np.empty(block, np.int64)
-    keys_tmp = np.empty(block, np.int64)
     count = np.empty(1 << _RADIX_BITS, np.int64)
-    rec = np.empty((block, _REC), np.int64)
-    # per entry of a block in ascending output id: its tx, its address, its stop flag
-    p_tx = np.empty(block, np.int64)
-    p_addr = np.empty(block, np.int64)
-    p_stop = np.empty(block, np.bool_)
-    # children of a block's expanding entries: output id and value, in pass 1's order
-    s_child = np.empty(4 * block, np.int64)
-    s_value = np.empty(4 * block, np.int64)
-    c_keys = np.empty(4 * block, np.int64)  # the children's sort keys (backward)
-    c_tmp = np.empty(4 * block, np.int64)
+    if work_rec.shape[0] < block:
+        work_keys = np.empty(_WORK_KEYS * block, np.int64)
+        work_rec = np.empty((block, _REC), np.int64)
+    room = work_rec.shape[0]
+    # per entry of a block: its sort key (and the sort's buffer), and in ascending output id
+    # its tx and its address (then its stop flag, 0 or 1, in the same slot)
+    keys = work_keys[:room]
+    keys_tmp = work_keys[room : 2 * room]
+    p_tx = work_keys[2 * room : 3 * room]
+    p_addr = work_keys[3 * room : 4 * room]
+    rec = work_rec
+    # children of a block's expanding entries: output id and value, in pass 1's order, and
+    # (backward) their sort keys and the sort's buffer
+    if work_children.shape[0] < _WORK_CHILDREN * 4 * block:
+        work_children = np.empty(_WORK_CHILDREN * 4 * block, np.int64)
+    c_room = work_children.shape[0] // _WORK_CHILDREN
+    s_child = work_children[:c_room]
+    s_value = work_children[c_room : 2 * c_room]
+    c_keys = work_children[2 * c_room : 3 * c_room]
+    c_tmp = work_children[3 * c_room : 4 * c_room]
     index_mask = (np.int64(1) << _INDEX_BITS) - 1
     level_lo = 0
     while level_lo < n:
@@ -255,13 +348,14 @@ def trace_kernel(
         for b0 in range(level_lo, level_hi, block_entries):
             b1 = min(level_hi, b0 + block_entries)
             m = b1 - b0
-            if m > keys.shape[0]:
-                keys = np.empty(m, np.int64)
-                keys_tmp = np.empty(m, np.int64)
-                rec = np.empty((m, _REC), np.int64)
-                p_tx = np.empty(m, np.int64)
-                p_addr = np.empty(m, np.int64)
-                p_stop = np.empty(m, np.bool_)
+            if m > rec.shape[0]:
+                work_keys = np.empty(_WORK_KEYS * m, np.int64)
+                work_rec = np.empty((m, _REC), np.int64)
+                keys = work_keys[:m]
+                keys_tmp = work_keys[m : 2 * m]
+                p_tx = work_keys[2 * m : 3 * m]
+                p_addr = work_keys[3 * m : 4 * m]
+                rec = work_rec
             top = np.int64(0)
             for k in range(m):
                 o = e_output[b0 + k]
@@ -274,27 +368,19 @@ def trace_kernel(
             # Written out here, not called: a call passing arrays costs numba an atomic
             # reference count increment and decrement per array and call.
             if backward:
-                # the creating tx: the largest t with tx_first_output[t] <= o, galloped up from
-                # the previous entry's (the outputs come in ascending order): about a cache
-                # line, where a binary search over the whole array took ~21 steps
-                lo = 0
+                # the creating tx: the largest t with tx_first_output[t] <= o, counted
+                # among the few txs between the fence's two marks around o (`creators_of`,
+                # written out): each entry's search stands alone, so the CPU overlaps the
+                # misses of many entries (a gallop from the previous answer chained them)
                 for q in range(m):
                     o = order[q] >> _INDEX_BITS
-                    step = 1
-                    hi = lo + 1
-                    while hi < n_txs and tx_first_output[hi] <= o:
-                        lo = hi
-                        step *= 2
-                        hi = lo + step
-                    if hi > n_txs:
-                        hi = n_txs
-                    while hi - lo > 1:
-                        mid = (lo + hi) >> 1
-                        if tx_first_output[mid] <= o:
-                            lo = mid
-                        else:
-                            hi = mid
-                    p_tx[q] = lo
+                    j = o >> fence_shift
+                    lo = np.int64(fence[j])
+                    hi = np.int64(fence[j + 1])
+                    t = lo
+                    for u in range(lo + 1, hi + 1):
+                        t += tx_first_output[u] <= o
+                    p_tx[q] = t
             else:
                 # the spending tx, or -1 while unspent
                 for q in range(m):
@@ -312,7 +398,7 @@ def trace_kernel(
                     if a != NONE:
                         c = np.int64(cluster_of[a]) if a < n_cluster_of else a
                         stop = 0 <= c < n_stop_cluster and stop_cluster[c]
-                    p_stop[q] = stop
+                    p_addr[q] = 1 if stop else 0
             # pass 1, ascending output id: the random reads
             # The children are copied to s_child / s_value; when they do not fit, the pass
             # only counts them, the scratch grows (outside the loop: an array reassigned in
@@ -340,7 +426,7 @@ def trace_kernel(
                     # forward the caller searches for it (STOP_AT_CREATOR), once for the rows
                     t = p_tx[q]
                     stop_tx = t if backward else STOP_AT_CREATOR
-                    stop = stops_here and p_stop[q]
+                    stop = stops_here and p_addr[q] != 0
                     if stop:
                         kind = KIND_CLUSTER
                     elif t < 0:
@@ -410,14 +496,16 @@ def trace_kernel(
                     rec[k, _R_STOP_TX] = stop_tx
                 if fits:
                     break
-                s_child = _grow(s_child, n_s)
-                s_value = _grow(s_value, n_s)
+                # the pass reruns and rewrites them all: new room, nothing copied
+                c_room = max(n_s, 2 * s_child.shape[0])
+                work_children = np.empty(_WORK_CHILDREN * c_room, np.int64)
+                s_child = work_children[:c_room]
+                s_value = work_children[c_room : 2 * c_room]
+                c_keys = work_children[2 * c_room : 3 * c_room]
+                c_tmp = work_children[3 * c_room : 4 * c_room]
             if backward:
                 # the children's values, read in ascending output id (they are the spent
                 # outputs of the block's txs' inputs: scattered over the whole chain)
-                if n_s > c_keys.shape[0]:
-                    c_keys = np.empty(max(n_s, 2 * c_keys.shape[0]), np.int64)
-                    c_tmp = np.empty(c_keys.shape[0], np.int64)
                 _gather(output_value, s_child, s_value, n_s, c_keys, c_tmp, count)
             # pass 2, queue order: limits, shares and the children appended. Room for every
             # child (at most n_s) and row (at most m) is made here, once per block: an array
@@ -425,7 +513,8 @@ def trace_kernel(
             # shared by the threads) per iteration.
             if n + n_s > e_output.shape[0]:
                 e_output = _grow(e_output, n + n_s)
-                e_offset = _grow(e_offset, n + n_s)
+                if fifo:
+                    e_offset = _grow(e_offset, n + n_s)
                 e_amount = _grow(e_amount, n + n_s)
                 e_parent = _grow(e_parent, n + n_s)
                 e_tx = _grow(e_tx, n + n_s)
@@ -448,7 +537,7 @@ def trace_kernel(
                     if backward and policy == POLICY_HAIRCUT:
                         for c in range(fan):
                             total_in += s_value[base + c]
-                    lo = rec[k, _R_POS] + e_offset[e]
+                    lo = rec[k, _R_POS] + (e_offset[e] if fifo else 0)
                     hi = lo + e_amount[e]
                     flags = e_flags[e]
                     if policy == POLICY_POISON:
@@ -485,7 +574,8 @@ def trace_kernel(
                                 continue
                             per_seed[owner] += 1
                             e_output[n] = child
-                            e_offset[n] = off
+                            if fifo:
+                                e_offset[n] = off
                             e_amount[n] = amt
                             e_parent[n] = e
                             e_tx[n] = t
@@ -500,17 +590,20 @@ def trace_kernel(
                     nr += 1
         level_lo = level_hi
     return (
-        e_output[:n].copy(),
-        e_amount[:n].copy(),
-        e_parent[:n].copy(),
-        e_tx[:n].copy(),
-        e_seed[:n].copy(),
-        e_hops[:n].copy(),
-        e_flags[:n].copy(),
-        r_entry[:nr].copy(),
-        r_kind[:nr].copy(),
-        r_tx[:nr].copy(),
+        e_output[:n],
+        e_amount[:n],
+        e_parent[:n],
+        e_tx[:n],
+        e_seed[:n],
+        e_hops[:n],
+        e_flags[:n],
+        r_entry[:nr],
+        r_kind[:nr],
+        r_tx[:nr],
         dropped,
+        work_keys,
+        work_rec,
+        work_children,
     )
 
 

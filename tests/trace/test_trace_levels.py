@@ -130,13 +130,18 @@ def _compare(chain: dict, opts: dict, case: str, policy: str, backward: bool, bl
     )
     window = (chain["is_coinjoin"], g.tx_height, lo, hi)
     empty = np.zeros(0, np.bool_)
+    shift = kernels.FENCE_SHIFT if block == kernels.BLOCK else 2
+    fence = kernels.creator_fence(g.tx_first_output, g.n_outputs, shift)
     new = kernels.trace_kernel(
         *common,
         empty if no_stops else chain["stop_cluster"],
         chain["cluster_of"],
         *window,
+        fence,
+        shift,
+        *kernels.empty_work(),
         block,
-    )
+    )[:11]
     old = sequential_walk(*common, empty if no_stops else chain["stop_address"], *window)
     first_output = np.asarray(g.tx_first_output)
     new_a, old_a = _fill_creators(new, first_output), _fill_creators(old, first_output)
