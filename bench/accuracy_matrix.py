@@ -105,6 +105,7 @@ def measure(profile: str, scale: str, seed: int, recluster: bool = True) -> dict
         "n_txs": meta["n_txs"],
         # pairs of exchanges identical on every habit (docs/simulator.md, "Exchange habits")
         "twin_exchanges": meta.get("twin_exchanges", []),
+        "style_twins": style_twins(meta.get("exchange_habits") or {}),
         "score": score.as_dict(),
         "leads": lead_outcomes(root / "world", case, 0.0),
         "cashouts": cashout_outcomes(root / "world", case),
@@ -119,6 +120,23 @@ def measure(profile: str, scale: str, seed: int, recluster: bool = True) -> dict
             result["peak_rss_mib"] = max(result["peak_rss_mib"], before.get("peak_rss_mib", 0))
     saved.write_text(json.dumps(result) + "\n")
     return result
+
+
+#: The exchange habits the attribution rules read (trace.services' wallet styles): hot and
+#: deposit script types, fresh change, change position, fee deduction. The block cadences
+#: (`batch_every`, `sweep_every`) and address reuse are drawn too, but no style rule reads them,
+#: so exchanges alike on these alone cannot be told apart by style (docs/investigations.md,
+#: "The two new worst worlds").
+RULE_HABITS = ("wallet_stype", "deposit_stype", "fresh_change", "change_last", "deducts_fee")
+
+
+def style_twins(habits: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Groups of two or more exchanges alike on every habit of RULE_HABITS (world.json's
+    `exchange_habits`; empty for worlds without it)."""
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for name in sorted(habits):
+        groups.setdefault(tuple(habits[name].get(k) for k in RULE_HABITS), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
 
 
 def _row(r: dict[str, Any]) -> list[str]:
@@ -141,6 +159,7 @@ def _row(r: dict[str, Any]) -> list[str]:
         str(s["coinjoin_attributed_above_cap"]),
         str(s["unpaid_attributed"]),
         twins if "twin_exchanges" in r else "?",
+        ", ".join("+".join(g) for g in r["style_twins"]) or "—" if "style_twins" in r else "?",
     ]
 
 
@@ -158,7 +177,7 @@ def render(results: list[dict[str, Any]], by: str = "leads") -> str:
         "profile", "scale", "seed", "txs", "lead precision", "lead recall",
         "worst exchange recall", "cash-out precision", "cash-out recall",
         "cashed-out total, reported ÷ true", "CoinJoin-only deposits > 0.25", "unpaid named",
-        "twin exchanges",
+        "twin exchanges", "style twins (habits the rules read)",
     ]  # fmt: skip
 
     def worst(r: dict[str, Any]) -> float:
