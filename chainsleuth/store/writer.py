@@ -972,6 +972,8 @@ class StoreWriter:
         self._staged = self._staged[len(ready) :]
         if ready:
             self._publish(ready[-1].counts, ready[-1].tip, ingest_info, len(ready))
+            if self.addresses is not None:  # its next merge may record these ids as durable
+                self.addresses.vouch(self.counts_committed("addresses"))
             if self.counts_committed("outputs") - self._lookup_outputs > LOOKUP_EVERY_OUTPUTS:
                 self.update_lookup()
             # the committed batches' arrays are freed by now: give their pages back, or the
