@@ -480,7 +480,8 @@ def _write_table(
         del a
         peak = max(peak, out.nbytes)
         with open(d / f"shard-{s:03d}.bin", "wb") as f:
-            f.write(out[:k].tobytes() if k else b"")
+            if k:
+                f.write(out[:k].data)
             f.flush()
             os.fsync(f.fileno())
         counts[s] = k
@@ -744,23 +745,26 @@ class AddressIndex:
 
     # ------------------------------------------------------------------ the writer's calls
     def _find_tables(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-        ids = np.full(hi.shape[0], -1, np.int64)
-        if self.tables and hi.shape[0]:
-            order, bounds = _by_shard(hi)
+        """Ids of the keys with these hashes, -1 where absent: the delta first (in memory: a
+        key in it has no trusted table entry, or it would not have been added), then the
+        tables for the rest, so a recently seen address costs no page read."""
+        ids = self.delta.find(hi, lo)
+        rest = np.flatnonzero(ids < 0)
+        if self.tables and rest.shape[0]:
+            h, low = hi[rest], lo[rest]
+            found = np.full(rest.shape[0], -1, np.int64)
+            order, bounds = _by_shard(h)
             for t in self.tables:
                 self.peak_mapped_bytes = max(
-                    self.peak_mapped_bytes, t.find(hi, lo, order, bounds, ids)
+                    self.peak_mapped_bytes, t.find(h, low, order, bounds, found)
                 )
+            ids[rest] = found
         return ids
 
     def find(self, keys: np.ndarray, stored: np.ndarray | None = None) -> np.ndarray:
         """Ids of `keys`, -1 where absent (`stored` is not read; kept for the callers)."""
         hi, lo = key_hash(keys, self.secret)
-        ids = self._find_tables(hi, lo)
-        missing = np.flatnonzero(ids < 0)
-        if missing.shape[0] and self.delta.used:
-            ids[missing] = self.delta.find(hi[missing], lo[missing])
-        return ids
+        return self._find_tables(hi, lo)
 
     def lookup_or_add(
         self, keys: np.ndarray, stored_old: np.ndarray, first_new_id: int

@@ -1,0 +1,175 @@
+"""One ingest of a `bench-scale` chain prefix, alone, optionally under the hard memory limit, with
+a per-minute monitor: what `bench.scale`'s limit run does (`MemoryLimit`, `ingest_cmd`), plus
+the child's rusage split (user, sys, major faults, blocks read) and its progress over time.
+
+    python -m bench.limit_ingest --chain WORK/chain --size 20M --work W --limit-mb 1358.6 \
+        --json-out W/limited.json
+    python -m bench.limit_ingest --chain WORK/chain --size 2M --work W --json-out W/2m.json
+
+Each monitor line (stderr, and `monitor` in the JSON): seconds since start, txs committed (the
+store's manifest), the child's major faults, bytes read from disk (/proc/PID/io), user and sys
+CPU seconds, RssAnon. `--stop-after S` kills the child after S seconds and reports how far it
+got (`finished: false`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import synth_chain
+from bench.common import ROOT
+from bench.scale import MemoryLimit, _checkpoint, _status, ingest_cmd, parse_size
+
+
+def _proc(pid: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        tick = os.sysconf("SC_CLK_TCK")
+        out["majflt"] = int(fields[9])
+        out["user_s"] = int(fields[11]) / tick
+        out["sys_s"] = int(fields[12]) / tick
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name == "read_bytes":
+                out["read_bytes"] = int(value)
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def _txs(data: Path) -> int | None:
+    try:
+        return int(json.loads((data / "manifest.json").read_text())["counts"]["txs"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    full = synth_chain.ChainInfo(**json.loads((args.chain / "chain.json").read_text()))
+    n = parse_size(args.size)
+    base = args.work / args.size
+    blocks = base / "blocks"
+    if not blocks.exists():
+        synth_chain.prefix_chain(Path(full.blocks_dir), _checkpoint(full, n), blocks)
+    n_txs = int(_checkpoint(full, n)["n_txs"])
+    data = base / "data"
+    shutil.rmtree(data, ignore_errors=True)
+    limit = MemoryLimit(int(args.limit_mb * 1e6)) if args.limit_mb else None
+    cmd = ingest_cmd(blocks, data, n_txs)
+    res: dict[str, Any] = {
+        "command": cmd,
+        "n_txs": n_txs,
+        "limit": None if limit is None else {"kind": limit.kind, "bytes": limit.limit},
+        "load_at_start": os.getloadavg(),
+        "monitor": [],
+    }
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=limit.enter if limit is not None else None,
+    )
+    peaks = {"RssAnon": 0, "RssFile": 0, "VmRSS": 0}
+    done = threading.Event()
+    killed = {"by_us": False}
+
+    def sample() -> None:
+        next_line = t0 + args.every
+        while not done.wait(0.05):
+            for k, v in _status(proc.pid).items():
+                peaks[k] = max(peaks[k], v)
+            now = time.perf_counter()
+            if now >= next_line:
+                next_line += args.every
+                line = {
+                    "s": round(now - t0, 1),
+                    "txs": _txs(data),
+                    **_proc(proc.pid),
+                    "rss_anon": _status(proc.pid).get("RssAnon"),
+                    "load": os.getloadavg()[0],
+                }
+                res["monitor"].append(line)
+                print(json.dumps(line), file=sys.stderr, flush=True)
+            if args.stop_after and now - t0 > args.stop_after and not killed["by_us"]:
+                res["monitor"].append({"s": round(now - t0, 1), "txs": _txs(data), **_proc(proc.pid)})
+                killed["by_us"] = True
+                proc.send_signal(signal.SIGKILL)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    chunks: dict[str, bytes] = {}
+
+    def drain(name: str, stream: Any) -> None:
+        chunks[name] = stream.read()
+
+    readers = [
+        threading.Thread(target=drain, args=(k, s))
+        for k, s in (("out", proc.stdout), ("err", proc.stderr))
+    ]
+    for r in readers:
+        r.start()
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    for r in readers:
+        r.join()
+    rc = os.waitstatus_to_exitcode(status)
+    res.update(
+        rc=rc,
+        finished=rc == 0,
+        killed_by_bench=killed["by_us"],
+        wall_s=round(wall, 1),
+        user_s=round(ru.ru_utime, 1),
+        sys_s=round(ru.ru_stime, 1),
+        major_faults=ru.ru_majflt,
+        read_bytes_inblock=ru.ru_inblock * 512,
+        ru_maxrss_bytes=ru.ru_maxrss * 1024,
+        peak_rss_anon_bytes=peaks["RssAnon"],
+        peak_rss_file_bytes=peaks["RssFile"],
+        txs_committed=_txs(data),
+        load_at_end=os.getloadavg(),
+        stdout_tail=chunks.get("out", b"")[-1000:].decode(errors="replace"),
+        stderr_tail=chunks.get("err", b"")[-1500:].decode(errors="replace"),
+    )
+    if limit is not None:
+        res["limit"] = limit.report()
+        limit.close()
+    if not args.keep:
+        shutil.rmtree(data, ignore_errors=True)
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--chain", type=Path, required=True, help="a built chain (WORK/chain)")
+    p.add_argument("--size", required=True, help="its prefix to ingest: 2M, 20M, ...")
+    p.add_argument("--work", type=Path, required=True, help="the prefix and store go here")
+    p.add_argument("--limit-mb", type=float, help="hard memory limit (cgroup, else RLIMIT_AS)")
+    p.add_argument("--every", type=float, default=60.0, help="seconds between monitor lines")
+    p.add_argument("--stop-after", type=float, help="kill the ingest after this many seconds")
+    p.add_argument("--keep", action="store_true", help="keep the store")
+    p.add_argument("--json-out", type=Path, required=True)
+    args = p.parse_args(argv)
+    res = run(args)
+    args.json_out.write_text(json.dumps(res, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in res.items() if k not in ("monitor", "command")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
