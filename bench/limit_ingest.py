@@ -105,7 +105,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 res["monitor"].append(line)
                 print(json.dumps(line), file=sys.stderr, flush=True)
             if args.stop_after and now - t0 > args.stop_after and not killed["by_us"]:
-                res["monitor"].append({"s": round(now - t0, 1), "txs": _txs(data), **_proc(proc.pid)})
+                res["monitor"].append(
+                    {"s": round(now - t0, 1), "txs": _txs(data), **_proc(proc.pid)}
+                )
                 killed["by_us"] = True
                 proc.send_signal(signal.SIGKILL)
 

@@ -540,26 +540,29 @@ def find_ids(data_dir: Path, keys: np.ndarray, stored: np.ndarray) -> tuple[np.n
 
     Every id below `covered` has an entry, so a key absent here is absent from `stored[:covered]`;
     the caller scans `stored[covered:]` (the addresses written since the index was last saved).
-    Without a usable index `covered` is 0.
+    Without a usable index `covered` is 0. A writer's merge may delete the generation a reader
+    has just read the state of: the reader then reads the new state once more.
     """
-    ids = np.full(keys.shape[0], -1, np.int64)
-    state = read_state(data_dir)
-    if state is None or keys.shape[0] == 0:
-        return ids, 0
-    root = Path(data_dir) / DIR_NAME
-    try:
-        tables = _open_tables(root, state)
-        covered = min(_covered(tables), int(stored.shape[0]))
-        for t in tables:
-            t.trusted = min(t.trusted, covered)
-        secret = (int(state["secret"][0], 16), int(state["secret"][1], 16))
-        hi, lo = key_hash(keys, secret)
-        order, bounds = _by_shard(hi)
-        for t in tables:
-            t.find(hi, lo, order, bounds, ids)
-    except (OSError, ValueError, KeyError):
-        return np.full(keys.shape[0], -1, np.int64), 0
-    return ids, covered
+    for _ in range(3):
+        ids = np.full(keys.shape[0], -1, np.int64)
+        state = read_state(data_dir)
+        if state is None or keys.shape[0] == 0:
+            return ids, 0
+        root = Path(data_dir) / DIR_NAME
+        try:
+            tables = _open_tables(root, state)
+            covered = min(_covered(tables), int(stored.shape[0]))
+            for t in tables:
+                t.trusted = min(t.trusted, covered)
+            secret = (int(state["secret"][0], 16), int(state["secret"][1], 16))
+            hi, lo = key_hash(keys, secret)
+            order, bounds = _by_shard(hi)
+            for t in tables:
+                t.find(hi, lo, order, bounds, ids)
+        except (OSError, ValueError, KeyError):
+            continue
+        return ids, covered
+    return np.full(keys.shape[0], -1, np.int64), 0
 
 
 class AddressIndex:
