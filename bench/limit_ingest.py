@@ -9,7 +9,9 @@ the child's rusage split (user, sys, major faults, blocks read) and its progress
 Each monitor line (stderr, and `monitor` in the JSON): seconds since start, txs committed (the
 store's manifest), the child's major faults, bytes read from disk (/proc/PID/io), user and sys
 CPU seconds, RssAnon. `--stop-after S` kills the child after S seconds and reports how far it
-got (`finished: false`).
+got (`finished: false`). `--steps` runs the ingest in a child of this module that charges the
+main thread's major faults and CPU (`RUSAGE_THREAD`) to the innermost writer or address-index
+step running (`STEPS`), written to `steps.json` beside the store every 10 s.
 """
 
 from __future__ import annotations
@@ -29,6 +31,74 @@ from typing import Any
 from bench import synth_chain
 from bench.common import ROOT
 from bench.scale import MemoryLimit, _checkpoint, _status, ingest_cmd, parse_size
+
+#: (module, class, method, step name): the steps `--steps` charges.
+STEPS = (
+    ("chainsleuth.store.addrindex", "AddressIndex", "_find_tables", "addr_lookup"),
+    ("chainsleuth.store.addrindex", "AddressIndex", "merge", "addr_merge"),
+    ("chainsleuth.store.addrindex", "AddressIndex", "_catch_up", "addr_catch_up"),
+    ("chainsleuth.store.writer", "StoreWriter", "_append_txs", "txs"),
+    ("chainsleuth.store.writer", "StoreWriter", "_append_outputs", "outputs"),
+    ("chainsleuth.store.writer", "StoreWriter", "_append_inputs", "inputs"),
+    ("chainsleuth.store.writer", "StoreWriter", "_apply_spends", "spends"),
+    ("chainsleuth.store.writer", "StoreWriter", "update_lookup", "lookup_update"),
+    ("chainsleuth.store.writer", "StoreWriter", "commit", "commit"),
+)
+
+
+def _child_steps(blocks: str, data_dir: str, delta_max: int) -> None:
+    """`bench.scale`'s ingest child, with each step of STEPS charged its own faults and CPU."""
+    import importlib
+    import resource
+
+    from chainsleuth.store import addrindex
+    from chainsleuth.store.ingest import ingest_blocks_dir
+
+    addrindex.DELTA_MAX = delta_max
+    totals: dict[str, list[float]] = {}
+    stack: list[list[float]] = []  # per running step: faults and CPU charged to its callees
+    out = Path(data_dir).parent / "steps.json"
+    last = [time.monotonic()]
+    main = threading.get_ident()
+
+    def usage() -> tuple[float, float]:
+        ru = resource.getrusage(resource.RUSAGE_THREAD)
+        return float(ru.ru_majflt), ru.ru_utime + ru.ru_stime
+
+    def wrap(name: str, fn: Any) -> Any:
+        def inner(*a: Any, **k: Any) -> Any:
+            if threading.get_ident() != main:
+                return fn(*a, **k)
+            f0, c0 = usage()
+            stack.append([0.0, 0.0])
+            try:
+                return fn(*a, **k)
+            finally:
+                f1, c1 = usage()
+                inner_f, inner_c = stack.pop()
+                df, dc = f1 - f0, c1 - c0
+                t = totals.setdefault(name, [0.0, 0.0, 0.0])
+                t[0] += df - inner_f
+                t[1] += dc - inner_c
+                t[2] += 1
+                if stack:
+                    stack[-1][0] += df
+                    stack[-1][1] += dc
+                if time.monotonic() - last[0] > 10:
+                    last[0] = time.monotonic()
+                    f, c = usage()
+                    body = {"thread_faults": f, "thread_cpu_s": c, "steps": totals}
+                    out.write_text(json.dumps(body))
+
+        return inner
+
+    for module, cls, method, name in STEPS:
+        klass = getattr(importlib.import_module(module), cls)
+        setattr(klass, method, wrap(name, getattr(klass, method)))
+    report = ingest_blocks_dir(Path(blocks), Path(data_dir))
+    f, c = usage()
+    out.write_text(json.dumps({"thread_faults": f, "thread_cpu_s": c, "steps": totals}))
+    print(json.dumps({"n_txs": report.n_txs, "n_addresses": report.n_new_addresses}))
 
 
 def _proc(pid: int) -> dict[str, float]:
@@ -68,6 +138,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     shutil.rmtree(data, ignore_errors=True)
     limit = MemoryLimit(int(args.limit_mb * 1e6)) if args.limit_mb else None
     cmd = ingest_cmd(blocks, data, n_txs)
+    if args.steps:
+        cmd = [sys.executable, "-m", "bench.limit_ingest", "_child", *cmd[-2:], cmd[-3]]
     res: dict[str, Any] = {
         "command": cmd,
         "n_txs": n_txs,
@@ -151,12 +223,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if limit is not None:
         res["limit"] = limit.report()
         limit.close()
+    steps = base / "steps.json"
+    if steps.exists():
+        res["steps"] = json.loads(steps.read_text())
     if not args.keep:
         shutil.rmtree(data, ignore_errors=True)
     return res
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_child"]:
+        _child_steps(argv[1], argv[2], int(argv[3]))
+        return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--chain", type=Path, required=True, help="a built chain (WORK/chain)")
     p.add_argument("--size", required=True, help="its prefix to ingest: 2M, 20M, ...")
@@ -165,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=float, default=60.0, help="seconds between monitor lines")
     p.add_argument("--stop-after", type=float, help="kill the ingest after this many seconds")
     p.add_argument("--keep", action="store_true", help="keep the store")
+    p.add_argument("--steps", action="store_true", help="charge faults and CPU to each step")
     p.add_argument("--json-out", type=Path, required=True)
     args = p.parse_args(argv)
     res = run(args)

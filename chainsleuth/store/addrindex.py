@@ -15,7 +15,8 @@ at random, one page per reused address: under a memory limit those pages are wha
   of each 4-KiB page of entries (`fences.npy`, 8 B per 256 entries) kept in memory: a probe reads
   exactly one page (two when equal `hi` straddle a page). A batch's keys are sorted by hash and
   looked up shard by shard, in page order; where a batch touches a shard's pages densely the map
-  reads ahead (`MADV_SEQUENTIAL`), else nothing is read around a probe (`MADV_RANDOM`). There are
+  reads around a fault (the kernel's default), else nothing is read around a probe
+  (`MADV_RANDOM`). There are
   at most two tables: the **base** and a smaller **recent** table (≤ 1/RECENT_SHARE of the base's
   entries), so a save (each ingest's end, hourly while following) rewrites the recent table, not
   the base.
@@ -453,7 +454,10 @@ class _Table:
             if rows.shape[0] == 0:
                 continue
             pages = int(self.fence_at[s + 1] - self.fence_at[s])
-            advice = _SEQUENTIAL if rows.shape[0] * DENSE_PAGES >= pages else _RANDOM
+            # dense: the kernel's default read-around (not MADV_SEQUENTIAL, whose pages the
+            # kernel never counts as referenced, so the base would be evicted first and read
+            # again by every batch: measured, docs/design/bench-scale.md)
+            advice = None if rows.shape[0] * DENSE_PAGES >= pages else _RANDOM
             with _Map(self.path(s), advice) as entries:
                 peak = max(peak, entries.nbytes)
                 _table_find(entries, self.shard_fences(s), hi, lo, rows, self.trusted, out)
