@@ -11,7 +11,7 @@ store's manifest), the child's major faults, bytes read from disk (/proc/PID/io)
 CPU seconds, RssAnon. `--stop-after S` kills the child after S seconds and reports how far it
 got (`finished: false`). `--steps` runs the ingest in a child of this module that charges the
 main thread's major faults and CPU (`RUSAGE_THREAD`) to the innermost writer or address-index
-step running (`STEPS`), written to `steps.json` beside the store every 10 s.
+step running (`STEPS`; the parquet step is charged its own thread's), written to `steps.json` beside the store every 10 s.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ STEPS = (
     ("chainsleuth.store.writer", "StoreWriter", "_apply_spends", "spends"),
     ("chainsleuth.store.writer", "StoreWriter", "update_lookup", "lookup_update"),
     ("chainsleuth.store.writer", "StoreWriter", "commit", "commit"),
+    ("chainsleuth.store.writer", "StoreWriter", "_write_tables", "parquet (writer thread)"),
 )
 
 
@@ -67,8 +68,16 @@ def _child_steps(blocks: str, data_dir: str, delta_max: int) -> None:
 
     def wrap(name: str, fn: Any) -> Any:
         def inner(*a: Any, **k: Any) -> Any:
-            if threading.get_ident() != main:
-                return fn(*a, **k)
+            if threading.get_ident() != main:  # another thread: its own faults and CPU
+                f0, c0 = usage()
+                try:
+                    return fn(*a, **k)
+                finally:
+                    f1, c1 = usage()
+                    t = totals.setdefault(name, [0.0, 0.0, 0.0])
+                    t[0] += f1 - f0
+                    t[1] += c1 - c0
+                    t[2] += 1
             f0, c0 = usage()
             stack.append([0.0, 0.0])
             try:
