@@ -35,6 +35,7 @@ from bench.scale import MemoryLimit, _checkpoint, _status, ingest_cmd, parse_siz
 #: (module, class, method, step name): the steps `--steps` charges.
 STEPS = (
     ("chainsleuth.store.addrindex", "AddressIndex", "_find_tables", "addr_lookup"),
+    ("chainsleuth.store.addrindex", "AddressIndex", "_find_base", "addr_lookup"),  # format 1
     ("chainsleuth.store.addrindex", "AddressIndex", "merge", "addr_merge"),
     ("chainsleuth.store.addrindex", "AddressIndex", "_catch_up", "addr_catch_up"),
     ("chainsleuth.store.writer", "StoreWriter", "_append_txs", "txs"),
@@ -103,7 +104,8 @@ def _child_steps(blocks: str, data_dir: str, delta_max: int) -> None:
 
     for module, cls, method, name in STEPS:
         klass = getattr(importlib.import_module(module), cls)
-        setattr(klass, method, wrap(name, getattr(klass, method)))
+        if hasattr(klass, method):  # an older store module may lack some
+            setattr(klass, method, wrap(name, getattr(klass, method)))
     report = ingest_blocks_dir(Path(blocks), Path(data_dir))
     f, c = usage()
     out.write_text(json.dumps({"thread_faults": f, "thread_cpu_s": c, "steps": totals}))
