@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import synth_chain
-from bench.common import ROOT
-from bench.scale import MemoryLimit, _checkpoint, _status, ingest_cmd, parse_size
+from bench.scale import MemoryLimit, _checkpoint, _status, ingest_cmd, parse_size, run_measured
 
 #: (module, class, method, step name): the steps `--steps` charges.
 STEPS = (
@@ -158,78 +157,43 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_at_start": os.getloadavg(),
         "monitor": [],
     }
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=limit.enter if limit is not None else None,
-    )
-    peaks = {"RssAnon": 0, "RssFile": 0, "VmRSS": 0}
-    done = threading.Event()
     killed = {"by_us": False}
+    next_line = [args.every]
 
-    def sample() -> None:
-        next_line = t0 + args.every
-        while not done.wait(0.05):
-            for k, v in _status(proc.pid).items():
-                peaks[k] = max(peaks[k], v)
-            now = time.perf_counter()
-            if now >= next_line:
-                next_line += args.every
-                line = {
-                    "s": round(now - t0, 1),
-                    "txs": _txs(data),
-                    **_proc(proc.pid),
-                    "rss_anon": _status(proc.pid).get("RssAnon"),
-                    "load": os.getloadavg()[0],
-                }
-                res["monitor"].append(line)
-                print(json.dumps(line), file=sys.stderr, flush=True)
-            if args.stop_after and now - t0 > args.stop_after and not killed["by_us"]:
-                res["monitor"].append(
-                    {"s": round(now - t0, 1), "txs": _txs(data), **_proc(proc.pid)}
-                )
-                killed["by_us"] = True
-                proc.send_signal(signal.SIGKILL)
+    def tick(proc: subprocess.Popen[bytes], seconds: float) -> None:
+        if seconds >= next_line[0]:
+            next_line[0] += args.every
+            line = {
+                "s": round(seconds, 1),
+                "txs": _txs(data),
+                **_proc(proc.pid),
+                "rss_anon": _status(proc.pid).get("RssAnon"),
+                "load": os.getloadavg()[0],
+            }
+            res["monitor"].append(line)
+            print(json.dumps(line), file=sys.stderr, flush=True)
+        if args.stop_after and seconds > args.stop_after and not killed["by_us"]:
+            res["monitor"].append({"s": round(seconds, 1), "txs": _txs(data), **_proc(proc.pid)})
+            killed["by_us"] = True
+            proc.send_signal(signal.SIGKILL)
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    chunks: dict[str, bytes] = {}
-
-    def drain(name: str, stream: Any) -> None:
-        chunks[name] = stream.read()
-
-    readers = [
-        threading.Thread(target=drain, args=(k, s))
-        for k, s in (("out", proc.stdout), ("err", proc.stderr))
-    ]
-    for r in readers:
-        r.start()
-    _, status, ru = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    done.set()
-    sampler.join()
-    for r in readers:
-        r.join()
-    rc = os.waitstatus_to_exitcode(status)
+    r = run_measured(cmd, limit, tick=tick, every=0.05)
     res.update(
-        rc=rc,
-        finished=rc == 0,
+        rc=r["rc"],
+        finished=r["rc"] == 0,
         killed_by_bench=killed["by_us"],
-        wall_s=round(wall, 1),
-        user_s=round(ru.ru_utime, 1),
-        sys_s=round(ru.ru_stime, 1),
-        major_faults=ru.ru_majflt,
-        read_bytes_inblock=ru.ru_inblock * 512,
-        ru_maxrss_bytes=ru.ru_maxrss * 1024,
-        peak_rss_anon_bytes=peaks["RssAnon"],
-        peak_rss_file_bytes=peaks["RssFile"],
+        wall_s=round(r["seconds"], 1),
+        user_s=round(r["user_seconds"], 1),
+        sys_s=round(r["sys_seconds"], 1),
+        major_faults=r["major_faults"],
+        read_bytes_inblock=r["read_bytes_inblock"],
+        ru_maxrss_bytes=r["peak_rss_bytes"],
+        peak_rss_anon_bytes=r["peak_anon_bytes"],
+        peak_rss_file_bytes=r["peak_file_bytes"],
         txs_committed=_txs(data),
         load_at_end=os.getloadavg(),
-        stdout_tail=chunks.get("out", b"")[-1000:].decode(errors="replace"),
-        stderr_tail=chunks.get("err", b"")[-1500:].decode(errors="replace"),
+        stdout_tail=r["stdout_tail"][-1000:],
+        stderr_tail=r["stderr_tail"][-1500:],
     )
     if limit is not None:
         res["limit"] = limit.report()
