@@ -146,6 +146,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     n_txs = int(_checkpoint(full, n)["n_txs"])
     data = base / "data"
     shutil.rmtree(data, ignore_errors=True)
+    steps = base / "steps.json"
+    steps.unlink(missing_ok=True)  # a run before this one's
     limit = MemoryLimit(int(args.limit_mb * 1e6)) if args.limit_mb else None
     cmd = ingest_cmd(blocks, data, n_txs)
     if args.steps:
@@ -198,8 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if limit is not None:
         res["limit"] = limit.report()
         limit.close()
-    steps = base / "steps.json"
-    if steps.exists():
+    if args.steps and steps.exists():
         res["steps"] = json.loads(steps.read_text())
     if not args.keep:
         shutil.rmtree(data, ignore_errors=True)
