@@ -57,6 +57,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -230,8 +231,15 @@ def _status(pid: int) -> dict[str, int]:
     return out
 
 
-def run_measured(cmd: list[str], limit: MemoryLimit | None = None) -> dict[str, Any]:
-    """Run `cmd` as a child; its wall and CPU seconds, `ru_maxrss` and sampled RSS peaks."""
+def run_measured(
+    cmd: list[str],
+    limit: MemoryLimit | None = None,
+    tick: Callable[[subprocess.Popen[bytes], float], None] | None = None,
+    every: float = 0.02,
+) -> dict[str, Any]:
+    """Run `cmd` as a child; its wall and CPU seconds (and user, sys), major faults, blocks
+    read, `ru_maxrss` and RSS peaks sampled every `every` s; `tick(proc, seconds)` is called at
+    each sample (bench.limit_ingest's monitor)."""
     peaks = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
     t = time.perf_counter()
     proc = subprocess.Popen(
@@ -244,9 +252,11 @@ def run_measured(cmd: list[str], limit: MemoryLimit | None = None) -> dict[str, 
     done = threading.Event()
 
     def sample() -> None:
-        while not done.wait(0.02):
+        while not done.wait(every):
             for k, v in _status(proc.pid).items():
                 peaks[k] = max(peaks[k], v)
+            if tick is not None:
+                tick(proc, time.perf_counter() - t)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -274,6 +284,10 @@ def run_measured(cmd: list[str], limit: MemoryLimit | None = None) -> dict[str, 
         "rc": proc.returncode,
         "seconds": round(wall, 3),
         "cpu_seconds": round(ru.ru_utime + ru.ru_stime, 3),
+        "user_seconds": round(ru.ru_utime, 3),
+        "sys_seconds": round(ru.ru_stime, 3),
+        "major_faults": ru.ru_majflt,
+        "read_bytes_inblock": ru.ru_inblock * 512,
         "peak_rss_bytes": ru.ru_maxrss * 1024,
         "peak_anon_bytes": peaks["RssAnon"],
         "peak_file_bytes": peaks["RssFile"],

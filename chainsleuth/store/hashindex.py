@@ -1,8 +1,9 @@
 """Open-addressing hash tables over fixed-width byte keys, in numba.
 
-The address index's delta (store/addrindex.py) maps an address key (kind, length, payload) to its
-dense address id; the tag storage uses it too. (It was also the writer's outpoint index, txid ->
-tx id, until the UTXO cache, store/utxocache.py, replaced it.)
+The tag storage maps a tag's address key (kind, length, payload) to its row with it. (It was the
+address index's delta until that index's format 2, store/addrindex.py, which keeps 96-bit key
+hashes instead of reading keys back, and the writer's outpoint index, txid -> tx id, until the
+UTXO cache, store/utxocache.py, replaced it.)
 
 Each slot stores a 64-bit fingerprint of the key and a 32-bit id: 12 bytes a slot, at most 70%
 full, so about 17 bytes per entry. Full keys are not kept in the table: when a fingerprint

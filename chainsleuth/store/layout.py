@@ -6,7 +6,7 @@
       tables/<table>/height_range=<lo>-<hi>/g<generation>-<part>.parquet
       arrays/<name>.bin        memory-mapped graph arrays (raw little-endian, fixed-width rows)
       index/                   derived, rebuildable indexes (the UTXO cache, store/utxocache.py)
-      address_index/           the address hash table, sharded, updated in place (addrindex.py)
+      address_index/           address key -> id: sorted runs of key hashes, sharded (addrindex.py)
       lookup/                  address -> outputs and txid -> tx runs (lookup.py)
 
 Every later stage reads the store through this layout (parquet files, arrays, manifest).

@@ -681,9 +681,9 @@ class LookupBuilder:
 def address_id_of_key(data_dir: Path, manifest: dict[str, Any], key: np.ndarray) -> int | None:
     """Dense id of an address key row (kind, length, payload), or None.
 
-    Probes the writer's address index (addrindex.py: one shard memory-mapped, a few slots and
-    one key row read), and scans only the keys added after it was last saved; without a usable
-    index it scans every key.
+    Probes the writer's address index (addrindex.py: one page of one shard per table, no key
+    row read), and scans only the keys added after it was last saved; without a usable index
+    it scans every key.
     """
     n_addr = int(manifest["counts"]["addresses"])
     keys = layout.open_array(data_dir, "address_key", n_addr, random=True)

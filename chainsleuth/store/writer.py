@@ -799,7 +799,7 @@ class StoreWriter:
                     batch.buf,
                     batch.out_script_offset,
                     batch.out_script_len,
-                    valid=None if keep else ~self._standard_scripts(batch, out_address, keys_all),
+                    valid=None if keep else ~self._standard_scripts(batch, out_address),
                 ),
             },
         )
@@ -881,14 +881,19 @@ class StoreWriter:
         return self._write_batch(work, generation)
 
     @staticmethod
-    def _standard_scripts(
-        batch: ParsedBatch, out_address: np.ndarray, keys_all: np.ndarray
-    ) -> np.ndarray:
+    def _standard_scripts(batch: ParsedBatch, out_address: np.ndarray) -> np.ndarray:
         """Bool per output: its script is its address key's standard script (rebuilt by the
-        views, so a default store writes NULL for it)."""
+        views, so a default store writes NULL for it).
+
+        The key of an output with an address is the batch's own (`address_key[id]` holds the
+        same bytes: the index gave the id for them), so nothing reads `address_key` at random
+        here: reading `keys_all[out_address]` did, one page per reused address, on the writer
+        thread (at 20 M txs under the memory limit, most of the bytes read; bench-scale.md)."""
         keys = np.zeros((batch.n_outputs, ADDRESS_KEY_WIDTH), np.uint8)
         has = out_address >= 0
-        keys[has] = keys_all[out_address[has]]
+        keys[has, 0] = batch.out_key_kind[has]
+        keys[has, 1] = batch.out_key_len[has]
+        keys[has, 2:] = batch.out_key_payload[has]
         return standard_scripts(keys, batch.buf, batch.out_script_offset, batch.out_script_len)
 
     def _scripts(self, batch: ParsedBatch) -> dict[str, pa.Array]:
@@ -972,6 +977,8 @@ class StoreWriter:
         self._staged = self._staged[len(ready) :]
         if ready:
             self._publish(ready[-1].counts, ready[-1].tip, ingest_info, len(ready))
+            if self.addresses is not None:  # its next merge may record these ids as durable
+                self.addresses.vouch(self.counts_committed("addresses"))
             if self.counts_committed("outputs") - self._lookup_outputs > LOOKUP_EVERY_OUTPUTS:
                 self.update_lookup()
             # the committed batches' arrays are freed by now: give their pages back, or the
