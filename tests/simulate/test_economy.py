@@ -123,16 +123,17 @@ def test_same_seed_through_the_cli_gives_byte_identical_files(
     result = CliRunner().invoke(app, ["simulate", "--out", str(tmp_path), "--seed", str(SEED)])
     assert result.exit_code == 0, result.output
     assert "world written to" in result.output
-
-    def digests(root: Path) -> dict[str, str]:
-        return {
-            str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != "timing.json"
-        }
-
-    assert digests(tmp_path) == digests(world_dir)
+    assert _digests(tmp_path) == _digests(world_dir)
     assert (tmp_path / "timing.json").exists()
+
+
+def _digests(root: Path) -> dict[str, str]:
+    """sha256 of every file under `root` but timing.json (the one file a seed does not fix)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "timing.json"
+    }
 
 
 def test_another_seed_gives_another_chain(world: dict, tmp_path: Path) -> None:
@@ -169,15 +170,7 @@ def test_the_world_does_not_depend_on_the_cycle_collector(
     finally:
         gc.set_threshold(*thresholds)
     assert sum(s["collections"] for s in gc.get_stats()) > collections + 100
-
-    def digests(root: Path) -> dict[str, str]:
-        return {
-            str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != "timing.json"
-        }
-
-    assert digests(tmp_path) == digests(world_dir)
+    assert _digests(tmp_path) == _digests(world_dir)
 
 
 def test_simulate_leaves_the_cycle_collector_as_it_found_it(tmp_path: Path) -> None:
