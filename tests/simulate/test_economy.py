@@ -6,6 +6,7 @@ import hashlib
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -122,16 +123,17 @@ def test_same_seed_through_the_cli_gives_byte_identical_files(
     result = CliRunner().invoke(app, ["simulate", "--out", str(tmp_path), "--seed", str(SEED)])
     assert result.exit_code == 0, result.output
     assert "world written to" in result.output
-
-    def digests(root: Path) -> dict[str, str]:
-        return {
-            str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != "timing.json"
-        }
-
-    assert digests(tmp_path) == digests(world_dir)
+    assert _digests(tmp_path) == _digests(world_dir)
     assert (tmp_path / "timing.json").exists()
+
+
+def _digests(root: Path) -> dict[str, str]:
+    """sha256 of every file under `root` but timing.json (the one file a seed does not fix)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "timing.json"
+    }
 
 
 def test_another_seed_gives_another_chain(world: dict, tmp_path: Path) -> None:
@@ -147,3 +149,39 @@ def test_rerunning_into_a_used_directory_replaces_the_world(tmp_path: Path) -> N
     simulate(tmp_path, seed=5, scale="small")
     assert not (tmp_path / "blocks" / "blk00099.dat").exists()
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_the_world_does_not_depend_on_the_cycle_collector(
+    world_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`simulate` pauses Python's cycle collector (run.py, `_cycle_collection_paused`) for
+    speed; the same seed with the collector running, and running often, is the same world."""
+    import contextlib
+    import gc
+
+    from chainsleuth.simulate import run
+
+    monkeypatch.setattr(run, "_cycle_collection_paused", contextlib.nullcontext)
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50, 2, 2)
+    collections = sum(s["collections"] for s in gc.get_stats())
+    try:
+        simulate(tmp_path, seed=SEED, scale="small")
+    finally:
+        gc.set_threshold(*thresholds)
+    assert sum(s["collections"] for s in gc.get_stats()) > collections + 100
+    assert _digests(tmp_path) == _digests(world_dir)
+
+
+def test_simulate_leaves_the_cycle_collector_as_it_found_it(tmp_path: Path) -> None:
+    import gc
+
+    assert gc.isenabled()
+    simulate(tmp_path / "on", seed=SEED, scale="small")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        simulate(tmp_path / "off", seed=SEED, scale="small")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
