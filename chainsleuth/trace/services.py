@@ -1219,6 +1219,46 @@ def style_matches(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray
     return out
 
 
+#: Fewest named wallets a `style_candidates` set lists: one compatible wallet the rule did not
+#: name lacks the evidence a match needs (or received a coinbase), and on the simulated worlds
+#: it was another owner's 7 times in 24 (docs/investigations.md "Candidate exchanges").
+STYLE_MIN_CANDIDATES = 2
+
+
+def style_candidates(
+    styles: WalletStyles, named: np.ndarray, candidate: np.ndarray, listed: np.ndarray
+) -> np.ndarray:
+    """Candidates × named (bool): the named groups each unmatched candidate group could be, as
+    an investigator's list of whom to ask, never its name (docs/design/trace.md).
+
+    `listed` (bool per named group): the ones that may be listed (the exchanges). A candidate
+    gets a set when it shows the habits a match rests on itself (hot type, fingerprint, and
+    change position or deposit type), received no coinbase, is compatible with at least
+    `STYLE_MIN_CANDIDATES` listed groups (`style_compatible`, the same comparison
+    `style_matches` makes) and its habits rule out at least one listed group (a set of every
+    exchange narrows nothing). Other rows are all False."""
+    out = np.zeros((candidate.shape[0], named.shape[0]), np.bool_)
+    if named.shape[0] == 0 or candidate.shape[0] == 0:
+        return out
+    compatible, _evidence = style_compatible(styles, named, candidate)
+    compatible &= listed[None, :]
+    k = compatible.sum(axis=1)
+    pos_c = styles.change_position(STYLE_MIN_LAST, 1)[candidate]
+    shows = (
+        (styles.hot[candidate] >= 0)
+        & (styles.fingerprint[candidate] >= 0)
+        & ((pos_c >= 0) | (styles.deposit[candidate] >= 0))
+    )
+    keep = (
+        shows
+        & ~styles.coinbase[candidate]
+        & (k >= STYLE_MIN_CANDIDATES)
+        & (k < int(listed.sum()))
+    )
+    out[keep] = compatible[keep]
+    return out
+
+
 def style_compatible(
     styles: WalletStyles, named: np.ndarray, candidate: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
