@@ -1232,29 +1232,18 @@ def style_candidates(
     an investigator's list of whom to ask, never its name (docs/design/trace.md).
 
     `listed` (bool per named group): the ones that may be listed (the exchanges). A candidate
-    gets a set when it shows the habits a match rests on itself (hot type, fingerprint, and
-    change position or deposit type), received no coinbase, is compatible with at least
+    gets a set when it received no coinbase (a pool), is compatible with at least
     `STYLE_MIN_CANDIDATES` listed groups (`style_compatible`, the same comparison
     `style_matches` makes) and its habits rule out at least one listed group (a set of every
-    exchange narrows nothing). Other rows are all False."""
+    exchange narrows nothing; a group that shows no habit is compatible with all). Other rows
+    are all False. Candidates × named bools: a few hundred by a handful of names."""
     out = np.zeros((candidate.shape[0], named.shape[0]), np.bool_)
     if named.shape[0] == 0 or candidate.shape[0] == 0:
         return out
     compatible, _evidence = style_compatible(styles, named, candidate)
     compatible &= listed[None, :]
     k = compatible.sum(axis=1)
-    pos_c = styles.change_position(STYLE_MIN_LAST, 1)[candidate]
-    shows = (
-        (styles.hot[candidate] >= 0)
-        & (styles.fingerprint[candidate] >= 0)
-        & ((pos_c >= 0) | (styles.deposit[candidate] >= 0))
-    )
-    keep = (
-        shows
-        & ~styles.coinbase[candidate]
-        & (k >= STYLE_MIN_CANDIDATES)
-        & (k < int(listed.sum()))
-    )
+    keep = ~styles.coinbase[candidate] & (k >= STYLE_MIN_CANDIDATES) & (k < int(listed.sum()))
     out[keep] = compatible[keep]
     return out
 
