@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,7 @@ from chainsleuth.trace.services import (
     service_entities,
     service_stats,
     small_batch_links,
+    style_candidates,
     style_matches,
     tx_shapes,
     wallet_styles,
@@ -245,6 +246,10 @@ class CaseSetup:
     # wallet fingerprint per tx (cluster.learned.read_fingerprints; 1 B per tx): the leads'
     # fingerprint_change sign (rows.fingerprint_change)
     tx_fingerprint: np.ndarray | None = None
+    # unnamed service label -> the exchanges its wallet style is still compatible with
+    # (`_lend_by_style`; ";"-joined): the leads' candidate_exchanges. One entry per label
+    # left unnamed with 2+ candidates, not per cluster
+    style_candidates: dict[tuple[str | None, str], str] = field(default_factory=dict)
 
 
 def prepare_case(
@@ -300,7 +305,8 @@ def prepare_case(
     linked = np.union1d(linked, funded)
     # read once: the wallet styles and the leads' fingerprint_change sign both need it
     fingerprint = read_fingerprints(store, 0, store.counts["txs"], SLICE)
-    styled = _lend_by_style(store, shapes, cluster_of, attribution, fingerprint)
+    candidates: dict[tuple[str | None, str], str] = {}
+    styled = _lend_by_style(store, shapes, cluster_of, attribution, fingerprint, candidates)
     change_spent = _lend_by_change(store, shapes, attribution, service_mask)
     trim_heap()
     # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
@@ -390,6 +396,7 @@ def prepare_case(
         lead_attribution=lead_attribution,
         back_stops=back_stops,
         tx_fingerprint=fingerprint,
+        style_candidates=candidates,
     )
 
 
@@ -471,6 +478,7 @@ def investigate(
                 styled_mask,
                 change_mask,
                 setup.tx_fingerprint,
+                setup.style_candidates,
             )
         )
         untraced += int(result.dropped.sum())
@@ -794,6 +802,7 @@ def _lend_by_style(
     cluster_of: np.ndarray,
     attribution: dict[int, tuple[str | None, str]],
     fingerprint: np.ndarray | None = None,
+    candidates: dict[tuple[str | None, str], str] | None = None,
 ) -> np.ndarray:
     """Name untagged services after the one tagged wallet whose style they alone share.
 
@@ -807,7 +816,11 @@ def _lend_by_style(
     name (in place; `attributed_via` = `wallet_style`). Rounds repeat with the named wallets'
     styles widened by what joined them, up to `STYLE_ROUNDS`. On the simulated hard and
     realistic small worlds (seeds 1-7) 14 of 6,171 clusters named so were another owner's
-    (strays their entity carried), docs/investigations.md. Returns the clusters named so."""
+    (strays their entity carried), docs/investigations.md. Returns the clusters named so.
+
+    `candidates`, when given, gets the exchanges each service left unnamed is still compatible
+    with (`trace.services.style_candidates` on the last round's styles): its label -> the
+    names, sorted and `;`-joined (the leads' `candidate_exchanges`; never a name)."""
     if not attribution:
         return np.zeros(0, np.int64)
     names: dict[tuple[str | None, str], int] = {}
@@ -825,6 +838,7 @@ def _lend_by_style(
     # a named wallet's style gets surer as the services that match it join it, and that lets
     # the next round tell apart what it could not; a round that names nothing ends it
     owner = np.arange(len(by_label), dtype=np.int64)  # the label a label's clusters now carry
+    styles = None
     for _ in range(STYLE_ROUNDS):
         candidate = np.flatnonzero(unidentified & (owner == np.arange(owner.shape[0])))
         # the groups as sorted (cluster, group) pairs: 16 B per attributed cluster, not 8 B
@@ -840,6 +854,16 @@ def _lend_by_style(
         if not (match >= 0).any():
             break
         owner[candidate[match >= 0]] = match[match >= 0]
+    if candidates is not None and styles is not None:
+        # the last round's styles: who each group left unnamed could still be (no pass per tx)
+        left = np.flatnonzero(unidentified & (owner == np.arange(owner.shape[0])))
+        listed = np.array([by_label[g][1] in EXCHANGE_CATEGORIES for g in named.tolist()], np.bool_)
+        sets = style_candidates(styles, named, left, listed)
+        for g, row in zip(left.tolist(), sets, strict=True):
+            if row.any():
+                candidates[by_label[g]] = ";".join(
+                    sorted(str(by_label[m][0]) for m in named[row].tolist())
+                )
     take = owner[label] != label
     for c, m in zip(clusters[take].tolist(), owner[label[take]].tolist(), strict=True):
         attribution[c] = by_label[m]

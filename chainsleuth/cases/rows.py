@@ -151,6 +151,7 @@ LEAD_COLUMNS = [
     "attributed_via",
     "hold_days",
     "caution",
+    "candidate_exchanges",
 ]
 
 
@@ -300,6 +301,7 @@ def lead_table(
     styled: Any = None,
     change_spent: Any = None,
     fingerprint: np.ndarray | None = None,
+    candidates: dict[tuple[str | None, str], str] | None = None,
 ) -> pa.Table:
     """One row per (deposit address, funding source), amounts summed over paths.
 
@@ -309,7 +311,9 @@ def lead_table(
     `change_spent` (bool per cluster id, a subset of `linked`) those that spent a named
     wallet's batch change (`change_spend`). `fingerprint` (wallet fingerprint per tx id,
     `cluster.learned.read_fingerprints`) gives each lead's `fingerprint_change` sign; None:
-    not read."""
+    not read. `candidates` (unnamed service label -> `;`-joined exchange names,
+    `investigate._lend_by_style`) fills `candidate_exchanges` on the rows whose source is
+    such a label; it changes no other column."""
     from chainsleuth.cases import kernels as case_kernels
     from chainsleuth.trace import kernels as trace_kernels
 
@@ -518,6 +522,9 @@ def lead_table(
                     ("fingerprint_change", g_fp_change),
                 ],
             ),
+            "candidate_exchanges": _candidate_exchanges(
+                entity, category, g_kind == SOURCE_ATTRIBUTED, candidates
+            ),
         },
         schema=schema_of(LEAD_COLUMNS),
     )
@@ -609,6 +616,29 @@ def _longest_hold_days(chain: ChainLookups, paths: np.ndarray) -> np.ndarray:
     gap[~(valid[:, 1:] & valid[:, :-1])] = 0.0
     held: np.ndarray = gap.max(axis=1) / 86400.0
     return held
+
+
+def _candidate_exchanges(
+    entity: np.ndarray,
+    category: np.ndarray,
+    attributed: np.ndarray,
+    candidates: dict[tuple[str | None, str], str] | None,
+) -> np.ndarray:
+    """`candidate_exchanges` of each lead: the set `candidates` holds for its source's label,
+    on rows whose source is an `unidentified_service` label; "" elsewhere (an attributed
+    source, a CoinJoin, no set). One look-up per distinct label, not per row."""
+    out = np.full(entity.shape[0], "", object)
+    if not candidates or entity.shape[0] == 0:
+        return out
+    rows = np.flatnonzero(attributed & (category == UNIDENTIFIED_SERVICE))
+    if rows.shape[0] == 0:
+        return out
+    names, inverse = np.unique(entity[rows].astype(str), return_inverse=True)
+    sets = np.array(
+        [candidates.get((str(n), UNIDENTIFIED_SERVICE), "") for n in names.tolist()], object
+    )
+    out[rows] = sets[inverse]
+    return out
 
 
 def _cautions(rows: np.ndarray, reasons: list[tuple[str, np.ndarray]]) -> np.ndarray:

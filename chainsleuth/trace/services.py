@@ -1219,6 +1219,35 @@ def style_matches(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray
     return out
 
 
+#: Fewest named wallets a `style_candidates` set lists: one compatible wallet the rule did not
+#: name lacks the evidence a match needs (or received a coinbase), and on the simulated worlds
+#: it was another owner's 7 times in 24 (docs/investigations.md "Candidate exchanges").
+STYLE_MIN_CANDIDATES = 2
+
+
+def style_candidates(
+    styles: WalletStyles, named: np.ndarray, candidate: np.ndarray, listed: np.ndarray
+) -> np.ndarray:
+    """Candidates × named (bool): the named groups each unmatched candidate group could be, as
+    an investigator's list of whom to ask, never its name (docs/design/trace.md).
+
+    `listed` (bool per named group): the ones that may be listed (the exchanges). A candidate
+    gets a set when it received no coinbase (a pool), is compatible with at least
+    `STYLE_MIN_CANDIDATES` listed groups (`style_compatible`, the same comparison
+    `style_matches` makes) and its habits rule out at least one listed group (a set of every
+    exchange narrows nothing; a group that shows no habit is compatible with all). Other rows
+    are all False. Candidates × named bools: a few hundred by a handful of names."""
+    out = np.zeros((candidate.shape[0], named.shape[0]), np.bool_)
+    if named.shape[0] == 0 or candidate.shape[0] == 0:
+        return out
+    compatible, _evidence = style_compatible(styles, named, candidate)
+    compatible &= listed[None, :]
+    k = compatible.sum(axis=1)
+    keep = ~styles.coinbase[candidate] & (k >= STYLE_MIN_CANDIDATES) & (k < int(listed.sum()))
+    out[keep] = compatible[keep]
+    return out
+
+
 def style_compatible(
     styles: WalletStyles, named: np.ndarray, candidate: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

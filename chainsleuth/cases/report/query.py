@@ -288,6 +288,16 @@ def collect(out_dir: Path, case: dict[str, Any]) -> ReportData:
             else "TRUE"
         )
         why = "attributed_via" if "attributed_via" in header else "NULL"
+        # an unnamed service's candidate exchanges (older case folders have no such column)
+        candidates = (
+            "candidate_exchanges"
+            if "candidate_exchanges" in _header(out_dir / "leads.csv")
+            else "NULL"
+        )
+        con.execute(
+            f"""CREATE TEMP VIEW shown_leads AS SELECT *,
+            replace(coalesce({candidates}, ''), ';', ', ') AS candidates FROM leads"""
+        )
         con.execute(f"CREATE TEMP VIEW reported_cashouts AS SELECT * FROM cashouts WHERE {at_cut}")
         con.execute(
             f"""CREATE TEMP VIEW listed_cashouts AS SELECT *, coalesce(nullif({why}, ''),
@@ -381,7 +391,7 @@ def _aggregate(
     leads = rows(
         f"""SELECT deposit_address, coalesce(source_entity, '') AS entity,
         coalesce(source_category, '') AS category, source_address, funding_txid, block_time,
-        amount_sat, amount_usd, price_note, hops, confidence FROM leads
+        amount_sat, amount_usd, price_note, hops, confidence, candidates FROM shown_leads
         ORDER BY amount_sat DESC, confidence DESC, deposit_address, funding_txid,
             source_address
         LIMIT {TOP_LEADS}"""
