@@ -9,6 +9,7 @@ with `core.console.data_dir(ctx)`. Each stage's commands are registered below by
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import time
@@ -677,3 +678,26 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted; the store keeps its last committed state")
         sys.exit(130)
+    except OSError as e:
+        # the machine, not the input: a full disk, a file-size or disk quota, a read-only or
+        # forbidden folder. Every write is atomic and committed per batch, so nothing stored
+        # is half-written; say so in one line and let the user free space and run again.
+        if e.errno not in _MACHINE_ERRNOS:
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        err_console.print(
+            Text.assemble(
+                ("error: ", "red"),
+                f"{e.strerror or e}{where}; the store keeps its last committed state, "
+                "run the command again once that is fixed",
+            ),
+            soft_wrap=True,
+        )
+        sys.exit(1)
+
+
+#: OSError numbers that come from the machine (space, quotas, permissions), reported in one
+#: line by `main`; any other OSError is a bug and keeps its traceback.
+_MACHINE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+)
