@@ -464,6 +464,12 @@ def lead_table(
     # a source named beyond a CoinJoin (walk_coinjoins) is no surer than the CoinJoin itself
     through = (result.flags & trace_kernels.FLAG_LOW_CONFIDENCE) != 0
     g_through = np.maximum.reduceat(through[order], starts) if n_groups else np.zeros(0, np.bool_)
+    # walked back through a CoinJoin's change to the one input that paid it (trace.mix_change):
+    # not capped (that coin did not mix), but named in `caution` so that the step is visible
+    mixed_change = (result.flags & trace_kernels.FLAG_MIX_CHANGE) != 0
+    g_mix_change = (
+        np.maximum.reduceat(mixed_change[order], starts) if n_groups else np.zeros(0, np.bool_)
+    )
     long_hold = g_hold > LONG_HOLD_DAYS
     forwarded = g_switched | g_send_all | g_fp_change
     confidence = lead_confidence(
@@ -520,6 +526,7 @@ def lead_table(
                     ("switched_type", g_switched),
                     ("send_all_hop", g_send_all),
                     ("fingerprint_change", g_fp_change),
+                    ("coinjoin_change", g_mix_change),
                 ],
             ),
             "candidate_exchanges": _candidate_exchanges(
