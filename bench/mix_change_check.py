@@ -23,7 +23,7 @@ import numpy as np
 from bench.attribution_bound import OUT
 
 
-def check(name: str, shares: list[float], root: Path = OUT, spread: float = 0.001) -> None:
+def check(name: str, shares: list[float], root: Path = OUT, spreads: tuple[float, ...] = (0.001,), min_fits: tuple[int, ...] = (3,)) -> None:
     from chainsleuth.cases.investigate import prepare_case
     from chainsleuth.trace.mix_change import mix_change_links
 
@@ -42,9 +42,11 @@ def check(name: str, shares: list[float], root: Path = OUT, spread: float = 0.00
     for x in txids:
         cv = txs[x]["change_vouts"]
         true_change[txs[x]["kind"]] += len(cv.split(";")) if cv else 0
-    for share in shares:
+    import itertools
+
+    for share, spread, fits in itertools.product(shares, spreads, min_fits):
         outs, ins = mix_change_links(g.tx_first_input, g.tx_first_output, g.input_spent_output,
-                                     g.output_value, cj, share, spread)  # fmt: skip
+                                     g.output_value, cj, share, spread, fits)  # fmt: skip
         spent = np.asarray(g.input_spent_output)[ins]
         a_out = setup.chain.addresses_of_outputs(outs).to_pylist()
         a_in = setup.chain.addresses_of_outputs(spent).to_pylist()
@@ -53,19 +55,19 @@ def check(name: str, shares: list[float], root: Path = OUT, spread: float = 0.00
         for t, x, y in zip(creators.tolist(), a_out, a_in, strict=True):
             k = kind_of.get(t, "?")
             score[k + (":right" if owner.get(x) == owner.get(y) else ":wrong")] += 1
-        print(
-            f"{name} fee_share {share}: links {dict(sorted(score.items()))} "
-            f"true change outputs {dict(true_change)}"
-        )
+        print(f"{name} fee_share {share} spread {spread} min_fits {fits}: links "
+              f"{dict(sorted(score.items()))} true change outputs {dict(true_change)}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("worlds", nargs="+")
     ap.add_argument("--fee-share", type=float, nargs="+", default=[0.01])
+    ap.add_argument("--fee-spread", type=float, nargs="+", default=[0.001])
+    ap.add_argument("--min-fits", type=int, nargs="+", default=[3])
     a = ap.parse_args()
     for w in a.worlds:
-        check(w, a.fee_share)
+        check(w, a.fee_share, spreads=tuple(a.fee_spread), min_fits=tuple(a.min_fits))
 
 
 if __name__ == "__main__":

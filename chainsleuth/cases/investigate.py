@@ -487,6 +487,7 @@ def investigate(
                 change_mask,
                 setup.tx_fingerprint,
                 setup.style_candidates,
+                setup.stops["is_coinjoin"],
             )
         )
         untraced += int(result.dropped.sum())

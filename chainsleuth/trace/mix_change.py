@@ -9,7 +9,7 @@ owner's money and did not mix: a walk from a deposit paid with it may go on thro
 input (Möser & Narayanan's "unmixed change" is the textbook case of a CoinJoin that breaks no
 trail). Everything else about the CoinJoin stays a stop: the mixed outputs, and any change
 whose input is ambiguous (no input fits, or two do: a participant with several inputs, or a
-coincidence).
+coincidence), and any fit whose fee no other participant's fee in the round agrees with.
 
 Who calls it: `cases.investigate.prepare_case` (the leads' backward trace only; the kernel
 reads the pairs, `trace.kernels.trace_kernel`'s `link_output` / `link_input`).
@@ -33,13 +33,14 @@ __all__ = ["MAX_DENOMINATIONS", "MIN_FITS", "MIX_FEE_SHARE", "MIX_FEE_SPREAD", "
 #: inputs and outputs; a JoinMarket taker pays its makers' fees (typically well under 0.1%
 #: each) and the mining fee. 1% covers them; a wider window admits coincidences.
 MIX_FEE_SHARE = 0.01
-#: How far one participant's fee (as a share of what it mixed) may stand from the round's
-#: median fee: the coordinator's rate is the round's, the mining fee differs by the inputs'
-#: sizes (0.1% of 0.1 BTC is 10,000 sat: a few hundred vbytes at tens of sat/vB).
-MIX_FEE_SPREAD = 0.001
-#: Fits a round needs before its median fee is believed: with fewer, one coincidence would
-#: set the median itself.
-MIN_FITS = 3
+#: How far two participants' fees (as shares of what each mixed) may differ and still be the
+#: round's one fee: the coordinator's rate is the round's, the mining fee differs by the
+#: inputs' sizes (0.05% of 0.1 BTC is 5,000 sat: 80 vbytes, a P2PKH input against a P2WPKH
+#: one, at ~60 sat/vB).
+MIX_FEE_SPREAD = 0.0005
+#: Fits whose fees agree (itself included) before a change is linked: a fit that no other
+#: fit of its round agrees with is as likely a coincidence (any input within the 1% window).
+MIN_FITS = 2
 #: Mixed amounts tried per CoinJoin: each denomination (a value two or more outputs share) and
 #: each sum of two of them (a participant mixing at two levels). A round with more distinct
 #: denominations than this is left alone (not the shapes this rule knows).
@@ -127,22 +128,20 @@ def _links(tx_ids, tx_first_input, tx_first_output, input_spent_output, output_v
                 share[o - o_lo] = fee
                 used[found] += 1
         # the round's fee: one coordinator fee rate for all, and a mining fee that differs by
-        # the inputs' sizes only, so the participants' fees (as shares of what they mixed)
-        # agree; a fit whose fee stands apart from the round's median is a coincidence
-        fees = np.empty(o_hi - o_lo)
-        nf = 0
-        for o in range(o_lo, o_hi):
-            i = hit[o - o_lo]
-            if i >= 0 and used[i] == 1:
-                fees[nf] = share[o - o_lo]
-                nf += 1
-        if nf < min_fits:
-            continue
-        mid = np.median(fees[:nf])
+        # the inputs' sizes only, so two participants' fees (as shares of what they mixed)
+        # agree; a fit whose fee no other fit of the round agrees with is a coincidence (a
+        # median of a few fits is not enough: one true fit and two coincidences set it)
         for o in range(o_lo, o_hi):
             i = hit[o - o_lo]
             # one change per input: an input two changes fit tells neither apart
-            if i >= 0 and used[i] == 1 and abs(share[o - o_lo] - mid) <= fee_spread:
+            if i < 0 or used[i] != 1:
+                continue
+            agree = 0
+            for p in range(o_lo, o_hi):
+                j = hit[p - o_lo]
+                if p != o and j >= 0 and used[j] == 1:
+                    agree += abs(share[p - o_lo] - share[o - o_lo]) <= fee_spread
+            if agree + 1 >= min_fits:
                 if n == cap:
                     cap *= 2
                     l_out2 = np.empty(cap, np.int64)
@@ -165,12 +164,14 @@ def mix_change_links(
     is_coinjoin: np.ndarray,
     fee_share: float = MIX_FEE_SHARE,
     fee_spread: float = MIX_FEE_SPREAD,
+    min_fits: int = MIN_FITS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(change output ids, sorted; the input id each one's value came from) of the CoinJoins
     flagged in `is_coinjoin` (bool per tx): a change output (a value no other output of its
     CoinJoin has) is linked when exactly one input's value is the change plus one mixed
     amount (a denomination, or two different ones) plus at most `fee_share` of that amount,
-    and no other change fits that input (module docstring)."""
+    no other change fits that input, and at least `min_fits` such fits of the round (itself
+    included) have fees within `fee_spread` of its own (module docstring)."""
     tx_ids = np.flatnonzero(np.asarray(is_coinjoin, np.bool_)).astype(np.int64)
     outs, ins = _links(
         tx_ids,
@@ -180,7 +181,7 @@ def mix_change_links(
         np.asarray(output_value),
         float(fee_share),
         float(fee_spread),
-        MIN_FITS,
+        int(min_fits),
         MAX_DENOMINATIONS,
     )
     order = np.argsort(outs, kind="stable")

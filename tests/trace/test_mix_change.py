@@ -67,16 +67,20 @@ def test_a_change_two_inputs_fit_is_not_linked() -> None:
 
 def test_a_fee_that_stands_apart_from_the_rounds_is_a_coincidence() -> None:
     # P4's change leaves 0.5% of the denomination where the others leave 0.1%: within the
-    # fee window, but not the round's fee
+    # fee window, but no other participant's fee agrees with it
     outs, _ = mix_change_links(*_round(COINS, [DENOM] * 4 + _changes([FEE] * 3 + [50_000])))
     assert outs.tolist() == [8, 9, 10]
 
 
-def test_a_round_with_too_few_fits_links_nothing() -> None:
-    # two participants: a median of two fits is no round fee
-    arrays = _round(COINS[:2], [DENOM] * 2 + _changes([FEE] * 4)[:2])
+def test_a_fit_no_other_fit_agrees_with_links_nothing() -> None:
+    # two participants whose fees differ by 0.4% of the denomination: one of them, at least,
+    # is a coincidence, and nothing says which
+    arrays = _round(COINS[:2], [DENOM] * 2 + _changes([FEE, 50_000, FEE, FEE])[:2])
     outs, _ = mix_change_links(*arrays)
     assert outs.shape[0] == 0
+    # the same two agreeing: linked
+    outs, _ = mix_change_links(*_round(COINS[:2], [DENOM] * 2 + _changes([FEE] * 4)[:2]))
+    assert outs.tolist() == [4, 5]
 
 
 @pytest.fixture(scope="module")
