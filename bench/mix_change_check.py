@@ -8,7 +8,7 @@ the change's address against the wallet of the linked input's address), by the t
 of the CoinJoin; and the truth's change outputs of those CoinJoins (`truth/txs.csv`
 `change_vouts`) give the share linked. Reads the truth (bench code only).
 
-    python -m bench.mix_change_check hard-small-1 hard-small-2 --fee-share 0.005 0.01 0.02
+    python -m bench.mix_change_check hard-small-1 hard-small-2 --fee-spread 0.0005 0.001 --min-fits 2 3
 """
 
 from __future__ import annotations
@@ -21,9 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from bench.attribution_bound import OUT
+from chainsleuth.trace.mix_change import MIN_FITS, MIX_FEE_SHARE, MIX_FEE_SPREAD
 
 
-def check(name: str, shares: list[float], root: Path = OUT, spreads: tuple[float, ...] = (0.001,), min_fits: tuple[int, ...] = (3,)) -> None:
+def check(
+    name: str,
+    shares: list[float],
+    root: Path = OUT,
+    spreads: tuple[float, ...] = (MIX_FEE_SPREAD,),
+    min_fits: tuple[int, ...] = (MIN_FITS,),
+) -> None:
     from chainsleuth.cases.investigate import prepare_case
     from chainsleuth.trace.mix_change import mix_change_links
 
@@ -55,16 +62,18 @@ def check(name: str, shares: list[float], root: Path = OUT, spreads: tuple[float
         for t, x, y in zip(creators.tolist(), a_out, a_in, strict=True):
             k = kind_of.get(t, "?")
             score[k + (":right" if owner.get(x) == owner.get(y) else ":wrong")] += 1
-        print(f"{name} fee_share {share} spread {spread} min_fits {fits}: links "
-              f"{dict(sorted(score.items()))} true change outputs {dict(true_change)}")
+        print(
+            f"{name} fee_share {share} spread {spread} min_fits {fits}: links "
+            f"{dict(sorted(score.items()))} true change outputs {dict(true_change)}"
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("worlds", nargs="+")
-    ap.add_argument("--fee-share", type=float, nargs="+", default=[0.01])
-    ap.add_argument("--fee-spread", type=float, nargs="+", default=[0.001])
-    ap.add_argument("--min-fits", type=int, nargs="+", default=[3])
+    ap.add_argument("--fee-share", type=float, nargs="+", default=[MIX_FEE_SHARE])
+    ap.add_argument("--fee-spread", type=float, nargs="+", default=[MIX_FEE_SPREAD])
+    ap.add_argument("--min-fits", type=int, nargs="+", default=[MIN_FITS])
     a = ap.parse_args()
     for w in a.worlds:
         check(w, a.fee_share, spreads=tuple(a.fee_spread), min_fits=tuple(a.min_fits))

@@ -9,7 +9,8 @@ owner's money and did not mix: a walk from a deposit paid with it may go on thro
 input (Möser & Narayanan's "unmixed change" is the textbook case of a CoinJoin that breaks no
 trail). Everything else about the CoinJoin stays a stop: the mixed outputs, and any change
 whose input is ambiguous (no input fits, or two do: a participant with several inputs, or a
-coincidence), and any fit whose fee no other participant's fee in the round agrees with.
+coincidence), and any fit whose fee fewer than two other participants' fees in the round
+agree with.
 
 Who calls it: `cases.investigate.prepare_case` (the leads' backward trace only; the kernel
 reads the pairs, `trace.kernels.trace_kernel`'s `link_output` / `link_input`).
@@ -40,7 +41,10 @@ MIX_FEE_SHARE = 0.01
 MIX_FEE_SPREAD = 0.0005
 #: Fits whose fees agree (itself included) before a change is linked: a fit that no other
 #: fit of its round agrees with is as likely a coincidence (any input within the 1% window).
-MIN_FITS = 2
+#: 3, not 2: with 2, 1 link in 17-19 joined two owners on the hard medium worlds (big rounds
+#: of multi-input participants give coincidences a partner), with 3 1 in 30-45, for a tenth
+#: fewer links (docs/investigations.md "CoinJoin change walked back to its input").
+MIN_FITS = 3
 #: Mixed amounts tried per CoinJoin: each denomination (a value two or more outputs share) and
 #: each sum of two of them (a participant mixing at two levels). A round with more distinct
 #: denominations than this is left alone (not the shapes this rule knows).

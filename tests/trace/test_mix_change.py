@@ -72,15 +72,18 @@ def test_a_fee_that_stands_apart_from_the_rounds_is_a_coincidence() -> None:
     assert outs.tolist() == [8, 9, 10]
 
 
-def test_a_fit_no_other_fit_agrees_with_links_nothing() -> None:
-    # two participants whose fees differ by 0.4% of the denomination: one of them, at least,
-    # is a coincidence, and nothing says which
-    arrays = _round(COINS[:2], [DENOM] * 2 + _changes([FEE, 50_000, FEE, FEE])[:2])
+def test_fits_too_few_others_agree_with_link_nothing() -> None:
+    # three participants whose fees all differ by 0.2% of the denomination or more: any of
+    # them may be a coincidence, and nothing says which
+    arrays = _round(COINS[:3], [DENOM] * 3 + _changes([FEE, 30_000, 50_000, FEE])[:3])
     outs, _ = mix_change_links(*arrays)
     assert outs.shape[0] == 0
-    # the same two agreeing: linked
-    outs, _ = mix_change_links(*_round(COINS[:2], [DENOM] * 2 + _changes([FEE] * 4)[:2]))
-    assert outs.tolist() == [4, 5]
+    # two agreeing are not enough (MIN_FITS = 3: a coincidence may find one partner)
+    arrays = _round(COINS[:2], [DENOM] * 2 + _changes([FEE] * 4)[:2])
+    assert mix_change_links(*arrays)[0].shape[0] == 0
+    # three agreeing: linked
+    outs, _ = mix_change_links(*_round(COINS[:3], [DENOM] * 3 + _changes([FEE] * 4)[:3]))
+    assert outs.tolist() == [6, 7, 8]
 
 
 @pytest.fixture(scope="module")
