@@ -41,7 +41,7 @@ MIX_FEE_SHARE = 0.01
 MIX_FEE_SPREAD = 0.0005
 #: Fits whose fees agree (itself included) before a change is linked: a fit that no other
 #: fit of its round agrees with is as likely a coincidence (any input within the 1% window).
-#: 3, not 2: with 2, 1 link in 17-19 joined two owners on the hard medium worlds (big rounds
+#: 3, not 2: with 2, 1 link in 16-28 joined two owners on the hard medium worlds (big rounds
 #: of multi-input participants give coincidences a partner), with 3 1 in 30-45, for a tenth
 #: fewer links (docs/investigations.md "CoinJoin change walked back to its input").
 MIN_FITS = 3
