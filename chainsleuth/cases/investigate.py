@@ -70,6 +70,7 @@ from chainsleuth.store.store import Store
 from chainsleuth.trace.engine import TraceOptions, address_stops
 from chainsleuth.trace.exposure import coinjoin_flags as _coinjoins
 from chainsleuth.trace.exposure import one_wallet_txs
+from chainsleuth.trace.mix_change import mix_change_links
 from chainsleuth.trace.services import (
     BATCH_MIN_PAYEES,
     MIN_EVENTS,
@@ -365,7 +366,14 @@ def prepare_case(
         "is_coinjoin": is_coinjoin,
         "cluster_of": cluster_of,
     }
-    back_stops = {**stops, "stop_clusters": back_stop}
+    # a CoinJoin's change that amounts tie to the one input that paid it did not mix: the
+    # leads' walk goes on through that input (trace.mix_change); the cash-outs' walk never
+    # enters a CoinJoin backward, so it needs none
+    g = chain.graph
+    mix_change = mix_change_links(
+        g.tx_first_input, g.tx_first_output, g.input_spent_output, g.output_value, is_coinjoin
+    )
+    back_stops = {**stops, "stop_clusters": back_stop, "mix_change": mix_change}
     return CaseSetup(
         store=store,
         chain=chain,
@@ -479,6 +487,7 @@ def investigate(
                 change_mask,
                 setup.tx_fingerprint,
                 setup.style_candidates,
+                setup.stops["is_coinjoin"],
             )
         )
         untraced += int(result.dropped.sum())

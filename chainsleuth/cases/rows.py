@@ -302,6 +302,7 @@ def lead_table(
     change_spent: Any = None,
     fingerprint: np.ndarray | None = None,
     candidates: dict[tuple[str | None, str], str] | None = None,
+    mix_tx: np.ndarray | None = None,
 ) -> pa.Table:
     """One row per (deposit address, funding source), amounts summed over paths.
 
@@ -313,7 +314,9 @@ def lead_table(
     `cluster.learned.read_fingerprints`) gives each lead's `fingerprint_change` sign; None:
     not read. `candidates` (unnamed service label -> `;`-joined exchange names,
     `investigate._lend_by_style`) fills `candidate_exchanges` on the rows whose source is
-    such a label; it changes no other column."""
+    such a label; it changes no other column. `mix_tx` (bool per tx id: the CoinJoins, whose
+    fingerprint is the round's, not a participant wallet's) are left out of the
+    `fingerprint_change` sign; None: none left out."""
     from chainsleuth.cases import kernels as case_kernels
     from chainsleuth.trace import kernels as trace_kernels
 
@@ -415,7 +418,7 @@ def lead_table(
     g_switched[p_group[top]], g_send_all[p_group[top]] = forward_signs(chain.graph, top_paths)
     g_fp_change = np.zeros(n_groups, np.bool_)
     if fingerprint is not None:
-        g_fp_change[p_group[top]] = fingerprint_change(fingerprint, top_paths)
+        g_fp_change[p_group[top]] = fingerprint_change(fingerprint, top_paths, mix_tx)
 
     g_kind = source_kind[first]
     g_cluster = source_cluster[first]
@@ -464,6 +467,12 @@ def lead_table(
     # a source named beyond a CoinJoin (walk_coinjoins) is no surer than the CoinJoin itself
     through = (result.flags & trace_kernels.FLAG_LOW_CONFIDENCE) != 0
     g_through = np.maximum.reduceat(through[order], starts) if n_groups else np.zeros(0, np.bool_)
+    # walked back through a CoinJoin's change to the one input that paid it (trace.mix_change):
+    # not capped (that coin did not mix), but named in `caution` so that the step is visible
+    mixed_change = (result.flags & trace_kernels.FLAG_MIX_CHANGE) != 0
+    g_mix_change = (
+        np.maximum.reduceat(mixed_change[order], starts) if n_groups else np.zeros(0, np.bool_)
+    )
     long_hold = g_hold > LONG_HOLD_DAYS
     forwarded = g_switched | g_send_all | g_fp_change
     confidence = lead_confidence(
@@ -520,6 +529,7 @@ def lead_table(
                     ("switched_type", g_switched),
                     ("send_all_hop", g_send_all),
                     ("fingerprint_change", g_fp_change),
+                    ("coinjoin_change", g_mix_change),
                 ],
             ),
             "candidate_exchanges": _candidate_exchanges(
@@ -650,7 +660,9 @@ def _cautions(rows: np.ndarray, reasons: list[tuple[str, np.ndarray]]) -> np.nda
     return out
 
 
-def fingerprint_change(fingerprint: np.ndarray, paths: np.ndarray) -> np.ndarray:
+def fingerprint_change(
+    fingerprint: np.ndarray, paths: np.ndarray, mix_tx: np.ndarray | None = None
+) -> np.ndarray:
     """Per row of a path matrix (the funding tx first, the tx paying the deposit last, -1-padded
     at the end): whether the txs after the funding tx carry two or more wallet fingerprints
     (`cluster.learned.read_fingerprints`: tx version, whether nLockTime is set, the first
@@ -666,15 +678,24 @@ def fingerprint_change(fingerprint: np.ndarray, paths: np.ndarray) -> np.ndarray
     change-spend majorities"). One person can use two wallets too, so such a lead is held
     below the cut (FORWARD_CAP), not dropped.
     A path of one or two txs has at most one tx after the funding tx: never flagged. Work is
-    per cell of the matrix (1 B per cell for the fingerprints read)."""
+    per cell of the matrix (1 B per cell for the fingerprints read).
+
+    `mix_tx` (bool per tx id): CoinJoins on the path (a change walked back to its one input,
+    `trace.mix_change`) are left out: every participant signs the round's one tx as the
+    coordinator's protocol builds it, so its version, nLockTime and nSequence are the
+    round's, and say nothing of the participant's own wallet."""
     n = paths.shape[0] if paths.ndim == 2 else 0
     if n == 0 or paths.shape[1] < 3:
         return np.zeros(n, np.bool_)
     after = paths[:, 1:]
     valid = after >= 0
+    if mix_tx is not None:
+        valid &= ~np.asarray(mix_tx)[np.maximum(after, 0)]
     fp = np.asarray(fingerprint)[np.maximum(after, 0)].astype(np.int16)
-    first = fp[:, :1]
-    changed: np.ndarray = (valid & (fp != first) & valid[:, :1]).any(axis=1)
+    # the first tx after the funding tx that counts, per row (rows with none: never flagged)
+    lead = np.argmax(valid, axis=1)
+    first = fp[np.arange(n), lead][:, None]
+    changed: np.ndarray = (valid & (fp != first)).any(axis=1)
     return changed
 
 

@@ -45,6 +45,7 @@ KINDS = (
 )
 FLAG_POISON = kernels.FLAG_POISON
 FLAG_LOW_CONFIDENCE = kernels.FLAG_LOW_CONFIDENCE
+FLAG_MIX_CHANGE = kernels.FLAG_MIX_CHANGE
 DEFAULT_MAX_ENTRIES = 20_000_000  # about 1 GB of frontier (49 B per entry)
 DEFAULT_MAX_ENTRIES_PER_SEED = 1 << 62  # no cap unless asked
 
@@ -286,6 +287,7 @@ def _trace(
     stop_clusters: Collection[int] | np.ndarray | AddressStops | None,
     is_coinjoin: np.ndarray | None,
     cluster_of: np.ndarray | None,
+    mix_change: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TraceResult:
     policy = options.policy
     if policy not in POLICIES:
@@ -340,6 +342,7 @@ def _trace(
         (1 << 31) if options.max_height is None else int(options.max_height),
         fence if backward else np.zeros(2, np.uint32),
         shift,
+        *_links(mix_change),
         *_work(),
     )
     _keep_work(work)
@@ -377,6 +380,7 @@ def trace_back(
     stop_clusters: Collection[int] | np.ndarray | AddressStops | None = None,
     is_coinjoin: np.ndarray | None = None,
     cluster_of: np.ndarray | None = None,
+    mix_change: tuple[np.ndarray, np.ndarray] | None = None,
     **settings: Any,
 ) -> TraceResult:
     """Where did the value of the seed outputs come from? One row per source reached.
@@ -389,7 +393,10 @@ def trace_back(
     `Clusters(store_dir).cluster_of`). is_coinjoin: bool per tx; such txs end the walk (kind
     "coinjoin") unless `options.walk_coinjoins`. A time window (`min_height` / `max_height`)
     leaves rows of kind "time_window": the value was there before the window opened, or was
-    still held when it closed.
+    still held when it closed. mix_change: (change output ids, sorted; input ids) of CoinJoins'
+    change linked to the one input that paid it (`trace.mix_change.mix_change_links`): the
+    walk goes on through that input alone where the CoinJoin would stop it (rows flagged
+    `kernels.FLAG_MIX_CHANGE`).
 
     >>> r = trace_back(data, outputs_of_tx(store, hal_tx)[:1])  # doctest: +SKIP
     >>> r.kind_names(), r.amount.tolist()                       # doctest: +SKIP
@@ -403,6 +410,7 @@ def trace_back(
         stop_clusters,
         is_coinjoin,
         cluster_of,
+        mix_change,
     )
 
 
@@ -434,6 +442,14 @@ def trace_forward(
         is_coinjoin,
         cluster_of,
     )
+
+
+def _links(mix_change: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's link arrays (int64; empty when none are given)."""
+    if mix_change is None:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    outs, ins = mix_change
+    return np.asarray(outs, np.int64), np.asarray(ins, np.int64)
 
 
 def txid_hex(store: Store, tx_ids: np.ndarray) -> list[str]:

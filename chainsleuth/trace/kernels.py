@@ -38,6 +38,7 @@ STOP_AT_CREATOR = -2  # a row's tx is its output's creating tx (engine fills it 
 
 FLAG_POISON = 1
 FLAG_LOW_CONFIDENCE = 2  # the path walked through a CoinJoin
+FLAG_MIX_CHANGE = 4  # the path walked back through a CoinJoin's change to its one input
 
 
 @njit(cache=True, nogil=True)
@@ -69,6 +70,7 @@ _R_FAN = 3
 _R_OFF = 4
 _R_TOTAL = 5
 _R_POS = 6
+_R_LINK = 7  # backward: the input a CoinJoin's change is linked to (its only child), or -1
 
 
 _AHEAD = 16  # entries: how far ahead pass 1 prefetches
@@ -245,6 +247,8 @@ def trace_kernel(
     max_height,
     fence,
     fence_shift,
+    link_output,
+    link_input,
     work_keys,
     work_rec,
     work_children,
@@ -254,7 +258,10 @@ def trace_kernel(
     the module docstring. The entry and row arrays are views of larger ones (not copied).
 
     fence, fence_shift: `creator_fence(tx_first_output, n_outputs, fence_shift)` (backward;
-    forward reads none). work_keys, work_rec, work_children: scratch (`empty_work()`, or the
+    forward reads none). link_output, link_input: a CoinJoin's change outputs (sorted) and the
+    one input each was paid from (`trace.mix_change`): backward, an entry in such an output
+    walks on through that input alone (FLAG_MIX_CHANGE) where the CoinJoin would stop it;
+    empty arrays link nothing. work_keys, work_rec, work_children: scratch (`empty_work()`, or the
     work arrays a previous call returned), returned grown when a block needed more.
 
     stop_cluster: bool per cluster id (empty: no stop clusters); cluster_of: cluster id per
@@ -309,6 +316,7 @@ def trace_kernel(
     r_tx = np.empty(rcap, np.int64)
     nr = 0
     check_stop = stop_cluster.shape[0] > 0
+    n_links = link_output.shape[0] if backward else 0
     n_stop_cluster = stop_cluster.shape[0]
     n_cluster_of = cluster_of.shape[0]
     # heights are below 2^31: (-1, 2^31), the engine's "no window", reads no tx_height
@@ -427,6 +435,7 @@ def trace_kernel(
                     t = p_tx[q]
                     stop_tx = t if backward else STOP_AT_CREATOR
                     stop = stops_here and p_addr[q] != 0
+                    rec[k, _R_LINK] = -1
                     if stop:
                         kind = KIND_CLUSTER
                     elif t < 0:
@@ -438,8 +447,21 @@ def trace_kernel(
                             if backward:
                                 kind = KIND_COINBASE
                         elif is_coinjoin[t] and not walk_coinjoins:
-                            kind = KIND_COINJOIN
-                            stop_tx = t
+                            # a change linked to its one input walks on through it alone
+                            # (binary search, written out: see the module's note on calls)
+                            a_lo = np.int64(0)
+                            a_hi = np.int64(n_links)
+                            while a_lo < a_hi:
+                                mid = (a_lo + a_hi) >> 1
+                                if link_output[mid] < o:
+                                    a_lo = mid + 1
+                                else:
+                                    a_hi = mid
+                            if a_lo < n_links and link_output[a_lo] == o:
+                                rec[k, _R_LINK] = link_input[a_lo]
+                            else:
+                                kind = KIND_COINJOIN
+                                stop_tx = t
                         if (
                             kind < 0
                             and window
@@ -453,6 +475,10 @@ def trace_kernel(
                             o_lo = tx_first_output[t]
                             o_hi = tx_first_output[t + 1] if t + 1 < n_txs else n_outputs
                             c_lo, c_hi = (i_lo, i_hi) if backward else (o_lo, o_hi)
+                            linked = rec[k, _R_LINK] >= 0
+                            if linked:
+                                c_lo = rec[k, _R_LINK]
+                                c_hi = c_lo + 1
                             fan = c_hi - c_lo
                             if n_s + fan > s_child.shape[0]:
                                 fits = False
@@ -477,7 +503,8 @@ def trace_kernel(
                                     for i in range(i_lo, i_hi):
                                         total_in += output_value[input_spent_output[i]]
                             pos = np.int64(0)
-                            if policy == POLICY_FIFO:
+                            # a linked change's slice maps onto its one input from its start
+                            if policy == POLICY_FIFO and not linked:
                                 if backward:
                                     for j in range(o_lo, o):
                                         pos += output_value[j]
@@ -542,7 +569,9 @@ def trace_kernel(
                     flags = e_flags[e]
                     if policy == POLICY_POISON:
                         flags |= FLAG_POISON
-                    if is_coinjoin[t]:
+                    if rec[k, _R_LINK] >= 0:
+                        flags |= FLAG_MIX_CHANGE
+                    elif is_coinjoin[t]:
                         flags |= FLAG_LOW_CONFIDENCE
                     owner = e_seed[e]
                     if n + fan > max_entries:

@@ -103,6 +103,25 @@ def test_two_wallet_fingerprints_after_the_withdrawal_are_a_change_of_hands() ->
     assert fingerprint_change(fingerprint, np.array([[0, 1]], np.int64)).tolist() == [False]
 
 
+def test_a_coinjoin_on_the_path_is_not_taken_for_a_wallet_change() -> None:
+    from chainsleuth.cases.rows import fingerprint_change
+
+    # tx 1 is a CoinJoin (the round's fingerprint, 9); 2 and 3 the participant's own wallet
+    fingerprint = np.array([1, 9, 22, 22, 14], np.uint8)
+    mix_tx = np.array([False, True, False, False, False])
+    paths = np.array(
+        [
+            [0, 1, 2, 3],  # withdrawal, the round (its change walked back), then one wallet
+            [0, 2, 1, 3],  # the round between two txs of one wallet
+            [0, 1, 2, 4],  # the round, then two programs: still flagged
+            [0, 1, -1, -1],  # the round pays the deposit: nothing of a wallet's to compare
+        ],
+        np.int64,
+    )
+    assert fingerprint_change(fingerprint, paths).tolist() == [True, True, True, False]
+    assert fingerprint_change(fingerprint, paths, mix_tx).tolist() == [False, False, True, False]
+
+
 def test_fingerprint_change_caps_a_lead_and_survives_recalibration() -> None:
     """A lead flagged so is held below the cut, by `lead_confidence` and again by
     `recalibrate_leads` (which reads the flag back from `caution`)."""

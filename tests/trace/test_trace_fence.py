@@ -104,6 +104,8 @@ def test_backward_trace_equals_the_binary_search(small_world: tuple[Path, Path])
         1 << 31,
         exact.astype(np.uint32),
         0,
+        np.zeros(0, np.int64),
+        np.zeros(0, np.int64),
         *kernels.empty_work(),
     )[:11]
     e_output, e_amount, e_parent, e_tx, e_seed, e_hops, e_flags, r_entry, r_kind, r_tx, drop = want

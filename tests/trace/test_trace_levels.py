@@ -139,6 +139,8 @@ def _compare(chain: dict, opts: dict, case: str, policy: str, backward: bool, bl
         *window,
         fence,
         shift,
+        np.zeros(0, np.int64),
+        np.zeros(0, np.int64),
         *kernels.empty_work(),
         block,
     )[:11]

@@ -1,0 +1,145 @@
+"""Why a case's eligible deposits are missed, per funding exchange (issue 11, recall).
+
+For each world cached by `bench.accuracy_matrix` (bench-output/accuracy/<name>/: world/ with
+its truth, case/ investigated), every eligible deposit that `cases.evaluate.score_case` counts
+as missed (no right exchange lead at confidence >= 0.5) gets one class from its case rows:
+
+- `no_rows`: the case has no lead row for it at all (the walk found no attributed source);
+- `right_below_cut`: a row names the right exchange below the cut (class + its `caution`);
+- `wrong_exchange`: another exchange decides it (a precision loss too);
+- `unident_own:<kind>`: its largest row ends at an `unidentified_service` and the tx that
+  spent the stopped output (the row's funding tx) is the funding exchange's own (truth kind
+  given): the exchange's wallet was reached but not named;
+- `unident_other:<wallet kind>:<tx kind>`: ends at an `unidentified_service` of another owner;
+- `coinjoin` / other categories: the largest row's category.
+
+Reads the truth (bench code only). Usage: python -m bench.recall_misses hard-small-10 ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from bench.attribution_bound import OUT
+
+_SUBPOENA = {"exchange", "otc_broker", "wallet_service", "atm", "payment_processor"}
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def classify(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, Any]:
+    """Classes of the missed eligible deposits of world `name`, per funding exchange."""
+    world, case = root / name / "world", root / name / "case"
+    tx_wallet = {t["txid"]: (t["wallet_id"], t["kind"]) for t in _rows(world / "truth" / "txs.csv")}
+    pays: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for p in _rows(world / "truth" / "payments.csv"):
+        pays[p["deposit_address"]].append(p)
+    leads: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for r in _rows(case / "leads.csv"):
+        leads[r["deposit_address"]].append(r)
+    per: dict[str, Counter[str]] = defaultdict(Counter)
+    examples: dict[str, list[str]] = defaultdict(list)
+    for d, ps in pays.items():
+        holding = [
+            p
+            for p in ps
+            if p["funding_exchange"]
+            and not (p["path_kind"] == "coinjoin" and p["coinjoin_broke_trail"] == "true")
+        ]
+        if not holding:
+            continue
+        ex = holding[0]["funding_exchange"]
+        right = {p["funding_exchange"] for p in holding}
+        rows = leads.get(d, [])
+        best = None
+        for r in rows:
+            if (
+                r["source_category"] in _SUBPOENA
+                and float(r["confidence"] or 0) >= cut
+                and (best is None or int(r["amount_sat"]) > int(best["amount_sat"]))
+            ):
+                best = r
+        per[ex]["eligible"] += 1
+        if best is not None and best["source_entity"] in right:
+            per[ex]["hit"] += 1
+            continue
+        kind = holding[0]["path_kind"]
+        if best is not None:
+            cls = "wrong_exchange"
+        elif not rows:
+            cls = "no_rows"
+        else:
+            below = [r for r in rows if r["source_entity"] in right]
+            if below:
+                cls = "right_below_cut:" + (below[0]["caution"] or "calibration")
+            else:
+                # the largest row that is not a CoinJoin's, when there is one: a mixed deposit's
+                # CoinJoin row is never what hides its trail-holding payment
+                plain = [r for r in rows if r["source_category"] != "coinjoin"] or rows
+                top = max(plain, key=lambda r: int(r["amount_sat"]))
+                if top["source_category"] == "unidentified_service":
+                    # who made the tx that spent the stopped output (the lead's funding tx)
+                    w, tkind = tx_wallet.get(top["funding_txid"], ("?", "?"))
+                    if w == "exchange-" + ex:
+                        cls = "unident_own:" + tkind
+                    else:
+                        cls = "unident_other:" + w.split("-")[0] + ":" + tkind
+                elif top["source_category"] in _SUBPOENA:
+                    cls = "wrong_below_cut"
+                elif top["source_category"] == "coinjoin":
+                    # stopped at a CoinJoin: did the trail-holding payment's truth path go
+                    # through one (an unmixed output walked on), or is the deposit mixed?
+                    cj = [p for p in holding if p["path_kind"] == "coinjoin"]
+                    cls = "coinjoin:" + (
+                        cj[0]["coinjoin_kind"] + "_unbroken" if cj else "stopped_on_other_payment"
+                    )
+                else:
+                    cls = top["source_category"]
+        per[ex][cls] += 1
+        per[ex]["path:" + kind] += 1
+        if len(examples[ex + cls]) < 3:
+            examples[ex + cls].append(d)
+    return {
+        "world": name,
+        "per_exchange": {k: dict(v) for k, v in sorted(per.items())},
+        "examples": dict(examples),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("worlds", nargs="+")
+    ap.add_argument("--root", type=Path, default=OUT)
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args()
+    out = [classify(w, a.root) for w in a.worlds]
+    total: Counter[str] = Counter()
+    for o in out:
+        print(o["world"])
+        for ex, c in o["per_exchange"].items():
+            miss = c["eligible"] - c.get("hit", 0)
+            classes = {
+                k: v
+                for k, v in c.items()
+                if k not in ("eligible", "hit") and not k.startswith("path:")
+            }
+            paths = {k[5:]: v for k, v in c.items() if k.startswith("path:")}
+            print(
+                f"  {ex:10s} {c.get('hit', 0)}/{c['eligible']} missed {miss}: {classes} paths {paths}"
+            )
+            total.update(classes)
+    print("all:", dict(total.most_common()))
+    if a.json:
+        a.json.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
