@@ -33,7 +33,7 @@ from chainsleuth.cases.cashouts import (
     payee_fates_summary,
 )
 from chainsleuth.cases.confidence import MAX_HOLD_RATIO, MIN_TYPICAL_ROWS, calibration
-from chainsleuth.cases.lookalikes import lookalike_exchanges
+from chainsleuth.cases.lookalikes import count_unnamed_leads, lookalike_exchanges
 from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of this API)
     BATCH_MIN_OUTPUTS,
     CASHOUT_COLUMNS,
@@ -504,6 +504,9 @@ def investigate(
     del parts
     trim_heap()
     subpoenas = subpoena_table(leads, min_confidence)
+    # what each look-alike group costs this case: deposits whose leads end at a service that
+    # could be any of them
+    lookalikes = count_unnamed_leads(setup.lookalikes, leads)
 
     tell("cashouts")
     # store.spent_by_tx() read at the seed outputs only (it copies the whole array: 8 B/output)
@@ -623,7 +626,7 @@ def investigate(
         },
         # tagged exchanges the wallet-style rule cannot tell apart, from the habits it read
         # (cases.lookalikes; docs/design/cases.md "Look-alike exchanges")
-        "lookalike_exchanges": setup.lookalikes,
+        "lookalike_exchanges": lookalikes,
         "outputs": digests,
     }
     case_json = out_dir / "case.json"
@@ -673,8 +676,8 @@ def investigate(
         untraced_sat=untraced,
         report_html=html,
         report_pdf=pdf_path,
-        lookalike_exchanges=[g["exchanges"] for g in setup.lookalikes.get("groups", [])],
-        unreadable_exchanges=list(setup.lookalikes.get("unreadable", [])),
+        lookalike_exchanges=[g["exchanges"] for g in lookalikes.get("groups", [])],
+        unreadable_exchanges=list(lookalikes.get("unreadable", [])),
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES
 from chainsleuth.trace.services import (
@@ -28,7 +29,13 @@ from chainsleuth.trace.services import (
     style_reads,
 )
 
-__all__ = ["HABIT_LABELS", "LOOKALIKE_MAX_GROUPS", "lookalike_exchanges", "lookalike_line"]
+__all__ = [
+    "HABIT_LABELS",
+    "LOOKALIKE_MAX_GROUPS",
+    "count_unnamed_leads",
+    "lookalike_exchanges",
+    "lookalike_line",
+]
 
 #: How each habit of `STYLE_HABITS` is named to a reader, and what its count counts.
 HABIT_LABELS: dict[str, tuple[str, str]] = {
@@ -162,6 +169,39 @@ def lookalike_exchanges(
     return out
 
 
+def count_unnamed_leads(section: dict[str, Any], leads: pa.Table) -> dict[str, Any]:
+    """`section` (`lookalike_exchanges`) with, per group, what it costs this case: the deposit
+    addresses with a lead to an unidentified service whose `candidate_exchanges` list two or
+    more of the group (`unnamed_deposits`) and those rows' `amount_sat` (`unnamed_sat`); the
+    warning's words say so. Reads the leads' columns once; one set test per distinct
+    candidate set, not per row."""
+    groups = section.get("groups") or []
+    if not groups:
+        return section
+    column = leads.column("candidate_exchanges").to_numpy(zero_copy_only=False)
+    sets = np.asarray([c or "" for c in column], dtype=object)
+    rows = np.flatnonzero(sets != "")
+    distinct, inverse = np.unique(sets[rows].astype(str), return_inverse=True)
+    deposit = np.asarray(leads.column("deposit_address").to_numpy(zero_copy_only=False))[rows]
+    amount = np.asarray(leads.column("amount_sat").to_numpy(zero_copy_only=False), np.int64)[rows]
+    named = [set(d.split(";")) for d in distinct.tolist()]
+    out = dict(section)
+    out["groups"] = []
+    for g in groups:
+        members = set(g["exchanges"])
+        hits = np.array([len(members & n) >= 2 for n in named], np.bool_)
+        take = hits[inverse] if rows.shape[0] else np.zeros(0, np.bool_)
+        out["groups"].append(
+            {
+                **g,
+                "unnamed_deposits": int(np.unique(deposit[take]).shape[0]),
+                "unnamed_sat": int(amount[take].sum()),
+            }
+        )
+    out["warning"] = _warning(out)
+    return out
+
+
 def _and(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
@@ -173,10 +213,19 @@ def _warning(section: dict[str, Any]) -> str:
         unread = "".join(
             f"; {HABIT_LABELS[h][0]} not read for {_and(who)}" for h, who in g["not_read"].items()
         )
+        counted = ""
+        if "unnamed_deposits" in g:
+            n = g["unnamed_deposits"]
+            counted = (
+                f" In this case {n:,} deposit address{'es' if n != 1 else ''} "
+                f"lead{'s' if n == 1 else ''} to unidentified services that could be any of "
+                "them (candidate_exchanges in leads.csv)."
+            )
         parts.append(
             f"Tagged exchanges {_and(g['exchanges'])} look alike on every wallet habit the "
             f"attribution rules read{unread}. Leads to an unidentified service may belong to "
-            "any of them, and the wallet-style rule cannot name their customers' deposits."
+            f"any of them, and the wallet-style rule cannot name their customers' deposits."
+            + counted
         )
     if section["unreadable"]:
         who = section["unreadable"]

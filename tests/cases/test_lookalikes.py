@@ -217,3 +217,30 @@ def test_the_summary_line_names_the_groups(
     assert len(line) == 1
     assert "(arcadia+cobalt; no habit read: borealis)" in line[0]
     assert "Warning" not in summary([], [])
+
+
+def test_each_group_counts_the_deposits_whose_leads_could_be_any_of_it() -> None:
+    import pyarrow as pa
+
+    from chainsleuth.cases.lookalikes import count_unnamed_leads
+
+    s = _styles([(3, 1, 4, 5, 0), (3, 1, 4, 5, 0), (4, 1, 4, 5, 0)])
+    section = lookalike_exchanges(s, np.arange(3), ["arcadia", "borealis", "cobalt"])
+    leads = pa.table(
+        {
+            "deposit_address": ["d1", "d1", "d2", "d3", "d4", "d5"],
+            "candidate_exchanges": [
+                "arcadia;borealis", "arcadia;borealis", "arcadia;borealis;cobalt",
+                "arcadia;cobalt", "", None,
+            ],
+            "amount_sat": [10, 20, 30, 40, 50, 60],
+        }
+    )  # fmt: skip
+    counted = count_unnamed_leads(section, leads)
+    # d1 (two rows) and d2 list both of the group; d3 lists one of it only
+    assert counted["groups"][0]["unnamed_deposits"] == 2
+    assert counted["groups"][0]["unnamed_sat"] == 60
+    assert "2 deposit addresses lead to unidentified services" in counted["warning"]
+    assert "unnamed_deposits" not in section["groups"][0]  # the section given is not changed
+    empty = lookalike_exchanges(None, np.zeros(0, np.int64), [])
+    assert count_unnamed_leads(empty, leads) == empty
