@@ -56,6 +56,13 @@ def test_the_report_shows_the_warning_and_the_habits_side_by_side(
     section = json.loads((case / "case.json").read_text())["lookalike_exchanges"]
     paths = write_report(case, pdf=True)
     assert paths.pdf is not None and paths.pdf.read_bytes().startswith(b"%PDF")
+    from pypdf import PdfReader
+
+    # the box is in the summary: on the PDF's first pages, with its words
+    pages = PdfReader(paths.pdf).pages
+    text = " ".join(" ".join(p.extract_text() for p in pages[:3]).split())
+    assert "Look-alike exchanges" in text
+    assert " ".join(section["warning"].split())[:60] in text
     view = _Page(browser, paths.html)
     try:
         box = view.page.locator("#summary #lookalike-exchanges")
