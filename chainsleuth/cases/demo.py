@@ -14,8 +14,10 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from chainsleuth.cases.investigate import InvestigationSummary, investigate
+from chainsleuth.cases.lookalikes import lookalike_line
 from chainsleuth.cases.report import write_report
 from chainsleuth.core.errors import ChainsleuthError
 
@@ -37,6 +39,9 @@ def print_summary(summary: InvestigationSummary, console: Console) -> None:
         )
         + f". Files in {summary.out_dir}"
     )
+    warning = lookalike_line(summary.lookalike_exchanges, summary.unreadable_exchanges)
+    if warning:  # Text: a name is never read as rich markup; one line, never wrapped
+        console.print(Text(warning, style="yellow"), soft_wrap=True)
     table = Table("exchange", "customers to request", title="Subpoenas", title_justify="left")
     for name, n in summary.exchanges.items():
         table.add_row(name, f"{n:,}")

@@ -33,6 +33,7 @@ from chainsleuth.cases.cashouts import (
     payee_fates_summary,
 )
 from chainsleuth.cases.confidence import MAX_HOLD_RATIO, MIN_TYPICAL_ROWS, calibration
+from chainsleuth.cases.lookalikes import count_unnamed_leads, lookalike_exchanges
 from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of this API)
     BATCH_MIN_OUTPUTS,
     CASHOUT_COLUMNS,
@@ -143,6 +144,10 @@ class InvestigationSummary:
     cashout_cut: float = 0.5
     report_html: Path | None = None
     report_pdf: Path | None = None
+    # case.json's lookalike_exchanges: tagged exchanges the wallet-style rule cannot tell apart
+    # (each group's names) and those whose wallet showed no habit (cases.lookalikes)
+    lookalike_exchanges: list[list[str]] = field(default_factory=list)
+    unreadable_exchanges: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------- inputs
@@ -251,6 +256,9 @@ class CaseSetup:
     # (`_lend_by_style`; ";"-joined): the leads' candidate_exchanges. One entry per label
     # left unnamed with 2+ candidates, not per cluster
     style_candidates: dict[tuple[str | None, str], str] = field(default_factory=dict)
+    # the tagged exchanges' habits as the style rules read them, and those no habit tells apart
+    # (`cases.lookalikes.lookalike_exchanges`): case.json's lookalike_exchanges
+    lookalikes: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare_case(
@@ -307,7 +315,10 @@ def prepare_case(
     # read once: the wallet styles and the leads' fingerprint_change sign both need it
     fingerprint = read_fingerprints(store, 0, store.counts["txs"], SLICE)
     candidates: dict[tuple[str | None, str], str] = {}
-    styled = _lend_by_style(store, shapes, cluster_of, attribution, fingerprint, candidates)
+    lookalikes: dict[str, Any] = {}
+    styled = _lend_by_style(
+        store, shapes, cluster_of, attribution, fingerprint, candidates, lookalikes
+    )
     change_spent = _lend_by_change(store, shapes, attribution, service_mask)
     trim_heap()
     # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
@@ -405,6 +416,7 @@ def prepare_case(
         back_stops=back_stops,
         tx_fingerprint=fingerprint,
         style_candidates=candidates,
+        lookalikes=lookalikes or lookalike_exchanges(None, np.zeros(0, np.int64), []),
     )
 
 
@@ -501,6 +513,9 @@ def investigate(
     del parts
     trim_heap()
     subpoenas = subpoena_table(leads, min_confidence)
+    # what each look-alike group costs this case: deposits whose leads end at a service that
+    # could be any of them
+    lookalikes = count_unnamed_leads(setup.lookalikes, leads)
 
     tell("cashouts")
     # store.spent_by_tx() read at the seed outputs only (it copies the whole array: 8 B/output)
@@ -618,6 +633,9 @@ def investigate(
             # the service's payees by what their spend showed (cases.cashouts.PayeeFates)
             "cashout_payee_fates": payee_fates,
         },
+        # tagged exchanges the wallet-style rule cannot tell apart, from the habits it read
+        # (cases.lookalikes; docs/design/cases.md "Look-alike exchanges")
+        "lookalike_exchanges": lookalikes,
         "outputs": digests,
     }
     case_json = out_dir / "case.json"
@@ -667,6 +685,8 @@ def investigate(
         untraced_sat=untraced,
         report_html=html,
         report_pdf=pdf_path,
+        lookalike_exchanges=[g["exchanges"] for g in lookalikes.get("groups", [])],
+        unreadable_exchanges=list(lookalikes.get("unreadable", [])),
     )
 
 
@@ -812,6 +832,7 @@ def _lend_by_style(
     attribution: dict[int, tuple[str | None, str]],
     fingerprint: np.ndarray | None = None,
     candidates: dict[tuple[str | None, str], str] | None = None,
+    lookalikes: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """Name untagged services after the one tagged wallet whose style they alone share.
 
@@ -829,7 +850,10 @@ def _lend_by_style(
 
     `candidates`, when given, gets the exchanges each service left unnamed is still compatible
     with (`trace.services.style_candidates` on the last round's styles): its label -> the
-    names, sorted and `;`-joined (the leads' `candidate_exchanges`; never a name)."""
+    names, sorted and `;`-joined (the leads' `candidate_exchanges`; never a name).
+    `lookalikes`, when given, gets the tagged exchanges' habits on those styles and the ones
+    no habit tells apart (`cases.lookalikes.lookalike_exchanges`: case.json's
+    `lookalike_exchanges`)."""
     if not attribution:
         return np.zeros(0, np.int64)
     names: dict[tuple[str | None, str], int] = {}
@@ -873,6 +897,17 @@ def _lend_by_style(
                 candidates[by_label[g]] = ";".join(
                     sorted(str(by_label[m][0]) for m in named[row].tolist())
                 )
+    if lookalikes is not None:
+        exchanges = np.array(
+            [g for g in named.tolist() if by_label[g][1] in EXCHANGE_CATEGORIES], np.int64
+        )
+        # one name per exchange: its entity, with its category where two categories share it
+        entity = [str(by_label[g][0]) for g in exchanges.tolist()]
+        shown = [
+            e if entity.count(e) == 1 else f"{e} ({by_label[g][1]})"
+            for e, g in zip(entity, exchanges.tolist(), strict=True)
+        ]
+        lookalikes.update(lookalike_exchanges(styles, exchanges, shown))
     take = owner[label] != label
     for c, m in zip(clusters[take].tolist(), owner[label[take]].tolist(), strict=True):
         attribution[c] = by_label[m]

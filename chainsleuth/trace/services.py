@@ -59,6 +59,10 @@ __all__ = [
     "WalletStyles",
     "blind_styles",
     "received_deposits",
+    "STYLE_HABITS",
+    "style_habits",
+    "style_lookalikes",
+    "style_reads",
 ]
 
 #: Payees of a batched withdrawal. Wallets paying a few people at once with change have 3-5
@@ -787,7 +791,10 @@ class WalletStyles:
     (the one output a later batch spends) is / is not the tx's last output. `coinbase`: it
     received a coinbase output (a mining pool pays batches too; it is not an exchange).
     `change_fresh` / `change_reused`: its batches whose change address is first seen in that
-    tx / was paid before (None: not counted, read as none)."""
+    tx / was paid before (None: not counted, read as none). `batches` / `deposit_reads`: the
+    txs the hot type and fingerprint / the deposit type were read from (batches, or the payouts
+    `blind_styles` read; sweeps, or the sweeps and deposits `received_deposits` read); None:
+    not counted (`style_reads`)."""
 
     hot: np.ndarray  # int64 per group
     fingerprint: np.ndarray
@@ -799,6 +806,8 @@ class WalletStyles:
     change_reused: np.ndarray | None = None
     payments: np.ndarray | None = None  # int64 per group: its batches' payments (not change)
     round_payments: np.ndarray | None = None  # ... of a round amount (`STYLE_ROUND_SAT`)
+    batches: np.ndarray | None = None  # int64 per group: txs its hot type was read from
+    deposit_reads: np.ndarray | None = None  # ... and its deposit type
 
     def rounds(self, min_payments: int, min_round: int) -> np.ndarray:
         """Per group: 1 = sends round amounts (`min_round`+ round payments and at least
@@ -992,9 +1001,11 @@ def wallet_styles(
     deposit = _main_value(
         np.concatenate(sweep_g), np.concatenate(sweep_type), np.concatenate(sweep_width), n_groups
     )
+    batches = np.bincount(g_batch, minlength=n_groups).astype(np.int64)
+    sweeps = np.bincount(np.concatenate(sweep_g), minlength=n_groups).astype(np.int64)
     return WalletStyles(
         hot, fp, deposit, change_last, change_elsewhere, coinbase, change_fresh, change_reused,
-        payments, round_payments
+        payments, round_payments, batches, sweeps
     )  # fmt: skip
 
 
@@ -1036,7 +1047,8 @@ def blind_styles(
     output_type = store.graph.output_script_type
     n_txs, n_inputs = first_input.shape[0], input_address.shape[0]
     n_outputs = shapes.output_address.shape[0]
-    groups, types, prints = (
+    groups, types, prints, read_txs = (
+        [np.zeros(0, np.int64)],
         [np.zeros(0, np.int64)],
         [np.zeros(0, np.int64)],
         [np.zeros(0, np.int64)],
@@ -1068,6 +1080,7 @@ def blind_styles(
             spent = np.maximum(np.asarray(spent_output[inputs[mine]], np.int64), 0)
             types.append(np.asarray(output_type[spent]).astype(np.int64))
             prints.append(np.asarray(fingerprint[tx_of[mine]]).astype(np.int64))
+            read_txs.append(tx_of[mine].astype(np.int64))
         # the next spend of what a blind group's sweep made: its one output is the wallet's
         # own coin (hot, or cold storage whose type then mixes with the hot one's and yields
         # nothing)
@@ -1095,6 +1108,7 @@ def blind_styles(
         groups.append(sweeper[by[keep] - t0])
         types.append(np.asarray(output_type[outs[keep]]).astype(np.int64))
         prints.append(np.asarray(fingerprint[spender_tx[keep]]).astype(np.int64))
+        read_txs.append(spender_tx[keep])
     g_all = np.concatenate(groups)
     if g_all.shape[0] == 0:
         return styles
@@ -1105,7 +1119,19 @@ def blind_styles(
         styles,
         hot=np.where(take, hot, styles.hot),
         fingerprint=np.where(take, fp, styles.fingerprint),
+        batches=_taken_reads(styles.batches, take, g_all, np.concatenate(read_txs)),
     )
+
+
+def _taken_reads(
+    before: np.ndarray | None, take: np.ndarray, group: np.ndarray, tx: np.ndarray
+) -> np.ndarray | None:
+    """`before` (txs read per group) with the groups of `take` counting the distinct txs of
+    their rows (`group`, `tx`: one row per input or output read) instead."""
+    if before is None:
+        return None
+    pairs = np.unique(np.stack([group, tx], axis=1), axis=0)
+    return np.where(take, np.bincount(pairs[:, 0], minlength=take.shape[0]), before)
 
 
 def received_deposits(
@@ -1150,7 +1176,7 @@ def received_deposits(
     spent_output = store.graph.input_spent_output
     first_input = store.graph.tx_first_input
     none = np.zeros(0, np.int64)
-    groups, types, weights = [none], [none], [none]
+    groups, types, weights, read_txs = [none], [none], [none], [none]
     for _t0, _t1, lo, hi, made in shapes.tx_slices():
         addr = np.asarray(shapes.output_address[lo:hi]).astype(np.int64)
         pay = np.asarray(shapes.payable[lo:hi]).copy()
@@ -1173,6 +1199,7 @@ def received_deposits(
         spent = np.maximum(np.asarray(spent_output[firsts], np.int64), 0)
         types.append(np.asarray(output_type[spent]).astype(np.int64))
         weights.append(np.asarray(shapes.n_inputs[m_tx[into]]).astype(np.int64))
+        read_txs.append(m_tx[into].astype(np.int64))
         # a deposit: paid by someone else's tx that is neither a sweep nor a payout (a payout's
         # change spent by the group is its own hot coin), spent by the group in no payout
         by = np.asarray(shapes.spent_by[lo:hi]).astype(np.int64)[idx]
@@ -1183,12 +1210,17 @@ def received_deposits(
         groups.append(g[idx[paid]])
         types.append(np.asarray(output_type[idx[paid] + lo]).astype(np.int64))
         weights.append(np.ones(int(paid.sum()), np.int64))
+        read_txs.append(m_tx[paid].astype(np.int64))
     g_all = np.concatenate(groups)
     if g_all.shape[0] == 0:
         return styles
     deposit = _main_value(g_all, np.concatenate(types), np.concatenate(weights), n_groups)
     take = unseen & (deposit >= 0)
-    return replace(styles, deposit=np.where(take, deposit, styles.deposit))
+    return replace(
+        styles,
+        deposit=np.where(take, deposit, styles.deposit),
+        deposit_reads=_taken_reads(styles.deposit_reads, take, g_all, np.concatenate(read_txs)),
+    )
 
 
 def style_matches(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray) -> np.ndarray:
@@ -1254,27 +1286,97 @@ def style_compatible(
     """Candidates × named (bool, both): whether no habit of either rules the named group out
     (`style_matches`), and whether both show the habits a match needs as evidence (hot type,
     fingerprint, and change position or deposit type)."""
-    pos_n = styles.change_position(STYLE_MIN_LAST, STYLE_MIN_SHUFFLED)[named]
-    pos_c = styles.change_position(STYLE_MIN_LAST, 1)[candidate]
-    habits_n = (styles.hot[named], styles.fingerprint[named], pos_n, styles.deposit[named])
-    habits_c = (styles.hot[candidate], styles.fingerprint[candidate], pos_c,
-                styles.deposit[candidate])  # fmt: skip
-    # candidates × named: a few hundred by a handful of names
-    compatible = np.ones((candidate.shape[0], named.shape[0]), np.bool_)
-    shown = []
-    for hc, hn in zip(habits_c, habits_n, strict=True):
-        both = (hc[:, None] >= 0) & (hn[None, :] >= 0)
-        compatible &= ~both | (hc[:, None] == hn[None, :])
-        shown.append(both)
+    # the first five habits rule out and the first four are evidence; the round-amount habit
+    # only rules out, through `_more_habits` (which bench.habit_ablation swaps)
+    compatible, shown = _alike(style_habits(styles, candidate, seen=True)[:5],
+                               style_habits(styles, named)[:5])  # fmt: skip
     evidence = shown[0] & shown[1] & (shown[2] | shown[3])
-    # fresh or reused change addresses: rules out, adds no evidence
-    addr_n = styles.change_address(STYLE_MIN_CHANGE_ADDRESS)[named]
-    addr_c = styles.change_address(1)[candidate]
-    both = (addr_c[:, None] >= 0) & (addr_n[None, :] >= 0)
-    compatible &= ~both | (addr_c[:, None] == addr_n[None, :])
     # more habits that only rule out (docs/investigations.md "More wallet habits")
     compatible &= _more_habits(styles, named, candidate)
     return compatible, evidence
+
+
+#: The habits the style rules read (`style_habits`), in their order: the first four are
+#: evidence for a match (`style_compatible`), the last two only rule out.
+STYLE_HABITS = (
+    "hot_type",
+    "fingerprint",
+    "change_position",
+    "deposit_type",
+    "change_address",
+    "round_amounts",
+)
+
+
+def style_habits(
+    styles: WalletStyles, groups: np.ndarray, seen: bool = False
+) -> tuple[np.ndarray, ...]:
+    """Per habit of `STYLE_HABITS`, the value each of `groups` shows (int64; negative: not
+    known, `STYLE_UNSEEN` or `STYLE_MIXED` for the script types and fingerprint, -1 for the
+    counted habits). A named (tagged) group's counted habits need the named thresholds
+    (`STYLE_MIN_LAST`, `STYLE_MIN_SHUFFLED`, `STYLE_MIN_CHANGE_ADDRESS`, `STYLE_MIN_PAYMENTS`
+    ...); `seen=True` reads them as a candidate's (one batch with change elsewhere, one change
+    address, `STYLE_MIN_PAYMENTS_SEEN`)."""
+    position = (
+        styles.change_position(STYLE_MIN_LAST, 1)
+        if seen
+        else styles.change_position(STYLE_MIN_LAST, STYLE_MIN_SHUFFLED)
+    )
+    address = styles.change_address(1 if seen else STYLE_MIN_CHANGE_ADDRESS)
+    rounds = (
+        styles.rounds(STYLE_MIN_PAYMENTS_SEEN, STYLE_MIN_ROUND_SEEN)
+        if seen
+        else styles.rounds(STYLE_MIN_PAYMENTS, STYLE_MIN_ROUND)
+    )
+    return (styles.hot[groups], styles.fingerprint[groups], position[groups],
+            styles.deposit[groups], address[groups], rounds[groups])  # fmt: skip
+
+
+def style_lookalikes(styles: WalletStyles, named: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Named × named (bool): the pairs of named groups that no habit of `STYLE_HABITS` both show
+    tells apart (read with the named thresholds on both sides, as `style_habits`), and per
+    named group whether it shows any habit at all.
+
+    Two such wallets are style twins as the rules see them: an untagged fragment that shows
+    one's habits is compatible with the other too (what one does not show rules nothing out),
+    so `style_matches` names it after neither (docs/design/cases.md "Look-alike exchanges")."""
+    habits = style_habits(styles, named)
+    alike, _shown = _alike(habits, habits)
+    shows = np.zeros(named.shape[0], np.bool_)
+    for h in habits:
+        shows |= h >= 0
+    return alike, shows
+
+
+def style_reads(styles: WalletStyles, groups: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per habit of `STYLE_HABITS`, what each of `groups` was read from (int64): txs for the
+    hot type and fingerprint (batches, or what `blind_styles` read) and the deposit type
+    (sweeps, or what `received_deposits` read); batches whose change was found for the change
+    position and address; batch payments for round amounts. -1 where not counted."""
+    n = groups.shape[0]
+
+    def of(values: np.ndarray | None) -> np.ndarray:
+        return np.full(n, -1, np.int64) if values is None else np.asarray(values, np.int64)[groups]
+
+    changes = styles.change_last[groups] + styles.change_elsewhere[groups]
+    return (of(styles.batches), of(styles.batches), changes.astype(np.int64),
+            of(styles.deposit_reads), changes.astype(np.int64), of(styles.payments))  # fmt: skip
+
+
+def _alike(
+    a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Rows of `a` × rows of `b` (`style_habits` of each): True where no habit both show
+    differs, and per habit where both show it. A habit one side does not show rules nothing
+    out: a wallet that shows none is alike with every other. Rows × rows: a few hundred by a
+    handful of names."""
+    alike = np.ones((a[0].shape[0], b[0].shape[0]), np.bool_)
+    shown = []
+    for ha, hb in zip(a, b, strict=True):
+        both = (ha[:, None] >= 0) & (hb[None, :] >= 0)
+        alike &= ~both | (ha[:, None] == hb[None, :])
+        shown.append(both)
+    return alike, shown
 
 
 def _more_habits(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray) -> np.ndarray:

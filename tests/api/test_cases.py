@@ -44,6 +44,15 @@ def test_case_from_an_uploaded_csv(
 
     files = {f["name"] for f in client.get(f"{API}/cases/{case_id}/files").json()["items"]}
     assert {"leads.csv", "subpoenas.csv", "cashouts.csv", "case.json", "report.html"} <= files
+    # the look-alike warning (cases.lookalikes): in case.json, and its groups in the summary
+    case_json = client.get(f"{API}/cases/{case_id}/files/case.json").json()
+    section = case_json["lookalike_exchanges"]
+    assert section["exchanges"] and set(section["habits"]) == {
+        "hot_type", "fingerprint", "change_position", "deposit_type", "change_address",
+        "round_amounts",
+    }  # fmt: skip
+    assert status["summary"]["lookalike_exchanges"] == [g["exchanges"] for g in section["groups"]]
+    assert status["summary"]["unreadable_exchanges"] == section["unreadable"]
     leads_csv = client.get(f"{API}/cases/{case_id}/files/leads.csv")
     assert leads_csv.status_code == 200
     rows = list(csv.DictReader(io.StringIO(leads_csv.text)))

@@ -270,3 +270,13 @@ def test_unnamed_services_list_their_candidate_exchanges(hard: Path) -> None:
         for r, s in zip(listed, sets, strict=True)
     )  # fmt: skip
     assert funded >= 0.9 * len(listed)
+
+
+def test_no_lookalike_warning_on_a_world_without_style_twins(hard: Path) -> None:
+    """Hard small 2 has no two exchanges alike on every habit the style rules read (the
+    truth); the case's `lookalike_exchanges`, read from the chain, warns of none, and every
+    habit it read is the true one (tests/cases/test_lookalikes.py `check_against_truth`)."""
+    from tests.cases.test_lookalikes import check_against_truth
+
+    section = check_against_truth(hard / "world", hard / "case")
+    assert section["groups"] == [] and section["warning"] == ""

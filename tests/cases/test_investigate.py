@@ -269,6 +269,9 @@ def test_cli_command(world: tuple[Path, Path, Path], tmp_path: Path) -> None:
     assert not (tmp_path / "c" / "report.pdf").exists()
     meta = json.loads((tmp_path / "c" / "case.json").read_text())
     assert meta["parameters"]["policy"] == "fifo" and meta["parameters"]["max_hops"] == 4
+    # the look-alike warning's one line is there exactly when case.json warns
+    warns = bool(meta["lookalike_exchanges"]["warning"])
+    assert ("Warning: tagged exchanges" in result.output) == warns
 
 
 def test_funding_txid_is_the_withdrawal_that_paid_the_customer(
@@ -426,3 +429,18 @@ def test_easy_world_meets_the_issue_targets(world: tuple[Path, Path, Path]) -> N
     assert s.cashout_recall >= 0.90 and s.cashout_precision >= 0.90
     assert 0.9 <= s.cashout_total_ratio <= 1.1
     assert s.coinjoin_attributed_above_cap == 0 and s.unpaid_attributed == 0
+
+
+def test_no_lookalike_warning_where_the_exchanges_differ(world: tuple[Path, Path, Path]) -> None:
+    """`lookalike_exchanges` (cases.lookalikes): on this world no two exchanges are alike on
+    every habit the style rules read (the truth's `exchange_habits`), and the warning, read
+    from the chain alone, agrees: every habit it read is the true one and it groups none."""
+    from tests.cases.test_lookalikes import check_against_truth
+
+    w, _, case = world
+    section = check_against_truth(w, case)
+    assert section["groups"] == [] and section["unreadable"] == [] and section["warning"] == ""
+    # each exchange's hot type was read, from its batches
+    assert section["exchanges"] and all(
+        e["hot_type"]["read"] and e["hot_type"]["txs"] > 0 for e in section["exchanges"].values()
+    )

@@ -498,3 +498,42 @@ def test_missing_case_files_are_a_clear_error(tmp_path: Path) -> None:
     (case / "cashouts.csv").write_text("txid,amount_sat\n")
     with pytest.raises(ChainsleuthError, match="no column destination_address"):
         write_report(case, pdf=False)
+
+
+def test_lookalike_box_only_when_case_json_warns(
+    tmp_path: Path, real_case: tuple[Path, ReportPaths]
+) -> None:
+    """The look-alike warning (case.json `lookalike_exchanges`, cases.lookalikes): a box with
+    the habits side by side when the case warns, names escaped; none for a case folder
+    without the section (older cases) or one that warns of nothing (the small world's)."""
+    import numpy as np
+
+    from chainsleuth.cases.lookalikes import lookalike_exchanges
+    from chainsleuth.trace.services import STYLE_UNSEEN, WalletStyles
+
+    rows = np.array([[3, 1, 4, 5, 0], [3, 1, 4, 5, 0], [4, 1, 4, 5, 0],
+                     [STYLE_UNSEEN, STYLE_UNSEEN, STYLE_UNSEEN, 0, 0]], np.int64)  # fmt: skip
+    styles = WalletStyles(*rows.T, np.zeros(4, np.bool_))  # type: ignore[call-arg]
+    names = ["arcadia", "<b>bold</b>", "cobalt", "dunmore"]
+    section = lookalike_exchanges(styles, np.arange(4), names)
+    case = _write_case(
+        tmp_path / "case",
+        case={"parameters": {"policy": "haircut", "max_hops": 6}, "lookalike_exchanges": section},
+    )
+    html = write_report(case, pdf=False).html.read_text()
+    assert _parse(html).ids.count("lookalike-exchanges") == 1
+    assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt;" in html
+    # one row per habit; a column per exchange grouped or unreadable (cobalt is neither)
+    assert _parse(html).body_rows["lookalikes"] == len(section["habits"])
+    assert "<th>cobalt</th>" not in html and "<th>dunmore</th>" in html
+    # unread cells: every habit of dunmore's, and the change address and round amounts of the
+    # group's two (hand-set styles without those counts)
+    shown = ["arcadia", "<b>bold</b>", "dunmore"]
+    unread = sum(not section["exchanges"][n][h]["read"] for n in shown for h in section["habits"])
+    assert unread == len(section["habits"]) + 2 * 2
+    assert html.count('class="unread"') == unread
+    for older in (_write_case(tmp_path / "older"), real_case[0]):
+        if older == real_case[0]:
+            warned = json.loads((older / "case.json").read_text())["lookalike_exchanges"]
+            assert warned["warning"] == ""
+        assert "lookalike-exchanges" not in write_report(older, pdf=False).html.read_text()

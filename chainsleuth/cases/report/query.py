@@ -175,6 +175,9 @@ class ReportData:
     timeline_note: str = ""
     limits: dict[str, int] = field(default_factory=dict)
     cashout_cut: float = DEFAULT_MIN_CONFIDENCE  # cash-outs below it are listed, not totalled
+    # tagged exchanges the wallet-style rule cannot tell apart (case.json lookalike_exchanges):
+    # the warning's words and the habits side by side; {} when there is nothing to warn of
+    lookalikes: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------- inputs
@@ -486,6 +489,7 @@ def _aggregate(
         inflow_days=inflow_days,
         outflow_days=outflow_days,
         colors=colors,
+        lookalikes=lookalike_table(case),
         limits={
             "leads": TOP_LEADS,
             "cashouts": TOP_CASHOUTS,
@@ -494,6 +498,40 @@ def _aggregate(
             "subpoena_rows": SUBPOENA_ROWS,
         },
     )
+
+
+def lookalike_table(case: dict[str, Any]) -> dict[str, Any]:
+    """case.json's `lookalike_exchanges` as the report shows it: `warning` (its words),
+    `columns` (the exchanges of its groups, then those whose wallet showed no habit) and `rows`
+    (one per habit: its label and, per column, the value read, whether it was read and from how
+    many txs). {} when there is nothing to warn of, or the case folder predates the section."""
+    from chainsleuth.cases.lookalikes import HABIT_LABELS
+
+    section = case.get("lookalike_exchanges")
+    if not isinstance(section, dict) or not section.get("warning"):
+        return {}
+    exchanges = section.get("exchanges") if isinstance(section.get("exchanges"), dict) else {}
+    columns: list[str] = []
+    for g in section.get("groups") or []:
+        for name in g.get("exchanges", []) if isinstance(g, dict) else []:
+            if name not in columns:
+                columns.append(str(name))
+    columns += [str(n) for n in section.get("unreadable") or [] if n not in columns]
+    rows = []
+    for habit in section.get("habits") or []:
+        label, unit = HABIT_LABELS.get(habit, (str(habit), "txs"))
+        cells = []
+        for name in columns:
+            got = _get(exchanges, name, habit) or {}
+            cells.append(
+                {
+                    "value": str(got.get("value", "—")),
+                    "read": bool(got.get("read")),
+                    "txs": got.get("txs") if isinstance(got.get("txs"), int) else None,
+                }
+            )
+        rows.append({"habit": label, "unit": unit, "cells": cells})
+    return {"warning": str(section["warning"]), "columns": columns, "rows": rows}
 
 
 def _colors(
