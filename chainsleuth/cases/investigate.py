@@ -250,9 +250,6 @@ class CaseSetup:
     # (`_lend_by_style`; ";"-joined): the leads' candidate_exchanges. One entry per label
     # left unnamed with 2+ candidates, not per cluster
     style_candidates: dict[tuple[str | None, str], str] = field(default_factory=dict)
-    # sorted ids of the batch payouts (TxShapes.batch: 6+ payees, not CoinJoins; 8 B each, a
-    # few per cent of txs): the leads' payout_sibling sign (rows.handoff_signs)
-    payout_txs: np.ndarray | None = None
 
 
 def prepare_case(
@@ -328,11 +325,6 @@ def prepare_case(
     for c in receivers[~service_mask[receivers]].tolist():
         if c not in lead_attribution:
             lead_attribution[c] = (f"cluster:{c}", UNIDENTIFIED_SERVICE)
-    payout_txs = (
-        np.flatnonzero(shapes.batch).astype(np.int64)
-        if shapes is not None
-        else np.zeros(0, np.int64)
-    )
     del shapes, receivers
     trim_heap()
     # the traces' stops as one flag per address (1 B each), shared by every chunk and thread:
@@ -405,7 +397,6 @@ def prepare_case(
         back_stops=back_stops,
         tx_fingerprint=fingerprint,
         style_candidates=candidates,
-        payout_txs=payout_txs,
     )
 
 
@@ -466,13 +457,8 @@ def investigate(
     )
     styled_mask = ClusterSet(setup.styled_clusters, n_clusters)
     change_mask = ClusterSet(setup.change_clusters, n_clusters)
-    # the leads' hand-off signs (rows.handoff_signs): payouts of 3+ payees, CoinJoins, and
-    # the batch payouts of 6+
-    path_txs = {
-        "small_batch": setup.batch_tx,
-        "coinjoin": setup.stops["is_coinjoin"],
-        "payout_txs": setup.payout_txs,
-    }
+    # the leads' payout_on_path sign (rows.handoff_signs): payouts of 3+ payees, CoinJoins
+    path_txs = {"small_batch": setup.batch_tx, "coinjoin": setup.stops["is_coinjoin"]}
     tell("leads", 0, None)
     for result in _in_chunks(
         partial(trace_back, data_dir, options=setup.trace),

@@ -69,7 +69,7 @@ FORWARD_CAP = 0.45
 
 #: The signs that the coins changed hands on a lead's largest path after the funding tx
 #: (`handoff_signs`), each a `caution` of its own (docs/design/cases.md "Hand-offs on the path").
-HANDOFF_SIGNS = ("round_payment", "peeled_off", "payout_on_path", "payout_sibling")
+HANDOFF_SIGNS = ("round_payment", "peeled_off", "payout_on_path")
 
 #: The cautions of the leads capped at FORWARD_CAP (`forward_signs`, `fingerprint_change`,
 #: `handoff_signs`).
@@ -323,8 +323,8 @@ def lead_table(
     `change_spent` (bool per cluster id, a subset of `linked`) those that spent a named
     wallet's batch change (`change_spend`). `fingerprint` (wallet fingerprint per tx id,
     `cluster.learned.read_fingerprints`) gives each lead's `fingerprint_change` sign; None:
-    not read. `path_txs` ({"small_batch", "coinjoin": bool per tx, "payout_txs": sorted
-    ids}, investigate's) lets `handoff_signs` read its payout signs; None: those two unread.
+    not read. `path_txs` ({"small_batch", "coinjoin": bool per tx}, investigate's) lets
+    `handoff_signs` read its payout_on_path sign; None: unread.
     `candidates` (unnamed service label -> `;`-joined exchange names,
     `investigate._lend_by_style`) fills `candidate_exchanges` on the rows whose source is
     such a label; it changes no other column."""
@@ -436,7 +436,6 @@ def lead_table(
         top_paths,
         extra.get("small_batch"),
         extra.get("coinjoin"),
-        extra.get("payout_txs"),
     )
     g_handoff = {}
     for name in HANDOFF_SIGNS:
@@ -788,7 +787,6 @@ def handoff_signs(
     paths: np.ndarray,
     small_batch: np.ndarray | None = None,
     coinjoin: np.ndarray | None = None,
-    payout_txs: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Per row of a path matrix (the funding tx first, the tx paying the deposit last, -1-padded
     at the end): {sign: bool array} for the HANDOFF_SIGNS, each read on the path's
@@ -808,14 +806,10 @@ def handoff_signs(
     - **payout_on_path**: the tx is a payout of 3+ payees (`small_batch`: at most half of them
       of one value, not a CoinJoin) none of whose outputs a CoinJoin spends (a Whirlpool Tx0's
       premixes do): a wallet paying several people at once, the path coin one of them.
-    - **payout_sibling**: another output of the tx is spent by a batch payout (`payout_txs`,
-      sorted ids of txs of BATCH_MIN_PAYEES+ payees, not CoinJoins): that output went to a
-      payout wallet, so the tx paid an exchange or was the exchange's own, returning its
-      change (a deposit the exchange forwarded to the path's next owner).
 
-    `small_batch`, `coinjoin` (bool per tx) and `payout_txs` are the case's (investigate);
-    None leaves the signs that need them unread. Work is per output of the matrix's
-    intermediate cells and of the peels' next txs (no Python object per tx)."""
+    `small_batch` and `coinjoin` (bool per tx) are the case's (investigate); None leaves
+    payout_on_path unread. Work is per output of the matrix's intermediate cells and of the
+    peels' next txs (no Python object per tx)."""
     n = paths.shape[0] if paths.ndim == 2 else 0
     out = {name: np.zeros(n, np.bool_) for name in HANDOFF_SIGNS}
     if n == 0 or paths.shape[1] < 3:
@@ -834,10 +828,6 @@ def handoff_signs(
     n_outputs = graph.output_value.shape[0]
     n_inputs = np.append(first_input[1:], graph.input_spent_output.shape[0]) - first_input
 
-    def spender_of(outputs: np.ndarray) -> np.ndarray:
-        spent = np.asarray(graph.output_spent_by_tx[outputs]).astype(np.int64)
-        return np.where(spent == int(NONE32), -1, spent)
-
     def payees(outputs: np.ndarray) -> np.ndarray:
         return (np.asarray(graph.output_address[outputs]) != NONE32) & (
             np.asarray(graph.output_value[outputs]) > 0
@@ -846,13 +836,14 @@ def handoff_signs(
     owner, outputs = _tx_outputs(first_output, n_outputs, tx)
     value = np.asarray(graph.output_value[outputs]).astype(np.int64)
     payable = payees(outputs)
-    spender = spender_of(outputs)
+    spent = np.asarray(graph.output_spent_by_tx[outputs]).astype(np.int64)
+    spender = np.where(spent == int(NONE32), -1, spent)
     on_path = spender == nxt[owner]
     cells = tx.shape[0]
     n_payable = np.bincount(owner[payable], minlength=cells)
     path_out = payable & on_path
     sib_out = payable & ~on_path
-    # two payees, one of them the path coin: its value and the other's
+    # two payees, one of them the path coin: its value, the other's, and who spent the other
     two = (n_payable == 2) & (np.bincount(owner[path_out], minlength=cells) == 1)
     path_value = np.zeros(cells, np.int64)
     path_value[owner[path_out]] = value[path_out]
@@ -869,25 +860,15 @@ def handoff_signs(
         nexts_payees = np.bincount(n_owner[payees(n_outs)], minlength=nexts.shape[0])
         peel[peel] = (n_inputs[nexts] == 1) & (nexts_payees == 2)
     cell["peeled_off"] = peel
-    into_coinjoin = np.zeros(cells, np.bool_)
-    if coinjoin is not None:
-        spent = spender >= 0
-        hit = np.zeros(outputs.shape[0], np.bool_)
-        hit[spent] = np.asarray(coinjoin)[spender[spent]]
-        into_coinjoin[owner[hit]] = True
-    cell["payout_on_path"] = (
-        np.asarray(small_batch)[tx] & ~into_coinjoin
-        if small_batch is not None
-        else np.zeros(cells, np.bool_)
-    )
-    sibling_payout = np.zeros(cells, np.bool_)
-    if payout_txs is not None and payout_txs.shape[0]:
-        other = ~on_path & (spender >= 0)
-        pos = np.minimum(np.searchsorted(payout_txs, spender[other]), payout_txs.shape[0] - 1)
-        hit = np.zeros(outputs.shape[0], np.bool_)
-        hit[other] = payout_txs[pos] == spender[other]
-        sibling_payout[owner[hit]] = True
-    cell["payout_sibling"] = sibling_payout
+    payout = np.zeros(cells, np.bool_)
+    if small_batch is not None:
+        into_coinjoin = np.zeros(cells, np.bool_)
+        if coinjoin is not None:
+            hit = np.zeros(outputs.shape[0], np.bool_)
+            hit[spender >= 0] = np.asarray(coinjoin)[spender[spender >= 0]]
+            into_coinjoin[owner[hit]] = True
+        payout = np.asarray(small_batch)[tx] & ~into_coinjoin
+    cell["payout_on_path"] = payout
     for name in HANDOFF_SIGNS:
         out[name][row[cell[name]]] = True
     return out

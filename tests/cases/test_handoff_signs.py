@@ -61,10 +61,9 @@ class _Chain:
         )
 
 
-def _world() -> tuple[SimpleNamespace, dict[str, list[int]], np.ndarray, int]:
+def _world() -> tuple[SimpleNamespace, dict[str, list[int]], np.ndarray]:
     """An exchange's batch (tx 0) paying seven customers, and what each customer did next.
-    Returns the graph, the paths by name (funding tx first), the CoinJoin flags and the batch
-    payout that spends one path's other output."""
+    Returns the graph, the paths by name (funding tx first) and the CoinJoin flags."""
     c = _Chain()
     x = c.tx(
         [],
@@ -91,9 +90,9 @@ def _world() -> tuple[SimpleNamespace, dict[str, list[int]], np.ndarray, int]:
     t = c.tx([c.out(x, 5)], [0, 1_234_567, 5_000_000, 300_001])
     mix = c.tx([c.out(t, 2)], [4_999_000])
     t_pay = c.tx([c.out(t, 3)], [200_001, 99_000])
-    # the other output is spent by an exchange's batch payout (the tx returned its change)
+    # the path coin the smaller, but the larger is spent by a payout of six, not peeled on
     f = c.tx([c.out(x, 6)], [2_345_678, 6_419_754])
-    payout = c.tx([c.out(f, 1)], [1_000_001, 1_100_002, 1_200_003, 1_300_004, 1_400_005, 419_000])
+    c.tx([c.out(f, 1)], [1_000_001, 1_100_002, 1_200_003, 1_300_004, 1_400_005, 419_000])
     f_pay = c.tx([c.out(f, 0)], [2_000_001, 345_000])
     paths = {
         "round": [x, r, r_pay],
@@ -102,13 +101,13 @@ def _world() -> tuple[SimpleNamespace, dict[str, list[int]], np.ndarray, int]:
         "change": [x, k, k_pay],
         "payout": [x, m, m_pay],
         "tx0": [x, t, t_pay],
-        "sibling": [x, f, f_pay],
+        "smaller_swept": [x, f, f_pay],
         "round_pays_deposit": [x, r],  # the round payment is the deposit's own payment
         "direct": [x, -1, -1],
     }
     coinjoin = np.zeros(len(c.outs), np.bool_)
     coinjoin[mix] = True
-    return c.graph(), paths, coinjoin, payout
+    return c.graph(), paths, coinjoin
 
 
 def _matrix(paths: dict[str, list[int]]) -> np.ndarray:
@@ -117,12 +116,10 @@ def _matrix(paths: dict[str, list[int]]) -> np.ndarray:
 
 
 def test_each_sign_reads_only_its_evidence() -> None:
-    graph, paths, coinjoin, payout = _world()
+    graph, paths, coinjoin = _world()
     n_payees = np.diff(np.append(graph.tx_first_output, graph.output_value.shape[0]))
     small_batch = (n_payees >= 3) & ~coinjoin
-    signs = handoff_signs(
-        graph, _matrix(paths), small_batch, coinjoin, np.array([payout], np.int64)
-    )
+    signs = handoff_signs(graph, _matrix(paths), small_batch, coinjoin)
     flagged = {
         name: [p for p, hit in zip(paths, signs[name].tolist(), strict=True) if hit]
         for name in HANDOFF_SIGNS
@@ -131,18 +128,17 @@ def test_each_sign_reads_only_its_evidence() -> None:
         "round_payment": ["round"],
         "peeled_off": ["peel"],
         "payout_on_path": ["payout"],
-        "payout_sibling": ["sibling"],
     }
+    # without the CoinJoin flags the Tx0 is a payout of three payees too
+    signs = handoff_signs(graph, _matrix(paths), small_batch)
+    assert signs["payout_on_path"].sum() == 2
 
 
 def test_signs_that_need_the_case_arrays_stay_unread_without_them() -> None:
-    graph, paths, _, _ = _world()
+    graph, paths, _ = _world()
     signs = handoff_signs(graph, _matrix(paths))
-    assert not signs["payout_on_path"].any() and not signs["payout_sibling"].any()
+    assert not signs["payout_on_path"].any()
     assert signs["round_payment"].sum() == 1 and signs["peeled_off"].sum() == 1
-    # a batch payout list that does not hold the spender flags nothing
-    signs = handoff_signs(graph, _matrix(paths), payout_txs=np.array([0], np.int64))
-    assert not signs["payout_sibling"].any()
     empty = handoff_signs(graph, np.zeros((0, 3), np.int64))
     assert all(v.shape == (0,) for v in empty.values())
     short = handoff_signs(graph, np.array([[0, 1]], np.int64))
@@ -153,17 +149,17 @@ def test_a_handoff_caution_keeps_a_lead_below_the_cut_on_recalibration() -> None
     assert set(HANDOFF_SIGNS) <= FORWARD_CAUTIONS
     leads = pa.table(
         {
-            "source_category": ["exchange"] * 5,
-            "custody_path": [""] * 5,
-            "attributed_via": ["tag"] * 5,
-            "through_coinjoin": ["false"] * 5,
+            "source_category": ["exchange"] * 4,
+            "custody_path": [""] * 4,
+            "attributed_via": ["tag"] * 4,
+            "through_coinjoin": ["false"] * 4,
             "caution": [*HANDOFF_SIGNS, ""],
-            "policy": ["haircut"] * 5,
-            "hops": [2] * 5,
-            "share": [1.0] * 5,
-            "hold_days": [1.0] * 5,
-            "confidence": [0.99] * 5,
+            "policy": ["haircut"] * 4,
+            "hops": [2] * 4,
+            "share": [1.0] * 4,
+            "hold_days": [1.0] * 4,
+            "confidence": [0.99] * 4,
         }
     )
     again = recalibrate_leads(leads, 1.0).column("confidence").to_pylist()
-    assert max(again[:4]) <= FORWARD_CAP < 0.5 < again[4]
+    assert max(again[:3]) <= FORWARD_CAP < 0.5 < again[3]

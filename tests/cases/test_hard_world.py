@@ -233,7 +233,7 @@ def test_fingerprint_changes_hold_leads_below_the_cut(hard: Path) -> None:
 def test_handoff_signs_hold_leads_below_the_cut(hard: Path) -> None:
     """Exchange leads whose largest path shows a hand-off on an intermediate tx
     (`handoff_signs`; the two read from the graph alone are recomputed here from the store)
-    say so in `caution` and sit below FORWARD_CAP; the other two signs cap what they flag. On
+    say so in `caution` and sit below FORWARD_CAP; payout_on_path caps what it flags too. On
     the hard and realistic small worlds 1-10 they removed 5 of 15 wrong deciding leads for one
     right one (docs/investigations.md "Hand-offs on the path")."""
     from chainsleuth.cases.rows import FORWARD_CAP, HANDOFF_SIGNS, handoff_signs
