@@ -477,6 +477,8 @@ def investigate(
     )
     styled_mask = ClusterSet(setup.styled_clusters, n_clusters)
     change_mask = ClusterSet(setup.change_clusters, n_clusters)
+    # the leads' payout_on_path sign (rows.handoff_signs): payouts of 3+ payees, CoinJoins
+    path_txs = {"small_batch": setup.batch_tx, "coinjoin": setup.stops["is_coinjoin"]}
     tell("leads", 0, None)
     for result in _in_chunks(
         partial(trace_back, data_dir, options=setup.trace),
@@ -500,6 +502,7 @@ def investigate(
                 setup.tx_fingerprint,
                 setup.style_candidates,
                 setup.stops["is_coinjoin"],
+                path_txs,
             )
         )
         untraced += int(result.dropped.sum())

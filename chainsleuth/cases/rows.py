@@ -67,8 +67,19 @@ LONG_HOLD_CAP = 0.45
 #: (docs/investigations.md, "Forward signs").
 FORWARD_CAP = 0.45
 
-#: The cautions of the leads capped at FORWARD_CAP (`forward_signs`, `fingerprint_change`).
-FORWARD_CAUTIONS = frozenset({"switched_type", "send_all_hop", "fingerprint_change"})
+#: The signs that the coins changed hands on a lead's largest path after the funding tx
+#: (`handoff_signs`), each a `caution` of its own (docs/design/cases.md "Hand-offs on the path").
+HANDOFF_SIGNS = ("round_payment", "peeled_off", "payout_on_path")
+
+#: The cautions of the leads capped at FORWARD_CAP (`forward_signs`, `fingerprint_change`,
+#: `handoff_signs`).
+FORWARD_CAUTIONS = frozenset(
+    {"switched_type", "send_all_hop", "fingerprint_change", *HANDOFF_SIGNS}
+)
+
+#: A round amount (sat): the cluster stage's `round_amount` change rule (a multiple of 0.0001
+#: BTC is a payment, change is what is left; cluster.kernels).
+ROUND_SAT = 10_000
 
 
 #: Script types a wallet moves to when it upgrades, and the older ones it moves from: a coin of
@@ -303,6 +314,7 @@ def lead_table(
     fingerprint: np.ndarray | None = None,
     candidates: dict[tuple[str | None, str], str] | None = None,
     mix_tx: np.ndarray | None = None,
+    path_txs: dict[str, Any] | None = None,
 ) -> pa.Table:
     """One row per (deposit address, funding source), amounts summed over paths.
 
@@ -312,7 +324,9 @@ def lead_table(
     `change_spent` (bool per cluster id, a subset of `linked`) those that spent a named
     wallet's batch change (`change_spend`). `fingerprint` (wallet fingerprint per tx id,
     `cluster.learned.read_fingerprints`) gives each lead's `fingerprint_change` sign; None:
-    not read. `candidates` (unnamed service label -> `;`-joined exchange names,
+    not read. `path_txs` ({"small_batch", "coinjoin": bool per tx}, investigate's) lets
+    `handoff_signs` read its payout_on_path sign; None: unread.
+    `candidates` (unnamed service label -> `;`-joined exchange names,
     `investigate._lend_by_style`) fills `candidate_exchanges` on the rows whose source is
     such a label; it changes no other column. `mix_tx` (bool per tx id: the CoinJoins, whose
     fingerprint is the round's, not a participant wallet's) are left out of the
@@ -419,6 +433,17 @@ def lead_table(
     g_fp_change = np.zeros(n_groups, np.bool_)
     if fingerprint is not None:
         g_fp_change[p_group[top]] = fingerprint_change(fingerprint, top_paths, mix_tx)
+    extra = path_txs or {}
+    handoffs = handoff_signs(
+        chain.graph,
+        top_paths,
+        extra.get("small_batch"),
+        extra.get("coinjoin"),
+    )
+    g_handoff = {}
+    for name in HANDOFF_SIGNS:
+        g_handoff[name] = np.zeros(n_groups, np.bool_)
+        g_handoff[name][p_group[top]] = handoffs[name]
 
     g_kind = source_kind[first]
     g_cluster = source_cluster[first]
@@ -475,6 +500,8 @@ def lead_table(
     )
     long_hold = g_hold > LONG_HOLD_DAYS
     forwarded = g_switched | g_send_all | g_fp_change
+    for name in HANDOFF_SIGNS:
+        forwarded = forwarded | g_handoff[name]
     confidence = lead_confidence(
         policy,
         (g_hops, share, g_custody_n, via_entity, g_hold),
@@ -530,6 +557,7 @@ def lead_table(
                     ("send_all_hop", g_send_all),
                     ("fingerprint_change", g_fp_change),
                     ("coinjoin_change", g_mix_change),
+                    *[(name, g_handoff[name]) for name in HANDOFF_SIGNS],
                 ],
             ),
             "candidate_exchanges": _candidate_exchanges(
@@ -761,6 +789,110 @@ def forward_signs(graph: Any, paths: np.ndarray) -> tuple[np.ndarray, np.ndarray
     between = valid & (column >= 1) & (column[None, :] < (length - 1)[:, None])
     send_all = (between & send_all_tx[at]).any(axis=1)
     return switched, send_all
+
+
+def _tx_outputs(
+    first_output: np.ndarray, n_outputs: int, txs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(owner, outputs): every output of `txs` (int64 tx ids, repeats allowed), with the index
+    in `txs` of its tx."""
+    end = np.append(first_output[1:], n_outputs)[txs]
+    width = end - first_output[txs]
+    owner = np.repeat(np.arange(txs.shape[0]), width)
+    starts = np.cumsum(width) - width
+    return owner, first_output[txs][owner] + np.arange(owner.shape[0]) - starts[owner]
+
+
+def handoff_signs(
+    graph: Any,
+    paths: np.ndarray,
+    small_batch: np.ndarray | None = None,
+    coinjoin: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Per row of a path matrix (the funding tx first, the tx paying the deposit last, -1-padded
+    at the end): {sign: bool array} for the HANDOFF_SIGNS, each read on the path's
+    intermediate txs (after the funding tx, before the tx paying the deposit).
+
+    A lead takes every tx after the funding tx for one owner's: on each intermediate tx the
+    walk must come through that owner's change, not through a payment to someone else. Each
+    sign is chain evidence that the path coin was a payment there, so the exchange named paid
+    the first owner, not the deposit's payer (docs/design/cases.md "Hand-offs on the path"):
+
+    - **round_payment**: of the tx's two payees the path coin is a round amount (ROUND_SAT)
+      and the other is not (the cluster stage's round-amount rule: payments are round, change
+      is what is left).
+    - **peeled_off**: the tx spends one coin into two payees, the path coin is the smaller, and
+      the larger is spent again by a one-input, two-payee tx: a peel chain that goes on from
+      the larger output (its change) while the walk left it at a peel.
+    - **payout_on_path**: the tx is a payout of 3+ payees (`small_batch`: at most half of them
+      of one value, not a CoinJoin) none of whose outputs a CoinJoin spends (a Whirlpool Tx0's
+      premixes do): a wallet paying several people at once, the path coin one of them.
+
+    `small_batch` and `coinjoin` (bool per tx) are the case's (investigate); None leaves
+    payout_on_path unread. Work is per output of the matrix's intermediate cells and of the
+    peels' next txs (no Python object per tx)."""
+    n = paths.shape[0] if paths.ndim == 2 else 0
+    out = {name: np.zeros(n, np.bool_) for name in HANDOFF_SIGNS}
+    if n == 0 or paths.shape[1] < 3:
+        return out
+    valid = paths >= 0
+    length = valid.sum(axis=1)
+    column = np.arange(paths.shape[1])
+    mid = valid & (column >= 1) & (column[None, :] < (length - 1)[:, None])
+    row, col = np.nonzero(mid)
+    if row.shape[0] == 0:
+        return out
+    tx = paths[row, col]
+    nxt = paths[row, col + 1]
+    first_input = np.asarray(graph.tx_first_input, np.int64)
+    first_output = np.asarray(graph.tx_first_output, np.int64)
+    n_outputs = graph.output_value.shape[0]
+    n_inputs = np.append(first_input[1:], graph.input_spent_output.shape[0]) - first_input
+
+    def payees(outputs: np.ndarray) -> np.ndarray:
+        return (np.asarray(graph.output_address[outputs]) != NONE32) & (
+            np.asarray(graph.output_value[outputs]) > 0
+        )
+
+    owner, outputs = _tx_outputs(first_output, n_outputs, tx)
+    value = np.asarray(graph.output_value[outputs]).astype(np.int64)
+    payable = payees(outputs)
+    spent = np.asarray(graph.output_spent_by_tx[outputs]).astype(np.int64)
+    spender = np.where(spent == int(NONE32), -1, spent)
+    on_path = spender == nxt[owner]
+    cells = tx.shape[0]
+    n_payable = np.bincount(owner[payable], minlength=cells)
+    path_out = payable & on_path
+    sib_out = payable & ~on_path
+    # two payees, one of them the path coin: its value, the other's, and who spent the other
+    two = (n_payable == 2) & (np.bincount(owner[path_out], minlength=cells) == 1)
+    path_value = np.zeros(cells, np.int64)
+    path_value[owner[path_out]] = value[path_out]
+    sib_value = np.zeros(cells, np.int64)
+    sib_spender = np.full(cells, -1, np.int64)
+    sib_value[owner[sib_out]] = value[sib_out]
+    sib_spender[owner[sib_out]] = spender[sib_out]
+    cell = {}
+    cell["round_payment"] = two & (path_value % ROUND_SAT == 0) & (sib_value % ROUND_SAT != 0)
+    peel = two & (n_inputs[tx] == 1) & (path_value < sib_value) & (sib_spender >= 0)
+    if peel.any():
+        nexts = sib_spender[peel]
+        n_owner, n_outs = _tx_outputs(first_output, n_outputs, nexts)
+        nexts_payees = np.bincount(n_owner[payees(n_outs)], minlength=nexts.shape[0])
+        peel[peel] = (n_inputs[nexts] == 1) & (nexts_payees == 2)
+    cell["peeled_off"] = peel
+    payout = np.zeros(cells, np.bool_)
+    if small_batch is not None:
+        into_coinjoin = np.zeros(cells, np.bool_)
+        if coinjoin is not None:
+            hit = np.zeros(outputs.shape[0], np.bool_)
+            hit[spender >= 0] = np.asarray(coinjoin)[spender[spender >= 0]]
+            into_coinjoin[owner[hit]] = True
+        payout = np.asarray(small_batch)[tx] & ~into_coinjoin
+    cell["payout_on_path"] = payout
+    for name in HANDOFF_SIGNS:
+        out[name][row[cell[name]]] = True
+    return out
 
 
 def _join_txids(chain: ChainLookups, paths: np.ndarray, separator: str = ";") -> pa.Array:
