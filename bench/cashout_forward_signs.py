@@ -138,6 +138,14 @@ def features(name: str) -> list[dict[str, Any]]:
             for o in pair:
                 x = spender(o)
                 c = int(setup.out_cluster[np.array([o])][0])
+                # the other inputs of the tx that spent it: a cluster the tags or services name
+                joined = ""
+                if x >= 0 and n_in(x) >= 2:
+                    ins = spent_out[int(first_in[x]) : int(first_in[x]) + n_in(x)]
+                    ins = ins[ins != o]
+                    cs = np.asarray(setup.out_cluster[ins]).tolist()
+                    names = {attribution[k] for k in cs if k in attribution}
+                    joined = ";".join(sorted(f"{n}:{cat}" for n, cat in names))
                 other.append(
                     {
                         "type": int(otype[o]),
@@ -149,6 +157,15 @@ def features(name: str) -> list[dict[str, Any]]:
                         "spender_sweep": bool(setup.sweep_tx[x]) if x >= 0 else False,
                         "named": c in named,
                         "kind": kind_of_addr.get(int(out_addr[np.array([o])][0]), "?"),
+                        "joined_named": joined,
+                        "spender_payees": int(
+                            sum(
+                                int(out_addr[np.array([k])][0]) >= 0 and oval[k] > 0
+                                for k in range(int(first_out[x]), int(first_out[x]) + n_out(x))
+                            )
+                        )
+                        if x >= 0
+                        else 0,
                     }
                 )
             rows.append(
@@ -182,6 +199,13 @@ SIGNS = {
     ),
     "an output named": lambda r: any(o["named"] for o in r["outs"]),
     "both unspent": lambda r: not any(o["spent"] for o in r["outs"]),
+    "one output spent beside named inputs (2+ inputs, 3+ payees)": lambda r: (
+        sum(
+            bool(o["spender_in"] >= 2 and o["spender_payees"] >= 3 and o["joined_named"])
+            for o in r["outs"]
+        )
+        == 1
+    ),
 }
 
 
@@ -201,7 +225,7 @@ def main(argv: list[str]) -> int:
         print(f"| {pop} | {sign} | {n} | {c['exchange']} ({c['exchange'] / max(n, 1):.3f}) |")
     import json
 
-    Path(f"bench-output/cashout_forward_signs-{len(argv)}.json").write_text(json.dumps(rows))
+    Path(f"bench-output/cashout_forward_signs-{'-'.join(argv)}.json").write_text(json.dumps(rows))
     return 0
 
 
