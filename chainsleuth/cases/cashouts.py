@@ -42,8 +42,10 @@ whether the payee is a deposit at a custodial service, and whose:
    `cluster:<id>` of the payee. What it cannot tell apart: a person whose wallet moved from
    P2PKH or P2SH to native segwit paying an address of the third type (1-4 of 8,933-10,391
    people's one-input, two-output spends per world, chain-wide, on hard small 1 and 4 and
-   realistic small 4; it marks 15-21% of their exchanges' forwards;
-   docs/investigations.md "Cash-outs: forwards into other script types").
+   realistic small 4; none of the 55,229 people's coins rule 6 reads on hard medium 4 and 7).
+   It marks 17-21% of those small worlds' exchange forwards, 4% on the two medium ones
+   (docs/investigations.md "Cash-outs: what the misses are, and forwards into other script
+   types").
 6. **Forwarded, unconfirmed** (a weaker rule, `attributed_via` = `forward_unconfirmed`). A
    payee spent alone in a plain one-input, two-output tx whose remainder no payout spends:
    an exchange forwarding the deposit to a buyer looks so, and so does a person paying
