@@ -104,6 +104,7 @@ def check(name: str) -> list[dict[str, Any]]:
             setup.out_cluster, setup.out_addr, dict(setup.attribution), mask,
             g.tx_first_input, g.tx_first_output, g.output_spent_by_tx,
             setup.stops["is_coinjoin"], setup.sweep_tx, setup.batch_tx, g.output_value,
+            g.output_script_type,
         )  # fmt: skip
 
     def weak(got: Any) -> np.ndarray:

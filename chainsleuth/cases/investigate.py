@@ -538,6 +538,7 @@ def investigate(
             setup.sweep_tx,
             setup.batch_tx,
             store.graph.output_value,
+            store.graph.output_script_type,
         )  # fmt: skip
         for result in _in_chunks(
             partial(trace_forward, data_dir, options=setup.trace),

@@ -19,6 +19,7 @@ import pyarrow as pa
 from chainsleuth.cases.cashouts import (
     CASHOUT_VIA,
     UNCONFIRMED_FORWARD_CAP,
+    VIA_FORWARD_SWITCHED,
     VIA_FORWARD_UNCONFIRMED,
 )
 from chainsleuth.cases.confidence import calibration, typical_hold_days
@@ -1030,6 +1031,9 @@ def cashout_table(
     confidence = np.where(category == "coinjoin", np.minimum(confidence, COINJOIN_CAP), confidence)
     unconfirmed = d_via == VIA_FORWARD_UNCONFIRMED
     confidence = np.where(unconfirmed, np.minimum(confidence, UNCONFIRMED_FORWARD_CAP), confidence)
+    # rule 6a rests on script types alone: reported, and says so (a person whose wallet moved
+    # to native segwit can look alike; cases.cashouts)
+    cautioned = unconfirmed | (d_via == VIA_FORWARD_SWITCHED)
     table = pa.table(
         {
             "destination_address": chain.addresses_of_outputs(d),
@@ -1048,7 +1052,7 @@ def cashout_table(
             "service_share": np.round(share, 4),
             "confidence": np.round(confidence, 4),
             "attributed_via": np.asarray(CASHOUT_VIA, object)[d_via],
-            "caution": np.where(unconfirmed, CASHOUT_VIA[VIA_FORWARD_UNCONFIRMED], ""),
+            "caution": np.where(cautioned, np.asarray(CASHOUT_VIA, object)[d_via], ""),
         },
         schema=schema_of(CASHOUT_COLUMNS),
     )

@@ -1,0 +1,233 @@
+"""What the chain shows around rule 6's forwards (`cases.cashouts`, `forward_unconfirmed`),
+for the service's payees and for people's coins, against the worlds' truth (issue 11;
+docs/investigations.md "Cash-outs: forwards read by what the chain shows").
+
+Rule 6 reads a payee spent alone in a plain one-input, two-output tx whose other output no
+payout spends. An exchange forwarding a customer's deposit to a buyer looks so; so does a
+person paying someone with change. This tool lists, for every payee that rule 6 reads, the
+chain's features of the spending tx S and of what became of S's two outputs by the tip, in
+three populations:
+
+- `service`: the case's own payees (the forward trace's stops, recorded while investigating);
+- `people`: coins the worlds' exchanges withdrew to people (users', customers', merchants'
+  wallets by the truth), read as if the service had paid them;
+- `deposits`: every exchange deposit spent by an `exchange_forward` (truth), read likewise:
+  the population a sign must find.
+
+and counts, per candidate sign, how many payees of each population it marks and how many of
+the marked are exchange addresses by the truth. Bench code: it reads the truth, the package
+never does.
+
+    python -m bench.cashout_forward_signs hard-small-1 hard-small-4 ...
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path("bench-output/accuracy")
+PAYING_KINDS = ("exchange_withdrawal", "pool_payout")
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def features(name: str) -> list[dict[str, Any]]:
+    from bench.cashout_forward_check import _Trace
+    from bench.cashout_misses import investigate_recording
+    from chainsleuth.cases.cashouts import _switched_type, cashout_rows
+    from chainsleuth.cases.investigate import prepare_case
+    from chainsleuth.store.layout import NONE32
+
+    root = ROOT / name
+    world = root / "world"
+    setup = prepare_case(root / "store", world / "seeds" / "deposits.csv")
+    store, g = setup.store, setup.store.graph
+    n_txs = g.n_txs
+    kind_of_addr: dict[int, str] = {}
+    for r in _rows(world / "truth" / "addresses.csv"):
+        a = store.address_id_of(r["address"])
+        if a is not None:
+            kind_of_addr[int(a)] = r["wallet_kind"]
+    first_in = np.asarray(g.tx_first_input, np.int64)
+    first_out = np.asarray(g.tx_first_output, np.int64)
+    spent_out = np.asarray(g.input_spent_output, np.int64)
+    n_out_all = int(g.n_outputs)
+    otype = np.asarray(g.output_script_type)
+    oval = np.asarray(g.output_value, np.int64)
+
+    def spender(o: int) -> int:
+        s = int(g.output_spent_by_tx[o])
+        return -1 if s == int(NONE32) or s < 0 or s >= n_txs else s
+
+    def n_in(t: int) -> int:
+        return (int(first_in[t + 1]) if t + 1 < n_txs else spent_out.shape[0]) - int(first_in[t])
+
+    def n_out(t: int) -> int:
+        return (int(first_out[t + 1]) if t + 1 < n_txs else n_out_all) - int(first_out[t])
+
+    def creator(o: int) -> int:
+        return int(np.searchsorted(first_out, o, side="right") - 1)
+
+    payees: list[int] = []
+    deposits: list[int] = []
+    for r in _rows(world / "truth" / "txs.csv"):
+        t = store.tx_id_of(r["txid"])
+        if t is None:
+            continue
+        if r["kind"] == "exchange_forward":
+            deposits.append(int(spent_out[first_in[t]]))
+        if r["kind"] not in PAYING_KINDS or not r["wallet_id"].startswith("exchange-"):
+            continue
+        change = {int(v) for v in r["change_vouts"].split(";") if v}
+        payees += [int(first_out[t]) + k for k in range(n_out(t)) if k not in change]
+    out_addr = setup.out_addr
+    people = [
+        o
+        for o in payees
+        if int(out_addr[np.array([o])][0]) >= 0
+        and kind_of_addr.get(int(out_addr[np.array([o])][0])) not in ("exchange", None)
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        seen = investigate_recording(root / "store", world / "seeds" / "deposits.csv", Path(tmp))
+    service = sorted({p["output"] for p in seen})
+    attribution = dict(setup.attribution)
+    named = set(attribution)
+    fp = setup.tx_fingerprint
+    rows: list[dict[str, Any]] = []
+    for label, outs in (
+        ("service", service),
+        ("people", sorted(set(people))),
+        ("deposits", sorted(set(deposits))),
+    ):
+        outputs = np.array(outs, np.int64)
+        if not outputs.shape[0]:
+            continue
+        tx = np.searchsorted(first_out, outputs, side="right") - 1
+        got = cashout_rows(
+            _Trace(outputs, tx.astype(np.int64), oval[outputs]),
+            setup.out_cluster,
+            out_addr,
+            dict(attribution),
+            setup.service_mask,
+            g.tx_first_input,
+            g.tx_first_output,
+            g.output_spent_by_tx,
+            setup.stops["is_coinjoin"],
+            setup.sweep_tx,
+            setup.batch_tx,
+            g.output_value,
+        )  # fmt: skip (rule 6a off: every rule-6 shape is listed, rule 6a read below)
+        assert got.fates is not None
+        for p in got.fates.ambiguous.tolist():
+            s = spender(p)
+            t = creator(p)
+            a = int(out_addr[np.array([p])][0])
+            pair = [int(first_out[s]), int(first_out[s]) + 1]
+            ts = [int(otype[o]) for o in pair]
+            other = []
+            for o in pair:
+                x = spender(o)
+                c = int(setup.out_cluster[np.array([o])][0])
+                # the other inputs of the tx that spent it: a cluster the tags or services name
+                joined = ""
+                if x >= 0 and n_in(x) >= 2:
+                    ins = spent_out[int(first_in[x]) : int(first_in[x]) + n_in(x)]
+                    ins = ins[ins != o]
+                    cs = np.asarray(setup.out_cluster[ins]).tolist()
+                    names = {attribution[k] for k in cs if k in attribution}
+                    joined = ";".join(sorted(f"{n}:{cat}" for n, cat in names))
+                other.append(
+                    {
+                        "type": int(otype[o]),
+                        "value": int(oval[o]),
+                        "spent": x >= 0,
+                        "spender_in": n_in(x) if x >= 0 else 0,
+                        "spender_out": n_out(x) if x >= 0 else 0,
+                        "spender_batch": bool(setup.batch_tx[x]) if x >= 0 else False,
+                        "spender_sweep": bool(setup.sweep_tx[x]) if x >= 0 else False,
+                        "named": c in named,
+                        "kind": kind_of_addr.get(int(out_addr[np.array([o])][0]), "?"),
+                        "joined_named": joined,
+                        "spender_payees": int(
+                            sum(
+                                int(out_addr[np.array([k])][0]) >= 0 and oval[k] > 0
+                                for k in range(int(first_out[x]), int(first_out[x]) + n_out(x))
+                            )
+                        )
+                        if x >= 0
+                        else 0,
+                    }
+                )
+            rows.append(
+                {
+                    "world": name,
+                    "population": label,
+                    "payee": p,
+                    "exchange": kind_of_addr.get(a) == "exchange",
+                    "in_type": int(otype[p]),
+                    "out_types": ts,
+                    "switched": all(x != int(otype[p]) for x in ts),
+                    "rule6a": bool(
+                        _switched_type(np.array([p]), np.array([s]), first_out, otype)[0]
+                    ),
+                    "fp_same": None if fp is None else bool(fp[s] == fp[t]),
+                    "age": int(g.tx_height[s]) - int(g.tx_height[t]),
+                    "outs": other,
+                }
+            )
+    store.close()
+    return rows
+
+
+SIGNS = {
+    "switched": lambda r: r["switched"],
+    "rule 6a (shipped)": lambda r: r["rule6a"],
+    "fp_differs": lambda r: r["fp_same"] is False,
+    "an output spent by a batch": lambda r: any(o["spender_batch"] for o in r["outs"]),
+    "an output spent with others (2+ inputs)": lambda r: any(
+        o["spender_in"] >= 2 for o in r["outs"]
+    ),
+    "an output named": lambda r: any(o["named"] for o in r["outs"]),
+    "both unspent": lambda r: not any(o["spent"] for o in r["outs"]),
+    "one output spent beside named inputs (2+ inputs, 3+ payees)": lambda r: (
+        sum(
+            bool(o["spender_in"] >= 2 and o["spender_payees"] >= 3 and o["joined_named"])
+            for o in r["outs"]
+        )
+        == 1
+    ),
+}
+
+
+def main(argv: list[str]) -> int:
+    rows = [r for n in argv for r in features(n)]
+    by: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for r in rows:
+        key = "exchange" if r["exchange"] else "not"
+        by[(r["population"], "all")][key] += 1
+        for sign, f in SIGNS.items():
+            if f(r):
+                by[(r["population"], sign)][key] += 1
+    print("| population | sign | marked | exchange addresses among them |")
+    print("|---|---|---|---|")
+    for (pop, sign), c in sorted(by.items()):
+        n = c["exchange"] + c["not"]
+        print(f"| {pop} | {sign} | {n} | {c['exchange']} ({c['exchange'] / max(n, 1):.3f}) |")
+    import json
+
+    Path(f"bench-output/cashout_forward_signs-{'-'.join(argv)}.json").write_text(json.dumps(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,90 @@
+"""Chain-wide: how many one-input, two-output spends (rule 6's shape in `cases.cashouts`) each
+reading of a script-type switch marks, among people's coins and among exchanges' forwards, by
+the world's truth (docs/investigations.md "Cash-outs: forwards into other script types").
+
+Readings: `lead` (rows.forward_signs' switched_type, the leads' cap), `v1` (two outputs of two
+other types, no native change beside a native payee), `v2` (v1 from a P2PKH or P2SH coin only:
+rule 6a as shipped, `cases.cashouts._switched_type`, also printed as `shipped`), `v3` (v2 with no
+P2WPKH output). Bench code: it reads the truth, the package never does.
+
+    python -m bench.cashout_switch_check WORLD_DIR STORE_DIR [WORLD_DIR STORE_DIR ...]
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+PRE = (2, 3)  # P2PKH, P2SH (core.script_types.ScriptType codes)
+NATIVE = (4, 5)  # P2WPKH, P2WSH
+LINEAGE = (2, 3, 4, 5)
+
+
+def variants(d: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
+    """Each reading's marks, per spend (payee type `d`, output types `a`, `b`)."""
+    known = np.isin(d, LINEAGE) & np.isin(a, LINEAGE) & np.isin(b, LINEAGE)
+    base = known & (a != d) & (b != d) & (a != b)
+    native = ((a == 4) & np.isin(b, NATIVE)) | ((b == 4) & np.isin(a, NATIVE))
+    v1 = base & ~(np.isin(d, PRE) & native)
+    v2 = v1 & np.isin(d, PRE)
+    v3 = v2 & (a != 4) & (b != 4)
+    alike_native = (a == b) & np.isin(a, (4, 5, 6)) & np.isin(d, PRE)
+    lead = (a != d) & (b != d) & ~alike_native
+    return {"lead": lead, "v1": v1, "v2": v2, "v3": v3}
+
+
+def _column(path: Path, key: str, value: str) -> dict[str, str]:
+    with open(path, newline="") as f:
+        return {r[key]: r[value] for r in csv.DictReader(f)}
+
+
+def check(world: Path, data: Path) -> None:
+    from chainsleuth.cases.cashouts import _one_in_two_payees, _switched_type
+    from chainsleuth.cases.rows import ChainLookups
+    from chainsleuth.store.layout import NONE32
+    from chainsleuth.store.store import Store
+
+    store = Store.open(data)
+    g = store.graph
+    first_in = np.asarray(g.tx_first_input, np.int64)
+    first_out = np.asarray(g.tx_first_output, np.int64)
+    spent_output = np.asarray(g.input_spent_output, np.int64)
+    out_addr = g.output_address.astype(np.int64)
+    out_addr[out_addr == int(NONE32)] = -1
+    ends_in = np.append(first_in[1:], spent_output.shape[0])
+    ends_out = np.append(first_out[1:], g.output_value.shape[0])
+    every = np.arange(first_in.shape[0], dtype=np.int64)
+    tx = np.flatnonzero(_one_in_two_payees(every, first_in, ends_in, first_out, ends_out, out_addr))
+    coin = spent_output[first_in[tx]]
+    owner = _column(world / "truth" / "addresses.csv", "address", "wallet_kind")
+    tx_kind = _column(world / "truth" / "txs.csv", "txid", "kind")
+    chain = ChainLookups(store, {})
+    addresses = chain.addresses_of_outputs(coin).to_pylist()
+    kinds = np.array([owner.get(str(a), "") for a in addresses])
+    tk = np.array([tx_kind.get(str(x)) for x in store.txids(tx).to_pylist()])
+    ot = np.asarray(g.output_script_type).astype(np.int64)
+    d, a, b = ot[coin], ot[first_out[tx]], ot[first_out[tx] + 1]
+    people = ~np.isin(kinds, ["exchange", "pool", "service", "mixer", "coordinator", ""])
+    forward = tk == "exchange_forward"
+    marks = variants(d, a, b)
+    marks["shipped"] = _switched_type(coin, tx, first_out, ot)
+    for name, m in marks.items():
+        print(
+            f"{world.parent.name} | {name} | people's spends {int(people.sum())}, marked "
+            f"{int((m & people).sum())} | forwards {int(forward.sum())}, marked "
+            f"{int((m & forward).sum())} | others marked {int((m & ~people & ~forward).sum())}"
+        )
+    store.close()
+
+
+def main(argv: list[str]) -> int:
+    for world, data in zip(argv[::2], argv[1::2], strict=True):
+        check(Path(world), Path(data))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
