@@ -69,6 +69,7 @@ _R_FAN = 3
 _R_OFF = 4
 _R_TOTAL = 5
 _R_POS = 6
+_R_CJ = 7  # the tx is flagged a CoinJoin (walked through: walk_coinjoins), read in pass 1
 
 
 _AHEAD = 16  # entries: how far ahead pass 1 prefetches
@@ -245,6 +246,8 @@ def trace_kernel(
     max_height,
     fence,
     fence_shift,
+    out_row,
+    in_value,
     work_keys,
     work_rec,
     work_children,
@@ -341,6 +344,8 @@ def trace_kernel(
     c_keys = work_children[2 * c_room : 3 * c_room]
     c_tmp = work_children[3 * c_room : 4 * c_room]
     index_mask = (np.int64(1) << _INDEX_BITS) - 1
+    use_row = out_row.shape[0] > 0
+    use_inval = in_value.shape[0] > 0
     level_lo = 0
     while level_lo < n:
         level_hi = n
@@ -372,7 +377,13 @@ def trace_kernel(
                 # among the few txs between the fence's two marks around o (`creators_of`,
                 # written out): each entry's search stands alone, so the CPU overlaps the
                 # misses of many entries (a gallop from the previous answer chained them)
-                for q in range(m):
+                if use_row:
+                    for q in range(m):
+                        r = out_row[order[q] >> _INDEX_BITS]
+                        p_tx[q] = np.int64(r & 0xFFFFFFFF)
+                        p_addr[q] = np.int64(r >> 32)
+                else:
+                  for q in range(m):
                     o = order[q] >> _INDEX_BITS
                     j = o >> fence_shift
                     lo = np.int64(fence[j])
@@ -390,8 +401,9 @@ def trace_kernel(
             # address beyond `cluster_of` (ingested after the clustering) is its own cluster.
             stops_here = hops > 0 and check_stop
             if stops_here:
-                for q in range(m):
-                    p_addr[q] = output_address[order[q] >> _INDEX_BITS]
+                if not (backward and use_row):
+                    for q in range(m):
+                        p_addr[q] = output_address[order[q] >> _INDEX_BITS]
                 for q in range(m):
                     a = p_addr[q]
                     stop = False
@@ -469,6 +481,9 @@ def trace_kernel(
                             if backward:
                                 for c in range(c_lo, c_hi):
                                     s_child[n_s + c - c_lo] = input_spent_output[c]
+                                if use_inval:
+                                    for c in range(c_lo, c_hi):
+                                        s_value[n_s + c - c_lo] = in_value[c]
                             else:
                                 for c in range(c_lo, c_hi):
                                     s_child[n_s + c - c_lo] = c
@@ -491,6 +506,7 @@ def trace_kernel(
                             rec[k, _R_OFF] = n_s
                             rec[k, _R_TOTAL] = total_in
                             rec[k, _R_POS] = pos
+                            rec[k, _R_CJ] = is_coinjoin[t]
                             n_s += fan
                     rec[k, _R_KIND] = kind
                     rec[k, _R_STOP_TX] = stop_tx
@@ -503,7 +519,7 @@ def trace_kernel(
                 s_value = work_children[c_room : 2 * c_room]
                 c_keys = work_children[2 * c_room : 3 * c_room]
                 c_tmp = work_children[3 * c_room : 4 * c_room]
-            if backward:
+            if backward and not use_inval:
                 # the children's values, read in ascending output id (they are the spent
                 # outputs of the block's txs' inputs: scattered over the whole chain)
                 _gather(output_value, s_child, s_value, n_s, c_keys, c_tmp, count)
@@ -542,7 +558,7 @@ def trace_kernel(
                     flags = e_flags[e]
                     if policy == POLICY_POISON:
                         flags |= FLAG_POISON
-                    if is_coinjoin[t]:
+                    if rec[k, _R_CJ]:
                         flags |= FLAG_LOW_CONFIDENCE
                     owner = e_seed[e]
                     if n + fan > max_entries:

@@ -18,6 +18,7 @@ import pytest
 
 from chainsleuth.cluster.engine import Clusters
 from chainsleuth.store.store import Store
+from chainsleuth.store import tracerows
 from chainsleuth.trace import engine, kernels
 
 
@@ -104,6 +105,7 @@ def test_backward_trace_equals_the_binary_search(small_world: tuple[Path, Path])
         1 << 31,
         exact.astype(np.uint32),
         0,
+        *tracerows.EMPTY_ROWS,
         *kernels.empty_work(),
     )[:11]
     e_output, e_amount, e_parent, e_tx, e_seed, e_hops, e_flags, r_entry, r_kind, r_tx, drop = want
