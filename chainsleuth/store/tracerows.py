@@ -14,15 +14,18 @@ array. Here:
 
 Both are derived from the store's arrays and never edited in place: the chain only grows at
 its end, so the rows of the first B blocks stay right for as long as those blocks stay in the
-store. `state.json` records B, the hash of block B-1, and a hash every CHECKPOINT_BLOCKS blocks;
-`ensure` keeps the rows of the blocks whose hashes still match (a rollback keeps the blocks
-below its fork point), and writes the rest from there: O(the new blocks) after an ingest. The
-arrays are written first (and made durable), `state.json` last (atomic replace), so an
-interrupted build leaves the old state, which never vouches for rows it does not cover.
-Concurrent builders are serialised by a lock file.
+store. `state.json` records B, the hash of block B-1, and a hash every CHECKPOINT_BLOCKS blocks.
+The writer calls `ensure_rows` when it saves its indexes (the end of every ingest run, a run
+that finds nothing new included): it keeps the rows of the blocks whose hashes still match (a
+rollback keeps the blocks below its fork point) and writes the rest from there, so O(the new
+blocks) after an ingest. The arrays are written first (and made durable), `state.json` last
+(atomic replace), so an interrupted build leaves the old state, which never vouches for rows it
+does not cover. Concurrent builders are serialised by a lock file.
 
-A store folder the process cannot write (a read-only copy) gets no rows: the walk then uses the
-fence and the store's arrays, with the same result (`tests/trace/test_trace_rows.py`).
+Readers (`read_rows`) take the rows only when `state.json` vouches for the whole store; else
+(a store ingested before the rows existed, until its next ingest run; a reorg not yet saved)
+the walk uses the fence and the store's arrays, with the same result
+(`tests/store/test_tracerows.py`). Sizes: docs/design/store.md, "Trace rows".
 """
 
 from __future__ import annotations
@@ -78,7 +81,11 @@ def valid_blocks(graph: ChainGraph, state: dict[str, Any] | None) -> int:
         return blocks
     best = 0
     for height, digest in state.get("checkpoints", []):
-        if height < graph.n_blocks and height + 1 <= blocks and _block_hash(graph, height) == digest:
+        if (
+            height < graph.n_blocks
+            and height + 1 <= blocks
+            and _block_hash(graph, height) == digest
+        ):
             best = max(best, height + 1)
     return best
 
@@ -105,7 +112,9 @@ def read_rows(data_dir: Path, graph: ChainGraph) -> tuple[np.ndarray, np.ndarray
         return None
     if int(state["outputs"]) != graph.n_outputs or int(state["inputs"]) != graph.n_inputs:
         return None
-    return _map(d / OUTPUT_ROW, "<u8", graph.n_outputs), _map(d / INPUT_VALUE, "<i8", graph.n_inputs)
+    return _map(d / OUTPUT_ROW, "<u8", graph.n_outputs), _map(
+        d / INPUT_VALUE, "<i8", graph.n_inputs
+    )
 
 
 def _write_at(path: Path, offset_bytes: int, total_bytes: int, chunks: Any) -> None:
@@ -116,7 +125,7 @@ def _write_at(path: Path, offset_bytes: int, total_bytes: int, chunks: Any) -> N
         os.ftruncate(fd, total_bytes)
         pos = offset_bytes
         for a in chunks:
-            data = memoryview(np.ascontiguousarray(a)).cast("B")
+            data = np.ascontiguousarray(a).data.cast("B")
             while data:
                 n = os.pwrite(fd, data, pos)
                 pos += n

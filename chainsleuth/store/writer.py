@@ -42,8 +42,8 @@ from chainsleuth.store import layout
 from chainsleuth.store.addrindex import AddressIndex
 from chainsleuth.store.columns import binary_column, hex_column, masked, timestamps
 from chainsleuth.store.computed import standard_scripts
-from chainsleuth.store.layout import ADDRESS_KEY_WIDTH, ARRAYS, COINBASE_SPENT_OUTPUT, NONE32
 from chainsleuth.store.graph import ChainGraph
+from chainsleuth.store.layout import ADDRESS_KEY_WIDTH, ARRAYS, COINBASE_SPENT_OUTPUT, NONE32
 from chainsleuth.store.lookup import LookupBuilder
 from chainsleuth.store.tracerows import ensure_rows
 from chainsleuth.store.utxocache import NO_ADDRESS, UtxoCache

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.store import tracerows
 from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.store import Store
-from chainsleuth.store import tracerows
 from chainsleuth.trace import kernels
 
 POLICIES = {

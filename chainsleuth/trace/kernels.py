@@ -383,15 +383,15 @@ def trace_kernel(
                         p_tx[q] = np.int64(r & 0xFFFFFFFF)
                         p_addr[q] = np.int64(r >> 32)
                 else:
-                  for q in range(m):
-                    o = order[q] >> _INDEX_BITS
-                    j = o >> fence_shift
-                    lo = np.int64(fence[j])
-                    hi = np.int64(fence[j + 1])
-                    t = lo
-                    for u in range(lo + 1, hi + 1):
-                        t += tx_first_output[u] <= o
-                    p_tx[q] = t
+                    for q in range(m):
+                        o = order[q] >> _INDEX_BITS
+                        j = o >> fence_shift
+                        lo = np.int64(fence[j])
+                        hi = np.int64(fence[j + 1])
+                        t = lo
+                        for u in range(lo + 1, hi + 1):
+                            t += tx_first_output[u] <= o
+                        p_tx[q] = t
             else:
                 # the spending tx, or -1 while unspent
                 for q in range(m):
@@ -429,7 +429,10 @@ def trace_kernel(
                     if q + _AHEAD // 2 < m:
                         ta = p_tx[q + _AHEAD // 2]
                         if ta >= 0:
-                            _prefetch(input_spent_output, np.int64(tx_first_input[ta]))
+                            ia = np.int64(tx_first_input[ta])
+                            _prefetch(input_spent_output, ia)
+                            if use_inval:
+                                _prefetch(in_value, ia)
                     key = order[q]
                     k = key & index_mask
                     o = key >> _INDEX_BITS
@@ -462,8 +465,14 @@ def trace_kernel(
                         if kind < 0 and hops >= max_hops:
                             kind = KIND_MAX_HOPS
                         if kind < 0:
-                            o_lo = tx_first_output[t]
-                            o_hi = tx_first_output[t + 1] if t + 1 < n_txs else n_outputs
+                            # the tx's outputs: forward's children, and FIFO's value line
+                            # backward (backward haircut and poison need neither: with the
+                            # trace rows nothing else reads this tx's `tx_first_output`)
+                            o_lo = np.int64(0)
+                            o_hi = np.int64(0)
+                            if not backward or policy == POLICY_FIFO:
+                                o_lo = tx_first_output[t]
+                                o_hi = tx_first_output[t + 1] if t + 1 < n_txs else n_outputs
                             c_lo, c_hi = (i_lo, i_hi) if backward else (o_lo, o_hi)
                             fan = c_hi - c_lo
                             if n_s + fan > s_child.shape[0]:

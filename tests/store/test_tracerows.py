@@ -161,3 +161,16 @@ def test_backward_walk_with_and_without_rows_is_the_same(
         "dropped",
     ):
         np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+
+
+def test_an_ingest_with_nothing_new_writes_missing_rows(
+    tmp_path: Path, chain_a: tuple[list, Path]
+) -> None:
+    """A store ingested before the rows existed gets them from its next ingest run, even one
+    that finds no new block."""
+    a, data = chain_a
+    shutil.rmtree(tracerows.rows_dir(data))
+    assert tracerows.read_rows(data, Store.open(data).graph) is None
+    report = ingest_blocks_dir(write_blocks_dir(tmp_path / "again", [raw(a)]), data)
+    assert report.n_blocks == 0
+    assert_rows_right(data)

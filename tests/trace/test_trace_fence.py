@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from chainsleuth.cluster.engine import Clusters
-from chainsleuth.store.store import Store
 from chainsleuth.store import tracerows
+from chainsleuth.store.store import Store
 from chainsleuth.trace import engine, kernels
 
 

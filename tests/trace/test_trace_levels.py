@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from chainsleuth.cluster.engine import Clusters
-from chainsleuth.store.store import Store
 from chainsleuth.store import tracerows
+from chainsleuth.store.store import Store
 from chainsleuth.trace import kernels
 from chainsleuth.trace.engine import POLICIES
 from tests.trace.sequential_walk import sequential_walk
