@@ -48,8 +48,11 @@ FORMAT = 1
 #: A block hash is kept every this many blocks, so a rollback of any depth keeps the rows
 #: below the last checkpoint under its fork point (at most this many blocks are written again).
 CHECKPOINT_BLOCKS = 1024
-#: Txs whose rows are computed at once while building (bounds the build's memory).
-BUILD_TXS = 1 << 20
+#: Txs (output rows) and inputs (values) computed at once while writing: bounds the build's
+#: memory to a few tens of MB (≈ 24 B per output and ≈ 40 B per input of one step), so the
+#: ingest's peak (issue 13 item 2: the 20 M ingest under a hard memory limit) is not raised.
+BUILD_TXS = 1 << 18
+BUILD_INPUTS = 1 << 20
 OUTPUT_ROW = "output_row.bin"
 INPUT_VALUE = "input_value.bin"
 EMPTY_ROWS = (np.zeros(0, np.uint64), np.zeros(0, np.int64))
@@ -149,9 +152,8 @@ def _output_rows(graph: ChainGraph, t0: int) -> Any:
 
 
 def _input_values(graph: ChainGraph, i0: int) -> Any:
-    step = BUILD_TXS * 4
-    for lo in range(i0, graph.n_inputs, step):
-        hi = min(graph.n_inputs, lo + step)
+    for lo in range(i0, graph.n_inputs, BUILD_INPUTS):
+        hi = min(graph.n_inputs, lo + BUILD_INPUTS)
         spent = np.asarray(graph.input_spent_output[lo:hi])
         out = np.zeros(hi - lo, np.int64)
         real = np.flatnonzero(spent >= 0)

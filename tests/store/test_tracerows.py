@@ -78,6 +78,8 @@ def test_rows_are_rewritten_only_from_the_first_stale_block(
     """A last hash that no longer matches (a chain replaced above some block) keeps the rows
     up to the last matching checkpoint: bytes planted below it stay, the rest is rewritten."""
     monkeypatch.setattr(tracerows, "CHECKPOINT_BLOCKS", 8)
+    monkeypatch.setattr(tracerows, "BUILD_TXS", 7)  # several steps of each kind
+    monkeypatch.setattr(tracerows, "BUILD_INPUTS", 13)
     _, data = chain_a
     d = tracerows.rows_dir(data)
     state = json.loads((d / "state.json").read_text())
