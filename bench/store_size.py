@@ -43,7 +43,7 @@ def store_bytes(data_dir: Path) -> int:
 
 def breakdown(data_dir: Path) -> dict[str, int]:
     """Bytes per structure: tables/<table>, arrays/<name>, index, address_index, lookup,
-    manifest, other."""
+    trace_rows, manifest, other."""
     parts: dict[str, int] = defaultdict(int)
     root = Path(data_dir)
     for p in root.rglob("*"):
@@ -54,7 +54,7 @@ def breakdown(data_dir: Path) -> dict[str, int]:
             key = f"tables/{rel[1]}"
         elif rel[0] == "arrays":
             key = f"arrays/{p.stem}"
-        elif rel[0] in ("index", "lookup", "address_index"):
+        elif rel[0] in ("index", "lookup", "address_index", "trace_rows"):
             key = rel[0]
         elif rel[0] == "manifest.json":
             key = "manifest"
@@ -136,7 +136,8 @@ def project(result: dict[str, Any], mainnet: dict[str, float] = MAINNET) -> dict
     of two of slots, with a minimum size), so they use their documented layouts
     (docs/design/store.md): the outpoint index (`index`) 12 B a slot, a power of two at most
     70 % full of the txs with an unspent output; the address index's base shards 8 B a slot at
-    load 0.65; the lookup index 8 B per address + 8 B per output + 12 B per tx.
+    load 0.65; the lookup index 8 B per address + 8 B per output + 12 B per tx; the trace rows
+    (store/tracerows.py) 8 B per output + 8 B per input.
     """
     from chainsleuth.store.layout import ARRAYS
 
@@ -154,6 +155,7 @@ def project(result: dict[str, Any], mainnet: dict[str, float] = MAINNET) -> dict
     out["index"] = 12 * 2 ** math.ceil(math.log2(mainnet["utxo_txs"] / 0.7))
     out["address_index"] = 8 / 0.65 * mainnet["addresses"]
     out["lookup"] = 8 * mainnet["addresses"] + 8 * mainnet["outputs"] + 12 * mainnet["txs"]
+    out["trace_rows"] = 8 * mainnet["outputs"] + 8 * mainnet["inputs"]
     out["total"] = sum(out.values())
     out["ratio"] = out["total"] / mainnet["blk_bytes"]
     return out

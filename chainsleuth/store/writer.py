@@ -42,8 +42,10 @@ from chainsleuth.store import layout
 from chainsleuth.store.addrindex import AddressIndex
 from chainsleuth.store.columns import binary_column, hex_column, masked, timestamps
 from chainsleuth.store.computed import standard_scripts
+from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.layout import ADDRESS_KEY_WIDTH, ARRAYS, COINBASE_SPENT_OUTPUT, NONE32
 from chainsleuth.store.lookup import LookupBuilder
+from chainsleuth.store.tracerows import ensure_rows
 from chainsleuth.store.utxocache import NO_ADDRESS, UtxoCache
 
 _SCRIPT_TYPES = pa.array(SCRIPT_TYPE_NAMES, pa.string())
@@ -473,6 +475,9 @@ class StoreWriter:
         (tmp / "state.json").write_text(json.dumps(state))
         publish_dir(tmp, self._index_dir())
         self.update_lookup()
+        # the backward trace's rows (tracerows.py): written from the first block they are not
+        # right for, so O(the blocks this run added), or after a rollback from its fork on
+        ensure_rows(self.data_dir, ChainGraph.open(self.data_dir, self.manifest["counts"]))
 
     def update_lookup(self) -> None:
         """Index the committed outputs and txs beyond the lookup index (see lookup.py)."""

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.store import tracerows
 from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.store import Store
 from chainsleuth.trace import kernels
@@ -232,29 +233,43 @@ def _stop_clusters(
     return stop, cluster_of
 
 
-_CHAINS: dict[tuple[str, str, int, int], tuple[ChainGraph, np.ndarray, int]] = {}
+#: Whether backward walks read the trace rows (`tracerows`, written on first use); False: the
+#: fence and the store's own arrays only (the tests compare the two).
+USE_TRACE_ROWS = True
+
+_Chain = tuple[ChainGraph, np.ndarray, int, tuple[np.ndarray, np.ndarray]]
+_CHAINS: dict[tuple[str, str, int, int, bool], _Chain] = {}
 _CHAIN_LOCK = threading.Lock()
 
 
-def _chain(store: Store) -> tuple[ChainGraph, np.ndarray, int]:
+def _chain(store: Store) -> _Chain:
     """The store's mapped arrays, its creating-tx fence (`kernels.creator_fence`: 4 B per 32
-    outputs, one pass over `tx_first_output`) and the fence's shift, made on first
+    outputs, one pass over `tx_first_output`), the fence's shift and the store's trace rows
+    (`store.tracerows`, written by the ingest; empty arrays where the store has none that
+    cover it, or USE_TRACE_ROWS is off: the walk then uses the fence), made on first
     use and kept for the process, per store folder, tip and counts (an ingest or a rollback
     makes new ones). So the chunks and threads of one investigation map the arrays once: a
     page each chunk reads is faulted into this process once, where a `Store.open` per chunk
     mapped every array again and faulted every page it read again (tens of thousands of
     minor faults a chunk on a 2 M-tx chain), and the fence is built once."""
     n_txs, n_outputs = store.counts["txs"], store.counts["outputs"]
-    key = (str(store.data_dir.resolve()), str(store.manifest.get("tip")), n_txs, n_outputs)
+    key = (
+        str(store.data_dir.resolve()),
+        str(store.manifest.get("tip")),
+        n_txs,
+        n_outputs,
+        USE_TRACE_ROWS,
+    )
     with _CHAIN_LOCK:
         chain = _CHAINS.get(key)
         if chain is None:
             graph = store.graph
             shift = kernels.fence_shift(n_outputs)
             fence = kernels.creator_fence(graph.tx_first_output, n_outputs, shift)
+            rows = tracerows.read_rows(store.data_dir, graph) if USE_TRACE_ROWS else None
             for old in [k for k in _CHAINS if k[0] == key[0]]:
                 del _CHAINS[old]
-            chain = _CHAINS[key] = (graph, fence, shift)
+            chain = _CHAINS[key] = (graph, fence, shift, rows or tracerows.EMPTY_ROWS)
     return chain
 
 
@@ -297,7 +312,7 @@ def _trace(
     n_outputs, n_txs = store.counts["outputs"], store.counts["txs"]
     if seed_arr.shape[0] and (seed_arr.min() < 0 or seed_arr.max() >= n_outputs):
         raise ChainsleuthError(f"seed output ids must lie in [0, {n_outputs})")
-    graph, fence, shift = _chain(store)
+    graph, fence, shift, rows = _chain(store)
     value = graph.output_value
     coinjoin = np.zeros(n_txs, np.bool_) if is_coinjoin is None else np.asarray(is_coinjoin)
     if coinjoin.shape[0] < n_txs:
@@ -343,6 +358,7 @@ def _trace(
         fence if backward else np.zeros(2, np.uint32),
         shift,
         *_links(mix_change),
+        *(rows if backward else tracerows.EMPTY_ROWS),
         *_work(),
     )
     _keep_work(work)

@@ -70,7 +70,11 @@ _R_FAN = 3
 _R_OFF = 4
 _R_TOTAL = 5
 _R_POS = 6
-_R_LINK = 7  # backward: the input a CoinJoin's change is linked to (its only child), or -1
+# backward: >= 0 the input a CoinJoin's change is linked to (its only child); _LINK_NONE; or
+# _LINK_COINJOIN: the tx is a CoinJoin walked through (walk_coinjoins), read in pass 2's flags
+_R_LINK = 7
+_LINK_NONE = -1
+_LINK_COINJOIN = -2
 
 
 _AHEAD = 16  # entries: how far ahead pass 1 prefetches
@@ -249,6 +253,8 @@ def trace_kernel(
     fence_shift,
     link_output,
     link_input,
+    out_row,
+    in_value,
     work_keys,
     work_rec,
     work_children,
@@ -349,6 +355,8 @@ def trace_kernel(
     c_keys = work_children[2 * c_room : 3 * c_room]
     c_tmp = work_children[3 * c_room : 4 * c_room]
     index_mask = (np.int64(1) << _INDEX_BITS) - 1
+    use_row = out_row.shape[0] > 0
+    use_inval = in_value.shape[0] > 0
     level_lo = 0
     while level_lo < n:
         level_hi = n
@@ -380,15 +388,21 @@ def trace_kernel(
                 # among the few txs between the fence's two marks around o (`creators_of`,
                 # written out): each entry's search stands alone, so the CPU overlaps the
                 # misses of many entries (a gallop from the previous answer chained them)
-                for q in range(m):
-                    o = order[q] >> _INDEX_BITS
-                    j = o >> fence_shift
-                    lo = np.int64(fence[j])
-                    hi = np.int64(fence[j + 1])
-                    t = lo
-                    for u in range(lo + 1, hi + 1):
-                        t += tx_first_output[u] <= o
-                    p_tx[q] = t
+                if use_row:
+                    for q in range(m):
+                        r = out_row[order[q] >> _INDEX_BITS]
+                        p_tx[q] = np.int64(r & 0xFFFFFFFF)
+                        p_addr[q] = np.int64(r >> 32)
+                else:
+                    for q in range(m):
+                        o = order[q] >> _INDEX_BITS
+                        j = o >> fence_shift
+                        lo = np.int64(fence[j])
+                        hi = np.int64(fence[j + 1])
+                        t = lo
+                        for u in range(lo + 1, hi + 1):
+                            t += tx_first_output[u] <= o
+                        p_tx[q] = t
             else:
                 # the spending tx, or -1 while unspent
                 for q in range(m):
@@ -398,8 +412,9 @@ def trace_kernel(
             # address beyond `cluster_of` (ingested after the clustering) is its own cluster.
             stops_here = hops > 0 and check_stop
             if stops_here:
-                for q in range(m):
-                    p_addr[q] = output_address[order[q] >> _INDEX_BITS]
+                if not (backward and use_row):
+                    for q in range(m):
+                        p_addr[q] = output_address[order[q] >> _INDEX_BITS]
                 for q in range(m):
                     a = p_addr[q]
                     stop = False
@@ -425,7 +440,10 @@ def trace_kernel(
                     if q + _AHEAD // 2 < m:
                         ta = p_tx[q + _AHEAD // 2]
                         if ta >= 0:
-                            _prefetch(input_spent_output, np.int64(tx_first_input[ta]))
+                            ia = np.int64(tx_first_input[ta])
+                            _prefetch(input_spent_output, ia)
+                            if use_inval:
+                                _prefetch(in_value, ia)
                     key = order[q]
                     k = key & index_mask
                     o = key >> _INDEX_BITS
@@ -435,7 +453,7 @@ def trace_kernel(
                     t = p_tx[q]
                     stop_tx = t if backward else STOP_AT_CREATOR
                     stop = stops_here and p_addr[q] != 0
-                    rec[k, _R_LINK] = -1
+                    rec[k, _R_LINK] = _LINK_NONE
                     if stop:
                         kind = KIND_CLUSTER
                     elif t < 0:
@@ -472,8 +490,14 @@ def trace_kernel(
                         if kind < 0 and hops >= max_hops:
                             kind = KIND_MAX_HOPS
                         if kind < 0:
-                            o_lo = tx_first_output[t]
-                            o_hi = tx_first_output[t + 1] if t + 1 < n_txs else n_outputs
+                            # the tx's outputs: forward's children, and FIFO's value line
+                            # backward (backward haircut and poison need neither: with the
+                            # trace rows nothing else reads this tx's `tx_first_output`)
+                            o_lo = np.int64(0)
+                            o_hi = np.int64(0)
+                            if not backward or policy == POLICY_FIFO:
+                                o_lo = tx_first_output[t]
+                                o_hi = tx_first_output[t + 1] if t + 1 < n_txs else n_outputs
                             c_lo, c_hi = (i_lo, i_hi) if backward else (o_lo, o_hi)
                             linked = rec[k, _R_LINK] >= 0
                             if linked:
@@ -495,6 +519,9 @@ def trace_kernel(
                             if backward:
                                 for c in range(c_lo, c_hi):
                                     s_child[n_s + c - c_lo] = input_spent_output[c]
+                                if use_inval:
+                                    for c in range(c_lo, c_hi):
+                                        s_value[n_s + c - c_lo] = in_value[c]
                             else:
                                 for c in range(c_lo, c_hi):
                                     s_child[n_s + c - c_lo] = c
@@ -518,6 +545,8 @@ def trace_kernel(
                             rec[k, _R_OFF] = n_s
                             rec[k, _R_TOTAL] = total_in
                             rec[k, _R_POS] = pos
+                            if not linked and is_coinjoin[t]:
+                                rec[k, _R_LINK] = _LINK_COINJOIN
                             n_s += fan
                     rec[k, _R_KIND] = kind
                     rec[k, _R_STOP_TX] = stop_tx
@@ -530,7 +559,7 @@ def trace_kernel(
                 s_value = work_children[c_room : 2 * c_room]
                 c_keys = work_children[2 * c_room : 3 * c_room]
                 c_tmp = work_children[3 * c_room : 4 * c_room]
-            if backward:
+            if backward and not use_inval:
                 # the children's values, read in ascending output id (they are the spent
                 # outputs of the block's txs' inputs: scattered over the whole chain)
                 _gather(output_value, s_child, s_value, n_s, c_keys, c_tmp, count)
@@ -571,7 +600,7 @@ def trace_kernel(
                         flags |= FLAG_POISON
                     if rec[k, _R_LINK] >= 0:
                         flags |= FLAG_MIX_CHANGE
-                    elif is_coinjoin[t]:
+                    elif rec[k, _R_LINK] == _LINK_COINJOIN:
                         flags |= FLAG_LOW_CONFIDENCE
                     owner = e_seed[e]
                     if n + fan > max_entries:

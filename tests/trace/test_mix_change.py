@@ -125,7 +125,7 @@ def test_the_walk_goes_back_through_the_linked_input_alone(world: dict) -> None:
     store = world["store"]
     is_coinjoin = np.zeros(store.counts["txs"], np.bool_)
     is_coinjoin[world["mix"]] = True
-    graph, _, _ = _chain(store)
+    graph = _chain(store)[0]
     links = mix_change_links(
         graph.tx_first_input,
         graph.tx_first_output,
@@ -150,7 +150,7 @@ def test_every_policy_carries_the_whole_change_back(world: dict, policy: str) ->
     store = world["store"]
     is_coinjoin = np.zeros(store.counts["txs"], np.bool_)
     is_coinjoin[world["mix"]] = True
-    graph, _, _ = _chain(store)
+    graph = _chain(store)[0]
     links = mix_change_links(
         graph.tx_first_input,
         graph.tx_first_output,

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from chainsleuth.cluster.engine import Clusters
+from chainsleuth.store import tracerows
 from chainsleuth.store.store import Store
 from chainsleuth.trace import engine, kernels
 
@@ -106,6 +107,7 @@ def test_backward_trace_equals_the_binary_search(small_world: tuple[Path, Path])
         0,
         np.zeros(0, np.int64),
         np.zeros(0, np.int64),
+        *tracerows.EMPTY_ROWS,
         *kernels.empty_work(),
     )[:11]
     e_output, e_amount, e_parent, e_tx, e_seed, e_hops, e_flags, r_entry, r_kind, r_tx, drop = want

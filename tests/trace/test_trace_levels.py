@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from chainsleuth.cluster.engine import Clusters
+from chainsleuth.store import tracerows
 from chainsleuth.store.store import Store
 from chainsleuth.trace import kernels
 from chainsleuth.trace.engine import POLICIES
@@ -58,8 +59,11 @@ def chain(small_world: tuple[Path, Path]) -> dict:
     seeds = np.concatenate(
         [rng.integers(0, g.n_outputs, 1500), rng.choice(spent, 1500), rng.choice(spent, 20)]
     ).astype(np.int64)
+    rows = tracerows.read_rows(data, g)
+    assert rows is not None  # the ingest wrote them
     return {
         "g": g,
+        "rows": rows,
         "cluster_of": cluster_of,
         "stop_cluster": stop_cluster,
         "stop_address": stop_cluster[cluster_of],
@@ -88,11 +92,14 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("policy", sorted(POLICIES))
 @pytest.mark.parametrize("backward", [True, False], ids=["back", "forward"])
+@pytest.mark.parametrize("rows", [False, True], ids=["arrays", "trace_rows"])
 def test_level_walk_equals_the_sequential_walk(
-    chain: dict, case: str, policy: str, backward: bool
+    chain: dict, case: str, policy: str, backward: bool, rows: bool
 ) -> None:
-    """Blocks of 97 entries: every level of the walk spans several blocks."""
-    _compare(chain, CASES[case], case, policy, backward, 97)
+    """Blocks of 97 entries: every level of the walk spans several blocks. With the trace
+    rows (`tracerows`: creating tx and address per output, spent value per input) or
+    without (the fence and the store's arrays); forward walks never read the rows."""
+    _compare(chain, CASES[case], case, policy, backward, 97, rows)
 
 
 @pytest.mark.parametrize("backward", [True, False], ids=["back", "forward"])
@@ -101,7 +108,9 @@ def test_one_block_per_level_equals_the_sequential_walk(chain: dict, backward: b
     _compare(chain, CASES["min_fraction"], "min_fraction", "haircut", backward, kernels.BLOCK)
 
 
-def _compare(chain: dict, opts: dict, case: str, policy: str, backward: bool, block: int) -> None:
+def _compare(
+    chain: dict, opts: dict, case: str, policy: str, backward: bool, block: int, rows: bool = False
+) -> None:
     g = chain["g"]
     seeds = chain["seeds"]
     values = np.asarray(g.output_value)[seeds].astype(np.int64)
@@ -141,6 +150,7 @@ def _compare(chain: dict, opts: dict, case: str, policy: str, backward: bool, bl
         shift,
         np.zeros(0, np.int64),
         np.zeros(0, np.int64),
+        *(chain["rows"] if rows else tracerows.EMPTY_ROWS),
         *kernels.empty_work(),
         block,
     )[:11]
