@@ -29,6 +29,7 @@ from typing import Protocol
 from chainsleuth.core.errors import ChainsleuthError, StoreError
 from chainsleuth.core.network import network_by_name
 from chainsleuth.sources import blkfiles
+from chainsleuth.store import tracerows
 from chainsleuth.store.ingest import (
     DEFAULT_BATCH_BYTES,
     IngestReport,
@@ -136,15 +137,19 @@ class FollowSummary:
 
 
 class _Follower:
-    def __init__(self, data_dir: Path, keep_scripts: bool | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, keep_scripts: bool | None = None, trace_rows: bool | None = None
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.keep_scripts = keep_scripts
+        self.trace_rows = trace_rows
         self.writer: StoreWriter | None = None
         self.saved_at = time.monotonic()
 
     def open_writer(self, network: str) -> StoreWriter:
         if self.writer is None:
             self.writer = StoreWriter.open(self.data_dir, network, self.keep_scripts)
+            tracerows.choose(self.data_dir, self.trace_rows)
         elif network_by_name(network).name != self.writer.network.name:
             raise StoreError(
                 f"{self.data_dir} holds a {self.writer.network.name} store; the source is now "
@@ -176,12 +181,13 @@ def follow(
     progress: ProgressCallback | None = None,
     max_polls: int | None = None,
     keep_scripts: bool | None = None,
+    trace_rows: bool | None = None,
 ) -> FollowSummary:
     """Keep `data_dir` at the tip of `feed`, polling every `interval` seconds until `stop`.
 
     Each poll is a one-shot ingest (new blocks appended, reorgs rolled back) committed batch
     by batch. Returns when `stop` is set (at a commit boundary) or after `max_polls` polls.
-    `keep_scripts` as for `ingest_blocks_dir`.
+    `keep_scripts` and `trace_rows` as for `ingest_blocks_dir`.
 
     Example::
 
@@ -193,7 +199,7 @@ def follow(
         raise ChainsleuthError(f"--interval must be positive, got {interval}")
     stop = stop if stop is not None else threading.Event()
     summary = FollowSummary()
-    follower = _Follower(data_dir, keep_scripts)
+    follower = _Follower(data_dir, keep_scripts, trace_rows)
     clean = False
     try:
         while not stop.is_set():

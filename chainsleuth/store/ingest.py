@@ -27,7 +27,7 @@ from chainsleuth.core.errors import InputError, StoreError
 from chainsleuth.core.network import network_by_name
 from chainsleuth.parse.blocks import ParsedBatch, parse_blocks
 from chainsleuth.sources import blkfiles
-from chainsleuth.store import layout
+from chainsleuth.store import layout, tracerows
 from chainsleuth.store.writer import BatchResult, StoreWriter
 
 DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
@@ -213,18 +213,22 @@ def ingest_blocks_dir(
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     stop: StopCheck | None = None,
     keep_scripts: bool | None = None,
+    trace_rows: bool | None = None,
 ) -> IngestReport:
     """Ingest the most-work chain of a Bitcoin Core blocks directory (no node needed).
 
     Works while the node runs: a block it is still writing at the end of the newest blk file
     is left for the next run (`IngestReport.left_for_next_run`). `keep_scripts`: also store
     scriptSigs and witnesses (None: as the store's first ingest chose; a new store does not).
+    `trace_rows`: keep the backward trace's rows (`store.tracerows`; True from now on, False
+    deletes them, None as the store chose; a new store does not).
 
     Example: `ingest_blocks_dir(Path("~/.bitcoin/blocks").expanduser(), Path("data"))`.
     """
     blocks_dir = Path(blocks_dir)
     scan = blkfiles.scan_blocks_dir(blocks_dir, network)
     writer = StoreWriter.open(Path(data_dir), scan.network.name, keep_scripts)
+    tracerows.choose(Path(data_dir), trace_rows)
     try:
         report = sync_blocks_dir(
             writer, blocks_dir, scan, progress=progress, batch_bytes=batch_bytes, stop=stop
@@ -302,17 +306,19 @@ def ingest_rpc(
     stop_height: int | None = None,
     stop: StopCheck | None = None,
     keep_scripts: bool | None = None,
+    trace_rows: bool | None = None,
 ) -> IngestReport:
     """Ingest from Bitcoin Core's JSON-RPC (`chainsleuth.sources.rpc.RpcSource`), reorg-safe.
 
     Walks back from the stored tip until the node's block hash at a height equals the stored
     one; everything above that fork point is rolled back and re-ingested from the node.
-    `keep_scripts` as for `ingest_blocks_dir`.
+    `keep_scripts` and `trace_rows` as for `ingest_blocks_dir`.
     """
     from chainsleuth.sources.rpc import RpcSource
 
     assert isinstance(source, RpcSource)
     writer = StoreWriter.open(Path(data_dir), source.chain_info().chain, keep_scripts)
+    tracerows.choose(Path(data_dir), trace_rows)
     try:
         report = sync_rpc(
             writer,

@@ -34,6 +34,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,28 @@ EMPTY_ROWS = (np.zeros(0, np.uint64), np.zeros(0, np.int64))
 
 def rows_dir(data_dir: Path) -> Path:
     return Path(data_dir) / DIR_NAME
+
+
+def enabled(data_dir: Path) -> bool:
+    """Whether the store keeps trace rows: opt-in (`ingest --trace-rows`), because they cost
+    16 B per input-output pair (about 48 GB at mainnet, +0.07x the blk files: issue 13 item 5
+    holds the default store to 0.6x) for a backward walk about 1.5x less CPU (docs/design/
+    store.md "Trace rows"). The folder's presence is the choice, so a later ingest keeps it."""
+    return rows_dir(data_dir).is_dir()
+
+
+def choose(data_dir: Path, wanted: bool | None) -> None:
+    """Record the store's choice: True keeps trace rows from now on (the writer builds what is
+    missing at the end of the run), False deletes them, None keeps the store's choice."""
+    d = rows_dir(data_dir)
+    if wanted is True:
+        d.mkdir(parents=True, exist_ok=True)
+    elif wanted is False and d.exists():
+        # renamed away first, so a reader never sees a half-deleted folder vouched for
+        gone = d.with_name(d.name + ".deleting")
+        shutil.rmtree(gone, ignore_errors=True)
+        d.rename(gone)
+        shutil.rmtree(gone)
 
 
 def _read_state(d: Path) -> dict[str, Any] | None:

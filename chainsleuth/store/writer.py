@@ -38,14 +38,13 @@ from chainsleuth.core.network import network_by_name
 from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES, ScriptType
 from chainsleuth.parse.address_kernels import encode_key_rows
 from chainsleuth.parse.blocks import ParsedBatch
-from chainsleuth.store import layout
+from chainsleuth.store import layout, tracerows
 from chainsleuth.store.addrindex import AddressIndex
 from chainsleuth.store.columns import binary_column, hex_column, masked, timestamps
 from chainsleuth.store.computed import standard_scripts
 from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.layout import ADDRESS_KEY_WIDTH, ARRAYS, COINBASE_SPENT_OUTPUT, NONE32
 from chainsleuth.store.lookup import LookupBuilder
-from chainsleuth.store.tracerows import ensure_rows
 from chainsleuth.store.utxocache import NO_ADDRESS, UtxoCache
 
 _SCRIPT_TYPES = pa.array(SCRIPT_TYPE_NAMES, pa.string())
@@ -477,7 +476,11 @@ class StoreWriter:
         self.update_lookup()
         # the backward trace's rows (tracerows.py): written from the first block they are not
         # right for, so O(the blocks this run added), or after a rollback from its fork on
-        ensure_rows(self.data_dir, ChainGraph.open(self.data_dir, self.manifest["counts"]))
+        # (opt-in: `ingest --trace-rows`, tracerows.enabled)
+        if tracerows.enabled(self.data_dir):
+            tracerows.ensure_rows(
+                self.data_dir, ChainGraph.open(self.data_dir, self.manifest["counts"])
+            )
 
     def update_lookup(self) -> None:
         """Index the committed outputs and txs beyond the lookup index (see lookup.py)."""

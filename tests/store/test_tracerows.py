@@ -39,8 +39,21 @@ def assert_rows_right(data: Path) -> None:
     np.testing.assert_array_equal(rows[1], want[1])
 
 
-def test_the_ingest_writes_rows_equal_to_their_definition(small_world: tuple[Path, Path]) -> None:
-    _, data = small_world
+@pytest.fixture
+def small_with_rows(small_world: tuple[Path, Path], tmp_path: Path) -> Path:
+    """A copy of the small world's store (the shared one must stay as it is) that opted in:
+    an ingest with `trace_rows=True` and nothing new builds them."""
+    world, shared = small_world
+    data = tmp_path / "store"
+    shutil.copytree(shared, data)
+    assert not tracerows.enabled(data)  # off by default: a new store has none
+    report = ingest_blocks_dir(world / "blocks", data, trace_rows=True)
+    assert report.n_blocks == 0
+    return data
+
+
+def test_the_ingest_writes_rows_equal_to_their_definition(small_with_rows: Path) -> None:
+    data = small_with_rows
     assert_rows_right(data)
     rows = tracerows.read_rows(data, Store.open(data).graph)
     assert rows is not None and int((rows[1] == 0).sum()) < rows[1].shape[0] // 10
@@ -50,7 +63,9 @@ def test_the_ingest_writes_rows_equal_to_their_definition(small_world: tuple[Pat
 def chain_a(tmp_path: Path) -> tuple[list, Path]:
     a = extend_chain([regtest_genesis()], 30, seed=31, tag=b"A")
     data = tmp_path / "data"
-    ingest_blocks_dir(write_blocks_dir(tmp_path / "a", [raw(a)]), data, batch_bytes=3_000)
+    ingest_blocks_dir(
+        write_blocks_dir(tmp_path / "a", [raw(a)]), data, batch_bytes=3_000, trace_rows=True
+    )
     return a, data
 
 
@@ -129,11 +144,11 @@ def test_an_interrupted_build_is_not_trusted_and_is_redone(chain_a: tuple[list, 
 
 
 def test_backward_walk_with_and_without_rows_is_the_same(
-    small_world: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+    small_with_rows: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """trace_back reading the rows against trace_back reading the fence and the store's arrays
     (USE_TRACE_ROWS off): every entry, row, amount and dropped satoshi."""
-    _, data = small_world
+    data = small_with_rows
     g = Store.open(data).graph
     rng = np.random.default_rng(3)
     seeds = rng.integers(0, g.n_outputs, 3000).astype(np.int64)
@@ -168,11 +183,20 @@ def test_backward_walk_with_and_without_rows_is_the_same(
 def test_an_ingest_with_nothing_new_writes_missing_rows(
     tmp_path: Path, chain_a: tuple[list, Path]
 ) -> None:
-    """A store ingested before the rows existed gets them from its next ingest run, even one
-    that finds no new block."""
+    """A store that opts in later (`ingest --trace-rows`) gets them from its next ingest run,
+    even one that finds no new block; a later ingest keeps the choice, and `--no-trace-rows`
+    deletes them."""
     a, data = chain_a
+    blocks = write_blocks_dir(tmp_path / "again", [raw(a)])
     shutil.rmtree(tracerows.rows_dir(data))
     assert tracerows.read_rows(data, Store.open(data).graph) is None
-    report = ingest_blocks_dir(write_blocks_dir(tmp_path / "again", [raw(a)]), data)
+    ingest_blocks_dir(blocks, data)  # the store's choice is now "none": none written
+    assert not tracerows.enabled(data)
+    report = ingest_blocks_dir(blocks, data, trace_rows=True)
     assert report.n_blocks == 0
     assert_rows_right(data)
+    ingest_blocks_dir(blocks, data)  # kept
+    assert_rows_right(data)
+    ingest_blocks_dir(blocks, data, trace_rows=False)
+    assert not tracerows.rows_dir(data).exists()
+    assert tracerows.read_rows(data, Store.open(data).graph) is None

@@ -59,8 +59,14 @@ def chain(small_world: tuple[Path, Path]) -> dict:
     seeds = np.concatenate(
         [rng.integers(0, g.n_outputs, 1500), rng.choice(spent, 1500), rng.choice(spent, 20)]
     ).astype(np.int64)
-    rows = tracerows.read_rows(data, g)
-    assert rows is not None  # the ingest wrote them
+    # the trace rows from their definition (`store.tracerows`; opt-in, so the shared store has
+    # none): per output address << 32 | creating tx, per input the value it spends
+    first = np.asarray(g.tx_first_output)
+    creator = np.searchsorted(first, np.arange(g.n_outputs), side="right") - 1
+    address = np.asarray(g.output_address).astype(np.uint64)
+    spent_of = np.asarray(g.input_spent_output)
+    value = np.where(spent_of >= 0, np.asarray(g.output_value)[np.maximum(spent_of, 0)], 0)
+    rows = ((address << np.uint64(32)) | creator.astype(np.uint64), value.astype(np.int64))
     return {
         "g": g,
         "rows": rows,
