@@ -211,10 +211,6 @@ class TxShapes:
     coinjoin: np.ndarray  # per tx: flagged as a CoinJoin by the cluster stage
     small_batch: np.ndarray  # per tx: a plain payout of SMALL_BATCH_PAYEES+, not a CoinJoin
     output_value: np.ndarray
-    # the store's mapped arrays (0 B held): first input per tx, address per input; None in
-    # hand-made shapes (tests), where the passes that use them do without
-    first_input: np.ndarray | None = None
-    input_address: np.ndarray | None = None
 
     def tx_slices(self) -> Iterator[tuple[int, int, int, int, np.ndarray]]:
         """(t0, t1, o0, o1, made): txs [t0, t1) and their outputs [o0, o1), with the tx of
@@ -324,7 +320,7 @@ def tx_shapes(
     return TxShapes(n_inputs, n_payees, spender, batch, _made_by(first_output, n_outputs),
                     spent_by, first_output, output_address,
                     _payable(output_address, output_value), plain, coinjoin, small_batch,
-                    output_value, first_input, input_address)  # fmt: skip
+                    output_value)  # fmt: skip
 
 
 def service_stats(shapes: TxShapes | None, cluster_of: np.ndarray) -> ServiceStats:
@@ -461,8 +457,7 @@ def hot_change_links(
     if shapes is None or cluster_of.shape[0] == 0:
         return none, none
     spenders, receivers = [none], [none]
-    mapped = shapes.first_input is not None and shapes.input_address is not None
-    for t0, t1, lo, hi, made in shapes.tx_slices():
+    for _t0, _t1, lo, hi, made in shapes.tx_slices():
         payable = shapes.payable[lo:hi]
         addr = np.asarray(shapes.output_address[lo:hi]).astype(np.int64)
         out_cluster = np.full(hi - lo, -1, np.int64)
@@ -474,17 +469,6 @@ def hot_change_links(
         link[link] = stats.batches[spender[link]] < MIN_EVENTS
         link &= (shapes.n_payees[made] == 2) & (shapes.n_inputs[made] == 1)
         link &= ~shapes.coinjoin[made] & ~shapes.small_batch[made]
-        if mapped and link.any():
-            # only a lone spender is kept (below), and a cluster's id is its smallest address
-            # id: a spender whose first input's address is not its cluster's id has 2+
-            # addresses. Dropped here, so the links held are the few that may be lone, not
-            # every candidate (≈ 9 B per tx of the chain at 10 M txs before)
-            assert shapes.first_input is not None and shapes.input_address is not None
-            n_in = shapes.input_address.shape[0]
-            firsts = np.minimum(np.asarray(shapes.first_input[t0:t1], np.int64), n_in - 1)
-            first_addr = np.asarray(shapes.input_address[firsts]).astype(np.int64)
-            own = first_addr == np.asarray(shapes.spender[t0:t1], np.int64)
-            link &= own[made - t0]
         spenders.append(spender[link])
         receivers.append(out_cluster[link])
     spender, receiver = np.concatenate(spenders), np.concatenate(receivers)

@@ -173,23 +173,3 @@ def test_file_backed_shapes_and_flags_equal_the_in_memory_ones(
     )
     assert scratch.mapped_bytes >= 10 * n_txs
     assert list(tmp_path.iterdir()) == []
-
-
-def test_hot_links_prefiltered_by_cluster_id_are_the_same_links(
-    small_world: tuple[Path, Path],
-) -> None:
-    """The per-slice test (a lone spender's cluster id is its first input's address) drops
-    only links the lone-spender test drops anyway."""
-    from dataclasses import replace
-
-    data = small_world[1]
-    store = Store.open(data)
-    cluster_of = np.asarray(Clusters(data).cluster_of)
-    is_coinjoin, _ = coinjoin_flags(data, store.counts["txs"])
-    shapes = services.tx_shapes(store, cluster_of, is_coinjoin)
-    assert shapes is not None and shapes.first_input is not None
-    stats = services.service_stats(shapes, cluster_of)
-    kept = services.hot_change_links(shapes, cluster_of, stats)
-    every = services.hot_change_links(replace(shapes, first_input=None), cluster_of, stats)
-    assert kept[0].shape[0] > 0
-    assert np.array_equal(kept[0], every[0]) and np.array_equal(kept[1], every[1])
