@@ -186,6 +186,19 @@ class _Ends:
         return np.where(tx + 1 < n, nxt, self.last)
 
 
+class _Plain:
+    """`~sweep_tx & ~is_coinjoin` (a bool per tx: neither a sweep nor a CoinJoin) read at the
+    txs asked for, instead of three whole-chain bool temporaries (3 B per tx, per chunk)."""
+
+    def __init__(self, sweep_tx: np.ndarray, is_coinjoin: np.ndarray) -> None:
+        self.sweep_tx, self.is_coinjoin = sweep_tx, is_coinjoin
+
+    def __getitem__(self, tx: np.ndarray) -> np.ndarray:
+        tx = np.asarray(tx, np.int64)
+        plain: np.ndarray = ~np.asarray(self.sweep_tx[tx]) & ~np.asarray(self.is_coinjoin[tx])
+        return plain
+
+
 def _tx_of_output(tx_first_output: np.ndarray, outputs: np.ndarray) -> np.ndarray:
     made: np.ndarray = np.searchsorted(tx_first_output, outputs, side="right") - 1
     return made
@@ -271,17 +284,17 @@ def cashout_rows(
     payee = _sweep_payee(s0, first_out, ends_out, out_addr)
     credited_by = np.where(swept & ~is_named(dest), payee, np.where(hot, credited_by, dest))
     # 4. forwarded: spent alone beside a remainder that a payout spends
+    plain = _Plain(sweep_tx, is_coinjoin)
     remainder = _paid_on_by_payout(
         np.where(~hot & ~swept & ~mixed & ~is_named(dest), s, -1),
         first_in, ends_in, first_out, ends_out, out_addr, out_value, spent_by, n_txs,
-        ~sweep_tx & ~is_coinjoin,
+        plain,
     )  # fmt: skip
     forwarded = remainder >= 0
     credited_by = np.where(forwarded, remainder, credited_by)
     # 6. forwarded, unconfirmed: spent alone in a plain one-input, two-payee tx, the rest
     # unexplained; named by the payee's own cluster, the row flagged (weaker evidence)
     named_dest = is_named(dest)
-    plain = ~sweep_tx & ~is_coinjoin
     ambiguous = ~hot & ~swept & ~mixed & ~forwarded & ~named_dest & (s >= 0)
     ambiguous &= _one_in_two_payees(s0, first_in, ends_in, first_out, ends_out, out_addr)
     ambiguous &= plain[s0]
@@ -414,7 +427,7 @@ def _paid_on_by_payout(
     out_value: np.ndarray,
     spent_by: np.ndarray,
     n_txs: int,
-    plain_tx: np.ndarray,
+    plain_tx: np.ndarray | _Plain,
 ) -> np.ndarray:
     """Per tx (-1: none): for a one-input tx of exactly two outputs with addresses (`plain_tx`:
     not a sweep or a CoinJoin), the output a payout spends (`PAYOUT_MIN_PAYEES`+ payees, at

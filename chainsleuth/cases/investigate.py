@@ -63,6 +63,7 @@ from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.core.files import atomic_write_text, replace_into_place
 from chainsleuth.core.files import sha256_file as _sha256
 from chainsleuth.core.heap import bound_heap, reuse_heap, trim_heap
+from chainsleuth.core.scratch import Scratch, scratch_array
 from chainsleuth.prices import PriceSource, describe, read_prices, resolve_prices
 from chainsleuth.prices import shipped_prices_path as shipped_prices_path
 from chainsleuth.store.graph import owned_rows
@@ -268,11 +269,15 @@ def prepare_case(
     policy: str = "haircut",
     max_hops: int = DEFAULT_MAX_HOPS,
     walk_coinjoins: bool = False,
+    scratch: Scratch | None = None,
 ) -> CaseSetup:
     """The service (seed clusters and wallet), stops, CoinJoins and deposit outputs of a case.
 
     `prices`: a price CSV, a resolved `PriceSource`, or None for the data directory's series
-    (imported, else shipped).
+    (imported, else shipped). `scratch` (core.scratch): where the arrays per tx and per
+    address live (TxShapes, the CoinJoin and sweep flags, the fingerprints, the stops): files
+    in the page cache; None keeps them in anonymous memory (≈ 16 B per tx at mainnet,
+    docs/design/store.md "Investigation's memory").
     """
     from chainsleuth.cluster.engine import Clusters
     from chainsleuth.trace.exposure import attributed_cluster_labels
@@ -300,10 +305,15 @@ def prepare_case(
         for c, v in attributed_cluster_labels(data_dir).items()
         if 0 <= c < n_addresses and not service_mask[c]
     }
-    is_coinjoin, mixer = _coinjoins(data_dir, store.counts["txs"])
-    shapes = tx_shapes(store, cluster_of, is_coinjoin)
+    n_txs = store.counts["txs"]
+    is_coinjoin, mixer = _coinjoins(data_dir, n_txs, scratch)
+    shapes = tx_shapes(store, cluster_of, is_coinjoin, scratch)
     stats = service_stats(shapes, cluster_of)
-    entities = service_entities(shapes, small_batch_links(store, shapes))
+    # read once: the batch links, the wallet styles and the leads' fingerprint_change sign
+    # all need it
+    fingerprint = read_fingerprints(store, 0, n_txs, SLICE, scratch)
+    trim_heap()  # what DuckDB's threads freed in their own malloc arenas during the read
+    entities = service_entities(shapes, small_batch_links(store, shapes, fingerprint))
     hot = hot_change_links(shapes, cluster_of, stats)
     trim_heap()
     tags = dict(attribution)  # the tags alone, before services lend their names
@@ -312,8 +322,6 @@ def prepare_case(
     trim_heap()
     funded = _lend_to_funders(shapes, cluster_of, attribution, tags, service_mask)
     linked = np.union1d(linked, funded)
-    # read once: the wallet styles and the leads' fingerprint_change sign both need it
-    fingerprint = read_fingerprints(store, 0, store.counts["txs"], SLICE)
     candidates: dict[tuple[str | None, str], str] = {}
     lookalikes: dict[str, Any] = {}
     styled = _lend_by_style(
@@ -323,13 +331,16 @@ def prepare_case(
     trim_heap()
     # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
     # them spends is its wallet's, not a deposit it credits (cases.cashouts.cashout_rows)
-    batch_tx = shapes.small_batch if shapes is not None else np.zeros(store.counts["txs"], np.bool_)
+    batch_tx = shapes.small_batch if shapes is not None else scratch_array(scratch, n_txs, np.bool_)
     # sweeps: what they pay is a wallet's, the outputs they spend are the deposits it credits
-    sweep_tx = (
-        (shapes.n_inputs >= SWEEP_MIN_INPUTS) & (shapes.n_payees == 1)
-        if shapes is not None
-        else np.zeros(store.counts["txs"], np.bool_)
-    )
+    # (a slice at a time into `scratch`: no whole-chain temporaries)
+    sweep_tx = scratch_array(scratch, n_txs, np.bool_)
+    if shapes is not None:
+        for t0 in range(0, n_txs, SLICE):
+            t1 = min(n_txs, t0 + SLICE)
+            sweep_tx[t0:t1] = (shapes.n_inputs[t0:t1] >= SWEEP_MIN_INPUTS) & (
+                shapes.n_payees[t0:t1] == 1
+            )
     # a backward walk also stops where another owner's send-all landed and was spent on (a
     # customer's deposit an exchange forwarded): unidentified_service for the leads only
     lead_attribution = dict(attribution)
@@ -343,14 +354,17 @@ def prepare_case(
     # the walk needs no cluster id per address then; backward at the lead attribution (a
     # superset of `attribution`), forward at every cluster outside the service
     back_stop = address_stops(
-        np.array(sorted(lead_attribution), np.int64), cluster_of, stop_sorted=True
+        np.array(sorted(lead_attribution), np.int64), cluster_of, stop_sorted=True, scratch=scratch
     )
     # the cash-out walk stops at every cluster outside the service (its payees), without a
     # mask over cluster ids
-    forward_stop = address_stops(service_mask.ids, cluster_of, stop_sorted=True, outside=True)
+    forward_stop = address_stops(
+        service_mask.ids, cluster_of, stop_sorted=True, outside=True, scratch=scratch
+    )
     # one wallet cannot mix with itself: a flagged tx whose inputs share a cluster is walked
-    one_wallet = is_coinjoin & one_wallet_txs(store, cluster_of, only=is_coinjoin)
-    is_coinjoin &= ~one_wallet
+    # (`only`: true for flagged txs alone, so no `is_coinjoin &` and no per-tx temporaries)
+    one_wallet = one_wallet_txs(store, cluster_of, only=is_coinjoin, scratch=scratch)
+    is_coinjoin[np.flatnonzero(one_wallet)] = False
 
     # address id and cluster id per output (-1: no address), read from the mapped arrays
     # where the case asks (nothing per output is held)
@@ -454,7 +468,12 @@ def investigate(
     price_source = resolve_prices(data_dir, prices_csv)
     price_series = price_source.load()  # checked before the case starts
     tell("setup")
-    setup = prepare_case(data_dir, seeds_csv, price_source, policy, max_hops, walk_coinjoins)
+    # the case's arrays per tx and per address in files beside its outputs (page cache, not
+    # anonymous memory), unlinked at once: nothing of them is left in out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    setup = prepare_case(
+        data_dir, seeds_csv, price_source, policy, max_hops, walk_coinjoins, Scratch(out_dir)
+    )
     store, chain, clusters, addresses = setup.store, setup.chain, setup.clusters, setup.addresses
     seed_ids, attribution, mixer = setup.seed_ids, setup.attribution, setup.mixer
     service_clusters, service_mask = setup.service_clusters, setup.service_mask

@@ -39,6 +39,7 @@ from chainsleuth.cluster.ranges import (
     batch_spenders_before,
     process_range,
 )
+from chainsleuth.core.scratch import Scratch, scratch_array
 from chainsleuth.store.graph import ChainGraph
 
 NONE = kernels.NONE
@@ -513,7 +514,9 @@ def heldout_mask(txs: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- orchestration
-def read_fingerprints(store: Any, t0: int, t1: int, step: int = 1 << 20) -> np.ndarray:
+def read_fingerprints(
+    store: Any, t0: int, t1: int, step: int = 1 << 20, scratch: Scratch | None = None
+) -> np.ndarray:
     """Wallet fingerprint per tx in [t0, t1): u1 = version class | locktime>0 | nSequence class.
 
     Bits 0-1: version (1, 2, other→3, 0 for 0); bit 2: locktime > 0; bits 3-4: the first
@@ -521,8 +524,9 @@ def read_fingerprints(store: Any, t0: int, t1: int, step: int = 1 << 20) -> np.n
     store's txs and inputs tables (the graph arrays do not keep them), in slices of `step` txs
     (a slice's columns and temporaries take ~100 B per tx: 0.1 GB at 2^20, not 1.7 GB at 2^24;
     at 5 M txs RssAnon rose 214 MB over the read at 2^20, 90 MB at 2^18, 1.4x the time).
+    `scratch` (core.scratch): the result file-backed (an investigation holds it to the end).
     """
-    out = np.zeros(max(t1 - t0, 0), np.uint8)
+    out = scratch_array(scratch, max(t1 - t0, 0), np.uint8)
     for a in range(t0, t1, step):
         b = min(t1, a + step)
         txs = store.sql(

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.core.scratch import Scratch, scratch_array
 from chainsleuth.store import tracerows
 from chainsleuth.store.graph import ChainGraph
 from chainsleuth.store.store import Store
@@ -172,16 +173,21 @@ class AddressStops:
 
 
 def address_stops(
-    stop_clusters: np.ndarray, cluster_of: Any, stop_sorted: bool = False, outside: bool = False
+    stop_clusters: np.ndarray,
+    cluster_of: Any,
+    stop_sorted: bool = False,
+    outside: bool = False,
+    scratch: Scratch | None = None,
 ) -> AddressStops:
     """`AddressStops` of `stop_clusters` under `cluster_of` (cluster id per address id: an
     array, or anything sliced like one, such as `cluster.layers.LayeredIds`), read a slice of
     ADDRESS_SLICE addresses at a time. `stop_clusters` is a bool mask over cluster ids, or,
     with `stop_sorted`, the stop cluster ids sorted and unique (no mask over cluster ids is
     built: O(stops) besides the result). `outside` (with `stop_sorted`) stops at every cluster
-    id in [0, addresses) that is *not* one of them: the mask `~m` of their mask `m`, unbuilt."""
+    id in [0, addresses) that is *not* one of them: the mask `~m` of their mask `m`, unbuilt.
+    `scratch` (core.scratch): the mask file-backed (page cache, not anonymous memory)."""
     n = int(cluster_of.shape[0])
-    mask = np.zeros(n, np.bool_)
+    mask = scratch_array(scratch, n, np.bool_)
     stops = np.asarray(stop_clusters)
     for lo in range(0, n, ADDRESS_SLICE):
         hi = min(n, lo + ADDRESS_SLICE)

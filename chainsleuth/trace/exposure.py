@@ -24,6 +24,7 @@ import numpy as np
 
 from chainsleuth.cluster.engine import Clusters
 from chainsleuth.core.errors import ChainsleuthError
+from chainsleuth.core.scratch import Scratch, scratch_array
 from chainsleuth.store.graph import owned_rows
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
@@ -48,10 +49,12 @@ def attributed_cluster_labels(data_dir: Path) -> dict[int, tuple[str | None, str
     }
 
 
-def coinjoin_flags(data_dir: Path, n_txs: int) -> tuple[np.ndarray, dict[int, str]]:
+def coinjoin_flags(
+    data_dir: Path, n_txs: int, scratch: Scratch | None = None
+) -> tuple[np.ndarray, dict[int, str]]:
     """Bool per tx (flagged as a CoinJoin by the cluster stage) and {tx id: rule (the mixer
-    kind)}; all False without a clustering."""
-    flags = np.zeros(n_txs, np.bool_)
+    kind)}; all False without a clustering. `scratch` (core.scratch): the flags file-backed."""
+    flags = scratch_array(scratch, n_txs, np.bool_)
     rules: dict[int, str] = {}
     table = Clusters.or_singletons(data_dir).coinjoins(["tx_id", "rule"])
     tx_ids = table.column("tx_id").to_numpy().astype(np.int64)
@@ -63,7 +66,10 @@ def coinjoin_flags(data_dir: Path, n_txs: int) -> tuple[np.ndarray, dict[int, st
 
 
 def one_wallet_txs(
-    store: Store, cluster_of: np.ndarray, only: np.ndarray | None = None
+    store: Store,
+    cluster_of: np.ndarray,
+    only: np.ndarray | None = None,
+    scratch: Scratch | None = None,
 ) -> np.ndarray:
     """Bool per tx: do all of its inputs lie in one cluster (coinbases: False)?
 
@@ -71,12 +77,13 @@ def one_wallet_txs(
     single cluster is one wallet's own split (a Whirlpool Tx0, an exchange's equal-amount
     batch), and tracing may walk through it as through any other tx of that wallet.
     `only` (bool per tx): answer for those txs alone (the rest False), reading only their
-    inputs instead of every input of the chain (~35 B per input).
+    inputs instead of every input of the chain (~35 B per input). `scratch` (core.scratch):
+    the result file-backed.
     """
     first = store.graph.tx_first_input
     n_txs, n_inputs = first.shape[0], store.graph.input_address.shape[0]
     if n_txs == 0 or n_inputs == 0:
-        return np.zeros(n_txs, np.bool_)
+        return scratch_array(scratch, n_txs, np.bool_)
     if only is None:
         txs = np.arange(n_txs, dtype=np.int64)
     else:
@@ -86,7 +93,7 @@ def one_wallet_txs(
     known = address != int(NONE32)
     cluster = np.full(address.shape[0], -1, np.int64)
     cluster[known] = cluster_of[address[known]]
-    result = np.zeros(n_txs, np.bool_)
+    result = scratch_array(scratch, n_txs, np.bool_)
     if rows.shape[0]:
         # each owner's rows are contiguous: reduce over the runs of `owner`
         starts = np.flatnonzero(np.diff(owner, prepend=-1))

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from chainsleuth.core.scratch import Scratch, scratch_array
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
 
@@ -246,14 +247,13 @@ def _made_by(first_output: np.ndarray, n_outputs: int) -> PerOutput:
 
 
 @njit(cache=True, nogil=True)
-def _per_tx_outputs(first_output, n_outputs, output_address, output_value, none, equal_share):
+def _per_tx_outputs(first_output, n_outputs, output_address, output_value, none, equal_share,
+                    n_payees, plain):  # fmt: skip
     """Per tx: outputs paying an address with a value (payees, capped at 255: u1), and whether
     at most `equal_share` of them pay one value (`plain`; the most outputs of one value, any
     output, against the payees); one pass over the mapped arrays, one tx's values sorted at a
-    time. 2 B per tx."""
+    time. Written into `n_payees` (u1) and `plain` (bool), 2 B per tx the caller allocates."""
     n_txs = first_output.shape[0]
-    n_payees = np.zeros(n_txs, np.uint8)
-    plain = np.zeros(n_txs, np.bool_)
     for t in range(n_txs):
         o0 = first_output[t]
         o1 = first_output[t + 1] if t + 1 < n_txs else n_outputs
@@ -272,15 +272,18 @@ def _per_tx_outputs(first_output, n_outputs, output_address, output_value, none,
                 if run > best:
                     best = run
         plain[t] = best <= equal_share * max(payees, 1)
-    return n_payees, plain
 
 
 def tx_shapes(
-    store: Store, cluster_of: np.ndarray, is_coinjoin: np.ndarray | None = None
+    store: Store,
+    cluster_of: np.ndarray,
+    is_coinjoin: np.ndarray | None = None,
+    scratch: Scratch | None = None,
 ) -> TxShapes | None:
-    """The shapes of every tx (None for an empty store): 10 B per tx held (see TxShapes),
-    about 10 B per tx more while they are worked out. CoinJoins (`is_coinjoin`, bool per tx)
-    are neither batches nor small batches."""
+    """The shapes of every tx (None for an empty store): 10 B per tx held (see TxShapes), and
+    a slice's temporaries while they are worked out. CoinJoins (`is_coinjoin`, bool per tx)
+    are neither batches nor small batches. With `scratch` (core.scratch) the per-tx arrays
+    are file-backed: page cache, not anonymous memory."""
     first_input = np.asarray(store.graph.tx_first_input)
     first_output = np.asarray(store.graph.tx_first_output)
     output_address = store.graph.output_address
@@ -290,15 +293,17 @@ def tx_shapes(
     n_in_total = input_address.shape[0]
     if n_txs == 0 or n_in_total == 0 or n_outputs == 0:
         return None
-    n_payees, plain = _per_tx_outputs(
-        first_output, n_outputs, output_address, output_value, NONE32, EQUAL_SHARE
+    n_payees = scratch_array(scratch, n_txs, np.uint8)
+    plain = scratch_array(scratch, n_txs, np.bool_)
+    _per_tx_outputs(
+        first_output, n_outputs, output_address, output_value, NONE32, EQUAL_SHARE, n_payees, plain
     )
-    n_inputs = np.empty(n_txs, np.uint8)
+    n_inputs = scratch_array(scratch, n_txs, np.uint8)
     wide = cluster_of.shape[0] >= 1 << 31
-    spender = np.full(n_txs, -1, np.int64 if wide else np.int32)
-    coinjoin = np.zeros(n_txs, np.bool_) if is_coinjoin is None else is_coinjoin
-    small_batch = np.empty(n_txs, np.bool_)
-    batch = np.empty(n_txs, np.bool_)
+    spender = scratch_array(scratch, n_txs, np.int64 if wide else np.int32, -1)
+    coinjoin = scratch_array(scratch, n_txs, np.bool_) if is_coinjoin is None else is_coinjoin
+    small_batch = scratch_array(scratch, n_txs, np.bool_)
+    batch = scratch_array(scratch, n_txs, np.bool_)
     # a slice of txs at a time: the int64 temporaries and the flags' bool temporaries stay
     # ~30 B per tx of one slice
     for t0 in range(0, n_txs, TX_SLICE):
@@ -384,14 +389,17 @@ def _first_input_type(store: Store, lo: int = 0, hi: int | None = None) -> np.nd
     return out
 
 
-def small_batch_links(store: Store, shapes: TxShapes | None) -> tuple[np.ndarray, np.ndarray]:
+def small_batch_links(
+    store: Store, shapes: TxShapes | None, fingerprint: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Links between small batches (at least `SMALL_BATCH_PAYEES` payees each): a batch T's
     output spent by another batch S joins their input clusters when the output is T's largest,
     has the script type of T's first input, T and S carry the same wallet fingerprint
     (version, locktime set or not, nSequence class) and no other output of T is spent so.
     That is an exchange paying its next small batch from the last one's change; a customer
     spending a withdrawal in a payment of their own rarely matches all four. Returns (a, b)
-    cluster pairs. Reads the fingerprints from the store's tables once (1 B per tx)."""
+    cluster pairs. `fingerprint`: `cluster.learned.read_fingerprints` of every tx, read from
+    the store's tables here when None (1 B per tx)."""
     from chainsleuth.cluster.learned import read_fingerprints
 
     none = np.zeros(0, np.int64)
@@ -399,7 +407,8 @@ def small_batch_links(store: Store, shapes: TxShapes | None) -> tuple[np.ndarray
         return none, none
     n_txs = shapes.n_payees.shape[0]
     small = shapes.small_batch
-    fingerprint = read_fingerprints(store, 0, n_txs, TX_SLICE)
+    if fingerprint is None:
+        fingerprint = read_fingerprints(store, 0, n_txs, TX_SLICE)
     output_value = store.graph.output_value
     output_type = store.graph.output_script_type
     spent_output = store.graph.input_spent_output

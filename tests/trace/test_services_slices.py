@@ -126,3 +126,50 @@ def test_one_wallet_for_some_txs_equals_all_of_them(small_world: tuple[Path, Pat
     only = np.random.default_rng(3).random(store.counts["txs"]) < 0.3
     only[np.flatnonzero(every)[:5]] = True
     assert np.array_equal(one_wallet_txs(store, cluster_of, only=only), every & only)
+
+
+def test_file_backed_shapes_and_flags_equal_the_in_memory_ones(
+    small_world: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`scratch` moves the per-tx and per-address arrays into files; every value is the same."""
+    from chainsleuth.cluster.learned import read_fingerprints
+    from chainsleuth.core.scratch import Scratch
+    from chainsleuth.trace.engine import address_stops
+
+    data = small_world[1]
+    store = Store.open(data)
+    cluster_of = np.asarray(Clusters(data).cluster_of)
+    n_txs = store.counts["txs"]
+    scratch = Scratch(tmp_path, min_bytes=0)  # every array in a file, however small
+    fields = ("n_inputs", "n_payees", "spender", "batch", "small_batch", "plain", "coinjoin")
+    flags, _ = coinjoin_flags(data, n_txs)
+    flags_f, _ = coinjoin_flags(data, n_txs, scratch)
+    assert np.array_equal(flags, flags_f)
+    mem = services.tx_shapes(store, cluster_of, flags)
+    filed = services.tx_shapes(store, cluster_of, flags_f, scratch)
+    assert mem is not None and filed is not None
+    for f in fields:
+        a, b = getattr(mem, f), getattr(filed, f)
+        assert not b.flags.owndata, f  # a view of its file's mapping
+        assert a.dtype == b.dtype and np.array_equal(a, b), f
+    assert mem.batch.any() and (mem.spender >= 0).any()
+    fp = read_fingerprints(store, 0, n_txs, 1000)
+    assert np.array_equal(fp, read_fingerprints(store, 0, n_txs, 1000, scratch))
+    assert np.array_equal(
+        services.small_batch_links(store, mem)[0],
+        services.small_batch_links(store, filed, read_fingerprints(store, 0, n_txs, 1000, scratch))[
+            0
+        ],
+    )
+    stops = np.unique(cluster_of)[::5]
+    for outside in (False, True):
+        a = address_stops(stops, cluster_of, stop_sorted=True, outside=outside).mask
+        b = address_stops(stops, cluster_of, True, outside, scratch).mask
+        assert a.any() and np.array_equal(a, b)
+    only = np.ones(n_txs, np.bool_)
+    assert np.array_equal(
+        one_wallet_txs(store, cluster_of, only=only),
+        one_wallet_txs(store, cluster_of, only=only, scratch=scratch),
+    )
+    assert scratch.mapped_bytes >= 10 * n_txs
+    assert list(tmp_path.iterdir()) == []
