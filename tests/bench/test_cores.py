@@ -58,13 +58,16 @@ def test_amdahl_round_trip_and_limits() -> None:
     assert cores.projected(1.0) == pytest.approx(16)
 
 
-def _run(n: int, wall: float, cpu: float, available: float) -> dict[str, object]:
+def _run(n: int, wall: float, cpu: float, available: float, want: int = 1) -> dict[str, object]:
+    runnable = [0] * 65
+    runnable[want] = 10
     return {
         "cores": list(range(n)),
         "wall_s": wall,
         "cpu_s": cpu,
         "threads": n,
         "work": "10 txs",
+        "runnable": runnable,
         "contention": {
             "available_cores": available,
             "used_cores": cpu / wall,
@@ -76,21 +79,38 @@ def _run(n: int, wall: float, cpu: float, available: float) -> dict[str, object]
     }
 
 
-def test_summarize_adjusts_for_the_cores_actually_available() -> None:
-    # 1 core: 10 s with half a core available (5 s alone); 2 cores: 4 s with 1 of 2 (2 s alone)
-    runs = [_run(1, 10.0, 5.0, 0.5), _run(2, 4.0, 5.5, 1.0), _run(1, 12.0, 5.0, 0.5)]
-    runs.append(_run(2, 5.0, 5.5, 1.0))
+def test_wanting_caps_each_sample_at_the_pinned_cores() -> None:
+    counts = [0] * 65
+    counts[1], counts[3] = 3, 1  # 3 samples with one runnable thread, 1 with three
+    assert cores.wanting(counts, 2) == pytest.approx((3 * 1 + 1 * 2) / 4)
+    assert cores.wanting(counts, 4) == pytest.approx((3 * 1 + 1 * 3) / 4)
+    assert cores.wanting([0] * 65, 2) == 0.0
+
+
+def test_summarize_reads_the_speedup_against_the_cores_actually_had() -> None:
+    # 1 core: 10 and 12 s with 0.5 of it; 2 cores: 4 and 5 s with 1.0 of them, 2 threads wanting
+    runs = [_run(1, 10.0, 5.0, 0.5), _run(2, 4.0, 5.5, 1.0, 2), _run(1, 12.0, 5.0, 0.5)]
+    runs.append(_run(2, 5.0, 5.5, 1.0, 2))
     s = cores.summarize(runs)
     assert s["median"][1]["wall_s"] == 12.0  # the upper median of two, by wall
     assert s["median"][2]["wall_s"] == 5.0
     assert s["raw"] == "2.40x"
-    assert s["adjusted_speedup"] == pytest.approx((12.0 * 0.5) / (5.0 * 1.0 / 2))
-    assert s["parallel_fraction"] == 1.0
+    assert s["core_ratio"] == pytest.approx(2.0)
     assert s["measurable"] is True
-    flat = cores.summarize([_run(1, 10.0, 5.0, 0.5), _run(2, 10.0, 5.0, 0.6)])
-    assert flat["measurable"] is False
-    text = cores.render({"pairs": 2, "stages": {"cluster": s}})
+    assert s["parallel_fraction"] == 1.0  # 2.4x on twice the cores: clamped to 1
+    assert s["wanting"] == pytest.approx(2.0)
+    assert s["parallel_fraction_wanting"] == pytest.approx(1.0)
+    assert s["projected_from"] == "speed-up"
+    assert s["projected_16"] == pytest.approx(16.0)
+    # contention: the 2-core run had no more than the 1-core run; the speed-up is not read
+    flat = cores.summarize([_run(1, 10.0, 5.0, 0.5), _run(2, 10.0, 5.0, 0.55, 1)])
+    assert flat["measurable"] is False and flat["parallel_fraction"] is None
+    assert flat["parallel_fraction_wanting"] == 0.0
+    assert flat["projected_from"] == "threads wanting a core"
+    assert flat["projected_16"] == pytest.approx(1.0)
+    text = cores.render({"pairs": 2, "stages": {"cluster": s, "trace": flat}})
     assert "| cluster | 1 (0) | 1 | 12.00 s (10.00, 12.00)" in text
+    assert "not measurable" in text
     assert "projected on 16 cores" in text
 
 
@@ -101,6 +121,9 @@ def test_pinned_child_runs_on_the_cores_it_was_given() -> None:
     assert r["cpu_s"] >= 0.3
     assert 0.05 <= r["contention"]["available_cores"] <= 1.0
     assert r["contention"]["busy_s"] >= 0.25  # the spin itself shows in the core's jiffies
+    # the spinning main thread was runnable in (nearly) every sample; the sampler never counts
+    assert sum(r["runnable"]) > 0
+    assert cores.wanting(r["runnable"], 1) > 0.8
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")
@@ -115,3 +138,33 @@ def test_cluster_stage_sizes_its_threads_from_the_pinned_cores(
         assert r["affinity"] == cores.pick_cores(n)
         assert r["threads"] == n
         assert r["work"].endswith("addresses")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "__import__('chainsleuth.store.ingest', fromlist=['x']).parse_threads()",
+        "__import__('chainsleuth.cluster.ranges', fromlist=['x']).threads()",
+        "__import__('chainsleuth.cases.investigate', fromlist=['x']).trace_threads()",
+    ],
+)
+def test_every_parallel_stage_counts_the_cores_it_may_run_on(expr: str) -> None:
+    """Ingest's parse threads, the clusterer's and the trace's: a fresh process pinned to 1
+    core uses 1 thread and pinned to 2 uses 2, so on 16 cores they use 16 (none is a fixed 2)."""
+    import subprocess
+    import sys
+
+    drop = ("CHAINSLEUTH_PARSE_THREADS", "CHAINSLEUTH_TRACE_THREADS", "NUMBA_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    for n in (1, 2):
+        cpus = cores.pick_cores(n)
+        out = subprocess.run(
+            [sys.executable, "-c", f"print({expr})"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            preexec_fn=lambda cpus=cpus: os.sched_setaffinity(0, cpus),
+        )
+        assert int(out.stdout.strip()) == n, expr
