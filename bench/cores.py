@@ -265,7 +265,9 @@ def stage_cluster(store: str) -> dict[str, Any]:
     return _window(work)
 
 
-def stage_trace(store: str, seeds: str) -> dict[str, Any]:
+def stage_trace(store: str, seeds: str, passes: int = 1) -> dict[str, Any]:
+    """The backward trace of the case, `passes` times in the window (a small world's trace
+    takes a fraction of a second: too short for jiffies and the 20 ms samples alone)."""
     from bench.investigate_bench import case_inputs, trace_all
     from chainsleuth.cases.investigate import trace_threads
     from chainsleuth.trace.engine import trace_back
@@ -274,11 +276,14 @@ def stage_trace(store: str, seeds: str) -> dict[str, Any]:
     trace_back(Path(store), case["deposits"][:16], case["options"], **case["stops"])
 
     def work() -> dict[str, Any]:
-        facts = trace_all(Path(store), case)
+        for _ in range(passes):
+            facts = trace_all(Path(store), case)
+        times = f"{passes} passes of " if passes > 1 else ""
         return {
             "threads": trace_threads(),
-            "work": f"{len(case['addresses']):,} seeds, {case['deposits'].shape[0]:,} deposit "
-            f"outputs, {facts['entries']:,} entries in {facts['chunks']} chunks",
+            "work": f"{times}{len(case['addresses']):,} seeds, {case['deposits'].shape[0]:,} "
+            f"deposit outputs, {facts['entries']:,} entries, in {facts['chunks']} chunks on "
+            "1 core (two per thread)",
             **facts,
         }
 

@@ -66,7 +66,7 @@ def render(
     """docs/benchmarks.md's ingest sections, one renderer per section."""
     sections = [
         _header(args, info, wall),
-        _targets(results, large),
+        _targets(results, large, info),
         _data(datasets, results, real, large),
         _ingest(args, datasets, results, cold),
         _store_size(results, large),
@@ -111,7 +111,9 @@ def _header(args: argparse.Namespace, info: dict[str, Any], wall: float) -> list
     return out
 
 
-def _targets(results: dict[str, dict[str, Any]], large: synth_chain.ChainInfo) -> list[str]:
+def _targets(
+    results: dict[str, dict[str, Any]], large: synth_chain.ChainInfo, info: dict[str, Any]
+) -> list[str]:
     """The ingest's two targets, on the large chain and the real blocks."""
     out: list[str] = []
     add = out.append
@@ -153,6 +155,25 @@ def _targets(results: dict[str, dict[str, Any]], large: synth_chain.ChainInfo) -
         "cores (it parses the next batch in a thread while the current one is linked and "
         "written); the floor and blockchain-parser run on one.\n"
     )
+    cpu = (ing.get("cpu_seconds"), flo.get("cpu_s"), base.get("cpu_s"))
+    if all(cpu):
+        ing_cpu, flo_cpu, base_cpu = (float(c) for c in cpu)  # type: ignore[arg-type]
+        load = max(float(x) for x in info["loadavg"] + info.get("loadavg_end", []))
+        busy = (
+            f"The load average reached {load:.1f} on {info['nproc']} CPUs, so every process "
+            "waited for a core and the wall-clock ratios above measure the neighbours as much "
+            "as the code. "
+            if load > (info["nproc"] or 1)
+            else ""
+        )
+        add(
+            f"{busy}Per CPU second, the steadier figure on a shared box, on the same chain: "
+            f"chainsleuth ingests {ing['n_txs'] / ing_cpu:,.0f} tx per CPU second against "
+            f"blockchain-parser's {base['n_txs'] / base_cpu:,.0f} "
+            f"({(ing['n_txs'] / ing_cpu) / (base['n_txs'] / base_cpu):.1f}x), and takes "
+            f"{ing_cpu:.2f} CPU s against the floor's {flo_cpu:.2f} "
+            f"({ing_cpu / flo_cpu:.1f}x; its CPU counts every thread).\n"
+        )
     return out
 
 
