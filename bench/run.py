@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> str:
                 "data_dir": str(stores / "scaling-ingest"),
             },
             # the re-linked chain: its 1.8 M addresses and 1 M txs give the threads pieces
-            "cluster": {"store": str(stores / "large")},
+            "cluster": {"store": str(stores / "large"), "passes": 20},
             "trace": case,
         }
         scaling_result = {
