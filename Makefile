@@ -32,8 +32,10 @@ test: lint
 web:
 	bash scripts/build-web.sh
 
+# More flags: make bench BENCH_ARGS="--world-scale medium --scaling-pairs 3" (python -m bench.run -h)
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # Issue 13: memory, time, store bytes and cold lookups on re-linked chains of 2 M - 20 M txs,
 # projected to mainnet; one-block cluster updates (item 3); the largest ingest under a hard

@@ -84,6 +84,12 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def scaling(by_threads: dict[Any, float]) -> str:
+    """Speed-up from the fewest to the most threads (or cores), e.g. '1.42x'."""
+    keys = sorted(by_threads, key=int)
+    return f"{by_threads[keys[0]] / by_threads[keys[-1]]:.2f}x"
+
+
 def met(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
 

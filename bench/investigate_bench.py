@@ -74,9 +74,12 @@ def _store_key(store_dir: Path) -> dict[str, Any]:
     return {"tip": manifest.get("tip"), "counts": manifest.get("counts")}
 
 
-def prepare(work: Path, world: Path, log: Callable[[str], None]) -> dict[str, Any]:
+def prepare(
+    work: Path, world: Path, log: Callable[[str], None], strict: bool = True
+) -> dict[str, Any]:
     """The case store (copied, clustered, tagged) and the seed files; both cached, and rebuilt
-    when the source store's tip or counts or the world's world.json change."""
+    when the source store's tip or counts or the world's world.json change. `strict`: the
+    large seed file has exactly SEEDS_LARGE seeds (else: as many as the world has)."""
     source = work / "stores" / "world"
     case = work / "stores" / "world-case"
     out = work / "investigate"
@@ -113,7 +116,7 @@ def prepare(work: Path, world: Path, log: Callable[[str], None]) -> dict[str, An
     tiny = out / "seeds-1k.csv"
     if rebuild or not small.exists() or not large.exists() or not tiny.exists():
         log("investigate: writing the seed files")
-        _write_seeds(world, small, large)
+        _write_seeds(world, small, large, strict)
         with open(small) as f:
             tiny.write_text("".join(f.readline() for _ in range(WARMUP_SEEDS + 1)))
     return {
@@ -126,7 +129,7 @@ def prepare(work: Path, world: Path, log: Callable[[str], None]) -> dict[str, An
     }
 
 
-def _write_seeds(world: Path, small: Path, large: Path) -> None:
+def _write_seeds(world: Path, small: Path, large: Path, strict: bool = True) -> None:
     import pyarrow.csv as pacsv
 
     with open(world / "seeds" / "deposits.csv", newline="") as f:
@@ -146,6 +149,8 @@ def _write_seeds(world: Path, small: Path, large: Path) -> None:
     taken = set(service)
     people = np.array([a for a in people.tolist() if a not in taken], object)
     n_extra = SEEDS_LARGE - len(service)
+    if not strict:
+        n_extra = min(n_extra, people.shape[0])
     if people.shape[0] < n_extra:
         raise RuntimeError(f"only {people.shape[0]:,} receiving addresses; need {n_extra:,}")
     drawn = people[np.random.default_rng(0).permutation(people.shape[0])[:n_extra]]
@@ -223,10 +228,39 @@ def measure_cli(store: str, seeds: str, out: str) -> dict[str, Any]:
     }
 
 
+def trace_all(store: Path, case: dict[str, Any]) -> dict[str, Any]:
+    """The backward trace over every deposit output of `case` (`case_inputs`), as investigate()
+    runs it (`_in_chunks` over `trace_back`, one chunk per thread); what it found, counted.
+    Shared by `measure_trace` and `bench.cores` (the 1-vs-2-core runs)."""
+    from chainsleuth.cases.investigate import _in_chunks
+    from chainsleuth.trace.engine import trace_back
+
+    deposits, group, options = case["deposits"], case["group"], case["options"]
+    n_rows = n_entries = untraced = chunks = 0
+    by_kind = np.zeros(len(KIND_NAMES), np.int64)
+    by_hops = np.zeros(options.max_hops + 1, np.int64)
+    trace = partial(trace_back, store, options=options)
+    for result in _in_chunks(trace, deposits, group, **case["stops"]):
+        n_rows += len(result)
+        by_kind += np.bincount(result.kind, minlength=by_kind.shape[0])
+        by_hops += np.bincount(result.hops, minlength=by_hops.shape[0])
+        n_entries += int(result.entry_parent.shape[0])
+        untraced += int(result.dropped.sum())
+        chunks += 1
+        del result
+    return {
+        "rows": n_rows,
+        "entries": n_entries,
+        "chunks": chunks,
+        "untraced_sat": untraced,
+        "by_kind": by_kind.tolist(),
+        "by_hops": by_hops.tolist(),
+    }
+
+
 def measure_trace(store: str, seeds: list[str], repeats: int = TRACE_REPEATS) -> dict[str, Any]:
     """The backward trace alone, in process, as investigate() runs it (per seed file; the
     median of `repeats` runs, peak RSS after the last)."""
-    from chainsleuth.cases.investigate import _in_chunks
     from chainsleuth.store import tracerows
     from chainsleuth.store.store import Store
     from chainsleuth.trace.engine import trace_back
@@ -240,27 +274,17 @@ def measure_trace(store: str, seeds: list[str], repeats: int = TRACE_REPEATS) ->
         t = time.perf_counter()
         case = case_inputs(Path(store), Path(path))
         setup_s = time.perf_counter() - t
-        deposits, group, options = case["deposits"], case["group"], case["options"]
-        stops = case["stops"]
-        trace_back(Path(store), deposits[:16], options, **stops)  # numba's cached code, loaded once
+        deposits, options = case["deposits"], case["options"]
+        trace_back(Path(store), deposits[:16], options, **case["stops"])  # numba's code, once
         runs = []
         for _ in range(repeats):
             cpu0, _ = _rusage()
             t = time.perf_counter()
-            n_rows = n_entries = untraced = chunks = 0
-            by_kind = np.zeros(len(KIND_NAMES), np.int64)
-            by_hops = np.zeros(options.max_hops + 1, np.int64)
-            trace = partial(trace_back, Path(store), options=options)
-            for result in _in_chunks(trace, deposits, group, **stops):
-                n_rows += len(result)
-                by_kind += np.bincount(result.kind, minlength=by_kind.shape[0])
-                by_hops += np.bincount(result.hops, minlength=by_hops.shape[0])
-                n_entries += int(result.entry_parent.shape[0])
-                untraced += int(result.dropped.sum())
-                chunks += 1
-                del result
+            facts = trace_all(Path(store), case)
             runs.append((time.perf_counter() - t, _rusage()[0] - cpu0))
         seconds, cpu_seconds = sorted(runs)[len(runs) // 2]
+        n_rows, n_entries, chunks = facts["rows"], facts["entries"], facts["chunks"]
+        untraced, by_kind, by_hops = facts["untraced_sat"], facts["by_kind"], facts["by_hops"]
         _, rss = _rusage()
         out[Path(path).name] = {
             "seeds": len(case["addresses"]),
@@ -271,8 +295,8 @@ def measure_trace(store: str, seeds: list[str], repeats: int = TRACE_REPEATS) ->
             "runs": [r[0] for r in runs],
             "cpu_seconds": cpu_seconds,
             "rows": n_rows,
-            "rows_by_kind": dict(zip(KIND_NAMES, by_kind.tolist(), strict=True)),
-            "rows_by_hops": by_hops.tolist(),
+            "rows_by_kind": dict(zip(KIND_NAMES, by_kind, strict=True)),
+            "rows_by_hops": by_hops,
             "entries": n_entries,
             "chunks": chunks,
             "untraced_sat": untraced,
@@ -605,6 +629,7 @@ def run(
         )
     return {
         "prepare": prep["prepare"],
+        "store": store,
         "seed_files": files,
         "warmup": warmup,
         "cli": cli,

@@ -1,8 +1,9 @@
 """`make bench`: ingest throughput against a hashing floor and blockchain-parser, store size,
 array traversal, an extrapolation to mainnet, the later stages (simulator, clustering against
 scipy and networkx, TagPack import) and investigations of 100k and 1M seeds against networkx
-(`bench.investigate_bench`), API latency (`bench.api_bench`) and the web explorer's 1,000-node
-expansion (`bench.web_bench`); writes docs/benchmarks.md.
+(`bench.investigate_bench`), how each stage scales from 1 core to 2 (`bench.cores`), API
+latency (`bench.api_bench`) and the web explorer's 1,000-node expansion (`bench.web_bench`);
+writes docs/benchmarks.md (hand-written notes: docs/benchmarks-item6-rounds.md).
 
 Why it exists: the ingest's targets (issue "benchmarks") are relative, so the baselines are
 measured in the same run on the same bytes: (a) the floor, hashlib double-SHA256 of every
@@ -13,7 +14,7 @@ Data: the shared nbitcoin blk files (600 real 2009 blocks), and two regtest chai
 `bench.synth_chain` builds by re-linking the 17 real 2010-2024 blocks (one pass, and as many
 passes as reach a million transactions), cached under bench-output/.
 
-    python -m bench.run            # full run, about 3 minutes on 2 cores
+    python -m bench.run            # full run, 45-60 minutes on the shared 2-core box
     python -m bench.run --quick    # 200k-tx chain, one repetition, bench-output/benchmarks-quick.md
 """
 
@@ -30,13 +31,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import accuracy_matrix, api_bench, investigate_bench, synth_chain, web_bench
+from bench import accuracy_matrix, api_bench, cores, investigate_bench, synth_chain, web_bench
 from bench.common import (
     ROOT,
     log,
     measure,
     met,
     mib,
+    scaling,
     secs,
     simulated_world,
     table,
@@ -137,7 +139,7 @@ def run(args: argparse.Namespace) -> str:
             f"the 17 real blocks repeated {large.passes} times and re-linked",
         ),
     ]
-    scale = "medium" if args.quick else "large"
+    scale = args.world_scale or ("medium" if args.quick else "large")
     log(f"simulated world ({scale}, seed 1)")
     world, world_seconds = simulated_world(work / "worlds", scale)
     datasets.append(
@@ -194,9 +196,36 @@ def run(args: argparse.Namespace) -> str:
     log("web: a 1,000-node expansion rendered in headless Chromium")
     web = web_bench.run(1000, 3 if args.quick else 7)
     investigations = None
-    if not args.quick and not args.skip_investigate:
+    # 1M seeds need the large world's addresses (bench.investigate_bench._write_seeds)
+    if not args.quick and not args.skip_investigate and scale == "large":
         log("investigations: 100k and 1M seeds on the large world vs networkx")
         investigations = investigate_bench.run(work, world, measure, log)
+    scaling_result = None
+    if args.scaling_pairs > 0 and len(os.sched_getaffinity(0)) >= 2:
+        log(f"scaling by stage: 1 core against 2, {args.scaling_pairs} pairs each")
+        case = (
+            {"store": investigations["store"], "seeds": investigations["seed_files"]["1M"]}
+            if investigations is not None
+            else None
+        )
+        if case is None:
+            # a smaller world has fewer than 1M addresses to seed with: all it has
+            prep = investigate_bench.prepare(work, world, log, strict=scale == "large")
+            # ... and its trace takes a fraction of a second: repeated within the timed window
+            case = {"store": prep["store"], "seeds": prep["seeds_1m"], "passes": 10}
+        stages = {
+            "ingest": {
+                "blocks_dir": str(large.blocks_dir),
+                "data_dir": str(stores / "scaling-ingest"),
+            },
+            # the re-linked chain: its 1.8 M addresses and 1 M txs give the threads pieces
+            "cluster": {"store": str(stores / "large"), "passes": 20},
+            "trace": case,
+        }
+        scaling_result = {
+            "pairs": args.scaling_pairs,
+            "stages": cores.measure_stages(stages, args.scaling_pairs, log),
+        }
     log("investigations: accuracy over profiles x seeds x scales (docs/investigations.md)")
     matrix_cmd = [sys.executable, "-m", "bench.accuracy_matrix", "--profiles", "easy",
                   "realistic", "hard", "--scales", "small", "--seeds", "1", "2", "3"]  # fmt: skip
@@ -229,6 +258,8 @@ def run(args: argparse.Namespace) -> str:
     report += web_bench.render(web)
     if investigations is not None:
         report += investigate_bench.render(investigations)
+    if scaling_result is not None:
+        report += cores.render(scaling_result)
     report += (
         "\n## Investigation accuracy over profiles, seeds and scales (issue 11)\n\n"
         "Measured in this run by `python -m bench.accuracy_matrix` (scored by "
@@ -254,18 +285,13 @@ def run(args: argparse.Namespace) -> str:
         "tags": tags,
         "api": api,
         "investigations": investigations,
+        "scaling": scaling_result,
         "wall_seconds": wall,
     }
     (work / ("results-quick.json" if args.quick else "results.json")).write_text(
         json.dumps(raw, indent=1) + "\n"
     )
     return report
-
-
-def _scaling(by_threads: dict[Any, float]) -> str:
-    """Speed-up from the fewest to the most threads, e.g. '1.42x'."""
-    keys = sorted(by_threads, key=int)
-    return f"{by_threads[keys[0]] / by_threads[keys[-1]]:.2f}x"
 
 
 def render_stages(
@@ -361,10 +387,12 @@ def render_stages(
         f"{c['speedup_vs_scipy_with_edges']:.2f}x.",
         "- Scaling from 1 to "
         f"{c['threads']} threads (wall, 1 thread / {c['threads']}): union-find "
-        + _scaling(c["union_find_seconds_by_threads"])
+        + scaling(c["union_find_seconds_by_threads"])
         + ", end to end "
-        + _scaling(c["ours_seconds_by_threads"])
-        + " (the merges with evidence are sequential: docs/design/clustering.md).",
+        + scaling(c["ours_seconds_by_threads"])
+        + " (threads in one process at the box's load; the merges with evidence are "
+        "sequential: docs/design/clustering.md). Pinned to 1 and 2 cores, with the cores "
+        "actually available: 'Scaling by stage' below.",
         f"- Incremental update of the last {c['incremental_txs']:,} transactions (one big "
         f"block) under the default policy: {c['incremental_ms']:.1f} ms (union-find update; "
         f"publishing the cluster files is O(addresses), see docs/design/clustering.md). "
@@ -428,6 +456,18 @@ def main(argv: list[str] | None = None) -> int:
         help="leave out the 100k/1M-seed investigations (always left out with --quick)",
     )
     p.add_argument(
+        "--world-scale",
+        choices=["medium", "large"],
+        help="the simulated world's scale (default large, medium with --quick); the "
+        "100k/1M-seed investigations need large",
+    )
+    p.add_argument(
+        "--scaling-pairs",
+        type=int,
+        help="pairs of 1-core and 2-core runs per stage for 'Scaling by stage' (0: left out; "
+        "default 2, 1 with --quick)",
+    )
+    p.add_argument(
         "--accuracy-large",
         nargs="*",
         choices=["easy", "realistic", "hard"],
@@ -439,12 +479,15 @@ def main(argv: list[str] | None = None) -> int:
         args.large_txs = 200_000 if args.quick else 1_000_000
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
+    if args.scaling_pairs is None:
+        args.scaling_pairs = 1 if args.quick else 2
     if args.baseline_budget is None:
         args.baseline_budget = 20.0 if args.quick else 60.0
     if args.output is None:
         args.output = str(
             Path(args.work) / "benchmarks-quick.md" if args.quick else ROOT / "docs/benchmarks.md"
         )
+    args.command_line = shlex.join(argv if argv is not None else sys.argv[1:])
     report = run(args)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(report + "\n")

@@ -124,7 +124,50 @@ CHUNK_SEEDS = 65_536
 CHUNK_ENTRIES = 20_000_000
 
 
-TRACE_THREADS = 4
+#: Threads tracing chunks at once: None = one per core this process may run on
+#: (`trace_threads`: its CPU affinity, so taskset and cgroups count), at most MAX_TRACE_THREADS;
+#: an int forces the count, as the environment variable CHAINSLEUTH_TRACE_THREADS does.
+TRACE_THREADS: int | None = None
+MAX_TRACE_THREADS = 64
+
+#: Frontier entries of all chunks in flight together (about 3.9 GB at 49 B an entry): a chunk
+#: may hold CHUNK_ENTRIES, or this budget split between the threads when that is less, so 16
+#: cores trace 16 chunks in the memory that 4 took (docs/design/trace.md).
+TRACE_ENTRIES_BUDGET = 80_000_000
+
+#: Chunks are cut smaller than CHUNK_SEEDS (down to MIN_CHUNK_SEEDS) where that gives every
+#: thread CHUNKS_PER_THREAD of them, so a 1M-seed case keeps 16 cores busy (13 chunks of
+#: 65,536 would leave 3 idle and the last chunk alone at the end).
+MIN_CHUNK_SEEDS = 4_096
+CHUNKS_PER_THREAD = 2
+
+
+def trace_threads() -> int:
+    """Chunks traced at once: TRACE_THREADS, CHAINSLEUTH_TRACE_THREADS, or one per core this
+    process may run on (the walk's numba kernel releases the GIL), at most MAX_TRACE_THREADS."""
+    if TRACE_THREADS is not None:
+        return max(1, TRACE_THREADS)
+    forced = os.environ.get("CHAINSLEUTH_TRACE_THREADS", "")
+    if forced.isdigit() and int(forced) > 0:
+        return int(forced)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, MAX_TRACE_THREADS))
+
+
+def chunk_cuts(group: np.ndarray, workers: int) -> list[int]:
+    """Where `_in_chunks` cuts seeds sorted by `group`: at a group boundary once a chunk holds
+    the chunk size, CHUNK_SEEDS or less so that `workers` threads get CHUNKS_PER_THREAD chunks
+    each (never under MIN_CHUNK_SEEDS); a group is never split."""
+    n = int(group.shape[0])
+    wanted = -(-n // max(1, workers * CHUNKS_PER_THREAD))
+    size = max(1, min(CHUNK_SEEDS, max(MIN_CHUNK_SEEDS, wanted)))
+    bounds = np.flatnonzero(np.diff(group)) + 1  # where a new group starts
+    cuts = [0]
+    for b in bounds.tolist():
+        if b - cuts[-1] >= size:
+            cuts.append(b)
+    cuts.append(n)
+    return cuts
 
 
 @dataclass(frozen=True)
@@ -1109,24 +1152,22 @@ def _spends_from(
 def _in_chunks(trace: Any, seeds: np.ndarray, group: np.ndarray, **options: Any) -> Iterator[Any]:
     """Trace `seeds` a chunk at a time, never splitting a group (seeds sorted by group).
 
-    A chunk holds at most CHUNK_SEEDS seeds; a chunk whose walk hits the trace's `max_entries`
+    Chunks are cut by `chunk_cuts`; a chunk whose walk hits the trace's `max_entries`
     is split in two and traced again, so no result is cut short by the other seeds of its chunk
     (each seed's own walk is capped by MAX_ENTRIES_PER_SEED). The walks run on one thread per
-    core (the numba kernel releases the GIL); memory stays near that many chunks' frontiers
-    (CHUNK_ENTRIES × 49 B each) whatever the number of seeds. Results come in any order.
+    core (`trace_threads`; the numba kernel releases the GIL); memory stays within
+    TRACE_ENTRIES_BUDGET × 49 B of frontiers whatever the number of seeds or threads. Results
+    come in any order.
     Inside, malloc keeps freed arrays for the next chunk (`reuse_heap`; trimmed at the end).
     """
     from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
     bounds = np.flatnonzero(np.diff(group)) + 1  # where a new group starts
-    cuts = [0]
-    for b in bounds.tolist():
-        if b - cuts[-1] >= CHUNK_SEEDS:
-            cuts.append(b)
-    cuts.append(seeds.shape[0])
+    workers = trace_threads()
+    cuts = chunk_cuts(group, workers)
     pending = [(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1) if cuts[i + 1] > cuts[i]]
     pending.reverse()
-    workers = max(1, min(os.cpu_count() or 1, TRACE_THREADS))
+    max_entries = max(MAX_ENTRIES_PER_SEED, min(CHUNK_ENTRIES, TRACE_ENTRIES_BUDGET // workers))
     running: dict[Future[Any], tuple[int, int]] = {}
     # each chunk allocates and frees the same few-MiB arrays: reused from malloc's heaps,
     # not mapped, faulted in and zeroed again each time (core.heap.reuse_heap)
@@ -1134,7 +1175,7 @@ def _in_chunks(trace: Any, seeds: np.ndarray, group: np.ndarray, **options: Any)
         while pending or running:
             while pending and len(running) < workers:
                 lo, hi = pending.pop()
-                job = pool.submit(trace, seeds[lo:hi], max_entries=CHUNK_ENTRIES, **options)
+                job = pool.submit(trace, seeds[lo:hi], max_entries=max_entries, **options)
                 running[job] = (lo, hi)
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for job in done:
