@@ -513,10 +513,18 @@ def investigate(
     tell("setup")
     # the case's arrays per tx and per address in files beside its outputs (page cache, not
     # anonymous memory), unlinked at once: nothing of them is left in out_dir
+    made_out_dir = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    setup = prepare_case(
-        data_dir, seeds_csv, price_source, policy, max_hops, walk_coinjoins, Scratch(out_dir)
-    )
+    try:
+        setup = prepare_case(
+            data_dir, seeds_csv, price_source, policy, max_hops, walk_coinjoins, Scratch(out_dir)
+        )
+    except BaseException:
+        # a case that fails before it starts leaves no folder behind that it made (bad seeds,
+        # a store not clustered): the scratch files were unlinked, so it is empty
+        if made_out_dir and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
     store, chain, clusters, addresses = setup.store, setup.chain, setup.clusters, setup.addresses
     seed_ids, attribution, mixer = setup.seed_ids, setup.attribution, setup.mixer
     service_clusters, service_mask = setup.service_clusters, setup.service_mask

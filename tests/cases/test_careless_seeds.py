@@ -125,3 +125,21 @@ def test_a_binary_seeds_file_is_one_line_naming_it(
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert str(seeds) in done.stderr and "not a text file (byte offset" in done.stderr
+
+
+def test_a_case_that_fails_in_setup_leaves_no_folder_it_made(store: dict, tmp_path: Path) -> None:
+    """The library call (not only the CLI's checks before it): investigate() makes the case
+    folder before its setup (the scratch files live there); a setup that fails removes the
+    folder it made, and never one that was there before."""
+    from chainsleuth.cases import investigate as inv
+
+    seeds = tmp_path / "s.csv"
+    seeds.write_text("addr\n" + "\n".join(store["deposits"]) + "\n")  # no `address` column
+    with pytest.raises(ChainsleuthError, match="no column `address`"):
+        inv.investigate(store["data"], seeds, tmp_path / "new" / "case", report=False)
+    assert not (tmp_path / "new" / "case").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    with pytest.raises(ChainsleuthError, match="no column `address`"):
+        inv.investigate(store["data"], seeds, kept, report=False)
+    assert kept.is_dir()
