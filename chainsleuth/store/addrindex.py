@@ -12,7 +12,7 @@ at random, one page per reused address: under a memory limit those pages are wha
   without reading the key (see "Collisions" below).
 - The **tables** are on disk, each an array of entries sorted by (hi, lo), split into
   2^SHARD_BITS files by the top bits of `hi` (`t<generation>/shard-NNN.bin`), with the first `hi`
-  of each 4-KiB page of entries (`fences.npy`, 8 B per 256 entries) kept in memory: a probe reads
+  of each 4-KiB page of entries (`fences.npy`, 8 B per 256 entries, mapped): a probe reads
   exactly one page (two when equal `hi` straddle a page). A batch's keys are sorted by hash and
   looked up shard by shard, in page order; where a batch touches a shard's pages densely the map
   reads around a fault (the kernel's default), else nothing is read around a probe
@@ -426,7 +426,14 @@ class _Table:
         self.dir = root / f"t{gen:06d}"
         self.gen, self.lo, self.trusted = gen, lo, trusted
         self.counts = np.load(self.dir / "counts.npy")
-        self.fences = np.load(self.dir / "fences.npy")
+        # mapped, not read, and without read-around: a probe's binary search touches a page or
+        # two of its shard's fences, where reading them all made every cold `Store.open` read
+        # 1/32 B per address (≈ 47 MB at mainnet; cold `address` lookups grew with the chain:
+        # docs/design/bench-scale.md, "Cold lookups read their shard's fences only")
+        self.fences = np.load(self.dir / "fences.npy", mmap_mode="r")
+        mapping = getattr(self.fences, "_mmap", None)  # None for an empty array
+        if mapping is not None and _RANDOM is not None:
+            mapping.madvise(_RANDOM)
         pages = (self.counts + PAGE_ENTRIES - 1) // PAGE_ENTRIES
         self.fence_at = np.concatenate([[0], np.cumsum(pages)]).astype(np.int64)
 

@@ -80,6 +80,8 @@ def test_growth_keeps_every_id_and_maps_one_shard_at_a_time(tmp_path: Path) -> N
             e = np.fromfile(t.path(s), np.uint64).reshape(-1, 2)
             assert (np.lexsort((e[:, 1], e[:, 0])) == np.arange(e.shape[0])).all()
             assert t.shard_fences(s).tolist() == e[:: addrindex.PAGE_ENTRIES, 0].tolist()
+        # mapped, not read into memory: a cold probe reads its shard's fence pages, not all
+        assert isinstance(t.fences, np.memmap) and not t.fences.flags.writeable
     index.close()
 
 
