@@ -112,19 +112,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
         assert found is not None
         return found
 
-    return {
-        "dir": data / "store",
-        "store": store,
-        "mix": tx_id(mix),
-        "fund_p2": tx_id(funds[1]),
-        "x": int(outputs_of_tx(store, tx_id(pay))[0]),
-    }
-
-
-def test_the_walk_goes_back_through_the_linked_input_alone(world: dict) -> None:
-    store = world["store"]
+    # the round flagged a CoinJoin, and its change links as investigate makes them
     is_coinjoin = np.zeros(store.counts["txs"], np.bool_)
-    is_coinjoin[world["mix"]] = True
+    is_coinjoin[tx_id(mix)] = True
     graph = _chain(store)[0]
     links = mix_change_links(
         graph.tx_first_input,
@@ -133,6 +123,19 @@ def test_the_walk_goes_back_through_the_linked_input_alone(world: dict) -> None:
         graph.output_value,
         is_coinjoin,
     )
+    return {
+        "dir": data / "store",
+        "store": store,
+        "mix": tx_id(mix),
+        "fund_p2": tx_id(funds[1]),
+        "x": int(outputs_of_tx(store, tx_id(pay))[0]),
+        "is_coinjoin": is_coinjoin,
+        "links": links,
+    }
+
+
+def test_the_walk_goes_back_through_the_linked_input_alone(world: dict) -> None:
+    is_coinjoin, links = world["is_coinjoin"], world["links"]
     assert links[0].shape[0] == 4
     # without the links the CoinJoin ends the walk
     r = trace_back(world["dir"], [world["x"]], is_coinjoin=is_coinjoin)
@@ -147,17 +150,7 @@ def test_the_walk_goes_back_through_the_linked_input_alone(world: dict) -> None:
 
 @pytest.mark.parametrize("policy", ["haircut", "fifo", "poison"])
 def test_every_policy_carries_the_whole_change_back(world: dict, policy: str) -> None:
-    store = world["store"]
-    is_coinjoin = np.zeros(store.counts["txs"], np.bool_)
-    is_coinjoin[world["mix"]] = True
-    graph = _chain(store)[0]
-    links = mix_change_links(
-        graph.tx_first_input,
-        graph.tx_first_output,
-        graph.input_spent_output,
-        graph.output_value,
-        is_coinjoin,
-    )
+    is_coinjoin, links = world["is_coinjoin"], world["links"]
     r = trace_back(
         world["dir"], [world["x"]], policy=policy, max_hops=2, is_coinjoin=is_coinjoin,
         mix_change=links,
