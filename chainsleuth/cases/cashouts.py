@@ -172,9 +172,11 @@ class CashoutRows:
     fates: PayeeFates | None = None
 
 
-class _Ends:
+class TxEnds:
     """`np.append(first[1:], last)` read at the indices asked for, instead of a copy of the
-    per-tx array (8 B per tx, per chunk of seeds)."""
+    per-tx array (8 B per tx, per chunk of seeds): where each tx's inputs or outputs end, with
+    `first` a tx_first_input / tx_first_output array and `last` the count after the last tx.
+    The indices must be valid tx ids (0 <= tx < len(first))."""
 
     def __init__(self, first: np.ndarray, last: int) -> None:
         self.first, self.last = first, last
@@ -232,8 +234,8 @@ def cashout_rows(
     first_in = np.asarray(tx_first_input, np.int64)
     first_out = np.asarray(tx_first_output, np.int64)
     n_outputs = out_cluster.shape[0]
-    ends_out = _Ends(first_out, n_outputs)
-    ends_in = _Ends(first_in, np.iinfo(np.int64).max)
+    ends_out = TxEnds(first_out, n_outputs)
+    ends_in = TxEnds(first_in, np.iinfo(np.int64).max)
     # the named clusters, read like a bool per cluster id: 8 B per name, not 1 B per address
     named = ClusterSet(np.fromiter(attribution, np.int64, len(attribution)), service_mask.shape[0])
 
@@ -353,9 +355,9 @@ def cashout_rows(
 def _one_in_two_payees(
     tx: np.ndarray,
     first_in: np.ndarray,
-    ends_in: _Ends | np.ndarray,
+    ends_in: TxEnds | np.ndarray,
     first_out: np.ndarray,
-    ends_out: _Ends | np.ndarray,
+    ends_out: TxEnds | np.ndarray,
     out_addr: Any,
 ) -> np.ndarray:
     """Per tx: one input and exactly two outputs, both with an address."""
@@ -420,9 +422,9 @@ def _sweep_payee(tx: np.ndarray, first_out: np.ndarray, ends_out: Any, out_addr:
 def _paid_on_by_payout(
     tx: np.ndarray,
     first_in: np.ndarray,
-    ends_in: _Ends | np.ndarray,
+    ends_in: TxEnds | np.ndarray,
     first_out: np.ndarray,
-    ends_out: _Ends | np.ndarray,
+    ends_out: TxEnds | np.ndarray,
     out_addr: np.ndarray,
     out_value: np.ndarray,
     spent_by: np.ndarray,

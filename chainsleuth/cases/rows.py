@@ -21,6 +21,7 @@ from chainsleuth.cases.cashouts import (
     UNCONFIRMED_FORWARD_CAP,
     VIA_FORWARD_SWITCHED,
     VIA_FORWARD_UNCONFIRMED,
+    TxEnds,
 )
 from chainsleuth.cases.confidence import calibration, typical_hold_days
 from chainsleuth.core.script_types import ScriptType
@@ -758,23 +759,28 @@ def forward_signs(graph: Any, paths: np.ndarray) -> tuple[np.ndarray, np.ndarray
     send_all = np.zeros(n, np.bool_)
     if n == 0 or paths.shape[1] < 2:
         return switched, send_all
-    first_input = np.asarray(graph.tx_first_input, np.int64)
-    first_output = np.asarray(graph.tx_first_output, np.int64)
-    spent_output = np.asarray(graph.input_spent_output, np.int64)
+    # the per-tx and per-input arrays are read at the path's txs only (mapped, not copied)
+    first_input, first_output = graph.tx_first_input, graph.tx_first_output
+    spent_output = graph.input_spent_output
     output_type = graph.output_script_type
     txs = np.unique(paths[paths >= 0])
-    in_end = np.append(first_input[1:], spent_output.shape[0])[txs]
-    out_end = np.append(first_output[1:], graph.output_value.shape[0])[txs]
-    n_in = in_end - first_input[txs]
-    n_out = out_end - first_output[txs]
+    # read at `txs` only: an `np.append` of the per-tx arrays was 8 B per tx of the chain each
+    in_end = TxEnds(first_input, spent_output.shape[0])[txs]
+    out_end = TxEnds(first_output, graph.output_value.shape[0])[txs]
+    first_in = np.asarray(first_input[txs], np.int64)
+    first_out = np.asarray(first_output[txs], np.int64)
+    n_in = in_end - first_in
+    n_out = out_end - first_out
     # every output of those txs, with its tx's index in `txs`
     owner = np.repeat(np.arange(txs.shape[0]), n_out)
     starts = np.cumsum(n_out) - n_out
-    outputs = first_output[txs][owner] + np.arange(owner.shape[0]) - starts[owner]
+    outputs = first_out[owner] + np.arange(owner.shape[0]) - starts[owner]
     payable = (graph.output_address[outputs] != NONE32) & (graph.output_value[outputs] > 0)
     n_payable = np.bincount(owner[payable], minlength=txs.shape[0])
     # the script type of each tx's first input (-1: a coinbase)
-    spent = spent_output[np.minimum(first_input[txs], max(spent_output.shape[0] - 1, 0))]
+    spent = np.asarray(
+        spent_output[np.minimum(first_in, max(spent_output.shape[0] - 1, 0))], np.int64
+    )
     has_input = (n_in > 0) & (spent >= 0) & (spent != int(NONE32))
     in_type = np.full(txs.shape[0], -1, np.int64)
     in_type[has_input] = output_type[spent[has_input]]
@@ -805,11 +811,12 @@ def _tx_outputs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(owner, outputs): every output of `txs` (int64 tx ids, repeats allowed), with the index
     in `txs` of its tx."""
-    end = np.append(first_output[1:], n_outputs)[txs]
-    width = end - first_output[txs]
+    end = TxEnds(first_output, n_outputs)[txs]
+    first = np.asarray(first_output[txs], np.int64)
+    width = end - first
     owner = np.repeat(np.arange(txs.shape[0]), width)
     starts = np.cumsum(width) - width
-    return owner, first_output[txs][owner] + np.arange(owner.shape[0]) - starts[owner]
+    return owner, first[owner] + np.arange(owner.shape[0]) - starts[owner]
 
 
 def handoff_signs(
@@ -853,10 +860,15 @@ def handoff_signs(
         return out
     tx = paths[row, col]
     nxt = paths[row, col + 1]
-    first_input = np.asarray(graph.tx_first_input, np.int64)
-    first_output = np.asarray(graph.tx_first_output, np.int64)
+    # the per-tx arrays are read at the path's txs only (mapped, not copied)
+    first_input, first_output = graph.tx_first_input, graph.tx_first_output
     n_outputs = graph.output_value.shape[0]
-    n_inputs = np.append(first_input[1:], graph.input_spent_output.shape[0]) - first_input
+    ends_in = TxEnds(first_input, graph.input_spent_output.shape[0])
+
+    def n_inputs(txs: np.ndarray) -> np.ndarray:
+        # read at `txs` only (a whole-chain `np.append` and difference were 16 B per tx)
+        result: np.ndarray = ends_in[txs] - np.asarray(first_input[txs], np.int64)
+        return result
 
     def payees(outputs: np.ndarray) -> np.ndarray:
         return (np.asarray(graph.output_address[outputs]) != NONE32) & (
@@ -883,12 +895,12 @@ def handoff_signs(
     sib_spender[owner[sib_out]] = spender[sib_out]
     cell = {}
     cell["round_payment"] = two & (path_value % ROUND_SAT == 0) & (sib_value % ROUND_SAT != 0)
-    peel = two & (n_inputs[tx] == 1) & (path_value < sib_value) & (sib_spender >= 0)
+    peel = two & (n_inputs(tx) == 1) & (path_value < sib_value) & (sib_spender >= 0)
     if peel.any():
         nexts = sib_spender[peel]
         n_owner, n_outs = _tx_outputs(first_output, n_outputs, nexts)
         nexts_payees = np.bincount(n_owner[payees(n_outs)], minlength=nexts.shape[0])
-        peel[peel] = (n_inputs[nexts] == 1) & (nexts_payees == 2)
+        peel[peel] = (n_inputs(nexts) == 1) & (nexts_payees == 2)
     cell["peeled_off"] = peel
     payout = np.zeros(cells, np.bool_)
     if small_batch is not None:
@@ -1128,15 +1140,11 @@ def services_table(
     keep = rank < 3
     names: dict[int, list[str]] = {}
     if keep.any():
-        lookup = store.connection().cursor()
-        lookup.register("cs_ids", pa.table({"address_id": members[keep]}))
-        found = lookup.sql(
-            "SELECT i.address_id, a.address FROM cs_ids i "
-            "JOIN address_list_raw a ON a.address_id = i.address_id ORDER BY i.address_id"
-        ).fetchall()
-        text = dict(found)
-        for c, a in zip(owner[keep].tolist(), members[keep].tolist(), strict=True):
-            names.setdefault(c, []).append(str(text.get(a, "")))
+        # encoded from the key rows of these addresses only: a join with DuckDB's
+        # address_list_raw scanned every address of the store (its RssAnon grew with the chain)
+        text = store.addresses(members[keep]).fill_null("").to_pylist()
+        for c, a in zip(owner[keep].tolist(), text, strict=True):
+            names.setdefault(c, []).append(str(a))
     return pa.table(
         {
             "cluster_id": ids,

@@ -5,6 +5,7 @@ hand-built graph."""
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +14,7 @@ from chainsleuth.cases.rows import (
     FORWARD_CAP,
     FORWARD_CAUTIONS,
     HANDOFF_SIGNS,
+    forward_signs,
     handoff_signs,
     recalibrate_leads,
 )
@@ -163,3 +165,43 @@ def test_a_handoff_caution_keeps_a_lead_below_the_cut_on_recalibration() -> None
     )
     again = recalibrate_leads(leads, 1.0).column("confidence").to_pylist()
     assert max(again[:3]) <= FORWARD_CAP < 0.5 < again[3]
+
+
+class _PointReads:
+    """A per-tx or per-input array that may be read at chosen indices only: a whole-array copy
+    (`np.asarray`, `np.append` of a slice) fails, as it would cost 8 B per tx of the chain on
+    every chunk of a case."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self._values = values
+        self.shape = values.shape
+        self.dtype = values.dtype
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, slice):
+            raise AssertionError("a slice of a per-tx array was read")
+        return self._values[key]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        raise AssertionError("a per-tx array was copied whole")
+
+
+def test_the_signs_read_the_chain_at_the_path_txs_only() -> None:
+    """forward_signs and handoff_signs answer from the path's txs: the same answers with the
+    per-tx and per-input arrays readable only at indices (issue 13: their `np.append` copies
+    were ≈ 24 B per tx of the chain in every `lead_table`)."""
+    graph, paths, coinjoin = _world()
+    n_payees = np.diff(np.append(graph.tx_first_output, graph.output_value.shape[0]))
+    small_batch = (n_payees >= 3) & ~coinjoin
+    points = SimpleNamespace(**vars(graph))
+    for name in ("tx_first_input", "tx_first_output", "input_spent_output"):
+        setattr(points, name, _PointReads(getattr(graph, name)))
+    points.output_script_type = np.zeros(graph.output_value.shape[0], np.uint8)
+    graph.output_script_type = points.output_script_type
+    matrix = _matrix(paths)
+    expected = handoff_signs(graph, matrix, small_batch, coinjoin)
+    got = handoff_signs(points, matrix, small_batch, coinjoin)
+    assert {k: v.tolist() for k, v in got.items()} == {k: v.tolist() for k, v in expected.items()}
+    assert any(v.any() for v in got.values())
+    for a, b in zip(forward_signs(points, matrix), forward_signs(graph, matrix), strict=True):
+        assert a.tolist() == b.tolist()
