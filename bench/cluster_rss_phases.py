@@ -19,7 +19,9 @@ The wrappers only time and sample; the clustering is the library's own, unchange
 by Python's tracemalloc (numpy's arrays report to it) and the bytes still traced at its exit:
 what the phase's own structures and temporaries cost, with no allocator retention in it.
 `--trim` calls `core.heap.bound_heap()` first and `core.heap.trim_heap()` after every phase:
-RssAnon then shows the bytes in use, not what malloc kept.
+RssAnon then shows the bytes in use, not what malloc kept. `--held PHASE ...` (with
+`--tracemalloc`): at the first exit of each named phase, the lines of code whose allocations
+are still alive, largest first (what the case holds from then on, by where it was made).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class Phases:
         self.traced = False  # --tracemalloc: per phase, tracemalloc's peak
         self.trim = False  # --trim: core.heap.trim_heap() after every phase
         self.peaks: list[int] = [0]  # per open phase: the highest traced bytes seen so far
+        self.held: set[str] = set()  # --held: phases whose first exit takes a snapshot
+        self.snapshots: dict[str, list[tuple[str, int, int]]] = {}
 
     def _stat(self, name: str) -> dict[str, Any]:
         return self.stats.setdefault(
@@ -116,6 +120,9 @@ class Phases:
                     s["seconds"] += time.perf_counter() - t
                     s["anon_out_last"] = anon
                     self.events.append((name, "out", anon))
+                    if self.traced and name in self.held and name not in self.snapshots:
+                        top = tracemalloc.take_snapshot().statistics("lineno")[:25]
+                        self.snapshots[name] = [(str(t.traceback[0]), t.size, t.count) for t in top]
                     if self.traced:
                         now, peak = tracemalloc.get_traced_memory()
                         peak = max(peak, self.peaks.pop())
@@ -199,12 +206,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="bound malloc's heap (core.heap.bound_heap) and trim it after every phase",
     )
+    p.add_argument(
+        "--held",
+        nargs="+",
+        default=[],
+        metavar="PHASE",
+        help="with --tracemalloc: what is still allocated at these phases' first exit, by line",
+    )
     args = p.parse_args(argv)
     from chainsleuth.cluster import engine
     from chainsleuth.store.store import Store
 
     phases = Phases()
     phases.traced, phases.trim = args.tracemalloc, args.trim
+    phases.held = set(args.held)
     if args.trim:
         from chainsleuth.core.heap import bound_heap
 
@@ -249,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         "merges": report.merges if report else None,
         "clusters": report.clusters if report else None,
         "phases": phases.stats,
+        "held": phases.snapshots,
         "events": phases.events,
     }
     mb = 1e6
@@ -274,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['anon_out_last'] / mb:>10.1f}{s['anon_peak'] / mb:>10.1f}"
             f"{s['arrow_peak'] / mb:>9.1f}{traced}{s['seconds']:>7.2f}"
         )
+    for name, rows in phases.snapshots.items():
+        print(f"held at the exit of {name} (tracemalloc, by line):")
+        for where, size, count in rows:
+            print(f"  {size / mb:>9.2f} MB {count:>9,} blocks  {where}")
     if args.timeline:
         for name, edge, anon in phases.events:
             if name not in ("encode_key_rows", "_merge_rows", "evidence.add"):

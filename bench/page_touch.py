@@ -7,12 +7,16 @@ faults and `read_bytes` (/proc/self/io) beside it. Pages a writer dirtied are co
 (they are resident); files the operation created are listed as new.
 
     python -m bench.page_touch update BLOCKS DATA [--blocks 3]    # cold one-block updates
+    python -m bench.page_touch update BLOCKS DATA --blocks 5 --warm 5   # then warm ones
     python -m bench.page_touch address DATA [--n 20]              # cold `address` lookups
     python -m bench.page_touch tx DATA [--n 20]                   # cold `tx` lookups
     python -m bench.page_touch cluster DATA [--n 20]              # cold `cluster-of` (by id)
 
 For an update the block is appended first, the store evicted, then only `cluster_store`
-measured (what the one-block update bench's CPU seconds time).
+measured (what the one-block update bench's CPU seconds time). `--warm N`: then N more
+updates as `bench.scale update` runs its warm ones (nothing evicted): what each read is the
+pages of each file resident after it and not before it (`grown`), taken after the block's
+ingest, so the ingest's own pages are not charged to the update.
 """
 
 from __future__ import annotations
@@ -105,11 +109,50 @@ def touched(data: Path, op: Callable[[], Any]) -> dict[str, Any]:
     }
 
 
-def update(blocks: Path, data: Path, n: int) -> list[dict[str, Any]]:
+def grown(data: Path, op: Callable[[], Any]) -> dict[str, Any]:
+    """Run `op` without evicting anything and report the pages of each file that became
+    resident during it (read from storage, readahead included, or written), with the process's
+    major faults and `read_bytes` beside them."""
+    before = snapshot(data)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    b0 = _read_bytes()
+    t0, c0 = time.perf_counter(), time.process_time()
+    op()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    read = _read_bytes() - b0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    files = {}
+    for k, (pages, file_pages) in snapshot(data).items():
+        old = before.get(k)
+        more = pages - (old[0] if old else 0)
+        if more > 0:
+            files[k] = {"pages": more, "file_pages": file_pages, "new": old is None}
+    return {
+        "seconds": round(wall, 4),
+        "cpu_seconds": round(cpu, 4),
+        "major_faults": r1.ru_majflt - r0.ru_majflt,
+        "read_bytes": read,
+        "pages_old_files": sum(f["pages"] for f in files.values() if not f["new"]),
+        "files": dict(sorted(files.items(), key=lambda kv: -kv[1]["pages"])),
+    }
+
+
+def update(blocks: Path, data: Path, n: int, warm: int = 0) -> list[dict[str, Any]]:
     from bench.cluster_update_bench import _cluster, _one_block
 
     out = []
-    for _ in range(n):
+    for i in range(n + warm):
+        if i >= n:
+            if _one_block(blocks, data) != 1:
+                raise SystemExit(f"{blocks}: no block after the store's tip")
+            res = grown(data, lambda: _cluster(data, "conservative", None))
+            res["warm"] = True
+            log(
+                f"update (warm): {res['seconds']} s, {res['read_bytes']:,} B read, "
+                f"{res['pages_old_files']} pages of old files"
+            )
+            out.append(res)
+            continue
         if _one_block(blocks, data) != 1:
             raise SystemExit(f"{blocks}: no block after the store's tip")
         res = touched(data, lambda: _cluster(data, "conservative", None))
@@ -210,6 +253,7 @@ def main() -> None:
     u.add_argument("blocks", type=Path)
     u.add_argument("data", type=Path)
     u.add_argument("--blocks", dest="n", type=int, default=3)
+    u.add_argument("--warm", type=int, default=0, help="then this many updates, not evicted")
     a = sub.add_parser("address")
     a.add_argument("data", type=Path)
     a.add_argument("--n", type=int, default=20)
@@ -220,7 +264,7 @@ def main() -> None:
         q.add_argument("--summary", action="store_true", help="medians and maxima only")
     args = p.parse_args()
     if args.what == "update":
-        res: Any = update(args.blocks, args.data, args.n)
+        res: Any = update(args.blocks, args.data, args.n, args.warm)
     elif args.what == "address":
         res = address(args.data, args.n)
     else:
