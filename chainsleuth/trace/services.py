@@ -454,13 +454,17 @@ def hot_change_links(
     addresses, not the hot wallet. Without this link a backward walk went on through such a
     forwarded deposit to whoever funded it and named the wrong exchange. Returns (a, b) cluster
     pairs: the tx's input cluster and the hot wallet's. The tx must not itself be a batch or a
-    CoinJoin, and its spender must be a lone address that is not service-like. Memory: 8 B per
-    address (cluster sizes) and 9 B per output while in use.
+    CoinJoin, and its spender must be a lone address that is not service-like. Memory: 9 B per
+    output of a slice, 16 B per link while found (int32 ids), 16 B per distinct spender.
     """
     none = np.zeros(0, np.int64)
     if shapes is None or cluster_of.shape[0] == 0:
         return none, none
-    spenders, receivers = [none], [none]
+    # the links are gathered in the spenders' width (int32 below 2^31 addresses): 8 B a link
+    # and 8 B more while concatenated, where int64 lists took 16 and 32 (≈ 0.6 links per tx on
+    # bench-scale's chains: the case's peak from 5 M to 10 M txs)
+    width = shapes.spender.dtype
+    spenders, receivers = [none.astype(width)], [none.astype(width)]
     for _t0, _t1, lo, hi, made in shapes.tx_slices():
         payable = shapes.payable[lo:hi]
         addr = np.asarray(shapes.output_address[lo:hi]).astype(np.int64)
@@ -474,14 +478,15 @@ def hot_change_links(
         link &= (shapes.n_payees[made] == 2) & (shapes.n_inputs[made] == 1)
         link &= ~shapes.coinjoin[made] & ~shapes.small_batch[made]
         spenders.append(spender[link])
-        receivers.append(out_cluster[link])
+        receivers.append(out_cluster[link].astype(width))
     spender, receiver = np.concatenate(spenders), np.concatenate(receivers)
+    del spenders, receivers
     # a lone address (a forwarded deposit, a cold coin): on the hard worlds 2% of such links
     # joined two owners, against 38% from clusters of 2+ addresses (customers paying a hot
     # wallet that a base-cluster merge put beside a deposit)
-    lone = _cluster_sizes(cluster_of, np.unique(spender))
+    lone = _cluster_sizes(cluster_of, np.unique(spender).astype(np.int64))
     keep = lone[np.searchsorted(lone[:, 0], spender), 1] == 1 if spender.shape[0] else none
-    return spender[keep], receiver[keep]
+    return spender[keep].astype(np.int64), receiver[keep].astype(np.int64)
 
 
 @njit(cache=True, nogil=True)

@@ -173,3 +173,23 @@ def test_file_backed_shapes_and_flags_equal_the_in_memory_ones(
     )
     assert scratch.mapped_bytes >= 10 * n_txs
     assert list(tmp_path.iterdir()) == []
+
+
+def test_hot_links_are_the_same_in_either_spender_width(small_world: tuple[Path, Path]) -> None:
+    """`hot_change_links` gathers its links in the spender column's width (int32 below 2^31
+    addresses, issue 13 memory) and returns int64 pairs equal to those of a wide column."""
+    import dataclasses
+
+    data = small_world[1]
+    store = Store.open(data)
+    cluster_of = np.asarray(Clusters(data).cluster_of)
+    is_coinjoin, _ = coinjoin_flags(data, store.counts["txs"])
+    shapes = services.tx_shapes(store, cluster_of, is_coinjoin)
+    assert shapes is not None and shapes.spender.dtype == np.int32
+    stats = services.service_stats(shapes, cluster_of)
+    narrow = services.hot_change_links(shapes, cluster_of, stats)
+    wide = dataclasses.replace(shapes, spender=np.asarray(shapes.spender).astype(np.int64))
+    expected = services.hot_change_links(wide, cluster_of, stats)
+    assert narrow[0].shape[0] > 0
+    for got, want in zip(narrow, expected, strict=True):
+        assert got.dtype == np.int64 and np.array_equal(got, want)
