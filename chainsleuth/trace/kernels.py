@@ -83,8 +83,40 @@ _WORK_CHILDREN = 4  # int64 scratch per child: output id, value, sort key, sort 
 
 
 def empty_work():
-    """Empty work arrays for `trace_kernel` (it grows them and returns them)."""
-    return np.empty(0, np.int64), np.empty((0, _REC), np.int64), np.empty(0, np.int64)
+    """Empty work arrays for `trace_kernel` (it grows the first three, its scratch, and returns
+    them), then empty entry and row arrays (`empty_entries`)."""
+    return (
+        np.empty(0, np.int64),
+        np.empty((0, _REC), np.int64),
+        np.empty(0, np.int64),
+        *empty_entries(0),
+    )
+
+
+def empty_entries(cap: int) -> tuple[np.ndarray, ...]:
+    """Unwritten entry and row arrays of room `cap` for `trace_kernel` (output, offset, amount,
+    parent, tx, seed, hops, flags; row entry, kind, tx): np.empty, so no page is touched until
+    the walk writes it. The walk writes into them when they have its room (else it makes its
+    own) and returns views of them, so a caller that hands the same arrays to its next walk,
+    once nothing views them, writes pages already faulted in (`engine.pooled_entries`)."""
+    return (
+        np.empty(cap, np.int64),
+        np.empty(cap, np.int64),
+        np.empty(cap, np.int64),
+        np.empty(cap, np.int64),
+        np.empty(cap, np.int64),
+        np.empty(cap, np.int32),
+        np.empty(cap, np.int32),
+        np.empty(cap, np.uint8),
+        np.empty(cap, np.int64),
+        np.empty(cap, np.uint8),
+        np.empty(cap, np.int64),
+    )
+
+
+def entry_room(n_seeds: int, max_entries: int) -> int:
+    """The entry (and row) room a walk of `n_seeds` starts with (`trace_kernel`)."""
+    return max(16, min(_CAP_PER_SEED * n_seeds, max_entries + 16))
 
 
 #: Entries (and rows) a walk has room for per seed before its arrays grow. Only written pages
@@ -258,6 +290,17 @@ def trace_kernel(
     work_keys,
     work_rec,
     work_children,
+    given_output,
+    given_offset,
+    given_amount,
+    given_parent,
+    given_tx,
+    given_seed,
+    given_hops,
+    given_flags,
+    given_r_entry,
+    given_r_kind,
+    given_r_tx,
     block_entries=BLOCK,
 ):
     """Walk from `seeds` and return (entry arrays..., row arrays..., dropped, work arrays...); see
@@ -292,16 +335,20 @@ def trace_kernel(
     # Room for _CAP_PER_SEED entries a seed, and as many rows, from the start: pages never
     # written are never faulted in, so the room costs address space only, where growing by
     # doubling wrote (and faulted) every entry again in a new array at each step.
+    # The given arrays (`empty_entries`) are written when they have the room, so pages a
+    # previous walk faulted in are written again instead of new ones faulted in and zeroed.
     cap = max(16, min(_CAP_PER_SEED * seeds.shape[0], max_entries + 16))
-    e_output = np.empty(cap, np.int64)
+    given = given_output.shape[0] >= cap
+    e_output = given_output if given else np.empty(cap, np.int64)
     fifo = policy == POLICY_FIFO
-    e_offset = np.empty(cap if fifo else 1, np.int64)  # the slice's offset: FIFO's only
-    e_amount = np.empty(cap, np.int64)
-    e_parent = np.empty(cap, np.int64)
-    e_tx = np.empty(cap, np.int64)
-    e_seed = np.empty(cap, np.int32)
-    e_hops = np.empty(cap, np.int32)
-    e_flags = np.empty(cap, np.uint8)
+    # the slice's offset: FIFO's only
+    e_offset = given_offset if given and fifo else np.empty(cap if fifo else 1, np.int64)
+    e_amount = given_amount if given else np.empty(cap, np.int64)
+    e_parent = given_parent if given else np.empty(cap, np.int64)
+    e_tx = given_tx if given else np.empty(cap, np.int64)
+    e_seed = given_seed if given else np.empty(cap, np.int32)
+    e_hops = given_hops if given else np.empty(cap, np.int32)
+    e_flags = given_flags if given else np.empty(cap, np.uint8)
     n = 0
     per_seed = np.zeros(seeds.shape[0], np.int64)
     dropped = np.zeros(seeds.shape[0], np.int64)
@@ -316,10 +363,9 @@ def trace_kernel(
         e_hops[n] = 0
         e_flags[n] = 0
         n += 1
-    rcap = cap
-    r_entry = np.empty(rcap, np.int64)
-    r_kind = np.empty(rcap, np.uint8)
-    r_tx = np.empty(rcap, np.int64)
+    r_entry = given_r_entry if given else np.empty(cap, np.int64)
+    r_kind = given_r_kind if given else np.empty(cap, np.uint8)
+    r_tx = given_r_tx if given else np.empty(cap, np.int64)
     nr = 0
     check_stop = stop_cluster.shape[0] > 0
     n_links = link_output.shape[0] if backward else 0
