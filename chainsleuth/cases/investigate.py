@@ -1200,22 +1200,27 @@ def _in_chunks(trace: Any, seeds: np.ndarray, group: np.ndarray, **options: Any)
                 job = pool.submit(trace, seeds[lo:hi], max_entries=max_entries, **options)
                 running[job] = (lo, hi)
             done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for job in done:
+            while done:
+                job = done.pop()
                 lo, hi = running.pop(job)
                 result = job.result()
+                # no reference to the result is kept here (nor by its future) once it is
+                # handed over: the next chunk's walk can then take its entry arrays
+                # (`pooled_entries`) as soon as the caller lets go of it
+                del job
                 if result.hit_limit:
                     # the group starts strictly inside (lo, hi), found by search (a mask
                     # over every start, each chunk, cost a pass over them all)
                     inside = bounds[
                         np.searchsorted(bounds, lo, "right") : np.searchsorted(bounds, hi, "left")
                     ]
-                else:
-                    inside = bounds[:0]
-                if result.hit_limit and inside.shape[0]:
-                    mid = int(inside[inside.shape[0] // 2])
-                    pending.extend([(mid, hi), (lo, mid)])
-                    continue
+                    if inside.shape[0]:
+                        mid = int(inside[inside.shape[0] // 2])
+                        pending.extend([(mid, hi), (lo, mid)])
+                        del result
+                        continue
                 yield result
+                del result
 
 
 #: How each column is written: floats with fixed decimals, so a CSV is a function of its data.
