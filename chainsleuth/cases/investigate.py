@@ -1193,7 +1193,7 @@ def _in_chunks(trace: Any, seeds: np.ndarray, group: np.ndarray, **options: Any)
     # not mapped, faulted in and zeroed again each time (core.heap.reuse_heap)
     # and the walks write their entries into arrays of earlier chunks whose results are gone
     # (`trace.engine.pooled_entries`), so those pages are faulted in once, not once a chunk
-    with reuse_heap(), pooled_entries(), ThreadPoolExecutor(max_workers=workers) as pool:
+    with reuse_heap(), pooled_entries(workers + 2), ThreadPoolExecutor(max_workers=workers) as pool:
         while pending or running:
             while pending and len(running) < workers:
                 lo, hi = pending.pop()

@@ -299,26 +299,31 @@ def _work() -> tuple[np.ndarray, ...]:
 
 
 #: Entry and row arrays (`kernels.empty_entries`) kept for the next walk while a
-#: `pooled_entries` block runs: at most this many sets. A set is handed out only when no array
-#: views it any more (the results of earlier walks were dropped), so walks never share one.
-ENTRY_POOL_SETS = 8
+#: `pooled_entries` block runs: at most this many sets unless the block asks for more (a set
+#: for each walking thread, one for the caller's result and one for the next walk). A set is
+#: handed out only when no array views it any more (the results of earlier walks were
+#: dropped), so walks never share one.
+ENTRY_POOL_SETS = 4
 _POOL: list[list[np.ndarray]] | None = None
 _POOL_DEPTH = 0
+_POOL_SETS = ENTRY_POOL_SETS
 _POOL_LOCK = threading.Lock()
 
 
 @contextmanager
-def pooled_entries() -> Iterator[None]:
+def pooled_entries(sets: int = ENTRY_POOL_SETS) -> Iterator[None]:
     """Within the block, walks write their entries and rows into arrays kept from earlier walks
     whose results are gone, instead of new ones: a walk in many chunks (`cases.investigate`
     `_in_chunks`) faults its entries' pages in once per thread, not once per chunk (about 49 B
     an entry: 4 k minor faults, a tenth of the walk's CPU, per 330 k-entry chunk on a 2 M-tx
-    chain; docs/design/trace.md). The kept arrays are let go at the block's end."""
-    global _POOL, _POOL_DEPTH
+    chain; docs/design/trace.md). At most `sets` sets are kept (the outermost block's); they are
+    let go at the block's end."""
+    global _POOL, _POOL_DEPTH, _POOL_SETS
     with _POOL_LOCK:
         _POOL_DEPTH += 1
         if _POOL is None:
             _POOL = []
+            _POOL_SETS = max(1, sets)
     try:
         yield
     finally:
@@ -350,8 +355,10 @@ def _give_back(arrays: list[np.ndarray]) -> None:
     with _POOL_LOCK:
         if _POOL is not None and arrays[0].shape[0] > 0:
             _POOL.append(arrays)
-            if len(_POOL) > ENTRY_POOL_SETS:
-                _POOL.pop(0)
+            if len(_POOL) > _POOL_SETS:
+                # drop a set still viewed (its memory goes with its result), else the oldest
+                held = [k for k in range(len(_POOL)) if not _unviewed(_POOL[k])]
+                _POOL.pop(held[0] if held else 0)
 
 
 def _keep_work(work: list[np.ndarray]) -> None:
