@@ -164,7 +164,8 @@ def chunk_cuts(group: np.ndarray, workers: int, starts: np.ndarray | None = None
     size = max(1, min(CHUNK_SEEDS, max(MIN_CHUNK_SEEDS, wanted)))
     bounds = group_starts(group) if starts is None else starts
     # each cut is the first group start at least `size` past the previous cut: one search a
-    # chunk (a Python loop over every group start took 0.15 CPU s of a 1M-seed trace's 0.65)
+    # chunk (a Python loop over every group start took 0.025 CPU s of the 1M-seed trace's
+    # 0.55, for its 822,816 starts)
     cuts = [0]
     while True:
         k = int(np.searchsorted(bounds, cuts[-1] + size, "left"))

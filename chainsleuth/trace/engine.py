@@ -315,9 +315,9 @@ def pooled_entries(sets: int = ENTRY_POOL_SETS) -> Iterator[None]:
     """Within the block, walks write their entries and rows into arrays kept from earlier walks
     whose results are gone, instead of new ones: a walk in many chunks (`cases.investigate`
     `_in_chunks`) faults its entries' pages in once per thread, not once per chunk (about 49 B
-    an entry: 4 k minor faults, a tenth of the walk's CPU, per 330 k-entry chunk on a 2 M-tx
-    chain; docs/design/trace.md). At most `sets` sets are kept (the outermost block's); they are
-    let go at the block's end."""
+    an entry: some 4 k minor faults per 330 k-entry chunk; a 1M-seed trace on a 2 M-tx chain
+    took 50-63 k faults a run, 16-27 k pooled; docs/design/trace.md). At most `sets` sets are
+    kept (the outermost block's); they are let go at the block's end."""
     global _POOL, _POOL_DEPTH, _POOL_SETS
     with _POOL_LOCK:
         _POOL_DEPTH += 1
