@@ -14,8 +14,10 @@ of traced amounts, splitting each amount across a transaction's inputs (backward
 
 from __future__ import annotations
 
+import sys
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -293,7 +295,70 @@ _WORK = threading.local()
 def _work() -> tuple[np.ndarray, ...]:
     work: tuple[np.ndarray, ...] | None = getattr(_WORK, "arrays", None)
     _WORK.arrays = None  # a nested or failing call must not share them
-    return work if work is not None else tuple(kernels.empty_work())
+    return work if work is not None else tuple(kernels.empty_work()[:3])
+
+
+#: Entry and row arrays (`kernels.empty_entries`) kept for the next walk while a
+#: `pooled_entries` block runs: at most this many sets unless the block asks for more (a set
+#: for each walking thread, one for the caller's result and one for the next walk). A set is
+#: handed out only when no array views it any more (the results of earlier walks were
+#: dropped), so walks never share one.
+ENTRY_POOL_SETS = 4
+_POOL: list[list[np.ndarray]] | None = None
+_POOL_DEPTH = 0
+_POOL_SETS = ENTRY_POOL_SETS
+_POOL_LOCK = threading.Lock()
+
+
+@contextmanager
+def pooled_entries(sets: int = ENTRY_POOL_SETS) -> Iterator[None]:
+    """Within the block, walks write their entries and rows into arrays kept from earlier walks
+    whose results are gone, instead of new ones: a walk in many chunks (`cases.investigate`
+    `_in_chunks`) faults its entries' pages in once per thread, not once per chunk (about 49 B
+    an entry: some 4 k minor faults per 330 k-entry chunk; a 1M-seed trace on a 2 M-tx chain
+    took 50-63 k faults a run, 16-27 k pooled; docs/design/trace.md). At most `sets` sets are
+    kept (the outermost block's); they are let go at the block's end."""
+    global _POOL, _POOL_DEPTH, _POOL_SETS
+    with _POOL_LOCK:
+        _POOL_DEPTH += 1
+        if _POOL is None:
+            _POOL = []
+            _POOL_SETS = max(1, sets)
+    try:
+        yield
+    finally:
+        with _POOL_LOCK:
+            _POOL_DEPTH -= 1
+            if _POOL_DEPTH == 0:
+                _POOL = None
+
+
+def _unviewed(arrays: list[np.ndarray]) -> bool:
+    # two references each when only the pool's list holds it: the list's and getrefcount's
+    # argument; every view of it (a result's column, numba's returned slices) adds one
+    return all(sys.getrefcount(arrays[i]) == 2 for i in range(len(arrays)))
+
+
+def _take_entries(room: int) -> list[np.ndarray]:
+    """An unviewed pooled set with `room` (removed from the pool), or new unwritten arrays;
+    empty arrays (the walk makes its own) outside `pooled_entries`."""
+    with _POOL_LOCK:
+        if _POOL is None:
+            return list(kernels.empty_entries(0))
+        for k in range(len(_POOL)):
+            if _POOL[k][0].shape[0] >= room and _unviewed(_POOL[k]):
+                return _POOL.pop(k)
+    return list(kernels.empty_entries(room))
+
+
+def _give_back(arrays: list[np.ndarray]) -> None:
+    with _POOL_LOCK:
+        if _POOL is not None and arrays[0].shape[0] > 0:
+            _POOL.append(arrays)
+            if len(_POOL) > _POOL_SETS:
+                # drop a set still viewed (its memory goes with its result), else the oldest
+                held = [k for k in range(len(_POOL)) if not _unviewed(_POOL[k])]
+                _POOL.pop(held[0] if held else 0)
 
 
 def _keep_work(work: list[np.ndarray]) -> None:
@@ -324,6 +389,7 @@ def _trace(
     if coinjoin.shape[0] < n_txs:
         raise ChainsleuthError(f"is_coinjoin has {coinjoin.shape[0]} entries; the store {n_txs}")
     seed_values = value[seed_arr].astype(np.int64)
+    entries = _take_entries(kernels.entry_room(seed_arr.shape[0], options.max_entries))
     seed_min = np.maximum(
         np.ceil(seed_values * float(options.min_fraction)).astype(np.int64), options.min_value
     )
@@ -366,6 +432,7 @@ def _trace(
         *_links(mix_change),
         *(rows if backward else tracerows.EMPTY_ROWS),
         *_work(),
+        *entries,
     )
     _keep_work(work)
     at_creator = r_tx == kernels.STOP_AT_CREATOR
@@ -374,7 +441,7 @@ def _trace(
         r_tx[at_creator] = (
             np.searchsorted(first_output, e_output[r_entry[at_creator]], side="right") - 1
         )
-    return TraceResult(
+    result = TraceResult(
         direction="back" if backward else "forward",
         policy=policy,
         seeds=seed_arr,
@@ -392,6 +459,8 @@ def _trace(
         entry_hops=e_hops,
         dropped=dropped,
     )
+    _give_back(entries)  # handed out again once `result` and its views are gone
+    return result
 
 
 def trace_back(

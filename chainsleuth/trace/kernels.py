@@ -77,14 +77,46 @@ _LINK_NONE = -1
 _LINK_COINJOIN = -2
 
 
-_AHEAD = 16  # entries: how far ahead pass 1 prefetches
+_AHEAD = 32  # entries: how far ahead the walk prefetches (16 and 8 measured slower)
 _WORK_KEYS = 4  # int64 scratch per entry of a block: sort key, sort buffer, tx, address
 _WORK_CHILDREN = 4  # int64 scratch per child: output id, value, sort key, sort buffer
 
 
 def empty_work():
-    """Empty work arrays for `trace_kernel` (it grows them and returns them)."""
-    return np.empty(0, np.int64), np.empty((0, _REC), np.int64), np.empty(0, np.int64)
+    """Empty work arrays for `trace_kernel` (it grows the first three, its scratch, and returns
+    them), then empty entry and row arrays (`empty_entries`)."""
+    return (
+        np.empty(0, np.int64),
+        np.empty((0, _REC), np.int64),
+        np.empty(0, np.int64),
+        *empty_entries(0),
+    )
+
+
+def empty_entries(cap: int) -> tuple[np.ndarray, ...]:
+    """Unwritten entry and row arrays of room `cap` for `trace_kernel` (output, offset, amount,
+    parent, tx, seed, hops, flags; row entry, kind, tx): np.empty, so no page is touched until
+    the walk writes it. The walk writes into them when they have its room (else it makes its
+    own) and returns views of them, so a caller that hands the same arrays to its next walk,
+    once nothing views them, writes pages already faulted in (`engine.pooled_entries`)."""
+    return (
+        np.empty(cap, np.int64),
+        np.empty(cap, np.int64),
+        np.empty(cap, np.int64),
+        np.empty(cap, np.int64),
+        np.empty(cap, np.int64),
+        np.empty(cap, np.int32),
+        np.empty(cap, np.int32),
+        np.empty(cap, np.uint8),
+        np.empty(cap, np.int64),
+        np.empty(cap, np.uint8),
+        np.empty(cap, np.int64),
+    )
+
+
+def entry_room(n_seeds: int, max_entries: int) -> int:
+    """The entry (and row) room a walk of `n_seeds` starts with (`trace_kernel`)."""
+    return max(16, min(_CAP_PER_SEED * n_seeds, max_entries + 16))
 
 
 #: Entries (and rows) a walk has room for per seed before its arrays grow. Only written pages
@@ -168,6 +200,8 @@ def _gather(output_value, s_child, s_value, n_s, keys, tmp, count):
     order = _sort_keys(keys, tmp, count, n_s, top)
     index_mask = (np.int64(1) << _INDEX_BITS) - 1
     for q in range(n_s):
+        if q + _AHEAD < n_s:  # the lines a sparse level's children share are few: fetch ahead
+            _prefetch(output_value, order[q + _AHEAD] >> _INDEX_BITS)
         key = order[q]
         s_value[key & index_mask] = output_value[key >> _INDEX_BITS]
 
@@ -258,6 +292,17 @@ def trace_kernel(
     work_keys,
     work_rec,
     work_children,
+    given_output,
+    given_offset,
+    given_amount,
+    given_parent,
+    given_tx,
+    given_seed,
+    given_hops,
+    given_flags,
+    given_r_entry,
+    given_r_kind,
+    given_r_tx,
     block_entries=BLOCK,
 ):
     """Walk from `seeds` and return (entry arrays..., row arrays..., dropped, work arrays...); see
@@ -292,16 +337,20 @@ def trace_kernel(
     # Room for _CAP_PER_SEED entries a seed, and as many rows, from the start: pages never
     # written are never faulted in, so the room costs address space only, where growing by
     # doubling wrote (and faulted) every entry again in a new array at each step.
+    # The given arrays (`empty_entries`) are written when they have the room, so pages a
+    # previous walk faulted in are written again instead of new ones faulted in and zeroed.
     cap = max(16, min(_CAP_PER_SEED * seeds.shape[0], max_entries + 16))
-    e_output = np.empty(cap, np.int64)
+    given = given_output.shape[0] >= cap
+    e_output = given_output if given else np.empty(cap, np.int64)
     fifo = policy == POLICY_FIFO
-    e_offset = np.empty(cap if fifo else 1, np.int64)  # the slice's offset: FIFO's only
-    e_amount = np.empty(cap, np.int64)
-    e_parent = np.empty(cap, np.int64)
-    e_tx = np.empty(cap, np.int64)
-    e_seed = np.empty(cap, np.int32)
-    e_hops = np.empty(cap, np.int32)
-    e_flags = np.empty(cap, np.uint8)
+    # the slice's offset: FIFO's only
+    e_offset = given_offset if given and fifo else np.empty(cap if fifo else 1, np.int64)
+    e_amount = given_amount if given else np.empty(cap, np.int64)
+    e_parent = given_parent if given else np.empty(cap, np.int64)
+    e_tx = given_tx if given else np.empty(cap, np.int64)
+    e_seed = given_seed if given else np.empty(cap, np.int32)
+    e_hops = given_hops if given else np.empty(cap, np.int32)
+    e_flags = given_flags if given else np.empty(cap, np.uint8)
     n = 0
     per_seed = np.zeros(seeds.shape[0], np.int64)
     dropped = np.zeros(seeds.shape[0], np.int64)
@@ -316,10 +365,9 @@ def trace_kernel(
         e_hops[n] = 0
         e_flags[n] = 0
         n += 1
-    rcap = cap
-    r_entry = np.empty(rcap, np.int64)
-    r_kind = np.empty(rcap, np.uint8)
-    r_tx = np.empty(rcap, np.int64)
+    r_entry = given_r_entry if given else np.empty(cap, np.int64)
+    r_kind = given_r_kind if given else np.empty(cap, np.uint8)
+    r_tx = given_r_tx if given else np.empty(cap, np.int64)
     nr = 0
     check_stop = stop_cluster.shape[0] > 0
     n_links = link_output.shape[0] if backward else 0
@@ -394,7 +442,18 @@ def trace_kernel(
                         p_tx[q] = np.int64(r & 0xFFFFFFFF)
                         p_addr[q] = np.int64(r >> 32)
                 else:
+                    # and, where the stop check needs it, the address in the same loop: the
+                    # entry _AHEAD on has its `tx_first_output` line and its address fetched
+                    # while this one is searched (measured on the 2.27 M-tx world, 1M seeds:
+                    # with the fetches in the stop and gather loops, 10 % less kernel time;
+                    # docs/benchmarks-item6-rounds.md, sixth round)
+                    want_addr = hops > 0 and check_stop
                     for q in range(m):
+                        if q + _AHEAD < m:
+                            oa = order[q + _AHEAD] >> _INDEX_BITS
+                            _prefetch(tx_first_output, np.int64(fence[oa >> fence_shift]) + 1)
+                            if want_addr:
+                                _prefetch(output_address, oa)
                         o = order[q] >> _INDEX_BITS
                         j = o >> fence_shift
                         lo = np.int64(fence[j])
@@ -403,6 +462,8 @@ def trace_kernel(
                         for u in range(lo + 1, hi + 1):
                             t += tx_first_output[u] <= o
                         p_tx[q] = t
+                        if want_addr:
+                            p_addr[q] = output_address[o]
             else:
                 # the spending tx, or -1 while unspent
                 for q in range(m):
@@ -412,10 +473,14 @@ def trace_kernel(
             # address beyond `cluster_of` (ingested after the clustering) is its own cluster.
             stops_here = hops > 0 and check_stop
             if stops_here:
-                if not (backward and use_row):
+                if not backward:
                     for q in range(m):
                         p_addr[q] = output_address[order[q] >> _INDEX_BITS]
                 for q in range(m):
+                    if q + _AHEAD < m:  # the stop flag's line, fetched ahead
+                        aa = p_addr[q + _AHEAD]
+                        if aa != NONE and aa < n_stop_cluster:
+                            _prefetch(stop_cluster, aa)
                     a = p_addr[q]
                     stop = False
                     if a != NONE:

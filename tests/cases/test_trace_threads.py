@@ -71,3 +71,28 @@ def test_small_cases_are_not_cut_below_the_minimum() -> None:
     cuts = inv.chunk_cuts(group, 16)
     assert np.diff(cuts)[:-1].min() >= inv.MIN_CHUNK_SEEDS
     assert len(cuts) == 3  # 4,096 (at a group boundary), then the rest
+
+
+def _greedy_cuts(group: np.ndarray, workers: int) -> list[int]:
+    """`chunk_cuts` as it was written first: a loop over every group start."""
+    n = int(group.shape[0])
+    wanted = -(-n // max(1, workers * inv.CHUNKS_PER_THREAD))
+    size = max(1, min(inv.CHUNK_SEEDS, max(inv.MIN_CHUNK_SEEDS, wanted)))
+    cuts = [0]
+    for b in (np.flatnonzero(np.diff(group)) + 1).tolist():
+        if b - cuts[-1] >= size:
+            cuts.append(b)
+    cuts.append(n)
+    return cuts
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 4_097, 70_000, 300_000])
+def test_chunk_cuts_by_search_equal_the_loop(n: int) -> None:
+    rng = np.random.default_rng(n)
+    for spread in (1, 3, 70, 9_000):
+        group = np.sort(rng.integers(0, max(1, n // spread), n))
+        starts = inv.group_starts(group)
+        np.testing.assert_array_equal(starts, np.flatnonzero(np.diff(group)) + 1)
+        for workers in (1, 2, 16):
+            assert inv.chunk_cuts(group, workers) == _greedy_cuts(group, workers)
+            assert inv.chunk_cuts(group, workers, starts) == _greedy_cuts(group, workers)
