@@ -140,6 +140,10 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}
+# Bumped whenever a rule decides differently on the same chain (a saved clustering made by
+# other rules is then rebuilt, not extended: its past flags and merges would be stale).
+# 2: `equal_output` reads script types (issue 11, docs/clustering.md).
+RULES_VERSION = 2
 BY_CODE: dict[int, Rule] = {r.code: r for r in RULES}
 
 # Bit positions of the change rules in per-tx vote masks (numba kernels use these ints).
