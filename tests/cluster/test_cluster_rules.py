@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from chainsleuth.cluster.engine import Clusters, cluster_store
 from chainsleuth.store.ingest import ingest_blocks_dir
 from chainsleuth.store.store import Store
-from tests.chainbuilder import ChainBuilder, p2pkh, p2wpkh, spend
+from tests.chainbuilder import ChainBuilder, p2pkh, p2sh, p2tr, p2wpkh, spend
 
 BTC = 10**8
 
@@ -207,3 +208,98 @@ def test_coinjoin_shape(
     from chainsleuth.cluster.kernels import coinjoin_shaped
 
     assert coinjoin_shaped(n_pay, mode_c, repeated, distinct_in) is flagged
+
+
+def _flags_and_clusters(tmp_path: Path, chain: ChainBuilder) -> tuple[Store, Clusters, dict]:
+    ingest_blocks_dir(chain.write(tmp_path / "blocks"), tmp_path / "store")
+    cluster_store(tmp_path / "store", "multi_input", from_scratch=True)
+    store, clusters = Store.open(tmp_path / "store"), Clusters(tmp_path / "store")
+    flagged = {
+        r["txid"]: r["rule"]
+        for r in store.sql("SELECT txid, rule FROM cluster_coinjoins").to_pylist()
+    }
+    return store, clusters, flagged
+
+
+CUSTOMER_TYPES = (p2pkh, p2sh, p2wpkh)  # customers withdraw to whatever address they have
+
+
+@pytest.mark.parametrize(
+    ("hot_type", "n_hot", "round_amounts"),
+    [
+        # 20 legacy hot coins into 24 payees, 12 of them four each of 0.01, 0.02, 0.05 BTC: the
+        # multi-denomination shape by its counts (half the payees share a value)
+        (p2pkh, 20, [1_000_000] * 4 + [2_000_000] * 4 + [5_000_000] * 4),
+        (p2sh, 20, [1_000_000] * 4 + [2_000_000] * 4 + [5_000_000] * 4),
+        # the same from P2WPKH coins: the customers' types tell it apart
+        (p2wpkh, 20, [1_000_000] * 4 + [2_000_000] * 4 + [5_000_000] * 4),
+        # 9 P2WPKH coins, 3 of 14 payees withdraw 0.01 BTC: the single-denomination shape
+        (p2wpkh, 9, [1_000_000] * 3),
+    ],
+    ids=["p2pkh-multi", "p2sh-multi", "p2wpkh-multi", "p2wpkh-single"],
+)
+def test_exchange_batch_paying_round_amounts_is_merged(
+    tmp_path: Path, hot_type, n_hot: int, round_amounts: list[int]
+) -> None:
+    """Issue 11: a batch of one exchange's hot coins paying customers of every address type
+    round amounts is one wallet's spend: not flagged, and its inputs merge. Its counts alone
+    pass the shape test (so the counts-only rule flagged it): only the script types decide."""
+    from chainsleuth.cluster.kernels import coinjoin_shaped
+
+    chain = ChainBuilder()
+    hot = [chain.add_block(miner=hot_type(f"hot{k}")) for k in range(n_hot)]
+    payees = [(v, CUSTOMER_TYPES[k % 3](f"customer{k}")) for k, v in enumerate(round_amounts)]
+    n_other = (24 if n_hot == 20 else 14) - len(payees) - 1
+    payees += [(1_234_567 + 7_919 * k, p2wpkh(f"buyer{k}")) for k in range(n_other)]
+    payees.append((n_hot * BTC, hot_type("hot-change")))
+    batch = spend([(b.txs[0], 0) for b in hot], payees)
+    mixers = [(chain.add_block(miner=p2wpkh(f"mixer{k}")).txs[0], 0) for k in range(5)]
+    whirl = spend(mixers, [(1_000_000, p2wpkh(f"postmix{k}")) for k in range(5)])
+    chain.add_block([batch, whirl])
+    counts = Counter(v for v, _ in payees)
+    repeated = sum(c for c in counts.values() if c >= 2)
+    assert coinjoin_shaped(len(payees), max(counts.values()), repeated, n_hot)
+    store, clusters, flagged = _flags_and_clusters(tmp_path, chain)
+    assert batch.txid_hex() not in flagged
+    assert flagged.get(whirl.txid_hex()) == "whirlpool"  # the same chain's mix still is
+    ids = {int(clusters.cluster_of[_address(store, hot_type(f"hot{k}"))]) for k in range(n_hot)}
+    assert len(ids) == 1
+
+
+def test_coinjoins_of_each_kind_are_flagged_and_not_merged(tmp_path: Path) -> None:
+    """Whirlpool, Wasabi 1, JoinMarket and a small WabiSabi-like round (20 P2WPKH and P2TR
+    strangers into standard denominations paid to both types, under the `wabisabi` rule's 50
+    inputs): each flagged, no two of its inputs in one cluster."""
+    chain = ChainBuilder()
+
+    def coins(name: str, n: int, kind=p2wpkh) -> list[tuple]:
+        return [(chain.add_block(miner=kind(f"{name}{k}")).txs[0], 0) for k in range(n)]
+
+    rounds: dict[str, tuple[list[bytes], object]] = {}
+    ins = coins("whirl", 5)
+    rounds["whirlpool"] = (
+        [p2wpkh(f"whirl{k}") for k in range(5)],
+        spend(ins, [(1_000_000, p2wpkh(f"postmix{k}")) for k in range(5)]),
+    )
+    ins = coins("wasabi", 12)
+    outs = [(10_000_000, p2wpkh(f"wmix{k}")) for k in range(12)]
+    outs += [(39 * BTC - 1_000 * k, p2wpkh(f"wchange{k}")) for k in range(12)]
+    outs.append((360_000, p2wpkh("wasabi-coordinator")))
+    rounds["wasabi1"] = ([p2wpkh(f"wasabi{k}") for k in range(12)], spend(ins, outs))
+    ins = coins("maker", 4, p2sh)
+    outs = [(3_000_000, p2sh(f"jm{k}")) for k in range(4)]
+    outs += [(46 * BTC + 3_000 * k, p2sh(f"jmchange{k}")) for k in range(4)]
+    rounds["joinmarket"] = ([p2sh(f"maker{k}") for k in range(4)], spend(ins, outs))
+    kinds = [p2wpkh if k % 3 else p2tr for k in range(20)]
+    ins = [(chain.add_block(miner=kinds[k](f"ws{k}")).txs[0], 0) for k in range(20)]
+    denominations = (100_000, 200_000, 500_000, 1_048_576, 1_594_323, 2_000_000)
+    outs = [
+        (d, (p2tr if k % 2 else p2wpkh)(f"wsout{d}-{k}")) for d in denominations for k in range(4)
+    ]
+    rounds["equal_output"] = ([kinds[k](f"ws{k}") for k in range(20)], spend(ins, outs))
+    chain.add_block([tx for _, tx in rounds.values()])
+    store, clusters, flagged = _flags_and_clusters(tmp_path, chain)
+    for rule, (inputs, tx) in rounds.items():
+        assert flagged.get(tx.txid_hex()) == rule
+        ids = {int(clusters.cluster_of[_address(store, s)]) for s in inputs}
+        assert len(ids) == len(inputs), rule
