@@ -10,11 +10,11 @@ holding two exchanges). One line per world, tab-separated.
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
 
+from bench.cluster_accuracy import truth_owners
 from chainsleuth.cluster.engine import Clusters
 from chainsleuth.cluster.evaluate import score, two_exchange_clusters
 from chainsleuth.store.store import Store
@@ -22,21 +22,7 @@ from chainsleuth.store.store import Store
 
 def world_scores(world: Path) -> dict[str, float]:
     store = Store.open(world / "store")
-    ids = {
-        r["address"]: r["address_id"]
-        for r in store.sql(
-            "SELECT DISTINCT address, address_id FROM outputs WHERE address IS NOT NULL"
-        ).to_pylist()
-    }
-    with open(world / "world" / "truth" / "addresses.csv", newline="") as f:
-        pairs = [
-            (ids[r["address"]], r["wallet_id"], r["wallet_kind"] == "exchange")
-            for r in csv.DictReader(f)
-            if r["address"] in ids
-        ]
-    address_ids = np.array([a for a, _, _ in pairs])
-    _, owners = np.unique([w for _, w, _ in pairs], return_inverse=True)
-    exchange = np.array([e for _, _, e in pairs], np.bool_)
+    address_ids, owners, exchange = truth_owners(world / "world", store)
     predicted = np.asarray(Clusters(world / "store").cluster_of)[address_ids]
     s = score(predicted, owners)
     ex = score(predicted[exchange], owners[exchange])

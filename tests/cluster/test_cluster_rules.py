@@ -156,6 +156,17 @@ def test_address_rules_alone_do_not_merge_next_to_a_hot_address(tmp_path: Path) 
     assert Clusters(tmp_path / "store").explain(dep, buyer) is not None
 
 
+def _flags_and_clusters(tmp_path: Path, chain: ChainBuilder) -> tuple[Store, Clusters, dict]:
+    ingest_blocks_dir(chain.write(tmp_path / "blocks"), tmp_path / "store")
+    cluster_store(tmp_path / "store", "multi_input", from_scratch=True)
+    store, clusters = Store.open(tmp_path / "store"), Clusters(tmp_path / "store")
+    flagged = {
+        r["txid"]: r["rule"]
+        for r in store.sql("SELECT txid, rule FROM cluster_coinjoins").to_pylist()
+    }
+    return store, clusters, flagged
+
+
 def test_exchange_batch_paying_a_few_equal_amounts_is_not_a_coinjoin(tmp_path: Path) -> None:
     """Issue 11: an exchange batch of 3 hot coins paying 14 customers, 3 of them the same round
     amount, is one wallet's spend (its inputs merge); a small multi-denomination round of 10
@@ -175,13 +186,7 @@ def test_exchange_batch_paying_a_few_equal_amounts_is_not_a_coinjoin(tmp_path: P
         [(b.txs[0], 0) for b in mixers], [(v, p2wpkh(f"out{k}")) for k, v in enumerate(values)]
     )
     chain.add_block([batch, round_])
-    ingest_blocks_dir(chain.write(tmp_path / "blocks"), tmp_path / "store")
-    cluster_store(tmp_path / "store", "multi_input", from_scratch=True)
-    store, clusters = Store.open(tmp_path / "store"), Clusters(tmp_path / "store")
-    flagged = {
-        r["txid"]: r["rule"]
-        for r in store.sql("SELECT txid, rule FROM cluster_coinjoins").to_pylist()
-    }
+    store, clusters, flagged = _flags_and_clusters(tmp_path, chain)
     assert batch.txid_hex() not in flagged
     assert flagged.get(round_.txid_hex()) == "equal_output"
     hot_ids = {int(clusters.cluster_of[_address(store, p2wpkh(f"hot{k}"))]) for k in range(3)}
@@ -208,17 +213,6 @@ def test_coinjoin_shape(
     from chainsleuth.cluster.kernels import coinjoin_shaped
 
     assert coinjoin_shaped(n_pay, mode_c, repeated, distinct_in) is flagged
-
-
-def _flags_and_clusters(tmp_path: Path, chain: ChainBuilder) -> tuple[Store, Clusters, dict]:
-    ingest_blocks_dir(chain.write(tmp_path / "blocks"), tmp_path / "store")
-    cluster_store(tmp_path / "store", "multi_input", from_scratch=True)
-    store, clusters = Store.open(tmp_path / "store"), Clusters(tmp_path / "store")
-    flagged = {
-        r["txid"]: r["rule"]
-        for r in store.sql("SELECT txid, rule FROM cluster_coinjoins").to_pylist()
-    }
-    return store, clusters, flagged
 
 
 CUSTOMER_TYPES = (p2pkh, p2sh, p2wpkh)  # customers withdraw to whatever address they have
