@@ -203,6 +203,15 @@ def coinjoin_shaped(
 
 
 @njit(cache=True, nogil=True)
+def _input_types(in_spent_output, out_script_type, fi, n_in):
+    """Bit mask of the script types of the coins a tx spends (its inputs from `fi`)."""
+    mask = 0
+    for i in range(n_in):
+        mask |= 1 << np.int64(out_script_type[in_spent_output[fi + i]])
+    return mask
+
+
+@njit(cache=True, nogil=True)
 def _value_group_types(keys, n, mode_v):
     """(script types of the outputs paying `mode_v`, of the outputs whose value another
     shares) as bit masks, from keys[:n] = value * 16 + script type (sorted here in place)."""
@@ -334,9 +343,21 @@ def analyze_txs(
             )
         ):
             code = CJ_WHIRLPOOL
-        elif mode_c >= 10 and n_in >= mode_c and 9_000_000 <= mode_v <= 12_000_000:
+        # Wasabi's coordinators take only segwit key-hash and taproot coins (Wasabi 1.x
+        # P2WPKH, WabiSabi also P2TR): a legacy or P2SH input is an exchange's batch.
+        elif (
+            mode_c >= 10
+            and n_in >= mode_c
+            and 9_000_000 <= mode_v <= 12_000_000
+            and _input_types(in_spent_output, out_script_type, fi, n_in) & ~WABISABI_TYPES == 0
+        ):
             code = CJ_WASABI1
-        elif n_in >= 50 and n_pay >= 50 and repeated * 2 >= n_pay:
+        elif (
+            n_in >= 50
+            and n_pay >= 50
+            and repeated * 2 >= n_pay
+            and _input_types(in_spent_output, out_script_type, fi, n_in) & ~WABISABI_TYPES == 0
+        ):
             code = CJ_WABISABI
         elif mode_c >= 3 and n_pay <= 2 * mode_c + 1 and distinct_in >= mode_c:
             code = CJ_JOINMARKET
@@ -345,9 +366,7 @@ def analyze_txs(
             for q in range(n_pay):
                 key_buf[q] = pay_values[q] * 16 + out_script_type[fo + pay[q]]
             mode_types, repeated_types = _value_group_types(key_buf, n_pay, mode_v)
-            in_types_mask = 0
-            for i in range(n_in):
-                in_types_mask |= 1 << np.int64(out_script_type[in_spent_output[fi + i]])
+            in_types_mask = _input_types(in_spent_output, out_script_type, fi, n_in)
             if coinjoin_shaped(
                 n_pay, mode_c, repeated, distinct_in, mode_types, repeated_types, in_types_mask
             ):

@@ -297,3 +297,34 @@ def test_coinjoins_of_each_kind_are_flagged_and_not_merged(tmp_path: Path) -> No
         assert flagged.get(tx.txid_hex()) == rule
         ids = {int(clusters.cluster_of[_address(store, s)]) for s in inputs}
         assert len(ids) == len(inputs), rule
+
+
+@pytest.mark.parametrize(
+    ("coin_type", "n_in", "values", "rule"),
+    [
+        # 60 coins into 60 payees of 0.001/0.002/0.005/0.01 BTC: WabiSabi-sized and -shaped
+        (p2pkh, 60, [100_000, 200_000, 500_000, 1_000_000] * 15, None),
+        (p2sh, 60, [100_000, 200_000, 500_000, 1_000_000] * 15, None),
+        (p2wpkh, 60, [100_000, 200_000, 500_000, 1_000_000] * 15, "wabisabi"),
+        # 12 coins into 30 payees, 12 of them 0.1 BTC: Wasabi 1.x-shaped
+        (p2sh, 12, [10_000_000] * 12 + [1_234_567 + 7_919 * k for k in range(18)], None),
+        (p2wpkh, 12, [10_000_000] * 12 + [1_234_567 + 7_919 * k for k in range(18)], "wasabi1"),
+    ],
+    ids=["p2pkh-wabisabi", "p2sh-wabisabi", "p2wpkh-wabisabi", "p2sh-wasabi1", "p2wpkh-wasabi1"],
+)
+def test_wasabi_rules_take_only_the_coins_wasabi_takes(
+    tmp_path: Path, coin_type, n_in: int, values: list[int], rule: str | None
+) -> None:
+    """Wasabi's coordinators register P2WPKH (and WabiSabi's P2TR) coins only: the same shape
+    spent from legacy or P2SH coins to customers of every type is a service's batch, not
+    flagged, its inputs merged."""
+    chain = ChainBuilder()
+    ins = [(chain.add_block(miner=coin_type(f"c{k}")).txs[0], 0) for k in range(n_in)]
+    tx = spend(ins, [(v, CUSTOMER_TYPES[k % 3](f"o{k}")) for k, v in enumerate(values)])
+    mixers = [(chain.add_block(miner=p2wpkh(f"mixer{k}")).txs[0], 0) for k in range(5)]
+    whirl = spend(mixers, [(1_000_000, p2wpkh(f"postmix{k}")) for k in range(5)])
+    chain.add_block([tx, whirl])
+    store, clusters, flagged = _flags_and_clusters(tmp_path, chain)
+    assert flagged.get(tx.txid_hex()) == rule
+    ids = {int(clusters.cluster_of[_address(store, coin_type(f"c{k}"))]) for k in range(n_in)}
+    assert len(ids) == (n_in if rule else 1)
