@@ -242,9 +242,9 @@ class WorldResult:
     figures: dict[str, dict[str, float]]  # policy -> pp, exr, mixed
 
 
-def evaluate_world(scale: str, seed: int, profile: str | None, policies: list[str]) -> WorldResult:
-    world, store_dir, gen_s, ingest_s = build_world(scale, seed, profile)
-    store = Store.open(store_dir)
+def truth_owners(world: Path, store: Store) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every address the truth knows (`world/truth/addresses.csv`) that the store holds: its
+    address ids, their owners (wallets, as consecutive ints) and whether each is an exchange's."""
     ids = {
         r["address"]: r["address_id"]
         for r in store.sql(
@@ -259,7 +259,13 @@ def evaluate_world(scale: str, seed: int, profile: str | None, policies: list[st
         ]
     address_ids = np.array([a for a, _, _ in pairs])
     _, owners = np.unique([w for _, w, _ in pairs], return_inverse=True)
-    exchange = np.array([e for _, _, e in pairs], np.bool_)
+    return address_ids, owners, np.array([e for _, _, e in pairs], np.bool_)
+
+
+def evaluate_world(scale: str, seed: int, profile: str | None, policies: list[str]) -> WorldResult:
+    world, store_dir, gen_s, ingest_s = build_world(scale, seed, profile)
+    store = Store.open(store_dir)
+    address_ids, owners, exchange = truth_owners(world, store)
     table = []
     ex_table = []
     figures: dict[str, dict[str, float]] = {}
@@ -311,7 +317,7 @@ def evaluate_world(scale: str, seed: int, profile: str | None, policies: list[st
         profile,
         dict(store.counts),
         int(owners.max()) + 1 if owners.shape[0] else 0,
-        len(pairs),
+        len(address_ids),
         gen_s,
         ingest_s,
         table,

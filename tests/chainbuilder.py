@@ -25,6 +25,16 @@ def p2pkh(name: str) -> bytes:
     return b"\x76\xa9\x14" + hashlib.new("ripemd160", name.encode()).digest() + b"\x88\xac"
 
 
+def p2sh(name: str) -> bytes:
+    """A P2SH script for a named test key."""
+    return b"\xa9\x14" + hashlib.new("ripemd160", name.encode()).digest() + b"\x87"
+
+
+def p2tr(name: str) -> bytes:
+    """A P2TR script for a named test key."""
+    return b"\x51\x20" + hashlib.sha256(name.encode()).digest()
+
+
 @dataclass
 class ChainBuilder:
     """Append blocks of transactions; each block's coinbase pays `miner` (or a fresh key)."""

@@ -55,7 +55,7 @@ from chainsleuth.cluster.publish import (
     writer_lock,
 )
 from chainsleuth.cluster.ranges import CHUNK_TXS, RangeResult, UnionFind, process_range
-from chainsleuth.cluster.rules import BY_CODE, CHANGE_BITS, POLICIES, Policy
+from chainsleuth.cluster.rules import BY_CODE, CHANGE_BITS, POLICIES, RULES_VERSION, Policy
 from chainsleuth.core.errors import ChainsleuthError
 from chainsleuth.core.files import atomic_write
 from chainsleuth.core.heap import trim_heap
@@ -182,6 +182,7 @@ def cluster_store(
         head = {
             "generation": generation,
             "policy": pol.name,
+            "rules": RULES_VERSION,
             "store_epoch": store.manifest["epoch"],
             "store_generation": store.manifest["generation"],
             "txs": n_tx,
@@ -317,6 +318,7 @@ def _can_resume(
         manifest is not None
         and "layers" in manifest
         and manifest["policy"] == pol.name
+        and manifest.get("rules") == RULES_VERSION  # rules changed since: their flags are stale
         and manifest["store_epoch"] == store.manifest["epoch"]
         and manifest["txs"] <= n_tx
         and manifest["addresses"] <= n_addr

@@ -46,7 +46,8 @@ RULES: tuple[Rule, ...] = (
         0.98,
         "Wasabi Wallet 1.x docs (~0.1 BTC base denomination); Kappos et al., 'How to peel a "
         "million', USENIX Security 2022",
-        "Ten or more equal outputs near 0.1 BTC, at least as many inputs.",
+        "Ten or more equal outputs near 0.1 BTC, at least as many inputs, every input P2WPKH or "
+        "P2TR (Wasabi takes no other coins).",
     ),
     Rule(
         12,
@@ -54,7 +55,8 @@ RULES: tuple[Rule, ...] = (
         "coinjoin",
         0.97,
         "WabiSabi (Ficsór et al., 2021) and Wasabi 2.0 standard denominations",
-        "Fifty or more inputs and outputs, most outputs sharing their value with another.",
+        "Fifty or more inputs and outputs, most outputs sharing their value with another, "
+        "every input P2WPKH or P2TR (the only coins a WabiSabi coordinator takes).",
     ),
     Rule(
         13,
@@ -140,6 +142,11 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}
+# Bumped whenever a rule decides differently on the same chain (a saved clustering made by
+# other rules is then rebuilt, not extended: its past flags and merges would be stale).
+# 2: `equal_output` reads script types, `wasabi1` and `wabisabi` their inputs' (issue 11,
+#    docs/clustering.md).
+RULES_VERSION = 2
 BY_CODE: dict[int, Rule] = {r.code: r for r in RULES}
 
 # Bit positions of the change rules in per-tx vote masks (numba kernels use these ints).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from chainsleuth.cluster.engine import Clusters, cluster_store
 from chainsleuth.store.ingest import ingest_blocks_dir
 from chainsleuth.store.store import Store
-from tests.chainbuilder import ChainBuilder, p2pkh, p2wpkh, spend
+from tests.chainbuilder import ChainBuilder, p2pkh, p2sh, p2tr, p2wpkh, spend
 
 BTC = 10**8
 
@@ -155,6 +156,17 @@ def test_address_rules_alone_do_not_merge_next_to_a_hot_address(tmp_path: Path) 
     assert Clusters(tmp_path / "store").explain(dep, buyer) is not None
 
 
+def _flags_and_clusters(tmp_path: Path, chain: ChainBuilder) -> tuple[Store, Clusters, dict]:
+    ingest_blocks_dir(chain.write(tmp_path / "blocks"), tmp_path / "store")
+    cluster_store(tmp_path / "store", "multi_input", from_scratch=True)
+    store, clusters = Store.open(tmp_path / "store"), Clusters(tmp_path / "store")
+    flagged = {
+        r["txid"]: r["rule"]
+        for r in store.sql("SELECT txid, rule FROM cluster_coinjoins").to_pylist()
+    }
+    return store, clusters, flagged
+
+
 def test_exchange_batch_paying_a_few_equal_amounts_is_not_a_coinjoin(tmp_path: Path) -> None:
     """Issue 11: an exchange batch of 3 hot coins paying 14 customers, 3 of them the same round
     amount, is one wallet's spend (its inputs merge); a small multi-denomination round of 10
@@ -174,13 +186,7 @@ def test_exchange_batch_paying_a_few_equal_amounts_is_not_a_coinjoin(tmp_path: P
         [(b.txs[0], 0) for b in mixers], [(v, p2wpkh(f"out{k}")) for k, v in enumerate(values)]
     )
     chain.add_block([batch, round_])
-    ingest_blocks_dir(chain.write(tmp_path / "blocks"), tmp_path / "store")
-    cluster_store(tmp_path / "store", "multi_input", from_scratch=True)
-    store, clusters = Store.open(tmp_path / "store"), Clusters(tmp_path / "store")
-    flagged = {
-        r["txid"]: r["rule"]
-        for r in store.sql("SELECT txid, rule FROM cluster_coinjoins").to_pylist()
-    }
+    store, clusters, flagged = _flags_and_clusters(tmp_path, chain)
     assert batch.txid_hex() not in flagged
     assert flagged.get(round_.txid_hex()) == "equal_output"
     hot_ids = {int(clusters.cluster_of[_address(store, p2wpkh(f"hot{k}"))]) for k in range(3)}
@@ -207,3 +213,118 @@ def test_coinjoin_shape(
     from chainsleuth.cluster.kernels import coinjoin_shaped
 
     assert coinjoin_shaped(n_pay, mode_c, repeated, distinct_in) is flagged
+
+
+CUSTOMER_TYPES = (p2pkh, p2sh, p2wpkh)  # customers withdraw to whatever address they have
+
+
+@pytest.mark.parametrize(
+    ("hot_type", "n_hot", "round_amounts"),
+    [
+        # 20 legacy hot coins into 24 payees, 12 of them four each of 0.01, 0.02, 0.05 BTC: the
+        # multi-denomination shape by its counts (half the payees share a value)
+        (p2pkh, 20, [1_000_000] * 4 + [2_000_000] * 4 + [5_000_000] * 4),
+        (p2sh, 20, [1_000_000] * 4 + [2_000_000] * 4 + [5_000_000] * 4),
+        # the same from P2WPKH coins: the customers' types tell it apart
+        (p2wpkh, 20, [1_000_000] * 4 + [2_000_000] * 4 + [5_000_000] * 4),
+        # 9 P2WPKH coins, 3 of 14 payees withdraw 0.01 BTC: the single-denomination shape
+        (p2wpkh, 9, [1_000_000] * 3),
+    ],
+    ids=["p2pkh-multi", "p2sh-multi", "p2wpkh-multi", "p2wpkh-single"],
+)
+def test_exchange_batch_paying_round_amounts_is_merged(
+    tmp_path: Path, hot_type, n_hot: int, round_amounts: list[int]
+) -> None:
+    """Issue 11: a batch of one exchange's hot coins paying customers of every address type
+    round amounts is one wallet's spend: not flagged, and its inputs merge. Its counts alone
+    pass the shape test (so the counts-only rule flagged it): only the script types decide."""
+    from chainsleuth.cluster.kernels import coinjoin_shaped
+
+    chain = ChainBuilder()
+    hot = [chain.add_block(miner=hot_type(f"hot{k}")) for k in range(n_hot)]
+    payees = [(v, CUSTOMER_TYPES[k % 3](f"customer{k}")) for k, v in enumerate(round_amounts)]
+    n_other = (24 if n_hot == 20 else 14) - len(payees) - 1
+    payees += [(1_234_567 + 7_919 * k, p2wpkh(f"buyer{k}")) for k in range(n_other)]
+    payees.append((n_hot * BTC, hot_type("hot-change")))
+    batch = spend([(b.txs[0], 0) for b in hot], payees)
+    mixers = [(chain.add_block(miner=p2wpkh(f"mixer{k}")).txs[0], 0) for k in range(5)]
+    whirl = spend(mixers, [(1_000_000, p2wpkh(f"postmix{k}")) for k in range(5)])
+    chain.add_block([batch, whirl])
+    counts = Counter(v for v, _ in payees)
+    repeated = sum(c for c in counts.values() if c >= 2)
+    assert coinjoin_shaped(len(payees), max(counts.values()), repeated, n_hot)
+    store, clusters, flagged = _flags_and_clusters(tmp_path, chain)
+    assert batch.txid_hex() not in flagged
+    assert flagged.get(whirl.txid_hex()) == "whirlpool"  # the same chain's mix still is
+    ids = {int(clusters.cluster_of[_address(store, hot_type(f"hot{k}"))]) for k in range(n_hot)}
+    assert len(ids) == 1
+
+
+def test_coinjoins_of_each_kind_are_flagged_and_not_merged(tmp_path: Path) -> None:
+    """Whirlpool, Wasabi 1, JoinMarket and a small WabiSabi-like round (20 P2WPKH and P2TR
+    strangers into standard denominations paid to both types, under the `wabisabi` rule's 50
+    inputs): each flagged, no two of its inputs in one cluster."""
+    chain = ChainBuilder()
+
+    def coins(name: str, n: int, kind=p2wpkh) -> list[tuple]:
+        return [(chain.add_block(miner=kind(f"{name}{k}")).txs[0], 0) for k in range(n)]
+
+    rounds: dict[str, tuple[list[bytes], object]] = {}
+    ins = coins("whirl", 5)
+    rounds["whirlpool"] = (
+        [p2wpkh(f"whirl{k}") for k in range(5)],
+        spend(ins, [(1_000_000, p2wpkh(f"postmix{k}")) for k in range(5)]),
+    )
+    ins = coins("wasabi", 12)
+    outs = [(10_000_000, p2wpkh(f"wmix{k}")) for k in range(12)]
+    outs += [(39 * BTC - 1_000 * k, p2wpkh(f"wchange{k}")) for k in range(12)]
+    outs.append((360_000, p2wpkh("wasabi-coordinator")))
+    rounds["wasabi1"] = ([p2wpkh(f"wasabi{k}") for k in range(12)], spend(ins, outs))
+    ins = coins("maker", 4, p2sh)
+    outs = [(3_000_000, p2sh(f"jm{k}")) for k in range(4)]
+    outs += [(46 * BTC + 3_000 * k, p2sh(f"jmchange{k}")) for k in range(4)]
+    rounds["joinmarket"] = ([p2sh(f"maker{k}") for k in range(4)], spend(ins, outs))
+    kinds = [p2wpkh if k % 3 else p2tr for k in range(20)]
+    ins = [(chain.add_block(miner=kinds[k](f"ws{k}")).txs[0], 0) for k in range(20)]
+    denominations = (100_000, 200_000, 500_000, 1_048_576, 1_594_323, 2_000_000)
+    outs = [
+        (d, (p2tr if k % 2 else p2wpkh)(f"wsout{d}-{k}")) for d in denominations for k in range(4)
+    ]
+    rounds["equal_output"] = ([kinds[k](f"ws{k}") for k in range(20)], spend(ins, outs))
+    chain.add_block([tx for _, tx in rounds.values()])
+    store, clusters, flagged = _flags_and_clusters(tmp_path, chain)
+    for rule, (inputs, tx) in rounds.items():
+        assert flagged.get(tx.txid_hex()) == rule
+        ids = {int(clusters.cluster_of[_address(store, s)]) for s in inputs}
+        assert len(ids) == len(inputs), rule
+
+
+@pytest.mark.parametrize(
+    ("coin_type", "n_in", "values", "rule"),
+    [
+        # 60 coins into 60 payees of 0.001/0.002/0.005/0.01 BTC: WabiSabi-sized and -shaped
+        (p2pkh, 60, [100_000, 200_000, 500_000, 1_000_000] * 15, None),
+        (p2sh, 60, [100_000, 200_000, 500_000, 1_000_000] * 15, None),
+        (p2wpkh, 60, [100_000, 200_000, 500_000, 1_000_000] * 15, "wabisabi"),
+        # 12 coins into 30 payees, 12 of them 0.1 BTC: Wasabi 1.x-shaped
+        (p2sh, 12, [10_000_000] * 12 + [1_234_567 + 7_919 * k for k in range(18)], None),
+        (p2wpkh, 12, [10_000_000] * 12 + [1_234_567 + 7_919 * k for k in range(18)], "wasabi1"),
+    ],
+    ids=["p2pkh-wabisabi", "p2sh-wabisabi", "p2wpkh-wabisabi", "p2sh-wasabi1", "p2wpkh-wasabi1"],
+)
+def test_wasabi_rules_take_only_the_coins_wasabi_takes(
+    tmp_path: Path, coin_type, n_in: int, values: list[int], rule: str | None
+) -> None:
+    """Wasabi's coordinators register P2WPKH (and WabiSabi's P2TR) coins only: the same shape
+    spent from legacy or P2SH coins to customers of every type is a service's batch, not
+    flagged, its inputs merged."""
+    chain = ChainBuilder()
+    ins = [(chain.add_block(miner=coin_type(f"c{k}")).txs[0], 0) for k in range(n_in)]
+    tx = spend(ins, [(v, CUSTOMER_TYPES[k % 3](f"o{k}")) for k, v in enumerate(values)])
+    mixers = [(chain.add_block(miner=p2wpkh(f"mixer{k}")).txs[0], 0) for k in range(5)]
+    whirl = spend(mixers, [(1_000_000, p2wpkh(f"postmix{k}")) for k in range(5)])
+    chain.add_block([tx, whirl])
+    store, clusters, flagged = _flags_and_clusters(tmp_path, chain)
+    assert flagged.get(tx.txid_hex()) == rule
+    ids = {int(clusters.cluster_of[_address(store, coin_type(f"c{k}"))]) for k in range(n_in)}
+    assert len(ids) == (n_in if rule else 1)
