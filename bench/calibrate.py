@@ -50,6 +50,7 @@ from chainsleuth.cases.rows import (
     FORWARD_CAP,
     LONG_HOLD_CAP,
     LONG_HOLD_DAYS,
+    long_hold_capped,
 )
 from chainsleuth.cases.rows import FORWARD_CAUTIONS as _ROW_FORWARD_CAUTIONS
 from chainsleuth.cluster.learned import fit_logistic, sigmoid
@@ -89,8 +90,14 @@ def _forward_capped(o: dict[str, Any]) -> bool:
 
 
 def _capped(o: dict[str, Any]) -> bool:
-    """Whether the case ships a cap for this lead instead of the model's value."""
-    return o.get("hold_days", 0.0) > LONG_HOLD_DAYS or _forward_capped(o)
+    """Whether the case ships a cap for this lead instead of the model's value: a forward
+    sign, or a long hold (cases.rows.long_hold_capped: not on a path of three or four txs
+    with no forward sign, whose rows ship the model's value)."""
+    forward = _forward_capped(o)
+    long_hold = o.get("hold_days", 0.0) > LONG_HOLD_DAYS
+    capped = long_hold_capped(np.array([long_hold]), np.array([forward]),
+                              np.array([o.get("hops", 0)]))  # fmt: skip
+    return forward or bool(capped[0])
 
 
 def _leads(run: Run) -> list[dict[str, Any]]:
@@ -182,8 +189,10 @@ def predict_leads(
     rows = _leads(run)
     p = sigmoid(lead_matrix(run, method, fallback) @ weights)
     held = np.array([o.get("hold_days", 0.0) for o in rows], np.float64)
+    hops = np.array([o["hops"] for o in rows], np.int64)
     forward = np.array([_forward_capped(o) for o in rows], np.bool_)
-    p = np.where(held > LONG_HOLD_DAYS, np.minimum(p, LONG_HOLD_CAP), p)
+    capped_hold = long_hold_capped(held > LONG_HOLD_DAYS, forward, hops)
+    p = np.where(capped_hold, np.minimum(p, LONG_HOLD_CAP), p)
     out: np.ndarray = np.where(forward, np.minimum(p, FORWARD_CAP), p)
     return out
 

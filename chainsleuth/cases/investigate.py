@@ -43,6 +43,8 @@ from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of th
     LEAD_ORDER,
     LONG_HOLD_CAP,
     LONG_HOLD_DAYS,
+    LONG_HOLD_MAX_HOPS,
+    LONG_HOLD_MIN_HOPS,
     MAX_PATHS,
     SERVICE_COLUMNS,
     SUBPOENA_COLUMNS,
@@ -690,6 +692,9 @@ def investigate(
                 "unconfirmed_forward_cap": UNCONFIRMED_FORWARD_CAP,
                 "long_hold_days": LONG_HOLD_DAYS,
                 "long_hold_cap": LONG_HOLD_CAP,
+                # a long hold on a path this long with no forward sign is not capped (rows.py)
+                "long_hold_min_hops": LONG_HOLD_MIN_HOPS,
+                "long_hold_max_hops": LONG_HOLD_MAX_HOPS,
                 "lead_features": list(calibration().lead_features),
                 "lead_weights": [round(float(w), 6) for w in calibration().lead_weights],
                 "cashout_features": list(calibration().cashout_features),

@@ -40,6 +40,12 @@ def test_capped_rows_are_long_holds_and_forwards() -> None:
     assert calibrate._capped({"hold_days": calibrate.LONG_HOLD_DAYS + 1, "caution": "long_hold"})
     assert calibrate._capped({"hold_days": 1.0, "caution": "send_all_hop"})
     assert calibrate._capped({"hold_days": 1.0, "caution": "long_hold;switched_type"})
+    # a long hold on a path read for a change of hands and showing none ships the model's value
+    held = {"hold_days": calibrate.LONG_HOLD_DAYS + 1, "caution": "long_hold"}
+    assert not calibrate._capped({**held, "hops": 3}) and not calibrate._capped({**held, "hops": 4})
+    assert calibrate._capped({**held, "hops": 2})
+    assert calibrate._capped({**held, "caution": "long_hold;peeled_off", "hops": 4})
+    assert calibrate._capped({**held, "hops": 5})  # a path long enough to hide a hand-off
     assert not calibrate._capped({"hold_days": 1.0, "caution": ""})
     assert not calibrate._capped({"hold_days": 1.0})  # outcomes saved before `caution`
 

@@ -122,9 +122,16 @@ def test_hot_change_links_name_their_owner(hard: Path) -> None:
 def test_hold_days_is_the_longest_wait_on_the_path_and_lowers_confidence(hard: Path) -> None:
     """`hold_days` is the longest time between two consecutive txs of the lead's largest path
     (recomputed here from the store's block times), a longer hold never raises confidence, and
-    an exchange lead held longer than LONG_HOLD_DAYS sits below the cut with its reason."""
+    an exchange lead held longer than LONG_HOLD_DAYS says so in its caution and sits below
+    the cut where its path shows or cannot show a change of hands (rows.long_hold_capped)."""
     from chainsleuth.cases.confidence import calibration
-    from chainsleuth.cases.rows import LONG_HOLD_CAP, LONG_HOLD_DAYS
+    from chainsleuth.cases.rows import (
+        FORWARD_CAUTIONS,
+        LONG_HOLD_CAP,
+        LONG_HOLD_DAYS,
+        LONG_HOLD_MAX_HOPS,
+        LONG_HOLD_MIN_HOPS,
+    )
     from chainsleuth.store.store import Store
 
     store = Store.open(hard / "store")
@@ -145,11 +152,22 @@ def test_hold_days_is_the_longest_wait_on_the_path_and_lowers_confidence(hard: P
     exchange = [r for r in leads if r["source_category"] == "exchange"]
     long_held = [r for r in exchange if float(r["hold_days"]) > LONG_HOLD_DAYS]
     assert long_held, "the hard world has exchange leads held for over a month"
+    lifted = []
     for r in exchange:
         is_long = float(r["hold_days"]) > LONG_HOLD_DAYS
-        assert ("long_hold" in r["caution"].split(";")) == is_long
-        if is_long:
+        caution = set(r["caution"].split(";"))
+        assert ("long_hold" in caution) == is_long
+        short_path = LONG_HOLD_MIN_HOPS <= int(r["hops"]) <= LONG_HOLD_MAX_HOPS
+        if is_long and (caution & FORWARD_CAUTIONS or not short_path):
             assert float(r["confidence"]) <= LONG_HOLD_CAP < 0.5
+        elif is_long and float(r["confidence"]) >= 0.5:
+            lifted.append(r)
+    # a long hold on a path of three or four txs with no sign of a change of hands ships the
+    # model's value: those at the cut or above name an exchange that funded the deposit
+    outcomes = lead_outcomes(hard / "world", hard / "case")
+    right = {(o["deposit_address"], o["exchange"]) for o in outcomes if o["correct"]}
+    for r in lifted:
+        assert (r["deposit_address"], r["source_entity"]) in right, r["deposit_address"]
     c = calibration()
     one = np.ones(3)
     p = c.lead("haircut", 3 * one, one, 0 * one, 0 * one, np.array([0.0, 7.0, 60.0]))
