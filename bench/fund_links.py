@@ -416,6 +416,30 @@ def returns(name: str, root: Path = OUT) -> dict[str, Any]:
             "labels_right": sum(lab_owner.get(lab) == n for lab, n in one.items()),
             "misses_named": sum(1 for ex, lab in misses if one.get(lab) == ex),
         }
+    # through transit clusters (measured, not used): unattributed clusters that pay a payout
+    # of 3+ payees (every 6+-payee payer is an unidentified_service already) join the
+    # candidates under labels of their own, so that L -> T -> N chains of change links name L;
+    # payouts of 3+ payees count as batches in both runs; only the case's own labels are scored
+    shapes3 = dataclasses.replace(shapes, batch=shapes.small_batch)
+    plain = dict(att)
+    inv._lend_by_change(store, shapes3, plain, mask)
+    spenders = np.asarray(shapes.spender)[np.asarray(shapes.small_batch)]
+    transit = sorted({int(c) for c in spenders.tolist() if c >= 0 and c not in att and not mask[c]})
+    ext = dict(att)
+    for c in transit:
+        ext[c] = (f"transit:{c}", UNIDENTIFIED_SERVICE)
+    inv._lend_by_change(store, shapes3, ext, mask)
+    new = {
+        att[c]: ext[c]
+        for c in cand.tolist()
+        if ext[c][1] in EXCHANGE_CATEGORIES and plain[c][1] not in EXCHANGE_CATEGORIES
+    }
+    res["transit"] = {
+        "transit_clusters": len(transit),
+        "labels": len(new),
+        "labels_right": sum(lab_owner.get(lab) == n[0] for lab, n in new.items()),
+        "misses_named": sum(1 for ex, lab in misses if lab in new and new[lab][0] == ex),
+    }
     return res
 
 
