@@ -84,7 +84,7 @@ from chainsleuth.trace.services import (
     ServiceStats,
     TxShapes,
     blind_styles,
-    change_spend_links,
+    change_spend_evidence,
     funder_links,
     hot_change_links,
     received_deposits,
@@ -318,6 +318,12 @@ class CaseSetup:
     # the tagged exchanges' habits as the style rules read them, and those no habit tells apart
     # (`cases.lookalikes.lookalike_exchanges`): case.json's lookalike_exchanges
     lookalikes: dict[str, Any] = field(default_factory=dict)
+    # named only through a change return (`_lend_by_change`: a named wallet spent the change of
+    # their batch), sorted, a subset of change_clusters: `attributed_via` = change_return
+    returned_clusters: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # one entry per label `_lend_by_change` named: the txs it rests on (case.json's
+    # change_links)
+    change_links: list[dict[str, Any]] = field(default_factory=list)
 
 
 def prepare_case(
@@ -385,7 +391,9 @@ def prepare_case(
     styled = _lend_by_style(
         store, shapes, cluster_of, attribution, fingerprint, candidates, lookalikes
     )
-    change_spent = _lend_by_change(store, shapes, attribution, service_mask)
+    returned: list[int] = []
+    change_links: list[dict[str, Any]] = []
+    change_spent = _lend_by_change(store, shapes, attribution, service_mask, returned, change_links)
     trim_heap()
     # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
     # them spends is its wallet's, not a deposit it credits (cases.cashouts.cashout_rows)
@@ -489,6 +497,8 @@ def prepare_case(
         tx_fingerprint=fingerprint,
         style_candidates=candidates,
         lookalikes=lookalikes or lookalike_exchanges(None, np.zeros(0, np.int64), []),
+        returned_clusters=np.array(returned, np.int64),
+        change_links=change_links,
     )
 
 
@@ -562,6 +572,7 @@ def investigate(
     )
     styled_mask = ClusterSet(setup.styled_clusters, n_clusters)
     change_mask = ClusterSet(setup.change_clusters, n_clusters)
+    returned_mask = ClusterSet(setup.returned_clusters, n_clusters)
     # the leads' payout_on_path sign (rows.handoff_signs): payouts of 3+ payees, CoinJoins
     path_txs = {"small_batch": setup.batch_tx, "coinjoin": setup.stops["is_coinjoin"]}
     tell("leads", 0, None)
@@ -588,6 +599,7 @@ def investigate(
                 setup.style_candidates,
                 setup.stops["is_coinjoin"],
                 path_txs,
+                returned_mask,
             )
         )
         untraced += int(result.dropped.sum())
@@ -728,6 +740,10 @@ def investigate(
         # tagged exchanges the wallet-style rule cannot tell apart, from the habits it read
         # (cases.lookalikes; docs/design/cases.md "Look-alike exchanges")
         "lookalike_exchanges": lookalikes,
+        # the untagged services named through a batch's change (`_lend_by_change`), each with
+        # the batch and the spend of its change that link it to the name: the evidence a lead
+        # with attributed_via change_spend or change_return rests on
+        "change_links": setup.change_links,
         "outputs": digests,
     }
     case_json = out_dir / "case.json"
@@ -1016,6 +1032,8 @@ def _lend_by_change(
     shapes: TxShapes | None,
     attribution: dict[int, tuple[str | None, str]],
     service_mask: np.ndarray | ClusterSet,
+    returned: list[int] | None = None,
+    evidence: list[dict[str, Any]] | None = None,
 ) -> np.ndarray:
     """Name an untagged service after the exchange whose batch change it spends (in place).
 
@@ -1023,12 +1041,18 @@ def _lend_by_change(
     to a fresh address: the batch's largest output. When that output is spent by a cluster of
     an `unidentified_service` (the spend is not itself a batch, or `service_entities` would
     have joined them), that service is most likely the same wallet
-    (`trace.services.change_spend_links`). Every cluster of the service (its `cluster:<entity>`
-    label) takes the name when all such links into it come from one exchange's name; links
-    from two names lend none. Rounds repeat, up to `CHANGE_ROUNDS`, so that a wallet named in
-    one round lends through its own batches in the next. Only names of the subpoena categories
+    (`trace.services.change_spend_links`). The converse holds too (a *change return*): a batch
+    paid by an `unidentified_service` whose change a named exchange's cluster spends is that
+    exchange's batch, the change going back to the wallet that made it (an exchange's hot
+    wallet collecting its own change; docs/investigations.md "Change returned to a named
+    wallet"). Every cluster of the service (its `cluster:<entity>` label) takes the name when
+    all links of both kinds into it come from one exchange's name; links from two names lend
+    none. Rounds repeat, up to `CHANGE_ROUNDS`, so that a wallet named in one round lends
+    through its own batches in the next. Only names of the subpoena categories
     (`EXCHANGE_CATEGORIES`) lend. Returns the clusters named so (sorted; `attributed_via` =
-    `change_spend`); docs/investigations.md "Change spent by an untagged wallet"."""
+    `change_spend`, or `change_return` for those of `returned`, which gets the clusters that
+    only a change return named). `evidence` gets one entry per label named: the name, the
+    kind, and the batch and spending tx of its first link (what the case cites)."""
     lent: list[int] = []
     if shapes is None or not attribution:
         return np.zeros(0, np.int64)
@@ -1043,21 +1067,54 @@ def _lend_by_change(
         if named.shape[0] == 0 or not members:
             break
         candidates = np.array(sorted(c for cs in members.values() for c in cs), np.int64)
-        payer, spender = change_spend_links(store, shapes, named, candidates)
+        spent = change_spend_evidence(store, shapes, named, candidates)
+        back = change_spend_evidence(store, shapes, candidates, named)
+        # label -> (kind rank, batch tx, spending tx, named cluster) of the link it cites: a
+        # change spend before a change return (a label with both is `change_spend`), then
+        # the earliest batch
         implied: dict[tuple[str | None, str], set[tuple[str | None, str]]] = {}
-        for p, x in zip(payer.tolist(), spender.tolist(), strict=True):
-            implied.setdefault(attribution[x], set()).add(attribution[p])
+        first: dict[tuple[str | None, str], tuple[int, int, int, int]] = {}
+        for rank, (mine, theirs, batch, spend) in (
+            (0, (spent[1], spent[0], spent[2], spent[3])),
+            (1, back),
+        ):
+            for x, p, b, t in zip(
+                mine.tolist(), theirs.tolist(), batch.tolist(), spend.tolist(), strict=True
+            ):
+                label = attribution[x]
+                implied.setdefault(label, set()).add(attribution[p])
+                if label not in first or (rank, b) < first[label][:2]:
+                    first[label] = (rank, b, t, p)
         took = 0
         for label, names in implied.items():
             if len(names) != 1:
                 continue
             name = next(iter(names))
+            rank, b, t, p = first[label]
+            kind = ("change_spend", "change_return")[rank]
             for c in members[label]:
                 attribution[c] = name
                 lent.append(c)
+                if returned is not None and kind == "change_return":
+                    returned.append(c)
+            if evidence is not None:
+                txids = store.txids(np.array([b, t], np.int64)).to_pylist()
+                evidence.append(
+                    {
+                        "label": label[0],
+                        "clusters": len(members[label]),
+                        "name": name[0],
+                        "via": kind,
+                        "batch_txid": txids[0],
+                        "spend_txid": txids[1],
+                        "named_cluster": p,
+                    }
+                )
             took += 1
         if not took:
             break
+    if returned is not None:
+        returned.sort()
     return np.array(sorted(lent), np.int64)
 
 

@@ -340,6 +340,7 @@ def lead_table(
     candidates: dict[tuple[str | None, str], str] | None = None,
     mix_tx: np.ndarray | None = None,
     path_txs: dict[str, Any] | None = None,
+    change_returned: Any = None,
 ) -> pa.Table:
     """One row per (deposit address, funding source), amounts summed over paths.
 
@@ -347,7 +348,10 @@ def lead_table(
     than a tag of their own (`attributed_via` = service_entity); `styled` (bool per cluster
     id, a subset of `linked`) those named through their wallet style (`wallet_style`);
     `change_spent` (bool per cluster id, a subset of `linked`) those that spent a named
-    wallet's batch change (`change_spend`). `fingerprint` (wallet fingerprint per tx id,
+    wallet's batch change (`change_spend`); `change_returned` (a subset of `change_spent`)
+    those whose batch change a named wallet spent (`change_return`, caution
+    `linked_by_change_return`: the name came from a spend of their change, listed with its txs
+    in case.json's `change_links`). `fingerprint` (wallet fingerprint per tx id,
     `cluster.learned.read_fingerprints`) gives each lead's `fingerprint_change` sign; None:
     not read. `path_txs` ({"small_batch", "coinjoin": bool per tx}, investigate's) lets
     `handoff_signs` read its payout_on_path sign; None: unread.
@@ -515,6 +519,10 @@ def lead_table(
     if change_spent is not None:
         tagged_rows = g_kind == SOURCE_ATTRIBUTED
         via_change[tagged_rows] = change_spent[g_cluster[tagged_rows]]
+    via_return = np.zeros(n_groups, np.bool_)
+    if change_returned is not None:
+        tagged_rows = g_kind == SOURCE_ATTRIBUTED
+        via_return[tagged_rows] = change_returned[g_cluster[tagged_rows]]
     share = np.clip(share, 0.0, 1.0)
     # how long this chunk's traced coins usually sit (investigate recomputes every lead's
     # confidence over the whole case's: recalibrate_leads)
@@ -575,8 +583,8 @@ def lead_table(
             "attributed_via": np.where(
                 g_kind == SOURCE_ATTRIBUTED,
                 np.select(
-                    [via_change, via_style, via_entity],
-                    ["change_spend", "wallet_style", "service_entity"],
+                    [via_return, via_change, via_style, via_entity],
+                    ["change_return", "change_spend", "wallet_style", "service_entity"],
                     "tag",
                 ),
                 "",
@@ -590,6 +598,8 @@ def lead_table(
                     ("send_all_hop", g_send_all),
                     ("fingerprint_change", g_fp_change),
                     ("coinjoin_change", g_mix_change),
+                    # named through a spend of its batch's change (case.json change_links)
+                    ("linked_by_change_return", via_return),
                     *[(name, g_handoff[name]) for name in HANDOFF_SIGNS],
                 ],
             ),

@@ -552,6 +552,21 @@ def change_spend_links(
     candidates: np.ndarray,
     largest_only: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Links from a named wallet's batch to the untagged service that spends its change:
+    (payer, spender) cluster pairs, `change_spend_evidence`'s first two arrays."""
+    payer, spender, _batch, _spend = change_spend_evidence(
+        store, shapes, named, candidates, largest_only
+    )
+    return payer, spender
+
+
+def change_spend_evidence(
+    store: Store,
+    shapes: TxShapes | None,
+    named: np.ndarray,
+    candidates: np.ndarray,
+    largest_only: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Links from a named wallet's batch to the untagged service that spends its change.
 
     An exchange with the fresh-change habit pays each batch (`TxShapes.batch`: 6+ payees, not
@@ -574,13 +589,16 @@ def change_spend_links(
     a cobalt batch's largest output, 2.1× the next, was an arcadia deposit, and arcadia's
     forward named an arcadia fragment cobalt; every right link of the hard and realistic small
     worlds 1-7 had a change larger than the rest, bar 3 of 98). A batch whose largest value
-    appears twice makes no link. `named`, `candidates`: sorted cluster ids. Returns (payer, spender) cluster pairs, one per
-    link (repeats kept). `largest_only=False` takes every output of that type (measured, not
+    appears twice makes no link. `named`, `candidates`: sorted cluster ids. Returns (payer,
+    spender) cluster pairs, one per link (repeats kept), and each link's batch and spending tx
+    ids (what a case cites for it). The converse, a `candidates` cluster's batch whose change a
+    `named` cluster spends, is the same call with the two swapped (`cases.investigate.
+    _lend_by_change`'s change returns). `largest_only=False` takes every output of that type (measured, not
     used). Memory: 1 B per tx (the payer mask) and 16 B per output of the named wallets'
     batches while in use."""
     none = np.zeros(0, np.int64)
     if shapes is None or named.shape[0] == 0 or candidates.shape[0] == 0:
-        return none, none
+        return none, none, none, none
     named = np.asarray(named, np.int64)
     spender = np.asarray(shapes.spender)
     lend = shapes.batch.copy()
@@ -588,7 +606,7 @@ def change_spend_links(
     lend[lend] = named[pos] == spender[lend]
     txs = np.flatnonzero(lend).astype(np.int64)
     if txs.shape[0] == 0:
-        return none, none
+        return none, none, none, none
     n_outputs = shapes.output_address.shape[0]
     # the script type of the coin each of those batches spends first
     spent_output = store.graph.input_spent_output
@@ -613,7 +631,7 @@ def change_spend_links(
         largest_only,
     )
     by = np.asarray(shapes.spent_by[outs]).astype(np.int64)
-    return spender[made].astype(np.int64), spender[by].astype(np.int64)
+    return spender[made].astype(np.int64), spender[by].astype(np.int64), made, by
 
 
 def funder_links(
