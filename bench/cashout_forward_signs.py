@@ -103,6 +103,7 @@ def features(name: str) -> list[dict[str, Any]]:
     attribution = dict(setup.attribution)
     named = set(attribution)
     fp = setup.tx_fingerprint
+    habits = _exchange_habits(setup.lookalikes)
     rows: list[dict[str, Any]] = []
     for label, outs in (
         ("service", service),
@@ -181,12 +182,46 @@ def features(name: str) -> list[dict[str, Any]]:
                         _switched_type(np.array([p]), np.array([s]), first_out, otype)[0]
                     ),
                     "fp_same": None if fp is None else bool(fp[s] == fp[t]),
+                    "fp": -1 if fp is None else int(fp[s]),
+                    "value": int(oval[p]),
+                    "habits": habits,
                     "age": int(g.tx_height[s]) - int(g.tx_height[t]),
                     "outs": other,
                 }
             )
     store.close()
     return rows
+
+
+def _exchange_habits(lookalikes: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tagged exchanges' habits as case.json's `lookalike_exchanges` words them, as codes:
+    deposit and hot script type, batch fingerprint (`read_fingerprints`' code), round amounts
+    (1, 0, -1 not known)."""
+    from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES
+
+    def code(habit: str, text: str) -> int:
+        if habit in ("hot_type", "deposit_type"):
+            return SCRIPT_TYPE_NAMES.index(text) if text in SCRIPT_TYPE_NAMES else -1
+        if habit == "fingerprint":
+            parts = text.split(", ")
+            if len(parts) != 3:
+                return -1
+            v = {"v0": 0, "v1": 1, "v2": 2}.get(parts[0], 3)
+            lt = 4 if parts[1] == "locktime set" else 0
+            seq = ("final", "0xfffffffe", "RBF", "other").index(parts[2].split(" ")[-1])
+            return v | lt | (seq << 3)
+        return {"round": 1, "not round": 0}.get(text, -1)
+
+    out = []
+    for name, hab in (lookalikes.get("exchanges") or {}).items():
+        out.append(
+            {"name": name}
+            | {
+                h: code(h, str(hab[h]["value"])) if hab.get(h, {}).get("read") else -1
+                for h in ("deposit_type", "hot_type", "fingerprint", "round_amounts")
+            }
+        )
+    return out
 
 
 SIGNS = {
