@@ -8,8 +8,10 @@ rule 6a as shipped, `cases.cashouts._switched_type`, also printed as `shipped`),
 P2WPKH output), `6b` (rule 6b as shipped, `cases.cashouts._exchange_habits_fit`: from a P2PKH or
 P2SH coin, neither output of its type, a tagged exchange's deposit type, hot type and batch
 fingerprint fit, locktime 0 and nSequence final; the exchanges' habits read from the cached
-case's `lookalike_exchanges`, beside WORLD_DIR), `6b any payee` and `6b no pair` (6b without
-the payee-type and the exchange-pair conditions: the fingerprint alone). Bench code: it reads the truth, the package never does.
+case's `lookalike_exchanges`, beside WORLD_DIR), `6b P2PKH/P2SH payees` (6b from those
+payees only) and `6b no pair` (6b without the exchange-pair condition: the fingerprint
+alone). People's spends are counted twice: all, and of coins no flagged CoinJoin made (a
+case's payee is paid by the service; a CoinJoin's output is rule 5's). Bench code: it reads the truth, the package never does.
 
     python -m bench.cashout_switch_check WORLD_DIR STORE_DIR [WORLD_DIR STORE_DIR ...]
 """
@@ -116,13 +118,19 @@ def check(world: Path, data: Path) -> None:
     f = fp[tx].astype(np.int64)
     neither = np.isin(d, LINEAGE) & np.isin(a, LINEAGE) & np.isin(b, LINEAGE) & (a != d) & (b != d)
     plain = np.isin(f, three[:, 2]) & ((f & 0b11100) == 0)
-    marks["6b no pair"] = neither & plain & np.isin(d, PRE)
-    marks["6b any payee"] = neither & plain
+    marks["6b P2PKH/P2SH payees"] = marks["6b"] & np.isin(d, PRE)
+    marks["6b no pair"] = neither & plain
     marks["6a or 6b"] = marks["shipped"] | marks["6b"]
+    from chainsleuth.trace.exposure import coinjoin_flags
+
+    is_coinjoin, _ = coinjoin_flags(data, int(store.graph.n_txs))
+    made = np.searchsorted(first_out, coin, side="right") - 1
+    own = people & ~np.asarray(is_coinjoin)[made]
     for name, m in marks.items():
         print(
             f"{world.parent.name} | {name} | people's spends {int(people.sum())}, marked "
-            f"{int((m & people).sum())} | forwards {int(forward.sum())}, marked "
+            f"{int((m & people).sum())} (of coins no CoinJoin made: {int((m & own).sum())}) "
+            f"| forwards {int(forward.sum())}, marked "
             f"{int((m & forward).sum())} | others marked {int((m & ~people & ~forward).sum())}"
         )
     store.close()

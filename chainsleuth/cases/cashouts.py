@@ -448,14 +448,14 @@ def _exchange_habits_fit(
     exchange_habits: np.ndarray,
 ) -> np.ndarray:
     """Per payee spent alone in `tx` (one input, two outputs with addresses, checked by the
-    caller): rule 6b's sign. The payee is P2PKH or P2SH, both outputs of `SWITCH_TYPES` and
-    neither of the payee's type, `tx`'s fingerprint has locktime 0 and nSequence final, and
+    caller): rule 6b's sign. The payee and both outputs are of `SWITCH_TYPES`, neither output
+    of the payee's type, `tx`'s fingerprint has locktime 0 and nSequence final, and
     one row of `exchange_habits` (deposit type, hot type, fingerprint) has the payee's type,
     one output's type and `tx`'s fingerprint."""
     d = np.asarray(out_type[payee]).astype(np.int64)
     a = np.asarray(out_type[first_out[tx]]).astype(np.int64)
     b = np.asarray(out_type[first_out[tx] + 1]).astype(np.int64)
-    known = np.isin(d, _PRE_SEGWIT) & np.isin(a, SWITCH_TYPES) & np.isin(b, SWITCH_TYPES)
+    known = np.isin(d, SWITCH_TYPES) & np.isin(a, SWITCH_TYPES) & np.isin(b, SWITCH_TYPES)
     fp = np.asarray(tx_fingerprint[tx]).astype(np.int64)
     plain = (fp & (_FP_LOCKTIME | _FP_SEQUENCE)) == 0
     fits = np.zeros(d.shape[0], np.bool_)

@@ -430,9 +430,12 @@ def test_a_forward_that_fits_a_tagged_exchanges_habits_is_a_cashout() -> None:
     """Rule 6b: a P2PKH payee spent into two P2SH outputs (rule 6a leaves two outputs alike:
     change matched to the payment) by a tx with the fingerprint of a tagged exchange whose
     deposits are P2PKH and whose hot wallet is P2SH is that exchange's kind of forward
-    (`forward_exchange_habits`, cautioned, named by the payee's cluster). The same spend by
-    Bitcoin Core's fingerprint, or with no exchange of that deposit type, or keeping the
-    payee's type on an output (a person's change), or from a P2WPKH payee, stays rule 6's."""
+    (`forward_exchange_habits`, cautioned, named by the payee's cluster); so is a P2WPKH payee
+    spent so where a tagged exchange receives on P2WPKH (rule 6a never reads one). The same
+    spends by Bitcoin Core's fingerprint (which matches change to the payment, or gives
+    native change), or keeping the payee's type on an output (a person's change), or where no
+    tagged exchange receives on the payee's type, or none keeps its hot wallet in either
+    output's type, stay rule 6's."""
     from chainsleuth.cases.cashouts import VIA_FORWARD_HABITS
 
     p2pkh, p2sh, p2wpkh = 2, 3, 4
@@ -440,11 +443,13 @@ def test_a_forward_that_fits_a_tagged_exchanges_habits_is_a_cashout() -> None:
     v1_plain, core = 1, 2 | 4 | (1 << 3)  # v1, locktime 0, final; v2, locktime, 0xfffffffe
     cases = [
         (p2pkh, (p2sh, p2sh), v1_plain),  # the forward: rule 6b
+        (p2wpkh, (p2pkh, p2sh), v1_plain),  # a native deposit's forward: rule 6b
         (p2pkh, (p2sh, p2wpkh), v1_plain),  # two other types: rule 6a first
         (p2pkh, (p2sh, p2sh), core),  # Core matching change to the payment: a person
+        (p2wpkh, (p2sh, p2sh), core),  # Core's native change spent into its own type
         (p2pkh, (p2pkh, p2sh), v1_plain),  # change kept in the payee's type: a person
-        (p2wpkh, (p2sh, p2sh), v1_plain),  # a P2WPKH payee (native change spent on)
         (p2sh, (p2pkh, p2pkh), v1_plain),  # no tagged exchange receives on P2SH
+        (p2pkh, (p2wpkh, p2wpkh), v1_plain),  # no P2PKH-receiving exchange's hot type
     ]
     n = len(cases)
     types = [c[0] for c in cases] + [p2pkh]  # the payees, the service's change
@@ -484,12 +489,12 @@ def test_a_forward_that_fits_a_tagged_exchanges_habits_is_a_cashout() -> None:
     attribution: dict[int, tuple[str | None, str]] = {}
     got = cashout_rows(trace, attribution=attribution, **chain)  # type: ignore[arg-type]
     assert got.rows["destination"].tolist() == list(range(n))
-    assert got.rows["via"].tolist() == [VIA_FORWARD_HABITS, VIA_FORWARD_SWITCHED] + [
+    assert got.rows["via"].tolist() == [VIA_FORWARD_HABITS] * 2 + [VIA_FORWARD_SWITCHED] + [
         VIA_FORWARD_UNCONFIRMED
-    ] * (n - 2)
-    assert got.rows["cluster"].tolist()[0] == 0
+    ] * (n - 3)
+    assert got.rows["cluster"].tolist()[:2] == [0, 1]
     assert attribution[0] == ("cluster:0", "unidentified_service")
-    assert payee_fates_summary([got.fates])["payees_shown_deposits"] == 2
+    assert payee_fates_summary([got.fates])["payees_shown_deposits"] == 3
     # without the exchanges' habits (none tagged, or none read) the rule is off
     got = cashout_rows(trace, attribution={}, **(chain | {"exchange_habits": None}))  # type: ignore[arg-type]
     assert got.rows["via"].tolist()[0] == VIA_FORWARD_UNCONFIRMED
