@@ -47,21 +47,24 @@ whether the payee is a deposit at a custodial service, and whose:
    (docs/investigations.md "Cash-outs: what the misses are, and forwards into other script
    types").
 6b. **Forwarded the way a tagged exchange moves coins** (`attributed_via` and `caution` =
-   `forward_exchange_habits`). Rule 6's shape from a P2PKH or P2SH payee, neither output of
-   the payee's script type (two outputs alike and native change allowed, unlike rule 6a),
-   and one tagged exchange's habits (`trace.services.style_habits`, read from its batches and
-   sweeps) fit all of it: its deposits' type is the payee's, its hot wallet's type is one
-   output's, and its batches' wallet fingerprint (version, locktime, first nSequence:
-   `cluster.learned.read_fingerprints`) is the spend's, with locktime 0 and nSequence final.
-   The person's spends of that shape are Bitcoin Core's (change matched to the payment since
-   23.0, native change since 0.16: Core sets an anti-fee-sniping locktime and a non-final
-   nSequence) or of coins a wallet holds in another type than its own (a coin moved to a
-   P2SH address, a CoinJoin's P2WPKH output: 16 and 40 of 28,179 people's one-input,
-   two-output spends on three small worlds without the payee-type and exchange-pair
-   conditions, 0 with them). What it cannot tell apart: such a coin of a tagged exchange's
-   deposit type spent by fingerprint-less software into that exchange's hot type
-   (docs/investigations.md "Cash-outs: forwards that fit a tagged exchange's habits").
-   Reported like rule 6a, named `unidentified_service` `cluster:<id>` of the payee.
+   `forward_exchange_habits`). Rule 6's shape (of any of `SWITCH_TYPES`), neither output of
+   the payee's script type (two outputs alike, native change and a P2WPKH payee allowed,
+   unlike rule 6a), and one tagged exchange's habits (`trace.services.style_habits`, read from
+   its batches and sweeps) fit all of it: its deposits' type is the payee's, its hot wallet's
+   type is one output's, and its batches' wallet fingerprint (version, locktime, first
+   nSequence: `cluster.learned.read_fingerprints`) is the spend's, with locktime 0 and
+   nSequence final. A person's wallet gives change of another type than the coin it spends
+   when it is Bitcoin Core (change matched to the payment since 23.0, native change since
+   0.16, and P2WPKH change spent on into the wallet's older type: the cases rule 6a steps
+   around), and Core writes an anti-fee-sniping locktime and a non-final nSequence; software
+   that writes neither keeps its change in the type it holds. Of the coins the simulated
+   exchanges withdrew to people, 0 of 28,615 spends of rule 6's shape are marked (10 small
+   worlds). What it cannot tell apart: a person's coin held at an address of another type
+   than the wallet's own (a self-transfer into another type; chain-wide, 0.01-0.2% of
+   people's one-input, two-output spends per world, almost all of such coins), spent by
+   fingerprint-less software into a tagged exchange's hot type (docs/investigations.md
+   "Cash-outs: forwards that fit a tagged exchange's habits"). Reported like rule 6a, named
+   `unidentified_service` `cluster:<id>` of the payee.
 6. **Forwarded, unconfirmed** (a weaker rule, `attributed_via` = `forward_unconfirmed`). A
    payee spent alone in a plain one-input, two-output tx whose remainder no payout spends:
    an exchange forwarding the deposit to a buyer looks so, and so does a person paying
