@@ -60,7 +60,7 @@ whether the payee is a deposit at a custodial service, and whose:
    that writes neither keeps its change in the type it holds. Of the coins the simulated
    exchanges withdrew to people, 0 of 28,615 spends of rule 6's shape are marked (10 small
    worlds). What it cannot tell apart: a person's coin held at an address of another type
-   than the wallet's own (a self-transfer into another type; chain-wide, 0.01-0.2% of
+   than the wallet's own (a self-transfer into another type; chain-wide, 0-0.28% of
    people's one-input, two-output spends per world, almost all of such coins), spent by
    fingerprint-less software into a tagged exchange's hot type (docs/investigations.md
    "Cash-outs: forwards that fit a tagged exchange's habits"). Reported like rule 6a, named
