@@ -19,6 +19,13 @@ the marked are exchange addresses by the truth. Bench code: it reads the truth, 
 never does.
 
     python -m bench.cashout_forward_signs hard-small-1 hard-small-4 ...
+
+Each world's rows are kept in bench-output/cashout_forward_signs/<world>.json and read back
+on the next run (delete the file after a code change). Since the wallet-habit round
+(docs/investigations.md "Cash-outs: forwards that fit a tagged exchange's habits") each row
+also has the spend's fingerprint (`fp`), the payee's value and the tagged exchanges' habits
+as case.json's `lookalike_exchanges` reads them (`habits`), and the signs include rule 6b
+and the habit readings tried for the forwards that keep the payee's type.
 """
 
 from __future__ import annotations
@@ -103,6 +110,7 @@ def features(name: str) -> list[dict[str, Any]]:
     attribution = dict(setup.attribution)
     named = set(attribution)
     fp = setup.tx_fingerprint
+    habits = _exchange_habits(setup.lookalikes)
     rows: list[dict[str, Any]] = []
     for label, outs in (
         ("service", service),
@@ -181,6 +189,9 @@ def features(name: str) -> list[dict[str, Any]]:
                         _switched_type(np.array([p]), np.array([s]), first_out, otype)[0]
                     ),
                     "fp_same": None if fp is None else bool(fp[s] == fp[t]),
+                    "fp": -1 if fp is None else int(fp[s]),
+                    "value": int(oval[p]),
+                    "habits": habits,
                     "age": int(g.tx_height[s]) - int(g.tx_height[t]),
                     "outs": other,
                 }
@@ -189,7 +200,97 @@ def features(name: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _exchange_habits(lookalikes: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tagged exchanges' habits as case.json's `lookalike_exchanges` words them, as codes:
+    deposit and hot script type, batch fingerprint (`read_fingerprints`' code), round amounts
+    (1, 0, -1 not known)."""
+    from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES
+
+    def code(habit: str, text: str) -> int:
+        if habit in ("hot_type", "deposit_type"):
+            return SCRIPT_TYPE_NAMES.index(text) if text in SCRIPT_TYPE_NAMES else -1
+        if habit == "fingerprint":
+            parts = text.split(", ")
+            if len(parts) != 3:
+                return -1
+            v = {"v0": 0, "v1": 1, "v2": 2}.get(parts[0], 3)
+            lt = 4 if parts[1] == "locktime set" else 0
+            seq = ("final", "0xfffffffe", "RBF", "other").index(parts[2].split(" ")[-1])
+            return v | lt | (seq << 3)
+        return {"round": 1, "not round": 0}.get(text, -1)
+
+    out = []
+    for name, hab in (lookalikes.get("exchanges") or {}).items():
+        out.append(
+            {"name": name}
+            | {
+                h: code(h, str(hab[h]["value"])) if hab.get(h, {}).get("read") else -1
+                for h in ("deposit_type", "hot_type", "fingerprint", "round_amounts")
+            }
+        )
+    return out
+
+
+_ROUND_SAT = 100_000  # trace.services.STYLE_ROUND_SAT; a fee-deducting exchange sends 50,000 less
+
+
+def _kept(r: dict[str, Any]) -> bool:
+    """The spend keeps the payee's script type on an output (a person's change looks so)."""
+    return bool(r["in_type"] in r["out_types"])
+
+
+def _exchange_fp(r: dict[str, Any]) -> bool:
+    """The spend carries a tagged exchange's batch fingerprint, with locktime 0 and nSequence
+    final (rule 6b's fingerprint condition)."""
+    return (r["fp"] & 0b11100) == 0 and any(h["fingerprint"] == r["fp"] for h in r["habits"])
+
+
+def _pair(r: dict[str, Any]) -> bool:
+    """A tagged exchange receives on the payee's type, keeps its hot wallet in one output's type
+    and writes the spend's fingerprint."""
+    a, b = r["out_types"]
+    return any(
+        h["deposit_type"] == r["in_type"]
+        and h["hot_type"] in (a, b)
+        and h["fingerprint"] == r["fp"]
+        for h in r["habits"]
+    )
+
+
+def _round(r: dict[str, Any]) -> bool:
+    """An output of a round amount, or 50,000 sat short of one (a withdrawal fee deducted)."""
+    return any(
+        o["value"] % _ROUND_SAT == 0 or (o["value"] + 50_000) % _ROUND_SAT == 0 for o in r["outs"]
+    )
+
+
 SIGNS = {
+    "rule 6b (shipped, not rule 6a)": lambda r: (
+        not r["rule6a"]
+        and not _kept(r)
+        and all(t in (2, 3, 4, 5) for t in [r["in_type"], *r["out_types"]])
+        and _exchange_fp(r)
+        and _pair(r)
+    ),
+    "exchange fingerprint": _exchange_fp,
+    "payee of a tagged exchange's deposit type, exchange fingerprint": lambda r: (
+        _exchange_fp(r) and any(h["deposit_type"] == r["in_type"] for h in r["habits"])
+    ),
+    "neither output of the payee's type, exchange fingerprint": lambda r: (
+        not _kept(r) and _exchange_fp(r)
+    ),
+    "type kept: exchange pair": lambda r: _kept(r) and _pair(r),
+    "type kept: exchange pair, round output": lambda r: _kept(r) and _pair(r) and _round(r),
+    "type kept: exchange pair, spent within 5 blocks": lambda r: (
+        _kept(r) and _pair(r) and r["age"] <= 5
+    ),
+    "type kept: exchange pair, round output, within 5 blocks, an output unspent": lambda r: (
+        _kept(r)
+        and _pair(r)
+        and _round(r)
+        and r["age"] <= 5
+        and any(not o["spent"] for o in r["outs"])
+    ),
     "switched": lambda r: r["switched"],
     "rule 6a (shipped)": lambda r: r["rule6a"],
     "fp_differs": lambda r: r["fp_same"] is False,
@@ -209,8 +310,23 @@ SIGNS = {
 }
 
 
+def _world_rows(name: str) -> list[dict[str, Any]]:
+    """`features(name)`, kept in bench-output/cashout_forward_signs/<name>.json (read back when
+    there: a small world takes about a minute, most of it the recorded investigation)."""
+    import json
+
+    path = Path("bench-output/cashout_forward_signs") / f"{name}.json"
+    if path.exists():
+        rows: list[dict[str, Any]] = json.loads(path.read_text())
+        return rows
+    rows = features(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows))
+    return rows
+
+
 def main(argv: list[str]) -> int:
-    rows = [r for n in argv for r in features(n)]
+    rows = [r for n in argv for r in _world_rows(n)]
     by: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for r in rows:
         key = "exchange" if r["exchange"] else "not"
@@ -223,9 +339,6 @@ def main(argv: list[str]) -> int:
     for (pop, sign), c in sorted(by.items()):
         n = c["exchange"] + c["not"]
         print(f"| {pop} | {sign} | {n} | {c['exchange']} ({c['exchange'] / max(n, 1):.3f}) |")
-    import json
-
-    Path(f"bench-output/cashout_forward_signs-{'-'.join(argv)}.json").write_text(json.dumps(rows))
     return 0
 
 

@@ -23,8 +23,9 @@ destination from a person's coin: `unspent` (a fresh address nobody has spent fr
 `forward_remainder_unspent` (spent alone in a one-input, two-output tx whose other output is
 unspent: the shape in which people spend 39-42% of the coins exchanges withdraw to them,
 docs/investigations.md), unless the spend moves a P2PKH or P2SH payee into two other script
-types, which rule 6a of `cases.cashouts` reports since 2026-12-07 (such a cash-out is found,
-so it is no miss). Each world also gets the *evidence ceiling*: recall and total over
+types, which rule 6a of `cases.cashouts` reports since 2026-12-07, or into outputs neither of
+its type written the way a tagged exchange writes its txs (rule 6b, since the wallet-habit
+round of 2026-12-07): such a cash-out is found, so it is no miss. Each world also gets the *evidence ceiling*: recall and total over
 the true cash-outs less those, the most any reading of this chain at this tip could find
 without reading the truth. And, chain-wide, what became of every `exchange_forward`'s
 remainder (the truth's change vout) by the tip, by the forward's age in blocks: whether the

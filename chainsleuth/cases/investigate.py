@@ -78,6 +78,7 @@ from chainsleuth.trace.mix_change import mix_change_links
 from chainsleuth.trace.services import (
     BATCH_MIN_PAYEES,
     MIN_EVENTS,
+    STYLE_HABITS,
     SWEEP_MIN_INPUTS,
     ClusterGroups,
     ClusterSet,
@@ -93,6 +94,7 @@ from chainsleuth.trace.services import (
     service_stats,
     small_batch_links,
     style_candidates,
+    style_habits,
     style_matches,
     tx_shapes,
     wallet_styles,
@@ -324,6 +326,9 @@ class CaseSetup:
     # one entry per label `_lend_by_change` named: the txs it rests on (case.json's
     # change_links)
     change_links: list[dict[str, Any]] = field(default_factory=list)
+    # the tagged exchanges' (deposit type, hot type, batch fingerprint), one row per exchange
+    # that shows all three (k x 3 int64): cash-outs' rule 6b (`cases.cashouts`)
+    exchange_habits: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
 
 
 def prepare_case(
@@ -388,9 +393,11 @@ def prepare_case(
     linked = np.union1d(linked, funded)
     candidates: dict[tuple[str | None, str], str] = {}
     lookalikes: dict[str, Any] = {}
+    exchange_habits: list[np.ndarray] = []
     styled = _lend_by_style(
-        store, shapes, cluster_of, attribution, fingerprint, candidates, lookalikes
-    )
+        store, shapes, cluster_of, attribution, fingerprint, candidates, lookalikes,
+        exchange_habits,
+    )  # fmt: skip
     returned: list[int] = []
     change_links: list[dict[str, Any]] = []
     change_spent = _lend_by_change(store, shapes, attribution, service_mask, returned, change_links)
@@ -499,6 +506,7 @@ def prepare_case(
         lookalikes=lookalikes or lookalike_exchanges(None, np.zeros(0, np.int64), []),
         returned_clusters=np.array(returned, np.int64),
         change_links=change_links,
+        exchange_habits=(exchange_habits[0] if exchange_habits else np.zeros((0, 3), np.int64)),
     )
 
 
@@ -636,6 +644,8 @@ def investigate(
             setup.batch_tx,
             store.graph.output_value,
             store.graph.output_script_type,
+            setup.tx_fingerprint,
+            setup.exchange_habits,
         )  # fmt: skip
         for result in _in_chunks(
             partial(trace_forward, data_dir, options=setup.trace),
@@ -941,6 +951,7 @@ def _lend_by_style(
     fingerprint: np.ndarray | None = None,
     candidates: dict[tuple[str | None, str], str] | None = None,
     lookalikes: dict[str, Any] | None = None,
+    exchange_habits: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Name untagged services after the one tagged wallet whose style they alone share.
 
@@ -961,7 +972,9 @@ def _lend_by_style(
     names, sorted and `;`-joined (the leads' `candidate_exchanges`; never a name).
     `lookalikes`, when given, gets the tagged exchanges' habits on those styles and the ones
     no habit tells apart (`cases.lookalikes.lookalike_exchanges`: case.json's
-    `lookalike_exchanges`)."""
+    `lookalike_exchanges`). `exchange_habits`, when given, gets the tagged exchanges' deposit
+    type, hot type and batch fingerprint (`read_fingerprints` code), one (k, 3) int64 array
+    of the exchanges that show all three (cash-outs' rule 6b, `cases.cashouts`)."""
     if not attribution:
         return np.zeros(0, np.int64)
     names: dict[tuple[str | None, str], int] = {}
@@ -1016,6 +1029,16 @@ def _lend_by_style(
             for e, g in zip(entity, exchanges.tolist(), strict=True)
         ]
         lookalikes.update(lookalike_exchanges(styles, exchanges, shown))
+    if exchange_habits is not None and styles is not None:
+        exchanges = np.array(
+            [g for g in named.tolist() if by_label[g][1] in EXCHANGE_CATEGORIES], np.int64
+        )
+        habits = style_habits(styles, exchanges)
+        three = np.stack(
+            [habits[STYLE_HABITS.index(h)] for h in ("deposit_type", "hot_type", "fingerprint")],
+            axis=1,
+        )
+        exchange_habits.append(three[(three >= 0).all(axis=1)])
     take = owner[label] != label
     for c, m in zip(clusters[take].tolist(), owner[label[take]].tolist(), strict=True):
         attribution[c] = by_label[m]

@@ -19,6 +19,7 @@ import pyarrow as pa
 from chainsleuth.cases.cashouts import (
     CASHOUT_VIA,
     UNCONFIRMED_FORWARD_CAP,
+    VIA_FORWARD_HABITS,
     VIA_FORWARD_SWITCHED,
     VIA_FORWARD_UNCONFIRMED,
     TxEnds,
@@ -1099,9 +1100,9 @@ def cashout_table(
     confidence = np.where(category == "coinjoin", np.minimum(confidence, COINJOIN_CAP), confidence)
     unconfirmed = d_via == VIA_FORWARD_UNCONFIRMED
     confidence = np.where(unconfirmed, np.minimum(confidence, UNCONFIRMED_FORWARD_CAP), confidence)
-    # rule 6a rests on script types alone: reported, and says so (a person whose wallet moved
-    # to native segwit can look alike; cases.cashouts)
-    cautioned = unconfirmed | (d_via == VIA_FORWARD_SWITCHED)
+    # rules 6a and 6b rest on script types and the tx's software alone: reported, and say so (a
+    # person whose wallet moved to another type can look alike; cases.cashouts)
+    cautioned = unconfirmed | np.isin(d_via, (VIA_FORWARD_SWITCHED, VIA_FORWARD_HABITS))
     table = pa.table(
         {
             "destination_address": chain.addresses_of_outputs(d),

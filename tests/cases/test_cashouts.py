@@ -389,28 +389,112 @@ def test_switched_type_rule_marks_no_persons_coin_on_the_small_world(
     the service), rule 6a marks at most 1 in 1,000. Measured 4 of 11,611: P2SH coins spent into
     P2PKH and P2WPKH, a wallet that moved to native segwit. Reading P2WPKH payees too (a wallet
     spending its native change into its own older type) marked 61 (0.5%)."""
-    from chainsleuth.cases.cashouts import _one_in_two_payees, _switched_type
-    from chainsleuth.cases.rows import ChainLookups
+    from bench.cashout_switch_check import one_in_two_spends
+    from chainsleuth.cases.cashouts import _switched_type
     from chainsleuth.store.store import Store
 
     world, data = small_world
     store = Store.open(data)
-    g = store.graph
-    first_in = np.asarray(g.tx_first_input, np.int64)
-    first_out = np.asarray(g.tx_first_output, np.int64)
-    spent_output = np.asarray(g.input_spent_output, np.int64)
-    out_addr = g.output_address.astype(np.int64)
-    out_addr[out_addr == int(NONE32)] = -1
-    ends_in = np.append(first_in[1:], spent_output.shape[0])
-    ends_out = np.append(first_out[1:], g.output_value.shape[0])
-    tx = np.flatnonzero(_one_in_two_payees(
-        np.arange(first_in.shape[0], dtype=np.int64), first_in, ends_in, first_out, ends_out, out_addr
-    ))  # fmt: skip
-    coin = spent_output[first_in[tx]]
-    owner = {r["address"]: r["wallet_kind"] for r in _rows(world / "truth" / "addresses.csv")}
-    chain = ChainLookups(store, {})
-    kinds = np.array([owner.get(str(a), "") for a in chain.addresses_of_outputs(coin).to_pylist()])
-    people = ~np.isin(kinds, ["exchange", "pool", "service", "mixer", "coordinator", ""])
-    assert people.sum() > 1_000  # rule 6's shape is common among people's spends
-    marked = _switched_type(coin, tx, first_out, np.asarray(g.output_script_type))
-    assert int((marked & people).sum()) * 1_000 <= int(people.sum())
+    sp = one_in_two_spends(world, store)
+    assert sp.people.sum() > 1_000  # rule 6's shape is common among people's spends
+    marked = _switched_type(sp.coin, sp.tx, sp.first_out, sp.out_type)
+    assert int((marked & sp.people).sum()) * 1_000 <= int(sp.people.sum())
+    store.close()
+
+
+def test_exchange_habits_rule_marks_no_persons_coin_on_the_small_world(
+    small_world: tuple[Path, Path],
+) -> None:
+    """Chain-wide on the session's world, as above, with the tagged exchanges' habits the case
+    reads: rule 6b marks at most 1 in 1,000 of people's spends of rule 6's shape. Measured 3
+    of 11,611 (customers' coins at a P2SH address of a P2PKH wallet, spent into two P2PKH
+    outputs by software without locktime or RBF); with the fingerprint alone (no payee-type or
+    exchange-pair condition) it marked 20-22 per easy world."""
+    from bench.cashout_switch_check import one_in_two_spends
+    from chainsleuth.cases.cashouts import _exchange_habits_fit
+
+    world, data = small_world
+    setup = prepare_case(data, world / "seeds" / "deposits.csv")
+    assert setup.exchange_habits.shape[0] >= 2  # the tagged exchanges show their habits
+    assert setup.tx_fingerprint is not None
+    sp = one_in_two_spends(world, setup.store)
+    assert sp.people.sum() > 1_000
+    marked = _exchange_habits_fit(
+        sp.coin, sp.tx, sp.first_out, sp.out_type, setup.tx_fingerprint, setup.exchange_habits
+    )
+    assert int((marked & sp.people).sum()) * 1_000 <= int(sp.people.sum())
+    setup.store.close()
+
+
+def test_a_forward_that_fits_a_tagged_exchanges_habits_is_a_cashout() -> None:
+    """Rule 6b: a P2PKH payee spent into two P2SH outputs (rule 6a leaves two outputs alike:
+    change matched to the payment) by a tx with the fingerprint of a tagged exchange whose
+    deposits are P2PKH and whose hot wallet is P2SH is that exchange's kind of forward
+    (`forward_exchange_habits`, cautioned, named by the payee's cluster); so is a P2WPKH payee
+    spent so where a tagged exchange receives on P2WPKH (rule 6a never reads one). The same
+    spends by Bitcoin Core's fingerprint (which matches change to the payment, or gives
+    native change), or keeping the payee's type on an output (a person's change), or where no
+    tagged exchange receives on the payee's type, or none keeps its hot wallet in either
+    output's type, stay rule 6's."""
+    from chainsleuth.cases.cashouts import VIA_FORWARD_HABITS
+
+    p2pkh, p2sh, p2wpkh = 2, 3, 4
+    # payee -> its spend's two outputs, and the spend's fingerprint
+    v1_plain, core = 1, 2 | 4 | (1 << 3)  # v1, locktime 0, final; v2, locktime, 0xfffffffe
+    cases = [
+        (p2pkh, (p2sh, p2sh), v1_plain),  # the forward: rule 6b
+        (p2wpkh, (p2pkh, p2sh), v1_plain),  # a native deposit's forward: rule 6b
+        (p2pkh, (p2sh, p2wpkh), v1_plain),  # two other types: rule 6a first
+        (p2pkh, (p2sh, p2sh), core),  # Core matching change to the payment: a person
+        (p2wpkh, (p2sh, p2sh), core),  # Core's native change spent into its own type
+        (p2pkh, (p2pkh, p2sh), v1_plain),  # change kept in the payee's type: a person
+        (p2sh, (p2pkh, p2pkh), v1_plain),  # no tagged exchange receives on P2SH
+        (p2pkh, (p2wpkh, p2wpkh), v1_plain),  # no P2PKH-receiving exchange's hot type
+    ]
+    n = len(cases)
+    types = [c[0] for c in cases] + [p2pkh]  # the payees, the service's change
+    for _, outs, _ in cases:
+        types += list(outs)
+    n_out = len(types)
+    spent_by = np.full(n_out, int(NONE32), np.uint32)
+    spent_by[:n] = np.arange(1, n + 1)
+    service = np.zeros(n_out, np.bool_)
+    service[n] = True
+    first_out = np.array([0] + [n + 1 + 2 * k for k in range(n)] + [n_out], np.int64)
+    chain = {
+        "out_cluster": np.arange(n_out, dtype=np.int64),
+        "out_addr": np.arange(n_out, dtype=np.int64),
+        "service_mask": service,
+        "tx_first_input": np.arange(n + 2, dtype=np.int64),
+        "tx_first_output": first_out,
+        "spent_by": spent_by,
+        "is_coinjoin": np.zeros(n + 2, np.bool_),
+        "sweep_tx": np.zeros(n + 2, np.bool_),
+        "batch_tx": np.zeros(n + 2, np.bool_),
+        "out_value": np.full(n_out, 1_000_000, np.int64),
+        "out_type": np.array(types, np.uint8),
+        "tx_fingerprint": np.array([core] + [c[2] for c in cases] + [core], np.uint8),
+        # tagged exchanges: P2PKH deposits into a P2SH hot wallet; P2WPKH into P2SH
+        "exchange_habits": np.array([[p2pkh, p2sh, v1_plain], [p2wpkh, p2sh, v1_plain]]),
+    }
+    trace = _Trace(
+        kind=np.full(n, trace_kernels.KIND_CLUSTER, np.int8),
+        output=np.arange(n, dtype=np.int64),
+        tx=np.zeros(n, np.int64),
+        hops=np.ones(n, np.int64),
+        amount=np.full(n, 1_000_000, np.int64),
+    )
+    from chainsleuth.cases.cashouts import VIA_FORWARD_SWITCHED
+
+    attribution: dict[int, tuple[str | None, str]] = {}
+    got = cashout_rows(trace, attribution=attribution, **chain)  # type: ignore[arg-type]
+    assert got.rows["destination"].tolist() == list(range(n))
+    assert got.rows["via"].tolist() == [VIA_FORWARD_HABITS] * 2 + [VIA_FORWARD_SWITCHED] + [
+        VIA_FORWARD_UNCONFIRMED
+    ] * (n - 3)
+    assert got.rows["cluster"].tolist()[:2] == [0, 1]
+    assert attribution[0] == ("cluster:0", "unidentified_service")
+    assert payee_fates_summary([got.fates])["payees_shown_deposits"] == 3
+    # without the exchanges' habits (none tagged, or none read) the rule is off
+    got = cashout_rows(trace, attribution={}, **(chain | {"exchange_habits": None}))  # type: ignore[arg-type]
+    assert got.rows["via"].tolist()[0] == VIA_FORWARD_UNCONFIRMED
