@@ -798,14 +798,19 @@ STYLE_MIN_ORDERED = 3
 STYLE_MIN_SORTED_SEEN = 2
 STYLE_ORDER_RISES = 3
 
-#: Fee rate (`WalletStyles.fee_rate`): a batch or sweep pays a *whole* rate when its fee is a
-#: whole multiple of its vsize (whole sat/vB), as a wallet that rounds its rate pays; one paying
-#: an estimator's fractional rate lands there about once in vsize txs. Txs at exactly 1 sat/vB
-#: (the relay floor every wallet falls back to) are not counted either way. Txs one way before a
+#: Fee rate (`WalletStyles.fee_rate`): a batch or sweep pays a *whole* rate r when its fee is r
+#: times its vsize, or r times up to 1 vB per input more (the size a signer estimated before
+#: signing), as a wallet that rounds its rate pays; one paying an estimator's fractional rate
+#: lands there about once in vsize / (r x inputs) txs. Txs under `STYLE_MIN_RATE` are not
+#: counted either way. Txs one way before a
 #: *tagged* wallet's habit is known; a candidate needs `STYLE_MIN_FEE_SEEN` whole ones (one could
 #: be chance) or one fractional (which a wallet rounding its rate never pays).
 STYLE_MIN_FEE = 3
 STYLE_MIN_FEE_SEEN = 2
+
+#: Fee rates below this (sat/vB, rounded down) are not read: the relay floor every wallet falls
+#: back to, whole or not.
+STYLE_MIN_RATE = 2
 
 #: ... and for both, at least this many times as many one way as the other (a stray tx of another
 #: wallet in a group does not flip its habit).
@@ -935,11 +940,21 @@ def _fee_rates(store: Store, shapes: TxShapes, txs: np.ndarray) -> tuple[np.ndar
         np.add.at(out, per_tx, value)
         return out
 
-    fee = total(store.graph.tx_first_input, spent.shape[0], True)
+    first_in = store.graph.tx_first_input
+    fee = total(first_in, spent.shape[0], True)
     fee -= total(shapes.first_output, values.shape[0], False)
+    last = txs + 1 >= first_in.shape[0]
+    n_in = np.where(
+        last, spent.shape[0], np.asarray(first_in[np.where(last, txs, txs + 1)], np.int64)
+    )
+    n_in -= np.asarray(first_in[txs], np.int64)
     vsize = store.tx_vsizes(txs)
-    counted = (vsize > 0) & (fee > vsize)
-    whole = counted & (fee % np.maximum(vsize, 1) == 0)
+    # whole rate r: fee = r x the size the wallet paid for, which is the tx's vsize or up to
+    # 1 vB per input more (a signer that pays for 72-byte signatures and signs with 71)
+    rate = fee // np.maximum(vsize, 1)
+    counted = (vsize > 0) & (rate >= STYLE_MIN_RATE)
+    paid_for = fee // np.maximum(rate, 1)
+    whole = counted & (fee % np.maximum(rate, 1) == 0) & (paid_for <= vsize + n_in)
     return counted, whole
 
 

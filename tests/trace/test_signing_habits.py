@@ -137,3 +137,12 @@ def test_the_warning_leaves_out_twins_that_differ_in_a_new_habit() -> None:
         "read": True,
         "txs": 6,
     }
+
+
+def test_a_fee_for_the_size_estimated_before_signing_still_reads_whole() -> None:
+    # a signer that paid 12 sat/vB for 1 vB more than the tx came to (one input): whole; 11 vB
+    # more than its one input can explain: fractional
+    s = _world((False, False, False), (12 * (VSIZE + 1), 12 * (VSIZE + 11), 12 * (VSIZE + 1)))
+    assert s.whole_fees is not None and s.fractional_fees is not None
+    assert s.whole_fees.tolist() == [6, 0, 6]
+    assert s.fractional_fees.tolist() == [0, 6, 0]
