@@ -123,11 +123,24 @@ def measure(profile: str, scale: str, seed: int, recluster: bool = True) -> dict
 
 
 #: The exchange habits the attribution rules read (trace.services' wallet styles): hot and
-#: deposit script types, fresh change, change position, fee deduction. The block cadences
-#: (`batch_every`, `sweep_every`) and address reuse are drawn too, but no style rule reads them,
-#: so exchanges alike on these alone cannot be told apart by style (docs/investigations.md,
-#: "The two new worst worlds").
-RULE_HABITS = ("wallet_stype", "deposit_stype", "fresh_change", "change_last", "deducts_fee")
+#: deposit script types, fresh change, change position, fee deduction, and where the profile
+#: draws exchange software (`exchange_software: drawn`) the signer's version, locktime and
+#: nSequence, BIP69 output order and whole sat/vB fee rates (absent, so alike, in other worlds).
+#: The block cadences (`batch_every`, `sweep_every`) and address reuse are drawn too, but no
+#: style rule reads them, so exchanges alike on these alone cannot be told apart by style
+#: (docs/investigations.md, "The two new worst worlds").
+RULE_HABITS = (
+    "wallet_stype",
+    "deposit_stype",
+    "fresh_change",
+    "change_last",
+    "deducts_fee",
+    "tx_version",
+    "locktime_at_tip",
+    "sequence",
+    "bip69",
+    "whole_fee_rate",
+)
 
 
 def style_twins(habits: dict[str, dict[str, Any]]) -> list[list[str]]:

@@ -1,5 +1,6 @@
-"""What the wallet habit of 2026-12-07 adds (issue 11, docs/investigations.md "More wallet
-habits (2026-12-07)"): round payment amounts, which only rule a tagged wallet out
+"""What the wallet habits of 2026-12-07 add (issue 11, docs/investigations.md "More wallet
+habits (2026-12-07)" and "Signing habits for style twins"): round payment amounts, output
+order (BIP69) and whole sat/vB fee rates, which only rule a tagged wallet out
 (`trace.services._more_habits`). The batch and sweep cadences measured beside it were dropped
 (block-counted intervals are the simulator's, not a real exchange's); the docs keep their rows.
 
@@ -7,7 +8,8 @@ For worlds built by `bench.accuracy_matrix` (bench-output/accuracy/<profile>-<sc
 store clustered and tagged), each variant investigates the store again into
 `--work/<variant>/<world>` with only the named habits on, and scores the case
 (`cases.evaluate.score_case`): lead precision, recall, worst exchange. Variants: `none` (the
-older habits alone: the code before), `round` (= `all`). With `--named`, instead, the clusters
+older habits alone), `round` (main before the signing habits), `order`, `fee` (each on top of
+`round`), `all`. With `--named`, instead, the clusters
 the wallet styles name otherwise with the habit than without, scored by their majority owner (the truth; `bench.link_candidates._owners`).
 
     python -m bench.habit_ablation --variants none all hard-small-4 hard-medium-7
@@ -29,25 +31,30 @@ import numpy as np
 
 from bench.attribution_bound import OUT
 
-#: The habits each variant switches on.
+#: The habits each variant switches on: `round` is main's before the output order and fee rate
+#: (docs/investigations.md "Signing habits for style twins").
 VARIANTS = {
     "none": (),
     "round": ("round",),
-    "all": ("round",),
+    "order": ("round", "order"),
+    "fee": ("round", "fee"),
+    "all": ("round", "order", "fee"),
 }
+
+#: Each part's habit in `trace.services.STYLE_HABITS`.
+PARTS = {"round": "round_amounts", "order": "output_order", "fee": "fee_rate"}
 
 
 def only(parts: tuple[str, ...]) -> Callable[..., np.ndarray]:
     """A `trace.services._more_habits` with only `parts` on."""
     from chainsleuth.trace import services as sv
 
+    keep = [sv.STYLE_HABITS.index(PARTS[p]) for p in parts]
+
     def more(styles: Any, named: np.ndarray, candidate: np.ndarray) -> np.ndarray:
-        ok = np.ones((candidate.shape[0], named.shape[0]), np.bool_)
-        if "round" in parts:
-            rn = styles.rounds(sv.STYLE_MIN_PAYMENTS, sv.STYLE_MIN_ROUND)[named]
-            rc = styles.rounds(sv.STYLE_MIN_PAYMENTS_SEEN, sv.STYLE_MIN_ROUND_SEEN)[candidate]
-            both = (rc[:, None] >= 0) & (rn[None, :] >= 0)
-            ok &= ~both | (rc[:, None] == rn[None, :])
+        seen = sv.style_habits(styles, candidate, seen=True)
+        tagged = sv.style_habits(styles, named)
+        ok, _shown = sv._alike(tuple(seen[h] for h in keep), tuple(tagged[h] for h in keep))
         return ok
 
     return more

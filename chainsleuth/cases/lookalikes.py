@@ -45,6 +45,8 @@ HABIT_LABELS: dict[str, tuple[str, str]] = {
     "deposit_type": ("deposit script type", "sweeps"),
     "change_address": ("change address", "batches with change found"),
     "round_amounts": ("round amounts (fee not deducted)", "payments"),
+    "output_order": ("output order (BIP69: sorted by value)", "batches"),
+    "fee_rate": ("fee rate (whole sat/vB)", "batches and sweeps above 1 sat/vB"),
 }
 
 #: Groups listed at most: a group is a maximal set of mutually alike exchanges, and a chain with
@@ -55,6 +57,8 @@ _WORDS = {
     "change_position": {1: "last", 0: "elsewhere"},
     "change_address": {1: "fresh", 0: "reused"},
     "round_amounts": {1: "round", 0: "not round"},
+    "output_order": {1: "sorted (BIP69)", 0: "not sorted"},
+    "fee_rate": {1: "whole sat/vB", 0: "fractional"},
 }
 
 

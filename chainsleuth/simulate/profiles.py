@@ -18,9 +18,10 @@ from typing import Any
 
 import yaml
 
-__all__ = ["HABIT_MODES", "Profile", "profile", "profile_names"]
+__all__ = ["HABIT_MODES", "SOFTWARE_MODES", "Profile", "profile", "profile_names"]
 
 HABIT_MODES = ("drawn", "by_index")
+SOFTWARE_MODES = ("service", "drawn")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,12 @@ class Profile:
     #: world's seed (real exchanges run different software), or "by_index", a function of the
     #: exchange's index as in the worlds before 2026-12-07 (exchanges 0 and 4 twins)
     exchange_habits: str = "drawn"
+    #: what each exchange's signing software shows beyond those habits (tx version, locktime,
+    #: nSequence, BIP69 output order, whole sat/vB fee rates): "service", one signer for every
+    #: exchange (version 1, locktime 0, final sequences, the fee estimator's fractional rate:
+    #: every world before this knob, byte for byte), or "drawn", each exchange's own from
+    #: `exchange_software.yaml` (docs/simulator.md "Exchange software")
+    exchange_software: str = "service"
     #: share of exchanges that never reuse an address: a fresh hot address per sweep, fresh
     #: change per batched withdrawal, fresh cold storage per move
     exchange_fresh_share: float = 0.0
@@ -60,11 +67,19 @@ class Profile:
             raise ValueError(
                 f"profile {self.name!r}: exchange_habits {self.exchange_habits!r} not in {HABIT_MODES}"
             )
+        if self.exchange_software not in SOFTWARE_MODES:
+            raise ValueError(
+                f"profile {self.name!r}: exchange_software {self.exchange_software!r} "
+                f"not in {SOFTWARE_MODES}"
+            )
 
     def knobs(self) -> dict[str, Any]:
         """Every knob and its value (for world.json)."""
         d = asdict(self)
         d.pop("description")
+        if self.exchange_software == "service":
+            # left out at its default, so that world.json of every older world stays the same
+            d.pop("exchange_software")
         d["tags_per_exchange"] = list(self.tags_per_exchange)
         return d
 

@@ -46,6 +46,12 @@ def twin_exchanges(exchanges: list[Exchange]) -> list[list[str]]:
     return [[a, b] for i, (a, ha) in enumerate(records) for b, hb in records[i + 1 :] if ha == hb]
 
 
+def _software(soft: int) -> str:
+    """A wallet's software as truth/wallets.csv names it: an exchange's drawn signer (past
+    `SOFTWARE`, profile knob `exchange_software`) is the service kind's ("service")."""
+    return _SOFTWARE[soft] if soft < len(_SOFTWARE) else "service"
+
+
 def _iso(t: int) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -98,7 +104,7 @@ def write_truth(
         ["wallet_id", "wallet_kind", "entity", "script_type", "reuses_addresses", "software",
          "change_habit", "home_exchange"],
         [
-            [w.wid, w.kind, w.entity, SCRIPT_TYPE_NAMES[w.stype], _b(w.reuse), _SOFTWARE[w.soft],
+            [w.wid, w.kind, w.entity, SCRIPT_TYPE_NAMES[w.stype], _b(w.reuse), _software(w.soft),
              _CHANGE[w.change], exchanges[w.home].name if w.home >= 0 else ""]
             for w in wallets
         ],

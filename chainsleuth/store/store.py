@@ -498,6 +498,23 @@ class Store:
         raw[(raw == int(NONE32)) | (raw >= self.counts["txs"])] = -1
         return raw
 
+    def tx_vsizes(self, tx_ids: np.ndarray) -> np.ndarray:
+        """The vsize (BIP141, as the `txs` view: weight / 4 rounded up) of each of `tx_ids`
+        (sorted, distinct), int64; read from txs_raw's sizes at those rows, one query per
+        2^16 ids (a list parameter of a few hundred KB, not one of the whole set)."""
+        ids = np.asarray(tx_ids, np.int64)
+        out = np.zeros(ids.shape[0], np.int64)
+        for a in range(0, ids.shape[0], 1 << 16):
+            part = ids[a : a + (1 << 16)]
+            got = self.sql(
+                "SELECT tx_id, (3 * base_size + size + 3) // 4 AS vsize FROM txs_raw "
+                "WHERE tx_id IN (SELECT unnest(?::BIGINT[]))",
+                [part.tolist()],
+            )
+            at = np.searchsorted(ids, got.column("tx_id").to_numpy())
+            out[at] = got.column("vsize").to_numpy()
+        return out
+
     def rows(self, name: str, ids: Any) -> np.ndarray:
         """The rows `ids` of a graph array (a copy), read at those rows alone: the random map's
         pages that hold them are asked for together (`MADV_WILLNEED` per run of adjacent

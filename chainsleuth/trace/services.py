@@ -808,6 +808,37 @@ STYLE_MIN_ROUND = 4
 STYLE_MIN_PAYMENTS_SEEN = 20
 STYLE_MIN_ROUND_SEEN = 3
 
+#: Output order (`WalletStyles.output_order`): a batch is *unsorted* when its outputs' value falls
+#: from one output to the next, which a wallet ordering by BIP69 (value, then script) never
+#: does, and *sorted* when it never falls and rises at least `STYLE_ORDER_RISES` times (4+
+#: distinct values): a wallet that shuffles its outputs or puts its change last leaves such a
+#: batch sorted at most once in 24 (once in 720 at 6 distinct values); a batch of fewer
+#: distinct values (equal payments, change last) tells nothing. Batches one way before a
+#: *tagged* wallet's order is known; a candidate needs `STYLE_MIN_SORTED_SEEN` sorted ones (one
+#: could be chance) or one unsorted (certain), with `STYLE_HABIT_RATIO` times as many as the
+#: other way.
+STYLE_MIN_ORDERED = 3
+STYLE_MIN_SORTED_SEEN = 2
+STYLE_ORDER_RISES = 3
+
+#: Fee rate (`WalletStyles.fee_rate`): a batch or sweep pays a *whole* rate r when its fee is r
+#: times its vsize, or r times up to 1 vB per input more (the size a signer estimated before
+#: signing), as a wallet that rounds its rate pays; one paying an estimator's fractional rate
+#: lands there about once in vsize / (r x inputs) txs. Txs under `STYLE_MIN_RATE` are not
+#: counted either way. Txs one way before a
+#: *tagged* wallet's habit is known; a candidate needs `STYLE_MIN_FEE_SEEN` whole ones (one could
+#: be chance) or one fractional (which a wallet rounding its rate never pays).
+STYLE_MIN_FEE = 3
+STYLE_MIN_FEE_SEEN = 2
+
+#: Fee rates below this (sat/vB, rounded down) are not read: the relay floor every wallet falls
+#: back to, whole or not.
+STYLE_MIN_RATE = 2
+
+#: ... and for both, at least this many times as many one way as the other (a stray tx of another
+#: wallet in a group does not flip its habit).
+STYLE_HABIT_RATIO = 10
+
 #: Style values: not seen, or more than one value seen.
 STYLE_UNSEEN, STYLE_MIXED = -1, -2
 
@@ -840,6 +871,10 @@ class WalletStyles:
     round_payments: np.ndarray | None = None  # ... of a round amount (`STYLE_ROUND_SAT`)
     batches: np.ndarray | None = None  # int64 per group: txs its hot type was read from
     deposit_reads: np.ndarray | None = None  # ... and its deposit type
+    sorted_batches: np.ndarray | None = None  # int64 per group: batches with values sorted
+    unsorted_batches: np.ndarray | None = None  # ... and not
+    whole_fees: np.ndarray | None = None  # int64 per group: batches and sweeps at whole sat/vB
+    fractional_fees: np.ndarray | None = None  # ... and not (both above 1 sat/vB)
 
     def rounds(self, min_payments: int, min_round: int) -> np.ndarray:
         """Per group: 1 = sends round amounts (`min_round`+ round payments and at least
@@ -858,15 +893,21 @@ class WalletStyles:
         """Per group: 1 = fresh change addresses, 0 = reused ones, -1 = not known (neither
         `min_count` one way and `STYLE_CHANGE_ADDRESS_RATIO` times as many as the other way,
         or not counted)."""
-        n = self.change_last.shape[0]
-        out = np.full(n, -1, np.int64)
-        if self.change_fresh is None or self.change_reused is None:
-            return out
-        fresh, reused = self.change_fresh, self.change_reused
-        ratio = STYLE_CHANGE_ADDRESS_RATIO
-        out[(fresh >= min_count) & (fresh >= ratio * reused)] = 1
-        out[(reused >= min_count) & (reused >= ratio * fresh)] = 0
-        return out
+        return _majority(self.change_fresh, self.change_reused, min_count, min_count,
+                         STYLE_CHANGE_ADDRESS_RATIO, self.change_last.shape[0])  # fmt: skip
+
+    def output_order(self, min_sorted: int, min_unsorted: int) -> np.ndarray:
+        """Per group: 1 = outputs sorted by value (BIP69), 0 = not, -1 = not known (neither
+        `min_sorted` sorted batches nor `min_unsorted` others, with `STYLE_HABIT_RATIO` times
+        as many as the other way)."""
+        return _majority(self.sorted_batches, self.unsorted_batches, min_sorted, min_unsorted,
+                         STYLE_HABIT_RATIO, self.change_last.shape[0])  # fmt: skip
+
+    def fee_rate(self, min_whole: int, min_fractional: int) -> np.ndarray:
+        """Per group: 1 = whole sat/vB fee rates, 0 = fractional ones, -1 = not known (as
+        `output_order`, over batches and sweeps above 1 sat/vB)."""
+        return _majority(self.whole_fees, self.fractional_fees, min_whole, min_fractional,
+                         STYLE_HABIT_RATIO, self.change_last.shape[0])  # fmt: skip
 
     def change_position(self, min_last: int, min_elsewhere: int) -> np.ndarray:
         """Per group: 1 = change last, 0 = change elsewhere, -1 = not known."""
@@ -875,6 +916,69 @@ class WalletStyles:
         out[(other == 0) & (last >= min_last)] = 1
         out[(other >= min_elsewhere) & (last <= other)] = 0
         return out
+
+
+def _majority(
+    yes: np.ndarray | None,
+    no: np.ndarray | None,
+    min_yes: int,
+    min_no: int,
+    ratio: int,
+    n: int,
+) -> np.ndarray:
+    """Per group: 1 where `yes` counts `min_yes`+ and `ratio` times `no`, 0 where `no` counts
+    `min_no`+ and `ratio` times `yes`, else -1 (also where not counted, None)."""
+    out = np.full(n, -1, np.int64)
+    if yes is None or no is None:
+        return out
+    out[(yes >= min_yes) & (yes >= ratio * no)] = 1
+    out[(no >= min_no) & (no >= ratio * yes)] = 0
+    return out
+
+
+def _fee_rates(store: Store, shapes: TxShapes, txs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per tx of `txs` (sorted distinct ids, none a coinbase): whether it pays more than 1 sat/vB
+    (counted), and whether its fee is a whole multiple of its vsize (whole sat/vB). The fee from
+    the graph (inputs' spent values less outputs'), the vsize from `Store.tx_vsizes`: ~50 B per
+    tx and input of `txs` while in use."""
+    if txs.shape[0] == 0:
+        empty = np.zeros(0, np.bool_)
+        return empty, empty.copy()
+    values = shapes.output_value
+    spent = store.graph.input_spent_output
+
+    def total(first: np.ndarray, n_items: int, spends: bool) -> np.ndarray:
+        n_txs = first.shape[0]
+        lo = np.asarray(first[txs], np.int64)
+        hi = np.asarray(first[np.minimum(txs + 1, n_txs - 1)], np.int64)
+        hi = np.where(txs + 1 < n_txs, hi, n_items)
+        width = hi - lo
+        ids = np.repeat(lo - np.concatenate(([0], np.cumsum(width)[:-1])), width)
+        ids += np.arange(int(width.sum()), dtype=np.int64)
+        if spends:
+            ids = np.asarray(spent[ids], np.int64)
+        value = np.where(ids >= 0, np.asarray(values[np.maximum(ids, 0)], np.int64), 0)
+        per_tx = np.repeat(np.arange(txs.shape[0]), width)
+        out = np.zeros(txs.shape[0], np.int64)
+        np.add.at(out, per_tx, value)
+        return out
+
+    first_in = store.graph.tx_first_input
+    fee = total(first_in, spent.shape[0], True)
+    fee -= total(shapes.first_output, values.shape[0], False)
+    last = txs + 1 >= first_in.shape[0]
+    n_in = np.where(
+        last, spent.shape[0], np.asarray(first_in[np.where(last, txs, txs + 1)], np.int64)
+    )
+    n_in -= np.asarray(first_in[txs], np.int64)
+    vsize = store.tx_vsizes(txs)
+    # whole rate r: fee = r x the size the wallet paid for, which is the tx's vsize or up to
+    # 1 vB per input more (a signer that pays for 72-byte signatures and signs with 71)
+    rate = fee // np.maximum(vsize, 1)
+    counted = (vsize > 0) & (rate >= STYLE_MIN_RATE)
+    paid_for = fee // np.maximum(rate, 1)
+    whole = counted & (fee % np.maximum(rate, 1) == 0) & (paid_for <= vsize + n_in)
+    return counted, whole
 
 
 def _one_value(group: np.ndarray, value: np.ndarray, n_groups: int) -> np.ndarray:
@@ -983,6 +1087,11 @@ def wallet_styles(
     change_reused = np.zeros(n_groups, np.int64)
     seen_max = -1
     coinbase = np.zeros(n_groups, np.bool_)
+    # output order: its batches whose outputs' values are sorted (BIP69), and the others
+    sorted_batches = np.zeros(n_groups, np.int64)
+    unsorted_batches = np.zeros(n_groups, np.int64)
+    # fee rate: its batches and sweeps (tx ids and groups), read after the pass
+    fee_tx, fee_g = [none], [none]
     n_outputs = shapes.spent_by.shape[0]
     # a slice of txs at a time: nothing per tx of the chain is held here
     for t0, t1, lo, hi, made in shapes.tx_slices():
@@ -1023,6 +1132,16 @@ def wallet_styles(
         g_pay = tx_group[local[pay]]
         payments += np.bincount(g_pay, minlength=n_groups).astype(np.int64)
         round_payments += np.bincount(g_pay[whole], minlength=n_groups).astype(np.int64)
+        value = np.asarray(shapes.output_value[lo:hi])
+        same_tx = local[:-1] == local[1:]
+        falls = np.bincount(local[:-1][same_tx & (value[:-1] > value[1:])], minlength=t1 - t0)
+        rises = np.bincount(local[:-1][same_tx & (value[:-1] < value[1:])], minlength=t1 - t0)
+        ordered = batch & (falls == 0) & (rises >= STYLE_ORDER_RISES)
+        sorted_batches += np.bincount(tx_group[ordered], minlength=n_groups)
+        unsorted_batches += np.bincount(tx_group[batch & (falls > 0)], minlength=n_groups)
+        paying = np.flatnonzero(batch | sweep)
+        fee_tx.append(paying + t0)
+        fee_g.append(tx_group[paying])
         coinbase_out = shapes.payable[lo:hi] & (spender[local] < 0)
         addresses = np.asarray(shapes.output_address[lo:hi])[coinbase_out].astype(np.int64)
         paid = group.lookup(np.asarray(cluster_of[addresses]))
@@ -1035,9 +1154,14 @@ def wallet_styles(
     )
     batches = np.bincount(g_batch, minlength=n_groups).astype(np.int64)
     sweeps = np.bincount(np.concatenate(sweep_g), minlength=n_groups).astype(np.int64)
+    counted, whole = _fee_rates(store, shapes, np.concatenate(fee_tx))
+    g_fee = np.concatenate(fee_g)
+    whole_fees = np.bincount(g_fee[whole], minlength=n_groups).astype(np.int64)
+    fractional_fees = np.bincount(g_fee[counted & ~whole], minlength=n_groups).astype(np.int64)
     return WalletStyles(
         hot, fp, deposit, change_last, change_elsewhere, coinbase, change_fresh, change_reused,
-        payments, round_payments, batches, sweeps
+        payments, round_payments, batches, sweeps, sorted_batches, unsorted_batches, whole_fees,
+        fractional_fees,
     )  # fmt: skip
 
 
@@ -1329,7 +1453,8 @@ def style_compatible(
 
 
 #: The habits the style rules read (`style_habits`), in their order: the first four are
-#: evidence for a match (`style_compatible`), the last two only rule out.
+#: evidence for a match (`style_compatible`), the others only rule out (the last three through
+#: `_more_habits`).
 STYLE_HABITS = (
     "hot_type",
     "fingerprint",
@@ -1337,6 +1462,8 @@ STYLE_HABITS = (
     "deposit_type",
     "change_address",
     "round_amounts",
+    "output_order",
+    "fee_rate",
 )
 
 
@@ -1360,8 +1487,19 @@ def style_habits(
         if seen
         else styles.rounds(STYLE_MIN_PAYMENTS, STYLE_MIN_ROUND)
     )
+    order = (
+        styles.output_order(STYLE_MIN_SORTED_SEEN, 1)
+        if seen
+        else styles.output_order(STYLE_MIN_ORDERED, STYLE_MIN_ORDERED)
+    )
+    fee = (
+        styles.fee_rate(STYLE_MIN_FEE_SEEN, 1)
+        if seen
+        else styles.fee_rate(STYLE_MIN_FEE, STYLE_MIN_FEE)
+    )
     return (styles.hot[groups], styles.fingerprint[groups], position[groups],
-            styles.deposit[groups], address[groups], rounds[groups])  # fmt: skip
+            styles.deposit[groups], address[groups], rounds[groups], order[groups],
+            fee[groups])  # fmt: skip
 
 
 def style_lookalikes(styles: WalletStyles, named: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1390,9 +1528,14 @@ def style_reads(styles: WalletStyles, groups: np.ndarray) -> tuple[np.ndarray, .
     def of(values: np.ndarray | None) -> np.ndarray:
         return np.full(n, -1, np.int64) if values is None else np.asarray(values, np.int64)[groups]
 
+    def both(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray:
+        return of(None) if a is None or b is None else of(a) + of(b)
+
     changes = styles.change_last[groups] + styles.change_elsewhere[groups]
     return (of(styles.batches), of(styles.batches), changes.astype(np.int64),
-            of(styles.deposit_reads), changes.astype(np.int64), of(styles.payments))  # fmt: skip
+            of(styles.deposit_reads), changes.astype(np.int64), of(styles.payments),
+            both(styles.sorted_batches, styles.unsorted_batches),
+            both(styles.whole_fees, styles.fractional_fees))  # fmt: skip
 
 
 def _alike(
@@ -1412,10 +1555,10 @@ def _alike(
 
 
 def _more_habits(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray) -> np.ndarray:
-    """Candidates × named: False where the round-amount habit rules the named group out; it only
-    rules out and is no evidence of its own. (A batch or sweep cadence counted in blocks was
-    measured and dropped: docs/investigations.md "More wallet habits", why.)"""
-    rn = styles.rounds(STYLE_MIN_PAYMENTS, STYLE_MIN_ROUND)[named]
-    rc = styles.rounds(STYLE_MIN_PAYMENTS_SEEN, STYLE_MIN_ROUND_SEEN)[candidate]
-    both = (rc[:, None] >= 0) & (rn[None, :] >= 0)
-    return ~both | (rc[:, None] == rn[None, :])
+    """Candidates × named: False where the round-amount habit, the output order or the fee rate
+    rules the named group out; they only rule out and are no evidence of their own. (A batch or
+    sweep cadence counted in blocks was measured and dropped: docs/investigations.md "More
+    wallet habits", why.)"""
+    compatible, _shown = _alike(style_habits(styles, candidate, seen=True)[5:],
+                                style_habits(styles, named)[5:])  # fmt: skip
+    return compatible

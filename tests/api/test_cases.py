@@ -49,7 +49,7 @@ def test_case_from_an_uploaded_csv(
     section = case_json["lookalike_exchanges"]
     assert section["exchanges"] and set(section["habits"]) == {
         "hot_type", "fingerprint", "change_position", "deposit_type", "change_address",
-        "round_amounts",
+        "round_amounts", "output_order", "fee_rate",
     }  # fmt: skip
     assert status["summary"]["lookalike_exchanges"] == [g["exchanges"] for g in section["groups"]]
     assert status["summary"]["unreadable_exchanges"] == section["unreadable"]

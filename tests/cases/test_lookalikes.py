@@ -74,8 +74,10 @@ def test_exchanges_alike_on_every_read_habit_form_a_group_with_their_habits_read
     assert named.tolist() == []  # the service fits both: the style rule names neither
     assert [g["exchanges"] for g in section["groups"]] == [["arcadia", "borealis"]]
     group = section["groups"][0]
-    # no sweep on these chains: the deposit type is read for neither
-    assert group["not_read"] == {"deposit_type": ["arcadia", "borealis"]}
+    # no sweep on these chains: the deposit type is read for neither; nor the output order (6
+    # equal payments and the change: too few distinct values) or the fee rate (no sizes)
+    both = ["arcadia", "borealis"]
+    assert group["not_read"] == {"deposit_type": both, "output_order": both, "fee_rate": both}
     assert group["alike_on"] == [
         "hot_type", "fingerprint", "change_position", "change_address", "round_amounts"
     ]  # fmt: skip

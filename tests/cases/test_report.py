@@ -526,11 +526,11 @@ def test_lookalike_box_only_when_case_json_warns(
     # one row per habit; a column per exchange grouped or unreadable (cobalt is neither)
     assert _parse(html).body_rows["lookalikes"] == len(section["habits"])
     assert "<th>cobalt</th>" not in html and "<th>dunmore</th>" in html
-    # unread cells: every habit of dunmore's, and the change address and round amounts of the
-    # group's two (hand-set styles without those counts)
+    # unread cells: every habit of dunmore's, and the change address, round amounts, output
+    # order and fee rate of the group's two (hand-set styles without those counts)
     shown = ["arcadia", "<b>bold</b>", "dunmore"]
     unread = sum(not section["exchanges"][n][h]["read"] for n in shown for h in section["habits"])
-    assert unread == len(section["habits"]) + 2 * 2
+    assert unread == len(section["habits"]) + 2 * 4
     assert html.count('class="unread"') == unread
     for older in (_write_case(tmp_path / "older"), real_case[0]):
         if older == real_case[0]:

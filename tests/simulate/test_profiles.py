@@ -138,3 +138,69 @@ def test_world_records_habits_and_twins(hard_world: Path) -> None:
     ex: list[Exchange] = WorldBase(1, SCALES["medium"], profile=by_index).exchanges
     assert twin_exchanges(ex) == [["arcadia", "ember"]]
     assert twin_exchanges(ex[:4]) == []
+
+
+def test_exchange_software_is_off_by_default_and_drawn_on_its_own() -> None:
+    """`exchange_software`: "service" (default) gives every exchange one signer and leaves
+    world.json's knobs as before; "drawn" gives each its own signer, output order and fee-rate
+    habit from a stream of their own (the habits stay the seed's)."""
+    from chainsleuth.simulate.economy.base import WorldBase
+    from chainsleuth.simulate.economy.model import SCALES, SERVICE, SOFTWARE
+
+    assert "exchange_software" not in profile("hard").knobs()
+    assert profile("hard_sw").knobs()["exchange_software"] == "drawn"
+    plain = WorldBase(9, SCALES["small"], profile=profile("hard"))
+    drawn = WorldBase(9, SCALES["small"], profile=profile("hard_sw"))
+    assert all(ex.software is None and ex.wallet.soft == SERVICE for ex in plain.exchanges)
+    assert [ex.habits for ex in drawn.exchanges] == [ex.habits for ex in plain.exchanges]
+    assert all(drawn.software[ex.wallet.soft] == ex.software.spec() for ex in drawn.exchanges)  # type: ignore[union-attr]
+    assert drawn.software[: len(SOFTWARE)] == list(SOFTWARE)
+    # over seeds every value set is drawn
+    sw = [ex.software for s in range(1, 30)
+          for ex in WorldBase(s, SCALES["small"], profile=profile("hard_sw")).exchanges]  # fmt: skip
+    assert {x.signer for x in sw if x} == {
+        "in_house_v1", "in_house_v2", "core_like", "core_rbf", "rbf_no_locktime"
+    }  # fmt: skip
+    assert {x.bip69 for x in sw if x} == {True, False}
+    assert {x.whole_fee_rate for x in sw if x} == {True, False}
+    with pytest.raises(ValueError, match="exchange_software"):
+        Profile(name="bad", exchange_software="alphabetical")
+
+
+def test_drawn_software_shows_on_the_exchanges_txs(tmp_path: Path) -> None:
+    """Every tx an exchange with drawn software makes carries its signer's version, locktime
+    and nSequence; a BIP69 exchange's outputs are sorted by value; one paying whole sat/vB pays
+    withdrawals whose fee is a whole multiple of the tx's vsize. Read back from the blk files."""
+    from chainsleuth.simulate.run import simulate
+    from tests.simulate.conftest import read_chain, read_csv
+
+    simulate(tmp_path, seed=9, scale="small", profile="hard_sw")
+    meta = json.loads((tmp_path / "world.json").read_text())
+    habits = {f"exchange-{n}": h for n, h in meta["exchange_habits"].items()}
+    rows = read_csv(tmp_path / "truth" / "txs.csv")
+    kind = {r["txid"]: (r["kind"], r["wallet_id"], r["change_vouts"]) for r in rows}
+    chain = read_chain(tmp_path / "blocks")
+    values = {}
+    for _h, tx in chain.main_txs():
+        for vout, o in enumerate(tx.outputs):
+            values[(tx.txid(), vout)] = o.value
+    seen: dict[str, int] = {w: 0 for w in habits}
+    for height, tx in chain.main_txs():
+        what, wid, change = kind.get(tx.txid()[::-1].hex(), ("", "", ""))
+        h = habits.get(wid)
+        if h is None or not what.startswith("exchange_"):
+            continue
+        seen[wid] += 1
+        assert tx.version == h["tx_version"]
+        assert tx.locktime == (height - 1 if h["locktime_at_tip"] else 0)
+        assert {i.sequence for i in tx.inputs} == {h["sequence"]}
+        out = [o.value for o in tx.outputs]
+        if h["bip69"]:
+            assert out == sorted(out)
+        # (a withdrawal without change pays what is left: not a rate)
+        if h["whole_fee_rate"] and what == "exchange_withdrawal" and change:
+            fee = sum(values[(i.prev_txid, i.prev_vout)] for i in tx.inputs) - sum(out)
+            assert fee % tx.vsize() == 0
+    assert all(n > 20 for n in seen.values()), seen
+    drawn = {(h["bip69"], h["whole_fee_rate"]) for h in habits.values()}
+    assert (True, True) in drawn and (False, True) in drawn  # seed 9 draws both

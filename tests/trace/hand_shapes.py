@@ -13,6 +13,12 @@ import numpy as np
 from chainsleuth.trace import services
 
 
+def hand_vsizes(tx_ids: np.ndarray) -> np.ndarray:
+    """`Store.tx_vsizes` of a hand-built chain that gives no sizes: 0 each (the fee-rate habit
+    is then not read)."""
+    return np.zeros(len(tx_ids), np.int64)
+
+
 def hand_shapes(
     inputs: Sequence[Sequence[int]],
     output_address: Sequence[Sequence[int]],
@@ -58,11 +64,12 @@ def hand_store(inputs: Sequence[Sequence[int]], output_types: Sequence[int]) -> 
 
     first_input = np.cumsum([0] + [len(spent) for spent in inputs])[:-1].astype(np.int64)
     return SimpleNamespace(
+        tx_vsizes=hand_vsizes,
         graph=SimpleNamespace(
             tx_first_input=first_input,
             input_spent_output=np.array([o for spent in inputs for o in spent], np.int64),
             output_script_type=np.array(output_types, np.uint8),
-        )
+        ),
     )
 
 

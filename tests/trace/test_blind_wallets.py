@@ -15,7 +15,7 @@ import numpy as np
 from chainsleuth.cases.investigate import _lend_to_funders
 from chainsleuth.trace import services
 from chainsleuth.trace.services import STYLE_UNSEEN, WalletStyles
-from tests.trace.hand_shapes import HandChain, hand_shapes
+from tests.trace.hand_shapes import HandChain, hand_shapes, hand_vsizes
 
 P2PKH, P2SH, P2WPKH = 2, 3, 4
 UNIDENTIFIED = "unidentified_service"
@@ -55,7 +55,7 @@ class Chain(HandChain):
             output_script_type=output_type,
         )
         fingerprint = np.array([t.fp for t in self.txs], np.uint8)
-        return SimpleNamespace(graph=graph), shapes, fingerprint
+        return SimpleNamespace(graph=graph, tx_vsizes=hand_vsizes), shapes, fingerprint
 
 
 def _payees(first: int, n: int, script: int = P2PKH) -> list[tuple[int, int]]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from chainsleuth.trace import services
-from tests.trace.hand_shapes import HandChain, hand_shapes
+from tests.trace.hand_shapes import HandChain, hand_shapes, hand_vsizes
 
 P2WPKH = 4
 
@@ -42,11 +42,12 @@ class Chain(HandChain):
         first_input = np.cumsum([0] + [len(t.inputs) for t in self.txs])[:-1].astype(np.int64)
         n_outputs = sum(len(t.outputs) for t in self.txs)
         return SimpleNamespace(
+            tx_vsizes=hand_vsizes,
             graph=SimpleNamespace(
                 tx_first_input=first_input,
                 input_spent_output=np.array([o for t in self.txs for o in t.inputs], np.int64),
                 output_script_type=np.full(n_outputs, P2WPKH, np.uint8),
-            )
+            ),
         )
 
     def shapes(self, cluster_of: np.ndarray) -> services.TxShapes:

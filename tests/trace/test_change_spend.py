@@ -17,7 +17,7 @@ import pytest
 
 from chainsleuth.cases.investigate import _lend_by_change
 from chainsleuth.trace import services
-from tests.trace.hand_shapes import HandChain, hand_shapes
+from tests.trace.hand_shapes import HandChain, hand_shapes, hand_vsizes
 
 UNIDENTIFIED = "unidentified_service"
 P2SH, P2WPKH = 3, 4
@@ -39,6 +39,7 @@ class Chain(HandChain):
         """A store-like object with the graph arrays `change_spend_links` reads."""
         first_input = np.cumsum([0] + [len(t.inputs) for t in self.txs])[:-1].astype(np.int64)
         return SimpleNamespace(
+            tx_vsizes=hand_vsizes,
             graph=SimpleNamespace(
                 tx_first_input=first_input,
                 input_spent_output=np.array([o for t in self.txs for o in t.inputs], np.int64),
@@ -46,7 +47,7 @@ class Chain(HandChain):
                     [t.types.get(v, P2WPKH) for t in self.txs for v in range(len(t.outputs))],
                     np.uint8,
                 ),
-            )
+            ),
         )
 
     def links(

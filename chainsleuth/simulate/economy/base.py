@@ -25,6 +25,7 @@ from chainsleuth.simulate.economy.model import (
     P2WPKH,
     P2WSH,
     REUSE_CHANGE,
+    SOFTWARE,
     WHIRLPOOL_DENOMS,
     WHIRLPOOL_FEES,
     Cashout,
@@ -32,6 +33,7 @@ from chainsleuth.simulate.economy.model import (
     Habits,
     Payment,
     Scale,
+    Software,
     Ticket,
     Wallet,
     WhirlpoolPool,
@@ -65,6 +67,9 @@ class WorldBase:
         self.nprng = np.random.Generator(np.random.PCG64(seed))
         self.book = AddressBook(seed)
         self.wallets: list[Wallet] = []
+        #: every signer's (version, locktime at the tip, nSequence, low-R), by `Wallet.soft`:
+        #: `SOFTWARE`, then one row per exchange whose software the profile draws
+        self.software: list[tuple[int, bool, int, bool]] = list(SOFTWARE)
         self.tx_log = tx_log
         self.schedule: dict[int, list[Iterator[int]]] = {}
         self.payments: list[Payment] = []
@@ -119,6 +124,13 @@ class WorldBase:
             hot = [book.new(stype, w.idx, ROLE["hot"]) for _ in range(2)]
             cold = book.new(P2WSH, w.idx, ROLE["cold"])
             self.exchanges.append(Exchange(n, w, cold, hot, rng, habits))
+        if self.profile.exchange_software == "drawn":
+            # a stream of its own, after the habits: the world's other draws stay where they were
+            software_rng = random.Random(self.seed * 6_700_417 + 29)
+            for ex in self.exchanges:
+                ex.software = Software.draw(software_rng)
+                self.software.append(ex.software.spec())
+                ex.wallet.soft = len(self.software) - 1
         if self.profile.exchange_fresh_share > 0:
             k = round(self.profile.exchange_fresh_share * s.n_exchanges)
             for ex in rng.sample(self.exchanges, k):
@@ -229,6 +241,20 @@ class WorldBase:
     def rate(self, factor: float = 1.0) -> float:
         """A fee rate in sat/vB around the day's level."""
         return max(1.0, self.base_rate * factor * self.rng.lognormvariate(0.0, 0.45))
+
+    def exchange_rate(self, ex: Exchange, factor: float = 1.0) -> float:
+        """`rate(factor)` as exchange `ex` pays it: rounded to whole sat/vB where its software
+        does so (the same draw either way, so a world without drawn software is unchanged)."""
+        rate = self.rate(factor)
+        if ex.software is not None and ex.software.whole_fee_rate:
+            return float(max(1, round(rate)))
+        return rate
+
+    @staticmethod
+    def exchange_order(ex: Exchange, order: str = "shuffle") -> str:
+        """The output order of exchange `ex`'s txs: BIP69 where its software sorts, else
+        `order` (what its change habit says)."""
+        return "bip69" if ex.software is not None and ex.software.bip69 else order
 
     @staticmethod
     def _base_rate(day: dt.date) -> float:

@@ -41,7 +41,7 @@ class Exchanges(Transactions):
                     dest = self.cold_addr(ex) if to_cold else self.hot_addr(ex)
                     bucket = w.extra if to_cold else None
                     self.pay(w, [(dest, 0, bucket)], "exchange_sweep", utxos=chunk, sweep=True,
-                             rate=self.rate(0.5))  # fmt: skip
+                             rate=self.exchange_rate(ex, 0.5))  # fmt: skip
         if ex.queue and self.profile.forward_whole_share > 0:
             self._exchange_forwards(ex)
         if ex.queue and (h + ex.offset) % ex.batch_every == 0:
@@ -50,7 +50,7 @@ class Exchanges(Transactions):
         high = int(12 * ex.ema_out) + 5 * COIN
         if hot > 2 * high and (h + ex.offset) % 6 == 0:
             self.pay(w, [(self.cold_addr(ex), hot - high, w.extra)], "exchange_cold_move",
-                     rate=self.rate(0.5))  # fmt: skip
+                     rate=self.exchange_rate(ex, 0.5), order=self.exchange_order(ex))  # fmt: skip
 
     def _refill(self, ex: Exchange, need: int) -> None:
         w = ex.wallet
@@ -58,14 +58,21 @@ class Exchanges(Transactions):
         if not cold:
             return
         amount = need + int(6 * ex.ema_out)
-        sel = self.select(cold, amount, self.rate(), 40)
+        rate = self.exchange_rate(ex)
+        sel = self.select(cold, amount, rate, 40)
         if sel is None:  # everything there is
             sel, cold[:] = cold[:], []
             self.pay(w, [(self._refill_addr(ex), 0, None)], "exchange_cold_move", utxos=sel,
-                     sweep=True)  # fmt: skip
+                     sweep=True, rate=self._refill_rate(ex))  # fmt: skip
             return
         self.pay(w, [(self._refill_addr(ex), amount, None)], "exchange_cold_move", utxos=sel,
-                 change_addr=self.cold_addr(ex), change_bucket=cold)  # fmt: skip
+                 change_addr=self.cold_addr(ex), change_bucket=cold, rate=self._refill_rate(ex),
+                 order=self.exchange_order(ex))  # fmt: skip
+
+    def _refill_rate(self, ex: Exchange) -> float | None:
+        """The rate of a refill from cold storage: None (`pay` draws it, as before drawn
+        software) unless the exchange's software is drawn."""
+        return None if ex.software is None else self.exchange_rate(ex)
 
     def _refill_addr(self, ex: Exchange) -> Addr:
         if ex.no_reuse:
@@ -92,7 +99,8 @@ class Exchanges(Transactions):
                 continue
             ex.deposits.remove(fit)  # in place: the list is a bucket
             res = self.pay(w, [(req.addr, req.value, req.bucket)], "exchange_forward",
-                           utxos=[fit], change_addr=self._refill_addr(ex), rate=self.rate(0.8))  # fmt: skip
+                           utxos=[fit], change_addr=self._refill_addr(ex),
+                           rate=self.exchange_rate(ex, 0.8), order=self.exchange_order(ex))  # fmt: skip
             if res is None:
                 ex.deposits.append(fit)
                 continue
@@ -121,7 +129,8 @@ class Exchanges(Transactions):
             change = ex.hot[self.height % len(ex.hot)]
         res = self.pay(
             w, [(r.addr, r.value, r.bucket) for r in take], "exchange_withdrawal",
-            rate=self.rate(0.8), change_addr=change, order="change_last" if ex.change_last else "shuffle",
+            rate=self.exchange_rate(ex, 0.8), change_addr=change,
+            order=self.exchange_order(ex, "change_last" if ex.change_last else "shuffle"),
         )  # fmt: skip
         if res is None:
             return

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
 
 from chainsleuth.core.script_types import ScriptType
 from chainsleuth.simulate.keys import Addr, Utxo
@@ -190,6 +195,45 @@ class Habits:
         )
 
 
+@dataclass(frozen=True)
+class Software:
+    """What an exchange's signing software shows beyond its `Habits` (profile knob
+    `exchange_software: drawn`): its signer (tx version, locktime at the tip or 0, every input's
+    nSequence, low-R signatures), whether it orders outputs by BIP69 and whether it pays whole
+    sat/vB fee rates. Value sets and shares: `exchange_software.yaml`."""
+
+    signer: str
+    version: int
+    locktime: bool
+    sequence: int
+    low_r: bool
+    bip69: bool
+    whole_fee_rate: bool
+
+    @classmethod
+    def draw(cls, rng: random.Random) -> Software:
+        """Each of the three drawn on its own from `exchange_software.yaml`."""
+        table = software_table()
+        signers = table["signers"]
+        names = list(signers)
+        name = rng.choices(names, [signers[n][4] for n in names])[0]
+        version, locktime, sequence, low_r, _share = signers[name]
+        return cls(name, int(version), bool(locktime), int(sequence), bool(low_r),
+                   rng.random() < float(table["bip69_share"]),
+                   rng.random() < float(table["whole_fee_rate_share"]))  # fmt: skip
+
+    def spec(self) -> tuple[int, bool, int, bool]:
+        """As a `SOFTWARE` row: (version, locktime at the tip, nSequence, low-R)."""
+        return (self.version, self.locktime, self.sequence, self.low_r)
+
+
+@cache
+def software_table() -> dict[str, Any]:
+    """`exchange_software.yaml`, read once."""
+    text = resources.files("chainsleuth.simulate").joinpath("exchange_software.yaml").read_text()
+    return dict(yaml.safe_load(text))
+
+
 class Exchange:
     """An exchange: hot wallet (the wallet's utxos), cold storage, deposits, withdrawal queue."""
 
@@ -211,6 +255,9 @@ class Exchange:
         self.batch_every = habits.batch_every
         self.sweep_every = habits.sweep_every
         self.offset = rng.randrange(12)
+        #: its signing software where the profile draws one (`Software`), else None: it signs as
+        #: `SOFTWARE[SERVICE]`, orders outputs as `change_last` says, pays fractional fee rates
+        self.software: Software | None = None
         self.deposits: list[Utxo] = []
         self.queue: list[Request] = []
         self.ema_out = 1.0 * COIN  # withdrawals per block, smoothed
@@ -218,7 +265,7 @@ class Exchange:
     def habit_record(self) -> dict[str, object]:
         """The habits the exchange acts on (for world.json): a never-reusing exchange takes
         fresh change whatever it drew."""
-        return {
+        record: dict[str, object] = {
             "wallet_stype": str(ScriptType(self.wallet.stype)),
             "deposit_stype": str(ScriptType(self.dep_stype)),
             "never_reuse": self.no_reuse,
@@ -228,6 +275,13 @@ class Exchange:
             "batch_every": self.batch_every,
             "sweep_every": self.sweep_every,
         }
+        if self.software is not None:  # only where drawn: older worlds' world.json unchanged
+            sw = self.software
+            record.update({
+                "signer": sw.signer, "tx_version": sw.version, "locktime_at_tip": sw.locktime,
+                "sequence": sw.sequence, "bip69": sw.bip69, "whole_fee_rate": sw.whole_fee_rate,
+            })  # fmt: skip
+        return record
 
 
 class Request:

@@ -9,7 +9,6 @@ from chainsleuth.simulate.economy.base import WorldBase
 from chainsleuth.simulate.economy.model import (
     MIN_CHANGE,
     REUSE_CHANGE,
-    SOFTWARE,
     Wallet,
 )
 from chainsleuth.simulate.keys import INPUT_VSIZE_MAX, ROLE, SPK_TEMPLATE, Addr, Utxo
@@ -33,7 +32,7 @@ class Transactions(WorldBase):
         soft: int,
         change_vouts: list[int],
     ) -> tuple[bytes, list[Utxo | None]]:
-        version, lt, _, _ = SOFTWARE[soft]
+        version, lt, _, _ = self.software[soft]
         tx = Tx(version, tuple(ins), tuple([o for o, _, _ in outs]), self.height - 1 if lt else 0)
         txid = tx.txid()
         book = self.book
@@ -127,7 +126,7 @@ class Transactions(WorldBase):
         Returns (txid, the outputs made for `outs`, the change output) or None if funds lack.
         """
         rate = self.rate() if rate is None else rate
-        version, _, seq, low_r = SOFTWARE[w.soft]
+        version, _, seq, low_r = self.software[w.soft]
         pay_total = sum(v for _, v, _ in outs)
         extra = [TxOut(0, b"\x6a" + bytes((len(op_return),)) + op_return)] if op_return else []
         out_vb = sum(9 + len(a.spk) for a, _, _ in outs) + sum(
@@ -185,6 +184,8 @@ class Transactions(WorldBase):
             rows.append((TxOut(change_value, change_meta[0].spk), *change_meta, -1))  # type: ignore[union-attr]
         if order == "shuffle":
             self.rng.shuffle(rows)
+        elif order == "bip69":  # BIP69: by value, then by scriptPubKey (bytes)
+            rows.sort(key=lambda r: (r[0].value, r[0].script_pubkey))
         for o in extra:
             if order == "op_return_first":
                 rows.insert(0, (o, None, None, -2))
