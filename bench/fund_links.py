@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from bench.attribution_bound import OUT
+from bench.recall_misses import deposit_outcomes
 
 KINDS = (
     "n_pays_l",
@@ -64,33 +65,9 @@ def unident_own(name: str, root: Path = OUT, cut: float = 0.5) -> list[tuple[str
     `bench.recall_misses.classify` classes them."""
     world, case = root / name / "world", root / name / "case"
     tx_wallet = {t["txid"]: t["wallet_id"] for t in _rows(world / "truth" / "txs.csv")}
-    pays: dict[str, list[dict[str, str]]] = defaultdict(list)
-    for p in _rows(world / "truth" / "payments.csv"):
-        pays[p["deposit_address"]].append(p)
-    leads: dict[str, list[dict[str, str]]] = defaultdict(list)
-    for r in _rows(case / "leads.csv"):
-        leads[r["deposit_address"]].append(r)
     out = []
-    for d, ps in pays.items():
-        holding = [
-            p
-            for p in ps
-            if p["funding_exchange"]
-            and not (p["path_kind"] == "coinjoin" and p["coinjoin_broke_trail"] == "true")
-        ]
-        if not holding:
-            continue
+    for d, holding, right, rows, best in deposit_outcomes(world, case, cut):
         ex = holding[0]["funding_exchange"]
-        right = {p["funding_exchange"] for p in holding}
-        rows = leads.get(d, [])
-        best = None
-        for r in rows:
-            if (
-                r["source_category"] in _SUBPOENA
-                and float(r["confidence"] or 0) >= cut
-                and (best is None or int(r["amount_sat"]) > int(best["amount_sat"]))
-            ):
-                best = r
         if (best is not None and best["source_entity"] in right) or best is not None or not rows:
             continue
         if any(r["source_entity"] in right for r in rows):

@@ -35,18 +35,20 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def classify(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, Any]:
-    """Classes of the missed eligible deposits of world `name`, per funding exchange."""
-    world, case = root / name / "world", root / name / "case"
-    tx_wallet = {t["txid"]: (t["wallet_id"], t["kind"]) for t in _rows(world / "truth" / "txs.csv")}
+Outcome = tuple[str, list[dict[str, str]], set[str], list[dict[str, str]], dict[str, str] | None]
+
+
+def deposit_outcomes(world: Path, case: Path, cut: float = 0.5) -> list[Outcome]:
+    """Per eligible deposit (paid by an exchange, its trail not broken by a CoinJoin):
+    (deposit, its trail-holding payments, the right exchanges, its lead rows, the deciding row:
+    the subpoena-category row at `cut` or above with the largest amount, or None)."""
     pays: dict[str, list[dict[str, str]]] = defaultdict(list)
     for p in _rows(world / "truth" / "payments.csv"):
         pays[p["deposit_address"]].append(p)
     leads: dict[str, list[dict[str, str]]] = defaultdict(list)
     for r in _rows(case / "leads.csv"):
         leads[r["deposit_address"]].append(r)
-    per: dict[str, Counter[str]] = defaultdict(Counter)
-    examples: dict[str, list[str]] = defaultdict(list)
+    out: list[Outcome] = []
     for d, ps in pays.items():
         holding = [
             p
@@ -56,8 +58,6 @@ def classify(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, Any]:
         ]
         if not holding:
             continue
-        ex = holding[0]["funding_exchange"]
-        right = {p["funding_exchange"] for p in holding}
         rows = leads.get(d, [])
         best = None
         for r in rows:
@@ -67,6 +67,18 @@ def classify(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, Any]:
                 and (best is None or int(r["amount_sat"]) > int(best["amount_sat"]))
             ):
                 best = r
+        out.append((d, holding, {p["funding_exchange"] for p in holding}, rows, best))
+    return out
+
+
+def classify(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, Any]:
+    """Classes of the missed eligible deposits of world `name`, per funding exchange."""
+    world, case = root / name / "world", root / name / "case"
+    tx_wallet = {t["txid"]: (t["wallet_id"], t["kind"]) for t in _rows(world / "truth" / "txs.csv")}
+    per: dict[str, Counter[str]] = defaultdict(Counter)
+    examples: dict[str, list[str]] = defaultdict(list)
+    for d, holding, right, rows, best in deposit_outcomes(world, case, cut):
+        ex = holding[0]["funding_exchange"]
         per[ex]["eligible"] += 1
         if best is not None and best["source_entity"] in right:
             per[ex]["hit"] += 1
