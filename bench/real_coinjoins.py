@@ -23,52 +23,15 @@ import numpy as np
 from chainsleuth.cluster import kernels
 from chainsleuth.cluster.rules import BY_CODE
 from chainsleuth.core.script_types import ScriptType
-from chainsleuth.parse.serialize import Tx, TxIn, parse_block
+from chainsleuth.parse.blocks import classify_script_list
+from chainsleuth.parse.serialize import Tx, TxIn, parse_block, script_pushes
 
 RAW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mainnet-blocks" / "raw"
 
 
 def output_type(script: bytes) -> ScriptType:
-    """The standard output script patterns (enough for these checks)."""
-    n = len(script)
-    if n == 25 and script[:3] == b"\x76\xa9\x14" and script[23:] == b"\x88\xac":
-        return ScriptType.P2PKH
-    if n == 23 and script[:2] == b"\xa9\x14" and script[22] == 0x87:
-        return ScriptType.P2SH
-    if n == 22 and script[:2] == b"\x00\x14":
-        return ScriptType.P2WPKH
-    if n == 34 and script[:2] == b"\x00\x20":
-        return ScriptType.P2WSH
-    if n == 34 and script[:2] == b"\x51\x20":
-        return ScriptType.P2TR
-    if n >= 1 and script[0] == 0x6A:
-        return ScriptType.OP_RETURN
-    if n in (35, 67) and script[-1] == 0xAC:
-        return ScriptType.P2PK
-    return ScriptType.NONSTANDARD
-
-
-def _pushes(script: bytes) -> list[bytes]:
-    items, pos = [], 0
-    while pos < len(script):
-        op = script[pos]
-        pos += 1
-        if op == 0:
-            items.append(b"")
-        elif op <= 75:
-            items.append(script[pos : pos + op])
-            pos += op
-        elif op == 76:
-            k = script[pos]
-            items.append(script[pos + 1 : pos + 1 + k])
-            pos += 1 + k
-        elif op == 77:
-            k = int.from_bytes(script[pos : pos + 2], "little")
-            items.append(script[pos + 2 : pos + 2 + k])
-            pos += 2 + k
-        else:
-            items.append(bytes([op]))
-    return items
+    """The ingest's own classification of one output script."""
+    return ScriptType(int(classify_script_list([script])[0][0]))
 
 
 def input_type_and_key(txin: TxIn) -> tuple[ScriptType, bytes]:
@@ -83,7 +46,7 @@ def input_type_and_key(txin: TxIn) -> tuple[ScriptType, bytes]:
         if len(wit) == 1 and len(wit[0]) in (64, 65):
             return ScriptType.P2TR, outpoint
         return ScriptType.P2WSH, wit[-1]
-    items = _pushes(sig)
+    items = script_pushes(sig, strict=False)
     if wit and len(items) == 1:
         return ScriptType.P2SH, items[0]
     if len(items) == 2 and len(items[1]) in (33, 65):

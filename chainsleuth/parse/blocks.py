@@ -506,3 +506,19 @@ def parse_blocks(
         out_multisig_n=ms_n,
         block_bip34_height=bip34,
     )
+
+
+def classify_script_list(
+    scripts: Sequence[bytes],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ingest's own classifier on a few loose scripts (bench and test readers of single
+    txs): (script type, key kind, key length, key payload), one row per script."""
+    lens = np.array([len(s) for s in scripts], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+    buf = np.frombuffer(b"".join(scripts), np.uint8) if scripts else np.zeros(0, np.uint8)
+    n = len(scripts)
+    out_type, kind, klen = np.empty(n, np.uint8), np.empty(n, np.uint8), np.empty(n, np.uint8)
+    payload = np.zeros((n, KEY_PAYLOAD_WIDTH), np.uint8)
+    ms_m, ms_n = np.empty(n, np.uint8), np.empty(n, np.uint8)
+    kernels.classify_scripts(buf, offsets, lens, out_type, kind, klen, payload, ms_m, ms_n)
+    return out_type, kind, klen, payload

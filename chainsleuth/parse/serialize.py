@@ -403,3 +403,30 @@ def parse_block(data: bytes, offset: int = 0) -> tuple[Block, int]:
         tx, pos = parse_tx(data, pos)
         txs.append(tx)
     return Block(header, tuple(txs)), pos
+
+
+def script_pushes(script: bytes, *, strict: bool = True) -> list[bytes]:
+    """The data pushes of a push-only script such as a scriptSig (OP_0 pushes b""). Another
+    opcode raises ValueError when `strict`, else stands as its own one-byte item."""
+    items: list[bytes] = []
+    pos = 0
+    while pos < len(script):
+        op = script[pos]
+        pos += 1
+        if op == 0:
+            items.append(b"")
+            continue
+        if op <= 0x4B:
+            n = op
+        elif op == 0x4C:
+            n, pos = script[pos], pos + 1
+        elif op == 0x4D:
+            n, pos = int.from_bytes(script[pos : pos + 2], "little"), pos + 2
+        elif strict:
+            raise ValueError(f"not a push-only script: opcode {op:#x} at byte {pos - 1}")
+        else:
+            items.append(bytes([op]))
+            continue
+        items.append(script[pos : pos + n])
+        pos += n
+    return items

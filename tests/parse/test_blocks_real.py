@@ -14,15 +14,14 @@ import pytest
 
 from chainsleuth.core.address import (
     ADDRESSABLE_KINDS,
-    KEY_PAYLOAD_WIDTH,
     decode_address,
     encode_address,
 )
 from chainsleuth.core.network import MAIN
 from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES, ScriptType
-from chainsleuth.parse import kernels
 from chainsleuth.parse.address_kernels import encode_address_keys
-from chainsleuth.parse.blocks import ParsedBatch, parse_blocks
+from chainsleuth.parse.blocks import ParsedBatch, classify_script_list, parse_blocks
+from chainsleuth.parse.serialize import script_pushes
 from tests.conftest import read_blk
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -220,41 +219,6 @@ def test_taproot_outputs_of_866342_are_p2tr_with_bc1p_addresses() -> None:
         assert address == encode_address(ScriptType.P2TR, script[2:], MAIN)
 
 
-def classify(scripts: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Our classifier on a buffer of scripts: (type, key kind, key length, key payload)."""
-    buf = np.frombuffer(b"".join(scripts), np.uint8)
-    lens = np.array([len(s) for s in scripts], np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
-    n = len(scripts)
-    out_type, kind, klen = np.empty(n, np.uint8), np.empty(n, np.uint8), np.empty(n, np.uint8)
-    payload = np.zeros((n, KEY_PAYLOAD_WIDTH), np.uint8)
-    ms_m, ms_n = np.empty(n, np.uint8), np.empty(n, np.uint8)
-    kernels.classify_scripts(buf, offsets, lens, out_type, kind, klen, payload, ms_m, ms_n)
-    return out_type, kind, klen, payload
-
-
-def pushes(script: bytes) -> list[bytes]:
-    """The data pushes of a push-only scriptSig (OP_0 pushes b"")."""
-    items, pos = [], 0
-    while pos < len(script):
-        op = script[pos]
-        pos += 1
-        if op == 0:
-            items.append(b"")
-            continue
-        if op <= 0x4B:
-            n = op
-        elif op == 0x4C:
-            n, pos = script[pos], pos + 1
-        elif op == 0x4D:
-            n, pos = int.from_bytes(script[pos : pos + 2], "little"), pos + 2
-        else:
-            raise AssertionError(f"not a push-only scriptSig: opcode {op:#x}")
-        items.append(script[pos : pos + n])
-        pos += n
-    return items
-
-
 def read_compact(raw: bytes, pos: int) -> tuple[int, int]:
     first = raw[pos]
     if first < 0xFD:
@@ -292,7 +256,7 @@ def test_prevout_scripts_classify_as_the_way_each_input_spends_them(height: int)
     batch = parsed(f"raw/{height:07d}.bin")
     records = spent_utxos(height)
     scripts = [bytes.fromhex(r["txout"]["script_pubkey"]) for r in records]
-    types, kinds, lens, payloads = classify(scripts)
+    types, kinds, lens, payloads = classify_script_list(scripts)
     spending = np.flatnonzero(~batch.in_is_coinbase).tolist()
     checked: dict[str, int] = {}
     for k, i in enumerate(spending):
@@ -300,7 +264,7 @@ def test_prevout_scripts_classify_as_the_way_each_input_spends_them(height: int)
         key = bytes(payloads[k, : lens[k]])
         wit = witness_items(batch, i)
         if st in (ScriptType.P2PKH, ScriptType.P2SH):
-            assert hash160(pushes(batch.script_sig(i))[-1]) == key
+            assert hash160(script_pushes(batch.script_sig(i))[-1]) == key
         elif st == ScriptType.P2WPKH:
             assert len(wit) == 2 and hash160(wit[1]) == key
         elif st == ScriptType.P2WSH:
