@@ -1091,9 +1091,10 @@ def wallet_styles(
     `fingerprint`: `cluster.learned.read_fingerprints` of every tx (read here when None).
 
     Read from the batches (`TxShapes.batch`), sweeps (`SWEEP_MIN_INPUTS`+ inputs into one
-    payee, whose output is not swept on: `_swept_on`) and coinbase outputs whose spender (or payee) cluster has a group. Nothing per tx
-    of the chain: a slice of `TX_SLICE` txs at a time (~56 B per output of one slice while in
-    use), 57 B per group and 24 B per grouped batch or sweep."""
+    payee, whose output is not swept on: `_swept_on`) and coinbase outputs whose spender (or
+    payee) cluster has a group. Nothing per tx of the chain: a slice of `TX_SLICE` txs at a
+    time (~56 B per output of one slice while in use), 57 B per group and 24 B per
+    grouped batch or sweep."""
     from chainsleuth.cluster.learned import read_fingerprints
 
     n_groups = group.n_groups
@@ -1350,8 +1351,9 @@ def received_deposits(
     a cluster outside the group that pays the group is its own sweep of deposits into its wallet
     (a customer's send-all into one of its deposits is swept on, `_swept_on`, and counts as
     a deposit below): the sweep's first input type counts, one vote per swept input. And a
-    deposit address is paid by someone else (a customer, another exchange's withdrawal) and spent by its exchange in a sweep or a forward, while a
-    hot coin is paid by the wallet's own txs (sweeps, change, refills) and spent in payouts: an
+    deposit address is paid by someone else (a customer, another exchange's withdrawal) and
+    spent by its exchange in a sweep or a forward, while a hot coin is paid by the wallet's
+    own txs (sweeps, change, refills) and spent in payouts: an
     output paying the group, made by a tx of a spender outside the group that is neither shaped
     like a sweep nor a payout (`TxShapes.small_batch`: a payout's change is the wallet's own
     hot coin), and spent by a tx of the group that is no payout, counts its script type, one
