@@ -143,11 +143,15 @@ def _spenders(base: Path, txids: list[str], levels: list[str]) -> list[dict[str,
 #: funding tx) must all show: `1in2out` one input, two outputs; `single` its input's cluster is
 #: one address; `spends_funding` it spends the funding tx's output; `prev_batch` the tx before
 #: it on the path is a payout of 3+ payees (`TxShapes.small_batch` is not used: the case's
-#: `batch_tx`); `other_unspent` its output off the path is unspent (never for the last hop).
+#: `batch_tx`); `other_unspent` its output off the path is unspent (never for the last hop);
+#: `funding_fp` it carries the funding tx's wallet fingerprint (`cluster.learned.read_fingerprints`:
+#: the exchange's own software on the forward, where `cases.rows.fingerprint_change` needs two
+#: txs after the funding tx to see a change).
 SIGNS = (
     frozenset({"1in2out", "single", "prev_batch", "other_unspent"}),
     frozenset({"1in2out", "single", "spends_funding", "prev_batch"}),
     frozenset({"1in2out", "single", "spends_funding", "prev_batch", "other_unspent"}),
+    frozenset({"1in2out", "spends_funding", "funding_fp"}),
 )
 
 
@@ -159,6 +163,7 @@ def path_features(
     spent: np.ndarray,
     in_cluster_size: np.ndarray,
     batch: np.ndarray,
+    fingerprint: np.ndarray | None = None,
 ) -> list[frozenset[str]]:
     """The features (`SIGNS`) of each one-input, two-output tx of `path` (tx ids, the funding
     tx first) after its funding tx; `in_cluster_size` per tx: its first input's cluster size."""
@@ -174,6 +179,8 @@ def path_features(
             f.add("spends_funding")
         if batch[prev]:
             f.add("prev_batch")
+        if fingerprint is not None and fingerprint[i] == fingerprint[path[0]]:
+            f.add("funding_fp")
         if k + 1 < len(path):
             nxt = path[k + 1]
             o0 = int(first_out[i])
@@ -184,12 +191,15 @@ def path_features(
 
 
 def signs(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, Any]:
-    """Deciding leads of world `name`, right and wrong, and those each of `SIGNS` flags."""
+    """Deciding leads of world `name`, right and wrong (`wrong_through_a`: through the funding
+    exchange's own tx, as `classify`'s `through_a`), and those each of `SIGNS` flags."""
     from chainsleuth.cases.investigate import prepare_case
+    from chainsleuth.cluster.learned import read_fingerprints
 
     base = root / name
     setup = prepare_case(base / "store", base / "world" / "seeds" / "deposits.csv")
     st = setup.store
+    fp = np.asarray(read_fingerprints(st, 0, st.counts["txs"]))
     cl = np.asarray(setup.cluster_of[:], np.int64)
     g = setup.chain.graph
     first_in = np.asarray(g.tx_first_input, np.int64)
@@ -203,14 +213,27 @@ def signs(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, Any]:
     in_size = np.zeros(first.shape[0], np.int64)
     in_size[ok] = sizes[cl[first[ok]]]
     spent, batch = st.spent_by_tx(), np.asarray(setup.batch_tx)
+    wallet = {t["txid"]: t["wallet_id"] for t in _rows(base / "world" / "truth" / "txs.csv")}
     tally: Counter[str] = Counter()
     for _d, _h, right, _rows_d, best in deposit_outcomes(base / "world", base / "case", cut):
         if best is None:
             continue
         ok_ = "right" if best["source_entity"] in right else "wrong"
+        hexes = [t for t in best["path"].split(";") if t]
+        if ok_ == "wrong" and any(
+            wallet.get(t) in {"exchange-" + a for a in right} for t in hexes[1:]
+        ):
+            ok_ = "wrong_through_a"
         path = [st.tx_id_of(t) for t in best["path"].split(";") if t]
         feats = path_features(
-            [int(t) for t in path if t is not None], n_in, n_out, first_out, spent, in_size, batch
+            [int(t) for t in path if t is not None],
+            n_in,
+            n_out,
+            first_out,
+            spent,
+            in_size,
+            batch,
+            fp,
         )
         tally["all " + ok_] += 1
         for s in SIGNS:

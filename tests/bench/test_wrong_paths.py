@@ -65,3 +65,15 @@ def test_path_features_read_a_forward_and_its_unspent_other_output() -> None:
     spent[3] = 2  # the other output spent too: no longer unspent
     got = wrong_paths.path_features([0, 1, 2], n_in, n_out, first_out, spent, size, batch)
     assert "other_unspent" not in got[0]
+
+
+def test_path_features_read_the_funding_fingerprint() -> None:
+    n_in, n_out = np.array([1, 1]), np.array([2, 2])
+    first_out, spent = np.array([0, 2]), np.array([1, -1, -1, -1])
+    size, batch = np.array([5, 1]), np.array([True, False])
+    fp = np.array([9, 9], np.uint8)
+    got = wrong_paths.path_features([0, 1], n_in, n_out, first_out, spent, size, batch, fp)
+    assert got[0] == {"1in2out", "single", "spends_funding", "prev_batch", "funding_fp"}
+    fp[1] = 3
+    got = wrong_paths.path_features([0, 1], n_in, n_out, first_out, spent, size, batch, fp)
+    assert "funding_fp" not in got[0]
