@@ -27,7 +27,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["MAX_DENOMINATIONS", "MIN_FITS", "MIX_FEE_SHARE", "MIX_FEE_SPREAD", "mix_change_links"]
+__all__ = [
+    "MAX_DENOMINATIONS",
+    "MIN_FITS",
+    "MIX_FEE_SHARE",
+    "MIX_FEE_SPREAD",
+    "TWIN_SAT",
+    "mix_change_links",
+]
 
 #: The most a participant pays in fees (coordinator and mining) as a share of what it mixed:
 #: Wasabi 1.x took 0.003% per anonymity-set member (0.3% at 100) plus the mining fee of its
@@ -49,11 +56,17 @@ MIN_FITS = 3
 #: each sum of two of them (a participant mixing at two levels). A round with more distinct
 #: denominations than this is left alone (not the shapes this rule knows).
 MAX_DENOMINATIONS = 8
+#: Two fits' fees (in sat) this close are one fee: participants of a round with the same
+#: level and inputs pay the same coordinator and mining fee (a fee rate times a size, rounded
+#: up once). A change another input also fits, or whose fee too few fits agree with by
+#: `MIX_FEE_SPREAD`, is linked through the one fit whose fee another change's fit (on another
+#: input) repeats; -1 turns this off (docs/investigations.md "Wasabi change missed").
+TWIN_SAT = 0
 
 
 @njit(cache=True, nogil=True)
 def _links(tx_ids, tx_first_input, tx_first_output, input_spent_output, output_value, fee_share,
-           fee_spread, min_fits, max_denoms):  # fmt: skip
+           fee_spread, min_fits, max_denoms, twin_sat):  # fmt: skip
     n_txs = tx_first_output.shape[0]
     n_inputs = input_spent_output.shape[0]
     n_outputs = output_value.shape[0]
@@ -101,10 +114,14 @@ def _links(tx_ids, tx_first_input, tx_first_output, input_spent_output, output_v
         for i in range(n_in):
             s = input_spent_output[i_lo + i]
             in_val[i] = output_value[s] if s >= 0 else -1
-        # each change candidate (a value no other output has): the inputs it fits
-        hit = np.full(o_hi - o_lo, -1, np.int64)
-        share = np.zeros(o_hi - o_lo)
-        used = np.zeros(n_in, np.int64)
+        # each change candidate (a value no other output has): every input it fits, and the
+        # fit's fee (as a share of the mixed amount)
+        m = o_hi - o_lo
+        f_o = np.empty(m * n_in, np.int64)
+        f_i = np.empty(m * n_in, np.int64)
+        f_s = np.empty(m * n_in)
+        f_r = np.empty(m * n_in, np.int64)
+        nf = 0
         for o in range(o_lo, o_hi):
             c = output_value[o]
             same = 0
@@ -112,40 +129,73 @@ def _links(tx_ids, tx_first_input, tx_first_output, input_spent_output, output_v
                 same += output_value[p] == c
             if same != 1:
                 continue
-            found = -1
-            fits = 0
-            fee = 0.0
             for i in range(n_in):
                 v = in_val[i]
-                ok = False
                 for q in range(ns):
                     r = v - c - sums[q]
                     if 0 <= r <= fee_share * sums[q]:
-                        ok = True
-                        fee = r / sums[q]
+                        f_o[nf] = o - o_lo
+                        f_i[nf] = i
+                        f_s[nf] = r / sums[q]
+                        f_r[nf] = r
+                        nf += 1
                         break
-                if ok:
-                    fits += 1
-                    found = i
-            if fits == 1:
-                hit[o - o_lo] = found
-                share[o - o_lo] = fee
-                used[found] += 1
         # the round's fee: one coordinator fee rate for all, and a mining fee that differs by
         # the inputs' sizes only, so two participants' fees (as shares of what they mixed)
-        # agree; a fit whose fee no other fit of the round agrees with is a coincidence (a
-        # median of a few fits is not enough: one true fit and two coincidences set it)
-        for o in range(o_lo, o_hi):
-            i = hit[o - o_lo]
-            # one change per input: an input two changes fit tells neither apart
-            if i < 0 or used[i] != 1:
+        # agree; a change with one fit is kept when the one fits of at least `min_fits - 1`
+        # other changes agree with its fee (a fit that none agree with is a coincidence: any
+        # input within the 1% window). Else (several fits, or too few agreeing), a fit is kept
+        # when another change's fit, on another input, paid the very same fee to within
+        # `twin_sat`: participants of one level with inputs of one count and type pay the
+        # same coordinator fee and the same mining fee (Wasabi 1.x charges both per
+        # participant from the round's rates), so equal fees are the round's own, and a
+        # coincidence lands on one exact value of a ~100,000 sat window rarely
+        n_fits = np.zeros(m, np.int64)
+        for a in range(nf):
+            n_fits[f_o[a]] += 1
+        # one change per input: an input two changes' one fits share tells neither apart
+        used_one = np.zeros(n_in, np.int64)
+        for a in range(nf):
+            if n_fits[f_o[a]] == 1:
+                used_one[f_i[a]] += 1
+        kept = np.zeros(m, np.int64)
+        pick = np.full(m, -1, np.int64)
+        for a in range(nf):
+            if n_fits[f_o[a]] != 1 or used_one[f_i[a]] != 1:
                 continue
             agree = 0
-            for p in range(o_lo, o_hi):
-                j = hit[p - o_lo]
-                if p != o and j >= 0 and used[j] == 1:
-                    agree += abs(share[p - o_lo] - share[o - o_lo]) <= fee_spread
+            for b in range(nf):
+                if (
+                    f_o[b] != f_o[a]
+                    and n_fits[f_o[b]] == 1
+                    and used_one[f_i[b]] == 1
+                    and abs(f_s[b] - f_s[a]) <= fee_spread
+                ):
+                    agree += 1
             if agree + 1 >= min_fits:
+                kept[f_o[a]] = 1
+                pick[f_o[a]] = f_i[a]
+        if twin_sat >= 0:
+            n_twin = np.zeros(m, np.int64)
+            twin_pick = np.full(m, -1, np.int64)
+            for a in range(nf):
+                if kept[f_o[a]] == 1:
+                    continue
+                for b in range(nf):
+                    if f_o[b] != f_o[a] and f_i[b] != f_i[a] and abs(f_r[b] - f_r[a]) <= twin_sat:
+                        n_twin[f_o[a]] += 1
+                        twin_pick[f_o[a]] = f_i[a]
+                        break
+            for k in range(m):
+                if kept[k] == 0 and n_twin[k] == 1:
+                    kept[k] = 1
+                    pick[k] = twin_pick[k]
+        used = np.zeros(n_in, np.int64)
+        for k in range(m):
+            if kept[k] == 1:
+                used[pick[k]] += 1
+        for k in range(m):
+            if kept[k] == 1 and used[pick[k]] == 1:
                 if n == cap:
                     cap *= 2
                     l_out2 = np.empty(cap, np.int64)
@@ -154,8 +204,8 @@ def _links(tx_ids, tx_first_input, tx_first_output, input_spent_output, output_v
                     l_in2[:n] = l_in[:n]
                     l_out = l_out2
                     l_in = l_in2
-                l_out[n] = o
-                l_in[n] = i_lo + i
+                l_out[n] = o_lo + k
+                l_in[n] = i_lo + pick[k]
                 n += 1
     return l_out[:n], l_in[:n]
 
@@ -169,6 +219,7 @@ def mix_change_links(
     fee_share: float = MIX_FEE_SHARE,
     fee_spread: float = MIX_FEE_SPREAD,
     min_fits: int = MIN_FITS,
+    twin_sat: int = TWIN_SAT,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(change output ids, sorted; the input id each one's value came from) of the CoinJoins
     flagged in `is_coinjoin` (bool per tx): a change output (a value no other output of its
@@ -187,6 +238,7 @@ def mix_change_links(
         float(fee_spread),
         int(min_fits),
         MAX_DENOMINATIONS,
+        int(twin_sat),
     )
     order = np.argsort(outs, kind="stable")
     return outs[order], ins[order]
