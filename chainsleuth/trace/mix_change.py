@@ -115,12 +115,13 @@ def _links(tx_ids, tx_first_input, tx_first_output, input_spent_output, output_v
             s = input_spent_output[i_lo + i]
             in_val[i] = output_value[s] if s >= 0 else -1
         # each change candidate (a value no other output has): every input it fits, and the
-        # fit's fee (as a share of the mixed amount)
+        # fit's fee (in sat, and as a share of the mixed amount): 32 B a fit, grown by
+        # doubling (a round has about one fit per change, plus coincidences)
         m = o_hi - o_lo
-        f_o = np.empty(m * n_in, np.int64)
-        f_i = np.empty(m * n_in, np.int64)
-        f_s = np.empty(m * n_in)
-        f_r = np.empty(m * n_in, np.int64)
+        f_o = np.empty(2 * m, np.int64)
+        f_i = np.empty(2 * m, np.int64)
+        f_s = np.empty(2 * m)
+        f_r = np.empty(2 * m, np.int64)
         nf = 0
         for o in range(o_lo, o_hi):
             c = output_value[o]
@@ -134,6 +135,11 @@ def _links(tx_ids, tx_first_input, tx_first_output, input_spent_output, output_v
                 for q in range(ns):
                     r = v - c - sums[q]
                     if 0 <= r <= fee_share * sums[q]:
+                        if nf == f_o.shape[0]:
+                            f_o = np.concatenate((f_o, np.empty_like(f_o)))
+                            f_i = np.concatenate((f_i, np.empty_like(f_i)))
+                            f_s = np.concatenate((f_s, np.empty_like(f_s)))
+                            f_r = np.concatenate((f_r, np.empty_like(f_r)))
                         f_o[nf] = o - o_lo
                         f_i[nf] = i
                         f_s[nf] = r / sums[q]
