@@ -10,7 +10,9 @@ input (Möser & Narayanan's "unmixed change" is the textbook case of a CoinJoin 
 trail). Everything else about the CoinJoin stays a stop: the mixed outputs, and any change
 whose input is ambiguous (no input fits, or two do: a participant with several inputs, or a
 coincidence), and any fit whose fee fewer than two other participants' fees in the round
-agree with.
+agree with. Such a change is still linked through the one of its fits whose fee, in sat,
+another change's fit repeats exactly (`TWIN_SAT`): one-input participants of one level pay the
+round's very same fee.
 
 Who calls it: `cases.investigate.prepare_case` (the leads' backward trace only; the kernel
 reads the pairs, `trace.kernels.trace_kernel`'s `link_output` / `link_input`).
@@ -60,7 +62,7 @@ MAX_DENOMINATIONS = 8
 #: level and inputs pay the same coordinator and mining fee (a fee rate times a size, rounded
 #: up once). A change another input also fits, or whose fee too few fits agree with by
 #: `MIX_FEE_SPREAD`, is linked through the one fit whose fee another change's fit (on another
-#: input) repeats; -1 turns this off (docs/investigations.md "Wasabi change missed").
+#: input) repeats; -1 turns this off (docs/investigations.md "Wasabi change that held its trail").
 TWIN_SAT = 0
 
 
