@@ -76,6 +76,12 @@ def _links(tx_ids, tx_first_input, tx_first_output, input_spent_output, output_v
     l_out = np.empty(cap, np.int64)
     l_in = np.empty(cap, np.int64)
     n = 0
+    # each round's fits, 32 B a fit: room for every (change, input) pair of the largest round
+    # so far, reused round to round
+    f_o = np.empty(64, np.int64)
+    f_i = np.empty(64, np.int64)
+    f_s = np.empty(64)
+    f_r = np.empty(64, np.int64)
     for t in tx_ids:
         o_lo = tx_first_output[t]
         o_hi = tx_first_output[t + 1] if t + 1 < n_txs else n_outputs
@@ -117,31 +123,36 @@ def _links(tx_ids, tx_first_input, tx_first_output, input_spent_output, output_v
             s = input_spent_output[i_lo + i]
             in_val[i] = output_value[s] if s >= 0 else -1
         # each change candidate (a value no other output has): every input it fits, and the
-        # fit's fee (in sat, and as a share of the mixed amount): 32 B a fit, grown by
-        # doubling (a round has about one fit per change, plus coincidences)
+        # fit's fee (in sat, and as a share of the mixed amount)
         m = o_hi - o_lo
-        f_o = np.empty(2 * m, np.int64)
-        f_i = np.empty(2 * m, np.int64)
-        f_s = np.empty(2 * m)
-        f_r = np.empty(2 * m, np.int64)
+        out_val = output_value[o_lo:o_hi]
+        is_change = np.zeros(m, np.bool_)
+        n_cand = 0
+        for k in range(m):
+            same = 0
+            for p in range(m):
+                same += out_val[p] == out_val[k]
+            if same == 1:
+                is_change[k] = True
+                n_cand += 1
+        if n_cand == 0:
+            continue
+        if f_o.shape[0] < n_cand * n_in:
+            # room for every pair: a round's fits never outgrow it mid-round
+            f_o = np.empty(n_cand * n_in, np.int64)
+            f_i = np.empty(n_cand * n_in, np.int64)
+            f_s = np.empty(n_cand * n_in)
+            f_r = np.empty(n_cand * n_in, np.int64)
         nf = 0
         for o in range(o_lo, o_hi):
-            c = output_value[o]
-            same = 0
-            for p in range(o_lo, o_hi):
-                same += output_value[p] == c
-            if same != 1:
+            if not is_change[o - o_lo]:
                 continue
+            c = output_value[o]
             for i in range(n_in):
                 v = in_val[i]
                 for q in range(ns):
                     r = v - c - sums[q]
                     if 0 <= r <= fee_share * sums[q]:
-                        if nf == f_o.shape[0]:
-                            f_o = np.concatenate((f_o, np.empty_like(f_o)))
-                            f_i = np.concatenate((f_i, np.empty_like(f_i)))
-                            f_s = np.concatenate((f_s, np.empty_like(f_s)))
-                            f_r = np.concatenate((f_r, np.empty_like(f_r)))
                         f_o[nf] = o - o_lo
                         f_i[nf] = i
                         f_s[nf] = r / sums[q]
@@ -158,6 +169,8 @@ def _links(tx_ids, tx_first_input, tx_first_output, input_spent_output, output_v
         # same coordinator fee and the same mining fee (Wasabi 1.x charges both per
         # participant from the round's rates), so equal fees are the round's own, and a
         # coincidence lands on one exact value of a ~100,000 sat window rarely
+        if nf == 0:  # no change fits any input (a Whirlpool mix has no change at all)
+            continue
         n_fits = np.zeros(m, np.int64)
         for a in range(nf):
             n_fits[f_o[a]] += 1
@@ -168,32 +181,45 @@ def _links(tx_ids, tx_first_input, tx_first_output, input_spent_output, output_v
                 used_one[f_i[a]] += 1
         kept = np.zeros(m, np.int64)
         pick = np.full(m, -1, np.int64)
+        # the one fits of changes that have one, sorted by fee share: the fits within
+        # `fee_spread` of one are a window found by two binary searches (no fits x fits)
+        one = np.empty(nf, np.int64)
+        n_one = 0
         for a in range(nf):
-            if n_fits[f_o[a]] != 1 or used_one[f_i[a]] != 1:
-                continue
-            agree = 0
-            for b in range(nf):
-                if (
-                    f_o[b] != f_o[a]
-                    and n_fits[f_o[b]] == 1
-                    and used_one[f_i[b]] == 1
-                    and abs(f_s[b] - f_s[a]) <= fee_spread
-                ):
-                    agree += 1
-            if agree + 1 >= min_fits:
+            if n_fits[f_o[a]] == 1 and used_one[f_i[a]] == 1:
+                one[n_one] = a
+                n_one += 1
+        one = one[:n_one]
+        one_s = f_s[one]
+        order = np.argsort(one_s)
+        one = one[order]
+        one_s = one_s[order]
+        lo_at = np.searchsorted(one_s, one_s - fee_spread, side="left")
+        hi_at = np.searchsorted(one_s, one_s + fee_spread, side="right")
+        for k in range(n_one):
+            # itself included: the window holds it
+            if hi_at[k] - lo_at[k] >= min_fits:
+                a = one[k]
                 kept[f_o[a]] = 1
                 pick[f_o[a]] = f_i[a]
         if twin_sat >= 0:
             n_twin = np.zeros(m, np.int64)
             twin_pick = np.full(m, -1, np.int64)
-            for a in range(nf):
+            # all fits sorted by fee in sat: a fit's twins are its neighbours within twin_sat
+            by_r = np.argsort(f_r[:nf], kind="mergesort")
+            r_sorted = f_r[by_r]
+            for k in range(nf):
+                a = by_r[k]
                 if kept[f_o[a]] == 1:
                     continue
-                for b in range(nf):
-                    if f_o[b] != f_o[a] and f_i[b] != f_i[a] and abs(f_r[b] - f_r[a]) <= twin_sat:
+                j = np.searchsorted(r_sorted, r_sorted[k] - twin_sat, side="left")
+                while j < nf and r_sorted[j] <= r_sorted[k] + twin_sat:
+                    b = by_r[j]
+                    if f_o[b] != f_o[a] and f_i[b] != f_i[a]:
                         n_twin[f_o[a]] += 1
                         twin_pick[f_o[a]] = f_i[a]
                         break
+                    j += 1
             for k in range(m):
                 if kept[k] == 0 and n_twin[k] == 1:
                     kept[k] = 1
