@@ -18,7 +18,8 @@ Who calls it: `cases.investigate.prepare_case` (the leads' backward trace only; 
 reads the pairs, `trace.kernels.trace_kernel`'s `link_output` / `link_input`).
 
 The rule reads amounts only: no script type, no timing. Cost: one numba pass over the flagged
-CoinJoins' inputs and outputs (a few hundred bytes of scratch per CoinJoin) and 16 B per link.
+CoinJoins' inputs and outputs (scratch: 32 B per (change, input) pair of the largest round,
+reused) and 16 B per link.
 
     >>> outs, ins = mix_change_links(tx_first_input, tx_first_output, input_spent_output,
     ...                              output_value, is_coinjoin)  # doctest: +SKIP
