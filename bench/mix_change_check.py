@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.attribution_bound import OUT
-from chainsleuth.trace.mix_change import MIN_FITS, MIX_FEE_SHARE, MIX_FEE_SPREAD
+from chainsleuth.trace.mix_change import MIN_FITS, MIX_FEE_SHARE, MIX_FEE_SPREAD, TWIN_SAT
 
 
 def check(
@@ -30,6 +30,7 @@ def check(
     root: Path = OUT,
     spreads: tuple[float, ...] = (MIX_FEE_SPREAD,),
     min_fits: tuple[int, ...] = (MIN_FITS,),
+    twins: tuple[int, ...] = (TWIN_SAT,),
 ) -> None:
     from chainsleuth.cases.investigate import prepare_case
     from chainsleuth.trace.mix_change import mix_change_links
@@ -51,9 +52,9 @@ def check(
         true_change[txs[x]["kind"]] += len(cv.split(";")) if cv else 0
     import itertools
 
-    for share, spread, fits in itertools.product(shares, spreads, min_fits):
+    for share, spread, fits, twin in itertools.product(shares, spreads, min_fits, twins):
         outs, ins = mix_change_links(g.tx_first_input, g.tx_first_output, g.input_spent_output,
-                                     g.output_value, cj, share, spread, fits)  # fmt: skip
+                                     g.output_value, cj, share, spread, fits, twin)  # fmt: skip
         spent = np.asarray(g.input_spent_output)[ins]
         a_out = setup.chain.addresses_of_outputs(outs).to_pylist()
         a_in = setup.chain.addresses_of_outputs(spent).to_pylist()
@@ -63,7 +64,7 @@ def check(
             k = kind_of.get(t, "?")
             score[k + (":right" if owner.get(x) == owner.get(y) else ":wrong")] += 1
         print(
-            f"{name} fee_share {share} spread {spread} min_fits {fits}: links "
+            f"{name} fee_share {share} spread {spread} min_fits {fits} twin_sat {twin}: links "
             f"{dict(sorted(score.items()))} true change outputs {dict(true_change)}"
         )
 
@@ -74,9 +75,11 @@ def main() -> None:
     ap.add_argument("--fee-share", type=float, nargs="+", default=[MIX_FEE_SHARE])
     ap.add_argument("--fee-spread", type=float, nargs="+", default=[MIX_FEE_SPREAD])
     ap.add_argument("--min-fits", type=int, nargs="+", default=[MIN_FITS])
+    ap.add_argument("--twin-sat", type=int, nargs="+", default=[TWIN_SAT])
     a = ap.parse_args()
     for w in a.worlds:
-        check(w, a.fee_share, spreads=tuple(a.fee_spread), min_fits=tuple(a.min_fits))
+        check(w, a.fee_share, spreads=tuple(a.fee_spread), min_fits=tuple(a.min_fits),
+              twins=tuple(a.twin_sat))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -78,12 +78,46 @@ def test_fits_too_few_others_agree_with_link_nothing() -> None:
     arrays = _round(COINS[:3], [DENOM] * 3 + _changes([FEE, 30_000, 50_000, FEE])[:3])
     outs, _ = mix_change_links(*arrays)
     assert outs.shape[0] == 0
-    # two agreeing are not enough (MIN_FITS = 3: a coincidence may find one partner)
-    arrays = _round(COINS[:2], [DENOM] * 2 + _changes([FEE] * 4)[:2])
+    # two agreeing within MIX_FEE_SPREAD but not to the satoshi are not enough (MIN_FITS = 3:
+    # a coincidence may find one partner)
+    arrays = _round(COINS[:2], [DENOM] * 2 + _changes([FEE, FEE + 3_000, 0, 0])[:2])
     assert mix_change_links(*arrays)[0].shape[0] == 0
+    # nor with the twin rule off, even when they agree to the satoshi
+    arrays = _round(COINS[:2], [DENOM] * 2 + _changes([FEE] * 4)[:2])
+    assert mix_change_links(*arrays, twin_sat=-1)[0].shape[0] == 0
     # three agreeing: linked
     outs, _ = mix_change_links(*_round(COINS[:3], [DENOM] * 3 + _changes([FEE] * 4)[:3]))
     assert outs.tolist() == [6, 7, 8]
+
+
+def test_two_changes_whose_fees_are_equal_to_the_satoshi_link() -> None:
+    # two participants paying the very same fee (TWIN_SAT = 0): the round's own fee, where a
+    # coincidence would have to land on one exact value of the 1% window
+    outs, ins = mix_change_links(*_round(COINS[:2], [DENOM] * 2 + _changes([FEE] * 4)[:2]))
+    assert outs.tolist() == [4, 5]
+    assert ins.tolist() == [0, 1]
+    # one satoshi apart: not the same fee (and two are too few to agree by MIX_FEE_SPREAD)
+    arrays = _round(COINS[:2], [DENOM] * 2 + _changes([FEE, FEE + 1, 0, 0])[:2])
+    assert mix_change_links(*arrays)[0].shape[0] == 0
+
+
+def test_of_a_changes_two_fits_the_one_whose_fee_another_change_repeats_links() -> None:
+    # a fifth input (0.2501 BTC) that P2's change also fits, at a fee of 20,000 sat: no other
+    # change pays that, so the fit at the round's 10,000 sat (twinned by P1, P3, P4) links
+    coins = [*COINS, COINS[1] + FEE]
+    outs, ins = mix_change_links(*_round(coins, [DENOM] * 5 + _changes([FEE] * 4)))
+    linked = dict(zip(outs.tolist(), ins.tolist(), strict=True))
+    assert linked == {10: 0, 11: 1, 12: 2, 13: 3}
+    # with the twin rule off it stays a stop, as a change two inputs fit always did
+    outs, _ = mix_change_links(*_round(coins, [DENOM] * 5 + _changes([FEE] * 4)), twin_sat=-1)
+    assert 11 not in outs.tolist()
+    # when both fits' fees are repeated (the fifth input pays P2's change at another
+    # change's fee) neither says which: a stop
+    coins = [*COINS, COINS[1] - 5_000]
+    changes = _changes([FEE] * 4)
+    changes[3] = COINS[3] - DENOM - 5_000  # P4 pays 5,000: P2's second fit repeats it
+    outs, _ = mix_change_links(*_round(coins, [DENOM] * 5 + changes))
+    assert 11 not in outs.tolist()
 
 
 @pytest.fixture(scope="module")
