@@ -1353,6 +1353,40 @@ def _taken_reads(
     return np.where(take, np.bincount(pairs[:, 0], minlength=take.shape[0]), before)
 
 
+def _forwarded_deposit(
+    store: Store, shapes: TxShapes, hot: np.ndarray, outputs: np.ndarray
+) -> np.ndarray:
+    """Per output of `outputs` (int64 ids; `hot`: the hot type of the group it pays, or
+    STYLE_UNSEEN): not of the hot type, spent, and its spender pays no output of its type.
+
+    A wallet's own sweep pays its hot wallet (the hot type), or its cold one, whose coins go out
+    in refills that return their change to cold storage: a coin of the cold type again. A
+    deposit of another type than the hot wallet's that its exchange forwards pays a customer's
+    withdrawal and returns the rest to the hot wallet. Where the withdrawal's address happens
+    to be of the deposit's type the coin reads as the wallet's own sweep, as before. ~30 B per
+    output of the spenders while in use (the few sweep-shaped payments asked)."""
+    output_type = store.graph.output_script_type
+    first_output = shapes.first_output
+    n_txs, n_outputs = shapes.n_payees.shape[0], shapes.output_address.shape[0]
+    own = np.asarray(output_type[outputs]).astype(np.int64)
+    by = np.asarray(shapes.spent_by[outputs]).astype(np.int64)
+    out = (hot >= 0) & (own != hot) & (by >= 0)
+    if not out.any():
+        return out
+    rows = np.flatnonzero(out)
+    s = by[rows]
+    o0 = np.asarray(first_output[s]).astype(np.int64)
+    nxt = np.minimum(s + 1, n_txs - 1)
+    o1 = np.where(s + 1 < n_txs, np.asarray(first_output[nxt]).astype(np.int64), n_outputs)
+    width = o1 - o0
+    row = np.repeat(np.arange(rows.shape[0]), width)
+    start = np.repeat(np.cumsum(width) - width, width)
+    paid = np.repeat(o0, width) + (np.arange(row.shape[0]) - start)
+    again = np.asarray(output_type[paid]).astype(np.int64) == own[rows][row]
+    out[rows[np.bincount(row[again], minlength=rows.shape[0]) > 0]] = False
+    return out
+
+
 def received_deposits(
     store: Store,
     shapes: TxShapes | None,
@@ -1413,6 +1447,12 @@ def received_deposits(
         # a sweep into a coin the group sweeps on is a send-all into its deposit: the coin
         # votes its own type below, as a deposit paid by someone else, not the payer's coins'
         onward = _swept_on(shapes, lo, hi)[idx]
+        # and so is one into a coin not of the group's hot type that its spender pays no coin of
+        # that type again: a send-all into a deposit its owner forwarded (one deposit paying a
+        # withdrawal, the rest back to the hot wallet), not swept on. A wallet's own sweep pays
+        # its hot wallet, or its cold one, whose spends (refills) return their change to it
+        # (docs/investigations.md "Send-alls into a forwarded deposit")
+        onward |= _forwarded_deposit(store, shapes, styles.hot[g[idx]], idx + lo)
         swept = _sweep_shaped(shapes, m_tx) & ~onward
         # a sweep from a deposit cluster outside the group into its wallet: the deposits' type,
         # one vote per swept input
