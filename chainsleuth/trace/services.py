@@ -1364,7 +1364,8 @@ def _forwarded_deposit(
     deposit of another type than the hot wallet's that its exchange forwards pays a customer's
     withdrawal and returns the rest to the hot wallet. Where the withdrawal's address happens
     to be of the deposit's type the coin reads as the wallet's own sweep, as before. ~30 B per
-    output of the spenders while in use (the few sweep-shaped payments asked)."""
+    output of the spenders asked while in use (`received_deposits` asks only the sweep-shaped
+    payments into a group, a few per slice)."""
     output_type = store.graph.output_script_type
     first_output = shapes.first_output
     n_txs, n_outputs = shapes.n_payees.shape[0], shapes.output_address.shape[0]
@@ -1452,8 +1453,10 @@ def received_deposits(
         # withdrawal, the rest back to the hot wallet), not swept on. A wallet's own sweep pays
         # its hot wallet, or its cold one, whose spends (refills) return their change to it
         # (docs/investigations.md "Send-alls into a forwarded deposit")
-        onward |= _forwarded_deposit(store, shapes, styles.hot[g[idx]], idx + lo)
-        swept = _sweep_shaped(shapes, m_tx) & ~onward
+        shaped = _sweep_shaped(shapes, m_tx)
+        asked_hot = np.where(shaped, styles.hot[g[idx]], STYLE_UNSEEN)  # sweep-shaped ones only
+        onward |= _forwarded_deposit(store, shapes, asked_hot, idx + lo)
+        swept = shaped & ~onward
         # a sweep from a deposit cluster outside the group into its wallet: the deposits' type,
         # one vote per swept input
         into = outside & swept
