@@ -9,6 +9,7 @@ store gives them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any
@@ -71,6 +72,24 @@ class Chain(HandChain):
             out = self.add(Tx([coin], [*payees, (address, value)]))
             coin = out[-1]
             wallet.append(address)
+
+
+def three_wallet_styles(c: Chain, pay: Callable[[int, list[int], int], None]) -> Any:
+    """Three wallets of 1 BTC each (0 and 1 to be named, 2 untagged), each paying its batches by
+    `pay(coin, wallet, w)`, which appends the wallet's change addresses to `wallet`; their styles
+    as `services.wallet_styles` reads them (one signing fingerprint for every tx)."""
+    funder = c.add(Tx([], [(c.fresh(), 400_000_000)]))
+    hot = [c.fresh() for _ in range(3)]
+    coins = c.add(Tx(funder, [(a, 100_000_000) for a in hot]))
+    wallets: list[list[int]] = [[hot[0]], [hot[1]], [hot[2]]]
+    for w in range(3):
+        pay(coins[w], wallets[w], w)
+    cluster_of = np.arange(c.next_address)
+    for w, members in enumerate(wallets):
+        cluster_of[members] = 1_000 + w
+    group = services.ClusterGroups.of(np.array([1_000, 1_001, 1_002]), np.array([0, 1, 2]))
+    fingerprint = np.ones(len(c.txs), np.int64)
+    return services.wallet_styles(c.store(), c.shapes(cluster_of), cluster_of, group, fingerprint)
 
 
 def _world() -> tuple[Chain, np.ndarray]:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from chainsleuth.trace import services
-from tests.trace.test_change_address_style import Chain, Tx
+from tests.trace.test_change_address_style import Chain, Tx, three_wallet_styles
 
 NAMED, CANDIDATE = np.array([0, 1]), np.array([2])
 
@@ -39,18 +39,7 @@ def _world(amounts: tuple[int, int, int], n: int = 9) -> Any:
     last, fresh change): wallets 0 and 1 named, 2 untagged, each paying `n` batches of its
     `amounts[w]` per payee. Returns their styles."""
     c = PayChain()
-    funder = c.add(Tx([], [(c.fresh(), 400_000_000)]))
-    hot = [c.fresh() for _ in range(3)]
-    coins = c.add(Tx(funder, [(a, 100_000_000) for a in hot]))
-    wallets: list[list[int]] = [[hot[0]], [hot[1]], [hot[2]]]
-    for w in range(3):
-        c.pay(coins[w], wallets[w], n, amounts[w])
-    cluster_of = np.arange(c.next_address)
-    for w, members in enumerate(wallets):
-        cluster_of[members] = 1_000 + w
-    group = services.ClusterGroups.of(np.array([1_000, 1_001, 1_002]), np.array([0, 1, 2]))
-    fingerprint = np.ones(len(c.txs), np.int64)
-    return services.wallet_styles(c.store(), c.shapes(cluster_of), cluster_of, group, fingerprint)
+    return three_wallet_styles(c, lambda coin, wallet, w: c.pay(coin, wallet, n, amounts[w]))
 
 
 ROUND, DEDUCTED = 1_000_000, 950_000  # 0.01 BTC asked for, sent whole or less a 0.0005 fee

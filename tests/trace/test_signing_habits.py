@@ -13,7 +13,7 @@ import numpy as np
 
 from chainsleuth.cases.lookalikes import lookalike_exchanges
 from chainsleuth.trace import services
-from tests.trace.test_change_address_style import Chain, Tx
+from tests.trace.test_change_address_style import Chain, Tx, three_wallet_styles
 
 NAMED, CANDIDATE = np.array([0, 1]), np.array([2])
 VSIZE = 500  # every tx's vsize, as the hand store gives it
@@ -48,18 +48,7 @@ def _world(bip69: tuple[bool, bool, bool], fee: tuple[int, int, int], n: int = 6
     """Wallets 0 and 1 named, 2 untagged, each paying `n` batches with its output order and
     fee (`VSIZE` × a whole rate, or not). Returns their styles."""
     c = SizedChain()
-    funder = c.add(Tx([], [(c.fresh(), 400_000_000)]))
-    hot = [c.fresh() for _ in range(3)]
-    coins = c.add(Tx(funder, [(a, 100_000_000) for a in hot]))
-    wallets: list[list[int]] = [[hot[0]], [hot[1]], [hot[2]]]
-    for w in range(3):
-        c.pay(coins[w], wallets[w], n, bip69[w], fee[w])
-    cluster_of = np.arange(c.next_address)
-    for w, members in enumerate(wallets):
-        cluster_of[members] = 1_000 + w
-    group = services.ClusterGroups.of(np.array([1_000, 1_001, 1_002]), np.array([0, 1, 2]))
-    fingerprint = np.ones(len(c.txs), np.int64)
-    return services.wallet_styles(c.store(), c.shapes(cluster_of), cluster_of, group, fingerprint)
+    return three_wallet_styles(c, lambda coin, wallet, w: c.pay(coin, wallet, n, bip69[w], fee[w]))
 
 
 WHOLE, FRACTIONAL = 12 * VSIZE, 12 * VSIZE + 137
