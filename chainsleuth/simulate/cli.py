@@ -15,13 +15,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from chainsleuth.simulate.profiles import profile_names
+
 __all__ = ["register"]
 
 
-class ProfileName(StrEnum):
-    easy = "easy"
-    realistic = "realistic"
-    hard = "hard"
+# the choices come from profiles.yaml, so a profile added there is a choice here too
+ProfileName = StrEnum("ProfileName", [(n, n) for n in profile_names()])  # type: ignore[misc]
 
 
 class ScaleName(StrEnum):
@@ -48,9 +48,10 @@ def register(app: typer.Typer) -> None:
             False, "--xor/--no-xor", help="Obfuscate blk files with an xor.dat key (Core 28+)."
         ),
         profile: ProfileName = typer.Option(
-            ProfileName.easy,
+            ProfileName("easy"),
             "--profile",
-            help="How adversarial the world is: easy (the original), realistic, hard.",
+            help="How adversarial the world is: easy (the original), realistic, hard; the _sw "
+            "profiles draw each exchange's signing software (docs/simulator.md).",
         ),
     ) -> None:
         """Simulate a world with ground truth and write its chain as Bitcoin Core block files."""

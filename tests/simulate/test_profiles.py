@@ -204,3 +204,16 @@ def test_drawn_software_shows_on_the_exchanges_txs(tmp_path: Path) -> None:
     assert all(n > 20 for n in seen.values()), seen
     drawn = {(h["bip69"], h["whole_fee_rate"]) for h in habits.values()}
     assert (True, True) in drawn and (False, True) in drawn  # seed 9 draws both
+
+
+def test_the_simulate_command_offers_every_named_profile() -> None:
+    # the CLI's choices are read from profiles.yaml, so hard_sw and realistic_sw are choices
+    from typer.testing import CliRunner
+
+    from chainsleuth.cli import app
+
+    args = ["simulate", "--out", "/nonexistent", "--profile", "nightmare"]
+    out = CliRunner().invoke(app, args, env={"COLUMNS": "240"})  # no name wrapped
+    assert out.exit_code != 0
+    for name in profile_names():
+        assert name in out.output
