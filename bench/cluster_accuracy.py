@@ -665,8 +665,140 @@ python -m bench.accuracy_matrix --profiles realistic --scales medium --seeds 1
 ```
 
 (clusters rebuilt from scratch: delete each world's `store/clusters` first, an unchanged policy
-resumes.) The tables above this section (medium seed 7) were generated before this change;
-their `equal_output | exchange_withdrawal` row will fall when they are regenerated.
+resumes.) The generated tables below (medium seed 7) are from after the next section's change
+(`make bench`, 2026-12-07 13:53 UTC).
+
+### Exchange batches told from CoinJoins by script types (issue 11, branch issue11-batchjoin)
+
+After the shape test above, the generic `equal_output` rule still flagged only exchange
+withdrawals, and no CoinJoin. Every transaction a CoinJoin rule flags on the 30 cached worlds
+of the accuracy matrix (hard and realistic small 1-10, easy small 1-7, hard medium 1-2,
+realistic medium 1), by the truth's kind, before (main at 061b91a) → after (this branch):
+
+| rule | truth kind | before | after |
+|---|---|---|---|
+| whirlpool | whirlpool_mix | 34,415 | 34,415 |
+| wasabi1 | wasabi_mix | 1,857 | 1,857 |
+| joinmarket | joinmarket_mix | 4,456 | 4,456 |
+| joinmarket | whirlpool_tx0 | 5,704 | 5,704 |
+| joinmarket | exchange_withdrawal | 1 | 1 |
+| equal_output | exchange_withdrawal | 131 | 5 |
+| equal_output | any CoinJoin | 0 | 0 |
+
+Held-out seeds (hard and realistic small 11-14, simulated for this check only): `equal_output`
+7 → 1, all exchange withdrawals; every mix flagged by its rule as before.
+
+**What the 131 flagged batches look like on chain, beside the rounds.** Measured by
+`bench.coinjoin_flags` (the truth only names the kinds):
+
+- Counts do not separate them. 5-76 inputs (median 20) into 9-52 payees (median 23): one to
+  two payees per input, the range of a CoinJoin. Every input address is distinct (130 of 131)
+  and comes from its own funding transaction (131 of 131): the exchange's fresh hot coins,
+  the change of its forwards (2,670 of the 3,114 inputs), of its earlier batches (415) and
+  cold moves (29). Those coins were never spent together before: even in the final
+  clustering each input is its own cluster in 130 of 131. So "the inputs are one cluster's
+  history" shows nothing for a hot wallet that never reuses an address.
+- Values do not separate them. The shared value (3-7 payees) is a multiple of 0.001 BTC in
+  20 of 131 and of 0.0005 BTC in 51: most are one USD price at one block (the same
+  withdrawal in dollars), or a round amount less a withdrawal fee (0.2495, 0.0495,
+  0.0095 BTC). And 0.01, 0.02, 0.05, 0.1 BTC are WabiSabi standard denominations too.
+  Input values spread as a round's do (coefficient of variation median 0.28).
+- Script types do. The inputs are one type in all 131 (P2SH 63, P2WPKH 62, P2PKH 6), the hot
+  wallet's; the payees include P2PKH and P2SH addresses in all 131 (and P2WPKH, P2TR or P2WSH
+  in most): customers withdraw to whatever address they have. In 126 of them the outputs that
+  share a value are of two or three types.
+
+A CoinJoin's equal outputs must look alike, or the address type tells their owners apart:
+Whirlpool and Wasabi 1.x rounds are P2WPKH only, a JoinMarket round is one type (offers are
+typed: native segwit or wrapped), WabiSabi (Wasabi 2) registers P2WPKH and P2TR only, for
+inputs and outputs. So `coinjoin_shaped` now also reads script types (bit masks the kernel
+gathers only for the rare transactions that reach the generic rule):
+
+- the outputs of the most common value are one script type, or P2WPKH and P2TR only;
+- the multi-denomination branch (the WabiSabi-like round of 12-49 inputs that the counts
+  alone kept flagged) asks for WabiSabi's types: every input P2WPKH or P2TR, and every output
+  whose value another shares P2WPKH or P2TR.
+
+Of the 131: 43 multi-denomination shapes spend P2PKH or P2SH coins, 43 more pay shared
+values to P2PKH, P2SH or P2WSH customers, and 40 of the 45 single-denomination shapes pay
+their equal amount to two or three types. The 5 left (and 1 held-out) pay 3 customers of one
+type the same amount: nothing on chain tells them from a small single-type round.
+
+Real CoinJoins in the shared mainnet blocks (`bench.real_coinjoins`, which lays each bare
+block out as the kernel's arrays, input types and addresses read from scriptSigs and
+witnesses or from the Floresta prevouts): block 702,861 (2021-09) holds 7 Whirlpool mixes and
+a Wasabi 1.x round (100 inputs, 60 outputs of 0.10944832 BTC); each is flagged by its rule and
+also passes the new shape test with its types (`tests/cluster/test_real_coinjoins.py`). The
+CoinJoin flags of every shared block are identical before and after (7 whirlpool, 1 wasabi1,
+10 joinmarket, 0 equal_output). The shared blocks hold no WabiSabi round (the taproot-era
+block 866,342 has no transaction with 12 or more distinct input addresses whose outputs share
+values), so the WabiSabi
+case rests on the protocol's types and on `tests/cluster/test_cluster_rules.py`'s
+WabiSabi-like round (20 P2WPKH and P2TR inputs into 24 outputs of six standard
+denominations paid to both types), which stays flagged. Where a coordinator lets a client pay
+another type of address from a round, that payment is an amount of its own, not a shared
+denomination, so the test reads past it; a round whose shared denominations go to legacy or
+P2SH addresses would be missed (none is known to us).
+
+The two Wasabi rules now ask for the coins Wasabi takes as well: `wasabi1` and `wabisabi` flag
+a transaction only when every input is P2WPKH or P2TR (Wasabi 1.x registered P2WPKH coins
+only, a WabiSabi coordinator P2WPKH and P2TR). On realistic large 1 they had flagged 64
+exchange batches (59 `wabisabi`, 5 `wasabi1`), 33 of them spending P2PKH or P2SH hot coins;
+one each on hard medium 3, 4, 5 and 7. Only inputs are read there: a large round's outputs
+may include a payment to another type whose amount happens to be a standard denomination,
+and a large round taken for a batch would merge hundreds of strangers.
+
+Every CoinJoin flag by the truth's kind on 47 worlds (hard and realistic small 1-14, easy
+small 1-7, hard medium 1-7, realistic medium 1, 2, 4, 7, realistic large 1), main → this
+branch, both changes:
+
+| rule | truth kind | before | after |
+|---|---|---|---|
+| whirlpool | whirlpool_mix | 153,706 | 153,706 |
+| wasabi1 | wasabi_mix | 5,021 | 5,021 |
+| joinmarket | joinmarket_mix | 18,351 | 18,351 |
+| joinmarket | whirlpool_tx0 | 27,851 | 27,851 |
+| joinmarket | payment | 8 | 8 |
+| joinmarket | exchange_withdrawal | 1 | 1 |
+| wabisabi | exchange_withdrawal | 63 | 30 |
+| wasabi1 | exchange_withdrawal | 5 | 1 |
+| equal_output | exchange_withdrawal | 448 | 21 |
+
+Clustering, conservative policy, re-clustered from scratch on the same cached worlds
+(`bench.cluster_scores`: pairwise over every address the truth knows; owners are wallets).
+Worst per profile, before → after:
+
+| profile (worlds) | pairwise precision | pairwise recall | exchange clusters | clusters with 2 exchanges |
+|---|---|---|---|---|
+| hard small 1-10 | 0.999639 → 0.999639 | 0.009438 → 0.009441 | 25,866 → 25,753 (sum) | 0 → 0 |
+| realistic small 1-10 | 0.998223 → 0.998223 | 0.014166 → 0.014166 | 14,155 → 14,146 (sum) | 1 → 1 (realistic small 6, as before) |
+| easy small 1-7 | 0.999104 → 0.999104 | 0.017472 → 0.017472 | unchanged | 0 → 0 |
+| hard medium 1 | 0.999990 → 0.999990 | 0.008623 → 0.008651 | 19,112 → 17,982 | 0 → 0 |
+| hard medium 2 | 0.999995 → 0.999995 | 0.008424 → 0.008475 | 18,500 → 17,048 | 0 → 0 |
+| realistic medium 1 | 0.999991 → 0.999991 | 0.012556 → 0.012563 | 8,096 → 7,863 | 0 → 0 |
+| held-out hard small 11-14 | 0.999850 → 0.999850 | 0.009753 → 0.009753 | 10,935 → 10,887 (sum) | 0 → 0 |
+| held-out realistic small 11-14 | 0.999832 → 0.999832 | 0.012792 → 0.012792 | unchanged | 0 → 0 |
+
+Pairwise precision is unchanged to six decimals on all 38 worlds (the merged batches are one
+owner's); the per-world figures are in docs/investigations.md ("Exchange batches told from
+CoinJoins by script types"). A saved clustering made by the earlier rules is rebuilt, not
+extended (`rules.RULES_VERSION`, in the clusters manifest): its flags would be stale.
+
+```
+python -m bench.coinjoin_flags bench-output/accuracy/<world> ... --csv flags.csv
+python -m bench.real_coinjoins --all
+python -m bench.accuracy_matrix --profiles hard realistic --scales small --seeds 1 2 3 4 5 6 7 8 9 10
+python -m bench.accuracy_matrix --profiles hard --scales medium --seeds 1 2
+python -m bench.accuracy_matrix --profiles realistic --scales medium --seeds 1
+python -m bench.accuracy_matrix --profiles easy --scales small --seeds 1 2 3 4 5 6 7
+python -m bench.cluster_scores bench-output/accuracy/<world> ...
+```
+
+Hard medium 3-7 and realistic medium 2, 4, 7 (measured after the Wasabi input test, same
+way): pairwise precision unchanged to six decimals on each (worst 0.999972, realistic medium
+7), `equal_output` flags 49, 51, 52, 57, 43, 3, 5, 11 → 0, 5, 5, 3, 2, 0, 0, 0, exchange
+clusters 1-7 % fewer. Realistic large 1: 0.999998 before and after, `equal_output` 39 → 0,
+exchange clusters 50,234 → 46,311. Per world in docs/investigations.md.
 
 ### Exchange-wallet recall: what limits it
 
