@@ -181,13 +181,41 @@ def signed_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
         free &= ~wrong
 
 
+#: The surest leads: those the model puts at or above this are the ones `fit_ceiling` reads.
+TOP_CONFIDENCE = 0.99
+
+#: A (profile, scale) group speaks for the ceiling with at least this many surest rows (its
+#: share right is then known to about +-0.3% at 0.997).
+MIN_CEILING_ROWS = 1000
+
+
+def fit_ceiling(runs: list[Run], weights: np.ndarray, fallback: float = 1.0) -> float:
+    """The lead ceiling (confidence.Calibration.lead_ceiling): per (profile, scale) group of
+    `runs`, the share right of its uncapped rows the model puts at >= TOP_CONFIDENCE; the
+    lowest over the groups with MIN_CEILING_ROWS such rows (rounded down to 1e-4), so the top
+    bin says what its worst group gives, never more. 1.0 when no group has enough rows."""
+    right: dict[str, list[float]] = {}
+    for run in runs:
+        rows = _leads(run)
+        p = sigmoid(lead_matrix(run, "v2", fallback) @ weights)
+        for o, q in zip(rows, p, strict=True):
+            if q >= TOP_CONFIDENCE and not _capped(o):
+                right.setdefault(f"{run['profile']}-{run['scale']}", []).append(o["correct"])
+    shares = [float(np.mean(v)) for v in right.values() if len(v) >= MIN_CEILING_ROWS]
+    return float(np.floor(min(shares) * 1e4) / 1e4) if shares else 1.0
+
+
 def predict_leads(
-    run: Run, weights: np.ndarray, method: Method = "v2", fallback: float = 1.0
+    run: Run,
+    weights: np.ndarray,
+    method: Method = "v2",
+    fallback: float = 1.0,
+    ceiling: float = 1.0,
 ) -> np.ndarray:
     """The confidence the case would ship for the run's lead rows (`_leads`) with `weights`:
-    the model, capped like rows.py caps long holds and forward signs."""
+    the model up to `ceiling`, capped like rows.py caps long holds and forward signs."""
     rows = _leads(run)
-    p = sigmoid(lead_matrix(run, method, fallback) @ weights)
+    p = np.minimum(sigmoid(lead_matrix(run, method, fallback) @ weights), ceiling)
     held = np.array([o.get("hold_days", 0.0) for o in rows], np.float64)
     hops = np.array([o["hops"] for o in rows], np.int64)
     forward = np.array([_forward_capped(o) for o in rows], np.bool_)
@@ -227,8 +255,9 @@ def leave_out_confidence(runs: list[Run], by: str, method: Method = "v2") -> dic
         if not fit:
             continue
         w = fit_leads(fit, method, fallback)
+        top = fit_ceiling(fit, w, fallback) if method == "v2" else 1.0
         for run in check:
-            out[world(run)] = predict_leads(run, w, method, fallback)
+            out[world(run)] = predict_leads(run, w, method, fallback, top)
     return out
 
 
@@ -447,7 +476,8 @@ def precision_table(runs: list[Run], old: dict[str, np.ndarray], new: dict[str, 
     refit = None
     if tuple(raw["features"]) == LEAD_FEATURES:
         w, ref = np.asarray(raw["weights"], np.float64), float(raw["reference_hold_days"])
-        refit = {world(r): predict_leads(r, w, "v2", ref) for r in runs}
+        top = float(raw.get("ceiling", 1.0))
+        refit = {world(r): predict_leads(r, w, "v2", ref, top) for r in runs}
     rows = []
     for r in runs:
         po, ro, no, _ = lead_scores(r, old[world(r)])
@@ -592,6 +622,7 @@ def refit(args: argparse.Namespace) -> dict[str, Any]:
     # a case with too few leads to measure its own typical hold uses the fit worlds' median
     reference = float(np.median([run_typical_hold(r, 1.0) for r in fit_runs]))
     lead_w = fit_leads(fit_runs, "v2", reference)
+    ceiling = fit_ceiling(fit_runs, lead_w, reference)
     cX, cy, cw = _cash_rows(cash_runs)
     shipped_yaml = yaml.safe_load(YAML_PATH.read_text())
     # rows that are all right (or all wrong) fit no logistic model: the weights run off to
@@ -614,6 +645,7 @@ def refit(args: argparse.Namespace) -> dict[str, Any]:
             "features": list(LEAD_FEATURES),
             "weights": [round(float(v), 6) for v in lead_w],
             "reference_hold_days": round(reference, 4),
+            "ceiling": ceiling,
         },
         "cashout": {
             "features": list(CASHOUT_FEATURES),

@@ -86,6 +86,11 @@ class Calibration:
     fitted_on: dict[str, Any]
     #: typical hold (days) of a case with too few leads to measure its own (MIN_TYPICAL_ROWS)
     reference_hold_days: float = 1.0
+    #: the most a lead's confidence says: the share right of the surest leads in the fit's
+    #: worst (profile, scale) group. A logistic model runs on toward 1 where the features
+    #: see nothing left to doubt, but some of those leads are still wrong (a lookalike wallet,
+    #: a customer of an untagged exchange); 0.999 would promise more than any profile gives.
+    lead_ceiling: float = 1.0
 
     def lead(self, policy: str, hops: np.ndarray, share: np.ndarray, custody: np.ndarray,
              via_entity: np.ndarray, hold_days: np.ndarray,
@@ -94,7 +99,9 @@ class Calibration:
         (`typical_hold_days` of its exchange leads); None: `reference_hold_days`."""
         typical = self.reference_hold_days if typical_hold is None else typical_hold
         x = lead_design(hops, share, custody, via_entity, hold_days, typical)
-        return _sigmoid(x @ self.lead_weights) * self.policy_scale.get(policy, 1.0)
+        p = np.minimum(_sigmoid(x @ self.lead_weights), self.lead_ceiling)
+        out: np.ndarray = p * self.policy_scale.get(policy, 1.0)
+        return out
 
     def cashout(self, policy: str, hops: np.ndarray, share: np.ndarray) -> np.ndarray:
         """P(the row is a cash-out of the service to that destination)."""
@@ -187,4 +194,5 @@ def parse_calibration(text: str, where: str) -> Calibration:
         policy_scale={k: float(v) for k, v in raw["policy_scale"].items()},
         fitted_on=raw.get("fitted_on", {}),
         reference_hold_days=float(raw["lead"].get("reference_hold_days", 1.0)),
+        lead_ceiling=float(raw["lead"].get("ceiling", 1.0)),
     )

@@ -232,3 +232,27 @@ def test_hold_table_reads_the_hold_relative_to_the_case(monkeypatch: pytest.Monk
     assert lines[2].startswith("| 0–2 | 1.000 (")
     assert lines[5].startswith("| 8–16 | 0.000 (")
     assert [line for line in lines[3:] if "(" in line] == [lines[5]]
+
+
+def _sure_rows(profile: str, right: int, wrong: int) -> dict[str, Any]:
+    """A run whose rows are all one-hop, whole-share leads (the surest kind)."""
+    lead = {"hops": 1, "share": 1.0, "custody": 0, "via_entity": False, "hold_days": 0.0,
+            "through_coinjoin": False, "caution": ""}  # fmt: skip
+    rows = [{**lead, "correct": True}] * right + [{**lead, "correct": False}] * wrong
+    return {"profile": profile, "scale": "small", "seed": 1, "leads": rows}
+
+
+def test_ceiling_is_the_worst_groups_share_right_among_the_surest_rows() -> None:
+    # the model puts every row of both groups at the top; one group is right 99.5% of the time,
+    # the other 99.9%: the ceiling is the worse one, rounded down
+    runs = [_sure_rows("hard", 1990, 10), _sure_rows("easy", 1998, 2)]
+    sure = np.array([10.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # sigmoid(10) > 0.9999
+    assert calibrate.fit_ceiling(runs, sure) == pytest.approx(0.995)
+    # a group with too few surest rows does not speak for the ceiling
+    few = [_sure_rows("hard", calibrate.MIN_CEILING_ROWS - 2, 1), _sure_rows("easy", 1998, 2)]
+    assert calibrate.fit_ceiling(few, sure) == pytest.approx(0.999)
+    # no group with enough sure rows: no ceiling
+    assert calibrate.fit_ceiling([_sure_rows("hard", 10, 0)], sure) == 1.0
+    # the shipped confidence never says more than the ceiling
+    p = calibrate.predict_leads(runs[0], sure, "v2", 1.0, 0.995)
+    assert p.max() == pytest.approx(0.995)

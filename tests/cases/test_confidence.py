@@ -183,3 +183,18 @@ def test_recalibrate_leads_recomputes_confidence_at_the_case_typical_hold() -> N
     # at the case's own typical hold, the same hold reads as ordinary: surer
     assert recalibrate_leads(t, 3.0).column("confidence").to_numpy()[0] > c[0]
     assert out.column_names == t.column_names
+
+
+def test_a_lead_never_says_more_than_the_ceiling() -> None:
+    raw = _shipped_yaml()
+    lead = {**dict(raw["lead"]), "ceiling": 0.99}  # type: ignore[call-overload]
+    c = parse_calibration(yaml.safe_dump({**raw, "lead": lead}), "cal.yaml")
+    assert c.lead_ceiling == 0.99
+    one = np.ones(3)
+    # one hop, whole share, no hold: the model's surest lead
+    p = c.lead("haircut", one, one, 0 * one, 0 * one, 0 * one, 1.0)
+    assert np.all(p <= 0.99) and np.all(p == pytest.approx(0.99))
+    # a yaml without a ceiling (fitted before it existed) has none
+    old = dict(raw["lead"])  # type: ignore[call-overload]
+    old.pop("ceiling", None)
+    assert parse_calibration(yaml.safe_dump({**raw, "lead": old}), "cal.yaml").lead_ceiling == 1.0
