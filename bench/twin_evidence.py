@@ -15,6 +15,12 @@ here against the truth, for a world built by `bench.accuracy_matrix`
   truth), or with several (the largest right, or a tie / the largest wrong). `--oracle`
   also drops counterparties the truth says an exchange owns: what a perfect service detector
   would leave, an upper bound.
+- `same_block`: a candidate whose named clusters spent a batch (a tx of 3+ outputs) in a
+  block where the fragment spent one is ruled out: the simulator's exchange pays one batch
+  per block. Outcome: one candidate left (right or wrong), several, none ruled out, or all.
+  This reads a simulator convention (a real exchange batching on a wall-clock timer, or from
+  several hot wallets, can put two batches in one block): measured to say what it would be
+  worth, not as a rule to take.
 - `cadence`: each twin group's block-counted batch and sweep schedules (world.json
   `exchange_habits`; the simulator's clock, not something a real chain shows).
 - `fee_levels`: per twin pair, the two-sample Kolmogorov-Smirnov distance between their
@@ -48,6 +54,7 @@ from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
 
 OUTCOMES = ("none_shared", "one_right", "one_wrong", "several_right", "several_wrong_or_tie")
+SAME_BLOCK = ("none_ruled_out", "one_right", "one_wrong", "several_left", "all_ruled_out")
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -82,11 +89,26 @@ def _tx_payers(store: Store, cid: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return payer, out_tx, np.asarray(g.output_address).astype(np.int64)
 
 
-def counterparties(
+def same_block(mine: set[int], theirs: dict[str, set[int]], owner: str) -> str:
+    """The outcome of the one-batch-per-block exclusion for one fragment: `mine` = heights of
+    its batches, `theirs` = per candidate the heights of its named clusters' batches; a
+    candidate that batched in a block where the fragment did is ruled out."""
+    left = [x for x, hs in theirs.items() if not mine & hs]
+    if len(left) == len(theirs):
+        return "none_ruled_out"
+    if not left:
+        return "all_ruled_out"
+    if len(left) > 1:
+        return "several_left"
+    return "one_right" if left[0] == owner else "one_wrong"
+
+
+def fragment_evidence(
     name: str, root: Path = OUT, oracle: bool = False, max_degree: int | None = None
 ) -> dict[str, Any]:
-    """Outcomes of the counterparty evidence over the fragments with a candidate set, counted
-    per fragment and per missed-or-not deposit whose largest lead ends there."""
+    """Outcomes of the counterparty evidence and of the same-block exclusion over the
+    fragments with a candidate set, counted per fragment and per deposit whose largest lead
+    ends there."""
     w = root / name
     store = Store.open(w / "store")
     ids = open_cluster_ids(w / "store")
@@ -145,15 +167,31 @@ def counterparties(
     deposits = Counter(
         int(row["source_cluster"]) for row in largest.values() if row["candidate_exchanges"]
     )
-    per_fragment: Counter[str] = Counter()
-    per_deposit: Counter[str] = Counter()
+    # batches: txs of 3+ outputs (a sweep has one, a forward two), by the paying cluster
+    n_out = np.diff(np.append(np.asarray(store.graph.tx_first_output), store.counts["outputs"]))
+    batch = np.flatnonzero((n_out >= 3) & (payer >= 0))
+    height = np.asarray(store.graph.tx_height)
+    batch_heights: dict[int, set[int]] = defaultdict(set)
+    for c, h in zip(payer[batch].tolist(), height[batch].tolist(), strict=True):
+        batch_heights[c].add(h)
+    named_heights = {
+        x: set().union(*(batch_heights.get(c, set()) for c in cs)) for x, cs in named.items()
+    }
+    counts: dict[str, Counter[str]] = {k: Counter() for k in ("cp", "cp_dep", "sb", "sb_dep")}
     for f, cands in fragments.items():
         owner = owners[f].most_common(1)[0][0] if owners[f] else "?"
         mine = customers({f})
         got = pick({x: len(mine & of_named.get(x, set())) for x in cands}, owner)
-        per_fragment[got] += 1
-        per_deposit[got] += deposits.get(f, 0)
-    return {"fragments": dict(per_fragment), "deposits": dict(per_deposit)}
+        counts["cp"][got] += 1
+        counts["cp_dep"][got] += deposits.get(f, 0)
+        theirs = {x: named_heights.get(x, set()) for x in cands}
+        got = same_block(batch_heights.get(f, set()), theirs, owner)
+        counts["sb"][got] += 1
+        counts["sb_dep"][got] += deposits.get(f, 0)
+    return {
+        "counterparties": {"fragments": dict(counts["cp"]), "deposits": dict(counts["cp_dep"])},
+        "same_block": {"fragments": dict(counts["sb"]), "deposits": dict(counts["sb_dep"])},
+    }
 
 
 def _twin_groups(w: Path) -> list[list[str]]:
@@ -228,23 +266,20 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     out = []
-    total: Counter[str] = Counter()
-    total_dep: Counter[str] = Counter()
+    total: dict[str, Counter[str]] = defaultdict(Counter)
     for name in a.worlds:
-        got = {
-            "world": name,
-            "counterparties": counterparties(name, a.root, a.oracle, a.max_degree),
-            "cadence": cadence(name, a.root),
-            "fee_levels": fee_levels(name, a.root),
-        }
-        total.update(got["counterparties"]["fragments"])
-        total_dep.update(got["counterparties"]["deposits"])
+        got = {"world": name} | fragment_evidence(name, a.root, a.oracle, a.max_degree)
+        got |= {"cadence": cadence(name, a.root), "fee_levels": fee_levels(name, a.root)}
+        for kind in ("counterparties", "same_block"):
+            total[kind + " fragments"].update(got[kind]["fragments"])
+            total[kind + " deposits"].update(got[kind]["deposits"])
         out.append(got)
         print(json.dumps(got))
-    print("| outcome | fragments | deposits (largest lead there) |")
-    print("|---|---|---|")
-    for k in OUTCOMES:
-        print(f"| {k} | {total[k]} | {total_dep[k]} |")
+    for kind, outcomes in (("counterparties", OUTCOMES), ("same_block", SAME_BLOCK)):
+        print(f"| {kind}: outcome | fragments | deposits (largest lead there) |")
+        print("|---|---|---|")
+        for k in outcomes:
+            print(f"| {k} | {total[kind + ' fragments'][k]} | {total[kind + ' deposits'][k]} |")
     if a.json:
         a.json.write_text(json.dumps(out, indent=1))
 

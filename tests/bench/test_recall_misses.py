@@ -76,3 +76,12 @@ def test_cadence_reads_each_twin_groups_schedules(tmp_path: Path) -> None:
     case = {"lookalike_exchanges": {"groups": [{"exchanges": ["a", "b"]}]}}
     (w / "case" / "case.json").write_text(json.dumps(case))
     assert twin_evidence.cadence("w", tmp_path) == [{"a": (1, 6), "b": (1, 6)}]
+
+
+def test_same_block_rules_out_a_candidate_that_batched_with_the_fragment() -> None:
+    mine = {10, 11}
+    assert twin_evidence.same_block(mine, {"a": {1, 2}, "b": {11}}, "a") == "one_right"
+    assert twin_evidence.same_block(mine, {"a": {10}, "b": {3}}, "a") == "one_wrong"
+    assert twin_evidence.same_block(mine, {"a": {1}, "b": {2}}, "a") == "none_ruled_out"
+    assert twin_evidence.same_block(mine, {"a": {1}, "b": {2}, "c": {10}}, "a") == "several_left"
+    assert twin_evidence.same_block(mine, {"a": {10}, "b": {11}}, "a") == "all_ruled_out"
