@@ -212,16 +212,20 @@ def cadence(name: str, root: Path = OUT) -> list[dict[str, Any]]:
 
 def fee_levels(name: str, root: Path = OUT) -> list[dict[str, Any]]:
     """Per twin pair: KS distance and p-value of their batches' fee rates over the day's
-    median exchange batch rate, and the batch counts."""
+    median exchange batch rate (`ks`, `p`), of the amounts they pay (every output but the
+    truth's change: `values_ks`, `values_p`) and of their outputs per batch (`outputs_ks`,
+    `outputs_p`), and the batch counts."""
     w = root / name
     store = Store.open(w / "store")
     g, n = store.graph, store.counts
     txids = store.txids(np.arange(n["txs"])).to_pylist()
     at = {t: i for i, t in enumerate(txids)}
     batches: dict[str, list[int]] = defaultdict(list)
+    change: dict[int, set[int]] = {}
     for t in _rows(w / "world" / "truth" / "txs.csv"):
         if t["kind"] == "exchange_withdrawal" and t["txid"] in at:
             batches[t["wallet_id"].removeprefix("exchange-")].append(at[t["txid"]])
+            change[at[t["txid"]]] = {int(v) for v in t["change_vouts"].split(";") if v}
     ids = np.array(sorted({i for v in batches.values() for i in v}), np.int64)
     first_in = np.append(np.asarray(g.tx_first_input), n["inputs"])
     first_out = np.append(np.asarray(g.tx_first_output), n["outputs"])
@@ -250,10 +254,23 @@ def fee_levels(name: str, root: Path = OUT) -> list[dict[str, Any]]:
             if len(ra) < 5 or len(rb) < 5:
                 continue
             ks = ks_2samp(ra, rb)
-            out.append(
-                {"pair": f"{a}+{b}", "batches": (len(ra), len(rb)),
-                 "ks": round(float(ks.statistic), 3), "p": round(float(ks.pvalue), 3)}
-            )  # fmt: skip
+            row = {"pair": f"{a}+{b}", "batches": (len(ra), len(rb)),
+                   "ks": round(float(ks.statistic), 3), "p": round(float(ks.pvalue), 3)}  # fmt: skip
+            paid = [
+                [
+                    int(value[first_out[i] + k])
+                    for i in batches[x]
+                    for k in range(int(first_out[i + 1] - first_out[i]))
+                    if k not in change[i]
+                ]
+                for x in (a, b)
+            ]
+            wide = [[int(first_out[i + 1] - first_out[i]) for i in batches[x]] for x in (a, b)]
+            for key, (xa, xb) in (("values", paid), ("outputs", wide)):
+                got = ks_2samp(xa, xb)
+                row[key + "_ks"] = round(float(got.statistic), 3)
+                row[key + "_p"] = round(float(got.pvalue), 3)
+            out.append(row)
     return out
 
 
