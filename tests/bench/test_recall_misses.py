@@ -3,24 +3,15 @@ bench/twin_evidence.py: a fragment's counterparty outcome and the twin groups' c
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 from bench import recall_misses, twin_evidence
-
-
-def _write(path: Path, rows: list[dict[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+from tests.bench.truth_files import payment, write_rows
 
 
 def _pay(d: str, ex: str) -> dict[str, str]:
-    return {"deposit_address": d, "funding_exchange": ex, "path_kind": "own_wallet",
-            "coinjoin_broke_trail": "false", "coinjoin_kind": ""}  # fmt: skip
+    return payment(d, ex, coinjoin_kind="")
 
 
 def _lead(d: str, ent: str, cat: str, conf: str, funding: str, cands: str = "") -> dict[str, str]:
@@ -31,13 +22,13 @@ def _lead(d: str, ent: str, cat: str, conf: str, funding: str, cands: str = "") 
 
 def test_misses_in_a_twin_set_are_counted_apart(tmp_path: Path) -> None:
     w = tmp_path / "w"
-    _write(w / "world" / "truth" / "txs.csv", [
+    write_rows(w / "world" / "truth" / "txs.csv", [
         {"txid": "ta", "wallet_id": "exchange-a", "kind": "exchange_withdrawal"},
         {"txid": "tb", "wallet_id": "exchange-b", "kind": "exchange_withdrawal"},
     ])  # fmt: skip
-    _write(w / "world" / "truth" / "payments.csv",
-           [_pay("d1", "a"), _pay("d2", "a"), _pay("d3", "a"), _pay("d4", "b")])  # fmt: skip
-    _write(w / "case" / "leads.csv", [
+    write_rows(w / "world" / "truth" / "payments.csv",
+               [_pay("d1", "a"), _pay("d2", "a"), _pay("d3", "a"), _pay("d4", "b")])  # fmt: skip
+    write_rows(w / "case" / "leads.csv", [
         # a's own wallet reached, a listed with b: a twin miss
         _lead("d1", "cluster:1", "unidentified_service", "0", "ta", "a;b"),
         # a's wallet reached, a set that leaves a out: a miss for another cause
