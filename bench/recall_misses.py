@@ -13,6 +13,13 @@ as missed (no right exchange lead at confidence >= 0.5) gets one class from its 
 - `unident_other:<wallet kind>:<tx kind>`: ends at an `unidentified_service` of another owner;
 - `coinjoin` / other categories: the largest row's category.
 
+Beside the class (not in place of it), a missed deposit whose largest row lists the funding
+exchange among its `candidate_exchanges` (a style-twin set, `trace.services.style_candidates`)
+is counted as `twin_set:<set size>`: the case reached a wallet that fits the funder and one or
+more other tagged exchanges alike, and named none (issue 11, "style twins"). `--twins` prints,
+per exchange, the misses in such a set and the rest, so that what style twins cost can be told
+from other causes.
+
 Reads the truth (bench code only). Usage: python -m bench.recall_misses hard-small-10 ...
 """
 
@@ -76,6 +83,7 @@ def classify(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, Any]:
     world, case = root / name / "world", root / name / "case"
     tx_wallet = {t["txid"]: (t["wallet_id"], t["kind"]) for t in _rows(world / "truth" / "txs.csv")}
     per: dict[str, Counter[str]] = defaultdict(Counter)
+    rest: Counter[str] = Counter()  # classes of the misses in no twin set
     examples: dict[str, list[str]] = defaultdict(list)
     for d, holding, right, rows, best in deposit_outcomes(world, case, cut):
         ex = holding[0]["funding_exchange"]
@@ -84,6 +92,7 @@ def classify(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, Any]:
             per[ex]["hit"] += 1
             continue
         kind = holding[0]["path_kind"]
+        twin = False
         if best is not None:
             cls = "wrong_exchange"
         elif not rows:
@@ -97,6 +106,10 @@ def classify(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, Any]:
                 # CoinJoin row is never what hides its trail-holding payment
                 plain = [r for r in rows if r["source_category"] != "coinjoin"] or rows
                 top = max(plain, key=lambda r: int(r["amount_sat"]))
+                cands = (top.get("candidate_exchanges") or "").split(";")
+                if top["source_category"] == "unidentified_service" and ex in cands:
+                    per[ex]["twin_set:" + str(len(cands))] += 1
+                    twin = True
                 if top["source_category"] == "unidentified_service":
                     # who made the tx that spent the stopped output (the lead's funding tx)
                     w, tkind = tx_wallet.get(top["funding_txid"], ("?", "?"))
@@ -117,13 +130,45 @@ def classify(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, Any]:
                     cls = top["source_category"]
         per[ex][cls] += 1
         per[ex]["path:" + kind] += 1
+        if not twin:
+            rest[cls] += 1
         if len(examples[ex + cls]) < 3:
             examples[ex + cls].append(d)
     return {
         "world": name,
         "per_exchange": {k: dict(v) for k, v in sorted(per.items())},
+        "not_twin": dict(rest.most_common()),
         "examples": dict(examples),
     }
+
+
+def twin_table(out: list[dict[str, Any]]) -> str:
+    """Markdown: per world and exchange, eligible, named, missed, and of the missed those whose
+    largest row lists the funder in a style-twin set (by set size) and the rest."""
+    lines = [
+        "| world | exchange | named / eligible | missed | in a twin set (size 2 / 3+) | other |",
+        "|---|---|---|---|---|---|",
+    ]
+    tot = Counter[str]()
+    for o in out:
+        for ex, c in o["per_exchange"].items():
+            miss = c["eligible"] - c.get("hit", 0)
+            two = c.get("twin_set:2", 0)
+            more = sum(v for k, v in c.items() if k.startswith("twin_set:") and k != "twin_set:2")
+            lines.append(
+                f"| {o['world']} | {ex} | {c.get('hit', 0)} / {c['eligible']} | {miss} "
+                f"| {two + more} ({two} / {more}) | {miss - two - more} |"
+            )
+            tot.update(
+                {"eligible": c["eligible"], "hit": c.get("hit", 0), "miss": miss}
+                | {"two": two, "more": more}
+            )
+    twins = tot["two"] + tot["more"]
+    lines.append(
+        f"| **all** | | {tot['hit']} / {tot['eligible']} | {tot['miss']} "
+        f"| {twins} ({tot['two']} / {tot['more']}) | {tot['miss'] - twins} |"
+    )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -131,6 +176,11 @@ def main() -> None:
     ap.add_argument("worlds", nargs="+")
     ap.add_argument("--root", type=Path, default=OUT)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--twins",
+        action="store_true",
+        help="per exchange: misses whose largest row lists the funder in a style-twin set",
+    )
     a = ap.parse_args()
     out = [classify(w, a.root) for w in a.worlds]
     total: Counter[str] = Counter()
@@ -141,7 +191,7 @@ def main() -> None:
             classes = {
                 k: v
                 for k, v in c.items()
-                if k not in ("eligible", "hit") and not k.startswith("path:")
+                if k not in ("eligible", "hit") and not k.startswith(("path:", "twin_set:"))
             }
             paths = {k[5:]: v for k, v in c.items() if k.startswith("path:")}
             print(
@@ -149,6 +199,12 @@ def main() -> None:
             )
             total.update(classes)
     print("all:", dict(total.most_common()))
+    if a.twins:
+        print(twin_table(out))
+        rest: Counter[str] = Counter()
+        for o in out:
+            rest.update(o["not_twin"])
+        print("misses in no twin set, by class:", dict(rest.most_common()))
     if a.json:
         a.json.write_text(json.dumps(out, indent=1))
 

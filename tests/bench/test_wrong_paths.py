@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
 from bench import wrong_paths
-
-
-def _write(path: Path, rows: list[dict[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-
-def _pay(d: str, ex: str) -> dict[str, str]:
-    return {"deposit_address": d, "funding_exchange": ex, "path_kind": "own_wallet",
-            "coinjoin_broke_trail": "false"}  # fmt: skip
+from tests.bench.truth_files import payment, write_rows
 
 
 def _lead(d: str, ent: str, conf: str, path: str, via: str = "tag") -> dict[str, str]:
@@ -31,15 +18,15 @@ def _lead(d: str, ent: str, conf: str, path: str, via: str = "tag") -> dict[str,
 
 def test_classify_names_the_wallet_the_walk_went_through(tmp_path: Path) -> None:
     w = tmp_path / "w"
-    _write(w / "world" / "truth" / "txs.csv", [
+    write_rows(w / "world" / "truth" / "txs.csv", [
         {"txid": "tb", "wallet_id": "exchange-b", "kind": "exchange_withdrawal"},
         {"txid": "fa", "wallet_id": "exchange-a", "kind": "exchange_forward"},
         {"txid": "wa", "wallet_id": "exchange-a", "kind": "exchange_withdrawal"},
         {"txid": "pu", "wallet_id": "user-1", "kind": "payment"},
     ])  # fmt: skip
-    _write(w / "world" / "truth" / "payments.csv",
-           [_pay("d1", "a"), _pay("d2", "a"), _pay("d3", "a"), _pay("d4", "a")])  # fmt: skip
-    _write(w / "case" / "leads.csv", [
+    write_rows(w / "world" / "truth" / "payments.csv",
+               [payment("d1", "a"), payment("d2", "a"), payment("d3", "a"), payment("d4", "a")])  # fmt: skip
+    write_rows(w / "case" / "leads.csv", [
         _lead("d1", "b", "0.99", "tb;fa;pu"),  # through A's forward, decides: at the cut
         _lead("d2", "b", "0.45", "tb;fa;pu"),  # the same, capped below it
         _lead("d3", "b", "0.99", "wa;pu", via="wallet_style"),  # A's own tx named B
