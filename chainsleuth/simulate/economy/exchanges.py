@@ -104,9 +104,12 @@ class Exchanges(Transactions):
             if res is None:
                 ex.deposits.append(fit)
                 continue
-            txid, made, _ = res
+            txid, made, rest = res
             req.utxo, req.txid = made[0], txid
             ex.queue.remove(req)
+            share = self.profile.forward_rest_spent_share
+            if rest is not None and share > 0 and (share >= 1 or rng.random() < share):
+                ex.rests.append(rest)
 
     def _exchange_batch(self, ex: Exchange) -> None:
         w = ex.wallet
@@ -127,12 +130,16 @@ class Exchanges(Transactions):
             change = self.book.new(w.stype, w.idx, ROLE["hot"])
         else:
             change = ex.hot[self.height % len(ex.hot)]
+        rate = self.exchange_rate(ex, 0.8)
+        sel = self._with_rests(ex, acc, rate, len(take)) if ex.rests else None
         res = self.pay(
-            w, [(r.addr, r.value, r.bucket) for r in take], "exchange_withdrawal",
-            rate=self.exchange_rate(ex, 0.8), change_addr=change,
+            w, [(r.addr, r.value, r.bucket) for r in take], "exchange_withdrawal", utxos=sel,
+            rate=rate, change_addr=change,
             order=self.exchange_order(ex, "change_last" if ex.change_last else "shuffle"),
         )  # fmt: skip
         if res is None:
+            if sel is not None:
+                w.utxos.extend(sel)  # given coins are not refunded by `pay`
             return
         txid, made, _ = res
         for r, u in zip(take, made, strict=True):
@@ -140,6 +147,23 @@ class Exchanges(Transactions):
         done = {id(r) for r in take}
         ex.queue = [r for r in ex.queue if id(r) not in done]
         ex.ema_out = 0.9 * ex.ema_out + 0.1 * acc / ex.batch_every
+
+    def _with_rests(self, ex: Exchange, need: int, rate: float, n_payees: int) -> list[Utxo] | None:
+        """The coins a batch paying `need` selects, and the forward remainders still in the hot
+        wallet (`ex.rests`, emptied), all taken out of it; None (`pay` selects) where the wallet
+        does not cover `need`."""
+        w = ex.wallet
+        here = {id(u) for u in w.utxos}
+        rests = [u for u in ex.rests if id(u) in here]
+        ex.rests = []
+        sel = self.select(w.utxos, need, rate, 34 * n_payees)
+        if sel is None:
+            return None
+        taken = {id(u) for u in sel}
+        extra = [u for u in rests if id(u) not in taken]
+        gone = {id(u) for u in extra}
+        w.utxos[:] = [u for u in w.utxos if id(u) not in gone]
+        return sel + extra
 
     def buy_amount(self, ex: Exchange) -> int:
         """What a customer withdraws after buying: a USD-sized or a round BTC amount."""

@@ -260,6 +260,8 @@ class Exchange:
         self.software: Software | None = None
         self.deposits: list[Utxo] = []
         self.queue: list[Request] = []
+        #: forward remainders the next batch spends (profile knob `forward_rest_spent_share`)
+        self.rests: list[Utxo] = []
         self.ema_out = 1.0 * COIN  # withdrawals per block, smoothed
 
     def habit_record(self) -> dict[str, object]:
