@@ -1662,49 +1662,55 @@ def style_compatible(
     return compatible, evidence
 
 
+#: The habits a change of signing software shows in (`_period_habits`): the hot wallet's script
+#: type, the fingerprint (version, locktime, nSequence), the output order and the fee rate, as
+#: Binance's batches changed between 2017 and 2018 on the real blocks. The others (change
+#: position and address, deposit type, round amounts) are read pooled: read per window, their
+#: smaller counts met the thresholds by chance (realistic_sw small 6: a tagged wallet whose
+#: change position is not known over the chain read "last" in one half-year and named 5
+#: fragments less).
+PERIOD_HABITS = ("hot_type", "fingerprint", "output_order", "fee_rate")
+
+
 def _period_habits(
     styles: WalletStyles, groups: np.ndarray, seen: bool
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Per habit of `STYLE_HABITS`, groups x windows: what each group shows in each window
-    (`style_habits` on `PeriodStyles.styles`); and per group whether its habits are *stable*:
-    no habit shows two values in two windows, nor two in one (`STYLE_MIXED`), read by the
-    candidate's thresholds (`seen=True`: one unsorted batch, one fractional fee ...) so that a
-    change shows as soon as it can. A stable habit carries into every window: where a window
-    reads it unknown (too few reads there for the thresholds), the pooled value holds there; so
-    do the script types and fingerprint that `blind_styles` / `received_deposits` filled in for
-    a group showing none itself (they carry no window). A habit that changed is read per window
-    only."""
+    """Per habit of `STYLE_HABITS`, groups x windows: what each group shows in each window; and
+    per group whether it *changed*: two windows show two values of one of `PERIOD_HABITS`,
+    read by the candidate's thresholds (`seen=True`: one unsorted batch, one fractional fee
+    ...) so that a change shows as soon as it can. A group that did not change shows its
+    pooled habits in every window (the pooled read's counts are the surer); one that changed
+    shows the `PERIOD_HABITS` as each window reads them (`style_habits` on
+    `PeriodStyles.styles`) and the others pooled."""
     ps = styles.periods
     assert ps is not None
     k = ps.n_periods
     n = groups.shape[0]
     rows = (groups[:, None] * k + np.arange(k)[None, :]).ravel()
-    habits = [h.reshape(n, k) for h in style_habits(ps.styles, rows, seen=seen)]
-    lenient = [h.reshape(n, k) for h in style_habits(ps.styles, rows, seen=True)]
+    own = style_habits(ps.styles, rows, seen=seen)
+    lenient = style_habits(ps.styles, rows, seen=True)
     pooled = style_habits(styles, groups, seen=seen)
-    stable_group = np.ones(n, np.bool_)
+    changed = np.zeros(n, np.bool_)
     big = np.iinfo(np.int64).max
-    for i in range(len(habits)):
-        known = lenient[i] >= 0
-        lo = np.where(known, lenient[i], big).min(axis=1)
-        hi = np.where(known, lenient[i], -1).max(axis=1)
-        # counted habits read -1 where not known; the script types and fingerprint
-        # `STYLE_UNSEEN` (-1) or `STYLE_MIXED` (-2)
-        stable = ~(lenient[i] == STYLE_MIXED).any(axis=1) & ((hi < 0) | (lo == hi))
-        stable_group &= stable
-        value = pooled[i]
-        carry = stable & (value >= 0) & ((hi < 0) | (value == hi))
-        habits[i] = np.where(carry[:, None] & (habits[i] < 0), value[:, None], habits[i])
-    return habits, stable_group
+    for name in PERIOD_HABITS:
+        values = lenient[STYLE_HABITS.index(name)].reshape(n, k)
+        known = values >= 0  # a window of two values (`STYLE_MIXED`) is noise, not a change
+        lo = np.where(known, values, big).min(axis=1)
+        hi = np.where(known, values, -1).max(axis=1)
+        changed |= (hi >= 0) & (lo != hi)
+    habits = [np.repeat(p[:, None], k, axis=1) for p in pooled]
+    for name in PERIOD_HABITS:
+        i = STYLE_HABITS.index(name)
+        habits[i] = np.where(changed[:, None], own[i].reshape(n, k), habits[i])
+    return habits, changed
 
 
-#: Pairs that share no window (`_period_compatible`): False (the default), where both wallets'
-#: habits are stable over the windows each was seen in, they are compared as pooled (a wallet
-#: whose software never changed in what the chain shows is taken to run it on); True: never
-#: compared (no evidence either way, no rule-out), which on the simulated worlds, whose
-#: exchanges never change software, cost lead recall where a tagged wallet's few tags fall in
-#: other windows than its fragments (hard small 14 0.495 -> 0.360, realistic small 10 0.875 ->
-#: 0.785; docs/investigations.md "Wallet habits read per period").
+#: True: every pair of wallets active in some window is compared per window, changed or not
+#: (pairs sharing no window never); on the simulated worlds, whose exchanges never change
+#: software, that cost lead recall where a tagged wallet's few tags fall in other windows than
+#: its fragments (hard small 14 0.495 -> 0.360, realistic small 10 0.875 -> 0.785;
+#: docs/investigations.md "Wallet habits read per period"). False (the default): only pairs
+#: where either wallet changed.
 STYLE_PERIOD_STRICT = False
 
 
@@ -1715,19 +1721,17 @@ def _period_compatible(
     pooled: np.ndarray,
     pooled_evidence: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`style_compatible` read per window (`PeriodStyles`): where a candidate and a named group
-    both paid batches or sweeps in a window, the named group is ruled out only by a habit both
-    show in one such window, and each habit of the evidence a match needs must be shown by both
-    in one. Where they share no window: a pair whose habits are both stable (`_period_habits`)
-    keeps the pooled read (`pooled`, `pooled_evidence`), unless `STYLE_PERIOD_STRICT`; a pair
-    where either changed its habits gets neither a rule-out nor evidence. A pair where one side
-    is active in no window (a blind tag, read from what others paid it) keeps the pooled read.
-    Candidates x named x windows of bools, one window at a time."""
+    """`style_compatible` read per window (`PeriodStyles`), for the pairs where either side
+    changed its software (`_period_habits`); the others keep the pooled read (`pooled`,
+    `pooled_evidence`). Where the two both paid batches or sweeps in a window, the named group
+    is ruled out only by a habit both show in one such window, and each habit of the evidence a
+    match needs must be shown by both in one. Where they share no window: neither a rule-out
+    nor evidence. Candidates x named x windows of bools, one window at a time."""
     ps = styles.periods
     assert ps is not None
     act_c, act_n = ps.active(candidate), ps.active(named)
-    hc, stable_c = _period_habits(styles, candidate, True)
-    hn, stable_n = _period_habits(styles, named, False)
+    hc, changed_c = _period_habits(styles, candidate, True)
+    hn, changed_n = _period_habits(styles, named, False)
     compatible = np.ones_like(pooled)
     seen = [np.zeros_like(pooled_evidence) for _ in range(4)]
     for k in np.flatnonzero(act_c.any(axis=0) & act_n.any(axis=0)).tolist():
@@ -1737,10 +1741,9 @@ def _period_compatible(
         for i in range(4):
             seen[i] |= both & shown[i]
     evidence = seen[0] & seen[1] & (seen[2] | seen[3])
-    timed = np.asarray(act_c.any(axis=1))[:, None] & np.asarray(act_n.any(axis=1))[None, :]
-    overlap = (act_c.astype(np.int64) @ act_n.T.astype(np.int64)) > 0
-    if not STYLE_PERIOD_STRICT:
-        timed &= overlap | ~(stable_c[:, None] & stable_n[None, :])
+    timed = changed_c[:, None] | changed_n[None, :]
+    if STYLE_PERIOD_STRICT:
+        timed = np.asarray(act_c.any(axis=1))[:, None] & np.asarray(act_n.any(axis=1))[None, :]
     return np.where(timed, compatible, pooled), np.where(timed, evidence, pooled_evidence)
 
 
