@@ -220,8 +220,7 @@ def entity_styles(rows: list[dict], months: int) -> tuple[list[str], services.Wa
     if months <= 0 or n_periods <= 1:
         return names, pooled
     per = styles(group * n_periods + window - first, len(names) * n_periods)
-    periods = services.PeriodStyles(per, n_periods, months, first, pooled.hot,
-                                     pooled.fingerprint, pooled.deposit)  # fmt: skip
+    periods = services.PeriodStyles(per, n_periods, months, first)  # fmt: skip
     return names, replace(pooled, periods=periods)
 
 

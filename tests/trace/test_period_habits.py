@@ -36,11 +36,11 @@ class TimedChain(SizedChain):
     def store(self) -> Any:
         store = super().store()
         n = len(self.txs)
-        store.graph = SimpleNamespace(
+        store.graph = SimpleNamespace(**{
             **vars(store.graph),
-            tx_height=np.arange(n, dtype=np.int32),
-            block_time=np.array(self.times, np.uint32),
-        )
+            "tx_height": np.arange(n, dtype=np.int32),
+            "block_time": np.array(self.times, np.uint32),
+        })  # fmt: skip
         return store
 
     def last_change(self) -> int:
