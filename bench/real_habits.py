@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from chainsleuth.core.address import encode_address, hash160
 from chainsleuth.core.network import MAIN
 from chainsleuth.core.script_types import ScriptType
 from chainsleuth.parse.serialize import parse_block
+from chainsleuth.trace import services
 from chainsleuth.trace.services import STYLE_ORDER_RISES, whole_fee_rates
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -111,12 +113,13 @@ def fp_class(version: int, locktime: int, sequence: int) -> str:
     return f"v{version if version in (1, 2) else 'x'}/lt{'1' if locktime else '0'}/{seq}"
 
 
-def main() -> None:
+def batch_rows(tags: dict[str, str]) -> list[dict]:
+    """One row per distinct non-coinbase tx of 3+ outputs of the shared real blocks: its block's
+    height and time, order read, fingerprint class, fee and vsize (where the prevouts are held),
+    and the exchange tag of an input address (`tags`: `exchange_tags()`), else None."""
     prevouts = {}
     for h in (367891, 866342):
         prevouts[h] = json.loads((BLOCKS / "raw" / f"{h:07d}.spent_utxos.json").read_text())
-    tags = exchange_tags()
-    print(f"exchange-tagged addresses in the packs: {len(tags)}")
     seen: set[bytes] = set()
     rows = []  # per batch-shaped tx
     for raw in blocks():
@@ -155,6 +158,7 @@ def main() -> None:
             rows.append(
                 dict(
                     height=height,
+                    time=block.header.time,
                     txid=txid[::-1].hex(),
                     n_in=n_in,
                     n_out=len(tx.outputs),
@@ -166,6 +170,100 @@ def main() -> None:
                     entity=entity,
                 )
             )
+    return rows
+
+
+def entity_styles(rows: list[dict], months: int) -> tuple[list[str], services.WalletStyles]:
+    """The tagged exchanges' batch-shaped txs among `rows` as `trace.services.WalletStyles`, one
+    group per exchange (sorted names): the fingerprint class, the output order and the fee rate
+    (where readable) counted as `wallet_styles` counts them, pooled over the blocks and, with
+    `months` > 0, per calendar window of `months` months (`PeriodStyles`). The other habits are
+    not read here (no hot type: the inputs' types are not all known without prevouts)."""
+    tagged = [r for r in rows if r["entity"]]
+    names = sorted({r["entity"] for r in tagged})
+    classes = sorted({r["fp"] for r in tagged})
+    group = np.array([names.index(r["entity"]) for r in tagged], np.int64)
+    fp = np.array([classes.index(r["fp"]) for r in tagged], np.int64)
+    window = services.block_periods(np.array([r["time"] for r in tagged], np.int64), max(months, 1))
+    first = int(window.min())
+    n_periods = int(window.max()) - first + 1
+
+    def styles(key: np.ndarray, n: int) -> services.WalletStyles:
+        def count(mask: list[bool]) -> np.ndarray:
+            return np.bincount(key[np.array(mask, np.bool_)], minlength=n).astype(np.int64)
+
+        fed = [r for r in tagged if r["fee"] >= 0]
+        counted, whole = services.whole_fee_rates(
+            np.array([r["fee"] for r in fed], np.int64),
+            np.array([r["vsize"] for r in fed], np.int64),
+            np.array([r["n_in"] for r in fed], np.int64),
+        )
+        fee_key = key[np.array([r["fee"] >= 0 for r in tagged], np.bool_)]
+        unseen = np.full(n, services.STYLE_UNSEEN, np.int64)
+        zero = np.zeros(n, np.int64)
+        lo = np.full(n, np.iinfo(np.int64).max, np.int64)
+        hi = np.full(n, -1, np.int64)
+        np.minimum.at(lo, key, fp)
+        np.maximum.at(hi, key, fp)
+        one = np.where(hi < 0, services.STYLE_UNSEEN, np.where(lo == hi, hi, services.STYLE_MIXED))
+        return services.WalletStyles(
+            hot=unseen, fingerprint=one, deposit=unseen.copy(), change_last=zero,
+            change_elsewhere=zero.copy(), coinbase=np.zeros(n, np.bool_),
+            batches=np.bincount(key, minlength=n).astype(np.int64), deposit_reads=zero.copy(),
+            sorted_batches=count([r["order"] == "sorted" for r in tagged]),
+            unsorted_batches=count([r["order"] == "unsorted" for r in tagged]),
+            whole_fees=np.bincount(fee_key[whole], minlength=n).astype(np.int64),
+            fractional_fees=np.bincount(fee_key[counted & ~whole], minlength=n).astype(np.int64),
+        )  # fmt: skip
+
+    pooled = styles(group, len(names))
+    if months <= 0 or n_periods <= 1:
+        return names, pooled
+    per = styles(group * n_periods + window - first, len(names) * n_periods)
+    periods = services.PeriodStyles(per, n_periods, months, first)  # fmt: skip
+    return names, replace(pooled, periods=periods)
+
+
+def period_table(rows: list[dict], months: int) -> None:
+    """Per tagged exchange: the fingerprint, order and fee habits pooled over the blocks and per
+    calendar window of `months` months (named thresholds / a candidate's), and whether its
+    signing software changed (`_period_habits`)."""
+    names, s = entity_styles(rows, months)
+    groups = np.arange(len(names))
+    fp, order, fee = (services.STYLE_HABITS.index(h) for h in ("fingerprint", "output_order",
+                                                               "fee_rate"))  # fmt: skip
+    named, seen = services.style_habits(s, groups), services.style_habits(s, groups, seen=True)
+    classes = sorted({r["fp"] for r in rows if r["entity"]})
+    print(f"tagged exchanges' habits, pooled vs per {months}-month window (fingerprint class; order"
+          " 1 sorted 0 unsorted -1 unknown, named / candidate thresholds; fee 1 whole 0 fractional)")  # fmt: skip
+
+    def fp_name(v: int) -> str:
+        return classes[v] if v >= 0 else {-1: "unseen", -2: "MIXED"}[v]
+
+    for g, name in enumerate(names):
+        print(f"  {name}: pooled fp {fp_name(int(named[fp][g]))}, order {int(named[order][g])} / "
+              f"{int(seen[order][g])}, fee {int(named[fee][g])} / {int(seen[fee][g])}")  # fmt: skip
+        if s.periods is None:
+            continue
+        k = s.periods.n_periods
+        active = s.periods.active(np.array([g]))[0]
+        _h, changed = services._period_habits(s, np.array([g]), False)
+        rows_g = g * k + np.flatnonzero(active)
+        wn = services.style_habits(s.periods.styles, rows_g)
+        ws = services.style_habits(s.periods.styles, rows_g, seen=True)
+        for j, w in enumerate(np.flatnonzero(active).tolist()):
+            half = s.periods.first + w
+            print(f"    {(half * months) // 12 + 1970} window {(half * months) % 12 // months + 1}: "
+                  f"batches {int(np.asarray(s.periods.styles.batches)[rows_g[j]])}, fp "
+                  f"{fp_name(int(wn[fp][j]))}, order {int(wn[order][j])} / {int(ws[order][j])}, "
+                  f"fee {int(wn[fee][j])} / {int(ws[fee][j])}")  # fmt: skip
+        print(f"    software changed (per-period read used): {bool(changed[0])}")
+
+
+def main() -> None:
+    tags = exchange_tags()
+    print(f"exchange-tagged addresses in the packs: {len(tags)}")
+    rows = batch_rows(tags)
     n = len(rows)
     print(f"batch-shaped txs (3+ outputs, distinct): {n}")
     oc = Counter(r["order"] for r in rows)
@@ -250,6 +348,9 @@ def main() -> None:
                 f"    {r['height']} {r['txid'][:16]} in {r['n_in']} out {r['n_out']} "
                 f"{r['order']} bip69={r['bip69']} {r['fp']}"
             )
+
+    period_table(rows, services.STYLE_PERIOD_MONTHS)
+    period_table(rows, 12)
 
 
 if __name__ == "__main__":

@@ -339,8 +339,12 @@ def prepare_case(
     max_hops: int = DEFAULT_MAX_HOPS,
     walk_coinjoins: bool = False,
     scratch: Scratch | None = None,
+    habit_period_months: int | None = None,
 ) -> CaseSetup:
     """The service (seed clusters and wallet), stops, CoinJoins and deposit outputs of a case.
+
+    `habit_period_months`: the window the wallet-style rules read habits in
+    (`trace.services.wallet_styles`; None: `STYLE_PERIOD_MONTHS`, 0: pooled over the chain).
 
     `prices`: a price CSV, a resolved `PriceSource`, or None for the data directory's series
     (imported, else shipped). `scratch` (core.scratch): where the arrays per tx and per
@@ -396,7 +400,7 @@ def prepare_case(
     exchange_habits: list[np.ndarray] = []
     styled = _lend_by_style(
         store, shapes, cluster_of, attribution, fingerprint, candidates, lookalikes,
-        exchange_habits,
+        exchange_habits, habit_period_months,
     )  # fmt: skip
     returned: list[int] = []
     change_links: list[dict[str, Any]] = []
@@ -522,13 +526,15 @@ def investigate(
     walk_coinjoins: bool = False,
     min_confidence: float = 0.0,
     progress: Callable[[str, int, int | None], None] | None = None,
+    habit_period_months: int | None = None,
 ) -> InvestigationSummary:
     """Run the case: leads (who funded the deposits), subpoenas (per exchange), cash-outs.
 
     `min_confidence` leaves subpoena rows whose best lead is less sure out of subpoenas.csv
     (leads.csv keeps every lead). `progress(step, done, total)` is called as the case moves
     through its steps ("setup", "leads", "cashouts", "files", "report"; done/total count the
-    chunks of seeds traced, total None where unknown)."""
+    chunks of seeds traced, total None where unknown). `habit_period_months`: the window the
+    wallet-style rules read habits in (`prepare_case`)."""
 
     def tell(step: str, done: int = 0, total: int | None = None) -> None:
         if progress is not None:
@@ -550,8 +556,9 @@ def investigate(
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         setup = prepare_case(
-            data_dir, seeds_csv, price_source, policy, max_hops, walk_coinjoins, Scratch(out_dir)
-        )
+            data_dir, seeds_csv, price_source, policy, max_hops, walk_coinjoins, Scratch(out_dir),
+            habit_period_months,
+        )  # fmt: skip
     except BaseException:
         # a case that fails before it starts leaves no folder behind that it made (bad seeds,
         # a store not clustered): the scratch files were unlinked, so it is empty
@@ -952,6 +959,7 @@ def _lend_by_style(
     candidates: dict[tuple[str | None, str], str] | None = None,
     lookalikes: dict[str, Any] | None = None,
     exchange_habits: list[np.ndarray] | None = None,
+    period_months: int | None = None,
 ) -> np.ndarray:
     """Name untagged services after the one tagged wallet whose style they alone share.
 
@@ -974,7 +982,9 @@ def _lend_by_style(
     no habit tells apart (`cases.lookalikes.lookalike_exchanges`: case.json's
     `lookalike_exchanges`). `exchange_habits`, when given, gets the tagged exchanges' deposit
     type, hot type and batch fingerprint (`read_fingerprints` code), one (k, 3) int64 array
-    of the exchanges that show all three (cash-outs' rule 6b, `cases.cashouts`)."""
+    of the exchanges that show all three (cash-outs' rule 6b, `cases.cashouts`).
+    `period_months`: the window habits are compared in (`trace.services.wallet_styles`); the
+    look-alike warning and rule 6b's habits stay pooled over the chain."""
     if not attribution:
         return np.zeros(0, np.int64)
     names: dict[tuple[str | None, str], int] = {}
@@ -998,7 +1008,7 @@ def _lend_by_style(
         # the groups as sorted (cluster, group) pairs: 16 B per attributed cluster, not 8 B
         # per address (an array over every cluster id: 12 GB at mainnet)
         group = ClusterGroups.of(clusters, owner[label])
-        styles = wallet_styles(store, shapes, cluster_of, group, fingerprint)
+        styles = wallet_styles(store, shapes, cluster_of, group, fingerprint, period_months)
         styles = blind_styles(store, shapes, cluster_of, styles, group, named, fingerprint)
         # and, where neither sweeps anything in its group, from the sweeps and deposits it
         # received (docs/investigations.md "Deposit types weighed by swept inputs")

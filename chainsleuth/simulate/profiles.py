@@ -41,6 +41,11 @@ class Profile:
     #: every world before this knob, byte for byte), or "drawn", each exchange's own from
     #: `exchange_software.yaml` (docs/simulator.md "Exchange software")
     exchange_software: str = "service"
+    #: where the chain's height reaches this share of its tip, every exchange whose software is
+    #: drawn switches to other software: another signer, the other output order (BIP69 or
+    #: not), its fee-rate habit drawn again, as Binance's batches changed between 2017 and
+    #: 2018 (docs/simulator.md "Exchange software"); 0: never (every world before this knob)
+    exchange_software_switch: float = 0.0
     #: share of exchanges that never reuse an address: a fresh hot address per sweep, fresh
     #: change per batched withdrawal, fresh cold storage per move
     exchange_fresh_share: float = 0.0
@@ -79,6 +84,13 @@ class Profile:
                 f"profile {self.name!r}: exchange_software {self.exchange_software!r} "
                 f"not in {SOFTWARE_MODES}"
             )
+        if not 0.0 <= self.exchange_software_switch < 1.0 or (
+            self.exchange_software_switch > 0 and self.exchange_software != "drawn"
+        ):
+            raise ValueError(
+                f"profile {self.name!r}: exchange_software_switch {self.exchange_software_switch!r}"
+                " must be in [0, 1), and above 0 only with exchange_software: drawn"
+            )
 
     def knobs(self) -> dict[str, Any]:
         """Every knob and its value (for world.json)."""
@@ -89,6 +101,8 @@ class Profile:
             d.pop("exchange_software")
         if not self.forward_rest_spent_share:
             d.pop("forward_rest_spent_share")  # the same
+        if self.exchange_software_switch == 0.0:
+            d.pop("exchange_software_switch")  # likewise
         d["tags_per_exchange"] = list(self.tags_per_exchange)
         return d
 

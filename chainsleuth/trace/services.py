@@ -58,6 +58,9 @@ __all__ = [
     "ClusterGroups",
     "wallet_styles",
     "WalletStyles",
+    "PeriodStyles",
+    "STYLE_PERIOD_MONTHS",
+    "block_periods",
     "blind_styles",
     "received_deposits",
     "STYLE_HABITS",
@@ -911,6 +914,7 @@ class WalletStyles:
     unsorted_batches: np.ndarray | None = None  # ... and not
     whole_fees: np.ndarray | None = None  # int64 per group: batches and sweeps at whole sat/vB
     fractional_fees: np.ndarray | None = None  # ... and not (both above 1 sat/vB)
+    periods: PeriodStyles | None = None  # the same read per window of blocks (`wallet_styles`)
 
     def rounds(self, min_payments: int, min_round: int) -> np.ndarray:
         """Per group: 1 = sends round amounts (`min_round`+ round payments and at least
@@ -952,6 +956,45 @@ class WalletStyles:
         out[(other == 0) & (last >= min_last)] = 1
         out[(other >= min_elsewhere) & (last <= other)] = 0
         return out
+
+
+#: Window of the per-period habit reads (`wallet_styles`, `PeriodStyles`): calendar half-years
+#: by block time. A wallet's software changes over the years: on the real shared blocks
+#: Binance's batches sort their outputs (BIP69) and sign v1 with locktime 0 in block 481,829
+#: (Aug 2017) and leave them unsorted and sign v2 with the locktime set in 514,485 (Mar 2018),
+#: 7 months later; a calendar year would put them apart only by luck of the new year, a year's
+#: window of blocks (52,560) puts both in one. Shorter windows split a wallet's batches into
+#: fewer per window, and the named thresholds (`STYLE_MIN_ORDERED` ...) are then met in fewer
+#: windows: less evidence, fewer names. By time, not height: the simulator spreads its chains
+#: over 2018-2019 (`simulate.run.block_times`, 421 blocks at the small scale, 3,101 at large),
+#: so its worlds span 4 windows as a real two years would (docs/design/trace.md "Habits per
+#: period").
+STYLE_PERIOD_MONTHS = 6
+
+
+@dataclass(frozen=True)
+class PeriodStyles:
+    """`WalletStyles` per (group, calendar window of `months` months): row group x `n_periods` +
+    window, window k being `block_periods` = `first` + k. Dense over the windows the chain
+    spans: ~140 B per (group, window) (17 int64 counts and values, a bool), e.g. 10,000 groups
+    x 34 half-years of mainnet = 48 MB. Only a group's own batches and sweeps are read per
+    window: what `blind_styles` / `received_deposits` fill in carries no window (a group that
+    shows nothing itself cannot show a change, and keeps its pooled read)."""
+
+    styles: WalletStyles
+    n_periods: int
+    months: int
+    first: int
+
+    def active(self, groups: np.ndarray) -> np.ndarray:
+        """Groups x windows (bool): where the group paid a batch or a sweep."""
+        s = self.styles
+        rows = groups[:, None] * self.n_periods + np.arange(self.n_periods)[None, :]
+        n = np.zeros(rows.shape, np.int64)
+        for counts in (s.batches, s.deposit_reads):
+            if counts is not None:
+                n += np.asarray(counts, np.int64)[rows]
+        return n > 0
 
 
 def _majority(
@@ -1109,18 +1152,62 @@ def wallet_styles(
     cluster_of: np.ndarray,
     group: ClusterGroups,
     fingerprint: np.ndarray | None = None,
+    period_months: int | None = None,
 ) -> WalletStyles:
     """The wallet style of each group; `group` gives some cluster ids a group id (0..n-1).
     `fingerprint`: `cluster.learned.read_fingerprints` of every tx (read here when None).
+    `period_months` (`STYLE_PERIOD_MONTHS` when None; 0: never): where the chain spans more
+    than one calendar window of that many months (by block time), the styles are also read per
+    (group, window), `WalletStyles.periods`: `style_compatible` compares a wallet whose
+    signing software changed within the windows both sides were active in.
 
     Read from the batches (`TxShapes.batch`), sweeps (`SWEEP_MIN_INPUTS`+ inputs into one
     payee, whose output is not swept on: `_swept_on`) and coinbase outputs whose spender (or
     payee) cluster has a group. Nothing per tx of the chain: a slice of `TX_SLICE` txs at a
     time (~56 B per output of one slice while in use), 57 B per group and 24 B per
-    grouped batch or sweep."""
+    grouped batch or sweep; per window, `PeriodStyles` and 4 B per block while read."""
     from chainsleuth.cluster.learned import read_fingerprints
 
-    n_groups = group.n_groups
+    if shapes is not None and fingerprint is None:
+        fingerprint = read_fingerprints(store, 0, shapes.n_payees.shape[0], TX_SLICE)
+    pooled = _read_styles(store, shapes, cluster_of, group, fingerprint)
+    months = STYLE_PERIOD_MONTHS if period_months is None else int(period_months)
+    if shapes is None or group.n_groups == 0 or months <= 0:
+        return pooled
+    window = block_periods(np.asarray(store.graph.block_time), months)
+    if window.shape[0] == 0:
+        return pooled
+    first = int(window.min())
+    n_periods = int(window.max()) - first + 1
+    if n_periods <= 1:
+        return pooled  # one window: the pooled read is the window's
+    per = _read_styles(store, shapes, cluster_of, group, fingerprint,
+                       (store.graph.tx_height, window - first, n_periods))  # fmt: skip
+    periods = PeriodStyles(per, n_periods, months, first)
+    return replace(pooled, periods=periods)
+
+
+def block_periods(block_time: np.ndarray, months: int) -> np.ndarray:
+    """Per block (int32): its calendar window of `months` months, counted from January 1970 by
+    its block time (UTC): with 6, 2017 H2 is 95 and 2018 H1 is 96."""
+    t = np.asarray(block_time, np.int64).astype("datetime64[s]").astype("datetime64[M]")
+    return (t.astype(np.int64) // months).astype(np.int32)
+
+
+def _read_styles(
+    store: Store,
+    shapes: TxShapes | None,
+    cluster_of: np.ndarray,
+    group: ClusterGroups,
+    fingerprint: np.ndarray | None,
+    period: tuple[np.ndarray, np.ndarray, int] | None = None,
+) -> WalletStyles:
+    """`wallet_styles` read once over the chain: per group, or with `period` (tx heights, each
+    block's window from 0, windows) per (group, window), keyed group x windows + window."""
+    from chainsleuth.cluster.learned import read_fingerprints
+
+    n_periods = 1 if period is None else period[2]
+    n_groups = group.n_groups * n_periods
     empty = np.zeros(n_groups, np.int64)
     if shapes is None or n_groups == 0:
         unseen = np.full(n_groups, STYLE_UNSEEN, np.int64)
@@ -1157,6 +1244,11 @@ def wallet_styles(
     for t0, t1, lo, hi, made in shapes.tx_slices():
         spender = np.asarray(shapes.spender[t0:t1])
         tx_group = np.where(spender >= 0, group.lookup(np.maximum(spender, 0)), -1)
+        tx_period = np.zeros(t1 - t0, np.int64)
+        if period is not None:
+            heights, window, _n = period
+            tx_period = window[np.asarray(heights[t0:t1], np.int64)].astype(np.int64)
+            tx_group = np.where(tx_group >= 0, tx_group * n_periods + tx_period, -1)
         first_type = _first_input_type(store, t0, t1).astype(np.int64)
         batch = shapes.batch[t0:t1] & (tx_group >= 0)
         batch_g.append(tx_group[batch])
@@ -1208,6 +1300,7 @@ def wallet_styles(
         coinbase_out = shapes.payable[lo:hi] & (spender[local] < 0)
         addresses = np.asarray(shapes.output_address[lo:hi])[coinbase_out].astype(np.int64)
         paid = group.lookup(np.asarray(cluster_of[addresses]))
+        paid = np.where(paid >= 0, paid * n_periods + tx_period[local[coinbase_out]], -1)
         coinbase[paid[paid >= 0]] = True
     g_batch = np.concatenate(batch_g)
     hot = _one_value(g_batch, np.concatenate(batch_type), n_groups)
@@ -1559,7 +1652,94 @@ def style_compatible(
     evidence = shown[0] & shown[1] & (shown[2] | shown[3])
     # more habits that only rule out (docs/investigations.md "More wallet habits")
     compatible &= _more_habits(styles, named, candidate)
+    if styles.periods is not None:
+        compatible, evidence = _period_compatible(styles, named, candidate, compatible, evidence)
     return compatible, evidence
+
+
+#: The habits a change of signing software shows in (`_period_habits`): the hot wallet's script
+#: type, the fingerprint (version, locktime, nSequence), the output order and the fee rate, as
+#: Binance's batches changed between 2017 and 2018 on the real blocks. The others (change
+#: position and address, deposit type, round amounts) are read pooled: read per window, their
+#: smaller counts met the thresholds by chance (realistic_sw small 6: a tagged wallet whose
+#: change position is not known over the chain read "last" in one half-year and 5 lead
+#: rows fewer were named; realistic_sw small 10 lead precision 0.989 -> 0.971).
+PERIOD_HABITS = ("hot_type", "fingerprint", "output_order", "fee_rate")
+
+
+def _period_habits(
+    styles: WalletStyles, groups: np.ndarray, seen: bool
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per habit of `STYLE_HABITS`, groups x windows: what each group shows in each window; and
+    per group whether it *changed*: two windows show two values of one of `PERIOD_HABITS`,
+    read by the candidate's thresholds (`seen=True`: one unsorted batch, one fractional fee
+    ...) so that a change shows as soon as it can. A group that did not change shows its
+    pooled habits in every window (the pooled read's counts are the surer); one that changed
+    shows the `PERIOD_HABITS` as each window reads them (`style_habits` on
+    `PeriodStyles.styles`) and the others pooled."""
+    ps = styles.periods
+    assert ps is not None
+    k = ps.n_periods
+    n = groups.shape[0]
+    rows = (groups[:, None] * k + np.arange(k)[None, :]).ravel()
+    own = style_habits(ps.styles, rows, seen=seen)
+    lenient = style_habits(ps.styles, rows, seen=True)
+    pooled = style_habits(styles, groups, seen=seen)
+    changed = np.zeros(n, np.bool_)
+    big = np.iinfo(np.int64).max
+    for name in PERIOD_HABITS:
+        values = lenient[STYLE_HABITS.index(name)].reshape(n, k)
+        known = values >= 0  # a window of two values (`STYLE_MIXED`) is noise, not a change
+        lo = np.where(known, values, big).min(axis=1)
+        hi = np.where(known, values, -1).max(axis=1)
+        changed |= (hi >= 0) & (lo != hi)
+    habits = [np.repeat(p[:, None], k, axis=1) for p in pooled]
+    for name in PERIOD_HABITS:
+        i = STYLE_HABITS.index(name)
+        habits[i] = np.where(changed[:, None], own[i].reshape(n, k), habits[i])
+    return habits, changed
+
+
+#: True: every pair of wallets active in some window is compared per window, changed or not
+#: (pairs sharing no window never); on the simulated worlds, whose exchanges never change
+#: software, that cost lead recall where a tagged wallet's few tags fall in other windows than
+#: its fragments (hard small 14 0.495 -> 0.360, realistic small 10 0.875 -> 0.785;
+#: docs/investigations.md "Wallet habits read per period"). False (the default): only pairs
+#: where either wallet changed.
+STYLE_PERIOD_STRICT = False
+
+
+def _period_compatible(
+    styles: WalletStyles,
+    named: np.ndarray,
+    candidate: np.ndarray,
+    pooled: np.ndarray,
+    pooled_evidence: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`style_compatible` read per window (`PeriodStyles`), for the pairs where either side
+    changed its software (`_period_habits`); the others keep the pooled read (`pooled`,
+    `pooled_evidence`). Where the two both paid batches or sweeps in a window, the named group
+    is ruled out only by a habit both show in one such window, and each habit of the evidence a
+    match needs must be shown by both in one. Where they share no window: neither a rule-out
+    nor evidence. Candidates x named x windows of bools, one window at a time."""
+    ps = styles.periods
+    assert ps is not None
+    act_c, act_n = ps.active(candidate), ps.active(named)
+    hc, changed_c = _period_habits(styles, candidate, True)
+    hn, changed_n = _period_habits(styles, named, False)
+    compatible = np.ones_like(pooled)
+    seen = [np.zeros_like(pooled_evidence) for _ in range(4)]
+    for k in np.flatnonzero(act_c.any(axis=0) & act_n.any(axis=0)).tolist():
+        alike, shown = _alike(tuple(h[:, k] for h in hc), tuple(h[:, k] for h in hn))
+        both = act_c[:, k, None] & act_n[None, :, k]
+        compatible &= ~both | alike
+        for i in range(4):
+            seen[i] |= both & shown[i]
+    evidence = seen[0] & seen[1] & (seen[2] | seen[3])
+    timed = changed_c[:, None] | changed_n[None, :]
+    if STYLE_PERIOD_STRICT:
+        timed = np.asarray(act_c.any(axis=1))[:, None] & np.asarray(act_n.any(axis=1))[None, :]
+    return np.where(timed, compatible, pooled), np.where(timed, evidence, pooled_evidence)
 
 
 #: The habits the style rules read (`style_habits`), in their order: the first four are

@@ -206,6 +206,52 @@ def test_drawn_software_shows_on_the_exchanges_txs(tmp_path: Path) -> None:
     assert (True, True) in drawn and (False, True) in drawn  # seed 9 draws both
 
 
+def test_software_switch_is_off_by_default_and_switches_every_drawn_exchange(
+    tmp_path: Path,
+) -> None:
+    """`exchange_software_switch`: 0 in every profile but `hard_swswitch` and left out of their
+    world.json knobs; there every exchange signs with its drawn software below the switch
+    height and with other software (another signer, the other output order) from it on, the
+    world below it being `hard_sw`'s. Read back from the blk files."""
+    from chainsleuth.simulate.run import simulate
+    from tests.simulate.conftest import read_chain, read_csv
+
+    for name in profile_names():
+        if name != "hard_swswitch":
+            assert "exchange_software_switch" not in profile(name).knobs()
+    assert profile("hard_swswitch").knobs()["exchange_software_switch"] == 0.5
+    with pytest.raises(ValueError, match="exchange_software_switch"):
+        Profile(name="bad", exchange_software_switch=0.5)  # needs drawn software
+    simulate(tmp_path / "sw", seed=3, scale="small", profile="hard_sw")
+    simulate(tmp_path / "switch", seed=3, scale="small", profile="hard_swswitch")
+    meta = json.loads((tmp_path / "switch" / "world.json").read_text())
+    habits = {f"exchange-{n}": h for n, h in meta["exchange_habits"].items()}
+    at = {h["switched_at"] for h in habits.values()}
+    assert at == {210}
+    assert all(h["signer_after"] != h["signer"] and h["bip69_after"] != h["bip69"]
+               for h in habits.values())  # fmt: skip
+    before = {tx.txid() for h, tx in read_chain(tmp_path / "sw" / "blocks").main_txs() if h < 210}
+    rows = read_csv(tmp_path / "switch" / "truth" / "txs.csv")
+    kind = {r["txid"]: (r["kind"], r["wallet_id"]) for r in rows}
+    seen = Counter()
+    for height, tx in read_chain(tmp_path / "switch" / "blocks").main_txs():
+        if height < 210:
+            assert tx.txid() in before  # hard_sw's world, tx for tx
+        what, wid = kind.get(tx.txid()[::-1].hex(), ("", ""))
+        h = habits.get(wid)
+        if h is None or not what.startswith("exchange_"):
+            continue
+        late = "_after" if height >= 210 else ""
+        seen[late] += 1
+        assert tx.version == h["tx_version" + late]
+        assert tx.locktime == (height - 1 if h["locktime_at_tip" + late] else 0)
+        assert {i.sequence for i in tx.inputs} == {h["sequence" + late]}
+        out = [o.value for o in tx.outputs]
+        if h["bip69" + late]:
+            assert out == sorted(out)
+    assert seen[""] > 100 and seen["_after"] > 100, seen
+
+
 def test_the_simulate_command_offers_every_named_profile() -> None:
     # the CLI's choices are read from profiles.yaml, so hard_sw and realistic_sw are choices
     from typer.testing import CliRunner

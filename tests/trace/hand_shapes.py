@@ -69,6 +69,7 @@ def hand_store(inputs: Sequence[Sequence[int]], output_types: Sequence[int]) -> 
             tx_first_input=first_input,
             input_spent_output=np.array([o for spent in inputs for o in spent], np.int64),
             output_script_type=np.array(output_types, np.uint8),
+            block_time=np.zeros(1, np.uint32),  # one block: the habits read pooled
         ),
     )
 

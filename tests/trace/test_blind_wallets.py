@@ -53,6 +53,7 @@ class Chain(HandChain):
             input_address=input_address,
             input_spent_output=spent_output,
             output_script_type=output_type,
+            block_time=np.zeros(1, np.uint32),  # one block: the habits read pooled
         )
         fingerprint = np.array([t.fp for t in self.txs], np.uint8)
         return SimpleNamespace(graph=graph, tx_vsizes=hand_vsizes), shapes, fingerprint

@@ -48,6 +48,7 @@ class Chain(HandChain):
                 tx_first_input=first_input,
                 input_spent_output=np.array([o for t in self.txs for o in t.inputs], np.int64),
                 output_script_type=np.full(n_outputs, P2WPKH, np.uint8),
+                block_time=np.zeros(1, np.uint32),  # one block: the habits read pooled
             ),
         )
 

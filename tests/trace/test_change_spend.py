@@ -47,6 +47,7 @@ class Chain(HandChain):
                     [t.types.get(v, P2WPKH) for t in self.txs for v in range(len(t.outputs))],
                     np.uint8,
                 ),
+                block_time=np.zeros(1, np.uint32),  # one block: the habits read pooled
             ),
         )
 

@@ -57,10 +57,17 @@ def _styles(
     styles = services.wallet_styles(store, shapes, cluster_of, group, fingerprint)
     named = np.arange(0, group.n_groups, 2)
     blind = services.blind_styles(store, shapes, cluster_of, styles, group, named, fingerprint)
-    return {
-        "styles": tuple(np.asarray(v) for v in vars(styles).values()),
-        "blind": tuple(np.asarray(v) for v in vars(blind).values()),
-    }
+    assert styles.periods is not None  # the simulated chain spans several half-years
+    return {"styles": _flat(styles), "blind": _flat(blind)}
+
+
+def _flat(styles: services.WalletStyles) -> tuple[np.ndarray, ...]:
+    """Every array of `styles`, and of its per-period read (`PeriodStyles`) after them."""
+    out = [np.asarray(v) for k, v in vars(styles).items() if k != "periods"]
+    if styles.periods is not None:
+        out += [np.asarray(v) for k, v in vars(styles.periods.styles).items() if k != "periods"]
+        out.append(np.array([styles.periods.n_periods, styles.periods.first]))
+    return tuple(out)
 
 
 def _same(a: object, b: object) -> bool:

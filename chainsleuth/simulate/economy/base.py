@@ -131,6 +131,12 @@ class WorldBase:
                 ex.software = Software.draw(software_rng)
                 self.software.append(ex.software.spec())
                 ex.wallet.soft = len(self.software) - 1
+        #: the height every drawn exchange software switches at (-1: never)
+        self.switch_height = -1
+        if self.profile.exchange_software_switch > 0:
+            self.switch_height = max(
+                COINBASE_MATURITY + 1, round(self.profile.exchange_software_switch * s.tip_height)
+            )
         if self.profile.exchange_fresh_share > 0:
             k = round(self.profile.exchange_fresh_share * s.n_exchanges)
             for ex in rng.sample(self.exchanges, k):
@@ -208,6 +214,19 @@ class WorldBase:
 
     # -----------------------------------------------------------------------------------------
     # addresses and fees
+
+    def _switch_software(self) -> None:
+        """Every exchange with drawn software switches to other software (profile knob
+        `exchange_software_switch`), from a stream of its own: the world's other draws stay
+        where they were up to here."""
+        rng = random.Random(self.seed * 6_700_417 + 43)
+        for ex in self.exchanges:
+            if ex.software is None:
+                continue
+            ex.software_before, ex.switched_at = ex.software, self.height
+            ex.software = ex.software.switched(rng)
+            self.software.append(ex.software.spec())
+            ex.wallet.soft = len(self.software) - 1
 
     def recv(self, w: Wallet, role: str = "receive", stype: int | None = None) -> Addr:
         """An address of `w` to be paid at: its one reused address, or a fresh one."""

@@ -222,6 +222,17 @@ class Software:
                    rng.random() < float(table["bip69_share"]),
                    rng.random() < float(table["whole_fee_rate_share"]))  # fmt: skip
 
+    def switched(self, rng: random.Random) -> Software:
+        """Other software (profile knob `exchange_software_switch`): another signer drawn by
+        the table's shares, the other output order, the fee-rate habit drawn again."""
+        table = software_table()
+        signers = table["signers"]
+        names = [n for n in signers if n != self.signer]
+        name = rng.choices(names, [signers[n][4] for n in names])[0]
+        version, locktime, sequence, low_r, _share = signers[name]
+        return Software(name, int(version), bool(locktime), int(sequence), bool(low_r),
+                        not self.bip69, rng.random() < float(table["whole_fee_rate_share"]))  # fmt: skip
+
     def spec(self) -> tuple[int, bool, int, bool]:
         """As a `SOFTWARE` row: (version, locktime at the tip, nSequence, low-R)."""
         return (self.version, self.locktime, self.sequence, self.low_r)
@@ -258,6 +269,10 @@ class Exchange:
         #: its signing software where the profile draws one (`Software`), else None: it signs as
         #: `SOFTWARE[SERVICE]`, orders outputs as `change_last` says, pays fractional fee rates
         self.software: Software | None = None
+        #: the software it signed with before a switch (`exchange_software_switch`) and the
+        #: height it switched at
+        self.software_before: Software | None = None
+        self.switched_at = -1
         self.deposits: list[Utxo] = []
         self.queue: list[Request] = []
         #: forward remainders the next batch spends (profile knob `forward_rest_spent_share`)
@@ -278,10 +293,18 @@ class Exchange:
             "sweep_every": self.sweep_every,
         }
         if self.software is not None:  # only where drawn: older worlds' world.json unchanged
-            sw = self.software
+            sw = self.software if self.software_before is None else self.software_before
             record.update({
                 "signer": sw.signer, "tx_version": sw.version, "locktime_at_tip": sw.locktime,
                 "sequence": sw.sequence, "bip69": sw.bip69, "whole_fee_rate": sw.whole_fee_rate,
+            })  # fmt: skip
+        if self.software_before is not None and self.software is not None:
+            sw = self.software  # after the switch (only where the knob is on)
+            record.update({
+                "switched_at": self.switched_at, "signer_after": sw.signer,
+                "tx_version_after": sw.version, "locktime_at_tip_after": sw.locktime,
+                "sequence_after": sw.sequence, "bip69_after": sw.bip69,
+                "whole_fee_rate_after": sw.whole_fee_rate,
             })  # fmt: skip
         return record
 

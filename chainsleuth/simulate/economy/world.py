@@ -34,6 +34,8 @@ class World(Payers):
         self.fees = 0
         if height <= COINBASE_MATURITY:
             return self.block
+        if height == self.switch_height:
+            self._switch_software()
         self._pool_payouts()
         for r, payer in self.plan_starts.pop(height, []):
             self._start_plan(r, payer)
