@@ -39,6 +39,7 @@ from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of th
     CASHOUT_COLUMNS,
     COINJOIN_CAP,
     EXCHANGE_CATEGORIES,
+    FRAGMENT_LINKS,
     LEAD_COLUMNS,
     LEAD_ORDER,
     LONG_HOLD_CAP,
@@ -88,6 +89,7 @@ from chainsleuth.trace.services import (
     change_spend_evidence,
     funder_links,
     hot_change_links,
+    payout_cospend_evidence,
     received_deposits,
     sendall_receivers,
     service_entities,
@@ -96,6 +98,7 @@ from chainsleuth.trace.services import (
     style_candidates,
     style_habits,
     style_matches,
+    sweep_into_evidence,
     tx_shapes,
     wallet_styles,
 )
@@ -323,6 +326,9 @@ class CaseSetup:
     # named only through a change return (`_lend_by_change`: a named wallet spent the change of
     # their batch), sorted, a subset of change_clusters: `attributed_via` = change_return
     returned_clusters: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # named by the fragment links of `_lend_by_change` (`payout_cospend`, `sweep_into`: kind
+    # -> sorted clusters, subsets of change_clusters): `attributed_via` and the caution say which
+    fragment_clusters: dict[str, np.ndarray] = field(default_factory=dict)
     # one entry per label `_lend_by_change` named: the txs it rests on (case.json's
     # change_links)
     change_links: list[dict[str, Any]] = field(default_factory=list)
@@ -404,7 +410,10 @@ def prepare_case(
     )  # fmt: skip
     returned: list[int] = []
     change_links: list[dict[str, Any]] = []
-    change_spent = _lend_by_change(store, shapes, attribution, service_mask, returned, change_links)
+    change_via: dict[str, list[int]] = {}
+    change_spent = _lend_by_change(
+        store, shapes, attribution, service_mask, returned, change_links, change_via
+    )
     trim_heap()
     # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
     # them spends is its wallet's, not a deposit it credits (cases.cashouts.cashout_rows)
@@ -509,6 +518,7 @@ def prepare_case(
         style_candidates=candidates,
         lookalikes=lookalikes or lookalike_exchanges(None, np.zeros(0, np.int64), []),
         returned_clusters=np.array(returned, np.int64),
+        fragment_clusters={k: np.array(change_via.get(k, []), np.int64) for k in FRAGMENT_LINKS},
         change_links=change_links,
         exchange_habits=(exchange_habits[0] if exchange_habits else np.zeros((0, 3), np.int64)),
     )
@@ -588,6 +598,7 @@ def investigate(
     styled_mask = ClusterSet(setup.styled_clusters, n_clusters)
     change_mask = ClusterSet(setup.change_clusters, n_clusters)
     returned_mask = ClusterSet(setup.returned_clusters, n_clusters)
+    fragment_masks = {k: ClusterSet(v, n_clusters) for k, v in setup.fragment_clusters.items()}
     # the leads' payout_on_path sign (rows.handoff_signs): payouts of 3+ payees, CoinJoins
     path_txs = {"small_batch": setup.batch_tx, "coinjoin": setup.stops["is_coinjoin"]}
     tell("leads", 0, None)
@@ -615,6 +626,7 @@ def investigate(
                 setup.stops["is_coinjoin"],
                 path_txs,
                 returned_mask,
+                fragment_masks,
             )
         )
         untraced += int(result.dropped.sum())
@@ -1058,6 +1070,8 @@ def _lend_by_style(
 #: Rounds of naming by change spends (`_lend_by_change`): a wallet named in one round lends its
 #: name through its own batches in the next.
 CHANGE_ROUNDS = 3
+#: The links `_lend_by_change` reads, in the order a label is cited by (its `attributed_via`).
+LINK_KINDS = ("change_spend", "change_return", "payout_cospend", "sweep_into")
 
 
 def _lend_by_change(
@@ -1067,6 +1081,7 @@ def _lend_by_change(
     service_mask: np.ndarray | ClusterSet,
     returned: list[int] | None = None,
     evidence: list[dict[str, Any]] | None = None,
+    via: dict[str, list[int]] | None = None,
 ) -> np.ndarray:
     """Name an untagged service after the exchange whose batch change it spends (in place).
 
@@ -1085,7 +1100,17 @@ def _lend_by_change(
     (`EXCHANGE_CATEGORIES`) lend. Returns the clusters named so (sorted; `attributed_via` =
     `change_spend`, or `change_return` for those of `returned`, which gets the clusters that
     only a change return named). `evidence` gets one entry per label named: the name, the
-    kind, and the batch and spending tx of its first link (what the case cites)."""
+    kind, and the batch and spending tx of its first link (what the case cites).
+
+    Two more links of an unnamed fragment to a named exchange's wallet, each read the same way
+    (docs/investigations.md "Payout outputs co-spent by a named wallet, and sweeps into a
+    fragment"): a `payout_cospend`, an output of the service's payout (3+ payees) that a named
+    cluster spends together with coins of its own in a tx of 2+ payees
+    (`trace.services.payout_cospend_evidence`), and a `sweep_into`, a named cluster's sweep
+    whose coin the service pays out (`trace.services.sweep_into_evidence`). A label is cited by
+    its first kind in the order change_spend, change_return, payout_cospend, sweep_into; `via`
+    gets the clusters of each kind after the change spend (`change_return`, `payout_cospend`,
+    `sweep_into`), sorted."""
     lent: list[int] = []
     if shapes is None or not attribution:
         return np.zeros(0, np.int64)
@@ -1102,6 +1127,8 @@ def _lend_by_change(
         candidates = np.array(sorted(c for cs in members.values() for c in cs), np.int64)
         spent = change_spend_evidence(store, shapes, named, candidates)
         back = change_spend_evidence(store, shapes, candidates, named)
+        cospent = payout_cospend_evidence(store, shapes, candidates, named)
+        swept = sweep_into_evidence(store, shapes, named, candidates)
         # label -> (kind rank, batch tx, spending tx, named cluster) of the link it cites: a
         # change spend before a change return (a label with both is `change_spend`), then
         # the earliest batch
@@ -1110,6 +1137,8 @@ def _lend_by_change(
         for rank, (mine, theirs, batch, spend) in (
             (0, (spent[1], spent[0], spent[2], spent[3])),
             (1, back),
+            (2, cospent),
+            (3, (swept[1], swept[0], swept[2], swept[3])),
         ):
             for x, p, b, t in zip(
                 mine.tolist(), theirs.tolist(), batch.tolist(), spend.tolist(), strict=True
@@ -1124,12 +1153,14 @@ def _lend_by_change(
                 continue
             name = next(iter(names))
             rank, b, t, p = first[label]
-            kind = ("change_spend", "change_return")[rank]
+            kind = LINK_KINDS[rank]
             for c in members[label]:
                 attribution[c] = name
                 lent.append(c)
                 if returned is not None and kind == "change_return":
                     returned.append(c)
+                if via is not None and rank > 0:
+                    via.setdefault(kind, []).append(c)
             if evidence is not None:
                 txids = store.txids(np.array([b, t], np.int64)).to_pylist()
                 evidence.append(
@@ -1148,6 +1179,8 @@ def _lend_by_change(
             break
     if returned is not None:
         returned.sort()
+    for cs in (via or {}).values():
+        cs.sort()
     return np.array(sorted(lent), np.int64)
 
 

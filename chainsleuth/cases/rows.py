@@ -96,6 +96,10 @@ FORWARD_CAP = 0.45
 #: The signs that the coins changed hands on a lead's largest path after the funding tx
 #: (`handoff_signs`), each a `caution` of its own (docs/design/cases.md "Hand-offs on the path").
 HANDOFF_SIGNS = ("round_payment", "peeled_off", "payout_on_path")
+#: Links that name an unnamed fragment of a named exchange's wallet besides its batch change
+#: (`investigate._lend_by_change`): each its own `attributed_via` and caution
+#: (`linked_by_<kind>`), cited in case.json's `change_links`
+FRAGMENT_LINKS = ("payout_cospend", "sweep_into")
 
 #: The cautions of the leads capped at FORWARD_CAP (`forward_signs`, `fingerprint_change`,
 #: `handoff_signs`).
@@ -342,6 +346,7 @@ def lead_table(
     mix_tx: np.ndarray | None = None,
     path_txs: dict[str, Any] | None = None,
     change_returned: Any = None,
+    fragment_linked: dict[str, Any] | None = None,
 ) -> pa.Table:
     """One row per (deposit address, funding source), amounts summed over paths.
 
@@ -352,7 +357,9 @@ def lead_table(
     wallet's batch change (`change_spend`); `change_returned` (a subset of `change_spent`)
     those whose batch change a named wallet spent (`change_return`, caution
     `linked_by_change_return`: the name came from a spend of their change, listed with its txs
-    in case.json's `change_links`). `fingerprint` (wallet fingerprint per tx id,
+    in case.json's `change_links`). `fragment_linked` (`FRAGMENT_LINKS` kind -> bool per
+    cluster id, subsets of `change_spent`) those named by that link (`attributed_via` and the
+    caution `linked_by_<kind>` name it). `fingerprint` (wallet fingerprint per tx id,
     `cluster.learned.read_fingerprints`) gives each lead's `fingerprint_change` sign; None:
     not read. `path_txs` ({"small_batch", "coinjoin": bool per tx}, investigate's) lets
     `handoff_signs` read its payout_on_path sign; None: unread.
@@ -524,6 +531,10 @@ def lead_table(
     if change_returned is not None:
         tagged_rows = g_kind == SOURCE_ATTRIBUTED
         via_return[tagged_rows] = change_returned[g_cluster[tagged_rows]]
+    via_fragment = {k: np.zeros(n_groups, np.bool_) for k in FRAGMENT_LINKS}
+    for k, linked_mask in (fragment_linked or {}).items():
+        tagged_rows = g_kind == SOURCE_ATTRIBUTED
+        via_fragment[k][tagged_rows] = linked_mask[g_cluster[tagged_rows]]
     share = np.clip(share, 0.0, 1.0)
     # how long this chunk's traced coins usually sit (investigate recomputes every lead's
     # confidence over the whole case's: recalibrate_leads)
@@ -584,10 +595,16 @@ def lead_table(
             "attributed_via": np.where(
                 g_kind == SOURCE_ATTRIBUTED,
                 np.select(
-                    [via_return, via_change, via_style, via_entity],
-                    ["change_return", "change_spend", "wallet_style", "service_entity"],
+                    [via_return, *via_fragment.values(), via_change, via_style, via_entity],
+                    [
+                        "change_return",
+                        *via_fragment,
+                        "change_spend",
+                        "wallet_style",
+                        "service_entity",
+                    ],
                     "tag",
-                ),
+                ),  # fmt: skip
                 "",
             ),
             "hold_days": np.round(g_hold, 2),
@@ -601,6 +618,8 @@ def lead_table(
                     ("coinjoin_change", g_mix_change),
                     # named through a spend of its batch's change (case.json change_links)
                     ("linked_by_change_return", via_return),
+                    # named through a fragment link (case.json change_links, `via`)
+                    *[("linked_by_" + k, v) for k, v in via_fragment.items()],
                     *[(name, g_handoff[name]) for name in HANDOFF_SIGNS],
                 ],
             ),
