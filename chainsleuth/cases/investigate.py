@@ -39,6 +39,7 @@ from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of th
     CASHOUT_COLUMNS,
     COINJOIN_CAP,
     EXCHANGE_CATEGORIES,
+    FORWARD_HABITS,
     LEAD_COLUMNS,
     LEAD_ORDER,
     LONG_HOLD_CAP,
@@ -79,6 +80,7 @@ from chainsleuth.trace.services import (
     BATCH_MIN_PAYEES,
     MIN_EVENTS,
     STYLE_HABITS,
+    STYLE_MIXED,
     SWEEP_MIN_INPUTS,
     ClusterGroups,
     ClusterSet,
@@ -329,6 +331,10 @@ class CaseSetup:
     # the tagged exchanges' (deposit type, hot type, batch fingerprint), one row per exchange
     # that shows all three (k x 3 int64): cash-outs' rule 6b (`cases.cashouts`)
     exchange_habits: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
+    # per tagged exchange (entity name): its (deposit type, hot type, batch fingerprint), each
+    # negative where not read as one value (`_lend_by_style`): the leads' own_forward reading
+    # (`rows.own_forward_at`)
+    forward_habits: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
 
 def prepare_case(
@@ -394,9 +400,10 @@ def prepare_case(
     candidates: dict[tuple[str | None, str], str] = {}
     lookalikes: dict[str, Any] = {}
     exchange_habits: list[np.ndarray] = []
+    forward_habits: dict[str, tuple[int, int, int]] = {}
     styled = _lend_by_style(
         store, shapes, cluster_of, attribution, fingerprint, candidates, lookalikes,
-        exchange_habits,
+        exchange_habits, forward_habits,
     )  # fmt: skip
     returned: list[int] = []
     change_links: list[dict[str, Any]] = []
@@ -507,6 +514,7 @@ def prepare_case(
         returned_clusters=np.array(returned, np.int64),
         change_links=change_links,
         exchange_habits=(exchange_habits[0] if exchange_habits else np.zeros((0, 3), np.int64)),
+        forward_habits=forward_habits,
     )
 
 
@@ -608,6 +616,7 @@ def investigate(
                 setup.stops["is_coinjoin"],
                 path_txs,
                 returned_mask,
+                setup.forward_habits,
             )
         )
         untraced += int(result.dropped.sum())
@@ -952,6 +961,7 @@ def _lend_by_style(
     candidates: dict[tuple[str | None, str], str] | None = None,
     lookalikes: dict[str, Any] | None = None,
     exchange_habits: list[np.ndarray] | None = None,
+    forward_habits: dict[str, tuple[int, int, int]] | None = None,
 ) -> np.ndarray:
     """Name untagged services after the one tagged wallet whose style they alone share.
 
@@ -974,7 +984,10 @@ def _lend_by_style(
     no habit tells apart (`cases.lookalikes.lookalike_exchanges`: case.json's
     `lookalike_exchanges`). `exchange_habits`, when given, gets the tagged exchanges' deposit
     type, hot type and batch fingerprint (`read_fingerprints` code), one (k, 3) int64 array
-    of the exchanges that show all three (cash-outs' rule 6b, `cases.cashouts`)."""
+    of the exchanges that show all three (cash-outs' rule 6b, `cases.cashouts`).
+    `forward_habits`, when given, gets the same three per tagged exchange by entity name, a
+    habit not read (or two labels of one name that differ on it) negative (the leads'
+    `own_forward`, `rows.own_forward_at`)."""
     if not attribution:
         return np.zeros(0, np.int64)
     names: dict[tuple[str | None, str], int] = {}
@@ -1039,6 +1052,22 @@ def _lend_by_style(
             axis=1,
         )
         exchange_habits.append(three[(three >= 0).all(axis=1)])
+    if forward_habits is not None and styles is not None:
+        exchanges = np.array(
+            [g for g in named.tolist() if by_label[g][1] in EXCHANGE_CATEGORIES], np.int64
+        )
+        habits = style_habits(styles, exchanges)
+        for g, row in zip(
+            exchanges.tolist(),
+            zip(*(habits[STYLE_HABITS.index(h)].tolist() for h in FORWARD_HABITS), strict=True),
+            strict=True,
+        ):
+            name = str(by_label[g][0])
+            seen = forward_habits.get(name, row)
+            # two labels of one name (two categories): a habit they differ on is not one value
+            forward_habits[name] = tuple(  # type: ignore[assignment]
+                a if a == b else STYLE_MIXED for a, b in zip(row, seen, strict=True)
+            )
     take = owner[label] != label
     for c, m in zip(clusters[take].tolist(), owner[label[take]].tolist(), strict=True):
         attribution[c] = by_label[m]
