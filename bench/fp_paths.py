@@ -11,7 +11,12 @@ sign alike), `named_exchange` (one of them is the named exchange's own tx), `oth
 right (the row names an exchange that funded the deposit), held (model >= 0.5 > shipped).
 
 Reads the truth (bench code only; the package never does).
+With `--lifted BEFORE`, per world instead: the exchange rows whose confidence crossed the cut
+between the case under BEFORE (e.g. main's cached worlds) and the one under `--root`, up or
+down, right and wrong, and how many carry `own_forward`.
+
 Usage: python -m bench.fp_paths [--root DIR] WORLD ...
+       python -m bench.fp_paths --root bench-output/accuracy --lifted /work/main/bench-output/accuracy WORLD ...
 """
 
 from __future__ import annotations
@@ -160,13 +165,59 @@ def classify(o: dict[str, Any]) -> str:
     return "two_owners"
 
 
+def lifted(name: str, before: Path, after: Path, cut: float = 0.5) -> dict[str, int]:
+    """World `name`'s exchange rows that crossed the cut from `before` to `after`."""
+    a, b = world_rows(name, before), world_rows(name, after)
+    assert len(a) == len(b), name
+    raw = [r for r in _rows(after / name / "case" / "leads.csv")]
+    from chainsleuth.cases.rows import EXCHANGE_CATEGORIES
+
+    raw = [r for r in raw if r["source_category"] in EXCHANGE_CATEGORIES]
+    out: Counter[str] = Counter()
+    for x, y, r in zip(a, b, raw, strict=True):
+        assert (x["deposit"], x["exchange"], x["amount"]) == (
+            y["deposit"],
+            y["exchange"],
+            y["amount"],
+        )
+        v = "right" if y["correct"] else "wrong"
+        if x["confidence"] < cut <= y["confidence"]:
+            out["up_" + v] += 1
+        elif y["confidence"] < cut <= x["confidence"]:
+            out["down_" + v] += 1
+        if "own_forward" in (r["caution"] or "").split(";"):
+            out["own_forward_" + v] += 1
+    return dict(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("worlds", nargs="+")
     ap.add_argument("--root", type=Path, default=OUT)
     ap.add_argument("--reason", default="fingerprint_change")
     ap.add_argument("--dump", type=Path, help="write every row with its path as JSON lines")
+    ap.add_argument("--lifted", type=Path, metavar="BEFORE", help="rows that crossed the cut")
     a = ap.parse_args()
+    if a.lifted:
+        total: Counter[str] = Counter()
+        print(
+            "| world | up, right | up, wrong | down, right | down, wrong | own_forward rows (wrong) |"
+        )
+        print("|---|---|---|---|---|---|")
+        for name in a.worlds:
+            c = lifted(name, a.lifted, a.root)
+            total.update(c)
+            print(
+                f"| {name} | {c.get('up_right', 0)} | {c.get('up_wrong', 0)} | {c.get('down_right', 0)} "
+                f"| {c.get('down_wrong', 0)} | {c.get('own_forward_right', 0) + c.get('own_forward_wrong', 0)} "
+                f"({c.get('own_forward_wrong', 0)}) |"
+            )
+        print(
+            f"| all | {total['up_right']} | {total['up_wrong']} | {total['down_right']} "
+            f"| {total['down_wrong']} | {total['own_forward_right'] + total['own_forward_wrong']} "
+            f"({total['own_forward_wrong']}) |"
+        )
+        return
     tally: dict[str, Counter[str]] = defaultdict(Counter)
     dump = open(a.dump, "w") if a.dump else None  # noqa: SIM115  (closed at exit)
     for name in a.worlds:
