@@ -5,36 +5,15 @@ exchange back, and the signs are read from the forward on."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
 from chainsleuth.cases.rows import fingerprint_change, own_forward_at, path_from
 from chainsleuth.store.layout import NONE32
+from tests.cases.test_forward_signs import _graph
 
 P2PKH, P2SH, P2WPKH = 2, 3, 4
 NONE = int(NONE32)
 UNREAD = -1
-
-
-def _graph(txs: list[tuple[list[int], list[int]]]) -> SimpleNamespace:
-    """Txs as (outputs spent, script types of the outputs made); every output has an address.
-    Output ids count up from 0 in tx order."""
-    first_input, first_output, spent, types = [], [], [], []
-    for ins, outs in txs:
-        first_input.append(len(spent))
-        first_output.append(len(types))
-        spent += ins
-        types += outs
-    n = len(types)
-    return SimpleNamespace(
-        tx_first_input=np.array(first_input, np.uint32),
-        tx_first_output=np.array(first_output, np.uint32),
-        input_spent_output=np.array(spent, np.uint32),
-        output_script_type=np.array(types, np.uint8),
-        output_address=np.arange(n, dtype=np.uint32),
-        output_value=np.full(n, 1_000, np.int64),
-    )
 
 
 # X's withdrawal (tx 0) paid its customer, who paid one of X's P2PKH deposit addresses (tx 1);
