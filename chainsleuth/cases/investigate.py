@@ -39,6 +39,7 @@ from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of th
     CASHOUT_COLUMNS,
     COINJOIN_CAP,
     EXCHANGE_CATEGORIES,
+    FORWARD_HABITS,
     FRAGMENT_LINKS,
     LEAD_COLUMNS,
     LEAD_ORDER,
@@ -80,6 +81,7 @@ from chainsleuth.trace.services import (
     BATCH_MIN_PAYEES,
     MIN_EVENTS,
     STYLE_HABITS,
+    STYLE_MIXED,
     SWEEP_MIN_INPUTS,
     ClusterGroups,
     ClusterSet,
@@ -335,6 +337,10 @@ class CaseSetup:
     # the tagged exchanges' (deposit type, hot type, batch fingerprint), one row per exchange
     # that shows all three (k x 3 int64): cash-outs' rule 6b (`cases.cashouts`)
     exchange_habits: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
+    # per tagged exchange (entity name): its (deposit type, hot type, batch fingerprint), each
+    # negative where not read as one value (`_lend_by_style`): the leads' own_forward reading
+    # (`rows.own_forward_at`)
+    forward_habits: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
 
 def prepare_case(
@@ -404,9 +410,10 @@ def prepare_case(
     candidates: dict[tuple[str | None, str], str] = {}
     lookalikes: dict[str, Any] = {}
     exchange_habits: list[np.ndarray] = []
+    forward_habits: dict[str, tuple[int, int, int]] = {}
     styled = _lend_by_style(
         store, shapes, cluster_of, attribution, fingerprint, candidates, lookalikes,
-        exchange_habits, habit_period_months,
+        exchange_habits, habit_period_months, forward_habits,
     )  # fmt: skip
     returned: list[int] = []
     change_links: list[dict[str, Any]] = []
@@ -521,6 +528,7 @@ def prepare_case(
         fragment_clusters={k: np.array(change_via.get(k, []), np.int64) for k in FRAGMENT_LINKS},
         change_links=change_links,
         exchange_habits=(exchange_habits[0] if exchange_habits else np.zeros((0, 3), np.int64)),
+        forward_habits=forward_habits,
     )
 
 
@@ -627,6 +635,7 @@ def investigate(
                 path_txs,
                 returned_mask,
                 fragment_masks,
+                setup.forward_habits,
             )
         )
         untraced += int(result.dropped.sum())
@@ -972,6 +981,7 @@ def _lend_by_style(
     lookalikes: dict[str, Any] | None = None,
     exchange_habits: list[np.ndarray] | None = None,
     period_months: int | None = None,
+    forward_habits: dict[str, tuple[int, int, int]] | None = None,
 ) -> np.ndarray:
     """Name untagged services after the one tagged wallet whose style they alone share.
 
@@ -996,7 +1006,10 @@ def _lend_by_style(
     type, hot type and batch fingerprint (`read_fingerprints` code), one (k, 3) int64 array
     of the exchanges that show all three (cash-outs' rule 6b, `cases.cashouts`).
     `period_months`: the window habits are compared in (`trace.services.wallet_styles`); the
-    look-alike warning and rule 6b's habits stay pooled over the chain."""
+    look-alike warning and rule 6b's habits stay pooled over the chain.
+    `forward_habits`, when given, gets the same three per tagged exchange by entity name, a
+    habit not read (or two labels of one name that differ on it) negative (the leads'
+    `own_forward`, `rows.own_forward_at`)."""
     if not attribution:
         return np.zeros(0, np.int64)
     names: dict[tuple[str | None, str], int] = {}
@@ -1061,6 +1074,22 @@ def _lend_by_style(
             axis=1,
         )
         exchange_habits.append(three[(three >= 0).all(axis=1)])
+    if forward_habits is not None and styles is not None:
+        exchanges = np.array(
+            [g for g in named.tolist() if by_label[g][1] in EXCHANGE_CATEGORIES], np.int64
+        )
+        habits = style_habits(styles, exchanges)
+        for g, row in zip(
+            exchanges.tolist(),
+            zip(*(habits[STYLE_HABITS.index(h)].tolist() for h in FORWARD_HABITS), strict=True),
+            strict=True,
+        ):
+            name = str(by_label[g][0])
+            seen = forward_habits.get(name, row)
+            # two labels of one name (two categories): a habit they differ on is not one value
+            forward_habits[name] = tuple(  # type: ignore[assignment]
+                a if a == b else STYLE_MIXED for a, b in zip(row, seen, strict=True)
+            )
     take = owner[label] != label
     for c, m in zip(clusters[take].tolist(), owner[label[take]].tolist(), strict=True):
         attribution[c] = by_label[m]
