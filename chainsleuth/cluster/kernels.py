@@ -214,24 +214,31 @@ def _input_types(in_spent_output, out_script_type, fi, n_in):
 @njit(cache=True, nogil=True)
 def _value_group_types(keys, n, mode_v):
     """(script types of the outputs paying `mode_v`, of the outputs whose value another
-    shares) as bit masks, from keys[:n] = value * 16 + script type (sorted here in place)."""
+    shares) as bit masks, and how many of the latter are of a type a Wasabi coordinator does
+    not register (neither P2WPKH nor P2TR), from keys[:n] = value * 16 + script type (sorted
+    here in place)."""
     _sort_prefix(keys, n)
     mode_types = 0
     repeated_types = 0
+    foreign = 0
     k = 0
     while k < n:
         v = keys[k] >> 4
         e = k
         types = 0
+        other = 0
         while e < n and keys[e] >> 4 == v:
             types |= 1 << (keys[e] & 15)
+            if (1 << (keys[e] & 15)) & ~WABISABI_TYPES != 0:
+                other += 1
             e += 1
         if e - k >= 2:
             repeated_types |= types
+            foreign += other
         if v == mode_v:
             mode_types |= types
         k = e
-    return mode_types, repeated_types
+    return mode_types, repeated_types, foreign
 
 
 @njit(cache=True, nogil=True)
@@ -248,20 +255,7 @@ def _wasabi_denominations(pay_values, pay, out_script_type, fo, keys, repeated):
     n = pay.shape[0]
     for q in range(n):
         keys[q] = pay_values[q] * 16 + out_script_type[fo + pay[q]]
-    _sort_prefix(keys, n)
-    foreign = 0
-    k = 0
-    while k < n:
-        v = keys[k] >> 4
-        e = k
-        other = 0
-        while e < n and keys[e] >> 4 == v:
-            if (1 << (keys[e] & 15)) & ~WABISABI_TYPES != 0:
-                other += 1
-            e += 1
-        if e - k >= 2:
-            foreign += other
-        k = e
+    foreign = _value_group_types(keys, n, -1)[2]
     return 4 * foreign <= repeated
 
 
@@ -399,7 +393,7 @@ def analyze_txs(
             # The script types the shape test reads: rare txs come here, so read them now.
             for q in range(n_pay):
                 key_buf[q] = pay_values[q] * 16 + out_script_type[fo + pay[q]]
-            mode_types, repeated_types = _value_group_types(key_buf, n_pay, mode_v)
+            mode_types, repeated_types, _ = _value_group_types(key_buf, n_pay, mode_v)
             in_types_mask = _input_types(in_spent_output, out_script_type, fi, n_in)
             if coinjoin_shaped(
                 n_pay, mode_c, repeated, distinct_in, mode_types, repeated_types, in_types_mask
