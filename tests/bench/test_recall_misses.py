@@ -3,18 +3,10 @@ whose tx it stopped at and whether the walk went through the funding exchange's 
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from bench import recall_misses
-
-
-def _write(path: Path, rows: list[dict[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+from tests.bench.test_wrong_paths import _write
 
 
 def _pay(d: str, kind: str = "own_wallet") -> dict[str, str]:
