@@ -746,7 +746,11 @@ only, a WabiSabi coordinator P2WPKH and P2TR). On realistic large 1 they had fla
 exchange batches (59 `wabisabi`, 5 `wasabi1`), 33 of them spending P2PKH or P2SH hot coins;
 one each on hard medium 3, 4, 5 and 7. Only inputs are read there: a large round's outputs
 may include a payment to another type whose amount happens to be a standard denomination,
-and a large round taken for a batch would merge hundreds of strangers.
+and a large round taken for a batch would merge hundreds of strangers. (Since branch
+issue11-cjwins the outputs are read too, with that margin: at most a quarter of the outputs
+that share a value may be of another type. P2WPKH hot wallets' batches pay 55-90 % of theirs
+to P2PKH, P2SH and P2WSH customers, Wasabi rounds 0 %: docs/investigations.md, "Exchange
+batches taken for Wasabi rounds".)
 
 Every CoinJoin flag by the truth's kind on 47 worlds (hard and realistic small 1-14, easy
 small 1-7, hard medium 1-7, realistic medium 1, 2, 4, 7, realistic large 1), main → this

@@ -9,6 +9,11 @@ the most common payee value and how many share it, whether it is a round BTC amo
 many distinct prior transactions and final clusters the inputs come from. It also checks every
 true mix against the shape test alone (`coinjoin_shaped`, as if the specific rules had missed
 it), so a change to the test that would lose a mix shows here.
+
+With `--wasabi`, every tx of Wasabi shape by the counts and inputs alone (the `wasabi1` or
+`wabisabi` rule's counts, every input P2WPKH or P2TR: what those rules asked before their
+output test) gets the share of its value-sharing outputs paid to another type (P2PKH, P2SH,
+P2WSH), summarised per truth kind: the rules now flag a tx only at a quarter or less.
 """
 
 from __future__ import annotations
@@ -134,11 +139,50 @@ def world_flags(world: Path) -> tuple[list[dict[str, object]], Counter, Counter]
     return rows, flags, shape
 
 
+def wasabi_shares(world: Path) -> dict[str, list[float]]:
+    """Per truth kind, the share of value-sharing outputs of a non-Wasabi script type of each
+    tx that the Wasabi rules' counts and input types alone would flag."""
+    g = Store.open(world / "store").graph
+    kind = _kinds(world, g.tx_txid)
+    first_in, first_out = np.asarray(g.tx_first_input), np.asarray(g.tx_first_output)
+    n_in = np.diff(np.append(first_in, g.n_inputs))
+    n_out = np.diff(np.append(first_out, g.n_outputs))
+    segwit = (int(ScriptType.P2WPKH), int(ScriptType.P2TR))
+    out: dict[str, list[float]] = {}
+    for t in np.flatnonzero((n_in >= 10) & (n_out >= 10)):
+        fi, fo = int(first_in[t]), int(first_out[t])
+        spent = np.asarray(g.input_spent_output[fi : fi + n_in[t]])
+        if not np.isin(np.asarray(g.output_script_type[spent]), segwit).all():
+            continue
+        values = np.asarray(g.output_value[fo : fo + n_out[t]]).astype(np.int64)
+        types = np.asarray(g.output_script_type[fo : fo + n_out[t]])
+        pay = (values > 0) & (types != int(ScriptType.OP_RETURN))
+        pv, pt = values[pay], types[pay]
+        uniq, counts = np.unique(pv, return_counts=True)
+        mode_v, mode_c = int(uniq[counts.argmax()]), int(counts.max())
+        shared = np.isin(pv, uniq[counts >= 2])
+        wasabi1 = mode_c >= 10 and n_in[t] >= mode_c and 9_000_000 <= mode_v <= 12_000_000
+        wabisabi = n_in[t] >= 50 and len(pv) >= 50 and 2 * int(shared.sum()) >= len(pv)
+        if wasabi1 or wabisabi:
+            other = int((shared & ~np.isin(pt, segwit)).sum())
+            out.setdefault(kind[t] or "?", []).append(other / max(int(shared.sum()), 1))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("worlds", nargs="+", type=Path)
     ap.add_argument("--csv", type=Path, default=None)
+    ap.add_argument("--wasabi", action="store_true", help="Wasabi-shaped txs' output types only")
     args = ap.parse_args()
+    if args.wasabi:
+        for world in args.worlds:
+            for k, shares in sorted(wasabi_shares(world).items()):
+                q = np.quantile(shares, [0, 0.5, 1])
+                print(f"{world.name} {k:20s} {len(shares):5d} txs, share of other types "
+                      f"min {q[0]:.2f} median {q[1]:.2f} max {q[2]:.2f}, "
+                      f"over a quarter {sum(x > 0.25 for x in shares)}")  # fmt: skip
+        return
     every: list[dict[str, object]] = []
     for world in args.worlds:
         rows, flags, shape = world_flags(world)

@@ -10,8 +10,15 @@ as missed (no right exchange lead at confidence >= 0.5) gets one class from its 
 - `unident_own:<kind>`: its largest row ends at an `unidentified_service` and the tx that
   spent the stopped output (the row's funding tx) is the funding exchange's own (truth kind
   given): the exchange's wallet was reached but not named;
-- `unident_other:<wallet kind>:<tx kind>`: ends at an `unidentified_service` of another owner;
-- `coinjoin` / other categories: the largest row's category.
+- `unident_other:<wallet kind>:<tx kind>`: ends at an `unidentified_service` of another owner,
+  `:through_own` appended when the walk reached it through a tx of the funding exchange's own
+  (its forward: the walk went past the wallet it should have stopped at);
+- `coinjoin:<kind>_unbroken` (the trail-holding payment's truth path went through a CoinJoin)
+  or `coinjoin:stopped_on_other_payment:<why>`, the CoinJoin row of a payment made without
+  one: `flagged_own_<tx kind>` when the flagged tx is the funding exchange's own (a batch a
+  CoinJoin rule took for a mix), `through_own` when the walk reached a real mix through the
+  funding exchange's own tx, else `elsewhere`;
+- other categories: the largest row's category.
 
 Beside the class (not in place of it), a missed deposit whose largest row lists the funding
 exchange among its `candidate_exchanges` (a style-twin set, `trace.services.style_candidates`)
@@ -106,26 +113,40 @@ def classify(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, Any]:
                 # CoinJoin row is never what hides its trail-holding payment
                 plain = [r for r in rows if r["source_category"] != "coinjoin"] or rows
                 top = max(plain, key=lambda r: int(r["amount_sat"]))
+                # who made the tx that spent the stopped output (the lead's funding tx), and
+                # whether a later tx of the path is the funding exchange's own
+                w, tkind = tx_wallet.get(top["funding_txid"], ("?", "?"))
+                own = w == "exchange-" + ex
+                through_own = any(
+                    tx_wallet.get(t, ("", ""))[0] == "exchange-" + ex
+                    for t in (top.get("path") or "").split(";")[1:]
+                )
                 cands = (top.get("candidate_exchanges") or "").split(";")
                 if top["source_category"] == "unidentified_service" and ex in cands:
                     per[ex]["twin_set:" + str(len(cands))] += 1
                     twin = True
                 if top["source_category"] == "unidentified_service":
-                    # who made the tx that spent the stopped output (the lead's funding tx)
-                    w, tkind = tx_wallet.get(top["funding_txid"], ("?", "?"))
-                    if w == "exchange-" + ex:
+                    if own:
                         cls = "unident_own:" + tkind
                     else:
                         cls = "unident_other:" + w.split("-")[0] + ":" + tkind
+                        cls += ":through_own" if through_own else ""
                 elif top["source_category"] in _SUBPOENA:
                     cls = "wrong_below_cut"
                 elif top["source_category"] == "coinjoin":
                     # stopped at a CoinJoin: did the trail-holding payment's truth path go
                     # through one (an unmixed output walked on), or is the deposit mixed?
                     cj = [p for p in holding if p["path_kind"] == "coinjoin"]
-                    cls = "coinjoin:" + (
-                        cj[0]["coinjoin_kind"] + "_unbroken" if cj else "stopped_on_other_payment"
-                    )
+                    if cj:
+                        cls = "coinjoin:" + cj[0]["coinjoin_kind"] + "_unbroken"
+                    else:
+                        cls = "coinjoin:stopped_on_other_payment:" + (
+                            "flagged_own_" + tkind
+                            if own
+                            else "through_own"
+                            if through_own
+                            else "elsewhere"
+                        )
                 else:
                     cls = top["source_category"]
         per[ex][cls] += 1

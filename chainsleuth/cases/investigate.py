@@ -39,6 +39,8 @@ from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of th
     CASHOUT_COLUMNS,
     COINJOIN_CAP,
     EXCHANGE_CATEGORIES,
+    FORWARD_HABITS,
+    FRAGMENT_LINKS,
     LEAD_COLUMNS,
     LEAD_ORDER,
     LONG_HOLD_CAP,
@@ -79,6 +81,7 @@ from chainsleuth.trace.services import (
     BATCH_MIN_PAYEES,
     MIN_EVENTS,
     STYLE_HABITS,
+    STYLE_MIXED,
     SWEEP_MIN_INPUTS,
     ClusterGroups,
     ClusterSet,
@@ -88,6 +91,7 @@ from chainsleuth.trace.services import (
     change_spend_evidence,
     funder_links,
     hot_change_links,
+    payout_cospend_evidence,
     received_deposits,
     sendall_receivers,
     service_entities,
@@ -96,6 +100,7 @@ from chainsleuth.trace.services import (
     style_candidates,
     style_habits,
     style_matches,
+    sweep_into_evidence,
     tx_shapes,
     wallet_styles,
 )
@@ -323,12 +328,19 @@ class CaseSetup:
     # named only through a change return (`_lend_by_change`: a named wallet spent the change of
     # their batch), sorted, a subset of change_clusters: `attributed_via` = change_return
     returned_clusters: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # named by the fragment links of `_lend_by_change` (`payout_cospend`, `sweep_into`: kind
+    # -> sorted clusters, subsets of change_clusters): `attributed_via` and the caution say which
+    fragment_clusters: dict[str, np.ndarray] = field(default_factory=dict)
     # one entry per label `_lend_by_change` named: the txs it rests on (case.json's
     # change_links)
     change_links: list[dict[str, Any]] = field(default_factory=list)
     # the tagged exchanges' (deposit type, hot type, batch fingerprint), one row per exchange
     # that shows all three (k x 3 int64): cash-outs' rule 6b (`cases.cashouts`)
     exchange_habits: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
+    # per tagged exchange (entity name): its (deposit type, hot type, batch fingerprint), each
+    # negative where not read as one value (`_lend_by_style`): the leads' own_forward reading
+    # (`rows.own_forward_at`)
+    forward_habits: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
 
 def prepare_case(
@@ -398,13 +410,17 @@ def prepare_case(
     candidates: dict[tuple[str | None, str], str] = {}
     lookalikes: dict[str, Any] = {}
     exchange_habits: list[np.ndarray] = []
+    forward_habits: dict[str, tuple[int, int, int]] = {}
     styled = _lend_by_style(
         store, shapes, cluster_of, attribution, fingerprint, candidates, lookalikes,
-        exchange_habits, habit_period_months,
+        exchange_habits, habit_period_months, forward_habits,
     )  # fmt: skip
     returned: list[int] = []
     change_links: list[dict[str, Any]] = []
-    change_spent = _lend_by_change(store, shapes, attribution, service_mask, returned, change_links)
+    change_via: dict[str, list[int]] = {}
+    change_spent = _lend_by_change(
+        store, shapes, attribution, service_mask, returned, change_links, change_via
+    )
     trim_heap()
     # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
     # them spends is its wallet's, not a deposit it credits (cases.cashouts.cashout_rows)
@@ -509,8 +525,10 @@ def prepare_case(
         style_candidates=candidates,
         lookalikes=lookalikes or lookalike_exchanges(None, np.zeros(0, np.int64), []),
         returned_clusters=np.array(returned, np.int64),
+        fragment_clusters={k: np.array(change_via.get(k, []), np.int64) for k in FRAGMENT_LINKS},
         change_links=change_links,
         exchange_habits=(exchange_habits[0] if exchange_habits else np.zeros((0, 3), np.int64)),
+        forward_habits=forward_habits,
     )
 
 
@@ -588,6 +606,7 @@ def investigate(
     styled_mask = ClusterSet(setup.styled_clusters, n_clusters)
     change_mask = ClusterSet(setup.change_clusters, n_clusters)
     returned_mask = ClusterSet(setup.returned_clusters, n_clusters)
+    fragment_masks = {k: ClusterSet(v, n_clusters) for k, v in setup.fragment_clusters.items()}
     # the leads' payout_on_path sign (rows.handoff_signs): payouts of 3+ payees, CoinJoins
     path_txs = {"small_batch": setup.batch_tx, "coinjoin": setup.stops["is_coinjoin"]}
     tell("leads", 0, None)
@@ -615,6 +634,8 @@ def investigate(
                 setup.stops["is_coinjoin"],
                 path_txs,
                 returned_mask,
+                fragment_masks,
+                setup.forward_habits,
             )
         )
         untraced += int(result.dropped.sum())
@@ -960,6 +981,7 @@ def _lend_by_style(
     lookalikes: dict[str, Any] | None = None,
     exchange_habits: list[np.ndarray] | None = None,
     period_months: int | None = None,
+    forward_habits: dict[str, tuple[int, int, int]] | None = None,
 ) -> np.ndarray:
     """Name untagged services after the one tagged wallet whose style they alone share.
 
@@ -984,7 +1006,10 @@ def _lend_by_style(
     type, hot type and batch fingerprint (`read_fingerprints` code), one (k, 3) int64 array
     of the exchanges that show all three (cash-outs' rule 6b, `cases.cashouts`).
     `period_months`: the window habits are compared in (`trace.services.wallet_styles`); the
-    look-alike warning and rule 6b's habits stay pooled over the chain."""
+    look-alike warning and rule 6b's habits stay pooled over the chain.
+    `forward_habits`, when given, gets the same three per tagged exchange by entity name, a
+    habit not read (or two labels of one name that differ on it) negative (the leads'
+    `own_forward`, `rows.own_forward_at`)."""
     if not attribution:
         return np.zeros(0, np.int64)
     names: dict[tuple[str | None, str], int] = {}
@@ -1049,6 +1074,22 @@ def _lend_by_style(
             axis=1,
         )
         exchange_habits.append(three[(three >= 0).all(axis=1)])
+    if forward_habits is not None and styles is not None:
+        exchanges = np.array(
+            [g for g in named.tolist() if by_label[g][1] in EXCHANGE_CATEGORIES], np.int64
+        )
+        habits = style_habits(styles, exchanges)
+        for g, row in zip(
+            exchanges.tolist(),
+            zip(*(habits[STYLE_HABITS.index(h)].tolist() for h in FORWARD_HABITS), strict=True),
+            strict=True,
+        ):
+            name = str(by_label[g][0])
+            seen = forward_habits.get(name, row)
+            # two labels of one name (two categories): a habit they differ on is not one value
+            forward_habits[name] = tuple(  # type: ignore[assignment]
+                a if a == b else STYLE_MIXED for a, b in zip(row, seen, strict=True)
+            )
     take = owner[label] != label
     for c, m in zip(clusters[take].tolist(), owner[label[take]].tolist(), strict=True):
         attribution[c] = by_label[m]
@@ -1058,6 +1099,8 @@ def _lend_by_style(
 #: Rounds of naming by change spends (`_lend_by_change`): a wallet named in one round lends its
 #: name through its own batches in the next.
 CHANGE_ROUNDS = 3
+#: The links `_lend_by_change` reads, in the order a label is cited by (its `attributed_via`).
+LINK_KINDS = ("change_spend", "change_return", "payout_cospend", "sweep_into")
 
 
 def _lend_by_change(
@@ -1067,6 +1110,7 @@ def _lend_by_change(
     service_mask: np.ndarray | ClusterSet,
     returned: list[int] | None = None,
     evidence: list[dict[str, Any]] | None = None,
+    via: dict[str, list[int]] | None = None,
 ) -> np.ndarray:
     """Name an untagged service after the exchange whose batch change it spends (in place).
 
@@ -1078,17 +1122,27 @@ def _lend_by_change(
     paid by an `unidentified_service` whose change a named exchange's cluster spends is that
     exchange's batch, the change going back to the wallet that made it (an exchange's hot
     wallet collecting its own change; docs/investigations.md "Change returned to a named
-    wallet"). Neither kind links a batch of which the payer's own wallet (its name, its label)
-    spends another output in a batch: that output was its change (docs/investigations.md
-    "Change read from a batch the payer spends"). Every cluster of the service (its
-    `cluster:<entity>` label) takes the name when
+    wallet"). Neither a change spend nor a change return links a batch of which the payer's
+    own wallet (its name, its label) spends another output in a batch: that output was its
+    change (docs/investigations.md "Change read from a batch the payer spends"). Every
+    cluster of the service (its `cluster:<entity>` label) takes the name when
     all links of both kinds into it come from one exchange's name; links from two names lend
     none. Rounds repeat, up to `CHANGE_ROUNDS`, so that a wallet named in one round lends
     through its own batches in the next. Only names of the subpoena categories
     (`EXCHANGE_CATEGORIES`) lend. Returns the clusters named so (sorted; `attributed_via` =
     `change_spend`, or `change_return` for those of `returned`, which gets the clusters that
     only a change return named). `evidence` gets one entry per label named: the name, the
-    kind, and the batch and spending tx of its first link (what the case cites)."""
+    kind, and the batch and spending tx of its first link (what the case cites).
+
+    Two more links of an unnamed fragment to a named exchange's wallet, each read the same way
+    (docs/investigations.md "Payout outputs co-spent by a named wallet, and sweeps into a
+    fragment"): a `payout_cospend`, an output of the service's payout (3+ payees) that a named
+    cluster spends together with coins of its own in a tx of 2+ payees
+    (`trace.services.payout_cospend_evidence`), and a `sweep_into`, a named cluster's sweep
+    whose coin the service pays out (`trace.services.sweep_into_evidence`). A label is cited by
+    its first kind in the order change_spend, change_return, payout_cospend, sweep_into; `via`
+    gets the clusters of each kind after the change spend (`change_return`, `payout_cospend`,
+    `sweep_into`), sorted."""
     lent: list[int] = []
     if shapes is None or not attribution:
         return np.zeros(0, np.int64)
@@ -1112,6 +1166,8 @@ def _lend_by_change(
         )
         spent = change_spend_evidence(store, shapes, named, candidates, payer_groups=by_name)
         back = change_spend_evidence(store, shapes, candidates, named, payer_groups=by_label)
+        cospent = payout_cospend_evidence(store, shapes, candidates, named)
+        swept = sweep_into_evidence(store, shapes, named, candidates)
         # label -> (kind rank, batch tx, spending tx, named cluster) of the link it cites: a
         # change spend before a change return (a label with both is `change_spend`), then
         # the earliest batch
@@ -1120,6 +1176,8 @@ def _lend_by_change(
         for rank, (mine, theirs, batch, spend) in (
             (0, (spent[1], spent[0], spent[2], spent[3])),
             (1, back),
+            (2, cospent),
+            (3, (swept[1], swept[0], swept[2], swept[3])),
         ):
             for x, p, b, t in zip(
                 mine.tolist(), theirs.tolist(), batch.tolist(), spend.tolist(), strict=True
@@ -1134,12 +1192,14 @@ def _lend_by_change(
                 continue
             name = next(iter(names))
             rank, b, t, p = first[label]
-            kind = ("change_spend", "change_return")[rank]
+            kind = LINK_KINDS[rank]
             for c in members[label]:
                 attribution[c] = name
                 lent.append(c)
                 if returned is not None and kind == "change_return":
                     returned.append(c)
+                if via is not None and rank > 0:
+                    via.setdefault(kind, []).append(c)
             if evidence is not None:
                 txids = store.txids(np.array([b, t], np.int64)).to_pylist()
                 evidence.append(
@@ -1158,6 +1218,8 @@ def _lend_by_change(
             break
     if returned is not None:
         returned.sort()
+    for cs in (via or {}).values():
+        cs.sort()
     return np.array(sorted(lent), np.int64)
 
 

@@ -96,12 +96,29 @@ FORWARD_CAP = 0.45
 #: The signs that the coins changed hands on a lead's largest path after the funding tx
 #: (`handoff_signs`), each a `caution` of its own (docs/design/cases.md "Hand-offs on the path").
 HANDOFF_SIGNS = ("round_payment", "peeled_off", "payout_on_path")
+#: Links that name an unnamed fragment of a named exchange's wallet besides its batch change
+#: (`investigate._lend_by_change`): each its own `attributed_via` and caution
+#: (`linked_by_<kind>`), cited in case.json's `change_links`
+FRAGMENT_LINKS = ("payout_cospend", "sweep_into")
 
 #: The cautions of the leads capped at FORWARD_CAP (`forward_signs`, `fingerprint_change`,
 #: `handoff_signs`).
 FORWARD_CAUTIONS = frozenset(
     {"switched_type", "send_all_hop", "fingerprint_change", *HANDOFF_SIGNS}
 )
+
+#: The habits (`trace.services.STYLE_HABITS`) a tx must share with a tagged exchange to be read
+#: as that exchange's forward of a customer's deposit (`own_forward_at`): the script type of
+#: the deposits it sweeps (the one coin spent), its hot wallet's type (one of two outputs) and
+#: its batches' wallet fingerprint (`cluster.learned.read_fingerprints`), as cash-outs' rule 6b
+#: reads them (`cases.cashouts`).
+FORWARD_HABITS = ("deposit_type", "hot_type", "fingerprint")
+
+#: `caution` of a lead whose largest path passes a forward that fits the named exchange's own
+#: habits and no other tagged exchange's: its forward, hand-off and long-hold signs are read on
+#: the path from that forward on (`own_forward_at`). Not a cap: it says why the signs before
+#: that tx do not count.
+OWN_FORWARD = "own_forward"
 
 #: A round amount (sat): the cluster stage's `round_amount` change rule (a multiple of 0.0001
 #: BTC is a payment, change is what is left; cluster.kernels).
@@ -342,6 +359,8 @@ def lead_table(
     mix_tx: np.ndarray | None = None,
     path_txs: dict[str, Any] | None = None,
     change_returned: Any = None,
+    fragment_linked: dict[str, Any] | None = None,
+    forward_habits: dict[str, tuple[int, int, int]] | None = None,
 ) -> pa.Table:
     """One row per (deposit address, funding source), amounts summed over paths.
 
@@ -352,7 +371,9 @@ def lead_table(
     wallet's batch change (`change_spend`); `change_returned` (a subset of `change_spent`)
     those whose batch change a named wallet spent (`change_return`, caution
     `linked_by_change_return`: the name came from a spend of their change, listed with its txs
-    in case.json's `change_links`). `fingerprint` (wallet fingerprint per tx id,
+    in case.json's `change_links`). `fragment_linked` (`FRAGMENT_LINKS` kind -> bool per
+    cluster id, subsets of `change_spent`) those named by that link (`attributed_via` and the
+    caution `linked_by_<kind>` name it). `fingerprint` (wallet fingerprint per tx id,
     `cluster.learned.read_fingerprints`) gives each lead's `fingerprint_change` sign; None:
     not read. `path_txs` ({"small_batch", "coinjoin": bool per tx}, investigate's) lets
     `handoff_signs` read its payout_on_path sign; None: unread.
@@ -360,7 +381,10 @@ def lead_table(
     `investigate._lend_by_style`) fills `candidate_exchanges` on the rows whose source is
     such a label; it changes no other column. `mix_tx` (bool per tx id: the CoinJoins, whose
     fingerprint is the round's, not a participant wallet's) are left out of the
-    `fingerprint_change` sign; None: none left out."""
+    `fingerprint_change` sign; None: none left out. `forward_habits` (tagged exchange -> its
+    FORWARD_HABITS, `investigate._lend_by_style`) lets a lead whose path passes its named
+    exchange's own forward read its signs from there on (`own_forward_at`, caution
+    `own_forward`); None or empty: not read."""
     from chainsleuth.cases import kernels as case_kernels
     from chainsleuth.trace import kernels as trace_kernels
 
@@ -524,6 +548,10 @@ def lead_table(
     if change_returned is not None:
         tagged_rows = g_kind == SOURCE_ATTRIBUTED
         via_return[tagged_rows] = change_returned[g_cluster[tagged_rows]]
+    via_fragment = {k: np.zeros(n_groups, np.bool_) for k in FRAGMENT_LINKS}
+    for k, linked_mask in (fragment_linked or {}).items():
+        tagged_rows = g_kind == SOURCE_ATTRIBUTED
+        via_fragment[k][tagged_rows] = linked_mask[g_cluster[tagged_rows]]
     share = np.clip(share, 0.0, 1.0)
     # how long this chunk's traced coins usually sit (investigate recomputes every lead's
     # confidence over the whole case's: recalibrate_leads)
@@ -540,7 +568,45 @@ def lead_table(
     g_mix_change = (
         np.maximum.reduceat(mixed_change[order], starts) if n_groups else np.zeros(0, np.bool_)
     )
-    long_hold = g_hold > LONG_HOLD_DAYS
+    # a path that passes the named exchange's own forward: the coins went back to it and it
+    # paid them on, so the signs (and the hold) are read from that forward on
+    g_own = np.zeros(n_groups, np.bool_)
+    held_days = g_hold
+    if forward_habits and fingerprint is not None and top.shape[0]:
+        habit_names = np.array(sorted(forward_habits))
+        table = np.array([forward_habits[k] for k in habit_names.tolist()], np.int64)
+        top_groups = p_group[top]
+        index = np.full(top_groups.shape[0], -1, np.int64)
+        ent = entity[top_groups].astype(str)
+        pos = np.minimum(np.searchsorted(habit_names, ent), habit_names.shape[0] - 1)
+        found = np.isin(category[top_groups], list(EXCHANGE_CATEGORIES)) & (habit_names[pos] == ent)
+        index[found] = pos[found]
+        at = own_forward_at(chain.graph, fingerprint, top_paths, index, table)
+        hit = at >= 1
+        if hit.any():
+            sub = path_from(top_paths[hit], at[hit])
+            groups = top_groups[hit]
+            signs_before = _signs(g_switched, g_send_all, g_fp_change, g_handoff)[groups]
+            # a sign stays where the path from that forward on shows it too: reading the shorter
+            # path only takes signs away (its first tx is no withdrawal of the exchange's, so a
+            # sign read there that the whole path did not show, say switched_type on the tx
+            # spending the forward, is not one the lead was built to read)
+            switched, send_all = forward_signs(chain.graph, sub)
+            g_switched[groups] &= switched
+            g_send_all[groups] &= send_all
+            g_fp_change[groups] &= fingerprint_change(fingerprint, sub, mix_tx)
+            sub_handoffs = handoff_signs(
+                chain.graph, sub, extra.get("small_batch"), extra.get("coinjoin")
+            )
+            for name in HANDOFF_SIGNS:
+                g_handoff[name][groups] &= sub_handoffs[name]
+            held_days = g_hold.copy()
+            held_days[groups] = _longest_hold_days(chain, sub)
+            # named in `caution` where reading from the forward on took a sign or the hold away
+            g_own[groups] = (
+                _signs(g_switched, g_send_all, g_fp_change, g_handoff)[groups] != signs_before
+            ) | ((g_hold[groups] > LONG_HOLD_DAYS) & (held_days[groups] <= LONG_HOLD_DAYS))
+    long_hold = held_days > LONG_HOLD_DAYS
     forwarded = g_switched | g_send_all | g_fp_change
     for name in HANDOFF_SIGNS:
         forwarded = forwarded | g_handoff[name]
@@ -584,10 +650,16 @@ def lead_table(
             "attributed_via": np.where(
                 g_kind == SOURCE_ATTRIBUTED,
                 np.select(
-                    [via_return, via_change, via_style, via_entity],
-                    ["change_return", "change_spend", "wallet_style", "service_entity"],
+                    [via_return, *via_fragment.values(), via_change, via_style, via_entity],
+                    [
+                        "change_return",
+                        *via_fragment,
+                        "change_spend",
+                        "wallet_style",
+                        "service_entity",
+                    ],
                     "tag",
-                ),
+                ),  # fmt: skip
                 "",
             ),
             "hold_days": np.round(g_hold, 2),
@@ -601,7 +673,10 @@ def lead_table(
                     ("coinjoin_change", g_mix_change),
                     # named through a spend of its batch's change (case.json change_links)
                     ("linked_by_change_return", via_return),
+                    # named through a fragment link (case.json change_links, `via`)
+                    *[("linked_by_" + k, v) for k, v in via_fragment.items()],
                     *[(name, g_handoff[name]) for name in HANDOFF_SIGNS],
+                    (OWN_FORWARD, g_own),
                 ],
             ),
             "candidate_exchanges": _candidate_exchanges(
@@ -738,6 +813,17 @@ def _candidate_exchanges(
     return out
 
 
+def _signs(
+    switched: np.ndarray, send_all: np.ndarray, fp_change: np.ndarray, handoff: dict[str, Any]
+) -> np.ndarray:
+    """The forward and hand-off signs of each lead as one bit mask (int64)."""
+    bits = [switched, send_all, fp_change, *(handoff[name] for name in HANDOFF_SIGNS)]
+    out = np.zeros(switched.shape[0], np.int64)
+    for k, mask in enumerate(bits):
+        out |= np.asarray(mask, np.int64) << k
+    return out
+
+
 def _cautions(rows: np.ndarray, reasons: list[tuple[str, np.ndarray]]) -> np.ndarray:
     """`caution` of each lead: the names of its reasons (bool arrays), `;`-joined, on `rows`."""
     out = np.full(rows.shape[0], "", object)
@@ -784,6 +870,111 @@ def fingerprint_change(
     first = fp[np.arange(n), lead][:, None]
     changed: np.ndarray = (valid & (fp != first)).any(axis=1)
     return changed
+
+
+def own_forward_at(
+    graph: Any,
+    fingerprint: np.ndarray,
+    paths: np.ndarray,
+    exchange: np.ndarray,
+    habits: np.ndarray,
+) -> np.ndarray:
+    """Per row of a path matrix (the funding tx first, the tx paying the deposit last, -1-padded
+    at the end): the column of the last tx after the funding tx that reads as the row's named
+    exchange's own forward, -1 where none.
+
+    Such a tx spends one coin into two outputs with addresses, and fits the named exchange's
+    habits (`exchange`: its row in `habits`, -1 for none; `habits`: one row per tagged
+    exchange of (deposit type, hot type, fingerprint), FORWARD_HABITS, negative where not
+    read): the coin spent is of its deposits' type, one output of its hot wallet's type, and
+    the tx carries its batches' fingerprint; all three read. A row where any tx after the
+    funding tx could be another tagged exchange's forward (each of that exchange's habits read
+    and equal, or not read) gets -1: the walk may have passed that exchange's wallet.
+
+    What it means: the coins went back into the named exchange (its customer paid one of its
+    deposit addresses) and the exchange paid them on straight from that deposit, as the
+    `fingerprint_change` doc's forward does for another exchange. The fingerprint change and
+    hand-offs before that tx are the customer paying the named exchange, not someone else, so
+    `lead_table` reads the signs on the path from that tx on. On the simulated worlds every
+    held `fingerprint_change` row with such a tx was right, 276 of 276 over every profile
+    (docs/investigations.md "Own forwards on the path"). Work is per cell of the matrix and
+    per habit row (a few)."""
+    n = paths.shape[0] if paths.ndim == 2 else 0
+    out = np.full(n, -1, np.int64)
+    habits = np.asarray(habits, np.int64).reshape(-1, len(FORWARD_HABITS))
+    if n == 0 or paths.shape[1] < 2 or habits.shape[0] == 0:
+        return out
+    valid = paths >= 0
+    valid[:, 0] = False
+    row, col = np.nonzero(valid)
+    if row.shape[0] == 0:
+        return out
+    tx = paths[row, col]
+    first_input, first_output = graph.tx_first_input, graph.tx_first_output
+    n_in = TxEnds(first_input, graph.input_spent_output.shape[0])[tx] - np.asarray(
+        first_input[tx], np.int64
+    )
+    n_out = TxEnds(first_output, graph.output_value.shape[0])[tx] - np.asarray(
+        first_output[tx], np.int64
+    )
+    shape = (n_in == 1) & (n_out == 2)
+    first_out = np.asarray(first_output[tx], np.int64)
+    spent = np.asarray(graph.input_spent_output[np.asarray(first_input[tx], np.int64)], np.int64)
+    shape = shape & (spent >= 0) & (spent != int(NONE32))
+    a, b = first_out, first_out + 1
+    # read only where the shape holds (a one-output tx's "second" output is the next tx's)
+    a, b, spent = a[shape], b[shape], spent[shape]
+    row, col = row[shape], col[shape]
+    addressed = (np.asarray(graph.output_address[a]) != NONE32) & (
+        np.asarray(graph.output_address[b]) != NONE32
+    )
+    a, b, spent, row, col = (
+        a[addressed],
+        b[addressed],
+        spent[addressed],
+        row[addressed],
+        col[addressed],
+    )
+    if row.shape[0] == 0:
+        return out
+    in_type = np.asarray(graph.output_script_type[spent]).astype(np.int64)
+    a_type = np.asarray(graph.output_script_type[a]).astype(np.int64)
+    b_type = np.asarray(graph.output_script_type[b]).astype(np.int64)
+    fp = np.asarray(fingerprint)[paths[row, col]].astype(np.int64)
+    deposit, hot, print_ = habits[:, 0], habits[:, 1], habits[:, 2]
+    # cells x exchanges: each habit equal, or (for a rival) not read
+    same_deposit: np.ndarray = np.equal.outer(in_type, deposit)
+    same_hot: np.ndarray = np.equal.outer(a_type, hot) | np.equal.outer(b_type, hot)
+    same_print: np.ndarray = np.equal.outer(fp, print_)
+    read: np.ndarray = np.all(habits >= 0, axis=1)
+    fits = same_deposit & same_hot & same_print & read[None, :]
+    could = (
+        (same_deposit | (deposit < 0)[None, :])
+        & (same_hot | (hot < 0)[None, :])
+        & (same_print | (print_ < 0)[None, :])
+    )
+    named = np.asarray(exchange, np.int64)[row]
+    has = named >= 0
+    own = np.zeros(row.shape[0], np.bool_)
+    own[has] = fits[np.flatnonzero(has), named[has]]
+    other = could.copy()
+    other[np.flatnonzero(has), named[has]] = False
+    rival = np.zeros(n, np.bool_)
+    rival[row[other.any(axis=1)]] = True
+    np.maximum.at(out, row[own], col[own])
+    out[rival | (np.asarray(exchange) < 0)] = -1
+    return out
+
+
+def path_from(paths: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Each row of a path matrix (-1-padded at the end) from its column `start` on, left-aligned
+    and -1-padded: the sub-path whose first tx is `start`'s."""
+    n, width = paths.shape
+    column = np.arange(width)[None, :] + np.asarray(start, np.int64)[:, None]
+    inside = column < width
+    out = np.full((n, width), -1, paths.dtype)
+    out[inside] = paths[np.nonzero(inside)[0], column[inside]]
+    return out
 
 
 def forward_signs(graph: Any, paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -214,24 +214,49 @@ def _input_types(in_spent_output, out_script_type, fi, n_in):
 @njit(cache=True, nogil=True)
 def _value_group_types(keys, n, mode_v):
     """(script types of the outputs paying `mode_v`, of the outputs whose value another
-    shares) as bit masks, from keys[:n] = value * 16 + script type (sorted here in place)."""
+    shares) as bit masks, and how many of the latter are of a type a Wasabi coordinator does
+    not register (neither P2WPKH nor P2TR), from keys[:n] = value * 16 + script type (sorted
+    here in place)."""
     _sort_prefix(keys, n)
     mode_types = 0
     repeated_types = 0
+    foreign = 0
     k = 0
     while k < n:
         v = keys[k] >> 4
         e = k
         types = 0
+        other = 0
         while e < n and keys[e] >> 4 == v:
             types |= 1 << (keys[e] & 15)
+            if (1 << (keys[e] & 15)) & ~WABISABI_TYPES != 0:
+                other += 1
             e += 1
         if e - k >= 2:
             repeated_types |= types
+            foreign += other
         if v == mode_v:
             mode_types |= types
         k = e
-    return mode_types, repeated_types
+    return mode_types, repeated_types, foreign
+
+
+@njit(cache=True, nogil=True)
+def _wasabi_denominations(pay_values, pay, out_script_type, fo, keys, repeated):
+    """Could the outputs that share a value be a Wasabi round's denominations? A coordinator
+    registers its standard denominations to its clients' own fresh P2WPKH or P2TR addresses
+    (Wasabi 1.x P2WPKH only); an address of another type can only be a client's payment,
+    paid from the round, whose amount rarely equals a denomination. So no more than a quarter
+    of the value-sharing outputs may be of another type: an exchange's batch pays its
+    customers of every type (at least 55 % of the shared-value outputs of the 140 batches the
+    Wasabi rules flagged on hard and realistic large 1 are P2PKH, P2SH or P2WSH; 0 of the
+    2,009 Wasabi 1.x rounds' are). `pay` holds the payment outputs' positions from `fo`,
+    `keys` is scratch space, `repeated` counts the outputs whose value another shares."""
+    n = pay.shape[0]
+    for q in range(n):
+        keys[q] = pay_values[q] * 16 + out_script_type[fo + pay[q]]
+    foreign = _value_group_types(keys, n, -1)[2]
+    return 4 * foreign <= repeated
 
 
 @njit(cache=True, nogil=True)
@@ -344,12 +369,14 @@ def analyze_txs(
         ):
             code = CJ_WHIRLPOOL
         # Wasabi's coordinators take only segwit key-hash and taproot coins (Wasabi 1.x
-        # P2WPKH, WabiSabi also P2TR): a legacy or P2SH input is an exchange's batch.
+        # P2WPKH, WabiSabi also P2TR): a legacy or P2SH input is an exchange's batch, and
+        # so are denominations paid to customers of every address type (issue 11).
         elif (
             mode_c >= 10
             and n_in >= mode_c
             and 9_000_000 <= mode_v <= 12_000_000
             and _input_types(in_spent_output, out_script_type, fi, n_in) & ~WABISABI_TYPES == 0
+            and _wasabi_denominations(pay_values, pay, out_script_type, fo, key_buf, repeated)
         ):
             code = CJ_WASABI1
         elif (
@@ -357,6 +384,7 @@ def analyze_txs(
             and n_pay >= 50
             and repeated * 2 >= n_pay
             and _input_types(in_spent_output, out_script_type, fi, n_in) & ~WABISABI_TYPES == 0
+            and _wasabi_denominations(pay_values, pay, out_script_type, fo, key_buf, repeated)
         ):
             code = CJ_WABISABI
         elif mode_c >= 3 and n_pay <= 2 * mode_c + 1 and distinct_in >= mode_c:
@@ -365,7 +393,7 @@ def analyze_txs(
             # The script types the shape test reads: rare txs come here, so read them now.
             for q in range(n_pay):
                 key_buf[q] = pay_values[q] * 16 + out_script_type[fo + pay[q]]
-            mode_types, repeated_types = _value_group_types(key_buf, n_pay, mode_v)
+            mode_types, repeated_types, _ = _value_group_types(key_buf, n_pay, mode_v)
             in_types_mask = _input_types(in_spent_output, out_script_type, fi, n_in)
             if coinjoin_shaped(
                 n_pay, mode_c, repeated, distinct_in, mode_types, repeated_types, in_types_mask

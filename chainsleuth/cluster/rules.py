@@ -47,7 +47,8 @@ RULES: tuple[Rule, ...] = (
         "Wasabi Wallet 1.x docs (~0.1 BTC base denomination); Kappos et al., 'How to peel a "
         "million', USENIX Security 2022",
         "Ten or more equal outputs near 0.1 BTC, at least as many inputs, every input P2WPKH or "
-        "P2TR (Wasabi takes no other coins).",
+        "P2TR (Wasabi takes no other coins), at most a quarter of the outputs that share a "
+        "value paid to another type (denominations go to the clients' own segwit addresses).",
     ),
     Rule(
         12,
@@ -56,7 +57,8 @@ RULES: tuple[Rule, ...] = (
         0.97,
         "WabiSabi (Ficsór et al., 2021) and Wasabi 2.0 standard denominations",
         "Fifty or more inputs and outputs, most outputs sharing their value with another, "
-        "every input P2WPKH or P2TR (the only coins a WabiSabi coordinator takes).",
+        "every input P2WPKH or P2TR (the only coins a WabiSabi coordinator takes), at most a "
+        "quarter of the outputs that share a value paid to another type.",
     ),
     Rule(
         13,
@@ -146,7 +148,9 @@ BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}
 # other rules is then rebuilt, not extended: its past flags and merges would be stale).
 # 2: `equal_output` reads script types, `wasabi1` and `wabisabi` their inputs' (issue 11,
 #    docs/clustering.md).
-RULES_VERSION = 2
+# 3: `wasabi1` and `wabisabi` read the script types of the outputs that share a value too
+#    (issue 11, docs/clustering.md).
+RULES_VERSION = 3
 BY_CODE: dict[int, Rule] = {r.code: r for r in RULES}
 
 # Bit positions of the change rules in per-tx vote masks (numba kernels use these ints).

@@ -41,6 +41,8 @@ from chainsleuth.store.store import Store
 __all__ = [
     "BATCH_MIN_PAYEES",
     "change_spend_links",
+    "payout_cospend_evidence",
+    "sweep_into_evidence",
     "ClusterCounts",
     "ClusterSet",
     "MIN_EVENTS",
@@ -531,15 +533,16 @@ def hot_change_links(
 @njit(cache=True, nogil=True)
 def _change_spends(txs, hot_type, first_output, n_outputs, output_address, output_value,
                    output_type, spent_by, spender, coinjoin, n_payees, candidates, none,
-                   largest_only, batch, payers, payer_group):  # fmt: skip
-    """For each tx of `txs`: its payable outputs of the script type `hot_type` gives for it
-    (its one largest payable output only, and only when that is larger than all its other
-    payable outputs together, where `largest_only`) that a tx of 2+ payees not
-    flagged as a CoinJoin spends, whose spender is one of the sorted `candidates` and not the
-    tx's own spender. Where `largest_only`, a tx none of whose outputs links when a `batch`
-    spends another of its outputs from the payer's own wallet (the tx's own spender, or a
-    cluster of the sorted `payers` of the payer's `payer_group`). Returns (payer tx, output)
-    per link."""
+                   largest_only, same_type, n_inputs, min_inputs, batch, payers,
+                   payer_group):  # fmt: skip
+    """For each tx of `txs`: its payable outputs (of the script type `hot_type` gives for it
+    where `same_type`; its one largest payable output only, and only when that is larger than
+    all its other payable outputs together, where `largest_only`) that a tx of 2+ payees and
+    `min_inputs`+ inputs not flagged as a CoinJoin spends, whose spender is one of the sorted
+    `candidates` and not the tx's own spender. Where `largest_only`, a tx none of whose
+    outputs links when a `batch` spends another of its outputs from the payer's own wallet
+    (the tx's own spender, or a cluster of the sorted `payers` of the payer's `payer_group`).
+    Returns (payer tx, output) per link."""
     n_txs = first_output.shape[0]
     cap = 0
     for t in txs:
@@ -597,10 +600,10 @@ def _change_spends(txs, hot_type, first_output, n_outputs, output_address, outpu
                 continue
             if largest_only and output_value[o] != best:
                 continue
-            if output_type[o] != hot_type[i]:
+            if same_type and output_type[o] != hot_type[i]:
                 continue
             s = spent_by[o]
-            if s < 0 or coinjoin[s] or n_payees[s] < 2:
+            if s < 0 or coinjoin[s] or n_payees[s] < 2 or n_inputs[s] < min_inputs:
                 continue
             x = spender[s]
             if x < 0 or x == spender[t] or n_cand == 0:
@@ -634,6 +637,10 @@ def change_spend_evidence(
     named: np.ndarray,
     candidates: np.ndarray,
     largest_only: bool = True,
+    *,
+    payouts: np.ndarray | None = None,
+    same_type: bool = True,
+    min_spend_inputs: int = 1,
     payer_groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Links from a named wallet's batch to the untagged service that spends its change.
@@ -663,21 +670,23 @@ def change_spend_evidence(
     ids (what a case cites for it). The converse, a `candidates` cluster's batch whose change a
     `named` cluster spends, is the same call with the two swapped (`cases.investigate.
     _lend_by_change`'s change returns). And a batch of which another output is spent by a
-    batch of the payer's own wallet makes no link: that output was the change (a wallet's
-    batches spend its own coins, `service_entities`), and the largest a withdrawal, perhaps
-    into another exchange's deposit that exchange forwards (hard_swswitch small 7: 2 wrong
-    labels, 44 clusters; 0 of 756 right links on 75 cached worlds had it). The payer's own
-    wallet: its own cluster, and the `named` clusters of its `payer_groups` code (one int per
-    `named` cluster, a name or a label; None: each cluster its own wallet).
-    `largest_only=False` takes every output of that type (measured, not
-    used). Memory: 1 B per tx (the payer mask) and 16 B per output of the named wallets'
-    batches while in use."""
+    batch of the payer's own wallet makes no link where `largest_only`: that output was the
+    change (a wallet's batches spend its own coins, `service_entities`), and the largest a
+    withdrawal, perhaps into another exchange's deposit that exchange forwards (hard_swswitch
+    small 7: 2 wrong labels, 44 clusters; 0 of 756 right links on 75 cached worlds had it).
+    The payer's own wallet: its own cluster, and the `named` clusters of its `payer_groups`
+    code (one int per `named` cluster, a name or a label; None: each cluster its own wallet).
+    `largest_only=False` takes every output of that type.
+    `payouts` (a mask per tx; `shapes.batch` when None), `same_type` and `min_spend_inputs`
+    (the spending tx's inputs) let `payout_cospend_evidence` and `sweep_into_evidence` read
+    their links with the same pass. Memory: 1 B per tx (the payer mask) and 16 B per output of
+    the named wallets' batches while in use."""
     none = np.zeros(0, np.int64)
     if shapes is None or named.shape[0] == 0 or candidates.shape[0] == 0:
         return none, none, none, none
     named = np.asarray(named, np.int64)
     spender = np.asarray(shapes.spender)
-    lend = shapes.batch.copy()
+    lend = (shapes.batch if payouts is None else payouts).copy()
     pos = np.minimum(np.searchsorted(named, spender[lend]), named.shape[0] - 1)
     lend[lend] = named[pos] == spender[lend]
     txs = np.flatnonzero(lend).astype(np.int64)
@@ -705,6 +714,9 @@ def change_spend_evidence(
         np.asarray(candidates, np.int64),
         NONE32,
         largest_only,
+        same_type,
+        shapes.n_inputs,
+        min_spend_inputs,
         np.asarray(shapes.batch),
         named,
         np.arange(named.shape[0], dtype=np.int64)
@@ -713,6 +725,64 @@ def change_spend_evidence(
     )
     by = np.asarray(shapes.spent_by[outs]).astype(np.int64)
     return spender[made].astype(np.int64), spender[by].astype(np.int64), made, by
+
+
+def payout_cospend_evidence(
+    store: Store, shapes: TxShapes | None, candidates: np.ndarray, named: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Links from an untagged service's payout to the named wallet that spent one of its
+    outputs together with coins of its own.
+
+    A change return (`change_spend_evidence` with the two swapped) needs the batch's change to
+    hold most of what it paid out; a batch with one big withdrawal, or of 3-5 payees, shows no
+    such output, and its change goes back to the hot wallet all the same. What else can tell
+    the change from a withdrawal is the spend: a named cluster that spends the output *with
+    other coins* (2+ inputs) in a tx of 2+ payees holds it as a coin of its own wallet, a payout
+    or a move to cold storage. A withdrawal into another exchange's deposit is swept (one
+    payee) or forwarded alone (one input) instead. So: a payout (`TxShapes.small_batch`: 3+
+    payees, not a CoinJoin) of a `candidates` cluster, an output of it of the script type of the
+    coin it spends first, spent by a `named` cluster in a tx of 2+ inputs and 2+ payees, not a
+    CoinJoin. On the cached worlds (docs/investigations.md "Payout outputs co-spent by a named
+    wallet") 31 of 31 such links right. What it cannot tell apart: an exchange that spends its
+    customers' deposits straight in its payouts, with other coins, and a withdrawal of the
+    batch's own script type into such a deposit (the simulator's exchanges never do; some real
+    ones do). `candidates`, `named`: sorted cluster ids. Returns (payer, spender) cluster
+    pairs, and each link's payout and spending tx ids."""
+    if shapes is None:
+        none = np.zeros(0, np.int64)
+        return none, none, none, none
+    return change_spend_evidence(
+        store,
+        shapes,
+        candidates,
+        named,
+        largest_only=False,
+        payouts=shapes.small_batch,
+        min_spend_inputs=2,
+    )
+
+
+def sweep_into_evidence(
+    store: Store, shapes: TxShapes | None, named: np.ndarray, candidates: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Links from a named wallet's sweep to the untagged service that pays out what it swept.
+
+    An exchange sweeps its deposits (`SWEEP_MIN_INPUTS`+ inputs, one payee) into its own
+    wallet, and a refill from cold storage that takes every cold coin is the same shape. When
+    a `named` cluster's sweep (not a CoinJoin) pays a coin that a `candidates` cluster spends in
+    a tx of 2+ payees (a payout, a move with change: what a hot wallet does with a coin),
+    that cluster is the wallet the sweep filled. A customer's send-all is the payer's, never the
+    named exchange's; an exchange paying a third party with a send-all of 3+ coins is what it
+    cannot tell apart. `named`, `candidates`: sorted cluster ids. Returns (payer, spender)
+    cluster pairs, and each link's sweep and spending tx ids."""
+    if shapes is None:
+        none = np.zeros(0, np.int64)
+        return none, none, none, none
+    sweeps = np.zeros(shapes.n_payees.shape[0], np.bool_)
+    for t0 in range(0, sweeps.shape[0], TX_SLICE):
+        t1 = min(sweeps.shape[0], t0 + TX_SLICE)
+        sweeps[t0:t1] = _sweep_shaped(shapes, np.arange(t0, t1, dtype=np.int64))
+    return change_spend_evidence(store, shapes, named, candidates, payouts=sweeps, same_type=False)
 
 
 def funder_links(

@@ -299,28 +299,45 @@ def test_coinjoins_of_each_kind_are_flagged_and_not_merged(tmp_path: Path) -> No
         assert len(ids) == len(inputs), rule
 
 
+WASABI_TYPES = (p2wpkh, p2tr)  # the payees a Wasabi round's denominations go to
+WABISABI_VALUES = [100_000, 200_000, 500_000, 1_000_000] * 15
+WASABI1_VALUES = [10_000_000] * 12 + [1_234_567 + 7_919 * k for k in range(18)]
+
+
 @pytest.mark.parametrize(
-    ("coin_type", "n_in", "values", "rule"),
+    ("coin_type", "n_in", "values", "payee_types", "rule"),
     [
         # 60 coins into 60 payees of 0.001/0.002/0.005/0.01 BTC: WabiSabi-sized and -shaped
-        (p2pkh, 60, [100_000, 200_000, 500_000, 1_000_000] * 15, None),
-        (p2sh, 60, [100_000, 200_000, 500_000, 1_000_000] * 15, None),
-        (p2wpkh, 60, [100_000, 200_000, 500_000, 1_000_000] * 15, "wabisabi"),
+        (p2pkh, 60, WABISABI_VALUES, CUSTOMER_TYPES, None),
+        (p2sh, 60, WABISABI_VALUES, CUSTOMER_TYPES, None),
+        # segwit hot coins paying customers of every type: the payees' types tell the batch
+        (p2wpkh, 60, WABISABI_VALUES, CUSTOMER_TYPES, None),
+        (p2wpkh, 60, WABISABI_VALUES, WASABI_TYPES, "wabisabi"),
         # 12 coins into 30 payees, 12 of them 0.1 BTC: Wasabi 1.x-shaped
-        (p2sh, 12, [10_000_000] * 12 + [1_234_567 + 7_919 * k for k in range(18)], None),
-        (p2wpkh, 12, [10_000_000] * 12 + [1_234_567 + 7_919 * k for k in range(18)], "wasabi1"),
+        (p2sh, 12, WASABI1_VALUES, CUSTOMER_TYPES, None),
+        (p2wpkh, 12, WASABI1_VALUES, CUSTOMER_TYPES, None),
+        (p2wpkh, 12, WASABI1_VALUES, (p2wpkh,), "wasabi1"),
     ],
-    ids=["p2pkh-wabisabi", "p2sh-wabisabi", "p2wpkh-wabisabi", "p2sh-wasabi1", "p2wpkh-wasabi1"],
+    ids=[
+        "p2pkh-wabisabi",
+        "p2sh-wabisabi",
+        "p2wpkh-batch-wabisabi",
+        "p2wpkh-wabisabi",
+        "p2sh-wasabi1",
+        "p2wpkh-batch-wasabi1",
+        "p2wpkh-wasabi1",
+    ],
 )
 def test_wasabi_rules_take_only_the_coins_wasabi_takes(
-    tmp_path: Path, coin_type, n_in: int, values: list[int], rule: str | None
+    tmp_path: Path, coin_type, n_in: int, values: list[int], payee_types, rule: str | None
 ) -> None:
-    """Wasabi's coordinators register P2WPKH (and WabiSabi's P2TR) coins only: the same shape
-    spent from legacy or P2SH coins to customers of every type is a service's batch, not
-    flagged, its inputs merged."""
+    """Wasabi's coordinators register P2WPKH (and WabiSabi's P2TR) coins only, and pay their
+    denominations to such addresses: the same shape spent from legacy or P2SH coins, or paid
+    to customers of every type, is a service's batch, not flagged, its inputs merged."""
     chain = ChainBuilder()
     ins = [(chain.add_block(miner=coin_type(f"c{k}")).txs[0], 0) for k in range(n_in)]
-    tx = spend(ins, [(v, CUSTOMER_TYPES[k % 3](f"o{k}")) for k, v in enumerate(values)])
+    n_types = len(payee_types)
+    tx = spend(ins, [(v, payee_types[k % n_types](f"o{k}")) for k, v in enumerate(values)])
     mixers = [(chain.add_block(miner=p2wpkh(f"mixer{k}")).txs[0], 0) for k in range(5)]
     whirl = spend(mixers, [(1_000_000, p2wpkh(f"postmix{k}")) for k in range(5)])
     chain.add_block([tx, whirl])
@@ -328,3 +345,24 @@ def test_wasabi_rules_take_only_the_coins_wasabi_takes(
     assert flagged.get(tx.txid_hex()) == rule
     ids = {int(clusters.cluster_of[_address(store, coin_type(f"c{k}"))]) for k in range(n_in)}
     assert len(ids) == (n_in if rule else 1)
+
+
+def test_a_wabisabi_round_paying_a_few_other_types_stays_flagged(tmp_path: Path) -> None:
+    """A round may carry a client's payment to an address of another type whose amount
+    equals a denomination: up to a quarter of the value-sharing outputs of other types keep
+    the round a WabiSabi round (its 60 strangers never merged); more is a batch."""
+    for n_foreign, rule in ((15, "wabisabi"), (16, None)):
+        chain = ChainBuilder()
+        ins = [(chain.add_block(miner=p2wpkh(f"c{k}")).txs[0], 0) for k in range(60)]
+        outs = [
+            (v, (p2pkh if k < n_foreign else WASABI_TYPES[k % 2])(f"o{k}"))
+            for k, v in enumerate(WABISABI_VALUES)
+        ]
+        tx = spend(ins, outs)
+        mixers = [(chain.add_block(miner=p2wpkh(f"mixer{k}")).txs[0], 0) for k in range(5)]
+        whirl = spend(mixers, [(1_000_000, p2wpkh(f"postmix{k}")) for k in range(5)])
+        chain.add_block([tx, whirl])
+        root = tmp_path / str(n_foreign)
+        root.mkdir()
+        _, _, flagged = _flags_and_clusters(root, chain)
+        assert flagged.get(tx.txid_hex()) == rule
