@@ -673,7 +673,7 @@ def change_spend_evidence(
     batch of the payer's own wallet makes no link where `largest_only`: that output was the
     change (a wallet's batches spend its own coins, `service_entities`), and the largest a
     withdrawal, perhaps into another exchange's deposit that exchange forwards (hard_swswitch
-    small 7: 2 wrong labels, 44 clusters; 0 of 756 right links on 75 cached worlds had it).
+    small 7: 2 wrong labels, 44 clusters; 0 of 756 right links on 65 cached worlds had it).
     The payer's own wallet: its own cluster, and the `named` clusters of its `payer_groups`
     code (one int per `named` cluster, a name or a label; None: each cluster its own wallet).
     `largest_only=False` takes every output of that type.
