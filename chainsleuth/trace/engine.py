@@ -60,7 +60,8 @@ class TraceOptions:
 
     `policy`: "poison", "haircut" or "fifo" (`POLICIES`). A walk stops after `max_hops` hops.
     Amounts below `min_value` satoshis, and shares below `min_fraction` of their seed's value,
-    are dropped (summed per seed in `TraceResult.dropped`). `walk_coinjoins` walks through
+    are dropped (summed per seed in `TraceResult.dropped`), except, walking back, a share that
+    pays a stop cluster: it ends there as any stop does. `walk_coinjoins` walks through
     CoinJoins instead of stopping there (rows beyond are flagged FLAG_LOW_CONFIDENCE). A walk
     that would hold more than `max_entries` frontier entries stops early (kind "limit"), and a
     seed whose walk would hold more than `max_entries_per_seed` stops there (kind

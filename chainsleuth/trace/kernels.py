@@ -260,6 +260,17 @@ def creators_of(tx_first_output, fence, shift, outputs):
     return out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _pays_stop(output, output_address, cluster_of, stop_cluster, n_cluster_of):
+    """Whether `output` pays an address of a stop cluster (an address beyond `cluster_of`,
+    ingested after the clustering, is its own cluster): the kernel's stop check, for one."""
+    a = np.int64(output_address[output])
+    if a == NONE:
+        return False
+    c = np.int64(cluster_of[a]) if a < n_cluster_of else a
+    return 0 <= c < stop_cluster.shape[0] and stop_cluster[c]
+
+
 @njit(cache=True, nogil=True)
 def trace_kernel(
     backward,
@@ -692,7 +703,17 @@ def trace_kernel(
                             cursor += v
                             if amt <= 0:
                                 continue
-                            if amt < seed_min_amount[owner]:
+                            if amt < seed_min_amount[owner] and not (
+                                backward
+                                and check_stop
+                                and _pays_stop(
+                                    child, output_address, cluster_of, stop_cluster, n_cluster_of
+                                )
+                            ):
+                                # a share below the floor is dropped, unless it comes from a
+                                # stop cluster's coin: a 200-input batch of an exchange splits
+                                # a deposit's funding into 200 shares below 1%, and every one
+                                # of them would have stopped at that exchange one hop on
                                 dropped[owner] += amt
                                 continue
                             per_seed[owner] += 1

@@ -186,8 +186,14 @@ def sequential_walk(
                             if amt <= 0:
                                 continue
                             if amt < seed_min_amount[owner]:
-                                dropped[owner] += amt
-                                continue
+                                # kept below the floor only backward, when the coin pays a
+                                # stop address (the kernel's `_pays_stop`)
+                                pays = output_address[child]
+                                if not (
+                                    backward and check_stop and pays != NONE and stop_address[pays]
+                                ):
+                                    dropped[owner] += amt
+                                    continue
                             per_seed[owner] += 1
                             if n == e_output.shape[0]:
                                 e_output = kernels._grow(e_output, n + 1)

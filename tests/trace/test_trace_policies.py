@@ -176,6 +176,31 @@ def test_min_fraction_drops_small_shares_and_counts_them(world: dict) -> None:
     assert whole.dropped.tolist() == [0]
 
 
+def test_a_share_below_the_floor_still_stops_at_a_stop_cluster(world: dict) -> None:
+    # C's 2 BTC come 1/4 from B: below min_fraction 0.3, dropped; but when B's address is a
+    # stop (an exchange batch of 200 inputs splits a deposit into 200 such shares), the share
+    # is kept and ends there, and nothing is counted as dropped
+    store = world["store"]
+    cluster_of = np.arange(store.counts["addresses"], dtype=np.int64)
+    address_b = int(np.asarray(store.array("output_address"))[world["b"]])
+    opts = {"policy": "haircut", "max_hops": 2, "min_fraction": 0.3, "cluster_of": cluster_of}
+    r = trace_back(world["dir"], [world["c"]], stop_clusters=[address_b], **opts)
+    kinds = dict(zip(r.output.tolist(), r.kind_names(), strict=True))
+    assert kinds[world["b"]] == "cluster" and _by_output(r)[world["b"]] == 50_000_000
+    assert r.dropped.tolist() == [0]
+    # a stop elsewhere: B's share is dropped as before
+    address_a = int(np.asarray(store.array("output_address"))[world["a"]])
+    other = trace_back(world["dir"], [world["c"]], stop_clusters=[address_a], **opts)
+    assert world["b"] not in _by_output(other) and other.dropped.tolist() == [50_000_000]
+    # forward, a share below the floor is dropped whatever it pays (cash-outs read amounts)
+    # (A's 3 BTC go half to C, half to D: both below 0.6, C's address a stop)
+    address_c = int(np.asarray(store.array("output_address"))[world["c"]])
+    fwd = trace_forward(world["dir"], [world["a"]], policy="haircut", max_hops=2,
+                        min_fraction=0.6, cluster_of=cluster_of,
+                        stop_clusters=[address_c])  # fmt: skip
+    assert world["c"] not in _by_output(fwd) and fwd.dropped.tolist() == [3 * BTC]
+
+
 def test_a_seed_over_its_entry_cap_stops_as_seed_limit(world: dict) -> None:
     # E <- hop <- C <- mix <- {A, B}: the mix's two inputs do not fit a cap of 2 entries
     r = trace_back(world["dir"], [world["e"], world["a"]], max_hops=5, max_entries_per_seed=2)
