@@ -1122,7 +1122,10 @@ def _lend_by_change(
     paid by an `unidentified_service` whose change a named exchange's cluster spends is that
     exchange's batch, the change going back to the wallet that made it (an exchange's hot
     wallet collecting its own change; docs/investigations.md "Change returned to a named
-    wallet"). Every cluster of the service (its `cluster:<entity>` label) takes the name when
+    wallet"). Neither a change spend nor a change return links a batch of which the payer's
+    own wallet (its name, its label) spends another output in a batch: that output was its
+    change (docs/investigations.md "Change read from a batch the payer spends"). Every
+    cluster of the service (its `cluster:<entity>` label) takes the name when
     all links of both kinds into it come from one exchange's name; links from two names lend
     none. Rounds repeat, up to `CHANGE_ROUNDS`, so that a wallet named in one round lends
     through its own batches in the next. Only names of the subpoena categories
@@ -1154,8 +1157,15 @@ def _lend_by_change(
         if named.shape[0] == 0 or not members:
             break
         candidates = np.array(sorted(c for cs in members.values() for c in cs), np.int64)
-        spent = change_spend_evidence(store, shapes, named, candidates)
-        back = change_spend_evidence(store, shapes, candidates, named)
+        # one wallet per name and per label: a batch another output of which that wallet's
+        # own batch spends makes no link (its change was that output)
+        codes: dict[tuple[str | None, str], int] = {}
+        by_name = np.array([codes.setdefault(attribution[c], len(codes)) for c in named.tolist()])
+        by_label = np.array(
+            [codes.setdefault(attribution[c], len(codes)) for c in candidates.tolist()]
+        )
+        spent = change_spend_evidence(store, shapes, named, candidates, payer_groups=by_name)
+        back = change_spend_evidence(store, shapes, candidates, named, payer_groups=by_label)
         cospent = payout_cospend_evidence(store, shapes, candidates, named)
         swept = sweep_into_evidence(store, shapes, named, candidates)
         # label -> (kind rank, batch tx, spending tx, named cluster) of the link it cites: a

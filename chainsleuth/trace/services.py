@@ -533,12 +533,16 @@ def hot_change_links(
 @njit(cache=True, nogil=True)
 def _change_spends(txs, hot_type, first_output, n_outputs, output_address, output_value,
                    output_type, spent_by, spender, coinjoin, n_payees, candidates, none,
-                   largest_only, same_type, n_inputs, min_inputs):  # fmt: skip
+                   largest_only, same_type, n_inputs, min_inputs, batch, payers,
+                   payer_group):  # fmt: skip
     """For each tx of `txs`: its payable outputs (of the script type `hot_type` gives for it
     where `same_type`; its one largest payable output only, and only when that is larger than
     all its other payable outputs together, where `largest_only`) that a tx of 2+ payees and
     `min_inputs`+ inputs not flagged as a CoinJoin spends, whose spender is one of the sorted
-    `candidates` and not the tx's own spender. Returns (payer tx, output) per link."""
+    `candidates` and not the tx's own spender. Where `largest_only`, a tx none of whose
+    outputs links when a `batch` spends another of its outputs from the payer's own wallet
+    (the tx's own spender, or a cluster of the sorted `payers` of the payer's `payer_group`).
+    Returns (payer tx, output) per link."""
     n_txs = first_output.shape[0]
     cap = 0
     for t in txs:
@@ -548,23 +552,49 @@ def _change_spends(txs, hot_type, first_output, n_outputs, output_address, outpu
     outs = np.empty(cap, np.int64)
     k = 0
     n_cand = candidates.shape[0]
+    n_payers = payers.shape[0]
     for i in range(txs.shape[0]):
         t = txs[i]
         o0 = first_output[t]
         o1 = first_output[t + 1] if t + 1 < n_txs else n_outputs
-        best, ties, total = -1, 0, 0
+        best, ties, total, best_o = -1, 0, 0, -1
         for o in range(o0, o1):
             if output_address[o] != none and output_value[o] > 0:
                 v = output_value[o]
                 total += v
                 if v > best:
-                    best, ties = v, 1
+                    best, ties, best_o = v, 1, o
                 elif v == best:
                     ties += 1
         # the change keeps most of what the batch paid out: an output no larger than all the
         # others together may be one big withdrawal (another exchange's deposit) instead
         if largest_only and (ties != 1 or best <= total - best):
             continue
+        if largest_only:
+            # the payer's own batch spends another output: that one was its change, and the
+            # largest a withdrawal (hard_swswitch small 7: an arcadia batch's largest output
+            # was a borealis deposit that borealis forwarded, its change spent by arcadia's
+            # next batch; docs/investigations.md "Change read from a batch the payer spends")
+            own = spender[t]
+            pp = np.searchsorted(payers, own)
+            group = payer_group[pp] if pp < n_payers and payers[pp] == own else -1
+            mine = False
+            for o in range(o0, o1):
+                s = spent_by[o]
+                if o == best_o or s < 0 or not batch[s]:
+                    continue
+                y = spender[s]
+                if y == own:
+                    mine = True
+                    break
+                pos = np.searchsorted(payers, y)
+                if group < 0 or pos >= n_payers or payers[pos] != y:
+                    continue
+                if payer_group[pos] == group:
+                    mine = True
+                    break
+            if mine:
+                continue
         for o in range(o0, o1):
             if output_address[o] == none or output_value[o] <= 0:
                 continue
@@ -611,6 +641,7 @@ def change_spend_evidence(
     payouts: np.ndarray | None = None,
     same_type: bool = True,
     min_spend_inputs: int = 1,
+    payer_groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Links from a named wallet's batch to the untagged service that spends its change.
 
@@ -638,7 +669,14 @@ def change_spend_evidence(
     spender) cluster pairs, one per link (repeats kept), and each link's batch and spending tx
     ids (what a case cites for it). The converse, a `candidates` cluster's batch whose change a
     `named` cluster spends, is the same call with the two swapped (`cases.investigate.
-    _lend_by_change`'s change returns). `largest_only=False` takes every output of that type.
+    _lend_by_change`'s change returns). And a batch of which another output is spent by a
+    batch of the payer's own wallet makes no link where `largest_only`: that output was the
+    change (a wallet's batches spend its own coins, `service_entities`), and the largest a
+    withdrawal, perhaps into another exchange's deposit that exchange forwards (hard_swswitch
+    small 7: 2 wrong labels, 44 clusters; 0 of 756 right links on 65 cached worlds had it).
+    The payer's own wallet: its own cluster, and the `named` clusters of its `payer_groups`
+    code (one int per `named` cluster, a name or a label; None: each cluster its own wallet).
+    `largest_only=False` takes every output of that type.
     `payouts` (a mask per tx; `shapes.batch` when None), `same_type` and `min_spend_inputs`
     (the spending tx's inputs) let `payout_cospend_evidence` and `sweep_into_evidence` read
     their links with the same pass. Memory: 1 B per tx (the payer mask) and 16 B per output of
@@ -679,6 +717,11 @@ def change_spend_evidence(
         same_type,
         shapes.n_inputs,
         min_spend_inputs,
+        np.asarray(shapes.batch),
+        named,
+        np.arange(named.shape[0], dtype=np.int64)
+        if payer_groups is None
+        else np.asarray(payer_groups, np.int64),
     )
     by = np.asarray(shapes.spent_by[outs]).astype(np.int64)
     return spender[made].astype(np.int64), spender[by].astype(np.int64), made, by
