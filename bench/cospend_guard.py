@@ -32,33 +32,25 @@ from typing import Any
 import numpy as np
 
 from bench.attribution_bound import OUT
-from bench.fragment_links import _owners
-from bench.fund_links import _rows
+from bench.fragment_links import before_change_links, truth_owners
 
 
 def measure(name: str, root: Path = OUT) -> dict[str, Any]:
-    from chainsleuth.cases import investigate as inv
     from chainsleuth.cases.rows import EXCHANGE_CATEGORIES, UNIDENTIFIED_SERVICE
     from chainsleuth.trace import services as sv
 
     base = root / name
-    seeds = base / "world" / "seeds" / "deposits.csv"
-    owner_of = {
-        r["address"]: r["entity"] or r["wallet_id"]
-        for r in _rows(base / "world" / "truth" / "addresses.csv")
-    }
     meta = json.loads((base / "world" / "world.json").read_text())
     cosp = {k for k, v in (meta.get("exchange_habits") or {}).items() if v.get("cospends_deposits")}
-    keep = inv._lend_by_change
-    try:
-        inv._lend_by_change = lambda *args, **kw: np.zeros(0, np.int64)  # type: ignore[assignment]
-        before = inv.prepare_case(base / "store", seeds)
-    finally:
-        inv._lend_by_change = keep
-    store, att = before.store, before.attribution
-    cl = np.asarray(before.cluster_of[:], np.int64)
-    is_cj, _mixer = inv._coinjoins(base / "store", store.counts["txs"])
-    shapes = sv.tx_shapes(store, before.cluster_of, is_cj)
+    b = before_change_links(base, truth_owners(base))
+    store, att, shapes, named, cand, lab_owner = (
+        b.store,
+        b.attribution,
+        b.shapes,
+        b.named,
+        b.candidates,
+        b.label_owner,
+    )
     cats = EXCHANGE_CATEGORIES | {UNIDENTIFIED_SERVICE}
     names = sorted({v for v in att.values() if v[1] in cats}, key=str)
     index = {v: i for i, v in enumerate(names)}
@@ -66,7 +58,6 @@ def measure(name: str, root: Path = OUT) -> dict[str, Any]:
     group = np.array([index[att[c]] for c in grouped.tolist()], np.int64)
     counts = sv.paid_in_counts(store, shapes, grouped, group, len(names))
     guarded = {names[g] for g in sv.deposit_cospenders(store, shapes, grouped, group, len(names))}
-    named = np.array(sorted(c for c, v in att.items() if v[1] in EXCHANGE_CATEGORIES), np.int64)
     res: dict[str, Any] = {"world": name, "names": {}, "labels": {}}
     for v, (n_in, foreign) in zip(names, counts.tolist(), strict=True):
         row = {
@@ -79,16 +70,6 @@ def measure(name: str, root: Path = OUT) -> dict[str, Any]:
                 res["labels"][str(v[0])] = row
         else:
             res["names"][str(v[0])] = row | {"cospends": v[0] in cosp}
-    cand = np.array(
-        sorted(
-            c for c, v in att.items() if v[1] == UNIDENTIFIED_SERVICE and not before.service_mask[c]
-        ),
-        np.int64,
-    )
-    lab_tally: dict[Any, Counter[str]] = defaultdict(Counter)
-    for c, t in _owners(store, cl, cand, owner_of).items():
-        lab_tally[att[c]].update(t)
-    lab_owner = {k: v.most_common(1)[0][0] for k, v in lab_tally.items()}
     ev = sv.change_spend_evidence
     links = {  # kind -> (named, label cluster)
         "change_spend": ev(store, shapes, named, cand)[:2],
