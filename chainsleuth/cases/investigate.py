@@ -1127,7 +1127,10 @@ def _lend_by_change(
     whose coin the service pays out (`trace.services.sweep_into_evidence`). A label is cited by
     its first kind in the order change_spend, change_return, payout_cospend, sweep_into; `via`
     gets the clusters of each kind after the change spend (`change_return`, `payout_cospend`,
-    `sweep_into`), sorted."""
+    `sweep_into`), sorted. A link of any kind whose label or named wallet spends its customers'
+    deposits in its payouts (`_deposit_cospender_names`, read once before the rounds) vetoes
+    the label: it takes no name (docs/investigations.md "Exchanges that spend deposits in their
+    payouts")."""
     lent: list[int] = []
     if shapes is None or not attribution:
         return np.zeros(0, np.int64)
