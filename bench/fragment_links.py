@@ -61,17 +61,65 @@ def _owners(store: Any, cl: np.ndarray, clusters: np.ndarray, owner_of: dict[str
     return tally
 
 
+def truth_owners(base: Path) -> dict[str, str]:
+    """Address -> its owner (entity, else wallet id) by the world's truth under `base`."""
+    return {
+        r["address"]: r["entity"] or r["wallet_id"]
+        for r in _rows(base / "world" / "truth" / "addresses.csv")
+    }
+
+
+def before_change_links(base: Path, owner_of: dict[str, str]) -> Any:
+    """The case of the world under `base` as `prepare_case` builds it before any change link
+    (`_lend_by_change` left out), with what the link readers take: (setup, store,
+    attribution, cluster_of, shapes, named exchange clusters, `unidentified_service`
+    candidates, each candidate label's majority owner by `owner_of`)."""
+    from types import SimpleNamespace
+
+    from chainsleuth.cases import investigate as inv
+    from chainsleuth.cases.rows import EXCHANGE_CATEGORIES, UNIDENTIFIED_SERVICE
+    from chainsleuth.trace import services as sv
+
+    keep = inv._lend_by_change
+    try:
+        inv._lend_by_change = lambda *args, **kw: np.zeros(0, np.int64)  # type: ignore[assignment]
+        before = inv.prepare_case(base / "store", base / "world" / "seeds" / "deposits.csv")
+    finally:
+        inv._lend_by_change = keep
+    store, att = before.store, before.attribution
+    cl = np.asarray(before.cluster_of[:], np.int64)
+    is_cj, _mixer = inv._coinjoins(base / "store", store.counts["txs"])
+    shapes = sv.tx_shapes(store, before.cluster_of, is_cj)
+    named = np.array(sorted(c for c, v in att.items() if v[1] in EXCHANGE_CATEGORIES), np.int64)
+    cand = np.array(
+        sorted(
+            c for c, v in att.items() if v[1] == UNIDENTIFIED_SERVICE and not before.service_mask[c]
+        ),
+        np.int64,
+    )
+    lab_tally: dict[Any, Counter[str]] = defaultdict(Counter)
+    for c, t in _owners(store, cl, cand, owner_of).items():
+        lab_tally[att[c]].update(t)
+    return SimpleNamespace(
+        setup=before,
+        store=store,
+        attribution=att,
+        cluster_of=cl,
+        shapes=shapes,
+        named=named,
+        candidates=cand,
+        label_owner={k: v.most_common(1)[0][0] for k, v in lab_tally.items()},
+    )
+
+
 def measure(name: str, root: Path = OUT) -> dict[str, Any]:
     from chainsleuth.cases import investigate as inv
-    from chainsleuth.cases.rows import EXCHANGE_CATEGORIES, FRAGMENT_LINKS, UNIDENTIFIED_SERVICE
+    from chainsleuth.cases.rows import FRAGMENT_LINKS
     from chainsleuth.trace import services as sv
 
     base = root / name
     seeds = base / "world" / "seeds" / "deposits.csv"
-    owner_of = {
-        r["address"]: r["entity"] or r["wallet_id"]
-        for r in _rows(base / "world" / "truth" / "addresses.csv")
-    }
+    owner_of = truth_owners(base)
     res: dict[str, Any] = {"world": name}
     # the shipped rules' outcome, every round
     setup = inv.prepare_case(base / "store", seeds)
@@ -87,27 +135,16 @@ def measure(name: str, root: Path = OUT) -> dict[str, Any]:
             "addresses_right": sum(t[name_of[c]] for c, t in tally.items()),
         }
     # the candidate links, one round, on the attribution before any change link
-    keep = inv._lend_by_change
-    try:
-        inv._lend_by_change = lambda *args, **kw: np.zeros(0, np.int64)  # type: ignore[assignment]
-        before = inv.prepare_case(base / "store", seeds)
-    finally:
-        inv._lend_by_change = keep
-    store, att = before.store, before.attribution
-    is_cj, _mixer = inv._coinjoins(base / "store", store.counts["txs"])
-    shapes = sv.tx_shapes(store, before.cluster_of, is_cj)
-    named = np.array(sorted(c for c, v in att.items() if v[1] in EXCHANGE_CATEGORIES), np.int64)
-    cand = np.array(
-        sorted(
-            c for c, v in att.items() if v[1] == UNIDENTIFIED_SERVICE and not before.service_mask[c]
-        ),
-        np.int64,
+    b = before_change_links(base, owner_of)
+    store, att, shapes, named, cand, lab_owner = (
+        b.store,
+        b.attribution,
+        b.shapes,
+        b.named,
+        b.candidates,
+        b.label_owner,
     )
-    lab_tally: dict[Any, Counter[str]] = defaultdict(Counter)
-    for c, t in _owners(store, cl, cand, owner_of).items():
-        lab_tally[att[c]].update(t)
-    lab_owner = {k: v.most_common(1)[0][0] for k, v in lab_tally.items()}
-    misses = [(ex, before.lead_attribution.get(c)) for _d, ex, c in unident_own(name, root)]
+    misses = [(ex, b.setup.lead_attribution.get(c)) for _d, ex, c in unident_own(name, root)]
     sweeps = (
         (np.asarray(shapes.n_inputs) >= sv.SWEEP_MIN_INPUTS)
         & (np.asarray(shapes.n_payees) == 1)

@@ -89,6 +89,7 @@ from chainsleuth.trace.services import (
     TxShapes,
     blind_styles,
     change_spend_evidence,
+    deposit_cospenders,
     funder_links,
     hot_change_links,
     payout_cospend_evidence,
@@ -402,7 +403,9 @@ def prepare_case(
     hot = hot_change_links(shapes, cluster_of, stats)
     trim_heap()
     tags = dict(attribution)  # the tags alone, before services lend their names
-    linked, entity_attributed = _attribute_services(attribution, stats, entities, service_mask, hot)
+    linked, entity_attributed = _attribute_services(
+        attribution, stats, entities, service_mask, hot, store, shapes
+    )
     del entities, hot  # 16 B per link (0.2 hot links per tx on the scale chains)
     trim_heap()
     funded = _lend_to_funders(shapes, cluster_of, attribution, tags, service_mask)
@@ -842,6 +845,8 @@ def _attribute_services(
     entities: tuple[np.ndarray, np.ndarray],
     service_mask: np.ndarray | ClusterSet,
     hot_links: tuple[np.ndarray, np.ndarray] | None = None,
+    store: Store | None = None,
+    shapes: TxShapes | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Extend `attribution` (in place) to the untagged clusters of custodial services.
 
@@ -852,7 +857,10 @@ def _attribute_services(
     `unidentified_service`, named `cluster:<entity>`. The seized service's own clusters are
     left alone. Last, a cluster still without a name that spent into a hot wallet's change
     (`trace.services.hot_change_links`) takes that wallet's name or `unidentified_service`,
-    one hop only (never through an entity: one wrong link would carry a whole entity). Returns
+    one hop only (never through an entity: one wrong link would carry a whole entity). With
+    `store` and `shapes`, a hot wallet whose exchange spends its customers' deposits in its
+    payouts (`_deposit_cospender_names`) lends no name so: its deposits sit in its cluster,
+    so a customer's payment into one looks like a spend into its change. Returns
     the clusters that got an exchange's name through their entity or a hot-change link, and
     every cluster attributed so (named or `unidentified_service`), sorted.
     """
@@ -911,12 +919,18 @@ def _attribute_services(
     if hot_links is not None:
         lent: dict[int, set[tuple[str | None, str]]] = {}
         a_all, b_all = hot_links
+        refused = set()
+        if store is not None and shapes is not None and a_all.shape[0]:
+            refused = _deposit_cospender_names(store, shapes, attribution)
         # `attribution` is not changed while the links are read: one test for all of them
         take = ~known(a_all) & ~service_mask[a_all] & known(b_all)
         for a, b in zip(a_all[take].tolist(), b_all[take].tolist(), strict=True):
-            lent.setdefault(a, set()).add(attribution[b])
+            # a customer paying a deposit that sits in the hot wallet's cluster: no name, and
+            # a veto of the others (`COSPEND_VETO`)
+            name = COSPEND_VETO if attribution[b] in refused else attribution[b]
+            lent.setdefault(a, set()).add(name)
         for a, got in lent.items():
-            if len(got) == 1:
+            if len(got) == 1 and COSPEND_VETO not in got:
                 attribution[a] = next(iter(got))
                 via_entity.append(a)
                 if attribution[a][1] != UNIDENTIFIED_SERVICE:
@@ -1099,6 +1113,9 @@ def _lend_by_style(
 #: Rounds of naming by change spends (`_lend_by_change`): a wallet named in one round lends its
 #: name through its own batches in the next.
 CHANGE_ROUNDS = 3
+#: What a link through a wallet that spends deposits in its payouts implies of its label
+#: (`_deposit_cospender_names`): no name, and none lent by any other link either.
+COSPEND_VETO: tuple[str | None, str] = (None, "deposit_cospender")
 #: The links `_lend_by_change` reads, in the order a label is cited by (its `attributed_via`).
 LINK_KINDS = ("change_spend", "change_return", "payout_cospend", "sweep_into")
 
@@ -1142,10 +1159,19 @@ def _lend_by_change(
     whose coin the service pays out (`trace.services.sweep_into_evidence`). A label is cited by
     its first kind in the order change_spend, change_return, payout_cospend, sweep_into; `via`
     gets the clusters of each kind after the change spend (`change_return`, `payout_cospend`,
-    `sweep_into`), sorted."""
+    `sweep_into`), sorted. A link of any kind whose label or named wallet spends its customers'
+    deposits in its payouts (`_deposit_cospender_names`, read once before the rounds) vetoes
+    the label: it takes no name (docs/investigations.md "Exchanges that spend deposits in their
+    payouts")."""
     lent: list[int] = []
     if shapes is None or not attribution:
         return np.zeros(0, np.int64)
+    # read once, before any name is lent here: the names and unnamed labels whose wallet
+    # spends deposits in its payouts (a change spend into one of them, or a change return,
+    # payout co-spend or sweep of one, is no link)
+    cospenders = _deposit_cospender_names(
+        store, shapes, attribution, EXCHANGE_CATEGORIES | {UNIDENTIFIED_SERVICE}
+    )
     for _ in range(CHANGE_ROUNDS):
         named = np.array(
             sorted(c for c, v in attribution.items() if v[1] in EXCHANGE_CATEGORIES), np.int64
@@ -1183,12 +1209,18 @@ def _lend_by_change(
                 mine.tolist(), theirs.tolist(), batch.tolist(), spend.tolist(), strict=True
             ):
                 label = attribution[x]
+                if label in cospenders or attribution[p] in cospenders:
+                    # a wallet that spends deposits in its payouts: the link says nothing of
+                    # whose change it was, and vetoes the label (dropped, it could leave a
+                    # wrong name alone where it was one of two)
+                    implied.setdefault(label, set()).add(COSPEND_VETO)
+                    continue
                 implied.setdefault(label, set()).add(attribution[p])
                 if label not in first or (rank, b) < first[label][:2]:
                     first[label] = (rank, b, t, p)
         took = 0
         for label, names in implied.items():
-            if len(names) != 1:
+            if len(names) != 1 or COSPEND_VETO in names:
                 continue
             name = next(iter(names))
             rank, b, t, p = first[label]
@@ -1221,6 +1253,26 @@ def _lend_by_change(
     for cs in (via or {}).values():
         cs.sort()
     return np.array(sorted(lent), np.int64)
+
+
+def _deposit_cospender_names(
+    store: Store,
+    shapes: TxShapes,
+    attribution: dict[int, tuple[str | None, str]],
+    categories: frozenset[str] | set[str] = EXCHANGE_CATEGORIES,
+) -> set[tuple[str | None, str]]:
+    """The names (attribution values of `categories`; an `unidentified_service` label is one
+    too) whose wallet spends its customers' deposits straight in its payouts with its own
+    coins (`trace.services.deposit_cospenders`, each name's clusters one group): its spends of
+    another wallet's outputs say nothing about whose change they were (docs/investigations.md
+    "Exchanges that spend deposits in their payouts")."""
+    names = sorted({v for v in attribution.values() if v[1] in categories}, key=str)
+    if not names:
+        return set()
+    index = {v: i for i, v in enumerate(names)}
+    clusters = np.array(sorted(c for c, v in attribution.items() if v[1] in categories), np.int64)
+    group = np.array([index[attribution[c]] for c in clusters.tolist()], np.int64)
+    return {names[g] for g in deposit_cospenders(store, shapes, clusters, group, len(names))}
 
 
 def _service_clusters(

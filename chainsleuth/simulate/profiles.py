@@ -65,6 +65,13 @@ class Profile:
     #: unspent at the tip, 150+ blocks on (docs/investigations.md "Cash-outs: the misses are
     #: forward remainders the simulated hot wallets never spend")
     forward_rest_spent_share: float = 0.0
+    #: share of exchanges (drawn per exchange) that never sweep their customers' deposits but
+    #: spend them straight as inputs of their batched withdrawals, together with hot-wallet
+    #: coins, as many real exchanges do (the co-spend is how real-world clustering finds their
+    #: deposit addresses). A withdrawal from another exchange into such a deposit is then spent
+    #: by this exchange's wallet with its own coins, like that other exchange's change. 0:
+    #: every exchange sweeps (every named profile but `hard_cospend`, every world before it)
+    exchange_deposit_cospend_share: float = 0.0
     #: share of a peel chain's peels that pay an exchange deposit address
     peel_to_exchange_share: float = 0.0
     #: share of person-to-person payments made as send-all: one output, paid to another owner
@@ -92,6 +99,12 @@ class Profile:
                 " must be in [0, 1), and above 0 only with exchange_software: drawn"
             )
 
+        if not 0.0 <= self.exchange_deposit_cospend_share <= 1.0:
+            raise ValueError(
+                f"profile {self.name!r}: exchange_deposit_cospend_share "
+                f"{self.exchange_deposit_cospend_share!r} must be in [0, 1]"
+            )
+
     def knobs(self) -> dict[str, Any]:
         """Every knob and its value (for world.json)."""
         d = asdict(self)
@@ -103,6 +116,8 @@ class Profile:
             d.pop("forward_rest_spent_share")  # the same
         if self.exchange_software_switch == 0.0:
             d.pop("exchange_software_switch")  # likewise
+        if self.exchange_deposit_cospend_share == 0.0:
+            d.pop("exchange_deposit_cospend_share")  # likewise
         d["tags_per_exchange"] = list(self.tags_per_exchange)
         return d
 

@@ -42,6 +42,9 @@ __all__ = [
     "BATCH_MIN_PAYEES",
     "change_spend_links",
     "payout_cospend_evidence",
+    "deposit_cospenders",
+    "paid_in_counts",
+    "COSPEND_SHARE",
     "sweep_into_evidence",
     "ClusterCounts",
     "ClusterSet",
@@ -725,6 +728,117 @@ def change_spend_evidence(
     )
     by = np.asarray(shapes.spent_by[outs]).astype(np.int64)
     return spender[made].astype(np.int64), spender[by].astype(np.int64), made, by
+
+
+@njit(cache=True, nogil=True)
+def _paid_in_counts(txs, spender, first_input, n_inputs_all, spent_output, first_output,
+                    n_inputs, n_payees, sweep_inputs, clusters, group, n_groups):  # fmt: skip
+    """Per group of the sorted `clusters` (`group` per cluster, `n_groups` groups): (inputs of
+    its clusters' `txs`, those whose coin a tx of a cluster outside the group made that is not
+    a sweep, `sweep_inputs`+ inputs into one payee, nor a coinbase). `first_output`: each tx's first output, to
+    find the tx of an output by binary search."""
+    n_cl = clusters.shape[0]
+    n_txs = first_input.shape[0]
+    out = np.zeros((n_groups, 2), np.int64)
+    for t in txs:
+        pos = np.searchsorted(clusters, spender[t])
+        if pos >= n_cl or clusters[pos] != spender[t]:
+            continue
+        g = group[pos]
+        i1 = first_input[t + 1] if t + 1 < n_txs else n_inputs_all
+        for i in range(first_input[t], i1):
+            o = spent_output[i]
+            if o < 0:
+                continue
+            f = np.searchsorted(first_output, o, side="right") - 1
+            out[g, 0] += 1
+            if n_payees[f] == 1 and n_inputs[f] >= sweep_inputs:
+                continue  # a sweep: the wallet's own deposits, swept by a cluster unnamed yet
+            if spender[f] < 0:
+                continue  # a coinbase: a pool's own coin
+            q = np.searchsorted(clusters, spender[f])
+            if q >= n_cl or clusters[q] != spender[f] or group[q] != g:
+                out[g, 1] += 1
+    return out
+
+
+#: A name (an exchange's, or an unnamed service's label) whose wallet's multi-input payouts
+#: spend more than this share of coins that other owners paid it spends its customers'
+#: deposits straight in its payouts (`deposit_cospenders`). Read before any fragment link, on
+#: the 50 cached worlds (hard/realistic small 1-14, hard_sw/realistic_sw small 1-10, hard
+#: medium 1-2; no exchange there co-spends) the exchange names' shares were at most 0.15 (172
+#: names) and the unnamed labels' at most 0.27 (213); on hard_cospend small 1-12 the
+#: co-spending exchanges' at least 0.54 (21 names). docs/investigations.md "Exchanges that
+#: spend deposits in their payouts"
+COSPEND_SHARE = 0.4
+#: ... read over at least this many inputs (fewer tell nothing: 0.25-0.4 on 8-12 inputs of
+#: sweeping wallets)
+COSPEND_MIN_INPUTS = 20
+
+
+def paid_in_counts(
+    store: Store, shapes: TxShapes | None, clusters: np.ndarray, group: np.ndarray, n_groups: int
+) -> np.ndarray:
+    """Per group of the sorted `clusters` (`group`: its group per cluster, ints in
+    [0, `n_groups`)): (inputs of its clusters' txs of 2+ inputs and 2+ payees that are not
+    CoinJoins, those of them whose coin a tx of a cluster outside the group made, that tx
+    neither a sweep, `SWEEP_MIN_INPUTS`+ inputs into one payee, nor a coinbase), an
+    (n_groups, 2) int64 array (`deposit_cospenders` reads it). Memory: 16 B per group, 8 B
+    per cluster of `clusters` (its group) and 8 B per tx of theirs (the tx ids), while in use,
+    and 17 B per tx of a `TX_SLICE` slice while it is read; the store's arrays are read
+    mapped, in place."""
+    clusters = np.asarray(clusters, np.int64)
+    out = np.zeros((n_groups, 2), np.int64)
+    if shapes is None or clusters.shape[0] == 0:
+        return out
+    spender = np.asarray(shapes.spender)
+    txs = []
+    for t0 in range(0, spender.shape[0], TX_SLICE):
+        t1 = min(spender.shape[0], t0 + TX_SLICE)
+        sp = spender[t0:t1]
+        pos = np.minimum(np.searchsorted(clusters, sp), clusters.shape[0] - 1)
+        keep = (
+            (clusters[pos] == sp)
+            & (np.asarray(shapes.n_inputs[t0:t1]) >= 2)
+            & (np.asarray(shapes.n_payees[t0:t1]) >= 2)
+            & ~np.asarray(shapes.coinjoin[t0:t1])
+        )
+        txs.append(np.flatnonzero(keep) + t0)
+    return _paid_in_counts(
+        np.concatenate(txs).astype(np.int64),
+        spender,
+        np.asarray(store.graph.tx_first_input),
+        store.graph.input_spent_output.shape[0],
+        np.asarray(store.graph.input_spent_output),
+        np.asarray(shapes.first_output),
+        np.asarray(shapes.n_inputs),
+        np.asarray(shapes.n_payees),
+        SWEEP_MIN_INPUTS,
+        clusters,
+        np.asarray(group, np.int64),
+        n_groups,
+    )
+
+
+def deposit_cospenders(
+    store: Store, shapes: TxShapes | None, clusters: np.ndarray, group: np.ndarray, n_groups: int
+) -> np.ndarray:
+    """The groups (of `paid_in_counts`'s arguments: a name per cluster) whose wallet spends its
+    customers' deposits straight in its payouts, together with its own coins, instead of
+    sweeping them first, read from the chain: more than `COSPEND_SHARE` of the inputs of the
+    group's txs of 2+ inputs and 2+ payees (not CoinJoins; its payouts and moves with change,
+    read over `COSPEND_MIN_INPUTS`+ inputs) spend a coin that a cluster outside the group paid,
+    in a tx that is neither a sweep nor a coinbase. A sweeping exchange's multi-input spends
+    take coins its own sweeps, refills, forwards and change made: of its own name, or sweeps
+    by deposit clusters no rule has named (left out for that), or a pool's coinbases. A
+    co-spending one's take its deposits, which its customers' payments and other exchanges'
+    withdrawals made. Such a wallet spends a withdrawal that another exchange paid into one of
+    its deposits together with its own coins, so its spends of another wallet's outputs say
+    nothing about whose change they were, and its deposits sit in its hot wallet's cluster.
+    Returns the group ids, sorted. Memory: `paid_in_counts`'s."""
+    counts = paid_in_counts(store, shapes, clusters, group, n_groups)
+    share = counts[:, 1] / np.maximum(counts[:, 0], 1)
+    return np.flatnonzero((share > COSPEND_SHARE) & (counts[:, 0] >= COSPEND_MIN_INPUTS))
 
 
 def payout_cospend_evidence(

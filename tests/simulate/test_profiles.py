@@ -309,3 +309,32 @@ def test_forward_rests_spent_by_the_next_batch(tmp_path: Path) -> None:
     # measured on seed 5: 679 of 927 unspent at 0; 4 of 927 at 1 (forwards after the last batch)
     assert before > 0.5 * n_before
     assert after < 0.05 * n_after
+
+
+def test_exchanges_cospending_deposits(tmp_path: Path) -> None:
+    """`exchange_deposit_cospend_share`: 0 in every profile but `hard_cospend` (and left out of
+    their world.json knobs, so older worlds stay byte for byte); there half of the exchanges
+    (drawn per exchange, marked `cospends_deposits` in world.json's habits) spend their
+    deposits in their batched withdrawals and never sweep them (docs/investigations.md
+    "Exchanges that spend deposits in their payouts")."""
+    from chainsleuth.simulate import simulate
+
+    for name in profile_names():
+        if name != "hard_cospend":
+            assert "exchange_deposit_cospend_share" not in profile(name).knobs()
+    assert profile("hard_cospend").knobs()["exchange_deposit_cospend_share"] == 0.5
+    with pytest.raises(ValueError, match="exchange_deposit_cospend_share"):
+        Profile(name="bad", exchange_deposit_cospend_share=1.5)
+    world = tmp_path / "w"
+    simulate(world, seed=2, scale="small", profile="hard_cospend")
+    meta = json.loads((world / "world.json").read_text())
+    cospend = {e for e, h in meta["exchange_habits"].items() if h.get("cospends_deposits")}
+    assert len(cospend) == 2
+    sweeps: Counter[str] = Counter()
+    with open(world / "truth" / "txs.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["kind"] == "exchange_sweep":
+                sweeps[row["wallet_id"].removeprefix("exchange-")] += 1
+    # measured on seed 2: 46 and 52 sweeps by the two sweeping exchanges, none by the others
+    assert all(sweeps[e] == 0 for e in cospend)
+    assert all(sweeps[e] > 10 for e in meta["exchange_habits"] if e not in cospend)

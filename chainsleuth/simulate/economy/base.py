@@ -137,6 +137,12 @@ class WorldBase:
             self.switch_height = max(
                 COINBASE_MATURITY + 1, round(self.profile.exchange_software_switch * s.tip_height)
             )
+        if self.profile.exchange_deposit_cospend_share > 0:
+            # a stream of its own: the world's other draws stay where they were
+            cospend_rng = random.Random(self.seed * 6_700_417 + 53)
+            k = round(self.profile.exchange_deposit_cospend_share * s.n_exchanges)
+            for ex in cospend_rng.sample(self.exchanges, k):
+                ex.cospends_deposits = True
         if self.profile.exchange_fresh_share > 0:
             k = round(self.profile.exchange_fresh_share * s.n_exchanges)
             for ex in rng.sample(self.exchanges, k):

@@ -9,9 +9,13 @@ from chainsleuth.simulate.economy.model import (
     Request,
 )
 from chainsleuth.simulate.economy.transactions import Transactions
-from chainsleuth.simulate.keys import ROLE, Addr, Utxo
+from chainsleuth.simulate.keys import INPUT_VSIZE_MAX, ROLE, Addr, Utxo
 
 __all__ = ["Exchanges"]
+
+#: the most deposits a batch of an exchange that spends its deposits in its batches takes
+#: (the size of a sweep's chunk)
+COSPEND_MAX = 200
 
 
 class Exchanges(Transactions):
@@ -31,10 +35,19 @@ class Exchanges(Transactions):
     def _exchange_ops(self, ex: Exchange) -> None:
         h = self.height
         w = ex.wallet
-        if (h + ex.offset) % ex.sweep_every == 0:
+        # an exchange that spends its deposits in its batches sweeps only what piles up beyond
+        # what a batch takes (`COSPEND_MAX` each)
+        piled = ex.cospends_deposits and len(ex.deposits) > 2 * COSPEND_MAX
+        if (h + ex.offset) % ex.sweep_every == 0 and (not ex.cospends_deposits or piled):
             ready = [u for u in ex.deposits if u.height < h]
-            if ready:
+            if piled:
+                ready = ready[: max(len(ready) - COSPEND_MAX, 0)]
+            if ready and piled:  # the newest COSPEND_MAX ready ones wait for the next batch
+                gone = {id(u) for u in ready}
+                ex.deposits[:] = [u for u in ex.deposits if id(u) not in gone]
+            elif ready:
                 ex.deposits[:] = [u for u in ex.deposits if u.height >= h]  # in place: buckets
+            if ready:
                 for k in range(0, len(ready), 200):
                     chunk = ready[k : k + 200]
                     to_cold = self.rng.random() < 0.1
@@ -132,21 +145,50 @@ class Exchanges(Transactions):
             change = ex.hot[self.height % len(ex.hot)]
         rate = self.exchange_rate(ex, 0.8)
         sel = self._with_rests(ex, acc, rate, len(take)) if ex.rests else None
+        if sel is None and ex.cospends_deposits:
+            sel = self._with_deposits(ex, acc, rate, len(take))
         res = self.pay(
             w, [(r.addr, r.value, r.bucket) for r in take], "exchange_withdrawal", utxos=sel,
             rate=rate, change_addr=change,
             order=self.exchange_order(ex, "change_last" if ex.change_last else "shuffle"),
         )  # fmt: skip
         if res is None:
-            if sel is not None:
-                w.utxos.extend(sel)  # given coins are not refunded by `pay`
+            if sel is not None:  # given coins are not refunded by `pay`
+                mine = {id(u) for u in ex.cospent}
+                w.utxos.extend(u for u in sel if id(u) not in mine)
+                ex.deposits.extend(ex.cospent)
+            ex.cospent = []
             return
+        ex.cospent = []
         txid, made, _ = res
         for r, u in zip(take, made, strict=True):
             r.utxo, r.txid = u, txid
         done = {id(r) for r in take}
         ex.queue = [r for r in ex.queue if id(r) not in done]
         ex.ema_out = 0.9 * ex.ema_out + 0.1 * acc / ex.batch_every
+
+    def _with_deposits(
+        self, ex: Exchange, need: int, rate: float, n_payees: int
+    ) -> list[Utxo] | None:
+        """The coins a batch paying `need` spends at an exchange that spends its deposits in
+        its batches (`exchange_deposit_cospend_share`): its ready deposits (up to
+        `COSPEND_MAX`, kept in `ex.cospent` until the batch is made) and the hot coins that
+        cover the rest (at least one: the deposits are spent *with* the wallet's coins), all
+        taken out of their lists; None (`pay` selects) where there is no ready deposit or the
+        hot wallet does not cover the rest."""
+        h = self.height
+        ready = [u for u in ex.deposits if u.height < h][:COSPEND_MAX]
+        if not ready:
+            return None
+        got = sum(u.value for u in ready)
+        vb = 34 * n_payees + sum(INPUT_VSIZE_MAX[u.addr.stype] for u in ready)
+        hot = self.select(ex.wallet.utxos, max(need - got, 0), rate, vb)
+        if hot is None:
+            return None
+        taken = {id(u) for u in ready}
+        ex.deposits[:] = [u for u in ex.deposits if id(u) not in taken]  # in place: buckets
+        ex.cospent = ready
+        return hot + ready
 
     def _with_rests(self, ex: Exchange, need: int, rate: float, n_payees: int) -> list[Utxo] | None:
         """The coins a batch paying `need` selects, and the forward remainders still in the hot

@@ -277,6 +277,11 @@ class Exchange:
         self.queue: list[Request] = []
         #: forward remainders the next batch spends (profile knob `forward_rest_spent_share`)
         self.rests: list[Utxo] = []
+        #: spends its deposits in its batches with hot coins instead of sweeping them (profile
+        #: knob `exchange_deposit_cospend_share`)
+        self.cospends_deposits = False
+        #: the deposits the batch being made spends (`Exchanges._with_deposits`)
+        self.cospent: list[Utxo] = []
         self.ema_out = 1.0 * COIN  # withdrawals per block, smoothed
 
     def habit_record(self) -> dict[str, object]:
@@ -292,6 +297,8 @@ class Exchange:
             "batch_every": self.batch_every,
             "sweep_every": self.sweep_every,
         }
+        if self.cospends_deposits:  # only where so: older worlds' world.json unchanged
+            record["cospends_deposits"] = True
         if self.software is not None:  # only where drawn: older worlds' world.json unchanged
             sw = self.software if self.software_before is None else self.software_before
             record.update({
