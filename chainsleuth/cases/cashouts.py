@@ -64,7 +64,10 @@ whether the payee is a deposit at a custodial service, and whose:
    people's one-input, two-output spends per world, almost all of such coins), spent by
    fingerprint-less software into a tagged exchange's hot type (docs/investigations.md
    "Cash-outs: forwards that fit a tagged exchange's habits"). Reported like rule 6a, named
-   `unidentified_service` `cluster:<id>` of the payee.
+   `unidentified_service` `cluster:<id>` of the payee. An exchange whose software changed
+   (its habits read two values in two calendar half-years) is read per half-year, and a
+   forward is compared with the habits of the half-year its block is in (`exchange_habits`'
+   window column; docs/investigations.md "Cash-outs: rule 6b per half-year").
 6. **Forwarded, unconfirmed** (a weaker rule, `attributed_via` = `forward_unconfirmed`). A
    payee spent alone in a plain one-input, two-output tx whose remainder no payout spends:
    an exchange forwarding the deposit to a buyer looks so, and so does a person paying
