@@ -64,7 +64,10 @@ whether the payee is a deposit at a custodial service, and whose:
    people's one-input, two-output spends per world, almost all of such coins), spent by
    fingerprint-less software into a tagged exchange's hot type (docs/investigations.md
    "Cash-outs: forwards that fit a tagged exchange's habits"). Reported like rule 6a, named
-   `unidentified_service` `cluster:<id>` of the payee.
+   `unidentified_service` `cluster:<id>` of the payee. An exchange whose software changed
+   (its habits read two values in two calendar half-years) is read per half-year, and a
+   forward is compared with the habits of the half-year its block is in (`exchange_habits`'
+   window column; docs/investigations.md "Cash-outs: rule 6b per half-year").
 6. **Forwarded, unconfirmed** (a weaker rule, `attributed_via` = `forward_unconfirmed`). A
    payee spent alone in a plain one-input, two-output tx whose remainder no payout spends:
    an exchange forwarding the deposit to a buyer looks so, and so does a person paying
@@ -251,6 +254,8 @@ def cashout_rows(
     out_type: np.ndarray | None = None,
     tx_fingerprint: np.ndarray | None = None,
     exchange_habits: np.ndarray | None = None,
+    tx_height: Any = None,
+    block_window: np.ndarray | None = None,
 ) -> CashoutRows:
     """Rows of a forward trace (stopped at the service's payees: every cluster outside the service stops it) that are
     cash-outs: `destination` (output id), `tx` (the tx that paid it, or the CoinJoin),
@@ -259,8 +264,10 @@ def cashout_rows(
     and payouts' clusters are added to `attribution` (in place). `out_value`: satoshis per
     output. `out_type`: script type code per output (rule 6a; None: rules 6a and 6b off).
     `tx_fingerprint`: `cluster.learned.read_fingerprints` per tx, and `exchange_habits`: the
-    tagged exchanges' (deposit type, hot type, batch fingerprint), k x 3 (rule 6b; None or
-    empty: rule 6b off). See the module docstring."""
+    tagged exchanges' (deposit type, hot type, batch fingerprint), k x 3, or k x 4 with the
+    calendar window each row holds in (-1: the whole chain; `trace.services.habit_rows`), read
+    at a forward's block through `tx_height` (per tx) and `block_window` (per block); rule 6b;
+    None or empty: rule 6b off). See the module docstring."""
     from chainsleuth.trace import kernels as trace_kernels
 
     n_txs = tx_first_output.shape[0]
@@ -347,8 +354,12 @@ def cashout_rows(
         and exchange_habits.shape[0]
         and ambiguous.any()
     ):
+        asked = s0[ambiguous]
+        window = None
+        if tx_height is not None and block_window is not None:
+            window = np.asarray(block_window)[np.asarray(tx_height[asked]).astype(np.int64)]
         styled[ambiguous] = _exchange_habits_fit(
-            dest[ambiguous], s0[ambiguous], first_out, out_type, tx_fingerprint, exchange_habits
+            dest[ambiguous], asked, first_out, out_type, tx_fingerprint, exchange_habits, window
         )
     ambiguous &= ~styled
     typed |= styled
@@ -451,12 +462,15 @@ def _exchange_habits_fit(
     out_type: np.ndarray,
     tx_fingerprint: np.ndarray,
     exchange_habits: np.ndarray,
+    window: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per payee spent alone in `tx` (one input, two outputs with addresses, checked by the
     caller): rule 6b's sign. The payee and both outputs are of `SWITCH_TYPES`, neither output
     of the payee's type, `tx`'s fingerprint has locktime 0 and nSequence final, and
-    one row of `exchange_habits` (deposit type, hot type, fingerprint) has the payee's type,
-    one output's type and `tx`'s fingerprint."""
+    one row of `exchange_habits` (deposit type, hot type, fingerprint[, window]) has the
+    payee's type, one output's type and `tx`'s fingerprint, and holds over the whole chain
+    (window -1 or no window column) or in `tx`'s window (`window`, per tx; None: no row of
+    one window fits)."""
     d = np.asarray(out_type[payee]).astype(np.int64)
     a = np.asarray(out_type[first_out[tx]]).astype(np.int64)
     b = np.asarray(out_type[first_out[tx] + 1]).astype(np.int64)
@@ -464,8 +478,12 @@ def _exchange_habits_fit(
     fp = np.asarray(tx_fingerprint[tx]).astype(np.int64)
     plain = (fp & (_FP_LOCKTIME | _FP_SEQUENCE)) == 0
     fits = np.zeros(d.shape[0], np.bool_)
-    for deposit, hot, print_ in np.asarray(exchange_habits, np.int64).tolist():  # a few rows
-        fits |= (d == deposit) & ((a == hot) | (b == hot)) & (fp == print_)
+    table = np.asarray(exchange_habits, np.int64)
+    if table.shape[1] == 3:
+        table = np.column_stack([table, np.full(table.shape[0], -1, np.int64)])
+    for deposit, hot, print_, w in table.tolist():  # a few rows per exchange
+        held = True if w < 0 else (window == w) if window is not None else False
+        fits |= (d == deposit) & ((a == hot) | (b == hot)) & (fp == print_) & held
     result: np.ndarray = known & (a != d) & (b != d) & plain & fits
     return result
 

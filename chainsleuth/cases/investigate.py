@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -82,15 +82,19 @@ from chainsleuth.trace.services import (
     MIN_EVENTS,
     STYLE_HABITS,
     STYLE_MIXED,
+    STYLE_PERIOD_MONTHS,
     SWEEP_MIN_INPUTS,
     ClusterGroups,
     ClusterSet,
     ServiceStats,
     TxShapes,
     blind_styles,
+    block_periods,
     change_spend_evidence,
     deposit_cospenders,
     funder_links,
+    habit_rows,
+    habits_changed,
     hot_change_links,
     payout_cospend_evidence,
     received_deposits,
@@ -335,9 +339,13 @@ class CaseSetup:
     # one entry per label `_lend_by_change` named: the txs it rests on (case.json's
     # change_links)
     change_links: list[dict[str, Any]] = field(default_factory=list)
-    # the tagged exchanges' (deposit type, hot type, batch fingerprint), one row per exchange
-    # that shows all three (k x 3 int64): cash-outs' rule 6b (`cases.cashouts`)
-    exchange_habits: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
+    # the tagged exchanges' (deposit type, hot type, batch fingerprint, window), one row per
+    # exchange that shows all three, per window for one whose software changed (k x 4 int64,
+    # window -1: the whole chain; `trace.services.habit_rows`): cash-outs' rule 6b
+    exchange_habits: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
+    # per block its calendar window (`trace.services.block_periods`, 4 B per block), where a
+    # row of `exchange_habits` holds in one window only; None otherwise
+    block_window: np.ndarray | None = None
     # per tagged exchange (entity name): its (deposit type, hot type, batch fingerprint), each
     # negative where not read as one value (`_lend_by_style`): the leads' own_forward reading
     # (`rows.own_forward_at`)
@@ -412,7 +420,7 @@ def prepare_case(
     linked = np.union1d(linked, funded)
     candidates: dict[tuple[str | None, str], str] = {}
     lookalikes: dict[str, Any] = {}
-    exchange_habits: list[np.ndarray] = []
+    exchange_habits: dict[tuple[str | None, str], tuple[np.ndarray, int]] = {}
     forward_habits: dict[str, tuple[int, int, int]] = {}
     styled = _lend_by_style(
         store, shapes, cluster_of, attribution, fingerprint, candidates, lookalikes,
@@ -425,6 +433,9 @@ def prepare_case(
         store, shapes, attribution, service_mask, returned, change_links, change_via
     )
     trim_heap()
+    habits = _exchange_habit_rows(
+        store, shapes, cluster_of, attribution, fingerprint, habit_period_months, exchange_habits
+    )
     # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
     # them spends is its wallet's, not a deposit it credits (cases.cashouts.cashout_rows)
     batch_tx = shapes.small_batch if shapes is not None else scratch_array(scratch, n_txs, np.bool_)
@@ -495,6 +506,12 @@ def prepare_case(
         g.tx_first_input, g.tx_first_output, g.input_spent_output, g.output_value, is_coinjoin
     )
     back_stops = {**stops, "stop_clusters": back_stop, "mix_change": mix_change}
+    # rule 6b reads a per-window row in the window of the forward's block
+    block_window = (
+        block_periods(np.asarray(store.graph.block_time), _period_months(habit_period_months))
+        if (habits[:, 3] >= 0).any()
+        else None
+    )
     return CaseSetup(
         store=store,
         chain=chain,
@@ -530,9 +547,15 @@ def prepare_case(
         returned_clusters=np.array(returned, np.int64),
         fragment_clusters={k: np.array(change_via.get(k, []), np.int64) for k in FRAGMENT_LINKS},
         change_links=change_links,
-        exchange_habits=(exchange_habits[0] if exchange_habits else np.zeros((0, 3), np.int64)),
+        exchange_habits=habits,
+        block_window=block_window,
         forward_habits=forward_habits,
     )
+
+
+def _period_months(habit_period_months: int | None) -> int:
+    """The habit window in months (`prepare_case`'s `habit_period_months`, None: the default)."""
+    return STYLE_PERIOD_MONTHS if habit_period_months is None else int(habit_period_months)
 
 
 def investigate(
@@ -677,6 +700,8 @@ def investigate(
             store.graph.output_script_type,
             setup.tx_fingerprint,
             setup.exchange_habits,
+            store.graph.tx_height,
+            setup.block_window,
         )  # fmt: skip
         for result in _in_chunks(
             partial(trace_forward, data_dir, options=setup.trace),
@@ -993,7 +1018,7 @@ def _lend_by_style(
     fingerprint: np.ndarray | None = None,
     candidates: dict[tuple[str | None, str], str] | None = None,
     lookalikes: dict[str, Any] | None = None,
-    exchange_habits: list[np.ndarray] | None = None,
+    exchange_habits: dict[tuple[str | None, str], tuple[np.ndarray, int]] | None = None,
     period_months: int | None = None,
     forward_habits: dict[str, tuple[int, int, int]] | None = None,
 ) -> np.ndarray:
@@ -1016,11 +1041,14 @@ def _lend_by_style(
     names, sorted and `;`-joined (the leads' `candidate_exchanges`; never a name).
     `lookalikes`, when given, gets the tagged exchanges' habits on those styles and the ones
     no habit tells apart (`cases.lookalikes.lookalike_exchanges`: case.json's
-    `lookalike_exchanges`). `exchange_habits`, when given, gets the tagged exchanges' deposit
-    type, hot type and batch fingerprint (`read_fingerprints` code), one (k, 3) int64 array
-    of the exchanges that show all three (cash-outs' rule 6b, `cases.cashouts`).
+    `lookalike_exchanges`). `exchange_habits`, when given, gets per tagged exchange (label)
+    its deposit type, hot type and batch fingerprint (`read_fingerprints` code) as rows (k x 4,
+    the last column the calendar window the row holds in, -1 the whole chain;
+    `trace.services.habit_rows`: per window for an exchange whose software changed, else one
+    pooled row if it shows all three), and its pooled deposit type (cash-outs' rule 6b,
+    `cases.cashouts`; `_exchange_habit_rows`).
     `period_months`: the window habits are compared in (`trace.services.wallet_styles`); the
-    look-alike warning and rule 6b's habits stay pooled over the chain.
+    look-alike warning stays pooled over the chain.
     `forward_habits`, when given, gets the same three per tagged exchange by entity name, a
     habit not read (or two labels of one name that differ on it) negative (the leads'
     `own_forward`, `rows.own_forward_at`)."""
@@ -1082,12 +1110,12 @@ def _lend_by_style(
         exchanges = np.array(
             [g for g in named.tolist() if by_label[g][1] in EXCHANGE_CATEGORIES], np.int64
         )
-        habits = style_habits(styles, exchanges)
-        three = np.stack(
-            [habits[STYLE_HABITS.index(h)] for h in ("deposit_type", "hot_type", "fingerprint")],
-            axis=1,
-        )
-        exchange_habits.append(three[(three >= 0).all(axis=1)])
+        # per half-year for an exchange whose software changed (pooled, its fingerprint reads
+        # mixed and rule 6b read nothing of it); the rest pooled, as before
+        deposit = style_habits(styles, exchanges)[STYLE_HABITS.index("deposit_type")]
+        for g, d in zip(exchanges.tolist(), deposit.tolist(), strict=True):
+            rows = habit_rows(styles, np.array([g], np.int64), RULE_6B_HABITS)
+            exchange_habits[by_label[g]] = (rows, int(d))
     if forward_habits is not None and styles is not None:
         exchanges = np.array(
             [g for g in named.tolist() if by_label[g][1] in EXCHANGE_CATEGORIES], np.int64
@@ -1108,6 +1136,58 @@ def _lend_by_style(
     for c, m in zip(clusters[take].tolist(), owner[label[take]].tolist(), strict=True):
         attribution[c] = by_label[m]
     return np.sort(clusters[take])
+
+
+#: The habits cash-outs' rule 6b reads of a tagged exchange (`cases.cashouts`), in the order
+#: of `CaseSetup.exchange_habits`' columns.
+RULE_6B_HABITS = ("deposit_type", "hot_type", "fingerprint")
+
+
+def _exchange_habit_rows(
+    store: Store,
+    shapes: TxShapes | None,
+    cluster_of: np.ndarray,
+    attribution: dict[int, tuple[str | None, str]],
+    fingerprint: np.ndarray | None,
+    period_months: int | None,
+    by_label: dict[tuple[str | None, str], tuple[np.ndarray, int]],
+) -> np.ndarray:
+    """Rule 6b's table (`CaseSetup.exchange_habits`, k x 4) from the style rounds' rows per
+    tagged exchange (`_lend_by_style`'s `exchange_habits`), re-read per window for an exchange
+    whose software changed as everything named after it by the end shows it.
+
+    A change of software shows only where the exchange's named clusters span both eras. The
+    style rounds name a fragment only where its habits fit the tags', so a tag set that falls
+    in one era reads that era's fingerprint alone (a pooled row that fits none of the other
+    era's forwards), and the other era's fragments join the name later, through the change
+    spends `_lend_by_change` reads (the switching batch spends the old software's change). So
+    the tagged exchanges are read once more over all their clusters named by then (one more
+    pass of `trace.services.wallet_styles` over the batches and sweeps of those clusters); one
+    that reads changed then (`habits_changed`) gives its rows per window (`habit_rows`; its
+    deposit type, where its own sweeps show none, the style rounds'), the others keep the style
+    rounds' rows, which on a chain where no exchange changed are main's rows exactly."""
+    empty = np.zeros((0, 4), np.int64)
+    labels = list(by_label)
+    kept = [by_label[v][0] for v in labels]
+    months = _period_months(period_months)
+    if not labels or shapes is None or months <= 0:
+        return np.concatenate(kept or [empty]).reshape(-1, 4)
+    index = {v: i for i, v in enumerate(labels)}
+    owned = [(c, index[v]) for c, v in attribution.items() if v in index]
+    clusters = np.fromiter((c for c, _ in owned), np.int64, len(owned))
+    group = ClusterGroups.of(clusters, np.fromiter((g for _, g in owned), np.int64, len(owned)))
+    styles = wallet_styles(store, shapes, cluster_of, group, fingerprint, months)
+    every = np.arange(len(labels), dtype=np.int64)
+    changed = habits_changed(styles, every)
+    if changed.any():
+        deposit = np.asarray(styles.deposit, np.int64).copy()
+        m = min(deposit.shape[0], len(labels))
+        shown = np.array([by_label[v][1] for v in labels[:m]], np.int64)
+        deposit[:m] = np.where(deposit[:m] >= 0, deposit[:m], shown)
+        styles = replace(styles, deposit=deposit)
+        for g in np.flatnonzero(changed).tolist():
+            kept[g] = habit_rows(styles, np.array([g], np.int64), RULE_6B_HABITS)
+    return np.concatenate(kept).reshape(-1, 4)
 
 
 #: Rounds of naming by change spends (`_lend_by_change`): a wallet named in one round lends its

@@ -70,6 +70,8 @@ __all__ = [
     "received_deposits",
     "STYLE_HABITS",
     "style_habits",
+    "habit_rows",
+    "habits_changed",
     "style_lookalikes",
     "style_reads",
 ]
@@ -2016,6 +2018,45 @@ def style_habits(
     return (styles.hot[groups], styles.fingerprint[groups], position[groups],
             styles.deposit[groups], address[groups], rounds[groups], order[groups],
             fee[groups])  # fmt: skip
+
+
+def habits_changed(styles: WalletStyles, groups: np.ndarray) -> np.ndarray:
+    """Per group (bool): its software changed, two windows showing two values of one of
+    `PERIOD_HABITS` (`_period_habits`); all False where the styles were read pooled."""
+    groups = np.asarray(groups, np.int64)
+    if styles.periods is None or groups.shape[0] == 0:
+        return np.zeros(groups.shape[0], np.bool_)
+    return _period_habits(styles, groups, False)[1]
+
+
+def habit_rows(styles: WalletStyles, groups: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """The habits `names` (of `STYLE_HABITS`, named thresholds) of each of `groups` as rows,
+    (k, len(names) + 1) int64, the last column the calendar window (`block_periods`) the row
+    holds in, -1 for the whole chain: one pooled row per group that shows all of them, and,
+    for a group whose software changed (`_period_habits`: two windows show two values of one
+    of `PERIOD_HABITS`), one row per window in which it shows all of them as that window reads
+    them (its pooled fingerprint of such a wallet is `STYLE_MIXED`: no pooled row). Groups
+    that did not change give exactly their pooled row (cash-outs' rule 6b, `cases.cashouts`).
+    """
+    width = len(names) + 1
+    groups = np.asarray(groups, np.int64)
+    if groups.shape[0] == 0:
+        return np.zeros((0, width), np.int64)
+    pooled = style_habits(styles, groups)
+    values = np.stack([pooled[STYLE_HABITS.index(h)] for h in names], axis=1)
+    keep = (values >= 0).all(axis=1)
+    parts = [np.column_stack([values[keep], np.full(int(keep.sum()), -1, np.int64)])]
+    ps = styles.periods
+    if ps is not None:
+        per, changed = _period_habits(styles, groups, False)
+        for w in range(ps.n_periods):
+            values = np.stack([per[STYLE_HABITS.index(h)][:, w] for h in names], axis=1)
+            keep = changed & (values >= 0).all(axis=1)
+            parts.append(
+                np.column_stack([values[keep], np.full(int(keep.sum()), ps.first + w, np.int64)])
+            )
+    rows: np.ndarray = np.unique(np.concatenate(parts).astype(np.int64), axis=0)
+    return rows.reshape(-1, width)
 
 
 def style_lookalikes(styles: WalletStyles, named: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
