@@ -158,6 +158,16 @@ def test_the_report_lists_the_requests(twins: Path, tmp_path: Path) -> None:
     part = html[start : html.index("</section>", start)]
     assert "not an attribution" in part
     assert f"{section['deposits']:,} deposit addresses" in part
-    assert part.count("<tr>") == 1 + min(30, section["rows"])  # header + the rows shown
+    # header + one line per deposit shown, each with all its candidates
+    assert part.count("<tr>") == 1 + min(30, section["deposits"])
+    # the largest deposit's line: its candidates in ask_order
+    import csv
+
+    with open(case / "requests.csv", newline="") as f:
+        asked = list(csv.DictReader(f))
+    top = max(asked, key=lambda r: (int(r["amount_sat"]), r["deposit_address"]))["deposit_address"]
+    mine = sorted((r for r in asked if r["deposit_address"] == top), key=lambda r: r["ask_order"])
+    assert "ask (in this order)" in part
+    assert f"<td>{', '.join(r['exchange'] for r in mine)}</td>" in part
     assert 'src="data:image/svg+xml;base64,' in part
     assert "requests.csv" in html[html.index('<section id="method">') :]  # its digest checked

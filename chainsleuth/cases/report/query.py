@@ -170,7 +170,7 @@ _OPTIONAL = {
     ),
 }
 
-#: Rows of requests.csv shown in the report (the CSV holds every row).
+#: Deposits of requests.csv shown in the report (the CSV holds every row).
 REQUEST_ROWS = 30
 
 
@@ -538,7 +538,8 @@ def _aggregate(
 
 def request_section(con: Any, out_dir: Path) -> dict[str, Any]:
     """requests.csv as the report shows it: `exchanges` (rank, name, deposits it could answer
-    for, their satoshis), `rows` (the first REQUEST_ROWS rows, the file's order), `n_rows`,
+    for, their satoshis), `rows` (the REQUEST_ROWS largest deposits, each with its candidates
+    in the order to ask them), `n_rows`,
     `n_deposits`, `sat` (each deposit's amount once). {} when there is no such file or no row."""
     path = out_dir / "requests.csv"
     if not path.exists():
@@ -560,10 +561,13 @@ def request_section(con: Any, out_dir: Path) -> dict[str, Any]:
         """SELECT exchange_rank AS rank, exchange, max(exchange_deposits) AS deposits,
         max(exchange_total_sat) AS sat FROM requests GROUP BY ALL ORDER BY rank"""
     )
+    # one line per deposit (the largest first), its candidates in the order to ask them
     shown = rows(
-        f"""SELECT exchange, deposit_address, amount_sat, ask_order, set_size,
-        replace(coalesce(other_candidates, ''), ';', ', ') AS others, funding_txid,
-        source_address, block_time FROM requests LIMIT {REQUEST_ROWS}"""
+        f"""SELECT deposit_address, max(amount_sat) AS amount_sat,
+        string_agg(exchange, ', ' ORDER BY ask_order) AS ask, max(set_size) AS set_size,
+        min(funding_txid) AS funding_txid, min(block_time) AS block_time
+        FROM requests GROUP BY deposit_address
+        ORDER BY amount_sat DESC, deposit_address LIMIT {REQUEST_ROWS}"""
     )
     return {**counts, "exchanges": exchanges, "rows": shown}
 
