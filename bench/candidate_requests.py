@@ -16,6 +16,10 @@ truth, case/ investigated) it reports:
 - `recall_if_confirmed`: recall if every request that reaches the funder were answered "yes".
 
 Reads the truth (bench code only). Usage: python -m bench.candidate_requests hard-small-9 ...
+`--from-leads DIR` scores worlds cached in DIR (e.g. main's bench-output/accuracy, left
+untouched) without re-running investigate: requests.csv is a function of leads.csv and the cut
+alone, so it is written from each world's leads.csv into a scratch folder (`--scratch`) that
+links the world and the leads.
 """
 
 from __future__ import annotations
@@ -82,6 +86,28 @@ def score_requests(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, A
     }
 
 
+def from_leads(name: str, source: Path, scratch: Path, cut: float = 0.5) -> Path:
+    """Write requests.csv for the world `source/name` from its leads.csv into
+    `scratch/name/case/` (the world and leads.csv linked, not copied); returns `scratch`."""
+    import pyarrow.csv as pacsv
+
+    from chainsleuth.cases.candidate_requests import REQUEST_COLUMNS, request_table
+    from chainsleuth.cases.rows import LEAD_COLUMNS, schema_of
+
+    case = scratch / name / "case"
+    case.mkdir(parents=True, exist_ok=True)
+    for link, target in ((scratch / name / "world", source / name / "world"),
+                         (case / "leads.csv", source / name / "case" / "leads.csv")):  # fmt: skip
+        if not link.exists():
+            link.symlink_to(target.resolve())
+    leads = pacsv.read_csv(
+        case / "leads.csv",
+        convert_options=pacsv.ConvertOptions(column_types=schema_of(LEAD_COLUMNS)),
+    )
+    pacsv.write_csv(request_table(leads, cut).select(REQUEST_COLUMNS), case / "requests.csv")
+    return scratch
+
+
 def table(out: list[dict[str, Any]]) -> str:
     """The scores as a markdown table (docs/investigations.md)."""
     lines = [
@@ -104,8 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("worlds", nargs="+", help="cached world names, e.g. hard-small-9")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--from-leads", type=Path, help="score worlds cached here from leads.csv")
+    parser.add_argument("--scratch", type=Path, default=Path("/tmp/candidate-requests"))
     a = parser.parse_args(argv)
-    out = [score_requests(w) for w in a.worlds]
+    if a.from_leads:
+        out = [score_requests(w, from_leads(w, a.from_leads, a.scratch)) for w in a.worlds]
+    else:
+        out = [score_requests(w) for w in a.worlds]
     print(json.dumps(out, indent=2) if a.json else table(out))
     return 0
 
