@@ -93,24 +93,7 @@ def request_table(leads: pa.Table, cut: float) -> pa.Table:
     if leads.num_rows == 0:
         return _SCHEMA.empty_table()
     con = duckdb.connect()
-    con.register(
-        "leads",
-        leads.select(
-            [
-                "deposit_address",
-                "source_category",
-                "source_entity",
-                "source_cluster",
-                "source_address",
-                "funding_txid",
-                "block_height",
-                "block_time",
-                "amount_sat",
-                "confidence",
-                "candidate_exchanges",
-            ]
-        ),
-    )
+    con.register("leads", leads)  # DuckDB reads only the columns the query names
     categories = ", ".join(f"'{c}'" for c in sorted(EXCHANGE_CATEGORIES))
     table = con.sql(
         f"""

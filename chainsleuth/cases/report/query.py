@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chainsleuth.cases.candidate_requests import REQUEST_COLUMNS
 from chainsleuth.cases.rows import DEFAULT_CASHOUT_CUT
 from chainsleuth.cases.rows import cashout_cut as rows_cashout_cut
 from chainsleuth.core.errors import ChainsleuthError
@@ -154,20 +155,7 @@ _REQUIRED = {
 #: Files the report reads when they are there (a case folder from before them has none).
 _OPTIONAL = {
     # cases.candidate_requests: deposits whose best lead is a wallet several exchanges fit
-    "requests.csv": (
-        "exchange",
-        "exchange_rank",
-        "exchange_deposits",
-        "exchange_total_sat",
-        "deposit_address",
-        "amount_sat",
-        "ask_order",
-        "set_size",
-        "other_candidates",
-        "funding_txid",
-        "source_address",
-        "block_time",
-    ),
+    "requests.csv": tuple(REQUEST_COLUMNS),
 }
 
 #: Deposits of requests.csv shown in the report (the CSV holds every row).
