@@ -1,7 +1,7 @@
 """The report's data: the case's four files read and aggregated by DuckDB into a `ReportData`.
 
-Only `case.json`, `leads.csv`, `subpoenas.csv` and `cashouts.csv` are read (stages talk
-through files); DuckDB aggregates the CSVs straight from disk, so a case with millions of
+Only `case.json`, `leads.csv`, `subpoenas.csv`, `cashouts.csv` and, when the folder has it,
+`requests.csv` are read (stages talk through files); DuckDB aggregates the CSVs straight from disk, so a case with millions of
 leads gives bounded tables (top N rows) in bounded time. The colours are chosen here too,
 because the tables and both figures must give an entity the same one.
 """
