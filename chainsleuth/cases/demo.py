@@ -44,9 +44,10 @@ def print_summary(summary: InvestigationSummary, console: Console) -> None:
         console.print(Text(warning, style="yellow"), soft_wrap=True)
     if summary.n_request_deposits:
         console.print(
-            f"{summary.n_request_deposits:,} deposit addresses lead only to wallets several "
-            f"exchanges fit alike: {summary.n_request_rows:,} requests to rule them in or out "
-            "in requests.csv (not attributions)",
+            f"{summary.n_request_deposits:,} deposit addresses with no subpoena lead have a "
+            "best lead several exchanges fit alike: "
+            f"{summary.n_request_rows:,} requests to rule each exchange in or out, in "
+            "requests.csv (not attributions)",
             soft_wrap=True,
         )
     table = Table("exchange", "customers to request", title="Subpoenas", title_justify="left")
