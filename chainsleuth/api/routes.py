@@ -543,7 +543,14 @@ def _done(request: Request, case_id: str) -> Any:
     return request.app.state.cases.folder(case_id) / "files"
 
 
-CSVS = {"leads": "leads.csv", "subpoenas": "subpoenas.csv", "cashouts": "cashouts.csv"}
+CSVS = {
+    "leads": "leads.csv",
+    "subpoenas": "subpoenas.csv",
+    "cashouts": "cashouts.csv",
+    "requests": "requests.csv",
+}
+#: Case files a case folder from an older version lacks: listed as no rows
+OPTIONAL_CSVS = frozenset({"requests"})
 
 
 @router.get(
@@ -564,6 +571,8 @@ def _rows_route(kind: str) -> Any:
         folder = _done(request, case_id)
         params = {"case_id": case_id, "kind": kind}
         offset = decode_cursor(paging.cursor, params)
+        if kind in OPTIONAL_CSVS and not (folder / CSVS[kind]).exists():
+            return page([], offset, paging.limit, 0, params)
         items, total = await bounded(
             request, read_case_csv, folder / CSVS[kind], offset, paging.limit
         )
@@ -576,6 +585,11 @@ for _kind, _what in (
     ("leads", "The case's leads (who funded each deposit), file order"),
     ("subpoenas", "The case's subpoena rows (per exchange), file order"),
     ("cashouts", "The case's cash-outs, file order"),
+    (
+        "requests",
+        "The case's requests to rule exchanges in or out (requests.csv: deposits whose best "
+        "lead is a wallet several exchanges fit alike; not attributions), file order",
+    ),
 ):
     router.add_api_route(
         f"/cases/{{case_id}}/{_kind}",

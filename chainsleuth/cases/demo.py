@@ -42,6 +42,14 @@ def print_summary(summary: InvestigationSummary, console: Console) -> None:
     warning = lookalike_line(summary.lookalike_exchanges, summary.unreadable_exchanges)
     if warning:  # Text: a name is never read as rich markup; one line, never wrapped
         console.print(Text(warning, style="yellow"), soft_wrap=True)
+    if summary.n_request_deposits:
+        console.print(
+            f"{summary.n_request_deposits:,} deposit addresses with no subpoena lead have a "
+            "best lead several exchanges fit alike: "
+            f"{summary.n_request_rows:,} requests to rule each exchange in or out, in "
+            "requests.csv (not attributions)",
+            soft_wrap=True,
+        )
     table = Table("exchange", "customers to request", title="Subpoenas", title_justify="left")
     for name, n in summary.exchanges.items():
         table.add_row(name, f"{n:,}")

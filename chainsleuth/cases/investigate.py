@@ -27,6 +27,11 @@ import numpy as np
 import pyarrow as pa
 
 from chainsleuth import __version__
+from chainsleuth.cases.candidate_requests import (
+    REQUEST_COLUMNS,
+    request_summary,
+    request_table,
+)
 from chainsleuth.cases.cashouts import (
     UNCONFIRMED_FORWARD_CAP,
     cashout_rows,
@@ -219,6 +224,10 @@ class InvestigationSummary:
     # (each group's names) and those whose wallet showed no habit (cases.lookalikes)
     lookalike_exchanges: list[list[str]] = field(default_factory=list)
     unreadable_exchanges: list[str] = field(default_factory=list)
+    # requests.csv (cases.candidate_requests): rows (exchange, deposit) and the deposits asked
+    # about, whose best lead is a wallet two or more exchanges fit alike
+    n_request_rows: int = 0
+    n_request_deposits: int = 0
 
 
 # ------------------------------------------------------------------------------- inputs
@@ -678,6 +687,9 @@ def investigate(
     # what each look-alike group costs this case: deposits whose leads end at a service that
     # could be any of them
     lookalikes = count_unnamed_leads(setup.lookalikes, leads)
+    # the deposits no subpoena covers whose best lead is a wallet several exchanges fit alike:
+    # a request to each candidate to rule it in or out (cases.candidate_requests)
+    requests = request_table(leads, cashout_cut(min_confidence))
 
     tell("cashouts")
     # store.spent_by_tx() read at the seed outputs only (it copies the whole array: 8 B/output)
@@ -728,6 +740,8 @@ def investigate(
     }
     services = services_table(store, setup.cluster_of, leads, cashouts, setup.service_stats)
     digests["services.csv"] = _write_csv(out_dir / "services.csv", SERVICE_COLUMNS, services)
+    digests["requests.csv"] = _write_csv(out_dir / "requests.csv", REQUEST_COLUMNS, requests)
+    asked = request_summary(requests)
     tip = store.tip
     tags_manifest = data_dir / "tags" / "manifest.json"
     case = {
@@ -806,6 +820,9 @@ def investigate(
         # tagged exchanges the wallet-style rule cannot tell apart, from the habits it read
         # (cases.lookalikes; docs/design/cases.md "Look-alike exchanges")
         "lookalike_exchanges": lookalikes,
+        # requests.csv: per candidate exchange, the unnamed deposits whose best lead is a
+        # wallet it and others fit alike (to rule in or out; never an attribution)
+        "candidate_requests": asked,
         # the untagged services named through a batch's change (`_lend_by_change`), each with
         # the batch and the spend of its change that link it to the name: the evidence a lead
         # with attributed_via change_spend or change_return rests on
@@ -861,6 +878,8 @@ def investigate(
         report_pdf=pdf_path,
         lookalike_exchanges=[g["exchanges"] for g in lookalikes.get("groups", [])],
         unreadable_exchanges=list(lookalikes.get("unreadable", [])),
+        n_request_rows=requests.num_rows,
+        n_request_deposits=int(asked["deposits"]),
     )
 
 

@@ -89,6 +89,13 @@ def test_case_from_an_uploaded_csv(
     assert r.status_code == 404 and error_model(r.json()) and r.json()["error"]["field"] == "n"
     cash = client.get(f"{API}/cases/{case_id}/cashouts?limit=1000").json()
     assert cash["total"] == status["summary"]["n_cashouts"]
+    # requests to rule exchanges in or out (cases.candidate_requests): the file, paged
+    assert "requests.csv" in files
+    asked = client.get(f"{API}/cases/{case_id}/requests?limit=1000").json()
+    assert asked["total"] == status["summary"]["n_request_rows"]
+    assert asked["total"] == case_json["candidate_requests"]["rows"]
+    text = client.get(f"{API}/cases/{case_id}/files/requests.csv").text
+    assert asked["items"] == list(csv.DictReader(io.StringIO(text)))
     svg = client.get(f"{API}/cases/{case_id}/money-flow.svg")
     assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
     assert "<svg" in svg.text

@@ -83,3 +83,98 @@ def test_the_report_shows_the_warning_and_the_habits_side_by_side(
         assert view.errors == []
     finally:
         view.close()
+
+
+def test_requests_ask_the_twins_about_the_deposits_no_subpoena_covers(twins: Path) -> None:
+    """requests.csv (cases.candidate_requests) on the twin world: each row asks a candidate of
+    a deposit's best lead about it, only for deposits no exchange lead names at the cut, and the
+    truth's funder is among the exchanges asked (hard small 9: 150 of 150 asked deposits,
+    docs/investigations.md "Requests to rule style twins in or out")."""
+    import csv
+
+    from bench.recall_misses import deposit_outcomes
+    from chainsleuth.cases.candidate_requests import REQUEST_COLUMNS, REQUEST_KIND
+    from chainsleuth.cases.rows import LEAD_COLUMNS, SUBPOENA_COLUMNS
+
+    case = twins / "case"
+
+    def rows(name: str) -> list[dict[str, str]]:
+        with open(case / name, newline="") as f:
+            return list(csv.DictReader(f))
+
+    asked = rows("requests.csv")
+    leads = rows("leads.csv")
+    # the files that were there before keep their columns
+    for name, columns in (("leads.csv", LEAD_COLUMNS), ("subpoenas.csv", SUBPOENA_COLUMNS)):
+        with open(case / name, newline="") as f:
+            assert next(csv.reader(f)) == columns
+    with open(case / "requests.csv", newline="") as f:
+        assert next(csv.reader(f)) == REQUEST_COLUMNS
+    assert asked and {r["request"] for r in asked} == {REQUEST_KIND}
+    named = {
+        r["deposit_address"]
+        for r in leads
+        if r["source_category"] == "exchange" and float(r["confidence"] or 0) >= 0.5
+    }
+    # the subpoena rows at the cut (with the default --min-confidence 0 the file also lists
+    # weaker ones: a deposit may have one of those and still be asked about)
+    in_subpoenas = {
+        d
+        for r in rows("subpoenas.csv")
+        if float(r["confidence"]) >= 0.5
+        for d in r["deposit_addresses"].split(";")
+    }
+    by_deposit: dict[str, list[dict[str, str]]] = {}
+    for r in asked:
+        by_deposit.setdefault(r["deposit_address"], []).append(r)
+    for d, rs in by_deposit.items():
+        assert d not in named and d not in in_subpoenas  # it asks what the subpoenas do not
+        best = max(
+            (r for r in leads if r["deposit_address"] == d and r["source_category"] != "coinjoin"),
+            key=lambda r: int(r["amount_sat"]),
+        )
+        assert best["source_category"] == "unidentified_service"
+        assert sorted(r["exchange"] for r in rs) == best["candidate_exchanges"].split(";")
+        assert sorted(int(r["ask_order"]) for r in rs) == list(range(1, len(rs) + 1))
+        assert {int(r["set_size"]) for r in rs} == {len(rs)}
+        assert {r["funding_txid"] for r in rs} == {best["funding_txid"]}
+    # case.json counts the file
+    section = json.loads((case / "case.json").read_text())["candidate_requests"]
+    assert section["rows"] == len(asked) and section["deposits"] == len(by_deposit)
+    # against the truth: the deposits asked about are missed ones, and the funder is asked
+    outcomes = {
+        d: (right, best) for d, _, right, _, best in deposit_outcomes(twins / "world", case)
+    }
+    missed_asked = [d for d in by_deposit if d in outcomes]
+    assert len(missed_asked) > 50
+    funder_in = sum(
+        bool(outcomes[d][0] & {r["exchange"] for r in by_deposit[d]}) for d in missed_asked
+    )
+    assert funder_in >= 0.95 * len(missed_asked)
+    assert all(outcomes[d][1] is None for d in missed_asked)  # none was named at the cut
+
+
+def test_the_report_lists_the_requests(twins: Path, tmp_path: Path) -> None:
+    import shutil
+
+    case = tmp_path / "case"
+    shutil.copytree(twins / "case", case)
+    section = json.loads((case / "case.json").read_text())["candidate_requests"]
+    html = write_report(case, pdf=False).html.read_text()
+    start = html.index('<section id="requests">')
+    part = html[start : html.index("</section>", start)]
+    assert "not an attribution" in part
+    assert f"{section['deposits']:,} deposit addresses" in part
+    # header + one line per deposit shown, each with all its candidates
+    assert part.count("<tr>") == 1 + min(30, section["deposits"])
+    # the largest deposit's line: its candidates in ask_order
+    import csv
+
+    with open(case / "requests.csv", newline="") as f:
+        asked = list(csv.DictReader(f))
+    top = max(asked, key=lambda r: (int(r["amount_sat"]), r["deposit_address"]))["deposit_address"]
+    mine = sorted((r for r in asked if r["deposit_address"] == top), key=lambda r: r["ask_order"])
+    assert "ask (in this order)" in part
+    assert f"<td>{', '.join(r['exchange'] for r in mine)}</td>" in part
+    assert 'src="data:image/svg+xml;base64,' in part
+    assert "requests.csv" in html[html.index('<section id="method">') :]  # its digest checked

@@ -38,7 +38,8 @@ from chainsleuth.cases.report.query import (
 )
 from chainsleuth.core.errors import ChainsleuthError
 
-CASE_FILES = ("case.json", "leads.csv", "subpoenas.csv", "cashouts.csv")
+# requests.csv (cases.candidate_requests) too: the report's #requests section reads it
+CASE_FILES = ("case.json", "leads.csv", "subpoenas.csv", "cashouts.csv", "requests.csv")
 SECTION_IDS = ("summary", "money-flow", "timeline", "exchanges", "cashouts", "leads")
 # a resource fetched from elsewhere: src/href/url() naming a scheme-relative or http(s) URL
 REMOTE = re.compile(

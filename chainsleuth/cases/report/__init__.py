@@ -1,10 +1,12 @@
 """Write a case's `report.html` and `report.pdf` from the files `investigate` wrote.
 
-`investigate()` leaves `leads.csv`, `subpoenas.csv`, `cashouts.csv` and `case.json` in its
-output folder; this module reads only those four files (stages talk through files) and turns
+`investigate()` leaves `leads.csv`, `subpoenas.csv`, `cashouts.csv`, `requests.csv` and `case.json` in
+its output folder; this module reads only those files (stages talk through files; a folder from
+before requests.csv has none, and its report no requests section) and turns
 them into one self-contained page for the people who act on a case: the case's parameters and
 counts, the money-flow diagram (funding sources → the service → cash-out destinations), a
-timeline, the exchanges to subpoena with their withdrawals, the cash-outs and the top leads.
+timeline, the exchanges to subpoena with their withdrawals, the requests to rule look-alike exchanges in or
+out, the cash-outs and the top leads.
 The PDF is the same HTML printed by WeasyPrint. Design notes: docs/design/report.md.
 
 Three modules, one job each: `query` (the four files read and aggregated by DuckDB into a
@@ -45,8 +47,8 @@ class ReportPaths:
 def write_report(out_dir: Path, pdf: bool = True) -> ReportPaths:
     """Write `out_dir/report.html` (and `report.pdf`) from the case files in `out_dir`.
 
-    Reads `case.json`, `leads.csv`, `subpoenas.csv` and `cashouts.csv` as `investigate`
-    wrote them; each output is written to a temporary file in `out_dir` and moved into place.
+    Reads `case.json`, `leads.csv`, `subpoenas.csv`, `cashouts.csv` (and `requests.csv`
+    when there) as `investigate` wrote them; each output is written to a temporary file in `out_dir` and moved into place.
     With `pdf=False` no PDF is made and a `report.pdf` of an earlier run is removed, so the
     folder never holds a report that disagrees with the files. Raises ChainsleuthError when a
     file is missing or malformed, or when `pdf` is asked for and WeasyPrint (or its Pango

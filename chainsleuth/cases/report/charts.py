@@ -53,6 +53,35 @@ def draw(report: ReportData) -> None:
     svg, note = _timeline_svg(report.inflow_days, report.outflow_days, report.colors)
     report.timeline_uri = _data_uri(svg)
     report.timeline_note = note
+    if report.requests:
+        report.requests_uri = _data_uri(requests_svg(report.requests["exchanges"]))
+
+
+def requests_svg(exchanges: list[dict[str, Any]]) -> str:
+    """requests.csv's exchanges as bars: the deposit addresses each could answer for (a request
+    to rule it in or out, never a lead), in the file's order, the first to ask on top."""
+    from matplotlib.figure import Figure
+
+    shown = exchanges[:DIAGRAM_NODES]
+    with _figure_style():
+        fig = Figure(figsize=(7.5, 0.6 + 0.32 * max(len(shown), 1)))
+        ax = fig.add_subplot()
+        labels = [_mpl_text(str(e["exchange"])) for e in shown]
+        counts = [int(e["deposits"]) for e in shown]
+        bars = ax.barh(range(len(shown)), counts, color=GREY)
+        ax.set_yticks(range(len(shown)), labels)
+        ax.invert_yaxis()
+        for bar, e in zip(bars, shown, strict=True):
+            ax.annotate(
+                f" {int(e['deposits']):,} ({btc_short(int(e['sat']))})",
+                (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                va="center",
+                fontsize=8,
+            )
+        ax.set_xlabel("deposit addresses it could answer for (to rule in or out)")
+        ax.set_xlim(0, max(counts, default=1) * 1.35)
+        fig.tight_layout()
+        return _svg(fig)
 
 
 def nodes(groups: list[dict[str, Any]], other: str) -> list[Flow]:

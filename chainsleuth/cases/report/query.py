@@ -1,7 +1,7 @@
 """The report's data: the case's four files read and aggregated by DuckDB into a `ReportData`.
 
-Only `case.json`, `leads.csv`, `subpoenas.csv` and `cashouts.csv` are read (stages talk
-through files); DuckDB aggregates the CSVs straight from disk, so a case with millions of
+Only `case.json`, `leads.csv`, `subpoenas.csv`, `cashouts.csv` and, when the folder has it,
+`requests.csv` are read (stages talk through files); DuckDB aggregates the CSVs straight from disk, so a case with millions of
 leads gives bounded tables (top N rows) in bounded time. The colours are chosen here too,
 because the tables and both figures must give an entity the same one.
 """
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chainsleuth.cases.candidate_requests import REQUEST_COLUMNS
 from chainsleuth.cases.rows import DEFAULT_CASHOUT_CUT
 from chainsleuth.cases.rows import cashout_cut as rows_cashout_cut
 from chainsleuth.core.errors import ChainsleuthError
@@ -103,6 +104,11 @@ _TYPES = {
     "block_height": "BIGINT",
     "hops": "BIGINT",
     "n_deposits": "BIGINT",
+    "exchange_rank": "BIGINT",
+    "exchange_deposits": "BIGINT",
+    "ask_order": "BIGINT",
+    "set_size": "BIGINT",
+    "wallet_cluster": "BIGINT",
 }
 
 
@@ -146,6 +152,16 @@ _REQUIRED = {
 }
 
 
+#: Files the report reads when they are there (a case folder from before them has none).
+_OPTIONAL = {
+    # cases.candidate_requests: deposits whose best lead is a wallet several exchanges fit
+    "requests.csv": tuple(REQUEST_COLUMNS),
+}
+
+#: Deposits of requests.csv shown in the report (the CSV holds every row).
+REQUEST_ROWS = 30
+
+
 @dataclass
 class ReportData:
     """Everything the template shows, aggregated from the four files."""
@@ -178,6 +194,11 @@ class ReportData:
     # tagged exchanges the wallet-style rule cannot tell apart (case.json lookalike_exchanges):
     # the warning's words and the habits side by side; {} when there is nothing to warn of
     lookalikes: dict[str, Any] = field(default_factory=dict)
+    # requests.csv (cases.candidate_requests), as the report shows it: `exchanges` (per
+    # exchange: deposits it could answer for, BTC), `rows` (the first REQUEST_ROWS), counts;
+    # {} when the case has no such request (or its folder predates the file)
+    requests: dict[str, Any] = field(default_factory=dict)
+    requests_uri: str = ""
 
 
 # --------------------------------------------------------------------------------- inputs
@@ -202,7 +223,7 @@ def _header(path: Path) -> list[str]:
         header = next(csv.reader(f), None)
     if not header:
         raise ChainsleuthError(f"{path}: empty file, expected a CSV header")
-    missing = [c for c in _REQUIRED[path.name] if c not in header]
+    missing = [c for c in {**_REQUIRED, **_OPTIONAL}[path.name] if c not in header]
     if missing:
         raise ChainsleuthError(f"{path}: no column {', '.join(missing)}")
     return header
@@ -453,7 +474,9 @@ def _aggregate(
     }
     n_leads = lead_stats["n"]
     files = []
-    for name in ("leads.csv", "subpoenas.csv", "cashouts.csv"):
+    for name in ("leads.csv", "subpoenas.csv", "cashouts.csv", "requests.csv"):
+        if name in _OPTIONAL and not (out_dir / name).exists():
+            continue
         expected = _get(case, "outputs", name)
         actual = _sha256(out_dir / name)
         files.append(
@@ -490,6 +513,7 @@ def _aggregate(
         outflow_days=outflow_days,
         colors=colors,
         lookalikes=lookalike_table(case),
+        requests=request_section(con, out_dir),
         limits={
             "leads": TOP_LEADS,
             "cashouts": TOP_CASHOUTS,
@@ -498,6 +522,42 @@ def _aggregate(
             "subpoena_rows": SUBPOENA_ROWS,
         },
     )
+
+
+def request_section(con: Any, out_dir: Path) -> dict[str, Any]:
+    """requests.csv as the report shows it: `exchanges` (rank, name, deposits it could answer
+    for, their satoshis), `rows` (the REQUEST_ROWS largest deposits, each with its candidates
+    in the order to ask them), `n_rows`,
+    `n_deposits`, `sat` (each deposit's amount once). {} when there is no such file or no row."""
+    path = out_dir / "requests.csv"
+    if not path.exists():
+        return {}
+    _view(con, "requests", path)
+
+    def rows(sql: str) -> list[dict[str, Any]]:
+        cursor = con.execute(sql)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+    counts = rows(
+        """SELECT count(*) AS n_rows, count(DISTINCT deposit_address) AS n_deposits,
+        coalesce(sum(amount_sat) FILTER (WHERE ask_order = 1), 0) AS sat FROM requests"""
+    )[0]
+    if not counts["n_rows"]:
+        return {}
+    exchanges = rows(
+        """SELECT exchange_rank AS rank, exchange, max(exchange_deposits) AS deposits,
+        max(exchange_total_sat) AS sat FROM requests GROUP BY ALL ORDER BY rank"""
+    )
+    # one line per deposit (the largest first), its candidates in the order to ask them
+    shown = rows(
+        f"""SELECT deposit_address, max(amount_sat) AS amount_sat,
+        string_agg(exchange, ', ' ORDER BY ask_order) AS ask, max(set_size) AS set_size,
+        min(funding_txid) AS funding_txid, min(block_time) AS block_time
+        FROM requests GROUP BY deposit_address
+        ORDER BY amount_sat DESC, deposit_address LIMIT {REQUEST_ROWS}"""
+    )
+    return {**counts, "exchanges": exchanges, "rows": shown}
 
 
 def lookalike_table(case: dict[str, Any]) -> dict[str, Any]:
