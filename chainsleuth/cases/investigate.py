@@ -342,6 +342,9 @@ class CaseSetup:
     # negative where not read as one value (`_lend_by_style`): the leads' own_forward reading
     # (`rows.own_forward_at`)
     forward_habits: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    # sorted clusters of the names whose wallet spends its customers' deposits in its payouts
+    # (`_deposit_cospender_names` on the final names): cash-outs' send-all rule
+    cospender_clusters: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def prepare_case(
@@ -425,6 +428,17 @@ def prepare_case(
         store, shapes, attribution, service_mask, returned, change_links, change_via
     )
     trim_heap()
+    # the clusters of the names and labels whose wallet spends deposits in its payouts, read
+    # on the final names: a coin their payout spends may be a deposit, not their hot wallet's
+    # (cash-outs' send-all rule, `cases.cashouts.cashout_rows`)
+    cospender_clusters = np.zeros(0, np.int64)
+    if shapes is not None and attribution:
+        refused = _deposit_cospender_names(
+            store, shapes, attribution, EXCHANGE_CATEGORIES | {UNIDENTIFIED_SERVICE}
+        )
+        cospender_clusters = np.array(
+            sorted(c for c, v in attribution.items() if v in refused), np.int64
+        )
     # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
     # them spends is its wallet's, not a deposit it credits (cases.cashouts.cashout_rows)
     batch_tx = shapes.small_batch if shapes is not None else scratch_array(scratch, n_txs, np.bool_)
@@ -532,6 +546,7 @@ def prepare_case(
         change_links=change_links,
         exchange_habits=(exchange_habits[0] if exchange_habits else np.zeros((0, 3), np.int64)),
         forward_habits=forward_habits,
+        cospender_clusters=cospender_clusters,
     )
 
 
@@ -677,6 +692,7 @@ def investigate(
             store.graph.output_script_type,
             setup.tx_fingerprint,
             setup.exchange_habits,
+            ClusterSet(setup.cospender_clusters, n_clusters),
         )  # fmt: skip
         for result in _in_chunks(
             partial(trace_forward, data_dir, options=setup.trace),
