@@ -9,7 +9,9 @@ whether the payee is a deposit at a custodial service, and whose:
 1. **Send-all hops.** A payee passed on whole in a one-input, one-output tx (the
    administrator's own wallet sending everything to an exchange, or the service moving a coin)
    is followed to that tx's output, at most `MAX_SENDALL_HOPS` times. Where the next output is
-   a hot wallet's (spent by a payout of 3+ payees), the payee before it was the deposit.
+   a hot wallet's (spent by a payout of 3+ payees), the payee before it was the deposit;
+   unless that payout's wallet spends its customers' deposits in its payouts
+   (`trace.services.deposit_cospenders`): then the send-all paid its deposit.
 2. **Named.** A payee whose cluster the tags stage, a service entity or a hot-change link
    names (`attribution`) is that actor's deposit.
 3. **Swept.** A payee spent by a sweep (`SWEEP_MIN_INPUTS`+ inputs into one payee) is a deposit
@@ -256,6 +258,7 @@ def cashout_rows(
     exchange_habits: np.ndarray | None = None,
     tx_height: Any = None,
     block_window: np.ndarray | None = None,
+    cospenders: np.ndarray | ClusterSet | None = None,  # bool per cluster id (indexed only)
 ) -> CashoutRows:
     """Rows of a forward trace (stopped at the service's payees: every cluster outside the service stops it) that are
     cash-outs: `destination` (output id), `tx` (the tx that paid it, or the CoinJoin),
@@ -267,7 +270,10 @@ def cashout_rows(
     tagged exchanges' (deposit type, hot type, batch fingerprint), k x 3, or k x 4 with the
     calendar window each row holds in (-1: the whole chain; `trace.services.habit_rows`), read
     at a forward's block through `tx_height` (per tx) and `block_window` (per block); rule 6b;
-    None or empty: rule 6b off). See the module docstring."""
+    None or empty: rule 6b off). `cospenders`: the clusters of wallets that spend their customers'
+    deposits straight in their payouts (`trace.services.deposit_cospenders`); a send-all into
+    one of them that a payout spends is taken for its deposit, not its hot wallet (rule 1).
+    See the module docstring."""
     from chainsleuth.trace import kernels as trace_kernels
 
     n_txs = tx_first_output.shape[0]
@@ -314,6 +320,12 @@ def cashout_rows(
     # deposit, swept alone
     s = spender(dest)
     hot = (prev >= 0) & (s >= 0) & batch_tx[np.maximum(s, 0)]
+    if cospenders is not None:
+        # a wallet that spends deposits in its payouts: the coin its payout spent may be the
+        # deposit the send-all paid (an administrator sending a coin whole to an exchange),
+        # so the payee before it is not taken for one (hard_cospend: 12 wrong cash-outs)
+        c = out_cluster[dest]
+        hot &= ~((c >= 0) & cospenders[np.maximum(c, 0)])
     credited_by = dest.copy()  # whose cluster names the deposit
     dest = np.where(hot, prev, dest)
     tx = np.where(hot, prev_tx, tx)

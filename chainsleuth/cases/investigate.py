@@ -359,6 +359,9 @@ class CaseSetup:
     # negative where not read as one value (`_lend_by_style`): the leads' own_forward reading
     # (`rows.own_forward_at`)
     forward_habits: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    # sorted clusters of the names whose wallet spends its customers' deposits in its payouts
+    # (`_deposit_cospender_names` on the final names): cash-outs' send-all rule
+    cospender_clusters: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def prepare_case(
@@ -445,6 +448,17 @@ def prepare_case(
     habits = _exchange_habit_rows(
         store, shapes, cluster_of, attribution, fingerprint, habit_period_months, exchange_habits
     )
+    # the clusters of the names and labels whose wallet spends deposits in its payouts, read
+    # on the final names: a coin their payout spends may be a deposit, not their hot wallet's
+    # (cash-outs' send-all rule, `cases.cashouts.cashout_rows`)
+    cospender_clusters = np.zeros(0, np.int64)
+    if shapes is not None and attribution:
+        refused = _deposit_cospender_names(
+            store, shapes, attribution, EXCHANGE_CATEGORIES | {UNIDENTIFIED_SERVICE}
+        )
+        cospender_clusters = np.array(
+            sorted(c for c, v in attribution.items() if v in refused), np.int64
+        )
     # payouts (at least SMALL_BATCH_PAYEES payees, not a CoinJoin): an entity's output one of
     # them spends is its wallet's, not a deposit it credits (cases.cashouts.cashout_rows)
     batch_tx = shapes.small_batch if shapes is not None else scratch_array(scratch, n_txs, np.bool_)
@@ -559,6 +573,7 @@ def prepare_case(
         exchange_habits=habits,
         block_window=block_window,
         forward_habits=forward_habits,
+        cospender_clusters=cospender_clusters,
     )
 
 
@@ -714,6 +729,7 @@ def investigate(
             setup.exchange_habits,
             store.graph.tx_height,
             setup.block_window,
+            ClusterSet(setup.cospender_clusters, n_clusters),
         )  # fmt: skip
         for result in _in_chunks(
             partial(trace_forward, data_dir, options=setup.trace),

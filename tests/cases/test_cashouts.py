@@ -26,6 +26,8 @@ from bench.accuracy_matrix import build_case
 from chainsleuth.cases.cashouts import (
     UNCONFIRMED_FORWARD_CAP,
     VIA_FORWARD_UNCONFIRMED,
+    VIA_HOT,
+    VIA_NAMED,
     VIA_PAYOUT,
     cashout_rows,
     payee_fates_summary,
@@ -275,21 +277,37 @@ def _people_chain() -> dict[str, object]:
     output 3. P1 is spent with another coin (output 9, paid by tx 1) in a two-input,
     two-output payment (tx 2); P2 in a one-input, three-output payment (tx 3); P3 is unspent.
     Tx 4 closes the chain. Every output has its own address and cluster."""
-    n_out = 16
+    return _hand_chain(16, {0: 2, 9: 2, 1: 3}, 3, [0, 1, 2, 4, 5], [0, 9, 10, 12, 15])
+
+
+def _hand_chain(
+    n_out: int,
+    spent: dict[int, int],
+    service_output: int,
+    first_input: list[int],
+    first_output: list[int],
+    batch: list[int] | None = None,
+) -> dict[str, object]:
+    """A hand-made chain of `cashout_rows`' arrays: every output of 100,000 sat with its own
+    address and cluster, `spent` output -> spending tx, one service output, `batch` the txs
+    that are payouts; no CoinJoin, no sweep."""
+    n_txs = len(first_input)
     spent_by = np.full(n_out, int(NONE32), np.uint32)
-    spent_by[[0, 9, 1]] = [2, 2, 3]
+    spent_by[list(spent)] = list(spent.values())
     service = np.zeros(n_out, np.bool_)
-    service[3] = True
+    service[service_output] = True
+    batch_tx = np.zeros(n_txs, np.bool_)
+    batch_tx[batch or []] = True
     return {
         "out_cluster": np.arange(n_out, dtype=np.int64),
         "out_addr": np.arange(n_out, dtype=np.int64),
         "service_mask": service,
-        "tx_first_input": np.array([0, 1, 2, 4, 5], np.int64),
-        "tx_first_output": np.array([0, 9, 10, 12, 15], np.int64),
+        "tx_first_input": np.array(first_input, np.int64),
+        "tx_first_output": np.array(first_output, np.int64),
         "spent_by": spent_by,
-        "is_coinjoin": np.zeros(5, np.bool_),
-        "sweep_tx": np.zeros(5, np.bool_),
-        "batch_tx": np.zeros(5, np.bool_),
+        "is_coinjoin": np.zeros(n_txs, np.bool_),
+        "sweep_tx": np.zeros(n_txs, np.bool_),
+        "batch_tx": batch_tx,
         "out_value": np.full(n_out, 100_000, np.int64),
     }
 
@@ -314,6 +332,38 @@ def test_people_paid_by_the_service_get_no_row() -> None:
         "payees_forward_unconfirmed": 0,
         "payees_spent_otherwise": 2,
     }
+
+
+def _sendall_chain() -> dict[str, object]:
+    """The service (tx 0) pays X (output 0; its change output 1). X is sent whole in a
+    one-input, one-output tx (tx 1) to D (output 2), which a payout of 7 payees spends with
+    another coin (tx 2, outputs 3-9). D's cluster (2) is the payout's input cluster."""
+    return _hand_chain(10, {0: 1, 2: 2}, 1, [0, 1, 2], [0, 2, 3], batch=[2])
+
+
+def test_a_sendall_into_a_deposit_cospenders_payout_is_its_deposit() -> None:
+    """A send-all whose output a payout spends: for a sweeping exchange the payee before it (X)
+    was the deposit, swept alone into the hot wallet (rule 1). For a wallet that spends its
+    customers' deposits in its payouts, D itself may be the deposit (the administrator sending
+    X whole to the exchange, hard_cospend small 6): the row is D, named by its own cluster."""
+    chain = _sendall_chain()
+    trace = _Trace(
+        kind=np.full(1, trace_kernels.KIND_CLUSTER, np.int8),
+        output=np.array([0], np.int64),
+        tx=np.zeros(1, np.int64),
+        hops=np.ones(1, np.int64),
+        amount=np.full(1, 100_000, np.int64),
+    )
+    named: dict[int, tuple[str | None, str]] = {2: ("borealis", "exchange")}
+    got = cashout_rows(trace, attribution=dict(named), **chain)  # type: ignore[arg-type]
+    assert got.rows["destination"].tolist() == [0] and got.rows["via"].tolist() == [VIA_HOT]
+    assert got.rows["tx"].tolist() == [0] and got.rows["cluster"].tolist() == [2]
+    cospenders = np.zeros(10, np.bool_)
+    cospenders[2] = True
+    got = cashout_rows(trace, attribution=dict(named), cospenders=cospenders, **chain)  # type: ignore[arg-type]
+    assert got.rows["destination"].tolist() == [2] and got.rows["via"].tolist() == [VIA_NAMED]
+    assert got.rows["tx"].tolist() == [1] and got.rows["hops"].tolist() == [2]
+    assert got.rows["cluster"].tolist() == [2]
 
 
 def _typed_forwards_chain() -> dict[str, object]:
