@@ -39,6 +39,7 @@ import yaml
 
 from chainsleuth.cases.confidence import (
     CASHOUT_FEATURES,
+    CASHOUT_SIGNS,
     LEAD_FEATURES,
     LEAD_SIGNS,
     cashout_design,
@@ -167,10 +168,17 @@ def fit_leads(runs: list[Run], method: Method = "v2", fallback: float = 1.0) -> 
     return signed_fit(X, y, w)
 
 
-def signed_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """`_weighted_fit` whose weights keep LEAD_SIGNS: a column whose weight comes out of the
-    wrong sign is held at 0 and the rest refitted, until none is."""
-    sign = np.array([LEAD_SIGNS.get(f, 0) for f in LEAD_FEATURES])
+def signed_fit(
+    X: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    signs: dict[str, int] = LEAD_SIGNS,
+    features: tuple[str, ...] = LEAD_FEATURES,
+) -> np.ndarray:
+    """`_weighted_fit` whose weights keep `signs` (LEAD_SIGNS; CASHOUT_SIGNS with
+    CASHOUT_FEATURES): a column whose weight comes out of the wrong sign is held at 0 and the
+    rest refitted, until none is."""
+    sign = np.array([signs.get(f, 0) for f in features])
     free = np.ones(X.shape[1], np.bool_)
     while True:
         beta = np.zeros(X.shape[1])
@@ -632,7 +640,7 @@ def refit(args: argparse.Namespace) -> dict[str, Any]:
         print(f"cash-outs: {cy.size} fit rows, {int(cy.sum())} right: keeping the shipped fit")
         cash_w = np.asarray(shipped_yaml["cashout"]["weights"], np.float64)
     else:
-        cash_w = _weighted_fit(cX, cy, cw)
+        cash_w = signed_fit(cX, cy, cw, CASHOUT_SIGNS, CASHOUT_FEATURES)
     command = (
         "python -m bench.calibrate"
         + (" --fit-seeds " + " ".join(map(str, sorted(seeds))) if seeds else "")

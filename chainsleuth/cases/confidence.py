@@ -35,6 +35,7 @@ __all__ = [
     "CASHOUT_FEATURES",
     "LEAD_FEATURES",
     "LEAD_SIGNS",
+    "CASHOUT_SIGNS",
     "Calibration",
     "calibration",
     "cashout_design",
@@ -59,6 +60,11 @@ LEAD_SIGNS = {"hops_minus_1": -1, "log_share": 1, "via_entity": -1, "log1p_hold_
 
 #: The cash-out model's columns, in order.
 CASHOUT_FEATURES = ("bias", "hops_minus_1", "log_share")
+
+#: The same for cash-outs: more hops from the service never make a cash-out surer, a larger
+#: share never less sure. (Fitted free, the wrong cash-outs of one profile, all next to the
+#: service, gave more hops a positive weight: docs/design/cases.md.)
+CASHOUT_SIGNS = {"hops_minus_1": -1, "log_share": 1}
 
 #: A lead's hold over the case's typical hold counts up to this: beyond ~a month at the large
 #: worlds' pace, right leads stay at ~0.6 instead of falling on (the long-hold and forward

@@ -256,3 +256,18 @@ def test_ceiling_is_the_worst_groups_share_right_among_the_surest_rows() -> None
     # the shipped confidence never says more than the ceiling
     p = calibrate.predict_leads(runs[0], sure, "v2", 1.0, 0.995)
     assert p.max() == pytest.approx(0.995)
+
+
+def test_cashout_fit_never_makes_more_hops_surer() -> None:
+    # truth: cash-outs next to the service wrong more often (one profile's wrong rows did this)
+    rng = np.random.default_rng(5)
+    n = 4000
+    x = calibrate.cashout_design(rng.integers(1, 5, n), rng.uniform(0.1, 1, n))
+    hops_col = calibrate.CASHOUT_FEATURES.index("hops_minus_1")
+    logit = 2.0 + 1.5 * x[:, hops_col]
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(np.float64)
+    assert calibrate._weighted_fit(x, y, np.ones(n))[hops_col] > 0  # free, the wrong sign
+    kept = calibrate.signed_fit(
+        x, y, np.ones(n), calibrate.CASHOUT_SIGNS, calibrate.CASHOUT_FEATURES
+    )
+    assert kept[hops_col] == 0.0

@@ -170,18 +170,19 @@ def _leads_table(n: int, hold: float) -> pa.Table:
 
 def test_recalibrate_leads_recomputes_confidence_at_the_case_typical_hold() -> None:
     n = MIN_TYPICAL_ROWS + 5
-    t = _leads_table(n, hold=3.0)
-    assert case_typical_hold(t) == pytest.approx(3.0)
+    t = _leads_table(n, hold=20.0)
+    assert case_typical_hold(t) == pytest.approx(20.0)
     out = recalibrate_leads(t, 1.0)
     c = out.column("confidence").to_numpy()
     one = np.ones(1)
-    plain = float(calibration().lead("haircut", 2 * one, one, 0 * one, 0 * one, 3 * one, 1.0)[0])
+    plain = float(calibration().lead("haircut", 2 * one, one, 0 * one, 0 * one, 20 * one, 1.0)[0])
     assert c[0] == pytest.approx(round(plain, 4))
     assert c[n] <= COINJOIN_CAP  # beyond a CoinJoin
     assert c[n + 1] <= LONG_HOLD_CAP and c[n + 2] <= FORWARD_CAP
     assert c[n + 4] == 0.0  # not a subpoena target
-    # at the case's own typical hold, the same hold reads as ordinary: surer
-    assert recalibrate_leads(t, 3.0).column("confidence").to_numpy()[0] > c[0]
+    # at the case's own typical hold, the same hold reads as ordinary: surer (20 days, not 3:
+    # a lead that reads as ordinary at 3 days already sits at the ceiling either way)
+    assert recalibrate_leads(t, 20.0).column("confidence").to_numpy()[0] > c[0]
     assert out.column_names == t.column_names
 
 
