@@ -31,8 +31,12 @@ from bench.fragment_links import truth_owners
 _PERSON = ("customer", "user", "merchant", "payer", "miner", "privacy", "maker")
 
 
-def measure(name: str, root: Path = OUT) -> dict[str, Any]:
-    """The entity links of world `name` under `root`, scored by the truth."""
+def world_clusters(
+    name: str, root: Path = OUT
+) -> tuple[Path, Any, np.ndarray, Any, dict[int, str]]:
+    """World `name` under `root`: its directory, store, cluster per address, tx shapes
+    (`trace.services.tx_shapes`, CoinJoins flagged) and each cluster's majority owner by the
+    truth."""
     from chainsleuth.cluster.engine import Clusters
     from chainsleuth.store.store import Store
     from chainsleuth.trace import services as sv
@@ -56,6 +60,14 @@ def measure(name: str, root: Path = OUT) -> dict[str, Any]:
         c: Counter(owners[order[s:e]].tolist()).most_common(1)[0][0]
         for c, s, e in zip(ids.tolist(), starts.tolist(), ends.tolist(), strict=True)
     }
+    return base, store, cl, sh, majority
+
+
+def measure(name: str, root: Path = OUT) -> dict[str, Any]:
+    """The entity links of world `name` under `root`, scored by the truth."""
+    from chainsleuth.trace import services as sv
+
+    base, store, cl, sh, majority = world_clusters(name, root)
     index = {bytes(t[::-1]).hex(): i for i, t in enumerate(store.graph.tx_txid)}
     n_txs = sh.batch.shape[0]
     kind = np.full(n_txs, "", object)

@@ -29,36 +29,14 @@ from typing import Any
 import numpy as np
 
 from bench.attribution_bound import OUT
-from bench.fragment_links import truth_owners
-
-_PERSON = ("customer", "user", "merchant", "payer", "miner", "privacy", "maker")
+from bench.entity_links import _PERSON, world_clusters
 
 
 def measure(name: str, root: Path = OUT, share: float = 0.4) -> dict[str, Any]:
     """Links of world `name` kept and dropped by the per-component co-spender read."""
-    from chainsleuth.cluster.engine import Clusters
-    from chainsleuth.store.store import Store
     from chainsleuth.trace import services as sv
-    from chainsleuth.trace.exposure import coinjoin_flags
 
-    base = root / name
-    owner_of = truth_owners(base)
-    store = Store.open(base / "store")
-    cl = np.asarray(Clusters(base / "store").cluster_of, np.int64)
-    is_cj, _rules = coinjoin_flags(base / "store", store.counts["txs"])
-    sh = sv.tx_shapes(store, cl, is_cj)
-    assert sh is not None
-    owners = np.array(
-        [owner_of.get(a, "?") for a in store.addresses(np.arange(cl.shape[0])).to_pylist()],
-        object,
-    )
-    order = np.argsort(cl, kind="stable")
-    ids, starts = np.unique(cl[order], return_index=True)
-    ends = np.append(starts[1:], order.shape[0])
-    majority = {
-        c: Counter(owners[order[s:e]].tolist()).most_common(1)[0][0]
-        for c, s, e in zip(ids.tolist(), starts.tolist(), ends.tolist(), strict=True)
-    }
+    base, store, cl, sh, majority = world_clusters(name, root)
     # the links as service_entities makes them, with the tx that made the linking output
     spent_by = np.asarray(sh.spent_by).astype(np.int64)
     in_batch = np.zeros(spent_by.shape[0], np.bool_)
