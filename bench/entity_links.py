@@ -63,6 +63,26 @@ def world_clusters(
     return base, store, cl, sh, majority
 
 
+def service_links(sh: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The links `trace.services.service_entities` makes, from tx shapes `sh`: (the cluster
+    that made the linking output, the cluster of the batch that spent it, the tx that made it,
+    the batch tx that spent it). An output links its maker's cluster to the batch's when it is
+    the only output of its tx that a batch spends, its tx is not a CoinJoin, and the two
+    clusters differ."""
+    spent_by = np.asarray(sh.spent_by).astype(np.int64)
+    in_batch = np.zeros(spent_by.shape[0], np.bool_)
+    in_batch[spent_by >= 0] = sh.batch[spent_by[spent_by >= 0]]
+    outs = np.flatnonzero(in_batch)
+    txs, counts = np.unique(sh.made_by[outs], return_counts=True)
+    outs = outs[np.isin(sh.made_by[outs], txs[counts == 1])]
+    made = sh.made_by[outs]
+    link = (sh.spender[made] >= 0) & ~sh.coinjoin[made]
+    a = sh.spender[made[link]].astype(np.int64)
+    b = sh.spender[spent_by[outs[link]]].astype(np.int64)
+    keep = (a >= 0) & (b >= 0) & (a != b)
+    return a[keep], b[keep], made[link][keep], spent_by[outs[link]][keep]
+
+
 def measure(name: str, root: Path = OUT) -> dict[str, Any]:
     """The entity links of world `name` under `root`, scored by the truth."""
     from chainsleuth.trace import services as sv
@@ -87,16 +107,7 @@ def measure(name: str, root: Path = OUT) -> dict[str, Any]:
         for w in sorted(set(wallet[withdrawals].tolist()))
         for b in [withdrawals[wallet[withdrawals] == w]]
     }
-    # the links as service_entities makes them
-    outs = np.flatnonzero(in_batch)
-    txs, counts = np.unique(sh.made_by[outs], return_counts=True)
-    outs = outs[np.isin(sh.made_by[outs], txs[counts == 1])]
-    made = sh.made_by[outs]
-    link = (sh.spender[made] >= 0) & ~sh.coinjoin[made]
-    a = sh.spender[made[link]].astype(np.int64)
-    b = sh.spender[spent_by[outs[link]]].astype(np.int64)
-    keep = (a >= 0) & (b >= 0) & (a != b)
-    a, b, made = a[keep], b[keep], made[link][keep]
+    a, b, made, _ = service_links(sh)
     same = np.array(
         [majority[x] == majority[y] for x, y in zip(a.tolist(), b.tolist(), strict=True)], np.bool_
     )

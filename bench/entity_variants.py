@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from bench.attribution_bound import OUT
-from bench.entity_links import _PERSON, world_clusters
+from bench.entity_links import _PERSON, service_links, world_clusters
 
 
 def measure(name: str, root: Path = OUT, share: float = 0.4) -> dict[str, Any]:
@@ -38,19 +38,7 @@ def measure(name: str, root: Path = OUT, share: float = 0.4) -> dict[str, Any]:
 
     base, store, cl, sh, majority = world_clusters(name, root)
     # the links as service_entities makes them, with the tx that made the linking output
-    spent_by = np.asarray(sh.spent_by).astype(np.int64)
-    in_batch = np.zeros(spent_by.shape[0], np.bool_)
-    in_batch[spent_by >= 0] = sh.batch[spent_by[spent_by >= 0]]
-    outs = np.flatnonzero(in_batch)
-    txs, counts = np.unique(sh.made_by[outs], return_counts=True)
-    outs = outs[np.isin(sh.made_by[outs], txs[counts == 1])]
-    made = sh.made_by[outs]
-    link = (sh.spender[made] >= 0) & ~sh.coinjoin[made]
-    a = sh.spender[made[link]].astype(np.int64)
-    b = sh.spender[spent_by[outs[link]]].astype(np.int64)
-    keep = (a >= 0) & (b >= 0) & (a != b)
-    sh_spend = spent_by[outs[link]][keep]
-    a, b, made = a[keep], b[keep], made[link][keep]
+    a, b, made, sh_spend = service_links(sh)
     same = np.array(
         [majority[x] == majority[y] for x, y in zip(a.tolist(), b.tolist(), strict=True)], np.bool_
     )
