@@ -83,6 +83,18 @@ def service_links(sh: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     return a[keep], b[keep], made[link][keep], spent_by[outs[link]][keep]
 
 
+def entity_owners(
+    nodes: np.ndarray, entity: np.ndarray, majority: dict[int, str]
+) -> list[Counter[str]]:
+    """Per entity (`entity` of each cluster of `nodes`), its clusters' majority owners counted
+    (every person's wallet as "person"), largest entity first."""
+    members: dict[int, Counter[str]] = defaultdict(Counter)
+    for c, e in zip(nodes.tolist(), entity.tolist(), strict=True):
+        o = majority[c]
+        members[e]["person" if o.startswith(_PERSON) else o] += 1
+    return sorted(members.values(), key=lambda m: -sum(m.values()))
+
+
 def measure(name: str, root: Path = OUT) -> dict[str, Any]:
     """The entity links of world `name` under `root`, scored by the truth."""
     from chainsleuth.trace import services as sv
@@ -112,11 +124,7 @@ def measure(name: str, root: Path = OUT) -> dict[str, Any]:
         [majority[x] == majority[y] for x, y in zip(a.tolist(), b.tolist(), strict=True)], np.bool_
     )
     nodes, entity = sv.service_entities(sh)
-    members: dict[int, Counter[str]] = defaultdict(Counter)
-    for c, e in zip(nodes.tolist(), entity.tolist(), strict=True):
-        o = majority[c]
-        members[e]["person" if o.startswith(_PERSON) else o] += 1
-    largest = sorted(members.values(), key=lambda m: -sum(m.values()))[:3]
+    largest = entity_owners(nodes, entity, majority)[:3]
     return {
         "world": name,
         "links": int(a.shape[0]),

@@ -29,7 +29,16 @@ from typing import Any
 import numpy as np
 
 from bench.attribution_bound import OUT
-from bench.entity_links import _PERSON, service_links, world_clusters
+from bench.entity_links import _PERSON, entity_owners, service_links, world_clusters
+
+
+def _entities(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The clusters linked by (a, b) and the component (entity) of each."""
+    from chainsleuth.trace import services as sv
+
+    nodes = np.unique(np.concatenate([a, b]))
+    comp = sv._components(np.searchsorted(nodes, a), np.searchsorted(nodes, b), nodes.shape[0])
+    return nodes, nodes[comp]
 
 
 def measure(name: str, root: Path = OUT, share: float = 0.4) -> dict[str, Any]:
@@ -69,14 +78,7 @@ def measure(name: str, root: Path = OUT, share: float = 0.4) -> dict[str, Any]:
         ),
         key=lambda r: -r[0],
     )
-    ka, kb = a[~drop], b[~drop]
-    n2 = np.unique(np.concatenate([ka, kb]))
-    ent = n2[sv._components(np.searchsorted(n2, ka), np.searchsorted(n2, kb), n2.shape[0])]
-    members: dict[int, Counter[str]] = defaultdict(Counter)
-    for c, e in zip(n2.tolist(), ent.tolist(), strict=True):
-        o = majority[c]
-        members[e]["person" if o.startswith(_PERSON) else o] += 1
-    largest = sorted(members.values(), key=lambda m: -sum(m.values()))[:3]
+    largest = entity_owners(*_entities(a[~drop], b[~drop]), majority)[:3]
     height = np.asarray(store.graph.tx_height, np.int64)
     gap = height[sh_spend] - height[made]
     gaps = {
@@ -96,14 +98,7 @@ def measure(name: str, root: Path = OUT, share: float = 0.4) -> dict[str, Any]:
     cq = np.bincount(b_comp[quick], minlength=cosp.shape[0])
 
     def largest_after(dropped: np.ndarray) -> list[dict[str, int]]:
-        ka, kb = a[~dropped], b[~dropped]
-        n2 = np.unique(np.concatenate([ka, kb]))
-        ent = n2[sv._components(np.searchsorted(n2, ka), np.searchsorted(n2, kb), n2.shape[0])]
-        members: dict[int, Counter[str]] = defaultdict(Counter)
-        for c, e in zip(n2.tolist(), ent.tolist(), strict=True):
-            o = majority[c]
-            members[e]["person" if o.startswith(_PERSON) else o] += 1
-        top = sorted(members.values(), key=lambda m: -sum(m.values()))[:2]
+        top = entity_owners(*_entities(a[~dropped], b[~dropped]), majority)[:2]
         return [dict(m.most_common(5)) for m in top]
 
     bad = (nb >= 2) & (nq >= 0.8 * nb)
