@@ -20,6 +20,7 @@ from chainsleuth.cases.investigate import _lend_to_funders
 from chainsleuth.cases.rows import BATCH_MIN_OUTPUTS, custody_moves_kept
 from chainsleuth.store.layout import NONE32
 from chainsleuth.trace import kernels as trace_kernels
+from tests.cases.test_forward_signs import _graph as forward_graph
 from tests.trace.test_blind_wallets import P2SH, Chain, Tx, _payees
 
 NONE = int(NONE32)
@@ -27,29 +28,15 @@ P2WPKH = 4
 
 
 def _graph(txs: list[tuple[list[int], list[int]]]) -> SimpleNamespace:
-    """Txs given as (outputs spent, address of each output made); output ids count up from 0
-    in tx order, every output P2WPKH, 1,000 sat; `output_spent_by_tx` read from the inputs."""
-    first_input, first_output, spent, addresses = [], [], [], []
-    for ins, outs in txs:
-        first_input.append(len(spent))
-        first_output.append(len(addresses))
-        spent += ins
-        addresses += outs
-    n = len(addresses)
-    spent_by = np.full(n, NONE, np.uint32)
+    """Txs given as (outputs spent, address of each output made): `test_forward_signs._graph`'s
+    graph (every output P2WPKH, 1,000 sat) with these addresses and `output_spent_by_tx`."""
+    graph = forward_graph([(ins, [P2WPKH] * len(outs)) for ins, outs in txs])
+    graph.output_address = np.array([a for _ins, outs in txs for a in outs], np.uint32)
+    spent_by = np.full(graph.output_address.shape[0], NONE, np.uint32)
     for t, (ins, _outs) in enumerate(txs):
-        for o in ins:
-            if o != NONE:
-                spent_by[o] = t
-    return SimpleNamespace(
-        tx_first_input=np.array(first_input, np.uint32),
-        tx_first_output=np.array(first_output, np.uint32),
-        input_spent_output=np.array(spent, np.uint32),
-        output_script_type=np.full(n, P2WPKH, np.uint8),
-        output_address=np.array(addresses, np.uint32),
-        output_value=np.full(n, 1_000, np.int64),
-        output_spent_by_tx=spent_by,
-    )
+        spent_by[[o for o in ins if o != NONE]] = t
+    graph.output_spent_by_tx = spent_by
+    return graph
 
 
 # Address (= cluster) ids: 1 exchange X's tagged wallet (it reuses its hot address), 5 X's
