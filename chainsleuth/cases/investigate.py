@@ -428,7 +428,14 @@ def prepare_case(
     )
     del entities, hot  # 16 B per link (0.2 hot links per tx on the scale chains)
     trim_heap()
-    funded = _lend_to_funders(shapes, cluster_of, attribution, tags, service_mask)
+    # a payout into a tag of a wallet that spends its customers' deposits in its payouts pays a
+    # deposit there as often as its own change: no name lent so (`_lend_to_funders`)
+    cospending = (
+        _deposit_cospender_names(store, shapes, attribution)
+        if shapes is not None and attribution
+        else set()
+    )
+    funded = _lend_to_funders(shapes, cluster_of, attribution, tags, service_mask, cospending)
     linked = np.union1d(linked, funded)
     candidates: dict[tuple[str | None, str], str] = {}
     lookalikes: dict[str, Any] = {}
@@ -1004,6 +1011,7 @@ def _lend_to_funders(
     attribution: dict[int, tuple[str | None, str]],
     tags: dict[int, tuple[str | None, str]],
     service_mask: np.ndarray | ClusterSet,
+    cospending: set[tuple[str | None, str]] | frozenset[tuple[str | None, str]] = frozenset(),
 ) -> np.ndarray:
     """Name the wallet whose own payout paid a tag after that tag (in place).
 
@@ -1018,9 +1026,16 @@ def _lend_to_funders(
     `unidentified_service` that pays into a tag is as likely another exchange's withdrawal
     (docs/investigations.md "Blind tagged wallets": with every deposit's sweep removed, lending
     to such services dropped lead precision to 0.65 on hard small 1 and 7; this guard kept it
-    at 0.991-1.000). Only where exactly one exchange name is implied for the payer. Returns
+    at 0.991-1.000). Only where exactly one exchange name is implied for the payer. A tag of
+    a name in `cospending` (`_deposit_cospender_names`: its wallet spends its customers'
+    deposits in its payouts, so its tagged cluster holds deposits that its payouts spend like
+    change) implies no name: a payout into it is as likely another exchange paying a
+    withdrawal into one of those deposits (on hard_cospend small 1-14 every payer named
+    through such a tag was another exchange's wallet, 4 of 4). Returns
     the clusters named so (sorted; `attributed_via` = `service_entity`)."""
-    exchange_tags = {c: v for c, v in tags.items() if v[1] not in _MIXING_CATEGORIES}
+    exchange_tags = {
+        c: v for c, v in tags.items() if v[1] not in _MIXING_CATEGORIES and v not in cospending
+    }
     if shapes is None or not exchange_tags:
         return np.zeros(0, np.int64)
     tagged = np.array(sorted(exchange_tags), np.int64)

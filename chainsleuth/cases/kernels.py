@@ -33,6 +33,7 @@ def lead_sources(
     batch_min_outputs,
     kind_cluster,
     kind_coinjoin,
+    max_moves,
 ):
     """Per row of a backward trace: (funding tx, source output, hops, path key, custody txs).
 
@@ -44,8 +45,11 @@ def lead_sources(
     funding tx's output on the path; hops count txs from the funding tx to the deposit, both
     included. The path key is the entry whose chain of parents, after the funding tx, gives
     the rest of the path (`path_txs`); rows with equal funding tx and path key share a path.
+    `max_moves` (per row, or empty: no limit) caps the moves (`rows.lead_table`: a batch that
+    pays change into its own cluster is moved past no further).
     """
     n = r_entry.shape[0]
+    limited = max_moves.shape[0] == n
     funding = np.full(n, -1, np.int64)
     source = np.full(n, -1, np.int64)
     hops = np.zeros(n, np.int32)
@@ -58,6 +62,8 @@ def lead_sources(
             f = e
             moved = 0
             while True:
+                if limited and moved >= max_moves[row]:
+                    break
                 p = e_parent[f]
                 if e_parent[p] < 0:
                     break  # the funding tx created the deposit itself

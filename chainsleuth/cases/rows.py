@@ -390,21 +390,45 @@ def lead_table(
 
     seed_outputs = result.seeds
     deposit_addr = chain.graph.output_address[seed_outputs].astype(np.int64)
-    funding, source, hops, key, custody = case_kernels.lead_sources(
-        result.entry,
-        result.kind,
-        result.tx,
-        result.entry_parent,
-        result.entry_tx,
-        result.entry_output,
-        result.entry_hops,
-        chain.graph.tx_first_output,
-        chain.graph.output_value.shape[0],
-        chain.graph.output_script_type,
-        BATCH_MIN_OUTPUTS,
-        trace_kernels.KIND_CLUSTER,
-        trace_kernels.KIND_COINJOIN,
-    )
+
+    def sources(max_moves: np.ndarray) -> tuple[np.ndarray, ...]:
+        out: tuple[np.ndarray, ...] = case_kernels.lead_sources(
+            result.entry,
+            result.kind,
+            result.tx,
+            result.entry_parent,
+            result.entry_tx,
+            result.entry_output,
+            result.entry_hops,
+            chain.graph.tx_first_output,
+            chain.graph.output_value.shape[0],
+            chain.graph.output_script_type,
+            BATCH_MIN_OUTPUTS,
+            trace_kernels.KIND_CLUSTER,
+            trace_kernels.KIND_COINJOIN,
+            max_moves,
+        )
+        return out
+
+    funding, source, hops, key, custody = sources(np.zeros(0, np.int32))
+    moved_rows = np.flatnonzero(custody > 0)
+    if moved_rows.shape[0]:
+        kept = custody_moves_kept(
+            chain.graph,
+            out_cluster,
+            case_kernels.custody_txs(
+                result.entry[moved_rows],
+                custody[moved_rows],
+                int(custody.max()),
+                result.entry_parent,
+                result.entry_tx,
+            ),
+            funding[moved_rows],
+        )
+        if (kept < custody[moved_rows]).any():
+            limit = custody.copy()
+            limit[moved_rows] = kept
+            funding, source, hops, key, custody = sources(limit)
     kind = result.kind
     cluster = out_cluster[result.output]
     attributed = np.zeros(cluster.shape[0], np.bool_)
@@ -686,6 +710,46 @@ def lead_table(
         schema=schema_of(LEAD_COLUMNS),
     )
     return table
+
+
+def custody_moves_kept(
+    graph: Any, out_cluster: Any, moved: np.ndarray, funding: np.ndarray
+) -> np.ndarray:
+    """Per row of `moved` (the batches a lead's funding tx was moved past, in order,
+    `kernels.custody_txs`; -1-padded) and its funding tx after the moves: how many of those
+    moves stand.
+
+    A move past batch B says that the next batch on the path spent B's change: the exchange
+    spending its own coins. It stops at a B that pays an output other than the path's into the
+    cluster B spends from: B's change is visible there, back in its own wallet, so the path
+    output is one of its payees, and the batch that spent it is someone else's payout. The
+    usual case is an exchange that spends its customers' deposits in its payouts: B paid its
+    customer's deposit address at that exchange, and that exchange's next payout spent the
+    deposit with its own coins (docs/investigations.md "Moves past an exchange's own
+    batches, and the exchange that spent the deposit"). The lead then stays at B, with that
+    payout on its path. Work is per output of the moved batches."""
+    n, width = moved.shape if moved.ndim == 2 else (0, 0)
+    kept = np.full(n, width, np.int32)
+    if n == 0:
+        return kept
+    row, col = np.nonzero(moved >= 0)
+    kept[:] = np.bincount(row, minlength=n).astype(np.int32)
+    tx = moved[row, col]
+    nxt = np.where(col + 1 < width, moved[row, np.minimum(col + 1, width - 1)], -1)
+    nxt = np.where(nxt >= 0, nxt, np.asarray(funding, np.int64)[row])
+    first_input = np.asarray(graph.tx_first_input[tx], np.int64)
+    own = np.asarray(out_cluster[np.asarray(graph.input_spent_output[first_input], np.int64)])
+    owner, outputs = _tx_outputs(graph.tx_first_output, graph.output_value.shape[0], tx)
+    spent = np.asarray(graph.output_spent_by_tx[outputs]).astype(np.int64)
+    spender = np.where(spent == int(NONE32), -1, spent)
+    clusters = np.asarray(out_cluster[outputs], np.int64)
+    change = (clusters >= 0) & (clusters == own[owner]) & (spender != nxt[owner])
+    stop = np.zeros(tx.shape[0], np.bool_)
+    stop[owner[change]] = True
+    # the first batch per row that shows its change: the moves before it stand
+    hit = np.flatnonzero(stop)
+    np.minimum.at(kept, row[hit], col[hit].astype(np.int32))
+    return kept
 
 
 def lead_confidence(
