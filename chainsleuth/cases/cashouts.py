@@ -152,6 +152,7 @@ CASHOUT_VIA = (
     "coinjoin",
     "forward_switched_type",
     "forward_exchange_habits",
+    "cospent_in_payout",
 )
 (
     VIA_NAMED,
@@ -162,7 +163,8 @@ CASHOUT_VIA = (
     VIA_COINJOIN,
     VIA_FORWARD_SWITCHED,
     VIA_FORWARD_HABITS,
-) = range(8)
+    VIA_COSPENT,
+) = range(9)
 
 #: Script types rule 6a reads (codes of `core.script_types.ScriptType`): the address types a
 #: wallet holds and makes change in. P2TR is left out: a wallet moving to taproot gives P2TR
@@ -302,15 +304,38 @@ def cashout_rows(
     hops = result.hops[stopped].astype(np.int64)
     prev = np.full(dest.shape[0], -1, np.int64)
     prev_tx = np.full(dest.shape[0], -1, np.int64)
-    # 1. send-all hops: one input, one output, not a CoinJoin, from a payee nobody names
+
+    def into_foreign_payout(sendall: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Per send-all tx and its output: the output is spent by a payout written with
+        another wallet fingerprint than the send-all (none without `tx_fingerprint`). A wallet
+        moving a deposit into its own hot wallet writes that move with the software that
+        writes its payouts; a send-all written otherwise (another version, locktime or
+        nSequence class) is someone else's payment into a coin the payout spent: a deposit of
+        the payout's wallet, spent straight in its payout (hard_cospend small 1-14: each of
+        the 21 steps back of rule 1, all wrong, a Core-written send-all into a deposit of a
+        plainly written payout)."""
+        p = spender(out)
+        p0 = np.maximum(p, 0)
+        if tx_fingerprint is None:
+            return np.zeros(p.shape[0], np.bool_)
+        sent = np.asarray(tx_fingerprint[np.maximum(sendall, 0)]).astype(np.int64)
+        paid = np.asarray(tx_fingerprint[p0]).astype(np.int64)
+        foreign: np.ndarray = (p >= 0) & batch_tx[p0] & (sent != paid)
+        return foreign
+
+    # 1. send-all hops: one input, one output, not a CoinJoin, from a payee nobody names (or
+    # into a foreign payout's deposit: a named payee sent on whole is not the deposit either)
     for _ in range(MAX_SENDALL_HOPS):
         s = spender(dest)
-        ok = (s >= 0) & ~is_named(dest)
+        ok = s >= 0
         s0 = np.maximum(s, 0)
         ok &= (ends_in[s0] - first_in[s0] == 1) & (ends_out[s0] - first_out[s0] == 1)
         ok &= ~is_coinjoin[s0]
         nxt = first_out[s0]
         ok &= out_addr[nxt] >= 0
+        named_here = ok & is_named(dest)
+        if named_here.any():
+            ok[named_here] = into_foreign_payout(s0[named_here], nxt[named_here])
         prev = np.where(ok, dest, prev)
         prev_tx = np.where(ok, tx, prev_tx)
         dest = np.where(ok, nxt, dest)
@@ -326,6 +351,10 @@ def cashout_rows(
         # so the payee before it is not taken for one (hard_cospend: 12 wrong cash-outs)
         c = out_cluster[dest]
         hot &= ~((c >= 0) & cospenders[np.maximum(c, 0)])
+    if hot.any():
+        # a send-all written unlike the payout that spends its coin paid that coin in: not a
+        # hot wallet's, a deposit (`into_foreign_payout`)
+        hot[hot] = ~into_foreign_payout(tx[hot], dest[hot])
     credited_by = dest.copy()  # whose cluster names the deposit
     dest = np.where(hot, prev, dest)
     tx = np.where(hot, prev_tx, tx)
@@ -337,10 +366,19 @@ def cashout_rows(
     mixed = ~hot & (s >= 0) & is_coinjoin[s0]
     payee = _sweep_payee(s0, first_out, ends_out, out_addr)
     credited_by = np.where(swept & ~is_named(dest), payee, np.where(hot, credited_by, dest))
-    # 4. forwarded: spent alone beside a remainder that a payout spends
+    # 4a. co-spent: spent with other coins by a payout (a deposit its wallet spends straight in
+    # its payouts), named by the payee's cluster, which the payout's common input joins
+    cospent = ~hot & ~swept & ~mixed & ~is_named(dest) & (s >= 0)
     plain = _Plain(sweep_tx, is_coinjoin)
+    cospent &= (ends_in[s0] - first_in[s0] >= 2) & plain[s0]
+    if cospent.any():
+        asked = np.unique(s0[cospent])
+        cospent[cospent] = _payouts(asked, first_out, ends_out, out_addr, out_value)[
+            np.searchsorted(asked, s0[cospent])
+        ]
+    # 4. forwarded: spent alone beside a remainder that a payout spends
     remainder = _paid_on_by_payout(
-        np.where(~hot & ~swept & ~mixed & ~is_named(dest), s, -1),
+        np.where(~hot & ~swept & ~mixed & ~cospent & ~is_named(dest), s, -1),
         first_in, ends_in, first_out, ends_out, out_addr, out_value, spent_by, n_txs,
         plain,
     )  # fmt: skip
@@ -349,7 +387,7 @@ def cashout_rows(
     # 6. forwarded, unconfirmed: spent alone in a plain one-input, two-payee tx, the rest
     # unexplained; named by the payee's own cluster, the row flagged (weaker evidence)
     named_dest = is_named(dest)
-    ambiguous = ~hot & ~swept & ~mixed & ~forwarded & ~named_dest & (s >= 0)
+    ambiguous = ~hot & ~swept & ~mixed & ~cospent & ~forwarded & ~named_dest & (s >= 0)
     ambiguous &= _one_in_two_payees(s0, first_in, ends_in, first_out, ends_out, out_addr)
     ambiguous &= plain[s0]
     # 6a. the same shape, into two other script types than the payee's: an exchange's forward
@@ -375,7 +413,7 @@ def cashout_rows(
         )
     ambiguous &= ~styled
     typed |= styled
-    shown = hot | swept | forwarded | named_dest | typed
+    shown = hot | swept | cospent | forwarded | named_dest | typed
     fates = PayeeFates(
         deposit=np.unique(dest[shown & ~mixed]),
         ambiguous=np.unique(dest[ambiguous]),
@@ -385,7 +423,7 @@ def cashout_rows(
     )
     cluster = np.where(credited_by >= 0, out_cluster[np.maximum(credited_by, 0)], -1)
     # a sweep or payout whose wallet no one names is an unidentified service's deposit
-    unnamed = (swept & ~named_dest) | forwarded | ambiguous | typed
+    unnamed = (swept & ~named_dest) | cospent | forwarded | ambiguous | typed
     new = np.unique(cluster[unnamed & (cluster >= 0)])
     for c in new.tolist():
         if c not in attribution and not service_mask[c]:
@@ -394,11 +432,12 @@ def cashout_rows(
     keep = ~mixed & (cluster >= 0) & named[np.maximum(cluster, 0)] & (shown | ambiguous)
     keep &= ~service_mask[np.maximum(cluster, 0)]
     via = np.select(
-        [named_dest & ~hot, hot, swept, forwarded, styled, typed, ambiguous],
+        [named_dest & ~hot, hot, swept, cospent, forwarded, styled, typed, ambiguous],
         [
             VIA_NAMED,
             VIA_HOT,
             VIA_SWEEP,
+            VIA_COSPENT,
             VIA_PAYOUT,
             VIA_FORWARD_HABITS,
             VIA_FORWARD_SWITCHED,
@@ -530,6 +569,35 @@ def _sweep_payee(tx: np.ndarray, first_out: np.ndarray, ends_out: Any, out_addr:
     return payee
 
 
+def _payouts(
+    txs: np.ndarray,
+    first_out: np.ndarray,
+    ends_out: TxEnds | np.ndarray,
+    out_addr: Any,
+    out_value: np.ndarray,
+) -> np.ndarray:
+    """Per tx of `txs` (valid tx ids, unique): a payout, `PAYOUT_MIN_PAYEES`+ payees (outputs
+    with an address and a value), at most `PAYOUT_EQUAL_SHARE` of them of one value."""
+    txs = np.asarray(txs, np.int64)
+    if not txs.shape[0]:
+        return np.zeros(0, np.bool_)
+    width = ends_out[txs] - first_out[txs]
+    owner = np.repeat(np.arange(txs.shape[0]), width)
+    o = np.repeat(first_out[txs] - np.cumsum(width) + width, width) + np.arange(int(width.sum()))
+    payable = (out_addr[o] >= 0) & (out_value[o] > 0)
+    n_payees = np.bincount(owner[payable], minlength=txs.shape[0])
+    # the most payees of one value in each payout: runs of equal (payout, value)
+    order = np.lexsort((out_value[o][payable], owner[payable]))
+    k, v = owner[payable][order], out_value[o][payable][order]
+    run = np.ones(k.shape[0], np.bool_)
+    run[1:] = (k[1:] != k[:-1]) | (v[1:] != v[:-1])
+    starts = np.flatnonzero(run)
+    most = np.zeros(txs.shape[0], np.int64)
+    np.maximum.at(most, k[starts], np.diff(np.append(starts, k.shape[0])))
+    result: np.ndarray = (n_payees >= PAYOUT_MIN_PAYEES) & (most <= PAYOUT_EQUAL_SHARE * n_payees)
+    return result
+
+
 def _paid_on_by_payout(
     tx: np.ndarray,
     first_in: np.ndarray,
@@ -559,24 +627,7 @@ def _paid_on_by_payout(
     spender = np.where((raw == int(NONE32)) | (raw < 0) | (raw >= n_txs), -1, raw)
     spender[~ok] = -1
     payouts = np.unique(spender[spender >= 0])
-    is_payout = np.zeros(payouts.shape[0], np.bool_)
-    if payouts.shape[0]:
-        width = ends_out[payouts] - first_out[payouts]
-        owner = np.repeat(np.arange(payouts.shape[0]), width)
-        o = np.repeat(first_out[payouts] - np.cumsum(width) + width, width) + np.arange(
-            int(width.sum())
-        )
-        payable = (out_addr[o] >= 0) & (out_value[o] > 0)
-        n_payees = np.bincount(owner[payable], minlength=payouts.shape[0])
-        # the most payees of one value in each payout: runs of equal (payout, value)
-        order = np.lexsort((out_value[o][payable], owner[payable]))
-        k, v = owner[payable][order], out_value[o][payable][order]
-        run = np.ones(k.shape[0], np.bool_)
-        run[1:] = (k[1:] != k[:-1]) | (v[1:] != v[:-1])
-        starts = np.flatnonzero(run)
-        most = np.zeros(payouts.shape[0], np.int64)
-        np.maximum.at(most, k[starts], np.diff(np.append(starts, k.shape[0])))
-        is_payout = (n_payees >= PAYOUT_MIN_PAYEES) & (most <= PAYOUT_EQUAL_SHARE * n_payees)
+    is_payout = _payouts(payouts, first_out, ends_out, out_addr, out_value)
     hit = spender >= 0
     hit[hit] = is_payout[np.searchsorted(payouts, spender[hit])]
     one = hit.sum(axis=1) == 1
