@@ -11,7 +11,11 @@ whether the payee is a deposit at a custodial service, and whose:
    is followed to that tx's output, at most `MAX_SENDALL_HOPS` times. Where the next output is
    a hot wallet's (spent by a payout of 3+ payees), the payee before it was the deposit;
    unless that payout's wallet spends its customers' deposits in its payouts
-   (`trace.services.deposit_cospenders`): then the send-all paid its deposit.
+   (`trace.services.deposit_cospenders`), or the send-all is written with another wallet
+   fingerprint than the payout (`cluster.learned.read_fingerprints`: a wallet writes its
+   move of a deposit into its hot wallet with the software that writes its payouts): then the
+   send-all paid its deposit, and is followed from a named payee too (docs/investigations.md
+   "Cash-outs on co-spending exchanges").
 2. **Named.** A payee whose cluster the tags stage, a service entity or a hot-change link
    names (`attribution`) is that actor's deposit.
 3. **Swept.** A payee spent by a sweep (`SWEEP_MIN_INPUTS`+ inputs into one payee) is a deposit
@@ -152,7 +156,6 @@ CASHOUT_VIA = (
     "coinjoin",
     "forward_switched_type",
     "forward_exchange_habits",
-    "cospent_in_payout",
 )
 (
     VIA_NAMED,
@@ -163,8 +166,7 @@ CASHOUT_VIA = (
     VIA_COINJOIN,
     VIA_FORWARD_SWITCHED,
     VIA_FORWARD_HABITS,
-    VIA_COSPENT,
-) = range(9)
+) = range(8)
 
 #: Script types rule 6a reads (codes of `core.script_types.ScriptType`): the address types a
 #: wallet holds and makes change in. P2TR is left out: a wallet moving to taproot gives P2TR
@@ -323,8 +325,21 @@ def cashout_rows(
         foreign: np.ndarray = (p >= 0) & batch_tx[p0] & (sent != paid)
         return foreign
 
-    # 1. send-all hops: one input, one output, not a CoinJoin, from a payee nobody names (or
-    # into a foreign payout's deposit: a named payee sent on whole is not the deposit either)
+    def one_name(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per pair of outputs (a few: named payees sent on whole): both clusters carry one
+        name."""
+        ca, cb = np.asarray(out_cluster[a]).tolist(), np.asarray(out_cluster[b]).tolist()
+        same = [
+            x in attribution and attribution[x] == attribution.get(y)
+            for x, y in zip(ca, cb, strict=True)
+        ]
+        return np.array(same, np.bool_)
+
+    # 1. send-all hops: one input, one output, not a CoinJoin, from a payee nobody names; or
+    # from a named one into a foreign payout's deposit of the payee's own name: a wallet's own
+    # deposit it would have spent itself, so the name came to the sender's coin through an
+    # entity link (hard_cospend small 4: the administrator's address in a service entity). A
+    # tagged exchange forwarding the payee whole to another exchange's deposit keeps its row.
     for _ in range(MAX_SENDALL_HOPS):
         s = spender(dest)
         ok = s >= 0
@@ -335,7 +350,9 @@ def cashout_rows(
         ok &= out_addr[nxt] >= 0
         named_here = ok & is_named(dest)
         if named_here.any():
-            ok[named_here] = into_foreign_payout(s0[named_here], nxt[named_here])
+            ok[named_here] = into_foreign_payout(s0[named_here], nxt[named_here]) & one_name(
+                dest[named_here], nxt[named_here]
+            )
         prev = np.where(ok, dest, prev)
         prev_tx = np.where(ok, tx, prev_tx)
         dest = np.where(ok, nxt, dest)
@@ -366,19 +383,10 @@ def cashout_rows(
     mixed = ~hot & (s >= 0) & is_coinjoin[s0]
     payee = _sweep_payee(s0, first_out, ends_out, out_addr)
     credited_by = np.where(swept & ~is_named(dest), payee, np.where(hot, credited_by, dest))
-    # 4a. co-spent: spent with other coins by a payout (a deposit its wallet spends straight in
-    # its payouts), named by the payee's cluster, which the payout's common input joins
-    cospent = ~hot & ~swept & ~mixed & ~is_named(dest) & (s >= 0)
-    plain = _Plain(sweep_tx, is_coinjoin)
-    cospent &= (ends_in[s0] - first_in[s0] >= 2) & plain[s0]
-    if cospent.any():
-        asked = np.unique(s0[cospent])
-        cospent[cospent] = _payouts(asked, first_out, ends_out, out_addr, out_value)[
-            np.searchsorted(asked, s0[cospent])
-        ]
     # 4. forwarded: spent alone beside a remainder that a payout spends
+    plain = _Plain(sweep_tx, is_coinjoin)
     remainder = _paid_on_by_payout(
-        np.where(~hot & ~swept & ~mixed & ~cospent & ~is_named(dest), s, -1),
+        np.where(~hot & ~swept & ~mixed & ~is_named(dest), s, -1),
         first_in, ends_in, first_out, ends_out, out_addr, out_value, spent_by, n_txs,
         plain,
     )  # fmt: skip
@@ -387,7 +395,7 @@ def cashout_rows(
     # 6. forwarded, unconfirmed: spent alone in a plain one-input, two-payee tx, the rest
     # unexplained; named by the payee's own cluster, the row flagged (weaker evidence)
     named_dest = is_named(dest)
-    ambiguous = ~hot & ~swept & ~mixed & ~cospent & ~forwarded & ~named_dest & (s >= 0)
+    ambiguous = ~hot & ~swept & ~mixed & ~forwarded & ~named_dest & (s >= 0)
     ambiguous &= _one_in_two_payees(s0, first_in, ends_in, first_out, ends_out, out_addr)
     ambiguous &= plain[s0]
     # 6a. the same shape, into two other script types than the payee's: an exchange's forward
@@ -413,7 +421,7 @@ def cashout_rows(
         )
     ambiguous &= ~styled
     typed |= styled
-    shown = hot | swept | cospent | forwarded | named_dest | typed
+    shown = hot | swept | forwarded | named_dest | typed
     fates = PayeeFates(
         deposit=np.unique(dest[shown & ~mixed]),
         ambiguous=np.unique(dest[ambiguous]),
@@ -423,7 +431,7 @@ def cashout_rows(
     )
     cluster = np.where(credited_by >= 0, out_cluster[np.maximum(credited_by, 0)], -1)
     # a sweep or payout whose wallet no one names is an unidentified service's deposit
-    unnamed = (swept & ~named_dest) | cospent | forwarded | ambiguous | typed
+    unnamed = (swept & ~named_dest) | forwarded | ambiguous | typed
     new = np.unique(cluster[unnamed & (cluster >= 0)])
     for c in new.tolist():
         if c not in attribution and not service_mask[c]:
@@ -432,12 +440,11 @@ def cashout_rows(
     keep = ~mixed & (cluster >= 0) & named[np.maximum(cluster, 0)] & (shown | ambiguous)
     keep &= ~service_mask[np.maximum(cluster, 0)]
     via = np.select(
-        [named_dest & ~hot, hot, swept, cospent, forwarded, styled, typed, ambiguous],
+        [named_dest & ~hot, hot, swept, forwarded, styled, typed, ambiguous],
         [
             VIA_NAMED,
             VIA_HOT,
             VIA_SWEEP,
-            VIA_COSPENT,
             VIA_PAYOUT,
             VIA_FORWARD_HABITS,
             VIA_FORWARD_SWITCHED,
@@ -569,35 +576,6 @@ def _sweep_payee(tx: np.ndarray, first_out: np.ndarray, ends_out: Any, out_addr:
     return payee
 
 
-def _payouts(
-    txs: np.ndarray,
-    first_out: np.ndarray,
-    ends_out: TxEnds | np.ndarray,
-    out_addr: Any,
-    out_value: np.ndarray,
-) -> np.ndarray:
-    """Per tx of `txs` (valid tx ids, unique): a payout, `PAYOUT_MIN_PAYEES`+ payees (outputs
-    with an address and a value), at most `PAYOUT_EQUAL_SHARE` of them of one value."""
-    txs = np.asarray(txs, np.int64)
-    if not txs.shape[0]:
-        return np.zeros(0, np.bool_)
-    width = ends_out[txs] - first_out[txs]
-    owner = np.repeat(np.arange(txs.shape[0]), width)
-    o = np.repeat(first_out[txs] - np.cumsum(width) + width, width) + np.arange(int(width.sum()))
-    payable = (out_addr[o] >= 0) & (out_value[o] > 0)
-    n_payees = np.bincount(owner[payable], minlength=txs.shape[0])
-    # the most payees of one value in each payout: runs of equal (payout, value)
-    order = np.lexsort((out_value[o][payable], owner[payable]))
-    k, v = owner[payable][order], out_value[o][payable][order]
-    run = np.ones(k.shape[0], np.bool_)
-    run[1:] = (k[1:] != k[:-1]) | (v[1:] != v[:-1])
-    starts = np.flatnonzero(run)
-    most = np.zeros(txs.shape[0], np.int64)
-    np.maximum.at(most, k[starts], np.diff(np.append(starts, k.shape[0])))
-    result: np.ndarray = (n_payees >= PAYOUT_MIN_PAYEES) & (most <= PAYOUT_EQUAL_SHARE * n_payees)
-    return result
-
-
 def _paid_on_by_payout(
     tx: np.ndarray,
     first_in: np.ndarray,
@@ -627,7 +605,24 @@ def _paid_on_by_payout(
     spender = np.where((raw == int(NONE32)) | (raw < 0) | (raw >= n_txs), -1, raw)
     spender[~ok] = -1
     payouts = np.unique(spender[spender >= 0])
-    is_payout = _payouts(payouts, first_out, ends_out, out_addr, out_value)
+    is_payout = np.zeros(payouts.shape[0], np.bool_)
+    if payouts.shape[0]:
+        width = ends_out[payouts] - first_out[payouts]
+        owner = np.repeat(np.arange(payouts.shape[0]), width)
+        o = np.repeat(first_out[payouts] - np.cumsum(width) + width, width) + np.arange(
+            int(width.sum())
+        )
+        payable = (out_addr[o] >= 0) & (out_value[o] > 0)
+        n_payees = np.bincount(owner[payable], minlength=payouts.shape[0])
+        # the most payees of one value in each payout: runs of equal (payout, value)
+        order = np.lexsort((out_value[o][payable], owner[payable]))
+        k, v = owner[payable][order], out_value[o][payable][order]
+        run = np.ones(k.shape[0], np.bool_)
+        run[1:] = (k[1:] != k[:-1]) | (v[1:] != v[:-1])
+        starts = np.flatnonzero(run)
+        most = np.zeros(payouts.shape[0], np.int64)
+        np.maximum.at(most, k[starts], np.diff(np.append(starts, k.shape[0])))
+        is_payout = (n_payees >= PAYOUT_MIN_PAYEES) & (most <= PAYOUT_EQUAL_SHARE * n_payees)
     hit = spender >= 0
     hit[hit] = is_payout[np.searchsorted(payouts, spender[hit])]
     one = hit.sum(axis=1) == 1
