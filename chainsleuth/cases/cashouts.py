@@ -313,10 +313,10 @@ def cashout_rows(
         moving a deposit into its own hot wallet writes that move with the software that
         writes its payouts; a send-all written otherwise (another version, locktime or
         nSequence class) is someone else's payment into a coin the payout spent: a deposit of
-        the payout's wallet, spent straight in its payout (83 cached worlds: 21 send-alls into
-        a payout's coin, all on hard_cospend small, all a Core-written send-all by the
-        administrator into a deposit of a plainly written payout; the step back was right for
-        none)."""
+        the payout's wallet, spent straight in its payout (85 cached worlds: 33 send-alls into
+        a payout's coin, all on hard_cospend small and medium 2, all a Core-written send-all by
+        the administrator into a deposit of a plainly written payout; the step back was right
+        for none)."""
         p = spender(out)
         p0 = np.maximum(p, 0)
         if tx_fingerprint is None:
