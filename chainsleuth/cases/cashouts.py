@@ -11,7 +11,11 @@ whether the payee is a deposit at a custodial service, and whose:
    is followed to that tx's output, at most `MAX_SENDALL_HOPS` times. Where the next output is
    a hot wallet's (spent by a payout of 3+ payees), the payee before it was the deposit;
    unless that payout's wallet spends its customers' deposits in its payouts
-   (`trace.services.deposit_cospenders`): then the send-all paid its deposit.
+   (`trace.services.deposit_cospenders`), or the send-all is written with another wallet
+   fingerprint than the payout (`cluster.learned.read_fingerprints`: a wallet writes its
+   move of a deposit into its hot wallet with the software that writes its payouts): then the
+   send-all paid its deposit, and is followed from a named payee too (docs/investigations.md
+   "Cash-outs on co-spending exchanges").
 2. **Named.** A payee whose cluster the tags stage, a service entity or a hot-change link
    names (`attribution`) is that actor's deposit.
 3. **Swept.** A payee spent by a sweep (`SWEEP_MIN_INPUTS`+ inputs into one payee) is a deposit
@@ -302,15 +306,54 @@ def cashout_rows(
     hops = result.hops[stopped].astype(np.int64)
     prev = np.full(dest.shape[0], -1, np.int64)
     prev_tx = np.full(dest.shape[0], -1, np.int64)
-    # 1. send-all hops: one input, one output, not a CoinJoin, from a payee nobody names
+
+    def into_foreign_payout(sendall: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Per send-all tx and its output: the output is spent by a payout written with
+        another wallet fingerprint than the send-all (none without `tx_fingerprint`). A wallet
+        moving a deposit into its own hot wallet writes that move with the software that
+        writes its payouts; a send-all written otherwise (another version, locktime or
+        nSequence class) is someone else's payment into a coin the payout spent: a deposit of
+        the payout's wallet, spent straight in its payout (85 cached worlds: 33 send-alls into
+        a payout's coin, all on hard_cospend small and medium 2, all a Core-written send-all by
+        the administrator into a deposit of a plainly written payout; the step back was right
+        for none)."""
+        p = spender(out)
+        p0 = np.maximum(p, 0)
+        if tx_fingerprint is None:
+            return np.zeros(p.shape[0], np.bool_)
+        sent = np.asarray(tx_fingerprint[np.maximum(sendall, 0)]).astype(np.int64)
+        paid = np.asarray(tx_fingerprint[p0]).astype(np.int64)
+        foreign: np.ndarray = (p >= 0) & batch_tx[p0] & (sent != paid)
+        return foreign
+
+    def one_name(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per pair of outputs (a few: named payees sent on whole): both clusters carry one
+        name."""
+        ca, cb = np.asarray(out_cluster[a]).tolist(), np.asarray(out_cluster[b]).tolist()
+        same = [
+            x in attribution and attribution[x] == attribution.get(y)
+            for x, y in zip(ca, cb, strict=True)
+        ]
+        return np.array(same, np.bool_)
+
+    # 1. send-all hops: one input, one output, not a CoinJoin, from a payee nobody names; or
+    # from a named one into a foreign payout's deposit of the payee's own name: a wallet's own
+    # deposit it would have spent itself, so the name came to the sender's coin through an
+    # entity link (hard_cospend small 4: the administrator's address in a service entity). A
+    # tagged exchange forwarding the payee whole to another exchange's deposit keeps its row.
     for _ in range(MAX_SENDALL_HOPS):
         s = spender(dest)
-        ok = (s >= 0) & ~is_named(dest)
+        ok = s >= 0
         s0 = np.maximum(s, 0)
         ok &= (ends_in[s0] - first_in[s0] == 1) & (ends_out[s0] - first_out[s0] == 1)
         ok &= ~is_coinjoin[s0]
         nxt = first_out[s0]
         ok &= out_addr[nxt] >= 0
+        named_here = ok & is_named(dest)
+        if named_here.any():
+            ok[named_here] = into_foreign_payout(s0[named_here], nxt[named_here]) & one_name(
+                dest[named_here], nxt[named_here]
+            )
         prev = np.where(ok, dest, prev)
         prev_tx = np.where(ok, tx, prev_tx)
         dest = np.where(ok, nxt, dest)
@@ -326,6 +369,10 @@ def cashout_rows(
         # so the payee before it is not taken for one (hard_cospend: 12 wrong cash-outs)
         c = out_cluster[dest]
         hot &= ~((c >= 0) & cospenders[np.maximum(c, 0)])
+    if hot.any():
+        # a send-all written unlike the payout that spends its coin paid that coin in: not a
+        # hot wallet's, a deposit (`into_foreign_payout`)
+        hot[hot] = ~into_foreign_payout(tx[hot], dest[hot])
     credited_by = dest.copy()  # whose cluster names the deposit
     dest = np.where(hot, prev, dest)
     tx = np.where(hot, prev_tx, tx)

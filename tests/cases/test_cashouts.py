@@ -366,6 +366,68 @@ def test_a_sendall_into_a_deposit_cospenders_payout_is_its_deposit() -> None:
     assert got.rows["cluster"].tolist() == [2]
 
 
+def _one_payee(output: int) -> _Trace:
+    """A forward trace that stopped at one service payee, `output`, paid by tx 0."""
+    return _Trace(
+        kind=np.full(1, trace_kernels.KIND_CLUSTER, np.int8),
+        output=np.array([output], np.int64),
+        tx=np.zeros(1, np.int64),
+        hops=np.ones(1, np.int64),
+        amount=np.full(1, 100_000, np.int64),
+    )
+
+
+#: `cluster.learned.read_fingerprints` values: Bitcoin Core's (version 2, an anti-fee-sniping
+#: locktime, RBF nSequence) and a plain service's (version 1, locktime 0, final nSequence)
+CORE_PRINT, PLAIN_PRINT = 0b10110, 0b00001
+
+
+def test_a_sendall_written_unlike_the_payout_is_its_deposit() -> None:
+    """Rule 1's step back (X was the deposit, swept alone into the payout wallet's hot address)
+    holds only where the send-all is written as the payout is: the wallet's own move. A
+    send-all written by other software (Core's locktime and nSequence, the payout plain) paid
+    D in, and the payout spent D straight: D is its deposit, whatever D's name (the guard's
+    per-name reading missed it where D's name was a service entity's label, hard_cospend
+    small 3, 4, 10). Without fingerprints rule 1 steps back as before."""
+    chain = _sendall_chain()
+    named: dict[int, tuple[str | None, str]] = {2: ("cluster:7", "unidentified_service")}
+    for prints, want in (
+        (None, (0, VIA_HOT, 0, 1)),
+        ([PLAIN_PRINT, PLAIN_PRINT, PLAIN_PRINT], (0, VIA_HOT, 0, 1)),
+        ([PLAIN_PRINT, CORE_PRINT, PLAIN_PRINT], (2, VIA_NAMED, 1, 2)),
+    ):
+        fp = None if prints is None else np.array(prints, np.uint8)
+        got = cashout_rows(_one_payee(0), attribution=dict(named), tx_fingerprint=fp, **chain)  # type: ignore[arg-type]
+        r = got.rows
+        assert (r["destination"].tolist(), r["via"].tolist()) == ([want[0]], [want[1]]), prints
+        assert (r["tx"].tolist(), r["hops"].tolist()) == ([want[2]], [want[3]])
+        assert r["cluster"].tolist() == [2]
+
+
+def test_a_named_payee_sent_whole_into_its_own_names_foreign_payout_is_not_the_deposit() -> None:
+    """A named payee X sent whole (by Core) into D, which a plainly written payout of X's own
+    name spends: the wallet would have spent its own deposit X itself, so X's name came to
+    the sender's coin through an entity link; D is the deposit (hard_cospend small 4). A
+    payee of another name than the payout's (a tagged exchange forwarding the service's
+    deposit whole into another exchange's) keeps its row, as do both without fingerprints."""
+    chain = _sendall_chain()
+    fp = np.array([PLAIN_PRINT, CORE_PRINT, PLAIN_PRINT], np.uint8)
+    entity = ("cluster:7", "unidentified_service")
+    for names, prints, want in (
+        ({0: entity, 2: entity}, fp, (2, 1, 2)),
+        ({0: entity, 2: entity}, None, (0, 0, 1)),
+        ({0: ("arcadia", "exchange"), 2: ("borealis", "exchange")}, fp, (0, 0, 1)),
+    ):
+        got = cashout_rows(_one_payee(0), attribution=dict(names), tx_fingerprint=prints, **chain)  # type: ignore[arg-type]
+        r = got.rows
+        assert (r["destination"].tolist(), r["tx"].tolist(), r["hops"].tolist()) == (
+            [want[0]],
+            [want[1]],
+            [want[2]],
+        ), names
+        assert r["via"].tolist() == [VIA_NAMED] and r["cluster"].tolist() == [want[0]]
+
+
 def _typed_forwards_chain() -> dict[str, object]:
     """The service (tx 0) pays five payees (outputs 0-4, its change output 5); each is spent
     alone in a one-input, two-output tx (txs 1-5, outputs 6-15) whose outputs stay unspent;
