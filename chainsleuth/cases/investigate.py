@@ -97,6 +97,7 @@ from chainsleuth.trace.services import (
     block_periods,
     change_spend_evidence,
     deposit_cospenders,
+    deposit_spending_batches,
     funder_links,
     habit_rows,
     habits_changed,
@@ -419,12 +420,19 @@ def prepare_case(
     # all need it
     fingerprint = read_fingerprints(store, 0, n_txs, SLICE, scratch)
     trim_heap()  # what DuckDB's threads freed in their own malloc arenas during the read
-    entities = service_entities(shapes, small_batch_links(store, shapes, fingerprint))
+    batch_links = small_batch_links(store, shapes, fingerprint)
+    # batch clusters that spend deposits as they come: no entity link into them, and where
+    # that splits an entity the links had joined under two names, the pieces are read warily
+    # (`_split_entities`)
+    spenders = deposit_spending_batches(shapes, store.graph.tx_height)
+    entities = service_entities(shapes, batch_links, spenders)
+    split = _split_entities(attribution, service_mask, shapes, batch_links, spenders)
+    del batch_links
     hot = hot_change_links(shapes, cluster_of, stats)
     trim_heap()
     tags = dict(attribution)  # the tags alone, before services lend their names
     linked, entity_attributed = _attribute_services(
-        attribution, stats, entities, service_mask, hot, store, shapes
+        attribution, stats, entities, service_mask, hot, store, shapes, split
     )
     del entities, hot  # 16 B per link (0.2 hot links per tx on the scale chains)
     trim_heap()
@@ -443,13 +451,13 @@ def prepare_case(
     forward_habits: dict[str, tuple[int, int, int]] = {}
     styled = _lend_by_style(
         store, shapes, cluster_of, attribution, fingerprint, candidates, lookalikes,
-        exchange_habits, habit_period_months, forward_habits,
+        exchange_habits, habit_period_months, forward_habits, split[1],
     )  # fmt: skip
     returned: list[int] = []
     change_links: list[dict[str, Any]] = []
     change_via: dict[str, list[int]] = {}
     change_spent = _lend_by_change(
-        store, shapes, attribution, service_mask, returned, change_links, change_via
+        store, shapes, attribution, service_mask, returned, change_links, change_via, split[1]
     )
     trim_heap()
     habits = _exchange_habit_rows(
@@ -914,6 +922,7 @@ def _attribute_services(
     hot_links: tuple[np.ndarray, np.ndarray] | None = None,
     store: Store | None = None,
     shapes: TxShapes | None = None,
+    split: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Extend `attribution` (in place) to the untagged clusters of custodial services.
 
@@ -930,6 +939,12 @@ def _attribute_services(
     so a customer's payment into one looks like a spend into its change. Returns
     the clusters that got an exchange's name through their entity or a hot-change link, and
     every cluster attributed so (named or `unidentified_service`), sorted.
+
+    `split` (`_split_entities`: the clusters that the links without the deposit spenders' put
+    in an entity of two names, and the deposit spenders among them): an entity with a cluster
+    of the first lends no name when its name's wallet spends deposits in its payouts (read on
+    the tags, `_deposit_cospender_names`) or when it holds one of the second. The links that
+    joined two owners there are cut, but a few such links may be left in it.
     """
 
     # Python objects only for the clusters that get a name: the tests over every node and hot
@@ -955,6 +970,9 @@ def _attribute_services(
     tagged = known(nodes)
     for c, e in zip(nodes[tagged].tolist(), entity[tagged].tolist(), strict=True):
         names.setdefault(e, set()).add(attribution[c])
+    if split is not None and split[0].shape[0] and names:
+        for e in _wary_entities(attribution, nodes, entity, names, split, store, shapes):
+            del names[e]
     named_entities = np.array(sorted(names), np.int64)
     linked = []
     # nodes are distinct: naming one does not change the test of another
@@ -1071,6 +1089,7 @@ def _lend_by_style(
     exchange_habits: dict[tuple[str | None, str], tuple[np.ndarray, int]] | None = None,
     period_months: int | None = None,
     forward_habits: dict[str, tuple[int, int, int]] | None = None,
+    deposit_spenders: np.ndarray | None = None,
 ) -> np.ndarray:
     """Name untagged services after the one tagged wallet whose style they alone share.
 
@@ -1101,7 +1120,10 @@ def _lend_by_style(
     look-alike warning stays pooled over the chain.
     `forward_habits`, when given, gets the same three per tagged exchange by entity name, a
     habit not read (or two labels of one name that differ on it) negative (the leads'
-    `own_forward`, `rows.own_forward_at`)."""
+    `own_forward`, `rows.own_forward_at`).
+    `deposit_spenders` (`_split_entities`): a label with one of these clusters takes no style
+    name: the coins its batches spend are its customers' deposits, so its habits are theirs
+    as much as its own."""
     if not attribution:
         return np.zeros(0, np.int64)
     names: dict[tuple[str | None, str], int] = {}
@@ -1114,6 +1136,11 @@ def _lend_by_style(
     # CoinJoin coordinators pay no batches (a CoinJoin is not one): they can't share a style
     mixing = np.array([v[1] in _MIXING_CATEGORIES for v in by_label], np.bool_)
     named = np.flatnonzero(~unidentified & ~mixing)
+    # labels that take no style name (`deposit_spenders`)
+    unstyled = np.zeros(len(by_label), np.bool_)
+    if deposit_spenders is not None and deposit_spenders.shape[0]:
+        spending = [names[attribution[c]] for c in deposit_spenders.tolist() if c in attribution]
+        unstyled[np.array(spending, np.int64)] = True
     if fingerprint is None:
         fingerprint = read_fingerprints(store, 0, store.counts["txs"], SLICE)
     # a named wallet's style gets surer as the services that match it join it, and that lets
@@ -1121,7 +1148,7 @@ def _lend_by_style(
     owner = np.arange(len(by_label), dtype=np.int64)  # the label a label's clusters now carry
     styles = None
     for _ in range(STYLE_ROUNDS):
-        candidate = np.flatnonzero(unidentified & (owner == np.arange(owner.shape[0])))
+        candidate = np.flatnonzero(unidentified & ~unstyled & (owner == np.arange(owner.shape[0])))
         # the groups as sorted (cluster, group) pairs: 16 B per attributed cluster, not 8 B
         # per address (an array over every cluster id: 12 GB at mainnet)
         group = ClusterGroups.of(clusters, owner[label])
@@ -1242,6 +1269,63 @@ def _exchange_habit_rows(
 
 #: Rounds of naming by change spends (`_lend_by_change`): a wallet named in one round lends its
 #: name through its own batches in the next.
+def _split_entities(
+    attribution: dict[int, tuple[str | None, str]],
+    service_mask: np.ndarray | ClusterSet,
+    shapes: TxShapes | None,
+    batch_links: tuple[np.ndarray, np.ndarray],
+    spenders: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The clusters (outside the seized service) that the entity links, with the links into
+    deposit spenders kept (`trace.services.service_entities` without `spenders`), put in an
+    entity whose tagged clusters carry two names, and the deposit spenders among them; both
+    sorted, empty when there is no deposit spender (the entities are then the same).
+
+    Such an entity names nothing, and its unnamed service clusters share one
+    `unidentified_service` label that the later rules do not name. The deposit spenders split
+    it; a piece named by one tag may still hold a few links from another owner, so
+    `_attribute_services` reads the pieces warily, and the later rules take the deposit
+    spenders among them for wallets that spend deposits (`_lend_by_change`: their links
+    veto; `_lend_by_style`: no style name). Memory: 16 B per linked cluster, twice."""
+    none = np.zeros(0, np.int64)
+    if spenders.shape[0] == 0:
+        return none, none
+    nodes, entity = service_entities(shapes, batch_links)
+    n = service_mask.shape[0]
+    keys = np.fromiter(attribution, np.int64, len(attribution))
+    tagged = ClusterSet(keys, n)[nodes] & ~service_mask[nodes]
+    names: dict[int, set[tuple[str | None, str]]] = {}
+    for c, e in zip(nodes[tagged].tolist(), entity[tagged].tolist(), strict=True):
+        names.setdefault(e, set()).add(attribution[c])
+    two = np.array(sorted(e for e, v in names.items() if len(v) > 1), np.int64)
+    inside = np.sort(nodes[np.isin(entity, two)])
+    return inside, spenders[ClusterSet(inside, n)[spenders]]
+
+
+def _wary_entities(
+    attribution: dict[int, tuple[str | None, str]],
+    nodes: np.ndarray,
+    entity: np.ndarray,
+    names: dict[int, set[tuple[str | None, str]]],
+    split: tuple[np.ndarray, np.ndarray],
+    store: Store | None,
+    shapes: TxShapes | None,
+) -> list[int]:
+    """The named entities (`names`' keys) with a cluster of `split[0]` that lend no name
+    (`_attribute_services`): their name's wallet spends deposits in its payouts, or they hold a
+    deposit spender (`split[1]`)."""
+    inside, spenders = split
+    n = max(int(nodes.max()) + 1, int(inside.max()) + 1) if nodes.shape[0] else 1
+    wary = set(entity[ClusterSet(inside, n)[nodes]].tolist()) & set(names)
+    if not wary:
+        return []
+    refused: set[tuple[str | None, str]] = set()
+    if store is not None and shapes is not None:
+        refused = _deposit_cospender_names(store, shapes, attribution)
+    holding = set(entity[np.isin(nodes, spenders)].tolist())
+    return sorted(e for e in wary if names[e] & refused or e in holding)
+
+
 CHANGE_ROUNDS = 3
 #: What a link through a wallet that spends deposits in its payouts implies of its label
 #: (`_deposit_cospender_names`): no name, and none lent by any other link either.
@@ -1258,6 +1342,7 @@ def _lend_by_change(
     returned: list[int] | None = None,
     evidence: list[dict[str, Any]] | None = None,
     via: dict[str, list[int]] | None = None,
+    deposit_spenders: np.ndarray | None = None,
 ) -> np.ndarray:
     """Name an untagged service after the exchange whose batch change it spends (in place).
 
@@ -1292,7 +1377,7 @@ def _lend_by_change(
     `sweep_into`), sorted. A link of any kind whose label or named wallet spends its customers'
     deposits in its payouts (`_deposit_cospender_names`, read once before the rounds) vetoes
     the label: it takes no name (docs/investigations.md "Exchanges that spend deposits in their
-    payouts")."""
+    payouts"). The names and labels of `deposit_spenders` (`_split_entities`) are read so too."""
     lent: list[int] = []
     if shapes is None or not attribution:
         return np.zeros(0, np.int64)
@@ -1302,6 +1387,8 @@ def _lend_by_change(
     cospenders = _deposit_cospender_names(
         store, shapes, attribution, EXCHANGE_CATEGORIES | {UNIDENTIFIED_SERVICE}
     )
+    if deposit_spenders is not None:
+        cospenders |= {attribution[c] for c in deposit_spenders.tolist() if c in attribution}
     for _ in range(CHANGE_ROUNDS):
         named = np.array(
             sorted(c for c, v in attribution.items() if v[1] in EXCHANGE_CATEGORIES), np.int64

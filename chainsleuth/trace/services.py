@@ -986,28 +986,31 @@ def sendall_receivers(shapes: TxShapes | None, cluster_of: np.ndarray) -> np.nda
     return np.unique(np.concatenate(found))
 
 
-def service_entities(
-    shapes: TxShapes | None, extra: tuple[np.ndarray, np.ndarray] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Clusters that one service's own transactions join: (cluster ids, entity of each).
+#: Blocks between a coin's payment and the batch that spends it that read as "spent as soon
+#: as it confirmed": a wallet that spends its customers' deposits straight in its payouts
+#: takes them once they have their confirmations (1-2 blocks on the simulated worlds: 1,946
+#: of the 2,046 links joining two owners on hard_cospend small 1), while its own coins (a
+#: forward's remainder, a sweep, a refill) wait from 0 to many blocks (hard small 1: 104 of
+#: 330 at 1-2). docs/investigations.md "Service entities read per wallet".
+COSPEND_LINK_BLOCKS = (1, 2)
+#: A batch cluster whose links from txs that are not batches are at least this share at
+#: `COSPEND_LINK_BLOCKS`, over at least `COSPEND_LINK_MIN` of them, reads as spending deposits.
+COSPEND_LINK_SHARE = 0.6
+COSPEND_LINK_MIN = 2
+#: A batch cluster whose links from txs that are not batches come, at least this share of
+#: them over at least `SENDALL_LINK_MIN`, from a tx of one payee that is no sweep (fewer than
+#: `SWEEP_MIN_INPUTS` inputs) reads as spending deposits too. Such a tx has no change: its one
+#: output pays the whole coin to someone, so a batch that spends it spends what others paid
+#: it. It catches the co-spenders that wait many blocks before they spend a deposit (their
+#: send-all share 0.26-0.28 on hard_cospend small 3; a sweeping wallet's 0-0.04 on the hard,
+#: realistic and _sw worlds). docs/investigations.md "Co-spender status inherited".
+SENDALL_LINK_SHARE = 0.1
+SENDALL_LINK_MIN = 5
 
-    A custodial wallet that never reuses an address falls apart into many clusters (each
-    batched withdrawal's fresh change is linked by no precise rule). Its own transactions still
-    tie them: the service spends what it owns in its next batch. So when a batch spends an
-    output, and that output is the only one of its creating transaction that any batch spends,
-    the creating transaction's input cluster and the batch's input cluster are taken for one
-    service: a batch's change spent by the next batch, a sweep of deposits spent by a batch, a
-    forwarded deposit's remainder. Customers do not pay in batches, so what a customer withdrew
-    is not spent by one. CoinJoins neither create nor spend such links.
 
-    Returns the clusters that take part in a link (sorted) and an entity label for each (the
-    smallest cluster id of its component). Memory: 16 B per linked cluster and 8 B per link.
-    On the hard simulated world (small, seed 1) 962 links were made and every one joined two
-    clusters of the same owner (docs/investigations.md).
-    """
-    none = np.zeros(0, np.int64)
-    if shapes is None:
-        return none, none
+def _batch_links(shapes: TxShapes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`service_entities`' links before any is dropped: per link, the tx that made its
+    output, the batch that spent that output, and the batch's input cluster."""
     made_by = shapes.made_by
     found = [np.zeros(0, np.int64)]
     for _t0, _t1, lo, hi, _made in shapes.tx_slices():
@@ -1022,8 +1025,76 @@ def service_entities(
     outputs = outputs[np.isin(made_by[outputs], txs[per_tx == 1])]
     made = made_by[outputs]
     link = (shapes.spender[made] >= 0) & ~shapes.coinjoin[made]
-    a = shapes.spender[made[link]]
-    b = shapes.spender[shapes.spent_by[outputs[link]].astype(np.int64)]
+    spend = shapes.spent_by[outputs[link]].astype(np.int64)
+    return made[link], spend, np.asarray(shapes.spender[spend], np.int64)
+
+
+def deposit_spending_batches(shapes: TxShapes | None, tx_height: np.ndarray) -> np.ndarray:
+    """The batch clusters that `service_entities`' links show spending deposits as they come
+    (sorted cluster ids).
+
+    A wallet that spends its customers' deposits straight in its batches breaks the links'
+    premise: each deposit it spends is the only output of the customer's payment (or of
+    another exchange's withdrawal) that a batch spends, so the payer's cluster is joined to the
+    exchange's. Read per batch cluster, over its links from txs that are not batches (a
+    batch's own change spent by the next batch says nothing here): nearly all of them spent
+    `COSPEND_LINK_BLOCKS` after they were paid (`COSPEND_LINK_SHARE`, over `COSPEND_LINK_MIN`+:
+    "as soon as it confirmed"), or some of them paid by a send-all that is no sweep
+    (`SENDALL_LINK_SHARE`, over `SENDALL_LINK_MIN`+). `tx_height`: the store's, per tx.
+    Memory: 32 B per link while read."""
+    if shapes is None:
+        return np.zeros(0, np.int64)
+    made, spend, b = _batch_links(shapes)
+    if made.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    gap = np.asarray(tx_height[spend], np.int64) - np.asarray(tx_height[made], np.int64)
+    own = ~np.asarray(shapes.batch[made], np.bool_)
+    ids, at = np.unique(b, return_inverse=True)
+    n = np.bincount(at[own], minlength=ids.shape[0])
+    quick = own & (gap >= COSPEND_LINK_BLOCKS[0]) & (gap <= COSPEND_LINK_BLOCKS[1])
+    n_quick = np.bincount(at[quick], minlength=ids.shape[0])
+    sendall = (
+        own
+        & (np.asarray(shapes.n_payees[made]) == 1)
+        & (np.asarray(shapes.n_inputs[made]) < SWEEP_MIN_INPUTS)
+    )
+    n_sendall = np.bincount(at[sendall], minlength=ids.shape[0])
+    bad = (n >= COSPEND_LINK_MIN) & (n_quick >= COSPEND_LINK_SHARE * n)
+    bad |= (n >= SENDALL_LINK_MIN) & (n_sendall > 0) & (n_sendall >= SENDALL_LINK_SHARE * n)
+    flagged: np.ndarray = ids[bad & (ids >= 0)]
+    return flagged
+
+
+def service_entities(
+    shapes: TxShapes | None,
+    extra: tuple[np.ndarray, np.ndarray] | None = None,
+    spenders: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clusters that one service's own transactions join: (cluster ids, entity of each).
+
+    A custodial wallet that never reuses an address falls apart into many clusters (each
+    batched withdrawal's fresh change is linked by no precise rule). Its own transactions still
+    tie them: the service spends what it owns in its next batch. So when a batch spends an
+    output, and that output is the only one of its creating transaction that any batch spends,
+    the creating transaction's input cluster and the batch's input cluster are taken for one
+    service: a batch's change spent by the next batch, a sweep of deposits spent by a batch, a
+    forwarded deposit's remainder. Customers do not pay in batches, so what a customer withdrew
+    is not spent by one. CoinJoins neither create nor spend such links. `extra`: more links
+    (`small_batch_links`). `spenders` (sorted, `deposit_spending_batches`): batch clusters
+    that spend deposits as they come; no link into one is kept (`extra` ones aside).
+
+    Returns the clusters that take part in a link (sorted) and an entity label for each (the
+    smallest cluster id of its component). Memory: 16 B per linked cluster and 24 B per link.
+    On the hard simulated world (small, seed 1) 962 links were made and every one joined two
+    clusters of the same owner (docs/investigations.md).
+    """
+    none = np.zeros(0, np.int64)
+    if shapes is None:
+        return none, none
+    made, _spend, b = _batch_links(shapes)
+    a = np.asarray(shapes.spender[made], np.int64)
+    if spenders is not None and spenders.shape[0]:
+        b = np.where(np.isin(b, spenders), -1, b)
     if extra is not None:
         a, b = np.concatenate([a, extra[0]]), np.concatenate([b, extra[1]])
     keep = (a >= 0) & (b >= 0) & (a != b)

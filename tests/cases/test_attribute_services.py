@@ -86,3 +86,35 @@ def test_vectorized_attribution_equals_the_loops() -> None:
         # every way of naming took part
         assert len(want[0]) and len(want[1]) > len(want[0])
         assert sum(v[1] == UNIDENTIFIED_SERVICE for v in expected.values()) > 0
+
+
+def test_a_piece_of_a_two_name_entity_that_holds_a_deposit_spender_lends_no_name() -> None:
+    # clusters 0-9; the deposit-spender cut split main's entity {1..6} (tags 1 Exa, 4 Exb)
+    # into {1, 2, 3} and {4, 5, 6}; cluster 5 is a deposit spender. Entity {7, 8} (tag 7 Exa)
+    # was never part of a two-name entity.
+    n = 10
+    nodes = np.array([1, 2, 3, 4, 5, 6, 7, 8], np.int64)
+    entity = np.array([1, 1, 1, 4, 4, 4, 7, 7], np.int64)
+    stats = ServiceStats(
+        ClusterCounts(np.zeros(0, np.int64), n), ClusterCounts(np.zeros(0, np.int64), n)
+    )
+    service = np.zeros(n, np.bool_)
+    split = (np.array([1, 2, 3, 4, 5, 6], np.int64), np.array([5], np.int64))
+
+    def run(with_split: bool) -> dict[int, Name]:
+        attribution: dict[int, Name] = {1: ("Exa", "exchange"), 4: ("Exb", "exchange")}
+        attribution[7] = ("Exa", "exchange")
+        _attribute_services(
+            attribution, stats, (nodes, entity), service, None, None, None,
+            split if with_split else None,
+        )  # fmt: skip
+        return attribution
+
+    plain = run(False)
+    assert plain[5] == plain[6] == ("Exb", "exchange")
+    wary = run(True)
+    # the piece holding the spender lends nothing; the clean piece and the entity outside
+    # the split lend as before
+    assert 5 not in wary and 6 not in wary
+    assert wary[2] == wary[3] == ("Exa", "exchange")
+    assert wary[8] == ("Exa", "exchange")
