@@ -91,6 +91,7 @@ def classify(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, Any]:
     tx_wallet = {t["txid"]: (t["wallet_id"], t["kind"]) for t in _rows(world / "truth" / "txs.csv")}
     per: dict[str, Counter[str]] = defaultdict(Counter)
     rest: Counter[str] = Counter()  # classes of the misses in no twin set
+    rest_per: dict[str, Counter[str]] = defaultdict(Counter)  # the same, per funding exchange
     examples: dict[str, list[str]] = defaultdict(list)
     for d, holding, right, rows, best in deposit_outcomes(world, case, cut):
         ex = holding[0]["funding_exchange"]
@@ -153,12 +154,14 @@ def classify(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, Any]:
         per[ex]["path:" + kind] += 1
         if not twin:
             rest[cls] += 1
+            rest_per[ex][cls] += 1
         if len(examples[ex + cls]) < 3:
             examples[ex + cls].append(d)
     return {
         "world": name,
         "per_exchange": {k: dict(v) for k, v in sorted(per.items())},
         "not_twin": dict(rest.most_common()),
+        "not_twin_per_exchange": {k: dict(v.most_common()) for k, v in sorted(rest_per.items())},
         "examples": dict(examples),
     }
 
@@ -192,6 +195,62 @@ def twin_table(out: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+#: Classes grouped for the worst-exchange census (`worst_table`): prefix -> group.
+_GROUPS = (
+    ("unident_own:", "own wallet, no set"),
+    ("right_below_cut", "right below the cut"),
+    ("wrong_below_cut", "another exchange below the cut"),
+    ("wrong_exchange", "a wrong exchange decides"),
+    ("coinjoin:", "CoinJoin"),
+    ("unident_other:", "another owner's wallet"),
+)
+
+
+def _group(cls: str) -> str:
+    for prefix, name in _GROUPS:
+        if cls.startswith(prefix):
+            return name
+    return "other"
+
+
+def worst_table(out: list[dict[str, Any]]) -> str:
+    """Markdown: per world, its worst exchange (lowest named / eligible), its misses in a
+    style-twin set and the others by `_GROUPS`, and how many more it needs named for 0.90; a
+    last row sums them over the worlds (issue 11, "every exchange >= 0.90")."""
+    cols = [name for _p, name in _GROUPS] + ["other"]
+    lines = [
+        "| world | worst exchange | named / eligible | short of 0.90 | in a twin set | "
+        + " | ".join(cols)
+        + " |",
+        "|---|---|---|---|---|" + "---|" * len(cols),
+    ]
+    tot: Counter[str] = Counter()
+    for o in out:
+        per = o["per_exchange"]
+        if not per:
+            continue
+        ex = min(per, key=lambda k: per[k].get("hit", 0) / max(per[k]["eligible"], 1))
+        c = per[ex]
+        hit, n = c.get("hit", 0), c["eligible"]
+        short = max(0, -(-9 * n // 10) - hit)  # ceil(0.9 n) - named
+        twins = sum(v for k, v in c.items() if k.startswith("twin_set:"))
+        groups: Counter[str] = Counter()
+        for cls, v in o.get("not_twin_per_exchange", {}).get(ex, {}).items():
+            groups[_group(cls)] += v
+        tot.update({"hit": hit, "eligible": n, "short": short, "twins": twins} | dict(groups))
+        lines.append(
+            f"| {o['world']} | {ex} | {hit} / {n} | {short} | {twins} | "
+            + " | ".join(str(groups.get(k, 0)) for k in cols)
+            + " |"
+        )
+    lines.append(
+        f"| **all** | | {tot['hit']} / {tot['eligible']} | {tot['short']} | {tot['twins']} | "
+        + " | ".join(str(tot.get(k, 0)) for k in cols)
+        + " |"
+    )
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("worlds", nargs="+")
@@ -201,6 +260,11 @@ def main() -> None:
         "--twins",
         action="store_true",
         help="per exchange: misses whose largest row lists the funder in a style-twin set",
+    )
+    ap.add_argument(
+        "--worst",
+        action="store_true",
+        help="per world: its worst exchange's misses, twin sets apart, by class group",
     )
     a = ap.parse_args()
     out = [classify(w, a.root) for w in a.worlds]
@@ -226,6 +290,8 @@ def main() -> None:
         for o in out:
             rest.update(o["not_twin"])
         print("misses in no twin set, by class:", dict(rest.most_common()))
+    if a.worst:
+        print(worst_table(out))
     if a.json:
         a.json.write_text(json.dumps(out, indent=1))
 

@@ -43,6 +43,10 @@ def test_misses_in_a_twin_set_are_counted_apart(tmp_path: Path) -> None:
     assert a["twin_set:2"] == 1
     assert a["unident_own:exchange_withdrawal"] == 3  # the class itself is unchanged
     assert got["not_twin"] == {"unident_own:exchange_withdrawal": 2}
+    assert got["not_twin_per_exchange"] == {"a": {"unident_own:exchange_withdrawal": 2}}
+    worst = recall_misses.worst_table([got])
+    # a: 0 of 3 named, 3 short of 0.90, 1 in a twin set, 2 its own wallet reached with no set
+    assert "| w | a | 0 / 3 | 3 | 1 | 2 | 0 | 0 | 0 | 0 | 0 | 0 |" in worst
     table = recall_misses.twin_table([got])
     assert "| w | a | 0 / 3 | 3 | 1 (1 / 0) | 2 |" in table
     assert "| w | b | 1 / 1 | 0 | 0 (0 / 0) | 0 |" in table
