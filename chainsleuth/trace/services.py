@@ -1630,8 +1630,9 @@ class StyleItems:
     change, fee-rated tx and coinbase output of a keyed spender (or payee), its key (a group id,
     or a cluster's index in `StyleReads.clusters`), its calendar window (0 when not read per
     window) and the values the styles take of it, in tx order. `_styles_of` groups them.
-    Memory: per batch 16 B, per sweep 10 B, per batch change 10 B, per batch or sweep 10 B
-    more for its fee, per coinbase output 8 B (int32 keys and windows)."""
+    Memory (int32 keys and windows, 1 B types and fingerprints): per batch 20 B, per sweep
+    10 B, per batch change 10 B, per batch or sweep 10 B more for its fee, per coinbase output
+    8 B."""
 
     batch_key: np.ndarray  # int32
     batch_window: np.ndarray  # int32
