@@ -1267,7 +1267,9 @@ def _exchange_habit_rows(
     pass of `trace.services.wallet_styles` over the batches and sweeps of those clusters); one
     that reads changed then (`habits_changed`) gives its rows per window (`habit_rows`; its
     deposit type, where its own sweeps show none, the style rounds'), the others keep the style
-    rounds' rows, which on a chain where no exchange changed are main's rows exactly."""
+    rounds' rows, which on a chain where no exchange changed are main's rows exactly.
+    `style_reads` (`trace.services.StyleReads` of the style rounds): that read grouped by the
+    final names, with no pass of its own."""
     empty = np.zeros((0, 4), np.int64)
     labels = list(by_label)
     kept = [by_label[v][0] for v in labels]
