@@ -734,38 +734,6 @@ def change_spend_evidence(
     return spender[made].astype(np.int64), spender[by].astype(np.int64), made, by
 
 
-@njit(cache=True, nogil=True)
-def _paid_in_counts(txs, spender, first_input, n_inputs_all, spent_output, first_output,
-                    n_inputs, n_payees, sweep_inputs, clusters, group, n_groups):  # fmt: skip
-    """Per group of the sorted `clusters` (`group` per cluster, `n_groups` groups): (inputs of
-    its clusters' `txs`, those whose coin a tx of a cluster outside the group made that is not
-    a sweep, `sweep_inputs`+ inputs into one payee, nor a coinbase). `first_output`: each tx's first output, to
-    find the tx of an output by binary search."""
-    n_cl = clusters.shape[0]
-    n_txs = first_input.shape[0]
-    out = np.zeros((n_groups, 2), np.int64)
-    for t in txs:
-        pos = np.searchsorted(clusters, spender[t])
-        if pos >= n_cl or clusters[pos] != spender[t]:
-            continue
-        g = group[pos]
-        i1 = first_input[t + 1] if t + 1 < n_txs else n_inputs_all
-        for i in range(first_input[t], i1):
-            o = spent_output[i]
-            if o < 0:
-                continue
-            f = np.searchsorted(first_output, o, side="right") - 1
-            out[g, 0] += 1
-            if n_payees[f] == 1 and n_inputs[f] >= sweep_inputs:
-                continue  # a sweep: the wallet's own deposits, swept by a cluster unnamed yet
-            if spender[f] < 0:
-                continue  # a coinbase: a pool's own coin
-            q = np.searchsorted(clusters, spender[f])
-            if q >= n_cl or clusters[q] != spender[f] or group[q] != g:
-                out[g, 1] += 1
-    return out
-
-
 #: A name (an exchange's, or an unnamed service's label) whose wallet's multi-input payouts
 #: spend more than this share of coins that other owners paid it spends its customers'
 #: deposits straight in its payouts (`deposit_cospenders`). Read before any fragment link, on
@@ -787,47 +755,19 @@ def paid_in_counts(
     [0, `n_groups`)): (inputs of its clusters' txs of 2+ inputs and 2+ payees that are not
     CoinJoins, those of them whose coin a tx of a cluster outside the group made, that tx
     neither a sweep, `SWEEP_MIN_INPUTS`+ inputs into one payee, nor a coinbase), an
-    (n_groups, 2) int64 array (`deposit_cospenders` reads it). Memory: 16 B per group, 8 B
-    per cluster of `clusters` (its group) and 8 B per tx of theirs (the tx ids), while in use,
-    and 17 B per tx of a `TX_SLICE` slice while it is read; the store's arrays are read
-    mapped, in place."""
-    clusters = np.asarray(clusters, np.int64)
-    out = np.zeros((n_groups, 2), np.int64)
-    if shapes is None or clusters.shape[0] == 0:
-        return out
-    spender = np.asarray(shapes.spender)
-    txs = []
-    for t0 in range(0, spender.shape[0], TX_SLICE):
-        t1 = min(spender.shape[0], t0 + TX_SLICE)
-        sp = spender[t0:t1]
-        pos = np.minimum(np.searchsorted(clusters, sp), clusters.shape[0] - 1)
-        keep = (
-            (clusters[pos] == sp)
-            & (np.asarray(shapes.n_inputs[t0:t1]) >= 2)
-            & (np.asarray(shapes.n_payees[t0:t1]) >= 2)
-            & ~np.asarray(shapes.coinjoin[t0:t1])
-        )
-        txs.append(np.flatnonzero(keep) + t0)
-    return _paid_in_counts(
-        np.concatenate(txs).astype(np.int64),
-        spender,
-        np.asarray(store.graph.tx_first_input),
-        store.graph.input_spent_output.shape[0],
-        np.asarray(store.graph.input_spent_output),
-        np.asarray(shapes.first_output),
-        np.asarray(shapes.n_inputs),
-        np.asarray(shapes.n_payees),
-        SWEEP_MIN_INPUTS,
-        clusters,
-        np.asarray(group, np.int64),
-        n_groups,
-    )
+    (n_groups, 2) int64 array (`deposit_cospenders` reads it). Memory: `PaidInReads`' (12 B
+    per distinct pair of spending and paying cluster, 8 B per tx of theirs while it is read);
+    the store's arrays are read mapped, in place."""
+    if shapes is None:
+        return np.zeros((n_groups, 2), np.int64)
+    # the same read a case makes once and re-aggregates (`PaidInReads`), made for one grouping
+    return PaidInReads(store, shapes).counts(clusters, group, n_groups)
 
 
 @njit(cache=True, nogil=True)
 def _paid_in_pairs(txs, spender, first_input, n_inputs_all, spent_output, first_output,
                    n_inputs, n_payees, sweep_inputs):  # fmt: skip
-    """Per input of `txs` (`_paid_in_counts`' reads, before any grouping): its tx's spender
+    """Per input of `txs` (`paid_in_counts`' reads, before any grouping): its tx's spender
     cluster, and the spender cluster of the tx that made its coin, -1 where that tx is a sweep
     or a coinbase (never another owner's coin); an input spending no output is left out."""
     n_txs = first_input.shape[0]
@@ -889,7 +829,7 @@ class PaidInReads:
     the chain: a grouping that asks for clusters not read yet reads only those (one pass over
     the txs' spenders, then the inputs of their txs alone). Memory: 12 B per distinct pair of
     the clusters read (int32 ids below 2^31 addresses, 20 B past them), while the case is
-    prepared; `paid_in_counts`' 17 B per tx of a `TX_SLICE` slice while a pass reads."""
+    prepared; 8 B per tx of the clusters asked while a pass reads."""
 
     def __init__(self, store: Store, shapes: TxShapes) -> None:
         self.store = store

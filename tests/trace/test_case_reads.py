@@ -1,6 +1,8 @@
 """A case's whole-chain reads made once and re-aggregated per naming state (issue 11, mainnet
 cost): `PaidInReads` gives `paid_in_counts` and `StyleReads` gives `wallet_styles`, the same
-arrays, for every grouping of the clusters they read, including clusters read later."""
+arrays, for every grouping of the clusters they read, including clusters read later.
+`paid_in_counts` is one fresh `PaidInReads` read: its counts are checked by hand in
+test_deposit_cospend.py, so here the reads made in two steps are compared with fresh ones."""
 
 from __future__ import annotations
 
