@@ -91,7 +91,9 @@ from chainsleuth.trace.services import (
     SWEEP_MIN_INPUTS,
     ClusterGroups,
     ClusterSet,
+    PaidInReads,
     ServiceStats,
+    StyleReads,
     TxShapes,
     blind_styles,
     block_periods,
@@ -431,15 +433,19 @@ def prepare_case(
     hot = hot_change_links(shapes, cluster_of, stats)
     trim_heap()
     tags = dict(attribution)  # the tags alone, before services lend their names
+    # the names whose wallet spends deposits in its payouts are read up to five times below,
+    # each on the names lent by then: the chain's inputs are read once per cluster, here
+    # (`trace.services.PaidInReads`), and each read re-aggregates them
+    reads = PaidInReads(store, shapes) if shapes is not None else None
     linked, entity_attributed = _attribute_services(
-        attribution, stats, entities, service_mask, hot, store, shapes, split
+        attribution, stats, entities, service_mask, hot, store, shapes, split, reads
     )
     del entities, hot  # 16 B per link (0.2 hot links per tx on the scale chains)
     trim_heap()
     # a payout into a tag of a wallet that spends its customers' deposits in its payouts pays a
     # deposit there as often as its own change: no name lent so (`_lend_to_funders`)
     cospending = (
-        _deposit_cospender_names(store, shapes, attribution)
+        _deposit_cospender_names(store, shapes, attribution, reads=reads)
         if shapes is not None and attribution
         else set()
     )
@@ -449,27 +455,38 @@ def prepare_case(
     lookalikes: dict[str, Any] = {}
     exchange_habits: dict[tuple[str | None, str], tuple[np.ndarray, int]] = {}
     forward_habits: dict[str, tuple[int, int, int]] = {}
+    # the style rounds and rule 6b's rows group the same clusters (the keys of `attribution`
+    # now: the later rules only rename them) several ways: one pass over the chain for all
+    style_reads = (
+        StyleReads(store, shapes, cluster_of, np.fromiter(attribution, np.int64, len(attribution)),
+                   fingerprint, habit_period_months)
+        if shapes is not None and attribution
+        else None
+    )  # fmt: skip
     styled = _lend_by_style(
         store, shapes, cluster_of, attribution, fingerprint, candidates, lookalikes,
-        exchange_habits, habit_period_months, forward_habits, split[1],
+        exchange_habits, habit_period_months, forward_habits, split[1], style_reads,
     )  # fmt: skip
     returned: list[int] = []
     change_links: list[dict[str, Any]] = []
     change_via: dict[str, list[int]] = {}
     change_spent = _lend_by_change(
-        store, shapes, attribution, service_mask, returned, change_links, change_via, split[1]
-    )
+        store, shapes, attribution, service_mask, returned, change_links, change_via, split[1],
+        reads,
+    )  # fmt: skip
     trim_heap()
     habits = _exchange_habit_rows(
-        store, shapes, cluster_of, attribution, fingerprint, habit_period_months, exchange_habits
-    )
+        store, shapes, cluster_of, attribution, fingerprint, habit_period_months, exchange_habits,
+        style_reads,
+    )  # fmt: skip
+    del style_reads
     # the clusters of the names and labels whose wallet spends deposits in its payouts, read
     # on the final names: a coin their payout spends may be a deposit, not their hot wallet's
     # (cash-outs' send-all rule, `cases.cashouts.cashout_rows`)
     cospender_clusters = np.zeros(0, np.int64)
     if shapes is not None and attribution:
         refused = _deposit_cospender_names(
-            store, shapes, attribution, EXCHANGE_CATEGORIES | {UNIDENTIFIED_SERVICE}
+            store, shapes, attribution, EXCHANGE_CATEGORIES | {UNIDENTIFIED_SERVICE}, reads
         )
         cospender_clusters = np.array(
             sorted(c for c, v in attribution.items() if v in refused), np.int64
@@ -493,7 +510,7 @@ def prepare_case(
     for c in receivers[~service_mask[receivers]].tolist():
         if c not in lead_attribution:
             lead_attribution[c] = (f"cluster:{c}", UNIDENTIFIED_SERVICE)
-    del shapes, receivers
+    del shapes, receivers, reads  # `reads` holds `shapes` and its triples
     trim_heap()
     # the traces' stops as one flag per address (1 B each), shared by every chunk and thread:
     # the walk needs no cluster id per address then; backward at the lead attribution (a
@@ -923,6 +940,7 @@ def _attribute_services(
     store: Store | None = None,
     shapes: TxShapes | None = None,
     split: tuple[np.ndarray, np.ndarray] | None = None,
+    reads: PaidInReads | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Extend `attribution` (in place) to the untagged clusters of custodial services.
 
@@ -944,7 +962,8 @@ def _attribute_services(
     in an entity of two names, and the deposit spenders among them): an entity with a cluster
     of the first lends no name when its name's wallet spends deposits in its payouts (read on
     the tags, `_deposit_cospender_names`) or when it holds one of the second. The links that
-    joined two owners there are cut, but a few such links may be left in it.
+    joined two owners there are cut, but a few such links may be left in it. `reads`: the
+    case's `PaidInReads` (`_deposit_cospender_names`).
     """
 
     # Python objects only for the clusters that get a name: the tests over every node and hot
@@ -971,7 +990,7 @@ def _attribute_services(
     for c, e in zip(nodes[tagged].tolist(), entity[tagged].tolist(), strict=True):
         names.setdefault(e, set()).add(attribution[c])
     if split is not None and split[0].shape[0] and names:
-        for e in _wary_entities(attribution, nodes, entity, names, split, store, shapes):
+        for e in _wary_entities(attribution, nodes, entity, names, split, store, shapes, reads):
             del names[e]
     named_entities = np.array(sorted(names), np.int64)
     linked = []
@@ -1006,7 +1025,7 @@ def _attribute_services(
         a_all, b_all = hot_links
         refused = set()
         if store is not None and shapes is not None and a_all.shape[0]:
-            refused = _deposit_cospender_names(store, shapes, attribution)
+            refused = _deposit_cospender_names(store, shapes, attribution, reads=reads)
         # `attribution` is not changed while the links are read: one test for all of them
         take = ~known(a_all) & ~service_mask[a_all] & known(b_all)
         for a, b in zip(a_all[take].tolist(), b_all[take].tolist(), strict=True):
@@ -1090,6 +1109,7 @@ def _lend_by_style(
     period_months: int | None = None,
     forward_habits: dict[str, tuple[int, int, int]] | None = None,
     deposit_spenders: np.ndarray | None = None,
+    style_reads: StyleReads | None = None,
 ) -> np.ndarray:
     """Name untagged services after the one tagged wallet whose style they alone share.
 
@@ -1123,7 +1143,8 @@ def _lend_by_style(
     `own_forward`, `rows.own_forward_at`).
     `deposit_spenders` (`_split_entities`): a label with one of these clusters takes no style
     name: the coins its batches spend are its customers' deposits, so its habits are theirs
-    as much as its own."""
+    as much as its own. `style_reads` (`trace.services.StyleReads` of `attribution`'s
+    clusters): each round's styles re-aggregated from its one pass, the same."""
     if not attribution:
         return np.zeros(0, np.int64)
     names: dict[tuple[str | None, str], int] = {}
@@ -1152,7 +1173,10 @@ def _lend_by_style(
         # the groups as sorted (cluster, group) pairs: 16 B per attributed cluster, not 8 B
         # per address (an array over every cluster id: 12 GB at mainnet)
         group = ClusterGroups.of(clusters, owner[label])
-        styles = wallet_styles(store, shapes, cluster_of, group, fingerprint, period_months)
+        if style_reads is not None and style_reads.covers(group, period_months):
+            styles = style_reads.styles(group)
+        else:
+            styles = wallet_styles(store, shapes, cluster_of, group, fingerprint, period_months)
         styles = blind_styles(store, shapes, cluster_of, styles, group, named, fingerprint)
         # and, where neither sweeps anything in its group, from the sweeps and deposits it
         # received (docs/investigations.md "Deposit types weighed by swept inputs")
@@ -1228,6 +1252,7 @@ def _exchange_habit_rows(
     fingerprint: np.ndarray | None,
     period_months: int | None,
     by_label: dict[tuple[str | None, str], tuple[np.ndarray, int]],
+    style_reads: StyleReads | None = None,
 ) -> np.ndarray:
     """Rule 6b's table (`CaseSetup.exchange_habits`, k x 4) from the style rounds' rows per
     tagged exchange (`_lend_by_style`'s `exchange_habits`), re-read per window for an exchange
@@ -1242,7 +1267,9 @@ def _exchange_habit_rows(
     pass of `trace.services.wallet_styles` over the batches and sweeps of those clusters); one
     that reads changed then (`habits_changed`) gives its rows per window (`habit_rows`; its
     deposit type, where its own sweeps show none, the style rounds'), the others keep the style
-    rounds' rows, which on a chain where no exchange changed are main's rows exactly."""
+    rounds' rows, which on a chain where no exchange changed are main's rows exactly.
+    `style_reads` (`trace.services.StyleReads` of the style rounds): that read grouped by the
+    final names, with no pass of its own."""
     empty = np.zeros((0, 4), np.int64)
     labels = list(by_label)
     kept = [by_label[v][0] for v in labels]
@@ -1253,7 +1280,10 @@ def _exchange_habit_rows(
     owned = [(c, index[v]) for c, v in attribution.items() if v in index]
     clusters = np.fromiter((c for c, _ in owned), np.int64, len(owned))
     group = ClusterGroups.of(clusters, np.fromiter((g for _, g in owned), np.int64, len(owned)))
-    styles = wallet_styles(store, shapes, cluster_of, group, fingerprint, months)
+    if style_reads is not None and style_reads.covers(group, months):
+        styles = style_reads.styles(group)  # the style rounds' pass, grouped by the final names
+    else:
+        styles = wallet_styles(store, shapes, cluster_of, group, fingerprint, months)
     every = np.arange(len(labels), dtype=np.int64)
     changed = habits_changed(styles, every)
     if changed.any():
@@ -1310,6 +1340,7 @@ def _wary_entities(
     split: tuple[np.ndarray, np.ndarray],
     store: Store | None,
     shapes: TxShapes | None,
+    reads: PaidInReads | None = None,
 ) -> list[int]:
     """The named entities (`names`' keys) with a cluster of `split[0]` that lend no name
     (`_attribute_services`): their name's wallet spends deposits in its payouts, or they hold a
@@ -1321,7 +1352,7 @@ def _wary_entities(
         return []
     refused: set[tuple[str | None, str]] = set()
     if store is not None and shapes is not None:
-        refused = _deposit_cospender_names(store, shapes, attribution)
+        refused = _deposit_cospender_names(store, shapes, attribution, reads=reads)
     holding = set(entity[np.isin(nodes, spenders)].tolist())
     return sorted(e for e in wary if names[e] & refused or e in holding)
 
@@ -1343,6 +1374,7 @@ def _lend_by_change(
     evidence: list[dict[str, Any]] | None = None,
     via: dict[str, list[int]] | None = None,
     deposit_spenders: np.ndarray | None = None,
+    reads: PaidInReads | None = None,
 ) -> np.ndarray:
     """Name an untagged service after the exchange whose batch change it spends (in place).
 
@@ -1377,7 +1409,8 @@ def _lend_by_change(
     `sweep_into`), sorted. A link of any kind whose label or named wallet spends its customers'
     deposits in its payouts (`_deposit_cospender_names`, read once before the rounds) vetoes
     the label: it takes no name (docs/investigations.md "Exchanges that spend deposits in their
-    payouts"). The names and labels of `deposit_spenders` (`_split_entities`) are read so too."""
+    payouts"). The names and labels of `deposit_spenders` (`_split_entities`) are read so too.
+    `reads`: the case's `PaidInReads` (`_deposit_cospender_names`)."""
     lent: list[int] = []
     if shapes is None or not attribution:
         return np.zeros(0, np.int64)
@@ -1385,7 +1418,7 @@ def _lend_by_change(
     # spends deposits in its payouts (a change spend into one of them, or a change return,
     # payout co-spend or sweep of one, is no link)
     cospenders = _deposit_cospender_names(
-        store, shapes, attribution, EXCHANGE_CATEGORIES | {UNIDENTIFIED_SERVICE}
+        store, shapes, attribution, EXCHANGE_CATEGORIES | {UNIDENTIFIED_SERVICE}, reads
     )
     if deposit_spenders is not None:
         cospenders |= {attribution[c] for c in deposit_spenders.tolist() if c in attribution}
@@ -1477,19 +1510,23 @@ def _deposit_cospender_names(
     shapes: TxShapes,
     attribution: dict[int, tuple[str | None, str]],
     categories: frozenset[str] | set[str] = EXCHANGE_CATEGORIES,
+    reads: PaidInReads | None = None,
 ) -> set[tuple[str | None, str]]:
     """The names (attribution values of `categories`; an `unidentified_service` label is one
     too) whose wallet spends its customers' deposits straight in its payouts with its own
     coins (`trace.services.deposit_cospenders`, each name's clusters one group): its spends of
     another wallet's outputs say nothing about whose change they were (docs/investigations.md
-    "Exchanges that spend deposits in their payouts")."""
+    "Exchanges that spend deposits in their payouts"). `reads`: the case's `PaidInReads`
+    (`prepare_case`: one per case, so the rules' five reads of the names pass over each
+    cluster's inputs once); None reads the chain afresh, the same names."""
     names = sorted({v for v in attribution.values() if v[1] in categories}, key=str)
     if not names:
         return set()
     index = {v: i for i, v in enumerate(names)}
     clusters = np.array(sorted(c for c, v in attribution.items() if v[1] in categories), np.int64)
     group = np.array([index[attribution[c]] for c in clusters.tolist()], np.int64)
-    return {names[g] for g in deposit_cospenders(store, shapes, clusters, group, len(names))}
+    found = deposit_cospenders(store, shapes, clusters, group, len(names), reads)
+    return {names[g] for g in found}
 
 
 def _service_clusters(

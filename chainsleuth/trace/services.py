@@ -44,6 +44,8 @@ __all__ = [
     "payout_cospend_evidence",
     "deposit_cospenders",
     "paid_in_counts",
+    "PaidInReads",
+    "StyleReads",
     "COSPEND_SHARE",
     "sweep_into_evidence",
     "ClusterCounts",
@@ -732,38 +734,6 @@ def change_spend_evidence(
     return spender[made].astype(np.int64), spender[by].astype(np.int64), made, by
 
 
-@njit(cache=True, nogil=True)
-def _paid_in_counts(txs, spender, first_input, n_inputs_all, spent_output, first_output,
-                    n_inputs, n_payees, sweep_inputs, clusters, group, n_groups):  # fmt: skip
-    """Per group of the sorted `clusters` (`group` per cluster, `n_groups` groups): (inputs of
-    its clusters' `txs`, those whose coin a tx of a cluster outside the group made that is not
-    a sweep, `sweep_inputs`+ inputs into one payee, nor a coinbase). `first_output`: each tx's first output, to
-    find the tx of an output by binary search."""
-    n_cl = clusters.shape[0]
-    n_txs = first_input.shape[0]
-    out = np.zeros((n_groups, 2), np.int64)
-    for t in txs:
-        pos = np.searchsorted(clusters, spender[t])
-        if pos >= n_cl or clusters[pos] != spender[t]:
-            continue
-        g = group[pos]
-        i1 = first_input[t + 1] if t + 1 < n_txs else n_inputs_all
-        for i in range(first_input[t], i1):
-            o = spent_output[i]
-            if o < 0:
-                continue
-            f = np.searchsorted(first_output, o, side="right") - 1
-            out[g, 0] += 1
-            if n_payees[f] == 1 and n_inputs[f] >= sweep_inputs:
-                continue  # a sweep: the wallet's own deposits, swept by a cluster unnamed yet
-            if spender[f] < 0:
-                continue  # a coinbase: a pool's own coin
-            q = np.searchsorted(clusters, spender[f])
-            if q >= n_cl or clusters[q] != spender[f] or group[q] != g:
-                out[g, 1] += 1
-    return out
-
-
 #: A name (an exchange's, or an unnamed service's label) whose wallet's multi-input payouts
 #: spend more than this share of coins that other owners paid it spends its customers'
 #: deposits straight in its payouts (`deposit_cospenders`). Read before any fragment link, on
@@ -785,45 +755,159 @@ def paid_in_counts(
     [0, `n_groups`)): (inputs of its clusters' txs of 2+ inputs and 2+ payees that are not
     CoinJoins, those of them whose coin a tx of a cluster outside the group made, that tx
     neither a sweep, `SWEEP_MIN_INPUTS`+ inputs into one payee, nor a coinbase), an
-    (n_groups, 2) int64 array (`deposit_cospenders` reads it). Memory: 16 B per group, 8 B
-    per cluster of `clusters` (its group) and 8 B per tx of theirs (the tx ids), while in use,
-    and 17 B per tx of a `TX_SLICE` slice while it is read; the store's arrays are read
-    mapped, in place."""
-    clusters = np.asarray(clusters, np.int64)
-    out = np.zeros((n_groups, 2), np.int64)
-    if shapes is None or clusters.shape[0] == 0:
-        return out
-    spender = np.asarray(shapes.spender)
-    txs = []
-    for t0 in range(0, spender.shape[0], TX_SLICE):
-        t1 = min(spender.shape[0], t0 + TX_SLICE)
-        sp = spender[t0:t1]
-        pos = np.minimum(np.searchsorted(clusters, sp), clusters.shape[0] - 1)
-        keep = (
-            (clusters[pos] == sp)
-            & (np.asarray(shapes.n_inputs[t0:t1]) >= 2)
-            & (np.asarray(shapes.n_payees[t0:t1]) >= 2)
-            & ~np.asarray(shapes.coinjoin[t0:t1])
+    (n_groups, 2) int64 array (`deposit_cospenders` reads it). Memory: `PaidInReads`' (12 B
+    per distinct pair of spending and paying cluster, 8 B per tx of theirs while it is read);
+    the store's arrays are read mapped, in place."""
+    if shapes is None:
+        return np.zeros((n_groups, 2), np.int64)
+    # the same read a case makes once and re-aggregates (`PaidInReads`), made for one grouping
+    return PaidInReads(store, shapes).counts(clusters, group, n_groups)
+
+
+@njit(cache=True, nogil=True)
+def _paid_in_pairs(txs, spender, first_input, n_inputs_all, spent_output, first_output,
+                   n_inputs, n_payees, sweep_inputs):  # fmt: skip
+    """Per input of `txs` (`paid_in_counts`' reads, before any grouping): its tx's spender
+    cluster, and the spender cluster of the tx that made its coin, -1 where that tx is a sweep
+    or a coinbase (never another owner's coin); an input spending no output is left out."""
+    n_txs = first_input.shape[0]
+    n = 0
+    for t in txs:
+        i1 = first_input[t + 1] if t + 1 < n_txs else n_inputs_all
+        for i in range(first_input[t], i1):
+            if spent_output[i] >= 0:
+                n += 1
+    spend = np.empty(n, spender.dtype)
+    paid = np.empty(n, spender.dtype)
+    k = 0
+    for t in txs:
+        i1 = first_input[t + 1] if t + 1 < n_txs else n_inputs_all
+        for i in range(first_input[t], i1):
+            o = spent_output[i]
+            if o < 0:
+                continue
+            f = np.searchsorted(first_output, o, side="right") - 1
+            spend[k] = spender[t]
+            if n_payees[f] == 1 and n_inputs[f] >= sweep_inputs:
+                paid[k] = -1  # a sweep: the wallet's own deposits, swept by a cluster unnamed yet
+            else:
+                paid[k] = spender[f]  # -1 already for a coinbase: a pool's own coin
+            k += 1
+    return spend, paid
+
+
+@njit(cache=True, nogil=True)
+def _multi_input_txs_of(spender, n_inputs, n_payees, coinjoin, clusters):  # fmt: skip
+    """The txs of 2+ inputs and 2+ payees, not CoinJoins, whose spender is one of the sorted
+    `clusters`, in order: the shape tested first, the spender searched only then."""
+    n_cl = clusters.shape[0]
+    out = np.empty(0, np.int64)
+    for fill in range(2):
+        k = 0
+        for t in range(spender.shape[0]):
+            if n_inputs[t] < 2 or n_payees[t] < 2 or coinjoin[t]:
+                continue
+            pos = np.searchsorted(clusters, spender[t])
+            if pos < n_cl and clusters[pos] == spender[t]:
+                if fill:
+                    out[k] = t
+                k += 1
+        if not fill:
+            out = np.empty(k, np.int64)
+    return out
+
+
+class PaidInReads:
+    """`paid_in_counts` for one case's many groupings of the same chain, read once per cluster.
+
+    The case reads the names whose wallet spends deposits in its payouts
+    (`deposit_cospenders`) up to five times while its rules lend names, each time over other
+    clusters and groups; the per-input pass over the chain does not depend on the grouping.
+    So it is kept per spending cluster, as its (spending cluster, paying cluster, inputs)
+    triples (`_paid_in_pairs`, one per distinct pair; the paying cluster -1 where the coin
+    came from a sweep or a coinbase), and each grouping re-aggregates them, with no pass over
+    the chain: a grouping that asks for clusters not read yet reads only those (one pass over
+    the txs' spenders, then the inputs of their txs alone). Memory: 12 B per distinct pair of
+    the clusters read (int32 ids below 2^31 addresses, 20 B past them), while the case is
+    prepared; 8 B per tx of the clusters asked while a pass reads."""
+
+    def __init__(self, store: Store, shapes: TxShapes) -> None:
+        self.store = store
+        self.shapes = shapes
+        ids = np.asarray(shapes.spender).dtype
+        self.read = np.zeros(0, np.int64)  # the clusters read, sorted
+        self.spend = np.zeros(0, ids)
+        self.paid = np.zeros(0, ids)
+        self.inputs = np.zeros(0, np.uint32)
+        self.passes = 0  # passes over the chain so far (what the reuse saves, for benchmarks)
+
+    def _read(self, clusters: np.ndarray) -> None:
+        """Read the triples of the sorted `clusters` (none of them read yet)."""
+        shapes, graph = self.shapes, self.store.graph
+        spender = np.asarray(shapes.spender)
+        # one scan of the per-tx arrays as mapped, nothing per tx held: 8 B per tx found
+        txs = _multi_input_txs_of(
+            spender,
+            np.asarray(shapes.n_inputs),
+            np.asarray(shapes.n_payees),
+            np.asarray(shapes.coinjoin),
+            np.asarray(clusters, spender.dtype),
         )
-        txs.append(np.flatnonzero(keep) + t0)
-    return _paid_in_counts(
-        np.concatenate(txs).astype(np.int64),
-        spender,
-        np.asarray(store.graph.tx_first_input),
-        store.graph.input_spent_output.shape[0],
-        np.asarray(store.graph.input_spent_output),
-        np.asarray(shapes.first_output),
-        np.asarray(shapes.n_inputs),
-        np.asarray(shapes.n_payees),
-        SWEEP_MIN_INPUTS,
-        clusters,
-        np.asarray(group, np.int64),
-        n_groups,
-    )
+        spend, paid = _paid_in_pairs(
+            txs,
+            spender,
+            np.asarray(graph.tx_first_input),
+            graph.input_spent_output.shape[0],
+            np.asarray(graph.input_spent_output),
+            np.asarray(shapes.first_output),
+            np.asarray(shapes.n_inputs),
+            np.asarray(shapes.n_payees),
+            SWEEP_MIN_INPUTS,
+        )
+        self.passes += 1
+        # one triple per distinct pair: a hot wallet's spends of its own change are one
+        pairs = np.unique(np.stack([spend, paid]), axis=1, return_counts=True)
+        (spend, paid), inputs = pairs
+        self.read = np.union1d(self.read, clusters)
+        self.spend = np.concatenate([self.spend, spend.astype(self.spend.dtype)])
+        self.paid = np.concatenate([self.paid, paid.astype(self.paid.dtype)])
+        self.inputs = np.concatenate([self.inputs, inputs.astype(np.uint32)])
+
+    def counts(self, clusters: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+        """`paid_in_counts(store, shapes, clusters, group, n_groups)`, the same (n_groups, 2)
+        int64 array, from the triples (reading the clusters not read yet first)."""
+        clusters = np.asarray(clusters, np.int64)
+        group = np.asarray(group, np.int64)
+        out = np.zeros((n_groups, 2), np.int64)
+        if clusters.shape[0] == 0:
+            return out
+        missing = np.setdiff1d(clusters, self.read)
+        if missing.shape[0]:
+            self._read(missing)
+        last = clusters.shape[0] - 1
+        spend = self.spend.astype(np.int64)
+        pos = np.minimum(np.searchsorted(clusters, spend), last)
+        inside = clusters[pos] == spend
+        g = group[pos[inside]]
+        inputs = self.inputs[inside].astype(np.int64)
+        paid = self.paid[inside].astype(np.int64)
+        q = np.minimum(np.searchsorted(clusters, paid), last)
+        own = (paid < 0) | ((clusters[q] == paid) & (group[q] == g))
+        # integer weights below 2^53: float64 sums are exact
+        out[:, 0] = np.bincount(g, weights=inputs, minlength=n_groups)[:n_groups].astype(np.int64)
+        out[:, 1] = np.bincount(g[~own], weights=inputs[~own], minlength=n_groups)[
+            :n_groups
+        ].astype(np.int64)
+        return out
 
 
 def deposit_cospenders(
-    store: Store, shapes: TxShapes | None, clusters: np.ndarray, group: np.ndarray, n_groups: int
+    store: Store,
+    shapes: TxShapes | None,
+    clusters: np.ndarray,
+    group: np.ndarray,
+    n_groups: int,
+    reads: PaidInReads | None = None,
 ) -> np.ndarray:
     """The groups (of `paid_in_counts`'s arguments: a name per cluster) whose wallet spends its
     customers' deposits straight in its payouts, together with its own coins, instead of
@@ -837,8 +921,12 @@ def deposit_cospenders(
     withdrawals made. Such a wallet spends a withdrawal that another exchange paid into one of
     its deposits together with its own coins, so its spends of another wallet's outputs say
     nothing about whose change they were, and its deposits sit in its hot wallet's cluster.
-    Returns the group ids, sorted. Memory: `paid_in_counts`'s."""
-    counts = paid_in_counts(store, shapes, clusters, group, n_groups)
+    Returns the group ids, sorted. Memory: `paid_in_counts`'s. `reads` (`PaidInReads` of the
+    same store and shapes): the counts re-aggregated from its per-cluster reads, the same."""
+    if reads is not None:
+        counts = reads.counts(clusters, group, n_groups)
+    else:
+        counts = paid_in_counts(store, shapes, clusters, group, n_groups)
     share = counts[:, 1] / np.maximum(counts[:, 0], 1)
     return np.flatnonzero((share > COSPEND_SHARE) & (counts[:, 0] >= COSPEND_MIN_INPUTS))
 
@@ -1493,6 +1581,186 @@ def block_periods(block_time: np.ndarray, months: int) -> np.ndarray:
     return (t.astype(np.int64) // months).astype(np.int32)
 
 
+@dataclass(frozen=True)
+class StyleItems:
+    """What `_read_styles` reads of the chain before any grouping: per batch, sweep, batch
+    change, fee-rated tx and coinbase output of a keyed spender (or payee), its key (a group id,
+    or a cluster's index in `StyleReads.clusters`), its calendar window (0 when not read per
+    window) and the values the styles take of it, in tx order. `_styles_of` groups them.
+    Memory (int32 keys and windows, 1 B types and fingerprints): per batch 20 B, per sweep
+    10 B, per batch change 10 B, per batch or sweep 10 B more for its fee, per coinbase output
+    8 B."""
+
+    batch_key: np.ndarray  # int32
+    batch_window: np.ndarray  # int32
+    batch_type: np.ndarray  # the script type of its first input's coin
+    batch_fp: np.ndarray  # its wallet fingerprint (`read_fingerprints` code)
+    batch_pay: np.ndarray  # uint32: its payments (payable outputs but the change)
+    batch_round: np.ndarray  # uint32: the round ones (`STYLE_ROUND_SAT`)
+    batch_ordered: np.ndarray  # bool: values sorted (BIP69-like)
+    batch_unsorted: np.ndarray  # bool: a value falls
+    sweep_key: np.ndarray
+    sweep_window: np.ndarray
+    sweep_type: np.ndarray
+    sweep_width: np.ndarray  # its inputs
+    change_key: np.ndarray
+    change_window: np.ndarray
+    change_last: np.ndarray  # bool: the change is the tx's last output
+    change_fresh: np.ndarray  # bool: its address is first seen there
+    fee_key: np.ndarray
+    fee_window: np.ndarray
+    fee_counted: np.ndarray  # bool (`_fee_rates`)
+    fee_whole: np.ndarray  # bool (`_fee_rates`)
+    coinbase_key: np.ndarray
+    coinbase_window: np.ndarray
+
+
+def _style_items(
+    store: Store,
+    shapes: TxShapes,
+    cluster_of: np.ndarray,
+    keys: ClusterGroups,
+    fingerprint: np.ndarray,
+    period: tuple[np.ndarray, np.ndarray] | None = None,
+) -> StyleItems:
+    """The `StyleItems` of the spenders (payees of coinbases) that `keys` keys, read once over
+    the chain, a slice of `TX_SLICE` txs at a time (~56 B per output of one slice while in
+    use); `period`: (tx heights, each block's window from 0), else every window 0."""
+    i32 = np.int32
+    none = np.zeros(0, i32)
+    parts: dict[str, list[np.ndarray]] = {f: [] for f in StyleItems.__dataclass_fields__}
+    fee_tx: list[np.ndarray] = [np.zeros(0, np.int64)]
+    n_outputs = shapes.spent_by.shape[0]
+    seen_max = -1
+    for t0, t1, lo, hi, made in shapes.tx_slices():
+        spender = np.asarray(shapes.spender[t0:t1])
+        tx_key = np.where(spender >= 0, keys.lookup(np.maximum(spender, 0)), -1).astype(i32)
+        tx_period = np.zeros(t1 - t0, i32)
+        if period is not None:
+            heights, window = period
+            tx_period = window[np.asarray(heights[t0:t1], np.int64)].astype(i32)
+        first_type = _first_input_type(store, t0, t1)
+        batch = shapes.batch[t0:t1] & (tx_key >= 0)
+        parts["batch_key"].append(tx_key[batch])
+        parts["batch_window"].append(tx_period[batch])
+        parts["batch_type"].append(first_type[batch])
+        parts["batch_fp"].append(np.asarray(fingerprint[t0:t1])[batch])
+        sweep = (shapes.n_inputs[t0:t1] >= SWEEP_MIN_INPUTS) & (shapes.n_payees[t0:t1] == 1)
+        sweep &= (tx_key >= 0) & ~shapes.coinjoin[t0:t1]
+        # a send-all into a deposit that its owner swept on is no sweep of the group's own: a
+        # customer's coins a stray merge put in the group would vote their type (hard medium 7)
+        sweep &= ~_paid_into_deposit(shapes, t0, t1, lo, hi, made)
+        parts["sweep_key"].append(tx_key[sweep])
+        parts["sweep_window"].append(tx_period[sweep])
+        parts["sweep_type"].append(first_type[sweep])
+        parts["sweep_width"].append(np.asarray(shapes.n_inputs[t0:t1])[sweep])
+        # a batch's change: its one output a later batch spends (as `service_entities` links).
+        # Each tx's outputs lie in one slice, so its count of batch-spent outputs is the slice's.
+        spent_by = np.asarray(shapes.spent_by[lo:hi])
+        spent = spent_by >= 0
+        in_batch = np.zeros(hi - lo, np.bool_)
+        in_batch[spent] = shapes.batch[spent_by[spent]]
+        local = made - t0
+        per_tx = np.bincount(local[in_batch], minlength=t1 - t0)
+        change = in_batch & (per_tx[local] == 1) & batch[local]
+        outputs = np.flatnonzero(change)
+        ends = np.append(np.asarray(shapes.first_output[t0 + 1 : t1 + 1]), n_outputs)[: t1 - t0]
+        parts["change_key"].append(tx_key[local[outputs]])
+        parts["change_window"].append(tx_period[local[outputs]])
+        parts["change_last"].append(outputs + lo == ends[local[outputs]] - 1)
+        # and whether its address is first seen there: address ids are given in order of first
+        # appearance (docs/design/clustering.md), so an output's address is fresh when its id
+        # is above every id paid before it (a running maximum carried from slice to slice)
+        paid = np.asarray(shapes.output_address[lo:hi]).astype(np.int64)
+        paid[paid == int(NONE32)] = -1
+        before = np.maximum.accumulate(np.concatenate(([seen_max], paid)))
+        seen_max = int(before[-1])
+        parts["change_fresh"].append(paid[outputs] > before[outputs])
+        # its batches' payments (every payable output but the change), and the round ones
+        pay = np.asarray(shapes.payable[lo:hi]) & batch[local] & ~change
+        whole = np.asarray(shapes.output_value[lo:hi])[pay] % STYLE_ROUND_SAT == 0
+        at = np.flatnonzero(batch)
+        parts["batch_pay"].append(np.bincount(local[pay], minlength=t1 - t0)[at].astype(np.uint32))
+        parts["batch_round"].append(
+            np.bincount(local[pay][whole], minlength=t1 - t0)[at].astype(np.uint32)
+        )
+        # output order: its batches whose outputs' values are sorted (BIP69), and the others
+        value = np.asarray(shapes.output_value[lo:hi])
+        same_tx = local[:-1] == local[1:]
+        falls = np.bincount(local[:-1][same_tx & (value[:-1] > value[1:])], minlength=t1 - t0)
+        rises = np.bincount(local[:-1][same_tx & (value[:-1] < value[1:])], minlength=t1 - t0)
+        parts["batch_ordered"].append(((falls == 0) & (rises >= STYLE_ORDER_RISES))[at])
+        parts["batch_unsorted"].append((falls > 0)[at])
+        # fee rate: its batches and sweeps, read after the pass
+        paying = np.flatnonzero(batch | sweep)
+        fee_tx.append(paying + t0)
+        parts["fee_key"].append(tx_key[paying])
+        parts["fee_window"].append(tx_period[paying])
+        coinbase_out = shapes.payable[lo:hi] & (spender[local] < 0)
+        addresses = np.asarray(shapes.output_address[lo:hi])[coinbase_out].astype(np.int64)
+        paid_key = keys.lookup(np.asarray(cluster_of[addresses])).astype(i32)
+        took = paid_key >= 0
+        parts["coinbase_key"].append(paid_key[took])
+        parts["coinbase_window"].append(tx_period[local[coinbase_out]][took])
+    counted, whole_fee = _fee_rates(store, shapes, np.concatenate(fee_tx))
+    parts["fee_counted"] = [counted]
+    parts["fee_whole"] = [whole_fee]
+    return StyleItems(**{f: np.concatenate(v) if v else none for f, v in parts.items()})
+
+
+def _styles_of(
+    items: StyleItems, key_group: np.ndarray, n_base: int, n_periods: int, per_window: bool
+) -> WalletStyles:
+    """The `WalletStyles` of `items` with each key's group `key_group[key]` (-1: none), of
+    `n_base` groups; `per_window`: keyed group x `n_periods` + window."""
+    n_groups = n_base * n_periods
+
+    def grouped(key: np.ndarray, window: np.ndarray) -> np.ndarray:
+        g = key_group[np.asarray(key, np.int64)] if key.shape[0] else np.zeros(0, np.int64)
+        if per_window:
+            g = np.where(g >= 0, g * n_periods + np.asarray(window, np.int64), -1)
+        return np.asarray(g, np.int64)
+
+    def count(g: np.ndarray) -> np.ndarray:
+        return np.bincount(g, minlength=n_groups).astype(np.int64)
+
+    def total(g: np.ndarray, n: np.ndarray) -> np.ndarray:
+        # integer weights below 2^53: float64 sums are exact
+        return np.rint(np.bincount(g, weights=n, minlength=n_groups)).astype(np.int64)
+
+    gb = grouped(items.batch_key, items.batch_window)
+    b = gb >= 0
+    g_batch = gb[b]
+    hot = _one_value(g_batch, items.batch_type[b].astype(np.int64), n_groups)
+    fp = _one_value(g_batch, items.batch_fp[b].astype(np.int64), n_groups)
+    gs = grouped(items.sweep_key, items.sweep_window)
+    s = gs >= 0
+    deposit = _main_value(
+        gs[s], items.sweep_type[s].astype(np.int64), items.sweep_width[s].astype(np.int64),
+        n_groups,
+    )  # fmt: skip
+    gc = grouped(items.change_key, items.change_window)
+    c = gc >= 0
+    last, fresh = items.change_last[c], items.change_fresh[c]
+    g_change = gc[c]
+    gf = grouped(items.fee_key, items.fee_window)
+    f = gf >= 0
+    g_fee = gf[f]
+    counted, whole = items.fee_counted[f], items.fee_whole[f]
+    coinbase = np.zeros(n_groups, np.bool_)
+    gcb = grouped(items.coinbase_key, items.coinbase_window)
+    coinbase[gcb[gcb >= 0]] = True
+    return WalletStyles(
+        hot, fp, deposit, count(g_change[last]), count(g_change[~last]), coinbase,
+        count(g_change[fresh]), count(g_change[~fresh]),
+        total(g_batch, items.batch_pay[b].astype(np.float64)),
+        total(g_batch, items.batch_round[b].astype(np.float64)),
+        count(g_batch), count(gs[s]), count(g_batch[items.batch_ordered[b]]),
+        count(g_batch[items.batch_unsorted[b]]), count(g_fee[whole]),
+        count(g_fee[counted & ~whole]),
+    )  # fmt: skip
+
+
 def _read_styles(
     store: Store,
     shapes: TxShapes | None,
@@ -1512,112 +1780,70 @@ def _read_styles(
         unseen = np.full(n_groups, STYLE_UNSEEN, np.int64)
         return WalletStyles(unseen, unseen.copy(), unseen.copy(), empty, empty.copy(),
                             np.zeros(n_groups, np.bool_), empty.copy(), empty.copy())  # fmt: skip
-    n_txs = shapes.n_payees.shape[0]
     if fingerprint is None:
-        fingerprint = read_fingerprints(store, 0, n_txs, TX_SLICE)
-    # per batch and sweep of a grouped spender: (group, first input's type, fingerprint)
-    none = np.zeros(0, np.int64)
-    batch_g, batch_type, batch_fp = [none], [none], [none]
-    sweep_g, sweep_type, sweep_width = [none], [none], [none]
-    # its batches' payments (every payable output but the change), and the round ones
-    payments = np.zeros(n_groups, np.int64)
-    round_payments = np.zeros(n_groups, np.int64)
-    # a batch's change: its one output a later batch spends (as `service_entities` links).
-    # Each tx's outputs lie in one slice, so its count of batch-spent outputs is the slice's.
-    change_last = np.zeros(n_groups, np.int64)
-    change_elsewhere = np.zeros(n_groups, np.int64)
-    # and whether its address is first seen there: address ids are given in order of first
-    # appearance (docs/design/clustering.md), so an output's address is fresh when its id is
-    # above every id paid before it (a running maximum carried from slice to slice)
-    change_fresh = np.zeros(n_groups, np.int64)
-    change_reused = np.zeros(n_groups, np.int64)
-    seen_max = -1
-    coinbase = np.zeros(n_groups, np.bool_)
-    # output order: its batches whose outputs' values are sorted (BIP69), and the others
-    sorted_batches = np.zeros(n_groups, np.int64)
-    unsorted_batches = np.zeros(n_groups, np.int64)
-    # fee rate: its batches and sweeps (tx ids and groups), read after the pass
-    fee_tx, fee_g = [none], [none]
-    n_outputs = shapes.spent_by.shape[0]
-    # a slice of txs at a time: nothing per tx of the chain is held here
-    for t0, t1, lo, hi, made in shapes.tx_slices():
-        spender = np.asarray(shapes.spender[t0:t1])
-        tx_group = np.where(spender >= 0, group.lookup(np.maximum(spender, 0)), -1)
-        tx_period = np.zeros(t1 - t0, np.int64)
-        if period is not None:
-            heights, window, _n = period
-            tx_period = window[np.asarray(heights[t0:t1], np.int64)].astype(np.int64)
-            tx_group = np.where(tx_group >= 0, tx_group * n_periods + tx_period, -1)
-        first_type = _first_input_type(store, t0, t1).astype(np.int64)
-        batch = shapes.batch[t0:t1] & (tx_group >= 0)
-        batch_g.append(tx_group[batch])
-        batch_type.append(first_type[batch])
-        batch_fp.append(np.asarray(fingerprint[t0:t1])[batch].astype(np.int64))
-        sweep = (shapes.n_inputs[t0:t1] >= SWEEP_MIN_INPUTS) & (shapes.n_payees[t0:t1] == 1)
-        sweep &= (tx_group >= 0) & ~shapes.coinjoin[t0:t1]
-        # a send-all into a deposit that its owner swept on is no sweep of the group's own: a
-        # customer's coins a stray merge put in the group would vote their type (hard medium 7)
-        sweep &= ~_paid_into_deposit(shapes, t0, t1, lo, hi, made)
-        sweep_g.append(tx_group[sweep])
-        sweep_type.append(first_type[sweep])
-        sweep_width.append(np.asarray(shapes.n_inputs[t0:t1])[sweep].astype(np.int64))
-        spent_by = np.asarray(shapes.spent_by[lo:hi])
-        spent = spent_by >= 0
-        in_batch = np.zeros(hi - lo, np.bool_)
-        in_batch[spent] = shapes.batch[spent_by[spent]]
-        local = made - t0
-        per_tx = np.bincount(local[in_batch], minlength=t1 - t0)
-        change = in_batch & (per_tx[local] == 1) & batch[local]
-        outputs = np.flatnonzero(change)
-        ends = np.append(np.asarray(shapes.first_output[t0 + 1 : t1 + 1]), n_outputs)[: t1 - t0]
-        is_last = outputs + lo == ends[local[outputs]] - 1
-        g = tx_group[local[outputs]]
-        change_last += np.bincount(g[is_last], minlength=n_groups).astype(np.int64)
-        change_elsewhere += np.bincount(g[~is_last], minlength=n_groups).astype(np.int64)
-        paid = np.asarray(shapes.output_address[lo:hi]).astype(np.int64)
-        paid[paid == int(NONE32)] = -1
-        before = np.maximum.accumulate(np.concatenate(([seen_max], paid)))
-        seen_max = int(before[-1])
-        fresh = paid[outputs] > before[outputs]
-        change_fresh += np.bincount(g[fresh], minlength=n_groups).astype(np.int64)
-        change_reused += np.bincount(g[~fresh], minlength=n_groups).astype(np.int64)
-        pay = np.asarray(shapes.payable[lo:hi]) & batch[local] & ~change
-        whole = np.asarray(shapes.output_value[lo:hi])[pay] % STYLE_ROUND_SAT == 0
-        g_pay = tx_group[local[pay]]
-        payments += np.bincount(g_pay, minlength=n_groups).astype(np.int64)
-        round_payments += np.bincount(g_pay[whole], minlength=n_groups).astype(np.int64)
-        value = np.asarray(shapes.output_value[lo:hi])
-        same_tx = local[:-1] == local[1:]
-        falls = np.bincount(local[:-1][same_tx & (value[:-1] > value[1:])], minlength=t1 - t0)
-        rises = np.bincount(local[:-1][same_tx & (value[:-1] < value[1:])], minlength=t1 - t0)
-        ordered = batch & (falls == 0) & (rises >= STYLE_ORDER_RISES)
-        sorted_batches += np.bincount(tx_group[ordered], minlength=n_groups)
-        unsorted_batches += np.bincount(tx_group[batch & (falls > 0)], minlength=n_groups)
-        paying = np.flatnonzero(batch | sweep)
-        fee_tx.append(paying + t0)
-        fee_g.append(tx_group[paying])
-        coinbase_out = shapes.payable[lo:hi] & (spender[local] < 0)
-        addresses = np.asarray(shapes.output_address[lo:hi])[coinbase_out].astype(np.int64)
-        paid = group.lookup(np.asarray(cluster_of[addresses]))
-        paid = np.where(paid >= 0, paid * n_periods + tx_period[local[coinbase_out]], -1)
-        coinbase[paid[paid >= 0]] = True
-    g_batch = np.concatenate(batch_g)
-    hot = _one_value(g_batch, np.concatenate(batch_type), n_groups)
-    fp = _one_value(g_batch, np.concatenate(batch_fp), n_groups)
-    deposit = _main_value(
-        np.concatenate(sweep_g), np.concatenate(sweep_type), np.concatenate(sweep_width), n_groups
+        fingerprint = read_fingerprints(store, 0, shapes.n_payees.shape[0], TX_SLICE)
+    items = _style_items(
+        store, shapes, cluster_of, group, fingerprint, None if period is None else period[:2]
     )
-    batches = np.bincount(g_batch, minlength=n_groups).astype(np.int64)
-    sweeps = np.bincount(np.concatenate(sweep_g), minlength=n_groups).astype(np.int64)
-    counted, whole = _fee_rates(store, shapes, np.concatenate(fee_tx))
-    g_fee = np.concatenate(fee_g)
-    whole_fees = np.bincount(g_fee[whole], minlength=n_groups).astype(np.int64)
-    fractional_fees = np.bincount(g_fee[counted & ~whole], minlength=n_groups).astype(np.int64)
-    return WalletStyles(
-        hot, fp, deposit, change_last, change_elsewhere, coinbase, change_fresh, change_reused,
-        payments, round_payments, batches, sweeps, sorted_batches, unsorted_batches, whole_fees,
-        fractional_fees,
-    )  # fmt: skip
+    same = np.arange(group.n_groups, dtype=np.int64)
+    return _styles_of(items, same, group.n_groups, n_periods, period is not None)
+
+
+class StyleReads:
+    """`wallet_styles` for one case's many groupings of the same clusters, read once.
+
+    The style rounds (`cases.investigate._lend_by_style`) read the styles of the attributed
+    clusters once per round, each grouped by the names lent by then, and rule 6b's rows read
+    them once more on the final names: each read a pass over the chain (two where the chain
+    spans several windows). Nothing a pass reads depends on the grouping but which spender it
+    keys, so the pass is made once over every cluster of `clusters` (`StyleItems`, keyed by its
+    index there, with its window) and each grouping re-aggregates the items. Memory:
+    `StyleItems`' bytes per batch, sweep, change and coinbase output of those clusters, while
+    the case is prepared; 8 B per cluster of `clusters`."""
+
+    def __init__(
+        self,
+        store: Store,
+        shapes: TxShapes,
+        cluster_of: np.ndarray,
+        clusters: np.ndarray,
+        fingerprint: np.ndarray,
+        period_months: int | None = None,
+    ) -> None:
+        self.clusters = np.unique(np.asarray(clusters, np.int64))
+        self.months = STYLE_PERIOD_MONTHS if period_months is None else int(period_months)
+        self.n_periods, self.first = 1, 0
+        period = None
+        if self.months > 0:
+            window = block_periods(np.asarray(store.graph.block_time), self.months)
+            if window.shape[0]:
+                self.first = int(window.min())
+                self.n_periods = int(window.max()) - self.first + 1
+            if self.n_periods > 1:
+                period = (store.graph.tx_height, window - self.first)
+        keys = ClusterGroups(self.clusters, np.arange(self.clusters.shape[0], dtype=np.int64))
+        self.items = _style_items(store, shapes, cluster_of, keys, fingerprint, period)
+
+    def covers(self, group: ClusterGroups, period_months: int | None = None) -> bool:
+        """Whether `styles` can read `group` (its clusters all read here, the same window)."""
+        months = STYLE_PERIOD_MONTHS if period_months is None else int(period_months)
+        return months == self.months and bool(np.isin(group.clusters, self.clusters).all())
+
+    def styles(self, group: ClusterGroups) -> WalletStyles:
+        """`wallet_styles(store, shapes, cluster_of, group, fingerprint, months)`, the same,
+        for a `group` that `covers` allows."""
+        n_base = group.n_groups
+        if n_base == 0:
+            empty = np.zeros(0, np.int64)
+            unseen = np.full(0, STYLE_UNSEEN, np.int64)
+            return WalletStyles(unseen, unseen.copy(), unseen.copy(), empty, empty.copy(),
+                                np.zeros(0, np.bool_), empty.copy(), empty.copy())  # fmt: skip
+        key_group = group.lookup(self.clusters)
+        pooled = _styles_of(self.items, key_group, n_base, 1, False)
+        if self.n_periods <= 1:
+            return pooled
+        per = _styles_of(self.items, key_group, n_base, self.n_periods, True)
+        return replace(pooled, periods=PeriodStyles(per, self.n_periods, self.months, self.first))
 
 
 def blind_styles(
