@@ -113,6 +113,7 @@ from chainsleuth.trace.services import (
     style_candidates,
     style_habits,
     style_matches,
+    style_orphan_vetoes,
     sweep_into_evidence,
     tx_shapes,
     wallet_styles,
@@ -1093,6 +1094,13 @@ def _lend_to_funders(
 #: small worlds the second round named 6-108% more clusters than the first, the third none.
 STYLE_ROUNDS = 3
 
+#: Fewest orphan groups (`trace.services.style_orphan_vetoes`: unnamed services whose habits
+#: rule out every named wallet) a style match must also be compatible with to be left unnamed:
+#: an exchange the tags miss shows in its other fragments, and a fragment that could be it as
+#: well as the one named wallet it fits is no evidence for that wallet (docs/design/trace.md).
+#: 0 turns the guard off.
+ORPHAN_MIN_GROUPS = 2
+
 #: Tag categories of CoinJoin coordinators and mixers (never named through a wallet style).
 _MIXING_CATEGORIES = frozenset({"coinjoin", "mixer"})
 
@@ -1183,6 +1191,8 @@ def _lend_by_style(
         asked = np.union1d(named, candidate)
         styles = received_deposits(store, shapes, cluster_of, styles, group, asked)
         match = style_matches(styles, named, candidate)
+        if ORPHAN_MIN_GROUPS:
+            match[style_orphan_vetoes(styles, named, candidate, match, ORPHAN_MIN_GROUPS)] = -1
         if not (match >= 0).any():
             break
         owner[candidate[match >= 0]] = match[match >= 0]

@@ -2135,6 +2135,54 @@ def style_matches(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray
     return out
 
 
+def style_orphan_vetoes(
+    styles: WalletStyles,
+    named: np.ndarray,
+    candidate: np.ndarray,
+    match: np.ndarray,
+    min_orphans: int,
+) -> np.ndarray:
+    """Candidates (bool): style matches (`style_matches`' `match` >= 0) to leave unnamed because
+    an unnamed wallet could be theirs as well (docs/design/trace.md "Orphan groups").
+
+    An orphan is a candidate group that received no coinbase, shows the habits a match needs as
+    evidence (hot type, fingerprint, and change position or deposit type) and whose habits rule
+    out every named group both as a candidate's are read (`style_compatible`) and as a tag's
+    are (the named thresholds, pooled): a service wallet the tags miss. A matched candidate is
+    vetoed when at least `min_orphans` orphans are look-alikes of its match (the same hot type
+    and fingerprint, pooled, both shown) and no habit of it contradicts theirs (read as named
+    groups, with the evidence a match needs): a fragment of an untagged exchange that does not
+    show the habit its other fragments differ in would otherwise take the one tagged
+    look-alike's name. Two orphans, not one, so a single stray cluster vetoes nothing. `named`
+    sorted (as `np.flatnonzero` gives it). Candidates × orphans bools: a few hundred by a few
+    hundred."""
+    out = np.zeros(candidate.shape[0], np.bool_)
+    matched = match >= 0
+    if not matched.any():
+        return out
+    compatible, _evidence = style_compatible(styles, named, candidate)
+    # the evidence a candidate shows of itself: its habits against a group that shows them all
+    habits = style_habits(styles, candidate, seen=True)
+    shows = (habits[0] >= 0) & (habits[1] >= 0) & ((habits[2] >= 0) | (habits[3] >= 0))
+    # and read as a tag is (its counted habits over the named thresholds, pooled over the
+    # chain): a habit one stray batch shows does not make a tagged wallet's own fragment one
+    strict, _shown = _alike(style_habits(styles, candidate), style_habits(styles, named))
+    orphan = ~(compatible | strict).any(axis=1) & shows & ~styles.coinbase[candidate]
+    if int(orphan.sum()) < min_orphans:
+        return out
+    fits, evidence = style_compatible(styles, candidate[orphan], candidate[matched])
+    fits &= evidence
+    # a look-alike of the match: the same hot type and fingerprint as the named wallet, read
+    # pooled over the chain on both sides (a wallet whose signing software changed reads
+    # mixed, and its new software's fragments, orphans by its old habits, veto nothing)
+    mine = style_habits(styles, candidate[orphan])
+    theirs = style_habits(styles, named[np.searchsorted(named, match[matched])])
+    for h in (0, 1):
+        fits &= (theirs[h][:, None] >= 0) & (theirs[h][:, None] == mine[h][None, :])
+    out[np.flatnonzero(matched)[fits.sum(axis=1) >= min_orphans]] = True
+    return out
+
+
 #: Fewest named wallets a `style_candidates` set lists: one compatible wallet the rule did not
 #: name lacks the evidence a match needs (or received a coinbase), and on the simulated worlds
 #: it was another owner's 7 times in 24 (docs/investigations.md "Candidate exchanges").
