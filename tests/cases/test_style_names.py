@@ -95,6 +95,18 @@ def test_the_line_is_said_only_when_a_lead_rests_on_style() -> None:
     assert line.startswith("1,234 leads rest on wallet style") and "--no-style-names" in line
 
 
+def test_the_report_says_it_from_case_json() -> None:
+    from chainsleuth.cases.report.query import closed_world_note
+
+    case = {"closed_world": {"style_names": True, "leads_resting_on_style": 12}}
+    assert closed_world_note(case) == closed_world_line(12)
+    assert (
+        closed_world_note({"closed_world": {"style_names": False, "leads_resting_on_style": 0}})
+        == ""
+    )
+    assert closed_world_note({}) == ""  # a case folder from before the key
+
+
 def _deciding_style(case: Path) -> int:
     """leads.csv read apart from the case's code: deposits whose largest exchange row at 0.5 or
     above was named through its wallet style."""
