@@ -12,38 +12,20 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from chainsleuth.cases.investigate import _lend_by_style, leads_resting_on_style
+from chainsleuth.cases.investigate import leads_resting_on_style
 from chainsleuth.cases.lookalikes import closed_world_line
 from chainsleuth.cases.rows import UNIDENTIFIED_SERVICE
-from tests.cases.test_candidate_exchanges import NAMES
-from tests.trace.test_more_habits import DEDUCTED, ROUND, PayChain, Tx
+from tests.cases.test_candidate_exchanges import NAMES, _lend
+from tests.trace.test_more_habits import DEDUCTED, ROUND
 
 
 def _one_alike(lend: bool) -> tuple[np.ndarray, dict, dict, dict]:
     """Four wallets alike on hot type, fingerprint and change, paying 9 batches of 6 payees:
     arcadia sends round amounts like the untagged service (cluster 1_003), borealis and cobalt
     deduct their fee, so the service fits arcadia alone. Returns `_lend_by_style`'s clusters
-    named, its candidate sets and the attribution after it."""
-    c = PayChain()
-    funder = c.add(Tx([], [(c.fresh(), 400_000_000)]))
-    hot = [c.fresh() for _ in range(4)]
-    coins = c.add(Tx(funder, [(a, 100_000_000) for a in hot]))
-    wallets = [[h] for h in hot]
-    for w, amount in enumerate((ROUND, DEDUCTED, DEDUCTED, ROUND)):
-        c.pay(coins[w], wallets[w], 9, amount)
-    cluster_of = np.arange(c.next_address)
-    for w, members in enumerate(wallets):
-        cluster_of[members] = 1_000 + w
-    attribution: dict[int, tuple[str | None, str]] = {
-        1_000 + w: (n, "exchange") for w, n in enumerate(NAMES)
-    }
-    attribution[1_003] = ("cluster:7", UNIDENTIFIED_SERVICE)
-    candidates: dict[tuple[str | None, str], str] = {}
+    named, its candidate sets, the attribution after it and the exchanges' habits it read."""
     habits: dict[tuple[str | None, str], tuple[np.ndarray, int]] = {}
-    named = _lend_by_style(
-        c.store(), c.shapes(cluster_of), cluster_of, attribution, np.ones(len(c.txs), np.int64),
-        candidates, None, habits, lend=lend,
-    )  # fmt: skip
+    named, candidates, attribution = _lend((ROUND, DEDUCTED, DEDUCTED, ROUND), lend, habits)
     return named, candidates, attribution, habits
 
 
