@@ -22,6 +22,7 @@ and scores it (`cases.evaluate.score_case`) with three extra figures:
     python -m bench.untagged_exchange prepare hard-small-1 arcadia
     python -m bench.untagged_exchange run hard-small-1 arcadia --label main
     python -m bench.untagged_exchange run hard-small-1 - --label main   # all tags kept
+    python -m bench.untagged_exchange run hard-small-1 arcadia --label off --no-style-names
 
 `-` as the exchange runs on the cached world itself (`case-<label>/` beside the variants).
 Reads the truth (bench code only).
@@ -87,18 +88,21 @@ def _link(src: str, dst: str) -> None:
     Path(dst).hardlink_to(src)
 
 
-def run(world: str, exchange: str, label: str) -> dict[str, Any]:
-    """Investigate the variant with the working directory's code and score it."""
+def run(world: str, exchange: str, label: str, style_names: bool = True) -> dict[str, Any]:
+    """Investigate the variant with the working directory's code and score it
+    (`style_names`: investigate's, False as `--no-style-names`)."""
     from chainsleuth.cases.investigate import investigate
 
     root = CACHE / world if exchange == "-" else variant_dir(world, exchange)
     case = (variant_dir(world, "-") if exchange == "-" else root) / f"case-{label}"
     shutil.rmtree(case, ignore_errors=True)
-    investigate(root / "store", root / "world" / "seeds" / "deposits.csv", case, report=False)
+    seeds = root / "world" / "seeds" / "deposits.csv"
+    investigate(root / "store", seeds, case, report=False, style_names=style_names)
     result = score(root / "world", case, exchange)
     import chainsleuth
 
     result.update(world=world, exchange=exchange, label=label, code=chainsleuth.__file__)
+    result["style_names"] = style_names
     case.parent.mkdir(parents=True, exist_ok=True)
     (case.parent / f"score-{label}.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
@@ -191,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--label", default="main", help="case-<label>/, score-<label>.json")
     parser.add_argument("--link", action="store_true", help="hard-link the store's files")
+    parser.add_argument(
+        "--no-style-names", action="store_true", help="investigate with style_names=False"
+    )
     args = parser.parse_args(argv)
     names = exchanges(args.world) if args.exchanges == ["all"] else args.exchanges
     if args.exchanges == ["all"] and args.what == "run":
@@ -199,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.what == "prepare":
             print(prepare(args.world, x, link=args.link), flush=True)
         else:
-            r = run(args.world, x, args.label)
+            r = run(args.world, x, args.label, not args.no_style_names)
             keys = ("lead_precision", "wrong", "untagged_funded", "untagged_named",
                     "untagged_wrong", "tagged_recall", "untagged_wrong_via")  # fmt: skip
             print(args.world, x, args.label, {k: r[k] for k in keys}, flush=True)

@@ -488,6 +488,8 @@ async def start_case(
     max_hops: Annotated[int, Form(ge=1, le=MAX_TRACE_HOPS)] = 15,
     walk_coinjoins: Annotated[bool, Form()] = False,
     min_confidence: Annotated[float, Form(ge=0.0, le=1.0)] = 0.0,
+    # false: name no wallet by its style alone (TagPacks that leave an active exchange untagged)
+    style_names: Annotated[bool, Form()] = True,
     skip_invalid: Annotated[bool, Form()] = False,
     report: Annotated[bool, Form()] = True,
     pdf: Annotated[bool, Form()] = True,
@@ -499,6 +501,7 @@ async def start_case(
         "max_hops": max_hops,
         "walk_coinjoins": walk_coinjoins,
         "min_confidence": min_confidence,
+        "style_names": style_names,
         "skip_invalid": skip_invalid,
         "report": report,
         "pdf": pdf and report,

@@ -43,6 +43,12 @@ def register(app: typer.Typer) -> None:
             help="leave subpoena rows whose best lead is less sure than this out of "
             "subpoenas.csv (leads.csv keeps every lead)",
         ),
+        style_names: bool = typer.Option(
+            True,
+            "--style-names/--no-style-names",
+            help="--no-style-names: name no wallet by its style alone: for TagPacks that do "
+            "not tag every exchange active in the case",
+        ),
         skip_invalid: bool = typer.Option(
             False,
             "--skip-invalid",
@@ -81,6 +87,7 @@ def register(app: typer.Typer) -> None:
             pdf=pdf,
             walk_coinjoins=walk_coinjoins,
             min_confidence=min_confidence,
+            style_names=style_names,
         )
         record_invalid_seeds(Path(out) / "case.json", check)  # [] when every line is valid
         print_summary(summary, console)

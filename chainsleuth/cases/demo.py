@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from chainsleuth.cases.investigate import InvestigationSummary, investigate
-from chainsleuth.cases.lookalikes import lookalike_line
+from chainsleuth.cases.lookalikes import closed_world_line, lookalike_line
 from chainsleuth.cases.report import write_report
 from chainsleuth.core.errors import ChainsleuthError
 
@@ -42,6 +42,9 @@ def print_summary(summary: InvestigationSummary, console: Console) -> None:
     warning = lookalike_line(summary.lookalike_exchanges, summary.unreadable_exchanges)
     if warning:  # Text: a name is never read as rich markup; one line, never wrapped
         console.print(Text(warning, style="yellow"), soft_wrap=True)
+    resting = closed_world_line(summary.n_leads_resting_on_style)
+    if resting:
+        console.print(Text(resting, style="yellow"), soft_wrap=True)
     if summary.n_request_deposits:
         console.print(
             f"{summary.n_request_deposits:,} deposit addresses with no subpoena lead have a "

@@ -43,6 +43,7 @@ from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of th
     BATCH_MIN_OUTPUTS,
     CASHOUT_COLUMNS,
     COINJOIN_CAP,
+    DEFAULT_CASHOUT_CUT,
     EXCHANGE_CATEGORIES,
     FORWARD_HABITS,
     FRAGMENT_LINKS,
@@ -232,6 +233,8 @@ class InvestigationSummary:
     # about, whose best lead is a wallet two or more exchanges fit alike
     n_request_rows: int = 0
     n_request_deposits: int = 0
+    # case.json's closed_world.leads_resting_on_style (`leads_resting_on_style`)
+    n_leads_resting_on_style: int = 0
 
 
 # ------------------------------------------------------------------------------- inputs
@@ -377,11 +380,16 @@ def prepare_case(
     walk_coinjoins: bool = False,
     scratch: Scratch | None = None,
     habit_period_months: int | None = None,
+    style_names: bool = True,
 ) -> CaseSetup:
     """The service (seed clusters and wallet), stops, CoinJoins and deposit outputs of a case.
 
     `habit_period_months`: the window the wallet-style rules read habits in
     (`trace.services.wallet_styles`; None: `STYLE_PERIOD_MONTHS`, 0: pooled over the chain).
+    `style_names` False: no wallet is named by its style alone (`_lend_by_style`'s `lend`):
+    that rule assumes the TagPacks tag every exchange active in the case (a closed world), so
+    where they do not, an untagged exchange's wallet takes a tagged look-alike's name. What
+    the change rules would lend from such names is then not lent either.
 
     `prices`: a price CSV, a resolved `PriceSource`, or None for the data directory's series
     (imported, else shipped). `scratch` (core.scratch): where the arrays per tx and per
@@ -467,6 +475,7 @@ def prepare_case(
     styled = _lend_by_style(
         store, shapes, cluster_of, attribution, fingerprint, candidates, lookalikes,
         exchange_habits, habit_period_months, forward_habits, split[1], style_reads,
+        style_names,
     )  # fmt: skip
     returned: list[int] = []
     change_links: list[dict[str, Any]] = []
@@ -610,6 +619,33 @@ def prepare_case(
     )
 
 
+def leads_resting_on_style(leads: pa.Table, cut: float = DEFAULT_CASHOUT_CUT) -> int:
+    """The deposits whose deciding lead rests on a wallet-style name: per deposit address, its
+    exchange row (`EXCHANGE_CATEGORIES`) at confidence `cut` or above with the largest
+    `amount_sat` (the lead a subpoena follows, as `cases.evaluate` scores it), counted where
+    its `attributed_via` is `wallet_style`. Rows named through a change link from a
+    style-named wallet (change_spend, ...) rest on it too but are not counted: the link's
+    source is not kept per row (case.json's `change_links` cites the first link only)."""
+    if leads.num_rows == 0:
+        return 0
+    category = np.asarray(leads.column("source_category").to_numpy(zero_copy_only=False))
+    confidence = leads.column("confidence").to_numpy(zero_copy_only=False)
+    keep = np.isin(category, sorted(EXCHANGE_CATEGORIES)) & (
+        np.nan_to_num(np.asarray(confidence, np.float64), nan=0.0) >= cut
+    )
+    if not keep.any():
+        return 0
+    deposit = np.asarray(leads.column("deposit_address").to_numpy(zero_copy_only=False))[keep]
+    amount = np.asarray(leads.column("amount_sat").to_numpy(zero_copy_only=False), np.int64)
+    via = np.asarray(leads.column("attributed_via").to_numpy(zero_copy_only=False))[keep]
+    # per deposit the largest amount first (ties: the first row in the case's order)
+    order = np.lexsort((-amount[keep], deposit))
+    deposit, via = deposit[order], via[order]
+    first = np.ones(deposit.shape[0], np.bool_)
+    first[1:] = deposit[1:] != deposit[:-1]
+    return int((via[first] == "wallet_style").sum())
+
+
 def _period_months(habit_period_months: int | None) -> int:
     """The habit window in months (`prepare_case`'s `habit_period_months`, None: the default)."""
     return STYLE_PERIOD_MONTHS if habit_period_months is None else int(habit_period_months)
@@ -628,6 +664,7 @@ def investigate(
     min_confidence: float = 0.0,
     progress: Callable[[str, int, int | None], None] | None = None,
     habit_period_months: int | None = None,
+    style_names: bool = True,
 ) -> InvestigationSummary:
     """Run the case: leads (who funded the deposits), subpoenas (per exchange), cash-outs.
 
@@ -635,7 +672,10 @@ def investigate(
     (leads.csv keeps every lead). `progress(step, done, total)` is called as the case moves
     through its steps ("setup", "leads", "cashouts", "files", "report"; done/total count the
     chunks of seeds traced, total None where unknown). `habit_period_months`: the window the
-    wallet-style rules read habits in (`prepare_case`)."""
+    wallet-style rules read habits in (`prepare_case`). `style_names` False: no wallet is named
+    by its style alone (`prepare_case`), for TagPacks that do not tag every exchange active
+    in the case; case.json's `closed_world` says which was run and how many deciding leads
+    rest on a style name."""
 
     def tell(step: str, done: int = 0, total: int | None = None) -> None:
         if progress is not None:
@@ -658,7 +698,7 @@ def investigate(
     try:
         setup = prepare_case(
             data_dir, seeds_csv, price_source, policy, max_hops, walk_coinjoins, Scratch(out_dir),
-            habit_period_months,
+            habit_period_months, style_names,
         )  # fmt: skip
     except BaseException:
         # a case that fails before it starts leaves no folder behind that it made (bad seeds,
@@ -791,6 +831,7 @@ def investigate(
     digests["services.csv"] = _write_csv(out_dir / "services.csv", SERVICE_COLUMNS, services)
     digests["requests.csv"] = _write_csv(out_dir / "requests.csv", REQUEST_COLUMNS, requests)
     asked = request_summary(requests)
+    resting = leads_resting_on_style(leads)
     tip = store.tip
     tags_manifest = data_dir / "tags" / "manifest.json"
     case = {
@@ -876,6 +917,9 @@ def investigate(
         # the batch and the spend of its change that link it to the name: the evidence a lead
         # with attributed_via change_spend or change_return rests on
         "change_links": setup.change_links,
+        # the wallet-style rule's closed-world assumption (every exchange active in the case
+        # tagged): whether it named wallets, and the deciding leads resting on such a name
+        "closed_world": {"style_names": style_names, "leads_resting_on_style": resting},
         "outputs": digests,
     }
     case_json = out_dir / "case.json"
@@ -929,6 +973,7 @@ def investigate(
         unreadable_exchanges=list(lookalikes.get("unreadable", [])),
         n_request_rows=requests.num_rows,
         n_request_deposits=int(asked["deposits"]),
+        n_leads_resting_on_style=resting,
     )
 
 
@@ -1118,6 +1163,7 @@ def _lend_by_style(
     forward_habits: dict[str, tuple[int, int, int]] | None = None,
     deposit_spenders: np.ndarray | None = None,
     style_reads: StyleReads | None = None,
+    lend: bool = True,
 ) -> np.ndarray:
     """Name untagged services after the one tagged wallet whose style they alone share.
 
@@ -1152,7 +1198,10 @@ def _lend_by_style(
     `deposit_spenders` (`_split_entities`): a label with one of these clusters takes no style
     name: the coins its batches spend are its customers' deposits, so its habits are theirs
     as much as its own. `style_reads` (`trace.services.StyleReads` of `attribution`'s
-    clusters): each round's styles re-aggregated from its one pass, the same."""
+    clusters): each round's styles re-aggregated from its one pass, the same.
+    `lend` False: one round reads the styles (for `candidates`, `lookalikes` and the habits,
+    then read on the tags alone) and names nothing: "the one tagged wallet it fits" holds only
+    where every exchange active on the chain is tagged (`prepare_case`'s `style_names`)."""
     if not attribution:
         return np.zeros(0, np.int64)
     names: dict[tuple[str | None, str], int] = {}
@@ -1191,6 +1240,8 @@ def _lend_by_style(
         asked = np.union1d(named, candidate)
         styles = received_deposits(store, shapes, cluster_of, styles, group, asked)
         match = style_matches(styles, named, candidate)
+        if not lend:
+            break
         if ORPHAN_MIN_GROUPS:
             match[style_orphan_vetoes(styles, named, candidate, match, ORPHAN_MIN_GROUPS)] = -1
         if not (match >= 0).any():

@@ -255,3 +255,15 @@ def lookalike_line(groups: list[list[str]], unreadable: list[str]) -> str:
         + "): leads to unidentified services may belong to any of them (case.json "
         "lookalike_exchanges, and the report)"
     )
+
+
+def closed_world_line(resting: int) -> str:
+    """The CLI summary's and the report's one line on the wallet-style rule's closed-world
+    assumption ('' when no deciding lead rests on it): `resting` as in case.json's
+    `closed_world.leads_resting_on_style`."""
+    if resting <= 0:
+        return ""
+    return (
+        f"{resting:,} leads rest on wallet style: they assume the TagPacks tag every exchange "
+        "active in the case; run with --no-style-names if not"
+    )

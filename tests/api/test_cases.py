@@ -53,6 +53,10 @@ def test_case_from_an_uploaded_csv(
     }  # fmt: skip
     assert status["summary"]["lookalike_exchanges"] == [g["exchanges"] for g in section["groups"]]
     assert status["summary"]["unreadable_exchanges"] == section["unreadable"]
+    # style names on by default; the deciding leads resting on them counted (cases.investigate)
+    closed = case_json["closed_world"]
+    assert closed["style_names"] is True
+    assert status["summary"]["n_leads_resting_on_style"] == closed["leads_resting_on_style"]
     leads_csv = client.get(f"{API}/cases/{case_id}/files/leads.csv")
     assert leads_csv.status_code == 200
     rows = list(csv.DictReader(io.StringIO(leads_csv.text)))
@@ -117,3 +121,24 @@ def test_a_bad_seed_file_fails_the_case_with_one_line(client: TestClient) -> Non
     assert status["status"] == "failed"
     assert "seeds.csv" in status["error"] and "\n" not in status["error"]
     assert client.get(f"{API}/cases/c00000000-00000000").status_code == 404
+
+
+def test_a_case_without_style_names(client: TestClient, small_world: tuple[Path, Path]) -> None:
+    """The case form's `style_names=false` reaches investigate (`--no-style-names`)."""
+    seeds = (small_world[0] / "seeds" / "deposits.csv").read_bytes()
+    r = client.post(
+        f"{API}/cases",
+        files={"seeds": ("deposits.csv", seeds, "text/csv")},
+        data={"style_names": "false", "report": "false", "pdf": "false"},
+    )
+    assert r.status_code == 202, r.text
+    case_id = r.json()["case_id"]
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        status = client.get(f"{API}/cases/{case_id}").json()
+        if status["status"] in ("done", "failed"):
+            break
+        time.sleep(0.2)
+    assert status["status"] == "done", status
+    case_json = client.get(f"{API}/cases/{case_id}/files/case.json").json()
+    assert case_json["closed_world"] == {"style_names": False, "leads_resting_on_style": 0}

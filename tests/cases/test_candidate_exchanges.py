@@ -16,11 +16,13 @@ from tests.trace.test_more_habits import DEDUCTED, ROUND, PayChain, Tx
 NAMES = ("arcadia", "borealis", "cobalt")
 
 
-def _lend(amounts: tuple[int, int, int, int]) -> tuple[np.ndarray, dict, dict]:
+def _lend(
+    amounts: tuple[int, int, int, int], lend: bool = True, habits: dict | None = None
+) -> tuple[np.ndarray, dict, dict]:
     """Four wallets alike on hot type, fingerprint, change last and fresh change, each paying 9
     batches of 6 payees of `amounts[w]`: 0-2 tagged exchanges (arcadia, borealis, cobalt), 3 an
     untagged service. Returns `_lend_by_style`'s clusters named, its candidate sets and the
-    attribution after it."""
+    attribution after it (`lend`, `habits`: its `lend` and `exchange_habits`)."""
     c = PayChain()
     funder = c.add(Tx([], [(c.fresh(), 400_000_000)]))
     hot = [c.fresh() for _ in range(4)]
@@ -38,8 +40,9 @@ def _lend(amounts: tuple[int, int, int, int]) -> tuple[np.ndarray, dict, dict]:
     candidates: dict[tuple[str | None, str], str] = {}
     fingerprint = np.ones(len(c.txs), np.int64)
     named = _lend_by_style(
-        c.store(), c.shapes(cluster_of), cluster_of, attribution, fingerprint, candidates
-    )
+        c.store(), c.shapes(cluster_of), cluster_of, attribution, fingerprint, candidates,
+        exchange_habits=habits, lend=lend,
+    )  # fmt: skip
     return named, candidates, attribution
 
 

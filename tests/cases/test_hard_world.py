@@ -13,6 +13,7 @@ must keep to one owner.
 from __future__ import annotations
 
 import csv
+import json
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,21 @@ def test_wallet_styles_name_their_owner(hard: Path) -> None:
             r["attributed_via"] for r in csv.DictReader(f) if r["source_category"] == "exchange"
         )
     assert via["wallet_style"] > 0 and via["tag"] > 0
+
+
+def test_style_names_off_names_no_wallet_by_style(hard: Path) -> None:
+    """`style_names=False` (`--no-style-names`): no cluster is named through its wallet style,
+    and the hard world's case.json counts the deciding leads that rest on such a name."""
+    from chainsleuth.cases.investigate import prepare_case
+    from tests.cases.test_style_names import _deciding_style
+
+    setup = prepare_case(
+        hard / "store", hard / "world" / "seeds" / "deposits.csv", style_names=False
+    )
+    assert setup.styled_clusters.shape[0] == 0
+    closed = json.loads((hard / "case" / "case.json").read_text())["closed_world"]
+    assert closed["style_names"] is True
+    assert closed["leads_resting_on_style"] == _deciding_style(hard / "case") > 0
 
 
 def _exchange_lead_paths(hard: Path) -> tuple[Any, list[dict[str, str]], np.ndarray]:

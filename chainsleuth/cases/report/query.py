@@ -194,6 +194,9 @@ class ReportData:
     # tagged exchanges the wallet-style rule cannot tell apart (case.json lookalike_exchanges):
     # the warning's words and the habits side by side; {} when there is nothing to warn of
     lookalikes: dict[str, Any] = field(default_factory=dict)
+    # case.json's closed_world as one line (`cases.lookalikes.closed_world_line`): the deciding
+    # leads that rest on a wallet-style name; "" when none (or the folder predates the key)
+    closed_world: str = ""
     # requests.csv (cases.candidate_requests), as the report shows it: `exchanges` (per
     # exchange: deposits it could answer for, BTC), `rows` (the first REQUEST_ROWS), counts;
     # {} when the case has no such request (or its folder predates the file)
@@ -513,6 +516,7 @@ def _aggregate(
         outflow_days=outflow_days,
         colors=colors,
         lookalikes=lookalike_table(case),
+        closed_world=closed_world_note(case),
         requests=request_section(con, out_dir),
         limits={
             "leads": TOP_LEADS,
@@ -558,6 +562,16 @@ def request_section(con: Any, out_dir: Path) -> dict[str, Any]:
         ORDER BY amount_sat DESC, deposit_address LIMIT {REQUEST_ROWS}"""
     )
     return {**counts, "exchanges": exchanges, "rows": shown}
+
+
+def closed_world_note(case: dict[str, Any]) -> str:
+    """case.json's `closed_world` as the report's one line ('' when no deciding lead rests
+    on a wallet-style name, or the case folder predates the key)."""
+    from chainsleuth.cases.lookalikes import closed_world_line
+
+    section = case.get("closed_world")
+    n = section.get("leads_resting_on_style") if isinstance(section, dict) else None
+    return closed_world_line(n) if isinstance(n, int) else ""
 
 
 def lookalike_table(case: dict[str, Any]) -> dict[str, Any]:
