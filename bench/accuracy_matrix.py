@@ -128,7 +128,7 @@ def measure(profile: str, scale: str, seed: int, recluster: bool = True) -> dict
 #: nSequence, BIP69 output order and whole sat/vB fee rates (absent, so alike, in other worlds).
 #: The block cadences (`batch_every`, `sweep_every`) and address reuse are drawn too, but no
 #: style rule reads them, so exchanges alike on these alone cannot be told apart by style
-#: (docs/investigations.md, "The two new worst worlds").
+#: (docs/accuracy-log.md, "The two new worst worlds").
 RULE_HABITS = (
     "wallet_stype",
     "deposit_stype",

@@ -3,7 +3,7 @@ itself reads (`CaseSetup.exchange_habits`, per calendar half-year for an exchang
 changed, each spend read in its block's window): among people's one-input, two-output spends
 (the population of `bench.cashout_switch_check`, by the world's truth) and among exchanges'
 forwards; and, as a measured alternative, the same without rule 6b's plain-fingerprint
-condition (a Core-signed exchange's rows counted too). docs/investigations.md "Cash-outs: rule
+condition (a Core-signed exchange's rows counted too). docs/accuracy-log.md "Cash-outs: rule
 6b per half-year". Bench code: it reads the truth, the package never does.
 
     python -m bench.cashout_6b_marks hard_swswitch-small-1 hard_sw-small-1 ...

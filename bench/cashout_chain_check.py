@@ -1,4 +1,4 @@
-"""Do withdrawal chains confirm rule 6's forwards? (docs/investigations.md "Cash-outs: what the
+"""Do withdrawal chains confirm rule 6's forwards? (docs/accuracy-log.md "Cash-outs: what the
 misses are, and forwards into other script types", "Tried and not kept").
 
 For every rule-6 payee listed by `bench.cashout_forward_signs` (its JSON files, given as

@@ -1,6 +1,6 @@
 """Chain-wide: the fee rate of rule 6's one-input, two-output spends (`cases.cashouts`) against
 their block's median fee rate, for people's coins and for exchanges' forwards, by the world's
-truth (docs/investigations.md "Cash-outs: forwards that fit a tagged exchange's habits"). A
+truth (docs/accuracy-log.md "Cash-outs: forwards that fit a tagged exchange's habits"). A
 sign would be a rate an exchange's software pays and a person's does not; this prints the
 quantiles and, per threshold, the share of each population below it. Bench code: it reads the
 truth, the package never does.

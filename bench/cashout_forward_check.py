@@ -1,6 +1,6 @@
 """How often is a payee that rule 6 of `cases.cashouts` reads (spent alone in a plain
 one-input, two-output tx, the remainder to no payout) an exchange's deposit? (docs/
-investigations.md "Cash-outs: the misses left (this round)").
+accuracy-log.md "Cash-outs: the misses left (this round)").
 
 The simulated services pay only exchanges, so on their own payees the rule is always right;
 that says nothing about a service that also pays people. The worlds' exchanges and mining

@@ -22,7 +22,7 @@ never does.
 
 Each world's rows are kept in bench-output/cashout_forward_signs/<world>.json and read back
 on the next run (delete the file after a code change). Since the wallet-habit round
-(docs/investigations.md "Cash-outs: forwards that fit a tagged exchange's habits") each row
+(docs/accuracy-log.md "Cash-outs: forwards that fit a tagged exchange's habits") each row
 also has the spend's fingerprint (`fp`), the payee's value and the tagged exchanges' habits
 as case.json's `lookalike_exchanges` reads them (`habits`), and the signs include rule 6b
 and the habit readings tried for the forwards that keep the payee's type.

@@ -1,5 +1,5 @@
 """Every true cash-out a case missed, and every amount shortfall, classified by cause against
-the world's truth (issue 11; docs/investigations.md "Cash-outs: the misses left").
+the world's truth (issue 11; docs/accuracy-log.md "Cash-outs: the misses left").
 
 For each cached world under bench-output/accuracy/<profile>-<scale>-<seed>/ (`world/` and its
 `store/`, as `bench.accuracy_matrix` leaves them) the case is investigated again with the

@@ -656,7 +656,7 @@ before); exchange addresses fall into fewer clusters: 20,268 → 18,089 (hard me
 19,481 → 16,916 (hard medium 2), 8,507 → 8,143 (realistic medium 1), 0 to 26 fewer on the hard
 and realistic small worlds, none on easy. Investigations: lead recall on hard medium 1 0.375 →
 0.746 and hard medium 2 0.452 → 0.752, lead precision 0.986 → 0.991 on both
-(docs/investigations.md, "Same-style exchanges and batches taken for CoinJoins").
+(docs/accuracy-log.md, "Same-style exchanges and batches taken for CoinJoins").
 
 ```
 python -m bench.accuracy_matrix --profiles hard realistic easy --scales small --seeds 1 2 3 4 5 6 7
@@ -749,7 +749,7 @@ may include a payment to another type whose amount happens to be a standard deno
 and a large round taken for a batch would merge hundreds of strangers. (Since branch
 issue11-cjwins the outputs are read too, with that margin: at most a quarter of the outputs
 that share a value may be of another type. P2WPKH hot wallets' batches pay 55-90 % of theirs
-to P2PKH, P2SH and P2WSH customers, Wasabi rounds 0 %: docs/investigations.md, "Exchange
+to P2PKH, P2SH and P2WSH customers, Wasabi rounds 0 %: docs/accuracy-log.md, "Exchange
 batches taken for Wasabi rounds".)
 
 Every CoinJoin flag by the truth's kind on 47 worlds (hard and realistic small 1-14, easy
@@ -784,7 +784,7 @@ Worst per profile, before → after:
 | held-out realistic small 11-14 | 0.999832 → 0.999832 | 0.012792 → 0.012792 | unchanged | 0 → 0 |
 
 Pairwise precision is unchanged to six decimals on all 38 worlds (the merged batches are one
-owner's); the per-world figures are in docs/investigations.md ("Exchange batches told from
+owner's); the per-world figures are in docs/accuracy-log.md ("Exchange batches told from
 CoinJoins by script types"). A saved clustering made by the earlier rules is rebuilt, not
 extended (`rules.RULES_VERSION`, in the clusters manifest): its flags would be stale.
 

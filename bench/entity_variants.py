@@ -11,7 +11,7 @@ soon as it confirmed"); with (k, share) = at least k such links and at least tha
 link into the cluster is dropped. Prints per world: links kept / dropped by each read,
 same-owner and two-owner (each cluster's majority owner by the truth), the blocks from payment
 to batch spend, the two-owner links left, and the largest entities' owners after the drop.
-docs/investigations.md "Service entities read per wallet before they are built".
+docs/accuracy-log.md "Service entities read per wallet before they are built".
 
     python -m bench.entity_variants --root /work/main/bench-output/accuracy hard-small-1
 

@@ -1,5 +1,5 @@
 """What became of the exchanges' own hot-wallet coins by the tip, by the tx kind that made
-them (issue 11; docs/investigations.md "Cash-outs: the misses are forward remainders the
+them (issue 11; docs/accuracy-log.md "Cash-outs: the misses are forward remainders the
 simulated hot wallets never spend").
 
 A forward (truth kind `exchange_forward`: one customer deposit paying one withdrawal, the rest

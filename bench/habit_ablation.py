@@ -1,4 +1,4 @@
-"""What the wallet habits of 2026-12-07 add (issue 11, docs/investigations.md "More wallet
+"""What the wallet habits of 2026-12-07 add (issue 11, docs/accuracy-log.md "More wallet
 habits (2026-12-07)" and "Signing habits for style twins"): round payment amounts, output
 order (BIP69) and whole sat/vB fee rates, which only rule a tagged wallet out
 (`trace.services._more_habits`). The batch and sweep cadences measured beside it were dropped
@@ -32,7 +32,7 @@ import numpy as np
 from bench.attribution_bound import OUT
 
 #: The habits each variant switches on: `round` is main's before the output order and fee rate
-#: (docs/investigations.md "Signing habits for style twins").
+#: (docs/accuracy-log.md "Signing habits for style twins").
 VARIANTS = {
     "none": (),
     "round": ("round",),

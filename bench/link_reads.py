@@ -16,7 +16,7 @@ batch cluster `b`, over the links into it made by txs that are not batches (`own
 A cluster either read flags loses every link into it. Prints one JSON line per world: the
 links joining one owner and two (each cluster's majority owner by the truth), and per read
 (timing alone, send-all alone, both) the same-owner links it drops and the two-owner links it
-leaves. docs/investigations.md "Co-spender status inherited by the split entities".
+leaves. docs/accuracy-log.md "Co-spender status inherited by the split entities".
 
     python -m bench.link_reads --root /work/main/bench-output/accuracy hard_cospend-small-3
 

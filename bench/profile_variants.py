@@ -9,7 +9,7 @@ the same worlds (once a knob changes a tx, the chains diverge).
         --profiles hard_rests realistic_rests --scales small --seeds 1 2 3
     python -m bench.profile_variants --suffix rests --compare [--base /work/notes/s27-before]
 
-docs/investigations.md "Cash-outs: the misses are forward remainders the simulated hot
+docs/accuracy-log.md "Cash-outs: the misses are forward remainders the simulated hot
 wallets never spend".
 """
 

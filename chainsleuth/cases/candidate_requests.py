@@ -6,7 +6,7 @@ tagged exchanges share, the case names none of them: the lead is an `unidentifie
 with `candidate_exchanges` (`trace.services.style_candidates`) and no confidence for any, and
 subpoenas.csv leaves the deposit out. What an investigator can still do is ask each candidate
 "did your wallet make this withdrawal (funding tx), and to whom?". On the simulated twin worlds
-the true funder is in the set for 699 of 702 such missed deposits (docs/investigations.md,
+the true funder is in the set for 699 of 702 such missed deposits (docs/accuracy-log.md,
 "Style twins without signing habits"), so asking the set reaches it.
 
 `request_table(leads, cut)` lists those questions, one row per (exchange, deposit address):

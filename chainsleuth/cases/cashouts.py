@@ -14,7 +14,7 @@ whether the payee is a deposit at a custodial service, and whose:
    (`trace.services.deposit_cospenders`), or the send-all is written with another wallet
    fingerprint than the payout (`cluster.learned.read_fingerprints`: a wallet writes its
    move of a deposit into its hot wallet with the software that writes its payouts): then the
-   send-all paid its deposit, and is followed from a named payee too (docs/investigations.md
+   send-all paid its deposit, and is followed from a named payee too (docs/accuracy-log.md
    "Cash-outs on co-spending exchanges").
 2. **Named.** A payee whose cluster the tags stage, a service entity or a hot-change link
    names (`attribution`) is that actor's deposit.
@@ -50,7 +50,7 @@ whether the payee is a deposit at a custodial service, and whose:
    people's one-input, two-output spends per world, chain-wide, on hard small 1 and 4 and
    realistic small 4; none of the 55,229 people's coins rule 6 reads on hard medium 4 and 7).
    It marks 17-21% of those small worlds' exchange forwards, 4% on the two medium ones
-   (docs/investigations.md "Cash-outs: what the misses are, and forwards into other script
+   (docs/accuracy-log.md "Cash-outs: what the misses are, and forwards into other script
    types").
 6b. **Forwarded the way a tagged exchange moves coins** (`attributed_via` and `caution` =
    `forward_exchange_habits`). Rule 6's shape (of any of `SWITCH_TYPES`), neither output of
@@ -68,12 +68,12 @@ whether the payee is a deposit at a custodial service, and whose:
    worlds). What it cannot tell apart: a person's coin held at an address of another type
    than the wallet's own (a self-transfer into another type; chain-wide, 0-0.28% of
    people's one-input, two-output spends per world, almost all of such coins), spent by
-   fingerprint-less software into a tagged exchange's hot type (docs/investigations.md
+   fingerprint-less software into a tagged exchange's hot type (docs/accuracy-log.md
    "Cash-outs: forwards that fit a tagged exchange's habits"). Reported like rule 6a, named
    `unidentified_service` `cluster:<id>` of the payee. An exchange whose software changed
    (its habits read two values in two calendar half-years) is read per half-year, and a
    forward is compared with the habits of the half-year its block is in (`exchange_habits`'
-   window column; docs/investigations.md "Cash-outs: rule 6b per half-year").
+   window column; docs/accuracy-log.md "Cash-outs: rule 6b per half-year").
 6. **Forwarded, unconfirmed** (a weaker rule, `attributed_via` = `forward_unconfirmed`). A
    payee spent alone in a plain one-input, two-output tx whose remainder no payout spends:
    an exchange forwarding the deposit to a buyer looks so, and so does a person paying
@@ -138,7 +138,7 @@ PAYOUT_EQUAL_SHARE = 0.25
 #: for the investigator, below the subpoena cut. What share of such payees are deposits depends
 #: on whom the service pays, which the chain does not show: all of them on the simulated
 #: worlds, whose services pay only exchanges; 1-3% of the same shape among the payees of the
-#: worlds' exchanges and pools (people, mostly); 2-7% chain-wide (docs/investigations.md
+#: worlds' exchanges and pools (people, mostly); 2-7% chain-wide (docs/accuracy-log.md
 #: "Cash-outs: the misses left (this round)", `bench.cashout_factor_check`).
 UNCONFIRMED_FORWARD_CAP = 0.25
 

@@ -15,7 +15,7 @@ case's exchange leads of two hops or more (`typical_hold_days`): coins that sat 
 than the case's other traced coins have most likely changed hands on the way. Days alone do
 not carry over between chains: the simulated small worlds' typical hold is ~6 days, the
 medium ~2, the large ~0.7, and 15 days is ordinary on the first and a sign of a change of
-hands on the last (docs/investigations.md, "Calibration across scales"). Cash-out features:
+hands on the last (docs/accuracy-log.md, "Calibration across scales"). Cash-out features:
 hops and log of the service's share of the destination output. The fit is for the haircut
 policy; fifo and poison scale it by their base ratio to haircut (not calibrated). Sources
 named beyond a CoinJoin, and CoinJoins themselves, stay capped at 0.25.

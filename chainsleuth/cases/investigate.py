@@ -1107,7 +1107,7 @@ def _lend_to_funders(
     every deposit it funds a wrong lead. So only a payout of 3+ payees (the exchange paying
     out, the tag its change) lends the name, and only to a payer that carries no name yet: an
     `unidentified_service` that pays into a tag is as likely another exchange's withdrawal
-    (docs/investigations.md "Blind tagged wallets": with every deposit's sweep removed, lending
+    (docs/accuracy-log.md "Blind tagged wallets": with every deposit's sweep removed, lending
     to such services dropped lead precision to 0.65 on hard small 1 and 7; this guard kept it
     at 0.991-1.000). Only where exactly one exchange name is implied for the payer. A tag of
     a name in `cospending` (`_deposit_cospender_names`: its wallet spends its customers'
@@ -1236,7 +1236,7 @@ def _lend_by_style(
             styles = wallet_styles(store, shapes, cluster_of, group, fingerprint, period_months)
         styles = blind_styles(store, shapes, cluster_of, styles, group, named, fingerprint)
         # and, where neither sweeps anything in its group, from the sweeps and deposits it
-        # received (docs/investigations.md "Deposit types weighed by swept inputs")
+        # received (docs/accuracy-log.md "Deposit types weighed by swept inputs")
         asked = np.union1d(named, candidate)
         styles = received_deposits(store, shapes, cluster_of, styles, group, asked)
         match = style_matches(styles, named, candidate)
@@ -1446,10 +1446,10 @@ def _lend_by_change(
     (`trace.services.change_spend_links`). The converse holds too (a *change return*): a batch
     paid by an `unidentified_service` whose change a named exchange's cluster spends is that
     exchange's batch, the change going back to the wallet that made it (an exchange's hot
-    wallet collecting its own change; docs/investigations.md "Change returned to a named
+    wallet collecting its own change; docs/accuracy-log.md "Change returned to a named
     wallet"). Neither a change spend nor a change return links a batch of which the payer's
     own wallet (its name, its label) spends another output in a batch: that output was its
-    change (docs/investigations.md "Change read from a batch the payer spends"). Every
+    change (docs/accuracy-log.md "Change read from a batch the payer spends"). Every
     cluster of the service (its `cluster:<entity>` label) takes the name when
     all links of both kinds into it come from one exchange's name; links from two names lend
     none. Rounds repeat, up to `CHANGE_ROUNDS`, so that a wallet named in one round lends
@@ -1460,7 +1460,7 @@ def _lend_by_change(
     kind, and the batch and spending tx of its first link (what the case cites).
 
     Two more links of an unnamed fragment to a named exchange's wallet, each read the same way
-    (docs/investigations.md "Payout outputs co-spent by a named wallet, and sweeps into a
+    (docs/accuracy-log.md "Payout outputs co-spent by a named wallet, and sweeps into a
     fragment"): a `payout_cospend`, an output of the service's payout (3+ payees) that a named
     cluster spends together with coins of its own in a tx of 2+ payees
     (`trace.services.payout_cospend_evidence`), and a `sweep_into`, a named cluster's sweep
@@ -1469,7 +1469,7 @@ def _lend_by_change(
     gets the clusters of each kind after the change spend (`change_return`, `payout_cospend`,
     `sweep_into`), sorted. A link of any kind whose label or named wallet spends its customers'
     deposits in its payouts (`_deposit_cospender_names`, read once before the rounds) vetoes
-    the label: it takes no name (docs/investigations.md "Exchanges that spend deposits in their
+    the label: it takes no name (docs/accuracy-log.md "Exchanges that spend deposits in their
     payouts"). The names and labels of `deposit_spenders` (`_split_entities`) are read so too.
     `reads`: the case's `PaidInReads` (`_deposit_cospender_names`)."""
     lent: list[int] = []
@@ -1576,7 +1576,7 @@ def _deposit_cospender_names(
     """The names (attribution values of `categories`; an `unidentified_service` label is one
     too) whose wallet spends its customers' deposits straight in its payouts with its own
     coins (`trace.services.deposit_cospenders`, each name's clusters one group): its spends of
-    another wallet's outputs say nothing about whose change they were (docs/investigations.md
+    another wallet's outputs say nothing about whose change they were (docs/accuracy-log.md
     "Exchanges that spend deposits in their payouts"). `reads`: the case's `PaidInReads`
     (`prepare_case`: one per case, so the rules' five reads of the names pass over each
     cluster's inputs once); None reads the chain afresh, the same names."""

@@ -5,7 +5,7 @@ shares (`trace.services.style_matches`). When two or three tagged exchanges show
 of every habit the rule reads, no fragment can be named after any of them: their customers'
 deposits lead to `unidentified_service` rows (at best with `candidate_exchanges`), and recall
 on those exchanges collapses (hard and realistic small 9: 0.329 and 0.516,
-docs/investigations.md "The two new worst worlds"). Nothing on the chain separates them, so
+docs/accuracy-log.md "The two new worst worlds"). Nothing on the chain separates them, so
 the case says so once, with the habits side by side: `lookalike_exchanges` in case.json, a
 warning box and table in the report, one line in the CLI's summary. Read from the chain only
 (the styles `cases.investigate._lend_by_style` read for each tagged exchange), never from a

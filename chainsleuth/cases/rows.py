@@ -51,7 +51,7 @@ COINJOIN_CAP = 0.25
 #: likely changed hands on the way. On the simulated hard worlds most wrong leads at >= 0.5
 #: walked back through a deposit an untagged exchange forwarded to a buyer, and on through
 #: coins its customer had held for weeks or months to the exchange that paid that customer; a
-#: right lead's coins rarely sat that long (docs/investigations.md, "Long holds"). A month, not
+#: right lead's coins rarely sat that long (docs/accuracy-log.md, "Long holds"). A month, not
 #: a value fitted to a seed: 10 days already cost the easy worlds recall (their payers hold up
 #: to ~9 days), and 14 days demoted an easy world's right lead held 24.5 days.
 LONG_HOLD_DAYS = 30.0
@@ -78,7 +78,7 @@ LONG_HOLD_CAP = 0.45
 #: medium) the long-held rows with no sign that the model puts at 0.5 or above were right 32
 #: of 32 on paths of three or four txs and 27 of 29 on longer ones (both wrong ones had five,
 #: on hard medium 5 and 7: 17 of 19 there, under the 0.98 a lead must hold); on seeds 8-14
-#: 4 of 4 and 3 of 3 (docs/investigations.md, "Long holds with no sign of a change of hands").
+#: 4 of 4 and 3 of 3 (docs/accuracy-log.md, "Long holds with no sign of a change of hands").
 #: The bound 4 is a judgment read off those two rows, not a fit: the paths of 6-8 txs were
 #: all right (7 of 7).
 LONG_HOLD_MIN_HOPS = 3
@@ -90,7 +90,7 @@ LONG_HOLD_MAX_HOPS = 4
 #: switched_type or send_all_hop): below the 0.5 a subpoena uses, the row stays in leads.csv.
 #: On the simulated hard worlds every wrong deciding lead left at >= 0.5 walked back through
 #: another exchange's deposit that its exchange forwarded straight to a buyer
-#: (docs/investigations.md, "Forward signs").
+#: (docs/accuracy-log.md, "Forward signs").
 FORWARD_CAP = 0.45
 
 #: The signs that the coins changed hands on a lead's largest path after the funding tx
@@ -725,7 +725,7 @@ def custody_moves_kept(
     output is one of its payees, and the batch that spent it is someone else's payout. The
     usual case is an exchange that spends its customers' deposits in its payouts: B paid its
     customer's deposit address at that exchange, and that exchange's next payout spent the
-    deposit with its own coins (docs/investigations.md "Moves past an exchange's own
+    deposit with its own coins (docs/accuracy-log.md "Moves past an exchange's own
     batches, and the exchange that spent the deposit"). The lead then stays at B, with that
     payout on its path. Work is per output of the moved batches."""
     n, width = moved.shape if moved.ndim == 2 else (0, 0)
@@ -911,7 +911,7 @@ def fingerprint_change(
     programs, most often two owners: the coins changed hands on the way, and the exchange that
     funded the first owner did not fund the payer. The usual case: exchange X paid exchange Y's
     deposit address, Y paid a buyer straight from that deposit with its own software, and the
-    buyer's wallet paid the deposit (docs/investigations.md "Fingerprint changes and
+    buyer's wallet paid the deposit (docs/accuracy-log.md "Fingerprint changes and
     change-spend majorities"). One person can use two wallets too, so such a lead is held
     below the cut (FORWARD_CAP), not dropped.
     A path of one or two txs has at most one tx after the funding tx: never flagged. Work is
@@ -961,7 +961,7 @@ def own_forward_at(
     hand-offs before that tx are the customer paying the named exchange, not someone else, so
     `lead_table` reads the signs on the path from that tx on. On the simulated worlds every
     held `fingerprint_change` row with such a tx was right, 276 of 276 over every profile
-    (docs/investigations.md "Own forwards on the path"). Work is per cell of the matrix and
+    (docs/accuracy-log.md "Own forwards on the path"). Work is per cell of the matrix and
     per habit row (a few)."""
     n = paths.shape[0] if paths.ndim == 2 else 0
     out = np.full(n, -1, np.int64)

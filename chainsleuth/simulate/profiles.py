@@ -62,7 +62,7 @@ class Profile:
     #: batched withdrawal spends beside the coins it selects. At 0 (every named profile, every
     #: world before this knob) the hot wallet selects as always, the smallest one coin that
     #: covers a batch, else the largest first, and a small remainder waits: 58-76% of them
-    #: unspent at the tip, 150+ blocks on (docs/investigations.md "Cash-outs: the misses are
+    #: unspent at the tip, 150+ blocks on (docs/accuracy-log.md "Cash-outs: the misses are
     #: forward remainders the simulated hot wallets never spend")
     forward_rest_spent_share: float = 0.0
     #: share of exchanges (drawn per exchange) that never sweep their customers' deposits but

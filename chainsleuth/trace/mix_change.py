@@ -63,7 +63,7 @@ MAX_DENOMINATIONS = 8
 #: level and inputs pay the same coordinator and mining fee (a fee rate times a size, rounded
 #: up once). A change another input also fits, or whose fee too few fits agree with by
 #: `MIX_FEE_SPREAD`, is linked through the one fit whose fee another change's fit (on another
-#: input) repeats; -1 turns this off (docs/investigations.md "Wasabi change that held its trail").
+#: input) repeats; -1 turns this off (docs/accuracy-log.md "Wasabi change that held its trail").
 TWIN_SAT = 0
 
 

@@ -259,7 +259,7 @@ def _swept_on(shapes: TxShapes, lo: int, hi: int) -> np.ndarray:
     sweep pays its hot (or cold) wallet, whose coins go out in payouts: on the simulated hard
     worlds no exchange sweep's output was spent by a sweep (0 of 842 on hard medium 7, 0 of
     216 on hard small 1), while 1,335 of 1,754 customers' send-alls into deposits were
-    (docs/investigations.md "Send-alls into deposits are no sweeps of the wallet's own").
+    (docs/accuracy-log.md "Send-alls into deposits are no sweeps of the wallet's own").
     `cases.cashouts` reads a payee spent by a sweep as a deposit in the same way. ~10 B per
     output of the range while in use."""
     spent_by = np.asarray(shapes.spent_by[lo:hi]).astype(np.int64)
@@ -581,7 +581,7 @@ def _change_spends(txs, hot_type, first_output, n_outputs, output_address, outpu
             # the payer's own batch spends another output: that one was its change, and the
             # largest a withdrawal (hard_swswitch small 7: an arcadia batch's largest output
             # was a borealis deposit that borealis forwarded, its change spent by arcadia's
-            # next batch; docs/investigations.md "Change read from a batch the payer spends")
+            # next batch; docs/accuracy-log.md "Change read from a batch the payer spends")
             own = spender[t]
             pp = np.searchsorted(payers, own)
             group = payer_group[pp] if pp < n_payers and payers[pp] == own else -1
@@ -659,7 +659,7 @@ def change_spend_evidence(
     CoinJoin) whose first input is in one of the `candidates` clusters, that cluster is most
     likely the same wallet: its change spent by a tx that no batch rule joins (a withdrawal of
     one payee and change, a small payout). The largest-output condition is what makes it hold:
-    without it most such links ran to whoever a withdrawal paid (docs/investigations.md "Change
+    without it most such links ran to whoever a withdrawal paid (docs/accuracy-log.md "Change
     spent by an untagged wallet"). A big withdrawal can be a batch's largest output too, paid
     into another exchange's deposit; two more conditions leave those out: the output has the
     script type of the coin the batch spends first (the change goes back to the hot wallet's
@@ -740,7 +740,7 @@ def change_spend_evidence(
 #: the 50 cached worlds (hard/realistic small 1-14, hard_sw/realistic_sw small 1-10, hard
 #: medium 1-2; no exchange there co-spends) the exchange names' shares were at most 0.15 (172
 #: names) and the unnamed labels' at most 0.27 (213); on hard_cospend small 1-12 the
-#: co-spending exchanges' at least 0.54 (21 names). docs/investigations.md "Exchanges that
+#: co-spending exchanges' at least 0.54 (21 names). docs/accuracy-log.md "Exchanges that
 #: spend deposits in their payouts"
 COSPEND_SHARE = 0.4
 #: ... read over at least this many inputs (fewer tell nothing: 0.25-0.4 on 8-12 inputs of
@@ -946,7 +946,7 @@ def payout_cospend_evidence(
     payee) or forwarded alone (one input) instead. So: a payout (`TxShapes.small_batch`: 3+
     payees, not a CoinJoin) of a `candidates` cluster, an output of it of the script type of the
     coin it spends first, spent by a `named` cluster in a tx of 2+ inputs and 2+ payees, not a
-    CoinJoin. On the cached worlds (docs/investigations.md "Payout outputs co-spent by a named
+    CoinJoin. On the cached worlds (docs/accuracy-log.md "Payout outputs co-spent by a named
     wallet") 31 of 31 such links right. What it cannot tell apart: an exchange that spends its
     customers' deposits straight in its payouts, with other coins, and a withdrawal of the
     batch's own script type into such a deposit (the simulator's exchanges never do; some real
@@ -996,7 +996,7 @@ def funder_links(
 
     An exchange whose 3-5 tags fall on a cold-storage address or on the change of a batch shows
     nothing of its hot wallet through them: nothing it tags spends in a batch, so its wallet
-    style is blind (`wallet_styles`, docs/investigations.md "Blind tagged wallets"). The tx that
+    style is blind (`wallet_styles`, docs/accuracy-log.md "Blind tagged wallets"). The tx that
     paid such a tag is the exchange's own: a sweep of its deposits into cold storage, a batch
     whose change the tag is. A deposit address is paid by a customer instead, and that is why
     only outputs that are still unspent, or that a batch spends (a batch spends its owner's
@@ -1079,7 +1079,7 @@ def sendall_receivers(shapes: TxShapes | None, cluster_of: np.ndarray) -> np.nda
 #: takes them once they have their confirmations (1-2 blocks on the simulated worlds: 1,946
 #: of the 2,046 links joining two owners on hard_cospend small 1), while its own coins (a
 #: forward's remainder, a sweep, a refill) wait from 0 to many blocks (hard small 1: 104 of
-#: 330 at 1-2). docs/investigations.md "Service entities read per wallet".
+#: 330 at 1-2). docs/accuracy-log.md "Service entities read per wallet".
 COSPEND_LINK_BLOCKS = (1, 2)
 #: A batch cluster whose links from txs that are not batches are at least this share at
 #: `COSPEND_LINK_BLOCKS`, over at least `COSPEND_LINK_MIN` of them, reads as spending deposits.
@@ -1091,7 +1091,7 @@ COSPEND_LINK_MIN = 2
 #: output pays the whole coin to someone, so a batch that spends it spends what others paid
 #: it. It catches the co-spenders that wait many blocks before they spend a deposit (their
 #: send-all share 0.26-0.28 on hard_cospend small 3; a sweeping wallet's 0-0.04 on the hard,
-#: realistic and _sw worlds). docs/investigations.md "Co-spender status inherited".
+#: realistic and _sw worlds). docs/accuracy-log.md "Co-spender status inherited".
 SENDALL_LINK_SHARE = 0.1
 SENDALL_LINK_MIN = 5
 
@@ -2070,7 +2070,7 @@ def received_deposits(
         # that type again: a send-all into a deposit its owner forwarded (one deposit paying a
         # withdrawal, the rest back to the hot wallet), not swept on. A wallet's own sweep pays
         # its hot wallet, or its cold one, whose spends (refills) return their change to it
-        # (docs/investigations.md "Send-alls into a forwarded deposit")
+        # (docs/accuracy-log.md "Send-alls into a forwarded deposit")
         shaped = _sweep_shaped(shapes, m_tx)
         asked_hot = np.where(shaped, styles.hot[g[idx]], STYLE_UNSEEN)  # sweep-shaped ones only
         onward |= _forwarded_deposit(store, shapes, asked_hot, idx + lo)
@@ -2185,7 +2185,7 @@ def style_orphan_vetoes(
 
 #: Fewest named wallets a `style_candidates` set lists: one compatible wallet the rule did not
 #: name lacks the evidence a match needs (or received a coinbase), and on the simulated worlds
-#: it was another owner's 7 times in 24 (docs/investigations.md "Candidate exchanges").
+#: it was another owner's 7 times in 24 (docs/accuracy-log.md "Candidate exchanges").
 STYLE_MIN_CANDIDATES = 2
 
 
@@ -2223,7 +2223,7 @@ def style_compatible(
     compatible, shown = _alike(style_habits(styles, candidate, seen=True)[:5],
                                style_habits(styles, named)[:5])  # fmt: skip
     evidence = shown[0] & shown[1] & (shown[2] | shown[3])
-    # more habits that only rule out (docs/investigations.md "More wallet habits")
+    # more habits that only rule out (docs/accuracy-log.md "More wallet habits")
     compatible &= _more_habits(styles, named, candidate)
     if styles.periods is not None:
         compatible, evidence = _period_compatible(styles, named, candidate, compatible, evidence)
@@ -2277,7 +2277,7 @@ def _period_habits(
 #: (pairs sharing no window never); on the simulated worlds, whose exchanges never change
 #: software, that cost lead recall where a tagged wallet's few tags fall in other windows than
 #: its fragments (hard small 14 0.495 -> 0.360, realistic small 10 0.875 -> 0.785;
-#: docs/investigations.md "Wallet habits read per period"). False (the default): only pairs
+#: docs/accuracy-log.md "Wallet habits read per period"). False (the default): only pairs
 #: where either wallet changed.
 STYLE_PERIOD_STRICT = False
 
@@ -2459,7 +2459,7 @@ def _alike(
 def _more_habits(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     """Candidates × named: False where the round-amount habit, the output order or the fee rate
     rules the named group out; they only rule out and are no evidence of their own. (A batch or
-    sweep cadence counted in blocks was measured and dropped: docs/investigations.md "More
+    sweep cadence counted in blocks was measured and dropped: docs/accuracy-log.md "More
     wallet habits", why.)"""
     compatible, _shown = _alike(style_habits(styles, candidate, seen=True)[5:],
                                 style_habits(styles, named)[5:])  # fmt: skip

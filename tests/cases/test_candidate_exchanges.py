@@ -1,4 +1,4 @@
-"""The leads' `candidate_exchanges` (issue 11, docs/investigations.md "Candidate exchanges"): an
+"""The leads' `candidate_exchanges` (issue 11, docs/accuracy-log.md "Candidate exchanges"): an
 untagged service whose wallet style two or more tagged exchanges share stays unnamed, and its
 leads list those exchanges as whom to ask, never as the lead's exchange
 (`trace.services.style_candidates`, `cases.investigate._lend_by_style`). Small chains built by

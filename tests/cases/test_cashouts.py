@@ -84,7 +84,7 @@ def test_cashouts_into_untagged_exchanges_are_found(realistic: Path) -> None:
 
 @pytest.mark.slow
 def test_every_cashout_the_chain_shows_is_found(realistic: Path) -> None:
-    """The evidence ceiling (docs/investigations.md "Cash-outs: the evidence ceiling"): each
+    """The evidence ceiling (docs/accuracy-log.md "Cash-outs: the evidence ceiling"): each
     true cash-out missed at >= 0.5 has a destination the chain does not tell from a person's
     coin by the tip: unspent, or spent alone in a one-input, two-output tx whose other output
     is unspent. A rule change that loses a cash-out the chain does show fails here."""

@@ -1,5 +1,5 @@
 """Two wrong-lead sources of exchanges that spend their customers' deposits in their payouts
-(issue 11, `hard_cospend`; docs/investigations.md "Moves past an exchange's own batches, and
+(issue 11, `hard_cospend`; docs/accuracy-log.md "Moves past an exchange's own batches, and
 the exchange that spent the deposit"), on hand-built chains:
 
 - `cases.rows.custody_moves_kept` / `cases.kernels.lead_sources`: a lead's funding tx is moved

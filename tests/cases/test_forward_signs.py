@@ -1,5 +1,5 @@
 """`cases.rows.forward_signs`: the path shapes that show an exchange forwarding a customer's
-deposit (issue 11, docs/investigations.md "Forward signs"), on a hand-built graph."""
+deposit (issue 11, docs/accuracy-log.md "Forward signs"), on a hand-built graph."""
 
 from __future__ import annotations
 

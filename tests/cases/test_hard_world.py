@@ -263,7 +263,7 @@ def test_fingerprint_changes_hold_leads_below_the_cut(hard: Path) -> None:
     (`fingerprint_change`, recomputed here from the store) say so in `caution` and sit below
     FORWARD_CAP; the others do not say so. Measured on this world (hard small 2): lead recall
     0.840 -> 0.833, precision 0.992 unchanged; on hard small 1-7 it held back 8 wrong deciding
-    leads (docs/investigations.md "Fingerprint changes and change-spend majorities")."""
+    leads (docs/accuracy-log.md "Fingerprint changes and change-spend majorities")."""
     from chainsleuth.cases.rows import FORWARD_CAP, fingerprint_change
     from chainsleuth.cluster.engine import Clusters
     from chainsleuth.cluster.learned import read_fingerprints
@@ -303,7 +303,7 @@ def test_handoff_signs_hold_leads_below_the_cut(hard: Path) -> None:
     (`handoff_signs`; the two read from the graph alone are recomputed here from the store)
     say so in `caution` and sit below FORWARD_CAP; payout_on_path caps what it flags too. On
     the hard and realistic small worlds 1-10 they removed 5 of 15 wrong deciding leads for one
-    right one (docs/investigations.md "Hand-offs on the path")."""
+    right one (docs/accuracy-log.md "Hand-offs on the path")."""
     from chainsleuth.cases.rows import FORWARD_CAP, HANDOFF_SIGNS, handoff_signs
 
     store, leads, matrix = _exchange_lead_paths(hard)
@@ -323,7 +323,7 @@ def test_handoff_signs_hold_leads_below_the_cut(hard: Path) -> None:
 
 
 def test_unnamed_services_list_their_candidate_exchanges(hard: Path) -> None:
-    """`candidate_exchanges` (docs/investigations.md "Candidate exchanges"): 2+ names, sorted,
+    """`candidate_exchanges` (docs/accuracy-log.md "Candidate exchanges"): 2+ names, sorted,
     on unidentified_service rows only; the funder of the deposit is among them (the truth's
     trail-holding payments). Measured on this world: 6 rows, the funder in the set in 6."""
     from chainsleuth.cases.evaluate import _holds, _truth

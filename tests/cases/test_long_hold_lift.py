@@ -1,5 +1,5 @@
 """A long hold caps a lead only where its path shows, or cannot show, a change of hands
-(cases.rows.long_hold_capped, LONG_HOLD_MIN_HOPS; docs/investigations.md "Long holds with no
+(cases.rows.long_hold_capped, LONG_HOLD_MIN_HOPS; docs/accuracy-log.md "Long holds with no
 sign of a change of hands")."""
 
 from __future__ import annotations

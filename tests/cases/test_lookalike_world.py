@@ -1,5 +1,5 @@
 """The look-alike warning on the world it was built for: hard small 9 (issue 11,
-docs/investigations.md "The two new worst worlds"), where arcadia, borealis and cobalt are
+docs/accuracy-log.md "The two new worst worlds"), where arcadia, borealis and cobalt are
 alike on every habit the style rules read (the truth's `exchange_habits`) and the tool names
 few of their customers' deposits. The case must say so from the chain alone
 (`cases.lookalikes`): case.json, the report's warning box (in Chromium) and the API's case
@@ -89,7 +89,7 @@ def test_requests_ask_the_twins_about_the_deposits_no_subpoena_covers(twins: Pat
     """requests.csv (cases.candidate_requests) on the twin world: each row asks a candidate of
     a deposit's best lead about it, only for deposits no exchange lead names at the cut, and the
     truth's funder is among the exchanges asked (hard small 9: 150 of 150 asked deposits,
-    docs/investigations.md "Requests to rule style twins in or out")."""
+    docs/accuracy-log.md "Requests to rule style twins in or out")."""
     import csv
 
     from bench.recall_misses import deposit_outcomes

@@ -1,5 +1,5 @@
 """`cases.rows.own_forward_at`: a lead's path that passes the named exchange's own forward of a
-customer's deposit (issue 11, docs/investigations.md "Own forwards on the path"), on a
+customer's deposit (issue 11, docs/accuracy-log.md "Own forwards on the path"), on a
 hand-built graph: the fingerprint change before that forward is the customer paying the named
 exchange back, and the signs are read from the forward on."""
 

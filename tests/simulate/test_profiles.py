@@ -292,7 +292,7 @@ def test_forward_rests_spent_by_the_next_batch(tmp_path: Path) -> None:
     """`forward_rest_spent_share` (off in every named profile): at 0 the world is as before
     (and world.json's knobs leave it out); at 1 the next batched withdrawal spends each forward's
     remainder, which the hot wallet's own coin selection (the smallest coin covering a batch)
-    leaves waiting (docs/investigations.md "Cash-outs: the misses are forward remainders the
+    leaves waiting (docs/accuracy-log.md "Cash-outs: the misses are forward remainders the
     simulated hot wallets never spend")."""
     from dataclasses import replace
 
@@ -315,7 +315,7 @@ def test_exchanges_cospending_deposits(tmp_path: Path) -> None:
     """`exchange_deposit_cospend_share`: 0 in every profile but `hard_cospend` (and left out of
     their world.json knobs, so older worlds stay byte for byte); there half of the exchanges
     (drawn per exchange, marked `cospends_deposits` in world.json's habits) spend their
-    deposits in their batched withdrawals and never sweep them (docs/investigations.md
+    deposits in their batched withdrawals and never sweep them (docs/accuracy-log.md
     "Exchanges that spend deposits in their payouts")."""
     from chainsleuth.simulate import simulate
 

@@ -1,4 +1,4 @@
-"""Blind tagged wallets (issue 11, docs/investigations.md "Blind tagged wallets"): a tag that
+"""Blind tagged wallets (issue 11, docs/accuracy-log.md "Blind tagged wallets"): a tag that
 shows nothing of its exchange's batches gets the wallet that paid it its own coins
 (`trace.services.funder_links`, `cases.investigate._lend_to_funders`) and the hot type and
 fingerprint of the small payouts and sweep spends of its coins (`trace.services.blind_styles`).

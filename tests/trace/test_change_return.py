@@ -1,4 +1,4 @@
-"""Change returned to a named wallet (issue 11, docs/investigations.md "Change returned to a
+"""Change returned to a named wallet (issue 11, docs/accuracy-log.md "Change returned to a
 named wallet"): an `unidentified_service`'s batch whose largest output (its change) a named
 exchange's cluster spends is that exchange's batch, and the service takes the name
 (`cases.investigate._lend_by_change`, `attributed_via` = change_return). Small chains built by

@@ -1,4 +1,4 @@
-"""Change spent by an untagged wallet (issue 11, docs/investigations.md "Change spent by an
+"""Change spent by an untagged wallet (issue 11, docs/accuracy-log.md "Change spent by an
 untagged wallet"): a named exchange's batch whose largest output (its fresh change) an
 `unidentified_service` spends names that service (`trace.services.change_spend_links`,
 `cases.investigate._lend_by_change`). Small chains built by hand: every tx, input, output and

@@ -1,5 +1,5 @@
 """An exchange that spends its customers' deposits straight in its payouts, with coins of its
-own, instead of sweeping them (issue 11, docs/investigations.md "Exchanges that spend deposits
+own, instead of sweeping them (issue 11, docs/accuracy-log.md "Exchanges that spend deposits
 in their payouts"): its spend of another wallet's payout output is no sign that the output was
 that wallet's change, because a withdrawal into one of its deposits is spent the same way.
 `trace.services.deposit_cospenders` reads such a wallet from the chain, and

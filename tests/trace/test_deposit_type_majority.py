@@ -1,5 +1,5 @@
 """A wallet's deposit type (`WalletStyles.deposit`) survives a stray send-all in its group
-(issue 11, docs/investigations.md "Deposit types weighed by swept inputs").
+(issue 11, docs/accuracy-log.md "Deposit types weighed by swept inputs").
 
 Two tagged exchanges alike on every habit but the script type of their customers' deposits, and
 an untagged fragment of the second. The first exchange's group also holds a customer's cluster

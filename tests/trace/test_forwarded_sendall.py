@@ -1,5 +1,5 @@
 """A customer's send-all into a deposit that its exchange forwards is no sweep of the wallet's
-own (issue 11, docs/investigations.md "Send-alls into a forwarded deposit";
+own (issue 11, docs/accuracy-log.md "Send-alls into a forwarded deposit";
 `trace.services.received_deposits`).
 
 Hard_sw small 2: an untagged fragment of cobalt (P2SH hot, P2WPKH deposits) held one of

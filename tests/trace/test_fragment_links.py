@@ -1,5 +1,5 @@
 """Unnamed fragments of a named exchange's wallet, linked by what the named wallet does with
-their coins (issue 11, docs/investigations.md "Payout outputs co-spent by a named wallet, and
+their coins (issue 11, docs/accuracy-log.md "Payout outputs co-spent by a named wallet, and
 sweeps into a fragment"): a payout of an `unidentified_service` whose output a named cluster
 spends together with coins of its own (`payout_cospend`), and a named cluster's sweep whose
 coin the service pays out (`sweep_into`) name the service after that exchange

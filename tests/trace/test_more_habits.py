@@ -1,4 +1,4 @@
-"""More wallet habits (issue 11, docs/investigations.md "More wallet habits (2026-12-07)"):
+"""More wallet habits (issue 11, docs/accuracy-log.md "More wallet habits (2026-12-07)"):
 round payment amounts (an exchange that sends what was asked for sends round amounts, one
 that takes its fee out of the amount sent does not). It only rules a tagged wallet out. (A
 batch or sweep cadence counted in blocks was measured and dropped: the simulator batches every

@@ -1,5 +1,5 @@
 """A tagged wallet whose tags show no sweep still shows its deposit type through the deposits it
-received and spent (issue 11, docs/investigations.md "Deposit types weighed by swept inputs";
+received and spent (issue 11, docs/accuracy-log.md "Deposit types weighed by swept inputs";
 `trace.services.received_deposits`).
 
 Hard medium 4's dunmore: its tags are a forwarded deposit, the forward's change and a hot

@@ -1,5 +1,5 @@
 """A customer's send-all into an exchange's deposit is no sweep of the wallet that holds the
-customer's cluster (issue 11, docs/investigations.md "Send-alls into deposits are no sweeps of
+customer's cluster (issue 11, docs/accuracy-log.md "Send-alls into deposits are no sweeps of
 the wallet's own"; `trace.services._swept_on`).
 
 Hard medium 7: two untagged fragments of arcadia (P2PKH hot, P2WPKH deposits) each held a
