@@ -1,7 +1,8 @@
 """Orphan groups and a shuffled named wallet (issue 11, docs/design/trace.md "Orphan groups"):
 a tagged wallet that puts its change elsewhere yet has put it last in a batch shuffles its
-outputs, so its own fragments whose few batches all put change last are no orphans and veto
-none of its matches (`trace.services.style_orphan_vetoes`). A hand-built chain of four wallets
+outputs, so its own fragments whose batches all put change last, more of them than the wallet
+put it elsewhere, are no orphans and veto none of its matches
+(`trace.services.style_orphan_vetoes`). A hand-built chain of four wallets
 alike on hot type and fingerprint; the change counts and deposit type, which a sweep-free chain
 cannot show, are set on its styles (as tests/trace/test_more_habits.py sets its counts)."""
 
@@ -62,3 +63,9 @@ def test_a_wallet_that_never_puts_change_last_keeps_its_orphans() -> None:
     # change elsewhere in all 3 batches: the two change-last wallets are not it (orphans), and
     # the fragment that could be theirs as well stays unnamed
     assert _vetoed([0, 2, 4, 4], [3, 0, 0, 0]) == [True, False, False]
+
+
+def test_a_shuffled_wallet_read_from_more_batches_keeps_its_orphans() -> None:
+    # change elsewhere in 5 batches, last in 1: the fragments' 4 batches all last are fewer
+    # than the wallet's 5 elsewhere, so they rule it out and stay orphans
+    assert _vetoed([1, 2, 4, 4], [5, 0, 0, 0]) == [True, False, False]
