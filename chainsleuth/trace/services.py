@@ -2167,6 +2167,28 @@ def style_orphan_vetoes(
     # and read as a tag is (its counted habits over the named thresholds, pooled over the
     # chain): a habit one stray batch shows does not make a tagged wallet's own fragment one
     strict, _shown = _alike(style_habits(styles, candidate), style_habits(styles, named))
+    # a named wallet that puts its change elsewhere yet has put it last in a batch shuffles its
+    # outputs and its change lands last by chance: a fragment whose batches all put it last
+    # rules it out only where the wallet put its change elsewhere in at least as many batches
+    # as the fragment put it last (hard_cospend
+    # medium 1: the tagged borealis read "elsewhere" from 1 batch last and 2 elsewhere, and three
+    # of its own fragments, 3-4 batches all last, were orphans that vetoed 120 of its right
+    # names; an untagged exchange's fragments, change last in 3-40 batches, stay orphans against
+    # a tagged wallet with 28-52 elsewhere; docs/design/trace.md "Orphan groups")
+    position = styles.change_position(STYLE_MIN_LAST, STYLE_MIN_SHUFFLED)
+    shuffled = (position[named] == 0) & (styles.change_last[named] > 0)
+    surer = styles.change_last[candidate][:, None] > styles.change_elsewhere[named][None, :]
+    weak = shuffled[None, :] & surer
+    if weak.any():
+        blank = np.zeros(styles.change_last.shape[0], np.bool_)
+        blank[named[shuffled]] = True
+        loose = replace(
+            styles,
+            change_last=np.where(blank, 0, styles.change_last),
+            change_elsewhere=np.where(blank, 0, styles.change_elsewhere),
+        )
+        compatible |= weak & style_compatible(loose, named, candidate)[0]
+        strict |= weak & _alike(style_habits(styles, candidate), style_habits(loose, named))[0]
     orphan = ~(compatible | strict).any(axis=1) & shows & ~styles.coinbase[candidate]
     if int(orphan.sum()) < min_orphans:
         return out
