@@ -51,7 +51,7 @@ def score_requests(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, A
     single: set[str] = set()  # deposits asked of one exchange (set_size 1)
     for r in _rows(case / "requests.csv"):
         asked[r["deposit_address"]][r["exchange"]] = int(r["ask_order"])
-        if r["set_size"] == "1":
+        if r.get("set_size") == "1":  # a file from before the column: none
             single.add(r["deposit_address"])
     single_missed = single_in = 0
     eligible = missed = hit = 0
