@@ -13,7 +13,11 @@ truth, case/ investigated) it reports:
   requests made until the funder is asked), and the share reached within 1 and 2 requests;
 - `not_missed`: deposits asked about that are not missed eligible ones (unpaid, or paid only
   through a trail-breaking CoinJoin): requests the truth says lead nowhere;
-- `recall_if_confirmed`: recall if every request that reaches the funder were answered "yes".
+- `recall_if_confirmed`: recall if every request that reaches the funder were answered "yes";
+- `single_*`: the same for deposits asked of one exchange only (`set_size` 1: style names off,
+  `rule_in_or_out_style_only`): `single_asked` deposits, `single_missed` of them missed eligible,
+  `single_funder_in` whose one exchange funded it (a trail-holding payment), `single_wrong`
+  missed ones whose one exchange did not.
 
 Reads the truth (bench code only). Usage: python -m bench.candidate_requests hard-small-9 ...
 `--from-leads DIR` scores worlds cached in DIR (e.g. main's bench-output/accuracy, left
@@ -44,8 +48,12 @@ def score_requests(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, A
     """requests.csv of world `name` against its truth (see the module's docstring)."""
     world, case = root / name / "world", root / name / "case"
     asked: dict[str, dict[str, int]] = defaultdict(dict)  # deposit -> exchange -> ask_order
+    single: set[str] = set()  # deposits asked of one exchange (set_size 1)
     for r in _rows(case / "requests.csv"):
         asked[r["deposit_address"]][r["exchange"]] = int(r["ask_order"])
+        if r.get("set_size") == "1":  # a file from before the column: none
+            single.add(r["deposit_address"])
+    single_missed = single_in = 0
     eligible = missed = hit = 0
     funder_in = 0
     orders: list[int] = []
@@ -60,6 +68,9 @@ def score_requests(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, A
         if d not in asked:
             continue
         found = [o for e, o in asked[d].items() if e in right]
+        if d in single:
+            single_missed += 1
+            single_in += bool(found)
         if found:
             funder_in += 1
             orders.append(min(found))
@@ -83,6 +94,10 @@ def score_requests(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, A
         "within_2": sum(o <= 2 for o in orders),
         "recall": round(hit / eligible, 4) if eligible else 1.0,
         "recall_if_confirmed": round((hit + funder_in) / eligible, 4) if eligible else 1.0,
+        "single_asked": len(single),
+        "single_missed": single_missed,
+        "single_funder_in": single_in,
+        "single_wrong": single_missed - single_in,
     }
 
 

@@ -23,6 +23,14 @@ the true funder is in the set for 699 of 702 such missed deposits (docs/accuracy
   covers all its rows), then by the amount; `ask_order` is the exchange's place among the
   deposit's candidates in that order (1 = ask first when asking one at a time).
 
+With style names off (`investigate`'s `style_names` False: TagPacks that miss exchanges) a
+wallet that fits exactly one tagged exchange is named by none, and its leads carry that one
+exchange as `candidate_exchanges` (`trace.services.style_candidates`' `min_candidates`): its
+deposits get one row each, `set_size` 1 and `request` = `rule_in_or_out_style_only`
+(`REQUEST_KIND_STYLE_ONLY`): the wallet's style alone points at the exchange, which can rule the
+deposit in or out as cheaply as any. With style names on no set has one exchange, so the file
+is as before.
+
 Reads the leads table only (stages talk through files); one DuckDB query, no Python object per
 row. Called by `cases.investigate`; docs/design/cases.md "Requests to rule exchanges in or out".
 """
@@ -38,6 +46,7 @@ from chainsleuth.cases.rows import EXCHANGE_CATEGORIES, UNIDENTIFIED_SERVICE
 __all__ = [
     "REQUEST_COLUMNS",
     "REQUEST_KIND",
+    "REQUEST_KIND_STYLE_ONLY",
     "request_summary",
     "request_table",
 ]
@@ -45,6 +54,10 @@ __all__ = [
 #: What every row of requests.csv is: a question to the exchange that rules it in or out as the
 #: funder, not a lead naming it (the `request` column's value).
 REQUEST_KIND = "rule_in_or_out"
+
+#: The `request` value of a row whose set has one exchange (style names off): the same question,
+#: asked because the wallet's style fits that exchange alone (no tag, no other evidence).
+REQUEST_KIND_STYLE_ONLY = "rule_in_or_out_style_only"
 
 REQUEST_COLUMNS = [
     "exchange",
@@ -112,7 +125,7 @@ def request_table(leads: pa.Table, cut: float) -> pa.Table:
         asked AS (
             SELECT t.* FROM top t
             WHERE r = 1 AND source_category = '{UNIDENTIFIED_SERVICE}'
-              AND coalesce(candidate_exchanges, '') LIKE '%;%'
+              AND coalesce(candidate_exchanges, '') <> ''
               AND deposit_address NOT IN (SELECT deposit_address FROM named)
         ),
         pairs AS (
@@ -142,7 +155,9 @@ def request_table(leads: pa.Table, cut: float) -> pa.Table:
                array_to_string(list_filter(string_split(candidate_exchanges, ';'),
                                            lambda c: c <> exchange), ';') AS other_candidates,
                funding_txid, source_address, block_height::BIGINT AS block_height, block_time,
-               source_cluster::BIGINT AS wallet_cluster, '{REQUEST_KIND}' AS request
+               source_cluster::BIGINT AS wallet_cluster,
+               CASE WHEN set_size = 1 THEN '{REQUEST_KIND_STYLE_ONLY}' ELSE '{REQUEST_KIND}'
+               END AS request
         FROM joined
         ORDER BY exchange_rank, amount_sat DESC, deposit_address
         """
@@ -174,7 +189,8 @@ def request_summary(requests: pa.Table) -> dict[str, Any]:
         )
     ]
     n_deposits = first.num_rows  # one row per deposit has ask_order 1
-    return {
+    single = int(pc.sum(pc.equal(first.column("set_size"), 1)).as_py() or 0)
+    out: dict[str, Any] = {
         "file": "requests.csv",
         "what": "one row per (exchange, deposit address) whose best lead is a wallet the "
         "listed exchanges fit alike: a request to rule the exchange in or out as the funder, "
@@ -185,3 +201,11 @@ def request_summary(requests: pa.Table) -> dict[str, Any]:
         "requests_per_deposit": round(requests.num_rows / n_deposits, 4) if n_deposits else 0.0,
         "exchanges": exchanges,
     }
+    if single:
+        # only with style names off (a set of one); absent otherwise, so case.json is as before
+        out["style_only_deposits"] = single
+        out["style_only_what"] = (
+            f"deposits asked of one exchange (request {REQUEST_KIND_STYLE_ONLY}): style names "
+            "are off and the wallet's style fits that tagged exchange alone"
+        )
+    return out

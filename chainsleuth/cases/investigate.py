@@ -87,6 +87,7 @@ from chainsleuth.trace.services import (
     BATCH_MIN_PAYEES,
     MIN_EVENTS,
     STYLE_HABITS,
+    STYLE_MIN_CANDIDATES,
     STYLE_MIXED,
     STYLE_PERIOD_MONTHS,
     SWEEP_MIN_INPUTS,
@@ -1251,7 +1252,10 @@ def _lend_by_style(
         # the last round's styles: who each group left unnamed could still be (no pass per tx)
         left = np.flatnonzero(unidentified & (owner == np.arange(owner.shape[0])))
         listed = np.array([by_label[g][1] in EXCHANGE_CATEGORIES for g in named.tolist()], np.bool_)
-        sets = style_candidates(styles, named, left, listed)
+        # style names off: a wallet that fits exactly one tagged exchange is left unnamed, but
+        # asking that one exchange to rule the deposit in or out is cheap and answerable (a
+        # set of one; requests.csv marks it). On, such a wallet is named or lacks evidence.
+        sets = style_candidates(styles, named, left, listed, STYLE_MIN_CANDIDATES if lend else 1)
         for g, row in zip(left.tolist(), sets, strict=True):
             if row.any():
                 candidates[by_label[g]] = ";".join(

@@ -71,6 +71,7 @@ __all__ = [
     "blind_styles",
     "received_deposits",
     "STYLE_HABITS",
+    "STYLE_MIN_CANDIDATES",
     "style_habits",
     "habit_rows",
     "habits_changed",
@@ -2212,24 +2213,32 @@ STYLE_MIN_CANDIDATES = 2
 
 
 def style_candidates(
-    styles: WalletStyles, named: np.ndarray, candidate: np.ndarray, listed: np.ndarray
+    styles: WalletStyles,
+    named: np.ndarray,
+    candidate: np.ndarray,
+    listed: np.ndarray,
+    min_candidates: int = STYLE_MIN_CANDIDATES,
 ) -> np.ndarray:
     """Candidates × named (bool): the named groups each unmatched candidate group could be, as
     an investigator's list of whom to ask, never its name (docs/design/trace.md).
 
     `listed` (bool per named group): the ones that may be listed (the exchanges). A candidate
     gets a set when it received no coinbase (a pool), is compatible with at least
-    `STYLE_MIN_CANDIDATES` listed groups (`style_compatible`, the same comparison
+    `min_candidates` listed groups (`style_compatible`, the same comparison
     `style_matches` makes) and its habits rule out at least one listed group (a set of every
     exchange narrows nothing; a group that shows no habit is compatible with all). Other rows
-    are all False. Candidates × named bools: a few hundred by a handful of names."""
+    are all False. Candidates × named bools: a few hundred by a handful of names.
+
+    `min_candidates` 1 (`cases.investigate._lend_by_style` with style names off): a group
+    that fits exactly one listed group gets a set of one, a request to that exchange, where
+    with style names on the style rule names it or leaves it for want of evidence."""
     out = np.zeros((candidate.shape[0], named.shape[0]), np.bool_)
     if named.shape[0] == 0 or candidate.shape[0] == 0:
         return out
     compatible, _evidence = style_compatible(styles, named, candidate)
     compatible &= listed[None, :]
     k = compatible.sum(axis=1)
-    keep = ~styles.coinbase[candidate] & (k >= STYLE_MIN_CANDIDATES) & (k < int(listed.sum()))
+    keep = ~styles.coinbase[candidate] & (k >= min_candidates) & (k < int(listed.sum()))
     out[keep] = compatible[keep]
     return out
 

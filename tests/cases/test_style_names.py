@@ -37,8 +37,12 @@ def test_the_one_wallet_it_fits_names_it_only_when_style_names_are_on() -> None:
     assert attribution[1_003] == ("cluster:7", UNIDENTIFIED_SERVICE)
     # the styles are still read: the tagged exchanges' habits (cash-outs' rule 6b) are there
     assert sorted(off_habits) == sorted(on_habits) == [(n, "exchange") for n in NAMES]
-    # a set of one exchange is no candidate set (those list 2+): the service is simply unnamed
-    assert candidates == {}
+    # left unnamed, it still gets the one exchange it fits as a set of one: a request to
+    # arcadia to rule its deposits in or out (requests.csv, `rule_in_or_out_style_only`)
+    assert candidates == {("cluster:7", UNIDENTIFIED_SERVICE): "arcadia"}
+    # with style names on it is named, so no set (sets there list two or more exchanges)
+    _, on_candidates, _, _ = _one_alike(lend=True)
+    assert on_candidates == {}
 
 
 def _leads(rows: list[tuple[str, str, float, int, str]]) -> pa.Table:

@@ -532,7 +532,8 @@ def request_section(con: Any, out_dir: Path) -> dict[str, Any]:
     """requests.csv as the report shows it: `exchanges` (rank, name, deposits it could answer
     for, their satoshis), `rows` (the REQUEST_ROWS largest deposits, each with its candidates
     in the order to ask them), `n_rows`,
-    `n_deposits`, `sat` (each deposit's amount once). {} when there is no such file or no row."""
+    `n_deposits`, `sat` (each deposit's amount once), `n_single` (deposits asked of one
+    exchange: style names off, `cases.candidate_requests`). {} when there is no such file or no row."""
     path = out_dir / "requests.csv"
     if not path.exists():
         return {}
@@ -545,7 +546,8 @@ def request_section(con: Any, out_dir: Path) -> dict[str, Any]:
 
     counts = rows(
         """SELECT count(*) AS n_rows, count(DISTINCT deposit_address) AS n_deposits,
-        coalesce(sum(amount_sat) FILTER (WHERE ask_order = 1), 0) AS sat FROM requests"""
+        coalesce(sum(amount_sat) FILTER (WHERE ask_order = 1), 0) AS sat,
+        count(*) FILTER (WHERE set_size = 1) AS n_single FROM requests"""
     )[0]
     if not counts["n_rows"]:
         return {}
