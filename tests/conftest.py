@@ -25,6 +25,10 @@ from chainsleuth.simulate.chain import mine_block as chain_mine_block
 from chainsleuth.simulate.chain import regtest_genesis as regtest_genesis  # re-exported to tests
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import typer
+
     from chainsleuth.cluster.engine import ClusterReport
     from chainsleuth.store.ingest import IngestReport
     from chainsleuth.tags.model import ImportReport
@@ -34,6 +38,22 @@ MAINNET_BLOCKS = SHARED_DATA / "mainnet-blocks"
 NBITCOIN = MAINNET_BLOCKS / "blk" / "nbitcoin"
 
 COIN = 100_000_000
+
+
+def stage_app(register: Callable[[typer.Typer], None]) -> typer.Typer:
+    """A typer app with one stage's commands (its `register`), for CliRunner tests: a second
+    command keeps the stage's command a subcommand, as under the root CLI."""
+    import typer
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command("noop")
+    def noop() -> None:
+        pass
+
+    return app
+
 
 # ---------------------------------------------------------------------------------------------
 # blk*.dat framing

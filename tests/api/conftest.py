@@ -40,3 +40,11 @@ def error_model(body: dict) -> bool:
         and "\n" not in body["error"]["message"]
         and (body["error"]["field"] is None or isinstance(body["error"]["field"], str))
     )
+
+
+def submit_case(client: TestClient, world: Path, form: dict[str, str]) -> str:
+    """POST the world's seized deposit list as a case with the form's fields; its case id."""
+    seeds = (world / "seeds" / "deposits.csv").read_bytes()
+    r = client.post(f"{API}/cases", files={"seeds": ("deposits.csv", seeds, "text/csv")}, data=form)
+    assert r.status_code == 202, r.text
+    return str(r.json()["case_id"])

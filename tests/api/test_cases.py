@@ -9,20 +9,15 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import API, error_model
+from tests.api.conftest import API, error_model, submit_case
 
 
 def test_case_from_an_uploaded_csv(
     client: TestClient, small_world: tuple[Path, Path], api_data: Path
 ) -> None:
-    seeds = (small_world[0] / "seeds" / "deposits.csv").read_bytes()
-    r = client.post(
-        f"{API}/cases",
-        files={"seeds": ("deposits.csv", seeds, "text/csv")},
-        data={"name": "welcome", "max_hops": "15", "pdf": "false"},
+    case_id = submit_case(
+        client, small_world[0], {"name": "welcome", "max_hops": "15", "pdf": "false"}
     )
-    assert r.status_code == 202, r.text
-    case_id = r.json()["case_id"]
     seen, refused = set(), 0
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -125,14 +120,9 @@ def test_a_bad_seed_file_fails_the_case_with_one_line(client: TestClient) -> Non
 
 def test_a_case_without_style_names(client: TestClient, small_world: tuple[Path, Path]) -> None:
     """The case form's `style_names=false` reaches investigate (`--no-style-names`)."""
-    seeds = (small_world[0] / "seeds" / "deposits.csv").read_bytes()
-    r = client.post(
-        f"{API}/cases",
-        files={"seeds": ("deposits.csv", seeds, "text/csv")},
-        data={"style_names": "false", "report": "false", "pdf": "false"},
+    case_id = submit_case(
+        client, small_world[0], {"style_names": "false", "report": "false", "pdf": "false"}
     )
-    assert r.status_code == 202, r.text
-    case_id = r.json()["case_id"]
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         status = client.get(f"{API}/cases/{case_id}").json()

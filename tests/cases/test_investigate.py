@@ -24,6 +24,7 @@ from chainsleuth.cases.investigate import (
     investigate,
 )
 from chainsleuth.core.files import sha256_file as _sha256
+from tests.conftest import stage_app
 
 
 @pytest.fixture(scope="module")
@@ -241,19 +242,13 @@ def test_price_series_used_and_recorded(world: tuple[Path, Path, Path], tmp_path
 
 
 def test_cli_command(world: tuple[Path, Path, Path], tmp_path: Path) -> None:
-    import typer
     from typer.testing import CliRunner
 
     from chainsleuth.cases.cli import register
     from chainsleuth.core.console import CliState
 
     w, store, _ = world
-    app = typer.Typer()
-    register(app)
-
-    @app.command("noop")
-    def noop() -> None:  # a second command keeps `investigate` a subcommand
-        pass
+    app = stage_app(register)
 
     seeds = str(w / "seeds" / "deposits.csv")
     args = ["investigate", "--seeds", seeds, "-o", str(tmp_path / "c"), "--policy", "fifo"]

@@ -16,6 +16,7 @@ from chainsleuth.cases.investigate import leads_resting_on_style
 from chainsleuth.cases.lookalikes import closed_world_line
 from chainsleuth.cases.rows import UNIDENTIFIED_SERVICE
 from tests.cases.test_candidate_exchanges import NAMES, _lend
+from tests.conftest import stage_app
 from tests.trace.test_more_habits import DEDUCTED, ROUND
 
 
@@ -108,19 +109,13 @@ def _deciding_style(case: Path) -> int:
 
 
 def test_cli_no_style_names(small_world: tuple[Path, Path], tmp_path: Path) -> None:
-    import typer
     from typer.testing import CliRunner
 
     from chainsleuth.cases.cli import register
     from chainsleuth.core.console import CliState
 
     w, store = small_world
-    app = typer.Typer()
-    register(app)
-
-    @app.command("noop")
-    def noop() -> None:  # a second command keeps `investigate` a subcommand
-        pass
+    app = stage_app(register)
 
     seeds = str(w / "seeds" / "deposits.csv")
     runs = {}

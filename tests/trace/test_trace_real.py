@@ -10,6 +10,7 @@ import pytest
 from chainsleuth.store.store import Store
 from chainsleuth.trace.engine import outputs_of_tx, path_txids, trace_back, trace_forward, txid_hex
 from chainsleuth.trace.rows import trace_rows
+from tests.conftest import stage_app
 
 HAL_TX = "f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16"
 BLOCK9_COINBASE = "0437cd7f8525ceed2324359c2d0ba26006d92d856a9c20fa0241106ee5a597c9"
@@ -59,18 +60,12 @@ def test_trace_rows_of_a_txid_back(store_dir: Path) -> None:
 def test_the_trace_command_prints_sources_as_json(store_dir: Path) -> None:
     import json
 
-    import typer
     from typer.testing import CliRunner
 
     from chainsleuth.core.console import CliState
     from chainsleuth.trace.cli import register
 
-    app = typer.Typer()
-    register(app)
-
-    @app.command("noop")
-    def noop() -> None:  # a second command, so typer keeps `trace` as a subcommand
-        pass
+    app = stage_app(register)
 
     state = CliState(store_dir)  # what the root command puts in typer's context
     out = CliRunner().invoke(app, ["trace", HAL_TX, "--policy", "fifo", "--json"], obj=state)
