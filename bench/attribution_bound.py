@@ -50,6 +50,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench-output" / "accuracy"
 
+
+def world_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A per-world bench script's parser: the world names (`<profile>-<scale>-<seed>`) under
+    `--root` (the cached accuracy worlds), and `--json` for the figures."""
+    ap = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
+    ap.add_argument("worlds", nargs="+")
+    ap.add_argument("--root", type=Path, default=OUT)
+    ap.add_argument("--json", type=Path)
+    return ap
+
+
 #: Edge kinds, in the order the cumulative levels add them.
 KINDS = (
     "cluster",

@@ -18,7 +18,6 @@ Reads the truth (bench code only). Writes nothing unless --json.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from collections import Counter, defaultdict
@@ -27,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.attribution_bound import OUT
+from bench.attribution_bound import OUT, world_parser
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -152,10 +151,7 @@ def links(name: str, root: Path = OUT) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("worlds", nargs="+")
-    ap.add_argument("--root", type=Path, default=OUT)
-    ap.add_argument("--json", type=Path)
+    ap = world_parser(__doc__)
     a = ap.parse_args()
     every: list[dict[str, Any]] = []
     total: Counter[str] = Counter()

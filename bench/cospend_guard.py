@@ -23,7 +23,6 @@ Reads the truth (bench code only). Writes nothing unless --json.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.attribution_bound import OUT
+from bench.attribution_bound import OUT, world_parser
 from bench.fragment_links import before_change_links, truth_owners
 
 
@@ -88,10 +87,7 @@ def measure(name: str, root: Path = OUT) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("worlds", nargs="+")
-    ap.add_argument("--root", type=Path, default=OUT)
-    ap.add_argument("--json", type=Path)
+    ap = world_parser(__doc__)
     a = ap.parse_args()
     each, links = [], Counter()
     shares: dict[tuple[bool | str, bool], list[float]] = defaultdict(list)

@@ -30,7 +30,6 @@ Reads the truth (bench code only). Writes nothing unless --json.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from collections import Counter, defaultdict
@@ -39,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.attribution_bound import OUT
-from bench.fund_links import _rows, unident_own
+from bench.attribution_bound import OUT, world_parser
+from bench.fund_links import _rows, case_before_change_links, unident_own
 
 KINDS = (
     "change_return",
@@ -80,12 +79,7 @@ def before_change_links(base: Path, owner_of: dict[str, str]) -> Any:
     from chainsleuth.cases.rows import EXCHANGE_CATEGORIES, UNIDENTIFIED_SERVICE
     from chainsleuth.trace import services as sv
 
-    keep = inv._lend_by_change
-    try:
-        inv._lend_by_change = lambda *args, **kw: np.zeros(0, np.int64)  # type: ignore[assignment]
-        before = inv.prepare_case(base / "store", base / "world" / "seeds" / "deposits.csv")
-    finally:
-        inv._lend_by_change = keep
+    before = case_before_change_links(base)
     store, att = before.store, before.attribution
     cl = np.asarray(before.cluster_of[:], np.int64)
     is_cj, _mixer = inv._coinjoins(base / "store", store.counts["txs"])
@@ -181,10 +175,7 @@ def measure(name: str, root: Path = OUT) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("worlds", nargs="+")
-    ap.add_argument("--root", type=Path, default=OUT)
-    ap.add_argument("--json", type=Path)
+    ap = world_parser(__doc__)
     a = ap.parse_args()
     each, sums = [], defaultdict(Counter)
     for w in a.worlds:

@@ -309,6 +309,20 @@ def flows(name: str, root: Path = OUT) -> Counter[str]:
     return out
 
 
+def case_before_change_links(base: Path) -> Any:
+    """The case of the world under `base` as `prepare_case` builds it before any change link
+    (`cases.investigate._lend_by_change` left out for the call): each link kind is measured
+    from the same start."""
+    from chainsleuth.cases import investigate as inv
+
+    keep = inv._lend_by_change
+    try:
+        inv._lend_by_change = lambda *args, **kw: np.zeros(0, np.int64)  # type: ignore[assignment]
+        return inv.prepare_case(base / "store", base / "world" / "seeds" / "deposits.csv")
+    finally:
+        inv._lend_by_change = keep
+
+
 def returns(name: str, root: Path = OUT) -> dict[str, Any]:
     """The change-return links as `cases.investigate._lend_by_change` makes them, scored: each
     variant's links between an `unidentified_service` label L and a named cluster N (one round,
@@ -348,12 +362,7 @@ def returns(name: str, root: Path = OUT) -> dict[str, Any]:
     }
     # the variants, on the case's attribution before any change link (`_lend_by_change` left
     # out of prepare_case): each kind measured from the same start
-    keep = inv._lend_by_change
-    try:
-        inv._lend_by_change = lambda *args, **kw: np.zeros(0, np.int64)  # type: ignore[assignment]
-        before = inv.prepare_case(base / "store", base / "world" / "seeds" / "deposits.csv")
-    finally:
-        inv._lend_by_change = keep
+    before = case_before_change_links(base)
     att = before.attribution
     is_cj, _mixer = inv._coinjoins(base / "store", store.counts["txs"])
     shapes = sv.tx_shapes(store, setup.cluster_of, is_cj)

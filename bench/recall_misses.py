@@ -32,14 +32,13 @@ Reads the truth (bench code only). Usage: python -m bench.recall_misses hard-sma
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from bench.attribution_bound import OUT
+from bench.attribution_bound import OUT, world_parser
 
 _SUBPOENA = {"exchange", "otc_broker", "wallet_service", "atm", "payment_processor"}
 
@@ -252,10 +251,7 @@ def worst_table(out: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("worlds", nargs="+")
-    ap.add_argument("--root", type=Path, default=OUT)
-    ap.add_argument("--json", type=Path)
+    ap = world_parser(__doc__)
     ap.add_argument(
         "--twins",
         action="store_true",
