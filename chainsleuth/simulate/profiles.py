@@ -52,6 +52,11 @@ class Profile:
     #: (min, max) tags per exchange drawn from its whole wallet; (0, 0) = reserve wallets and a
     #: few deposit addresses, as the original world
     tags_per_exchange: tuple[int, int] = (0, 0)
+    #: how many exchanges the TagPack leaves with no tag at all, as many real exchanges carry
+    #: none: drawn from a stream of their own (`truth.untagged_exchanges`), so the chain and
+    #: every other exchange's tags are the same as at 0; truth/untagged_exchanges.csv names
+    #: them. 0: every exchange tagged (every profile but `*_untagged`, every world before it)
+    untagged_exchanges: int = 0
     #: withdrawals per block (× the scale's activity) from one exchange to a user's deposit
     #: address at another
     cross_exchange_rate: float = 0.0
@@ -99,6 +104,12 @@ class Profile:
                 " must be in [0, 1), and above 0 only with exchange_software: drawn"
             )
 
+        k = self.untagged_exchanges
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise ValueError(
+                f"profile {self.name!r}: untagged_exchanges {self.untagged_exchanges!r} "
+                "must be a whole number >= 0"
+            )
         if not 0.0 <= self.exchange_deposit_cospend_share <= 1.0:
             raise ValueError(
                 f"profile {self.name!r}: exchange_deposit_cospend_share "
@@ -118,6 +129,8 @@ class Profile:
             d.pop("exchange_software_switch")  # likewise
         if self.exchange_deposit_cospend_share == 0.0:
             d.pop("exchange_deposit_cospend_share")  # likewise
+        if self.untagged_exchanges == 0:
+            d.pop("untagged_exchanges")  # likewise
         d["tags_per_exchange"] = list(self.tags_per_exchange)
         return d
 

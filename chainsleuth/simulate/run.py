@@ -128,6 +128,12 @@ def simulate(
         raise ValueError("seed must be a non-negative integer")
     started = _time.perf_counter()
     sc = SCALES[scale]
+    if knobs.untagged_exchanges >= sc.n_exchanges:
+        # said now, not after the chain is built (truth.untagged_exchanges says it again)
+        raise ValueError(
+            f"profile {knobs.name!r}: untagged_exchanges {knobs.untagged_exchanges} leaves none "
+            f"of the {scale} scale's {sc.n_exchanges} exchanges tagged"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _clean(out)

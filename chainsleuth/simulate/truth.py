@@ -32,11 +32,14 @@ if TYPE_CHECKING:
     from chainsleuth.simulate.economy.model import Exchange
     from chainsleuth.simulate.economy.world import World
 
-__all__ = ["write_truth", "twin_exchanges", "TAG_LASTMOD"]
+__all__ = ["write_truth", "twin_exchanges", "untagged_exchanges", "TAG_LASTMOD"]
 
 TAG_LASTMOD = "2020-01-01"  # fixed, so that tag files are reproducible
 _SOFTWARE = ("core", "electrum", "mobile", "service", "coordinator")
 _CHANGE = ("fresh", "reuse", "match_payment_type")
+#: the label of the stream that draws the untagged exchanges (PCG64 seeded with [seed, this]):
+#: a stream of its own, so drawing them moves no other draw of the world or of its tags
+_UNTAGGED_STREAM = 0x756E746167  # b"untag"
 
 
 def twin_exchanges(exchanges: list[Exchange]) -> list[list[str]]:
@@ -44,6 +47,21 @@ def twin_exchanges(exchanges: list[Exchange]) -> list[list[str]]:
     their wallets look alike on chain, and only tags and clustering tell them apart."""
     records = [(e.name, e.habit_record()) for e in exchanges]
     return [[a, b] for i, (a, ha) in enumerate(records) for b, hb in records[i + 1 :] if ha == hb]
+
+
+def untagged_exchanges(names: list[str], k: int, seed: int) -> list[str]:
+    """The `k` exchanges of `names` that the world's TagPack leaves with no tag (profile knob
+    `untagged_exchanges`), in `names` order: drawn from the stream [seed, _UNTAGGED_STREAM]
+    alone. At least one exchange stays tagged, or no lead could name any."""
+    if k == 0:
+        return []
+    if k >= len(names):
+        raise ValueError(
+            f"untagged_exchanges {k} leaves none of the world's {len(names)} exchanges tagged"
+        )
+    rng = np.random.Generator(np.random.PCG64([seed, _UNTAGGED_STREAM]))
+    picked = set(rng.choice(len(names), size=k, replace=False).tolist())
+    return [n for i, n in enumerate(names) if i in picked]
 
 
 def _software(soft: int) -> str:
@@ -223,7 +241,14 @@ def write_truth(
     )
     paths["seeds"] = out / "seeds" / "deposits.csv"
     paths["tags"] = out / "tags" / "exchanges.yaml"
-    _write_tags(out / "tags", world, addr, seed)
+    untagged = untagged_exchanges(
+        [e.name for e in exchanges], world.profile.untagged_exchanges, seed
+    )
+    _write_tags(out / "tags", world, addr, seed, set(untagged))
+    if untagged:
+        # only where the knob is on, so that every other world's truth/ stays file for file
+        _write_csv(truth / "untagged_exchanges.csv", ["exchange"], [[n] for n in untagged])
+        paths["untagged_exchanges"] = truth / "untagged_exchanges.csv"
     paths["tags_coinjoin"] = out / "tags" / "coinjoin.yaml"
 
     # summary ----------------------------------------------------------------------------
@@ -243,6 +268,7 @@ def write_truth(
         "exchanges_never_reusing": [e.name for e in exchanges if e.no_reuse],
         "exchange_habits": {e.name: e.habit_record() for e in exchanges},
         "twin_exchanges": twin_exchanges(exchanges),
+        **({"untagged_exchanges": untagged} if untagged else {}),
         "tip_height": chain.tip_height,
         "tip_hash": chain.tip_hash,
         "n_blocks": len(main),
@@ -289,8 +315,10 @@ def _tag(address: str, label: str, category: str, actor: str, confidence: str) -
     }
 
 
-def _write_tags(tags: Path, world: World, addr: Any, seed: int) -> None:
-    """A few public tags per exchange (as GraphSense's public packs have), and the coordinators."""
+def _write_tags(tags: Path, world: World, addr: Any, seed: int, untagged: set[str]) -> None:
+    """A few public tags per exchange (as GraphSense's public packs have), and the coordinators.
+    The exchanges of `untagged` get none: their tags are drawn as the others' (so every other
+    exchange gets the tags it gets with every exchange tagged) and left out."""
     rng = np.random.Generator(np.random.PCG64(seed + 404))
     payer_idx = {w.idx for w in world.payer_of.values()} | {world.admin.idx}
     entries = []
@@ -305,25 +333,27 @@ def _write_tags(tags: Path, world: World, addr: Any, seed: int) -> None:
         picked = rng.choice(own, size=n_own, replace=False).tolist() if n_own else []
         n_dep = min(len(deposits), k - n_own)
         picked += rng.choice(deposits, size=n_dep, replace=False).tolist() if n_dep else []
-        for aid in sorted(picked):
+        for aid in sorted(picked) if ex.name not in untagged else []:
             entries.append(_tag(addr(aid), f"{title} wallet", "exchange", ex.name, "forensic"))
     for ex in world.exchanges if hi == 0 else []:
         title = ex.name.capitalize() + " Exchange"
-        entries.append(
+        mine: list[dict[str, str]] = []
+        mine.append(
             _tag(addr(ex.hot[0].aid), f"{title} hot wallet", "exchange", ex.name, "service_data")
         )
-        entries.append(
+        mine.append(
             _tag(addr(ex.cold.aid), f"{title} cold wallet", "exchange", ex.name, "service_data")
         )
         # deposit addresses an analyst paid into herself: ordinary users' deposits only
         deposits = _exchange_deposits(world, ex, payer_idx)
         k = min(len(deposits), int(rng.integers(1, 4)))
         for aid in sorted(rng.choice(deposits, size=k, replace=False).tolist()) if k else []:
-            entries.append(
+            mine.append(
                 _tag(
                     addr(aid), f"{title} deposit address", "exchange", ex.name, "manual_transaction"
                 )
             )
+        entries += mine if ex.name not in untagged else []
     pack = {
         "title": "Simulated exchanges (chainsleuth world)",
         "creator": "chainsleuth simulator",

@@ -338,3 +338,49 @@ def test_exchanges_cospending_deposits(tmp_path: Path) -> None:
     # measured on seed 2: 46 and 52 sweeps by the two sweeping exchanges, none by the others
     assert all(sweeps[e] == 0 for e in cospend)
     assert all(sweeps[e] > 10 for e in meta["exchange_habits"] if e not in cospend)
+
+
+def test_untagged_exchanges_leave_k_exchanges_without_a_tag_and_the_chain_as_it_was(
+    hard_world: Path, tmp_path: Path
+) -> None:
+    """`untagged_exchanges`: 0 in every profile but `hard_untagged` and `realistic_untagged`
+    (1), and left out of their world.json knobs; at k the TagPack tags k exchanges fewer, those
+    named in truth/untagged_exchanges.csv and world.json, while the blocks, the other truth
+    files, the seeds and every other exchange's tags are the hard world's, byte for byte."""
+    from dataclasses import replace
+
+    from chainsleuth.simulate import simulate
+
+    for name in profile_names():
+        if not name.endswith("_untagged"):
+            assert "untagged_exchanges" not in profile(name).knobs()
+        else:
+            assert profile(name).knobs()["untagged_exchanges"] == 1
+    assert not (hard_world / "truth" / "untagged_exchanges.csv").exists()
+    with pytest.raises(ValueError, match="untagged_exchanges"):
+        Profile(name="bad", untagged_exchanges=-1)
+    with pytest.raises(ValueError, match="none of the small scale's 4 exchanges"):
+        simulate(tmp_path / "none", seed=2, scale="small",
+                 profile=Profile(name="bad", untagged_exchanges=4))  # fmt: skip
+    two = replace(profile("hard"), name="hard_two_untagged", untagged_exchanges=2)
+    world = tmp_path / "w"
+    simulate(world, seed=2, scale="small", profile=two)  # hard_world's seed
+    untagged = [r["exchange"] for r in _rows(world / "truth" / "untagged_exchanges.csv")]
+    meta = json.loads((world / "world.json").read_text())
+    assert len(untagged) == 2 and meta["untagged_exchanges"] == untagged
+    assert meta["profile_knobs"]["untagged_exchanges"] == 2
+    before = yaml.safe_load((hard_world / "tags" / "exchanges.yaml").read_text())["tags"]
+    after = yaml.safe_load((world / "tags" / "exchanges.yaml").read_text())["tags"]
+    assert {t["actor"] for t in before} == set(meta["exchanges"])
+    assert {t["actor"] for t in after} == set(meta["exchanges"]) - set(untagged)
+    assert after == [t for t in before if t["actor"] not in untagged]
+    for sub in ("blocks", "truth", "seeds"):
+        files = sorted(
+            p.relative_to(hard_world) for p in (hard_world / sub).rglob("*") if p.is_file()
+        )
+        assert files, sub
+        for rel in files:
+            assert (world / rel).read_bytes() == (hard_world / rel).read_bytes(), rel
+    assert (world / "tags" / "coinjoin.yaml").read_bytes() == (
+        hard_world / "tags" / "coinjoin.yaml"
+    ).read_bytes()
