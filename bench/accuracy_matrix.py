@@ -106,6 +106,10 @@ def measure(profile: str, scale: str, seed: int, recluster: bool = True) -> dict
         # pairs of exchanges identical on every habit (docs/simulator.md, "Exchange habits")
         "twin_exchanges": meta.get("twin_exchanges", []),
         "style_twins": style_twins(meta.get("exchange_habits") or {}),
+        # exchanges the world's tags leave out (profiles *_untagged; absent elsewhere)
+        **(
+            {"untagged_exchanges": untagged} if (untagged := meta.get("untagged_exchanges")) else {}
+        ),
         "score": score.as_dict(),
         "leads": lead_outcomes(root / "world", case, 0.0),
         "cashouts": cashout_outcomes(root / "world", case),
@@ -173,7 +177,18 @@ def _row(r: dict[str, Any]) -> list[str]:
         str(s["unpaid_attributed"]),
         twins if "twin_exchanges" in r else "?",
         ", ".join("+".join(g) for g in r["style_twins"]) or "—" if "style_twins" in r else "?",
+        _untagged_cell(r),
     ]
+
+
+def _untagged_cell(r: dict[str, Any]) -> str:
+    """The untagged exchanges and their deposits named after another exchange: "name: wrong /
+    deposits" ("—" where every exchange is tagged)."""
+    s = r["score"]
+    names = r.get("untagged_exchanges") or []
+    if not names:
+        return "—"
+    return f"{'+'.join(names)}: {s['untagged_named_wrong']} / {s['untagged_deposits']}"
 
 
 def _cashout_worst(r: dict[str, Any]) -> float:
@@ -191,6 +206,7 @@ def render(results: list[dict[str, Any]], by: str = "leads") -> str:
         "worst exchange recall", "cash-out precision", "cash-out recall",
         "cashed-out total, reported ÷ true", "CoinJoin-only deposits > 0.25", "unpaid named",
         "twin exchanges", "style twins (habits the rules read)",
+        "untagged exchange: deposits named wrong / its deposits",
     ]  # fmt: skip
 
     def worst(r: dict[str, Any]) -> float:

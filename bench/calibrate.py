@@ -410,19 +410,23 @@ def lead_scores(run: Run, conf: np.ndarray) -> tuple[float, float, int, int]:
     """Lead precision and recall at >= 0.5 of the run's case had it shipped `conf` for its
     lead rows (`_leads`; rows beyond a CoinJoin keep their saved confidence, <= 0.25): the
     deciding lead per deposit by `evaluate.deciding_leads`, right by the saved verdict,
-    recall over the saved score's eligible deposits. Returns (precision, recall, named,
-    right)."""
+    recall over the saved score's eligible deposits (a deposit an untagged exchange paid,
+    marked `untagged`, is right or wrong in precision but out of recall, as in
+    `score_case`). Returns (precision, recall, named, right)."""
     given = iter(conf.tolist())
-    rows, right = [], {}
+    rows, right, untagged = [], {}, set()
     for o in run["leads"]:
         c = o["confidence"] if o["through_coinjoin"] else next(given)
         rows.append((o["deposit_address"], o["exchange"], int(o["amount_sat"]), float(c)))
         right[(o["deposit_address"], o["exchange"])] = bool(o["correct"])
+        if o.get("untagged"):
+            untagged.add(o["deposit_address"])
     best = deciding_leads(rows, 0.5)
     named = len(best)
     correct = sum(right[(d, e)] for d, (_, e) in best.items())
+    recalled = correct - sum(right[(d, e)] for d, (_, e) in best.items() if d in untagged)
     eligible = int(run["score"]["eligible"])
-    return (correct / named if named else 1.0, correct / eligible if eligible else 1.0, named,
+    return (correct / named if named else 1.0, recalled / eligible if eligible else 1.0, named,
             correct)  # fmt: skip
 
 

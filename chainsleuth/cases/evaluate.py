@@ -12,6 +12,14 @@ where the service cashed out. `score_case(world_dir, case_dir)` reads those file
   Precision = correct / named (over every deposit named, eligible or not), recall = correct /
   eligible, overall and per exchange (the truth's exchange of the deposit's first trail-holding
   payment).
+- **Untagged exchanges.** A world may leave exchanges with no tag at all
+  (`truth/untagged_exchanges.csv`, simulator knob `untagged_exchanges`): no lead can name
+  them, so a deposit one of their trail-holding payments paid is out of `eligible` and out of
+  per-exchange recall (`untagged_deposits` counts them). Its deciding lead still counts in
+  precision: right where it names an exchange that funded one of its trail-holding payments
+  (a tagged co-funder), else wrong, and then also counted in `untagged_named_wrong` (a
+  subpoena to an exchange that never held the money). A world without the file scores as
+  before.
 - **CoinJoins and unpaid deposits.** Deposits paid only through trail-breaking CoinJoins that
   carry an exchange lead above 0.25, and unpaid deposits with any exchange lead, are counted
   (both must be zero).
@@ -35,7 +43,14 @@ from typing import Any
 
 from chainsleuth.cases.confidence import via_entity
 
-__all__ = ["CaseScore", "cashout_outcomes", "deciding_leads", "lead_outcomes", "score_case"]
+__all__ = [
+    "CaseScore",
+    "cashout_outcomes",
+    "deciding_leads",
+    "lead_outcomes",
+    "score_case",
+    "untagged_exchanges",
+]
 
 #: The categories a subpoena can go to (the same set as cases.rows.EXCHANGE_CATEGORIES).
 _SUBPOENA_CATEGORIES = frozenset(
@@ -53,6 +68,10 @@ class CaseScore:
     lead_precision: float = 1.0
     lead_recall: float = 1.0
     per_exchange: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: deposits paid by an untagged exchange (a trail-holding payment), out of recall
+    untagged_deposits: int = 0
+    #: those whose deciding lead names an exchange that funded none of their payments
+    untagged_named_wrong: int = 0
     coinjoin_only_deposits: int = 0
     coinjoin_attributed_above_cap: int = 0
     unpaid_attributed: int = 0
@@ -89,6 +108,13 @@ def _truth(world_dir: Path) -> tuple[dict[str, list[dict[str, str]]], list[str]]
     return payments, deposits
 
 
+def untagged_exchanges(world_dir: Path) -> frozenset[str]:
+    """The exchanges the world's tags leave out (`truth/untagged_exchanges.csv`; none where
+    the file is absent, as in every world built before the simulator's knob)."""
+    path = Path(world_dir) / "truth" / "untagged_exchanges.csv"
+    return frozenset(r["exchange"] for r in _rows(path)) if path.exists() else frozenset()
+
+
 def _holds(p: dict[str, str]) -> bool:
     """A payment whose trail from the exchange holds (no trail-breaking CoinJoin on it)."""
     return bool(p["funding_exchange"]) and not (
@@ -102,8 +128,12 @@ def lead_outcomes(
     """Every exchange lead row of the case (at `min_confidence` or above) with the truth's
     verdict `correct` (its exchange funded a trail-holding payment into the deposit), its
     confidence and the features the calibration reads (hops, share, custody moves, named via
-    the service entity, longest hold in days, through a CoinJoin) and its `caution`."""
+    the service entity, longest hold in days, through a CoinJoin) and its `caution`. A row of
+    a deposit an untagged exchange paid (`score_case`) also says `untagged: True` (the key is
+    absent elsewhere, so that the outcomes of worlds without untagged exchanges stay as
+    they were)."""
     payments, _ = _truth(Path(world_dir))
+    untagged = untagged_exchanges(Path(world_dir))
     out = []
     for r in _rows(Path(case_dir) / "leads.csv"):
         if r["source_category"] not in _SUBPOENA_CATEGORIES:
@@ -129,6 +159,7 @@ def lead_outcomes(
                 # why the case capped its confidence (long_hold, switched_type, ...), if it did
                 "caution": r.get("caution") or "",
                 "correct": r["source_entity"] in right,
+                **({"untagged": True} if right & untagged else {}),
             }
         )
     return out
@@ -170,6 +201,7 @@ def score_case(world_dir: Path, case_dir: Path, min_confidence: float = 0.5) -> 
     """Score `case_dir`'s leads.csv and cashouts.csv against `world_dir/truth/`."""
     world_dir, case_dir = Path(world_dir), Path(case_dir)
     payments, deposits = _truth(world_dir)
+    untagged = untagged_exchanges(world_dir)
     top_confidence: dict[str, float] = defaultdict(float)
     rows = []
     for r in _rows(case_dir / "leads.csv"):
@@ -196,6 +228,11 @@ def score_case(world_dir: Path, case_dir: Path, min_confidence: float = 0.5) -> 
         if named is not None:
             s.named += 1
             s.correct += named[1] in right
+        if right & untagged:
+            # nobody can name an exchange the tags do not know: out of recall, in precision
+            s.untagged_deposits += 1
+            s.untagged_named_wrong += named is not None and named[1] not in right
+            continue
         if holding:
             s.eligible += 1
             e = per[holding[0]["funding_exchange"]]
