@@ -219,6 +219,61 @@ def render(results: list[dict[str, Any]], by: str = "leads") -> str:
     return "\n".join(lines)
 
 
+def _untagged_wrong_via_style(r: dict[str, Any]) -> int:
+    """How many of the world's untagged deposits named wrong were named by a wallet-style
+    match (the saved lead outcomes' deciding row, `via_style`)."""
+    from chainsleuth.cases.evaluate import deciding_leads
+
+    rows = [o for o in r["leads"] if o.get("untagged")]
+    best = deciding_leads(
+        (o["deposit_address"], o["exchange"], o["amount_sat"], o["confidence"]) for o in rows
+    )
+    by_style = set()
+    for o in rows:
+        d = o["deposit_address"]
+        if best.get(d) == (o["amount_sat"], o["exchange"]) and not o["correct"] and o["via_style"]:
+            by_style.add(d)
+    return len(by_style)
+
+
+def render_untagged(results: list[dict[str, Any]], base: list[dict[str, Any]] | None = None) -> str:
+    """The worlds with untagged exchanges (profiles *_untagged) as markdown, worst lead precision
+    first: the untagged exchange, its deposits named after another exchange (and of them, by a
+    wallet-style match), the figures score_case gives, and (from `base`, default `results`) the
+    same chain's world with every exchange tagged (profile without `_untagged`), where cached."""
+    base = results if base is None else base
+    tagged = {(r["profile"], r["scale"], r["seed"]): r["score"] for r in base}
+    header = [
+        "world", "untagged", "its deposits named wrong", "of them by style", "lead precision",
+        "lead recall (tagged)", "worst exchange recall", "all tagged: precision, recall",
+        "cash-out precision", "cash-out recall", "cashed-out total", "style twins",
+    ]  # fmt: skip
+    mine = [r for r in results if r.get("untagged_exchanges")]
+    mine.sort(key=lambda r: (r["score"]["lead_precision"], r["profile"], r["scale"], r["seed"]))
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in mine:
+        s = r["score"]
+        per = s["per_exchange"]
+        low = min(per, key=lambda k: per[k]["recall"], default="")
+        b = tagged.get((r["profile"].removesuffix("_untagged"), r["scale"], r["seed"]))
+        cells = [
+            f"{r['profile']} {r['scale']} {r['seed']}",
+            "+".join(r["untagged_exchanges"]),
+            f"{s['untagged_named_wrong']} / {s['untagged_deposits']}",
+            str(_untagged_wrong_via_style(r)),
+            f"{s['lead_precision']:.3f}",
+            f"{s['lead_recall']:.3f}",
+            f"{per[low]['recall']:.3f} ({low})" if low else "1.000",
+            f"{b['lead_precision']:.3f}, {b['lead_recall']:.3f}" if b else "—",
+            f"{s['cashout_precision']:.3f}",
+            f"{s['cashout_recall']:.3f}",
+            f"{s['cashout_total_ratio']:.2f}",
+            ", ".join("+".join(g) for g in r.get("style_twins", [])) or "—",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def render_costs(results: list[dict[str, Any]], scales: tuple[str, ...] = ("large",)) -> str:
     """What each world of `scales` cost to build and investigate: seconds per stage (a stage
     taken from the cache is blank) and the measuring process's peak RSS (that of a run that
@@ -275,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
     print(render(load_results(), args.sort))
+    if any(r.get("untagged_exchanges") for r in load_results()):
+        print()
+        print(render_untagged(load_results()))
     if any(r["scale"] == "large" for r in load_results()):
         print()
         print(render_costs(load_results()))
