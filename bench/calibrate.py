@@ -67,13 +67,22 @@ SCALES = ("small", "medium", "large")
 Run = dict[str, Any]
 
 
-def _load(seeds: set[int] | None, scales: list[str] | tuple[str, ...]) -> list[Run]:
-    """Saved outcomes of the worlds of `scales` (of `seeds`; None: every seed)."""
+def _load(
+    seeds: set[int] | None,
+    scales: list[str] | tuple[str, ...],
+    profiles: set[str] | None = None,
+) -> list[Run]:
+    """Saved outcomes of the worlds of `scales` (of `seeds`, of `profiles`; None: every one).
+    Every profile saved is read unless `profiles` says otherwise, the `*_untagged` ones too."""
     runs = []
     for scale in scales:
         for path in sorted(OUT.glob(f"*-{scale}-*.json")):
             run = json.loads(path.read_text())
-            if (seeds is None or run["seed"] in seeds) and "leads" in run:
+            if (
+                (seeds is None or run["seed"] in seeds)
+                and (profiles is None or run["profile"] in profiles)
+                and "leads" in run
+            ):
                 runs.append(run)
     return runs
 
@@ -352,15 +361,21 @@ def _wilson_table(p: np.ndarray, y: np.ndarray) -> str:
     return "\n".join(lines)
 
 
-def check_shipped(seeds: set[int], scales: list[str], cashout_scales: list[str]) -> str:
+def check_shipped(
+    seeds: set[int],
+    scales: list[str],
+    cashout_scales: list[str],
+    profiles: set[str] | None = None,
+) -> str:
     """Reliability of the confidence the cases shipped (no fit, nothing written): leads and
-    cash-outs of `seeds`, pooled and per profile, as markdown."""
+    cash-outs of `seeds` (of `profiles`; None: every profile saved), pooled and per profile,
+    as markdown."""
     out = []
     for kind, key, skip, sc in (
         ("leads", "leads", "through_coinjoin", scales),
         ("cash-outs", "cashouts", "coinjoin", cashout_scales),
     ):
-        runs = _load(seeds, sc)
+        runs = _load(seeds, sc, profiles)
         rows = [(r["profile"], o) for r in runs for o in r[key] if not o[skip]]
         worlds = ", ".join(f"{r['profile']} {r['scale']} {r['seed']}" for r in runs)
         out.append(f"{kind}, every profile ({worlds}):\n\n" + _shipped_table(
@@ -627,8 +642,9 @@ def cashout_report(runs: list[Run]) -> str:
 def refit(args: argparse.Namespace) -> dict[str, Any]:
     """Fit both models on the chosen worlds and write calibration.yaml; returns the doc."""
     seeds = set(args.fit_seeds) if args.fit_seeds else None
-    fit_runs = _load(seeds, args.scales)
-    cash_runs = _load(seeds, args.cashout_scales)
+    profiles = set(args.profiles) if args.profiles else None
+    fit_runs = _load(seeds, args.scales, profiles)
+    cash_runs = _load(seeds, args.cashout_scales, profiles)
     if not fit_runs:
         raise SystemExit("no outcomes to fit: run python -m bench.accuracy_matrix first")
     # a case with too few leads to measure its own typical hold uses the fit worlds' median
@@ -648,6 +664,7 @@ def refit(args: argparse.Namespace) -> dict[str, Any]:
     command = (
         "python -m bench.calibrate"
         + (" --fit-seeds " + " ".join(map(str, sorted(seeds))) if seeds else "")
+        + (" --profiles " + " ".join(sorted(profiles)) if profiles else "")
         + " --scales " + " ".join(args.scales)
         + " --cashout-scales " + " ".join(args.cashout_scales)
     )  # fmt: skip
@@ -702,6 +719,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", nargs="+", default=list(SCALES), help="leads")
     parser.add_argument("--cashout-scales", nargs="+", default=list(SCALES))
     parser.add_argument(
+        "--profiles",
+        nargs="+",
+        default=None,
+        help="only the worlds of these profiles (default: every profile saved, *_untagged too)",
+    )
+    parser.add_argument(
         "--check-shipped",
         action="store_true",
         help="only print the reliability of the confidence the cases shipped on --check-seeds",
@@ -718,17 +741,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.check_shipped:
-        print(check_shipped(set(args.check_seeds), args.scales, args.cashout_scales))
+        profiles = set(args.profiles) if args.profiles else None
+        print(check_shipped(set(args.check_seeds), args.scales, args.cashout_scales, profiles))
         return 0
     if args.leave_out:
-        runs = _load(None, args.scales)
+        profiles = set(args.profiles) if args.profiles else None
+        runs = _load(None, args.scales, profiles)
         if not runs:
             raise SystemExit("no outcomes: run python -m bench.accuracy_matrix first")
         text, by_world = leave_out_report(runs, args.leave_out)
         print(hold_table(runs))
         print()
         print(text)
-        cash_runs = _load(None, args.cashout_scales)
+        cash_runs = _load(None, args.cashout_scales, profiles)
         print(cashout_report(cash_runs))
         if by_world:
             cash = [(float(o["confidence"]), bool(o["correct"])) for r in cash_runs

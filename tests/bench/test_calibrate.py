@@ -69,6 +69,14 @@ def test_check_shipped_reads_saved_outcomes(
     assert "| 0.95–0.99 | 3 | 0.970 | 1.000 |" in text
     assert "| 0.90–0.95 | 1 | 0.930 | 1.000 |" in text
     assert calibrate.check_shipped({5}, ["small"], ["small"]).count("| rows |") == 2  # empty
+    # an untagged-exchange world is read with the others unless --profiles leaves it out
+    (tmp_path / "hard_untagged-small-4.json").write_text(
+        json.dumps({**run, "profile": "hard_untagged"})
+    )
+    text = calibrate.check_shipped({4}, ["small"], ["small"])
+    assert "(hard small 4, hard_untagged small 4)" in text and "hard_untagged only" in text
+    text = calibrate.check_shipped({4}, ["small"], ["small"], {"hard"})
+    assert "leads, every profile (hard small 4)" in text and "hard_untagged" not in text
 
 
 def _run(profile: str, scale: str, seed: int, n: int = 60, wrong_every: int = 7) -> dict[str, Any]:
