@@ -246,7 +246,8 @@ def render_untagged(results: list[dict[str, Any]], base: list[dict[str, Any]] | 
     header = [
         "world", "untagged", "its deposits named wrong", "of them by style", "lead precision",
         "lead recall (tagged)", "worst exchange recall", "all tagged: precision, recall",
-        "cash-out precision", "cash-out recall", "cashed-out total", "style twins",
+        "cash-out precision", "cash-out recall", "cashed-out total",
+        "cash-outs named another exchange", "style twins",
     ]  # fmt: skip
     mine = [r for r in results if r.get("untagged_exchanges")]
     mine.sort(key=lambda r: (r["score"]["lead_precision"], r["profile"], r["scale"], r["seed"]))
@@ -268,6 +269,7 @@ def render_untagged(results: list[dict[str, Any]], base: list[dict[str, Any]] | 
             f"{s['cashout_precision']:.3f}",
             f"{s['cashout_recall']:.3f}",
             f"{s['cashout_total_ratio']:.2f}",
+            f"{s.get('cashout_exchange_wrong', '?')} / {s['cashouts_found']}",
             ", ".join("+".join(g) for g in r.get("style_twins", [])) or "—",
         ]
         lines.append("| " + " | ".join(cells) + " |")

@@ -24,7 +24,8 @@ where the service cashed out. `score_case(world_dir, case_dir)` reads those file
   carry an exchange lead above 0.25, and unpaid deposits with any exchange lead, are counted
   (both must be zero).
 - **Cash-outs.** Rows at `confidence >= min_confidence` matched to the truth by (txid,
-  destination address): recall, precision, whether the exchange is right, and the reported
+  destination address): recall, precision, whether the exchange is right (and how many name
+  another of the truth's exchanges, `cashout_exchange_wrong`), and the reported
   total (`amount_sat`, the service's money traced into the destination) over the true total.
 
 Used by the tests, `bench/accuracy_matrix.py`, `bench/calibrate.py` (which rescores saved
@@ -81,6 +82,9 @@ class CaseScore:
     cashout_recall: float = 1.0
     cashout_precision: float = 1.0
     cashout_exchange_right: int = 0
+    #: true cash-outs whose row names another exchange than the truth's (a subpoena to the
+    #: wrong exchange; an untagged exchange's deposit named after a tagged look-alike)
+    cashout_exchange_wrong: int = 0
     cashout_total_ratio: float = 1.0
 
     def worst_exchange_recall(self) -> float:
@@ -263,6 +267,16 @@ def score_case(world_dir: Path, case_dir: Path, min_confidence: float = 0.5) -> 
     s.cashout_exchange_right = sum(
         r["destination_entity"]
         == truth[(r["txid"], r["destination_address"])]["destination_exchange"]
+        for r in found
+    )
+    # the exchanges the truth knows: every funder of a payment and every cash-out's exchange
+    exchanges = {p["funding_exchange"] for ps in payments.values() for p in ps}
+    exchanges |= {c["destination_exchange"] for c in truth.values()}
+    exchanges.discard("")
+    s.cashout_exchange_wrong = sum(
+        r["destination_entity"] in exchanges
+        and r["destination_entity"]
+        != truth[(r["txid"], r["destination_address"])]["destination_exchange"]
         for r in found
     )
     true_total = sum(int(c["amount_sat"]) for c in truth.values())

@@ -13,6 +13,7 @@ def _score(precision: float, wrong: int, deposits: int) -> dict[str, Any]:
         "lead_precision": precision, "lead_recall": 0.9, "cashout_precision": 1.0,
         "cashout_recall": 0.95, "cashout_total_ratio": 0.97, "coinjoin_attributed_above_cap": 0,
         "unpaid_attributed": 0, "untagged_named_wrong": wrong, "untagged_deposits": deposits,
+        "cashouts_found": 20, "cashout_exchange_wrong": 3,
         "per_exchange": {"a": {"eligible": 10, "correct": 9, "recall": 0.9}},
     }  # fmt: skip
 
@@ -41,6 +42,7 @@ def test_untagged_table_worst_first_with_the_all_tagged_world() -> None:
     assert len(table) == 4  # header, rule, the two untagged worlds (worst first)
     assert table[2].startswith("| hard_untagged small 3 | b | 2 / 4 | 1 | 0.750 | 0.900 |")
     assert "| 0.990, 0.500 |" in table[2]  # hard small 3, every exchange tagged
+    assert "| 0.97 | 3 / 20 |" in table[2]
     assert table[3].startswith("| hard_untagged small 1 | c | 0 / 5 | 0 | 1.000 |")
     assert "| — |" in table[3]  # hard small 1 not among the results
     # the main table's last column

@@ -52,14 +52,15 @@ def world_and_case(tmp_path: Path) -> tuple[Path, Path]:
            [[f"d{i}"] for i in range(1, 8)])  # d7 never paid  # fmt: skip
     _write(world / "truth" / "cashouts.csv",
            ["txid", "destination_address", "destination_exchange", "amount_sat"],
-           [["t1", "x1", "u", 500]])  # fmt: skip
+           [["t1", "x1", "u", 500], ["t2", "x2", "u", 300], ["t3", "x3", "a", 200]])  # fmt: skip
     _write(case / "leads.csv",
            ["deposit_address", "source_category", "source_entity", "amount_sat", "confidence",
             "hops"],
            [[d, "exchange", e, amt, c, 1] for d, e, amt, c in LEADS])  # fmt: skip
     _write(case / "cashouts.csv",
            ["txid", "destination_address", "destination_entity", "amount_sat", "confidence"],
-           [["t1", "x1", "", 500, 0.9]])  # fmt: skip
+           [["t1", "x1", "cluster:7", 500, 0.9], ["t2", "x2", "a", 300, 0.9],
+            ["t3", "x3", "a", 200, 0.9]])  # fmt: skip
     return world, case
 
 
@@ -88,6 +89,10 @@ def test_untagged_exchange_deposits_are_out_of_recall_and_wrong_leads_count(
     # the rest as before
     assert (s.coinjoin_only_deposits, s.coinjoin_attributed_above_cap) == (1, 0)
     assert s.unpaid_attributed == 0 and s.cashout_recall == s.cashout_precision == 1.0
+    # cash-outs: to u named as an unnamed cluster (not right, not wrong), to u named a (a
+    # subpoena to the wrong exchange), to a named a (right); the same with or without the file
+    assert (s.cashout_exchange_right, s.cashout_exchange_wrong) == (1, 1)
+    assert (before.cashout_exchange_right, before.cashout_exchange_wrong) == (1, 1)
 
 
 def test_lead_outcomes_mark_untagged_rows_and_calibrate_rescores_like_score_case(
