@@ -193,23 +193,28 @@ def links(
     return found
 
 
-def main() -> None:
-    ap = world_parser(__doc__)
-    a = ap.parse_args()
+def report(
+    doc: str | None,
+    key: Callable[[dict[str, Any]], str],
+    features: Callable[[Any, int, int], dict[str, Any]] | None = None,
+) -> None:
+    """The per-world scripts' run: every link of each world named on the command line (with
+    `features`), each wrong one printed, counts per world and over all by `key` (what follows
+    the link's kind and right/WRONG), and --json the links. A world under another root than
+    the accuracy worlds' (`bench.untagged_exchange`'s variants) is named <root>/<world>."""
+    a = world_parser(doc).parse_args()
     every: list[dict[str, Any]] = []
     total: Counter[str] = Counter()
     for w in a.worlds:
-        found = links(w, a.root)
-        every += found
+        found = links(w, a.root, features)
         c: Counter[str] = Counter()
         for f in found:
-            key = (
-                f"{f['kind']} {'right' if f['right'] else 'WRONG'}"
-                f" own_batch={int(f['own_batch'] > 0)} own_any={int(f['own_any'] > 0)}"
-            )
-            c[key] += 1
+            if a.root.name != OUT.name:
+                f["world"] = f"{a.root.name}/{w}"
+            c[f"{f['kind']} {'right' if f['right'] else 'WRONG'} {key(f)}"] += 1
             if not f["right"]:
                 print("  wrong:", json.dumps(f), flush=True)
+        every += found
         total.update(c)
         print(w, dict(sorted(c.items())), flush=True)
     print("all:")
@@ -217,6 +222,12 @@ def main() -> None:
         print(f"{v:7d} {k}")
     if a.json:
         a.json.write_text(json.dumps(every, indent=1))
+
+
+def main() -> None:
+    report(
+        __doc__, lambda f: f"own_batch={int(f['own_batch'] > 0)} own_any={int(f['own_any'] > 0)}"
+    )
 
 
 if __name__ == "__main__":

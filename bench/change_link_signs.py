@@ -27,14 +27,11 @@ Reads the truth (bench code only).
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from typing import Any
 
 import numpy as np
 
-from bench.attribution_bound import world_parser
-from bench.change_link_checks import links
+from bench.change_link_checks import report
 
 #: The signs counted per link (True: the link looks like one wallet's change).
 SIGNS = ("position_misfit", "fp_same", "type_back", "o_last")
@@ -74,29 +71,12 @@ def features(setup: Any, b: int, s: int) -> dict[str, Any]:
     }
 
 
+def _key(f: dict[str, Any]) -> str:
+    return " ".join(f"{k}={f[k] if f[k] is None else int(f[k])}" for k in SIGNS)
+
+
 def main() -> None:
-    ap = world_parser(__doc__)
-    a = ap.parse_args()
-    every: list[dict[str, Any]] = []
-    total: Counter[str] = Counter()
-    for w in a.worlds:
-        found = links(w, a.root, features)
-        for f in found:
-            f["world"] = f"{a.root.name}/{w}" if a.root.name != "accuracy" else w
-        every += found
-        for f in found:
-            key = f"{f['kind']} {'right' if f['right'] else 'WRONG'} " + " ".join(
-                f"{k}={f[k] if f[k] is None else int(f[k])}" for k in SIGNS
-            )
-            total[key] += 1
-            if not f["right"]:
-                print("  wrong:", json.dumps(f), flush=True)
-        print(w, len(found), flush=True)
-    print("all:")
-    for k, v in sorted(total.items()):
-        print(f"{v:7d} {k}")
-    if a.json:
-        a.json.write_text(json.dumps(every, indent=1))
+    report(__doc__, _key, features)
 
 
 if __name__ == "__main__":
