@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,14 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def links(name: str, root: Path = OUT) -> list[dict[str, Any]]:
+def links(
+    name: str,
+    root: Path = OUT,
+    features: Callable[[Any, int, int], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """Every change link of every round of `_lend_by_change` on the world, with its features
-    and its truth."""
+    and its truth. `features(setup, batch tx, spending tx)`: more fields per link (the case's
+    `CaseSetup`; `bench.change_link_signs`)."""
     from chainsleuth.cases import investigate as inv
     from chainsleuth.trace import services as sv
 
@@ -57,6 +63,17 @@ def links(name: str, root: Path = OUT) -> list[dict[str, Any]]:
         return out
 
     keep_lend = inv._lend_by_change
+    keep_misfits = inv._change_position_misfits
+
+    def misfits(*args: Any) -> Any:
+        # called for the change spends, then the change returns, after each round's pair of
+        # `change_spend_evidence` calls: the n-th call after a pair belongs to call L - 2 + n
+        out = keep_misfits(*args)
+        n_calls = len(state.get("calls", []))
+        done = state.setdefault("misfit_at", {})
+        k = sum(1 for i in done if i >= n_calls - 2)
+        done[n_calls - 2 + k] = out
+        return out
 
     def lend(store: Any, shapes: Any, attribution: dict, *args: Any, **kw: Any) -> Any:
         state["att"] = attribution
@@ -65,10 +82,12 @@ def links(name: str, root: Path = OUT) -> list[dict[str, Any]]:
         state["orig"] = orig
         # one snapshot of the attribution per round: the spy sees calls in pairs
         inv.change_spend_evidence = spy  # type: ignore[assignment]
+        inv._change_position_misfits = misfits  # type: ignore[assignment]
         try:
             return keep_lend(store, shapes, attribution, *args, **kw)
         finally:
             inv.change_spend_evidence = keep  # type: ignore[assignment]
+            inv._change_position_misfits = keep_misfits  # type: ignore[assignment]
 
     inv._lend_by_change = lend  # type: ignore[assignment]
     try:
@@ -95,6 +114,22 @@ def links(name: str, root: Path = OUT) -> list[dict[str, Any]]:
             t.update(tally.get(c, Counter()))
         lab_owner[lab] = t.most_common(1)[0][0] if t else "?"
     final = setup.attribution
+    # how the named side of a link got its name: the rule that named its cluster (what a
+    # change-carried name rests on)
+    origin_of = (
+        ("change", setup.change_clusters),
+        ("style", setup.styled_clusters),
+        ("entity", setup.entity_clusters),
+        ("linked", setup.linked_clusters),
+    )
+
+    def origin(c: int) -> str:
+        for what, cs in origin_of:
+            pos = np.searchsorted(cs, c)
+            if pos < cs.shape[0] and cs[pos] == c:
+                return what
+        return "tag"
+
     calls = state.get("calls", [])
     for i, (_st, shapes, _payers, _takers, out) in enumerate(calls):
         rnd, kind = i // 2, ("change_spend", "change_return")[i % 2]
@@ -102,7 +137,8 @@ def links(name: str, root: Path = OUT) -> list[dict[str, Any]]:
         fo = np.asarray(shapes.first_output, np.int64)
         n_out = shapes.output_address.shape[0]
         spent_by = shapes.spent_by
-        for x, p, b, s in zip(payer_c, spender_c, batch, spend, strict=True):
+        misfit = state.get("misfit_at", {}).get(i)
+        for j, (x, p, b, s) in enumerate(zip(payer_c, spender_c, batch, spend, strict=True)):
             # the label named and the name: change_spend names the spender's label after the
             # payer's name, change_return the payer's label after the spender's name
             lab_c, name_c = (p, x) if kind == "change_spend" else (x, p)
@@ -145,28 +181,40 @@ def links(name: str, root: Path = OUT) -> list[dict[str, Any]]:
                     "own_any": own_any,
                     "own_batch": own_batch,
                     "own_cluster": own_cluster,
+                    "spend": txs,
+                    "name_origin": origin(name_c),
+                    "name_right": (tally.get(name_c) or Counter({"?": 1})).most_common(1)[0][0]
+                    == (nm[0] if nm else None),
+                    # dropped by `_change_position_misfits` (None: not read)
+                    "position_misfit": None if misfit is None else bool(misfit[j]),
+                    **(features(setup, b, s) if features is not None else {}),
                 }
             )
     return found
 
 
-def main() -> None:
-    ap = world_parser(__doc__)
-    a = ap.parse_args()
+def report(
+    doc: str | None,
+    key: Callable[[dict[str, Any]], str],
+    features: Callable[[Any, int, int], dict[str, Any]] | None = None,
+) -> None:
+    """The per-world scripts' run: every link of each world named on the command line (with
+    `features`), each wrong one printed, counts per world and over all by `key` (what follows
+    the link's kind and right/WRONG), and --json the links. A world under another root than
+    the accuracy worlds' (`bench.untagged_exchange`'s variants) is named <root>/<world>."""
+    a = world_parser(doc).parse_args()
     every: list[dict[str, Any]] = []
     total: Counter[str] = Counter()
     for w in a.worlds:
-        found = links(w, a.root)
-        every += found
+        found = links(w, a.root, features)
         c: Counter[str] = Counter()
         for f in found:
-            key = (
-                f"{f['kind']} {'right' if f['right'] else 'WRONG'}"
-                f" own_batch={int(f['own_batch'] > 0)} own_any={int(f['own_any'] > 0)}"
-            )
-            c[key] += 1
+            if a.root.name != OUT.name:
+                f["world"] = f"{a.root.name}/{w}"
+            c[f"{f['kind']} {'right' if f['right'] else 'WRONG'} {key(f)}"] += 1
             if not f["right"]:
                 print("  wrong:", json.dumps(f), flush=True)
+        every += found
         total.update(c)
         print(w, dict(sorted(c.items())), flush=True)
     print("all:")
@@ -174,6 +222,12 @@ def main() -> None:
         print(f"{v:7d} {k}")
     if a.json:
         a.json.write_text(json.dumps(every, indent=1))
+
+
+def main() -> None:
+    report(
+        __doc__, lambda f: f"own_batch={int(f['own_batch'] > 0)} own_any={int(f['own_any'] > 0)}"
+    )
 
 
 if __name__ == "__main__":

@@ -88,6 +88,8 @@ from chainsleuth.trace.services import (
     MIN_EVENTS,
     STYLE_HABITS,
     STYLE_MIN_CANDIDATES,
+    STYLE_MIN_LAST,
+    STYLE_MIN_SHUFFLED,
     STYLE_MIXED,
     STYLE_PERIOD_MONTHS,
     SWEEP_MIN_INPUTS,
@@ -483,7 +485,7 @@ def prepare_case(
     change_via: dict[str, list[int]] = {}
     change_spent = _lend_by_change(
         store, shapes, attribution, service_mask, returned, change_links, change_via, split[1],
-        reads,
+        reads, style_reads,
     )  # fmt: skip
     trim_heap()
     habits = _exchange_habit_rows(
@@ -1423,6 +1425,8 @@ def _wary_entities(
 
 
 CHANGE_ROUNDS = 3
+#: Whether a change link must fit a change-last wallet's position (`_change_position_misfits`).
+CHANGE_LINK_POSITION = True
 #: What a link through a wallet that spends deposits in its payouts implies of its label
 #: (`_deposit_cospender_names`): no name, and none lent by any other link either.
 COSPEND_VETO: tuple[str | None, str] = (None, "deposit_cospender")
@@ -1440,6 +1444,7 @@ def _lend_by_change(
     via: dict[str, list[int]] | None = None,
     deposit_spenders: np.ndarray | None = None,
     reads: PaidInReads | None = None,
+    style_reads: StyleReads | None = None,
 ) -> np.ndarray:
     """Name an untagged service after the exchange whose batch change it spends (in place).
 
@@ -1475,7 +1480,15 @@ def _lend_by_change(
     deposits in its payouts (`_deposit_cospender_names`, read once before the rounds) vetoes
     the label: it takes no name (docs/accuracy-log.md "Exchanges that spend deposits in their
     payouts"). The names and labels of `deposit_spenders` (`_split_entities`) are read so too.
-    `reads`: the case's `PaidInReads` (`_deposit_cospender_names`)."""
+    `reads`: the case's `PaidInReads` (`_deposit_cospender_names`).
+
+    A change spend or change return says the batch and its change are one wallet's, the named
+    one and the label alike. Where either side's batches put their change last (a change
+    position read as `style_matches` reads it, from `style_reads` grouped by this round's names
+    and labels), a link through an output that is not its batch's last is no change link: the
+    output was a payment, perhaps into another service's deposit that the service then spent
+    (`_change_position_misfits`; docs/accuracy-log.md "Change links through a payment into an
+    untagged exchange's deposit")."""
     lent: list[int] = []
     if shapes is None or not attribution:
         return np.zeros(0, np.int64)
@@ -1507,6 +1520,17 @@ def _lend_by_change(
         )
         spent = change_spend_evidence(store, shapes, named, candidates, payer_groups=by_name)
         back = change_spend_evidence(store, shapes, candidates, named, payer_groups=by_label)
+        if style_reads is not None and CHANGE_LINK_POSITION:
+            group = ClusterGroups.of(
+                np.concatenate([named, candidates]), np.concatenate([by_name, by_label])
+            )
+            if style_reads.covers(group, style_reads.months):
+                styles = style_reads.styles(group)
+                last = styles.change_position(STYLE_MIN_LAST, STYLE_MIN_SHUFFLED) == 1
+                spent = _keep_links(spent, _change_position_misfits(
+                    shapes, spent, group, last))  # fmt: skip
+                back = _keep_links(back, _change_position_misfits(
+                    shapes, back, group, last))  # fmt: skip
         cospent = payout_cospend_evidence(store, shapes, candidates, named)
         swept = sweep_into_evidence(store, shapes, named, candidates)
         # label -> (kind rank, batch tx, spending tx, named cluster) of the link it cites: a
@@ -1568,6 +1592,48 @@ def _lend_by_change(
     for cs in (via or {}).values():
         cs.sort()
     return np.array(sorted(lent), np.int64)
+
+
+def _change_position_misfits(
+    shapes: TxShapes,
+    links: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    group: ClusterGroups,
+    last: np.ndarray,
+) -> np.ndarray:
+    """Per link of `change_spend_evidence` (payer cluster, spender cluster, batch, spending
+    tx): True where the payer's or the spender's group (`group`: a name or label per cluster)
+    puts its change last (`last`, per group) and the output the link runs through is not the
+    batch's last output. The link says both sides are one wallet, so that wallet's batch would
+    have put its change last; the linked output was a payment. hard small 13, dunmore
+    untagged: an arcadia batch (change last in every batch arcadia's tags show) paid 15.4 M sat
+    to a dunmore deposit as its 6th output of 7, its change last; dunmore forwarded the deposit
+    and took arcadia's name, and 62 of its 64 deposits after it."""
+    payer, spender, batch, spend = links
+    if batch.shape[0] == 0:
+        return np.zeros(0, np.bool_)
+    n_txs = shapes.first_output.shape[0]
+    n_outputs = shapes.spent_by.shape[0]
+    ends = np.where(
+        batch + 1 < n_txs,
+        np.asarray(shapes.first_output[np.minimum(batch + 1, n_txs - 1)], np.int64),
+        n_outputs,
+    )
+    at_last = np.asarray(shapes.spent_by[ends - 1], np.int64) == spend
+    habit = np.zeros(batch.shape[0], np.bool_)
+    for side in (payer, spender):
+        g = group.lookup(side)
+        habit |= (g >= 0) & last[np.maximum(g, 0)]
+    return habit & ~at_last
+
+
+def _keep_links(
+    links: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], drop: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`links` (parallel arrays) without the rows `drop` marks."""
+    if not drop.any():
+        return links
+    keep = ~drop
+    return (links[0][keep], links[1][keep], links[2][keep], links[3][keep])
 
 
 def _deposit_cospender_names(
