@@ -116,6 +116,7 @@ from chainsleuth.trace.services import (
     style_habits,
     style_matches,
     style_orphan_vetoes,
+    style_rival_vetoes,
     sweep_into_evidence,
     tx_shapes,
     wallet_styles,
@@ -1147,6 +1148,11 @@ STYLE_ROUNDS = 3
 #: 0 turns the guard off.
 ORPHAN_MIN_GROUPS = 2
 
+#: Fewest matched groups on each side of a habit that makes a named wallet's style matches
+#: contested (`trace.services.style_rival_vetoes`: two groups matched to one named wallet that
+#: differ in a habit it does not show cannot both be it). 0 turns the guard off.
+RIVAL_MIN_GROUPS = 1
+
 #: Tag categories of CoinJoin coordinators and mixers (never named through a wallet style).
 _MIXING_CATEGORIES = frozenset({"coinjoin", "mixer"})
 
@@ -1243,8 +1249,13 @@ def _lend_by_style(
         match = style_matches(styles, named, candidate)
         if not lend:
             break
+        # both guards read the round's matches before either vetoes one
+        vetoed = np.zeros(candidate.shape[0], np.bool_)
         if ORPHAN_MIN_GROUPS:
-            match[style_orphan_vetoes(styles, named, candidate, match, ORPHAN_MIN_GROUPS)] = -1
+            vetoed |= style_orphan_vetoes(styles, named, candidate, match, ORPHAN_MIN_GROUPS)
+        if RIVAL_MIN_GROUPS:
+            vetoed |= style_rival_vetoes(styles, candidate, match, RIVAL_MIN_GROUPS)
+        match[vetoed] = -1
         if not (match >= 0).any():
             break
         owner[candidate[match >= 0]] = match[match >= 0]

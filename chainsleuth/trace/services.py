@@ -2206,6 +2206,55 @@ def style_orphan_vetoes(
     return out
 
 
+#: The habits `style_rival_vetoes` compares matched groups on: those read pooled over the chain
+#: (`PERIOD_HABITS` may change with a wallet's software, and its fragments of two periods
+#: differ in them: hard_swswitch small 1's tagged recall fell 0.89-0.94 -> 0.51-0.75 when they
+#: were compared too).
+RIVAL_HABITS = ("change_position", "deposit_type", "change_address", "round_amounts")
+
+
+def style_rival_vetoes(
+    styles: WalletStyles, candidate: np.ndarray, match: np.ndarray, min_rivals: int
+) -> np.ndarray:
+    """Candidates (bool): style matches (`style_matches`' `match` >= 0) to leave unnamed because
+    their named wallet is *contested* (docs/design/trace.md "Contested style names").
+
+    A match says "compatible with this named wallet alone": a habit the named wallet does not
+    show at the tag thresholds rules nothing out. Two groups matched to one wallet that differ
+    in such a habit, each showing it at the tag thresholds (`RIVAL_HABITS`, pooled), cannot
+    both be that wallet: at least one is a wallet the tags miss. Where the named wallet itself
+    shows the habit as a candidate's is read (one batch: `style_habits(seen=True)`), the groups
+    that contradict it are the rivals and are left unnamed; where that does not settle it (the
+    wallet shows nothing of the habit, or groups that agree with it still differ among
+    themselves) every match to the wallet in the round is left unnamed: a thin group,
+    compatible with both sides, could be either. A contest needs at least `min_rivals` groups
+    on each side. Groups x groups of one name: a few hundred squared bools."""
+    out = np.zeros(candidate.shape[0], np.bool_)
+    matched = np.flatnonzero(match >= 0)
+    if matched.shape[0] < 2:
+        return out
+    pick = [STYLE_HABITS.index(h) for h in RIVAL_HABITS]
+    strict = style_habits(styles, candidate[matched])
+    habits = tuple(strict[i] for i in pick)
+    lenient = style_habits(styles, np.unique(match[matched]), seen=True)
+    for k, m in enumerate(np.unique(match[matched]).tolist()):
+        mine = np.flatnonzero(match[matched] == m)
+        if mine.shape[0] < 2:
+            continue
+        rows = tuple(h[mine] for h in habits)
+        alike, _shown = _alike(rows, rows)
+        if int(((~alike).sum(axis=1) >= min_rivals).sum()) < 2 * min_rivals:
+            continue
+        # the wallet's own lenient read settles it where it shows the habits they differ in
+        own = tuple(np.array([lenient[i][k]], np.int64) for i in pick)
+        agree = _alike(rows, own)[0][:, 0]
+        left = np.flatnonzero(agree)
+        sub, _shown = _alike(*(tuple(h[left] for h in rows),) * 2)
+        settled = int(((~sub).sum(axis=1) >= min_rivals).sum()) < 2 * min_rivals
+        out[matched[mine[~agree]] if settled else matched[mine]] = True
+    return out
+
+
 #: Fewest named wallets a `style_candidates` set lists: one compatible wallet the rule did not
 #: name lacks the evidence a match needs (or received a coinbase), and on the simulated worlds
 #: it was another owner's 7 times in 24 (docs/accuracy-log.md "Candidate exchanges").
