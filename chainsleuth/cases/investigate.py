@@ -1153,6 +1153,14 @@ ORPHAN_MIN_GROUPS = 2
 #: differ in a habit it does not show cannot both be it). 0 turns the guard off.
 RIVAL_MIN_GROUPS = 1
 
+#: How many times as many matched groups must contradict a group as agree with it for it to be
+#: the rival where the named wallet's own read does not settle a contest
+#: (`trace.services.style_rival_vetoes`). 10 (`STYLE_HABIT_RATIO`) left realistic_sw small 10's
+#: dunmore contested by two groups of the tagged arcadia against 15 of its own, every match to
+#: it unnamed (lead recall 0.947 -> 0.514); 5 settles it, and the untagged variants move the
+#: same either way (docs/accuracy-log.md "Contested style names").
+RIVAL_RATIO = 5
+
 #: Tag categories of CoinJoin coordinators and mixers (never named through a wallet style).
 _MIXING_CATEGORIES = frozenset({"coinjoin", "mixer"})
 
@@ -1254,7 +1262,7 @@ def _lend_by_style(
         if ORPHAN_MIN_GROUPS:
             vetoed |= style_orphan_vetoes(styles, named, candidate, match, ORPHAN_MIN_GROUPS)
         if RIVAL_MIN_GROUPS:
-            vetoed |= style_rival_vetoes(styles, candidate, match, RIVAL_MIN_GROUPS)
+            vetoed |= style_rival_vetoes(styles, candidate, match, RIVAL_MIN_GROUPS, RIVAL_RATIO)
         match[vetoed] = -1
         if not (match >= 0).any():
             break

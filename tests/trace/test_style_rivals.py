@@ -12,13 +12,22 @@ import numpy as np
 from chainsleuth.trace import services
 
 NAMED = np.array([0, 1])
+
+
+def ints(values: list[int]) -> np.ndarray:
+    return np.array(values, np.int64)
+
+
 HOT, OTHER_HOT, FINGERPRINT, DEPOSIT = 3, 4, 1, 2
 
 
-def _styles(rows: list[tuple[int, int, int, int]], named_fresh: int = 0) -> services.WalletStyles:
+def _styles(
+    rows: list[tuple[int, int, int, int]], named_fresh: int = 0, signers: list[int] | None = None
+) -> services.WalletStyles:
     """The two named wallets, then one candidate per row (change last, change elsewhere,
     fresh change, reused change). The tagged wallet put its change last in 1 batch (the tag
-    thresholds need 3) and to a fresh address in `named_fresh`."""
+    thresholds need 3) and to a fresh address in `named_fresh`. `signers`: the candidates'
+    fingerprints (default all the tagged wallet's)."""
     last = [1, 0] + [r[0] for r in rows]
     elsewhere = [0, 0] + [r[1] for r in rows]
     fresh = [named_fresh, 0] + [r[2] for r in rows]
@@ -27,12 +36,9 @@ def _styles(rows: list[tuple[int, int, int, int]], named_fresh: int = 0) -> serv
     hot = np.full(n, HOT, np.int64)
     hot[1] = OTHER_HOT
 
-    def ints(values: list[int]) -> np.ndarray:
-        return np.array(values, np.int64)
-
     return services.WalletStyles(
         hot=hot,
-        fingerprint=np.full(n, FINGERPRINT, np.int64),
+        fingerprint=ints([FINGERPRINT, FINGERPRINT] + (signers or [FINGERPRINT] * len(rows))),
         deposit=np.full(n, DEPOSIT, np.int64),
         change_last=ints(last),
         change_elsewhere=ints(elsewhere),
@@ -42,8 +48,10 @@ def _styles(rows: list[tuple[int, int, int, int]], named_fresh: int = 0) -> serv
     )
 
 
-def _vetoed(rows: list[tuple[int, int, int, int]], named_fresh: int = 0) -> list[bool]:
-    s = _styles(rows, named_fresh)
+def _vetoed(
+    rows: list[tuple[int, int, int, int]], named_fresh: int = 0, signers: list[int] | None = None
+) -> list[bool]:
+    s = _styles(rows, named_fresh, signers)
     candidate = np.arange(2, 2 + len(rows))
     match = services.style_matches(s, NAMED, candidate)
     # every candidate fits the tagged wallet alone: what it does not show rules nothing out
@@ -68,6 +76,15 @@ def test_the_named_wallets_own_batch_settles_the_contest() -> None:
     assert _vetoed([LAST_FRESH, ELSEWHERE_REUSED, THIN], named_fresh=1) == [False, True, False]
 
 
+def test_one_group_that_ten_contradict_is_the_rival() -> None:
+    # ten fragments with fresh change against one group with reused change: the one is the
+    # rival (STYLE_HABIT_RATIO), the ten and the thin fragment keep the name
+    rows = [LAST_FRESH] * 10 + [ELSEWHERE_REUSED, THIN]
+    assert _vetoed(rows) == [False] * 10 + [True, False]
+    # nine against one: which is the wallet the chain does not say
+    assert _vetoed(rows[1:]) == [True] * 11
+
+
 def test_matches_that_agree_are_named() -> None:
     assert _vetoed([LAST_FRESH, LAST_FRESH, THIN]) == [False, False, False]
 
@@ -75,3 +92,15 @@ def test_matches_that_agree_are_named() -> None:
 def test_a_habit_shown_below_the_tag_thresholds_contests_nothing() -> None:
     # one batch with change elsewhere is enough for the match's read, not for a rival
     assert _vetoed([LAST_FRESH, (0, 1, 1, 0), THIN]) == [False, False, False]
+
+
+def test_groups_of_two_signers_are_not_rivals() -> None:
+    # a wallet whose signing software changed matches fragments of both periods (read per
+    # period, `_period_compatible`), and may change other habits with it: only groups that read
+    # the same software contest a name (the match is given: this test reads no periods)
+    s = _styles([LAST_FRESH, ELSEWHERE_REUSED, THIN], signers=[FINGERPRINT, 5, FINGERPRINT])
+    candidate, match = np.arange(2, 5), np.zeros(3, np.int64)
+    assert services.style_rival_vetoes(s, candidate, match, 1).tolist() == [False] * 3
+    # the same three with one signer contest it
+    s = _styles([LAST_FRESH, ELSEWHERE_REUSED, THIN])
+    assert services.style_rival_vetoes(s, candidate, match, 1).tolist() == [True] * 3
