@@ -49,14 +49,17 @@ def _styles(
 
 
 def _vetoed(
-    rows: list[tuple[int, int, int, int]], named_fresh: int = 0, signers: list[int] | None = None
+    rows: list[tuple[int, int, int, int]],
+    named_fresh: int = 0,
+    signers: list[int] | None = None,
+    ratio: int = services.STYLE_HABIT_RATIO,
 ) -> list[bool]:
     s = _styles(rows, named_fresh, signers)
     candidate = np.arange(2, 2 + len(rows))
     match = services.style_matches(s, NAMED, candidate)
     # every candidate fits the tagged wallet alone: what it does not show rules nothing out
     assert match.tolist() == [0] * len(rows)
-    return services.style_rival_vetoes(s, candidate, match, 1).tolist()
+    return services.style_rival_vetoes(s, candidate, match, 1, ratio).tolist()
 
 
 # a fragment whose change goes last to fresh addresses, one whose change goes elsewhere to
@@ -78,11 +81,14 @@ def test_the_named_wallets_own_batch_settles_the_contest() -> None:
 
 def test_one_group_that_ten_contradict_is_the_rival() -> None:
     # ten fragments with fresh change against one group with reused change: the one is the
-    # rival (STYLE_HABIT_RATIO), the ten and the thin fragment keep the name
+    # rival (at the function's default ratio, STYLE_HABIT_RATIO 10), the ten and the thin
+    # fragment keep the name
     rows = [LAST_FRESH] * 10 + [ELSEWHERE_REUSED, THIN]
     assert _vetoed(rows) == [False] * 10 + [True, False]
     # nine against one: which is the wallet the chain does not say
     assert _vetoed(rows[1:]) == [True] * 11
+    # at the ratio the case passes (cases.investigate.RIVAL_RATIO, 5), five against one settle it
+    assert _vetoed(rows[5:], ratio=5) == [False] * 5 + [True, False]
 
 
 def test_matches_that_agree_are_named() -> None:
