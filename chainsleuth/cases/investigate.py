@@ -118,6 +118,7 @@ from chainsleuth.trace.services import (
     style_habits,
     style_matches,
     style_orphan_vetoes,
+    style_rival_vetoes,
     sweep_into_evidence,
     tx_shapes,
     wallet_styles,
@@ -1149,6 +1150,19 @@ STYLE_ROUNDS = 3
 #: 0 turns the guard off.
 ORPHAN_MIN_GROUPS = 2
 
+#: Fewest matched groups on each side of a habit that makes a named wallet's style matches
+#: contested (`trace.services.style_rival_vetoes`: two groups matched to one named wallet that
+#: differ in a habit it does not show cannot both be it). 0 turns the guard off.
+RIVAL_MIN_GROUPS = 1
+
+#: How many times as many matched groups must contradict a group as agree with it for it to be
+#: the rival where the named wallet's own read does not settle a contest
+#: (`trace.services.style_rival_vetoes`). 10 (`STYLE_HABIT_RATIO`) left realistic_sw small 10's
+#: dunmore contested by two groups of the tagged arcadia against 15 of its own, every match to
+#: it unnamed (lead recall 0.947 -> 0.514); 5 settles it, and the untagged variants move the
+#: same either way (docs/accuracy-log.md "Contested style names").
+RIVAL_RATIO = 5
+
 #: Tag categories of CoinJoin coordinators and mixers (never named through a wallet style).
 _MIXING_CATEGORIES = frozenset({"coinjoin", "mixer"})
 
@@ -1245,8 +1259,13 @@ def _lend_by_style(
         match = style_matches(styles, named, candidate)
         if not lend:
             break
+        # both guards read the round's matches before either vetoes one
+        vetoed = np.zeros(candidate.shape[0], np.bool_)
         if ORPHAN_MIN_GROUPS:
-            match[style_orphan_vetoes(styles, named, candidate, match, ORPHAN_MIN_GROUPS)] = -1
+            vetoed |= style_orphan_vetoes(styles, named, candidate, match, ORPHAN_MIN_GROUPS)
+        if RIVAL_MIN_GROUPS:
+            vetoed |= style_rival_vetoes(styles, candidate, match, RIVAL_MIN_GROUPS, RIVAL_RATIO)
+        match[vetoed] = -1
         if not (match >= 0).any():
             break
         owner[candidate[match >= 0]] = match[match >= 0]

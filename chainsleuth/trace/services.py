@@ -2206,6 +2206,81 @@ def style_orphan_vetoes(
     return out
 
 
+#: The habits `style_rival_vetoes` compares matched groups on: those read pooled over the chain,
+#: and only by groups that read the same software (`PERIOD_HABITS` alike, the fingerprint shown
+#: by both). `PERIOD_HABITS` change with a wallet's software, and its fragments of two periods
+#: differ in them (hard_swswitch small 1's tagged recall fell 0.89-0.94 -> 0.51-0.75 when they
+#: were compared). Not the change position either: a wallet that sorts its outputs (BIP69) or
+#: shuffles them puts the change last in some batches and elsewhere in others, and its own
+#: fragments read both (hard_swswitch small 2: 6 last / 0 elsewhere against 2 / 2, both sorted;
+#: lead recall 0.846 -> 0.638 when it was compared).
+RIVAL_HABITS = ("deposit_type", "change_address", "round_amounts")
+
+
+def style_rival_vetoes(
+    styles: WalletStyles,
+    candidate: np.ndarray,
+    match: np.ndarray,
+    min_rivals: int,
+    ratio: int = STYLE_HABIT_RATIO,
+) -> np.ndarray:
+    """Candidates (bool): style matches (`style_matches`' `match` >= 0) to leave unnamed because
+    their named wallet is *contested* (docs/design/trace.md "Contested style names").
+
+    A match says "compatible with this named wallet alone": a habit the named wallet does not
+    show at the tag thresholds rules nothing out. Two groups matched to one wallet that read
+    the same software and differ in such a habit, each showing it at the tag thresholds
+    (`RIVAL_HABITS`, pooled), cannot both be that wallet: at least one is a wallet the tags
+    miss (on the simulated worlds: an untagged exchange that reuses its change addresses, one
+    large group, against the fragments of a tagged look-alike that never does). Where the named wallet itself
+    shows the habit as a candidate's is read (one batch: `style_habits(seen=True)`), the groups
+    that contradict it are the rivals and are left unnamed; where that does not settle it (the
+    wallet shows nothing of the habit, or groups that agree with it still differ among
+    themselves) every match to the wallet in the round is left unnamed: a thin group,
+    compatible with both sides, could be either. A contest needs `2 * min_rivals` groups that
+    each differ from `min_rivals` others (1: any one pair). Groups x groups of one name: a few
+    hundred squared bools."""
+    out = np.zeros(candidate.shape[0], np.bool_)
+    matched = np.flatnonzero(match >= 0)
+    if matched.shape[0] < 2:
+        return out
+    pick = [STYLE_HABITS.index(h) for h in RIVAL_HABITS]
+    strict = style_habits(styles, candidate[matched])
+    habits = tuple(strict[i] for i in pick)
+    software = tuple(strict[STYLE_HABITS.index(h)] for h in PERIOD_HABITS)
+    lenient = style_habits(styles, np.unique(match[matched]), seen=True)
+    for k, m in enumerate(np.unique(match[matched]).tolist()):
+        mine = np.flatnonzero(match[matched] == m)
+        if mine.shape[0] < 2:
+            continue
+        rows = tuple(h[mine] for h in habits)
+        alike, shown = _alike(rows, rows)
+        same, seen = _alike(*(tuple(h[mine] for h in software),) * 2)
+        same &= seen[PERIOD_HABITS.index("fingerprint")]
+        alike |= ~same
+        if int(((~alike).sum(axis=1) >= min_rivals).sum()) < 2 * min_rivals:
+            continue
+        # the wallet's own lenient read settles it where it shows a habit they differ in; else
+        # a group that `ratio` times as many groups contradict as agree with it (itself
+        # counted) is the rival
+        own = tuple(np.array([lenient[i][k]], np.int64) for i in pick)
+        agree = _alike(rows, own)[0][:, 0]
+        if agree.all():
+            # agreeing on a habit no two groups differ in backs nothing
+            split = [
+                b & same & (r[:, None] != r[None, :]) for b, r in zip(shown, rows, strict=True)
+            ]
+            told = np.logical_or.reduce([b for b, d in zip(shown, split, strict=True) if d.any()])
+            backed = (alike & same & told).sum(axis=1)
+            differ = (~alike).sum(axis=1)
+            agree = (differ == 0) | (differ < ratio * backed)
+        left = np.flatnonzero(agree)
+        sub = alike[np.ix_(left, left)]
+        settled = int(((~sub).sum(axis=1) >= min_rivals).sum()) < 2 * min_rivals
+        out[matched[mine[~agree]] if settled else matched[mine]] = True
+    return out
+
+
 #: Fewest named wallets a `style_candidates` set lists: one compatible wallet the rule did not
 #: name lacks the evidence a match needs (or received a coinbase), and on the simulated worlds
 #: it was another owner's 7 times in 24 (docs/accuracy-log.md "Candidate exchanges").
