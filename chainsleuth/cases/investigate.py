@@ -112,6 +112,7 @@ from chainsleuth.trace.services import (
     service_entities,
     service_stats,
     small_batch_links,
+    spender_change_chains,
     style_candidates,
     style_habits,
     style_matches,
@@ -485,6 +486,10 @@ def prepare_case(
         store, shapes, attribution, service_mask, returned, change_links, change_via, split[1],
         reads,
     )  # fmt: skip
+    # last: the fragments of a wallet that spends deposits in its batches, chained by their
+    # change to the one name their chain holds by now
+    chained = _lend_by_chain(store, shapes, attribution, service_mask, spenders)
+    change_spent = np.union1d(change_spent, chained)
     trim_heap()
     habits = _exchange_habit_rows(
         store, shapes, cluster_of, attribution, fingerprint, habit_period_months, exchange_habits,
@@ -1567,6 +1572,48 @@ def _lend_by_change(
         returned.sort()
     for cs in (via or {}).values():
         cs.sort()
+    return np.array(sorted(lent), np.int64)
+
+
+def _lend_by_chain(
+    store: Store,
+    shapes: TxShapes | None,
+    attribution: dict[int, tuple[str | None, str]],
+    service_mask: np.ndarray | ClusterSet,
+    spenders: np.ndarray,
+) -> np.ndarray:
+    """Name the fragments of a wallet that spends deposits in its batches after the one
+    exchange name its change chain holds (in place).
+
+    `trace.services.spender_change_chains` chains the deposit-spending batch clusters
+    (`deposit_spending_batches`: `prepare_case`'s `spenders`) by their batches' change. A
+    chain whose named clusters (by the time of the call: tags, entities, styles, change
+    links) all carry one exchange's name lends it to its clusters that have none, or only an
+    `unidentified_service` label (the cluster alone, not the rest of its label); a chain with
+    two names lends none, and the seized service's clusters are left alone. The co-spender
+    guards of the earlier rules stay: this rule reads no payment into the wallet, only the
+    wallet's own change, so a customer's deposit makes no link. Returns the clusters named so
+    (sorted; `attributed_via` = `change_spend`)."""
+    none = np.zeros(0, np.int64)
+    if shapes is None or spenders.shape[0] == 0:
+        return none
+    nodes, chain = spender_change_chains(store, shapes, spenders)
+    if nodes.shape[0] == 0:
+        return none
+    names: dict[int, set[tuple[str | None, str]]] = {}
+    for c, e in zip(nodes.tolist(), chain.tolist(), strict=True):
+        v = attribution.get(c)
+        if v is not None and v[1] in EXCHANGE_CATEGORIES:
+            names.setdefault(e, set()).add(v)
+    lent = []
+    for c, e in zip(nodes.tolist(), chain.tolist(), strict=True):
+        got = names.get(e, set())
+        if len(got) != 1 or service_mask[c]:
+            continue
+        v = attribution.get(c)
+        if v is None or v[1] == UNIDENTIFIED_SERVICE:
+            attribution[c] = next(iter(got))
+            lent.append(c)
     return np.array(sorted(lent), np.int64)
 
 
