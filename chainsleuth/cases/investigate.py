@@ -488,7 +488,7 @@ def prepare_case(
     )  # fmt: skip
     # last: the fragments of a wallet that spends deposits in its batches, chained by their
     # change to the one name their chain holds by now
-    chained = _lend_by_chain(store, shapes, attribution, service_mask, spenders)
+    chained = _lend_by_chain(store, shapes, attribution, service_mask, spenders, tags)
     change_spent = np.union1d(change_spent, chained)
     trim_heap()
     habits = _exchange_habit_rows(
@@ -1581,14 +1581,15 @@ def _lend_by_chain(
     attribution: dict[int, tuple[str | None, str]],
     service_mask: np.ndarray | ClusterSet,
     spenders: np.ndarray,
+    tags: dict[int, tuple[str | None, str]] | None = None,
 ) -> np.ndarray:
     """Name the fragments of a wallet that spends deposits in its batches after the one
     exchange name its change chain holds (in place).
 
     `trace.services.spender_change_chains` chains the deposit-spending batch clusters
     (`deposit_spending_batches`: `prepare_case`'s `spenders`) by their batches' change. A
-    chain whose named clusters (by the time of the call: tags, entities, styles, change
-    links) all carry one exchange's name lends it to its clusters that have none, or only an
+    chain whose tagged clusters (`tags`; None: every name in `attribution`) all carry one
+    exchange's name lends it to its clusters that have no name, or only an
     `unidentified_service` label (the cluster alone, not the rest of its label); a chain with
     two names lends none, and the seized service's clusters are left alone. The co-spender
     guards of the earlier rules stay: this rule reads no payment into the wallet, only the
@@ -1601,8 +1602,13 @@ def _lend_by_chain(
     if nodes.shape[0] == 0:
         return none
     names: dict[int, set[tuple[str | None, str]]] = {}
+    # the names a chain holds are its tags': a name lent by the style or change rules may be a
+    # look-alike's, where the wallet's own exchange is untagged, and the chain would carry it
+    # to every fragment (one exchange left untagged, hard_cospend small 1 cobalt: 1 -> 7
+    # deposits named wrong with every lent name read)
+    source = attribution if tags is None else tags
     for c, e in zip(nodes.tolist(), chain.tolist(), strict=True):
-        v = attribution.get(c)
+        v = source.get(c)
         if v is not None and v[1] in EXCHANGE_CATEGORIES:
             names.setdefault(e, set()).add(v)
     lent = []

@@ -75,3 +75,17 @@ def test_the_chain_lends_its_one_name_to_its_unnamed_fragments() -> None:
     attribution = {1: ARCADIA}
     seized = ClusterSet(np.array([2]), 200)
     assert _lend_by_chain(c.store(), shapes, attribution, seized, spenders).tolist() == [3]
+
+
+def test_only_a_tag_names_the_chain() -> None:
+    # cluster 1 named arcadia by a later rule (a wallet style: perhaps a look-alike's name,
+    # where the wallet's own exchange is untagged), not tagged: the chain lends nothing
+    c, cluster_of = _world()
+    shapes = c.shapes(cluster_of)
+    spenders = np.array([1, 2, 3])
+    mask = ClusterSet(np.zeros(0, np.int64), 200)
+    attribution = {1: ARCADIA}
+    assert _lend_by_chain(c.store(), shapes, attribution, mask, spenders, tags={}).shape[0] == 0
+    assert attribution == {1: ARCADIA}
+    lent = _lend_by_chain(c.store(), shapes, attribution, mask, spenders, tags={1: ARCADIA})
+    assert lent.tolist() == [2, 3]
