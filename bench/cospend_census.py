@@ -17,7 +17,8 @@ source cluster S (the cluster whose output the walk stopped at):
   truth is the funding exchange, `:other` otherwise, and `+old_two` when the entities with the
   spenders' links kept put S with two names.
 
-Per class also the share of S's whose truth owner is the funder (would a name be right).
+Also the links `trace.services.spender_change_links` reads (the co-spenders' change chains),
+and how many of them join two owners (each cluster's majority owner by the truth).
 
     python -m bench.cospend_census hard_cospend-small-1 hard_cospend-medium-1
 
@@ -145,8 +146,20 @@ def census(name: str, root: Path = OUT, cut: float = 0.5) -> dict[str, Any]:
                  "entity_size": int((entity == e).sum()) if e is not None else 0,
                  "entity_names": sorted(names.get(e, ())) if e is not None else []}
             )  # fmt: skip
+    # the change links `trace.services.spender_change_chains` reads, by the truth
+    from chainsleuth.trace.exposure import coinjoin_flags
+    from chainsleuth.trace.services import deposit_spending_batches, spender_change_links, tx_shapes
+
+    is_cj, _rules = coinjoin_flags(base / "store", setup.store.counts["txs"])
+    shapes = tx_shapes(setup.store, cl, is_cj)
+    spenders = deposit_spending_batches(shapes, setup.store.graph.tx_height)
+    a, b = spender_change_links(setup.store, shapes, spenders) if shapes else (srcs, srcs)
+    both = np.unique(np.concatenate([a, b]))
+    major = {c: t.most_common(1)[0][0] for c, t in _owners(setup.store, cl, both, truth_owners(base)).items()}  # fmt: skip
+    two = int(sum(major[x] != major[y] for x, y in zip(a.tolist(), b.tolist(), strict=True)))
     return {
         "world": name,
+        "chain_links": {"links": int(a.shape[0]), "two_owner": two},
         "cospenders": sorted(cospenders),
         "tag_clusters": dict(ex_count),
         "per_exchange": {k: dict(v.most_common()) for k, v in sorted(per.items())},
@@ -160,6 +173,7 @@ def main() -> None:
     out = [census(n, a.root) for n in a.worlds]
     for r in out:
         print(r["world"], "co-spenders", r["cospenders"], "tag clusters", r["tag_clusters"])
+        print("   chain links (spender_change_links):", r["chain_links"])
         for ex, c in r["per_exchange"].items():
             print("  ", ex, c)
         for k, v in r["examples"].items():
