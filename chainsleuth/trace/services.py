@@ -1205,15 +1205,18 @@ def spender_change_links(
     shapes: TxShapes,
     spenders: np.ndarray,
     groups: tuple[np.ndarray, np.ndarray] | None = None,
+    everyone: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(payer, spender) cluster pairs of `spender_change_chains`: the change spends
     (`change_spend_evidence`, round amounts left out) of the batches of the sorted `spenders`
     clusters, spent by any cluster. `groups` (sorted clusters, a wallet code
     each): a batch another output of which a batch of the payer's wallet spends makes no link
-    (that output was its change)."""
+    (that output was its change). `everyone`: the sorted spender clusters of all txs (None:
+    read here; one sort of a cluster id per tx)."""
     payers = spenders
-    everyone = np.unique(np.asarray(shapes.spender))
-    everyone = everyone[everyone >= 0].astype(np.int64)
+    if everyone is None:
+        everyone = np.unique(np.asarray(shapes.spender))
+        everyone = everyone[everyone >= 0].astype(np.int64)
     codes = None
     if groups is not None:
         # each payer outside every group a wallet of its own
@@ -1255,10 +1258,12 @@ def spender_change_chains(
         return none, none
     nodes, chain = none, none
     groups = None
+    everyone = np.unique(np.asarray(shapes.spender))
+    everyone = everyone[everyone >= 0].astype(np.int64)
     for _ in range(2):
         # read twice: the second time a batch whose other output the first read's chain of
         # the payer spends makes no link (that other output was its change)
-        a, b = spender_change_links(store, shapes, spenders, groups)
+        a, b = spender_change_links(store, shapes, spenders, groups, everyone)
         if a.shape[0] == 0:
             return none, none
         nodes = np.unique(np.concatenate([a, b]))
