@@ -114,6 +114,7 @@ from chainsleuth.trace.services import (
     service_entities,
     service_stats,
     small_batch_links,
+    spender_change_chains,
     style_candidates,
     style_habits,
     style_matches,
@@ -488,6 +489,10 @@ def prepare_case(
         store, shapes, attribution, service_mask, returned, change_links, change_via, split[1],
         reads, style_reads,
     )  # fmt: skip
+    # last: the fragments of a wallet that spends deposits in its batches, chained by their
+    # change to the one name their chain holds by now
+    chained = _lend_by_chain(store, shapes, attribution, service_mask, spenders, tags)
+    change_spent = np.union1d(change_spent, chained)
     trim_heap()
     habits = _exchange_habit_rows(
         store, shapes, cluster_of, attribution, fingerprint, habit_period_months, exchange_habits,
@@ -1653,6 +1658,54 @@ def _keep_links(
         return links
     keep = ~drop
     return (links[0][keep], links[1][keep], links[2][keep], links[3][keep])
+
+
+def _lend_by_chain(
+    store: Store,
+    shapes: TxShapes | None,
+    attribution: dict[int, tuple[str | None, str]],
+    service_mask: np.ndarray | ClusterSet,
+    spenders: np.ndarray,
+    tags: dict[int, tuple[str | None, str]] | None = None,
+) -> np.ndarray:
+    """Name the fragments of a wallet that spends deposits in its batches after the one
+    exchange name its change chain holds (in place).
+
+    `trace.services.spender_change_chains` chains the deposit-spending batch clusters
+    (`deposit_spending_batches`: `prepare_case`'s `spenders`) by their batches' change. A
+    chain whose tagged clusters (`tags`; None: every name in `attribution`) all carry one
+    exchange's name lends it to its clusters that have no name, or only an
+    `unidentified_service` label (the cluster alone, not the rest of its label); a chain with
+    two names lends none, and the seized service's clusters are left alone. The co-spender
+    guards of the earlier rules stay: this rule reads no payment into the wallet, only the
+    wallet's own change, so a customer's deposit makes no link. Returns the clusters named so
+    (sorted; `attributed_via` = `change_spend`)."""
+    none = np.zeros(0, np.int64)
+    if shapes is None or spenders.shape[0] == 0:
+        return none
+    nodes, chain = spender_change_chains(store, shapes, spenders)
+    if nodes.shape[0] == 0:
+        return none
+    names: dict[int, set[tuple[str | None, str]]] = {}
+    # the names a chain holds are its tags': a name lent by the style or change rules may be a
+    # look-alike's, where the wallet's own exchange is untagged, and the chain would carry it
+    # to every fragment (one exchange left untagged, hard_cospend small 1 cobalt: 1 -> 7
+    # deposits named wrong with every lent name read)
+    source = attribution if tags is None else tags
+    for c, e in zip(nodes.tolist(), chain.tolist(), strict=True):
+        v = source.get(c)
+        if v is not None and v[1] in EXCHANGE_CATEGORIES:
+            names.setdefault(e, set()).add(v)
+    lent = []
+    for c, e in zip(nodes.tolist(), chain.tolist(), strict=True):
+        got = names.get(e, set())
+        if len(got) != 1 or service_mask[c]:
+            continue
+        v = attribution.get(c)
+        if v is None or v[1] == UNIDENTIFIED_SERVICE:
+            attribution[c] = next(iter(got))
+            lent.append(c)
+    return np.array(sorted(lent), np.int64)
 
 
 def _deposit_cospender_names(
