@@ -1362,7 +1362,8 @@ class WalletStyles:
     tx / was paid before (None: not counted, read as none). `batches` / `deposit_reads`: the
     txs the hot type and fingerprint / the deposit type were read from (batches, or the payouts
     `blind_styles` read; sweeps, or the sweeps and deposits `received_deposits` read); None:
-    not counted (`style_reads`)."""
+    not counted (`style_reads`). `sweep_fresh` / `sweep_reused`: its sweeps whose payee address
+    is first seen in that tx / was paid before (None: not counted, read as none)."""
 
     hot: np.ndarray  # int64 per group
     fingerprint: np.ndarray
@@ -1381,6 +1382,8 @@ class WalletStyles:
     whole_fees: np.ndarray | None = None  # int64 per group: batches and sweeps at whole sat/vB
     fractional_fees: np.ndarray | None = None  # ... and not (both above 1 sat/vB)
     periods: PeriodStyles | None = None  # the same read per window of blocks (`wallet_styles`)
+    sweep_fresh: np.ndarray | None = None  # int64 per group: sweeps into an address first seen
+    sweep_reused: np.ndarray | None = None  # ... and into one paid before (`sweep_address`)
 
     def rounds(self, min_payments: int, min_round: int) -> np.ndarray:
         """Per group: 1 = sends round amounts (`min_round`+ round payments and at least
@@ -1400,6 +1403,12 @@ class WalletStyles:
         `min_count` one way and `STYLE_CHANGE_ADDRESS_RATIO` times as many as the other way,
         or not counted)."""
         return _majority(self.change_fresh, self.change_reused, min_count, min_count,
+                         STYLE_CHANGE_ADDRESS_RATIO, self.change_last.shape[0])  # fmt: skip
+
+    def sweep_address(self, min_count: int) -> np.ndarray:
+        """Per group: 1 = sweeps into fresh addresses, 0 = into addresses paid before (a reused
+        hot address), -1 = not known (as `change_address`, over its sweeps)."""
+        return _majority(self.sweep_fresh, self.sweep_reused, min_count, min_count,
                          STYLE_CHANGE_ADDRESS_RATIO, self.change_last.shape[0])  # fmt: skip
 
     def output_order(self, min_sorted: int, min_unsorted: int) -> np.ndarray:
@@ -1682,6 +1691,7 @@ class StyleItems:
     sweep_window: np.ndarray
     sweep_type: np.ndarray
     sweep_width: np.ndarray  # its inputs
+    sweep_fresh: np.ndarray  # bool: its payee's address is first seen there
     change_key: np.ndarray
     change_window: np.ndarray
     change_last: np.ndarray  # bool: the change is the tx's last output
@@ -1755,6 +1765,12 @@ def _style_items(
         before = np.maximum.accumulate(np.concatenate(([seen_max], paid)))
         seen_max = int(before[-1])
         parts["change_fresh"].append(paid[outputs] > before[outputs])
+        # and each sweep's payee: into a fresh address, or one paid before (a reused hot
+        # address); a sweep pays one payable output (`n_payees` 1), in tx order as `sweep_key`
+        into = np.flatnonzero(np.asarray(shapes.payable[lo:hi]) & sweep[local])
+        fresh_into = np.ones(t1 - t0, np.bool_)
+        fresh_into[local[into]] = paid[into] > before[into]
+        parts["sweep_fresh"].append(fresh_into[sweep])
         # its batches' payments (every payable output but the change), and the round ones
         pay = np.asarray(shapes.payable[lo:hi]) & batch[local] & ~change
         whole = np.asarray(shapes.output_value[lo:hi])[pay] % STYLE_ROUND_SAT == 0
@@ -1826,6 +1842,7 @@ def _styles_of(
     f = gf >= 0
     g_fee = gf[f]
     counted, whole = items.fee_counted[f], items.fee_whole[f]
+    sweep_fresh = items.sweep_fresh[s]
     coinbase = np.zeros(n_groups, np.bool_)
     gcb = grouped(items.coinbase_key, items.coinbase_window)
     coinbase[gcb[gcb >= 0]] = True
@@ -1836,7 +1853,8 @@ def _styles_of(
         total(g_batch, items.batch_round[b].astype(np.float64)),
         count(g_batch), count(gs[s]), count(g_batch[items.batch_ordered[b]]),
         count(g_batch[items.batch_unsorted[b]]), count(g_fee[whole]),
-        count(g_fee[counted & ~whole]),
+        count(g_fee[counted & ~whole]), sweep_fresh=count(gs[s][sweep_fresh]),
+        sweep_reused=count(gs[s][~sweep_fresh]),
     )  # fmt: skip
 
 
@@ -2294,6 +2312,18 @@ def style_orphan_vetoes(
 #: lead recall 0.846 -> 0.638 when it was compared).
 RIVAL_HABITS = ("deposit_type", "change_address", "round_amounts")
 
+#: ... and where the groups' sweeps pay, fresh addresses or ones paid before
+#: (`WalletStyles.sweep_address`): an exchange that sweeps into a few reused hot addresses is not
+#: one that takes a fresh hot address per sweep, however alike their batches (realistic small
+#: 12: cobalt and dunmore differ in nothing else). Read pooled and at the change-address
+#: thresholds. Off: the rule as before (docs/design/trace.md "Sweep address as a rival habit").
+RIVAL_SWEEP_ADDRESS = True
+
+#: ... and the same as a habit that rules a named wallet out (`_more_habits`): a candidate
+#: whose one sweep paid a fresh address is not a named wallet that sweeps into a few reused
+#: hot addresses, and the other way round.
+FIT_SWEEP_ADDRESS = True
+
 
 def style_rival_vetoes(
     styles: WalletStyles,
@@ -2324,10 +2354,16 @@ def style_rival_vetoes(
         return out
     pick = [STYLE_HABITS.index(h) for h in RIVAL_HABITS]
     strict = style_habits(styles, candidate[matched])
+    names = np.unique(match[matched])
     habits = tuple(strict[i] for i in pick)
     software = tuple(strict[STYLE_HABITS.index(h)] for h in PERIOD_HABITS)
-    lenient = style_habits(styles, np.unique(match[matched]), seen=True)
-    for k, m in enumerate(np.unique(match[matched]).tolist()):
+    lenient = style_habits(styles, names, seen=True)
+    if RIVAL_SWEEP_ADDRESS:
+        # and where its sweeps pay (`WalletStyles.sweep_address`), a rival habit only
+        habits += (styles.sweep_address(STYLE_MIN_CHANGE_ADDRESS)[candidate[matched]],)
+        lenient += (styles.sweep_address(1)[names],)
+        pick = [*pick, len(lenient) - 1]
+    for k, m in enumerate(names.tolist()):
         mine = np.flatnonzero(match[matched] == m)
         if mine.shape[0] < 2:
             continue
@@ -2647,4 +2683,9 @@ def _more_habits(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray)
     wallet habits", why.)"""
     compatible, _shown = _alike(style_habits(styles, candidate, seen=True)[5:],
                                 style_habits(styles, named)[5:])  # fmt: skip
+    if FIT_SWEEP_ADDRESS:
+        # where its sweeps pay: a candidate read at one sweep, a named wallet at the
+        # change-address thresholds (docs/design/trace.md "Sweep address as a habit")
+        compatible &= _alike((styles.sweep_address(1)[candidate],),
+                             (styles.sweep_address(STYLE_MIN_CHANGE_ADDRESS)[named],))[0]  # fmt: skip
     return compatible
