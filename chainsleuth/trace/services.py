@@ -2228,8 +2228,20 @@ def style_matches(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray
     one = (compatible.sum(axis=1) == 1) & ~styles.coinbase[candidate]
     pick = np.argmax(compatible, axis=1)
     one &= evidence[np.arange(candidate.shape[0]), pick]
+    if VETO_SWEEP_ADDRESS:
+        one &= ~_sweep_contradicts(styles, candidate, named[pick])
     out[one] = named[pick[one]]
     return out
+
+
+def _sweep_contradicts(
+    styles: WalletStyles, candidate: np.ndarray, named: np.ndarray
+) -> np.ndarray:
+    """Per candidate (bool): its sweeps (one is enough) pay the other kind of address than its
+    named group's (at the change-address thresholds): fresh against reused hot addresses."""
+    mine = styles.sweep_address(1)[candidate]
+    theirs = styles.sweep_address(STYLE_MIN_CHANGE_ADDRESS)[named]
+    return (mine >= 0) & (theirs >= 0) & (mine != theirs)
 
 
 def style_orphan_vetoes(
@@ -2322,7 +2334,14 @@ RIVAL_SWEEP_ADDRESS = True
 #: ... and the same as a habit that rules a named wallet out (`_more_habits`): a candidate
 #: whose one sweep paid a fresh address is not a named wallet that sweeps into a few reused
 #: hot addresses, and the other way round.
-FIT_SWEEP_ADDRESS = True
+FIT_SWEEP_ADDRESS = False
+
+#: ... and as a veto only (`style_matches`): the match is made without it, then dropped where
+#: the candidate's sweeps contradict its named wallet's. It can only unname: as a habit that
+#: rules out (`FIT_SWEEP_ADDRESS`) it narrowed fragments of an untagged exchange compatible
+#: with two tagged look-alikes down to one, and named them (hard small 12, borealis untagged:
+#: 1 -> 56 deposits named wrong).
+VETO_SWEEP_ADDRESS = True
 
 
 def style_rival_vetoes(
