@@ -25,7 +25,15 @@ on the next run (delete the file after a code change). Since the wallet-habit ro
 (docs/accuracy-log.md "Cash-outs: forwards that fit a tagged exchange's habits") each row
 also has the spend's fingerprint (`fp`), the payee's value and the tagged exchanges' habits
 as case.json's `lookalike_exchanges` reads them (`habits`), and the signs include rule 6b
-and the habit readings tried for the forwards that keep the payee's type.
+and the habit readings tried for the forwards that keep the payee's type. Since
+issue11-cashswitch2 (docs/accuracy-log.md "Cash-outs: forwards whose remainder is unspent at
+the tip") each row also has whether the spend pays a whole sat/vB rate (`whole_fee`), whether
+its two outputs are in BIP69 order (`sorted`), how many outputs pay the payee's and the
+outputs' addresses and whether a sweep spent another coin of the payee's address; the habits
+add the exchanges' fee rate and output order; and the signs add those, the exchange pair
+without its fingerprint condition, and the spend's age. The table's last column is the
+people's spends marked per 1,000 (exchange addresses among them left out). Cached rows are
+`<world>-v2.json`.
 """
 
 from __future__ import annotations
@@ -84,6 +92,28 @@ def features(name: str) -> list[dict[str, Any]]:
 
     def creator(o: int) -> int:
         return int(np.searchsorted(first_out, o, side="right") - 1)
+
+    # the address each output pays (-1 none), how many outputs pay each address, and which
+    # addresses a sweep spent some output of: a deposit address paid more than once
+    addr_all = np.asarray(g.output_address, np.int64)
+    addr_all[addr_all == int(NONE32)] = -1
+    addr_uses = np.bincount(addr_all[addr_all >= 0])
+    swept_addr = np.zeros(addr_uses.shape[0], np.bool_)
+    by_sweep = np.asarray(g.output_spent_by_tx, np.int64)
+    ok = (addr_all >= 0) & (by_sweep >= 0) & (by_sweep < n_txs)
+    ok[ok] = np.asarray(setup.sweep_tx[by_sweep[ok]], np.bool_)
+    swept_addr[addr_all[ok]] = True
+
+    def fee_whole(t: int) -> bool:
+        """Whether tx `t` pays a whole sat/vB rate (`trace.services.whole_fee_rates`)."""
+        from chainsleuth.trace.services import whole_fee_rates
+
+        ins = spent_out[int(first_in[t]) : int(first_in[t]) + n_in(t)]
+        fee = int(oval[ins].sum()) - int(
+            oval[int(first_out[t]) : int(first_out[t]) + n_out(t)].sum()
+        )
+        vs = store.tx_vsizes(np.array([t], np.int64))
+        return bool(whole_fee_rates(np.array([fee]), vs, np.array([n_in(t)]))[1][0])
 
     payees: list[int] = []
     deposits: list[int] = []
@@ -194,6 +224,14 @@ def features(name: str) -> list[dict[str, Any]]:
                     "habits": habits,
                     "age": int(g.tx_height[s]) - int(g.tx_height[t]),
                     "outs": other,
+                    "whole_fee": fee_whole(s),
+                    # two outputs in BIP69 order (value, then script; equal values are rare)
+                    "sorted": bool(oval[pair[0]] <= oval[pair[1]]),
+                    "addr_uses": int(addr_uses[a]) if a >= 0 else 0,
+                    "addr_swept": bool(swept_addr[a]) if a >= 0 else False,
+                    "out_addr_uses": [
+                        int(addr_uses[addr_all[o]]) if addr_all[o] >= 0 else 0 for o in pair
+                    ],
                 }
             )
     store.close()
@@ -217,6 +255,10 @@ def _exchange_habits(lookalikes: dict[str, Any]) -> list[dict[str, Any]]:
             lt = 4 if parts[1] == "locktime set" else 0
             seq = ("final", "0xfffffffe", "RBF", "other").index(parts[2].split(" ")[-1])
             return v | lt | (seq << 3)
+        if habit == "fee_rate":
+            return {"whole sat/vB": 1, "fractional": 0}.get(text, -1)
+        if habit == "output_order":
+            return {"sorted (BIP69)": 1, "not sorted": 0}.get(text, -1)
         return {"round": 1, "not round": 0}.get(text, -1)
 
     out = []
@@ -225,7 +267,14 @@ def _exchange_habits(lookalikes: dict[str, Any]) -> list[dict[str, Any]]:
             {"name": name}
             | {
                 h: code(h, str(hab[h]["value"])) if hab.get(h, {}).get("read") else -1
-                for h in ("deposit_type", "hot_type", "fingerprint", "round_amounts")
+                for h in (
+                    "deposit_type",
+                    "hot_type",
+                    "fingerprint",
+                    "round_amounts",
+                    "fee_rate",
+                    "output_order",
+                )
             }
         )
     return out
@@ -264,6 +313,31 @@ def _round(r: dict[str, Any]) -> bool:
     )
 
 
+def _pair_types(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tagged exchanges that receive on the payee's type and keep their hot wallet in one
+    output's type (rule 6b's pair, any fingerprint)."""
+    return [
+        h
+        for h in r["habits"]
+        if h["deposit_type"] == r["in_type"] and h["hot_type"] in r["out_types"]
+    ]
+
+
+def _pair_whole(r: dict[str, Any]) -> bool:
+    """The spend pays a whole sat/vB rate, and an exchange of the pair pays whole rates."""
+    return bool(r.get("whole_fee")) and any(h.get("fee_rate") == 1 for h in _pair_types(r))
+
+
+def _pair_sorted(r: dict[str, Any]) -> bool:
+    """The two outputs are in BIP69 order, and an exchange of the pair sorts by BIP69."""
+    return bool(r.get("sorted")) and any(h.get("output_order") == 1 for h in _pair_types(r))
+
+
+def _core_fp(r: dict[str, Any]) -> bool:
+    """A Core-like fingerprint: a locktime set or a non-final nSequence (what rule 6b rules out)."""
+    return (r["fp"] & 0b11100) != 0
+
+
 SIGNS = {
     "rule 6b (shipped, not rule 6a)": lambda r: (
         not r["rule6a"]
@@ -291,6 +365,40 @@ SIGNS = {
         and r["age"] <= 5
         and any(not o["spent"] for o in r["outs"])
     ),
+    "pair types (any fingerprint)": lambda r: bool(_pair_types(r)),
+    "pair types, Core-like fingerprint": lambda r: bool(_pair_types(r)) and _core_fp(r),
+    "whole fee rate": lambda r: bool(r.get("whole_fee")),
+    "pair types, whole fee, exchange pays whole": _pair_whole,
+    "pair types, whole fee, exchange pays whole, Core-like fingerprint": lambda r: (
+        _pair_whole(r) and _core_fp(r)
+    ),
+    "pair types, whole fee, exchange pays whole, not rule 6a/6b": lambda r: (
+        _pair_whole(r) and not r["rule6a"] and not (_exchange_fp(r) and _pair(r) and not _kept(r))
+    ),
+    "pair types, BIP69 order, exchange sorts": _pair_sorted,
+    "pair types, whole fee + BIP69 (both habits)": lambda r: _pair_whole(r) and _pair_sorted(r),
+    "payee address paid 2+ times": lambda r: r.get("addr_uses", 0) >= 2,
+    "payee address also swept": lambda r: bool(r.get("addr_swept")),
+    "an output's address paid 2+ times": lambda r: any(u >= 2 for u in r.get("out_addr_uses", [])),
+    "spent within 5 blocks": lambda r: r["age"] <= 5,
+    "spent within 1 block": lambda r: r["age"] <= 1,
+    "both unspent, pair types": lambda r: (
+        not any(o["spent"] for o in r["outs"]) and bool(_pair_types(r))
+    ),
+    "pair types, within 5 blocks": lambda r: bool(_pair_types(r)) and r["age"] <= 5,
+    "pair types, within 5 blocks, neither output of the payee's type": lambda r: (
+        bool(_pair_types(r)) and r["age"] <= 5 and not _kept(r)
+    ),
+    "pair types, within 5 blocks, Core-like fingerprint": lambda r: (
+        bool(_pair_types(r)) and r["age"] <= 5 and _core_fp(r)
+    ),
+    "pair types, within 1 block": lambda r: bool(_pair_types(r)) and r["age"] <= 1,
+    "pair types, within 5 blocks, whole fee, exchange pays whole": lambda r: (
+        _pair_whole(r) and r["age"] <= 5
+    ),
+    "pair types, within 5 blocks, an output unspent": lambda r: (
+        bool(_pair_types(r)) and r["age"] <= 5 and any(not o["spent"] for o in r["outs"])
+    ),
     "switched": lambda r: r["switched"],
     "rule 6a (shipped)": lambda r: r["rule6a"],
     "fp_differs": lambda r: r["fp_same"] is False,
@@ -315,7 +423,7 @@ def _world_rows(name: str) -> list[dict[str, Any]]:
     there: a small world takes about a minute, most of it the recorded investigation)."""
     import json
 
-    path = Path("bench-output/cashout_forward_signs") / f"{name}.json"
+    path = Path("bench-output/cashout_forward_signs") / f"{name}-v2.json"
     if path.exists():
         rows: list[dict[str, Any]] = json.loads(path.read_text())
         return rows
@@ -334,11 +442,15 @@ def main(argv: list[str]) -> int:
         for sign, f in SIGNS.items():
             if f(r):
                 by[(r["population"], sign)][key] += 1
-    print("| population | sign | marked | exchange addresses among them |")
-    print("|---|---|---|---|")
+    print("| population | sign | marked | exchange addresses among them | others per 1,000 |")
+    print("|---|---|---|---|---|")
     for (pop, sign), c in sorted(by.items()):
         n = c["exchange"] + c["not"]
-        print(f"| {pop} | {sign} | {n} | {c['exchange']} ({c['exchange'] / max(n, 1):.3f}) |")
+        base = by[(pop, "all")]["not"]
+        print(
+            f"| {pop} | {sign} | {n} | {c['exchange']} ({c['exchange'] / max(n, 1):.3f}) | "
+            f"{1000 * c['not'] / max(base, 1):.2f} |"
+        )
     return 0
 
 
