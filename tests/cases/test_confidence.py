@@ -107,8 +107,9 @@ def test_confidence_is_monotone_where_it_must_be() -> None:
 def test_hold_ratio_stops_at_its_cap() -> None:
     x = lead_design(np.ones(3), np.ones(3), np.zeros(3), np.zeros(3),
                     np.array([10.0, 10 * MAX_HOLD_RATIO, 100 * MAX_HOLD_RATIO]), 10.0)  # fmt: skip
-    assert x[0, -1] == pytest.approx(np.log1p(1.0))
-    assert x[1, -1] == x[2, -1] == pytest.approx(np.log1p(MAX_HOLD_RATIO))
+    h = LEAD_FEATURES.index("log1p_hold_ratio")
+    assert x[0, h] == pytest.approx(np.log1p(1.0))
+    assert x[1, h] == x[2, h] == pytest.approx(np.log1p(MAX_HOLD_RATIO))
 
 
 def test_typical_hold_is_the_median_of_multi_hop_leads() -> None:
