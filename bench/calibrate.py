@@ -225,21 +225,51 @@ MIN_CEILING_ROWS = 1000
 
 
 def fit_ceiling(
-    runs: list[Run], weights: np.ndarray, fallback: float = 1.0, method: Method = "v2"
+    runs: list[Run],
+    weights: np.ndarray,
+    fallback: float = 1.0,
+    method: Method = "v2",
+    style: bool | None = None,
 ) -> float:
     """The lead ceiling (confidence.Calibration.lead_ceiling): per (profile, scale) group of
     `runs`, the share right of its uncapped rows the model puts at >= TOP_CONFIDENCE; the
     lowest over the groups with MIN_CEILING_ROWS such rows (rounded down to 1e-4), so the top
-    bin says what its worst group gives, never more. 1.0 when no group has enough rows."""
+    bin says what its worst group gives, never more. 1.0 when no group has enough rows.
+    `style` False: the rows whose name rests on no style match only (the ceiling of the
+    others when they have their own); True: those whose name does, at >= STYLE_TOP_CONFIDENCE
+    (`Calibration.style_ceiling`); None: every row."""
     right: dict[str, list[float]] = {}
+    top = STYLE_TOP_CONFIDENCE if style else TOP_CONFIDENCE
     for run in runs:
         rows = _leads(run)
         p = sigmoid(lead_matrix(run, method, fallback) @ weights)
         for o, q in zip(rows, p, strict=True):
-            if q >= TOP_CONFIDENCE and not _capped(o):
+            if style is not None and style_name(o) != style:
+                continue
+            if q >= top and not _capped(o):
                 right.setdefault(f"{run['profile']}-{run['scale']}", []).append(o["correct"])
     shares = [float(np.mean(v)) for v in right.values() if len(v) >= MIN_CEILING_ROWS]
     return float(np.floor(min(shares) * 1e4) / 1e4) if shares else 1.0
+
+
+#: The style leads the style ceiling reads: those the model puts at or above this. Lower than
+#: TOP_CONFIDENCE: the style weight takes the style leads below 0.99, where the ceiling of the
+#: others would read none of them, and a subpoena reads 0.9 as sure.
+STYLE_TOP_CONFIDENCE = 0.9
+
+
+def fit_ceilings(
+    runs: list[Run], weights: np.ndarray, fallback: float = 1.0, method: Method = "v2"
+) -> tuple[float, float]:
+    """(ceiling, style ceiling) of `method`: v2 gives the style leads a ceiling of their own
+    (`fit_ceiling` style True) and the others theirs; base one ceiling for all; v1 none."""
+    if method == "v1":
+        return 1.0, 1.0
+    if method == "base":
+        top = fit_ceiling(runs, weights, fallback, method)
+        return top, top
+    return (fit_ceiling(runs, weights, fallback, method, False),
+            fit_ceiling(runs, weights, fallback, method, True))  # fmt: skip
 
 
 def predict_leads(
@@ -248,11 +278,15 @@ def predict_leads(
     method: Method = "v2",
     fallback: float = 1.0,
     ceiling: float = 1.0,
+    style_ceiling: float = 1.0,
 ) -> np.ndarray:
     """The confidence the case would ship for the run's lead rows (`_leads`) with `weights`:
     the model up to `ceiling`, capped like rows.py caps long holds and forward signs."""
     rows = _leads(run)
     p = np.minimum(sigmoid(lead_matrix(run, method, fallback) @ weights), ceiling)
+    style = np.array([style_name(o) for o in rows], np.bool_)
+    if method == "v2":
+        p = np.where(style, np.minimum(p, style_ceiling), p)
     held = np.array([o.get("hold_days", 0.0) for o in rows], np.float64)
     hops = np.array([o["hops"] for o in rows], np.int64)
     forward = np.array([_forward_capped(o) for o in rows], np.bool_)
@@ -292,9 +326,9 @@ def leave_out_confidence(runs: list[Run], by: str, method: Method = "v2") -> dic
         if not fit:
             continue
         w = fit_leads(fit, method, fallback)
-        top = fit_ceiling(fit, w, fallback, method) if method != "v1" else 1.0
+        top, style_top = fit_ceilings(fit, w, fallback, method)
         for run in check:
-            out[world(run)] = predict_leads(run, w, method, fallback, top)
+            out[world(run)] = predict_leads(run, w, method, fallback, top, style_top)
     return out
 
 
@@ -571,8 +605,8 @@ def precision_table(runs: list[Run], old: dict[str, np.ndarray], new: dict[str, 
     refit = None
     if tuple(raw["features"]) == LEAD_FEATURES:
         w, ref = np.asarray(raw["weights"], np.float64), float(raw["reference_hold_days"])
-        top = float(raw.get("ceiling", 1.0))
-        refit = {world(r): predict_leads(r, w, "v2", ref, top) for r in runs}
+        top, style_top = float(raw.get("ceiling", 1.0)), float(raw.get("style_ceiling", 1.0))
+        refit = {world(r): predict_leads(r, w, "v2", ref, top, style_top) for r in runs}
     rows = []
     for r in runs:
         po, ro, no, _ = lead_scores(r, old[world(r)])
@@ -718,7 +752,7 @@ def refit(args: argparse.Namespace) -> dict[str, Any]:
     # a case with too few leads to measure its own typical hold uses the fit worlds' median
     reference = float(np.median([run_typical_hold(r, 1.0) for r in fit_runs]))
     lead_w = fit_leads(fit_runs, "v2", reference)
-    ceiling = fit_ceiling(fit_runs, lead_w, reference)
+    ceiling, style_ceiling = fit_ceilings(fit_runs, lead_w, reference)
     cX, cy, cw = _cash_rows(cash_runs)
     shipped_yaml = yaml.safe_load(YAML_PATH.read_text())
     # rows that are all right (or all wrong) fit no logistic model: the weights run off to
@@ -743,6 +777,7 @@ def refit(args: argparse.Namespace) -> dict[str, Any]:
             "weights": [round(float(v), 6) for v in lead_w],
             "reference_hold_days": round(reference, 4),
             "ceiling": ceiling,
+            "style_ceiling": style_ceiling,
         },
         "cashout": {
             "features": list(CASHOUT_FEATURES),

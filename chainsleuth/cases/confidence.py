@@ -105,6 +105,12 @@ class Calibration:
     #: see nothing left to doubt, but some of those leads are still wrong (a lookalike wallet,
     #: a customer of an untagged exchange); 0.999 would promise more than any profile gives.
     lead_ceiling: float = 1.0
+    #: the most a lead whose name rests on a wallet-style match (`style_name`) says: the share
+    #: right of the surest such leads in the fit's worst group. Where an exchange is untagged
+    #: the style rule names its customers' deposits after a tagged look-alike, and no feature
+    #: of the lead tells those apart: the style leads' top bin holds what the model's weight
+    #: cannot say (their wrong rows sit in a few worlds, at the top, among right ones).
+    style_ceiling: float = 1.0
 
     def lead(self, policy: str, hops: np.ndarray, share: np.ndarray, custody: np.ndarray,
              via_entity: np.ndarray, hold_days: np.ndarray,
@@ -116,6 +122,8 @@ class Calibration:
         typical = self.reference_hold_days if typical_hold is None else typical_hold
         x = lead_design(hops, share, custody, via_entity, hold_days, typical, style_name)
         p = np.minimum(_sigmoid(x @ self.lead_weights), self.lead_ceiling)
+        if style_name is not None:
+            p = np.where(np.asarray(style_name) > 0, np.minimum(p, self.style_ceiling), p)
         out: np.ndarray = p * self.policy_scale.get(policy, 1.0)
         return out
 
@@ -215,4 +223,5 @@ def parse_calibration(text: str, where: str) -> Calibration:
         fitted_on=raw.get("fitted_on", {}),
         reference_hold_days=float(raw["lead"].get("reference_hold_days", 1.0)),
         lead_ceiling=float(raw["lead"].get("ceiling", 1.0)),
+        style_ceiling=float(raw["lead"].get("style_ceiling", 1.0)),
     )

@@ -132,3 +132,20 @@ def test_a_style_name_lowers_confidence_by_its_weight(monkeypatch: pytest.Monkey
 
 def test_the_shipped_calibration_reads_style_name() -> None:
     assert calibration().lead_features == LEAD_FEATURES
+
+
+def test_a_style_lead_never_says_more_than_the_style_ceiling() -> None:
+    from importlib import resources
+
+    raw = yaml.safe_load(
+        resources.files("chainsleuth.cases").joinpath("calibration.yaml").read_text()
+    )
+    raw["lead"]["ceiling"], raw["lead"]["style_ceiling"] = 0.99, 0.94
+    c = parse_calibration(yaml.safe_dump(raw), "cal.yaml")
+    one = np.ones(2)
+    p = c.lead("haircut", one, one, 0 * one, 0 * one, 0 * one, 1.0, np.array([0.0, 1.0]))
+    assert p[0] == pytest.approx(0.99) and p[1] == pytest.approx(0.94)
+    # without style_name the style ceiling reads nothing; a yaml without one has none
+    assert c.lead("haircut", one, one, 0 * one, 0 * one, 0 * one, 1.0)[1] == pytest.approx(0.99)
+    del raw["lead"]["style_ceiling"]
+    assert parse_calibration(yaml.safe_dump(raw), "cal.yaml").style_ceiling == 1.0
