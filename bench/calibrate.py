@@ -125,8 +125,22 @@ def run_typical_hold(run: Run, fallback: float) -> float:
 
 
 #: How a lead row becomes a design row: "v2" (LEAD_FEATURES: the hold relative to the case's
-#: typical hold) or "v1" (the calibration this replaced: log(1 + hold days), kept to compare)
+#: typical hold, the name resting on a style match), "base" (v2 without `style_name`: every
+#: name but a tag one feature, as before it) or "v1" (the calibration v2 replaced: log(1 +
+#: hold days), kept to compare)
 Method = str
+METHODS = ("v2", "base", "v1")
+
+#: LEAD_FEATURES columns the methods read differently
+_HOLD = LEAD_FEATURES.index("log1p_hold_ratio")
+_STYLE = LEAD_FEATURES.index("style_name")
+
+
+def style_name(o: dict[str, Any]) -> bool:
+    """Whether an outcome row's name rests on a style match: its `style_name` (saved since
+    leads.csv has name_basis), else `via_style` (the style rule's own names only: older
+    outcomes do not say which change links carried a style name on)."""
+    return bool(o.get("style_name", o.get("via_style", False)))
 
 
 def lead_matrix(run: Run, method: Method = "v2", fallback: float = 1.0) -> np.ndarray:
@@ -138,11 +152,15 @@ def lead_matrix(run: Run, method: Method = "v2", fallback: float = 1.0) -> np.nd
         np.array([o["via_entity"] for o in rows], np.float64),
         np.array([o.get("hold_days", 0.0) for o in rows], np.float64),
     ]
+    style = np.array([style_name(o) for o in rows], np.float64)
     if method == "v1":
         x = lead_design(*cols, 1.0)
-        x[:, -1] = np.log1p(np.maximum(cols[4], 0.0))  # log(1 + days), not clipped
+        x[:, _HOLD] = np.log1p(np.maximum(cols[4], 0.0))  # log(1 + days), not clipped
+        x[:, _STYLE] = 0.0  # a column of 0 takes weight 0 (ridge)
         return x
-    return lead_design(*cols, run_typical_hold(run, fallback))
+    if method == "base":
+        style[:] = 0.0
+    return lead_design(*cols, run_typical_hold(run, fallback), style)
 
 
 def _weighted_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -206,20 +224,52 @@ TOP_CONFIDENCE = 0.99
 MIN_CEILING_ROWS = 1000
 
 
-def fit_ceiling(runs: list[Run], weights: np.ndarray, fallback: float = 1.0) -> float:
+def fit_ceiling(
+    runs: list[Run],
+    weights: np.ndarray,
+    fallback: float = 1.0,
+    method: Method = "v2",
+    style: bool | None = None,
+) -> float:
     """The lead ceiling (confidence.Calibration.lead_ceiling): per (profile, scale) group of
     `runs`, the share right of its uncapped rows the model puts at >= TOP_CONFIDENCE; the
     lowest over the groups with MIN_CEILING_ROWS such rows (rounded down to 1e-4), so the top
-    bin says what its worst group gives, never more. 1.0 when no group has enough rows."""
+    bin says what its worst group gives, never more. 1.0 when no group has enough rows.
+    `style` False: the rows whose name rests on no style match only (the ceiling of the
+    others when they have their own); True: those whose name does, at >= STYLE_TOP_CONFIDENCE
+    (`Calibration.style_ceiling`); None: every row."""
     right: dict[str, list[float]] = {}
+    top = STYLE_TOP_CONFIDENCE if style else TOP_CONFIDENCE
     for run in runs:
         rows = _leads(run)
-        p = sigmoid(lead_matrix(run, "v2", fallback) @ weights)
+        p = sigmoid(lead_matrix(run, method, fallback) @ weights)
         for o, q in zip(rows, p, strict=True):
-            if q >= TOP_CONFIDENCE and not _capped(o):
+            if style is not None and style_name(o) != style:
+                continue
+            if q >= top and not _capped(o):
                 right.setdefault(f"{run['profile']}-{run['scale']}", []).append(o["correct"])
     shares = [float(np.mean(v)) for v in right.values() if len(v) >= MIN_CEILING_ROWS]
     return float(np.floor(min(shares) * 1e4) / 1e4) if shares else 1.0
+
+
+#: The style leads the style ceiling reads: those the model puts at or above this. Lower than
+#: TOP_CONFIDENCE: the style weight takes the style leads below 0.99, where the ceiling of the
+#: others would read none of them, and a subpoena reads 0.9 as sure.
+STYLE_TOP_CONFIDENCE = 0.9
+
+
+def fit_ceilings(
+    runs: list[Run], weights: np.ndarray, fallback: float = 1.0, method: Method = "v2"
+) -> tuple[float, float]:
+    """(ceiling, style ceiling) of `method`: v2 gives the style leads a ceiling of their own
+    (`fit_ceiling` style True) and the others theirs; base one ceiling for all; v1 none."""
+    if method == "v1":
+        return 1.0, 1.0
+    if method == "base":
+        top = fit_ceiling(runs, weights, fallback, method)
+        return top, top
+    return (fit_ceiling(runs, weights, fallback, method, False),
+            fit_ceiling(runs, weights, fallback, method, True))  # fmt: skip
 
 
 def predict_leads(
@@ -228,11 +278,15 @@ def predict_leads(
     method: Method = "v2",
     fallback: float = 1.0,
     ceiling: float = 1.0,
+    style_ceiling: float = 1.0,
 ) -> np.ndarray:
     """The confidence the case would ship for the run's lead rows (`_leads`) with `weights`:
     the model up to `ceiling`, capped like rows.py caps long holds and forward signs."""
     rows = _leads(run)
     p = np.minimum(sigmoid(lead_matrix(run, method, fallback) @ weights), ceiling)
+    style = np.array([style_name(o) for o in rows], np.bool_)
+    if method == "v2":
+        p = np.where(style, np.minimum(p, style_ceiling), p)
     held = np.array([o.get("hold_days", 0.0) for o in rows], np.float64)
     hops = np.array([o["hops"] for o in rows], np.int64)
     forward = np.array([_forward_capped(o) for o in rows], np.bool_)
@@ -272,9 +326,9 @@ def leave_out_confidence(runs: list[Run], by: str, method: Method = "v2") -> dic
         if not fit:
             continue
         w = fit_leads(fit, method, fallback)
-        top = fit_ceiling(fit, w, fallback) if method == "v2" else 1.0
+        top, style_top = fit_ceilings(fit, w, fallback, method)
         for run in check:
-            out[world(run)] = predict_leads(run, w, method, fallback, top)
+            out[world(run)] = predict_leads(run, w, method, fallback, top, style_top)
     return out
 
 
@@ -445,20 +499,24 @@ def lead_scores(run: Run, conf: np.ndarray) -> tuple[float, float, int, int]:
             correct)  # fmt: skip
 
 
-def leave_out_report(runs: list[Run], schemes: list[str]) -> tuple[str, dict[str, np.ndarray]]:
-    """The --leave-out report (markdown) and the per-world leave-one-world-out confidence."""
+def leave_out_report(
+    runs: list[Run], schemes: list[str], baseline: Method = "v1"
+) -> tuple[str, dict[str, np.ndarray]]:
+    """The --leave-out report (markdown) and the per-world leave-one-world-out confidence;
+    `baseline` the method the new one is compared with (v1, or base: without style_name)."""
     truth, shipped = _verdicts(runs), _shipped(runs)
     shipped_fit = set(V1_FIT_WORLDS)
     out, by_world = [], {}
+    b = baseline
     for by in schemes:
         new = leave_out_confidence(runs, by, "v2")
-        old = leave_out_confidence(runs, by, "v1")
+        old = leave_out_confidence(runs, by, baseline)
         if by == "world":
             by_world = new
         out.append(f"### Leave-one-{by}-out\n")
         lines = [
-            "| group | rows | ECE new | ECE v1 | log loss new | log loss v1 | max abs z >= 0.5 new "
-            "| max abs z >= 0.5 v1 |",
+            f"| group | rows | ECE new | ECE {b} | log loss new | log loss {b} "
+            f"| max abs z >= 0.5 new | max abs z >= 0.5 {b} |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for name, mine in _groups(runs):
@@ -477,6 +535,8 @@ def leave_out_report(runs: list[Run], schemes: list[str]) -> tuple[str, dict[str
             pn, y = _pooled(new, truth, mine)
             if y.size:
                 out.append(f"leads, {name}, left out by {by} (new):\n\n" + _wilson_table(pn, y))
+        if baseline != "v1":
+            out.append(profile_scores(runs, {f"{b}": old, "new": new}, by))
     # the shipped confidence where its fit did not see the world
     held = [r for r in runs if world(r) not in shipped_fit]
     lines = [
@@ -495,6 +555,48 @@ def leave_out_report(runs: list[Run], schemes: list[str]) -> tuple[str, dict[str
     return "\n\n".join(out), by_world
 
 
+def profile_scores(runs: list[Run], conf: dict[str, dict[str, np.ndarray]], by: str) -> str:
+    """Per profile, under each of `conf` (method -> per-world confidence): lead precision and
+    recall at >= 0.5 (pooled over its worlds: named right / named, recalled / eligible), the
+    worst world's, and the deciding leads whose name rests on a style match that fall below
+    0.5 (`style_name`, of those at >= 0.5 under the saved confidence)."""
+    lines = [
+        f"### Lead precision and recall at >= 0.5 per profile, left out by {by}\n",
+        "| profile | worlds | "
+        + " | ".join(
+            f"precision {m} | worst precision {m} | recall {m} | worst recall {m} "
+            f"| style leads >= 0.5 {m}"
+            for m in conf
+        )
+        + " |",
+        "|---|---|" + "---|" * (5 * len(conf)),
+    ]
+    for profile in sorted({r["profile"] for r in runs}):
+        mine = [r for r in runs if r["profile"] == profile]
+        cells = []
+        for c in conf.values():
+            named = right = recalled = eligible = style = 0
+            worst_p, worst_r = 1.0, 1.0
+            for r in mine:
+                p, rec, n, k = lead_scores(r, c[world(r)])
+                named, right = named + n, right + k
+                recalled += round(rec * int(r["score"]["eligible"]))
+                eligible += int(r["score"]["eligible"])
+                worst_p, worst_r = min(worst_p, p), min(worst_r, rec)
+                q = iter(c[world(r)].tolist())
+                style += sum(
+                    1 for o in r["leads"]
+                    if (o["confidence"] if o["through_coinjoin"] else next(q)) >= 0.5
+                    and style_name(o)
+                )  # fmt: skip
+            cells.append(
+                f"{right / max(named, 1):.4f} | {worst_p:.4f} | {recalled / max(eligible, 1):.4f}"
+                f" | {worst_r:.4f} | {style:,}"
+            )
+        lines.append(f"| {profile} | {len(mine)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def precision_table(runs: list[Run], old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> str:
     """Lead precision / recall at >= 0.5 per world under the saved (shipped v1) confidence,
     the leave-one-world-out one (`new`) and the calibration.yaml in place (fitted on every
@@ -503,8 +605,8 @@ def precision_table(runs: list[Run], old: dict[str, np.ndarray], new: dict[str, 
     refit = None
     if tuple(raw["features"]) == LEAD_FEATURES:
         w, ref = np.asarray(raw["weights"], np.float64), float(raw["reference_hold_days"])
-        top = float(raw.get("ceiling", 1.0))
-        refit = {world(r): predict_leads(r, w, "v2", ref, top) for r in runs}
+        top, style_top = float(raw.get("ceiling", 1.0)), float(raw.get("style_ceiling", 1.0))
+        refit = {world(r): predict_leads(r, w, "v2", ref, top, style_top) for r in runs}
     rows = []
     for r in runs:
         po, ro, no, _ = lead_scores(r, old[world(r)])
@@ -650,7 +752,7 @@ def refit(args: argparse.Namespace) -> dict[str, Any]:
     # a case with too few leads to measure its own typical hold uses the fit worlds' median
     reference = float(np.median([run_typical_hold(r, 1.0) for r in fit_runs]))
     lead_w = fit_leads(fit_runs, "v2", reference)
-    ceiling = fit_ceiling(fit_runs, lead_w, reference)
+    ceiling, style_ceiling = fit_ceilings(fit_runs, lead_w, reference)
     cX, cy, cw = _cash_rows(cash_runs)
     shipped_yaml = yaml.safe_load(YAML_PATH.read_text())
     # rows that are all right (or all wrong) fit no logistic model: the weights run off to
@@ -675,6 +777,7 @@ def refit(args: argparse.Namespace) -> dict[str, Any]:
             "weights": [round(float(v), 6) for v in lead_w],
             "reference_hold_days": round(reference, 4),
             "ceiling": ceiling,
+            "style_ceiling": style_ceiling,
         },
         "cashout": {
             "features": list(CASHOUT_FEATURES),
@@ -739,6 +842,16 @@ def main(argv: list[str] | None = None) -> int:
         help="only check: fit without each group of worlds in turn, check on it (no write "
         "but the figures)",
     )
+    parser.add_argument(
+        "--baseline",
+        choices=["v1", "base"],
+        default="v1",
+        help="--leave-out compares with this method: v1 (log hold days) or base (the current "
+        "features without style_name), and with base prints precision / recall per profile",
+    )
+    parser.add_argument(
+        "--no-figures", action="store_true", help="--leave-out: draw no reliability figure"
+    )
     args = parser.parse_args(argv)
     if args.check_shipped:
         profiles = set(args.profiles) if args.profiles else None
@@ -749,13 +862,13 @@ def main(argv: list[str] | None = None) -> int:
         runs = _load(None, args.scales, profiles)
         if not runs:
             raise SystemExit("no outcomes: run python -m bench.accuracy_matrix first")
-        text, by_world = leave_out_report(runs, args.leave_out)
+        text, by_world = leave_out_report(runs, args.leave_out, args.baseline)
         print(hold_table(runs))
         print()
         print(text)
         cash_runs = _load(None, args.cashout_scales, profiles)
         print(cashout_report(cash_runs))
-        if by_world:
+        if by_world and not args.no_figures:
             cash = [(float(o["confidence"]), bool(o["correct"])) for r in cash_runs
                     for o in r["cashouts"] if not o["coinjoin"]]  # fmt: skip
             draw(runs, by_world, cash)

@@ -15,7 +15,13 @@ case's exchange leads of two hops or more (`typical_hold_days`): coins that sat 
 than the case's other traced coins have most likely changed hands on the way. Days alone do
 not carry over between chains: the simulated small worlds' typical hold is ~6 days, the
 medium ~2, the large ~0.7, and 15 days is ordinary on the first and a sign of a change of
-hands on the last (docs/accuracy-log.md, "Calibration across scales"). Cash-out features:
+hands on the last (docs/accuracy-log.md, "Calibration across scales"). And whether the name
+rests on a wallet-style match (`style_name`: the leads.csv `name_basis` is `style`): named by
+the one tagged wallet whose habits the source's fragment fits (`_lend_by_style`), or carried
+by a change link from a fragment named so. That inference is closed-world: it holds only where
+every exchange active on the chain is tagged, and where one is not its customers' deposits are
+named after a tagged look-alike (docs/accuracy-log.md "A profile with an untagged exchange").
+Cash-out features:
 hops and log of the service's share of the destination output. The fit is for the haircut
 policy; fifo and poison scale it by their base ratio to haircut (not calibrated). Sources
 named beyond a CoinJoin, and CoinJoins themselves, stay capped at 0.25.
@@ -50,13 +56,15 @@ MIN_SHARE = 1e-4
 
 #: The lead model's columns, in order (calibration.yaml must name the same).
 LEAD_FEATURES = ("bias", "hops_minus_1", "log_share", "custody_moves", "via_entity",
-                 "log1p_hold_ratio")  # fmt: skip
+                 "log1p_hold_ratio", "style_name")  # fmt: skip
 
 #: The direction a lead's confidence must move in as each feature grows (+1 up, -1 down):
-#: more hops, a name through the service entity rather than a tag, or a longer hold never make
-#: a lead surer, and a larger share never makes it less sure. `bench.calibrate` fits with a
+#: more hops, a name through the service entity rather than a tag, a name resting on a
+#: wallet-style match (`style_name`), or a longer hold never make a lead surer, and a larger
+#: share never makes it less sure. `bench.calibrate` fits with a
 #: weight of the wrong sign held at 0 (custody moves are free).
-LEAD_SIGNS = {"hops_minus_1": -1, "log_share": 1, "via_entity": -1, "log1p_hold_ratio": -1}
+LEAD_SIGNS = {"hops_minus_1": -1, "log_share": 1, "via_entity": -1, "log1p_hold_ratio": -1,
+              "style_name": -1}  # fmt: skip
 
 #: The cash-out model's columns, in order.
 CASHOUT_FEATURES = ("bias", "hops_minus_1", "log_share")
@@ -97,15 +105,25 @@ class Calibration:
     #: see nothing left to doubt, but some of those leads are still wrong (a lookalike wallet,
     #: a customer of an untagged exchange); 0.999 would promise more than any profile gives.
     lead_ceiling: float = 1.0
+    #: the most a lead whose name rests on a wallet-style match (`style_name`) says: the share
+    #: right of the surest such leads in the fit's worst group. Where an exchange is untagged
+    #: the style rule names its customers' deposits after a tagged look-alike, and no feature
+    #: of the lead tells those apart: the style leads' top bin holds what the model's weight
+    #: cannot say (their wrong rows sit in a few worlds, at the top, among right ones).
+    style_ceiling: float = 1.0
 
     def lead(self, policy: str, hops: np.ndarray, share: np.ndarray, custody: np.ndarray,
              via_entity: np.ndarray, hold_days: np.ndarray,
-             typical_hold: float | None = None) -> np.ndarray:  # fmt: skip
+             typical_hold: float | None = None,
+             style_name: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
         """P(the lead names an exchange that funded the deposit). `typical_hold`: the case's
-        (`typical_hold_days` of its exchange leads); None: `reference_hold_days`."""
+        (`typical_hold_days` of its exchange leads); None: `reference_hold_days`.
+        `style_name`: 1 where the name rests on a wallet-style match (None: none does)."""
         typical = self.reference_hold_days if typical_hold is None else typical_hold
-        x = lead_design(hops, share, custody, via_entity, hold_days, typical)
+        x = lead_design(hops, share, custody, via_entity, hold_days, typical, style_name)
         p = np.minimum(_sigmoid(x @ self.lead_weights), self.lead_ceiling)
+        if style_name is not None:
+            p = np.where(np.asarray(style_name) > 0, np.minimum(p, self.style_ceiling), p)
         out: np.ndarray = p * self.policy_scale.get(policy, 1.0)
         return out
 
@@ -149,10 +167,13 @@ def lead_design(
     via: np.ndarray,
     hold_days: np.ndarray,
     typical_hold: float,
+    style_name: np.ndarray | None = None,
 ) -> np.ndarray:
     """Design matrix of lead rows (LEAD_FEATURES): bias, hops - 1, log share, custody moves,
-    via entity, log(1 + min(hold / typical hold, MAX_HOLD_RATIO))."""
+    via entity, log(1 + min(hold / typical hold, MAX_HOLD_RATIO)), name resting on a style
+    match (None: 0 on every row)."""
     hops = np.asarray(hops, np.float64)
+    style = np.zeros(hops.shape[0]) if style_name is None else np.asarray(style_name, np.float64)
     ratio = np.maximum(np.asarray(hold_days, np.float64), 0.0) / max(
         float(typical_hold), MIN_TYPICAL_HOLD_DAYS
     )
@@ -164,6 +185,7 @@ def lead_design(
             np.asarray(custody, np.float64),
             np.asarray(via, np.float64),
             np.log1p(np.minimum(ratio, MAX_HOLD_RATIO)),
+            style,
         ]
     )
 
@@ -201,4 +223,5 @@ def parse_calibration(text: str, where: str) -> Calibration:
         fitted_on=raw.get("fitted_on", {}),
         reference_hold_days=float(raw["lead"].get("reference_hold_days", 1.0)),
         lead_ceiling=float(raw["lead"].get("ceiling", 1.0)),
+        style_ceiling=float(raw["lead"].get("style_ceiling", 1.0)),
     )

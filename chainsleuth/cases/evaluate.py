@@ -132,7 +132,8 @@ def lead_outcomes(
     """Every exchange lead row of the case (at `min_confidence` or above) with the truth's
     verdict `correct` (its exchange funded a trail-holding payment into the deposit), its
     confidence and the features the calibration reads (hops, share, custody moves, named via
-    the service entity, longest hold in days, through a CoinJoin) and its `caution`. A row of
+    the service entity, longest hold in days, name resting on a style match, through a
+    CoinJoin) and its `caution`. A row of
     a deposit an untagged exchange paid (`score_case`) also says `untagged: True` (the key is
     absent elsewhere, so that the outcomes of worlds without untagged exchanges stay as
     they were)."""
@@ -158,6 +159,9 @@ def lead_outcomes(
                 "custody": len(custody.split(";")) if custody else 0,
                 "via_entity": via_entity(r.get("attributed_via") or ""),
                 "via_style": r.get("attributed_via") == "wallet_style",
+                # the name rests on a wallet-style match (leads.csv name_basis; the
+                # calibration's style_name)
+                "style_name": r.get("name_basis") == "style",
                 "hold_days": _float(r.get("hold_days", "")),
                 "through_coinjoin": r.get("through_coinjoin") == "true",
                 # why the case capped its confidence (long_hold, switched_type, ...), if it did

@@ -374,6 +374,10 @@ class CaseSetup:
     # sorted clusters of the names whose wallet spends its customers' deposits in its payouts
     # (`_deposit_cospender_names` on the final names): cash-outs' send-all rule
     cospender_clusters: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # sorted clusters whose name rests on a wallet-style match (closed-world: the one tagged
+    # wallet the fragment fits): styled_clusters and those `_lend_by_change` named through
+    # links from such clusters alone (`style_rooted`): the leads' name_basis `style`
+    style_rooted_clusters: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def prepare_case(
@@ -485,9 +489,12 @@ def prepare_case(
     returned: list[int] = []
     change_links: list[dict[str, Any]] = []
     change_via: dict[str, list[int]] = {}
+    # the clusters whose name rests on a style match: named by it, or by change links from
+    # such clusters only (the leads' name_basis `style`, a feature of their confidence)
+    style_rooted = set(styled.tolist())
     change_spent = _lend_by_change(
         store, shapes, attribution, service_mask, returned, change_links, change_via, split[1],
-        reads, style_reads,
+        reads, style_reads, style_rooted,
     )  # fmt: skip
     # last: the fragments of a wallet that spends deposits in its batches, chained by their
     # change to the one name their chain holds by now
@@ -625,6 +632,7 @@ def prepare_case(
         block_window=block_window,
         forward_habits=forward_habits,
         cospender_clusters=cospender_clusters,
+        style_rooted_clusters=np.array(sorted(style_rooted), np.int64),
     )
 
 
@@ -736,6 +744,7 @@ def investigate(
         n_clusters,
     )
     styled_mask = ClusterSet(setup.styled_clusters, n_clusters)
+    style_rooted_mask = ClusterSet(setup.style_rooted_clusters, n_clusters)
     change_mask = ClusterSet(setup.change_clusters, n_clusters)
     returned_mask = ClusterSet(setup.returned_clusters, n_clusters)
     fragment_masks = {k: ClusterSet(v, n_clusters) for k, v in setup.fragment_clusters.items()}
@@ -768,6 +777,7 @@ def investigate(
                 returned_mask,
                 fragment_masks,
                 setup.forward_habits,
+                style_rooted_mask,
             )
         )
         untraced += int(result.dropped.sum())
@@ -1469,6 +1479,7 @@ def _lend_by_change(
     deposit_spenders: np.ndarray | None = None,
     reads: PaidInReads | None = None,
     style_reads: StyleReads | None = None,
+    style_rooted: set[int] | None = None,
 ) -> np.ndarray:
     """Name an untagged service after the exchange whose batch change it spends (in place).
 
@@ -1512,7 +1523,13 @@ def _lend_by_change(
     and labels), a link through an output that is not its batch's last is no change link: the
     output was a payment, perhaps into another service's deposit that the service then spent
     (`_change_position_misfits`; docs/accuracy-log.md "Change links through a payment into an
-    untagged exchange's deposit")."""
+    untagged exchange's deposit").
+
+    `style_rooted`, when given, holds the clusters whose name rests on a wallet-style match
+    (`_lend_by_style`'s, at the start): a label whose every link comes from such a cluster
+    joins it (in place, round by round, so a chain of links carries the origin on); one link
+    from a cluster named otherwise (a tag, the service entity, a change link rooted in one)
+    roots the name there."""
     lent: list[int] = []
     if shapes is None or not attribution:
         return np.zeros(0, np.int64)
@@ -1562,6 +1579,8 @@ def _lend_by_change(
         # the earliest batch
         implied: dict[tuple[str | None, str], set[tuple[str | None, str]]] = {}
         first: dict[tuple[str | None, str], tuple[int, int, int, int]] = {}
+        # labels with a link from a named cluster whose name rests on no style match
+        rooted: set[tuple[str | None, str]] = set()
         for rank, (mine, theirs, batch, spend) in (
             (0, (spent[1], spent[0], spent[2], spent[3])),
             (1, back),
@@ -1579,6 +1598,8 @@ def _lend_by_change(
                     implied.setdefault(label, set()).add(COSPEND_VETO)
                     continue
                 implied.setdefault(label, set()).add(attribution[p])
+                if style_rooted is None or p not in style_rooted:
+                    rooted.add(label)
                 if label not in first or (rank, b) < first[label][:2]:
                     first[label] = (rank, b, t, p)
         took = 0
@@ -1595,6 +1616,8 @@ def _lend_by_change(
                     returned.append(c)
                 if via is not None and rank > 0:
                     via.setdefault(kind, []).append(c)
+            if style_rooted is not None and label not in rooted:
+                style_rooted.update(members[label])
             if evidence is not None:
                 txids = store.txids(np.array([b, t], np.int64)).to_pylist()
                 evidence.append(

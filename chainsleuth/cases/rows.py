@@ -206,7 +206,16 @@ LEAD_COLUMNS = [
     "hold_days",
     "caution",
     "candidate_exchanges",
+    "name_basis",
 ]
+
+#: What a lead's source name rests on (leads.csv `name_basis`; empty where the source has no
+#: name): `tag`, a tag on its own cluster; `chain`, a link the chain shows to a cluster named
+#: so (its service entity, a change link, a deposit-spending batch chain); `style`, a
+#: wallet-style match (`investigate._lend_by_style`: the one tagged wallet the fragment fits,
+#: closed-world) or links from clusters named so alone. A feature of the lead's confidence
+#: (`confidence.LEAD_FEATURES` `style_name`).
+NAME_BASES = ("tag", "chain", "style")
 
 
 SUBPOENA_COLUMNS = [
@@ -361,6 +370,7 @@ def lead_table(
     change_returned: Any = None,
     fragment_linked: dict[str, Any] | None = None,
     forward_habits: dict[str, tuple[int, int, int]] | None = None,
+    style_rooted: Any = None,
 ) -> pa.Table:
     """One row per (deposit address, funding source), amounts summed over paths.
 
@@ -384,7 +394,9 @@ def lead_table(
     `fingerprint_change` sign; None: none left out. `forward_habits` (tagged exchange -> its
     FORWARD_HABITS, `investigate._lend_by_style`) lets a lead whose path passes its named
     exchange's own forward read its signs from there on (`own_forward_at`, caution
-    `own_forward`); None or empty: not read."""
+    `own_forward`); None or empty: not read. `style_rooted` (bool per cluster id, a subset
+    of `linked`: `CaseSetup.style_rooted_clusters`) those whose name rests on a wallet-style
+    match (`name_basis` = style, the confidence's `style_name`); None: `styled`."""
     from chainsleuth.cases import kernels as case_kernels
     from chainsleuth.trace import kernels as trace_kernels
 
@@ -564,6 +576,11 @@ def lead_table(
     if styled is not None:
         tagged_rows = g_kind == SOURCE_ATTRIBUTED
         via_style[tagged_rows] = styled[g_cluster[tagged_rows]]
+    # the name rests on a style match: named by it, or carried from fragments named so
+    style_name = via_style.copy()
+    if style_rooted is not None:
+        tagged_rows = g_kind == SOURCE_ATTRIBUTED
+        style_name[tagged_rows] = style_rooted[g_cluster[tagged_rows]]
     via_change = np.zeros(n_groups, np.bool_)
     if change_spent is not None:
         tagged_rows = g_kind == SOURCE_ATTRIBUTED
@@ -636,7 +653,7 @@ def lead_table(
         forwarded = forwarded | g_handoff[name]
     confidence = lead_confidence(
         policy,
-        (g_hops, share, g_custody_n, via_entity, g_hold),
+        (g_hops, share, g_custody_n, via_entity, g_hold, style_name),
         typical,
         (g_kind == SOURCE_COINJOIN) | g_through,
         long_hold,
@@ -706,6 +723,11 @@ def lead_table(
             "candidate_exchanges": _candidate_exchanges(
                 entity, category, g_kind == SOURCE_ATTRIBUTED, candidates
             ),
+            "name_basis": np.where(
+                g_kind == SOURCE_ATTRIBUTED,
+                np.select([style_name, via_entity], ["style", "chain"], "tag"),
+                "",
+            ),
         },
         schema=schema_of(LEAD_COLUMNS),
     )
@@ -754,7 +776,7 @@ def custody_moves_kept(
 
 def lead_confidence(
     policy: str,
-    features: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    features: tuple[np.ndarray, ...],
     typical_hold: float,
     mixed: np.ndarray,
     long_hold: np.ndarray,
@@ -762,11 +784,14 @@ def lead_confidence(
     exchange_like: np.ndarray,
 ) -> np.ndarray:
     """Leads' confidence: the calibrated model of `features` (hops, share, custody moves, via
-    entity, hold days; cases.confidence) at the case's `typical_hold`, capped at COINJOIN_CAP
-    where `mixed` (a CoinJoin source or one beyond it), at LONG_HOLD_CAP where `long_hold` on
-    a path too short to read (`long_hold_capped`), at FORWARD_CAP where `forwarded`, 0 where
-    not `exchange_like`, rounded to 4 decimals."""
-    confidence = calibration().lead(policy, *features, typical_hold)
+    entity, hold days and, optionally, name resting on a style match; cases.confidence) at the
+    case's `typical_hold`, capped at COINJOIN_CAP where `mixed` (a CoinJoin source or one
+    beyond it), at LONG_HOLD_CAP where `long_hold` on a path too short to read
+    (`long_hold_capped`), at FORWARD_CAP where `forwarded`, 0 where not `exchange_like`,
+    rounded to 4 decimals."""
+    hops, share, custody, via, hold = features[:5]
+    style = features[5] if len(features) > 5 else None
+    confidence = calibration().lead(policy, hops, share, custody, via, hold, typical_hold, style)
     confidence = np.where(mixed, np.minimum(confidence, COINJOIN_CAP), confidence)
     capped_hold = long_hold_capped(long_hold, forwarded, features[0])
     confidence = np.where(capped_hold, np.minimum(confidence, LONG_HOLD_CAP), confidence)
@@ -802,8 +827,8 @@ def case_typical_hold(leads: pa.Table) -> float:
 
 def recalibrate_leads(leads: pa.Table, typical_hold: float) -> pa.Table:
     """`leads` with their confidence recomputed at `typical_hold` from their own columns
-    (hops, share, custody_path, attributed_via, hold_days, through_coinjoin, caution,
-    source_category, policy): lead_table computes it per chunk of seeds, the case's typical
+    (hops, share, custody_path, attributed_via, hold_days, name_basis, through_coinjoin,
+    caution, source_category, policy): lead_table computes it per chunk of seeds, the case's typical
     hold is known once every chunk is in."""
     from chainsleuth.cases.confidence import via_entity
 
@@ -821,6 +846,10 @@ def recalibrate_leads(leads: pa.Table, typical_hold: float) -> pa.Table:
         np.array([len(c.split(";")) if c else 0 for c in col["custody_path"]], np.float64),
         np.array([via_entity(v or "") for v in col["attributed_via"]], np.float64),
         leads.column("hold_days").to_numpy(zero_copy_only=False).astype(np.float64),
+        # a table written before name_basis: no name rests on a style match
+        np.asarray(leads.column("name_basis").to_pylist(), object) == "style"
+        if "name_basis" in leads.column_names
+        else np.zeros(n, np.bool_),
     )
     confidence = np.zeros(n)
     policies = np.asarray(col["policy"], object)

@@ -250,11 +250,18 @@ def _sure_rows(profile: str, right: int, wrong: int) -> dict[str, Any]:
     return {"profile": profile, "scale": "small", "seed": 1, "leads": rows}
 
 
+def _sure_weights() -> np.ndarray:
+    """Weights that put every row at sigmoid(10) > 0.9999, whatever its features."""
+    w = np.zeros(len(calibrate.LEAD_FEATURES))
+    w[0] = 10.0
+    return w
+
+
 def test_ceiling_is_the_worst_groups_share_right_among_the_surest_rows() -> None:
     # the model puts every row of both groups at the top; one group is right 99.5% of the time,
     # the other 99.9%: the ceiling is the worse one, rounded down
     runs = [_sure_rows("hard", 1990, 10), _sure_rows("easy", 1998, 2)]
-    sure = np.array([10.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # sigmoid(10) > 0.9999
+    sure = _sure_weights()
     assert calibrate.fit_ceiling(runs, sure) == pytest.approx(0.995)
     # a group with too few surest rows does not speak for the ceiling
     few = [_sure_rows("hard", calibrate.MIN_CEILING_ROWS - 2, 1), _sure_rows("easy", 1998, 2)]
@@ -279,3 +286,23 @@ def test_cashout_fit_never_makes_more_hops_surer() -> None:
         x, y, np.ones(n), calibrate.CASHOUT_SIGNS, calibrate.CASHOUT_FEATURES
     )
     assert kept[hops_col] == 0.0
+
+
+def test_style_leads_get_a_ceiling_of_their_own() -> None:
+    """Rows whose name rests on a style match (`style_name`) are read apart: the others'
+    ceiling from the others, the style ceiling from them (v2); base reads one for all."""
+    tagged = _sure_rows("realistic", 1999, 1)
+    styled = _sure_rows("realistic_untagged", 930, 70)
+    styled["leads"] = [{**o, "style_name": True} for o in styled["leads"]]
+    plain = _sure_rows("realistic_untagged", 1998, 2)
+    styled["leads"] += plain["leads"]
+    runs = [tagged, styled]
+    sure = _sure_weights()
+    assert calibrate.fit_ceilings(runs, sure, 1.0, "v2") == pytest.approx((0.999, 0.93))
+    top, style_top = calibrate.fit_ceilings(runs, sure, 1.0, "base")
+    assert top == style_top == pytest.approx(2928 / 3000, abs=1e-4)
+    p = calibrate.predict_leads(styled, sure, "v2", 1.0, 0.999, 0.93)
+    assert p[:1000].max() == pytest.approx(0.93) and p[1000:].min() == pytest.approx(0.999)
+    # base: style_name reads as 0 and no style ceiling applies
+    assert calibrate.lead_matrix(styled, "base")[:, calibrate._STYLE].max() == 0.0
+    assert calibrate.predict_leads(styled, sure, "base", 1.0, 0.999, 0.93).min() == 0.999

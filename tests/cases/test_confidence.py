@@ -100,15 +100,18 @@ def test_confidence_is_monotone_where_it_must_be() -> None:
     assert _lead(via=1.0) <= _lead(via=0.0)
     # the hold counts relative to the case's: 15 days is ordinary where coins sit ~6 days and
     # a sign of a change of hands where they sit ~0.7 days
-    assert _lead(hold=15.0, typical=6.0) > _lead(hold=15.0, typical=0.7)
+    # (a longer path and a small share keep both below the ceiling, whatever the fit)
+    far = {"hops": 8.0, "share": 0.01}
+    assert _lead(hold=15.0, typical=6.0, **far) > _lead(hold=15.0, typical=0.7, **far)
     assert _lead(hold=30.0, typical=10.0) == pytest.approx(_lead(hold=3.0, typical=1.0))
 
 
 def test_hold_ratio_stops_at_its_cap() -> None:
     x = lead_design(np.ones(3), np.ones(3), np.zeros(3), np.zeros(3),
                     np.array([10.0, 10 * MAX_HOLD_RATIO, 100 * MAX_HOLD_RATIO]), 10.0)  # fmt: skip
-    assert x[0, -1] == pytest.approx(np.log1p(1.0))
-    assert x[1, -1] == x[2, -1] == pytest.approx(np.log1p(MAX_HOLD_RATIO))
+    h = LEAD_FEATURES.index("log1p_hold_ratio")
+    assert x[0, h] == pytest.approx(np.log1p(1.0))
+    assert x[1, h] == x[2, h] == pytest.approx(np.log1p(MAX_HOLD_RATIO))
 
 
 def test_typical_hold_is_the_median_of_multi_hop_leads() -> None:
@@ -170,19 +173,20 @@ def _leads_table(n: int, hold: float) -> pa.Table:
 
 def test_recalibrate_leads_recomputes_confidence_at_the_case_typical_hold() -> None:
     n = MIN_TYPICAL_ROWS + 5
-    t = _leads_table(n, hold=20.0)
-    assert case_typical_hold(t) == pytest.approx(20.0)
+    t = _leads_table(n, hold=200.0)
+    assert case_typical_hold(t) == pytest.approx(200.0)
     out = recalibrate_leads(t, 1.0)
     c = out.column("confidence").to_numpy()
     one = np.ones(1)
-    plain = float(calibration().lead("haircut", 2 * one, one, 0 * one, 0 * one, 20 * one, 1.0)[0])
+    plain = float(calibration().lead("haircut", 2 * one, one, 0 * one, 0 * one, 200 * one, 1.0)[0])
     assert c[0] == pytest.approx(round(plain, 4))
     assert c[n] <= COINJOIN_CAP  # beyond a CoinJoin
     assert c[n + 1] <= LONG_HOLD_CAP and c[n + 2] <= FORWARD_CAP
     assert c[n + 4] == 0.0  # not a subpoena target
-    # at the case's own typical hold, the same hold reads as ordinary: surer (20 days, not 3:
-    # a lead that reads as ordinary at 3 days already sits at the ceiling either way)
-    assert recalibrate_leads(t, 20.0).column("confidence").to_numpy()[0] > c[0]
+    # at the case's own typical hold, the same hold reads as ordinary: surer (200 days, the
+    # ratio at its cap at a typical 1 day: a shorter hold can sit at the ceiling either way,
+    # as 20 days does where the fit weighs the hold less, fitted with the *_untagged worlds)
+    assert recalibrate_leads(t, 200.0).column("confidence").to_numpy()[0] > c[0]
     assert out.column_names == t.column_names
 
 

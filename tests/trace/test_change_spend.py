@@ -255,7 +255,8 @@ def test_a_case_names_services_through_change_spends(change_world: Path) -> None
         custody = len(r["custody_path"].split(";")) if r["custody_path"] else 0
         one = np.ones(1)
         args = (one * int(r["hops"]), one * float(r["share"]), one * custody)
-        want = cal.lead(r["policy"], *args, one, one * float(r["hold_days"]), typical)[0]
+        style = one * (r.get("name_basis") == "style")
+        want = cal.lead(r["policy"], *args, one, one * float(r["hold_days"]), typical, style)[0]
         as_tag = cal.lead(r["policy"], *args, 0 * one, one * float(r["hold_days"]), typical)[0]
         assert float(r["confidence"]) == pytest.approx(want, abs=2e-4)
         assert float(r["confidence"]) <= as_tag + 1e-4
