@@ -92,7 +92,9 @@ def _lead(**kw: float) -> float:
 def test_confidence_is_monotone_where_it_must_be() -> None:
     hops = [_lead(hops=h) for h in range(1, 15)]
     assert all(a >= b for a, b in zip(hops, hops[1:], strict=False))
-    holds = [_lead(hold=h) for h in (0.0, 1.0, 4.0, 16.0, 64.0, 200.0)]
+    # a longer path and a small share keep these below the ceiling, whatever the fit
+    far = {"hops": 8.0, "share": 0.01}
+    holds = [_lead(hold=h, **far) for h in (0.0, 1.0, 4.0, 16.0, 64.0, 200.0)]
     assert all(a >= b for a, b in zip(holds, holds[1:], strict=False))
     assert holds[0] > holds[-1]  # the hold counts
     shares = [_lead(share=s) for s in (1e-5, 0.01, 0.2, 0.6, 1.0)]
@@ -100,8 +102,6 @@ def test_confidence_is_monotone_where_it_must_be() -> None:
     assert _lead(via=1.0) <= _lead(via=0.0)
     # the hold counts relative to the case's: 15 days is ordinary where coins sit ~6 days and
     # a sign of a change of hands where they sit ~0.7 days
-    # (a longer path and a small share keep both below the ceiling, whatever the fit)
-    far = {"hops": 8.0, "share": 0.01}
     assert _lead(hold=15.0, typical=6.0, **far) > _lead(hold=15.0, typical=0.7, **far)
     assert _lead(hold=30.0, typical=10.0) == pytest.approx(_lead(hold=3.0, typical=1.0))
 
@@ -141,9 +141,9 @@ def test_lead_without_typical_uses_the_reference_hold() -> None:
     assert confidence.MIN_SHARE > 0
 
 
-def _leads_table(n: int, hold: float) -> pa.Table:
-    """A leads table of `n` two-hop tagged exchange rows held `hold` days, then one of each
-    capped or zeroed kind."""
+def _leads_table(n: int, hold: float, hops: int = 2, share: float = 1.0) -> pa.Table:
+    """A leads table of `n` tagged exchange rows of `hops` hops and `share`, held `hold` days,
+    then one of each capped or zeroed kind."""
     kinds = [
         # (category, through_coinjoin, caution, attributed_via)
         ("exchange", "false", "", "tag"),
@@ -161,8 +161,8 @@ def _leads_table(n: int, hold: float) -> pa.Table:
             "through_coinjoin": [r[1] for r in rows],
             "caution": [r[2] for r in rows],
             "attributed_via": [r[3] for r in rows],
-            "hops": pa.array([2] * m, pa.int64()),
-            "share": pa.array([1.0] * m),
+            "hops": pa.array([hops] * m, pa.int64()),
+            "share": pa.array([share] * m),
             "custody_path": [""] * (m - 1) + ["a;b"],
             "hold_days": pa.array([hold] * m),
             "policy": ["haircut"] * m,
@@ -173,12 +173,15 @@ def _leads_table(n: int, hold: float) -> pa.Table:
 
 def test_recalibrate_leads_recomputes_confidence_at_the_case_typical_hold() -> None:
     n = MIN_TYPICAL_ROWS + 5
-    t = _leads_table(n, hold=200.0)
+    # a long path and a small share keep the row below the ceiling, whatever the fit
+    t = _leads_table(n, hold=200.0, hops=40, share=1e-4)
     assert case_typical_hold(t) == pytest.approx(200.0)
     out = recalibrate_leads(t, 1.0)
     c = out.column("confidence").to_numpy()
     one = np.ones(1)
-    plain = float(calibration().lead("haircut", 2 * one, one, 0 * one, 0 * one, 200 * one, 1.0)[0])
+    plain = float(
+        calibration().lead("haircut", 40 * one, 1e-4 * one, 0 * one, 0 * one, 200 * one, 1.0)[0]
+    )
     assert c[0] == pytest.approx(round(plain, 4))
     assert c[n] <= COINJOIN_CAP  # beyond a CoinJoin
     assert c[n + 1] <= LONG_HOLD_CAP and c[n + 2] <= FORWARD_CAP
