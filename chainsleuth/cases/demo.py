@@ -42,7 +42,11 @@ def print_summary(summary: InvestigationSummary, console: Console) -> None:
     warning = lookalike_line(summary.lookalike_exchanges, summary.unreadable_exchanges)
     if warning:  # Text: a name is never read as rich markup; one line, never wrapped
         console.print(Text(warning, style="yellow"), soft_wrap=True)
-    resting = closed_world_line(summary.n_leads_resting_on_style)
+    resting = closed_world_line(
+        summary.n_leads_resting_on_style,
+        summary.n_deciding_leads,
+        summary.n_leads_resting_on_style_carried,
+    )
     if resting:
         console.print(Text(resting, style="yellow"), soft_wrap=True)
     if summary.n_request_deposits:

@@ -238,8 +238,11 @@ class InvestigationSummary:
     # about, whose best lead is a wallet two or more exchanges fit alike
     n_request_rows: int = 0
     n_request_deposits: int = 0
-    # case.json's closed_world.leads_resting_on_style (`leads_resting_on_style`)
+    # case.json's closed_world (`closed_world_counts`): the deciding leads whose name_basis
+    # is style, those of them carried by change links, and the deciding leads in all
     n_leads_resting_on_style: int = 0
+    n_leads_resting_on_style_carried: int = 0
+    n_deciding_leads: int = 0
 
 
 # ------------------------------------------------------------------------------- inputs
@@ -636,31 +639,52 @@ def prepare_case(
     )
 
 
-def leads_resting_on_style(leads: pa.Table, cut: float = DEFAULT_CASHOUT_CUT) -> int:
-    """The deposits whose deciding lead rests on a wallet-style name: per deposit address, its
-    exchange row (`EXCHANGE_CATEGORIES`) at confidence `cut` or above with the largest
-    `amount_sat` (the lead a subpoena follows, as `cases.evaluate` scores it), counted where
-    its `attributed_via` is `wallet_style`. Rows named through a change link from a
-    style-named wallet (change_spend, ...) rest on it too but are not counted: the link's
-    source is not kept per row (case.json's `change_links` cites the first link only)."""
+def closed_world_counts(leads: pa.Table, cut: float = DEFAULT_CASHOUT_CUT) -> dict[str, int]:
+    """case.json's `closed_world` counts: per deposit address, its deciding lead (its exchange
+    row, `EXCHANGE_CATEGORIES`, at confidence `cut` or above with the largest `amount_sat`: the
+    lead a subpoena follows, as `cases.evaluate` scores it; ties: the first row in the case's
+    order). `deciding_leads`: the deposits that have one; `leads_resting_on_style`: those whose
+    deciding lead's `name_basis` is `style` (named by a wallet-style match, or carried by
+    links from style-named clusters only: the closed-world assumption, as the calibration's
+    `style_name` counts it); `leads_resting_on_style_carried`: of those, the ones carried by
+    such links (`attributed_via` not `wallet_style`). A table written before `name_basis`
+    counts `attributed_via` == `wallet_style` (no carried ones)."""
+    counts = {"deciding_leads": 0, "leads_resting_on_style": 0, "leads_resting_on_style_carried": 0}
     if leads.num_rows == 0:
-        return 0
+        return counts
     category = np.asarray(leads.column("source_category").to_numpy(zero_copy_only=False))
     confidence = leads.column("confidence").to_numpy(zero_copy_only=False)
     keep = np.isin(category, sorted(EXCHANGE_CATEGORIES)) & (
         np.nan_to_num(np.asarray(confidence, np.float64), nan=0.0) >= cut
     )
     if not keep.any():
-        return 0
+        return counts
     deposit = np.asarray(leads.column("deposit_address").to_numpy(zero_copy_only=False))[keep]
     amount = np.asarray(leads.column("amount_sat").to_numpy(zero_copy_only=False), np.int64)
     via = np.asarray(leads.column("attributed_via").to_numpy(zero_copy_only=False))[keep]
+    by_style = via == "wallet_style"
+    style = (
+        np.asarray(leads.column("name_basis").to_numpy(zero_copy_only=False))[keep] == "style"
+        if "name_basis" in leads.column_names
+        else by_style
+    )
     # per deposit the largest amount first (ties: the first row in the case's order)
     order = np.lexsort((-amount[keep], deposit))
-    deposit, via = deposit[order], via[order]
+    deposit = deposit[order]
     first = np.ones(deposit.shape[0], np.bool_)
     first[1:] = deposit[1:] != deposit[:-1]
-    return int((via[first] == "wallet_style").sum())
+    deciding_style = style[order][first]
+    counts["deciding_leads"] = int(first.sum())
+    counts["leads_resting_on_style"] = int(deciding_style.sum())
+    counts["leads_resting_on_style_carried"] = int((deciding_style & ~by_style[order][first]).sum())
+    return counts
+
+
+def leads_resting_on_style(leads: pa.Table, cut: float = DEFAULT_CASHOUT_CUT) -> int:
+    """The deposits whose deciding lead rests on a wallet-style name (`closed_world_counts`'
+    `leads_resting_on_style`: name_basis `style`, named by the style rule or carried by links
+    from style-named clusters only)."""
+    return closed_world_counts(leads, cut)["leads_resting_on_style"]
 
 
 def _period_months(habit_period_months: int | None) -> int:
@@ -850,7 +874,7 @@ def investigate(
     digests["services.csv"] = _write_csv(out_dir / "services.csv", SERVICE_COLUMNS, services)
     digests["requests.csv"] = _write_csv(out_dir / "requests.csv", REQUEST_COLUMNS, requests)
     asked = request_summary(requests)
-    resting = leads_resting_on_style(leads)
+    closed = closed_world_counts(leads)
     tip = store.tip
     tags_manifest = data_dir / "tags" / "manifest.json"
     case = {
@@ -937,8 +961,10 @@ def investigate(
         # with attributed_via change_spend or change_return rests on
         "change_links": setup.change_links,
         # the wallet-style rule's closed-world assumption (every exchange active in the case
-        # tagged): whether it named wallets, and the deciding leads resting on such a name
-        "closed_world": {"style_names": style_names, "leads_resting_on_style": resting},
+        # tagged): whether it named wallets, the deciding leads (subpoena-grade: per deposit
+        # its largest exchange row at >= 0.5) and those resting on such a name (name_basis
+        # style; `_carried`: through links from style-named clusters; `closed_world_counts`)
+        "closed_world": {"style_names": style_names, **closed},
         "outputs": digests,
     }
     case_json = out_dir / "case.json"
@@ -992,7 +1018,9 @@ def investigate(
         unreadable_exchanges=list(lookalikes.get("unreadable", [])),
         n_request_rows=requests.num_rows,
         n_request_deposits=int(asked["deposits"]),
-        n_leads_resting_on_style=resting,
+        n_leads_resting_on_style=closed["leads_resting_on_style"],
+        n_leads_resting_on_style_carried=closed["leads_resting_on_style_carried"],
+        n_deciding_leads=closed["deciding_leads"],
     )
 
 

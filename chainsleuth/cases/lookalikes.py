@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from chainsleuth.cases.rows import DEFAULT_CASHOUT_CUT
 from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES
 from chainsleuth.trace.services import (
     STYLE_HABITS,
@@ -257,13 +258,24 @@ def lookalike_line(groups: list[list[str]], unreadable: list[str]) -> str:
     )
 
 
-def closed_world_line(resting: int) -> str:
+def closed_world_line(resting: int, deciding: int = 0, carried: int = 0) -> str:
     """The CLI summary's and the report's one line on the wallet-style rule's closed-world
-    assumption ('' when no deciding lead rests on it): `resting` as in case.json's
-    `closed_world.leads_resting_on_style`."""
+    assumption ('' when no deciding lead rests on it): `resting`, `deciding` and `carried` as
+    in case.json's `closed_world` (`leads_resting_on_style`, `deciding_leads`,
+    `leads_resting_on_style_carried`; 0: not known, a case.json from before the key)."""
     if resting <= 0:
         return ""
+    # the deciding leads: per deposit its largest exchange lead at the cut (what a subpoena uses)
+    of, which = (
+        (
+            f" of {deciding:,} subpoena-grade",
+            f" (each deposit's largest exchange lead at confidence ≥ {DEFAULT_CASHOUT_CUT:g})",
+        )
+        if deciding > 0
+        else ("", "")
+    )
+    through = f", {carried:,} of them through change links" if carried > 0 else ""
     return (
-        f"{resting:,} leads rest on wallet style: they assume the TagPacks tag every exchange "
-        "active in the case; run with --no-style-names if not"
+        f"{resting:,}{of} leads{which} rest on wallet style (name_basis style{through}): they "
+        "assume the TagPacks tag every exchange active in the case; run with --no-style-names if not"
     )

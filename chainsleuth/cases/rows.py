@@ -231,6 +231,9 @@ SUBPOENA_COLUMNS = [
     "n_deposits",
     "deposit_addresses",
     "confidence",
+    # the weakest name_basis of the row's leads (style, then chain, then tag): `style` rests on
+    # the closed-world assumption (every exchange active in the case tagged)
+    "name_basis",
 ]
 
 
@@ -1298,10 +1301,13 @@ def cashout_cut(min_confidence: float) -> float:
 def subpoena_table(leads: pa.Table, min_confidence: float = 0.0) -> pa.Table:
     """Per exchange, the withdrawals (customers) to request: surest first (a row's confidence
     is its best lead's), then by the exchange's total paid to the service. Rows below
-    `min_confidence` are left out."""
+    `min_confidence` are left out. A row's `name_basis` is the weakest of its leads' (style,
+    then chain, then tag); `tag` where `leads` predates the column."""
     import duckdb
 
     con = duckdb.connect()
+    if "name_basis" not in leads.column_names:  # a table written before name_basis
+        leads = leads.append_column("name_basis", pa.array([""] * leads.num_rows, pa.string()))
     con.register("leads", leads)
     categories = ", ".join(f"'{c}'" for c in sorted(EXCHANGE_CATEGORIES))
     table = con.sql(
@@ -1315,7 +1321,12 @@ def subpoena_table(leads: pa.Table, min_confidence: float = 0.0) -> pa.Table:
                    count(DISTINCT deposit_address) AS n_deposits,
                    string_agg(DISTINCT deposit_address, ';' ORDER BY deposit_address)
                        AS deposit_addresses,
-                   max(confidence) AS confidence
+                   max(confidence) AS confidence,
+                   -- the weakest basis of its leads: a row any style lead makes rests on
+                   -- the closed-world assumption
+                   CASE max(CASE name_basis WHEN 'style' THEN 2 WHEN 'chain' THEN 1
+                                            ELSE 0 END)
+                        WHEN 2 THEN 'style' WHEN 1 THEN 'chain' ELSE 'tag' END AS name_basis
             FROM leads WHERE source_category IN ({categories})
             GROUP BY source_entity, funding_txid, source_address
             HAVING max(confidence) >= {float(min_confidence)!r}
@@ -1325,7 +1336,7 @@ def subpoena_table(leads: pa.Table, min_confidence: float = 0.0) -> pa.Table:
                funding_txid, source_address, block_height, block_time, amount_sat,
                CASE WHEN missing THEN NULL ELSE amount_usd END AS amount_usd,
                CASE WHEN missing THEN 'missing_price' ELSE '' END AS price_note,
-               n_deposits, deposit_addresses, confidence
+               n_deposits, deposit_addresses, confidence, name_basis
         FROM rows
         ORDER BY confidence DESC, exchange_total_sat DESC, exchange, amount_sat DESC,
                  funding_txid, source_address

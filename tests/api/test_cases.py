@@ -52,6 +52,11 @@ def test_case_from_an_uploaded_csv(
     closed = case_json["closed_world"]
     assert closed["style_names"] is True
     assert status["summary"]["n_leads_resting_on_style"] == closed["leads_resting_on_style"]
+    assert status["summary"]["n_deciding_leads"] == closed["deciding_leads"]
+    assert (
+        status["summary"]["n_leads_resting_on_style_carried"]
+        == closed["leads_resting_on_style_carried"]
+    )
     leads_csv = client.get(f"{API}/cases/{case_id}/files/leads.csv")
     assert leads_csv.status_code == 200
     rows = list(csv.DictReader(io.StringIO(leads_csv.text)))
@@ -131,4 +136,6 @@ def test_a_case_without_style_names(client: TestClient, small_world: tuple[Path,
         time.sleep(0.2)
     assert status["status"] == "done", status
     case_json = client.get(f"{API}/cases/{case_id}/files/case.json").json()
-    assert case_json["closed_world"] == {"style_names": False, "leads_resting_on_style": 0}
+    closed = case_json["closed_world"]
+    assert closed["style_names"] is False and closed["leads_resting_on_style"] == 0
+    assert closed["leads_resting_on_style_carried"] == 0 < closed["deciding_leads"]

@@ -210,7 +210,7 @@ def test_style_names_off_names_no_wallet_by_style(hard: Path) -> None:
     """`style_names=False` (`--no-style-names`): no cluster is named through its wallet style,
     and the hard world's case.json counts the deciding leads that rest on such a name."""
     from chainsleuth.cases.investigate import prepare_case
-    from tests.cases.test_style_names import _deciding_style
+    from tests.cases.test_style_names import _closed_world_from_leads
 
     setup = prepare_case(
         hard / "store", hard / "world" / "seeds" / "deposits.csv", style_names=False
@@ -218,7 +218,8 @@ def test_style_names_off_names_no_wallet_by_style(hard: Path) -> None:
     assert setup.styled_clusters.shape[0] == 0
     closed = json.loads((hard / "case" / "case.json").read_text())["closed_world"]
     assert closed["style_names"] is True
-    assert closed["leads_resting_on_style"] == _deciding_style(hard / "case") > 0
+    assert closed == {"style_names": True, **_closed_world_from_leads(hard / "case")}
+    assert closed["deciding_leads"] > closed["leads_resting_on_style"] > 0
 
 
 def _exchange_lead_paths(hard: Path) -> tuple[Any, list[dict[str, str]], np.ndarray]:

@@ -157,6 +157,17 @@ def test_subpoenas_sorted_and_consistent(world: tuple[Path, Path, Path]) -> None
         if r["source_category"] == "exchange"
     }
     assert {(r["funding_txid"], r["source_address"]) for r in rows} == pairs
+    # name_basis (last column): the weakest of the row's leads' (style, chain, tag)
+    rank = {"tag": 0, "chain": 1, "style": 2}
+    weakest: dict[tuple[str, str, str], int] = {}
+    for r in leads:
+        if r["source_category"] == "exchange":
+            key = (r["source_entity"], r["funding_txid"], r["source_address"])
+            weakest[key] = max(weakest.get(key, 0), rank.get(r["name_basis"], 0))
+    assert list(rows[0])[-1] == "name_basis"
+    for r in rows:
+        key = (r["exchange"], r["funding_txid"], r["source_address"])
+        assert rank[r["name_basis"]] == weakest[key]
 
 
 def test_rerun_is_byte_identical(world: tuple[Path, Path, Path], tmp_path: Path) -> None:

@@ -149,3 +149,31 @@ def test_a_style_lead_never_says_more_than_the_style_ceiling() -> None:
     assert c.lead("haircut", one, one, 0 * one, 0 * one, 0 * one, 1.0)[1] == pytest.approx(0.99)
     del raw["lead"]["style_ceiling"]
     assert parse_calibration(yaml.safe_dump(raw), "cal.yaml").style_ceiling == 1.0
+
+
+def test_a_subpoena_row_says_the_weakest_basis_of_its_leads() -> None:
+    """subpoenas.csv `name_basis`: a row any style lead makes rests on style; a table from
+    before name_basis reads as tag."""
+    from chainsleuth.cases.rows import SUBPOENA_COLUMNS, subpoena_table
+
+    assert SUBPOENA_COLUMNS[-1] == "name_basis"
+    n = 5
+    t = pa.table(
+        {
+            "source_entity": ["arcadia"] * 3 + ["borealis"] * 2,
+            "source_category": ["exchange"] * n,
+            "funding_txid": ["t1", "t1", "t2", "t3", "t4"],
+            "source_address": ["s1", "s1", "s2", "s3", "s4"],
+            "deposit_address": ["d1", "d2", "d3", "d4", "d5"],
+            "block_height": pa.array([1] * n, pa.int64()),
+            "block_time": ["2020-01-01T00:00:00Z"] * n,
+            "amount_sat": pa.array([10, 20, 30, 40, 50], pa.int64()),
+            "amount_usd": pa.array([1.0] * n),
+            "confidence": pa.array([0.9, 0.6, 0.9, 0.9, 0.9]),
+            "name_basis": ["tag", "style", "chain", "tag", "style"],
+        }
+    )
+    got = {r["funding_txid"]: r["name_basis"] for r in subpoena_table(t).to_pylist()}
+    assert got == {"t1": "style", "t2": "chain", "t3": "tag", "t4": "style"}
+    older = subpoena_table(t.drop_columns(["name_basis"])).column("name_basis").to_pylist()
+    assert older == ["tag"] * 4

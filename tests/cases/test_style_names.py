@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from chainsleuth.cases.investigate import leads_resting_on_style
+from chainsleuth.cases.investigate import closed_world_counts, leads_resting_on_style
 from chainsleuth.cases.lookalikes import closed_world_line
 from chainsleuth.cases.rows import UNIDENTIFIED_SERVICE
 from tests.cases.test_candidate_exchanges import NAMES, _lend
@@ -76,17 +76,52 @@ def test_leads_resting_on_style_counts_each_deposits_deciding_lead() -> None:
     assert leads_resting_on_style(leads.slice(0, 0)) == 0
 
 
+def test_closed_world_counts_name_basis_style_carried_or_not() -> None:
+    """With leads.csv's name_basis, a deciding lead carried by a change link from a
+    style-named wallet rests on style too (counted, and counted apart as carried); a style
+    row that does not decide is not counted."""
+    rows = [
+        ("a", "exchange", 0.9, 500, "wallet_style", "style"),  # a: named by style
+        ("b", "exchange", 0.9, 500, "change_spend", "style"),  # b: carried from a style name
+        ("c", "exchange", 0.9, 500, "change_spend", "chain"),  # c: carried from a tag
+        ("d", "exchange", 0.9, 500, "tag", "tag"),  # d: its own tag decides
+        ("d", "exchange", 0.9, 100, "change_return", "style"),
+        ("e", "exchange", 0.4, 900, "change_spend", "style"),  # e: below the cut, no lead
+    ]
+    leads = _leads([r[:5] for r in rows]).append_column(
+        "name_basis", pa.array([r[5] for r in rows], pa.string())
+    )
+    assert closed_world_counts(leads) == {
+        "deciding_leads": 4,  # a, b, c, d
+        "leads_resting_on_style": 2,  # a, b
+        "leads_resting_on_style_carried": 1,  # b
+    }
+    assert leads_resting_on_style(leads) == 2
+    # a table from before name_basis: attributed_via wallet_style alone, none carried
+    assert closed_world_counts(leads.drop_columns(["name_basis"])) == {
+        "deciding_leads": 4,
+        "leads_resting_on_style": 1,
+        "leads_resting_on_style_carried": 0,
+    }
+
+
 def test_the_line_is_said_only_when_a_lead_rests_on_style() -> None:
-    assert closed_world_line(0) == ""
+    assert closed_world_line(0) == "" and closed_world_line(0, 10, 0) == ""
     line = closed_world_line(1_234)
     assert line.startswith("1,234 leads rest on wallet style") and "--no-style-names" in line
+    line = closed_world_line(1_234, 5_000, 34)
+    assert line.startswith("1,234 of 5,000 subpoena-grade leads (each deposit's largest exchange")
+    assert "≥ 0.5) rest on wallet style" in line
+    assert "34 of them through change links" in line
 
 
 def test_the_report_says_it_from_case_json() -> None:
     from chainsleuth.cases.report.query import closed_world_note
 
     case = {"closed_world": {"style_names": True, "leads_resting_on_style": 12}}
-    assert closed_world_note(case) == closed_world_line(12)
+    assert closed_world_note(case) == closed_world_line(12)  # before deciding_leads
+    cw = {"leads_resting_on_style": 12, "deciding_leads": 40, "leads_resting_on_style_carried": 3}
+    assert closed_world_note({"closed_world": cw}) == closed_world_line(12, 40, 3)
     assert (
         closed_world_note({"closed_world": {"style_names": False, "leads_resting_on_style": 0}})
         == ""
@@ -94,18 +129,30 @@ def test_the_report_says_it_from_case_json() -> None:
     assert closed_world_note({}) == ""  # a case folder from before the key
 
 
-def _deciding_style(case: Path) -> int:
-    """leads.csv read apart from the case's code: deposits whose largest exchange row at 0.5 or
-    above was named through its wallet style."""
-    best: dict[str, tuple[int, str]] = {}
+def _deciding(case: Path) -> dict[str, dict[str, str]]:
+    """leads.csv read apart from the case's code: per deposit, its largest exchange row at 0.5
+    or above (the first in file order on a tie)."""
+    best: dict[str, dict[str, str]] = {}
     with open(case / "leads.csv", newline="") as f:
         for r in csv.DictReader(f):
             if r["source_category"] != "exchange" or float(r["confidence"] or 0) < 0.5:
                 continue
-            a = int(r["amount_sat"])
-            if r["deposit_address"] not in best or a > best[r["deposit_address"]][0]:
-                best[r["deposit_address"]] = (a, r["attributed_via"])
-    return sum(v == "wallet_style" for _, v in best.values())
+            d = r["deposit_address"]
+            if d not in best or int(r["amount_sat"]) > int(best[d]["amount_sat"]):
+                best[d] = r
+    return best
+
+
+def _closed_world_from_leads(case: Path) -> dict[str, int]:
+    """case.json's closed_world counts, from leads.csv alone."""
+    best = _deciding(case).values()
+    return {
+        "deciding_leads": len(best),
+        "leads_resting_on_style": sum(r["name_basis"] == "style" for r in best),
+        "leads_resting_on_style_carried": sum(
+            r["name_basis"] == "style" and r["attributed_via"] != "wallet_style" for r in best
+        ),
+    }
 
 
 def test_cli_no_style_names(small_world: tuple[Path, Path], tmp_path: Path) -> None:
@@ -127,10 +174,11 @@ def test_cli_no_style_names(small_world: tuple[Path, Path], tmp_path: Path) -> N
         runs[name] = (json.loads((out / "case.json").read_text())["closed_world"], result.output)
     on, off = runs["on"][0], runs["off"][0]
     assert on["style_names"] is True and off["style_names"] is False
-    assert on["leads_resting_on_style"] == _deciding_style(tmp_path / "on")
-    assert off["leads_resting_on_style"] == _deciding_style(tmp_path / "off") == 0
+    assert on == {"style_names": True, **_closed_world_from_leads(tmp_path / "on")}
+    assert off == {"style_names": False, **_closed_world_from_leads(tmp_path / "off")}
+    assert off["leads_resting_on_style"] == 0 < off["deciding_leads"]
     with open(tmp_path / "off" / "leads.csv", newline="") as f:
         assert all(r["attributed_via"] != "wallet_style" for r in csv.DictReader(f))
     for cw, output in runs.values():
-        said = "leads rest on wallet style" in " ".join(output.split())
+        said = "rest on wallet style" in " ".join(output.split())
         assert said == (cw["leads_resting_on_style"] > 0)

@@ -382,9 +382,12 @@ def _aggregate(
         )
     }
     shown = [r["exchange"] for r in exchange_stats[:EXCHANGE_SECTIONS]]
+    # what a row's name rests on (older case folders have no such column: not marked)
+    basis = "name_basis" if "name_basis" in _header(out_dir / "subpoenas.csv") else "''"
     subpoena_rows = rows(
         f"""SELECT coalesce(exchange, '') AS exchange, funding_txid, source_address,
-        block_height, block_time, amount_sat, amount_usd, price_note, n_deposits
+        block_height, block_time, amount_sat, amount_usd, price_note, n_deposits,
+        coalesce({basis}, '') AS name_basis
         FROM subpoenas WHERE coalesce(exchange, '') IN (SELECT unnest(?::VARCHAR[]))
         QUALIFY row_number() OVER (PARTITION BY exchange
             ORDER BY amount_sat DESC, funding_txid, source_address) <= {SUBPOENA_ROWS}
@@ -572,8 +575,20 @@ def closed_world_note(case: dict[str, Any]) -> str:
     from chainsleuth.cases.lookalikes import closed_world_line
 
     section = case.get("closed_world")
-    n = section.get("leads_resting_on_style") if isinstance(section, dict) else None
-    return closed_world_line(n) if isinstance(n, int) else ""
+    if not isinstance(section, dict):
+        return ""
+    n, deciding, carried = (
+        section.get(k)
+        for k in ("leads_resting_on_style", "deciding_leads", "leads_resting_on_style_carried")
+    )
+    if not isinstance(n, int):
+        return ""
+    # a case.json from before deciding_leads and _carried: the count alone
+    return closed_world_line(
+        n,
+        deciding if isinstance(deciding, int) else 0,
+        carried if isinstance(carried, int) else 0,
+    )
 
 
 def lookalike_table(case: dict[str, Any]) -> dict[str, Any]:
