@@ -2324,6 +2324,13 @@ def style_orphan_vetoes(
 #: lead recall 0.846 -> 0.638 when it was compared).
 RIVAL_HABITS = ("deposit_type", "change_address", "round_amounts")
 
+#: Fewest payments from which a named wallet's own round-amount read (none round, or
+#: `STYLE_MIN_ROUND_SEEN` round) settles a contest its lenient read (`STYLE_MIN_PAYMENTS_SEEN`)
+#: leaves open (`style_rival_vetoes`). A tagged wallet read from one or two batches shows too few
+#: payments for the lenient read (realistic_untagged small 10: dunmore's tags, 13 payments, none
+#: round, against the untagged arcadia's fragments, a third of theirs round). 0 turns it off.
+RIVAL_ROUNDS_SEEN = 10
+
 #: ... and where the groups' sweeps pay, fresh addresses or ones paid before
 #: (`WalletStyles.sweep_address`): an exchange that sweeps into a few reused hot addresses is not
 #: one that takes a fresh hot address per sweep, however alike their batches (realistic small
@@ -2382,6 +2389,12 @@ def style_rival_vetoes(
         habits += (styles.sweep_address(STYLE_MIN_CHANGE_ADDRESS)[candidate[matched]],)
         lenient += (styles.sweep_address(1)[names],)
         pick = [*pick, len(lenient) - 1]
+    # the named wallet's round amounts read from fewer payments (`RIVAL_ROUNDS_SEEN`): only to
+    # settle a contest its lenient read leaves open, never to match
+    wide = list(lenient)
+    wide[STYLE_HABITS.index("round_amounts")] = styles.rounds(
+        RIVAL_ROUNDS_SEEN, STYLE_MIN_ROUND_SEEN
+    )[names]
     for k, m in enumerate(names.tolist()):
         mine = np.flatnonzero(match[matched] == m)
         if mine.shape[0] < 2:
@@ -2398,6 +2411,23 @@ def style_rival_vetoes(
         # counted) is the rival
         own = tuple(np.array([lenient[i][k]], np.int64) for i in pick)
         agree = _alike(rows, own)[0][:, 0]
+        if agree.all() and RIVAL_ROUNDS_SEEN:
+            # the wallet's widened read settles it where it shows a habit the lenient one does
+            # not and groups contradict it: those groups are the rivals, and a group that shows
+            # none of the habits so added could be either side and stays unnamed
+            ours = tuple(np.array([wide[i][k]], np.int64) for i in pick)
+            added = [o[0] >= 0 and w[0] < 0 for o, w in zip(ours, own, strict=True)]
+            near, told = _alike(rows, ours)
+            near = near[:, 0]
+            left = np.flatnonzero(near)
+            if any(added) and not near.all():
+                sub = alike[np.ix_(left, left)]
+                if int(((~sub).sum(axis=1) >= min_rivals).sum()) < 2 * min_rivals:
+                    shows = np.logical_or.reduce(
+                        [t[:, 0] for t, a in zip(told, added, strict=True) if a]
+                    )
+                    out[matched[mine[~(near & shows)]]] = True
+                    continue
         if agree.all():
             # agreeing on a habit no two groups differ in backs nothing
             split = [

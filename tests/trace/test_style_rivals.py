@@ -7,6 +7,8 @@ are fragments of the first's hot type and fingerprint."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from chainsleuth.trace import services
@@ -110,3 +112,35 @@ def test_groups_of_two_signers_are_not_rivals() -> None:
     # the same three with one signer contest it
     s = _styles([LAST_FRESH, ELSEWHERE_REUSED, THIN])
     assert services.style_rival_vetoes(s, candidate, match, 1).tolist() == [True] * 3
+
+
+def _round_vetoed(named_payments: int, named_round: int, seen: int) -> list[bool]:
+    """Six fragments with fresh change last, three of which pay no round amounts, three a half
+    of theirs round, and a thin one; the tagged wallet paid `named_payments` (`named_round`
+    round) in its one batch, too few for the lenient read (`STYLE_MIN_PAYMENTS_SEEN`)."""
+    rows = [LAST_FRESH] * 6 + [THIN]
+    s = dataclasses.replace(
+        _styles(rows),
+        payments=ints([named_payments, 0] + [60] * 6 + [0]),
+        round_payments=ints([named_round, 0] + [0] * 3 + [30] * 3 + [0]),
+    )
+    candidate = np.arange(2, 2 + len(rows))
+    match = services.style_matches(s, NAMED, candidate)
+    assert match.tolist() == [0] * len(rows)
+    old = services.RIVAL_ROUNDS_SEEN
+    services.RIVAL_ROUNDS_SEEN = seen
+    try:
+        return services.style_rival_vetoes(s, candidate, match, 1, 5).tolist()
+    finally:
+        services.RIVAL_ROUNDS_SEEN = old
+
+
+def test_the_named_wallets_few_payments_settle_a_round_amount_contest() -> None:
+    assert services.STYLE_MIN_PAYMENTS_SEEN > 13 >= services.RIVAL_ROUNDS_SEEN
+    # 13 payments, none round: the round-amount fragments are the rivals, the round-free ones
+    # keep the name, and the thin one (either's) stays unnamed
+    assert _round_vetoed(13, 0, 10) == [False] * 3 + [True] * 4
+    # read from fewer payments than that, or with the widened read off, three against three
+    # settle nothing: every match stays unnamed
+    assert _round_vetoed(9, 0, 10) == [True] * 7
+    assert _round_vetoed(13, 0, 0) == [True] * 7
