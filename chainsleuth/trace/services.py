@@ -1385,6 +1385,9 @@ class WalletStyles:
     sweep_fresh: np.ndarray | None = None  # int64 per group: sweeps into an address first seen
     sweep_reused: np.ndarray | None = None  # ... and into one paid before (`sweep_address`)
     cospend_batches: np.ndarray | None = None  # int64 per group: batches spending a deposit coin
+    # int64 per group: the batches `cospends` reads (None: `batches`); a named wallet's are its
+    # own and its deposit-spending fragments' (`cases.investigate._lend_by_style`)
+    cospend_reads: np.ndarray | None = None
 
     def rounds(self, min_payments: int, min_round: int) -> np.ndarray:
         """Per group: 1 = sends round amounts (`min_round`+ round payments and at least
@@ -1423,9 +1426,10 @@ class WalletStyles:
         out = np.full(n, -1, np.int64)
         if self.cospend_batches is None or self.batches is None:
             return out
-        yes, no = self.cospend_batches, self.batches - self.cospend_batches
+        read = self.batches if self.cospend_reads is None else self.cospend_reads
+        yes, no = self.cospend_batches, read - self.cospend_batches
         out[(no >= min_count) & (no >= STYLE_HABIT_RATIO * yes)] = 0
-        out[(yes >= min_count) & (yes >= COSPEND_HABIT_SHARE * self.batches)] = 1
+        out[(yes >= min_count) & (yes >= COSPEND_HABIT_SHARE * read)] = 1
         return out
 
     def output_order(self, min_sorted: int, min_unsorted: int) -> np.ndarray:

@@ -143,3 +143,16 @@ def test_the_cospend_veto_never_names_a_group_it_would_not_name_without() -> Non
     s = _styles([40, 40, 1, 1, 0], [40, 0, 0, 1, 0])
     named, candidate = np.array([0, 1]), np.array([2, 3, 4])
     assert services.style_matches(s, named, candidate).tolist() == [-1, -1, -1]
+
+
+@pytest.mark.usefixtures("veto_on")
+def test_a_named_wallet_reads_its_habit_over_its_fragments_batches() -> None:
+    # named 0's tags hold 1 batch (its co-spending batches sit in its deposit-spending
+    # fragments, hard_cospend small 1 cobalt): unknown, it vetoes nothing; read over its
+    # fragments' 31 batches too (30 co-spending) it co-spends, and the candidate that spent hot
+    # coins only is dropped
+    s = replace(_styles([1, 40, 1], [1, 0, 0]), hot=np.array([HOT, HOT + 1, HOT]))
+    assert services.style_matches(s, np.array([0, 1]), np.array([2])).tolist() == [0]
+    s = replace(s, cospend_batches=np.array([31, 0, 0]), cospend_reads=np.array([32, 40, 1]))
+    assert s.cospends(3).tolist() == [1, 0, -1]
+    assert services.style_matches(s, np.array([0, 1]), np.array([2])).tolist() == [-1]
