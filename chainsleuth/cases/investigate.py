@@ -477,24 +477,28 @@ def prepare_case(
     lookalikes: dict[str, Any] = {}
     exchange_habits: dict[tuple[str | None, str], tuple[np.ndarray, int]] = {}
     forward_habits: dict[str, tuple[int, int, int]] = {}
-    # the style rounds and rule 6b's rows group the same clusters (the keys of `attribution`
-    # now: the later rules only rename them) several ways: one pass over the chain for all
-    style_reads = (
-        StyleReads(store, shapes, cluster_of, np.fromiter(attribution, np.int64, len(attribution)),
-                   fingerprint, habit_period_months)
-        if shapes is not None and attribution
-        else None
-    )  # fmt: skip
     none = np.zeros(0, np.int64)
     chains = (
         spender_change_chains(store, shapes, spenders)
         if shapes is not None and spenders.shape[0]
         else (none, none)
     )
+    # a tagged exchange's deposit-spending fragments, its co-spending habit read over them too
+    kin = _cospend_kin(chains, tags, service_mask) if services_module.VETO_COSPEND else {}
+    # the style rounds and rule 6b's rows group the same clusters (the keys of `attribution`
+    # now: the later rules only rename them; and `kin`) several ways: one pass over the chain
+    # for all
+    keys = np.union1d(np.fromiter(attribution, np.int64, len(attribution)),
+                      np.fromiter(kin, np.int64, len(kin)))  # fmt: skip
+    style_reads = (
+        StyleReads(store, shapes, cluster_of, keys, fingerprint, habit_period_months)
+        if shapes is not None and attribution
+        else None
+    )
     styled = _lend_by_style(
         store, shapes, cluster_of, attribution, fingerprint, candidates, lookalikes,
         exchange_habits, habit_period_months, forward_habits, split[1], style_reads,
-        style_names, _cospend_kin(chains, tags, service_mask),
+        style_names, kin,
     )  # fmt: skip
     returned: list[int] = []
     change_links: list[dict[str, Any]] = []

@@ -2441,14 +2441,18 @@ VETO_SWEEP_ADDRESS = True
 #: Whether a wallet's batches spend its customers' deposit coins straight, with its hot coins
 #: (`WalletStyles.cospends`), as a veto only (`style_matches`): a match is dropped where the
 #: candidate's habit (read over `COSPEND_MIN_CANDIDATE`+ batches) and its named wallet's
-#: (`COSPEND_MIN_BATCHES`+) differ. It can only unname. Off: at 3 and 3 it changed nothing on
-#: the 94 untagged variants and the 102 cached worlds; a candidate read from one batch unnamed
-#: 1 wrong deposit of 10,906 and cost recall on 7 all-tagged worlds (hard small 7 0.930 ->
-#: 0.919). A co-spending wallet is a deposit spender and takes no style part, so the named
-#: side rarely shows the habit (docs/design/trace.md "Co-spending as a habit").
-VETO_COSPEND = False
+#: (`COSPEND_MIN_BATCHES`+) differ. It can only unname. A co-spending wallet's batches sit in
+#: its deposit-spending fragments, which take no style part, so a named wallet's habit is read
+#: over its own batches and those fragments' (`cases.investigate._cospend_kin`: the change
+#: chains its tags root). On at 3 and 2: 94 untagged variants 399 -> 378 wrong of 10,906
+#: (hard_cospend small 1 arcadia untagged 34 -> 13), held-out hard_cospend small 2-4 and 11-13
+#: (arcadia or borealis untagged) 21 -> 15, the 101 cached worlds identical. A candidate read
+#: from one batch: 376, but recall fell on 7 all-tagged worlds (hard small 7 0.930 -> 0.919)
+#: and lead precision on hard_swswitch small 1 (0.993 -> 0.992) (docs/accuracy-log.md
+#: "Co-spending read over a named exchange's fragments").
+VETO_COSPEND = True
 COSPEND_MIN_BATCHES = 3
-COSPEND_MIN_CANDIDATE = 3
+COSPEND_MIN_CANDIDATE = 2
 
 
 def style_rival_vetoes(
