@@ -79,6 +79,7 @@ from chainsleuth.prices import shipped_prices_path as shipped_prices_path
 from chainsleuth.store.graph import owned_rows
 from chainsleuth.store.layout import NONE32
 from chainsleuth.store.store import Store
+from chainsleuth.trace import services as services_module
 from chainsleuth.trace.engine import TraceOptions, address_stops, pooled_entries
 from chainsleuth.trace.exposure import coinjoin_flags as _coinjoins
 from chainsleuth.trace.exposure import one_wallet_txs
@@ -476,18 +477,28 @@ def prepare_case(
     lookalikes: dict[str, Any] = {}
     exchange_habits: dict[tuple[str | None, str], tuple[np.ndarray, int]] = {}
     forward_habits: dict[str, tuple[int, int, int]] = {}
+    none = np.zeros(0, np.int64)
+    chains = (
+        spender_change_chains(store, shapes, spenders)
+        if shapes is not None and spenders.shape[0]
+        else (none, none)
+    )
+    # a tagged exchange's deposit-spending fragments, its co-spending habit read over them too
+    kin = _cospend_kin(chains, tags, service_mask) if services_module.VETO_COSPEND else {}
     # the style rounds and rule 6b's rows group the same clusters (the keys of `attribution`
-    # now: the later rules only rename them) several ways: one pass over the chain for all
+    # now: the later rules only rename them; and `kin`) several ways: one pass over the chain
+    # for all
+    keys = np.union1d(np.fromiter(attribution, np.int64, len(attribution)),
+                      np.fromiter(kin, np.int64, len(kin)))  # fmt: skip
     style_reads = (
-        StyleReads(store, shapes, cluster_of, np.fromiter(attribution, np.int64, len(attribution)),
-                   fingerprint, habit_period_months)
+        StyleReads(store, shapes, cluster_of, keys, fingerprint, habit_period_months)
         if shapes is not None and attribution
         else None
-    )  # fmt: skip
+    )
     styled = _lend_by_style(
         store, shapes, cluster_of, attribution, fingerprint, candidates, lookalikes,
         exchange_habits, habit_period_months, forward_habits, split[1], style_reads,
-        style_names,
+        style_names, kin,
     )  # fmt: skip
     returned: list[int] = []
     change_links: list[dict[str, Any]] = []
@@ -501,7 +512,7 @@ def prepare_case(
     )  # fmt: skip
     # last: the fragments of a wallet that spends deposits in its batches, chained by their
     # change to the one name their chain holds by now
-    chained = _lend_by_chain(store, shapes, attribution, service_mask, spenders, tags)
+    chained = _lend_by_chain(store, shapes, attribution, service_mask, spenders, tags, chains)
     change_spent = np.union1d(change_spent, chained)
     trim_heap()
     habits = _exchange_habit_rows(
@@ -1224,6 +1235,7 @@ def _lend_by_style(
     deposit_spenders: np.ndarray | None = None,
     style_reads: StyleReads | None = None,
     lend: bool = True,
+    cospend_kin: dict[int, tuple[str | None, str]] | None = None,
 ) -> np.ndarray:
     """Name untagged services after the one tagged wallet whose style they alone share.
 
@@ -1261,7 +1273,9 @@ def _lend_by_style(
     clusters): each round's styles re-aggregated from its one pass, the same.
     `lend` False: one round reads the styles (for `candidates`, `lookalikes` and the habits,
     then read on the tags alone) and names nothing: "the one tagged wallet it fits" holds only
-    where every exchange active on the chain is tagged (`prepare_case`'s `style_names`)."""
+    where every exchange active on the chain is tagged (`prepare_case`'s `style_names`).
+    `cospend_kin` (`_cospend_kin`): a tagged exchange's deposit-spending fragments; with
+    `trace.services.VETO_COSPEND` its co-spending habit is read over them too."""
     if not attribution:
         return np.zeros(0, np.int64)
     names: dict[tuple[str | None, str], int] = {}
@@ -1285,6 +1299,12 @@ def _lend_by_style(
     # the next round tell apart what it could not; a round that names nothing ends it
     owner = np.arange(len(by_label), dtype=np.int64)  # the label a label's clusters now carry
     styles = None
+    kin_reads = None
+    if lend and cospend_kin and services_module.VETO_COSPEND:
+        kin_reads = _kin_cospending(
+            store, shapes, cluster_of, fingerprint, period_months, style_reads, cospend_kin,
+            attribution, names,
+        )  # fmt: skip
     for _ in range(STYLE_ROUNDS):
         candidate = np.flatnonzero(unidentified & ~unstyled & (owner == np.arange(owner.shape[0])))
         # the groups as sorted (cluster, group) pairs: 16 B per attributed cluster, not 8 B
@@ -1299,6 +1319,15 @@ def _lend_by_style(
         # received (docs/accuracy-log.md "Deposit types weighed by swept inputs")
         asked = np.union1d(named, candidate)
         styles = received_deposits(store, shapes, cluster_of, styles, group, asked)
+        if kin_reads is not None and styles.cospend_batches is not None:
+            # a named wallet's co-spending, its fragments' batches with its own (the named
+            # labels own themselves: their ids are below the groups' count)
+            m = styles.cospend_batches.shape[0]
+            base = styles.batches if styles.batches is not None else np.zeros(m, np.int64)
+            styles = replace(
+                styles, cospend_batches=styles.cospend_batches + kin_reads[0][:m],
+                cospend_reads=base + kin_reads[1][:m],
+            )  # fmt: skip
         match = style_matches(styles, named, candidate)
         if not lend:
             break
@@ -1718,9 +1747,11 @@ def _lend_by_chain(
     service_mask: np.ndarray | ClusterSet,
     spenders: np.ndarray,
     tags: dict[int, tuple[str | None, str]] | None = None,
+    chains: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Name the fragments of a wallet that spends deposits in its batches after the one
-    exchange name its change chain holds (in place).
+    exchange name its change chain holds (in place). `chains`: `spender_change_chains`
+    already read (`prepare_case`), None reads it.
 
     `trace.services.spender_change_chains` chains the deposit-spending batch clusters
     (`deposit_spending_batches`: `prepare_case`'s `spenders`) by their batches' change. A
@@ -1734,19 +1765,14 @@ def _lend_by_chain(
     none = np.zeros(0, np.int64)
     if shapes is None or spenders.shape[0] == 0:
         return none
-    nodes, chain = spender_change_chains(store, shapes, spenders)
+    nodes, chain = spender_change_chains(store, shapes, spenders) if chains is None else chains
     if nodes.shape[0] == 0:
         return none
-    names: dict[int, set[tuple[str | None, str]]] = {}
     # the names a chain holds are its tags': a name lent by the style or change rules may be a
     # look-alike's, where the wallet's own exchange is untagged, and the chain would carry it
     # to every fragment (one exchange left untagged, hard_cospend small 1 cobalt: 1 -> 7
     # deposits named wrong with every lent name read)
-    source = attribution if tags is None else tags
-    for c, e in zip(nodes.tolist(), chain.tolist(), strict=True):
-        v = source.get(c)
-        if v is not None and v[1] in EXCHANGE_CATEGORIES:
-            names.setdefault(e, set()).add(v)
+    names = _chain_tag_names(nodes, chain, attribution if tags is None else tags)
     lent = []
     for c, e in zip(nodes.tolist(), chain.tolist(), strict=True):
         got = names.get(e, set())
@@ -1757,6 +1783,72 @@ def _lend_by_chain(
             attribution[c] = next(iter(got))
             lent.append(c)
     return np.array(sorted(lent), np.int64)
+
+
+def _chain_tag_names(
+    nodes: np.ndarray, chain: np.ndarray, source: dict[int, tuple[str | None, str]]
+) -> dict[int, set[tuple[str | None, str]]]:
+    """Per change chain (`spender_change_chains`' `chain` ids): the exchange names its
+    clusters carry in `source`."""
+    names: dict[int, set[tuple[str | None, str]]] = {}
+    for c, e in zip(nodes.tolist(), chain.tolist(), strict=True):
+        v = source.get(c)
+        if v is not None and v[1] in EXCHANGE_CATEGORIES:
+            names.setdefault(e, set()).add(v)
+    return names
+
+
+def _cospend_kin(
+    chains: tuple[np.ndarray, np.ndarray],
+    tags: dict[int, tuple[str | None, str]],
+    service_mask: np.ndarray | ClusterSet,
+) -> dict[int, tuple[str | None, str]]:
+    """The deposit-spending fragments of a tagged exchange: the clusters of each change chain
+    (`chains`: `spender_change_chains`) whose tags (`tags`, before any name is lent) carry one
+    exchange name, with that name; the seized service's left out. Its co-spending batches are
+    there, not under its tags (hard_cospend small 1: cobalt's tagged clusters hold 1 batch,
+    its fragments 157, 154 co-spending), so `_lend_by_style` reads its habit over both."""
+    nodes, chain = chains
+    names = _chain_tag_names(nodes, chain, tags)
+    kin: dict[int, tuple[str | None, str]] = {}
+    for c, e in zip(nodes.tolist(), chain.tolist(), strict=True):
+        got = names.get(e, set())
+        if len(got) == 1 and not service_mask[c]:
+            kin[c] = next(iter(got))
+    return kin
+
+
+def _kin_cospending(
+    store: Store,
+    shapes: TxShapes | None,
+    cluster_of: np.ndarray,
+    fingerprint: np.ndarray | None,
+    period_months: int | None,
+    style_reads: StyleReads | None,
+    kin: dict[int, tuple[str | None, str]],
+    attribution: dict[int, tuple[str | None, str]],
+    names: dict[tuple[str | None, str], int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per style label (`names`' ids): the batches of its deposit-spending fragments
+    (`_cospend_kin`) outside the label itself, and those of them that co-spend deposits
+    (`WalletStyles.cospends`), as int64 arrays; read once, the fragments do not move between
+    rounds. 16 B per fragment cluster."""
+    n = len(names)
+    rows = [(c, names[v]) for c, v in kin.items() if v in names and attribution.get(c) != v]
+    if not rows:
+        return np.zeros(n, np.int64), np.zeros(n, np.int64)
+    group = ClusterGroups.of(
+        np.array([c for c, _ in rows], np.int64), np.array([g for _, g in rows], np.int64)
+    )
+    if style_reads is not None and style_reads.covers(group, period_months):
+        styles = style_reads.styles(group)
+    else:
+        styles = wallet_styles(store, shapes, cluster_of, group, fingerprint, period_months)
+    yes, read = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    if styles.cospend_batches is not None and styles.batches is not None:
+        m = styles.batches.shape[0]
+        yes[:m], read[:m] = styles.cospend_batches, styles.batches
+    return yes, read
 
 
 def _deposit_cospender_names(

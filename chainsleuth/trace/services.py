@@ -1384,6 +1384,10 @@ class WalletStyles:
     periods: PeriodStyles | None = None  # the same read per window of blocks (`wallet_styles`)
     sweep_fresh: np.ndarray | None = None  # int64 per group: sweeps into an address first seen
     sweep_reused: np.ndarray | None = None  # ... and into one paid before (`sweep_address`)
+    cospend_batches: np.ndarray | None = None  # int64 per group: batches spending a deposit coin
+    # int64 per group: the batches `cospends` reads (None: `batches`); a named wallet's are its
+    # own and its deposit-spending fragments' (`cases.investigate._lend_by_style`)
+    cospend_reads: np.ndarray | None = None
 
     def rounds(self, min_payments: int, min_round: int) -> np.ndarray:
         """Per group: 1 = sends round amounts (`min_round`+ round payments and at least
@@ -1410,6 +1414,23 @@ class WalletStyles:
         hot address), -1 = not known (as `change_address`, over its sweeps)."""
         return _majority(self.sweep_fresh, self.sweep_reused, min_count, min_count,
                          STYLE_CHANGE_ADDRESS_RATIO, self.change_last.shape[0])  # fmt: skip
+
+    def cospends(self, min_count: int) -> np.ndarray:
+        """Per group: 1 = its batches spend deposit coins straight (co-spend its customers'
+        deposits with its hot coins: `min_count`+ such batches, `COSPEND_HABIT_SHARE` of its
+        batches or more), 0 = they spend hot-wallet coins only (`min_count`+ batches that do
+        not and `STYLE_HABIT_RATIO` times as many as those that do), -1 = not known or not
+        counted. Asymmetric: a co-spending wallet's batch spends hot coins alone when no
+        deposit is waiting (hard_cospend small 1: dunmore's group, 174 of 231)."""
+        n = self.change_last.shape[0]
+        out = np.full(n, -1, np.int64)
+        if self.cospend_batches is None or self.batches is None:
+            return out
+        read = self.batches if self.cospend_reads is None else self.cospend_reads
+        yes, no = self.cospend_batches, read - self.cospend_batches
+        out[(no >= min_count) & (no >= STYLE_HABIT_RATIO * yes)] = 0
+        out[(yes >= min_count) & (yes >= COSPEND_HABIT_SHARE * read)] = 1
+        return out
 
     def output_order(self, min_sorted: int, min_unsorted: int) -> np.ndarray:
         """Per group: 1 = outputs sorted by value (BIP69), 0 = not, -1 = not known (neither
@@ -1687,6 +1708,7 @@ class StyleItems:
     batch_round: np.ndarray  # uint32: the round ones (`STYLE_ROUND_SAT`)
     batch_ordered: np.ndarray  # bool: values sorted (BIP69-like)
     batch_unsorted: np.ndarray  # bool: a value falls
+    batch_cospends: np.ndarray  # bool: it spends a deposit coin (`_deposit_coins_spent`)
     sweep_key: np.ndarray
     sweep_window: np.ndarray
     sweep_type: np.ndarray
@@ -1721,6 +1743,10 @@ def _style_items(
     fee_tx: list[np.ndarray] = [np.zeros(0, np.int64)]
     n_outputs = shapes.spent_by.shape[0]
     seen_max = -1
+    n_txs = int(shapes.n_payees.shape[0])
+    batch_txs: list[np.ndarray] = [np.zeros(0, np.int64)]
+    cospend_txs: list[np.ndarray] = [np.zeros(0, np.int64)]
+    cospend_makers: list[np.ndarray] = [np.zeros(0, np.int64)]
     for t0, t1, lo, hi, made in shapes.tx_slices():
         spender = np.asarray(shapes.spender[t0:t1])
         tx_key = np.where(spender >= 0, keys.lookup(np.maximum(spender, 0)), -1).astype(i32)
@@ -1731,6 +1757,7 @@ def _style_items(
         first_type = _first_input_type(store, t0, t1)
         batch = shapes.batch[t0:t1] & (tx_key >= 0)
         parts["batch_key"].append(tx_key[batch])
+        batch_txs.append(np.flatnonzero(batch) + t0)
         parts["batch_window"].append(tx_period[batch])
         parts["batch_type"].append(first_type[batch])
         parts["batch_fp"].append(np.asarray(fingerprint[t0:t1])[batch])
@@ -1751,6 +1778,9 @@ def _style_items(
         in_batch[spent] = shapes.batch[spent_by[spent]]
         local = made - t0
         per_tx = np.bincount(local[in_batch], minlength=t1 - t0)
+        spend, maker = _deposit_coins_spent(shapes, spent_by, in_batch, made)
+        cospend_txs.append(spend)
+        cospend_makers.append(maker)
         change = in_batch & (per_tx[local] == 1) & batch[local]
         outputs = np.flatnonzero(change)
         ends = np.append(np.asarray(shapes.first_output[t0 + 1 : t1 + 1]), n_outputs)[: t1 - t0]
@@ -1798,9 +1828,60 @@ def _style_items(
         parts["coinbase_key"].append(paid_key[took])
         parts["coinbase_window"].append(tx_period[local[coinbase_out]][took])
     counted, whole_fee = _fee_rates(store, shapes, np.concatenate(fee_tx))
+    parts["batch_cospends"] = [
+        np.isin(
+            np.concatenate(batch_txs),
+            _cospending(np.concatenate(cospend_txs), np.concatenate(cospend_makers), n_txs),
+        )
+    ]
     parts["fee_counted"] = [counted]
     parts["fee_whole"] = [whole_fee]
     return StyleItems(**{f: np.concatenate(v) if v else none for f, v in parts.items()})
+
+
+#: A batch co-spends deposits (`WalletStyles.cospends`) when it spends the coins of at least this
+#: many deposit payments (`_deposit_coins_spent`). One is not enough: a wallet that keeps its
+#: reserve in cold storage refills its hot wallet by a payment with change (hard_cospend small
+#: 1: arcadia's 150 cold moves pay 2 outputs, as a customer's deposit does, and 29 of its 159
+#: batches spend one and nothing else), while a wallet that co-spends takes in several deposits
+#: per batch (cobalt: 154 of its 157 batches spend 2-14).
+COSPEND_MIN_DEPOSITS = 2
+
+#: ... and a wallet co-spends when at least this share of its batches do (`WalletStyles.cospends`).
+COSPEND_HABIT_SHARE = 0.5
+
+
+def _cospending(spend: np.ndarray, maker: np.ndarray, n_txs: int) -> np.ndarray:
+    """Batches (sorted tx ids) of `spend` that spend coins of `COSPEND_MIN_DEPOSITS`+ distinct
+    txs of `maker` (per deposit coin spent, its batch and the tx that paid it)."""
+    pairs = np.unique(spend * n_txs + maker)
+    batches, n = np.unique(pairs // max(n_txs, 1), return_counts=True)
+    out: np.ndarray = batches[n >= COSPEND_MIN_DEPOSITS]
+    return out
+
+
+def _deposit_coins_spent(
+    shapes: TxShapes, spent_by: np.ndarray, in_batch: np.ndarray, made: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per deposit coin among one slice's outputs (`spent_by`, `in_batch`: spent by a batch,
+    `made`: each one's tx) that a batch spends: the batch and the tx that paid the coin (tx
+    ids, int64). A deposit coin is one paid by another spender's payment of two payees or more
+    (a payment and its change), neither a batch, a CoinJoin nor a coinbase. A wallet's own hot coins come from its sweeps, forwards
+    (send-alls) and its batches' change; a customer's payment spent straight in a batch is the
+    wallet co-spending its deposits (`WalletStyles.cospends`)."""
+    at = np.flatnonzero(in_batch)
+    if at.shape[0] == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    maker = made[at]
+    spend = spent_by[at].astype(np.int64)
+    payer = np.asarray(shapes.spender[maker], np.int64)
+    deposit = (payer >= 0) & ~np.asarray(shapes.batch[maker], np.bool_)
+    # a send-all (one payee: a sweep, or a deposit forwarded to the hot wallet alone, as the
+    # simulated exchanges that do not co-spend forward theirs) moves the wallet's own coins;
+    # a customer's payment pays its change too
+    deposit &= (np.asarray(shapes.n_payees[maker]) >= 2) & ~np.asarray(shapes.coinjoin[maker])
+    deposit &= payer != np.asarray(shapes.spender[spend], np.int64)
+    return spend[deposit], maker[deposit]
 
 
 def _styles_of(
@@ -1855,6 +1936,7 @@ def _styles_of(
         count(g_batch[items.batch_unsorted[b]]), count(g_fee[whole]),
         count(g_fee[counted & ~whole]), sweep_fresh=count(gs[s][sweep_fresh]),
         sweep_reused=count(gs[s][~sweep_fresh]),
+        cospend_batches=count(g_batch[items.batch_cospends[b]]),
     )  # fmt: skip
 
 
@@ -2230,6 +2312,8 @@ def style_matches(styles: WalletStyles, named: np.ndarray, candidate: np.ndarray
     one &= evidence[np.arange(candidate.shape[0]), pick]
     if VETO_SWEEP_ADDRESS:
         one &= ~_sweep_contradicts(styles, candidate, named[pick])
+    if VETO_COSPEND:
+        one &= ~_cospend_contradicts(styles, candidate, named[pick])
     out[one] = named[pick[one]]
     return out
 
@@ -2241,6 +2325,17 @@ def _sweep_contradicts(
     named group's (at the change-address thresholds): fresh against reused hot addresses."""
     mine = styles.sweep_address(1)[candidate]
     theirs = styles.sweep_address(STYLE_MIN_CHANGE_ADDRESS)[named]
+    return (mine >= 0) & (theirs >= 0) & (mine != theirs)
+
+
+def _cospend_contradicts(
+    styles: WalletStyles, candidate: np.ndarray, named: np.ndarray
+) -> np.ndarray:
+    """Per candidate (bool): its batches co-spend deposit coins and its named group's spend
+    hot coins only, or the other way round (`WalletStyles.cospends`, `COSPEND_MIN_BATCHES`
+    batches one way and `STYLE_HABIT_RATIO` times as many as the other, on both sides)."""
+    mine = styles.cospends(COSPEND_MIN_CANDIDATE)[candidate]
+    theirs = styles.cospends(COSPEND_MIN_BATCHES)[named]
     return (mine >= 0) & (theirs >= 0) & (mine != theirs)
 
 
@@ -2349,6 +2444,22 @@ FIT_SWEEP_ADDRESS = False
 #: with two tagged look-alikes down to one, and named them (hard small 12, borealis untagged:
 #: 1 -> 56 deposits named wrong).
 VETO_SWEEP_ADDRESS = True
+
+#: Whether a wallet's batches spend its customers' deposit coins straight, with its hot coins
+#: (`WalletStyles.cospends`), as a veto only (`style_matches`): a match is dropped where the
+#: candidate's habit (read over `COSPEND_MIN_CANDIDATE`+ batches) and its named wallet's
+#: (`COSPEND_MIN_BATCHES`+) differ. It can only unname. A co-spending wallet's batches sit in
+#: its deposit-spending fragments, which take no style part, so a named wallet's habit is read
+#: over its own batches and those fragments' (`cases.investigate._cospend_kin`: the change
+#: chains its tags root). On at 3 and 2: 94 untagged variants 399 -> 378 wrong of 10,906
+#: (hard_cospend small 1 arcadia untagged 34 -> 13), held-out hard_cospend small 2-4 and 11-13
+#: (arcadia or borealis untagged) 21 -> 15, the 101 cached worlds identical. A candidate read
+#: from one batch: 376, but recall fell on 7 all-tagged worlds (hard small 7 0.930 -> 0.919)
+#: and lead precision on hard_swswitch small 1 (0.993 -> 0.992) (docs/accuracy-log.md
+#: "Co-spending read over a named exchange's fragments").
+VETO_COSPEND = True
+COSPEND_MIN_BATCHES = 3
+COSPEND_MIN_CANDIDATE = 2
 
 
 def style_rival_vetoes(
