@@ -85,6 +85,12 @@ def three_wallet_styles(c: Chain, pay: Callable[[int, list[int], int], None]) ->
     wallets: list[list[int]] = [[hot[0]], [hot[1]], [hot[2]]]
     for w in range(3):
         pay(coins[w], wallets[w], w)
+    return styles_of_wallets(c, wallets)
+
+
+def styles_of_wallets(c: Chain, wallets: list[list[int]]) -> services.WalletStyles:
+    """`services.wallet_styles` of three wallets (`wallets[w]`: wallet w's addresses), each its
+    own cluster (1000 + w) and group w, one signing fingerprint for every tx."""
     cluster_of = np.arange(c.next_address)
     for w, members in enumerate(wallets):
         cluster_of[members] = 1_000 + w

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from chainsleuth.trace import services
-from tests.trace.test_change_address_style import Chain, Tx
+from tests.trace.test_change_address_style import Chain, Tx, styles_of_wallets
 
 
 def _paying_wallets() -> services.WalletStyles:
@@ -46,12 +46,7 @@ def _paying_wallets() -> services.WalletStyles:
             change = c.fresh()
             wallets[w].append(change)
             coin = c.add(Tx([coin, *spent], [*payees, (change, 4_000_000 - 10_000 * k)]))[-1]
-    cluster_of = np.arange(c.next_address)
-    for w, members in enumerate(wallets):
-        cluster_of[members] = 1_000 + w
-    group = services.ClusterGroups.of(np.array([1_000, 1_001, 1_002]), np.array([0, 1, 2]))
-    fingerprint = np.ones(len(c.txs), np.int64)
-    return services.wallet_styles(c.store(), c.shapes(cluster_of), cluster_of, group, fingerprint)
+    return styles_of_wallets(c, wallets)
 
 
 def test_wallet_styles_count_batches_that_spend_deposit_coins() -> None:
