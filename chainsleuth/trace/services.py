@@ -2456,8 +2456,11 @@ VETO_SWEEP_ADDRESS = True
 #: (arcadia or borealis untagged) 21 -> 15, the 101 cached worlds identical. A candidate read
 #: from one batch: 376, but recall fell on 7 all-tagged worlds (hard small 7 0.930 -> 0.919)
 #: and lead precision on hard_swswitch small 1 (0.993 -> 0.992) (docs/accuracy-log.md
-#: "Co-spending read over a named exchange's fragments").
-VETO_COSPEND = True
+#: "Co-spending read over a named exchange's fragments"). Off since: on realistic large 1
+#: (every exchange tagged, no co-spender) it unnamed fragments read from two batches and cost
+#: 74 right leads (recall 0.9938 -> 0.9896), a cost the 21 wrong names it saves on one
+#: hard_cospend variant do not settle; a candidate read of 3+ batches saves none.
+VETO_COSPEND = False
 COSPEND_MIN_BATCHES = 3
 COSPEND_MIN_CANDIDATE = 2
 
