@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from chainsleuth import __version__
 from chainsleuth.cases.candidate_requests import (
@@ -37,6 +38,7 @@ from chainsleuth.cases.cashouts import (
     cashout_rows,
     payee_fates_summary,
 )
+from chainsleuth.cases.columns import bools, string_equals, string_in
 from chainsleuth.cases.confidence import MAX_HOLD_RATIO, MIN_TYPICAL_ROWS, calibration
 from chainsleuth.cases.lookalikes import count_unnamed_leads, lookalike_exchanges
 from chainsleuth.cases.rows import (  # noqa: F401  (column lists are part of this API)
@@ -253,7 +255,6 @@ def _read_seeds(seeds_csv: Path) -> pa.Array:
     Read with Arrow's CSV reader (a million seeds in well under a second); a malformed file
     is a ChainsleuthError naming the file and what Arrow found wrong (with the row).
     """
-    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
     from chainsleuth.cases.seeds import seed_lines
@@ -663,31 +664,35 @@ def closed_world_counts(leads: pa.Table, cut: float = DEFAULT_CASHOUT_CUT) -> di
     counts = {"deciding_leads": 0, "leads_resting_on_style": 0, "leads_resting_on_style_carried": 0}
     if leads.num_rows == 0:
         return counts
-    category = np.asarray(leads.column("source_category").to_numpy(zero_copy_only=False))
+    # on the Arrow columns: no Python object per lead (cases.columns)
     confidence = leads.column("confidence").to_numpy(zero_copy_only=False)
-    keep = np.isin(category, sorted(EXCHANGE_CATEGORIES)) & (
+    keep = string_in(leads.column("source_category"), EXCHANGE_CATEGORIES) & (
         np.nan_to_num(np.asarray(confidence, np.float64), nan=0.0) >= cut
     )
     if not keep.any():
         return counts
-    deposit = np.asarray(leads.column("deposit_address").to_numpy(zero_copy_only=False))[keep]
-    amount = np.asarray(leads.column("amount_sat").to_numpy(zero_copy_only=False), np.int64)
-    via = np.asarray(leads.column("attributed_via").to_numpy(zero_copy_only=False))[keep]
-    by_style = via == "wallet_style"
+    kept = leads.filter(pa.array(keep))
+    by_style = string_equals(kept.column("attributed_via"), "wallet_style")
     style = (
-        np.asarray(leads.column("name_basis").to_numpy(zero_copy_only=False))[keep] == "style"
-        if "name_basis" in leads.column_names
+        string_equals(kept.column("name_basis"), "style")
+        if "name_basis" in kept.column_names
         else by_style
     )
-    # per deposit the largest amount first (ties: the first row in the case's order)
-    order = np.lexsort((-amount[keep], deposit))
-    deposit = deposit[order]
-    first = np.ones(deposit.shape[0], np.bool_)
-    first[1:] = deposit[1:] != deposit[:-1]
-    deciding_style = style[order][first]
+    # per deposit the largest amount first (ties: the first row in the case's order: a stable
+    # sort)
+    order = pc.sort_indices(
+        kept, sort_keys=[("deposit_address", "ascending"), ("amount_sat", "descending")]
+    )
+    deposit = pc.take(kept.column("deposit_address"), order)
+    first = np.ones(kept.num_rows, np.bool_)
+    first[1:] = bools(pc.not_equal(deposit[1:], deposit[:-1]))
+    order_np = order.to_numpy()
+    deciding_style = style[order_np][first]
     counts["deciding_leads"] = int(first.sum())
     counts["leads_resting_on_style"] = int(deciding_style.sum())
-    counts["leads_resting_on_style_carried"] = int((deciding_style & ~by_style[order][first]).sum())
+    counts["leads_resting_on_style_carried"] = int(
+        (deciding_style & ~by_style[order_np][first]).sum()
+    )
     return counts
 
 
@@ -1003,17 +1008,14 @@ def investigate(
         strict=True,
     ):
         by_entity[name] = by_entity.get(name, 0) + int(sat)
-    categories = np.asarray(leads.column("source_category").to_numpy(zero_copy_only=False))
-    named = np.isin(categories, sorted(EXCHANGE_CATEGORIES))
-    deposits_named = np.unique(
-        np.asarray(leads.column("deposit_address").to_numpy(zero_copy_only=False))[named]
-    )
+    named = string_in(leads.column("source_category"), EXCHANGE_CATEGORIES)
+    deposits_named = pc.count_distinct(leads.column("deposit_address").filter(pa.array(named)))
     return InvestigationSummary(
         out_dir=out_dir,
         n_seeds=len(addresses),
         n_seeds_in_store=int(seed_ids.shape[0]),
         n_deposit_outputs=int(deposits.shape[0]),
-        n_deposits_with_exchange_lead=int(deposits_named.shape[0]),
+        n_deposits_with_exchange_lead=int(deposits_named.as_py()),
         n_leads=leads.num_rows,
         n_subpoena_rows=subpoenas.num_rows,
         n_cashouts=cashouts.num_rows,

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from chainsleuth.cases.columns import string_equals
 from chainsleuth.cases.rows import DEFAULT_CASHOUT_CUT
 from chainsleuth.core.script_types import SCRIPT_TYPE_NAMES
 from chainsleuth.trace.services import (
@@ -183,12 +184,19 @@ def count_unnamed_leads(section: dict[str, Any], leads: pa.Table) -> dict[str, A
     groups = section.get("groups") or []
     if not groups:
         return section
-    column = leads.column("candidate_exchanges").to_numpy(zero_copy_only=False)
-    sets = np.asarray([c or "" for c in column], dtype=object)
-    rows = np.flatnonzero(sets != "")
-    distinct, inverse = np.unique(sets[rows].astype(str), return_inverse=True)
-    deposit = np.asarray(leads.column("deposit_address").to_numpy(zero_copy_only=False))[rows]
-    amount = np.asarray(leads.column("amount_sat").to_numpy(zero_copy_only=False), np.int64)[rows]
+    column = leads.column("candidate_exchanges")
+    # the rows with a candidate set (leads to unidentified services), found on the Arrow
+    # column: Python strings only for those rows, not for every lead
+    rows = np.flatnonzero(~string_equals(column.fill_null(""), ""))
+    picked = pa.array(rows, pa.int64())
+    sets = np.asarray(column.take(picked).to_numpy(zero_copy_only=False), dtype=object)
+    distinct, inverse = np.unique(sets.astype(str), return_inverse=True)
+    deposit = np.asarray(
+        leads.column("deposit_address").take(picked).to_numpy(zero_copy_only=False)
+    )
+    amount = np.asarray(
+        leads.column("amount_sat").take(picked).to_numpy(zero_copy_only=False), np.int64
+    )
     named = [set(d.split(";")) for d in distinct.tolist()]
     out = dict(section)
     out["groups"] = []

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -27,6 +25,7 @@ from chainsleuth.cases.cashouts import (
     VIA_FORWARD_UNCONFIRMED,
     TxEnds,
 )
+from chainsleuth.cases.columns import has_item, item_count, string_equals, string_in
 from chainsleuth.cases.confidence import calibration, typical_hold_days
 from chainsleuth.core.script_types import ScriptType
 from chainsleuth.store.layout import NONE32
@@ -822,7 +821,7 @@ def long_hold_capped(long_hold: np.ndarray, forwarded: np.ndarray, hops: np.ndar
 def case_typical_hold(leads: pa.Table) -> float:
     """The typical hold (days) of a case's leads table: `confidence.typical_hold_days` of its
     exchange leads."""
-    subpoena = _in_set(leads.column("source_category"), EXCHANGE_CATEGORIES)
+    subpoena = string_in(leads.column("source_category"), EXCHANGE_CATEGORIES)
     return typical_hold_days(
         leads.column("hold_days").to_numpy(zero_copy_only=False)[subpoena],
         leads.column("hops").to_numpy(zero_copy_only=False)[subpoena],
@@ -845,22 +844,22 @@ def recalibrate_leads(leads: pa.Table, typical_hold: float) -> pa.Table:
         return leads
     category = leads.column("source_category")
     caution = leads.column("caution")
-    coinjoin = _equals(category, "coinjoin")
+    coinjoin = string_equals(category, "coinjoin")
     features = (
         leads.column("hops").to_numpy(zero_copy_only=False).astype(np.float64),
         leads.column("share").to_numpy(zero_copy_only=False).astype(np.float64),
-        _item_count(leads.column("custody_path")).astype(np.float64),
+        item_count(leads.column("custody_path")).astype(np.float64),
         _via_entity(leads.column("attributed_via")).astype(np.float64),
         leads.column("hold_days").to_numpy(zero_copy_only=False).astype(np.float64),
         # a table written before name_basis: no name rests on a style match
-        _equals(leads.column("name_basis"), "style")
+        string_equals(leads.column("name_basis"), "style")
         if "name_basis" in leads.column_names
         else np.zeros(n, np.bool_),
     )
-    mixed = coinjoin | _equals(leads.column("through_coinjoin").cast(pa.string()), "true")
-    long_hold = _has_item(caution, ("long_hold",))
-    forwarded = _has_item(caution, FORWARD_CAUTIONS)
-    exchange_like = _in_set(category, EXCHANGE_CATEGORIES) | coinjoin
+    mixed = coinjoin | string_equals(leads.column("through_coinjoin").cast(pa.string()), "true")
+    long_hold = has_item(caution, ("long_hold",))
+    forwarded = has_item(caution, FORWARD_CAUTIONS)
+    exchange_like = string_in(category, EXCHANGE_CATEGORIES) | coinjoin
     masks = (mixed, long_hold, forwarded, exchange_like)
     confidence = np.zeros(n)
     # one model call per distinct policy (a null policy is scored as "": no policy's scale)
@@ -870,46 +869,12 @@ def recalibrate_leads(leads: pa.Table, typical_hold: float) -> pa.Table:
         if len(policies) == 1:  # the usual case: every row, no copy
             confidence = lead_confidence(policy, features, typical_hold, *masks)
             break
-        rows = _equals(policy_column, policy)
+        rows = string_equals(policy_column, policy)
         confidence[rows] = lead_confidence(
             policy, tuple(f[rows] for f in features), typical_hold, *(m[rows] for m in masks)
         )
     index = leads.schema.get_field_index("confidence")
     return leads.set_column(index, "confidence", pa.array(confidence, pa.float64()))
-
-
-def _bools(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A boolean Arrow result as a numpy bool array, null read as False."""
-    out: np.ndarray = np.asarray(mask.fill_null(False).to_numpy(zero_copy_only=False), np.bool_)
-    return out
-
-
-def _equals(column: pa.Array | pa.ChunkedArray, value: str) -> np.ndarray:
-    """Per row (bool): the string `column` is `value` (a null is not)."""
-    return _bools(pc.equal(column, pa.scalar(value, column.type)))
-
-
-def _in_set(column: pa.Array | pa.ChunkedArray, values: Iterable[str]) -> np.ndarray:
-    """Per row (bool): the string `column` is one of `values` (a null is none)."""
-    return _bools(pc.is_in(column, value_set=pa.array(sorted(values), column.type)))
-
-
-def _has_item(column: pa.Array | pa.ChunkedArray, names: Iterable[str]) -> np.ndarray:
-    """Per row (bool): one of `names` is a whole `;`-separated item of the string `column`
-    (`caution`): "long_hold" is an item of "send_all_hop;long_hold", not of "long_holds"."""
-    items = "|".join(re.escape(name) for name in sorted(names))
-    return _bools(pc.match_substring_regex(column, f"(?:^|;)(?:{items})(?:;|$)"))
-
-
-def _item_count(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Per row: how many `;`-separated items the string `column` holds (`custody_path`'s
-    moves); 0 for "" and null."""
-    count = pc.add(pc.count_substring(column, ";"), 1)
-    empty = pc.equal(column, pa.scalar("", column.type))
-    out: np.ndarray = np.asarray(
-        pc.if_else(empty, 0, count).fill_null(0).to_numpy(zero_copy_only=False), np.int64
-    )
-    return out
 
 
 def _via_entity(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -919,7 +884,7 @@ def _via_entity(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     from chainsleuth.cases.confidence import via_entity
 
     distinct = pc.unique(column).drop_null().to_pylist()
-    return _in_set(column, [v for v in distinct if via_entity(v)])
+    return string_in(column, [v for v in distinct if via_entity(v)])
 
 
 def _longest_hold_days(chain: ChainLookups, paths: np.ndarray) -> np.ndarray:
