@@ -1,12 +1,15 @@
 """Time `cases.rows.recalibrate_leads` on a synthetic case of millions of lead rows: main
 8eb74db's version (one Python object per row: `to_pylist`, a `set` of cautions per row; copied
-below verbatim as `recalibrate_leads_pylist`) against the Arrow one (`pyarrow.compute`).
+below verbatim as `recalibrate_leads_pylist`) against the Arrow one (`pyarrow.compute`); and
+`investigate.closed_world_counts` the same way (main's `closed_world_counts_pylist`: numpy
+object arrays of every lead's strings).
 
     python -m bench.recalibrate_bench --rows 1000000 5000000
 
 Each (size, version) runs in its own subprocess, which reads the table from an Arrow IPC file
 and reports its CPU time (`time.process_time`), wall time and peak RSS (`ru_maxrss`) above
-the RSS it had with the table loaded; the two versions' confidences are compared bit for bit.
+the RSS it had with the table loaded; the two versions' confidences are compared bit for bit,
+the counts for equality.
 The table has every column `lead_table` writes (LEAD_COLUMNS), strings of the lengths a case
 writes (64-hex txids, 42-character addresses, two-txid paths) and the mix of categories,
 cautions, custody moves and attributions of a small simulated case.
@@ -28,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chainsleuth.cases.investigate import closed_world_counts
 from chainsleuth.cases.rows import (
     EXCHANGE_CATEGORIES,
     FORWARD_CAUTIONS,
@@ -104,7 +108,47 @@ def recalibrate_leads_pylist(leads: pa.Table, typical_hold: float) -> pa.Table:
     return leads.set_column(index, "confidence", pa.array(confidence, pa.float64()))
 
 
-VERSIONS = {"pylist": recalibrate_leads_pylist, "arrow": recalibrate_leads}
+def closed_world_counts_pylist(leads: pa.Table, cut: float = 0.5) -> dict[str, int]:
+    """main 8eb74db's `investigate.closed_world_counts` (docstring cut), verbatim: the
+    baseline."""
+    counts = {"deciding_leads": 0, "leads_resting_on_style": 0, "leads_resting_on_style_carried": 0}
+    if leads.num_rows == 0:
+        return counts
+    category = np.asarray(leads.column("source_category").to_numpy(zero_copy_only=False))
+    confidence = leads.column("confidence").to_numpy(zero_copy_only=False)
+    keep = np.isin(category, sorted(EXCHANGE_CATEGORIES)) & (
+        np.nan_to_num(np.asarray(confidence, np.float64), nan=0.0) >= cut
+    )
+    if not keep.any():
+        return counts
+    deposit = np.asarray(leads.column("deposit_address").to_numpy(zero_copy_only=False))[keep]
+    amount = np.asarray(leads.column("amount_sat").to_numpy(zero_copy_only=False), np.int64)
+    via = np.asarray(leads.column("attributed_via").to_numpy(zero_copy_only=False))[keep]
+    by_style = via == "wallet_style"
+    style = (
+        np.asarray(leads.column("name_basis").to_numpy(zero_copy_only=False))[keep] == "style"
+        if "name_basis" in leads.column_names
+        else by_style
+    )
+    # per deposit the largest amount first (ties: the first row in the case's order)
+    order = np.lexsort((-amount[keep], deposit))
+    deposit = deposit[order]
+    first = np.ones(deposit.shape[0], np.bool_)
+    first[1:] = deposit[1:] != deposit[:-1]
+    deciding_style = style[order][first]
+    counts["deciding_leads"] = int(first.sum())
+    counts["leads_resting_on_style"] = int(deciding_style.sum())
+    counts["leads_resting_on_style_carried"] = int((deciding_style & ~by_style[order][first]).sum())
+    return counts
+
+
+#: What each child runs, by version name (the pylist ones are main 8eb74db's)
+VERSIONS = {
+    "recalibrate_leads pylist": recalibrate_leads_pylist,
+    "recalibrate_leads arrow": recalibrate_leads,
+    "closed_world_counts pylist": closed_world_counts_pylist,
+    "closed_world_counts arrow": closed_world_counts,
+}
 
 
 def _hex_strings(rng: np.random.Generator, n: int, n_bytes: int) -> pa.Array:
@@ -176,10 +220,17 @@ def child(version: str, table_path: str, out_path: str) -> None:
     rss_before = _rss_kb()
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cpu, wall = time.process_time(), time.perf_counter()
-    out = VERSIONS[version](leads, 12.5)
+    if version.startswith("recalibrate_leads"):
+        out = VERSIONS[version](leads, 12.5)
+    else:
+        # at 0.0: every exchange row counts (the synthetic confidences are placeholders)
+        counts = VERSIONS[version](leads, 0.0)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    np.save(out_path, out.column("confidence").to_numpy())
+    if version.startswith("recalibrate_leads"):
+        np.save(out_path, out.column("confidence").to_numpy())
+    else:
+        Path(out_path).write_text(json.dumps(counts, sort_keys=True))
     print(
         json.dumps(
             {
@@ -212,9 +263,9 @@ def main() -> None:
                 w.write_table(leads)
             table_bytes = leads.nbytes
             del leads
-            outs = {}
+            outs: dict[str, object] = {}
             for version in VERSIONS:
-                out = os.path.join(tmp, f"{version}-{n}.npy")
+                out = os.path.join(tmp, f"{version.replace(' ', '-')}-{n}.out")
                 run = subprocess.run(
                     [sys.executable, "-m", "bench.recalibrate_bench", "--child", version,
                      table_path, out],
@@ -222,19 +273,25 @@ def main() -> None:
                 )  # fmt: skip
                 r = json.loads(run.stdout.strip().splitlines()[-1])
                 extra_kb = r["peak_kb"] - r["rss_loaded_kb"]
-                outs[version] = np.load(out)
+                outs[version] = (
+                    np.load(out + ".npy") if os.path.exists(out + ".npy") else Path(out).read_text()
+                )
                 print(
                     f"| {n:,} | {version} | {r['cpu_s']:.2f} | {r['wall_s']:.2f} | "
                     f"{extra_kb / 1024:,.0f} | {extra_kb * 1024 / n:,.0f} |",
                     flush=True,
                 )
-            same = np.array_equal(outs["pylist"].view(np.uint64), outs["arrow"].view(np.uint64))
+            a, b = outs["recalibrate_leads pylist"], outs["recalibrate_leads arrow"]
+            assert isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+            same = np.array_equal(a.view(np.uint64), b.view(np.uint64))
+            counts_same = outs["closed_world_counts pylist"] == outs["closed_world_counts arrow"]
             print(
-                f"<!-- {n:,} rows: table {table_bytes / n:,.0f} B per row; "
-                f"confidences bit-identical: {same} -->",
+                f"<!-- {n:,} rows: table {table_bytes / n:,.0f} B per row; confidences "
+                f"bit-identical: {same}; closed_world counts equal: {counts_same} "
+                f"{outs['closed_world_counts arrow']} -->",
                 flush=True,
             )
-            if not same:
+            if not (same and counts_same):
                 raise SystemExit(f"{n} rows: the two versions differ")
 
 

@@ -671,7 +671,9 @@ def closed_world_counts(leads: pa.Table, cut: float = DEFAULT_CASHOUT_CUT) -> di
     )
     if not keep.any():
         return counts
-    kept = leads.filter(pa.array(keep))
+    read = ["deposit_address", "amount_sat", "attributed_via"]
+    read += ["name_basis"] if "name_basis" in leads.column_names else []
+    kept = leads.select(read).filter(pa.array(keep))  # the columns read, not the whole rows
     by_style = string_equals(kept.column("attributed_via"), "wallet_style")
     style = (
         string_equals(kept.column("name_basis"), "style")
