@@ -81,3 +81,23 @@ def test_misfits_per_link_read_the_named_side_either_end() -> None:
     assert inv._sweep_address_misfits(*fits, back, 1).tolist() == [True]
     empty = (np.zeros(0, np.int64),) * 4
     assert inv._sweep_address_misfits(*fits, empty, 0).tolist() == []
+
+
+def test_a_payout_cospend_link_is_dropped_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every kind of link says the label is the named wallet (test_fragment_links' payout
+    co-spend: arcadia spends the label's payout output with a coin of its own)."""
+    from tests.trace.test_fragment_links import LABEL as FRAGMENT
+    from tests.trace.test_fragment_links import _payout
+
+    def lend(reads: Any) -> dict[int, tuple[str | None, str]]:
+        c, cluster_of = _payout(spend_inputs=2, spend_outputs=2)
+        attribution = {1: ARCADIA, 20: FRAGMENT, 25: FRAGMENT}
+        inv._lend_by_change(c.store(), c.shapes(cluster_of), attribution,
+                            np.zeros(200, np.bool_), style_reads=reads, style_rooted=set())  # fmt: skip
+        return attribution
+
+    monkeypatch.setattr(inv, "CHANGE_LINK_SWEEP_ADDRESS", True)
+    assert lend(_reads({1: 4}, {20: 3}))[20] == FRAGMENT
+    assert lend(_reads({1: 4, 20: 1}, {}))[20] == ARCADIA
+    monkeypatch.setattr(inv, "CHANGE_LINK_SWEEP_ADDRESS", False)
+    assert lend(_reads({1: 4}, {20: 3}))[20] == ARCADIA
