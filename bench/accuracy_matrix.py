@@ -240,7 +240,7 @@ def render_untagged(results: list[dict[str, Any]], base: list[dict[str, Any]] | 
     """The worlds with untagged exchanges (profiles *_untagged) as markdown, worst lead precision
     first: the untagged exchange, its deposits named after another exchange (and of them, by a
     wallet-style match), the figures score_case gives, and (from `base`, default `results`) the
-    same chain's world with every exchange tagged (profile without `_untagged`), where cached."""
+    same chain's world with every exchange tagged (profile without `_untagged*`), where cached."""
     base = results if base is None else base
     tagged = {(r["profile"], r["scale"], r["seed"]): r["score"] for r in base}
     header = [
@@ -256,7 +256,8 @@ def render_untagged(results: list[dict[str, Any]], base: list[dict[str, Any]] | 
         s = r["score"]
         per = s["per_exchange"]
         low = min(per, key=lambda k: per[k]["recall"], default="")
-        b = tagged.get((r["profile"].removesuffix("_untagged"), r["scale"], r["seed"]))
+        # hard_untagged and hard_untagged2 are both hard's chain
+        b = tagged.get((r["profile"].partition("_untagged")[0], r["scale"], r["seed"]))
         cells = [
             f"{r['profile']} {r['scale']} {r['seed']}",
             "+".join(r["untagged_exchanges"]),

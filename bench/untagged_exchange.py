@@ -23,8 +23,16 @@ and scores it (`cases.evaluate.score_case`) with three extra figures:
     python -m bench.untagged_exchange run hard-small-1 arcadia --label main
     python -m bench.untagged_exchange run hard-small-1 - --label main   # all tags kept
     python -m bench.untagged_exchange run hard-small-1 arcadia --label off --no-style-names
+    python -m bench.untagged_exchange prepare hard-small-1 arcadia+cobalt   # two untagged at once
+    python -m bench.untagged_exchange prepare hard-small-1 pairs            # every pair
+    python -m bench.untagged_exchange run hard-small-1 pairs --label main
 
 `-` as the exchange runs on the cached world itself (`case-<label>/` beside the variants).
+An exchange spec may name several actors joined by `+` (`arcadia+cobalt`): every tag of each is
+removed, and the figures above count them as one untagged set (a deposit any of them funded,
+named after an exchange that funded none of it, is wrong; `tagged_recall` is over the others);
+such a variant's score also splits `untagged_funded` and `untagged_wrong` per actor
+(`untagged_by_exchange`). `pairs` is every pair of the world's exchanges.
 Reads the truth (bench code only).
 """
 
@@ -50,14 +58,26 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def untagged_set(exchange: str) -> frozenset[str]:
+    """The actors an exchange spec leaves untagged: `-` none, `a+b` both a and b."""
+    if exchange == "-":
+        return frozenset()
+    names = exchange.split("+")
+    if any(not n for n in names) or len(set(names)) != len(names):
+        raise SystemExit(f"exchange spec {exchange!r}: actors joined by '+', each once")
+    return frozenset(names)
+
+
 def variant_dir(world: str, exchange: str) -> Path:
     return OUT / world / (exchange if exchange != "-" else "all-tagged")
 
 
 def prepare(world: str, exchange: str, *, link: bool = False) -> Path:
-    """The variant of cached `world` with `exchange`'s tags removed, tags re-imported."""
+    """The variant of cached `world` with `exchange`'s tags removed (every actor of an
+    `a+b` spec), tags re-imported."""
     from bench.world import tag_world
 
+    untagged = untagged_set(exchange)
     src = CACHE / world
     dst = variant_dir(world, exchange)
     shutil.rmtree(dst, ignore_errors=True)
@@ -66,15 +86,18 @@ def prepare(world: str, exchange: str, *, link: bool = False) -> Path:
         if entry.name != "tags":
             (dst / "world" / entry.name).symlink_to(entry.resolve())
     removed = 0
+    present: set[str] = set()
     for pack in sorted((src / "world" / "tags").iterdir()):
         doc = yaml.safe_load(pack.read_text())
         tags = doc.get("tags") or []
-        kept = [t for t in tags if (t.get("actor") or doc.get("actor")) != exchange]
+        present |= {t.get("actor") or doc.get("actor") for t in tags}
+        kept = [t for t in tags if (t.get("actor") or doc.get("actor")) not in untagged]
         removed += len(tags) - len(kept)
         doc["tags"] = kept
         (dst / "world" / "tags" / pack.name).write_text(yaml.safe_dump(doc, sort_keys=False))
-    if removed == 0:
-        raise SystemExit(f"{src / 'world' / 'tags'}: no tag with actor {exchange!r}")
+    missing = ", ".join(repr(x) for x in sorted(untagged - present))
+    if removed == 0 or missing:
+        raise SystemExit(f"{src / 'world' / 'tags'}: no tag with actor {missing or repr(exchange)}")
     # hard links are safe: investigate reads the store, and the tags are imported afresh
     copy = _link if link else shutil.copy2
     shutil.copytree(src / "store", dst / "store", copy_function=copy,
@@ -109,10 +132,13 @@ def run(world: str, exchange: str, label: str, style_names: bool = True) -> dict
 
 
 def score(world_dir: Path, case: Path, exchange: str) -> dict[str, Any]:
-    """`score_case` and the untagged exchange's figures (module docstring)."""
+    """`score_case` and the untagged exchange's figures (module docstring); `exchange` may
+    name several actors (`a+b`), counted as one untagged set."""
     from chainsleuth.cases.evaluate import _SUBPOENA_CATEGORIES, _holds, deciding_leads, score_case
 
     s = score_case(world_dir, case)
+    untagged = untagged_set(exchange)
+    by_exchange: dict[str, Counter[str]] = {x: Counter() for x in sorted(untagged)}
     payments: dict[str, list[dict[str, str]]] = {}
     for p in _rows(world_dir / "truth" / "payments.csv"):
         payments.setdefault(p["deposit_address"], []).append(p)
@@ -141,24 +167,34 @@ def score(world_dir: Path, case: Path, exchange: str) -> dict[str, Any]:
         pick = best.get(d)
         if pick is not None and right and pick[1] not in right:
             wrong_all += 1
-        if exchange not in right:
+        if not untagged & right:
             continue
         funded += 1
+        for x in untagged & right:
+            by_exchange[x]["funded"] += 1
         if pick is None:
             continue
         named += 1
         if pick[1] not in right:
             wrong += 1
             wrong_named[pick[1]] += 1
+            for x in untagged & right:
+                by_exchange[x]["wrong"] += 1
             r = row_of[d]
             w = wallet_of.get(r["funding_txid"], "")
             sender = f"{kind_of.get(w, '?')}:{entity_of.get(w, '?')}" if w else "?"
-            if entity_of.get(w) == exchange:
+            if entity_of.get(w) in untagged:
                 sender = "untagged_exchange"
             wrong_via[f"{r['attributed_via'] or 'walk'}<-{sender}"] += 1
-    tagged = {k: v for k, v in s.per_exchange.items() if k != exchange}
+    tagged = {k: v for k, v in s.per_exchange.items() if k not in untagged}
     eligible = sum(int(v["eligible"]) for v in tagged.values())
     correct = sum(int(v["correct"]) for v in tagged.values())
+    # a several-actor spec's split per actor (left out for one actor: its score as before)
+    split = (
+        {"untagged_by_exchange": {x: dict(c) for x, c in by_exchange.items()}}
+        if len(untagged) > 1
+        else {}
+    )
     return {
         "lead_precision": s.lead_precision,
         "named": s.named,
@@ -176,6 +212,7 @@ def score(world_dir: Path, case: Path, exchange: str) -> dict[str, Any]:
         "cashout_precision": s.cashout_precision,
         "cashout_recall": s.cashout_recall,
         "cashout_total_ratio": s.cashout_total_ratio,
+        **split,
     }
 
 
@@ -186,12 +223,22 @@ def exchanges(world: str) -> list[str]:
     return sorted(ex if isinstance(ex, list) else ex.keys())
 
 
+def pairs(world: str) -> list[str]:
+    """Every pair of the world's exchanges as `a+b` specs (names in order)."""
+    from itertools import combinations
+
+    return [f"{a}+{b}" for a, b in combinations(exchanges(world), 2)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["prepare", "run"])
     parser.add_argument("world", help="a world cached in bench-output/accuracy/")
     parser.add_argument(
-        "exchanges", nargs="+", help="exchange(s) to untag; 'all': each (and '-' to run); '-': none"
+        "exchanges",
+        nargs="+",
+        help="exchange(s) to untag, 'a+b' several at once; 'all': each (and '-' to run); "
+        "'pairs': every pair; '-': none",
     )
     parser.add_argument("--label", default="main", help="case-<label>/, score-<label>.json")
     parser.add_argument("--link", action="store_true", help="hard-link the store's files")
@@ -200,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     names = exchanges(args.world) if args.exchanges == ["all"] else args.exchanges
+    if args.exchanges == ["pairs"]:
+        names = pairs(args.world)
     if args.exchanges == ["all"] and args.what == "run":
         names = ["-", *names]  # the world as cached, all tags kept, for comparison
     for x in names:

@@ -91,6 +91,7 @@ from chainsleuth.trace.services import (
     MIN_EVENTS,
     STYLE_HABITS,
     STYLE_MIN_CANDIDATES,
+    STYLE_MIN_CHANGE_ADDRESS,
     STYLE_MIN_LAST,
     STYLE_MIN_SHUFFLED,
     STYLE_MIXED,
@@ -1522,6 +1523,10 @@ def _wary_entities(
 CHANGE_ROUNDS = 3
 #: Whether a change link must fit a change-last wallet's position (`_change_position_misfits`).
 CHANGE_LINK_POSITION = True
+#: Whether a link of `_lend_by_change` (any kind) is dropped where the label's sweeps pay the
+#: other kind of hot address (fresh or reused) than the named wallet's own clusters (those whose
+#: name rests on no style match) show (`_sweep_address_misfits`; docs/design/cases.md).
+CHANGE_LINK_SWEEP_ADDRESS = True
 #: What a link through a wallet that spends deposits in its payouts implies of its label
 #: (`_deposit_cospender_names`): no name, and none lent by any other link either.
 COSPEND_VETO: tuple[str | None, str] = (None, "deposit_cospender")
@@ -1586,6 +1591,12 @@ def _lend_by_change(
     (`_change_position_misfits`; docs/accuracy-log.md "Change links through a payment into an
     untagged exchange's deposit").
 
+    A link of any kind whose label sweeps into the other kind of hot address (fresh or reused)
+    than the named wallet's own clusters (not those in `style_rooted`) is dropped too
+    (`_sweep_address_misfits`, `CHANGE_LINK_SWEEP_ADDRESS`; docs/accuracy-log.md "Two exchanges
+    untagged at once"): with two exchanges untagged, a style-named fragment of one passed the
+    look-alike's name on to the other by a change return.
+
     `style_rooted`, when given, holds the clusters whose name rests on a wallet-style match
     (`_lend_by_style`'s, at the start): a label whose every link comes from such a cluster
     joins it (in place, round by round, so a chain of links carries the origin on); one link
@@ -1635,6 +1646,13 @@ def _lend_by_change(
                     shapes, back, group, last))  # fmt: skip
         cospent = payout_cospend_evidence(store, shapes, candidates, named)
         swept = sweep_into_evidence(store, shapes, named, candidates)
+        if style_reads is not None and CHANGE_LINK_SWEEP_ADDRESS:
+            # every kind says the label is the named wallet: its sweeps must fit the wallet's
+            fits = (style_reads, named, by_name, candidates, by_label, style_rooted or set())
+            spent = _keep_links(spent, _sweep_address_misfits(*fits, spent, 0))
+            back = _keep_links(back, _sweep_address_misfits(*fits, back, 1))
+            cospent = _keep_links(cospent, _sweep_address_misfits(*fits, cospent, 1))
+            swept = _keep_links(swept, _sweep_address_misfits(*fits, swept, 0))
         # label -> (kind rank, batch tx, spending tx, named cluster) of the link it cites: a
         # change spend before a change return (a label with both is `change_spend`), then
         # the earliest batch
@@ -1732,6 +1750,44 @@ def _change_position_misfits(
         g = group.lookup(side)
         habit |= (g >= 0) & last[np.maximum(g, 0)]
     return habit & ~at_last
+
+
+def _sweep_address_misfits(
+    style_reads: StyleReads,
+    named: np.ndarray,
+    by_name: np.ndarray,
+    candidates: np.ndarray,
+    by_label: np.ndarray,
+    style_rooted: set[int],
+    links: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    named_side: int,
+) -> np.ndarray:
+    """Per link of `change_spend_evidence` (bool): the label's sweeps (one is enough) pay the
+    other kind of hot address, fresh or reused, than the named wallet's own clusters show (at
+    `STYLE_MIN_CHANGE_ADDRESS`; its clusters whose name rests on a style match are left out,
+    the name being what is in question). `named_side`: which end of the link (0 payer, 1
+    spender) is the named cluster; the other is the label's. `named`/`by_name`, `candidates`/
+    `by_label`: `_lend_by_change`'s clusters (sorted) and their codes."""
+    drop = np.zeros(links[0].shape[0], np.bool_)
+    if not drop.shape[0]:
+        return drop
+    rooted = np.fromiter(style_rooted, np.int64, len(style_rooted))
+    own = ~np.isin(named, rooted)
+    group = ClusterGroups.of(
+        np.concatenate([named[own], candidates]), np.concatenate([by_name[own], by_label])
+    )
+    if group.n_groups == 0 or not style_reads.covers(group, style_reads.months):
+        return drop
+    styles = style_reads.styles(group)
+    label_read = styles.sweep_address(1)
+    name_read = styles.sweep_address(STYLE_MIN_CHANGE_ADDRESS)
+    name_code = by_name[np.searchsorted(named, links[named_side])]
+    label_code = by_label[np.searchsorted(candidates, links[1 - named_side])]
+    theirs = np.where(name_code < name_read.shape[0],
+                      name_read[np.minimum(name_code, name_read.shape[0] - 1)], -1)  # fmt: skip
+    mine = np.where(label_code < label_read.shape[0],
+                    label_read[np.minimum(label_code, label_read.shape[0] - 1)], -1)  # fmt: skip
+    return (mine >= 0) & (theirs >= 0) & (mine != theirs)
 
 
 def _keep_links(

@@ -344,25 +344,30 @@ def test_untagged_exchanges_leave_k_exchanges_without_a_tag_and_the_chain_as_it_
     hard_world: Path, tmp_path: Path
 ) -> None:
     """`untagged_exchanges`: 0 in every profile but `hard_untagged` and `realistic_untagged`
-    (1), and left out of their world.json knobs; at k the TagPack tags k exchanges fewer, those
+    (1) and `hard_untagged2` and `realistic_untagged2` (2), and left out of their world.json
+    knobs; at k the TagPack tags k exchanges fewer, those
     named in truth/untagged_exchanges.csv and world.json, while the blocks, the other truth
     files, the seeds and every other exchange's tags are the hard world's, byte for byte."""
-    from dataclasses import replace
-
     from chainsleuth.simulate import simulate
 
     for name in profile_names():
-        if not name.endswith("_untagged"):
+        base, untagged, k = name.partition("_untagged")
+        if not untagged:
             assert "untagged_exchanges" not in profile(name).knobs()
         else:
-            assert profile(name).knobs()["untagged_exchanges"] == 1
+            assert profile(name).knobs()["untagged_exchanges"] == int(k or 1)
+            # the base profile's chain: every other knob the same
+            knobs = profile(name).knobs()
+            knobs.pop("untagged_exchanges")
+            assert knobs == {**profile(base).knobs(), "name": name}
+    assert {"hard_untagged2", "realistic_untagged2"} <= set(profile_names())
     assert not (hard_world / "truth" / "untagged_exchanges.csv").exists()
     with pytest.raises(ValueError, match="untagged_exchanges"):
         Profile(name="bad", untagged_exchanges=-1)
     with pytest.raises(ValueError, match="none of the small scale's 4 exchanges"):
         simulate(tmp_path / "none", seed=2, scale="small",
                  profile=Profile(name="bad", untagged_exchanges=4))  # fmt: skip
-    two = replace(profile("hard"), name="hard_two_untagged", untagged_exchanges=2)
+    two = profile("hard_untagged2")
     world = tmp_path / "w"
     simulate(world, seed=2, scale="small", profile=two)  # hard_world's seed
     untagged = [r["exchange"] for r in _rows(world / "truth" / "untagged_exchanges.csv")]
