@@ -79,6 +79,57 @@ def test_check_shipped_reads_saved_outcomes(
     assert "leads, every profile (hard small 4)" in text and "hard_untagged" not in text
 
 
+def test_a_hold_read_from_the_own_forward_on_is_no_long_hold() -> None:
+    # the case reads the hold from the named exchange's own forward on (caution own_forward, no
+    # long_hold) while hold_days is the whole path's: the row ships the model's value
+    own = {"hold_days": calibrate.LONG_HOLD_DAYS * 3, "caution": "own_forward", "hops": 5}
+    assert not calibrate._capped(own)
+    assert calibrate._capped({**own, "caution": "own_forward;long_hold"})
+    assert calibrate._capped({"hold_days": calibrate.LONG_HOLD_DAYS + 1, "hops": 5})  # no caution
+    lead = {**own, "share": 1.0, "custody": 0, "via_entity": True, "through_coinjoin": False,
+            "style_name": False, "confidence": 0.99, "correct": True}  # fmt: skip
+    run = {"leads": [lead] * 12}
+    weights = np.array([6.0, 0, 0, 0, 0, 0, 0])
+    [p, *_] = calibrate.predict_leads(run, weights, "v2", 1.0, 0.99, 0.94)
+    assert p == pytest.approx(0.99)  # the ceiling, not LONG_HOLD_CAP
+    assert calibrate.predict_leads({"leads": [{**lead, "caution": "long_hold"}] * 12}, weights,
+                                   "v2", 1.0, 0.99, 0.94)[0] == calibrate.LONG_HOLD_CAP  # fmt: skip
+
+
+def test_name_basis_is_style_then_chain_then_tag() -> None:
+    assert calibrate.name_basis({"style_name": True, "via_entity": True}) == "style"
+    assert calibrate.name_basis({"via_style": True, "via_entity": True}) == "style"  # older rows
+    assert calibrate.name_basis({"style_name": False, "via_entity": True}) == "chain"
+    assert calibrate.name_basis({"style_name": False, "via_entity": False}) == "tag"
+
+
+def test_check_shipped_by_basis_splits_the_leads_and_reads_the_twin_worlds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = {"hops": 2, "share": 1.0, "custody": 0, "hold_days": 1.0, "through_coinjoin": False}
+    tag = {**one, "via_entity": False, "style_name": False, "confidence": 0.99}
+    style = {**one, "via_entity": True, "style_name": True, "confidence": 0.94}
+    leads = [{**tag, "deposit_address": f"t{i}", "exchange": "a", "amount_sat": 5,
+              "correct": True} for i in range(4)]  # fmt: skip
+    leads += [{**style, "deposit_address": f"s{i}", "exchange": "b", "amount_sat": 5,
+               "correct": i < 3} for i in range(5)]  # fmt: skip
+    run = {"profile": "hard", "scale": "small", "seed": 15, "leads": leads, "cashouts": [],
+           "style_twins": [["b", "c"]]}  # fmt: skip
+    (tmp_path / "hard-small-15.json").write_text(json.dumps(run))
+    (tmp_path / "hard-small-16.json").write_text(json.dumps({**run, "seed": 16,
+                                                            "style_twins": []}))  # fmt: skip
+    monkeypatch.setattr(calibrate, "OUT", tmp_path)
+    text = calibrate.check_shipped_by_basis({15}, ["small"])
+    style_part = text.split("name_basis style, every profile")[1].split("leads,")[0]
+    assert "| 0.90–0.95 | 5 | 0.940 | 0.600 |" in style_part
+    tag_part = text.split("name_basis tag, every profile")[1].split("leads,")[0]
+    assert "| 0.99–1.00 | 4 | 0.990 | 1.000 |" in tag_part and "0.600" not in tag_part
+    assert "leads, hard, name_basis chain" not in text  # no chain rows: no table
+    twins = calibrate.style_twin_worlds({15, 16}, ["small"])
+    assert "| hard-small-15 | b+c | — | 5 | 3 | 0.940 | 5 | 3 |" in twins
+    assert "hard-small-16" not in twins  # no twins drawn
+
+
 def _run(profile: str, scale: str, seed: int, n: int = 60, wrong_every: int = 7) -> dict[str, Any]:
     """A saved-outcome dict like bench.accuracy_matrix writes: `n` leads, every
     `wrong_every`-th wrong and held long, hops cycling 1..5."""
