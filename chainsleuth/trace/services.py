@@ -2653,6 +2653,12 @@ def _period_habits(
     for name in PERIOD_HABITS:
         i = STYLE_HABITS.index(name)
         habits[i] = np.where(changed[:, None], own[i].reshape(n, k), habits[i])
+    if STYLE_PERIOD_CHANGE_POSITION:
+        # only where the pooled read shows no one position: a window's fewer batches meet the
+        # thresholds less often, and a known pooled position is evidence a window may lack
+        i = STYLE_HABITS.index("change_position")
+        per_window = changed[:, None] & (pooled[i] < 0)[:, None]
+        habits[i] = np.where(per_window, own[i].reshape(n, k), habits[i])
     return habits, changed
 
 
@@ -2660,6 +2666,16 @@ def _period_habits(
 #: it), a candidate's hot type or fingerprint counts as evidence there when the named wallet
 #: shows that value alone in the nearest window before or after (`_period_compatible`).
 STYLE_STRADDLE_EVIDENCE = False
+#: True: a wallet whose software changed (`_period_habits`: one of `PERIOD_HABITS` read two
+#: values in two windows) shows its change position per window too, not pooled: where its
+#: software sorts outputs (BIP69) in one era and not in the other, the change sits where its
+#: value falls in one and where the signer puts it in the other, and the pooled read is mixed
+#: (no evidence for the new software's fragments; hard_swswitch small 3 borealis). Read so only
+#: where the pooled position is not known (a window's fewer batches can lose evidence the
+#: pooled read had: tests/trace/test_period_habits.py). Not part of
+#: the "changed" test: a change position that differs by window alone does not mark a change
+#: (read per window for every wallet it met the thresholds by chance, realistic_sw small 6).
+STYLE_PERIOD_CHANGE_POSITION = True
 
 
 def _nearest_known(habits: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
