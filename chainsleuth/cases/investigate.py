@@ -512,6 +512,28 @@ def prepare_case(
         store, shapes, attribution, service_mask, returned, change_links, change_via, split[1],
         reads, style_reads, style_rooted,
     )  # fmt: skip
+    # the change links carried a name past the tags' era (an exchange whose software changed:
+    # its tags fall on the old software's batches, and its change chain reaches the new
+    # one's): its style is read again over what they named, and what the new software's
+    # other fragments show can then match it (docs/design/trace.md "Styles read again after
+    # the change links")
+    more = change_spent
+    for _ in range(STYLE_AFTER_CHANGE if style_names else 0):
+        if not more.shape[0]:
+            break
+        restyled = _lend_by_style(
+            store, shapes, cluster_of, attribution, fingerprint, None, None, None,
+            habit_period_months, None, split[1], style_reads, True, kin, STYLE_AFTER_CHANGE_CHANGED,
+        )  # fmt: skip
+        if not restyled.shape[0]:
+            break
+        styled = np.union1d(styled, restyled)
+        style_rooted.update(restyled.tolist())
+        more = _lend_by_change(
+            store, shapes, attribution, service_mask, returned, change_links, change_via,
+            split[1], reads, style_reads, style_rooted,
+        )  # fmt: skip
+        change_spent = np.union1d(change_spent, more)
     # last: the fragments of a wallet that spends deposits in its batches, chained by their
     # change to the one name their chain holds by now
     chained = _lend_by_chain(store, shapes, attribution, service_mask, spenders, tags, chains)
@@ -1241,6 +1263,7 @@ def _lend_by_style(
     style_reads: StyleReads | None = None,
     lend: bool = True,
     cospend_kin: dict[int, tuple[str | None, str]] | None = None,
+    changed_only: bool = False,
 ) -> np.ndarray:
     """Name untagged services after the one tagged wallet whose style they alone share.
 
@@ -1280,7 +1303,9 @@ def _lend_by_style(
     then read on the tags alone) and names nothing: "the one tagged wallet it fits" holds only
     where every exchange active on the chain is tagged (`prepare_case`'s `style_names`).
     `cospend_kin` (`_cospend_kin`): a tagged exchange's deposit-spending fragments; with
-    `trace.services.VETO_COSPEND` its co-spending habit is read over them too."""
+    `trace.services.VETO_COSPEND` its co-spending habit is read over them too.
+    `changed_only` (`STYLE_AFTER_CHANGE`'s second pass): a match names a group only after a
+    named wallet whose signing software reads changed (`trace.services.habits_changed`)."""
     if not attribution:
         return np.zeros(0, np.int64)
     names: dict[tuple[str | None, str], int] = {}
@@ -1343,6 +1368,12 @@ def _lend_by_style(
         if RIVAL_MIN_GROUPS:
             vetoed |= style_rival_vetoes(styles, candidate, match, RIVAL_MIN_GROUPS, RIVAL_RATIO)
         match[vetoed] = -1
+        if changed_only:
+            # the second pass is for a wallet the change links carried into another era of
+            # its software; a wallet that shows one era has had its style read already
+            changed = np.zeros(len(by_label), np.bool_)
+            changed[named[habits_changed(styles, named)]] = True
+            match[(match >= 0) & ~changed[np.maximum(match, 0)]] = -1
         if not (match >= 0).any():
             break
         owner[candidate[match >= 0]] = match[match >= 0]
@@ -1521,6 +1552,14 @@ def _wary_entities(
 
 
 CHANGE_ROUNDS = 3
+#: How many times the wallet-style rounds run again after the change links named something
+#: (`prepare_case`; each followed by the change links again where it named anything): a name
+#: the change links carried into another era of a wallet's software widens the style read of
+#: that wallet (docs/design/trace.md "Styles read again after the change links"). 0: one
+#: style pass, before the change links (main before 2026-12-08).
+STYLE_AFTER_CHANGE = 1
+#: Whether that second pass names only after wallets whose software reads changed.
+STYLE_AFTER_CHANGE_CHANGED = True
 #: Whether a change link must fit a change-last wallet's position (`_change_position_misfits`).
 CHANGE_LINK_POSITION = True
 #: Whether a link of `_lend_by_change` (any kind) is dropped where the label's sweeps pay the

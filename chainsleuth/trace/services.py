@@ -2661,7 +2661,44 @@ def _period_habits(
     for name in PERIOD_HABITS:
         i = STYLE_HABITS.index(name)
         habits[i] = np.where(changed[:, None], own[i].reshape(n, k), habits[i])
+    if STYLE_PERIOD_CHANGE_POSITION:
+        # only where the pooled read shows no one position: a window's fewer batches meet the
+        # thresholds less often, and a known pooled position is evidence a window may lack
+        i = STYLE_HABITS.index("change_position")
+        per_window = changed[:, None] & (pooled[i] < 0)[:, None]
+        habits[i] = np.where(per_window, own[i].reshape(n, k), habits[i])
     return habits, changed
+
+
+#: True: where a named wallet that changed reads mixed in a window (its switch fell inside
+#: it), a candidate's hot type or fingerprint counts as evidence there when the named wallet
+#: shows that value alone in the nearest window before or after (`_period_compatible`).
+STYLE_STRADDLE_EVIDENCE = False
+#: True: a wallet whose software changed (`_period_habits`: one of `PERIOD_HABITS` read two
+#: values in two windows) shows its change position per window too, not pooled: where its
+#: software sorts outputs (BIP69) in one era and not in the other, the change sits where its
+#: value falls in one and where the signer puts it in the other, and the pooled read is mixed
+#: (no evidence for the new software's fragments; hard_swswitch small 3 borealis). Read so only
+#: where the pooled position is not known (a window's fewer batches can lose evidence the
+#: pooled read had: tests/trace/test_period_habits.py). Not part of
+#: the "changed" test: a change position that differs by window alone does not mark a change
+#: (read per window for every wallet it met the thresholds by chance, realistic_sw small 6).
+STYLE_PERIOD_CHANGE_POSITION = True
+
+
+def _nearest_known(habits: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per habit (groups x windows): the value each group shows alone in the nearest window
+    before and after each window (-1 none)."""
+    out = []
+    for h in habits:
+        before = np.full_like(h, -1)
+        after = np.full_like(h, -1)
+        for k in range(1, h.shape[1]):
+            before[:, k] = np.where(h[:, k - 1] >= 0, h[:, k - 1], before[:, k - 1])
+        for k in range(h.shape[1] - 2, -1, -1):
+            after[:, k] = np.where(h[:, k + 1] >= 0, h[:, k + 1], after[:, k + 1])
+        out.append((before, after))
+    return out
 
 
 #: True: every pair of wallets active in some window is compared per window, changed or not
@@ -2693,10 +2730,20 @@ def _period_compatible(
     hn, changed_n = _period_habits(styles, named, False)
     compatible = np.ones_like(pooled)
     seen = [np.zeros_like(pooled_evidence) for _ in range(4)]
+    near = _nearest_known(hn[:2]) if STYLE_STRADDLE_EVIDENCE else None
     for k in np.flatnonzero(act_c.any(axis=0) & act_n.any(axis=0)).tolist():
         alike, shown = _alike(tuple(h[:, k] for h in hc), tuple(h[:, k] for h in hn))
         both = act_c[:, k, None] & act_n[None, :, k]
         compatible &= ~both | alike
+        if near is not None:
+            # the window the switch fell in reads mixed for the named wallet: a candidate's
+            # value that the named wallet shows alone in the nearest window before or after
+            # it is evidence there (the rule-outs are unchanged: a mixed read rules nothing out)
+            for i in range(2):
+                mine = hc[i][:, k, None]
+                straddled = (hn[i][:, k] == STYLE_MIXED)[None, :]
+                fits = (mine == near[i][0][None, :, k]) | (mine == near[i][1][None, :, k])
+                shown[i] = shown[i] | ((mine >= 0) & straddled & fits)
         for i in range(4):
             seen[i] |= both & shown[i]
     evidence = seen[0] & seen[1] & (seen[2] | seen[3])
