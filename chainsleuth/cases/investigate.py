@@ -104,6 +104,7 @@ from chainsleuth.trace.services import (
     block_periods,
     change_spend_evidence,
     deposit_cospenders,
+    deposit_payer_bridges,
     deposit_spending_batches,
     funder_links,
     habit_rows,
@@ -1766,13 +1767,18 @@ def _lend_by_chain(
     if shapes is None or spenders.shape[0] == 0:
         return none
     nodes, chain = spender_change_chains(store, shapes, spenders) if chains is None else chains
+    source = attribution if tags is None else tags
+    if BRIDGE_PAYERS:
+        # the strands of one wallet that no own spend joins, joined by the customers whose
+        # deposits both spend
+        nodes, chain = _bridge_pieces(shapes, spenders, (nodes, chain), source)
     if nodes.shape[0] == 0:
         return none
     # the names a chain holds are its tags': a name lent by the style or change rules may be a
     # look-alike's, where the wallet's own exchange is untagged, and the chain would carry it
     # to every fragment (one exchange left untagged, hard_cospend small 1 cobalt: 1 -> 7
     # deposits named wrong with every lent name read)
-    names = _chain_tag_names(nodes, chain, attribution if tags is None else tags)
+    names = _chain_tag_names(nodes, chain, source)
     lent = []
     for c, e in zip(nodes.tolist(), chain.tolist(), strict=True):
         got = names.get(e, set())
@@ -1783,6 +1789,69 @@ def _lend_by_chain(
             attribution[c] = next(iter(got))
             lent.append(c)
     return np.array(sorted(lent), np.int64)
+
+
+#: `_lend_by_chain` also joins the change chains (and lone deposit-spending clusters) that
+#: `trace.services.deposit_payer_bridges` bridges; off, only the change chains lend (ablation)
+BRIDGE_PAYERS = True
+
+
+def _bridge_pieces(
+    shapes: TxShapes,
+    spenders: np.ndarray,
+    chains: tuple[np.ndarray, np.ndarray],
+    tags: dict[int, tuple[str | None, str]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The change chains (`spender_change_chains`' (clusters, chain of each)) joined by the
+    payer bridges of `deposit_payer_bridges`, as the same (sorted clusters, component id)
+    pair; a deposit-spending cluster in no chain is a piece of its own. Bridges are taken
+    strongest first, and one that would join pieces whose tags (`tags`) carry different
+    exchange names is refused: its payers are customers of both exchanges (hard_cospend small
+    1-14: each of the 6 bridges that joined two owners at one payer; refused, none is left at
+    two payers)."""
+    nodes, chain = chains
+    a, b, _support = deposit_payer_bridges(shapes, spenders, chains)
+    if a.shape[0] == 0:
+        return nodes, chain
+    # pieces: chain ids, and the flagged clusters outside every chain
+    chain_of = dict(zip(nodes.tolist(), chain.tolist(), strict=True))
+    members: dict[int, list[int]] = {}
+    for c, e in chain_of.items():
+        members.setdefault(e, []).append(c)
+    for c in spenders.tolist():
+        if c not in chain_of:
+            members.setdefault(c, [c])
+    names: dict[int, set[tuple[str | None, str]]] = {}
+    for e, cs in members.items():
+        got = {tags[c] for c in cs if c in tags and tags[c][1] in EXCHANGE_CATEGORIES}
+        if got:
+            names[e] = got
+    root: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        while root.get(x, x) != x:
+            root[x] = root.get(root[x], root[x])
+            x = root[x]
+        return x
+
+    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        rx, ry = find(x), find(y)
+        if rx == ry:
+            continue
+        nx, ny = names.get(rx, set()), names.get(ry, set())
+        if nx and ny and nx != ny:
+            continue  # a customer of two exchanges
+        lo, hi = min(rx, ry), max(rx, ry)
+        root[hi] = lo
+        names[lo] = nx | ny
+    # every piece, bridged or not: a lone flagged cluster that no bridge reached lends only
+    # its own tag's name to itself, which it has
+    out_nodes, out_comp = [], []
+    for e, cs in members.items():
+        out_nodes.extend(cs)
+        out_comp.extend([find(e)] * len(cs))
+    order = np.argsort(np.array(out_nodes, np.int64), kind="stable")
+    return np.array(out_nodes, np.int64)[order], np.array(out_comp, np.int64)[order]
 
 
 def _chain_tag_names(
