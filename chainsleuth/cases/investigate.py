@@ -1805,12 +1805,12 @@ def _bridge_pieces(
     """The change chains (`spender_change_chains`' (clusters, chain of each)) joined by the
     payer bridges of `deposit_payer_bridges`, as the same (sorted clusters, component id)
     pair; a deposit-spending cluster in no chain is a piece of its own. Bridges are taken
-    strongest first, and one that would join pieces whose tags (`tags`) carry different
-    exchange names is refused: its payers are customers of both exchanges (hard_cospend small
-    1-14: each of the 6 bridges that joined two owners at one payer; refused, none is left at
-    two payers)."""
+    strongest first, those of equal support together, and none that would put pieces whose
+    tags (`tags`) carry different exchange names in one is taken: its payers are customers of
+    both exchanges (hard_cospend small 1-14: each of the 6 bridges that joined two owners at
+    one payer)."""
     nodes, chain = chains
-    a, b, _support = deposit_payer_bridges(shapes, spenders, chains)
+    a, b, support = deposit_payer_bridges(shapes, spenders, chains)
     if a.shape[0] == 0:
         return nodes, chain
     # pieces: chain ids, and the flagged clusters outside every chain
@@ -1828,28 +1828,43 @@ def _bridge_pieces(
             names[e] = got
     root: dict[int, int] = {}
 
-    def find(x: int) -> int:
-        while root.get(x, x) != x:
-            root[x] = root.get(root[x], root[x])
-            x = root[x]
+    def find(x: int, parent: dict[int, int]) -> int:
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
+            x = parent[x]
         return x
 
-    for x, y in zip(a.tolist(), b.tolist(), strict=True):
-        rx, ry = find(x), find(y)
-        if rx == ry:
-            continue
-        nx, ny = names.get(rx, set()), names.get(ry, set())
-        if nx and ny and nx != ny:
-            continue  # a customer of two exchanges
-        lo, hi = min(rx, ry), max(rx, ry)
-        root[hi] = lo
-        names[lo] = nx | ny
+    def join(x: int, y: int, parent: dict[int, int], named: dict[int, set[Any]]) -> None:
+        rx, ry = find(x, parent), find(y, parent)
+        if rx != ry:
+            lo, hi = min(rx, ry), max(rx, ry)
+            parent[hi] = lo
+            named[lo] = named.get(lo, set()) | named.get(hi, set())
+
+    # bridges of equal support are taken together, strongest first: a tier whose bridges would
+    # put two tag names in one piece takes none of its bridges into that piece (which of them
+    # joins the wrong customer's strand the chain does not tell; hard_cospend small 14: an
+    # arcadia cluster and a dunmore strand bridged by 2 payers, as the dunmore strand was to
+    # dunmore's own tagged one)
+    supports = support.tolist()
+    i = 0
+    while i < len(supports):
+        j = i
+        while j < len(supports) and supports[j] == supports[i]:
+            j += 1
+        trial, trial_names = dict(root), {k: set(v) for k, v in names.items()}
+        for x, y in zip(a[i:j].tolist(), b[i:j].tolist(), strict=True):
+            join(x, y, trial, trial_names)
+        for x, y in zip(a[i:j].tolist(), b[i:j].tolist(), strict=True):
+            if len(trial_names.get(find(x, trial), set())) <= 1:
+                join(x, y, root, names)
+        i = j
     # every piece, bridged or not: a lone flagged cluster that no bridge reached lends only
     # its own tag's name to itself, which it has
     out_nodes, out_comp = [], []
     for e, cs in members.items():
         out_nodes.extend(cs)
-        out_comp.extend([find(e)] * len(cs))
+        out_comp.extend([find(e, root)] * len(cs))
     order = np.argsort(np.array(out_nodes, np.int64), kind="stable")
     return np.array(out_nodes, np.int64)[order], np.array(out_comp, np.int64)[order]
 
