@@ -1280,6 +1280,14 @@ def spender_change_chains(
 #: joined two owners, with two 0 of 362 once bridges between two tag names are refused).
 BRIDGE_MIN_PAYERS = 2
 
+#: A fragment whose batch clusters hold more batches than this (one of them) bridges nothing:
+#: its wallet reuses addresses, so it is one cluster already (hard_cospend small 1, 4, medium 1:
+#: a fresh-address co-spender's flagged clusters hold 1 batch each, a reusing one's 10+), and
+#: that cluster is a hub most payers touch; left in, with the reusing exchange untagged, its
+#: cluster took a tagged co-spender's name through shared customers (hard_cospend small 1,
+#: dunmore untagged: 0 -> 66 of its deposits named cobalt).
+BRIDGE_MAX_CLUSTER_BATCHES = 2
+
 #: A payer whose coins more fragments than this spend bridges none: a service that pays many
 #: wallets says nothing of which of them are one (and its pairs would grow as the square).
 BRIDGE_MAX_PIECES = 8
@@ -1304,7 +1312,8 @@ def deposit_payer_bridges(
     or the cluster) whose batches spend outputs of `BRIDGE_MIN_PAYERS`+ distinct payer clusters
     are read as one wallet. A payer is the input cluster of a tx that is neither a batch, a
     CoinJoin nor a deposit-spending batch cluster's; one whose coins more than
-    `BRIDGE_MAX_PIECES` pieces spend bridges none. The caller refuses a bridge between two
+    `BRIDGE_MAX_PIECES` pieces spend bridges none, and a piece with a cluster of more than
+    `BRIDGE_MAX_CLUSTER_BATCHES` batches (a reusing wallet) takes no bridge. The caller refuses a bridge between two
     pieces whose tags carry two names (`cases.investigate._lend_by_chain`): a customer of both.
     Memory: 16 B per output a flagged batch spends while read, 16 B per (payer, piece) pair."""
     none = np.zeros(0, np.int64)
@@ -1327,10 +1336,20 @@ def deposit_payer_bridges(
         piece_parts.append(by_cluster[ok])
     payer = np.concatenate(payer_parts)
     piece = np.concatenate(piece_parts)
+    # a cluster of more than BRIDGE_MAX_CLUSTER_BATCHES batches is a wallet that reuses its
+    # addresses: one cluster already, and a hub most payers touch; its piece bridges nothing
+    batch_spender = np.asarray(shapes.spender, np.int64)[np.asarray(shapes.batch)]
+    ids, n_batches = np.unique(batch_spender[batch_spender >= 0], return_counts=True)
+    hubs = ids[n_batches > BRIDGE_MAX_CLUSTER_BATCHES]
     if nodes.shape[0]:
         pos = np.minimum(np.searchsorted(nodes, piece), nodes.shape[0] - 1)
         inside = nodes[pos] == piece
         piece = np.where(inside, np.asarray(chain, np.int64)[pos], piece)
+        hub_pos = np.minimum(np.searchsorted(nodes, hubs), nodes.shape[0] - 1)
+        in_chain = nodes[hub_pos] == hubs
+        hubs = np.union1d(hubs, np.asarray(chain, np.int64)[hub_pos[in_chain]])
+    keep = ~np.isin(piece, hubs)
+    payer, piece = payer[keep], piece[keep]
     pairs = np.unique(np.stack([payer, piece], axis=1), axis=0) if payer.shape[0] else None
     if pairs is None:
         return none, none, none
