@@ -1817,7 +1817,7 @@ def _bridge_pieces(
     strongest first, those of equal support together, and none that would put pieces whose
     tags (`tags`) carry different exchange names in one is taken: its payers are customers of
     both exchanges (hard_cospend small 1-14: each of the 6 bridges that joined two owners at
-    one payer)."""
+    two payers)."""
     nodes, chain = chains
     a, b, support = deposit_payer_bridges(shapes, spenders, chains)
     if a.shape[0] == 0:

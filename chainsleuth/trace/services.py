@@ -1276,8 +1276,9 @@ def spender_change_chains(
 #: Distinct payers whose coins two deposit-spending fragments must both spend before the two are
 #: taken for one wallet (`deposit_payer_bridges`). One is not enough: a customer who pays into two
 #: co-spending exchanges bridges them (hard_cospend small 1-14: 104 of 1,610 payers whose coins
-#: two or more fragments spend pay into two exchanges' fragments; with one payer 6 of 830 bridges
-#: joined two owners, with two 0 of 362 once bridges between two tag names are refused).
+#: two or more fragments spend pay into two owners' fragments; on small 4 and 10, 12 of 618
+#: bridges joined two owners at one payer; on small 1-14, 6 of 830 at two, each of them
+#: refused by the two-name rule of `cases.investigate._bridge_pieces`).
 BRIDGE_MIN_PAYERS = 2
 
 #: A fragment whose batch clusters hold more batches than this (one of them) bridges nothing:
