@@ -1768,29 +1768,20 @@ def _lend_by_chain(
         return none
     nodes, chain = spender_change_chains(store, shapes, spenders) if chains is None else chains
     source = attribution if tags is None else tags
-    # the names a chain holds are its tags': a name lent by the style or change rules may be a
-    # look-alike's, where the wallet's own exchange is untagged, and the chain would carry it
-    # to every fragment (one exchange left untagged, hard_cospend small 1 cobalt: 1 -> 7
-    # deposits named wrong with every lent name read)
-    own_chain = dict(zip(nodes.tolist(), chain.tolist(), strict=True))
-    own_names = _chain_tag_names(nodes, chain, source)
     if BRIDGE_PAYERS:
         # the strands of one wallet that no own spend joins, joined by the customers whose
         # deposits both spend
         nodes, chain = _bridge_pieces(shapes, spenders, (nodes, chain), source)
     if nodes.shape[0] == 0:
         return none
+    # the names a chain holds are its tags': a name lent by the style or change rules may be a
+    # look-alike's, where the wallet's own exchange is untagged, and the chain would carry it
+    # to every fragment (one exchange left untagged, hard_cospend small 1 cobalt: 1 -> 7
+    # deposits named wrong with every lent name read)
     names = _chain_tag_names(nodes, chain, source)
-    batch_clusters = set(spenders.tolist())
     lent = []
     for c, e in zip(nodes.tolist(), chain.tolist(), strict=True):
         got = names.get(e, set())
-        if c not in batch_clusters:
-            # a chain's end that is no deposit-spending batch cluster (whoever spent a change
-            # the read took) takes its own chain's name only, not one a bridge brought
-            # (hard_cospend medium 2: a user's cluster that spent a withdrawal read as change,
-            # its chain then bridged to ember's tags)
-            got = own_names.get(own_chain[c], set()) if c in own_chain else set()
         if len(got) != 1 or service_mask[c]:
             continue
         v = attribution.get(c)

@@ -20,13 +20,10 @@ STRAND_A, STRAND_B = 1, 5  # the two batch clusters (their hot coins' addresses)
 CHANGE = 1_234_567
 
 
-def _world(
-    payers: tuple[int, int, int, int], spend_change_b: bool = False
-) -> tuple[Chain, np.ndarray]:
+def _world(payers: tuple[int, int, int, int]) -> tuple[Chain, np.ndarray]:
     """Batch A (cluster 1) spends the deposits paid by `payers[0]` and `payers[1]`, batch B
     (cluster 5) those paid by `payers[2]` and `payers[3]`; each payment is a customer's
-    one-input tx of a deposit and change. `spend_change_b`: batch B's change (address 6) is
-    spent by a tx of two payees, so a change chain joins B's cluster to 6's."""
+    one-input tx of a deposit and change."""
     cluster_of = np.arange(200)
     c = Chain()
     coins = c.add(
@@ -42,14 +39,12 @@ def _world(
             [(100 + k, 1_000) for k in range(6)] + [(2, CHANGE)],
         )
     )
-    batch_b = c.add(
+    c.add(
         Tx(
             [coins[1], deposits[2], deposits[3]],
             [(110 + k, 1_000) for k in range(6)] + [(6, CHANGE)],
         )
     )
-    if spend_change_b:
-        c.add(Tx([batch_b[-1]], [(90, 600_001), (91, 600_000)]))
     cluster_of[[70, 71, 72, 73]] = [STRAND_A, STRAND_A, STRAND_B, STRAND_B]
     return c, cluster_of
 
@@ -129,21 +124,3 @@ def test_a_bridge_between_two_tag_names_is_refused() -> None:
     lent = _lend_by_chain(c.store(), shapes, attribution, MASK, spenders)
     assert lent.tolist() == [STRAND_B]
     assert attribution == {STRAND_A: ARCADIA, STRAND_B: ARCADIA, 9: BOREALIS}
-
-
-def test_a_chain_end_outside_the_batch_clusters_takes_no_bridged_name() -> None:
-    # B's change is spent by cluster 6 (not a deposit-spending batch cluster): the change chain
-    # joins 5 and 6, the bridge joins that chain to A. Strand B takes A's name; 6, whoever
-    # spent what the read took for B's change, keeps what its own chain's tags say: nothing.
-    c, cluster_of = _world((60, 61, 60, 61), spend_change_b=True)
-    shapes = c.shapes(cluster_of)
-    nodes, chain = services.spender_change_chains(c.store(), shapes, SPENDERS)
-    assert nodes.tolist() == [STRAND_B, 6]
-    attribution = {STRAND_A: ARCADIA}
-    lent = _lend_by_chain(c.store(), shapes, attribution, MASK, SPENDERS)
-    assert lent.tolist() == [STRAND_B]
-    assert 6 not in attribution
-    # tagged in its own chain, the end is named as before
-    attribution = {STRAND_B: ARCADIA}
-    lent = _lend_by_chain(c.store(), shapes, attribution, MASK, SPENDERS)
-    assert lent.tolist() == [STRAND_A, 6]
