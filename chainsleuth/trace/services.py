@@ -1293,6 +1293,15 @@ BRIDGE_MAX_CLUSTER_BATCHES = 2
 #: wallets says nothing of which of them are one (and its pairs would grow as the square).
 BRIDGE_MAX_PIECES = 8
 
+#: ... and the payers two fragments share must be at least this share of the payers of the one
+#: with fewer. A person with accounts at two exchanges pays deposits of both, so two exchanges'
+#: strands share payers too, but few of each strand's payers: where 40% of the people pay
+#: deposits at two or three exchanges (profile `hard_cospend_multi`, small 1-14), the 31
+#: bridges that joined two owners shared 0.01-0.10 of the smaller strand's payers, the 564
+#: within one owner 0.01-0.5 (docs/accuracy-log.md "Payer bridges under customers of several
+#: exchanges"). 0: a count of `BRIDGE_MIN_PAYERS` alone (branch issue11-cprecall).
+BRIDGE_MIN_OVERLAP = 0.1
+
 
 def deposit_payer_bridges(
     shapes: TxShapes | None,
@@ -1310,8 +1319,9 @@ def deposit_payer_bridges(
     co-spenders). Its customers do: a customer pays several deposits into the exchange, and
     whichever strand's batch spends each, those strands share the payer. So two fragments (a
     change chain of `chains`, else a `spenders` cluster alone; a piece is named by the chain id
-    or the cluster) whose batches spend outputs of `BRIDGE_MIN_PAYERS`+ distinct payer clusters
-    are read as one wallet. A payer is the input cluster of a tx that is neither a batch, a
+    or the cluster) whose batches spend outputs of `BRIDGE_MIN_PAYERS`+ distinct payer clusters,
+    and of at least `BRIDGE_MIN_OVERLAP` of the payers of the one with fewer (a person with
+    accounts at two exchanges pays deposits of both), are read as one wallet. A payer is the input cluster of a tx that is neither a batch, a
     CoinJoin nor a deposit-spending batch cluster's; one whose coins more than
     `BRIDGE_MAX_PIECES` pieces spend bridges none, and a piece with a cluster of more than
     `BRIDGE_MAX_CLUSTER_BATCHES` batches (a reusing wallet) takes no bridge. The caller refuses a bridge between two
@@ -1354,6 +1364,8 @@ def deposit_payer_bridges(
     pairs = np.unique(np.stack([payer, piece], axis=1), axis=0) if payer.shape[0] else None
     if pairs is None:
         return none, none, none
+    piece_ids, piece_payers = np.unique(pairs[:, 1], return_counts=True)
+    n_payers = dict(zip(piece_ids.tolist(), piece_payers.tolist(), strict=True))
     support: dict[tuple[int, int], int] = {}
     starts = np.flatnonzero(np.diff(pairs[:, 0], prepend=-1) != 0)
     ends = np.append(starts[1:], pairs.shape[0])
@@ -1365,7 +1377,9 @@ def deposit_payer_bridges(
             for j in range(i + 1, len(got)):
                 key = (got[i], got[j])
                 support[key] = support.get(key, 0) + 1
-    kept = sorted(((n, a, b) for (a, b), n in support.items() if n >= BRIDGE_MIN_PAYERS),
+    kept = sorted(((n, a, b) for (a, b), n in support.items()
+                   if n >= BRIDGE_MIN_PAYERS
+                   and n >= BRIDGE_MIN_OVERLAP * min(n_payers[a], n_payers[b])),
                   key=lambda x: (-x[0], x[1], x[2]))  # fmt: skip
     if not kept:
         return none, none, none

@@ -87,9 +87,15 @@ def test_one_payer_in_both_strands_bridges_nothing() -> None:
 def _three_strands() -> tuple[Chain, np.ndarray]:
     """Strands A (cluster 1), B (5) and C (9): payers 60, 61 and 62 pay deposits into A and B
     (three bridge A-B), 63 and 64 into B and C (two bridge B-C)."""
+    return _strands({STRAND_A: [60, 61, 62], STRAND_B: [60, 61, 62, 63, 64], 9: [63, 64]})
+
+
+def _strands(payers: dict[int, list[int]]) -> tuple[Chain, np.ndarray]:
+    """One batch per strand (its cluster: the key) spending its hot coin and one deposit of
+    each of its payers (payer clusters 10-99), each paid by the payer's one-input tx; up to 3
+    strands of 1, 5 and 9, and 49 payments in all."""
     cluster_of = np.arange(300)
     c = Chain()
-    payers = {STRAND_A: [60, 61, 62], STRAND_B: [60, 61, 62, 63, 64], 9: [63, 64]}
     n_pay = sum(len(v) for v in payers.values())
     coins = c.add(
         Tx([], [(s, 5_000_000) for s in payers] + [(200 + k, 100_000) for k in range(n_pay)])
@@ -99,7 +105,7 @@ def _three_strands() -> tuple[Chain, np.ndarray]:
         spent = [coins[j]]
         for p in who:
             cluster_of[200 + k] = p  # the customer's coin, in the customer's cluster
-            paid = c.add(Tx([coins[3 + k]], [(150 + k, 50_001), (250 + k, 40_000)]))
+            paid = c.add(Tx([coins[len(payers) + k]], [(150 + k, 50_001), (250 + k, 40_000)]))
             cluster_of[150 + k] = strand  # the deposit, in the cluster of the batch spending it
             spent.append(paid[0])
             k += 1
@@ -124,3 +130,43 @@ def test_a_bridge_between_two_tag_names_is_refused() -> None:
     lent = _lend_by_chain(c.store(), shapes, attribution, MASK, spenders)
     assert lent.tolist() == [STRAND_B]
     assert attribution == {STRAND_A: ARCADIA, STRAND_B: ARCADIA, 9: BOREALIS}
+
+
+def _customers_of_two_exchanges() -> tuple[Chain, np.ndarray]:
+    """Strands A and B with 22 payers each, 2 of them (60, 61) paying deposits into both: two
+    exchanges' strands and two people with accounts at both."""
+    return _strands({STRAND_A: [60, 61, *range(20, 40)], STRAND_B: [60, 61, *range(40, 60)]})
+
+
+def test_two_shared_payers_among_many_bridge_nothing() -> None:
+    # 2 of 22 payers (0.09) shared: under BRIDGE_MIN_OVERLAP (0.1), so B keeps no name
+    c, cluster_of = _customers_of_two_exchanges()
+    shapes = c.shapes(cluster_of)
+    assert services.deposit_payer_bridges(shapes, SPENDERS)[0].shape[0] == 0
+    attribution = {STRAND_A: ARCADIA}
+    assert _lend_by_chain(c.store(), shapes, attribution, MASK, SPENDERS).shape[0] == 0
+    assert STRAND_B not in attribution
+
+
+def test_without_the_overlap_guard_two_shared_payers_lend_the_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the count of 2 alone (branch issue11-cprecall) bridges them and names B arcadia: the
+    # wrong exchange when B is another exchange's strand
+    monkeypatch.setattr(services, "BRIDGE_MIN_OVERLAP", 0.0)
+    c, cluster_of = _customers_of_two_exchanges()
+    shapes = c.shapes(cluster_of)
+    a, b, support = services.deposit_payer_bridges(shapes, SPENDERS)
+    assert (a.tolist(), b.tolist(), support.tolist()) == ([STRAND_A], [STRAND_B], [2])
+    attribution = {STRAND_A: ARCADIA}
+    assert _lend_by_chain(c.store(), shapes, attribution, MASK, SPENDERS).tolist() == [STRAND_B]
+
+
+def test_three_shared_payers_among_many_bridge_them() -> None:
+    # 3 of 22 (0.14): a share, not a count, decides
+    c, cluster_of = _strands(
+        {STRAND_A: [60, 61, 62, *range(20, 39)], STRAND_B: [60, 61, 62, *range(40, 59)]}
+    )
+    shapes = c.shapes(cluster_of)
+    a, b, support = services.deposit_payer_bridges(shapes, SPENDERS)
+    assert (a.tolist(), b.tolist(), support.tolist()) == ([STRAND_A], [STRAND_B], [3])
