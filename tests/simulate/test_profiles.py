@@ -312,17 +312,19 @@ def test_forward_rests_spent_by_the_next_batch(tmp_path: Path) -> None:
 
 
 def test_exchanges_cospending_deposits(tmp_path: Path) -> None:
-    """`exchange_deposit_cospend_share`: 0 in every profile but `hard_cospend` (and left out of
-    their world.json knobs, so older worlds stay byte for byte); there half of the exchanges
+    """`exchange_deposit_cospend_share`: 0 in every profile but `hard_cospend` and
+    `hard_cospend_multi` (and left out of their world.json knobs, so older worlds stay byte for
+    byte); there half of the exchanges
     (drawn per exchange, marked `cospends_deposits` in world.json's habits) spend their
     deposits in their batched withdrawals and never sweep them (docs/accuracy-log.md
     "Exchanges that spend deposits in their payouts")."""
     from chainsleuth.simulate import simulate
 
     for name in profile_names():
-        if name != "hard_cospend":
+        if name not in ("hard_cospend", "hard_cospend_multi"):
             assert "exchange_deposit_cospend_share" not in profile(name).knobs()
     assert profile("hard_cospend").knobs()["exchange_deposit_cospend_share"] == 0.5
+    assert profile("hard_cospend_multi").knobs()["exchange_deposit_cospend_share"] == 0.5
     with pytest.raises(ValueError, match="exchange_deposit_cospend_share"):
         Profile(name="bad", exchange_deposit_cospend_share=1.5)
     world = tmp_path / "w"
