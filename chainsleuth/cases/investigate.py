@@ -107,6 +107,7 @@ from chainsleuth.trace.services import (
     block_periods,
     change_spend_evidence,
     deposit_cospenders,
+    deposit_payer_bridges,
     deposit_spending_batches,
     funder_links,
     habit_rows,
@@ -1865,13 +1866,18 @@ def _lend_by_chain(
     if shapes is None or spenders.shape[0] == 0:
         return none
     nodes, chain = spender_change_chains(store, shapes, spenders) if chains is None else chains
+    source = attribution if tags is None else tags
+    if BRIDGE_PAYERS:
+        # the strands of one wallet that no own spend joins, joined by the customers whose
+        # deposits both spend
+        nodes, chain = _bridge_pieces(shapes, spenders, (nodes, chain), source)
     if nodes.shape[0] == 0:
         return none
     # the names a chain holds are its tags': a name lent by the style or change rules may be a
     # look-alike's, where the wallet's own exchange is untagged, and the chain would carry it
     # to every fragment (one exchange left untagged, hard_cospend small 1 cobalt: 1 -> 7
     # deposits named wrong with every lent name read)
-    names = _chain_tag_names(nodes, chain, attribution if tags is None else tags)
+    names = _chain_tag_names(nodes, chain, source)
     lent = []
     for c, e in zip(nodes.tolist(), chain.tolist(), strict=True):
         got = names.get(e, set())
@@ -1882,6 +1888,84 @@ def _lend_by_chain(
             attribution[c] = next(iter(got))
             lent.append(c)
     return np.array(sorted(lent), np.int64)
+
+
+#: `_lend_by_chain` also joins the change chains (and lone deposit-spending clusters) that
+#: `trace.services.deposit_payer_bridges` bridges; off, only the change chains lend (ablation)
+BRIDGE_PAYERS = True
+
+
+def _bridge_pieces(
+    shapes: TxShapes,
+    spenders: np.ndarray,
+    chains: tuple[np.ndarray, np.ndarray],
+    tags: dict[int, tuple[str | None, str]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The change chains (`spender_change_chains`' (clusters, chain of each)) joined by the
+    payer bridges of `deposit_payer_bridges`, as the same (sorted clusters, component id)
+    pair; a deposit-spending cluster in no chain is a piece of its own. Bridges are taken
+    strongest first, those of equal support together, and none that would put pieces whose
+    tags (`tags`) carry different exchange names in one is taken: its payers are customers of
+    both exchanges (hard_cospend small 1-14: each of the 6 bridges that joined two owners at
+    two payers)."""
+    nodes, chain = chains
+    a, b, support = deposit_payer_bridges(shapes, spenders, chains)
+    if a.shape[0] == 0:
+        return nodes, chain
+    # pieces: chain ids, and the flagged clusters outside every chain
+    chain_of = dict(zip(nodes.tolist(), chain.tolist(), strict=True))
+    members: dict[int, list[int]] = {}
+    for c, e in chain_of.items():
+        members.setdefault(e, []).append(c)
+    for c in spenders.tolist():
+        if c not in chain_of:
+            members.setdefault(c, [c])
+    names: dict[int, set[tuple[str | None, str]]] = {}
+    for e, cs in members.items():
+        got = {tags[c] for c in cs if c in tags and tags[c][1] in EXCHANGE_CATEGORIES}
+        if got:
+            names[e] = got
+    root: dict[int, int] = {}
+
+    def find(x: int, parent: dict[int, int]) -> int:
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
+            x = parent[x]
+        return x
+
+    def join(x: int, y: int, parent: dict[int, int], named: dict[int, set[Any]]) -> None:
+        rx, ry = find(x, parent), find(y, parent)
+        if rx != ry:
+            lo, hi = min(rx, ry), max(rx, ry)
+            parent[hi] = lo
+            named[lo] = named.get(lo, set()) | named.get(hi, set())
+
+    # bridges of equal support are taken together, strongest first: a tier whose bridges would
+    # put two tag names in one piece takes none of its bridges into that piece (which of them
+    # joins the wrong customer's strand the chain does not tell; hard_cospend small 14: an
+    # arcadia cluster and a dunmore strand bridged by 2 payers, as the dunmore strand was to
+    # dunmore's own tagged one)
+    supports = support.tolist()
+    i = 0
+    while i < len(supports):
+        j = i
+        while j < len(supports) and supports[j] == supports[i]:
+            j += 1
+        trial, trial_names = dict(root), {k: set(v) for k, v in names.items()}
+        for x, y in zip(a[i:j].tolist(), b[i:j].tolist(), strict=True):
+            join(x, y, trial, trial_names)
+        for x, y in zip(a[i:j].tolist(), b[i:j].tolist(), strict=True):
+            if len(trial_names.get(find(x, trial), set())) <= 1:
+                join(x, y, root, names)
+        i = j
+    # every piece, bridged or not: a lone flagged cluster that no bridge reached lends only
+    # its own tag's name to itself, which it has
+    out_nodes, out_comp = [], []
+    for e, cs in members.items():
+        out_nodes.extend(cs)
+        out_comp.extend([find(e, root)] * len(cs))
+    order = np.argsort(np.array(out_nodes, np.int64), kind="stable")
+    return np.array(out_nodes, np.int64)[order], np.array(out_comp, np.int64)[order]
 
 
 def _chain_tag_names(

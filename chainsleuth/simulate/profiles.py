@@ -77,6 +77,11 @@ class Profile:
     #: by this exchange's wallet with its own coins, like that other exchange's change. 0:
     #: every exchange sweeps (every named profile but `hard_cospend`, every world before it)
     exchange_deposit_cospend_share: float = 0.0
+    #: share of the people with an exchange account (users, customers, miners, merchants,
+    #: multisig holders) who also hold accounts at one or two other exchanges (drawn per
+    #: person from a stream of their own) and split their deposits evenly among them, as real
+    #: users commonly do. 0: everyone deposits at one exchange (every world before this knob)
+    multi_exchange_customer_share: float = 0.0
     #: share of a peel chain's peels that pay an exchange deposit address
     peel_to_exchange_share: float = 0.0
     #: share of person-to-person payments made as send-all: one output, paid to another owner
@@ -110,6 +115,11 @@ class Profile:
                 f"profile {self.name!r}: untagged_exchanges {self.untagged_exchanges!r} "
                 "must be a whole number >= 0"
             )
+        if not 0.0 <= self.multi_exchange_customer_share <= 1.0:
+            raise ValueError(
+                f"profile {self.name!r}: multi_exchange_customer_share "
+                f"{self.multi_exchange_customer_share!r} must be in [0, 1]"
+            )
         if not 0.0 <= self.exchange_deposit_cospend_share <= 1.0:
             raise ValueError(
                 f"profile {self.name!r}: exchange_deposit_cospend_share "
@@ -131,6 +141,8 @@ class Profile:
             d.pop("exchange_deposit_cospend_share")  # likewise
         if self.untagged_exchanges == 0:
             d.pop("untagged_exchanges")  # likewise
+        if self.multi_exchange_customer_share == 0.0:
+            d.pop("multi_exchange_customer_share")  # likewise
         d["tags_per_exchange"] = list(self.tags_per_exchange)
         return d
 

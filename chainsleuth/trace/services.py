@@ -1273,6 +1273,120 @@ def spender_change_chains(
     return nodes, chain
 
 
+#: Distinct payers whose coins two deposit-spending fragments must both spend before the two are
+#: taken for one wallet (`deposit_payer_bridges`). One is not enough: a customer who pays into two
+#: co-spending exchanges bridges them (hard_cospend small 1-14: 104 of 1,610 payers whose coins
+#: two or more fragments spend pay into two owners' fragments; on small 4 and 10, 12 of 618
+#: bridges joined two owners at one payer; on small 1-14, 6 of 830 at two, each of them
+#: refused by the two-name rule of `cases.investigate._bridge_pieces`).
+BRIDGE_MIN_PAYERS = 2
+
+#: A fragment whose batch clusters hold more batches than this (one of them) bridges nothing:
+#: its wallet reuses addresses, so it is one cluster already (hard_cospend small 1, 4, medium 1:
+#: a fresh-address co-spender's flagged clusters hold 1 batch each, a reusing one's 10+), and
+#: that cluster is a hub most payers touch; left in, with the reusing exchange untagged, its
+#: cluster took a tagged co-spender's name through shared customers (hard_cospend small 1,
+#: dunmore untagged: 0 -> 66 of its deposits named cobalt).
+BRIDGE_MAX_CLUSTER_BATCHES = 2
+
+#: A payer whose coins more fragments than this spend bridges none: a service that pays many
+#: wallets says nothing of which of them are one (and its pairs would grow as the square).
+BRIDGE_MAX_PIECES = 8
+
+#: ... and the payers two fragments share must be at least this share of the payers of the one
+#: with fewer. A person with accounts at two exchanges pays deposits of both, so two exchanges'
+#: strands share payers too, but few of each strand's payers: where 40% of the people pay
+#: deposits at two or three exchanges (profile `hard_cospend_multi`, small 1-14), the 31
+#: bridges that joined two owners shared 0.01-0.10 of the smaller strand's payers, the 564
+#: within one owner 0.01-0.5 (docs/accuracy-log.md "Payer bridges under customers of several
+#: exchanges"). 0: a count of `BRIDGE_MIN_PAYERS` alone (branch issue11-cprecall).
+BRIDGE_MIN_OVERLAP = 0.1
+
+
+def deposit_payer_bridges(
+    shapes: TxShapes | None,
+    spenders: np.ndarray,
+    chains: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs of deposit-spending fragments that spend the coins of the same payers: (piece a,
+    piece b, distinct payers), sorted by payers, most first.
+
+    A wallet that spends its customers' deposits straight in its batches, and never reuses an
+    address, is a fragment per batch; `spender_change_chains` joins the batches whose change it
+    can read, but the wallet's own spends do not join the rest: it keeps several hot coins, and
+    each starts a strand of batches that no other strand's tx touches (hard_cospend small 1-14,
+    by the truth: every own spend linked would reach 26 % of the missed deposits of its
+    co-spenders). Its customers do: a customer pays several deposits into the exchange, and
+    whichever strand's batch spends each, those strands share the payer. So two fragments (a
+    change chain of `chains`, else a `spenders` cluster alone; a piece is named by the chain id
+    or the cluster) whose batches spend outputs of `BRIDGE_MIN_PAYERS`+ distinct payer clusters,
+    and of at least `BRIDGE_MIN_OVERLAP` of the payers of the one with fewer (a person with
+    accounts at two exchanges pays deposits of both), are read as one wallet. A payer is the input cluster of a tx that is neither a batch, a
+    CoinJoin nor a deposit-spending batch cluster's; one whose coins more than
+    `BRIDGE_MAX_PIECES` pieces spend bridges none, and a piece with a cluster of more than
+    `BRIDGE_MAX_CLUSTER_BATCHES` batches (a reusing wallet) takes no bridge. The caller refuses a bridge between two
+    pieces whose tags carry two names (`cases.investigate._lend_by_chain`): a customer of both.
+    Memory: 16 B per output a flagged batch spends while read, 16 B per (payer, piece) pair."""
+    none = np.zeros(0, np.int64)
+    if shapes is None or spenders.shape[0] == 0:
+        return none, none, none
+    spenders = np.asarray(spenders, np.int64)
+    nodes, chain = chains if chains is not None else (none, none)
+    payer_parts, piece_parts = [none], [none]
+    for _t0, _t1, lo, hi, made in shapes.tx_slices():
+        spent_by = np.asarray(shapes.spent_by[lo:hi]).astype(np.int64)
+        ok = spent_by >= 0
+        by = np.where(ok, spent_by, 0)
+        by_cluster = np.asarray(shapes.spender[by], np.int64)
+        ok &= np.asarray(shapes.batch[by]) & ~np.asarray(shapes.coinjoin[by])
+        ok &= np.isin(by_cluster, spenders)
+        payer = np.asarray(shapes.spender[made], np.int64)
+        ok &= (payer >= 0) & ~np.asarray(shapes.batch[made]) & ~np.asarray(shapes.coinjoin[made])
+        ok &= ~np.isin(payer, spenders)
+        payer_parts.append(payer[ok])
+        piece_parts.append(by_cluster[ok])
+    payer = np.concatenate(payer_parts)
+    piece = np.concatenate(piece_parts)
+    # a cluster of more than BRIDGE_MAX_CLUSTER_BATCHES batches is a wallet that reuses its
+    # addresses: one cluster already, and a hub most payers touch; its piece bridges nothing
+    batch_spender = np.asarray(shapes.spender, np.int64)[np.asarray(shapes.batch)]
+    ids, n_batches = np.unique(batch_spender[batch_spender >= 0], return_counts=True)
+    hubs = ids[n_batches > BRIDGE_MAX_CLUSTER_BATCHES]
+    if nodes.shape[0]:
+        pos = np.minimum(np.searchsorted(nodes, piece), nodes.shape[0] - 1)
+        inside = nodes[pos] == piece
+        piece = np.where(inside, np.asarray(chain, np.int64)[pos], piece)
+        hub_pos = np.minimum(np.searchsorted(nodes, hubs), nodes.shape[0] - 1)
+        in_chain = nodes[hub_pos] == hubs
+        hubs = np.union1d(hubs, np.asarray(chain, np.int64)[hub_pos[in_chain]])
+    keep = ~np.isin(piece, hubs)
+    payer, piece = payer[keep], piece[keep]
+    pairs = np.unique(np.stack([payer, piece], axis=1), axis=0) if payer.shape[0] else None
+    if pairs is None:
+        return none, none, none
+    piece_ids, piece_payers = np.unique(pairs[:, 1], return_counts=True)
+    n_payers = dict(zip(piece_ids.tolist(), piece_payers.tolist(), strict=True))
+    support: dict[tuple[int, int], int] = {}
+    starts = np.flatnonzero(np.diff(pairs[:, 0], prepend=-1) != 0)
+    ends = np.append(starts[1:], pairs.shape[0])
+    for i0, i1 in zip(starts.tolist(), ends.tolist(), strict=True):
+        if i1 - i0 < 2 or i1 - i0 > BRIDGE_MAX_PIECES:
+            continue
+        got = pairs[i0:i1, 1].tolist()  # sorted: np.unique sorted the rows
+        for i in range(len(got)):
+            for j in range(i + 1, len(got)):
+                key = (got[i], got[j])
+                support[key] = support.get(key, 0) + 1
+    kept = sorted(((n, a, b) for (a, b), n in support.items()
+                   if n >= BRIDGE_MIN_PAYERS
+                   and n >= BRIDGE_MIN_OVERLAP * min(n_payers[a], n_payers[b])),
+                  key=lambda x: (-x[0], x[1], x[2]))  # fmt: skip
+    if not kept:
+        return none, none, none
+    arr = np.array(kept, np.int64)
+    return arr[:, 1], arr[:, 2], arr[:, 0]
+
+
 #: Batches whose change went last, with none elsewhere, before a wallet is taken to put its
 #: change last (a wallet that shuffles its outputs puts it last in about 1 of 7 batches of 6+
 #: payees, so three in a row happen by chance about once in 350 such wallets).

@@ -312,17 +312,19 @@ def test_forward_rests_spent_by_the_next_batch(tmp_path: Path) -> None:
 
 
 def test_exchanges_cospending_deposits(tmp_path: Path) -> None:
-    """`exchange_deposit_cospend_share`: 0 in every profile but `hard_cospend` (and left out of
-    their world.json knobs, so older worlds stay byte for byte); there half of the exchanges
+    """`exchange_deposit_cospend_share`: 0 in every profile but `hard_cospend` and
+    `hard_cospend_multi` (and left out of their world.json knobs, so older worlds stay byte for
+    byte); there half of the exchanges
     (drawn per exchange, marked `cospends_deposits` in world.json's habits) spend their
     deposits in their batched withdrawals and never sweep them (docs/accuracy-log.md
     "Exchanges that spend deposits in their payouts")."""
     from chainsleuth.simulate import simulate
 
     for name in profile_names():
-        if name != "hard_cospend":
+        if name not in ("hard_cospend", "hard_cospend_multi"):
             assert "exchange_deposit_cospend_share" not in profile(name).knobs()
     assert profile("hard_cospend").knobs()["exchange_deposit_cospend_share"] == 0.5
+    assert profile("hard_cospend_multi").knobs()["exchange_deposit_cospend_share"] == 0.5
     with pytest.raises(ValueError, match="exchange_deposit_cospend_share"):
         Profile(name="bad", exchange_deposit_cospend_share=1.5)
     world = tmp_path / "w"
@@ -389,3 +391,52 @@ def test_untagged_exchanges_leave_k_exchanges_without_a_tag_and_the_chain_as_it_
     assert (world / "tags" / "coinjoin.yaml").read_bytes() == (
         hard_world / "tags" / "coinjoin.yaml"
     ).read_bytes()
+
+
+def _deposit_exchanges_per_account(world: Path) -> dict[str, set[str]]:
+    """account wallet -> the exchanges whose deposit addresses it holds (truth/addresses.csv)."""
+    held: dict[str, set[str]] = {}
+    for row in _rows(world / "truth" / "addresses.csv"):
+        if row["role"] == "deposit" and row["account"]:
+            held.setdefault(row["account"], set()).add(row["entity"])
+    return held
+
+
+def test_multi_exchange_customers_split_their_deposits(world_dir: Path, tmp_path: Path) -> None:
+    """`multi_exchange_customer_share`: 0 in every profile but `hard_cospend_multi` (and left
+    out of world.json's knobs there); at 0 no one draws other exchanges, and the people of the
+    easy world (no cross-exchange moves) each deposit at one exchange; at 0.4 about that share
+    of the people hold one or two more accounts and their deposits land at several exchanges."""
+    from dataclasses import replace
+
+    from chainsleuth.simulate import simulate
+    from chainsleuth.simulate.economy.base import DEPOSITING_KINDS
+    from chainsleuth.simulate.economy.model import SCALES
+    from chainsleuth.simulate.economy.world import World
+
+    for name in profile_names():
+        if name != "hard_cospend_multi":
+            assert "multi_exchange_customer_share" not in profile(name).knobs()
+    assert profile("hard_cospend_multi").knobs()["multi_exchange_customer_share"] == 0.4
+    with pytest.raises(ValueError, match="multi_exchange_customer_share"):
+        Profile(name="bad", multi_exchange_customer_share=-0.1)
+
+    assert World(2, SCALES["small"], profile=profile("hard_cospend")).deposit_homes == {}
+    multi = World(2, SCALES["small"], profile=profile("hard_cospend_multi"))
+    people = [w for w in multi.wallets if w.kind in DEPOSITING_KINDS and w.home >= 0]
+    share = len(multi.deposit_homes) / len(people)
+    assert 0.35 < share < 0.45, share
+    for idx, homes in multi.deposit_homes.items():
+        assert homes[0] == multi.wallets[idx].home and len(set(homes)) == len(homes) in (2, 3)
+
+    # the easy world (no cross-exchange moves): each person's deposits sit at one exchange
+    kinds = tuple(f"{k}-" for k in DEPOSITING_KINDS)
+    single = _deposit_exchanges_per_account(world_dir)
+    assert single and all(len(v) == 1 for k, v in single.items() if k.startswith(kinds))
+    easy_multi = replace(profile("easy"), name="easy_multi", multi_exchange_customer_share=0.4)
+    world = tmp_path / "w"
+    simulate(world, seed=1, scale="small", profile=easy_multi)
+    held = _deposit_exchanges_per_account(world)
+    spread = [len(v) >= 2 for k, v in held.items() if k.startswith(kinds)]
+    # measured on seed 1: 455 of the 1,857 people with a deposit (0.245) hold them at 2+ exchanges
+    assert sum(spread) / len(spread) > 0.15, sum(spread) / len(spread)

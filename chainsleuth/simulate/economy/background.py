@@ -114,7 +114,7 @@ class Background(Mining):
                 w = self._funded(group)
                 if w is None:
                     continue
-                ex = self.exchanges[w.home]
+                ex = self.deposit_exchange(w)
                 dep = self.deposit_addr(ex, w)
                 if w.kind in ("miner", "merchant") or rng.random() < 0.3:
                     coins, w.utxos = w.utxos[:150], w.utxos[150:]

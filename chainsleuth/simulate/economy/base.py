@@ -42,7 +42,11 @@ from chainsleuth.simulate.keys import ROLE, Addr, AddressBook, Utxo
 from chainsleuth.simulate.profiles import Profile
 from chainsleuth.simulate.profiles import profile as get_profile
 
-__all__ = ["WorldBase"]
+__all__ = ["DEPOSITING_KINDS", "WorldBase"]
+
+#: the kinds of wallet that deposit at an exchange account of their own (the people); an
+#: account holder of several exchanges is drawn among them
+DEPOSITING_KINDS = frozenset({"user", "customer", "miner", "merchant", "multisig"})
 
 
 class WorldBase:
@@ -217,6 +221,36 @@ class WorldBase:
             for _ in range(times):
                 h = rng.randrange(first, last)
                 self.plan_starts.setdefault(h, []).append((r, payer))
+        self._draw_extra_exchanges(s)
+
+    def _draw_extra_exchanges(self, s: Scale) -> None:
+        """Profile knob `multi_exchange_customer_share`: that share of the people with an
+        exchange account also hold accounts at one or two other exchanges and split their
+        deposits among all of them (real users commonly hold several). Drawn from streams of
+        their own, and not at all at 0, so every world without the knob stays byte-identical."""
+        #: wallet index -> the exchanges (indices, home first) its deposits are split among
+        self.deposit_homes: dict[int, tuple[int, ...]] = {}
+        share = self.profile.multi_exchange_customer_share
+        self.deposit_rng = random.Random(self.seed * 6_700_417 + 67)
+        if share <= 0 or s.n_exchanges < 2:
+            return
+        multi_rng = random.Random(self.seed * 6_700_417 + 61)
+        for w in self.wallets:
+            if w.home < 0 or w.kind not in DEPOSITING_KINDS:
+                continue
+            if multi_rng.random() >= share:
+                continue
+            others = [n for n in range(s.n_exchanges) if n != w.home]
+            k = min(len(others), multi_rng.choice((1, 2)))
+            self.deposit_homes[w.idx] = (w.home, *multi_rng.sample(others, k))
+
+    def deposit_exchange(self, w: Wallet) -> Exchange:
+        """The exchange `w` deposits at this time: its home exchange, or, for a holder of
+        several accounts (`multi_exchange_customer_share`), one of them drawn evenly."""
+        homes = self.deposit_homes.get(w.idx)
+        if homes is None:
+            return self.exchanges[w.home]
+        return self.exchanges[self.deposit_rng.choice(homes)]
 
     # -----------------------------------------------------------------------------------------
     # addresses and fees

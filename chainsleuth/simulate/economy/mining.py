@@ -62,7 +62,7 @@ class Mining(Exchanges):
                 outs.append((self.recv(m), int(unit * s), None))
             for s in share[len(miners) :]:  # miners paid straight into an exchange account
                 acct = self.rng.choice(self.miners)
-                ex = self.exchanges[acct.home]
+                ex = self.deposit_exchange(acct)
                 outs.append((self.deposit_addr(ex, acct), int(unit * s), ex.deposits))
             outs = [o for o in outs if o[1] > MIN_CHANGE]
             self.pay(pool, outs, "pool_payout", utxos=ripe, change_addr=pool.addr)
