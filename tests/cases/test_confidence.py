@@ -93,7 +93,7 @@ def test_confidence_is_monotone_where_it_must_be() -> None:
     hops = [_lead(hops=h) for h in range(1, 15)]
     assert all(a >= b for a, b in zip(hops, hops[1:], strict=False))
     # a longer path and a small share keep these below the ceiling, whatever the fit
-    far = {"hops": 8.0, "share": 0.01}
+    far = {"hops": 14.0, "share": 1e-5}
     holds = [_lead(hold=h, **far) for h in (0.0, 1.0, 4.0, 16.0, 64.0, 200.0)]
     assert all(a >= b for a, b in zip(holds, holds[1:], strict=False))
     assert holds[0] > holds[-1]  # the hold counts
