@@ -113,6 +113,7 @@ from chainsleuth.trace.services import (
     habit_rows,
     habits_changed,
     hot_change_links,
+    known_and_different,
     payout_cospend_evidence,
     received_deposits,
     sendall_receivers,
@@ -1827,7 +1828,7 @@ def _sweep_address_misfits(
                       name_read[np.minimum(name_code, name_read.shape[0] - 1)], -1)  # fmt: skip
     mine = np.where(label_code < label_read.shape[0],
                     label_read[np.minimum(label_code, label_read.shape[0] - 1)], -1)  # fmt: skip
-    return (mine >= 0) & (theirs >= 0) & (mine != theirs)
+    return known_and_different(mine, theirs)
 
 
 def _keep_links(

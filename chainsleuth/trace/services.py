@@ -2437,7 +2437,7 @@ def _sweep_contradicts(
 ) -> np.ndarray:
     """Per candidate (bool): its sweeps (one is enough) pay the other kind of address than its
     named group's (at the change-address thresholds): fresh against reused hot addresses."""
-    return _known_and_different(
+    return known_and_different(
         styles.sweep_address(1)[candidate], styles.sweep_address(STYLE_MIN_CHANGE_ADDRESS)[named]
     )
 
@@ -2448,13 +2448,13 @@ def _cospend_contradicts(
     """Per candidate (bool): its batches co-spend deposit coins and its named group's spend
     hot coins only, or the other way round (`WalletStyles.cospends`, `COSPEND_MIN_BATCHES`
     batches one way and `STYLE_HABIT_RATIO` times as many as the other, on both sides)."""
-    return _known_and_different(
+    return known_and_different(
         styles.cospends(COSPEND_MIN_CANDIDATE)[candidate],
         styles.cospends(COSPEND_MIN_BATCHES)[named],
     )
 
 
-def _known_and_different(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+def known_and_different(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
     """Per row (bool): both sides know the habit (>= 0; -1 = not known, as `WalletStyles`
     reads it) and read it differently. A habit one side does not show contradicts nothing."""
     out: np.ndarray = (mine >= 0) & (theirs >= 0) & (mine != theirs)
